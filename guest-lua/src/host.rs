@@ -1,0 +1,507 @@
+//! The VM on one worker: builds the sandbox, loads the kernel, and provides
+//! the host functions (`H.*`) through which the kernel reaches the process
+//! model. Host functions never panic on bad input: they return
+//! `false, kind, message` for failures a process should see as `nil, err`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mlua::{
+    Function, IntoLua, Lua, LuaOptions, LuaString, MultiValue, StdLib, Table, Value as LuaValue,
+    Variadic,
+};
+use rustc_hash::FxHashMap;
+use warren_core::{
+    CoreRef, ErrorKind, Event, Exit, Frontend, Item, Pid, ProcError, Program, SpawnRequest, Value,
+    duration,
+};
+
+use crate::convert::{from_lua, to_lua};
+use crate::program::LuaProgram;
+use crate::{json, timefmt};
+
+const KERNEL: &str = include_str!("kernel.lua");
+
+/// A worker's Lua VM and its kernel.
+pub(crate) struct LuaVm {
+    _lua: Lua,
+    run: Function,
+}
+
+/// Stands in for a VM that failed to start: fails every process sent to it.
+pub(crate) struct Broken {
+    pub error: String,
+}
+
+impl Frontend for Broken {
+    fn run(&mut self, _budget: u32) -> bool {
+        tracing::error!("Lua VM unavailable: {}", self.error);
+        false
+    }
+}
+
+impl Frontend for LuaVm {
+    fn run(&mut self, budget: u32) -> bool {
+        match self.run.call::<bool>(budget) {
+            Ok(more) => more,
+            Err(err) => {
+                tracing::error!("Lua kernel error: {err}");
+                true
+            }
+        }
+    }
+}
+
+type Failure = (bool, &'static str, String);
+
+fn failure(err: &ProcError) -> Failure {
+    (false, err.kind.name(), err.message.clone())
+}
+
+fn pid_of(raw: i64) -> Pid {
+    Pid::from_u64(u64::try_from(raw).unwrap_or(0))
+}
+
+fn lua_id(pid: Pid) -> i64 {
+    i64::try_from(pid.as_u64()).unwrap_or(-1)
+}
+
+struct Entries {
+    compiled: FxHashMap<String, (Arc<Program>, Table)>,
+}
+
+impl LuaVm {
+    pub(crate) fn new(core: CoreRef, index: usize) -> mlua::Result<Self> {
+        let libs = StdLib::COROUTINE
+            | StdLib::TABLE
+            | StdLib::STRING
+            | StdLib::UTF8
+            | StdLib::MATH
+            | StdLib::OS;
+        // SAFETY: the debug library is loaded only so that the kernel can keep
+        // `debug.traceback` for `err:stack()`; it is removed from the globals
+        // below before any process code runs, and process code never sees the
+        // VM's globals (each process has its own `_ENV`).
+        let lua = unsafe { Lua::unsafe_new_with(libs | StdLib::DEBUG, LuaOptions::default()) };
+        let globals = lua.globals();
+        let debug: Table = globals.get("debug")?;
+        let traceback: Function = debug.get("traceback")?;
+        globals.set("debug", LuaValue::Nil)?;
+        let h = lua.create_table()?;
+        register(&lua, &h, core, index)?;
+        let kernel: Table = lua
+            .load(KERNEL)
+            .set_name("=warren-kernel")
+            .call((h.clone(), traceback))?;
+        let new_entry: Function = kernel.get("new_entry")?;
+        lua.set_named_registry_value("warren.new_entry", new_entry)?;
+        for name in ["dofile", "loadfile", "require", "package", "io"] {
+            globals.set(name, LuaValue::Nil)?;
+        }
+        let run: Function = kernel.get("run")?;
+        Ok(LuaVm { _lua: lua, run })
+    }
+}
+
+fn register(lua: &Lua, h: &Table, core: CoreRef, index: usize) -> mlua::Result<()> {
+    register_next(lua, h, core.clone(), index)?;
+    register_messaging(lua, h, &core)?;
+    register_lifecycle(lua, h, &core)?;
+    register_registry(lua, h, &core)?;
+    register_util(lua, h, &core)?;
+    Ok(())
+}
+
+fn register_next(lua: &Lua, h: &Table, core: CoreRef, index: usize) -> mlua::Result<()> {
+    let entries = Rc::new(RefCell::new(Entries {
+        compiled: FxHashMap::default(),
+    }));
+    let next = lua.create_function(move |lua, ()| {
+        loop {
+            let item = core.borrow_mut().next_item(index);
+            let Some((pid, item)) = item else {
+                return Ok(MultiValue::new());
+            };
+            if let Some(values) = item_values(lua, &core, &entries, pid, item)? {
+                return Ok(values);
+            }
+        }
+    })?;
+    h.set("next", next)
+}
+
+fn str_value(lua: &Lua, s: &str) -> mlua::Result<LuaValue> {
+    Ok(LuaValue::String(lua.create_string(s)?))
+}
+
+fn item_values(
+    lua: &Lua,
+    core: &CoreRef,
+    entries: &Rc<RefCell<Entries>>,
+    pid: Pid,
+    item: Item,
+) -> mlua::Result<Option<MultiValue>> {
+    let mut out = vec![LuaValue::Integer(lua_id(pid))];
+    match item {
+        Item::Start { program, args } => {
+            let entry = match entry_table(lua, entries, &program) {
+                Ok(t) => t,
+                Err(message) => {
+                    core.borrow_mut()
+                        .exit(pid, Err(ProcError::new(ErrorKind::Invalid, message)));
+                    return Ok(None);
+                }
+            };
+            out.push(str_value(lua, "start")?);
+            out.push(str_value(lua, &pid.to_string())?);
+            out.push(LuaValue::Table(entry));
+            for arg in &args {
+                out.push(to_lua(lua, arg)?);
+            }
+        }
+        Item::Msg(msg) => {
+            out.push(str_value(lua, "msg")?);
+            out.push(str_value(lua, &msg.topic)?);
+            out.push(str_value(lua, &msg.from.to_string())?);
+            for payload in &msg.payloads {
+                out.push(to_lua(lua, payload)?);
+            }
+        }
+        Item::Event(event) => {
+            out.push(str_value(lua, "event")?);
+            event_values(lua, &mut out, event)?;
+        }
+        Item::Timer(id) => {
+            out.push(str_value(lua, "timer")?);
+            out.push(LuaValue::Integer(i64::try_from(id).unwrap_or(i64::MAX)));
+        }
+        Item::Kill(reason) => {
+            out.push(str_value(lua, "kill")?);
+            error_values(lua, &mut out, &reason)?;
+        }
+    }
+    Ok(Some(MultiValue::from_vec(out)))
+}
+
+fn error_values(lua: &Lua, out: &mut Vec<LuaValue>, err: &ProcError) -> mlua::Result<()> {
+    out.push(str_value(lua, err.kind.name())?);
+    out.push(str_value(lua, &err.message)?);
+    out.push(LuaValue::Boolean(err.retryable));
+    out.push(match &err.details {
+        Some(details) => to_lua(lua, details)?,
+        None => LuaValue::Nil,
+    });
+    Ok(())
+}
+
+fn event_values(lua: &Lua, out: &mut Vec<LuaValue>, event: Event) -> mlua::Result<()> {
+    let (kind, from, result) = match event {
+        Event::Cancel { from, reason } => {
+            out.push(str_value(lua, "CANCEL")?);
+            out.push(str_value(lua, &from.to_string())?);
+            out.push(to_lua(lua, &reason)?);
+            return Ok(());
+        }
+        Event::Exit { from, result } => ("EXIT", from, result),
+        Event::LinkDown { from, result } => ("LINK_DOWN", from, result),
+    };
+    out.push(str_value(lua, kind)?);
+    out.push(str_value(lua, &from.to_string())?);
+    match result {
+        Ok(value) => {
+            out.push(LuaValue::Boolean(true));
+            out.push(to_lua(lua, &value)?);
+        }
+        Err(err) => {
+            out.push(LuaValue::Boolean(false));
+            error_values(lua, out, &err)?;
+        }
+    }
+    Ok(())
+}
+
+/// The kernel's entry record for `program`, compiling it on first use in this VM.
+fn entry_table(
+    lua: &Lua,
+    entries: &Rc<RefCell<Entries>>,
+    program: &Arc<Program>,
+) -> Result<Table, String> {
+    if let Some((cached, table)) = entries.borrow().compiled.get(&program.id) {
+        if Arc::ptr_eq(cached, program) {
+            return Ok(table.clone());
+        }
+    }
+    let code = program
+        .code
+        .downcast_ref::<LuaProgram>()
+        .ok_or_else(|| format!("entry {} is not a Lua program", program.id))?;
+    let chunk = code.compile(lua).map_err(|e| match e {
+        mlua::Error::SyntaxError { message, .. } => message,
+        other => other.to_string(),
+    })?;
+    let build = || -> mlua::Result<Table> {
+        let new_entry: Function = lua.named_registry_value("warren.new_entry")?;
+        new_entry.call((
+            program.id.as_str(),
+            chunk,
+            code.method.as_str(),
+            code.modules.clone(),
+        ))
+    };
+    let table = build().map_err(|e| e.to_string())?;
+    entries
+        .borrow_mut()
+        .compiled
+        .insert(program.id.clone(), (program.clone(), table.clone()));
+    Ok(table)
+}
+
+fn payloads(values: Variadic<LuaValue>, root: &str) -> Result<Vec<Value>, ProcError> {
+    let many = values.len() > 1;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let name = if many {
+                format!("{root}[{}]", i + 1)
+            } else {
+                root.to_owned()
+            };
+            from_lua(v, &name).map_err(|e| ProcError::new(ErrorKind::Invalid, e.to_string()))
+        })
+        .collect()
+}
+
+fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let c = core.clone();
+    let send =
+        move |lua: &Lua,
+              (me, dest, topic, rest): (i64, LuaString, LuaString, Variadic<LuaValue>)| {
+            let result = (|| -> Result<bool, Wrapped> {
+                let to = c.borrow().resolve(&dest.to_str()?)?;
+                let payloads = payloads(rest, "payload")?;
+                c.borrow_mut()
+                    .send(pid_of(me), to, &topic.to_str()?, payloads)?;
+                Ok(true)
+            })();
+            ok_or_failure(lua, result)
+        };
+    h.set("send", lua.create_function(send)?)?;
+    let c = core.clone();
+    type SpawnArgs = (i64, LuaString, LuaString, bool, bool, Variadic<LuaValue>);
+    let spawn = move |lua: &Lua, (me, entry, host, link, monitor, rest): SpawnArgs| {
+        let result = (|| -> Result<String, Wrapped> {
+            let args = payloads(rest, "argument")?;
+            let mut req =
+                SpawnRequest::new(entry.to_str()?.to_owned(), host.to_str()?.to_owned(), args);
+            req.link = link;
+            req.monitor = monitor;
+            Ok(c.borrow_mut().spawn(pid_of(me), req)?.to_string())
+        })();
+        ok_or_failure(lua, result)
+    };
+    h.set("spawn", lua.create_function(spawn)?)
+}
+
+impl From<mlua::Error> for Wrapped {
+    fn from(err: mlua::Error) -> Self {
+        Wrapped(ProcError::new(ErrorKind::Invalid, err.to_string()))
+    }
+}
+
+/// Lets `?` mix mlua and host errors inside host functions.
+struct Wrapped(ProcError);
+
+impl From<ProcError> for Wrapped {
+    fn from(err: ProcError) -> Self {
+        Wrapped(err)
+    }
+}
+
+fn ok_or_failure<T: IntoLua>(
+    lua: &Lua,
+    result: Result<T, impl Into<Wrapped>>,
+) -> mlua::Result<MultiValue> {
+    match result {
+        Ok(value) => (value,).into_lua_multi(lua),
+        Err(err) => failure(&err.into().0).into_lua_multi(lua),
+    }
+}
+
+use mlua::IntoLuaMulti;
+
+fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    type Op = fn(&mut warren_core::Core, Pid, Pid, LuaValue) -> Result<(), ProcError>;
+    let ops: [(&str, Op); 6] = [
+        ("link", |c, me, pid, _| c.link(me, pid)),
+        ("unlink", |c, me, pid, _| {
+            c.unlink(me, pid);
+            Ok(())
+        }),
+        ("monitor", |c, me, pid, _| c.monitor(me, pid)),
+        ("unmonitor", |c, me, pid, _| {
+            c.unmonitor(me, pid);
+            Ok(())
+        }),
+        ("cancel", |c, me, pid, reason| {
+            let reason = from_lua(&reason, "reason")
+                .map_err(|e| ProcError::new(ErrorKind::Invalid, e.to_string()))?;
+            c.cancel(me, pid, reason)
+        }),
+        ("terminate", |c, _, pid, _| {
+            c.terminate(pid, ProcError::terminated())
+        }),
+    ];
+    for (name, op) in ops {
+        let c = core.clone();
+        let f = lua.create_function(
+            move |lua, (me, target, extra): (i64, LuaString, LuaValue)| {
+                let result = (|| -> Result<bool, Wrapped> {
+                    let pid = c.borrow().resolve(&target.to_str()?)?;
+                    op(&mut c.borrow_mut(), pid_of(me), pid, extra)?;
+                    Ok(true)
+                })();
+                ok_or_failure(lua, result)
+            },
+        )?;
+        h.set(name, f)?;
+    }
+    let c = core.clone();
+    let trap = lua.create_function(move |_, (me, set): (i64, Option<bool>)| {
+        if let Some(trap) = set {
+            c.borrow_mut().set_trap_links(pid_of(me), trap);
+        }
+        Ok(c.borrow().trap_links(pid_of(me)))
+    })?;
+    h.set("trap", trap)?;
+    let c = core.clone();
+    let exit = lua.create_function(move |_, (me, ok, rest): (i64, bool, Variadic<LuaValue>)| {
+        let result = exit_result(ok, &rest);
+        c.borrow_mut().exit(pid_of(me), result);
+        Ok(())
+    })?;
+    h.set("exit", exit)?;
+    let c = core.clone();
+    let timer = lua.create_function(move |_, (me, id, ns): (i64, i64, i64)| {
+        let delay = Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
+        c.borrow_mut()
+            .start_timer(pid_of(me), u64::try_from(id).unwrap_or(0), delay);
+        Ok(())
+    })?;
+    h.set("timer", timer)
+}
+
+fn exit_result(ok: bool, rest: &[LuaValue]) -> Exit {
+    let arg = |i: usize| rest.get(i).cloned().unwrap_or(LuaValue::Nil);
+    if ok {
+        return from_lua(&arg(0), "result")
+            .map_err(|e| ProcError::new(ErrorKind::Invalid, e.to_string()));
+    }
+    let text = |v: LuaValue| match v {
+        LuaValue::String(s) => s.to_string_lossy(),
+        LuaValue::Nil => String::new(),
+        other => format!("{other:?}"),
+    };
+    let mut err = ProcError::new(ErrorKind::from_name(&text(arg(0))), text(arg(1)));
+    err.retryable = matches!(arg(2), LuaValue::Boolean(true));
+    err.details = from_lua(&arg(3), "details")
+        .ok()
+        .filter(|d| *d != Value::Nil);
+    Err(err)
+}
+
+fn register_registry(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let c = core.clone();
+    let register =
+        lua.create_function(move |lua, (_me, name, pid): (i64, LuaString, LuaString)| {
+            let result = (|| -> Result<bool, Wrapped> {
+                let pid = Pid::parse(&pid.to_str()?).ok_or_else(|| {
+                    ProcError::new(
+                        ErrorKind::Invalid,
+                        format!("{:?} is not a pid", pid.to_string_lossy()),
+                    )
+                })?;
+                c.borrow_mut().register(&name.to_str()?, pid)?;
+                Ok(true)
+            })();
+            ok_or_failure(lua, result)
+        })?;
+    h.set("register", register)?;
+    let c = core.clone();
+    let lookup = lua.create_function(move |_, name: LuaString| {
+        Ok(c.borrow().lookup(&name.to_str()?).map(|p| p.to_string()))
+    })?;
+    h.set("lookup", lookup)?;
+    let c = core.clone();
+    let unregister = lua.create_function(move |_, (me, name): (i64, LuaString)| {
+        let name = name.to_str()?;
+        let mut core = c.borrow_mut();
+        // Only the holder of a name may release it.
+        if core.lookup(&name) != Some(pid_of(me)) {
+            return Ok(false);
+        }
+        Ok(core.unregister(&name))
+    })?;
+    h.set("unregister", unregister)
+}
+
+fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let c = core.clone();
+    let log = lua.create_function(move |_, (me, level, msg): (i64, LuaString, LuaString)| {
+        let pid = pid_of(me);
+        let host = c.borrow().host_name(pid).to_owned();
+        let msg = msg.to_string_lossy();
+        match &*level.to_str()? {
+            "error" => tracing::error!(target: "warren::lua", %pid, %host, "{msg}"),
+            "warn" => tracing::warn!(target: "warren::lua", %pid, %host, "{msg}"),
+            "debug" => tracing::debug!(target: "warren::lua", %pid, %host, "{msg}"),
+            _ => tracing::info!(target: "warren::lua", %pid, %host, "{msg}"),
+        }
+        Ok(())
+    })?;
+    h.set("log", log)?;
+    h.set("now", lua.create_function(|_, ()| Ok(unix_nanos()))?)?;
+    h.set(
+        "parse_duration",
+        lua.create_function(|_, s: LuaString| {
+            Ok(match duration::parse(&s.to_string_lossy()) {
+                Ok(ns) => (Some(ns), None),
+                Err(e) => (None, Some(e.to_string())),
+            })
+        })?,
+    )?;
+    h.set(
+        "format_duration",
+        lua.create_function(|_, ns: i64| Ok(duration::format(ns)))?,
+    )?;
+    h.set(
+        "format_time",
+        lua.create_function(|_, (ns, layout): (i64, String)| Ok(timefmt::format(ns, &layout)))?,
+    )?;
+    h.set(
+        "json_encode",
+        lua.create_function(|_, v: LuaValue| {
+            Ok(match json::encode(&v) {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(e)),
+            })
+        })?,
+    )?;
+    h.set(
+        "json_decode",
+        lua.create_function(|lua, s: LuaString| match json::decode(&s.as_bytes()) {
+            Ok(v) => Ok((to_lua(lua, &v)?, LuaValue::Nil)),
+            Err(e) => Ok((LuaValue::Nil, str_value(lua, &e)?)),
+        })?,
+    )?;
+    Ok(())
+}
+
+fn unix_nanos() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+}

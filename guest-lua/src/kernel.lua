@@ -1,0 +1,988 @@
+-- Warren's Lua kernel: one instance per worker VM.
+--
+-- It schedules every Lua process of this worker as sandboxed coroutines:
+-- channels, select, coroutine.spawn, timers and the process API live here, so
+-- a blocked channel operation is a plain Lua yield to this loop and never a
+-- Rust future. The host (H) owns everything that crosses processes.
+--
+-- Guarantees: a process sees only its own globals (its _ENV falls back to a
+-- shared, read-only table of frozen libraries); kernel state is reachable by
+-- no process; an error in a process ends that process only.
+
+local H, traceback = ...
+
+local type, pairs, next, select, error, pcall, tostring, tonumber =
+    type, pairs, next, select, error, pcall, tostring, tonumber
+local setmetatable, getmetatable, rawget, rawset, rawequal, rawlen =
+    setmetatable, getmetatable, rawget, rawset, rawequal, rawlen
+local co_create, co_resume, co_yield, co_status, co_close, co_running =
+    coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.running
+local t_pack, t_unpack, t_concat = table.pack, table.unpack, table.concat
+local floor, math_type = math.floor, math.type
+local s_format, s_sub, s_byte = string.format, string.sub, string.byte
+local load, collectgarbage = load, collectgarbage
+
+local H_next, H_send, H_spawn, H_exit = H.next, H.send, H.spawn, H.exit
+local H_timer, H_log = H.timer, H.log
+
+local BLOCK = setmetatable({}, { __metatable = false, __tostring = function() return "blocked" end })
+local CLOSED = {}
+local NIL = {}
+
+---------------------------------------------------------------------------
+-- Ready queue: parallel arrays, no allocation per wake-up.
+---------------------------------------------------------------------------
+local rq_cr, rq_a, rq_b, rq_c = {}, {}, {}, {}
+local rq_head, rq_tail = 1, 0
+
+local current -- the coroutine record being run
+
+local function wake(cr, a, b, c)
+    if cr.ext then
+        cr.ext = false
+        cr.p.ext = cr.p.ext - 1
+    end
+    cr.blocked = false
+    local p = cr.p
+    p.nready = p.nready + 1
+    local t = rq_tail + 1
+    rq_tail = t
+    rq_cr[t], rq_a[t], rq_b[t], rq_c[t] = cr, a, b, c
+end
+
+local function block(cr, ext)
+    cr.blocked = true
+    if ext then
+        cr.ext = true
+        cr.p.ext = cr.p.ext + 1
+    end
+    return co_yield(BLOCK)
+end
+
+---------------------------------------------------------------------------
+-- Small FIFO queues.
+---------------------------------------------------------------------------
+local function qnew() return { h = 1, t = 0 } end
+local function qpush(q, v)
+    local t = q.t + 1
+    q.t = t
+    q[t] = v
+end
+local function qpop(q)
+    local h = q.h
+    if h > q.t then return nil end
+    local v = q[h]
+    q[h] = nil
+    if h == q.t then q.h, q.t = 1, 0 else q.h = h + 1 end
+    return v
+end
+local function qlen(q) return q.t - q.h + 1 end
+
+-- Waiter queues skip waiters whose select already completed elsewhere.
+local function live_pop(q)
+    while true do
+        local w = qpop(q)
+        if w == nil then return nil end
+        local sel = w.sel
+        if not sel then return w end
+        if not sel.done then
+            sel.done = true
+            return w
+        end
+    end
+end
+local function push_waiter(q, w)
+    while q.h <= q.t do -- drop completed selects at the head first
+        local head = q[q.h]
+        if head.sel and head.sel.done then qpop(q) else break end
+    end
+    qpush(q, w)
+end
+
+---------------------------------------------------------------------------
+-- Channels: opaque proxies; state lives in a kernel-private table.
+---------------------------------------------------------------------------
+local CH = setmetatable({}, { __mode = "k" })
+local ChanMethods = {}
+local ChanMT = { __index = ChanMethods, __metatable = false, __warren = "channel",
+    __tostring = function(self) return "channel" end }
+
+local function chan_state(cap, ext)
+    local proxy = setmetatable({}, ChanMT)
+    local s = { cap = cap, buf = qnew(), closed = false, rq = qnew(), sq = qnew(), ext = ext, proxy = proxy }
+    CH[proxy] = s
+    return s
+end
+
+local function state_of(ch, level)
+    local s = CH[ch]
+    if not s then error("expected a channel, got " .. type(ch), level + 1) end
+    return s
+end
+
+-- Non-blocking receive: ready, value, ok.
+local function try_recv(s)
+    local buf = s.buf
+    if buf.h <= buf.t then
+        local v = qpop(buf)
+        local w = live_pop(s.sq)
+        if w then
+            qpush(buf, w.v)
+            wake(w.cr, nil, true, s.proxy)
+        end
+        if v == NIL then v = nil end
+        return true, v, true
+    end
+    local w = live_pop(s.sq)
+    if w then
+        wake(w.cr, nil, true, s.proxy)
+        local v = w.v
+        if v == NIL then v = nil end
+        return true, v, true
+    end
+    if s.closed then return true, nil, false end
+    return false
+end
+
+-- Non-blocking send: true when done. Raises on a closed channel.
+local function try_send(s, v, level)
+    if s.closed then error("send on closed channel", level + 1) end
+    local w = live_pop(s.rq)
+    if w then
+        wake(w.cr, v, true, s.proxy)
+        return true
+    end
+    if qlen(s.buf) < s.cap then
+        if v == nil then v = NIL end
+        qpush(s.buf, v)
+        return true
+    end
+    return false
+end
+
+-- Host-fed delivery: never blocks (the host's queues bound it).
+local function deliver(s, v)
+    local w = live_pop(s.rq)
+    if w then
+        wake(w.cr, v, true, s.proxy)
+    else
+        if v == nil then v = NIL end
+        qpush(s.buf, v)
+    end
+end
+
+local function close_state(s)
+    if s.closed then return end
+    s.closed = true
+    while true do
+        local w = live_pop(s.rq)
+        if not w then break end
+        wake(w.cr, nil, false, s.proxy)
+    end
+    while true do
+        local w = live_pop(s.sq)
+        if not w then break end
+        wake(w.cr, CLOSED, false, s.proxy)
+    end
+end
+
+function ChanMethods:send(v)
+    local s = state_of(self, 2)
+    if try_send(s, v, 2) then return true end
+    local cr = current
+    push_waiter(s.sq, { cr = cr, v = (v == nil) and NIL or v })
+    local a = block(cr, s.ext)
+    if a == CLOSED then error("send on closed channel", 2) end
+    return true
+end
+
+function ChanMethods:receive()
+    local s = state_of(self, 2)
+    local ready, v, ok = try_recv(s)
+    if ready then return v, ok end
+    local cr = current
+    push_waiter(s.rq, { cr = cr })
+    return block(cr, s.ext)
+end
+
+function ChanMethods:close()
+    close_state(state_of(self, 2))
+end
+
+local CaseMT = { __metatable = false, __warren = "channel case" }
+local CASE = setmetatable({}, { __mode = "k" })
+
+function ChanMethods:case_send(v)
+    local s = state_of(self, 2)
+    local c = setmetatable({}, CaseMT)
+    CASE[c] = { s = s, send = true, v = v }
+    return c
+end
+
+function ChanMethods:case_receive()
+    local s = state_of(self, 2)
+    local c = setmetatable({}, CaseMT)
+    CASE[c] = { s = s, send = false }
+    return c
+end
+
+local channel = {}
+
+function channel.new(n)
+    if n ~= nil and (math_type(n) ~= "integer" or n < 0) then
+        error("channel.new: capacity must be a non-negative integer, got " .. tostring(n), 2)
+    end
+    return chan_state(n or 0, false).proxy
+end
+
+function channel.select(cases)
+    if type(cases) ~= "table" then error("channel.select: expected a table of cases", 2) end
+    local n = #cases
+    local recs = {}
+    for i = 1, n do
+        local c = CASE[cases[i]]
+        if not c then error("channel.select: case " .. i .. " is not a channel case", 2) end
+        recs[i] = c
+    end
+    for i = 1, n do
+        local c = recs[i]
+        if c.send then
+            if try_send(c.s, c.v, 2) then return { channel = c.s.proxy, ok = true } end
+        else
+            local ready, v, ok = try_recv(c.s)
+            if ready then return { channel = c.s.proxy, value = v, ok = ok } end
+        end
+    end
+    if cases.default then return { default = true } end
+    local cr = current
+    local sel = { done = false }
+    local ext = false
+    for i = 1, n do
+        local c = recs[i]
+        local s = c.s
+        if c.send then
+            push_waiter(s.sq, { cr = cr, sel = sel, v = (c.v == nil) and NIL or c.v })
+        else
+            push_waiter(s.rq, { cr = cr, sel = sel })
+        end
+        ext = ext or s.ext
+    end
+    local v, ok, ch = block(cr, ext)
+    if v == CLOSED then error("send on closed channel", 2) end
+    return { channel = ch, value = v, ok = ok }
+end
+
+---------------------------------------------------------------------------
+-- errors
+---------------------------------------------------------------------------
+local KINDS = { "NOT_FOUND", "ALREADY_EXISTS", "INVALID", "PERMISSION_DENIED", "UNAVAILABLE",
+    "INTERNAL", "CANCELED", "CONFLICT", "TIMEOUT", "RATE_LIMITED", "UNKNOWN" }
+local KIND_SET = {}
+for _, k in pairs(KINDS) do KIND_SET[k] = true end
+
+local ERRSET = setmetatable({}, { __mode = "k" })
+local ErrMethods = {}
+local ErrMT = { __index = ErrMethods, __metatable = false,
+    __tostring = function(e) return tostring(rawget(e, "_message")) end }
+
+-- Error objects keep their fields in plain keys so that they cross process
+-- boundaries as data; the methods are the documented interface.
+local function mkerr(kind, message, retryable, details, stack)
+    local e = setmetatable({ _kind = KIND_SET[kind] and kind or "UNKNOWN", _message = tostring(message),
+        _retryable = retryable and true or false, _details = details, _stack = stack or "" }, ErrMT)
+    ERRSET[e] = true
+    return e
+end
+
+-- Error objects, including ones that arrived from another process as data.
+local function is_err(v)
+    return ERRSET[v] ~= nil or (type(v) == "table" and KIND_SET[rawget(v, "_kind")] ~= nil
+        and type(rawget(v, "_message")) == "string")
+end
+
+function ErrMethods:kind() return rawget(self, "_kind") end
+function ErrMethods:message() return rawget(self, "_message") end
+function ErrMethods:retryable() return rawget(self, "_retryable") end
+function ErrMethods:details() return rawget(self, "_details") end
+function ErrMethods:stack() return rawget(self, "_stack") end
+
+local errors = {}
+for _, k in pairs(KINDS) do errors[k] = k end
+
+function errors.new(spec)
+    local stack = traceback(nil, 2)
+    if type(spec) == "table" and not ERRSET[spec] then
+        if spec.kind ~= nil and not KIND_SET[spec.kind] then
+            error("errors.new: unknown kind " .. tostring(spec.kind), 2)
+        end
+        return mkerr(spec.kind or "UNKNOWN", spec.message or "error", spec.retryable, spec.details, stack)
+    end
+    return mkerr("UNKNOWN", tostring(spec), false, nil, stack)
+end
+
+function errors.wrap(err, msg)
+    if err == nil then return nil end
+    local stack = traceback(nil, 2)
+    if is_err(err) then
+        return mkerr(rawget(err, "_kind"), tostring(msg) .. ": " .. rawget(err, "_message"),
+            rawget(err, "_retryable"), rawget(err, "_details"), stack)
+    end
+    return mkerr("UNKNOWN", tostring(msg) .. ": " .. tostring(err), false, nil, stack)
+end
+
+function errors.is(err, kind)
+    return is_err(err) and rawget(err, "_kind") == kind
+end
+
+-- Fields of any error value, for exits and events.
+local function err_fields(v)
+    if is_err(v) then
+        return rawget(v, "_kind"), rawget(v, "_message"), rawget(v, "_retryable"), rawget(v, "_details")
+    end
+    return "UNKNOWN", tostring(v), false, nil
+end
+
+-- A host call's failure triple as `nil, err`.
+local function host_fail(kind, msg)
+    return nil, mkerr(kind, msg)
+end
+
+---------------------------------------------------------------------------
+-- Processes
+---------------------------------------------------------------------------
+local procs = {}       -- pid integer -> process record
+local KTHREAD = setmetatable({}, { __mode = "k" }) -- threads the kernel schedules
+
+local function inbox_state(p)
+    local s = p.inbox
+    if not s then
+        s = chan_state(0, true)
+        p.inbox = s
+    end
+    return s
+end
+
+local function events_state(p)
+    local s = p.events
+    if not s then
+        s = chan_state(0, true)
+        p.events = s
+    end
+    return s
+end
+
+local function new_cr(p, fn)
+    local th = co_create(fn)
+    local cr = { th = th, p = p, ext = false, blocked = false, dead = false }
+    KTHREAD[th] = true
+    p.crs[cr] = true
+    p.live = p.live + 1
+    return cr
+end
+
+local function exit_proc(p, ok, v)
+    if p.dead then return end
+    p.dead = true
+    procs[p.id] = nil
+    local running = co_running()
+    for cr in pairs(p.crs) do
+        cr.dead = true
+        if cr.th ~= running and co_status(cr.th) == "suspended" then
+            current = cr
+            co_close(cr.th)
+        end
+    end
+    current = nil
+    p.crs = {}
+    if ok then
+        H_exit(p.id, true, v)
+    else
+        H_exit(p.id, false, err_fields(v))
+    end
+end
+
+local function deadlock(p)
+    H_log(p.id, "error", "deadlock: every coroutine of " .. p.pid .. " waits on a channel nothing can send to")
+    exit_proc(p, false, mkerr("INTERNAL", "deadlock: every coroutine waits on a channel nothing can send to"))
+end
+
+local ENV_MT -- set below, once the globals exist
+
+local function proc_main(p, entry, args)
+    local mod = entry.chunk(p.env)
+    local main = mod
+    if type(mod) == "table" then main = mod[entry.method] end
+    if type(main) ~= "function" then
+        error(s_format("entry %s: the script must return a function or a table with function %q",
+            entry.id, entry.method), 0)
+    end
+    return main(t_unpack(args, 1, args.n))
+end
+
+local function trampoline(fn, args)
+    return fn(t_unpack(args, 1, args.n))
+end
+
+local function start(id, pidstr, entry, ...)
+    local env = setmetatable({}, ENV_MT)
+    rawset(env, "_G", env)
+    local p = { id = id, pid = pidstr, env = env, entry = entry, crs = {}, live = 0, nready = 0, ext = 0,
+        timers = {}, dead = false }
+    procs[id] = p
+    local cr = new_cr(p, proc_main)
+    p.main = cr
+    wake(cr, p, entry, t_pack(...))
+end
+
+local function finished(cr, r1, r2)
+    local p = cr.p
+    cr.dead = true
+    p.crs[cr] = nil
+    p.live = p.live - 1
+    if cr == p.main then
+        if r1 == nil and r2 ~= nil then
+            exit_proc(p, false, r2)
+        else
+            exit_proc(p, true, r1)
+        end
+    end
+end
+
+local function resume_one()
+    local h = rq_head
+    local cr, a, b, c = rq_cr[h], rq_a[h], rq_b[h], rq_c[h]
+    rq_cr[h], rq_a[h], rq_b[h], rq_c[h] = nil, nil, nil, nil
+    if h == rq_tail then rq_head, rq_tail = 1, 0 else rq_head = h + 1 end
+    if cr.dead then return end
+    local p = cr.p
+    p.nready = p.nready - 1
+    current = cr
+    local ok, r1, r2 = co_resume(cr.th, a, b, c)
+    current = nil
+    if not ok then
+        exit_proc(p, false, r1)
+    elseif co_status(cr.th) == "dead" then
+        finished(cr, r1, r2)
+    elseif r1 ~= BLOCK then
+        exit_proc(p, false, mkerr("INVALID", "attempt to yield from outside a coroutine"))
+    end
+    if not p.dead and p.nready == 0 and p.ext == 0 and p.live > 0 then
+        deadlock(p)
+    end
+end
+
+---------------------------------------------------------------------------
+-- Items from the host.
+---------------------------------------------------------------------------
+local MsgMethods, PayloadMethods = {}, {}
+local MsgMT = { __index = MsgMethods, __metatable = false }
+local PayloadMT = { __index = PayloadMethods, __metatable = false }
+function MsgMethods:topic() return rawget(self, 1) end
+function MsgMethods:from() return rawget(self, 2) end
+function MsgMethods:payload()
+    local n = rawget(self, 3)
+    if n == 1 then return setmetatable({ rawget(self, 4) }, PayloadMT) end
+    local list = {}
+    for i = 1, n do list[i] = setmetatable({ rawget(self, 3 + i) }, PayloadMT) end
+    return list
+end
+function PayloadMethods:data() return rawget(self, 1) end
+
+local EVENT = { EXIT = "EXIT", LINK_DOWN = "LINK_DOWN", CANCEL = "CANCEL" }
+
+local function on_msg(p, topic, from, ...)
+    local n = select("#", ...)
+    local listen = p.listens and p.listens[topic]
+    if listen then
+        if n == 1 then deliver(listen, (...)) else deliver(listen, { ... }) end
+    else
+        deliver(inbox_state(p), setmetatable({ topic, from, n, ... }, MsgMT))
+    end
+end
+
+local function on_event(p, kind, from, ok, a, b, c, d)
+    if kind == "CANCEL" then
+        deliver(events_state(p), { kind = kind, from = from, reason = ok })
+        return
+    end
+    local result
+    if ok then result = { value = a } else result = { error = mkerr(a, b, c, d) } end
+    local waiter = kind == "EXIT" and p.exec and p.exec[from]
+    if waiter then
+        p.exec[from] = nil
+        if ok then wake(waiter, true, a) else wake(waiter, false, result.error) end
+        return
+    end
+    deliver(events_state(p), { kind = kind, from = from, result = result })
+end
+
+local function handle(id, kind, ...)
+    if id == nil then return false end
+    if kind == "start" then
+        start(id, ...)
+        return true
+    end
+    local p = procs[id]
+    if kind == "kill" then
+        if p then exit_proc(p, false, mkerr(...)) else H_exit(id, false, ...) end
+        return true
+    end
+    if not p then return true end
+    if kind == "msg" then
+        on_msg(p, ...)
+    elseif kind == "event" then
+        on_event(p, ...)
+    elseif kind == "timer" then
+        local id2 = ...
+        local fire = p.timers[id2]
+        if fire then
+            p.timers[id2] = nil
+            fire(p, id2)
+        end
+    end
+    return true
+end
+
+local function run(budget)
+    local done = 0
+    while true do
+        while handle(H_next()) do end
+        local batch = rq_tail - rq_head + 1
+        if batch <= 0 then return false end
+        for _ = 1, batch do resume_one() end
+        done = done + batch
+        if done >= budget then return true end
+    end
+end
+
+---------------------------------------------------------------------------
+-- The process API.
+---------------------------------------------------------------------------
+local function me()
+    local cr = current
+    if not cr then error("not inside a process", 3) end
+    return cr.p
+end
+
+local function check_str(v, what, level)
+    if type(v) ~= "string" then
+        error(s_format("%s must be a string, got %s", what, type(v)), level + 1)
+    end
+end
+
+local function ok_or_err(ok, kind, msg)
+    if ok then return ok end
+    return nil, mkerr(kind, msg)
+end
+
+local process = { event = EVENT, registry = {} }
+
+function process.pid() return me().pid end
+
+local function spawner(link, monitor)
+    return function(id, host, ...)
+        check_str(id, "process.spawn: entry id", 2)
+        check_str(host, "process.spawn: host", 2)
+        local pid, kind, msg = H_spawn(me().id, id, host, link, monitor, ...)
+        if pid then return pid end
+        return nil, mkerr(kind, msg)
+    end
+end
+process.spawn = spawner(false, false)
+process.spawn_linked = spawner(true, false)
+process.spawn_monitored = spawner(false, true)
+process.spawn_linked_monitored = spawner(true, true)
+
+function process.exec(id, host, ...)
+    check_str(id, "process.exec: entry id", 2)
+    check_str(host, "process.exec: host", 2)
+    local p = me()
+    local child, kind, msg = H_spawn(p.id, id, host, false, true, ...)
+    if not child then return nil, mkerr(kind, msg) end
+    p.exec = p.exec or {}
+    p.exec[child] = current
+    local ok, v = block(current, true)
+    if ok then return v end
+    return nil, v
+end
+
+function process.send(dest, topic, ...)
+    check_str(dest, "process.send: destination", 2)
+    check_str(topic, "process.send: topic", 2)
+    return ok_or_err(H_send(me().id, dest, topic, ...))
+end
+
+function process.inbox() return inbox_state(me()).proxy end
+function process.events() return events_state(me()).proxy end
+
+function process.listen(topic)
+    check_str(topic, "process.listen: topic", 2)
+    if s_sub(topic, 1, 1) == "@" then error("process.listen: topic " .. topic .. " is reserved", 2) end
+    local p = me()
+    p.listens = p.listens or {}
+    local s = p.listens[topic]
+    if not s then
+        s = chan_state(0, true)
+        p.listens[topic] = s
+    end
+    return s.proxy
+end
+
+function process.unlisten(ch)
+    local p = me()
+    local s = state_of(ch, 2)
+    if p.listens then
+        for topic, ls in pairs(p.listens) do
+            if ls == s then p.listens[topic] = nil end
+        end
+    end
+    return true
+end
+
+local function pid_call(fn, name)
+    return function(pid, ...)
+        check_str(pid, name .. ": pid", 2)
+        return ok_or_err(fn(me().id, pid, ...))
+    end
+end
+process.link = pid_call(H.link, "process.link")
+process.unlink = pid_call(H.unlink, "process.unlink")
+process.monitor = pid_call(H.monitor, "process.monitor")
+process.unmonitor = pid_call(H.unmonitor, "process.unmonitor")
+process.cancel = pid_call(H.cancel, "process.cancel")
+process.terminate = pid_call(H.terminate, "process.terminate")
+
+function process.set_options(opts)
+    if type(opts) ~= "table" then error("process.set_options: expected a table", 2) end
+    for k, v in pairs(opts) do
+        if k ~= "trap_links" then error("process.set_options: unknown option " .. tostring(k), 2) end
+        if type(v) ~= "boolean" then error("process.set_options: trap_links must be a boolean", 2) end
+    end
+    if opts.trap_links ~= nil then H.trap(me().id, opts.trap_links) end
+    return true
+end
+
+function process.get_options()
+    return { trap_links = H.trap(me().id) }
+end
+
+function process.registry.register(name, pid)
+    check_str(name, "process.registry.register: name", 2)
+    if pid ~= nil then check_str(pid, "process.registry.register: pid", 2) end
+    local p = me()
+    return ok_or_err(H.register(p.id, name, pid or p.pid))
+end
+
+function process.registry.lookup(name)
+    check_str(name, "process.registry.lookup: name", 2)
+    local pid = H.lookup(name)
+    if pid then return pid end
+    return nil, mkerr("NOT_FOUND", "no process is registered as " .. s_format("%q", name))
+end
+
+function process.registry.unregister(name)
+    check_str(name, "process.registry.unregister: name", 2)
+    return H.unregister(me().id, name)
+end
+
+---------------------------------------------------------------------------
+-- coroutine: scheduler-aware resume/wrap, plus coroutine.spawn.
+---------------------------------------------------------------------------
+local function resume_step(co, ok, first, ...)
+    if ok and first == BLOCK and co_status(co) == "suspended" then
+        return resume_step(co, co_resume(co, co_yield(BLOCK)))
+    end
+    return ok, first, ...
+end
+
+local function user_resume(co, ...)
+    if KTHREAD[co] then return false, "cannot resume a scheduler-managed coroutine" end
+    return resume_step(co, co_resume(co, ...))
+end
+
+local function wrap_result(ok, ...)
+    if ok then return ... end
+    error((...), 0)
+end
+
+local user_coroutine = {
+    create = co_create,
+    resume = user_resume,
+    yield = co_yield,
+    status = co_status,
+    running = co_running,
+    isyieldable = coroutine.isyieldable,
+    close = function(co)
+        if KTHREAD[co] then error("cannot close a scheduler-managed coroutine", 2) end
+        return co_close(co)
+    end,
+    wrap = function(fn)
+        local co = co_create(fn)
+        return function(...)
+            return wrap_result(resume_step(co, co_resume(co, ...)))
+        end
+    end,
+    spawn = function(fn, ...)
+        if type(fn) ~= "function" then error("coroutine.spawn: expected a function", 2) end
+        local p = me()
+        local cr = new_cr(p, trampoline)
+        wake(cr, fn, t_pack(...))
+        return true
+    end,
+}
+
+---------------------------------------------------------------------------
+-- time
+---------------------------------------------------------------------------
+local DurMethods, TimeMethods = {}, {}
+local DurMT = { __index = DurMethods, __metatable = false }
+local TimeMT = { __index = TimeMethods, __metatable = false }
+local function dur(ns) return setmetatable({ ns = ns }, DurMT) end
+local function tm(ns) return setmetatable({ ns = ns }, TimeMT) end
+DurMT.__tostring = function(d) return H.format_duration(rawget(d, "ns")) end
+DurMT.__eq = function(a, b) return rawget(a, "ns") == rawget(b, "ns") end
+DurMT.__lt = function(a, b) return rawget(a, "ns") < rawget(b, "ns") end
+DurMT.__le = function(a, b) return rawget(a, "ns") <= rawget(b, "ns") end
+function DurMethods:nanoseconds() return rawget(self, "ns") end
+function DurMethods:milliseconds() return rawget(self, "ns") // 1000000 end
+function DurMethods:seconds() return rawget(self, "ns") / 1e9 end
+
+local function to_ns(d, level)
+    local t = type(d)
+    if t == "number" then
+        if math_type(d) == "integer" then return d end
+        return floor(d)
+    elseif t == "string" then
+        local ns, err = H.parse_duration(d)
+        if not ns then error(err, level + 1) end
+        return ns
+    end
+    local ns = t == "table" and rawget(d, "ns")
+    if math_type(ns) == "integer" then return ns end
+    error("expected a duration (\"150ms\", nanoseconds, or a duration value), got " .. t, level + 1)
+end
+
+TimeMT.__tostring = function(t) return H.format_time(rawget(t, "ns"), "2006-01-02T15:04:05.999999999Z07:00") end
+TimeMT.__eq = DurMT.__eq
+TimeMT.__lt = DurMT.__lt
+TimeMT.__le = DurMT.__le
+function TimeMethods:unix() return rawget(self, "ns") // 1000000000 end
+function TimeMethods:unix_nano() return rawget(self, "ns") end
+function TimeMethods:sub(other) return dur(rawget(self, "ns") - rawget(other, "ns")) end
+function TimeMethods:add(d) return tm(rawget(self, "ns") + to_ns(d, 2)) end
+function TimeMethods:format(layout)
+    check_str(layout, "time:format: layout", 2)
+    return H.format_time(rawget(self, "ns"), layout)
+end
+
+local next_timer = 0
+local function arm(p, ns, fire)
+    next_timer = next_timer + 1
+    local id = next_timer
+    p.timers[id] = fire
+    H_timer(p.id, id, ns < 0 and 0 or ns)
+    return id
+end
+
+local time = {
+    RFC3339 = "2006-01-02T15:04:05Z07:00",
+    RFC3339NANO = "2006-01-02T15:04:05.999999999Z07:00",
+    NANOSECOND = 1, MICROSECOND = 1000, MILLISECOND = 1000000, SECOND = 1000000000,
+    MINUTE = 60000000000, HOUR = 3600000000000,
+}
+
+function time.now() return tm(H.now()) end
+function time.parse_duration(s)
+    check_str(s, "time.parse_duration: argument", 2)
+    local ns, err = H.parse_duration(s)
+    if not ns then return nil, mkerr("INVALID", err) end
+    return dur(ns)
+end
+
+function time.after(d)
+    local ns = to_ns(d, 2)
+    local p = me()
+    local s = chan_state(1, true)
+    arm(p, ns, function() deliver(s, tm(H.now())) end)
+    return s.proxy
+end
+
+function time.sleep(d)
+    local ns = to_ns(d, 2)
+    local p = me()
+    local cr = current
+    arm(p, ns, function() wake(cr) end)
+    block(cr, true)
+end
+
+local TimerMethods = {}
+local TimerMT = { __index = TimerMethods, __metatable = false, __warren = "timer" }
+
+function time.timer(d)
+    local ns = to_ns(d, 2)
+    local p = me()
+    local s = chan_state(1, true)
+    local t = setmetatable({}, TimerMT)
+    local st = { p = p, s = s }
+    rawset(t, 1, st)
+    local function fire() st.id = nil; deliver(s, tm(H.now())) end
+    st.fire = fire
+    st.id = arm(p, ns, fire)
+    return t
+end
+function TimerMethods:channel() return rawget(self, 1).s.proxy end
+function TimerMethods:stop()
+    local st = rawget(self, 1)
+    local pending = st.id ~= nil and st.p.timers[st.id] ~= nil
+    if st.id then st.p.timers[st.id] = nil end
+    st.id = nil
+    return pending
+end
+function TimerMethods:reset(d)
+    local st = rawget(self, 1)
+    local ns = to_ns(d, 2)
+    local pending = TimerMethods.stop(self)
+    st.id = arm(st.p, ns, st.fire)
+    return pending
+end
+
+function time.ticker(d)
+    local ns = to_ns(d, 2)
+    if ns <= 0 then error("time.ticker: the period must be positive", 2) end
+    local p = me()
+    local s = chan_state(1, true)
+    local t = setmetatable({}, TimerMT)
+    local st = { p = p, s = s }
+    rawset(t, 1, st)
+    local function fire()
+        if qlen(s.buf) == 0 then deliver(s, tm(H.now())) end
+        st.id = arm(p, ns, st.fire)
+    end
+    st.fire = fire
+    st.id = arm(p, ns, fire)
+    return t
+end
+
+---------------------------------------------------------------------------
+-- Modules and the sandbox.
+---------------------------------------------------------------------------
+local FROZEN = setmetatable({}, { __mode = "k" })
+
+local function freeze(real, name)
+    for k, v in pairs(real) do
+        if type(v) == "table" and not FROZEN[v] then real[k] = freeze(v, name .. "." .. k) end
+    end
+    local proxy = setmetatable({}, {
+        __index = real,
+        __newindex = function(_, k)
+            error(s_format("attempt to modify read-only table '%s' (key %s)", name, tostring(k)), 2)
+        end,
+        __pairs = function() return next, real, nil end,
+        __len = function() return #real end,
+        __metatable = false,
+    })
+    FROZEN[proxy] = true
+    return proxy
+end
+
+local json = freeze({ encode = function(v)
+    local s, err = H.json_encode(v)
+    if s then return s end
+    return nil, mkerr("INVALID", err)
+end, decode = function(s)
+    check_str(s, "json.decode: argument", 2)
+    local v, err = H.json_decode(s)
+    if err then return nil, mkerr("INVALID", err) end
+    return v
+end }, "json")
+
+local MODULES = { json = json, time = freeze(time, "time") }
+
+local function require_module(name)
+    check_str(name, "require: module name", 2)
+    local p = me()
+    local m = MODULES[name]
+    if m and p.entry.modules[name] then return m end
+    if not m then
+        error(mkerr("NOT_FOUND", s_format("module %q does not exist (entry %s)", name, p.entry.id)), 2)
+    end
+    error(mkerr("PERMISSION_DENIED",
+        s_format("module %q is not allowed for entry %s (add it to the entry's modules list)", name, p.entry.id)), 2)
+end
+
+local function safe_rawset(t, k, v)
+    if FROZEN[t] then error("attempt to modify a read-only table", 2) end
+    return rawset(t, k, v)
+end
+
+local function safe_setmetatable(t, mt)
+    if FROZEN[t] then error("cannot change a protected metatable", 2) end
+    if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+        error("setmetatable: __gc metamethods are not available to processes", 2)
+    end
+    return setmetatable(t, mt)
+end
+
+local function safe_load(chunk, name, mode, env)
+    if mode ~= nil and mode ~= "t" then
+        return nil, "load: only text chunks can be loaded (mode must be \"t\")"
+    end
+    if env == nil then env = me().env end
+    if type(chunk) == "string" and s_byte(chunk, 1) == 27 then
+        return nil, "load: binary chunks are not allowed"
+    end
+    return load(chunk, name, "t", env)
+end
+
+local function safe_collectgarbage(opt)
+    if opt == "count" then return collectgarbage("count") end
+    error("collectgarbage: only \"count\" is available to processes", 2)
+end
+
+local function lprint(...)
+    local n = select("#", ...)
+    local parts = {}
+    for i = 1, n do parts[i] = tostring((select(i, ...))) end
+    H_log(me().id, "info", t_concat(parts, "\t"))
+end
+
+local real_string = string
+real_string.dump = nil
+local os_subset = { time = os.time, date = os.date, clock = os.clock, difftime = os.difftime }
+
+local GLOBALS = {
+    assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = pcall,
+    select = select, tonumber = tonumber, tostring = tostring, type = type, xpcall = xpcall,
+    rawequal = rawequal, rawget = rawget, rawlen = rawlen, rawset = safe_rawset,
+    setmetatable = safe_setmetatable, getmetatable = getmetatable, load = safe_load,
+    collectgarbage = safe_collectgarbage, print = lprint, require = require_module,
+    _VERSION = _VERSION,
+    string = freeze(real_string, "string"),
+    table = freeze(table, "table"),
+    math = freeze(math, "math"),
+    utf8 = freeze(utf8, "utf8"),
+    os = freeze(os_subset, "os"),
+    coroutine = freeze(user_coroutine, "coroutine"),
+    process = freeze(process, "process"),
+    channel = freeze(channel, "channel"),
+    errors = freeze(errors, "errors"),
+}
+ENV_MT = { __index = GLOBALS, __metatable = false }
+
+-- The string metatable is shared by the whole VM: lock it.
+local smt = getmetatable("")
+smt.__index = real_string
+smt.__metatable = false
+
+-- Entry records are built by the host on first start (see lib.rs).
+local function new_entry(id, chunk, method, modules)
+    local set = {}
+    for i = 1, #modules do set[modules[i]] = true end
+    return { id = id, chunk = chunk, method = method, modules = set }
+end
+
+return { run = run, new_entry = new_entry, module_names = function()
+    local names = {}
+    for k in pairs(MODULES) do names[#names + 1] = k end
+    return names
+end }

@@ -1,0 +1,18 @@
+//! The Lua front-end of Warren.
+//!
+//! Each worker thread owns one Lua 5.4 VM per host; every Lua process on that
+//! worker is a set of coroutines in it, driven by a small kernel written in
+//! Lua (`kernel.lua`). Isolation does not come from separate VMs but from the
+//! environment: each process runs with its own `_ENV` whose fallback is a
+//! read-only table of frozen libraries, the string metatable is locked,
+//! `rawset`/`setmetatable`/`load` are guarded, and kernel state is held in
+//! upvalues no process can reach. See `docs/architecture.md`.
+
+mod convert;
+mod host;
+mod json;
+mod program;
+mod timefmt;
+
+pub use convert::{ConvertError, MAX_DEPTH, from_lua, to_lua};
+pub use program::{LuaProgram, MODULES, check_source, lua_frontend};

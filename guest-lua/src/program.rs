@@ -1,0 +1,105 @@
+//! Lua entries: their source, the function to run and the modules allowed,
+//! plus the factory that puts a Lua VM on every worker.
+
+use std::sync::Arc;
+
+use mlua::{Function, Lua, chunk::ChunkMode};
+use warren_core::{CoreRef, Frontend, FrontendFactory, Program};
+
+use crate::host;
+
+/// Modules a Lua entry may list in `modules:`.
+pub const MODULES: [&str; 2] = ["json", "time"];
+
+/// A Lua entry ready to be spawned.
+#[derive(Clone, Debug)]
+pub struct LuaProgram {
+    /// The chunk name used in error messages (normally the file path).
+    pub chunk_name: String,
+    /// The script's source text.
+    pub source: Arc<str>,
+    /// The function of the returned table to run (`main` by default).
+    pub method: String,
+    /// The modules `require` may load.
+    pub modules: Vec<String>,
+}
+
+impl LuaProgram {
+    /// A program from source, running `main` with no modules allowed.
+    pub fn new(chunk_name: impl Into<String>, source: impl Into<Arc<str>>) -> Self {
+        LuaProgram {
+            chunk_name: chunk_name.into(),
+            source: source.into(),
+            method: "main".into(),
+            modules: Vec::new(),
+        }
+    }
+
+    /// Sets the allowed modules.
+    pub fn with_modules(mut self, modules: &[&str]) -> Self {
+        self.modules = modules.iter().map(|m| (*m).to_owned()).collect();
+        self
+    }
+
+    /// Wraps it as a host [`Program`] with entry id `id`.
+    pub fn into_program(self, id: impl Into<String>) -> Program {
+        Program {
+            id: id.into(),
+            frontend: FRONTEND_NAME,
+            code: Arc::new(self),
+        }
+    }
+
+    /// The source as compiled: a prefix binds the process's environment to
+    /// `_ENV` on the first line, so line numbers stay those of the file.
+    pub(crate) fn wrapped_source(&self) -> String {
+        let body: &str = &self.source;
+        let comment = if body.starts_with('#') { "--" } else { "" };
+        format!("local _ENV = ...; {comment}{body}")
+    }
+
+    /// Compiles the program in `lua` (text only; binary chunks are refused).
+    pub(crate) fn compile(&self, lua: &Lua) -> mlua::Result<Function> {
+        lua.load(self.wrapped_source())
+            .set_name(format!("@{}", self.chunk_name))
+            .set_mode(ChunkMode::Text)
+            .into_function()
+    }
+}
+
+/// Compiles `program` in a scratch VM, for `warren check`; the error is
+/// Lua's message with file and line.
+pub fn check_source(program: &LuaProgram) -> Result<(), String> {
+    let lua = Lua::new();
+    program.compile(&lua).map(|_| ()).map_err(|e| match e {
+        mlua::Error::SyntaxError { message, .. } => message,
+        other => other.to_string(),
+    })
+}
+
+pub(crate) const FRONTEND_NAME: &str = "lua";
+
+struct Factory;
+
+impl FrontendFactory for Factory {
+    fn name(&self) -> &'static str {
+        FRONTEND_NAME
+    }
+
+    fn create(&self, core: CoreRef, index: usize) -> Box<dyn Frontend> {
+        match host::LuaVm::new(core, index) {
+            Ok(vm) => Box::new(vm),
+            Err(err) => {
+                tracing::error!("cannot start the Lua VM: {err}");
+                Box::new(host::Broken {
+                    error: err.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// The Lua front-end, to register with a `RuntimeBuilder`.
+pub fn lua_frontend() -> Arc<dyn FrontendFactory> {
+    Arc::new(Factory)
+}

@@ -1,0 +1,454 @@
+//! One worker's share of the process model.
+//!
+//! A [`Core`] owns the processes placed on its worker: their queued items,
+//! links, monitors and timers. Front-ends call it to act on behalf of a
+//! process; anything aimed at a process on another worker is batched in an
+//! outbox and handed over when the worker finishes its slice, so talking
+//! processes on one worker never wake another thread.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::error::{ErrorKind, ProcError};
+use crate::item::{Event, Exit, Item, LinkExit, Message};
+use crate::pid::Pid;
+use crate::runtime::{Shared, SpawnRequest};
+use crate::value::Value;
+use crate::worker::Cmd;
+
+/// The handle front-ends keep to their worker's core.
+pub type CoreRef = Rc<RefCell<Core>>;
+
+#[derive(Default)]
+struct ProcEntry {
+    frontend: usize,
+    items: VecDeque<Item>,
+    kill: Option<ProcError>,
+    queued: bool,
+    links: FxHashSet<Pid>,
+    watchers: Vec<Pid>,
+    trap_links: bool,
+}
+
+/// Worker-local process state; see the module docs.
+pub struct Core {
+    worker: usize,
+    shared: Arc<Shared>,
+    procs: FxHashMap<Pid, ProcEntry>,
+    ready: Vec<VecDeque<Pid>>,
+    timers: BinaryHeap<Reverse<(Instant, u64, Pid, u64)>>,
+    timer_seq: u64,
+    outbox: Vec<Vec<Cmd>>,
+}
+
+fn not_alive(pid: Pid) -> ProcError {
+    ProcError::new(ErrorKind::NotFound, format!("process {pid} is not alive"))
+}
+
+impl Core {
+    pub(crate) fn new(worker: usize, shared: Arc<Shared>, frontends: usize) -> Self {
+        let workers = shared.workers.len();
+        Core {
+            worker,
+            shared,
+            procs: FxHashMap::default(),
+            ready: (0..frontends).map(|_| VecDeque::new()).collect(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            outbox: (0..workers).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    /// The name of the host (tenant) `pid` runs on.
+    pub fn host_name(&self, pid: Pid) -> &str {
+        self.shared.host_name(pid.host())
+    }
+
+    /// Resolves a `send` destination: a pid string or a registered name.
+    pub fn resolve(&self, dest: &str) -> Result<Pid, ProcError> {
+        if let Some(pid) = Pid::parse(dest) {
+            return Ok(pid);
+        }
+        self.shared.registry.lookup(dest).ok_or_else(|| {
+            ProcError::new(
+                ErrorKind::NotFound,
+                format!("no process is registered as {dest:?}"),
+            )
+        })
+    }
+
+    /// Sends a message; `NOT_FOUND` if `to` is not alive, `INVALID` for a reserved topic.
+    pub fn send(
+        &mut self,
+        from: Pid,
+        to: Pid,
+        topic: &str,
+        payloads: Vec<Value>,
+    ) -> Result<(), ProcError> {
+        if topic.starts_with('@') {
+            return Err(ProcError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "topic {topic:?} is reserved: topics starting with '@' are for the runtime"
+                ),
+            ));
+        }
+        let msg = Message {
+            from,
+            topic: topic.into(),
+            payloads,
+        };
+        if self.post(Cmd::Deliver(to, Item::Msg(msg))) {
+            Ok(())
+        } else {
+            Err(not_alive(to))
+        }
+    }
+
+    /// Spawns a process on behalf of `parent`, optionally linked to and/or monitored by it.
+    pub fn spawn(&mut self, parent: Pid, req: SpawnRequest) -> Result<Pid, ProcError> {
+        let link = req.link;
+        let (cmd, worker) = self.shared.prepare_spawn(req, Some(parent))?;
+        let pid = cmd.pid;
+        if link {
+            if let Some(p) = self.procs.get_mut(&parent) {
+                p.links.insert(pid);
+            }
+        }
+        self.dispatch(worker, Cmd::Spawn(cmd));
+        Ok(pid)
+    }
+
+    /// Links `me` and `other`: an abnormal exit of either reaches the other.
+    pub fn link(&mut self, me: Pid, other: Pid) -> Result<(), ProcError> {
+        if me == other {
+            return Ok(());
+        }
+        if !self.post(Cmd::AddLink {
+            target: other,
+            peer: me,
+        }) {
+            return Err(not_alive(other));
+        }
+        if let Some(p) = self.procs.get_mut(&me) {
+            p.links.insert(other);
+        }
+        Ok(())
+    }
+
+    /// Removes a link in both directions.
+    pub fn unlink(&mut self, me: Pid, other: Pid) {
+        if let Some(p) = self.procs.get_mut(&me) {
+            p.links.remove(&other);
+        }
+        self.post(Cmd::RemoveLink {
+            target: other,
+            peer: me,
+        });
+    }
+
+    /// Makes `me` receive an EXIT event when `target` exits.
+    pub fn monitor(&mut self, me: Pid, target: Pid) -> Result<(), ProcError> {
+        if self.post(Cmd::AddMonitor {
+            target,
+            watcher: me,
+        }) {
+            Ok(())
+        } else {
+            Err(not_alive(target))
+        }
+    }
+
+    /// Removes one monitor of `target` held by `me`.
+    pub fn unmonitor(&mut self, me: Pid, target: Pid) {
+        self.post(Cmd::RemoveMonitor {
+            target,
+            watcher: me,
+        });
+    }
+
+    /// Delivers a CANCEL event to `target`.
+    pub fn cancel(&mut self, me: Pid, target: Pid, reason: Value) -> Result<(), ProcError> {
+        let event = Event::Cancel { from: me, reason };
+        if self.post(Cmd::Deliver(target, Item::Event(event))) {
+            Ok(())
+        } else {
+            Err(not_alive(target))
+        }
+    }
+
+    /// Stops `target` at its next scheduling point with reason `terminated`.
+    pub fn terminate(&mut self, target: Pid, reason: ProcError) -> Result<(), ProcError> {
+        if self.post(Cmd::Kill(target, reason)) {
+            Ok(())
+        } else {
+            Err(not_alive(target))
+        }
+    }
+
+    /// Sets whether linked exits arrive as LINK_DOWN events instead of killing `me`.
+    pub fn set_trap_links(&mut self, me: Pid, trap: bool) {
+        if let Some(p) = self.procs.get_mut(&me) {
+            p.trap_links = trap;
+        }
+    }
+
+    /// Whether `me` traps links.
+    pub fn trap_links(&self, me: Pid) -> bool {
+        self.procs.get(&me).is_some_and(|p| p.trap_links)
+    }
+
+    /// Registers `name` for `pid`, which must be alive.
+    pub fn register(&mut self, name: &str, pid: Pid) -> Result<(), ProcError> {
+        if !self.procs.contains_key(&pid) && self.shared.directory.get(pid).is_none() {
+            return Err(not_alive(pid));
+        }
+        self.shared.registry.register(name, pid)
+    }
+
+    /// The pid registered as `name`.
+    pub fn lookup(&self, name: &str) -> Option<Pid> {
+        self.shared.registry.lookup(name)
+    }
+
+    /// Unregisters `name`; `false` if it was not registered.
+    pub fn unregister(&mut self, name: &str) -> bool {
+        self.shared.registry.unregister(name)
+    }
+
+    /// Queues `Item::Timer(id)` for `me` after `delay`.
+    pub fn start_timer(&mut self, me: Pid, id: u64, delay: Duration) {
+        self.timer_seq += 1;
+        let at = Instant::now() + delay;
+        self.timers.push(Reverse((at, self.timer_seq, me, id)));
+    }
+
+    /// Ends `me` with `result`, notifying links, monitors and watchers.
+    pub fn exit(&mut self, me: Pid, result: Exit) {
+        let Some(p) = self.procs.remove(&me) else {
+            return;
+        };
+        self.shared.directory.remove(me);
+        self.shared.registry.release(me);
+        let observed = !p.links.is_empty() || !p.watchers.is_empty();
+        for peer in p.links {
+            let signal = LinkExit {
+                from: me,
+                result: result.clone(),
+            };
+            self.post(Cmd::LinkExit(peer, signal));
+        }
+        for watcher in p.watchers {
+            let event = Event::Exit {
+                from: me,
+                result: result.clone(),
+            };
+            self.post(Cmd::Deliver(watcher, Item::Event(event)));
+        }
+        match &result {
+            Err(err) if !observed => tracing::warn!(pid = %me, "process failed: {}", err.message),
+            Err(err) => tracing::debug!(pid = %me, "process failed: {}", err.message),
+            Ok(_) => tracing::debug!(pid = %me, "process exited"),
+        }
+        self.shared.process_exited(me, result);
+    }
+
+    /// Takes the next item of a ready process of front-end `frontend`. A
+    /// pending kill comes before anything else that process has queued.
+    pub fn next_item(&mut self, frontend: usize) -> Option<(Pid, Item)> {
+        loop {
+            let pid = *self.ready.get(frontend)?.front()?;
+            let Some(p) = self.procs.get_mut(&pid) else {
+                self.ready[frontend].pop_front();
+                continue;
+            };
+            if let Some(reason) = p.kill.take() {
+                p.items.clear();
+                return Some((pid, Item::Kill(reason)));
+            }
+            if let Some(item) = p.items.pop_front() {
+                return Some((pid, item));
+            }
+            p.queued = false;
+            self.ready[frontend].pop_front();
+        }
+    }
+
+    /// Whether a process of `frontend` has items waiting.
+    pub fn has_ready(&self, frontend: usize) -> bool {
+        self.ready.get(frontend).is_some_and(|q| !q.is_empty())
+    }
+
+    pub(crate) fn any_ready(&self) -> bool {
+        self.ready.iter().any(|q| !q.is_empty())
+    }
+
+    /// How many processes live on this worker.
+    pub fn process_count(&self) -> usize {
+        self.procs.len()
+    }
+
+    pub(crate) fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, _, pid, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            self.push_local(pid, Item::Timer(id));
+        }
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, ..))| *at)
+    }
+
+    pub(crate) fn take_outbox(&mut self) -> impl Iterator<Item = (usize, Vec<Cmd>)> + '_ {
+        self.outbox
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, cmds)| !cmds.is_empty())
+            .map(|(worker, cmds)| (worker, std::mem::take(cmds)))
+    }
+
+    /// Applies `cmd` here if its target is local, else queues it for the
+    /// owning worker. `false` when the target is not alive anywhere.
+    fn post(&mut self, cmd: Cmd) -> bool {
+        let target = cmd.target();
+        if self.procs.contains_key(&target) {
+            self.apply(cmd);
+            return true;
+        }
+        match self.shared.directory.get(target) {
+            Some(worker) if worker != self.worker => {
+                self.outbox[worker].push(cmd);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn dispatch(&mut self, worker: usize, cmd: Cmd) {
+        if worker == self.worker {
+            self.apply(cmd);
+        } else {
+            self.outbox[worker].push(cmd);
+        }
+    }
+
+    pub(crate) fn apply(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Spawn(spawn) => {
+                let mut entry = ProcEntry {
+                    frontend: spawn.frontend,
+                    ..ProcEntry::default()
+                };
+                entry.links.extend(spawn.link_to);
+                entry.watchers.extend(spawn.monitored_by);
+                let args = spawn.args;
+                entry.items.push_back(Item::Start {
+                    program: spawn.program,
+                    args,
+                });
+                self.procs.insert(spawn.pid, entry);
+                self.queue(spawn.pid);
+            }
+            Cmd::Deliver(pid, item) => {
+                self.push_local(pid, item);
+            }
+            Cmd::Kill(pid, reason) => {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.kill.get_or_insert(reason);
+                    self.queue(pid);
+                }
+            }
+            Cmd::LinkExit(pid, signal) => self.link_exit(pid, signal),
+            Cmd::AddLink { target, peer } => match self.procs.get_mut(&target) {
+                Some(p) => {
+                    p.links.insert(peer);
+                }
+                None => {
+                    let result = Err(not_alive(target));
+                    self.post(Cmd::LinkExit(
+                        peer,
+                        LinkExit {
+                            from: target,
+                            result,
+                        },
+                    ));
+                }
+            },
+            Cmd::RemoveLink { target, peer } => {
+                if let Some(p) = self.procs.get_mut(&target) {
+                    p.links.remove(&peer);
+                }
+            }
+            Cmd::AddMonitor { target, watcher } => match self.procs.get_mut(&target) {
+                Some(p) => p.watchers.push(watcher),
+                None => {
+                    let event = Event::Exit {
+                        from: target,
+                        result: Err(not_alive(target)),
+                    };
+                    self.post(Cmd::Deliver(watcher, Item::Event(event)));
+                }
+            },
+            Cmd::RemoveMonitor { target, watcher } => {
+                if let Some(p) = self.procs.get_mut(&target) {
+                    if let Some(i) = p.watchers.iter().position(|w| *w == watcher) {
+                        p.watchers.swap_remove(i);
+                    }
+                }
+            }
+        }
+    }
+
+    fn link_exit(&mut self, pid: Pid, signal: LinkExit) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if !p.links.remove(&signal.from) {
+            return;
+        }
+        let Err(err) = signal.result else {
+            return;
+        };
+        if p.trap_links {
+            let event = Event::LinkDown {
+                from: signal.from,
+                result: Err(err),
+            };
+            self.push_local(pid, Item::Event(event));
+        } else {
+            let reason = ProcError {
+                message: format!("linked process {} failed: {}", signal.from, err.message),
+                ..err
+            };
+            p.kill.get_or_insert(reason);
+            self.queue(pid);
+        }
+    }
+
+    fn push_local(&mut self, pid: Pid, item: Item) -> bool {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return false;
+        };
+        p.items.push_back(item);
+        self.queue(pid);
+        true
+    }
+
+    fn queue(&mut self, pid: Pid) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            if !p.queued {
+                p.queued = true;
+                self.ready[p.frontend].push_back(pid);
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Error kinds shared by every front-end, and the host's own error enums.
+//!
+//! [`ErrorKind`] mirrors the Lua `errors` module constants one for one, so an
+//! error raised in one language keeps its kind in the other.
+
+use std::fmt;
+
+use crate::value::Value;
+
+/// The kinds of the `errors` module.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A pid, name, entry or host does not exist.
+    NotFound,
+    /// A name is already registered.
+    AlreadyExists,
+    /// An argument is malformed.
+    Invalid,
+    /// The caller is not allowed to do this.
+    PermissionDenied,
+    /// The service is not available right now.
+    Unavailable,
+    /// A bug or broken invariant.
+    Internal,
+    /// The operation or process was cancelled or terminated.
+    Canceled,
+    /// Conflicting state.
+    Conflict,
+    /// A deadline passed.
+    Timeout,
+    /// A quota was exceeded.
+    RateLimited,
+    /// Anything else.
+    Unknown,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::Invalid,
+        ErrorKind::PermissionDenied,
+        ErrorKind::Unavailable,
+        ErrorKind::Internal,
+        ErrorKind::Canceled,
+        ErrorKind::Conflict,
+        ErrorKind::Timeout,
+        ErrorKind::RateLimited,
+        ErrorKind::Unknown,
+    ];
+
+    /// The constant's name, as Lua code sees it (`"NOT_FOUND"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "NOT_FOUND",
+            ErrorKind::AlreadyExists => "ALREADY_EXISTS",
+            ErrorKind::Invalid => "INVALID",
+            ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+            ErrorKind::Unavailable => "UNAVAILABLE",
+            ErrorKind::Internal => "INTERNAL",
+            ErrorKind::Canceled => "CANCELED",
+            ErrorKind::Conflict => "CONFLICT",
+            ErrorKind::Timeout => "TIMEOUT",
+            ErrorKind::RateLimited => "RATE_LIMITED",
+            ErrorKind::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// The kind named `name`, or `Unknown` for anything unrecognised.
+    pub fn from_name(name: &str) -> ErrorKind {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .unwrap_or(ErrorKind::Unknown)
+    }
+}
+
+/// An error as a process sees it: the same fields as a Lua error object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcError {
+    /// The error's kind.
+    pub kind: ErrorKind,
+    /// The (chained) message.
+    pub message: String,
+    /// Whether retrying may succeed.
+    pub retryable: bool,
+    /// Structured details, if any.
+    pub details: Option<Value>,
+}
+
+impl ProcError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ProcError {
+            kind,
+            message: message.into(),
+            retryable: false,
+            details: None,
+        }
+    }
+
+    /// The reason a forcefully terminated process exits with.
+    pub fn terminated() -> Self {
+        ProcError::new(ErrorKind::Canceled, "terminated")
+    }
+}
+
+impl fmt::Display for ProcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.kind.name())
+    }
+}
+
+impl std::error::Error for ProcError {}
+
+/// Why a spawn request was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SpawnError {
+    /// No entry with that id was loaded.
+    #[error("entry '{0}' not found")]
+    NoEntry(String),
+    /// No host with that id exists.
+    #[error("host '{0}' not found")]
+    NoHost(String),
+    /// The entry's language has no front-end in this runtime.
+    #[error("entry '{entry}' needs the '{frontend}' front-end, which this runtime lacks")]
+    NoFrontend {
+        /// The entry id.
+        entry: String,
+        /// The missing front-end's name.
+        frontend: String,
+    },
+    /// The runtime is shutting down.
+    #[error("the runtime is shutting down")]
+    ShuttingDown,
+}
+
+impl From<SpawnError> for ProcError {
+    fn from(err: SpawnError) -> Self {
+        let kind = match err {
+            SpawnError::ShuttingDown => ErrorKind::Unavailable,
+            _ => ErrorKind::NotFound,
+        };
+        ProcError::new(kind, err.to_string())
+    }
+}

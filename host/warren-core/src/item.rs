@@ -1,0 +1,77 @@
+//! What a process can receive: messages, lifecycle events, timer fires, and
+//! the host's own signals (start, kill, link exits).
+
+use std::sync::Arc;
+
+use crate::error::ProcError;
+use crate::frontend::Program;
+use crate::pid::Pid;
+use crate::value::Value;
+
+/// How a process ended: what its main returned, or the error it failed with.
+pub type Exit = Result<Value, ProcError>;
+
+/// A message in a mailbox.
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// The sender.
+    pub from: Pid,
+    /// The topic it was sent on.
+    pub topic: Arc<str>,
+    /// Zero or more payloads, copied from the sender.
+    pub payloads: Vec<Value>,
+}
+
+/// A lifecycle event, delivered to `process.events()`.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A monitored process exited (normally or not).
+    Exit {
+        /// The process that exited.
+        from: Pid,
+        /// How it ended.
+        result: Exit,
+    },
+    /// A linked process exited abnormally and this process traps links.
+    LinkDown {
+        /// The process that exited.
+        from: Pid,
+        /// How it ended.
+        result: Exit,
+    },
+    /// Another process asked this one to stop.
+    Cancel {
+        /// Who asked.
+        from: Pid,
+        /// The reason given.
+        reason: Value,
+    },
+}
+
+/// Something queued for a process, in arrival order.
+#[derive(Clone, Debug)]
+pub enum Item {
+    /// Start running `program` with `args` (always the first item).
+    Start {
+        /// The entry to run.
+        program: Arc<Program>,
+        /// Arguments to its main function.
+        args: Vec<Value>,
+    },
+    /// A message.
+    Msg(Message),
+    /// A lifecycle event.
+    Event(Event),
+    /// A timer the process started has fired.
+    Timer(u64),
+    /// The process must stop now with this reason.
+    Kill(ProcError),
+}
+
+/// Host-internal signal: a linked process exited. Turned into an [`Event`]
+/// or a [`Item::Kill`] by the receiving core, depending on `trap_links`.
+#[derive(Clone, Debug)]
+pub(crate) struct LinkExit {
+    pub from: Pid,
+    pub result: Exit,
+}

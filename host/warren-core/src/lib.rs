@@ -1,0 +1,29 @@
+//! Warren's process model, independent of any language.
+//!
+//! The host owns everything a process can observe about other processes:
+//! pids, mailboxes, links, monitors, the name registry and timers. A language
+//! front-end (Lua today, WebAssembly next) implements [`Frontend`] and talks to
+//! its worker only through [`Core`]; it never touches the scheduler's
+//! internals. Guarantees: messages between one sender and one receiver arrive
+//! in order; a send to an exited pid is an error for the sender, never a
+//! crash; every exit notifies exactly the linked and monitoring processes.
+
+pub mod core;
+pub mod directory;
+pub mod duration;
+pub mod error;
+pub mod frontend;
+pub mod item;
+pub mod pid;
+pub mod registry;
+pub mod runtime;
+pub mod value;
+mod worker;
+
+pub use crate::core::{Core, CoreRef};
+pub use error::{ErrorKind, ProcError, SpawnError};
+pub use frontend::{Frontend, FrontendFactory, Program};
+pub use item::{Event, Exit, Item, Message};
+pub use pid::Pid;
+pub use runtime::{HostSpec, Runtime, RuntimeBuilder, SpawnRequest};
+pub use value::Value;

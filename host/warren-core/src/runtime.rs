@@ -1,0 +1,350 @@
+//! The runtime: hosts (scheduler domains), their worker threads, the
+//! directory, the registry and the loaded programs.
+//!
+//! A [`Runtime`] is built once with every host and front-end it needs, then
+//! accepts spawns from outside (the CLI's main process, tests, services) and
+//! reports exits to whoever waits for them. Dropping it stops every worker.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+
+use crate::directory::Directory;
+use crate::error::{ProcError, SpawnError};
+use crate::frontend::{FrontendFactory, Program};
+use crate::item::Exit;
+use crate::pid::Pid;
+use crate::registry::Registry;
+use crate::value::Value;
+use crate::worker::{self, Cmd, Remote, SpawnCmd};
+
+/// A scheduler domain and tenant boundary (`kind: process.host`).
+#[derive(Clone, Debug)]
+pub struct HostSpec {
+    /// The host's entry id, e.g. `app:processes`.
+    pub name: String,
+    /// Worker threads of this host (at least one).
+    pub workers: usize,
+}
+
+/// What to spawn.
+#[derive(Clone, Debug)]
+pub struct SpawnRequest {
+    /// The entry id.
+    pub entry: String,
+    /// The host id.
+    pub host: String,
+    /// Arguments to the entry's main function.
+    pub args: Vec<Value>,
+    /// Link the new process to its parent.
+    pub link: bool,
+    /// Make the parent monitor the new process.
+    pub monitor: bool,
+}
+
+impl SpawnRequest {
+    /// A plain spawn of `entry` on `host` with `args`.
+    pub fn new(entry: impl Into<String>, host: impl Into<String>, args: Vec<Value>) -> Self {
+        SpawnRequest {
+            entry: entry.into(),
+            host: host.into(),
+            args,
+            link: false,
+            monitor: false,
+        }
+    }
+}
+
+pub(crate) struct HostInfo {
+    name: String,
+    first_worker: usize,
+    workers: usize,
+    next: AtomicUsize,
+}
+
+type Watchers = FxHashMap<Pid, Vec<mpsc::Sender<Exit>>>;
+
+/// State every worker shares.
+pub(crate) struct Shared {
+    pub(crate) workers: Vec<Remote>,
+    pub(crate) directory: Directory,
+    pub(crate) registry: Registry,
+    pub(crate) factories: Vec<Arc<dyn FrontendFactory>>,
+    hosts: Vec<HostInfo>,
+    programs: RwLock<FxHashMap<String, Arc<Program>>>,
+    next_serial: AtomicU64,
+    watchers: Mutex<Watchers>,
+    live: Mutex<usize>,
+    idle: Condvar,
+}
+
+impl Shared {
+    pub(crate) fn host_name(&self, host: u16) -> &str {
+        self.hosts
+            .get(usize::from(host))
+            .map_or("?", |h| h.name.as_str())
+    }
+
+    /// Validates a spawn, allocates the pid and picks its worker. The pid is
+    /// in the directory when this returns.
+    pub(crate) fn prepare_spawn(
+        &self,
+        req: SpawnRequest,
+        parent: Option<Pid>,
+    ) -> Result<(SpawnCmd, usize), SpawnError> {
+        let host_index = self
+            .hosts
+            .iter()
+            .position(|h| h.name == req.host)
+            .ok_or_else(|| SpawnError::NoHost(req.host.clone()))?;
+        let program = self
+            .programs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&req.entry)
+            .cloned()
+            .ok_or_else(|| SpawnError::NoEntry(req.entry.clone()))?;
+        let frontend = self
+            .factories
+            .iter()
+            .position(|f| f.name() == program.frontend)
+            .ok_or_else(|| SpawnError::NoFrontend {
+                entry: req.entry.clone(),
+                frontend: program.frontend.to_owned(),
+            })?;
+        let host = &self.hosts[host_index];
+        let worker = host.first_worker + host.next.fetch_add(1, Ordering::Relaxed) % host.workers;
+        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+        let pid = Pid::new(u16::try_from(host_index).unwrap_or(u16::MAX), serial);
+        *self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        self.directory.insert(pid, worker);
+        let cmd = SpawnCmd {
+            pid,
+            frontend,
+            program,
+            args: req.args,
+            link_to: parent.filter(|_| req.link),
+            monitored_by: parent.filter(|_| req.monitor),
+        };
+        Ok((cmd, worker))
+    }
+
+    pub(crate) fn process_exited(&self, pid: Pid, result: Exit) {
+        let waiting = self
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&pid);
+        for tx in waiting.into_iter().flatten() {
+            let _ = tx.send(result.clone());
+        }
+        let mut live = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *live = live.saturating_sub(1);
+        if *live == 0 {
+            self.idle.notify_all();
+        }
+    }
+}
+
+/// Builds a [`Runtime`].
+#[derive(Default)]
+pub struct RuntimeBuilder {
+    hosts: Vec<HostSpec>,
+    factories: Vec<Arc<dyn FrontendFactory>>,
+    programs: Vec<Program>,
+}
+
+impl RuntimeBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a host.
+    pub fn host(mut self, spec: HostSpec) -> Self {
+        self.hosts.push(spec);
+        self
+    }
+
+    /// Adds a language front-end.
+    pub fn frontend(mut self, factory: Arc<dyn FrontendFactory>) -> Self {
+        self.factories.push(factory);
+        self
+    }
+
+    /// Adds a loadable entry.
+    pub fn program(mut self, program: Program) -> Self {
+        self.programs.push(program);
+        self
+    }
+
+    /// Starts the worker threads.
+    pub fn start(self) -> std::io::Result<Runtime> {
+        let mut hosts = Vec::new();
+        let mut first_worker = 0;
+        for spec in &self.hosts {
+            let workers = spec.workers.max(1);
+            hosts.push(HostInfo {
+                name: spec.name.clone(),
+                first_worker,
+                workers,
+                next: AtomicUsize::new(0),
+            });
+            first_worker += workers;
+        }
+        let programs = self
+            .programs
+            .into_iter()
+            .map(|p| (p.id.clone(), Arc::new(p)))
+            .collect();
+        let shared = Arc::new(Shared {
+            workers: (0..first_worker).map(|_| Remote::default()).collect(),
+            directory: Directory::default(),
+            registry: Registry::default(),
+            factories: self.factories,
+            hosts,
+            programs: RwLock::new(programs),
+            next_serial: AtomicU64::new(1),
+            watchers: Mutex::default(),
+            live: Mutex::new(0),
+            idle: Condvar::new(),
+        });
+        let mut threads = Vec::new();
+        for index in 0..first_worker {
+            let shared = shared.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("warren-worker-{index}"))
+                .spawn(move || worker::run(shared, index))?;
+            threads.push(thread);
+        }
+        Ok(Runtime { shared, threads })
+    }
+}
+
+/// A running set of hosts; see the module docs.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Runtime {
+    /// Starts a process from outside any process (no parent).
+    pub fn spawn(&self, req: SpawnRequest) -> Result<Pid, SpawnError> {
+        Ok(self.spawn_inner(req, None)?.0)
+    }
+
+    /// Starts a process and returns a receiver for its exit.
+    pub fn spawn_watched(
+        &self,
+        req: SpawnRequest,
+    ) -> Result<(Pid, mpsc::Receiver<Exit>), SpawnError> {
+        let (tx, rx) = mpsc::channel();
+        let (pid, _) = self.spawn_inner(req, Some(tx))?;
+        Ok((pid, rx))
+    }
+
+    fn spawn_inner(
+        &self,
+        req: SpawnRequest,
+        watcher: Option<mpsc::Sender<Exit>>,
+    ) -> Result<(Pid, ()), SpawnError> {
+        let (cmd, worker) = self.shared.prepare_spawn(req, None)?;
+        let pid = cmd.pid;
+        if let Some(tx) = watcher {
+            self.shared
+                .watchers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(pid)
+                .or_default()
+                .push(tx);
+        }
+        self.shared.workers[worker].push_all([Cmd::Spawn(cmd)]);
+        Ok((pid, ()))
+    }
+
+    /// Runs `req` to completion and returns how it ended, or `None` if it did
+    /// not end within `timeout`.
+    pub fn run(&self, req: SpawnRequest, timeout: Duration) -> Result<Option<Exit>, SpawnError> {
+        let (_, rx) = self.spawn_watched(req)?;
+        Ok(rx.recv_timeout(timeout).ok())
+    }
+
+    /// Adds or replaces a loadable entry while running.
+    pub fn add_program(&self, program: Program) {
+        self.shared
+            .programs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(program.id.clone(), Arc::new(program));
+    }
+
+    /// Forcefully stops `pid` with `reason`.
+    pub fn kill(&self, pid: Pid, reason: ProcError) -> Result<(), SpawnError> {
+        let worker = self
+            .shared
+            .directory
+            .get(pid)
+            .ok_or(SpawnError::ShuttingDown)?;
+        self.shared.workers[worker].push_all([Cmd::Kill(pid, reason)]);
+        Ok(())
+    }
+
+    /// How many processes are alive.
+    pub fn live_processes(&self) -> usize {
+        *self
+            .shared
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits until no process is alive; `false` if `timeout` passed first.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut live = self
+            .shared
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *live > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            live = self
+                .shared
+                .idle
+                .wait_timeout(live, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    /// The pid registered as `name`.
+    pub fn lookup(&self, name: &str) -> Option<Pid> {
+        self.shared.registry.lookup(name)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        for remote in &self.shared.workers {
+            remote.stop();
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}

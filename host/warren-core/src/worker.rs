@@ -1,0 +1,161 @@
+//! Worker threads: each owns a [`Core`] and one instance of every front-end.
+//!
+//! A worker runs its ready processes, hands cross-worker commands over in
+//! batches, and parks only when it has nothing to do, so a busy worker is
+//! never woken per message. Wake-ups cannot be lost: a sender that finds the
+//! worker asleep unparks it after queueing, and the worker re-checks its
+//! queue after announcing that it sleeps.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::Thread;
+use std::time::Instant;
+
+use crate::core::Core;
+use crate::error::ProcError;
+use crate::frontend::Program;
+use crate::item::{Item, LinkExit};
+use crate::pid::Pid;
+use crate::runtime::Shared;
+use crate::value::Value;
+
+/// Resumptions a front-end may make before the worker checks its queue and
+/// timers again; bounds how long remote messages and timers wait behind a
+/// busy front-end.
+const RUN_BUDGET: u32 = 256;
+
+/// A new process for a worker.
+pub(crate) struct SpawnCmd {
+    pub pid: Pid,
+    pub frontend: usize,
+    pub program: Arc<Program>,
+    pub args: Vec<Value>,
+    pub link_to: Option<Pid>,
+    pub monitored_by: Option<Pid>,
+}
+
+/// A command for the worker that owns the target process.
+pub(crate) enum Cmd {
+    Spawn(SpawnCmd),
+    Deliver(Pid, Item),
+    Kill(Pid, ProcError),
+    LinkExit(Pid, LinkExit),
+    AddLink { target: Pid, peer: Pid },
+    RemoveLink { target: Pid, peer: Pid },
+    AddMonitor { target: Pid, watcher: Pid },
+    RemoveMonitor { target: Pid, watcher: Pid },
+}
+
+impl Cmd {
+    pub(crate) fn target(&self) -> Pid {
+        match self {
+            Cmd::Spawn(spawn) => spawn.pid,
+            Cmd::Deliver(pid, _) | Cmd::Kill(pid, _) | Cmd::LinkExit(pid, _) => *pid,
+            Cmd::AddLink { target, .. }
+            | Cmd::RemoveLink { target, .. }
+            | Cmd::AddMonitor { target, .. }
+            | Cmd::RemoveMonitor { target, .. } => *target,
+        }
+    }
+}
+
+/// The part of a worker other threads can reach.
+#[derive(Default)]
+pub(crate) struct Remote {
+    queue: Mutex<Vec<Cmd>>,
+    sleeping: AtomicBool,
+    stop: AtomicBool,
+    thread: OnceLock<Thread>,
+}
+
+impl Remote {
+    pub(crate) fn push_all(&self, cmds: impl IntoIterator<Item = Cmd>) {
+        self.lock().extend(cmds);
+        self.wake_if_sleeping();
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Cmd>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn wake_if_sleeping(&self) {
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            if let Some(thread) = self.thread.get() {
+                thread.unpark();
+            }
+        }
+    }
+}
+
+/// The body of worker thread `index`.
+pub(crate) fn run(shared: Arc<Shared>, index: usize) {
+    let remote = &shared.workers[index];
+    // Set once, by this thread, before any other use.
+    let _ = remote.thread.set(std::thread::current());
+    let factories = shared.factories.clone();
+    let core = Rc::new(RefCell::new(Core::new(
+        index,
+        shared.clone(),
+        factories.len(),
+    )));
+    let mut frontends: Vec<_> = factories
+        .iter()
+        .enumerate()
+        .map(|(i, f)| f.create(core.clone(), i))
+        .collect();
+    let mut incoming = Vec::new();
+    while !remote.stop.load(Ordering::SeqCst) {
+        std::mem::swap(&mut incoming, &mut *remote.lock());
+        let mut c = core.borrow_mut();
+        for cmd in incoming.drain(..) {
+            c.apply(cmd);
+        }
+        c.fire_timers(Instant::now());
+        drop(c);
+        let mut more = false;
+        for (i, frontend) in frontends.iter_mut().enumerate() {
+            if core.borrow().has_ready(i) {
+                more |= frontend.run(RUN_BUDGET);
+            }
+        }
+        let mut c = core.borrow_mut();
+        for (worker, cmds) in c.take_outbox() {
+            shared.workers[worker].push_all(cmds);
+        }
+        if more || c.any_ready() {
+            continue;
+        }
+        let deadline = c.next_deadline();
+        drop(c);
+        park(remote, deadline);
+    }
+}
+
+fn park(remote: &Remote, deadline: Option<Instant>) {
+    remote.sleeping.store(true, Ordering::SeqCst);
+    if !remote.lock().is_empty() || remote.stop.load(Ordering::SeqCst) {
+        remote.sleeping.store(false, Ordering::SeqCst);
+        return;
+    }
+    match deadline {
+        Some(at) => {
+            let now = Instant::now();
+            if at > now {
+                std::thread::park_timeout(at - now);
+            }
+        }
+        None => std::thread::park(),
+    }
+    remote.sleeping.store(false, Ordering::SeqCst);
+}

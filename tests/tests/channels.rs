@@ -1,0 +1,258 @@
+//! The `channel` table of `lua-api.md` and `coroutine.spawn`.
+
+use warren_core::Value;
+use warren_tests::*;
+
+#[test]
+fn unbuffered_send_waits_for_a_receiver() {
+    let v = ok(r#"return function()
+        local ch, gate, done, log = channel.new(), channel.new(), channel.new(1), {}
+        coroutine.spawn(function()
+            log[#log + 1] = "send start"
+            ch:send("v")
+            log[#log + 1] = "send done"
+            done:send(true)
+        end)
+        coroutine.spawn(function()
+            log[#log + 1] = "observer"
+            gate:send(true)
+        end)
+        gate:receive()
+        log[#log + 1] = "receiving"
+        log[#log + 1] = "got " .. ch:receive()
+        done:receive()
+        return table.concat(log, ",")
+    end"#);
+    // The sender stays blocked while nobody receives, however long others run.
+    assert_eq!(v, s("send start,observer,receiving,got v,send done"));
+}
+
+#[test]
+fn buffered_send_does_not_block_until_full() {
+    let v = ok(r#"return function()
+        local ch = channel.new(2)
+        assert(ch:send(1) and ch:send(2))
+        local r = channel.select({ ch:case_send(3), default = true })
+        assert(r.default == true, "full buffer: send not ready")
+        local a, b = ch:receive(), ch:receive()
+        return { a, b }
+    end"#);
+    assert_eq!(v, Value::Array(vec![Value::Int(1), Value::Int(2)]));
+}
+
+#[test]
+fn receive_after_close_drains_then_reports_closed() {
+    let v = ok(r#"return function()
+        local ch = channel.new(3)
+        ch:send("a"); ch:send("b")
+        ch:close()
+        ch:close() -- twice is a no-op
+        local a, ok1 = ch:receive()
+        local b, ok2 = ch:receive()
+        local c, ok3 = ch:receive()
+        assert(ok1 and ok2 and c == nil and ok3 == false)
+        return a .. b
+    end"#);
+    assert_eq!(v, s("ab"));
+}
+
+#[test]
+fn close_wakes_all_receivers() {
+    let v = ok(r#"return function()
+        local ch, done = channel.new(), channel.new(3)
+        for i = 1, 3 do
+            coroutine.spawn(function()
+                local v, ok = ch:receive()
+                done:send(ok == false and v == nil)
+            end)
+        end
+        coroutine.spawn(function() ch:close() end)
+        local n = 0
+        for _ = 1, 3 do if done:receive() then n = n + 1 end end
+        return n
+    end"#);
+    assert_eq!(v, Value::Int(3));
+}
+
+#[test]
+fn send_on_a_closed_channel_raises() {
+    let e = fails(
+        r#"return function()
+        local ch = channel.new(1)
+        ch:close()
+        ch:send(1)
+    end"#,
+    );
+    assert!(
+        e.message.contains("send on closed channel") && e.message.contains("t:main.lua:4"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn a_blocked_sender_raises_when_the_channel_closes() {
+    let v = ok(r#"return function()
+        local ch, result = channel.new(), channel.new(1)
+        coroutine.spawn(function()
+            local ok, err = pcall(ch.send, ch, "x")
+            result:send(ok == false and tostring(err):find("closed") ~= nil)
+        end)
+        coroutine.spawn(function() ch:close() end)
+        return result:receive()
+    end"#);
+    assert_eq!(v, Value::Bool(true));
+}
+
+#[test]
+fn select_takes_ready_cases_in_table_order() {
+    let v = ok(r#"return function()
+        local a, b = channel.new(1), channel.new(1)
+        a:send("a"); b:send("b")
+        local r = channel.select({ b:case_receive(), a:case_receive() })
+        assert(r.channel == b and r.value == "b" and r.ok == true)
+        local r2 = channel.select({ b:case_receive(), a:case_receive() })
+        return r2.value
+    end"#);
+    assert_eq!(v, s("a"));
+}
+
+#[test]
+fn select_with_default_never_blocks() {
+    let v = ok(r#"return function()
+        local ch = channel.new()
+        local r = channel.select({ ch:case_receive(), default = true })
+        return r.default
+    end"#);
+    assert_eq!(v, Value::Bool(true));
+}
+
+#[test]
+fn select_blocks_until_a_case_is_ready_and_supports_send_cases() {
+    let v = ok(r#"return function()
+        local input, output = channel.new(), channel.new()
+        coroutine.spawn(function() output:receive() end)
+        local r = channel.select({ input:case_receive(), output:case_send("x") })
+        assert(r.channel == output and r.ok == true)
+        coroutine.spawn(function() input:send(7) end)
+        local r2 = channel.select({ input:case_receive(), output:case_send("never") })
+        return r2.value
+    end"#);
+    assert_eq!(v, Value::Int(7));
+}
+
+#[test]
+fn select_on_a_closed_channel_reports_not_ok() {
+    let v = ok(r#"return function()
+        local ch = channel.new()
+        ch:close()
+        local r = channel.select({ ch:case_receive() })
+        return r.ok
+    end"#);
+    assert_eq!(v, Value::Bool(false));
+}
+
+#[test]
+fn select_with_a_timeout_case() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local never = channel.new()
+        coroutine.spawn(function() never:receive() end) -- keep a peer alive
+        local timeout = time.after("10ms")
+        local r = channel.select({ never:case_receive(), timeout:case_receive() })
+        never:send("release")
+        return r.channel == timeout
+    end"#);
+    assert_eq!(v, Value::Bool(true));
+}
+
+#[test]
+fn repeated_selects_do_not_leak_waiters() {
+    let v = ok(r#"return function()
+        local idle, tick = channel.new(), channel.new(1)
+        local before
+        for i = 1, 20000 do
+            tick:send(i)
+            local r = channel.select({ idle:case_receive(), tick:case_receive() })
+            assert(r.value == i)
+            if i == 100 then collectgarbage("count"); before = collectgarbage("count") end
+        end
+        return collectgarbage("count") - before < 512
+    end"#);
+    assert_eq!(v, Value::Bool(true));
+}
+
+#[test]
+fn channel_misuse_raises() {
+    let e = fails("return function() channel.new(-1) end");
+    assert!(e.message.contains("non-negative integer"), "{}", e.message);
+    let e = fails("return function() channel.select({ 42 }) end");
+    assert!(e.message.contains("not a channel case"), "{}", e.message);
+}
+
+#[test]
+fn coroutine_spawn_runs_concurrently_and_returns_immediately() {
+    let v = ok(r#"return function()
+        local ch = channel.new()
+        local order = {}
+        coroutine.spawn(function(a, b) order[#order + 1] = "child " .. a .. b; ch:send("done") end, "x", "y")
+        order[#order + 1] = "parent"
+        ch:receive()
+        return table.concat(order, ",")
+    end"#);
+    assert_eq!(v, s("parent,child xy"));
+}
+
+#[test]
+fn an_error_in_a_spawned_coroutine_fails_the_process() {
+    let e = fails(
+        r#"return function()
+        coroutine.spawn(function() error("boom in coroutine") end)
+        process.inbox():receive()
+    end"#,
+    );
+    assert!(e.message.contains("boom in coroutine"), "{}", e.message);
+}
+
+#[test]
+fn main_returning_ends_all_coroutines() {
+    let v = ok(r#"return function()
+        coroutine.spawn(function() process.inbox():receive() end)
+        return "main done"
+    end"#);
+    assert_eq!(v, s("main done"));
+}
+
+#[test]
+fn hand_driven_coroutines_keep_working_with_blocking_calls_inside() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local gen = coroutine.wrap(function()
+            for i = 1, 3 do
+                time.sleep("1ms") -- a scheduler block inside a user coroutine
+                coroutine.yield(i)
+            end
+        end)
+        local co = coroutine.create(function(a) local b = coroutine.yield(a + 1) return b * 2 end)
+        local _, x = coroutine.resume(co, 1)
+        local _, y = coroutine.resume(co, 10)
+        assert(coroutine.status(co) == "dead" and coroutine.isyieldable())
+        return gen() + gen() + gen() + x + y
+    end"#);
+    assert_eq!(v, Value::Int(1 + 2 + 3 + 2 + 20));
+}
+
+#[test]
+fn yielding_outside_a_coroutine_fails_the_process() {
+    let e = fails("return function() coroutine.yield(1) end");
+    assert!(e.message.contains("outside a coroutine"), "{}", e.message);
+}
+
+#[test]
+fn scheduler_threads_cannot_be_resumed_by_hand() {
+    let v = ok(r#"return function()
+        local ok, err = coroutine.resume(coroutine.running())
+        return err
+    end"#);
+    assert_eq!(v, s("cannot resume a scheduler-managed coroutine"));
+}

@@ -1,0 +1,228 @@
+//! `process.send`, `inbox`, `listen`/`unlisten` and what may cross a process boundary.
+
+use warren_core::Value;
+use warren_tests::*;
+
+const ECHO: &str = r#"return function()
+    local inbox = process.inbox()
+    while true do
+        local msg = inbox:receive()
+        if msg:topic() == "stop" then return "stopped" end
+        process.send(msg:from(), msg:topic(), msg:payload():data())
+    end
+end"#;
+
+#[test]
+fn inbox_message_objects_expose_topic_from_and_payload() {
+    let v = App::new()
+        .entry(
+            "t:main",
+            r#"return function()
+            local echo = process.spawn("t:echo", "test:host")
+            process.send(echo, "ping", { n = 1, list = { 1, 2, 3 } })
+            local msg = process.inbox():receive()
+            assert(msg:topic() == "ping" and msg:from() == echo)
+            local data = msg:payload():data()
+            process.send(echo, "stop")
+            return data
+        end"#,
+        )
+        .entry("t:echo", ECHO)
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v.get("n"), Some(&Value::Int(1)));
+    assert_eq!(
+        v.get("list"),
+        Some(&Value::Array(vec![
+            Value::Int(1),
+            Value::Int(2),
+            Value::Int(3)
+        ]))
+    );
+}
+
+#[test]
+fn several_payloads_arrive_as_an_array_of_payloads() {
+    let v = ok(r#"return function()
+        process.send(process.pid(), "multi", "a", 2, { x = true })
+        local msg = process.inbox():receive()
+        local list = msg:payload()
+        assert(#list == 3)
+        return { list[1]:data(), list[2]:data(), list[3]:data().x }
+    end"#);
+    assert_eq!(
+        v,
+        Value::Array(vec![s("a"), Value::Int(2), Value::Bool(true)])
+    );
+}
+
+#[test]
+fn messages_are_fifo_per_sender_across_workers() {
+    let v = App::new()
+        .workers(2)
+        .entry("t:main", r#"return function()
+            local n = 2000
+            local sink = process.spawn("t:sink", "test:host", n, process.pid())
+            for i = 1, n do process.send(sink, "n", i) end
+            return process.inbox():receive():payload():data()
+        end"#)
+        .entry("t:sink", r#"return function(n, reply)
+            local inbox = process.inbox()
+            for i = 1, n do
+                local got = inbox:receive():payload():data()
+                if got ~= i then process.send(reply, "r", "out of order at " .. i .. ": " .. got) return end
+            end
+            process.send(reply, "r", "in order")
+        end"#)
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v, s("in order"));
+}
+
+#[test]
+fn send_to_a_registered_name() {
+    let v = App::new()
+        .entry(
+            "t:main",
+            r#"return function()
+            local echo = process.spawn("t:echo", "test:host")
+            process.registry.register("echo", echo)
+            assert(process.send("echo", "hi", "there") == true)
+            local got = process.inbox():receive():payload():data()
+            process.send("echo", "stop")
+            return got
+        end"#,
+        )
+        .entry("t:echo", ECHO)
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v, s("there"));
+}
+
+#[test]
+fn send_to_an_exited_pid_is_not_found_and_not_a_crash() {
+    let v = App::new()
+        .entry(
+            "t:main",
+            r#"return function()
+            local pid = process.spawn_monitored("t:quick", "test:host")
+            process.events():receive()
+            local ok, err = process.send(pid, "late", 1)
+            assert(ok == nil and errors.is(err, errors.NOT_FOUND), tostring(err))
+            local ok2, err2 = process.send("nobody", "x")
+            assert(ok2 == nil and errors.is(err2, errors.NOT_FOUND))
+            return "ok"
+        end"#,
+        )
+        .entry("t:quick", "return function() return 1 end")
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v, s("ok"));
+}
+
+#[test]
+fn reserved_topics_are_refused() {
+    let v = ok(r#"return function()
+        local ok, err = process.send(process.pid(), "@exit", 1)
+        assert(ok == nil and errors.is(err, errors.INVALID))
+        local raised = pcall(process.listen, "@exit")
+        assert(not raised)
+        return err:message()
+    end"#);
+    assert!(v.as_str().unwrap_or_default().contains("reserved"));
+}
+
+#[test]
+fn a_function_in_a_payload_is_an_error_naming_its_path() {
+    let v = ok(r#"return function()
+        local ok, err = process.send(process.pid(), "t", { items = { 1, 2, function() end } })
+        assert(ok == nil and errors.is(err, errors.INVALID))
+        return err:message()
+    end"#);
+    assert_eq!(v, s("payload.items[3]: function cannot be sent"));
+}
+
+#[test]
+fn a_cycle_in_a_payload_is_an_error() {
+    let v = ok(r#"return function()
+        local t = { name = "loop" }
+        t.self = t
+        local ok, err = process.send(process.pid(), "t", t)
+        assert(ok == nil)
+        return err:message()
+    end"#);
+    assert!(
+        v.as_str()
+            .unwrap_or_default()
+            .contains("payload.self: cycle"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn channels_and_coroutines_cannot_be_sent() {
+    let v = ok(r#"return function()
+        local _, e1 = process.send(process.pid(), "t", { ch = channel.new() })
+        local _, e2 = process.send(process.pid(), "t", coroutine.create(function() end))
+        local _, e3 = process.spawn("t:main", "test:host", channel.new())
+        return e1:message() .. "|" .. e2:message() .. "|" .. e3:message()
+    end"#);
+    assert_eq!(
+        v,
+        s(
+            "payload.ch: channel cannot be sent|payload: thread cannot be sent|argument: channel cannot be sent"
+        )
+    );
+}
+
+#[test]
+fn values_are_copied_and_keep_their_types() {
+    let v = ok(r#"return function()
+        local original = { int = 3, float = 3.0, bin = "\0\255", nested = { { 1 }, { a = false } } }
+        process.send(process.pid(), "t", original)
+        original.int = 99
+        local got = process.inbox():receive():payload():data()
+        assert(math.type(got.int) == "integer" and got.int == 3)
+        assert(math.type(got.float) == "float")
+        assert(got.bin == "\0\255" and got.nested[2].a == false and got.nested[1][1] == 1)
+        return "ok"
+    end"#);
+    assert_eq!(v, s("ok"));
+}
+
+#[test]
+fn listen_routes_a_topic_and_unlisten_restores_the_inbox() {
+    let v = ok(r#"return function()
+        local me = process.pid()
+        local ch = process.listen("temp")
+        process.send(me, "temp", 21.5)
+        process.send(me, "other", "x")
+        assert(ch:receive() == 21.5)
+        assert(process.inbox():receive():topic() == "other")
+        assert(process.unlisten(ch) == true)
+        process.send(me, "temp", 22)
+        local msg = process.inbox():receive()
+        return msg:topic()
+    end"#);
+    assert_eq!(v, s("temp"));
+}
+
+#[test]
+fn events_channel_receives_lifecycle_events_only() {
+    let v = App::new()
+        .entry(
+            "t:main",
+            r#"local time = require("time")
+        return function()
+            local events = process.events()
+            process.send(process.pid(), "not-an-event", 1)
+            local child = process.spawn_monitored("t:quick", "test:host")
+            local ev = events:receive()
+            return ev.kind
+        end"#,
+        )
+        .entry("t:quick", "return function() return 1 end")
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v, s("EXIT"));
+}

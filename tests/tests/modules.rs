@@ -1,0 +1,172 @@
+//! `time`, `errors` and `json`, and `require` permissions.
+
+use warren_core::{ErrorKind, Value};
+use warren_tests::*;
+
+#[test]
+fn sleep_after_and_now() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local t0 = time.now()
+        time.sleep("15ms")
+        local waited = time.now():sub(t0)
+        assert(waited:milliseconds() >= 15, tostring(waited))
+        local at = time.after(5000000) -- integer nanoseconds
+        local fired = at:receive()
+        assert(fired:unix_nano() >= t0:unix_nano())
+        assert(t0:unix() > 1700000000)
+        return true
+    end"#);
+    assert_eq!(v, Value::Bool(true));
+}
+
+#[test]
+fn timer_stop_and_reset() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local t = time.timer("5ms")
+        assert(t:stop() == true)
+        local r = channel.select({ t:channel():case_receive(), time.after("30ms"):case_receive() })
+        assert(r.channel ~= t:channel(), "a stopped timer does not fire")
+        t:reset("1ms")
+        t:channel():receive()
+        assert(t:stop() == false, "already fired")
+        return "ok"
+    end"#);
+    assert_eq!(v, s("ok"));
+}
+
+#[test]
+fn ticker_ticks_until_stopped() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local tk = time.ticker("2ms")
+        local ch = tk:channel()
+        for _ = 1, 3 do ch:receive() end
+        tk:stop()
+        return 3
+    end"#);
+    assert_eq!(v, Value::Int(3));
+}
+
+#[test]
+fn a_pending_ticker_does_not_keep_an_ended_process_alive() {
+    let v = ok(r#"local time = require("time")
+    return function() time.ticker("1ms") return "done" end"#);
+    assert_eq!(v, s("done"));
+}
+
+#[test]
+fn durations_parse_format_and_convert() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local d = time.parse_duration("1m30s")
+        assert(d:seconds() == 90.0 and d:milliseconds() == 90000 and d:nanoseconds() == 90000000000)
+        assert(tostring(time.parse_duration("1500ms")) == "1.5s")
+        local bad, err = time.parse_duration("3 parsecs")
+        assert(bad == nil and errors.is(err, errors.INVALID))
+        local t = time.now()
+        assert(t:add("1s"):sub(t):seconds() == 1.0)
+        assert(t:add(d):sub(t) == d)
+        local ok = pcall(time.sleep, "soon")
+        assert(not ok, "a malformed duration raises")
+        return time.now():format("2006") >= "2026"
+    end"#);
+    assert_eq!(v, Value::Bool(true));
+}
+
+#[test]
+fn time_format_uses_go_layouts() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local t0 = time.now()
+        local epoch = t0:add(-t0:unix_nano())
+        return epoch:format(time.RFC3339) .. " " .. epoch:add("36h"):format("Mon Jan _2 15:04")
+    end"#);
+    assert_eq!(v, s("1970-01-01T00:00:00Z Fri Jan  2 12:00"));
+}
+
+#[test]
+fn errors_new_wrap_is_and_methods() {
+    let v = ok(r#"return function()
+        local e = errors.new("plain")
+        assert(e:kind() == errors.UNKNOWN and e:message() == "plain" and e:retryable() == false)
+        local t = errors.new({ message = "db down", kind = errors.UNAVAILABLE, retryable = true, details = { host = "db1" } })
+        assert(t:kind() == "UNAVAILABLE" and t:retryable() and t:details().host == "db1")
+        assert(type(t:stack()) == "string" and t:stack():find("t:main.lua") ~= nil)
+        local w = errors.wrap(t, "loading user")
+        assert(errors.is(w, errors.UNAVAILABLE) and w:retryable() and w:details().host == "db1")
+        assert(not errors.is(w, errors.NOT_FOUND))
+        assert(not pcall(errors.new, { kind = "NOPE" }))
+        local kinds = { errors.NOT_FOUND, errors.ALREADY_EXISTS, errors.INVALID, errors.PERMISSION_DENIED,
+            errors.UNAVAILABLE, errors.INTERNAL, errors.CANCELED, errors.CONFLICT, errors.TIMEOUT,
+            errors.RATE_LIMITED, errors.UNKNOWN }
+        assert(#kinds == 11)
+        return tostring(errors.wrap(w, "request"))
+    end"#);
+    assert_eq!(v, s("request: loading user: db down"));
+}
+
+#[test]
+fn error_objects_cross_process_boundaries_as_data() {
+    let e = fails(
+        r#"return function()
+        error(errors.new({ message = "raised object", kind = errors.PERMISSION_DENIED }))
+    end"#,
+    );
+    assert_eq!(e.kind, ErrorKind::PermissionDenied);
+    assert_eq!(e.message, "raised object");
+}
+
+#[test]
+fn json_encode_and_decode() {
+    let v = ok(r#"local json = require("json")
+    return function()
+        local text = json.encode({ list = { 1, 2.5, "x" }, flag = true })
+        local back, err = json.decode(text)
+        assert(err == nil and back.list[2] == 2.5 and back.flag == true and back.list[3] == "x")
+        local bad, err2 = json.decode("{not json")
+        assert(bad == nil and errors.is(err2, errors.INVALID))
+        local nope, err3 = json.encode({ f = print })
+        assert(nope == nil and err3:message():find("function") ~= nil)
+        return json.encode({ 1, 2, 3 })
+    end"#);
+    assert_eq!(v, s("[1,2,3]"));
+}
+
+#[test]
+fn require_of_a_module_the_entry_does_not_allow_is_permission_denied() {
+    let e = App::new()
+        .entry_with(
+            "t:main",
+            r#"return function() local json = require("json") end"#,
+            &["time"],
+        )
+        .run("t:main", vec![])
+        .expect_err("json is not allowed");
+    assert_eq!(e.kind, ErrorKind::PermissionDenied);
+    assert!(
+        e.message.contains("\"json\"") && e.message.contains("t:main"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn require_is_catchable_and_unknown_modules_are_not_found() {
+    let v = App::new()
+        .entry_with(
+            "t:main",
+            r#"return function()
+            local ok, err = pcall(require, "json")
+            assert(not ok and errors.is(err, errors.PERMISSION_DENIED))
+            local ok2, err2 = pcall(require, "socket")
+            assert(not ok2 and errors.is(err2, errors.NOT_FOUND))
+            return require("time") ~= nil
+        end"#,
+            &["time"],
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v, Value::Bool(true));
+}

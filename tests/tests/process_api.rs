@@ -1,0 +1,388 @@
+//! The `process` table of `lua-api.md`, row by row, through the host library.
+
+use warren_core::{ErrorKind, Value};
+use warren_tests::*;
+
+const CHILD: &str = r#"
+return { main = function(mode, a, b)
+    if mode == "add" then return a + b end
+    if mode == "fail" then error("child failed on purpose") end
+    if mode == "nilerr" then return nil, errors.new({ message = "soft failure", kind = errors.CONFLICT }) end
+    if mode == "wait" then process.inbox():receive() return "woke" end
+    if mode == "echo" then
+        local msg = process.inbox():receive()
+        process.send(msg:from(), "echo", msg:payload():data())
+        return "echoed"
+    end
+    return mode
+end }
+"#;
+
+fn app(main: &str) -> App {
+    App::new().entry("t:main", main).entry("t:child", CHILD)
+}
+
+#[test]
+fn pid_is_a_comparable_string_key() {
+    let v = app(r#"return function()
+        local a, b = process.pid(), process.pid()
+        assert(type(a) == "string" and a == b)
+        local t = { [a] = 1 }
+        assert(t[b] == 1)
+        return a
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    let pid = v.as_str().expect("string").to_owned();
+    assert!(warren_core::Pid::parse(&pid).is_some(), "{pid}");
+}
+
+#[test]
+fn spawn_passes_arguments_and_exec_returns_the_result() {
+    let v = app(r#"return function()
+        local r, err = process.exec("t:child", "test:host", "add", 40, 2)
+        assert(err == nil, tostring(err))
+        local pid = process.spawn("t:child", "test:host", "plain")
+        assert(type(pid) == "string" and pid ~= process.pid())
+        return r
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    assert_eq!(v, Value::Int(42));
+}
+
+#[test]
+fn exec_of_a_failing_entry_returns_nil_err() {
+    let v = app(r#"return function()
+        local r, err = process.exec("t:child", "test:host", "fail")
+        assert(r == nil)
+        local r2, err2 = process.exec("t:child", "test:host", "nilerr")
+        assert(r2 == nil and err2:kind() == errors.CONFLICT, tostring(err2))
+        return err:message()
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    assert!(
+        v.as_str()
+            .unwrap_or_default()
+            .contains("child failed on purpose"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn spawn_of_unknown_entry_or_host_returns_not_found() {
+    let v = app(r#"return function()
+        local p, err = process.spawn("t:nope", "test:host")
+        assert(p == nil and errors.is(err, errors.NOT_FOUND), tostring(err))
+        local p2, err2 = process.spawn("t:child", "no:host")
+        assert(p2 == nil and errors.is(err2, errors.NOT_FOUND), tostring(err2))
+        return tostring(err) .. " | " .. tostring(err2)
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    let text = v.as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.contains("t:nope") && text.contains("no:host"),
+        "{text}"
+    );
+}
+
+#[test]
+fn spawn_with_bad_argument_types_raises() {
+    let e = fails(r#"return function() process.spawn(42, "test:host") end"#);
+    assert!(
+        e.message.contains("entry id must be a string"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn spawn_linked_child_failure_kills_the_parent() {
+    let e = app(r#"return function()
+        process.spawn_linked("t:child", "test:host", "fail")
+        process.inbox():receive()
+        return "survived"
+    end"#)
+    .run("t:main", vec![])
+    .expect_err("parent must die with its linked child");
+    assert!(
+        e.message.contains("linked process") && e.message.contains("child failed on purpose"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn links_do_not_fire_on_normal_exit() {
+    let v = app(r#"local time = require("time")
+    return function()
+        process.spawn_linked("t:child", "test:host", "plain")
+        time.sleep("30ms")
+        return "alive"
+    end"#)
+    .run("t:main", vec![])
+    .expect("a normal exit of a linked process does not kill");
+    assert_eq!(v, s("alive"));
+}
+
+#[test]
+fn spawn_monitored_delivers_exit_events_for_normal_and_abnormal_exits() {
+    let v = app(r#"return function()
+        local events = process.events()
+        local ok_pid = process.spawn_monitored("t:child", "test:host", "add", 1, 2)
+        local ev = events:receive()
+        assert(ev.kind == process.event.EXIT and ev.from == ok_pid, ev.kind)
+        assert(ev.result.value == 3 and ev.result.error == nil)
+        local bad_pid = process.spawn_monitored("t:child", "test:host", "fail")
+        local ev2 = events:receive()
+        assert(ev2.kind == process.event.EXIT and ev2.from == bad_pid)
+        assert(ev2.result.value == nil and ev2.result.error ~= nil)
+        return ev2.result.error:message()
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    assert!(
+        v.as_str()
+            .unwrap_or_default()
+            .contains("child failed on purpose")
+    );
+}
+
+#[test]
+fn spawn_linked_monitored_with_trap_links_gets_both_events() {
+    let v = app(r#"return function()
+        process.set_options({ trap_links = true })
+        assert(process.get_options().trap_links == true)
+        local events = process.events()
+        local pid = process.spawn_linked_monitored("t:child", "test:host", "fail")
+        local kinds = {}
+        for _ = 1, 2 do
+            local ev = events:receive()
+            assert(ev.from == pid)
+            kinds[ev.kind] = true
+        end
+        assert(kinds[process.event.EXIT] and kinds[process.event.LINK_DOWN])
+        return "both"
+    end"#)
+    .run("t:main", vec![])
+    .expect("trapping process survives");
+    assert_eq!(v, s("both"));
+}
+
+#[test]
+fn link_and_unlink_an_existing_process() {
+    let v = app(r#"local time = require("time")
+    return function()
+        process.set_options({ trap_links = true })
+        local events = process.events()
+        local a = process.spawn("t:child", "test:host", "wait")
+        assert(process.link(a) == true)
+        process.terminate(a)
+        local ev = events:receive()
+        assert(ev.kind == process.event.LINK_DOWN and ev.from == a, ev.kind)
+        assert(ev.result.error:kind() == errors.CANCELED)
+        local b = process.spawn("t:child", "test:host", "wait")
+        process.link(b)
+        assert(process.unlink(b) == true)
+        process.terminate(b)
+        local r = channel.select({ events:case_receive(), time.after("50ms"):case_receive() })
+        assert(r.channel ~= events, "no LINK_DOWN after unlink")
+        local ok, err = process.link("<0.999999>")
+        assert(ok == nil and errors.is(err, errors.NOT_FOUND))
+        return "ok"
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    assert_eq!(v, s("ok"));
+}
+
+#[test]
+fn monitor_and_unmonitor() {
+    let v = app(r#"local time = require("time")
+    return function()
+        local events = process.events()
+        local a = process.spawn("t:child", "test:host", "wait")
+        assert(process.monitor(a) == true)
+        process.send(a, "go", 1)
+        local ev = events:receive()
+        assert(ev.kind == process.event.EXIT and ev.result.value == "woke")
+        local b = process.spawn("t:child", "test:host", "wait")
+        process.monitor(b)
+        assert(process.unmonitor(b) == true)
+        process.send(b, "go", 1)
+        local r = channel.select({ events:case_receive(), time.after("50ms"):case_receive() })
+        assert(r.channel ~= events, "no EXIT after unmonitor")
+        local ok, err = process.monitor("<0.999999>")
+        assert(ok == nil and errors.is(err, errors.NOT_FOUND))
+        return "ok"
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    assert_eq!(v, s("ok"));
+}
+
+#[test]
+fn cancel_delivers_a_cancel_event_with_reason() {
+    let v = App::new()
+        .entry(
+            "t:main",
+            r#"return function()
+            local events = process.events()
+            local child = process.spawn_monitored("t:canceled", "test:host")
+            assert(process.cancel(child, "shutting down") == true)
+            local ev = events:receive()
+            assert(ev.kind == process.event.EXIT)
+            return ev.result.value
+        end"#,
+        )
+        .entry(
+            "t:canceled",
+            r#"return function()
+            local ev = process.events():receive()
+            assert(ev.kind == process.event.CANCEL)
+            return ev.reason .. " from " .. ev.from
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    assert!(
+        v.as_str()
+            .unwrap_or_default()
+            .starts_with("shutting down from <"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn terminate_stops_the_target_with_reason_terminated() {
+    let v = app(r#"return function()
+        local events = process.events()
+        local child = process.spawn_monitored("t:child", "test:host", "wait")
+        assert(process.terminate(child) == true)
+        local ev = events:receive()
+        local ok, err = process.terminate(child)
+        assert(ok == nil and errors.is(err, errors.NOT_FOUND))
+        return ev.result.error:message()
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    assert_eq!(v, s("terminated"));
+}
+
+#[test]
+fn terminate_stops_a_busy_process_at_its_next_scheduling_point() {
+    let v = App::new()
+        .entry(
+            "t:main",
+            r#"return function()
+            local events = process.events()
+            local child = process.spawn_monitored("t:busy", "test:host")
+            process.terminate(child)
+            local ev = events:receive()
+            return ev.result.error:kind()
+        end"#,
+        )
+        .entry(
+            "t:busy",
+            r#"local time = require("time")
+        return function() while true do time.sleep("1ms") end end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v, s("CANCELED"));
+}
+
+#[test]
+fn registry_register_lookup_unregister_and_release_on_exit() {
+    let v = app(r#"return function()
+        assert(process.registry.register("me") == true)
+        assert(process.registry.lookup("me") == process.pid())
+        local ok, err = process.registry.register("me")
+        assert(ok == nil and errors.is(err, errors.ALREADY_EXISTS), tostring(err))
+        local child = process.spawn_monitored("t:child", "test:host", "wait")
+        assert(process.registry.register("kid", child))
+        assert(process.send("kid", "go", 1))
+        process.events():receive()
+        local gone, err2 = process.registry.lookup("kid")
+        assert(gone == nil and errors.is(err2, errors.NOT_FOUND), "name released at exit")
+        assert(process.registry.unregister("me") == true)
+        assert(process.registry.unregister("me") == false)
+        return "ok"
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    assert_eq!(v, s("ok"));
+}
+
+#[test]
+fn event_constants() {
+    let v = ok(r#"return function()
+        return process.event.EXIT .. "," .. process.event.LINK_DOWN .. "," .. process.event.CANCEL
+    end"#);
+    assert_eq!(v, s("EXIT,LINK_DOWN,CANCEL"));
+}
+
+#[test]
+fn returning_nil_err_is_an_abnormal_exit_with_that_error() {
+    let e = fails(
+        r#"return function() return nil, errors.new({ message = "nope", kind = errors.TIMEOUT, retryable = true }) end"#,
+    );
+    assert_eq!(e.kind, ErrorKind::Timeout);
+    assert_eq!(e.message, "nope");
+    assert!(e.retryable);
+}
+
+#[test]
+fn raising_is_an_abnormal_exit_with_file_and_line() {
+    let e = fails("return function()\n  local x = nil\n  return x.field\nend");
+    assert!(e.message.contains("t:main.lua:3:"), "{}", e.message);
+}
+
+#[test]
+fn deadlock_is_reported_and_ends_the_process() {
+    let e = fails(
+        r#"return function()
+        local ch = channel.new()
+        coroutine.spawn(function() ch:receive() end)
+        ch:receive()
+    end"#,
+    );
+    assert!(e.message.contains("deadlock"), "{}", e.message);
+}
+
+#[test]
+fn waiting_on_the_inbox_is_not_a_deadlock() {
+    let v = app(r#"local time = require("time")
+    return function()
+        local child = process.spawn_monitored("t:child", "test:host", "wait")
+        time.sleep("20ms")
+        process.send(child, "go", 1)
+        return process.events():receive().result.value
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    assert_eq!(v, s("woke"));
+}
+
+#[test]
+fn processes_run_on_several_workers() {
+    let v = App::new()
+        .workers(2)
+        .entry(
+            "t:main",
+            r#"return function()
+            local events = process.events()
+            local n = 20
+            for i = 1, n do process.spawn_monitored("t:sq", "test:host", i) end
+            local sum = 0
+            for _ = 1, n do sum = sum + process.events():receive().result.value end
+            return sum
+        end"#,
+        )
+        .entry("t:sq", "return function(i) return i * i end")
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v, Value::Int((1..=20).map(|i| i * i).sum()));
+}
