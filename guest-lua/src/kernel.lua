@@ -481,7 +481,7 @@ function MsgMethods:topic() return rawget(self, 1) end
 function MsgMethods:from() return rawget(self, 2) end
 function MsgMethods:payload()
     local n = rawget(self, 3)
-    if n == 1 then return setmetatable({ rawget(self, 4) }, PayloadMT) end
+    if n <= 1 then return setmetatable({ rawget(self, 4) }, PayloadMT) end
     local list = {}
     for i = 1, n do list[i] = setmetatable({ rawget(self, 3 + i) }, PayloadMT) end
     return list

@@ -1,1 +1,119 @@
-fn main() {}
+//! The `warren` command line: `run` an application, one entry of it, or a
+//! single script; `check` an application without running it.
+//!
+//! Errors print as `error: <what>` followed by `caused by:` lines, never as
+//! a panic or backtrace; the exit status is 0 only when everything ended
+//! normally (1 for a failed process, 2 for bad input).
+
+mod check;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status when the main process or a check failed.
+const EXIT_FAILED: u8 = 1;
+/// Exit status for bad input: arguments, configuration, scripts.
+const EXIT_BAD_INPUT: u8 = 2;
+
+/// Warren: many small isolated processes, in Lua or WebAssembly, talking by messages.
+#[derive(Parser)]
+#[command(name = "warren", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an application folder (with -x, one entry of it) or a single .lua script.
+    Run {
+        /// An application folder, or a .lua script.
+        path: PathBuf,
+        /// Run this entry (e.g. app:main) as the main process.
+        #[arg(short = 'x', long = "exec", value_name = "ENTRY")]
+        entry: Option<String>,
+        /// The host to run the main process on (default: the app's only host).
+        #[arg(long)]
+        host: Option<String>,
+        /// Arguments passed to the main function, as strings.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Validate an application folder and compile every Lua source.
+    Check {
+        /// The application folder.
+        path: PathBuf,
+    },
+}
+
+/// A failure to report, with the status to exit with.
+pub(crate) struct Failure {
+    status: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    pub(crate) fn bad_input(error: anyhow::Error) -> Self {
+        Failure {
+            status: EXIT_BAD_INPUT,
+            error,
+        }
+    }
+
+    pub(crate) fn failed(error: anyhow::Error) -> Self {
+        Failure {
+            status: EXIT_FAILED,
+            error,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { EXIT_BAD_INPUT } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Run {
+            path,
+            entry,
+            host,
+            args,
+        } => run::run(&path, entry, host, args),
+        Command::Check { path } => check::check(&path),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            report(&failure.error);
+            ExitCode::from(failure.status)
+        }
+    }
+}
+
+/// Prints an error and its causes in the documented format.
+pub(crate) fn report(error: &anyhow::Error) {
+    eprintln!("error: {error}");
+    for cause in error.chain().skip(1) {
+        eprintln!("caused by: {cause}");
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .init();
+}

@@ -1,1 +1,149 @@
-//! placeholder
+//! Loading and validation of Warren application folders.
+//!
+//! Every `_index.yaml` below the folder declares entries of one namespace.
+//! Loading checks everything that can be checked before anything starts —
+//! unknown keys and kinds, missing sources, unknown modules, duplicate ids,
+//! malformed sizes and durations — and reports every problem with the file,
+//! the entry and the key, instead of stopping at the first.
+
+mod error;
+mod index;
+mod units;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use error::ConfigError;
+pub use units::{MAX_SIZE, parse_size};
+
+/// Name of the files that declare entries.
+pub const INDEX_FILE: &str = "_index.yaml";
+
+/// The per-host quotas of a `process.host` entry (enforced by the tenant-limits work).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Limits {
+    /// Live processes at once.
+    pub max_processes: Option<u64>,
+    /// Bytes one process may allocate.
+    pub memory_per_process: Option<u64>,
+    /// Bytes all processes of the host may allocate.
+    pub memory_total: Option<u64>,
+    /// Nanoseconds a process may run without blocking.
+    pub cpu_slice: Option<i64>,
+    /// Bytes one message may hold.
+    pub max_message_bytes: Option<u64>,
+    /// Queued messages before senders get `RATE_LIMITED`.
+    pub mailbox_limit: Option<u64>,
+}
+
+/// A Lua process entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LuaEntry {
+    /// The script's path.
+    pub path: PathBuf,
+    /// The script's text.
+    pub source: String,
+    /// The function of the returned table to run.
+    pub method: String,
+    /// Modules `require` may load.
+    pub modules: Vec<String>,
+}
+
+/// A scheduler domain and tenant boundary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostEntry {
+    /// Worker threads (`None`: one per core).
+    pub workers: Option<usize>,
+    /// Quotas.
+    pub limits: Limits,
+}
+
+/// What an entry is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EntryKind {
+    /// `kind: process.lua`.
+    Lua(LuaEntry),
+    /// `kind: process.host`.
+    Host(HostEntry),
+}
+
+/// One declared entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// `<namespace>:<name>`.
+    pub id: String,
+    /// The `_index.yaml` that declares it.
+    pub file: PathBuf,
+    /// Its kind-specific configuration.
+    pub kind: EntryKind,
+}
+
+/// A loaded application.
+#[derive(Clone, Debug, Default)]
+pub struct App {
+    /// The application folder.
+    pub root: PathBuf,
+    /// Entries by id.
+    pub entries: BTreeMap<String, Entry>,
+}
+
+impl App {
+    /// Loads the application under `root`. `modules` are the module names a
+    /// Lua entry may list. Every problem found is returned.
+    pub fn load(root: &Path, modules: &[&str]) -> Result<App, Vec<ConfigError>> {
+        let mut files = Vec::new();
+        if let Err(err) = index::find_files(root, &mut files) {
+            return Err(vec![err]);
+        }
+        if files.is_empty() {
+            return Err(vec![ConfigError::NoIndex(root.to_path_buf())]);
+        }
+        files.sort();
+        let mut app = App {
+            root: root.to_path_buf(),
+            entries: BTreeMap::new(),
+        };
+        let mut problems = Vec::new();
+        for file in files {
+            for result in index::load_file(&file, modules) {
+                match result {
+                    Ok(entry) => app.insert(entry, &mut problems),
+                    Err(err) => problems.push(err),
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(app)
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn insert(&mut self, entry: Entry, problems: &mut Vec<ConfigError>) {
+        if let Some(first) = self.entries.get(&entry.id) {
+            problems.push(ConfigError::Duplicate {
+                file: entry.file.clone(),
+                id: entry.id.clone(),
+                first: first.file.clone(),
+            });
+            return;
+        }
+        self.entries.insert(entry.id.clone(), entry);
+    }
+
+    /// The Lua entries.
+    pub fn lua_entries(&self) -> impl Iterator<Item = (&str, &LuaEntry)> {
+        self.entries.iter().filter_map(|(id, e)| match &e.kind {
+            EntryKind::Lua(lua) => Some((id.as_str(), lua)),
+            EntryKind::Host(_) => None,
+        })
+    }
+
+    /// The host entries.
+    pub fn hosts(&self) -> impl Iterator<Item = (&str, &HostEntry)> {
+        self.entries.iter().filter_map(|(id, e)| match &e.kind {
+            EntryKind::Host(host) => Some((id.as_str(), host)),
+            EntryKind::Lua(_) => None,
+        })
+    }
+}

@@ -236,7 +236,7 @@ impl Core {
         };
         self.shared.directory.remove(me);
         self.shared.registry.release(me);
-        let observed = !p.links.is_empty() || !p.watchers.is_empty();
+        let linked = !p.links.is_empty() || !p.watchers.is_empty();
         for peer in p.links {
             let signal = LinkExit {
                 from: me,
@@ -251,12 +251,16 @@ impl Core {
             };
             self.post(Cmd::Deliver(watcher, Item::Event(event)));
         }
-        match &result {
-            Err(err) if !observed => tracing::warn!(pid = %me, "process failed: {}", err.message),
-            Err(err) => tracing::debug!(pid = %me, "process failed: {}", err.message),
-            Ok(_) => tracing::debug!(pid = %me, "process exited"),
+        let failure = result.as_ref().err().map(|e| e.message.clone());
+        let watched = self.shared.process_exited(me, result);
+        match failure {
+            // Nobody else will see this failure: make it visible.
+            Some(message) if !linked && !watched => {
+                tracing::warn!(pid = %me, "process failed: {message}")
+            }
+            Some(message) => tracing::debug!(pid = %me, "process failed: {message}"),
+            None => tracing::debug!(pid = %me, "process exited"),
         }
-        self.shared.process_exited(me, result);
     }
 
     /// Takes the next item of a ready process of front-end `frontend`. A

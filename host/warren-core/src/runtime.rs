@@ -136,12 +136,14 @@ impl Shared {
         Ok((cmd, worker))
     }
 
-    pub(crate) fn process_exited(&self, pid: Pid, result: Exit) {
+    /// Records an exit; `true` when someone outside the runtime was waiting for it.
+    pub(crate) fn process_exited(&self, pid: Pid, result: Exit) -> bool {
         let waiting = self
             .watchers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&pid);
+        let watched = waiting.is_some();
         for tx in waiting.into_iter().flatten() {
             let _ = tx.send(result.clone());
         }
@@ -153,6 +155,7 @@ impl Shared {
         if *live == 0 {
             self.idle.notify_all();
         }
+        watched
     }
 }
 

@@ -1,0 +1,178 @@
+//! `warren run`: build a runtime from an application folder or a single
+//! script, run the main process, and exit with its outcome.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use warren_config::App;
+use warren_core::{HostSpec, Pid, Runtime, RuntimeBuilder, SpawnRequest, Value};
+use warren_lua::{LuaProgram, MODULES, lua_frontend};
+
+use crate::Failure;
+
+/// The host scripts (and apps that declare none) run on.
+const DEFAULT_HOST: &str = "warren:default";
+/// The entry id a single script runs as.
+const SCRIPT_ENTRY: &str = "script:main";
+
+pub(crate) fn run(
+    path: &Path,
+    entry: Option<String>,
+    host: Option<String>,
+    args: Vec<String>,
+) -> Result<(), Failure> {
+    let args: Vec<Value> = args.into_iter().map(Value::str).collect();
+    if path.extension().is_some_and(|e| e == "wasm") {
+        let msg = anyhow!(
+            "{}: WebAssembly components are not supported by this build yet",
+            path.display()
+        );
+        return Err(Failure::bad_input(msg));
+    }
+    if path.extension().is_some_and(|e| e == "lua") {
+        if entry.is_some() {
+            return Err(Failure::bad_input(anyhow!(
+                "-x needs an application folder, not a script"
+            )));
+        }
+        return run_script(path, host, args);
+    }
+    if !path.is_dir() {
+        return Err(Failure::bad_input(anyhow!(
+            "{}: not an application folder or a .lua script",
+            path.display()
+        )));
+    }
+    let app = App::load(path, &MODULES).map_err(|problems| {
+        let first = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\ncaused by: ");
+        Failure::bad_input(
+            anyhow!("{first}").context(format!("cannot load application {}", path.display())),
+        )
+    })?;
+    let Some(entry) = entry else {
+        let msg = anyhow!(
+            "{}: nothing to start: the application declares no process.service entries; run one entry with -x <entry>",
+            path.display()
+        );
+        return Err(Failure::bad_input(msg));
+    };
+    run_app(&app, &entry, host, args)
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+fn run_script(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<(), Failure> {
+    let source = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))
+        .map_err(Failure::bad_input)?;
+    if let Some(host) = host.filter(|h| h != DEFAULT_HOST) {
+        return Err(Failure::bad_input(anyhow!(
+            "host '{host}' not found: a script runs on {DEFAULT_HOST}"
+        )));
+    }
+    let program = LuaProgram::new(path.display().to_string(), source).with_modules(&MODULES);
+    let runtime = RuntimeBuilder::new()
+        .frontend(lua_frontend())
+        .host(HostSpec {
+            name: DEFAULT_HOST.into(),
+            workers: default_workers(),
+        })
+        .program(program.into_program(SCRIPT_ENTRY))
+        .start()
+        .context("cannot start the runtime")
+        .map_err(Failure::failed)?;
+    run_main(
+        &runtime,
+        SpawnRequest::new(SCRIPT_ENTRY, DEFAULT_HOST, args),
+    )
+}
+
+fn run_app(app: &App, entry: &str, host: Option<String>, args: Vec<Value>) -> Result<(), Failure> {
+    if !app.lua_entries().any(|(id, _)| id == entry) {
+        let msg = anyhow!(
+            "entry '{entry}' not found, or not a process entry, in {}",
+            app.root.display()
+        );
+        return Err(Failure::bad_input(msg));
+    }
+    let mut builder = RuntimeBuilder::new().frontend(lua_frontend());
+    let hosts: Vec<(&str, usize)> = app
+        .hosts()
+        .map(|(id, h)| (id, h.workers.unwrap_or_else(default_workers)))
+        .collect();
+    let host = match (host, hosts.as_slice()) {
+        (Some(h), _) => h,
+        (None, [(only, _)]) => (*only).to_owned(),
+        (None, []) => DEFAULT_HOST.to_owned(),
+        (None, _) => {
+            let names: Vec<_> = hosts.iter().map(|(n, _)| *n).collect();
+            return Err(Failure::bad_input(anyhow!(
+                "several hosts ({}): choose one with --host",
+                names.join(", ")
+            )));
+        }
+    };
+    for (name, workers) in &hosts {
+        builder = builder.host(HostSpec {
+            name: (*name).to_owned(),
+            workers: *workers,
+        });
+    }
+    if hosts.is_empty() {
+        builder = builder.host(HostSpec {
+            name: DEFAULT_HOST.into(),
+            workers: default_workers(),
+        });
+    }
+    for (id, lua) in app.lua_entries() {
+        let mut program = LuaProgram::new(lua.path.display().to_string(), lua.source.as_str());
+        program.method.clone_from(&lua.method);
+        program.modules.clone_from(&lua.modules);
+        builder = builder.program(program.into_program(id));
+    }
+    let runtime = builder
+        .start()
+        .context("cannot start the runtime")
+        .map_err(Failure::failed)?;
+    run_main(&runtime, SpawnRequest::new(entry, host, args))
+}
+
+fn run_main(runtime: &Runtime, req: SpawnRequest) -> Result<(), Failure> {
+    let entry = req.entry.clone();
+    let (pid, exit) = runtime
+        .spawn_watched(req)
+        .with_context(|| format!("cannot start entry '{entry}'"))
+        .map_err(Failure::bad_input)?;
+    let result = exit
+        .recv()
+        .map_err(|_| Failure::failed(anyhow!("the runtime stopped before {pid} exited")))?;
+    match result {
+        Ok(_) => finish(Ok(())),
+        Err(err) => finish(Err(Failure::failed(
+            anyhow!("{}", err.message).context(failed_message(pid, &entry, err.kind.name())),
+        ))),
+    }
+}
+
+fn failed_message(pid: Pid, entry: &str, kind: &str) -> String {
+    format!("process {pid} (entry {entry}) failed [{kind}]")
+}
+
+/// Other processes may still run when the main process ends; the program
+/// ends with it, as an escript does, without waiting for them.
+fn finish(result: Result<(), Failure>) -> Result<(), Failure> {
+    let status = match &result {
+        Ok(()) => 0,
+        Err(failure) => {
+            crate::report(&failure.error);
+            i32::from(failure.status)
+        }
+    };
+    std::process::exit(status)
+}

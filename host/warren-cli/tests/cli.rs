@@ -1,0 +1,259 @@
+//! The `warren` binary: examples, `check`, and how bad input is reported.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn warren(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(args)
+        .current_dir(repo())
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("warren runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Writes `files` into a fresh folder and returns it.
+fn app(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    for (path, text) in files {
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    }
+    dir
+}
+
+fn assert_clean_failure(out: &Output, status: i32, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(status), "{err}");
+    assert!(err.contains("error: "), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    for needle in needles {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn bundled_examples_run_and_end_with_status_zero() {
+    for args in [
+        vec!["run", "examples/ping-pong.lua"],
+        vec!["run", "examples/worker-pool.lua"],
+        vec!["run", "examples/shop", "-x", "shop:main"],
+    ] {
+        let out = warren(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    let out = warren(&["run", "examples/worker-pool.lua"]);
+    assert!(
+        stderr(&out).contains("sum of squares 2870"),
+        "{}",
+        stderr(&out)
+    );
+    let out = warren(&["run", "examples/shop", "-x", "shop:main"]);
+    assert!(
+        stderr(&out).contains("accepted 3, refused 1, stock left: apples=3,pears=0"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_accepts_the_example_application() {
+    let out = warren(&["check", "examples/shop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok: 5 entries"));
+}
+
+#[test]
+fn script_arguments_reach_main_and_print_is_tagged_with_the_pid() {
+    let dir = app(
+        "args",
+        &[("s.lua", "return function(a, b) print('args', a, b) end")],
+    );
+    let out = warren(&[
+        "run",
+        &dir.join("s.lua").display().to_string(),
+        "one",
+        "two",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("args\tone\ttwo") && err.contains("pid=<0.1>"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_runtime_error_prints_file_and_line_and_fails() {
+    let dir = app(
+        "boom",
+        &[(
+            "boom.lua",
+            "return function()\n  local t = nil\n  return t.x\nend\n",
+        )],
+    );
+    let out = warren(&["run", &dir.join("boom.lua").display().to_string()]);
+    assert_clean_failure(
+        &out,
+        1,
+        &[
+            "error: process <0.1> (entry script:main) failed",
+            "caused by: ",
+            "boom.lua:3:",
+        ],
+    );
+}
+
+#[test]
+fn a_syntax_error_prints_file_and_line() {
+    let dir = app(
+        "syntax",
+        &[("bad.lua", "return function()\n  local = 1\nend\n")],
+    );
+    let out = warren(&["run", &dir.join("bad.lua").display().to_string()]);
+    assert_clean_failure(&out, 1, &["bad.lua:2:"]);
+}
+
+const HOST_AND_MAIN: &str = r#"version: "1.0"
+namespace: app
+entries:
+  - name: main
+    kind: process.lua
+    source: file://main.lua
+"#;
+
+#[test]
+fn check_reports_every_configuration_problem_with_file_entry_and_key() {
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - name: a
+    kind: process.lua
+    source: file://missing.lua
+  - name: b
+    kind: process.lua
+    source: file://main.lua
+    modulez: [json]
+  - name: c
+    kind: process.lua
+    source: file://main.lua
+    modules: [sql]
+  - name: d
+    kind: process.teleport
+  - name: h
+    kind: process.host
+    host: { workers: 0 }
+  - name: l
+    kind: process.host
+    limits: { memory_total: 12 parsecs }
+"#;
+    let dir = app(
+        "badconfig",
+        &[
+            ("_index.yaml", index),
+            ("main.lua", "return function() end"),
+        ],
+    );
+    let out = warren(&["check", &dir.display().to_string()]);
+    assert_clean_failure(
+        &out,
+        2,
+        &[
+            "_index.yaml: entry 'app:a': key 'source': cannot read",
+            "entry 'app:b': key 'modulez': unknown key",
+            "entry 'app:c': key 'modules': module 'sql' does not exist",
+            "entry 'app:d': key 'kind': unknown kind 'process.teleport'",
+            "entry 'app:h': key 'host.workers': must be at least 1",
+            "entry 'app:l': key 'limits.memory_total'",
+        ],
+    );
+}
+
+#[test]
+fn check_reports_duplicates_across_files_and_lua_syntax_errors() {
+    let dir = app(
+        "dupes",
+        &[
+            ("_index.yaml", HOST_AND_MAIN),
+            ("main.lua", "return function( end"),
+            ("sub/_index.yaml", HOST_AND_MAIN),
+            ("sub/main.lua", "return function() end"),
+        ],
+    );
+    let out = warren(&["check", &dir.display().to_string()]);
+    assert_clean_failure(&out, 2, &["duplicate entry id 'app:main'"]);
+    std::fs::remove_dir_all(dir.join("sub")).expect("rm");
+    let out = warren(&["check", &dir.display().to_string()]);
+    assert_clean_failure(&out, 2, &["entry 'app:main':", "main.lua:1:"]);
+}
+
+#[test]
+fn check_rejects_malformed_yaml_and_unsupported_versions() {
+    let dir = app(
+        "yaml",
+        &[("_index.yaml", "version: \"1.0\"\nnamespace: [oops\n")],
+    );
+    assert_clean_failure(
+        &warren(&["check", &dir.display().to_string()]),
+        2,
+        &["_index.yaml:"],
+    );
+    let dir = app(
+        "version",
+        &[(
+            "_index.yaml",
+            "version: \"9.9\"\nnamespace: app\nentries: []\n",
+        )],
+    );
+    assert_clean_failure(
+        &warren(&["check", &dir.display().to_string()]),
+        2,
+        &["version \"9.9\" is not supported"],
+    );
+}
+
+#[test]
+fn run_reports_bad_arguments_cleanly() {
+    let dir = app(
+        "norun",
+        &[
+            ("_index.yaml", HOST_AND_MAIN),
+            ("main.lua", "return function() return 1 end"),
+        ],
+    );
+    let d = dir.display().to_string();
+    assert_clean_failure(&warren(&["run", &d]), 2, &["nothing to start", "-x"]);
+    assert_clean_failure(
+        &warren(&["run", &d, "-x", "app:nope"]),
+        2,
+        &["entry 'app:nope' not found"],
+    );
+    assert_clean_failure(
+        &warren(&["run", "/no/such/place"]),
+        2,
+        &["not an application folder"],
+    );
+    assert_clean_failure(
+        &warren(&["run", &d, "-x", "app:main", "--host", "app:none"]),
+        2,
+        &["host 'app:none' not found"],
+    );
+    assert_clean_failure(&warren(&["check", "/no/such/place"]), 2, &["cannot read"]);
+    let out = warren(&["run", &d, "-x", "app:main"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = warren(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,289 @@
+//! Reading one `_index.yaml`: the file's shape, then each entry by its kind,
+//! with serde's `deny_unknown_fields` catching misspelt keys.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::Value as Yaml;
+
+use crate::units::parse_size;
+use crate::{ConfigError, Entry, EntryKind, HostEntry, INDEX_FILE, Limits, LuaEntry};
+
+/// The only `version:` this loader understands.
+const VERSION: &str = "1.0";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexYaml {
+    version: Yaml,
+    namespace: String,
+    #[serde(default)]
+    entries: Vec<Yaml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LuaYaml {
+    #[serde(rename = "name")]
+    _name: String,
+    #[serde(rename = "kind")]
+    _kind: String,
+    source: String,
+    method: Option<String>,
+    modules: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostYaml {
+    #[serde(rename = "name")]
+    _name: String,
+    #[serde(rename = "kind")]
+    _kind: String,
+    host: Option<HostOptions>,
+    limits: Option<LimitsYaml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostOptions {
+    workers: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsYaml {
+    max_processes: Option<u64>,
+    memory_per_process: Option<Yaml>,
+    memory_total: Option<Yaml>,
+    cpu_slice: Option<String>,
+    max_message_bytes: Option<Yaml>,
+    mailbox_limit: Option<u64>,
+}
+
+/// Collects every `_index.yaml` under `dir` (hidden folders are skipped).
+pub(crate) fn find_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ConfigError> {
+    let io = |source| ConfigError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for item in std::fs::read_dir(dir).map_err(io)? {
+        let item = item.map_err(io)?;
+        let path = item.path();
+        let hidden = item.file_name().to_string_lossy().starts_with('.');
+        if path.is_dir() && !hidden {
+            find_files(&path, out)?;
+        } else if item.file_name() == INDEX_FILE {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Every entry of `file`, or the problems found in it.
+pub(crate) fn load_file(file: &Path, modules: &[&str]) -> Vec<Result<Entry, ConfigError>> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(source) => {
+            return vec![Err(ConfigError::Io {
+                path: file.to_path_buf(),
+                source,
+            })];
+        }
+    };
+    let index: IndexYaml = match serde_yaml_ng::from_str(&text) {
+        Ok(index) => index,
+        Err(err) => return vec![Err(file_error(file, err.to_string()))],
+    };
+    let version = match &index.version {
+        Yaml::String(s) => s.clone(),
+        Yaml::Number(n) => format!("{n:?}").trim_end_matches(".0").to_owned() + ".0",
+        _ => String::new(),
+    };
+    if version != VERSION {
+        return vec![Err(file_error(
+            file,
+            format!("version {version:?} is not supported (expected \"{VERSION}\")"),
+        ))];
+    }
+    if index.namespace.is_empty() || index.namespace.contains(':') {
+        let msg = format!(
+            "namespace {:?} must be non-empty and must not contain ':'",
+            index.namespace
+        );
+        return vec![Err(file_error(file, msg))];
+    }
+    let ctx = Ctx {
+        file,
+        dir: file.parent().unwrap_or(Path::new(".")),
+        namespace: &index.namespace,
+        modules,
+    };
+    index
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| ctx.entry(i, e))
+        .collect()
+}
+
+fn file_error(file: &Path, message: String) -> ConfigError {
+    ConfigError::File {
+        file: file.to_path_buf(),
+        message,
+    }
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    dir: &'a Path,
+    namespace: &'a str,
+    modules: &'a [&'a str],
+}
+
+impl Ctx<'_> {
+    fn entry_error(&self, entry: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Entry {
+            file: self.file.to_path_buf(),
+            entry: entry.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn key_error(&self, entry: &str, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Key {
+            file: self.file.to_path_buf(),
+            entry: entry.to_owned(),
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn entry(&self, position: usize, yaml: &Yaml) -> Result<Entry, ConfigError> {
+        let label = format!("#{}", position + 1);
+        let str_field = |key: &str| yaml.get(key).and_then(Yaml::as_str);
+        let Some(name) = str_field("name").filter(|n| !n.is_empty()) else {
+            return Err(self.key_error(&label, "name", "missing or not a string"));
+        };
+        let id = format!("{}:{name}", self.namespace);
+        let Some(kind) = str_field("kind") else {
+            return Err(self.key_error(&id, "kind", "missing or not a string"));
+        };
+        let kind = match kind {
+            "process.lua" => EntryKind::Lua(self.lua(&id, self.parse(&id, yaml)?)?),
+            "process.host" => EntryKind::Host(self.host(&id, self.parse(&id, yaml)?)?),
+            "process.wasm" | "process.service" => {
+                return Err(self.key_error(
+                    &id,
+                    "kind",
+                    format!("kind '{kind}' is not supported by this build yet"),
+                ));
+            }
+            other => {
+                let msg = format!(
+                    "unknown kind '{other}' (expected process.lua, process.host, process.wasm or process.service)"
+                );
+                return Err(self.key_error(&id, "kind", msg));
+            }
+        };
+        Ok(Entry {
+            id,
+            file: self.file.to_path_buf(),
+            kind,
+        })
+    }
+
+    fn parse<T: DeserializeOwned>(&self, id: &str, yaml: &Yaml) -> Result<T, ConfigError> {
+        serde_yaml_ng::from_value(yaml.clone()).map_err(|err| {
+            let text = err.to_string();
+            match text
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split_once('`'))
+            {
+                Some((key, _)) => self.key_error(id, key, format!("unknown key ({text})")),
+                None => self.entry_error(id, text),
+            }
+        })
+    }
+
+    fn lua(&self, id: &str, y: LuaYaml) -> Result<LuaEntry, ConfigError> {
+        let Some(relative) = y.source.strip_prefix("file://") else {
+            return Err(self.key_error(
+                id,
+                "source",
+                format!("{:?} must start with file://", y.source),
+            ));
+        };
+        let path = self.dir.join(relative);
+        let source = std::fs::read_to_string(&path).map_err(|e| {
+            self.key_error(id, "source", format!("cannot read {}: {e}", path.display()))
+        })?;
+        let modules = y.modules.unwrap_or_default();
+        if let Some(bad) = modules.iter().find(|m| !self.modules.contains(&m.as_str())) {
+            let msg = format!(
+                "module '{bad}' does not exist (available: {})",
+                self.modules.join(", ")
+            );
+            return Err(self.key_error(id, "modules", msg));
+        }
+        let method = y.method.unwrap_or_else(|| "main".into());
+        Ok(LuaEntry {
+            path,
+            source,
+            method,
+            modules,
+        })
+    }
+
+    fn host(&self, id: &str, y: HostYaml) -> Result<HostEntry, ConfigError> {
+        let workers = y.host.and_then(|h| h.workers);
+        if workers == Some(0) {
+            return Err(self.key_error(id, "host.workers", "must be at least 1"));
+        }
+        let limits = match y.limits {
+            Some(l) => self.limits(id, l)?,
+            None => Limits::default(),
+        };
+        Ok(HostEntry { workers, limits })
+    }
+
+    fn limits(&self, id: &str, l: LimitsYaml) -> Result<Limits, ConfigError> {
+        let size = |key: &str, v: Option<Yaml>| -> Result<Option<u64>, ConfigError> {
+            let text = match v {
+                None => return Ok(None),
+                Some(Yaml::Number(n)) => n.to_string(),
+                Some(Yaml::String(s)) => s,
+                Some(_) => {
+                    return Err(self.key_error(id, key, "expected a size such as \"16MiB\""));
+                }
+            };
+            parse_size(&text)
+                .map(Some)
+                .map_err(|e| self.key_error(id, key, e))
+        };
+        let cpu_slice = match l.cpu_slice {
+            Some(text) => Some(
+                warren_core::duration::parse(&text)
+                    .ok()
+                    .filter(|ns| *ns > 0)
+                    .ok_or_else(|| {
+                        self.key_error(
+                            id,
+                            "limits.cpu_slice",
+                            format!("invalid positive duration {text:?}"),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        Ok(Limits {
+            max_processes: l.max_processes,
+            memory_per_process: size("limits.memory_per_process", l.memory_per_process)?,
+            memory_total: size("limits.memory_total", l.memory_total)?,
+            cpu_slice,
+            max_message_bytes: size("limits.max_message_bytes", l.max_message_bytes)?,
+            mailbox_limit: l.mailbox_limit,
+        })
+    }
+}
