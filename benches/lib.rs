@@ -1,1 +1,96 @@
-//! Shared helpers for the benches.
+//! Shared helpers for the benches: a runtime with the bench entries, a way
+//! to run a driver process and read the nanoseconds it measured, and the
+//! process's resident set size.
+
+use std::time::Duration;
+
+use warren_core::{HostSpec, Runtime, RuntimeBuilder, SpawnRequest, Value};
+use warren_lua::{LuaProgram, MODULES, lua_frontend};
+
+/// The host the bench processes run on.
+pub const HOST: &str = "bench:host";
+
+/// A process that waits on its inbox once and exits.
+pub const IDLE: &str = "return function() process.inbox():receive() end";
+
+/// Spawns `n` idle children, waits until they all wait on their inbox, and
+/// returns the nanoseconds that took; then stops them.
+pub const SPAWNER: &str = r#"local time = require("time")
+return function(n)
+    local me, kids = process.pid(), {}
+    local t0 = time.now()
+    for i = 1, n do kids[i] = process.spawn("bench:idle", "bench:host") end
+    process.send(me, "sync") -- queued behind every child's start
+    process.inbox():receive()
+    local elapsed = time.now():sub(t0):nanoseconds()
+    for i = 1, n do process.send(kids[i], "stop") end
+    return elapsed
+end"#;
+
+/// Sends `n` small-table messages to a receiver and returns the nanoseconds
+/// until the receiver has taken them all.
+pub const SENDER: &str = r#"local time = require("time")
+return function(n)
+    local sink = process.spawn("bench:sink", "bench:host", n, process.pid())
+    local inbox = process.inbox()
+    inbox:receive() -- the sink is ready
+    local t0 = time.now()
+    for i = 1, n do process.send(sink, "m", { i = i }) end
+    inbox:receive()
+    return time.now():sub(t0):nanoseconds()
+end"#;
+
+/// Receives `n` messages, then tells `reply`.
+pub const SINK: &str = r#"return function(n, reply)
+    local inbox = process.inbox()
+    process.send(reply, "ready")
+    for _ = 1, n do inbox:receive() end
+    process.send(reply, "done")
+end"#;
+
+/// Starts a runtime with the bench entries on one host of `workers` workers.
+pub fn runtime(workers: usize) -> Runtime {
+    let entry = |id: &str, src: &str| {
+        LuaProgram::new(id, src)
+            .with_modules(&MODULES)
+            .into_program(id)
+    };
+    RuntimeBuilder::new()
+        .frontend(lua_frontend())
+        .host(HostSpec {
+            name: HOST.into(),
+            workers,
+        })
+        .program(entry("bench:idle", IDLE))
+        .program(entry("bench:spawner", SPAWNER))
+        .program(entry("bench:sender", SENDER))
+        .program(entry("bench:sink", SINK))
+        .start()
+        .expect("runtime starts")
+}
+
+/// Runs driver `entry` with integer `n` and returns the nanoseconds it reports.
+pub fn measure(rt: &Runtime, entry: &str, n: i64) -> Duration {
+    let exit = rt
+        .run(
+            SpawnRequest::new(entry, HOST, vec![Value::Int(n)]),
+            Duration::from_secs(120),
+        )
+        .expect("spawn accepted")
+        .expect("driver finished");
+    match exit {
+        Ok(Value::Int(ns)) => Duration::from_nanos(u64::try_from(ns).unwrap_or(0)),
+        other => panic!("driver {entry} ended with {other:?}"),
+    }
+}
+
+/// The resident set size of this process, in bytes (Linux).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}

@@ -79,10 +79,10 @@ impl Walk<'_> {
                 "nesting deeper than {MAX_DEPTH} levels cannot be sent"
             )));
         }
-        if let Some(mt) = t.metatable() {
-            if let Ok(Some(name)) = mt.raw_get::<Option<String>>(RUNTIME_OBJECT_TAG) {
-                return Err(self.fail(format!("{name} cannot be sent")));
-            }
+        if let Some(mt) = t.metatable()
+            && let Ok(Some(name)) = mt.raw_get::<Option<String>>(RUNTIME_OBJECT_TAG)
+        {
+            return Err(self.fail(format!("{name} cannot be sent")));
         }
         self.open.push(ptr);
         let result = self.entries(t);

@@ -8,9 +8,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mlua::state::{GcGenParams, GcMode};
 use mlua::{
-    Function, IntoLua, Lua, LuaOptions, LuaString, MultiValue, StdLib, Table, Value as LuaValue,
-    Variadic,
+    Function, IntoLua, IntoLuaMulti, Lua, LuaOptions, LuaString, MultiValue, StdLib, Table,
+    Value as LuaValue, Variadic,
 };
 use rustc_hash::FxHashMap;
 use warren_core::{
@@ -85,6 +86,8 @@ impl LuaVm {
         // below before any process code runs, and process code never sees the
         // VM's globals (each process has its own `_ENV`).
         let lua = unsafe { Lua::unsafe_new_with(libs | StdLib::DEBUG, LuaOptions::default()) };
+        // Most kernel garbage (messages, waiters, events) dies young.
+        lua.gc_set_mode(GcMode::Generational(GcGenParams::default()));
         let globals = lua.globals();
         let debug: Table = globals.get("debug")?;
         let traceback: Function = debug.get("traceback")?;
@@ -228,10 +231,10 @@ fn entry_table(
     entries: &Rc<RefCell<Entries>>,
     program: &Arc<Program>,
 ) -> Result<Table, String> {
-    if let Some((cached, table)) = entries.borrow().compiled.get(&program.id) {
-        if Arc::ptr_eq(cached, program) {
-            return Ok(table.clone());
-        }
+    if let Some((cached, table)) = entries.borrow().compiled.get(&program.id)
+        && Arc::ptr_eq(cached, program)
+    {
+        return Ok(table.clone());
     }
     let code = program
         .code
@@ -329,8 +332,6 @@ fn ok_or_failure<T: IntoLua>(
         Err(err) => failure(&err.into().0).into_lua_multi(lua),
     }
 }
-
-use mlua::IntoLuaMulti;
 
 fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     type Op = fn(&mut warren_core::Core, Pid, Pid, LuaValue) -> Result<(), ProcError>;

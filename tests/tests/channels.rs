@@ -256,3 +256,18 @@ fn scheduler_threads_cannot_be_resumed_by_hand() {
     end"#);
     assert_eq!(v, s("cannot resume a scheduler-managed coroutine"));
 }
+
+#[test]
+fn long_runs_of_local_work_outlast_the_scheduling_budget() {
+    // More resumptions than one scheduling slice, with no host items at all:
+    // the worker must keep running the kernel instead of parking.
+    let v = ok(r#"return function()
+        local a, b = channel.new(), channel.new()
+        local n = 5000
+        coroutine.spawn(function() for i = 1, n do a:receive() b:send(i) end end)
+        local last
+        for i = 1, n do a:send(i) last = b:receive() end
+        return last
+    end"#);
+    assert_eq!(v, Value::Int(5000));
+}

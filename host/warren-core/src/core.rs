@@ -116,10 +116,8 @@ impl Core {
         let link = req.link;
         let (cmd, worker) = self.shared.prepare_spawn(req, Some(parent))?;
         let pid = cmd.pid;
-        if link {
-            if let Some(p) = self.procs.get_mut(&parent) {
-                p.links.insert(pid);
-            }
+        if link && let Some(p) = self.procs.get_mut(&parent) {
+            p.links.insert(pid);
         }
         self.dispatch(worker, Cmd::Spawn(cmd));
         Ok(pid)
@@ -403,10 +401,10 @@ impl Core {
                 }
             },
             Cmd::RemoveMonitor { target, watcher } => {
-                if let Some(p) = self.procs.get_mut(&target) {
-                    if let Some(i) = p.watchers.iter().position(|w| *w == watcher) {
-                        p.watchers.swap_remove(i);
-                    }
+                if let Some(p) = self.procs.get_mut(&target)
+                    && let Some(i) = p.watchers.iter().position(|w| *w == watcher)
+                {
+                    p.watchers.swap_remove(i);
                 }
             }
         }
@@ -448,11 +446,11 @@ impl Core {
     }
 
     fn queue(&mut self, pid: Pid) {
-        if let Some(p) = self.procs.get_mut(&pid) {
-            if !p.queued {
-                p.queued = true;
-                self.ready[p.frontend].push_back(pid);
-            }
+        if let Some(p) = self.procs.get_mut(&pid)
+            && !p.queued
+        {
+            p.queued = true;
+            self.ready[p.frontend].push_back(pid);
         }
     }
 }

@@ -90,10 +90,10 @@ impl Remote {
     }
 
     fn wake_if_sleeping(&self) {
-        if self.sleeping.swap(false, Ordering::SeqCst) {
-            if let Some(thread) = self.thread.get() {
-                thread.unpark();
-            }
+        if self.sleeping.swap(false, Ordering::SeqCst)
+            && let Some(thread) = self.thread.get()
+        {
+            thread.unpark();
         }
     }
 }
@@ -115,6 +115,8 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         .map(|(i, f)| f.create(core.clone(), i))
         .collect();
     let mut incoming = Vec::new();
+    // Front-ends that stopped on their budget with work still inside them.
+    let mut unfinished = vec![false; frontends.len()];
     while !remote.stop.load(Ordering::SeqCst) {
         std::mem::swap(&mut incoming, &mut *remote.lock());
         let mut c = core.borrow_mut();
@@ -123,12 +125,12 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         }
         c.fire_timers(Instant::now());
         drop(c);
-        let mut more = false;
         for (i, frontend) in frontends.iter_mut().enumerate() {
-            if core.borrow().has_ready(i) {
-                more |= frontend.run(RUN_BUDGET);
+            if unfinished[i] || core.borrow().has_ready(i) {
+                unfinished[i] = frontend.run(RUN_BUDGET);
             }
         }
+        let more = unfinished.iter().any(|u| *u);
         let mut c = core.borrow_mut();
         for (worker, cmds) in c.take_outbox() {
             shared.workers[worker].push_all(cmds);
