@@ -51,6 +51,7 @@ fn bundled_examples_run_and_end_with_status_zero() {
         vec!["run", "examples/ping-pong.lua"],
         vec!["run", "examples/worker-pool.lua"],
         vec!["run", "examples/shop", "-x", "shop:main"],
+        vec!["run", "examples/hello.lua"],
     ] {
         let out = warren(&args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
@@ -58,6 +59,12 @@ fn bundled_examples_run_and_end_with_status_zero() {
     let out = warren(&["run", "examples/worker-pool.lua"]);
     assert!(
         stderr(&out).contains("sum of squares 2870"),
+        "{}",
+        stderr(&out)
+    );
+    let out = warren(&["run", "examples/hello.lua"]);
+    assert!(
+        stderr(&out).contains("answer\t42\tworker exited:\tEXIT"),
         "{}",
         stderr(&out)
     );
