@@ -33,12 +33,18 @@ pub(crate) struct LuaVm {
 
 /// Stands in for a VM that failed to start: fails every process sent to it.
 pub(crate) struct Broken {
+    pub core: CoreRef,
+    pub index: usize,
     pub error: String,
 }
 
 impl Frontend for Broken {
     fn run(&mut self, _budget: u32) -> bool {
-        tracing::error!("Lua VM unavailable: {}", self.error);
+        let mut core = self.core.borrow_mut();
+        while let Some((pid, _)) = core.next_item(self.index) {
+            let message = format!("the Lua VM of this worker failed to start: {}", self.error);
+            core.exit(pid, Err(ProcError::new(ErrorKind::Unavailable, message)));
+        }
         false
     }
 }
@@ -69,8 +75,46 @@ fn lua_id(pid: Pid) -> i64 {
     i64::try_from(pid.as_u64()).unwrap_or(-1)
 }
 
+/// Per-VM state of `H.next`: compiled entries and interned strings, so a
+/// stream of messages from one sender on one topic creates no new strings.
 struct Entries {
     compiled: FxHashMap<String, (Arc<Program>, Table)>,
+    kinds: FxHashMap<&'static str, LuaString>,
+    last_from: Option<(Pid, LuaString)>,
+    last_topic: Option<(Arc<str>, LuaString)>,
+}
+
+impl Entries {
+    fn kind(&mut self, lua: &Lua, name: &'static str) -> mlua::Result<LuaValue> {
+        if let Some(s) = self.kinds.get(name) {
+            return Ok(LuaValue::String(s.clone()));
+        }
+        let s = lua.create_string(name)?;
+        self.kinds.insert(name, s.clone());
+        Ok(LuaValue::String(s))
+    }
+
+    fn pid(&mut self, lua: &Lua, pid: Pid) -> mlua::Result<LuaValue> {
+        match &self.last_from {
+            Some((last, s)) if *last == pid => Ok(LuaValue::String(s.clone())),
+            _ => {
+                let s = lua.create_string(pid.to_string())?;
+                self.last_from = Some((pid, s.clone()));
+                Ok(LuaValue::String(s))
+            }
+        }
+    }
+
+    fn topic(&mut self, lua: &Lua, topic: &Arc<str>) -> mlua::Result<LuaValue> {
+        match &self.last_topic {
+            Some((last, s)) if **last == **topic => Ok(LuaValue::String(s.clone())),
+            _ => {
+                let s = lua.create_string(&**topic)?;
+                self.last_topic = Some((topic.clone(), s.clone()));
+                Ok(LuaValue::String(s))
+            }
+        }
+    }
 }
 
 impl LuaVm {
@@ -120,6 +164,9 @@ fn register(lua: &Lua, h: &Table, core: CoreRef, index: usize) -> mlua::Result<(
 fn register_next(lua: &Lua, h: &Table, core: CoreRef, index: usize) -> mlua::Result<()> {
     let entries = Rc::new(RefCell::new(Entries {
         compiled: FxHashMap::default(),
+        kinds: FxHashMap::default(),
+        last_from: None,
+        last_topic: None,
     }));
     let next = lua.create_function(move |lua, ()| {
         loop {
@@ -165,9 +212,10 @@ fn item_values(
             }
         }
         Item::Msg(msg) => {
-            out.push(str_value(lua, "msg")?);
-            out.push(str_value(lua, &msg.topic)?);
-            out.push(str_value(lua, &msg.from.to_string())?);
+            let mut names = entries.borrow_mut();
+            out.push(names.kind(lua, "msg")?);
+            out.push(names.topic(lua, &msg.topic)?);
+            out.push(names.pid(lua, msg.from)?);
             for payload in &msg.payloads {
                 out.push(to_lua(lua, payload)?);
             }

@@ -87,11 +87,13 @@ impl FrontendFactory for Factory {
     }
 
     fn create(&self, core: CoreRef, index: usize) -> Box<dyn Frontend> {
-        match host::LuaVm::new(core, index) {
+        match host::LuaVm::new(core.clone(), index) {
             Ok(vm) => Box::new(vm),
             Err(err) => {
                 tracing::error!("cannot start the Lua VM: {err}");
                 Box::new(host::Broken {
+                    core,
+                    index,
                     error: err.to_string(),
                 })
             }

@@ -22,6 +22,10 @@ use crate::runtime::{Shared, SpawnRequest};
 use crate::value::Value;
 use crate::worker::Cmd;
 
+/// Below this many armed timers a worker never scans its heap for timers of
+/// exited processes; above it, a scan runs when they could be the majority.
+const TIMER_PURGE_FLOOR: usize = 256;
+
 /// The handle front-ends keep to their worker's core.
 pub type CoreRef = Rc<RefCell<Core>>;
 
@@ -232,6 +236,7 @@ impl Core {
         let Some(p) = self.procs.remove(&me) else {
             return;
         };
+        self.purge_timers();
         self.shared.directory.remove(me);
         self.shared.registry.release(me);
         let linked = !p.links.is_empty() || !p.watchers.is_empty();
@@ -303,6 +308,17 @@ impl Core {
             }
             self.timers.pop();
             self.push_local(pid, Item::Timer(id));
+        }
+    }
+
+    /// Drops timers of exited processes once they outnumber the live
+    /// processes, so a process that armed long timers and exited does not
+    /// hold their memory until the deadlines pass. Amortised O(1) per exit.
+    fn purge_timers(&mut self) {
+        if self.timers.len() > TIMER_PURGE_FLOOR && self.timers.len() > 2 * self.procs.len() {
+            let procs = &self.procs;
+            self.timers
+                .retain(|Reverse((_, _, pid, _))| procs.contains_key(pid));
         }
     }
 
