@@ -42,7 +42,6 @@ local function wake(cr, a, b, c)
         cr.ext = false
         cr.p.ext = cr.p.ext - 1
     end
-    cr.blocked = false
     local p = cr.p
     p.nready = p.nready + 1
     local t = rq_tail + 1
@@ -51,7 +50,6 @@ local function wake(cr, a, b, c)
 end
 
 local function block(cr, ext)
-    cr.blocked = true
     if ext then
         cr.ext = true
         cr.p.ext = cr.p.ext + 1
@@ -353,29 +351,35 @@ end
 local procs = {}       -- pid integer -> process record
 local KTHREAD = setmetatable({}, { __mode = "k" }) -- threads the kernel schedules
 
-local function inbox_state(p)
-    local s = p.inbox
+-- A host-fed channel of a process (inbox, events), made on first use.
+local function host_chan(p, key)
+    local s = p[key]
     if not s then
         s = chan_state(0, true)
-        p.inbox = s
+        p[key] = s
     end
     return s
 end
+local function inbox_state(p) return host_chan(p, "inbox") end
+local function events_state(p) return host_chan(p, "events") end
 
-local function events_state(p)
-    local s = p.events
-    if not s then
-        s = chan_state(0, true)
-        p.events = s
+-- A per-process table made on first use, so idle processes carry none.
+local function lazy_table(p, key)
+    local t = p[key]
+    if not t then
+        t = {}
+        p[key] = t
     end
-    return s
+    return t
 end
 
 local function new_cr(p, fn)
     local th = co_create(fn)
-    local cr = { th = th, p = p, ext = false, blocked = false, dead = false }
+    local cr = { th = th, p = p, ext = false }
     KTHREAD[th] = true
-    p.crs[cr] = true
+    if p.main then -- the main coroutine is p.main; others are tracked in p.crs
+        lazy_table(p, "crs")[cr] = true
+    end
     p.live = p.live + 1
     return cr
 end
@@ -385,15 +389,20 @@ local function exit_proc(p, ok, v)
     p.dead = true
     procs[p.id] = nil
     local running = co_running()
-    for cr in pairs(p.crs) do
+    local function close(cr)
         cr.dead = true
         if cr.th ~= running and co_status(cr.th) == "suspended" then
             current = cr
             co_close(cr.th)
         end
     end
+    close(p.main)
+    if p.crs then
+        for cr in pairs(p.crs) do close(cr) end
+        p.crs = nil
+    end
     current = nil
-    p.crs = {}
+    p.timers = nil
     if ok then
         H_exit(p.id, true, v)
     else
@@ -426,8 +435,7 @@ end
 local function start(id, pidstr, entry, ...)
     local env = setmetatable({}, ENV_MT)
     rawset(env, "_G", env)
-    local p = { id = id, pid = pidstr, env = env, entry = entry, crs = {}, live = 0, nready = 0, ext = 0,
-        timers = {}, dead = false }
+    local p = { id = id, pid = pidstr, env = env, entry = entry, live = 0, nready = 0, ext = 0 }
     procs[id] = p
     local cr = new_cr(p, proc_main)
     p.main = cr
@@ -437,7 +445,7 @@ end
 local function finished(cr, r1, r2)
     local p = cr.p
     cr.dead = true
-    p.crs[cr] = nil
+    if p.crs then p.crs[cr] = nil end
     p.live = p.live - 1
     if cr == p.main then
         if r1 == nil and r2 ~= nil then
@@ -534,9 +542,10 @@ local function handle(id, kind, ...)
         on_event(p, ...)
     elseif kind == "timer" then
         local id2 = ...
-        local fire = p.timers[id2]
+        local timers = p.timers
+        local fire = timers and timers[id2]
         if fire then
-            p.timers[id2] = nil
+            timers[id2] = nil
             fire(p, id2)
         end
     end
@@ -779,7 +788,7 @@ local next_timer = 0
 local function arm(p, ns, fire)
     next_timer = next_timer + 1
     local id = next_timer
-    p.timers[id] = fire
+    lazy_table(p, "timers")[id] = fire
     H_timer(p.id, id, ns < 0 and 0 or ns)
     return id
 end
@@ -833,8 +842,9 @@ end
 function TimerMethods:channel() return rawget(self, 1).s.proxy end
 function TimerMethods:stop()
     local st = rawget(self, 1)
-    local pending = st.id ~= nil and st.p.timers[st.id] ~= nil
-    if st.id then st.p.timers[st.id] = nil end
+    local timers = st.p.timers
+    local pending = st.id ~= nil and timers and timers[st.id] ~= nil or false
+    if st.id and timers then timers[st.id] = nil end
     st.id = nil
     return pending
 end
