@@ -171,10 +171,12 @@ fn repeated_selects_do_not_leak_waiters() {
     // A leaked waiter costs at least 100 bytes, so 200k iterations would
     // leak 20 MB; uncollected garbage stays far below the 8 MB bound.
     let v = ok(r#"return function()
-        local idle, tick = channel.new(), channel.new(1)
+        local idle, tick = channel.new(), channel.new()
         local before
+        -- The feeder wakes the select through `tick` while it also waits on
+        -- `idle`, leaving a completed waiter on `idle` each time.
+        coroutine.spawn(function() for i = 1, 200000 do tick:send(i) end end)
         for i = 1, 200000 do
-            tick:send(i)
             local r = channel.select({ idle:case_receive(), tick:case_receive() })
             assert(r.value == i)
             if i == 1000 then before = collectgarbage("count") end
