@@ -7,6 +7,9 @@ use std::time::Duration;
 use warren_core::{HostSpec, Runtime, RuntimeBuilder, SpawnRequest, Value};
 use warren_lua::{LuaProgram, MODULES, lua_frontend};
 
+/// The allocator the `warren` binary uses, so benches measure what users run.
+pub type Allocator = mimalloc::MiMalloc;
+
 /// The host the bench processes run on.
 pub const HOST: &str = "bench:host";
 
@@ -27,25 +30,34 @@ return function(n)
     return elapsed
 end"#;
 
-/// Sends `n` small-table messages to a receiver and returns the nanoseconds
-/// until the receiver has taken them all.
+/// Messages in flight before the sender waits for the receiver's ack: a
+/// bounded backlog, as a real producer/consumer pair has.
+pub const WINDOW: i64 = 256;
+
+/// Sends `n` small-table messages to a receiver, at most [`WINDOW`] ahead of
+/// it, and returns the nanoseconds until the receiver has taken them all.
 pub const SENDER: &str = r#"local time = require("time")
-return function(n)
-    local sink = process.spawn("bench:sink", "bench:host", n, process.pid())
+return function(n, window)
+    local sink = process.spawn("bench:sink", "bench:host", n, window, process.pid())
     local inbox = process.inbox()
     inbox:receive() -- the sink is ready
     local t0 = time.now()
-    for i = 1, n do process.send(sink, "m", { i = i }) end
-    inbox:receive()
+    for i = 1, n do
+        process.send(sink, "m", { i = i })
+        if i % window == 0 then inbox:receive() end
+    end
+    if n % window ~= 0 then inbox:receive() end
     return time.now():sub(t0):nanoseconds()
 end"#;
 
-/// Receives `n` messages, then tells `reply`.
-pub const SINK: &str = r#"return function(n, reply)
+/// Receives `n` messages, acknowledging every `window` and the last.
+pub const SINK: &str = r#"return function(n, window, reply)
     local inbox = process.inbox()
     process.send(reply, "ready")
-    for _ = 1, n do inbox:receive() end
-    process.send(reply, "done")
+    for i = 1, n do
+        inbox:receive()
+        if i % window == 0 or i == n then process.send(reply, "ack") end
+    end
 end"#;
 
 /// Starts a runtime with the bench entries on one host of `workers` workers.
@@ -73,7 +85,7 @@ pub fn runtime(workers: usize) -> Runtime {
 pub fn measure(rt: &Runtime, entry: &str, n: i64) -> Duration {
     let exit = rt
         .run(
-            SpawnRequest::new(entry, HOST, vec![Value::Int(n)]),
+            SpawnRequest::new(entry, HOST, vec![Value::Int(n), Value::Int(WINDOW)]),
             Duration::from_secs(120),
         )
         .expect("spawn accepted")

@@ -7,6 +7,9 @@ use criterion::{Criterion, Throughput};
 use warren_benches::{HOST, measure, rss_bytes, runtime};
 use warren_core::SpawnRequest;
 
+#[global_allocator]
+static ALLOCATOR: warren_benches::Allocator = warren_benches::Allocator {};
+
 /// Children spawned per driver run.
 const BATCH: u64 = 2_000;
 

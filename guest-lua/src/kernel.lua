@@ -60,7 +60,8 @@ end
 ---------------------------------------------------------------------------
 -- Small FIFO queues.
 ---------------------------------------------------------------------------
-local function qnew() return { h = 1, t = 0 } end
+-- The `false` pre-sizes the array part, so the first push does not rehash.
+local function qnew() return { false, h = 1, t = 0 } end
 local function qpush(q, v)
     local t = q.t + 1
     q.t = t
@@ -433,7 +434,7 @@ local function trampoline(fn, args)
 end
 
 local function start(id, pidstr, entry, ...)
-    local env = setmetatable({}, ENV_MT)
+    local env = setmetatable({ _G = false }, ENV_MT) -- pre-sized: no rehash below
     rawset(env, "_G", env)
     local p = { id = id, pid = pidstr, env = env, entry = entry, live = 0, nready = 0, ext = 0 }
     procs[id] = p
