@@ -126,7 +126,8 @@ impl LuaVm {
             | StdLib::MATH
             | StdLib::OS;
         // SAFETY: the debug library is loaded only so that the kernel can keep
-        // `debug.traceback` for `err:stack()`; it is removed from the globals
+        // `debug.traceback` for `err:stack()` and `debug.getmetatable` to see
+        // through protected metatables when copying; it is removed from the globals
         // below before any process code runs, and process code never sees the
         // VM's globals (each process has its own `_ENV`).
         let lua = unsafe { Lua::unsafe_new_with(libs | StdLib::DEBUG, LuaOptions::default()) };
@@ -135,13 +136,15 @@ impl LuaVm {
         let globals = lua.globals();
         let debug: Table = globals.get("debug")?;
         let traceback: Function = debug.get("traceback")?;
+        let raw_getmetatable: Function = debug.get("getmetatable")?;
         globals.set("debug", LuaValue::Nil)?;
         let h = lua.create_table()?;
         register(&lua, &h, core, index)?;
-        let kernel: Table = lua
-            .load(KERNEL)
-            .set_name("=warren-kernel")
-            .call((h.clone(), traceback))?;
+        let kernel: Table = lua.load(KERNEL).set_name("=warren-kernel").call((
+            h.clone(),
+            traceback,
+            raw_getmetatable,
+        ))?;
         let new_entry: Function = kernel.get("new_entry")?;
         lua.set_named_registry_value("warren.new_entry", new_entry)?;
         for name in ["dofile", "loadfile", "require", "package", "io"] {

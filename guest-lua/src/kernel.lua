@@ -9,7 +9,7 @@
 -- shared, read-only table of frozen libraries); kernel state is reachable by
 -- no process; an error in a process ends that process only.
 
-local H, traceback = ...
+local H, traceback, raw_getmetatable = ...
 
 local type, pairs, next, select, error, pcall, tostring, tonumber =
     type, pairs, next, select, error, pcall, tostring, tonumber
@@ -350,6 +350,7 @@ end
 -- Processes
 ---------------------------------------------------------------------------
 local procs = {}       -- pid integer -> process record
+local bypid = {}       -- pid string -> process record, for sends within this VM
 local KTHREAD = setmetatable({}, { __mode = "k" }) -- threads the kernel schedules
 
 -- A host-fed channel of a process (inbox, events), made on first use.
@@ -389,6 +390,7 @@ local function exit_proc(p, ok, v)
     if p.dead then return end
     p.dead = true
     procs[p.id] = nil
+    bypid[p.pid] = nil
     local running = co_running()
     local function close(cr)
         cr.dead = true
@@ -438,6 +440,7 @@ local function start(id, pidstr, entry, ...)
     rawset(env, "_G", env)
     local p = { id = id, pid = pidstr, env = env, entry = entry, live = 0, nready = 0, ext = 0 }
     procs[id] = p
+    bypid[pidstr] = p
     local cr = new_cr(p, proc_main)
     p.main = cr
     wake(cr, p, entry, t_pack(...))
@@ -616,10 +619,109 @@ function process.exec(id, host, ...)
     return nil, v
 end
 
+-- A copy of a payload for a process in this VM: the same data model and
+-- the same errors as the host's conversion, without leaving Lua.
+local COPY_FAIL = {}
+local MAX_DEPTH = 64
+local copy_table
+
+local function segment(k)
+    local t = type(k)
+    if t == "string" then
+        if k:match("^[%a_][%w_]*$") then return "." .. k end
+        return "[" .. s_format("%q", k) .. "]"
+    end
+    return "[" .. tostring(k) .. "]"
+end
+
+local function copy_value(v, depth, open)
+    local t = type(v)
+    if t == "table" then return copy_table(v, depth, open) end
+    if t == "function" or t == "thread" or t == "userdata" then
+        return COPY_FAIL, t .. " cannot be sent", ""
+    end
+    return v
+end
+
+copy_table = function(t, depth, open)
+    if open[t] then return COPY_FAIL, "cycle: the table contains itself", "" end
+    if depth >= MAX_DEPTH then
+        return COPY_FAIL, "nesting deeper than " .. MAX_DEPTH .. " levels cannot be sent", ""
+    end
+    local mt = raw_getmetatable(t)
+    local tag = mt and rawget(mt, "__warren")
+    if tag then return COPY_FAIL, tag .. " cannot be sent", "" end
+    open[t] = true
+    local out = {}
+    for k, v in next, t do
+        local kt = type(k)
+        if kt == "table" or kt == "function" or kt == "thread" or kt == "userdata" then
+            return COPY_FAIL, "a " .. kt .. " key cannot be sent", ""
+        end
+        local c, reason, path = copy_value(v, depth + 1, open)
+        if c == COPY_FAIL then return COPY_FAIL, reason, segment(k) .. path end
+        out[k] = c
+    end
+    open[t] = nil
+    return out
+end
+
+-- Tables being copied (cycle detection); copying runs no user code, so one
+-- set serves every copy, and a failed copy clears it.
+local OPEN = {}
+local function copy_failed(prefix, reason, path)
+    for k in next, OPEN do OPEN[k] = nil end
+    return COPY_FAIL, prefix .. path .. ": " .. reason
+end
+
+local function copy_one(v, prefix)
+    if type(v) ~= "table" then
+        local c, reason = copy_value(v, 0, OPEN)
+        if c == COPY_FAIL then return copy_failed(prefix, reason, "") end
+        return c
+    end
+    local c, reason, path = copy_table(v, 0, OPEN)
+    if c == COPY_FAIL then return copy_failed(prefix, reason, path) end
+    return c
+end
+
+local function copy_many(n, ...)
+    local out = { ... }
+    for i = 1, n do
+        local c, reason = copy_one(out[i], "payload[" .. i .. "]")
+        if c == COPY_FAIL then return COPY_FAIL, reason end
+        out[i] = c
+    end
+    return out
+end
+
+local function send_local(from, target, topic, n, ...)
+    if s_sub(topic, 1, 1) == "@" then
+        return nil, mkerr("INVALID", s_format("topic %q is reserved: topics starting with '@' are for the runtime", topic))
+    end
+    if n == 1 then
+        local c, reason = copy_one((...), "payload")
+        if c == COPY_FAIL then return nil, mkerr("INVALID", reason) end
+        on_msg(target, topic, from.pid, c)
+        return true
+    end
+    local out, reason = copy_many(n, ...)
+    if out == COPY_FAIL then return nil, mkerr("INVALID", reason) end
+    on_msg(target, topic, from.pid, t_unpack(out, 1, n))
+    return true
+end
+
 function process.send(dest, topic, ...)
     check_str(dest, "process.send: destination", 2)
     check_str(topic, "process.send: topic", 2)
-    return ok_or_err(H_send(me().id, dest, topic, ...))
+    local p = me()
+    local target = bypid[dest]
+    if not target and s_byte(dest, 1) ~= 60 then -- a name: resolve it first, so every send to one process takes one path
+        local pid = H.lookup(dest)
+        target = pid and bypid[pid]
+    end
+    if target then return send_local(p, target, topic, select("#", ...), ...) end
+    return ok_or_err(H_send(p.id, dest, topic, ...))
 end
 
 function process.inbox() return inbox_state(me()).proxy end

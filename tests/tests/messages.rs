@@ -226,3 +226,75 @@ fn events_channel_receives_lifecycle_events_only() {
         .expect("ok");
     assert_eq!(v, s("EXIT"));
 }
+
+#[test]
+fn same_worker_and_cross_worker_sends_are_indistinguishable() {
+    // With two workers and round-robin placement, main is on worker 0, the
+    // first echo on worker 1 (host conversion) and the second on worker 0
+    // (copied inside the VM). Both paths must give equal data and errors.
+    let v = App::new()
+        .workers(2)
+        .entry(
+            "t:main",
+            r#"return function()
+            local far = process.spawn("t:echo", "test:host")
+            local near = process.spawn("t:echo", "test:host")
+            local function deep_eq(a, b)
+                if type(a) ~= type(b) then return false end
+                if type(a) ~= "table" then return a == b and math.type(a) == math.type(b) end
+                for k, v in pairs(a) do if not deep_eq(v, b[k]) then return false end end
+                for k in pairs(b) do if a[k] == nil then return false end end
+                return true
+            end
+            local inbox = process.inbox()
+            local values = {
+                { 1, 2.0, "three", { nested = { true, false } } },
+                { [1] = "a", [3] = "hole" },
+                { ["key with space"] = 1, [2.5] = "float key", [true] = "bool key" },
+                "\0binary\255",
+                42,
+            }
+            for i, value in ipairs(values) do
+                for _, target in ipairs({ far, near }) do
+                    assert(process.send(target, "v", value))
+                    local got = inbox:receive():payload():data()
+                    assert(deep_eq(got, value), "value " .. i .. " changed on the way")
+                end
+            end
+            local cyclic = {}; cyclic.again = cyclic
+            local bad = {
+                { items = { 1, 2, print } },
+                cyclic,
+                { deep = { ch = channel.new() } },
+            }
+            for i, value in ipairs(bad) do
+                local _, e1 = process.send(far, "v", value)
+                local _, e2 = process.send(near, "v", value)
+                assert(e1:message() == e2:message(), e1:message() .. " vs " .. e2:message())
+                assert(e1:kind() == e2:kind())
+            end
+            local _, m1 = process.send(far, "v", 1, print)
+            local _, m2 = process.send(near, "v", 1, print)
+            assert(m1:message() == m2:message(), m1:message() .. " vs " .. m2:message())
+            local _, r1 = process.send(far, "@x")
+            local _, r2 = process.send(near, "@x")
+            assert(r1:message() == r2:message())
+            process.send(far, "stop"); process.send(near, "stop")
+            return m1:message()
+        end"#,
+        )
+        .entry(
+            "t:echo",
+            r#"return function()
+            local inbox = process.inbox()
+            while true do
+                local msg = inbox:receive()
+                if msg:topic() == "stop" then return end
+                process.send(msg:from(), "back", msg:payload():data())
+            end
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v, s("payload[2]: function cannot be sent"));
+}
