@@ -2,11 +2,13 @@
 //! with serde's `deny_unknown_fields` catching misspelt keys.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value as Yaml;
 
+use crate::service::{RestartPolicy, ServiceEntry, Strategy, yaml_to_value};
 use crate::units::parse_size;
 use crate::{ConfigError, Entry, EntryKind, HostEntry, INDEX_FILE, Limits, LuaEntry};
 
@@ -60,6 +62,46 @@ struct LimitsYaml {
     cpu_slice: Option<String>,
     max_message_bytes: Option<Yaml>,
     mailbox_limit: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceYaml {
+    #[serde(rename = "name")]
+    _name: String,
+    #[serde(rename = "kind")]
+    _kind: String,
+    process: String,
+    host: String,
+    #[serde(default)]
+    input: Vec<Yaml>,
+    lifecycle: Option<LifecycleYaml>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LifecycleYaml {
+    auto_start: Option<bool>,
+    #[serde(default)]
+    requires: Vec<String>,
+    restart: Option<RestartYaml>,
+    group: Option<String>,
+    stable_threshold: Option<String>,
+    start_timeout: Option<String>,
+    stop_timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RestartYaml {
+    strategy: Option<String>,
+    initial_delay: Option<String>,
+    max_delay: Option<String>,
+    backoff_factor: Option<f64>,
+    jitter: Option<f64>,
+    max_attempts: Option<u32>,
+    max_restarts: Option<u32>,
+    period: Option<String>,
 }
 
 /// Collects every `_index.yaml` under `dir` (hidden folders are skipped).
@@ -173,7 +215,8 @@ impl Ctx<'_> {
         let kind = match kind {
             "process.lua" => EntryKind::Lua(self.lua(&id, self.parse(&id, yaml)?)?),
             "process.host" => EntryKind::Host(self.host(&id, self.parse(&id, yaml)?)?),
-            "process.wasm" | "process.service" => {
+            "process.service" => EntryKind::Service(self.service(&id, self.parse(&id, yaml)?)?),
+            "process.wasm" => {
                 return Err(self.key_error(
                     &id,
                     "kind",
@@ -233,6 +276,115 @@ impl Ctx<'_> {
             source,
             method,
             modules,
+        })
+    }
+
+    fn duration(
+        &self,
+        id: &str,
+        key: &str,
+        text: Option<String>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(text) = text else {
+            return Ok(default);
+        };
+        match warren_core::duration::parse(&text) {
+            Ok(ns) if ns >= 0 => Ok(Duration::from_nanos(ns.unsigned_abs())),
+            Ok(_) => {
+                Err(self.key_error(id, key, format!("duration {text:?} must not be negative")))
+            }
+            Err(e) => Err(self.key_error(id, key, e.to_string())),
+        }
+    }
+
+    fn service(&self, id: &str, y: ServiceYaml) -> Result<ServiceEntry, ConfigError> {
+        let input = y
+            .input
+            .iter()
+            .map(yaml_to_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.key_error(id, "input", e))?;
+        let life = y.lifecycle.unwrap_or_default();
+        let restart = self.restart(id, life.restart.unwrap_or_default())?;
+        let group = life.group.unwrap_or_else(|| self.namespace.to_owned());
+        Ok(ServiceEntry {
+            process: y.process,
+            host: y.host,
+            input,
+            auto_start: life.auto_start.unwrap_or(true),
+            requires: life.requires,
+            restart,
+            group,
+            stable_threshold: self.duration(
+                id,
+                "lifecycle.stable_threshold",
+                life.stable_threshold,
+                Duration::from_secs(5),
+            )?,
+            start_timeout: self.duration(
+                id,
+                "lifecycle.start_timeout",
+                life.start_timeout,
+                Duration::from_secs(10),
+            )?,
+            stop_timeout: self.duration(
+                id,
+                "lifecycle.stop_timeout",
+                life.stop_timeout,
+                Duration::from_secs(10),
+            )?,
+        })
+    }
+
+    fn restart(&self, id: &str, r: RestartYaml) -> Result<RestartPolicy, ConfigError> {
+        let d = RestartPolicy::default();
+        let strategy = match r.strategy.as_deref() {
+            None | Some("one_for_one") => Strategy::OneForOne,
+            Some("one_for_all") => Strategy::OneForAll,
+            Some("rest_for_one") => Strategy::RestForOne,
+            Some(other) => {
+                let msg = format!(
+                    "unknown strategy '{other}' (expected one_for_one, one_for_all or rest_for_one)"
+                );
+                return Err(self.key_error(id, "lifecycle.restart.strategy", msg));
+            }
+        };
+        let backoff_factor = r.backoff_factor.unwrap_or(d.backoff_factor);
+        if !(1.0..=100.0).contains(&backoff_factor) {
+            return Err(self.key_error(
+                id,
+                "lifecycle.restart.backoff_factor",
+                format!("{backoff_factor} must be between 1 and 100"),
+            ));
+        }
+        let jitter = r.jitter.unwrap_or(d.jitter);
+        if !(0.0..=1.0).contains(&jitter) {
+            return Err(self.key_error(
+                id,
+                "lifecycle.restart.jitter",
+                format!("{jitter} must be between 0 and 1"),
+            ));
+        }
+        Ok(RestartPolicy {
+            strategy,
+            initial_delay: self.duration(
+                id,
+                "lifecycle.restart.initial_delay",
+                r.initial_delay,
+                d.initial_delay,
+            )?,
+            max_delay: self.duration(
+                id,
+                "lifecycle.restart.max_delay",
+                r.max_delay,
+                d.max_delay,
+            )?,
+            backoff_factor,
+            jitter,
+            max_attempts: r.max_attempts.unwrap_or(d.max_attempts),
+            max_restarts: r.max_restarts.unwrap_or(d.max_restarts),
+            period: self.duration(id, "lifecycle.restart.period", r.period, d.period)?,
         })
     }
 

@@ -8,12 +8,14 @@
 
 mod error;
 mod index;
+mod service;
 mod units;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
+pub use service::{RestartPolicy, ServiceEntry, Strategy};
 pub use units::{MAX_SIZE, parse_size};
 
 /// Name of the files that declare entries.
@@ -65,6 +67,8 @@ pub enum EntryKind {
     Lua(LuaEntry),
     /// `kind: process.host`.
     Host(HostEntry),
+    /// `kind: process.service`.
+    Service(ServiceEntry),
 }
 
 /// One declared entry.
@@ -135,7 +139,7 @@ impl App {
     pub fn lua_entries(&self) -> impl Iterator<Item = (&str, &LuaEntry)> {
         self.entries.iter().filter_map(|(id, e)| match &e.kind {
             EntryKind::Lua(lua) => Some((id.as_str(), lua)),
-            EntryKind::Host(_) => None,
+            _ => None,
         })
     }
 
@@ -143,7 +147,7 @@ impl App {
     pub fn hosts(&self) -> impl Iterator<Item = (&str, &HostEntry)> {
         self.entries.iter().filter_map(|(id, e)| match &e.kind {
             EntryKind::Host(host) => Some((id.as_str(), host)),
-            EntryKind::Lua(_) => None,
+            _ => None,
         })
     }
 }

@@ -1,0 +1,12 @@
+//! Supervised services (`kind: process.service`).
+//!
+//! [`Supervisor`] is the policy — restart strategies, backoff, intensity,
+//! dependency order, graceful shutdown — as a clock-free state machine;
+//! [`driver`] runs it against a live runtime on its own thread and offers
+//! the `services` control that Lua processes use.
+
+pub mod backoff;
+pub mod driver;
+mod machine;
+
+pub use machine::{Action, ServiceStatus, State, Supervisor, Then};

@@ -1,0 +1,650 @@
+//! The supervisor as a state machine: it never spawns, sleeps or reads a
+//! clock. Callers feed it events (a spawn happened, a process exited, time
+//! passed, a command arrived) with the current time, and it answers with
+//! actions (spawn, cancel, terminate) and a next deadline. That is what makes
+//! the backoff schedule testable with a controllable clock.
+//!
+//! Guarantees: a service starts only once every service it requires is
+//! running, and stops only once every service requiring it has stopped;
+//! a failure restarts exactly the services its group's strategy names; a
+//! group restarting more than its intensity allows fails and escalates to a
+//! shutdown of everything; a stopping service gets CANCEL, then is
+//! terminated once its `stop_timeout` has passed.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use warren_config::{ServiceEntry, Strategy};
+use warren_core::{ErrorKind, Exit, Pid, ProcError};
+
+use crate::backoff;
+
+/// What to do once a stopping service is down.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Then {
+    /// Leave it stopped (or start it again if it is still wanted).
+    Stop,
+    /// Restart it at this time (a sibling's failure took it down).
+    Restart(Duration),
+    /// Mark it failed (its group gave up).
+    Fail,
+}
+
+/// A service's state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum State {
+    /// Not running and not wanted.
+    Stopped,
+    /// Wanted; waiting for the services it requires.
+    Waiting(Duration),
+    /// A spawn was requested.
+    Starting,
+    /// Waiting to be restarted at this time.
+    Backoff(Duration),
+    /// Running since the given time.
+    Running(Pid, Duration),
+    /// CANCEL sent; terminated at the deadline unless it exits first.
+    Stopping {
+        /// The process.
+        pid: Pid,
+        /// When it will be terminated.
+        deadline: Duration,
+        /// What happens once it is down.
+        then: Then,
+        /// Whether terminate was already sent.
+        terminated: bool,
+    },
+    /// Given up on.
+    Failed,
+    /// Its process ended normally.
+    Exited,
+}
+
+impl State {
+    /// The name Lua code and logs see.
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Stopped => "stopped",
+            State::Waiting(_) | State::Starting | State::Backoff(_) => "starting",
+            State::Running(..) => "running",
+            State::Stopping { .. } => "stopping",
+            State::Failed => "failed",
+            State::Exited => "exited",
+        }
+    }
+
+    fn active(&self) -> bool {
+        matches!(
+            self,
+            State::Starting | State::Running(..) | State::Stopping { .. }
+        )
+    }
+
+    fn pid(&self) -> Option<Pid> {
+        match self {
+            State::Running(pid, _) | State::Stopping { pid, .. } => Some(*pid),
+            _ => None,
+        }
+    }
+}
+
+/// Something the caller must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Spawn service `n` and report [`Supervisor::started`] or [`Supervisor::spawn_failed`].
+    Spawn(usize),
+    /// Deliver a CANCEL event to this process.
+    Cancel(Pid),
+    /// Terminate this process.
+    Terminate(Pid),
+}
+
+/// A service as `services.list()` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceStatus {
+    /// The service's entry id.
+    pub id: String,
+    /// `starting`, `running`, `stopping`, `stopped`, `failed` or `exited`.
+    pub state: &'static str,
+    /// Its process, while it has one.
+    pub pid: Option<Pid>,
+    /// How often it was restarted.
+    pub restarts: u32,
+    /// Why it last changed state.
+    pub reason: String,
+}
+
+struct Svc {
+    state: State,
+    wanted: bool,
+    attempts: u32,
+    restarts: u32,
+    order: u64,
+    reason: String,
+}
+
+/// The supervisor of one application's services.
+pub struct Supervisor {
+    ids: Vec<String>,
+    specs: Vec<ServiceEntry>,
+    svcs: Vec<Svc>,
+    requires: Vec<Vec<usize>>,
+    dependents: Vec<Vec<usize>>,
+    topo: Vec<usize>,
+    groups: BTreeMap<String, VecDeque<Duration>>,
+    rng: fastrand::Rng,
+    seq: u64,
+    shutting_down: bool,
+    escalation: Option<String>,
+    terminated: bool,
+}
+
+impl Supervisor {
+    /// A supervisor for `services` (validated configuration; unknown
+    /// `requires` are ignored). `seed` drives the jitter.
+    pub fn new(services: Vec<(String, ServiceEntry)>, seed: u64) -> Self {
+        let ids: Vec<String> = services.iter().map(|(id, _)| id.clone()).collect();
+        let index = |id: &String| ids.iter().position(|x| x == id);
+        let requires: Vec<Vec<usize>> = services
+            .iter()
+            .map(|(_, s)| s.requires.iter().filter_map(index).collect())
+            .collect();
+        let mut dependents = vec![Vec::new(); ids.len()];
+        for (i, deps) in requires.iter().enumerate() {
+            for &d in deps {
+                dependents[d].push(i);
+            }
+        }
+        let topo = topological(&requires);
+        let svcs = ids
+            .iter()
+            .map(|_| Svc {
+                state: State::Stopped,
+                wanted: false,
+                attempts: 0,
+                restarts: 0,
+                order: 0,
+                reason: String::new(),
+            })
+            .collect();
+        Supervisor {
+            ids,
+            specs: services.into_iter().map(|(_, s)| s).collect(),
+            svcs,
+            requires,
+            dependents,
+            topo,
+            groups: BTreeMap::new(),
+            rng: fastrand::Rng::with_seed(seed),
+            seq: 0,
+            shutting_down: false,
+            escalation: None,
+            terminated: false,
+        }
+    }
+
+    /// The configuration of service `n`.
+    pub fn spec(&self, n: usize) -> &ServiceEntry {
+        &self.specs[n]
+    }
+
+    /// The id of service `n`.
+    pub fn id(&self, n: usize) -> &str {
+        &self.ids[n]
+    }
+
+    /// Starts the auto-start services (and what they require).
+    pub fn boot(&mut self, now: Duration) -> Vec<Action> {
+        for i in 0..self.ids.len() {
+            if self.specs[i].auto_start {
+                self.want(i);
+            }
+        }
+        self.step(now)
+    }
+
+    /// Reports that service `n`'s process is `pid`; services waiting for it may start.
+    pub fn started(&mut self, n: usize, pid: Pid, now: Duration) -> Vec<Action> {
+        if self.svcs[n].state == State::Starting {
+            self.set(
+                n,
+                State::Running(pid, now),
+                format!("process {pid} started"),
+            );
+        }
+        self.step(now)
+    }
+
+    /// Reports that spawning service `n` failed.
+    pub fn spawn_failed(&mut self, n: usize, error: &ProcError, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.svcs[n].state == State::Starting {
+            self.fail(n, format!("cannot spawn: {}", error.message), now, &mut out);
+        }
+        out.extend(self.step(now));
+        out
+    }
+
+    /// Reports that `pid` exited with `result`.
+    pub fn exited(&mut self, pid: Pid, result: &Exit, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        let Some(n) = self.svcs.iter().position(|s| s.state.pid() == Some(pid)) else {
+            return out;
+        };
+        match self.svcs[n].state.clone() {
+            State::Stopping { then, .. } => {
+                let (state, why) = match then {
+                    Then::Stop => (State::Stopped, "stopped".to_owned()),
+                    Then::Restart(until) if !self.shutting_down => {
+                        (State::Backoff(until), "down for a group restart".to_owned())
+                    }
+                    Then::Restart(_) => (State::Stopped, "stopped for shutdown".to_owned()),
+                    Then::Fail => (State::Failed, "stopped: its group failed".to_owned()),
+                };
+                self.set(n, state, why);
+            }
+            _ => match result {
+                Ok(_) => {
+                    self.svcs[n].wanted = false;
+                    self.set(n, State::Exited, "its process ended normally".into());
+                }
+                Err(err) => self.fail(n, err.message.clone(), now, &mut out),
+            },
+        }
+        out.extend(self.step(now));
+        out
+    }
+
+    /// Lets time pass: restarts whose delay is over, terminations whose stop timeout is over.
+    pub fn tick(&mut self, now: Duration) -> Vec<Action> {
+        self.step(now)
+    }
+
+    /// Starts service `id` (and what it requires).
+    pub fn start(&mut self, id: &str, now: Duration) -> Result<Vec<Action>, ProcError> {
+        let n = self.find(id)?;
+        if matches!(self.svcs[n].state, State::Failed | State::Exited) {
+            self.svcs[n].attempts = 0;
+            self.set(n, State::Stopped, "start requested".into());
+        }
+        self.want(n);
+        Ok(self.step(now))
+    }
+
+    /// Stops service `id` and the services that require it.
+    pub fn stop(&mut self, id: &str, now: Duration) -> Result<Vec<Action>, ProcError> {
+        let n = self.find(id)?;
+        self.unwant(n);
+        Ok(self.step(now))
+    }
+
+    /// Stops and starts service `id` again.
+    pub fn restart(&mut self, id: &str, now: Duration) -> Result<Vec<Action>, ProcError> {
+        let n = self.find(id)?;
+        let mut out = Vec::new();
+        if matches!(self.svcs[n].state, State::Running(..)) {
+            self.svcs[n].wanted = true;
+            self.begin_stop(n, Then::Stop, now, "restart requested", &mut out);
+            out.extend(self.step(now));
+            return Ok(out);
+        }
+        self.start(id, now)
+    }
+
+    /// Stops everything in reverse dependency order.
+    pub fn shutdown(&mut self, now: Duration) -> Vec<Action> {
+        self.shutting_down = true;
+        for s in &mut self.svcs {
+            s.wanted = false;
+        }
+        self.step(now)
+    }
+
+    /// Terminates every process at once (a second interrupt).
+    pub fn kill_all(&mut self) -> Vec<Action> {
+        self.shutting_down = true;
+        let mut out = Vec::new();
+        for s in &mut self.svcs {
+            s.wanted = false;
+            if let Some(pid) = s.state.pid() {
+                out.push(Action::Terminate(pid));
+                self.terminated = true;
+            }
+        }
+        out
+    }
+
+    /// The earliest time at which [`tick`](Self::tick) has something to do.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.svcs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match &s.state {
+                State::Backoff(until) => Some(*until),
+                State::Stopping {
+                    deadline,
+                    terminated: false,
+                    ..
+                } => Some(*deadline),
+                State::Waiting(since) => Some(*since + self.specs[i].start_timeout),
+                State::Running(_, since) if s.attempts > 0 => {
+                    Some(*since + self.specs[i].stable_threshold)
+                }
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Whether nothing runs or is about to.
+    pub fn is_idle(&self) -> bool {
+        self.svcs.iter().all(|s| {
+            matches!(s.state, State::Stopped | State::Failed | State::Exited)
+                && !(s.wanted && !self.shutting_down)
+        })
+    }
+
+    /// Why the application failed, if a group exceeded its intensity.
+    pub fn escalation(&self) -> Option<&str> {
+        self.escalation.as_deref()
+    }
+
+    /// Whether some service had to be terminated.
+    pub fn terminated_any(&self) -> bool {
+        self.terminated
+    }
+
+    /// Whether some service was given up on.
+    pub fn failed_any(&self) -> bool {
+        self.svcs.iter().any(|s| s.state == State::Failed)
+    }
+
+    /// Every service's status.
+    pub fn statuses(&self) -> Vec<ServiceStatus> {
+        self.svcs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ServiceStatus {
+                id: self.ids[i].clone(),
+                state: s.state.name(),
+                pid: s.state.pid(),
+                restarts: s.restarts,
+                reason: s.reason.clone(),
+            })
+            .collect()
+    }
+
+    fn find(&self, id: &str) -> Result<usize, ProcError> {
+        self.ids
+            .iter()
+            .position(|x| x == id)
+            .ok_or_else(|| ProcError::new(ErrorKind::NotFound, format!("no service {id:?}")))
+    }
+
+    fn want(&mut self, n: usize) {
+        if self.svcs[n].wanted {
+            return;
+        }
+        self.svcs[n].wanted = true;
+        for d in self.requires[n].clone() {
+            self.want(d);
+        }
+    }
+
+    fn unwant(&mut self, n: usize) {
+        if !self.svcs[n].wanted && !self.svcs[n].state.active() {
+            return;
+        }
+        self.svcs[n].wanted = false;
+        for d in self.dependents[n].clone() {
+            self.unwant(d);
+        }
+    }
+
+    fn set(&mut self, n: usize, state: State, reason: String) {
+        let from = self.svcs[n].state.name();
+        let to = state.name();
+        if from != to {
+            tracing::info!(service = %self.ids[n], "{from} -> {to}: {reason}");
+        }
+        self.svcs[n].state = state;
+        self.svcs[n].reason = reason;
+    }
+
+    fn begin_stop(
+        &mut self,
+        n: usize,
+        then: Then,
+        now: Duration,
+        why: &str,
+        out: &mut Vec<Action>,
+    ) {
+        if let State::Running(pid, _) = self.svcs[n].state {
+            out.push(Action::Cancel(pid));
+            let deadline = now + self.specs[n].stop_timeout;
+            self.set(
+                n,
+                State::Stopping {
+                    pid,
+                    deadline,
+                    then,
+                    terminated: false,
+                },
+                why.into(),
+            );
+        } else if let State::Stopping { then: t, .. } = &mut self.svcs[n].state {
+            *t = then;
+        }
+    }
+
+    fn step(&mut self, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        loop {
+            let mut changed = false;
+            for k in 0..self.topo.len() {
+                changed |= self.step_one(self.topo[k], now, &mut out);
+            }
+            if !changed {
+                return out;
+            }
+        }
+    }
+
+    fn step_one(&mut self, n: usize, now: Duration, out: &mut Vec<Action>) -> bool {
+        let wanted = self.svcs[n].wanted && !self.shutting_down;
+        match self.svcs[n].state.clone() {
+            State::Backoff(_) | State::Waiting(_) if !wanted => {
+                self.set(n, State::Stopped, "no longer wanted".into())
+            }
+            State::Backoff(until) if until <= now => {
+                self.set(n, State::Waiting(now), "restart delay over".into())
+            }
+            State::Stopped if wanted => self.set(n, State::Waiting(now), "wanted".into()),
+            State::Waiting(since) => return self.try_start(n, since, now, out),
+            State::Running(_, since) => {
+                let dependents_down = self.dependents[n]
+                    .iter()
+                    .all(|&d| !self.svcs[d].state.active());
+                if !wanted && dependents_down {
+                    self.begin_stop(n, Then::Stop, now, "stop requested", out);
+                    return true;
+                }
+                if self.svcs[n].attempts > 0 && now >= since + self.specs[n].stable_threshold {
+                    self.svcs[n].attempts = 0;
+                }
+                return false;
+            }
+            State::Stopping {
+                pid,
+                deadline,
+                then,
+                terminated: false,
+            } if deadline <= now => {
+                out.push(Action::Terminate(pid));
+                self.terminated = true;
+                let why = format!(
+                    "still running {:?} after CANCEL: terminated",
+                    self.specs[n].stop_timeout
+                );
+                self.set(
+                    n,
+                    State::Stopping {
+                        pid,
+                        deadline,
+                        then,
+                        terminated: true,
+                    },
+                    why,
+                );
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn try_start(
+        &mut self,
+        n: usize,
+        since: Duration,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let deps = self.requires[n].clone();
+        if let Some(&d) = deps
+            .iter()
+            .find(|&&d| matches!(self.svcs[d].state, State::Failed))
+        {
+            let why = format!("required service {} failed", self.ids[d]);
+            self.set(n, State::Failed, why);
+            return true;
+        }
+        if let Some(&d) = deps
+            .iter()
+            .find(|&&d| !matches!(self.svcs[d].state, State::Running(..)))
+        {
+            if now >= since + self.specs[n].start_timeout {
+                let why = format!(
+                    "required service {} not running after {:?}",
+                    self.ids[d], self.specs[n].start_timeout
+                );
+                self.set(n, State::Failed, why);
+                return true;
+            }
+            return false;
+        }
+        self.seq += 1;
+        self.svcs[n].order = self.seq;
+        out.push(Action::Spawn(n));
+        self.set(n, State::Starting, "dependencies running".into());
+        true
+    }
+
+    fn fail(&mut self, n: usize, reason: String, now: Duration, out: &mut Vec<Action>) {
+        if self.shutting_down {
+            self.set(
+                n,
+                State::Stopped,
+                format!("failed during shutdown: {reason}"),
+            );
+            return;
+        }
+        let policy = self.specs[n].restart.clone();
+        let group = self.specs[n].group.clone();
+        let recent = self.groups.entry(group.clone()).or_default();
+        recent.push_back(now);
+        while recent.front().is_some_and(|t| *t + policy.period < now) {
+            recent.pop_front();
+        }
+        if recent.len() > policy.max_restarts as usize {
+            let why = format!(
+                "group {group}: more than {} restarts within {:?} (last: {} failed: {reason})",
+                policy.max_restarts, policy.period, self.ids[n]
+            );
+            self.escalate(n, &group, why, now, out);
+            return;
+        }
+        self.svcs[n].attempts += 1;
+        let attempts = self.svcs[n].attempts;
+        if policy.max_attempts > 0 && attempts > policy.max_attempts {
+            self.svcs[n].wanted = false;
+            self.set(
+                n,
+                State::Failed,
+                format!("gave up after {} attempts: {reason}", policy.max_attempts),
+            );
+            return;
+        }
+        let until = now + backoff::delay(&policy, attempts, &mut self.rng);
+        self.svcs[n].restarts += 1;
+        self.set(
+            n,
+            State::Backoff(until),
+            format!("failed ({reason}); restart attempt {attempts} at {until:?}"),
+        );
+        let order = self.svcs[n].order;
+        let siblings: Vec<usize> = (0..self.ids.len())
+            .filter(|&j| j != n && self.specs[j].group == group)
+            .filter(|&j| match policy.strategy {
+                Strategy::OneForOne => false,
+                Strategy::OneForAll => true,
+                Strategy::RestForOne => self.svcs[j].order > order,
+            })
+            .collect();
+        for j in siblings {
+            if matches!(self.svcs[j].state, State::Running(..)) {
+                self.svcs[j].restarts += 1;
+                let why = format!(
+                    "{} restart after {} failed",
+                    policy.strategy.name(),
+                    self.ids[n]
+                );
+                self.begin_stop(j, Then::Restart(until), now, &why, out);
+            }
+        }
+    }
+
+    fn escalate(
+        &mut self,
+        n: usize,
+        group: &str,
+        why: String,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        tracing::error!("{why}; shutting the application down");
+        self.set(n, State::Failed, why.clone());
+        for j in 0..self.ids.len() {
+            if self.specs[j].group == group && j != n {
+                self.svcs[j].wanted = false;
+                match self.svcs[j].state {
+                    State::Running(..) | State::Stopping { .. } => {
+                        self.begin_stop(j, Then::Fail, now, "its group failed", out)
+                    }
+                    State::Stopped | State::Exited => {}
+                    _ => self.set(j, State::Failed, "its group failed".into()),
+                }
+            }
+        }
+        self.escalation.get_or_insert(why);
+        out.extend(self.shutdown(now));
+    }
+}
+
+/// Indices with every service after the services it requires.
+fn topological(requires: &[Vec<usize>]) -> Vec<usize> {
+    fn visit(n: usize, requires: &[Vec<usize>], seen: &mut [bool], out: &mut Vec<usize>) {
+        if seen[n] {
+            return;
+        }
+        seen[n] = true;
+        for &d in &requires[n] {
+            visit(d, requires, seen, out);
+        }
+        out.push(n);
+    }
+    let mut seen = vec![false; requires.len()];
+    let mut out = Vec::new();
+    for n in 0..requires.len() {
+        visit(n, requires, &mut seen, &mut out);
+    }
+    out
+}

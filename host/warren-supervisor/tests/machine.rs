@@ -1,0 +1,402 @@
+//! The supervisor's policy with a controllable clock: no sleeps, no processes.
+
+use std::time::Duration;
+
+use warren_config::{RestartPolicy, ServiceEntry, Strategy};
+use warren_core::{ErrorKind, Exit, Pid, ProcError, Value};
+use warren_supervisor::{Action, Supervisor};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn svc(group: &str, strategy: Strategy, requires: &[&str]) -> ServiceEntry {
+    ServiceEntry {
+        process: "app:proc".into(),
+        host: "app:host".into(),
+        input: vec![],
+        auto_start: true,
+        requires: requires.iter().map(|s| (*s).to_owned()).collect(),
+        restart: RestartPolicy {
+            strategy,
+            initial_delay: ms(100),
+            max_delay: ms(1000),
+            backoff_factor: 2.0,
+            jitter: 0.0,
+            max_attempts: 0,
+            max_restarts: 100,
+            period: Duration::from_secs(10),
+        },
+        group: group.into(),
+        stable_threshold: ms(5000),
+        start_timeout: ms(2000),
+        stop_timeout: ms(500),
+    }
+}
+
+fn failed() -> Exit {
+    Err(ProcError::new(ErrorKind::Unknown, "crash"))
+}
+
+/// Drives a supervisor, giving each spawned service a fresh pid.
+struct Harness {
+    sup: Supervisor,
+    next_pid: u64,
+    pids: Vec<Option<Pid>>,
+    spawned: Vec<usize>,
+    cancelled: Vec<usize>,
+    terminated: Vec<usize>,
+    failing: Vec<usize>,
+}
+
+impl Harness {
+    fn new(services: Vec<(&str, ServiceEntry)>) -> Self {
+        let n = services.len();
+        let services = services
+            .into_iter()
+            .map(|(id, s)| (id.to_owned(), s))
+            .collect();
+        Harness {
+            sup: Supervisor::new(services, 1),
+            next_pid: 1,
+            pids: vec![None; n],
+            spawned: vec![],
+            cancelled: vec![],
+            terminated: vec![],
+            failing: vec![],
+        }
+    }
+
+    fn index_of(&self, pid: Pid) -> usize {
+        self.pids
+            .iter()
+            .position(|p| *p == Some(pid))
+            .expect("known pid")
+    }
+
+    fn apply(&mut self, actions: Vec<Action>, now: Duration) {
+        let mut work: std::collections::VecDeque<Action> = actions.into();
+        while let Some(action) = work.pop_front() {
+            match action {
+                Action::Spawn(n) if self.failing.contains(&n) => {
+                    let err = ProcError::new(ErrorKind::NotFound, "entry not found");
+                    work.extend(self.sup.spawn_failed(n, &err, now));
+                }
+                Action::Spawn(n) => {
+                    let pid = Pid::new(0, self.next_pid);
+                    self.next_pid += 1;
+                    self.pids[n] = Some(pid);
+                    self.spawned.push(n);
+                    work.extend(self.sup.started(n, pid, now));
+                }
+                Action::Cancel(pid) => self.cancelled.push(self.index_of(pid)),
+                Action::Terminate(pid) => self.terminated.push(self.index_of(pid)),
+            }
+        }
+    }
+
+    fn boot(&mut self, now: Duration) {
+        let a = self.sup.boot(now);
+        self.apply(a, now);
+    }
+
+    fn tick(&mut self, now: Duration) {
+        let a = self.sup.tick(now);
+        self.apply(a, now);
+    }
+
+    fn exit(&mut self, n: usize, result: Exit, now: Duration) {
+        let pid = self.pids[n].expect("running");
+        let a = self.sup.exited(pid, &result, now);
+        self.apply(a, now);
+    }
+
+    fn state(&self, n: usize) -> &'static str {
+        self.sup.statuses()[n].state
+    }
+
+    fn take_spawned(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.spawned)
+    }
+}
+
+fn group_of_three(strategy: Strategy) -> Harness {
+    let mut h = Harness::new(vec![
+        ("g:a", svc("g", strategy, &[])),
+        ("g:b", svc("g", strategy, &[])),
+        ("g:c", svc("g", strategy, &[])),
+    ]);
+    h.boot(ms(0));
+    assert_eq!(h.take_spawned(), vec![0, 1, 2]);
+    h
+}
+
+#[test]
+fn one_for_one_restarts_only_the_failed_service() {
+    let mut h = group_of_three(Strategy::OneForOne);
+    h.exit(1, failed(), ms(10));
+    assert!(h.cancelled.is_empty());
+    assert_eq!(
+        (h.state(0), h.state(1), h.state(2)),
+        ("running", "starting", "running")
+    );
+    h.tick(ms(109));
+    assert!(h.take_spawned().is_empty(), "not before the delay");
+    h.tick(ms(110));
+    assert_eq!(h.take_spawned(), vec![1]);
+}
+
+#[test]
+fn one_for_all_restarts_every_service_of_the_group() {
+    let mut h = group_of_three(Strategy::OneForAll);
+    h.exit(1, failed(), ms(10));
+    assert_eq!(h.cancelled, vec![0, 2]);
+    h.exit(0, Ok(Value::Nil), ms(20));
+    h.exit(2, Ok(Value::Nil), ms(30));
+    h.tick(ms(110));
+    let mut spawned = h.take_spawned();
+    spawned.sort_unstable();
+    assert_eq!(spawned, vec![0, 1, 2]);
+}
+
+#[test]
+fn rest_for_one_restarts_the_failed_service_and_those_started_after_it() {
+    let mut h = group_of_three(Strategy::RestForOne);
+    h.exit(1, failed(), ms(10));
+    assert_eq!(h.cancelled, vec![2], "a (started before b) keeps running");
+    assert_eq!(h.state(0), "running");
+    h.exit(2, Ok(Value::Nil), ms(20));
+    h.tick(ms(110));
+    assert_eq!(h.take_spawned(), vec![1, 2]);
+}
+
+#[test]
+fn strategies_only_reach_their_own_group() {
+    let mut h = Harness::new(vec![
+        ("g:a", svc("g", Strategy::OneForAll, &[])),
+        ("g:b", svc("g", Strategy::OneForAll, &[])),
+        ("h:c", svc("h", Strategy::OneForAll, &[])),
+    ]);
+    h.boot(ms(0));
+    h.exit(0, failed(), ms(1));
+    assert_eq!(h.cancelled, vec![1]);
+    assert_eq!(h.state(2), "running");
+}
+
+#[test]
+fn backoff_grows_by_the_factor_up_to_the_cap_and_resets_when_stable() {
+    let mut h = Harness::new(vec![("g:a", svc("g", Strategy::OneForOne, &[]))]);
+    h.boot(ms(0));
+    h.take_spawned();
+    let mut now = ms(0);
+    let mut delays = vec![];
+    for _ in 0..6 {
+        h.exit(0, failed(), now);
+        let failed_at = now;
+        let due = h.sup.next_deadline().expect("a restart is scheduled");
+        h.tick(due - ms(1));
+        assert!(h.take_spawned().is_empty());
+        h.tick(due);
+        assert_eq!(h.take_spawned(), vec![0]);
+        delays.push((due - failed_at).as_millis());
+        now = due + ms(1);
+    }
+    assert_eq!(delays, vec![100, 200, 400, 800, 1000, 1000]);
+    // Running past stable_threshold resets the attempt counter.
+    h.tick(now + ms(5000));
+    h.exit(0, failed(), now + ms(5001));
+    assert_eq!(h.sup.next_deadline(), Some(now + ms(5001) + ms(100)));
+}
+
+#[test]
+fn max_attempts_gives_up_with_a_failed_state() {
+    let mut entry = svc("g", Strategy::OneForOne, &[]);
+    entry.restart.max_attempts = 2;
+    let mut h = Harness::new(vec![("g:a", entry)]);
+    h.boot(ms(0));
+    let mut now = ms(0);
+    for _ in 0..2 {
+        h.exit(0, failed(), now);
+        now = h.sup.next_deadline().expect("restart");
+        h.tick(now);
+    }
+    h.exit(0, failed(), now);
+    assert_eq!(h.state(0), "failed");
+    assert!(
+        h.sup.statuses()[0]
+            .reason
+            .contains("gave up after 2 attempts")
+    );
+    assert!(h.sup.is_idle() && h.sup.failed_any());
+}
+
+#[test]
+fn exceeding_the_intensity_fails_the_group_and_escalates() {
+    let mut a = svc("g", Strategy::OneForOne, &[]);
+    a.restart.max_restarts = 3;
+    let mut h = Harness::new(vec![
+        ("g:a", a),
+        ("g:b", svc("g", Strategy::OneForOne, &[])),
+        ("other:c", svc("other", Strategy::OneForOne, &[])),
+    ]);
+    h.boot(ms(0));
+    let mut now = ms(0);
+    for _ in 0..3 {
+        h.exit(0, failed(), now);
+        now = h.sup.next_deadline().expect("restart");
+        h.tick(now);
+        assert!(h.sup.escalation().is_none());
+    }
+    h.exit(0, failed(), now);
+    let why = h.sup.escalation().expect("escalated").to_owned();
+    assert!(
+        why.contains("group g") && why.contains("more than 3 restarts"),
+        "{why}"
+    );
+    assert_eq!(h.state(0), "failed");
+    // Everything else is being shut down.
+    assert!(
+        h.cancelled.contains(&1) && h.cancelled.contains(&2),
+        "{:?}",
+        h.cancelled
+    );
+    h.exit(1, Ok(Value::Nil), now + ms(1));
+    h.exit(2, Ok(Value::Nil), now + ms(2));
+    assert_eq!(h.state(1), "failed");
+    assert_eq!(h.state(2), "stopped");
+    assert!(h.sup.is_idle());
+}
+
+#[test]
+fn failures_outside_the_period_do_not_count_toward_the_intensity() {
+    let mut a = svc("g", Strategy::OneForOne, &[]);
+    a.restart.max_restarts = 1;
+    a.restart.period = ms(1000);
+    let mut h = Harness::new(vec![("g:a", a)]);
+    h.boot(ms(0));
+    h.exit(0, failed(), ms(0));
+    h.tick(ms(100));
+    h.exit(0, failed(), ms(2000));
+    assert!(h.sup.escalation().is_none());
+    h.tick(ms(2200));
+    h.exit(0, failed(), ms(2300));
+    assert!(h.sup.escalation().is_some());
+}
+
+#[test]
+fn dependencies_start_first_and_stop_last() {
+    // web requires db; db requires disk.
+    let mut h = Harness::new(vec![
+        ("app:web", svc("app", Strategy::OneForOne, &["app:db"])),
+        ("app:db", svc("app", Strategy::OneForOne, &["app:disk"])),
+        ("app:disk", svc("app", Strategy::OneForOne, &[])),
+    ]);
+    h.boot(ms(0));
+    assert_eq!(h.take_spawned(), vec![2, 1, 0]);
+    let a = h.sup.shutdown(ms(10));
+    h.apply(a, ms(10));
+    assert_eq!(h.cancelled, vec![0], "only web is cancelled first");
+    h.exit(0, Ok(Value::Nil), ms(11));
+    assert_eq!(h.cancelled, vec![0, 1]);
+    h.exit(1, Ok(Value::Nil), ms(12));
+    assert_eq!(h.cancelled, vec![0, 1, 2]);
+    h.exit(2, Ok(Value::Nil), ms(13));
+    assert!(h.sup.is_idle() && !h.sup.terminated_any());
+}
+
+#[test]
+fn a_service_that_ignores_cancel_is_terminated_after_stop_timeout() {
+    let mut h = Harness::new(vec![("g:a", svc("g", Strategy::OneForOne, &[]))]);
+    h.boot(ms(0));
+    let a = h.sup.shutdown(ms(100));
+    h.apply(a, ms(100));
+    assert_eq!(h.cancelled, vec![0]);
+    h.tick(ms(599));
+    assert!(h.terminated.is_empty());
+    h.tick(ms(600));
+    assert_eq!(h.terminated, vec![0]);
+    assert!(h.sup.terminated_any());
+    h.exit(0, Err(ProcError::terminated()), ms(601));
+    assert!(h.sup.is_idle());
+}
+
+#[test]
+fn a_dependency_that_never_runs_fails_its_dependents_after_start_timeout() {
+    let mut h = Harness::new(vec![
+        ("app:web", svc("app", Strategy::OneForOne, &["app:db"])),
+        ("app:db", svc("app", Strategy::OneForOne, &[])),
+    ]);
+    h.failing.push(1); // db's spawns keep failing; web waits for it
+    h.boot(ms(0));
+    assert!(h.take_spawned().is_empty());
+    for t in [100, 300, 700, 1500] {
+        h.tick(ms(t));
+        assert_eq!(h.state(0), "starting");
+    }
+    h.tick(ms(1999));
+    assert_eq!(h.state(0), "starting");
+    h.tick(ms(2000));
+    assert_eq!(h.state(0), "failed");
+    assert!(h.sup.statuses()[0].reason.contains("app:db not running"));
+}
+
+#[test]
+fn commands_start_stop_and_restart_services() {
+    let mut off = svc("app", Strategy::OneForOne, &[]);
+    off.auto_start = false;
+    let mut h = Harness::new(vec![
+        ("app:web", svc("app", Strategy::OneForOne, &["app:db"])),
+        ("app:db", off),
+    ]);
+    h.boot(ms(0));
+    assert_eq!(
+        h.take_spawned(),
+        vec![1, 0],
+        "requires pulls db up even without auto_start"
+    );
+    let a = h.sup.stop("app:db", ms(1)).expect("known");
+    h.apply(a, ms(1));
+    assert_eq!(h.cancelled, vec![0], "stopping db stops web first");
+    h.exit(0, Ok(Value::Nil), ms(2));
+    assert_eq!(h.cancelled, vec![0, 1]);
+    h.exit(1, Ok(Value::Nil), ms(3));
+    assert_eq!((h.state(0), h.state(1)), ("stopped", "stopped"));
+    let a = h.sup.start("app:web", ms(4)).expect("known");
+    h.apply(a, ms(4));
+    assert_eq!(h.take_spawned(), vec![1, 0]);
+    let a = h.sup.restart("app:db", ms(5)).expect("known");
+    h.apply(a, ms(5));
+    assert_eq!(h.cancelled.last(), Some(&1));
+    h.exit(1, Ok(Value::Nil), ms(6));
+    assert_eq!(h.take_spawned(), vec![1], "restarted");
+    assert_eq!(
+        h.sup
+            .start("app:nope", ms(7))
+            .map(|_| ())
+            .map_err(|e| e.kind),
+        Err(ErrorKind::NotFound)
+    );
+}
+
+#[test]
+fn a_second_interrupt_terminates_everything_at_once() {
+    let mut h = group_of_three(Strategy::OneForOne);
+    let a = h.sup.shutdown(ms(1));
+    h.apply(a, ms(1));
+    let a = h.sup.kill_all();
+    h.apply(a, ms(2));
+    let mut t = h.terminated.clone();
+    t.sort_unstable();
+    assert_eq!(t, vec![0, 1, 2]);
+    assert!(h.sup.terminated_any());
+}
+
+#[test]
+fn a_normal_exit_is_not_restarted() {
+    let mut h = group_of_three(Strategy::OneForAll);
+    h.exit(0, Ok(Value::Nil), ms(5));
+    assert_eq!(h.state(0), "exited");
+    assert!(h.cancelled.is_empty());
+    h.tick(ms(10_000));
+    assert!(h.take_spawned().is_empty());
+}
