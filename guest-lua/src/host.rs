@@ -15,8 +15,8 @@ use mlua::{
 };
 use rustc_hash::FxHashMap;
 use warren_core::{
-    CoreRef, ErrorKind, Event, Exit, Frontend, Item, Pid, ProcError, Program, SpawnRequest, Value,
-    duration,
+    CoreRef, ErrorKind, Event, Exit, Frontend, Item, Pid, ProcError, Program, ServiceCommand,
+    SpawnRequest, Value, duration,
 };
 
 use crate::convert::{from_lua, to_lua};
@@ -161,6 +161,7 @@ fn register(lua: &Lua, h: &Table, core: CoreRef, index: usize) -> mlua::Result<(
     register_lifecycle(lua, h, &core)?;
     register_registry(lua, h, &core)?;
     register_util(lua, h, &core)?;
+    register_services(lua, h, &core)?;
     Ok(())
 }
 
@@ -497,6 +498,47 @@ fn register_registry(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
         Ok(core.unregister(&name))
     })?;
     h.set("unregister", unregister)
+}
+
+fn register_services(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let c = core.clone();
+    let list = lua.create_function(move |lua, ()| {
+        let Some(control) = c.borrow().services() else {
+            return Ok(LuaValue::Nil);
+        };
+        let out = lua.create_table()?;
+        for (i, info) in control.list().into_iter().enumerate() {
+            let t = lua.create_table_with_capacity(0, 5)?;
+            t.raw_set("id", info.id)?;
+            t.raw_set("state", info.state)?;
+            t.raw_set("pid", info.pid.map(|p| p.to_string()))?;
+            t.raw_set("restarts", info.restarts)?;
+            t.raw_set("reason", info.reason)?;
+            out.raw_set(i + 1, t)?;
+        }
+        Ok(LuaValue::Table(out))
+    })?;
+    h.set("services_list", list)?;
+    let c = core.clone();
+    let command = lua.create_function(move |lua, (id, cmd): (LuaString, LuaString)| {
+        let result = (|| -> Result<bool, Wrapped> {
+            let control = c.borrow().services().ok_or_else(|| {
+                ProcError::new(
+                    ErrorKind::Unavailable,
+                    "no services: the application runs without a supervisor",
+                )
+            })?;
+            let command = match &*cmd.to_str()? {
+                "start" => ServiceCommand::Start,
+                "stop" => ServiceCommand::Stop,
+                _ => ServiceCommand::Restart,
+            };
+            control.command(&id.to_str()?, command)?;
+            Ok(true)
+        })();
+        ok_or_failure(lua, result)
+    })?;
+    h.set("services_command", command)
 }
 
 fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {

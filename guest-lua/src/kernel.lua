@@ -1009,7 +1009,32 @@ end, decode = function(s)
     return v
 end }, "json")
 
-local MODULES = { json = json, time = freeze(time, "time") }
+-- services: the supervisor's view, for processes of applications with
+-- process.service entries. Commands are asynchronous: the state changes
+-- shortly after, visible through status/list and in the log.
+local services = {}
+function services.list()
+    local list = H.services_list()
+    if not list then return nil, mkerr("UNAVAILABLE", "no services: the application runs without a supervisor") end
+    return list
+end
+function services.status(id)
+    check_str(id, "services.status: id", 2)
+    local list, err = services.list()
+    if not list then return nil, err end
+    for _, s in ipairs(list) do
+        if s.id == id then return s end
+    end
+    return nil, mkerr("NOT_FOUND", s_format("no service %q", id))
+end
+for _, name in ipairs({ "start", "stop", "restart" }) do
+    services[name] = function(id)
+        check_str(id, "services." .. name .. ": id", 2)
+        return ok_or_err(H.services_command(id, name))
+    end
+end
+
+local MODULES = { json = json, time = freeze(time, "time"), services = freeze(services, "services") }
 
 local function require_module(name)
     check_str(name, "require: module name", 2)

@@ -9,7 +9,7 @@ use warren_core::{CoreRef, Frontend, FrontendFactory, Program};
 use crate::host;
 
 /// Modules a Lua entry may list in `modules:`.
-pub const MODULES: [&str; 2] = ["json", "time"];
+pub const MODULES: [&str; 3] = ["json", "time", "services"];
 
 /// A Lua entry ready to be spawned.
 #[derive(Clone, Debug)]

@@ -7,6 +7,7 @@
 
 mod check;
 mod run;
+mod services;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EXIT_FAILED: u8 = 1;
 /// Exit status for bad input: arguments, configuration, scripts.
 const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status when services stopped, but some only by being terminated.
+const EXIT_TERMINATED: u8 = 3;
 
 /// Warren: many small isolated processes, in Lua or WebAssembly, talking by messages.
 #[derive(Parser)]
@@ -72,6 +75,13 @@ impl Failure {
     pub(crate) fn failed(error: anyhow::Error) -> Self {
         Failure {
             status: EXIT_FAILED,
+            error,
+        }
+    }
+
+    pub(crate) fn terminated(error: anyhow::Error) -> Self {
+        Failure {
+            status: EXIT_TERMINATED,
             error,
         }
     }

@@ -54,11 +54,19 @@ pub(crate) fn run(
         )
     })?;
     let Some(entry) = entry else {
-        let msg = anyhow!(
-            "{}: nothing to start: the application declares no process.service entries; run one entry with -x <entry>",
-            path.display()
-        );
-        return Err(Failure::bad_input(msg));
+        if app.services().next().is_none() {
+            let msg = anyhow!(
+                "{}: nothing to start: the application declares no process.service entries; run one entry with -x <entry>",
+                path.display()
+            );
+            return Err(Failure::bad_input(msg));
+        }
+        if !args.is_empty() || host.is_some() {
+            return Err(Failure::bad_input(anyhow!(
+                "arguments and --host go with -x <entry>"
+            )));
+        }
+        return crate::services::run(&app, build_runtime(&app)?);
     };
     run_app(&app, &entry, host, args)
 }
@@ -93,38 +101,19 @@ fn run_script(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<(),
     )
 }
 
-fn run_app(app: &App, entry: &str, host: Option<String>, args: Vec<Value>) -> Result<(), Failure> {
-    if !app.lua_entries().any(|(id, _)| id == entry) {
-        let msg = anyhow!(
-            "entry '{entry}' not found, or not a process entry, in {}",
-            app.root.display()
-        );
-        return Err(Failure::bad_input(msg));
-    }
+/// A runtime with the app's hosts (or the default host) and every Lua entry.
+pub(crate) fn build_runtime(app: &App) -> Result<Runtime, Failure> {
     let mut builder = RuntimeBuilder::new().frontend(lua_frontend());
-    let hosts: Vec<(&str, usize)> = app
-        .hosts()
-        .map(|(id, h)| (id, h.workers.unwrap_or_else(default_workers)))
-        .collect();
-    let host = match (host, hosts.as_slice()) {
-        (Some(h), _) => h,
-        (None, [(only, _)]) => (*only).to_owned(),
-        (None, []) => DEFAULT_HOST.to_owned(),
-        (None, _) => {
-            let names: Vec<_> = hosts.iter().map(|(n, _)| *n).collect();
-            return Err(Failure::bad_input(anyhow!(
-                "several hosts ({}): choose one with --host",
-                names.join(", ")
-            )));
-        }
-    };
-    for (name, workers) in &hosts {
+    let mut any_host = false;
+    for (name, h) in app.hosts() {
+        let workers = h.workers.unwrap_or_else(default_workers);
         builder = builder.host(HostSpec {
-            name: (*name).to_owned(),
-            workers: *workers,
+            name: name.to_owned(),
+            workers,
         });
+        any_host = true;
     }
-    if hosts.is_empty() {
+    if !any_host {
         builder = builder.host(HostSpec {
             name: DEFAULT_HOST.into(),
             workers: default_workers(),
@@ -136,10 +125,33 @@ fn run_app(app: &App, entry: &str, host: Option<String>, args: Vec<Value>) -> Re
         program.modules.clone_from(&lua.modules);
         builder = builder.program(program.into_program(id));
     }
-    let runtime = builder
+    builder
         .start()
         .context("cannot start the runtime")
-        .map_err(Failure::failed)?;
+        .map_err(Failure::failed)
+}
+
+fn run_app(app: &App, entry: &str, host: Option<String>, args: Vec<Value>) -> Result<(), Failure> {
+    if !app.lua_entries().any(|(id, _)| id == entry) {
+        let msg = anyhow!(
+            "entry '{entry}' not found, or not a process entry, in {}",
+            app.root.display()
+        );
+        return Err(Failure::bad_input(msg));
+    }
+    let hosts: Vec<&str> = app.hosts().map(|(id, _)| id).collect();
+    let host = match (host, hosts.as_slice()) {
+        (Some(h), _) => h,
+        (None, [only]) => (*only).to_owned(),
+        (None, []) => DEFAULT_HOST.to_owned(),
+        (None, _) => {
+            return Err(Failure::bad_input(anyhow!(
+                "several hosts ({}): choose one with --host",
+                hosts.join(", ")
+            )));
+        }
+    };
+    let runtime = build_runtime(app)?;
     run_main(&runtime, SpawnRequest::new(entry, host, args))
 }
 
@@ -166,7 +178,7 @@ fn failed_message(pid: Pid, entry: &str, kind: &str) -> String {
 
 /// Other processes may still run when the main process ends; the program
 /// ends with it, as an escript does, without waiting for them.
-fn finish(result: Result<(), Failure>) -> Result<(), Failure> {
+pub(crate) fn finish(result: Result<(), Failure>) -> Result<(), Failure> {
     let status = match &result {
         Ok(()) => 0,
         Err(failure) => {

@@ -117,10 +117,108 @@ impl App {
             }
         }
         if problems.is_empty() {
+            app.check_references(&mut problems);
+        }
+        if problems.is_empty() {
             Ok(app)
         } else {
             Err(problems)
         }
+    }
+
+    /// The service entries.
+    pub fn services(&self) -> impl Iterator<Item = (&str, &ServiceEntry)> {
+        self.entries.iter().filter_map(|(id, e)| match &e.kind {
+            EntryKind::Service(s) => Some((id.as_str(), s)),
+            _ => None,
+        })
+    }
+
+    fn kind_of(&self, id: &str) -> Option<&EntryKind> {
+        self.entries.get(id).map(|e| &e.kind)
+    }
+
+    fn check_references(&self, problems: &mut Vec<ConfigError>) {
+        for (id, svc) in self.services() {
+            let key_error = |key: &str, message: String| ConfigError::Key {
+                file: self.entries[id].file.clone(),
+                entry: id.to_owned(),
+                key: key.to_owned(),
+                message,
+            };
+            if !matches!(self.kind_of(&svc.process), Some(EntryKind::Lua(_))) {
+                let msg = format!(
+                    "'{}' is not a process entry of this application",
+                    svc.process
+                );
+                problems.push(key_error("process", msg));
+            }
+            if !matches!(self.kind_of(&svc.host), Some(EntryKind::Host(_))) {
+                let msg = format!(
+                    "'{}' is not a process.host entry of this application",
+                    svc.host
+                );
+                problems.push(key_error("host", msg));
+            }
+            for dep in &svc.requires {
+                if !matches!(self.kind_of(dep), Some(EntryKind::Service(_))) {
+                    problems.push(key_error(
+                        "lifecycle.requires",
+                        format!("'{dep}' is not a process.service entry"),
+                    ));
+                }
+            }
+        }
+        if problems.is_empty()
+            && let Some(cycle) = self.dependency_cycle()
+        {
+            let first = &cycle[0];
+            problems.push(ConfigError::Key {
+                file: self.entries[first].file.clone(),
+                entry: first.clone(),
+                key: "lifecycle.requires".into(),
+                message: format!("dependency cycle: {}", cycle.join(" -> ")),
+            });
+        }
+    }
+
+    /// A `requires` cycle, as the ids along it (the first repeated at the end).
+    fn dependency_cycle(&self) -> Option<Vec<String>> {
+        let mut done = std::collections::BTreeSet::new();
+        for (id, _) in self.services() {
+            let mut path = Vec::new();
+            if let Some(cycle) = self.visit(id, &mut done, &mut path) {
+                return Some(cycle);
+            }
+        }
+        None
+    }
+
+    fn visit(
+        &self,
+        id: &str,
+        done: &mut std::collections::BTreeSet<String>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|p| p == id) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(id.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(id) {
+            return None;
+        }
+        path.push(id.to_owned());
+        if let Some(EntryKind::Service(svc)) = self.kind_of(id) {
+            for dep in &svc.requires {
+                if let Some(cycle) = self.visit(dep, done, path) {
+                    return Some(cycle);
+                }
+            }
+        }
+        path.pop();
+        done.insert(id.to_owned());
+        None
     }
 
     fn insert(&mut self, entry: Entry, problems: &mut Vec<ConfigError>) {

@@ -74,6 +74,11 @@ impl Core {
         self.shared.host_name(pid.host())
     }
 
+    /// The supervisor's control, when the application runs services.
+    pub fn services(&self) -> Option<Arc<dyn crate::services::ServiceControl>> {
+        self.shared.services.get().cloned()
+    }
+
     /// Resolves a `send` destination: a pid string or a registered name.
     pub fn resolve(&self, dest: &str) -> Result<Pid, ProcError> {
         if let Some(pid) = Pid::parse(dest) {

@@ -17,6 +17,7 @@ pub mod item;
 pub mod pid;
 pub mod registry;
 pub mod runtime;
+pub mod services;
 pub mod value;
 mod worker;
 
@@ -25,5 +26,6 @@ pub use error::{ErrorKind, ProcError, SpawnError};
 pub use frontend::{Frontend, FrontendFactory, Program};
 pub use item::{Event, Exit, Item, Message};
 pub use pid::Pid;
-pub use runtime::{HostSpec, Runtime, RuntimeBuilder, SpawnRequest};
+pub use runtime::{ExitCallback, HostSpec, Runtime, RuntimeBuilder, SpawnRequest};
+pub use services::{ServiceCommand, ServiceControl, ServiceInfo};
 pub use value::Value;

@@ -14,6 +14,10 @@ const SERIAL_MASK: u64 = (1 << SERIAL_BITS) - 1;
 pub struct Pid(u64);
 
 impl Pid {
+    /// The runtime itself, as the sender of events it originates (a
+    /// supervisor's CANCEL); never the pid of a process.
+    pub const RUNTIME: Pid = Pid(0);
+
     /// Builds a pid from its host index and serial (the serial is truncated to 48 bits).
     pub fn new(host: u16, serial: u64) -> Self {
         Pid((u64::from(host) << SERIAL_BITS) | (serial & SERIAL_MASK))

@@ -19,6 +19,7 @@ use crate::frontend::{FrontendFactory, Program};
 use crate::item::Exit;
 use crate::pid::Pid;
 use crate::registry::Registry;
+use crate::services::ServiceControl;
 use crate::value::Value;
 use crate::worker::{self, Cmd, Remote, SpawnCmd};
 
@@ -66,7 +67,10 @@ pub(crate) struct HostInfo {
     next: AtomicUsize,
 }
 
-type Watchers = FxHashMap<Pid, Vec<mpsc::Sender<Exit>>>;
+/// Called once with the pid and its exit.
+pub type ExitCallback = Box<dyn FnOnce(Pid, &Exit) + Send>;
+
+type Watchers = FxHashMap<Pid, Vec<ExitCallback>>;
 
 /// State every worker shares.
 pub(crate) struct Shared {
@@ -74,6 +78,7 @@ pub(crate) struct Shared {
     pub(crate) directory: Directory,
     pub(crate) registry: Registry,
     pub(crate) factories: Vec<Arc<dyn FrontendFactory>>,
+    pub(crate) services: std::sync::OnceLock<Arc<dyn ServiceControl>>,
     hosts: Vec<HostInfo>,
     programs: RwLock<FxHashMap<String, Arc<Program>>>,
     next_serial: AtomicU64,
@@ -144,8 +149,8 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&pid);
         let watched = waiting.is_some();
-        for tx in waiting.into_iter().flatten() {
-            let _ = tx.send(result.clone());
+        for callback in waiting.into_iter().flatten() {
+            callback(pid, &result);
         }
         let mut live = self
             .live
@@ -215,6 +220,7 @@ impl RuntimeBuilder {
             directory: Directory::default(),
             registry: Registry::default(),
             factories: self.factories,
+            services: std::sync::OnceLock::new(),
             hosts,
             programs: RwLock::new(programs),
             next_serial: AtomicU64::new(1),
@@ -243,7 +249,7 @@ pub struct Runtime {
 impl Runtime {
     /// Starts a process from outside any process (no parent).
     pub fn spawn(&self, req: SpawnRequest) -> Result<Pid, SpawnError> {
-        Ok(self.spawn_inner(req, None)?.0)
+        self.spawn_inner(req, None)
     }
 
     /// Starts a process and returns a receiver for its exit.
@@ -252,28 +258,60 @@ impl Runtime {
         req: SpawnRequest,
     ) -> Result<(Pid, mpsc::Receiver<Exit>), SpawnError> {
         let (tx, rx) = mpsc::channel();
-        let (pid, _) = self.spawn_inner(req, Some(tx))?;
+        let notify: ExitCallback = Box::new(move |_, exit| {
+            let _ = tx.send(exit.clone());
+        });
+        let pid = self.spawn_notify(req, notify)?;
         Ok((pid, rx))
+    }
+
+    /// Starts a process and calls `on_exit` (on a worker thread) when it ends.
+    pub fn spawn_notify(
+        &self,
+        req: SpawnRequest,
+        on_exit: ExitCallback,
+    ) -> Result<Pid, SpawnError> {
+        self.spawn_inner(req, Some(on_exit))
     }
 
     fn spawn_inner(
         &self,
         req: SpawnRequest,
-        watcher: Option<mpsc::Sender<Exit>>,
-    ) -> Result<(Pid, ()), SpawnError> {
+        watcher: Option<ExitCallback>,
+    ) -> Result<Pid, SpawnError> {
         let (cmd, worker) = self.shared.prepare_spawn(req, None)?;
         let pid = cmd.pid;
-        if let Some(tx) = watcher {
+        if let Some(callback) = watcher {
             self.shared
                 .watchers
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .entry(pid)
                 .or_default()
-                .push(tx);
+                .push(callback);
         }
         self.shared.workers[worker].push_all([Cmd::Spawn(cmd)]);
-        Ok((pid, ()))
+        Ok(pid)
+    }
+
+    /// Delivers a CANCEL event to `pid` from the runtime itself ([`Pid::RUNTIME`]).
+    pub fn cancel(&self, pid: Pid, reason: Value) -> Result<(), SpawnError> {
+        let worker = self
+            .shared
+            .directory
+            .get(pid)
+            .ok_or(SpawnError::ShuttingDown)?;
+        let event = crate::item::Event::Cancel {
+            from: Pid::RUNTIME,
+            reason,
+        };
+        self.shared.workers[worker].push_all([Cmd::Deliver(pid, crate::item::Item::Event(event))]);
+        Ok(())
+    }
+
+    /// Makes `control` answer the `services` calls of processes.
+    pub fn set_services(&self, control: Arc<dyn ServiceControl>) {
+        let _ = self.shared.services.set(control);
     }
 
     /// Runs `req` to completion and returns how it ended, or `None` if it did

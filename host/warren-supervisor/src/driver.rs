@@ -1,1 +1,201 @@
-//! placeholder
+//! Runs a [`Supervisor`] against a live runtime on the calling thread.
+//!
+//! Everything that can change a service arrives as an [`Event`] on one
+//! channel — exits (from the runtime's exit callbacks), commands (from the
+//! `services` module), and interrupts (from the CLI's signal handler) — and
+//! time passes through the channel's receive timeout, so the policy itself
+//! stays in the clock-free state machine.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use warren_core::{
+    ErrorKind, Exit, Pid, ProcError, Runtime, ServiceCommand, ServiceControl, ServiceInfo,
+    SpawnRequest, Value,
+};
+
+use crate::{Action, ServiceStatus, Supervisor};
+
+/// Something the driver must react to.
+pub enum Event {
+    /// A service's process exited.
+    Exit(Pid, Exit),
+    /// A process asked for a service to change.
+    Command(String, ServiceCommand),
+    /// Stop everything gracefully (first interrupt).
+    Shutdown,
+    /// Terminate everything now (second interrupt).
+    Kill,
+}
+
+/// How the services ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// Set when a group exceeded its restart intensity.
+    pub escalation: Option<String>,
+    /// Some service was given up on.
+    pub failed: bool,
+    /// Some service had to be terminated after ignoring CANCEL.
+    pub terminated: bool,
+}
+
+/// The `services` control handed to the runtime.
+pub struct Control {
+    events: mpsc::Sender<Event>,
+    statuses: Mutex<Vec<ServiceStatus>>,
+}
+
+impl ServiceControl for Control {
+    fn list(&self) -> Vec<ServiceInfo> {
+        self.statuses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|s| ServiceInfo {
+                id: s.id.clone(),
+                state: s.state.to_owned(),
+                pid: s.pid,
+                restarts: s.restarts,
+                reason: s.reason.clone(),
+            })
+            .collect()
+    }
+
+    fn command(&self, id: &str, command: ServiceCommand) -> Result<(), ProcError> {
+        let known = self
+            .statuses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|s| s.id == id);
+        if !known {
+            return Err(ProcError::new(
+                ErrorKind::NotFound,
+                format!("no service {id:?}"),
+            ));
+        }
+        self.events
+            .send(Event::Command(id.to_owned(), command))
+            .map_err(|_| ProcError::new(ErrorKind::Unavailable, "the supervisor has stopped"))
+    }
+}
+
+/// A supervisor wired to a runtime: create it, hand [`Driver::sender`] to
+/// signal handlers, then [`Driver::run`] until every service has stopped.
+pub struct Driver {
+    sup: Supervisor,
+    events: mpsc::Receiver<Event>,
+    sender: mpsc::Sender<Event>,
+    control: Arc<Control>,
+    started: Instant,
+}
+
+impl Driver {
+    /// Wires `sup` to `runtime` (installing the `services` control).
+    pub fn new(sup: Supervisor, runtime: &Runtime) -> Self {
+        let (sender, events) = mpsc::channel();
+        let control = Arc::new(Control {
+            events: sender.clone(),
+            statuses: Mutex::new(sup.statuses()),
+        });
+        runtime.set_services(control.clone());
+        Driver {
+            sup,
+            events,
+            sender,
+            control,
+            started: Instant::now(),
+        }
+    }
+
+    /// Where interrupts (and tests) send events.
+    pub fn sender(&self) -> mpsc::Sender<Event> {
+        self.sender.clone()
+    }
+
+    /// Boots the services and runs until none is running or pending.
+    pub fn run(mut self, runtime: &Runtime) -> Outcome {
+        let now = self.started.elapsed();
+        let actions = self.sup.boot(now);
+        self.apply(runtime, actions);
+        loop {
+            *self
+                .control
+                .statuses
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = self.sup.statuses();
+            if self.sup.is_idle() {
+                break;
+            }
+            let event = match self.sup.next_deadline() {
+                Some(at) => self
+                    .events
+                    .recv_timeout(at.saturating_sub(self.started.elapsed())),
+                None => self
+                    .events
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let now = self.started.elapsed();
+            let actions = match event {
+                Ok(Event::Exit(pid, exit)) => self.sup.exited(pid, &exit, now),
+                Ok(Event::Command(id, command)) => {
+                    let result = match command {
+                        ServiceCommand::Start => self.sup.start(&id, now),
+                        ServiceCommand::Stop => self.sup.stop(&id, now),
+                        ServiceCommand::Restart => self.sup.restart(&id, now),
+                    };
+                    result.unwrap_or_default()
+                }
+                Ok(Event::Shutdown) => {
+                    tracing::info!("shutting down: stopping services in reverse dependency order");
+                    self.sup.shutdown(now)
+                }
+                Ok(Event::Kill) => {
+                    tracing::warn!("terminating every service now");
+                    self.sup.kill_all()
+                }
+                Err(RecvTimeoutError::Timeout) => self.sup.tick(now),
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            self.apply(runtime, actions);
+        }
+        Outcome {
+            escalation: self.sup.escalation().map(str::to_owned),
+            failed: self.sup.failed_any(),
+            terminated: self.sup.terminated_any(),
+        }
+    }
+
+    fn apply(&mut self, runtime: &Runtime, actions: Vec<Action>) {
+        let mut work: std::collections::VecDeque<Action> = actions.into();
+        while let Some(action) = work.pop_front() {
+            let now = self.started.elapsed();
+            match action {
+                Action::Spawn(n) => {
+                    let spec = self.sup.spec(n);
+                    let req = SpawnRequest::new(
+                        spec.process.clone(),
+                        spec.host.clone(),
+                        spec.input.clone(),
+                    );
+                    let events = self.sender.clone();
+                    let notify = Box::new(move |pid: Pid, exit: &Exit| {
+                        let _ = events.send(Event::Exit(pid, exit.clone()));
+                    });
+                    match runtime.spawn_notify(req, notify) {
+                        Ok(pid) => work.extend(self.sup.started(n, pid, now)),
+                        Err(err) => work.extend(self.sup.spawn_failed(n, &err.into(), now)),
+                    }
+                }
+                Action::Cancel(pid) => {
+                    let _ = runtime.cancel(pid, Value::str("stop"));
+                }
+                Action::Terminate(pid) => {
+                    let _ = runtime.kill(pid, ProcError::terminated());
+                }
+            }
+        }
+    }
+}

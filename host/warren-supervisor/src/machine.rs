@@ -339,7 +339,7 @@ impl Supervisor {
     pub fn is_idle(&self) -> bool {
         self.svcs.iter().all(|s| {
             matches!(s.state, State::Stopped | State::Failed | State::Exited)
-                && !(s.wanted && !self.shutting_down)
+                && (!s.wanted || self.shutting_down)
         })
     }
 
@@ -485,6 +485,7 @@ impl Supervisor {
                     "still running {:?} after CANCEL: terminated",
                     self.specs[n].stop_timeout
                 );
+                tracing::warn!(service = %self.ids[n], "{why}");
                 self.set(
                     n,
                     State::Stopping {
