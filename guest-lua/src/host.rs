@@ -172,6 +172,7 @@ fn register_next(lua: &Lua, h: &Table, core: CoreRef, index: usize) -> mlua::Res
         last_from: None,
         last_topic: None,
     }));
+    let (core_for_entry, entries_for_entry) = (core.clone(), entries.clone());
     let next = lua.create_function(move |lua, ()| {
         loop {
             let item = core.borrow_mut().next_item(index);
@@ -183,7 +184,24 @@ fn register_next(lua: &Lua, h: &Table, core: CoreRef, index: usize) -> mlua::Res
             }
         }
     })?;
-    h.set("next", next)
+    h.set("next", next)?;
+    let entry = lua.create_function(move |lua, id: LuaString| {
+        let id = id.to_str()?.to_owned();
+        let Some(program) = core_for_entry.borrow().program(&id) else {
+            return (false, "NOT_FOUND", format!("entry '{id}' not found")).into_lua_multi(lua);
+        };
+        if program.frontend != crate::program::FRONTEND_NAME {
+            let msg = format!(
+                "entry '{id}' is not a Lua program: hot upgrade is only supported for Lua processes"
+            );
+            return (false, "INVALID", msg).into_lua_multi(lua);
+        }
+        match entry_table(lua, &entries_for_entry, &program) {
+            Ok(table) => table.into_lua_multi(lua),
+            Err(message) => (false, "INVALID", message).into_lua_multi(lua),
+        }
+    })?;
+    h.set("entry", entry)
 }
 
 fn str_value(lua: &Lua, s: &str) -> mlua::Result<LuaValue> {

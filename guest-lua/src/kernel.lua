@@ -26,6 +26,7 @@ local H_next, H_send, H_spawn, H_exit = H.next, H.send, H.spawn, H.exit
 local H_timer, H_log = H.timer, H.log
 
 local BLOCK = setmetatable({}, { __metatable = false, __tostring = function() return "blocked" end })
+local UPGRADE = {} -- yielded by process.upgrade: replace this process's code
 local CLOSED = {}
 local NIL = {}
 
@@ -83,8 +84,11 @@ local function live_pop(q)
         local w = qpop(q)
         if w == nil then return nil end
         local sel = w.sel
-        if not sel then return w end
-        if not sel.done then
+        if w.cr.dead then -- its process's code was replaced: drop it
+            if sel then sel.done = true end
+        elseif not sel then
+            return w
+        elseif not sel.done then
             sel.done = true
             return w
         end
@@ -386,11 +390,9 @@ local function new_cr(p, fn)
     return cr
 end
 
-local function exit_proc(p, ok, v)
-    if p.dead then return end
-    p.dead = true
-    procs[p.id] = nil
-    bypid[p.pid] = nil
+-- Ends every coroutine of `p` (running their to-be-closed variables) and
+-- forgets its timers.
+local function close_all(p)
     local running = co_running()
     local function close(cr)
         cr.dead = true
@@ -406,6 +408,14 @@ local function exit_proc(p, ok, v)
     end
     current = nil
     p.timers = nil
+end
+
+local function exit_proc(p, ok, v)
+    if p.dead then return end
+    p.dead = true
+    procs[p.id] = nil
+    bypid[p.pid] = nil
+    close_all(p)
     if ok then
         H_exit(p.id, true, v)
     else
@@ -435,9 +445,28 @@ local function trampoline(fn, args)
     return fn(t_unpack(args, 1, args.n))
 end
 
-local function start(id, pidstr, entry, ...)
+local function new_env()
     local env = setmetatable({ _G = false }, ENV_MT) -- pre-sized: no rehash below
     rawset(env, "_G", env)
+    return env
+end
+
+-- Hot upgrade: the process keeps its pid, mailbox (inbox and events
+-- channels), names, links and monitors; its coroutines, listen channels,
+-- timers and globals are replaced by a fresh run of `entry`'s main.
+local function upgrade(p, entry, args)
+    close_all(p)
+    p.listens, p.exec = nil, nil
+    p.live, p.nready, p.ext = 0, 0, 0
+    p.entry, p.env, p.main = entry, new_env(), nil
+    local cr = new_cr(p, proc_main)
+    p.main = cr
+    wake(cr, p, entry, args)
+    H_log(p.id, "info", "upgraded to " .. entry.id)
+end
+
+local function start(id, pidstr, entry, ...)
+    local env = new_env()
     local p = { id = id, pid = pidstr, env = env, entry = entry, live = 0, nready = 0, ext = 0 }
     procs[id] = p
     bypid[pidstr] = p
@@ -469,12 +498,14 @@ local function resume_one()
     local p = cr.p
     p.nready = p.nready - 1
     current = cr
-    local ok, r1, r2 = co_resume(cr.th, a, b, c)
+    local ok, r1, r2, r3 = co_resume(cr.th, a, b, c)
     current = nil
     if not ok then
         exit_proc(p, false, r1)
     elseif co_status(cr.th) == "dead" then
         finished(cr, r1, r2)
+    elseif r1 == UPGRADE then
+        upgrade(p, r2, r3)
     elseif r1 ~= BLOCK then
         exit_proc(p, false, mkerr("INVALID", "attempt to yield from outside a coroutine"))
     end
@@ -605,6 +636,14 @@ process.spawn = spawner(false, false)
 process.spawn_linked = spawner(true, false)
 process.spawn_monitored = spawner(false, true)
 process.spawn_linked_monitored = spawner(true, true)
+
+function process.upgrade(id, ...)
+    if id ~= nil then check_str(id, "process.upgrade: entry id", 2) end
+    local p = me()
+    local entry, kind, msg = H.entry(id or p.entry.id)
+    if not entry then return nil, mkerr(kind, msg) end
+    co_yield(UPGRADE, entry, t_pack(...))
+end
 
 function process.exec(id, host, ...)
     check_str(id, "process.exec: entry id", 2)
@@ -801,8 +840,8 @@ end
 -- coroutine: scheduler-aware resume/wrap, plus coroutine.spawn.
 ---------------------------------------------------------------------------
 local function resume_step(co, ok, first, ...)
-    if ok and first == BLOCK and co_status(co) == "suspended" then
-        return resume_step(co, co_resume(co, co_yield(BLOCK)))
+    if ok and (first == BLOCK or first == UPGRADE) and co_status(co) == "suspended" then
+        return resume_step(co, co_resume(co, co_yield(first, ...)))
     end
     return ok, first, ...
 end

@@ -395,3 +395,55 @@ entries:
         assert!(log.contains(needle), "missing {needle:?} in:\n{log}");
     }
 }
+
+#[test]
+fn exceeding_the_restart_intensity_fails_the_application() {
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - name: host
+    kind: process.host
+  - name: crash
+    kind: process.lua
+    source: file://crash.lua
+  - name: steady
+    kind: process.lua
+    source: file://steady.lua
+  - name: flaky
+    kind: process.service
+    process: app:crash
+    host: app:host
+    lifecycle:
+      restart: { initial_delay: 10ms, backoff_factor: 1.0, max_restarts: 2, period: 10s }
+  - name: bystander
+    kind: process.service
+    process: app:steady
+    host: app:host
+    lifecycle: { group: other }
+"#;
+    let dir = app(
+        "intensity",
+        &[
+            ("_index.yaml", index),
+            ("crash.lua", "return function() error('boom') end"),
+            ("steady.lua", POLITE),
+        ],
+    );
+    let out = warren(&["run", &dir.display().to_string()]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert_eq!(
+        log.matches("restart attempt").count(),
+        2,
+        "exactly two restarts before giving up:\n{log}"
+    );
+    assert!(log.contains("error: the application failed"), "{log}");
+    assert!(
+        log.contains("group app: more than 2 restarts within 10s"),
+        "{log}"
+    );
+    assert!(
+        log.contains("stopping -> stopped: stopped service=app:bystander"),
+        "the rest is shut down:\n{log}"
+    );
+}

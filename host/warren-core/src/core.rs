@@ -74,6 +74,11 @@ impl Core {
         self.shared.host_name(pid.host())
     }
 
+    /// The loaded entry `id` (as it is now: entries can be replaced while running).
+    pub fn program(&self, id: &str) -> Option<Arc<crate::frontend::Program>> {
+        self.shared.program(id)
+    }
+
     /// The supervisor's control, when the application runs services.
     pub fn services(&self) -> Option<Arc<dyn crate::services::ServiceControl>> {
         self.shared.services.get().cloned()

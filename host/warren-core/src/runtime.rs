@@ -88,6 +88,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    pub(crate) fn program(&self, id: &str) -> Option<Arc<Program>> {
+        self.programs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
     pub(crate) fn host_name(&self, host: u16) -> &str {
         self.hosts
             .get(usize::from(host))
@@ -107,11 +115,7 @@ impl Shared {
             .position(|h| h.name == req.host)
             .ok_or_else(|| SpawnError::NoHost(req.host.clone()))?;
         let program = self
-            .programs
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&req.entry)
-            .cloned()
+            .program(&req.entry)
             .ok_or_else(|| SpawnError::NoEntry(req.entry.clone()))?;
         let frontend = self
             .factories
