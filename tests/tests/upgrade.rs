@@ -156,3 +156,29 @@ fn upgrade_from_inside_a_nested_coroutine_replaces_the_whole_process() {
     let (answer, pid) = text.split_once('|').unwrap_or((&text, ""));
     assert_eq!(answer, format!("v2:42:nested:{pid}"));
 }
+
+#[test]
+fn upgrading_to_a_non_lua_entry_is_refused() {
+    let runtime = App::new()
+        .entry(
+            "t:main",
+            r#"return function()
+            local ok, err = process.upgrade("t:component")
+            assert(ok == nil and errors.is(err, errors.INVALID))
+            return err:message()
+        end"#,
+        )
+        .start();
+    runtime.add_program(warren_core::Program {
+        id: "t:component".into(),
+        frontend: "wasm",
+        code: std::sync::Arc::new(()),
+    });
+    let v = run_on(&runtime, "t:main", vec![]).expect("refused cleanly");
+    assert_eq!(
+        v,
+        s(
+            "entry 't:component' is not a Lua program: hot upgrade is only supported for Lua processes"
+        )
+    );
+}
