@@ -1,10 +1,13 @@
 //! Shared helpers for the end-to-end tests: build a runtime with a few Lua
 //! entries on one host, run one as the main process, and get its exit.
 
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use warren_core::{Exit, HostSpec, Runtime, RuntimeBuilder, SpawnRequest, Value};
+use warren_core::{Exit, HostSpec, Program, Runtime, RuntimeBuilder, SpawnRequest, Value};
 use warren_lua::{LuaProgram, MODULES, lua_frontend};
+use warren_wasm::{WasmEngine, wasm_frontend};
 
 /// The host every test entry runs on.
 pub const HOST: &str = "test:host";
@@ -12,10 +15,51 @@ pub const HOST: &str = "test:host";
 /// How long a test process may run before the test fails instead of hanging.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A set of Lua entries to run together.
+/// Builds the guest components under `components/` (once per test binary)
+/// and returns the path of `<name>.wasm`.
+pub fn component(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../components");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root.join("Cargo.toml"))
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(root.join("target/wasm32-wasip2/release"))
+    });
+    match dir {
+        Ok(dir) => dir.join(format!("{name}.wasm")),
+        Err(e) => panic!("building the components failed:\n{e}"),
+    }
+}
+
+/// The engine shared by the tests of one binary.
+pub fn engine() -> Arc<WasmEngine> {
+    static ENGINE: OnceLock<Arc<WasmEngine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm-cache");
+            WasmEngine::new(Some(&cache)).expect("engine")
+        })
+        .clone()
+}
+
+/// A set of Lua and WASM entries to run together.
 #[derive(Default)]
 pub struct App {
     entries: Vec<(String, LuaProgram)>,
+    programs: Vec<Program>,
     workers: usize,
 }
 
@@ -24,6 +68,7 @@ impl App {
     pub fn new() -> Self {
         App {
             entries: Vec::new(),
+            programs: Vec::new(),
             workers: 1,
         }
     }
@@ -46,10 +91,18 @@ impl App {
         self
     }
 
+    /// Adds entry `id` running the component `name` from `components/`.
+    pub fn component(mut self, id: &str, name: &str) -> Self {
+        let program = engine().load(&component(name)).expect("component loads");
+        self.programs.push(program.into_program(id));
+        self
+    }
+
     /// Starts the runtime.
     pub fn start(self) -> Runtime {
         let mut builder = RuntimeBuilder::new()
             .frontend(lua_frontend())
+            .frontend(wasm_frontend())
             .host(HostSpec {
                 name: HOST.into(),
                 workers: self.workers,
@@ -60,6 +113,9 @@ impl App {
             });
         for (id, program) in self.entries {
             builder = builder.program(program.into_program(id));
+        }
+        for program in self.programs {
+            builder = builder.program(program);
         }
         builder.start().expect("runtime starts")
     }

@@ -10,7 +10,9 @@ use serde_yaml_ng::Value as Yaml;
 
 use crate::service::{RestartPolicy, ServiceEntry, Strategy, yaml_to_value};
 use crate::units::parse_size;
-use crate::{ConfigError, Entry, EntryKind, HostEntry, INDEX_FILE, Limits, LuaEntry};
+use crate::{
+    ConfigError, Entry, EntryKind, HostEntry, INDEX_FILE, Limits, LuaEntry, WasiDir, WasmEntry,
+};
 
 /// The only `version:` this loader understands.
 const VERSION: &str = "1.0";
@@ -34,6 +36,42 @@ struct LuaYaml {
     source: String,
     method: Option<String>,
     modules: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WasmYaml {
+    #[serde(rename = "name")]
+    _name: String,
+    #[serde(rename = "kind")]
+    _kind: String,
+    source: String,
+    method: Option<String>,
+    limits: Option<WasmLimitsYaml>,
+    wasi: Option<WasiYaml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WasmLimitsYaml {
+    memory: Option<Yaml>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WasiYaml {
+    #[serde(default)]
+    dirs: Vec<WasiDirYaml>,
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WasiDirYaml {
+    host: String,
+    guest: String,
+    mode: String,
 }
 
 #[derive(Deserialize)]
@@ -216,13 +254,7 @@ impl Ctx<'_> {
             "process.lua" => EntryKind::Lua(self.lua(&id, self.parse(&id, yaml)?)?),
             "process.host" => EntryKind::Host(self.host(&id, self.parse(&id, yaml)?)?),
             "process.service" => EntryKind::Service(self.service(&id, self.parse(&id, yaml)?)?),
-            "process.wasm" => {
-                return Err(self.key_error(
-                    &id,
-                    "kind",
-                    format!("kind '{kind}' is not supported by this build yet"),
-                ));
-            }
+            "process.wasm" => EntryKind::Wasm(self.wasm(&id, self.parse(&id, yaml)?)?),
             other => {
                 let msg = format!(
                     "unknown kind '{other}' (expected process.lua, process.host, process.wasm or process.service)"
@@ -385,6 +417,74 @@ impl Ctx<'_> {
             max_attempts: r.max_attempts.unwrap_or(d.max_attempts),
             max_restarts: r.max_restarts.unwrap_or(d.max_restarts),
             period: self.duration(id, "lifecycle.restart.period", r.period, d.period)?,
+        })
+    }
+
+    fn wasm(&self, id: &str, y: WasmYaml) -> Result<WasmEntry, ConfigError> {
+        let Some(relative) = y.source.strip_prefix("file://") else {
+            return Err(self.key_error(
+                id,
+                "source",
+                format!("{:?} must start with file://", y.source),
+            ));
+        };
+        let path = self.dir.join(relative);
+        if !path.is_file() {
+            return Err(self.key_error(id, "source", format!("{} does not exist", path.display())));
+        }
+        if let Some(method) = y.method.filter(|m| m != "run") {
+            let msg = format!("'{method}': the process world has the single entry point 'run'");
+            return Err(self.key_error(id, "method", msg));
+        }
+        let memory = match y.limits.and_then(|l| l.memory) {
+            None => None,
+            Some(Yaml::Number(n)) => Some(
+                parse_size(&n.to_string()).map_err(|e| self.key_error(id, "limits.memory", e))?,
+            ),
+            Some(Yaml::String(text)) => {
+                Some(parse_size(&text).map_err(|e| self.key_error(id, "limits.memory", e))?)
+            }
+            Some(_) => {
+                return Err(self.key_error(
+                    id,
+                    "limits.memory",
+                    "expected a size such as \"16MiB\"",
+                ));
+            }
+        };
+        let wasi = y.wasi.unwrap_or_default();
+        let mut dirs = Vec::new();
+        for d in wasi.dirs {
+            let writable = match d.mode.as_str() {
+                "ro" => false,
+                "rw" => true,
+                other => {
+                    return Err(self.key_error(
+                        id,
+                        "wasi.dirs.mode",
+                        format!("'{other}' (expected ro or rw)"),
+                    ));
+                }
+            };
+            let host = self.dir.join(&d.host);
+            if !host.is_dir() {
+                return Err(self.key_error(
+                    id,
+                    "wasi.dirs.host",
+                    format!("{} is not a directory", host.display()),
+                ));
+            }
+            dirs.push(WasiDir {
+                host,
+                guest: d.guest,
+                writable,
+            });
+        }
+        Ok(WasmEntry {
+            path,
+            memory,
+            dirs,
+            env: wasi.env.into_iter().collect(),
         })
     }
 

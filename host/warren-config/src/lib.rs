@@ -51,6 +51,30 @@ pub struct LuaEntry {
     pub modules: Vec<String>,
 }
 
+/// A directory a component may see.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WasiDir {
+    /// The host directory (resolved against the `_index.yaml`).
+    pub host: PathBuf,
+    /// Where the guest sees it.
+    pub guest: String,
+    /// Whether the guest may write.
+    pub writable: bool,
+}
+
+/// A WebAssembly component process entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WasmEntry {
+    /// The component's path.
+    pub path: PathBuf,
+    /// Largest linear memory, in bytes (`None`: the host's default).
+    pub memory: Option<u64>,
+    /// Preopened directories.
+    pub dirs: Vec<WasiDir>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+}
+
 /// A scheduler domain and tenant boundary.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostEntry {
@@ -69,6 +93,8 @@ pub enum EntryKind {
     Host(HostEntry),
     /// `kind: process.service`.
     Service(ServiceEntry),
+    /// `kind: process.wasm`.
+    Wasm(WasmEntry),
 }
 
 /// One declared entry.
@@ -146,7 +172,10 @@ impl App {
                 key: key.to_owned(),
                 message,
             };
-            if !matches!(self.kind_of(&svc.process), Some(EntryKind::Lua(_))) {
+            if !matches!(
+                self.kind_of(&svc.process),
+                Some(EntryKind::Lua(_) | EntryKind::Wasm(_))
+            ) {
                 let msg = format!(
                     "'{}' is not a process entry of this application",
                     svc.process
@@ -237,6 +266,14 @@ impl App {
     pub fn lua_entries(&self) -> impl Iterator<Item = (&str, &LuaEntry)> {
         self.entries.iter().filter_map(|(id, e)| match &e.kind {
             EntryKind::Lua(lua) => Some((id.as_str(), lua)),
+            _ => None,
+        })
+    }
+
+    /// The WebAssembly entries.
+    pub fn wasm_entries(&self) -> impl Iterator<Item = (&str, &WasmEntry)> {
+        self.entries.iter().filter_map(|(id, e)| match &e.kind {
+            EntryKind::Wasm(w) => Some((id.as_str(), w)),
             _ => None,
         })
     }

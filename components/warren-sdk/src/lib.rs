@@ -1,0 +1,306 @@
+//! Write Warren processes in Rust: a component built with
+//! `cargo build --target wasm32-wasip2` that implements [`Process`] and calls
+//! [`export!`] runs as a Warren process, trading messages with Lua and other
+//! components. Values are MessagePack, so any `Serialize` type can be sent.
+//!
+//! ```ignore
+//! struct Echo;
+//! impl warren_sdk::Process for Echo {
+//!     fn run(_args: warren_sdk::Args) -> Result<warren_sdk::Payload, warren_sdk::Error> {
+//!         while let Some(msg) = warren_sdk::receive(None)? {
+//!             warren_sdk::send_raw(&msg.from, &msg.topic, msg.payloads.clone())?;
+//!         }
+//!         warren_sdk::payload(&())
+//!     }
+//! }
+//! warren_sdk::export!(Echo);
+//! ```
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "process",
+        pub_export_macro: true,
+        default_bindings_module: "warren_sdk::bindings",
+    });
+}
+
+use bindings::warren::process::host;
+use bindings::warren::process::types;
+
+pub use types::{ErrorKind, EventKind, Level};
+
+/// A MessagePack-encoded value.
+pub type Payload = Vec<u8>;
+
+/// The spawn arguments of a process, each MessagePack.
+pub struct Args(pub Vec<Payload>);
+
+impl Args {
+    /// Argument `i` (0-based) decoded as `T`.
+    pub fn get<T: DeserializeOwned>(&self, i: usize) -> Result<T, Error> {
+        let bytes = self.0.get(i).ok_or_else(|| Error::new(ErrorKind::Invalid, format!("missing argument {}", i + 1)))?;
+        decode(bytes)
+    }
+
+    /// How many arguments there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// An error as every Warren language sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Error {
+    /// The kind, as in the Lua `errors` module.
+    pub kind: ErrorKind,
+    /// The message.
+    pub message: String,
+    /// Whether retrying may help.
+    pub retryable: bool,
+}
+
+impl Error {
+    /// An error of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into(), retryable: false }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({:?})", self.message, self.kind)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<types::Error> for Error {
+    fn from(e: types::Error) -> Self {
+        Error { kind: e.kind, message: e.message, retryable: e.retryable }
+    }
+}
+
+impl From<Error> for types::Error {
+    fn from(e: Error) -> Self {
+        types::Error { kind: e.kind, message: e.message, retryable: e.retryable }
+    }
+}
+
+/// Encodes a value as a payload.
+pub fn payload<T: Serialize + ?Sized>(value: &T) -> Result<Payload, Error> {
+    rmp_serde::to_vec(value).map_err(|e| Error::new(ErrorKind::Invalid, e.to_string()))
+}
+
+/// Decodes a payload.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    rmp_serde::from_slice(bytes).map_err(|e| Error::new(ErrorKind::Invalid, format!("cannot decode payload: {e}")))
+}
+
+/// A message from the inbox.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Its topic.
+    pub topic: String,
+    /// The sender's pid.
+    pub from: String,
+    /// Its payloads.
+    pub payloads: Vec<Payload>,
+}
+
+impl Message {
+    /// The first payload, decoded as `T`.
+    pub fn data<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let first = self.payloads.first().ok_or_else(|| Error::new(ErrorKind::Invalid, "message has no payload"))?;
+        decode(first)
+    }
+}
+
+/// A lifecycle event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// EXIT, LINK_DOWN or CANCEL.
+    pub kind: EventKind,
+    /// The process it is about.
+    pub from: String,
+    /// For EXIT and LINK_DOWN: what its main returned, or its error.
+    pub result: Option<Result<Payload, Error>>,
+    /// For CANCEL: the reason.
+    pub reason: Option<Payload>,
+}
+
+fn event(e: types::Event) -> Event {
+    let result = e.outcome.map(|r| match r {
+        types::ExitResult::Value(v) => Ok(v),
+        types::ExitResult::Failed(err) => Err(err.into()),
+    });
+    Event { kind: e.kind, from: e.sender, result, reason: e.reason }
+}
+
+fn message(m: types::Message) -> Message {
+    Message { topic: m.topic, from: m.sender, payloads: m.payloads }
+}
+
+fn nanos(timeout: Option<Duration>) -> Option<u64> {
+    timeout.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// This process's pid.
+pub fn pid() -> String {
+    host::self_pid()
+}
+
+/// Spawns `entry` on `host` with `args`.
+pub fn spawn(entry: &str, host_id: &str, args: &[Payload]) -> Result<String, Error> {
+    Ok(host::spawn(entry, host_id, args, false, false)?)
+}
+
+/// Spawns and links.
+pub fn spawn_linked(entry: &str, host_id: &str, args: &[Payload]) -> Result<String, Error> {
+    Ok(host::spawn(entry, host_id, args, true, false)?)
+}
+
+/// Spawns and monitors.
+pub fn spawn_monitored(entry: &str, host_id: &str, args: &[Payload]) -> Result<String, Error> {
+    Ok(host::spawn(entry, host_id, args, false, true)?)
+}
+
+/// Spawns, waits for the exit, returns what the entry's main returned.
+pub fn exec(entry: &str, host_id: &str, args: &[Payload]) -> Result<Payload, Error> {
+    Ok(host::exec(entry, host_id, args)?)
+}
+
+/// Sends `value` on `topic` to a pid or registered name.
+pub fn send<T: Serialize + ?Sized>(dest: &str, topic: &str, value: &T) -> Result<(), Error> {
+    send_raw(dest, topic, vec![payload(value)?])
+}
+
+/// Sends already-encoded payloads.
+pub fn send_raw(dest: &str, topic: &str, payloads: Vec<Payload>) -> Result<(), Error> {
+    Ok(host::send(dest, topic, &payloads)?)
+}
+
+/// The next inbox message; `None` when `timeout` passes first. Blocks only this process.
+pub fn receive(timeout: Option<Duration>) -> Result<Option<Message>, Error> {
+    Ok(host::receive(nanos(timeout)).map(message))
+}
+
+/// The next lifecycle event; `None` on timeout.
+pub fn next_event(timeout: Option<Duration>) -> Option<Event> {
+    host::next_event(nanos(timeout)).map(event)
+}
+
+/// What [`wait`] returned.
+#[derive(Debug, Clone)]
+pub enum Wake {
+    /// An inbox message.
+    Message(Message),
+    /// A lifecycle event.
+    Event(Event),
+    /// The timeout passed.
+    Timeout,
+}
+
+/// Whichever comes first: a message, an event, or the timeout.
+pub fn wait(timeout: Option<Duration>) -> Wake {
+    match host::wait(nanos(timeout)) {
+        types::Wake::Message(m) => Wake::Message(message(m)),
+        types::Wake::Event(e) => Wake::Event(event(e)),
+        types::Wake::Timeout => Wake::Timeout,
+    }
+}
+
+/// Links to a pid or name.
+pub fn link(target: &str) -> Result<(), Error> {
+    Ok(host::link(target)?)
+}
+
+/// Removes a link.
+pub fn unlink(target: &str) -> Result<(), Error> {
+    Ok(host::unlink(target)?)
+}
+
+/// Monitors a pid or name.
+pub fn monitor(target: &str) -> Result<(), Error> {
+    Ok(host::monitor(target)?)
+}
+
+/// Removes a monitor.
+pub fn unmonitor(target: &str) -> Result<(), Error> {
+    Ok(host::unmonitor(target)?)
+}
+
+/// Delivers a CANCEL event with `reason`.
+pub fn cancel<T: Serialize + ?Sized>(target: &str, reason: &T) -> Result<(), Error> {
+    Ok(host::cancel(target, &payload(reason)?)?)
+}
+
+/// Terminates a process.
+pub fn terminate(target: &str) -> Result<(), Error> {
+    Ok(host::terminate(target)?)
+}
+
+/// Whether linked exits arrive as LINK_DOWN events instead of killing this process.
+pub fn set_trap_links(trap: bool) {
+    host::set_trap_links(trap);
+}
+
+/// Registers `name` for this process (or `target`).
+pub fn register(name: &str, target: Option<&str>) -> Result<(), Error> {
+    Ok(host::register(name, target)?)
+}
+
+/// The pid registered as `name`.
+pub fn lookup(name: &str) -> Option<String> {
+    host::lookup(name)
+}
+
+/// Releases a name this process holds.
+pub fn unregister(name: &str) -> bool {
+    host::unregister(name)
+}
+
+/// Sleeps; other processes keep running.
+pub fn sleep(duration: Duration) {
+    host::sleep(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+}
+
+/// Writes to the host log, tagged with this process's pid.
+pub fn log(level: Level, text: &str) {
+    host::log(level, text);
+}
+
+/// A Warren process written in Rust.
+pub trait Process {
+    /// The process's main function.
+    fn run(args: Args) -> Result<Payload, Error>;
+}
+
+#[doc(hidden)]
+pub struct Adapter<P: Process>(std::marker::PhantomData<P>);
+
+impl<P: Process> bindings::Guest for Adapter<P> {
+    fn run(args: Vec<Payload>) -> Result<Payload, types::Error> {
+        P::run(Args(args)).map_err(Into::into)
+    }
+}
+
+/// Exports `$t: Process` as this component's entry point.
+#[macro_export]
+macro_rules! export {
+    ($t:ty) => {
+        type __WarrenAdapter = $crate::Adapter<$t>;
+        $crate::bindings::export!(__WarrenAdapter with_types_in $crate::bindings);
+    };
+}

@@ -1,0 +1,156 @@
+//! Runs a worker's WASM processes: each is a future (the component's `run`
+//! on a wasmtime fiber) polled when the host has queued something for it.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use warren_core::{CoreRef, ErrorKind, Exit, Frontend, Item, Pid, ProcError, Program, Value};
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::WasiCtx;
+
+use crate::host::from_wit_kind;
+use crate::payload::{decode, encode};
+use crate::program::WasmProgram;
+use crate::state::{Mailbox, MailboxRef, ProcState, install_core, lock};
+
+type ProcFuture = Pin<Box<dyn Future<Output = Exit>>>;
+
+struct Proc {
+    future: ProcFuture,
+    mailbox: MailboxRef,
+}
+
+pub(crate) struct WasmDriver {
+    core: CoreRef,
+    index: usize,
+    procs: FxHashMap<Pid, Proc>,
+    runnable: VecDeque<Pid>,
+    queued: FxHashSet<Pid>,
+}
+
+impl WasmDriver {
+    pub(crate) fn new(core: CoreRef, index: usize) -> Self {
+        install_core(core.clone());
+        WasmDriver {
+            core,
+            index,
+            procs: FxHashMap::default(),
+            runnable: VecDeque::new(),
+            queued: FxHashSet::default(),
+        }
+    }
+
+    fn wake(&mut self, pid: Pid) {
+        if self.queued.insert(pid) {
+            self.runnable.push_back(pid);
+        }
+    }
+
+    fn deliver(&mut self, pid: Pid, item: Item) {
+        if let Item::Start { program, args } = item {
+            self.start(pid, &program, args);
+            return;
+        }
+        if let Item::Kill(reason) = item {
+            self.procs.remove(&pid);
+            self.core.borrow_mut().exit(pid, Err(reason));
+            return;
+        }
+        let Some(proc) = self.procs.get(&pid) else {
+            return;
+        };
+        {
+            let mut mb = lock(&proc.mailbox);
+            match item {
+                Item::Msg(m) => mb.messages.push_back(m),
+                Item::Event(e) => mb.events.push_back(e),
+                Item::Timer(id) => {
+                    if !mb.abandoned.remove(&id) {
+                        mb.fired.insert(id);
+                    }
+                }
+                Item::Start { .. } | Item::Kill(_) => {}
+            }
+        }
+        self.wake(pid);
+    }
+
+    fn start(&mut self, pid: Pid, program: &Arc<Program>, args: Vec<Value>) {
+        let Some(code) = program.code.downcast_ref::<WasmProgram>() else {
+            let err = ProcError::new(
+                ErrorKind::Invalid,
+                format!("entry {} is not a component", program.id),
+            );
+            self.core.borrow_mut().exit(pid, Err(err));
+            return;
+        };
+        let mailbox: MailboxRef = Arc::new(std::sync::Mutex::new(Mailbox::default()));
+        let state = ProcState {
+            pid,
+            mailbox: mailbox.clone(),
+            next_timer: 0,
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+        };
+        let pre = code.pre.clone();
+        let args: Vec<Vec<u8>> = args.iter().map(encode).collect();
+        let future = async move {
+            let mut store = Store::new(pre.engine(), state);
+            let trap =
+                |e: wasmtime::Error| ProcError::new(ErrorKind::Internal, format!("trap: {e:#}"));
+            let instance = pre.instantiate_async(&mut store).await.map_err(trap)?;
+            match instance.call_run(&mut store, &args).await.map_err(trap)? {
+                Ok(bytes) => decode(&bytes)
+                    .map_err(|e| ProcError::new(ErrorKind::Invalid, format!("result: {e}"))),
+                Err(e) => Err(ProcError {
+                    kind: from_wit_kind(e.kind),
+                    message: e.message,
+                    retryable: e.retryable,
+                    details: None,
+                }),
+            }
+        };
+        self.procs.insert(
+            pid,
+            Proc {
+                future: Box::pin(future),
+                mailbox,
+            },
+        );
+        self.wake(pid);
+    }
+
+    fn poll(&mut self, pid: Pid) {
+        let Some(proc) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(exit) = proc.future.as_mut().poll(&mut cx) {
+            self.procs.remove(&pid);
+            self.core.borrow_mut().exit(pid, exit);
+        }
+    }
+}
+
+impl Frontend for WasmDriver {
+    fn run(&mut self, budget: u32) -> bool {
+        loop {
+            let item = self.core.borrow_mut().next_item(self.index);
+            let Some((pid, item)) = item else { break };
+            self.deliver(pid, item);
+        }
+        for _ in 0..budget {
+            let Some(pid) = self.runnable.pop_front() else {
+                return false;
+            };
+            self.queued.remove(&pid);
+            self.poll(pid);
+        }
+        !self.runnable.is_empty()
+    }
+}

@@ -1,0 +1,338 @@
+//! The `warren:process/host` imports, on top of the worker's `Core`.
+//! Failures a guest should see are `Err(error)` values; malformed payloads
+//! from a guest are an `invalid` error for that call, never a host panic.
+
+use std::future::poll_fn;
+use std::task::Poll;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use warren_core::{ErrorKind, Event, Exit, Message, Pid, ProcError, SpawnRequest, Value};
+
+use crate::bindings::warren::process::host::Host;
+use crate::bindings::warren::process::types::{
+    self as wit, Error as WitError, ErrorKind as WitKind, EventKind, ExitResult, Level, Wake,
+};
+use crate::payload::{decode, encode};
+use crate::state::{ProcState, lock, with_core};
+
+fn kind(k: ErrorKind) -> WitKind {
+    match k {
+        ErrorKind::NotFound => WitKind::NotFound,
+        ErrorKind::AlreadyExists => WitKind::AlreadyExists,
+        ErrorKind::Invalid => WitKind::Invalid,
+        ErrorKind::PermissionDenied => WitKind::PermissionDenied,
+        ErrorKind::Unavailable => WitKind::Unavailable,
+        ErrorKind::Internal => WitKind::Internal,
+        ErrorKind::Canceled => WitKind::Canceled,
+        ErrorKind::Conflict => WitKind::Conflict,
+        ErrorKind::Timeout => WitKind::Timeout,
+        ErrorKind::RateLimited => WitKind::RateLimited,
+        ErrorKind::Unknown => WitKind::Unknown,
+    }
+}
+
+/// The host error kind of a guest error kind.
+pub(crate) fn from_wit_kind(k: WitKind) -> ErrorKind {
+    ErrorKind::ALL
+        .into_iter()
+        .find(|e| kind(*e) == k)
+        .unwrap_or(ErrorKind::Unknown)
+}
+
+pub(crate) fn wit_error(e: &ProcError) -> WitError {
+    WitError {
+        kind: kind(e.kind),
+        message: e.message.clone(),
+        retryable: e.retryable,
+    }
+}
+
+fn unavailable() -> WitError {
+    wit_error(&ProcError::new(
+        ErrorKind::Unavailable,
+        "the host is not reachable from this thread",
+    ))
+}
+
+fn decode_all(payloads: &[Vec<u8>], what: &str) -> Result<Vec<Value>, WitError> {
+    payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            decode(p).map_err(|e| {
+                wit_error(&ProcError::new(
+                    ErrorKind::Invalid,
+                    format!("{what} {}: {e}", i + 1),
+                ))
+            })
+        })
+        .collect()
+}
+
+fn exit_result(exit: &Exit) -> ExitResult {
+    match exit {
+        Ok(v) => ExitResult::Value(encode(v)),
+        Err(e) => ExitResult::Failed(wit_error(e)),
+    }
+}
+
+fn wit_message(m: Message) -> wit::Message {
+    wit::Message {
+        topic: m.topic.to_string(),
+        sender: m.from.to_string(),
+        payloads: m.payloads.iter().map(encode).collect(),
+    }
+}
+
+fn wit_event(e: Event) -> wit::Event {
+    match e {
+        Event::Exit { from, result } => wit::Event {
+            kind: EventKind::Exit,
+            sender: from.to_string(),
+            outcome: Some(exit_result(&result)),
+            reason: None,
+        },
+        Event::LinkDown { from, result } => wit::Event {
+            kind: EventKind::LinkDown,
+            sender: from.to_string(),
+            outcome: Some(exit_result(&result)),
+            reason: None,
+        },
+        Event::Cancel { from, reason } => wit::Event {
+            kind: EventKind::Cancel,
+            sender: from.to_string(),
+            outcome: None,
+            reason: Some(encode(&reason)),
+        },
+    }
+}
+
+impl ProcState {
+    fn core_call<R>(
+        &self,
+        f: impl FnOnce(&mut warren_core::Core, Pid) -> Result<R, ProcError>,
+    ) -> Result<R, WitError> {
+        let pid = self.pid;
+        with_core(|c| f(c, pid))
+            .ok_or_else(unavailable)?
+            .map_err(|e| wit_error(&e))
+    }
+
+    fn target(&self, target: &str) -> Result<Pid, WitError> {
+        self.core_call(|c, _| c.resolve(target))
+    }
+
+    /// Arms a timer for `timeout_ns`, if any, and returns its id.
+    fn arm(&mut self, timeout_ns: Option<u64>) -> Option<u64> {
+        let ns = timeout_ns?;
+        self.next_timer += 1;
+        let id = self.next_timer;
+        let pid = self.pid;
+        with_core(|c| c.start_timer(pid, id, Duration::from_nanos(ns)));
+        Some(id)
+    }
+
+    /// Waits until `take` finds something in the mailbox, or the timer fires.
+    async fn wait_for<R>(
+        &mut self,
+        timeout_ns: Option<u64>,
+        mut take: impl FnMut(&mut crate::state::Mailbox) -> Option<R> + Send,
+    ) -> Option<R> {
+        let timer = self.arm(timeout_ns);
+        let mailbox = self.mailbox.clone();
+        poll_fn(move |_| {
+            let mut mb = lock(&mailbox);
+            if let Some(found) = take(&mut mb) {
+                if let Some(id) = timer
+                    && !mb.fired.remove(&id)
+                {
+                    mb.abandoned.insert(id);
+                }
+                return Poll::Ready(Some(found));
+            }
+            match timer {
+                Some(id) if mb.fired.remove(&id) => Poll::Ready(None),
+                _ => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+impl wit::Host for ProcState {}
+
+impl Host for ProcState {
+    async fn self_pid(&mut self) -> String {
+        self.pid.to_string()
+    }
+
+    async fn spawn(
+        &mut self,
+        entry: String,
+        host: String,
+        args: Vec<Vec<u8>>,
+        link: bool,
+        monitor: bool,
+    ) -> Result<String, WitError> {
+        let args = decode_all(&args, "argument")?;
+        let mut req = SpawnRequest::new(entry, host, args);
+        req.link = link;
+        req.monitor = monitor;
+        self.core_call(|c, me| c.spawn(me, req))
+            .map(|p| p.to_string())
+    }
+
+    async fn exec(
+        &mut self,
+        entry: String,
+        host: String,
+        args: Vec<Vec<u8>>,
+    ) -> Result<Vec<u8>, WitError> {
+        let args = decode_all(&args, "argument")?;
+        let mut req = SpawnRequest::new(entry, host, args);
+        req.monitor = true;
+        let child = self.core_call(|c, me| c.spawn(me, req))?;
+        let exit = self
+            .wait_for(None, |mb| {
+                let at = mb
+                    .events
+                    .iter()
+                    .position(|e| matches!(e, Event::Exit { from, .. } if *from == child))?;
+                match mb.events.remove(at) {
+                    Some(Event::Exit { result, .. }) => Some(result),
+                    _ => None,
+                }
+            })
+            .await
+            .ok_or_else(unavailable)?;
+        exit.map(|v| encode(&v)).map_err(|e| wit_error(&e))
+    }
+
+    async fn send(
+        &mut self,
+        dest: String,
+        topic: String,
+        payloads: Vec<Vec<u8>>,
+    ) -> Result<(), WitError> {
+        let payloads = decode_all(&payloads, "payload")?;
+        let to = self.target(&dest)?;
+        self.core_call(|c, me| c.send(me, to, &topic, payloads))
+    }
+
+    async fn receive(&mut self, timeout_ns: Option<u64>) -> Option<wit::Message> {
+        self.wait_for(timeout_ns, |mb| mb.messages.pop_front())
+            .await
+            .map(wit_message)
+    }
+
+    async fn next_event(&mut self, timeout_ns: Option<u64>) -> Option<wit::Event> {
+        self.wait_for(timeout_ns, |mb| mb.events.pop_front())
+            .await
+            .map(wit_event)
+    }
+
+    async fn wait(&mut self, timeout_ns: Option<u64>) -> Wake {
+        let found = self
+            .wait_for(timeout_ns, |mb| {
+                if let Some(m) = mb.messages.pop_front() {
+                    return Some(Wake::Message(wit_message(m)));
+                }
+                mb.events.pop_front().map(|e| Wake::Event(wit_event(e)))
+            })
+            .await;
+        found.unwrap_or(Wake::Timeout)
+    }
+
+    async fn link(&mut self, target: String) -> Result<(), WitError> {
+        let to = self.target(&target)?;
+        self.core_call(|c, me| c.link(me, to))
+    }
+
+    async fn unlink(&mut self, target: String) -> Result<(), WitError> {
+        let to = self.target(&target)?;
+        self.core_call(|c, me| {
+            c.unlink(me, to);
+            Ok(())
+        })
+    }
+
+    async fn monitor(&mut self, target: String) -> Result<(), WitError> {
+        let to = self.target(&target)?;
+        self.core_call(|c, me| c.monitor(me, to))
+    }
+
+    async fn unmonitor(&mut self, target: String) -> Result<(), WitError> {
+        let to = self.target(&target)?;
+        self.core_call(|c, me| {
+            c.unmonitor(me, to);
+            Ok(())
+        })
+    }
+
+    async fn cancel(&mut self, target: String, reason: Vec<u8>) -> Result<(), WitError> {
+        let reason =
+            decode(&reason).map_err(|e| wit_error(&ProcError::new(ErrorKind::Invalid, e)))?;
+        let to = self.target(&target)?;
+        self.core_call(|c, me| c.cancel(me, to, reason))
+    }
+
+    async fn terminate(&mut self, target: String) -> Result<(), WitError> {
+        let to = self.target(&target)?;
+        self.core_call(|c, _| c.terminate(to, ProcError::terminated()))
+    }
+
+    async fn set_trap_links(&mut self, trap: bool) {
+        let pid = self.pid;
+        with_core(|c| c.set_trap_links(pid, trap));
+    }
+
+    async fn trap_links(&mut self) -> bool {
+        let pid = self.pid;
+        with_core(|c| c.trap_links(pid)).unwrap_or(false)
+    }
+
+    async fn register(&mut self, name: String, target: Option<String>) -> Result<(), WitError> {
+        let pid = match target {
+            Some(t) => Pid::parse(&t).ok_or_else(|| {
+                wit_error(&ProcError::new(
+                    ErrorKind::Invalid,
+                    format!("{t:?} is not a pid"),
+                ))
+            })?,
+            None => self.pid,
+        };
+        self.core_call(|c, _| c.register(&name, pid))
+    }
+
+    async fn lookup(&mut self, name: String) -> Option<String> {
+        with_core(|c| c.lookup(&name))
+            .flatten()
+            .map(|p| p.to_string())
+    }
+
+    async fn unregister(&mut self, name: String) -> bool {
+        let me = self.pid;
+        with_core(|c| c.lookup(&name) == Some(me) && c.unregister(&name)).unwrap_or(false)
+    }
+
+    async fn sleep(&mut self, duration_ns: u64) {
+        self.wait_for(Some(duration_ns), |_| None::<()>).await;
+    }
+
+    async fn now_unix_ns(&mut self) -> i64 {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+    }
+
+    async fn log(&mut self, level: Level, text: String) {
+        let pid = self.pid;
+        match level {
+            Level::Error => tracing::error!(target: "warren::wasm", %pid, "{text}"),
+            Level::Warn => tracing::warn!(target: "warren::wasm", %pid, "{text}"),
+            Level::Debug => tracing::debug!(target: "warren::wasm", %pid, "{text}"),
+            Level::Info => tracing::info!(target: "warren::wasm", %pid, "{text}"),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The WebAssembly front-end of Warren: components implementing the
+//! `warren:process` world run as processes on wasmtime.
+//!
+//! One `Engine` serves the whole runtime; each entry is compiled once (and
+//! cached on disk) into a pre-instantiated component; each process gets its
+//! own `Store`. Blocking imports (`receive`, `wait`, `sleep`, `exec`) are
+//! async host functions: the guest's fiber suspends and only that process
+//! waits, while the worker runs others. A process is polled again only when
+//! the host queues something for it (a message, an event, a timer).
+
+mod bindings;
+mod driver;
+mod host;
+mod payload;
+mod program;
+mod state;
+
+pub use payload::{decode, encode};
+pub use program::{WIT_PACKAGE, WIT_VERSION, WasmEngine, WasmError, WasmProgram, wasm_frontend};

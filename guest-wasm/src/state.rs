@@ -1,0 +1,69 @@
+//! A WASM process's store data: its WASI context and the mailbox the driver
+//! fills from the host's items. Host functions reach the worker's `Core`
+//! through a thread-local set while the driver polls, because the store
+//! data must be `Send` and the core is not.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rustc_hash::FxHashSet;
+use warren_core::{Core, CoreRef, Event, Message, Pid};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// What the host has delivered to a process and it has not taken yet.
+#[derive(Default)]
+pub(crate) struct Mailbox {
+    pub messages: VecDeque<Message>,
+    pub events: VecDeque<Event>,
+    pub fired: FxHashSet<u64>,
+    /// Timers whose wait ended another way; their fire is ignored.
+    pub abandoned: FxHashSet<u64>,
+}
+
+/// Shared between a process's store and the driver.
+pub(crate) type MailboxRef = Arc<Mutex<Mailbox>>;
+
+pub(crate) fn lock(mailbox: &MailboxRef) -> MutexGuard<'_, Mailbox> {
+    mailbox
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The data of one process's `Store`.
+pub(crate) struct ProcState {
+    pub pid: Pid,
+    pub mailbox: MailboxRef,
+    pub next_timer: u64,
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+}
+
+impl WasiView for ProcState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+thread_local! {
+    static CORE: RefCell<Option<CoreRef>> = const { RefCell::new(None) };
+}
+
+/// Makes `core` reachable from host functions on this thread.
+pub(crate) fn install_core(core: CoreRef) {
+    CORE.with(|c| *c.borrow_mut() = Some(core));
+}
+
+/// Runs `f` with this worker's core. Host functions only run while the
+/// driver polls on a worker thread, where the core is installed.
+pub(crate) fn with_core<R>(f: impl FnOnce(&mut Core) -> R) -> Option<R> {
+    CORE.with(|c| {
+        let core = c.borrow().clone()?;
+        let mut core = core.try_borrow_mut().ok()?;
+        Some(f(&mut core))
+    })
+}
