@@ -40,3 +40,176 @@ fn lua_and_a_component_trade_messages_with_values_intact() {
         .expect("ok");
     assert_eq!(v, Value::Int(5));
 }
+
+const LUA_ECHO: &str = r#"return function()
+    local inbox = process.inbox()
+    while true do
+        local msg = inbox:receive()
+        if msg:topic() == "stop" then return 0 end
+        process.send(msg:from(), msg:topic(), msg:payload():data())
+    end
+end"#;
+
+fn probe_with(echo_is_lua: bool) -> Vec<String> {
+    let mut app = App::new()
+        .workers(2)
+        .component("t:probe", "probe")
+        .component("t:crasher", "crasher");
+    app = if echo_is_lua {
+        app.entry("t:echo", LUA_ECHO)
+    } else {
+        app.component("t:echo", "echo")
+    };
+    let v = app.run("t:probe", vec![s("test:host")]).expect("probe ran");
+    let Value::Array(items) = v else {
+        panic!("not a list: {v:?}")
+    };
+    items
+        .iter()
+        .map(|i| i.as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+fn expected_probe() -> Vec<&'static str> {
+    vec![
+        "pid:true",
+        "lookup:true",
+        "dup:Err(\"ErrorKind::AlreadyExists\")",
+        "exec:fine",
+        "exec-err:Err(ErrorKind::Conflict)",
+        "echo:42",
+        "exit:EventKind::Exit:true",
+        "link-down:true:true",
+        "timeout:true",
+        "terminated:terminated",
+        "send-dead:Err(ErrorKind::NotFound)",
+        "unregister:true",
+    ]
+}
+
+#[test]
+fn a_component_drives_the_process_interface_against_a_component_peer() {
+    assert_eq!(probe_with(false), expected_probe());
+}
+
+#[test]
+fn a_component_drives_the_process_interface_against_a_lua_peer() {
+    assert_eq!(probe_with(true), expected_probe());
+}
+
+fn crasher(mode: &str) -> warren_core::Exit {
+    App::new()
+        .component("t:crasher", "crasher")
+        .run("t:crasher", vec![s(mode)])
+}
+
+#[test]
+fn a_panicking_component_ends_abnormally_with_the_trap() {
+    let e = crasher("panic").expect_err("panics");
+    assert_eq!(e.kind, warren_core::ErrorKind::Internal);
+    assert!(
+        e.message.contains("trap") && e.message.contains("unreachable"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn a_component_that_exhausts_its_stack_ends_abnormally() {
+    let e = crasher("recurse").expect_err("overflows");
+    // Rust keeps its stack in linear memory on wasm32: overflowing it is an
+    // out-of-bounds access; deep wasm frames exhaust wasmtime's own stack.
+    let exhausted = e.message.contains("out of bounds memory access")
+        || e.message.contains("call stack exhausted");
+    assert!(e.message.starts_with("trap:") && exhausted, "{}", e.message);
+}
+
+#[test]
+fn a_component_error_keeps_its_kind_and_message() {
+    let e = crasher("error").expect_err("returns an error");
+    assert_eq!(e.kind, warren_core::ErrorKind::Conflict);
+    assert_eq!(e.message, "deliberate error from a component");
+}
+
+#[test]
+fn malformed_messagepack_from_a_guest_is_an_error_for_that_call() {
+    let v = crasher("bad-payload").expect("the guest survives");
+    let text = v.as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.starts_with("ErrorKind::Invalid: payload 1: malformed MessagePack payload"),
+        "{text}"
+    );
+}
+
+#[test]
+fn lua_uses_a_stateful_component_and_a_cpu_bound_one() {
+    let v = App::new()
+        .component("t:kv", "kv")
+        .component("t:hasher", "hasher")
+        .entry(
+            "t:main",
+            r#"return function()
+            local kv = process.spawn("t:kv", "test:host")
+            process.send(kv, "put", { key = "a", value = "1" })
+            process.send(kv, "put", { key = "b", value = "2" })
+            process.send(kv, "get", { key = "b" })
+            local b = process.inbox():receive():payload():data()
+            process.send(kv, "get", { key = "zzz" })
+            local missing = process.inbox():receive():payload():data()
+            local hasher = process.spawn("t:hasher", "test:host", 3)
+            process.send(hasher, "hash", "\0\1\2warren")
+            local digest = process.inbox():receive():payload():data()
+            process.send(kv, "stop"); process.send(hasher, "stop")
+            return { b, missing == nil, digest }
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for _ in 0..3 {
+        for b in b"\0\x01\x02warren" {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let expected = i64::from_ne_bytes(h.to_ne_bytes());
+    assert_eq!(
+        v,
+        Value::Array(vec![s("2"), Value::Bool(true), Value::Int(expected)])
+    );
+}
+
+#[test]
+fn bad_components_are_refused_at_load_naming_the_problem() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bad-wasm");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let garbage = dir.join("garbage.wasm");
+    std::fs::write(&garbage, b"not wasm at all").expect("write");
+    let core_module = dir.join("module.wasm");
+    std::fs::write(&core_module, b"\0asm\x01\0\0\0").expect("write");
+    let engine = engine();
+    let err = engine.load(&garbage).err().expect("refused").to_string();
+    assert!(
+        err.contains("garbage.wasm: not a WebAssembly component"),
+        "{err}"
+    );
+    let err = engine
+        .load(&core_module)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("module.wasm: not a WebAssembly component"),
+        "{err}"
+    );
+    let err = engine
+        .load(&component("wrong_version"))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("imports warren:process/")
+            && err.contains("@0.2.0, but this host implements warren:process@0.1.0"),
+        "{err}"
+    );
+}

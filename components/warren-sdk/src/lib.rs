@@ -45,7 +45,10 @@ pub struct Args(pub Vec<Payload>);
 impl Args {
     /// Argument `i` (0-based) decoded as `T`.
     pub fn get<T: DeserializeOwned>(&self, i: usize) -> Result<T, Error> {
-        let bytes = self.0.get(i).ok_or_else(|| Error::new(ErrorKind::Invalid, format!("missing argument {}", i + 1)))?;
+        let bytes = self
+            .0
+            .get(i)
+            .ok_or_else(|| Error::new(ErrorKind::Invalid, format!("missing argument {}", i + 1)))?;
         decode(bytes)
     }
 
@@ -74,7 +77,11 @@ pub struct Error {
 impl Error {
     /// An error of `kind`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), retryable: false }
+        Error {
+            kind,
+            message: message.into(),
+            retryable: false,
+        }
     }
 }
 
@@ -88,13 +95,21 @@ impl std::error::Error for Error {}
 
 impl From<types::Error> for Error {
     fn from(e: types::Error) -> Self {
-        Error { kind: e.kind, message: e.message, retryable: e.retryable }
+        Error {
+            kind: e.kind,
+            message: e.message,
+            retryable: e.retryable,
+        }
     }
 }
 
 impl From<Error> for types::Error {
     fn from(e: Error) -> Self {
-        types::Error { kind: e.kind, message: e.message, retryable: e.retryable }
+        types::Error {
+            kind: e.kind,
+            message: e.message,
+            retryable: e.retryable,
+        }
     }
 }
 
@@ -105,7 +120,8 @@ pub fn payload<T: Serialize + ?Sized>(value: &T) -> Result<Payload, Error> {
 
 /// Decodes a payload.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    rmp_serde::from_slice(bytes).map_err(|e| Error::new(ErrorKind::Invalid, format!("cannot decode payload: {e}")))
+    rmp_serde::from_slice(bytes)
+        .map_err(|e| Error::new(ErrorKind::Invalid, format!("cannot decode payload: {e}")))
 }
 
 /// A message from the inbox.
@@ -122,7 +138,10 @@ pub struct Message {
 impl Message {
     /// The first payload, decoded as `T`.
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        let first = self.payloads.first().ok_or_else(|| Error::new(ErrorKind::Invalid, "message has no payload"))?;
+        let first = self
+            .payloads
+            .first()
+            .ok_or_else(|| Error::new(ErrorKind::Invalid, "message has no payload"))?;
         decode(first)
     }
 }
@@ -145,11 +164,20 @@ fn event(e: types::Event) -> Event {
         types::ExitResult::Value(v) => Ok(v),
         types::ExitResult::Failed(err) => Err(err.into()),
     });
-    Event { kind: e.kind, from: e.sender, result, reason: e.reason }
+    Event {
+        kind: e.kind,
+        from: e.sender,
+        result,
+        reason: e.reason,
+    }
 }
 
 fn message(m: types::Message) -> Message {
-    Message { topic: m.topic, from: m.sender, payloads: m.payloads }
+    Message {
+        topic: m.topic,
+        from: m.sender,
+        payloads: m.payloads,
+    }
 }
 
 fn nanos(timeout: Option<Duration>) -> Option<u64> {

@@ -28,6 +28,15 @@ pub(crate) fn check(path: &Path) -> Result<(), Failure> {
             failed += 1;
         }
     }
+    if app.wasm_entries().next().is_some() {
+        let engine = crate::run::wasm_engine()?;
+        for (id, wasm) in app.wasm_entries() {
+            if let Err(err) = engine.load(&wasm.path) {
+                eprintln!("error: entry '{id}': {err}");
+                failed += 1;
+            }
+        }
+    }
     if failed > 0 {
         return Err(Failure::bad_input(anyhow!(
             "{failed} problem(s) in {}",

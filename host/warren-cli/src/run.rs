@@ -7,6 +7,7 @@ use anyhow::{Context, anyhow};
 use warren_config::App;
 use warren_core::{HostSpec, Pid, Runtime, RuntimeBuilder, SpawnRequest, Value};
 use warren_lua::{LuaProgram, MODULES, lua_frontend};
+use warren_wasm::{WasmEngine, wasm_frontend};
 
 use crate::Failure;
 
@@ -23,11 +24,12 @@ pub(crate) fn run(
 ) -> Result<(), Failure> {
     let args: Vec<Value> = args.into_iter().map(Value::str).collect();
     if path.extension().is_some_and(|e| e == "wasm") {
-        let msg = anyhow!(
-            "{}: WebAssembly components are not supported by this build yet",
-            path.display()
-        );
-        return Err(Failure::bad_input(msg));
+        if entry.is_some() {
+            return Err(Failure::bad_input(anyhow!(
+                "-x needs an application folder, not a component"
+            )));
+        }
+        return run_component(path, host, args);
     }
     if path.extension().is_some_and(|e| e == "lua") {
         if entry.is_some() {
@@ -75,6 +77,44 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+/// The entry id a single component runs as.
+const COMPONENT_ENTRY: &str = "component:main";
+
+/// The engine for this run, caching compiled components between runs.
+pub(crate) fn wasm_engine() -> Result<std::sync::Arc<WasmEngine>, Failure> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .map(|base| base.join("warren"));
+    WasmEngine::new(cache.as_deref()).map_err(|e| Failure::failed(e.into()))
+}
+
+fn run_component(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<(), Failure> {
+    if let Some(host) = host.filter(|h| h != DEFAULT_HOST) {
+        return Err(Failure::bad_input(anyhow!(
+            "host '{host}' not found: a component runs on {DEFAULT_HOST}"
+        )));
+    }
+    let program = wasm_engine()?
+        .load(path)
+        .map_err(|e| Failure::bad_input(e.into()))?;
+    let runtime = RuntimeBuilder::new()
+        .frontend(lua_frontend())
+        .frontend(wasm_frontend())
+        .host(HostSpec {
+            name: DEFAULT_HOST.into(),
+            workers: default_workers(),
+        })
+        .program(program.into_program(COMPONENT_ENTRY))
+        .start()
+        .context("cannot start the runtime")
+        .map_err(Failure::failed)?;
+    run_main(
+        &runtime,
+        SpawnRequest::new(COMPONENT_ENTRY, DEFAULT_HOST, args),
+    )
+}
+
 fn run_script(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<(), Failure> {
     let source = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {}", path.display()))
@@ -103,7 +143,9 @@ fn run_script(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<(),
 
 /// A runtime with the app's hosts (or the default host) and every Lua entry.
 pub(crate) fn build_runtime(app: &App) -> Result<Runtime, Failure> {
-    let mut builder = RuntimeBuilder::new().frontend(lua_frontend());
+    let mut builder = RuntimeBuilder::new()
+        .frontend(lua_frontend())
+        .frontend(wasm_frontend());
     let mut any_host = false;
     for (name, h) in app.hosts() {
         let workers = h.workers.unwrap_or_else(default_workers);
@@ -125,6 +167,15 @@ pub(crate) fn build_runtime(app: &App) -> Result<Runtime, Failure> {
         program.modules.clone_from(&lua.modules);
         builder = builder.program(program.into_program(id));
     }
+    if app.wasm_entries().next().is_some() {
+        let engine = wasm_engine()?;
+        for (id, wasm) in app.wasm_entries() {
+            let program = engine.load(&wasm.path).map_err(|e| {
+                Failure::bad_input(anyhow::Error::from(e).context(format!("entry '{id}'")))
+            })?;
+            builder = builder.program(program.into_program(id));
+        }
+    }
     builder
         .start()
         .context("cannot start the runtime")
@@ -132,7 +183,9 @@ pub(crate) fn build_runtime(app: &App) -> Result<Runtime, Failure> {
 }
 
 fn run_app(app: &App, entry: &str, host: Option<String>, args: Vec<Value>) -> Result<(), Failure> {
-    if !app.lua_entries().any(|(id, _)| id == entry) {
+    if !app.lua_entries().any(|(id, _)| id == entry)
+        && !app.wasm_entries().any(|(id, _)| id == entry)
+    {
         let msg = anyhow!(
             "entry '{entry}' not found, or not a process entry, in {}",
             app.root.display()

@@ -1,0 +1,82 @@
+//! Components through the `warren` binary: single files, `process.wasm`
+//! entries, and `check` refusing a component built for another interface.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn warren(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(args)
+        .output()
+        .expect("warren runs")
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_component_file_runs_as_the_main_process() {
+    let crasher = warren_tests::component("crasher").display().to_string();
+    let out = warren(&["run", &crasher, "fine"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = warren(&["run", &crasher, "error"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("caused by: deliberate error from a component"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn process_wasm_entries_run_and_are_checked() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmapp");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::copy(warren_tests::component("crasher"), dir.join("crasher.wasm")).expect("copy");
+    std::fs::copy(
+        warren_tests::component("wrong_version"),
+        dir.join("wrong.wasm"),
+    )
+    .expect("copy");
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - name: crash
+    kind: process.wasm
+    source: file://crasher.wasm
+    limits: { memory: 16MiB }
+"#;
+    std::fs::write(dir.join("_index.yaml"), index).expect("write");
+    let d = dir.display().to_string();
+    let out = warren(&["check", &d]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = warren(&["run", &d, "-x", "app:crash", "fine"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let bad = format!(
+        "{index}  - name: wrong\n    kind: process.wasm\n    source: file://wrong.wasm\n    method: main\n"
+    );
+    std::fs::write(dir.join("_index.yaml"), &bad).expect("write");
+    let out = warren(&["check", &d]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("entry 'app:wrong': key 'method': 'main'"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(
+        dir.join("_index.yaml"),
+        bad.replace("    method: main\n", ""),
+    )
+    .expect("write");
+    let out = warren(&["check", &d]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("entry 'app:wrong':")
+            && text(&out).contains("@0.2.0, but this host implements warren:process@0.1.0"),
+        "{}",
+        text(&out)
+    );
+}
