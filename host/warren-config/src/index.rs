@@ -282,15 +282,33 @@ impl Ctx<'_> {
         })
     }
 
-    fn lua(&self, id: &str, y: LuaYaml) -> Result<LuaEntry, ConfigError> {
-        let Some(relative) = y.source.strip_prefix("file://") else {
+    /// Resolves a `file://` source against this `_index.yaml`'s folder.
+    fn source_path(&self, id: &str, source: &str) -> Result<PathBuf, ConfigError> {
+        let Some(relative) = source.strip_prefix("file://") else {
             return Err(self.key_error(
                 id,
                 "source",
-                format!("{:?} must start with file://", y.source),
+                format!("{source:?} must start with file://"),
             ));
         };
-        let path = self.dir.join(relative);
+        Ok(self.dir.join(relative))
+    }
+
+    /// Parses an optional size (`16MiB` or a byte count) at `key`.
+    fn size(&self, id: &str, key: &str, value: Option<Yaml>) -> Result<Option<u64>, ConfigError> {
+        let text = match value {
+            None => return Ok(None),
+            Some(Yaml::Number(n)) => n.to_string(),
+            Some(Yaml::String(s)) => s,
+            Some(_) => return Err(self.key_error(id, key, "expected a size such as \"16MiB\"")),
+        };
+        parse_size(&text)
+            .map(Some)
+            .map_err(|e| self.key_error(id, key, e))
+    }
+
+    fn lua(&self, id: &str, y: LuaYaml) -> Result<LuaEntry, ConfigError> {
+        let path = self.source_path(id, &y.source)?;
         let source = std::fs::read_to_string(&path).map_err(|e| {
             self.key_error(id, "source", format!("cannot read {}: {e}", path.display()))
         })?;
@@ -421,14 +439,7 @@ impl Ctx<'_> {
     }
 
     fn wasm(&self, id: &str, y: WasmYaml) -> Result<WasmEntry, ConfigError> {
-        let Some(relative) = y.source.strip_prefix("file://") else {
-            return Err(self.key_error(
-                id,
-                "source",
-                format!("{:?} must start with file://", y.source),
-            ));
-        };
-        let path = self.dir.join(relative);
+        let path = self.source_path(id, &y.source)?;
         if !path.is_file() {
             return Err(self.key_error(id, "source", format!("{} does not exist", path.display())));
         }
@@ -436,22 +447,7 @@ impl Ctx<'_> {
             let msg = format!("'{method}': the process world has the single entry point 'run'");
             return Err(self.key_error(id, "method", msg));
         }
-        let memory = match y.limits.and_then(|l| l.memory) {
-            None => None,
-            Some(Yaml::Number(n)) => Some(
-                parse_size(&n.to_string()).map_err(|e| self.key_error(id, "limits.memory", e))?,
-            ),
-            Some(Yaml::String(text)) => {
-                Some(parse_size(&text).map_err(|e| self.key_error(id, "limits.memory", e))?)
-            }
-            Some(_) => {
-                return Err(self.key_error(
-                    id,
-                    "limits.memory",
-                    "expected a size such as \"16MiB\"",
-                ));
-            }
-        };
+        let memory = self.size(id, "limits.memory", y.limits.and_then(|l| l.memory))?;
         let wasi = y.wasi.unwrap_or_default();
         let mut dirs = Vec::new();
         for d in wasi.dirs {
@@ -501,19 +497,7 @@ impl Ctx<'_> {
     }
 
     fn limits(&self, id: &str, l: LimitsYaml) -> Result<Limits, ConfigError> {
-        let size = |key: &str, v: Option<Yaml>| -> Result<Option<u64>, ConfigError> {
-            let text = match v {
-                None => return Ok(None),
-                Some(Yaml::Number(n)) => n.to_string(),
-                Some(Yaml::String(s)) => s,
-                Some(_) => {
-                    return Err(self.key_error(id, key, "expected a size such as \"16MiB\""));
-                }
-            };
-            parse_size(&text)
-                .map(Some)
-                .map_err(|e| self.key_error(id, key, e))
-        };
+        let size = |key: &str, v: Option<Yaml>| self.size(id, key, v);
         let cpu_slice = match l.cpu_slice {
             Some(text) => Some(
                 warren_core::duration::parse(&text)
