@@ -59,7 +59,17 @@ fn blocked_memory() {
     }
     wait_live(&rt, BLOCKED + 1);
     let elapsed = started.elapsed();
-    std::thread::sleep(Duration::from_millis(500));
+    // Accepted is not yet instantiated: wait until the resident set stops
+    // growing (every guest has reached its first `receive`).
+    let mut last = rss_bytes();
+    for _ in 0..120 {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = rss_bytes();
+        if now <= last + last / 200 {
+            break;
+        }
+        last = now;
+    }
     let per = rss_bytes().saturating_sub(before) / BLOCKED as u64;
     println!(
         "wasm/blocked: {BLOCKED} components alive and waiting; {per} bytes of RSS each; spawns accepted in {elapsed:?}"
