@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, anyhow};
 use warren_config::App;
-use warren_core::{HostSpec, Pid, Runtime, RuntimeBuilder, SpawnRequest, Value};
+use warren_core::{HostSpec, Pid, Program, Runtime, RuntimeBuilder, SpawnRequest, Value};
 use warren_lua::{LuaProgram, MODULES, lua_frontend};
 use warren_wasm::{WasmEngine, wasm_frontend};
 
@@ -98,6 +98,12 @@ fn run_component(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<
     let program = wasm_engine()?
         .load(path)
         .map_err(|e| Failure::bad_input(e.into()))?;
+    run_single(program.into_program(COMPONENT_ENTRY), args)
+}
+
+/// Runs one program as the main process on the default host.
+fn run_single(program: Program, args: Vec<Value>) -> Result<(), Failure> {
+    let entry = program.id.clone();
     let runtime = RuntimeBuilder::new()
         .frontend(lua_frontend())
         .frontend(wasm_frontend())
@@ -105,14 +111,11 @@ fn run_component(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<
             name: DEFAULT_HOST.into(),
             workers: default_workers(),
         })
-        .program(program.into_program(COMPONENT_ENTRY))
+        .program(program)
         .start()
         .context("cannot start the runtime")
         .map_err(Failure::failed)?;
-    run_main(
-        &runtime,
-        SpawnRequest::new(COMPONENT_ENTRY, DEFAULT_HOST, args),
-    )
+    run_main(&runtime, SpawnRequest::new(entry, DEFAULT_HOST, args))
 }
 
 fn run_script(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<(), Failure> {
@@ -125,20 +128,7 @@ fn run_script(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<(),
         )));
     }
     let program = LuaProgram::new(path.display().to_string(), source).with_modules(&MODULES);
-    let runtime = RuntimeBuilder::new()
-        .frontend(lua_frontend())
-        .host(HostSpec {
-            name: DEFAULT_HOST.into(),
-            workers: default_workers(),
-        })
-        .program(program.into_program(SCRIPT_ENTRY))
-        .start()
-        .context("cannot start the runtime")
-        .map_err(Failure::failed)?;
-    run_main(
-        &runtime,
-        SpawnRequest::new(SCRIPT_ENTRY, DEFAULT_HOST, args),
-    )
+    run_single(program.into_program(SCRIPT_ENTRY), args)
 }
 
 /// A runtime with the app's hosts (or the default host) and every Lua entry.
