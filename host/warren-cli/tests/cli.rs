@@ -1,36 +1,10 @@
 //! The `warren` binary: examples, `check`, and how bad input is reported.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{app, stderr, warren};
 
-fn warren(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_warren"))
-        .args(args)
-        .current_dir(repo())
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("warren runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Writes `files` into a fresh folder and returns it.
-fn app(name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    for (path, text) in files {
-        let file = dir.join(path);
-        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
-        std::fs::write(file, text).expect("write");
-    }
-    dir
-}
+use std::process::Output;
 
 fn assert_clean_failure(out: &Output, status: i32, needles: &[&str]) {
     let err = stderr(out);

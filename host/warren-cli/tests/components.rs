@@ -1,45 +1,26 @@
 //! Components through the `warren` binary: single files, `process.wasm`
 //! entries, and `check` refusing a component built for another interface.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn warren(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_warren"))
-        .args(args)
-        .output()
-        .expect("warren runs")
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{app, stderr, warren};
 
 #[test]
 fn a_component_file_runs_as_the_main_process() {
     let crasher = warren_tests::component("crasher").display().to_string();
     let out = warren(&["run", &crasher, "fine"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = warren(&["run", &crasher, "error"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        text(&out).contains("caused by: deliberate error from a component"),
+        stderr(&out).contains("caused by: deliberate error from a component"),
         "{}",
-        text(&out)
+        stderr(&out)
     );
 }
 
 #[test]
 fn process_wasm_entries_run_and_are_checked() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmapp");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::copy(warren_tests::component("crasher"), dir.join("crasher.wasm")).expect("copy");
-    std::fs::copy(
-        warren_tests::component("wrong_version"),
-        dir.join("wrong.wasm"),
-    )
-    .expect("copy");
     let index = r#"version: "1.0"
 namespace: app
 entries:
@@ -48,23 +29,29 @@ entries:
     source: file://crasher.wasm
     limits: { memory: 16MiB }
 "#;
-    std::fs::write(dir.join("_index.yaml"), index).expect("write");
+    let dir = app("wasmapp", &[("_index.yaml", index)]);
+    std::fs::copy(warren_tests::component("crasher"), dir.join("crasher.wasm")).expect("copy");
+    std::fs::copy(
+        warren_tests::component("wrong_version"),
+        dir.join("wrong.wasm"),
+    )
+    .expect("copy");
     let d = dir.display().to_string();
     let out = warren(&["check", &d]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = warren(&["run", &d, "-x", "app:crash", "fine"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
     let bad = format!(
         "{index}  - name: wrong\n    kind: process.wasm\n    source: file://wrong.wasm\n    method: main\n"
     );
     std::fs::write(dir.join("_index.yaml"), &bad).expect("write");
     let out = warren(&["check", &d]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        text(&out).contains("entry 'app:wrong': key 'method': 'main'"),
+        stderr(&out).contains("entry 'app:wrong': key 'method': 'main'"),
         "{}",
-        text(&out)
+        stderr(&out)
     );
     std::fs::write(
         dir.join("_index.yaml"),
@@ -72,11 +59,11 @@ entries:
     )
     .expect("write");
     let out = warren(&["check", &d]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        text(&out).contains("entry 'app:wrong':")
-            && text(&out).contains("@0.2.0, but this host implements warren:process@0.1.0"),
+        stderr(&out).contains("entry 'app:wrong':")
+            && stderr(&out).contains("@0.2.0, but this host implements warren:process@0.1.0"),
         "{}",
-        text(&out)
+        stderr(&out)
     );
 }

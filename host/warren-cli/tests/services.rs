@@ -1,37 +1,18 @@
 //! Supervised services through the `warren` binary: restarts, the `services`
 //! module, graceful shutdown on SIGTERM, and configuration errors.
 
+mod common;
+
+use common::{app, stderr, warren};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How long any one of these tests may wait for the binary.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn app(name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    for (path, text) in files {
-        let file = dir.join(path);
-        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
-        std::fs::write(file, text).expect("write");
-    }
-    dir
-}
-
-fn warren(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_warren"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("warren runs")
-}
 
 /// A running `warren` whose log lines arrive on a channel.
 struct Running {
@@ -121,7 +102,7 @@ fn position(log: &str, needle: &str) -> usize {
 #[test]
 fn the_supervised_example_recovers_from_crashes_and_stops_cleanly() {
     let out = warren(&["run", "examples/supervised"]);
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
     assert!(
         log.contains("simulated crash on job 3") && log.contains("restart attempt 2"),
@@ -286,7 +267,7 @@ entries:
         ],
     );
     let out = warren(&["run", &dir.display().to_string()]);
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
     assert!(log.contains("services module ok: 2 services"), "{log}");
 }
@@ -307,12 +288,7 @@ end"#,
         )],
     );
     let out = warren(&["run", &dir.join("s.lua").display().to_string()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
 #[test]
@@ -341,7 +317,7 @@ entries:
         &[("_index.yaml", index), ("p.lua", "return function() end")],
     );
     let out = warren(&["check", &dir.display().to_string()]);
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{log}");
     assert!(
         log.contains(
@@ -372,7 +348,7 @@ entries:
 "#;
     let dir = app("badservices", &[("_index.yaml", bad)]);
     let out = warren(&["check", &dir.display().to_string()]);
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{log}");
     for needle in [
         "entry 'app:s2': key 'lifecycle.restart.strategy': unknown strategy 'one_for_some'",
@@ -386,7 +362,7 @@ entries:
         .replace("soon", "1s");
     let dir = app("badrefs", &[("_index.yaml", &fixed)]);
     let out = warren(&["check", &dir.display().to_string()]);
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = stderr(&out);
     for needle in [
         "entry 'app:s1': key 'process': 'app:missing' is not a process entry",
         "entry 'app:s1': key 'host': 'app:nohost' is not a process.host entry",
@@ -430,7 +406,7 @@ entries:
         ],
     );
     let out = warren(&["run", &dir.display().to_string()]);
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert_eq!(
         log.matches("restart attempt").count(),
