@@ -67,7 +67,7 @@ impl WasmDriver {
         {
             let mut mb = lock(&proc.mailbox);
             match item {
-                Item::Msg(m) => mb.messages.push_back(m),
+                Item::Msg(m) => mb.deliver(m),
                 Item::Event(e) => mb.events.push_back(e),
                 Item::Timer(id) => {
                     if !mb.abandoned.remove(&id) {

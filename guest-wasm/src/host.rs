@@ -7,11 +7,13 @@ use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use warren_core::{ErrorKind, Event, Exit, Message, Pid, ProcError, SpawnRequest, Value};
+use wasmtime::component::Resource;
 
 use crate::bindings::warren::process::host::Host;
 use crate::bindings::warren::process::types::{
     self as wit, Error as WitError, ErrorKind as WitKind, EventKind, ExitResult, Level, Wake,
 };
+use crate::channel::ChannelRes;
 use crate::payload::{decode, encode};
 use crate::state::{ProcState, lock, with_core};
 
@@ -76,7 +78,7 @@ fn exit_result(exit: &Exit) -> ExitResult {
     }
 }
 
-fn wit_message(m: Message) -> wit::Message {
+pub(crate) fn wit_message(m: Message) -> wit::Message {
     wit::Message {
         topic: m.topic.to_string(),
         sender: m.from.to_string(),
@@ -84,7 +86,7 @@ fn wit_message(m: Message) -> wit::Message {
     }
 }
 
-fn wit_event(e: Event) -> wit::Event {
+pub(crate) fn wit_event(e: Event) -> wit::Event {
     match e {
         Event::Exit { from, result } => wit::Event {
             kind: EventKind::Exit,
@@ -107,6 +109,14 @@ fn wit_event(e: Event) -> wit::Event {
     }
 }
 
+/// The wall-clock time in nanoseconds since the Unix epoch.
+pub(crate) fn now_unix_ns() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+}
+
 impl ProcState {
     fn core_call<R>(
         &self,
@@ -123,7 +133,7 @@ impl ProcState {
     }
 
     /// Arms a timer for `timeout_ns`, if any, and returns its id.
-    fn arm(&mut self, timeout_ns: Option<u64>) -> Option<u64> {
+    pub(crate) fn arm(&mut self, timeout_ns: Option<u64>) -> Option<u64> {
         let ns = timeout_ns?;
         self.next_timer += 1;
         let id = self.next_timer;
@@ -243,6 +253,39 @@ impl Host for ProcState {
         found.unwrap_or(Wake::Timeout)
     }
 
+    async fn inbox(&mut self) -> wasmtime::Result<Resource<ChannelRes>> {
+        Ok(self.table.push(ChannelRes::Inbox)?)
+    }
+
+    async fn events(&mut self) -> wasmtime::Result<Resource<ChannelRes>> {
+        Ok(self.table.push(ChannelRes::Events)?)
+    }
+
+    async fn listen(&mut self, topic: String) -> Result<Resource<ChannelRes>, WitError> {
+        if topic.starts_with('@') {
+            let msg = format!("listen: topic {topic:?} is reserved");
+            return Err(wit_error(&ProcError::new(ErrorKind::Invalid, msg)));
+        }
+        lock(&self.mailbox).topics.entry(topic.clone()).or_default();
+        self.table.push(ChannelRes::Topic(topic)).map_err(|e| {
+            wit_error(&ProcError::new(
+                ErrorKind::Unavailable,
+                format!("listen: {e}"),
+            ))
+        })
+    }
+
+    async fn unlisten(&mut self, ch: Resource<ChannelRes>) {
+        if let Ok(ChannelRes::Topic(topic)) = self.table.get(&ch) {
+            lock(&self.mailbox).topics.remove(topic.as_str());
+        }
+    }
+
+    async fn after(&mut self, duration_ns: u64) -> wasmtime::Result<Resource<ChannelRes>> {
+        let id = self.arm(Some(duration_ns)).unwrap_or_default();
+        Ok(self.table.push(ChannelRes::Timer { id, done: false })?)
+    }
+
     async fn link(&mut self, target: String) -> Result<(), WitError> {
         let to = self.target(&target)?;
         self.core_call(|c, me| c.link(me, to))
@@ -320,10 +363,7 @@ impl Host for ProcState {
     }
 
     async fn now_unix_ns(&mut self) -> i64 {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+        now_unix_ns()
     }
 
     async fn log(&mut self, level: Level, text: String) {

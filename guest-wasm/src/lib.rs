@@ -9,11 +9,13 @@
 //! the host queues something for it (a message, an event, a timer).
 
 mod bindings;
+mod channel;
 mod driver;
 mod host;
 mod payload;
 mod program;
 mod state;
 
+pub use channel::MAX_CHANNEL_CAPACITY;
 pub use payload::{decode, encode};
 pub use program::{WIT_PACKAGE, WIT_VERSION, WasmEngine, WasmError, WasmProgram, wasm_frontend};

@@ -7,8 +7,8 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rustc_hash::FxHashSet;
-use warren_core::{Core, CoreRef, Event, Message, Pid};
+use rustc_hash::{FxHashMap, FxHashSet};
+use warren_core::{Core, CoreRef, Event, Message, Pid, Value};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -17,6 +17,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub(crate) struct Mailbox {
     pub messages: VecDeque<Message>,
     pub events: VecDeque<Event>,
+    /// Listened topics and the payloads that arrived for them.
+    pub topics: FxHashMap<String, VecDeque<Value>>,
     pub fired: FxHashSet<u64>,
     /// Timers whose wait ended another way; their fire is ignored.
     pub abandoned: FxHashSet<u64>,
@@ -24,6 +26,23 @@ pub(crate) struct Mailbox {
 
 /// Shared between a process's store and the driver.
 pub(crate) type MailboxRef = Arc<Mutex<Mailbox>>;
+
+impl Mailbox {
+    /// Queues a message: on its topic's `listen` channel if there is one
+    /// (one payload as itself, several as an array), else in the inbox.
+    pub fn deliver(&mut self, mut message: Message) {
+        let Some(queue) = self.topics.get_mut(&*message.topic) else {
+            self.messages.push_back(message);
+            return;
+        };
+        let value = if message.payloads.len() == 1 {
+            message.payloads.pop().unwrap_or_default()
+        } else {
+            Value::Array(message.payloads)
+        };
+        queue.push_back(value);
+    }
+}
 
 pub(crate) fn lock(mailbox: &MailboxRef) -> MutexGuard<'_, Mailbox> {
     mailbox

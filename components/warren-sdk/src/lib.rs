@@ -34,6 +34,9 @@ pub mod bindings {
 use bindings::warren::process::host;
 use bindings::warren::process::types;
 
+mod channel;
+pub use channel::{Channel, Item, Select, Selected, after, events, inbox, listen, unlisten};
+
 pub use types::{ErrorKind, EventKind, Level};
 
 /// A MessagePack-encoded value.
@@ -159,7 +162,7 @@ pub struct Event {
     pub reason: Option<Payload>,
 }
 
-fn event(e: types::Event) -> Event {
+pub(crate) fn event(e: types::Event) -> Event {
     let result = e.outcome.map(|r| match r {
         types::ExitResult::Value(v) => Ok(v),
         types::ExitResult::Failed(err) => Err(err.into()),
@@ -172,7 +175,7 @@ fn event(e: types::Event) -> Event {
     }
 }
 
-fn message(m: types::Message) -> Message {
+pub(crate) fn message(m: types::Message) -> Message {
     Message {
         topic: m.topic,
         from: m.sender,
@@ -180,7 +183,7 @@ fn message(m: types::Message) -> Message {
     }
 }
 
-fn nanos(timeout: Option<Duration>) -> Option<u64> {
+pub(crate) fn nanos(timeout: Option<Duration>) -> Option<u64> {
     timeout.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 

@@ -1,0 +1,254 @@
+//! Channels of a WASM process, as the `warren:process/channels` resource.
+//!
+//! A channel is local to the process that made it. The guest's own channels
+//! hold values in the store; `inbox`, `events`, `listen` and `after` channels
+//! read the process's mailbox, which the driver fills. Because a guest has a
+//! single thread, an operation only the guest itself could complete (a send
+//! on a full channel, a receive on an empty one it made) can never complete:
+//! it is reported as a deadlock error instead of hanging the process.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::task::Poll;
+
+use warren_core::{ErrorKind, ProcError, Value};
+use wasmtime::component::Resource;
+
+use crate::bindings::warren::process::channels::{Host, HostChannel, SelectCase, Selected};
+use crate::bindings::warren::process::types::{Error as WitError, Item};
+use crate::host::{now_unix_ns, wit_error, wit_event, wit_message};
+use crate::payload::{decode, encode};
+use crate::state::{Mailbox, ProcState, lock};
+
+/// Most values a guest channel buffers; larger capacities are clamped,
+/// because buffered values live in host memory, outside the guest's limit.
+pub const MAX_CHANNEL_CAPACITY: u32 = 1024;
+
+/// What feeds a channel (opaque outside this crate: guests hold handles to it).
+pub enum ChannelRes {
+    /// Made by the guest: values it sent itself.
+    Local {
+        capacity: usize,
+        buffer: VecDeque<Vec<u8>>,
+        closed: bool,
+    },
+    /// Inbox messages.
+    Inbox,
+    /// Lifecycle events.
+    Events,
+    /// Payloads of messages with this topic.
+    Topic(String),
+    /// A one-shot timer; `done` once it has yielded or was stopped.
+    Timer { id: u64, done: bool },
+}
+
+/// The outcome of trying one case without blocking.
+enum Try {
+    /// Taken; for a receive, what it got (`None`: closed).
+    Ready(Option<Item>),
+    /// Not now; `live` when the host may still make it ready.
+    Blocked { live: bool },
+}
+
+fn err(kind: ErrorKind, message: impl Into<String>) -> WitError {
+    wit_error(&ProcError::new(kind, message))
+}
+
+fn deadlock(what: &str) -> WitError {
+    err(
+        ErrorKind::Internal,
+        format!("deadlock: {what} that nothing else can ever make ready"),
+    )
+}
+
+fn try_receive(chan: &mut ChannelRes, mb: &mut Mailbox) -> Try {
+    let taken = match chan {
+        ChannelRes::Local { buffer, closed, .. } => match buffer.pop_front() {
+            Some(bytes) => return Try::Ready(Some(Item::Value(bytes))),
+            None if *closed => return Try::Ready(None),
+            None => return Try::Blocked { live: false },
+        },
+        ChannelRes::Inbox => mb
+            .messages
+            .pop_front()
+            .map(|m| Item::Message(wit_message(m))),
+        ChannelRes::Events => mb.events.pop_front().map(|e| Item::Event(wit_event(e))),
+        ChannelRes::Topic(topic) => match mb.topics.get_mut(topic.as_str()) {
+            Some(queue) => queue.pop_front().map(|v| Item::Value(encode(&v))),
+            None => return Try::Ready(None),
+        },
+        ChannelRes::Timer { id, done } => {
+            if *done {
+                return Try::Blocked { live: false };
+            }
+            if !mb.fired.remove(id) {
+                return Try::Blocked { live: true };
+            }
+            *done = true;
+            Some(Item::Value(encode(&Value::Int(now_unix_ns()))))
+        }
+    };
+    match taken {
+        Some(item) => Try::Ready(Some(item)),
+        None => Try::Blocked { live: true },
+    }
+}
+
+fn try_send(chan: &mut ChannelRes, value: &[u8]) -> Result<Try, WitError> {
+    let ChannelRes::Local {
+        capacity,
+        buffer,
+        closed,
+    } = chan
+    else {
+        return Err(err(
+            ErrorKind::Invalid,
+            "send on a channel the host feeds (inbox, events, listen or timer)",
+        ));
+    };
+    if *closed {
+        return Err(err(ErrorKind::Invalid, "send on a closed channel"));
+    }
+    if buffer.len() >= *capacity {
+        return Ok(Try::Blocked { live: false });
+    }
+    buffer.push_back(value.to_vec());
+    Ok(Try::Ready(None))
+}
+
+impl ProcState {
+    fn channel(&mut self, ch: &Resource<ChannelRes>) -> Result<&mut ChannelRes, WitError> {
+        self.table
+            .get_mut(ch)
+            .map_err(|e| err(ErrorKind::Invalid, format!("bad channel handle: {e}")))
+    }
+
+    /// Tries every case in order and takes the first ready one; when none
+    /// is, `Err(live)` says whether the host may still make one ready.
+    fn try_cases(
+        &mut self,
+        cases: &[SelectCase],
+    ) -> Result<Result<(u32, Option<Item>), bool>, WitError> {
+        let mailbox = self.mailbox.clone();
+        let mut live = false;
+        for (i, case) in cases.iter().enumerate() {
+            let outcome = match case {
+                SelectCase::Receive(ch) => try_receive(self.channel(ch)?, &mut lock(&mailbox)),
+                SelectCase::Send((ch, value)) => try_send(self.channel(ch)?, value)?,
+            };
+            match outcome {
+                Try::Ready(item) => return Ok(Ok((u32::try_from(i).unwrap_or(u32::MAX), item))),
+                Try::Blocked { live: l } => live |= l,
+            }
+        }
+        Ok(Err(live))
+    }
+
+    async fn select_cases(
+        &mut self,
+        cases: Vec<SelectCase>,
+        timeout_ns: Option<u64>,
+        nonblocking: bool,
+    ) -> Result<Selected, WitError> {
+        for case in &cases {
+            if let SelectCase::Send((_, value)) = case {
+                decode(value).map_err(|e| err(ErrorKind::Invalid, e))?;
+            }
+        }
+        match self.try_cases(&cases)? {
+            Ok(taken) => return Ok(Selected::Ready(taken)),
+            Err(_) if nonblocking => return Ok(Selected::WouldBlock),
+            Err(false) if timeout_ns.is_none() => return Err(deadlock("a wait on channels")),
+            Err(_) => {}
+        }
+        let timer = self.arm(timeout_ns);
+        let mailbox = self.mailbox.clone();
+        let result = poll_fn(|_| match self.try_cases(&cases) {
+            Err(e) => Poll::Ready(Err(e)),
+            Ok(Ok(taken)) => Poll::Ready(Ok(Selected::Ready(taken))),
+            Ok(Err(_)) => match timer {
+                Some(id) if lock(&mailbox).fired.remove(&id) => Poll::Ready(Ok(Selected::Timeout)),
+                _ => Poll::Pending,
+            },
+        })
+        .await;
+        if let Some(id) = timer {
+            let mut mb = lock(&mailbox);
+            if !mb.fired.remove(&id) && !matches!(result, Ok(Selected::Timeout)) {
+                mb.abandoned.insert(id);
+            }
+        }
+        result
+    }
+}
+
+impl HostChannel for ProcState {
+    async fn new(&mut self, capacity: u32) -> wasmtime::Result<Resource<ChannelRes>> {
+        let chan = ChannelRes::Local {
+            capacity: capacity.min(MAX_CHANNEL_CAPACITY) as usize,
+            buffer: VecDeque::new(),
+            closed: false,
+        };
+        Ok(self.table.push(chan)?)
+    }
+
+    async fn send(&mut self, ch: Resource<ChannelRes>, value: Vec<u8>) -> Result<(), WitError> {
+        decode(&value).map_err(|e| err(ErrorKind::Invalid, e))?;
+        match try_send(self.channel(&ch)?, &value)? {
+            Try::Ready(_) => Ok(()),
+            Try::Blocked { .. } => Err(deadlock("a send on a full channel")),
+        }
+    }
+
+    async fn receive(&mut self, ch: Resource<ChannelRes>) -> Result<Option<Item>, WitError> {
+        let cases = vec![SelectCase::Receive(Resource::new_borrow(ch.rep()))];
+        match self.select_cases(cases, None, false).await {
+            Ok(Selected::Ready((_, item))) => Ok(item),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn close(&mut self, ch: Resource<ChannelRes>) {
+        let mailbox = self.mailbox.clone();
+        let Ok(chan) = self.table.get_mut(&ch) else {
+            return;
+        };
+        match chan {
+            ChannelRes::Local { closed, .. } => *closed = true,
+            ChannelRes::Topic(topic) => {
+                lock(&mailbox).topics.remove(topic.as_str());
+            }
+            ChannelRes::Timer { id, done } => {
+                stop_timer(&mut lock(&mailbox), *id, done);
+            }
+            ChannelRes::Inbox | ChannelRes::Events => {}
+        }
+    }
+
+    async fn drop(&mut self, ch: Resource<ChannelRes>) -> wasmtime::Result<()> {
+        if let ChannelRes::Timer { id, mut done } = self.table.delete(ch)? {
+            stop_timer(&mut lock(&self.mailbox), id, &mut done);
+        }
+        Ok(())
+    }
+}
+
+/// Makes a timer that has not yielded yet yield nothing, ever.
+fn stop_timer(mb: &mut Mailbox, id: u64, done: &mut bool) {
+    if !*done && !mb.fired.remove(&id) {
+        mb.abandoned.insert(id);
+    }
+    *done = true;
+}
+
+impl Host for ProcState {
+    async fn select(
+        &mut self,
+        cases: Vec<SelectCase>,
+        timeout_ns: Option<u64>,
+        nonblocking: bool,
+    ) -> Result<Selected, WitError> {
+        self.select_cases(cases, timeout_ns, nonblocking).await
+    }
+}
