@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use warren_core::{Exit, HostSpec, Program, Runtime, RuntimeBuilder, SpawnRequest, Value};
 use warren_lua::{LuaProgram, MODULES, lua_frontend};
-use warren_wasm::{WasmEngine, wasm_frontend};
+use warren_wasm::{EngineConfig, Grants, WasmEngine, wasm_frontend};
 
 /// The host every test entry runs on.
 pub const HOST: &str = "test:host";
@@ -50,7 +50,11 @@ pub fn engine() -> Arc<WasmEngine> {
     ENGINE
         .get_or_init(|| {
             let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm-cache");
-            WasmEngine::new(Some(&cache)).expect("engine")
+            let config = EngineConfig {
+                cache_dir: Some(cache),
+                ..EngineConfig::default()
+            };
+            WasmEngine::new(&config).expect("engine")
         })
         .clone()
 }
@@ -94,6 +98,15 @@ impl App {
     /// Adds entry `id` running the component `name` from `components/`.
     pub fn component(mut self, id: &str, name: &str) -> Self {
         let program = engine().load(&component(name)).expect("component loads");
+        self.programs.push(program.into_program(id));
+        self
+    }
+
+    /// Adds entry `id` running the component `name` with `grants`.
+    pub fn component_granted(mut self, id: &str, name: &str, grants: Grants) -> Self {
+        let program = engine()
+            .load_granted(&component(name), grants)
+            .expect("component loads");
         self.programs.push(program.into_program(id));
         self
     }

@@ -254,6 +254,8 @@ fn item_values(
             out.push(str_value(lua, "kill")?);
             error_values(lua, &mut out, &reason)?;
         }
+        // Lua processes await nothing outside the host.
+        Item::Wake => return Ok(None),
     }
     Ok(Some(MultiValue::from_vec(out)))
 }

@@ -3,15 +3,16 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use warren_core::{CoreRef, ErrorKind, Exit, Frontend, Item, Pid, ProcError, Program, Value};
-use wasmtime::Store;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::WasiCtx;
+use wasmtime::{Store, StoreLimitsBuilder};
+use wasmtime_wasi::runtime::with_ambient_tokio_runtime;
 
 use crate::host::from_wit_kind;
 use crate::payload::{decode, encode};
@@ -23,6 +24,8 @@ type ProcFuture = Pin<Box<dyn Future<Output = Exit>>>;
 struct Proc {
     future: ProcFuture,
     mailbox: MailboxRef,
+    /// Wakes the process when a WASI call finishes on another thread.
+    waker: Waker,
 }
 
 pub(crate) struct WasmDriver {
@@ -74,7 +77,7 @@ impl WasmDriver {
                         mb.fired.insert(id);
                     }
                 }
-                Item::Start { .. } | Item::Kill(_) => {}
+                Item::Start { .. } | Item::Kill(_) | Item::Wake => {}
             }
         }
         self.wake(pid);
@@ -89,18 +92,32 @@ impl WasmDriver {
             self.core.borrow_mut().exit(pid, Err(err));
             return;
         };
+        let wasi = match code.grants.context(pid) {
+            Ok(wasi) => wasi,
+            Err(e) => {
+                let err = ProcError::new(ErrorKind::Unavailable, format!("{}: {e}", program.id));
+                self.core.borrow_mut().exit(pid, Err(err));
+                return;
+            }
+        };
+        let mut limits = StoreLimitsBuilder::new().trap_on_grow_failure(true);
+        if let Some(bytes) = code.grants.memory {
+            limits = limits.memory_size(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
         let mailbox: MailboxRef = Arc::new(std::sync::Mutex::new(Mailbox::default()));
         let state = ProcState {
             pid,
             mailbox: mailbox.clone(),
             next_timer: 0,
-            wasi: WasiCtx::builder().build(),
+            wasi,
             table: ResourceTable::new(),
+            limits: limits.build(),
         };
         let pre = code.pre.clone();
         let args: Vec<Vec<u8>> = args.iter().map(encode).collect();
         let future = async move {
             let mut store = Store::new(pre.engine(), state);
+            store.limiter(|s| &mut s.limits);
             let trap =
                 |e: wasmtime::Error| ProcError::new(ErrorKind::Internal, format!("trap: {e:#}"));
             let instance = pre.instantiate_async(&mut store).await.map_err(trap)?;
@@ -120,6 +137,7 @@ impl WasmDriver {
             Proc {
                 future: Box::pin(future),
                 mailbox,
+                waker: self.core.borrow().waker(pid),
             },
         );
         self.wake(pid);
@@ -129,12 +147,33 @@ impl WasmDriver {
         let Some(proc) = self.procs.get_mut(&pid) else {
             return;
         };
-        let mut cx = Context::from_waker(Waker::noop());
-        if let Poll::Ready(exit) = proc.future.as_mut().poll(&mut cx) {
-            self.procs.remove(&pid);
-            self.core.borrow_mut().exit(pid, exit);
-        }
+        let mut cx = Context::from_waker(&proc.waker);
+        // WASI calls that need an async runtime (file streams, clocks) get
+        // wasmtime-wasi's shared one; they wake the process when done. A
+        // host call that panics ends this process only, never the worker.
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            with_ambient_tokio_runtime(|| proc.future.as_mut().poll(&mut cx))
+        }));
+        let exit = match polled {
+            Ok(Poll::Pending) => return,
+            Ok(Poll::Ready(exit)) => exit,
+            Err(panic) => Err(host_panic(panic.as_ref())),
+        };
+        self.procs.remove(&pid);
+        self.core.borrow_mut().exit(pid, exit);
     }
+}
+
+fn host_panic(panic: &(dyn std::any::Any + Send)) -> ProcError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into());
+    ProcError::new(
+        ErrorKind::Internal,
+        format!("a host call of this component failed: {what}"),
+    )
 }
 
 impl Frontend for WasmDriver {

@@ -15,7 +15,12 @@ mod host;
 mod payload;
 mod program;
 mod state;
+mod wasi;
 
 pub use channel::MAX_CHANNEL_CAPACITY;
 pub use payload::{decode, encode};
-pub use program::{WIT_PACKAGE, WIT_VERSION, WasmEngine, WasmError, WasmProgram, wasm_frontend};
+pub use program::{
+    DEFAULT_MAX_MEMORY, DEFAULT_POOL_SIZE, EngineConfig, WIT_PACKAGE, WIT_VERSION, WasmEngine,
+    WasmError, WasmProgram, wasm_frontend,
+};
+pub use wasi::{DirGrant, Grants, MAX_LOG_LINE};

@@ -7,11 +7,63 @@ use std::sync::Arc;
 
 use warren_core::{CoreRef, Frontend, FrontendFactory, Program};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Cache, CacheConfig, Config, Engine};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 use crate::bindings::{Process, ProcessPre};
 use crate::driver::WasmDriver;
 use crate::state::ProcState;
+use crate::wasi::Grants;
+
+/// Default most WASM processes alive at once on pooled instances. The pool
+/// reserves address space (not memory) for this many up front; past it a
+/// spawn fails with an error instead of exhausting memory mappings.
+pub const DEFAULT_POOL_SIZE: u32 = 16_384;
+
+/// Default most linear memory one component may grow to: a runaway guest
+/// hits this instead of the machine's memory. Entries may ask for less or
+/// more (`limits.memory`), up to the engine's `max_memory`.
+pub const DEFAULT_MAX_MEMORY: u64 = 64 << 20;
+
+/// Guard region after each pooled memory slot, so that most bounds checks
+/// are done by the MMU.
+const POOL_GUARD: u64 = 32 << 20;
+
+/// How the runtime's one engine is set up.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where compiled components are cached between runs (`None`: no cache).
+    pub cache_dir: Option<PathBuf>,
+    /// Most processes alive at once on pooled instances; 0 allocates each
+    /// instance on demand instead (slower spawn, no fixed ceiling).
+    pub pool_size: u32,
+    /// Largest linear memory any component may have; the pooled slot size.
+    pub max_memory: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            cache_dir: None,
+            pool_size: DEFAULT_POOL_SIZE,
+            max_memory: DEFAULT_MAX_MEMORY,
+        }
+    }
+}
+
+fn pooling(config: &EngineConfig) -> InstanceAllocationStrategy {
+    let n = config.pool_size;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(4))
+        .total_memories(n)
+        .total_tables(n.saturating_mul(2))
+        .total_stacks(n)
+        .max_memory_size(usize::try_from(config.max_memory).unwrap_or(usize::MAX))
+        .max_unused_warm_slots(n.min(1024));
+    InstanceAllocationStrategy::Pooling(pool)
+}
 
 /// The WIT package components must import.
 pub const WIT_PACKAGE: &str = "warren:process";
@@ -50,7 +102,27 @@ pub enum WasmError {
         /// The import found.
         found: String,
     },
-    /// Imports something not granted, or does not export the process world.
+    /// Imports something outside the process interface and its grants.
+    #[error("{}: imports {import}, which is not granted{hint}", path.display())]
+    NotGranted {
+        /// The file.
+        path: PathBuf,
+        /// The import.
+        import: String,
+        /// How to grant it, if it can be.
+        hint: &'static str,
+    },
+    /// An entry asks for more memory than the engine gives any component.
+    #[error("{}: limits.memory {asked} bytes exceeds the engine's maximum of {max} bytes", path.display())]
+    Memory {
+        /// The file.
+        path: PathBuf,
+        /// What the entry asked for.
+        asked: u64,
+        /// The engine's maximum.
+        max: u64,
+    },
+    /// Does not export the process world.
     #[error("{}: does not fit the process world: {message}", path.display())]
     Link {
         /// The file.
@@ -64,18 +136,29 @@ pub enum WasmError {
 pub struct WasmEngine {
     engine: Engine,
     linker: Linker<ProcState>,
+    max_memory: u64,
+    cache: Option<Cache>,
 }
 
 impl WasmEngine {
-    /// An engine caching compiled components under `cache_dir`.
-    pub fn new(cache_dir: Option<&Path>) -> Result<Arc<Self>, WasmError> {
+    /// An engine set up as `options` says.
+    pub fn new(options: &EngineConfig) -> Result<Arc<Self>, WasmError> {
         let mut config = Config::new();
-        if let Some(dir) = cache_dir {
-            let mut cache = CacheConfig::new();
-            cache.with_directory(dir);
-            let cache = Cache::new(cache).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-            config.cache(Some(cache));
+        if options.pool_size > 0 {
+            config.allocation_strategy(pooling(options));
+            config.memory_reservation(options.max_memory);
+            config.memory_guard_size(POOL_GUARD);
+            config.memory_reservation_for_growth(0);
         }
+        let cache = match &options.cache_dir {
+            Some(dir) => {
+                let mut cache = CacheConfig::new();
+                cache.with_directory(dir);
+                Some(Cache::new(cache).map_err(|e| WasmError::Engine(format!("{e:#}")))?)
+            }
+            None => None,
+        };
+        config.cache(cache.clone());
         let engine = Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -85,12 +168,37 @@ impl WasmEngine {
             |s| s,
         )
         .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-        Ok(Arc::new(WasmEngine { engine, linker }))
+        Ok(Arc::new(WasmEngine {
+            engine,
+            linker,
+            max_memory: options.max_memory,
+            cache,
+        }))
+    }
+
+    /// How many compiled components came from the on-disk cache, and how
+    /// many had to be compiled, since this engine started.
+    pub fn cache_stats(&self) -> (usize, usize) {
+        self.cache
+            .as_ref()
+            .map_or((0, 0), |c| (c.cache_hits(), c.cache_misses()))
     }
 
     /// Compiles (or loads from the cache) the component at `path` and checks
-    /// it against the process world.
+    /// it against the process world, granting it nothing beyond it.
     pub fn load(&self, path: &Path) -> Result<WasmProgram, WasmError> {
+        self.load_granted(path, Grants::default())
+    }
+
+    /// Like [`load`](Self::load), granting the component `grants`.
+    pub fn load_granted(&self, path: &Path, grants: Grants) -> Result<WasmProgram, WasmError> {
+        if let Some(asked) = grants.memory.filter(|m| *m > self.max_memory) {
+            return Err(WasmError::Memory {
+                path: path.to_path_buf(),
+                asked,
+                max: self.max_memory,
+            });
+        }
         let bytes = std::fs::read(path).map_err(|source| WasmError::Read {
             path: path.to_path_buf(),
             source,
@@ -102,16 +210,7 @@ impl WasmEngine {
             })?;
         let ty = component.component_type();
         for (name, _) in ty.imports(&self.engine) {
-            if let Some(rest) = name
-                .strip_prefix(WIT_PACKAGE)
-                .and_then(|r| r.strip_prefix('/'))
-                && !rest.ends_with(&format!("@{WIT_VERSION}"))
-            {
-                return Err(WasmError::Version {
-                    path: path.to_path_buf(),
-                    found: name.to_owned(),
-                });
-            }
+            check_import(path, name, &grants)?;
         }
         let link = |e: wasmtime::Error| WasmError::Link {
             path: path.to_path_buf(),
@@ -119,13 +218,46 @@ impl WasmEngine {
         };
         let pre = self.linker.instantiate_pre(&component).map_err(link)?;
         let pre = ProcessPre::new(pre).map_err(link)?;
-        Ok(WasmProgram { pre })
+        Ok(WasmProgram {
+            pre,
+            grants: Arc::new(grants),
+        })
     }
 }
 
-/// A component ready to be spawned.
+/// Refuses an import outside the process interface of this version and
+/// the WASI interfaces `grants` allows.
+fn check_import(path: &Path, name: &str, grants: &Grants) -> Result<(), WasmError> {
+    if let Some(rest) = name
+        .strip_prefix(WIT_PACKAGE)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        if rest.ends_with(&format!("@{WIT_VERSION}")) {
+            return Ok(());
+        }
+        return Err(WasmError::Version {
+            path: path.to_path_buf(),
+            found: name.to_owned(),
+        });
+    }
+    let hint = match grants.allows_wasi(name) {
+        Some(true) => return Ok(()),
+        Some(false) if name.starts_with("wasi:sockets/") => {
+            " (grant it with `wasi: { network: true }`)"
+        }
+        _ => "",
+    };
+    Err(WasmError::NotGranted {
+        path: path.to_path_buf(),
+        import: name.to_owned(),
+        hint,
+    })
+}
+
+/// A component ready to be spawned, with what its entry grants it.
 pub struct WasmProgram {
     pub(crate) pre: ProcessPre<ProcState>,
+    pub(crate) grants: Arc<Grants>,
 }
 
 impl WasmProgram {

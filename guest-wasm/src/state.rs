@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use warren_core::{Core, CoreRef, Event, Message, Pid, Value};
+use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -57,6 +58,7 @@ pub(crate) struct ProcState {
     pub next_timer: u64,
     pub wasi: WasiCtx,
     pub table: ResourceTable,
+    pub limits: StoreLimits,
 }
 
 impl WasiView for ProcState {

@@ -1,6 +1,8 @@
 //! Misbehaves on request (first argument): `panic`, `error`, `recurse`
 //! (exhausts the stack), `bad-payload` (sends malformed MessagePack and
-//! returns the host's answer), or anything else to return normally.
+//! returns the host's answer), `grow` (allocates without bound), `wasi-sleep`
+//! (sleeps through WASI's clocks instead of the process interface), or
+//! anything else to return normally.
 
 use warren_sdk::{Args, Error, ErrorKind, Payload, Process};
 
@@ -31,6 +33,17 @@ impl Process for Crasher {
                     Ok(()) => warren_sdk::payload("accepted"),
                     Err(e) => warren_sdk::payload(&format!("{:?}: {}", e.kind, e.message)),
                 }
+            }
+            "grow" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "wasi-sleep" => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                warren_sdk::payload("slept")
             }
             _ => warren_sdk::payload("fine"),
         }

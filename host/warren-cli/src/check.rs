@@ -29,9 +29,9 @@ pub(crate) fn check(path: &Path) -> Result<(), Failure> {
         }
     }
     if app.wasm_entries().next().is_some() {
-        let engine = crate::run::wasm_engine()?;
+        let engine = crate::run::wasm_engine(Some(&app))?;
         for (id, wasm) in app.wasm_entries() {
-            if let Err(err) = engine.load(&wasm.path) {
+            if let Err(err) = engine.load_granted(&wasm.path, crate::run::grants(wasm)) {
                 eprintln!("error: entry '{id}': {err}");
                 failed += 1;
             }

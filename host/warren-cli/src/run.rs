@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
-use warren_config::App;
+use warren_config::{App, WasmEntry};
 use warren_core::{HostSpec, Pid, Program, Runtime, RuntimeBuilder, SpawnRequest, Value};
 use warren_lua::{LuaProgram, MODULES, lua_frontend};
-use warren_wasm::{WasmEngine, wasm_frontend};
+use warren_wasm::{DEFAULT_MAX_MEMORY, DirGrant, EngineConfig, Grants, WasmEngine, wasm_frontend};
 
 use crate::Failure;
 
@@ -80,13 +80,51 @@ fn default_workers() -> usize {
 /// The entry id a single component runs as.
 const COMPONENT_ENTRY: &str = "component:main";
 
-/// The engine for this run, caching compiled components between runs.
-pub(crate) fn wasm_engine() -> Result<std::sync::Arc<WasmEngine>, Failure> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
+/// The engine for this run, caching compiled components between runs
+/// (under `$WARREN_CACHE_DIR`, else `$XDG_CACHE_HOME/warren` or
+/// `~/.cache/warren`). Its memory slots fit the largest `limits.memory` of
+/// `app`'s entries.
+pub(crate) fn wasm_engine(app: Option<&App>) -> Result<std::sync::Arc<WasmEngine>, Failure> {
+    let cache = std::env::var_os("WARREN_CACHE_DIR")
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
-        .map(|base| base.join("warren"));
-    WasmEngine::new(cache.as_deref()).map_err(|e| Failure::failed(e.into()))
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache"))
+                })
+                .map(|base| base.join("warren"))
+        });
+    let largest = app
+        .into_iter()
+        .flat_map(|a| a.wasm_entries())
+        .filter_map(|(_, w)| w.memory)
+        .max()
+        .unwrap_or(0);
+    let config = EngineConfig {
+        cache_dir: cache,
+        max_memory: largest.max(DEFAULT_MAX_MEMORY),
+        ..EngineConfig::default()
+    };
+    WasmEngine::new(&config).map_err(|e| Failure::failed(e.into()))
+}
+
+/// What a `process.wasm` entry grants its component.
+pub(crate) fn grants(wasm: &WasmEntry) -> Grants {
+    Grants {
+        dirs: wasm
+            .dirs
+            .iter()
+            .map(|d| DirGrant {
+                host: d.host.clone(),
+                guest: d.guest.clone(),
+                writable: d.writable,
+            })
+            .collect(),
+        env: wasm.env.clone(),
+        network: wasm.network,
+        memory: wasm.memory,
+    }
 }
 
 fn run_component(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<(), Failure> {
@@ -95,7 +133,7 @@ fn run_component(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<
             "host '{host}' not found: a component runs on {DEFAULT_HOST}"
         )));
     }
-    let program = wasm_engine()?
+    let program = wasm_engine(None)?
         .load(path)
         .map_err(|e| Failure::bad_input(e.into()))?;
     run_single(program.into_program(COMPONENT_ENTRY), args)
@@ -158,9 +196,9 @@ pub(crate) fn build_runtime(app: &App) -> Result<Runtime, Failure> {
         builder = builder.program(program.into_program(id));
     }
     if app.wasm_entries().next().is_some() {
-        let engine = wasm_engine()?;
+        let engine = wasm_engine(Some(app))?;
         for (id, wasm) in app.wasm_entries() {
-            let program = engine.load(&wasm.path).map_err(|e| {
+            let program = engine.load_granted(&wasm.path, grants(wasm)).map_err(|e| {
                 Failure::bad_input(anyhow::Error::from(e).context(format!("entry '{id}'")))
             })?;
             builder = builder.program(program.into_program(id));

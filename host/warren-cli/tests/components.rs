@@ -67,3 +67,43 @@ entries:
         stderr(&out)
     );
 }
+
+#[test]
+fn component_output_goes_to_the_log_line_by_line_tagged_with_its_pid() {
+    let probe = warren_tests::component("wasi_probe").display().to_string();
+    let out = warren(&["run", &probe]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = stderr(&out);
+    let line = |text: &str| log.lines().find(|l| l.contains(text)).unwrap_or_default();
+    assert!(line("hello from stdout").contains("INFO"), "{log}");
+    assert!(line("hello from stdout").contains("pid=<"), "{log}");
+    assert!(line("hello from stderr").contains("WARN"), "{log}");
+    assert!(line("a partial line").contains("pid=<"), "{log}");
+}
+
+#[test]
+fn check_refuses_a_component_importing_what_its_entry_does_not_grant() {
+    let index = |wasi: &str| {
+        format!(
+            "version: \"1.0\"\nnamespace: app\nentries:\n  - name: net\n    kind: process.wasm\n    source: file://net.wasm\n{wasi}"
+        )
+    };
+    let dir = app("netapp", &[("_index.yaml", &index(""))]);
+    std::fs::copy(warren_tests::component("net_probe"), dir.join("net.wasm")).expect("copy");
+    let d = dir.display().to_string();
+    let out = warren(&["check", &d]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("entry 'app:net'")
+            && stderr(&out).contains("imports wasi:sockets/")
+            && stderr(&out).contains("which is not granted"),
+        "{}",
+        stderr(&out)
+    );
+    let granted = index("    wasi: { network: true }\n");
+    std::fs::write(dir.join("_index.yaml"), granted).expect("write");
+    let out = warren(&["check", &d]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = warren(&["run", &d, "-x", "app:net"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -64,6 +64,8 @@ struct WasiYaml {
     dirs: Vec<WasiDirYaml>,
     #[serde(default)]
     env: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    network: bool,
 }
 
 #[derive(Deserialize)]
@@ -481,6 +483,7 @@ impl Ctx<'_> {
             memory,
             dirs,
             env: wasi.env.into_iter().collect(),
+            network: wasi.network,
         })
     }
 

@@ -73,6 +73,8 @@ pub struct WasmEntry {
     pub dirs: Vec<WasiDir>,
     /// Environment variables.
     pub env: Vec<(String, String)>,
+    /// Whether the component may use sockets (`wasi.network`, default false).
+    pub network: bool,
 }
 
 /// A scheduler domain and tenant boundary.

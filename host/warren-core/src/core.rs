@@ -234,6 +234,16 @@ impl Core {
         self.shared.registry.unregister(name)
     }
 
+    /// A waker that any thread may use to queue [`Item::Wake`] for `pid`,
+    /// a process of this worker, waking the worker if it sleeps.
+    pub fn waker(&self, pid: Pid) -> std::task::Waker {
+        std::task::Waker::from(Arc::new(ProcWaker {
+            shared: self.shared.clone(),
+            worker: self.worker,
+            pid,
+        }))
+    }
+
     /// Queues `Item::Timer(id)` for `me` after `delay`.
     pub fn start_timer(&mut self, me: Pid, id: u64, delay: Duration) {
         self.timer_seq += 1;
@@ -478,5 +488,22 @@ impl Core {
             p.queued = true;
             self.ready[p.frontend].push_back(pid);
         }
+    }
+}
+
+/// Wakes one process from another thread by queueing [`Item::Wake`].
+struct ProcWaker {
+    shared: Arc<Shared>,
+    worker: usize,
+    pid: Pid,
+}
+
+impl std::task::Wake for ProcWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.shared.workers[self.worker].push_all([Cmd::Deliver(self.pid, Item::Wake)]);
     }
 }

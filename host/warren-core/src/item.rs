@@ -66,6 +66,9 @@ pub enum Item {
     Timer(u64),
     /// The process must stop now with this reason.
     Kill(ProcError),
+    /// Something the front-end awaits outside the host (work another
+    /// thread does for the process) has completed: run the process again.
+    Wake,
 }
 
 /// Host-internal signal: a linked process exited. Turned into an [`Event`]

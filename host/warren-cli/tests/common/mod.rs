@@ -14,6 +14,10 @@ pub fn warren(args: &[&str]) -> Output {
         .args(args)
         .current_dir(repo())
         .env("RUST_LOG", "info")
+        .env(
+            "WARREN_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache"),
+        )
         .output()
         .expect("warren runs")
 }

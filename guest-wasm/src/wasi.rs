@@ -1,0 +1,225 @@
+//! What a component may touch outside the process interface: the WASI
+//! capabilities its entry grants, and nothing else.
+//!
+//! A component gets the preopened directories and environment variables its
+//! entry lists, no network unless `network` is granted, no stdin, and
+//! stdout/stderr that go to the host log line by line, tagged with its pid.
+//! Imports outside the process interface and WASI are refused at load.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use warren_core::Pid;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+
+/// Longest line a guest's stdout/stderr buffers before it is logged anyway:
+/// a guest writing without newlines cannot grow host memory without bound.
+pub const MAX_LOG_LINE: usize = 8 * 1024;
+
+/// A directory made visible to a component.
+#[derive(Debug, Clone)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the guest sees it.
+    pub guest: String,
+    /// Whether the guest may write to it.
+    pub writable: bool,
+}
+
+/// The capabilities an entry grants its component.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Preopened directories.
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Whether the component may use `wasi:sockets`.
+    pub network: bool,
+    /// Most linear memory the component may grow to, in bytes (`None`: the
+    /// engine's default).
+    pub memory: Option<u64>,
+}
+
+impl Grants {
+    /// Whether a WASI import is within these grants (`None`: not WASI).
+    pub(crate) fn allows_wasi(&self, import: &str) -> Option<bool> {
+        let rest = import.strip_prefix("wasi:")?;
+        let package = rest.split('/').next().unwrap_or(rest);
+        Some(match package {
+            "sockets" => self.network,
+            "cli" | "clocks" | "filesystem" | "io" | "random" => true,
+            _ => false,
+        })
+    }
+
+    /// A WASI context with exactly these grants, logging output as `pid`.
+    pub(crate) fn context(&self, pid: Pid) -> Result<WasiCtx, String> {
+        let mut b = WasiCtxBuilder::new();
+        // File operations run inline on the worker: the driver polls guests
+        // outside any async runtime that could run them elsewhere.
+        b.allow_blocking_current_thread(true);
+        b.envs(&self.env);
+        b.stdout(LogStream::new(pid, Stream::Stdout));
+        b.stderr(LogStream::new(pid, Stream::Stderr));
+        for d in &self.dirs {
+            let perms = if d.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            b.preopened_dir(&d.host, &d.guest, perms)
+                .map_err(|e| format!("cannot open {}: {e:#}", d.host.display()))?;
+        }
+        if self.network {
+            b.inherit_network();
+            b.allow_tcp(true);
+            b.allow_udp(true);
+            b.allow_ip_name_lookup(true);
+        }
+        Ok(b.build())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A guest's stdout or stderr: complete lines go to the log. Every stream
+/// the guest opens on it shares one line buffer.
+#[derive(Clone)]
+struct LogStream {
+    line: Arc<Mutex<LineBuffer>>,
+}
+
+struct LineBuffer {
+    pid: Pid,
+    stream: Stream,
+    bytes: Vec<u8>,
+}
+
+impl LineBuffer {
+    fn emit(&mut self) {
+        let text = String::from_utf8_lossy(&self.bytes);
+        let pid = self.pid;
+        match self.stream {
+            Stream::Stdout => tracing::info!(target: "warren::stdout", %pid, "{text}"),
+            Stream::Stderr => tracing::warn!(target: "warren::stderr", %pid, "{text}"),
+        }
+        self.bytes.clear();
+    }
+
+    fn write(&mut self, mut bytes: &[u8]) {
+        while let Some(at) = bytes.iter().position(|b| *b == b'\n') {
+            self.push(&bytes[..at]);
+            self.emit();
+            bytes = &bytes[at + 1..];
+        }
+        self.push(bytes);
+    }
+
+    fn push(&mut self, mut bytes: &[u8]) {
+        while self.bytes.len() + bytes.len() > MAX_LOG_LINE {
+            let room = MAX_LOG_LINE - self.bytes.len();
+            self.bytes.extend_from_slice(&bytes[..room]);
+            self.emit();
+            bytes = &bytes[room..];
+        }
+        self.bytes.extend_from_slice(bytes);
+    }
+}
+
+impl Drop for LineBuffer {
+    fn drop(&mut self) {
+        if !self.bytes.is_empty() {
+            self.emit();
+        }
+    }
+}
+
+impl LogStream {
+    fn new(pid: Pid, stream: Stream) -> Self {
+        let line = LineBuffer {
+            pid,
+            stream,
+            bytes: Vec::new(),
+        };
+        LogStream {
+            line: Arc::new(Mutex::new(line)),
+        }
+    }
+
+    fn write_bytes(&self, bytes: &[u8]) {
+        self.line
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .write(bytes);
+    }
+}
+
+impl IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl Pollable for LogStream {
+    fn ready<'a, 'f>(&'a mut self) -> Pin<Box<dyn Future<Output = ()> + Send + 'f>>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+impl OutputStream for LogStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.write_bytes(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(MAX_LOG_LINE)
+    }
+}
+
+impl tokio::io::AsyncWrite for LogStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.write_bytes(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

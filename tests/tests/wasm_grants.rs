@@ -1,0 +1,167 @@
+//! What a component may touch besides the process interface: only the WASI
+//! directories, variables and network its entry grants, within its memory
+//! limit; and the on-disk cache of compiled components.
+
+use std::path::{Path, PathBuf};
+
+use warren_core::Value;
+use warren_tests::*;
+use warren_wasm::{DirGrant, EngineConfig, Grants, WasmEngine};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("out")).expect("mkdir");
+    std::fs::write(dir.join("data/in.txt"), "hello\n").expect("write");
+    dir
+}
+
+fn strings(v: Value) -> Vec<String> {
+    let Value::Array(items) = v else {
+        panic!("not a list: {v:?}")
+    };
+    items
+        .iter()
+        .map(|i| i.as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+fn probe(grants: Grants) -> Vec<String> {
+    let v = App::new()
+        .component_granted("t:probe", "wasi_probe", grants)
+        .run("t:probe", vec![])
+        .expect("probe ran");
+    strings(v)
+}
+
+#[test]
+fn a_component_sees_exactly_the_directories_and_variables_granted() {
+    let dir = scratch("grants-some");
+    let grants = Grants {
+        dirs: vec![
+            DirGrant {
+                host: dir.join("data"),
+                guest: "/data".into(),
+                writable: false,
+            },
+            DirGrant {
+                host: dir.join("out"),
+                guest: "/out".into(),
+                writable: true,
+            },
+        ],
+        env: vec![("MODE".into(), "fast".into())],
+        ..Grants::default()
+    };
+    let seen = probe(grants);
+    assert_eq!(seen[0], "env:MODE=fast");
+    assert_eq!(seen[1], "read:hello");
+    assert_ne!(seen[2], "write-ro:ok", "a read-only grant was writable");
+    assert_eq!(seen[3], "write-rw:ok");
+    assert_ne!(seen[4], "escape:ok", "a path escaped its preopen");
+    assert!(!dir.join("data/new.txt").exists());
+    let written = std::fs::read_to_string(dir.join("out/new.txt")).expect("written");
+    assert_eq!(written, "written by a component");
+}
+
+#[test]
+fn a_component_granted_nothing_sees_no_files_and_no_environment() {
+    let seen = probe(Grants::default());
+    assert_eq!(seen[0], "env:");
+    assert_eq!(seen[1], "read:-");
+    assert_ne!(seen[2], "write-ro:ok");
+    assert_ne!(seen[3], "write-rw:ok");
+}
+
+#[test]
+fn sockets_are_refused_at_load_unless_the_network_is_granted() {
+    let err = engine()
+        .load(&component("net_probe"))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("imports wasi:sockets/") && err.contains("network: true"),
+        "{err}"
+    );
+    let granted = Grants {
+        network: true,
+        ..Grants::default()
+    };
+    let v = App::new()
+        .component_granted("t:net", "net_probe", granted)
+        .run("t:net", vec![])
+        .expect("ran");
+    assert_eq!(v, s("bound:true"));
+}
+
+#[test]
+fn a_component_past_its_memory_limit_ends_abnormally_and_its_monitor_sees_it() {
+    let limited = Grants {
+        memory: Some(8 << 20),
+        ..Grants::default()
+    };
+    let v = App::new()
+        .component_granted("t:grow", "crasher", limited)
+        .entry(
+            "t:main",
+            r#"return function()
+            local events = process.events()
+            local pid = process.spawn_monitored("t:grow", "test:host", "grow")
+            local ev = events:receive()
+            assert(ev.from == pid and ev.result.error, "grow ended normally")
+            -- the host and this process keep running after the guest died
+            local ch = channel.new(1)
+            ch:send("still here")
+            return tostring(ev.result.error) .. " | " .. ch:receive()
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("main ran");
+    let text = v.as_str().unwrap_or_default().to_owned();
+    assert!(text.contains("memory"), "{text}");
+    assert!(text.ends_with("| still here"), "{text}");
+}
+
+#[test]
+fn an_entry_asking_more_memory_than_the_engine_gives_is_refused() {
+    let greedy = Grants {
+        memory: Some(1 << 40),
+        ..Grants::default()
+    };
+    let err = engine()
+        .load_granted(&component("crasher"), greedy)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("limits.memory 1099511627776 bytes exceeds"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_wasi_sleep_suspends_the_component_and_wakes_it_from_another_thread() {
+    let exit = App::new()
+        .component("t:crasher", "crasher")
+        .run("t:crasher", vec![s("wasi-sleep")]);
+    assert_eq!(exit, Ok(s("slept")));
+}
+
+#[test]
+fn a_second_engine_loads_compiled_components_from_the_disk_cache() {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cache-test");
+    let _ = std::fs::remove_dir_all(&cache);
+    let config = EngineConfig {
+        cache_dir: Some(cache),
+        pool_size: 0,
+        ..EngineConfig::default()
+    };
+    let first = WasmEngine::new(&config).expect("engine");
+    first.load(&component("echo")).expect("loads");
+    assert_eq!(first.cache_stats(), (0, 1), "first load compiles");
+    let second = WasmEngine::new(&config).expect("engine");
+    second.load(&component("echo")).expect("loads");
+    assert_eq!(second.cache_stats(), (1, 0), "second load hits the cache");
+}
