@@ -111,6 +111,12 @@ impl App {
         self
     }
 
+    /// Adds an already-built program.
+    pub fn program(mut self, program: Program) -> Self {
+        self.programs.push(program);
+        self
+    }
+
     /// Starts the runtime.
     pub fn start(self) -> Runtime {
         let mut builder = RuntimeBuilder::new()

@@ -92,8 +92,8 @@ impl WasmDriver {
             self.core.borrow_mut().exit(pid, Err(err));
             return;
         };
-        let wasi = match code.grants.context(pid) {
-            Ok(wasi) => wasi,
+        let (wasi, stderr) = match code.grants.context(pid) {
+            Ok(made) => made,
             Err(e) => {
                 let err = ProcError::new(ErrorKind::Unavailable, format!("{}: {e}", program.id));
                 self.core.borrow_mut().exit(pid, Err(err));
@@ -118,9 +118,20 @@ impl WasmDriver {
         let future = async move {
             let mut store = Store::new(pre.engine(), state);
             store.limiter(|s| &mut s.limits);
-            let trap =
-                |e: wasmtime::Error| ProcError::new(ErrorKind::Internal, format!("trap: {e:#}"));
-            let instance = pre.instantiate_async(&mut store).await.map_err(trap)?;
+            let trap = |e: wasmtime::Error| {
+                let message = match stderr.text() {
+                    Some(said) => format!("trap: {e:#} (guest stderr: {said})"),
+                    None => format!("trap: {e:#}"),
+                };
+                ProcError::new(ErrorKind::Internal, message)
+            };
+            let instance = pre.instantiate_async(&mut store).await.map_err(|e| {
+                // Most often the instance pool is full: worth a retry later.
+                let mut err =
+                    ProcError::new(ErrorKind::Unavailable, format!("cannot instantiate: {e:#}"));
+                err.retryable = true;
+                err
+            })?;
             match instance.call_run(&mut store, &args).await.map_err(trap)? {
                 Ok(bytes) => decode(&bytes)
                     .map_err(|e| ProcError::new(ErrorKind::Invalid, format!("result: {e}"))),

@@ -17,9 +17,12 @@ use crate::state::ProcState;
 use crate::wasi::Grants;
 
 /// Default most WASM processes alive at once on pooled instances. The pool
-/// reserves address space (not memory) for this many up front; past it a
-/// spawn fails with an error instead of exhausting memory mappings.
-pub const DEFAULT_POOL_SIZE: u32 = 16_384;
+/// reserves address space (not memory) for this many up front, and costs
+/// two memory mappings per slot at start (a fiber stack and its guard page)
+/// plus two per live instance (its memory's accessible part): 12,000 slots
+/// stay well inside Linux's default `vm.max_map_count` of 65,530, so past
+/// the pool a spawn fails with a clear error instead of an mmap failure.
+pub const DEFAULT_POOL_SIZE: u32 = 12_000;
 
 /// Default most linear memory one component may grow to: a runaway guest
 /// hits this instead of the machine's memory. Entries may ask for less or
@@ -149,6 +152,9 @@ impl WasmEngine {
             config.memory_reservation(options.max_memory);
             config.memory_guard_size(POOL_GUARD);
             config.memory_reservation_for_growth(0);
+            // A copy-on-write image is one more mapping per live instance;
+            // copying a component's few KiB of data segments is cheaper.
+            config.memory_init_cow(false);
         }
         let cache = match &options.cache_dir {
             Some(dir) => {

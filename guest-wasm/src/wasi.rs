@@ -6,6 +6,7 @@
 //! stdout/stderr that go to the host log line by line, tagged with its pid.
 //! Imports outside the process interface and WASI are refused at load.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,13 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 /// Longest line a guest's stdout/stderr buffers before it is logged anyway:
 /// a guest writing without newlines cannot grow host memory without bound.
 pub const MAX_LOG_LINE: usize = 8 * 1024;
+
+/// Lines of a guest's stderr kept to explain a trap (a Rust panic prints
+/// its message there before it traps).
+const STDERR_TAIL_LINES: usize = 4;
+
+/// Longest kept stderr line, in bytes.
+const STDERR_TAIL_WIDTH: usize = 256;
 
 /// A directory made visible to a component.
 #[derive(Debug, Clone)]
@@ -58,15 +66,18 @@ impl Grants {
         })
     }
 
-    /// A WASI context with exactly these grants, logging output as `pid`.
-    pub(crate) fn context(&self, pid: Pid) -> Result<WasiCtx, String> {
+    /// A WASI context with exactly these grants, logging output as `pid`,
+    /// and the tail of its stderr.
+    pub(crate) fn context(&self, pid: Pid) -> Result<(WasiCtx, StderrTail), String> {
         let mut b = WasiCtxBuilder::new();
         // File operations run inline on the worker: the driver polls guests
         // outside any async runtime that could run them elsewhere.
         b.allow_blocking_current_thread(true);
         b.envs(&self.env);
         b.stdout(LogStream::new(pid, Stream::Stdout));
-        b.stderr(LogStream::new(pid, Stream::Stderr));
+        let stderr = LogStream::new(pid, Stream::Stderr);
+        let tail = StderrTail(stderr.line.clone());
+        b.stderr(stderr);
         for d in &self.dirs {
             let perms = if d.writable {
                 FsPerms::ReadWrite
@@ -82,7 +93,25 @@ impl Grants {
             b.allow_udp(true);
             b.allow_ip_name_lookup(true);
         }
-        Ok(b.build())
+        Ok((b.build(), tail))
+    }
+}
+
+/// The last lines a guest wrote to stderr.
+pub(crate) struct StderrTail(Arc<Mutex<LineBuffer>>);
+
+impl StderrTail {
+    /// The kept lines, oldest first, joined with " | " (`None`: none).
+    pub(crate) fn text(&self) -> Option<String> {
+        let line = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut lines: Vec<String> = line.tail.iter().cloned().collect();
+        if !line.bytes.is_empty() {
+            lines.push(String::from_utf8_lossy(&line.bytes).into_owned());
+        }
+        (!lines.is_empty()).then(|| lines.join(" | "))
     }
 }
 
@@ -103,6 +132,8 @@ struct LineBuffer {
     pid: Pid,
     stream: Stream,
     bytes: Vec<u8>,
+    /// For stderr: the last lines, for trap messages.
+    tail: VecDeque<String>,
 }
 
 impl LineBuffer {
@@ -111,7 +142,14 @@ impl LineBuffer {
         let pid = self.pid;
         match self.stream {
             Stream::Stdout => tracing::info!(target: "warren::stdout", %pid, "{text}"),
-            Stream::Stderr => tracing::warn!(target: "warren::stderr", %pid, "{text}"),
+            Stream::Stderr => {
+                tracing::warn!(target: "warren::stderr", %pid, "{text}");
+                if self.tail.len() == STDERR_TAIL_LINES {
+                    self.tail.pop_front();
+                }
+                let end = text.floor_char_boundary(STDERR_TAIL_WIDTH);
+                self.tail.push_back(text[..end].to_owned());
+            }
         }
         self.bytes.clear();
     }
@@ -150,6 +188,7 @@ impl LogStream {
             pid,
             stream,
             bytes: Vec::new(),
+            tail: VecDeque::new(),
         };
         LogStream {
             line: Arc::new(Mutex::new(line)),

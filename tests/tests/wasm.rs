@@ -56,9 +56,13 @@ fn probe_with(echo_is_lua: bool) -> Vec<String> {
         .component("t:probe", "probe")
         .component("t:crasher", "crasher");
     app = if echo_is_lua {
-        app.entry("t:echo", LUA_ECHO)
+        app.entry("t:echo", LUA_ECHO).entry(
+            "t:linkee",
+            r#"return function(mode) error("deliberate " .. mode .. " in Lua") end"#,
+        )
     } else {
         app.component("t:echo", "echo")
+            .component("t:linkee", "crasher")
     };
     let v = app.run("t:probe", vec![s("test:host")]).expect("probe ran");
     let Value::Array(items) = v else {
@@ -97,6 +101,39 @@ fn a_component_drives_the_process_interface_against_a_lua_peer() {
     assert_eq!(probe_with(true), expected_probe());
 }
 
+#[test]
+fn lua_linked_to_a_crashing_component_gets_link_down_or_dies_with_it() {
+    let trapped = App::new()
+        .component("t:crasher", "crasher")
+        .entry(
+            "t:main",
+            r#"return function()
+            process.set_options({ trap_links = true })
+            local pid = process.spawn_linked("t:crasher", "test:host", "panic")
+            local ev = process.events():receive()
+            assert(ev.kind == process.event.LINK_DOWN and ev.from == pid)
+            return tostring(ev.result.error)
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("main ran");
+    let text = trapped.as_str().unwrap_or_default().to_owned();
+    assert!(text.contains("deliberate panic in a component"), "{text}");
+    let killed = App::new()
+        .component("t:crasher", "crasher")
+        .entry(
+            "t:main",
+            r#"return function()
+            process.spawn_linked("t:crasher", "test:host", "panic")
+            process.inbox():receive()
+            return "survived"
+        end"#,
+        )
+        .run("t:main", vec![]);
+    let err = killed.expect_err("the link killed main");
+    assert!(err.message.contains("deliberate panic"), "{err}");
+}
+
 fn crasher(mode: &str) -> warren_core::Exit {
     App::new()
         .component("t:crasher", "crasher")
@@ -110,6 +147,12 @@ fn a_panicking_component_ends_abnormally_with_the_trap() {
     assert!(
         e.message.contains("trap") && e.message.contains("unreachable"),
         "{}",
+        e.message
+    );
+    assert!(
+        e.message.contains("guest stderr: ")
+            && e.message.contains("deliberate panic in a component"),
+        "the panic message printed before the trap is kept: {}",
         e.message
     );
 }

@@ -165,3 +165,44 @@ fn a_second_engine_loads_compiled_components_from_the_disk_cache() {
     second.load(&component("echo")).expect("loads");
     assert_eq!(second.cache_stats(), (1, 0), "second load hits the cache");
 }
+
+#[test]
+fn a_spawn_past_the_instance_pool_fails_with_a_retryable_error_and_others_run_on() {
+    let config = EngineConfig {
+        pool_size: 2,
+        ..EngineConfig::default()
+    };
+    let engine = WasmEngine::new(&config).expect("engine");
+    let echo = engine.load(&component("echo")).expect("loads");
+    let v = App::new()
+        .program(echo.into_program("t:echo"))
+        .entry(
+            "t:main",
+            r#"return function()
+            local events = process.events()
+            local a = process.spawn_monitored("t:echo", "test:host")
+            local b = process.spawn_monitored("t:echo", "test:host")
+            local c = process.spawn_monitored("t:echo", "test:host")
+            local ev = events:receive()
+            assert(ev.from == c, "the third spawn is the one refused")
+            local err = ev.result.error
+            assert(err:kind() == errors.UNAVAILABLE and err:retryable(), tostring(err))
+            -- the two pooled ones still answer
+            for _, pid in ipairs({ a, b }) do
+                process.send(pid, "ping", 1)
+                assert(process.inbox():receive():from() == pid)
+            end
+            -- once one exits, its slot serves a new process
+            process.send(a, "stop")
+            assert(events:receive().from == a)
+            local d = process.spawn("t:echo", "test:host")
+            process.send(d, "ping", 2)
+            assert(process.inbox():receive():from() == d)
+            return tostring(err)
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("main ran");
+    let text = v.as_str().unwrap_or_default().to_owned();
+    assert!(text.contains("cannot instantiate"), "{text}");
+}

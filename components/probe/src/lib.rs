@@ -43,7 +43,7 @@ impl Process for Probe {
 
         // A linked crash arrives as LINK_DOWN when trapping.
         warren_sdk::set_trap_links(true);
-        let crash = warren_sdk::spawn_linked("t:crasher", &host, &[warren_sdk::payload("panic")?])?;
+        let crash = warren_sdk::spawn_linked("t:linkee", &host, &[warren_sdk::payload("panic")?])?;
         match warren_sdk::wait(Some(Duration::from_secs(5))) {
             Wake::Event(e) => seen.push(format!(
                 "link-down:{}:{}",

@@ -7,7 +7,10 @@ use anyhow::{Context, anyhow};
 use warren_config::{App, WasmEntry};
 use warren_core::{HostSpec, Pid, Program, Runtime, RuntimeBuilder, SpawnRequest, Value};
 use warren_lua::{LuaProgram, MODULES, lua_frontend};
-use warren_wasm::{DEFAULT_MAX_MEMORY, DirGrant, EngineConfig, Grants, WasmEngine, wasm_frontend};
+use warren_wasm::{
+    DEFAULT_MAX_MEMORY, DEFAULT_POOL_SIZE, DirGrant, EngineConfig, Grants, WasmEngine,
+    wasm_frontend,
+};
 
 use crate::Failure;
 
@@ -82,8 +85,9 @@ const COMPONENT_ENTRY: &str = "component:main";
 
 /// The engine for this run, caching compiled components between runs
 /// (under `$WARREN_CACHE_DIR`, else `$XDG_CACHE_HOME/warren` or
-/// `~/.cache/warren`). Its memory slots fit the largest `limits.memory` of
-/// `app`'s entries.
+/// `~/.cache/warren`), with `$WARREN_WASM_POOL` pooled instances (default
+/// [`DEFAULT_POOL_SIZE`]; 0 allocates on demand). Its memory slots fit the
+/// largest `limits.memory` of `app`'s entries.
 pub(crate) fn wasm_engine(app: Option<&App>) -> Result<std::sync::Arc<WasmEngine>, Failure> {
     let cache = std::env::var_os("WARREN_CACHE_DIR")
         .map(std::path::PathBuf::from)
@@ -101,10 +105,18 @@ pub(crate) fn wasm_engine(app: Option<&App>) -> Result<std::sync::Arc<WasmEngine
         .filter_map(|(_, w)| w.memory)
         .max()
         .unwrap_or(0);
+    let pool_size = match std::env::var("WARREN_WASM_POOL") {
+        Ok(v) => v.parse().map_err(|_| {
+            Failure::bad_input(anyhow!(
+                "WARREN_WASM_POOL={v:?}: expected a number of instances (0: on demand)"
+            ))
+        })?,
+        Err(_) => DEFAULT_POOL_SIZE,
+    };
     let config = EngineConfig {
         cache_dir: cache,
+        pool_size,
         max_memory: largest.max(DEFAULT_MAX_MEMORY),
-        ..EngineConfig::default()
     };
     WasmEngine::new(&config).map_err(|e| Failure::failed(e.into()))
 }

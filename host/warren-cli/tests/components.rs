@@ -107,3 +107,19 @@ fn check_refuses_a_component_importing_what_its_entry_does_not_grant() {
     let out = warren(&["run", &d, "-x", "app:net"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn the_mixed_lua_and_webassembly_example_runs_and_checks_every_digest() {
+    // Builds components/, which the example's entry points into.
+    warren_tests::component("hasher");
+    let out = warren(&["check", "examples/hashing"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = warren(&["run", "examples/hashing", "-x", "hashing:main"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("40 blocks hashed by 4 WebAssembly workers, every digest matches Lua's"),
+        "{}",
+        stderr(&out)
+    );
+}
