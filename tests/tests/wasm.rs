@@ -83,8 +83,11 @@ fn expected_probe() -> Vec<&'static str> {
         "exec-err:Err(ErrorKind::Conflict)",
         "echo:42",
         "exit:EventKind::Exit:true",
+        "trap-links:true",
+        "now:true",
         "link-down:true:true",
         "timeout:true",
+        "unlinked-unmonitored:true",
         "terminated:terminated",
         "send-dead:Err(ErrorKind::NotFound)",
         "unregister:true",
@@ -243,6 +246,14 @@ fn bad_components_are_refused_at_load_naming_the_problem() {
         .to_string();
     assert!(
         err.contains("module.wasm: not a WebAssembly component"),
+        "{err}"
+    );
+    // A valid component that exports nothing: not the process world.
+    let empty = dir.join("empty.wasm");
+    std::fs::write(&empty, b"\0asm\x0d\0\x01\0").expect("write");
+    let err = engine.load(&empty).err().expect("refused").to_string();
+    assert!(
+        err.contains("empty.wasm: does not fit the process world") && err.contains("run"),
         "{err}"
     );
     let err = engine

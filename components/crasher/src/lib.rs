@@ -1,7 +1,8 @@
 //! Misbehaves on request (first argument): `panic`, `error`, `recurse`
 //! (exhausts the stack), `bad-payload` (sends malformed MessagePack and
 //! returns the host's answer), `grow` (allocates without bound), `wasi-sleep`
-//! (sleeps through WASI's clocks instead of the process interface), or
+//! (sleeps through WASI's clocks instead of the process interface), `log`
+//! (writes a warning to the host log), or
 //! anything else to return normally.
 
 use warren_sdk::{Args, Error, ErrorKind, Payload, Process};
@@ -40,6 +41,10 @@ impl Process for Crasher {
                     hoard.push(vec![1; 1 << 20]);
                     std::hint::black_box(&hoard);
                 }
+            }
+            "log" => {
+                warren_sdk::log(warren_sdk::Level::Warn, "logged by a component");
+                warren_sdk::payload("logged")
             }
             "wasi-sleep" => {
                 std::thread::sleep(std::time::Duration::from_millis(1));

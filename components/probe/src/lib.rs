@@ -43,6 +43,11 @@ impl Process for Probe {
 
         // A linked crash arrives as LINK_DOWN when trapping.
         warren_sdk::set_trap_links(true);
+        seen.push(format!("trap-links:{}", warren_sdk::trap_links()));
+        seen.push(format!(
+            "now:{}",
+            warren_sdk::now_unix_ns() > 1_700_000_000_000_000_000
+        ));
         let crash = warren_sdk::spawn_linked("t:linkee", &host, &[warren_sdk::payload("panic")?])?;
         match warren_sdk::wait(Some(Duration::from_secs(5))) {
             Wake::Event(e) => seen.push(format!(
@@ -57,6 +62,16 @@ impl Process for Probe {
         let started = warren_sdk::wait(Some(Duration::from_millis(20)));
         seen.push(format!("timeout:{}", matches!(started, Wake::Timeout)));
         warren_sdk::sleep(Duration::from_millis(5));
+
+        // Without its link and monitor, a terminated process sends nothing.
+        let quiet = warren_sdk::spawn("t:echo", &host, &[])?;
+        warren_sdk::link(&quiet)?;
+        warren_sdk::monitor(&quiet)?;
+        warren_sdk::unlink(&quiet)?;
+        warren_sdk::unmonitor(&quiet)?;
+        warren_sdk::terminate(&quiet)?;
+        let heard = warren_sdk::next_event(Some(Duration::from_millis(100)));
+        seen.push(format!("unlinked-unmonitored:{}", heard.is_none()));
 
         // cancel and terminate another process.
         let victim = warren_sdk::spawn_monitored("t:echo", &host, &[])?;

@@ -287,6 +287,16 @@ pub fn set_trap_links(trap: bool) {
     host::set_trap_links(trap);
 }
 
+/// Whether linked exits arrive as LINK_DOWN events (see [`set_trap_links`]).
+pub fn trap_links() -> bool {
+    host::trap_links()
+}
+
+/// The wall-clock time, in nanoseconds since the Unix epoch.
+pub fn now_unix_ns() -> i64 {
+    host::now_unix_ns()
+}
+
 /// Registers `name` for this process (or `target`).
 pub fn register(name: &str, target: Option<&str>) -> Result<(), Error> {
     Ok(host::register(name, target)?)

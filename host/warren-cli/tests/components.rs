@@ -10,6 +10,13 @@ fn a_component_file_runs_as_the_main_process() {
     let crasher = warren_tests::component("crasher").display().to_string();
     let out = warren(&["run", &crasher, "fine"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = warren(&["run", &crasher, "log"]);
+    let logged = stderr(&out);
+    let line = logged
+        .lines()
+        .find(|l| l.contains("logged by a component"))
+        .unwrap_or_default();
+    assert!(line.contains("WARN") && line.contains("pid=<"), "{logged}");
     let out = warren(&["run", &crasher, "error"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
