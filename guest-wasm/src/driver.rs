@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 use rustc_hash::{FxHashMap, FxHashSet};
 use warren_core::{CoreRef, ErrorKind, Exit, Frontend, Item, Pid, ProcError, Program, Value};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimitsBuilder};
+use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::runtime::with_ambient_tokio_runtime;
 
 use crate::host::from_wit_kind;
@@ -114,10 +114,15 @@ impl WasmDriver {
             limits: limits.build(),
         };
         let pre = code.pre.clone();
+        let slice = code.slice_ticks;
         let args: Vec<Vec<u8>> = args.iter().map(encode).collect();
         let future = async move {
             let mut store = Store::new(pre.engine(), state);
             store.limiter(|s| &mut s.limits);
+            // Past its slice a guest yields; its waker queues it again
+            // behind the worker's other ready processes.
+            store.set_epoch_deadline(slice);
+            store.epoch_deadline_callback(move |_| Ok(UpdateDeadline::Yield(slice)));
             let trap = |e: wasmtime::Error| {
                 let message = match stderr.text() {
                     Some(said) => format!("trap: {e:#} (guest stderr: {said})"),

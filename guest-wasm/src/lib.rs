@@ -20,7 +20,7 @@ mod wasi;
 pub use channel::MAX_CHANNEL_CAPACITY;
 pub use payload::{decode, encode};
 pub use program::{
-    DEFAULT_MAX_MEMORY, DEFAULT_POOL_SIZE, EngineConfig, WIT_PACKAGE, WIT_VERSION, WasmEngine,
-    WasmError, WasmProgram, wasm_frontend,
+    DEFAULT_CPU_SLICE, DEFAULT_MAX_MEMORY, DEFAULT_POOL_SIZE, EPOCH_TICK, EngineConfig,
+    WIT_PACKAGE, WIT_VERSION, WasmEngine, WasmError, WasmProgram, wasm_frontend,
 };
 pub use wasi::{DirGrant, Grants, MAX_LOG_LINE};

@@ -29,6 +29,14 @@ pub const DEFAULT_POOL_SIZE: u32 = 12_000;
 /// more (`limits.memory`), up to the engine's `max_memory`.
 pub const DEFAULT_MAX_MEMORY: u64 = 64 << 20;
 
+/// How often the engine's epoch advances: the granularity of preemption.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Default time a component runs without blocking before it is preempted
+/// so that its neighbours on the worker run: an infinite loop in one guest
+/// delays the others by at most this much at a time.
+pub const DEFAULT_CPU_SLICE: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Guard region after each pooled memory slot, so that most bounds checks
 /// are done by the MMU.
 const POOL_GUARD: u64 = 32 << 20;
@@ -43,6 +51,8 @@ pub struct EngineConfig {
     pub pool_size: u32,
     /// Largest linear memory any component may have; the pooled slot size.
     pub max_memory: u64,
+    /// How long a component runs without blocking before it is preempted.
+    pub cpu_slice: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -51,8 +61,27 @@ impl Default for EngineConfig {
             cache_dir: None,
             pool_size: DEFAULT_POOL_SIZE,
             max_memory: DEFAULT_MAX_MEMORY,
+            cpu_slice: DEFAULT_CPU_SLICE,
         }
     }
+}
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] until the engine is gone.
+fn start_ticker(engine: &Engine) -> Result<(), WasmError> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("warren-wasm-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| WasmError::Engine(format!("cannot start the epoch ticker: {e}")))
 }
 
 fn pooling(config: &EngineConfig) -> InstanceAllocationStrategy {
@@ -141,12 +170,19 @@ pub struct WasmEngine {
     linker: Linker<ProcState>,
     max_memory: u64,
     cache: Option<Cache>,
+    slice_ticks: u64,
+}
+
+fn slice_ticks(slice: std::time::Duration) -> u64 {
+    let ticks = slice.as_nanos() / EPOCH_TICK.as_nanos().max(1);
+    u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
 }
 
 impl WasmEngine {
     /// An engine set up as `options` says.
     pub fn new(options: &EngineConfig) -> Result<Arc<Self>, WasmError> {
         let mut config = Config::new();
+        config.epoch_interruption(true);
         if options.pool_size > 0 {
             config.allocation_strategy(pooling(options));
             config.memory_reservation(options.max_memory);
@@ -166,6 +202,7 @@ impl WasmEngine {
         };
         config.cache(cache.clone());
         let engine = Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        start_ticker(&engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
@@ -179,6 +216,7 @@ impl WasmEngine {
             linker,
             max_memory: options.max_memory,
             cache,
+            slice_ticks: slice_ticks(options.cpu_slice),
         }))
     }
 
@@ -227,6 +265,7 @@ impl WasmEngine {
         Ok(WasmProgram {
             pre,
             grants: Arc::new(grants),
+            slice_ticks: self.slice_ticks,
         })
     }
 }
@@ -264,6 +303,8 @@ fn check_import(path: &Path, name: &str, grants: &Grants) -> Result<(), WasmErro
 pub struct WasmProgram {
     pub(crate) pre: ProcessPre<ProcState>,
     pub(crate) grants: Arc<Grants>,
+    /// Epoch ticks a process runs before it yields to its neighbours.
+    pub(crate) slice_ticks: u64,
 }
 
 impl WasmProgram {

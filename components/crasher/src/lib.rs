@@ -2,7 +2,8 @@
 //! (exhausts the stack), `bad-payload` (sends malformed MessagePack and
 //! returns the host's answer), `grow` (allocates without bound), `wasi-sleep`
 //! (sleeps through WASI's clocks instead of the process interface), `log`
-//! (writes a warning to the host log), or
+//! (writes a warning to the host log), `spin` (loops forever without
+//! blocking), or
 //! anything else to return normally.
 
 use warren_sdk::{Args, Error, ErrorKind, Payload, Process};
@@ -40,6 +41,12 @@ impl Process for Crasher {
                 loop {
                     hoard.push(vec![1; 1 << 20]);
                     std::hint::black_box(&hoard);
+                }
+            }
+            "spin" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
                 }
             }
             "log" => {

@@ -8,8 +8,8 @@ use warren_config::{App, WasmEntry};
 use warren_core::{HostSpec, Pid, Program, Runtime, RuntimeBuilder, SpawnRequest, Value};
 use warren_lua::{LuaProgram, MODULES, lua_frontend};
 use warren_wasm::{
-    DEFAULT_MAX_MEMORY, DEFAULT_POOL_SIZE, DirGrant, EngineConfig, Grants, WasmEngine,
-    wasm_frontend,
+    DEFAULT_CPU_SLICE, DEFAULT_MAX_MEMORY, DEFAULT_POOL_SIZE, DirGrant, EngineConfig, Grants,
+    WasmEngine, wasm_frontend,
 };
 
 use crate::Failure;
@@ -113,10 +113,20 @@ pub(crate) fn wasm_engine(app: Option<&App>) -> Result<std::sync::Arc<WasmEngine
         })?,
         Err(_) => DEFAULT_POOL_SIZE,
     };
+    // The engine preempts every component on one schedule: the shortest
+    // `cpu_slice` any host asks for.
+    let cpu_slice = app
+        .into_iter()
+        .flat_map(|a| a.hosts())
+        .filter_map(|(_, h)| h.limits.cpu_slice)
+        .filter_map(|ns| u64::try_from(ns).ok())
+        .min()
+        .map_or(DEFAULT_CPU_SLICE, std::time::Duration::from_nanos);
     let config = EngineConfig {
         cache_dir: cache,
         pool_size,
         max_memory: largest.max(DEFAULT_MAX_MEMORY),
+        cpu_slice,
     };
     WasmEngine::new(&config).map_err(|e| Failure::failed(e.into()))
 }
