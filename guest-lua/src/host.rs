@@ -140,11 +140,11 @@ impl LuaVm {
         globals.set("debug", LuaValue::Nil)?;
         let h = lua.create_table()?;
         register(&lua, &h, core, index)?;
-        let kernel: Table = lua.load(KERNEL).set_name("=warren-kernel").call((
-            h.clone(),
-            traceback,
-            raw_getmetatable,
-        ))?;
+        crate::preempt::install(&lua, &h, KERNEL, crate::preempt::DEFAULT_CPU_SLICE)?;
+        let kernel: Table = lua
+            .load(KERNEL)
+            .set_name(crate::preempt::KERNEL_CHUNK)
+            .call((h.clone(), traceback, raw_getmetatable))?;
         let new_entry: Function = kernel.get("new_entry")?;
         lua.set_named_registry_value("warren.new_entry", new_entry)?;
         for name in ["dofile", "loadfile", "require", "package", "io"] {

@@ -27,6 +27,9 @@ local H_timer, H_log = H.timer, H.log
 
 local BLOCK = setmetatable({}, { __metatable = false, __tostring = function() return "blocked" end })
 local UPGRADE = {} -- yielded by process.upgrade: replace this process's code
+-- Yielded upward by a coroutine whose nested coroutine was preempted.
+local PREEMPT = setmetatable({}, { __metatable = false, __tostring = function() return "preempted" end })
+local H_preempted = H.preempted
 local CLOSED = {}
 local NIL = {}
 
@@ -489,6 +492,10 @@ local function finished(cr, r1, r2)
     end
 end
 
+-- Set when a process used up its slice: the worker gets control back to
+-- fire timers and run its other front-ends before anything else runs.
+local slice_over = false
+
 local function resume_one()
     local h = rq_head
     local cr, a, b, c = rq_cr[h], rq_a[h], rq_b[h], rq_c[h]
@@ -500,6 +507,11 @@ local function resume_one()
     current = cr
     local ok, r1, r2, r3 = co_resume(cr.th, a, b, c)
     current = nil
+    if ok and (r1 == PREEMPT or (r1 == nil and H_preempted(cr.th))) then
+        wake(cr) -- preempted: behind everything already runnable
+        slice_over = true
+        return
+    end
     if not ok then
         exit_proc(p, false, r1)
     elseif co_status(cr.th) == "dead" then
@@ -593,7 +605,13 @@ local function run(budget)
         while handle(H_next()) do end
         local batch = rq_tail - rq_head + 1
         if batch <= 0 then return false end
-        for _ = 1, batch do resume_one() end
+        for _ = 1, batch do
+            resume_one()
+            if slice_over then
+                slice_over = false
+                return true
+            end
+        end
         done = done + batch
         if done >= budget then return true end
     end
@@ -840,8 +858,14 @@ end
 -- coroutine: scheduler-aware resume/wrap, plus coroutine.spawn.
 ---------------------------------------------------------------------------
 local function resume_step(co, ok, first, ...)
-    if ok and (first == BLOCK or first == UPGRADE) and co_status(co) == "suspended" then
-        return resume_step(co, co_resume(co, co_yield(first, ...)))
+    if ok and co_status(co) == "suspended" then
+        if first == BLOCK or first == UPGRADE or first == PREEMPT then
+            return resume_step(co, co_resume(co, co_yield(first, ...)))
+        end
+        if first == nil and select("#", ...) == 0 and H_preempted(co) then
+            co_yield(PREEMPT)
+            return resume_step(co, co_resume(co))
+        end
     end
     return ok, first, ...
 end

@@ -11,6 +11,7 @@
 mod convert;
 mod host;
 mod json;
+mod preempt;
 mod program;
 mod timefmt;
 

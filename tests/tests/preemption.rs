@@ -45,3 +45,83 @@ fn a_component_in_an_infinite_loop_is_preempted_and_a_neighbour_timer_fires() {
         "timer fired after {waited} ms"
     );
 }
+
+#[test]
+fn lua_infinite_loops_are_preempted_and_a_neighbour_timer_fires() {
+    let v = App::new()
+        .workers(1)
+        .entry(
+            "t:spin",
+            r#"return function(how)
+                if how == "nested" then
+                    -- a loop inside a hand-driven coroutine, inside a pcall
+                    local co = coroutine.create(function() while true do end end)
+                    pcall(coroutine.resume, co)
+                elseif how == "yielding" then
+                    -- user yields with no values must still reach the user
+                    local co = coroutine.wrap(function()
+                        while true do coroutine.yield() end
+                    end)
+                    while true do co() end
+                else
+                    local n = 0
+                    while true do n = n + 1 end
+                end
+            end"#,
+        )
+        .entry(
+            "t:main",
+            r#"local time = require("time")
+            return function()
+                local events = process.events()
+                local spinners = {}
+                for i, how in ipairs({ "plain", "nested", "yielding" }) do
+                    spinners[i] = process.spawn_monitored("t:spin", "test:host", how)
+                end
+                time.sleep("1ms")
+                local t0 = time.now()
+                time.sleep("10ms")
+                local waited = time.now():sub(t0):milliseconds()
+                for _, pid in ipairs(spinners) do process.terminate(pid) end
+                for _ = 1, #spinners do
+                    local ev = events:receive()
+                    assert(tostring(ev.result.error):find("terminated"), tostring(ev.result.error))
+                end
+                return waited
+            end"#,
+        )
+        .run("t:main", vec![])
+        .expect("main ran");
+    let Value::Int(waited) = v else {
+        panic!("{v:?}")
+    };
+    assert!(
+        (10..FEW_SLICES_MS).contains(&waited),
+        "timer fired after {waited} ms"
+    );
+}
+
+#[test]
+fn a_preempted_process_resumes_where_it_was_with_its_state_intact() {
+    let v = ok(r#"return function()
+        local co = coroutine.wrap(function(a)
+            local b = coroutine.yield(a + 1)
+            local sum = 0
+            for i = 1, 3000000 do sum = sum + i end -- long enough to be preempted
+            return b + sum
+        end)
+        local first = co(1)
+        local second = co(10)
+        local n = 0
+        for i = 1, 3000000 do n = n + 1 end
+        return { first, second, n }
+    end"#);
+    assert_eq!(
+        v,
+        Value::Array(vec![
+            Value::Int(2),
+            Value::Int(10 + 3_000_000 * 3_000_001 / 2),
+            Value::Int(3_000_000)
+        ])
+    );
+}
