@@ -179,3 +179,26 @@ pub fn fails(source: &str) -> warren_core::ProcError {
 pub fn s(text: &str) -> Value {
     Value::str(text)
 }
+
+/// The strings of a list value (what probe components return), `?` for
+/// anything not a string; panics if `v` is not a list.
+pub fn strings(v: Value) -> Vec<String> {
+    let Value::Array(items) = v else {
+        panic!("not a list: {v:?}")
+    };
+    items
+        .iter()
+        .map(|i| i.as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+/// A Lua echo: answers every message to its sender on the same topic, until
+/// a message on topic "stop".
+pub const LUA_ECHO: &str = r#"return function()
+    local inbox = process.inbox()
+    while true do
+        local msg = inbox:receive()
+        if msg:topic() == "stop" then return 0 end
+        process.send(msg:from(), msg:topic(), msg:payload():data())
+    end
+end"#;

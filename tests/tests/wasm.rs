@@ -41,15 +41,6 @@ fn lua_and_a_component_trade_messages_with_values_intact() {
     assert_eq!(v, Value::Int(5));
 }
 
-const LUA_ECHO: &str = r#"return function()
-    local inbox = process.inbox()
-    while true do
-        local msg = inbox:receive()
-        if msg:topic() == "stop" then return 0 end
-        process.send(msg:from(), msg:topic(), msg:payload():data())
-    end
-end"#;
-
 fn probe_with(echo_is_lua: bool) -> Vec<String> {
     let mut app = App::new()
         .workers(2)
@@ -65,13 +56,7 @@ fn probe_with(echo_is_lua: bool) -> Vec<String> {
             .component("t:linkee", "crasher")
     };
     let v = app.run("t:probe", vec![s("test:host")]).expect("probe ran");
-    let Value::Array(items) = v else {
-        panic!("not a list: {v:?}")
-    };
-    items
-        .iter()
-        .map(|i| i.as_str().unwrap_or("?").to_owned())
-        .collect()
+    strings(v)
 }
 
 fn expected_probe() -> Vec<&'static str> {

@@ -1,17 +1,7 @@
 //! Channels, `listen`, timers and `select` from a component: the
 //! `warren:process/channels` interface and the SDK's `Select` and `select!`.
 
-use warren_core::Value;
 use warren_tests::*;
-
-const LUA_ECHO: &str = r#"return function()
-    local inbox = process.inbox()
-    while true do
-        local msg = inbox:receive()
-        if msg:topic() == "stop" then return 0 end
-        process.send(msg:from(), msg:topic(), msg:payload():data())
-    end
-end"#;
 
 fn chanprobe(echo_is_lua: bool) -> Vec<String> {
     let app = App::new().component("t:chanprobe", "chanprobe");
@@ -21,13 +11,7 @@ fn chanprobe(echo_is_lua: bool) -> Vec<String> {
         app.component("t:echo", "echo")
     };
     let v = app.run("t:chanprobe", vec![s(HOST)]).expect("probe ran");
-    let Value::Array(items) = v else {
-        panic!("not a list: {v:?}")
-    };
-    items
-        .iter()
-        .map(|i| i.as_str().unwrap_or("?").to_owned())
-        .collect()
+    strings(v)
 }
 
 const EXPECTED: &[&str] = &[

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use warren_core::Value;
 use warren_tests::*;
 use warren_wasm::{DirGrant, EngineConfig, Grants, WasmEngine};
 
@@ -15,16 +14,6 @@ fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("out")).expect("mkdir");
     std::fs::write(dir.join("data/in.txt"), "hello\n").expect("write");
     dir
-}
-
-fn strings(v: Value) -> Vec<String> {
-    let Value::Array(items) = v else {
-        panic!("not a list: {v:?}")
-    };
-    items
-        .iter()
-        .map(|i| i.as_str().unwrap_or("?").to_owned())
-        .collect()
 }
 
 fn probe(grants: Grants) -> Vec<String> {
