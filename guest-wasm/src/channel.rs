@@ -8,8 +8,6 @@
 //! it is reported as a deadlock error instead of hanging the process.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
-use std::task::Poll;
 
 use warren_core::{ErrorKind, ProcError, Value};
 use wasmtime::component::Resource;
@@ -161,24 +159,14 @@ impl ProcState {
             Err(false) if timeout_ns.is_none() => return Err(deadlock("a wait on channels")),
             Err(_) => {}
         }
-        let timer = self.arm(timeout_ns);
-        let mailbox = self.mailbox.clone();
-        let result = poll_fn(|_| match self.try_cases(&cases) {
-            Err(e) => Poll::Ready(Err(e)),
-            Ok(Ok(taken)) => Poll::Ready(Ok(Selected::Ready(taken))),
-            Ok(Err(_)) => match timer {
-                Some(id) if lock(&mailbox).fired.remove(&id) => Poll::Ready(Ok(Selected::Timeout)),
-                _ => Poll::Pending,
-            },
-        })
-        .await;
-        if let Some(id) = timer {
-            let mut mb = lock(&mailbox);
-            if !mb.fired.remove(&id) && !matches!(result, Ok(Selected::Timeout)) {
-                mb.abandoned.insert(id);
-            }
-        }
-        result
+        let found = self
+            .wait_until(timeout_ns, |s| match s.try_cases(&cases) {
+                Err(e) => Some(Err(e)),
+                Ok(Ok(taken)) => Some(Ok(Selected::Ready(taken))),
+                Ok(Err(_)) => None,
+            })
+            .await;
+        found.unwrap_or(Ok(Selected::Timeout))
     }
 }
 

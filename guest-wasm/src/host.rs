@@ -148,24 +148,38 @@ impl ProcState {
         timeout_ns: Option<u64>,
         mut take: impl FnMut(&mut crate::state::Mailbox) -> Option<R> + Send,
     ) -> Option<R> {
+        self.wait_until(timeout_ns, move |s| take(&mut lock(&s.mailbox)))
+            .await
+    }
+
+    /// Waits until `take` finds something (polled again whenever the host
+    /// queues anything for this process), or `timeout_ns` passes (`None`).
+    /// The timer, if any, never fires into a later wait.
+    pub(crate) async fn wait_until<R>(
+        &mut self,
+        timeout_ns: Option<u64>,
+        mut take: impl FnMut(&mut Self) -> Option<R> + Send,
+    ) -> Option<R> {
         let timer = self.arm(timeout_ns);
-        let mailbox = self.mailbox.clone();
-        poll_fn(move |_| {
-            let mut mb = lock(&mailbox);
-            if let Some(found) = take(&mut mb) {
-                if let Some(id) = timer
-                    && !mb.fired.remove(&id)
-                {
-                    mb.abandoned.insert(id);
-                }
+        let found = poll_fn(|_| {
+            if let Some(found) = take(self) {
                 return Poll::Ready(Some(found));
             }
             match timer {
-                Some(id) if mb.fired.remove(&id) => Poll::Ready(None),
+                Some(id) if lock(&self.mailbox).fired.remove(&id) => Poll::Ready(None),
                 _ => Poll::Pending,
             }
         })
-        .await
+        .await;
+        if let Some(id) = timer
+            && found.is_some()
+        {
+            let mut mb = lock(&self.mailbox);
+            if !mb.fired.remove(&id) {
+                mb.abandoned.insert(id);
+            }
+        }
+        found
     }
 }
 

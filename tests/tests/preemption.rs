@@ -9,33 +9,35 @@ use warren_tests::*;
 /// never gets here at all.
 const FEW_SLICES_MS: i64 = 2_000;
 
-#[test]
-fn a_component_in_an_infinite_loop_is_preempted_and_a_neighbour_timer_fires() {
-    let v = App::new()
+/// Spawns `t:spin` once per mode given, sleeps 10 ms beside the spinners,
+/// then terminates them all; returns how long the sleep took.
+const NEIGHBOUR: &str = r#"local time = require("time")
+return function(...)
+    local events = process.events()
+    local spinners = {}
+    for i, how in ipairs({ ... }) do
+        spinners[i] = process.spawn_monitored("t:spin", "test:host", how)
+    end
+    time.sleep("1ms") -- let them start spinning
+    local t0 = time.now()
+    time.sleep("10ms")
+    local waited = time.now():sub(t0):milliseconds()
+    for _, pid in ipairs(spinners) do process.terminate(pid) end
+    for _ = 1, #spinners do
+        local ev = events:receive()
+        assert(tostring(ev.result.error):find("terminated"), tostring(ev.result.error))
+    end
+    return waited
+end"#;
+
+/// Runs [`NEIGHBOUR`] on one worker beside spinners started with `modes`:
+/// its timer must fire within a few slices and every spinner be terminated.
+fn assert_neighbour_runs(app: App, modes: &[&str]) {
+    let args = modes.iter().map(|m| s(m)).collect();
+    let v = app
         .workers(1)
-        .component("t:crasher", "crasher")
-        .entry(
-            "t:main",
-            r#"local time = require("time")
-            return function()
-                local events = process.events()
-                local spinners = {}
-                for i = 1, 3 do
-                    spinners[i] = process.spawn_monitored("t:crasher", "test:host", "spin")
-                end
-                time.sleep("1ms") -- let them start spinning
-                local t0 = time.now()
-                time.sleep("10ms")
-                local waited = time.now():sub(t0):milliseconds()
-                for _, pid in ipairs(spinners) do process.terminate(pid) end
-                for _ = 1, #spinners do
-                    local ev = events:receive()
-                    assert(tostring(ev.result.error):find("terminated"), tostring(ev.result.error))
-                end
-                return waited
-            end"#,
-        )
-        .run("t:main", vec![])
+        .entry("t:main", NEIGHBOUR)
+        .run("t:main", args)
         .expect("main ran");
     let Value::Int(waited) = v else {
         panic!("{v:?}")
@@ -47,58 +49,33 @@ fn a_component_in_an_infinite_loop_is_preempted_and_a_neighbour_timer_fires() {
 }
 
 #[test]
+fn a_component_in_an_infinite_loop_is_preempted_and_a_neighbour_timer_fires() {
+    let app = App::new().component("t:spin", "crasher");
+    assert_neighbour_runs(app, &["spin", "spin", "spin"]);
+}
+
+#[test]
 fn lua_infinite_loops_are_preempted_and_a_neighbour_timer_fires() {
-    let v = App::new()
-        .workers(1)
-        .entry(
-            "t:spin",
-            r#"return function(how)
-                if how == "nested" then
-                    -- a loop inside a hand-driven coroutine, inside a pcall
-                    local co = coroutine.create(function() while true do end end)
-                    pcall(coroutine.resume, co)
-                elseif how == "yielding" then
-                    -- user yields with no values must still reach the user
-                    local co = coroutine.wrap(function()
-                        while true do coroutine.yield() end
-                    end)
-                    while true do co() end
-                else
-                    local n = 0
-                    while true do n = n + 1 end
-                end
-            end"#,
-        )
-        .entry(
-            "t:main",
-            r#"local time = require("time")
-            return function()
-                local events = process.events()
-                local spinners = {}
-                for i, how in ipairs({ "plain", "nested", "yielding" }) do
-                    spinners[i] = process.spawn_monitored("t:spin", "test:host", how)
-                end
-                time.sleep("1ms")
-                local t0 = time.now()
-                time.sleep("10ms")
-                local waited = time.now():sub(t0):milliseconds()
-                for _, pid in ipairs(spinners) do process.terminate(pid) end
-                for _ = 1, #spinners do
-                    local ev = events:receive()
-                    assert(tostring(ev.result.error):find("terminated"), tostring(ev.result.error))
-                end
-                return waited
-            end"#,
-        )
-        .run("t:main", vec![])
-        .expect("main ran");
-    let Value::Int(waited) = v else {
-        panic!("{v:?}")
-    };
-    assert!(
-        (10..FEW_SLICES_MS).contains(&waited),
-        "timer fired after {waited} ms"
+    let app = App::new().entry(
+        "t:spin",
+        r#"return function(how)
+            if how == "nested" then
+                -- a loop inside a hand-driven coroutine, inside a pcall
+                local co = coroutine.create(function() while true do end end)
+                pcall(coroutine.resume, co)
+            elseif how == "yielding" then
+                -- user yields with no values must still reach the user
+                local co = coroutine.wrap(function()
+                    while true do coroutine.yield() end
+                end)
+                while true do co() end
+            else
+                local n = 0
+                while true do n = n + 1 end
+            end
+        end"#,
     );
+    assert_neighbour_runs(app, &["plain", "nested", "yielding"]);
 }
 
 #[test]
