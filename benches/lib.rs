@@ -71,10 +71,7 @@ pub fn runtime(workers: usize) -> Runtime {
     };
     RuntimeBuilder::new()
         .frontend(lua_frontend())
-        .host(HostSpec {
-            name: HOST.into(),
-            workers,
-        })
+        .host(HostSpec::new(HOST, workers))
         .program(entry("bench:idle", IDLE))
         .program(entry("bench:spawner", SPAWNER))
         .program(entry("bench:sender", SENDER))

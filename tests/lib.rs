@@ -5,12 +5,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use warren_core::{Exit, HostSpec, Program, Runtime, RuntimeBuilder, SpawnRequest, Value};
+use warren_core::{
+    Exit, HostLimits, HostSpec, Program, Runtime, RuntimeBuilder, SpawnRequest, Value,
+};
 use warren_lua::{LuaProgram, MODULES, lua_frontend};
 use warren_wasm::{EngineConfig, Grants, WasmEngine, wasm_frontend};
 
 /// The host every test entry runs on.
 pub const HOST: &str = "test:host";
+
+/// The second host of every test runtime.
+pub const OTHER_HOST: &str = "test:other";
 
 /// How long a test process may run before the test fails instead of hanging.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -65,6 +70,8 @@ pub struct App {
     entries: Vec<(String, LuaProgram)>,
     programs: Vec<Program>,
     workers: usize,
+    limits: HostLimits,
+    other_limits: HostLimits,
 }
 
 impl App {
@@ -74,7 +81,21 @@ impl App {
             entries: Vec::new(),
             programs: Vec::new(),
             workers: 1,
+            limits: HostLimits::default(),
+            other_limits: HostLimits::default(),
         }
+    }
+
+    /// Sets the limits of the test host.
+    pub fn limits(mut self, limits: HostLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the limits of the second host, `test:other`.
+    pub fn other_limits(mut self, limits: HostLimits) -> Self {
+        self.other_limits = limits;
+        self
     }
 
     /// Uses `n` workers on the host.
@@ -122,14 +143,8 @@ impl App {
         let mut builder = RuntimeBuilder::new()
             .frontend(lua_frontend())
             .frontend(wasm_frontend())
-            .host(HostSpec {
-                name: HOST.into(),
-                workers: self.workers,
-            })
-            .host(HostSpec {
-                name: "test:other".into(),
-                workers: 1,
-            });
+            .host(HostSpec::new(HOST, self.workers).with_limits(self.limits))
+            .host(HostSpec::new(OTHER_HOST, 1).with_limits(self.other_limits));
         for (id, program) in self.entries {
             builder = builder.program(program.into_program(id));
         }

@@ -82,10 +82,7 @@ fn runtime() -> Runtime {
     RuntimeBuilder::new()
         .frontend(lua_frontend())
         .frontend(wasm_frontend())
-        .host(HostSpec {
-            name: HOST.into(),
-            workers: 1,
-        })
+        .host(HostSpec::new(HOST, 1))
         .program(echo.into_program("bench:echo"))
         .program(crasher.into_program("bench:crasher"))
         .program(kv.into_program("bench:kv"))

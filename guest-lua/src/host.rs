@@ -21,6 +21,7 @@ use warren_core::{
 
 use crate::convert::{from_lua, to_lua};
 use crate::program::LuaProgram;
+use crate::quota::{Accounts, Verdict};
 use crate::{json, timefmt};
 
 const KERNEL: &str = include_str!("kernel.lua");
@@ -61,10 +62,10 @@ impl Frontend for LuaVm {
     }
 }
 
-type Failure = (bool, &'static str, String);
+type Failure = (bool, &'static str, String, bool);
 
 fn failure(err: &ProcError) -> Failure {
-    (false, err.kind.name(), err.message.clone())
+    (false, err.kind.name(), err.message.clone(), err.retryable)
 }
 
 fn pid_of(raw: i64) -> Pid {
@@ -139,12 +140,16 @@ impl LuaVm {
         let raw_getmetatable: Function = debug.get("getmetatable")?;
         globals.set("debug", LuaValue::Nil)?;
         let h = lua.create_table()?;
-        register(&lua, &h, core, index)?;
-        crate::preempt::install(&lua, &h, KERNEL, crate::preempt::DEFAULT_CPU_SLICE)?;
+        register(&lua, &h, core.clone(), index)?;
+        let accounts = Rc::new(RefCell::new(Accounts::new(core.borrow().quota().clone())));
+        register_accounts(&lua, &h, &core, &accounts)?;
+        let slice = core.borrow().quota().limits.cpu_slice;
+        crate::preempt::install(&lua, &h, KERNEL, slice, accounts)?;
+
         let kernel: Table = lua
             .load(KERNEL)
             .set_name(crate::preempt::KERNEL_CHUNK)
-            .call((h.clone(), traceback, raw_getmetatable))?;
+            .call((h.clone(), traceback, raw_getmetatable, debug))?;
         let new_entry: Function = kernel.get("new_entry")?;
         lua.set_named_registry_value("warren.new_entry", new_entry)?;
         for name in ["dofile", "loadfile", "require", "package", "io"] {
@@ -153,6 +158,56 @@ impl LuaVm {
         let run: Function = kernel.get("run")?;
         Ok(LuaVm { _lua: lua, run })
     }
+}
+
+/// `H.enter`, `H.leave` and `H.measured` (see [`crate::quota`]); an exit
+/// forgets the process's account.
+fn register_accounts(
+    lua: &Lua,
+    h: &Table,
+    core: &CoreRef,
+    accounts: &Rc<RefCell<Accounts>>,
+) -> mlua::Result<()> {
+    fn verdict(lua: &Lua, v: Verdict) -> mlua::Result<MultiValue> {
+        match v {
+            Verdict::Fine => ().into_lua_multi(lua),
+            Verdict::Measure => true.into_lua_multi(lua),
+            Verdict::Kill(kind, message) => (kind.name(), message).into_lua_multi(lua),
+        }
+    }
+    let a = accounts.clone();
+    let enter = lua.create_function(move |lua, id: i64| {
+        a.borrow_mut().enter(lua, id);
+        Ok(())
+    })?;
+    h.set("enter", enter)?;
+    let a = accounts.clone();
+    let leave = lua.create_function(move |lua, (id, oom): (i64, bool)| {
+        let v = a.borrow_mut().leave(lua, id, oom);
+        verdict(lua, v)
+    })?;
+    h.set("leave", leave)?;
+    let a = accounts.clone();
+    let measured = lua.create_function(move |lua, (id, bytes, exact): (i64, f64, bool)| {
+        // Sizes arrive as floats (the kernel sums estimates); saturating casts.
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a size estimate"
+        )]
+        let bytes = bytes.max(0.0) as u64;
+        let v = a.borrow_mut().measured(id, bytes, exact);
+        verdict(lua, v)
+    })?;
+    h.set("measured", measured)?;
+    let (a, c) = (accounts.clone(), core.clone());
+    let exit = lua.create_function(move |_, (me, ok, rest): (i64, bool, Variadic<LuaValue>)| {
+        a.borrow_mut().remove(me);
+        let result = exit_result(ok, &rest);
+        c.borrow_mut().exit(pid_of(me), result);
+        Ok(())
+    })?;
+    h.set("exit", exit)
 }
 
 fn register(lua: &Lua, h: &Table, core: CoreRef, index: usize) -> mlua::Result<()> {
@@ -377,7 +432,29 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
         })();
         ok_or_failure(lua, result)
     };
-    h.set("spawn", lua.create_function(spawn)?)
+    h.set("spawn", lua.create_function(spawn)?)?;
+    register_mailbox(lua, h, core)
+}
+
+/// `H.admit` and `H.consumed` keep the host's count of each process's
+/// unread messages (`mailbox_limit`) right for sends inside this VM.
+fn register_mailbox(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let c = core.clone();
+    let admit = lua.create_function(move |lua, to: i64| {
+        ok_or_failure(lua, c.borrow_mut().admit_local(pid_of(to)).map(|()| true))
+    })?;
+    h.set("admit", admit)?;
+    let c = core.clone();
+    let consumed = lua.create_function(move |_, (me, n): (i64, u32)| {
+        c.borrow_mut().consumed(pid_of(me), n);
+        Ok(())
+    })?;
+    h.set("consumed", consumed)?;
+    let limit = core.borrow().quota().limits.max_message_bytes;
+    h.set(
+        "max_message_bytes",
+        i64::try_from(limit).unwrap_or(i64::MAX),
+    )
 }
 
 impl From<mlua::Error> for Wrapped {
@@ -423,8 +500,8 @@ fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
                 .map_err(|e| ProcError::new(ErrorKind::Invalid, e.to_string()))?;
             c.cancel(me, pid, reason)
         }),
-        ("terminate", |c, _, pid, _| {
-            c.terminate(pid, ProcError::terminated())
+        ("terminate", |c, me, pid, _| {
+            c.terminate(me, pid, ProcError::terminated())
         }),
     ];
     for (name, op) in ops {
@@ -449,13 +526,6 @@ fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
         Ok(c.borrow().trap_links(pid_of(me)))
     })?;
     h.set("trap", trap)?;
-    let c = core.clone();
-    let exit = lua.create_function(move |_, (me, ok, rest): (i64, bool, Variadic<LuaValue>)| {
-        let result = exit_result(ok, &rest);
-        c.borrow_mut().exit(pid_of(me), result);
-        Ok(())
-    })?;
-    h.set("exit", exit)?;
     let c = core.clone();
     let timer = lua.create_function(move |_, (me, id, ns): (i64, i64, i64)| {
         let delay = Duration::from_nanos(u64::try_from(ns).unwrap_or(0));

@@ -9,7 +9,7 @@
 -- shared, read-only table of frozen libraries); kernel state is reachable by
 -- no process; an error in a process ends that process only.
 
-local H, traceback, raw_getmetatable = ...
+local H, traceback, raw_getmetatable, dbg = ...
 
 local type, pairs, next, select, error, pcall, tostring, tonumber =
     type, pairs, next, select, error, pcall, tostring, tonumber
@@ -24,12 +24,20 @@ local load, collectgarbage = load, collectgarbage
 
 local H_next, H_send, H_spawn, H_exit = H.next, H.send, H.spawn, H.exit
 local H_timer, H_log = H.timer, H.log
+local H_admit, H_consumed = H.admit, H.consumed
+local H_enter, H_leave, H_measured = H.enter, H.leave, H.measured
+-- The error Lua raises when an allocation does not fit under the ceiling
+-- the host sets for the running process; the sandbox lets no process
+-- catch it (see quota.rs).
+local MEMERR = "not enough memory"
+-- This VM's host's max_message_bytes (a VM serves one host).
+local MAX_MESSAGE_BYTES = H.max_message_bytes
 
 local BLOCK = setmetatable({}, { __metatable = false, __tostring = function() return "blocked" end })
 local UPGRADE = {} -- yielded by process.upgrade: replace this process's code
 -- Yielded upward by a coroutine whose nested coroutine was preempted.
 local PREEMPT = setmetatable({}, { __metatable = false, __tostring = function() return "preempted" end })
-local H_preempted = H.preempted
+local H_preempted, H_doomed = H.preempted, H.doomed
 local CLOSED = {}
 local NIL = {}
 
@@ -106,6 +114,25 @@ local function push_waiter(q, w)
 end
 
 ---------------------------------------------------------------------------
+-- Mailbox depth: every message sent to a process was counted by the host
+-- (mailbox_limit); taking one out of its inbox or a listen channel is
+-- reported back, in one call per process at the end of each run.
+---------------------------------------------------------------------------
+local TAKEN = {} -- processes with messages taken since the last report
+local function note_taken(p)
+    local n = p.taken
+    if n then p.taken = n + 1 else p.taken = 1; TAKEN[#TAKEN + 1] = p end
+end
+local function report_taken()
+    for i = 1, #TAKEN do
+        local p = TAKEN[i]
+        TAKEN[i] = nil
+        if not p.dead then H_consumed(p.id, p.taken) end
+        p.taken = nil
+    end
+end
+
+---------------------------------------------------------------------------
 -- Channels: opaque proxies; state lives in a kernel-private table.
 ---------------------------------------------------------------------------
 local CH = setmetatable({}, { __mode = "k" })
@@ -131,6 +158,7 @@ local function try_recv(s)
     local buf = s.buf
     if buf.h <= buf.t then
         local v = qpop(buf)
+        if s.mb then note_taken(s.mb) end
         local w = live_pop(s.sq)
         if w then
             qpush(buf, w.v)
@@ -170,6 +198,7 @@ end
 local function deliver(s, v)
     local w = live_pop(s.rq)
     if w then
+        if s.mb then note_taken(s.mb) end
         wake(w.cr, v, true, s.proxy)
     else
         if v == nil then v = NIL end
@@ -369,7 +398,14 @@ local function host_chan(p, key)
     end
     return s
 end
-local function inbox_state(p) return host_chan(p, "inbox") end
+local function inbox_state(p)
+    local s = p.inbox
+    if not s then
+        s = host_chan(p, "inbox")
+        s.mb = p -- holds messages: taking one is reported
+    end
+    return s
+end
 local function events_state(p) return host_chan(p, "events") end
 
 -- A per-process table made on first use, so idle processes carry none.
@@ -492,6 +528,95 @@ local function finished(cr, r1, r2)
     end
 end
 
+---------------------------------------------------------------------------
+-- Measuring a process: what it can reach, for memory_per_process.
+---------------------------------------------------------------------------
+local d_getlocal, d_getupvalue, d_getinfo = dbg.getlocal, dbg.getupvalue, dbg.getinfo
+local KERNEL_SOURCE = d_getinfo(1, "S").source
+-- Objects every process shares (libraries, kernel tables): never charged.
+local NOT_OWNED = setmetatable({}, { __mode = "k" })
+-- Rough sizes of Lua 5.4 objects on a 64-bit build, in bytes.
+local SIZE_TABLE, SIZE_SLOT, SIZE_STRING, SIZE_FUNCTION, SIZE_THREAD, SIZE_LOCAL =
+    56, 32, 24, 48, 200, 16
+
+-- Frames of one coroutine looked at: reaching frame n costs n steps.
+local MAX_LEVELS = 1000
+
+-- Pushes what the frames of `th` hold; false if it is too deep to look at
+-- every frame.
+local function measure_thread(th, push)
+    local level = 0
+    while true do
+        if level >= MAX_LEVELS then return false end
+        local info = d_getinfo(th, level, "f")
+        if not info then return true end
+        push(info.func)
+        local i = 1
+        while true do
+            local name, v = d_getlocal(th, level, i)
+            if name == nil then break end
+            push(v)
+            i = i + 1
+        end
+        level = level + 1
+    end
+end
+
+-- About how many bytes `p` holds: everything reachable from its globals,
+-- coroutines and mailbox that no other process shares. Kernel functions
+-- are not looked into (their upvalues reach every process). The second
+-- result is false when a coroutine was too deep to look at completely.
+local function measure(p)
+    local seen = { [p.entry] = true }
+    local stack, n, total, exact = {}, 0, 0, true
+    local function push(v)
+        local t = type(v)
+        if (t == "table" or t == "string" or t == "function" or t == "thread")
+            and not seen[v] and not NOT_OWNED[v] then
+            seen[v] = true
+            n = n + 1
+            stack[n] = v
+        end
+    end
+    push(p)
+    while n > 0 do
+        local v = stack[n]
+        stack[n] = nil
+        n = n - 1
+        local t = type(v)
+        if t == "string" then
+            total = total + SIZE_STRING + #v
+        elseif t == "table" then
+            total = total + SIZE_TABLE
+            for k, x in next, v do
+                total = total + SIZE_SLOT
+                push(k)
+                push(x)
+            end
+            push(raw_getmetatable(v))
+            push(CH[v])
+        elseif t == "function" then
+            total = total + SIZE_FUNCTION
+            if d_getinfo(v, "S").source ~= KERNEL_SOURCE then
+                local i = 1
+                while true do
+                    local name, x = d_getupvalue(v, i)
+                    if name == nil then break end
+                    push(x)
+                    i = i + 1
+                end
+            end
+        else
+            total = total + SIZE_THREAD
+            exact = measure_thread(v, function(x)
+                total = total + SIZE_LOCAL
+                push(x)
+            end) and exact
+        end
+    end
+    return total, exact
+end
+
 -- Set when a process used up its slice: the worker gets control back to
 -- fire timers and run its other front-ends before anything else runs.
 local slice_over = false
@@ -505,8 +630,15 @@ local function resume_one()
     local p = cr.p
     p.nready = p.nready - 1
     current = cr
+    H_enter(p.id)
     local ok, r1, r2, r3 = co_resume(cr.th, a, b, c)
     current = nil
+    local kind, why = H_leave(p.id, not ok and r1 == MEMERR)
+    if kind == true then kind, why = H_measured(p.id, measure(p)) end
+    if kind then
+        exit_proc(p, false, mkerr(kind, why))
+        return
+    end
     if ok and (r1 == PREEMPT or (r1 == nil and H_preempted(cr.th))) then
         wake(cr) -- preempted: behind everything already runnable
         slice_over = true
@@ -604,16 +736,23 @@ local function run(budget)
     while true do
         while handle(H_next()) do end
         local batch = rq_tail - rq_head + 1
-        if batch <= 0 then return false end
+        if batch <= 0 then
+            report_taken()
+            return false
+        end
         for _ = 1, batch do
             resume_one()
             if slice_over then
                 slice_over = false
+                report_taken()
                 return true
             end
         end
         done = done + batch
-        if done >= budget then return true end
+        if done >= budget then
+            report_taken()
+            return true
+        end
     end
 end
 
@@ -632,9 +771,9 @@ local function check_str(v, what, level)
     end
 end
 
-local function ok_or_err(ok, kind, msg)
+local function ok_or_err(ok, kind, msg, retryable)
     if ok then return ok end
-    return nil, mkerr(kind, msg)
+    return nil, mkerr(kind, msg, retryable)
 end
 
 local process = { event = EVENT, registry = {} }
@@ -645,9 +784,9 @@ local function spawner(link, monitor)
     return function(id, host, ...)
         check_str(id, "process.spawn: entry id", 2)
         check_str(host, "process.spawn: host", 2)
-        local pid, kind, msg = H_spawn(me().id, id, host, link, monitor, ...)
+        local pid, kind, msg, retryable = H_spawn(me().id, id, host, link, monitor, ...)
         if pid then return pid end
-        return nil, mkerr(kind, msg)
+        return nil, mkerr(kind, msg, retryable)
     end
 end
 process.spawn = spawner(false, false)
@@ -681,6 +820,11 @@ end
 local COPY_FAIL = {}
 local MAX_DEPTH = 64
 local copy_table
+-- Bytes the message being copied counts as (the host's wire_size rules).
+local copy_bytes = 0
+local function too_big()
+    return COPY_FAIL, s_format("message payloads exceed max_message_bytes (%d)", MAX_MESSAGE_BYTES), ""
+end
 
 local function segment(k)
     local t = type(k)
@@ -694,8 +838,15 @@ end
 local function copy_value(v, depth, open)
     local t = type(v)
     if t == "table" then return copy_table(v, depth, open) end
-    if t == "function" or t == "thread" or t == "userdata" then
+    if t == "string" then
+        copy_bytes = copy_bytes + 5 + #v
+        if copy_bytes > MAX_MESSAGE_BYTES then return too_big() end
+    elseif t == "number" then
+        copy_bytes = copy_bytes + 9
+    elseif t == "function" or t == "thread" or t == "userdata" then
         return COPY_FAIL, t .. " cannot be sent", ""
+    else
+        copy_bytes = copy_bytes + 1
     end
     return v
 end
@@ -709,12 +860,15 @@ copy_table = function(t, depth, open)
     local tag = mt and rawget(mt, "__warren")
     if tag then return COPY_FAIL, tag .. " cannot be sent", "" end
     open[t] = true
+    copy_bytes = copy_bytes + 5
     local out = {}
     for k, v in next, t do
         local kt = type(k)
         if kt == "table" or kt == "function" or kt == "thread" or kt == "userdata" then
             return COPY_FAIL, "a " .. kt .. " key cannot be sent", ""
         end
+        if kt == "string" then copy_bytes = copy_bytes + 5 + #k end
+        if copy_bytes > MAX_MESSAGE_BYTES then return too_big() end
         local c, reason, path = copy_value(v, depth + 1, open)
         if c == COPY_FAIL then return COPY_FAIL, reason, segment(k) .. path end
         out[k] = c
@@ -756,14 +910,19 @@ local function send_local(from, target, topic, n, ...)
     if s_sub(topic, 1, 1) == "@" then
         return nil, mkerr("INVALID", s_format("topic %q is reserved: topics starting with '@' are for the runtime", topic))
     end
+    copy_bytes = 0
     if n == 1 then
         local c, reason = copy_one((...), "payload")
         if c == COPY_FAIL then return nil, mkerr("INVALID", reason) end
+        local ok, kind, msg, retryable = H_admit(target.id)
+        if not ok then return nil, mkerr(kind, msg, retryable) end
         on_msg(target, topic, from.pid, c)
         return true
     end
     local out, reason = copy_many(n, ...)
     if out == COPY_FAIL then return nil, mkerr("INVALID", reason) end
+    local ok, kind, msg, retryable = H_admit(target.id)
+    if not ok then return nil, mkerr(kind, msg, retryable) end
     on_msg(target, topic, from.pid, t_unpack(out, 1, n))
     return true
 end
@@ -792,6 +951,7 @@ function process.listen(topic)
     local s = p.listens[topic]
     if not s then
         s = chan_state(0, true)
+        s.mb = p
         p.listens[topic] = s
     end
     return s.proxy
@@ -802,7 +962,12 @@ function process.unlisten(ch)
     local s = state_of(ch, 2)
     if p.listens then
         for topic, ls in pairs(p.listens) do
-            if ls == s then p.listens[topic] = nil end
+            if ls == s then
+                p.listens[topic] = nil
+                -- What it still buffers no longer counts against the mailbox.
+                for _ = 1, qlen(ls.buf) do note_taken(p) end
+                ls.mb = nil
+            end
         end
     end
     return true
@@ -858,6 +1023,7 @@ end
 -- coroutine: scheduler-aware resume/wrap, plus coroutine.spawn.
 ---------------------------------------------------------------------------
 local function resume_step(co, ok, first, ...)
+    if not ok and (first == MEMERR or H_doomed()) then error(first, 0) end
     if ok and co_status(co) == "suspended" then
         if first == BLOCK or first == UPGRADE or first == PREEMPT then
             return resume_step(co, co_resume(co, co_yield(first, ...)))
@@ -1147,13 +1313,22 @@ local function lprint(...)
     H_log(me().id, "info", t_concat(parts, "\t"))
 end
 
+-- A memory-limit error, or the error that ends a process past its CPU
+-- budget, passes through every protected call: the process ends (quota.rs).
+local function no_oom(ok, ...)
+    if not ok and ((...) == MEMERR or H_doomed()) then error((...), 0) end
+    return ok, ...
+end
+local function safe_pcall(f, ...) return no_oom(pcall(f, ...)) end
+local function safe_xpcall(f, handler, ...) return no_oom(xpcall(f, handler, ...)) end
+
 local real_string = string
 real_string.dump = nil
 local os_subset = { time = os.time, date = os.date, clock = os.clock, difftime = os.difftime }
 
 local GLOBALS = {
-    assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = pcall,
-    select = select, tonumber = tonumber, tostring = tostring, type = type, xpcall = xpcall,
+    assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = safe_pcall,
+    select = select, tonumber = tonumber, tostring = tostring, type = type, xpcall = safe_xpcall,
     rawequal = rawequal, rawget = rawget, rawlen = rawlen, rawset = safe_rawset,
     setmetatable = safe_setmetatable, getmetatable = getmetatable, load = safe_load,
     collectgarbage = safe_collectgarbage, print = lprint, require = require_module,
@@ -1174,6 +1349,23 @@ ENV_MT = { __index = GLOBALS, __metatable = false }
 local smt = getmetatable("")
 smt.__index = real_string
 smt.__metatable = false
+
+-- What every process shares is nobody's memory.
+do
+    local todo = { GLOBALS, ENV_MT, smt, _ENV }
+    while #todo > 0 do
+        local t = table.remove(todo)
+        if not NOT_OWNED[t] then
+            NOT_OWNED[t] = true
+            for k, v in next, t do
+                if type(k) == "table" then todo[#todo + 1] = k end
+                if type(v) == "table" then todo[#todo + 1] = v end
+            end
+            local mt = raw_getmetatable(t)
+            if mt then todo[#todo + 1] = mt end
+        end
+    end
+end
 
 -- Entry records are built by the host on first start (see lib.rs).
 local function new_entry(id, chunk, method, modules)

@@ -13,6 +13,7 @@ mod host;
 mod json;
 mod preempt;
 mod program;
+mod quota;
 mod timefmt;
 
 pub use convert::{ConvertError, MAX_DEPTH, from_lua, to_lua};

@@ -66,13 +66,10 @@ fn try_receive(chan: &mut ChannelRes, mb: &mut Mailbox) -> Try {
             None if *closed => return Try::Ready(None),
             None => return Try::Blocked { live: false },
         },
-        ChannelRes::Inbox => mb
-            .messages
-            .pop_front()
-            .map(|m| Item::Message(wit_message(m))),
+        ChannelRes::Inbox => mb.take_message().map(|m| Item::Message(wit_message(m))),
         ChannelRes::Events => mb.events.pop_front().map(|e| Item::Event(wit_event(e))),
-        ChannelRes::Topic(topic) => match mb.topics.get_mut(topic.as_str()) {
-            Some(queue) => queue.pop_front().map(|v| Item::Value(encode(&v))),
+        ChannelRes::Topic(topic) => match mb.take_topic(topic) {
+            Some(v) => v.map(|v| Item::Value(encode(&v))),
             None => return Try::Ready(None),
         },
         ChannelRes::Timer { id, done } => {
@@ -205,7 +202,7 @@ impl HostChannel for ProcState {
         match chan {
             ChannelRes::Local { closed, .. } => *closed = true,
             ChannelRes::Topic(topic) => {
-                lock(&mailbox).topics.remove(topic.as_str());
+                lock(&mailbox).drop_topic(topic);
             }
             ChannelRes::Timer { id, done } => {
                 stop_timer(&mut lock(&mailbox), *id, done);

@@ -7,17 +7,24 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use warren_core::{CoreRef, ErrorKind, Exit, Frontend, Item, Pid, ProcError, Program, Value};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::runtime::with_ambient_tokio_runtime;
 
 use crate::host::from_wit_kind;
+use crate::limiter::{ProcLimiter, QuotaExceeded};
 use crate::payload::{decode, encode};
 use crate::program::WasmProgram;
+use crate::program::slice_ticks;
 use crate::state::{Mailbox, MailboxRef, ProcState, install_core, lock};
+
+/// Most handles (channels, timers, WASI streams) one component may hold at
+/// once: each is host memory that no linear-memory limit counts.
+pub const MAX_RESOURCES: usize = 10_000;
 
 type ProcFuture = Pin<Box<dyn Future<Output = Exit>>>;
 
@@ -26,6 +33,8 @@ struct Proc {
     mailbox: MailboxRef,
     /// Wakes the process when a WASI call finishes on another thread.
     waker: Waker,
+    /// Time spent running it so far, against its host's `cpu_budget`.
+    cpu: Duration,
 }
 
 pub(crate) struct WasmDriver {
@@ -100,21 +109,23 @@ impl WasmDriver {
                 return;
             }
         };
-        let mut limits = StoreLimitsBuilder::new().trap_on_grow_failure(true);
-        if let Some(bytes) = code.grants.memory {
-            limits = limits.memory_size(usize::try_from(bytes).unwrap_or(usize::MAX));
-        }
+        let quota = self.core.borrow().quota().clone();
+        let slice = slice_ticks(quota.limits.cpu_slice);
+        // An entry's own `limits.memory` overrides its host's default.
+        let max_memory = code
+            .grants
+            .memory
+            .unwrap_or(quota.limits.memory_per_process);
         let mailbox: MailboxRef = Arc::new(std::sync::Mutex::new(Mailbox::default()));
         let state = ProcState {
             pid,
             mailbox: mailbox.clone(),
             next_timer: 0,
             wasi,
-            table: ResourceTable::new(),
-            limits: limits.build(),
+            table: resource_table(),
+            limits: ProcLimiter::new(quota, max_memory),
         };
         let pre = code.pre.clone();
-        let slice = code.slice_ticks;
         let args: Vec<Vec<u8>> = args.iter().map(encode).collect();
         let future = async move {
             let mut store = Store::new(pre.engine(), state);
@@ -124,6 +135,9 @@ impl WasmDriver {
             store.set_epoch_deadline(slice);
             store.epoch_deadline_callback(move |_| Ok(UpdateDeadline::Yield(slice)));
             let trap = |e: wasmtime::Error| {
+                if let Some(quota) = e.downcast_ref::<QuotaExceeded>() {
+                    return quota.reason();
+                }
                 let message = match stderr.text() {
                     Some(said) => format!("trap: {e:#} (guest stderr: {said})"),
                     None => format!("trap: {e:#}"),
@@ -154,6 +168,7 @@ impl WasmDriver {
                 future: Box::pin(future),
                 mailbox,
                 waker: self.core.borrow().waker(pid),
+                cpu: Duration::ZERO,
             },
         );
         self.wake(pid);
@@ -164,20 +179,55 @@ impl WasmDriver {
             return;
         };
         let mut cx = Context::from_waker(&proc.waker);
+        let started = Instant::now();
         // WASI calls that need an async runtime (file streams, clocks) get
         // wasmtime-wasi's shared one; they wake the process when done. A
         // host call that panics ends this process only, never the worker.
         let polled = catch_unwind(AssertUnwindSafe(|| {
             with_ambient_tokio_runtime(|| proc.future.as_mut().poll(&mut cx))
         }));
+        proc.cpu += started.elapsed();
+        let taken = std::mem::take(&mut lock(&proc.mailbox).taken);
+        if taken > 0 {
+            self.core.borrow_mut().consumed(pid, taken);
+        }
         let exit = match polled {
-            Ok(Poll::Pending) => return,
+            Ok(Poll::Pending) => match over_budget(&self.core, proc.cpu) {
+                Some(reason) => Err(reason),
+                None => return,
+            },
             Ok(Poll::Ready(exit)) => exit,
             Err(panic) => Err(host_panic(panic.as_ref())),
         };
         self.procs.remove(&pid);
         self.core.borrow_mut().exit(pid, exit);
     }
+}
+
+/// A process's handle table, capped at [`MAX_RESOURCES`].
+fn resource_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    table
+}
+
+/// The exit reason of a process that used more CPU than its host's
+/// `cpu_budget`, if it did.
+fn over_budget(core: &CoreRef, used: Duration) -> Option<ProcError> {
+    let core = core.borrow();
+    let quota = core.quota();
+    let budget = quota.limits.cpu_budget?;
+    (used > budget).then(|| {
+        ProcError::new(
+            ErrorKind::RateLimited,
+            format!(
+                "cpu budget exceeded: ran {} ms, over the cpu_budget of host '{}' ({} ms)",
+                used.as_millis(),
+                quota.name,
+                budget.as_millis()
+            ),
+        )
+    })
 }
 
 fn host_panic(panic: &(dyn std::any::Any + Send)) -> ProcError {

@@ -15,7 +15,7 @@ use crate::bindings::warren::process::types::{
 };
 use crate::channel::ChannelRes;
 use crate::payload::{decode, encode};
-use crate::state::{ProcState, lock, with_core};
+use crate::state::{Mailbox, ProcState, lock, with_core};
 
 fn kind(k: ErrorKind) -> WitKind {
     match k {
@@ -244,7 +244,7 @@ impl Host for ProcState {
     }
 
     async fn receive(&mut self, timeout_ns: Option<u64>) -> Option<wit::Message> {
-        self.wait_for(timeout_ns, |mb| mb.messages.pop_front())
+        self.wait_for(timeout_ns, Mailbox::take_message)
             .await
             .map(wit_message)
     }
@@ -258,7 +258,7 @@ impl Host for ProcState {
     async fn wait(&mut self, timeout_ns: Option<u64>) -> Wake {
         let found = self
             .wait_for(timeout_ns, |mb| {
-                if let Some(m) = mb.messages.pop_front() {
+                if let Some(m) = mb.take_message() {
                     return Some(Wake::Message(wit_message(m)));
                 }
                 mb.events.pop_front().map(|e| Wake::Event(wit_event(e)))
@@ -291,7 +291,7 @@ impl Host for ProcState {
 
     async fn unlisten(&mut self, ch: Resource<ChannelRes>) {
         if let Ok(ChannelRes::Topic(topic)) = self.table.get(&ch) {
-            lock(&self.mailbox).topics.remove(topic.as_str());
+            lock(&self.mailbox).drop_topic(topic);
         }
     }
 
@@ -335,7 +335,7 @@ impl Host for ProcState {
 
     async fn terminate(&mut self, target: String) -> Result<(), WitError> {
         let to = self.target(&target)?;
-        self.core_call(|c, _| c.terminate(to, ProcError::terminated()))
+        self.core_call(|c, me| c.terminate(me, to, ProcError::terminated()))
     }
 
     async fn set_trap_links(&mut self, trap: bool) {

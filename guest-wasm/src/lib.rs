@@ -12,15 +12,18 @@ mod bindings;
 mod channel;
 mod driver;
 mod host;
+mod limiter;
 mod payload;
 mod program;
 mod state;
 mod wasi;
 
 pub use channel::MAX_CHANNEL_CAPACITY;
+pub use driver::MAX_RESOURCES;
+pub use limiter::MAX_TABLE_ELEMENTS;
 pub use payload::{decode, encode};
 pub use program::{
-    DEFAULT_CPU_SLICE, DEFAULT_MAX_MEMORY, DEFAULT_POOL_SIZE, EPOCH_TICK, EngineConfig,
-    WIT_PACKAGE, WIT_VERSION, WasmEngine, WasmError, WasmProgram, wasm_frontend,
+    DEFAULT_MAX_MEMORY, DEFAULT_POOL_SIZE, EPOCH_TICK, EngineConfig, WIT_PACKAGE, WIT_VERSION,
+    WasmEngine, WasmError, WasmProgram, wasm_frontend,
 };
 pub use wasi::{DirGrant, Grants, MAX_LOG_LINE};

@@ -32,11 +32,6 @@ pub const DEFAULT_MAX_MEMORY: u64 = 64 << 20;
 /// How often the engine's epoch advances: the granularity of preemption.
 pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// Default time a component runs without blocking before it is preempted
-/// so that its neighbours on the worker run: an infinite loop in one guest
-/// delays the others by at most this much at a time.
-pub const DEFAULT_CPU_SLICE: std::time::Duration = std::time::Duration::from_millis(5);
-
 /// Guard region after each pooled memory slot, so that most bounds checks
 /// are done by the MMU.
 const POOL_GUARD: u64 = 32 << 20;
@@ -51,8 +46,6 @@ pub struct EngineConfig {
     pub pool_size: u32,
     /// Largest linear memory any component may have; the pooled slot size.
     pub max_memory: u64,
-    /// How long a component runs without blocking before it is preempted.
-    pub cpu_slice: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -61,7 +54,6 @@ impl Default for EngineConfig {
             cache_dir: None,
             pool_size: DEFAULT_POOL_SIZE,
             max_memory: DEFAULT_MAX_MEMORY,
-            cpu_slice: DEFAULT_CPU_SLICE,
         }
     }
 }
@@ -170,10 +162,10 @@ pub struct WasmEngine {
     linker: Linker<ProcState>,
     max_memory: u64,
     cache: Option<Cache>,
-    slice_ticks: u64,
 }
 
-fn slice_ticks(slice: std::time::Duration) -> u64 {
+/// Epoch ticks in a host's `cpu_slice` (at least one).
+pub(crate) fn slice_ticks(slice: std::time::Duration) -> u64 {
     let ticks = slice.as_nanos() / EPOCH_TICK.as_nanos().max(1);
     u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
 }
@@ -216,7 +208,6 @@ impl WasmEngine {
             linker,
             max_memory: options.max_memory,
             cache,
-            slice_ticks: slice_ticks(options.cpu_slice),
         }))
     }
 
@@ -265,7 +256,6 @@ impl WasmEngine {
         Ok(WasmProgram {
             pre,
             grants: Arc::new(grants),
-            slice_ticks: self.slice_ticks,
         })
     }
 }
@@ -303,8 +293,6 @@ fn check_import(path: &Path, name: &str, grants: &Grants) -> Result<(), WasmErro
 pub struct WasmProgram {
     pub(crate) pre: ProcessPre<ProcState>,
     pub(crate) grants: Arc<Grants>,
-    /// Epoch ticks a process runs before it yields to its neighbours.
-    pub(crate) slice_ticks: u64,
 }
 
 impl WasmProgram {

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use warren_core::{Core, CoreRef, Event, Message, Pid, Value};
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -23,12 +22,39 @@ pub(crate) struct Mailbox {
     pub fired: FxHashSet<u64>,
     /// Timers whose wait ended another way; their fire is ignored.
     pub abandoned: FxHashSet<u64>,
+    /// Messages taken since the driver last told the core (`mailbox_limit`).
+    pub taken: u32,
 }
 
 /// Shared between a process's store and the driver.
 pub(crate) type MailboxRef = Arc<Mutex<Mailbox>>;
 
 impl Mailbox {
+    /// Takes the oldest inbox message.
+    pub fn take_message(&mut self) -> Option<Message> {
+        let m = self.messages.pop_front()?;
+        self.taken += 1;
+        Some(m)
+    }
+
+    /// Takes the oldest payload that arrived for a listened `topic`; `None`
+    /// as the outer value when the topic is not listened to.
+    pub fn take_topic(&mut self, topic: &str) -> Option<Option<Value>> {
+        let v = self.topics.get_mut(topic)?.pop_front();
+        if v.is_some() {
+            self.taken += 1;
+        }
+        Some(v)
+    }
+
+    /// Stops listening to `topic`; what it still buffers is dropped.
+    pub fn drop_topic(&mut self, topic: &str) {
+        if let Some(queue) = self.topics.remove(topic) {
+            let n = u32::try_from(queue.len()).unwrap_or(u32::MAX);
+            self.taken = self.taken.saturating_add(n);
+        }
+    }
+
     /// Queues a message: on its topic's `listen` channel if there is one
     /// (one payload as itself, several as an array), else in the inbox.
     pub fn deliver(&mut self, mut message: Message) {
@@ -58,7 +84,7 @@ pub(crate) struct ProcState {
     pub next_timer: u64,
     pub wasi: WasiCtx,
     pub table: ResourceTable,
-    pub limits: StoreLimits,
+    pub limits: crate::limiter::ProcLimiter,
 }
 
 impl WasiView for ProcState {

@@ -4,12 +4,14 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
-use warren_config::{App, WasmEntry};
-use warren_core::{HostSpec, Pid, Program, Runtime, RuntimeBuilder, SpawnRequest, Value};
+use warren_config::{App, HostEntry, WasmEntry};
+use warren_core::{
+    HostLimits, HostSpec, Pid, Program, Runtime, RuntimeBuilder, SpawnRequest, Value,
+};
 use warren_lua::{LuaProgram, MODULES, lua_frontend};
 use warren_wasm::{
-    DEFAULT_CPU_SLICE, DEFAULT_MAX_MEMORY, DEFAULT_POOL_SIZE, DirGrant, EngineConfig, Grants,
-    WasmEngine, wasm_frontend,
+    DEFAULT_MAX_MEMORY, DEFAULT_POOL_SIZE, DirGrant, EngineConfig, Grants, WasmEngine,
+    wasm_frontend,
 };
 
 use crate::Failure;
@@ -113,20 +115,10 @@ pub(crate) fn wasm_engine(app: Option<&App>) -> Result<std::sync::Arc<WasmEngine
         })?,
         Err(_) => DEFAULT_POOL_SIZE,
     };
-    // The engine preempts every component on one schedule: the shortest
-    // `cpu_slice` any host asks for.
-    let cpu_slice = app
-        .into_iter()
-        .flat_map(|a| a.hosts())
-        .filter_map(|(_, h)| h.limits.cpu_slice)
-        .filter_map(|ns| u64::try_from(ns).ok())
-        .min()
-        .map_or(DEFAULT_CPU_SLICE, std::time::Duration::from_nanos);
     let config = EngineConfig {
         cache_dir: cache,
         pool_size,
         max_memory: largest.max(DEFAULT_MAX_MEMORY),
-        cpu_slice,
     };
     WasmEngine::new(&config).map_err(|e| Failure::failed(e.into()))
 }
@@ -167,10 +159,7 @@ fn run_single(program: Program, args: Vec<Value>) -> Result<(), Failure> {
     let runtime = RuntimeBuilder::new()
         .frontend(lua_frontend())
         .frontend(wasm_frontend())
-        .host(HostSpec {
-            name: DEFAULT_HOST.into(),
-            workers: default_workers(),
-        })
+        .host(HostSpec::new(DEFAULT_HOST, default_workers()))
         .program(program)
         .start()
         .context("cannot start the runtime")
@@ -191,6 +180,26 @@ fn run_script(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<(),
     run_single(program.into_program(SCRIPT_ENTRY), args)
 }
 
+/// The quotas of host entry `h`: its `limits:` over the defaults.
+pub(crate) fn host_limits(h: &HostEntry) -> HostLimits {
+    let d = HostLimits::default();
+    let l = &h.limits;
+    let nanos = |ns: i64| std::time::Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
+    let count = |v: Option<u64>| v.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    HostLimits {
+        max_processes: count(l.max_processes).unwrap_or(d.max_processes),
+        memory_per_process: l.memory_per_process.unwrap_or(d.memory_per_process),
+        memory_total: l.memory_total.unwrap_or(d.memory_total),
+        cpu_slice: l.cpu_slice.map_or(d.cpu_slice, nanos),
+        cpu_budget: l.cpu_budget.map(nanos),
+        max_message_bytes: count(l.max_message_bytes).unwrap_or(d.max_message_bytes),
+        mailbox_limit: l
+            .mailbox_limit
+            .map_or(d.mailbox_limit, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        allow_hosts: h.allow_hosts.clone(),
+    }
+}
+
 /// A runtime with the app's hosts (or the default host) and every Lua entry.
 pub(crate) fn build_runtime(app: &App) -> Result<Runtime, Failure> {
     let mut builder = RuntimeBuilder::new()
@@ -199,17 +208,11 @@ pub(crate) fn build_runtime(app: &App) -> Result<Runtime, Failure> {
     let mut any_host = false;
     for (name, h) in app.hosts() {
         let workers = h.workers.unwrap_or_else(default_workers);
-        builder = builder.host(HostSpec {
-            name: name.to_owned(),
-            workers,
-        });
+        builder = builder.host(HostSpec::new(name, workers).with_limits(host_limits(h)));
         any_host = true;
     }
     if !any_host {
-        builder = builder.host(HostSpec {
-            name: DEFAULT_HOST.into(),
-            workers: default_workers(),
-        });
+        builder = builder.host(HostSpec::new(DEFAULT_HOST, default_workers()));
     }
     for (id, lua) in app.lua_entries() {
         let mut program = LuaProgram::new(lua.path.display().to_string(), lua.source.as_str());

@@ -85,6 +85,7 @@ struct HostYaml {
     _kind: String,
     host: Option<HostOptions>,
     limits: Option<LimitsYaml>,
+    allow_hosts: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +103,7 @@ struct LimitsYaml {
     cpu_slice: Option<String>,
     max_message_bytes: Option<Yaml>,
     mailbox_limit: Option<u64>,
+    cpu_budget: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -496,27 +498,37 @@ impl Ctx<'_> {
             Some(l) => self.limits(id, l)?,
             None => Limits::default(),
         };
-        Ok(HostEntry { workers, limits })
+        Ok(HostEntry {
+            workers,
+            limits,
+            allow_hosts: y.allow_hosts,
+        })
     }
 
     fn limits(&self, id: &str, l: LimitsYaml) -> Result<Limits, ConfigError> {
         let size = |key: &str, v: Option<Yaml>| self.size(id, key, v);
-        let cpu_slice = match l.cpu_slice {
-            Some(text) => Some(
-                warren_core::duration::parse(&text)
-                    .ok()
-                    .filter(|ns| *ns > 0)
-                    .ok_or_else(|| {
-                        self.key_error(
-                            id,
-                            "limits.cpu_slice",
-                            format!("invalid positive duration {text:?}"),
-                        )
-                    })?,
-            ),
-            None => None,
+        let positive = |key: &str, v: Option<String>| match v {
+            Some(text) => warren_core::duration::parse(&text)
+                .ok()
+                .filter(|ns| *ns > 0)
+                .map(Some)
+                .ok_or_else(|| {
+                    self.key_error(id, key, format!("invalid positive duration {text:?}"))
+                }),
+            None => Ok(None),
         };
+        let cpu_slice = positive("limits.cpu_slice", l.cpu_slice)?;
+        let cpu_budget = positive("limits.cpu_budget", l.cpu_budget)?;
+        for (key, value) in [
+            ("limits.max_processes", l.max_processes),
+            ("limits.mailbox_limit", l.mailbox_limit),
+        ] {
+            if value == Some(0) {
+                return Err(self.key_error(id, key, "must be at least 1"));
+            }
+        }
         Ok(Limits {
+            cpu_budget,
             max_processes: l.max_processes,
             memory_per_process: size("limits.memory_per_process", l.memory_per_process)?,
             memory_total: size("limits.memory_total", l.memory_total)?,

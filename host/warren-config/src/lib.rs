@@ -36,6 +36,8 @@ pub struct Limits {
     pub max_message_bytes: Option<u64>,
     /// Queued messages before senders get `RATE_LIMITED`.
     pub mailbox_limit: Option<u64>,
+    /// Nanoseconds of CPU a process may use in all before it is killed.
+    pub cpu_budget: Option<i64>,
 }
 
 /// A Lua process entry.
@@ -84,6 +86,8 @@ pub struct HostEntry {
     pub workers: Option<usize>,
     /// Quotas.
     pub limits: Limits,
+    /// Other hosts its processes may spawn on or send to (`None`: all).
+    pub allow_hosts: Option<Vec<String>>,
 }
 
 /// What an entry is.
@@ -197,6 +201,20 @@ impl App {
                         "lifecycle.requires",
                         format!("'{dep}' is not a process.service entry"),
                     ));
+                }
+            }
+        }
+        for (id, host) in self.hosts() {
+            for other in host.allow_hosts.iter().flatten() {
+                if !matches!(self.kind_of(other), Some(EntryKind::Host(_))) {
+                    problems.push(ConfigError::Key {
+                        file: self.entries[id].file.clone(),
+                        entry: id.to_owned(),
+                        key: "allow_hosts".into(),
+                        message: format!(
+                            "'{other}' is not a process.host entry of this application"
+                        ),
+                    });
                 }
             }
         }

@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::error::{ErrorKind, ProcError};
+use crate::directory::{Admit, Queued, admit};
+use crate::error::{ErrorKind, ProcError, refused, too_large};
 use crate::item::{Event, Exit, Item, LinkExit, Message};
+use crate::limits::{HostQuota, wire_size};
 use crate::pid::Pid;
 use crate::runtime::{Shared, SpawnRequest};
 use crate::value::Value;
@@ -38,11 +40,14 @@ struct ProcEntry {
     links: FxHashSet<Pid>,
     watchers: Vec<Pid>,
     trap_links: bool,
+    /// Messages sent to it that it has not taken yet.
+    unread: Queued,
 }
 
 /// Worker-local process state; see the module docs.
 pub struct Core {
     worker: usize,
+    host: u16,
     shared: Arc<Shared>,
     procs: FxHashMap<Pid, ProcEntry>,
     ready: Vec<VecDeque<Pid>>,
@@ -55,11 +60,24 @@ fn not_alive(pid: Pid) -> ProcError {
     ProcError::new(ErrorKind::NotFound, format!("process {pid} is not alive"))
 }
 
+/// The error a sender gets when `to`'s mailbox holds `limit` messages.
+pub fn mailbox_full(to: Pid, limit: u32) -> ProcError {
+    let mut err = ProcError::new(
+        ErrorKind::RateLimited,
+        format!(
+            "mailbox of {to} is full: it holds mailbox_limit ({limit}) messages not yet received"
+        ),
+    );
+    err.retryable = true;
+    err
+}
+
 impl Core {
     pub(crate) fn new(worker: usize, shared: Arc<Shared>, frontends: usize) -> Self {
         let workers = shared.workers.len();
         Core {
             worker,
+            host: shared.host_of_worker(worker),
             shared,
             procs: FxHashMap::default(),
             ready: (0..frontends).map(|_| VecDeque::new()).collect(),
@@ -77,6 +95,71 @@ impl Core {
     /// The loaded entry `id` (as it is now: entries can be replaced while running).
     pub fn program(&self, id: &str) -> Option<Arc<crate::frontend::Program>> {
         self.shared.program(id)
+    }
+
+    /// The quota of this worker's host (every process here runs on it).
+    pub fn quota(&self) -> &Arc<HostQuota> {
+        self.shared.quota(self.host)
+    }
+
+    /// The quota of the host `pid` runs on.
+    pub fn quota_of(&self, pid: Pid) -> &Arc<HostQuota> {
+        self.shared.quota(pid.host())
+    }
+
+    /// Refuses `op` from `from` to `to` when `from`'s host may not reach
+    /// `to`'s (`allow_hosts`): `PERMISSION_DENIED` naming both.
+    pub fn check_reach(&self, op: &str, from: Pid, to: Pid) -> Result<(), ProcError> {
+        if from.host() == to.host() || from == Pid::RUNTIME {
+            return Ok(());
+        }
+        let (own, target) = (self.quota_of(from), self.quota_of(to));
+        if own.limits.allows(&own.name, &target.name) {
+            return Ok(());
+        }
+        let message = format!("{} ({to})", refused(op, &own.name, &target.name));
+        Err(ProcError::new(ErrorKind::PermissionDenied, message))
+    }
+
+    /// Refuses payloads larger than the `max_message_bytes` of either host.
+    pub fn check_size(&self, from: Pid, to: Pid, payloads: &[Value]) -> Result<(), ProcError> {
+        let limit = self
+            .quota_of(from)
+            .limits
+            .max_message_bytes
+            .min(self.quota_of(to).limits.max_message_bytes);
+        let bytes = wire_size(payloads);
+        if bytes > limit {
+            return Err(ProcError::new(
+                ErrorKind::Invalid,
+                too_large("message payloads", bytes, limit),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts a message for `to`, a process of this worker, unless its
+    /// mailbox is full (`RATE_LIMITED`). For senders in the same VM that
+    /// queue the message themselves.
+    pub fn admit_local(&mut self, to: Pid) -> Result<(), ProcError> {
+        let limit = self.quota_of(to).limits.mailbox_limit;
+        let p = self.procs.get(&to).ok_or_else(|| not_alive(to))?;
+        if admit(&p.unread, limit) {
+            Ok(())
+        } else {
+            Err(mailbox_full(to, limit))
+        }
+    }
+
+    /// Records that `me` took `n` messages out of its mailbox.
+    pub fn consumed(&mut self, me: Pid, n: u32) {
+        if let Some(p) = self.procs.get(&me) {
+            let _ = p.unread.fetch_update(
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+                |q| Some(q.saturating_sub(n)),
+            );
+        }
     }
 
     /// The supervisor's control, when the application runs services.
@@ -97,7 +180,9 @@ impl Core {
         })
     }
 
-    /// Sends a message; `NOT_FOUND` if `to` is not alive, `INVALID` for a reserved topic.
+    /// Sends a message; `NOT_FOUND` if `to` is not alive, `INVALID` for a
+    /// reserved topic or an oversized message, `PERMISSION_DENIED` for a host
+    /// the sender's may not reach, `RATE_LIMITED` for a full mailbox.
     pub fn send(
         &mut self,
         from: Pid,
@@ -113,15 +198,31 @@ impl Core {
                 ),
             ));
         }
+        self.check_reach("send", from, to)?;
+        self.check_size(from, to, &payloads)?;
         let msg = Message {
             from,
             topic: topic.into(),
             payloads,
         };
-        if self.post(Cmd::Deliver(to, Item::Msg(msg))) {
-            Ok(())
-        } else {
-            Err(not_alive(to))
+        if self.procs.contains_key(&to) {
+            self.admit_local(to)?;
+            self.push_local(to, Item::Msg(msg));
+            return Ok(());
+        }
+        let limit = self.quota_of(to).limits.mailbox_limit;
+        match self.shared.directory.admit(to, limit) {
+            Admit::Worker(worker) if worker != self.worker => {
+                self.outbox[worker].push(Cmd::Deliver(to, Item::Msg(msg)));
+                Ok(())
+            }
+            Admit::Worker(_) => {
+                // Accepted but not started here yet: not reachable until it is.
+                self.shared.directory.unadmit(to);
+                Err(not_alive(to))
+            }
+            Admit::Full => Err(mailbox_full(to, limit)),
+            Admit::Gone => Err(not_alive(to)),
         }
     }
 
@@ -142,6 +243,7 @@ impl Core {
         if me == other {
             return Ok(());
         }
+        self.check_reach("link", me, other)?;
         if !self.post(Cmd::AddLink {
             target: other,
             peer: me,
@@ -187,6 +289,7 @@ impl Core {
 
     /// Delivers a CANCEL event to `target`.
     pub fn cancel(&mut self, me: Pid, target: Pid, reason: Value) -> Result<(), ProcError> {
+        self.check_reach("cancel", me, target)?;
         let event = Event::Cancel { from: me, reason };
         if self.post(Cmd::Deliver(target, Item::Event(event))) {
             Ok(())
@@ -196,7 +299,8 @@ impl Core {
     }
 
     /// Stops `target` at its next scheduling point with reason `terminated`.
-    pub fn terminate(&mut self, target: Pid, reason: ProcError) -> Result<(), ProcError> {
+    pub fn terminate(&mut self, me: Pid, target: Pid, reason: ProcError) -> Result<(), ProcError> {
+        self.check_reach("terminate", me, target)?;
         if self.post(Cmd::Kill(target, reason)) {
             Ok(())
         } else {
@@ -259,6 +363,7 @@ impl Core {
         self.purge_timers();
         self.shared.directory.remove(me);
         self.shared.registry.release(me);
+        self.shared.quota(me.host()).release_process();
         let linked = !p.links.is_empty() || !p.watchers.is_empty();
         for peer in p.links {
             let signal = LinkExit {
@@ -384,6 +489,7 @@ impl Core {
             Cmd::Spawn(spawn) => {
                 let mut entry = ProcEntry {
                     frontend: spawn.frontend,
+                    unread: spawn.queued,
                     ..ProcEntry::default()
                 };
                 entry.links.extend(spawn.link_to);

@@ -134,14 +134,57 @@ pub enum SpawnError {
     /// The runtime is shutting down.
     #[error("the runtime is shutting down")]
     ShuttingDown,
+    /// The host runs `limit` processes already (`max_processes`).
+    #[error("host '{host}' already runs its max_processes ({limit}) processes")]
+    TooManyProcesses {
+        /// The host id.
+        host: String,
+        /// Its `max_processes`.
+        limit: usize,
+    },
+    /// The parent's host may not reach the target host (`allow_hosts`).
+    #[error("{}", refused(op, from, to))]
+    NotAllowed {
+        /// What was refused (`spawn`).
+        op: &'static str,
+        /// The parent's host.
+        from: String,
+        /// The host it tried to reach.
+        to: String,
+    },
+    /// The arguments are larger than `max_message_bytes`.
+    #[error("{}", too_large(what, *bytes, *limit))]
+    TooLarge {
+        /// What was too large (`spawn arguments`).
+        what: &'static str,
+        /// Their size, as counted by [`wire_size`](crate::limits::wire_size).
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// The message of a refused cross-host operation.
+pub fn refused(op: &str, from: &str, to: &str) -> String {
+    format!("{op} to host '{to}' is not allowed: host '{from}' lists only its allow_hosts")
+}
+
+/// The message of a payload over `max_message_bytes`.
+pub fn too_large(what: &str, bytes: usize, limit: usize) -> String {
+    format!("{what} of {bytes} bytes exceed max_message_bytes ({limit})")
 }
 
 impl From<SpawnError> for ProcError {
     fn from(err: SpawnError) -> Self {
         let kind = match err {
             SpawnError::ShuttingDown => ErrorKind::Unavailable,
+            SpawnError::TooManyProcesses { .. } => ErrorKind::RateLimited,
+            SpawnError::NotAllowed { .. } => ErrorKind::PermissionDenied,
+            SpawnError::TooLarge { .. } => ErrorKind::Invalid,
             _ => ErrorKind::NotFound,
         };
-        ProcError::new(kind, err.to_string())
+        let mut out = ProcError::new(kind, err.to_string());
+        out.retryable = kind == ErrorKind::RateLimited;
+        out
     }
 }

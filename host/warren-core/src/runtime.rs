@@ -17,6 +17,7 @@ use crate::directory::Directory;
 use crate::error::{ProcError, SpawnError};
 use crate::frontend::{FrontendFactory, Program};
 use crate::item::Exit;
+use crate::limits::{HostLimits, HostQuota, wire_size};
 use crate::pid::Pid;
 use crate::registry::Registry;
 use crate::services::ServiceControl;
@@ -30,6 +31,25 @@ pub struct HostSpec {
     pub name: String,
     /// Worker threads of this host (at least one).
     pub workers: usize,
+    /// Its quotas.
+    pub limits: HostLimits,
+}
+
+impl HostSpec {
+    /// A host with `workers` threads and the default limits.
+    pub fn new(name: impl Into<String>, workers: usize) -> Self {
+        HostSpec {
+            name: name.into(),
+            workers,
+            limits: HostLimits::default(),
+        }
+    }
+
+    /// Replaces the limits.
+    pub fn with_limits(mut self, limits: HostLimits) -> Self {
+        self.limits = limits;
+        self
+    }
 }
 
 /// What to spawn.
@@ -61,7 +81,7 @@ impl SpawnRequest {
 }
 
 pub(crate) struct HostInfo {
-    name: String,
+    quota: Arc<HostQuota>,
     first_worker: usize,
     workers: usize,
     next: AtomicUsize,
@@ -99,7 +119,59 @@ impl Shared {
     pub(crate) fn host_name(&self, host: u16) -> &str {
         self.hosts
             .get(usize::from(host))
-            .map_or("?", |h| h.name.as_str())
+            .map_or("?", |h| h.quota.name.as_str())
+    }
+
+    /// The quota of host number `host` (pids carry it).
+    pub(crate) fn quota(&self, host: u16) -> &Arc<HostQuota> {
+        let index = usize::from(host).min(self.hosts.len().saturating_sub(1));
+        &self.hosts[index].quota
+    }
+
+    /// The host of worker `worker`.
+    pub(crate) fn host_of_worker(&self, worker: usize) -> u16 {
+        let index = self
+            .hosts
+            .iter()
+            .position(|h| worker >= h.first_worker && worker < h.first_worker + h.workers)
+            .unwrap_or(0);
+        u16::try_from(index).unwrap_or(u16::MAX)
+    }
+
+    /// Refuses a spawn the parent's host may not make.
+    fn check_spawn(
+        &self,
+        req: &SpawnRequest,
+        target: &HostQuota,
+        parent: Option<Pid>,
+    ) -> Result<(), SpawnError> {
+        let mut limit = target.limits.max_message_bytes;
+        if let Some(parent) = parent {
+            let own = self.quota(parent.host());
+            if !own.limits.allows(&own.name, &target.name) {
+                return Err(SpawnError::NotAllowed {
+                    op: "spawn",
+                    from: own.name.clone(),
+                    to: target.name.clone(),
+                });
+            }
+            limit = limit.min(own.limits.max_message_bytes);
+        }
+        let bytes = wire_size(&req.args);
+        if bytes > limit {
+            return Err(SpawnError::TooLarge {
+                what: "spawn arguments",
+                bytes,
+                limit,
+            });
+        }
+        if !target.admit_process() {
+            return Err(SpawnError::TooManyProcesses {
+                host: target.name.clone(),
+                limit: target.limits.max_processes,
+            });
+        }
+        Ok(())
     }
 
     /// Validates a spawn, allocates the pid and picks its worker. The pid is
@@ -112,7 +184,7 @@ impl Shared {
         let host_index = self
             .hosts
             .iter()
-            .position(|h| h.name == req.host)
+            .position(|h| h.quota.name == req.host)
             .ok_or_else(|| SpawnError::NoHost(req.host.clone()))?;
         let program = self
             .program(&req.entry)
@@ -126,6 +198,7 @@ impl Shared {
                 frontend: program.frontend.to_owned(),
             })?;
         let host = &self.hosts[host_index];
+        self.check_spawn(&req, &host.quota, parent)?;
         let worker = host.first_worker + host.next.fetch_add(1, Ordering::Relaxed) % host.workers;
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
         let pid = Pid::new(u16::try_from(host_index).unwrap_or(u16::MAX), serial);
@@ -133,9 +206,11 @@ impl Shared {
             .live
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
-        self.directory.insert(pid, worker);
+        let queued = crate::directory::Queued::default();
+        self.directory.insert(pid, worker, queued.clone());
         let cmd = SpawnCmd {
             pid,
+            queued,
             frontend,
             program,
             args: req.args,
@@ -207,7 +282,7 @@ impl RuntimeBuilder {
         for spec in &self.hosts {
             let workers = spec.workers.max(1);
             hosts.push(HostInfo {
-                name: spec.name.clone(),
+                quota: Arc::new(HostQuota::new(spec.name.clone(), spec.limits.clone())),
                 first_worker,
                 workers,
                 next: AtomicUsize::new(0),

@@ -29,6 +29,7 @@ const RUN_BUDGET: u32 = 256;
 /// A new process for a worker.
 pub(crate) struct SpawnCmd {
     pub pid: Pid,
+    pub queued: crate::directory::Queued,
     pub frontend: usize,
     pub program: Arc<Program>,
     pub args: Vec<Value>,

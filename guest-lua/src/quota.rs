@@ -1,0 +1,231 @@
+//! Memory and CPU accounting of Lua processes that share one VM.
+//!
+//! The kernel calls `H.enter(id)` before it resumes a process and
+//! `H.leave(id, oom)` after. While a process runs, the VM's allocator
+//! ceiling is what the VM uses now plus the process's room: its
+//! `memory_per_process` minus its last measured size, and never more than
+//! is left of the host's `memory_total`. An allocation past the ceiling
+//! makes Lua collect garbage and, if that is not enough, fail with "not
+//! enough memory", which the sandbox does not let the process catch; the
+//! process ends with a memory-limit reason.
+//!
+//! Growth is charged to the process that was running when the VM grew
+//! (and what the collector frees meanwhile is credited to it). Because
+//! garbage of one process may be freed while another runs, a charge only
+//! ever triggers a measurement: past its limit, the kernel walks what the
+//! process can reach (`measure` in the kernel) and that size replaces the
+//! charge; only a measured size past the limit ends the process. CPU time
+//! is summed over the same enter/leave pairs against `cpu_budget`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mlua::Lua;
+use rustc_hash::FxHashMap;
+use warren_core::{ErrorKind, HostQuota};
+
+#[derive(Default)]
+struct Account {
+    /// Last measured size: what its room is computed from.
+    base: u64,
+    /// `base` plus the VM's net growth while it ran since then.
+    charge: u64,
+    cpu: Duration,
+}
+
+struct Running {
+    id: i64,
+    used_at: usize,
+    since: Instant,
+    /// Whether its room was what is left of the host's total (rather than
+    /// its own limit): names the limit an allocation failure hit.
+    host_bound: bool,
+}
+
+/// What `H.leave` found.
+pub(crate) enum Verdict {
+    /// Nothing to do.
+    Fine,
+    /// The charge passed the limit: measure the process.
+    Measure,
+    /// End the process with this reason.
+    Kill(ErrorKind, String),
+}
+
+/// The accounts of one VM's processes.
+pub(crate) struct Accounts {
+    quota: Arc<HostQuota>,
+    accounts: FxHashMap<i64, Account>,
+    running: Option<Running>,
+    /// Why the running process must end, once the hook has decided it.
+    doomed: Option<String>,
+    /// The VM's bytes counted in the host's total.
+    synced: u64,
+}
+
+impl Accounts {
+    pub(crate) fn new(quota: Arc<HostQuota>) -> Self {
+        Accounts {
+            quota,
+            accounts: FxHashMap::default(),
+            running: None,
+            doomed: None,
+            synced: 0,
+        }
+    }
+
+    fn limit(&self) -> u64 {
+        self.quota.limits.memory_per_process
+    }
+
+    /// Brings the host's count of this VM's memory up to date.
+    fn sync(&mut self, used: usize) {
+        let used = u64::try_from(used).unwrap_or(u64::MAX);
+        if used > self.synced {
+            self.quota.add_memory(used - self.synced);
+        } else {
+            self.quota.release_memory(self.synced - used);
+        }
+        self.synced = used;
+    }
+
+    /// Before process `id` runs: sets the VM's ceiling to its room.
+    pub(crate) fn enter(&mut self, lua: &Lua, id: i64) {
+        let used = lua.used_memory();
+        self.sync(used);
+        let base = self.accounts.entry(id).or_default().base;
+        let own_room = self.limit().saturating_sub(base);
+        let host_room = self.quota.memory_room();
+        let room = own_room.min(host_room);
+        let ceiling = used.saturating_add(usize::try_from(room).unwrap_or(usize::MAX));
+        // A zero limit means "none" to mlua: keep at least one byte of it.
+        let _ = lua.set_memory_limit(ceiling.max(1));
+        self.running = Some(Running {
+            id,
+            used_at: used,
+            since: Instant::now(),
+            host_bound: host_room < own_room,
+        });
+    }
+
+    /// After process `id` ran: charges it, lifts the ceiling (kernel code
+    /// between processes must never fail), and says what to do.
+    pub(crate) fn leave(&mut self, lua: &Lua, id: i64, oom: bool) -> Verdict {
+        let _ = lua.set_memory_limit(0);
+        let used = lua.used_memory();
+        self.sync(used);
+        let doomed = self.doomed.take();
+        let Some(run) = self.running.take().filter(|r| r.id == id) else {
+            return Verdict::Fine;
+        };
+        let limit = self.limit();
+        let Some(account) = self.accounts.get_mut(&id) else {
+            return Verdict::Fine; // it exited while it ran
+        };
+        account.cpu += run.since.elapsed();
+        let grown = i64::try_from(used).unwrap_or(i64::MAX)
+            - i64::try_from(run.used_at).unwrap_or(i64::MAX);
+        account.charge = account.charge.saturating_add_signed(grown);
+        let cpu = account.cpu;
+        let over_limit = account.charge > limit;
+        if let Some(reason) = doomed.or_else(|| self.over_budget(cpu)) {
+            return Verdict::Kill(ErrorKind::RateLimited, reason);
+        }
+        if oom {
+            return Verdict::Kill(ErrorKind::RateLimited, self.oom_message(run.host_bound));
+        }
+        if over_limit {
+            return Verdict::Measure;
+        }
+        Verdict::Fine
+    }
+
+    /// How long the running process has run since it was resumed, or
+    /// `None` when kernel code runs between processes.
+    pub(crate) fn ran(&self, now: Instant) -> Option<Duration> {
+        self.running
+            .as_ref()
+            .map(|r| now.saturating_duration_since(r.since))
+    }
+
+    /// Whether the running process must end now: past its `cpu_budget`, or
+    /// `stuck` beyond `stuck_limit` where it cannot be preempted. Records the
+    /// reason; see [`doomed`](Self::doomed).
+    pub(crate) fn check_running(&mut self, ran: Duration, stuck_limit: Duration) -> Option<String> {
+        let id = self.running.as_ref()?.id;
+        let used = self.accounts.get(&id).map_or(Duration::ZERO, |a| a.cpu) + ran;
+        let reason = self.over_budget(used).or_else(|| {
+            (ran > stuck_limit).then(|| {
+                format!(
+                    "ran {} ms without reaching a point where it could be preempted (code called from C, such as a table.sort comparator or a __tostring, cannot yield)",
+                    ran.as_millis()
+                )
+            })
+        })?;
+        self.doomed = Some(reason.clone());
+        Some(reason)
+    }
+
+    /// Whether the running process has been doomed by the hook (its error
+    /// must not be caught).
+    pub(crate) fn doomed(&self) -> bool {
+        self.doomed.is_some()
+    }
+
+    fn over_budget(&self, used: Duration) -> Option<String> {
+        let budget = self.quota.limits.cpu_budget?;
+        (used > budget).then(|| {
+            format!(
+                "cpu budget exceeded: ran {} ms, over the cpu_budget of host '{}' ({} ms)",
+                used.as_millis(),
+                self.quota.name,
+                budget.as_millis()
+            )
+        })
+    }
+
+    /// The kernel measured process `id` at `bytes`; when the measure is
+    /// not `exact` (a coroutine too deep to walk), the charge is kept if
+    /// larger, so nothing can be hidden below the frames looked at.
+    pub(crate) fn measured(&mut self, id: i64, bytes: u64, exact: bool) -> Verdict {
+        let limit = self.limit();
+        let Some(account) = self.accounts.get_mut(&id) else {
+            return Verdict::Fine;
+        };
+        let bytes = if exact {
+            bytes
+        } else {
+            bytes.max(account.charge)
+        };
+        account.base = bytes;
+        account.charge = bytes;
+        if bytes > limit {
+            let message = format!(
+                "memory limit exceeded: the process holds about {bytes} bytes, over the memory_per_process of host '{}' ({limit} bytes)",
+                self.quota.name
+            );
+            return Verdict::Kill(ErrorKind::RateLimited, message);
+        }
+        Verdict::Fine
+    }
+
+    fn oom_message(&self, host_bound: bool) -> String {
+        let name = &self.quota.name;
+        if host_bound {
+            let total = self.quota.limits.memory_total;
+            format!(
+                "memory limit exceeded: an allocation did not fit in what is left of the memory_total of host '{name}' ({total} bytes)"
+            )
+        } else {
+            let limit = self.limit();
+            format!(
+                "memory limit exceeded: an allocation did not fit in the memory_per_process of host '{name}' ({limit} bytes)"
+            )
+        }
+    }
+
+    /// Forgets an exited process.
+    pub(crate) fn remove(&mut self, id: i64) {
+        self.accounts.remove(&id);
+    }
+}

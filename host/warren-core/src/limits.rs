@@ -1,0 +1,240 @@
+//! Per-host quotas: what one tenant's processes may consume.
+//!
+//! A host (`kind: process.host`) is a tenant boundary. Its [`HostLimits`]
+//! are enforced for every process on it, whatever its language: the core
+//! enforces the process count, message size, mailbox depth and which other
+//! hosts may be reached; front-ends enforce memory and CPU through the
+//! shared [`HostQuota`]. Every default is safe for code nobody reviewed.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::value::Value;
+
+/// Default [`HostLimits::max_processes`]: a spawn storm stops here instead
+/// of exhausting the machine's memory with idle processes.
+pub const DEFAULT_MAX_PROCESSES: usize = 100_000;
+
+/// Default [`HostLimits::memory_per_process`]: one process building a huge
+/// table or string ends alone instead of starving its neighbours.
+pub const DEFAULT_MEMORY_PER_PROCESS: u64 = 64 << 20;
+
+/// Default [`HostLimits::memory_total`]: many processes each under their
+/// own limit still cannot take the whole machine together.
+pub const DEFAULT_MEMORY_TOTAL: u64 = 4 << 30;
+
+/// Default [`HostLimits::cpu_slice`]: an infinite loop delays the other
+/// processes of its worker by at most this much at a time.
+pub const DEFAULT_CPU_SLICE: Duration = Duration::from_millis(5);
+
+/// Default [`HostLimits::max_message_bytes`]: one send cannot copy an
+/// unbounded payload into another process.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// Default [`HostLimits::mailbox_limit`]: a fast sender cannot grow a slow
+/// receiver's mailbox without bound; it gets `RATE_LIMITED` instead.
+pub const DEFAULT_MAILBOX_LIMIT: u32 = 10_000;
+
+/// The quotas of one host; see the module docs and the constants for the
+/// abuse each one prevents.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostLimits {
+    /// Live processes at once; a spawn past it fails with `RATE_LIMITED`.
+    pub max_processes: usize,
+    /// Bytes one process may hold (Lua: its live objects; WASM: its linear
+    /// memory). Past it the process ends with a memory-limit reason.
+    pub memory_per_process: u64,
+    /// Bytes all processes of the host may hold together.
+    pub memory_total: u64,
+    /// How long a process runs without blocking before it is preempted.
+    pub cpu_slice: Duration,
+    /// CPU time a process may use in all; past it, it is killed. `None`:
+    /// no budget (long-lived services).
+    pub cpu_budget: Option<Duration>,
+    /// Largest message (or spawn argument list), counted as [`wire_size`].
+    pub max_message_bytes: usize,
+    /// Messages queued for one process before senders get `RATE_LIMITED`.
+    pub mailbox_limit: u32,
+    /// Other hosts this host's processes may spawn on or send to; `None`
+    /// allows all. A host may always reach itself.
+    pub allow_hosts: Option<Vec<String>>,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        HostLimits {
+            max_processes: DEFAULT_MAX_PROCESSES,
+            memory_per_process: DEFAULT_MEMORY_PER_PROCESS,
+            memory_total: DEFAULT_MEMORY_TOTAL,
+            cpu_slice: DEFAULT_CPU_SLICE,
+            cpu_budget: None,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            mailbox_limit: DEFAULT_MAILBOX_LIMIT,
+            allow_hosts: None,
+        }
+    }
+}
+
+impl HostLimits {
+    /// Whether processes of this host may reach host `name`.
+    pub fn allows(&self, own: &str, name: &str) -> bool {
+        own == name
+            || self
+                .allow_hosts
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|h| h == name))
+    }
+}
+
+/// A host's limits and what its processes use now, shared by its workers.
+#[derive(Debug, Default)]
+pub struct HostQuota {
+    /// The host's id.
+    pub name: String,
+    /// Its limits.
+    pub limits: HostLimits,
+    live: AtomicUsize,
+    memory: AtomicU64,
+}
+
+impl HostQuota {
+    pub(crate) fn new(name: String, limits: HostLimits) -> Self {
+        HostQuota {
+            name,
+            limits,
+            live: AtomicUsize::new(0),
+            memory: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one more process; `false` (and no change) at `max_processes`.
+    pub(crate) fn admit_process(&self) -> bool {
+        let max = self.limits.max_processes;
+        self.live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn release_process(&self) {
+        let _ = self
+            .live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Live processes of the host.
+    pub fn processes(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Takes `bytes` from the host's `memory_total`; `false` (and no
+    /// change) if that would pass it.
+    pub fn reserve_memory(&self, bytes: u64) -> bool {
+        let max = self.limits.memory_total;
+        self.memory
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= max)
+            })
+            .is_ok()
+    }
+
+    /// Counts `bytes` as used even past `memory_total`: for memory that
+    /// exists already (a Lua VM's growth, found after the fact).
+    pub fn add_memory(&self, bytes: u64) {
+        self.memory.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// What is left of `memory_total`.
+    pub fn memory_room(&self) -> u64 {
+        self.limits.memory_total.saturating_sub(self.memory_used())
+    }
+
+    /// Gives back `bytes` taken with [`reserve_memory`](Self::reserve_memory).
+    pub fn release_memory(&self, bytes: u64) {
+        let _ = self
+            .memory
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                Some(used.saturating_sub(bytes))
+            });
+    }
+
+    /// Bytes the host's processes hold now.
+    pub fn memory_used(&self) -> u64 {
+        self.memory.load(Ordering::Acquire)
+    }
+}
+
+/// The size a message counts as against `max_message_bytes`: what its
+/// payloads take in MessagePack, at most (headers counted at their largest),
+/// so the same message counts the same from every language.
+pub fn wire_size(values: &[Value]) -> usize {
+    values.iter().map(value_size).sum()
+}
+
+fn value_size(v: &Value) -> usize {
+    match v {
+        Value::Nil | Value::Bool(_) => 1,
+        Value::Int(_) | Value::Float(_) => 9,
+        Value::Str(s) => 5 + s.len(),
+        Value::Array(items) => 5 + items.iter().map(value_size).sum::<usize>(),
+        Value::Map(pairs) => {
+            5 + pairs
+                .iter()
+                .map(|(k, v)| value_size(k) + value_size(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_count_stops_at_the_limit_and_recovers() {
+        let limits = HostLimits {
+            max_processes: 2,
+            ..HostLimits::default()
+        };
+        let quota = HostQuota::new("h".into(), limits);
+        assert!(quota.admit_process());
+        assert!(quota.admit_process());
+        assert!(!quota.admit_process());
+        quota.release_process();
+        assert!(quota.admit_process());
+        assert_eq!(quota.processes(), 2);
+    }
+
+    #[test]
+    fn memory_reservations_stop_at_the_total() {
+        let limits = HostLimits {
+            memory_total: 100,
+            ..HostLimits::default()
+        };
+        let quota = HostQuota::new("h".into(), limits);
+        assert!(quota.reserve_memory(60));
+        assert!(!quota.reserve_memory(41));
+        assert_eq!(quota.memory_used(), 60);
+        quota.release_memory(60);
+        assert!(quota.reserve_memory(100));
+    }
+
+    #[test]
+    fn wire_size_counts_strings_and_nesting() {
+        let msg = [Value::str("abc"), Value::Array(vec![Value::Int(1)])];
+        assert_eq!(wire_size(&msg), (5 + 3) + (5 + 9));
+    }
+
+    #[test]
+    fn allow_list_always_allows_the_own_host() {
+        let limits = HostLimits {
+            allow_hosts: Some(vec!["b".into()]),
+            ..HostLimits::default()
+        };
+        assert!(limits.allows("a", "a"));
+        assert!(limits.allows("a", "b"));
+        assert!(!limits.allows("a", "c"));
+        assert!(HostLimits::default().allows("a", "c"));
+    }
+}

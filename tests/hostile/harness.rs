@@ -1,0 +1,192 @@
+//! Runs one attack next to an unrelated process and reports both.
+//!
+//! Every case runs on a host with one worker and tight limits
+//! ([`limits`]): a judge process starts a neighbour that counts 1 ms
+//! ticks, starts the attacker monitored, waits for its exit, and reads the
+//! neighbour's count before the attack, when it ended, and 20 ms later. So
+//! each case can assert how the attacker ended and that the neighbour, on
+//! the same worker, kept ticking during and after the attack.
+
+use std::time::Duration;
+
+use warren_core::{ErrorKind, HostLimits, ProcError, Runtime, Value};
+use warren_tests::{App, run_on};
+
+/// The neighbour: ticks every millisecond, answers "count" with its ticks.
+const NEIGHBOUR: &str = r#"
+local time = require("time")
+return function()
+    local n = 0
+    local inbox = process.inbox()
+    while true do
+        local r = channel.select({ inbox:case_receive(), time.after("1ms"):case_receive() })
+        if r.channel == inbox then
+            if r.value:topic() == "stop" then return n end
+            process.send(r.value:from(), "count", n)
+        else
+            n = n + 1
+        end
+    end
+end"#;
+
+/// The judge: runs entry `id` with the remaining arguments as the attacker.
+const JUDGE: &str = r#"
+local time = require("time")
+return function(id, ...)
+    local nb = process.spawn("h:neighbour", "test:host")
+    local inbox = process.inbox()
+    local function count()
+        process.send(nb, "count")
+        local r = channel.select({ inbox:case_receive(), time.after("20s"):case_receive() })
+        assert(r.channel == inbox, "the neighbour stopped answering")
+        return r.value:payload():data()
+    end
+    local before = count()
+    local attacker = process.spawn_monitored(id, "test:host", ...)
+    local events = process.events()
+    local r = channel.select({ events:case_receive(), time.after("30s"):case_receive() })
+    assert(r.channel == events, "the attacker did not end within 30 s")
+    local ended = count()
+    time.sleep("20ms")
+    local later = count()
+    process.send(nb, "stop")
+    local res = r.value.result
+    local out = { during = ended - before, after = later - ended, attacker = attacker }
+    if res.error then
+        out.kind, out.message = res.error:kind(), res.error:message()
+    else
+        out.value = res.value
+    end
+    return out
+end"#;
+
+/// The limits every case runs under: small enough that attacks hit them fast.
+pub fn limits() -> HostLimits {
+    HostLimits {
+        max_processes: 50,
+        memory_per_process: 8 << 20,
+        memory_total: 256 << 20,
+        cpu_slice: Duration::from_millis(2),
+        cpu_budget: Some(Duration::from_millis(300)),
+        max_message_bytes: 64 << 10,
+        mailbox_limit: 100,
+        allow_hosts: Some(Vec::new()),
+    }
+}
+
+/// How an attack went.
+#[derive(Debug)]
+pub struct Outcome {
+    /// How the attacker ended.
+    pub exit: Result<Value, ProcError>,
+    /// Neighbour ticks while the attack ran.
+    pub during: i64,
+    /// Neighbour ticks in the 20 ms after it.
+    pub after: i64,
+}
+
+impl Outcome {
+    /// The attacker's error; panics if it ended normally.
+    pub fn error(&self) -> &ProcError {
+        match &self.exit {
+            Err(e) => e,
+            Ok(v) => panic!("the attacker ended normally with {v:?}"),
+        }
+    }
+
+    /// Asserts the attacker ended with `kind` and a message containing `text`,
+    /// and that the neighbour still ticks.
+    pub fn assert_ended(&self, kind: ErrorKind, text: &str) {
+        let err = self.error();
+        assert_eq!(err.kind, kind, "{err}");
+        assert!(err.message.contains(text), "{text:?} not in {err}");
+        self.assert_neighbour_ticks();
+    }
+
+    /// The attacker's result as a string; panics otherwise.
+    pub fn value(&self) -> String {
+        match &self.exit {
+            Ok(v) => v
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{v:?}")),
+            Err(e) => panic!("the attacker failed: {e}"),
+        }
+    }
+
+    /// The neighbour ticked after the attack (it is alive and scheduled).
+    pub fn assert_neighbour_ticks(&self) {
+        assert!(self.after > 0, "the neighbour stopped ticking: {self:?}");
+    }
+
+    /// The neighbour ticked at least `n` times while the attack ran.
+    pub fn assert_progress_during(&self, n: i64) {
+        assert!(
+            self.during >= n,
+            "the neighbour starved during the attack: {self:?}"
+        );
+        self.assert_neighbour_ticks();
+    }
+}
+
+/// The app every case starts from: the judge and the neighbour.
+pub fn app() -> App {
+    App::new()
+        .limits(limits())
+        .entry("h:judge", JUDGE)
+        .entry("h:neighbour", NEIGHBOUR)
+}
+
+/// Runs `attacker` (an entry of `app`) with `args` as the attack.
+pub fn attack(app: App, attacker: &str, args: Vec<Value>) -> Outcome {
+    attack_on(&app.start(), attacker, args)
+}
+
+/// Runs `attacker` on a started runtime (made from [`app`]).
+pub fn attack_on(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> Outcome {
+    let mut all = vec![Value::str(attacker)];
+    all.extend(args);
+    let report = match run_on(runtime, "h:judge", all) {
+        Ok(v) => v,
+        Err(e) => panic!("the judge failed: {e}"),
+    };
+    let int = |k: &str| match report.get(k) {
+        Some(Value::Int(n)) => *n,
+        other => panic!("{k} = {other:?} in {report:?}"),
+    };
+    let exit = match report.get("kind").and_then(Value::as_str) {
+        Some(kind) => Err(ProcError::new(
+            ErrorKind::from_name(kind),
+            report
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )),
+        None => Ok(report.get("value").cloned().unwrap_or_default()),
+    };
+    Outcome {
+        exit,
+        during: int("during"),
+        after: int("after"),
+    }
+}
+
+/// Runs the Lua script `source` as the attack, with `args`.
+pub fn lua(source: &str, args: Vec<Value>) -> Outcome {
+    attack(app().entry("h:attacker", source), "h:attacker", args)
+}
+
+/// Runs the `hostile` component as the attack, with `args`.
+pub fn wasm(args: Vec<Value>) -> Outcome {
+    attack(app().component("h:attacker", "hostile"), "h:attacker", args)
+}
+
+/// A string argument.
+pub fn s(text: &str) -> Value {
+    Value::str(text)
+}
+
+/// An integer argument.
+pub fn n(v: i64) -> Value {
+    Value::Int(v)
+}

@@ -1,0 +1,120 @@
+//! Lua code that never blocks: loops in every place Lua code can run.
+//! Each is ended by the host's `cpu_budget` (300 ms here) or, where it
+//! cannot be preempted at all, by the stuck limit; its neighbour ticks.
+
+use warren_core::ErrorKind;
+
+use crate::harness::lua;
+
+fn killed_by_budget(source: &str) {
+    let out = lua(source, Vec::new());
+    out.assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
+    out.assert_progress_during(5);
+}
+
+#[test]
+fn plain_infinite_loop() {
+    killed_by_budget("return function() while true do end end");
+}
+
+#[test]
+fn infinite_loop_inside_pcall() {
+    killed_by_budget("return function() pcall(function() while true do end end) end");
+}
+
+#[test]
+fn the_budget_error_cannot_be_caught_and_retried() {
+    killed_by_budget(
+        r#"return function()
+            while true do pcall(function() while true do end end) end
+        end"#,
+    );
+}
+
+#[test]
+fn infinite_loop_in_xpcall_with_a_swallowing_handler() {
+    killed_by_budget(
+        r#"return function()
+            while true do xpcall(function() while true do end end, function() return "no" end) end
+        end"#,
+    );
+}
+
+#[test]
+fn infinite_loop_inside_a_wrapped_coroutine() {
+    killed_by_budget(
+        r#"return function()
+            local co = coroutine.wrap(function() while true do end end)
+            co()
+        end"#,
+    );
+}
+
+#[test]
+fn infinite_tail_recursion() {
+    killed_by_budget("return function() local function f() return f() end return f() end");
+}
+
+#[test]
+fn busy_spawned_coroutines() {
+    killed_by_budget(
+        r#"return function()
+            for _ = 1, 10 do coroutine.spawn(function() while true do end end) end
+            while true do end
+        end"#,
+    );
+}
+
+/// Code called from C cannot yield: the loop runs until the stuck limit.
+fn stuck(source: &str) {
+    let out = lua(source, Vec::new());
+    let err = out.error();
+    assert_eq!(err.kind, ErrorKind::RateLimited, "{err}");
+    assert!(
+        err.message.contains("could be preempted") || err.message.contains("cpu budget"),
+        "{err}"
+    );
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn infinite_loop_in_a_sort_comparator() {
+    stuck(
+        r#"return function()
+            table.sort({ 3, 2, 1 }, function(a, b) while true do end end)
+        end"#,
+    );
+}
+
+#[test]
+fn infinite_loop_in_a_tostring_metamethod() {
+    stuck(
+        r#"return function()
+            return tostring(setmetatable({}, { __tostring = function() while true do end end }))
+        end"#,
+    );
+}
+
+#[test]
+fn infinite_loop_in_a_gsub_callback() {
+    stuck(
+        r#"return function()
+            return (string.gsub("abc", "%w", function() while true do end end))
+        end"#,
+    );
+}
+
+#[test]
+fn deep_recursion_ends_with_a_stack_overflow_or_the_memory_limit() {
+    let out = lua(
+        "return function() local function f(n) return 1 + f(n + 1) end return f(1) end",
+        Vec::new(),
+    );
+    // Whichever comes first: Lua's stack limit or the memory the stack takes.
+    let message = &out.error().message;
+    assert!(
+        message.contains("stack overflow") || message.contains("memory limit exceeded"),
+        "{out:?}"
+    );
+    out.assert_neighbour_ticks();
+}

@@ -1,0 +1,123 @@
+//! Lua code that allocates without bound, in every shape: each ends with a
+//! memory-limit reason (8 MiB per process here) while its neighbour, in
+//! the same VM, keeps ticking; garbage alone never ends a process.
+
+use warren_core::{ErrorKind, HostLimits};
+
+use crate::harness::{self, app, attack, lua, n};
+
+fn out_of_memory(source: &str) {
+    let out = lua(source, Vec::new());
+    out.assert_ended(ErrorKind::RateLimited, "memory limit exceeded");
+}
+
+#[test]
+fn table_bomb() {
+    out_of_memory(
+        r#"return function()
+            local t = {}
+            while true do t[#t + 1] = { 1, 2, 3, 4 } end
+        end"#,
+    );
+}
+
+#[test]
+fn string_doubling_bomb() {
+    out_of_memory(
+        r#"return function()
+            local s = "x"
+            while true do s = s .. s end
+        end"#,
+    );
+}
+
+#[test]
+fn string_rep_bomb() {
+    out_of_memory(r#"return function() return #string.rep("x", 1000000000) end"#);
+}
+
+#[test]
+fn string_rep_bomb_under_pcall_cannot_be_caught() {
+    out_of_memory(
+        r#"return function()
+            local ok = pcall(string.rep, "x", 1000000000)
+            return "caught: " .. tostring(ok)
+        end"#,
+    );
+}
+
+#[test]
+fn table_concat_bomb() {
+    out_of_memory(
+        r#"return function()
+            local big = string.rep("y", 1 << 20)
+            local parts = {}
+            for i = 1, 1000 do parts[i] = big end
+            return #table.concat(parts)
+        end"#,
+    );
+}
+
+#[test]
+fn coroutine_hoard() {
+    out_of_memory(
+        r#"return function()
+            local held = {}
+            while true do
+                held[#held + 1] = coroutine.create(function() end)
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn memory_hidden_in_a_channel_buffer() {
+    out_of_memory(
+        r#"return function()
+            local ch = channel.new(100000)
+            local i = 0
+            while true do
+                i = i + 1
+                ch:send(string.rep("z", 1024) .. i)
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn memory_hidden_in_a_nested_coroutine_stack() {
+    out_of_memory(
+        r#"return function()
+            local co = coroutine.wrap(function()
+                local t = {}
+                while true do
+                    t[#t + 1] = string.rep("w", 4096) .. #t
+                    if #t % 64 == 0 then coroutine.yield() end
+                end
+            end)
+            while true do co() end
+        end"#,
+    );
+}
+
+#[test]
+fn garbage_alone_never_ends_a_process() {
+    // 64 MiB of short-lived strings, eight times the limit, live size
+    // small (no CPU budget: this is about memory, and takes a while).
+    let limits = HostLimits {
+        cpu_budget: None,
+        ..harness::limits()
+    };
+    let source = r#"return function(rounds)
+            local total = 0
+            for i = 1, rounds do
+                local s = string.rep("g", 1 << 20) .. i
+                total = total + #s
+            end
+            return "allocated " .. total
+        end"#;
+    let app = app().limits(limits).entry("h:attacker", source);
+    let out = attack(app, "h:attacker", vec![n(64)]);
+    assert!(out.value().starts_with("allocated 671"), "{out:?}");
+    out.assert_neighbour_ticks();
+}

@@ -1,0 +1,179 @@
+//! Scripts that try to leave their sandbox or poison what other processes
+//! share in the same VM: libraries, the string metatable, globals, the
+//! loader. Each attack is refused, and a victim process run afterwards in
+//! the same VM finds everything intact.
+
+use warren_core::{ErrorKind, Value};
+use warren_tests::run_on;
+
+use crate::harness::{app, attack, attack_on};
+
+/// Checks from a fresh process that nothing shared was changed.
+const VICTIM: &str = r#"return function()
+    local bad = {}
+    local function check(ok, what) if not ok then bad[#bad + 1] = what end end
+    check(string.upper("a") == "A", "string.upper")
+    check(("ab"):rep(2) == "abab", "string methods")
+    check(getmetatable("") == false, "string metatable")
+    local t = {} table.insert(t, 1) check(t[1] == 1, "table.insert")
+    check(math.max(1, 2) == 2, "math.max")
+    check(type(print) == "function" and type(pcall) == "function", "globals")
+    check(x == nil and _G.x == nil, "a global leaked between processes")
+    check(type(process.send) == "function", "process.send")
+    check(tostring(nil) == "nil", "tostring")
+    return #bad == 0 and "clean" or table.concat(bad, ", ")
+end"#;
+
+/// Runs `source` as the attack; returns its result and asserts the victim
+/// and the neighbour are unharmed.
+fn poison(source: &str) -> Result<Value, warren_core::ProcError> {
+    let runtime = app()
+        .entry("h:attacker", source)
+        .entry("h:victim", VICTIM)
+        .start();
+    let out = attack_on(&runtime, "h:attacker", Vec::new());
+    out.assert_neighbour_ticks();
+    let victim = run_on(&runtime, "h:victim", Vec::new()).expect("victim runs");
+    assert_eq!(victim, Value::str("clean"), "after {out:?}");
+    out.exit
+}
+
+fn refused(source: &str, text: &str) {
+    let err = poison(source).expect_err("the attack was refused");
+    assert!(err.message.contains(text), "{text:?} not in {err}");
+}
+
+#[test]
+fn replacing_a_library_function() {
+    refused(
+        r#"return function() string.upper = function() return "pwned" end end"#,
+        "read-only",
+    );
+}
+
+#[test]
+fn rawset_on_a_library() {
+    refused(
+        r#"return function() rawset(table, "insert", nil) end"#,
+        "read-only",
+    );
+}
+
+#[test]
+fn replacing_a_library_metatable() {
+    refused(
+        r#"return function() setmetatable(math, { __index = function() return 0 end }) end"#,
+        "protected metatable",
+    );
+}
+
+#[test]
+fn poisoning_the_string_metatable() {
+    refused(
+        r#"return function() getmetatable("").__index = { upper = function() return "pwned" end } end"#,
+        "index",
+    );
+}
+
+#[test]
+fn globals_stay_in_their_process() {
+    let v = poison(
+        r#"return function()
+            x = "leaked"; _G.print = nil; _ENV.pcall = nil
+            return x
+        end"#,
+    );
+    assert_eq!(v, Ok(Value::str("leaked")));
+}
+
+#[test]
+fn load_with_a_custom_environment_reaches_nothing() {
+    let v = poison(
+        r#"return function()
+            local f = load("return rawget, debug, io, require, package, string", "c", "t", {})
+            local found = {}
+            for i, v in pairs({ f() }) do found[#found + 1] = tostring(i) end
+            return #found
+        end"#,
+    );
+    assert_eq!(v, Ok(Value::Int(0)));
+}
+
+#[test]
+fn binary_chunks_are_refused() {
+    let v = poison(
+        r#"return function()
+            local f, err = load("\27Lua\84\0garbage")
+            local g, err2 = load("return 1", "c", "b")
+            return { f == nil, err, g == nil, err2, string.dump == nil }
+        end"#,
+    )
+    .expect("ends normally");
+    let Value::Array(items) = v else {
+        panic!("{v:?}")
+    };
+    assert_eq!(items[0], Value::Bool(true));
+    assert!(
+        items[1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("binary chunks")
+    );
+    assert_eq!(items[2], Value::Bool(true));
+    assert!(
+        items[3]
+            .as_str()
+            .unwrap_or_default()
+            .contains("text chunks")
+    );
+    assert_eq!(items[4], Value::Bool(true));
+}
+
+#[test]
+fn gc_metamethods_are_refused() {
+    refused(
+        r#"return function() setmetatable({}, { __gc = function() while true do end end }) end"#,
+        "__gc",
+    );
+}
+
+#[test]
+fn stopping_the_collector_is_refused() {
+    refused(
+        r#"return function() collectgarbage("stop") end"#,
+        "only \"count\"",
+    );
+}
+
+#[test]
+fn scheduler_coroutines_cannot_be_closed() {
+    refused(
+        r#"return function() coroutine.close(coroutine.running()) end"#,
+        "scheduler-managed",
+    );
+}
+
+#[test]
+fn no_io_os_exit_or_debug() {
+    let v = poison(
+        r#"return function()
+            return { io == nil, os.exit == nil, debug == nil, os.execute == nil, dofile == nil }
+        end"#,
+    );
+    let all_true = Value::Array(vec![Value::Bool(true); 5]);
+    assert_eq!(v, Ok(all_true));
+}
+
+#[test]
+fn modules_not_listed_for_the_entry_are_refused() {
+    let app = app().entry_with(
+        "h:attacker",
+        r#"return function() return require("time") end"#,
+        &[],
+    );
+    let out = attack(app, "h:attacker", Vec::new());
+    out.assert_ended(
+        ErrorKind::PermissionDenied,
+        "not allowed for entry h:attacker",
+    );
+}

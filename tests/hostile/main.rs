@@ -1,0 +1,11 @@
+//! The hostile suite: scripts and components that try to escape their
+//! sandbox or starve their neighbours. Each case asserts the specific
+//! outcome (which error, which exit reason) and that an unrelated process
+//! on the same host and worker kept making progress (see `harness`).
+
+mod harness;
+mod lua_cpu;
+mod lua_memory;
+mod lua_sandbox;
+mod quotas;
+mod wasm;

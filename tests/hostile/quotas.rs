@@ -1,0 +1,355 @@
+//! Per-host quotas and capabilities, from Lua and from WASM: spawn storms
+//! past `max_processes` (50 here), floods past `mailbox_limit` (100),
+//! messages past `max_message_bytes` (64 KiB), reaching another host
+//! without `allow_hosts`, and memory past `memory_total`.
+
+use warren_core::{ErrorKind, HostLimits, SpawnRequest, Value};
+use warren_tests::{App, OTHER_HOST};
+
+use crate::harness::{self, app, attack, attack_on, lua, n, s, wasm};
+
+/// Waits for messages forever without reading any.
+const IDLE: &str = r#"local time = require("time")
+return function() while true do time.sleep("1h") end end"#;
+
+/// The judge, the neighbour and the attacker leave 47 of 50 slots.
+const FREE_SLOTS: i64 = 47;
+
+#[test]
+fn lua_spawn_storm_stops_at_max_processes() {
+    let app = app().entry("h:idle", IDLE).entry(
+        "h:attacker",
+        r#"return function()
+            local n = 0
+            while true do
+                local pid, err = process.spawn("h:idle", "test:host")
+                if not pid then return err:kind() .. ":" .. n .. ":" .. err:message() end
+                n = n + 1
+            end
+        end"#,
+    );
+    let out = attack(app, "h:attacker", Vec::new());
+    let v = out.value();
+    assert!(v.starts_with(&format!("RATE_LIMITED:{FREE_SLOTS}:")), "{v}");
+    assert!(v.contains("max_processes (50)"), "{v}");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn wasm_spawn_storm_stops_at_max_processes() {
+    let app = app()
+        .entry("h:idle", IDLE)
+        .component("h:attacker", "hostile");
+    let args = vec![s("storm"), s("h:idle"), s("test:host"), n(1000)];
+    let out = attack(app, "h:attacker", args);
+    assert_eq!(out.value(), format!("RateLimited:{FREE_SLOTS}"));
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn lua_flood_at_a_slow_receiver_is_rate_limited_and_loses_nothing() {
+    let app = app().entry(
+        "h:receiver",
+        r#"local time = require("time")
+        return function()
+            time.sleep("30ms")
+            local inbox, n = process.inbox(), 0
+            while true do
+                local msg = inbox:receive()
+                if msg:topic() == "end" then return n end
+                n = n + 1
+            end
+        end"#,
+    );
+    let app = app.entry(
+        "h:attacker",
+        r#"local time = require("time")
+        return function()
+            local rx = process.spawn_monitored("h:receiver", "test:host")
+            local sent, limited = 0, nil
+            while not limited do
+                local ok, err = process.send(rx, "flood", sent)
+                if ok then sent = sent + 1 else limited = err end
+            end
+            -- Retrying after the receiver drains works; nothing was dropped.
+            local extra = 0
+            while extra < 50 do
+                if process.send(rx, "flood", sent + extra) then extra = extra + 1 else time.sleep("1ms") end
+            end
+            while not process.send(rx, "end") do time.sleep("1ms") end
+            local ev = process.events():receive()
+            return { limited:kind(), limited:retryable(), sent, ev.result.value }
+        end"#,
+    );
+    let out = attack(app, "h:attacker", Vec::new());
+    let Ok(Value::Array(v)) = &out.exit else {
+        panic!("{out:?}")
+    };
+    assert_eq!(v[0], s("RATE_LIMITED"));
+    assert_eq!(v[1], Value::Bool(true));
+    assert_eq!(v[2], n(100), "sends accepted before the mailbox was full");
+    assert_eq!(v[3], n(150), "every accepted message was received");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn wasm_flood_at_a_slow_lua_receiver_is_rate_limited() {
+    let app = app()
+        .entry("h:idle", IDLE)
+        .component("h:flooder", "hostile")
+        .entry(
+            "h:attacker",
+            r#"return function()
+                local rx = process.spawn("h:idle", "test:host")
+                return process.exec("h:flooder", "test:host", "flood", rx, 1000)
+            end"#,
+        );
+    let out = attack(app, "h:attacker", Vec::new());
+    assert_eq!(out.value(), "RateLimited:100");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn lua_huge_message_inside_the_vm_is_refused() {
+    let out = lua(
+        r#"return function()
+            local ok, err = process.send(process.pid(), "big", string.rep("x", 100000))
+            return err:kind() .. ": " .. err:message()
+        end"#,
+        Vec::new(),
+    );
+    let v = out.value();
+    assert!(v.starts_with("INVALID: "), "{v}");
+    assert!(v.contains("max_message_bytes (65536)"), "{v}");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn lua_huge_nested_message_is_refused_before_it_is_copied() {
+    let out = lua(
+        r#"return function()
+            local t = {}
+            for i = 1, 10000 do t[i] = { i, "padding padding" } end
+            local ok, err = process.send(process.pid(), "big", t)
+            return err:kind()
+        end"#,
+        Vec::new(),
+    );
+    assert_eq!(out.value(), "INVALID");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn lua_huge_message_to_a_component_is_refused() {
+    let app = app().component("h:echo", "echo").entry(
+        "h:attacker",
+        r#"return function()
+                local pid = process.spawn("h:echo", "test:host")
+                local ok, err = process.send(pid, "big", string.rep("x", 100000))
+                process.terminate(pid)
+                return err:kind() .. ": " .. err:message()
+            end"#,
+    );
+    let out = attack(app, "h:attacker", Vec::new());
+    assert!(
+        out.value()
+            .contains("INVALID: message payloads of 100005 bytes"),
+        "{out:?}"
+    );
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn wasm_huge_message_is_refused() {
+    let out = wasm(vec![s("huge"), s("self"), n(100_000)]);
+    assert_eq!(out.value(), "Invalid:0");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn lua_huge_spawn_arguments_are_refused() {
+    let app = app().entry("h:idle", IDLE).entry(
+        "h:attacker",
+        r#"return function()
+            local pid, err = process.spawn("h:idle", "test:host", string.rep("a", 100000))
+            return err:kind() .. ": " .. err:message()
+        end"#,
+    );
+    let out = attack(app, "h:attacker", Vec::new());
+    assert!(
+        out.value().starts_with("INVALID: spawn arguments of"),
+        "{out:?}"
+    );
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn wasm_huge_spawn_arguments_are_refused() {
+    let app = app()
+        .entry("h:idle", IDLE)
+        .component("h:attacker", "hostile");
+    let args = vec![s("huge-spawn"), s("h:idle"), s("test:host"), n(100_000)];
+    let out = attack(app, "h:attacker", args);
+    assert_eq!(out.value(), "Invalid:0");
+    out.assert_neighbour_ticks();
+}
+
+/// A runtime whose other host runs an idle process; returns it and its pid.
+fn with_foreign_process(app: App) -> (warren_core::Runtime, String) {
+    let runtime = app.entry("h:idle", IDLE).start();
+    let pid = runtime
+        .spawn(SpawnRequest::new("h:idle", OTHER_HOST, Vec::new()))
+        .expect("spawn on the other host");
+    (runtime, pid.to_string())
+}
+
+#[test]
+fn lua_cannot_spawn_on_a_host_not_allowed() {
+    let out = lua(
+        r#"return function()
+            local pid, err = process.spawn("h:neighbour", "test:other")
+            return err:kind() .. ": " .. err:message()
+        end"#,
+        Vec::new(),
+    );
+    let v = out.value();
+    assert!(
+        v.starts_with("PERMISSION_DENIED: spawn to host 'test:other'"),
+        "{v}"
+    );
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn lua_cannot_send_to_or_terminate_a_process_on_a_host_not_allowed() {
+    let attacker = r#"return function(victim)
+        local _, e1 = process.send(victim, "hi", 1)
+        local _, e2 = process.terminate(victim)
+        local _, e3 = process.link(victim)
+        return { e1:kind(), e1:message(), e2:kind(), e2:message(), e3:kind() }
+    end"#;
+    let (runtime, victim) = with_foreign_process(app().entry("h:attacker", attacker));
+    let out = attack_on(&runtime, "h:attacker", vec![Value::str(&victim)]);
+    let Ok(Value::Array(v)) = &out.exit else {
+        panic!("{out:?}")
+    };
+    assert_eq!(v[0], s("PERMISSION_DENIED"));
+    let m1 = v[1].as_str().unwrap_or_default();
+    assert!(
+        m1.starts_with("send to host 'test:other'") && m1.contains(&victim),
+        "{m1}"
+    );
+    assert_eq!(v[2], s("PERMISSION_DENIED"));
+    assert!(v[3].as_str().unwrap_or_default().starts_with("terminate"));
+    assert_eq!(v[4], s("PERMISSION_DENIED"));
+    assert!(runtime.live_processes() >= 1, "the victim is alive");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn allowed_hosts_can_be_reached() {
+    let mut limits = harness::limits();
+    limits.allow_hosts = Some(vec![OTHER_HOST.to_owned()]);
+    let app = app().limits(limits).entry(
+        "h:attacker",
+        r#"return function()
+            local pid, err = process.spawn("h:neighbour", "test:other")
+            assert(pid, err)
+            assert(process.send(pid, "stop"))
+            return "reached"
+        end"#,
+    );
+    let out = attack(app, "h:attacker", Vec::new());
+    assert_eq!(out.value(), "reached");
+}
+
+#[test]
+fn wasm_cannot_send_to_spawn_on_or_terminate_across_hosts() {
+    let (runtime, victim) = with_foreign_process(app().component("h:attacker", "hostile"));
+    for args in [
+        vec![s("send-to"), s(&victim)],
+        vec![s("terminate"), s(&victim)],
+        vec![s("spawn-on"), s("h:idle"), s(OTHER_HOST)],
+    ] {
+        let out = attack_on(&runtime, "h:attacker", args.clone());
+        assert_eq!(out.value(), "PermissionDenied:0", "{args:?}");
+        out.assert_neighbour_ticks();
+    }
+}
+
+/// Holds `mib` MiB of strings, then waits to be stopped.
+const HOARDER: &str = r#"return function(mib)
+    local held = {}
+    for i = 1, mib do held[i] = string.rep("h", 1 << 20) .. i end
+    process.inbox():receive()
+    return #held
+end"#;
+
+#[test]
+fn memory_total_bounds_processes_that_each_stay_under_their_own_limit() {
+    let limits = HostLimits {
+        memory_total: 14 << 20,
+        ..harness::limits()
+    };
+    let app = app().limits(limits).entry("h:hoarder", HOARDER).entry(
+        "h:attacker",
+        r#"local time = require("time")
+        return function()
+            local a = process.spawn_monitored("h:hoarder", "test:host", 5)
+            local b = process.spawn_monitored("h:hoarder", "test:host", 5)
+            local c = process.spawn_monitored("h:hoarder", "test:host", 5)
+            time.sleep("50ms")
+            for _, p in ipairs({ a, b, c }) do process.send(p, "stop") end
+            local events, failed = process.events(), {}
+            for _ = 1, 3 do
+                local ev = events:receive()
+                if ev.result.error then failed[#failed + 1] = ev.result.error:message() end
+            end
+            return failed
+        end"#,
+    );
+    let out = attack(app, "h:attacker", Vec::new());
+    let Ok(Value::Array(failed)) = &out.exit else {
+        panic!("{out:?}")
+    };
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("memory_total"),
+        "{failed:?}"
+    );
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn memory_of_a_killed_process_is_returned() {
+    let limits = HostLimits {
+        memory_total: 24 << 20,
+        ..harness::limits()
+    };
+    let app = app().limits(limits).entry(
+        "h:attacker",
+        r#"return function()
+            local t = {}
+            while true do t[#t + 1] = string.rep("b", 1 << 16) .. #t end
+        end"#,
+    );
+    let app = app.entry(
+        "h:fits",
+        r#"return function()
+            local held = {}
+            for i = 1, 5 do held[i] = string.rep("f", 1 << 20) .. i end
+            return #held
+        end"#,
+    );
+    let runtime = app.start();
+    for _ in 0..3 {
+        let out = attack_on(&runtime, "h:attacker", Vec::new());
+        out.assert_ended(ErrorKind::RateLimited, "memory limit exceeded");
+    }
+    // Three 8 MiB bombs came and went under a 24 MiB total: 5 MiB still fit.
+    let out = attack_on(&runtime, "h:fits", Vec::new());
+    assert_eq!(out.exit, Ok(n(5)));
+}

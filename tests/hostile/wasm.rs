@@ -1,0 +1,102 @@
+//! Components that trap, loop, grow without bound or ask the host for
+//! more than it allows per process; each ends (or is refused) alone.
+
+use warren_core::{ErrorKind, HostLimits};
+
+use crate::harness::{self, app, attack, attack_on, n, s, wasm};
+
+#[test]
+fn infinite_loop_is_preempted_then_killed_by_the_cpu_budget() {
+    let out = attack(
+        app().component("h:attacker", "crasher"),
+        "h:attacker",
+        vec![s("spin")],
+    );
+    out.assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
+    out.assert_progress_during(5);
+}
+
+#[test]
+fn unbounded_growth_ends_with_a_memory_limit_reason() {
+    let out = attack(
+        app().component("h:attacker", "crasher"),
+        "h:attacker",
+        vec![s("grow")],
+    );
+    out.assert_ended(ErrorKind::RateLimited, "memory limit exceeded");
+    assert!(
+        out.error().message.contains("memory_per_process"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn memory_of_a_killed_component_is_returned_to_the_host() {
+    // Room for one component at its limit, not two: if the first one's
+    // memory were kept, the later ones would hit memory_total instead.
+    let limits = HostLimits {
+        memory_total: 12 << 20,
+        ..harness::limits()
+    };
+    let runtime = app()
+        .limits(limits)
+        .component("h:attacker", "crasher")
+        .start();
+    for _ in 0..3 {
+        let out = attack_on(&runtime, "h:attacker", vec![s("grow")]);
+        out.assert_ended(ErrorKind::RateLimited, "memory_per_process");
+    }
+}
+
+#[test]
+fn memory_total_stops_a_component_under_its_own_limit() {
+    let limits = HostLimits {
+        memory_total: 4 << 20,
+        ..harness::limits()
+    };
+    let app = app().limits(limits).component("h:attacker", "crasher");
+    let out = attack(app, "h:attacker", vec![s("grow")]);
+    out.assert_ended(ErrorKind::RateLimited, "memory_total");
+}
+
+#[test]
+fn a_panic_ends_the_component_with_its_message() {
+    let out = attack(
+        app().component("h:attacker", "crasher"),
+        "h:attacker",
+        vec![s("panic")],
+    );
+    out.assert_ended(ErrorKind::Internal, "deliberate panic");
+}
+
+#[test]
+fn stack_exhaustion_traps() {
+    let out = attack(
+        app().component("h:attacker", "crasher"),
+        "h:attacker",
+        vec![s("recurse")],
+    );
+    out.assert_ended(ErrorKind::Internal, "trap");
+}
+
+#[test]
+fn a_channel_cannot_buffer_more_than_the_host_allows() {
+    let out = wasm(vec![s("channel-fill"), n(1_000_000_000)]);
+    assert_eq!(out.value(), "Internal:1024");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn holding_more_handles_than_allowed_ends_the_component() {
+    let out = wasm(vec![s("timers"), n(20_000)]);
+    let err = out.error();
+    assert!(err.message.contains("trap"), "{err}");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn a_huge_log_line_is_cut_and_the_component_continues() {
+    let out = wasm(vec![s("long-log"), n(1 << 20)]);
+    assert_eq!(out.value(), "ok:1");
+    out.assert_neighbour_ticks();
+}
