@@ -140,6 +140,9 @@ entries:
   - name: l
     kind: process.host
     limits: { memory_total: 12 parsecs }
+  - name: m
+    kind: process.host
+    limits: { cpu_budget: soon, mailbox_limit: 0 }
 "#;
     let dir = app(
         "badconfig",
@@ -159,6 +162,7 @@ entries:
             "entry 'app:d': key 'kind': unknown kind 'process.teleport'",
             "entry 'app:h': key 'host.workers': must be at least 1",
             "entry 'app:l': key 'limits.memory_total'",
+            "entry 'app:m': key 'limits.cpu_budget': invalid positive duration \"soon\"",
         ],
     );
 }
@@ -237,4 +241,112 @@ fn run_reports_bad_arguments_cleanly() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = warren(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_rejects_allow_hosts_naming_no_host() {
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - name: h
+    kind: process.host
+    allow_hosts: [app:nowhere]
+"#;
+    let dir = app("badallow", &[("_index.yaml", index)]);
+    let out = warren(&["check", &dir.display().to_string()]);
+    assert_clean_failure(
+        &out,
+        2,
+        &["entry 'app:h': key 'allow_hosts': 'app:nowhere' is not a process.host entry"],
+    );
+}
+
+/// Every limit a host's YAML sets is the one its processes meet.
+#[test]
+fn configured_limits_and_allow_hosts_are_enforced() {
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - name: tenant
+    kind: process.host
+    host: { workers: 1 }
+    allow_hosts: []
+    limits:
+      max_processes: 4
+      mailbox_limit: 3
+      max_message_bytes: 1KiB
+      memory_per_process: 4MiB
+      cpu_budget: 200ms
+  - name: other
+    kind: process.host
+  - name: idle
+    kind: process.lua
+    source: file://idle.lua
+  - name: bomb
+    kind: process.lua
+    source: file://bomb.lua
+  - name: spin
+    kind: process.lua
+    source: file://spin.lua
+  - name: main
+    kind: process.lua
+    source: file://main.lua
+    modules: [time]
+"#;
+    let idle = "return function() process.inbox():receive() end";
+    let bomb = "return function() local t = {} while true do t[#t + 1] = {} end end";
+    let spin = "return function() while true do end end";
+    let main = r#"local time = require("time")
+return function()
+    local function exit_of(id)
+        process.spawn_monitored(id, "app:tenant")
+        local events = process.events()
+        local r = channel.select({ events:case_receive(), time.after("10s"):case_receive() })
+        assert(r.channel == events, id .. " was not stopped by its limit")
+        return r.value.result.error
+    end
+    local e = exit_of("app:bomb")
+    assert(e:kind() == "RATE_LIMITED" and e:message():find("memory limit exceeded"), e:message())
+    e = exit_of("app:spin")
+    assert(e:message():find("cpu_budget of host 'app:tenant' %(200 ms%)"), e:message())
+    local _, err = process.spawn("app:idle", "app:other")
+    assert(err:kind() == "PERMISSION_DENIED", tostring(err))
+    local _, err = process.send(process.pid(), "t", string.rep("x", 2000))
+    assert(err:message():find("max_message_bytes %(1024%)"), err:message())
+    local rx = process.spawn("app:idle", "app:tenant")
+    local sent = 0
+    while process.send(rx, "t", sent) do sent = sent + 1 end
+    assert(sent == 3, "mailbox_limit: " .. sent)
+    -- main and rx run: two more fit, the third does not.
+    local spawned, err = 0, nil
+    while not err do
+        local pid
+        pid, err = process.spawn("app:idle", "app:tenant")
+        if pid then spawned = spawned + 1 end
+    end
+    assert(spawned == 2 and err:kind() == "RATE_LIMITED", tostring(err))
+    assert(err:message():find("max_processes %(4%)"), err:message())
+    print("limits hold")
+    return 0
+end"#;
+    let dir = app(
+        "limits",
+        &[
+            ("_index.yaml", index),
+            ("idle.lua", idle),
+            ("bomb.lua", bomb),
+            ("spin.lua", spin),
+            ("main.lua", main),
+        ],
+    );
+    let out = warren(&[
+        "run",
+        &dir.display().to_string(),
+        "-x",
+        "app:main",
+        "--host",
+        "app:tenant",
+    ]);
+    let log = stderr(&out);
+    assert!(log.contains("limits hold"), "{log}");
 }
