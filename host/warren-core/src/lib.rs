@@ -15,6 +15,7 @@ pub mod error;
 pub mod frontend;
 pub mod item;
 pub mod limits;
+pub mod msgpack;
 pub mod pid;
 pub mod registry;
 pub mod runtime;
