@@ -353,3 +353,43 @@ fn memory_of_a_killed_process_is_returned() {
     let out = attack_on(&runtime, "h:fits", Vec::new());
     assert_eq!(out.exit, Ok(n(5)));
 }
+
+#[test]
+fn a_component_that_reads_its_mailbox_keeps_receiving_past_the_limit() {
+    // 300 round trips through a mailbox_limit of 100: the component's reads
+    // must give the room back, or the sender would be refused at 100.
+    let app = app().component("h:echo", "echo").entry(
+        "h:attacker",
+        r#"return function()
+            local echo = process.spawn("h:echo", "test:host")
+            local inbox = process.inbox()
+            for i = 1, 300 do
+                local ok, err = process.send(echo, "ping", i)
+                assert(ok, tostring(err))
+                assert(inbox:receive():payload():data() == i)
+            end
+            process.terminate(echo)
+            return "300 echoed"
+        end"#,
+    );
+    let out = attack(app, "h:attacker", Vec::new());
+    assert_eq!(out.value(), "300 echoed");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn a_full_mailbox_refuses_a_component_then_takes_its_retry() {
+    let app = app().component("h:flooder", "hostile").entry(
+        "h:attacker",
+        r#"return function()
+            local first = process.exec("h:flooder", "test:host", "flood", process.pid(), 150)
+            local inbox, got = process.inbox(), 0
+            while got < 100 do inbox:receive(); got = got + 1 end
+            local second = process.exec("h:flooder", "test:host", "flood", process.pid(), 150)
+            return first .. " " .. second
+        end"#,
+    );
+    let out = attack(app, "h:attacker", Vec::new());
+    assert_eq!(out.value(), "RateLimited:100 RateLimited:100");
+    out.assert_neighbour_ticks();
+}
