@@ -160,7 +160,8 @@ impl LuaVm {
     }
 }
 
-/// `H.enter`, `H.leave` and `H.measured` (see [`crate::quota`]); an exit
+/// `H.enter`, `H.leave` and `H.measured` (see [`crate::quota`]); `H.leave`
+/// also reports the messages the process took from its mailbox; an exit
 /// forgets the process's account.
 fn register_accounts(
     lua: &Lua,
@@ -181,8 +182,11 @@ fn register_accounts(
         Ok(())
     })?;
     h.set("enter", enter)?;
-    let a = accounts.clone();
-    let leave = lua.create_function(move |lua, (id, oom): (i64, bool)| {
+    let (a, c) = (accounts.clone(), core.clone());
+    let leave = lua.create_function(move |lua, (id, oom, taken): (i64, bool, u32)| {
+        if taken > 0 {
+            c.borrow_mut().consumed(pid_of(id), taken);
+        }
         let v = a.borrow_mut().leave(lua, id, oom);
         verdict(lua, v)
     })?;
@@ -436,20 +440,14 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
     register_mailbox(lua, h, core)
 }
 
-/// `H.admit` and `H.consumed` keep the host's count of each process's
-/// unread messages (`mailbox_limit`) right for sends inside this VM.
+/// `H.admit` counts a send inside this VM against the receiver's
+/// `mailbox_limit`; `H.leave` reports what a process took.
 fn register_mailbox(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let c = core.clone();
     let admit = lua.create_function(move |lua, to: i64| {
         ok_or_failure(lua, c.borrow_mut().admit_local(pid_of(to)).map(|()| true))
     })?;
     h.set("admit", admit)?;
-    let c = core.clone();
-    let consumed = lua.create_function(move |_, (me, n): (i64, u32)| {
-        c.borrow_mut().consumed(pid_of(me), n);
-        Ok(())
-    })?;
-    h.set("consumed", consumed)?;
     let limit = core.borrow().quota().limits.max_message_bytes;
     h.set(
         "max_message_bytes",

@@ -24,7 +24,7 @@ local load, collectgarbage = load, collectgarbage
 
 local H_next, H_send, H_spawn, H_exit = H.next, H.send, H.spawn, H.exit
 local H_timer, H_log = H.timer, H.log
-local H_admit, H_consumed = H.admit, H.consumed
+local H_admit = H.admit
 local H_enter, H_leave, H_measured = H.enter, H.leave, H.measured
 -- The error Lua raises when an allocation does not fit under the ceiling
 -- the host sets for the running process; the sandbox lets no process
@@ -116,20 +116,11 @@ end
 ---------------------------------------------------------------------------
 -- Mailbox depth: every message sent to a process was counted by the host
 -- (mailbox_limit); taking one out of its inbox or a listen channel is
--- reported back, in one call per process at the end of each run.
+-- reported back with the process's next H.leave (a message handed to a
+-- waiting coroutine wakes it, so that leave comes).
 ---------------------------------------------------------------------------
-local TAKEN = {} -- processes with messages taken since the last report
 local function note_taken(p)
-    local n = p.taken
-    if n then p.taken = n + 1 else p.taken = 1; TAKEN[#TAKEN + 1] = p end
-end
-local function report_taken()
-    for i = 1, #TAKEN do
-        local p = TAKEN[i]
-        TAKEN[i] = nil
-        if not p.dead then H_consumed(p.id, p.taken) end
-        p.taken = nil
-    end
+    p.taken = (p.taken or 0) + 1
 end
 
 ---------------------------------------------------------------------------
@@ -633,7 +624,8 @@ local function resume_one()
     H_enter(p.id)
     local ok, r1, r2, r3 = co_resume(cr.th, a, b, c)
     current = nil
-    local kind, why = H_leave(p.id, not ok and r1 == MEMERR)
+    local kind, why = H_leave(p.id, not ok and r1 == MEMERR, p.taken or 0)
+    p.taken = nil
     if kind == true then kind, why = H_measured(p.id, measure(p)) end
     if kind then
         exit_proc(p, false, mkerr(kind, why))
@@ -736,23 +728,16 @@ local function run(budget)
     while true do
         while handle(H_next()) do end
         local batch = rq_tail - rq_head + 1
-        if batch <= 0 then
-            report_taken()
-            return false
-        end
+        if batch <= 0 then return false end
         for _ = 1, batch do
             resume_one()
             if slice_over then
                 slice_over = false
-                report_taken()
                 return true
             end
         end
         done = done + batch
-        if done >= budget then
-            report_taken()
-            return true
-        end
+        if done >= budget then return true end
     end
 end
 

@@ -393,3 +393,37 @@ fn a_full_mailbox_refuses_a_component_then_takes_its_retry() {
     assert_eq!(out.value(), "RateLimited:100 RateLimited:100");
     out.assert_neighbour_ticks();
 }
+
+#[test]
+fn a_windowed_sender_in_the_same_vm_never_sees_a_stale_full_mailbox() {
+    // 2,000 messages, at most 50 ahead of the receiver, through a limit of
+    // 100: the room the receiver gives back must count at once, even when
+    // sender and receiver take turns many times within one worker slice.
+    let app = app()
+        .entry(
+            "h:sink",
+            r#"return function(n, reply)
+                local inbox = process.inbox()
+                for i = 1, n do
+                    inbox:receive()
+                    if i % 50 == 0 then process.send(reply, "ack") end
+                end
+            end"#,
+        )
+        .entry(
+            "h:attacker",
+            r#"return function()
+                local sink = process.spawn("h:sink", "test:host", 2000, process.pid())
+                local inbox = process.inbox()
+                for i = 1, 2000 do
+                    local ok, err = process.send(sink, "m", i)
+                    if not ok then return "refused at " .. i .. ": " .. tostring(err) end
+                    if i % 50 == 0 then inbox:receive() end
+                end
+                return "all sent"
+            end"#,
+        );
+    let out = attack(app, "h:attacker", Vec::new());
+    assert_eq!(out.value(), "all sent");
+    out.assert_neighbour_ticks();
+}
