@@ -2,9 +2,11 @@
 //! Each is ended by the host's `cpu_budget` (300 ms here) or, where it
 //! cannot be preempted at all, by the stuck limit; its neighbour ticks.
 
-use warren_core::ErrorKind;
+use std::time::Duration;
 
-use crate::harness::lua;
+use warren_core::{ErrorKind, HostLimits};
+
+use crate::harness::{self, app, attack, lua};
 
 fn killed_by_budget(source: &str) {
     let out = lua(source, Vec::new());
@@ -117,4 +119,24 @@ fn deep_recursion_ends_with_a_stack_overflow_or_the_memory_limit() {
         "{out:?}"
     );
     out.assert_neighbour_ticks();
+}
+
+#[test]
+fn the_hosts_cpu_slice_decides_how_long_a_loop_keeps_its_worker() {
+    // With a 10 s slice the loop is never preempted before its 300 ms
+    // budget ends it: the neighbour cannot tick meanwhile. (With the
+    // default slice it ticks dozens of times; see plain_infinite_loop.)
+    let limits = HostLimits {
+        cpu_slice: Duration::from_secs(10),
+        ..harness::limits()
+    };
+    let app = app()
+        .limits(limits)
+        .entry("h:attacker", "return function() while true do end end");
+    let out = attack(app, "h:attacker", Vec::new());
+    out.assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
+    assert!(
+        out.during <= 1,
+        "the neighbour ran inside a 10 s slice: {out:?}"
+    );
 }
