@@ -128,7 +128,8 @@ impl Accounts {
         account.charge = account.charge.saturating_add_signed(grown);
         let cpu = account.cpu;
         let over_limit = account.charge > limit;
-        if let Some(reason) = doomed.or_else(|| self.over_budget(cpu)) {
+        let over_budget = || self.quota.cpu_budget_exceeded(cpu).map(|e| e.message);
+        if let Some(reason) = doomed.or_else(over_budget) {
             return Verdict::Kill(ErrorKind::RateLimited, reason);
         }
         if oom {
@@ -154,7 +155,8 @@ impl Accounts {
     pub(crate) fn check_running(&mut self, ran: Duration, stuck_limit: Duration) -> Option<String> {
         let id = self.running.as_ref()?.id;
         let used = self.accounts.get(&id).map_or(Duration::ZERO, |a| a.cpu) + ran;
-        let reason = self.over_budget(used).or_else(|| {
+        let over_budget = self.quota.cpu_budget_exceeded(used).map(|e| e.message);
+        let reason = over_budget.or_else(|| {
             (ran > stuck_limit).then(|| {
                 format!(
                     "ran {} ms without reaching a point where it could be preempted (code called from C, such as a table.sort comparator or a __tostring, cannot yield)",
@@ -170,18 +172,6 @@ impl Accounts {
     /// must not be caught).
     pub(crate) fn doomed(&self) -> bool {
         self.doomed.is_some()
-    }
-
-    fn over_budget(&self, used: Duration) -> Option<String> {
-        let budget = self.quota.limits.cpu_budget?;
-        (used > budget).then(|| {
-            format!(
-                "cpu budget exceeded: ran {} ms, over the cpu_budget of host '{}' ({} ms)",
-                used.as_millis(),
-                self.quota.name,
-                budget.as_millis()
-            )
-        })
     }
 
     /// The kernel measured process `id` at `bytes`; when the measure is

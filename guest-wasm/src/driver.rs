@@ -192,7 +192,7 @@ impl WasmDriver {
             self.core.borrow_mut().consumed(pid, taken);
         }
         let exit = match polled {
-            Ok(Poll::Pending) => match over_budget(&self.core, proc.cpu) {
+            Ok(Poll::Pending) => match self.core.borrow().quota().cpu_budget_exceeded(proc.cpu) {
                 Some(reason) => Err(reason),
                 None => return,
             },
@@ -209,25 +209,6 @@ fn resource_table() -> ResourceTable {
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_RESOURCES);
     table
-}
-
-/// The exit reason of a process that used more CPU than its host's
-/// `cpu_budget`, if it did.
-fn over_budget(core: &CoreRef, used: Duration) -> Option<ProcError> {
-    let core = core.borrow();
-    let quota = core.quota();
-    let budget = quota.limits.cpu_budget?;
-    (used > budget).then(|| {
-        ProcError::new(
-            ErrorKind::RateLimited,
-            format!(
-                "cpu budget exceeded: ran {} ms, over the cpu_budget of host '{}' ({} ms)",
-                used.as_millis(),
-                quota.name,
-                budget.as_millis()
-            ),
-        )
-    })
 }
 
 fn host_panic(panic: &(dyn std::any::Any + Send)) -> ProcError {

@@ -9,6 +9,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::error::{ErrorKind, ProcError};
 use crate::value::Value;
 
 /// Default [`HostLimits::max_processes`]: a spawn storm stops here instead
@@ -157,6 +158,22 @@ impl HostQuota {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 Some(used.saturating_sub(bytes))
             });
+    }
+
+    /// The exit reason of a process that has run `used` in all, if that is
+    /// past the host's `cpu_budget`. Every front-end ends such a process
+    /// with this reason.
+    pub fn cpu_budget_exceeded(&self, used: Duration) -> Option<ProcError> {
+        let budget = self.limits.cpu_budget?;
+        (used > budget).then(|| {
+            let message = format!(
+                "cpu budget exceeded: ran {} ms, over the cpu_budget of host '{}' ({} ms)",
+                used.as_millis(),
+                self.name,
+                budget.as_millis()
+            );
+            ProcError::new(ErrorKind::RateLimited, message)
+        })
     }
 
     /// Bytes the host's processes hold now.
