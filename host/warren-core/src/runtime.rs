@@ -452,6 +452,16 @@ impl Runtime {
         true
     }
 
+    /// Bytes the processes of host `name` hold now (what counts against
+    /// its `memory_total`), or `None` for an unknown host.
+    pub fn memory_used(&self, name: &str) -> Option<u64> {
+        self.shared
+            .hosts
+            .iter()
+            .find(|h| h.quota.name == name)
+            .map(|h| h.quota.memory_used())
+    }
+
     /// The pid registered as `name`.
     pub fn lookup(&self, name: &str) -> Option<Pid> {
         self.shared.registry.lookup(name)

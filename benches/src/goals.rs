@@ -1,0 +1,246 @@
+//! The goals table of `shared/spec/performance.md`, measured: one short run
+//! of every scenario, each row with its goal, the measured value and
+//! whether the goal is met. `warren-bench` prints it.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::{lua, wasm};
+
+/// BEAM's spawn until its first wait on this machine (performance.md).
+const BEAM_SPAWN: Duration = Duration::from_nanos(2_500);
+/// BEAM's one-way message on this machine (performance.md).
+const BEAM_MESSAGE: Duration = Duration::from_nanos(170);
+/// Go's unbuffered ping-pong round trip on this machine (performance.md).
+const GO_PING_PONG: Duration = Duration::from_nanos(500);
+
+/// How big a run is: `quick` for the table, larger for the benches.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// Idle Lua processes held at once.
+    pub idle_processes: u64,
+    /// Coroutines held at once.
+    pub coroutines: u64,
+    /// Spawns timed (warm); cold spawns are a tenth of it.
+    pub spawns: u64,
+    /// Messages, switches and round trips timed.
+    pub messages: u64,
+    /// Blocked components held at once.
+    pub components: usize,
+    /// Sender/sink pairs of the scaling row.
+    pub pairs: u64,
+}
+
+impl Sizes {
+    /// The sizes of the goals table: about a minute in all.
+    pub const QUICK: Sizes = Sizes {
+        idle_processes: 100_000,
+        coroutines: 20_000,
+        spawns: 20_000,
+        messages: 200_000,
+        components: 10_000,
+        pairs: 8,
+    };
+}
+
+/// One row of the table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// What is measured.
+    pub metric: &'static str,
+    /// The goal, as performance.md states it.
+    pub goal: String,
+    /// What was measured.
+    pub measured: String,
+    /// Whether the goal is met.
+    pub met: bool,
+}
+
+fn row(metric: &'static str, goal: impl Into<String>, measured: String, met: bool) -> Row {
+    Row {
+        metric,
+        goal: goal.into(),
+        measured,
+        met,
+    }
+}
+
+/// A duration for people: nanoseconds below a microsecond.
+pub fn human(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else if ns < 1_000_000 {
+        format!("{:.2} µs", ns as f64 / 1e3)
+    } else {
+        format!("{:.2} ms", ns as f64 / 1e6)
+    }
+}
+
+fn per(total: Duration, n: u64) -> Duration {
+    total / u32::try_from(n.max(1)).unwrap_or(u32::MAX)
+}
+
+/// The best of three runs of `f`: the machine is shared and noisy, and
+/// noise only ever adds time.
+fn best_of_3(mut f: impl FnMut() -> Duration) -> Duration {
+    (0..3).map(|_| f()).min().unwrap_or_default()
+}
+
+/// Idle process memory, 100,000 processes and `coroutine.spawn`.
+fn memory_rows(s: Sizes, rows: &mut Vec<Row>) {
+    let each = lua::idle_process_bytes(s.idle_processes);
+    let total_mb = each * s.idle_processes / 1_000_000;
+    rows.push(row(
+        "idle Lua process (RSS growth per process)",
+        "≤ 2,600 B",
+        format!("{each} B"),
+        each <= 2_600,
+    ));
+    rows.push(row(
+        "100,000 idle Lua processes (RSS growth)",
+        "≤ 300 MB",
+        format!("{total_mb} MB ({} processes)", s.idle_processes),
+        total_mb <= 300,
+    ));
+    let co = lua::coroutine_bytes(s.coroutines);
+    rows.push(row(
+        "`coroutine.spawn` (RSS growth per blocked coroutine)",
+        "≤ 1,536 B",
+        format!("{co} B"),
+        co <= 1_536,
+    ));
+}
+
+/// Spawn, throughput and cold spawn.
+fn spawn_rows(s: Sizes, rows: &mut Vec<Row>) {
+    let rt = lua::runtime(1);
+    let warm = per(best_of_3(|| lua::spawn_warm(&rt, s.spawns)), s.spawns);
+    rows.push(row(
+        "spawn until it waits on its inbox (warm)",
+        format!("≤ BEAM's {}", human(BEAM_SPAWN)),
+        human(warm),
+        warm <= BEAM_SPAWN,
+    ));
+    let rate = 1e9 / warm.as_nanos().max(1) as f64;
+    rows.push(row(
+        "spawn throughput, one core",
+        "≥ 400 K/s",
+        format!("{:.0} K/s", rate / 1e3),
+        rate >= 400e3,
+    ));
+    let cold_n = (s.spawns / 10).max(1);
+    let cold = per(best_of_3(|| lua::spawn_cold(&rt, cold_n)), cold_n);
+    let ratio = cold.as_nanos() as f64 / warm.as_nanos().max(1) as f64;
+    rows.push(row(
+        "cold spawn (compiled on first spawn)",
+        "≤ 3× warm",
+        format!("{} ({ratio:.1}× warm)", human(cold)),
+        ratio <= 3.0,
+    ));
+}
+
+/// Channel switches, ping-pong and messages.
+fn message_rows(s: Sizes, rows: &mut Vec<Row>) {
+    let rt = lua::runtime(1);
+    let n = s.messages;
+    let sw = (0..3)
+        .map(|_| lua::switches(&rt, n))
+        .min_by_key(|sw| sw.blocked)
+        .unwrap_or_else(|| lua::switches(&rt, n));
+    let (bare, blocked) = (per(sw.bare, n), per(sw.blocked, n));
+    let ratio = blocked.as_nanos() as f64 / bare.as_nanos().max(1) as f64;
+    rows.push(row(
+        "yield+resume of a blocked channel receive",
+        "≤ 1.25× a coroutine resume+yield",
+        format!("{} ({ratio:.1}× {})", human(blocked), human(bare)),
+        ratio <= 1.25,
+    ));
+    let msg = per(best_of_3(|| lua::one_way(&rt, n)), n);
+    let rate = 1e9 / msg.as_nanos().max(1) as f64;
+    let beam = msg.as_nanos() as f64 / BEAM_MESSAGE.as_nanos() as f64;
+    rows.push(row(
+        "Lua → Lua one-way message, small table",
+        "≥ 4 M/s; ≤ 1.5× BEAM's 170 ns",
+        format!("{} ({:.2} M/s, {beam:.1}× BEAM)", human(msg), rate / 1e6),
+        rate >= 4e6 && beam <= 1.5,
+    ));
+    let rtt = per(sw.round_trip, n);
+    rows.push(row(
+        "unbuffered channel ping-pong (round trip)",
+        format!("≤ Go's {}", human(GO_PING_PONG)),
+        human(rtt),
+        rtt <= GO_PING_PONG,
+    ));
+    let one = best_of_3(|| lua::pairs(&rt, s.pairs, n / s.pairs));
+    drop(rt);
+    let two_rt = lua::runtime(2);
+    let two = best_of_3(|| lua::pairs(&two_rt, s.pairs, n / s.pairs));
+    let scale = one.as_nanos() as f64 / two.as_nanos().max(1) as f64;
+    rows.push(row(
+        "two cores vs one, many message pairs",
+        "≥ 1.7×",
+        format!("{scale:.2}× ({} pairs)", s.pairs),
+        scale >= 1.7,
+    ));
+}
+
+/// Components: spawn, idle memory, messages to and from Lua.
+fn wasm_rows(s: Sizes, rows: &mut Vec<Row>) {
+    let b = wasm::blocked(s.components);
+    rows.push(row(
+        "idle WASM process (`echo`, RSS growth)",
+        "≤ 64 KB; 10,000 blocked at once",
+        format!(
+            "{:.1} KB; {} blocked, {:.1} mappings each ({} of {})",
+            b.bytes_each as f64 / 1e3,
+            b.alive,
+            b.maps_each,
+            b.maps_total,
+            b.maps_cap
+        ),
+        b.bytes_each <= 64_000 && b.alive >= 10_000,
+    ));
+    let rt = wasm::runtime();
+    let spawns = (s.spawns / 10).max(1);
+    let spawn = per(best_of_3(|| wasm::spawn_run_exit(&rt, spawns)), spawns);
+    rows.push(row(
+        "WASM spawn → run → exit, through the scheduler",
+        "≤ 10 µs",
+        human(spawn),
+        spawn <= Duration::from_micros(10),
+    ));
+    let n = s.messages / 2;
+    let to = per(best_of_3(|| wasm::lua_to_wasm(&rt, n)), n);
+    let from = per(best_of_3(|| wasm::wasm_to_lua(&rt, n)), n);
+    rows.push(row(
+        "Lua ↔ WASM one-way message, small payload",
+        "≤ 1 µs",
+        format!("Lua → WASM {}, WASM → Lua {}", human(to), human(from)),
+        to.max(from) <= Duration::from_micros(1),
+    ));
+}
+
+/// Measures every row.
+pub fn measure(s: Sizes) -> Vec<Row> {
+    let mut rows = Vec::new();
+    memory_rows(s, &mut rows);
+    spawn_rows(s, &mut rows);
+    message_rows(s, &mut rows);
+    wasm_rows(s, &mut rows);
+    rows
+}
+
+/// The rows as a Markdown table.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::from("| metric | goal | measured | met |\n|---|---|---|---|\n");
+    for r in rows {
+        let met = if r.met { "yes" } else { "no" };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {met} |",
+            r.metric, r.goal, r.measured
+        );
+    }
+    out
+}

@@ -1,0 +1,11 @@
+//! Warren's benchmark scenarios, measured through the public runtime (the
+//! scheduler, the kernel and the host calls included): the criterion
+//! benches under `benches/` and the `warren-bench` goals table share them.
+
+pub mod goals;
+pub mod lua;
+pub mod memory;
+pub mod wasm;
+
+/// The allocator the `warren` binary uses, so benches measure what users run.
+pub type Allocator = mimalloc::MiMalloc;

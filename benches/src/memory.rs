@@ -1,0 +1,89 @@
+//! What an operator sees: the resident set and memory mappings of this
+//! process (Linux `/proc`).
+
+use std::time::Duration;
+
+/// The resident set size of this process, in bytes.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// How many memory mappings this process has.
+pub fn maps() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|m| m.lines().count())
+        .unwrap_or(0)
+}
+
+/// The kernel's cap on memory mappings per process.
+pub fn max_map_count() -> String {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Waits until the resident set stops growing (within 0.5% over 100 ms),
+/// at most 30 s: what was accepted has been instantiated and touched.
+pub fn settle() {
+    let mut last = rss_bytes();
+    for _ in 0..300 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = rss_bytes();
+        if now <= last + last / 200 {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// The environment variable that makes a bench binary a measuring child.
+const CHILD_VAR: &str = "WARREN_BENCH_CHILD";
+/// The prefix of the child's answer on its standard output.
+const ANSWER: &str = "warren-bench-child:";
+
+/// Runs memory scenario `what` with `n` in a fresh copy of this binary and
+/// returns the numbers it reports. The allocator keeps pages an earlier
+/// scenario freed, so a scenario measured after another would see little
+/// growth: each gets a process of its own.
+pub fn in_child(what: &str, n: u64) -> Vec<u64> {
+    let exe = std::env::current_exe().expect("this binary's path");
+    let out = std::process::Command::new(exe)
+        .env(CHILD_VAR, format!("{what}:{n}"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("the measuring child runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(ANSWER))
+        .unwrap_or_else(|| panic!("child {what}:{n} gave no answer ({})", out.status));
+    line.split_whitespace()
+        .map(|v| v.parse().expect("a number"))
+        .collect()
+}
+
+/// In a bench binary's `main`, first: when this process is a measuring
+/// child, runs the scenario, prints the answer and exits.
+pub fn child_main() {
+    let Ok(spec) = std::env::var(CHILD_VAR) else {
+        return;
+    };
+    let (what, n) = spec.split_once(':').expect("what:n");
+    let n: u64 = n.parse().expect("a count");
+    let got = match what {
+        "wasm" => crate::wasm::blocked_in_child(n),
+        other => crate::lua::held_in_child(other, n)
+            .map(|v| vec![v])
+            .unwrap_or_else(|| panic!("unknown scenario {other}")),
+    };
+    let numbers: Vec<String> = got.iter().map(u64::to_string).collect();
+    println!("{ANSWER}{}", numbers.join(" "));
+    std::process::exit(0);
+}

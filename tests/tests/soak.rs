@@ -1,0 +1,147 @@
+//! Soak: a thousand sender/receiver pairs of Lua processes on two workers
+//! move a million messages; every receiver checks that it got each
+//! sequence number once and in order, the driver checks every count; twice.
+//! Once all have exited, the Lua heaps are back near where they started
+//! and a second round leaves the resident set where the first left it.
+
+use std::time::{Duration, Instant};
+
+use warren_core::{HostLimits, Runtime, SpawnRequest, Value};
+use warren_tests::{App, HOST};
+
+/// The allocator the `warren` binary uses: what is measured is what users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Sender/receiver pairs: 2,000 processes plus the driver.
+const PAIRS: i64 = 1_000;
+/// Messages each sender sends.
+const MESSAGES: i64 = 1_000;
+/// Messages a sender may have in flight before it waits for an ack.
+const WINDOW: i64 = 64;
+/// How long the soak may take before the test fails instead of hanging.
+const SOAK_DEADLINE: Duration = Duration::from_secs(50);
+/// What the Lua heaps may hold once every process has exited, over what
+/// they held before: garbage the collector has not reached yet (it varies
+/// between 3 and 17 MB here; what 2,000 live processes hold is far more).
+const HEAP_LEFT_OVER: u64 = 32 << 20;
+/// How much the resident set may grow from one round to the next. The
+/// first round leaves the allocator's high-water mark behind (pages it
+/// keeps for reuse), and it wanders by up to ~14 MiB between rounds here;
+/// leaking any message (40 bytes or more each) would add over 38 MiB a
+/// round, leaking a process (about 5 KB) 10 MiB.
+const RSS_GROWTH: u64 = 32 << 20;
+
+const DRIVER: &str = r#"return function(pairs, n, window)
+    local inbox = process.inbox()
+    for i = 1, pairs do
+        process.spawn("soak:sender", "test:host", i, n, window, process.pid())
+    end
+    local total, seen = 0, {}
+    for _ = 1, pairs do
+        local r = inbox:receive():payload():data()
+        if seen[r.pair] then error("pair " .. r.pair .. " reported twice") end
+        seen[r.pair] = true
+        if r.count ~= n or r.sum ~= n * (n + 1) // 2 or r.bad ~= 0 then
+            error(("pair %d: count %d, sum %d, out of order %d"):format(r.pair, r.count, r.sum, r.bad))
+        end
+        total = total + r.count
+    end
+    return total
+end"#;
+
+const SENDER: &str = r#"return function(pair, n, window, report)
+    local sink = process.spawn("soak:sink", "test:host", pair, n, window, process.pid(), report)
+    local inbox = process.inbox()
+    for i = 1, n do
+        local ok, err = process.send(sink, "m", { seq = i, pair = pair })
+        if not ok then error("send " .. i .. ": " .. tostring(err)) end
+        if i % window == 0 then inbox:receive() end
+    end
+end"#;
+
+const SINK: &str = r#"return function(pair, n, window, sender, report)
+    local inbox = process.inbox()
+    local count, sum, bad, expect = 0, 0, 0, 1
+    while count < n do
+        local m = inbox:receive():payload():data()
+        if m.seq ~= expect or m.pair ~= pair then bad = bad + 1 end
+        expect = m.seq + 1
+        count, sum = count + 1, sum + m.seq
+        if count % window == 0 then process.send(sender, "ack") end
+    end
+    process.send(report, "done", { pair = pair, count = count, sum = sum, bad = bad })
+end"#;
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Bytes the Lua VMs of the test host hold.
+fn heap(rt: &Runtime) -> u64 {
+    rt.memory_used(HOST).expect("the test host exists")
+}
+
+fn soak(rt: &Runtime, pairs: i64) -> Value {
+    let args = vec![Value::Int(pairs), Value::Int(MESSAGES), Value::Int(WINDOW)];
+    let exit = rt
+        .run(SpawnRequest::new("soak:driver", HOST, args), SOAK_DEADLINE)
+        .expect("driver spawns")
+        .expect("the soak finished in time");
+    exit.unwrap_or_else(|e| panic!("the soak failed: {e:?}"))
+}
+
+/// One round: every count checked, then every process gone.
+fn round(rt: &Runtime, pairs: i64) {
+    assert_eq!(soak(rt, pairs), Value::Int(pairs * MESSAGES));
+    assert!(rt.wait_idle(Duration::from_secs(10)), "every process exits");
+    assert_eq!(rt.live_processes(), 0);
+}
+
+#[test]
+fn millions_of_messages_arrive_once_in_order_and_memory_comes_back() {
+    let rt = App::new()
+        .workers(2)
+        .limits(HostLimits::default())
+        .entry("soak:driver", DRIVER)
+        .entry("soak:sender", SENDER)
+        .entry("soak:sink", SINK)
+        .start();
+    // Warm up: compile the entries, grow the VMs' tables once.
+    round(&rt, 10);
+    let (rss_start, heap_start) = (rss_bytes(), heap(&rt));
+
+    let started = Instant::now();
+    round(&rt, PAIRS);
+    let (rss_first, heap_first) = (rss_bytes(), heap(&rt));
+    round(&rt, PAIRS);
+    let (rss_second, heap_second) = (rss_bytes(), heap(&rt));
+    eprintln!(
+        "soak: 2 x {} messages between {} processes in {:?}; RSS {} / {} / {} MiB, Lua heaps {} / {} / {} KiB (start / after one round / after two)",
+        PAIRS * MESSAGES,
+        2 * PAIRS,
+        started.elapsed(),
+        rss_start >> 20,
+        rss_first >> 20,
+        rss_second >> 20,
+        heap_start >> 10,
+        heap_first >> 10,
+        heap_second >> 10,
+    );
+    for heap in [heap_first, heap_second] {
+        assert!(
+            heap <= heap_start + HEAP_LEFT_OVER,
+            "the Lua heaps hold {heap} bytes after the round, {heap_start} before"
+        );
+    }
+    assert!(
+        rss_second <= rss_first + RSS_GROWTH,
+        "the resident set kept growing: {rss_first} bytes after one round, {rss_second} after two"
+    );
+}
