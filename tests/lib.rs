@@ -217,3 +217,14 @@ pub const LUA_ECHO: &str = r#"return function()
         process.send(msg:from(), msg:topic(), msg:payload():data())
     end
 end"#;
+
+/// The resident set size of this process, in bytes (Linux `/proc`).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}

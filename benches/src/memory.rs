@@ -3,16 +3,7 @@
 
 use std::time::Duration;
 
-/// The resident set size of this process, in bytes.
-pub fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
+pub use warren_tests::rss_bytes;
 
 /// How many memory mappings this process has.
 pub fn maps() -> usize {

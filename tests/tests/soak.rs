@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use warren_core::{HostLimits, Runtime, SpawnRequest, Value};
-use warren_tests::{App, HOST};
+use warren_tests::{App, HOST, rss_bytes};
 
 /// The allocator the `warren` binary uses: what is measured is what users run.
 #[global_allocator]
@@ -75,16 +75,6 @@ const SINK: &str = r#"return function(pair, n, window, sender, report)
     end
     process.send(report, "done", { pair = pair, count = count, sum = sum, bad = bad })
 end"#;
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
 
 /// Bytes the Lua VMs of the test host hold.
 fn heap(rt: &Runtime) -> u64 {
