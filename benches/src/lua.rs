@@ -22,29 +22,20 @@ const MAX_PROCESSES: usize = 200_000;
 /// A process that waits on its inbox once and exits.
 const IDLE: &str = "return function() process.inbox():receive() end";
 
-/// Spawns `n` idle children, waits until they all wait on their inbox, and
-/// returns the nanoseconds that took; then stops them.
+/// Spawns `n` children, waits until they all wait on their inbox, and
+/// returns the nanoseconds that took; then stops them. The children run
+/// the idle entry, or with `prefix` one each of the entries `prefix .. i`
+/// (entries never spawned before: each is compiled on its first spawn).
 const SPAWNER: &str = r#"local time = require("time")
-return function(n)
-    local kids = {}
-    local t0 = time.now()
-    for i = 1, n do kids[i] = process.spawn("bench:idle", "bench:host") end
-    -- A timer fires only once the worker's loop regains control; by then
-    -- every child has started, and the ready queue is FIFO, so this resumes
-    -- after each child has run to its first wait.
-    time.sleep("0s")
-    local elapsed = time.now():sub(t0):nanoseconds()
-    for i = 1, n do process.send(kids[i], "stop") end
-    return elapsed
-end"#;
-
-/// Spawns one child of each entry `prefix .. i` for i in 1..n (entries
-/// never spawned before: each is compiled on its first spawn).
-const COLD_SPAWNER: &str = r#"local time = require("time")
 return function(n, prefix)
     local kids = {}
     local t0 = time.now()
-    for i = 1, n do kids[i] = process.spawn(prefix .. i, "bench:host") end
+    for i = 1, n do
+        kids[i] = process.spawn(prefix and prefix .. i or "bench:idle", "bench:host")
+    end
+    -- A timer fires only once the worker's loop regains control; by then
+    -- every child has started, and the ready queue is FIFO, so this resumes
+    -- after each child has run to its first wait.
     time.sleep("0s")
     local elapsed = time.now():sub(t0):nanoseconds()
     for i = 1, n do process.send(kids[i], "stop") end
@@ -157,7 +148,6 @@ pub fn runtime(workers: usize) -> Runtime {
         .host(HostSpec::new(HOST, workers).with_limits(limits))
         .program(entry("bench:idle", IDLE))
         .program(entry("bench:spawner", SPAWNER))
-        .program(entry("bench:cold_spawner", COLD_SPAWNER))
         .program(entry("bench:holder", HOLDER))
         .program(entry("bench:coroutines", COROUTINES))
         .program(entry("bench:sender", SENDER))
@@ -215,7 +205,7 @@ pub fn spawn_cold(rt: &Runtime, n: u64) -> Duration {
     }
     nanos(&drive(
         rt,
-        "bench:cold_spawner",
+        "bench:spawner",
         vec![int(n), Value::str(&prefix)],
     ))
 }
