@@ -20,8 +20,10 @@ use warren_core::{
 };
 
 use crate::convert::{from_lua, to_lua};
+use crate::preempt::Preemption;
 use crate::program::LuaProgram;
 use crate::quota::{Accounts, Verdict};
+use crate::watchdog::Slot;
 use crate::{json, timefmt};
 
 const KERNEL: &str = include_str!("kernel.lua");
@@ -30,6 +32,8 @@ const KERNEL: &str = include_str!("kernel.lua");
 pub(crate) struct LuaVm {
     _lua: Lua,
     run: Function,
+    /// Declared after the VM: the hook's state outlives it.
+    _preemption: Preemption,
 }
 
 /// Stands in for a VM that failed to start: fails every process sent to it.
@@ -142,9 +146,9 @@ impl LuaVm {
         let h = lua.create_table()?;
         register(&lua, &h, core.clone(), index)?;
         let accounts = Rc::new(RefCell::new(Accounts::new(core.borrow().quota().clone())));
-        register_accounts(&lua, &h, &core, &accounts)?;
         let slice = core.borrow().quota().limits.cpu_slice;
-        crate::preempt::install(&lua, &h, KERNEL, slice, accounts)?;
+        let preemption = crate::preempt::install(&lua, &h, KERNEL, slice, accounts.clone())?;
+        register_accounts(&lua, &h, &core, &accounts, preemption.slot())?;
 
         let kernel: Table = lua
             .load(KERNEL)
@@ -156,18 +160,23 @@ impl LuaVm {
             globals.set(name, LuaValue::Nil)?;
         }
         let run: Function = kernel.get("run")?;
-        Ok(LuaVm { _lua: lua, run })
+        Ok(LuaVm {
+            _lua: lua,
+            run,
+            _preemption: preemption,
+        })
     }
 }
 
 /// `H.enter`, `H.leave` and `H.measured` (see [`crate::quota`]); `H.leave`
 /// also reports the messages the process took from its mailbox; an exit
-/// forgets the process's account.
+/// forgets the process's account. Both count in the watchdog's `slot`.
 fn register_accounts(
     lua: &Lua,
     h: &Table,
     core: &CoreRef,
     accounts: &Rc<RefCell<Accounts>>,
+    slot: &Arc<Slot>,
 ) -> mlua::Result<()> {
     fn verdict(lua: &Lua, v: Verdict) -> mlua::Result<MultiValue> {
         match v {
@@ -176,14 +185,16 @@ fn register_accounts(
             Verdict::Kill(kind, message) => (kind.name(), message).into_lua_multi(lua),
         }
     }
-    let a = accounts.clone();
+    let (a, s) = (accounts.clone(), slot.clone());
     let enter = lua.create_function(move |lua, id: i64| {
+        s.enter();
         a.borrow_mut().enter(lua, id);
         Ok(())
     })?;
     h.set("enter", enter)?;
-    let (a, c) = (accounts.clone(), core.clone());
+    let (a, c, s) = (accounts.clone(), core.clone(), slot.clone());
     let leave = lua.create_function(move |lua, (id, oom, taken): (i64, bool, u32)| {
+        s.leave();
         if taken > 0 {
             c.borrow_mut().consumed(pid_of(id), taken);
         }

@@ -15,8 +15,10 @@ local type, pairs, next, select, error, pcall, tostring, tonumber =
     type, pairs, next, select, error, pcall, tostring, tonumber
 local setmetatable, getmetatable, rawget, rawset, rawequal, rawlen =
     setmetatable, getmetatable, rawget, rawset, rawequal, rawlen
-local co_create, co_resume, co_yield, co_status, co_close, co_running =
-    coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.running
+-- H.resume is coroutine.resume that also tells a preemption (see resume.rs).
+local co_create, co_resume, co_yield, co_status, co_close, co_running, co_isyieldable =
+    coroutine.create, H.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.running,
+    coroutine.isyieldable
 local t_pack, t_unpack, t_concat = table.pack, table.unpack, table.concat
 local floor, math_type = math.floor, math.type
 local s_format, s_sub, s_byte = string.format, string.sub, string.byte
@@ -35,9 +37,10 @@ local MAX_MESSAGE_BYTES = H.max_message_bytes
 
 local BLOCK = setmetatable({}, { __metatable = false, __tostring = function() return "blocked" end })
 local UPGRADE = {} -- yielded by process.upgrade: replace this process's code
--- Yielded upward by a coroutine whose nested coroutine was preempted.
-local PREEMPT = setmetatable({}, { __metatable = false, __tostring = function() return "preempted" end })
-local H_preempted, H_doomed = H.preempted, H.doomed
+-- What co_resume returns after `true` for a preempted coroutine; yielded
+-- upward by a coroutine whose nested coroutine was preempted.
+local PREEMPT = H.preempted_marker
+local H_doomed = H.doomed
 local CLOSED = {}
 local NIL = {}
 
@@ -526,9 +529,12 @@ local d_getlocal, d_getupvalue, d_getinfo = dbg.getlocal, dbg.getupvalue, dbg.ge
 local KERNEL_SOURCE = d_getinfo(1, "S").source
 -- Objects every process shares (libraries, kernel tables): never charged.
 local NOT_OWNED = setmetatable({}, { __mode = "k" })
--- Rough sizes of Lua 5.4 objects on a 64-bit build, in bytes.
+-- Rough sizes of Lua 5.4 objects on a 64-bit build, in bytes. A thread is
+-- its lua_State plus the stack it starts with (45 slots): about 1 KB, even
+-- unstarted (counted as 200 before, a hoard of coroutines was measured at a
+-- fifth of what it held).
 local SIZE_TABLE, SIZE_SLOT, SIZE_STRING, SIZE_FUNCTION, SIZE_THREAD, SIZE_LOCAL =
-    56, 32, 24, 48, 200, 16
+    56, 32, 24, 48, 1000, 16
 
 -- Frames of one coroutine looked at: reaching frame n costs n steps.
 local MAX_LEVELS = 1000
@@ -631,7 +637,7 @@ local function resume_one()
         exit_proc(p, false, mkerr(kind, why))
         return
     end
-    if ok and (r1 == PREEMPT or (r1 == nil and H_preempted(cr.th))) then
+    if ok and r1 == PREEMPT then
         wake(cr) -- preempted: behind everything already runnable
         slice_over = true
         return
@@ -1009,14 +1015,13 @@ end
 ---------------------------------------------------------------------------
 local function resume_step(co, ok, first, ...)
     if not ok and (first == MEMERR or H_doomed()) then error(first, 0) end
-    if ok and co_status(co) == "suspended" then
-        if first == BLOCK or first == UPGRADE or first == PREEMPT then
-            return resume_step(co, co_resume(co, co_yield(first, ...)))
-        end
-        if first == nil and select("#", ...) == 0 and H_preempted(co) then
-            co_yield(PREEMPT)
+    if ok and (first == BLOCK or first == UPGRADE or first == PREEMPT) and co_status(co) == "suspended" then
+        if first == PREEMPT and not co_isyieldable() then
+            -- Resumed from code called from C: the preemption cannot be
+            -- passed up from here, so carry on (the hook tries again).
             return resume_step(co, co_resume(co))
         end
+        return resume_step(co, co_resume(co, co_yield(first, ...)))
     end
     return ok, first, ...
 end

@@ -14,7 +14,9 @@ mod json;
 mod preempt;
 mod program;
 mod quota;
+mod resume;
 mod timefmt;
+mod watchdog;
 
 pub use convert::{ConvertError, MAX_DEPTH, from_lua, to_lua};
 pub use program::{LuaProgram, MODULES, check_source, lua_frontend};

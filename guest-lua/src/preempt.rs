@@ -1,30 +1,41 @@
 //! Preemption of Lua processes that run without blocking.
 //!
-//! Every [`HOOK_INSTRUCTIONS`] VM instructions a count hook checks how long
-//! the worker has gone without a preemption. Past the slice, it yields the
-//! running process coroutine with no values and records which coroutine it
-//! yielded, so that the kernel (`H.preempted`) can tell this yield from a
-//! user's own `coroutine.yield()` and requeue the process behind the others.
+//! No hook is set while a process runs within its slice. When one has run
+//! a whole watchdog tick (see [`crate::watchdog`]), the watchdog arms a
+//! count hook on the coroutine it is running; at the next instruction the
+//! hook looks at how long the process has run. Within its slice, the hook
+//! removes itself. Past it, the hook yields the coroutine with no values
+//! and records that it did (see [`crate::resume`]), so that the kernel
+//! can tell this yield from a user's own `coroutine.yield()` and requeue
+//! the process behind the others.
 //!
 //! The hook never yields while kernel code is on the process's stack (it
-//! would leave the kernel's tables half-updated while other processes run):
-//! it waits for the next hook outside the kernel. The bottom frames of every
-//! process coroutine (`proc_main`, `trampoline`) and the sandbox's `pcall`
-//! and `xpcall` (which hold no kernel state) are the only kernel frames
-//! allowed below a preemption point.
+//! would leave the kernel's tables half-updated while other processes run),
+//! nor where Lua cannot yield (code called from C): it stays armed and
+//! looks again every [`RETRY_INSTRUCTIONS`] instructions. The bottom frames
+//! of every process coroutine (`proc_main`, `trampoline`) and the sandbox's
+//! `pcall` and `xpcall` (which hold no kernel state) are the only kernel
+//! frames allowed below a preemption point. The hook also ends a process
+//! past its `cpu_budget`, or stuck past [`STUCK_LIMIT`] where it cannot be
+//! preempted.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
+use std::ffi::{CStr, c_int, c_void};
+use std::ptr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mlua::{HookTriggers, Lua, Table, Thread, VmState};
+use mlua::ffi::{self, lua_Debug, lua_State};
+use mlua::{Lua, Table};
 
 use crate::quota::Accounts;
+use crate::watchdog::{self, Slot};
 
-/// VM instructions between two checks of the slice: small enough that a
-/// loop is caught within about a tenth of a millisecond, large enough that
-/// the check costs nothing measurable.
-pub const HOOK_INSTRUCTIONS: u32 = 10_000;
+/// VM instructions between two looks of an armed hook that could not
+/// preempt yet: small enough that a loop is caught within about a tenth of
+/// a millisecond, large enough that the looks cost little.
+pub const RETRY_INSTRUCTIONS: c_int = 10_000;
 
 /// The kernel chunk's name, as given to `Lua::load`.
 pub(crate) const KERNEL_CHUNK: &str = "=warren-kernel";
@@ -68,33 +79,39 @@ impl Allowed {
 /// functions mutate shared state only near the top of a stack (they call
 /// user code, through metamethods, before they change anything), so a
 /// stack of user frames this deep is treated as user code.
-const MAX_FRAMES_CHECKED: usize = 64;
+const MAX_FRAMES_CHECKED: c_int = 64;
 
-/// Whether yielding the running coroutine leaves no kernel code suspended
-/// mid-way: every frame up to the coroutine's bottom is user code.
-fn safe_point(lua: &Lua, allowed: &Allowed) -> bool {
-    enum Frame {
-        User,
-        Bottom,
-        Kernel,
-    }
+/// Whether yielding `l` leaves no kernel code suspended mid-way: every
+/// frame up to the coroutine's bottom is user code.
+///
+/// # Safety
+///
+/// `l` is the running thread, inside a hook.
+unsafe fn safe_point(l: *mut lua_State, allowed: &Allowed) -> bool {
+    // SAFETY: a zeroed lua_Debug is what lua_getstack fills in.
+    let mut ar: lua_Debug = unsafe { std::mem::zeroed() };
     for level in 0..MAX_FRAMES_CHECKED {
-        let frame = lua.inspect_stack(level, |d| {
-            let source = d.source();
-            if source.source.as_deref() != Some(KERNEL_CHUNK) {
-                return Frame::User;
+        // SAFETY: `l` is live and `ar` is ours; "S" fills `source` with a
+        // string the function's prototype keeps alive while it runs.
+        let source = unsafe {
+            if ffi::lua_getstack(l, level, &raw mut ar) == 0 {
+                return true;
             }
-            match source.line_defined {
-                Some(l) if allowed.bottoms.contains(&l) => Frame::Bottom,
-                Some(l) if allowed.transparent.contains(&l) => Frame::User,
-                _ => Frame::Kernel,
+            ffi::lua_getinfo(l, c"S".as_ptr(), &raw mut ar);
+            if ar.source.is_null() {
+                continue;
             }
-        });
-        match frame {
-            None => return true,
-            Some(Frame::User) => {}
-            Some(Frame::Bottom) => return true,
-            Some(Frame::Kernel) => return false,
+            CStr::from_ptr(ar.source)
+        };
+        if source.to_bytes() != KERNEL_CHUNK.as_bytes() {
+            continue; // user code, or a C function
+        }
+        let line = usize::try_from(ar.linedefined).unwrap_or(0);
+        if allowed.bottoms.contains(&line) {
+            return true;
+        }
+        if !allowed.transparent.contains(&line) {
+            return false;
         }
     }
     true
@@ -106,46 +123,161 @@ fn safe_point(lua: &Lua, allowed: &Allowed) -> bool {
 pub const STUCK_LIMIT: Duration = Duration::from_millis(250);
 const STUCK_SLICES: u32 = 50;
 
-/// Installs the hook on `lua` and `H.preempted(co)`, `H.doomed()` on the
-/// kernel's host table `h`. The hook also ends a process past its
-/// `cpu_budget` or stuck where it cannot yield (see [`Accounts`]).
+/// A VM's preemption state, which the hook finds through the registry.
+struct State {
+    allowed: Allowed,
+    slice: Duration,
+    stuck_limit: Duration,
+    accounts: Rc<RefCell<Accounts>>,
+}
+
+/// What the hook does.
+enum Action {
+    /// Within its slice (or no process runs): remove the hook.
+    Disarm,
+    /// Past its slice where it cannot yield: look again soon.
+    Retry,
+    /// Yield the coroutine.
+    Yield,
+    /// End the process with this (uncatchable) error.
+    Fail(String),
+}
+
+impl State {
+    /// # Safety
+    ///
+    /// `l` is the running thread, inside a hook.
+    unsafe fn decide(&self, l: *mut lua_State) -> Action {
+        let Ok(mut accounts) = self.accounts.try_borrow_mut() else {
+            return Action::Retry;
+        };
+        let Some(ran) = accounts.ran(Instant::now()) else {
+            return Action::Disarm;
+        };
+        if let Some(reason) = accounts.check_running(ran, self.stuck_limit) {
+            return Action::Fail(reason);
+        }
+        if ran < self.slice {
+            return Action::Disarm;
+        }
+        // SAFETY: as this function's.
+        let can_yield = unsafe { ffi::lua_isyieldable(l) != 0 && safe_point(l, &self.allowed) };
+        if can_yield {
+            Action::Yield
+        } else {
+            Action::Retry
+        }
+    }
+}
+
+/// Its address is the registry key of the VM's [`State`].
+static KEY: u8 = 0;
+
+fn key() -> *const c_void {
+    ptr::from_ref(&KEY).cast()
+}
+
+/// Arms the hook on `l`, to fire at its next instruction.
+///
+/// # Safety
+///
+/// `l` is a live thread of this OS thread (the caller may be a signal
+/// handler interrupting it).
+pub(crate) unsafe fn arm(l: *mut lua_State) {
+    // SAFETY: as this function's; lua_sethook may be called from a signal.
+    unsafe { ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, 1) };
+}
+
+unsafe extern "C-unwind" fn hook(l: *mut lua_State, _: *mut lua_Debug) {
+    // SAFETY: Lua calls the hook on the running thread `l`, with room on
+    // its stack; the registry value is the State that `install` stored and
+    // the VM's `Preemption` keeps alive as long as the VM. Nothing on this
+    // frame needs dropping when lua_error raises.
+    unsafe {
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key());
+        let state = ffi::lua_touserdata(l, -1).cast::<State>();
+        ffi::lua_pop(l, 1);
+        let action = match state.as_ref() {
+            Some(state) => state.decide(l),
+            None => Action::Disarm,
+        };
+        match action {
+            Action::Disarm => ffi::lua_sethook(l, None, 0, 0),
+            Action::Retry => {
+                ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, RETRY_INSTRUCTIONS)
+            }
+            Action::Yield => {
+                ffi::lua_sethook(l, None, 0, 0);
+                crate::resume::preempting(l);
+                // Inside a hook, lua_yield returns; the yield happens when
+                // the hook does.
+                ffi::lua_yield(l, 0);
+            }
+            Action::Fail(reason) => {
+                ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, RETRY_INSTRUCTIONS);
+                ffi::lua_pushlstring(l, reason.as_ptr().cast(), reason.len());
+                drop(reason);
+                ffi::lua_error(l);
+            }
+        }
+    }
+}
+
+/// Keeps a VM's preemption state alive and its watchdog slot registered;
+/// drop it after the VM.
+pub(crate) struct Preemption {
+    _state: Box<State>,
+    slot: Arc<Slot>,
+}
+
+impl Preemption {
+    /// The VM's watchdog slot, which `H.enter` and `H.leave` bump.
+    pub(crate) fn slot(&self) -> &Arc<Slot> {
+        &self.slot
+    }
+}
+
+impl Drop for Preemption {
+    fn drop(&mut self) {
+        self.slot.retire();
+    }
+}
+
+/// Sets up preemption for `lua` (on its worker thread): registers the
+/// watchdog slot, stores the hook's state, and adds `H.resume`,
+/// `H.preempted_marker` and `H.doomed` to the kernel's host table `h`.
 pub(crate) fn install(
     lua: &Lua,
     h: &Table,
     kernel: &str,
     slice: Duration,
     accounts: Rc<RefCell<Accounts>>,
-) -> mlua::Result<()> {
-    let allowed = Allowed::new(kernel);
-    let stuck_limit = STUCK_LIMIT.max(slice * STUCK_SLICES);
-    let yielded: Rc<Cell<usize>> = Rc::new(Cell::new(0));
-    let hook_yielded = yielded.clone();
-    let hook_accounts = accounts.clone();
-    let triggers = HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS);
-    lua.set_global_hook(triggers, move |lua, _| {
-        let Ok(mut accounts) = hook_accounts.try_borrow_mut() else {
-            return Ok(VmState::Continue);
-        };
-        let Some(ran) = accounts.ran(Instant::now()) else {
-            return Ok(VmState::Continue);
-        };
-        if let Some(reason) = accounts.check_running(ran, stuck_limit) {
-            return Err(mlua::Error::runtime(reason));
-        }
-        if ran < slice || !safe_point(lua, &allowed) {
-            return Ok(VmState::Continue);
-        }
-        // mlua yields only where Lua can; elsewhere this is a no-op and
-        // the next hook tries again.
-        hook_yielded.set(lua.current_thread().to_pointer() as usize);
-        Ok(VmState::Yield)
-    })?;
-    let preempted = lua.create_function(move |_, co: Thread| {
-        let was = yielded.get() == co.to_pointer() as usize;
-        yielded.set(0);
-        Ok(was)
-    })?;
-    h.set("preempted", preempted)?;
+) -> mlua::Result<Preemption> {
+    let slot = watchdog::register()
+        .map_err(|e| mlua::Error::runtime(format!("cannot start the Lua watchdog: {e}")))?;
+    let state = Box::new(State {
+        allowed: Allowed::new(kernel),
+        slice,
+        stuck_limit: STUCK_LIMIT.max(slice * STUCK_SLICES),
+        accounts: accounts.clone(),
+    });
+    let raw = ptr::from_ref::<State>(&state).cast_mut().cast::<c_void>();
+    // SAFETY: stores a light userdata in the registry; the pointee outlives
+    // the VM (see `Preemption`).
+    unsafe {
+        lua.exec_raw::<()>((), |l| {
+            ffi::lua_pushlightuserdata(l, raw);
+            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key());
+        })?;
+    }
+    // SAFETY: `resume` is a C function following the Lua C API.
+    let resume = unsafe { lua.create_c_function(crate::resume::resume)? };
+    h.set("resume", resume)?;
+    h.set("preempted_marker", crate::resume::marker())?;
     let doomed = lua.create_function(move |_, ()| Ok(accounts.borrow().doomed()))?;
-    h.set("doomed", doomed)
+    h.set("doomed", doomed)?;
+    Ok(Preemption {
+        _state: state,
+        slot,
+    })
 }

@@ -24,6 +24,12 @@ use mlua::Lua;
 use rustc_hash::FxHashMap;
 use warren_core::{ErrorKind, HostQuota};
 
+/// How far the host's count of a VM's memory may lag behind the VM: the
+/// count is shared by every worker of the host, and updating it at every
+/// resume made the workers fight over its cache line (a process's room is
+/// then off by at most this much per worker).
+pub(crate) const SYNC_GRANULE: u64 = 64 * 1024;
+
 #[derive(Default)]
 struct Account {
     /// Last measured size: what its room is computed from.
@@ -78,9 +84,13 @@ impl Accounts {
         self.quota.limits.memory_per_process
     }
 
-    /// Brings the host's count of this VM's memory up to date.
+    /// Brings the host's count of this VM's memory up to date, to within
+    /// [`SYNC_GRANULE`].
     fn sync(&mut self, used: usize) {
         let used = u64::try_from(used).unwrap_or(u64::MAX);
+        if used.abs_diff(self.synced) < SYNC_GRANULE {
+            return;
+        }
         if used > self.synced {
             self.quota.add_memory(used - self.synced);
         } else {

@@ -277,10 +277,11 @@ fn wasm_cannot_send_to_spawn_on_or_terminate_across_hosts() {
     }
 }
 
-/// Holds `mib` MiB of strings, then waits to be stopped.
-const HOARDER: &str = r#"return function(mib)
+/// Holds `mib` MiB of strings, tells `parent`, then waits to be stopped.
+const HOARDER: &str = r#"return function(mib, parent)
     local held = {}
     for i = 1, mib do held[i] = string.rep("h", 1 << 20) .. i end
+    process.send(parent, "held")
     process.inbox():receive()
     return #held
 end"#;
@@ -293,15 +294,22 @@ fn memory_total_bounds_processes_that_each_stay_under_their_own_limit() {
     };
     let app = app().limits(limits).entry("h:hoarder", HOARDER).entry(
         "h:attacker",
-        r#"local time = require("time")
-        return function()
-            local a = process.spawn_monitored("h:hoarder", "test:host", 5)
-            local b = process.spawn_monitored("h:hoarder", "test:host", 5)
-            local c = process.spawn_monitored("h:hoarder", "test:host", 5)
-            time.sleep("50ms")
-            for _, p in ipairs({ a, b, c }) do process.send(p, "stop") end
-            local events, failed = process.events(), {}
+        // One hoarder after the other (each holds before the next starts),
+        // so which one fails does not depend on how their slices interleave.
+        r#"return function()
+            local inbox, events = process.inbox(), process.events()
+            local holding, failed = {}, {}
             for _ = 1, 3 do
+                local p = process.spawn_monitored("h:hoarder", "test:host", 5, process.pid())
+                local r = channel.select({ inbox:case_receive(), events:case_receive() })
+                if r.channel == inbox then
+                    holding[#holding + 1] = p
+                elseif r.value.result.error then
+                    failed[#failed + 1] = r.value.result.error:message()
+                end
+            end
+            for _, p in ipairs(holding) do process.send(p, "stop") end
+            for _ = 1, #holding do
                 local ev = events:receive()
                 if ev.result.error then failed[#failed + 1] = ev.result.error:message() end
             end

@@ -229,15 +229,14 @@ fn events_channel_receives_lifecycle_events_only() {
 
 #[test]
 fn same_worker_and_cross_worker_sends_are_indistinguishable() {
-    // With two workers and round-robin placement, main is on worker 0, the
-    // first echo on worker 1 (host conversion) and the second on worker 0
-    // (copied inside the VM). Both paths must give equal data and errors.
+    // The first echo runs on the other host's worker (host conversion),
+    // the second next to main (copied inside the VM). Both paths must give
+    // equal data and errors.
     let v = App::new()
-        .workers(2)
         .entry(
             "t:main",
             r#"return function()
-            local far = process.spawn("t:echo", "test:host")
+            local far = process.spawn("t:echo", "test:other")
             local near = process.spawn("t:echo", "test:host")
             local function deep_eq(a, b)
                 if type(a) ~= type(b) then return false end

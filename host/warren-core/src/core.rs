@@ -40,6 +40,8 @@ struct ProcEntry {
     links: FxHashSet<Pid>,
     watchers: Vec<Pid>,
     trap_links: bool,
+    /// Whether it has spawned a process (its first child is placed near it).
+    spawned: bool,
     /// Messages sent to it that it has not taken yet.
     unread: Queued,
 }
@@ -229,7 +231,12 @@ impl Core {
     /// Spawns a process on behalf of `parent`, optionally linked to and/or monitored by it.
     pub fn spawn(&mut self, parent: Pid, req: SpawnRequest) -> Result<Pid, ProcError> {
         let link = req.link;
-        let (cmd, worker) = self.shared.prepare_spawn(req, Some(parent))?;
+        let first = self
+            .procs
+            .get_mut(&parent)
+            .is_some_and(|p| !std::mem::replace(&mut p.spawned, true));
+        let home = first.then_some(self.worker);
+        let (cmd, worker) = self.shared.prepare_spawn(req, Some(parent), home)?;
         let pid = cmd.pid;
         if link && let Some(p) = self.procs.get_mut(&parent) {
             p.links.insert(pid);
@@ -380,7 +387,7 @@ impl Core {
             self.post(Cmd::Deliver(watcher, Item::Event(event)));
         }
         let failure = result.as_ref().err().map(|e| e.message.clone());
-        let watched = self.shared.process_exited(me, result);
+        let watched = self.shared.process_exited(self.worker, me, result);
         match failure {
             // Nobody else will see this failure: make it visible.
             Some(message) if !linked && !watched => {

@@ -80,6 +80,13 @@ impl SpawnRequest {
     }
 }
 
+/// How many more processes than twice the least loaded worker's a parent's
+/// worker may hold and still take the parent's first child. Keeping a child
+/// with its parent keeps their messages on one thread (a message across
+/// threads costs a thread wake-up, several microseconds); the bound keeps
+/// chains of first children from piling every process on one worker.
+pub(crate) const PLACEMENT_SLACK: usize = 4;
+
 pub(crate) struct HostInfo {
     quota: Arc<HostQuota>,
     first_worker: usize,
@@ -174,12 +181,14 @@ impl Shared {
         Ok(())
     }
 
-    /// Validates a spawn, allocates the pid and picks its worker. The pid is
-    /// in the directory when this returns.
+    /// Validates a spawn, allocates the pid and picks its worker (`home`:
+    /// the parent's, for its first child; see `place`). The pid is in the
+    /// directory when this returns.
     pub(crate) fn prepare_spawn(
         &self,
         req: SpawnRequest,
         parent: Option<Pid>,
+        home: Option<usize>,
     ) -> Result<(SpawnCmd, usize), SpawnError> {
         let host_index = self
             .hosts
@@ -199,7 +208,8 @@ impl Shared {
             })?;
         let host = &self.hosts[host_index];
         self.check_spawn(&req, &host.quota, parent)?;
-        let worker = host.first_worker + host.next.fetch_add(1, Ordering::Relaxed) % host.workers;
+        let worker = self.place(host, home);
+        self.workers[worker].load.fetch_add(1, Ordering::Relaxed);
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
         let pid = Pid::new(u16::try_from(host_index).unwrap_or(u16::MAX), serial);
         *self
@@ -220,8 +230,36 @@ impl Shared {
         Ok((cmd, worker))
     }
 
-    /// Records an exit; `true` when someone outside the runtime was waiting for it.
-    pub(crate) fn process_exited(&self, pid: Pid, result: Exit) -> bool {
+    /// The worker of `host` a new process runs on. A parent's first child
+    /// goes to the parent's worker (`home`): a process that starts one
+    /// helper usually talks to it, and the two then talk without crossing
+    /// threads; unless that worker holds clearly more processes than the
+    /// least loaded one (see [`PLACEMENT_SLACK`]). Further children (a
+    /// spawner fanning out work, a supervisor) and spawns from outside go
+    /// to the least loaded worker, ties taken in turn.
+    fn place(&self, host: &HostInfo, home: Option<usize>) -> usize {
+        let load = |w: usize| self.workers[w].load.load(Ordering::Relaxed);
+        let start = host.next.fetch_add(1, Ordering::Relaxed);
+        let mut best = host.first_worker + start % host.workers;
+        let mut min = load(best);
+        for k in 1..host.workers {
+            let w = host.first_worker + (start + k) % host.workers;
+            let l = load(w);
+            if l < min {
+                (best, min) = (w, l);
+            }
+        }
+        let range = host.first_worker..host.first_worker + host.workers;
+        match home.filter(|h| range.contains(h)) {
+            Some(h) if load(h) <= 2 * min + PLACEMENT_SLACK => h,
+            _ => best,
+        }
+    }
+
+    /// Records an exit of a process of `worker`; `true` when someone
+    /// outside the runtime was waiting for it.
+    pub(crate) fn process_exited(&self, worker: usize, pid: Pid, result: Exit) -> bool {
+        self.workers[worker].load.fetch_sub(1, Ordering::Relaxed);
         let waiting = self
             .watchers
             .lock()
@@ -358,7 +396,7 @@ impl Runtime {
         req: SpawnRequest,
         watcher: Option<ExitCallback>,
     ) -> Result<Pid, SpawnError> {
-        let (cmd, worker) = self.shared.prepare_spawn(req, None)?;
+        let (cmd, worker) = self.shared.prepare_spawn(req, None, None)?;
         let pid = cmd.pid;
         if let Some(callback) = watcher {
             self.shared

@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::Instant;
@@ -65,6 +65,8 @@ impl Cmd {
 /// The part of a worker other threads can reach.
 #[derive(Default)]
 pub(crate) struct Remote {
+    /// Live processes placed on this worker (see `Shared::place`).
+    pub(crate) load: AtomicUsize,
     queue: Mutex<Vec<Cmd>>,
     sleeping: AtomicBool,
     stop: AtomicBool,
