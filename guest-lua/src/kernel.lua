@@ -94,6 +94,7 @@ local function qlen(q) return q.t - q.h + 1 end
 
 -- Waiter queues skip waiters whose select already completed elsewhere.
 local function live_pop(q)
+    if not q then return nil end
     while true do
         local w = qpop(q)
         if w == nil then return nil end
@@ -107,6 +108,16 @@ local function live_pop(q)
             return w
         end
     end
+end
+-- The queue `key` of channel state `s`, made on first use: a channel holds
+-- only the queues it has needed (an idle inbox has just its receivers).
+local function q_of(s, key)
+    local q = s[key]
+    if not q then
+        q = qnew()
+        s[key] = q
+    end
+    return q
 end
 local function push_waiter(q, w)
     while q.h <= q.t do -- drop completed selects at the head first
@@ -122,8 +133,9 @@ end
 -- reported back with the process's next H.leave (a message handed to a
 -- waiting coroutine wakes it, so that leave comes).
 ---------------------------------------------------------------------------
+local TAKEN = {} -- process record -> messages taken since its last leave
 local function note_taken(p)
-    p.taken = (p.taken or 0) + 1
+    TAKEN[p] = (TAKEN[p] or 0) + 1
 end
 
 ---------------------------------------------------------------------------
@@ -136,7 +148,9 @@ local ChanMT = { __index = ChanMethods, __metatable = false, __warren = "channel
 
 local function chan_state(cap, ext)
     local proxy = setmetatable({}, ChanMT)
-    local s = { cap = cap, buf = qnew(), closed = false, rq = qnew(), sq = qnew(), ext = ext, proxy = proxy }
+    -- buf, rq and sq are made on first use (q_of); closed is nil until
+    -- closed, cap nil for 0: an inbox has 4 fields (4 hash slots, not 8).
+    local s = { cap = cap > 0 and cap or nil, ext = ext or nil, proxy = proxy }
     CH[proxy] = s
     return s
 end
@@ -150,7 +164,7 @@ end
 -- Non-blocking receive: ready, value, ok.
 local function try_recv(s)
     local buf = s.buf
-    if buf.h <= buf.t then
+    if buf and buf.h <= buf.t then
         local v = qpop(buf)
         if s.mb then note_taken(s.mb) end
         local w = live_pop(s.sq)
@@ -180,9 +194,10 @@ local function try_send(s, v, level)
         wake(w.cr, v, true, s.proxy)
         return true
     end
-    if qlen(s.buf) < s.cap then
+    local buf = s.buf
+    if (buf and qlen(buf) or 0) < (s.cap or 0) then
         if v == nil then v = NIL end
-        qpush(s.buf, v)
+        qpush(buf or q_of(s, "buf"), v)
         return true
     end
     return false
@@ -196,7 +211,7 @@ local function deliver(s, v)
         wake(w.cr, v, true, s.proxy)
     else
         if v == nil then v = NIL end
-        qpush(s.buf, v)
+        qpush(s.buf or q_of(s, "buf"), v)
     end
 end
 
@@ -219,7 +234,7 @@ function ChanMethods:send(v)
     local s = state_of(self, 2)
     if try_send(s, v, 2) then return true end
     local cr = current
-    push_waiter(s.sq, { cr = cr, v = (v == nil) and NIL or v })
+    push_waiter(q_of(s, "sq"), { cr = cr, v = (v == nil) and NIL or v })
     local a = block(cr, s.ext)
     if a == CLOSED then error("send on closed channel", 2) end
     return true
@@ -230,7 +245,7 @@ function ChanMethods:receive()
     local ready, v, ok = try_recv(s)
     if ready then return v, ok end
     local cr = current
-    push_waiter(s.rq, { cr = cr })
+    push_waiter(q_of(s, "rq"), { cr = cr })
     return block(cr, s.ext)
 end
 
@@ -290,9 +305,9 @@ function channel.select(cases)
         local c = recs[i]
         local s = c.s
         if c.send then
-            push_waiter(s.sq, { cr = cr, sel = sel, v = (c.v == nil) and NIL or c.v })
+            push_waiter(q_of(s, "sq"), { cr = cr, sel = sel, v = (c.v == nil) and NIL or c.v })
         else
-            push_waiter(s.rq, { cr = cr, sel = sel })
+            push_waiter(q_of(s, "rq"), { cr = cr, sel = sel })
         end
         ext = ext or s.ext
     end
@@ -446,6 +461,7 @@ end
 local function exit_proc(p, ok, v)
     if p.dead then return end
     p.dead = true
+    TAKEN[p] = nil
     procs[p.id] = nil
     bypid[p.pid] = nil
     close_all(p)
@@ -491,21 +507,29 @@ local function upgrade(p, entry, args)
     close_all(p)
     p.listens, p.exec = nil, nil
     p.live, p.nready, p.ext = 0, 0, 0
-    p.entry, p.env, p.main = entry, new_env(), nil
+    p.env, p.main = new_env(), nil
     local cr = new_cr(p, proc_main)
+    cr.entry = entry
     p.main = cr
     wake(cr, p, entry, args)
     H_log(p.id, "info", "upgraded to " .. entry.id)
 end
 
+-- The arguments of a process started with none (read only; never reaches
+-- process code, which gets the unpacked values).
+local NO_ARGS = { n = 0 }
+
 local function start(id, pidstr, entry, ...)
     local env = new_env()
-    local p = { id = id, pid = pidstr, env = env, entry = entry, live = 0, nready = 0, ext = 0 }
+    -- At most 8 fields once it has an inbox (so 8 hash slots, not 16): the
+    -- entry is kept on the main coroutine's record, taken counts in TAKEN.
+    local p = { id = id, pid = pidstr, env = env, live = 0, nready = 0, ext = 0 }
     procs[id] = p
     bypid[pidstr] = p
     local cr = new_cr(p, proc_main)
+    cr.entry = entry
     p.main = cr
-    wake(cr, p, entry, t_pack(...))
+    wake(cr, p, entry, select("#", ...) == 0 and NO_ARGS or t_pack(...))
 end
 
 local function finished(cr, r1, r2)
@@ -564,7 +588,7 @@ end
 -- are not looked into (their upvalues reach every process). The second
 -- result is false when a coroutine was too deep to look at completely.
 local function measure(p)
-    local seen = { [p.entry] = true }
+    local seen = { [p.main.entry] = true }
     local stack, n, total, exact = {}, 0, 0, true
     local function push(v)
         local t = type(v)
@@ -630,8 +654,9 @@ local function resume_one()
     H_enter(p.id)
     local ok, r1, r2, r3 = co_resume(cr.th, a, b, c)
     current = nil
-    local kind, why = H_leave(p.id, not ok and r1 == MEMERR, p.taken or 0)
-    p.taken = nil
+    local taken = TAKEN[p]
+    if taken then TAKEN[p] = nil end
+    local kind, why = H_leave(p.id, not ok and r1 == MEMERR, taken or 0)
     if kind == true then kind, why = H_measured(p.id, measure(p)) end
     if kind then
         exit_proc(p, false, mkerr(kind, why))
@@ -788,7 +813,7 @@ process.spawn_linked_monitored = spawner(true, true)
 function process.upgrade(id, ...)
     if id ~= nil then check_str(id, "process.upgrade: entry id", 2) end
     local p = me()
-    local entry, kind, msg = H.entry(id or p.entry.id)
+    local entry, kind, msg = H.entry(id or p.main.entry.id)
     if not entry then return nil, mkerr(kind, msg) end
     co_yield(UPGRADE, entry, t_pack(...))
 end
@@ -956,7 +981,7 @@ function process.unlisten(ch)
             if ls == s then
                 p.listens[topic] = nil
                 -- What it still buffers no longer counts against the mailbox.
-                for _ = 1, qlen(ls.buf) do note_taken(p) end
+                for _ = 1, ls.buf and qlen(ls.buf) or 0 do note_taken(p) end
                 ls.mb = nil
             end
         end
@@ -1187,7 +1212,7 @@ function time.ticker(d)
     local st = { p = p, s = s }
     rawset(t, 1, st)
     local function fire()
-        if qlen(s.buf) == 0 then deliver(s, tm(H.now())) end
+        if not s.buf or qlen(s.buf) == 0 then deliver(s, tm(H.now())) end
         st.id = arm(p, ns, st.fire)
     end
     st.fire = fire
@@ -1259,12 +1284,13 @@ local function require_module(name)
     check_str(name, "require: module name", 2)
     local p = me()
     local m = MODULES[name]
-    if m and p.entry.modules[name] then return m end
+    local entry = p.main.entry
+    if m and entry.modules[name] then return m end
     if not m then
-        error(mkerr("NOT_FOUND", s_format("module %q does not exist (entry %s)", name, p.entry.id)), 2)
+        error(mkerr("NOT_FOUND", s_format("module %q does not exist (entry %s)", name, entry.id)), 2)
     end
     error(mkerr("PERMISSION_DENIED",
-        s_format("module %q is not allowed for entry %s (add it to the entry's modules list)", name, p.entry.id)), 2)
+        s_format("module %q is not allowed for entry %s (add it to the entry's modules list)", name, entry.id)), 2)
 end
 
 local function safe_rawset(t, k, v)
