@@ -36,6 +36,7 @@ pub fn component(name: &str) -> PathBuf {
                 "--manifest-path",
             ])
             .arg(root.join("Cargo.toml"))
+            .current_dir(&root) // so that components/.cargo/config.toml applies
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if !out.status.success() {

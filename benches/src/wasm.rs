@@ -47,6 +47,29 @@ return function(n)
     return ns
 end"#;
 
+/// Spawns `n` `crasher` components (told to end normally), monitored, at
+/// most `window` alive at once, and returns the nanoseconds until all have
+/// exited: spawn, run and exit, driven from inside the runtime.
+const WASM_SPAWNER: &str = r#"local time = require("time")
+return function(n, window)
+    local events = process.events()
+    local live = 0
+    local t0 = time.now()
+    for _ = 1, n do
+        process.spawn_monitored("bench:crasher", "bench:host", "fine")
+        live = live + 1
+        if live == window then
+            for _ = 1, live do events:receive() end
+            live = 0
+        end
+    end
+    for _ = 1, live do events:receive() end
+    return time.now():sub(t0):nanoseconds()
+end"#;
+
+/// Components alive at once in [`spawn_run_exit`].
+const SPAWN_WINDOW: i64 = 64;
+
 /// The engine: pooled as the runtime's default, or with
 /// `WARREN_BENCH_POOL=<n>` a pool of `n` (0: instances allocated on demand).
 fn engine() -> Arc<WasmEngine> {
@@ -75,11 +98,10 @@ pub fn runtime() -> Runtime {
             .with_modules(&MODULES)
             .into_program(id)
     };
-    // Each `echo` holds 1.1 MiB of linear memory (a 1 MiB stack), all
-    // counted against memory_total: the default 4 GiB admits ~3,800.
+    // Each `echo` holds 128 KiB of linear memory (a 64 KiB stack, see
+    // components/.cargo/config.toml): the default 4 GiB admits ~32,000.
     let limits = HostLimits {
         max_processes: 50_000,
-        memory_total: 64 << 30,
         ..HostLimits::default()
     };
     RuntimeBuilder::new()
@@ -91,6 +113,7 @@ pub fn runtime() -> Runtime {
         .program(load("kv"))
         .program(lua("bench:lua_to_wasm", LUA_TO_WASM))
         .program(lua("bench:wasm_to_lua", WASM_TO_LUA))
+        .program(lua("bench:wasm_spawner", WASM_SPAWNER))
         .start()
         .expect("runtime")
 }
@@ -172,19 +195,11 @@ fn blocked_here(n: usize) -> Blocked {
 /// Time for `n` components to be spawned, run to their end and exit,
 /// through the scheduler (an upper bound on spawn until first wait).
 pub fn spawn_run_exit(rt: &Runtime, n: u64) -> Duration {
-    let started = Instant::now();
-    let exits: Vec<_> = (0..n)
-        .map(|_| {
-            let args = vec![Value::str("fine")];
-            rt.spawn_watched(SpawnRequest::new("bench:crasher", HOST, args))
-                .expect("spawn")
-                .1
-        })
-        .collect();
-    for exit in exits {
-        let _ = exit.recv_timeout(Duration::from_secs(60)).expect("exits");
-    }
-    started.elapsed()
+    nanos(&drive(
+        rt,
+        "bench:wasm_spawner",
+        vec![int(n), Value::Int(SPAWN_WINDOW)],
+    ))
 }
 
 fn int(n: u64) -> Value {
