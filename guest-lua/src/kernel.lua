@@ -164,13 +164,20 @@ end
 -- Non-blocking receive: ready, value, ok.
 local function try_recv(s)
     local buf = s.buf
-    if buf and buf.h <= buf.t then
-        local v = qpop(buf)
-        if s.mb then note_taken(s.mb) end
-        local w = live_pop(s.sq)
-        if w then
-            qpush(buf, w.v)
-            wake(w.cr, nil, true, s.proxy)
+    local h = buf and buf.h
+    if h and h <= buf.t then -- qpop, inlined: this runs for every receive
+        local v = buf[h]
+        buf[h] = nil
+        if h == buf.t then buf.h, buf.t = 1, 0 else buf.h = h + 1 end
+        local mb = s.mb
+        if mb then TAKEN[mb] = (TAKEN[mb] or 0) + 1 end
+        local sq = s.sq
+        if sq and sq.h <= sq.t then
+            local w = live_pop(sq)
+            if w then
+                qpush(buf, w.v)
+                wake(w.cr, nil, true, s.proxy)
+            end
         end
         if v == NIL then v = nil end
         return true, v, true
@@ -205,7 +212,8 @@ end
 
 -- Host-fed delivery: never blocks (the host's queues bound it).
 local function deliver(s, v)
-    local w = live_pop(s.rq)
+    local rq = s.rq
+    local w = rq and rq.h <= rq.t and live_pop(rq)
     if w then
         if s.mb then note_taken(s.mb) end
         wake(w.cr, v, true, s.proxy)
@@ -241,12 +249,17 @@ function ChanMethods:send(v)
 end
 
 function ChanMethods:receive()
-    local s = state_of(self, 2)
+    local s = CH[self] -- state_of and block, inlined
+    if not s then error("expected a channel, got " .. type(self), 2) end
     local ready, v, ok = try_recv(s)
     if ready then return v, ok end
     local cr = current
-    push_waiter(q_of(s, "rq"), { cr = cr })
-    return block(cr, s.ext)
+    push_waiter(s.rq or q_of(s, "rq"), { cr = cr })
+    if s.ext then
+        cr.ext = true
+        cr.p.ext = cr.p.ext + 1
+    end
+    return co_yield(BLOCK)
 end
 
 function ChanMethods:close()
@@ -667,13 +680,15 @@ local function resume_one()
         slice_over = true
         return
     end
-    if not ok then
+    if ok and r1 == BLOCK then -- the common case: it waits
+        -- nothing to do
+    elseif not ok then
         exit_proc(p, false, r1)
     elseif co_status(cr.th) == "dead" then
         finished(cr, r1, r2)
     elseif r1 == UPGRADE then
         upgrade(p, r2, r3)
-    elseif r1 ~= BLOCK then
+    else
         exit_proc(p, false, mkerr("INVALID", "attempt to yield from outside a coroutine"))
     end
     if not p.dead and p.nready == 0 and p.ext == 0 and p.live > 0 then
@@ -700,8 +715,20 @@ function PayloadMethods:data() return rawget(self, 1) end
 
 local EVENT = { EXIT = "EXIT", LINK_DOWN = "LINK_DOWN", CANCEL = "CANCEL" }
 
+-- A message with one payload (the usual case), without varargs.
+local function on_msg1(p, topic, from, v)
+    local listens = p.listens
+    local listen = listens and listens[topic]
+    if listen then
+        deliver(listen, v)
+    else
+        deliver(p.inbox or inbox_state(p), setmetatable({ topic, from, 1, v }, MsgMT))
+    end
+end
+
 local function on_msg(p, topic, from, ...)
     local n = select("#", ...)
+    if n == 1 then return on_msg1(p, topic, from, (...)) end
     local listen = p.listens and p.listens[topic]
     if listen then
         if n == 1 then deliver(listen, (...)) else deliver(listen, { ... }) end
@@ -923,7 +950,7 @@ local function copy_many(n, ...)
 end
 
 local function send_local(from, target, topic, n, ...)
-    if s_sub(topic, 1, 1) == "@" then
+    if s_byte(topic, 1) == 64 then -- "@"
         return nil, mkerr("INVALID", s_format("topic %q is reserved: topics starting with '@' are for the runtime", topic))
     end
     copy_bytes = 0
@@ -932,7 +959,7 @@ local function send_local(from, target, topic, n, ...)
         if c == COPY_FAIL then return nil, mkerr("INVALID", reason) end
         local ok, kind, msg, retryable = H_admit(target.id)
         if not ok then return nil, mkerr(kind, msg, retryable) end
-        on_msg(target, topic, from.pid, c)
+        on_msg1(target, topic, from.pid, c)
         return true
     end
     local out, reason = copy_many(n, ...)
@@ -944,9 +971,10 @@ local function send_local(from, target, topic, n, ...)
 end
 
 function process.send(dest, topic, ...)
-    check_str(dest, "process.send: destination", 2)
-    check_str(topic, "process.send: topic", 2)
-    local p = me()
+    if type(dest) ~= "string" then check_str(dest, "process.send: destination", 2) end
+    if type(topic) ~= "string" then check_str(topic, "process.send: topic", 2) end
+    local p = current
+    p = p and p.p or me()
     local target = bypid[dest]
     if not target and s_byte(dest, 1) ~= 60 then -- a name: resolve it first, so every send to one process takes one path
         local pid = H.lookup(dest)
