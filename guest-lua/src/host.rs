@@ -30,8 +30,11 @@ const KERNEL: &str = include_str!("kernel.lua");
 
 /// A worker's Lua VM and its kernel.
 pub(crate) struct LuaVm {
-    _lua: Lua,
+    lua: Lua,
     run: Function,
+    accounts: Rc<RefCell<Accounts>>,
+    /// The VM's size after its last idle collection (see `collect_if_grown`).
+    after_gc: usize,
     /// Declared after the VM: the hook's state outlives it.
     _preemption: Preemption,
 }
@@ -57,7 +60,12 @@ impl Frontend for Broken {
 impl Frontend for LuaVm {
     fn run(&mut self, budget: u32) -> bool {
         match self.run.call::<bool>(budget) {
-            Ok(more) => more,
+            Ok(more) => {
+                if !more {
+                    self.collect_if_grown();
+                }
+                more
+            }
             Err(err) => {
                 tracing::error!("Lua kernel error: {err}");
                 true
@@ -122,7 +130,25 @@ impl Entries {
     }
 }
 
+/// A VM with nothing to run collects its garbage in full once it has grown
+/// past twice its size after the previous such collection and past this.
+/// The garbage of processes that have exited is then given back while the
+/// worker is idle (and the host's `memory_total` count follows), instead of
+/// whenever a later burst of allocation makes Lua run a major collection.
+const IDLE_GC_MIN: usize = 8 << 20;
+
 impl LuaVm {
+    fn collect_if_grown(&mut self) {
+        let used = self.lua.used_memory();
+        if used > self.after_gc.saturating_mul(2).max(IDLE_GC_MIN) {
+            if let Err(err) = self.lua.gc_collect() {
+                tracing::warn!("Lua collection failed: {err}");
+            }
+            self.after_gc = self.lua.used_memory();
+            self.accounts.borrow_mut().resync(&self.lua);
+        }
+    }
+
     pub(crate) fn new(core: CoreRef, index: usize) -> mlua::Result<Self> {
         let libs = StdLib::COROUTINE
             | StdLib::TABLE
@@ -161,8 +187,10 @@ impl LuaVm {
         }
         let run: Function = kernel.get("run")?;
         Ok(LuaVm {
-            _lua: lua,
+            after_gc: lua.used_memory(),
+            lua,
             run,
+            accounts,
             _preemption: preemption,
         })
     }

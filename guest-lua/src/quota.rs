@@ -84,6 +84,12 @@ impl Accounts {
         self.quota.limits.memory_per_process
     }
 
+    /// Brings the host's count of this VM's memory up to date (after a
+    /// collection between processes).
+    pub(crate) fn resync(&mut self, lua: &Lua) {
+        self.sync(lua.used_memory());
+    }
+
     /// Brings the host's count of this VM's memory up to date, to within
     /// [`SYNC_GRANULE`].
     fn sync(&mut self, used: usize) {
