@@ -54,7 +54,7 @@ local current -- the coroutine record being run
 
 local function wake(cr, a, b, c)
     if cr.ext then
-        cr.ext = false
+        cr.ext = nil
         cr.p.ext = cr.p.ext - 1
     end
     local p = cr.p
@@ -442,7 +442,7 @@ end
 
 local function new_cr(p, fn)
     local th = co_create(fn)
-    local cr = { th = th, p = p, ext = false }
+    local cr = { th = th, p = p } -- ext (waits on a host-fed channel) set when it does
     KTHREAD[th] = true
     if p.main then -- the main coroutine is p.main; others are tracked in p.crs
         lazy_table(p, "crs")[cr] = true
@@ -1110,7 +1110,7 @@ local user_coroutine = {
         if type(fn) ~= "function" then error("coroutine.spawn: expected a function", 2) end
         local p = me()
         local cr = new_cr(p, trampoline)
-        wake(cr, fn, t_pack(...))
+        wake(cr, fn, select("#", ...) == 0 and NO_ARGS or t_pack(...))
         return true
     end,
 }
