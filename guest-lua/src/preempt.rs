@@ -170,6 +170,9 @@ impl State {
     }
 }
 
+/// Longest reason the hook raises (longer ones are cut).
+const MAX_REASON: usize = 512;
+
 /// Its address is the registry key of the VM's [`State`].
 static KEY: u8 = 0;
 
@@ -215,8 +218,13 @@ unsafe extern "C-unwind" fn hook(l: *mut lua_State, _: *mut lua_Debug) {
             }
             Action::Fail(reason) => {
                 ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, RETRY_INSTRUCTIONS);
-                ffi::lua_pushlstring(l, reason.as_ptr().cast(), reason.len());
+                // Copied to this frame and freed first: pushing the string
+                // may itself raise (out of memory), which skips drops.
+                let mut message = [0u8; MAX_REASON];
+                let n = reason.len().min(MAX_REASON);
+                message[..n].copy_from_slice(&reason.as_bytes()[..n]);
                 drop(reason);
+                ffi::lua_pushlstring(l, message.as_ptr().cast(), n);
                 ffi::lua_error(l);
             }
         }

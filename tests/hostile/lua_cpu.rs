@@ -89,6 +89,21 @@ fn infinite_loop_in_a_sort_comparator() {
 }
 
 #[test]
+fn infinite_loop_in_a_coroutine_resumed_from_a_sort_comparator() {
+    // The coroutine itself can be preempted, but its resumer (inside the
+    // comparator) cannot pass that up: it must carry on, not fail with
+    // "attempt to yield across a C-call boundary".
+    stuck(
+        r#"return function()
+            table.sort({ 3, 2, 1 }, function(a, b)
+                coroutine.wrap(function() while true do end end)()
+                return a < b
+            end)
+        end"#,
+    );
+}
+
+#[test]
 fn infinite_loop_in_a_tostring_metamethod() {
     stuck(
         r#"return function()

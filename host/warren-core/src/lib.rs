@@ -17,6 +17,7 @@ pub mod item;
 pub mod limits;
 pub mod msgpack;
 pub mod pid;
+mod placement;
 pub mod registry;
 pub mod runtime;
 pub mod services;

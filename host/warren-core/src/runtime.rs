@@ -80,13 +80,6 @@ impl SpawnRequest {
     }
 }
 
-/// How many more processes than twice the least loaded worker's a parent's
-/// worker may hold and still take the parent's first child. Keeping a child
-/// with its parent keeps their messages on one thread (a message across
-/// threads costs a thread wake-up, several microseconds); the bound keeps
-/// chains of first children from piling every process on one worker.
-pub(crate) const PLACEMENT_SLACK: usize = 4;
-
 pub(crate) struct HostInfo {
     quota: Arc<HostQuota>,
     first_worker: usize,
@@ -230,30 +223,14 @@ impl Shared {
         Ok((cmd, worker))
     }
 
-    /// The worker of `host` a new process runs on. A parent's first child
-    /// goes to the parent's worker (`home`): a process that starts one
-    /// helper usually talks to it, and the two then talk without crossing
-    /// threads; unless that worker holds clearly more processes than the
-    /// least loaded one (see [`PLACEMENT_SLACK`]). Further children (a
-    /// spawner fanning out work, a supervisor) and spawns from outside go
-    /// to the least loaded worker, ties taken in turn.
+    /// The worker of `host` a new process runs on (see [`crate::placement`]);
+    /// `home` is the parent's worker for its first child.
     fn place(&self, host: &HostInfo, home: Option<usize>) -> usize {
-        let load = |w: usize| self.workers[w].load.load(Ordering::Relaxed);
-        let start = host.next.fetch_add(1, Ordering::Relaxed);
-        let mut best = host.first_worker + start % host.workers;
-        let mut min = load(best);
-        for k in 1..host.workers {
-            let w = host.first_worker + (start + k) % host.workers;
-            let l = load(w);
-            if l < min {
-                (best, min) = (w, l);
-            }
-        }
-        let range = host.first_worker..host.first_worker + host.workers;
-        match home.filter(|h| range.contains(h)) {
-            Some(h) if load(h) <= 2 * min + PLACEMENT_SLACK => h,
-            _ => best,
-        }
+        let turn = host.next.fetch_add(1, Ordering::Relaxed);
+        let workers = host.first_worker..host.first_worker + host.workers;
+        crate::placement::choose(workers, turn, home, |w| {
+            self.workers[w].load.load(Ordering::Relaxed)
+        })
     }
 
     /// Records an exit of a process of `worker`; `true` when someone
