@@ -21,7 +21,7 @@
 use std::cell::Cell;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Once, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, Once, PoisonError, Weak};
 use std::time::Duration;
 
 use mlua::ffi::lua_State;
@@ -71,6 +71,9 @@ impl Slot {
 
 /// The slots the watchdog looks at.
 static SLOTS: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
+/// Wakes the watchdog when a slot is registered (it sleeps while no VM
+/// exists, so a process that dropped its runtimes has no thread ticking).
+static REGISTERED: Condvar = Condvar::new();
 
 /// A slot for a VM on the calling thread, which must be the VM's worker.
 /// Starts the watchdog and installs the signal handler on first use.
@@ -89,6 +92,7 @@ pub(crate) fn register() -> std::io::Result<Arc<Slot>> {
     let mut slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
     slots.retain(|s| s.strong_count() > 0);
     slots.push(Arc::downgrade(&slot));
+    REGISTERED.notify_one();
     Ok(slot)
 }
 
@@ -131,7 +135,16 @@ extern "C" fn on_signal(_: libc::c_int) {
 fn watch() {
     loop {
         std::thread::sleep(TICK);
-        let slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let slots = {
+            let mut slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+            slots.retain(|s| s.strong_count() > 0);
+            while slots.is_empty() {
+                slots = REGISTERED
+                    .wait(slots)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            slots.clone()
+        };
         for slot in slots.iter().filter_map(Weak::upgrade) {
             let runs = slot.runs.load(Ordering::Relaxed);
             let before = slot.seen.swap(runs, Ordering::Relaxed);
