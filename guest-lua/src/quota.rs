@@ -15,7 +15,10 @@
 //! ever triggers a measurement: past its limit, the kernel walks what the
 //! process can reach (`measure` in the kernel) and that size replaces the
 //! charge; only a measured size past the limit ends the process. CPU time
-//! is summed over the same enter/leave pairs against `cpu_budget`.
+//! is summed over the same enter/leave pairs against `cpu_budget`: the
+//! worker thread's CPU time (not wall time, which would charge a process
+//! for the time its thread was descheduled), read only when the host has a
+//! budget.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,9 +46,39 @@ struct Running {
     id: i64,
     used_at: usize,
     since: Instant,
+    /// The thread's CPU time at `since`, when the host has a `cpu_budget`.
+    cpu_at: Option<Duration>,
     /// Whether its room was what is left of the host's total (rather than
     /// its own limit): names the limit an allocation failure hit.
     host_bound: bool,
+}
+
+impl Running {
+    /// CPU time used since it was resumed (wall time without a budget,
+    /// where it is only informative).
+    fn cpu_used(&self) -> Duration {
+        match self.cpu_at {
+            Some(at) => thread_cpu_time().saturating_sub(at),
+            None => self.since.elapsed(),
+        }
+    }
+}
+
+/// The calling thread's CPU time.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; the clock id is a constant the
+    // kernel supports for every thread.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
+    Duration::new(secs, nanos)
 }
 
 /// What `H.leave` found.
@@ -120,6 +153,7 @@ impl Accounts {
             id,
             used_at: used,
             since: Instant::now(),
+            cpu_at: self.quota.limits.cpu_budget.map(|_| thread_cpu_time()),
             host_bound: host_room < own_room,
         });
     }
@@ -138,7 +172,7 @@ impl Accounts {
         let Some(account) = self.accounts.get_mut(&id) else {
             return Verdict::Fine; // it exited while it ran
         };
-        account.cpu += run.since.elapsed();
+        account.cpu += run.cpu_used();
         let grown = i64::try_from(used).unwrap_or(i64::MAX)
             - i64::try_from(run.used_at).unwrap_or(i64::MAX);
         account.charge = account.charge.saturating_add_signed(grown);
@@ -170,7 +204,8 @@ impl Accounts {
     /// reason; see [`doomed`](Self::doomed).
     pub(crate) fn check_running(&mut self, ran: Duration, stuck_limit: Duration) -> Option<String> {
         let id = self.running.as_ref()?.id;
-        let used = self.accounts.get(&id).map_or(Duration::ZERO, |a| a.cpu) + ran;
+        let running = self.running.as_ref().map_or(ran, Running::cpu_used);
+        let used = self.accounts.get(&id).map_or(Duration::ZERO, |a| a.cpu) + running;
         let over_budget = self.quota.cpu_budget_exceeded(used).map(|e| e.message);
         let reason = over_budget.or_else(|| {
             (ran > stuck_limit).then(|| {
