@@ -32,7 +32,9 @@ pub(crate) const TICK: Duration = Duration::from_millis(1);
 
 /// The signal that asks a worker to arm its hook. `SIGURG` is ignored by
 /// default and used by nothing a worker does (Go preempts goroutines with
-/// it for the same reason).
+/// it for the same reason). The handler is installed for the whole process
+/// when the first Lua VM starts: an embedding program's own `SIGURG`
+/// handler is replaced, not chained.
 const SIGNAL: libc::c_int = libc::SIGURG;
 
 thread_local! {
