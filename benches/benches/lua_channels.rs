@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput};
+use criterion::Throughput;
 use warren_benches::lua::{self, Switches};
+
+mod common;
 
 #[global_allocator]
 static ALLOCATOR: warren_benches::Allocator = warren_benches::Allocator {};
@@ -14,10 +16,7 @@ static ALLOCATOR: warren_benches::Allocator = warren_benches::Allocator {};
 type Pick = fn(&Switches) -> Duration;
 
 fn main() {
-    let mut c = Criterion::default()
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
+    let mut c = common::criterion(20);
     let rt = lua::runtime(1);
     let mut group = c.benchmark_group("lua_channels");
     group.throughput(Throughput::Elements(1));

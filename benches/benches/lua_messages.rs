@@ -2,10 +2,10 @@
 //! worker, and many sender/receiver pairs on one worker and on two (the
 //! two-core scaling is the ratio of their throughputs).
 
-use std::time::Duration;
-
-use criterion::{Criterion, Throughput};
+use criterion::Throughput;
 use warren_benches::lua;
+
+mod common;
 
 #[global_allocator]
 static ALLOCATOR: warren_benches::Allocator = warren_benches::Allocator {};
@@ -14,10 +14,7 @@ static ALLOCATOR: warren_benches::Allocator = warren_benches::Allocator {};
 const PAIRS: u64 = 8;
 
 fn main() {
-    let mut c = Criterion::default()
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
+    let mut c = common::criterion(20);
     let one = lua::runtime(1);
     let two = lua::runtime(2);
     let mut group = c.benchmark_group("lua_messages");

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput};
+use criterion::Throughput;
 use warren_benches::lua;
+
+mod common;
 
 #[global_allocator]
 static ALLOCATOR: warren_benches::Allocator = warren_benches::Allocator {};
@@ -26,10 +28,7 @@ fn batched(iters: u64, mut f: impl FnMut(u64) -> Duration) -> Duration {
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
+    let mut c = common::criterion(20);
     let rt = lua::runtime(1);
     let mut group = c.benchmark_group("lua_spawn");
     group.throughput(Throughput::Elements(1));

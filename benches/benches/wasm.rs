@@ -2,10 +2,10 @@
 //! components fit and what each costs (resident set, memory mappings),
 //! spawn → run → exit, and one-way messages Lua → WASM and WASM → Lua.
 
-use std::time::Duration;
-
-use criterion::{Criterion, Throughput};
+use criterion::Throughput;
 use warren_benches::wasm;
+
+mod common;
 
 #[global_allocator]
 static ALLOCATOR: warren_benches::Allocator = warren_benches::Allocator {};
@@ -20,10 +20,7 @@ fn main() {
         "wasm/blocked: {} of {BLOCKED} components alive and waiting; {} bytes of RSS and {:.2} memory mappings each ({} mappings in all, limit {})",
         b.alive, b.bytes_each, b.maps_each, b.maps_total, b.maps_cap
     );
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
+    let mut c = common::criterion(10);
     let rt = wasm::runtime();
     let mut group = c.benchmark_group("wasm");
     group.throughput(Throughput::Elements(1));

@@ -731,7 +731,7 @@ local function on_msg(p, topic, from, ...)
     if n == 1 then return on_msg1(p, topic, from, (...)) end
     local listen = p.listens and p.listens[topic]
     if listen then
-        if n == 1 then deliver(listen, (...)) else deliver(listen, { ... }) end
+        deliver(listen, { ... })
     else
         deliver(inbox_state(p), setmetatable({ topic, from, n, ... }, MsgMT))
     end
