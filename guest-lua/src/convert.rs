@@ -6,6 +6,13 @@
 //! sent`). Nesting is capped at [`MAX_DEPTH`] so a hostile value cannot
 //! overflow the host's stack. The path is built only when an error unwinds,
 //! so a successful copy allocates nothing but the copy.
+//!
+//! Guarantees against hostile tables: no metamethod runs (raw length and
+//! raw iteration only); nothing is pre-allocated from a number the guest
+//! controls (a lying length, a border of 2^44); and every copy has a byte
+//! budget counted as [`warren_core::limits::wire_size`] counts, checked as it
+//! goes, so a table that shares one sub-table a million times (a DAG that
+//! would copy exponentially) fails as soon as the budget is passed.
 
 use std::ffi::c_void;
 
@@ -28,12 +35,19 @@ pub struct ConvertError {
     pub path: String,
     /// What is wrong there.
     pub reason: String,
+    /// Whether the value was larger than the copy's budget (rather than
+    /// of a kind that cannot be copied).
+    pub over_budget: bool,
+    /// Bytes counted when the copy stopped (at least the value's size
+    /// when it was over budget).
+    pub counted: usize,
 }
 
 /// An error on its way up: path segments innermost first.
 struct Failure {
     segments: Vec<String>,
     reason: String,
+    over_budget: bool,
 }
 
 impl Failure {
@@ -41,6 +55,7 @@ impl Failure {
         Failure {
             segments: Vec::new(),
             reason: reason.into(),
+            over_budget: false,
         }
     }
 
@@ -71,22 +86,119 @@ impl Failure {
         ConvertError {
             path,
             reason: self.reason,
+            over_budget: self.over_budget,
+            counted: 0,
         }
     }
 }
 
+/// A copy's byte budget: what the value may count as, and the limit's
+/// name for the error.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// Most bytes the copied value may count as.
+    pub bytes: usize,
+    /// The limit's name, quoted in the error (`max_message_bytes`).
+    pub name: &'static str,
+}
+
+impl Budget {
+    /// A budget of `max_message_bytes`.
+    pub fn message(bytes: usize) -> Self {
+        Budget {
+            bytes,
+            name: "max_message_bytes",
+        }
+    }
+}
+
+/// Copies one or more values under one shared budget.
+pub struct Converter {
+    budget: Budget,
+    used: usize,
+    tables: usize,
+}
+
+impl Converter {
+    /// A converter with `budget` for everything it copies.
+    pub fn new(budget: Budget) -> Self {
+        Converter {
+            budget,
+            used: 0,
+            tables: 0,
+        }
+    }
+
+    /// Copies `v`; `root` names it in errors.
+    pub fn convert(&mut self, v: &LuaValue, root: &str) -> Result<Value, ConvertError> {
+        let mut walk = Walk {
+            open: Vec::new(),
+            used: self.used,
+            budget: self.budget,
+            tables: self.tables,
+        };
+        let result = walk.value(v);
+        self.used = walk.used;
+        self.tables = walk.tables;
+        result.map_err(|f| {
+            let mut err = f.finish(root);
+            err.counted = walk.used;
+            err
+        })
+    }
+}
+
+/// Budget bytes per table a copy may visit: a table's own wire size is 5
+/// bytes, but visiting one costs far more work than copying 5 bytes, so a
+/// value made of many tiny (or shared) tables is cut off by their count.
+const BYTES_PER_TABLE: usize = 16;
+
 struct Walk {
     open: Vec<*const c_void>,
+    used: usize,
+    budget: Budget,
+    /// Tables visited, against `budget.bytes / BYTES_PER_TABLE`.
+    tables: usize,
 }
 
 impl Walk {
+    /// Counts `bytes` more; fails once past the budget.
+    fn count(&mut self, bytes: usize) -> Result<(), Failure> {
+        self.used = self.used.saturating_add(bytes);
+        if self.used > self.budget.bytes {
+            let mut failure = Failure::new(format!(
+                "the value exceeds {} ({})",
+                self.budget.name, self.budget.bytes
+            ));
+            failure.over_budget = true;
+            return Err(failure);
+        }
+        Ok(())
+    }
+
     fn value(&mut self, v: &LuaValue) -> Result<Value, Failure> {
         Ok(match v {
-            LuaValue::Nil => Value::Nil,
-            LuaValue::Boolean(b) => Value::Bool(*b),
-            LuaValue::Integer(i) => Value::Int(*i),
-            LuaValue::Number(n) => Value::Float(*n),
-            LuaValue::String(s) => Value::Str(s.as_bytes().to_vec()),
+            LuaValue::Nil => {
+                self.count(1)?;
+                Value::Nil
+            }
+            LuaValue::Boolean(b) => {
+                self.count(1)?;
+                Value::Bool(*b)
+            }
+            LuaValue::Integer(i) => {
+                self.count(9)?;
+                Value::Int(*i)
+            }
+            LuaValue::Number(n) => {
+                self.count(9)?;
+                Value::Float(*n)
+            }
+            LuaValue::String(s) => {
+                let bytes = s.as_bytes();
+                self.count(5 + bytes.len())?;
+                Value::Str(bytes.to_vec())
+            }
             LuaValue::Table(t) => self.table(t)?,
             other => {
                 return Err(Failure::new(format!(
@@ -112,6 +224,16 @@ impl Walk {
         {
             return Err(Failure::new(format!("{name} cannot be sent")));
         }
+        self.count(5)?;
+        self.tables += 1;
+        if self.tables > (self.budget.bytes / BYTES_PER_TABLE).max(256) {
+            let mut failure = Failure::new(format!(
+                "the value has more tables than {} allows ({} bytes)",
+                self.budget.name, self.budget.bytes
+            ));
+            failure.over_budget = true;
+            return Err(failure);
+        }
         self.open.push(ptr);
         let result = self.entries(t);
         self.open.pop();
@@ -119,31 +241,38 @@ impl Walk {
     }
 
     fn entries(&mut self, t: &Table) -> Result<Value, Failure> {
+        // The border may be anything up to 2^63 (a few keys can make it
+        // 2^44): it is compared with, never allocated from.
         let len = t.raw_len();
-        let mut items = Vec::with_capacity(len);
+        let mut items = Vec::new();
         let mut map = Vec::new();
         let mut is_array = true;
         for pair in t.pairs::<LuaValue, LuaValue>() {
             let (k, v) = pair.map_err(|e| Failure::new(e.to_string()))?;
+            // Keys count as wire_size counts them: 1..=len may be array
+            // indices, free there, and are counted if they end up in a map.
+            let index = matches!(k, LuaValue::Integer(i) if i >= 1 && usize::try_from(i).is_ok_and(|i| i <= len));
+            match &k {
+                LuaValue::String(s) => self.count(5 + s.as_bytes().len())?,
+                _ if index => {}
+                _ => self.count(9)?,
+            }
             let value = self.value(&v).map_err(|f| f.at(&k))?;
-            if is_array
-                && matches!(k, LuaValue::Integer(i) if i >= 1 && usize::try_from(i).is_ok_and(|i| i <= len))
-            {
+            if is_array && index {
                 items.push((k, value));
                 continue;
             }
             if is_array {
                 is_array = false;
-                for (key, value) in items.drain(..) {
-                    map.push((key_value(&key)?, value));
-                }
+                self.move_to_map(&mut items, &mut map)?;
+            }
+            if index {
+                self.count(9)?;
             }
             map.push((key_value(&k)?, value));
         }
         if !is_array || items.len() != len || len == 0 {
-            for (key, value) in items.drain(..) {
-                map.push((key_value(&key)?, value));
-            }
+            self.move_to_map(&mut items, &mut map)?;
             return Ok(Value::Map(map));
         }
         let mut array = vec![Value::Nil; len];
@@ -153,6 +282,21 @@ impl Walk {
             }
         }
         Ok(Value::Array(array))
+    }
+}
+
+impl Walk {
+    /// Moves what looked like array items into the map, counting their keys.
+    fn move_to_map(
+        &mut self,
+        items: &mut Vec<(LuaValue, Value)>,
+        map: &mut Vec<(Value, Value)>,
+    ) -> Result<(), Failure> {
+        for (key, value) in items.drain(..) {
+            self.count(9)?;
+            map.push((key_value(&key)?, value));
+        }
+        Ok(())
     }
 }
 
@@ -179,11 +323,10 @@ fn is_identifier(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Copies a Lua value into a host value; `root` names it in errors.
-pub fn from_lua(v: &LuaValue, root: &str) -> Result<Value, ConvertError> {
-    Walk { open: Vec::new() }
-        .value(v)
-        .map_err(|f| f.finish(root))
+/// Copies a Lua value into a host value within `budget`; `root` names it
+/// in errors.
+pub fn from_lua(v: &LuaValue, root: &str, budget: Budget) -> Result<Value, ConvertError> {
+    Converter::new(budget).convert(v, root)
 }
 
 /// Copies a host value into a fresh Lua value.
@@ -205,7 +348,14 @@ pub fn to_lua(lua: &Lua, v: &Value) -> mlua::Result<LuaValue> {
             let t = lua.create_table_with_capacity(0, entries.len())?;
             for (k, item) in entries {
                 let key = to_lua(lua, k)?;
-                if !key.is_nil() {
+                // The core refuses nil and NaN keys at the sender; skip any
+                // that got here rather than fail the delivery.
+                let holdable = match key {
+                    LuaValue::Nil => false,
+                    LuaValue::Number(f) => !f.is_nan(),
+                    _ => true,
+                };
+                if holdable {
                     t.raw_set(key, to_lua(lua, item)?)?;
                 }
             }
@@ -218,6 +368,11 @@ pub fn to_lua(lua: &Lua, v: &Value) -> mlua::Result<LuaValue> {
 mod tests {
     use super::*;
 
+    const BIG: Budget = Budget {
+        bytes: 1 << 20,
+        name: "test budget",
+    };
+
     fn eval(lua: &Lua, src: &str) -> LuaValue {
         lua.load(src).eval().expect("valid Lua")
     }
@@ -225,30 +380,34 @@ mod tests {
     #[test]
     fn arrays_maps_and_mixed_tables() {
         let lua = Lua::new();
-        let arr = from_lua(&eval(&lua, "return {1, 'two', 3.5}"), "p").expect("array");
+        let arr = from_lua(&eval(&lua, "return {1, 'two', 3.5}"), "p", BIG).expect("array");
         assert_eq!(
             arr,
             Value::Array(vec![Value::Int(1), Value::str("two"), Value::Float(3.5)])
         );
-        let holes = from_lua(&eval(&lua, "return {[1] = 1, [3] = 3}"), "p").expect("map");
+        let holes = from_lua(&eval(&lua, "return {[1] = 1, [3] = 3}"), "p", BIG).expect("map");
         assert!(
             matches!(holes, Value::Map(ref m) if m.len() == 2),
             "{holes:?}"
         );
-        let mixed = from_lua(&eval(&lua, "return {1, 2, x = 'y'}"), "p").expect("map");
+        let mixed = from_lua(&eval(&lua, "return {1, 2, x = 'y'}"), "p", BIG).expect("map");
         assert!(
             matches!(mixed, Value::Map(ref m) if m.len() == 3),
             "{mixed:?}"
         );
         let back = to_lua(&lua, &arr).expect("to lua");
-        assert_eq!(from_lua(&back, "p").expect("again"), arr);
+        assert_eq!(from_lua(&back, "p", BIG).expect("again"), arr);
     }
 
     #[test]
     fn errors_name_the_path() {
         let lua = Lua::new();
-        let err = from_lua(&eval(&lua, "return {a = {[\"b c\"] = {print}}}"), "payload")
-            .expect_err("function");
+        let err = from_lua(
+            &eval(&lua, "return {a = {[\"b c\"] = {print}}}"),
+            "payload",
+            BIG,
+        )
+        .expect_err("function");
         assert_eq!(
             err.to_string(),
             "payload.a[\"b c\"][1]: function cannot be sent"
@@ -257,9 +416,9 @@ mod tests {
             &lua,
             "local t = {} local c = t for i = 1, 100 do c.n = {} c = c.n end return t",
         );
-        let err = from_lua(&deep, "v").expect_err("too deep");
+        let err = from_lua(&deep, "v", BIG).expect_err("too deep");
         assert!(err.reason.contains("deeper than"), "{err}");
-        let key = from_lua(&eval(&lua, "return {[{}] = 1}"), "v").expect_err("table key");
+        let key = from_lua(&eval(&lua, "return {[{}] = 1}"), "v", BIG).expect_err("table key");
         assert_eq!(key.reason, "a table key cannot be sent");
     }
 }

@@ -19,7 +19,7 @@ use warren_core::{
     SpawnRequest, Value, duration,
 };
 
-use crate::convert::{from_lua, to_lua};
+use crate::convert::{Budget, Converter, from_lua, to_lua};
 use crate::preempt::Preemption;
 use crate::program::LuaProgram;
 use crate::quota::{Accounts, Verdict};
@@ -170,8 +170,8 @@ impl LuaVm {
         let raw_getmetatable: Function = debug.get("getmetatable")?;
         globals.set("debug", LuaValue::Nil)?;
         let h = lua.create_table()?;
-        register(&lua, &h, core.clone(), index)?;
         let accounts = Rc::new(RefCell::new(Accounts::new(core.borrow().quota().clone())));
+        register(&lua, &h, core.clone(), index, &accounts)?;
         let slice = core.borrow().quota().limits.cpu_slice;
         let preemption = crate::preempt::install(&lua, &h, KERNEL, slice, accounts.clone())?;
         register_accounts(&lua, &h, &core, &accounts, preemption.slot())?;
@@ -243,18 +243,58 @@ fn register_accounts(
         verdict(lua, v)
     })?;
     h.set("measured", measured)?;
+    register_own_state(lua, h, accounts)?;
     let (a, c) = (accounts.clone(), core.clone());
     let exit = lua.create_function(move |_, (me, ok, rest): (i64, bool, Variadic<LuaValue>)| {
         a.borrow_mut().remove(me);
-        let result = exit_result(ok, &rest);
+        let max_bytes = c.borrow().quota().limits.max_message_bytes;
+        let result = exit_result(ok, &rest, max_bytes);
         c.borrow_mut().exit(pid_of(me), result);
         Ok(())
     })?;
     h.set("exit", exit)
 }
 
-fn register(lua: &Lua, h: &Table, core: CoreRef, index: usize) -> mlua::Result<()> {
-    register_next(lua, h, core.clone(), index)?;
+/// What a process would otherwise read from state its VM shares:
+/// `H.random`/`H.randomseed` (its own generator), `H.clock` (its own run
+/// time, for `os.clock`), `H.memory` (its own charge, for
+/// `collectgarbage("count")`).
+fn register_own_state(lua: &Lua, h: &Table, accounts: &Rc<RefCell<Accounts>>) -> mlua::Result<()> {
+    let a = accounts.clone();
+    let random = lua.create_function(move |_, (id, args): (i64, Variadic<LuaValue>)| {
+        a.borrow_mut().rng(id).random(&args)
+    })?;
+    h.set("random", random)?;
+    let a = accounts.clone();
+    let seed = lua.create_function(move |_, (id, args): (i64, Variadic<LuaValue>)| {
+        let (n1, n2) = crate::random::seed_parts(&args)?;
+        a.borrow_mut().seed(id, crate::random::Rng::seeded(n1, n2));
+        Ok((n1.cast_signed(), n2.cast_signed()))
+    })?;
+    h.set("randomseed", seed)?;
+    let a = accounts.clone();
+    let clock = lua.create_function(move |_, id: i64| Ok(a.borrow().clock(id).as_secs_f64()))?;
+    h.set("clock", clock)?;
+    let a = accounts.clone();
+    let memory = lua.create_function(move |lua, id: i64| {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a size in KiB, as Lua reports it"
+        )]
+        let kib = a.borrow().charge(id, lua.used_memory()) as f64 / 1024.0;
+        Ok(kib)
+    })?;
+    h.set("memory", memory)
+}
+
+fn register(
+    lua: &Lua,
+    h: &Table,
+    core: CoreRef,
+    index: usize,
+    accounts: &Rc<RefCell<Accounts>>,
+) -> mlua::Result<()> {
+    register_next(lua, h, core.clone(), index, accounts.clone())?;
     register_messaging(lua, h, &core)?;
     register_lifecycle(lua, h, &core)?;
     register_registry(lua, h, &core)?;
@@ -263,7 +303,13 @@ fn register(lua: &Lua, h: &Table, core: CoreRef, index: usize) -> mlua::Result<(
     Ok(())
 }
 
-fn register_next(lua: &Lua, h: &Table, core: CoreRef, index: usize) -> mlua::Result<()> {
+fn register_next(
+    lua: &Lua,
+    h: &Table,
+    core: CoreRef,
+    index: usize,
+    accounts: Rc<RefCell<Accounts>>,
+) -> mlua::Result<()> {
     let entries = Rc::new(RefCell::new(Entries {
         compiled: FxHashMap::default(),
         kinds: FxHashMap::default(),
@@ -277,8 +323,36 @@ fn register_next(lua: &Lua, h: &Table, core: CoreRef, index: usize) -> mlua::Res
             let Some((pid, item)) = item else {
                 return Ok(MultiValue::new());
             };
-            if let Some(values) = item_values(lua, &core, &entries, pid, item)? {
-                return Ok(values);
+            let received = match &item {
+                Item::Msg(m) => warren_core::limits::wire_size(&m.payloads),
+                _ => 0,
+            };
+            let start = matches!(item, Item::Start { .. });
+            match item_values(lua, &core, &entries, pid, item) {
+                Ok(Some(values)) => {
+                    if start {
+                        accounts.borrow_mut().open(lua_id(pid));
+                    }
+                    if received > 0 {
+                        // What a process is sent counts against it, and the
+                        // host's count follows the VM's growth now.
+                        let mut accounts = accounts.borrow_mut();
+                        let bytes = u64::try_from(received).unwrap_or(u64::MAX);
+                        accounts.charge_received(lua_id(pid), bytes);
+                        accounts.resync(lua);
+                    }
+                    return Ok(values);
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    // Nothing a process sent reaches here unconvertible (the
+                    // core refuses what Lua cannot hold); this is the VM out
+                    // of memory. The process ends rather than waiting forever.
+                    let message = format!("an item for this process could not be delivered: {err}");
+                    tracing::error!(%pid, "{message}");
+                    let reason = ProcError::new(ErrorKind::Internal, message);
+                    let _ = core.borrow_mut().terminate(Pid::RUNTIME, pid, reason);
+                }
             }
         }
     })?;
@@ -431,8 +505,20 @@ fn entry_table(
     Ok(table)
 }
 
-fn payloads(values: Variadic<LuaValue>, root: &str) -> Result<Vec<Value>, ProcError> {
+/// Copies a message's payloads (or a spawn's arguments) out of the VM,
+/// all within one budget of `max_bytes`.
+fn payloads(
+    values: Variadic<LuaValue>,
+    root: &str,
+    max_bytes: usize,
+) -> Result<Vec<Value>, ProcError> {
+    let what = if root == "argument" {
+        "spawn arguments"
+    } else {
+        "message payloads"
+    };
     let many = values.len() > 1;
+    let mut converter = Converter::new(Budget::message(max_bytes));
     values
         .iter()
         .enumerate()
@@ -442,7 +528,14 @@ fn payloads(values: Variadic<LuaValue>, root: &str) -> Result<Vec<Value>, ProcEr
             } else {
                 root.to_owned()
             };
-            from_lua(v, &name).map_err(|e| ProcError::new(ErrorKind::Invalid, e.to_string()))
+            converter.convert(v, &name).map_err(|e| {
+                let message = if e.over_budget {
+                    warren_core::error::too_large(what, e.counted, max_bytes)
+                } else {
+                    e.to_string()
+                };
+                ProcError::new(ErrorKind::Invalid, message)
+            })
         })
         .collect()
 }
@@ -453,8 +546,11 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
         move |lua: &Lua,
               (me, dest, topic, rest): (i64, LuaString, LuaString, Variadic<LuaValue>)| {
             let result = (|| -> Result<bool, Wrapped> {
+                // Permission first, then a copy bounded by the limit.
                 let to = c.borrow().resolve(&dest.to_str()?)?;
-                let payloads = payloads(rest, "payload")?;
+                c.borrow().check_reach("send", pid_of(me), to)?;
+                let budget = c.borrow().message_budget(pid_of(me), to);
+                let payloads = payloads(rest, "payload", budget)?;
                 c.borrow_mut()
                     .send(pid_of(me), to, &topic.to_str()?, payloads)?;
                 Ok(true)
@@ -466,9 +562,10 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
     type SpawnArgs = (i64, LuaString, LuaString, bool, bool, Variadic<LuaValue>);
     let spawn = move |lua: &Lua, (me, entry, host, link, monitor, rest): SpawnArgs| {
         let result = (|| -> Result<String, Wrapped> {
-            let args = payloads(rest, "argument")?;
-            let mut req =
-                SpawnRequest::new(entry.to_str()?.to_owned(), host.to_str()?.to_owned(), args);
+            let (entry, host) = (entry.to_str()?.to_owned(), host.to_str()?.to_owned());
+            let budget = c.borrow().spawn_budget(pid_of(me), &entry, &host)?;
+            let args = payloads(rest, "argument", budget)?;
+            let mut req = SpawnRequest::new(entry, host, args);
             req.link = link;
             req.monitor = monitor;
             Ok(c.borrow_mut().spawn(pid_of(me), req)?.to_string())
@@ -533,7 +630,9 @@ fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
             Ok(())
         }),
         ("cancel", |c, me, pid, reason| {
-            let reason = from_lua(&reason, "reason")
+            c.check_reach("cancel", me, pid)?;
+            let budget = Budget::message(c.message_budget(me, pid));
+            let reason = from_lua(&reason, "reason", budget)
                 .map_err(|e| ProcError::new(ErrorKind::Invalid, e.to_string()))?;
             c.cancel(me, pid, reason)
         }),
@@ -573,20 +672,33 @@ fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
     h.set("timer", timer)
 }
 
-fn exit_result(ok: bool, rest: &[LuaValue]) -> Exit {
+/// Longest error message an exit keeps: it is copied to every link and
+/// monitor, so a process failing with a huge message cannot make its
+/// watchers allocate it.
+const MAX_EXIT_MESSAGE: usize = 16 * 1024;
+
+/// A process's exit as the kernel reports it; the result and details are
+/// copied within `max_bytes` (`max_message_bytes`: they reach monitors as
+/// events), the message cut at [`MAX_EXIT_MESSAGE`].
+fn exit_result(ok: bool, rest: &[LuaValue], max_bytes: usize) -> Exit {
     let arg = |i: usize| rest.get(i).cloned().unwrap_or(LuaValue::Nil);
+    let budget = Budget::message(max_bytes);
     if ok {
-        return from_lua(&arg(0), "result")
+        return from_lua(&arg(0), "result", budget)
             .map_err(|e| ProcError::new(ErrorKind::Invalid, e.to_string()));
     }
     let text = |v: LuaValue| match v {
-        LuaValue::String(s) => s.to_string_lossy(),
+        LuaValue::String(s) => {
+            let bytes = s.as_bytes();
+            let cut = &bytes[..bytes.len().min(MAX_EXIT_MESSAGE)];
+            String::from_utf8_lossy(cut).into_owned()
+        }
         LuaValue::Nil => String::new(),
-        other => format!("{other:?}"),
+        other => format!("({} value)", other.type_name()),
     };
     let mut err = ProcError::new(ErrorKind::from_name(&text(arg(0))), text(arg(1)));
     err.retryable = matches!(arg(2), LuaValue::Boolean(true));
-    err.details = from_lua(&arg(3), "details")
+    err.details = from_lua(&arg(3), "details", budget)
         .ok()
         .filter(|d| *d != Value::Nil);
     Err(err)
@@ -595,7 +707,7 @@ fn exit_result(ok: bool, rest: &[LuaValue]) -> Exit {
 fn register_registry(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let c = core.clone();
     let register =
-        lua.create_function(move |lua, (_me, name, pid): (i64, LuaString, LuaString)| {
+        lua.create_function(move |lua, (me, name, pid): (i64, LuaString, LuaString)| {
             let result = (|| -> Result<bool, Wrapped> {
                 let pid = Pid::parse(&pid.to_str()?).ok_or_else(|| {
                     ProcError::new(
@@ -603,15 +715,19 @@ fn register_registry(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                         format!("{:?} is not a pid", pid.to_string_lossy()),
                     )
                 })?;
-                c.borrow_mut().register(&name.to_str()?, pid)?;
+                c.borrow_mut().register(pid_of(me), &name.to_str()?, pid)?;
                 Ok(true)
             })();
             ok_or_failure(lua, result)
         })?;
     h.set("register", register)?;
     let c = core.clone();
-    let lookup = lua.create_function(move |_, name: LuaString| {
-        Ok(c.borrow().lookup(&name.to_str()?).map(|p| p.to_string()))
+    let lookup = lua.create_function(move |lua, (me, name): (i64, LuaString)| {
+        let found = c.borrow().lookup_for(pid_of(me), &name.to_str()?);
+        match found {
+            Ok(pid) => pid.map(|p| p.to_string()).into_lua_multi(lua),
+            Err(err) => (LuaValue::Nil, err.kind.name(), err.message).into_lua_multi(lua),
+        }
     })?;
     h.set("lookup", lookup)?;
     let c = core.clone();
@@ -627,14 +743,19 @@ fn register_registry(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     h.set("unregister", unregister)
 }
 
+/// The `services` module's host side. A process sees and steers only the
+/// services of its own host: another tenant's services are not found.
 fn register_services(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let c = core.clone();
-    let list = lua.create_function(move |lua, ()| {
+    let list = lua.create_function(move |lua, me: i64| {
         let Some(control) = c.borrow().services() else {
             return Ok(LuaValue::Nil);
         };
+        let core = c.borrow();
+        let own = core.host_name(pid_of(me));
         let out = lua.create_table()?;
-        for (i, info) in control.list().into_iter().enumerate() {
+        let mine = control.list().into_iter().filter(|s| s.host == own);
+        for (i, info) in mine.enumerate() {
             let t = lua.create_table_with_capacity(0, 5)?;
             t.raw_set("id", info.id)?;
             t.raw_set("state", info.state)?;
@@ -647,7 +768,7 @@ fn register_services(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     })?;
     h.set("services_list", list)?;
     let c = core.clone();
-    let command = lua.create_function(move |lua, (id, cmd): (LuaString, LuaString)| {
+    let command = lua.create_function(move |lua, (me, id, cmd): (i64, LuaString, LuaString)| {
         let result = (|| -> Result<bool, Wrapped> {
             let control = c.borrow().services().ok_or_else(|| {
                 ProcError::new(
@@ -655,6 +776,21 @@ fn register_services(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                     "no services: the application runs without a supervisor",
                 )
             })?;
+            let id_text = id.to_str()?;
+            let core = c.borrow();
+            let own = core.host_name(pid_of(me));
+            if !control
+                .list()
+                .iter()
+                .any(|s| s.id == *id_text && s.host == own)
+            {
+                return Err(ProcError::new(
+                    ErrorKind::NotFound,
+                    format!("no service {:?} on host '{own}'", &*id_text),
+                )
+                .into());
+            }
+            drop(core);
             let command = match &*cmd.to_str()? {
                 "start" => ServiceCommand::Start,
                 "stop" => ServiceCommand::Stop,
@@ -701,10 +837,17 @@ fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
         "format_time",
         lua.create_function(|_, (ns, layout): (i64, String)| Ok(timefmt::format(ns, &layout)))?,
     )?;
+    // JSON text lands in the process's memory: at most its limit, and at
+    // most MAX_JSON_BYTES, which bounds how long one encode holds the worker.
+    let per_process = core.borrow().quota().limits.memory_per_process;
+    let json_budget = Budget {
+        bytes: usize::try_from(per_process.min(MAX_JSON_BYTES)).unwrap_or(usize::MAX),
+        name: "the JSON limit",
+    };
     h.set(
         "json_encode",
-        lua.create_function(|_, v: LuaValue| {
-            Ok(match json::encode(&v) {
+        lua.create_function(move |_, v: LuaValue| {
+            Ok(match json::encode(&v, json_budget) {
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(e)),
             })
@@ -719,6 +862,12 @@ fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     )?;
     Ok(())
 }
+
+/// Most bytes `json.encode` copies out of a process (as `wire_size` counts
+/// them): the copy runs inside one host call, so this bounds how long a
+/// hostile table (one that shares a sub-table exponentially often, say) can
+/// hold the worker, as well as the host memory the copy takes.
+const MAX_JSON_BYTES: u64 = 2 << 20;
 
 fn unix_nanos() -> i64 {
     let since = SystemTime::now()

@@ -7,11 +7,11 @@
 use mlua::Value as LuaValue;
 use warren_core::Value;
 
-use crate::convert::from_lua;
+use crate::convert::{Budget, from_lua};
 
-/// Encodes a Lua value as JSON text.
-pub(crate) fn encode(v: &LuaValue) -> Result<String, String> {
-    let value = from_lua(v, "value").map_err(|e| e.to_string())?;
+/// Encodes a Lua value as JSON text, copying at most `budget` bytes of it.
+pub(crate) fn encode(v: &LuaValue, budget: Budget) -> Result<String, String> {
+    let value = from_lua(v, "value", budget).map_err(|e| e.to_string())?;
     let json = to_json(&value, "value")?;
     serde_json::to_string(&json).map_err(|e| e.to_string())
 }

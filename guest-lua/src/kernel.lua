@@ -11,14 +11,13 @@
 
 local H, traceback, raw_getmetatable, dbg = ...
 
-local type, pairs, next, select, error, pcall, tostring, tonumber =
-    type, pairs, next, select, error, pcall, tostring, tonumber
+local type, pairs, next, select, error, pcall, tostring =
+    type, pairs, next, select, error, pcall, tostring
 local setmetatable, getmetatable, rawget, rawset, rawequal, rawlen =
     setmetatable, getmetatable, rawget, rawset, rawequal, rawlen
 -- H.resume is coroutine.resume that also tells a preemption (see resume.rs).
-local co_create, co_resume, co_yield, co_status, co_close, co_running, co_isyieldable =
-    coroutine.create, H.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.running,
-    coroutine.isyieldable
+local co_create, co_resume, co_yield, co_status, co_close, co_isyieldable =
+    coroutine.create, H.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.isyieldable
 local t_pack, t_unpack, t_concat = table.pack, table.unpack, table.concat
 local floor, math_type = math.floor, math.type
 local s_format, s_sub, s_byte = string.format, string.sub, string.byte
@@ -43,6 +42,15 @@ local PREEMPT = H.preempted_marker
 local H_doomed = H.doomed
 local CLOSED = {}
 local NIL = {}
+
+-- Text for a value without running any of its metamethods.
+local function describe(v)
+    local t = type(v)
+    if t == "string" then return v end
+    if t == "number" or t == "boolean" or t == "nil" then return tostring(v) end
+    return "(" .. t .. " value)"
+end
+
 
 ---------------------------------------------------------------------------
 -- Ready queue: parallel arrays, no allocation per wake-up.
@@ -134,6 +142,9 @@ end
 -- waiting coroutine wakes it, so that leave comes).
 ---------------------------------------------------------------------------
 local TAKEN = {} -- process record -> messages taken since its last leave
+-- process record -> { entry, args } of a process.upgrade under way (the
+-- entry is the host's, never a value the process handed over).
+local UPGRADES = setmetatable({}, { __mode = "k" })
 local function note_taken(p)
     TAKEN[p] = (TAKEN[p] or 0) + 1
 end
@@ -179,14 +190,14 @@ local function try_recv(s)
                 wake(w.cr, nil, true, s.proxy)
             end
         end
-        if v == NIL then v = nil end
+        if rawequal(v, NIL) then v = nil end
         return true, v, true
     end
     local w = live_pop(s.sq)
     if w then
         wake(w.cr, nil, true, s.proxy)
         local v = w.v
-        if v == NIL then v = nil end
+        if rawequal(v, NIL) then v = nil end
         return true, v, true
     end
     if s.closed then return true, nil, false end
@@ -244,7 +255,7 @@ function ChanMethods:send(v)
     local cr = current
     push_waiter(q_of(s, "sq"), { cr = cr, v = (v == nil) and NIL or v })
     local a = block(cr, s.ext)
-    if a == CLOSED then error("send on closed channel", 2) end
+    if rawequal(a, CLOSED) then error("send on closed channel", 2) end
     return true
 end
 
@@ -268,6 +279,11 @@ end
 
 local CaseMT = { __metatable = false, __warren = "channel case" }
 local CASE = setmetatable({}, { __mode = "k" })
+-- timer proxy -> its state; methods look `self` up here, so a forged
+-- timer table reaches no process's timers.
+local TIMERS = setmetatable({}, { __mode = "k" })
+-- coroutine.wrap's functions -> the coroutine each drives, for measure().
+local WRAPPED = setmetatable({}, { __mode = "k" })
 
 function ChanMethods:case_send(v)
     local s = state_of(self, 2)
@@ -287,17 +303,19 @@ local channel = {}
 
 function channel.new(n)
     if n ~= nil and (math_type(n) ~= "integer" or n < 0) then
-        error("channel.new: capacity must be a non-negative integer, got " .. tostring(n), 2)
+        error("channel.new: capacity must be a non-negative integer, got " .. describe(n), 2)
     end
     return chan_state(n or 0, false).proxy
 end
 
 function channel.select(cases)
     if type(cases) ~= "table" then error("channel.select: expected a table of cases", 2) end
-    local n = #cases
+    local n = rawlen(cases)
+    -- Most cases one select may wait on (each is a waiter record in a queue).
+    if n > 4096 then error("channel.select: more than 4096 cases", 2) end
     local recs = {}
     for i = 1, n do
-        local c = CASE[cases[i]]
+        local c = CASE[rawget(cases, i)]
         if not c then error("channel.select: case " .. i .. " is not a channel case", 2) end
         recs[i] = c
     end
@@ -310,7 +328,7 @@ function channel.select(cases)
             if ready then return { channel = c.s.proxy, value = v, ok = ok } end
         end
     end
-    if cases.default then return { default = true } end
+    if rawget(cases, "default") then return { default = true } end
     local cr = current
     local sel = { done = false }
     local ext = false
@@ -325,27 +343,60 @@ function channel.select(cases)
         ext = ext or s.ext
     end
     local v, ok, ch = block(cr, ext)
-    if v == CLOSED then error("send on closed channel", 2) end
+    if rawequal(v, CLOSED) then error("send on closed channel", 2) end
     return { channel = ch, value = v, ok = ok }
+end
+
+-- Text of an error value, for a process's own code to call inside its own
+-- resume: a __tostring metamethod is user code, so it runs here, preemptible
+-- and under the process's limits (preempt.rs lets a preemption through this
+-- frame), and a failing or non-string result falls back to describe().
+local function user_text(v)
+    local t = type(v)
+    if t ~= "table" and t ~= "userdata" then return describe(v) end
+    local mt = raw_getmetatable(v)
+    local f = type(mt) == "table" and rawget(mt, "__tostring")
+    if type(f) ~= "function" then return describe(v) end
+    local ok, s = pcall(f, v)
+    if not ok and (rawequal(s, MEMERR) or H_doomed()) then error(s, 0) end
+    if ok and type(s) == "string" then
+        if #s > 16384 then s = s_sub(s, 1, 16384) end -- longest text kept
+        return s
+    end
+    return describe(v)
+end
+
+-- tostring(v) as a process expects it (its __tostring honoured, through
+-- user_text); for print and error messages built for the process.
+local function user_tostring(v)
+    local t = type(v)
+    if t == "table" or t == "userdata" then
+        local mt = raw_getmetatable(v)
+        if type(mt) == "table" and rawget(mt, "__tostring") ~= nil then return user_text(v) end
+    end
+    return tostring(v)
 end
 
 ---------------------------------------------------------------------------
 -- errors
 ---------------------------------------------------------------------------
+local KIND_SET = {}
+local errors = {}
+do
 local KINDS = { "NOT_FOUND", "ALREADY_EXISTS", "INVALID", "PERMISSION_DENIED", "UNAVAILABLE",
     "INTERNAL", "CANCELED", "CONFLICT", "TIMEOUT", "RATE_LIMITED", "UNKNOWN" }
-local KIND_SET = {}
-for _, k in pairs(KINDS) do KIND_SET[k] = true end
+for _, k in pairs(KINDS) do KIND_SET[k] = true; errors[k] = k end
+end
 
 local ERRSET = setmetatable({}, { __mode = "k" })
 local ErrMethods = {}
 local ErrMT = { __index = ErrMethods, __metatable = false,
-    __tostring = function(e) return tostring(rawget(e, "_message")) end }
+    __tostring = function(e) return describe(rawget(e, "_message")) end }
 
 -- Error objects keep their fields in plain keys so that they cross process
 -- boundaries as data; the methods are the documented interface.
 local function mkerr(kind, message, retryable, details, stack)
-    local e = setmetatable({ _kind = KIND_SET[kind] and kind or "UNKNOWN", _message = tostring(message),
+    local e = setmetatable({ _kind = KIND_SET[kind] and kind or "UNKNOWN", _message = describe(message),
         _retryable = retryable and true or false, _details = details, _stack = stack or "" }, ErrMT)
     ERRSET[e] = true
     return e
@@ -363,46 +414,52 @@ function ErrMethods:retryable() return rawget(self, "_retryable") end
 function ErrMethods:details() return rawget(self, "_details") end
 function ErrMethods:stack() return rawget(self, "_stack") end
 
-local errors = {}
-for _, k in pairs(KINDS) do errors[k] = k end
 
+-- errors.new and errors.wrap read their arguments raw and run a message's
+-- __tostring only through user_tostring (preempt.rs lets a preemption
+-- through these frames: they change no kernel state before they return).
 function errors.new(spec)
     local stack = traceback(nil, 2)
     if type(spec) == "table" and not ERRSET[spec] then
-        if spec.kind ~= nil and not KIND_SET[spec.kind] then
-            error("errors.new: unknown kind " .. tostring(spec.kind), 2)
+        local kind, message = rawget(spec, "kind"), rawget(spec, "message")
+        if kind ~= nil and not KIND_SET[kind] then
+            error("errors.new: unknown kind " .. describe(kind), 2)
         end
-        return mkerr(spec.kind or "UNKNOWN", spec.message or "error", spec.retryable, spec.details, stack)
+        if message == nil then message = "error" end
+        return mkerr(kind or "UNKNOWN", user_tostring(message), rawget(spec, "retryable"),
+            rawget(spec, "details"), stack)
     end
-    return mkerr("UNKNOWN", tostring(spec), false, nil, stack)
+    return mkerr("UNKNOWN", user_tostring(spec), false, nil, stack)
 end
 
 function errors.wrap(err, msg)
     if err == nil then return nil end
     local stack = traceback(nil, 2)
     if is_err(err) then
-        return mkerr(rawget(err, "_kind"), tostring(msg) .. ": " .. rawget(err, "_message"),
+        return mkerr(rawget(err, "_kind"), user_tostring(msg) .. ": " .. describe(rawget(err, "_message")),
             rawget(err, "_retryable"), rawget(err, "_details"), stack)
     end
-    return mkerr("UNKNOWN", tostring(msg) .. ": " .. tostring(err), false, nil, stack)
+    return mkerr("UNKNOWN", user_tostring(msg) .. ": " .. user_tostring(err), false, nil, stack)
 end
 
 function errors.is(err, kind)
-    return is_err(err) and rawget(err, "_kind") == kind
+    -- A string compared with a string: no __eq of a forged kind can run.
+    local k = is_err(err) and rawget(err, "_kind")
+    return type(k) == "string" and type(kind) == "string" and k == kind
 end
 
--- Fields of any error value, for exits and events.
+-- Fields of any error value, for exits and events: raw reads only, each
+-- checked (an error object is a plain table its process may have rawset).
 local function err_fields(v)
     if is_err(v) then
-        return rawget(v, "_kind"), rawget(v, "_message"), rawget(v, "_retryable"), rawget(v, "_details")
+        local kind = rawget(v, "_kind")
+        return KIND_SET[kind] and kind or "UNKNOWN", describe(rawget(v, "_message")),
+            rawget(v, "_retryable") == true, rawget(v, "_details")
     end
-    return "UNKNOWN", tostring(v), false, nil
+    return "UNKNOWN", describe(v), false, nil
 end
 
 -- A host call's failure triple as `nil, err`.
-local function host_fail(kind, msg)
-    return nil, mkerr(kind, msg)
-end
 
 ---------------------------------------------------------------------------
 -- Processes
@@ -451,23 +508,17 @@ local function new_cr(p, fn)
     return cr
 end
 
--- Ends every coroutine of `p` (running their to-be-closed variables) and
--- forgets its timers.
+-- Ends every coroutine of `p` and forgets its timers. The coroutines are
+-- dropped, not closed: closing one would run its pending to-be-closed
+-- variables (user code) here, outside any accounted resume. A process that
+-- needs cleanup does it before it returns.
 local function close_all(p)
-    local running = co_running()
-    local function close(cr)
-        cr.dead = true
-        if cr.th ~= running and co_status(cr.th) == "suspended" then
-            current = cr
-            co_close(cr.th)
-        end
-    end
-    close(p.main)
-    if p.crs then
-        for cr in pairs(p.crs) do close(cr) end
+    p.main.dead = true
+    local crs = p.crs
+    if crs then
+        for cr in next, crs do cr.dead = true end
         p.crs = nil
     end
-    current = nil
     p.timers = nil
 end
 
@@ -492,8 +543,24 @@ end
 
 local ENV_MT -- set below, once the globals exist
 
-local function proc_main(p, entry, args)
-    local mod = entry.chunk(p.env)
+-- How a process coroutine ends, decided inside it: an error value that is
+-- not text or an error object becomes text here (its __tostring is the
+-- process's own code), so the kernel never runs user code to end a process.
+-- user_error, ended and run_entry hold no kernel state: preempt.rs lets a
+-- preemption through their frames.
+local function user_error(e)
+    if H_doomed() then return type(e) == "string" and e or "ended by its limits" end
+    if (type(e) == "table" and not is_err(e)) or type(e) == "userdata" then return user_text(e) end
+    return e
+end
+local function ended(ok, r1, r2, ...)
+    if not ok then error(user_error(r1), 0) end
+    if r1 == nil and r2 ~= nil then return nil, user_error(r2) end
+    return r1, r2, ...
+end
+
+local function run_entry(entry, env, args)
+    local mod = entry.chunk(env)
     local main = mod
     if type(mod) == "table" then main = mod[entry.method] end
     if type(main) ~= "function" then
@@ -503,8 +570,12 @@ local function proc_main(p, entry, args)
     return main(t_unpack(args, 1, args.n))
 end
 
+local function proc_main(p, entry, args)
+    return ended(pcall(run_entry, entry, p.env, args))
+end
+
 local function trampoline(fn, args)
-    return fn(t_unpack(args, 1, args.n))
+    return ended(pcall(fn, t_unpack(args, 1, args.n)))
 end
 
 local function new_env()
@@ -562,10 +633,12 @@ end
 ---------------------------------------------------------------------------
 -- Measuring a process: what it can reach, for memory_per_process.
 ---------------------------------------------------------------------------
-local d_getlocal, d_getupvalue, d_getinfo = dbg.getlocal, dbg.getupvalue, dbg.getinfo
-local KERNEL_SOURCE = d_getinfo(1, "S").source
 -- Objects every process shares (libraries, kernel tables): never charged.
 local NOT_OWNED = setmetatable({}, { __mode = "k" })
+local measure -- function(p): bytes, exact (below)
+do
+local d_getlocal, d_getupvalue, d_getinfo = dbg.getlocal, dbg.getupvalue, dbg.getinfo
+local KERNEL_SOURCE = d_getinfo(1, "S").source
 -- Rough sizes of Lua 5.4 objects on a 64-bit build, in bytes. A thread is
 -- its lua_State plus the stack it starts with (45 slots): about 1 KB, even
 -- unstarted (counted as 200 before, a hoard of coroutines was measured at a
@@ -600,7 +673,7 @@ end
 -- coroutines and mailbox that no other process shares. Kernel functions
 -- are not looked into (their upvalues reach every process). The second
 -- result is false when a coroutine was too deep to look at completely.
-local function measure(p)
+function measure(p)
     local seen = { [p.main.entry] = true }
     local stack, n, total, exact = {}, 0, 0, true
     local function push(v)
@@ -628,9 +701,13 @@ local function measure(p)
                 push(x)
             end
             push(raw_getmetatable(v))
+            -- What the kernel holds for objects the process holds.
             push(CH[v])
+            push(CASE[v])
+            push(TIMERS[v])
         elseif t == "function" then
             total = total + SIZE_FUNCTION
+            push(WRAPPED[v])
             if d_getinfo(v, "S").source ~= KERNEL_SOURCE then
                 local i = 1
                 while true do
@@ -649,6 +726,7 @@ local function measure(p)
         end
     end
     return total, exact
+end
 end
 
 -- Set when a process used up its slice: the worker gets control back to
@@ -669,25 +747,27 @@ local function resume_one()
     current = nil
     local taken = TAKEN[p]
     if taken then TAKEN[p] = nil end
-    local kind, why = H_leave(p.id, not ok and r1 == MEMERR, taken or 0)
+    local kind, why = H_leave(p.id, not ok and rawequal(r1, MEMERR), taken or 0)
     if kind == true then kind, why = H_measured(p.id, measure(p)) end
     if kind then
         exit_proc(p, false, mkerr(kind, why))
         return
     end
-    if ok and r1 == PREEMPT then
+    if ok and rawequal(r1, PREEMPT) then
         wake(cr) -- preempted: behind everything already runnable
         slice_over = true
         return
     end
-    if ok and r1 == BLOCK then -- the common case: it waits
+    if ok and rawequal(r1, BLOCK) then -- the common case: it waits
         -- nothing to do
     elseif not ok then
         exit_proc(p, false, r1)
     elseif co_status(cr.th) == "dead" then
         finished(cr, r1, r2)
-    elseif r1 == UPGRADE then
-        upgrade(p, r2, r3)
+    elseif rawequal(r1, UPGRADE) and UPGRADES[p] then
+        local u = UPGRADES[p]
+        UPGRADES[p] = nil
+        upgrade(p, u[1], u[2])
     else
         exit_proc(p, false, mkerr("INVALID", "attempt to yield from outside a coroutine"))
     end
@@ -706,6 +786,7 @@ function MsgMethods:topic() return rawget(self, 1) end
 function MsgMethods:from() return rawget(self, 2) end
 function MsgMethods:payload()
     local n = rawget(self, 3)
+    if math_type(n) ~= "integer" then error("expected a message, got " .. type(self), 2) end
     if n <= 1 then return setmetatable({ rawget(self, 4) }, PayloadMT) end
     local list = {}
     for i = 1, n do list[i] = setmetatable({ rawget(self, 3 + i) }, PayloadMT) end
@@ -713,7 +794,6 @@ function MsgMethods:payload()
 end
 function PayloadMethods:data() return rawget(self, 1) end
 
-local EVENT = { EXIT = "EXIT", LINK_DOWN = "LINK_DOWN", CANCEL = "CANCEL" }
 
 -- A message with one payload (the usual case), without varargs.
 local function on_msg1(p, topic, from, v)
@@ -819,7 +899,7 @@ local function ok_or_err(ok, kind, msg, retryable)
     return nil, mkerr(kind, msg, retryable)
 end
 
-local process = { event = EVENT, registry = {} }
+local process = { event = { EXIT = "EXIT", LINK_DOWN = "LINK_DOWN", CANCEL = "CANCEL" }, registry = {} }
 
 function process.pid() return me().pid end
 
@@ -842,7 +922,11 @@ function process.upgrade(id, ...)
     local p = me()
     local entry, kind, msg = H.entry(id or p.main.entry.id)
     if not entry then return nil, mkerr(kind, msg) end
-    co_yield(UPGRADE, entry, t_pack(...))
+    -- The entry comes from the host and waits in kernel state: the yielded
+    -- token only says "now" (a forged one finds nothing pending).
+    UPGRADES[p] = { entry, t_pack(...) }
+    co_yield(UPGRADE)
+    UPGRADES[p] = nil
 end
 
 function process.exec(id, host, ...)
@@ -875,7 +959,7 @@ local function segment(k)
         if k:match("^[%a_][%w_]*$") then return "." .. k end
         return "[" .. s_format("%q", k) .. "]"
     end
-    return "[" .. tostring(k) .. "]"
+    return "[" .. describe(k) .. "]"
 end
 
 local function copy_value(v, depth, open)
@@ -913,7 +997,7 @@ copy_table = function(t, depth, open)
         if kt == "string" then copy_bytes = copy_bytes + 5 + #k end
         if copy_bytes > MAX_MESSAGE_BYTES then return too_big() end
         local c, reason, path = copy_value(v, depth + 1, open)
-        if c == COPY_FAIL then return COPY_FAIL, reason, segment(k) .. path end
+        if rawequal(c, COPY_FAIL) then return COPY_FAIL, reason, segment(k) .. path end
         out[k] = c
     end
     open[t] = nil
@@ -931,11 +1015,11 @@ end
 local function copy_one(v, prefix)
     if type(v) ~= "table" then
         local c, reason = copy_value(v, 0, OPEN)
-        if c == COPY_FAIL then return copy_failed(prefix, reason, "") end
+        if rawequal(c, COPY_FAIL) then return copy_failed(prefix, reason, "") end
         return c
     end
     local c, reason, path = copy_table(v, 0, OPEN)
-    if c == COPY_FAIL then return copy_failed(prefix, reason, path) end
+    if rawequal(c, COPY_FAIL) then return copy_failed(prefix, reason, path) end
     return c
 end
 
@@ -943,7 +1027,7 @@ local function copy_many(n, ...)
     local out = { ... }
     for i = 1, n do
         local c, reason = copy_one(out[i], "payload[" .. i .. "]")
-        if c == COPY_FAIL then return COPY_FAIL, reason end
+        if rawequal(c, COPY_FAIL) then return COPY_FAIL, reason end
         out[i] = c
     end
     return out
@@ -956,14 +1040,14 @@ local function send_local(from, target, topic, n, ...)
     copy_bytes = 0
     if n == 1 then
         local c, reason = copy_one((...), "payload")
-        if c == COPY_FAIL then return nil, mkerr("INVALID", reason) end
+        if rawequal(c, COPY_FAIL) then return nil, mkerr("INVALID", reason) end
         local ok, kind, msg, retryable = H_admit(target.id)
         if not ok then return nil, mkerr(kind, msg, retryable) end
         on_msg1(target, topic, from.pid, c)
         return true
     end
     local out, reason = copy_many(n, ...)
-    if out == COPY_FAIL then return nil, mkerr("INVALID", reason) end
+    if rawequal(out, COPY_FAIL) then return nil, mkerr("INVALID", reason) end
     local ok, kind, msg, retryable = H_admit(target.id)
     if not ok then return nil, mkerr(kind, msg, retryable) end
     on_msg(target, topic, from.pid, t_unpack(out, 1, n))
@@ -977,7 +1061,7 @@ function process.send(dest, topic, ...)
     p = p and p.p or me()
     local target = bypid[dest]
     if not target and s_byte(dest, 1) ~= 60 then -- a name: resolve it first, so every send to one process takes one path
-        local pid = H.lookup(dest)
+        local pid = H.lookup(p.id, dest)
         target = pid and bypid[pid]
     end
     if target then return send_local(p, target, topic, select("#", ...), ...) end
@@ -1032,11 +1116,12 @@ process.terminate = pid_call(H.terminate, "process.terminate")
 
 function process.set_options(opts)
     if type(opts) ~= "table" then error("process.set_options: expected a table", 2) end
-    for k, v in pairs(opts) do
-        if k ~= "trap_links" then error("process.set_options: unknown option " .. tostring(k), 2) end
+    for k, v in next, opts do
+        if k ~= "trap_links" then error("process.set_options: unknown option " .. describe(k), 2) end
         if type(v) ~= "boolean" then error("process.set_options: trap_links must be a boolean", 2) end
     end
-    if opts.trap_links ~= nil then H.trap(me().id, opts.trap_links) end
+    local trap = rawget(opts, "trap_links")
+    if trap ~= nil then H.trap(me().id, trap) end
     return true
 end
 
@@ -1053,8 +1138,9 @@ end
 
 function process.registry.lookup(name)
     check_str(name, "process.registry.lookup: name", 2)
-    local pid = H.lookup(name)
+    local pid, kind, msg = H.lookup(me().id, name)
     if pid then return pid end
+    if kind then return nil, mkerr(kind, msg) end
     return nil, mkerr("NOT_FOUND", "no process is registered as " .. s_format("%q", name))
 end
 
@@ -1067,9 +1153,10 @@ end
 -- coroutine: scheduler-aware resume/wrap, plus coroutine.spawn.
 ---------------------------------------------------------------------------
 local function resume_step(co, ok, first, ...)
-    if not ok and (first == MEMERR or H_doomed()) then error(first, 0) end
-    if ok and (first == BLOCK or first == UPGRADE or first == PREEMPT) and co_status(co) == "suspended" then
-        if first == PREEMPT and not co_isyieldable() then
+    if not ok and (rawequal(first, MEMERR) or H_doomed()) then error(first, 0) end
+    if ok and (rawequal(first, BLOCK) or rawequal(first, UPGRADE) or rawequal(first, PREEMPT))
+        and co_status(co) == "suspended" then
+        if rawequal(first, PREEMPT) and not co_isyieldable() then
             -- Resumed from code called from C: the preemption cannot be
             -- passed up from here, so carry on (the hook tries again).
             return resume_step(co, co_resume(co))
@@ -1094,7 +1181,7 @@ local user_coroutine = {
     resume = user_resume,
     yield = co_yield,
     status = co_status,
-    running = co_running,
+    running = coroutine.running,
     isyieldable = coroutine.isyieldable,
     close = function(co)
         if KTHREAD[co] then error("cannot close a scheduler-managed coroutine", 2) end
@@ -1102,9 +1189,11 @@ local user_coroutine = {
     end,
     wrap = function(fn)
         local co = co_create(fn)
-        return function(...)
+        local f = function(...)
             return wrap_result(resume_step(co, co_resume(co, ...)))
         end
+        WRAPPED[f] = co -- measure() does not look into kernel closures
+        return f
     end,
     spawn = function(fn, ...)
         if type(fn) ~= "function" then error("coroutine.spawn: expected a function", 2) end
@@ -1123,18 +1212,29 @@ local DurMT = { __index = DurMethods, __metatable = false }
 local TimeMT = { __index = TimeMethods, __metatable = false }
 local function dur(ns) return setmetatable({ ns = ns }, DurMT) end
 local function tm(ns) return setmetatable({ ns = ns }, TimeMT) end
-DurMT.__tostring = function(d) return H.format_duration(rawget(d, "ns")) end
-DurMT.__eq = function(a, b) return rawget(a, "ns") == rawget(b, "ns") end
-DurMT.__lt = function(a, b) return rawget(a, "ns") < rawget(b, "ns") end
-DurMT.__le = function(a, b) return rawget(a, "ns") <= rawget(b, "ns") end
-function DurMethods:nanoseconds() return rawget(self, "ns") end
-function DurMethods:milliseconds() return rawget(self, "ns") // 1000000 end
-function DurMethods:seconds() return rawget(self, "ns") / 1e9 end
+-- The nanoseconds of a duration or time value; raises for anything else
+-- (read raw and checked: a forged `ns` could carry metamethods).
+local function ns_of(v, level)
+    local ns = type(v) == "table" and rawget(v, "ns")
+    if math_type(ns) ~= "integer" then error("expected a duration or time value, got " .. type(v), level + 1) end
+    return ns
+end
+DurMT.__tostring = function(d) return H.format_duration(ns_of(d, 2)) end
+DurMT.__eq = function(a, b)
+    local x, y = type(a) == "table" and rawget(a, "ns"), type(b) == "table" and rawget(b, "ns")
+    return math_type(x) == "integer" and math_type(y) == "integer" and x == y
+end
+DurMT.__lt = function(a, b) return ns_of(a, 2) < ns_of(b, 2) end
+DurMT.__le = function(a, b) return ns_of(a, 2) <= ns_of(b, 2) end
+function DurMethods:nanoseconds() return ns_of(self, 2) end
+function DurMethods:milliseconds() return ns_of(self, 2) // 1000000 end
+function DurMethods:seconds() return ns_of(self, 2) / 1e9 end
 
 local function to_ns(d, level)
     local t = type(d)
     if t == "number" then
         if math_type(d) == "integer" then return d end
+        if d ~= d or d >= 0x1p63 or d < -0x1p63 then error("invalid duration: " .. describe(d), level + 1) end
         return floor(d)
     elseif t == "string" then
         local ns, err = H.parse_duration(d)
@@ -1146,17 +1246,17 @@ local function to_ns(d, level)
     error("expected a duration (\"150ms\", nanoseconds, or a duration value), got " .. t, level + 1)
 end
 
-TimeMT.__tostring = function(t) return H.format_time(rawget(t, "ns"), "2006-01-02T15:04:05.999999999Z07:00") end
+TimeMT.__tostring = function(t) return H.format_time(ns_of(t, 2), "2006-01-02T15:04:05.999999999Z07:00") end
 TimeMT.__eq = DurMT.__eq
 TimeMT.__lt = DurMT.__lt
 TimeMT.__le = DurMT.__le
-function TimeMethods:unix() return rawget(self, "ns") // 1000000000 end
-function TimeMethods:unix_nano() return rawget(self, "ns") end
-function TimeMethods:sub(other) return dur(rawget(self, "ns") - rawget(other, "ns")) end
-function TimeMethods:add(d) return tm(rawget(self, "ns") + to_ns(d, 2)) end
+function TimeMethods:unix() return ns_of(self, 2) // 1000000000 end
+function TimeMethods:unix_nano() return ns_of(self, 2) end
+function TimeMethods:sub(other) return dur(ns_of(self, 2) - ns_of(other, 2)) end
+function TimeMethods:add(d) return tm(ns_of(self, 2) + to_ns(d, 2)) end
 function TimeMethods:format(layout)
     check_str(layout, "time:format: layout", 2)
-    return H.format_time(rawget(self, "ns"), layout)
+    return H.format_time(ns_of(self, 2), layout)
 end
 
 local next_timer = 0
@@ -1201,6 +1301,11 @@ end
 
 local TimerMethods = {}
 local TimerMT = { __index = TimerMethods, __metatable = false, __warren = "timer" }
+local function timer_state(t, level)
+    local st = TIMERS[t]
+    if not st then error("expected a timer, got " .. type(t), level + 1) end
+    return st
+end
 
 function time.timer(d)
     local ns = to_ns(d, 2)
@@ -1208,15 +1313,15 @@ function time.timer(d)
     local s = chan_state(1, true)
     local t = setmetatable({}, TimerMT)
     local st = { p = p, s = s }
-    rawset(t, 1, st)
+    TIMERS[t] = st
     local function fire() st.id = nil; deliver(s, tm(H.now())) end
     st.fire = fire
     st.id = arm(p, ns, fire)
     return t
 end
-function TimerMethods:channel() return rawget(self, 1).s.proxy end
+function TimerMethods:channel() return timer_state(self, 2).s.proxy end
 function TimerMethods:stop()
-    local st = rawget(self, 1)
+    local st = timer_state(self, 2)
     local timers = st.p.timers
     local pending = st.id ~= nil and timers and timers[st.id] ~= nil or false
     if st.id and timers then timers[st.id] = nil end
@@ -1224,7 +1329,7 @@ function TimerMethods:stop()
     return pending
 end
 function TimerMethods:reset(d)
-    local st = rawget(self, 1)
+    local st = timer_state(self, 2)
     local ns = to_ns(d, 2)
     local pending = TimerMethods.stop(self)
     st.id = arm(st.p, ns, st.fire)
@@ -1238,7 +1343,7 @@ function time.ticker(d)
     local s = chan_state(1, true)
     local t = setmetatable({}, TimerMT)
     local st = { p = p, s = s }
-    rawset(t, 1, st)
+    TIMERS[t] = st
     local function fire()
         if not s.buf or qlen(s.buf) == 0 then deliver(s, tm(H.now())) end
         st.id = arm(p, ns, st.fire)
@@ -1260,9 +1365,17 @@ local function freeze(real, name)
     local proxy = setmetatable({}, {
         __index = real,
         __newindex = function(_, k)
-            error(s_format("attempt to modify read-only table '%s' (key %s)", name, tostring(k)), 2)
+            error(s_format("attempt to modify read-only table '%s' (key %s)", name, describe(k)), 2)
         end,
-        __pairs = function() return next, real, nil end,
+        -- An iterator that hands out keys and values, never `real` itself.
+        __pairs = function()
+            local k
+            return function()
+                local v
+                k, v = next(real, k)
+                return k, v
+            end
+        end,
         __len = function() return #real end,
         __metatable = false,
     })
@@ -1286,7 +1399,7 @@ end }, "json")
 -- shortly after, visible through status/list and in the log.
 local services = {}
 function services.list()
-    local list = H.services_list()
+    local list = H.services_list(me().id)
     if not list then return nil, mkerr("UNAVAILABLE", "no services: the application runs without a supervisor") end
     return list
 end
@@ -1302,7 +1415,7 @@ end
 for _, name in ipairs({ "start", "stop", "restart" }) do
     services[name] = function(id)
         check_str(id, "services." .. name .. ": id", 2)
-        return ok_or_err(H.services_command(id, name))
+        return ok_or_err(H.services_command(me().id, id, name))
     end
 end
 
@@ -1342,25 +1455,30 @@ local function safe_load(chunk, name, mode, env)
     if type(chunk) == "string" and s_byte(chunk, 1) == 27 then
         return nil, "load: binary chunks are not allowed"
     end
+    -- Lua names a text chunk by a copy of its whole source (one C copy that
+    -- cannot be interrupted); its first 256 bytes name it the same way.
+    if name == nil and type(chunk) == "string" and #chunk > 256 then name = s_sub(chunk, 1, 256) end
     return load(chunk, name, "t", env)
 end
 
+-- "count" is the process's own size in KiB: the VM's would tell it about
+-- its neighbours.
 local function safe_collectgarbage(opt)
-    if opt == "count" then return collectgarbage("count") end
+    if opt == "count" then return H.memory(me().id) end
     error("collectgarbage: only \"count\" is available to processes", 2)
 end
 
 local function lprint(...)
     local n = select("#", ...)
     local parts = {}
-    for i = 1, n do parts[i] = tostring((select(i, ...))) end
+    for i = 1, n do parts[i] = user_tostring((select(i, ...))) end
     H_log(me().id, "info", t_concat(parts, "\t"))
 end
 
 -- A memory-limit error, or the error that ends a process past its CPU
 -- budget, passes through every protected call: the process ends (quota.rs).
 local function no_oom(ok, ...)
-    if not ok and ((...) == MEMERR or H_doomed()) then error((...), 0) end
+    if not ok and (rawequal((...), MEMERR) or H_doomed()) then error((...), 0) end
     return ok, ...
 end
 local function safe_pcall(f, ...) return no_oom(pcall(f, ...)) end
@@ -1368,7 +1486,45 @@ local function safe_xpcall(f, handler, ...) return no_oom(xpcall(f, handler, ...
 
 local real_string = string
 real_string.dump = nil
-local os_subset = { time = os.time, date = os.date, clock = os.clock, difftime = os.difftime }
+local os_subset, user_math
+do
+    -- Longest os.date format: each conversion is a strftime call inside one
+    -- C call, so a huge format would hold the worker.
+    local MAX_DATE_FORMAT = 1024
+    local os_date, os_time, H_clock = os.date, os.time, H.clock
+    local TIME_FIELDS = { "year", "month", "day", "hour", "min", "sec", "isdst" }
+    os_subset = {
+        -- The fields are read raw here: os.time would run their __index
+        -- from C, where a loop cannot be preempted.
+        time = function(t)
+            if type(t) ~= "table" then return os_time(t) end
+            local plain = {}
+            for i = 1, #TIME_FIELDS do
+                local k = TIME_FIELDS[i]
+                plain[k] = rawget(t, k)
+            end
+            return os_time(plain)
+        end,
+        date = function(fmt, t)
+            if type(fmt) == "string" and #fmt > MAX_DATE_FORMAT then
+                error("os.date: format longer than " .. MAX_DATE_FORMAT .. " bytes", 2)
+            end
+            return os_date(fmt, t)
+        end,
+        -- The process's own run time, not the whole OS process's CPU time
+        -- (which would tell it how busy other tenants are).
+        clock = function() return H_clock(me().id) end,
+        difftime = os.difftime,
+    }
+
+    -- math with a generator per process (a shared one could be seeded by
+    -- one process to predict what another draws).
+    local H_random, H_randomseed = H.random, H.randomseed
+    user_math = {}
+    for k, v in next, math do user_math[k] = v end
+    user_math.random = function(...) return H_random(me().id, ...) end
+    user_math.randomseed = function(...) return H_randomseed(me().id, ...) end
+end
 
 local GLOBALS = {
     assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = safe_pcall,
@@ -1379,7 +1535,7 @@ local GLOBALS = {
     _VERSION = _VERSION,
     string = freeze(real_string, "string"),
     table = freeze(table, "table"),
-    math = freeze(math, "math"),
+    math = freeze(user_math, "math"),
     utf8 = freeze(utf8, "utf8"),
     os = freeze(os_subset, "os"),
     coroutine = freeze(user_coroutine, "coroutine"),

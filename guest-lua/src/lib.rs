@@ -9,14 +9,17 @@
 //! upvalues no process can reach. See `docs/architecture.md`.
 
 mod convert;
+#[cfg(test)]
+mod convert_props;
 mod host;
 mod json;
 mod preempt;
 mod program;
 mod quota;
+mod random;
 mod resume;
 mod timefmt;
 mod watchdog;
 
-pub use convert::{ConvertError, MAX_DEPTH, from_lua, to_lua};
+pub use convert::{Budget, ConvertError, Converter, MAX_DEPTH, from_lua, to_lua};
 pub use program::{LuaProgram, MODULES, check_source, lua_frontend};

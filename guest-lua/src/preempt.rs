@@ -55,7 +55,9 @@ fn lines_of(kernel: &str, prefixes: &[&str]) -> Vec<usize> {
 struct Allowed {
     /// The bottom frames of process coroutines.
     bottoms: Vec<usize>,
-    /// Frames that hold no kernel state (the sandbox's protected calls).
+    /// Frames that hold no kernel state: the sandbox's protected calls, and
+    /// the helpers that run a process's own metamethods on its behalf
+    /// (`user_text` and its callers).
     transparent: Vec<usize>,
 }
 
@@ -68,7 +70,18 @@ impl Allowed {
             ),
             transparent: lines_of(
                 kernel,
-                &["local function safe_pcall(", "local function safe_xpcall("],
+                &[
+                    "local function safe_pcall(",
+                    "local function safe_xpcall(",
+                    "local function user_text(",
+                    "local function user_error(",
+                    "local function ended(",
+                    "local function run_entry(",
+                    "local function lprint(",
+                    "local function user_tostring(",
+                    "function errors.new(",
+                    "function errors.wrap(",
+                ],
             ),
         }
     }
@@ -218,16 +231,69 @@ unsafe extern "C-unwind" fn hook(l: *mut lua_State, _: *mut lua_Debug) {
             }
             Action::Fail(reason) => {
                 ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, RETRY_INSTRUCTIONS);
-                // Copied to this frame and freed first: pushing the string
-                // may itself raise (out of memory), which skips drops.
-                let mut message = [0u8; MAX_REASON];
-                let n = reason.len().min(MAX_REASON);
-                message[..n].copy_from_slice(&reason.as_bytes()[..n]);
-                drop(reason);
-                ffi::lua_pushlstring(l, message.as_ptr().cast(), n);
-                ffi::lua_error(l);
+                raise(l, reason);
             }
         }
+    }
+}
+
+unsafe extern "C" {
+    /// Installs the function the patched Lua library loops call while a
+    /// count hook is armed (`vendor/lua-src`, `lwarren.h`).
+    fn warren_set_poll(f: Option<unsafe extern "C-unwind" fn(*mut lua_State)>);
+}
+
+/// Called from inside long-running C library loops (`string.rep`, pattern
+/// matching, `table.move`, `os.date`, the parser, ...) while the watchdog
+/// has armed the hook: such a loop runs no Lua instruction, so the hook
+/// itself would never fire there. It cannot yield from C, so short of the
+/// stuck limit or the CPU budget it disarms the hook (the watchdog arms it
+/// again a tick later: about one decision per millisecond); past them it
+/// raises the same uncatchable error as the hook, ending the process.
+///
+/// # Safety
+///
+/// Called by the patched Lua on the running thread `l`, outside any hook.
+unsafe extern "C-unwind" fn poll(l: *mut lua_State) {
+    // SAFETY: as in `hook`: the registry holds the State for the VM's
+    // life; nothing on this frame needs dropping when lua_error raises.
+    unsafe {
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key());
+        let state = ffi::lua_touserdata(l, -1).cast::<State>();
+        ffi::lua_pop(l, 1);
+        let action = match state.as_ref() {
+            Some(state) => state.decide(l),
+            None => Action::Disarm,
+        };
+        match action {
+            // Past the slice a C loop cannot yield: disarm too, so that the
+            // loops that poll at every step (the lexer, a plain find, sort)
+            // do not pay for a decision each time; the watchdog arms the
+            // hook again at its next tick while the process still runs.
+            Action::Disarm | Action::Retry | Action::Yield => ffi::lua_sethook(l, None, 0, 0),
+            Action::Fail(reason) => raise(l, reason),
+        }
+    }
+}
+
+/// Raises `reason` as the process's (uncatchable) error.
+///
+/// # Safety
+///
+/// `l` is the running thread, with room for one value.
+unsafe fn raise(l: *mut lua_State, reason: String) -> ! {
+    // Copied to this frame and freed first: pushing the string may itself
+    // raise (out of memory), which skips drops.
+    let mut message = [0u8; MAX_REASON];
+    let n = reason.len().min(MAX_REASON);
+    message[..n].copy_from_slice(&reason.as_bytes()[..n]);
+    drop(reason);
+    // SAFETY: as this function's; a C function may have used the slots Lua
+    // guaranteed it, so room for the message is made first.
+    unsafe {
+        ffi::lua_checkstack(l, 2);
+        ffi::lua_pushlstring(l, message.as_ptr().cast(), n);
+        ffi::lua_error(l)
     }
 }
 
@@ -278,6 +344,9 @@ pub(crate) fn install(
             ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key());
         })?;
     }
+    // SAFETY: `poll` follows the C API's calling rules; setting it again
+    // for every VM stores the same function.
+    unsafe { warren_set_poll(Some(poll)) };
     // SAFETY: `resume` is a C function following the Lua C API.
     let resume = unsafe { lua.create_c_function(crate::resume::resume)? };
     h.set("resume", resume)?;

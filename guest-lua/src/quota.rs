@@ -27,6 +27,8 @@ use mlua::Lua;
 use rustc_hash::FxHashMap;
 use warren_core::{ErrorKind, HostQuota};
 
+use crate::random::Rng;
+
 /// How far the host's count of a VM's memory may lag behind the VM: the
 /// count is shared by every worker of the host, and updating it at every
 /// resume made the workers fight over its cache line (a process's room is
@@ -100,6 +102,8 @@ pub(crate) struct Accounts {
     doomed: Option<String>,
     /// The VM's bytes counted in the host's total.
     synced: u64,
+    /// Each process's `math.random` generator, made on first use.
+    rngs: FxHashMap<i64, Rng>,
 }
 
 impl Accounts {
@@ -110,6 +114,7 @@ impl Accounts {
             running: None,
             doomed: None,
             synced: 0,
+            rngs: FxHashMap::default(),
         }
     }
 
@@ -268,5 +273,54 @@ impl Accounts {
     /// Forgets an exited process.
     pub(crate) fn remove(&mut self, id: i64) {
         self.accounts.remove(&id);
+        self.rngs.remove(&id);
+    }
+
+    /// Process `id`'s own random generator.
+    pub(crate) fn rng(&mut self, id: i64) -> &mut Rng {
+        self.rngs.entry(id).or_insert_with(Rng::from_os)
+    }
+
+    /// Seeds process `id`'s generator.
+    pub(crate) fn seed(&mut self, id: i64, rng: Rng) {
+        self.rngs.insert(id, rng);
+    }
+
+    /// The time process `id` has run (`os.clock` for it): its CPU time
+    /// when the host has a `cpu_budget`, else the wall time of its resumes.
+    pub(crate) fn clock(&self, id: i64) -> Duration {
+        let past = self.accounts.get(&id).map_or(Duration::ZERO, |a| a.cpu);
+        let now = self
+            .running
+            .as_ref()
+            .filter(|r| r.id == id)
+            .map_or(Duration::ZERO, Running::cpu_used);
+        past + now
+    }
+
+    /// What process `id` is charged with, in bytes (`collectgarbage("count")`
+    /// for it: the VM's total would tell a process about its neighbours).
+    pub(crate) fn charge(&self, id: i64, used: usize) -> u64 {
+        let base = self.accounts.get(&id).map_or(0, |a| a.charge);
+        let grown = self
+            .running
+            .as_ref()
+            .filter(|r| r.id == id)
+            .map_or(0, |r| used.saturating_sub(r.used_at));
+        base.saturating_add(u64::try_from(grown).unwrap_or(u64::MAX))
+    }
+
+    /// Charges process `id` with `bytes` it was sent (converted into the VM
+    /// between its resumes): what a process is sent counts against it.
+    pub(crate) fn charge_received(&mut self, id: i64, bytes: u64) {
+        if let Some(account) = self.accounts.get_mut(&id) {
+            account.charge = account.charge.saturating_add(bytes);
+        }
+    }
+
+    /// Opens process `id`'s account as it starts (so what it is sent before
+    /// its first resume is charged too).
+    pub(crate) fn open(&mut self, id: i64) {
+        self.accounts.entry(id).or_default();
     }
 }

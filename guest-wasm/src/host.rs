@@ -358,11 +358,13 @@ impl Host for ProcState {
             })?,
             None => self.pid,
         };
-        self.core_call(|c, _| c.register(&name, pid))
+        self.core_call(|c, me| c.register(me, &name, pid))
     }
 
     async fn lookup(&mut self, name: String) -> Option<String> {
-        with_core(|c| c.lookup(&name))
+        // A name held by a process this host may not reach is not found.
+        let me = self.pid;
+        with_core(|c| c.lookup_for(me, &name).ok().flatten())
             .flatten()
             .map(|p| p.to_string())
     }

@@ -129,12 +129,17 @@ impl Outcome {
     }
 }
 
-/// The app every case starts from: the judge and the neighbour.
+/// Started after every attack: the runtime still starts processes.
+const ALIVE: &str = r#"return function() return "alive" end"#;
+
+/// The app every case starts from: the judge, the neighbour and the
+/// after-attack check.
 pub fn app() -> App {
     App::new()
         .limits(limits())
         .entry("h:judge", JUDGE)
         .entry("h:neighbour", NEIGHBOUR)
+        .entry("h:alive", ALIVE)
 }
 
 /// Runs `attacker` (an entry of `app`) with `args` as the attack.
@@ -150,6 +155,12 @@ pub fn attack_on(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> Outcome
         Ok(v) => v,
         Err(e) => panic!("the judge failed: {e}"),
     };
+    let alive = run_on(runtime, "h:alive", Vec::new());
+    assert_eq!(
+        alive,
+        Ok(Value::str("alive")),
+        "the runtime cannot start a process after the attack"
+    );
     let int = |k: &str| match report.get(k) {
         Some(Value::Int(n)) => *n,
         other => panic!("{k} = {other:?} in {report:?}"),

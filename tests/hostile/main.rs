@@ -3,9 +3,16 @@
 //! outcome (which error, which exit reason) and that an unrelated process
 //! on the same host and worker kept making progress (see `harness`).
 
+mod c_loops;
 mod harness;
 mod lua_cpu;
 mod lua_memory;
 mod lua_sandbox;
 mod quotas;
+mod reach;
+mod shared_state;
+mod tokens;
+mod unmeasured;
+mod user_code;
+mod values;
 mod wasm;

@@ -4,6 +4,7 @@
 //! operations succeeded before it) or `"ok:<count>"` when none was refused.
 //!
 //! - `flood <pid> <n>`: sends up to n messages to pid without waiting.
+//! - `flood-bytes <pid> <n> <bytes>`: the same, each message that large.
 //! - `storm <entry> <host> <n>`: spawns up to n processes of entry on host.
 //! - `huge <pid|self> <bytes>`: sends one message of that many bytes.
 //! - `huge-spawn <entry> <host> <bytes>`: spawns with an argument that large.
@@ -12,6 +13,11 @@
 //! - `channel-fill <n>`: makes a channel asking for n slots and fills it.
 //! - `timers <n>`: holds n timer channels at once.
 //! - `long-log <bytes>`: logs one line that long.
+//! - `unholdable <shape> <pid|self>`: sends one payload Lua cannot hold,
+//!   written as raw MessagePack: `nan-key`, `nil-key`, `deep` (65 nested
+//!   arrays) or `malformed` bytes.
+//! - `unholdable-spawn <shape> <entry> <host>`: spawns with such an argument.
+//! - `unholdable-exit <shape>`: returns such a value as its result.
 
 use std::time::Duration;
 
@@ -33,6 +39,29 @@ fn outcome(attempts: impl Iterator<Item = Result<(), Error>>) -> Result<Payload,
     warren_sdk::payload(&format!("ok:{done}"))
 }
 
+/// Raw MessagePack no Lua table can hold (or no decoder accepts).
+fn unholdable(shape: &str) -> Payload {
+    match shape {
+        // {NaN = 1}: fixmap of one, float64 NaN key, value 1.
+        "nan-key" => {
+            let mut bytes = vec![0x81, 0xcb];
+            bytes.extend_from_slice(&f64::NAN.to_be_bytes());
+            bytes.push(0x01);
+            bytes
+        }
+        // {nil = 1}
+        "nil-key" => vec![0x81, 0xc0, 0x01],
+        // 65 arrays of one, around nil
+        "deep" => {
+            let mut bytes = vec![0x91; 65];
+            bytes.push(0xc0);
+            bytes
+        }
+        // an array of two holding one value
+        _ => vec![0x92, 0x01],
+    }
+}
+
 /// One string payload of `bytes` bytes.
 fn blob(bytes: usize) -> Payload {
     warren_sdk::payload(&"x".repeat(bytes)).unwrap_or_default()
@@ -45,6 +74,12 @@ impl Process for Hostile {
             "flood" => {
                 let (to, n): (String, u64) = (args.get(1)?, args.get(2)?);
                 outcome((0..n).map(|i| warren_sdk::send(&to, "flood", &i)))
+            }
+            "flood-bytes" => {
+                let (to, n, bytes): (String, u64, usize) =
+                    (args.get(1)?, args.get(2)?, args.get(3)?);
+                let payload = blob(bytes);
+                outcome((0..n).map(|_| warren_sdk::send_raw(&to, "flood", vec![payload.clone()])))
             }
             "storm" => {
                 let (entry, host, n): (String, String, u64) =
@@ -96,6 +131,22 @@ impl Process for Hostile {
                 let bytes: usize = args.get(1)?;
                 warren_sdk::log(warren_sdk::Level::Warn, &"y".repeat(bytes));
                 warren_sdk::payload("ok:1")
+            }
+            "unholdable" => {
+                let (shape, to): (String, String) = (args.get(1)?, args.get(2)?);
+                let to = if to == "self" { warren_sdk::pid() } else { to };
+                let sent = warren_sdk::send_raw(&to, "bad", vec![unholdable(&shape)]);
+                outcome(std::iter::once(sent))
+            }
+            "unholdable-spawn" => {
+                let (shape, entry, host): (String, String, String) =
+                    (args.get(1)?, args.get(2)?, args.get(3)?);
+                let spawned = warren_sdk::spawn(&entry, &host, &[unholdable(&shape)]);
+                outcome(std::iter::once(spawned.map(|_| ())))
+            }
+            "unholdable-exit" => {
+                let shape: String = args.get(1)?;
+                Ok(unholdable(&shape))
             }
             other => Err(Error::new(
                 ErrorKind::Invalid,

@@ -423,3 +423,66 @@ entries:
         "the rest is shut down:\n{log}"
     );
 }
+
+#[test]
+fn a_tenant_sees_and_steers_only_the_services_of_its_own_host() {
+    // app:rogue runs on its own host with the services module; app:victim
+    // is another tenant's service. The rogue can neither see nor stop it.
+    let rogue = r#"local services = require("services")
+return function()
+    for _, s in ipairs(assert(services.list())) do
+        assert(s.id ~= "app:victim", "another tenant's service is listed")
+    end
+    local s, err = services.status("app:victim")
+    assert(s == nil and errors.is(err, errors.NOT_FOUND), "status")
+    for _, cmd in ipairs({ "stop", "restart", "start" }) do
+        local ok, err2 = services[cmd]("app:victim")
+        assert(ok == nil and errors.is(err2, errors.NOT_FOUND), cmd)
+    end
+    print("rogue refused: " .. #services.list() .. " visible")
+    assert(services.stop("app:rogue"))
+    process.events():receive()
+end"#;
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - name: tenant_a
+    kind: process.host
+  - name: tenant_b
+    kind: process.host
+  - name: rogue_proc
+    kind: process.lua
+    source: file://rogue.lua
+    modules: [services]
+  - name: victim_proc
+    kind: process.lua
+    source: file://victim.lua
+  - name: victim
+    kind: process.service
+    process: app:victim_proc
+    host: app:tenant_b
+  - name: rogue
+    kind: process.service
+    process: app:rogue_proc
+    host: app:tenant_a
+    lifecycle: { requires: [app:victim] }
+"#;
+    let dir = app(
+        "tenantservices",
+        &[
+            ("_index.yaml", index),
+            ("rogue.lua", rogue),
+            ("victim.lua", POLITE),
+        ],
+    );
+    let mut run = Running::start(&dir);
+    run.wait_for("rogue refused: 1 visible");
+    run.wait_for("stopping -> stopped: stopped service=app:rogue");
+    // The victim runs on until the interrupt stops it.
+    run.signal("-INT");
+    let (status, log) = run.finish();
+    assert_eq!(status, Some(0), "{log}");
+    let rogue_gone = position(&log, "stopping -> stopped: stopped service=app:rogue");
+    let victim_stopped = position(&log, "stop requested service=app:victim");
+    assert!(rogue_gone < victim_stopped, "{log}");
+}

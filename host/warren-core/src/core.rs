@@ -17,8 +17,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::directory::{Admit, Queued, admit};
 use crate::error::{ErrorKind, ProcError, refused, too_large};
-use crate::item::{Event, Exit, Item, LinkExit, Message};
-use crate::limits::{HostQuota, wire_size};
+use crate::item::{Event, Exit, Item, LinkExit, Message, Reservation};
+use crate::limits::{HostQuota, check_values, wire_size};
 use crate::pid::Pid;
 use crate::runtime::{Shared, SpawnRequest};
 use crate::value::Value;
@@ -61,6 +61,26 @@ pub struct Core {
 
 fn not_alive(pid: Pid) -> ProcError {
     ProcError::new(ErrorKind::NotFound, format!("process {pid} is not alive"))
+}
+
+/// An exit as its links and monitors can receive it: a result no front-end
+/// could hold (a NaN map key from a component, say) becomes an `INVALID`
+/// error naming the place, so the EXIT still arrives.
+fn deliverable(result: Exit) -> Exit {
+    let mut result = result;
+    if let Err(err) = &mut result
+        && let Some(details) = &err.details
+        && check_values(std::slice::from_ref(details), "details").is_err()
+    {
+        err.details = None;
+    }
+    if let Ok(value) = &result
+        && let Err(why) = check_values(std::slice::from_ref(value), "result")
+    {
+        let message = format!("the process's result cannot be delivered: {why}");
+        return Err(ProcError::new(ErrorKind::Invalid, message));
+    }
+    result
 }
 
 /// The error a sender gets when `to`'s mailbox holds `limit` messages.
@@ -124,8 +144,9 @@ impl Core {
         Err(ProcError::new(ErrorKind::PermissionDenied, message))
     }
 
-    /// Refuses payloads larger than the `max_message_bytes` of either host.
-    pub fn check_size(&self, from: Pid, to: Pid, payloads: &[Value]) -> Result<(), ProcError> {
+    /// Refuses payloads larger than the `max_message_bytes` of either host;
+    /// their size otherwise.
+    pub fn check_size(&self, from: Pid, to: Pid, payloads: &[Value]) -> Result<usize, ProcError> {
         let limit = self
             .quota_of(from)
             .limits
@@ -138,7 +159,29 @@ impl Core {
                 too_large("message payloads", bytes, limit),
             ));
         }
-        Ok(())
+        Ok(bytes)
+    }
+
+    /// Holds `bytes` of `to`'s host's `memory_total` for a message queued
+    /// for it; `RATE_LIMITED` (retryable) when the host has no room left.
+    fn hold(&self, to: Pid, bytes: usize) -> Result<Arc<Reservation>, ProcError> {
+        let quota = self.quota_of(to);
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        if !quota.reserve_memory(bytes) {
+            let mut err = ProcError::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "host '{}' has no room left in its memory_total ({} bytes) for a message of {bytes} bytes to {to}",
+                    quota.name, quota.limits.memory_total
+                ),
+            );
+            err.retryable = true;
+            return Err(err);
+        }
+        Ok(Arc::new(Reservation {
+            quota: quota.clone(),
+            bytes,
+        }))
     }
 
     /// Counts a message for `to`, a process of this worker, unless its
@@ -202,11 +245,14 @@ impl Core {
             ));
         }
         self.check_reach("send", from, to)?;
-        self.check_size(from, to, &payloads)?;
+        let bytes = self.check_size(from, to, &payloads)?;
+        check_values(&payloads, "payload").map_err(|e| ProcError::new(ErrorKind::Invalid, e))?;
+        let held = self.hold(to, bytes)?;
         let msg = Message {
             from,
             topic: topic.into(),
             payloads,
+            held: Some(held),
         };
         if self.procs.contains_key(&to) {
             self.admit_local(to)?;
@@ -227,6 +273,22 @@ impl Core {
             Admit::Full => Err(mailbox_full(to, limit)),
             Admit::Gone => Err(not_alive(to)),
         }
+    }
+
+    /// The bytes of arguments `parent` may pass to a spawn of `entry` on
+    /// `host`, or why the spawn is refused (no such host or entry,
+    /// `allow_hosts`); asked before any argument is converted.
+    pub fn spawn_budget(&self, parent: Pid, entry: &str, host: &str) -> Result<usize, ProcError> {
+        Ok(self.shared.spawn_budget(parent, entry, host)?)
+    }
+
+    /// The bytes a message from `from` to `to` may carry: the smaller
+    /// `max_message_bytes` of their hosts.
+    pub fn message_budget(&self, from: Pid, to: Pid) -> usize {
+        self.quota_of(from)
+            .limits
+            .max_message_bytes
+            .min(self.quota_of(to).limits.max_message_bytes)
     }
 
     /// Spawns a process on behalf of `parent`, optionally linked to and/or monitored by it.
@@ -275,8 +337,10 @@ impl Core {
         });
     }
 
-    /// Makes `me` receive an EXIT event when `target` exits.
+    /// Makes `me` receive an EXIT event when `target` exits (its result
+    /// included, so a host may monitor only what it may reach).
     pub fn monitor(&mut self, me: Pid, target: Pid) -> Result<(), ProcError> {
+        self.check_reach("monitor", me, target)?;
         if self.post(Cmd::AddMonitor {
             target,
             watcher: me,
@@ -298,6 +362,8 @@ impl Core {
     /// Delivers a CANCEL event to `target`.
     pub fn cancel(&mut self, me: Pid, target: Pid, reason: Value) -> Result<(), ProcError> {
         self.check_reach("cancel", me, target)?;
+        check_values(std::slice::from_ref(&reason), "reason")
+            .map_err(|e| ProcError::new(ErrorKind::Invalid, e))?;
         let event = Event::Cancel { from: me, reason };
         if self.post(Cmd::Deliver(target, Item::Event(event))) {
             Ok(())
@@ -328,8 +394,10 @@ impl Core {
         self.procs.get(&me).is_some_and(|p| p.trap_links)
     }
 
-    /// Registers `name` for `pid`, which must be alive.
-    pub fn register(&mut self, name: &str, pid: Pid) -> Result<(), ProcError> {
+    /// Registers `name` for `pid` on behalf of `me`; `pid` must be alive
+    /// and reachable from `me`'s host.
+    pub fn register(&mut self, me: Pid, name: &str, pid: Pid) -> Result<(), ProcError> {
+        self.check_reach("register a name for", me, pid)?;
         if !self.procs.contains_key(&pid) && self.shared.directory.get(pid).is_none() {
             return Err(not_alive(pid));
         }
@@ -339,6 +407,15 @@ impl Core {
     /// The pid registered as `name`.
     pub fn lookup(&self, name: &str) -> Option<Pid> {
         self.shared.registry.lookup(name)
+    }
+
+    /// The pid registered as `name`, as `me` may see it: a name held by a
+    /// process `me`'s host may not reach is `PERMISSION_DENIED`.
+    pub fn lookup_for(&self, me: Pid, name: &str) -> Result<Option<Pid>, ProcError> {
+        match self.shared.registry.lookup(name) {
+            Some(pid) => self.check_reach("look up", me, pid).map(|()| Some(pid)),
+            None => Ok(None),
+        }
     }
 
     /// Unregisters `name`; `false` if it was not registered.
@@ -368,6 +445,7 @@ impl Core {
         let Some(p) = self.procs.remove(&me) else {
             return;
         };
+        let result = deliverable(result);
         self.purge_timers();
         self.shared.directory.remove(me);
         self.shared.registry.release(me);

@@ -152,6 +152,10 @@ pub enum SpawnError {
         /// The host it tried to reach.
         to: String,
     },
+    /// An argument no front-end can hold (a NaN map key, too deep); the
+    /// text names the place.
+    #[error("{0}")]
+    Unholdable(String),
     /// The arguments are larger than `max_message_bytes`.
     #[error("{}", too_large(what, *bytes, *limit))]
     TooLarge {
@@ -180,7 +184,7 @@ impl From<SpawnError> for ProcError {
             SpawnError::ShuttingDown => ErrorKind::Unavailable,
             SpawnError::TooManyProcesses { .. } => ErrorKind::RateLimited,
             SpawnError::NotAllowed { .. } => ErrorKind::PermissionDenied,
-            SpawnError::TooLarge { .. } => ErrorKind::Invalid,
+            SpawnError::TooLarge { .. } | SpawnError::Unholdable(_) => ErrorKind::Invalid,
             _ => ErrorKind::NotFound,
         };
         let mut out = ProcError::new(kind, err.to_string());

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::error::ProcError;
 use crate::frontend::Program;
+use crate::limits::HostQuota;
 use crate::pid::Pid;
 use crate::value::Value;
 
@@ -20,6 +21,29 @@ pub struct Message {
     pub topic: Arc<str>,
     /// Zero or more payloads, copied from the sender.
     pub payloads: Vec<Value>,
+    /// The receiver host's `memory_total` held for it while it is queued.
+    #[expect(
+        dead_code,
+        reason = "kept for its Drop: the hold ends with the message"
+    )]
+    pub(crate) held: Option<Arc<Reservation>>,
+}
+
+/// Bytes of a host's `memory_total` held for a queued message, given back
+/// when the message is dropped (taken by its receiver, whose front-end then
+/// counts it as its own memory, or discarded with a process that exited):
+/// messages in flight count against the receiving tenant, so a flood of
+/// them cannot take the machine past the limit.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    pub quota: Arc<HostQuota>,
+    pub bytes: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.quota.release_memory(self.bytes);
+    }
 }
 
 /// A lifecycle event, delivered to `process.events()`.

@@ -182,6 +182,65 @@ impl HostQuota {
     }
 }
 
+/// Deepest nesting a value may have to cross a process boundary: every
+/// front-end converts values recursively, and a deeper value (a component
+/// may send any bytes) is refused at the sender instead of overflowing a
+/// receiver's native stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// Checks that every front-end can hold `values`: no map key is nil or NaN
+/// (a Lua table cannot have one) and nothing nests deeper than
+/// [`MAX_DEPTH`]. The error names the place, as `payload[2].a: ...`.
+pub fn check_values(values: &[Value], root: &str) -> Result<(), String> {
+    for (i, v) in values.iter().enumerate() {
+        let name = if values.len() > 1 {
+            format!("{root}[{}]", i + 1)
+        } else {
+            root.to_owned()
+        };
+        check_value(v, 0).map_err(|(path, why)| format!("{name}{path}: {why}"))?;
+    }
+    Ok(())
+}
+
+fn check_value(v: &Value, depth: usize) -> Result<(), (String, &'static str)> {
+    let nested = |child: &Value, at: String| {
+        if depth + 1 >= MAX_DEPTH {
+            return Err((at, "nesting deeper than 64 levels cannot be sent"));
+        }
+        check_value(child, depth + 1).map_err(|(path, why)| (format!("{at}{path}"), why))
+    };
+    match v {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                if matches!(item, Value::Array(_) | Value::Map(_)) {
+                    nested(item, format!("[{}]", i + 1))?;
+                }
+            }
+        }
+        Value::Map(pairs) => {
+            for (k, item) in pairs {
+                let at = format!("[{}]", k.describe());
+                match k {
+                    Value::Nil => return Err((at, "a nil map key cannot be sent")),
+                    Value::Float(f) if f.is_nan() => {
+                        return Err((at, "a NaN map key cannot be sent"));
+                    }
+                    Value::Array(_) | Value::Map(_) => {
+                        return Err((at, "a map or array key cannot be sent"));
+                    }
+                    _ => {}
+                }
+                if matches!(item, Value::Array(_) | Value::Map(_)) {
+                    nested(item, at)?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// The size a message counts as against `max_message_bytes`: what its
 /// payloads take in MessagePack, at most (headers counted at their largest),
 /// so the same message counts the same from every language.
@@ -235,6 +294,34 @@ mod tests {
         assert_eq!(quota.memory_used(), 60);
         quota.release_memory(60);
         assert!(quota.reserve_memory(100));
+    }
+
+    #[test]
+    fn values_lua_cannot_hold_are_named() {
+        let nan = Value::Map(vec![(Value::Float(f64::NAN), Value::Int(1))]);
+        let err = check_values(&[Value::Int(1), nan], "payload").expect_err("NaN key");
+        assert!(err.starts_with("payload[2][NaN]: a NaN map key"), "{err}");
+        let nil = Value::Map(vec![(
+            Value::str("a"),
+            Value::Map(vec![(Value::Nil, Value::Nil)]),
+        )]);
+        let err = check_values(&[nil], "result").expect_err("nil key");
+        assert!(err.starts_with("result[a][nil]: a nil map key"), "{err}");
+        let mut deep = Value::Nil;
+        for _ in 0..MAX_DEPTH {
+            deep = Value::Array(vec![deep]);
+        }
+        assert!(
+            check_values(&[deep.clone()], "v").is_ok(),
+            "64 levels are fine"
+        );
+        let deeper = Value::Array(vec![deep]);
+        assert!(check_values(&[deeper], "v").is_err(), "65 are not");
+        let fine = Value::Map(vec![(Value::Float(f64::INFINITY), Value::Float(f64::NAN))]);
+        assert!(
+            check_values(&[fine], "v").is_ok(),
+            "infinite keys and NaN values are data"
+        );
     }
 
     #[test]

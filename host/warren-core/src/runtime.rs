@@ -165,6 +165,7 @@ impl Shared {
                 limit,
             });
         }
+        crate::limits::check_values(&req.args, "argument").map_err(SpawnError::Unholdable)?;
         if !target.admit_process() {
             return Err(SpawnError::TooManyProcesses {
                 host: target.name.clone(),
@@ -172,6 +173,38 @@ impl Shared {
             });
         }
         Ok(())
+    }
+
+    /// What a spawn of `entry` on `host` by `parent` may carry in arguments
+    /// (`max_message_bytes` of both hosts), once the host and entry exist
+    /// and `allow_hosts` permits it: a front-end asks before it converts
+    /// any argument, so a refused spawn costs no copy.
+    pub(crate) fn spawn_budget(
+        &self,
+        parent: Pid,
+        entry: &str,
+        host: &str,
+    ) -> Result<usize, SpawnError> {
+        let target = self
+            .hosts
+            .iter()
+            .find(|h| h.quota.name == host)
+            .ok_or_else(|| SpawnError::NoHost(host.to_owned()))?;
+        if self.program(entry).is_none() {
+            return Err(SpawnError::NoEntry(entry.to_owned()));
+        }
+        let own = self.quota(parent.host());
+        if !own.limits.allows(&own.name, &target.quota.name) {
+            return Err(SpawnError::NotAllowed {
+                op: "spawn",
+                from: own.name.clone(),
+                to: target.quota.name.clone(),
+            });
+        }
+        Ok(own
+            .limits
+            .max_message_bytes
+            .min(target.quota.limits.max_message_bytes))
     }
 
     /// Validates a spawn, allocates the pid and picks its worker (`home`:

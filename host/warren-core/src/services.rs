@@ -18,6 +18,9 @@ pub struct ServiceInfo {
     pub restarts: u32,
     /// Why it last changed state.
     pub reason: String,
+    /// The host (tenant) its process runs on: a process sees and steers
+    /// only the services of its own host.
+    pub host: String,
 }
 
 /// What a process may ask of a service.

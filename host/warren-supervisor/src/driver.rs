@@ -58,6 +58,7 @@ impl ServiceControl for Control {
                 pid: s.pid,
                 restarts: s.restarts,
                 reason: s.reason.clone(),
+                host: s.host.clone(),
             })
             .collect()
     }

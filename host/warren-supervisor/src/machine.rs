@@ -112,6 +112,8 @@ pub struct ServiceStatus {
     pub restarts: u32,
     /// Why it last changed state.
     pub reason: String,
+    /// The host its process runs on.
+    pub host: String,
 }
 
 struct Svc {
@@ -369,6 +371,7 @@ impl Supervisor {
                 pid: s.state.pid(),
                 restarts: s.restarts,
                 reason: s.reason.clone(),
+                host: self.specs[i].host.clone(),
             })
             .collect()
     }

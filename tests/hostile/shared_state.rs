@@ -1,0 +1,597 @@
+//! Class 3: shared state a process can write or read. Every process of a
+//! worker runs in the same Lua VM, so anything the VM holds once — the
+//! libraries, the random generator, the CPU clock, the heap size — would be
+//! a channel between processes. What is guaranteed:
+//!
+//! * the libraries (and the tables nested in them, such as
+//!   `process.registry`) are read-only proxies; `pairs` over one yields
+//!   keys and values through a closure and never hands out the real table,
+//!   so nothing a process writes, `rawset`s or `setmetatable`s changes what
+//!   a victim process sees afterwards (checked against a fingerprint of
+//!   every library taken before the attack);
+//! * `math.random`/`math.randomseed` use a generator per process: seeding
+//!   or drawing in one process changes no other process's sequence;
+//! * `os.clock()` is the calling process's own run time, not the OS
+//!   process's CPU time;
+//! * `collectgarbage("count")` is the process's own charged size, not the
+//!   VM's; every other `collectgarbage` option raises.
+
+use warren_core::{ErrorKind, ProcError, Runtime, Value};
+use warren_tests::run_on;
+
+use crate::harness::{Outcome, app, attack_on, lua, s};
+
+/// Checks, from a fresh process, that the shared libraries work, and
+/// returns a fingerprint of them: every key, recursively, with the
+/// identity of its value (library functions never move in a VM).
+const VICTIM: &str = r#"
+local time, json = require("time"), require("json")
+local LIBS = { string = string, table = table, math = math, utf8 = utf8, os = os,
+    coroutine = coroutine, process = process, channel = channel, errors = errors,
+    time = time, json = json }
+return function()
+    local bad = {}
+    local function check(ok, what) if not ok then bad[#bad + 1] = what end end
+    check(string.upper("a") == "A" and ("ab"):rep(2) == "abab", "string")
+    check(getmetatable("") == false, "string metatable")
+    local t = { 1, 3 } table.insert(t, 2, 2)
+    check(table.concat(t, ",") == "1,2,3", "table")
+    check(math.max(1, 2) == 2 and math.floor(math.pi) == 3, "math")
+    check(utf8.char(72, 105) == "Hi", "utf8")
+    check(math.type(os.time()) == "integer", "os")
+    check(coroutine.wrap(function() return 1 end)() == 1, "coroutine")
+    check(type(process.pid()) == "string" and process.event.EXIT == "EXIT", "process")
+    check(type(process.registry.lookup) == "function", "process.registry")
+    check(errors.NOT_FOUND == "NOT_FOUND" and errors.new("e"):message() == "e", "errors")
+    check(channel.new(1) ~= nil, "channel")
+    check(json.encode({ 1 }) == "[1]" and time.SECOND == 1000000000, "modules")
+    check(x == nil and injected == nil and string.injected == nil, "a global leaked")
+    local lines = {}
+    local function walk(name, lib)
+        check(next(lib) == nil, name .. " is not an empty proxy")
+        for k, v in pairs(lib) do
+            lines[#lines + 1] = name .. "." .. tostring(k) .. " = " .. tostring(v)
+            if type(v) == "table" then walk(name .. "." .. tostring(k), v) end
+        end
+    end
+    for name, lib in pairs(LIBS) do walk(name, lib) end
+    table.sort(lines)
+    return (#bad == 0 and "clean" or table.concat(bad, ", ")) .. "\n" .. table.concat(lines, "\n")
+end"#;
+
+/// Runs `source` as the attack (with `args`) between two runs of the
+/// victim, and asserts the victim found everything working and unchanged,
+/// and the neighbour ticking. Returns how the attacker ended.
+fn poison(source: &str, args: Vec<Value>) -> Result<Value, ProcError> {
+    let runtime = app()
+        .entry("h:attacker", source)
+        .entry("h:victim", VICTIM)
+        .start();
+    poison_on(&runtime, args)
+}
+
+fn poison_on(runtime: &Runtime, args: Vec<Value>) -> Result<Value, ProcError> {
+    let before = fingerprint(runtime);
+    assert!(before.starts_with("clean\n"), "before the attack: {before}");
+    assert!(before.contains("string.upper = "), "{before}");
+    let out = attack_on(runtime, "h:attacker", args);
+    out.assert_neighbour_ticks();
+    assert_eq!(fingerprint(runtime), before, "after {out:?}");
+    out.exit
+}
+
+fn fingerprint(runtime: &Runtime) -> String {
+    // (`utf8.charpattern` is not UTF-8.)
+    match run_on(runtime, "h:victim", Vec::new()) {
+        Ok(Value::Str(bytes)) => bytes
+            .split(|b| *b == b'\n')
+            .map(|line| line.escape_ascii().to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => panic!("the victim failed: {other:?}"),
+    }
+}
+
+/// The attack fails with an error containing `text`; nothing changed.
+fn refused(source: &str, text: &str) {
+    let err = poison(source, Vec::new()).expect_err("the attack was refused");
+    assert!(err.message.contains(text), "{text:?} not in {err}");
+}
+
+#[test]
+fn the_second_value_of_pairs_is_not_the_library() {
+    for lib in [
+        "string",
+        "table",
+        "math",
+        "os",
+        "utf8",
+        "coroutine",
+        "process",
+        "process.registry",
+        "channel",
+        "errors",
+    ] {
+        let source =
+            format!("return function() local _, s = pairs({lib}); s.upper = function() end end");
+        refused(&source, "attempt to index a nil value (local 's')");
+    }
+}
+
+#[test]
+fn pairs_returns_only_an_iterator() {
+    let v = poison(
+        r#"return function()
+            local f, s, c = pairs(string)
+            return table.concat({ type(f), type(s), type(c), tostring(f == next) }, " ")
+        end"#,
+        Vec::new(),
+    );
+    assert_eq!(v, Ok(s("function nil nil false")));
+}
+
+#[test]
+fn rawset_on_what_pairs_returned() {
+    refused(
+        r#"return function() local _, s = pairs(table); rawset(s, "insert", print) end"#,
+        "bad argument #1 to 'rawset' (table expected, got nil)",
+    );
+}
+
+#[test]
+fn setmetatable_on_what_pairs_returned() {
+    refused(
+        r#"return function() local _, s = pairs(math); setmetatable(s, { __index = print }) end"#,
+        "bad argument #1 to 'setmetatable' (table expected, got nil)",
+    );
+}
+
+/// Takes the library named by its argument, walks it with the iterator
+/// `pairs` returns (also by hand, `local k, v = f()`), and tries to write
+/// every key of it and of every table found in it, by assignment, `rawset`
+/// and `setmetatable`. Returns "none" if every write was refused and the
+/// iterator agreed with indexing, else what got through.
+const WRITE_EVERYTHING: &str = r#"
+local time, json = require("time"), require("json")
+return function(name)
+    local lib = name == "time" and time or name == "json" and json or _ENV
+    if lib == _ENV then
+        for part in name:gmatch("[^.]+") do lib = lib[part] end
+    end
+    local got = {}
+    local evil = function() return "pwned" end
+    local function try(what, f, ...) if pcall(f, ...) then got[#got + 1] = what end end
+    local function attack(tname, t, depth)
+        local f, s, c = pairs(t)
+        try("write into pairs' second value of " .. tname, function() s.injected = evil end)
+        try("rawset into pairs' third value of " .. tname, rawset, c, "injected", evil)
+        local k, v = f()
+        if k == nil then got[#got + 1] = tname .. " iterates nothing" end
+        while k ~= nil do
+            local key = tname .. "." .. tostring(k)
+            if t[k] ~= v then got[#got + 1] = key .. " differs from indexing" end
+            try("write " .. key, function() t[k] = evil end)
+            try("rawset " .. key, rawset, t, k, evil)
+            if type(v) == "table" then
+                try("write into " .. key, function() v.injected = evil end)
+                try("rawset into " .. key, rawset, v, "injected", evil)
+                try("setmetatable on " .. key, setmetatable, v, { __index = evil })
+                if depth < 3 then attack(key, v, depth + 1) end
+            end
+            k, v = f()
+        end
+        try("new key in " .. tname, function() t.injected = evil end)
+        try("rawset new key in " .. tname, rawset, t, "injected", evil)
+        try("setmetatable on " .. tname, setmetatable, t, { __index = evil })
+        try("insert into " .. tname, table.insert, t, evil)
+        try("move into " .. tname, table.move, { evil }, 1, 1, 1, t)
+    end
+    attack(name, lib, 1)
+    return #got == 0 and "none" or table.concat(got, ", ")
+end"#;
+
+fn nothing_written_through_pairs(libs: &[&str]) {
+    let runtime = app()
+        .entry("h:attacker", WRITE_EVERYTHING)
+        .entry("h:victim", VICTIM)
+        .start();
+    for lib in libs {
+        let v = poison_on(&runtime, vec![s(lib)]);
+        assert_eq!(v, Ok(s("none")), "{lib}");
+    }
+}
+
+#[test]
+fn nothing_written_through_pairs_over_lua_libraries() {
+    nothing_written_through_pairs(&["string", "table", "math", "utf8", "os", "coroutine"]);
+}
+
+#[test]
+fn nothing_written_through_pairs_over_warren_libraries() {
+    nothing_written_through_pairs(&[
+        "process",
+        "process.registry",
+        "process.event",
+        "channel",
+        "errors",
+    ]);
+}
+
+#[test]
+fn nothing_written_through_pairs_over_modules() {
+    nothing_written_through_pairs(&["time", "json"]);
+}
+
+#[test]
+fn a_nested_table_from_the_iterator_is_read_only() {
+    refused(
+        r#"return function()
+            for k, v in pairs(process) do
+                if k == "registry" then v.lookup = function() return "me" end end
+            end
+        end"#,
+        "attempt to modify read-only table 'process.registry'",
+    );
+}
+
+#[test]
+fn rawset_on_a_nested_library_table() {
+    refused(
+        r#"return function() rawset(process.event, "EXIT", "pwned") end"#,
+        "attempt to modify a read-only table",
+    );
+}
+
+#[test]
+fn setmetatable_on_a_nested_library_table() {
+    refused(
+        r#"return function() setmetatable(process.registry, { __index = print }) end"#,
+        "cannot change a protected metatable",
+    );
+}
+
+#[test]
+fn a_module_is_read_only() {
+    refused(
+        r#"local time = require("time")
+        return function() time.sleep = function() end end"#,
+        "attempt to modify read-only table 'time'",
+    );
+}
+
+#[test]
+fn a_library_as_a_chunk_environment_is_read_only() {
+    refused(
+        r#"return function() load("upper = print", "c", "t", string)() end"#,
+        "attempt to modify read-only table 'string'",
+    );
+}
+
+#[test]
+fn table_functions_cannot_write_a_library() {
+    refused(
+        r#"return function() table.insert(math, print) end"#,
+        "attempt to modify read-only table 'math'",
+    );
+}
+
+/// Draws `n` whole random integers, after seeding with `seed` if given.
+const DRAW: &str = r#"return function(n, seed)
+    if seed then math.randomseed(seed) end
+    local out = {}
+    for i = 1, n do out[i] = math.random(0) end
+    return table.concat(out, " ")
+end"#;
+
+/// Seeds with `seed`, tells `parent`, then on each message draws as many
+/// numbers as it says and sends them back.
+const SEEDER: &str = r#"return function(parent, seed)
+    math.randomseed(seed)
+    process.send(parent, "seeded")
+    local inbox = process.inbox()
+    while true do
+        local n = inbox:receive():payload():data()
+        if n == 0 then return end
+        local out = {}
+        for i = 1, n do out[i] = math.random(0) end
+        process.send(parent, "drawn", table.concat(out, " "))
+    end
+end"#;
+
+fn random_app(attacker: &str) -> Runtime {
+    app()
+        .entry("h:attacker", attacker)
+        .entry("h:draw", DRAW)
+        .entry("h:seeder", SEEDER)
+        .start()
+}
+
+/// The items of the list the attacker returned.
+fn items(out: &Outcome) -> &[Value] {
+    match &out.exit {
+        Ok(Value::Array(items)) => items,
+        _ => panic!("not a list: {out:?}"),
+    }
+}
+
+fn strings(out: &Outcome) -> Vec<String> {
+    let s = |v: &Value| v.as_str().expect("a string").to_owned();
+    items(out).iter().map(s).collect()
+}
+
+fn ints(out: &Outcome) -> Vec<i64> {
+    let int = |v: &Value| match v {
+        Value::Int(n) => *n,
+        other => panic!("not an integer: {other:?}"),
+    };
+    items(out).iter().map(int).collect()
+}
+
+#[test]
+fn seeding_in_one_process_does_not_seed_another() {
+    // A seeds 42 and stays alive; B draws; C and D seed 42 themselves; E,
+    // like B, draws unseeded (seeded from the OS).
+    let runtime = random_app(
+        r#"return function()
+            local inbox = process.inbox()
+            local a = process.spawn("h:seeder", "test:host", process.pid(), 42)
+            assert(inbox:receive():topic() == "seeded")
+            local b = process.exec("h:draw", "test:host", 5)
+            local c = process.exec("h:draw", "test:host", 5, 42)
+            local d = process.exec("h:draw", "test:host", 5, 42)
+            local e = process.exec("h:draw", "test:host", 5)
+            process.send(a, "draw", 5)
+            local drawn = inbox:receive():payload():data()
+            process.send(a, "draw", 0)
+            return { drawn, b, c, d, e }
+        end"#,
+    );
+    let out = attack_on(&runtime, "h:attacker", Vec::new());
+    out.assert_neighbour_ticks();
+    let [a, b, c, d, e] = <[String; 5]>::try_from(strings(&out)).expect("five sequences");
+    assert_eq!(c, d, "the same seed gives the same sequence");
+    assert_eq!(a, c, "A's own draws follow its seed");
+    assert_ne!(b, c, "B drew from A's seeded generator");
+    assert_eq!(b.split(' ').count(), 5, "{b}");
+    assert_ne!(b, e, "two unseeded processes drew the same numbers");
+}
+
+#[test]
+fn drawing_in_one_process_does_not_advance_another() {
+    // B seeds 7 and draws 3; A draws 1000; B draws 3 more: the same 6 as a
+    // process that seeds 7 and draws 6 in a row.
+    let runtime = random_app(
+        r#"return function()
+            local inbox = process.inbox()
+            local b = process.spawn("h:seeder", "test:host", process.pid(), 7)
+            assert(inbox:receive():topic() == "seeded")
+            process.send(b, "draw", 3)
+            local first = inbox:receive():payload():data()
+            local a = process.exec("h:draw", "test:host", 1000)
+            for _ = 1, 1000 do math.random() end
+            process.send(b, "draw", 3)
+            local second = inbox:receive():payload():data()
+            process.send(b, "draw", 0)
+            return { first .. " " .. second, process.exec("h:draw", "test:host", 6, 7), a }
+        end"#,
+    );
+    let out = attack_on(&runtime, "h:attacker", Vec::new());
+    out.assert_neighbour_ticks();
+    let seqs = strings(&out);
+    assert_eq!(seqs[0], seqs[1], "B's sequence was advanced by A");
+    assert_eq!(seqs[2].split(' ').count(), 1000);
+}
+
+#[test]
+fn random_ranges_follow_lua() {
+    let out = lua(
+        r#"return function()
+            local bad = {}
+            local function check(ok, what) if not ok then bad[#bad + 1] = what end end
+            local seen = {}
+            for _ = 1, 2000 do
+                local v = math.random(3, 5)
+                check(math.type(v) == "integer" and v >= 3 and v <= 5, "random(3, 5)")
+                seen[v] = true
+            end
+            check(seen[3] and seen[4] and seen[5], "random(3, 5) misses a value")
+            for _ = 1, 1000 do
+                local v = math.random(4)
+                check(v >= 1 and v <= 4, "random(4)")
+                local w = math.random(-2, 2)
+                check(w >= -2 and w <= 2, "random(-2, 2)")
+                local f = math.random()
+                check(math.type(f) == "float" and f >= 0 and f < 1, "random()")
+            end
+            check(math.random(7, 7) == 7, "random(7, 7)")
+            check(math.type(math.random(0)) == "integer", "random(0)")
+            check(math.type(math.random(math.mininteger, math.maxinteger)) == "integer", "full range")
+            local _, empty = pcall(math.random, 5, 4)
+            local _, many = pcall(math.random, 1, 2, 3)
+            local _, frac = pcall(math.random, 1.5)
+            local errs = { tostring(empty), tostring(many), tostring(frac) }
+            return table.concat(bad, ", ") .. "|" .. table.concat(errs, "|")
+        end"#,
+        Vec::new(),
+    );
+    out.assert_neighbour_ticks();
+    let v = out.value();
+    let (bad, errs) = v.split_once('|').expect("two parts");
+    assert_eq!(bad, "");
+    let errs: Vec<&str> = errs.split('|').collect();
+    assert!(errs[0].contains("interval is empty"), "{v}");
+    assert!(errs[1].contains("wrong number of arguments"), "{v}");
+    assert!(
+        errs[2].contains("number has no integer representation"),
+        "{v}"
+    );
+}
+
+#[test]
+fn an_empty_random_interval_raises() {
+    let out = lua("return function() return math.random(5, 4) end", Vec::new());
+    out.assert_ended(ErrorKind::Unknown, "interval is empty");
+}
+
+/// Spins until its own `os.clock()` advanced `ms` milliseconds (or one
+/// second of wall time passed), then sends `parent` how far it advanced.
+const SPINNER: &str = r#"
+local time = require("time")
+return function(parent, ms)
+    local c0, t0 = os.clock(), time.now()
+    while os.clock() - c0 < ms / 1000 and time.now():sub(t0):milliseconds() < 1000 do end
+    process.send(parent, "spun", math.floor((os.clock() - c0) * 1000))
+end"#;
+
+#[test]
+fn os_clock_does_not_count_another_process_spinning() {
+    // The sleeper's clock spans the whole spin: it waits for the report.
+    let runtime = app()
+        .entry("h:spinner", SPINNER)
+        .entry(
+            "h:attacker",
+            r#"local time = require("time")
+            return function()
+                local inbox = process.inbox()
+                local c0 = os.clock()
+                process.spawn("h:spinner", "test:host", process.pid(), 150)
+                local r = channel.select({ inbox:case_receive(), time.after("2s"):case_receive() })
+                local mine = math.floor((os.clock() - c0) * 1000)
+                assert(r.channel == inbox, "the spinner did not report")
+                return { mine, r.value:payload():data() }
+            end"#,
+        )
+        .start();
+    let out = attack_on(&runtime, "h:attacker", Vec::new());
+    out.assert_neighbour_ticks();
+    let [mine, spun] = <[i64; 2]>::try_from(ints(&out)).expect("two numbers");
+    assert!(spun >= 150, "the spinner stopped early: {spun} ms");
+    assert!(
+        mine < 20,
+        "the sleeper's clock counted {mine} ms while the spinner ran {spun} ms"
+    );
+}
+
+#[test]
+fn os_clock_counts_the_process_own_run_time() {
+    // Spins until its clock advanced 50 ms, for at most 250 ms of wall time
+    // (its CPU share on a loaded host may be well below the wall time).
+    let out = lua(
+        r#"local time = require("time")
+        return function()
+            local c0, t0 = os.clock(), time.now()
+            local function wall() return time.now():sub(t0):milliseconds() end
+            while os.clock() - c0 < 0.05 and wall() < 250 do end
+            return { math.floor((os.clock() - c0) * 1000), wall() }
+        end"#,
+        Vec::new(),
+    );
+    out.assert_neighbour_ticks();
+    let [clock, wall] = <[i64; 2]>::try_from(ints(&out)).expect("two numbers");
+    assert!(clock >= 50, "os.clock advanced {clock} ms in {wall} ms");
+    // Its own run time never exceeds the wall time it spanned.
+    assert!(
+        clock <= wall + 1,
+        "os.clock advanced {clock} ms in {wall} ms"
+    );
+}
+
+/// Holds about 4 MiB, tells `parent` its own count, waits for "stop".
+const HOLDER: &str = r#"
+local time = require("time")
+return function(parent)
+    local keep = {}
+    for i = 1, 64 do keep[i] = string.rep(string.char(65 + i % 26), 64 << 10) end
+    time.sleep("5ms")
+    process.send(parent, "holding", math.floor(collectgarbage("count")))
+    process.inbox():receive()
+    return #keep
+end"#;
+
+#[test]
+fn collectgarbage_count_does_not_show_another_process() {
+    let runtime = app()
+        .entry("h:holder", HOLDER)
+        .entry(
+            "h:attacker",
+            r#"return function()
+                local inbox = process.inbox()
+                local c0 = collectgarbage("count")
+                local h = process.spawn("h:holder", "test:host", process.pid())
+                local held = inbox:receive():payload():data()
+                local c1 = collectgarbage("count")
+                process.send(h, "stop")
+                return { math.floor(c0), math.floor(c1), held }
+            end"#,
+        )
+        .start();
+    let out = attack_on(&runtime, "h:attacker", Vec::new());
+    out.assert_neighbour_ticks();
+    let v = ints(&out);
+    assert!(
+        v[2] >= 3 << 10,
+        "the holder does not see its own 4 MiB: {v:?}"
+    );
+    assert!(v[1] < 1 << 10, "the attacker sees the holder: {v:?}");
+}
+
+#[test]
+fn collectgarbage_count_shows_the_process_own_memory() {
+    let out = lua(
+        r#"local time = require("time")
+        return function()
+            local c0 = collectgarbage("count")
+            local keep = {}
+            for i = 1, 32 do keep[i] = string.rep("x", 64 << 10) end
+            time.sleep("5ms")
+            return { math.floor(c0), math.floor(collectgarbage("count")), #keep }
+        end"#,
+        Vec::new(),
+    );
+    out.assert_neighbour_ticks();
+    let v = ints(&out);
+    assert!(v[1] - v[0] >= 1 << 10, "2 MiB did not show: {v:?}");
+    assert!(v[1] < 8 << 10, "more than the process may hold: {v:?}");
+}
+
+#[test]
+fn collectgarbage_options_other_than_count_raise() {
+    let out = lua(
+        r#"return function()
+            local refused = {}
+            for _, opt in ipairs({ "collect", "step", "isrunning", "incremental",
+                    "generational", "restart", "setpause", "setstepmul", "stop" }) do
+                local ok, err = pcall(collectgarbage, opt)
+                if not ok and tostring(err):find('only "count" is available', 1, true) then
+                    refused[#refused + 1] = opt
+                end
+            end
+            local ok, err = pcall(collectgarbage)
+            if not ok and tostring(err):find('only "count" is available', 1, true) then
+                refused[#refused + 1] = "(none)"
+            end
+            return table.concat(refused, " ")
+        end"#,
+        Vec::new(),
+    );
+    out.assert_neighbour_ticks();
+    assert_eq!(
+        out.value(),
+        "collect step isrunning incremental generational restart setpause setstepmul stop (none)"
+    );
+}
+
+#[test]
+fn collectgarbage_without_arguments_raises() {
+    let out = lua("return function() collectgarbage() end", Vec::new());
+    out.assert_ended(ErrorKind::Unknown, "only \"count\" is available");
+}
+
+#[test]
+fn collectgarbage_collect_raises() {
+    let out = lua(
+        r#"return function() collectgarbage("collect") end"#,
+        Vec::new(),
+    );
+    out.assert_ended(ErrorKind::Unknown, "only \"count\" is available");
+}

@@ -1,0 +1,309 @@
+//! Kernel tokens and records a process could reach or forge: the values
+//! the kernel yields and compares (block, upgrade), the entry that says
+//! which modules a process may `require`, and the state behind timers,
+//! durations, times and channels.
+//!
+//! Guaranteed: nothing the kernel trusts is reachable from a process
+//! (proxies are empty tables with locked metatables, their state lives in
+//! kernel tables); tokens are compared with `rawequal`, so `__eq` cannot
+//! capture them; `process.upgrade` stores the host's entry in kernel state
+//! and yields only a token, so the modules a process gets always come from
+//! the entry the host lists; forged timers, durations, times, channels and
+//! cases are refused without running their metamethods.
+
+use warren_core::ErrorKind;
+
+use crate::harness::{Outcome, app, attack};
+
+/// Runs `source` as the attacker, an entry allowed `modules`.
+fn run(source: &str, modules: &[&str]) -> Outcome {
+    let app = app()
+        .entry_with("h:attacker", source, modules)
+        .entry("h:timeful", TIMEFUL)
+        .entry_with("h:bare", TIMEFUL, &[]);
+    attack(app, "h:attacker", Vec::new())
+}
+
+/// Ends normally with `expected`, the neighbour ticking.
+fn returns(source: &str, modules: &[&str], expected: &str) {
+    let out = run(source, modules);
+    assert_eq!(out.value(), expected);
+    out.assert_neighbour_ticks();
+}
+
+/// Requires time and says so.
+const TIMEFUL: &str = r#"return function()
+    return "got time: " .. type(require("time").now)
+end"#;
+
+/// The entry a forger would like to run: its own, with every module.
+const FORGED: &str = r#"
+local entry = {
+    id = "h:attacker", method = "main", modules = { time = true, services = true },
+    chunk = function(env) return function() return "got " .. type(require("time")) end end,
+}
+"#;
+
+/// Offers a bait whose `__eq` records what it is compared with to every
+/// place that might compare it with a token, tries each captured value as
+/// the upgrade token (from a nested coroutine, which passes kernel tokens
+/// up), then yields a forged upgrade from main.
+const EQ_ATTACK: &str = r#"
+return function()
+    local seen = {}
+    local bait = setmetatable({}, { __eq = function(a, b) seen[#seen + 1] = b return false end })
+    coroutine.wrap(function() coroutine.yield(bait) end)()
+    coroutine.resume(coroutine.create(function() coroutine.yield(bait) end))
+    coroutine.wrap(function()
+        coroutine.wrap(function() coroutine.yield(bait) end)()
+        coroutine.yield(bait)
+    end)()
+    local ch = channel.new(1)
+    ch:send(bait) ch:receive()
+    channel.select({ ch:case_send(bait) }) channel.select({ ch:case_receive() })
+    local tried = channel.new(#seen + 1)
+    for _, token in ipairs(seen) do
+        coroutine.spawn(function()
+            coroutine.wrap(function() coroutine.yield(token, entry, { n = 0 }) end)()
+            tried:send(true)
+        end)
+    end
+    for _ = 1, #seen do tried:receive() end
+    if #seen > 0 then return "captured " .. #seen end
+    coroutine.yield({}, entry, { n = 0 })
+    return "yield returned"
+end"#;
+
+#[test]
+fn eq_captures_no_token_and_a_forged_upgrade_is_refused() {
+    let out = run(&format!("{FORGED}{EQ_ATTACK}"), &[]);
+    out.assert_ended(
+        ErrorKind::Invalid,
+        "attempt to yield from outside a coroutine",
+    );
+}
+
+/// Yields `token` and the forged entry from main.
+fn forged_yield(token: &str) {
+    let out = run(
+        &format!("{FORGED} return function() coroutine.yield({token}, entry, {{ n = 0 }}) end"),
+        &[],
+    );
+    out.assert_ended(
+        ErrorKind::Invalid,
+        "attempt to yield from outside a coroutine",
+    );
+}
+
+#[test]
+fn forged_upgrade_yields_are_refused() {
+    forged_yield("{}");
+    forged_yield("nil");
+    forged_yield("entry");
+    forged_yield("process.upgrade");
+    forged_yield("setmetatable({}, { __eq = function() return true end })");
+}
+
+#[test]
+fn a_forged_upgrade_while_a_real_one_is_pending_is_refused() {
+    // The real upgrade yields inside a sort comparator, so it cannot reach
+    // the kernel and stays pending; the forged yield must not complete it.
+    let out = run(
+        &format!(
+            r#"{FORGED} return function()
+                local ok, err = pcall(table.sort, {{ 2, 1 }}, function(a, b)
+                    coroutine.wrap(process.upgrade)("h:timeful")
+                    return a < b
+                end)
+                assert(not ok and err:find("C%-call boundary"), tostring(err))
+                coroutine.yield({{}}, entry, {{ n = 0 }})
+            end"#
+        ),
+        &[],
+    );
+    out.assert_ended(
+        ErrorKind::Invalid,
+        "attempt to yield from outside a coroutine",
+    );
+}
+
+#[test]
+fn require_without_the_module_listed_is_denied() {
+    let out = run(r#"return function() return require("time") end"#, &[]);
+    out.assert_ended(
+        ErrorKind::PermissionDenied,
+        r#"module "time" is not allowed for entry h:attacker"#,
+    );
+}
+
+#[test]
+fn upgrading_to_an_entry_that_lists_time_gives_time() {
+    returns(
+        r#"return function() process.upgrade("h:timeful") end"#,
+        &[],
+        "got time: function",
+    );
+}
+
+#[test]
+fn upgrading_to_an_entry_without_modules_takes_them_away() {
+    let out = run(
+        r#"return function() process.upgrade("h:bare") end"#,
+        &["time"],
+    );
+    out.assert_ended(
+        ErrorKind::PermissionDenied,
+        r#"module "time" is not allowed for entry h:bare"#,
+    );
+}
+
+#[test]
+fn upgrade_arguments_do_not_grant_modules() {
+    let out = run(
+        &format!(
+            r#"{FORGED} return function(again)
+                if again == nil then process.upgrade(nil, entry, entry.modules) end
+                return require("time")
+            end"#
+        ),
+        &[],
+    );
+    out.assert_ended(
+        ErrorKind::PermissionDenied,
+        r#"module "time" is not allowed for entry h:attacker"#,
+    );
+}
+
+/// Prepended to probes: `try(expected, f, ...)` calls `f` and notes a
+/// failure unless it raised an error containing `expected`; `verdict()`
+/// is "all refused" or the notes; `spin` loops forever.
+const TRY: &str = r#"
+local notes = {}
+local function try(expected, f, ...)
+    local ok, err = pcall(f, ...)
+    if ok or not tostring(err):find(expected, 1, true) then
+        notes[#notes + 1] = #notes + 1 .. ": " .. (ok and "no error" or tostring(err))
+    end
+end
+local function verdict() return #notes == 0 and "all refused" or table.concat(notes, "; ") end
+local function spin() while true do end end
+local time = require("time")
+"#;
+
+#[test]
+fn forged_timers_are_refused() {
+    returns(
+        &format!(
+            r#"{TRY} return function()
+                local t = time.timer("1h")
+                local fake = {{ {{ p = {{ id = 1 }}, id = 1 }} }}
+                local state_like = {{ p = {{ id = 1, timers = {{}} }}, id = 1, s = {{}} }}
+                for _, f in ipairs({{ fake, state_like, {{}}, time.now(), channel.new() }}) do
+                    try("expected a timer", t.stop, f)
+                    try("expected a timer", t.reset, f, "1ms")
+                    try("expected a timer", t.channel, f)
+                end
+                if t:stop() ~= true then return "the real timer was disturbed" end
+                return verdict()
+            end"#
+        ),
+        &["time"],
+        "all refused",
+    );
+}
+
+#[test]
+fn forged_durations_and_times_are_refused_without_metamethods() {
+    returns(
+        &format!(
+            r#"{TRY} return function()
+            local evil = setmetatable({{}}, {{ __sub = spin, __add = spin, __lt = spin, __le = spin,
+                __idiv = spin, __div = spin, __eq = spin, __index = spin, __concat = spin,
+                __tostring = spin, __unm = spin }})
+            local now, d = time.now(), time.parse_duration("1s")
+            for _, forged in ipairs({{ {{ ns = evil }}, {{ ns = 1.5 }}, {{ ns = "1" }}, setmetatable({{}}, {{ __index = spin }}) }}) do
+                local tv = "expected a duration or time value"
+                try(tv, now.sub, now, forged) try(tv, now.sub, forged, now)
+                try(tv, now.unix, forged) try(tv, now.unix_nano, forged) try(tv, now.format, forged, "x")
+                try(tv, d.milliseconds, forged) try(tv, d.seconds, forged) try(tv, d.nanoseconds, forged)
+                try(tv, function() return d < forged end) try(tv, function() return forged <= d end)
+                local dv = "expected a duration"
+                try(dv, now.add, now, forged) try(dv, time.sleep, forged) try(dv, time.after, forged)
+                try(dv, time.timer, forged) try(dv, time.ticker, forged)
+                if d == forged or now == forged then return "a forged value compared equal" end
+            end
+            return verdict()
+        end"#
+        ),
+        &["time"],
+        "all refused",
+    );
+}
+
+#[test]
+fn proxies_are_empty_and_locked() {
+    returns(
+        r#"return function()
+            local time = require("time")
+            local seen = {}
+            local objects = { channel.new(1), process.inbox(), time.timer("1h"), time.after("1h"),
+                channel.new():case_receive(), errors.new("x"), time.now(), time.parse_duration("1s") }
+            for i, o in ipairs(objects) do
+                seen[#seen + 1] = tostring(getmetatable(o))
+                if i <= 5 then -- proxies: no state at all
+                    for k in pairs(o) do seen[#seen + 1] = tostring(k) end
+                    seen[#seen + 1] = tostring(next(o)) .. tostring(rawget(o, 1)) .. rawlen(o)
+                end
+            end
+            return table.concat(seen, " ")
+        end"#,
+        &["time"],
+        "false nilnil0 false nilnil0 false nilnil0 false nilnil0 false nilnil0 false false false",
+    );
+}
+
+#[test]
+fn forged_channels_and_cases_are_refused() {
+    returns(
+        &format!(
+            r#"{TRY} return function()
+            local ch = channel.new(1)
+            local fake = setmetatable({{}}, {{ __index = {{ send = ch.send, receive = ch.receive }},
+                __warren = "channel", __eq = spin }})
+            for _, f in ipairs({{ fake, {{}}, ch:case_receive(), time.timer("1h") }}) do
+                local c = "expected a channel"
+                try(c, ch.send, f, 1) try(c, ch.receive, f) try(c, ch.close, f)
+                try(c, ch.case_send, f, 1) try(c, ch.case_receive, f) try(c, process.unlisten, f)
+            end
+            local case = "is not a channel case"
+            try(case, channel.select, {{ fake }})
+            try(case, channel.select, {{ {{ s = {{}}, send = false }} }})
+            try(case, channel.select, {{ setmetatable({{}}, {{ __warren = "channel case" }}) }})
+            try(case, channel.select, {{ ch:case_receive(), ch }})
+            local lying = setmetatable({{ default = true }}, {{ __len = spin, __index = spin }})
+            if not channel.select(lying).default then return "the lying table was not read raw" end
+            return verdict()
+        end"#
+        ),
+        &["time"],
+        "all refused",
+    );
+}
+
+#[test]
+fn kernel_objects_cannot_be_sent() {
+    returns(
+        r#"return function()
+            local time = require("time")
+            local said = {}
+            for _, o in ipairs({ channel.new(), time.timer("1h"), channel.new():case_receive(), { inner = process.inbox() } }) do
+                local ok, err = process.send(process.pid(), "t", o)
+                said[#said + 1] = tostring(ok) .. " " .. err:message()
+            end
+            return table.concat(said, "; ")
+        end"#,
+        &["time"],
+        "nil payload: channel cannot be sent; nil payload: timer cannot be sent; \
+         nil payload: channel case cannot be sent; nil payload.inner: channel cannot be sent",
+    );
+}

@@ -1,0 +1,35 @@
+/*
+** lwarren.c
+** WARREN: cooperative interruption of long-running C loops.
+** Not part of upstream Lua; see lwarren.h and vendor/lua-src/WARREN.md.
+*/
+
+#define lwarren_c
+#define LUA_CORE
+
+#include "lprefix.h"
+
+#include <stddef.h>
+
+#include "lua.h"
+
+#include "lwarren.h"
+
+
+/*
+** A plain global: it is set once, before any Lua state exists, and is
+** only read afterwards.
+*/
+static warren_poll_fn warren_pollfn = NULL;
+
+
+LUA_API void warren_set_poll (warren_poll_fn f) {
+  warren_pollfn = f;
+}
+
+
+void warren_pollfn_call (lua_State *L) {
+  warren_poll_fn f = warren_pollfn;
+  if (f != NULL)
+    f(L);  /* may raise an error (longjmp) */
+}

@@ -1,0 +1,56 @@
+/*
+** lwarren.h
+** WARREN: cooperative interruption of long-running C loops.
+** Not part of upstream Lua; see vendor/lua-src/WARREN.md.
+**
+** Count hooks only fire while Lua bytecode runs, so a C library loop
+** (string.rep, table.move, pattern matching, ...) could run unboundedly
+** long without ever giving the embedder's preemption a chance. The
+** patched loops call 'warren_poll' (usually through 'warren_pollevery',
+** i.e. once every WARREN_POLLINTERVAL iterations). It is cheap: only when
+** a count hook is armed on 'L' does it call the embedder's function,
+** which may raise a Lua error (lua_error) to abort the loop, or clear
+** the hook, or do nothing. Every polling site leaves nothing on the C
+** stack that would need freeing if the function longjmps out.
+*/
+
+#ifndef lwarren_h
+#define lwarren_h
+
+#include "lua.h"
+
+
+typedef void (*warren_poll_fn) (lua_State *L);
+
+/*
+** Set once per process by the embedder, before any Lua state runs;
+** NULL (the default) disables polling.
+*/
+LUA_API void warren_set_poll (warren_poll_fn f);
+
+/* calls the embedder's function, if any (may not return) */
+LUAI_FUNC void warren_pollfn_call (lua_State *L);
+
+
+/* poll now: calls the embedder's function iff a count hook is armed */
+#define warren_poll(L)  \
+  ((void)(luai_unlikely(lua_gethookmask(L) & LUA_MASKCOUNT) \
+          ? (warren_pollfn_call(L), 0) : 0))
+
+/* must be a power of 2 */
+#define WARREN_POLLINTERVAL	1024u
+
+/* poll once every WARREN_POLLINTERVAL calls; 'c' is an 'unsigned int' */
+#define warren_pollevery(L,c)  \
+  ((void)(luai_unlikely((++(c) & (WARREN_POLLINTERVAL - 1u)) == 0) \
+          ? (warren_poll(L), 0) : 0))
+
+/*
+** Core-only variant reading the (volatile) hook mask directly; needs
+** "lstate.h" at the point of use.
+*/
+#define warren_corepoll(L)  \
+  ((void)(luai_unlikely((L)->hookmask & LUA_MASKCOUNT) \
+          ? (warren_pollfn_call(L), 0) : 0))
+
+#endif
