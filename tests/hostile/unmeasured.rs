@@ -3,9 +3,9 @@
 //! model). Data reachable only through kernel objects the process holds —
 //! a `coroutine.wrap` function's coroutine, a channel case's value, a
 //! timer — is counted as the process's; messages queued for a process
-//! count against its host's `memory_total` until they are delivered (the
-//! sender gets a retryable `RATE_LIMITED` past it), and against the
-//! receiver once they are.
+//! count against the sending host's `memory_total` until they are
+//! delivered (the sender gets a retryable `RATE_LIMITED` past it), and
+//! against the receiver once they are.
 
 use warren_core::{ErrorKind, HostLimits};
 

@@ -162,10 +162,12 @@ impl Core {
         Ok(bytes)
     }
 
-    /// Holds `bytes` of `to`'s host's `memory_total` for a message queued
-    /// for it; `RATE_LIMITED` (retryable) when the host has no room left.
-    fn hold(&self, to: Pid, bytes: usize) -> Result<Arc<Reservation>, ProcError> {
-        let quota = self.quota_of(to);
+    /// Holds `bytes` of the sender's host's `memory_total` for a message
+    /// queued for `to` until it is delivered (so a tenant cannot fill
+    /// another's memory with messages nobody reads); `RATE_LIMITED`
+    /// (retryable) when the host has no room left.
+    fn hold(&self, from: Pid, to: Pid, bytes: usize) -> Result<Arc<Reservation>, ProcError> {
+        let quota = self.quota_of(from);
         let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
         if !quota.reserve_memory(bytes) {
             let mut err = ProcError::new(
@@ -247,7 +249,7 @@ impl Core {
         self.check_reach("send", from, to)?;
         let bytes = self.check_size(from, to, &payloads)?;
         check_values(&payloads, "payload").map_err(|e| ProcError::new(ErrorKind::Invalid, e))?;
-        let held = self.hold(to, bytes)?;
+        let held = self.hold(from, to, bytes)?;
         let msg = Message {
             from,
             topic: topic.into(),

@@ -21,7 +21,7 @@ pub struct Message {
     pub topic: Arc<str>,
     /// Zero or more payloads, copied from the sender.
     pub payloads: Vec<Value>,
-    /// The receiver host's `memory_total` held for it while it is queued.
+    /// The sender host's `memory_total` held for it while it is queued.
     #[expect(
         dead_code,
         reason = "kept for its Drop: the hold ends with the message"
@@ -29,11 +29,12 @@ pub struct Message {
     pub(crate) held: Option<Arc<Reservation>>,
 }
 
-/// Bytes of a host's `memory_total` held for a queued message, given back
-/// when the message is dropped (taken by its receiver, whose front-end then
-/// counts it as its own memory, or discarded with a process that exited):
-/// messages in flight count against the receiving tenant, so a flood of
-/// them cannot take the machine past the limit.
+/// Bytes of the sending host's `memory_total` held for a queued message,
+/// given back when the message is dropped (taken by its receiver, whose
+/// front-end then counts it as its own memory, or discarded with a process
+/// that exited): messages in flight count against the tenant that sent
+/// them, so a flood of them cannot take the machine past the limit nor
+/// fill another tenant's memory.
 #[derive(Debug)]
 pub(crate) struct Reservation {
     pub quota: Arc<HostQuota>,
