@@ -270,7 +270,8 @@ function ChanMethods:receive()
         cr.ext = true
         cr.p.ext = cr.p.ext + 1
     end
-    return co_yield(BLOCK)
+    local v, ok = co_yield(BLOCK) -- the waker passes the channel too: drop it
+    return v, ok
 end
 
 function ChanMethods:close()
@@ -308,7 +309,8 @@ function channel.new(n)
     return chan_state(n or 0, false).proxy
 end
 
-function channel.select(cases)
+-- `channel.select(cases, true)` is Wippy's non-blocking form, as `default = true`.
+function channel.select(cases, nonblocking)
     if type(cases) ~= "table" then error("channel.select: expected a table of cases", 2) end
     local n = rawlen(cases)
     -- Most cases one select may wait on (each is a waiter record in a queue).
@@ -328,7 +330,7 @@ function channel.select(cases)
             if ready then return { channel = c.s.proxy, value = v, ok = ok } end
         end
     end
-    if rawget(cases, "default") then return { default = true } end
+    if rawget(cases, "default") or nonblocking == true then return { default = true, ok = true } end
     local cr = current
     local sel = { done = false }
     local ext = false
@@ -1114,11 +1116,16 @@ process.unmonitor = pid_call(H.unmonitor, "process.unmonitor")
 process.cancel = pid_call(H.cancel, "process.cancel")
 process.terminate = pid_call(H.terminate, "process.terminate")
 
+-- An unknown option or a value of the wrong type is `false, err`, as in Wippy.
 function process.set_options(opts)
     if type(opts) ~= "table" then error("process.set_options: expected a table", 2) end
     for k, v in next, opts do
-        if k ~= "trap_links" then error("process.set_options: unknown option " .. describe(k), 2) end
-        if type(v) ~= "boolean" then error("process.set_options: trap_links must be a boolean", 2) end
+        if k ~= "trap_links" then
+            return false, mkerr("INVALID", "process.set_options: unknown option " .. describe(k))
+        end
+        if type(v) ~= "boolean" then
+            return false, mkerr("INVALID", "process.set_options: trap_links must be a boolean")
+        end
     end
     local trap = rawget(opts, "trap_links")
     if trap ~= nil then H.trap(me().id, trap) end
@@ -1283,8 +1290,15 @@ function time.parse_duration(s)
     return dur(ns)
 end
 
+-- A zero or negative duration for after, timer and ticker is `nil, err`
+-- (INVALID), as in Wippy.
+local function nonpositive(what, ns)
+    return nil, mkerr("INVALID", s_format("%s: the duration must be positive, got %dns", what, ns))
+end
+
 function time.after(d)
     local ns = to_ns(d, 2)
+    if ns <= 0 then return nonpositive("time.after", ns) end
     local p = me()
     local s = chan_state(1, true)
     arm(p, ns, function() deliver(s, tm(H.now())) end)
@@ -1309,6 +1323,7 @@ end
 
 function time.timer(d)
     local ns = to_ns(d, 2)
+    if ns <= 0 then return nonpositive("time.timer", ns) end
     local p = me()
     local s = chan_state(1, true)
     local t = setmetatable({}, TimerMT)
@@ -1338,7 +1353,7 @@ end
 
 function time.ticker(d)
     local ns = to_ns(d, 2)
-    if ns <= 0 then error("time.ticker: the period must be positive", 2) end
+    if ns <= 0 then return nonpositive("time.ticker", ns) end
     local p = me()
     local s = chan_state(1, true)
     local t = setmetatable({}, TimerMT)

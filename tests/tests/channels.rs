@@ -128,6 +128,41 @@ fn select_with_default_never_blocks() {
 }
 
 #[test]
+fn select_default_says_ok_and_the_second_argument_is_wippys_default() {
+    let v = ok(r#"return function()
+        local ch = channel.new()
+        local r = channel.select({ ch:case_receive(), default = true })
+        assert(r.default == true and r.ok == true, "default case")
+        local r2 = channel.select({ ch:case_receive() }, true)
+        assert(r2.default == true and r2.ok == true, "non-blocking form")
+        local buffered = channel.new(1)
+        buffered:send("x")
+        local r3 = channel.select({ buffered:case_receive() }, true)
+        return r3.value
+    end"#);
+    assert_eq!(v, s("x"));
+}
+
+#[test]
+fn receive_returns_exactly_value_and_ok_whether_it_blocked_or_not() {
+    let v = ok(r##"return function()
+        local ch = channel.new(1)
+        ch:send(1)
+        local counts = { select("#", ch:receive()) } -- ready at once
+        coroutine.spawn(function() ch:send(2) end)
+        counts[2] = select("#", ch:receive()) -- had to block
+        coroutine.spawn(function() ch:close() end)
+        counts[3] = select("#", ch:receive()) -- woken by close
+        process.send(process.pid(), "t", 1)
+        counts[4] = select("#", process.inbox():receive()) -- the inbox, ready
+        coroutine.spawn(function() process.send(process.pid(), "t", 2) end)
+        counts[5] = select("#", process.inbox():receive()) -- the inbox, blocked
+        return table.concat(counts, ",")
+    end"##);
+    assert_eq!(v, s("2,2,2,2,2"));
+}
+
+#[test]
 fn select_blocks_until_a_case_is_ready_and_supports_send_cases() {
     let v = ok(r#"return function()
         local input, output = channel.new(), channel.new()

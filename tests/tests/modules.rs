@@ -21,6 +21,23 @@ fn sleep_after_and_now() {
 }
 
 #[test]
+fn zero_or_negative_durations_are_nil_and_an_error() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local out = {}
+        for _, d in ipairs({ 0, -1, "0s", "-5ms" }) do
+            for _, f in ipairs({ time.after, time.timer, time.ticker }) do
+                local ch, err = f(d)
+                assert(ch == nil and errors.is(err, errors.INVALID), tostring(err))
+                out[#out + 1] = err:message():match("^time%.%a+")
+            end
+        end
+        return table.concat(out, ",", 1, 3)
+    end"#);
+    assert_eq!(v, s("time.after,time.timer,time.ticker"));
+}
+
+#[test]
 fn timer_stop_and_reset() {
     let v = ok(r#"local time = require("time")
     return function()

@@ -172,6 +172,22 @@ fn spawn_linked_monitored_with_trap_links_gets_both_events() {
 }
 
 #[test]
+fn set_options_returns_false_and_an_error_for_what_it_does_not_know() {
+    let v = app(r#"return function()
+        local ok, err = process.set_options({ priority = 1 })
+        assert(ok == false and errors.is(err, errors.INVALID), tostring(err))
+        assert(err:message():find("unknown option priority", 1, true), err:message())
+        local ok2, err2 = process.set_options({ trap_links = "yes" })
+        assert(ok2 == false and errors.is(err2, errors.INVALID), tostring(err2))
+        assert(process.get_options().trap_links == false, "nothing was set")
+        return process.set_options({ trap_links = true })
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    assert_eq!(v, Value::Bool(true));
+}
+
+#[test]
 fn link_and_unlink_an_existing_process() {
     let v = app(r#"local time = require("time")
     return function()
@@ -299,9 +315,10 @@ fn registry_register_lookup_unregister_and_release_on_exit() {
     let v = app(r#"return function()
         assert(process.registry.register("me") == true)
         assert(process.registry.lookup("me") == process.pid())
-        local ok, err = process.registry.register("me")
-        assert(ok == nil and errors.is(err, errors.ALREADY_EXISTS), tostring(err))
+        assert(process.registry.register("me") == true, "a name it holds again")
         local child = process.spawn_monitored("t:child", "test:host", "wait")
+        local ok, err = process.registry.register("me", child)
+        assert(ok == nil and errors.is(err, errors.ALREADY_EXISTS), tostring(err))
         assert(process.registry.register("kid", child))
         assert(process.send("kid", "go", 1))
         process.events():receive()

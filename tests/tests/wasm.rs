@@ -63,7 +63,7 @@ fn expected_probe() -> Vec<&'static str> {
     vec![
         "pid:true",
         "lookup:true",
-        "dup:Err(\"ErrorKind::AlreadyExists\")",
+        "dup:Ok(())",
         "exec:fine",
         "exec-err:Err(ErrorKind::Conflict)",
         "echo:42",

@@ -45,7 +45,10 @@ impl Registry {
             ));
         }
         let mut names = self.lock();
-        if let Some(owner) = names.by_name.get(name) {
+        if let Some(&owner) = names.by_name.get(name) {
+            if owner == pid {
+                return Ok(()); // already this process's: Wippy accepts it
+            }
             return Err(ProcError::new(
                 ErrorKind::AlreadyExists,
                 format!("name {name:?} is already registered to {owner}"),
