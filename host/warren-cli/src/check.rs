@@ -9,6 +9,34 @@ use warren_lua::{LuaProgram, MODULES, check_source};
 
 use crate::Failure;
 
+/// Compiles every Lua source of `app`: one line per problem, naming the
+/// entry, file and line.
+pub(crate) fn lua_problems(app: &App) -> Vec<String> {
+    app.lua_entries()
+        .filter_map(|(id, entry)| {
+            let program = LuaProgram::new(entry.path.display().to_string(), entry.source.as_str());
+            check_source(&program)
+                .err()
+                .map(|message| format!("entry '{id}': {message}"))
+        })
+        .collect()
+}
+
+/// Fails `warren run` with every Lua compile error of `app`, before any
+/// process starts (a syntax error is bad input, not a crash to restart).
+pub(crate) fn compile_all(app: &App, path: &Path) -> Result<(), Failure> {
+    let problems = lua_problems(app);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::bad_input(
+        anyhow!("{}", problems.join("\ncaused by: ")).context(format!(
+            "cannot compile the Lua sources of {}",
+            path.display()
+        )),
+    ))
+}
+
 pub(crate) fn check(path: &Path) -> Result<(), Failure> {
     let app = App::load(path, &MODULES).map_err(|problems| {
         for problem in &problems {
@@ -20,14 +48,11 @@ pub(crate) fn check(path: &Path) -> Result<(), Failure> {
             path.display()
         ))
     })?;
-    let mut failed = 0;
-    for (id, entry) in app.lua_entries() {
-        let program = LuaProgram::new(entry.path.display().to_string(), entry.source.as_str());
-        if let Err(message) = check_source(&program) {
-            eprintln!("error: entry '{id}': {message}");
-            failed += 1;
-        }
+    let lua = lua_problems(&app);
+    for problem in &lua {
+        eprintln!("error: {problem}");
     }
+    let mut failed = lua.len();
     if app.wasm_entries().next().is_some() {
         let engine = crate::run::wasm_engine(Some(&app))?;
         for (id, wasm) in app.wasm_entries() {

@@ -60,6 +60,7 @@ pub(crate) fn run(
             anyhow!("{first}").context(format!("cannot load application {}", path.display())),
         )
     })?;
+    crate::check::compile_all(&app, path)?;
     let Some(entry) = entry else {
         if app.services().next().is_none() {
             let msg = anyhow!(
@@ -177,6 +178,12 @@ fn run_script(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<(),
         )));
     }
     let program = LuaProgram::new(path.display().to_string(), source).with_modules(&MODULES);
+    // A syntax error is bad input (exit 2), found before anything runs.
+    warren_lua::check_source(&program).map_err(|message| {
+        Failure::bad_input(
+            anyhow!("{message}").context(format!("cannot compile {}", path.display())),
+        )
+    })?;
     run_single(program.into_program(SCRIPT_ENTRY), args)
 }
 

@@ -110,7 +110,50 @@ fn a_syntax_error_prints_file_and_line() {
         &[("bad.lua", "return function()\n  local = 1\nend\n")],
     );
     let out = warren(&["run", &dir.join("bad.lua").display().to_string()]);
-    assert_clean_failure(&out, 1, &["bad.lua:2:"]);
+    // Bad input: exit status 2, as for any script that cannot be loaded.
+    assert_clean_failure(&out, 2, &["cannot compile", "bad.lua:2:"]);
+}
+
+#[test]
+fn an_application_with_a_syntax_error_starts_nothing() {
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - name: host
+    kind: process.host
+  - name: good
+    kind: process.lua
+    source: file://good.lua
+  - name: bad
+    kind: process.lua
+    source: file://bad.lua
+  - name: svc
+    kind: process.service
+    process: app:good
+    host: app:host
+"#;
+    let dir = app(
+        "appsyntax",
+        &[
+            ("_index.yaml", index),
+            (
+                "good.lua",
+                "return function() print('service started') end\n",
+            ),
+            ("bad.lua", "return function()\n  local = 1\nend\n"),
+        ],
+    );
+    for args in [vec![], vec!["-x", "app:good"]] {
+        let mut all = vec!["run", dir.to_str().expect("utf-8 path")];
+        all.extend(args);
+        let out = warren(&all);
+        assert_clean_failure(&out, 2, &["entry 'app:bad'", "bad.lua:2:"]);
+        assert!(
+            !stderr(&out).contains("service started"),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
 
 const HOST_AND_MAIN: &str = r#"version: "1.0"
