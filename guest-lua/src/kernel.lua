@@ -420,8 +420,12 @@ function ErrMethods:stack() return rawget(self, "_stack") end
 -- errors.new and errors.wrap read their arguments raw and run a message's
 -- __tostring only through user_tostring (preempt.rs lets a preemption
 -- through these frames: they change no kernel state before they return).
-function errors.new(spec)
+-- errors.new(message), errors.new{...}, or errors.new(kind, message).
+function errors.new(spec, message2)
     local stack = traceback(nil, 2)
+    if type(spec) == "string" and KIND_SET[spec] and message2 ~= nil then
+        return mkerr(spec, user_tostring(message2), false, nil, stack)
+    end
     if type(spec) == "table" and not ERRSET[spec] then
         local kind, message = rawget(spec, "kind"), rawget(spec, "message")
         if kind ~= nil and not KIND_SET[kind] then
@@ -802,6 +806,7 @@ local function on_msg1(p, topic, from, v)
     local listens = p.listens
     local listen = listens and listens[topic]
     if listen then
+        if listen.msgs then v = setmetatable({ topic, from, 1, v }, MsgMT) end
         deliver(listen, v)
     else
         deliver(p.inbox or inbox_state(p), setmetatable({ topic, from, 1, v }, MsgMT))
@@ -813,7 +818,7 @@ local function on_msg(p, topic, from, ...)
     if n == 1 then return on_msg1(p, topic, from, (...)) end
     local listen = p.listens and p.listens[topic]
     if listen then
-        deliver(listen, { ... })
+        deliver(listen, listen.msgs and setmetatable({ topic, from, n, ... }, MsgMT) or { ... })
     else
         deliver(inbox_state(p), setmetatable({ topic, from, n, ... }, MsgMT))
     end
@@ -1073,15 +1078,19 @@ end
 function process.inbox() return inbox_state(me()).proxy end
 function process.events() return events_state(me()).proxy end
 
-function process.listen(topic)
+-- `opts.message = true` delivers message objects (as the inbox does)
+-- instead of bare payloads; the first listen of a topic decides.
+function process.listen(topic, opts)
     check_str(topic, "process.listen: topic", 2)
     if s_sub(topic, 1, 1) == "@" then error("process.listen: topic " .. topic .. " is reserved", 2) end
+    if opts ~= nil and type(opts) ~= "table" then error("process.listen: options must be a table", 2) end
     local p = me()
     p.listens = p.listens or {}
     local s = p.listens[topic]
     if not s then
         s = chan_state(0, true)
         s.mb = p
+        s.msgs = opts ~= nil and rawget(opts, "message") == true or nil
         p.listens[topic] = s
     end
     return s.proxy
@@ -1236,6 +1245,9 @@ DurMT.__le = function(a, b) return ns_of(a, 2) <= ns_of(b, 2) end
 function DurMethods:nanoseconds() return ns_of(self, 2) end
 function DurMethods:milliseconds() return ns_of(self, 2) // 1000000 end
 function DurMethods:seconds() return ns_of(self, 2) / 1e9 end
+function DurMethods:microseconds() return ns_of(self, 2) // 1000 end
+function DurMethods:minutes() return ns_of(self, 2) / 6e10 end
+function DurMethods:hours() return ns_of(self, 2) / 3.6e12 end
 
 local function to_ns(d, level)
     local t = type(d)
@@ -1259,12 +1271,16 @@ TimeMT.__lt = DurMT.__lt
 TimeMT.__le = DurMT.__le
 function TimeMethods:unix() return ns_of(self, 2) // 1000000000 end
 function TimeMethods:unix_nano() return ns_of(self, 2) end
+function TimeMethods:before(other) return ns_of(self, 2) < ns_of(other, 2) end
+function TimeMethods:after(other) return ns_of(self, 2) > ns_of(other, 2) end
+function TimeMethods:equal(other) return ns_of(self, 2) == ns_of(other, 2) end
 function TimeMethods:sub(other) return dur(ns_of(self, 2) - ns_of(other, 2)) end
 function TimeMethods:add(d) return tm(ns_of(self, 2) + to_ns(d, 2)) end
 function TimeMethods:format(layout)
     check_str(layout, "time:format: layout", 2)
     return H.format_time(ns_of(self, 2), layout)
 end
+function TimeMethods:format_rfc3339() return H.format_time(ns_of(self, 2), "2006-01-02T15:04:05Z07:00") end
 
 local next_timer = 0
 local function arm(p, ns, fire)
@@ -1278,9 +1294,23 @@ end
 local time = {
     RFC3339 = "2006-01-02T15:04:05Z07:00",
     RFC3339NANO = "2006-01-02T15:04:05.999999999Z07:00",
+    RFC822 = "02 Jan 06 15:04 MST", RFC822Z = "02 Jan 06 15:04 -0700",
+    RFC850 = "Monday, 02-Jan-06 15:04:05 MST", RFC1123 = "Mon, 02 Jan 2006 15:04:05 MST",
+    RFC1123Z = "Mon, 02 Jan 2006 15:04:05 -0700", DATE_TIME = "2006-01-02 15:04:05",
+    DATE_ONLY = "2006-01-02", TIME_ONLY = "15:04:05", KITCHEN = "3:04PM",
     NANOSECOND = 1, MICROSECOND = 1000, MILLISECOND = 1000000, SECOND = 1000000000,
     MINUTE = 60000000000, HOUR = 3600000000000,
+    JANUARY = 1, FEBRUARY = 2, MARCH = 3, APRIL = 4, MAY = 5, JUNE = 6, JULY = 7,
+    AUGUST = 8, SEPTEMBER = 9, OCTOBER = 10, NOVEMBER = 11, DECEMBER = 12,
+    SUNDAY = 0, MONDAY = 1, TUESDAY = 2, WEDNESDAY = 3, THURSDAY = 4, FRIDAY = 5, SATURDAY = 6,
 }
+
+-- time.unix(sec, nsec): a time value from a Unix timestamp.
+function time.unix(sec, nsec)
+    if math_type(sec) ~= "integer" then error("time.unix: seconds must be an integer", 2) end
+    if nsec ~= nil and math_type(nsec) ~= "integer" then error("time.unix: nanoseconds must be an integer", 2) end
+    return tm(sec * 1000000000 + (nsec or 0))
+end
 
 function time.now() return tm(H.now()) end
 function time.parse_duration(s)
@@ -1335,6 +1365,7 @@ function time.timer(d)
     return t
 end
 function TimerMethods:channel() return timer_state(self, 2).s.proxy end
+TimerMethods.response = TimerMethods.channel -- Wippy's name
 function TimerMethods:stop()
     local st = timer_state(self, 2)
     local timers = st.p.timers

@@ -208,6 +208,25 @@ fn listen_routes_a_topic_and_unlisten_restores_the_inbox() {
 }
 
 #[test]
+fn listen_with_message_true_delivers_message_objects() {
+    let v = ok(r#"return function()
+        local me = process.pid()
+        local msgs = process.listen("job", { message = true })
+        local bare = process.listen("raw")
+        process.send(me, "job", { id = 7 })
+        process.send(me, "job", "a", "b")
+        process.send(me, "raw", 1)
+        local m = msgs:receive()
+        assert(m:topic() == "job" and m:from() == me, "a message object")
+        assert(m:payload():data().id == 7)
+        local two = msgs:receive():payload()
+        assert(two[1]:data() == "a" and two[2]:data() == "b", "several payloads")
+        return bare:receive()
+    end"#);
+    assert_eq!(v, Value::Int(1));
+}
+
+#[test]
 fn events_channel_receives_lifecycle_events_only() {
     let v = App::new()
         .entry(

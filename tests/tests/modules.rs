@@ -38,6 +38,31 @@ fn zero_or_negative_durations_are_nil_and_an_error() {
 }
 
 #[test]
+fn wippy_time_helpers() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local t = time.unix(1703862245, 500000000)
+        assert(t:unix() == 1703862245 and t:unix_nano() == 1703862245500000000)
+        assert(t:format_rfc3339() == "2023-12-29T15:04:05Z", t:format_rfc3339())
+        assert(t:format(time.DATE_ONLY) == "2023-12-29" and t:format(time.TIME_ONLY) == "15:04:05")
+        local later = t:add("1h")
+        assert(t:before(later) and later:after(t) and t:equal(time.unix(1703862245, 500000000)))
+        local d = later:sub(t)
+        assert(d:hours() == 1 and d:minutes() == 60 and d:microseconds() == 3600000000)
+        assert(time.DECEMBER == 12 and time.SUNDAY == 0)
+        local timer = time.timer("1ms")
+        assert(timer:response() == timer:channel())
+        timer:response():receive()
+        local ticker = time.ticker("1ms")
+        ticker:response():receive()
+        ticker:stop()
+        local e = errors.new(errors.TIMEOUT, "Operation timed out")
+        return e:kind() .. ": " .. e:message()
+    end"#);
+    assert_eq!(v, s("TIMEOUT: Operation timed out"));
+}
+
+#[test]
 fn timer_stop_and_reset() {
     let v = ok(r#"local time = require("time")
     return function()
