@@ -252,3 +252,40 @@ fn bad_components_are_refused_at_load_naming_the_problem() {
         "{err}"
     );
 }
+
+#[test]
+fn rust_data_arrives_in_lua_as_its_author_wrote_it_and_empty_tables_decode() {
+    let v = App::new()
+        .component("t:shapes", "shapes")
+        .entry(
+            "t:main",
+            r#"return function()
+                local pid = process.spawn("t:shapes", "test:host", process.pid())
+                local inbox = process.inbox()
+                local r = inbox:receive():payload():data()
+                assert(r.name == "widget" and r.count == 3, "fields by name")
+                assert(r.tags[2] == "b" and r.inner.flag == true, "nested")
+                assert(r.missing == nil and r.present == 7, "options")
+                assert(r.color == "Red", "a unit variant is its name: " .. tostring(r.color))
+                local out = {}
+                for _, sent in ipairs({ {}, { 1, 2 }, { a = 1 }, { items = {} } }) do
+                    process.send(pid, "decode", sent)
+                    local d = inbox:receive():payload():data()
+                    out[#out + 1] = table.concat(d, "; ")
+                end
+                process.send(pid, "stop")
+                return out
+            end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ran");
+    assert_eq!(
+        strings(v),
+        [
+            r#"vec of 0; map of 0; settings 0 """#,
+            r#"vec of 2; error: cannot decode payload: invalid type: sequence, expected a map; error: cannot decode payload: invalid type: integer `1`, expected a sequence"#,
+            r#"error: cannot decode payload: invalid type: map, expected a sequence; map of 1; settings 0 """#,
+            r#"error: cannot decode payload: invalid type: map, expected a sequence; error: cannot decode payload: wrong msgpack marker FixMap(0); settings 0 """#,
+        ]
+    );
+}

@@ -116,15 +116,88 @@ impl From<Error> for types::Error {
     }
 }
 
-/// Encodes a value as a payload.
+/// Encodes a value as a payload. Structs encode as maps keyed by their
+/// field names, so a Lua receiver sees `t.field`, as the author wrote it.
 pub fn payload<T: Serialize + ?Sized>(value: &T) -> Result<Payload, Error> {
-    rmp_serde::to_vec(value).map_err(|e| Error::new(ErrorKind::Invalid, e.to_string()))
+    rmp_serde::to_vec_named(value).map_err(|e| Error::new(ErrorKind::Invalid, e.to_string()))
 }
 
-/// Decodes a payload.
+/// Decodes a payload. An empty Lua table arrives as an empty map; where
+/// the target wants a sequence (a `Vec`, a tuple) it is read as an empty
+/// one.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     rmp_serde::from_slice(bytes)
-        .map_err(|e| Error::new(ErrorKind::Invalid, format!("cannot decode payload: {e}")))
+        .or_else(|first| match empty_maps_as_arrays(bytes) {
+            // The first error names what was wrong with what was sent.
+            Some(retry) => rmp_serde::from_slice(&retry).map_err(|_| first),
+            None => Err(first),
+        })
+    .map_err(|e| Error::new(ErrorKind::Invalid, format!("cannot decode payload: {e}")))
+}
+
+/// `bytes` with every empty map header (`0x80`) turned into an empty
+/// array header (`0x90`); `None` when `bytes` holds none or is not one
+/// well-formed MessagePack value.
+fn empty_maps_as_arrays(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut out = bytes.to_vec();
+    let mut changed = false;
+    let end = msgpack::walk(&mut out, 0, 0, &mut changed)?;
+    (changed && end == out.len()).then_some(out)
+}
+
+mod msgpack {
+    //! Just enough of MessagePack's framing to find empty maps.
+
+    /// Deepest nesting walked (the host sends at most 64).
+    const MAX_DEPTH: usize = 128;
+
+    fn be(bytes: &[u8], at: usize, n: usize) -> Option<usize> {
+        let slice = bytes.get(at..at.checked_add(n)?)?;
+        Some(slice.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b)))
+    }
+
+    /// Walks the value at `at`, rewriting empty maps; returns where it ends.
+    pub(super) fn walk(b: &mut [u8], at: usize, depth: usize, changed: &mut bool) -> Option<usize> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let tag = *b.get(at)?;
+        let (items, header) = match tag {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => return Some(at + 1),
+            0x80 => {
+                b[at] = 0x90;
+                *changed = true;
+                return Some(at + 1);
+            }
+            0x81..=0x8f => (usize::from(tag & 0x0f) * 2, 1),
+            0x90..=0x9f => (usize::from(tag & 0x0f), 1),
+            0xa0..=0xbf => return at.checked_add(1 + usize::from(tag & 0x1f)),
+            0xc4 | 0xd9 => return at.checked_add(2 + be(b, at + 1, 1)?),
+            0xc5 | 0xda => return at.checked_add(3 + be(b, at + 1, 2)?),
+            0xc6 | 0xdb => return at.checked_add(5 + be(b, at + 1, 4)?),
+            0xc7 => return at.checked_add(3 + be(b, at + 1, 1)?),
+            0xc8 => return at.checked_add(4 + be(b, at + 1, 2)?),
+            0xc9 => return at.checked_add(6 + be(b, at + 1, 4)?),
+            0xcc | 0xd0 => return Some(at + 2),
+            0xcd | 0xd1 | 0xd4 => return Some(at + 3),
+            0xd5 => return Some(at + 4),
+            0xca | 0xce | 0xd2 => return Some(at + 5),
+            0xd6 => return Some(at + 6),
+            0xcb | 0xcf | 0xd3 => return Some(at + 9),
+            0xd7 => return Some(at + 10),
+            0xd8 => return Some(at + 18),
+            0xdc => (be(b, at + 1, 2)?, 3),
+            0xdd => (be(b, at + 1, 4)?, 5),
+            0xde => (be(b, at + 1, 2)?.checked_mul(2)?, 3),
+            0xdf => (be(b, at + 1, 4)?.checked_mul(2)?, 5),
+            0xc1 => return None,
+        };
+        let mut next = at + header;
+        for _ in 0..items {
+            next = walk(b, next, depth + 1, changed)?;
+        }
+        Some(next)
+    }
 }
 
 /// A message from the inbox.
