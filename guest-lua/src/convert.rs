@@ -23,6 +23,15 @@ use warren_core::Value;
 /// timers, ...); its value names the object in errors.
 pub const RUNTIME_OBJECT_TAG: &str = "__warren";
 
+/// Metatable field that marks the kernel's error objects: they cross as a
+/// map tagged with [`ERROR_KEY`] and come back as error objects.
+pub const ERROR_TAG: &str = "__warren_error";
+
+/// The key that marks an error object in a map: `{"@error": true, kind,
+/// message, retryable, details}` (keys starting with `@` are reserved, as
+/// topics are).
+pub const ERROR_KEY: &str = "@error";
+
 /// Deepest table nesting that may cross a process boundary; deeper values
 /// are refused instead of recursing the host's native stack.
 pub const MAX_DEPTH: usize = 64;
@@ -234,8 +243,15 @@ impl Walk {
             failure.over_budget = true;
             return Err(failure);
         }
+        let is_error = t
+            .metatable()
+            .is_some_and(|mt| mt.raw_get::<bool>(ERROR_TAG).unwrap_or(false));
         self.open.push(ptr);
-        let result = self.entries(t);
+        let result = if is_error {
+            self.error(t)
+        } else {
+            self.entries(t)
+        };
         self.open.pop();
         result
     }
@@ -286,6 +302,32 @@ impl Walk {
 }
 
 impl Walk {
+    /// An error object as its tagged map; its fields are read raw and
+    /// checked (a process may have rawset them).
+    fn error(&mut self, t: &Table) -> Result<Value, Failure> {
+        let text = |key: &str| match t.raw_get::<LuaValue>(key) {
+            Ok(LuaValue::String(s)) => s.as_bytes().to_vec(),
+            _ => Vec::new(),
+        };
+        let (kind, message) = (text("_kind"), text("_message"));
+        self.count(40 + kind.len() + message.len())?;
+        let retryable = matches!(
+            t.raw_get::<LuaValue>("_retryable"),
+            Ok(LuaValue::Boolean(true))
+        );
+        let details = match t.raw_get::<LuaValue>("_details") {
+            Ok(v) => self.value(&v)?,
+            Err(_) => Value::Nil,
+        };
+        Ok(Value::Map(vec![
+            (Value::str(ERROR_KEY), Value::Bool(true)),
+            (Value::str("kind"), Value::Str(kind)),
+            (Value::str("message"), Value::Str(message)),
+            (Value::str("retryable"), Value::Bool(retryable)),
+            (Value::str("details"), details),
+        ]))
+    }
+
     /// Moves what looked like array items into the map, counting their keys.
     fn move_to_map(
         &mut self,
@@ -331,6 +373,43 @@ pub fn from_lua(v: &LuaValue, root: &str, budget: Budget) -> Result<Value, Conve
 
 /// Copies a host value into a fresh Lua value.
 pub fn to_lua(lua: &Lua, v: &Value) -> mlua::Result<LuaValue> {
+    to_lua_in(lua, v, None)
+}
+
+/// Copies a host value into a fresh Lua value; maps tagged as error
+/// objects become error objects with `error_mt` (the kernel's).
+pub fn to_lua_with_errors(lua: &Lua, v: &Value, error_mt: &Table) -> mlua::Result<LuaValue> {
+    to_lua_in(lua, v, Some(error_mt))
+}
+
+/// A tagged error map as the kernel's error object.
+fn revive(lua: &Lua, v: &Value, mt: &Table) -> mlua::Result<Option<LuaValue>> {
+    if v.get(ERROR_KEY) != Some(&Value::Bool(true)) {
+        return Ok(None);
+    }
+    let text = |key| match v.get(key) {
+        Some(Value::Str(s)) => lua.create_string(s).map(LuaValue::String),
+        _ => lua.create_string("").map(LuaValue::String),
+    };
+    let t = lua.create_table_with_capacity(0, 5)?;
+    t.raw_set("_kind", text("kind")?)?;
+    t.raw_set("_message", text("message")?)?;
+    t.raw_set("_retryable", v.get("retryable") == Some(&Value::Bool(true)))?;
+    if let Some(details) = v.get("details") {
+        t.raw_set("_details", to_lua_in(lua, details, Some(mt))?)?;
+    }
+    t.raw_set("_stack", "")?;
+    t.set_metatable(Some(mt.clone()))?;
+    Ok(Some(LuaValue::Table(t)))
+}
+
+fn to_lua_in(lua: &Lua, v: &Value, error_mt: Option<&Table>) -> mlua::Result<LuaValue> {
+    let to_lua = |lua: &Lua, v: &Value| to_lua_in(lua, v, error_mt);
+    if let (Some(mt), Value::Map(_)) = (error_mt, v)
+        && let Some(err) = revive(lua, v, mt)?
+    {
+        return Ok(err);
+    }
     Ok(match v {
         Value::Nil => LuaValue::Nil,
         Value::Bool(b) => LuaValue::Boolean(*b),

@@ -19,7 +19,7 @@ use warren_core::{
     SpawnRequest, Value, duration,
 };
 
-use crate::convert::{Budget, Converter, from_lua, to_lua};
+use crate::convert::{Budget, Converter, from_lua, to_lua, to_lua_with_errors};
 use crate::preempt::Preemption;
 use crate::program::LuaProgram;
 use crate::quota::{Accounts, Verdict};
@@ -95,9 +95,19 @@ struct Entries {
     kinds: FxHashMap<&'static str, LuaString>,
     last_from: Option<(Pid, LuaString)>,
     last_topic: Option<(Arc<str>, LuaString)>,
+    /// The kernel's error metatable (error objects are revived with it).
+    error_mt: Option<Table>,
 }
 
 impl Entries {
+    /// The kernel's error metatable, once the kernel has loaded.
+    fn error_mt(&mut self, lua: &Lua) -> Option<Table> {
+        if self.error_mt.is_none() {
+            self.error_mt = lua.named_registry_value("warren.error_mt").ok();
+        }
+        self.error_mt.clone()
+    }
+
     fn kind(&mut self, lua: &Lua, name: &'static str) -> mlua::Result<LuaValue> {
         if let Some(s) = self.kinds.get(name) {
             return Ok(LuaValue::String(s.clone()));
@@ -182,6 +192,8 @@ impl LuaVm {
             .call((h.clone(), traceback, raw_getmetatable, debug))?;
         let new_entry: Function = kernel.get("new_entry")?;
         lua.set_named_registry_value("warren.new_entry", new_entry)?;
+        let error_mt: Table = kernel.get("error_mt")?;
+        lua.set_named_registry_value("warren.error_mt", error_mt)?;
         for name in ["dofile", "loadfile", "require", "package", "io"] {
             globals.set(name, LuaValue::Nil)?;
         }
@@ -315,6 +327,7 @@ fn register_next(
         kinds: FxHashMap::default(),
         last_from: None,
         last_topic: None,
+        error_mt: None,
     }));
     let (core_for_entry, entries_for_entry) = (core.clone(), entries.clone());
     let next = lua.create_function(move |lua, ()| {
@@ -388,6 +401,11 @@ fn item_values(
     item: Item,
 ) -> mlua::Result<Option<MultiValue>> {
     let mut out = vec![LuaValue::Integer(lua_id(pid))];
+    let error_mt = entries.borrow_mut().error_mt(lua);
+    let conv = |v: &Value| match &error_mt {
+        Some(mt) => to_lua_with_errors(lua, v, mt),
+        None => to_lua(lua, v),
+    };
     match item {
         Item::Start { program, args } => {
             let entry = match entry_table(lua, entries, &program) {
@@ -402,7 +420,7 @@ fn item_values(
             out.push(str_value(lua, &pid.to_string())?);
             out.push(LuaValue::Table(entry));
             for arg in &args {
-                out.push(to_lua(lua, arg)?);
+                out.push(conv(arg)?);
             }
         }
         Item::Msg(msg) => {
@@ -411,12 +429,12 @@ fn item_values(
             out.push(names.topic(lua, &msg.topic)?);
             out.push(names.pid(lua, msg.from)?);
             for payload in &msg.payloads {
-                out.push(to_lua(lua, payload)?);
+                out.push(conv(payload)?);
             }
         }
         Item::Event(event) => {
             out.push(str_value(lua, "event")?);
-            event_values(lua, &mut out, event)?;
+            event_values(lua, &mut out, event, &conv)?;
         }
         Item::Timer(id) => {
             out.push(str_value(lua, "timer")?);
@@ -424,7 +442,7 @@ fn item_values(
         }
         Item::Kill(reason) => {
             out.push(str_value(lua, "kill")?);
-            error_values(lua, &mut out, &reason)?;
+            error_values(lua, &mut out, &reason, &conv)?;
         }
         // Lua processes await nothing outside the host.
         Item::Wake => return Ok(None),
@@ -432,23 +450,36 @@ fn item_values(
     Ok(Some(MultiValue::from_vec(out)))
 }
 
-fn error_values(lua: &Lua, out: &mut Vec<LuaValue>, err: &ProcError) -> mlua::Result<()> {
+/// Converts a host value for a process (error objects revived).
+type Conv<'a> = dyn Fn(&Value) -> mlua::Result<LuaValue> + 'a;
+
+fn error_values(
+    lua: &Lua,
+    out: &mut Vec<LuaValue>,
+    err: &ProcError,
+    conv: &Conv<'_>,
+) -> mlua::Result<()> {
     out.push(str_value(lua, err.kind.name())?);
     out.push(str_value(lua, &err.message)?);
     out.push(LuaValue::Boolean(err.retryable));
     out.push(match &err.details {
-        Some(details) => to_lua(lua, details)?,
+        Some(details) => conv(details)?,
         None => LuaValue::Nil,
     });
     Ok(())
 }
 
-fn event_values(lua: &Lua, out: &mut Vec<LuaValue>, event: Event) -> mlua::Result<()> {
+fn event_values(
+    lua: &Lua,
+    out: &mut Vec<LuaValue>,
+    event: Event,
+    conv: &Conv<'_>,
+) -> mlua::Result<()> {
     let (kind, from, result) = match event {
         Event::Cancel { from, reason } => {
             out.push(str_value(lua, "CANCEL")?);
             out.push(str_value(lua, &from.to_string())?);
-            out.push(to_lua(lua, &reason)?);
+            out.push(conv(&reason)?);
             return Ok(());
         }
         Event::Exit { from, result } => ("EXIT", from, result),
@@ -459,11 +490,11 @@ fn event_values(lua: &Lua, out: &mut Vec<LuaValue>, event: Event) -> mlua::Resul
     match result {
         Ok(value) => {
             out.push(LuaValue::Boolean(true));
-            out.push(to_lua(lua, &value)?);
+            out.push(conv(&value)?);
         }
         Err(err) => {
             out.push(LuaValue::Boolean(false));
-            error_values(lua, out, &err)?;
+            error_values(lua, out, &err, conv)?;
         }
     }
     Ok(())

@@ -46,6 +46,11 @@ fn to_json(v: &Value, path: &str) -> Result<serde_json::Value, String> {
         Value::Map(entries) => {
             let mut map = serde_json::Map::new();
             for (k, item) in entries {
+                // An error object is written as its fields: kind, message,
+                // retryable, details (its tag is for processes, not JSON).
+                if k.as_str() == Some(crate::convert::ERROR_KEY) {
+                    continue;
+                }
                 let key = match k {
                     Value::Str(s) => String::from_utf8_lossy(s).into_owned(),
                     other => other.describe(),

@@ -392,7 +392,9 @@ end
 
 local ERRSET = setmetatable({}, { __mode = "k" })
 local ErrMethods = {}
-local ErrMT = { __index = ErrMethods, __metatable = false,
+-- __warren_error: error objects cross processes and languages as errors
+-- (a tagged map; see convert.rs).
+local ErrMT = { __index = ErrMethods, __metatable = false, __warren_error = true,
     __tostring = function(e) return describe(rawget(e, "_message")) end }
 
 -- Error objects keep their fields in plain keys so that they cross process
@@ -1008,6 +1010,7 @@ copy_table = function(t, depth, open)
         out[k] = c
     end
     open[t] = nil
+    if rawequal(mt, ErrMT) then setmetatable(out, ErrMT) end -- an error stays one
     return out
 end
 
@@ -1620,7 +1623,7 @@ local function new_entry(id, chunk, method, modules)
     return { id = id, chunk = chunk, method = method, modules = set }
 end
 
-return { run = run, new_entry = new_entry, module_names = function()
+return { run = run, new_entry = new_entry, error_mt = ErrMT, module_names = function()
     local names = {}
     for k in pairs(MODULES) do names[#names + 1] = k end
     return names

@@ -316,3 +316,45 @@ fn same_worker_and_cross_worker_sends_are_indistinguishable() {
         .expect("ok");
     assert_eq!(v, s("payload[2]: function cannot be sent"));
 }
+
+#[test]
+fn an_error_crosses_processes_workers_and_languages_as_an_error() {
+    let v = App::new()
+        .component("t:echo", "echo")
+        .entry("t:relay", LUA_ECHO)
+        .entry(
+            "t:main",
+            r#"local json = require("json")
+            return function()
+                local me = process.pid()
+                local err = errors.new({ kind = errors.NOT_FOUND, message = "no such user",
+                    retryable = true, details = { id = 7 } })
+                local function check(e, where)
+                    assert(errors.is(e, errors.NOT_FOUND), where .. ": kind " .. tostring(e))
+                    assert(e:message() == "no such user" and e:retryable() == true, where)
+                    assert(e:details().id == 7, where .. ": details")
+                    assert(tostring(e) == "no such user", where .. ": tostring")
+                end
+                process.send(me, "self", err) -- same VM: the kernel's copy
+                check(process.inbox():receive():payload():data(), "same VM")
+                local far = process.spawn("t:relay", "test:other") -- another worker
+                process.send(far, "echo", { nested = err })
+                check(process.inbox():receive():payload():data().nested, "another worker")
+                local echo = process.spawn("t:echo", "test:host") -- a component
+                process.send(echo, "echo", err)
+                check(process.inbox():receive():payload():data(), "a component")
+                process.send(echo, "stop")
+                return json.decode(json.encode(err))
+            end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ran");
+    let fields = |k: &str| v.get(k).cloned();
+    assert_eq!(fields("kind"), Some(s("NOT_FOUND")));
+    assert_eq!(fields("message"), Some(s("no such user")));
+    assert_eq!(fields("retryable"), Some(Value::Bool(true)));
+    assert!(
+        fields("_kind").is_none() && fields("@error").is_none(),
+        "{v:?}"
+    );
+}
