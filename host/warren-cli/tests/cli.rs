@@ -398,3 +398,56 @@ end"#;
     let log = stderr(&out);
     assert!(log.contains("limits hold"), "{log}");
 }
+
+/// The configuration keys Wippy projects write load: `meta` on entries,
+/// `lifecycle` and Wippy's `host:` keys on hosts (`max_processes` becomes
+/// the limit), `process` and `os` in a modules list.
+#[test]
+fn wippy_configuration_keys_load_and_max_processes_is_the_limit() {
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - name: processes
+    kind: process.host
+    meta: { comment: "the workers" }
+    host: { workers: 2, max_processes: 3, queue_size: 1024, local_queue_size: 256 }
+    lifecycle: { auto_start: true }
+  - name: idle
+    kind: process.lua
+    source: file://idle.lua
+    modules: [time]
+  - name: main
+    kind: process.lua
+    meta: { command: { name: main, short: "spawns until refused" } }
+    source: file://main.lua
+    modules: [process, os, time]
+"#;
+    let main = r#"return function()
+    local n = 0
+    while process.spawn("app:idle", "app:processes") do n = n + 1 end
+    print("spawned " .. n .. " before the limit")
+end"#;
+    let idle = r#"local time = require("time")
+return function() time.sleep("1h") end"#;
+    let dir = app(
+        "wippykeys",
+        &[
+            ("_index.yaml", index),
+            ("main.lua", main),
+            ("idle.lua", idle),
+        ],
+    );
+    let check = warren(&["check", &dir.display().to_string()]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    let out = warren(&[
+        "run",
+        &dir.display().to_string(),
+        "-x",
+        "app:main",
+        "--host",
+        "app:processes",
+    ]);
+    let log = stderr(&out);
+    // main itself is one of the 3: two more fit.
+    assert!(log.contains("spawned 2 before the limit"), "{log}");
+}

@@ -14,6 +14,9 @@ use crate::{
     ConfigError, Entry, EntryKind, HostEntry, INDEX_FILE, Limits, LuaEntry, WasiDir, WasmEntry,
 };
 
+/// Module names a `modules:` list may hold that are globals, not modules.
+const GLOBAL_MODULES: [&str; 2] = ["process", "os"];
+
 /// The only `version:` this loader understands.
 const VERSION: &str = "1.0";
 
@@ -36,6 +39,10 @@ struct LuaYaml {
     source: String,
     method: Option<String>,
     modules: Option<Vec<String>>,
+    /// Wippy's free-form metadata: accepted (the `registry` module that
+    /// reads it is not built yet).
+    #[serde(rename = "meta")]
+    _meta: Option<Yaml>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +56,8 @@ struct WasmYaml {
     method: Option<String>,
     limits: Option<WasmLimitsYaml>,
     wasi: Option<WasiYaml>,
+    #[serde(rename = "meta")]
+    _meta: Option<Yaml>,
 }
 
 #[derive(Deserialize)]
@@ -86,12 +95,27 @@ struct HostYaml {
     host: Option<HostOptions>,
     limits: Option<LimitsYaml>,
     allow_hosts: Option<Vec<String>>,
+    #[serde(rename = "meta")]
+    _meta: Option<Yaml>,
+    /// Wippy starts hosts through a lifecycle; Warren's hosts always run,
+    /// so it is accepted and has no effect.
+    #[serde(rename = "lifecycle")]
+    _lifecycle: Option<Yaml>,
 }
 
+/// Wippy's `host:` keys. `max_processes` sets `limits.max_processes`
+/// (which wins if both are given); `queue_size` and `local_queue_size` are
+/// initial capacities of Wippy's scheduler queues, which grow: Warren's
+/// queues grow too, so they are accepted and have no effect.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HostOptions {
     workers: Option<usize>,
+    max_processes: Option<u64>,
+    #[serde(rename = "queue_size")]
+    _queue_size: Option<u64>,
+    #[serde(rename = "local_queue_size")]
+    _local_queue_size: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +142,8 @@ struct ServiceYaml {
     #[serde(default)]
     input: Vec<Yaml>,
     lifecycle: Option<LifecycleYaml>,
+    #[serde(rename = "meta")]
+    _meta: Option<Yaml>,
 }
 
 #[derive(Deserialize, Default)]
@@ -316,7 +342,10 @@ impl Ctx<'_> {
         let source = std::fs::read_to_string(&path).map_err(|e| {
             self.key_error(id, "source", format!("cannot read {}: {e}", path.display()))
         })?;
-        let modules = y.modules.unwrap_or_default();
+        // `process` and `os` are globals every process has; Wippy accepts
+        // them in the list, so they are accepted and dropped here.
+        let mut modules = y.modules.unwrap_or_default();
+        modules.retain(|m| !GLOBAL_MODULES.contains(&m.as_str()));
         if let Some(bad) = modules.iter().find(|m| !self.modules.contains(&m.as_str())) {
             let msg = format!(
                 "module '{bad}' does not exist (available: {})",
@@ -490,14 +519,19 @@ impl Ctx<'_> {
     }
 
     fn host(&self, id: &str, y: HostYaml) -> Result<HostEntry, ConfigError> {
-        let workers = y.host.and_then(|h| h.workers);
+        let workers = y.host.as_ref().and_then(|h| h.workers);
         if workers == Some(0) {
             return Err(self.key_error(id, "host.workers", "must be at least 1"));
         }
-        let limits = match y.limits {
+        let wippy_max = y.host.as_ref().and_then(|h| h.max_processes);
+        if wippy_max == Some(0) {
+            return Err(self.key_error(id, "host.max_processes", "must be at least 1"));
+        }
+        let mut limits = match y.limits {
             Some(l) => self.limits(id, l)?,
             None => Limits::default(),
         };
+        limits.max_processes = limits.max_processes.or(wippy_max);
         Ok(HostEntry {
             workers,
             limits,
