@@ -34,14 +34,17 @@ local MEMERR = "not enough memory"
 -- This VM's host's max_message_bytes (a VM serves one host).
 local MAX_MESSAGE_BYTES = H.max_message_bytes
 
-local BLOCK = setmetatable({}, { __metatable = false, __tostring = function() return "blocked" end })
-local UPGRADE = {} -- yielded by process.upgrade: replace this process's code
+-- Kernel tokens are functions: `x == TOKEN` then never runs a metamethod
+-- (Lua tries __eq only between two tables or two full userdata), so the
+-- hot paths compare with the EQ instruction and no token reaches an __eq.
+local BLOCK = function() end -- yielded by a coroutine that waits
+local UPGRADE = function() end -- yielded by process.upgrade: replace this process's code
 -- What co_resume returns after `true` for a preempted coroutine; yielded
 -- upward by a coroutine whose nested coroutine was preempted.
 local PREEMPT = H.preempted_marker
 local H_doomed = H.doomed
-local CLOSED = {}
-local NIL = {}
+local CLOSED = function() end
+local NIL = function() end
 
 -- Text for a value without running any of its metamethods.
 local function describe(v)
@@ -187,17 +190,17 @@ local function try_recv(s)
             local w = live_pop(sq)
             if w then
                 qpush(buf, w.v)
-                wake(w.cr, nil, true, s.proxy)
+                wake(w.cr, nil, true, w.sel and s.proxy)
             end
         end
-        if rawequal(v, NIL) then v = nil end
+        if v == NIL then v = nil end
         return true, v, true
     end
     local w = live_pop(s.sq)
     if w then
-        wake(w.cr, nil, true, s.proxy)
+        wake(w.cr, nil, true, w.sel and s.proxy)
         local v = w.v
-        if rawequal(v, NIL) then v = nil end
+        if v == NIL then v = nil end
         return true, v, true
     end
     if s.closed then return true, nil, false end
@@ -209,7 +212,7 @@ local function try_send(s, v, level)
     if s.closed then error("send on closed channel", level + 1) end
     local w = live_pop(s.rq)
     if w then
-        wake(w.cr, v, true, s.proxy)
+        wake(w.cr, v, true, w.sel and s.proxy)
         return true
     end
     local buf = s.buf
@@ -227,7 +230,7 @@ local function deliver(s, v)
     local w = rq and rq.h <= rq.t and live_pop(rq)
     if w then
         if s.mb then note_taken(s.mb) end
-        wake(w.cr, v, true, s.proxy)
+        wake(w.cr, v, true, w.sel and s.proxy)
     else
         if v == nil then v = NIL end
         qpush(s.buf or q_of(s, "buf"), v)
@@ -240,12 +243,12 @@ local function close_state(s)
     while true do
         local w = live_pop(s.rq)
         if not w then break end
-        wake(w.cr, nil, false, s.proxy)
+        wake(w.cr, nil, false, w.sel and s.proxy)
     end
     while true do
         local w = live_pop(s.sq)
         if not w then break end
-        wake(w.cr, CLOSED, false, s.proxy)
+        wake(w.cr, CLOSED, false, w.sel and s.proxy)
     end
 end
 
@@ -255,7 +258,7 @@ function ChanMethods:send(v)
     local cr = current
     push_waiter(q_of(s, "sq"), { cr = cr, v = (v == nil) and NIL or v })
     local a = block(cr, s.ext)
-    if rawequal(a, CLOSED) then error("send on closed channel", 2) end
+    if a == CLOSED then error("send on closed channel", 2) end
     return true
 end
 
@@ -270,8 +273,7 @@ function ChanMethods:receive()
         cr.ext = true
         cr.p.ext = cr.p.ext + 1
     end
-    local v, ok = co_yield(BLOCK) -- the waker passes the channel too: drop it
-    return v, ok
+    return co_yield(BLOCK) -- woken with exactly (value, ok): see resume_one
 end
 
 function ChanMethods:close()
@@ -345,7 +347,7 @@ function channel.select(cases, nonblocking)
         ext = ext or s.ext
     end
     local v, ok, ch = block(cr, ext)
-    if rawequal(v, CLOSED) then error("send on closed channel", 2) end
+    if v == CLOSED then error("send on closed channel", 2) end
     return { channel = ch, value = v, ok = ok }
 end
 
@@ -360,7 +362,7 @@ local function user_text(v)
     local f = type(mt) == "table" and rawget(mt, "__tostring")
     if type(f) ~= "function" then return describe(v) end
     local ok, s = pcall(f, v)
-    if not ok and (rawequal(s, MEMERR) or H_doomed()) then error(s, 0) end
+    if not ok and (s == MEMERR or H_doomed()) then error(s, 0) end
     if ok and type(s) == "string" then
         if #s > 16384 then s = s_sub(s, 1, 16384) end -- longest text kept
         return s
@@ -551,24 +553,8 @@ end
 
 local ENV_MT -- set below, once the globals exist
 
--- How a process coroutine ends, decided inside it: an error value that is
--- not text or an error object becomes text here (its __tostring is the
--- process's own code), so the kernel never runs user code to end a process.
--- user_error, ended and run_entry hold no kernel state: preempt.rs lets a
--- preemption through their frames.
-local function user_error(e)
-    if H_doomed() then return type(e) == "string" and e or "ended by its limits" end
-    if (type(e) == "table" and not is_err(e)) or type(e) == "userdata" then return user_text(e) end
-    return e
-end
-local function ended(ok, r1, r2, ...)
-    if not ok then error(user_error(r1), 0) end
-    if r1 == nil and r2 ~= nil then return nil, user_error(r2) end
-    return r1, r2, ...
-end
-
-local function run_entry(entry, env, args)
-    local mod = entry.chunk(env)
+local function proc_main(p, entry, args)
+    local mod = entry.chunk(p.env)
     local main = mod
     if type(mod) == "table" then main = mod[entry.method] end
     if type(main) ~= "function" then
@@ -578,12 +564,49 @@ local function run_entry(entry, env, args)
     return main(t_unpack(args, 1, args.n))
 end
 
-local function proc_main(p, entry, args)
-    return ended(pcall(run_entry, entry, p.env, args))
+local function trampoline(fn, args)
+    return fn(t_unpack(args, 1, args.n))
 end
 
-local function trampoline(fn, args)
-    return ended(pcall(fn, t_unpack(args, 1, args.n)))
+-- An error value whose text is the process's own code: a table or
+-- userdata (not an error object) with a __tostring.
+local function needs_words(v)
+    local t = type(v)
+    if (t ~= "table" and t ~= "userdata") or is_err(v) then return false end
+    local mt = raw_getmetatable(v)
+    return type(mt) == "table" and rawget(mt, "__tostring") ~= nil
+end
+
+-- The bottom frame of a process's last coroutine: turns its error value
+-- into text with the process's own __tostring (user_text), then fails.
+local function last_words_main(e)
+    error(user_text(e), 0)
+end
+
+-- A process that failed with such a value ends in a last coroutine of its
+-- own, resumed like any other (accounted, preemptible, under its limits),
+-- instead of the kernel running its __tostring; its other coroutines are
+-- dropped first. (A pcall around every main would cost each idle process
+-- a stack past Lua's initial one: 900 bytes.)
+local function last_words(p, e)
+    local entry = p.main.entry
+    close_all(p)
+    p.live, p.nready, p.ext = 0, 0, 0
+    p.main = nil
+    local cr = new_cr(p, last_words_main)
+    cr.entry = entry
+    p.main = cr
+    p.last = true
+    wake(cr, e)
+end
+
+-- Ends process `p` with error value `e`, or first has it say why.
+local function fail_proc(p, e)
+    if not p.last and needs_words(e) then
+        last_words(p, e)
+    else
+        exit_proc(p, false, e)
+    end
 end
 
 local function new_env()
@@ -631,7 +654,7 @@ local function finished(cr, r1, r2)
     p.live = p.live - 1
     if cr == p.main then
         if r1 == nil and r2 ~= nil then
-            exit_proc(p, false, r2)
+            fail_proc(p, r2)
         else
             exit_proc(p, true, r1)
         end
@@ -751,28 +774,36 @@ local function resume_one()
     p.nready = p.nready - 1
     current = cr
     H_enter(p.id)
-    local ok, r1, r2, r3 = co_resume(cr.th, a, b, c)
+    -- A plain receive is woken with (value, ok) only: it returns exactly
+    -- what it is resumed with, as a tail call (no frame of its own left on
+    -- a blocked process's stack). A select also gets its channel.
+    local ok, r1, r2, r3
+    if c == nil then
+        ok, r1, r2, r3 = co_resume(cr.th, a, b)
+    else
+        ok, r1, r2, r3 = co_resume(cr.th, a, b, c)
+    end
     current = nil
     local taken = TAKEN[p]
     if taken then TAKEN[p] = nil end
-    local kind, why = H_leave(p.id, not ok and rawequal(r1, MEMERR), taken or 0)
+    local kind, why = H_leave(p.id, not ok and r1 == MEMERR, taken or 0)
     if kind == true then kind, why = H_measured(p.id, measure(p)) end
     if kind then
         exit_proc(p, false, mkerr(kind, why))
         return
     end
-    if ok and rawequal(r1, PREEMPT) then
+    if ok and r1 == PREEMPT then
         wake(cr) -- preempted: behind everything already runnable
         slice_over = true
         return
     end
-    if ok and rawequal(r1, BLOCK) then -- the common case: it waits
+    if ok and r1 == BLOCK then -- the common case: it waits
         -- nothing to do
     elseif not ok then
-        exit_proc(p, false, r1)
+        fail_proc(p, r1)
     elseif co_status(cr.th) == "dead" then
         finished(cr, r1, r2)
-    elseif rawequal(r1, UPGRADE) and UPGRADES[p] then
+    elseif r1 == UPGRADE and UPGRADES[p] then
         local u = UPGRADES[p]
         UPGRADES[p] = nil
         upgrade(p, u[1], u[2])
@@ -794,6 +825,7 @@ function MsgMethods:topic() return rawget(self, 1) end
 function MsgMethods:from() return rawget(self, 2) end
 function MsgMethods:payload()
     local n = rawget(self, 3)
+    if n == 1 then return setmetatable({ rawget(self, 4) }, PayloadMT) end -- the usual case
     if math_type(n) ~= "integer" then error("expected a message, got " .. type(self), 2) end
     if n <= 1 then return setmetatable({ rawget(self, 4) }, PayloadMT) end
     local list = {}
@@ -953,7 +985,7 @@ end
 
 -- A copy of a payload for a process in this VM: the same data model and
 -- the same errors as the host's conversion, without leaving Lua.
-local COPY_FAIL = {}
+local COPY_FAIL = function() end
 local MAX_DEPTH = 64
 local copy_table
 -- Bytes the message being copied counts as (the host's wire_size rules).
@@ -1006,11 +1038,11 @@ copy_table = function(t, depth, open)
         if kt == "string" then copy_bytes = copy_bytes + 5 + #k end
         if copy_bytes > MAX_MESSAGE_BYTES then return too_big() end
         local c, reason, path = copy_value(v, depth + 1, open)
-        if rawequal(c, COPY_FAIL) then return COPY_FAIL, reason, segment(k) .. path end
+        if c == COPY_FAIL then return COPY_FAIL, reason, segment(k) .. path end
         out[k] = c
     end
     open[t] = nil
-    if rawequal(mt, ErrMT) then setmetatable(out, ErrMT) end -- an error stays one
+    if mt and rawequal(mt, ErrMT) then setmetatable(out, ErrMT) end -- an error stays one
     return out
 end
 
@@ -1025,11 +1057,11 @@ end
 local function copy_one(v, prefix)
     if type(v) ~= "table" then
         local c, reason = copy_value(v, 0, OPEN)
-        if rawequal(c, COPY_FAIL) then return copy_failed(prefix, reason, "") end
+        if c == COPY_FAIL then return copy_failed(prefix, reason, "") end
         return c
     end
     local c, reason, path = copy_table(v, 0, OPEN)
-    if rawequal(c, COPY_FAIL) then return copy_failed(prefix, reason, path) end
+    if c == COPY_FAIL then return copy_failed(prefix, reason, path) end
     return c
 end
 
@@ -1037,7 +1069,7 @@ local function copy_many(n, ...)
     local out = { ... }
     for i = 1, n do
         local c, reason = copy_one(out[i], "payload[" .. i .. "]")
-        if rawequal(c, COPY_FAIL) then return COPY_FAIL, reason end
+        if c == COPY_FAIL then return COPY_FAIL, reason end
         out[i] = c
     end
     return out
@@ -1050,14 +1082,14 @@ local function send_local(from, target, topic, n, ...)
     copy_bytes = 0
     if n == 1 then
         local c, reason = copy_one((...), "payload")
-        if rawequal(c, COPY_FAIL) then return nil, mkerr("INVALID", reason) end
+        if c == COPY_FAIL then return nil, mkerr("INVALID", reason) end
         local ok, kind, msg, retryable = H_admit(target.id)
         if not ok then return nil, mkerr(kind, msg, retryable) end
         on_msg1(target, topic, from.pid, c)
         return true
     end
     local out, reason = copy_many(n, ...)
-    if rawequal(out, COPY_FAIL) then return nil, mkerr("INVALID", reason) end
+    if out == COPY_FAIL then return nil, mkerr("INVALID", reason) end
     local ok, kind, msg, retryable = H_admit(target.id)
     if not ok then return nil, mkerr(kind, msg, retryable) end
     on_msg(target, topic, from.pid, t_unpack(out, 1, n))
@@ -1172,10 +1204,10 @@ end
 -- coroutine: scheduler-aware resume/wrap, plus coroutine.spawn.
 ---------------------------------------------------------------------------
 local function resume_step(co, ok, first, ...)
-    if not ok and (rawequal(first, MEMERR) or H_doomed()) then error(first, 0) end
-    if ok and (rawequal(first, BLOCK) or rawequal(first, UPGRADE) or rawequal(first, PREEMPT))
+    if not ok and (first == MEMERR or H_doomed()) then error(first, 0) end
+    if ok and (first == BLOCK or first == UPGRADE or first == PREEMPT)
         and co_status(co) == "suspended" then
-        if rawequal(first, PREEMPT) and not co_isyieldable() then
+        if first == PREEMPT and not co_isyieldable() then
             -- Resumed from code called from C: the preemption cannot be
             -- passed up from here, so carry on (the hook tries again).
             return resume_step(co, co_resume(co))
@@ -1527,7 +1559,7 @@ end
 -- A memory-limit error, or the error that ends a process past its CPU
 -- budget, passes through every protected call: the process ends (quota.rs).
 local function no_oom(ok, ...)
-    if not ok and (rawequal((...), MEMERR) or H_doomed()) then error((...), 0) end
+    if not ok and ((...) == MEMERR or H_doomed()) then error((...), 0) end
     return ok, ...
 end
 local function safe_pcall(f, ...) return no_oom(pcall(f, ...)) end

@@ -66,7 +66,11 @@ impl Allowed {
         Allowed {
             bottoms: lines_of(
                 kernel,
-                &["local function proc_main(", "local function trampoline("],
+                &[
+                    "local function proc_main(",
+                    "local function trampoline(",
+                    "local function last_words_main(",
+                ],
             ),
             transparent: lines_of(
                 kernel,
@@ -74,9 +78,6 @@ impl Allowed {
                     "local function safe_pcall(",
                     "local function safe_xpcall(",
                     "local function user_text(",
-                    "local function user_error(",
-                    "local function ended(",
-                    "local function run_entry(",
                     "local function lprint(",
                     "local function user_tostring(",
                     "function errors.new(",

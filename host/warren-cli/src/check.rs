@@ -9,6 +9,48 @@ use warren_lua::{LuaProgram, MODULES, check_source};
 
 use crate::Failure;
 
+/// The modules a Lua source `require`s by a literal name (`require("x")`,
+/// `require 'x'`, `require "x"`), with the line of each.
+fn required_modules(source: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    for (line_no, line) in source.lines().enumerate() {
+        let code = line.split("--").next().unwrap_or_default();
+        let mut rest = code;
+        while let Some(at) = rest.find("require") {
+            let before = rest[..at].chars().next_back();
+            rest = &rest[at + "require".len()..];
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == ':') {
+                continue; // part of another name, or a method
+            }
+            let arg = rest.trim_start().trim_start_matches('(').trim_start();
+            let Some(quote) = arg.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+                continue;
+            };
+            if let Some(end) = arg[1..].find(quote) {
+                found.push((line_no + 1, arg[1..=end].to_owned()));
+            }
+        }
+    }
+    found
+}
+
+/// `require`s of modules an entry does not list (which would fail at run
+/// time with `PERMISSION_DENIED`), one line each naming entry, file and line.
+pub(crate) fn unlisted_requires(app: &App) -> Vec<String> {
+    let mut out = Vec::new();
+    for (id, entry) in app.lua_entries() {
+        for (line, name) in required_modules(&entry.source) {
+            if MODULES.contains(&name.as_str()) && !entry.modules.contains(&name) {
+                out.push(format!(
+                    "entry '{id}': {}:{line}: require(\"{name}\") but module '{name}' is not in its modules list",
+                    entry.path.display()
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// Compiles every Lua source of `app`: one line per problem, naming the
 /// entry, file and line.
 pub(crate) fn lua_problems(app: &App) -> Vec<String> {
@@ -48,7 +90,8 @@ pub(crate) fn check(path: &Path) -> Result<(), Failure> {
             path.display()
         ))
     })?;
-    let lua = lua_problems(&app);
+    let mut lua = lua_problems(&app);
+    lua.extend(unlisted_requires(&app));
     for problem in &lua {
         eprintln!("error: {problem}");
     }

@@ -234,6 +234,38 @@ fn check_reports_duplicates_across_files_and_lua_syntax_errors() {
 }
 
 #[test]
+fn check_reports_a_require_of_a_module_the_entry_does_not_list() {
+    let source = "local json = require(\"json\") -- listed\n\
+        local t = require 'time'\n\
+        -- require(\"services\") in a comment is fine\n\
+        local x = obj:require(\"services\")\n\
+        return function() end\n";
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - name: main
+    kind: process.lua
+    source: file://main.lua
+    modules: [json]
+"#;
+    let dir = app("unlisted", &[("_index.yaml", index), ("main.lua", source)]);
+    let out = warren(&["check", &dir.display().to_string()]);
+    assert_clean_failure(
+        &out,
+        2,
+        &[
+            "entry 'app:main':",
+            "main.lua:2: require(\"time\") but module 'time' is not in its modules list",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(
+        !err.contains("'json'") && !err.contains("'services'"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_rejects_malformed_yaml_and_unsupported_versions() {
     let dir = app(
         "yaml",
