@@ -205,20 +205,34 @@ pub(crate) unsafe fn arm(l: *mut lua_State) {
     unsafe { ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, 1) };
 }
 
+/// What to do with the running thread `l`, as the VM's [`State`] (found
+/// through the registry) decides.
+///
+/// # Safety
+///
+/// `l` is the running thread, inside the hook or a C loop's poll, with room
+/// for one value on its stack.
+unsafe fn action_for(l: *mut lua_State) -> Action {
+    // SAFETY: the registry value is the State that `install` stored and the
+    // VM's `Preemption` keeps alive as long as the VM.
+    unsafe {
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key());
+        let state = ffi::lua_touserdata(l, -1).cast::<State>();
+        ffi::lua_pop(l, 1);
+        match state.as_ref() {
+            Some(state) => state.decide(l),
+            None => Action::Disarm,
+        }
+    }
+}
+
 unsafe extern "C-unwind" fn hook(l: *mut lua_State, _: *mut lua_Debug) {
     // SAFETY: Lua calls the hook on the running thread `l`, with room on
     // its stack; the registry value is the State that `install` stored and
     // the VM's `Preemption` keeps alive as long as the VM. Nothing on this
     // frame needs dropping when lua_error raises.
     unsafe {
-        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key());
-        let state = ffi::lua_touserdata(l, -1).cast::<State>();
-        ffi::lua_pop(l, 1);
-        let action = match state.as_ref() {
-            Some(state) => state.decide(l),
-            None => Action::Disarm,
-        };
-        match action {
+        match action_for(l) {
             Action::Disarm => ffi::lua_sethook(l, None, 0, 0),
             Action::Retry => {
                 ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, RETRY_INSTRUCTIONS)
@@ -259,14 +273,7 @@ unsafe extern "C-unwind" fn poll(l: *mut lua_State) {
     // SAFETY: as in `hook`: the registry holds the State for the VM's
     // life; nothing on this frame needs dropping when lua_error raises.
     unsafe {
-        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key());
-        let state = ffi::lua_touserdata(l, -1).cast::<State>();
-        ffi::lua_pop(l, 1);
-        let action = match state.as_ref() {
-            Some(state) => state.decide(l),
-            None => Action::Disarm,
-        };
-        match action {
+        match action_for(l) {
             // Past the slice a C loop cannot yield: disarm too, so that the
             // loops that poll at every step (the lexer, a plain find, sort)
             // do not pay for a decision each time; the watchdog arms the
