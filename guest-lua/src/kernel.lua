@@ -591,6 +591,7 @@ end
 local function last_words(p, e)
     local entry = p.main.entry
     close_all(p)
+    p.listens, p.exec = nil, nil -- as for an upgrade: nothing may wake the dropped ones
     p.live, p.nready, p.ext = 0, 0, 0
     p.main = nil
     local cr = new_cr(p, last_words_main)
