@@ -45,6 +45,7 @@ local PREEMPT = H.preempted_marker
 local H_doomed = H.doomed
 local CLOSED = function() end
 local NIL = function() end
+local now_value -- the current time as a time value (set in the time section)
 
 -- Text for a value without running any of its metamethods.
 local function describe(v)
@@ -450,6 +451,20 @@ function errors.wrap(err, msg)
             rawget(err, "_retryable"), rawget(err, "_details"), stack)
     end
     return mkerr("UNKNOWN", user_tostring(msg) .. ": " .. user_tostring(err), false, nil, stack)
+end
+
+-- errors.call_stack(err): the frames of an error's stack as a table,
+-- `{ thread = "main", frames = { { source =, line =, name = }, ... } }`,
+-- parsed from its traceback; nil for anything but an error object.
+function errors.call_stack(err)
+    if not is_err(err) then return nil end
+    local stack = rawget(err, "_stack")
+    if type(stack) ~= "string" then return nil end
+    local frames = {}
+    for source, line, what in stack:gmatch("\n%s*([^\n]-):(%d+): in ([^\n]*)") do
+        frames[#frames + 1] = { source = source, line = tonumber(line), name = what:match("'([^']+)'") or what }
+    end
+    return { thread = "main", frames = frames }
 end
 
 function errors.is(err, kind)
@@ -861,7 +876,7 @@ end
 
 local function on_event(p, kind, from, ok, a, b, c, d)
     if kind == "CANCEL" then
-        deliver(events_state(p), { kind = kind, from = from, reason = ok })
+        deliver(events_state(p), { kind = kind, from = from, reason = ok, at = now_value() })
         return
     end
     local result
@@ -872,7 +887,7 @@ local function on_event(p, kind, from, ok, a, b, c, d)
         if ok then wake(waiter, true, a) else wake(waiter, false, result.error) end
         return
     end
-    deliver(events_state(p), { kind = kind, from = from, result = result })
+    deliver(events_state(p), { kind = kind, from = from, result = result, at = now_value() })
 end
 
 local function handle(id, kind, ...)
@@ -1349,6 +1364,7 @@ function time.unix(sec, nsec)
 end
 
 function time.now() return tm(H.now()) end
+now_value = time.now
 function time.parse_duration(s)
     check_str(s, "time.parse_duration: argument", 2)
     local ns, err = H.parse_duration(s)

@@ -63,6 +63,28 @@ fn wippy_time_helpers() {
 }
 
 #[test]
+fn errors_call_stack_lists_the_frames_of_an_error() {
+    let v = ok(
+        r#"local function inner() local e = errors.new("deep") return e end
+    local function outer() local e = inner() return e end -- no tail calls: frames stay
+    return function()
+        local stack = errors.call_stack(outer())
+        assert(errors.call_stack("not an error") == nil)
+        local names = {}
+        for _, f in ipairs(stack.frames) do
+            assert(type(f.source) == "string" and math.type(f.line) == "integer", "frame fields")
+            names[#names + 1] = f.name
+        end
+        assert(stack.thread == "main")
+        local joined = table.concat(names, ",")
+        if joined:match("inner.-outer") then return "inner before outer" end
+        return joined
+    end"#,
+    );
+    assert_eq!(v, s("inner before outer"));
+}
+
+#[test]
 fn timer_stop_and_reset() {
     let v = ok(r#"local time = require("time")
     return function()

@@ -172,6 +172,22 @@ fn spawn_linked_monitored_with_trap_links_gets_both_events() {
 }
 
 #[test]
+fn events_carry_the_time_they_happened() {
+    let v = app(r#"local time = require("time")
+    return function()
+        local before = time.now()
+        process.spawn_monitored("t:child", "test:host", "fail")
+        local ev = process.events():receive()
+        assert(ev.kind == process.event.EXIT, ev.kind)
+        assert(not ev.at:before(before) and not time.now():before(ev.at), "at is when it arrived")
+        return "timed"
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    assert_eq!(v, s("timed"));
+}
+
+#[test]
 fn set_options_returns_false_and_an_error_for_what_it_does_not_know() {
     let v = app(r#"return function()
         local ok, err = process.set_options({ priority = 1 })
