@@ -1196,11 +1196,38 @@ function process.get_options()
     return { trap_links = H.trap(me().id) }
 end
 
-function process.registry.register(name, pid)
+do
+-- Name scopes (Wippy's constants). Names are node-local: the cluster
+-- scopes are refused until names span machines.
+local SCOPES = { LOCAL = 0, EVENTUAL = 1, CONSISTENT = 2, STRONG = 3 }
+for k, v in next, SCOPES do process.registry[k] = v end
+local function local_scope(scope, what)
+    if scope == nil or scope == SCOPES.LOCAL then return true end
+    local name = "unknown"
+    for k, v in next, SCOPES do if v == scope then name = k end end
+    return nil, mkerr("INVALID", s_format(
+        "%s: scope %s (%s) needs a cluster; names on Warren are node-local (process.registry.LOCAL)",
+        what, describe(scope), name))
+end
+
+-- process record -> { name -> pid } of names it registered for other pids:
+-- it may unregister those too, as long as they still name that pid.
+local REGISTERED_FOR = setmetatable({}, { __mode = "k" })
+
+function process.registry.register(name, pid, scope)
     check_str(name, "process.registry.register: name", 2)
     if pid ~= nil then check_str(pid, "process.registry.register: pid", 2) end
+    local okscope, err = local_scope(scope, "process.registry.register")
+    if not okscope then return nil, err end
     local p = me()
-    return ok_or_err(H.register(p.id, name, pid or p.pid))
+    local ok, kind, msg, retryable = H.register(p.id, name, pid or p.pid)
+    if not ok then return nil, mkerr(kind, msg, retryable) end
+    if pid ~= nil and pid ~= p.pid then
+        local mine = REGISTERED_FOR[p] or {}
+        REGISTERED_FOR[p] = mine
+        mine[name] = pid
+    end
+    return true
 end
 
 function process.registry.lookup(name)
@@ -1211,9 +1238,18 @@ function process.registry.lookup(name)
     return nil, mkerr("NOT_FOUND", "no process is registered as " .. s_format("%q", name))
 end
 
-function process.registry.unregister(name)
+-- true when released; false when `name` is neither held by this process
+-- nor one it registered for another pid (and still naming that pid).
+function process.registry.unregister(name, scope)
     check_str(name, "process.registry.unregister: name", 2)
-    return H.unregister(me().id, name)
+    local okscope, err = local_scope(scope, "process.registry.unregister")
+    if not okscope then return nil, err end
+    local p = me()
+    local mine = REGISTERED_FOR[p]
+    local for_pid = mine and mine[name]
+    if mine then mine[name] = nil end
+    return H.unregister(p.id, name, for_pid)
+end
 end
 
 ---------------------------------------------------------------------------

@@ -172,6 +172,33 @@ fn spawn_linked_monitored_with_trap_links_gets_both_events() {
 }
 
 #[test]
+fn registry_scopes_and_names_registered_for_another_pid() {
+    let v = app(r#"return function()
+        local reg = process.registry
+        assert(reg.register("mine", nil, reg.LOCAL) == true, "LOCAL is the default scope")
+        local ok, err = reg.register("wide", nil, reg.EVENTUAL)
+        assert(ok == nil and errors.is(err, errors.INVALID), tostring(err))
+        assert(err:message():find("node-local", 1, true), err:message())
+        local ok2, err2 = reg.unregister("mine", reg.STRONG)
+        assert(ok2 == nil and errors.is(err2, errors.INVALID), "unregister scope")
+        local child = process.spawn("t:child", "test:host", "wait")
+        assert(reg.register("kid", child) == true)
+        local other = process.spawn("t:child", "test:host", "wait")
+        assert(reg.register("other", other) == true)
+        assert(reg.unregister("kid") == true, "the registrant releases the name")
+        assert(reg.lookup("kid") == nil, "released")
+        assert(reg.unregister("kid") == false, "only once")
+        assert(reg.unregister("nobody") == false, "a name nobody holds")
+        process.terminate(child)
+        process.terminate(other)
+        return reg.unregister("mine", reg.LOCAL)
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    assert_eq!(v, Value::Bool(true));
+}
+
+#[test]
 fn events_carry_the_time_they_happened() {
     let v = app(r#"local time = require("time")
     return function()
