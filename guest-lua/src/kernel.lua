@@ -510,7 +510,6 @@ local function inbox_state(p)
     end
     return s
 end
-local function events_state(p) return host_chan(p, "events") end
 
 -- A per-process table made on first use, so idle processes carry none.
 local function lazy_table(p, key)
@@ -851,6 +850,20 @@ end
 function PayloadMethods:data() return rawget(self, 1) end
 
 
+-- A message for a topic nothing listens to goes to the inbox once the
+-- process has subscribed to it (`process.inbox()`); until then it waits
+-- in `p.pending`, and a later `listen` of its topic takes it (as in Wippy).
+local function to_inbox(p, m)
+    local s = p.inbox
+    if s then return deliver(s, m) end
+    local q = p.pending
+    if not q then
+        q = qnew()
+        p.pending = q
+    end
+    qpush(q, m)
+end
+
 -- A message with one payload (the usual case), without varargs.
 local function on_msg1(p, topic, from, v)
     local listens = p.listens
@@ -859,7 +872,7 @@ local function on_msg1(p, topic, from, v)
         if listen.msgs then v = setmetatable({ topic, from, 1, v }, MsgMT) end
         deliver(listen, v)
     else
-        deliver(p.inbox or inbox_state(p), setmetatable({ topic, from, 1, v }, MsgMT))
+        to_inbox(p, setmetatable({ topic, from, 1, v }, MsgMT))
     end
 end
 
@@ -870,13 +883,13 @@ local function on_msg(p, topic, from, ...)
     if listen then
         deliver(listen, listen.msgs and setmetatable({ topic, from, n, ... }, MsgMT) or { ... })
     else
-        deliver(inbox_state(p), setmetatable({ topic, from, n, ... }, MsgMT))
+        to_inbox(p, setmetatable({ topic, from, n, ... }, MsgMT))
     end
 end
 
 local function on_event(p, kind, from, ok, a, b, c, d)
     if kind == "CANCEL" then
-        deliver(events_state(p), { kind = kind, from = from, reason = ok, at = now_value() })
+        deliver(host_chan(p, "events"), { kind = kind, from = from, reason = ok, at = now_value() })
         return
     end
     local result
@@ -887,7 +900,7 @@ local function on_event(p, kind, from, ok, a, b, c, d)
         if ok then wake(waiter, true, a) else wake(waiter, false, result.error) end
         return
     end
-    deliver(events_state(p), { kind = kind, from = from, result = result, at = now_value() })
+    deliver(host_chan(p, "events"), { kind = kind, from = from, result = result, at = now_value() })
 end
 
 local function handle(id, kind, ...)
@@ -1126,8 +1139,23 @@ function process.send(dest, topic, ...)
     return ok_or_err(H_send(p.id, dest, topic, ...))
 end
 
-function process.inbox() return inbox_state(me()).proxy end
-function process.events() return events_state(me()).proxy end
+function process.inbox()
+    local p = me()
+    local s = p.inbox
+    if s then return s.proxy end
+    s = inbox_state(p) -- subscribes: what waited comes in, in order
+    local q = p.pending
+    if q then
+        p.pending = nil
+        while true do
+            local m = qpop(q)
+            if m == nil then break end
+            deliver(s, m)
+        end
+    end
+    return s.proxy
+end
+function process.events() return host_chan(me(), "events").proxy end
 
 -- `opts.message = true` delivers message objects (as the inbox does)
 -- instead of bare payloads; the first listen of a topic decides.
@@ -1143,6 +1171,26 @@ function process.listen(topic, opts)
         s.mb = p
         s.msgs = opts ~= nil and rawget(opts, "message") == true or nil
         p.listens[topic] = s
+        local q = p.pending -- messages of this topic waiting for a subscriber
+        if q then
+            local keep = qnew()
+            while true do
+                local m = qpop(q)
+                if m == nil then break end
+                if rawget(m, 1) ~= topic then
+                    qpush(keep, m)
+                elseif s.msgs then
+                    deliver(s, m)
+                elseif rawget(m, 3) == 1 then
+                    deliver(s, rawget(m, 4))
+                else
+                    local list = {}
+                    for i = 1, rawget(m, 3) do list[i] = rawget(m, 3 + i) end
+                    deliver(s, list)
+                end
+            end
+            p.pending = qlen(keep) > 0 and keep or nil
+        end
     end
     return s.proxy
 end

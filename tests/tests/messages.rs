@@ -208,6 +208,28 @@ fn listen_routes_a_topic_and_unlisten_restores_the_inbox() {
 }
 
 #[test]
+fn a_message_waits_for_its_subscriber() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local me = process.pid()
+        -- Nothing subscribed yet: both wait (Wippy's order of events).
+        process.send(me, "late", "for the listener")
+        process.send(me, "other", "for the inbox")
+        process.send(me, "late", "a", "b")
+        time.sleep("1ms")
+        local late = process.listen("late") -- takes what waited on its topic
+        assert(late:receive() == "for the listener")
+        local two = late:receive()
+        assert(two[1] == "a" and two[2] == "b", "several payloads")
+        local m = process.inbox():receive() -- the inbox gets the rest
+        assert(m:topic() == "other" and m:payload():data() == "for the inbox")
+        process.send(me, "late", "now")
+        return late:receive()
+    end"#);
+    assert_eq!(v, s("now"));
+}
+
+#[test]
 fn listen_with_message_true_delivers_message_objects() {
     let v = ok(r#"return function()
         local me = process.pid()
