@@ -872,7 +872,8 @@ local function on_msg1(p, topic, from, v)
         if listen.msgs then v = setmetatable({ topic, from, 1, v }, MsgMT) end
         deliver(listen, v)
     else
-        to_inbox(p, setmetatable({ topic, from, 1, v }, MsgMT))
+        local m, s = setmetatable({ topic, from, 1, v }, MsgMT), p.inbox
+        if s then deliver(s, m) else to_inbox(p, m) end -- to_inbox, inlined
     end
 end
 
