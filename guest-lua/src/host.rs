@@ -337,7 +337,7 @@ fn register_next(
                 return Ok(MultiValue::new());
             };
             let received = match &item {
-                Item::Msg(m) => warren_core::limits::wire_size(&m.payloads),
+                Item::Msg(m) => m.wire_bytes(), // measured once, when sent
                 _ => 0,
             };
             let start = matches!(item, Item::Start { .. });
@@ -350,8 +350,7 @@ fn register_next(
                         // What a process is sent counts against it, and the
                         // host's count follows the VM's growth now.
                         let mut accounts = accounts.borrow_mut();
-                        let bytes = u64::try_from(received).unwrap_or(u64::MAX);
-                        accounts.charge_received(lua_id(pid), bytes);
+                        accounts.charge_received(lua_id(pid), received);
                         accounts.resync(lua);
                     }
                     return Ok(values);

@@ -22,11 +22,18 @@ pub struct Message {
     /// Zero or more payloads, copied from the sender.
     pub payloads: Vec<Value>,
     /// The sender host's `memory_total` held for it while it is queued.
-    #[expect(
-        dead_code,
-        reason = "kept for its Drop: the hold ends with the message"
-    )]
     pub(crate) held: Option<Arc<Reservation>>,
+}
+
+impl Message {
+    /// The bytes its payloads count as (`limits::wire_size`), as measured
+    /// when it was sent.
+    pub fn wire_bytes(&self) -> u64 {
+        match &self.held {
+            Some(held) => held.bytes,
+            None => u64::try_from(crate::limits::wire_size(&self.payloads)).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 /// Bytes of the sending host's `memory_total` held for a queued message,
