@@ -13,7 +13,7 @@ return function(role, n)
     local pid = process.spawn_monitored("script:main", "warren:default", "worker", "6")
     process.send(pid, "job", 7)                      -- payloads are copied
     local answer = process.inbox():receive():payload():data()
-    local ev = events:receive()                      -- EXIT, since we monitor it
+    local ev = events:receive()                      -- pid.exit, since we monitor it
     print("answer", answer, "worker exited:", ev.kind, ev.result.value)
 
     -- Coroutines inside one process, Go-style channels and select:

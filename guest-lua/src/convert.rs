@@ -28,9 +28,42 @@ pub const RUNTIME_OBJECT_TAG: &str = "__warren";
 pub const ERROR_TAG: &str = "__warren_error";
 
 /// The key that marks an error object in a map: `{"@error": true, kind,
-/// message, retryable, details}` (keys starting with `@` are reserved, as
-/// topics are).
+/// message, retryable, details, text?}` (keys starting with `@` are
+/// reserved, as topics are). `kind` uses the host's names (`NOT_FOUND`);
+/// `retryable` is nil when the error does not say; `text` is the chained
+/// text of a wrapped error.
 pub const ERROR_KEY: &str = "@error";
+
+/// Error kinds: the host's name and the Lua `errors` module's (Wippy's).
+const KINDS: [(&str, &str); 11] = [
+    ("NOT_FOUND", "NotFound"),
+    ("ALREADY_EXISTS", "AlreadyExists"),
+    ("INVALID", "Invalid"),
+    ("PERMISSION_DENIED", "PermissionDenied"),
+    ("UNAVAILABLE", "Unavailable"),
+    ("INTERNAL", "Internal"),
+    ("CANCELED", "Canceled"),
+    ("CONFLICT", "Conflict"),
+    ("TIMEOUT", "Timeout"),
+    ("RATE_LIMITED", "RateLimited"),
+    ("UNKNOWN", "Unknown"),
+];
+
+/// The host's name of a Lua error kind (other kinds are kept as they are).
+fn host_kind(lua: Vec<u8>) -> Vec<u8> {
+    match KINDS.iter().find(|(_, l)| l.as_bytes() == lua.as_slice()) {
+        Some((host, _)) => host.as_bytes().to_vec(),
+        None => lua,
+    }
+}
+
+/// The Lua name of a host error kind (other kinds are kept as they are).
+pub(crate) fn lua_kind(host: &[u8]) -> &[u8] {
+    match KINDS.iter().find(|(h, _)| h.as_bytes() == host) {
+        Some((_, lua)) => lua.as_bytes(),
+        None => host,
+    }
+}
 
 /// Deepest table nesting that may cross a process boundary; deeper values
 /// are refused instead of recursing the host's native stack.
@@ -309,23 +342,29 @@ impl Walk {
             Ok(LuaValue::String(s)) => s.as_bytes().to_vec(),
             _ => Vec::new(),
         };
-        let (kind, message) = (text("_kind"), text("_message"));
+        let (kind, message) = (host_kind(text("_kind")), text("_message"));
         self.count(40 + kind.len() + message.len())?;
-        let retryable = matches!(
-            t.raw_get::<LuaValue>("_retryable"),
-            Ok(LuaValue::Boolean(true))
-        );
+        let retryable = match t.raw_get::<LuaValue>("_retryable") {
+            Ok(LuaValue::Boolean(b)) => Value::Bool(b),
+            _ => Value::Nil,
+        };
         let details = match t.raw_get::<LuaValue>("_details") {
             Ok(v) => self.value(&v)?,
             Err(_) => Value::Nil,
         };
-        Ok(Value::Map(vec![
+        let mut map = vec![
             (Value::str(ERROR_KEY), Value::Bool(true)),
             (Value::str("kind"), Value::Str(kind)),
             (Value::str("message"), Value::Str(message)),
-            (Value::str("retryable"), Value::Bool(retryable)),
+            (Value::str("retryable"), retryable),
             (Value::str("details"), details),
-        ]))
+        ];
+        if let Ok(LuaValue::String(chain)) = t.raw_get::<LuaValue>("_text") {
+            let chain = chain.as_bytes().to_vec();
+            self.count(8 + chain.len())?;
+            map.push((Value::str("text"), Value::Str(chain)));
+        }
+        Ok(Value::Map(map))
     }
 
     /// Moves what looked like array items into the map, counting their keys.
@@ -392,9 +431,18 @@ fn revive(lua: &Lua, v: &Value, mt: &Table) -> mlua::Result<Option<LuaValue>> {
         _ => lua.create_string("").map(LuaValue::String),
     };
     let t = lua.create_table_with_capacity(0, 5)?;
-    t.raw_set("_kind", text("kind")?)?;
+    let kind = match v.get("kind") {
+        Some(Value::Str(s)) => lua.create_string(lua_kind(s))?,
+        _ => lua.create_string("")?,
+    };
+    t.raw_set("_kind", kind)?;
     t.raw_set("_message", text("message")?)?;
-    t.raw_set("_retryable", v.get("retryable") == Some(&Value::Bool(true)))?;
+    if let Some(Value::Bool(b)) = v.get("retryable") {
+        t.raw_set("_retryable", *b)?;
+    }
+    if let Some(Value::Str(chain)) = v.get("text") {
+        t.raw_set("_text", lua.create_string(chain)?)?;
+    }
     if let Some(details) = v.get("details") {
         t.raw_set("_details", to_lua_in(lua, details, Some(mt))?)?;
     }

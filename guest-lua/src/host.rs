@@ -80,7 +80,7 @@ fn failure(err: &ProcError) -> Failure {
     (false, err.kind.name(), err.message.clone(), err.retryable)
 }
 
-fn pid_of(raw: i64) -> Pid {
+pub(crate) fn pid_of(raw: i64) -> Pid {
     Pid::from_u64(u64::try_from(raw).unwrap_or(0))
 }
 
@@ -312,6 +312,7 @@ fn register(
     register_registry(lua, h, &core)?;
     register_util(lua, h, &core)?;
     register_services(lua, h, &core)?;
+    crate::modules::register(lua, h, &core)?;
     Ok(())
 }
 
@@ -388,7 +389,7 @@ fn register_next(
     h.set("entry", entry)
 }
 
-fn str_value(lua: &Lua, s: &str) -> mlua::Result<LuaValue> {
+pub(crate) fn str_value(lua: &Lua, s: &str) -> mlua::Result<LuaValue> {
     Ok(LuaValue::String(lua.create_string(s)?))
 }
 
@@ -406,7 +407,11 @@ fn item_values(
         None => to_lua(lua, v),
     };
     match item {
-        Item::Start { program, args } => {
+        Item::Start {
+            program,
+            args,
+            context,
+        } => {
             let entry = match entry_table(lua, entries, &program) {
                 Ok(t) => t,
                 Err(message) => {
@@ -418,6 +423,7 @@ fn item_values(
             out.push(str_value(lua, "start")?);
             out.push(str_value(lua, &pid.to_string())?);
             out.push(LuaValue::Table(entry));
+            out.push(conv(&context)?);
             for arg in &args {
                 out.push(conv(arg)?);
             }
@@ -443,8 +449,9 @@ fn item_values(
             out.push(str_value(lua, "kill")?);
             error_values(lua, &mut out, &reason, &conv)?;
         }
-        // Lua processes await nothing outside the host.
-        Item::Wake => return Ok(None),
+        // A read from the terminal (the only thing a Lua process awaits
+        // outside the host) has completed.
+        Item::Wake => out.push(str_value(lua, "wake")?),
     }
     Ok(Some(MultiValue::from_vec(out)))
 }
@@ -518,20 +525,60 @@ fn entry_table(
         mlua::Error::SyntaxError { message, .. } => message,
         other => other.to_string(),
     })?;
-    let build = || -> mlua::Result<Table> {
-        let new_entry: Function = lua.named_registry_value("warren.new_entry")?;
-        new_entry.call((
-            program.id.as_str(),
-            chunk,
-            code.method.as_str(),
-            code.modules.clone(),
-        ))
+    let build = || -> Result<Table, String> {
+        let new_entry: Function = lua
+            .named_registry_value("warren.new_entry")
+            .map_err(|e| e.to_string())?;
+        let imports = library_tables(lua, &new_entry, &code.imports, 0)?;
+        new_entry
+            .call((
+                program.id.as_str(),
+                chunk,
+                code.method.as_str(),
+                code.modules.clone(),
+                imports,
+            ))
+            .map_err(|e| e.to_string())
     };
-    let table = build().map_err(|e| e.to_string())?;
+    let table = build()?;
     entries
         .borrow_mut()
         .compiled
         .insert(program.id.clone(), (program.clone(), table.clone()));
+    Ok(table)
+}
+
+/// Deepest chain of library imports compiled (the configuration refuses
+/// cycles; this bounds the recursion whatever it is given).
+const MAX_IMPORT_DEPTH: usize = 32;
+
+/// The kernel's records of the libraries `imports` names, alias → record,
+/// compiled now (a syntax error names the library's file and line).
+fn library_tables(
+    lua: &Lua,
+    new_entry: &Function,
+    imports: &[(String, Arc<crate::program::LuaLibrary>)],
+    depth: usize,
+) -> Result<Table, String> {
+    if depth > MAX_IMPORT_DEPTH {
+        return Err(format!(
+            "imports nest deeper than {MAX_IMPORT_DEPTH} libraries"
+        ));
+    }
+    let table = lua.create_table().map_err(|e| e.to_string())?;
+    for (alias, lib) in imports {
+        let chunk = lib.compile(lua).map_err(|e| match e {
+            mlua::Error::SyntaxError { message, .. } => message,
+            other => other.to_string(),
+        })?;
+        let nested = library_tables(lua, new_entry, &lib.imports, depth + 1)?;
+        let record: Table = new_entry
+            .call((lib.id.as_str(), chunk, "", lib.modules.clone(), nested))
+            .map_err(|e| e.to_string())?;
+        table
+            .raw_set(alias.as_str(), record)
+            .map_err(|e| e.to_string())?;
+    }
     Ok(table)
 }
 
@@ -542,13 +589,23 @@ fn payloads(
     root: &str,
     max_bytes: usize,
 ) -> Result<Vec<Value>, ProcError> {
-    let what = if root == "argument" {
-        "spawn arguments"
-    } else {
-        "message payloads"
+    let mut converter = Converter::new(Budget::message(max_bytes));
+    convert_all(&mut converter, &values, root, max_bytes)
+}
+
+/// Copies `values` with `converter` (whose budget is `max_bytes`).
+fn convert_all(
+    converter: &mut Converter,
+    values: &[LuaValue],
+    root: &str,
+    max_bytes: usize,
+) -> Result<Vec<Value>, ProcError> {
+    let what = match root {
+        "argument" => "spawn arguments",
+        "context" => "spawn context",
+        _ => "message payloads",
     };
     let many = values.len() > 1;
-    let mut converter = Converter::new(Budget::message(max_bytes));
     values
         .iter()
         .enumerate()
@@ -589,15 +646,33 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
         };
     h.set("send", lua.create_function(send)?)?;
     let c = core.clone();
-    type SpawnArgs = (i64, LuaString, LuaString, bool, bool, Variadic<LuaValue>);
-    let spawn = move |lua: &Lua, (me, entry, host, link, monitor, rest): SpawnArgs| {
+    // H.spawn(me, entry, host, link, monitor, context, ...): the context
+    // (a table or nil) and the arguments share one budget.
+    type SpawnArgs = (
+        i64,
+        LuaString,
+        LuaString,
+        bool,
+        bool,
+        LuaValue,
+        Variadic<LuaValue>,
+    );
+    let spawn = move |lua: &Lua, (me, entry, host, link, monitor, ctx, rest): SpawnArgs| {
         let result = (|| -> Result<String, Wrapped> {
             let (entry, host) = (entry.to_str()?.to_owned(), host.to_str()?.to_owned());
             let budget = c.borrow().spawn_budget(pid_of(me), &entry, &host)?;
-            let args = payloads(rest, "argument", budget)?;
+            let mut converter = Converter::new(Budget::message(budget));
+            let context = match ctx {
+                LuaValue::Nil => Value::Nil,
+                ctx => convert_all(&mut converter, &[ctx], "context", budget)?
+                    .pop()
+                    .unwrap_or(Value::Nil),
+            };
+            let args = convert_all(&mut converter, &rest, "argument", budget)?;
             let mut req = SpawnRequest::new(entry, host, args);
             req.link = link;
             req.monitor = monitor;
+            req.context = context;
             Ok(c.borrow_mut().spawn(pid_of(me), req)?.to_string())
         })();
         ok_or_failure(lua, result)
@@ -628,7 +703,7 @@ impl From<mlua::Error> for Wrapped {
 }
 
 /// Lets `?` mix mlua and host errors inside host functions.
-struct Wrapped(ProcError);
+pub(crate) struct Wrapped(pub(crate) ProcError);
 
 impl From<ProcError> for Wrapped {
     fn from(err: ProcError) -> Self {
@@ -636,7 +711,7 @@ impl From<ProcError> for Wrapped {
     }
 }
 
-fn ok_or_failure<T: IntoLua>(
+pub(crate) fn ok_or_failure<T: IntoLua>(
     lua: &Lua,
     result: Result<T, impl Into<Wrapped>>,
 ) -> mlua::Result<MultiValue> {

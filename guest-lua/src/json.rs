@@ -45,10 +45,23 @@ fn to_json(v: &Value, path: &str) -> Result<serde_json::Value, String> {
         ),
         Value::Map(entries) => {
             let mut map = serde_json::Map::new();
+            let is_error = v.get(crate::convert::ERROR_KEY) == Some(&Value::Bool(true));
             for (k, item) in entries {
-                // An error object is written as its fields: kind, message,
-                // retryable, details (its tag is for processes, not JSON).
+                // An error object is written as its fields: kind (as the
+                // Lua `errors` module names it), message, retryable,
+                // details (its tag is for processes, not JSON).
                 if k.as_str() == Some(crate::convert::ERROR_KEY) {
+                    continue;
+                }
+                if is_error
+                    && k.as_str() == Some("kind")
+                    && let Value::Str(kind) = item
+                {
+                    let kind = crate::convert::lua_kind(kind);
+                    map.insert(
+                        "kind".into(),
+                        J::String(String::from_utf8_lossy(kind).into()),
+                    );
                     continue;
                 }
                 let key = match k {

@@ -385,34 +385,50 @@ end
 ---------------------------------------------------------------------------
 -- errors
 ---------------------------------------------------------------------------
-local KIND_SET = {}
+-- Kinds have Wippy's string values ("NotFound", ...); the host names them
+-- NOT_FOUND, ...: LUA_KIND and HOST_KIND translate at the boundary. A kind
+-- a process makes up is kept as it is (and is UNKNOWN to the host).
+local LUA_KIND, HOST_KIND = {}, {}
 local errors = {}
 do
-local KINDS = { "NOT_FOUND", "ALREADY_EXISTS", "INVALID", "PERMISSION_DENIED", "UNAVAILABLE",
-    "INTERNAL", "CANCELED", "CONFLICT", "TIMEOUT", "RATE_LIMITED", "UNKNOWN" }
-for _, k in pairs(KINDS) do KIND_SET[k] = true; errors[k] = k end
+local KINDS = { NOT_FOUND = "NotFound", ALREADY_EXISTS = "AlreadyExists", INVALID = "Invalid",
+    PERMISSION_DENIED = "PermissionDenied", UNAVAILABLE = "Unavailable", INTERNAL = "Internal",
+    CANCELED = "Canceled", CONFLICT = "Conflict", TIMEOUT = "Timeout", RATE_LIMITED = "RateLimited",
+    UNKNOWN = "Unknown" }
+for host, lua in pairs(KINDS) do
+    errors[host] = lua
+    LUA_KIND[host] = lua
+    LUA_KIND[lua] = lua
+    HOST_KIND[lua] = host
+    HOST_KIND[host] = host
 end
-
+end
 local ERRSET = setmetatable({}, { __mode = "k" })
 local ErrMethods = {}
 -- __warren_error: error objects cross processes and languages as errors
--- (a tagged map; see convert.rs).
+-- (a tagged map; see convert.rs). `_text` is the chained text of a wrapped
+-- error; `_message` stays the innermost message (as in Wippy).
 local ErrMT = { __index = ErrMethods, __metatable = false, __warren_error = true,
-    __tostring = function(e) return describe(rawget(e, "_message")) end }
+    __tostring = function(e)
+        local text = rawget(e, "_text")
+        if type(text) == "string" then return text end
+        return describe(rawget(e, "_message"))
+    end }
 
 -- Error objects keep their fields in plain keys so that they cross process
--- boundaries as data; the methods are the documented interface.
+-- boundaries as data; the methods are the documented interface. `kind` is
+-- a host kind name or a Lua one; retryable is true, false or nil (unset).
 local function mkerr(kind, message, retryable, details, stack)
-    local e = setmetatable({ _kind = KIND_SET[kind] and kind or "UNKNOWN", _message = describe(message),
-        _retryable = retryable and true or false, _details = details, _stack = stack or "" }, ErrMT)
+    local e = setmetatable({ _kind = LUA_KIND[kind] or "Unknown", _message = describe(message),
+        _retryable = retryable, _details = details, _stack = stack or "" }, ErrMT)
     ERRSET[e] = true
     return e
 end
 
--- Error objects, including ones that arrived from another process as data.
+-- Error objects, including ones that arrived from another process (revived
+-- with ErrMT by the host).
 local function is_err(v)
-    return ERRSET[v] ~= nil or (type(v) == "table" and KIND_SET[rawget(v, "_kind")] ~= nil
-        and type(rawget(v, "_message")) == "string")
+    return ERRSET[v] ~= nil or (type(v) == "table" and raw_getmetatable(v) == ErrMT)
 end
 
 function ErrMethods:kind() return rawget(self, "_kind") end
@@ -421,36 +437,62 @@ function ErrMethods:retryable() return rawget(self, "_retryable") end
 function ErrMethods:details() return rawget(self, "_details") end
 function ErrMethods:stack() return rawget(self, "_stack") end
 
+-- The text of an error object: its chain when wrapped.
+local function err_text(e)
+    local text = rawget(e, "_text")
+    if type(text) == "string" then return text end
+    return describe(rawget(e, "_message"))
+end
 
+do
+-- Longest kind a process may give an error: kinds are labels, and they
+-- travel with every copy of the error.
+local MAX_KIND = 128
 -- errors.new and errors.wrap read their arguments raw and run a message's
 -- __tostring only through user_tostring (preempt.rs lets a preemption
 -- through these frames: they change no kernel state before they return).
--- errors.new(message), errors.new{...}, or errors.new(kind, message).
+-- errors.new(message), errors.new{...}, or errors.new(kind, message). An
+-- error made without a kind has the empty kind, and retryable nil.
 function errors.new(spec, message2)
     local stack = traceback(nil, 2)
-    if type(spec) == "string" and KIND_SET[spec] and message2 ~= nil then
-        return mkerr(spec, user_tostring(message2), false, nil, stack)
-    end
-    if type(spec) == "table" and not ERRSET[spec] then
-        local kind, message = rawget(spec, "kind"), rawget(spec, "message")
-        if kind ~= nil and not KIND_SET[kind] then
-            error("errors.new: unknown kind " .. describe(kind), 2)
+    local kind, message, retryable, details = "", spec, nil, nil
+    if type(spec) == "string" and message2 ~= nil and LUA_KIND[spec] then
+        kind, message = LUA_KIND[spec], message2
+    elseif type(spec) == "table" and not is_err(spec) then
+        kind, message = rawget(spec, "kind"), rawget(spec, "message")
+        retryable, details = rawget(spec, "retryable"), rawget(spec, "details")
+        if kind == nil then kind = "" end
+        if type(kind) ~= "string" or #kind > MAX_KIND then
+            error("errors.new: kind must be a string of at most " .. MAX_KIND .. " bytes, got " .. describe(kind), 2)
         end
+        kind = LUA_KIND[kind] or kind
         if message == nil then message = "error" end
-        return mkerr(kind or "UNKNOWN", user_tostring(message), rawget(spec, "retryable"),
-            rawget(spec, "details"), stack)
+        if retryable ~= nil then retryable = retryable and true or false end
     end
-    return mkerr("UNKNOWN", user_tostring(spec), false, nil, stack)
+    local e = setmetatable({ _kind = kind, _message = user_tostring(message), _retryable = retryable,
+        _details = details, _stack = stack }, ErrMT)
+    ERRSET[e] = true
+    return e
 end
 
+-- errors.wrap(err, msg): the same kind, retryable, details and message;
+-- tostring gives "msg: <the wrapped error's text>".
 function errors.wrap(err, msg)
     if err == nil then return nil end
     local stack = traceback(nil, 2)
+    local e
     if is_err(err) then
-        return mkerr(rawget(err, "_kind"), user_tostring(msg) .. ": " .. describe(rawget(err, "_message")),
-            rawget(err, "_retryable"), rawget(err, "_details"), stack)
+        e = { _kind = rawget(err, "_kind"), _message = rawget(err, "_message"),
+            _retryable = rawget(err, "_retryable"), _details = rawget(err, "_details"),
+            _text = user_tostring(msg) .. ": " .. err_text(err), _stack = stack }
+    else
+        local text = user_tostring(err)
+        e = { _kind = "", _message = text, _text = user_tostring(msg) .. ": " .. text, _stack = stack }
     end
-    return mkerr("UNKNOWN", user_tostring(msg) .. ": " .. user_tostring(err), false, nil, stack)
+    setmetatable(e, ErrMT)
+    ERRSET[e] = true
+    return e
+end
 end
 
 -- errors.call_stack(err): the frames of an error's stack as a table,
@@ -470,16 +512,17 @@ end
 function errors.is(err, kind)
     -- A string compared with a string: no __eq of a forged kind can run.
     local k = is_err(err) and rawget(err, "_kind")
-    return type(k) == "string" and type(kind) == "string" and k == kind
+    if type(k) ~= "string" or type(kind) ~= "string" then return false end
+    return k == (LUA_KIND[kind] or kind)
 end
 
--- Fields of any error value, for exits and events: raw reads only, each
--- checked (an error object is a plain table its process may have rawset).
+-- Fields of any error value, for exits and events, with the host's kind
+-- name: raw reads only, each checked (an error object is a plain table its
+-- process may have rawset).
 local function err_fields(v)
     if is_err(v) then
-        local kind = rawget(v, "_kind")
-        return KIND_SET[kind] and kind or "UNKNOWN", describe(rawget(v, "_message")),
-            rawget(v, "_retryable") == true, rawget(v, "_details")
+        local retryable = rawget(v, "_retryable") == true
+        return HOST_KIND[rawget(v, "_kind")] or "UNKNOWN", err_text(v), retryable, rawget(v, "_details")
     end
     return "UNKNOWN", describe(v), false, nil
 end
@@ -543,7 +586,7 @@ local function close_all(p)
         for cr in next, crs do cr.dead = true end
         p.crs = nil
     end
-    p.timers = nil
+    p.timers, p.io_wait = nil, nil
 end
 
 local function exit_proc(p, ok, v)
@@ -633,8 +676,19 @@ end
 -- Hot upgrade: the process keeps its pid, mailbox (inbox and events
 -- channels), names, links and monitors; its coroutines, listen channels,
 -- timers and globals are replaced by a fresh run of `entry`'s main.
+local function drop_bus(p)
+    local bus = p.bus
+    if not bus then return end
+    p.bus = nil
+    for id, s in next, bus do
+        H.bus_unsubscribe(p.id, id)
+        close_state(s)
+    end
+end
+
 local function upgrade(p, entry, args)
     close_all(p)
+    drop_bus(p)
     p.listens, p.exec = nil, nil
     p.live, p.nready, p.ext = 0, 0, 0
     p.env, p.main = new_env(), nil
@@ -649,11 +703,12 @@ end
 -- process code, which gets the unpacked values).
 local NO_ARGS = { n = 0 }
 
-local function start(id, pidstr, entry, ...)
+local function start(id, pidstr, entry, ctx, ...)
     local env = new_env()
     -- At most 8 fields once it has an inbox (so 8 hash slots, not 16): the
     -- entry is kept on the main coroutine's record, taken counts in TAKEN.
     local p = { id = id, pid = pidstr, env = env, live = 0, nready = 0, ext = 0 }
+    if ctx ~= nil then p.ctx = ctx end
     procs[id] = p
     bypid[pidstr] = p
     local cr = new_cr(p, proc_main)
@@ -877,9 +932,18 @@ local function on_msg1(p, topic, from, v)
     end
 end
 
+-- An event of the bus (topic "@bus", which no process can send on): to the
+-- channel of its subscription, or dropped (and counted as taken) when the
+-- subscription was just closed.
+local function on_bus(p, id, evt)
+    local s = p.bus and p.bus[id]
+    if s and not s.closed then deliver(s, evt) else note_taken(p) end
+end
+
 local function on_msg(p, topic, from, ...)
     local n = select("#", ...)
     if n == 1 then return on_msg1(p, topic, from, (...)) end
+    if topic == "@bus" then return on_bus(p, ...) end
     local listen = p.listens and p.listens[topic]
     if listen then
         deliver(listen, listen.msgs and setmetatable({ topic, from, n, ... }, MsgMT) or { ... })
@@ -888,9 +952,13 @@ local function on_msg(p, topic, from, ...)
     end
 end
 
+-- Event kinds have Wippy's values; the host names them EXIT, LINK_DOWN
+-- and CANCEL.
+local EVENT_KIND = { EXIT = "pid.exit", LINK_DOWN = "pid.link.down", CANCEL = "pid.cancel" }
+
 local function on_event(p, kind, from, ok, a, b, c, d)
     if kind == "CANCEL" then
-        deliver(host_chan(p, "events"), { kind = kind, from = from, reason = ok, at = now_value() })
+        deliver(host_chan(p, "events"), { kind = "pid.cancel", from = from, reason = ok, at = now_value() })
         return
     end
     local result
@@ -901,7 +969,7 @@ local function on_event(p, kind, from, ok, a, b, c, d)
         if ok then wake(waiter, true, a) else wake(waiter, false, result.error) end
         return
     end
-    deliver(host_chan(p, "events"), { kind = kind, from = from, result = result, at = now_value() })
+    deliver(host_chan(p, "events"), { kind = EVENT_KIND[kind] or kind, from = from, result = result, at = now_value() })
 end
 
 local function handle(id, kind, ...)
@@ -920,6 +988,13 @@ local function handle(id, kind, ...)
         on_msg(p, ...)
     elseif kind == "event" then
         on_event(p, ...)
+    elseif kind == "wake" then
+        -- A terminal read of this process completed (see the io module).
+        local cr = p.io_wait
+        if cr then
+            p.io_wait = nil
+            wake(cr)
+        end
     elseif kind == "timer" then
         local id2 = ...
         local timers = p.timers
@@ -970,15 +1045,20 @@ local function ok_or_err(ok, kind, msg, retryable)
     return nil, mkerr(kind, msg, retryable)
 end
 
-local process = { event = { EXIT = "EXIT", LINK_DOWN = "LINK_DOWN", CANCEL = "CANCEL" }, registry = {} }
+local process = { event = { EXIT = EVENT_KIND.EXIT, LINK_DOWN = EVENT_KIND.LINK_DOWN, CANCEL = EVENT_KIND.CANCEL },
+    registry = {} }
 
 function process.pid() return me().pid end
+
+-- process.id(): Wippy's call-chain (frame) identifier. A Warren process
+-- is one frame, so it is the pid.
+function process.id() return me().pid end
 
 local function spawner(link, monitor)
     return function(id, host, ...)
         check_str(id, "process.spawn: entry id", 2)
         check_str(host, "process.spawn: host", 2)
-        local pid, kind, msg, retryable = H_spawn(me().id, id, host, link, monitor, ...)
+        local pid, kind, msg, retryable = H_spawn(me().id, id, host, link, monitor, nil, ...)
         if pid then return pid end
         return nil, mkerr(kind, msg, retryable)
     end
@@ -987,6 +1067,102 @@ process.spawn = spawner(false, false)
 process.spawn_linked = spawner(true, false)
 process.spawn_monitored = spawner(false, true)
 process.spawn_linked_monitored = spawner(true, true)
+
+-- The spawner builder (Wippy's SpawnBuilder): immutable, every method
+-- returns a new builder. Its state is plain data in the builder's own
+-- fields (read raw and checked when it spawns): context values the child
+-- reads with `ctx`, a name registered for the child, messages sent to it.
+do
+local SpawnerMethods = {}
+local SpawnerMT = { __index = SpawnerMethods, __metatable = false, __warren = "spawner" }
+
+-- A copy of table `t`'s string-keyed fields (read raw) over `base`.
+local function merged(base, t, what)
+    if type(t) ~= "table" then error(what .. ": expected a table, got " .. type(t), 3) end
+    local out = {}
+    if type(base) == "table" then
+        for k, v in next, base do out[k] = v end
+    end
+    for k, v in next, t do
+        if type(k) ~= "string" then error(what .. ": keys must be strings, got " .. describe(k), 3) end
+        out[k] = v
+    end
+    return out
+end
+
+local function builder(from, field, value)
+    local b = setmetatable({}, SpawnerMT)
+    if from then
+        for _, k in ipairs({ "_ctx", "_opts", "_name", "_msgs" }) do rawset(b, k, rawget(from, k)) end
+    end
+    if field then rawset(b, field, value) end
+    return b
+end
+
+function process.with_context(values) return builder(nil, "_ctx", merged(nil, values, "process.with_context")) end
+function process.with_options(opts) return builder(nil, "_opts", merged(nil, opts, "process.with_options")) end
+function SpawnerMethods:with_context(values)
+    return builder(self, "_ctx", merged(rawget(self, "_ctx"), values, "spawner:with_context"))
+end
+function SpawnerMethods:with_options(opts)
+    return builder(self, "_opts", merged(rawget(self, "_opts"), opts, "spawner:with_options"))
+end
+function SpawnerMethods:with_name(name)
+    check_str(name, "spawner:with_name: name", 2)
+    return builder(self, "_name", name)
+end
+-- Security actors and scopes are Wippy's policy layer; Warren's reach
+-- rules are per host, so these keep the builder as it is.
+function SpawnerMethods:with_actor() return builder(self) end
+function SpawnerMethods:with_scope() return builder(self) end
+function SpawnerMethods:with_message(topic, ...)
+    check_str(topic, "spawner:with_message: topic", 2)
+    local msgs = {}
+    local old = rawget(self, "_msgs")
+    if type(old) == "table" then
+        for i = 1, rawlen(old) do msgs[i] = rawget(old, i) end
+    end
+    msgs[#msgs + 1] = t_pack(topic, ...)
+    return builder(self, "_msgs", msgs)
+end
+
+local function spawn_with(b, link, monitor, id, host, ...)
+    if getmetatable(b) ~= false or raw_getmetatable(b) ~= SpawnerMT then
+        error("expected a spawner (process.with_context or process.with_options)", 3)
+    end
+    check_str(id, "spawner:spawn: entry id", 3)
+    check_str(host, "spawner:spawn: host", 3)
+    local ctx = rawget(b, "_ctx")
+    if type(ctx) ~= "table" then ctx = nil end
+    local p = me()
+    local pid, kind, msg, retryable = H_spawn(p.id, id, host, link, monitor, ctx, ...)
+    if not pid then return nil, mkerr(kind, msg, retryable) end
+    local name = rawget(b, "_name")
+    if type(name) == "string" then
+        -- Registered before the parent runs on; if the name is taken the
+        -- child is stopped and the spawn fails.
+        local ok, err = process.registry.register(name, pid)
+        if not ok then
+            H.terminate(p.id, pid)
+            return nil, err
+        end
+    end
+    local msgs = rawget(b, "_msgs")
+    if type(msgs) == "table" then
+        for i = 1, rawlen(msgs) do
+            local m = rawget(msgs, i)
+            if type(m) == "table" then process.send(pid, t_unpack(m, 1, rawget(m, "n"))) end
+        end
+    end
+    return pid
+end
+function SpawnerMethods:spawn(id, host, ...) return spawn_with(self, false, false, id, host, ...) end
+function SpawnerMethods:spawn_linked(id, host, ...) return spawn_with(self, true, false, id, host, ...) end
+function SpawnerMethods:spawn_monitored(id, host, ...) return spawn_with(self, false, true, id, host, ...) end
+function SpawnerMethods:spawn_linked_monitored(id, host, ...)
+    return spawn_with(self, true, true, id, host, ...)
+end
+end
 
 function process.upgrade(id, ...)
     if id ~= nil then check_str(id, "process.upgrade: entry id", 2) end
@@ -1004,7 +1180,7 @@ function process.exec(id, host, ...)
     check_str(id, "process.exec: entry id", 2)
     check_str(host, "process.exec: host", 2)
     local p = me()
-    local child, kind, msg = H_spawn(p.id, id, host, false, true, ...)
+    local child, kind, msg = H_spawn(p.id, id, host, false, true, nil, ...)
     if not child then return nil, mkerr(kind, msg) end
     p.exec = p.exec or {}
     p.exec[child] = current
@@ -1359,6 +1535,8 @@ local user_coroutine = {
 ---------------------------------------------------------------------------
 -- time
 ---------------------------------------------------------------------------
+local time
+do
 local DurMethods, TimeMethods = {}, {}
 local DurMT = { __index = DurMethods, __metatable = false }
 local TimeMT = { __index = TimeMethods, __metatable = false }
@@ -1427,7 +1605,7 @@ local function arm(p, ns, fire)
     return id
 end
 
-local time = {
+time = {
     RFC3339 = "2006-01-02T15:04:05Z07:00",
     RFC3339NANO = "2006-01-02T15:04:05.999999999Z07:00",
     RFC822 = "02 Jan 06 15:04 MST", RFC822Z = "02 Jan 06 15:04 -0700",
@@ -1449,6 +1627,75 @@ function time.unix(sec, nsec)
 end
 
 function time.now() return tm(H.now()) end
+
+-- Locations: fixed offsets east of UTC. Warren has no time-zone database:
+-- localtz is UTC, and load_location knows only "UTC" and "Local".
+-- A location's name and offset live in LOCS, keyed by its (empty) proxy:
+-- time.utc is shared by every process, and a field rawset on it changes
+-- nothing (it is also frozen below, with the time module).
+local LOCS = setmetatable({}, { __mode = "k" })
+local LocMT = { __metatable = false, __warren = "location",
+    __index = function(t, k)
+        local l = LOCS[t]
+        if k == "name" then return l and l[1] end
+        if k == "offset" then return l and l[2] end
+    end,
+    __newindex = function() error("attempt to modify a location", 2) end,
+    -- As frozen tables do: an iterator over its fields, never a table.
+    __pairs = function(t)
+        local l, i = LOCS[t] or {}, 0
+        return function()
+            i = i + 1
+            if i == 1 then return "name", l[1] elseif i == 2 then return "offset", l[2] end
+        end
+    end }
+local function location(name, offset)
+    local t = setmetatable({}, LocMT)
+    LOCS[t] = { name, offset }
+    return t
+end
+time.utc = location("UTC", 0)
+time.localtz = location("Local", 0)
+function time.fixed_zone(name, offset)
+    check_str(name, "time.fixed_zone: name", 2)
+    if math_type(offset) ~= "integer" or offset < -86400 or offset > 86400 then
+        error("time.fixed_zone: offset must be an integer number of seconds within a day", 2)
+    end
+    return location(name, offset)
+end
+function time.load_location(name)
+    if name == "UTC" or name == "" then return time.utc end
+    if name == "Local" then return time.localtz end
+    return nil, mkerr("NOT_FOUND", s_format("time.load_location: unknown time zone %s (only UTC and Local)", describe(name)))
+end
+local function offset_of(loc, what)
+    if loc == nil then return 0 end
+    local l = LOCS[loc]
+    if not l then error(what .. ": expected a location (time.utc, time.fixed_zone, ...)", 3) end
+    return l[2]
+end
+
+-- time.parse(layout, value, loc?): Go's layouts; a value without a zone
+-- is in `loc` (UTC by default).
+function time.parse(layout, value, loc)
+    check_str(layout, "time.parse: layout", 2)
+    check_str(value, "time.parse: value", 2)
+    local ns, err = H.parse_time(layout, value, offset_of(loc, "time.parse"))
+    if not ns then return nil, mkerr("INVALID", err) end
+    return tm(ns)
+end
+
+-- time.date(year, month, day, hour, min, sec, nsec, loc?), normalised as
+-- Go's time.Date is (month 13 is January of the next year).
+function time.date(y, mo, d, h, mi, s, ns, loc)
+    local args = { y, mo, d, h or 0, mi or 0, s or 0, ns or 0 }
+    for i = 1, 7 do
+        if math_type(args[i]) ~= "integer" then error("time.date: argument " .. i .. " must be an integer", 2) end
+    end
+    local t, err = H.date(args[1], args[2], args[3], args[4], args[5], args[6], args[7], offset_of(loc, "time.date"))
+    if not t then error("time.date: " .. err, 2) end
+    return tm(t)
+end
 now_value = time.now
 function time.parse_duration(s)
     check_str(s, "time.parse_duration: argument", 2)
@@ -1535,11 +1782,13 @@ function time.ticker(d)
     st.id = arm(p, ns, fire)
     return t
 end
+end
 
 ---------------------------------------------------------------------------
 -- Modules and the sandbox.
 ---------------------------------------------------------------------------
 local FROZEN = setmetatable({}, { __mode = "k" })
+FROZEN[time.utc], FROZEN[time.localtz] = true, true
 
 local function freeze(real, name)
     for k, v in pairs(real) do
@@ -1602,19 +1851,331 @@ for _, name in ipairs({ "start", "stop", "restart" }) do
     end
 end
 
-local MODULES = { json = json, time = freeze(time, "time"), services = freeze(services, "services") }
-
-local function require_module(name)
-    check_str(name, "require: module name", 2)
+-- Wippy's modules and globals beyond the process model: io, registry,
+-- ctx, payload, subscribe/unsubscribe. Kept in EXTRA (one local).
+local EXTRA = {}
+do
+local s_match = string.match
+-- io: the terminal, for processes of a terminal.host (H.terminal).
+local io_mod = {}
+local function texts(sep, ...)
+    local n = select("#", ...)
+    local parts = {}
+    for i = 1, n do parts[i] = user_tostring((select(i, ...))) end
+    return t_concat(parts, sep)
+end
+local function io_out(to_stderr, text)
+    local ok, kind, msg = H.io_write(to_stderr, text)
+    if ok then return true end
+    return nil, mkerr(kind, msg)
+end
+function io_mod.write(...) return io_out(false, texts("", ...)) end
+function io_mod.print(...) return io_out(false, texts("\t", ...) .. "\n") end
+function io_mod.eprint(...) return io_out(true, texts("\t", ...) .. "\n") end
+function io_mod.flush()
+    local ok, kind, msg = H.io_flush()
+    if ok then return true end
+    return nil, mkerr(kind, msg)
+end
+function io_mod.args() return H.io_args() end
+function io_mod.raw()
+    return nil, mkerr("UNAVAILABLE", "io.raw: raw terminal mode is not supported")
+end
+-- A read blocks this coroutine (as waiting on a host-fed channel does)
+-- until the reader thread has an answer; one read per process at a time.
+local function io_read(line, n)
     local p = me()
+    if p.io_wait then return nil, mkerr("CONFLICT", "io: another read of this process is pending") end
+    if n ~= nil and math_type(n) ~= "integer" then n = 0 end
+    local ok, kind, msg = H.io_request(p.id, line, n or 0)
+    if not ok then return nil, mkerr(kind, msg) end
+    local cr = current
+    while true do
+        p.io_wait = cr
+        block(cr, true)
+        local text, err = H.io_take(p.id)
+        if text ~= false then
+            if err then return nil, mkerr("INTERNAL", "io: " .. err) end
+            if text == nil then return nil, mkerr("NOT_FOUND", "io: end of input") end
+            return text
+        end
+    end
+end
+function io_mod.readline() return io_read(true) end
+function io_mod.read(n) return io_read(false, n) end
+EXTRA.io = io_mod
+
+-- registry: the application's entries, read-only (Wippy's read calls;
+-- changesets are refused).
+local registry = {}
+local function split_id(id)
+    local ns, name = s_match(id, "^(.*):([^:]*)$")
+    return ns or "", name or id
+end
+-- Does entry `e` match filter key `k` = value `v`? ".kind", ".ns", ".name"
+-- and ".id" (or "kind", "ns", "name", "id") look at the entry,
+-- "meta.x" and other keys at its meta.
+local function matches(e, k, v)
+    local field = s_match(k, "^%.(.*)$") or k
+    -- rawequal: a filter value's __eq is never run.
+    if field == "kind" or field == "id" then return rawequal(e[field], v) end
+    local ns, name = split_id(e.id)
+    if field == "ns" or field == "namespace" then return rawequal(ns, v) end
+    if field == "name" then return rawequal(name, v) end
+    local meta = e.meta
+    if type(meta) ~= "table" then return false end
+    local key = s_match(k, "^meta%.(.*)$") or k
+    return rawequal(meta[key], v)
+end
+local function find_in(list, filter)
+    if filter == nil then return list end
+    if type(filter) ~= "table" then return nil, mkerr("INVALID", "registry.find: the filter must be a table") end
+    local out = {}
+    for _, e in ipairs(list) do
+        local ok = true
+        for k, v in next, filter do
+            if type(k) ~= "string" or not matches(e, k, v) then ok = false; break end
+        end
+        if ok then out[#out + 1] = e end
+    end
+    return out
+end
+local function get_in(list, id)
+    check_str(id, "registry.get: id", 3)
+    for _, e in ipairs(list) do
+        if e.id == id then return e end
+    end
+    return nil, mkerr("NOT_FOUND", s_format("registry: no entry %q", id))
+end
+local VersionMethods = {}
+local VersionMT = { __index = VersionMethods, __metatable = false }
+function VersionMethods.id() return 1 end
+function VersionMethods.string() return "1" end
+function VersionMethods.previous() return nil end
+function VersionMethods.next() return nil end
+local version = setmetatable({}, VersionMT)
+local function read_only()
+    return nil, mkerr("PERMISSION_DENIED", "registry: entries are fixed by the application's configuration (read-only)")
+end
+local ChangesMethods = { create = function(self) return self end, update = function(self) return self end,
+    delete = function(self) return self end, ops = function() return {} end, apply = read_only }
+local ChangesMT = { __index = ChangesMethods, __metatable = false }
+local SnapMethods = {}
+local SnapMT = { __index = SnapMethods, __metatable = false }
+local function snap_list(s)
+    local list = rawget(s, "list")
+    if type(list) ~= "table" then error("expected a registry snapshot", 3) end
+    return list
+end
+function SnapMethods:entries() return snap_list(self) end
+function SnapMethods:get(id) return get_in(snap_list(self), id) end
+function SnapMethods:find(filter) return find_in(snap_list(self), filter) end
+function SnapMethods:namespace(ns) return find_in(snap_list(self), { [".ns"] = ns }) end
+function SnapMethods.version() return version end
+function SnapMethods.changes() return setmetatable({}, ChangesMT) end
+function registry.get(id) return get_in(H.registry_entries(), id) end
+function registry.find(filter) return find_in(H.registry_entries(), filter) end
+function registry.parse_id(id)
+    check_str(id, "registry.parse_id: id", 2)
+    local ns, name = split_id(id)
+    return { ns = ns, name = name }
+end
+function registry.snapshot() return setmetatable({ list = H.registry_entries() }, SnapMT) end
+function registry.snapshot_at(v)
+    if v == 1 then return registry.snapshot() end
+    return nil, mkerr("NOT_FOUND", "registry: only version 1 exists")
+end
+function registry.current_version() return version end
+function registry.versions() return { version } end
+registry.apply_version = read_only
+function registry.build_delta() return nil, mkerr("INVALID", "registry.build_delta is not supported") end
+EXTRA.registry = registry
+
+-- events: the event bus. A subscription is a table holding its channel
+-- and id (plain data: it can only ever name its own process's
+-- subscriptions, which the host checks).
+local events = {}
+local SubMethods = {}
+local SubMT = { __index = SubMethods, __metatable = false, __warren = "subscription" }
+function events.subscribe(system, kind)
+    check_str(system, "events.subscribe: system", 2)
+    if kind ~= nil then check_str(kind, "events.subscribe: kind", 2) end
+    local p = me()
+    local id, k, m = H.bus_subscribe(p.id, system, kind)
+    if not id then return nil, mkerr(k, m) end
+    local s = chan_state(0, true)
+    s.mb = p
+    local bus = p.bus or {}
+    p.bus = bus
+    bus[id] = s
+    return setmetatable({ _ch = s.proxy, _id = id }, SubMT)
+end
+function SubMethods:channel() return rawget(self, "_ch") end
+function SubMethods:close()
+    local id, p = rawget(self, "_id"), me()
+    local s = p.bus and p.bus[id]
+    if s then
+        p.bus[id] = nil
+        H.bus_unsubscribe(p.id, id)
+        close_state(s)
+    end
+    return true
+end
+function events.send(system, kind, path, data)
+    check_str(system, "events.send: system", 2)
+    check_str(kind, "events.send: kind", 2)
+    check_str(path, "events.send: path", 2)
+    local ok, k, m = H.bus_send(me().id, system, kind, path, data)
+    if ok then return true end
+    return nil, mkerr(k, m)
+end
+EXTRA.events = events
+
+-- ctx: the values the process was spawned with (process.with_context).
+local ctx = {}
+function ctx.get(key)
+    if type(key) ~= "string" or key == "" then return nil, mkerr("INVALID", "ctx.get: key must be a non-empty string") end
+    local values = me().ctx
+    local v = type(values) == "table" and values[key] or nil
+    if v == nil then
+        if type(values) == "table" and values[key] == false then return false end
+        return nil, mkerr("NOT_FOUND", s_format("ctx: no value %q", key))
+    end
+    return v
+end
+function ctx.all()
+    local out, values = {}, me().ctx
+    if type(values) == "table" then
+        for k, v in next, values do out[k] = v end
+    end
+    return out
+end
+EXTRA.ctx = ctx
+
+-- payload: values with a format, as Wippy's payloads (message payloads
+-- are lua/any ones). Field 1 holds the value (or its encoding), f the
+-- format when it is not lua/any.
+local FORMAT = { JSON = "json/plain", YAML = "yaml/plain", STRING = "text/plain",
+    BYTES = "application/octet-stream", MSGPACK = "application/msgpack", LUA = "lua/any",
+    GOLANG = "golang/any", ERROR = "golang/error" }
+local function format_of(pl)
+    local f = rawget(pl, "f")
+    if type(f) == "string" then return f end
+    return is_err(rawget(pl, 1)) and FORMAT.ERROR or FORMAT.LUA
+end
+-- The Lua value of payload `pl`, decoding its encoding.
+local function value_of(pl)
+    local f, v = format_of(pl), rawget(pl, 1)
+    if f == FORMAT.JSON then
+        local decoded, err = H.json_decode(v)
+        if err then return nil, mkerr("INTERNAL", err) end
+        return decoded
+    elseif f == FORMAT.MSGPACK then
+        local decoded, err = H.msgpack_decode(v)
+        if err then return nil, mkerr("INTERNAL", err) end
+        return decoded
+    end
+    return v
+end
+local function new_payload(v, f) return setmetatable({ v, f = f }, PayloadMT) end
+function PayloadMethods:data() return value_of(self) end
+PayloadMethods.unmarshal = PayloadMethods.data
+function PayloadMethods:get_format() return format_of(self) end
+function PayloadMethods:transcode(f)
+    local v, err = value_of(self)
+    if err then return nil, err end
+    if f == FORMAT.LUA or f == FORMAT.GOLANG then return new_payload(v) end
+    if f == FORMAT.ERROR then
+        if is_err(v) then return new_payload(v) end
+        return nil, mkerr("INTERNAL", "payload: only an error transcodes to golang/error")
+    end
+    if f == FORMAT.JSON then
+        local s, jerr = H.json_encode(v)
+        if not s then return nil, mkerr("INTERNAL", jerr) end
+        return new_payload(s, f)
+    elseif f == FORMAT.MSGPACK then
+        local s, kind, msg = H.msgpack_encode(v)
+        if not s then return nil, mkerr("INTERNAL", msg or kind) end
+        return new_payload(s, f)
+    elseif f == FORMAT.STRING or f == FORMAT.BYTES then
+        if type(v) ~= "string" and type(v) ~= "number" then
+            return nil, mkerr("INTERNAL", "payload: only a string or number transcodes to " .. f)
+        end
+        return new_payload(tostring(v), f)
+    end
+    return nil, mkerr("INTERNAL", "payload: cannot transcode to " .. describe(f))
+end
+EXTRA.payload = { format = FORMAT, new = function(v) return new_payload(v) end }
+
+-- subscribe(topic, ch?): messages of `topic` go to channel `ch` (as their
+-- payloads, as process.listen delivers them); without `ch`, a new one.
+-- unsubscribe(ch) ends every subscription into `ch`.
+function EXTRA.subscribe(topic, ch)
+    if ch == nil then return process.listen(topic) end
+    check_str(topic, "subscribe: topic", 2)
+    if s_sub(topic, 1, 1) == "@" then error("subscribe: topic " .. topic .. " is reserved", 2) end
+    local s = state_of(ch, 2)
+    local p = me()
+    p.listens = p.listens or {}
+    if p.listens[topic] then
+        return nil, mkerr("ALREADY_EXISTS", s_format("subscribe: topic %q already has a channel", topic))
+    end
+    -- Fed by the host from now on: a coroutine waiting on it is not stuck.
+    s.ext = true
+    s.mb = p
+    p.listens[topic] = s
+    return ch
+end
+function EXTRA.unsubscribe(ch) return process.unlisten(ch) end
+end
+
+local MODULES = { json = json, time = freeze(time, "time"), services = freeze(services, "services"),
+    io = freeze(EXTRA.io, "io"), registry = freeze(EXTRA.registry, "registry"), ctx = freeze(EXTRA.ctx, "ctx"),
+    events = freeze(EXTRA.events, "events") }
+
+-- Libraries (library.lua entries a process imports) run in the importing
+-- process, at most once each, with an environment of their own over the
+-- process's globals whose `require` resolves their own modules and
+-- imports. These frames hold only the process's own state (p.loaded), so
+-- preempt.rs lets a preemption through them.
+local LOADING = function() end
+local require_in
+local function require_from(p, lib)
+    return function(name) return require_in(p, lib, name, 2) end
+end
+local function load_library(p, lib, level)
+    local loaded = p.loaded
+    if not loaded then
+        loaded = {}
+        p.loaded = loaded
+    end
+    local v = loaded[lib]
+    if v == LOADING then
+        error(mkerr("INVALID", s_format("library %s is being loaded (an import cycle, or it failed before)", lib.id)), level + 1)
+    end
+    if v ~= nil then return v end
+    loaded[lib] = LOADING
+    local env = setmetatable({ require = require_from(p, lib) }, { __index = p.env, __metatable = false })
+    local r = lib.chunk(env)
+    if r == nil then r = true end
+    loaded[lib] = r
+    return r
+end
+function require_in(p, entry, name, level)
+    check_str(name, "require: module name", level + 1)
+    local lib = entry.imports[name]
+    if lib then return load_library(p, lib, level + 1) end
     local m = MODULES[name]
-    local entry = p.main.entry
     if m and entry.modules[name] then return m end
     if not m then
-        error(mkerr("NOT_FOUND", s_format("module %q does not exist (entry %s)", name, entry.id)), 2)
+        error(mkerr("NOT_FOUND", s_format("module %q does not exist (entry %s)", name, entry.id)), level + 1)
     end
     error(mkerr("PERMISSION_DENIED",
-        s_format("module %q is not allowed for entry %s (add it to the entry's modules list)", name, entry.id)), 2)
+        s_format("module %q is not allowed for entry %s (add it to the entry's modules list)", name, entry.id)), level + 1)
+end
+local function require_module(name)
+    local p = me()
+    return require_in(p, p.main.entry, name, 2)
 end
 
 local function safe_rawset(t, k, v)
@@ -1725,6 +2286,8 @@ local GLOBALS = {
     process = freeze(process, "process"),
     channel = freeze(channel, "channel"),
     errors = freeze(errors, "errors"),
+    payload = freeze(EXTRA.payload, "payload"),
+    subscribe = EXTRA.subscribe, unsubscribe = EXTRA.unsubscribe, unpack = table.unpack,
 }
 ENV_MT = { __index = GLOBALS, __metatable = false }
 
@@ -1735,7 +2298,7 @@ smt.__metatable = false
 
 -- What every process shares is nobody's memory.
 do
-    local todo = { GLOBALS, ENV_MT, smt, _ENV }
+    local todo = { GLOBALS, ENV_MT, smt, _ENV, MODULES, EXTRA }
     while #todo > 0 do
         local t = table.remove(todo)
         if not NOT_OWNED[t] then
@@ -1751,10 +2314,14 @@ do
 end
 
 -- Entry records are built by the host on first start (see lib.rs).
-local function new_entry(id, chunk, method, modules)
+-- `imports` maps aliases to library records made here too; records are
+-- shared by every process of the VM, so nobody's memory.
+local function new_entry(id, chunk, method, modules, imports)
     local set = {}
     for i = 1, #modules do set[modules[i]] = true end
-    return { id = id, chunk = chunk, method = method, modules = set }
+    local e = { id = id, chunk = chunk, method = method, modules = set, imports = imports or {} }
+    NOT_OWNED[e], NOT_OWNED[chunk], NOT_OWNED[e.modules], NOT_OWNED[e.imports] = true, true, true, true
+    return e
 end
 
 return { run = run, new_entry = new_entry, error_mt = ErrMT, module_names = function()

@@ -13,13 +13,17 @@ mod convert;
 mod convert_props;
 mod host;
 mod json;
+mod modules;
 mod preempt;
 mod program;
 mod quota;
 mod random;
 mod resume;
+mod terminal;
 mod timefmt;
+mod timeparse;
 mod watchdog;
 
 pub use convert::{Budget, ConvertError, Converter, MAX_DEPTH, from_lua, to_lua};
-pub use program::{LuaProgram, MODULES, check_source, lua_frontend};
+pub use program::{LuaLibrary, LuaProgram, MODULES, check_source, lua_frontend};
+pub use terminal::set_args as set_terminal_args;

@@ -82,6 +82,10 @@ impl Allowed {
                     "local function user_tostring(",
                     "function errors.new(",
                     "function errors.wrap(",
+                    "local function require_module(",
+                    "function require_in(",
+                    "local function load_library(",
+                    "    return function(name) return require_in(",
                 ],
             ),
         }

@@ -9,7 +9,9 @@ use warren_core::{CoreRef, Frontend, FrontendFactory, Program};
 use crate::host;
 
 /// Modules a Lua entry may list in `modules:`.
-pub const MODULES: [&str; 3] = ["json", "time", "services"];
+pub const MODULES: [&str; 7] = [
+    "json", "time", "services", "io", "registry", "events", "ctx",
+];
 
 /// A Lua entry ready to be spawned.
 #[derive(Clone, Debug)]
@@ -22,6 +24,25 @@ pub struct LuaProgram {
     pub method: String,
     /// The modules `require` may load.
     pub modules: Vec<String>,
+    /// Libraries `require(alias)` loads (the entry's `imports:`).
+    pub imports: Vec<(String, Arc<LuaLibrary>)>,
+}
+
+/// A `library.lua` entry: code other entries import. It runs inside the
+/// importing process, at most once per process, with its own `modules`
+/// and `imports`.
+#[derive(Clone, Debug)]
+pub struct LuaLibrary {
+    /// Its entry id.
+    pub id: String,
+    /// The chunk name used in error messages (normally the file path).
+    pub chunk_name: String,
+    /// Its source text.
+    pub source: Arc<str>,
+    /// The modules its `require` may load.
+    pub modules: Vec<String>,
+    /// The libraries its `require(alias)` loads.
+    pub imports: Vec<(String, Arc<LuaLibrary>)>,
 }
 
 impl LuaProgram {
@@ -32,6 +53,7 @@ impl LuaProgram {
             source: source.into(),
             method: "main".into(),
             modules: Vec::new(),
+            imports: Vec::new(),
         }
     }
 
@@ -61,6 +83,19 @@ impl LuaProgram {
     /// Compiles the program in `lua` (text only; binary chunks are refused).
     pub(crate) fn compile(&self, lua: &Lua) -> mlua::Result<Function> {
         lua.load(self.wrapped_source())
+            .set_name(format!("@{}", self.chunk_name))
+            .set_mode(ChunkMode::Text)
+            .into_function()
+    }
+}
+
+impl LuaLibrary {
+    /// Compiles the library as an entry's source is compiled (its
+    /// environment bound to `_ENV`, line numbers those of the file).
+    pub(crate) fn compile(&self, lua: &Lua) -> mlua::Result<Function> {
+        let body: &str = &self.source;
+        let comment = if body.starts_with('#') { "--" } else { "" };
+        lua.load(format!("local _ENV = ...; {comment}{body}"))
             .set_name(format!("@{}", self.chunk_name))
             .set_mode(ChunkMode::Text)
             .into_function()

@@ -64,7 +64,7 @@ impl WasmDriver {
     }
 
     fn deliver(&mut self, pid: Pid, item: Item) {
-        if let Item::Start { program, args } = item {
+        if let Item::Start { program, args, .. } = item {
             self.start(pid, &program, args);
             return;
         }

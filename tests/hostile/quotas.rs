@@ -30,7 +30,7 @@ fn lua_spawn_storm_stops_at_max_processes() {
     );
     let out = attack(app, "h:attacker", Vec::new());
     let v = out.value();
-    assert!(v.starts_with(&format!("RATE_LIMITED:{FREE_SLOTS}:")), "{v}");
+    assert!(v.starts_with(&format!("RateLimited:{FREE_SLOTS}:")), "{v}");
     assert!(v.contains("max_processes (50)"), "{v}");
     out.assert_neighbour_ticks();
 }
@@ -85,7 +85,7 @@ fn lua_flood_at_a_slow_receiver_is_rate_limited_and_loses_nothing() {
     let Ok(Value::Array(v)) = &out.exit else {
         panic!("{out:?}")
     };
-    assert_eq!(v[0], s("RATE_LIMITED"));
+    assert_eq!(v[0], s("RateLimited"));
     assert_eq!(v[1], Value::Bool(true));
     assert_eq!(v[2], n(100), "sends accepted before the mailbox was full");
     assert_eq!(v[3], n(150), "every accepted message was received");
@@ -119,7 +119,7 @@ fn lua_huge_message_inside_the_vm_is_refused() {
         Vec::new(),
     );
     let v = out.value();
-    assert!(v.starts_with("INVALID: "), "{v}");
+    assert!(v.starts_with("Invalid: "), "{v}");
     assert!(v.contains("max_message_bytes (65536)"), "{v}");
     out.assert_neighbour_ticks();
 }
@@ -135,7 +135,7 @@ fn lua_huge_nested_message_is_refused_before_it_is_copied() {
         end"#,
         Vec::new(),
     );
-    assert_eq!(out.value(), "INVALID");
+    assert_eq!(out.value(), "Invalid");
     out.assert_neighbour_ticks();
 }
 
@@ -153,7 +153,7 @@ fn lua_huge_message_to_a_component_is_refused() {
     let out = attack(app, "h:attacker", Vec::new());
     assert!(
         out.value()
-            .contains("INVALID: message payloads of 100005 bytes"),
+            .contains("Invalid: message payloads of 100005 bytes"),
         "{out:?}"
     );
     out.assert_neighbour_ticks();
@@ -177,7 +177,7 @@ fn lua_huge_spawn_arguments_are_refused() {
     );
     let out = attack(app, "h:attacker", Vec::new());
     assert!(
-        out.value().starts_with("INVALID: spawn arguments of"),
+        out.value().starts_with("Invalid: spawn arguments of"),
         "{out:?}"
     );
     out.assert_neighbour_ticks();
@@ -214,7 +214,7 @@ fn lua_cannot_spawn_on_a_host_not_allowed() {
     );
     let v = out.value();
     assert!(
-        v.starts_with("PERMISSION_DENIED: spawn to host 'test:other'"),
+        v.starts_with("PermissionDenied: spawn to host 'test:other'"),
         "{v}"
     );
     out.assert_neighbour_ticks();
@@ -233,15 +233,15 @@ fn lua_cannot_send_to_or_terminate_a_process_on_a_host_not_allowed() {
     let Ok(Value::Array(v)) = &out.exit else {
         panic!("{out:?}")
     };
-    assert_eq!(v[0], s("PERMISSION_DENIED"));
+    assert_eq!(v[0], s("PermissionDenied"));
     let m1 = v[1].as_str().unwrap_or_default();
     assert!(
         m1.starts_with("send to host 'test:other'") && m1.contains(&victim),
         "{m1}"
     );
-    assert_eq!(v[2], s("PERMISSION_DENIED"));
+    assert_eq!(v[2], s("PermissionDenied"));
     assert!(v[3].as_str().unwrap_or_default().starts_with("terminate"));
-    assert_eq!(v[4], s("PERMISSION_DENIED"));
+    assert_eq!(v[4], s("PermissionDenied"));
     assert!(runtime.live_processes() >= 1, "the victim is alive");
     out.assert_neighbour_ticks();
 }

@@ -49,7 +49,7 @@ fn refusals(attacker: &str) -> Vec<String> {
 fn assert_denied(results: &[String]) {
     assert!(!results.is_empty());
     for r in results {
-        assert!(r.starts_with("PERMISSION_DENIED: "), "{results:?}");
+        assert!(r.starts_with("PermissionDenied: "), "{results:?}");
         assert!(
             r.contains("'test:host'") && r.contains("'test:other'"),
             "{r}"

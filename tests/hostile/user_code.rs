@@ -336,7 +336,7 @@ fn close_does_not_run_when_main_fails() {
         end",
         false,
     );
-    assert_eq!(report, "UNKNOWN: main failed | heard: ");
+    assert_eq!(report, "Unknown: main failed | heard: ");
 }
 
 #[test]
@@ -355,10 +355,7 @@ fn close_does_not_run_when_the_budget_ends_the_process() {
         false,
     );
     let (how, heard) = report.split_once(" | ").expect("a report");
-    assert!(
-        how.starts_with("RATE_LIMITED: cpu budget exceeded"),
-        "{how}"
-    );
+    assert!(how.starts_with("RateLimited: cpu budget exceeded"), "{how}");
     assert_eq!(heard, "heard: ");
 }
 
@@ -372,7 +369,7 @@ fn close_of_main_does_not_run_when_it_is_terminated() {
         end",
         true,
     );
-    assert_eq!(report, "CANCELED: terminated | heard: ");
+    assert_eq!(report, "Canceled: terminated | heard: ");
 }
 
 #[test]
@@ -390,7 +387,7 @@ fn close_does_not_run_on_deadlock() {
     );
     assert_eq!(
         report,
-        "INTERNAL: deadlock: every coroutine waits on a channel nothing can send to | heard: "
+        "Internal: deadlock: every coroutine waits on a channel nothing can send to | heard: "
     );
 }
 

@@ -74,7 +74,7 @@ fn a_dag_message_stops_at_max_message_bytes() {
         return err:kind() .. ": " .. err:message()"#,
     );
     let v = out.value();
-    assert!(v.starts_with("INVALID: "), "{v}");
+    assert!(v.starts_with("Invalid: "), "{v}");
     assert!(v.contains("max_message_bytes (65536)"), "{v}");
     out.assert_progress_during(0);
 }
@@ -97,7 +97,7 @@ fn a_dag_to_a_component_stops_at_max_message_bytes() {
     );
     let out = attack(app, "h:attacker", Vec::new());
     let v = out.value();
-    assert!(v.starts_with("INVALID: message payloads of"), "{v}");
+    assert!(v.starts_with("Invalid: message payloads of"), "{v}");
     assert!(v.contains("max_message_bytes (65536)"), "{v}");
     out.assert_progress_during(0);
 }
@@ -107,13 +107,13 @@ fn a_dag_spawn_argument_exit_value_and_json_fail_cleanly() {
     let out = with_values(
         r#"local d = dag()
         local pid, err = process.spawn("h:neighbour", "test:host", d)
-        assert(not pid and err:kind() == "INVALID", "spawn")
+        assert(not pid and err:kind() == "Invalid", "spawn")
         assert(err:message():find("spawn arguments of", 1, true), err:message())
         local json = require("json")
         local text, jerr = json.encode(d)
-        assert(text == nil and jerr:kind() == "INVALID", "json")
+        assert(text == nil and jerr:kind() == "Invalid", "json")
         local ok, cerr = process.cancel(process.pid(), d)
-        assert(not ok and cerr:kind() == "INVALID", "cancel")
+        assert(not ok and cerr:kind() == "Invalid", "cancel")
         return d"#,
     );
     // The exit value itself is the last conversion: it exceeds the limit too.
@@ -126,7 +126,7 @@ fn permission_is_checked_before_a_dag_is_copied() {
         r#"local pid, err = process.spawn("h:neighbour", "test:other", dag())
         return err:kind()"#,
     );
-    assert_eq!(out.value(), "PERMISSION_DENIED");
+    assert_eq!(out.value(), "PermissionDenied");
     out.assert_neighbour_ticks();
 }
 

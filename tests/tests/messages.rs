@@ -265,7 +265,7 @@ fn events_channel_receives_lifecycle_events_only() {
         .entry("t:quick", "return function() return 1 end")
         .run("t:main", vec![])
         .expect("ok");
-    assert_eq!(v, s("EXIT"));
+    assert_eq!(v, s("pid.exit"));
 }
 
 #[test]
@@ -372,7 +372,7 @@ fn an_error_crosses_processes_workers_and_languages_as_an_error() {
         .run("t:main", vec![])
         .expect("ran");
     let fields = |k: &str| v.get(k).cloned();
-    assert_eq!(fields("kind"), Some(s("NOT_FOUND")));
+    assert_eq!(fields("kind"), Some(s("NotFound")));
     assert_eq!(fields("message"), Some(s("no such user")));
     assert_eq!(fields("retryable"), Some(Value::Bool(true)));
     assert!(

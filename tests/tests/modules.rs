@@ -59,7 +59,7 @@ fn wippy_time_helpers() {
         local e = errors.new(errors.TIMEOUT, "Operation timed out")
         return e:kind() .. ": " .. e:message()
     end"#);
-    assert_eq!(v, s("TIMEOUT: Operation timed out"));
+    assert_eq!(v, s("Timeout: Operation timed out"));
 }
 
 #[test]
@@ -154,14 +154,19 @@ fn time_format_uses_go_layouts() {
 fn errors_new_wrap_is_and_methods() {
     let v = ok(r#"return function()
         local e = errors.new("plain")
-        assert(e:kind() == errors.UNKNOWN and e:message() == "plain" and e:retryable() == false)
+        -- Wippy: an error made without a kind has the empty kind, and
+        -- retryable nil when not set.
+        assert(e:kind() == "" and e:message() == "plain" and e:retryable() == nil)
         local t = errors.new({ message = "db down", kind = errors.UNAVAILABLE, retryable = true, details = { host = "db1" } })
-        assert(t:kind() == "UNAVAILABLE" and t:retryable() and t:details().host == "db1")
+        assert(t:kind() == "Unavailable" and t:retryable() and t:details().host == "db1")
         assert(type(t:stack()) == "string" and t:stack():find("t:main.lua") ~= nil)
         local w = errors.wrap(t, "loading user")
         assert(errors.is(w, errors.UNAVAILABLE) and w:retryable() and w:details().host == "db1")
+        assert(w:message() == "db down", "wrap keeps the message: " .. w:message())
         assert(not errors.is(w, errors.NOT_FOUND))
-        assert(not pcall(errors.new, { kind = "NOPE" }))
+        assert(errors.new({ kind = "Custom", message = "m" }):kind() == "Custom")
+        assert(not pcall(errors.new, { kind = 42 }))
+        assert(not pcall(errors.new, { kind = string.rep("k", 129) }))
         local kinds = { errors.NOT_FOUND, errors.ALREADY_EXISTS, errors.INVALID, errors.PERMISSION_DENIED,
             errors.UNAVAILABLE, errors.INTERNAL, errors.CANCELED, errors.CONFLICT, errors.TIMEOUT,
             errors.RATE_LIMITED, errors.UNKNOWN }

@@ -350,7 +350,7 @@ fn terminate_stops_a_busy_process_at_its_next_scheduling_point() {
         )
         .run("t:main", vec![])
         .expect("ok");
-    assert_eq!(v, s("CANCELED"));
+    assert_eq!(v, s("Canceled"));
 }
 
 #[test]
@@ -381,7 +381,7 @@ fn event_constants() {
     let v = ok(r#"return function()
         return process.event.EXIT .. "," .. process.event.LINK_DOWN .. "," .. process.event.CANCEL
     end"#);
-    assert_eq!(v, s("EXIT,LINK_DOWN,CANCEL"));
+    assert_eq!(v, s("pid.exit,pid.link.down,pid.cancel"));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! WebAssembly component processes next to Lua ones.
 
+mod wasm_mapping;
 use warren_core::Value;
 use warren_tests::*;
 

@@ -15,6 +15,42 @@
 //! }
 //! warren_sdk::export!(Echo);
 //! ```
+//!
+//! # How values map to Lua
+//!
+//! [`payload`] encodes with rmp-serde's `to_vec_named`; [`decode`] reads
+//! with rmp-serde and, if that fails, once more leniently. The full table,
+//! with every edge case and its exact error, is `docs/data-mapping.md`; in
+//! short:
+//!
+//! - Integers stay integers and floats stay floats, both ways: a Lua float
+//!   never decodes as a Rust integer, even `3.0` (`6 / 2` in Lua is a
+//!   float). Integer fields accept only integers in their range; float
+//!   fields accept integers too. A `u64` above `i64::MAX` cannot be sent
+//!   (`send` fails with `Invalid`). NaN, ±inf and -0.0 cross unchanged.
+//! - `String`/`char` are Lua strings. A Lua string crosses as MessagePack
+//!   `str` when it is valid UTF-8 and as `bin` otherwise, so use
+//!   `serde_bytes` (or any `deserialize_byte_buf` type) for binary data;
+//!   plain `Vec<u8>` is sent as an array of integers and does not decode
+//!   from a UTF-8 Lua string.
+//! - Structs are tables keyed by field name; enums are externally tagged
+//!   (a unit variant is its name, other variants `{Name = content}`);
+//!   tuples and `Vec`s are sequence tables; maps with string, integer or
+//!   boolean keys are tables with those keys.
+//! - `None` and `()` are `nil`, so they vanish as table values: an `Option`
+//!   field round-trips (absent means `None`), but a `None` inside a `Vec`
+//!   leaves a hole (the table then comes back as a map), a `None` map value
+//!   drops its key, and a `()` field comes back missing.
+//! - Lua's one empty table arrives as an empty map; [`decode`] reads it as
+//!   an empty `Vec`, map, struct of options/defaults or unit struct,
+//!   whichever each place wants.
+//! - A Rust map with integer keys `1..n` arrives in Lua as a sequence and
+//!   comes back as an array.
+//! - A map `{"@error": true, kind, message, retryable, details}` is what a
+//!   Lua error object crosses as, and any such map reaching Lua becomes an
+//!   error object again.
+//! - At most 64 levels of nesting; payloads count against the host's
+//!   `max_message_bytes`.
 
 use std::time::Duration;
 
@@ -35,6 +71,7 @@ use bindings::warren::process::host;
 use bindings::warren::process::types;
 
 mod channel;
+mod lenient;
 pub use channel::{Channel, Item, Select, Selected, after, events, inbox, listen, unlisten};
 
 pub use types::{ErrorKind, EventKind, Level};
@@ -122,82 +159,25 @@ pub fn payload<T: Serialize + ?Sized>(value: &T) -> Result<Payload, Error> {
     rmp_serde::to_vec_named(value).map_err(|e| Error::new(ErrorKind::Invalid, e.to_string()))
 }
 
-/// Decodes a payload. An empty Lua table arrives as an empty map; where
-/// the target wants a sequence (a `Vec`, a tuple) it is read as an empty
-/// one.
+/// Decodes a payload.
+///
+/// Lua cannot say everything serde can, so a payload that does not decode
+/// as it is gets a second, lenient reading before the first error is
+/// returned: an empty map (how every empty Lua table arrives) is read as an
+/// empty sequence, tuple or unit struct wherever one of those is wanted,
+/// each in its own place, so `{list = {}, map = {}}` decodes into a struct
+/// with an empty `Vec` and an empty map; and a `str` is read as bytes
+/// where `serde_bytes` or an `i128`/`u128` wants `bin` (a Lua string whose
+/// bytes are valid UTF-8 crosses as `str`). See `docs/data-mapping.md`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     rmp_serde::from_slice(bytes)
-        .or_else(|first| match empty_maps_as_arrays(bytes) {
+        .or_else(|first| {
             // The first error names what was wrong with what was sent.
-            Some(retry) => rmp_serde::from_slice(&retry).map_err(|_| first),
-            None => Err(first),
+            rmp_serde::from_slice::<lenient::Tree>(bytes)
+                .and_then(T::deserialize)
+                .map_err(|_| first)
         })
-    .map_err(|e| Error::new(ErrorKind::Invalid, format!("cannot decode payload: {e}")))
-}
-
-/// `bytes` with every empty map header (`0x80`) turned into an empty
-/// array header (`0x90`); `None` when `bytes` holds none or is not one
-/// well-formed MessagePack value.
-fn empty_maps_as_arrays(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut out = bytes.to_vec();
-    let mut changed = false;
-    let end = msgpack::walk(&mut out, 0, 0, &mut changed)?;
-    (changed && end == out.len()).then_some(out)
-}
-
-mod msgpack {
-    //! Just enough of MessagePack's framing to find empty maps.
-
-    /// Deepest nesting walked (the host sends at most 64).
-    const MAX_DEPTH: usize = 128;
-
-    fn be(bytes: &[u8], at: usize, n: usize) -> Option<usize> {
-        let slice = bytes.get(at..at.checked_add(n)?)?;
-        Some(slice.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b)))
-    }
-
-    /// Walks the value at `at`, rewriting empty maps; returns where it ends.
-    pub(super) fn walk(b: &mut [u8], at: usize, depth: usize, changed: &mut bool) -> Option<usize> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        let tag = *b.get(at)?;
-        let (items, header) = match tag {
-            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => return Some(at + 1),
-            0x80 => {
-                b[at] = 0x90;
-                *changed = true;
-                return Some(at + 1);
-            }
-            0x81..=0x8f => (usize::from(tag & 0x0f) * 2, 1),
-            0x90..=0x9f => (usize::from(tag & 0x0f), 1),
-            0xa0..=0xbf => return at.checked_add(1 + usize::from(tag & 0x1f)),
-            0xc4 | 0xd9 => return at.checked_add(2 + be(b, at + 1, 1)?),
-            0xc5 | 0xda => return at.checked_add(3 + be(b, at + 1, 2)?),
-            0xc6 | 0xdb => return at.checked_add(5 + be(b, at + 1, 4)?),
-            0xc7 => return at.checked_add(3 + be(b, at + 1, 1)?),
-            0xc8 => return at.checked_add(4 + be(b, at + 1, 2)?),
-            0xc9 => return at.checked_add(6 + be(b, at + 1, 4)?),
-            0xcc | 0xd0 => return Some(at + 2),
-            0xcd | 0xd1 | 0xd4 => return Some(at + 3),
-            0xd5 => return Some(at + 4),
-            0xca | 0xce | 0xd2 => return Some(at + 5),
-            0xd6 => return Some(at + 6),
-            0xcb | 0xcf | 0xd3 => return Some(at + 9),
-            0xd7 => return Some(at + 10),
-            0xd8 => return Some(at + 18),
-            0xdc => (be(b, at + 1, 2)?, 3),
-            0xdd => (be(b, at + 1, 4)?, 5),
-            0xde => (be(b, at + 1, 2)?.checked_mul(2)?, 3),
-            0xdf => (be(b, at + 1, 4)?.checked_mul(2)?, 5),
-            0xc1 => return None,
-        };
-        let mut next = at + header;
-        for _ in 0..items {
-            next = walk(b, next, depth + 1, changed)?;
-        }
-        Some(next)
-    }
+        .map_err(|e| Error::new(ErrorKind::Invalid, format!("cannot decode payload: {e}")))
 }
 
 /// A message from the inbox.

@@ -1,13 +1,42 @@
-//! `warren check`: load the configuration and compile every Lua source,
-//! printing each problem with its place.
+//! `warren check`: load the configuration and compile every Lua source
+//! (processes and libraries), printing each problem with its place.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use warren_config::App;
 use warren_lua::{LuaProgram, MODULES, check_source};
 
 use crate::Failure;
+
+/// What the checks need of a Lua process or library entry.
+struct LuaSource<'a> {
+    id: &'a str,
+    path: &'a PathBuf,
+    source: &'a str,
+    modules: &'a [String],
+    imports: &'a BTreeMap<String, String>,
+}
+
+/// Every Lua source of `app`: process entries, then libraries.
+fn lua_sources(app: &App) -> Vec<LuaSource<'_>> {
+    let processes = app.lua_entries().map(|(id, e)| LuaSource {
+        id,
+        path: &e.path,
+        source: &e.source,
+        modules: &e.modules,
+        imports: &e.imports,
+    });
+    let libraries = app.libraries().map(|(id, e)| LuaSource {
+        id,
+        path: &e.path,
+        source: &e.source,
+        modules: &e.modules,
+        imports: &e.imports,
+    });
+    processes.chain(libraries).collect()
+}
 
 /// The modules a Lua source `require`s by a literal name (`require("x")`,
 /// `require 'x'`, `require "x"`), with the line of each.
@@ -34,15 +63,19 @@ fn required_modules(source: &str) -> Vec<(usize, String)> {
     found
 }
 
-/// `require`s of modules an entry does not list (which would fail at run
-/// time with `PERMISSION_DENIED`), one line each naming entry, file and line.
+/// `require`s of modules an entry (process or library) does not list
+/// (which would fail at run time with `PERMISSION_DENIED`), one line each
+/// naming entry, file and line. A `require` of an import alias loads that
+/// library and is not reported.
 pub(crate) fn unlisted_requires(app: &App) -> Vec<String> {
     let mut out = Vec::new();
-    for (id, entry) in app.lua_entries() {
-        for (line, name) in required_modules(&entry.source) {
-            if MODULES.contains(&name.as_str()) && !entry.modules.contains(&name) {
+    for entry in lua_sources(app) {
+        for (line, name) in required_modules(entry.source) {
+            let listed = entry.modules.contains(&name) || entry.imports.contains_key(&name);
+            if MODULES.contains(&name.as_str()) && !listed {
                 out.push(format!(
-                    "entry '{id}': {}:{line}: require(\"{name}\") but module '{name}' is not in its modules list",
+                    "entry '{}': {}:{line}: require(\"{name}\") but module '{name}' is not in its modules list",
+                    entry.id,
                     entry.path.display()
                 ));
             }
@@ -51,15 +84,16 @@ pub(crate) fn unlisted_requires(app: &App) -> Vec<String> {
     out
 }
 
-/// Compiles every Lua source of `app`: one line per problem, naming the
-/// entry, file and line.
+/// Compiles every Lua source of `app`, libraries included: one line per
+/// problem, naming the entry, file and line.
 pub(crate) fn lua_problems(app: &App) -> Vec<String> {
-    app.lua_entries()
-        .filter_map(|(id, entry)| {
-            let program = LuaProgram::new(entry.path.display().to_string(), entry.source.as_str());
+    lua_sources(app)
+        .into_iter()
+        .filter_map(|entry| {
+            let program = LuaProgram::new(entry.path.display().to_string(), entry.source);
             check_source(&program)
                 .err()
-                .map(|message| format!("entry '{id}': {message}"))
+                .map(|message| format!("entry '{}': {message}", entry.id))
         })
         .collect()
 }

@@ -6,6 +6,8 @@
 //! normally (1 for a failed process, 2 for bad input).
 
 mod check;
+mod exec;
+mod imports;
 mod run;
 mod services;
 
@@ -44,7 +46,8 @@ enum Command {
         /// Run this entry (e.g. app:main) as the main process.
         #[arg(short = 'x', long = "exec", value_name = "ENTRY")]
         entry: Option<String>,
-        /// The host to run the main process on (default: the app's only host).
+        /// The host to run the main process on (default: the app's only
+        /// terminal.host, else its only host).
         #[arg(long)]
         host: Option<String>,
         /// Arguments passed to the main function, as strings.

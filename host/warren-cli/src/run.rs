@@ -1,5 +1,10 @@
 //! `warren run`: build a runtime from an application folder or a single
 //! script, run the main process, and exit with its outcome.
+//!
+//! With `-x`, the entry runs on the application's `terminal.host` when it
+//! has one (as Wippy's `run -x` does), else on its only host; `--host`
+//! chooses another. An application with services starts them first
+//! (see [`crate::exec`]).
 
 use std::path::Path;
 
@@ -27,6 +32,8 @@ pub(crate) fn run(
     host: Option<String>,
     args: Vec<String>,
 ) -> Result<(), Failure> {
+    // What `io.args()` returns to a process of a terminal host.
+    warren_lua::set_terminal_args(args.clone());
     let args: Vec<Value> = args.into_iter().map(Value::str).collect();
     if path.extension().is_some_and(|e| e == "wasm") {
         if entry.is_some() {
@@ -160,7 +167,8 @@ fn run_single(program: Program, args: Vec<Value>) -> Result<(), Failure> {
     let runtime = RuntimeBuilder::new()
         .frontend(lua_frontend())
         .frontend(wasm_frontend())
-        .host(HostSpec::new(DEFAULT_HOST, default_workers()))
+        // A script run from the command line owns the terminal (`io`).
+        .host(HostSpec::new(DEFAULT_HOST, default_workers()).terminal())
         .program(program)
         .start()
         .context("cannot start the runtime")
@@ -207,24 +215,34 @@ pub(crate) fn host_limits(h: &HostEntry) -> HostLimits {
     }
 }
 
-/// A runtime with the app's hosts (or the default host) and every Lua entry.
+/// The runtime host of host entry `name`.
+fn host_spec(name: &str, h: &HostEntry) -> HostSpec {
+    let workers = h.workers.unwrap_or_else(default_workers);
+    let spec = HostSpec::new(name, workers).with_limits(host_limits(h));
+    if h.terminal { spec.terminal() } else { spec }
+}
+
+/// A runtime with the app's hosts (or the default host), its entries for
+/// the `registry` module, and every Lua entry with its imports.
 pub(crate) fn build_runtime(app: &App) -> Result<Runtime, Failure> {
     let mut builder = RuntimeBuilder::new()
         .frontend(lua_frontend())
-        .frontend(wasm_frontend());
+        .frontend(wasm_frontend())
+        .entries(app.catalog());
     let mut any_host = false;
     for (name, h) in app.hosts() {
-        let workers = h.workers.unwrap_or_else(default_workers);
-        builder = builder.host(HostSpec::new(name, workers).with_limits(host_limits(h)));
+        builder = builder.host(host_spec(name, h));
         any_host = true;
     }
     if !any_host {
-        builder = builder.host(HostSpec::new(DEFAULT_HOST, default_workers()));
+        builder = builder.host(HostSpec::new(DEFAULT_HOST, default_workers()).terminal());
     }
+    let mut libraries = crate::imports::Libraries::default();
     for (id, lua) in app.lua_entries() {
         let mut program = LuaProgram::new(lua.path.display().to_string(), lua.source.as_str());
         program.method.clone_from(&lua.method);
         program.modules.clone_from(&lua.modules);
+        program.imports = libraries.resolve(app, &lua.imports);
         builder = builder.program(program.into_program(id));
     }
     if app.wasm_entries().next().is_some() {
@@ -252,20 +270,35 @@ fn run_app(app: &App, entry: &str, host: Option<String>, args: Vec<Value>) -> Re
         );
         return Err(Failure::bad_input(msg));
     }
-    let hosts: Vec<&str> = app.hosts().map(|(id, _)| id).collect();
-    let host = match (host, hosts.as_slice()) {
-        (Some(h), _) => h,
-        (None, [only]) => (*only).to_owned(),
-        (None, []) => DEFAULT_HOST.to_owned(),
-        (None, _) => {
-            return Err(Failure::bad_input(anyhow!(
-                "several hosts ({}): choose one with --host",
-                hosts.join(", ")
-            )));
-        }
-    };
+    let host = main_host(app, host)?;
     let runtime = build_runtime(app)?;
-    run_main(&runtime, SpawnRequest::new(entry, host, args))
+    let req = SpawnRequest::new(entry, host, args);
+    if app.services().next().is_some() {
+        return finish(crate::exec::run(app, &runtime, req));
+    }
+    run_main(&runtime, req)
+}
+
+/// The host `-x` runs its entry on: `--host`, else the only terminal host,
+/// else the only host (or the default host of an app that declares none).
+fn main_host(app: &App, host: Option<String>) -> Result<String, Failure> {
+    if let Some(host) = host {
+        return Ok(host);
+    }
+    let terminals: Vec<&str> = app.terminal_hosts().map(|(id, _)| id).collect();
+    let (hosts, kind) = if terminals.is_empty() {
+        (app.hosts().map(|(id, _)| id).collect(), "hosts")
+    } else {
+        (terminals, "terminal hosts")
+    };
+    match hosts.as_slice() {
+        [only] => Ok((*only).to_owned()),
+        [] => Ok(DEFAULT_HOST.to_owned()),
+        _ => Err(Failure::bad_input(anyhow!(
+            "several {kind} ({}): choose one with --host",
+            hosts.join(", ")
+        ))),
+    }
 }
 
 fn run_main(runtime: &Runtime, req: SpawnRequest) -> Result<(), Failure> {
@@ -285,7 +318,7 @@ fn run_main(runtime: &Runtime, req: SpawnRequest) -> Result<(), Failure> {
     }
 }
 
-fn failed_message(pid: Pid, entry: &str, kind: &str) -> String {
+pub(crate) fn failed_message(pid: Pid, entry: &str, kind: &str) -> String {
     format!("process {pid} (entry {entry}) failed [{kind}]")
 }
 

@@ -2,18 +2,24 @@
 //! have all stopped. The first Ctrl-C or SIGTERM stops them in reverse
 //! dependency order (CANCEL, then terminate after `stop_timeout`); a second
 //! one terminates everything at once.
+//!
+//! [`driver`] and [`boot_set`] also serve `warren run <app> -x`, which
+//! starts the same services before its main process.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::anyhow;
 use warren_config::App;
 use warren_core::Runtime;
 use warren_supervisor::Supervisor;
-use warren_supervisor::driver::{Driver, Event};
+use warren_supervisor::driver::{Driver, Event, Outcome};
 
 use crate::Failure;
 
-pub(crate) fn run(app: &App, runtime: Runtime) -> Result<(), Failure> {
+/// A supervisor driver for `app`'s services, wired to `runtime` (which
+/// makes the `services` module answer).
+pub(crate) fn driver(app: &App, runtime: &Runtime) -> Driver {
     let services = app
         .services()
         .map(|(id, s)| (id.to_owned(), s.clone()))
@@ -21,7 +27,31 @@ pub(crate) fn run(app: &App, runtime: Runtime) -> Result<(), Failure> {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let driver = Driver::new(Supervisor::new(services, seed), &runtime);
+    Driver::new(Supervisor::new(services, seed), runtime)
+}
+
+/// The services the supervisor starts when it boots: the auto-start ones
+/// and, transitively, the services they require.
+pub(crate) fn boot_set(app: &App) -> BTreeSet<String> {
+    let mut wanted = BTreeSet::new();
+    let mut todo: Vec<String> = app
+        .services()
+        .filter(|(_, s)| s.auto_start)
+        .map(|(id, _)| id.to_owned())
+        .collect();
+    while let Some(id) = todo.pop() {
+        if !wanted.insert(id.clone()) {
+            continue;
+        }
+        if let Some((_, svc)) = app.services().find(|(other, _)| *other == id) {
+            todo.extend(svc.requires.iter().cloned());
+        }
+    }
+    wanted
+}
+
+pub(crate) fn run(app: &App, runtime: Runtime) -> Result<(), Failure> {
+    let driver = driver(app, &runtime);
     let events = driver.sender();
     let presses = AtomicUsize::new(0);
     let handler = move || {
@@ -36,7 +66,12 @@ pub(crate) fn run(app: &App, runtime: Runtime) -> Result<(), Failure> {
         tracing::warn!("cannot install the Ctrl-C handler: {err}");
     }
     let outcome = driver.run(&runtime);
-    let result = if let Some(why) = outcome.escalation {
+    crate::run::finish(outcome_result(&outcome))
+}
+
+/// How the services' ending reads as the program's result.
+pub(crate) fn outcome_result(outcome: &Outcome) -> Result<(), Failure> {
+    if let Some(why) = &outcome.escalation {
         Err(Failure::failed(
             anyhow!("{why}").context("the application failed"),
         ))
@@ -50,6 +85,5 @@ pub(crate) fn run(app: &App, runtime: Runtime) -> Result<(), Failure> {
         )))
     } else {
         Ok(())
-    };
-    crate::run::finish(result)
+    }
 }

@@ -38,7 +38,7 @@ fn bundled_examples_run_and_end_with_status_zero() {
     );
     let out = warren(&["run", "examples/hello.lua"]);
     assert!(
-        stderr(&out).contains("answer\t42\tworker exited:\tEXIT"),
+        stderr(&out).contains("answer\t42\tworker exited:\tpid.exit"),
         "{}",
         stderr(&out)
     );
@@ -386,11 +386,11 @@ return function()
         return r.value.result.error
     end
     local e = exit_of("app:bomb")
-    assert(e:kind() == "RATE_LIMITED" and e:message():find("memory limit exceeded"), e:message())
+    assert(e:kind() == "RateLimited" and e:message():find("memory limit exceeded"), e:message())
     e = exit_of("app:spin")
     assert(e:message():find("cpu_budget of host 'app:tenant' %(200 ms%)"), e:message())
     local _, err = process.spawn("app:idle", "app:other")
-    assert(err:kind() == "PERMISSION_DENIED", tostring(err))
+    assert(err:kind() == "PermissionDenied", tostring(err))
     local _, err = process.send(process.pid(), "t", string.rep("x", 2000))
     assert(err:message():find("max_message_bytes %(1024%)"), err:message())
     local rx = process.spawn("app:idle", "app:tenant")
@@ -404,7 +404,7 @@ return function()
         pid, err = process.spawn("app:idle", "app:tenant")
         if pid then spawned = spawned + 1 end
     end
-    assert(spawned == 2 and err:kind() == "RATE_LIMITED", tostring(err))
+    assert(spawned == 2 and err:kind() == "RateLimited", tostring(err))
     assert(err:message():find("max_processes %(4%)"), err:message())
     print("limits hold")
     return 0

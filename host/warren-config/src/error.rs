@@ -47,8 +47,12 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
-    /// Two entries share an id.
-    #[error("{}: duplicate entry id '{id}' (first declared in {})", file.display(), first.display())]
+    /// Two entries share an id (the key at fault is the later one's `name`).
+    #[error(
+        "{}: entry '{id}': key 'name': duplicate entry id '{id}' (first declared in {})",
+        file.display(),
+        first.display()
+    )]
     Duplicate {
         /// The later file.
         file: PathBuf,

@@ -1,18 +1,27 @@
 //! Reading one `_index.yaml`: the file's shape, then each entry by its kind,
 //! with serde's `deny_unknown_fields` catching misspelt keys.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value as Yaml;
+use warren_core::Value;
 
-use crate::service::{RestartPolicy, ServiceEntry, Strategy, yaml_to_value};
+use crate::service::{RestartPolicy, ServiceEntry, Startup, Strategy, yaml_to_value};
 use crate::units::parse_size;
 use crate::{
-    ConfigError, Entry, EntryKind, HostEntry, INDEX_FILE, Limits, LuaEntry, WasiDir, WasmEntry,
+    ConfigError, Entry, EntryKind, HostEntry, INDEX_FILE, LibraryEntry, Limits, LuaEntry, WasiDir,
+    WasmEntry,
 };
+
+/// The kinds an entry may have.
+const KINDS: &str = "process.lua, library.lua, process.wasm, process.host, terminal.host, process.service or registry.entry";
+
+/// Keys that are not part of an entry's `data`.
+const NOT_DATA: [&str; 3] = ["name", "kind", "meta"];
 
 /// Module names a `modules:` list may hold that are globals, not modules.
 const GLOBAL_MODULES: [&str; 2] = ["process", "os"];
@@ -39,10 +48,58 @@ struct LuaYaml {
     source: String,
     method: Option<String>,
     modules: Option<Vec<String>>,
-    /// Wippy's free-form metadata: accepted (the `registry` module that
-    /// reads it is not built yet).
+    imports: Option<BTreeMap<String, String>>,
+    /// Read from the raw YAML into [`Entry::meta`].
     #[serde(rename = "meta")]
     _meta: Option<Yaml>,
+}
+
+/// `kind: library.lua`: like `process.lua` without `method` (a library is
+/// imported, not run).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LibraryYaml {
+    #[serde(rename = "name")]
+    _name: String,
+    #[serde(rename = "kind")]
+    _kind: String,
+    source: String,
+    modules: Option<Vec<String>>,
+    imports: Option<BTreeMap<String, String>>,
+    #[serde(rename = "meta")]
+    _meta: Option<Yaml>,
+}
+
+/// `kind: terminal.host`, with the keys Wippy documents. `hide_logs`
+/// keeps logs off Wippy's event bus, which Warren does not have; like a
+/// host's `lifecycle`, it is accepted.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TerminalYaml {
+    #[serde(rename = "name")]
+    _name: String,
+    #[serde(rename = "kind")]
+    _kind: String,
+    hide_logs: Option<bool>,
+    #[serde(rename = "meta")]
+    _meta: Option<Yaml>,
+    #[serde(rename = "lifecycle")]
+    _lifecycle: Option<Yaml>,
+}
+
+/// `kind: registry.entry`: data other entries find through the `registry`
+/// module (its `meta` and `data`); nothing runs.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryYaml {
+    #[serde(rename = "name")]
+    _name: String,
+    #[serde(rename = "kind")]
+    _kind: String,
+    #[serde(rename = "meta")]
+    _meta: Option<Yaml>,
+    #[serde(rename = "data")]
+    _data: Option<Yaml>,
 }
 
 #[derive(Deserialize)]
@@ -124,10 +181,10 @@ struct LimitsYaml {
     max_processes: Option<u64>,
     memory_per_process: Option<Yaml>,
     memory_total: Option<Yaml>,
-    cpu_slice: Option<String>,
+    cpu_slice: Option<Yaml>,
     max_message_bytes: Option<Yaml>,
     mailbox_limit: Option<u64>,
-    cpu_budget: Option<String>,
+    cpu_budget: Option<Yaml>,
 }
 
 #[derive(Deserialize)]
@@ -150,26 +207,30 @@ struct ServiceYaml {
 #[serde(deny_unknown_fields)]
 struct LifecycleYaml {
     auto_start: Option<bool>,
+    startup: Option<String>,
     #[serde(default)]
     requires: Vec<String>,
+    /// Wippy's legacy spelling of `requires`; both lists are merged.
+    #[serde(default)]
+    depends_on: Vec<String>,
     restart: Option<RestartYaml>,
     group: Option<String>,
-    stable_threshold: Option<String>,
-    start_timeout: Option<String>,
-    stop_timeout: Option<String>,
+    stable_threshold: Option<Yaml>,
+    start_timeout: Option<Yaml>,
+    stop_timeout: Option<Yaml>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RestartYaml {
     strategy: Option<String>,
-    initial_delay: Option<String>,
-    max_delay: Option<String>,
+    initial_delay: Option<Yaml>,
+    max_delay: Option<Yaml>,
     backoff_factor: Option<f64>,
     jitter: Option<f64>,
     max_attempts: Option<u32>,
     max_restarts: Option<u32>,
-    period: Option<String>,
+    period: Option<Yaml>,
 }
 
 /// Collects every `_index.yaml` under `dir` (hidden folders are skipped).
@@ -238,6 +299,19 @@ pub(crate) fn load_file(file: &Path, modules: &[&str]) -> Vec<Result<Entry, Conf
         .collect()
 }
 
+/// How a YAML value reads in a message.
+fn describe(value: &Yaml) -> String {
+    match value {
+        Yaml::Null => "nothing".into(),
+        Yaml::Bool(b) => format!("boolean {b}"),
+        Yaml::Number(n) => format!("number {n}"),
+        Yaml::String(s) => format!("string {s:?}"),
+        Yaml::Sequence(_) => "a list".into(),
+        Yaml::Mapping(_) => "a map".into(),
+        Yaml::Tagged(t) => format!("tagged value {}", t.tag),
+    }
+}
+
 fn file_error(file: &Path, message: String) -> ConfigError {
     ConfigError::File {
         file: file.to_path_buf(),
@@ -280,33 +354,78 @@ impl Ctx<'_> {
         let Some(kind) = str_field("kind") else {
             return Err(self.key_error(&id, "kind", "missing or not a string"));
         };
-        let kind = match kind {
-            "process.lua" => EntryKind::Lua(self.lua(&id, self.parse(&id, yaml)?)?),
-            "process.host" => EntryKind::Host(self.host(&id, self.parse(&id, yaml)?)?),
-            "process.service" => EntryKind::Service(self.service(&id, self.parse(&id, yaml)?)?),
-            "process.wasm" => EntryKind::Wasm(self.wasm(&id, self.parse(&id, yaml)?)?),
-            other => {
-                let msg = format!(
-                    "unknown kind '{other}' (expected process.lua, process.host, process.wasm or process.service)"
-                );
-                return Err(self.key_error(&id, "kind", msg));
-            }
-        };
+        let kind = self.kind(&id, kind, yaml)?;
+        let (meta, mut data) = self.meta_and_data(&id, yaml)?;
+        if matches!(kind, EntryKind::Registry) {
+            // A registry entry's data is its `data:` key itself.
+            data = data.get("data").cloned().unwrap_or(Value::Nil);
+        }
         Ok(Entry {
             id,
             file: self.file.to_path_buf(),
             kind,
+            meta,
+            data,
         })
+    }
+
+    fn kind(&self, id: &str, kind: &str, yaml: &Yaml) -> Result<EntryKind, ConfigError> {
+        Ok(match kind {
+            "process.lua" => EntryKind::Lua(self.lua(id, self.parse(id, yaml)?)?),
+            "library.lua" => EntryKind::Library(self.library(id, yaml)?),
+            "process.host" => EntryKind::Host(self.host(id, self.parse(id, yaml)?)?),
+            "terminal.host" => EntryKind::Host(self.terminal(self.parse(id, yaml)?)),
+            "process.service" => EntryKind::Service(self.service(id, self.parse(id, yaml)?)?),
+            "process.wasm" => EntryKind::Wasm(self.wasm(id, self.parse(id, yaml)?)?),
+            "registry.entry" => {
+                let _: RegistryYaml = self.parse(id, yaml)?;
+                EntryKind::Registry
+            }
+            other => {
+                let msg = format!("unknown kind '{other}' (expected {KINDS})");
+                return Err(self.key_error(id, "kind", msg));
+            }
+        })
+    }
+
+    /// The entry's `meta:` map and the rest of its keys, as values.
+    fn meta_and_data(&self, id: &str, yaml: &Yaml) -> Result<(Value, Value), ConfigError> {
+        let meta = match yaml.get("meta") {
+            None | Some(Yaml::Null) => Value::Map(Vec::new()),
+            Some(m @ Yaml::Mapping(_)) => {
+                yaml_to_value(m).map_err(|e| self.key_error(id, "meta", e))?
+            }
+            Some(other) => {
+                let msg = format!(
+                    "expected a map of keys to values, found {}",
+                    describe(other)
+                );
+                return Err(self.key_error(id, "meta", msg));
+            }
+        };
+        let mut data = Vec::new();
+        for (key, value) in yaml.as_mapping().into_iter().flatten() {
+            let name = key.as_str().unwrap_or_default();
+            if NOT_DATA.contains(&name) {
+                continue;
+            }
+            let value = yaml_to_value(value).map_err(|e| self.key_error(id, name, e))?;
+            data.push((Value::str(name), value));
+        }
+        Ok((meta, Value::Map(data)))
     }
 
     fn parse<T: DeserializeOwned>(&self, id: &str, yaml: &Yaml) -> Result<T, ConfigError> {
         serde_yaml_ng::from_value(yaml.clone()).map_err(|err| {
             let text = err.to_string();
-            match text
+            if let Some((key, _)) = text
                 .strip_prefix("unknown field `")
                 .and_then(|rest| rest.split_once('`'))
             {
-                Some((key, _)) => self.key_error(id, key, format!("unknown key ({text})")),
+                return self.key_error(id, key, format!("unknown key ({text})"));
+            }
+            match crate::locate::key_of(&text, yaml) {
+                Some(key) => self.key_error(id, &key, text),
                 None => self.entry_error(id, text),
             }
         })
@@ -338,13 +457,55 @@ impl Ctx<'_> {
     }
 
     fn lua(&self, id: &str, y: LuaYaml) -> Result<LuaEntry, ConfigError> {
-        let path = self.source_path(id, &y.source)?;
-        let source = std::fs::read_to_string(&path).map_err(|e| {
+        let (path, source) = self.lua_source(id, &y.source)?;
+        let modules = self.lua_modules(id, y.modules)?;
+        let imports = self.imports(id, y.imports, &modules)?;
+        let method = y.method.unwrap_or_else(|| "main".into());
+        Ok(LuaEntry {
+            path,
+            source,
+            method,
+            modules,
+            imports,
+        })
+    }
+
+    fn library(&self, id: &str, yaml: &Yaml) -> Result<LibraryEntry, ConfigError> {
+        if yaml.get("method").is_some() {
+            let msg = "a library.lua entry has no method: a library is imported \
+                       (require of its alias returns what its script returns), not run";
+            return Err(self.key_error(id, "method", msg));
+        }
+        let y: LibraryYaml = self.parse(id, yaml)?;
+        let (path, source) = self.lua_source(id, &y.source)?;
+        let modules = self.lua_modules(id, y.modules)?;
+        let imports = self.imports(id, y.imports, &modules)?;
+        Ok(LibraryEntry {
+            path,
+            source,
+            modules,
+            imports,
+        })
+    }
+
+    /// Reads a Lua entry's `source:`.
+    fn lua_source(&self, id: &str, source: &str) -> Result<(PathBuf, String), ConfigError> {
+        let path = self.source_path(id, source)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
             self.key_error(id, "source", format!("cannot read {}: {e}", path.display()))
         })?;
+        Ok((path, text))
+    }
+
+    /// Checks a Lua entry's `modules:`.
+    fn lua_modules(
+        &self,
+        id: &str,
+        modules: Option<Vec<String>>,
+    ) -> Result<Vec<String>, ConfigError> {
         // `process` and `os` are globals every process has; Wippy accepts
         // them in the list, so they are accepted and dropped here.
-        let mut modules = y.modules.unwrap_or_default();
+        let mut modules = modules.unwrap_or_default();
         modules.retain(|m| !GLOBAL_MODULES.contains(&m.as_str()));
         if let Some(bad) = modules.iter().find(|m| !self.modules.contains(&m.as_str())) {
             let msg = format!(
@@ -353,31 +514,87 @@ impl Ctx<'_> {
             );
             return Err(self.key_error(id, "modules", msg));
         }
-        let method = y.method.unwrap_or_else(|| "main".into());
-        Ok(LuaEntry {
-            path,
-            source,
-            method,
-            modules,
-        })
+        Ok(modules)
+    }
+
+    /// Checks the aliases of a Lua entry's `imports:` (their targets are
+    /// checked once every file has loaded).
+    fn imports(
+        &self,
+        id: &str,
+        imports: Option<BTreeMap<String, String>>,
+        modules: &[String],
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let imports = imports.unwrap_or_default();
+        for alias in imports.keys() {
+            let problem = if alias.is_empty() {
+                Some("an alias must not be empty".to_owned())
+            } else if alias.contains('/') {
+                Some(format!("alias {alias:?} must not contain '/'"))
+            } else if modules.contains(alias) {
+                Some(format!(
+                    "alias {alias:?} is also listed in modules: require({alias:?}) would be ambiguous"
+                ))
+            } else {
+                None
+            };
+            if let Some(msg) = problem {
+                return Err(self.key_error(id, &format!("imports.{alias}"), msg));
+            }
+        }
+        Ok(imports)
+    }
+
+    /// The text of a duration at `key`: Wippy's durations are strings with
+    /// a unit, so a bare number is refused (is `5` seconds or nanoseconds?).
+    fn duration_text(&self, id: &str, key: &str, value: Yaml) -> Result<String, ConfigError> {
+        match value {
+            Yaml::String(text) => Ok(text),
+            Yaml::Number(n) => Err(self.key_error(
+                id,
+                key,
+                format!("{n} is not a duration: write it with a unit, e.g. \"{n}s\" or \"{n}ms\""),
+            )),
+            other => Err(self.key_error(
+                id,
+                key,
+                format!(
+                    "expected a duration such as \"5s\", found {}",
+                    describe(&other)
+                ),
+            )),
+        }
     }
 
     fn duration(
         &self,
         id: &str,
         key: &str,
-        text: Option<String>,
+        value: Option<Yaml>,
         default: Duration,
     ) -> Result<Duration, ConfigError> {
-        let Some(text) = text else {
+        let Some(value) = value else {
             return Ok(default);
         };
+        let text = self.duration_text(id, key, value)?;
         match warren_core::duration::parse(&text) {
             Ok(ns) if ns >= 0 => Ok(Duration::from_nanos(ns.unsigned_abs())),
             Ok(_) => {
                 Err(self.key_error(id, key, format!("duration {text:?} must not be negative")))
             }
             Err(e) => Err(self.key_error(id, key, e.to_string())),
+        }
+    }
+
+    fn startup(&self, id: &str, value: Option<String>) -> Result<Startup, ConfigError> {
+        match value.as_deref() {
+            None | Some("required") => Ok(Startup::Required),
+            Some("optional") => Ok(Startup::Optional),
+            Some(other) => Err(self.key_error(
+                id,
+                "lifecycle.startup",
+                format!("unknown startup mode '{other}' (expected required or optional)"),
+            )),
         }
     }
 
@@ -391,12 +608,19 @@ impl Ctx<'_> {
         let life = y.lifecycle.unwrap_or_default();
         let restart = self.restart(id, life.restart.unwrap_or_default())?;
         let group = life.group.unwrap_or_else(|| self.namespace.to_owned());
+        let mut requires = life.requires;
+        for dep in life.depends_on {
+            if !requires.contains(&dep) {
+                requires.push(dep);
+            }
+        }
         Ok(ServiceEntry {
             process: y.process,
             host: y.host,
             input,
             auto_start: life.auto_start.unwrap_or(true),
-            requires: life.requires,
+            startup: self.startup(id, life.startup)?,
+            requires,
             restart,
             group,
             stable_threshold: self.duration(
@@ -536,19 +760,35 @@ impl Ctx<'_> {
             workers,
             limits,
             allow_hosts: y.allow_hosts,
+            terminal: false,
+            hide_logs: false,
         })
+    }
+
+    /// A terminal host runs one program at a time (Wippy's terminal
+    /// session): one worker, the default quotas.
+    fn terminal(&self, y: TerminalYaml) -> HostEntry {
+        HostEntry {
+            workers: Some(1),
+            terminal: true,
+            hide_logs: y.hide_logs.unwrap_or(false),
+            ..HostEntry::default()
+        }
     }
 
     fn limits(&self, id: &str, l: LimitsYaml) -> Result<Limits, ConfigError> {
         let size = |key: &str, v: Option<Yaml>| self.size(id, key, v);
-        let positive = |key: &str, v: Option<String>| match v {
-            Some(text) => warren_core::duration::parse(&text)
-                .ok()
-                .filter(|ns| *ns > 0)
-                .map(Some)
-                .ok_or_else(|| {
-                    self.key_error(id, key, format!("invalid positive duration {text:?}"))
-                }),
+        let positive = |key: &str, v: Option<Yaml>| match v {
+            Some(value) => {
+                let text = self.duration_text(id, key, value)?;
+                warren_core::duration::parse(&text)
+                    .ok()
+                    .filter(|ns| *ns > 0)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        self.key_error(id, key, format!("invalid positive duration {text:?}"))
+                    })
+            }
             None => Ok(None),
         };
         let cpu_slice = positive("limits.cpu_slice", l.cpu_slice)?;

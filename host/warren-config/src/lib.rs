@@ -8,14 +8,18 @@
 
 mod error;
 mod index;
+mod locate;
+mod refs;
 mod service;
 mod units;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use warren_core::{EntryInfo, Value};
+
 pub use error::ConfigError;
-pub use service::{RestartPolicy, ServiceEntry, Strategy};
+pub use service::{RestartPolicy, ServiceEntry, Startup, Strategy};
 pub use units::{MAX_SIZE, parse_size};
 
 /// Name of the files that declare entries.
@@ -51,6 +55,21 @@ pub struct LuaEntry {
     pub method: String,
     /// Modules `require` may load.
     pub modules: Vec<String>,
+    /// Libraries `require(alias)` loads: alias -> `library.lua` entry id.
+    pub imports: BTreeMap<String, String>,
+}
+
+/// A `library.lua` entry: code other entries import under an alias.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LibraryEntry {
+    /// The script's path.
+    pub path: PathBuf,
+    /// The script's text.
+    pub source: String,
+    /// Modules its `require` may load.
+    pub modules: Vec<String>,
+    /// Libraries it imports: alias -> `library.lua` entry id.
+    pub imports: BTreeMap<String, String>,
 }
 
 /// A directory a component may see.
@@ -79,8 +98,9 @@ pub struct WasmEntry {
     pub network: bool,
 }
 
-/// A scheduler domain and tenant boundary.
-#[derive(Clone, Debug, PartialEq)]
+/// A scheduler domain and tenant boundary: a `process.host`, or a
+/// `terminal.host` whose processes own the terminal (stdin and stdout).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct HostEntry {
     /// Worker threads (`None`: one per core).
     pub workers: Option<usize>,
@@ -88,6 +108,10 @@ pub struct HostEntry {
     pub limits: Limits,
     /// Other hosts its processes may spawn on or send to (`None`: all).
     pub allow_hosts: Option<Vec<String>>,
+    /// `kind: terminal.host`: `warren run -x` runs the entry on it.
+    pub terminal: bool,
+    /// A terminal host's `hide_logs` (accepted; Warren has no event-bus log stream).
+    pub hide_logs: bool,
 }
 
 /// What an entry is.
@@ -95,12 +119,40 @@ pub struct HostEntry {
 pub enum EntryKind {
     /// `kind: process.lua`.
     Lua(LuaEntry),
-    /// `kind: process.host`.
+    /// `kind: library.lua`.
+    Library(LibraryEntry),
+    /// `kind: process.host` or `kind: terminal.host` ([`HostEntry::terminal`]).
     Host(HostEntry),
     /// `kind: process.service`.
     Service(ServiceEntry),
     /// `kind: process.wasm`.
     Wasm(WasmEntry),
+    /// `kind: registry.entry`: only its `meta` and `data` (see [`Entry`]).
+    Registry,
+}
+
+impl EntryKind {
+    /// The `kind:` spelling.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EntryKind::Lua(_) => "process.lua",
+            EntryKind::Library(_) => "library.lua",
+            EntryKind::Host(h) if h.terminal => "terminal.host",
+            EntryKind::Host(_) => "process.host",
+            EntryKind::Service(_) => "process.service",
+            EntryKind::Wasm(_) => "process.wasm",
+            EntryKind::Registry => "registry.entry",
+        }
+    }
+
+    /// The imports of a Lua process or library entry.
+    pub fn imports(&self) -> Option<&BTreeMap<String, String>> {
+        match self {
+            EntryKind::Lua(lua) => Some(&lua.imports),
+            EntryKind::Library(lib) => Some(&lib.imports),
+            _ => None,
+        }
+    }
 }
 
 /// One declared entry.
@@ -112,6 +164,11 @@ pub struct Entry {
     pub file: PathBuf,
     /// Its kind-specific configuration.
     pub kind: EntryKind,
+    /// Its `meta:` map (an empty map when absent).
+    pub meta: Value,
+    /// Its YAML without `name`, `kind` and `meta` (what Wippy's
+    /// `registry.get(id).data` shows).
+    pub data: Value,
 }
 
 /// A loaded application.
@@ -166,110 +223,6 @@ impl App {
         })
     }
 
-    fn kind_of(&self, id: &str) -> Option<&EntryKind> {
-        self.entries.get(id).map(|e| &e.kind)
-    }
-
-    fn check_references(&self, problems: &mut Vec<ConfigError>) {
-        for (id, svc) in self.services() {
-            let key_error = |key: &str, message: String| ConfigError::Key {
-                file: self.entries[id].file.clone(),
-                entry: id.to_owned(),
-                key: key.to_owned(),
-                message,
-            };
-            if !matches!(
-                self.kind_of(&svc.process),
-                Some(EntryKind::Lua(_) | EntryKind::Wasm(_))
-            ) {
-                let msg = format!(
-                    "'{}' is not a process entry of this application",
-                    svc.process
-                );
-                problems.push(key_error("process", msg));
-            }
-            if !matches!(self.kind_of(&svc.host), Some(EntryKind::Host(_))) {
-                let msg = format!(
-                    "'{}' is not a process.host entry of this application",
-                    svc.host
-                );
-                problems.push(key_error("host", msg));
-            }
-            for dep in &svc.requires {
-                if !matches!(self.kind_of(dep), Some(EntryKind::Service(_))) {
-                    problems.push(key_error(
-                        "lifecycle.requires",
-                        format!("'{dep}' is not a process.service entry"),
-                    ));
-                }
-            }
-        }
-        for (id, host) in self.hosts() {
-            for other in host.allow_hosts.iter().flatten() {
-                if !matches!(self.kind_of(other), Some(EntryKind::Host(_))) {
-                    problems.push(ConfigError::Key {
-                        file: self.entries[id].file.clone(),
-                        entry: id.to_owned(),
-                        key: "allow_hosts".into(),
-                        message: format!(
-                            "'{other}' is not a process.host entry of this application"
-                        ),
-                    });
-                }
-            }
-        }
-        if problems.is_empty()
-            && let Some(cycle) = self.dependency_cycle()
-        {
-            let first = &cycle[0];
-            problems.push(ConfigError::Key {
-                file: self.entries[first].file.clone(),
-                entry: first.clone(),
-                key: "lifecycle.requires".into(),
-                message: format!("dependency cycle: {}", cycle.join(" -> ")),
-            });
-        }
-    }
-
-    /// A `requires` cycle, as the ids along it (the first repeated at the end).
-    fn dependency_cycle(&self) -> Option<Vec<String>> {
-        let mut done = std::collections::BTreeSet::new();
-        for (id, _) in self.services() {
-            let mut path = Vec::new();
-            if let Some(cycle) = self.visit(id, &mut done, &mut path) {
-                return Some(cycle);
-            }
-        }
-        None
-    }
-
-    fn visit(
-        &self,
-        id: &str,
-        done: &mut std::collections::BTreeSet<String>,
-        path: &mut Vec<String>,
-    ) -> Option<Vec<String>> {
-        if let Some(start) = path.iter().position(|p| p == id) {
-            let mut cycle = path[start..].to_vec();
-            cycle.push(id.to_owned());
-            return Some(cycle);
-        }
-        if done.contains(id) {
-            return None;
-        }
-        path.push(id.to_owned());
-        if let Some(EntryKind::Service(svc)) = self.kind_of(id) {
-            for dep in &svc.requires {
-                if let Some(cycle) = self.visit(dep, done, path) {
-                    return Some(cycle);
-                }
-            }
-        }
-        path.pop();
-        done.insert(id.to_owned());
-        None
-    }
-
     fn insert(&mut self, entry: Entry, problems: &mut Vec<ConfigError>) {
         if let Some(first) = self.entries.get(&entry.id) {
             problems.push(ConfigError::Duplicate {
@@ -298,11 +251,37 @@ impl App {
         })
     }
 
-    /// The host entries.
+    /// The library entries.
+    pub fn libraries(&self) -> impl Iterator<Item = (&str, &LibraryEntry)> {
+        self.entries.iter().filter_map(|(id, e)| match &e.kind {
+            EntryKind::Library(lib) => Some((id.as_str(), lib)),
+            _ => None,
+        })
+    }
+
+    /// The host entries, `process.host` and `terminal.host` alike.
     pub fn hosts(&self) -> impl Iterator<Item = (&str, &HostEntry)> {
         self.entries.iter().filter_map(|(id, e)| match &e.kind {
             EntryKind::Host(host) => Some((id.as_str(), host)),
             _ => None,
         })
+    }
+
+    /// The `terminal.host` entries.
+    pub fn terminal_hosts(&self) -> impl Iterator<Item = (&str, &HostEntry)> {
+        self.hosts().filter(|(_, h)| h.terminal)
+    }
+
+    /// Every entry as the `registry` module shows it.
+    pub fn catalog(&self) -> Vec<EntryInfo> {
+        self.entries
+            .values()
+            .map(|e| EntryInfo {
+                id: e.id.clone(),
+                kind: e.kind.name().to_owned(),
+                meta: e.meta.clone(),
+                data: e.data.clone(),
+            })
+            .collect()
     }
 }

@@ -27,6 +27,27 @@ impl Strategy {
     }
 }
 
+/// What a failure of an auto-start service to start means for the
+/// application (`lifecycle.startup`, Wippy's startup mode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Startup {
+    /// The application's start fails with it (the default).
+    #[default]
+    Required,
+    /// It is logged, and the rest of the application runs without it.
+    Optional,
+}
+
+impl Startup {
+    /// The configuration spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Startup::Required => "required",
+            Startup::Optional => "optional",
+        }
+    }
+}
+
 /// Restart policy of a service; the intensity fields bound its group.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RestartPolicy {
@@ -74,6 +95,8 @@ pub struct ServiceEntry {
     pub input: Vec<Value>,
     /// Started with the application.
     pub auto_start: bool,
+    /// Whether the application's start depends on this service starting.
+    pub startup: Startup,
     /// Services that must be running first (and stop after it).
     pub requires: Vec<String>,
     /// Restart policy.

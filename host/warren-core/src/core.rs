@@ -45,6 +45,9 @@ struct ProcEntry {
     spawned: bool,
     /// Messages sent to it that it has not taken yet.
     unread: Queued,
+    /// Whether it ever subscribed to the event bus (its exit then drops
+    /// its subscriptions; others' exits skip the bus's lock).
+    subscribed: bool,
 }
 
 /// Worker-local process state; see the module docs.
@@ -81,6 +84,19 @@ fn deliverable(result: Exit) -> Exit {
         return Err(ProcError::new(ErrorKind::Invalid, message));
     }
     result
+}
+
+/// The map a bus event arrives as (see [`Core::bus_send`]).
+fn bus_event(system: &str, kind: &str, path: &str, data: Value) -> Value {
+    let mut fields = vec![
+        (Value::str("system"), Value::str(system)),
+        (Value::str("kind"), Value::str(kind)),
+        (Value::str("path"), Value::str(path)),
+    ];
+    if data != Value::Nil {
+        fields.push((Value::str("data"), data));
+    }
+    Value::Map(fields)
 }
 
 /// The error a sender gets when `to`'s mailbox holds `limit` messages.
@@ -133,15 +149,21 @@ impl Core {
     /// Refuses `op` from `from` to `to` when `from`'s host may not reach
     /// `to`'s (`allow_hosts`): `PERMISSION_DENIED` naming both.
     pub fn check_reach(&self, op: &str, from: Pid, to: Pid) -> Result<(), ProcError> {
-        if from.host() == to.host() || from == Pid::RUNTIME {
+        if self.reaches(from, to) {
             return Ok(());
         }
         let (own, target) = (self.quota_of(from), self.quota_of(to));
-        if own.limits.allows(&own.name, &target.name) {
-            return Ok(());
-        }
         let message = format!("{} ({to})", refused(op, &own.name, &target.name));
         Err(ProcError::new(ErrorKind::PermissionDenied, message))
+    }
+
+    /// Whether `from`'s host may reach `to`'s (`allow_hosts`); see [`Self::check_reach`].
+    fn reaches(&self, from: Pid, to: Pid) -> bool {
+        if from.host() == to.host() || from == Pid::RUNTIME {
+            return true;
+        }
+        let (own, target) = (self.quota_of(from), self.quota_of(to));
+        own.limits.allows(&own.name, &target.name)
     }
 
     /// Refuses payloads larger than the `max_message_bytes` of either host;
@@ -210,6 +232,11 @@ impl Core {
         }
     }
 
+    /// The application's entries, for the `registry` module.
+    pub fn entries(&self) -> &Arc<[crate::catalog::EntryInfo]> {
+        &self.shared.entries
+    }
+
     /// The supervisor's control, when the application runs services.
     pub fn services(&self) -> Option<Arc<dyn crate::services::ServiceControl>> {
         self.shared.services.get().cloned()
@@ -256,6 +283,13 @@ impl Core {
             payloads,
             held: Some(held),
         };
+        self.enqueue(to, msg)
+    }
+
+    /// Queues `msg` for `to` unless it is not alive (`NOT_FOUND`) or its
+    /// mailbox is full (`RATE_LIMITED`): here if `to` is local, else in
+    /// the outbox of its worker.
+    fn enqueue(&mut self, to: Pid, msg: Message) -> Result<(), ProcError> {
         if self.procs.contains_key(&to) {
             self.admit_local(to)?;
             self.push_local(to, Item::Msg(msg));
@@ -425,6 +459,122 @@ impl Core {
         self.shared.registry.unregister(name)
     }
 
+    // ---- The event bus (`bus.rs`, Wippy's `events` module). ----
+
+    /// Subscribes `me` to events of systems matching `pattern` (`orders`,
+    /// `orders.*`, `*`; see [`crate::bus::Pattern`]), only of `kind` if
+    /// given; returns the subscription id its events carry. `INVALID` for
+    /// a malformed pattern or kind, `RATE_LIMITED` past
+    /// [`MAX_SUBSCRIPTIONS_PER_PROCESS`](crate::bus::MAX_SUBSCRIPTIONS_PER_PROCESS).
+    /// The subscription ends with [`Self::bus_unsubscribe`] or `me`'s exit.
+    pub fn bus_subscribe(
+        &mut self,
+        me: Pid,
+        pattern: &str,
+        kind: Option<&str>,
+    ) -> Result<u64, ProcError> {
+        if !self.procs.contains_key(&me) {
+            return Err(not_alive(me));
+        }
+        let id = self.shared.bus.subscribe(me, pattern, kind)?;
+        if let Some(p) = self.procs.get_mut(&me) {
+            p.subscribed = true;
+        }
+        Ok(id)
+    }
+
+    /// Ends subscription `id` of `me`; `false` if `me` holds no such
+    /// subscription (closing twice is harmless).
+    pub fn bus_unsubscribe(&mut self, me: Pid, id: u64) -> bool {
+        self.shared.bus.unsubscribe(me, id)
+    }
+
+    /// The bytes the `data` of an event `me` publishes may take
+    /// ([`wire_size`]), or why the publish is refused (`INVALID`: an empty
+    /// or oversized system, kind or path): a front-end asks before it
+    /// converts `data`, so a refused publish costs no copy.
+    pub fn bus_send_budget(
+        &self,
+        me: Pid,
+        system: &str,
+        kind: &str,
+        path: &str,
+    ) -> Result<usize, ProcError> {
+        crate::bus::check_event(system, kind, path)?;
+        let envelope = [Value::Int(0), bus_event(system, kind, path, Value::Nil)];
+        // Plus the "data" key the map gains when there is data.
+        let overhead = wire_size(&envelope) + wire_size(&[Value::str("data")]);
+        let limit = self.quota_of(me).limits.max_message_bytes;
+        Ok(limit.saturating_sub(overhead))
+    }
+
+    /// Publishes an event: every subscription matching `system` and `kind`
+    /// now gets, as a message from `me` on topic
+    /// [`BUS_TOPIC`](crate::bus::BUS_TOPIC), the payloads
+    /// `[Int(subscription id), Map{system, kind, path, data}]` (`data`
+    /// left out when nil). Best-effort: subscribers whose host and `me`'s
+    /// may not reach each other (`allow_hosts`, checked both ways), whose
+    /// `max_message_bytes` the event passes, whose mailbox is
+    /// full, or for which `me`'s host has no `memory_total` left, miss it;
+    /// `me` never learns who got it. `INVALID` only for `me`'s own
+    /// mistakes: a malformed system, kind or path, data over `me`'s
+    /// `max_message_bytes` or that no front-end can hold.
+    pub fn bus_send(
+        &mut self,
+        me: Pid,
+        system: &str,
+        kind: &str,
+        path: &str,
+        data: Value,
+    ) -> Result<(), ProcError> {
+        let budget = self.bus_send_budget(me, system, kind, path)?;
+        let bytes = wire_size(std::slice::from_ref(&data));
+        if bytes > budget {
+            let limit = self.quota_of(me).limits.max_message_bytes;
+            let message = format!(
+                "event data of {bytes} bytes exceeds the {budget} bytes max_message_bytes \
+                 ({limit}) leaves for it"
+            );
+            return Err(ProcError::new(ErrorKind::Invalid, message));
+        }
+        check_values(std::slice::from_ref(&data), "data")
+            .map_err(|e| ProcError::new(ErrorKind::Invalid, e))?;
+        let mut subs = Vec::new();
+        self.shared.bus.matching(system, kind, &mut subs);
+        if subs.is_empty() {
+            return Ok(());
+        }
+        let event = bus_event(system, kind, path, data);
+        let bytes = wire_size(&[Value::Int(0), event.clone()]);
+        let topic: Arc<str> = crate::bus::BUS_TOPIC.into();
+        for (to, id) in subs {
+            // Both ways: the event is a message from `me` (as `send`), and
+            // it shows `to` what `me` does and its pid (as `monitor` and
+            // `lookup_for`), which a host that may not reach `me` must not see.
+            if !self.reaches(me, to)
+                || !self.reaches(to, me)
+                || bytes > self.quota_of(to).limits.max_message_bytes
+            {
+                continue;
+            }
+            let Ok(held) = self.hold(me, to, bytes) else {
+                continue;
+            };
+            let msg = Message {
+                from: me,
+                topic: topic.clone(),
+                payloads: vec![
+                    Value::Int(i64::try_from(id).unwrap_or(i64::MAX)),
+                    event.clone(),
+                ],
+                held: Some(held),
+            };
+            // A full mailbox or an exited subscriber just misses it.
+            let _ = self.enqueue(to, msg);
+        }
+        Ok(())
+    }
+
     /// A waker that any thread may use to queue [`Item::Wake`] for `pid`,
     /// a process of this worker, waking the worker if it sleeps.
     pub fn waker(&self, pid: Pid) -> std::task::Waker {
@@ -451,6 +601,9 @@ impl Core {
         self.purge_timers();
         self.shared.directory.remove(me);
         self.shared.registry.release(me);
+        if p.subscribed {
+            self.shared.bus.release(me);
+        }
         self.shared.quota(me.host()).release_process();
         let linked = !p.links.is_empty() || !p.watchers.is_empty();
         for peer in p.links {
@@ -586,6 +739,7 @@ impl Core {
                 entry.items.push_back(Item::Start {
                     program: spawn.program,
                     args,
+                    context: spawn.context,
                 });
                 self.procs.insert(spawn.pid, entry);
                 self.queue(spawn.pid);

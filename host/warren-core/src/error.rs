@@ -67,11 +67,29 @@ impl ErrorKind {
         }
     }
 
-    /// The kind named `name`, or `Unknown` for anything unrecognised.
+    /// The name the Lua `errors` module gives it (Wippy's: `NotFound`).
+    pub fn lua_name(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "NotFound",
+            ErrorKind::AlreadyExists => "AlreadyExists",
+            ErrorKind::Invalid => "Invalid",
+            ErrorKind::PermissionDenied => "PermissionDenied",
+            ErrorKind::Unavailable => "Unavailable",
+            ErrorKind::Internal => "Internal",
+            ErrorKind::Canceled => "Canceled",
+            ErrorKind::Conflict => "Conflict",
+            ErrorKind::Timeout => "Timeout",
+            ErrorKind::RateLimited => "RateLimited",
+            ErrorKind::Unknown => "Unknown",
+        }
+    }
+
+    /// The kind named `name` (`NOT_FOUND` or Lua's `NotFound`), or
+    /// `Unknown` for anything unrecognised.
     pub fn from_name(name: &str) -> ErrorKind {
         Self::ALL
             .into_iter()
-            .find(|k| k.name() == name)
+            .find(|k| k.name() == name || k.lua_name() == name)
             .unwrap_or(ErrorKind::Unknown)
     }
 }

@@ -89,6 +89,8 @@ pub enum Item {
         program: Arc<Program>,
         /// Arguments to its main function.
         args: Vec<Value>,
+        /// Its context values (`ctx` module): a map, or `Nil`.
+        context: Value,
     },
     /// A message.
     Msg(Message),

@@ -8,6 +8,8 @@
 //! in order; a send to an exited pid is an error for the sender, never a
 //! crash; every exit notifies exactly the linked and monitoring processes.
 
+pub mod bus;
+pub mod catalog;
 pub mod core;
 pub mod directory;
 pub mod duration;
@@ -24,6 +26,7 @@ pub mod services;
 pub mod value;
 mod worker;
 
+pub use crate::catalog::EntryInfo;
 pub use crate::core::{Core, CoreRef};
 pub use error::{ErrorKind, ProcError, SpawnError};
 pub use frontend::{Frontend, FrontendFactory, Program};

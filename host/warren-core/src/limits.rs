@@ -94,15 +94,19 @@ pub struct HostQuota {
     pub name: String,
     /// Its limits.
     pub limits: HostLimits,
+    /// Whether its processes own the terminal (`kind: terminal.host`): only
+    /// they may use the `io` module's stdin and stdout.
+    pub terminal: bool,
     live: AtomicUsize,
     memory: AtomicU64,
 }
 
 impl HostQuota {
-    pub(crate) fn new(name: String, limits: HostLimits) -> Self {
+    pub(crate) fn new(name: String, limits: HostLimits, terminal: bool) -> Self {
         HostQuota {
             name,
             limits,
+            terminal,
             live: AtomicUsize::new(0),
             memory: AtomicU64::new(0),
         }
@@ -273,7 +277,7 @@ mod tests {
             max_processes: 2,
             ..HostLimits::default()
         };
-        let quota = HostQuota::new("h".into(), limits);
+        let quota = HostQuota::new("h".into(), limits, false);
         assert!(quota.admit_process());
         assert!(quota.admit_process());
         assert!(!quota.admit_process());
@@ -288,7 +292,7 @@ mod tests {
             memory_total: 100,
             ..HostLimits::default()
         };
-        let quota = HostQuota::new("h".into(), limits);
+        let quota = HostQuota::new("h".into(), limits, false);
         assert!(quota.reserve_memory(60));
         assert!(!quota.reserve_memory(41));
         assert_eq!(quota.memory_used(), 60);

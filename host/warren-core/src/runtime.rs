@@ -33,6 +33,9 @@ pub struct HostSpec {
     pub workers: usize,
     /// Its quotas.
     pub limits: HostLimits,
+    /// A terminal host (`kind: terminal.host`): its processes may read
+    /// stdin and write stdout through the `io` module.
+    pub terminal: bool,
 }
 
 impl HostSpec {
@@ -42,7 +45,14 @@ impl HostSpec {
             name: name.into(),
             workers,
             limits: HostLimits::default(),
+            terminal: false,
         }
+    }
+
+    /// Makes it a terminal host.
+    pub fn terminal(mut self) -> Self {
+        self.terminal = true;
+        self
     }
 
     /// Replaces the limits.
@@ -65,6 +75,9 @@ pub struct SpawnRequest {
     pub link: bool,
     /// Make the parent monitor the new process.
     pub monitor: bool,
+    /// Values the new process reads with the `ctx` module (a map; `Nil`
+    /// for none), copied like its arguments and counted with them.
+    pub context: Value,
 }
 
 impl SpawnRequest {
@@ -76,6 +89,7 @@ impl SpawnRequest {
             args,
             link: false,
             monitor: false,
+            context: Value::Nil,
         }
     }
 }
@@ -97,7 +111,9 @@ pub(crate) struct Shared {
     pub(crate) workers: Vec<Remote>,
     pub(crate) directory: Directory,
     pub(crate) registry: Registry,
+    pub(crate) bus: crate::bus::Bus,
     pub(crate) factories: Vec<Arc<dyn FrontendFactory>>,
+    pub(crate) entries: Arc<[crate::catalog::EntryInfo]>,
     pub(crate) services: std::sync::OnceLock<Arc<dyn ServiceControl>>,
     hosts: Vec<HostInfo>,
     programs: RwLock<FxHashMap<String, Arc<Program>>>,
@@ -157,7 +173,7 @@ impl Shared {
             }
             limit = limit.min(own.limits.max_message_bytes);
         }
-        let bytes = wire_size(&req.args);
+        let bytes = wire_size(&req.args) + wire_size(std::slice::from_ref(&req.context));
         if bytes > limit {
             return Err(SpawnError::TooLarge {
                 what: "spawn arguments",
@@ -166,6 +182,8 @@ impl Shared {
             });
         }
         crate::limits::check_values(&req.args, "argument").map_err(SpawnError::Unholdable)?;
+        crate::limits::check_values(std::slice::from_ref(&req.context), "context")
+            .map_err(SpawnError::Unholdable)?;
         if !target.admit_process() {
             return Err(SpawnError::TooManyProcesses {
                 host: target.name.clone(),
@@ -250,6 +268,7 @@ impl Shared {
             frontend,
             program,
             args: req.args,
+            context: req.context,
             link_to: parent.filter(|_| req.link),
             monitored_by: parent.filter(|_| req.monitor),
         };
@@ -297,6 +316,7 @@ pub struct RuntimeBuilder {
     hosts: Vec<HostSpec>,
     factories: Vec<Arc<dyn FrontendFactory>>,
     programs: Vec<Program>,
+    entries: Vec<crate::catalog::EntryInfo>,
 }
 
 impl RuntimeBuilder {
@@ -323,6 +343,12 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Sets the entries the `registry` module shows.
+    pub fn entries(mut self, entries: Vec<crate::catalog::EntryInfo>) -> Self {
+        self.entries = entries;
+        self
+    }
+
     /// Starts the worker threads.
     pub fn start(self) -> std::io::Result<Runtime> {
         let mut hosts = Vec::new();
@@ -330,7 +356,11 @@ impl RuntimeBuilder {
         for spec in &self.hosts {
             let workers = spec.workers.max(1);
             hosts.push(HostInfo {
-                quota: Arc::new(HostQuota::new(spec.name.clone(), spec.limits.clone())),
+                quota: Arc::new(HostQuota::new(
+                    spec.name.clone(),
+                    spec.limits.clone(),
+                    spec.terminal,
+                )),
                 first_worker,
                 workers,
                 next: AtomicUsize::new(0),
@@ -346,7 +376,9 @@ impl RuntimeBuilder {
             workers: (0..first_worker).map(|_| Remote::default()).collect(),
             directory: Directory::default(),
             registry: Registry::default(),
+            bus: crate::bus::Bus::default(),
             factories: self.factories,
+            entries: self.entries.into(),
             services: std::sync::OnceLock::new(),
             hosts,
             programs: RwLock::new(programs),
@@ -513,6 +545,11 @@ impl Runtime {
     /// The pid registered as `name`.
     pub fn lookup(&self, name: &str) -> Option<Pid> {
         self.shared.registry.lookup(name)
+    }
+
+    /// How many event-bus subscriptions the live processes hold.
+    pub fn bus_subscriptions(&self) -> usize {
+        self.shared.bus.len()
     }
 }
 

@@ -33,6 +33,7 @@ pub(crate) struct SpawnCmd {
     pub frontend: usize,
     pub program: Arc<Program>,
     pub args: Vec<Value>,
+    pub context: Value,
     pub link_to: Option<Pid>,
     pub monitored_by: Option<Pid>,
 }

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use warren_config::{ServiceEntry, Strategy};
+use warren_config::{ServiceEntry, Startup, Strategy};
 use warren_core::{ErrorKind, Exit, Pid, ProcError};
 
 use crate::backoff;
@@ -355,9 +355,13 @@ impl Supervisor {
         self.terminated
     }
 
-    /// Whether some service was given up on.
+    /// Whether some required service (`lifecycle.startup: required`, the
+    /// default) was given up on; an optional one failing is only logged.
     pub fn failed_any(&self) -> bool {
-        self.svcs.iter().any(|s| s.state == State::Failed)
+        self.svcs
+            .iter()
+            .zip(&self.specs)
+            .any(|(s, spec)| s.state == State::Failed && spec.startup == Startup::Required)
     }
 
     /// Every service's status.
@@ -563,6 +567,13 @@ impl Supervisor {
                 "group {group}: more than {} restarts within {:?} (last: {} failed: {reason})",
                 policy.max_restarts, policy.period, self.ids[n]
             );
+            if self.specs[n].startup == Startup::Optional {
+                // An optional service fails alone: the application runs on.
+                tracing::warn!("{why}; optional service {} given up", self.ids[n]);
+                self.svcs[n].wanted = false;
+                self.set(n, State::Failed, why);
+                return;
+            }
             self.escalate(n, &group, why, now, out);
             return;
         }

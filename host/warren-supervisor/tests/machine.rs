@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use warren_config::{RestartPolicy, ServiceEntry, Strategy};
+use warren_config::{RestartPolicy, ServiceEntry, Startup, Strategy};
 use warren_core::{ErrorKind, Exit, Pid, ProcError, Value};
 use warren_supervisor::{Action, Supervisor};
 
@@ -31,6 +31,7 @@ fn svc(group: &str, strategy: Strategy, requires: &[&str]) -> ServiceEntry {
         stable_threshold: ms(5000),
         start_timeout: ms(2000),
         stop_timeout: ms(500),
+        startup: Startup::Required,
     }
 }
 
@@ -399,4 +400,49 @@ fn a_normal_exit_is_not_restarted() {
     assert!(h.cancelled.is_empty());
     h.tick(ms(10_000));
     assert!(h.take_spawned().is_empty());
+}
+
+#[test]
+fn an_optional_service_past_its_intensity_fails_alone() {
+    let mut a = svc("g", Strategy::OneForOne, &[]);
+    a.restart.max_restarts = 2;
+    a.startup = Startup::Optional;
+    let mut h = Harness::new(vec![
+        ("g:a", a),
+        ("g:b", svc("g", Strategy::OneForOne, &[])),
+    ]);
+    h.boot(ms(0));
+    let mut now = ms(0);
+    for _ in 0..2 {
+        h.exit(0, failed(), now);
+        now = h.sup.next_deadline().expect("restart");
+        h.tick(now);
+    }
+    h.exit(0, failed(), now);
+    assert_eq!(h.state(0), "failed");
+    assert!(
+        h.sup.escalation().is_none(),
+        "an optional service never escalates"
+    );
+    assert_eq!(h.state(1), "running", "its group runs on");
+    assert!(h.cancelled.is_empty(), "{:?}", h.cancelled);
+    assert!(
+        !h.sup.failed_any(),
+        "an optional failure does not fail the application"
+    );
+}
+
+#[test]
+fn a_required_service_given_up_fails_the_application_but_an_optional_one_does_not() {
+    let mut a = svc("g", Strategy::OneForOne, &[]);
+    a.restart.max_attempts = 1;
+    a.startup = Startup::Optional;
+    let mut h = Harness::new(vec![("g:a", a)]);
+    h.boot(ms(0));
+    h.exit(0, failed(), ms(0));
+    let now = h.sup.next_deadline().expect("restart");
+    h.tick(now);
+    h.exit(0, failed(), now);
+    assert_eq!(h.state(0), "failed");
+    assert!(!h.sup.failed_any());
 }

@@ -1,0 +1,870 @@
+//! The event bus: Wippy's `events` module, a best-effort publish/subscribe
+//! channel between processes.
+//!
+//! A process subscribes to a system pattern (and optionally one event
+//! kind); a publish reaches every subscription that matches it at the time
+//! of the send, as an ordinary message on the reserved topic [`BUS_TOPIC`]
+//! (see [`Core::bus_send`](crate::Core::bus_send) for the format). Delivery
+//! is best-effort: a subscriber whose mailbox is full, or that the
+//! publisher's host has no memory left to queue for, misses the event; the
+//! publisher is never told who received it, nor blocked, nor failed for it.
+//!
+//! Tenants: an event reaches a subscriber only when the publisher's host
+//! may reach the subscriber's (`allow_hosts`, as for `send`: the event is a
+//! message from the publisher) *and* the subscriber's host may reach the
+//! publisher's (as for `monitor` and `lookup_for`: the event shows what
+//! the publisher does, and its pid). Otherwise a host with an empty
+//! `allow_hosts` could subscribe to `*` and watch every tenant whose
+//! `allow_hosts` is open.
+//!
+//! Patterns ([`Pattern`]): an exact system name (`orders`), a prefix
+//! `orders.*` that matches every system strictly below `orders`
+//! (`orders.eu`, `orders.eu.x`, but not `orders` itself), or `*` for every
+//! system. Wippy's own matcher (`internal/wildcard` of `wippyai/runtime`)
+//! splits on dots and makes `*` match exactly one segment, so `orders.*`
+//! never matches `orders` there either; we widen it to any depth below
+//! (Wippy spells that `orders.**`, which also matches `orders`) and make a
+//! lone `*` match everything, so that one index lookup per dot of the
+//! published system finds every match. Any other use of `*` is `INVALID`.
+//!
+//! The registry lives in `Shared`; a publish costs one read lock, one hash
+//! lookup for the exact system, one per dot-prefix of it, plus the matching
+//! subscriptions, never a scan of all of them.
+
+use std::sync::RwLock;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{ErrorKind, ProcError};
+use crate::pid::Pid;
+
+/// The topic bus events arrive on. User sends cannot use it: topics
+/// starting with `@` are reserved for the runtime (`Core::send`).
+pub const BUS_TOPIC: &str = "@bus";
+
+/// Subscriptions one process may hold at once. Each one costs shared
+/// memory in a runtime-wide registry and work on every matching publish;
+/// without a bound a single process could subscribe millions of times and
+/// both exhaust memory outside its host's quota and turn every publish
+/// into a flood. Past it `bus_subscribe` fails with `RATE_LIMITED`.
+pub const MAX_SUBSCRIPTIONS_PER_PROCESS: usize = 64;
+
+/// Longest pattern, system, kind or path, in bytes: they are kept in (or
+/// looked up in) the shared registry and copied into every delivered
+/// event, so a process may not make them megabytes long. Longer ones are
+/// `INVALID`.
+pub const MAX_BUS_STRING_BYTES: usize = 256;
+
+fn invalid(message: String) -> ProcError {
+    ProcError::new(ErrorKind::Invalid, message)
+}
+
+/// Refuses an empty or oversized `what` (`system`, `kind`, `path`, `pattern`).
+fn check_text(what: &str, text: &str) -> Result<(), ProcError> {
+    if text.is_empty() {
+        return Err(invalid(format!("event {what} must not be empty")));
+    }
+    if text.len() > MAX_BUS_STRING_BYTES {
+        return Err(invalid(format!(
+            "event {what} of {} bytes exceeds {MAX_BUS_STRING_BYTES} bytes",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the strings of a publish: each non-empty and at most
+/// [`MAX_BUS_STRING_BYTES`]; `INVALID` otherwise (Wippy's error table).
+pub fn check_event(system: &str, kind: &str, path: &str) -> Result<(), ProcError> {
+    check_text("system", system)?;
+    check_text("kind", kind)?;
+    check_text("path", path)
+}
+
+/// What systems a subscription matches; see the module docs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Pattern {
+    /// `*`: every system.
+    All,
+    /// `orders`: exactly this system.
+    Exact(Box<str>),
+    /// `orders.*`: every system below `orders` (`orders.eu`, `orders.eu.x`).
+    Below(Box<str>),
+}
+
+impl Pattern {
+    /// Parses a subscription pattern; `INVALID` for an empty or oversized
+    /// one, or one using `*` other than as `*` or a final `.*`.
+    pub fn parse(text: &str) -> Result<Pattern, ProcError> {
+        check_text("system pattern", text)?;
+        if text == "*" {
+            return Ok(Pattern::All);
+        }
+        let (base, below) = match text.strip_suffix(".*") {
+            Some(base) => (base, true),
+            None => (text, false),
+        };
+        if base.is_empty() || base.contains('*') {
+            return Err(invalid(format!(
+                "invalid event system pattern {text:?}: '*' may only be the whole pattern \
+                 or its last segment ('orders.*')"
+            )));
+        }
+        Ok(if below {
+            Pattern::Below(base.into())
+        } else {
+            Pattern::Exact(base.into())
+        })
+    }
+
+    /// Whether a publish to `system` matches it.
+    pub fn matches(&self, system: &str) -> bool {
+        match self {
+            Pattern::All => true,
+            Pattern::Exact(name) => **name == *system,
+            Pattern::Below(base) => system
+                .strip_prefix(&**base)
+                .is_some_and(|rest| rest.len() > 1 && rest.starts_with('.')),
+        }
+    }
+}
+
+struct Sub {
+    pid: Pid,
+    kind: Option<Box<str>>,
+}
+
+type Subs = FxHashMap<u64, Sub>;
+
+#[derive(Default)]
+struct Index {
+    all: Subs,
+    exact: FxHashMap<Box<str>, Subs>,
+    below: FxHashMap<Box<str>, Subs>,
+    by_id: FxHashMap<u64, (Pid, Pattern)>,
+    by_pid: FxHashMap<Pid, Vec<u64>>,
+    next_id: u64,
+}
+
+impl Index {
+    fn bucket(&mut self, pattern: &Pattern) -> &mut Subs {
+        match pattern {
+            Pattern::All => &mut self.all,
+            Pattern::Exact(name) => self.exact.entry(name.clone()).or_default(),
+            Pattern::Below(base) => self.below.entry(base.clone()).or_default(),
+        }
+    }
+
+    /// Removes subscription `id` from its pattern's bucket (not `by_pid`).
+    fn remove(&mut self, id: u64) {
+        let Some((_, pattern)) = self.by_id.remove(&id) else {
+            return;
+        };
+        let map = match &pattern {
+            Pattern::All => {
+                self.all.remove(&id);
+                return;
+            }
+            Pattern::Exact(_) => &mut self.exact,
+            Pattern::Below(_) => &mut self.below,
+        };
+        let (Pattern::Exact(key) | Pattern::Below(key)) = &pattern else {
+            return;
+        };
+        if let Some(subs) = map.get_mut(key) {
+            subs.remove(&id);
+            if subs.is_empty() {
+                map.remove(key);
+            }
+        }
+    }
+}
+
+/// The runtime-wide subscription registry.
+#[derive(Default)]
+pub struct Bus {
+    inner: RwLock<Index>,
+}
+
+impl Bus {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Subscribes `pid` to `pattern`, optionally only to events of `kind`
+    /// (an empty kind filters nothing, as in Wippy); returns the
+    /// subscription's id, unique in the runtime. `INVALID` for a malformed
+    /// pattern or kind, `RATE_LIMITED` past [`MAX_SUBSCRIPTIONS_PER_PROCESS`].
+    pub fn subscribe(&self, pid: Pid, pattern: &str, kind: Option<&str>) -> Result<u64, ProcError> {
+        let pattern = Pattern::parse(pattern)?;
+        let kind = kind.filter(|k| !k.is_empty());
+        if let Some(kind) = kind {
+            check_text("kind", kind)?;
+        }
+        let mut index = self.write();
+        let held = index.by_pid.get(&pid).map_or(0, Vec::len);
+        if held >= MAX_SUBSCRIPTIONS_PER_PROCESS {
+            return Err(ProcError::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "process {pid} already holds {MAX_SUBSCRIPTIONS_PER_PROCESS} event \
+                     subscriptions (the most one process may hold); close one first"
+                ),
+            ));
+        }
+        index.next_id += 1;
+        let id = index.next_id;
+        let sub = Sub {
+            pid,
+            kind: kind.map(Into::into),
+        };
+        index.bucket(&pattern).insert(id, sub);
+        index.by_id.insert(id, (pid, pattern));
+        index.by_pid.entry(pid).or_default().push(id);
+        Ok(id)
+    }
+
+    /// Drops subscription `id` of `pid`; `false` if `pid` holds no such
+    /// subscription (closed already, or another process's).
+    pub fn unsubscribe(&self, pid: Pid, id: u64) -> bool {
+        let mut index = self.write();
+        if index.by_id.get(&id).is_none_or(|(owner, _)| *owner != pid) {
+            return false;
+        }
+        index.remove(id);
+        if let Some(ids) = index.by_pid.get_mut(&pid) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                index.by_pid.remove(&pid);
+            }
+        }
+        true
+    }
+
+    /// Drops every subscription of `pid` (it exited).
+    pub fn release(&self, pid: Pid) {
+        let mut index = self.write();
+        for id in index.by_pid.remove(&pid).unwrap_or_default() {
+            index.remove(id);
+        }
+    }
+
+    /// Appends `(subscriber, subscription id)` for every subscription a
+    /// publish of `kind` to `system` matches now.
+    pub fn matching(&self, system: &str, kind: &str, out: &mut Vec<(Pid, u64)>) {
+        let index = self.read();
+        let mut take = |subs: &Subs| {
+            out.extend(
+                subs.iter()
+                    .filter(|(_, s)| s.kind.as_deref().is_none_or(|k| k == kind))
+                    .map(|(id, s)| (s.pid, *id)),
+            );
+        };
+        take(&index.all);
+        if let Some(subs) = index.exact.get(system) {
+            take(subs);
+        }
+        if !index.below.is_empty() {
+            for (at, _) in system.match_indices('.') {
+                if let Some(subs) = index.below.get(&system[..at]) {
+                    take(subs);
+                }
+            }
+        }
+    }
+
+    /// How many subscriptions exist (all processes).
+    pub fn len(&self) -> usize {
+        self.read().by_id.len()
+    }
+
+    /// Whether no subscription exists.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many subscriptions `pid` holds.
+    pub fn held_by(&self, pid: Pid) -> usize {
+        self.read().by_pid.get(&pid).map_or(0, Vec::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(pattern: &str, system: &str) -> bool {
+        Pattern::parse(pattern).expect("valid").matches(system)
+    }
+
+    fn kinds(err: Result<impl std::fmt::Debug, ProcError>) -> ErrorKind {
+        err.expect_err("must fail").kind
+    }
+
+    #[test]
+    fn patterns_match_exact_below_and_all() {
+        assert!(matches("orders", "orders"));
+        assert!(!matches("orders", "orders.eu"));
+        assert!(!matches("orders", "order"));
+        assert!(matches("orders.*", "orders.eu"));
+        assert!(matches("orders.*", "orders.eu.x"));
+        assert!(
+            !matches("orders.*", "orders"),
+            "a prefix is not below itself"
+        );
+        assert!(!matches("orders.*", "ordersx.eu"));
+        assert!(
+            !matches("orders.*", "orders."),
+            "an empty segment is not below"
+        );
+        assert!(matches("a.b.*", "a.b.c"));
+        assert!(!matches("a.b.*", "a.c"));
+        for system in ["x", "orders.eu.x", "."] {
+            assert!(matches("*", system));
+        }
+    }
+
+    #[test]
+    fn malformed_patterns_and_strings_are_invalid() {
+        let long = "x".repeat(MAX_BUS_STRING_BYTES + 1);
+        for bad in ["", ".*", "**", "a.**", "a*", "*.a", "a.*.b", long.as_str()] {
+            assert_eq!(kinds(Pattern::parse(bad)), ErrorKind::Invalid, "{bad:?}");
+        }
+        let fits = "x".repeat(MAX_BUS_STRING_BYTES);
+        assert!(Pattern::parse(&fits).is_ok());
+        assert!(check_event("s", "k", "/p").is_ok());
+        for (s, k, p) in [
+            ("", "k", "p"),
+            ("s", "", "p"),
+            ("s", "k", ""),
+            ("s", &long, "p"),
+        ] {
+            assert_eq!(kinds(check_event(s, k, p)), ErrorKind::Invalid);
+        }
+        let bus = Bus::default();
+        let pid = Pid::new(0, 1);
+        assert_eq!(
+            kinds(bus.subscribe(pid, "s", Some(&long))),
+            ErrorKind::Invalid
+        );
+        assert!(bus.is_empty(), "a refused subscription leaves nothing");
+    }
+
+    fn found(bus: &Bus, system: &str, kind: &str) -> Vec<u64> {
+        let mut out = Vec::new();
+        bus.matching(system, kind, &mut out);
+        let mut ids: Vec<u64> = out.into_iter().map(|(_, id)| id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn publishes_find_exactly_the_matching_subscriptions() {
+        let bus = Bus::default();
+        let (a, b) = (Pid::new(0, 1), Pid::new(0, 2));
+        let all = bus.subscribe(a, "*", None).expect("all");
+        let exact = bus.subscribe(a, "orders", Some("created")).expect("exact");
+        let below = bus.subscribe(b, "orders.*", None).expect("below");
+        let deep = bus
+            .subscribe(b, "orders.eu.*", Some(""))
+            .expect("empty kind");
+        assert_eq!(found(&bus, "orders", "created"), vec![all, exact]);
+        assert_eq!(found(&bus, "orders", "deleted"), vec![all]);
+        assert_eq!(found(&bus, "orders.eu", "x"), vec![all, below]);
+        assert_eq!(found(&bus, "orders.eu.fr", "x"), vec![all, below, deep]);
+        assert_eq!(found(&bus, "billing", "x"), vec![all]);
+        assert!(bus.unsubscribe(b, below));
+        assert!(!bus.unsubscribe(b, below), "closing twice");
+        assert!(!bus.unsubscribe(b, exact), "another process's subscription");
+        assert_eq!(found(&bus, "orders.eu.fr", "x"), vec![all, deep]);
+        bus.release(a);
+        assert_eq!(found(&bus, "orders", "created"), Vec::<u64>::new());
+        assert_eq!((bus.len(), bus.held_by(a), bus.held_by(b)), (1, 0, 1));
+        bus.release(b);
+        assert!(bus.is_empty());
+        let index = bus.read();
+        assert!(index.exact.is_empty() && index.below.is_empty() && index.by_pid.is_empty());
+    }
+
+    #[test]
+    fn a_process_holds_at_most_the_subscription_limit() {
+        let bus = Bus::default();
+        let (a, b) = (Pid::new(0, 1), Pid::new(0, 2));
+        let ids: Vec<u64> = (0..MAX_SUBSCRIPTIONS_PER_PROCESS)
+            .map(|i| {
+                bus.subscribe(a, &format!("s{i}"), None)
+                    .expect("under limit")
+            })
+            .collect();
+        let mut unique = ids.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "ids are unique");
+        assert_eq!(
+            kinds(bus.subscribe(a, "one.more", None)),
+            ErrorKind::RateLimited
+        );
+        bus.subscribe(b, "other", None)
+            .expect("the limit is per process");
+        assert!(bus.unsubscribe(a, ids[0]));
+        bus.subscribe(a, "one.more", None).expect("room again");
+    }
+
+    /// End to end through a real runtime, with a scripted front-end: what
+    /// a Lua or WebAssembly process sees of the bus.
+    mod runtime {
+        use std::collections::HashMap;
+        use std::sync::mpsc::{Receiver, Sender, channel};
+        use std::sync::{Arc, Mutex};
+        use std::time::Duration;
+
+        use crate::core::{Core, CoreRef};
+        use crate::error::{ErrorKind, ProcError};
+        use crate::frontend::{Frontend, FrontendFactory, Program};
+        use crate::item::{Item, Message};
+        use crate::limits::HostLimits;
+        use crate::pid::Pid;
+        use crate::runtime::{HostSpec, Runtime, RuntimeBuilder, SpawnRequest};
+        use crate::value::Value;
+
+        use super::super::BUS_TOPIC;
+
+        const WAIT: Duration = Duration::from_secs(10);
+
+        /// A process's behaviour: called with every item; `true` ends it.
+        type Step = dyn Fn(&mut Core, Pid, Item) -> bool + Send + Sync;
+
+        struct Script(Box<Step>);
+
+        struct Factory;
+
+        impl FrontendFactory for Factory {
+            fn name(&self) -> &'static str {
+                "script"
+            }
+            fn create(&self, core: CoreRef, index: usize) -> Box<dyn Frontend> {
+                Box::new(Driver {
+                    core,
+                    index,
+                    scripts: HashMap::new(),
+                })
+            }
+        }
+
+        struct Driver {
+            core: CoreRef,
+            index: usize,
+            scripts: HashMap<Pid, Arc<Script>>,
+        }
+
+        impl Frontend for Driver {
+            fn run(&mut self, budget: u32) -> bool {
+                for _ in 0..budget {
+                    let mut core = self.core.borrow_mut();
+                    let Some((pid, item)) = core.next_item(self.index) else {
+                        return false;
+                    };
+                    if let Item::Start { program, .. } = &item {
+                        let script = program.code.clone().downcast::<Script>().expect("script");
+                        self.scripts.insert(pid, script);
+                    }
+                    if let Item::Kill(reason) = item {
+                        self.scripts.remove(&pid);
+                        core.exit(pid, Err(reason));
+                        continue;
+                    }
+                    if matches!(item, Item::Msg(_)) {
+                        core.consumed(pid, 1);
+                    }
+                    let Some(script) = self.scripts.get(&pid).cloned() else {
+                        continue;
+                    };
+                    if (script.0)(&mut core, pid, item) {
+                        self.scripts.remove(&pid);
+                        core.exit(pid, Ok(Value::Nil));
+                    }
+                }
+                true
+            }
+        }
+
+        fn program(
+            id: &str,
+            step: impl Fn(&mut Core, Pid, Item) -> bool + Send + Sync + 'static,
+        ) -> Program {
+            Program {
+                id: id.into(),
+                frontend: "script",
+                code: Arc::new(Script(Box::new(step))),
+            }
+        }
+
+        fn host(name: &str, workers: usize, limits: HostLimits) -> HostSpec {
+            HostSpec::new(name, workers).with_limits(limits)
+        }
+
+        /// What a subscriber reports.
+        #[derive(Debug)]
+        enum Report {
+            /// Subscribed, with these ids (in the order of its patterns).
+            Ready(Pid, Vec<u64>),
+            /// Got an event (system `done` ends it).
+            Got(Pid, Message),
+        }
+
+        fn text(v: &Value) -> String {
+            v.as_str().expect("string").to_owned()
+        }
+
+        /// The `system` of a bus message, checking its shape.
+        fn system_of(msg: &Message) -> String {
+            assert_eq!(&*msg.topic, BUS_TOPIC);
+            let [Value::Int(_), event @ Value::Map(_)] = msg.payloads.as_slice() else {
+                panic!("unexpected payloads {:?}", msg.payloads);
+            };
+            text(event.get("system").expect("system"))
+        }
+
+        /// A subscriber: its args are `[pattern, kind or nil]` pairs; it
+        /// also subscribes to `done`, and ends when an event of it comes.
+        fn subscriber(tx: Sender<Report>) -> Program {
+            let tx = Mutex::new(tx);
+            program("sub", move |core, me, item| match item {
+                Item::Start { args, .. } => {
+                    let mut ids = Vec::new();
+                    for pair in args.chunks(2) {
+                        let kind = pair[1].as_str();
+                        ids.push(
+                            core.bus_subscribe(me, &text(&pair[0]), kind)
+                                .expect("subscribe"),
+                        );
+                    }
+                    core.bus_subscribe(me, "done", None)
+                        .expect("subscribe done");
+                    tx.lock()
+                        .expect("lock")
+                        .send(Report::Ready(me, ids))
+                        .expect("test alive");
+                    false
+                }
+                Item::Msg(msg) => {
+                    let done = system_of(&msg) == "done";
+                    tx.lock()
+                        .expect("lock")
+                        .send(Report::Got(me, msg))
+                        .expect("test alive");
+                    done
+                }
+                _ => false,
+            })
+        }
+
+        type Publish = (&'static str, &'static str, &'static str, Value);
+
+        /// A publisher: sends `events` and reports each result.
+        fn publisher(id: &str, events: Vec<Publish>, tx: Sender<Result<(), ProcError>>) -> Program {
+            let tx = Mutex::new(tx);
+            program(id, move |core, me, _| {
+                for (system, kind, path, data) in events.clone() {
+                    let sent = core.bus_send(me, system, kind, path, data);
+                    tx.lock().expect("lock").send(sent).expect("test alive");
+                }
+                true
+            })
+        }
+
+        fn spawn_sub(rt: &Runtime, host: &str, patterns: &[(&str, Option<&str>)]) -> Pid {
+            let args = patterns
+                .iter()
+                .flat_map(|(p, k)| [Value::str(*p), k.map_or(Value::Nil, Value::str)])
+                .collect();
+            rt.spawn(SpawnRequest::new("sub", host, args))
+                .expect("spawn subscriber")
+        }
+
+        fn ready(rx: &Receiver<Report>, n: usize) -> HashMap<Pid, Vec<u64>> {
+            (0..n)
+                .map(|_| match rx.recv_timeout(WAIT).expect("ready") {
+                    Report::Ready(pid, ids) => (pid, ids),
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect()
+        }
+
+        /// Events per subscriber until each of `pids` got `done`.
+        fn collect(rx: &Receiver<Report>, pids: &[Pid]) -> HashMap<Pid, Vec<Message>> {
+            let mut got: HashMap<Pid, Vec<Message>> = HashMap::new();
+            let mut open = pids.len();
+            while open > 0 {
+                match rx.recv_timeout(WAIT).expect("an event") {
+                    Report::Got(pid, msg) if system_of(&msg) == "done" => {
+                        assert!(pids.contains(&pid));
+                        open -= 1;
+                    }
+                    Report::Got(pid, msg) => got.entry(pid).or_default().push(msg),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            got
+        }
+
+        fn run(rt: &Runtime, entry: &str, host: &str) {
+            let exit = rt
+                .run(SpawnRequest::new(entry, host, vec![]), WAIT)
+                .expect("spawn");
+            assert!(matches!(exit, Some(Ok(_))), "{exit:?}");
+        }
+
+        fn systems(got: &HashMap<Pid, Vec<Message>>, pid: Pid) -> Vec<String> {
+            got.get(&pid)
+                .map_or(vec![], |m| m.iter().map(system_of).collect())
+        }
+
+        #[test]
+        fn events_reach_matching_reachable_subscribers_as_bus_messages() {
+            let (sub_tx, sub_rx) = channel();
+            let (pub_tx, pub_rx) = channel();
+            let order = Value::Map(vec![(Value::str("id"), Value::Int(123))]);
+            let events: Vec<Publish> = vec![
+                ("orders", "created", "/orders/123", order.clone()),
+                ("orders.eu", "shipped", "/orders/7", Value::Nil),
+                ("orders", "deleted", "/orders/9", Value::Int(1)),
+                ("billing", "paid", "/b/1", Value::Nil),
+                ("done", "done", "/", Value::Nil),
+            ];
+            let sandboxed = HostLimits {
+                allow_hosts: Some(vec![]),
+                ..HostLimits::default()
+            };
+            let partnered = HostLimits {
+                allow_hosts: Some(vec!["app".into()]),
+                ..HostLimits::default()
+            };
+            let secret = ("secret", "k", "/s", Value::Nil);
+            let rt = RuntimeBuilder::new()
+                .host(host("app", 2, HostLimits::default()))
+                .host(host("sandbox", 1, sandboxed))
+                .host(host("partner", 1, partnered))
+                .frontend(Arc::new(Factory))
+                .program(subscriber(sub_tx))
+                .program(publisher("pub", events, pub_tx.clone()))
+                .program(publisher("secret", vec![secret], pub_tx.clone()))
+                .program(publisher(
+                    "probe",
+                    vec![("done", "done", "/", Value::Nil)],
+                    pub_tx,
+                ))
+                .start()
+                .expect("runtime");
+            let below = spawn_sub(&rt, "app", &[("orders.*", None)]);
+            let created = spawn_sub(&rt, "app", &[("orders", Some("created"))]);
+            let all = spawn_sub(&rt, "app", &[("*", None)]);
+            let caged = spawn_sub(&rt, "sandbox", &[("*", None)]);
+            let partner = spawn_sub(&rt, "partner", &[("orders.*", None)]);
+            let ids = ready(&sub_rx, 5);
+            assert_eq!(rt.bus_subscriptions(), 10);
+
+            // The sandbox may reach no other host: its event stays in it.
+            run(&rt, "secret", "sandbox");
+            // app may reach the sandbox, but the sandbox may not reach app:
+            // nothing of app's is queued for it.
+            run(&rt, "pub", "app");
+            // Its own host's `done` ends the sandboxed subscriber.
+            run(&rt, "probe", "sandbox");
+            for _ in 0..7 {
+                assert_eq!(pub_rx.recv_timeout(WAIT).expect("result"), Ok(()));
+            }
+            let got = collect(&sub_rx, &[below, created, all, caged, partner]);
+            assert_eq!(systems(&got, below), ["orders.eu"]);
+            assert_eq!(systems(&got, created), ["orders"]);
+            assert_eq!(
+                systems(&got, all),
+                ["orders", "orders.eu", "orders", "billing"]
+            );
+            assert_eq!(systems(&got, caged), ["secret"]);
+            assert_eq!(systems(&got, partner), ["orders.eu"], "allowed both ways");
+
+            let first = &got[&created][0];
+            assert_eq!(
+                first.payloads[0],
+                Value::Int(ids[&created][0].try_into().expect("id"))
+            );
+            let event = &first.payloads[1];
+            assert_eq!(text(event.get("kind").expect("kind")), "created");
+            assert_eq!(text(event.get("path").expect("path")), "/orders/123");
+            assert_eq!(event.get("data"), Some(&order));
+            let shipped = &got[&below][0];
+            assert_eq!(
+                shipped.payloads[0],
+                Value::Int(ids[&below][0].try_into().expect("id"))
+            );
+            assert_eq!(
+                shipped.payloads[1].get("data"),
+                None,
+                "nil data is left out"
+            );
+            let publisher = shipped.from;
+            for pid in [below, created, all, partner] {
+                assert!(got[&pid].iter().all(|m| m.from == publisher));
+            }
+            assert_ne!(got[&caged][0].from, publisher);
+
+            assert!(rt.wait_idle(WAIT));
+            assert_eq!(rt.bus_subscriptions(), 0, "exits drop subscriptions");
+        }
+
+        #[test]
+        fn a_full_mailbox_or_exhausted_memory_only_loses_events() {
+            let (sub_tx, sub_rx) = channel();
+            let (pub_tx, pub_rx) = channel();
+            let big = Value::Str(vec![b'x'; 500]);
+            let flood: Vec<Publish> = (0..10).map(|_| ("flood", "k", "/", Value::Nil)).collect();
+            let rt = RuntimeBuilder::new()
+                .host(host(
+                    "app",
+                    1,
+                    HostLimits {
+                        max_message_bytes: 1024,
+                        ..HostLimits::default()
+                    },
+                ))
+                .host(host(
+                    "tiny",
+                    1,
+                    HostLimits {
+                        mailbox_limit: 3,
+                        ..HostLimits::default()
+                    },
+                ))
+                .host(host(
+                    "poor",
+                    1,
+                    HostLimits {
+                        memory_total: 200,
+                        ..HostLimits::default()
+                    },
+                ))
+                .frontend(Arc::new(Factory))
+                .program(subscriber(sub_tx))
+                .program(publisher("flood", flood, pub_tx.clone()))
+                .program(publisher(
+                    "done",
+                    vec![("done", "done", "/", Value::Nil)],
+                    pub_tx.clone(),
+                ))
+                .program(publisher(
+                    "poor",
+                    vec![
+                        ("mem", "k", "/", big.clone()),
+                        ("done", "done", "/", Value::Nil),
+                    ],
+                    pub_tx.clone(),
+                ))
+                .program(publisher(
+                    "bad",
+                    vec![
+                        ("x", "k", "/", Value::Str(vec![b'x'; 2000])),
+                        ("", "k", "/", Value::Nil),
+                        ("x", "k", "", Value::Nil),
+                        ("x", "k", "/", Value::Map(vec![(Value::Nil, Value::Nil)])),
+                    ],
+                    pub_tx,
+                ))
+                .start()
+                .expect("runtime");
+
+            // A full mailbox: of ten events queued at once, three fit.
+            let slow = spawn_sub(&rt, "tiny", &[("flood", None)]);
+            ready(&sub_rx, 1);
+            run(&rt, "flood", "app");
+            for _ in 0..10 {
+                assert_eq!(pub_rx.recv_timeout(WAIT).expect("result"), Ok(()));
+            }
+            for _ in 0..3 {
+                match sub_rx.recv_timeout(WAIT).expect("flood") {
+                    Report::Got(pid, msg) => {
+                        assert_eq!((pid, system_of(&msg)), (slow, "flood".into()))
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            run(&rt, "done", "app");
+            assert_eq!(pub_rx.recv_timeout(WAIT).expect("result"), Ok(()));
+            assert!(
+                collect(&sub_rx, &[slow]).is_empty(),
+                "the other seven were dropped"
+            );
+
+            // No memory left on the publisher's host for a 500-byte event.
+            let starved = spawn_sub(&rt, "app", &[("mem", None)]);
+            ready(&sub_rx, 1);
+            run(&rt, "poor", "poor");
+            for _ in 0..2 {
+                assert_eq!(pub_rx.recv_timeout(WAIT).expect("result"), Ok(()));
+            }
+            assert!(
+                collect(&sub_rx, &[starved]).is_empty(),
+                "the big event was dropped"
+            );
+            assert_eq!(rt.memory_used("poor"), Some(0), "nothing stays held");
+
+            // The publisher's own mistakes are errors.
+            run(&rt, "bad", "app");
+            for _ in 0..4 {
+                let err = pub_rx
+                    .recv_timeout(WAIT)
+                    .expect("result")
+                    .expect_err("refused");
+                assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
+            }
+        }
+
+        #[test]
+        fn user_sends_cannot_forge_bus_messages_and_limits_hold() {
+            let (tx, rx) = channel();
+            let tx = Mutex::new(tx);
+            let rt = RuntimeBuilder::new()
+                .host(HostSpec::new("app", 1))
+                .frontend(Arc::new(Factory))
+                .program(program("p", move |core, me, _| {
+                    let forged = core.send(me, me, BUS_TOPIC, vec![]).map_err(|e| e.kind);
+                    let mut subs = Vec::new();
+                    for i in 0..=super::super::MAX_SUBSCRIPTIONS_PER_PROCESS {
+                        subs.push(
+                            core.bus_subscribe(me, &format!("s{i}.*"), None)
+                                .map_err(|e| e.kind),
+                        );
+                    }
+                    let closed = subs[0].map(|id| core.bus_unsubscribe(me, id));
+                    let again = core.bus_subscribe(me, "s", None).map_err(|e| e.kind);
+                    // The budget is exact: a string of `budget` wire bytes fits.
+                    let budget = core.bus_send_budget(me, "s", "k", "/").expect("budget");
+                    let data = |n: usize| Value::Str(vec![b'x'; n - 5]);
+                    let fits = core.bus_send(me, "s", "k", "/", data(budget)).is_ok();
+                    let over = core.bus_send(me, "s", "k", "/", data(budget + 1));
+                    let exact = fits && over.map_err(|e| e.kind) == Err(ErrorKind::Invalid);
+                    tx.lock()
+                        .expect("lock")
+                        .send((forged, subs.pop(), closed, again.is_ok() && exact))
+                        .expect("test alive");
+                    true
+                }))
+                .start()
+                .expect("runtime");
+            run(&rt, "p", "app");
+            let (forged, last, closed, again) = rx.recv_timeout(WAIT).expect("report");
+            assert_eq!(forged, Err(ErrorKind::Invalid));
+            assert_eq!(last, Some(Err(ErrorKind::RateLimited)));
+            assert_eq!(closed, Ok(true));
+            assert!(again);
+            assert_eq!(rt.bus_subscriptions(), 0);
+        }
+    }
+}
