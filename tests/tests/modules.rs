@@ -3,6 +3,8 @@
 use warren_core::{ErrorKind, Value};
 use warren_tests::*;
 
+mod wippy;
+
 #[test]
 fn sleep_after_and_now() {
     let v = ok(r#"local time = require("time")
