@@ -1073,6 +1073,8 @@ process.spawn_linked_monitored = spawner(true, true)
 -- fields (read raw and checked when it spawns): context values the child
 -- reads with `ctx`, a name registered for the child, messages sent to it.
 do
+-- Most values one with_message may queue (a forged count is not trusted).
+local MAX_MESSAGE_ARGS = 4096
 local SpawnerMethods = {}
 local SpawnerMT = { __index = SpawnerMethods, __metatable = false, __warren = "spawner" }
 
@@ -1150,8 +1152,14 @@ local function spawn_with(b, link, monitor, id, host, ...)
     local msgs = rawget(b, "_msgs")
     if type(msgs) == "table" then
         for i = 1, rawlen(msgs) do
-            local m = rawget(msgs, i)
-            if type(m) == "table" then process.send(pid, t_unpack(m, 1, rawget(m, "n"))) end
+            -- Copied raw into a kernel table: unpacking the builder's own
+            -- would read it through any metamethods it was given.
+            local m, args = rawget(msgs, i), {}
+            local n = type(m) == "table" and rawget(m, "n")
+            if math_type(n) == "integer" and n >= 1 and n <= MAX_MESSAGE_ARGS then
+                for j = 1, n do args[j] = rawget(m, j) end
+                process.send(pid, t_unpack(args, 1, n))
+            end
         end
     end
     return pid

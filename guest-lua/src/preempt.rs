@@ -61,36 +61,40 @@ struct Allowed {
     transparent: Vec<usize>,
 }
 
+/// The bottom frames of process coroutines, by how their definitions start.
+const BOTTOMS: [&str; 3] = [
+    "local function proc_main(",
+    "local function trampoline(",
+    "local function last_words_main(",
+];
+
 impl Allowed {
     fn new(kernel: &str) -> Self {
         Allowed {
-            bottoms: lines_of(
-                kernel,
-                &[
-                    "local function proc_main(",
-                    "local function trampoline(",
-                    "local function last_words_main(",
-                ],
-            ),
-            transparent: lines_of(
-                kernel,
-                &[
-                    "local function safe_pcall(",
-                    "local function safe_xpcall(",
-                    "local function user_text(",
-                    "local function lprint(",
-                    "local function user_tostring(",
-                    "function errors.new(",
-                    "function errors.wrap(",
-                    "local function require_module(",
-                    "function require_in(",
-                    "local function load_library(",
-                    "    return function(name) return require_in(",
-                ],
-            ),
+            bottoms: lines_of(kernel, &BOTTOMS),
+            transparent: lines_of(kernel, &TRANSPARENT),
         }
     }
 }
+
+/// Frames that hold no kernel state, by how their definitions start.
+const TRANSPARENT: [&str; 15] = [
+    "local function safe_pcall(",
+    "local function safe_xpcall(",
+    "local function user_text(",
+    "local function lprint(",
+    "local function user_tostring(",
+    "function errors.new(",
+    "function errors.wrap(",
+    "local function require_module(",
+    "function require_in(",
+    "local function load_library(",
+    "    return function(name) return require_in(",
+    "local function texts(",
+    "function io_mod.write(",
+    "function io_mod.print(",
+    "function io_mod.eprint(",
+];
 
 /// Frames looked at from the top of the stack: looking at frame `n` costs
 /// `n` steps, so a deep recursion would make every check quadratic. Kernel
@@ -369,4 +373,23 @@ pub(crate) fn install(
         _state: state,
         slot,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_kernel_frame_is_defined_exactly_once() {
+        let kernel = include_str!("kernel.lua");
+        for prefix in BOTTOMS.iter().chain(TRANSPARENT.iter()) {
+            let found = lines_of(kernel, &[prefix]);
+            assert_eq!(
+                found.len(),
+                1,
+                "{prefix:?} starts {} kernel lines",
+                found.len()
+            );
+        }
+    }
 }
