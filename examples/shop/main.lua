@@ -31,7 +31,7 @@ function M.main()
     local stock = process.exec("shop.orders:report", HOST)
     print(("accepted %d, refused %d, stock left: %s"):format(accepted, refused, stock))
     process.send("inventory", "stop")
-    return accepted
+    -- (An integer returned by an `-x` entry would be the exit status.)
 end
 
 return M

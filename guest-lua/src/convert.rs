@@ -46,7 +46,7 @@ const KINDS: [(&str, &str); 11] = [
     ("CONFLICT", "Conflict"),
     ("TIMEOUT", "Timeout"),
     ("RATE_LIMITED", "RateLimited"),
-    ("UNKNOWN", "Unknown"),
+    ("UNKNOWN", ""),
 ];
 
 /// The host's name of a Lua error kind (other kinds are kept as they are).

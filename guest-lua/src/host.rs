@@ -967,9 +967,20 @@ fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     )?;
     h.set(
         "json_decode",
-        lua.create_function(|lua, s: LuaString| match json::decode(&s.as_bytes()) {
-            Ok(v) => Ok((to_lua(lua, &v)?, LuaValue::Nil)),
-            Err(e) => Ok((LuaValue::Nil, str_value(lua, &e)?)),
+        lua.create_function(|lua, s: LuaString| {
+            // The tree is built in one host call: bounded like encode's.
+            let bytes = s.as_bytes();
+            if bytes.len() as u64 > MAX_JSON_BYTES {
+                let e = format!(
+                    "JSON text of {} bytes is over the {MAX_JSON_BYTES}-byte limit",
+                    bytes.len()
+                );
+                return Ok((LuaValue::Nil, str_value(lua, &e)?));
+            }
+            match json::decode(&bytes) {
+                Ok(v) => Ok((to_lua(lua, &v)?, LuaValue::Nil)),
+                Err(e) => Ok((LuaValue::Nil, str_value(lua, &e)?)),
+            }
         })?,
     )?;
     Ok(())

@@ -20,7 +20,7 @@ local co_create, co_resume, co_yield, co_status, co_close, co_isyieldable =
     coroutine.create, H.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.isyieldable
 local t_pack, t_unpack, t_concat = table.pack, table.unpack, table.concat
 local floor, math_type = math.floor, math.type
-local s_format, s_sub, s_byte = string.format, string.sub, string.byte
+local s_format, s_sub, s_byte, s_find = string.format, string.sub, string.byte, string.find
 local load, collectgarbage = load, collectgarbage
 
 local H_next, H_send, H_spawn, H_exit = H.next, H.send, H.spawn, H.exit
@@ -31,6 +31,13 @@ local H_enter, H_leave, H_measured = H.enter, H.leave, H.measured
 -- the host sets for the running process; the sandbox lets no process
 -- catch it (see quota.rs).
 local MEMERR = "not enough memory"
+-- Whether `e` is that error: Lua's own string, or mlua's error object for
+-- an allocation a host function made (processes cannot make userdata, so a
+-- userdata error is the host's and its tostring runs no process code).
+local function is_memerr(e)
+    if e == MEMERR then return true end
+    return type(e) == "userdata" and s_find(tostring(e), "^memory error") ~= nil
+end
 -- This VM's host's max_message_bytes (a VM serves one host).
 local MAX_MESSAGE_BYTES = H.max_message_bytes
 
@@ -288,6 +295,9 @@ local CASE = setmetatable({}, { __mode = "k" })
 local TIMERS = setmetatable({}, { __mode = "k" })
 -- coroutine.wrap's functions -> the coroutine each drives, for measure().
 local WRAPPED = setmetatable({}, { __mode = "k" })
+-- Other objects a process holds -> what the kernel keeps for them (a
+-- registry snapshot's entries), measured as the process's.
+local HELD = setmetatable({}, { __mode = "k" })
 
 function ChanMethods:case_send(v)
     local s = state_of(self, 2)
@@ -385,7 +395,8 @@ end
 ---------------------------------------------------------------------------
 -- errors
 ---------------------------------------------------------------------------
--- Kinds have Wippy's string values ("NotFound", ...); the host names them
+-- Kinds have Wippy's string values ("NotFound", ..., and UNKNOWN is the
+-- empty kind an error made without one has); the host names them
 -- NOT_FOUND, ...: LUA_KIND and HOST_KIND translate at the boundary. A kind
 -- a process makes up is kept as it is (and is UNKNOWN to the host).
 local LUA_KIND, HOST_KIND = {}, {}
@@ -394,7 +405,7 @@ do
 local KINDS = { NOT_FOUND = "NotFound", ALREADY_EXISTS = "AlreadyExists", INVALID = "Invalid",
     PERMISSION_DENIED = "PermissionDenied", UNAVAILABLE = "Unavailable", INTERNAL = "Internal",
     CANCELED = "Canceled", CONFLICT = "Conflict", TIMEOUT = "Timeout", RATE_LIMITED = "RateLimited",
-    UNKNOWN = "Unknown" }
+    UNKNOWN = "" }
 for host, lua in pairs(KINDS) do
     errors[host] = lua
     LUA_KIND[host] = lua
@@ -419,7 +430,7 @@ local ErrMT = { __index = ErrMethods, __metatable = false, __warren_error = true
 -- boundaries as data; the methods are the documented interface. `kind` is
 -- a host kind name or a Lua one; retryable is true, false or nil (unset).
 local function mkerr(kind, message, retryable, details, stack)
-    local e = setmetatable({ _kind = LUA_KIND[kind] or "Unknown", _message = describe(message),
+    local e = setmetatable({ _kind = LUA_KIND[kind] or "", _message = describe(message),
         _retryable = retryable, _details = details, _stack = stack or "" }, ErrMT)
     ERRSET[e] = true
     return e
@@ -806,6 +817,7 @@ function measure(p)
             push(CH[v])
             push(CASE[v])
             push(TIMERS[v])
+            push(HELD[v])
         elseif t == "function" then
             total = total + SIZE_FUNCTION
             push(WRAPPED[v])
@@ -856,7 +868,7 @@ local function resume_one()
     current = nil
     local taken = TAKEN[p]
     if taken then TAKEN[p] = nil end
-    local kind, why = H_leave(p.id, not ok and r1 == MEMERR, taken or 0)
+    local kind, why = H_leave(p.id, not ok and is_memerr(r1), taken or 0)
     if kind == true then kind, why = H_measured(p.id, measure(p)) end
     if kind then
         exit_proc(p, false, mkerr(kind, why))
@@ -1707,6 +1719,10 @@ end
 now_value = time.now
 function time.parse_duration(s)
     check_str(s, "time.parse_duration: argument", 2)
+    -- Durations are short; a huge one would be quoted whole in the error.
+    if #s > 256 then
+        return nil, mkerr("INVALID", s_format("time.parse_duration: %d bytes is longer than 256", #s))
+    end
     local ns, err = H.parse_duration(s)
     if not ns then return nil, mkerr("INVALID", err) end
     return dur(ns)
@@ -1877,15 +1893,32 @@ local function io_out(to_stderr, text)
     if ok then return true end
     return nil, mkerr(kind, msg)
 end
-function io_mod.write(...) return io_out(false, texts("", ...)) end
-function io_mod.print(...) return io_out(false, texts("\t", ...) .. "\n") end
-function io_mod.eprint(...) return io_out(true, texts("\t", ...) .. "\n") end
+-- Refused before any argument is turned into text.
+local TERMINAL = H.terminal
+local function no_terminal()
+    return nil, mkerr("UNAVAILABLE", "no terminal: io works only in processes of a terminal.host")
+end
+function io_mod.write(...)
+    if not TERMINAL then return no_terminal() end
+    return io_out(false, texts("", ...))
+end
+function io_mod.print(...)
+    if not TERMINAL then return no_terminal() end
+    return io_out(false, texts("\t", ...) .. "\n")
+end
+function io_mod.eprint(...)
+    if not TERMINAL then return no_terminal() end
+    return io_out(true, texts("\t", ...) .. "\n")
+end
 function io_mod.flush()
     local ok, kind, msg = H.io_flush()
     if ok then return true end
     return nil, mkerr(kind, msg)
 end
-function io_mod.args() return H.io_args() end
+function io_mod.args()
+    if not TERMINAL then return no_terminal() end
+    return H.io_args()
+end
 function io_mod.raw()
     return nil, mkerr("UNAVAILABLE", "io.raw: raw terminal mode is not supported")
 end
@@ -1923,26 +1956,37 @@ end
 -- Does entry `e` match filter key `k` = value `v`? ".kind", ".ns", ".name"
 -- and ".id" (or "kind", "ns", "name", "id") look at the entry,
 -- "meta.x" and other keys at its meta.
+-- Entries and lists are read raw: a snapshot's entries are the process's
+-- own tables, and it may have given them metatables.
 local function matches(e, k, v)
     local field = s_match(k, "^%.(.*)$") or k
     -- rawequal: a filter value's __eq is never run.
-    if field == "kind" or field == "id" then return rawequal(e[field], v) end
-    local ns, name = split_id(e.id)
+    if field == "kind" or field == "id" then return rawequal(rawget(e, field), v) end
+    local id = rawget(e, "id")
+    local ns, name = split_id(type(id) == "string" and id or "")
     if field == "ns" or field == "namespace" then return rawequal(ns, v) end
     if field == "name" then return rawequal(name, v) end
-    local meta = e.meta
+    local meta = rawget(e, "meta")
     if type(meta) ~= "table" then return false end
+    if k == "meta" and type(v) == "table" then
+        -- { meta = { type = "x" } }: every field must match.
+        for mk, mv in next, v do
+            if not rawequal(rawget(meta, mk), mv) then return false end
+        end
+        return true
+    end
     local key = s_match(k, "^meta%.(.*)$") or k
-    return rawequal(meta[key], v)
+    return rawequal(rawget(meta, key), v)
 end
 local function find_in(list, filter)
     if filter == nil then return list end
     if type(filter) ~= "table" then return nil, mkerr("INVALID", "registry.find: the filter must be a table") end
     local out = {}
-    for _, e in ipairs(list) do
-        local ok = true
+    for i = 1, rawlen(list) do
+        local e, ok = rawget(list, i), true
+        if type(e) ~= "table" then ok = false end
         for k, v in next, filter do
-            if type(k) ~= "string" or not matches(e, k, v) then ok = false; break end
+            if not ok or type(k) ~= "string" or not matches(e, k, v) then ok = false; break end
         end
         if ok then out[#out + 1] = e end
     end
@@ -1950,8 +1994,9 @@ local function find_in(list, filter)
 end
 local function get_in(list, id)
     check_str(id, "registry.get: id", 3)
-    for _, e in ipairs(list) do
-        if e.id == id then return e end
+    for i = 1, rawlen(list) do
+        local e = rawget(list, i)
+        if type(e) == "table" and rawequal(rawget(e, "id"), id) then return e end
     end
     return nil, mkerr("NOT_FOUND", s_format("registry: no entry %q", id))
 end
@@ -1970,9 +2015,11 @@ local ChangesMethods = { create = function(self) return self end, update = funct
 local ChangesMT = { __index = ChangesMethods, __metatable = false }
 local SnapMethods = {}
 local SnapMT = { __index = SnapMethods, __metatable = false }
+-- A snapshot's entries are kept in HELD (so a forged snapshot reaches none,
+-- and the process is charged for them).
 local function snap_list(s)
-    local list = rawget(s, "list")
-    if type(list) ~= "table" then error("expected a registry snapshot", 3) end
+    local list = raw_getmetatable(s) == SnapMT and HELD[s]
+    if not list then error("expected a registry snapshot", 3) end
     return list
 end
 function SnapMethods:entries() return snap_list(self) end
@@ -1988,7 +2035,11 @@ function registry.parse_id(id)
     local ns, name = split_id(id)
     return { ns = ns, name = name }
 end
-function registry.snapshot() return setmetatable({ list = H.registry_entries() }, SnapMT) end
+function registry.snapshot()
+    local snap = setmetatable({}, SnapMT)
+    HELD[snap] = H.registry_entries()
+    return snap
+end
 function registry.snapshot_at(v)
     if v == 1 then return registry.snapshot() end
     return nil, mkerr("NOT_FOUND", "registry: only version 1 exists")
@@ -2230,7 +2281,10 @@ end
 -- A memory-limit error, or the error that ends a process past its CPU
 -- budget, passes through every protected call: the process ends (quota.rs).
 local function no_oom(ok, ...)
-    if not ok and ((...) == MEMERR or H_doomed()) then error((...), 0) end
+    if not ok then
+        if is_memerr((...)) then error(MEMERR, 0) end
+        if H_doomed() then error((...), 0) end
+    end
     return ok, ...
 end
 local function safe_pcall(f, ...) return no_oom(pcall(f, ...)) end

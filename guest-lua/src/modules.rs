@@ -173,6 +173,12 @@ fn register_registry(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
 /// `wire_size` counts them): one host call holds the worker for the copy.
 const MAX_MSGPACK_BYTES: u64 = 2 << 20;
 
+/// Longest MessagePack a payload decodes: one byte can be one value, and the
+/// whole tree is built in one host call (outside the process's memory
+/// limit until it is converted), so this bounds that call's time and
+/// host memory.
+const MAX_MSGPACK_DECODE: usize = 1 << 20;
+
 fn register_msgpack(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let per_process = core.borrow().quota().limits.memory_per_process;
     let budget = Budget {
@@ -190,7 +196,15 @@ fn register_msgpack(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     };
     h.set("msgpack_encode", lua.create_function(encode)?)?;
     let decode = |lua: &Lua, s: LuaString| -> mlua::Result<(LuaValue, LuaValue)> {
-        match warren_core::msgpack::decode(&s.as_bytes()) {
+        let bytes = s.as_bytes();
+        if bytes.len() > MAX_MSGPACK_DECODE {
+            let e = format!(
+                "MessagePack of {} bytes is over the {MAX_MSGPACK_DECODE}-byte limit",
+                bytes.len()
+            );
+            return Ok((LuaValue::Nil, str_value(lua, &e)?));
+        }
+        match warren_core::msgpack::decode(&bytes) {
             Ok(v) => Ok((to_lua(lua, &v)?, LuaValue::Nil)),
             Err(e) => Ok((LuaValue::Nil, str_value(lua, &e)?)),
         }

@@ -16,3 +16,4 @@ mod unmeasured;
 mod user_code;
 mod values;
 mod wasm;
+mod wippy_surface;

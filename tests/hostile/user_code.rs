@@ -336,7 +336,7 @@ fn close_does_not_run_when_main_fails() {
         end",
         false,
     );
-    assert_eq!(report, "Unknown: main failed | heard: ");
+    assert_eq!(report, ": main failed | heard: ");
 }
 
 #[test]

@@ -88,7 +88,7 @@ fn main_process(
     let mut presses = 0;
     loop {
         match signals.recv() {
-            Ok(Signal::Exit(Ok(_))) => return Ok(()),
+            Ok(Signal::Exit(Ok(value))) => return crate::run::returned(&value),
             Ok(Signal::Exit(Err(err))) => {
                 let context = crate::run::failed_message(pid, &entry, err.kind.name());
                 return Err(Failure::failed(anyhow!("{}", err.message).context(context)));

@@ -65,6 +65,8 @@ enum Command {
 pub(crate) struct Failure {
     status: u8,
     error: anyhow::Error,
+    /// Exit with `status` without reporting (the main process returned it).
+    quiet: bool,
 }
 
 impl Failure {
@@ -72,6 +74,7 @@ impl Failure {
         Failure {
             status: EXIT_BAD_INPUT,
             error,
+            quiet: false,
         }
     }
 
@@ -79,6 +82,7 @@ impl Failure {
         Failure {
             status: EXIT_FAILED,
             error,
+            quiet: false,
         }
     }
 
@@ -86,6 +90,17 @@ impl Failure {
         Failure {
             status: EXIT_TERMINATED,
             error,
+            quiet: false,
+        }
+    }
+
+    /// The main process ended normally and returned `status` (1..=255): the
+    /// program exits with it, as Wippy's `run --exec` does.
+    pub(crate) fn returned(status: u8) -> Self {
+        Failure {
+            status,
+            error: anyhow::anyhow!("the main process returned {status}"),
+            quiet: true,
         }
     }
 }
@@ -111,7 +126,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            report(&failure.error);
+            if !failure.quiet {
+                report(&failure.error);
+            }
             ExitCode::from(failure.status)
         }
     }

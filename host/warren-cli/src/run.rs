@@ -173,7 +173,11 @@ fn run_single(program: Program, args: Vec<Value>) -> Result<(), Failure> {
         .start()
         .context("cannot start the runtime")
         .map_err(Failure::failed)?;
-    run_main(&runtime, SpawnRequest::new(entry, DEFAULT_HOST, args))
+    run_main(
+        &runtime,
+        SpawnRequest::new(entry, DEFAULT_HOST, args),
+        false,
+    )
 }
 
 fn run_script(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<(), Failure> {
@@ -276,7 +280,7 @@ fn run_app(app: &App, entry: &str, host: Option<String>, args: Vec<Value>) -> Re
     if app.services().next().is_some() {
         return finish(crate::exec::run(app, &runtime, req));
     }
-    run_main(&runtime, req)
+    run_main(&runtime, req, true)
 }
 
 /// The host `-x` runs its entry on: `--host`, else the only terminal host,
@@ -301,7 +305,9 @@ fn main_host(app: &App, host: Option<String>) -> Result<String, Failure> {
     }
 }
 
-fn run_main(runtime: &Runtime, req: SpawnRequest) -> Result<(), Failure> {
+/// Runs the main process to its end. With `propagate` (an application's
+/// `-x` entry), an integer it returns is the exit status, as in Wippy.
+fn run_main(runtime: &Runtime, req: SpawnRequest, propagate: bool) -> Result<(), Failure> {
     let entry = req.entry.clone();
     let (pid, exit) = runtime
         .spawn_watched(req)
@@ -311,10 +317,25 @@ fn run_main(runtime: &Runtime, req: SpawnRequest) -> Result<(), Failure> {
         .recv()
         .map_err(|_| Failure::failed(anyhow!("the runtime stopped before {pid} exited")))?;
     match result {
+        Ok(value) if propagate => finish(returned(&value)),
         Ok(_) => finish(Ok(())),
         Err(err) => finish(Err(Failure::failed(
             anyhow!("{}", err.message).context(failed_message(pid, &entry, err.kind.name())),
         ))),
+    }
+}
+
+/// The outcome of an `-x` entry that ended normally with `value`: an
+/// integer from 1 to 255 is the program's exit status (Wippy's `run
+/// --exec` propagates it); anything else is success. (A script's return
+/// value is not a status: scripts return results.)
+pub(crate) fn returned(value: &Value) -> Result<(), Failure> {
+    match value {
+        Value::Int(n) => match u8::try_from(*n) {
+            Ok(0) | Err(_) => Ok(()),
+            Ok(status) => Err(Failure::returned(status)),
+        },
+        _ => Ok(()),
     }
 }
 
@@ -328,7 +349,9 @@ pub(crate) fn finish(result: Result<(), Failure>) -> Result<(), Failure> {
     let status = match &result {
         Ok(()) => 0,
         Err(failure) => {
-            crate::report(&failure.error);
+            if !failure.quiet {
+                crate::report(&failure.error);
+            }
             i32::from(failure.status)
         }
     };

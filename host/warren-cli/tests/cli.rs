@@ -296,7 +296,7 @@ fn run_reports_bad_arguments_cleanly() {
         "norun",
         &[
             ("_index.yaml", HOST_AND_MAIN),
-            ("main.lua", "return function() return 1 end"),
+            ("main.lua", "return function() return \"done\" end"),
         ],
     );
     let d = dir.display().to_string();

@@ -398,3 +398,31 @@ entries:
     assert_eq!(status, Some(0), "{log}");
     assert!(log.contains("meta main data main"), "{log}");
 }
+
+#[test]
+fn x_exits_with_the_integer_the_entry_returns_and_a_script_does_not() {
+    // Wippy's `run --exec` propagates the entry's integer result as the
+    // exit status; anything else (or 0) is success.
+    for (body, want) in [
+        ("return 3", 3),
+        ("return 0", 0),
+        ("return 'done'", 0),
+        ("return 300", 0),
+    ] {
+        let main = format!("return {{ main = function() {body} end }}");
+        let dir = app(
+            "wx-status",
+            &[("_index.yaml", TWO_HOSTS), ("main.lua", &main)],
+        );
+        let (status, log) = run_x(&dir, "app:main");
+        assert_eq!(status, Some(want), "{body}: {log}");
+        assert!(
+            !log.contains("error:"),
+            "a returned status is not an error: {log}"
+        );
+    }
+    // A script's return value is its result, not a status.
+    let dir = app("wx-script", &[("s.lua", "return function() return 3 end")]);
+    let out = warren(&["run", &dir.join("s.lua").display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -437,7 +437,19 @@ impl Core {
         if !self.procs.contains_key(&pid) && self.shared.directory.get(pid).is_none() {
             return Err(not_alive(pid));
         }
-        self.shared.registry.register(name, pid)
+        self.shared.registry.register(name, pid).map_err(|err| {
+            // A name held beyond `me`'s reach is taken, but whose it is
+            // stays hidden (as `lookup_for` hides it).
+            match self.shared.registry.lookup(name) {
+                Some(owner) if err.kind == ErrorKind::AlreadyExists && !self.reaches(me, owner) => {
+                    ProcError::new(
+                        ErrorKind::AlreadyExists,
+                        format!("name {name:?} is already registered"),
+                    )
+                }
+                _ => err,
+            }
+        })
     }
 
     /// The pid registered as `name`.

@@ -67,7 +67,8 @@ impl ErrorKind {
         }
     }
 
-    /// The name the Lua `errors` module gives it (Wippy's: `NotFound`).
+    /// The name the Lua `errors` module gives it (Wippy's: `NotFound`; the
+    /// empty string for `Unknown`, the kind of an error made without one).
     pub fn lua_name(self) -> &'static str {
         match self {
             ErrorKind::NotFound => "NotFound",
@@ -80,7 +81,7 @@ impl ErrorKind {
             ErrorKind::Conflict => "Conflict",
             ErrorKind::Timeout => "Timeout",
             ErrorKind::RateLimited => "RateLimited",
-            ErrorKind::Unknown => "Unknown",
+            ErrorKind::Unknown => "",
         }
     }
 

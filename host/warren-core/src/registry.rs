@@ -37,10 +37,14 @@ impl Registry {
     /// Registers `name` for `pid`; `ALREADY_EXISTS` if taken, `INVALID` if malformed.
     pub fn register(&self, name: &str, pid: Pid) -> Result<(), ProcError> {
         if name.is_empty() || name.len() > MAX_NAME_BYTES || Pid::parse(name).is_some() {
+            // The name is quoted cut short: a huge one would make a huge error.
+            let shown: String = name.chars().take(64).collect();
+            let cut = if shown.len() < name.len() { "..." } else { "" };
             return Err(ProcError::new(
                 ErrorKind::Invalid,
                 format!(
-                    "invalid process name {name:?}: must be 1..={MAX_NAME_BYTES} bytes and not a pid"
+                    "invalid process name {shown:?}{cut} ({} bytes): must be 1..={MAX_NAME_BYTES} bytes and not a pid",
+                    name.len()
                 ),
             ));
         }
