@@ -623,6 +623,9 @@ local ENV_MT -- set below, once the globals exist
 
 local function proc_main(p, entry, args)
     local mod = entry.chunk(p.env)
+    -- A chunk that returns nothing was the whole program (a script's
+    -- top-level code): it has run.
+    if mod == nil then return nil end
     local main = mod
     if type(mod) == "table" then main = mod[entry.method] end
     if type(main) ~= "function" then
@@ -2261,6 +2264,12 @@ local function safe_load(chunk, name, mode, env)
     -- Lua names a text chunk by a copy of its whole source (one C copy that
     -- cannot be interrupted); its first 256 bytes name it the same way.
     if name == nil and type(chunk) == "string" and #chunk > 256 then name = s_sub(chunk, 1, 256) end
+    if type(chunk) == "string" then
+        -- Wippy's typed dialect: type syntax erased, lines kept.
+        local text, err = H.translate(chunk)
+        if not text then return nil, s_format("[string %q]:%s", describe(name or s_sub(chunk, 1, 40)), err) end
+        chunk = text
+    end
     return load(chunk, name, "t", env)
 end
 
@@ -2352,6 +2361,30 @@ local GLOBALS = {
     subscribe = EXTRA.subscribe, unsubscribe = EXTRA.unsubscribe, unpack = table.unpack,
 }
 ENV_MT = { __index = GLOBALS, __metatable = false }
+
+-- Primitive type calls (Wippy's typed Lua): `string(v)`, `integer(v)`,
+-- `number(v)` and `boolean(v)` return `v` when it is of that type and raise
+-- "expected <type>, got <type>" at the caller otherwise; they validate,
+-- never convert. `string` stays the string library.
+do
+    local function validator(name, ok)
+        return function(_, v)
+            if ok(v) then return v end
+            error(s_format("expected %s, got %s", name, math_type(v) == "float" and name == "integer"
+                and "number" or type(v)), 2)
+        end
+    end
+    raw_getmetatable(GLOBALS.string).__call = validator("string", function(v) return type(v) == "string" end)
+    for name, ok in next, {
+        integer = function(v) return math_type(v) == "integer" end,
+        number = function(v) return type(v) == "number" end,
+        boolean = function(v) return type(v) == "boolean" end,
+    } do
+        local t = freeze({}, name)
+        raw_getmetatable(t).__call = validator(name, ok)
+        GLOBALS[name] = t
+    end
+end
 
 -- The string metatable is shared by the whole VM: lock it.
 local smt = getmetatable("")

@@ -17,7 +17,34 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
     register_registry(lua, h, core)?;
     register_bus(lua, h, core)?;
     register_time(lua, h)?;
+    register_translate(lua, h)?;
     register_msgpack(lua, h, core)
+}
+
+/// Longest text `load` translates from Wippy's typed dialect: translation
+/// runs in one host call, so this bounds how long it holds the worker
+/// (about 2 ms per 1,000 lines). Longer text is loaded as plain Lua.
+const MAX_LOAD_TRANSLATE: usize = 1 << 20;
+
+/// `H.translate(text)`: the typed dialect erased to plain Lua (same lines),
+/// or nil and `line:column: message [code]`; text over the limit comes back
+/// as it is.
+fn register_translate(lua: &Lua, h: &Table) -> mlua::Result<()> {
+    let translate = |lua: &Lua, text: LuaString| -> mlua::Result<(LuaValue, LuaValue)> {
+        let bytes = text.as_bytes();
+        if bytes.len() > MAX_LOAD_TRANSLATE {
+            return Ok((LuaValue::String(text.clone()), LuaValue::Nil));
+        }
+        let Ok(source) = std::str::from_utf8(&bytes) else {
+            // Not UTF-8: no type syntax to erase; Lua reads it as it is.
+            return Ok((LuaValue::String(text.clone()), LuaValue::Nil));
+        };
+        Ok(match warren_lua_dialect::translate(source) {
+            Ok(t) => (LuaValue::String(lua.create_string(&t.lua)?), LuaValue::Nil),
+            Err(d) => (LuaValue::Nil, str_value(lua, &d.to_string())?),
+        })
+    };
+    h.set("translate", lua.create_function(translate)?)
 }
 
 /// `H.parse_time(layout, value, offset)` and `H.date(y, mo, d, h, mi, s,
@@ -177,7 +204,7 @@ const MAX_MSGPACK_BYTES: u64 = 2 << 20;
 /// whole tree is built in one host call (outside the process's memory
 /// limit until it is converted), so this bounds that call's time and
 /// host memory.
-const MAX_MSGPACK_DECODE: usize = 1 << 20;
+const MAX_MSGPACK_DECODE: usize = 256 << 10;
 
 fn register_msgpack(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let per_process = core.borrow().quota().limits.memory_per_process;

@@ -72,34 +72,41 @@ impl LuaProgram {
         }
     }
 
-    /// The source as compiled: a prefix binds the process's environment to
-    /// `_ENV` on the first line, so line numbers stay those of the file.
-    pub(crate) fn wrapped_source(&self) -> String {
-        let body: &str = &self.source;
-        let comment = if body.starts_with('#') { "--" } else { "" };
-        format!("local _ENV = ...; {comment}{body}")
-    }
-
     /// Compiles the program in `lua` (text only; binary chunks are refused).
     pub(crate) fn compile(&self, lua: &Lua) -> mlua::Result<Function> {
-        lua.load(self.wrapped_source())
-            .set_name(format!("@{}", self.chunk_name))
-            .set_mode(ChunkMode::Text)
-            .into_function()
+        compile_chunk(lua, &self.chunk_name, &self.source)
     }
 }
 
 impl LuaLibrary {
-    /// Compiles the library as an entry's source is compiled (its
-    /// environment bound to `_ENV`, line numbers those of the file).
+    /// Compiles the library as an entry's source is compiled.
     pub(crate) fn compile(&self, lua: &Lua) -> mlua::Result<Function> {
-        let body: &str = &self.source;
-        let comment = if body.starts_with('#') { "--" } else { "" };
-        lua.load(format!("local _ENV = ...; {comment}{body}"))
-            .set_name(format!("@{}", self.chunk_name))
-            .set_mode(ChunkMode::Text)
-            .into_function()
+        compile_chunk(lua, &self.chunk_name, &self.source)
     }
+}
+
+/// The text mlua compiles for `source`: Wippy's typed dialect translated
+/// to plain Lua 5.4 with the same lines (`warren-lua-dialect`), after a
+/// prefix that binds the process's environment to `_ENV` on the first
+/// line. A syntax error reads `file:line:column: message [P0001]`.
+pub(crate) fn chunk_text(chunk_name: &str, source: &str) -> Result<String, String> {
+    let translation =
+        warren_lua_dialect::translate(source).map_err(|d| format!("{chunk_name}:{d}"))?;
+    let body = translation.lua;
+    let comment = if body.starts_with('#') { "--" } else { "" };
+    Ok(format!("local _ENV = ...; {comment}{body}"))
+}
+
+/// Compiles `source` as a chunk named after its file (text only).
+fn compile_chunk(lua: &Lua, chunk_name: &str, source: &str) -> mlua::Result<Function> {
+    let text = chunk_text(chunk_name, source).map_err(|message| mlua::Error::SyntaxError {
+        message,
+        incomplete_input: false,
+    })?;
+    lua.load(text)
+        .set_name(format!("@{chunk_name}"))
+        .set_mode(ChunkMode::Text)
+        .into_function()
 }
 
 /// Compiles `program` in a scratch VM, for `warren check`; the error is

@@ -1209,7 +1209,7 @@ fn a_memory_failure_inside_a_host_decode_cannot_be_caught() {
         r#"{}
         local ok, err = pcall(bomb.data, bomb)
         return "caught: " .. tostring(ok) .. " " .. tostring(err):sub(1, 40)"#,
-        msgpack_bomb("(1 << 20) - 64", "\\x90")
+        msgpack_bomb("(1 << 18) - 64", "\\x90")
     ));
     out.assert_ended(ErrorKind::RateLimited, "memory limit exceeded");
 }

@@ -46,6 +46,7 @@ pub(crate) fn run(app: &App, runtime: &Runtime, req: SpawnRequest) -> Result<(),
         let _ = events.send(Event::Shutdown);
         if let Some(outcome) = wait_for_services(supervisor, &events, &signals) {
             warn_about(&outcome);
+            crate::services::stop_the_rest(app, runtime);
         }
         result
     })

@@ -66,7 +66,35 @@ pub(crate) fn run(app: &App, runtime: Runtime) -> Result<(), Failure> {
         tracing::warn!("cannot install the Ctrl-C handler: {err}");
     }
     let outcome = driver.run(&runtime);
+    stop_the_rest(app, &runtime);
     crate::run::finish(outcome_result(&outcome))
+}
+
+/// Longest wait for the processes still alive once the services have
+/// stopped (what services spawned) to end after their CANCEL.
+const REST_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Once the services have stopped, every process still alive (what they
+/// spawned) gets a CANCEL, as in Wippy's shutdown, and up to the longest
+/// `stop_timeout` (at most [`REST_GRACE`]) to end; then the program exits
+/// and ends the rest.
+pub(crate) fn stop_the_rest(app: &App, runtime: &Runtime) {
+    if runtime.live_processes() == 0 {
+        return;
+    }
+    let grace = app
+        .services()
+        .map(|(_, s)| s.stop_timeout)
+        .max()
+        .unwrap_or(REST_GRACE)
+        .min(REST_GRACE);
+    let asked = runtime.cancel_all(&warren_core::Value::str("shutdown"));
+    if asked > 0 && !runtime.wait_idle(grace) {
+        tracing::info!(
+            "{} processes still running at exit",
+            runtime.live_processes()
+        );
+    }
 }
 
 /// How the services' ending reads as the program's result.

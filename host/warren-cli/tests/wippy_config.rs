@@ -426,3 +426,52 @@ fn x_exits_with_the_integer_the_entry_returns_and_a_script_does_not() {
     let out = warren(&["run", &dir.join("s.lua").display().to_string()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn processes_services_spawned_get_a_cancel_when_the_application_stops() {
+    // The only service spawns a worker and ends; once no service runs, the
+    // application stops, and the worker is cancelled (it can clean up)
+    // instead of vanishing.
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - name: processes
+    kind: process.host
+  - name: worker
+    kind: process.lua
+    source: file://worker.lua
+    method: main
+  - name: starter
+    kind: process.lua
+    source: file://starter.lua
+    method: main
+  - name: starter.service
+    kind: process.service
+    process: app:starter
+    host: app:processes
+    lifecycle: { auto_start: true, restart: { max_attempts: 1 } }
+"#;
+    let worker = r#"return { main = function()
+    local ev = process.events():receive()
+    print("worker stopped by " .. ev.kind .. " (" .. tostring(ev.reason) .. ")")
+end }"#;
+    let starter = r#"return { main = function()
+    process.spawn("app:worker", "app:processes")
+    print("starter done")
+end }"#;
+    let dir = app(
+        "wx-cancel-rest",
+        &[
+            ("_index.yaml", index),
+            ("worker.lua", worker),
+            ("starter.lua", starter),
+        ],
+    );
+    let out = warren(&["run", &dir.display().to_string()]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("worker stopped by pid.cancel (shutdown)"),
+        "{log}"
+    );
+}

@@ -99,6 +99,18 @@ impl Directory {
         self.shard(pid).get(&pid).map(|slot| slot.worker)
     }
 
+    /// Every live pid (a snapshot).
+    pub fn pids(&self) -> Vec<Pid> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let map = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            out.extend(map.keys().copied());
+        }
+        out
+    }
+
     /// How many processes are alive.
     pub fn len(&self) -> usize {
         (0..SHARDS)

@@ -509,6 +509,18 @@ impl Runtime {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Asks every live process to stop (a CANCEL event with `reason`, as
+    /// [`Runtime::cancel`]); how many were asked. For an orderly shutdown:
+    /// processes that listen for CANCEL can clean up.
+    pub fn cancel_all(&self, reason: &Value) -> usize {
+        self.shared
+            .directory
+            .pids()
+            .into_iter()
+            .filter(|pid| self.cancel(*pid, reason.clone()).is_ok())
+            .count()
+    }
+
     /// Waits until no process is alive; `false` if `timeout` passed first.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

@@ -1,0 +1,11 @@
+//! The dialect front-end's tests, in one binary so helpers are shared:
+//! - `snippets`: the contract's snippets (typed-lua.md §5);
+//! - `corpus`: typed and plain-Lua corpora;
+//! - `errors`: known-bad inputs and the limits;
+//! - `props`: property tests on arbitrary input.
+
+mod common;
+mod corpus;
+mod errors;
+mod props;
+mod snippets;

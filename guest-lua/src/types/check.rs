@@ -1,0 +1,492 @@
+//! Validation of a Lua value against a type (typed-lua.md §3.5): raw
+//! reads only, depth capped, the budget polled, failure details built only
+//! on failure.
+
+use mlua::{Lua, Table, Value};
+use warren_lua_dialect::ty::{Lit, Ty, TyRef, TypeTable, Validator, ValidatorArg};
+
+use super::shape::{self, MAX_DEPTH};
+
+/// How often (in visited values) the budget is asked.
+pub(super) const POLL_EVERY: u32 = 4096;
+
+/// The Lua type name of a value, as `type()` gives it (integers and floats
+/// are both `number`).
+pub(super) fn lua_type(v: &Value) -> &'static str {
+    match v {
+        Value::Nil => "nil",
+        Value::Boolean(_) => "boolean",
+        Value::Integer(_) | Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Table(_) => "table",
+        Value::Function(_) => "function",
+        Value::Thread(_) => "thread",
+        _ => "userdata",
+    }
+}
+
+/// One step of a failure's path.
+#[derive(Debug)]
+pub(super) enum Seg {
+    /// A record field or a string key: `.name`.
+    Field(String),
+    /// An array index or a non-string key: `[3]`.
+    Index(String),
+}
+
+/// A validation failure with its details.
+#[derive(Debug, Default)]
+pub(super) struct Failure {
+    /// Innermost first.
+    path: Vec<Seg>,
+    message: String,
+    pub expected: Option<String>,
+    pub got: Option<String>,
+    pub constraint: Option<String>,
+}
+
+impl Failure {
+    /// `a.b[3]`, or empty at the root.
+    pub(super) fn path(&self) -> String {
+        let mut out = String::new();
+        for seg in self.path.iter().rev() {
+            match seg {
+                Seg::Field(name) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(name);
+                }
+                Seg::Index(key) => {
+                    out.push('[');
+                    out.push_str(key);
+                    out.push(']');
+                }
+            }
+        }
+        out
+    }
+
+    /// The message with its path: `age: value below minimum`.
+    pub(super) fn message(&self) -> String {
+        let path = self.path();
+        if path.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{path}: {}", self.message)
+        }
+    }
+}
+
+/// Why a validation stopped.
+#[derive(Debug)]
+pub(super) enum Stop {
+    /// Invalid; details were not asked for.
+    Quiet,
+    /// Invalid, with details.
+    Fail(Box<Failure>),
+    /// The budget said stop (its reason).
+    Budget(String),
+    /// Lua itself failed (out of memory).
+    Lua(mlua::Error),
+}
+
+impl Stop {
+    fn at(self, seg: impl FnOnce() -> Seg) -> Self {
+        match self {
+            Stop::Fail(mut f) => {
+                f.path.push(seg());
+                Stop::Fail(f)
+            }
+            other => other,
+        }
+    }
+}
+
+impl From<mlua::Error> for Stop {
+    fn from(e: mlua::Error) -> Self {
+        Stop::Lua(e)
+    }
+}
+
+type Check = Result<(), Stop>;
+
+/// Longest key shown in a path.
+const MAX_KEY: usize = 64;
+
+fn key_text(bytes: &[u8]) -> String {
+    let cut = bytes.len().min(MAX_KEY);
+    let mut s = String::from_utf8_lossy(&bytes[..cut]).into_owned();
+    if cut < bytes.len() {
+        s.push_str("...");
+    }
+    s
+}
+
+/// The path step for a map key: strings as fields, others in brackets.
+fn key_seg(k: &Value, as_key: bool) -> Seg {
+    let text = match k {
+        Value::String(s) => {
+            let t = key_text(&s.as_bytes());
+            return if as_key { Seg::Index(t) } else { Seg::Field(t) };
+        }
+        Value::Integer(i) => i.to_string(),
+        Value::Number(f) => shape::lua_float(*f),
+        Value::Boolean(b) => b.to_string(),
+        other => lua_type(other).to_owned(),
+    };
+    Seg::Index(text)
+}
+
+/// One validation run.
+pub(super) struct Checker<'a> {
+    pub lua: &'a Lua,
+    pub table: &'a TypeTable,
+    pub budget: &'a dyn Fn() -> Option<String>,
+    visits: u32,
+    error_mt: Option<Option<Table>>,
+}
+
+impl<'a> Checker<'a> {
+    pub(super) fn new(
+        lua: &'a Lua,
+        table: &'a TypeTable,
+        budget: &'a dyn Fn() -> Option<String>,
+    ) -> Self {
+        Self {
+            lua,
+            table,
+            budget,
+            visits: 0,
+            error_mt: None,
+        }
+    }
+
+    /// Validates `v` against `ty` (closed: no free generic parameter).
+    /// With `detail` false a failure is [`Stop::Quiet`] and allocates
+    /// nothing.
+    pub(super) fn run(&mut self, ty: &TyRef, v: &Value, detail: bool) -> Check {
+        self.check(ty, &[], v, 0, None, detail)
+    }
+
+    fn tick(&mut self) -> Check {
+        self.visits = self.visits.wrapping_add(1);
+        if self.visits.is_multiple_of(POLL_EVERY)
+            && let Some(reason) = (self.budget)()
+        {
+            return Err(Stop::Budget(reason));
+        }
+        Ok(())
+    }
+
+    fn expected_text(&self, ty: &Ty, hint: Option<&Ty>) -> String {
+        shape::render(hint.unwrap_or(ty), self.table)
+    }
+
+    fn mismatch(&self, ty: &Ty, hint: Option<&Ty>, v: &Value, detail: bool) -> Stop {
+        if !detail {
+            return Stop::Quiet;
+        }
+        let expected = self.expected_text(ty, hint);
+        let got = lua_type(v);
+        Stop::Fail(Box::new(Failure {
+            message: format!("expected {expected}, got {got}"),
+            expected: Some(expected),
+            got: Some(got.to_owned()),
+            ..Failure::default()
+        }))
+    }
+
+    fn too_deep(&self, ty: &Ty, hint: Option<&Ty>, detail: bool) -> Stop {
+        if !detail {
+            return Stop::Quiet;
+        }
+        let expected = self.expected_text(ty, hint);
+        Stop::Fail(Box::new(Failure {
+            message: format!("expected {expected}, got recursion limit exceeded"),
+            expected: Some(expected),
+            got: Some("recursion limit exceeded".to_owned()),
+            ..Failure::default()
+        }))
+    }
+
+    fn is_error_object(&mut self, t: &Table) -> bool {
+        let Some(mt) = t.metatable() else {
+            return false;
+        };
+        let lua = self.lua;
+        let err_mt = self
+            .error_mt
+            .get_or_insert_with(|| lua.named_registry_value::<Option<Table>>("warren.error_mt").ok().flatten());
+        err_mt
+            .as_ref()
+            .is_some_and(|e| e.to_pointer() == mt.to_pointer())
+    }
+
+    #[expect(clippy::too_many_lines, reason = "one arm per type, as in §3.5's table")]
+    fn check<'t>(
+        &mut self,
+        ty: &'t Ty,
+        env: &'t [TyRef],
+        v: &Value,
+        depth: usize,
+        hint: Option<&'t Ty>,
+        detail: bool,
+    ) -> Check {
+        self.tick()?;
+        let ok = match ty {
+            Ty::Any | Ty::Unknown | Ty::Opaque(_) => true,
+            Ty::Never => false,
+            Ty::Nil => v.is_nil(),
+            Ty::Boolean => matches!(v, Value::Boolean(_)),
+            Ty::String => matches!(v, Value::String(_)),
+            Ty::Number => matches!(v, Value::Integer(_) | Value::Number(_)),
+            Ty::Integer => match v {
+                Value::Integer(_) => true,
+                Value::Number(f) => f.is_finite() && f.fract() == 0.0,
+                _ => false,
+            },
+            Ty::Table | Ty::Interface { .. } => matches!(v, Value::Table(_)),
+            Ty::Func { .. } => matches!(v, Value::Function(_)),
+            Ty::Error => match v {
+                Value::String(_) => true,
+                Value::Table(t) => self.is_error_object(t),
+                _ => false,
+            },
+            Ty::Lit(lit) => lit_matches(lit, v),
+            Ty::TParam(n) => {
+                return match env.get(*n) {
+                    Some(arg) => self.check(arg, &[], v, depth, hint, detail),
+                    None => Ok(()),
+                };
+            }
+            Ty::Generic { .. } => false,
+            Ty::Optional(inner) => {
+                return if v.is_nil() {
+                    Ok(())
+                } else {
+                    self.check(inner, env, v, depth, hint, detail)
+                };
+            }
+            Ty::Union(members) => {
+                for m in members {
+                    match self.check(m, env, v, depth, None, false) {
+                        Ok(()) => return Ok(()),
+                        Err(Stop::Quiet | Stop::Fail(_)) => {}
+                        Err(other) => return Err(other),
+                    }
+                }
+                // The rendered union, as §3.5 says (not the name).
+                return Err(self.mismatch(ty, None, v, detail));
+            }
+            Ty::Inter(members) => {
+                for m in members {
+                    self.check(m, env, v, depth, None, detail)?;
+                }
+                return Ok(());
+            }
+            Ty::Named { decl, .. } => {
+                if depth >= MAX_DEPTH {
+                    return Err(self.too_deep(ty, hint.or(Some(ty)), detail));
+                }
+                let Some(d) = self.table.get(*decl) else {
+                    return Ok(());
+                };
+                if let Ty::Generic { .. } = &*d.ty {
+                    return Err(self.mismatch(ty, Some(ty), v, detail));
+                }
+                return self.check(&d.ty, &[], v, depth + 1, Some(hint.unwrap_or(ty)), detail);
+            }
+            Ty::Inst { base, args } => {
+                if depth >= MAX_DEPTH {
+                    return Err(self.too_deep(ty, hint.or(Some(ty)), detail));
+                }
+                let Some(d) = self.table.get(*base) else {
+                    return Ok(());
+                };
+                let Ty::Generic { body, .. } = &*d.ty else {
+                    return self.check(&d.ty, &[], v, depth + 1, hint, detail);
+                };
+                let hint = Some(hint.unwrap_or(ty));
+                return if !env.is_empty() && args.iter().any(|a| shape::has_tparam(a)) {
+                    let closed: Vec<TyRef> = args.iter().map(|a| shape::subst(a, env)).collect();
+                    self.check(body, &closed, v, depth + 1, hint, detail)
+                } else {
+                    self.check(body, args, v, depth + 1, hint, detail)
+                };
+            }
+            Ty::Annotated { inner, validators } => {
+                self.check(inner, env, v, depth, hint, detail)?;
+                for val in validators {
+                    if let Some(msg) = validator_failure(val, v) {
+                        if !detail {
+                            return Err(Stop::Quiet);
+                        }
+                        return Err(Stop::Fail(Box::new(Failure {
+                            message: msg.to_owned(),
+                            expected: Some(self.expected_text(ty, hint)),
+                            got: Some(lua_type(v).to_owned()),
+                            constraint: Some(val.name.clone()),
+                            ..Failure::default()
+                        })));
+                    }
+                }
+                return Ok(());
+            }
+            Ty::Array { elem, .. } => {
+                let Value::Table(t) = v else {
+                    return Err(self.mismatch(ty, hint, v, detail));
+                };
+                if depth >= MAX_DEPTH {
+                    return Err(self.too_deep(ty, hint, detail));
+                }
+                let n = t.raw_len();
+                for i in 1..=n {
+                    self.tick()?;
+                    let item: Value = t.raw_get(i)?;
+                    if item.is_nil() {
+                        continue;
+                    }
+                    self.check(elem, env, &item, depth + 1, None, detail)
+                        .map_err(|e| e.at(|| Seg::Index(i.to_string())))?;
+                }
+                return Ok(());
+            }
+            Ty::Map { key, val, .. } => {
+                let Value::Table(t) = v else {
+                    return Err(self.mismatch(ty, hint, v, detail));
+                };
+                if depth >= MAX_DEPTH {
+                    return Err(self.too_deep(ty, hint, detail));
+                }
+                for pair in t.pairs::<Value, Value>() {
+                    let (k, item) = pair?;
+                    self.check(key, env, &k, depth + 1, None, detail)
+                        .map_err(|e| e.at(|| key_seg(&k, true)))?;
+                    self.check(val, env, &item, depth + 1, None, detail)
+                        .map_err(|e| e.at(|| key_seg(&k, false)))?;
+                }
+                return Ok(());
+            }
+            Ty::Record { fields, .. } => {
+                let Value::Table(t) = v else {
+                    return Err(self.mismatch(ty, hint, v, detail));
+                };
+                if depth >= MAX_DEPTH {
+                    return Err(self.too_deep(ty, hint, detail));
+                }
+                for f in fields {
+                    let item: Value = t.raw_get(f.name.as_str())?;
+                    if item.is_nil() {
+                        if f.optional {
+                            continue;
+                        }
+                        match self.check(&f.ty, env, &Value::Nil, depth + 1, None, false) {
+                            Ok(()) => continue,
+                            Err(Stop::Quiet | Stop::Fail(_)) => {}
+                            Err(other) => return Err(other),
+                        }
+                        if !detail {
+                            return Err(Stop::Quiet);
+                        }
+                        return Err(Stop::Fail(Box::new(Failure {
+                            path: vec![Seg::Field(f.name.clone())],
+                            message: "required field missing".to_owned(),
+                            expected: Some(shape::render(&f.ty, self.table)),
+                            got: Some("nil".to_owned()),
+                            constraint: Some("required".to_owned()),
+                        })));
+                    }
+                    self.check(&f.ty, env, &item, depth + 1, None, detail)
+                        .map_err(|e| e.at(|| Seg::Field(f.name.clone())))?;
+                }
+                return Ok(());
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(self.mismatch(ty, hint, v, detail))
+        }
+    }
+}
+
+fn lit_matches(lit: &Lit, v: &Value) -> bool {
+    match (lit, v) {
+        (Lit::Str(s), Value::String(x)) => *x.as_bytes() == **s,
+        (Lit::Int(n), Value::Integer(i)) => i == n,
+        #[expect(clippy::cast_precision_loss, reason = "checked exactly by the round trip")]
+        (Lit::Int(n), Value::Number(f)) => {
+            *f == *n as f64 && f.is_finite() && (*f as i128) == i128::from(*n)
+        }
+        (Lit::Float(x), Value::Number(f)) => x == f,
+        (Lit::Bool(b), Value::Boolean(x)) => b == x,
+        _ => false,
+    }
+}
+
+/// A validator argument as a number.
+enum Num {
+    Int(i64),
+    Float(f64),
+}
+
+fn num_arg(val: &Validator) -> Option<Num> {
+    match val.args.first()? {
+        ValidatorArg::Int(n) => Some(Num::Int(*n)),
+        ValidatorArg::Float(f) => Some(Num::Float(*f)),
+        _ => None,
+    }
+}
+
+/// `value <=> bound`, for numbers only.
+#[expect(clippy::cast_precision_loss, reason = "mixed int/float compares as Lua does, near enough")]
+fn cmp(v: &Value, bound: &Num) -> Option<std::cmp::Ordering> {
+    match (v, bound) {
+        (Value::Integer(i), Num::Int(n)) => Some(i.cmp(n)),
+        (Value::Integer(i), Num::Float(f)) => (*i as f64).partial_cmp(f),
+        (Value::Number(x), Num::Int(n)) => x.partial_cmp(&(*n as f64)),
+        (Value::Number(x), Num::Float(f)) => x.partial_cmp(f),
+        _ => None,
+    }
+}
+
+/// The length `min_len`/`max_len` look at: a string's bytes or a table's
+/// raw length.
+fn length(v: &Value) -> Option<Value> {
+    let n = match v {
+        Value::String(s) => s.as_bytes().len(),
+        Value::Table(t) => t.raw_len(),
+        _ => return None,
+    };
+    Some(Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)))
+}
+
+/// The message of a failing validator, `None` if `v` passes (validators
+/// that do not apply to `v`, and unknown ones, pass).
+fn validator_failure(val: &Validator, v: &Value) -> Option<&'static str> {
+    use std::cmp::Ordering::{Greater, Less};
+    match val.name.as_str() {
+        "min" => (cmp(v, &num_arg(val)?)? == Less).then_some("value below minimum"),
+        "max" => (cmp(v, &num_arg(val)?)? == Greater).then_some("value above maximum"),
+        "min_len" => (cmp(&length(v)?, &num_arg(val)?)? == Less).then_some("length below minimum"),
+        "max_len" => {
+            (cmp(&length(v)?, &num_arg(val)?)? == Greater).then_some("length above maximum")
+        }
+        "pattern" => {
+            let Value::String(s) = v else {
+                return None;
+            };
+            let Some(re) = &val.regex else {
+                return Some("invalid regex");
+            };
+            let bytes = s.as_bytes();
+            let found = match std::str::from_utf8(&bytes) {
+                Ok(text) => re.is_match(text),
+                Err(_) => re.is_match(&String::from_utf8_lossy(&bytes)),
+            };
+            (!found).then_some("pattern mismatch")
+        }
+        _ => None,
+    }
+}
