@@ -1,7 +1,8 @@
 //! The typed-Lua front-end on arbitrary bytes (typed-lua.md §3.9):
 //! `translate` returns `Ok` or `Err`, never panics, never recurses past its
-//! nesting limit; whenever it accepts, the output has the input's length
-//! and line count and compiles under Lua 5.4.
+//! nesting limit; whenever it accepts, the output has the input's line
+//! count (and its length, unless type references were rewritten) and
+//! compiles under Lua 5.4.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -25,7 +26,9 @@ fn newlines(s: &str) -> usize {
 fuzz_target!(|data: &[u8]| {
     let Ok(src) = std::str::from_utf8(data) else { return };
     let Ok(t) = translate(src) else { return };
-    assert_eq!(t.lua.len(), src.len());
+    if !t.needs_types {
+        assert_eq!(t.lua.len(), src.len());
+    }
     assert_eq!(newlines(&t.lua), newlines(src));
     let lua = Lua::new();
     if let Err(e) = lua.load(&t.lua).into_function() {

@@ -185,6 +185,10 @@ impl LuaVm {
         let slice = core.borrow().quota().limits.cpu_slice;
         let preemption = crate::preempt::install(&lua, &h, KERNEL, slice, accounts.clone())?;
         register_accounts(&lua, &h, &core, &accounts, preemption.slot())?;
+        lua.set_app_data(TypeBudget(crate::preempt::budget_check(
+            accounts.clone(),
+            slice,
+        )));
 
         let kernel: Table = lua
             .load(KERNEL)
@@ -521,7 +525,7 @@ fn entry_table(
         .code
         .downcast_ref::<LuaProgram>()
         .ok_or_else(|| format!("entry {} is not a Lua program", program.id))?;
-    let chunk = code.compile(lua).map_err(|e| match e {
+    let compiled = code.compile(lua).map_err(|e| match e {
         mlua::Error::SyntaxError { message, .. } => message,
         other => other.to_string(),
     })?;
@@ -530,13 +534,15 @@ fn entry_table(
             .named_registry_value("warren.new_entry")
             .map_err(|e| e.to_string())?;
         let imports = library_tables(lua, &new_entry, &code.imports, 0)?;
+        let types = type_values(lua, compiled.types.as_ref())?;
         new_entry
             .call((
                 program.id.as_str(),
-                chunk,
+                compiled.chunk,
                 code.method.as_str(),
                 code.modules.clone(),
                 imports,
+                types,
             ))
             .map_err(|e| e.to_string())
     };
@@ -547,6 +553,28 @@ fn entry_table(
         .insert(program.id.clone(), (program.clone(), table.clone()));
     Ok(table)
 }
+
+/// The `__warren_types` table of a chunk that reads types as values (built
+/// once per entry per VM; validation polls the running process's budget).
+pub(crate) fn type_values(
+    lua: &Lua,
+    types: Option<&Arc<warren_lua_dialect::TypeTable>>,
+) -> Result<LuaValue, String> {
+    let Some(types) = types else {
+        return Ok(LuaValue::Nil);
+    };
+    let budget = lua
+        .app_data_ref::<TypeBudget>()
+        .map(|b| b.0.clone())
+        .ok_or("the VM has no type budget")?;
+    crate::types::types_table(lua, types, budget)
+        .map(LuaValue::Table)
+        .map_err(|e| e.to_string())
+}
+
+/// What a type validation asks every 4,096 values: the reason the running
+/// process must stop (its CPU budget, or stuck past the limit), if any.
+pub(crate) struct TypeBudget(pub(crate) Rc<dyn Fn() -> Option<String>>);
 
 /// Deepest chain of library imports compiled (the configuration refuses
 /// cycles; this bounds the recursion whatever it is given).
@@ -567,13 +595,21 @@ fn library_tables(
     }
     let table = lua.create_table().map_err(|e| e.to_string())?;
     for (alias, lib) in imports {
-        let chunk = lib.compile(lua).map_err(|e| match e {
+        let compiled = lib.compile(lua).map_err(|e| match e {
             mlua::Error::SyntaxError { message, .. } => message,
             other => other.to_string(),
         })?;
         let nested = library_tables(lua, new_entry, &lib.imports, depth + 1)?;
+        let types = type_values(lua, compiled.types.as_ref())?;
         let record: Table = new_entry
-            .call((lib.id.as_str(), chunk, "", lib.modules.clone(), nested))
+            .call((
+                lib.id.as_str(),
+                compiled.chunk,
+                "",
+                lib.modules.clone(),
+                nested,
+                types,
+            ))
             .map_err(|e| e.to_string())?;
         table
             .raw_set(alias.as_str(), record)

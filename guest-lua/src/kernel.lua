@@ -622,7 +622,7 @@ end
 local ENV_MT -- set below, once the globals exist
 
 local function proc_main(p, entry, args)
-    local mod = entry.chunk(p.env)
+    local mod = entry.chunk(p.env, entry.types)
     -- A chunk that returns nothing was the whole program (a script's
     -- top-level code): it has run.
     if mod == nil then return nil end
@@ -2218,7 +2218,7 @@ local function load_library(p, lib, level)
     if v ~= nil then return v end
     loaded[lib] = LOADING
     local env = setmetatable({ require = require_from(p, lib) }, { __index = p.env, __metatable = false })
-    local r = lib.chunk(env)
+    local r = lib.chunk(env, lib.types)
     if r == nil then r = true end
     loaded[lib] = r
     return r
@@ -2411,11 +2411,14 @@ end
 -- Entry records are built by the host on first start (see lib.rs).
 -- `imports` maps aliases to library records made here too; records are
 -- shared by every process of the VM, so nobody's memory.
-local function new_entry(id, chunk, method, modules, imports)
+-- `types` is the chunk's read-only `__warren_types` (nil when it reads no
+-- type as a value).
+local function new_entry(id, chunk, method, modules, imports, types)
     local set = {}
     for i = 1, #modules do set[modules[i]] = true end
-    local e = { id = id, chunk = chunk, method = method, modules = set, imports = imports or {} }
+    local e = { id = id, chunk = chunk, method = method, modules = set, imports = imports or {}, types = types }
     NOT_OWNED[e], NOT_OWNED[chunk], NOT_OWNED[e.modules], NOT_OWNED[e.imports] = true, true, true, true
+    if types then NOT_OWNED[types] = true end
     return e
 end
 

@@ -22,8 +22,9 @@ mod resume;
 mod terminal;
 mod timefmt;
 mod timeparse;
+mod types;
 mod watchdog;
 
 pub use convert::{Budget, ConvertError, Converter, MAX_DEPTH, from_lua, to_lua};
-pub use program::{LuaLibrary, LuaProgram, MODULES, check_source, lua_frontend};
+pub use program::{LuaLibrary, LuaProgram, MODULES, check_source, lua_frontend, type_diagnostics};
 pub use terminal::set_args as set_terminal_args;

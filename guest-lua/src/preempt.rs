@@ -192,6 +192,22 @@ impl State {
     }
 }
 
+/// What a long host walk (type validation) asks now and then: the reason
+/// the running process must stop — past its CPU budget, or past the stuck
+/// limit — if any. The reason is recorded, so the process's error cannot
+/// be caught.
+pub(crate) fn budget_check(
+    accounts: Rc<RefCell<Accounts>>,
+    slice: Duration,
+) -> Rc<dyn Fn() -> Option<String>> {
+    let stuck_limit = STUCK_LIMIT.max(slice * STUCK_SLICES);
+    Rc::new(move || {
+        let mut accounts = accounts.try_borrow_mut().ok()?;
+        let ran = accounts.ran(Instant::now())?;
+        accounts.check_running(ran, stuck_limit)
+    })
+}
+
 /// Longest reason the hook raises (longer ones are cut).
 const MAX_REASON: usize = 512;
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use mlua::{Function, Lua, chunk::ChunkMode};
 use warren_core::{CoreRef, Frontend, FrontendFactory, Program};
+use warren_lua_dialect::TypeTable;
 
 use crate::host;
 
@@ -73,40 +74,85 @@ impl LuaProgram {
     }
 
     /// Compiles the program in `lua` (text only; binary chunks are refused).
-    pub(crate) fn compile(&self, lua: &Lua) -> mlua::Result<Function> {
+    pub(crate) fn compile(&self, lua: &Lua) -> mlua::Result<Compiled> {
         compile_chunk(lua, &self.chunk_name, &self.source)
     }
 }
 
 impl LuaLibrary {
     /// Compiles the library as an entry's source is compiled.
-    pub(crate) fn compile(&self, lua: &Lua) -> mlua::Result<Function> {
+    pub(crate) fn compile(&self, lua: &Lua) -> mlua::Result<Compiled> {
         compile_chunk(lua, &self.chunk_name, &self.source)
     }
+}
+
+/// A compiled chunk and, when it reads types as values, its types (the
+/// chunk then takes `__warren_types` as its second argument).
+pub(crate) struct Compiled {
+    pub chunk: Function,
+    pub types: Option<Arc<TypeTable>>,
 }
 
 /// The text mlua compiles for `source`: Wippy's typed dialect translated
 /// to plain Lua 5.4 with the same lines (`warren-lua-dialect`), after a
 /// prefix that binds the process's environment to `_ENV` on the first
 /// line. A syntax error reads `file:line:column: message [P0001]`.
-pub(crate) fn chunk_text(chunk_name: &str, source: &str) -> Result<String, String> {
+pub(crate) fn chunk_text(
+    chunk_name: &str,
+    source: &str,
+) -> Result<(String, Option<Arc<TypeTable>>), String> {
+    // A first line starting with `#` (a shebang) is skipped, as Lua skips
+    // it in a file: blanked, so lines stay.
+    let source = match source.strip_prefix('#') {
+        Some(_) => {
+            let end = source.find('\n').unwrap_or(source.len());
+            std::borrow::Cow::Owned(" ".repeat(end) + &source[end..])
+        }
+        None => std::borrow::Cow::Borrowed(source),
+    };
     let translation =
-        warren_lua_dialect::translate(source).map_err(|d| format!("{chunk_name}:{d}"))?;
+        warren_lua_dialect::translate(&source).map_err(|d| format!("{chunk_name}:{d}"))?;
     let body = translation.lua;
-    let comment = if body.starts_with('#') { "--" } else { "" };
-    Ok(format!("local _ENV = ...; {comment}{body}"))
+    if translation.needs_types {
+        let text = format!("local _ENV, __warren_types = ...; {body}");
+        Ok((text, Some(translation.types)))
+    } else {
+        Ok((format!("local _ENV = ...; {body}"), None))
+    }
 }
 
 /// Compiles `source` as a chunk named after its file (text only).
-fn compile_chunk(lua: &Lua, chunk_name: &str, source: &str) -> mlua::Result<Function> {
-    let text = chunk_text(chunk_name, source).map_err(|message| mlua::Error::SyntaxError {
-        message,
-        incomplete_input: false,
-    })?;
-    lua.load(text)
+fn compile_chunk(lua: &Lua, chunk_name: &str, source: &str) -> mlua::Result<Compiled> {
+    let (text, types) =
+        chunk_text(chunk_name, source).map_err(|message| mlua::Error::SyntaxError {
+            message,
+            incomplete_input: false,
+        })?;
+    let chunk = lua
+        .load(text)
         .set_name(format!("@{chunk_name}"))
         .set_mode(ChunkMode::Text)
-        .into_function()
+        .into_function()?;
+    Ok(Compiled { chunk, types })
+}
+
+/// The type diagnostics (T codes) of `program`'s source, one line each:
+/// `file:line:column: severity[code]: message`. They never refuse it; a
+/// source that does not parse has none (its P error is `check_source`'s).
+pub fn type_diagnostics(program: &LuaProgram) -> Vec<String> {
+    match warren_lua_dialect::translate(&program.source) {
+        Ok(t) => t
+            .diagnostics
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}:{}:{}: {}[{}]: {}",
+                    program.chunk_name, d.line, d.column, d.severity, d.code, d.message
+                )
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Compiles `program` in a scratch VM, for `warren check`; the error is

@@ -21,10 +21,10 @@ pub(crate) fn number(text: &str) -> Lit {
         }
         return Lit::Float(hex_float(digits));
     }
-    if b.iter().all(u8::is_ascii_digit) {
-        if let Ok(v) = text.parse::<i64>() {
-            return Lit::Int(v);
-        }
+    if b.iter().all(u8::is_ascii_digit)
+        && let Ok(v) = text.parse::<i64>()
+    {
+        return Lit::Int(v);
     }
     Lit::Float(text.parse::<f64>().unwrap_or(f64::NAN))
 }
@@ -81,24 +81,26 @@ fn long_string(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
     let mut i = 0;
     // Skip a first newline.
-    if let Some(&c) = body.first() {
-        if c == b'\n' || c == b'\r' {
-            i = 1;
-            if let Some(&d) = body.get(1) {
-                if (d == b'\n' || d == b'\r') && d != c {
-                    i = 2;
-                }
-            }
+    if let Some(&c) = body.first()
+        && (c == b'\n' || c == b'\r')
+    {
+        i = 1;
+        if let Some(&d) = body.get(1)
+            && (d == b'\n' || d == b'\r')
+            && d != c
+        {
+            i = 2;
         }
     }
     while i < body.len() {
         let c = body[i];
         if c == b'\n' || c == b'\r' {
             out.push(b'\n');
-            if let Some(&d) = body.get(i + 1) {
-                if (d == b'\n' || d == b'\r') && d != c {
-                    i += 1;
-                }
+            if let Some(&d) = body.get(i + 1)
+                && (d == b'\n' || d == b'\r')
+                && d != c
+            {
+                i += 1;
             }
         } else {
             out.push(c);
@@ -131,10 +133,11 @@ fn short_string(b: &[u8]) -> Vec<u8> {
             b'v' => out.push(11),
             b'\n' | b'\r' => {
                 out.push(b'\n');
-                if let Some(&d) = body.get(i) {
-                    if (d == b'\n' || d == b'\r') && d != e {
-                        i += 1;
-                    }
+                if let Some(&d) = body.get(i)
+                    && (d == b'\n' || d == b'\r')
+                    && d != e
+                {
+                    i += 1;
                 }
             }
             b'x' => {
@@ -148,7 +151,10 @@ fn short_string(b: &[u8]) -> Vec<u8> {
                 out.push(u8::try_from(v).unwrap_or(0));
             }
             b'z' => {
-                while body.get(i).is_some_and(|c| c.is_ascii_whitespace() || *c == 0x0b) {
+                while body
+                    .get(i)
+                    .is_some_and(|c| c.is_ascii_whitespace() || *c == 0x0b)
+                {
                     i += 1;
                 }
             }
@@ -219,7 +225,10 @@ mod tests {
         assert_eq!(number(".5"), Lit::Float(0.5));
         assert_eq!(number("1e2"), Lit::Float(100.0));
         assert_eq!(number("0xA.8p1"), Lit::Float(21.0));
-        assert_eq!(number("9223372036854775808"), Lit::Float(9.223_372_036_854_776e18));
+        assert_eq!(
+            number("9223372036854775808"),
+            Lit::Float(9.223_372_036_854_776e18)
+        );
     }
 
     #[test]

@@ -606,7 +606,11 @@ impl<'a> Parser<'a> {
             return Err(self.error_at(&t, format!("attempt to assign to const variable '{first}'")));
         }
         if self.in_type == 0 && scope::find_local(&self.funcs, first).is_none() {
-            let usage = if plain { Usage::Assign } else { Usage::FuncName };
+            let usage = if plain {
+                Usage::Assign
+            } else {
+                Usage::FuncName
+            };
             self.add_ref(&first_tok, first, usage);
         }
         self.body(method, line)
@@ -873,23 +877,23 @@ impl<'a> Parser<'a> {
         let first = self.lx.peek(0);
         let (kind, name) = self.primary_exp()?;
         let mut r = None;
-        if let Some(n) = name.filter(|_| self.in_type == 0) {
-            if scope::find_local(&self.funcs, n).is_none() {
-                let usage = match self.kind() {
-                    Tok::LParen | Tok::Str | Tok::LBrace => Usage::Call,
-                    Tok::Colon => Usage::Method,
-                    Tok::Dot => {
-                        let f = self.lx.peek(1);
-                        if f.kind == Tok::Name || f.kind.is_wippy_reserved() {
-                            Usage::Field(self.lx.text(&f))
-                        } else {
-                            Usage::Bare
-                        }
+        if let Some(n) = name.filter(|_| self.in_type == 0)
+            && scope::find_local(&self.funcs, n).is_none()
+        {
+            let usage = match self.kind() {
+                Tok::LParen | Tok::Str | Tok::LBrace => Usage::Call,
+                Tok::Colon => Usage::Method,
+                Tok::Dot => {
+                    let f = self.lx.peek(1);
+                    if f.kind == Tok::Name || f.kind.is_wippy_reserved() {
+                        Usage::Field(self.lx.text(&f))
+                    } else {
+                        Usage::Bare
                     }
-                    _ => Usage::Bare,
-                };
-                r = Some(self.add_ref(&first, n, usage));
-            }
+                }
+                _ => Usage::Bare,
+            };
+            r = Some(self.add_ref(&first, n, usage));
         }
         let mut e = (kind, name, r);
         loop {

@@ -65,6 +65,15 @@ pub(crate) fn run(p: &mut Parser<'_>) -> Resolved {
         diags: std::mem::take(&mut p.diags),
         seen_module: HashSet::new(),
         memo: HashMap::new(),
+        typeof_targets: p
+            .syn
+            .iter()
+            .filter_map(|n| match n {
+                Syn::TypeofAnnot(a) => Some(*a),
+                _ => None,
+            })
+            .collect(),
+        prims: Default::default(),
         nodes: 0,
         counting: false,
         over: false,
@@ -116,8 +125,12 @@ struct Resolver<'r, 'a> {
     diags: Vec<Diagnostic>,
     /// Qualified names already given T050.
     seen_module: HashSet<&'a str>,
-    /// Resolved annotation roots (for `typeof`).
+    /// Resolved annotation roots that `typeof` reads.
     memo: HashMap<SynId, TyRef>,
+    /// The roots `typeof` reads.
+    typeof_targets: HashSet<SynId>,
+    /// Shared nodes of the primitive types, by [`prim_index`].
+    prims: [Option<TyRef>; 10],
     /// IR nodes built for declarations.
     nodes: usize,
     counting: bool,
@@ -154,6 +167,23 @@ fn has_tparam(t: &Ty) -> bool {
         Ty::Annotated { inner, .. } => has_tparam(inner),
         _ => false,
     }
+}
+
+/// Where [`Resolver::prims`] keeps a primitive type.
+fn prim_index(t: &Ty) -> Option<usize> {
+    Some(match t {
+        Ty::Nil => 0,
+        Ty::Boolean => 1,
+        Ty::Number => 2,
+        Ty::Integer => 3,
+        Ty::String => 4,
+        Ty::Unknown => 5,
+        Ty::Never => 6,
+        Ty::Table => 7,
+        Ty::Error => 8,
+        Ty::Any => 9,
+        _ => return None,
+    })
 }
 
 fn primitive(name: &str) -> Option<Ty> {
@@ -198,8 +228,26 @@ impl<'a> Resolver<'_, 'a> {
         Arc::new(t)
     }
 
+    /// A primitive type's shared node.
+    fn prim(&mut self, t: Ty) -> TyRef {
+        let Some(i) = prim_index(&t) else {
+            return self.mk(t);
+        };
+        if let Some(p) = self.prims.get(i).cloned().flatten() {
+            return p;
+        }
+        let p = self.mk(t);
+        if let Some(slot) = self.prims.get_mut(i) {
+            *slot = Some(p.clone());
+        }
+        p
+    }
+
     /// An annotation root, resolved once.
     fn root(&mut self, id: SynId) -> TyRef {
+        if !self.typeof_targets.contains(&id) {
+            return self.resolve(id);
+        }
         if let Some(t) = self.memo.get(&id) {
             return t.clone();
         }
@@ -269,14 +317,14 @@ impl<'a> Resolver<'_, 'a> {
         let mut fields: Vec<Field> = Vec::new();
         for &b in bases {
             let t = self.resolve(b);
-            if let Some(h) = self.head(&t, 0) {
-                if let Ty::Interface { fields: fs } | Ty::Record { fields: fs, .. } = &*h {
-                    for f in fs {
-                        if !own.iter().any(|o| o.name == f.name)
-                            && !fields.iter().any(|o| o.name == f.name)
-                        {
-                            fields.push(f.clone());
-                        }
+            if let Some(h) = self.head(&t, 0)
+                && let Ty::Interface { fields: fs } | Ty::Record { fields: fs, .. } = &*h
+            {
+                for f in fs {
+                    if !own.iter().any(|o| o.name == f.name)
+                        && !fields.iter().any(|o| o.name == f.name)
+                    {
+                        fields.push(f.clone());
                     }
                 }
             }
@@ -305,7 +353,7 @@ impl<'a> Resolver<'_, 'a> {
         };
         match node {
             Syn::Leaf(Ty::Any) => self.any.clone(),
-            Syn::Leaf(t) => self.mk(t.clone()),
+            Syn::Leaf(t) => self.prim(t.clone()),
             Syn::Lit(l) => self.mk(Ty::Lit(l.clone())),
             Syn::Name {
                 name,
@@ -468,7 +516,7 @@ impl<'a> Resolver<'_, 'a> {
             return if p == Ty::Any {
                 self.any.clone()
             } else {
-                self.mk(p)
+                self.prim(p)
             };
         }
         match self.lookup(scope, name, false) {
@@ -965,7 +1013,11 @@ fn category(t: &Ty) -> Option<u8> {
         Ty::Boolean | Ty::Lit(Lit::Bool(_)) => 1,
         Ty::Number | Ty::Integer | Ty::Lit(Lit::Int(_) | Lit::Float(_)) => 2,
         Ty::String | Ty::Lit(Lit::Str(_)) => 3,
-        Ty::Table | Ty::Record { .. } | Ty::Array { .. } | Ty::Map { .. } | Ty::Interface { .. } => 4,
+        Ty::Table
+        | Ty::Record { .. }
+        | Ty::Array { .. }
+        | Ty::Map { .. }
+        | Ty::Interface { .. } => 4,
         Ty::Func { .. } => 5,
         _ => return None,
     })

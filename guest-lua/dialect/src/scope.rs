@@ -1,3 +1,5 @@
+//! The locals in scope (with their type annotations, for `typeof`, and for
+//! telling a local from a global when a name may be a run-time type), and
 //! Lua 5.4's compile-time scope rules that a grammar alone does not catch:
 //! `goto`/label resolution, `break` outside a loop, `...` outside a vararg
 //! function, assignment to `<const>`/`<close>` locals, and the limit of

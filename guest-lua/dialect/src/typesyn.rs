@@ -675,7 +675,8 @@ impl<'a> Parser<'a> {
             pos: pos(n),
             tparams: None,
             body: DeclBody::Type(u32::MAX),
-            top_level: self.tscope == 0,
+            // A duplicate is not bound, so it has no run-time value either.
+            top_level: self.tscope == 0 && !dup,
         });
         idx
     }

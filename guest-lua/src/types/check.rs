@@ -164,9 +164,9 @@ impl<'a> Checker<'a> {
 
     /// Validates `v` against `ty` (closed: no free generic parameter).
     /// With `detail` false a failure is [`Stop::Quiet`] and allocates
-    /// nothing.
-    pub(super) fn run(&mut self, ty: &TyRef, v: &Value, detail: bool) -> Check {
-        self.check(ty, &[], v, 0, None, detail)
+    /// nothing. `hint` names the type in a top-level mismatch.
+    pub(super) fn run(&mut self, ty: &TyRef, v: &Value, hint: Option<&Ty>, detail: bool) -> Check {
+        self.check(ty, &[], v, (0, 0), hint, detail)
     }
 
     fn tick(&mut self) -> Check {
@@ -215,24 +215,31 @@ impl<'a> Checker<'a> {
             return false;
         };
         let lua = self.lua;
-        let err_mt = self
-            .error_mt
-            .get_or_insert_with(|| lua.named_registry_value::<Option<Table>>("warren.error_mt").ok().flatten());
+        let err_mt = self.error_mt.get_or_insert_with(|| {
+            lua.named_registry_value::<Option<Table>>("warren.error_mt")
+                .ok()
+                .flatten()
+        });
         err_mt
             .as_ref()
             .is_some_and(|e| e.to_pointer() == mt.to_pointer())
     }
 
-    #[expect(clippy::too_many_lines, reason = "one arm per type, as in §3.5's table")]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one arm per type, as in §3.5's table"
+    )]
     fn check<'t>(
         &mut self,
         ty: &'t Ty,
         env: &'t [TyRef],
         v: &Value,
-        depth: usize,
+        (depth, hops): (usize, usize),
         hint: Option<&'t Ty>,
         detail: bool,
     ) -> Check {
+        let here = (depth, hops);
+        let below = (depth + 1, 0);
         self.tick()?;
         let ok = match ty {
             Ty::Any | Ty::Unknown | Ty::Opaque(_) => true,
@@ -256,7 +263,7 @@ impl<'a> Checker<'a> {
             Ty::Lit(lit) => lit_matches(lit, v),
             Ty::TParam(n) => {
                 return match env.get(*n) {
-                    Some(arg) => self.check(arg, &[], v, depth, hint, detail),
+                    Some(arg) => self.check(arg, &[], v, here, hint, detail),
                     None => Ok(()),
                 };
             }
@@ -265,12 +272,12 @@ impl<'a> Checker<'a> {
                 return if v.is_nil() {
                     Ok(())
                 } else {
-                    self.check(inner, env, v, depth, hint, detail)
+                    self.check(inner, env, v, here, hint, detail)
                 };
             }
             Ty::Union(members) => {
                 for m in members {
-                    match self.check(m, env, v, depth, None, false) {
+                    match self.check(m, env, v, here, None, false) {
                         Ok(()) => return Ok(()),
                         Err(Stop::Quiet | Stop::Fail(_)) => {}
                         Err(other) => return Err(other),
@@ -281,12 +288,12 @@ impl<'a> Checker<'a> {
             }
             Ty::Inter(members) => {
                 for m in members {
-                    self.check(m, env, v, depth, None, detail)?;
+                    self.check(m, env, v, here, None, detail)?;
                 }
                 return Ok(());
             }
             Ty::Named { decl, .. } => {
-                if depth >= MAX_DEPTH {
+                if hops >= MAX_DEPTH {
                     return Err(self.too_deep(ty, hint.or(Some(ty)), detail));
                 }
                 let Some(d) = self.table.get(*decl) else {
@@ -295,28 +302,35 @@ impl<'a> Checker<'a> {
                 if let Ty::Generic { .. } = &*d.ty {
                     return Err(self.mismatch(ty, Some(ty), v, detail));
                 }
-                return self.check(&d.ty, &[], v, depth + 1, Some(hint.unwrap_or(ty)), detail);
+                return self.check(
+                    &d.ty,
+                    &[],
+                    v,
+                    (depth, hops + 1),
+                    Some(hint.unwrap_or(ty)),
+                    detail,
+                );
             }
             Ty::Inst { base, args } => {
-                if depth >= MAX_DEPTH {
+                if hops >= MAX_DEPTH {
                     return Err(self.too_deep(ty, hint.or(Some(ty)), detail));
                 }
                 let Some(d) = self.table.get(*base) else {
                     return Ok(());
                 };
                 let Ty::Generic { body, .. } = &*d.ty else {
-                    return self.check(&d.ty, &[], v, depth + 1, hint, detail);
+                    return self.check(&d.ty, &[], v, (depth, hops + 1), hint, detail);
                 };
                 let hint = Some(hint.unwrap_or(ty));
                 return if !env.is_empty() && args.iter().any(|a| shape::has_tparam(a)) {
                     let closed: Vec<TyRef> = args.iter().map(|a| shape::subst(a, env)).collect();
-                    self.check(body, &closed, v, depth + 1, hint, detail)
+                    self.check(body, &closed, v, (depth, hops + 1), hint, detail)
                 } else {
-                    self.check(body, args, v, depth + 1, hint, detail)
+                    self.check(body, args, v, (depth, hops + 1), hint, detail)
                 };
             }
             Ty::Annotated { inner, validators } => {
-                self.check(inner, env, v, depth, hint, detail)?;
+                self.check(inner, env, v, here, hint, detail)?;
                 for val in validators {
                     if let Some(msg) = validator_failure(val, v) {
                         if !detail {
@@ -347,7 +361,7 @@ impl<'a> Checker<'a> {
                     if item.is_nil() {
                         continue;
                     }
-                    self.check(elem, env, &item, depth + 1, None, detail)
+                    self.check(elem, env, &item, below, None, detail)
                         .map_err(|e| e.at(|| Seg::Index(i.to_string())))?;
                 }
                 return Ok(());
@@ -361,9 +375,9 @@ impl<'a> Checker<'a> {
                 }
                 for pair in t.pairs::<Value, Value>() {
                     let (k, item) = pair?;
-                    self.check(key, env, &k, depth + 1, None, detail)
+                    self.check(key, env, &k, below, None, detail)
                         .map_err(|e| e.at(|| key_seg(&k, true)))?;
-                    self.check(val, env, &item, depth + 1, None, detail)
+                    self.check(val, env, &item, below, None, detail)
                         .map_err(|e| e.at(|| key_seg(&k, false)))?;
                 }
                 return Ok(());
@@ -381,7 +395,7 @@ impl<'a> Checker<'a> {
                         if f.optional {
                             continue;
                         }
-                        match self.check(&f.ty, env, &Value::Nil, depth + 1, None, false) {
+                        match self.check(&f.ty, env, &Value::Nil, below, None, false) {
                             Ok(()) => continue,
                             Err(Stop::Quiet | Stop::Fail(_)) => {}
                             Err(other) => return Err(other),
@@ -397,7 +411,7 @@ impl<'a> Checker<'a> {
                             constraint: Some("required".to_owned()),
                         })));
                     }
-                    self.check(&f.ty, env, &item, depth + 1, None, detail)
+                    self.check(&f.ty, env, &item, below, None, detail)
                         .map_err(|e| e.at(|| Seg::Field(f.name.clone())))?;
                 }
                 return Ok(());
@@ -415,7 +429,10 @@ fn lit_matches(lit: &Lit, v: &Value) -> bool {
     match (lit, v) {
         (Lit::Str(s), Value::String(x)) => *x.as_bytes() == **s,
         (Lit::Int(n), Value::Integer(i)) => i == n,
-        #[expect(clippy::cast_precision_loss, reason = "checked exactly by the round trip")]
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "checked exactly by the round trip"
+        )]
         (Lit::Int(n), Value::Number(f)) => {
             *f == *n as f64 && f.is_finite() && (*f as i128) == i128::from(*n)
         }
@@ -440,7 +457,10 @@ fn num_arg(val: &Validator) -> Option<Num> {
 }
 
 /// `value <=> bound`, for numbers only.
-#[expect(clippy::cast_precision_loss, reason = "mixed int/float compares as Lua does, near enough")]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "mixed int/float compares as Lua does, near enough"
+)]
 fn cmp(v: &Value, bound: &Num) -> Option<std::cmp::Ordering> {
     match (v, bound) {
         (Value::Integer(i), Num::Int(n)) => Some(i.cmp(n)),

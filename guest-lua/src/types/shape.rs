@@ -94,8 +94,8 @@ fn visit(ty: &Ty, f: &mut dyn FnMut(&Ty)) {
 
 /// `ty` with its children replaced by `f`.
 fn map_children(ty: &Ty, f: &mut dyn FnMut(&TyRef) -> TyRef) -> Ty {
-    let mut many = |ts: &[TyRef], f: &mut dyn FnMut(&TyRef) -> TyRef| ts.iter().map(f).collect();
-    let mut fields = |fs: &[Field], f: &mut dyn FnMut(&TyRef) -> TyRef| {
+    let many = |ts: &[TyRef], f: &mut dyn FnMut(&TyRef) -> TyRef| ts.iter().map(f).collect();
+    let fields = |fs: &[Field], f: &mut dyn FnMut(&TyRef) -> TyRef| {
         fs.iter()
             .map(|fl| Field {
                 name: fl.name.clone(),
@@ -117,7 +117,10 @@ fn map_children(ty: &Ty, f: &mut dyn FnMut(&TyRef) -> TyRef) -> Ty {
             val: f(val),
             readonly: *readonly,
         },
-        Ty::Record { fields: fs, readonly } => Ty::Record {
+        Ty::Record {
+            fields: fs,
+            readonly,
+        } => Ty::Record {
             fields: fields(fs, f),
             readonly: *readonly,
         },
@@ -804,7 +807,9 @@ impl<'a> Relate<'a> {
                 }
             }
             (
-                Ty::Map { key: kx, val: vx, .. },
+                Ty::Map {
+                    key: kx, val: vx, ..
+                },
                 Ty::Map {
                     key: ky,
                     val: vy,
@@ -834,34 +839,40 @@ impl<'a> Relate<'a> {
                     variadic: vx,
                     rets: rx,
                 },
-                Ty::Func { params: py, rets: ry, .. },
+                Ty::Func {
+                    params: py,
+                    rets: ry,
+                    ..
+                },
             ) => {
-                py.iter().enumerate().all(|(i, y)| {
-                    match px.get(i).map(|p| &p.ty).or(vx.as_ref()) {
+                py.iter()
+                    .enumerate()
+                    .all(|(i, y)| match px.get(i).map(|p| &p.ty).or(vx.as_ref()) {
                         Some(x) => self.sub(&y.ty, x, d),
                         None => true,
-                    }
-                }) && ry.iter().enumerate().all(|(i, y)| match rx.get(i) {
-                    Some(x) => self.sub(x, y, d),
-                    None => self.sub(&nil(), y, d),
-                })
+                    })
+                    && ry.iter().enumerate().all(|(i, y)| match rx.get(i) {
+                        Some(x) => self.sub(x, y, d),
+                        None => self.sub(&nil(), y, d),
+                    })
             }
             _ => false,
         }
     }
 
     fn fields_sub(&mut self, fx: &[Field], fy: &[Field], covariant: bool, d: usize) -> bool {
-        fy.iter().all(|y| match fx.iter().find(|x| x.name == y.name) {
-            None => y.optional,
-            Some(x) => {
-                (!x.optional || y.optional)
-                    && if covariant {
-                        self.sub(&x.ty, &y.ty, d)
-                    } else {
-                        self.eq(&x.ty, &y.ty, d)
-                    }
-            }
-        })
+        fy.iter()
+            .all(|y| match fx.iter().find(|x| x.name == y.name) {
+                None => y.optional,
+                Some(x) => {
+                    (!x.optional || y.optional)
+                        && if covariant {
+                            self.sub(&x.ty, &y.ty, d)
+                        } else {
+                            self.eq(&x.ty, &y.ty, d)
+                        }
+                }
+            })
     }
 }
 

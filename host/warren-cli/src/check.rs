@@ -129,6 +129,14 @@ pub(crate) fn check(path: &Path) -> Result<(), Failure> {
     for problem in &lua {
         eprintln!("error: {problem}");
     }
+    // Type diagnostics are printed; they do not change the exit status
+    // (code Wippy runs with its type system off must stay runnable).
+    for entry in lua_sources(&app) {
+        let program = LuaProgram::new(entry.path.display().to_string(), entry.source);
+        for line in warren_lua::type_diagnostics(&program) {
+            eprintln!("entry '{}': {line}", entry.id);
+        }
+    }
     let mut failed = lua.len();
     if app.wasm_entries().next().is_some() {
         let engine = crate::run::wasm_engine(Some(&app))?;

@@ -217,3 +217,174 @@ fn load_inside_a_process_translates_typed_text() {
         ],
     );
 }
+
+// Phase B: types as run-time values.
+
+#[test]
+fn s10_is_returns_the_value_or_an_error_with_details() {
+    prints(
+        "s10",
+        r#"type User = {id: string, age: integer @min(0)}
+local u, e1 = User:is({id = "a1", age = 30})
+print(u ~= nil, e1)
+local bad, e2 = User:is({id = "a1", age = -1})
+print(bad, errors.is(e2, errors.INVALID), e2:message())
+local miss, e3 = User:is({age = 1})
+print(miss, e3:message(), e3:details().field)
+"#,
+        &[
+            "true\tnil",
+            "nil\ttrue\tage: value below minimum",
+            "nil\tid: required field missing\tid",
+        ],
+    );
+}
+
+#[test]
+fn s11_calling_a_type_validates_or_raises_at_the_caller() {
+    let (status, printed, log) = run(
+        "s11",
+        "type Port = integer @min(1) @max(65535)\nprint(Port(8080))\nprint(pcall(function() local v = Port(\"80\"); return v end))\nprint(pcall(function() local v = Port(0); return v end))\n",
+    );
+    assert_eq!(status, Some(0), "{log}");
+    assert_eq!(printed.len(), 3, "{log}");
+    assert_eq!(printed[0], "8080");
+    assert!(
+        printed[1].starts_with("false\t")
+            && printed[1].ends_with("s.lua:3: expected Port, got string"),
+        "{log}"
+    );
+    assert!(
+        printed[2].starts_with("false\t")
+            && printed[2].ends_with("s.lua:4: expected Port, got number"),
+        "{log}"
+    );
+}
+
+#[test]
+fn s13_locals_and_parameters_shadow_type_meaning() {
+    prints(
+        "s13b",
+        r#"type Point = {x: number}
+local string = {is = function(_, v) return "mine", v end}
+print(string:is(5))
+local function check(Point) return Point:is(1) end
+print(check({is = function() return "param" end}))
+print((Point:is({x = 1})) ~= nil)
+"#,
+        &["mine\t5", "param", "true"],
+    );
+}
+
+#[test]
+fn s14_hoisting_and_generics() {
+    prints(
+        "s14",
+        r#"local function valid(v) return (StrBox:is(v)) ~= nil end
+type StrBox = Box<string>
+type Box<T> = {value: T}
+print(valid({value = "x"}), valid({value = 1}))
+"#,
+        &["true\tfalse"],
+    );
+}
+
+#[test]
+fn s15_reflection_and_first_class_use() {
+    prints(
+        "s15",
+        r#"type Status = "queued" | "done"
+type Job = {id: integer, status: Status, tags?: {string}}
+local out = {}
+for name, t in Job:fields() do out[#out + 1] = name .. "=" .. t:kind() end
+local by_type = {[Job] = "job"}
+print(table.concat(out, " "), Job:kind(), Job:name(), Status:kind(), by_type[Job])
+"#,
+        &["id=integer status=union tags=array\trecord\tJob\tunion\tjob"],
+    );
+}
+
+#[test]
+fn s16_an_unknown_type_is_reported_and_still_runs() {
+    let source = "local function f(x: Strng): number return 1 end\nprint(f(\"a\"))\n";
+    prints("s16", source, &["1"]);
+    let dir = app(
+        "typed-s16-check",
+        &[
+            (
+                "_index.yaml",
+                "version: \"1.0\"\nnamespace: app\nentries:\n  - name: main\n    kind: process.lua\n    source: file://main.lua\n",
+            ),
+            ("main.lua", source),
+        ],
+    );
+    let out = warren(&["check", &dir.display().to_string()]);
+    let log = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "T diagnostics do not fail check: {log}"
+    );
+    assert!(log.contains("main.lua:1:21: error[T001]"), "{log}");
+}
+
+#[test]
+fn s18_validator_diagnostics_in_check() {
+    let dir = app(
+        "typed-s18",
+        &[
+            (
+                "_index.yaml",
+                "version: \"1.0\"\nnamespace: app\nentries:\n  - name: main\n    kind: process.lua\n    source: file://main.lua\n",
+            ),
+            (
+                "main.lua",
+                "type Email = string @pattern(\"([a-z\")\ntype Age = {n: number} @min(0)\nreturn function() end\n",
+            ),
+        ],
+    );
+    let out = warren(&["check", &dir.display().to_string()]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("main.lua:1:30: error[T004]"), "{log}");
+    assert!(log.contains("main.lua:2:24: warning[T005]"), "{log}");
+}
+
+#[test]
+fn s19_nested_types_have_no_run_time_value() {
+    let (status, printed, log) = run(
+        "s19",
+        "local function f(v)\n    type Local = {x: number}\n    return Local:is(v)\nend\nprint(pcall(f, {x = 1}))\n",
+    );
+    assert_eq!(status, Some(0), "{log}");
+    assert_eq!(printed.len(), 1, "{log}");
+    assert!(
+        printed[0].starts_with("false\t")
+            && printed[0].ends_with("s.lua:3: attempt to index a nil value (global 'Local')"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_validation_of_a_huge_table_stops_at_the_cpu_budget() {
+    // Validation polls the process's budget: a tenant cannot hold its
+    // worker with a huge table, and the stop cannot be caught.
+    let dir = app(
+        "typed-budget",
+        &[
+            (
+                "_index.yaml",
+                "version: \"1.0\"\nnamespace: app\nentries:\n  - name: h\n    kind: process.host\n    limits: { cpu_budget: 200ms, memory_per_process: 512MiB }\n  - name: main\n    kind: process.lua\n    source: file://main.lua\n    method: main\n",
+            ),
+            (
+                "main.lua",
+                "type Deep = {{{{number}}}}\nlocal function main()\n    local row = {}\n    for i = 1, 1000 do row[i] = i end\n    local t = {}\n    for i = 1, 100 do t[i] = {row, row, row, row, row, row, row, row, row, row} end\n    local big = {}\n    for i = 1, 400 do big[i] = t end\n    print(pcall(Deep.is, Deep, big))\n    print(\"caught\")\nend\nreturn { main = main }\n",
+            ),
+        ],
+    );
+    let out = warren(&["run", &dir.display().to_string(), "-x", "app:main"]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("cpu budget exceeded"), "{log}");
+    assert!(!log.contains("caught"), "the stop cannot be caught: {log}");
+}

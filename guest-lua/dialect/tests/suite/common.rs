@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests.
 
-use warren_lua_dialect::{Diagnostic, translate};
+use warren_lua_dialect::{Diagnostic, Translation, translate};
 
 /// Number of lines as Lua counts them (`\n`, `\r`, `\r\n`, `\n\r`).
 pub fn lines(s: &str) -> usize {
@@ -29,7 +29,27 @@ pub fn compiles(code: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Translates, checks the invariants, returns the output.
+/// Translates a chunk that may use types as values: same lines; the same
+/// length unless rewritten; mlua compiles the output (with
+/// `__warren_types` a global, as the chunk prefix makes it a local).
+pub fn tr(src: &str) -> Translation {
+    let t = match translate(src) {
+        Ok(t) => t,
+        Err(e) => panic!("translate failed: {e}\n--- source ---\n{src}"),
+    };
+    assert_eq!(lines(&t.lua), lines(src), "line count changed");
+    assert_eq!(t.needs_types, t.lua.contains("__warren_types."));
+    if !t.needs_types {
+        assert_eq!(t.lua.len(), src.len(), "length changed");
+    }
+    if let Err(e) = compiles(&t.lua) {
+        panic!("mlua rejects the output: {e}\n--- output ---\n{}", t.lua);
+    }
+    t
+}
+
+/// Translates, checks the invariants (no rewrite, no T diagnostic),
+/// returns the output.
 pub fn ok(src: &str) -> String {
     let t = match translate(src) {
         Ok(t) => t,

@@ -2,10 +2,12 @@
 //! - `snippets`: the contract's snippets (typed-lua.md §5);
 //! - `corpus`: typed and plain-Lua corpora;
 //! - `errors`: known-bad inputs and the limits;
-//! - `props`: property tests on arbitrary input.
+//! - `props`: property tests on arbitrary input;
+//! - `types`: type IR, resolution, run-time type references, T codes.
 
 mod common;
 mod corpus;
 mod errors;
 mod props;
 mod snippets;
+mod types;
