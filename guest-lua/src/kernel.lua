@@ -2264,13 +2264,17 @@ local function safe_load(chunk, name, mode, env)
     -- Lua names a text chunk by a copy of its whole source (one C copy that
     -- cannot be interrupted); its first 256 bytes name it the same way.
     if name == nil and type(chunk) == "string" and #chunk > 256 then name = s_sub(chunk, 1, 256) end
+    local types
     if type(chunk) == "string" then
         -- Wippy's typed dialect: type syntax erased, lines kept.
-        local text, err = H.translate(chunk)
+        local text, t, err = H.translate(chunk)
         if not text then return nil, s_format("[string %q]:%s", describe(name or s_sub(chunk, 1, 40)), err) end
-        chunk = text
+        chunk, types = text, t
     end
-    return load(chunk, name, "t", env)
+    local f, err = load(chunk, name, "t", env)
+    -- A chunk that reads types as values was wrapped to receive them.
+    if f and types then f = f()(types) end
+    return f, err
 end
 
 -- "count" is the process's own size in KiB: the VM's would tell it about

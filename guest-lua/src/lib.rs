@@ -26,5 +26,8 @@ mod types;
 mod watchdog;
 
 pub use convert::{Budget, ConvertError, Converter, MAX_DEPTH, from_lua, to_lua};
-pub use program::{LuaLibrary, LuaProgram, MODULES, check_source, lua_frontend, type_diagnostics};
+pub use program::{
+    LuaLibrary, LuaProgram, MODULES, check_source, lua_frontend, type_check, type_diagnostics,
+};
 pub use terminal::set_args as set_terminal_args;
+pub use warren_lua_dialect::{Diagnostic as TypeDiagnostic, Severity};

@@ -26,23 +26,49 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
 /// (about 2 ms per 1,000 lines). Longer text is loaded as plain Lua.
 const MAX_LOAD_TRANSLATE: usize = 1 << 20;
 
-/// `H.translate(text)`: the typed dialect erased to plain Lua (same lines),
-/// or nil and `line:column: message [code]`; text over the limit comes back
-/// as it is.
+/// `H.translate(text)`: the typed dialect erased to plain Lua (same lines)
+/// and, when it reads types as values, its `__warren_types` — the text is
+/// then `return function(__warren_types) return function(...) <chunk> end
+/// end` (lines kept: the wrapper is on the first line and after the last),
+/// to be called once with the types; or nil, nil and `line:column: message
+/// [code]`. Text over the limit comes back as it is.
 fn register_translate(lua: &Lua, h: &Table) -> mlua::Result<()> {
-    let translate = |lua: &Lua, text: LuaString| -> mlua::Result<(LuaValue, LuaValue)> {
+    type Out = (LuaValue, LuaValue, LuaValue);
+    let translate = |lua: &Lua, text: LuaString| -> mlua::Result<Out> {
         let bytes = text.as_bytes();
+        let as_is = || Ok((LuaValue::String(text.clone()), LuaValue::Nil, LuaValue::Nil));
         if bytes.len() > MAX_LOAD_TRANSLATE {
-            return Ok((LuaValue::String(text.clone()), LuaValue::Nil));
+            return as_is();
         }
         let Ok(source) = std::str::from_utf8(&bytes) else {
             // Not UTF-8: no type syntax to erase; Lua reads it as it is.
-            return Ok((LuaValue::String(text.clone()), LuaValue::Nil));
+            return as_is();
         };
-        Ok(match warren_lua_dialect::translate(source) {
-            Ok(t) => (LuaValue::String(lua.create_string(&t.lua)?), LuaValue::Nil),
-            Err(d) => (LuaValue::Nil, str_value(lua, &d.to_string())?),
-        })
+        match warren_lua_dialect::translate(source) {
+            Ok(t) if t.needs_types => {
+                let types =
+                    crate::host::type_values(lua, Some(&t.types)).map_err(mlua::Error::runtime)?;
+                let wrapped = format!(
+                    "return function(__warren_types) return function(...) {}\n end end",
+                    t.lua
+                );
+                Ok((
+                    LuaValue::String(lua.create_string(wrapped)?),
+                    types,
+                    LuaValue::Nil,
+                ))
+            }
+            Ok(t) => Ok((
+                LuaValue::String(lua.create_string(&t.lua)?),
+                LuaValue::Nil,
+                LuaValue::Nil,
+            )),
+            Err(d) => Ok((
+                LuaValue::Nil,
+                LuaValue::Nil,
+                str_value(lua, &d.to_string())?,
+            )),
+        }
     };
     h.set("translate", lua.create_function(translate)?)
 }

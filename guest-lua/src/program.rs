@@ -140,19 +140,23 @@ fn compile_chunk(lua: &Lua, chunk_name: &str, source: &str) -> mlua::Result<Comp
 /// `file:line:column: severity[code]: message`. They never refuse it; a
 /// source that does not parse has none (its P error is `check_source`'s).
 pub fn type_diagnostics(program: &LuaProgram) -> Vec<String> {
-    match warren_lua_dialect::translate(&program.source) {
-        Ok(t) => t
-            .diagnostics
-            .iter()
-            .map(|d| {
-                format!(
-                    "{}:{}:{}: {}[{}]: {}",
-                    program.chunk_name, d.line, d.column, d.severity, d.code, d.message
-                )
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    type_check(program)
+        .iter()
+        .map(|d| {
+            format!(
+                "{}:{}:{}: {}[{}]: {}",
+                program.chunk_name, d.line, d.column, d.severity, d.code, d.message
+            )
+        })
+        .collect()
+}
+
+/// The type diagnostics of `program`'s source, as the dialect reports
+/// them (positions in the original source).
+pub fn type_check(program: &LuaProgram) -> Vec<warren_lua_dialect::Diagnostic> {
+    warren_lua_dialect::translate(&program.source)
+        .map(|t| t.diagnostics)
+        .unwrap_or_default()
 }
 
 /// Compiles `program` in a scratch VM, for `warren check`; the error is

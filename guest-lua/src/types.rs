@@ -13,11 +13,12 @@
 //! protected metatable and no setters.
 
 mod check;
+mod fast;
 mod shape;
 #[cfg(test)]
 mod tests;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -49,6 +50,8 @@ const METHODS: [&str; 12] = [
 const ERROR_MT_KEY: &str = "warren.error_mt";
 /// Registry key of the helpers for the read-only proxy.
 const PROXY_KEY: &str = "warren.types.proxy";
+/// Registry key of the Lua `__index` and `__call` of type values.
+const DISPATCH_KEY: &str = "warren.types.dispatch";
 
 /// What a type value means.
 struct Inner {
@@ -62,15 +65,19 @@ struct Inner {
 }
 
 impl Inner {
-    /// A type derived from this one (same table and budget).
-    fn derived(&self, ty: TyRef) -> Inner {
+    fn new(ty: TyRef, name: Option<String>, table: Arc<TypeTable>, budget: BudgetFn) -> Self {
         Inner {
             ty,
-            name: None,
-            table: self.table.clone(),
-            budget: self.budget.clone(),
+            name,
+            table,
+            budget,
             tuple: false,
         }
+    }
+
+    /// A type derived from this one (same table and budget).
+    fn derived(&self, ty: TyRef) -> Inner {
+        Inner::new(ty, None, self.table.clone(), self.budget.clone())
     }
 
     /// `tostring(T)`: the name, or the rendered type.
@@ -110,71 +117,219 @@ impl Inner {
 /// A type as a Lua value.
 pub(crate) struct TypeValue {
     inner: Rc<Inner>,
-    /// Bound methods, made on first use (they capture the type, not the
-    /// userdata, so there is no cycle).
-    methods: RefCell<[Option<Function>; METHODS.len()]>,
 }
 
 impl TypeValue {
     fn new(inner: Inner) -> Self {
         Self {
             inner: Rc::new(inner),
-            methods: RefCell::new(Default::default()),
         }
     }
 
+    /// A new bound method (index `i` of [`METHODS`]): it captures the
+    /// type, not the userdata, so there is no cycle. For `is` this is the
+    /// body, called with the value alone once the Lua side has picked it
+    /// and the fast path has not accepted it.
     fn method(&self, lua: &Lua, i: usize) -> mlua::Result<Function> {
-        if let Some(f) = self.methods.borrow().get(i).and_then(Option::as_ref) {
-            return Ok(f.clone());
-        }
         let inner = self.inner.clone();
-        let f = if i == 0 {
-            lua.create_function(move |lua, args: MultiValue| {
-                let v = pick(&args);
-                is(lua, &inner, v)
-            })?
+        if i == 0 {
+            lua.create_function(move |lua, v: Value| is(lua, &inner, v))
         } else {
-            lua.create_function(move |lua, _: MultiValue| reflect(lua, &inner, i))?
-        };
-        if let Some(slot) = self.methods.borrow_mut().get_mut(i) {
-            *slot = Some(f.clone());
+            lua.create_function(move |lua, _: MultiValue| reflect(lua, &inner, i))
         }
-        Ok(f)
+    }
+
+    /// `T.k` when the Lua `__index` has no cached method: a new bound
+    /// method and how to keep it ([`KEEP`] or [`BIND_IS`]), or a record
+    /// field's type (or nil) and nothing.
+    fn index(&self, lua: &Lua, key: &Value) -> mlua::Result<(Value, Option<i64>)> {
+        let Value::String(s) = key else {
+            return Ok((Value::Nil, None));
+        };
+        let bytes = s.as_bytes();
+        if let Some(i) = METHODS.iter().position(|m| m.as_bytes() == &*bytes) {
+            let keep = if i == 0 { BIND_IS } else { KEEP };
+            return Ok((Value::Function(self.method(lua, i)?), Some(keep)));
+        }
+        let Some(ty) = self.inner.look() else {
+            return Ok((Value::Nil, None));
+        };
+        let (Ty::Record { fields, .. } | Ty::Interface { fields }) = &*ty else {
+            return Ok((Value::Nil, None));
+        };
+        let v = match fields.iter().find(|f| f.name.as_bytes() == &*bytes) {
+            Some(f) => Value::UserData(make_value(lua, self.inner.derived(f.ty.clone()))?),
+            None => Value::Nil,
+        };
+        Ok((v, None))
+    }
+
+    /// The fast-path plan as Lua values: `(names, slots)` (names a sequence
+    /// of field names, or `false` for a check of the value itself), or
+    /// `(nil, nil)` when the type is not covered.
+    fn plan(&self, lua: &Lua) -> mlua::Result<(Value, Value)> {
+        if self.inner.tuple {
+            return Ok((Value::Nil, Value::Nil));
+        }
+        let Some(p) = fast::plan(&self.inner.ty, &self.inner.table) else {
+            return Ok((Value::Nil, Value::Nil));
+        };
+        let names = match p.names {
+            Some(names) => Value::Table(lua.create_sequence_from(names)?),
+            None => Value::Boolean(false),
+        };
+        Ok((names, Value::String(lua.create_string(&p.slots)?)))
     }
 }
 
-/// The value a method is about: the second argument when there are two or
-/// more (`T:m(v)`, `T.m(T, v)`), else the first (`T.m(v)`).
-fn pick(args: &MultiValue) -> Value {
-    let i = usize::from(args.len() >= 2);
-    args.get(i).cloned().unwrap_or(Value::Nil)
+/// [`TypeValue::index`]: cache the method as it is.
+const KEEP: i64 = 1;
+/// [`TypeValue::index`]: the body of `is`; bind it, then cache it.
+const BIND_IS: i64 = 2;
+
+/// The Lua side of type values, made once per VM: `__index` and `__call`.
+///
+/// - `__index`: a method already bound for this type value is a lookup in
+///   a table weakly keyed by the userdata, so `T:is(v)` makes no call into
+///   Rust to find `is`; anything else asks [`TypeValue::index`].
+/// - `is`: picks the value (the second argument when there are two or
+///   more: `T:is(v)`, `T.is(T, v)`; else the first: `T.is(v)`), and
+///   returns it at once if [`fast::fast_check`] accepts it; otherwise the
+///   body in Rust decides and builds the error.
+/// - `__call`: one argument that is not userdata (so not a type: that would
+///   instantiate) goes through the same fast path, then [`call_one`];
+///   anything else to [`call_impl`]. A failure is raised like `error(msg,
+///   2)`: with the calling line's position.
+fn dispatch(lua: &Lua) -> mlua::Result<(Function, Function)> {
+    if let Some(t) = lua.named_registry_value::<Option<Table>>(DISPATCH_KEY)? {
+        return Ok((t.raw_get(1)?, t.raw_get(2)?));
+    }
+    let slow = lua.create_function(|lua, (this, key): (AnyUserData, Value)| {
+        this.borrow::<TypeValue>()?.index(lua, &key)
+    })?;
+    let plan_of =
+        lua.create_function(|lua, this: AnyUserData| this.borrow::<TypeValue>()?.plan(lua))?;
+    // SAFETY: `fast_check` is a `lua_CFunction` that only reads its own
+    // frame with raw functions that cannot raise (see its comments).
+    let fast = unsafe { lua.create_c_function(fast::fast_check)? };
+    let one = lua.create_function(call_one)?;
+    let imp = lua.create_function(call_impl)?;
+    let weak = || -> mlua::Result<Table> {
+        let t = lua.create_table()?;
+        let mt = lua.create_table_with_capacity(0, 1)?;
+        mt.raw_set("__mode", "k")?;
+        t.set_metatable(Some(mt))?;
+        Ok(t)
+    };
+    let g = lua.globals();
+    let (error, select, ty): (Function, Function, Function) = (
+        g.raw_get("error")?,
+        g.raw_get("select")?,
+        g.raw_get("type")?,
+    );
+    let (index, call): (Function, Function) =
+        lua.load(DISPATCH).set_name("=[warren types]").call((
+            slow,
+            plan_of,
+            fast,
+            one,
+            imp,
+            weak()?,
+            weak()?,
+            error,
+            select,
+            ty,
+        ))?;
+    let cache = lua.create_sequence_from([index.clone(), call.clone()])?;
+    lua.set_named_registry_value(DISPATCH_KEY, cache)?;
+    Ok((index, call))
 }
+
+/// The Lua code of [`dispatch`].
+const DISPATCH: &str = r##"
+local slow, plan_of, fast, one, impl, cache, plans, error, select, type = ...
+local BIND_IS = 2
+
+-- {names, slots} of the fast path, or false.
+local function plan(self)
+    local p = plans[self]
+    if p == nil then
+        local names, slots = plan_of(self)
+        p = slots ~= nil and {names, slots} or false
+        plans[self] = p
+    end
+    return p
+end
+
+local function bind_is(self, body)
+    local p = plan(self)
+    if not p then
+        return function(...)
+            if select("#", ...) >= 2 then
+                local _, v = ...
+                return body(v)
+            end
+            return body((...))
+        end
+    end
+    local names, slots = p[1], p[2]
+    return function(...)
+        local v
+        if select("#", ...) >= 2 then
+            local _
+            _, v = ...
+        else
+            v = ...
+        end
+        if fast(v, names, slots) then return v, nil end
+        return body(v)
+    end
+end
+
+local function index(self, k)
+    local c = cache[self]
+    if c ~= nil then
+        local m = c[k]
+        if m ~= nil then return m end
+    end
+    local v, keep = slow(self, k)
+    if keep ~= nil then
+        if keep == BIND_IS then v = bind_is(self, v) end
+        if c == nil then
+            c = {}
+            cache[self] = c
+        end
+        c[k] = v
+    end
+    return v
+end
+
+local function call(self, ...)
+    if select("#", ...) == 1 then
+        local v = ...
+        if type(v) ~= "userdata" then
+            local p = plan(self)
+            if p and fast(v, p[1], p[2]) then return v end
+        end
+        local ok, r = one(self, v)
+        if ok then return r end
+        if ok == false then error(r, 2) end
+    end
+    local ok, r = impl(self, ...)
+    if ok then return r end
+    error(r, 2)
+end
+
+return index, call
+"##;
 
 impl UserData for TypeValue {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_meta_field_with(MetaMethod::Call, call_wrapper);
+        fields.add_meta_field_with(MetaMethod::Index, |lua| Ok(dispatch(lua)?.0));
+        fields.add_meta_field_with(MetaMethod::Call, |lua| Ok(dispatch(lua)?.1));
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_meta_method(MetaMethod::Index, |lua, this, key: Value| {
-            let Value::String(s) = key else {
-                return Ok(Value::Nil);
-            };
-            let bytes = s.as_bytes();
-            if let Some(i) = METHODS.iter().position(|m| m.as_bytes() == &*bytes) {
-                return this.method(lua, i).map(Value::Function);
-            }
-            let Some(ty) = this.inner.look() else {
-                return Ok(Value::Nil);
-            };
-            let (Ty::Record { fields, .. } | Ty::Interface { fields }) = &*ty else {
-                return Ok(Value::Nil);
-            };
-            match fields.iter().find(|f| f.name.as_bytes() == &*bytes) {
-                Some(f) => make_value(lua, this.inner.derived(f.ty.clone())).map(Value::UserData),
-                None => Ok(Value::Nil),
-            }
-        });
         methods.add_meta_method(MetaMethod::ToString, |_, this, ()| Ok(this.inner.display()));
         methods.add_meta_function(MetaMethod::Eq, |_, (a, b): (Value, Value)| {
             relate(&a, &b, |r, a, b| r.eq(a, b, 0))
@@ -266,13 +421,12 @@ fn primitive(lua: &Lua, name: &str) -> mlua::Result<AnyUserData> {
     };
     // A primitive visits one value: it never reaches a budget poll, so it
     // keeps no chunk's budget alive.
-    let ud = lua.create_userdata(TypeValue::new(Inner {
-        ty: Arc::new(ty),
-        name: None,
-        table: Arc::new(TypeTable::default()),
-        budget: Rc::new(|| None),
-        tuple: false,
-    }))?;
+    let ud = lua.create_userdata(TypeValue::new(Inner::new(
+        Arc::new(ty),
+        None,
+        Arc::new(TypeTable::default()),
+        Rc::new(|| None),
+    )))?;
     lua.set_named_registry_value(key, &ud)?;
     Ok(ud)
 }
@@ -355,7 +509,7 @@ fn is(lua: &Lua, t: &Inner, v: Value) -> mlua::Result<(Value, Value)> {
 }
 
 /// The body of `__call`: `(true, result)` or `(false, message or error
-/// object)`; the Lua wrapper raises the latter at the caller's level.
+/// object)`; the Lua `__call` raises the latter at the caller's level.
 fn call_impl(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
     let Some(t) = args.front().and_then(type_of) else {
         return Ok((false, Value::String(lua.create_string("not a type")?)));
@@ -377,7 +531,22 @@ fn call_impl(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
         );
         return Ok((false, Value::String(lua.create_string(&msg)?)));
     }
-    let v = args.get(1).cloned().unwrap_or(Value::Nil);
+    validate(lua, &t, args.get(1).cloned().unwrap_or(Value::Nil))
+}
+
+/// `T(v)` with one argument: `None` when `v` is a type (an instantiation:
+/// the Lua `__call` then asks [`call_impl`]), else as [`validate`].
+fn call_one(lua: &Lua, (this, v): (AnyUserData, Value)) -> mlua::Result<(Option<bool>, Value)> {
+    if type_of(&v).is_some() {
+        return Ok((None, Value::Nil));
+    }
+    let t = this.borrow::<TypeValue>()?.inner.clone();
+    let (ok, v) = validate(lua, &t, v)?;
+    Ok((Some(ok), v))
+}
+
+/// `T(v)`: `(true, v)` or `(false, message or error object)`.
+fn validate(lua: &Lua, t: &Inner, v: Value) -> mlua::Result<(bool, Value)> {
     if t.tuple {
         let msg = format!("expected {}, got {}", t.display(), lua_type(&v));
         return Ok((false, Value::String(lua.create_string(&msg)?)));
@@ -392,23 +561,6 @@ fn call_impl(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
         Err(Stop::Budget(r)) => Ok((false, Value::Table(budget_error(lua, &r)?))),
         Err(Stop::Lua(e)) => Err(e),
     }
-}
-
-/// `__call` as a Lua function, so that its error is raised like
-/// `error(msg, 2)`: with the calling line's position.
-fn call_wrapper(lua: &Lua) -> mlua::Result<Function> {
-    let imp = lua.create_function(call_impl)?;
-    let error: Function = lua.globals().raw_get("error")?;
-    lua.load(
-        "local impl, error = ...\n\
-         return function(...)\n\
-         local ok, v = impl(...)\n\
-         if ok then return v end\n\
-         error(v, 2)\n\
-         end",
-    )
-    .set_name("=[warren types]")
-    .call((imp, error))
 }
 
 /// `Box(A, B)`: the instance of a generic declaration, named like it.
@@ -454,16 +606,15 @@ fn instantiate(t: &Inner, args: &[Rc<Inner>]) -> Result<Inner, String> {
         }
         tys.push(shape::remap(&a.ty, offset));
     }
-    Ok(Inner {
-        ty: Arc::new(Ty::Inst {
+    Ok(Inner::new(
+        Arc::new(Ty::Inst {
             base: decl,
             args: tys,
         }),
-        name: t.name.clone(),
-        table: merged.map_or_else(|| t.table.clone(), Arc::new),
-        budget: t.budget.clone(),
-        tuple: false,
-    })
+        t.name.clone(),
+        merged.map_or_else(|| t.table.clone(), Arc::new),
+        t.budget.clone(),
+    ))
 }
 
 /// The value of a type or nil.
@@ -633,16 +784,15 @@ pub(crate) fn types_table(
         inner.raw_set(p, primitive(lua, p)?)?;
     }
     for (id, decl) in table.top_level() {
-        let ud = lua.create_userdata(TypeValue::new(Inner {
-            ty: Arc::new(Ty::Named {
+        let ud = lua.create_userdata(TypeValue::new(Inner::new(
+            Arc::new(Ty::Named {
                 name: decl.name.clone(),
                 decl: id,
             }),
-            name: Some(decl.name.clone()),
-            table: table.clone(),
-            budget: budget.clone(),
-            tuple: false,
-        }))?;
+            Some(decl.name.clone()),
+            table.clone(),
+            budget.clone(),
+        )))?;
         inner.raw_set(decl.name.as_str(), ud)?;
     }
     let (ro, pairs_of) = proxy_helpers(lua)?;

@@ -27,6 +27,21 @@ pub const T_DROPPED: &str = "T005";
 pub const T_GLOBAL: &str = "T006";
 /// Run-time use of a type not declared at the chunk's top level.
 pub const T_NESTED: &str = "T007";
+/// A constant definitely not assignable to its annotation.
+pub const T_MISMATCH: &str = "T010";
+/// Literal `nil` to a non-optional annotation (error); an annotated local
+/// without a value (warning).
+pub const T_NIL: &str = "T011";
+/// Wrong number of arguments to a local typed function.
+pub const T_ARGS: &str = "T012";
+/// Declared returns, but no `return` with values and no `error(...)`.
+pub const T_NO_RETURN: &str = "T013";
+/// A field a declared record type does not have.
+pub const T_NO_FIELD: &str = "T014";
+/// Calling a local annotated `number`, `string` or `boolean`.
+pub const T_NOT_CALLABLE: &str = "T015";
+/// Arithmetic on a boolean, `nil` or non-numeric string literal.
+pub const T_ARITH: &str = "T016";
 /// A qualified (module) type Warren cannot see.
 pub const T_MODULE: &str = "T050";
 /// `typeof(e)` Warren cannot resolve.
@@ -61,7 +76,9 @@ impl std::fmt::Display for Severity {
 /// 16 MiB), "P0004" (use of the reserved name `__warren_types`). Type
 /// diagnostics ("T001"…, in [`crate::Translation::diagnostics`]) never stop
 /// the translation. Line and column are 1-based; the column counts bytes of
-/// the original source.
+/// the original source. `end_line`/`end_column` are the last byte of the
+/// offending span (inclusive; the same as `line`/`column` for a one-byte
+/// span or when only the start is known).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{line}:{column}: {message} [{code}]")]
 pub struct Diagnostic {
@@ -70,6 +87,10 @@ pub struct Diagnostic {
     pub line: u32,
     pub column: u32,
     pub message: String,
+    /// Line of the span's last byte (1-based).
+    pub end_line: u32,
+    /// Byte column of the span's last byte (1-based, inclusive).
+    pub end_column: u32,
 }
 
 impl Diagnostic {
@@ -81,6 +102,8 @@ impl Diagnostic {
             line,
             column,
             message,
+            end_line: 0,
+            end_column: 0,
         }
     }
 
@@ -98,6 +121,156 @@ impl Diagnostic {
             line,
             column,
             message,
+            end_line: 0,
+            end_column: 0,
+        }
+    }
+
+    /// `error[T001]: message` (the first line of the human form).
+    fn headline(&self) -> String {
+        format!("{}[{}]: {}", self.severity, self.code, self.message)
+    }
+
+    /// The one-line form (typed-lua.md §3.7, `--format=short`):
+    /// `file:1:21: error[T001]: unknown type `Strng``.
+    pub fn short(&self, file: &str) -> String {
+        format!("{file}:{}:{}: {}", self.line, self.column, self.headline())
+    }
+
+    /// The human form (typed-lua.md §3.7): the headline, the position, and
+    /// the source line with carets under the span (to the end of the line
+    /// when the span goes on). `source` is the original source of `file`.
+    /// No trailing newline.
+    ///
+    /// ```text
+    /// error[T001]: unknown type `Strng`
+    ///  --> app/src/f.lua:1:21
+    ///   |
+    /// 1 | local function f(x: Strng): number return 1 end
+    ///   |                     ^^^^^
+    /// ```
+    pub fn render(&self, file: &str, source: &str) -> String {
+        let num = self.line.to_string();
+        let pad = " ".repeat(num.len());
+        let mut out = format!(
+            "{}\n{pad}--> {file}:{}:{}",
+            self.headline(),
+            self.line,
+            self.column
+        );
+        let lines = Lines::new(source);
+        let Some(text) = lines.text(self.line) else {
+            return out;
+        };
+        let mut start = (self.column.max(1) as usize - 1).min(text.len());
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = if self.end_line == self.line && self.end_column >= self.column {
+            (self.end_column as usize).min(text.len())
+        } else if self.end_line > self.line {
+            text.len()
+        } else {
+            start + 1
+        };
+        end = end.clamp(start, text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        let prefix: String = text
+            .get(..start)
+            .unwrap_or("")
+            .chars()
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        let carets = "^".repeat(text.get(start..end).map_or(0, |s| s.chars().count()).max(1));
+        out.push_str(&format!(
+            "\n{pad} |\n{num} | {text}\n{pad} | {prefix}{carets}"
+        ));
+        out
+    }
+}
+
+/// Where the lines of a source start, split as Lua splits them (`\n`,
+/// `\r`, `\r\n`, `\n\r`), to turn byte offsets into positions and back.
+pub(crate) struct Lines<'s> {
+    src: &'s str,
+    /// (start, end) of each line's text, without its line break.
+    lines: Vec<(usize, usize)>,
+}
+
+impl<'s> Lines<'s> {
+    pub(crate) fn new(src: &'s str) -> Self {
+        let b = src.as_bytes();
+        let mut lines = Vec::new();
+        let mut start = 0;
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if c == b'\n' || c == b'\r' {
+                lines.push((start, i));
+                if let Some(&d) = b.get(i + 1)
+                    && (d == b'\n' || d == b'\r')
+                    && d != c
+                {
+                    i += 1;
+                }
+                start = i + 1;
+            }
+            i += 1;
+        }
+        lines.push((start, b.len()));
+        Self { src, lines }
+    }
+
+    /// The text of 1-based line `line`, without its line break.
+    pub(crate) fn text(&self, line: u32) -> Option<&'s str> {
+        let &(s, e) = self.lines.get((line as usize).checked_sub(1)?)?;
+        self.src.get(s..e)
+    }
+
+    /// The 1-based line and byte column of byte offset `off`.
+    pub(crate) fn pos(&self, off: usize) -> (u32, u32) {
+        let i = self
+            .lines
+            .partition_point(|&(s, _)| s <= off)
+            .saturating_sub(1);
+        let start = self.lines.get(i).map_or(0, |l| l.0);
+        let line = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let col = u32::try_from(off.saturating_sub(start) + 1).unwrap_or(u32::MAX);
+        (line, col)
+    }
+
+    /// The byte offset of 1-based `line`, `column`.
+    pub(crate) fn offset(&self, line: u32, column: u32) -> Option<usize> {
+        let &(s, _) = self.lines.get((line as usize).checked_sub(1)?)?;
+        Some(s + (column as usize).checked_sub(1)?)
+    }
+
+    /// The position of the last byte of `start..end` (of `start` when empty).
+    pub(crate) fn end_pos(&self, start: usize, end: usize) -> (u32, u32) {
+        self.pos(end.saturating_sub(1).max(start))
+    }
+}
+
+/// Fills the end of each diagnostic that has none: the end of the token at
+/// its position (or the position itself).
+pub(crate) fn fill_ends(diags: &mut [Diagnostic], src: &str) {
+    if diags.iter().all(|d| d.end_line != 0) {
+        return;
+    }
+    let lines = Lines::new(src);
+    for d in diags.iter_mut().filter(|d| d.end_line == 0) {
+        (d.end_line, d.end_column) = (d.line, d.column);
+        let Some(off) = lines.offset(d.line, d.column) else {
+            continue;
+        };
+        let Some(rest) = src.get(off..) else {
+            continue;
+        };
+        let t = crate::lexer::Lexer::new(rest).peek(0);
+        if t.start == 0 && t.end > 0 {
+            (d.end_line, d.end_column) = lines.end_pos(off, off + t.end);
         }
     }
 }

@@ -211,6 +211,11 @@ impl<'a> Lexer<'a> {
         self.src.get(t.start..t.end).unwrap_or("")
     }
 
+    /// The whole source.
+    pub(crate) fn source(&self) -> &'a str {
+        self.src
+    }
+
     /// The source between two byte offsets (empty if not at boundaries).
     pub(crate) fn slice(&self, start: usize, end: usize) -> &'a str {
         self.src.get(start..end).unwrap_or("")

@@ -12,12 +12,18 @@
 //! ([`Translation::types`], §3.4), collects type diagnostics (T codes,
 //! never fatal: [`Translation::diagnostics`]) and rewrites the reads of
 //! types used as run-time values to `__warren_types.N` (§3.3 rule 4).
+//! Phase C's value checks (T010–T016, §3.6) run on what the parser
+//! recorded about constants, locals, calls and returns; they report only
+//! what definitely breaks an annotation. [`Diagnostic::render`] and
+//! [`Diagnostic::short`] give §3.7's human and one-line forms.
 //!
 //! The front-end is bounded: nesting is capped at [`MAX_NESTING`], input at
 //! [`MAX_SOURCE_BYTES`], IR at [`MAX_IR_NODES`], and it never panics.
 
+mod check;
 mod diag;
 mod emit;
+mod facts;
 mod lexer;
 mod lit;
 mod parser;
@@ -50,8 +56,8 @@ pub struct Translation {
     /// declaration order ([`ty::Decl::top_level`] marks the chunk-level
     /// ones, which have run-time values).
     pub types: std::sync::Arc<TypeTable>,
-    /// Type diagnostics (T001–T007, T050, T051, T060), by position. They
-    /// never stop the translation.
+    /// Type diagnostics (T001–T007, T010–T016, T050, T051, T060), by
+    /// position. They never stop the translation.
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -67,7 +73,7 @@ pub(crate) struct Erasure {
 /// Translates a typed chunk to plain Lua 5.4 with the same lines.
 pub fn translate(source: &str) -> Result<Translation, Diagnostic> {
     if source.len() > MAX_SOURCE_BYTES {
-        return Err(Diagnostic::new(
+        let mut d = Diagnostic::new(
             diag::TOO_BIG,
             1,
             1,
@@ -75,11 +81,17 @@ pub fn translate(source: &str) -> Result<Translation, Diagnostic> {
                 "source too large ({} bytes; limit is {MAX_SOURCE_BYTES})",
                 source.len()
             ),
-        ));
+        );
+        (d.end_line, d.end_column) = (1, 1);
+        return Err(d);
     }
     let mut p = parser::Parser::new(source);
-    p.chunk()?;
-    let resolved = resolve::run(&mut p);
+    if let Err(mut e) = p.chunk() {
+        diag::fill_ends(std::slice::from_mut(&mut e), source);
+        return Err(e);
+    }
+    let mut resolved = resolve::run(&mut p);
+    diag::fill_ends(&mut resolved.diags, source);
     let (lua, needs_types) = emit::erase(source, p.out, &resolved.inserts);
     Ok(Translation {
         lua,

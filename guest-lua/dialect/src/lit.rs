@@ -63,6 +63,62 @@ fn hex_float(b: &[u8]) -> f64 {
     m * 2f64.powi(i32::try_from(exp.clamp(-4000, 4000)).unwrap_or(0))
 }
 
+/// Whether Lua 5.4 converts the string `b` to a number (`tonumber`, and
+/// arithmetic on strings): blanks around an optionally signed decimal or
+/// hexadecimal numeral, as `l_str2int` and `l_str2d` accept. `inf` and
+/// `nan` are not numerals to Lua.
+pub(crate) fn str_is_numeric(b: &[u8]) -> bool {
+    let blank = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let start = b.iter().position(|c| !blank(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !blank(c)).map_or(start, |i| i + 1);
+    let mut s = b.get(start..end).unwrap_or(&[]);
+    if let [b'+' | b'-', rest @ ..] = s {
+        s = rest;
+    }
+    let (hex, body) = match s {
+        [b'0', b'x' | b'X', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    let digit = |c: &u8| {
+        if hex {
+            c.is_ascii_hexdigit()
+        } else {
+            c.is_ascii_digit()
+        }
+    };
+    let mut i = 0;
+    let mut digits = 0;
+    while body.get(i).is_some_and(digit) {
+        i += 1;
+        digits += 1;
+    }
+    if body.get(i) == Some(&b'.') {
+        i += 1;
+        while body.get(i).is_some_and(digit) {
+            i += 1;
+            digits += 1;
+        }
+    }
+    if digits == 0 {
+        return false;
+    }
+    let exp = if hex { [b'p', b'P'] } else { [b'e', b'E'] };
+    if body.get(i).is_some_and(|c| exp.contains(c)) {
+        i += 1;
+        if matches!(body.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let at = i;
+        while body.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == at {
+            return false;
+        }
+    }
+    i == body.len()
+}
+
 /// The bytes of a string token (short with escapes, or long bracket).
 pub(crate) fn string(text: &str) -> Vec<u8> {
     let b = text.as_bytes();
@@ -229,6 +285,20 @@ mod tests {
             number("9223372036854775808"),
             Lit::Float(9.223_372_036_854_776e18)
         );
+    }
+
+    #[test]
+    fn numeric_strings() {
+        for yes in [
+            "10", " 1.5 ", "-3", "+2", "0x1F", "0x.8p1", "1e5", "1E-2", ".5", "5.", "\t7\n",
+        ] {
+            assert!(str_is_numeric(yes.as_bytes()), "{yes:?}");
+        }
+        for no in [
+            "", " ", "ten", "abc", "1x", "inf", "nan", "0x", "1e", "--1", "1 2", "1\0",
+        ] {
+            assert!(!str_is_numeric(no.as_bytes()), "{no:?}");
+        }
     }
 
     #[test]

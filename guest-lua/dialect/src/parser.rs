@@ -9,6 +9,7 @@
 //! `enterlevel` does.
 
 use crate::diag::{self, Diagnostic};
+use crate::facts::{self, Entry, Ex, Fact, Facts, FnFacts, Key, LocalFacts, NONE, Val};
 use crate::lexer::{Lexer, Tok, Token};
 use crate::scope::{self, Func, ScopeError};
 use crate::syn::{DeclSyn, NO_SCOPE, Ref, ScopeId, Syn, SynId, TScope, Usage};
@@ -73,11 +74,20 @@ pub(crate) struct Parser<'a> {
     pub in_type: u32,
     /// Type diagnostics found while parsing (T002).
     pub diags: Vec<Diagnostic>,
+    /// What the value checks (T010–T016) need.
+    pub facts: Facts<'a>,
 }
 
-/// A suffixed expression: its kind, its name when it is a plain name, and
-/// the [`Ref`] recorded for that name (a global).
-type Suffixed<'a> = (ExpKind, Option<&'a str>, Option<usize>);
+/// A suffixed expression: its kind, its name when it is a plain name, the
+/// [`Ref`] recorded for that name (a global), the field-read fact when it
+/// is exactly `local.name`, and its summary.
+struct Suffixed<'a> {
+    kind: ExpKind,
+    name: Option<&'a str>,
+    r: Option<usize>,
+    field: Option<usize>,
+    ex: Ex,
+}
 
 /// How Lua names a token kind in messages.
 pub(crate) fn tok_name(t: Tok) -> &'static str {
@@ -175,6 +185,7 @@ impl<'a> Parser<'a> {
             refs: Vec::new(),
             in_type: 0,
             diags: Vec::new(),
+            facts: Facts::default(),
         }
     }
 
@@ -368,8 +379,13 @@ impl<'a> Parser<'a> {
         self.refs.len() - 1
     }
 
-    fn add_locals(&mut self, names: &[(&'a str, bool, Option<SynId>)]) -> R<()> {
-        let f = self.func()?;
+    /// Adds locals, active from now on; returns the first one's id.
+    fn add_locals(&mut self, names: &[(&'a str, bool, Option<SynId>)]) -> R<u32> {
+        let first = facts::idx(self.facts.locals.len());
+        let f = self
+            .funcs
+            .last_mut()
+            .ok_or_else(|| Diagnostic::new(diag::SYNTAX, 1, 1, "internal: no function".into()))?;
         if !f.room_for(names.len()) {
             let line = f.line;
             let whose = if line == 0 {
@@ -382,10 +398,63 @@ impl<'a> Parser<'a> {
                 scope::MAX_LOCALS
             )));
         }
-        for &(n, ro, annot) in names {
-            f.add_local(n, ro, annot);
+        for (i, &(n, ro, annot)) in names.iter().enumerate() {
+            f.add_local(n, ro, annot, first.saturating_add(facts::idx(i)));
         }
-        Ok(())
+        for &(name, _, annot) in names {
+            self.facts.locals.push(LocalFacts {
+                name,
+                annot,
+                func: NONE,
+                reassigned: false,
+            });
+        }
+        Ok(first)
+    }
+
+    /// The id of the local `name` resolves to here, if any.
+    fn local_id(&self, name: &str) -> Option<u32> {
+        scope::find_local(&self.funcs, name).map(|l| l.id)
+    }
+
+    /// Marks the local `name` resolves to (if any) as reassigned.
+    fn mark_reassigned(&mut self, name: &str) {
+        if let Some(l) = self
+            .local_id(name)
+            .and_then(|id| self.facts.locals.get_mut(id as usize))
+        {
+            l.reassigned = true;
+        }
+    }
+
+    /// The current function's facts index ([`NONE`] in the main chunk).
+    fn cur_fn(&self) -> u32 {
+        self.funcs.last().map_or(NONE, |f| f.facts)
+    }
+
+    /// T016: an arithmetic operand that is a boolean, `nil` or a
+    /// non-numeric string literal.
+    fn arith_operand(&mut self, e: &Ex) {
+        if self.in_type > 0 {
+            return;
+        }
+        let what = match e.val {
+            Val::Nil => "a nil value",
+            Val::True | Val::False => "a boolean value",
+            Val::Str => {
+                let text = self.lx.slice(e.start, e.end);
+                if crate::lit::str_is_numeric(&crate::lit::string(text)) {
+                    return;
+                }
+                "a non-numeric string"
+            }
+            _ => return,
+        };
+        self.facts.pending.push(facts::Pending {
+            code: diag::T_ARITH,
+            span: (e.start, e.end),
+            message: format!("arithmetic on {what} always fails"),
+        });
     }
 
     // ---- chunk and blocks ------------------------------------------------
@@ -440,75 +509,115 @@ impl<'a> Parser<'a> {
 
     fn statement(&mut self) -> R<()> {
         self.enter()?;
+        // Each kind in its own function, so that this frame (on the path of
+        // every nested block) stays small.
+        let r = self.statement_kind();
+        self.leave();
+        r
+    }
+
+    fn statement_kind(&mut self) -> R<()> {
         let t = self.lx.peek(0);
         let line = t.line;
         match t.kind {
             Tok::Semi => {
                 self.lx.advance();
+                Ok(())
             }
-            Tok::If => self.if_stat(line)?,
-            Tok::While => {
-                self.lx.advance();
-                self.expr()?;
-                self.enter_block(true)?;
-                self.check_next(Tok::Do)?;
-                self.block()?;
-                self.check_match(Tok::End, Tok::While, line)?;
-                self.leave_block()?;
-            }
-            Tok::Do => {
-                self.lx.advance();
-                self.block()?;
-                self.check_match(Tok::End, Tok::Do, line)?;
-            }
-            Tok::For => self.for_stat(line)?,
-            Tok::Repeat => {
-                self.lx.advance();
-                self.enter_block(true)?;
-                self.enter_block(false)?;
-                self.statlist()?;
-                self.check_match(Tok::Until, Tok::Repeat, line)?;
-                self.expr()?;
-                self.leave_block()?;
-                self.leave_block()?;
-            }
-            Tok::Function => self.func_stat(line)?,
+            Tok::If => self.if_stat(line),
+            Tok::While => self.while_stat(line),
+            Tok::Do => self.do_stat(line),
+            Tok::For => self.for_stat(line),
+            Tok::Repeat => self.repeat_stat(line),
+            Tok::Function => self.func_stat(line),
             Tok::Local => {
                 self.lx.advance();
                 if self.test_next(Tok::Function) {
-                    let name = self.check_name()?;
-                    self.add_locals(&[(name, false, None)])?;
-                    self.body(false, line)?;
+                    self.local_function(line)
                 } else {
-                    self.local_stat()?;
+                    self.local_stat()
                 }
             }
-            Tok::DColon if t.label => {
-                self.lx.advance();
-                let name = self.check_name()?;
-                self.label_stat(name, line, t.col)?;
-            }
-            Tok::Return => {
-                self.lx.advance();
-                if !self.block_follow(true) && self.kind() != Tok::Semi {
-                    self.explist()?;
-                }
-                self.test_next(Tok::Semi);
-            }
+            Tok::DColon if t.label => self.label_or_goto(t, true),
+            Tok::Return => self.return_stat(),
             Tok::Break => {
                 self.lx.advance();
-                self.func()?.goto("break", t.line, t.col);
+                self.func().map(|f| f.goto("break", t.line, t.col))
             }
-            Tok::Goto => {
-                self.lx.advance();
-                let name = self.check_name()?;
-                self.func()?.goto(name, t.line, t.col);
-            }
-            Tok::Interface => self.interface_decl()?,
-            Tok::Name if self.at_typedecl() => self.type_decl()?,
-            _ => self.expr_stat()?,
+            Tok::Goto => self.label_or_goto(t, false),
+            Tok::Interface => self.interface_decl(),
+            Tok::Name if self.at_typedecl() => self.type_decl(),
+            _ => self.expr_stat(),
         }
-        self.leave();
+    }
+
+    fn while_stat(&mut self, line: u32) -> R<()> {
+        self.lx.advance();
+        self.expr()?;
+        self.enter_block(true)?;
+        self.check_next(Tok::Do)?;
+        self.block()?;
+        self.check_match(Tok::End, Tok::While, line)?;
+        self.leave_block()
+    }
+
+    fn do_stat(&mut self, line: u32) -> R<()> {
+        self.lx.advance();
+        self.block()?;
+        self.check_match(Tok::End, Tok::Do, line)
+    }
+
+    fn repeat_stat(&mut self, line: u32) -> R<()> {
+        self.lx.advance();
+        self.enter_block(true)?;
+        self.enter_block(false)?;
+        self.statlist()?;
+        self.check_match(Tok::Until, Tok::Repeat, line)?;
+        self.expr()?;
+        self.leave_block()?;
+        self.leave_block()
+    }
+
+    /// `::name::` (`label`) or `goto name`, at token `t`.
+    fn label_or_goto(&mut self, t: Token, label: bool) -> R<()> {
+        self.lx.advance();
+        let name = self.check_name()?;
+        if label {
+            self.label_stat(name, t.line, t.col)
+        } else {
+            self.func().map(|f| f.goto(name, t.line, t.col))
+        }
+    }
+
+    /// `local function Name body`, after `function`.
+    #[inline(never)]
+    fn local_function(&mut self, line: u32) -> R<()> {
+        let nt = self.lx.peek(0);
+        let name = self.check_name()?;
+        let id = self.add_locals(&[(name, false, None)])?;
+        let f = self.body(false, line, (nt.start, nt.end))?;
+        if let Some(l) = self.facts.locals.get_mut(id as usize) {
+            l.func = f;
+        }
+        Ok(())
+    }
+
+    /// `return [explist] [';']`.
+    #[inline(never)]
+    fn return_stat(&mut self) -> R<()> {
+        self.lx.advance();
+        let mut values = Vec::new();
+        if !self.block_follow(true) && self.kind() != Tok::Semi {
+            values = self.explist()?;
+        }
+        self.test_next(Tok::Semi);
+        let f = self.cur_fn();
+        if let Some(ff) = self.facts.funcs.get_mut(f as usize) {
+            ff.returns_value |= !values.is_empty();
+            if ff.rets.is_some() && ff.live && !values.is_empty() {
+                self.facts.facts.push(Fact::Return { func: f, values });
+            }
+        }
         Ok(())
     }
 
@@ -601,6 +710,10 @@ impl<'a> Parser<'a> {
             method = true;
             self.check_field_name()?;
         }
+        let name_span = (first_tok.start, self.lx.prev_end);
+        if plain {
+            self.mark_reassigned(first);
+        }
         if plain && scope::is_readonly(&self.funcs, first) {
             let t = self.lx.peek(0);
             return Err(self.error_at(&t, format!("attempt to assign to const variable '{first}'")));
@@ -613,14 +726,18 @@ impl<'a> Parser<'a> {
             };
             self.add_ref(&first_tok, first, usage);
         }
-        self.body(method, line)
+        self.body(method, line, name_span)?;
+        Ok(())
     }
 
     fn local_stat(&mut self) -> R<()> {
         let mut names: Vec<(&'a str, bool, Option<SynId>)> = Vec::new();
+        let mut spans: Vec<(usize, usize)> = Vec::new();
         let mut closes = 0;
         loop {
+            let nt = self.lx.peek(0);
             let name = self.check_name()?;
+            spans.push((nt.start, nt.end));
             let mut readonly = false;
             if self.test_next(Tok::Lt) {
                 let attr = self.check_name()?;
@@ -657,33 +774,83 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
+        let mut values = Vec::new();
         if self.test_next(Tok::Assign) {
-            self.explist()?;
+            values = self.explist()?;
         }
-        self.add_locals(&names)
+        let first = self.add_locals(&names)?;
+        if self.in_type == 0 {
+            self.local_facts(&names, &spans, &values, first);
+        }
+        Ok(())
+    }
+
+    /// The facts of `local names = values` (locals from id `first`).
+    fn local_facts(
+        &mut self,
+        names: &[(&'a str, bool, Option<SynId>)],
+        spans: &[(usize, usize)],
+        values: &[Ex],
+        first: u32,
+    ) {
+        let multi_tail = values.last().is_some_and(Ex::is_multi);
+        for (i, (&(_, _, annot), &name)) in names.iter().zip(spans).enumerate() {
+            let Some(annot) = annot else { continue };
+            let value = match values.get(i) {
+                Some(v) => Some(*v),
+                None if multi_tail => continue,
+                None => None,
+            };
+            self.facts.facts.push(Fact::Init {
+                annot,
+                name,
+                local: first.saturating_add(facts::idx(i)),
+                value,
+            });
+        }
+        if let (
+            [(_, _, None)],
+            [
+                Ex {
+                    val: Val::Func(f), ..
+                },
+            ],
+        ) = (names, values)
+            && let Some(l) = self.facts.locals.get_mut(first as usize)
+        {
+            l.func = *f;
+        }
     }
 
     fn expr_stat(&mut self) -> R<()> {
         let first = self.suffixed_exp()?;
         if matches!(self.kind(), Tok::Assign | Tok::Comma) {
-            self.check_assignable(first)?;
+            self.check_assignable(&first)?;
             while self.test_next(Tok::Comma) {
                 let next = self.suffixed_exp()?;
-                self.check_assignable(next)?;
+                self.check_assignable(&next)?;
             }
             self.check_next(Tok::Assign)?;
             self.explist()?;
             Ok(())
-        } else if first.0 == ExpKind::Call {
+        } else if first.kind == ExpKind::Call {
             Ok(())
         } else {
             Err(self.error_near("syntax error"))
         }
     }
 
-    fn check_assignable(&mut self, (kind, name, r): Suffixed<'a>) -> R<()> {
+    fn check_assignable(&mut self, s: &Suffixed<'a>) -> R<()> {
+        let (kind, name, r) = (s.kind, s.name, s.r);
         match kind {
-            ExpKind::Index => Ok(()),
+            ExpKind::Index => {
+                if let Some(Fact::Field { write, .. }) =
+                    s.field.and_then(|i| self.facts.facts.get_mut(i))
+                {
+                    *write = true;
+                }
+                Ok(())
+            }
             ExpKind::Name => match name {
                 Some(n) if scope::is_readonly(&self.funcs, n) => {
                     let t = self.lx.peek(0);
@@ -692,6 +859,9 @@ impl<'a> Parser<'a> {
                 _ => {
                     if let Some(r) = r.and_then(|i| self.refs.get_mut(i)) {
                         r.usage = Usage::Assign;
+                    }
+                    if let Some(n) = name {
+                        self.mark_reassigned(n);
                     }
                     Ok(())
                 }
@@ -702,9 +872,29 @@ impl<'a> Parser<'a> {
 
     // ---- functions --------------------------------------------------------
 
-    /// `[tparams] '(' parlist ')' [retann] block 'end'`.
-    pub(crate) fn body(&mut self, method: bool, line: u32) -> R<()> {
-        self.funcs.push(Func::new(false, line));
+    /// Starts a function body: its scope and its facts (their index).
+    #[inline(never)]
+    fn enter_fn(&mut self, line: u32, name: (usize, usize)) -> u32 {
+        let fid = facts::idx(self.facts.funcs.len());
+        self.facts.funcs.push(FnFacts {
+            name,
+            params: Vec::new(),
+            vararg: false,
+            rets: None,
+            returns_value: false,
+            calls_error: false,
+            live: self.in_type == 0,
+        });
+        let mut func = Func::new(false, line);
+        func.facts = fid;
+        self.funcs.push(func);
+        fid
+    }
+
+    /// `[tparams] '(' parlist ')' [retann] block 'end'`; `name` is the
+    /// span its diagnostics point at. Returns its facts index.
+    pub(crate) fn body(&mut self, method: bool, line: u32, name: (usize, usize)) -> R<u32> {
+        let fid = self.enter_fn(line, name);
         self.enter_block(false)?;
         if method {
             self.add_locals(&[("self", false, None)])?;
@@ -748,90 +938,152 @@ impl<'a> Parser<'a> {
             }
         }
         self.add_locals(&params)?;
+        let vararg = self.func()?.vararg;
+        if let Some(ff) = self.facts.funcs.get_mut(fid as usize) {
+            ff.params = params.iter().map(|p| p.2).collect();
+            ff.vararg = vararg;
+        }
         self.check_next(Tok::RParen)?;
         if self.kind() == Tok::Colon {
-            self.return_annotation()?;
+            let rets = self.return_annotation()?;
+            if let Some(ff) = self.facts.funcs.get_mut(fid as usize) {
+                ff.rets = Some(rets);
+            }
         }
         self.statlist()?;
         self.check_match(Tok::End, Tok::Function, line)?;
         self.leave_block()?;
         self.funcs.pop();
-        Ok(())
+        Ok(fid)
     }
 
     // ---- expressions -----------------------------------------------------
 
-    pub(crate) fn explist(&mut self) -> R<()> {
-        self.expr()?;
+    /// An expression list; each expression's summary.
+    pub(crate) fn explist(&mut self) -> R<Vec<Ex>> {
+        let mut out = vec![self.expr()?];
         while self.test_next(Tok::Comma) {
-            self.expr()?;
+            out.push(self.expr()?);
         }
-        Ok(())
+        Ok(out)
     }
 
-    pub(crate) fn expr(&mut self) -> R<()> {
+    pub(crate) fn expr(&mut self) -> R<Ex> {
         self.subexpr(0)
     }
 
-    fn subexpr(&mut self, limit: u8) -> R<()> {
+    fn subexpr(&mut self, limit: u8) -> R<Ex> {
         self.enter()?;
-        if matches!(self.kind(), Tok::Not | Tok::Minus | Tok::Hash | Tok::Tilde) {
-            self.lx.advance();
-            self.subexpr(UNARY_PRIORITY)?;
+        let t = self.lx.peek(0);
+        let left = if matches!(t.kind, Tok::Not | Tok::Minus | Tok::Hash | Tok::Tilde) {
+            self.unary(t)?
         } else {
-            self.simple_exp()?;
-        }
-        self.binary_rest(limit)?;
+            self.simple_exp()?
+        };
+        let e = self.binary_rest(limit, left)?;
         self.leave();
-        Ok(())
+        Ok(e)
+    }
+
+    /// A unary operator (token `t`) and its operand.
+    fn unary(&mut self, t: Token) -> R<Ex> {
+        self.lx.advance();
+        let operand = self.subexpr(UNARY_PRIORITY)?;
+        if t.kind == Tok::Minus {
+            self.arith_operand(&operand);
+        }
+        Ok(Ex::new(Val::Other, t.start, self.lx.prev_end))
     }
 
     /// The binary operators after a left operand, down to `limit`.
-    fn binary_rest(&mut self, limit: u8) -> R<()> {
-        while let Some((left, right)) = binary_priority(self.kind()) {
-            if left <= limit {
+    fn binary_rest(&mut self, limit: u8, mut left: Ex) -> R<Ex> {
+        while let Some((lp, rp)) = binary_priority(self.kind()) {
+            if lp <= limit {
                 break;
             }
-            self.lx.advance();
-            self.subexpr(right)?;
+            let op = self.lx.advance().kind;
+            let right = self.subexpr(rp)?;
+            if matches!(
+                op,
+                Tok::Plus
+                    | Tok::Minus
+                    | Tok::Star
+                    | Tok::Slash
+                    | Tok::DSlash
+                    | Tok::Percent
+                    | Tok::Caret
+            ) {
+                self.arith_operand(&left);
+                self.arith_operand(&right);
+            }
+            left = Ex::new(Val::Other, left.start, self.lx.prev_end);
         }
-        Ok(())
+        Ok(left)
     }
 
     /// The rest of an expression whose first simple expression (a table
     /// constructor) was read: its casts, then binary operators.
     pub(crate) fn expr_after_simple(&mut self) -> R<()> {
+        let start = self.lx.prev_end;
         self.postfix_casts()?;
-        self.binary_rest(0)
+        self.binary_rest(0, Ex::new(Val::Other, start, start))?;
+        Ok(())
     }
 
-    fn simple_exp(&mut self) -> R<()> {
+    fn simple_exp(&mut self) -> R<Ex> {
+        let e = self.simple_head()?;
+        if self.postfix_casts()? {
+            return Ok(Ex::new(Val::Other, e.start, self.lx.prev_end));
+        }
+        Ok(e)
+    }
+
+    /// A simple expression without its postfix casts.
+    fn simple_head(&mut self) -> R<Ex> {
         let t = self.lx.peek(0);
         match t.kind {
             Tok::Number | Tok::Str | Tok::Nil | Tok::True | Tok::False => {
                 self.lx.advance();
+                let val = match t.kind {
+                    Tok::Number => Val::Num,
+                    Tok::Str => Val::Str,
+                    Tok::Nil => Val::Nil,
+                    Tok::True => Val::True,
+                    _ => Val::False,
+                };
+                Ok(Ex::new(val, t.start, t.end))
             }
-            Tok::Dots => {
-                if !self.func()?.vararg {
-                    return Err(self.error_near("cannot use '...' outside a vararg function"));
-                }
-                self.lx.advance();
-            }
-            Tok::LBrace => self.constructor()?,
-            Tok::Function => {
-                self.lx.advance();
-                self.body(false, t.line)?;
-            }
-            _ => {
-                self.suffixed_exp()?;
-            }
+            Tok::Dots => self.vararg_exp(t),
+            Tok::LBrace => self.table_exp(t),
+            Tok::Function => self.func_exp(t),
+            _ => self.suffixed_exp().map(|s| s.ex),
         }
-        self.postfix_casts()
+    }
+
+    fn vararg_exp(&mut self, t: Token) -> R<Ex> {
+        if !self.func()?.vararg {
+            return Err(self.error_near("cannot use '...' outside a vararg function"));
+        }
+        self.lx.advance();
+        Ok(Ex::new(Val::Multi, t.start, t.end))
+    }
+
+    fn table_exp(&mut self, t: Token) -> R<Ex> {
+        let i = self.constructor()?;
+        Ok(Ex::new(Val::Table(i), t.start, self.lx.prev_end))
+    }
+
+    fn func_exp(&mut self, t: Token) -> R<Ex> {
+        self.lx.advance();
+        let f = self.body(false, t.line, (t.start, t.end))?;
+        Ok(Ex::new(Val::Func(f), t.start, self.lx.prev_end))
     }
 
     /// Wippy's postfix `as T`, `:: T` and `!`, erased; a `;` replaces the
-    /// first byte when the next token is `(` (§3.3 rule 3).
-    fn postfix_casts(&mut self) -> R<()> {
+    /// first byte when the next token is `(` (§3.3 rule 3). Whether there
+    /// was one.
+    fn postfix_casts(&mut self) -> R<bool> {
+        let mut any = false;
         loop {
             let t = self.lx.peek(0);
             match t.kind {
@@ -846,8 +1098,9 @@ impl<'a> Parser<'a> {
                 Tok::Bang => {
                     self.lx.advance();
                 }
-                _ => return Ok(()),
+                _ => return Ok(any),
             }
+            any = true;
             let end = self.lx.prev_end;
             self.erase(t.start, end);
             if self.kind() == Tok::LParen {
@@ -856,29 +1109,44 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn primary_exp(&mut self) -> R<(ExpKind, Option<&'a str>)> {
+    /// A name or a parenthesised expression (its summary: one value).
+    fn primary_exp(&mut self) -> R<(ExpKind, Option<&'a str>, Ex)> {
         let t = self.lx.peek(0);
         match t.kind {
             Tok::Name => {
                 self.lx.advance();
-                Ok((ExpKind::Name, Some(self.lx.text(&t))))
+                Ok((
+                    ExpKind::Name,
+                    Some(self.lx.text(&t)),
+                    Ex::new(Val::Other, t.start, t.end),
+                ))
             }
             Tok::LParen => {
                 self.lx.advance();
-                self.expr()?;
+                let inner = self.expr()?;
                 self.check_match(Tok::RParen, Tok::LParen, t.line)?;
-                Ok((ExpKind::Other, None))
+                let val = if inner.is_multi() {
+                    Val::Other
+                } else {
+                    inner.val
+                };
+                Ok((ExpKind::Other, None, Ex::new(val, inner.start, inner.end)))
             }
             _ => Err(self.error_near("unexpected symbol")),
         }
     }
 
-    fn suffixed_exp(&mut self) -> R<Suffixed<'a>> {
-        let first = self.lx.peek(0);
-        let (kind, name) = self.primary_exp()?;
-        let mut r = None;
-        if let Some(n) = name.filter(|_| self.in_type == 0)
-            && scope::find_local(&self.funcs, n).is_none()
+    /// A plain name at the head of a suffixed expression: the local it
+    /// resolves to, or the [`Ref`] recorded for it as a global.
+    #[inline(never)]
+    fn head_name(&mut self, first: &Token, name: &'a str) -> (Option<u32>, Option<usize>) {
+        if self.in_type > 0 {
+            return (None, None);
+        }
+        if let Some(l) = scope::find_local(&self.funcs, name) {
+            return (Some(l.id), None);
+        }
+        let n = name;
         {
             let usage = match self.kind() {
                 Tok::LParen | Tok::Str | Tok::LBrace => Usage::Call,
@@ -893,80 +1161,194 @@ impl<'a> Parser<'a> {
                 }
                 _ => Usage::Bare,
             };
-            r = Some(self.add_ref(&first, n, usage));
+            if n == "error" && usage == Usage::Call {
+                // A body that raises need not return (T013).
+                for f in &self.funcs {
+                    if let Some(ff) = self.facts.funcs.get_mut(f.facts as usize) {
+                        ff.calls_error = true;
+                    }
+                }
+            }
+            (None, Some(self.add_ref(first, n, usage)))
         }
-        let mut e = (kind, name, r);
+    }
+
+    /// Records `local.name` (the token `ft`); the fact's index.
+    #[inline(never)]
+    fn field_fact(&mut self, local: u32, ft: &Token) -> usize {
+        let i = self.facts.facts.len();
+        self.facts.facts.push(Fact::Field {
+            local,
+            name: self.lx.text(ft),
+            span: (ft.start, ft.end),
+            write: false,
+        });
+        i
+    }
+
+    /// Call arguments; recorded as a call of `local` (from `start`).
+    #[inline(never)]
+    fn call_fact(&mut self, local: Option<u32>, start: usize) -> R<()> {
+        let args = self.call_args()?;
+        if let Some(local) = local {
+            self.facts.facts.push(Fact::Call {
+                local,
+                args,
+                span: (start, self.lx.prev_end),
+            });
+        }
+        Ok(())
+    }
+
+    fn suffixed_exp(&mut self) -> R<Suffixed<'a>> {
+        let first = self.lx.peek(0);
+        let (kind, name, inner) = self.primary_exp()?;
+        self.suffixes(first, kind, name, inner)
+    }
+
+    /// The suffixes (`.f`, `[k]`, `:m(…)`, calls) after a primary
+    /// expression that started at token `first`.
+    fn suffixes(
+        &mut self,
+        first: Token,
+        kind: ExpKind,
+        name: Option<&'a str>,
+        inner: Ex,
+    ) -> R<Suffixed<'a>> {
+        let (local, r) = match name {
+            Some(n) => self.head_name(&first, n),
+            None => (None, None),
+        };
+        let mut s = Suffixed {
+            kind,
+            name,
+            r,
+            field: None,
+            ex: inner,
+        };
+        let mut suffixes = 0u32;
         loop {
             match self.kind() {
                 Tok::Dot => {
                     self.lx.advance();
+                    let ft = self.lx.peek(0);
                     self.check_field_name()?;
-                    e = (ExpKind::Index, None, None);
+                    s.field = None;
+                    if let (0, Some(l)) = (suffixes, local) {
+                        s.field = Some(self.field_fact(l, &ft));
+                    }
+                    s.kind = ExpKind::Index;
                 }
                 Tok::LBracket => {
                     self.lx.advance();
                     self.expr()?;
                     self.check_next(Tok::RBracket)?;
-                    e = (ExpKind::Index, None, None);
+                    s.field = None;
+                    s.kind = ExpKind::Index;
                 }
                 Tok::Colon => {
                     self.lx.advance();
                     self.check_field_name()?;
                     self.call_args()?;
-                    e = (ExpKind::Call, None, None);
+                    s.field = None;
+                    s.kind = ExpKind::Call;
                 }
                 Tok::LParen | Tok::Str | Tok::LBrace => {
-                    self.call_args()?;
-                    e = (ExpKind::Call, None, None);
+                    self.call_fact(local.filter(|_| suffixes == 0), first.start)?;
+                    s.field = None;
+                    s.kind = ExpKind::Call;
                 }
-                _ => return Ok(e),
+                _ => {
+                    if suffixes > 0 {
+                        let val = if s.kind == ExpKind::Call {
+                            Val::Multi
+                        } else {
+                            Val::Other
+                        };
+                        s.ex = Ex::new(val, first.start, self.lx.prev_end);
+                    }
+                    return Ok(s);
+                }
             }
+            s.name = None;
+            s.r = None;
+            suffixes += 1;
         }
     }
 
-    fn call_args(&mut self) -> R<()> {
+    /// Call arguments; each one's summary.
+    fn call_args(&mut self) -> R<Vec<Ex>> {
         let t = self.lx.peek(0);
         match t.kind {
             Tok::Str => {
                 self.lx.advance();
-                Ok(())
+                Ok(vec![Ex::new(Val::Str, t.start, t.end)])
             }
-            Tok::LBrace => self.constructor(),
+            Tok::LBrace => {
+                let i = self.constructor()?;
+                Ok(vec![Ex::new(Val::Table(i), t.start, self.lx.prev_end)])
+            }
             Tok::LParen => {
                 self.lx.advance();
+                let mut args = Vec::new();
                 if self.kind() != Tok::RParen {
-                    self.explist()?;
+                    args = self.explist()?;
                 }
-                self.check_match(Tok::RParen, Tok::LParen, t.line)
+                self.check_match(Tok::RParen, Tok::LParen, t.line)?;
+                Ok(args)
             }
             _ => Err(self.error_near("function arguments expected")),
         }
     }
 
-    fn constructor(&mut self) -> R<()> {
+    /// A table constructor; its index in [`Facts::tables`].
+    fn constructor(&mut self) -> R<u32> {
         let open = self.check_next(Tok::LBrace)?;
-        loop {
-            if self.kind() == Tok::RBrace {
-                break;
-            }
-            let k = self.kind();
-            if (k == Tok::Name || k.is_wippy_reserved()) && self.peek_kind(1) == Tok::Assign {
-                self.lx.advance();
-                self.lx.advance();
-                self.expr()?;
-            } else if k == Tok::LBracket {
-                self.lx.advance();
-                self.expr()?;
-                self.check_next(Tok::RBracket)?;
-                self.check_next(Tok::Assign)?;
-                self.expr()?;
-            } else {
-                self.expr()?;
-            }
+        let mut entries = Vec::new();
+        let mut npos = 0u32;
+        while self.kind() != Tok::RBrace {
+            entries.push(self.ctor_entry(&mut npos)?);
             if !self.test_next(Tok::Comma) && !self.test_next(Tok::Semi) {
                 break;
             }
         }
-        self.check_match(Tok::RBrace, Tok::LBrace, open.line)
+        self.check_match(Tok::RBrace, Tok::LBrace, open.line)?;
+        let id = facts::idx(self.facts.tables.len());
+        if self.in_type > 0 {
+            entries.clear();
+        }
+        self.facts.tables.push(entries);
+        Ok(id)
+    }
+
+    /// One entry of a table constructor (`npos`: positional ones so far).
+    fn ctor_entry(&mut self, npos: &mut u32) -> R<Entry<'a>> {
+        let k = self.kind();
+        if (k == Tok::Name || k.is_wippy_reserved()) && self.peek_kind(1) == Tok::Assign {
+            self.named_entry()
+        } else if k == Tok::LBracket {
+            self.keyed_entry()
+        } else {
+            *npos = npos.saturating_add(1);
+            let key = Key::Pos(*npos);
+            self.expr().map(|val| Entry { key, val })
+        }
+    }
+
+    /// `name = value`.
+    fn named_entry(&mut self) -> R<Entry<'a>> {
+        let n = self.lx.advance();
+        self.lx.advance();
+        let key = Key::Name(self.lx.text(&n));
+        self.expr().map(|val| Entry { key, val })
+    }
+
+    /// `[key] = value`.
+    fn keyed_entry(&mut self) -> R<Entry<'a>> {
+        self.lx.advance();
+        let key = Key::Expr(self.expr()?);
+        self.check_next(Tok::RBracket)?;
+        self.check_next(Tok::Assign)?;
+        self.expr().map(|val| Entry { key, val })
     }
 }

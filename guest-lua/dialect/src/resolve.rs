@@ -80,6 +80,7 @@ pub(crate) fn run(p: &mut Parser<'_>) -> Resolved {
         at: Pos::default(),
         walk: 0,
         any: Arc::new(Ty::Any),
+        quiet: false,
     };
     for &root in &p.roots {
         r.root(root);
@@ -89,6 +90,11 @@ pub(crate) fn run(p: &mut Parser<'_>) -> Resolved {
         r.decl(i);
     }
     let inserts = r.references(&p.refs);
+    r.counting = false;
+    r.quiet = true;
+    let checks = crate::check::run(&mut r, &p.facts, p.lx.source());
+    r.quiet = false;
+    r.diags.extend(checks);
     let decls = p
         .decls
         .iter()
@@ -115,7 +121,7 @@ enum State {
     Done,
 }
 
-struct Resolver<'r, 'a> {
+pub(crate) struct Resolver<'r, 'a> {
     syn: &'r [Syn<'a>],
     scopes: &'r [TScope<'a>],
     decls: &'r [DeclSyn<'a>],
@@ -141,6 +147,8 @@ struct Resolver<'r, 'a> {
     /// Current recursion depth.
     walk: usize,
     any: TyRef,
+    /// Diagnostics are dropped (the checks re-resolve annotations).
+    quiet: bool,
 }
 
 /// Whether `t` mentions a generic parameter.
@@ -203,6 +211,9 @@ fn primitive(name: &str) -> Option<Ty> {
 
 impl<'a> Resolver<'_, 'a> {
     fn diag(&mut self, code: &'static str, sev: Severity, at: Pos, message: String) {
+        if self.quiet {
+            return;
+        }
         self.diags
             .push(Diagnostic::with(code, sev, at.line, at.col, message));
     }
@@ -333,7 +344,7 @@ impl<'a> Resolver<'_, 'a> {
         self.mk(Ty::Interface { fields })
     }
 
-    fn resolve(&mut self, id: SynId) -> TyRef {
+    pub(crate) fn resolve(&mut self, id: SynId) -> TyRef {
         if self.counting && self.over {
             return self.any.clone();
         }
@@ -509,6 +520,17 @@ impl<'a> Resolver<'_, 'a> {
                     pos,
                     format!("`{clean}` is a module type Warren cannot see; it is not checked"),
                 );
+                // The span is the whole qualified name when on one line.
+                if !self.quiet
+                    && !name.contains(['\n', '\r'])
+                    && let Some(d) = self.diags.last_mut()
+                {
+                    d.end_line = pos.line;
+                    d.end_column = pos
+                        .col
+                        .saturating_add(u32::try_from(name.len()).unwrap_or(0))
+                        .saturating_sub(1);
+                }
             }
             return self.mk(Ty::Opaque(clean));
         }
@@ -688,7 +710,7 @@ impl<'a> Resolver<'_, 'a> {
     }
 
     /// The structure behind aliases and instances (None: not known).
-    fn head(&mut self, t: &TyRef, depth: usize) -> Option<TyRef> {
+    pub(crate) fn head(&mut self, t: &TyRef, depth: usize) -> Option<TyRef> {
         if depth > MAX_INSTANTIATION_DEPTH {
             let at = self.at;
             self.diag(
@@ -719,6 +741,11 @@ impl<'a> Resolver<'_, 'a> {
             Ty::Annotated { inner, .. } => self.head(&inner.clone(), depth),
             _ => Some(t.clone()),
         }
+    }
+
+    /// The name of declaration `d`.
+    pub(crate) fn decl_name(&self, d: DeclId) -> &'a str {
+        self.decls.get(d.0 as usize).map_or("?", |d| d.name)
     }
 
     /// `t` with generic parameter `i` replaced by `args[i]`.

@@ -41,12 +41,16 @@ pub(crate) struct Local<'a> {
     name: &'a str,
     readonly: bool,
     pub annot: Option<SynId>,
+    /// Its index in [`crate::facts::Facts::locals`].
+    pub id: u32,
 }
 
 /// One function being parsed.
 pub(crate) struct Func<'a> {
     pub vararg: bool,
     pub line: u32,
+    /// Its index in [`crate::facts::Facts::funcs`] (the main chunk: none).
+    pub facts: u32,
     blocks: Vec<Block>,
     labels: Vec<Label<'a>>,
     gotos: Vec<Goto<'a>>,
@@ -69,6 +73,7 @@ impl<'a> Func<'a> {
         Self {
             vararg,
             line,
+            facts: crate::facts::NONE,
             blocks: Vec::new(),
             labels: Vec::new(),
             gotos: Vec::new(),
@@ -120,11 +125,18 @@ impl<'a> Func<'a> {
     }
 
     /// Adds a local, active from now on.
-    pub(crate) fn add_local(&mut self, name: &'a str, readonly: bool, annot: Option<SynId>) {
+    pub(crate) fn add_local(
+        &mut self,
+        name: &'a str,
+        readonly: bool,
+        annot: Option<SynId>,
+        id: u32,
+    ) {
         self.locals.push(Local {
             name,
             readonly,
             annot,
+            id,
         });
     }
 

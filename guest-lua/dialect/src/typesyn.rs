@@ -637,17 +637,19 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// `':' type {',' type}` after a parameter list, erased.
-    pub(crate) fn return_annotation(&mut self) -> R<()> {
+    /// `':' type {',' type}` after a parameter list, erased; the declared
+    /// return types (a parenthesised list stands for its members).
+    pub(crate) fn return_annotation(&mut self) -> R<Vec<SynId>> {
         let start = self.lx.advance().start;
         let first = self.type_ext(true)?;
         self.roots.push(first);
+        let mut rets = self.rets_of(first);
         while self.test_next(Tok::Comma) {
-            self.parse_type_root()?;
+            rets.push(self.parse_type_root()?);
         }
         let end = self.lx.prev_end;
         self.erase(start, end);
-        Ok(())
+        Ok(rets)
     }
 
     /// Declares a type named by token `n` in the current block (T002 for

@@ -928,20 +928,7 @@ fn primitive_success_creates_no_lua_values() {
 
 #[test]
 fn record_of_ten_primitives_timing() {
-    let fields = (0..10)
-        .map(|i| {
-            field(
-                &format!("f{i}"),
-                match i % 4 {
-                    0 => Ty::String,
-                    1 => Ty::Integer,
-                    2 => Ty::Number,
-                    _ => Ty::Boolean,
-                },
-            )
-        })
-        .collect();
-    let lua = setup(table(vec![("Rec", record(fields))]));
+    let lua = setup(table(vec![("Rec", ten_fields())]));
     let n = 200_000;
     let src = format!(
         r#"local Rec = T.Rec
@@ -961,4 +948,296 @@ fn record_of_ten_primitives_timing() {
         "T:is on a 10-field record / on a primitive, ns per call: {out} (total {:?})",
         started.elapsed()
     );
+}
+
+/// `type Rec = {f0: string, f1: integer, f2: number, f3: boolean, ...}`,
+/// ten fields.
+fn ten_fields() -> Ty {
+    record(
+        (0..10)
+            .map(|i| {
+                field(
+                    &format!("f{i}"),
+                    match i % 4 {
+                        0 => Ty::String,
+                        1 => Ty::Integer,
+                        2 => Ty::Number,
+                        _ => Ty::Boolean,
+                    },
+                )
+            })
+            .collect(),
+    )
+}
+
+fn fast_table() -> TypeTable {
+    let func = Ty::Func {
+        params: vec![],
+        variadic: None,
+        rets: vec![],
+    };
+    table(vec![
+        ("Rec", ten_fields()),
+        // type Id = integer
+        ("Id", Ty::Integer),
+        (
+            "Mixed",
+            record(vec![
+                field("s", Ty::String),
+                field("i", named("Id", 1)),
+                opt_field("o", Ty::Number),
+                field("u", Ty::Union(vec![t(Ty::String), t(Ty::Integer)])),
+                field("a", Ty::Any),
+                field("mi", Ty::Optional(t(Ty::Integer))),
+                field("t", Ty::Table),
+                field("f", func.clone()),
+                field("n", Ty::Nil),
+                field("un", Ty::Union(vec![t(Ty::Integer), t(Ty::Number)])),
+            ]),
+        ),
+        ("SI", Ty::Union(vec![t(Ty::String), t(Ty::Integer)])),
+        ("Never", record(vec![field("x", Ty::Never)])),
+        (
+            "Big",
+            record(
+                (0..5000)
+                    .map(|i| field(&format!("k{i}"), Ty::Any))
+                    .collect(),
+            ),
+        ),
+        ("Lit", record(vec![field("x", lit_str("a"))])),
+        ("Nested", record(vec![field("r", named("Rec", 0))])),
+        ("A", named("B", 9)),
+        ("B", named("A", 8)),
+        ("Fn", func),
+    ])
+}
+
+/// Where the fast path has a plan, it says "valid" exactly when the full
+/// checker does.
+#[test]
+fn fast_path_agrees_with_the_checker() {
+    use super::check::Checker;
+    use super::fast;
+    let tt = fast_table();
+    let lua = setup(TypeTable::default());
+    let values: Vec<mlua::Value> = lua
+        .load(
+            r#"local vals = {nil, true, false, 0, 1, -7, 2.0, -0.0, 2.5, 0/0, 1/0, -1/0,
+                math.mininteger, math.maxinteger, 2^63, "", "x", "1", {}, print, function() end,
+                coroutine.create(print), io.stdout}
+            local n = 23
+            local function add(v) n = n + 1; vals[n] = v end
+            local good = {s = "a", i = 1, u = 2, a = nil, t = {}, f = print, un = 2.5}
+            add(good)
+            add({s = "a", i = 1.0, o = 2, u = "u", a = {}, mi = 3, t = {}, f = print, n = nil, un = 1})
+            for k, bad in pairs({s = 1, i = 1.5, o = "x", u = 1.5, mi = 0/0, t = "t", f = {}, n = 1, un = "1"}) do
+                local v = {}
+                for k2, v2 in pairs(good) do v[k2] = v2 end
+                v[k] = bad
+                add(v)
+            end
+            add({f0 = "a", f1 = 1, f2 = 1.5, f3 = true, f4 = "b", f5 = 2, f6 = 3, f7 = false, f8 = "c", f9 = 4})
+            add({f0 = "a", f1 = 1, f2 = 1.5, f3 = true, f4 = "b", f5 = 2, f6 = 3, f7 = false, f8 = "c"})
+            add({f0 = "a", f1 = 1, f2 = 1.5, f3 = true, f4 = "b", f5 = 2, f6 = 3, f7 = false, f8 = "c", f9 = 4.5})
+            add({x = 1})
+            add(setmetatable({}, {__index = function() return "a" end}))
+            return table.unpack(vals, 1, n)"#,
+        )
+        .eval::<mlua::MultiValue>()
+        .expect("values")
+        .into_iter()
+        .collect();
+    // SAFETY: `fast_check` is a `lua_CFunction` that reads only its frame.
+    let fast_fn = unsafe { lua.create_c_function(fast::fast_check) }.expect("fast");
+    let budget = no_budget();
+    let mut covered = Vec::new();
+    for (i, decl) in tt.decls.iter().enumerate() {
+        let ty = t(named(&decl.name, u32::try_from(i).expect("id")));
+        let Some(p) = fast::plan(&ty, &tt) else {
+            continue;
+        };
+        covered.push(decl.name.clone());
+        let names = match p.names {
+            Some(n) => mlua::Value::Table(lua.create_sequence_from(n).expect("names")),
+            None => mlua::Value::Boolean(false),
+        };
+        let slots = lua.create_string(&p.slots).expect("slots");
+        for (j, v) in values.iter().enumerate() {
+            let fast_ok: bool = fast_fn
+                .call((v, &names, &slots))
+                .expect("fast_check never raises");
+            let full_ok = Checker::new(&lua, &tt, &*budget)
+                .run(&ty, v, None, false)
+                .is_ok();
+            assert_eq!(fast_ok, full_ok, "{} on value #{j}: {v:?}", decl.name);
+        }
+    }
+    assert_eq!(covered, ["Rec", "Id", "Mixed", "SI", "Never", "Fn"]);
+    // Bad arguments give false, never an error.
+    let out: Vec<bool> = [
+        fast_fn.call(()),
+        fast_fn.call((1, 2, 3)),
+        fast_fn.call(("x", false, "")),
+        fast_fn.call(("x", false, "\u{10}\u{0}\u{10}\u{0}")),
+        fast_fn.call((
+            lua.create_table().expect("t"),
+            lua.create_sequence_from([1, 2]).expect("t"),
+            "\u{1e}\u{0}",
+        )),
+    ]
+    .into_iter()
+    .map(|r: mlua::Result<bool>| r.expect("no error"))
+    .collect();
+    assert_eq!(out, [false, false, false, false, false]);
+}
+
+/// The Lua-side dispatch: every calling form, method caching, the fast
+/// path's results and the full checker's errors after it.
+#[test]
+fn dispatch_forms_and_fast_path_results() {
+    let lua = setup(fast_table());
+    let out = run(
+        &lua,
+        r##"local Rec = T.Rec
+local v = {f0 = "a", f1 = 1, f2 = 1.5, f3 = true, f4 = "b", f5 = 2, f6 = 3, f7 = false, f8 = "c", f9 = 4}
+local bad = {f0 = "a", f1 = 1.5}
+local a = show(Rec:is(v) == v, Rec.is(v) == v, Rec.is(Rec, v) == v, select("#", Rec:is(v)), Rec(v) == v)
+local b = show(Rec.is(v, nil), select(2, Rec.is(v, nil)):message(), Rec.is(), select(2, Rec:is(bad)):message())
+local c = show(rawequal(Rec.is, Rec.is), rawequal(Rec.is, T.Id.is), rawequal(T.string.is, T.string.is),
+    Rec.is ~= T.Mixed.is, rawequal(Rec.kind, Rec.kind), Rec:kind(), Rec.kind(), Rec.f1, Rec[1], Rec[Rec])
+local d = show(pcall(function() local x = Rec(bad); return x end))
+local e = show(pcall(function() local x = T.any(T.string); return x end))
+local f = show(T.any(io.stdout) == io.stdout, T.SI("s"), T.SI(3), T.Id(2.0), pcall(T.Id, 2.5))
+local g = show(T.Mixed:is({s = "a", i = 1, u = 2, t = {}, f = print, un = 1}) ~= nil,
+    select(2, T.Mixed:is({s = "a", i = 1, u = 2, t = {}, f = {}, un = 1})):message(),
+    select(2, T.Mixed:is({i = 1, u = 2, t = {}, f = print, un = 1})):message(),
+    select(2, T.Mixed:is({s = "a", i = 1, u = 2, t = {}, f = print, n = false, un = 1})):message(),
+    select(2, T.Never:is({})):message(), select(2, T.Rec:is("x")):message())
+return table.concat({a, b, c, d, e, f, g}, "\n")"##,
+    );
+    assert_eq!(
+        out,
+        "true\ttrue\ttrue\t2\ttrue\n\
+         nil\texpected Rec, got nil\tnil\tf1: expected integer, got number\n\
+         true\tfalse\ttrue\ttrue\ttrue\trecord\trecord\tinteger\tnil\tnil\n\
+         false\tt:8: expected Rec, got table\n\
+         false\tt:9: type any is not generic\n\
+         true\ts\t3\t2.0\tfalse\texpected Id, got number\n\
+         true\tf: expected () -> (), got table\ts: required field missing\t\
+         n: expected nil, got boolean\tx: required field missing\texpected Rec, got string"
+    );
+}
+
+#[test]
+fn hostile_values_on_the_fast_path() {
+    let lua = setup(fast_table());
+    let out = run(
+        &lua,
+        r#"ran = {}
+        local function trap(name) return function() ran[#ran + 1] = name; while true do end end end
+        local mt = {__index = trap("index"), __len = trap("len"), __pairs = trap("pairs"),
+            __eq = trap("eq"), __lt = trap("lt"), __le = trap("le"), __call = trap("call"),
+            __tostring = trap("tostring"), __name = "hostile", __close = trap("close"),
+            __newindex = trap("newindex"), __concat = trap("concat")}
+        local function hostile(t) return setmetatable(t, mt) end
+        local r = {}
+        local function m(T, v)
+            local _, e = T:is(v)
+            r[#r + 1] = e and e:message() or "ok"
+            local ok = pcall(T, v)
+            r[#r + 1] = tostring(ok)
+        end
+        m(T.Rec, hostile({}))
+        m(T.Rec, hostile({f0 = "a", f1 = 1, f2 = 1.5, f3 = true, f4 = "b", f5 = 2, f6 = 3, f7 = false, f8 = "c", f9 = 4}))
+        m(T.Mixed, hostile({s = "a", i = 1, u = 2, t = hostile({}), f = print, a = hostile({}), un = 1}))
+        m(T.Mixed, hostile({s = "a", i = 1, u = 2, t = hostile({}), f = hostile({}), un = 1}))
+        m(T.SI, hostile({}))
+        m(T.any, hostile({}))
+        m(T.Fn, hostile({}))
+        return show(#ran, table.concat(r, "|"))"#,
+    );
+    assert_eq!(
+        out,
+        "0\tf0: required field missing|false|ok|true|ok|true|\
+         f: expected () -> (), got table|false|expected string | integer, got table|false|ok|true|\
+         expected Fn, got table|false"
+    );
+}
+
+#[test]
+fn a_record_too_big_for_the_fast_path_still_polls_the_budget() {
+    let calls = Rc::new(Cell::new(0u32));
+    let seen = calls.clone();
+    let budget: Rc<dyn Fn() -> Option<String>> = Rc::new(move || {
+        seen.set(seen.get() + 1);
+        Some("cpu budget exceeded".to_owned())
+    });
+    let lua = setup_with(fast_table(), budget);
+    let out = run(
+        &lua,
+        r#"local v = {}
+        local _, e = T.Big:is(v)
+        local ok, raised = pcall(T.Big, v)
+        local rec = {f0 = "a", f1 = 1, f2 = 1.5, f3 = true, f4 = "b", f5 = 2, f6 = 3, f7 = false, f8 = "c", f9 = 4}
+        return show(e:kind(), e:message(), ok, raised:message(), T.Rec:is(rec) == rec)"#,
+    );
+    assert_eq!(
+        out,
+        "RateLimited\tvalidation stopped: cpu budget exceeded\tfalse\t\
+         validation stopped: cpu budget exceeded\ttrue"
+    );
+    assert_eq!(calls.get(), 2);
+}
+
+/// Methods cached for a type value do not keep it alive.
+#[test]
+fn cached_methods_do_not_leak_type_values() {
+    let lua = setup(shapes_table());
+    let out = run(
+        &lua,
+        r#"local function round()
+            for _ = 1, 2000 do
+                local tags = T.Job.tags
+                local _ = tags:is({"a"}), tags:kind(), tags({})
+            end
+        end
+        local function settled()
+            collectgarbage(); collectgarbage(); collectgarbage()
+            return collectgarbage("count")
+        end
+        round()
+        local m0 = settled()
+        for _ = 1, 10 do round() end
+        local m1 = settled()
+        for _ = 1, 40 do round() end
+        local m2 = settled()
+        -- The weak tables may keep their size; they do not grow per value.
+        return show(m1 - m0 < 512, m2 - m1 < 16)"#,
+    );
+    assert_eq!(out, "true\ttrue");
+}
+
+#[test]
+fn record_success_creates_no_lua_values() {
+    let lua = setup(fast_table());
+    let out = run(
+        &lua,
+        r#"local Rec, Mixed = T.Rec, T.Mixed
+        local v = {f0 = "a", f1 = 1, f2 = 1.5, f3 = true, f4 = "b", f5 = 2, f6 = 3, f7 = false, f8 = "c", f9 = 4}
+        local m = {s = "a", i = 1, u = 2, t = {}, f = print, un = 1}
+        local _ = Rec:is(v), Rec(v), Mixed:is(m), Rec.is(Rec, v)  -- warm the caches
+        collectgarbage("stop")
+        local before = collectgarbage("count")
+        for _ = 1, 10000 do
+            local a = Rec:is(v)
+            local b = Rec(v)
+            local c = Mixed:is(m)
+            local d = Rec.is(Rec, v)
+        end
+        local after = collectgarbage("count")
+        collectgarbage("restart")
+        return show(after - before)"#,
+    );
+    assert_eq!(out, "0.0");
 }

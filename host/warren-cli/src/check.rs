@@ -38,6 +38,14 @@ fn lua_sources(app: &App) -> Vec<LuaSource<'_>> {
     processes.chain(libraries).collect()
 }
 
+/// Every Lua source of `app` (processes and libraries): id, file, text.
+pub(crate) fn lua_texts(app: &App) -> Vec<(&str, &Path, &str)> {
+    lua_sources(app)
+        .into_iter()
+        .map(|e| (e.id, e.path.as_path(), e.source))
+        .collect()
+}
+
 /// The modules a Lua source `require`s by a literal name (`require("x")`,
 /// `require 'x'`, `require "x"`), with the line of each.
 fn required_modules(source: &str) -> Vec<(usize, String)> {
@@ -101,7 +109,19 @@ pub(crate) fn lua_problems(app: &App) -> Vec<String> {
 /// Fails `warren run` with every Lua compile error of `app`, before any
 /// process starts (a syntax error is bad input, not a crash to restart).
 pub(crate) fn compile_all(app: &App, path: &Path) -> Result<(), Failure> {
-    let problems = lua_problems(app);
+    let mut problems = lua_problems(app);
+    // `lua.type_system` of `.wippy.yaml`: diagnostics printed at load, and
+    // with `strict` a type error refuses the entry (as in Wippy).
+    if app.type_system.enabled || app.type_system.strict {
+        let found = crate::types::collect(app);
+        crate::types::print(&found, crate::types::Format::Short);
+        if app.type_system.strict && crate::types::errors(&found) > 0 {
+            problems.push(format!(
+                "{} type error(s) with lua.type_system.strict",
+                crate::types::errors(&found)
+            ));
+        }
+    }
     if problems.is_empty() {
         return Ok(());
     }
@@ -113,7 +133,17 @@ pub(crate) fn compile_all(app: &App, path: &Path) -> Result<(), Failure> {
     ))
 }
 
-pub(crate) fn check(path: &Path) -> Result<(), Failure> {
+/// How `warren check` reports type diagnostics.
+pub(crate) struct TypeOptions {
+    /// `--types`: a type error fails the check.
+    pub fatal: bool,
+    /// `--json`: diagnostics as JSON lines on stdout.
+    pub json: bool,
+    /// `--format`.
+    pub format: crate::types::Format,
+}
+
+pub(crate) fn check(path: &Path, opts: &TypeOptions) -> Result<(), Failure> {
     let app = App::load(path, &MODULES).map_err(|problems| {
         for problem in &problems {
             eprintln!("error: {problem}");
@@ -129,13 +159,21 @@ pub(crate) fn check(path: &Path) -> Result<(), Failure> {
     for problem in &lua {
         eprintln!("error: {problem}");
     }
-    // Type diagnostics are printed; they do not change the exit status
-    // (code Wippy runs with its type system off must stay runnable).
-    for entry in lua_sources(&app) {
-        let program = LuaProgram::new(entry.path.display().to_string(), entry.source);
-        for line in warren_lua::type_diagnostics(&program) {
-            eprintln!("entry '{}': {line}", entry.id);
-        }
+    // Type diagnostics are printed; they fail the check only with --types
+    // or a strict type system (code Wippy runs with its type system off
+    // must stay runnable).
+    let found = crate::types::collect(&app);
+    if opts.json {
+        println!("{}", crate::types::json(&found, lua_sources(&app).len()));
+    } else {
+        crate::types::print(&found, opts.format);
+    }
+    let type_errors = crate::types::errors(&found);
+    if type_errors > 0 && (opts.fatal || app.type_system.strict) {
+        return Err(Failure::failed(anyhow!(
+            "{type_errors} type error(s) in {}",
+            path.display()
+        )));
     }
     let mut failed = lua.len();
     if app.wasm_entries().next().is_some() {

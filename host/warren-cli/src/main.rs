@@ -10,6 +10,7 @@ mod exec;
 mod imports;
 mod run;
 mod services;
+mod types;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,15 @@ enum Command {
     Check {
         /// The application folder.
         path: PathBuf,
+        /// Fail when a type diagnostic is an error (as `wippy lint`).
+        #[arg(long)]
+        types: bool,
+        /// Print the type diagnostics as JSON lines on stdout.
+        #[arg(long)]
+        json: bool,
+        /// How type diagnostics are printed.
+        #[arg(long, value_enum, default_value = "human")]
+        format: types::Format,
     },
 }
 
@@ -121,7 +131,19 @@ fn main() -> ExitCode {
             host,
             args,
         } => run::run(&path, entry, host, args),
-        Command::Check { path } => check::check(&path),
+        Command::Check {
+            path,
+            types,
+            json,
+            format,
+        } => check::check(
+            &path,
+            &check::TypeOptions {
+                fatal: types,
+                json,
+                format,
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ mod locate;
 mod refs;
 mod service;
 mod units;
+mod wippy;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use warren_core::{EntryInfo, Value};
 pub use error::ConfigError;
 pub use service::{RestartPolicy, ServiceEntry, Startup, Strategy};
 pub use units::{MAX_SIZE, parse_size};
+pub use wippy::PROJECT_FILE;
 
 /// Name of the files that declare entries.
 pub const INDEX_FILE: &str = "_index.yaml";
@@ -178,6 +180,19 @@ pub struct App {
     pub root: PathBuf,
     /// Entries by id.
     pub entries: BTreeMap<String, Entry>,
+    /// Wippy's `lua.type_system` settings from `.wippy.yaml`.
+    pub type_system: TypeSystem,
+}
+
+/// Wippy's `lua.type_system` in `.wippy.yaml` (in the application folder,
+/// or the folder above it, where Wippy projects keep it): whether loading
+/// reports type diagnostics, and whether a type error refuses the entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TypeSystem {
+    /// `lua.type_system.enabled`: type diagnostics are printed at load.
+    pub enabled: bool,
+    /// `lua.type_system.strict`: a type error refuses the entry.
+    pub strict: bool,
 }
 
 impl App {
@@ -195,8 +210,13 @@ impl App {
         let mut app = App {
             root: root.to_path_buf(),
             entries: BTreeMap::new(),
+            type_system: TypeSystem::default(),
         };
         let mut problems = Vec::new();
+        match wippy::type_system(root) {
+            Ok(ts) => app.type_system = ts,
+            Err(err) => problems.push(err),
+        }
         for file in files {
             for result in index::load_file(&file, modules) {
                 match result {
