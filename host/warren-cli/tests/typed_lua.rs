@@ -424,6 +424,25 @@ fn strict_mode_refuses_an_entry_with_a_type_error_and_default_runs_it() {
     assert_eq!(out.status.code(), Some(2), "{log}");
     assert!(log.contains("main.lua:1:21: error[T001]"), "{log}");
     assert!(!log.contains("INFO 1"), "nothing ran: {log}");
+    // S17 too: its T010/T012 errors refuse it under strict.
+    let s17 = app(
+        "typed-strict-s17",
+        &[
+            ("_index.yaml", ONE_ENTRY),
+            (
+                "main.lua",
+                "local function add(a: number, b: number): number\n    return a + b\nend\nlocal n: number = \"ten\"\nlocal s = add(1)\nreturn { main = function() print(\"ran\") end }\n",
+            ),
+            (".wippy.yaml", "lua:\n  type_system:\n    strict: true\n"),
+        ],
+    );
+    let out = warren(&["run", &s17.display().to_string(), "-x", "app:main"]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("[T010]") && log.contains("[T012]") && !log.contains("INFO ran"),
+        "{log}"
+    );
     let bad = app(
         "typed-badconf",
         &[
