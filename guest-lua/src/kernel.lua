@@ -1884,6 +1884,7 @@ local EXTRA = {}
 do
 local s_match = string.match
 -- io: the terminal, for processes of a terminal.host (H.terminal).
+do
 local io_mod = {}
 local function texts(sep, ...)
     local n = select("#", ...)
@@ -1948,9 +1949,11 @@ end
 function io_mod.readline() return io_read(true) end
 function io_mod.read(n) return io_read(false, n) end
 EXTRA.io = io_mod
+end
 
 -- registry: the application's entries, read-only (Wippy's read calls;
 -- changesets are refused).
+do
 local registry = {}
 local function split_id(id)
     local ns, name = s_match(id, "^(.*):([^:]*)$")
@@ -2052,10 +2055,12 @@ function registry.versions() return { version } end
 registry.apply_version = read_only
 function registry.build_delta() return nil, mkerr("INVALID", "registry.build_delta is not supported") end
 EXTRA.registry = registry
+end
 
 -- events: the event bus. A subscription is a table holding its channel
 -- and id (plain data: it can only ever name its own process's
 -- subscriptions, which the host checks).
+do
 local events = {}
 local SubMethods = {}
 local SubMT = { __index = SubMethods, __metatable = false, __warren = "subscription" }
@@ -2092,6 +2097,89 @@ function events.send(system, kind, path, data)
     return nil, mkerr(k, m)
 end
 EXTRA.events = events
+end
+
+-- logger: structured lines through the host's log (tracing), tagged with
+-- the pid, the logger's name and `entry-id:line`. The module value is the
+-- root logger; `:with(fields)` and `:named(name)` make children. Fields are
+-- read raw; values are strings, numbers and booleans as such, error
+-- objects as their text, tables as JSON; other keys are dropped. A line is
+-- cut at 16 KiB and takes at most 64 fields.
+do
+local LOGGERS = setmetatable({}, { __mode = "k" }) -- logger -> { name, fields }
+local LoggerMethods = {}
+local LoggerMT = { __index = LoggerMethods, __metatable = false, __warren = "logger" }
+local MAX_FIELDS, MAX_LINE = 64, 16384
+local function make(name, fields)
+    local l = setmetatable({}, LoggerMT)
+    LOGGERS[l] = { name, fields }
+    return l
+end
+local logger = make("", {})
+EXTRA.logger = logger
+-- Copies the string-keyed fields of `t` (raw) over `base`.
+local function merge(base, t)
+    local out, n = {}, 0
+    for k, v in next, base do out[k] = v; n = n + 1 end
+    if type(t) == "table" then
+        for k, v in next, t do
+            if type(k) == "string" and n < MAX_FIELDS then
+                if out[k] == nil then n = n + 1 end
+                out[k] = v
+            end
+        end
+    end
+    return out
+end
+local function field_text(v)
+    local t = type(v)
+    if t == "string" then return v end
+    if t == "number" or t == "boolean" then return tostring(v) end
+    if is_err(v) then return err_text(v) end
+    if t == "table" then
+        local s = H.json_encode(v)
+        return s or "(table)"
+    end
+    return nil
+end
+local function emit(level, self, msg, fields)
+    -- `logger.info(msg, fields)` without the colon works too.
+    local l = LOGGERS[self]
+    if not l then self, msg, fields, l = logger, self, msg, LOGGERS[logger] end
+    local all = merge(l[2], fields)
+    local keys = {}
+    for k in next, all do keys[#keys + 1] = k end
+    table.sort(keys)
+    local parts = { type(msg) == "string" and msg or describe(msg) }
+    for i = 1, #keys do
+        local text = field_text(all[keys[i]])
+        if text then parts[#parts + 1] = keys[i] .. "=" .. text end
+    end
+    local line = t_concat(parts, " ")
+    if #line > MAX_LINE then line = s_sub(line, 1, MAX_LINE) .. "..." end
+    local p = me()
+    local info = dbg.getinfo(2, "l") -- the caller (the method tail-calls emit)
+    local location = p.main.entry.id .. ":" .. tostring(info and info.currentline or 0)
+    H.log_named(p.id, level, line, l[1], location)
+end
+for _, level in ipairs({ "debug", "info", "warn", "error" }) do
+    LoggerMethods[level] = function(self, msg, fields) return emit(level, self, msg, fields) end
+end
+function LoggerMethods:with(fields)
+    local l = LOGGERS[self]
+    if not l then error("logger:with: call it with ':' on a logger", 2) end
+    if type(fields) ~= "table" then error("logger:with: fields must be a table", 2) end
+    return make(l[1], merge(l[2], fields))
+end
+function LoggerMethods:named(name)
+    local l = LOGGERS[self]
+    if not l then error("logger:named: call it with ':' on a logger", 2) end
+    if type(name) ~= "string" or name == "" then
+        return nil, mkerr("INVALID", "logger:named: the name must be a non-empty string")
+    end
+    return make(l[1] == "" and name or (l[1] .. "." .. name), l[2])
+end
+end
 
 -- ctx: the values the process was spawned with (process.with_context).
 local ctx = {}
@@ -2193,7 +2281,9 @@ end
 
 local MODULES = { json = json, time = freeze(time, "time"), services = freeze(services, "services"),
     io = freeze(EXTRA.io, "io"), registry = freeze(EXTRA.registry, "registry"), ctx = freeze(EXTRA.ctx, "ctx"),
-    events = freeze(EXTRA.events, "events") }
+    events = freeze(EXTRA.events, "events"), logger = EXTRA.logger }
+-- base64, hash, uuid, crypto: host functions (data/ in the Lua front-end).
+for name, t in next, H.data_modules do MODULES[name] = freeze(t, name) end
 
 -- Libraries (library.lua entries a process imports) run in the importing
 -- process, at most once each, with an environment of their own over the

@@ -11,6 +11,7 @@
 mod convert;
 #[cfg(test)]
 mod convert_props;
+mod data;
 mod host;
 mod json;
 mod modules;

@@ -18,7 +18,42 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
     register_bus(lua, h, core)?;
     register_time(lua, h)?;
     register_translate(lua, h)?;
+    register_logger(lua, h, core)?;
+    let data = lua.create_table()?;
+    for (name, module) in crate::data::data_modules(lua)? {
+        data.raw_set(name, module)?;
+    }
+    h.set("data_modules", data)?;
     register_msgpack(lua, h, core)
+}
+
+/// `H.log_named(me, level, line, logger, location)`: a `logger` line in
+/// the host's log, with the logger's name and `entry-id:line`.
+fn register_logger(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let c = core.clone();
+    type Args = (i64, LuaString, LuaString, LuaString, LuaString);
+    let log = move |_: &Lua, (me, level, line, name, location): Args| {
+        let pid = pid_of(me);
+        let host = c.borrow().host_name(pid).to_owned();
+        let (line, name) = (line.to_string_lossy(), name.to_string_lossy());
+        let location = location.to_string_lossy();
+        match &*level.to_str()? {
+            "error" => {
+                tracing::error!(target: "warren::lua", %pid, %host, logger = %name, %location, "{line}")
+            }
+            "warn" => {
+                tracing::warn!(target: "warren::lua", %pid, %host, logger = %name, %location, "{line}")
+            }
+            "debug" => {
+                tracing::debug!(target: "warren::lua", %pid, %host, logger = %name, %location, "{line}")
+            }
+            _ => {
+                tracing::info!(target: "warren::lua", %pid, %host, logger = %name, %location, "{line}")
+            }
+        }
+        Ok(())
+    };
+    h.set("log_named", lua.create_function(log)?)
 }
 
 /// Longest text `load` translates from Wippy's typed dialect: translation

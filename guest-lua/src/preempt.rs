@@ -78,7 +78,7 @@ impl Allowed {
 }
 
 /// Frames that hold no kernel state, by how their definitions start.
-const TRANSPARENT: [&str; 15] = [
+const TRANSPARENT: [&str; 18] = [
     "local function safe_pcall(",
     "local function safe_xpcall(",
     "local function user_text(",
@@ -94,6 +94,9 @@ const TRANSPARENT: [&str; 15] = [
     "function io_mod.write(",
     "function io_mod.print(",
     "function io_mod.eprint(",
+    "local function merge(",
+    "local function field_text(",
+    "local function emit(",
 ];
 
 /// Frames looked at from the top of the stack: looking at frame `n` costs

@@ -10,8 +10,9 @@ use warren_lua_dialect::TypeTable;
 use crate::host;
 
 /// Modules a Lua entry may list in `modules:`.
-pub const MODULES: [&str; 7] = [
-    "json", "time", "services", "io", "registry", "events", "ctx",
+pub const MODULES: [&str; 12] = [
+    "json", "time", "services", "io", "registry", "events", "ctx", "logger", "base64", "hash",
+    "uuid", "crypto",
 ];
 
 /// A Lua entry ready to be spawned.

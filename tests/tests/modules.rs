@@ -3,6 +3,7 @@
 use warren_core::{ErrorKind, Value};
 use warren_tests::*;
 
+mod datamods;
 mod wippy;
 
 #[test]

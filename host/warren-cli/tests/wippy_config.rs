@@ -475,3 +475,46 @@ end }"#;
         "{log}"
     );
 }
+
+#[test]
+fn the_logger_module_writes_structured_lines_tagged_with_pid_name_and_location() {
+    let script = r#"local logger = require("logger")
+return function()
+    logger:info("hello", { user = "ann", n = 3, ok = true, t = { a = 1 }, [1] = "dropped", e = errors.new("boom") })
+    local svc = logger:named("svc"):with({ req = "r1" })
+    svc:warn("careful", { n = 1.5 })
+    logger.error("no colon", { x = 1 })
+    logger:debug("hidden at info")
+    local bad, err = logger:named("")
+    assert(bad == nil and err:kind() == errors.INVALID)
+    assert(not pcall(logger.with, logger, "not a table"))
+end"#;
+    let dir = app("logger", &[("s.lua", script)]);
+    let out = warren(&["run", &dir.join("s.lua").display().to_string()]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let line = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{log}"))
+            .to_owned()
+    };
+    let hello = line("hello");
+    assert!(
+        hello.contains("INFO")
+            && hello.contains("e=boom n=3 ok=true t={\"a\":1} user=ann")
+            && !hello.contains("dropped")
+            && hello.contains("location=script:main:3")
+            && hello.contains("pid=<0.1>"),
+        "{hello}"
+    );
+    let careful = line("careful");
+    assert!(
+        careful.contains("WARN")
+            && careful.contains("n=1.5 req=r1")
+            && careful.contains("logger=svc"),
+        "{careful}"
+    );
+    assert!(line("no colon").contains("ERROR"), "{log}");
+    assert!(!log.contains("hidden at info"), "{log}");
+}
