@@ -37,18 +37,20 @@ fn register_logger(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
         let host = c.borrow().host_name(pid).to_owned();
         let (line, name) = (line.to_string_lossy(), name.to_string_lossy());
         let location = location.to_string_lossy();
+        // The root logger has no name: the field is left out.
+        let logger = (!name.is_empty()).then(|| tracing::field::display(&*name));
         match &*level.to_str()? {
             "error" => {
-                tracing::error!(target: "warren::lua", %pid, %host, logger = %name, %location, "{line}")
+                tracing::error!(target: "warren::lua", %pid, %host, logger, %location, "{line}")
             }
             "warn" => {
-                tracing::warn!(target: "warren::lua", %pid, %host, logger = %name, %location, "{line}")
+                tracing::warn!(target: "warren::lua", %pid, %host, logger, %location, "{line}")
             }
             "debug" => {
-                tracing::debug!(target: "warren::lua", %pid, %host, logger = %name, %location, "{line}")
+                tracing::debug!(target: "warren::lua", %pid, %host, logger, %location, "{line}")
             }
             _ => {
-                tracing::info!(target: "warren::lua", %pid, %host, logger = %name, %location, "{line}")
+                tracing::info!(target: "warren::lua", %pid, %host, logger, %location, "{line}")
             }
         }
         Ok(())

@@ -28,6 +28,8 @@ pub struct LuaProgram {
     pub modules: Vec<String>,
     /// Libraries `require(alias)` loads (the entry's `imports:`).
     pub imports: Vec<(String, Arc<LuaLibrary>)>,
+    /// The entry's own grants (its host's are added at each check).
+    pub grants: Arc<warren_core::grants::Grants>,
 }
 
 /// A `library.lua` entry: code other entries import. It runs inside the
@@ -56,6 +58,7 @@ impl LuaProgram {
             method: "main".into(),
             modules: Vec::new(),
             imports: Vec::new(),
+            grants: Arc::default(),
         }
     }
 

@@ -62,7 +62,15 @@ struct Inner {
     /// A tuple of return types (`T:ret()` of a function with several
     /// returns): `ty` is then a `Union` holding the members.
     tuple: bool,
+    /// How deeply instantiations nest in `ty` (an upper bound: a type
+    /// derived from this one keeps it), capped at [`MAX_RUNTIME_INSTANTIATION`].
+    depth: u32,
 }
+
+/// Deepest nesting of generic instances made at run time (`B(B(B(t)))`):
+/// a chain of thousands would be dropped recursively and overflow the
+/// worker's stack, taking every tenant down.
+const MAX_RUNTIME_INSTANTIATION: u32 = 64;
 
 impl Inner {
     fn new(ty: TyRef, name: Option<String>, table: Arc<TypeTable>, budget: BudgetFn) -> Self {
@@ -72,12 +80,16 @@ impl Inner {
             table,
             budget,
             tuple: false,
+            depth: 0,
         }
     }
 
-    /// A type derived from this one (same table and budget).
+    /// A type derived from this one (same table and budget; at most as
+    /// deeply nested).
     fn derived(&self, ty: TyRef) -> Inner {
-        Inner::new(ty, None, self.table.clone(), self.budget.clone())
+        let mut inner = Inner::new(ty, None, self.table.clone(), self.budget.clone());
+        inner.depth = self.depth;
+        inner
     }
 
     /// `tostring(T)`: the name, or the rendered type.
@@ -589,32 +601,42 @@ fn instantiate(t: &Inner, args: &[Rc<Inner>]) -> Result<Inner, String> {
             t.display()
         ));
     }
-    let mut merged: Option<TypeTable> = None;
+    let depth = 1 + args
+        .iter()
+        .map(|a| a.depth)
+        .chain([t.depth])
+        .max()
+        .unwrap_or(0);
+    if depth > MAX_RUNTIME_INSTANTIATION {
+        return Err(format!(
+            "generic {}: instances nest deeper than {MAX_RUNTIME_INSTANTIATION}",
+            t.display()
+        ));
+    }
     let mut tys = Vec::with_capacity(args.len());
     for a in args {
-        if Arc::ptr_eq(&a.table, &t.table) || !shape::mentions_decls(&a.ty) {
-            tys.push(a.ty.clone());
-            continue;
+        // A type declared in another chunk would have to bring that chunk's
+        // declarations along (copied per instance, host memory the process
+        // is not charged for, doubling when chained): refused.
+        if !Arc::ptr_eq(&a.table, &t.table) && shape::mentions_decls(&a.ty) {
+            return Err(format!(
+                "generic {}: a type argument declared in another chunk is not supported",
+                t.display()
+            ));
         }
-        let m = merged.get_or_insert_with(|| (*t.table).clone());
-        let offset = u32::try_from(m.decls.len()).map_err(|_| "too many types".to_owned())?;
-        for d in &a.table.decls {
-            let mut d = d.clone();
-            d.ty = shape::remap(&d.ty, offset);
-            d.top_level = false;
-            m.decls.push(d);
-        }
-        tys.push(shape::remap(&a.ty, offset));
+        tys.push(a.ty.clone());
     }
-    Ok(Inner::new(
+    let mut inner = Inner::new(
         Arc::new(Ty::Inst {
             base: decl,
             args: tys,
         }),
         t.name.clone(),
-        merged.map_or_else(|| t.table.clone(), Arc::new),
+        t.table.clone(),
         t.budget.clone(),
-    ))
+    );
+    inner.depth = depth;
+    Ok(inner)
 }
 
 /// The value of a type or nil.

@@ -12,6 +12,7 @@ mod quotas;
 mod reach;
 mod shared_state;
 mod tokens;
+mod typed_surface;
 mod unmeasured;
 mod user_code;
 mod values;

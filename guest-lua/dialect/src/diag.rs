@@ -12,6 +12,8 @@ pub const NESTING: &str = "P0002";
 pub const TOO_BIG: &str = "P0003";
 /// Use of the reserved identifier `__warren_types`.
 pub const RESERVED: &str = "P0004";
+/// More type declarations in one chunk than [`crate::MAX_TYPE_DECLS`].
+pub const TOO_MANY_TYPES: &str = "P0005";
 
 /// Unknown type name.
 pub const T_UNKNOWN: &str = "T001";

@@ -41,6 +41,10 @@ pub use ty::TypeTable;
 pub const MAX_NESTING: usize = 200;
 /// Largest accepted source (P0003 beyond).
 pub const MAX_SOURCE_BYTES: usize = 16 << 20;
+/// Most `type`/`interface` declarations in one chunk (P0005 beyond): each
+/// is checked against its block's names, so tens of thousands would hold
+/// the worker for seconds in one translation (real chunks declare dozens).
+pub const MAX_TYPE_DECLS: usize = 2048;
 
 /// A translated chunk: plain Lua 5.4 with the same lines as the source.
 #[derive(Debug, Clone, PartialEq)]

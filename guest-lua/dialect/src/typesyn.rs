@@ -654,7 +654,18 @@ impl<'a> Parser<'a> {
 
     /// Declares a type named by token `n` in the current block (T002 for
     /// a second one of the same name); returns its index.
-    fn declare(&mut self, n: &Token) -> u32 {
+    fn declare(&mut self, n: &Token) -> R<u32> {
+        if self.decls.len() >= crate::MAX_TYPE_DECLS {
+            return Err(crate::diag::Diagnostic::new(
+                crate::diag::TOO_MANY_TYPES,
+                n.line,
+                n.col,
+                format!(
+                    "too many type declarations in this chunk (limit is {})",
+                    crate::MAX_TYPE_DECLS
+                ),
+            ));
+        }
         let name = self.lx.text(n);
         let idx = u32::try_from(self.decls.len()).unwrap_or(u32::MAX);
         let dup = self.scopes.get(self.tscope as usize).is_some_and(|s| {
@@ -680,14 +691,14 @@ impl<'a> Parser<'a> {
             // A duplicate is not bound, so it has no run-time value either.
             top_level: self.tscope == 0 && !dup,
         });
-        idx
+        Ok(idx)
     }
 
     /// `type Name [tparams] = type`, erased with a `;` on its first byte.
     pub(crate) fn type_decl(&mut self) -> R<()> {
         let start = self.lx.advance().start;
         let n = self.lx.advance();
-        let idx = self.declare(&n);
+        let idx = self.declare(&n)?;
         let outer = self.tscope;
         let mut tparams = None;
         if self.kind() == Tok::Lt {
@@ -724,7 +735,7 @@ impl<'a> Parser<'a> {
             return Err(self.error_found("an interface name"));
         }
         let n = self.lx.advance();
-        let idx = self.declare(&n);
+        let idx = self.declare(&n)?;
         let mut bases = Vec::new();
         if self.test_next(Tok::Colon) {
             loop {

@@ -176,23 +176,6 @@ pub(super) fn subst(ty: &TyRef, args: &[TyRef]) -> TyRef {
     }
 }
 
-/// `ty` with every declaration id moved by `offset` (for a table appended
-/// after another).
-pub(super) fn remap(ty: &TyRef, offset: u32) -> TyRef {
-    let id = |d: &DeclId| DeclId(d.0.saturating_add(offset));
-    match &**ty {
-        Ty::Named { name, decl } => Arc::new(Ty::Named {
-            name: name.clone(),
-            decl: id(decl),
-        }),
-        Ty::Inst { base, args } => Arc::new(Ty::Inst {
-            base: id(base),
-            args: args.iter().map(|a| remap(a, offset)).collect(),
-        }),
-        t => Arc::new(map_children(t, &mut |c| remap(c, offset))),
-    }
-}
-
 /// One resolution step: a named type's declaration, an instance's body
 /// with its arguments substituted. `None` for anything else (or a dangling
 /// id).

@@ -51,6 +51,11 @@ enum Command {
         /// terminal.host, else its only host).
         #[arg(long)]
         host: Option<String>,
+        /// Grant a .lua script ACTION on resources matching PATTERN (e.g.
+        /// env.get=APP_*, http_client.request=https://api.example.com);
+        /// repeatable. A script holds only these grants.
+        #[arg(long = "grant", value_name = "ACTION=PATTERN")]
+        grants: Vec<String>,
         /// Arguments passed to the main function, as strings.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -129,8 +134,9 @@ fn main() -> ExitCode {
             path,
             entry,
             host,
+            grants,
             args,
-        } => run::run(&path, entry, host, args),
+        } => run::run(&path, entry, host, &grants, args),
         Command::Check {
             path,
             types,

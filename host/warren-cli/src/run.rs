@@ -10,6 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context, anyhow};
 use warren_config::{App, HostEntry, WasmEntry};
+use warren_core::grants::Grants as ActionGrants;
 use warren_core::{
     HostLimits, HostSpec, Pid, Program, Runtime, RuntimeBuilder, SpawnRequest, Value,
 };
@@ -30,8 +31,15 @@ pub(crate) fn run(
     path: &Path,
     entry: Option<String>,
     host: Option<String>,
+    grant_flags: &[String],
     args: Vec<String>,
 ) -> Result<(), Failure> {
+    let granted = parse_grants(grant_flags)?;
+    if !grant_flags.is_empty() && path.extension().is_none_or(|e| e != "lua") {
+        return Err(Failure::bad_input(anyhow!(
+            "--grant goes with a .lua script: an application's processes hold the grants: of their entries and hosts"
+        )));
+    }
     // What `io.args()` returns to a process of a terminal host.
     warren_lua::set_terminal_args(args.clone());
     let args: Vec<Value> = args.into_iter().map(Value::str).collect();
@@ -49,7 +57,7 @@ pub(crate) fn run(
                 "-x needs an application folder, not a script"
             )));
         }
-        return run_script(path, host, args);
+        return run_script(path, host, granted, args);
     }
     if !path.is_dir() {
         return Err(Failure::bad_input(anyhow!(
@@ -180,7 +188,29 @@ fn run_single(program: Program, args: Vec<Value>) -> Result<(), Failure> {
     )
 }
 
-fn run_script(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<(), Failure> {
+/// The grants of `--grant ACTION=PATTERN` flags; a malformed flag, an
+/// unknown action or a bad pattern is bad input naming it.
+pub(crate) fn parse_grants(flags: &[String]) -> Result<ActionGrants, Failure> {
+    let mut granted = ActionGrants::new();
+    for flag in flags {
+        let Some((action, pattern)) = flag.split_once('=') else {
+            return Err(Failure::bad_input(anyhow!(
+                "--grant {flag:?}: expected ACTION=PATTERN, e.g. env.get=APP_*"
+            )));
+        };
+        granted
+            .add(action, pattern)
+            .map_err(|e| Failure::bad_input(anyhow!("--grant {flag:?}: {e}")))?;
+    }
+    Ok(granted)
+}
+
+fn run_script(
+    path: &Path,
+    host: Option<String>,
+    granted: ActionGrants,
+    args: Vec<Value>,
+) -> Result<(), Failure> {
     let source = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {}", path.display()))
         .map_err(Failure::bad_input)?;
@@ -189,7 +219,8 @@ fn run_script(path: &Path, host: Option<String>, args: Vec<Value>) -> Result<(),
             "host '{host}' not found: a script runs on {DEFAULT_HOST}"
         )));
     }
-    let program = LuaProgram::new(path.display().to_string(), source).with_modules(&MODULES);
+    let mut program = LuaProgram::new(path.display().to_string(), source).with_modules(&MODULES);
+    program.grants = std::sync::Arc::new(granted);
     // A syntax error is bad input (exit 2), found before anything runs.
     warren_lua::check_source(&program).map_err(|message| {
         Failure::bad_input(
@@ -222,7 +253,9 @@ pub(crate) fn host_limits(h: &HostEntry) -> HostLimits {
 /// The runtime host of host entry `name`.
 fn host_spec(name: &str, h: &HostEntry) -> HostSpec {
     let workers = h.workers.unwrap_or_else(default_workers);
-    let spec = HostSpec::new(name, workers).with_limits(host_limits(h));
+    let spec = HostSpec::new(name, workers)
+        .with_limits(host_limits(h))
+        .with_grants(h.grants.clone());
     if h.terminal { spec.terminal() } else { spec }
 }
 
@@ -247,6 +280,7 @@ pub(crate) fn build_runtime(app: &App) -> Result<Runtime, Failure> {
         program.method.clone_from(&lua.method);
         program.modules.clone_from(&lua.modules);
         program.imports = libraries.resolve(app, &lua.imports);
+        program.grants = std::sync::Arc::new(lua.grants.clone());
         builder = builder.program(program.into_program(id));
     }
     if app.wasm_entries().next().is_some() {

@@ -49,6 +49,8 @@ struct LuaYaml {
     method: Option<String>,
     modules: Option<Vec<String>>,
     imports: Option<BTreeMap<String, String>>,
+    /// Read by [`crate::grants::parse`], which names the key at fault.
+    grants: Option<Yaml>,
     /// Read from the raw YAML into [`Entry::meta`].
     #[serde(rename = "meta")]
     _meta: Option<Yaml>,
@@ -81,6 +83,7 @@ struct TerminalYaml {
     #[serde(rename = "kind")]
     _kind: String,
     hide_logs: Option<bool>,
+    grants: Option<Yaml>,
     #[serde(rename = "meta")]
     _meta: Option<Yaml>,
     #[serde(rename = "lifecycle")]
@@ -152,6 +155,7 @@ struct HostYaml {
     host: Option<HostOptions>,
     limits: Option<LimitsYaml>,
     allow_hosts: Option<Vec<String>>,
+    grants: Option<Yaml>,
     #[serde(rename = "meta")]
     _meta: Option<Yaml>,
     /// Wippy starts hosts through a lifecycle; Warren's hosts always run,
@@ -300,7 +304,7 @@ pub(crate) fn load_file(file: &Path, modules: &[&str]) -> Vec<Result<Entry, Conf
 }
 
 /// How a YAML value reads in a message.
-fn describe(value: &Yaml) -> String {
+pub(crate) fn describe(value: &Yaml) -> String {
     match value {
         Yaml::Null => "nothing".into(),
         Yaml::Bool(b) => format!("boolean {b}"),
@@ -374,7 +378,7 @@ impl Ctx<'_> {
             "process.lua" => EntryKind::Lua(self.lua(id, self.parse(id, yaml)?)?),
             "library.lua" => EntryKind::Library(self.library(id, yaml)?),
             "process.host" => EntryKind::Host(self.host(id, self.parse(id, yaml)?)?),
-            "terminal.host" => EntryKind::Host(self.terminal(self.parse(id, yaml)?)),
+            "terminal.host" => EntryKind::Host(self.terminal(id, self.parse(id, yaml)?)?),
             "process.service" => EntryKind::Service(self.service(id, self.parse(id, yaml)?)?),
             "process.wasm" => EntryKind::Wasm(self.wasm(id, self.parse(id, yaml)?)?),
             "registry.entry" => {
@@ -461,12 +465,14 @@ impl Ctx<'_> {
         let modules = self.lua_modules(id, y.modules)?;
         let imports = self.imports(id, y.imports, &modules)?;
         let method = y.method.unwrap_or_else(|| "main".into());
+        let grants = self.grants(id, y.grants.as_ref())?;
         Ok(LuaEntry {
             path,
             source,
             method,
             modules,
             imports,
+            grants,
         })
     }
 
@@ -762,18 +768,29 @@ impl Ctx<'_> {
             allow_hosts: y.allow_hosts,
             terminal: false,
             hide_logs: false,
+            grants: self.grants(id, y.grants.as_ref())?,
         })
+    }
+
+    /// Reads a `grants:` map (modules.md, "Grants").
+    fn grants(
+        &self,
+        id: &str,
+        value: Option<&Yaml>,
+    ) -> Result<warren_core::grants::Grants, ConfigError> {
+        crate::grants::parse(value).map_err(|(key, msg)| self.key_error(id, &key, msg))
     }
 
     /// A terminal host runs one program at a time (Wippy's terminal
     /// session): one worker, the default quotas.
-    fn terminal(&self, y: TerminalYaml) -> HostEntry {
-        HostEntry {
+    fn terminal(&self, id: &str, y: TerminalYaml) -> Result<HostEntry, ConfigError> {
+        Ok(HostEntry {
             workers: Some(1),
             terminal: true,
             hide_logs: y.hide_logs.unwrap_or(false),
+            grants: self.grants(id, y.grants.as_ref())?,
             ..HostEntry::default()
-        }
+        })
     }
 
     fn limits(&self, id: &str, l: LimitsYaml) -> Result<Limits, ConfigError> {

@@ -7,6 +7,7 @@
 //! the entry and the key, instead of stopping at the first.
 
 mod error;
+mod grants;
 mod index;
 mod locate;
 mod refs;
@@ -17,6 +18,7 @@ mod wippy;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use warren_core::grants::Grants;
 use warren_core::{EntryInfo, Value};
 
 pub use error::ConfigError;
@@ -59,6 +61,8 @@ pub struct LuaEntry {
     pub modules: Vec<String>,
     /// Libraries `require(alias)` loads: alias -> `library.lua` entry id.
     pub imports: BTreeMap<String, String>,
+    /// What its code may reach (`grants:`), besides its host's grants.
+    pub grants: Grants,
 }
 
 /// A `library.lua` entry: code other entries import under an alias.
@@ -114,6 +118,8 @@ pub struct HostEntry {
     pub terminal: bool,
     /// A terminal host's `hide_logs` (accepted; Warren has no event-bus log stream).
     pub hide_logs: bool,
+    /// What every process on it holds (`grants:`), besides its entry's grants.
+    pub grants: Grants,
 }
 
 /// What an entry is.

@@ -31,6 +31,7 @@ impl App {
         self.check_services(problems);
         self.check_allow_hosts(problems);
         self.check_imports(problems);
+        self.check_grants(problems);
         if !problems.is_empty() {
             return;
         }

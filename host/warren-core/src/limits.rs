@@ -97,6 +97,8 @@ pub struct HostQuota {
     /// Whether its processes own the terminal (`kind: terminal.host`): only
     /// they may use the `io` module's stdin and stdout.
     pub terminal: bool,
+    /// What its processes hold besides their entries' grants.
+    pub grants: crate::grants::Grants,
     live: AtomicUsize,
     memory: AtomicU64,
 }
@@ -107,6 +109,7 @@ impl HostQuota {
             name,
             limits,
             terminal,
+            grants: crate::grants::Grants::default(),
             live: AtomicUsize::new(0),
             memory: AtomicU64::new(0),
         }

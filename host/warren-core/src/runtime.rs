@@ -16,6 +16,7 @@ use rustc_hash::FxHashMap;
 use crate::directory::Directory;
 use crate::error::{ProcError, SpawnError};
 use crate::frontend::{FrontendFactory, Program};
+use crate::grants::Grants;
 use crate::item::Exit;
 use crate::limits::{HostLimits, HostQuota, wire_size};
 use crate::pid::Pid;
@@ -36,6 +37,9 @@ pub struct HostSpec {
     /// A terminal host (`kind: terminal.host`): its processes may read
     /// stdin and write stdout through the `io` module.
     pub terminal: bool,
+    /// What every process and function call on it holds, besides its
+    /// entry's own grants.
+    pub grants: Grants,
 }
 
 impl HostSpec {
@@ -46,12 +50,19 @@ impl HostSpec {
             workers,
             limits: HostLimits::default(),
             terminal: false,
+            grants: Grants::default(),
         }
     }
 
     /// Makes it a terminal host.
     pub fn terminal(mut self) -> Self {
         self.terminal = true;
+        self
+    }
+
+    /// Replaces the grants.
+    pub fn with_grants(mut self, grants: Grants) -> Self {
+        self.grants = grants;
         self
     }
 
@@ -355,12 +366,10 @@ impl RuntimeBuilder {
         let mut first_worker = 0;
         for spec in &self.hosts {
             let workers = spec.workers.max(1);
+            let mut quota = HostQuota::new(spec.name.clone(), spec.limits.clone(), spec.terminal);
+            quota.grants = spec.grants.clone();
             hosts.push(HostInfo {
-                quota: Arc::new(HostQuota::new(
-                    spec.name.clone(),
-                    spec.limits.clone(),
-                    spec.terminal,
-                )),
+                quota: Arc::new(quota),
                 first_worker,
                 workers,
                 next: AtomicUsize::new(0),
