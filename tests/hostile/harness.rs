@@ -13,7 +13,7 @@ use warren_core::{ErrorKind, HostLimits, ProcError, Runtime, Value};
 use warren_tests::{App, run_on};
 
 /// The neighbour: ticks every millisecond, answers "count" with its ticks.
-const NEIGHBOUR: &str = r#"
+pub const NEIGHBOUR: &str = r#"
 local time = require("time")
 return function()
     local n = 0
@@ -30,7 +30,7 @@ return function()
 end"#;
 
 /// The judge: runs entry `id` with the remaining arguments as the attacker.
-const JUDGE: &str = r#"
+pub const JUDGE: &str = r#"
 local time = require("time")
 return function(id, ...)
     local nb = process.spawn("h:neighbour", "test:host")
@@ -130,7 +130,7 @@ impl Outcome {
 }
 
 /// Started after every attack: the runtime still starts processes.
-const ALIVE: &str = r#"return function() return "alive" end"#;
+pub const ALIVE: &str = r#"return function() return "alive" end"#;
 
 /// The app every case starts from: the judge, the neighbour and the
 /// after-attack check.

@@ -24,7 +24,7 @@ use warren_core::{
 use warren_lua::{LuaLibrary, LuaProgram, MODULES, lua_frontend};
 use warren_tests::{HOST, OTHER_HOST};
 
-use crate::harness::{self, Outcome, app, attack, attack_on, lua};
+use crate::harness::{self, ALIVE, JUDGE, NEIGHBOUR, Outcome, app, attack, attack_on, lua};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -94,56 +94,9 @@ fn stopped(out: &Outcome) {
     out.assert_neighbour_ticks();
 }
 
-/// The judge, the neighbour and the after-attack check of `harness`, for
-/// runtimes the harness's `App` cannot build (a terminal host, registry
-/// entries). Kept identical to the harness's.
-const NEIGHBOUR: &str = r#"
-local time = require("time")
-return function()
-    local n = 0
-    local inbox = process.inbox()
-    while true do
-        local r = channel.select({ inbox:case_receive(), time.after("1ms"):case_receive() })
-        if r.channel == inbox then
-            if r.value:topic() == "stop" then return n end
-            process.send(r.value:from(), "count", n)
-        else
-            n = n + 1
-        end
-    end
-end"#;
-
-const JUDGE: &str = r#"
-local time = require("time")
-return function(id, ...)
-    local nb = process.spawn("h:neighbour", "test:host")
-    local inbox = process.inbox()
-    local function count()
-        process.send(nb, "count")
-        local r = channel.select({ inbox:case_receive(), time.after("20s"):case_receive() })
-        assert(r.channel == inbox, "the neighbour stopped answering")
-        return r.value:payload():data()
-    end
-    local before = count()
-    local attacker = process.spawn_monitored(id, "test:host", ...)
-    local events = process.events()
-    local r = channel.select({ events:case_receive(), time.after("30s"):case_receive() })
-    assert(r.channel == events, "the attacker did not end within 30 s")
-    local ended = count()
-    time.sleep("20ms")
-    local later = count()
-    process.send(nb, "stop")
-    local res = r.value.result
-    local out = { during = ended - before, after = later - ended, attacker = attacker }
-    if res.error then
-        out.kind, out.message = res.error:kind(), res.error:message()
-    else
-        out.value = res.value
-    end
-    return out
-end"#;
-
-const ALIVE: &str = r#"return function() return "alive" end"#;
+// The judge, the neighbour and the after-attack check of `harness` serve
+// the runtimes built below (a terminal host, registry entries), which the
+// harness's `App` cannot build.
 
 /// A Lua program allowed every module.
 fn program(id: &str, source: &str) -> LuaProgram {
