@@ -36,6 +36,10 @@ pub fn component(name: &str) -> PathBuf {
                 "--manifest-path",
             ])
             .arg(root.join("Cargo.toml"))
+            // Where the tests and the examples look for them, whatever
+            // CARGO_TARGET_DIR the outer build uses.
+            .arg("--target-dir")
+            .arg(root.join("target"))
             .current_dir(&root) // so that components/.cargo/config.toml applies
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
