@@ -151,32 +151,6 @@ pub(crate) struct Resolver<'r, 'a> {
     quiet: bool,
 }
 
-/// Whether `t` mentions a generic parameter.
-fn has_tparam(t: &Ty) -> bool {
-    match t {
-        Ty::TParam(_) => true,
-        Ty::Optional(i) => has_tparam(i),
-        Ty::Union(v) | Ty::Inter(v) => v.iter().any(|t| has_tparam(t)),
-        Ty::Array { elem, .. } => has_tparam(elem),
-        Ty::Map { key, val, .. } => has_tparam(key) || has_tparam(val),
-        Ty::Record { fields, .. } | Ty::Interface { fields } => {
-            fields.iter().any(|f| has_tparam(&f.ty))
-        }
-        Ty::Func {
-            params,
-            variadic,
-            rets,
-        } => {
-            params.iter().any(|p| has_tparam(&p.ty))
-                || variadic.as_ref().is_some_and(|v| has_tparam(v))
-                || rets.iter().any(|t| has_tparam(t))
-        }
-        Ty::Inst { args, .. } => args.iter().any(|t| has_tparam(t)),
-        Ty::Annotated { inner, .. } => has_tparam(inner),
-        _ => false,
-    }
-}
-
 /// Where [`Resolver::prims`] keeps a primitive type.
 fn prim_index(t: &Ty) -> Option<usize> {
     Some(match t {
@@ -464,7 +438,7 @@ impl<'a> Resolver<'_, 'a> {
                 let b = self.resolve(*b);
                 let x = self.resolve(*x);
                 let y = self.resolve(*y);
-                if has_tparam(&a) || has_tparam(&b) {
+                if a.has_tparam() || b.has_tparam() {
                     return self.any.clone();
                 }
                 let saved = self.at;
@@ -750,7 +724,7 @@ impl<'a> Resolver<'_, 'a> {
 
     /// `t` with generic parameter `i` replaced by `args[i]`.
     fn subst(&mut self, t: &TyRef, args: &[TyRef]) -> TyRef {
-        if !has_tparam(t) {
+        if !t.has_tparam() {
             return t.clone();
         }
         let new = match &**t {

@@ -188,6 +188,36 @@ pub enum Ty {
     Opaque(String),
 }
 
+impl Ty {
+    /// Whether this mentions a parameter of an enclosing generic ([`Ty::TParam`];
+    /// a nested generic's parameters are its own).
+    pub fn has_tparam(&self) -> bool {
+        match self {
+            Ty::TParam(_) => true,
+            Ty::Optional(t) => t.has_tparam(),
+            Ty::Union(ts) | Ty::Inter(ts) | Ty::Inst { args: ts, .. } => {
+                ts.iter().any(|t| t.has_tparam())
+            }
+            Ty::Array { elem, .. } => elem.has_tparam(),
+            Ty::Map { key, val, .. } => key.has_tparam() || val.has_tparam(),
+            Ty::Record { fields, .. } | Ty::Interface { fields } => {
+                fields.iter().any(|f| f.ty.has_tparam())
+            }
+            Ty::Func {
+                params,
+                variadic,
+                rets,
+            } => {
+                params.iter().any(|p| p.ty.has_tparam())
+                    || variadic.as_ref().is_some_and(|t| t.has_tparam())
+                    || rets.iter().any(|t| t.has_tparam())
+            }
+            Ty::Annotated { inner, .. } => inner.has_tparam(),
+            _ => false,
+        }
+    }
+}
+
 /// A declared type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decl {

@@ -322,7 +322,7 @@ impl<'a> Checker<'a> {
                     return self.check(&d.ty, &[], v, (depth, hops + 1), hint, detail);
                 };
                 let hint = Some(hint.unwrap_or(ty));
-                return if !env.is_empty() && args.iter().any(|a| shape::has_tparam(a)) {
+                return if !env.is_empty() && args.iter().any(|a| a.has_tparam()) {
                     let closed: Vec<TyRef> = args.iter().map(|a| shape::subst(a, env)).collect();
                     self.check(body, &closed, v, (depth, hops + 1), hint, detail)
                 } else {

@@ -16,34 +16,6 @@ const MAX_RENDER: usize = 512;
 /// Most steps one `==` or `<=` takes before it answers `false`.
 const MAX_RELATE_STEPS: usize = 100_000;
 
-/// Whether `ty` mentions a generic parameter of an enclosing generic.
-pub(super) fn has_tparam(ty: &Ty) -> bool {
-    match ty {
-        Ty::TParam(_) => true,
-        Ty::Optional(t) => has_tparam(t),
-        Ty::Union(ts) | Ty::Inter(ts) | Ty::Inst { args: ts, .. } => {
-            ts.iter().any(|t| has_tparam(t))
-        }
-        Ty::Array { elem, .. } => has_tparam(elem),
-        Ty::Map { key, val, .. } => has_tparam(key) || has_tparam(val),
-        Ty::Record { fields, .. } | Ty::Interface { fields } => {
-            fields.iter().any(|f| has_tparam(&f.ty))
-        }
-        Ty::Func {
-            params,
-            variadic,
-            rets,
-        } => {
-            params.iter().any(|p| has_tparam(&p.ty))
-                || variadic.as_ref().is_some_and(|t| has_tparam(t))
-                || rets.iter().any(|t| has_tparam(t))
-        }
-        Ty::Annotated { inner, .. } => has_tparam(inner),
-        // A nested generic's parameters are its own.
-        _ => false,
-    }
-}
-
 /// Whether `ty` refers to a declaration (so it only means something with
 /// its own table).
 pub(super) fn mentions_decls(ty: &Ty) -> bool {
@@ -166,7 +138,7 @@ fn map_children(ty: &Ty, f: &mut dyn FnMut(&TyRef) -> TyRef) -> Ty {
 
 /// `ty` with generic parameter `n` replaced by `args[n]` (`any` if missing).
 pub(super) fn subst(ty: &TyRef, args: &[TyRef]) -> TyRef {
-    if !has_tparam(ty) {
+    if !ty.has_tparam() {
         return ty.clone();
     }
     match &**ty {
