@@ -77,7 +77,11 @@ pub struct App {
     workers: usize,
     limits: HostLimits,
     other_limits: HostLimits,
+    extensions: Vec<Extension>,
 }
+
+/// Adds one shared module value to a runtime being built.
+type Extension = Box<dyn FnOnce(RuntimeBuilder) -> RuntimeBuilder>;
 
 impl App {
     /// An app on a host with one worker.
@@ -88,7 +92,27 @@ impl App {
             workers: 1,
             limits: HostLimits::default(),
             other_limits: HostLimits::default(),
+            extensions: Vec::new(),
         }
+    }
+
+    /// Adds entry `id` with every module allowed and `grants`.
+    pub fn granted(mut self, id: &str, source: &str, grants: warren_core::Grants) -> Self {
+        let mut program = LuaProgram::new(format!("{id}.lua"), source).with_modules(&MODULES);
+        program.grants = Arc::new(grants);
+        self.entries.push((id.to_owned(), program));
+        self
+    }
+
+    /// Gives the `sql` module these databases.
+    pub fn databases(self, dbs: Arc<warren_lua::Databases>) -> Self {
+        self.extension(dbs)
+    }
+
+    /// Shares `value` with the modules (volumes, variables, ...).
+    pub fn extension<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        self.extensions.push(Box::new(move |b| b.extension(value)));
+        self
     }
 
     /// Sets the limits of the test host.
@@ -150,6 +174,9 @@ impl App {
             .frontend(wasm_frontend())
             .host(HostSpec::new(HOST, self.workers).with_limits(self.limits))
             .host(HostSpec::new(OTHER_HOST, 1).with_limits(self.other_limits));
+        for add in self.extensions {
+            builder = add(builder);
+        }
         for (id, program) in self.entries {
             builder = builder.program(program.into_program(id));
         }

@@ -343,6 +343,11 @@ fn register_next(
             };
             let received = match &item {
                 Item::Msg(m) => m.wire_bytes(), // measured once, when sent
+                Item::Done {
+                    result: Ok(warren_core::OpValue::Value(v)),
+                    ..
+                } => u64::try_from(warren_core::limits::wire_size(std::slice::from_ref(v)))
+                    .unwrap_or(u64::MAX),
                 _ => 0,
             };
             let start = matches!(item, Item::Start { .. });
@@ -456,6 +461,11 @@ fn item_values(
         // A read from the terminal (the only thing a Lua process awaits
         // outside the host) has completed.
         Item::Wake => out.push(str_value(lua, "wake")?),
+        Item::Done { op, result } => {
+            out.push(str_value(lua, "done")?);
+            out.push(LuaValue::Integer(i64::try_from(op).unwrap_or(i64::MAX)));
+            done_values(lua, core, pid, &mut out, result, &conv)?;
+        }
     }
     Ok(Some(MultiValue::from_vec(out)))
 }
@@ -476,6 +486,37 @@ fn error_values(
         Some(details) => conv(details)?,
         None => LuaValue::Nil,
     });
+    Ok(())
+}
+
+/// A completed host call: `true, value` (a new resource as its handle id
+/// in the process's table) or `false` and the error's fields.
+fn done_values(
+    lua: &Lua,
+    core: &CoreRef,
+    pid: Pid,
+    out: &mut Vec<LuaValue>,
+    result: warren_core::OpResult,
+    conv: &Conv<'_>,
+) -> mlua::Result<()> {
+    let value = match result {
+        Ok(warren_core::OpValue::Value(value)) => Ok(conv(&value)?),
+        Ok(warren_core::OpValue::Handle(handle)) => core
+            .borrow_mut()
+            .add_handle(pid, handle)
+            .map(|id| LuaValue::Integer(i64::try_from(id).unwrap_or(i64::MAX))),
+        Err(err) => Err(err),
+    };
+    match value {
+        Ok(value) => {
+            out.push(LuaValue::Boolean(true));
+            out.push(value);
+        }
+        Err(err) => {
+            out.push(LuaValue::Boolean(false));
+            error_values(lua, out, &err, conv)?;
+        }
+    }
     Ok(())
 }
 

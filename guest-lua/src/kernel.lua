@@ -597,7 +597,7 @@ local function close_all(p)
         for cr in next, crs do cr.dead = true end
         p.crs = nil
     end
-    p.timers, p.io_wait = nil, nil
+    p.timers, p.io_wait, p.ops = nil, nil, nil
 end
 
 local function exit_proc(p, ok, v)
@@ -1003,6 +1003,15 @@ local function handle(id, kind, ...)
         on_msg(p, ...)
     elseif kind == "event" then
         on_event(p, ...)
+    elseif kind == "done" then
+        -- A host call of this process completed (see `await`).
+        local op, ok, a, b, c, d = ...
+        local ops = p.ops
+        local cr = ops and ops[op]
+        if cr then
+            ops[op] = nil
+            if ok then wake(cr, a) else wake(cr, nil, mkerr(a, b, c, d)) end
+        end
     elseif kind == "wake" then
         -- A terminal read of this process completed (see the io module).
         local cr = p.io_wait
@@ -2279,11 +2288,60 @@ end
 function EXTRA.unsubscribe(ch) return process.unlisten(ch) end
 end
 
+-- Host calls (hostcall.rs in warren-core): an I/O module starts an
+-- operation through an H function, which answers `true, op` (or `false`
+-- and the refusal's kind, message and retryable), and the calling
+-- coroutine waits here until the "done" item wakes it with `value, err`.
+-- Only that coroutine waits; the process's others run on. The modules
+-- themselves are chunks of their own (modules/*.lua), given this API.
+do
+local function await(ok, op, msg, retryable)
+    if not ok then return nil, mkerr(op, msg, retryable) end
+    local cr = current
+    local p = cr.p
+    local ops = p.ops
+    if not ops then
+        ops = {}
+        p.ops = ops
+    end
+    ops[op] = cr
+    return block(cr, true)
+end
+-- Starts a host call with `start(...)` and waits for it, as `await`. Code
+-- that cannot be suspended (a callback of a C function: a table.sort
+-- comparator, a string.gsub replacement, a __tostring run by tostring) is
+-- refused with INVALID before anything starts: otherwise the operation
+-- would run on (an INSERT done although the caller saw an error) and its
+-- completion would wake the coroutine out of whatever it waits on next.
+local CANNOT_WAIT = "this call waits, and the code making it cannot be suspended "
+    .. "(it runs inside a C function's callback, such as a table.sort comparator)"
+local function call(start, ...)
+    if not co_isyieldable() then return nil, mkerr("INVALID", CANNOT_WAIT) end
+    return await(start(...))
+end
+local function entry_id()
+    local p = me()
+    return p.id, p.main.entry.id
+end
+local KAPI = { await = await, call = call, entry_id = entry_id, mkerr = mkerr, is_err = is_err, describe = describe,
+    raw_getmetatable = raw_getmetatable, freeze = freeze }
+EXTRA.io_modules = {}
+local sources = H.io_modules
+KAPI.new_scanner = load(sources.scanner, "=warren-scanner", "t")(KAPI)
+for name, src in next, sources do
+    if name ~= "scanner" then
+        local chunk = load(src, "=warren-" .. name, "t")
+        EXTRA.io_modules[name] = chunk(KAPI, H)
+    end
+end
+end
+
 local MODULES = { json = json, time = freeze(time, "time"), services = freeze(services, "services"),
     io = freeze(EXTRA.io, "io"), registry = freeze(EXTRA.registry, "registry"), ctx = freeze(EXTRA.ctx, "ctx"),
     events = freeze(EXTRA.events, "events"), logger = EXTRA.logger }
 -- base64, hash, uuid, crypto: host functions (data/ in the Lua front-end).
 for name, t in next, H.data_modules do MODULES[name] = freeze(t, name) end
+for name, t in next, EXTRA.io_modules do MODULES[name] = freeze(t, name) end
 
 -- Libraries (library.lua entries a process imports) run in the importing
 -- process, at most once each, with an environment of their own over the

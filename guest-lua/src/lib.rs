@@ -13,6 +13,7 @@ mod convert;
 mod convert_props;
 mod data;
 mod host;
+mod io;
 mod json;
 mod modules;
 mod preempt;
@@ -27,6 +28,7 @@ mod types;
 mod watchdog;
 
 pub use convert::{Budget, ConvertError, Converter, MAX_DEPTH, from_lua, to_lua};
+pub use io::{Databases, Volumes};
 pub use program::{
     LuaLibrary, LuaProgram, MODULES, check_source, lua_frontend, type_check, type_diagnostics,
 };

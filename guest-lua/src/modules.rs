@@ -24,6 +24,7 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
         data.raw_set(name, module)?;
     }
     h.set("data_modules", data)?;
+    crate::io::register(lua, h, core)?;
     register_msgpack(lua, h, core)
 }
 

@@ -10,9 +10,23 @@ use warren_lua_dialect::TypeTable;
 use crate::host;
 
 /// Modules a Lua entry may list in `modules:`.
-pub const MODULES: [&str; 12] = [
-    "json", "time", "services", "io", "registry", "events", "ctx", "logger", "base64", "hash",
-    "uuid", "crypto",
+pub const MODULES: [&str; 16] = [
+    "json",
+    "time",
+    "services",
+    "io",
+    "registry",
+    "events",
+    "ctx",
+    "logger",
+    "base64",
+    "hash",
+    "uuid",
+    "crypto",
+    "sql",
+    "http_client",
+    "fs",
+    "env",
 ];
 
 /// A Lua entry ready to be spawned.

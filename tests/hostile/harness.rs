@@ -71,6 +71,9 @@ pub fn limits() -> HostLimits {
         max_message_bytes: 64 << 10,
         mailbox_limit: 100,
         allow_hosts: Some(Vec::new()),
+        max_ops_per_process: 8,
+        max_ops_per_host: 32,
+        max_open_handles: 16,
     }
 }
 

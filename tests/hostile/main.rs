@@ -5,6 +5,7 @@
 
 mod c_loops;
 mod harness;
+mod io_surface;
 mod lua_cpu;
 mod lua_memory;
 mod lua_sandbox;

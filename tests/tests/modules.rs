@@ -4,6 +4,7 @@ use warren_core::{ErrorKind, Value};
 use warren_tests::*;
 
 mod datamods;
+mod io;
 mod wippy;
 
 #[test]

@@ -154,6 +154,9 @@ pub(crate) fn check(path: &Path, opts: &TypeOptions) -> Result<(), Failure> {
             path.display()
         ))
     })?;
+    for warning in app.warnings() {
+        eprintln!("warning: {warning}");
+    }
     let mut lua = lua_problems(&app);
     lua.extend(unlisted_requires(&app));
     for problem in &lua {

@@ -6,6 +6,7 @@
 //! normally (1 for a failed process, 2 for bad input).
 
 mod check;
+mod databases;
 mod exec;
 mod imports;
 mod run;

@@ -247,6 +247,9 @@ pub(crate) fn host_limits(h: &HostEntry) -> HostLimits {
             .mailbox_limit
             .map_or(d.mailbox_limit, |n| u32::try_from(n).unwrap_or(u32::MAX)),
         allow_hosts: h.allow_hosts.clone(),
+        max_open_handles: count(l.max_open_handles).unwrap_or(d.max_open_handles),
+        max_ops_per_process: count(l.max_ops_per_process).unwrap_or(d.max_ops_per_process),
+        max_ops_per_host: count(l.max_ops_per_host).unwrap_or(d.max_ops_per_host),
     }
 }
 
@@ -265,7 +268,10 @@ pub(crate) fn build_runtime(app: &App) -> Result<Runtime, Failure> {
     let mut builder = RuntimeBuilder::new()
         .frontend(lua_frontend())
         .frontend(wasm_frontend())
-        .entries(app.catalog());
+        .entries(app.catalog())
+        .extension(crate::databases::open(app)?)
+        .extension(crate::databases::volumes(app)?)
+        .extension(crate::databases::variables(app)?);
     let mut any_host = false;
     for (name, h) in app.hosts() {
         builder = builder.host(host_spec(name, h));

@@ -179,7 +179,7 @@ entries:
   - name: c
     kind: process.lua
     source: file://main.lua
-    modules: [sql]
+    modules: [mysql_driver]
   - name: d
     kind: process.teleport
   - name: h
@@ -206,7 +206,7 @@ entries:
         &[
             "_index.yaml: entry 'app:a': key 'source': cannot read",
             "entry 'app:b': key 'modulez': unknown key",
-            "entry 'app:c': key 'modules': module 'sql' does not exist",
+            "entry 'app:c': key 'modules': module 'mysql_driver' does not exist",
             "entry 'app:d': key 'kind': unknown kind 'process.teleport'",
             "entry 'app:h': key 'host.workers': must be at least 1",
             "entry 'app:l': key 'limits.memory_total'",

@@ -9,16 +9,23 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value as Yaml;
 use warren_core::Value;
+use warren_env::Env;
 
+use crate::database;
 use crate::service::{RestartPolicy, ServiceEntry, Startup, Strategy, yaml_to_value};
 use crate::units::parse_size;
+use crate::variables::{self, VARIABLE};
+use crate::volume::DIRECTORY;
 use crate::{
     ConfigError, Entry, EntryKind, HostEntry, INDEX_FILE, LibraryEntry, Limits, LuaEntry, WasiDir,
     WasmEntry,
 };
 
 /// The kinds an entry may have.
-const KINDS: &str = "process.lua, library.lua, process.wasm, process.host, terminal.host, process.service or registry.entry";
+const KINDS: &str = "process.lua, library.lua, process.wasm, process.host, terminal.host, \
+                     process.service, registry.entry, db.sql.sqlite, db.sql.postgres, \
+                     fs.directory, env.storage.os, env.storage.static, env.storage.memory, \
+                     env.storage.file, env.storage.router or env.variable";
 
 /// Keys that are not part of an entry's `data`.
 const NOT_DATA: [&str; 3] = ["name", "kind", "meta"];
@@ -189,6 +196,9 @@ struct LimitsYaml {
     max_message_bytes: Option<Yaml>,
     mailbox_limit: Option<u64>,
     cpu_budget: Option<Yaml>,
+    max_open_handles: Option<u64>,
+    max_ops_per_process: Option<u64>,
+    max_ops_per_host: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -256,51 +266,91 @@ pub(crate) fn find_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Confi
     Ok(())
 }
 
-/// Every entry of `file`, or the problems found in it.
-pub(crate) fn load_file(file: &Path, modules: &[&str]) -> Vec<Result<Entry, ConfigError>> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(source) => {
-            return vec![Err(ConfigError::Io {
-                path: file.to_path_buf(),
-                source,
-            })];
-        }
-    };
-    let index: IndexYaml = match serde_yaml_ng::from_str(&text) {
+/// Which entries a reading of the files takes. Loading reads them twice:
+/// first the env entries, then the rest with the declared variables at
+/// hand for their `${env:...}` placeholders.
+#[derive(Clone, Copy)]
+pub(crate) enum Pass<'a> {
+    /// The `env.storage.*` and `env.variable` entries only (problems of
+    /// the file itself are left to the second pass).
+    Env,
+    /// Every other entry, placeholders resolved through `env` (when the
+    /// declared variables check).
+    Rest(Option<&'a Env>),
+}
+
+impl Pass<'_> {
+    /// Whether this pass reads an entry of `kind` (entries without a kind
+    /// string are the second pass's to report).
+    fn takes(self, yaml: &Yaml) -> bool {
+        let env = yaml
+            .get("kind")
+            .and_then(Yaml::as_str)
+            .is_some_and(variables::is_env_kind);
+        env == matches!(self, Pass::Env)
+    }
+}
+
+/// The entries of `file` (of the application folder `root`) that `pass`
+/// takes, or the problems found in them.
+pub(crate) fn load_file(
+    file: &Path,
+    root: &Path,
+    modules: &[&str],
+    pass: Pass<'_>,
+) -> Vec<Result<Entry, ConfigError>> {
+    let index = match read_index(file) {
         Ok(index) => index,
-        Err(err) => return vec![Err(file_error(file, err.to_string()))],
+        Err(_) if matches!(pass, Pass::Env) => return Vec::new(),
+        Err(err) => return vec![Err(err)],
     };
+    let ctx = Ctx {
+        file,
+        dir: file.parent().unwrap_or(Path::new(".")),
+        root,
+        namespace: &index.namespace,
+        modules,
+        env: match pass {
+            Pass::Rest(env) => env,
+            Pass::Env => None,
+        },
+    };
+    index
+        .entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| pass.takes(e))
+        .map(|(i, e)| ctx.entry(i, e))
+        .collect()
+}
+
+/// The file's shape: YAML, its version and its namespace.
+fn read_index(file: &Path) -> Result<IndexYaml, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Io {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let index: IndexYaml =
+        serde_yaml_ng::from_str(&text).map_err(|err| file_error(file, err.to_string()))?;
     let version = match &index.version {
         Yaml::String(s) => s.clone(),
         Yaml::Number(n) => format!("{n:?}").trim_end_matches(".0").to_owned() + ".0",
         _ => String::new(),
     };
     if version != VERSION {
-        return vec![Err(file_error(
+        return Err(file_error(
             file,
             format!("version {version:?} is not supported (expected \"{VERSION}\")"),
-        ))];
+        ));
     }
     if index.namespace.is_empty() || index.namespace.contains(':') {
         let msg = format!(
             "namespace {:?} must be non-empty and must not contain ':'",
             index.namespace
         );
-        return vec![Err(file_error(file, msg))];
+        return Err(file_error(file, msg));
     }
-    let ctx = Ctx {
-        file,
-        dir: file.parent().unwrap_or(Path::new(".")),
-        namespace: &index.namespace,
-        modules,
-    };
-    index
-        .entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| ctx.entry(i, e))
-        .collect()
+    Ok(index)
 }
 
 /// How a YAML value reads in a message.
@@ -323,14 +373,27 @@ fn file_error(file: &Path, message: String) -> ConfigError {
     }
 }
 
-struct Ctx<'a> {
+/// What reading the entries of one `_index.yaml` needs.
+pub(crate) struct Ctx<'a> {
     file: &'a Path,
+    /// The folder of the `_index.yaml` (`file://` sources resolve against it).
     dir: &'a Path,
+    /// The application folder (database files resolve against it).
+    pub(crate) root: &'a Path,
     namespace: &'a str,
     modules: &'a [&'a str],
+    /// The declared variables placeholders resolve through (`None` while
+    /// reading the env entries themselves, or when they do not check).
+    env: Option<&'a Env>,
 }
 
 impl Ctx<'_> {
+    /// The value of variable `name` for a placeholder or a `<field>_env`
+    /// (see [`crate::placeholders::lookup`]).
+    pub(crate) fn variable(&self, name: &str) -> Result<Option<String>, String> {
+        crate::placeholders::lookup(self.env, name)
+    }
+
     fn entry_error(&self, entry: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::Entry {
             file: self.file.to_path_buf(),
@@ -339,7 +402,12 @@ impl Ctx<'_> {
         }
     }
 
-    fn key_error(&self, entry: &str, key: &str, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn key_error(
+        &self,
+        entry: &str,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Key {
             file: self.file.to_path_buf(),
             entry: entry.to_owned(),
@@ -360,9 +428,11 @@ impl Ctx<'_> {
         };
         let kind = self.kind(&id, kind, yaml)?;
         let (meta, mut data) = self.meta_and_data(&id, yaml)?;
-        if matches!(kind, EntryKind::Registry) {
+        match kind {
             // A registry entry's data is its `data:` key itself.
-            data = data.get("data").cloned().unwrap_or(Value::Nil);
+            EntryKind::Registry => data = data.get("data").cloned().unwrap_or(Value::Nil),
+            EntryKind::Database(_) => database::redact_data(&mut data),
+            _ => {}
         }
         Ok(Entry {
             id,
@@ -385,8 +455,17 @@ impl Ctx<'_> {
                 let _: RegistryYaml = self.parse(id, yaml)?;
                 EntryKind::Registry
             }
+            database::SQLITE | database::POSTGRES => {
+                EntryKind::Database(self.database(id, kind, yaml)?)
+            }
+            DIRECTORY => EntryKind::Volume(self.volume(id, yaml)?),
+            VARIABLE => EntryKind::EnvVariable(self.env_variable(id, yaml)?),
+            kind if variables::is_env_kind(kind) => {
+                EntryKind::EnvStorage(self.env_storage(id, kind, yaml)?)
+            }
             other => {
-                let msg = format!("unknown kind '{other}' (expected {KINDS})");
+                let msg = database::unsupported(other)
+                    .unwrap_or_else(|| format!("unknown kind '{other}' (expected {KINDS})"));
                 return Err(self.key_error(id, "kind", msg));
             }
         })
@@ -419,7 +498,11 @@ impl Ctx<'_> {
         Ok((meta, Value::Map(data)))
     }
 
-    fn parse<T: DeserializeOwned>(&self, id: &str, yaml: &Yaml) -> Result<T, ConfigError> {
+    pub(crate) fn parse<T: DeserializeOwned>(
+        &self,
+        id: &str,
+        yaml: &Yaml,
+    ) -> Result<T, ConfigError> {
         serde_yaml_ng::from_value(yaml.clone()).map_err(|err| {
             let text = err.to_string();
             if let Some((key, _)) = text
@@ -572,7 +655,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn duration(
+    pub(crate) fn duration(
         &self,
         id: &str,
         key: &str,
@@ -813,6 +896,9 @@ impl Ctx<'_> {
         for (key, value) in [
             ("limits.max_processes", l.max_processes),
             ("limits.mailbox_limit", l.mailbox_limit),
+            ("limits.max_open_handles", l.max_open_handles),
+            ("limits.max_ops_per_process", l.max_ops_per_process),
+            ("limits.max_ops_per_host", l.max_ops_per_host),
         ] {
             if value == Some(0) {
                 return Err(self.key_error(id, key, "must be at least 1"));
@@ -826,6 +912,9 @@ impl Ctx<'_> {
             cpu_slice,
             max_message_bytes: size("limits.max_message_bytes", l.max_message_bytes)?,
             mailbox_limit: l.mailbox_limit,
+            max_open_handles: l.max_open_handles,
+            max_ops_per_process: l.max_ops_per_process,
+            max_ops_per_host: l.max_ops_per_host,
         })
     }
 }

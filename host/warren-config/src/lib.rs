@@ -4,15 +4,24 @@
 //! Loading checks everything that can be checked before anything starts —
 //! unknown keys and kinds, missing sources, unknown modules, duplicate ids,
 //! malformed sizes and durations — and reports every problem with the file,
-//! the entry and the key, instead of stopping at the first.
+//! the entry and the key, instead of stopping at the first. What loads but
+//! is likely a mistake (two variables claiming one public name) is a
+//! warning ([`App::warnings`]). The `env.storage.*` and `env.variable`
+//! entries are read first, so that every other entry's `${env:...}`
+//! placeholders resolve through the declared variables.
 
+mod database;
 mod error;
 mod grants;
 mod index;
 mod locate;
+mod modes;
+mod placeholders;
 mod refs;
 mod service;
 mod units;
+mod variables;
+mod volume;
 mod wippy;
 
 use std::collections::BTreeMap;
@@ -21,9 +30,15 @@ use std::path::{Path, PathBuf};
 use warren_core::grants::Grants;
 use warren_core::{EntryInfo, Value};
 
+use index::Pass;
+
+pub use database::{DatabaseEntry, DatabaseKind, PoolConfig, REDACTED, SqliteFile};
 pub use error::ConfigError;
 pub use service::{RestartPolicy, ServiceEntry, Startup, Strategy};
 pub use units::{MAX_SIZE, parse_size};
+pub use variables::{EnvStorageEntry, EnvVariableEntry};
+pub use volume::VolumeEntry;
+pub use warren_env::StorageKind as EnvStorageKind;
 pub use wippy::PROJECT_FILE;
 
 /// Name of the files that declare entries.
@@ -46,6 +61,12 @@ pub struct Limits {
     pub mailbox_limit: Option<u64>,
     /// Nanoseconds of CPU a process may use in all before it is killed.
     pub cpu_budget: Option<i64>,
+    /// Handles (transactions, statements, streams) one process may hold open.
+    pub max_open_handles: Option<u64>,
+    /// Host calls (queries, requests) one process may have in flight.
+    pub max_ops_per_process: Option<u64>,
+    /// Host calls all processes of the host may have in flight together.
+    pub max_ops_per_host: Option<u64>,
 }
 
 /// A Lua process entry.
@@ -137,6 +158,14 @@ pub enum EntryKind {
     Wasm(WasmEntry),
     /// `kind: registry.entry`: only its `meta` and `data` (see [`Entry`]).
     Registry,
+    /// `kind: db.sql.sqlite` or `kind: db.sql.postgres` ([`DatabaseEntry::kind`]).
+    Database(DatabaseEntry),
+    /// `kind: fs.directory`.
+    Volume(VolumeEntry),
+    /// `kind: env.storage.*` ([`EnvStorageEntry::kind`]).
+    EnvStorage(EnvStorageEntry),
+    /// `kind: env.variable`.
+    EnvVariable(EnvVariableEntry),
 }
 
 impl EntryKind {
@@ -150,6 +179,10 @@ impl EntryKind {
             EntryKind::Service(_) => "process.service",
             EntryKind::Wasm(_) => "process.wasm",
             EntryKind::Registry => "registry.entry",
+            EntryKind::Database(db) => db.kind.name(),
+            EntryKind::Volume(_) => "fs.directory",
+            EntryKind::EnvStorage(s) => s.kind.name(),
+            EntryKind::EnvVariable(_) => "env.variable",
         }
     }
 
@@ -175,7 +208,8 @@ pub struct Entry {
     /// Its `meta:` map (an empty map when absent).
     pub meta: Value,
     /// Its YAML without `name`, `kind` and `meta` (what Wippy's
-    /// `registry.get(id).data` shows).
+    /// `registry.get(id).data` shows); a database's `password` and `dsn`
+    /// read [`REDACTED`].
     pub data: Value,
 }
 
@@ -188,6 +222,11 @@ pub struct App {
     pub entries: BTreeMap<String, Entry>,
     /// Wippy's `lua.type_system` settings from `.wippy.yaml`.
     pub type_system: TypeSystem,
+    /// What loads but is likely a mistake (see [`App::warnings`]).
+    warnings: Vec<String>,
+    /// The `env.variable` ids in load order (the first to claim a public
+    /// name keeps it).
+    variable_order: Vec<String>,
 }
 
 /// Wippy's `lua.type_system` in `.wippy.yaml` (in the application folder,
@@ -215,23 +254,19 @@ impl App {
         files.sort();
         let mut app = App {
             root: root.to_path_buf(),
-            entries: BTreeMap::new(),
-            type_system: TypeSystem::default(),
+            ..App::default()
         };
         let mut problems = Vec::new();
         match wippy::type_system(root) {
             Ok(ts) => app.type_system = ts,
             Err(err) => problems.push(err),
         }
-        for file in files {
-            for result in index::load_file(&file, modules) {
-                match result {
-                    Ok(entry) => app.insert(entry, &mut problems),
-                    Err(err) => problems.push(err),
-                }
-            }
-        }
+        // The env entries first: the others' placeholders resolve through them.
+        app.load_pass(&files, modules, Pass::Env, &mut problems);
+        let env = app.env_for_load();
+        app.load_pass(&files, modules, Pass::Rest(env.as_ref()), &mut problems);
         if problems.is_empty() {
+            app.check_env(&mut problems);
             app.check_references(&mut problems);
         }
         if problems.is_empty() {
@@ -239,6 +274,32 @@ impl App {
         } else {
             Err(problems)
         }
+    }
+
+    /// Reads the entries of `files` that `pass` takes.
+    fn load_pass(
+        &mut self,
+        files: &[PathBuf],
+        modules: &[&str],
+        pass: Pass<'_>,
+        problems: &mut Vec<ConfigError>,
+    ) {
+        let root = self.root.clone();
+        for file in files {
+            for result in index::load_file(file, &root, modules, pass) {
+                match result {
+                    Ok(entry) => self.insert(entry, problems),
+                    Err(err) => problems.push(err),
+                }
+            }
+        }
+    }
+
+    /// What loads but is likely a mistake, each naming the file, the entry
+    /// and the key (two `env.variable` entries claiming one public name).
+    /// `warren check` prints them; they do not stop a load.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The service entries.
@@ -257,6 +318,9 @@ impl App {
                 first: first.file.clone(),
             });
             return;
+        }
+        if matches!(entry.kind, EntryKind::EnvVariable(_)) {
+            self.variable_order.push(entry.id.clone());
         }
         self.entries.insert(entry.id.clone(), entry);
     }
@@ -289,6 +353,22 @@ impl App {
     pub fn hosts(&self) -> impl Iterator<Item = (&str, &HostEntry)> {
         self.entries.iter().filter_map(|(id, e)| match &e.kind {
             EntryKind::Host(host) => Some((id.as_str(), host)),
+            _ => None,
+        })
+    }
+
+    /// The database entries (`db.sql.sqlite`, `db.sql.postgres`).
+    pub fn databases(&self) -> impl Iterator<Item = (&str, &DatabaseEntry)> {
+        self.entries.iter().filter_map(|(id, e)| match &e.kind {
+            EntryKind::Database(db) => Some((id.as_str(), db)),
+            _ => None,
+        })
+    }
+
+    /// The volumes (`fs.directory` entries).
+    pub fn volumes(&self) -> impl Iterator<Item = &VolumeEntry> {
+        self.entries.values().filter_map(|e| match &e.kind {
+            EntryKind::Volume(v) => Some(v),
             _ => None,
         })
     }

@@ -24,6 +24,8 @@ use crate::runtime::{Shared, SpawnRequest};
 use crate::value::Value;
 use crate::worker::Cmd;
 
+mod ops;
+
 /// Below this many armed timers a worker never scans its heap for timers of
 /// exited processes; above it, a scan runs when they could be the majority.
 const TIMER_PURGE_FLOOR: usize = 256;
@@ -48,6 +50,8 @@ struct ProcEntry {
     /// Whether it ever subscribed to the event bus (its exit then drops
     /// its subscriptions; others' exits skip the bus's lock).
     subscribed: bool,
+    /// Host calls in flight and open handles (see `hostcall`).
+    io: Option<Box<crate::hostcall::ProcIo>>,
 }
 
 /// Worker-local process state; see the module docs.
@@ -610,6 +614,11 @@ impl Core {
             return;
         };
         let result = deliverable(result);
+        // Before anyone hears of the exit: its I/O is interrupted and its
+        // transactions are rolled back (queued ahead of any later use).
+        if let Some(io) = p.io {
+            io.shut();
+        }
         self.purge_timers();
         self.shared.directory.remove(me);
         self.shared.registry.release(me);
@@ -658,6 +667,11 @@ impl Core {
                 return Some((pid, Item::Kill(*reason)));
             }
             if let Some(item) = p.items.pop_front() {
+                if let Item::Done { op, .. } = &item
+                    && let Some(io) = p.io.as_mut()
+                {
+                    io.ops.remove(op);
+                }
                 return Some((pid, item));
             }
             p.queued = false;

@@ -103,6 +103,14 @@ pub enum Item {
     /// Something the front-end awaits outside the host (work another
     /// thread does for the process) has completed: run the process again.
     Wake,
+    /// A host call the process started has completed (see
+    /// [`crate::hostcall`]).
+    Done {
+        /// The id [`Core::start_op`](crate::Core::start_op) returned.
+        op: u64,
+        /// What it completed with.
+        result: crate::hostcall::OpResult,
+    },
 }
 
 /// Host-internal signal: a linked process exited. Turned into an [`Event`]

@@ -36,6 +36,22 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// receiver's mailbox without bound; it gets `RATE_LIMITED` instead.
 pub const DEFAULT_MAILBOX_LIMIT: u32 = 10_000;
 
+/// Default [`HostLimits::max_ops_per_process`]: a process that starts
+/// queries or requests as fast as it can (each from its own coroutine)
+/// is refused past this many in flight instead of queueing unbounded
+/// work and memory on the I/O runtime.
+pub const DEFAULT_MAX_OPS_PER_PROCESS: usize = 64;
+
+/// Default [`HostLimits::max_ops_per_host`]: many processes of one tenant
+/// each under their own limit still cannot flood the shared I/O runtime
+/// together.
+pub const DEFAULT_MAX_OPS_PER_HOST: usize = 4_096;
+
+/// Default [`HostLimits::max_open_handles`] (modules.md): transactions,
+/// statements, files and streams one process may hold open; each pins a
+/// connection, a lock or a buffer.
+pub const DEFAULT_MAX_OPEN_HANDLES: usize = 256;
+
 /// The quotas of one host; see the module docs and the constants for the
 /// abuse each one prevents.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +75,13 @@ pub struct HostLimits {
     /// Other hosts this host's processes may spawn on or send to; `None`
     /// allows all. A host may always reach itself.
     pub allow_hosts: Option<Vec<String>>,
+    /// Host calls (queries, requests) one process may have in flight.
+    pub max_ops_per_process: usize,
+    /// Host calls all processes of the host may have in flight together.
+    pub max_ops_per_host: usize,
+    /// Handles (transactions, statements, files, streams) one process may
+    /// hold open.
+    pub max_open_handles: usize,
 }
 
 impl Default for HostLimits {
@@ -72,6 +95,9 @@ impl Default for HostLimits {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             mailbox_limit: DEFAULT_MAILBOX_LIMIT,
             allow_hosts: None,
+            max_ops_per_process: DEFAULT_MAX_OPS_PER_PROCESS,
+            max_ops_per_host: DEFAULT_MAX_OPS_PER_HOST,
+            max_open_handles: DEFAULT_MAX_OPEN_HANDLES,
         }
     }
 }
@@ -101,6 +127,7 @@ pub struct HostQuota {
     pub grants: crate::grants::Grants,
     live: AtomicUsize,
     memory: AtomicU64,
+    ops: AtomicUsize,
 }
 
 impl HostQuota {
@@ -112,6 +139,7 @@ impl HostQuota {
             grants: crate::grants::Grants::default(),
             live: AtomicUsize::new(0),
             memory: AtomicU64::new(0),
+            ops: AtomicUsize::new(0),
         }
     }
 
@@ -129,6 +157,28 @@ impl HostQuota {
         let _ = self
             .live
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Counts one more host call in flight; `false` (and no change) at
+    /// `max_ops_per_host`.
+    pub(crate) fn admit_op(&self) -> bool {
+        let max = self.limits.max_ops_per_host;
+        self.ops
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn release_op(&self) {
+        let _ = self
+            .ops
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Host calls of the host's processes in flight now.
+    pub fn ops_in_flight(&self) -> usize {
+        self.ops.load(Ordering::Acquire)
     }
 
     /// Live processes of the host.

@@ -126,6 +126,8 @@ pub(crate) struct Shared {
     pub(crate) factories: Vec<Arc<dyn FrontendFactory>>,
     pub(crate) entries: Arc<[crate::catalog::EntryInfo]>,
     pub(crate) services: std::sync::OnceLock<Arc<dyn ServiceControl>>,
+    /// Shared state of modules (databases, the HTTP client), by type.
+    pub(crate) extensions: Extensions,
     hosts: Vec<HostInfo>,
     programs: RwLock<FxHashMap<String, Arc<Program>>>,
     next_serial: AtomicU64,
@@ -328,7 +330,12 @@ pub struct RuntimeBuilder {
     factories: Vec<Arc<dyn FrontendFactory>>,
     programs: Vec<Program>,
     entries: Vec<crate::catalog::EntryInfo>,
+    extensions: Extensions,
 }
+
+/// Values shared by every front-end, one per type (see
+/// [`RuntimeBuilder::extension`]).
+pub(crate) type Extensions = FxHashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>;
 
 impl RuntimeBuilder {
     /// An empty builder.
@@ -357,6 +364,15 @@ impl RuntimeBuilder {
     /// Sets the entries the `registry` module shows.
     pub fn entries(mut self, entries: Vec<crate::catalog::EntryInfo>) -> Self {
         self.entries = entries;
+        self
+    }
+
+    /// Shares `value` with every front-end (they find it with
+    /// [`Core::extension`](crate::Core::extension)): the state of modules
+    /// that is not a language's, such as the application's databases. One
+    /// value per type; a later one replaces an earlier.
+    pub fn extension<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        self.extensions.insert(std::any::TypeId::of::<T>(), value);
         self
     }
 
@@ -389,6 +405,7 @@ impl RuntimeBuilder {
             factories: self.factories,
             entries: self.entries.into(),
             services: std::sync::OnceLock::new(),
+            extensions: self.extensions,
             hosts,
             programs: RwLock::new(programs),
             next_serial: AtomicU64::new(1),

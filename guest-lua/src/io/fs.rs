@@ -1,0 +1,288 @@
+//! The host functions behind the `fs` module (modules/fs.lua).
+//!
+//! Every call names its volume by id (the `fs.get` grant is checked on
+//! each call) and passes the handle's working directory; warren-fs
+//! resolves the path beneath the volume's root directory handle. File
+//! operations block, so they run on the I/O runtime's blocking pool, never
+//! on a worker. Open files are handles in the caller's table.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use mlua::{IntoLuaMulti, Lua, LuaString, MultiValue, Table, Value as LuaValue};
+use warren_core::grants::FS_GET;
+use warren_core::{CoreRef, ErrorKind, Handle, OpValue, Pid, ProcError, Resource, Value};
+use warren_fs::{File, OpenMode, Volume, Whence, WriteMode};
+
+use super::{denied, granted, handle_id, invalid, pid, refused, started};
+
+/// How long one file operation may take: every host call has a deadline,
+/// so a hung network file system costs the caller a `TIMEOUT`.
+pub(crate) const FS_CALL_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The application's volumes (`fs.directory` entries), shared with every
+/// worker through [`warren_core::RuntimeBuilder::extension`].
+#[derive(Default)]
+pub struct Volumes {
+    by_id: HashMap<String, Arc<Volume>>,
+}
+
+impl Volumes {
+    /// No volumes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds volume `v` under its entry id.
+    pub fn insert(&mut self, v: Arc<Volume>) {
+        self.by_id.insert(v.id().to_owned(), v);
+    }
+}
+
+/// An open file in a process's handle table.
+struct FileHandle(Arc<Mutex<File>>);
+
+impl Resource for FileHandle {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+    fn close(&self) {
+        // Never wait for an operation in flight on the worker: close on
+        // the blocking pool behind it.
+        let file = self.0.clone();
+        drop(warren_core::io_runtime().spawn_blocking(move || {
+            file.lock().unwrap_or_else(PoisonError::into_inner).close();
+        }));
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Volume `id` for `me`: shape, grant, then existence.
+fn volume(core: &CoreRef, me: Pid, entry: &str, id: &str) -> Result<Arc<Volume>, ProcError> {
+    if id.is_empty() {
+        return Err(invalid("fs: the volume id must be a non-empty string"));
+    }
+    let core = core.borrow();
+    if !granted(&core, me, entry, FS_GET, id) {
+        return Err(denied(FS_GET, id));
+    }
+    core.extension::<Volumes>()
+        .and_then(|v| v.by_id.get(id).cloned())
+        .ok_or_else(|| ProcError::new(ErrorKind::NotFound, format!("volume '{id}' not found")))
+}
+
+fn text(v: &LuaString) -> String {
+    v.to_string_lossy()
+}
+
+/// Runs `work` on the blocking pool as an operation of `me`.
+fn blocking<F>(core: &CoreRef, me: Pid, what: &'static str, work: F) -> Result<u64, ProcError>
+where
+    F: FnOnce() -> Result<OpValue, ProcError> + Send + 'static,
+{
+    let fut = async move {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| ProcError::new(ErrorKind::Internal, format!("{what}: {e}")))?
+    };
+    core.borrow_mut().start_op(me, what, FS_CALL_DEADLINE, fut)
+}
+
+fn value(v: Value) -> Result<OpValue, ProcError> {
+    Ok(OpValue::Value(v))
+}
+
+/// The work of volume operation `op` on `p` (with arguments `a`, `b`).
+fn volume_work(
+    vol: Arc<Volume>,
+    cwd: String,
+    op: &str,
+    p: String,
+    a: Option<Vec<u8>>,
+    b: Option<String>,
+    max: usize,
+) -> Result<Work, ProcError> {
+    Ok(match op {
+        "read" => Box::new(move || value(Value::Str(vol.read_file(&cwd, &p, max)?))),
+        "write" => {
+            let mode = WriteMode::parse(b.as_deref().unwrap_or("w"))?;
+            let data = a.unwrap_or_default();
+            Box::new(move || {
+                vol.write_file(&cwd, &p, &data, mode)?;
+                value(Value::Bool(true))
+            })
+        }
+        "exists" => Box::new(move || value(Value::Bool(vol.exists(&cwd, &p)?))),
+        "isdir" => Box::new(move || value(Value::Bool(vol.is_dir(&cwd, &p)?))),
+        "stat" => Box::new(move || value(vol.stat(&cwd, &p)?.to_value())),
+        "mkdir" => Box::new(move || vol.mkdir(&cwd, &p).and_then(|()| value(Value::Bool(true)))),
+        "remove" => Box::new(move || vol.remove(&cwd, &p).and_then(|()| value(Value::Bool(true)))),
+        "chdir" => Box::new(move || value(Value::str(vol.resolve_dir(&cwd, &p)?))),
+        "readdir" => Box::new(move || {
+            let list = vol.read_dir(&cwd, &p, warren_fs::MAX_DIR_ENTRIES)?;
+            let entries = list.into_iter().map(|(name, dir)| {
+                let kind = if dir {
+                    warren_fs::TYPE_DIR
+                } else {
+                    warren_fs::TYPE_FILE
+                };
+                Value::Map(vec![
+                    (Value::str("name"), Value::str(name)),
+                    (Value::str("type"), Value::str(kind)),
+                ])
+            });
+            value(Value::Array(entries.collect()))
+        }),
+        other => return Err(invalid(format!("fs: unknown operation '{other}'"))),
+    })
+}
+
+fn file_of(core: &CoreRef, me: Pid, hid: i64) -> Result<Arc<Mutex<File>>, ProcError> {
+    let handle = handle_id(hid).and_then(|h| core.borrow().handle(me, h));
+    match handle.as_ref().and_then(|h| h.downcast::<FileHandle>()) {
+        Some(f) => Ok(f.0.clone()),
+        None => Err(ProcError::new(ErrorKind::Internal, "file is closed")),
+    }
+}
+
+/// Registers the `H.fs_*` functions.
+pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let c = core.clone();
+    let get =
+        move |lua: &Lua, (me, entry, id): (i64, String, String)| -> mlua::Result<MultiValue> {
+            match volume(&c, pid(me), &entry, &id) {
+                Ok(_) => true.into_lua_multi(lua),
+                Err(err) => refused(lua, &err),
+            }
+        };
+    h.set("fs_get", lua.create_function(get)?)?;
+    let c = core.clone();
+    type OpArgs = (
+        i64,
+        String,
+        String,
+        String,
+        String,
+        LuaString,
+        Option<LuaString>,
+        Option<LuaString>,
+    );
+    let op = move |lua: &Lua, (me, entry, id, cwd, op, p, a, b): OpArgs| {
+        let me = pid(me);
+        let start = || -> Result<u64, ProcError> {
+            let vol = volume(&c, me, &entry, &id)?;
+            let max = usize::try_from(c.borrow().quota_of(me).limits.memory_per_process)
+                .unwrap_or(usize::MAX);
+            let a = a.map(|s| s.as_bytes().to_vec());
+            let work = volume_work(vol, cwd, &op, text(&p), a, b.map(|s| text(&s)), max)?;
+            blocking(&c, me, "fs call", work)
+        };
+        started(lua, start())
+    };
+    h.set("fs_op", lua.create_function(op)?)?;
+    register_files(lua, h, core)
+}
+
+/// `H.fs_open`, `H.fs_file`, `H.fs_close`, `H.fs_alive`.
+fn register_files(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let c = core.clone();
+    type OpenArgs = (i64, String, String, String, LuaString, String);
+    let open = move |lua: &Lua, (me, entry, id, cwd, p, mode): OpenArgs| {
+        let me = pid(me);
+        let start = || -> Result<u64, ProcError> {
+            let vol = volume(&c, me, &entry, &id)?;
+            let mode = OpenMode::parse(&mode)?;
+            let p = text(&p);
+            blocking(&c, me, "fs open", move || {
+                let file = vol.open_file(&cwd, &p, mode)?;
+                Ok(OpValue::Handle(Handle(Arc::new(FileHandle(Arc::new(
+                    Mutex::new(file),
+                ))))))
+            })
+        };
+        started(lua, start())
+    };
+    h.set("fs_open", lua.create_function(open)?)?;
+    let c = core.clone();
+    let file_op = move |lua: &Lua, (me, hid, op, a, b): (i64, i64, String, LuaValue, LuaValue)| {
+        let me = pid(me);
+        let start = || -> Result<u64, ProcError> {
+            let file = file_of(&c, me, hid)?;
+            let work = file_call(file, &op, &a, &b)?;
+            blocking(&c, me, "fs file call", work)
+        };
+        started(lua, start())
+    };
+    h.set("fs_file", lua.create_function(file_op)?)?;
+    let c = core.clone();
+    let close = move |_: &Lua, (me, hid): (i64, i64)| {
+        let taken = handle_id(hid).and_then(|h| c.borrow_mut().take_handle(pid(me), h));
+        if let Some(handle) = taken {
+            handle.0.close();
+        }
+        Ok(())
+    };
+    h.set("fs_close", lua.create_function(close)?)?;
+    let c = core.clone();
+    let alive = move |_: &Lua, (me, hid): (i64, i64)| Ok(file_of(&c, pid(me), hid).is_ok());
+    h.set("fs_alive", lua.create_function(alive)?)
+}
+
+type Work = Box<dyn FnOnce() -> Result<OpValue, ProcError> + Send>;
+
+fn locked(file: &Mutex<File>) -> std::sync::MutexGuard<'_, File> {
+    file.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The work of file operation `op` with arguments `a`, `b`.
+fn file_call(
+    file: Arc<Mutex<File>>,
+    op: &str,
+    a: &LuaValue,
+    b: &LuaValue,
+) -> Result<Work, ProcError> {
+    Ok(match op {
+        "read" => {
+            let n = match a {
+                LuaValue::Integer(n) if *n >= 0 => usize::try_from(*n).unwrap_or(usize::MAX),
+                _ => return Err(invalid("file:read: n must be a non-negative integer")),
+            }
+            .min(warren_fs::MAX_READ_CHUNK);
+            Box::new(move || {
+                let data = locked(&file).read(n)?;
+                value(data.map_or(Value::Bool(false), Value::Str))
+            })
+        }
+        "write" => {
+            let LuaValue::String(s) = a else {
+                return Err(invalid("file:write: data must be a string"));
+            };
+            let data = s.as_bytes().to_vec();
+            Box::new(move || {
+                locked(&file)
+                    .write(&data)
+                    .and_then(|()| value(Value::Bool(true)))
+            })
+        }
+        "seek" => {
+            let whence = match a {
+                LuaValue::String(w) => Whence::parse(&w.to_string_lossy())?,
+                _ => return Err(invalid("file:seek: whence must be fs.seek.SET, CUR or END")),
+            };
+            let LuaValue::Integer(offset) = *b else {
+                return Err(invalid("file:seek: offset must be an integer"));
+            };
+            Box::new(move || {
+                let pos = locked(&file).seek(whence, offset)?;
+                value(Value::Int(i64::try_from(pos).unwrap_or(i64::MAX)))
+            })
+        }
+        "stat" => Box::new(move || value(locked(&file).stat()?.to_value())),
+        "sync" => Box::new(move || locked(&file).sync().and_then(|()| value(Value::Bool(true)))),
+        other => return Err(invalid(format!("fs: unknown file operation '{other}'"))),
+    })
+}

@@ -1,0 +1,530 @@
+//! The host functions behind the `http_client` module
+//! (modules/http_client.lua).
+//!
+//! Options are read raw from the caller's table (no metamethod runs), each
+//! map bounded by [`MAX_OPTION_ENTRIES`]; the request is checked against
+//! the caller's grants by warren-http before any connection. A streamed
+//! body is a handle in the caller's table.
+
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use mlua::{IntoLuaMulti, Lua, LuaString, MultiValue, Table, Value as LuaValue};
+use warren_core::{CoreRef, ErrorKind, Handle, OpValue, Pid, ProcError, Resource, Value};
+use warren_http::{BodyStream, FilePart, HttpClient, Request, Response, TlsOptions};
+
+use super::{OrInvalid, grants_of, handle_id, invalid, pid, refused, started, take_if};
+
+/// Entries one option map (`headers`, `query`, `form`, `cookies`) or the
+/// `files` list may hold: each is copied out of the process and sent, so
+/// a table of millions of keys would make the host do that much work.
+pub(crate) const MAX_OPTION_ENTRIES: usize = 1_024;
+
+/// Requests one `request_batch` may hold: all are sent at once.
+pub(crate) const MAX_BATCH: usize = 64;
+
+/// The longest `timeout` a request may ask for.
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(3_600);
+
+/// The default `timeout` (modules.md).
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Added to a request's own timeout for the host call's deadline: the
+/// client enforces the timeout; this only backs it up.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+/// The shared client, made on first use.
+fn client() -> Result<&'static HttpClient, ProcError> {
+    static CLIENT: OnceLock<Result<HttpClient, ProcError>> = OnceLock::new();
+    CLIENT
+        .get_or_init(HttpClient::new)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// A streamed response body in a process's handle table.
+struct StreamHandle {
+    meta: Value,
+    stream: tokio::sync::Mutex<Option<BodyStream>>,
+}
+
+impl Resource for StreamHandle {
+    fn kind(&self) -> &'static str {
+        "stream"
+    }
+    fn close(&self) {
+        if let Ok(mut stream) = self.stream.try_lock()
+            && let Some(mut s) = stream.take()
+        {
+            s.close();
+        }
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn text(v: &LuaValue, what: &str) -> Result<String, ProcError> {
+    match v {
+        LuaValue::String(s) => s
+            .to_str()
+            .map(|s| s.to_owned())
+            .map_err(|_| invalid(format!("http_client: {what} is not UTF-8 text"))),
+        LuaValue::Integer(n) => Ok(n.to_string()),
+        LuaValue::Number(x) => Ok(x.to_string()),
+        LuaValue::Boolean(b) => Ok(b.to_string()),
+        other => Err(invalid(format!(
+            "http_client: {what} must be a string, got {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn bytes(v: &LuaValue, what: &str) -> Result<Vec<u8>, ProcError> {
+    match v {
+        LuaValue::String(s) => Ok(s.as_bytes().to_vec()),
+        other => Err(invalid(format!(
+            "http_client: {what} must be a string, got {}",
+            other.type_name()
+        ))),
+    }
+}
+
+/// A `{name = "value"}` option, raw and bounded.
+fn string_map(v: LuaValue, what: &str) -> Result<Vec<(String, String)>, ProcError> {
+    let LuaValue::Table(t) = v else {
+        return Err(invalid(format!("http_client: {what} must be a table")));
+    };
+    let mut out = Vec::new();
+    for pair in t.pairs::<LuaValue, LuaValue>() {
+        let (k, v) = pair.map_err(|e| invalid(e.to_string()))?;
+        if out.len() == MAX_OPTION_ENTRIES {
+            return Err(invalid(format!(
+                "http_client: {what} holds more than {MAX_OPTION_ENTRIES} entries"
+            )));
+        }
+        let name = text(&k, &format!("a {what} name"))?;
+        let value = text(&v, &format!("{what} '{name}'"))?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+fn timeout(v: LuaValue) -> Result<Duration, ProcError> {
+    let bad = || {
+        invalid("http_client: timeout must be a positive number of seconds or a duration string")
+    };
+    let d = match v {
+        LuaValue::Nil => return Ok(DEFAULT_TIMEOUT),
+        LuaValue::Integer(n) => Duration::from_secs(u64::try_from(n).map_err(|_| bad())?),
+        LuaValue::Number(x) if x.is_finite() && x > 0.0 => {
+            Duration::try_from_secs_f64(x.min(MAX_TIMEOUT.as_secs_f64())).map_err(|_| bad())?
+        }
+        LuaValue::String(s) => {
+            let ns = warren_core::duration::parse(&s.to_string_lossy()).map_err(|_| bad())?;
+            Duration::from_nanos(u64::try_from(ns).map_err(|_| bad())?)
+        }
+        _ => return Err(bad()),
+    };
+    if d.is_zero() {
+        return Err(bad());
+    }
+    Ok(d.min(MAX_TIMEOUT))
+}
+
+fn files(v: LuaValue) -> Result<Vec<FilePart>, ProcError> {
+    let LuaValue::Table(t) = v else {
+        return Err(invalid("http_client: files must be an array"));
+    };
+    let n = t.raw_len();
+    if n > MAX_OPTION_ENTRIES {
+        return Err(invalid(format!(
+            "http_client: more than {MAX_OPTION_ENTRIES} files"
+        )));
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 1..=n {
+        let LuaValue::Table(f) = t.raw_get::<LuaValue>(i).or_invalid()? else {
+            return Err(invalid(format!("http_client: files[{i}] must be a table")));
+        };
+        if !matches!(f.raw_get::<LuaValue>("reader").or_invalid()?, LuaValue::Nil) {
+            return Err(invalid(
+                "http_client: files[].reader is not supported yet: give content",
+            ));
+        }
+        let opt = |key: &str| -> Result<Option<String>, ProcError> {
+            match f.raw_get::<LuaValue>(key).or_invalid()? {
+                LuaValue::Nil => Ok(None),
+                v => text(&v, &format!("files[{i}].{key}")).map(Some),
+            }
+        };
+        out.push(FilePart {
+            name: text(
+                &f.raw_get::<LuaValue>("name").or_invalid()?,
+                &format!("files[{i}].name"),
+            )?,
+            filename: opt("filename")?,
+            content: bytes(
+                &f.raw_get::<LuaValue>("content").or_invalid()?,
+                &format!("files[{i}].content"),
+            )?,
+            content_type: opt("content_type")?,
+        });
+    }
+    Ok(out)
+}
+
+fn tls(v: LuaValue) -> Result<TlsOptions, ProcError> {
+    let LuaValue::Table(t) = v else {
+        return Err(invalid("http_client: tls must be a table"));
+    };
+    let opt = |key: &str| -> Result<Option<String>, ProcError> {
+        match t.raw_get::<LuaValue>(key).or_invalid()? {
+            LuaValue::Nil => Ok(None),
+            v => text(&v, &format!("tls.{key}")).map(Some),
+        }
+    };
+    Ok(TlsOptions {
+        cert: opt("cert")?,
+        key: opt("key")?,
+        ca: opt("ca")?,
+        server_name: opt("server_name")?,
+        insecure_skip_verify: matches!(
+            t.raw_get::<LuaValue>("insecure_skip_verify").or_invalid()?,
+            LuaValue::Boolean(true)
+        ),
+    })
+}
+
+/// The request `method url opts` describes.
+fn request(method: &str, url: &str, opts: Option<&Table>) -> Result<Request, ProcError> {
+    let mut req = Request::new(method, url);
+    req.timeout = DEFAULT_TIMEOUT;
+    let Some(o) = opts else {
+        req.validate()?;
+        return Ok(req);
+    };
+    let get = |k: &str| -> Result<LuaValue, ProcError> { o.raw_get::<LuaValue>(k).or_invalid() };
+    let present = |v: &LuaValue| !matches!(v, LuaValue::Nil);
+    if present(&get("overlay_network")?) {
+        return Err(invalid("http_client: overlay_network is not supported"));
+    }
+    for (key, field) in [
+        ("headers", &mut req.headers),
+        ("query", &mut req.query),
+        ("form", &mut req.form),
+        ("cookies", &mut req.cookies),
+    ] {
+        let v = get(key)?;
+        if present(&v) {
+            *field = string_map(v, key)?;
+        }
+    }
+    let body = get("body")?;
+    if present(&body) {
+        req.body = Some(bytes(&body, "body")?);
+    }
+    let files_v = get("files")?;
+    if present(&files_v) {
+        req.files = files(files_v)?;
+    }
+    if let LuaValue::Table(a) = get("auth")? {
+        let user = text(&a.raw_get::<LuaValue>("user").or_invalid()?, "auth.user")?;
+        let pass = match a.raw_get::<LuaValue>("pass").or_invalid()? {
+            LuaValue::Nil => String::new(),
+            v => text(&v, "auth.pass")?,
+        };
+        req.auth = Some((user, pass));
+    }
+    req.timeout = timeout(get("timeout")?)?;
+    req.max_response_body = match get("max_response_body")? {
+        LuaValue::Nil => 0,
+        LuaValue::Integer(n) if n >= 0 => n.unsigned_abs(),
+        _ => {
+            return Err(invalid(
+                "http_client: max_response_body must be a non-negative integer",
+            ));
+        }
+    };
+    req.stream = matches!(get("stream")?, LuaValue::Boolean(true));
+    let tls_v = get("tls")?;
+    if present(&tls_v) {
+        req.tls = Some(tls(tls_v)?);
+    }
+    let socket = get("unix_socket")?;
+    if present(&socket) {
+        req.unix_socket = Some(text(&socket, "unix_socket")?);
+    }
+    req.validate()?;
+    Ok(req)
+}
+
+fn pairs_value(list: &[(String, String)]) -> Value {
+    Value::Map(
+        list.iter()
+            .map(|(k, v)| (Value::str(k.as_str()), Value::str(v.as_str())))
+            .collect(),
+    )
+}
+
+/// The response as the table the process gets (without its stream).
+fn response_value(resp: &Response) -> Value {
+    let mut fields = vec![
+        (
+            Value::str("status_code"),
+            Value::Int(i64::from(resp.status_code)),
+        ),
+        (Value::str("headers"), pairs_value(&resp.headers)),
+        (Value::str("cookies"), pairs_value(&resp.cookies)),
+        (Value::str("body_size"), Value::Int(resp.body_size())),
+        (Value::str("url"), Value::str(resp.url.as_str())),
+    ];
+    if !resp.body.is_empty() {
+        fields.push((Value::str("body"), Value::Str(resp.body.clone())));
+    }
+    Value::Map(fields)
+}
+
+fn op_value(mut resp: Response) -> OpValue {
+    let meta = response_value(&resp); // body_size -1 while the stream is in it
+    match resp.stream.take() {
+        Some(stream) => OpValue::Handle(Handle(Arc::new(StreamHandle {
+            meta,
+            stream: tokio::sync::Mutex::new(Some(stream)),
+        }))),
+        None => OpValue::Value(meta),
+    }
+}
+
+/// The most bytes of response bodies one call may bring back as a result:
+/// what the process may hold at all (modules.md: results count against
+/// `memory_per_process`, and one that would not fit is `INVALID`), as for
+/// SQL results. Without it the default `max_response_body` (120 MiB) let
+/// every call in flight make the host buffer 120 MiB, unaccounted, for a
+/// process that could never receive it (delivering it then ended the
+/// process instead of returning `INVALID`). Streamed bodies reach the
+/// process piece by piece and keep their own limit.
+fn result_cap(core: &CoreRef, me: Pid) -> u64 {
+    core.borrow().quota_of(me).limits.memory_per_process
+}
+
+/// `req` with its body limit lowered to `cap` unless it streams.
+fn capped(mut req: Request, cap: u64) -> Request {
+    if !req.stream && req.body_limit() > cap {
+        req.max_response_body = cap;
+    }
+    req
+}
+
+/// `INVALID` for a batch response whose body, with the bodies before it,
+/// would pass `cap` (details `{limit = cap}`, as for one body).
+fn batch_too_large(url: &str, cap: u64) -> ProcError {
+    let mut err = invalid(format!(
+        "http_client.request_batch: the response body of {url} would take the batch's bodies \
+         past what the process may hold ({cap} bytes)"
+    ));
+    let limit = i64::try_from(cap).unwrap_or(i64::MAX);
+    err.details = Some(Value::Map(vec![(Value::str("limit"), Value::Int(limit))]));
+    err
+}
+
+fn start_request(core: &CoreRef, me: Pid, entry: &str, req: Request) -> Result<u64, ProcError> {
+    let client = client()?;
+    let req = capped(req, result_cap(core, me));
+    let grants = grants_of(&core.borrow(), me, entry);
+    let deadline = req.timeout + DEADLINE_MARGIN;
+    let fut = async move { client.request(req, &grants).await.map(op_value) };
+    core.borrow_mut()
+        .start_op(me, "http_client request", deadline, fut)
+}
+
+fn batch_item(result: Result<Response, ProcError>) -> Value {
+    match result {
+        Ok(resp) => Value::Map(vec![(Value::str("response"), response_value(&resp))]),
+        Err(err) => {
+            let mut e = vec![
+                (Value::str("kind"), Value::str(err.kind.name())),
+                (Value::str("message"), Value::str(err.message.as_str())),
+                (Value::str("retryable"), Value::Bool(err.retryable)),
+            ];
+            if let Some(d) = err.details {
+                e.push((Value::str("details"), d));
+            }
+            Value::Map(vec![(Value::str("error"), Value::Map(e))])
+        }
+    }
+}
+
+/// The requests of a `request_batch` list, raw and bounded.
+fn batch(list: &Table) -> Result<Vec<Request>, ProcError> {
+    let n = list.raw_len();
+    if n == 0 {
+        return Err(invalid("http_client.request_batch: the list is empty"));
+    }
+    if n > MAX_BATCH {
+        return Err(invalid(format!(
+            "http_client.request_batch: more than {MAX_BATCH} requests"
+        )));
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 1..=n {
+        let LuaValue::Table(r) = list.raw_get::<LuaValue>(i).or_invalid()? else {
+            return Err(invalid(format!(
+                "http_client.request_batch: request {i} must be a table"
+            )));
+        };
+        let method = text(
+            &r.raw_get::<LuaValue>(1).or_invalid()?,
+            &format!("request {i}'s method"),
+        )?;
+        let url = text(
+            &r.raw_get::<LuaValue>(2).or_invalid()?,
+            &format!("request {i}'s URL"),
+        )?;
+        let opts = match r.raw_get::<LuaValue>(3).or_invalid()? {
+            LuaValue::Table(t) => Some(t),
+            LuaValue::Nil => None,
+            _ => {
+                return Err(invalid(format!(
+                    "http_client.request_batch: request {i}'s options must be a table"
+                )));
+            }
+        };
+        out.push(request(&method, &url, opts.as_ref())?);
+    }
+    Ok(out)
+}
+
+/// Registers the `H.http_*` functions.
+pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let c = core.clone();
+    type ReqArgs = (i64, String, LuaString, LuaString, Option<Table>);
+    let req = move |lua: &Lua, (me, entry, method, url, opts): ReqArgs| {
+        let start = || -> Result<u64, ProcError> {
+            let (method, url) = (method.to_string_lossy(), url.to_string_lossy());
+            let req = request(&method, &url, opts.as_ref())?;
+            start_request(&c, pid(me), &entry, req)
+        };
+        started(lua, start())
+    };
+    h.set("http_request", lua.create_function(req)?)?;
+    let c = core.clone();
+    let batch_fn = move |lua: &Lua, (me, entry, list): (i64, String, Table)| {
+        let me = pid(me);
+        let start = || -> Result<u64, ProcError> {
+            let cap = result_cap(&c, me);
+            let reqs: Vec<Request> = batch(&list)?.into_iter().map(|r| capped(r, cap)).collect();
+            let client = client()?;
+            let grants = grants_of(&c.borrow(), me, &entry);
+            let longest = reqs
+                .iter()
+                .map(|r| r.timeout)
+                .max()
+                .unwrap_or(DEFAULT_TIMEOUT);
+            let fut = async move {
+                let results = client.request_batch(reqs, &grants).await?;
+                // All the bodies are one result: together they must fit.
+                let mut total = 0u64;
+                let items = results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(resp) => {
+                            let size = resp.body.len() as u64;
+                            if total.saturating_add(size) > cap {
+                                batch_item(Err(batch_too_large(&resp.url, cap)))
+                            } else {
+                                total += size;
+                                batch_item(Ok(resp))
+                            }
+                        }
+                        err => batch_item(err),
+                    })
+                    .collect();
+                Ok(OpValue::Value(Value::Array(items)))
+            };
+            c.borrow_mut().start_op(
+                me,
+                "http_client request_batch",
+                longest + DEADLINE_MARGIN,
+                fut,
+            )
+        };
+        started(lua, start())
+    };
+    h.set("http_batch", lua.create_function(batch_fn)?)?;
+    register_stream(lua, h, core)?;
+    register_uri(lua, h)
+}
+
+fn stream_of(core: &CoreRef, me: Pid, hid: i64) -> Option<Handle> {
+    let handle = handle_id(hid).and_then(|h| core.borrow().handle(me, h))?;
+    handle
+        .downcast::<StreamHandle>()
+        .is_some()
+        .then_some(handle)
+}
+
+fn closed_stream() -> ProcError {
+    ProcError::new(ErrorKind::Invalid, "the response stream is closed")
+}
+
+/// `H.http_stream_meta`, `H.http_stream_read`, `H.http_close`.
+fn register_stream(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let c = core.clone();
+    let meta = move |lua: &Lua, (me, hid): (i64, i64)| -> mlua::Result<MultiValue> {
+        match stream_of(&c, pid(me), hid) {
+            Some(handle) => match handle.downcast::<StreamHandle>() {
+                Some(s) => crate::convert::to_lua(lua, &s.meta)?.into_lua_multi(lua),
+                None => refused(lua, &closed_stream()),
+            },
+            None => refused(lua, &closed_stream()),
+        }
+    };
+    h.set("http_stream_meta", lua.create_function(meta)?)?;
+    let c = core.clone();
+    let read = move |lua: &Lua, (me, hid, n): (i64, i64, i64)| {
+        let me = pid(me);
+        let start = || -> Result<u64, ProcError> {
+            let handle = stream_of(&c, me, hid).ok_or_else(closed_stream)?;
+            let max = usize::try_from(n).unwrap_or(0);
+            let fut = async move {
+                let Some(s) = handle.downcast::<StreamHandle>() else {
+                    return Err(closed_stream());
+                };
+                let mut guard = s.stream.lock().await;
+                let stream = guard.as_mut().ok_or_else(closed_stream)?;
+                Ok(OpValue::Value(match stream.read(max).await? {
+                    Some(data) => Value::Str(data),
+                    None => Value::Bool(false),
+                }))
+            };
+            c.borrow_mut()
+                .start_op(me, "http_client stream read", MAX_TIMEOUT, fut)
+        };
+        started(lua, start())
+    };
+    h.set("http_stream_read", lua.create_function(read)?)?;
+    let c = core.clone();
+    let close = move |_: &Lua, (me, hid): (i64, i64)| {
+        // Only a stream: see `take_if`.
+        if let Some(handle) = take_if::<StreamHandle>(&c, pid(me), hid) {
+            handle.0.close();
+        }
+        Ok(())
+    };
+    h.set("http_close", lua.create_function(close)?)
+}
+
+/// `H.http_encode_uri` and `H.http_decode_uri`.
+fn register_uri(lua: &Lua, h: &Table) -> mlua::Result<()> {
+    let encode = |_: &Lua, s: LuaString| Ok(warren_http::encode_uri(&s.as_bytes()));
+    h.set("http_encode_uri", lua.create_function(encode)?)?;
+    let decode = |lua: &Lua, s: LuaString| -> mlua::Result<MultiValue> {
+        match warren_http::decode_uri(&s.to_string_lossy()) {
+            Ok(bytes) => lua.create_string(bytes)?.into_lua_multi(lua),
+            Err(err) => refused(lua, &err),
+        }
+    };
+    h.set("http_decode_uri", lua.create_function(decode)?)
+}

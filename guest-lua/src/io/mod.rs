@@ -1,0 +1,161 @@
+//! The I/O modules of the Lua front-end (modules.md): the host functions
+//! behind `sql`, `http_client`, `fs` and `env`, whose Lua faces are `modules/*.lua`.
+//!
+//! Each host function checks, in this order, the shape of its arguments
+//! (`INVALID`), the caller's grant (`PERMISSION_DENIED`), then existence
+//! (`NOT_FOUND`), so code without a grant learns nothing about what
+//! exists. Work that waits is started through
+//! [`Core::start_op`](warren_core::Core::start_op): only the calling
+//! coroutine waits, and the process's exit interrupts it. Grants are read
+//! from the calling process's entry (named by the kernel, never by the
+//! process) and its host.
+
+mod env;
+mod fs;
+mod http;
+mod sql;
+
+pub use fs::Volumes;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mlua::{IntoLuaMulti, Lua, MultiValue, Table};
+use warren_core::{Core, CoreRef, ErrorKind, Handle, Pid, ProcError};
+
+use crate::program::LuaProgram;
+
+/// The Lua sources of the I/O modules, by module name.
+/// The kernel loads `scanner` first and hands it to the others.
+pub(crate) const SOURCES: [(&str, &str); 5] = [
+    ("scanner", include_str!("../modules/scanner.lua")),
+    ("sql", include_str!("../modules/sql.lua")),
+    ("http_client", include_str!("../modules/http_client.lua")),
+    ("fs", include_str!("../modules/fs.lua")),
+    ("env", include_str!("../modules/env.lua")),
+];
+
+/// The application's databases, shared with every worker through
+/// [`warren_core::RuntimeBuilder::extension`].
+#[derive(Default)]
+pub struct Databases {
+    by_id: HashMap<String, Arc<warren_sql::Database>>,
+}
+
+impl Databases {
+    /// No databases.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds database `db` under its entry id.
+    pub fn insert(&mut self, db: Arc<warren_sql::Database>) {
+        self.by_id.insert(db.id().to_owned(), db);
+    }
+
+    /// The database of entry `id`.
+    pub fn get(&self, id: &str) -> Option<&Arc<warren_sql::Database>> {
+        self.by_id.get(id)
+    }
+}
+
+/// Registers the `H.sql_*` and `H.http_*` functions and the module sources.
+pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let sources = lua.create_table()?;
+    for (name, src) in SOURCES {
+        sources.raw_set(name, src)?;
+    }
+    h.set("io_modules", sources)?;
+    sql::register(lua, h, core)?;
+    fs::register(lua, h, core)?;
+    env::register(lua, h, core)?;
+    http::register(lua, h, core)
+}
+
+/// Whether code of entry `entry` running as `me` holds `action` on
+/// `resource`: its entry's grants or its host's.
+pub(crate) fn granted(core: &Core, me: Pid, entry: &str, action: &str, resource: &str) -> bool {
+    if core.quota_of(me).grants.allows(action, resource) {
+        return true;
+    }
+    core.program(entry)
+        .and_then(|p| {
+            p.code
+                .downcast_ref::<LuaProgram>()
+                .map(|l| l.grants.allows(action, resource))
+        })
+        .unwrap_or(false)
+}
+
+/// The grants code of `entry` running as `me` holds (its entry's ∪ its host's).
+pub(crate) fn grants_of(core: &Core, me: Pid, entry: &str) -> warren_core::Grants {
+    let host = &core.quota_of(me).grants;
+    match core.program(entry).and_then(|p| {
+        p.code
+            .downcast_ref::<LuaProgram>()
+            .map(|l| l.grants.clone())
+    }) {
+        Some(own) => own.union(host),
+        None => host.clone(),
+    }
+}
+
+/// `PERMISSION_DENIED` naming the action and the resource.
+pub(crate) fn denied(action: &str, resource: &str) -> ProcError {
+    ProcError::new(
+        ErrorKind::PermissionDenied,
+        format!("{action} on '{resource}' is not granted to this entry or its host"),
+    )
+}
+
+/// `INVALID` with `message`.
+pub(crate) fn invalid(message: impl Into<String>) -> ProcError {
+    ProcError::new(ErrorKind::Invalid, message)
+}
+
+/// What an `H` function that starts an operation returns: `true, op`, or
+/// `false` and the refusal's kind, message and retryable.
+pub(crate) fn started(lua: &Lua, result: Result<u64, ProcError>) -> mlua::Result<MultiValue> {
+    match result {
+        Ok(op) => (true, i64::try_from(op).unwrap_or(i64::MAX)).into_lua_multi(lua),
+        Err(err) => refused(lua, &err),
+    }
+}
+
+/// `false` and the error's kind, message and retryable.
+pub(crate) fn refused(lua: &Lua, err: &ProcError) -> mlua::Result<MultiValue> {
+    (false, err.kind.name(), err.message.clone(), err.retryable).into_lua_multi(lua)
+}
+
+/// A process id from the kernel's integer.
+pub(crate) fn pid(raw: i64) -> Pid {
+    crate::host::pid_of(raw)
+}
+
+/// A handle id from a Lua integer (`None` for anything not positive).
+pub(crate) fn handle_id(raw: i64) -> Option<u64> {
+    u64::try_from(raw).ok().filter(|id| *id > 0)
+}
+
+/// Takes handle `hid` out of `me`'s table if it is a `T`. The id comes
+/// from a field of the Lua object, which its holder can overwrite: an id
+/// naming a handle of another kind (a statement's `close` aimed at a
+/// transaction, a `commit` aimed at a stream) leaves that handle alone.
+pub(crate) fn take_if<T: 'static>(core: &CoreRef, me: Pid, hid: i64) -> Option<Handle> {
+    let id = handle_id(hid)?;
+    let mut core = core.borrow_mut();
+    core.handle(me, id)?.downcast::<T>()?;
+    core.take_handle(me, id)
+}
+
+/// An mlua failure while reading a caller's value, as `INVALID`.
+pub(crate) trait OrInvalid<T> {
+    /// The value, or `INVALID` quoting mlua's message.
+    fn or_invalid(self) -> Result<T, ProcError>;
+}
+
+impl<T> OrInvalid<T> for mlua::Result<T> {
+    fn or_invalid(self) -> Result<T, ProcError> {
+        self.map_err(|e| invalid(e.to_string()))
+    }
+}

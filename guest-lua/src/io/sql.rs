@@ -1,0 +1,329 @@
+//! The host functions behind the `sql` module (modules/sql.lua).
+//!
+//! A call names its target as a database id (a string: the `db.get` grant
+//! is checked on every call) or as a transaction's handle id (an integer,
+//! looked up in the caller's own handle table only). Parameters arrive
+//! flattened by the Lua side as a kind string and a value array, and are
+//! re-checked here, value by value, before any work starts.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mlua::{IntoLuaMulti, Lua, LuaString, MultiValue, Table, Value as LuaValue};
+use warren_core::grants::DB_GET;
+use warren_core::{CoreRef, ErrorKind, Handle, OpValue, Pid, ProcError, Resource};
+use warren_sql::{Database, Isolation, Param, ResultLimits, Transaction, TxOptions};
+
+use super::{
+    Databases, OrInvalid, denied, granted, handle_id, invalid, pid, refused, started, take_if,
+};
+
+/// Longest SQL text a call takes: a statement is code, not data; megabytes
+/// of it would only make the engine's parser work for an attacker.
+pub(crate) const MAX_SQL_BYTES: usize = 1 << 20;
+
+/// Most parameters of one statement (SQLite's own limit).
+pub(crate) const MAX_PARAMS: usize = 32_766;
+
+/// How long one call may wait in all (for the connection, a lock, the
+/// statement) when the database sets no `query_timeout`: every host call
+/// has a deadline, so a statement stuck behind a lock forever ends as
+/// `TIMEOUT` instead of holding its coroutine and an operation slot.
+pub(crate) const SQL_CALL_DEADLINE: Duration = Duration::from_secs(600);
+
+/// A transaction in a process's handle table.
+struct TxHandle(Arc<Transaction>);
+
+impl Resource for TxHandle {
+    fn kind(&self) -> &'static str {
+        "transaction"
+    }
+    fn close(&self) {
+        self.0.close();
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// What a statement runs on.
+#[derive(Clone)]
+enum Target {
+    Db(Arc<Database>),
+    Tx(Arc<Transaction>),
+}
+
+/// A prepared statement: its SQL, re-prepared where it runs.
+struct StmtHandle {
+    sql: String,
+    target: Target,
+}
+
+impl Resource for StmtHandle {
+    fn kind(&self) -> &'static str {
+        "statement"
+    }
+    fn close(&self) {}
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn inactive() -> ProcError {
+    invalid("transaction is not active")
+}
+
+/// The database `id` for `me`: shape, grant, then existence.
+fn database(core: &CoreRef, me: Pid, entry: &str, id: &str) -> Result<Arc<Database>, ProcError> {
+    if id.is_empty() {
+        return Err(invalid("sql: the database id must be a non-empty string"));
+    }
+    let core = core.borrow();
+    if !granted(&core, me, entry, DB_GET, id) {
+        return Err(denied(DB_GET, id));
+    }
+    let dbs = core.extension::<Databases>();
+    dbs.as_ref()
+        .and_then(|d| d.get(id).cloned())
+        .ok_or_else(|| ProcError::new(ErrorKind::NotFound, format!("database '{id}' not found")))
+}
+
+fn target(core: &CoreRef, me: Pid, entry: &str, v: &LuaValue) -> Result<Target, ProcError> {
+    match v {
+        LuaValue::String(id) => {
+            let id = db_id(id)?;
+            Ok(Target::Db(database(core, me, entry, &id)?))
+        }
+        LuaValue::Integer(h) => {
+            let handle = handle_id(*h).and_then(|h| core.borrow().handle(me, h));
+            match handle.as_ref().and_then(|h| h.downcast::<TxHandle>()) {
+                Some(tx) => Ok(Target::Tx(tx.0.clone())),
+                None => Err(inactive()),
+            }
+        }
+        _ => Err(invalid("sql: not a database or transaction")),
+    }
+}
+
+fn sql_text(sql: &LuaString) -> Result<String, ProcError> {
+    let bytes = sql.as_bytes();
+    if bytes.len() > MAX_SQL_BYTES {
+        return Err(invalid(format!(
+            "sql: a statement of {} bytes is longer than the limit of {MAX_SQL_BYTES}",
+            bytes.len()
+        )));
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|_| invalid("sql: the statement is not UTF-8 text"))
+}
+
+/// The parameters flattened by the Lua side, checked value by value.
+fn params(kinds: &LuaString, vals: &Table) -> Result<Vec<Param>, ProcError> {
+    let kinds = kinds.as_bytes();
+    if kinds.len() > MAX_PARAMS {
+        return Err(invalid(format!("sql: more than {MAX_PARAMS} parameters")));
+    }
+    let mut out = Vec::with_capacity(kinds.len());
+    for (i, kind) in kinds.iter().enumerate() {
+        let v: LuaValue = vals.raw_get(i + 1).or_invalid()?;
+        let bad = || invalid(format!("sql: parameter {} does not match its type", i + 1));
+        out.push(match (kind, v) {
+            (b'n', _) => Param::Null,
+            (b'b', LuaValue::Boolean(b)) => Param::Bool(b),
+            (b'i', LuaValue::Integer(n)) => Param::Int(n),
+            (b'f', LuaValue::Number(x)) => Param::Float(x),
+            (b'f', LuaValue::Integer(n)) => Param::Float(n as f64),
+            (b't', LuaValue::String(s)) => Param::Text(s.as_bytes().to_vec()),
+            (b'x', LuaValue::String(s)) => Param::Blob(s.as_bytes().to_vec()),
+            _ => return Err(bad()),
+        });
+    }
+    Ok(out)
+}
+
+fn limits(core: &CoreRef, me: Pid) -> ResultLimits {
+    let max = core.borrow().quota_of(me).limits.memory_per_process;
+    ResultLimits {
+        max_bytes: usize::try_from(max).unwrap_or(usize::MAX),
+    }
+}
+
+type RunArgs = (i64, String, LuaValue, LuaString, LuaString, Table);
+
+/// Starts `sql` on `target` as a query (`rows`) or an execute.
+fn start_run(core: &CoreRef, args: RunArgs, query: bool) -> Result<u64, ProcError> {
+    let (me, entry, target_v, sql, kinds, vals) = args;
+    let me = pid(me);
+    let target = target(core, me, &entry, &target_v)?;
+    let sql = sql_text(&sql)?;
+    let params = params(&kinds, &vals)?;
+    run_on(core, me, target, sql, params, query)
+}
+
+fn run_on(
+    core: &CoreRef,
+    me: Pid,
+    target: Target,
+    sql: String,
+    params: Vec<Param>,
+    query: bool,
+) -> Result<u64, ProcError> {
+    let (owner, limits) = (me.as_u64(), limits(core, me));
+    let what = if query { "sql query" } else { "sql execute" };
+    let fut = async move {
+        let value = match (target, query) {
+            (Target::Db(db), true) => db.query(owner, &sql, params, &limits).await?,
+            (Target::Tx(tx), true) => tx.query(&sql, params, &limits).await?,
+            (Target::Db(db), false) => db.execute(owner, &sql, params).await?.to_value(),
+            (Target::Tx(tx), false) => tx.execute(&sql, params).await?.to_value(),
+        };
+        Ok(OpValue::Value(value))
+    };
+    core.borrow_mut().start_op(me, what, SQL_CALL_DEADLINE, fut)
+}
+
+/// A database id as the caller gave it: bytes that are not UTF-8 name no
+/// database and are `INVALID` (returned, not raised, like any bad
+/// argument; mlua's own conversion to `String` would raise instead).
+fn db_id(id: &LuaString) -> Result<String, ProcError> {
+    id.to_str()
+        .map(|s| s.to_owned())
+        .map_err(|_| invalid("sql: the database id is not UTF-8 text"))
+}
+
+/// Registers the `H.sql_*` functions.
+pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let c = core.clone();
+    let get = move |lua: &Lua, (me, entry, id): (i64, String, LuaString)| match db_id(&id)
+        .and_then(|id| database(&c, pid(me), &entry, &id))
+    {
+        Ok(db) => (true, db.kind().name()).into_lua_multi(lua),
+        Err(err) => refused(lua, &err),
+    };
+    h.set("sql_get", lua.create_function(get)?)?;
+    let c = core.clone();
+    let query = move |lua: &Lua, args: RunArgs| started(lua, start_run(&c, args, true));
+    h.set("sql_query", lua.create_function(query)?)?;
+    let c = core.clone();
+    let execute = move |lua: &Lua, args: RunArgs| started(lua, start_run(&c, args, false));
+    h.set("sql_execute", lua.create_function(execute)?)?;
+    register_handles(lua, h, core)?;
+    register_tx(lua, h, core)
+}
+
+/// `H.sql_prepare`, `H.sql_stmt`, `H.sql_close`, `H.sql_stats`.
+fn register_handles(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let c = core.clone();
+    let prepare = move |lua: &Lua, (me, entry, t, sql): (i64, String, LuaValue, LuaString)| {
+        let me = pid(me);
+        let start = || -> Result<u64, ProcError> {
+            let target = target(&c, me, &entry, &t)?;
+            let sql = sql_text(&sql)?;
+            let owner = me.as_u64();
+            let fut = async move {
+                match &target {
+                    Target::Db(db) => db.prepare_check(owner, &sql).await?,
+                    Target::Tx(tx) => tx.prepare_check(&sql).await?,
+                }
+                Ok(OpValue::Handle(Handle(Arc::new(StmtHandle {
+                    sql,
+                    target,
+                }))))
+            };
+            c.borrow_mut()
+                .start_op(me, "sql prepare", SQL_CALL_DEADLINE, fut)
+        };
+        started(lua, start())
+    };
+    h.set("sql_prepare", lua.create_function(prepare)?)?;
+    let c = core.clone();
+    type StmtArgs = (i64, String, i64, String, LuaString, Table);
+    let stmt = move |lua: &Lua, (me, _entry, hid, action, kinds, vals): StmtArgs| {
+        let me = pid(me);
+        let start = || -> Result<u64, ProcError> {
+            let handle = handle_id(hid).and_then(|h| c.borrow().handle(me, h));
+            let Some(stmt) = handle.as_ref().and_then(|h| h.downcast::<StmtHandle>()) else {
+                return Err(invalid("statement is closed"));
+            };
+            let params = params(&kinds, &vals)?;
+            let (sql, target) = (stmt.sql.clone(), stmt.target.clone());
+            run_on(&c, me, target, sql, params, action == "query")
+        };
+        started(lua, start())
+    };
+    h.set("sql_stmt", lua.create_function(stmt)?)?;
+    let c = core.clone();
+    let close = move |_: &Lua, (me, hid): (i64, i64)| {
+        if let Some(handle) = take_if::<StmtHandle>(&c, pid(me), hid) {
+            handle.0.close();
+        }
+        Ok(())
+    };
+    h.set("sql_close", lua.create_function(close)?)?;
+    let c = core.clone();
+    let stats =
+        move |lua: &Lua, (me, entry, id): (i64, String, LuaString)| -> mlua::Result<MultiValue> {
+            match db_id(&id).and_then(|id| database(&c, pid(me), &entry, &id)) {
+                Ok(db) => crate::convert::to_lua(lua, &db.stats())?.into_lua_multi(lua),
+                Err(err) => refused(lua, &err),
+            }
+        };
+    h.set("sql_stats", lua.create_function(stats)?)
+}
+
+/// `H.sql_begin` and `H.sql_tx`.
+fn register_tx(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
+    let c = core.clone();
+    type BeginArgs = (i64, String, LuaString, String, bool);
+    let begin = move |lua: &Lua, (me, entry, id, isolation, read_only): BeginArgs| {
+        let me = pid(me);
+        let start = || -> Result<u64, ProcError> {
+            let db = database(&c, me, &entry, &db_id(&id)?)?;
+            let isolation = Isolation::from_name(&isolation)?;
+            let opts = TxOptions {
+                isolation,
+                read_only,
+            };
+            let owner = me.as_u64();
+            let fut = async move {
+                let tx = db.begin(owner, opts).await?;
+                Ok(OpValue::Handle(Handle(Arc::new(TxHandle(tx)))))
+            };
+            c.borrow_mut()
+                .start_op(me, "sql begin", SQL_CALL_DEADLINE, fut)
+        };
+        started(lua, start())
+    };
+    h.set("sql_begin", lua.create_function(begin)?)?;
+    let c = core.clone();
+    type TxArgs = (i64, i64, String, Option<String>);
+    let tx_call = move |lua: &Lua, (me, hid, action, name): TxArgs| {
+        let me = pid(me);
+        let start = || -> Result<u64, ProcError> {
+            let ends = action == "commit" || action == "rollback";
+            let handle = if ends {
+                take_if::<TxHandle>(&c, me, hid)
+            } else {
+                handle_id(hid).and_then(|h| c.borrow().handle(me, h))
+            };
+            let Some(tx) = handle.as_ref().and_then(|h| h.downcast::<TxHandle>()) else {
+                return Err(inactive());
+            };
+            let (tx, name) = (tx.0.clone(), name.unwrap_or_default());
+            let fut = async move {
+                match action.as_str() {
+                    "commit" => tx.commit().await?,
+                    "rollback" => tx.rollback().await?,
+                    "savepoint" => tx.savepoint(&name).await?,
+                    "rollback_to" => tx.rollback_to(&name).await?,
+                    _ => tx.release(&name).await?,
+                }
+                Ok(OpValue::Value(warren_core::Value::Bool(true)))
+            };
+            c.borrow_mut()
+                .start_op(me, "sql transaction", SQL_CALL_DEADLINE, fut)
+        };
+        started(lua, start())
+    };
+    h.set("sql_tx", lua.create_function(tx_call)?)
+}

@@ -1,0 +1,130 @@
+-- The `fs` module (modules.md §3): the Lua face of warren-fs.
+--
+-- Loaded once per VM by the kernel with its host-call API (K) and the host
+-- functions (H). A volume handle carries its id and its working directory;
+-- every call re-checks the caller's `fs.get` grant on the host side, and
+-- every path is resolved there beneath the volume's root directory handle
+-- (cap-std), never as a host path. Open files are handle ids in the
+-- caller's own handle table.
+
+local K, H = ...
+local call, entry_id, mkerr, raw_getmetatable = K.call, K.entry_id, K.mkerr, K.raw_getmetatable
+local type, rawget, rawset, setmetatable, error, math_type = type, rawget, rawset, setmetatable, error, math.type
+local H_get, H_op, H_open, H_file = H.fs_get, H.fs_op, H.fs_open, H.fs_file
+
+local fs = { type = { FILE = "file", DIR = "directory" }, seek = { SET = "set", CUR = "cur", END = "end" } }
+
+local function invalid(msg) return nil, mkerr("INVALID", msg) end
+
+local VolMethods, FileMethods = {}, {}
+local VolMT = { __index = VolMethods, __metatable = false, __name = "fs.volume" }
+local FileMT = { __index = FileMethods, __metatable = false, __name = "fs.file" }
+
+local function check(self, mt, what)
+    if type(self) ~= "table" or raw_getmetatable(self) ~= mt then
+        error(what .. ": called on something that is not a " .. mt.__name .. " handle", 3)
+    end
+end
+
+function fs.get(id)
+    if type(id) ~= "string" or id == "" then return invalid("fs.get: the volume id must be a non-empty string") end
+    local me, entry = entry_id()
+    local ok, kind, msg = H_get(me, entry, id)
+    if not ok then return nil, mkerr(kind, msg) end
+    return setmetatable({ _id = id, _cwd = "/" }, VolMT)
+end
+
+-- Runs volume operation `op` on path `p` (and `a`, `b`).
+local function vol_op(self, what, op, p, a, b)
+    check(self, VolMT, what)
+    if type(p) ~= "string" then return invalid(what .. ": the path must be a string") end
+    local me, entry = entry_id()
+    return call(H_op, me, entry, rawget(self, "_id"), rawget(self, "_cwd"), op, p, a, b)
+end
+
+function VolMethods:readfile(p) return vol_op(self, "vol:readfile", "read", p) end
+VolMethods.read_file = VolMethods.readfile
+function VolMethods:writefile(p, data, mode)
+    if type(data) ~= "string" then
+        return invalid("vol:writefile: data must be a string (files and streams as data are not supported yet)")
+    end
+    if mode ~= nil and type(mode) ~= "string" then return invalid("vol:writefile: mode must be a string") end
+    return vol_op(self, "vol:writefile", "write", p, data, mode or "w")
+end
+VolMethods.write_file = VolMethods.writefile
+function VolMethods:exists(p) return vol_op(self, "vol:exists", "exists", p) end
+function VolMethods:isdir(p) return vol_op(self, "vol:isdir", "isdir", p) end
+function VolMethods:stat(p) return vol_op(self, "vol:stat", "stat", p) end
+function VolMethods:mkdir(p) return vol_op(self, "vol:mkdir", "mkdir", p) end
+function VolMethods:remove(p) return vol_op(self, "vol:remove", "remove", p) end
+function VolMethods:readdir(p)
+    local list, err = vol_op(self, "vol:readdir", "readdir", p)
+    if not list then return nil, err end
+    local i = 0
+    return function()
+        i = i + 1
+        return list[i]
+    end
+end
+function VolMethods:chdir(p)
+    local cwd, err = vol_op(self, "vol:chdir", "chdir", p)
+    if not cwd then return nil, err end
+    rawset(self, "_cwd", cwd)
+    return true
+end
+function VolMethods:pwd()
+    check(self, VolMT, "vol:pwd")
+    return rawget(self, "_cwd")
+end
+function VolMethods:open(p, mode)
+    check(self, VolMT, "vol:open")
+    if type(p) ~= "string" then return invalid("vol:open: the path must be a string") end
+    if type(mode) ~= "string" then return invalid("vol:open: mode must be \"r\", \"w\", \"a\" or \"wx\"") end
+    local me, entry = entry_id()
+    local h, err = call(H_open, me, entry, rawget(self, "_id"), rawget(self, "_cwd"), p, mode)
+    if not h then return nil, err end
+    return setmetatable({ _h = h }, FileMT)
+end
+
+local function file_op(self, what, op, a, b)
+    check(self, FileMT, what)
+    local me = entry_id()
+    return call(H_file, me, rawget(self, "_h"), op, a, b)
+end
+-- file:read(n): at the end of the file, nil and a NOT_FOUND error (Wippy's way).
+function FileMethods:read(n)
+    if n ~= nil and math_type(n) ~= "integer" then return invalid("file:read: n must be an integer") end
+    local data, err = file_op(self, "file:read", "read", n or 4096)
+    if data == false then return nil, mkerr("NOT_FOUND", "end of file") end
+    return data, err
+end
+function FileMethods:write(s)
+    if type(s) ~= "string" then return invalid("file:write: data must be a string") end
+    return file_op(self, "file:write", "write", s)
+end
+function FileMethods:seek(whence, offset)
+    if type(whence) ~= "string" then return invalid("file:seek: whence must be fs.seek.SET, CUR or END") end
+    if offset ~= nil and math_type(offset) ~= "integer" then return invalid("file:seek: offset must be an integer") end
+    return file_op(self, "file:seek", "seek", whence, offset or 0)
+end
+function FileMethods:stat() return file_op(self, "file:stat", "stat") end
+function FileMethods:sync() return file_op(self, "file:sync", "sync") end
+function FileMethods:close()
+    check(self, FileMT, "file:close")
+    H.fs_close(entry_id(), rawget(self, "_h"))
+    return true
+end
+
+-- file:scanner(split): "lines" (default), "words", "bytes", "runes".
+function FileMethods:scanner(split)
+    check(self, FileMT, "file:scanner")
+    if not H.fs_alive(entry_id(), rawget(self, "_h")) then return invalid("file:scanner: the file is closed") end
+    local function read()
+        local data, err = file_op(self, "scanner:scan", "read", 65536)
+        if data == false then return false end
+        return data, err
+    end
+    return K.new_scanner(read, split, "file:scanner")
+end
+
+return fs

@@ -1,0 +1,155 @@
+//! The async host-call path: how a process waits on I/O without holding
+//! its worker.
+//!
+//! A front-end turns a blocking module call (a query, a request) into a
+//! future and hands it to [`Core::start_op`](crate::Core::start_op). The
+//! future runs on one shared tokio runtime ([`io_runtime`]; blocking
+//! drivers use its blocking pool, never a scheduler worker); only the
+//! calling coroutine waits. Its [`OpResult`] comes back to the process's
+//! worker as an [`Item::Done`](crate::Item::Done), like any other item, and
+//! the front-end resumes the coroutine with it.
+//!
+//! Guarantees:
+//! - every operation has a deadline: past it, it is dropped and completes
+//!   with `TIMEOUT`;
+//! - a process has at most [`HostLimits::max_ops_per_process`] operations
+//!   in flight and a host [`HostLimits::max_ops_per_host`]; the call that
+//!   would start one more fails with `RATE_LIMITED` before any work;
+//! - resources an operation creates (a transaction, a stream) live in the
+//!   process's handle table, at most [`HostLimits::max_open_handles`] of
+//!   them, looked up only by their owner, so a handle id is worthless to
+//!   any other process;
+//! - when a process exits, however it exits, its operations are aborted
+//!   (their futures dropped, which interrupts the driver's work) and
+//!   every handle is [`Resource::close`]d, before links and monitors hear
+//!   of the exit.
+//!
+//! Nothing here is specific to a language: a component can be given the
+//! same calls through the same path.
+//!
+//! [`HostLimits::max_ops_per_process`]: crate::HostLimits::max_ops_per_process
+//! [`HostLimits::max_ops_per_host`]: crate::HostLimits::max_ops_per_host
+//! [`HostLimits::max_open_handles`]: crate::HostLimits::max_open_handles
+
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{ErrorKind, ProcError};
+use crate::value::Value;
+
+/// Threads of the shared I/O runtime that poll futures. I/O-bound work
+/// needs few: the drivers' blocking calls run on the blocking pool.
+pub const IO_THREADS: usize = 2;
+
+/// Most threads of the I/O runtime's blocking pool (SQLite statements,
+/// file operations). Each SQLite entry uses at most one at a time, so this
+/// bounds threads, not connections; a flood of blocking calls waits in
+/// tokio's queue instead of starting a thread each.
+pub const IO_BLOCKING_THREADS: usize = 64;
+
+/// What an operation completes with.
+pub type OpResult = Result<OpValue, ProcError>;
+
+/// The value of a completed operation.
+#[derive(Clone, Debug)]
+pub enum OpValue {
+    /// Plain data, converted for the process like a message payload.
+    Value(Value),
+    /// A new resource for the process's handle table.
+    Handle(Handle),
+}
+
+/// Something a process holds open on the host: a transaction, a stream.
+pub trait Resource: Send + Sync + 'static {
+    /// What it is, for messages (`transaction`, `stream`).
+    fn kind(&self) -> &'static str;
+    /// Ends it without waiting: rolls back, closes, drops connections.
+    /// Idempotent; work it queues runs before any later use of the same
+    /// connection.
+    fn close(&self);
+    /// The resource itself, for the module that made it.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A shared reference to a [`Resource`].
+#[derive(Clone)]
+pub struct Handle(pub Arc<dyn Resource>);
+
+impl Handle {
+    /// The resource as a `T`, if it is one.
+    pub fn downcast<T: 'static>(&self) -> Option<&T> {
+        self.0.as_any().downcast_ref::<T>()
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Handle({})", self.0.kind())
+    }
+}
+
+/// The shared runtime every operation runs on, started on first use and
+/// kept for the life of the program (no runtime is ever dropped from one
+/// of its own threads).
+pub fn io_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(IO_THREADS)
+            .max_blocking_threads(IO_BLOCKING_THREADS)
+            .thread_name("warren-io")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|err| panic!("cannot start the I/O runtime: {err}"))
+    })
+}
+
+/// The error of an operation past its deadline.
+pub fn timed_out(what: &str, after: Duration) -> ProcError {
+    let mut err = ProcError::new(
+        ErrorKind::Timeout,
+        format!("{what}: no result within {after:?}"),
+    );
+    err.retryable = true;
+    err
+}
+
+/// A process's operations in flight and open handles (boxed in its core
+/// entry: most processes never do I/O).
+#[derive(Default)]
+pub(crate) struct ProcIo {
+    pub(crate) ops: FxHashMap<u64, tokio::task::AbortHandle>,
+    pub(crate) handles: FxHashMap<u64, Handle>,
+    pub(crate) next: u64,
+}
+
+impl ProcIo {
+    /// Aborts every operation and closes every handle.
+    pub(crate) fn shut(self) {
+        for op in self.ops.into_values() {
+            op.abort();
+        }
+        for handle in self.handles.into_values() {
+            handle.0.close();
+        }
+    }
+
+    pub(crate) fn next_id(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+}
+
+/// Gives one slot of a host's operation count back when the operation's
+/// task ends, completed or aborted.
+pub(crate) struct OpSlot(pub(crate) Arc<crate::limits::HostQuota>);
+
+impl Drop for OpSlot {
+    fn drop(&mut self) {
+        self.0.release_op();
+    }
+}

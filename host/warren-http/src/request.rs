@@ -1,0 +1,371 @@
+//! A request as the `http_client` module describes it, and its validation.
+//!
+//! [`Request::validate`] is the first check of every call (modules.md: the
+//! shape of the arguments, then the grant): it refuses with `INVALID`
+//! anything that would be sent malformed or that could smuggle a second
+//! request or header (bad method token, control characters in names or
+//! values, framing headers, a body together with a form, a cookie holding
+//! `;`, a user name holding `:`, bad PEM), so what passes is sent as given.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::header::{HeaderName, HeaderValue};
+use url::Url;
+use warren_core::ProcError;
+
+use crate::error::invalid;
+use crate::tls;
+
+/// The `timeout` of a request that does not set one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The body limit of a request whose `max_response_body` is 0 or absent:
+/// a response body is built in the caller's memory, so an endless or huge
+/// body must not be read without bound.
+pub const DEFAULT_MAX_RESPONSE_BODY: u64 = 120 * 1024 * 1024;
+
+/// Headers the client sets itself from the URL and the body: given by the
+/// caller they could desynchronise the message framing (request smuggling
+/// through a shared connection) or switch protocols.
+const FRAMING_HEADERS: [&str; 9] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "host",
+    "proxy-connection",
+];
+
+/// One part of a multipart body (option `files`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilePart {
+    /// The form field name.
+    pub name: String,
+    /// The file name sent with the part, if any.
+    pub filename: Option<String>,
+    /// The part's bytes.
+    pub content: Vec<u8>,
+    /// Its Content-Type; `application/octet-stream` if absent.
+    pub content_type: Option<String>,
+}
+
+/// Option `tls`: PEM strings and verification switches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Client certificate chain (PEM), with `key`, for mutual TLS.
+    pub cert: Option<String>,
+    /// Client private key (PEM), with `cert`.
+    pub key: Option<String>,
+    /// Trusted roots (PEM) replacing the bundled public roots.
+    pub ca: Option<String>,
+    /// The name the server's certificate is verified against instead of
+    /// the URL's host (SNI still carries the URL's host).
+    pub server_name: Option<String>,
+    /// Accept any server certificate; needs `http_client.insecure_tls` for
+    /// every destination it is used with.
+    pub insecure_skip_verify: bool,
+}
+
+impl TlsOptions {
+    /// Whether the options change nothing (the shared client serves them).
+    pub fn is_default(&self) -> bool {
+        self == &TlsOptions::default()
+    }
+}
+
+/// One HTTP request (modules.md §2, its options as fields).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// The method token, sent as given (`GET`, `PROPFIND`, ...).
+    pub method: String,
+    /// An absolute `http` or `https` URL.
+    pub url: String,
+    /// Request headers, in order; a name may repeat.
+    pub headers: Vec<(String, String)>,
+    /// Pairs appended, form-encoded, to the URL's own query.
+    pub query: Vec<(String, String)>,
+    /// The raw body; not together with `form` or `files`.
+    pub body: Option<Vec<u8>>,
+    /// A url-encoded body, or with `files` the text parts of a multipart body.
+    pub form: Vec<(String, String)>,
+    /// Parts of a multipart/form-data body.
+    pub files: Vec<FilePart>,
+    /// Sent as one Cookie header.
+    pub cookies: Vec<(String, String)>,
+    /// Basic authentication (user, password).
+    pub auth: Option<(String, String)>,
+    /// Spans connect to the last body byte; with `stream`, up to the
+    /// headers, then each read may wait that long again.
+    pub timeout: Duration,
+    /// Body limit in bytes; 0 means [`DEFAULT_MAX_RESPONSE_BODY`].
+    pub max_response_body: u64,
+    /// Return the body as a [`crate::BodyStream`].
+    pub stream: bool,
+    /// TLS options; `None` for the bundled public roots.
+    pub tls: Option<TlsOptions>,
+    /// Connect to this Unix socket instead of the URL's host.
+    pub unix_socket: Option<String>,
+}
+
+impl Request {
+    /// A request with the defaults: no headers, body or options, a timeout
+    /// of [`DEFAULT_TIMEOUT`].
+    pub fn new(method: impl Into<String>, url: impl Into<String>) -> Request {
+        Request {
+            method: method.into(),
+            url: url.into(),
+            headers: Vec::new(),
+            query: Vec::new(),
+            body: None,
+            form: Vec::new(),
+            files: Vec::new(),
+            cookies: Vec::new(),
+            auth: None,
+            timeout: DEFAULT_TIMEOUT,
+            max_response_body: 0,
+            stream: false,
+            tls: None,
+            unix_socket: None,
+        }
+    }
+
+    /// `INVALID` for any malformed part; see the module documentation.
+    pub fn validate(&self) -> Result<(), ProcError> {
+        self.method()?;
+        self.full_url()?;
+        self.validate_headers()?;
+        self.validate_body()?;
+        self.validate_credentials()?;
+        if self.timeout.is_zero() {
+            return Err(invalid("timeout must be positive"));
+        }
+        if let Some(path) = &self.unix_socket
+            && (path.is_empty() || path.contains('\0'))
+        {
+            return Err(invalid(format!("unix_socket {path:?} is not a path")));
+        }
+        if let Some(opts) = &self.tls {
+            tls::validate(opts)?;
+        }
+        Ok(())
+    }
+
+    /// The body limit in force.
+    pub fn body_limit(&self) -> u64 {
+        match self.max_response_body {
+            0 => DEFAULT_MAX_RESPONSE_BODY,
+            n => n,
+        }
+    }
+
+    /// The method; `INVALID` unless it is a token (CONNECT, which turns
+    /// the connection into a tunnel, is refused too).
+    pub(crate) fn method(&self) -> Result<Method, ProcError> {
+        let method = Method::from_bytes(self.method.as_bytes())
+            .map_err(|_| invalid(format!("method {:?} is not a token", self.method)))?;
+        if method == Method::CONNECT {
+            return Err(invalid("method CONNECT is not supported"));
+        }
+        Ok(method)
+    }
+
+    /// The URL with `query` appended; `INVALID` unless absolute `http` or
+    /// `https` with a host.
+    pub(crate) fn full_url(&self) -> Result<Url, ProcError> {
+        let mut url = parse_url(&self.url)?;
+        if !self.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&self.query);
+        }
+        Ok(url)
+    }
+
+    fn validate_headers(&self) -> Result<(), ProcError> {
+        for (name, value) in &self.headers {
+            let parsed = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid(format!("header name {name:?} is not a token")))?;
+            if FRAMING_HEADERS.contains(&parsed.as_str()) {
+                return Err(invalid(format!(
+                    "header {name:?} is set by the client, not by the caller"
+                )));
+            }
+            HeaderValue::from_str(value)
+                .map_err(|_| invalid(format!("header {name:?} has a bad value")))?;
+        }
+        Ok(())
+    }
+
+    fn validate_body(&self) -> Result<(), ProcError> {
+        if self.body.is_some() && (!self.form.is_empty() || !self.files.is_empty()) {
+            return Err(invalid("body cannot be combined with form or files"));
+        }
+        for part in &self.files {
+            if part.name.is_empty() {
+                return Err(invalid("a file part needs a name"));
+            }
+            if let Some(ct) = &part.content_type
+                && reqwest::multipart::Part::bytes(Vec::new())
+                    .mime_str(ct)
+                    .is_err()
+            {
+                return Err(invalid(format!(
+                    "file {:?}: content_type {ct:?} is not a media type",
+                    part.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_credentials(&self) -> Result<(), ProcError> {
+        for (name, value) in &self.cookies {
+            if HeaderName::from_bytes(name.as_bytes()).is_err() || name.contains('=') {
+                return Err(invalid(format!("cookie name {name:?} is not a token")));
+            }
+            if value.contains(';') || value.chars().any(char::is_control) {
+                return Err(invalid(format!("cookie {name:?} has a bad value")));
+            }
+        }
+        if let Some((user, pass)) = &self.auth
+            && (user.contains(':')
+                || user.chars().any(char::is_control)
+                || pass.chars().any(char::is_control))
+        {
+            // The password is never quoted.
+            return Err(invalid(
+                "auth: the user must not contain ':' and neither part control characters",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An absolute `http`/`https` URL with a host; `INVALID` otherwise.
+pub(crate) fn parse_url(text: &str) -> Result<Url, ProcError> {
+    let url = Url::parse(text).map_err(|e| {
+        let shown = crate::error::redact_text(text);
+        invalid(format!("bad URL {shown:?}: {e}"))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(format!(
+            "URL {:?} is not http or https",
+            crate::error::redact(&url)
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(format!(
+            "URL {:?} has no host",
+            crate::error::redact(&url)
+        )));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use warren_core::ErrorKind;
+
+    use super::*;
+
+    fn refused(req: &Request) -> String {
+        let err = req.validate().expect_err("invalid");
+        assert_eq!(err.kind, ErrorKind::Invalid, "{}", err.message);
+        err.message
+    }
+
+    #[test]
+    fn defaults() {
+        let req = Request::new("GET", "https://example.org/");
+        assert_eq!(req.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(req.body_limit(), DEFAULT_MAX_RESPONSE_BODY);
+        req.validate().expect("valid");
+        let mut custom = Request::new("PROPFIND", "http://example.org");
+        custom.max_response_body = 10;
+        custom.validate().expect("any token");
+        assert_eq!(custom.body_limit(), 10);
+    }
+
+    #[test]
+    fn refuses_bad_shapes() {
+        let base = Request::new("GET", "https://example.org/");
+        let with = |f: &dyn Fn(&mut Request)| {
+            let mut r = base.clone();
+            f(&mut r);
+            r
+        };
+        assert!(refused(&with(&|r| r.method = "GE T".into())).contains("GE T"));
+        assert!(refused(&with(&|r| r.method = String::new())).contains("token"));
+        refused(&with(&|r| r.method = "CONNECT".into()));
+        assert!(refused(&with(&|r| r.url = "ftp://x.org/".into())).contains("ftp://x.org/"));
+        refused(&with(&|r| r.url = "not a url".into()));
+        refused(&with(&|r| r.url = "/relative".into()));
+        let msg = refused(&with(&|r| r.url = "file://u:secret@/etc".into()));
+        assert!(!msg.contains("secret"), "{msg}");
+        let msg = refused(&with(&|r| r.url = "http://u:secret@[::1/".into()));
+        assert!(!msg.contains("secret"), "{msg}");
+        let msg = refused(&with(&|r| r.url = "ftp://u:secret@x.org/".into()));
+        assert!(!msg.contains("secret"), "{msg}");
+        refused(&with(&|r| r.headers = vec![("X\nY".into(), "v".into())]));
+        refused(&with(&|r| {
+            r.headers = vec![("X".into(), "a\r\nB: c".into())]
+        }));
+        refused(&with(&|r| {
+            r.headers = vec![("Content-Length".into(), "5".into())]
+        }));
+        refused(&with(&|r| {
+            r.headers = vec![("transfer-encoding".into(), "chunked".into())]
+        }));
+        refused(&with(&|r| {
+            r.headers = vec![("Host".into(), "internal".into())]
+        }));
+        assert!(
+            refused(&with(&|r| {
+                r.body = Some(b"x".to_vec());
+                r.form = vec![("a".into(), "b".into())];
+            }))
+            .contains("body")
+        );
+        refused(&with(&|r| {
+            r.body = Some(b"x".to_vec());
+            r.files = vec![FilePart {
+                name: "f".into(),
+                ..FilePart::default()
+            }];
+        }));
+        refused(&with(&|r| r.files = vec![FilePart::default()]));
+        refused(&with(&|r| {
+            r.files = vec![FilePart {
+                name: "f".into(),
+                content_type: Some("not a type".into()),
+                ..FilePart::default()
+            }]
+        }));
+        refused(&with(&|r| {
+            r.cookies = vec![("a".into(), "b; admin=1".into())]
+        }));
+        refused(&with(&|r| r.cookies = vec![("a b".into(), "c".into())]));
+        let msg = refused(&with(&|r| r.auth = Some(("a:b".into(), "hunter2".into()))));
+        assert!(!msg.contains("hunter2"), "{msg}");
+        refused(&with(&|r| r.timeout = Duration::ZERO));
+        refused(&with(&|r| r.unix_socket = Some(String::new())));
+    }
+
+    #[test]
+    fn appends_the_query() {
+        let mut req = Request::new("GET", "http://example.org/p?a=1");
+        req.query = vec![("b c".into(), "d&e".into())];
+        assert_eq!(
+            req.full_url().expect("valid").as_str(),
+            "http://example.org/p?a=1&b+c=d%26e"
+        );
+        req.url = "http://example.org/p".into();
+        req.query.clear();
+        assert_eq!(
+            req.full_url().expect("valid").as_str(),
+            "http://example.org/p"
+        );
+    }
+}

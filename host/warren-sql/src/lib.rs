@@ -1,0 +1,169 @@
+//! The databases behind the `sql` module (modules.md §1), language-neutral:
+//! SQLite (one embedded connection per entry) and PostgreSQL (a pool).
+//!
+//! A [`Database`] is shared by every process; each call names its `owner`
+//! (the process), which SQLite needs to refuse a call that would wait
+//! behind the caller's own transaction. Every call is async and never
+//! blocks an async worker; dropping a call's future (the process was
+//! terminated) interrupts its statement and never leaks a connection.
+//! Errors are [`ProcError`]s with the kinds of the spec's table.
+
+mod civil;
+mod config;
+mod error;
+mod numeric;
+mod param;
+mod postgres;
+mod result;
+mod sqlite;
+mod stats;
+mod transaction;
+
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+use warren_core::{ProcError, Value};
+
+pub use config::{
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_OPEN, DbConfig, Isolation, PgConfig,
+    ResultLimits, SqliteFile, TxOptions,
+};
+pub use numeric::numeric_text;
+pub use param::Param;
+pub use result::ExecResult;
+pub use transaction::Transaction;
+
+/// The engine of a database.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DbKind {
+    /// Embedded SQLite.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl DbKind {
+    /// `"sqlite"` or `"postgres"` (the `sql.type` constants).
+    pub fn name(self) -> &'static str {
+        match self {
+            DbKind::Sqlite => "sqlite",
+            DbKind::Postgres => "postgres",
+        }
+    }
+}
+
+enum Engine {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
+}
+
+/// A database entry, shared by every process (hold it in an `Arc`).
+pub struct Database {
+    id: String,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("id", &self.id)
+            .field("kind", &self.kind())
+            .finish()
+    }
+}
+
+impl Database {
+    /// The database of entry `id`. Nothing is opened or connected yet: the
+    /// SQLite file is opened (create-if-missing, WAL) and PostgreSQL
+    /// connections are made on first use. Calls run their blocking and
+    /// background work on `rt`.
+    pub fn open(id: &str, config: DbConfig, rt: Handle) -> Result<Arc<Database>, ProcError> {
+        let engine = match config {
+            DbConfig::Sqlite {
+                file,
+                max_lifetime,
+                query_timeout,
+            } => Engine::Sqlite(sqlite::Sqlite::new(file, max_lifetime, query_timeout, rt)),
+            DbConfig::Postgres(pg) => Engine::Postgres(postgres::Postgres::new(&pg, rt)?),
+        };
+        Ok(Arc::new(Database {
+            id: id.to_owned(),
+            engine,
+        }))
+    }
+
+    /// The entry id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The engine.
+    pub fn kind(&self) -> DbKind {
+        match self.engine {
+            Engine::Sqlite(_) => DbKind::Sqlite,
+            Engine::Postgres(_) => DbKind::Postgres,
+        }
+    }
+
+    /// Runs a query; an array of rows, each a map keyed by column name.
+    pub async fn query(
+        &self,
+        owner: u64,
+        sql: &str,
+        params: Vec<Param>,
+        limits: &ResultLimits,
+    ) -> Result<Value, ProcError> {
+        match &self.engine {
+            Engine::Sqlite(db) => db.query(owner, sql, params, limits).await,
+            Engine::Postgres(db) => db.query(sql, params, limits).await,
+        }
+    }
+
+    /// Runs a statement (without params: possibly a `;`-separated batch,
+    /// reported by its last statement).
+    pub async fn execute(
+        &self,
+        owner: u64,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<ExecResult, ProcError> {
+        match &self.engine {
+            Engine::Sqlite(db) => db.execute(owner, sql, params).await,
+            Engine::Postgres(db) => db.execute(sql, params).await,
+        }
+    }
+
+    /// Checks `sql` by preparing it (`INVALID` for a syntax error or an
+    /// unknown table or column).
+    pub async fn prepare_check(&self, owner: u64, sql: &str) -> Result<(), ProcError> {
+        match &self.engine {
+            Engine::Sqlite(db) => db.prepare_check(owner, sql).await,
+            Engine::Postgres(db) => db.prepare_check(sql).await,
+        }
+    }
+
+    /// Starts a transaction for `owner`.
+    pub async fn begin(&self, owner: u64, opts: TxOptions) -> Result<Arc<Transaction>, ProcError> {
+        let tx = match &self.engine {
+            Engine::Sqlite(db) => Transaction::sqlite(db.begin(owner, opts).await?),
+            Engine::Postgres(db) => Transaction::postgres(db.begin(opts).await?),
+        };
+        Ok(Arc::new(tx))
+    }
+
+    /// The `db:stats()` map (durations as strings like `"1.5ms"`).
+    pub fn stats(&self) -> Value {
+        match &self.engine {
+            Engine::Sqlite(db) => db.stats(),
+            Engine::Postgres(db) => db.stats(),
+        }
+    }
+
+    /// Closes PostgreSQL's pool (calls afterwards are `UNAVAILABLE`); a
+    /// no-op for SQLite, whose connection closes when the last handle goes.
+    pub async fn shutdown(&self) {
+        if let Engine::Postgres(db) = &self.engine {
+            db.shutdown();
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The one connection of an SQLite entry and the lease that serialises it.
+//!
+//! Guarantees: at most one statement runs at a time; a transaction holds
+//! the lease from BEGIN to its end; a caller whose own transaction holds the
+//! lease fails at once with `CONFLICT` instead of waiting forever; a lease
+//! is never lost (it is released when its holder is dropped, wherever that
+//! is); an interrupt only ever reaches the statement it was aimed at.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, InterruptHandle};
+use tokio::runtime::Handle;
+use tokio::sync::OwnedMutexGuard;
+use warren_core::{ErrorKind, ProcError};
+
+use crate::config::SqliteFile;
+use crate::error::err;
+use crate::stats::Counters;
+
+/// How long SQLite retries a file locked by another program before
+/// `UNAVAILABLE`; bounds the blocking thread such a statement occupies.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Locks a std mutex, ignoring poisoning (the data are plain flags).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The connection, opened on first use.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    conn: Option<Connection>,
+    opened_at: Instant,
+}
+
+/// Which statement runs now, and how to interrupt it.
+#[derive(Default)]
+struct Running {
+    next: u64,
+    current: Option<u64>,
+    handle: Option<InterruptHandle>,
+}
+
+/// What every call on one SQLite entry shares.
+pub(crate) struct Shared {
+    pub(crate) file: SqliteFile,
+    pub(crate) max_lifetime: Duration,
+    pub(crate) query_timeout: Option<Duration>,
+    pub(crate) rt: Handle,
+    pub(crate) counters: Counters,
+    slot: Arc<tokio::sync::Mutex<Slot>>,
+    holder: Mutex<Option<u64>>,
+    running: Mutex<Running>,
+}
+
+impl Shared {
+    /// An entry whose connection is not opened yet.
+    pub(crate) fn new(
+        file: SqliteFile,
+        max_lifetime: Duration,
+        query_timeout: Option<Duration>,
+        rt: Handle,
+    ) -> Shared {
+        Shared {
+            file,
+            max_lifetime,
+            query_timeout,
+            rt,
+            counters: Counters::default(),
+            slot: Arc::new(tokio::sync::Mutex::new(Slot {
+                conn: None,
+                opened_at: Instant::now(),
+            })),
+            holder: Mutex::new(None),
+            running: Mutex::new(Running::default()),
+        }
+    }
+
+    /// Waits (async) for the lease. `CONFLICT` at once if `owner`'s own
+    /// transaction holds it. `for_tx` marks the lease as held by `owner`'s
+    /// transaction until it is dropped.
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        owner: u64,
+        for_tx: bool,
+    ) -> Result<Lease, ProcError> {
+        if *lock(&self.holder) == Some(owner) {
+            return Err(err(
+                ErrorKind::Conflict,
+                false,
+                "this call would wait behind its own transaction on this SQLite \
+                 database: run it through the transaction, or end the transaction first",
+            ));
+        }
+        let guard = match self.slot.clone().try_lock_owned() {
+            Ok(g) => g,
+            Err(_) => {
+                let start = Instant::now();
+                let g = self.slot.clone().lock_owned().await;
+                self.counters.waited(start.elapsed());
+                g
+            }
+        };
+        if for_tx {
+            *lock(&self.holder) = Some(owner);
+        }
+        Ok(Lease {
+            guard,
+            shared: self.clone(),
+            for_tx,
+        })
+    }
+
+    /// Forgets which owner's transaction holds the lease: that transaction
+    /// has ended (its rollback may still be queued), so its owner's next
+    /// call waits for the lease instead of failing with `CONFLICT`.
+    pub(crate) fn clear_holder(&self) {
+        *lock(&self.holder) = None;
+    }
+
+    /// A fresh statement id, for [`Shared::interrupt`].
+    pub(crate) fn statement_id(&self) -> u64 {
+        let mut r = lock(&self.running);
+        r.next += 1;
+        r.next
+    }
+
+    /// Interrupts statement `id` if (and only if) it is running now.
+    pub(crate) fn interrupt(&self, id: u64) {
+        let r = lock(&self.running);
+        if r.current == Some(id)
+            && let Some(h) = &r.handle
+        {
+            h.interrupt();
+        }
+    }
+
+    /// `(open, in_use)` for the stats.
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        let open = usize::from(lock(&self.running).handle.is_some());
+        let in_use = usize::from(self.slot.try_lock().is_err());
+        (open, in_use.min(open))
+    }
+}
+
+/// The right to use the connection; released when dropped.
+pub(crate) struct Lease {
+    guard: OwnedMutexGuard<Slot>,
+    shared: Arc<Shared>,
+    for_tx: bool,
+}
+
+impl Lease {
+    /// The entry this lease belongs to.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Runs `f` on the connection as statement `id` (opening or replacing
+    /// the connection first if needed). Runs on a blocking thread.
+    pub(crate) fn run<R>(
+        &mut self,
+        id: u64,
+        f: impl FnOnce(&mut Connection) -> Result<R, ProcError>,
+    ) -> Result<R, ProcError> {
+        let shared = self.shared.clone();
+        let conn = self.connection()?;
+        set_current(&shared, Some(id));
+        let out = f(conn);
+        set_current(&shared, None);
+        out
+    }
+
+    /// Whether the connection is outside any transaction.
+    pub(crate) fn autocommit(&self) -> bool {
+        self.guard
+            .conn
+            .as_ref()
+            .is_none_or(Connection::is_autocommit)
+    }
+
+    /// Rolls back whatever transaction the connection is in, and leaves
+    /// it writable again. Errors are logged: the lease is released anyway.
+    pub(crate) fn reset(&mut self) {
+        let Some(conn) = self.guard.conn.as_mut() else {
+            return;
+        };
+        if !conn.is_autocommit()
+            && let Err(e) = conn.execute_batch("ROLLBACK")
+        {
+            tracing::warn!(error = %e, "sqlite: rollback failed");
+        }
+        if let Err(e) = conn.execute_batch("PRAGMA query_only = OFF") {
+            tracing::warn!(error = %e, "sqlite: could not reset query_only");
+        }
+    }
+
+    fn connection(&mut self) -> Result<&mut Connection, ProcError> {
+        let expired = self.guard.opened_at.elapsed() > self.shared.max_lifetime
+            && self.shared.file != SqliteFile::Memory
+            && self.autocommit();
+        if expired && self.guard.conn.take().is_some() {
+            self.shared.counters.lifetime_closed();
+        }
+        if self.guard.conn.is_none() {
+            let conn = open(&self.shared.file)?;
+            lock(&self.shared.running).handle = Some(conn.get_interrupt_handle());
+            self.guard.conn = Some(conn);
+            self.guard.opened_at = Instant::now();
+        }
+        self.guard
+            .conn
+            .as_mut()
+            .ok_or_else(|| err(ErrorKind::Internal, false, "sqlite connection missing"))
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.for_tx {
+            *lock(&self.shared.holder) = None;
+        }
+    }
+}
+
+fn set_current(shared: &Shared, id: Option<u64>) {
+    lock(&shared.running).current = id;
+}
+
+/// Opens the database: create-if-missing, WAL for files, foreign keys on.
+fn open(file: &SqliteFile) -> Result<Connection, ProcError> {
+    let conn = match file {
+        SqliteFile::Memory => Connection::open_in_memory(),
+        SqliteFile::Path(p) => Connection::open(p),
+    }
+    .map_err(|e| {
+        let mut out = super::error::map(&e);
+        if out.kind == ErrorKind::Internal {
+            out.kind = ErrorKind::Unavailable;
+        }
+        out.message = format!("cannot open SQLite database: {}", out.message);
+        out
+    })?;
+    let setup = || -> rusqlite::Result<()> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        if matches!(file, SqliteFile::Path(_)) {
+            let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        }
+        conn.execute_batch("PRAGMA foreign_keys = ON")
+    };
+    setup().map_err(|e| super::error::map(&e))?;
+    Ok(conn)
+}

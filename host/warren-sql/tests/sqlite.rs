@@ -1,0 +1,529 @@
+//! SQLite, for real: a file in a temp dir and `:memory:`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{assert_kind, code, eventually, limits, rows, temp_path};
+use tokio::runtime::Handle;
+use warren_core::{ErrorKind, Value};
+use warren_sql::{
+    Database, DbConfig, DbKind, Isolation, Param, ResultLimits, SqliteFile, TxOptions,
+};
+
+/// Counts to a billion: runs for many seconds unless interrupted.
+const LONG: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                    WHERE x < 1000000000) SELECT count(*) AS n FROM c";
+
+struct TempDb {
+    db: Arc<Database>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn file_db(timeout: Option<Duration>) -> TempDb {
+    let dir = temp_path("sqlite");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let cfg = DbConfig::Sqlite {
+        file: SqliteFile::Path(dir.join("app.db")),
+        max_lifetime: Duration::from_secs(3600),
+        query_timeout: timeout,
+    };
+    let db = Database::open("app.db:main", cfg, Handle::current()).expect("open");
+    TempDb { db, dir }
+}
+
+fn mem_db() -> Arc<Database> {
+    let cfg = DbConfig::Sqlite {
+        file: SqliteFile::Memory,
+        max_lifetime: Duration::from_secs(3600),
+        query_timeout: None,
+    };
+    Database::open("mem", cfg, Handle::current()).expect("open")
+}
+
+async fn setup(db: &Database) {
+    db.execute(
+        1,
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
+         CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent(id));",
+        vec![],
+    )
+    .await
+    .expect("schema");
+}
+
+fn count_of(v: &Value) -> i64 {
+    match rows(v)[0].get("n") {
+        Some(Value::Int(n)) => *n,
+        other => panic!("no count: {other:?}"),
+    }
+}
+
+async fn count(db: &Database, owner: u64) -> i64 {
+    let v = db
+        .query(owner, "SELECT count(*) AS n FROM parent", vec![], &limits())
+        .await
+        .expect("count");
+    count_of(&v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_database_values_and_execute() {
+    let t = file_db(None);
+    let db = &t.db;
+    assert_eq!(db.kind(), DbKind::Sqlite);
+    assert_eq!(db.kind().name(), "sqlite");
+    assert_eq!(db.id(), "app.db:main");
+    setup(db).await;
+    assert!(t.dir.join("app.db").is_file(), "file created");
+    let mode = db
+        .query(1, "PRAGMA journal_mode", vec![], &limits())
+        .await
+        .expect("mode");
+    assert_eq!(rows(&mode)[0].get("journal_mode"), Some(&Value::str("wal")));
+
+    let r = db
+        .execute(
+            1,
+            "INSERT INTO parent (name) VALUES (?), (?)",
+            vec![Param::text("a"), Param::text("b")],
+        )
+        .await
+        .expect("insert");
+    assert_eq!((r.rows_affected, r.last_insert_id), (2, 2));
+    assert_eq!(
+        r.to_value(),
+        Value::Map(vec![
+            (Value::str("rows_affected"), Value::Int(2)),
+            (Value::str("last_insert_id"), Value::Int(2)),
+        ])
+    );
+    let v = db
+        .query(
+            1,
+            "SELECT 1 AS i, 2.5 AS f, 'x' AS t, x'00ff' AS b, NULL AS n, ? AS p, ? AS q, \
+             1 AS d, 2 AS d",
+            vec![Param::Bool(true), Param::Blob(vec![1, 2])],
+            &limits(),
+        )
+        .await
+        .expect("select");
+    let row = &rows(&v)[0];
+    assert_eq!(row.get("i"), Some(&Value::Int(1)));
+    assert_eq!(row.get("f"), Some(&Value::Float(2.5)));
+    assert_eq!(row.get("t"), Some(&Value::str("x")));
+    assert_eq!(row.get("b"), Some(&Value::Str(vec![0, 255])));
+    assert_eq!(row.get("n"), None, "NULL is absent");
+    assert_eq!(row.get("p"), Some(&Value::Int(1)), "bool is 1");
+    assert_eq!(row.get("q"), Some(&Value::Str(vec![1, 2])));
+    assert_eq!(row.get("d"), Some(&Value::Int(2)), "last duplicate wins");
+    let Value::Map(cells) = row else {
+        panic!("map")
+    };
+    assert_eq!(
+        cells
+            .iter()
+            .filter(|(k, _)| k.as_str() == Some("d"))
+            .count(),
+        1
+    );
+
+    let v = db
+        .query(
+            1,
+            "SELECT name FROM parent ORDER BY id DESC",
+            vec![],
+            &limits(),
+        )
+        .await
+        .expect("order");
+    let names: Vec<_> = rows(&v).iter().map(|r| r.get("name").cloned()).collect();
+    assert_eq!(names, vec![Some(Value::str("b")), Some(Value::str("a"))]);
+    let none = db
+        .query(1, "SELECT * FROM parent WHERE id < 0", vec![], &limits())
+        .await
+        .expect("none");
+    assert_eq!(none, Value::Array(vec![]));
+
+    // A batch reports its last statement.
+    let r = db
+        .execute(
+            1,
+            "INSERT INTO parent (name) VALUES ('c'); UPDATE parent SET name = name || '!' \
+             WHERE id <= 2;",
+            vec![],
+        )
+        .await
+        .expect("batch");
+    assert_eq!(r.rows_affected, 2);
+    let r = db
+        .execute(
+            1,
+            "DELETE FROM parent WHERE id = 3; CREATE TABLE z (a)",
+            vec![],
+        )
+        .await
+        .expect("batch ddl");
+    assert_eq!(r.rows_affected, 0, "last statement changed no rows");
+    db.prepare_check(1, "SELECT name FROM parent")
+        .await
+        .expect("valid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_map_to_kinds() {
+    let db = mem_db();
+    setup(&db).await;
+    db.execute(1, "INSERT INTO parent (id, name) VALUES (1, 'a')", vec![])
+        .await
+        .expect("insert");
+    let e = assert_kind(
+        db.query(1, "SELEC 1", vec![], &limits()).await,
+        ErrorKind::Invalid,
+        false,
+    );
+    assert_eq!(code(&e), Value::Int(1));
+    assert_kind(
+        db.query(1, "SELECT * FROM nope", vec![], &limits()).await,
+        ErrorKind::Invalid,
+        false,
+    );
+    assert_kind(
+        db.query(1, "SELECT nope FROM parent", vec![], &limits())
+            .await,
+        ErrorKind::Invalid,
+        false,
+    );
+    assert_kind(
+        db.prepare_check(1, "SELECT nope FROM parent").await,
+        ErrorKind::Invalid,
+        false,
+    );
+    assert_kind(
+        db.query(1, "SELECT ?", vec![], &limits()).await,
+        ErrorKind::Invalid,
+        false,
+    );
+    assert_kind(
+        db.execute(1, "SELECT ?; SELECT ?", vec![Param::Int(1)])
+            .await,
+        ErrorKind::Invalid,
+        false,
+    );
+    let e = assert_kind(
+        db.execute(1, "INSERT INTO parent (name) VALUES ('a')", vec![])
+            .await,
+        ErrorKind::AlreadyExists,
+        false,
+    );
+    assert_eq!(code(&e), Value::Int(2067), "SQLITE_CONSTRAINT_UNIQUE");
+    let e = assert_kind(
+        db.execute(1, "INSERT INTO parent (id, name) VALUES (1, 'z')", vec![])
+            .await,
+        ErrorKind::AlreadyExists,
+        false,
+    );
+    assert_eq!(code(&e), Value::Int(1555), "SQLITE_CONSTRAINT_PRIMARYKEY");
+    assert_kind(
+        db.execute(1, "INSERT INTO parent (id) VALUES (7)", vec![])
+            .await,
+        ErrorKind::Conflict,
+        false,
+    );
+    let e = assert_kind(
+        db.execute(1, "INSERT INTO child (parent) VALUES (99)", vec![])
+            .await,
+        ErrorKind::Conflict,
+        false,
+    );
+    assert_eq!(code(&e), Value::Int(787), "SQLITE_CONSTRAINT_FOREIGNKEY");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_commit_rollback_and_savepoints() {
+    let db = mem_db();
+    setup(&db).await;
+    let tx = db.begin(1, TxOptions::default()).await.expect("begin");
+    assert_eq!(tx.db_kind(), DbKind::Sqlite);
+    tx.execute(
+        "INSERT INTO parent (name) VALUES (?)",
+        vec![Param::text("a")],
+    )
+    .await
+    .expect("insert");
+    tx.savepoint("sp_1").await.expect("savepoint");
+    tx.execute("INSERT INTO parent (name) VALUES ('b')", vec![])
+        .await
+        .expect("b");
+    tx.rollback_to("sp_1").await.expect("rollback_to");
+    tx.release("sp_1").await.expect("release");
+    let e = assert_kind(tx.savepoint("bad name").await, ErrorKind::Invalid, false);
+    assert!(e.message.contains("'bad name'"), "{e}");
+    assert_kind(tx.rollback_to("missing").await, ErrorKind::Invalid, false);
+    let v = tx
+        .query("SELECT count(*) AS n FROM parent", vec![], &limits())
+        .await
+        .expect("q");
+    assert_eq!(count_of(&v), 1);
+    tx.commit().await.expect("commit");
+    assert!(!tx.is_active());
+    let e = assert_kind(
+        tx.query("SELECT 1", vec![], &limits()).await,
+        ErrorKind::Invalid,
+        false,
+    );
+    assert_eq!(e.message, "transaction is not active");
+    assert_kind(tx.commit().await, ErrorKind::Invalid, false);
+    assert_kind(tx.savepoint("x").await, ErrorKind::Invalid, false);
+    assert_eq!(count(&db, 2).await, 1);
+
+    let tx = db.begin(1, TxOptions::default()).await.expect("begin");
+    tx.execute("INSERT INTO parent (name) VALUES ('c')", vec![])
+        .await
+        .expect("c");
+    tx.rollback().await.expect("rollback");
+    assert_kind(tx.rollback().await, ErrorKind::Invalid, false);
+    assert_eq!(count(&db, 2).await, 1);
+
+    let serial = TxOptions {
+        isolation: Isolation::Serializable,
+        read_only: false,
+    };
+    db.begin(1, serial)
+        .await
+        .expect("serializable")
+        .rollback()
+        .await
+        .expect("rb");
+    let rc = TxOptions {
+        isolation: Isolation::from_name("read_committed").expect("level"),
+        read_only: false,
+    };
+    assert_kind(db.begin(1, rc).await, ErrorKind::Invalid, false);
+    assert_kind(Isolation::from_name("chaos"), ErrorKind::Invalid, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_transactions_refuse_writes_and_reset() {
+    let db = mem_db();
+    setup(&db).await;
+    let ro = TxOptions {
+        isolation: Isolation::Default,
+        read_only: true,
+    };
+    let tx = db.begin(1, ro).await.expect("begin");
+    assert_eq!(
+        count_of(
+            &tx.query("SELECT count(*) AS n FROM parent", vec![], &limits())
+                .await
+                .expect("read")
+        ),
+        0
+    );
+    assert_kind(
+        tx.execute("INSERT INTO parent (name) VALUES ('a')", vec![])
+            .await,
+        ErrorKind::Invalid,
+        false,
+    );
+    tx.commit().await.expect("commit");
+    db.execute(1, "INSERT INTO parent (name) VALUES ('a')", vec![])
+        .await
+        .expect("writable again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_transaction_conflicts_and_others_wait() {
+    let t = file_db(None);
+    let db = t.db.clone();
+    setup(&db).await;
+    let tx = db.begin(1, TxOptions::default()).await.expect("begin");
+    tx.execute("INSERT INTO parent (name) VALUES ('one')", vec![])
+        .await
+        .expect("insert");
+    let e = assert_kind(
+        db.query(1, "SELECT 1", vec![], &limits()).await,
+        ErrorKind::Conflict,
+        false,
+    );
+    assert!(e.message.contains("its own transaction"), "{e}");
+    assert_kind(
+        db.begin(1, TxOptions::default()).await,
+        ErrorKind::Conflict,
+        false,
+    );
+
+    let other = db.clone();
+    let mut waiting = tokio::spawn(async move {
+        other
+            .execute(2, "INSERT INTO parent (name) VALUES ('two')", vec![])
+            .await
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), &mut waiting)
+            .await
+            .is_err(),
+        "owner 2 waits for owner 1's transaction"
+    );
+    tx.commit().await.expect("commit");
+    let r = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("owner 2 proceeds")
+        .expect("join")
+        .expect("insert");
+    assert_eq!(r.rows_affected, 1);
+    assert_eq!(count(&db, 1).await, 2, "owner 1 may use the db again");
+    let stats = db.stats();
+    assert_eq!(stats.get("max_open_connections"), Some(&Value::Int(1)));
+    assert_eq!(stats.get("open_connections"), Some(&Value::Int(1)));
+    assert!(
+        matches!(stats.get("wait_count"), Some(Value::Int(n)) if *n >= 1),
+        "{stats:?}"
+    );
+    assert!(stats.get("wait_duration").and_then(Value::as_str).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_or_closed_transactions_roll_back_and_free_the_connection() {
+    let db = mem_db();
+    setup(&db).await;
+    let tx = db.begin(1, TxOptions::default()).await.expect("begin");
+    tx.execute("INSERT INTO parent (name) VALUES ('gone')", vec![])
+        .await
+        .expect("insert");
+    drop(tx);
+    let free = tokio::time::timeout(Duration::from_secs(5), count(&db, 2)).await;
+    assert_eq!(free.expect("connection free after drop"), 0, "rolled back");
+    assert_eq!(
+        count(&db, 1).await,
+        0,
+        "owner 1 is not blocked by its dropped tx"
+    );
+
+    let tx = db.begin(1, TxOptions::default()).await.expect("begin");
+    tx.execute("INSERT INTO parent (name) VALUES ('gone')", vec![])
+        .await
+        .expect("insert");
+    tx.close();
+    tx.close();
+    assert_kind(
+        tx.execute("SELECT 1", vec![]).await,
+        ErrorKind::Invalid,
+        false,
+    );
+    assert_eq!(count(&db, 1).await, 0);
+
+    // A stray BEGIN outside the tx API is not left open on the connection.
+    db.execute(
+        3,
+        "BEGIN; INSERT INTO parent (name) VALUES ('stray')",
+        vec![],
+    )
+    .await
+    .expect("stray");
+    assert_eq!(count(&db, 4).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_query_interrupts_and_connection_is_usable() {
+    let t = file_db(None);
+    let db = t.db.clone();
+    let d = db.clone();
+    let long = tokio::spawn(async move { d.query(1, LONG, vec![], &limits()).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    long.abort();
+    let quick = tokio::time::timeout(
+        Duration::from_secs(3),
+        db.query(2, "SELECT 42 AS n", vec![], &limits()),
+    )
+    .await
+    .expect("interrupted promptly")
+    .expect("usable");
+    assert_eq!(count_of(&quick), 42);
+
+    // The same inside a transaction: it ends, and the lease comes back.
+    let tx = db.begin(3, TxOptions::default()).await.expect("begin");
+    let tx2 = tx.clone();
+    let long = tokio::spawn(async move { tx2.query(LONG, vec![], &limits()).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    long.abort();
+    let quick = tokio::time::timeout(
+        Duration::from_secs(3),
+        db.query(4, "SELECT 7 AS n", vec![], &limits()),
+    )
+    .await
+    .expect("lease released")
+    .expect("usable");
+    assert_eq!(count_of(&quick), 7);
+    assert!(!tx.is_active());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_timeout_and_result_limit() {
+    let t = file_db(Some(Duration::from_millis(200)));
+    let db = &t.db;
+    let start = std::time::Instant::now();
+    let e = assert_kind(
+        db.query(1, LONG, vec![], &limits()).await,
+        ErrorKind::Timeout,
+        true,
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(e.message.contains("query_timeout"), "{e}");
+    let v = db
+        .query(1, "SELECT 1 AS n", vec![], &limits())
+        .await
+        .expect("usable");
+    assert_eq!(count_of(&v), 1);
+
+    let tx = db.begin(1, TxOptions::default()).await.expect("begin");
+    assert_kind(
+        tx.query(LONG, vec![], &limits()).await,
+        ErrorKind::Timeout,
+        true,
+    );
+    tx.rollback().await.ok();
+
+    let small = ResultLimits { max_bytes: 1000 };
+    let e = assert_kind(
+        db.query(
+            1,
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) \
+             SELECT x FROM c",
+            vec![],
+            &small,
+        )
+        .await,
+        ErrorKind::Invalid,
+        false,
+    );
+    assert_eq!(
+        e.details.expect("details").get("limit"),
+        Some(&Value::Int(1000))
+    );
+    let ok = db
+        .query(1, "SELECT 1 AS x", vec![], &small)
+        .await
+        .expect("small fits");
+    assert_eq!(rows(&ok).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_databases_are_private_per_entry() {
+    let a = mem_db();
+    let b = mem_db();
+    setup(&a).await;
+    assert_kind(
+        b.query(1, "SELECT * FROM parent", vec![], &limits()).await,
+        ErrorKind::Invalid,
+        false,
+    );
+    assert!(eventually(Duration::from_secs(1), || async { count(&a, 1).await == 0 }).await);
+}

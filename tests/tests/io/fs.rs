@@ -1,0 +1,156 @@
+//! `fs` through real processes on real files in a temporary directory:
+//! every call, the error kinds, read-only volumes, and paths that try to
+//! leave the volume (`..`, absolute paths, symlinks out).
+
+use std::sync::Arc;
+
+use warren_core::Value;
+use warren_lua::Volumes;
+use warren_tests::*;
+
+use super::{TempDir, grants};
+
+/// Volume `app.fs:<name>` on `dir/<name>` with `mode`.
+fn volumes(dir: &TempDir, list: &[(&str, u32)]) -> Arc<Volumes> {
+    let mut out = Volumes::new();
+    for (name, mode) in list {
+        let root = dir.0.join(name);
+        let vol =
+            warren_fs::Volume::open(&format!("app.fs:{name}"), &root, *mode, true).expect("volume");
+        out.insert(vol);
+    }
+    Arc::new(out)
+}
+
+fn run_fs(dir: &TempDir, source: &str, g: warren_core::Grants) -> Value {
+    let exit = App::new()
+        .extension(volumes(dir, &[("data", 0o755), ("ro", 0o555)]))
+        .granted("t:main", source, g)
+        .run("t:main", Vec::new());
+    match exit {
+        Ok(v) => v,
+        Err(e) => panic!("script failed: {e}"),
+    }
+}
+
+#[test]
+fn every_call_of_volumes_and_files() {
+    let dir = TempDir::new("fs-calls");
+    let v = run_fs(
+        &dir,
+        r#"local fs = require("fs")
+    return function()
+        local vol = assert(fs.get("app.fs:data"))
+        assert(vol:writefile("a.txt", "hello\nworld\n"))
+        assert(vol:write_file("a.txt", "more\n", "a"))
+        assert(vol:readfile("a.txt") == "hello\nworld\nmore\n")
+        local _, exists = vol:writefile("a.txt", "x", "wx")
+        assert(exists:kind() == errors.ALREADY_EXISTS)
+        assert(vol:exists("a.txt") == true and vol:exists("nope") == false)
+        assert(vol:mkdir("sub") and vol:isdir("sub") == true and vol:isdir("a.txt") == false)
+        local st = assert(vol:stat("a.txt"))
+        assert(st.size == 17 and st.is_dir == false and st.type == fs.type.FILE and st.name == "a.txt")
+        assert(math.type(st.modified) == "integer")
+        assert(vol:chdir("sub") and vol:pwd() == "/sub")
+        assert(vol:writefile("b.txt", "in sub"))
+        assert(vol:readfile("/sub/b.txt") == "in sub")
+        assert(vol:chdir("/"))
+        local names = {}
+        for e in vol:readdir("/") do names[#names + 1] = e.name .. ":" .. e.type end
+        assert(table.concat(names, ",") == "a.txt:file,sub:directory", table.concat(names, ","))
+        local f = assert(vol:open("a.txt", "r"))
+        assert(f:read(5) == "hello")
+        assert(f:seek(fs.seek.SET, 6) == 6)
+        assert(f:read(5) == "world")
+        assert(f:stat().size == 17)
+        local sc = assert(f:scanner())
+        local lines = {}
+        while sc:scan() do lines[#lines + 1] = sc:text() end
+        assert(sc:err() == nil and table.concat(lines, "|") == "|more", table.concat(lines, "|"))
+        local _, eof = f:read()
+        assert(eof:kind() == errors.NOT_FOUND, "end of file")
+        assert(f:close() and f:close())
+        local _, closed = f:read()
+        assert(closed:kind() == errors.INTERNAL, tostring(closed))
+        local w = assert(vol:open("c.txt", "w"))
+        assert(w:write("abc") and w:sync())
+        local _, empty = w:write("")
+        assert(empty:kind() == errors.INVALID)
+        w:close()
+        assert(vol:readfile("c.txt") == "abc")
+        local _, nonempty = vol:remove("sub")
+        assert(nonempty:kind() == errors.INVALID)
+        assert(vol:remove("sub/b.txt") and vol:remove("sub"))
+        local _, gone = vol:readfile("sub/b.txt")
+        return gone:kind()
+    end"#,
+        grants(&[("fs.get", "app.fs:*")]),
+    );
+    assert_eq!(v, s("NotFound"));
+}
+
+#[test]
+fn paths_never_leave_the_volume() {
+    let dir = TempDir::new("fs-escape");
+    std::fs::write(dir.0.join("secret.txt"), "outside").expect("sentinel");
+    // A symlink inside the volume pointing at its parent (outside).
+    std::fs::create_dir_all(dir.0.join("data")).expect("root");
+    std::os::unix::fs::symlink(&dir.0, dir.0.join("data/link_out")).expect("symlink");
+    let v = run_fs(
+        &dir,
+        r#"local fs = require("fs")
+    return function()
+        local vol = assert(fs.get("app.fs:data"))
+        local out = {}
+        local function k(v, e) out[#out + 1] = v ~= nil and "ok" or e:kind() end
+        k(vol:readfile("../secret.txt"))
+        k(vol:readfile("/../secret.txt"))
+        k(vol:readfile("a/../../secret.txt"))
+        k(vol:writefile("../planted.txt", "x"))
+        k(vol:readfile("/etc/passwd"))
+        k(vol:readfile("link_out/secret.txt"))
+        k(vol:writefile("link_out/planted.txt", "x"))
+        k(vol:readfile(""))
+        k(vol:readfile("a\0b"))
+        k(vol:chdir(".."))
+        return table.concat(out, " ")
+    end"#,
+        grants(&[("fs.get", "app.fs:data")]),
+    );
+    assert_eq!(
+        v,
+        s(
+            "Invalid Invalid Invalid Invalid NotFound PermissionDenied PermissionDenied Invalid Invalid Invalid"
+        )
+    );
+    assert!(
+        !dir.0.join("planted.txt").exists(),
+        "nothing written outside"
+    );
+}
+
+#[test]
+fn grants_and_read_only_volumes() {
+    let dir = TempDir::new("fs-grants");
+    let v = run_fs(
+        &dir,
+        r#"local fs = require("fs")
+    return function()
+        local out = {}
+        local function k(v, e) out[#out + 1] = v ~= nil and "ok" or e:kind() end
+        k(fs.get("app.fs:data"))
+        k(fs.get("app.fs:missing"))
+        k(fs.get(""))
+        local ro = assert(fs.get("app.fs:ro"))
+        k(ro:writefile("x.txt", "x"))
+        k(ro:mkdir("d"))
+        k(ro:exists("x.txt"))
+        return table.concat(out, " ")
+    end"#,
+        grants(&[("fs.get", "app.fs:ro"), ("fs.get", "app.fs:missing")]),
+    );
+    assert_eq!(
+        v,
+        s("PermissionDenied NotFound Invalid PermissionDenied PermissionDenied ok")
+    );
+}

@@ -1,0 +1,100 @@
+//! `sql` on a real PostgreSQL (a throwaway cluster this binary starts):
+//! the value mapping through a Lua process, error kinds with their
+//! SQLSTATE, and a process killed mid-transaction.
+
+use warren_core::Value;
+use warren_tests::*;
+
+use super::{grants, method_entry, pg_dbs};
+
+fn pg(source: &str, max_open: usize) -> Value {
+    let exit = App::new()
+        .databases(pg_dbs(max_open))
+        .granted("t:main", source, grants(&[("db.get", "app.db:pg")]))
+        .run("t:main", Vec::new());
+    match exit {
+        Ok(v) => v,
+        Err(e) => panic!("script failed: {e}"),
+    }
+}
+
+#[test]
+fn values_errors_and_transactions_on_postgres() {
+    let v = pg(
+        r#"local sql = require("sql")
+    return function()
+        local db = assert(sql.get("app.db:pg"))
+        assert(db:type() == sql.type.POSTGRES)
+        assert(db:execute([[DROP TABLE IF EXISTS lua_items;
+            CREATE TABLE lua_items (id integer PRIMARY KEY, price numeric(10,2), ok boolean,
+                at timestamptz, raw bytea, note text)]]))
+        local r = assert(db:execute("INSERT INTO lua_items VALUES ($1, $2, $3, $4, $5, $6)",
+            { 7, "12.50", true, "2026-03-01 09:30:00+00", sql.as.binary("\0\255"), sql.NULL }))
+        assert(r.rows_affected == 1 and r.last_insert_id == 0)
+        local row = assert(db:query("SELECT * FROM lua_items WHERE id = $1", { 7 }))[1]
+        assert(math.type(row.id) == "integer" and row.price == "12.50" and row.ok == true)
+        assert(row.at == "2026-03-01T09:30:00Z", row.at)
+        assert(row.raw == "\0\255" and row.note == nil)
+        local _, dup = db:execute("INSERT INTO lua_items (id) VALUES ($1)", { 7 })
+        assert(dup:kind() == errors.ALREADY_EXISTS and dup:details().code == "23505", tostring(dup))
+        local _, range = db:execute("INSERT INTO lua_items (id) VALUES ($1)", { 1 << 40 })
+        assert(range:kind() == errors.INVALID, tostring(range))
+        local tx = assert(db:begin({ isolation = sql.isolation.REPEATABLE_READ }))
+        assert(tx:execute("INSERT INTO lua_items (id) VALUES ($1)", { 8 }))
+        assert(tx:savepoint("a"))
+        assert(tx:execute("INSERT INTO lua_items (id) VALUES ($1)", { 9 }))
+        assert(tx:rollback_to("a"))
+        assert(tx:commit())
+        local _, wc = db:begin({ isolation = sql.isolation.WRITE_COMMITTED })
+        assert(wc:kind() == errors.INVALID)
+        local n = assert(db:query("SELECT count(*) AS n FROM lua_items"))[1].n
+        return n
+    end"#,
+        4,
+    );
+    assert_eq!(v, Value::Int(2));
+}
+
+#[test]
+fn a_killed_process_rolls_back_and_returns_its_connection() {
+    let source = r#"local sql = require("sql")
+    local time = require("time")
+    local function holder(parent)
+        local db = assert(sql.get("app.db:pg"))
+        local tx = assert(db:begin())
+        assert(tx:execute("INSERT INTO lua_killed VALUES ($1)", { 1 }))
+        process.send(parent, "ready", true)
+        tx:query("SELECT pg_sleep(30)") -- interrupted by the terminate
+    end
+    return { holder = holder, main = function()
+        local db = assert(sql.get("app.db:pg"))
+        assert(db:execute("DROP TABLE IF EXISTS lua_killed; CREATE TABLE lua_killed (v integer)"))
+        local pid = process.spawn_monitored("t:holder", "test:host", process.pid())
+        assert(process.inbox():receive():topic() == "ready")
+        time.sleep("50ms") -- the pg_sleep is running
+        process.terminate(pid)
+        assert(process.events():receive().kind == process.event.EXIT)
+        -- With max_open = 1, this query needs the holder's connection back.
+        local n = assert(db:query("SELECT count(*) AS n FROM lua_killed"))[1].n
+        local busy
+        for _ = 1, 100 do
+            busy = assert(db:query([[SELECT count(*) AS n FROM pg_stat_activity
+                WHERE query LIKE '%pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()]]))[1].n
+            if busy == 0 then break end
+            time.sleep("20ms")
+        end
+        return n * 10 + busy
+    end }"#;
+    let v = App::new()
+        .databases(pg_dbs(1))
+        .granted("t:main", source, grants(&[("db.get", "app.db:pg")]))
+        .program(method_entry(
+            "t:holder",
+            source,
+            "holder",
+            grants(&[("db.get", "app.db:pg")]),
+        ))
+        .run("t:main", Vec::new())
+        .expect("runs");
+    assert_eq!(v, Value::Int(0));
+}
