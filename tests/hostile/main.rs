@@ -4,6 +4,7 @@
 //! on the same host and worker kept making progress (see `harness`).
 
 mod c_loops;
+mod fs_env_surface;
 mod harness;
 mod io_surface;
 mod lua_cpu;

@@ -1,0 +1,264 @@
+//! `fs` and `env` (modules.md §3–4) attacked by a tenant: without grants,
+//! with paths that try to leave a volume (`..`, absolute paths, a symlink
+//! pointing out), with values that lie, with a file larger than it may
+//! hold, and by names that try to reach Warren's own environment.
+//!
+//! Guaranteed: the shape of the arguments is checked first, then the
+//! grant, then existence, so code without a grant learns nothing; every
+//! path is resolved beneath the volume's root directory handle (cap-std),
+//! so nothing outside is read or written; a process sees only declared
+//! variables. Each case asserts the exact outcome and that the neighbour
+//! kept ticking; the harness checks that the runtime still starts
+//! processes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use warren_core::Grants;
+use warren_env::{Env, StorageDef, StorageKind, VariableDef};
+use warren_lua::Volumes;
+
+use crate::harness::{Outcome, app, attack_on};
+
+/// A temporary directory with a volume root `data` inside it and a
+/// sentinel file beside the root, removed when dropped.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let dir =
+            std::env::temp_dir().join(format!("warren-hostile-fs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data/sub")).expect("root");
+        std::fs::write(dir.join("secret.txt"), "outside").expect("sentinel");
+        std::os::unix::fs::symlink(&dir, dir.join("data/link_out")).expect("symlink");
+        Dir(dir)
+    }
+
+    fn volumes(&self) -> Arc<Volumes> {
+        let mut v = Volumes::new();
+        let vol = warren_fs::Volume::open("app.fs:data", &self.0.join("data"), 0o755, false)
+            .expect("volume");
+        v.insert(vol);
+        Arc::new(v)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn grants(list: &[(&str, &str)]) -> Grants {
+    let mut g = Grants::new();
+    for (action, pattern) in list {
+        g.add(action, pattern).expect("grant");
+    }
+    g
+}
+
+/// Two declared variables: one on a static storage, one on the OS
+/// environment (reading `PATH`), and a writable one in memory.
+fn env() -> Arc<Env> {
+    let storages = vec![
+        StorageDef {
+            id: "app.env:os".into(),
+            kind: StorageKind::Os,
+        },
+        StorageDef {
+            id: "app.env:fixed".into(),
+            kind: StorageKind::Static(vec![("MODE".into(), "prod".into())]),
+        },
+        StorageDef {
+            id: "app.env:mem".into(),
+            kind: StorageKind::Memory,
+        },
+    ];
+    let var = |id: &str, name: &str, storage: &str, readonly: bool| VariableDef {
+        id: id.into(),
+        variable: Some(name.into()),
+        storage: storage.into(),
+        default: None,
+        readonly,
+    };
+    let variables = vec![
+        var("app.env:mode", "MODE", "app.env:fixed", true),
+        var("app.env:path", "PATH", "app.env:os", true),
+        var("app.env:scratch", "SCRATCH", "app.env:mem", false),
+    ];
+    Arc::new(Env::new(storages, variables).expect("env"))
+}
+
+/// Runs `body` (a function body returning a string) as the attacker.
+fn attack(dir: &Dir, body: &str, g: Grants) -> Outcome {
+    let source = format!(
+        r#"local fs = require("fs")
+local env = require("env")
+local ran = {{}}
+local lie = setmetatable({{}}, {{
+    __index = function() ran[#ran + 1] = "index" return "x" end,
+    __tostring = function() ran[#ran + 1] = "tostring" return "x" end,
+    __len = function() ran[#ran + 1] = "len" return 1 end,
+    __eq = function() ran[#ran + 1] = "eq" return true end,
+    __concat = function() ran[#ran + 1] = "concat" return "x" end,
+}})
+local function k(v, e) return v ~= nil and "ok" or tostring(e:kind()) end
+return function()
+{body}
+end"#
+    );
+    let a = app()
+        .extension(dir.volumes())
+        .extension(env())
+        .granted("h:attacker", &source, g);
+    attack_on(&a.start(), "h:attacker", Vec::new())
+}
+
+#[test]
+fn without_a_grant_no_volume_is_reachable_and_none_is_revealed() {
+    let dir = Dir::new("nogrant");
+    let out = attack(
+        &dir,
+        r#"local out = {}
+    for _, id in ipairs({ "app.fs:data", "app.fs:missing", "app.fs:*", "*" }) do
+        local v, e = fs.get(id)
+        out[#out + 1] = v and "ok" or (e:kind() .. ":" .. e:message():gsub(id:gsub("%p", "%%%0"), "ID"))
+    end
+    out[#out + 1] = k(fs.get(""))
+    out[#out + 1] = k(fs.get(lie))
+    out[#out + 1] = #ran
+    return table.concat(out, " | ")"#,
+        Grants::new(),
+    );
+    out.assert_neighbour_ticks();
+    let got = out.value();
+    let parts: Vec<&str> = got.split(" | ").collect();
+    assert_eq!(parts.len(), 7, "{got}");
+    assert!(parts[0].starts_with("PermissionDenied:"), "{got}");
+    for p in &parts[1..4] {
+        assert_eq!(
+            *p, parts[0],
+            "an existing and a missing volume must look the same: {got}"
+        );
+    }
+    assert_eq!(&parts[4..], ["Invalid", "Invalid", "0"], "{got}");
+}
+
+#[test]
+fn paths_that_try_to_leave_the_volume_are_refused() {
+    let dir = Dir::new("escape");
+    let out = attack(
+        &dir,
+        r#"local vol = assert(fs.get("app.fs:data"))
+    local out = {}
+    for _, p in ipairs({ "../secret.txt", "/../secret.txt", "sub/../../secret.txt", "sub/./../../secret.txt",
+                         "link_out/secret.txt", "/link_out/data/../secret.txt", "/etc/passwd", "/proc/self/environ",
+                         "a\0b", "", string.rep("a/", 3000) .. "x" }) do
+        out[#out + 1] = k(vol:readfile(p))
+    end
+    out[#out + 1] = k(vol:writefile("link_out/planted.txt", "x"))
+    out[#out + 1] = k(vol:writefile("../planted.txt", "x"))
+    out[#out + 1] = k(vol:mkdir("link_out/planted_dir"))
+    out[#out + 1] = k(vol:chdir("link_out"))
+    out[#out + 1] = k(vol:open("link_out/secret.txt", "r"))
+    out[#out + 1] = k(vol:stat("link_out/secret.txt"))
+    assert(vol:chdir("sub"))
+    out[#out + 1] = k(vol:readfile("../../secret.txt"))
+    return table.concat(out, " ")"#,
+        grants(&[("fs.get", "app.fs:data")]),
+    );
+    out.assert_neighbour_ticks();
+    assert_eq!(
+        out.value(),
+        "Invalid Invalid Invalid Invalid PermissionDenied PermissionDenied NotFound NotFound Invalid Invalid Invalid \
+         PermissionDenied Invalid PermissionDenied PermissionDenied PermissionDenied PermissionDenied Invalid"
+    );
+    assert!(
+        !dir.0.join("planted.txt").exists(),
+        "nothing was written outside"
+    );
+    assert!(
+        !dir.0.join("planted_dir").exists(),
+        "nothing was created outside"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("secret.txt")).expect("sentinel"),
+        "outside"
+    );
+}
+
+#[test]
+fn lying_values_are_refused_without_running_their_metamethods() {
+    let dir = Dir::new("lies");
+    let out = attack(
+        &dir,
+        r#"local vol = assert(fs.get("app.fs:data"))
+    local out = {}
+    out[#out + 1] = k(vol:readfile(lie))
+    out[#out + 1] = k(vol:writefile("x.txt", lie))
+    out[#out + 1] = k(vol:writefile("x.txt", "x", lie))
+    out[#out + 1] = k(vol:open("x.txt", lie))
+    out[#out + 1] = k(env.get(lie))
+    out[#out + 1] = k(env.set("SCRATCH", lie))
+    out[#out + 1] = tostring(pcall(vol.readfile, lie, "x.txt"))
+    out[#out + 1] = #ran
+    return table.concat(out, " ")"#,
+        grants(&[("fs.get", "app.fs:data"), ("env.set", "SCRATCH")]),
+    );
+    out.assert_neighbour_ticks();
+    assert_eq!(
+        out.value(),
+        "Invalid Invalid Invalid Invalid Invalid Invalid false 0"
+    );
+}
+
+#[test]
+fn a_file_larger_than_the_process_may_hold_is_invalid_and_the_process_goes_on() {
+    let dir = Dir::new("big");
+    // Sparse: 64 MiB stated, no disk used; the harness allows 8 MiB.
+    let f = std::fs::File::create(dir.0.join("data/big.bin")).expect("file");
+    f.set_len(64 << 20).expect("size");
+    let out = attack(
+        &dir,
+        r#"local vol = assert(fs.get("app.fs:data"))
+    local _, err = vol:readfile("big.bin")
+    local small = assert(vol:writefile("small.txt", "fine")) and vol:readfile("small.txt")
+    return err:kind() .. " " .. small"#,
+        grants(&[("fs.get", "app.fs:data")]),
+    );
+    out.assert_neighbour_ticks();
+    assert_eq!(out.value(), "Invalid fine");
+}
+
+#[test]
+fn only_declared_variables_are_visible_and_only_with_a_grant() {
+    let dir = Dir::new("env");
+    let body = r#"local out = {}
+    for _, name in ipairs({ "MODE", "app.env:mode", "PATH", "HOME", "USER", "app.env:os", "app.env:nope" }) do
+        local v, e = env.get(name)
+        out[#out + 1] = v and "ok" or e:kind()
+    end
+    local all = assert(env.get_all())
+    local names = {}
+    for name in pairs(all) do names[#names + 1] = name end
+    table.sort(names)
+    out[#out + 1] = "[" .. table.concat(names, ",") .. "]"
+    out[#out + 1] = k(env.set("MODE", "dev"))
+    out[#out + 1] = k(env.set("SCRATCH", string.rep("x", 70000)))
+    return table.concat(out, " ")"#;
+    let none = attack(&dir, body, Grants::new());
+    none.assert_neighbour_ticks();
+    assert_eq!(
+        none.value(),
+        "PermissionDenied PermissionDenied PermissionDenied PermissionDenied PermissionDenied \
+         PermissionDenied PermissionDenied [] PermissionDenied PermissionDenied"
+    );
+    let all = attack(&dir, body, grants(&[("env.get", "*"), ("env.set", "*")]));
+    all.assert_neighbour_ticks();
+    // HOME and USER are not declared: never Warren's own environment.
+    assert_eq!(
+        all.value(),
+        "ok ok ok NotFound NotFound NotFound NotFound [MODE,PATH] PermissionDenied Invalid"
+    );
+}
