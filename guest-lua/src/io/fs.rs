@@ -16,7 +16,7 @@ use warren_core::grants::FS_GET;
 use warren_core::{CoreRef, ErrorKind, Handle, OpValue, Pid, ProcError, Resource, Value};
 use warren_fs::{File, OpenMode, Volume, Whence, WriteMode};
 
-use super::{denied, granted, handle_id, invalid, pid, refused, started};
+use super::{denied, granted, handle_id, invalid, pid, refused, started, take_if};
 
 /// How long one file operation may take: every host call has a deadline,
 /// so a hung network file system costs the caller a `TIMEOUT`.
@@ -220,8 +220,8 @@ fn register_files(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     h.set("fs_file", lua.create_function(file_op)?)?;
     let c = core.clone();
     let close = move |_: &Lua, (me, hid): (i64, i64)| {
-        let taken = handle_id(hid).and_then(|h| c.borrow_mut().take_handle(pid(me), h));
-        if let Some(handle) = taken {
+        // Only a file: an id naming another kind of handle closes nothing.
+        if let Some(handle) = take_if::<FileHandle>(&c, pid(me), hid) {
             handle.0.close();
         }
         Ok(())
