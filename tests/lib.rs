@@ -222,6 +222,15 @@ pub fn fails(source: &str) -> warren_core::ProcError {
     }
 }
 
+/// Grants from `(action, pattern)` pairs (modules.md, "Grants").
+pub fn grants(list: &[(&str, &str)]) -> warren_core::Grants {
+    let mut g = warren_core::Grants::new();
+    for (action, pattern) in list {
+        g.add(action, pattern).expect("valid grant");
+    }
+    g
+}
+
 /// A string value.
 pub fn s(text: &str) -> Value {
     Value::str(text)

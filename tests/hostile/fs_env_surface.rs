@@ -17,6 +17,7 @@ use std::sync::Arc;
 use warren_core::Grants;
 use warren_env::{Env, StorageDef, StorageKind, VariableDef};
 use warren_lua::Volumes;
+use warren_tests::grants;
 
 use crate::harness::{Outcome, app, attack_on};
 
@@ -48,14 +49,6 @@ impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn grants(list: &[(&str, &str)]) -> Grants {
-    let mut g = Grants::new();
-    for (action, pattern) in list {
-        g.add(action, pattern).expect("grant");
-    }
-    g
 }
 
 /// Two declared variables: one on a static storage, one on the OS

@@ -28,7 +28,7 @@ use std::time::Duration;
 use warren_core::{Grants, Runtime, Value};
 use warren_lua::{Databases, LuaProgram, MODULES};
 use warren_sql::{Database, DbConfig, SqliteFile};
-use warren_tests::{App, run_on};
+use warren_tests::{App, grants, run_on};
 
 use crate::harness::{Outcome, app, attack_on};
 
@@ -39,15 +39,6 @@ use server::Server;
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// Grants from `(action, pattern)` pairs.
-fn grants(list: &[(&str, &str)]) -> Grants {
-    let mut g = Grants::new();
-    for (action, pattern) in list {
-        g.add(action, pattern).expect("valid grant");
-    }
-    g
-}
 
 /// Every database of the app.
 fn db_grant() -> Grants {

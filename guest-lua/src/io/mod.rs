@@ -87,16 +87,21 @@ pub(crate) fn granted(core: &Core, me: Pid, entry: &str, action: &str, resource:
         .unwrap_or(false)
 }
 
-/// The grants code of `entry` running as `me` holds (its entry's ∪ its host's).
-pub(crate) fn grants_of(core: &Core, me: Pid, entry: &str) -> warren_core::Grants {
+/// The grants code of `entry` running as `me` holds (its entry's ∪ its
+/// host's). Shared, not copied, when only one side grants anything (the
+/// common case), so a request pays for no union.
+pub(crate) fn grants_of(core: &Core, me: Pid, entry: &str) -> std::sync::Arc<warren_core::Grants> {
     let host = &core.quota_of(me).grants;
-    match core.program(entry).and_then(|p| {
+    let own = core.program(entry).and_then(|p| {
         p.code
             .downcast_ref::<LuaProgram>()
             .map(|l| l.grants.clone())
-    }) {
-        Some(own) => own.union(host),
-        None => host.clone(),
+    });
+    match own {
+        Some(own) if host.is_empty() => own,
+        Some(own) if own.is_empty() => std::sync::Arc::new(host.clone()),
+        Some(own) => std::sync::Arc::new(own.union(host)),
+        None => std::sync::Arc::new(host.clone()),
     }
 }
 

@@ -19,14 +19,7 @@ use warren_core::Grants;
 use warren_lua::Databases;
 use warren_sql::{Database, DbConfig, SqliteFile};
 
-/// Grants from `(action, pattern)` pairs.
-pub fn grants(list: &[(&str, &str)]) -> Grants {
-    let mut g = Grants::new();
-    for (action, pattern) in list {
-        g.add(action, pattern).expect("valid grant");
-    }
-    g
-}
+pub use warren_tests::grants;
 
 /// A fresh temporary directory, removed when dropped.
 pub struct TempDir(pub PathBuf);
