@@ -4,7 +4,9 @@
 //! checks, and `${env:...}`/`_env` placeholders resolved through declared
 //! variables on static and os storages.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use warren_config::{
     App, ConfigError, DatabaseKind, EnvStorageEntry, EnvStorageKind, SqliteFile, VolumeEntry,
@@ -32,22 +34,10 @@ fn set_env() {
 /// Writes `files` into a fresh folder named `name` and loads it.
 fn load_files(name: &str, files: &[(&str, &str)]) -> (PathBuf, Result<App, Vec<ConfigError>>) {
     set_env();
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("warren-config-fs-env")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    for (path, text) in files {
-        let file = dir.join(path);
-        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
-        std::fs::write(file, text).expect("write");
-    }
-    let result = App::load(&dir, &MODULES);
-    (dir, result)
+    common::write_and_load("warren-config-fs-env", name, files, &MODULES)
 }
 
-fn index(namespace: &str, entries: &str) -> String {
-    format!("version: \"1.0\"\nnamespace: {namespace}\nentries:\n{entries}")
-}
+use common::index;
 
 /// An app of one `_index.yaml` (namespace `app`), `main.lua` and the
 /// folder `data/`.

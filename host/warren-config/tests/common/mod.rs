@@ -1,0 +1,32 @@
+//! Helpers shared by the configuration tests: application folders written
+//! to a fresh directory and loaded.
+
+use std::path::{Path, PathBuf};
+
+use warren_config::{App, ConfigError};
+
+/// Writes `files` into a fresh folder `group/name` under the test target's
+/// temporary directory and loads it with `modules`.
+pub fn write_and_load(
+    group: &str,
+    name: &str,
+    files: &[(&str, &str)],
+    modules: &[&str],
+) -> (PathBuf, Result<App, Vec<ConfigError>>) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(group)
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    for (path, text) in files {
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    }
+    let result = App::load(&dir, modules);
+    (dir, result)
+}
+
+/// An `_index.yaml` of `namespace` with `entries`.
+pub fn index(namespace: &str, entries: &str) -> String {
+    format!("version: \"1.0\"\nnamespace: {namespace}\nentries:\n{entries}")
+}
