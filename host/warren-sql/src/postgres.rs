@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use tokio::runtime::Handle;
-use warren_core::{ProcError, Value};
+use warren_core::{ErrorKind, ProcError, Value};
 
 use crate::config::{Isolation, PgConfig, ResultLimits, TxOptions};
 use crate::error::invalid;
@@ -119,6 +119,7 @@ impl Postgres {
         )
         .await;
         conn.disarm();
+        release(conn, &out);
         out
     }
 
@@ -137,6 +138,7 @@ impl Postgres {
         )
         .await;
         conn.disarm();
+        release(conn, &out);
         out
     }
 
@@ -185,5 +187,15 @@ impl Postgres {
 
     pub(crate) fn shutdown(&self) {
         self.shared.pool.close();
+    }
+}
+
+/// Gives `conn` back after a call that ended with `out`: a call past
+/// `query_timeout` sent a cancel request, which may reach the server late
+/// and cancel the next caller's statement, so that connection is closed
+/// instead (see `conn.rs`).
+fn release<T>(conn: Conn, out: &Result<T, ProcError>) {
+    if matches!(out, Err(e) if e.kind == ErrorKind::Timeout) {
+        conn.discard();
     }
 }
