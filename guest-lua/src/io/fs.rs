@@ -16,7 +16,7 @@ use warren_core::grants::FS_GET;
 use warren_core::{CoreRef, ErrorKind, Handle, OpValue, Pid, ProcError, Resource, Value};
 use warren_fs::{File, OpenMode, Volume, Whence, WriteMode};
 
-use super::{denied, granted, handle_id, invalid, pid, refused, started, take_if};
+use super::{handle_id, invalid, pid, reach, refused, started, take_if};
 
 /// How long one file operation may take: every host call has a deadline,
 /// so a hung network file system costs the caller a `TIMEOUT`.
@@ -63,16 +63,9 @@ impl Resource for FileHandle {
 
 /// Volume `id` for `me`: shape, grant, then existence.
 fn volume(core: &CoreRef, me: Pid, entry: &str, id: &str) -> Result<Arc<Volume>, ProcError> {
-    if id.is_empty() {
-        return Err(invalid("fs: the volume id must be a non-empty string"));
-    }
-    let core = core.borrow();
-    if !granted(&core, me, entry, FS_GET, id) {
-        return Err(denied(FS_GET, id));
-    }
-    core.extension::<Volumes>()
-        .and_then(|v| v.by_id.get(id).cloned())
-        .ok_or_else(|| ProcError::new(ErrorKind::NotFound, format!("volume '{id}' not found")))
+    reach(core, me, entry, (FS_GET, "fs", "volume"), id, |c| {
+        c.extension::<Volumes>()?.by_id.get(id).cloned()
+    })
 }
 
 fn text(v: &LuaString) -> String {

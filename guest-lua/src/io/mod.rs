@@ -105,6 +105,32 @@ pub(crate) fn grants_of(core: &Core, me: Pid, entry: &str) -> std::sync::Arc<war
     }
 }
 
+/// The shared resource `id` (a database, a volume) for `me`, checked in
+/// the contract's order: its shape (`INVALID`), the grant of `action` on
+/// it (`PERMISSION_DENIED`), then its existence through `find`
+/// (`NOT_FOUND`), so code without the grant learns nothing of what exists.
+/// `module` and `what` name it in messages (`sql`, `database`).
+pub(crate) fn reach<T>(
+    core: &CoreRef,
+    me: Pid,
+    entry: &str,
+    (action, module, what): (&str, &str, &str),
+    id: &str,
+    find: impl FnOnce(&Core) -> Option<std::sync::Arc<T>>,
+) -> Result<std::sync::Arc<T>, ProcError> {
+    if id.is_empty() {
+        return Err(invalid(format!(
+            "{module}: the {what} id must be a non-empty string"
+        )));
+    }
+    let core = core.borrow();
+    if !granted(&core, me, entry, action, id) {
+        return Err(denied(action, id));
+    }
+    find(&core)
+        .ok_or_else(|| ProcError::new(ErrorKind::NotFound, format!("{what} '{id}' not found")))
+}
+
 /// `PERMISSION_DENIED` naming the action and the resource.
 pub(crate) fn denied(action: &str, resource: &str) -> ProcError {
     ProcError::new(

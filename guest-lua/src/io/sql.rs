@@ -12,12 +12,10 @@ use std::time::Duration;
 
 use mlua::{IntoLuaMulti, Lua, LuaString, MultiValue, Table, Value as LuaValue};
 use warren_core::grants::DB_GET;
-use warren_core::{CoreRef, ErrorKind, Handle, OpValue, Pid, ProcError, Resource};
+use warren_core::{CoreRef, Handle, OpValue, Pid, ProcError, Resource};
 use warren_sql::{Database, Isolation, Param, ResultLimits, Transaction, TxOptions};
 
-use super::{
-    Databases, OrInvalid, denied, granted, handle_id, invalid, pid, refused, started, take_if,
-};
+use super::{Databases, OrInvalid, handle_id, invalid, pid, reach, refused, started, take_if};
 
 /// Longest SQL text a call takes: a statement is code, not data; megabytes
 /// of it would only make the engine's parser work for an attacker.
@@ -76,17 +74,9 @@ fn inactive() -> ProcError {
 
 /// The database `id` for `me`: shape, grant, then existence.
 fn database(core: &CoreRef, me: Pid, entry: &str, id: &str) -> Result<Arc<Database>, ProcError> {
-    if id.is_empty() {
-        return Err(invalid("sql: the database id must be a non-empty string"));
-    }
-    let core = core.borrow();
-    if !granted(&core, me, entry, DB_GET, id) {
-        return Err(denied(DB_GET, id));
-    }
-    let dbs = core.extension::<Databases>();
-    dbs.as_ref()
-        .and_then(|d| d.get(id).cloned())
-        .ok_or_else(|| ProcError::new(ErrorKind::NotFound, format!("database '{id}' not found")))
+    reach(core, me, entry, (DB_GET, "sql", "database"), id, |c| {
+        c.extension::<Databases>()?.get(id).cloned()
+    })
 }
 
 fn target(core: &CoreRef, me: Pid, entry: &str, v: &LuaValue) -> Result<Target, ProcError> {
