@@ -78,6 +78,7 @@ pub struct App {
     limits: HostLimits,
     other_limits: HostLimits,
     extensions: Vec<Extension>,
+    functions: warren_core::Functions,
 }
 
 /// Adds one shared module value to a runtime being built.
@@ -93,7 +94,25 @@ impl App {
             limits: HostLimits::default(),
             other_limits: HostLimits::default(),
             extensions: Vec::new(),
+            functions: warren_core::Functions::new(),
         }
+    }
+
+    /// Adds `function.lua` entry `id`: `method` of `source` (a table of
+    /// functions), every module allowed, its own `grants`, run in `pool`.
+    pub fn function(
+        mut self,
+        (id, method): (&str, &str),
+        source: &str,
+        pool: warren_core::Pool,
+        grants: warren_core::Grants,
+    ) -> Self {
+        let mut program = LuaProgram::new(format!("{id}.lua"), source).with_modules(&MODULES);
+        program.method = method.into();
+        program.grants = Arc::new(grants);
+        self.entries.push((id.to_owned(), program));
+        self.functions.insert(id, pool);
+        self
     }
 
     /// Adds entry `id` with every module allowed and `grants`.
@@ -177,6 +196,7 @@ impl App {
         for add in self.extensions {
             builder = add(builder);
         }
+        builder = builder.extension(Arc::new(self.functions));
         for (id, program) in self.entries {
             builder = builder.program(program.into_program(id));
         }

@@ -671,7 +671,7 @@ fn payloads(
 }
 
 /// Copies `values` with `converter` (whose budget is `max_bytes`).
-fn convert_all(
+pub(crate) fn convert_all(
     converter: &mut Converter,
     values: &[LuaValue],
     root: &str,

@@ -1010,7 +1010,10 @@ local function handle(id, kind, ...)
         local cr = ops and ops[op]
         if cr then
             ops[op] = nil
-            if ok then wake(cr, a) else wake(cr, nil, mkerr(a, b, c, d)) end
+            -- A function: a watcher kept by a module (a funcs future); it
+            -- runs kernel code only.
+            if type(cr) == "function" then cr(ok, a, b, c, d)
+            elseif ok then wake(cr, a) else wake(cr, nil, mkerr(a, b, c, d)) end
         end
     elseif kind == "wake" then
         -- A terminal read of this process completed (see the io module).
@@ -2323,8 +2326,26 @@ local function entry_id()
     local p = me()
     return p.id, p.main.entry.id
 end
+-- Has `fn(ok, value_or_kind, msg, retryable, details)` run (kernel-side,
+-- never resumed as user code) when operation `op` of the current process
+-- completes, instead of waking a coroutine; `forget` drops it.
+local function watch(op, fn)
+    local p = current.p
+    local ops = p.ops
+    if not ops then
+        ops = {}
+        p.ops = ops
+    end
+    ops[op] = fn
+end
+local function forget(op)
+    local ops = current.p.ops
+    if ops then ops[op] = nil end
+end
+local function new_channel() return chan_state(1, true) end
 local KAPI = { await = await, call = call, entry_id = entry_id, mkerr = mkerr, is_err = is_err, describe = describe,
-    raw_getmetatable = raw_getmetatable, freeze = freeze }
+    raw_getmetatable = raw_getmetatable, freeze = freeze, watch = watch, forget = forget,
+    new_channel = new_channel, deliver = deliver, close_channel = close_state, payload = EXTRA.payload.new }
 EXTRA.io_modules = {}
 local sources = H.io_modules
 KAPI.new_scanner = load(sources.scanner, "=warren-scanner", "t")(KAPI)

@@ -10,7 +10,7 @@ use warren_lua_dialect::TypeTable;
 use crate::host;
 
 /// Modules a Lua entry may list in `modules:`.
-pub const MODULES: [&str; 16] = [
+pub const MODULES: [&str; 17] = [
     "json",
     "time",
     "services",
@@ -27,6 +27,7 @@ pub const MODULES: [&str; 16] = [
     "http_client",
     "fs",
     "env",
+    "funcs",
 ];
 
 /// A Lua entry ready to be spawned.

@@ -12,6 +12,7 @@
 
 mod env;
 mod fs;
+mod funcs;
 mod http;
 mod sql;
 
@@ -27,12 +28,13 @@ use crate::program::LuaProgram;
 
 /// The Lua sources of the I/O modules, by module name.
 /// The kernel loads `scanner` first and hands it to the others.
-pub(crate) const SOURCES: [(&str, &str); 5] = [
+pub(crate) const SOURCES: [(&str, &str); 6] = [
     ("scanner", include_str!("../modules/scanner.lua")),
     ("sql", include_str!("../modules/sql.lua")),
     ("http_client", include_str!("../modules/http_client.lua")),
     ("fs", include_str!("../modules/fs.lua")),
     ("env", include_str!("../modules/env.lua")),
+    ("funcs", include_str!("../modules/funcs.lua")),
 ];
 
 /// The application's databases, shared with every worker through
@@ -69,6 +71,7 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
     sql::register(lua, h, core)?;
     fs::register(lua, h, core)?;
     env::register(lua, h, core)?;
+    funcs::register(lua, h, core)?;
     http::register(lua, h, core)
 }
 

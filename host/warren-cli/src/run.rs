@@ -271,7 +271,8 @@ pub(crate) fn build_runtime(app: &App) -> Result<Runtime, Failure> {
         .entries(app.catalog())
         .extension(crate::databases::open(app)?)
         .extension(crate::databases::volumes(app)?)
-        .extension(crate::databases::variables(app)?);
+        .extension(crate::databases::variables(app)?)
+        .extension(std::sync::Arc::new(functions(app)));
     let mut any_host = false;
     for (name, h) in app.hosts() {
         builder = builder.host(host_spec(name, h));
@@ -304,8 +305,21 @@ pub(crate) fn build_runtime(app: &App) -> Result<Runtime, Failure> {
         .map_err(Failure::failed)
 }
 
+/// The app's `function.lua` entries and their pools.
+fn functions(app: &App) -> warren_core::Functions {
+    let mut functions = warren_core::Functions::new();
+    for (id, lua) in app.lua_entries() {
+        if let Some(pool) = lua.pool {
+            functions.insert(id, pool);
+        }
+    }
+    functions
+}
+
 fn run_app(app: &App, entry: &str, host: Option<String>, args: Vec<Value>) -> Result<(), Failure> {
-    if !app.lua_entries().any(|(id, _)| id == entry)
+    if !app
+        .lua_entries()
+        .any(|(id, e)| id == entry && e.pool.is_none())
         && !app.wasm_entries().any(|(id, _)| id == entry)
     {
         let msg = anyhow!(

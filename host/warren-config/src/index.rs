@@ -12,6 +12,7 @@ use warren_core::Value;
 use warren_env::Env;
 
 use crate::database;
+use crate::function::{self, FUNCTION};
 use crate::service::{RestartPolicy, ServiceEntry, Startup, Strategy, yaml_to_value};
 use crate::units::parse_size;
 use crate::variables::{self, VARIABLE};
@@ -22,7 +23,7 @@ use crate::{
 };
 
 /// The kinds an entry may have.
-const KINDS: &str = "process.lua, library.lua, process.wasm, process.host, terminal.host, \
+const KINDS: &str = "process.lua, function.lua, library.lua, process.wasm, process.host, terminal.host, \
                      process.service, registry.entry, db.sql.sqlite, db.sql.postgres, \
                      fs.directory, env.storage.os, env.storage.static, env.storage.memory, \
                      env.storage.file, env.storage.router or env.variable";
@@ -58,6 +59,8 @@ struct LuaYaml {
     imports: Option<BTreeMap<String, String>>,
     /// Read by [`crate::grants::parse`], which names the key at fault.
     grants: Option<Yaml>,
+    /// A `function.lua` entry's pool (refused on `process.lua`).
+    pool: Option<Yaml>,
     /// Read from the raw YAML into [`Entry::meta`].
     #[serde(rename = "meta")]
     _meta: Option<Yaml>,
@@ -445,7 +448,9 @@ impl Ctx<'_> {
 
     fn kind(&self, id: &str, kind: &str, yaml: &Yaml) -> Result<EntryKind, ConfigError> {
         Ok(match kind {
-            "process.lua" => EntryKind::Lua(self.lua(id, self.parse(id, yaml)?)?),
+            "process.lua" | FUNCTION => {
+                EntryKind::Lua(self.lua(id, kind, self.parse(id, yaml)?)?)
+            }
             "library.lua" => EntryKind::Library(self.library(id, yaml)?),
             "process.host" => EntryKind::Host(self.host(id, self.parse(id, yaml)?)?),
             "terminal.host" => EntryKind::Host(self.terminal(id, self.parse(id, yaml)?)?),
@@ -543,7 +548,19 @@ impl Ctx<'_> {
             .map_err(|e| self.key_error(id, key, e))
     }
 
-    fn lua(&self, id: &str, y: LuaYaml) -> Result<LuaEntry, ConfigError> {
+    fn lua(&self, id: &str, kind: &str, y: LuaYaml) -> Result<LuaEntry, ConfigError> {
+        let pool = match (kind, &y.pool) {
+            (FUNCTION, pool) => Some(
+                function::parse_pool(pool.as_ref())
+                    .map_err(|(key, msg)| self.key_error(id, &key, msg))?,
+            ),
+            (_, Some(_)) => {
+                let msg =
+                    "only a function.lua entry has a pool (a process.lua entry is one process)";
+                return Err(self.key_error(id, "pool", msg));
+            }
+            (_, None) => None,
+        };
         let (path, source) = self.lua_source(id, &y.source)?;
         let modules = self.lua_modules(id, y.modules)?;
         let imports = self.imports(id, y.imports, &modules)?;
@@ -556,6 +573,7 @@ impl Ctx<'_> {
             modules,
             imports,
             grants,
+            pool,
         })
     }
 

@@ -12,6 +12,7 @@
 
 mod database;
 mod error;
+mod function;
 mod grants;
 mod index;
 mod locate;
@@ -34,6 +35,7 @@ use index::Pass;
 
 pub use database::{DatabaseEntry, DatabaseKind, PoolConfig, REDACTED, SqliteFile};
 pub use error::ConfigError;
+pub use function::{MAX_POOL_BUFFER, MAX_POOL_SIZE};
 pub use service::{RestartPolicy, ServiceEntry, Startup, Strategy};
 pub use units::{MAX_SIZE, parse_size};
 pub use variables::{EnvStorageEntry, EnvVariableEntry};
@@ -69,7 +71,8 @@ pub struct Limits {
     pub max_ops_per_host: Option<u64>,
 }
 
-/// A Lua process entry.
+/// A Lua process entry (`process.lua`), or a function entry
+/// (`function.lua`: [`LuaEntry::pool`] is set).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LuaEntry {
     /// The script's path.
@@ -84,6 +87,8 @@ pub struct LuaEntry {
     pub imports: BTreeMap<String, String>,
     /// What its code may reach (`grants:`), besides its host's grants.
     pub grants: Grants,
+    /// A `function.lua` entry's `pool:` (`None` for a `process.lua` entry).
+    pub pool: Option<warren_core::Pool>,
 }
 
 /// A `library.lua` entry: code other entries import under an alias.
@@ -146,7 +151,7 @@ pub struct HostEntry {
 /// What an entry is.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EntryKind {
-    /// `kind: process.lua`.
+    /// `kind: process.lua`, or `function.lua` ([`LuaEntry::pool`] set).
     Lua(LuaEntry),
     /// `kind: library.lua`.
     Library(LibraryEntry),
@@ -172,6 +177,7 @@ impl EntryKind {
     /// The `kind:` spelling.
     pub fn name(&self) -> &'static str {
         match self {
+            EntryKind::Lua(lua) if lua.pool.is_some() => "function.lua",
             EntryKind::Lua(_) => "process.lua",
             EntryKind::Library(_) => "library.lua",
             EntryKind::Host(h) if h.terminal => "terminal.host",

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::{App, ConfigError, EntryKind};
+use crate::{App, ConfigError, EntryKind, LuaEntry};
 
 /// What a reference to a missing host reads as.
 const NOT_A_HOST: &str =
@@ -61,7 +61,7 @@ impl App {
         for (id, svc) in self.services() {
             if !matches!(
                 self.kind_of(&svc.process),
-                Some(EntryKind::Lua(_) | EntryKind::Wasm(_))
+                Some(EntryKind::Wasm(_)) | Some(EntryKind::Lua(LuaEntry { pool: None, .. }))
             ) {
                 let msg = format!(
                     "'{}' is not a process entry of this application",

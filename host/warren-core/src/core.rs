@@ -24,6 +24,7 @@ use crate::runtime::{Shared, SpawnRequest};
 use crate::value::Value;
 use crate::worker::Cmd;
 
+mod calls;
 mod ops;
 
 /// Below this many armed timers a worker never scans its heap for timers of
@@ -52,6 +53,8 @@ struct ProcEntry {
     subscribed: bool,
     /// Host calls in flight and open handles (see `hostcall`).
     io: Option<Box<crate::hostcall::ProcIo>>,
+    /// The function call it runs, if it is a callee (see `funcs`).
+    call: Option<Arc<crate::funcs::Call>>,
 }
 
 /// Worker-local process state; see the module docs.
@@ -617,7 +620,12 @@ impl Core {
         // Before anyone hears of the exit: its I/O is interrupted and its
         // transactions are rolled back (queued ahead of any later use).
         if let Some(io) = p.io {
-            io.shut();
+            io.shut(&self.shared);
+        }
+        // A callee's failure is its caller's result, not news to log.
+        let is_callee = p.call.is_some();
+        if let Some(call) = p.call {
+            self.call_exited(&call, result.clone());
         }
         self.purge_timers();
         self.shared.directory.remove(me);
@@ -626,7 +634,7 @@ impl Core {
             self.shared.bus.release(me);
         }
         self.shared.quota(me.host()).release_process();
-        let linked = !p.links.is_empty() || !p.watchers.is_empty();
+        let linked = is_callee || !p.links.is_empty() || !p.watchers.is_empty();
         for peer in p.links {
             let signal = LinkExit {
                 from: me,
@@ -757,6 +765,7 @@ impl Core {
                 let mut entry = ProcEntry {
                     frontend: spawn.frontend,
                     unread: spawn.queued,
+                    call: spawn.call,
                     ..ProcEntry::default()
                 };
                 entry.links.extend(spawn.link_to);

@@ -171,6 +171,16 @@ pub enum SpawnError {
         /// The host it tried to reach.
         to: String,
     },
+    /// The entry is of a kind this way of starting it cannot run.
+    #[error("entry '{entry}' is a {kind} entry: {how}")]
+    WrongKind {
+        /// The entry id.
+        entry: String,
+        /// Its kind.
+        kind: &'static str,
+        /// How it can be started instead.
+        how: &'static str,
+    },
     /// An argument no front-end can hold (a NaN map key, too deep); the
     /// text names the place.
     #[error("{0}")]
@@ -203,7 +213,9 @@ impl From<SpawnError> for ProcError {
             SpawnError::ShuttingDown => ErrorKind::Unavailable,
             SpawnError::TooManyProcesses { .. } => ErrorKind::RateLimited,
             SpawnError::NotAllowed { .. } => ErrorKind::PermissionDenied,
-            SpawnError::TooLarge { .. } | SpawnError::Unholdable(_) => ErrorKind::Invalid,
+            SpawnError::TooLarge { .. }
+            | SpawnError::Unholdable(_)
+            | SpawnError::WrongKind { .. } => ErrorKind::Invalid,
             _ => ErrorKind::NotFound,
         };
         let mut out = ProcError::new(kind, err.to_string());

@@ -122,16 +122,38 @@ pub fn timed_out(what: &str, after: Duration) -> ProcError {
 /// entry: most processes never do I/O).
 #[derive(Default)]
 pub(crate) struct ProcIo {
-    pub(crate) ops: FxHashMap<u64, tokio::task::AbortHandle>,
+    pub(crate) ops: FxHashMap<u64, OpRun>,
     pub(crate) handles: FxHashMap<u64, Handle>,
     pub(crate) next: u64,
 }
 
+/// How an operation in flight runs.
+pub(crate) enum OpRun {
+    /// A future on the I/O runtime.
+    Task(tokio::task::AbortHandle),
+    /// A function call (its callee is a process).
+    Call(Arc<crate::funcs::Call>),
+}
+
+impl OpRun {
+    /// Stops it: the future is dropped, the callee killed.
+    pub(crate) fn abort(self, shared: &crate::runtime::Shared) {
+        match self {
+            OpRun::Task(task) => task.abort(),
+            OpRun::Call(call) => {
+                call.end(None, |pid| {
+                    crate::funcs::kill(shared, pid, crate::funcs::abandoned());
+                });
+            }
+        }
+    }
+}
+
 impl ProcIo {
     /// Aborts every operation and closes every handle.
-    pub(crate) fn shut(self) {
+    pub(crate) fn shut(self, shared: &crate::runtime::Shared) {
         for op in self.ops.into_values() {
-            op.abort();
+            op.abort(shared);
         }
         for handle in self.handles.into_values() {
             handle.0.close();

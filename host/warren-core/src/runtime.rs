@@ -89,6 +89,9 @@ pub struct SpawnRequest {
     /// Values the new process reads with the `ctx` module (a map; `Nil`
     /// for none), copied like its arguments and counted with them.
     pub context: Value,
+    /// Whether it starts a function call (only a call may run a function
+    /// entry, and only a call runs one).
+    pub(crate) function: bool,
 }
 
 impl SpawnRequest {
@@ -101,6 +104,7 @@ impl SpawnRequest {
             link: false,
             monitor: false,
             context: Value::Nil,
+            function: false,
         }
     }
 }
@@ -167,6 +171,32 @@ impl Shared {
         u16::try_from(index).unwrap_or(u16::MAX)
     }
 
+    /// The application's function entries, if it declares any.
+    pub(crate) fn functions(&self) -> Option<Arc<crate::funcs::Functions>> {
+        let value = self
+            .extensions
+            .get(&std::any::TypeId::of::<crate::funcs::Functions>())?;
+        value.clone().downcast().ok()
+    }
+
+    /// Refuses a process spawn of a function entry, and a call of anything else.
+    fn check_kind(&self, entry: &str, function: bool) -> Result<(), SpawnError> {
+        let is_function = self.functions().is_some_and(|f| f.contains(entry));
+        match (is_function, function) {
+            (true, false) => Err(SpawnError::WrongKind {
+                entry: entry.to_owned(),
+                kind: "function.lua",
+                how: "call it with funcs.call",
+            }),
+            (false, true) => Err(SpawnError::WrongKind {
+                entry: entry.to_owned(),
+                kind: "process",
+                how: "funcs.call runs function.lua entries only",
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Refuses a spawn the parent's host may not make.
     fn check_spawn(
         &self,
@@ -224,6 +254,7 @@ impl Shared {
         if self.program(entry).is_none() {
             return Err(SpawnError::NoEntry(entry.to_owned()));
         }
+        self.check_kind(entry, false)?;
         let own = self.quota(parent.host());
         if !own.limits.allows(&own.name, &target.quota.name) {
             return Err(SpawnError::NotAllowed {
@@ -255,6 +286,7 @@ impl Shared {
         let program = self
             .program(&req.entry)
             .ok_or_else(|| SpawnError::NoEntry(req.entry.clone()))?;
+        self.check_kind(&req.entry, req.function)?;
         let frontend = self
             .factories
             .iter()
@@ -284,6 +316,7 @@ impl Shared {
             context: req.context,
             link_to: parent.filter(|_| req.link),
             monitored_by: parent.filter(|_| req.monitor),
+            call: None,
         };
         Ok((cmd, worker))
     }

@@ -36,6 +36,8 @@ pub(crate) struct SpawnCmd {
     pub context: Value,
     pub link_to: Option<Pid>,
     pub monitored_by: Option<Pid>,
+    /// The function call the process runs, if it is a callee.
+    pub call: Option<Arc<crate::funcs::Call>>,
 }
 
 /// A command for the worker that owns the target process.

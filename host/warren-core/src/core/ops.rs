@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use super::{Core, not_alive};
 use crate::error::{ErrorKind, ProcError};
-use crate::hostcall::{Handle, OpResult, OpSlot, ProcIo, io_runtime, timed_out};
+use crate::hostcall::{Handle, OpResult, OpRun, OpSlot, ProcIo, io_runtime, timed_out};
 use crate::item::Item;
 use crate::pid::Pid;
 use crate::worker::Cmd;
 
-fn rate_limited(message: String) -> ProcError {
+pub(super) fn rate_limited(message: String) -> ProcError {
     let mut err = ProcError::new(ErrorKind::RateLimited, message);
     err.retryable = true;
     err
@@ -61,8 +61,26 @@ impl Core {
             };
             shared.workers[worker].push_all([Cmd::Deliver(me, Item::Done { op, result })]);
         });
-        io.ops.insert(op, task.abort_handle());
+        io.ops.insert(op, OpRun::Task(task.abort_handle()));
         Ok(op)
+    }
+
+    /// Stops operation `op` of `me` (a dropped future, a killed callee);
+    /// its result, if already on its way, is still delivered and the
+    /// front-end ignores it. `false` if `me` has no such operation.
+    pub fn cancel_op(&mut self, me: Pid, op: u64) -> bool {
+        let run = self
+            .procs
+            .get_mut(&me)
+            .and_then(|p| p.io.as_mut())
+            .and_then(|io| io.ops.remove(&op));
+        match run {
+            Some(run) => {
+                run.abort(&self.shared);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Host calls `me` has in flight.
