@@ -440,6 +440,12 @@ fn bench_http(c: &mut Criterion, server: &Server) {
         conns.set(server.accepted.load(Ordering::Relaxed) - before);
         took
     };
+    // Both sides start with warm connection pools: the groups above ran
+    // long enough for one side's idle connections to pass the client's
+    // idle timeout while the other side ran, and the comparison is of
+    // steady-state throughput (the counts printed below show it).
+    http_runtime(&rt, &url, HTTP_PROCS, 1);
+    http_direct(&client, &grants, &url, HTTP_PROCS, 1);
     let (conns_w, conns_d) = (Cell::new(0), Cell::new(0));
     compare(
         "io_http/1000x100",

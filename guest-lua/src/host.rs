@@ -390,7 +390,11 @@ fn register_next(
             );
             return (false, "INVALID", msg).into_lua_multi(lua);
         }
-        match entry_table(lua, &entries_for_entry, &program) {
+        if core_for_entry.borrow().is_function(&id) {
+            let msg = format!("entry '{id}' is a function.lua entry: it runs only as a call");
+            return (false, "INVALID", msg).into_lua_multi(lua);
+        }
+        match entry_table(lua, &entries_for_entry, &program, || false) {
             Ok(table) => table.into_lua_multi(lua),
             Err(message) => (false, "INVALID", message).into_lua_multi(lua),
         }
@@ -421,7 +425,8 @@ fn item_values(
             args,
             context,
         } => {
-            let entry = match entry_table(lua, entries, &program) {
+            let function = || core.borrow().is_function(&program.id);
+            let entry = match entry_table(lua, entries, &program, function) {
                 Ok(t) => t,
                 Err(message) => {
                     core.borrow_mut()
@@ -556,6 +561,7 @@ fn entry_table(
     lua: &Lua,
     entries: &Rc<RefCell<Entries>>,
     program: &Arc<Program>,
+    function: impl FnOnce() -> bool,
 ) -> Result<Table, String> {
     if let Some((cached, table)) = entries.borrow().compiled.get(&program.id)
         && Arc::ptr_eq(cached, program)
@@ -588,6 +594,10 @@ fn entry_table(
             .map_err(|e| e.to_string())
     };
     let table = build()?;
+    if function() {
+        // The kernel reads it raw: a function call's raised text is INTERNAL.
+        table.raw_set("func", true).map_err(|e| e.to_string())?;
+    }
     entries
         .borrow_mut()
         .compiled

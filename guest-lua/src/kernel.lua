@@ -885,6 +885,8 @@ local function resume_one()
     if ok and r1 == BLOCK then -- the common case: it waits
         -- nothing to do
     elseif not ok then
+        -- A function call's raised text is INTERNAL (modules.md §5).
+        if type(r1) == "string" and p.main.entry.func then r1 = mkerr("INTERNAL", r1) end
         fail_proc(p, r1)
     elseif co_status(cr.th) == "dead" then
         finished(cr, r1, r2)
@@ -1202,6 +1204,9 @@ end
 function process.upgrade(id, ...)
     if id ~= nil then check_str(id, "process.upgrade: entry id", 2) end
     local p = me()
+    if p.main.entry.func then
+        return nil, mkerr("INVALID", "process.upgrade: a function call runs its own entry to the end")
+    end
     local entry, kind, msg = H.entry(id or p.main.entry.id)
     if not entry then return nil, mkerr(kind, msg) end
     -- The entry comes from the host and waits in kernel state: the yielded
@@ -1529,8 +1534,23 @@ local function resume_step(co, ok, first, ...)
     return ok, first, ...
 end
 
+-- A resume made from code that cannot yield (a table.sort comparator, a
+-- gsub callback): a wait inside could not be passed up, so while it runs
+-- the kernel coroutine's `noyield` count says so and host calls refuse
+-- to start (see `call`). Rare, so the pcall and pack cost nothing common.
+local function resume_from_c(co, ...)
+    local cr = current
+    cr.noyield = (cr.noyield or 0) + 1
+    local r = t_pack(pcall(resume_step, co, co_resume(co, ...)))
+    local n = cr.noyield - 1
+    cr.noyield = n > 0 and n or nil
+    if not r[1] then error(r[2], 0) end
+    return t_unpack(r, 2, r.n)
+end
+
 local function user_resume(co, ...)
     if KTHREAD[co] then return false, "cannot resume a scheduler-managed coroutine" end
+    if not co_isyieldable() then return resume_from_c(co, ...) end
     return resume_step(co, co_resume(co, ...))
 end
 
@@ -1553,6 +1573,7 @@ local user_coroutine = {
     wrap = function(fn)
         local co = co_create(fn)
         local f = function(...)
+            if not co_isyieldable() then return wrap_result(resume_from_c(co, ...)) end
             return wrap_result(resume_step(co, co_resume(co, ...)))
         end
         WRAPPED[f] = co -- measure() does not look into kernel closures
@@ -2319,7 +2340,7 @@ end
 local CANNOT_WAIT = "this call waits, and the code making it cannot be suspended "
     .. "(it runs inside a C function's callback, such as a table.sort comparator)"
 local function call(start, ...)
-    if not co_isyieldable() then return nil, mkerr("INVALID", CANNOT_WAIT) end
+    if not co_isyieldable() or current.noyield then return nil, mkerr("INVALID", CANNOT_WAIT) end
     return await(start(...))
 end
 local function entry_id()

@@ -223,10 +223,20 @@ fn constant_time_compare(_: &Lua, (a, b): (Value, Value)) -> mlua::Result<Outcom
     Ok(Ok(Value::Boolean(equal)))
 }
 
-type Pbkdf2Args = (Value, Value, Value, Value, Value);
+pub(super) type Pbkdf2Args = (Value, Value, Value, Value, Value);
 
-fn pbkdf2(lua: &Lua, (password, salt, iterations, len, hash): Pbkdf2Args) -> mlua::Result<Outcome> {
-    match derive(&password, &salt, &iterations, &len, &hash) {
+fn pbkdf2(lua: &Lua, args: Pbkdf2Args) -> mlua::Result<Outcome> {
+    pbkdf2_as(lua, "crypto.pbkdf2", args)
+}
+
+/// PBKDF2 as `func` names it (`crypto.pbkdf2`, or `hash.pbkdf2`, which
+/// Wippy documents with the same arguments and result).
+pub(super) fn pbkdf2_as(
+    lua: &Lua,
+    func: &str,
+    (password, salt, iterations, len, hash): Pbkdf2Args,
+) -> mlua::Result<Outcome> {
+    match derive(func, &password, &salt, &iterations, &len, &hash) {
         Ok(key) => lua_string(lua, key).map(Ok),
         Err(f) => Ok(Err(f)),
     }
@@ -235,17 +245,17 @@ fn pbkdf2(lua: &Lua, (password, salt, iterations, len, hash): Pbkdf2Args) -> mlu
 /// `crypto.pbkdf2`'s checks, in order (every argument's type, then each
 /// value, then the work bound), then the derivation.
 fn derive(
+    func: &str,
     password: &Value,
     salt: &Value,
     iterations: &Value,
     len: &Value,
     hash: &Value,
 ) -> Result<Vec<u8>, Fail> {
-    const FUNC: &str = "crypto.pbkdf2";
-    let password = string_arg(password, FUNC, "password")?;
-    let salt = string_arg(salt, FUNC, "salt")?;
-    let iterations = integer_arg(iterations, FUNC, "iterations")?;
-    let len = integer_arg(len, FUNC, "length")?;
+    let password = string_arg(password, func, "password")?;
+    let salt = string_arg(salt, func, "salt")?;
+    let iterations = integer_arg(iterations, func, "iterations")?;
+    let len = integer_arg(len, func, "length")?;
     let algo = match hash {
         Value::Nil => Algo::Sha256,
         Value::String(s) => match &*s.as_bytes() {
@@ -254,27 +264,27 @@ fn derive(
             other => {
                 let shown = String::from_utf8_lossy(&other[..other.len().min(32)]).into_owned();
                 return Err(invalid(
-                    FUNC,
+                    func,
                     format_args!("unsupported hash {shown:?} (sha256 or sha512)"),
                 ));
             }
         },
         other => {
             return Err(invalid(
-                FUNC,
+                func,
                 format_args!("hash must be a string (got {})", lua_type(other)),
             ));
         }
     };
     if password.as_bytes().is_empty() {
-        return Err(invalid(FUNC, "password must not be empty"));
+        return Err(invalid(func, "password must not be empty"));
     }
     if salt.as_bytes().is_empty() {
-        return Err(invalid(FUNC, "salt must not be empty"));
+        return Err(invalid(func, "salt must not be empty"));
     }
     if !(1..=PBKDF2_MAX_ITERATIONS).contains(&iterations) {
         return Err(invalid(
-            FUNC,
+            func,
             format_args!(
                 "iterations must be between 1 and {PBKDF2_MAX_ITERATIONS} (got {iterations})"
             ),
@@ -282,7 +292,7 @@ fn derive(
     }
     if !(1..=PBKDF2_MAX_LEN).contains(&len) {
         return Err(invalid(
-            FUNC,
+            func,
             format_args!("length must be between 1 and {PBKDF2_MAX_LEN} (got {len})"),
         ));
     }
@@ -295,7 +305,7 @@ fn derive(
     let work = iterations * ((len + block - 1) / block) * cost;
     if work > PBKDF2_MAX_WORK {
         return Err(invalid(
-            FUNC,
+            func,
             format_args!(
                 "{iterations} iterations for {len} bytes of {} cost {work}, over the \
                  {PBKDF2_MAX_WORK} one call may take (see PBKDF2_MAX_WORK)",
@@ -307,9 +317,9 @@ fn derive(
             ),
         ));
     }
-    let rounds = u32::try_from(iterations).map_err(|_| invalid(FUNC, "iterations out of range"))?;
+    let rounds = u32::try_from(iterations).map_err(|_| invalid(func, "iterations out of range"))?;
     let mut key =
-        vec![0u8; usize::try_from(len).map_err(|_| invalid(FUNC, "length out of range"))?];
+        vec![0u8; usize::try_from(len).map_err(|_| invalid(func, "length out of range"))?];
     let (password, salt) = (password.as_bytes(), salt.as_bytes());
     if algo == Algo::Sha512 {
         ::pbkdf2::pbkdf2_hmac::<Sha512>(&password, &salt, rounds, &mut key);

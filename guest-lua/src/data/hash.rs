@@ -106,6 +106,8 @@ pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
     }
     t.raw_set("fnv32", function(lua, fnv32)?)?;
     t.raw_set("fnv64", function(lua, fnv64)?)?;
+    let pbkdf2 = |lua: &Lua, args| super::crypto::pbkdf2_as(lua, "hash.pbkdf2", args);
+    t.raw_set("pbkdf2", function(lua, pbkdf2)?)?;
     Ok(t)
 }
 

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use mlua::{Lua, LuaString, Table, Value as LuaValue, Variadic};
+use mlua::{IntoLuaMulti, Lua, LuaString, Table, Value as LuaValue, Variadic};
 use warren_core::grants::FUNCS_CALL;
 use warren_core::{CoreRef, FunctionCall, Pid, ProcError, Value};
 
@@ -82,5 +82,21 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
         let op = u64::try_from(op).unwrap_or(0);
         Ok(c.borrow_mut().cancel_op(pid(me), op))
     };
-    h.set("funcs_cancel", lua.create_function(cancel)?)
+    h.set("funcs_cancel", lua.create_function(cancel)?)?;
+    let c = core.clone();
+    // H.funcs_copy(me, t): a plain copy of `t` (an executor's context),
+    // or nil, kind, message.
+    let copy = move |lua: &Lua, (me, values): (i64, LuaValue)| {
+        let budget = c.borrow().quota_of(pid(me)).limits.max_message_bytes;
+        let mut converter = Converter::new(Budget::message(budget));
+        let copied = convert_all(&mut converter, &[values], "context", budget)
+            .map(|mut v| v.pop().unwrap_or(Value::Nil));
+        match copied
+            .and_then(|v| crate::convert::to_lua(lua, &v).map_err(|e| invalid(e.to_string())))
+        {
+            Ok(v) => (v, LuaValue::Nil, LuaValue::Nil).into_lua_multi(lua),
+            Err(err) => (LuaValue::Nil, err.kind.name(), err.message).into_lua_multi(lua),
+        }
+    };
+    h.set("funcs_copy", lua.create_function(copy)?)
 }

@@ -44,11 +44,15 @@ end
 
 function VolMethods:readfile(p) return vol_op(self, "vol:readfile", "read", p) end
 VolMethods.read_file = VolMethods.readfile
+local copy_file -- function(self, p, source, mode), below
 function VolMethods:writefile(p, data, mode)
-    if type(data) ~= "string" then
-        return invalid("vol:writefile: data must be a string (files and streams as data are not supported yet)")
-    end
     if mode ~= nil and type(mode) ~= "string" then return invalid("vol:writefile: mode must be a string") end
+    if type(data) == "table" and raw_getmetatable(data) == FileMT then
+        return copy_file(self, p, data, mode or "w")
+    end
+    if type(data) ~= "string" then
+        return invalid("vol:writefile: data must be a string or an open fs file (streams are not supported yet)")
+    end
     return vol_op(self, "vol:writefile", "write", p, data, mode or "w")
 end
 VolMethods.write_file = VolMethods.writefile
@@ -112,6 +116,27 @@ function FileMethods:sync() return file_op(self, "file:sync", "sync") end
 function FileMethods:close()
     check(self, FileMT, "file:close")
     H.fs_close(entry_id(), rawget(self, "_h"))
+    return true
+end
+
+-- vol:writefile(p, file): the rest of an open fs file, copied in chunks
+-- (never all of it in memory) into `p` opened with `mode`.
+local COPY_CHUNK = 65536
+function copy_file(self, p, source, mode)
+    check(self, VolMT, "vol:writefile")
+    if type(p) ~= "string" then return invalid("vol:writefile: the path must be a string") end
+    local me, entry = entry_id()
+    local h, err = call(H_open, me, entry, rawget(self, "_id"), rawget(self, "_cwd"), p, mode)
+    if not h then return nil, err end
+    local src = rawget(source, "_h")
+    while true do
+        local chunk, rerr = call(H_file, me, src, "read", COPY_CHUNK)
+        if chunk == false then break end
+        if chunk == nil then H.fs_close(me, h) return nil, rerr end
+        local ok, werr = call(H_file, me, h, "write", chunk)
+        if not ok then H.fs_close(me, h) return nil, werr end
+    end
+    H.fs_close(me, h)
     return true
 end
 

@@ -12,7 +12,7 @@ local K, H = ...
 local call, entry_id, mkerr = K.call, K.entry_id, K.mkerr
 local watch, forget = K.watch, K.forget
 local new_channel, deliver, close_channel, payload = K.new_channel, K.deliver, K.close_channel, K.payload
-local H_call, H_cancel, H_duration = H.funcs_call, H.funcs_cancel, H.parse_duration
+local H_call, H_cancel, H_copy, H_duration = H.funcs_call, H.funcs_cancel, H.funcs_copy, H.parse_duration
 local type, setmetatable, rawget, math_type = type, setmetatable, rawget, math.type
 local s_format, s_find = string.format, string.find
 
@@ -58,12 +58,16 @@ end
 
 function funcs.new() return executor(nil, 0) end
 
+-- The values are copied now (read raw, within max_message_bytes): the
+-- executor is immutable, whatever later happens to the caller's table.
 function ExMethods:with_context(values)
     local st = ex_state(self, "with_context")
     if type(values) ~= "table" or EX[values] then
         return invalid("with_context: the values must be a table")
     end
-    return executor(values, st.timeout)
+    local copy, kind, msg = H_copy((entry_id()), values)
+    if copy == nil then return nil, mkerr(kind, msg) end
+    return executor(copy, st.timeout)
 end
 
 function ExMethods:with_options(opts)

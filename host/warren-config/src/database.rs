@@ -241,9 +241,9 @@ struct PoolYaml {
 }
 
 /// A string setting after resolution, and how a message shows it.
-struct Setting {
+pub(crate) struct Setting {
     /// The value to use.
-    value: String,
+    pub(crate) value: String,
     /// The value as written (quoted), or where it came from: never a
     /// resolved value.
     shown: String,
@@ -430,7 +430,7 @@ impl Ctx<'_> {
     }
 
     /// Resolves the placeholders of `raw`, the string at `key`.
-    fn resolve(
+    pub(crate) fn resolve(
         &self,
         id: &str,
         key: &str,

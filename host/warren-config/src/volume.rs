@@ -53,7 +53,9 @@ impl Ctx<'_> {
     /// Reads an `fs.directory` entry.
     pub(crate) fn volume(&self, id: &str, yaml: &Yaml) -> Result<VolumeEntry, ConfigError> {
         let y: DirectoryYaml = self.parse(id, yaml)?;
-        if y.directory.trim().is_empty() {
+        // `${env:...}` and `${NAME}` resolve as in every string field.
+        let raw = self.resolve(id, "directory", &y.directory, false)?.value;
+        if raw.trim().is_empty() {
             return Err(self.key_error(id, "directory", "must not be empty"));
         }
         let mode = modes::parse_or(y.mode.as_ref(), DEFAULT_MODE)
@@ -65,7 +67,7 @@ impl Ctx<'_> {
             );
             return Err(self.key_error(id, "mode", msg));
         }
-        let directory = self.base(id, y.base.as_deref())?.join(&y.directory);
+        let directory = self.base(id, y.base.as_deref())?.join(&raw);
         let auto_init = y.auto_init.unwrap_or(false);
         if directory.exists() && !directory.is_dir() {
             let msg = format!("{} is not a directory", directory.display());

@@ -455,6 +455,29 @@ fn placeholders_resolve_through_a_static_storage() {
 }
 
 #[test]
+fn a_volume_directory_resolves_placeholders() {
+    let entries = r#"
+  - name: files
+    kind: fs.directory
+    directory: "${env:DATA_DIR}"
+  - name: defaults
+    kind: env.storage.static
+    values: { DATA_DIR: data }
+  - { name: data_dir, kind: env.variable, variable: DATA_DIR, storage: app:defaults }
+"#;
+    let (dir, app) = loaded("placeholder-volume", entries);
+    assert_eq!(volume(&app, "app:files").directory, dir.join("data"));
+    let text = problem(
+        "placeholder-volume-unset",
+        "  - { name: files, kind: fs.directory, directory: \"${env:UNSET_7Q2C_DIR}\" }\n",
+    );
+    assert_mentions(
+        &text,
+        &["entry 'app:files'", "key 'directory'", "UNSET_7Q2C_DIR"],
+    );
+}
+
+#[test]
 fn placeholders_resolve_through_an_os_storage_declared_in_another_file() {
     let db = format!("  - {{ name: db, kind: db.sql.sqlite, file: \"${{env:{OS_VAR}}}\" }}\n");
     let vars = format!(

@@ -191,6 +191,13 @@ impl Gate {
         Ok(false)
     }
 
+    /// Drops `call` from the queue (it ended while waiting).
+    fn forget(&self, call: &Call) {
+        self.lock()
+            .queue
+            .retain(|c| !std::ptr::eq(Arc::as_ptr(c), call));
+    }
+
     /// Gives a finished call's turn to the next waiting call that was not
     /// abandoned meanwhile (returned, for the caller to start).
     pub(crate) fn release(&self) -> Option<Arc<Call>> {
@@ -214,6 +221,8 @@ enum Phase {
     Waiting(SpawnRequest),
     /// Its callee runs.
     Running(Pid),
+    /// Its callee could not be spawned; the error is yet to be delivered.
+    Unstarted,
     /// Its result was delivered, or it was abandoned.
     Over,
 }
@@ -276,9 +285,16 @@ impl Call {
         let Phase::Waiting(req) = std::mem::replace(&mut *phase, Phase::Over) else {
             return Ok(None);
         };
-        let pid = spawn(req)?;
-        *phase = Phase::Running(pid);
-        Ok(Some(pid))
+        match spawn(req) {
+            Ok(pid) => {
+                *phase = Phase::Running(pid);
+                Ok(Some(pid))
+            }
+            Err(err) => {
+                *phase = Phase::Unstarted;
+                Err(err)
+            }
+        }
     }
 
     /// Ends the call with `result`: the command that delivers it to the
@@ -293,8 +309,12 @@ impl Call {
             timer.abort();
         }
         lock(&self.slot).take();
-        if let Phase::Running(pid) = previous {
-            kill(pid);
+        match previous {
+            Phase::Running(pid) => kill(pid),
+            // Out of the queue now, so abandoned calls cannot pile up
+            // behind a call that never ends.
+            Phase::Waiting(_) => self.gate.forget(self),
+            Phase::Unstarted | Phase::Over => {}
         }
         let result = result?;
         Some(Cmd::Deliver(

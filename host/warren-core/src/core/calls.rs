@@ -14,13 +14,17 @@ use crate::runtime::SpawnRequest;
 use crate::worker::Cmd;
 
 impl Core {
+    /// Whether entry `entry` is a function (runs only as a call).
+    pub fn is_function(&self, entry: &str) -> bool {
+        self.shared.functions().is_some_and(|f| f.contains(entry))
+    }
+
     /// The bytes of arguments and context `me` may pass to function
     /// `entry`, or why it cannot be called: `NOT_FOUND` (no such entry),
     /// `INVALID` (not a `function.lua` entry). Asked before any argument
     /// is converted.
     pub fn function_budget(&self, me: Pid, entry: &str) -> Result<usize, ProcError> {
-        let is_function = self.shared.functions().is_some_and(|f| f.contains(entry));
-        if !is_function {
+        if !self.is_function(entry) {
             return Err(match self.program(entry) {
                 Some(_) => ProcError::new(
                     ErrorKind::Invalid,
