@@ -2359,13 +2359,22 @@ local function watch(op, fn)
     end
     ops[op] = fn
 end
+-- Starts an operation with `start(...)` and, if it started, has `fn`
+-- watch it, with no preemption point in between (kernel frames are not
+-- preempted): a result that arrives before the caller runs again still
+-- finds its watcher.
+local function start_watched(fn, start, ...)
+    local ok, op, msg, retryable = start(...)
+    if ok then watch(op, fn) end
+    return ok, op, msg, retryable
+end
 local function forget(op)
     local ops = current.p.ops
     if ops then ops[op] = nil end
 end
 local function new_channel() return chan_state(1, true) end
 local KAPI = { await = await, call = call, entry_id = entry_id, mkerr = mkerr, is_err = is_err, describe = describe,
-    raw_getmetatable = raw_getmetatable, freeze = freeze, watch = watch, forget = forget,
+    raw_getmetatable = raw_getmetatable, freeze = freeze, watch = watch, forget = forget, start_watched = start_watched,
     new_channel = new_channel, deliver = deliver, close_channel = close_state, payload = EXTRA.payload.new }
 EXTRA.io_modules = {}
 local sources = H.io_modules

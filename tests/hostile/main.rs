@@ -5,6 +5,7 @@
 
 mod c_loops;
 mod fs_env_surface;
+mod funcs_surface;
 mod harness;
 mod io_surface;
 mod lua_cpu;

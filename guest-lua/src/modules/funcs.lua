@@ -10,7 +10,7 @@
 
 local K, H = ...
 local call, entry_id, mkerr = K.call, K.entry_id, K.mkerr
-local watch, forget = K.watch, K.forget
+local start_watched, forget = K.start_watched, K.forget
 local new_channel, deliver, close_channel, payload = K.new_channel, K.deliver, K.close_channel, K.payload
 local H_call, H_cancel, H_copy, H_duration = H.funcs_call, H.funcs_cancel, H.funcs_copy, H.parse_duration
 local type, setmetatable, rawget, math_type = type, setmetatable, rawget, math.type
@@ -90,17 +90,18 @@ function ExMethods:with_scope()
     return invalid("with_scope: Warren has no security module (grants are static; see modules.md)")
 end
 
--- Starts a call: H's `true, op` or `false, kind, msg, retryable`.
-local function start(st, what, id, ...)
-    if type(id) ~= "string" or not s_find(id, "^[^:]+:[^:]+$") then
-        return false, "INVALID", what .. ": the function id must be a string \"namespace:name\""
-    end
-    local me, entry = entry_id()
-    return H_call(me, entry, id, st.ctx, st.timeout, ...)
+local function bad_id(id) return type(id) ~= "string" or not s_find(id, "^[^:]+:[^:]+$") end
+local function id_error(what)
+    return false, "INVALID", what .. ": the function id must be a string \"namespace:name\""
 end
 
+-- The host function itself goes to K.call: a Lua frame of this chunk
+-- between the host call and the kernel's wait could be preempted, and a
+-- result arriving then would find nobody waiting for it.
 local function call_with(st, what, id, ...)
-    return call(start, st, what, id, ...)
+    if bad_id(id) then return nil, mkerr("INVALID", what .. ": the function id must be a string \"namespace:name\"") end
+    local me, entry = entry_id()
+    return call(H_call, me, entry, id, st.ctx, st.timeout, ...)
 end
 
 ---------------------------------------------------------------------------
@@ -127,12 +128,21 @@ local function settle(st, result, err)
 end
 
 local function async_with(st, what, id, ...)
-    local ok, op, msg, retryable = start(st, what, id, ...)
+    local fst = { ch = new_channel() }
+    local function done(ok, a, b, c, d)
+        if ok then settle(fst, payload(a)) else settle(fst, nil, mkerr(a, b, c, d)) end
+    end
+    -- The watcher is in place before anything can preempt this caller:
+    -- the kernel makes the host call itself and then registers it.
+    local ok, op, msg, retryable
+    if bad_id(id) then
+        ok, op, msg = id_error(what)
+    else
+        local me, entry = entry_id()
+        ok, op, msg, retryable = start_watched(done, H_call, me, entry, id, st.ctx, st.timeout, ...)
+    end
     if not ok then return nil, mkerr(op, msg, retryable) end
-    local fst = { ch = new_channel(), op = op }
-    watch(op, function(done, a, b, c, d)
-        if done then settle(fst, payload(a)) else settle(fst, nil, mkerr(a, b, c, d)) end
-    end)
+    fst.op = op
     local f = setmetatable({}, FutMT)
     FUT[f] = fst
     return f

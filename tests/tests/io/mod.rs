@@ -7,6 +7,7 @@
 mod cluster;
 mod env;
 mod fs;
+mod funcs;
 mod http;
 mod postgres;
 mod server;

@@ -115,11 +115,14 @@ impl Core {
                 Ok(pid)
             });
             match begun {
-                Ok(Some(_)) => {
-                    if let Some((worker, cmd)) = placed {
-                        self.dispatch(worker, Cmd::Spawn(cmd));
-                    }
-                }
+                // Straight to its worker, not through the outbox: a kill
+                // (cancel, timeout) is pushed there directly, and must
+                // never arrive before the spawn it is meant for.
+                Ok(Some(_)) => match placed {
+                    Some((worker, cmd)) if worker == self.worker => self.apply(Cmd::Spawn(cmd)),
+                    Some((worker, cmd)) => shared.workers[worker].push_all([Cmd::Spawn(cmd)]),
+                    None => {}
+                },
                 // Abandoned while it waited: its turn goes on.
                 Ok(None) => next = call.gate.release(),
                 Err(err) => {
