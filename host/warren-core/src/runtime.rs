@@ -132,6 +132,9 @@ pub(crate) struct Shared {
     pub(crate) services: std::sync::OnceLock<Arc<dyn ServiceControl>>,
     /// Shared state of modules (databases, the HTTP client), by type.
     pub(crate) extensions: Extensions,
+    /// The [`crate::funcs::Functions`] extension, looked up once: every
+    /// spawn asks whether its entry is a function.
+    functions: Option<Arc<crate::funcs::Functions>>,
     hosts: Vec<HostInfo>,
     programs: RwLock<FxHashMap<String, Arc<Program>>>,
     next_serial: AtomicU64,
@@ -172,11 +175,8 @@ impl Shared {
     }
 
     /// The application's function entries, if it declares any.
-    pub(crate) fn functions(&self) -> Option<Arc<crate::funcs::Functions>> {
-        let value = self
-            .extensions
-            .get(&std::any::TypeId::of::<crate::funcs::Functions>())?;
-        value.clone().downcast().ok()
+    pub(crate) fn functions(&self) -> Option<&Arc<crate::funcs::Functions>> {
+        self.functions.as_ref()
     }
 
     /// Refuses a process spawn of a function entry, and a call of anything else.
@@ -438,6 +438,10 @@ impl RuntimeBuilder {
             factories: self.factories,
             entries: self.entries.into(),
             services: std::sync::OnceLock::new(),
+            functions: self
+                .extensions
+                .get(&std::any::TypeId::of::<crate::funcs::Functions>())
+                .and_then(|v| v.clone().downcast().ok()),
             extensions: self.extensions,
             hosts,
             programs: RwLock::new(programs),

@@ -46,9 +46,9 @@ impl Core {
     /// `static` pool.
     pub fn call_function(&mut self, me: Pid, call: FunctionCall) -> Result<u64, ProcError> {
         self.function_budget(me, &call.entry)?;
-        let functions = self.shared.functions();
-        let gate = functions
-            .as_ref()
+        let gate = self
+            .shared
+            .functions()
             .and_then(|f| f.gate(&call.entry))
             .cloned()
             .ok_or_else(|| ProcError::new(ErrorKind::NotFound, "no functions"))?;
