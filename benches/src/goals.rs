@@ -5,14 +5,54 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::{lua, wasm};
+use warren_core::Runtime;
 
-/// BEAM's spawn until its first wait on this machine (performance.md).
+use crate::peers::{Peer, Peers};
+use crate::{lua, scale, wasm};
+
+/// BEAM's spawn until its first wait on this machine (performance.md),
+/// when BEAM is not measured in the same run.
 const BEAM_SPAWN: Duration = Duration::from_nanos(2_500);
 /// BEAM's one-way message on this machine (performance.md).
 const BEAM_MESSAGE: Duration = Duration::from_nanos(170);
 /// Go's unbuffered ping-pong round trip on this machine (performance.md).
 const GO_PING_PONG: Duration = Duration::from_nanos(500);
+
+/// A neighbour's time per operation: measured in this run (best of 3)
+/// when `peers` has it, else the published number of performance.md.
+struct Reference {
+    per_op: Duration,
+    label: String,
+}
+
+fn reference(
+    peers: Option<&Peers>,
+    peer: Peer,
+    scenario: &str,
+    n: u64,
+    published: Duration,
+) -> Reference {
+    let measured = peers.filter(|p| p.has(peer)).and_then(|p| {
+        (0..3)
+            .filter_map(|_| p.time(peer, scenario, n, 1))
+            .min()
+            .map(|t| per(t, n))
+    });
+    match measured {
+        Some(per_op) => Reference {
+            per_op,
+            label: format!("{}'s {} (same run)", peer.name(), human(per_op)),
+        },
+        None => Reference {
+            per_op: published,
+            label: format!("{}'s {} (published)", peer.name(), human(published)),
+        },
+    }
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_nanos() as f64 / b.as_nanos().max(1) as f64
+}
 
 /// How big a run is: `quick` for the table, larger for the benches.
 #[derive(Clone, Copy, Debug)]
@@ -29,6 +69,12 @@ pub struct Sizes {
     pub components: usize,
     /// Sender/sink pairs of the scaling row.
     pub pairs: u64,
+    /// Skynet's leaves.
+    pub skynet: u64,
+    /// Passes of the token around the ring.
+    pub ring_hops: u64,
+    /// Messages to each of the fan-out's 10,000 processes.
+    pub fan_depth: u64,
 }
 
 impl Sizes {
@@ -40,6 +86,9 @@ impl Sizes {
         messages: 200_000,
         components: 10_000,
         pairs: 8,
+        skynet: 1_000_000,
+        ring_hops: 1_000_000,
+        fan_depth: 100,
     };
 }
 
@@ -113,21 +162,22 @@ fn memory_rows(s: Sizes, rows: &mut Vec<Row>) {
 }
 
 /// Spawn, throughput and cold spawn.
-fn spawn_rows(s: Sizes, rows: &mut Vec<Row>) {
+fn spawn_rows(s: Sizes, peers: Option<&Peers>, rows: &mut Vec<Row>) {
+    let beam = reference(peers, Peer::Beam, "spawn", s.spawns, BEAM_SPAWN);
     let rt = lua::runtime(1);
     let warm = per(best_of_3(|| lua::spawn_warm(&rt, s.spawns)), s.spawns);
     rows.push(row(
         "spawn until it waits on its inbox (warm)",
-        format!("≤ BEAM's {}", human(BEAM_SPAWN)),
-        human(warm),
-        warm <= BEAM_SPAWN,
+        format!("≤ {}", beam.label),
+        format!("{} ({:.1}× BEAM)", human(warm), ratio(warm, beam.per_op)),
+        warm <= beam.per_op,
     ));
     let rate = 1e9 / warm.as_nanos().max(1) as f64;
     rows.push(row(
         "spawn throughput, one core",
-        "≥ 400 K/s",
+        "≥ 500 K/s",
         format!("{:.0} K/s", rate / 1e3),
-        rate >= 400e3,
+        rate >= 500e3,
     ));
     let cold_n = (s.spawns / 10).max(1);
     let cold = per(best_of_3(|| lua::spawn_cold(&rt, cold_n)), cold_n);
@@ -141,36 +191,38 @@ fn spawn_rows(s: Sizes, rows: &mut Vec<Row>) {
 }
 
 /// Channel switches, ping-pong and messages.
-fn message_rows(s: Sizes, rows: &mut Vec<Row>) {
-    let rt = lua::runtime(1);
+fn message_rows(s: Sizes, peers: Option<&Peers>, rows: &mut Vec<Row>) {
     let n = s.messages;
+    let beam = reference(peers, Peer::Beam, "one_way", n, BEAM_MESSAGE);
+    let go = reference(peers, Peer::Go, "ping_pong", n, GO_PING_PONG);
+    let rt = lua::runtime(1);
     let sw = (0..3)
         .map(|_| lua::switches(&rt, n))
         .min_by_key(|sw| sw.blocked)
         .unwrap_or_else(|| lua::switches(&rt, n));
     let (bare, blocked) = (per(sw.bare, n), per(sw.blocked, n));
-    let ratio = blocked.as_nanos() as f64 / bare.as_nanos().max(1) as f64;
+    let times = ratio(blocked, bare);
     rows.push(row(
         "yield+resume of a blocked channel receive",
         "≤ 1.25× a coroutine resume+yield",
-        format!("{} ({ratio:.1}× {})", human(blocked), human(bare)),
-        ratio <= 1.25,
+        format!("{} ({times:.1}× {})", human(blocked), human(bare)),
+        times <= 1.25,
     ));
     let msg = per(best_of_3(|| lua::one_way(&rt, n)), n);
     let rate = 1e9 / msg.as_nanos().max(1) as f64;
-    let beam = msg.as_nanos() as f64 / BEAM_MESSAGE.as_nanos() as f64;
+    let times = ratio(msg, beam.per_op);
     rows.push(row(
         "Lua → Lua one-way message, small table",
-        "≥ 4 M/s; ≤ 1.5× BEAM's 170 ns",
-        format!("{} ({:.2} M/s, {beam:.1}× BEAM)", human(msg), rate / 1e6),
-        rate >= 4e6 && beam <= 1.5,
+        format!("≥ 4 M/s; ≤ 1.5× {}", beam.label),
+        format!("{} ({:.2} M/s, {times:.1}× BEAM)", human(msg), rate / 1e6),
+        rate >= 4e6 && times <= 1.5,
     ));
     let rtt = per(sw.round_trip, n);
     rows.push(row(
         "unbuffered channel ping-pong (round trip)",
-        format!("≤ Go's {}", human(GO_PING_PONG)),
-        human(rtt),
-        rtt <= GO_PING_PONG,
+        format!("≤ {}", go.label),
+        format!("{} ({:.1}× Go)", human(rtt), ratio(rtt, go.per_op)),
+        rtt <= go.per_op,
     ));
     let one = best_of_3(|| lua::pairs(&rt, s.pairs, n / s.pairs));
     drop(rt);
@@ -221,14 +273,85 @@ fn wasm_rows(s: Sizes, rows: &mut Vec<Row>) {
     ));
 }
 
-/// Measures every row.
-pub fn measure(s: Sizes) -> Vec<Row> {
+/// Measures every row; with `peers`, against BEAM and Go measured in the
+/// same run; with `whole`, the whole-program rows too (minutes).
+pub fn measure(s: Sizes, peers: Option<&Peers>, whole: bool) -> Vec<Row> {
     let mut rows = Vec::new();
     memory_rows(s, &mut rows);
-    spawn_rows(s, &mut rows);
-    message_rows(s, &mut rows);
+    spawn_rows(s, peers, &mut rows);
+    message_rows(s, peers, &mut rows);
     wasm_rows(s, &mut rows);
+    if whole {
+        scale_rows(s, peers, &mut rows);
+    }
     rows
+}
+
+/// One whole-program scenario: `run` on one worker and on two, against
+/// BEAM with one scheduler (`+S 1`) on the same program.
+struct Whole {
+    metric: &'static str,
+    scenario: &'static str,
+    n: u64,
+    run: fn(&Runtime, u64) -> Option<Duration>,
+}
+
+/// Skynet, the thread ring and the fan-out, each on one worker against
+/// BEAM `+S 1`, and on two workers against one.
+fn scale_rows(s: Sizes, peers: Option<&Peers>, rows: &mut Vec<Row>) {
+    let scenarios = [
+        Whole {
+            metric: "Skynet (one worker)",
+            scenario: "skynet",
+            n: s.skynet,
+            run: scale::skynet,
+        },
+        Whole {
+            metric: "thread ring, 503 processes (one worker)",
+            scenario: "ring",
+            n: s.ring_hops,
+            run: |rt, n| scale::ring(rt, 503, n),
+        },
+        Whole {
+            metric: "fan-out to 10,000 processes (one worker)",
+            scenario: "fan_out",
+            n: s.fan_depth,
+            run: |rt, n| scale::fan_out(rt, 10_000, n),
+        },
+    ];
+    for w in scenarios {
+        let one = (w.run)(&scale::runtime(1), w.n);
+        let two = (w.run)(&scale::runtime(2), w.n);
+        let beam = peers
+            .filter(|p| p.has(Peer::Beam))
+            .and_then(|p| p.time(Peer::Beam, w.scenario, w.n, 1));
+        let shown = |t: Option<Duration>| t.map_or_else(|| "did not finish".into(), human);
+        let (goal, met, versus) = match (one, beam) {
+            (Some(a), Some(b)) => (
+                format!("≤ BEAM +S 1's {}", human(b)),
+                a <= b,
+                format!(" ({:.1}× BEAM)", ratio(a, b)),
+            ),
+            (None, Some(b)) => (format!("≤ BEAM +S 1's {}", human(b)), false, String::new()),
+            (_, None) => ("≤ BEAM +S 1 (not measured)".into(), false, String::new()),
+        };
+        rows.push(row(
+            w.metric,
+            goal,
+            format!("{} (n = {}){versus}", shown(one), w.n),
+            met,
+        ));
+        let (m, ok) = match (one, two) {
+            (Some(a), Some(b)) => (format!("{:.2}× one worker", ratio(a, b)), b <= a),
+            _ => (format!("{} vs {}", shown(one), shown(two)), false),
+        };
+        rows.push(row(
+            "  the same on two workers",
+            "never slower than one",
+            m,
+            ok,
+        ));
+    }
 }
 
 /// The rows as a Markdown table.

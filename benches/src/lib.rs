@@ -5,6 +5,8 @@
 pub mod goals;
 pub mod lua;
 pub mod memory;
+pub mod peers;
+pub mod scale;
 pub mod wasm;
 
 /// The allocator the `warren` binary uses, so benches measure what users run.

@@ -137,25 +137,38 @@ fn entry(id: &str, src: &str) -> warren_core::Program {
         .into_program(id)
 }
 
-/// Starts a runtime with the bench entries on one host of `workers` workers.
-pub fn runtime(workers: usize) -> Runtime {
+/// A runtime with the Lua `entries` (id, source) on one host of `workers`
+/// workers holding at most `max_processes`.
+pub(crate) fn build(workers: usize, max_processes: usize, entries: &[(&str, &str)]) -> Runtime {
     let limits = HostLimits {
-        max_processes: MAX_PROCESSES,
+        max_processes,
         ..HostLimits::default()
     };
-    RuntimeBuilder::new()
+    let mut builder = RuntimeBuilder::new()
         .frontend(lua_frontend())
-        .host(HostSpec::new(HOST, workers).with_limits(limits))
-        .program(entry("bench:idle", IDLE))
-        .program(entry("bench:spawner", SPAWNER))
-        .program(entry("bench:holder", HOLDER))
-        .program(entry("bench:coroutines", COROUTINES))
-        .program(entry("bench:sender", SENDER))
-        .program(entry("bench:sink", SINK))
-        .program(entry("bench:pairs", PAIRS))
-        .program(entry("bench:switches", SWITCHES))
-        .start()
-        .expect("runtime starts")
+        .host(HostSpec::new(HOST, workers).with_limits(limits));
+    for (id, src) in entries {
+        builder = builder.program(entry(id, src));
+    }
+    builder.start().expect("runtime starts")
+}
+
+/// Starts a runtime with the bench entries on one host of `workers` workers.
+pub fn runtime(workers: usize) -> Runtime {
+    build(
+        workers,
+        MAX_PROCESSES,
+        &[
+            ("bench:idle", IDLE),
+            ("bench:spawner", SPAWNER),
+            ("bench:holder", HOLDER),
+            ("bench:coroutines", COROUTINES),
+            ("bench:sender", SENDER),
+            ("bench:sink", SINK),
+            ("bench:pairs", PAIRS),
+            ("bench:switches", SWITCHES),
+        ],
+    )
 }
 
 /// Runs driver `entry` with `args` and returns the value it returns.

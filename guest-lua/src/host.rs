@@ -183,6 +183,7 @@ impl LuaVm {
         let accounts = Rc::new(RefCell::new(Accounts::new(core.borrow().quota().clone())));
         register(&lua, &h, core.clone(), index, &accounts)?;
         let slice = core.borrow().quota().limits.cpu_slice;
+        crate::gctime::install();
         let preemption = crate::preempt::install(&lua, &h, KERNEL, slice, accounts.clone())?;
         register_accounts(&lua, &h, &core, &accounts, preemption.slot())?;
         lua.set_app_data(TypeBudget(crate::preempt::budget_check(

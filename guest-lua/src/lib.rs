@@ -12,6 +12,7 @@ mod convert;
 #[cfg(test)]
 mod convert_props;
 mod data;
+mod gctime;
 mod host;
 mod io;
 mod json;

@@ -18,7 +18,9 @@
 //! is summed over the same enter/leave pairs against `cpu_budget`: the
 //! worker thread's CPU time (not wall time, which would charge a process
 //! for the time its thread was descheduled), read only when the host has a
-//! budget.
+//! budget. Neither the CPU time nor the run time the stuck-code guard
+//! looks at includes the collector's (see [`crate::gctime`]): a collection
+//! of the whole VM's heap is not the code of the process that was running.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +52,8 @@ struct Running {
     since: Instant,
     /// The thread's CPU time at `since`, when the host has a `cpu_budget`.
     cpu_at: Option<Duration>,
+    /// The thread's collector time at `since` (see [`crate::gctime`]).
+    gc_at: Duration,
     /// Whether its room was what is left of the host's total (rather than
     /// its own limit): names the limit an allocation failure hit.
     host_bound: bool,
@@ -57,12 +61,18 @@ struct Running {
 
 impl Running {
     /// CPU time used since it was resumed (wall time without a budget,
-    /// where it is only informative).
+    /// where it is only informative), less the collector's.
     fn cpu_used(&self) -> Duration {
-        match self.cpu_at {
+        let used = match self.cpu_at {
             Some(at) => thread_cpu_time().saturating_sub(at),
             None => self.since.elapsed(),
-        }
+        };
+        used.saturating_sub(self.collecting())
+    }
+
+    /// Time the collector has run since it was resumed: not its own.
+    fn collecting(&self) -> Duration {
+        crate::gctime::total().saturating_sub(self.gc_at)
     }
 }
 
@@ -159,6 +169,7 @@ impl Accounts {
             used_at: used,
             since: Instant::now(),
             cpu_at: self.quota.limits.cpu_budget.map(|_| thread_cpu_time()),
+            gc_at: crate::gctime::total(),
             host_bound: host_room < own_room,
         });
     }
@@ -196,12 +207,14 @@ impl Accounts {
         Verdict::Fine
     }
 
-    /// How long the running process has run since it was resumed, or
-    /// `None` when kernel code runs between processes.
+    /// How long the running process has run since it was resumed, less
+    /// the collector's time meanwhile, or `None` when kernel code runs
+    /// between processes.
     pub(crate) fn ran(&self, now: Instant) -> Option<Duration> {
-        self.running
-            .as_ref()
-            .map(|r| now.saturating_duration_since(r.since))
+        self.running.as_ref().map(|r| {
+            now.saturating_duration_since(r.since)
+                .saturating_sub(r.collecting())
+        })
     }
 
     /// Whether the running process must end now: past its `cpu_budget`, or
@@ -322,5 +335,33 @@ impl Accounts {
     /// its first resume is charged too).
     pub(crate) fn open(&mut self, id: i64) {
         self.accounts.entry(id).or_default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collector_time_is_not_charged_to_the_running_process() {
+        let run = Running {
+            id: 1,
+            used_at: 0,
+            since: Instant::now(),
+            cpu_at: None,
+            gc_at: crate::gctime::total(),
+            host_bound: false,
+        };
+        // A collection of 40 ms while it runs, as the patched Lua reports it.
+        crate::gctime::on_gc(std::ptr::null_mut(), 1);
+        std::thread::sleep(Duration::from_millis(40));
+        crate::gctime::on_gc(std::ptr::null_mut(), 0);
+        assert!(run.since.elapsed() >= Duration::from_millis(40));
+        assert!(run.collecting() >= Duration::from_millis(40));
+        assert!(
+            run.cpu_used() < Duration::from_millis(20),
+            "charged {:?} of a collection",
+            run.cpu_used()
+        );
     }
 }

@@ -1,20 +1,76 @@
 //! `warren-bench`: a short run of every benchmark scenario, printed as the
-//! goals table of `shared/spec/performance.md` with a measured column.
+//! goals table of `shared/spec/performance.md` and issue #17 with a
+//! measured column; `--peers` measures BEAM and Go in the same run,
+//! `--whole` adds the whole-program scenarios (Skynet, the thread ring, the
+//! fan-out; minutes), and `scenario` times one of those alone.
 
 use std::time::Instant;
 
-use warren_benches::goals::{Sizes, measure, table};
+use clap::{Parser, Subcommand, ValueEnum};
+use warren_benches::goals::{Sizes, human, measure, table};
+use warren_benches::peers::Peers;
+use warren_benches::scale;
 
 #[global_allocator]
 static ALLOCATOR: warren_benches::Allocator = warren_benches::Allocator {};
 
+#[derive(Parser)]
+#[command(about = "Measures Warren against its performance goals")]
+struct Args {
+    /// Also run the same scenarios on BEAM (escript) and Go, when installed.
+    #[arg(long)]
+    peers: bool,
+    /// Also run Skynet 1M, a 503-process thread ring and a 10,000 × 100
+    /// fan-out, on one worker and on two (several minutes).
+    #[arg(long)]
+    whole: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Times one whole-program scenario on Warren alone.
+    Scenario {
+        which: Which,
+        /// Skynet's leaves, the ring's hops, or the fan-out's messages per process.
+        n: u64,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Which {
+    Skynet,
+    Ring,
+    FanOut,
+}
+
 fn main() {
     warren_benches::memory::child_main();
+    // The runtime's warnings (a process ended unexpectedly, ...) on stderr.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if let Some(Command::Scenario { which, n, workers }) = args.command {
+        let rt = scale::runtime(workers.max(1));
+        let took = match which {
+            Which::Skynet => scale::skynet(&rt, n),
+            Which::Ring => scale::ring(&rt, 503, n),
+            Which::FanOut => scale::fan_out(&rt, 10_000, n),
+        };
+        println!("{}", took.map_or_else(|| "did not finish".into(), human));
+        return;
+    }
     let started = Instant::now();
-    eprintln!(
-        "warren-bench: measuring every goal (about a minute; timings are the best of 3 runs)"
-    );
-    let rows = measure(Sizes::QUICK);
+    eprintln!("warren-bench: measuring every goal (timings are the best of 3 runs)");
+    let peers = args.peers.then(Peers::detect);
+    let rows = measure(Sizes::QUICK, peers.as_ref(), args.whole);
     print!("{}", table(&rows));
     let met = rows.iter().filter(|r| r.met).count();
     println!(

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use crate::directory::{Admit, Queued, admit};
 use crate::error::{ErrorKind, ProcError, refused, too_large};
@@ -26,6 +26,7 @@ use crate::worker::Cmd;
 
 mod calls;
 mod ops;
+mod table;
 
 /// Below this many armed timers a worker never scans its heap for timers of
 /// exited processes; above it, a scan runs when they could be the majority.
@@ -62,7 +63,7 @@ pub struct Core {
     worker: usize,
     host: u16,
     shared: Arc<Shared>,
-    procs: FxHashMap<Pid, ProcEntry>,
+    procs: table::Table<ProcEntry>,
     ready: Vec<VecDeque<Pid>>,
     timers: BinaryHeap<Reverse<(Instant, u64, Pid, u64)>>,
     timer_seq: u64,
@@ -125,7 +126,7 @@ impl Core {
             worker,
             host: shared.host_of_worker(worker),
             shared,
-            procs: FxHashMap::default(),
+            procs: table::Table::default(),
             ready: (0..frontends).map(|_| VecDeque::new()).collect(),
             timers: BinaryHeap::new(),
             timer_seq: 0,

@@ -25,6 +25,7 @@
 #include "lstring.h"
 #include "ltable.h"
 #include "ltm.h"
+#include "lwarren.h"  /* WARREN */
 
 
 /*
@@ -1697,10 +1698,12 @@ void luaC_step (lua_State *L) {
   if (!gcrunning(g))  /* not running? */
     luaE_setdebt(g, -2000);
   else {
+    warren_gc_call(L, 1);  /* WARREN: collector time is nobody's */
     if(isdecGCmodegen(g))
       genstep(L, g);
     else
       incstep(L, g);
+    warren_gc_call(L, 0);  /* WARREN */
   }
 }
 
@@ -1736,10 +1739,12 @@ void luaC_fullgc (lua_State *L, int isemergency) {
   global_State *g = G(L);
   lua_assert(!g->gcemergency);
   g->gcemergency = isemergency;  /* set flag */
+  warren_gc_call(L, 1);  /* WARREN: collector time is nobody's */
   if (g->gckind == KGC_INC)
     fullinc(L, g);
   else
     fullgen(L, g);
+  warren_gc_call(L, 0);  /* WARREN */
   g->gcemergency = 0;
 }
 

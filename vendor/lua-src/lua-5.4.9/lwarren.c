@@ -33,3 +33,19 @@ void warren_pollfn_call (lua_State *L) {
   if (f != NULL)
     f(L);  /* may raise an error (longjmp) */
 }
+
+
+/* Like 'warren_pollfn': set once, before any Lua state exists. */
+static warren_gc_fn warren_gcfn = NULL;
+
+
+LUA_API void warren_set_gc_hook (warren_gc_fn f) {
+  warren_gcfn = f;
+}
+
+
+void warren_gc_call (lua_State *L, int begin) {
+  warren_gc_fn f = warren_gcfn;
+  if (f != NULL)
+    f(L, begin);
+}

@@ -53,4 +53,19 @@ LUAI_FUNC void warren_pollfn_call (lua_State *L);
   ((void)(luai_unlikely((L)->hookmask & LUA_MASKCOUNT) \
           ? (warren_pollfn_call(L), 0) : 0))
 
+
+/*
+** The collector's hook: called with begin = 1 before and begin = 0 after
+** every collector step and full collection ('luaC_step', 'luaC_fullgc'),
+** so the embedder can tell collection time from the running code's own.
+** Set once per process, before any Lua state runs; NULL (the default) =
+** none. It must not raise, allocate Lua objects or call into Lua.
+*/
+typedef void (*warren_gc_fn) (lua_State *L, int begin);
+
+LUA_API void warren_set_gc_hook (warren_gc_fn f);
+
+/* calls the embedder's collector hook, if any */
+LUAI_FUNC void warren_gc_call (lua_State *L, int begin);
+
 #endif

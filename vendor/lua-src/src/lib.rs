@@ -116,6 +116,10 @@ impl Build {
                  see vendor/lua-src/WARREN.md"
             ))?;
         }
+        // WARREN: the sources are patched in this repository; rebuild the
+        // calling build script's library when they change (upstream's are
+        // immutable crate files, so it never needed to).
+        println!("cargo:rerun-if-changed={}", source_dir.display());
         let lib_dir = out_dir.join("lib");
         let include_dir = out_dir.join("include");
 
