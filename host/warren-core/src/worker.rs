@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::core::Core;
 use crate::error::ProcError;
@@ -71,9 +71,6 @@ pub(crate) struct Remote {
     /// Live processes placed on this worker (see `Shared::place`).
     pub(crate) load: AtomicUsize,
     queue: Mutex<Vec<Cmd>>,
-    /// Set when `queue` gains commands, cleared when the worker takes them:
-    /// what a worker about to sleep watches while it spins.
-    pending: AtomicBool,
     sleeping: AtomicBool,
     stop: AtomicBool,
     thread: OnceLock<Thread>,
@@ -82,7 +79,6 @@ pub(crate) struct Remote {
 impl Remote {
     pub(crate) fn push_all(&self, cmds: impl IntoIterator<Item = Cmd>) {
         self.lock().extend(cmds);
-        self.pending.store(true, Ordering::Release);
         self.wake_if_sleeping();
     }
 
@@ -128,7 +124,6 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     // Front-ends that stopped on their budget with work still inside them.
     let mut unfinished = vec![false; frontends.len()];
     while !remote.stop.load(Ordering::SeqCst) {
-        remote.pending.store(false, Ordering::Relaxed);
         std::mem::swap(&mut incoming, &mut *remote.lock());
         let mut c = core.borrow_mut();
         for cmd in incoming.drain(..) {
@@ -155,41 +150,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     }
 }
 
-/// How long a worker with nothing to do watches its queue before it
-/// sleeps. Waking a parked thread costs tens of microseconds on these
-/// machines, so two processes trading messages across workers paid that
-/// per message (a token ring ran 17× slower on two workers than on one);
-/// a peer's next message usually comes sooner than this (20 µs was too
-/// short for a ring hop). The spin yields its core to any other ready
-/// thread every few checks, and costs an idle worker at most this much per
-/// time it runs out of work. BEAM's schedulers and Go's Ps spin the same
-/// way before they sleep.
-const SPIN: Duration = Duration::from_micros(50);
-
-/// Spins until work arrives, the worker is stopped, `deadline` passes or
-/// [`SPIN`] is over; whether there is something to do.
-fn spin(remote: &Remote, deadline: Option<Instant>) -> bool {
-    let start = Instant::now();
-    let until = deadline.map_or(start + SPIN, |d| d.min(start + SPIN));
-    loop {
-        for _ in 0..32 {
-            if remote.pending.load(Ordering::Acquire) || remote.stop.load(Ordering::Relaxed) {
-                return true;
-            }
-            std::hint::spin_loop();
-        }
-        // Another thread ready on this core runs first.
-        std::thread::yield_now();
-        if Instant::now() >= until {
-            return deadline.is_some_and(|d| d <= until);
-        }
-    }
-}
-
 fn park(remote: &Remote, deadline: Option<Instant>) {
-    if spin(remote, deadline) {
-        return;
-    }
     remote.sleeping.store(true, Ordering::SeqCst);
     if !remote.lock().is_empty() || remote.stop.load(Ordering::SeqCst) {
         remote.sleeping.store(false, Ordering::SeqCst);
