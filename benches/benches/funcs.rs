@@ -26,7 +26,6 @@
 //! (ABBA order); for files, the best of several interleaved runs per side.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +34,7 @@ use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use warren_benches::lua::{HOST, drive, nanos};
 use warren_core::{Functions, Grants, HostSpec, Pool, Runtime, RuntimeBuilder, Value};
 use warren_lua::{LuaProgram, MODULES, Volumes, lua_frontend};
+use warren_tests::TempDir;
 
 mod common;
 
@@ -370,24 +370,6 @@ fn bench_calls(c: &mut Criterion, rt: &Runtime) -> Vec<String> {
 
 // ---- fs from many processes against cap-std from threads ---------------
 
-/// A fresh temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!("warren-bench-funcs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn fs_runtime(rt: &Runtime, size: usize) -> Duration {
     nanos(&drive(
         rt,
@@ -521,7 +503,7 @@ fn bench_fs(c: &mut Criterion, rt: &Runtime, dir: &Arc<Dir>) -> Vec<String> {
 }
 
 fn main() {
-    let tmp = TempDir::new();
+    let tmp = TempDir::new("bench-funcs");
     let root = tmp.0.join("data");
     let volume = warren_fs::Volume::open(VOLUME, &root, 0o755, true).expect("volume opens");
     let dir = Arc::new(

@@ -44,6 +44,7 @@ use warren_core::{Grants, HostLimits, HostSpec, Runtime, RuntimeBuilder, SpawnRe
 use warren_http::{HttpClient, Request};
 use warren_lua::{Databases, LuaProgram, MODULES, lua_frontend};
 use warren_sql::{Database, DbConfig, Param, ResultLimits, SqliteFile};
+use warren_tests::TempDir;
 
 mod common;
 
@@ -480,24 +481,6 @@ fn bench_http(c: &mut Criterion, server: &Server) {
 
 // ---- SQLite -----------------------------------------------------------
 
-/// A fresh temporary directory, removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!("warren-bench-io-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// [`DB`] on a new file in `dir` (WAL), with table `kv` of [`SQL_ROWS`] rows.
 fn open_db(dir: &TempDir) -> Arc<Database> {
     let config = DbConfig::Sqlite {
@@ -577,7 +560,7 @@ async fn sql_task(db: &Database, insert: bool, k: u64, each: u64) {
 }
 
 fn bench_sqlite(c: &mut Criterion) {
-    let dir = TempDir::new();
+    let dir = TempDir::new("bench-io");
     let db = open_db(&dir);
     let rt = runtime(HostLimits::default(), Some(&db));
     let mut group = c.benchmark_group("io_sqlite");

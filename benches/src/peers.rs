@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use warren_tests::TempDir;
+
 /// A neighbour runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Peer {
@@ -31,7 +33,7 @@ impl Peer {
 pub struct Peers {
     beam: bool,
     /// The built Go program, in a directory removed on drop.
-    go: Option<(tempdir::Dir, PathBuf)>,
+    go: Option<(TempDir, PathBuf)>,
 }
 
 fn sources() -> PathBuf {
@@ -101,8 +103,8 @@ impl Peers {
 }
 
 /// Builds `peers/scale.go` into a fresh directory.
-fn build_go() -> Option<(tempdir::Dir, PathBuf)> {
-    let dir = tempdir::Dir::new("warren-peers-go")?;
+fn build_go() -> Option<(TempDir, PathBuf)> {
+    let dir = TempDir::new("peers-go");
     let exe = dir.path().join("scale");
     let out = Command::new("go")
         .arg("build")
@@ -121,29 +123,4 @@ fn build_go() -> Option<(tempdir::Dir, PathBuf)> {
         return None;
     }
     Some((dir, exe))
-}
-
-/// A directory removed on drop (the bench needs no more than this).
-mod tempdir {
-    use std::path::{Path, PathBuf};
-
-    pub struct Dir(PathBuf);
-
-    impl Dir {
-        pub fn new(prefix: &str) -> Option<Dir> {
-            let path = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-            std::fs::create_dir_all(&path).ok()?;
-            Some(Dir(path))
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }

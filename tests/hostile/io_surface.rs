@@ -28,7 +28,7 @@ use std::time::Duration;
 use warren_core::{Grants, Runtime, Value};
 use warren_lua::{Databases, LuaProgram, MODULES};
 use warren_sql::{Database, DbConfig, SqliteFile};
-use warren_tests::{App, grants, run_on};
+use warren_tests::{App, TempDir, grants, run_on};
 
 use crate::harness::{Outcome, app, attack_on};
 
@@ -70,29 +70,6 @@ fn all_grants() -> Grants {
         ("http_client.request", "http://127.0.0.1:*"),
         ("http_client.private_ip", "127.0.0.1"),
     ])
-}
-
-/// A fresh temporary directory, removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "warren-hostile-io-{tag}-{}-{n}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Databases `app.db:<name>` on SQLite files in `dir`, no `query_timeout`.

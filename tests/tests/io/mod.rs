@@ -13,34 +13,13 @@ mod postgres;
 mod server;
 mod sqlite;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use warren_core::Grants;
 use warren_lua::Databases;
 use warren_sql::{Database, DbConfig, SqliteFile};
 
-pub use warren_tests::grants;
-
-/// A fresh temporary directory, removed when dropped.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("warren-io-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use warren_tests::{TempDir, grants};
 
 /// Databases `app.db:<name>` on SQLite files in `dir` (`query_timeout`
 /// when given).
