@@ -4,7 +4,7 @@
 //! grant on the name as given or on the variable it means — its public
 //! name or its entry id — (`PERMISSION_DENIED`, the same whether the
 //! variable exists or not), then existence (`NOT_FOUND`). Storages may be
-//! files, so every call runs on the blocking pool.
+//! files, so every call runs on the blocking lane.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,14 +136,9 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
         let start = || -> Result<u64, ProcError> {
             let text = |s: Option<LuaString>| s.map(|s| s.to_string_lossy());
             let work = work(&c, me, &entry, &op, text(name), text(value))?;
-            let fut = async move {
-                let value = tokio::task::spawn_blocking(work)
-                    .await
-                    .map_err(|e| ProcError::new(ErrorKind::Internal, format!("env: {e}")))??;
-                Ok(OpValue::Value(value))
-            };
+            let work = move || work().map(OpValue::Value);
             c.borrow_mut()
-                .start_op(me, "env call", ENV_CALL_DEADLINE, fut)
+                .start_blocking_op(me, "env call", ENV_CALL_DEADLINE, work)
         };
         started(lua, start())
     };

@@ -3,8 +3,8 @@
 //! Every call names its volume by id (the `fs.get` grant is checked on
 //! each call) and passes the handle's working directory; warren-fs
 //! resolves the path beneath the volume's root directory handle. File
-//! operations block, so they run on the I/O runtime's blocking pool, never
-//! on a worker. Open files are handles in the caller's table.
+//! operations block, so they run on the blocking lane
+//! ([`warren_core::Core::start_blocking_op`]), never on a worker. Open files are handles in the caller's table.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -50,9 +50,9 @@ impl Resource for FileHandle {
     }
     fn close(&self) {
         // Never wait for an operation in flight on the worker: close on
-        // the blocking pool behind it.
+        // the blocking lane behind it.
         let file = self.0.clone();
-        drop(warren_core::io_runtime().spawn_blocking(move || {
+        drop(warren_core::blocking_lane().spawn_blocking(move || {
             file.lock().unwrap_or_else(PoisonError::into_inner).close();
         }));
     }
@@ -72,17 +72,13 @@ fn text(v: &LuaString) -> String {
     v.to_string_lossy()
 }
 
-/// Runs `work` on the blocking pool as an operation of `me`.
+/// Runs `work` on the blocking lane as an operation of `me`.
 fn blocking<F>(core: &CoreRef, me: Pid, what: &'static str, work: F) -> Result<u64, ProcError>
 where
     F: FnOnce() -> Result<OpValue, ProcError> + Send + 'static,
 {
-    let fut = async move {
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| ProcError::new(ErrorKind::Internal, format!("{what}: {e}")))?
-    };
-    core.borrow_mut().start_op(me, what, FS_CALL_DEADLINE, fut)
+    core.borrow_mut()
+        .start_blocking_op(me, what, FS_CALL_DEADLINE, work)
 }
 
 fn value(v: Value) -> Result<OpValue, ProcError> {

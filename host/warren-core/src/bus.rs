@@ -425,90 +425,18 @@ mod tests {
         use std::sync::{Arc, Mutex};
         use std::time::Duration;
 
-        use crate::core::{Core, CoreRef};
         use crate::error::{ErrorKind, ProcError};
-        use crate::frontend::{Frontend, FrontendFactory, Program};
+        use crate::frontend::Program;
         use crate::item::{Item, Message};
         use crate::limits::HostLimits;
         use crate::pid::Pid;
         use crate::runtime::{HostSpec, Runtime, RuntimeBuilder, SpawnRequest};
+        use crate::testkit::{Factory, host, program};
         use crate::value::Value;
 
         use super::super::BUS_TOPIC;
 
         const WAIT: Duration = Duration::from_secs(10);
-
-        /// A process's behaviour: called with every item; `true` ends it.
-        type Step = dyn Fn(&mut Core, Pid, Item) -> bool + Send + Sync;
-
-        struct Script(Box<Step>);
-
-        struct Factory;
-
-        impl FrontendFactory for Factory {
-            fn name(&self) -> &'static str {
-                "script"
-            }
-            fn create(&self, core: CoreRef, index: usize) -> Box<dyn Frontend> {
-                Box::new(Driver {
-                    core,
-                    index,
-                    scripts: HashMap::new(),
-                })
-            }
-        }
-
-        struct Driver {
-            core: CoreRef,
-            index: usize,
-            scripts: HashMap<Pid, Arc<Script>>,
-        }
-
-        impl Frontend for Driver {
-            fn run(&mut self, budget: u32) -> bool {
-                for _ in 0..budget {
-                    let mut core = self.core.borrow_mut();
-                    let Some((pid, item)) = core.next_item(self.index) else {
-                        return false;
-                    };
-                    if let Item::Start { program, .. } = &item {
-                        let script = program.code.clone().downcast::<Script>().expect("script");
-                        self.scripts.insert(pid, script);
-                    }
-                    if let Item::Kill(reason) = item {
-                        self.scripts.remove(&pid);
-                        core.exit(pid, Err(reason));
-                        continue;
-                    }
-                    if matches!(item, Item::Msg(_)) {
-                        core.consumed(pid, 1);
-                    }
-                    let Some(script) = self.scripts.get(&pid).cloned() else {
-                        continue;
-                    };
-                    if (script.0)(&mut core, pid, item) {
-                        self.scripts.remove(&pid);
-                        core.exit(pid, Ok(Value::Nil));
-                    }
-                }
-                true
-            }
-        }
-
-        fn program(
-            id: &str,
-            step: impl Fn(&mut Core, Pid, Item) -> bool + Send + Sync + 'static,
-        ) -> Program {
-            Program {
-                id: id.into(),
-                frontend: "script",
-                code: Arc::new(Script(Box::new(step))),
-            }
-        }
-
-        fn host(name: &str, workers: usize, limits: HostLimits) -> HostSpec {
-            HostSpec::new(name, workers).with_limits(limits)
-        }
 
         /// What a subscriber reports.
         #[derive(Debug)]

@@ -67,6 +67,9 @@ pub struct Core {
     ready: Vec<VecDeque<Pid>>,
     timers: BinaryHeap<Reverse<(Instant, u64, Pid, u64)>>,
     timer_seq: u64,
+    /// Deadlines of the blocking operations in flight here (see
+    /// `start_blocking_op`); an entry leaves with its operation.
+    op_deadlines: std::collections::BTreeSet<(Instant, Pid, u64)>,
     outbox: Vec<Vec<Cmd>>,
 }
 
@@ -130,6 +133,7 @@ impl Core {
             ready: (0..frontends).map(|_| VecDeque::new()).collect(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
+            op_deadlines: std::collections::BTreeSet::new(),
             outbox: (0..workers).map(|_| Vec::new()).collect(),
         }
     }
@@ -621,6 +625,11 @@ impl Core {
         // Before anyone hears of the exit: its I/O is interrupted and its
         // transactions are rolled back (queued ahead of any later use).
         if let Some(io) = p.io {
+            for (op, run) in &io.ops {
+                if let crate::hostcall::OpRun::Blocking(b) = run {
+                    self.op_deadlines.remove(&(b.at, me, *op));
+                }
+            }
             io.shut(&self.shared);
         }
         // A callee's failure is its caller's result, not news to log.
@@ -676,10 +685,16 @@ impl Core {
                 return Some((pid, Item::Kill(*reason)));
             }
             if let Some(item) = p.items.pop_front() {
-                if let Item::Done { op, .. } = &item
-                    && let Some(io) = p.io.as_mut()
-                {
-                    io.ops.remove(op);
+                if let Item::Done { op, .. } = &item {
+                    // A result nobody waits for any more (cancelled, timed
+                    // out) is dropped here, never converted.
+                    match p.io.as_mut().and_then(|io| io.ops.remove(op)) {
+                        Some(crate::hostcall::OpRun::Blocking(b)) => {
+                            self.op_deadlines.remove(&(b.at, pid, *op));
+                        }
+                        Some(_) => {}
+                        None => continue,
+                    }
                 }
                 return Some((pid, item));
             }
@@ -703,6 +718,7 @@ impl Core {
     }
 
     pub(crate) fn fire_timers(&mut self, now: Instant) {
+        self.expire_ops(now);
         while let Some(Reverse((at, _, pid, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -724,7 +740,12 @@ impl Core {
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, ..))| *at)
+        let timer = self.timers.peek().map(|Reverse((at, ..))| *at);
+        let op = self.op_deadlines.first().map(|(at, ..)| *at);
+        match (timer, op) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub(crate) fn take_outbox(&mut self) -> impl Iterator<Item = (usize, Vec<Cmd>)> + '_ {

@@ -11,7 +11,10 @@
 //!
 //! Guarantees:
 //! - every operation has a deadline: past it, it is dropped and completes
-//!   with `TIMEOUT`;
+//!   with `TIMEOUT`; blocking work (a closure on the blocking lane, see
+//!   [`Core::start_blocking_op`](crate::Core::start_blocking_op)) cannot be
+//!   interrupted once running, so its caller gets `TIMEOUT` while it keeps
+//!   its host slot until it returns;
 //! - a process has at most [`HostLimits::max_ops_per_process`] operations
 //!   in flight and a host [`HostLimits::max_ops_per_host`]; the call that
 //!   would start one more fails with `RATE_LIMITED` before any work;
@@ -50,6 +53,16 @@ pub const IO_THREADS: usize = 2;
 /// bounds threads, not connections; a flood of blocking calls waits in
 /// tokio's queue instead of starting a thread each.
 pub const IO_BLOCKING_THREADS: usize = 64;
+
+/// Threads of the blocking lane, the pool that runs blocking host calls
+/// (file operations, variable lookups; see
+/// [`Core::start_blocking_op`](crate::Core::start_blocking_op)). Few, so
+/// that while calls are queued a thread that finishes one takes the next
+/// without sleeping: on two cores, 64 threads each woken for one 4 KiB
+/// file write spent a third of the machine's time waking and sleeping.
+/// Separate from the I/O runtime's pool, so SQLite statements cannot
+/// starve file calls nor the reverse.
+pub const BLOCKING_LANE_THREADS: usize = 8;
 
 /// What an operation completes with.
 pub type OpResult = Result<OpValue, ProcError>;
@@ -108,6 +121,20 @@ pub fn io_runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// The blocking lane (see [`BLOCKING_LANE_THREADS`]): a tokio runtime used
+/// only for its blocking pool, started on first use and kept for the life
+/// of the program.
+pub fn blocking_lane() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(BLOCKING_LANE_THREADS)
+            .thread_name("warren-lane")
+            .build()
+            .unwrap_or_else(|err| panic!("cannot start the blocking lane: {err}"))
+    })
+}
+
 /// The error of an operation past its deadline.
 pub fn timed_out(what: &str, after: Duration) -> ProcError {
     let mut err = ProcError::new(
@@ -131,6 +158,11 @@ pub(crate) struct ProcIo {
 pub(crate) enum OpRun {
     /// A future on the I/O runtime.
     Task(tokio::task::AbortHandle),
+    /// A closure on the blocking lane.
+    Blocking(BlockingRun),
+    /// A blocking call past its deadline whose `TIMEOUT` is on its way to
+    /// the process.
+    Expired,
     /// A function call (its callee is a process).
     Call(Arc<crate::funcs::Call>),
 }
@@ -140,6 +172,10 @@ impl OpRun {
     pub(crate) fn abort(self, shared: &crate::runtime::Shared) {
         match self {
             OpRun::Task(task) => task.abort(),
+            // Stops it only if it has not started: running work cannot be
+            // interrupted, and its late result is dropped.
+            OpRun::Blocking(b) => b.task.abort(),
+            OpRun::Expired => {}
             OpRun::Call(call) => {
                 call.end(None, |pid| {
                     crate::funcs::kill(shared, pid, crate::funcs::abandoned());
@@ -149,8 +185,21 @@ impl OpRun {
     }
 }
 
+/// A blocking operation in flight: its task and its deadline, kept by its
+/// worker (see [`Core::start_blocking_op`](crate::Core::start_blocking_op)).
+pub(crate) struct BlockingRun {
+    pub(crate) task: tokio::task::AbortHandle,
+    /// When the caller gets `TIMEOUT`.
+    pub(crate) at: std::time::Instant,
+    /// The operation, for the timeout's message.
+    pub(crate) what: &'static str,
+    /// How long it was given, for the timeout's message.
+    pub(crate) deadline: Duration,
+}
+
 impl ProcIo {
-    /// Aborts every operation and closes every handle.
+    /// Aborts every operation and closes every handle (the caller has
+    /// dropped the blocking operations' deadlines).
     pub(crate) fn shut(self, shared: &crate::runtime::Shared) {
         for op in self.ops.into_values() {
             op.abort(shared);

@@ -26,6 +26,8 @@ mod placement;
 pub mod registry;
 pub mod runtime;
 pub mod services;
+#[cfg(test)]
+mod testkit;
 pub mod value;
 mod worker;
 
@@ -35,7 +37,7 @@ pub use error::{ErrorKind, ProcError, SpawnError};
 pub use frontend::{Frontend, FrontendFactory, Program};
 pub use funcs::{FunctionCall, Functions, Pool, PoolKind};
 pub use grants::Grants;
-pub use hostcall::{Handle, OpResult, OpValue, Resource, io_runtime};
+pub use hostcall::{Handle, OpResult, OpValue, Resource, blocking_lane, io_runtime};
 pub use item::{Event, Exit, Item, Message};
 pub use limits::{HostLimits, HostQuota};
 pub use pid::Pid;

@@ -3,11 +3,13 @@
 //! host's limits, delivering their results, and the handle table.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Core, not_alive};
 use crate::error::{ErrorKind, ProcError};
-use crate::hostcall::{Handle, OpResult, OpRun, OpSlot, ProcIo, io_runtime, timed_out};
+use crate::hostcall::{
+    BlockingRun, Handle, OpResult, OpRun, OpSlot, ProcIo, blocking_lane, io_runtime, timed_out,
+};
 use crate::item::Item;
 use crate::pid::Pid;
 use crate::worker::Cmd;
@@ -34,6 +36,67 @@ impl Core {
     where
         F: Future<Output = OpResult> + Send + 'static,
     {
+        let (slot, op) = self.admit_op(me, what)?;
+        let (shared, worker) = (self.shared.clone(), self.worker);
+        let task = io_runtime().spawn(async move {
+            let _slot = slot;
+            let result = match tokio::time::timeout(deadline, fut).await {
+                Ok(result) => result,
+                Err(_) => Err(timed_out(what, deadline)),
+            };
+            shared.workers[worker].push_all([Cmd::Deliver(me, Item::Done { op, result })]);
+        });
+        self.insert_op(me, op, OpRun::Task(task.abort_handle()));
+        Ok(op)
+    }
+
+    /// Runs `work` for `me` on the I/O runtime's blocking pool; its result
+    /// arrives as [`Item::Done`] with the returned id, handed from the
+    /// pool's thread straight to this worker (no async task in between:
+    /// two thread hand-offs per operation instead of four). Past
+    /// `deadline` the caller gets `TIMEOUT` naming `what` from this
+    /// worker's clock; work already running cannot be interrupted and
+    /// keeps its host slot until it returns, so a host's stuck calls still
+    /// count against `max_ops_per_host`. A panic in `work` is an
+    /// `INTERNAL` result. Limits as [`Core::start_op`].
+    pub fn start_blocking_op<F>(
+        &mut self,
+        me: Pid,
+        what: &'static str,
+        deadline: Duration,
+        work: F,
+    ) -> Result<u64, ProcError>
+    where
+        F: FnOnce() -> OpResult + Send + 'static,
+    {
+        let (slot, op) = self.admit_op(me, what)?;
+        let (shared, worker) = (self.shared.clone(), self.worker);
+        let task = blocking_lane().spawn_blocking(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .unwrap_or_else(|_| {
+                    Err(ProcError::new(
+                        ErrorKind::Internal,
+                        format!("{what}: the operation panicked"),
+                    ))
+                });
+            shared.workers[worker].push_all([Cmd::Deliver(me, Item::Done { op, result })]);
+            drop(slot);
+        });
+        let at = Instant::now() + deadline;
+        self.op_deadlines.insert((at, me, op));
+        let run = OpRun::Blocking(BlockingRun {
+            task: task.abort_handle(),
+            at,
+            what,
+            deadline,
+        });
+        self.insert_op(me, op, run);
+        Ok(op)
+    }
+
+    /// Checks `me`'s and its host's limits of operations in flight and
+    /// takes a host slot and an operation id; nothing is started.
+    fn admit_op(&mut self, me: Pid, what: &'static str) -> Result<(OpSlot, u64), ProcError> {
         let quota = self.shared.quota(me.host()).clone();
         let p = self.procs.get_mut(&me).ok_or_else(|| not_alive(me))?;
         let io = p.io.get_or_insert_with(Box::default);
@@ -50,24 +113,55 @@ impl Core {
             );
             return Err(rate_limited(msg));
         }
-        let slot = OpSlot(quota);
-        let op = io.next_id();
-        let (shared, worker) = (self.shared.clone(), self.worker);
-        let task = io_runtime().spawn(async move {
-            let _slot = slot;
-            let result = match tokio::time::timeout(deadline, fut).await {
-                Ok(result) => result,
-                Err(_) => Err(timed_out(what, deadline)),
+        Ok((OpSlot(quota), io.next_id()))
+    }
+
+    /// Records `run` as `me`'s operation `op` (admitted by `admit_op`, so
+    /// `me` is alive and has its I/O state).
+    fn insert_op(&mut self, me: Pid, op: u64, run: OpRun) {
+        match self.procs.get_mut(&me).and_then(|p| p.io.as_mut()) {
+            Some(io) => {
+                io.ops.insert(op, run);
+            }
+            None => self.forget_op(me, op, run),
+        }
+    }
+
+    /// Drops what this worker keeps for `me`'s operation `op`, which has
+    /// left its table (completed, cancelled, timed out or its process
+    /// gone), and stops it.
+    pub(crate) fn forget_op(&mut self, me: Pid, op: u64, run: OpRun) {
+        if let OpRun::Blocking(b) = &run {
+            self.op_deadlines.remove(&(b.at, me, op));
+        }
+        run.abort(&self.shared);
+    }
+
+    /// Completes the blocking operations whose deadline has passed with
+    /// `TIMEOUT` (their late results are dropped when they arrive).
+    pub(crate) fn expire_ops(&mut self, now: Instant) {
+        while let Some(&(at, pid, op)) = self.op_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.op_deadlines.pop_first();
+            let Some(io) = self.procs.get_mut(&pid).and_then(|p| p.io.as_mut()) else {
+                continue;
             };
-            shared.workers[worker].push_all([Cmd::Deliver(me, Item::Done { op, result })]);
-        });
-        io.ops.insert(op, OpRun::Task(task.abort_handle()));
-        Ok(op)
+            // The timeout stands in for the result: the entry stays (as
+            // `Expired`) until the front-end takes it, and the late
+            // result finds none and is dropped.
+            if let Some(OpRun::Blocking(b)) = io.ops.insert(op, OpRun::Expired) {
+                let result = Err(timed_out(b.what, b.deadline));
+                b.task.abort();
+                self.push_local(pid, Item::Done { op, result });
+            }
+        }
     }
 
     /// Stops operation `op` of `me` (a dropped future, a killed callee);
-    /// its result, if already on its way, is still delivered and the
-    /// front-end ignores it. `false` if `me` has no such operation.
+    /// its result, if already on its way, is dropped by the worker before
+    /// the front-end sees it. `false` if `me` has no such operation.
     pub fn cancel_op(&mut self, me: Pid, op: u64) -> bool {
         let run = self
             .procs
@@ -76,7 +170,7 @@ impl Core {
             .and_then(|io| io.ops.remove(&op));
         match run {
             Some(run) => {
-                run.abort(&self.shared);
+                self.forget_op(me, op, run);
                 true
             }
             None => false,
@@ -138,3 +232,7 @@ impl Core {
         self.procs.get(&me).and_then(|p| p.io.as_deref())
     }
 }
+
+#[cfg(test)]
+#[path = "ops_tests.rs"]
+mod tests;

@@ -1,0 +1,214 @@
+//! Blocking host calls (`Core::start_blocking_op`) through a real runtime
+//! with the scripted front-end: the result hand-back, the deadline, the
+//! host slot held by work that cannot be interrupted, panics, and exits
+//! with work in flight.
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{ErrorKind, ProcError};
+use crate::hostcall::{OpResult, OpValue};
+use crate::item::Item;
+use crate::limits::{HostLimits, HostQuota};
+use crate::runtime::{Runtime, RuntimeBuilder, SpawnRequest};
+use crate::testkit::{Factory, host, program};
+use crate::value::Value;
+
+/// How long a test waits for anything before failing.
+const WAIT: Duration = Duration::from_secs(10);
+/// The deadline of the calls that are meant to time out.
+const SHORT: Duration = Duration::from_millis(50);
+
+/// What the process under test reports.
+#[derive(Debug)]
+enum Report {
+    /// Its host's quota, sent when it starts.
+    Quota(Arc<HostQuota>),
+    /// A host call completed with this result; `in_flight` is the host's
+    /// count of calls in flight at that moment.
+    Done { result: OpResult, in_flight: usize },
+    /// It was cancelled (the test's "stop").
+    Stopped,
+}
+
+/// A process that starts one blocking call of `work` with `deadline` and
+/// reports what it receives; it ends when cancelled.
+fn caller(
+    id: &str,
+    deadline: Duration,
+    work: impl Fn() -> OpResult + Send + Sync + 'static,
+    tx: Sender<Report>,
+) -> crate::frontend::Program {
+    let tx = Mutex::new(tx);
+    let work = Arc::new(work);
+    program(id, move |core, me, item| {
+        let report = |r: Report| tx.lock().expect("lock").send(r).expect("test alive");
+        match item {
+            Item::Start { .. } => {
+                report(Report::Quota(core.quota_of(me).clone()));
+                let work = work.clone();
+                core.start_blocking_op(me, "test call", deadline, move || work())
+                    .expect("admitted");
+                false
+            }
+            Item::Done { result, .. } => {
+                let in_flight = core.quota_of(me).ops_in_flight();
+                report(Report::Done { result, in_flight });
+                false
+            }
+            Item::Event(_) => {
+                report(Report::Stopped);
+                true
+            }
+            _ => false,
+        }
+    })
+}
+
+fn runtime(program: crate::frontend::Program) -> Runtime {
+    RuntimeBuilder::new()
+        .host(host("app", 1, HostLimits::default()))
+        .frontend(Arc::new(Factory))
+        .program(program)
+        .start()
+        .expect("runtime")
+}
+
+/// A runtime running one [`caller`] of `work`: its pid, its reports and
+/// its host's quota.
+struct Started {
+    rt: Runtime,
+    pid: crate::pid::Pid,
+    rx: Receiver<Report>,
+    quota: Arc<HostQuota>,
+}
+
+fn start(deadline: Duration, work: impl Fn() -> OpResult + Send + Sync + 'static) -> Started {
+    let (tx, rx) = channel();
+    let rt = runtime(caller("c", deadline, work, tx));
+    let pid = rt
+        .spawn(SpawnRequest::new("c", "app", vec![]))
+        .expect("spawn");
+    let quota = quota(&rx);
+    Started { rt, pid, rx, quota }
+}
+
+/// Cancels the caller and checks that the cancel is the next thing it
+/// saw (no late result before it).
+fn stop(s: &Started) {
+    s.rt.cancel(s.pid, Value::Nil).expect("cancel");
+    match s.rx.recv_timeout(WAIT).expect("stopped") {
+        Report::Stopped => {}
+        other => panic!("expected the cancel, got {other:?}"),
+    }
+}
+
+fn quota(rx: &Receiver<Report>) -> Arc<HostQuota> {
+    match rx.recv_timeout(WAIT).expect("quota") {
+        Report::Quota(q) => q,
+        other => panic!("expected the quota, got {other:?}"),
+    }
+}
+
+fn done(rx: &Receiver<Report>) -> (OpResult, usize) {
+    match rx.recv_timeout(WAIT).expect("a result") {
+        Report::Done { result, in_flight } => (result, in_flight),
+        other => panic!("expected a result, got {other:?}"),
+    }
+}
+
+/// Waits until `quota` has no call in flight.
+fn drained(quota: &HostQuota) {
+    let until = Instant::now() + WAIT;
+    while quota.ops_in_flight() > 0 {
+        assert!(Instant::now() < until, "the host slot was never given back");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Work that signals when it starts, then blocks until the test opens its
+/// gate, and returns `value`.
+struct Gated {
+    started: Receiver<()>,
+    gate: Sender<()>,
+}
+
+fn gated(value: Value) -> (Gated, impl Fn() -> OpResult + Send + Sync + 'static) {
+    let (started_tx, started) = channel::<()>();
+    let (gate, gate_rx) = channel::<()>();
+    let (started_tx, gate_rx) = (Mutex::new(started_tx), Mutex::new(gate_rx));
+    let work = move || {
+        started_tx
+            .lock()
+            .expect("lock")
+            .send(())
+            .expect("test alive");
+        let opened = gate_rx.lock().expect("lock").recv_timeout(WAIT);
+        opened.expect("gate opened");
+        Ok(OpValue::Value(value.clone()))
+    };
+    (Gated { started, gate }, work)
+}
+
+#[test]
+fn a_blocking_call_hands_its_result_back_to_the_caller() {
+    let s = start(WAIT, || Ok(OpValue::Value(Value::Int(42))));
+    let (result, _) = done(&s.rx);
+    assert!(
+        matches!(result, Ok(OpValue::Value(Value::Int(42)))),
+        "{result:?}"
+    );
+    drained(&s.quota);
+    stop(&s);
+}
+
+#[test]
+fn past_its_deadline_the_caller_gets_timeout_while_the_work_keeps_its_slot() {
+    let (gated, work) = gated(Value::str("late"));
+    let s = start(SHORT, work);
+    let (result, in_flight) = done(&s.rx);
+    let err = result.expect_err("timed out");
+    assert_eq!(err.kind, ErrorKind::Timeout, "{err:?}");
+    assert!(err.message.contains("test call"), "{}", err.message);
+    assert_eq!(in_flight, 1, "the running work still holds its host slot");
+    assert_eq!(s.quota.ops_in_flight(), 1);
+    gated.gate.send(()).expect("work waiting");
+    drained(&s.quota);
+    // The late result was queued before the slot came back: the next
+    // thing the process sees is the cancel, not a second result.
+    stop(&s);
+}
+
+#[test]
+fn a_panicking_blocking_call_is_an_internal_error_and_gives_its_slot_back() {
+    let s = start(WAIT, || -> OpResult { panic!("driver bug") });
+    let (result, _) = done(&s.rx);
+    let err: ProcError = result.expect_err("panicked");
+    assert_eq!(err.kind, ErrorKind::Internal, "{err:?}");
+    assert!(err.message.contains("test call"), "{}", err.message);
+    drained(&s.quota);
+    stop(&s);
+}
+
+#[test]
+fn a_process_that_exits_with_a_blocking_call_running_leaves_no_slot_behind() {
+    let (gated, work) = gated(Value::Nil);
+    let s = start(SHORT, work);
+    gated.started.recv_timeout(WAIT).expect("the work started");
+    stop(&s);
+    let until = Instant::now() + WAIT;
+    while s.rt.live_processes() > 0 {
+        assert!(Instant::now() < until, "the process did not exit");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(s.quota.ops_in_flight(), 1, "the work is still running");
+    // Its deadline passes with the process gone: nothing to deliver to.
+    std::thread::sleep(SHORT * 2);
+    gated.gate.send(()).expect("work waiting");
+    drained(&s.quota);
+    assert!(
+        s.rx.try_recv().is_err(),
+        "nothing reached the exited process"
+    );
+}

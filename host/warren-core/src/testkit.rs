@@ -1,0 +1,90 @@
+//! A scripted front-end for warren-core's own tests: each process is a
+//! Rust closure called with every item it receives, so a test drives the
+//! real runtime (workers, directory, limits, host calls) without a
+//! language behind it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::core::{Core, CoreRef};
+use crate::frontend::{Frontend, FrontendFactory, Program};
+use crate::item::Item;
+use crate::limits::HostLimits;
+use crate::pid::Pid;
+use crate::runtime::HostSpec;
+use crate::value::Value;
+
+/// A process's behaviour: called with every item; `true` ends it.
+type Step = dyn Fn(&mut Core, Pid, Item) -> bool + Send + Sync;
+
+struct Script(Box<Step>);
+
+/// The factory of the `script` front-end.
+pub(crate) struct Factory;
+
+impl FrontendFactory for Factory {
+    fn name(&self) -> &'static str {
+        "script"
+    }
+    fn create(&self, core: CoreRef, index: usize) -> Box<dyn Frontend> {
+        Box::new(Driver {
+            core,
+            index,
+            scripts: HashMap::new(),
+        })
+    }
+}
+
+struct Driver {
+    core: CoreRef,
+    index: usize,
+    scripts: HashMap<Pid, Arc<Script>>,
+}
+
+impl Frontend for Driver {
+    fn run(&mut self, budget: u32) -> bool {
+        for _ in 0..budget {
+            let mut core = self.core.borrow_mut();
+            let Some((pid, item)) = core.next_item(self.index) else {
+                return false;
+            };
+            if let Item::Start { program, .. } = &item {
+                let script = program.code.clone().downcast::<Script>().expect("script");
+                self.scripts.insert(pid, script);
+            }
+            if let Item::Kill(reason) = item {
+                self.scripts.remove(&pid);
+                core.exit(pid, Err(reason));
+                continue;
+            }
+            if matches!(item, Item::Msg(_)) {
+                core.consumed(pid, 1);
+            }
+            let Some(script) = self.scripts.get(&pid).cloned() else {
+                continue;
+            };
+            if (script.0)(&mut core, pid, item) {
+                self.scripts.remove(&pid);
+                core.exit(pid, Ok(Value::Nil));
+            }
+        }
+        true
+    }
+}
+
+/// A program `id` of the `script` front-end running `step`.
+pub(crate) fn program(
+    id: &str,
+    step: impl Fn(&mut Core, Pid, Item) -> bool + Send + Sync + 'static,
+) -> Program {
+    Program {
+        id: id.into(),
+        frontend: "script",
+        code: Arc::new(Script(Box::new(step))),
+    }
+}
+
+/// Host `name` with `workers` workers and `limits`.
+pub(crate) fn host(name: &str, workers: usize, limits: HostLimits) -> HostSpec {
+    HostSpec::new(name, workers).with_limits(limits)
+}
