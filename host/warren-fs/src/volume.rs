@@ -110,9 +110,8 @@ impl Volume {
     /// more than `max` bytes (or [`MAX_READ_FILE`]).
     pub fn read_file(&self, cwd: &str, p: &str, max: usize) -> Result<Vec<u8>, ProcError> {
         let rel = self.locate(cwd, p, Access::Read, "readfile")?;
-        let file = self.open_regular(&rel, p, "readfile", OpenMode::Read)?;
+        let (file, stated) = self.open_sized(&rel, p, "readfile", OpenMode::Read)?;
         let max = capped(max, MAX_READ_FILE);
-        let stated = file.metadata().map(|m| m.len()).unwrap_or(0);
         let reserve = usize::try_from(stated)
             .unwrap_or(usize::MAX)
             .min(max)
@@ -282,6 +281,18 @@ impl Volume {
         op: &str,
         mode: OpenMode,
     ) -> Result<cap_std::fs::File, ProcError> {
+        self.open_sized(rel, p, op, mode).map(|(file, _)| file)
+    }
+
+    /// [`Self::open_regular`], with the file's size when it was opened
+    /// (from the same `fstat` that checked its type).
+    fn open_sized(
+        &self,
+        rel: &str,
+        p: &str,
+        op: &str,
+        mode: OpenMode,
+    ) -> Result<(cap_std::fs::File, u64), ProcError> {
         let mut options = OpenOptions::new();
         match mode {
             OpenMode::Read => options.read(true),
@@ -303,7 +314,7 @@ impl Volume {
         if !meta.is_file() {
             return Err(invalid(format!("{op} '{p}': not a regular file")));
         }
-        Ok(file)
+        Ok((file, meta.len()))
     }
 
     /// The stat of `p` for `op`.
