@@ -20,6 +20,7 @@ use crate::error::{ErrorKind, ProcError, refused, too_large};
 use crate::item::{Event, Exit, Item, LinkExit, Message, Reservation};
 use crate::limits::{HostQuota, check_values, wire_size};
 use crate::pid::Pid;
+use crate::placement::Home;
 use crate::runtime::{Shared, SpawnRequest};
 use crate::value::Value;
 use crate::worker::Cmd;
@@ -31,6 +32,9 @@ mod table;
 /// Below this many armed timers a worker never scans its heap for timers of
 /// exited processes; above it, a scan runs when they could be the majority.
 const TIMER_PURGE_FLOOR: usize = 256;
+
+/// `ProcEntry::last_child` of a process that has spawned none.
+const NO_CHILD: u16 = u16::MAX;
 
 /// The handle front-ends keep to their worker's core.
 pub type CoreRef = Rc<RefCell<Core>>;
@@ -45,8 +49,11 @@ struct ProcEntry {
     links: FxHashSet<Pid>,
     watchers: Vec<Pid>,
     trap_links: bool,
-    /// Whether it has spawned a process (its first child is placed near it).
-    spawned: bool,
+    /// The worker of its last child (its next child is placed near it, and
+    /// its first near itself; see `placement`), [`NO_CHILD`] before any.
+    last_child: u16,
+    /// How many children it has spawned (saturating).
+    children: u16,
     /// Messages sent to it that it has not taken yet.
     unread: Queued,
     /// Whether it ever subscribed to the event bus (its exit then drops
@@ -342,12 +349,19 @@ impl Core {
     /// Spawns a process on behalf of `parent`, optionally linked to and/or monitored by it.
     pub fn spawn(&mut self, parent: Pid, req: SpawnRequest) -> Result<Pid, ProcError> {
         let link = req.link;
-        let first = self
-            .procs
-            .get_mut(&parent)
-            .is_some_and(|p| !std::mem::replace(&mut p.spawned, true));
-        let home = first.then_some(self.worker);
+        let home = match self.procs.get(&parent).map(|p| (p.last_child, p.children)) {
+            None => Home::None,
+            Some((NO_CHILD, _)) => Home::Parent(self.worker),
+            Some((w, n)) => Home::Sibling {
+                worker: usize::from(w),
+                children: usize::from(n),
+            },
+        };
         let (cmd, worker) = self.shared.prepare_spawn(req, Some(parent), home)?;
+        if let Some(p) = self.procs.get_mut(&parent) {
+            p.last_child = u16::try_from(worker).unwrap_or(NO_CHILD);
+            p.children = p.children.saturating_add(1);
+        }
         let pid = cmd.pid;
         if link && let Some(p) = self.procs.get_mut(&parent) {
             p.links.insert(pid);
@@ -788,6 +802,7 @@ impl Core {
                     frontend: spawn.frontend,
                     unread: spawn.queued,
                     call: spawn.call,
+                    last_child: NO_CHILD,
                     ..ProcEntry::default()
                 };
                 entry.links.extend(spawn.link_to);

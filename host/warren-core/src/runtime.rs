@@ -270,13 +270,13 @@ impl Shared {
     }
 
     /// Validates a spawn, allocates the pid and picks its worker (`home`:
-    /// the parent's, for its first child; see `place`). The pid is in the
+    /// what it is placed near; see `place`). The pid is in the
     /// directory when this returns.
     pub(crate) fn prepare_spawn(
         &self,
         req: SpawnRequest,
         parent: Option<Pid>,
-        home: Option<usize>,
+        home: crate::placement::Home,
     ) -> Result<(SpawnCmd, usize), SpawnError> {
         let host_index = self
             .hosts
@@ -322,8 +322,8 @@ impl Shared {
     }
 
     /// The worker of `host` a new process runs on (see [`crate::placement`]);
-    /// `home` is the parent's worker for its first child.
-    fn place(&self, host: &HostInfo, home: Option<usize>) -> usize {
+    /// `home` is what it is placed near (its parent, its previous sibling).
+    fn place(&self, host: &HostInfo, home: crate::placement::Home) -> usize {
         let turn = host.next.fetch_add(1, Ordering::Relaxed);
         let workers = host.first_worker..host.first_worker + host.workers;
         crate::placement::choose(workers, turn, home, |w| {
@@ -501,7 +501,9 @@ impl Runtime {
         req: SpawnRequest,
         watcher: Option<ExitCallback>,
     ) -> Result<Pid, SpawnError> {
-        let (cmd, worker) = self.shared.prepare_spawn(req, None, None)?;
+        let (cmd, worker) = self
+            .shared
+            .prepare_spawn(req, None, crate::placement::Home::None)?;
         let pid = cmd.pid;
         if let Some(callback) = watcher {
             self.shared

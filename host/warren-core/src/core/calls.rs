@@ -10,6 +10,7 @@ use crate::funcs::{Call, FunctionCall, kill};
 use crate::hostcall::{OpRun, OpSlot, io_runtime, timed_out};
 use crate::item::Exit;
 use crate::pid::Pid;
+use crate::placement::Home;
 use crate::runtime::SpawnRequest;
 use crate::worker::Cmd;
 
@@ -108,7 +109,7 @@ impl Core {
             let mut placed = None;
             let begun = call.begin(|req| {
                 let (mut cmd, worker) =
-                    shared.prepare_spawn(req, Some(call.caller), Some(call.worker))?;
+                    shared.prepare_spawn(req, Some(call.caller), Home::Parent(call.worker))?;
                 cmd.call = Some(call.clone());
                 let pid = cmd.pid;
                 placed = Some((worker, cmd));
