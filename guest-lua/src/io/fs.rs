@@ -4,7 +4,8 @@
 //! each call) and passes the handle's working directory; warren-fs
 //! resolves the path beneath the volume's root directory handle. File
 //! operations block, so they run on the blocking lane
-//! ([`warren_core::Core::start_blocking_op`]), never on a worker. Open files are handles in the caller's table.
+//! ([`warren_core::Core::start_blocking_op`]), never on a worker. Open
+//! files are handles in the caller's table.
 
 use std::any::Any;
 use std::collections::HashMap;

@@ -50,9 +50,10 @@ impl Core {
         Ok(op)
     }
 
-    /// Runs `work` for `me` on the I/O runtime's blocking pool; its result
-    /// arrives as [`Item::Done`] with the returned id, handed from the
-    /// pool's thread straight to this worker (no async task in between:
+    /// Runs `work` for `me` on the blocking lane
+    /// ([`blocking_lane`](crate::blocking_lane)); its result arrives as
+    /// [`Item::Done`] with the returned id, handed from the lane's thread
+    /// straight to this worker (no async task in between:
     /// two thread hand-offs per operation instead of four). Past
     /// `deadline` the caller gets `TIMEOUT` naming `what` from this
     /// worker's clock; work already running cannot be interrupted and
@@ -151,7 +152,10 @@ impl Core {
             // The timeout stands in for the result: the entry stays (as
             // `Expired`) until the front-end takes it, and the late
             // result finds none and is dropped.
-            if let Some(OpRun::Blocking(b)) = io.ops.insert(op, OpRun::Expired) {
+            let Some(run @ OpRun::Blocking(_)) = io.ops.get_mut(&op) else {
+                continue;
+            };
+            if let OpRun::Blocking(b) = std::mem::replace(run, OpRun::Expired) {
                 let result = Err(timed_out(b.what, b.deadline));
                 b.task.abort();
                 self.push_local(pid, Item::Done { op, result });
