@@ -53,7 +53,8 @@ impl Resource for FileHandle {
         // Never wait for an operation in flight on the worker: close on
         // the blocking lane behind it.
         let file = self.0.clone();
-        drop(warren_core::blocking_lane().spawn_blocking(move || {
+        let lane = warren_core::blocking_lane();
+        drop(lane.spawn(warren_core::SYSTEM_QUEUE, move || {
             file.lock().unwrap_or_else(PoisonError::into_inner).close();
         }));
     }

@@ -54,16 +54,6 @@ pub const IO_THREADS: usize = 2;
 /// tokio's queue instead of starting a thread each.
 pub const IO_BLOCKING_THREADS: usize = 64;
 
-/// Threads of the blocking lane, the pool that runs blocking host calls
-/// (file operations, variable lookups; see
-/// [`Core::start_blocking_op`](crate::Core::start_blocking_op)). Few, so
-/// that while calls are queued a thread that finishes one takes the next
-/// without sleeping: on two cores, 64 threads each woken for one 4 KiB
-/// file write spent a third of the machine's time waking and sleeping.
-/// Separate from the I/O runtime's pool, so SQLite statements cannot
-/// starve file calls nor the reverse.
-pub const BLOCKING_LANE_THREADS: usize = 8;
-
 /// What an operation completes with.
 pub type OpResult = Result<OpValue, ProcError>;
 
@@ -121,20 +111,6 @@ pub fn io_runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// The blocking lane (see [`BLOCKING_LANE_THREADS`]): a tokio runtime used
-/// only for its blocking pool, started on first use and kept for the life
-/// of the program.
-pub fn blocking_lane() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .max_blocking_threads(BLOCKING_LANE_THREADS)
-            .thread_name("warren-lane")
-            .build()
-            .unwrap_or_else(|err| panic!("cannot start the blocking lane: {err}"))
-    })
-}
-
 /// The error of an operation past its deadline.
 pub fn timed_out(what: &str, after: Duration) -> ProcError {
     let mut err = ProcError::new(
@@ -188,7 +164,7 @@ impl OpRun {
 /// A blocking operation in flight: its task and its deadline, kept by its
 /// worker (see [`Core::start_blocking_op`](crate::Core::start_blocking_op)).
 pub(crate) struct BlockingRun {
-    pub(crate) task: tokio::task::AbortHandle,
+    pub(crate) task: crate::lane::LaneHandle,
     /// When the caller gets `TIMEOUT`.
     pub(crate) at: std::time::Instant,
     /// The operation, for the timeout's message.

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use super::{Core, not_alive};
 use crate::error::{ErrorKind, ProcError};
 use crate::hostcall::{
-    BlockingRun, Handle, OpResult, OpRun, OpSlot, ProcIo, blocking_lane, io_runtime, timed_out,
+    BlockingRun, Handle, OpResult, OpRun, OpSlot, ProcIo, io_runtime, timed_out,
 };
 use crate::item::Item;
+use crate::lane::blocking_lane;
 use crate::pid::Pid;
 use crate::worker::Cmd;
 
@@ -51,7 +52,8 @@ impl Core {
     }
 
     /// Runs `work` for `me` on the blocking lane
-    /// ([`blocking_lane`](crate::blocking_lane)); its result arrives as
+    /// ([`blocking_lane`](crate::blocking_lane), in turn with other hosts'
+    /// calls); its result arrives as
     /// [`Item::Done`] with the returned id, handed from the lane's thread
     /// straight to this worker (no async task in between:
     /// two thread hand-offs per operation instead of four). Past
@@ -72,7 +74,7 @@ impl Core {
     {
         let (slot, op) = self.admit_op(me, what)?;
         let (shared, worker) = (self.shared.clone(), self.worker);
-        let task = blocking_lane().spawn_blocking(move || {
+        let task = blocking_lane().spawn(me.host(), move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
                 .unwrap_or_else(|_| {
                     Err(ProcError::new(
@@ -86,7 +88,7 @@ impl Core {
         let at = Instant::now() + deadline;
         self.op_deadlines.insert((at, me, op));
         let run = OpRun::Blocking(BlockingRun {
-            task: task.abort_handle(),
+            task,
             at,
             what,
             deadline,
