@@ -17,9 +17,9 @@
 //! parent with hundreds of children places them 32 at a time. Siblings
 //! often talk to their neighbours (a ring, a pipeline, a tree's subtrees):
 //! in runs, a 503-node ring crosses workers about 16 times a lap on two
-//! workers instead of at every hop, while independent work (a fan-out of 10,000) still spreads,
-//! evenly to within a run. Spawns from outside go to the least loaded
-//! worker, ties taken in turn.
+//! workers instead of at every hop, while independent work (a fan-out of
+//! 10,000) still spreads, evenly to within a run. Spawns from outside go
+//! to the least loaded worker, ties taken in turn.
 
 use std::ops::Range;
 
