@@ -49,7 +49,12 @@ struct State {
     /// Hosts with queued jobs, in the order they are served.
     turn: VecDeque<u16>,
     queued: FxHashMap<u16, VecDeque<Job>>,
+    /// Threads waiting for a job.
     idle: usize,
+    /// Of those, how many were notified and have not woken yet: a burst of
+    /// jobs wakes one idle thread each, and starts new threads for the
+    /// rest, instead of notifying the same sleeper again.
+    notified: usize,
     threads: usize,
 }
 
@@ -90,7 +95,8 @@ impl Lane {
         if queue.len() == 1 {
             state.turn.push_back(host);
         }
-        if state.idle > 0 {
+        if state.idle > state.notified {
+            state.notified += 1;
             drop(state);
             self.ready.notify_one();
         } else if state.threads < self.max {
@@ -140,6 +146,7 @@ impl Lane {
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
             state.idle -= 1;
+            state.notified = state.notified.saturating_sub(1);
         }
     }
 
@@ -228,6 +235,28 @@ mod tests {
         assert_eq!(rx.recv_timeout(WAIT).expect("third"), 3);
         assert!(!ran.load(Ordering::SeqCst), "the cancelled job ran");
         after.send(()).expect("running");
+    }
+
+    #[test]
+    fn a_burst_with_one_thread_idle_starts_the_others() {
+        let lane = lane(3);
+        let (tx, rx) = channel();
+        let first = gated(lane, 1, 0, &tx);
+        rx.recv_timeout(WAIT).expect("first");
+        first.send(()).expect("running");
+        // Wait until its thread is idle again.
+        let until = std::time::Instant::now() + WAIT;
+        while lane.lock().idle == 0 {
+            assert!(std::time::Instant::now() < until, "the thread never idled");
+            std::thread::yield_now();
+        }
+        let gates: Vec<_> = (1..4).map(|i| gated(lane, 1, i, &tx)).collect();
+        for _ in 1..4 {
+            rx.recv_timeout(WAIT).expect("all three run at once");
+        }
+        for gate in &gates {
+            gate.send(()).expect("running");
+        }
     }
 
     #[test]
