@@ -52,7 +52,7 @@ impl Core {
     }
 
     /// Runs `work` for `me` on the blocking lane
-    /// ([`blocking_lane`](crate::blocking_lane), in turn with other hosts'
+    /// ([`blocking_lane`], in turn with other hosts'
     /// calls); its result arrives as
     /// [`Item::Done`] with the returned id, handed from the lane's thread
     /// straight to this worker (no async task in between:
