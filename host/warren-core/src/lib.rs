@@ -40,7 +40,9 @@ pub use funcs::{FunctionCall, Functions, Pool, PoolKind};
 pub use grants::Grants;
 pub use hostcall::{Handle, OpResult, OpValue, Resource, io_runtime};
 pub use item::{Event, Exit, Item, Message};
-pub use lane::{BLOCKING_LANE_THREADS, Lane, LaneHandle, SYSTEM_QUEUE, blocking_lane};
+pub use lane::{
+    BLOCKING_LANE_PER_HOST, BLOCKING_LANE_THREADS, Lane, LaneHandle, SYSTEM_QUEUE, blocking_lane,
+};
 pub use limits::{HostLimits, HostQuota};
 pub use pid::Pid;
 pub use runtime::{ExitCallback, HostSpec, Runtime, RuntimeBuilder, SpawnRequest};
