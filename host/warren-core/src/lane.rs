@@ -112,11 +112,15 @@ impl Lane {
         if queue.len() == 1 {
             state.turn.push_back(host);
         }
-        if state.idle > state.notified {
+        // One sleeper woken at a time: it wakes the next if jobs remain
+        // (see `next`), so a burst of calls costs the worker one wake-up,
+        // not one each (each is a futex call and an interrupt to another
+        // CPU, a fifth of a worker's time in a file-call flood).
+        if state.notified == 0 && state.idle > 0 {
             state.notified += 1;
             drop(state);
             self.ready.notify_one();
-        } else if state.threads < self.max {
+        } else if state.idle == state.notified && state.threads < self.max {
             state.threads += 1;
             drop(state);
             self.start_thread();
@@ -136,8 +140,9 @@ impl Lane {
     }
 
     fn serve(&self) {
+        let mut state = self.lock();
         loop {
-            let job = self.next();
+            let job = self.next(state);
             let host = job.host;
             if !job.cancelled.load(Ordering::Acquire) {
                 // A panicking job must not take the thread with it (the
@@ -149,16 +154,25 @@ impl Lane {
             }
             // This thread asks for its next job right after, so a host
             // held back by its cap is served without another wake-up.
-            finished(&mut self.lock(), host);
+            state = self.lock();
+            finished(&mut state, host);
         }
     }
 
     /// The next job, waiting for one: the first of the host whose turn it
-    /// is, that host going to the back of the turn if it has more.
-    fn next(&self) -> Job {
-        let mut state = self.lock();
+    /// is, that host going to the back of the turn if it has more. A
+    /// thread that takes a job while more wait wakes one more sleeper.
+    fn next(&self, mut state: MutexGuard<'_, State>) -> Job {
         loop {
             if let Some(job) = take_next(&mut state, self.per_host) {
+                let wake = !state.turn.is_empty() && state.idle > state.notified;
+                if wake {
+                    state.notified += 1;
+                }
+                drop(state);
+                if wake {
+                    self.ready.notify_one();
+                }
                 return job;
             }
             state.idle += 1;
