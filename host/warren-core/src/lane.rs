@@ -62,9 +62,10 @@ struct State {
     queued: FxHashMap<u16, VecDeque<Job>>,
     /// Threads waiting for a job.
     idle: usize,
-    /// Of those, how many were notified and have not woken yet: a burst of
-    /// jobs wakes one idle thread each, and starts new threads for the
-    /// rest, instead of notifying the same sleeper again.
+    /// Of those, how many were notified and have not woken yet: while one
+    /// is on its way a new job wakes nobody (the woken thread wakes the
+    /// next), and once every sleeper is on its way a new job starts a
+    /// thread instead of notifying the same sleeper again.
     notified: usize,
     threads: usize,
     /// Jobs running, by host (hosts with none are absent).
