@@ -320,6 +320,33 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_with_every_thread_asleep_wakes_them_all_in_a_chain() {
+        let lane = lane(4);
+        let (tx, rx) = channel();
+        let first: Vec<_> = (0..4).map(|i| gated(lane, 1, i, &tx)).collect();
+        for _ in 0..4 {
+            rx.recv_timeout(WAIT).expect("four threads started");
+        }
+        for gate in &first {
+            gate.send(()).expect("running");
+        }
+        let until = std::time::Instant::now() + WAIT;
+        while lane.lock().idle < 4 {
+            assert!(std::time::Instant::now() < until, "the threads never idled");
+            std::thread::yield_now();
+        }
+        // The worker wakes one sleeper; each woken thread wakes the next.
+        let gates: Vec<_> = (4..8).map(|i| gated(lane, 1, i, &tx)).collect();
+        for _ in 4..8 {
+            rx.recv_timeout(WAIT).expect("all four run at once");
+        }
+        assert_eq!(lane.lock().threads, 4, "no thread was added");
+        for gate in &gates {
+            gate.send(()).expect("running");
+        }
+    }
+
+    #[test]
     fn threads_start_on_demand_up_to_the_limit() {
         let lane = lane(3);
         let (tx, rx) = channel();
