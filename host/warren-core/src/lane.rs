@@ -11,6 +11,14 @@
 //! tenant whose calls hang (a stuck network file system, a slow disk)
 //! cannot take every thread: other hosts keep the rest.
 //!
+//! Only as many threads as cores are woken for queued jobs; a watcher
+//! thread adds one each time it finds fewer than that running jobs
+//! younger than [`LANE_BLOCKED_AFTER`] (the others wait on a device), as
+//! Go's runtime hands a processor on when a thread blocks in a system
+//! call. Quick calls (files in the page cache) then run back to back on
+//! a thread or two instead of waking a sleeper each, and slow ones still
+//! get up to [`BLOCKING_LANE_THREADS`] in flight.
+//!
 //! A bounded pool on purpose: while calls are queued, a thread that
 //! finishes one takes the next without sleeping. On two cores, 64 threads
 //! each woken for one 4 KiB file write spent a third of the machine's time
@@ -23,6 +31,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
@@ -32,6 +41,13 @@ pub const BLOCKING_LANE_THREADS: usize = 32;
 /// Most jobs of one host running at once: the threads past it are kept
 /// for other hosts, so one tenant's hung calls delay its own calls only.
 pub const BLOCKING_LANE_PER_HOST: usize = BLOCKING_LANE_THREADS - 8;
+
+/// How long a job may run before the watcher counts its thread as
+/// blocked (in a disk wait, say) and lets another thread take a queued job.
+pub const LANE_BLOCKED_AFTER: Duration = Duration::from_micros(50);
+
+/// The watcher's longest pause between looks while jobs are queued.
+const WATCH_MAX: Duration = Duration::from_millis(2);
 
 /// The queue key of work no host asked for (closing a file handle).
 pub const SYSTEM_QUEUE: u16 = u16::MAX;
@@ -70,20 +86,32 @@ struct State {
     threads: usize,
     /// Jobs running, by host (hosts with none are absent).
     running: FxHashMap<u16, usize>,
+    /// When each busy thread (by its number) took its job.
+    busy: FxHashMap<usize, Instant>,
+    /// The watcher thread was started; it sleeps on `Lane::watch`.
+    watching: bool,
+    watch_asleep: bool,
 }
 
 /// A pool of at most `max` threads serving per-host queues in turn.
 pub struct Lane {
     state: Mutex<State>,
     ready: Condvar,
+    watch: Condvar,
     max: usize,
     per_host: usize,
+    /// Threads kept running jobs that have not blocked: more only once
+    /// the watcher sees the running ones blocked.
+    target: usize,
 }
 
 /// The process-wide lane, started on first use.
 pub fn blocking_lane() -> &'static Lane {
     static LANE: OnceLock<Lane> = OnceLock::new();
-    LANE.get_or_init(|| Lane::new(BLOCKING_LANE_THREADS, BLOCKING_LANE_PER_HOST))
+    LANE.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Lane::new(BLOCKING_LANE_THREADS, BLOCKING_LANE_PER_HOST).with_target(cores)
+    })
 }
 
 impl Lane {
@@ -93,9 +121,18 @@ impl Lane {
         Lane {
             state: Mutex::default(),
             ready: Condvar::new(),
+            watch: Condvar::new(),
             max: max.max(1),
             per_host: per_host.max(1),
+            target: max.max(1),
         }
+    }
+
+    /// The lane keeping only `target` threads on jobs that run (at least
+    /// one), adding threads as running ones block.
+    pub fn with_target(mut self, target: usize) -> Self {
+        self.target = target.clamp(1, self.max);
+        self
     }
 
     /// Queues `work` behind the jobs of `host`, served in turn with other
@@ -117,22 +154,93 @@ impl Lane {
         // (see `next`), so a burst of calls costs the worker one wake-up,
         // not one each (each is a futex call and an interrupt to another
         // CPU, a fifth of a worker's time in a file-call flood).
-        if state.notified == 0 && state.idle > 0 {
+        if state.busy.len() + state.notified >= self.target {
+            // Enough threads on jobs: one takes this when it is done,
+            // unless the watcher finds them blocked first.
+            self.call_watcher(state);
+        } else if state.notified == 0 && state.idle > 0 {
             state.notified += 1;
             drop(state);
             self.ready.notify_one();
         } else if state.idle == state.notified && state.threads < self.max {
-            state.threads += 1;
             drop(state);
             self.start_thread();
         }
         LaneHandle(cancelled)
     }
 
+    fn call_watcher(&'static self, mut state: MutexGuard<'_, State>) {
+        if !state.watching {
+            state.watching = true;
+            drop(state);
+            let started = std::thread::Builder::new()
+                .name("warren-lane-watch".into())
+                .spawn(move || self.watch_loop());
+            if let Err(err) = started {
+                self.lock().watching = false;
+                tracing::warn!("cannot start the blocking lane's watcher: {err}");
+            }
+        } else if state.watch_asleep {
+            state.watch_asleep = false;
+            drop(state);
+            self.watch.notify_one();
+        }
+    }
+
+    /// While jobs wait, looks at the busy threads now and then: when fewer
+    /// than `target` are on jobs that have run under [`LANE_BLOCKED_AFTER`],
+    /// one more thread is woken or started (as Go's runtime hands a
+    /// processor on when a thread blocks in a system call).
+    fn watch_loop(&'static self) {
+        let mut pause = LANE_BLOCKED_AFTER;
+        let mut state = self.lock();
+        loop {
+            if !takeable(&state, self.per_host) {
+                state.watch_asleep = true;
+                state = self
+                    .watch
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                pause = LANE_BLOCKED_AFTER;
+                continue;
+            }
+            drop(state);
+            std::thread::sleep(pause);
+            state = self.lock();
+            let now = Instant::now();
+            let moving = state
+                .busy
+                .values()
+                .filter(|t| now.duration_since(**t) < LANE_BLOCKED_AFTER)
+                .count();
+            let room = moving + state.notified < self.target;
+            if room && takeable(&state, self.per_host) && state.idle > state.notified {
+                state.notified += 1;
+                self.ready.notify_one();
+                pause = LANE_BLOCKED_AFTER;
+            } else if room && takeable(&state, self.per_host) && state.threads < self.max {
+                drop(state);
+                self.start_thread();
+                state = self.lock();
+                pause = LANE_BLOCKED_AFTER;
+            } else {
+                pause = (pause * 2).min(WATCH_MAX);
+            }
+        }
+    }
+
     fn start_thread(&'static self) {
+        let id = {
+            let mut state = self.lock();
+            if state.threads >= self.max {
+                return;
+            }
+            state.threads += 1;
+            state.threads
+        };
         let started = std::thread::Builder::new()
             .name("warren-lane".into())
-            .spawn(move || self.serve());
+            .spawn(move || self.serve(id));
         if let Err(err) = started {
             // The queued job waits for a running thread (or its deadline).
             self.lock().threads -= 1;
@@ -140,10 +248,10 @@ impl Lane {
         }
     }
 
-    fn serve(&self) {
+    fn serve(&self, id: usize) {
         let mut state = self.lock();
         loop {
-            let job = self.next(state);
+            let job = self.next(state, id);
             let host = job.host;
             if !job.cancelled.load(Ordering::Acquire) {
                 // A panicking job must not take the thread with it (the
@@ -157,16 +265,20 @@ impl Lane {
             // held back by its cap is served without another wake-up.
             state = self.lock();
             finished(&mut state, host);
+            state.busy.remove(&id);
         }
     }
 
     /// The next job, waiting for one: the first of the host whose turn it
     /// is, that host going to the back of the turn if it has more. A
     /// thread that takes a job while more wait wakes one more sleeper.
-    fn next(&self, mut state: MutexGuard<'_, State>) -> Job {
+    fn next(&self, mut state: MutexGuard<'_, State>, id: usize) -> Job {
         loop {
             if let Some(job) = take_next(&mut state, self.per_host) {
-                let wake = !state.turn.is_empty() && state.idle > state.notified;
+                state.busy.insert(id, Instant::now());
+                let wake = !state.turn.is_empty()
+                    && state.idle > state.notified
+                    && state.busy.len() + state.notified < self.target;
                 if wake {
                     state.notified += 1;
                 }
@@ -211,6 +323,14 @@ fn take_next(state: &mut State, per_host: usize) -> Option<Job> {
         return job;
     }
     None
+}
+
+/// Whether a queued job could be taken now (its host below its cap).
+fn takeable(state: &State, per_host: usize) -> bool {
+    state
+        .turn
+        .iter()
+        .any(|h| state.running.get(h).copied().unwrap_or(0) < per_host)
 }
 
 /// A job of `host` is over.
@@ -341,6 +461,23 @@ mod tests {
             rx.recv_timeout(WAIT).expect("all four run at once");
         }
         assert_eq!(lane.lock().threads, 4, "no thread was added");
+        for gate in &gates {
+            gate.send(()).expect("running");
+        }
+    }
+
+    #[test]
+    fn the_watcher_adds_threads_when_the_running_ones_block() {
+        let lane = Box::leak(Box::new(Lane::new(3, 3).with_target(1)));
+        let (tx, rx) = channel();
+        // One thread is meant to run jobs; these three block, so the
+        // watcher wakes or starts a thread for each of the others.
+        let gates: Vec<_> = (0..3).map(|i| gated(lane, 1, i, &tx)).collect();
+        for _ in 0..3 {
+            rx.recv_timeout(WAIT)
+                .expect("all three run despite a target of one");
+        }
+        assert_eq!(lane.lock().threads, 3);
         for gate in &gates {
             gate.send(()).expect("running");
         }
