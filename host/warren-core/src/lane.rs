@@ -150,15 +150,16 @@ impl Lane {
         if queue.len() == 1 {
             state.turn.push_back(host);
         }
-        // One sleeper woken at a time: it wakes the next if jobs remain
-        // (see `next`), so a burst of calls costs the worker one wake-up,
-        // not one each (each is a futex call and an interrupt to another
-        // CPU, a fifth of a worker's time in a file-call flood).
         if state.busy.len() + state.notified >= self.target {
             // Enough threads on jobs: one takes this when it is done,
             // unless the watcher finds them blocked first.
             self.call_watcher(state);
         } else if state.notified == 0 && state.idle > 0 {
+            // One sleeper woken at a time: it wakes the next if jobs remain
+            // (see `next`), so a burst of calls costs the worker one
+            // wake-up, not one each (each is a futex call and an interrupt
+            // to another CPU, a fifth of a worker's time in a file-call
+            // flood).
             state.notified += 1;
             drop(state);
             self.ready.notify_one();
@@ -213,12 +214,12 @@ impl Lane {
                 .values()
                 .filter(|t| now.duration_since(**t) < LANE_BLOCKED_AFTER)
                 .count();
-            let room = moving + state.notified < self.target;
-            if room && takeable(&state, self.per_host) && state.idle > state.notified {
+            let wanted = moving + state.notified < self.target && takeable(&state, self.per_host);
+            if wanted && state.idle > state.notified {
                 state.notified += 1;
                 self.ready.notify_one();
                 pause = LANE_BLOCKED_AFTER;
-            } else if room && takeable(&state, self.per_host) && state.threads < self.max {
+            } else if wanted && state.threads < self.max {
                 drop(state);
                 self.start_thread();
                 state = self.lock();
@@ -360,6 +361,15 @@ mod tests {
         Box::leak(Box::new(Lane::new(threads, per_host)))
     }
 
+    /// Waits until `n` of the lane's threads are idle.
+    fn wait_idle(lane: &Lane, n: usize) {
+        let until = std::time::Instant::now() + WAIT;
+        while lane.lock().idle < n {
+            assert!(std::time::Instant::now() < until, "the threads never idled");
+            std::thread::yield_now();
+        }
+    }
+
     /// A job that reports `tag` when it starts, then waits for its gate.
     fn gated(lane: &'static Lane, host: u16, tag: u32, tx: &Sender<u32>) -> Sender<()> {
         let (gate, wait) = channel::<()>();
@@ -425,11 +435,7 @@ mod tests {
         rx.recv_timeout(WAIT).expect("first");
         first.send(()).expect("running");
         // Wait until its thread is idle again.
-        let until = std::time::Instant::now() + WAIT;
-        while lane.lock().idle == 0 {
-            assert!(std::time::Instant::now() < until, "the thread never idled");
-            std::thread::yield_now();
-        }
+        wait_idle(lane, 1);
         let gates: Vec<_> = (1..4).map(|i| gated(lane, 1, i, &tx)).collect();
         for _ in 1..4 {
             rx.recv_timeout(WAIT).expect("all three run at once");
@@ -450,11 +456,7 @@ mod tests {
         for gate in &first {
             gate.send(()).expect("running");
         }
-        let until = std::time::Instant::now() + WAIT;
-        while lane.lock().idle < 4 {
-            assert!(std::time::Instant::now() < until, "the threads never idled");
-            std::thread::yield_now();
-        }
+        wait_idle(lane, 4);
         // The worker wakes one sleeper; each woken thread wakes the next.
         let gates: Vec<_> = (4..8).map(|i| gated(lane, 1, i, &tx)).collect();
         for _ in 4..8 {
