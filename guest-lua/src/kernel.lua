@@ -24,9 +24,10 @@ local s_format, s_sub, s_byte, s_find = string.format, string.sub, string.byte, 
 local load, collectgarbage = load, collectgarbage
 
 local H_next, H_send, H_spawn, H_exit = H.next, H.send, H.spawn, H.exit
-local H_timer, H_log = H.timer, H.log
-local H_admit = H.admit
-local H_enter, H_leave, H_measured = H.enter, H.leave, H.measured
+-- H.timer, H.admit and H.measured (rarer calls) are looked up in H where
+-- used: the main chunk is at Lua's limit of 200 locals.
+local H_log = H.log
+local H_enter, H_leave = H.enter, H.leave
 -- The error Lua raises when an allocation does not fit under the ceiling
 -- the host sets for the running process; the sandbox lets no process
 -- catch it (see quota.rs).
@@ -111,21 +112,28 @@ local function qpop(q)
 end
 local function qlen(q) return q.t - q.h + 1 end
 
--- Waiter queues skip waiters whose select already completed elsewhere.
+-- A waiter is a record { cr, sel, v } or, for a plain receive, the
+-- coroutine record itself (which has no cr, sel or v field): a blocked
+-- receive then allocates nothing. `w.cr or w` is the coroutine either way.
+-- Whether waiter `w` may be woken, claiming its select if it has one
+-- (waiters whose select completed elsewhere, or whose process's code was
+-- replaced, are skipped).
+local function claim(w)
+    local sel = w.sel
+    if (w.cr or w).dead then
+        if sel then sel.done = true end
+        return false
+    end
+    if not sel then return true end
+    if sel.done then return false end
+    sel.done = true
+    return true
+end
 local function live_pop(q)
     if not q then return nil end
     while true do
         local w = qpop(q)
-        if w == nil then return nil end
-        local sel = w.sel
-        if w.cr.dead then -- its process's code was replaced: drop it
-            if sel then sel.done = true end
-        elseif not sel then
-            return w
-        elseif not sel.done then
-            sel.done = true
-            return w
-        end
+        if w == nil or claim(w) then return w end
     end
 end
 -- The queue `key` of channel state `s`, made on first use: a channel holds
@@ -144,6 +152,31 @@ local function push_waiter(q, w)
         if head.sel and head.sel.done then qpop(q) else break end
     end
     qpush(q, w)
+end
+-- A channel's receivers: the oldest in `s.rw`, later ones in the queue
+-- `s.rq` (made only when a second one waits), so the usual single
+-- receiver, such as an idle process on its inbox, needs no queue. A
+-- receiver in rw is older than every one in rq: rw is filled only when rq
+-- is empty, and emptied first.
+local function rq_push(s, w)
+    local rw, rq = s.rw, s.rq
+    if rw ~= nil and ((rw.cr or rw).dead or (rw.sel and rw.sel.done)) then
+        if rw.sel then rw.sel.done = true end -- stale: replaced code, or completed elsewhere
+        rw = nil
+    end
+    if rw == nil and (rq == nil or rq.h > rq.t) then
+        s.rw = w
+    else
+        push_waiter(rq or q_of(s, "rq"), w)
+    end
+end
+local function rq_pop(s)
+    local w = s.rw
+    if w ~= nil then
+        s.rw = nil
+        if claim(w) then return w end
+    end
+    return live_pop(s.rq)
 end
 
 ---------------------------------------------------------------------------
@@ -170,8 +203,9 @@ local ChanMT = { __index = ChanMethods, __metatable = false, __warren = "channel
 
 local function chan_state(cap, ext)
     local proxy = setmetatable({}, ChanMT)
-    -- buf, rq and sq are made on first use (q_of); closed is nil until
-    -- closed, cap nil for 0: an inbox has 4 fields (4 hash slots, not 8).
+    -- buf, rq and sq are made on first use (q_of), rw when a receiver
+    -- waits; closed is nil until closed, cap nil for 0: an idle inbox has 4
+    -- fields (4 hash slots, not 8).
     local s = { cap = cap > 0 and cap or nil, ext = ext or nil, proxy = proxy }
     CH[proxy] = s
     return s
@@ -218,9 +252,9 @@ end
 -- Non-blocking send: true when done. Raises on a closed channel.
 local function try_send(s, v, level)
     if s.closed then error("send on closed channel", level + 1) end
-    local w = live_pop(s.rq)
+    local w = rq_pop(s)
     if w then
-        wake(w.cr, v, true, w.sel and s.proxy)
+        wake(w.cr or w, v, true, w.sel and s.proxy)
         return true
     end
     local buf = s.buf
@@ -234,11 +268,16 @@ end
 
 -- Host-fed delivery: never blocks (the host's queues bound it).
 local function deliver(s, v)
-    local rq = s.rq
-    local w = rq and rq.h <= rq.t and live_pop(rq)
+    local w = s.rw
+    if w ~= nil then
+        w = rq_pop(s)
+    else
+        local rq = s.rq
+        w = rq and rq.h <= rq.t and live_pop(rq)
+    end
     if w then
         if s.mb then note_taken(s.mb) end
-        wake(w.cr, v, true, w.sel and s.proxy)
+        wake(w.cr or w, v, true, w.sel and s.proxy)
     else
         if v == nil then v = NIL end
         qpush(s.buf or q_of(s, "buf"), v)
@@ -249,9 +288,9 @@ local function close_state(s)
     if s.closed then return end
     s.closed = true
     while true do
-        local w = live_pop(s.rq)
+        local w = rq_pop(s)
         if not w then break end
-        wake(w.cr, nil, false, w.sel and s.proxy)
+        wake(w.cr or w, nil, false, w.sel and s.proxy)
     end
     while true do
         local w = live_pop(s.sq)
@@ -276,7 +315,7 @@ function ChanMethods:receive()
     local ready, v, ok = try_recv(s)
     if ready then return v, ok end
     local cr = current
-    push_waiter(s.rq or q_of(s, "rq"), { cr = cr })
+    rq_push(s, cr) -- the coroutine record is its own waiter
     if s.ext then
         cr.ext = true
         cr.p.ext = cr.p.ext + 1
@@ -353,7 +392,7 @@ function channel.select(cases, nonblocking)
         if c.send then
             push_waiter(q_of(s, "sq"), { cr = cr, sel = sel, v = (c.v == nil) and NIL or c.v })
         else
-            push_waiter(q_of(s, "rq"), { cr = cr, sel = sel })
+            rq_push(s, { cr = cr, sel = sel })
         end
         ext = ext or s.ext
     end
@@ -755,8 +794,9 @@ do
 local d_getlocal, d_getupvalue, d_getinfo = dbg.getlocal, dbg.getupvalue, dbg.getinfo
 local KERNEL_SOURCE = d_getinfo(1, "S").source
 -- Rough sizes of Lua 5.4 objects on a 64-bit build, in bytes. A thread is
--- its lua_State plus the stack it starts with (45 slots): about 1 KB, even
--- unstarted (counted as 200 before, a hoard of coroutines was measured at a
+-- its lua_State (208) plus its stack: 28 slots (448) when made, 45 or more
+-- while it runs, cut back when it waits (vendor/lua-src/WARREN.md); counted
+-- as 1 KB (counted as 200 before, a hoard of coroutines was measured at a
 -- fifth of what it held).
 local SIZE_TABLE, SIZE_SLOT, SIZE_STRING, SIZE_FUNCTION, SIZE_THREAD, SIZE_LOCAL =
     56, 32, 24, 48, 1000, 16
@@ -872,7 +912,7 @@ local function resume_one()
     local taken = TAKEN[p]
     if taken then TAKEN[p] = nil end
     local kind, why = H_leave(p.id, not ok and is_memerr(r1), taken or 0)
-    if kind == true then kind, why = H_measured(p.id, measure(p)) end
+    if kind == true then kind, why = H.measured(p.id, measure(p)) end
     if kind then
         exit_proc(p, false, mkerr(kind, why))
         return
@@ -1329,14 +1369,14 @@ local function send_local(from, target, topic, n, ...)
     if n == 1 then
         local c, reason = copy_one((...), "payload")
         if c == COPY_FAIL then return nil, mkerr("INVALID", reason) end
-        local ok, kind, msg, retryable = H_admit(target.id)
+        local ok, kind, msg, retryable = H.admit(target.id)
         if not ok then return nil, mkerr(kind, msg, retryable) end
         on_msg1(target, topic, from.pid, c)
         return true
     end
     local out, reason = copy_many(n, ...)
     if out == COPY_FAIL then return nil, mkerr("INVALID", reason) end
-    local ok, kind, msg, retryable = H_admit(target.id)
+    local ok, kind, msg, retryable = H.admit(target.id)
     if not ok then return nil, mkerr(kind, msg, retryable) end
     on_msg(target, topic, from.pid, t_unpack(out, 1, n))
     return true
@@ -1657,7 +1697,7 @@ local function arm(p, ns, fire)
     next_timer = next_timer + 1
     local id = next_timer
     lazy_table(p, "timers")[id] = fire
-    H_timer(p.id, id, ns < 0 and 0 or ns)
+    H.timer(p.id, id, ns < 0 and 0 or ns)
     return id
 end
 

@@ -28,6 +28,44 @@ fn unbuffered_send_waits_for_a_receiver() {
 }
 
 #[test]
+fn receivers_are_served_in_the_order_they_waited() {
+    // The first receiver waits in the channel's single slot, later ones in
+    // its queue; a select that completed on another channel leaves a stale
+    // entry in the slot, which the next receiver replaces.
+    let v = ok(r#"return function()
+        local ch, ready, got = channel.new(), channel.new(8), {}
+        local function receiver(name)
+            coroutine.spawn(function()
+                ready:send(true)
+                local v = ch:receive()
+                got[#got + 1] = name .. "=" .. tostring(v)
+                ready:send(true)
+            end)
+            ready:receive() -- it waits on ch once this returns
+        end
+        receiver("A"); receiver("B")
+        ch:send(1); ready:receive()
+        receiver("C") -- behind B, though the slot is free again
+        ch:send(2); ready:receive()
+        ch:send(3); ready:receive()
+        local other = channel.new(1)
+        coroutine.spawn(function()
+            ready:send(true)
+            local r = channel.select({ ch:case_receive(), other:case_receive() })
+            got[#got + 1] = "S=" .. tostring(r.value)
+            ready:send(true)
+        end)
+        ready:receive()
+        other:send("o"); ready:receive()
+        receiver("D")
+        ch:send(4); ready:receive()
+        local r = channel.select({ ch:case_send(5), default = true })
+        return table.concat(got, ",") .. (r.default and ",nobody waits" or ",a stale receiver took 5")
+    end"#);
+    assert_eq!(v, s("A=1,B=2,C=3,S=o,D=4,nobody waits"));
+}
+
+#[test]
 fn buffered_send_does_not_block_until_full() {
     let v = ok(r#"return function()
         local ch = channel.new(2)

@@ -27,6 +27,8 @@ use crate::worker::Cmd;
 
 mod calls;
 mod ops;
+#[cfg(test)]
+mod queue_tests;
 mod table;
 
 /// Below this many armed timers a worker never scans its heap for timers of
@@ -712,9 +714,18 @@ impl Core {
                 }
                 return Some((pid, item));
             }
+            // It waits: give its queue's buffer back (at least four items,
+            // 320 bytes, that an idle process would otherwise keep for good).
+            p.items = VecDeque::new();
             p.queued = false;
             self.ready[frontend].pop_front();
         }
+    }
+
+    /// The capacity of process `pid`'s item queue, for tests.
+    #[cfg(test)]
+    pub(crate) fn queue_capacity(&self, pid: Pid) -> Option<usize> {
+        self.procs.get(&pid).map(|p| p.items.capacity())
     }
 
     /// Whether a process of `frontend` has items waiting.

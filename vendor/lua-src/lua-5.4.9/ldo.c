@@ -31,6 +31,7 @@
 #include "ltm.h"
 #include "lundump.h"
 #include "lvm.h"
+#include "lwarren.h"  /* WARREN: WARREN_STACK_SLACK */
 #include "lzio.h"
 
 
@@ -314,6 +315,40 @@ static int stackinuse (lua_State *L) {
 }
 
 
+/* WARREN: frees every CallInfo above 'L->ci' (lstate.c's 'freeCI'). */
+static void freeunusedCI (lua_State *L) {
+  CallInfo *ci = L->ci->next;
+  L->ci->next = NULL;
+  while (ci != NULL) {
+    CallInfo *next = ci->next;
+    luaM_free(L, ci);
+    L->nci--;
+    ci = next;
+  }
+}
+
+
+/*
+** WARREN: a coroutine suspended in a C function that has nothing left to
+** run ('coroutine.yield': no continuation) needs no more than its
+** results' room, which whoever resumes it checks ('lua_checkstack'). So
+** when 'L' is one, that function's LUA_MINSTACK reservation is dropped,
+** the stack cut to just above what the frames below it use, and its
+** unused CallInfos freed (see WARREN.md). Returns whether it was one.
+*/
+static int shrinksuspended (lua_State *L) {
+  int inuse;
+  if (!(L->status == LUA_YIELD && !isLua(L->ci) && L->ci->u.c.k == NULL))
+    return 0;
+  L->ci->top.p = L->top.p;
+  inuse = stackinuse(L);
+  if (stacksize(L) > inuse + WARREN_STACK_SLACK)
+    luaD_reallocstack(L, inuse, 0);  /* ok if that fails */
+  freeunusedCI(L);
+  return 1;
+}
+
+
 /*
 ** If stack size is more than 3 times the current use, reduce that size
 ** to twice the current use. (So, the final stack size is at most 2/3 the
@@ -324,8 +359,11 @@ static int stackinuse (lua_State *L) {
 ** will be reduced to a "regular" size.
 */
 void luaD_shrinkstack (lua_State *L) {
-  int inuse = stackinuse(L);
-  int max = (inuse > LUAI_MAXSTACK / 3) ? LUAI_MAXSTACK : inuse * 3;
+  int inuse, max;
+  if (shrinksuspended(L))  /* WARREN */
+    return;
+  inuse = stackinuse(L);
+  max = (inuse > LUAI_MAXSTACK / 3) ? LUAI_MAXSTACK : inuse * 3;
   /* if thread is currently not handling a stack overflow and its
      size is larger than maximum "reasonable" size, shrink it */
   if (inuse <= LUAI_MAXSTACK && stacksize(L) > max) {
@@ -888,6 +926,14 @@ LUA_API int lua_resume (lua_State *L, lua_State *from, int nargs,
   }
   *nresults = (status == LUA_YIELD) ? L->ci->u2.nyield
                                     : cast_int(L->top.p - (L->ci->func.p + 1));
+  /* WARREN: a thread is cut when it first suspends in a plain yield:
+     what its first run grew is given back before the next thread runs
+     (so a burst of new processes peaks at their small stacks). Later
+     suspensions are left to the collector, so a thread that grows on
+     every run does not reallocate on every yield. */
+  if (status == LUA_YIELD && !(L->base_ci.callstatus & CIST_WFIRST)
+      && shrinksuspended(L))
+    L->base_ci.callstatus |= CIST_WFIRST;
   lua_unlock(L);
   return status;
 }

@@ -26,6 +26,7 @@
 #include "lstring.h"
 #include "ltable.h"
 #include "ltm.h"
+#include "lwarren.h"  /* WARREN: WARREN_THREAD_STACK */
 
 
 
@@ -182,15 +183,17 @@ LUAI_FUNC void luaE_incCstack (lua_State *L) {
 }
 
 
-static void stack_init (lua_State *L1, lua_State *L) {
+/* WARREN: 'size' (BASIC_STACK_SIZE for a state's main thread,
+   WARREN_THREAD_STACK for a coroutine) */
+static void stack_init (lua_State *L1, lua_State *L, int size) {
   int i; CallInfo *ci;
   /* initialize stack array */
-  L1->stack.p = luaM_newvector(L, BASIC_STACK_SIZE + EXTRA_STACK, StackValue);
+  L1->stack.p = luaM_newvector(L, size + EXTRA_STACK, StackValue);
   L1->tbclist.p = L1->stack.p;
-  for (i = 0; i < BASIC_STACK_SIZE + EXTRA_STACK; i++)
+  for (i = 0; i < size + EXTRA_STACK; i++)
     setnilvalue(s2v(L1->stack.p + i));  /* erase new stack */
   L1->top.p = L1->stack.p;
-  L1->stack_last.p = L1->stack.p + BASIC_STACK_SIZE;
+  L1->stack_last.p = L1->stack.p + size;
   /* initialize first ci */
   ci = &L1->base_ci;
   ci->next = ci->previous = NULL;
@@ -236,7 +239,7 @@ static void init_registry (lua_State *L, global_State *g) {
 static void f_luaopen (lua_State *L, void *ud) {
   global_State *g = G(L);
   UNUSED(ud);
-  stack_init(L, L);  /* init stack */
+  stack_init(L, L, BASIC_STACK_SIZE);  /* init stack */
   init_registry(L, g);
   luaS_init(L);
   luaT_init(L);
@@ -311,7 +314,7 @@ LUA_API lua_State *lua_newthread (lua_State *L) {
   memcpy(lua_getextraspace(L1), lua_getextraspace(g->mainthread),
          LUA_EXTRASPACE);
   luai_userstatethread(L, L1);
-  stack_init(L1, L);  /* init stack */
+  stack_init(L1, L, WARREN_THREAD_STACK);  /* init stack (WARREN) */
   lua_unlock(L);
   return L1;
 }

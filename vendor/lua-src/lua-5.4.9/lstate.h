@@ -222,6 +222,8 @@ struct CallInfo {
 #if defined(LUA_COMPAT_LT_LE)
 #define CIST_LEQ	(1<<13)  /* using __lt for __le */
 #endif
+/* WARREN: (a thread's 'base_ci' only) cut at its first suspension */
+#define CIST_WFIRST	(1<<14)
 
 
 /*

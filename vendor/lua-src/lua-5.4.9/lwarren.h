@@ -68,4 +68,24 @@ LUA_API void warren_set_gc_hook (warren_gc_fn f);
 /* calls the embedder's collector hook, if any */
 LUAI_FUNC void warren_gc_call (lua_State *L, int begin);
 
+/*
+** 'luaD_shrinkstack' of a suspended coroutine (see ldo.c): the stack is
+** cut to what its frames use once that saves more than this many slots.
+** Every idle process and blocked coroutine is such a thread, so its stack
+** is most of what it costs (Lua's own rule, at three times the use with
+** a LUA_MINSTACK floor, would never shrink the initial 40 slots).
+*/
+#define WARREN_STACK_SLACK	8
+
+/*
+** Slots a new coroutine's stack starts with (lua_newthread; a state's
+** main thread keeps BASIC_STACK_SIZE, 40): 28 with EXTRA_STACK, 448
+** bytes rather than 720. Its base frame reserves LUA_MINSTACK slots above
+** its function, so at least LUA_MINSTACK + 1. A coroutine that needs
+** more grows on its first run and is cut back when it first suspends
+** ('lua_resume'), so a burst of coroutines made before any runs (a loop
+** of coroutine.spawn) holds small stacks.
+*/
+#define WARREN_THREAD_STACK	(LUA_MINSTACK + 3)
+
 #endif

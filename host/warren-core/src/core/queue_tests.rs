@@ -1,0 +1,69 @@
+//! A process's item queue keeps no buffer while the process waits: an idle
+//! process must not hold the four-item allocation its start item needed.
+
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::frontend::Program;
+use crate::item::Item;
+use crate::limits::HostLimits;
+use crate::pid::Pid;
+use crate::runtime::{RuntimeBuilder, SpawnRequest};
+use crate::testkit::{Factory, host, program};
+use crate::value::Value;
+
+/// How long the test waits for a report before failing.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A process that reports its pid when it starts, then waits for good.
+fn idle(tx: Sender<Pid>) -> Program {
+    let tx = Mutex::new(tx);
+    program("idle", move |_, me, item| {
+        if matches!(item, Item::Start { .. }) {
+            tx.lock().expect("lock").send(me).expect("test alive");
+        }
+        false
+    })
+}
+
+/// A process that reports the queue capacity of the pid it is given.
+fn probe(tx: Sender<Option<usize>>) -> Program {
+    let tx = Mutex::new(tx);
+    program("probe", move |core, _, item| {
+        if let Item::Start { args, .. } = item {
+            let pid = args.first().and_then(Value::as_str).and_then(Pid::parse);
+            let pid = pid.expect("the probe is given a pid");
+            tx.lock()
+                .expect("lock")
+                .send(core.queue_capacity(pid))
+                .expect("test alive");
+        }
+        true
+    })
+}
+
+#[test]
+fn a_waiting_process_keeps_no_queue_buffer() {
+    let (idle_tx, idle_rx) = channel();
+    let (probe_tx, probe_rx) = channel();
+    let rt = RuntimeBuilder::new()
+        .host(host("app", 1, HostLimits::default()))
+        .frontend(Arc::new(Factory))
+        .program(idle(idle_tx))
+        .program(probe(probe_tx))
+        .start()
+        .expect("runtime");
+    rt.spawn(SpawnRequest::new("idle", "app", vec![]))
+        .expect("spawn");
+    let waiting = idle_rx.recv_timeout(WAIT).expect("the idle process starts");
+    let arg = Value::str(waiting.to_string());
+    rt.spawn(SpawnRequest::new("probe", "app", vec![arg]))
+        .expect("spawn");
+    let capacity = probe_rx.recv_timeout(WAIT).expect("the probe reports");
+    assert_eq!(
+        capacity,
+        Some(0),
+        "the waiting process's queue kept its buffer"
+    );
+}
