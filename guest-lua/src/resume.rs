@@ -180,4 +180,56 @@ mod tests {
         .exec()
         .expect("every coroutine resumes correctly after its stack shrank");
     }
+
+    #[test]
+    fn stack_pointers_survive_the_cut() {
+        // What points into a suspended coroutine's stack must follow it when
+        // the stack is cut: open upvalues (shared with a closure outside),
+        // to-be-closed variables, a yield inside a metamethod, a close of
+        // the coroutine after the cut, and values yielded in bulk.
+        let lua = Lua::new();
+        lua.load(
+            r##"
+            local function deep(k) if k == 0 then return 0 end return 1 + deep(k - 1) end
+            local peek
+            local closed = {}
+            local co = coroutine.create(function()
+                local counter = 0
+                peek = function() counter = counter + 1 return counter end
+                local guard <close> = setmetatable({}, { __close = function() closed[#closed + 1] = counter end })
+                deep(50)
+                counter = coroutine.yield("first") + counter
+                local t = setmetatable({}, { __index = function(_, k) return coroutine.yield("in __index " .. k) end })
+                local v = t.key
+                deep(50)
+                local many = select("#", coroutine.yield(table.unpack({}, 1, 500)))
+                return counter, v, many
+            end)
+            assert(select(2, coroutine.resume(co)) == "first")
+            collectgarbage()
+            assert(peek() == 1, "the open upvalue followed the stack")
+            assert(select(2, coroutine.resume(co, 10)) == "in __index key")
+            collectgarbage()
+            local r = table.pack(coroutine.resume(co, "from the metamethod"))
+            assert(r[1] and r.n == 501, "500 values yielded")
+            collectgarbage()
+            local ok2, counter, v, many = coroutine.resume(co, table.unpack({}, 1, 300))
+            assert(ok2 and counter == 11 and v == "from the metamethod" and many == 300)
+            assert(closed[1] == 11, "the to-be-closed variable ran once, at return")
+
+            -- Closing a suspended coroutine whose stack was cut runs its __close.
+            local co2 = coroutine.create(function()
+                local g <close> = setmetatable({}, { __close = function() closed[#closed + 1] = "closed" end })
+                deep(40)
+                coroutine.yield()
+            end)
+            coroutine.resume(co2)
+            collectgarbage()
+            assert(coroutine.close(co2) and closed[2] == "closed")
+            "##,
+        )
+        .set_name("=cut")
+        .exec()
+        .expect("upvalues, to-be-closed variables and metamethod yields survive the cut");
+    }
 }

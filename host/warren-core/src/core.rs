@@ -26,9 +26,9 @@ use crate::value::Value;
 use crate::worker::Cmd;
 
 mod calls;
-mod ops;
 #[cfg(test)]
-mod queue_tests;
+mod entry_tests;
+mod ops;
 mod table;
 
 /// Below this many armed timers a worker never scans its heap for timers of
@@ -48,8 +48,8 @@ struct ProcEntry {
     /// Boxed: rare, and it would make every process's entry 56 bytes larger.
     kill: Option<Box<ProcError>>,
     queued: bool,
-    links: FxHashSet<Pid>,
-    watchers: Vec<Pid>,
+    /// Its links and monitors, made on first use.
+    peers: Option<Box<Peers>>,
     trap_links: bool,
     /// The worker of its last child (its next child is placed near it, and
     /// its first near itself; see `placement`), [`NO_CHILD`] before any.
@@ -65,6 +65,25 @@ struct ProcEntry {
     io: Option<Box<crate::hostcall::ProcIo>>,
     /// The function call it runs, if it is a callee (see `funcs`).
     call: Option<Arc<crate::funcs::Call>>,
+}
+
+/// A process's links and monitors, boxed: most processes have neither,
+/// and inline they made every process's entry 48 bytes larger.
+#[derive(Default)]
+struct Peers {
+    links: FxHashSet<Pid>,
+    watchers: Vec<Pid>,
+}
+
+impl ProcEntry {
+    fn peers(&mut self) -> &mut Peers {
+        self.peers.get_or_insert_with(Box::default)
+    }
+
+    /// Removes the link to `other`; whether there was one.
+    fn unlink(&mut self, other: &Pid) -> bool {
+        self.peers.as_mut().is_some_and(|p| p.links.remove(other))
+    }
 }
 
 /// Worker-local process state; see the module docs.
@@ -366,7 +385,7 @@ impl Core {
         }
         let pid = cmd.pid;
         if link && let Some(p) = self.procs.get_mut(&parent) {
-            p.links.insert(pid);
+            p.peers().links.insert(pid);
         }
         self.dispatch(worker, Cmd::Spawn(cmd));
         Ok(pid)
@@ -385,7 +404,7 @@ impl Core {
             return Err(not_alive(other));
         }
         if let Some(p) = self.procs.get_mut(&me) {
-            p.links.insert(other);
+            p.peers().links.insert(other);
         }
         Ok(())
     }
@@ -393,7 +412,7 @@ impl Core {
     /// Removes a link in both directions.
     pub fn unlink(&mut self, me: Pid, other: Pid) {
         if let Some(p) = self.procs.get_mut(&me) {
-            p.links.remove(&other);
+            p.unlink(&other);
         }
         self.post(Cmd::RemoveLink {
             target: other,
@@ -660,15 +679,16 @@ impl Core {
             self.shared.bus.release(me);
         }
         self.shared.quota(me.host()).release_process();
-        let linked = is_callee || !p.links.is_empty() || !p.watchers.is_empty();
-        for peer in p.links {
+        let peers = p.peers.map(|b| *b).unwrap_or_default();
+        let linked = is_callee || !peers.links.is_empty() || !peers.watchers.is_empty();
+        for peer in peers.links {
             let signal = LinkExit {
                 from: me,
                 result: result.clone(),
             };
             self.post(Cmd::LinkExit(peer, signal));
         }
-        for watcher in p.watchers {
+        for watcher in peers.watchers {
             let event = Event::Exit {
                 from: me,
                 result: result.clone(),
@@ -816,8 +836,11 @@ impl Core {
                     last_child: NO_CHILD,
                     ..ProcEntry::default()
                 };
-                entry.links.extend(spawn.link_to);
-                entry.watchers.extend(spawn.monitored_by);
+                if spawn.link_to.is_some() || spawn.monitored_by.is_some() {
+                    let peers = entry.peers();
+                    peers.links.extend(spawn.link_to);
+                    peers.watchers.extend(spawn.monitored_by);
+                }
                 let args = spawn.args;
                 entry.items.push_back(Item::Start {
                     program: spawn.program,
@@ -839,7 +862,7 @@ impl Core {
             Cmd::LinkExit(pid, signal) => self.link_exit(pid, signal),
             Cmd::AddLink { target, peer } => match self.procs.get_mut(&target) {
                 Some(p) => {
-                    p.links.insert(peer);
+                    p.peers().links.insert(peer);
                 }
                 None => {
                     let result = Err(not_alive(target));
@@ -854,11 +877,11 @@ impl Core {
             },
             Cmd::RemoveLink { target, peer } => {
                 if let Some(p) = self.procs.get_mut(&target) {
-                    p.links.remove(&peer);
+                    p.unlink(&peer);
                 }
             }
             Cmd::AddMonitor { target, watcher } => match self.procs.get_mut(&target) {
-                Some(p) => p.watchers.push(watcher),
+                Some(p) => p.peers().watchers.push(watcher),
                 None => {
                     let event = Event::Exit {
                         from: target,
@@ -868,10 +891,10 @@ impl Core {
                 }
             },
             Cmd::RemoveMonitor { target, watcher } => {
-                if let Some(p) = self.procs.get_mut(&target)
-                    && let Some(i) = p.watchers.iter().position(|w| *w == watcher)
+                if let Some(peers) = self.procs.get_mut(&target).and_then(|p| p.peers.as_mut())
+                    && let Some(i) = peers.watchers.iter().position(|w| *w == watcher)
                 {
-                    p.watchers.swap_remove(i);
+                    peers.watchers.swap_remove(i);
                 }
             }
         }
@@ -881,7 +904,7 @@ impl Core {
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
-        if !p.links.remove(&signal.from) {
+        if !p.unlink(&signal.from) {
             return;
         }
         let Err(err) = signal.result else {

@@ -1,5 +1,7 @@
-//! A process's item queue keeps no buffer while the process waits: an idle
-//! process must not hold the four-item allocation its start item needed.
+//! What a process's entry in its worker's table costs: the entry itself
+//! stays small (rare parts are boxed), and its item queue keeps no buffer
+//! while the process waits (an idle process must not hold the four-item
+//! allocation its start item needed).
 
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -66,4 +68,12 @@ fn a_waiting_process_keeps_no_queue_buffer() {
         Some(0),
         "the waiting process's queue kept its buffer"
     );
+}
+
+#[test]
+fn an_entry_stays_small() {
+    // Every live process has one, in a hash table with up to half its
+    // slots free: links, monitors, kills, calls and I/O are boxed.
+    let size = std::mem::size_of::<super::ProcEntry>();
+    assert!(size <= 96, "a process entry is {size} bytes");
 }
