@@ -66,6 +66,27 @@ fn receivers_are_served_in_the_order_they_waited() {
 }
 
 #[test]
+fn a_select_waiting_twice_on_one_channel_takes_one_value() {
+    // Its two receive cases wait in the channel's slot and in its queue;
+    // the first send completes the select, the second finds only the
+    // completed case and waits for a real receiver.
+    let v = ok(r#"return function()
+        local ch, done = channel.new(), channel.new(1)
+        coroutine.spawn(function()
+            local r = channel.select({ ch:case_receive(), ch:case_receive() })
+            done:send(r.value)
+        end)
+        coroutine.spawn(function() ch:send("a") end)
+        local first = done:receive()
+        local r = channel.select({ ch:case_send("b"), default = true })
+        coroutine.spawn(function() done:send((ch:receive())) end)
+        ch:send("c")
+        return first .. (r.default and ",b not taken" or ",b taken") .. "," .. done:receive()
+    end"#);
+    assert_eq!(v, s("a,b not taken,c"));
+}
+
+#[test]
 fn buffered_send_does_not_block_until_full() {
     let v = ok(r#"return function()
         local ch = channel.new(2)
