@@ -115,6 +115,7 @@ local function qlen(q) return q.t - q.h + 1 end
 -- A waiter is a record { cr, sel, v } or, for a plain receive, the
 -- coroutine record itself (which has no cr, sel or v field): a blocked
 -- receive then allocates nothing. `w.cr or w` is the coroutine either way.
+
 -- Whether waiter `w` may be woken, claiming its select if it has one
 -- (waiters whose select completed elsewhere, or whose process's code was
 -- replaced, are skipped).
@@ -129,6 +130,7 @@ local function claim(w)
     sel.done = true
     return true
 end
+-- The next waiter of queue `q` that may be woken, or nil.
 local function live_pop(q)
     if not q then return nil end
     while true do
@@ -268,6 +270,8 @@ end
 
 -- Host-fed delivery: never blocks (the host's queues bound it).
 local function deliver(s, v)
+    -- rq_pop, with its empty case inlined: most deliveries find nobody
+    -- waiting (a busy process), and they then make no call.
     local w = s.rw
     if w ~= nil then
         w = rq_pop(s)
