@@ -518,6 +518,7 @@ fn bench_fs(c: &mut Criterion, rt: &Runtime, dir: &Arc<Dir>) -> Vec<String> {
 }
 
 fn main() {
+    warren_alloc::configure();
     let tmp = TempDir::new("bench-funcs");
     let root = tmp.0.join("data");
     let volume = warren_fs::Volume::open(VOLUME, &root, 0o755, true).expect("volume opens");

@@ -747,6 +747,7 @@ fn report_memory(server: &Server) {
 }
 
 fn main() {
+    warren_alloc::configure();
     child_main();
     let server = Server::start();
     report_memory(&server);

@@ -16,6 +16,7 @@ static ALLOCATOR: warren_benches::Allocator = warren_benches::Allocator {};
 type Pick = fn(&Switches) -> Duration;
 
 fn main() {
+    warren_alloc::configure();
     let mut c = common::criterion(20);
     let rt = lua::runtime(1);
     let mut group = c.benchmark_group("lua_channels");

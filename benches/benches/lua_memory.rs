@@ -7,6 +7,7 @@ use warren_benches::lua;
 static ALLOCATOR: warren_benches::Allocator = warren_benches::Allocator {};
 
 fn main() {
+    warren_alloc::configure();
     warren_benches::memory::child_main();
     for n in [20_000, 100_000] {
         let each = lua::idle_process_bytes(n);

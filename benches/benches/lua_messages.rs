@@ -14,6 +14,7 @@ static ALLOCATOR: warren_benches::Allocator = warren_benches::Allocator {};
 const PAIRS: u64 = 8;
 
 fn main() {
+    warren_alloc::configure();
     let mut c = common::criterion(20);
     let one = lua::runtime(1);
     let two = lua::runtime(2);

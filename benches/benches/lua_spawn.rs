@@ -28,6 +28,7 @@ fn batched(iters: u64, mut f: impl FnMut(u64) -> Duration) -> Duration {
 }
 
 fn main() {
+    warren_alloc::configure();
     let mut c = common::criterion(20);
     let rt = lua::runtime(1);
     let mut group = c.benchmark_group("lua_spawn");

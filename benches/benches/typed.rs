@@ -129,6 +129,7 @@ fn spawn(rt: &Runtime, iters: u64, name: &str) -> Duration {
 }
 
 fn main() {
+    warren_alloc::configure();
     let mut c = common::criterion(20);
     let rt = runtime();
 

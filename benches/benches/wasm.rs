@@ -14,6 +14,7 @@ static ALLOCATOR: warren_benches::Allocator = warren_benches::Allocator {};
 const BLOCKED: usize = 10_000;
 
 fn main() {
+    warren_alloc::configure();
     warren_benches::memory::child_main();
     let b = wasm::blocked(BLOCKED);
     println!(

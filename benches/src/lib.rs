@@ -9,5 +9,7 @@ pub mod peers;
 pub mod scale;
 pub mod wasm;
 
-/// The allocator the `warren` binary uses, so benches measure what users run.
-pub type Allocator = mimalloc::MiMalloc;
+/// The allocator the `warren` binary uses, so benches measure what users
+/// run; each bench's `main` applies its settings
+/// ([`warren_alloc::configure`]) as `warren`'s does.
+pub type Allocator = warren_alloc::Allocator;

@@ -48,6 +48,7 @@ enum Which {
 }
 
 fn main() {
+    warren_alloc::configure();
     warren_benches::memory::child_main();
     // The runtime's warnings (a process ended unexpectedly, ...) on stderr.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

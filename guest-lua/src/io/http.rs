@@ -334,9 +334,9 @@ fn start_request(core: &CoreRef, me: Pid, entry: &str, req: Request) -> Result<u
     let req = capped(req, result_cap(core, me));
     let grants = grants_of(&core.borrow(), me, entry);
     let deadline = req.timeout + DEADLINE_MARGIN;
-    let fut = async move { client.request(req, &grants).await.map(op_value) };
+    let make = move || async move { client.request(req, &grants).await.map(op_value) };
     core.borrow_mut()
-        .start_op(me, "http_client request", deadline, fut)
+        .start_op(me, "http_client request", deadline, make)
 }
 
 fn batch_item(result: Result<Response, ProcError>) -> Value {
@@ -422,7 +422,7 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
                 .map(|r| r.timeout)
                 .max()
                 .unwrap_or(DEFAULT_TIMEOUT);
-            let fut = async move {
+            let make = move || async move {
                 let results = client.request_batch(reqs, &grants).await?;
                 // All the bodies are one result: together they must fit.
                 let mut total = 0u64;
@@ -447,7 +447,7 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
                 me,
                 "http_client request_batch",
                 longest + DEADLINE_MARGIN,
-                fut,
+                make,
             )
         };
         started(lua, start())
@@ -488,7 +488,7 @@ fn register_stream(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
         let start = || -> Result<u64, ProcError> {
             let handle = stream_of(&c, me, hid).ok_or_else(closed_stream)?;
             let max = usize::try_from(n).unwrap_or(0);
-            let fut = async move {
+            let make = move || async move {
                 let Some(s) = handle.downcast::<StreamHandle>() else {
                     return Err(closed_stream());
                 };
@@ -500,7 +500,7 @@ fn register_stream(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                 }))
             };
             c.borrow_mut()
-                .start_op(me, "http_client stream read", MAX_TIMEOUT, fut)
+                .start_op(me, "http_client stream read", MAX_TIMEOUT, make)
         };
         started(lua, start())
     };

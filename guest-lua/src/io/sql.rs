@@ -160,7 +160,7 @@ fn run_on(
 ) -> Result<u64, ProcError> {
     let (owner, limits) = (me.as_u64(), limits(core, me));
     let what = if query { "sql query" } else { "sql execute" };
-    let fut = async move {
+    let make = move || async move {
         let value = match (target, query) {
             (Target::Db(db), true) => db.query(owner, &sql, params, &limits).await?,
             (Target::Tx(tx), true) => tx.query(&sql, params, &limits).await?,
@@ -169,7 +169,8 @@ fn run_on(
         };
         Ok(OpValue::Value(value))
     };
-    core.borrow_mut().start_op(me, what, SQL_CALL_DEADLINE, fut)
+    core.borrow_mut()
+        .start_op(me, what, SQL_CALL_DEADLINE, make)
 }
 
 /// A database id as the caller gave it: bytes that are not UTF-8 name no
@@ -210,7 +211,7 @@ fn register_handles(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
             let target = target(&c, me, &entry, &t)?;
             let sql = sql_text(&sql)?;
             let owner = me.as_u64();
-            let fut = async move {
+            let make = move || async move {
                 match &target {
                     Target::Db(db) => db.prepare_check(owner, &sql).await?,
                     Target::Tx(tx) => tx.prepare_check(&sql).await?,
@@ -221,7 +222,7 @@ fn register_handles(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                 }))))
             };
             c.borrow_mut()
-                .start_op(me, "sql prepare", SQL_CALL_DEADLINE, fut)
+                .start_op(me, "sql prepare", SQL_CALL_DEADLINE, make)
         };
         started(lua, start())
     };
@@ -275,12 +276,12 @@ fn register_tx(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                 read_only,
             };
             let owner = me.as_u64();
-            let fut = async move {
+            let make = move || async move {
                 let tx = db.begin(owner, opts).await?;
                 Ok(OpValue::Handle(Handle(Arc::new(TxHandle(tx)))))
             };
             c.borrow_mut()
-                .start_op(me, "sql begin", SQL_CALL_DEADLINE, fut)
+                .start_op(me, "sql begin", SQL_CALL_DEADLINE, make)
         };
         started(lua, start())
     };
@@ -300,7 +301,7 @@ fn register_tx(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                 return Err(inactive());
             };
             let (tx, name) = (tx.0.clone(), name.unwrap_or_default());
-            let fut = async move {
+            let make = move || async move {
                 match action.as_str() {
                     "commit" => tx.commit().await?,
                     "rollback" => tx.rollback().await?,
@@ -311,7 +312,7 @@ fn register_tx(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                 Ok(OpValue::Value(warren_core::Value::Bool(true)))
             };
             c.borrow_mut()
-                .start_op(me, "sql transaction", SQL_CALL_DEADLINE, fut)
+                .start_op(me, "sql transaction", SQL_CALL_DEADLINE, make)
         };
         started(lua, start())
     };

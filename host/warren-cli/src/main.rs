@@ -18,11 +18,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Lua objects are small and short-lived and every worker thread allocates
-/// them: glibc grows a thread's arena a few pages at a time, which showed up
-/// as a third of spawn time; mimalloc keeps per-thread pages instead.
+/// mimalloc, configured at the start of `main` (see warren-alloc for why).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: warren_alloc::Allocator = warren_alloc::Allocator;
 
 /// Exit status when the main process or a check failed.
 const EXIT_FAILED: u8 = 1;
@@ -122,6 +120,7 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    warren_alloc::configure();
     init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -2,8 +2,9 @@
 //! its worker.
 //!
 //! A front-end turns a blocking module call (a query, a request) into a
-//! future and hands it to [`Core::start_op`](crate::Core::start_op). The
-//! future runs on one shared tokio runtime ([`io_runtime`]; blocking
+//! closure that builds its future and hands it to
+//! [`Core::start_op`](crate::Core::start_op). The future is built and
+//! runs on one shared tokio runtime ([`io_runtime`]; blocking
 //! drivers use its blocking pool, never a scheduler worker); only the
 //! calling coroutine waits. Its [`OpResult`] comes back to the process's
 //! worker as an [`Item::Done`](crate::Item::Done), like any other item, and

@@ -22,25 +22,33 @@ pub(super) fn rate_limited(message: String) -> ProcError {
 }
 
 impl Core {
-    /// Starts `fut` for `me` on the I/O runtime; its result arrives as
-    /// [`Item::Done`] with the returned id. Past `deadline` the future is
-    /// dropped and the result is `TIMEOUT` naming `what`. `RATE_LIMITED`
-    /// (nothing started) when `me` or its host has its limit of operations
-    /// in flight.
-    pub fn start_op<F>(
+    /// Starts the future `make` builds for `me` on the I/O runtime; its
+    /// result arrives as [`Item::Done`] with the returned id. Past
+    /// `deadline` the future is dropped and the result is `TIMEOUT` naming
+    /// `what`. `RATE_LIMITED` (nothing started) when `me` or its host has
+    /// its limit of operations in flight.
+    ///
+    /// `make` runs on the I/O thread and its future is boxed there: an
+    /// unpolled future is as large as its largest state (a SQLite query's
+    /// is 4 KiB, a request's more), and every move of it is a copy of that
+    /// size, so handing over the closure (its captures only) keeps those
+    /// copies off the worker that started the call.
+    pub fn start_op<M, F>(
         &mut self,
         me: Pid,
         what: &'static str,
         deadline: Duration,
-        fut: F,
+        make: M,
     ) -> Result<u64, ProcError>
     where
+        M: FnOnce() -> F + Send + 'static,
         F: Future<Output = OpResult> + Send + 'static,
     {
         let (slot, op) = self.admit_op(me, what)?;
         let (shared, worker) = (self.shared.clone(), self.worker);
         let task = io_runtime().spawn(async move {
             let _slot = slot;
+            let fut = Box::pin(make());
             let result = match tokio::time::timeout(deadline, fut).await {
                 Ok(result) => result,
                 Err(_) => Err(timed_out(what, deadline)),

@@ -212,3 +212,45 @@ fn a_process_that_exits_with_a_blocking_call_running_leaves_no_slot_behind() {
         "nothing reached the exited process"
     );
 }
+
+/// A process that starts one async call (`Core::start_op`) whose future
+/// names the thread that built it, and reports that name with its own
+/// worker's when the result comes back.
+fn async_caller(tx: Sender<(String, OpResult)>) -> crate::frontend::Program {
+    let tx = Mutex::new(tx);
+    program("a", move |core, me, item| match item {
+        Item::Start { .. } => {
+            let make = || {
+                let built_on = format!("{:?}", std::thread::current().id());
+                async move { Ok(OpValue::Value(Value::str(built_on))) }
+            };
+            core.start_op(me, "test call", WAIT, make)
+                .expect("admitted");
+            false
+        }
+        Item::Done { result, .. } => {
+            let worker = format!("{:?}", std::thread::current().id());
+            tx.lock()
+                .expect("lock")
+                .send((worker, result))
+                .expect("test alive");
+            true
+        }
+        _ => false,
+    })
+}
+
+#[test]
+fn an_async_call_builds_its_future_off_the_worker_and_hands_back_its_result() {
+    let (tx, rx) = channel();
+    let rt = runtime(async_caller(tx));
+    rt.spawn(SpawnRequest::new("a", "app", vec![]))
+        .expect("spawn");
+    let (worker, result) = rx.recv_timeout(WAIT).expect("a result");
+    let Ok(OpValue::Value(Value::Str(built_on))) = result else {
+        panic!("expected the builder's thread, got {result:?}");
+    };
+    let built_on = String::from_utf8(built_on).expect("text");
+    assert!(built_on.starts_with("ThreadId("), "{built_on}");
+    assert_ne!(built_on, worker, "the future was built on the worker");
+}

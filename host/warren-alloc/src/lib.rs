@@ -1,0 +1,67 @@
+//! The allocator the `warren` binary runs on, shared with the benches so
+//! they measure what users run, and its one setting.
+//!
+//! Lua objects are small and short-lived and every worker thread allocates
+//! them: glibc grows a thread's arena a few pages at a time, which showed
+//! up as a third of spawn time; mimalloc keeps per-thread pages instead.
+//!
+//! [`configure`] lengthens mimalloc's purge delay (how long freed memory
+//! stays mapped before it is handed back to the kernel) from 10 ms to
+//! [`PURGE_DELAY_MS`]. With 10 ms, memory that a busy runtime frees and
+//! reuses within milliseconds (a 64 KiB file read's buffer, the string it
+//! becomes) was handed back and faulted in again, zeroed page by page, on
+//! every reuse: 100 processes reading and writing 64 KiB files took
+//! 164,000–191,000 page faults per bench run and moved 0.73–0.82× the bytes
+//! of plain threads (the median of each run's rounds, eight runs); with 1 s,
+//! 48,000–60,000 faults and 0.81–0.87× (five runs, same day). Idle
+//! memory still goes back to the kernel, a second later (jemalloc's default
+//! is ten), and the resident set of idle processes is unchanged.
+
+use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
+
+/// The allocator type: `#[global_allocator] static A: Allocator = Allocator;`
+pub use mimalloc::MiMalloc as Allocator;
+
+/// How long, in milliseconds, memory freed by the program stays committed
+/// before mimalloc purges it (its own default is 10 ms). A larger value
+/// holds a burst's freed memory longer before the kernel gets it back; a
+/// smaller one makes every reuse after a pause pay page faults.
+pub const PURGE_DELAY_MS: i64 = 1_000;
+
+/// mimalloc v2's `mi_option_purge_delay` (`mimalloc.h`, after
+/// `mi_option_eager_commit_delay` = 14); libmimalloc-sys exports no
+/// constant for it. The test below checks it reads the option's default.
+const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
+
+/// Applies Warren's allocator settings; call once at the start of `main`.
+/// Harmless when the global allocator is not mimalloc (the setting then
+/// has no memory to act on).
+pub fn configure() {
+    // SAFETY: `mi_option_set` only stores a value in mimalloc's option
+    // table (an atomic write); it is valid for any option id and value.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+}
+
+/// The purge delay mimalloc uses now, in milliseconds.
+pub fn purge_delay_ms() -> i64 {
+    // SAFETY: `mi_option_get` reads mimalloc's option table, initializing
+    // the option from its default (or `MIMALLOC_PURGE_DELAY`) first.
+    unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_option_id_is_the_purge_delay_and_configure_sets_it() {
+        // Option 15 starts at mimalloc's documented purge-delay default,
+        // 10 ms (its neighbours default to 1 and 0), unless the
+        // environment overrides it.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            assert_eq!(purge_delay_ms(), 10, "option {MI_OPTION_PURGE_DELAY}");
+        }
+        configure();
+        assert_eq!(purge_delay_ms(), PURGE_DELAY_MS);
+    }
+}
