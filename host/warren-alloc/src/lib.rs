@@ -33,12 +33,16 @@ pub const PURGE_DELAY_MS: i64 = 1_000;
 /// constant for it. The test below checks it reads the option's default.
 const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
 
-/// Applies Warren's allocator settings; call once at the start of `main`.
+/// Applies Warren's allocator settings; call once at the start of `main`,
+/// before other threads start.
 /// Harmless when the global allocator is not mimalloc (the setting then
 /// has no memory to act on).
 pub fn configure() {
-    // SAFETY: `mi_option_set` only stores a value in mimalloc's option
-    // table (an atomic write); it is valid for any option id and value.
+    // SAFETY: `mi_option_set` stores a word in mimalloc's option table and
+    // takes any option id and value. It is called first thing in `main`,
+    // before other threads exist; a later call racing mimalloc's own read
+    // of the option is a word-sized store that reader tolerates (it reads
+    // the option afresh each time it schedules a purge).
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
 }
 
