@@ -12,10 +12,13 @@
 //!
 //! Guarantees:
 //! - every operation has a deadline: past it, it is dropped and completes
-//!   with `TIMEOUT`; blocking work (a closure on the blocking lane, see
+//!   with `TIMEOUT`; one whose work panics completes with `INTERNAL` (its
+//!   caller is never left waiting); blocking work (a closure on the
+//!   blocking lane, see
 //!   [`Core::start_blocking_op`](crate::Core::start_blocking_op)) cannot be
 //!   interrupted once running, so its caller gets `TIMEOUT` while it keeps
-//!   its host slot until it returns;
+//!   its host slot until it returns; an operation's host slot is free
+//!   before its caller hears of the result;
 //! - a process has at most [`HostLimits::max_ops_per_process`] operations
 //!   in flight and a host [`HostLimits::max_ops_per_host`]; the call that
 //!   would start one more fails with `RATE_LIMITED` before any work;

@@ -3,7 +3,10 @@
 //! host's limits, delivering their results, and the handle table.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
 
 use super::{Core, not_alive};
 use crate::error::{ErrorKind, ProcError};
@@ -14,6 +17,14 @@ use crate::item::Item;
 use crate::lane::blocking_lane;
 use crate::pid::Pid;
 use crate::worker::Cmd;
+
+/// The result of an operation whose work panicked: `INTERNAL` naming it.
+fn panicked(what: &str) -> ProcError {
+    ProcError::new(
+        ErrorKind::Internal,
+        format!("{what}: the operation panicked"),
+    )
+}
 
 pub(super) fn rate_limited(message: String) -> ProcError {
     let mut err = ProcError::new(ErrorKind::RateLimited, message);
@@ -32,7 +43,8 @@ impl Core {
     /// unpolled future is as large as its largest state (a SQLite query's
     /// is 4,320 B), and every move of it is a copy of that
     /// size, so handing over the closure (its captures only) keeps those
-    /// copies off the worker that started the call.
+    /// copies off the worker that started the call. A panic in `make` or
+    /// its future is an `INTERNAL` result, as for blocking work.
     pub fn start_op<M, F>(
         &mut self,
         me: Pid,
@@ -47,12 +59,15 @@ impl Core {
         let (slot, op) = self.admit_op(me, what)?;
         let (shared, worker) = (self.shared.clone(), self.worker);
         let task = io_runtime().spawn(async move {
-            let _slot = slot;
-            let fut = Box::pin(make());
+            let fut = Box::pin(AssertUnwindSafe(async move { make().await }).catch_unwind());
             let result = match tokio::time::timeout(deadline, fut).await {
-                Ok(result) => result,
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(panicked(what)),
                 Err(_) => Err(timed_out(what, deadline)),
             };
+            // The future is gone: its host slot is free before the caller
+            // hears, so a next call it makes at once is not refused for it.
+            drop(slot);
             shared.workers[worker].push_all([Cmd::Deliver(me, Item::Done { op, result })]);
         });
         self.insert_op(me, op, OpRun::Task(task.abort_handle()));
@@ -83,15 +98,10 @@ impl Core {
         let (slot, op) = self.admit_op(me, what)?;
         let (shared, worker) = (self.shared.clone(), self.worker);
         let task = blocking_lane().spawn(me.host(), move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
-                .unwrap_or_else(|_| {
-                    Err(ProcError::new(
-                        ErrorKind::Internal,
-                        format!("{what}: the operation panicked"),
-                    ))
-                });
+            let result = std::panic::catch_unwind(AssertUnwindSafe(work))
+                .unwrap_or_else(|_| Err(panicked(what)));
+            drop(slot); // as in `start_op`: free before the caller hears
             shared.workers[worker].push_all([Cmd::Deliver(me, Item::Done { op, result })]);
-            drop(slot);
         });
         let at = Instant::now() + deadline;
         self.op_deadlines.insert((at, me, op));

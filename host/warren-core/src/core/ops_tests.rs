@@ -214,15 +214,19 @@ fn a_process_that_exits_with_a_blocking_call_running_leaves_no_slot_behind() {
 }
 
 /// A process that starts one async call (`Core::start_op`) whose future
-/// names the thread that built it, and reports that name with its own
-/// worker's when the result comes back.
-fn async_caller(tx: Sender<(String, OpResult)>) -> crate::frontend::Program {
+/// names the thread that built it (or panics, if `panics`), and reports
+/// the result with its own worker's thread name and its host's calls in
+/// flight.
+fn async_caller(tx: Sender<(String, OpResult, usize)>, panics: bool) -> crate::frontend::Program {
     let tx = Mutex::new(tx);
     program("a", move |core, me, item| match item {
         Item::Start { .. } => {
-            let make = || {
+            let make = move || {
                 let built_on = format!("{:?}", std::thread::current().id());
-                async move { Ok(OpValue::Value(Value::str(built_on))) }
+                async move {
+                    assert!(!panics, "the driver failed");
+                    Ok(OpValue::Value(Value::str(built_on)))
+                }
             };
             core.start_op(me, "test call", WAIT, make)
                 .expect("admitted");
@@ -230,9 +234,10 @@ fn async_caller(tx: Sender<(String, OpResult)>) -> crate::frontend::Program {
         }
         Item::Done { result, .. } => {
             let worker = format!("{:?}", std::thread::current().id());
+            let in_flight = core.quota_of(me).ops_in_flight();
             tx.lock()
                 .expect("lock")
-                .send((worker, result))
+                .send((worker, result, in_flight))
                 .expect("test alive");
             true
         }
@@ -243,14 +248,27 @@ fn async_caller(tx: Sender<(String, OpResult)>) -> crate::frontend::Program {
 #[test]
 fn an_async_call_builds_its_future_off_the_worker_and_hands_back_its_result() {
     let (tx, rx) = channel();
-    let rt = runtime(async_caller(tx));
+    let rt = runtime(async_caller(tx, false));
     rt.spawn(SpawnRequest::new("a", "app", vec![]))
         .expect("spawn");
-    let (worker, result) = rx.recv_timeout(WAIT).expect("a result");
+    let (worker, result, _) = rx.recv_timeout(WAIT).expect("a result");
     let Ok(OpValue::Value(Value::Str(built_on))) = result else {
         panic!("expected the builder's thread, got {result:?}");
     };
     let built_on = String::from_utf8(built_on).expect("text");
     assert!(built_on.starts_with("ThreadId("), "{built_on}");
     assert_ne!(built_on, worker, "the future was built on the worker");
+}
+
+#[test]
+fn a_panicking_async_call_is_an_internal_error_and_gives_its_slot_back() {
+    let (tx, rx) = channel();
+    let rt = runtime(async_caller(tx, true));
+    rt.spawn(SpawnRequest::new("a", "app", vec![]))
+        .expect("spawn");
+    let (_, result, in_flight) = rx.recv_timeout(WAIT).expect("a result, not a hang");
+    let err = result.expect_err("the panic is an error");
+    assert_eq!(err.kind, ErrorKind::Internal, "{err:?}");
+    assert!(err.message.contains("test call"), "{}", err.message);
+    assert_eq!(in_flight, 0, "the panicked call kept its host slot");
 }
