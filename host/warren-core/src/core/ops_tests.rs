@@ -245,13 +245,19 @@ fn async_caller(tx: Sender<(String, OpResult, usize)>, panics: bool) -> crate::f
     })
 }
 
-#[test]
-fn an_async_call_builds_its_future_off_the_worker_and_hands_back_its_result() {
+/// Runs one [`async_caller`] and returns its report: its worker's thread
+/// name, the call's result and the host's calls in flight then.
+fn async_call(panics: bool) -> (String, OpResult, usize) {
     let (tx, rx) = channel();
-    let rt = runtime(async_caller(tx, false));
+    let rt = runtime(async_caller(tx, panics));
     rt.spawn(SpawnRequest::new("a", "app", vec![]))
         .expect("spawn");
-    let (worker, result, _) = rx.recv_timeout(WAIT).expect("a result");
+    rx.recv_timeout(WAIT).expect("a result, not a hang")
+}
+
+#[test]
+fn an_async_call_builds_its_future_off_the_worker_and_hands_back_its_result() {
+    let (worker, result, _) = async_call(false);
     let Ok(OpValue::Value(Value::Str(built_on))) = result else {
         panic!("expected the builder's thread, got {result:?}");
     };
@@ -262,11 +268,7 @@ fn an_async_call_builds_its_future_off_the_worker_and_hands_back_its_result() {
 
 #[test]
 fn a_panicking_async_call_is_an_internal_error_and_gives_its_slot_back() {
-    let (tx, rx) = channel();
-    let rt = runtime(async_caller(tx, true));
-    rt.spawn(SpawnRequest::new("a", "app", vec![]))
-        .expect("spawn");
-    let (_, result, in_flight) = rx.recv_timeout(WAIT).expect("a result, not a hang");
+    let (_, result, in_flight) = async_call(true);
     let err = result.expect_err("the panic is an error");
     assert_eq!(err.kind, ErrorKind::Internal, "{err:?}");
     assert!(err.message.contains("test call"), "{}", err.message);
