@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use cap_std::fs::Dir;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use warren_benches::lua::{HOST, drive, nanos};
+use warren_benches::median;
 use warren_core::{Functions, Grants, HostSpec, Pool, Runtime, RuntimeBuilder, Value};
 use warren_lua::{LuaProgram, MODULES, Volumes, lua_frontend};
 use warren_tests::TempDir;
@@ -449,12 +450,6 @@ fn fs_tasks(dir: &Arc<Dir>, size: usize) -> Duration {
         }
         t0.elapsed()
     })
-}
-
-/// The median of `values` (the upper one of an even count).
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Bytes moved by one run (written and read back).

@@ -40,6 +40,7 @@ use criterion::{Criterion, SamplingMode, Throughput};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use warren_benches::lua::{HOST, drive, nanos};
+use warren_benches::median;
 use warren_benches::memory::{rss_bytes, settle};
 use warren_core::{Grants, HostLimits, HostSpec, Runtime, RuntimeBuilder, SpawnRequest, Value};
 use warren_http::{HttpClient, Request};
@@ -413,8 +414,7 @@ fn compare(
         (best_d, best_w) = (best_d.min(d), best_w.min(w));
         ratios.push(d.as_secs_f64() / w.as_secs_f64().max(1e-9));
     }
-    ratios.sort_by(f64::total_cmp);
-    let median = ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN);
+    let median = median(&mut ratios);
     let (w, d) = (rate(n, best_w), rate(n, best_d));
     println!(
         "{name}: runtime {w:.0} {unit}/s, direct {d:.0} {unit}/s, ratio {:.2}, median of the \

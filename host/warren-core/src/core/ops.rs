@@ -41,10 +41,10 @@ impl Core {
     ///
     /// `make` runs on the I/O thread and its future is boxed there: an
     /// unpolled future is as large as its largest state (a SQLite query's
-    /// is 4,320 B), and every move of it is a copy of that
-    /// size, so handing over the closure (its captures only) keeps those
-    /// copies off the worker that started the call. A panic in `make` or
-    /// its future is an `INTERNAL` result, as for blocking work.
+    /// is 4,320 B), and every move of it is a copy of that size, so handing
+    /// over the closure (its captures only) keeps those copies off the
+    /// worker that started the call. A panic in `make` or its future is an
+    /// `INTERNAL` result, as for blocking work.
     pub fn start_op<M, F>(
         &mut self,
         me: Pid,
