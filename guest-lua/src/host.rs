@@ -733,6 +733,9 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
             ok_or_failure(lua, result)
         };
     h.set("send", lua.create_function(send)?)?;
+    // SAFETY: `copy` is a `lua_CFunction` that reads its own frame with
+    // raw accessors only (see its module).
+    h.set("copy", unsafe { lua.create_c_function(crate::copy::copy)? })?;
     let c = core.clone();
     // H.spawn(me, entry, host, link, monitor, context, ...): the context
     // (a table or nil) and the arguments share one budget.
@@ -781,7 +784,9 @@ fn register_mailbox(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     h.set(
         "max_message_bytes",
         i64::try_from(limit).unwrap_or(i64::MAX),
-    )
+    )?;
+    // The kernel's copy refuses nesting as deep as the host's conversion.
+    h.set("max_depth", crate::convert::MAX_DEPTH)
 }
 
 impl From<mlua::Error> for Wrapped {

@@ -1276,7 +1276,7 @@ end
 -- A copy of a payload for a process in this VM: the same data model and
 -- the same errors as the host's conversion, without leaving Lua.
 local COPY_FAIL = function() end
-local MAX_DEPTH = 64
+local MAX_DEPTH = H.max_depth -- the host conversion's (convert.rs), shared with copy.rs
 local copy_table
 -- Bytes the message being copied counts as (the host's wire_size rules).
 local copy_bytes = 0
@@ -1350,9 +1350,16 @@ local function copy_one(v, prefix)
         if c == COPY_FAIL then return copy_failed(prefix, reason, "") end
         return c
     end
-    local c, reason, path = copy_table(v, 0, OPEN)
-    if c == COPY_FAIL then return copy_failed(prefix, reason, path) end
-    return c
+    -- The native copy (copy.rs) says yes or "don't know"; this Lua copy
+    -- decides the rest and names what cannot be sent.
+    local c, bytes = H.copy(v, copy_bytes, MAX_MESSAGE_BYTES, ErrMT)
+    if c ~= nil then
+        copy_bytes = bytes
+        return c
+    end
+    local c2, reason, path = copy_table(v, 0, OPEN)
+    if c2 == COPY_FAIL then return copy_failed(prefix, reason, path) end
+    return c2
 end
 
 local function copy_many(n, ...)

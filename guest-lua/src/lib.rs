@@ -11,6 +11,7 @@
 mod convert;
 #[cfg(test)]
 mod convert_props;
+mod copy;
 mod data;
 mod gctime;
 mod host;

@@ -380,3 +380,52 @@ fn an_error_crosses_processes_workers_and_languages_as_an_error() {
         "{v:?}"
     );
 }
+
+/// A same-VM payload is copied natively up to 64 KiB (guest-lua's
+/// `copy.rs`) and by the kernel's Lua copy beyond: both measure it by the
+/// same rules, stop exactly at `max_message_bytes`, and deliver whole
+/// copies. `{ s = <n bytes> }` counts 5 (table) + 6 (key) + 5 + n.
+#[test]
+fn a_payload_is_measured_alike_by_the_native_and_the_lua_copy() {
+    let limits = warren_core::HostLimits {
+        max_message_bytes: 200_000,
+        ..warren_core::HostLimits::default()
+    };
+    let v = App::new()
+        .limits(limits)
+        .entry(
+            "t:main",
+            r#"return function()
+            local me, inbox, out = process.pid(), process.inbox(), {}
+            local function try(lead, n)
+                local ok, err
+                if lead then
+                    ok, err = process.send(me, "t", string.rep("y", lead), { a = { s = string.rep("x", n) } })
+                else
+                    ok, err = process.send(me, "t", { a = { s = string.rep("x", n) } })
+                end
+                if not ok then out[#out + 1] = err:kind() return end
+                local p = inbox:receive():payload()
+                local t = lead and p[2]:data() or p:data()
+                out[#out + 1] = #t.a.s
+            end
+            -- A small table after a 199,000-byte string: the native copy
+            -- decides at the limit (5 + 199,000 + 5 + 6 + 16 + n).
+            try(199000, 968) try(199000, 969)
+            -- One large table: the Lua copy decides (5 + 6 + 16 + n).
+            try(nil, 199973) try(nil, 199974)
+            return out
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(
+        v,
+        Value::Array(vec![
+            Value::Int(968),
+            s("Invalid"),
+            Value::Int(199_973),
+            s("Invalid")
+        ])
+    );
+}

@@ -1,0 +1,352 @@
+//! The fast path of the kernel's payload copy between processes of one VM
+//! (`copy_one` in `kernel.lua`): a table copied table to table in C-API
+//! code instead of interpreted Lua.
+//!
+//! `H.copy(t, bytes, max, error_mt)` copies table `t` exactly as the
+//! kernel's Lua `copy_table` does (the same data model: strings, numbers,
+//! booleans and tables of them; string, number and boolean keys; an error
+//! object stays one, any other metatable is dropped) and returns `copy,
+//! bytes`, `bytes` being the message's size so far with the table added by
+//! the host's `wire_size` rules. It returns nothing when it cannot say yes:
+//! a function, thread or userdata inside, a table key, a cycle, nesting of
+//! [`MAX_DEPTH`] levels, a tagged (`__warren`) metatable, a size over
+//! `max`, or more than [`NATIVE_BYTES`] to copy. The kernel then runs its
+//! Lua copy, which decides and builds the error with its path. So this
+//! path only ever decides a success, and a success is the Lua copy's.
+//!
+//! Guarantees: raw access only (`lua_next`, `lua_rawget`, `lua_rawset`),
+//! so no metamethod runs; no pre-allocation from a guest number (a table
+//! is presized from at most [`PRESIZE_SCAN`] of its keys); the work of one
+//! call is bounded by [`NATIVE_BYTES`] (every table counts 5 bytes, every
+//! value at least 1), so a C call that cannot be preempted stays short and
+//! large payloads take the preemptible Lua path; allocation happens under
+//! the caller's memory limit (a failure raises Lua's memory error, as the
+//! Lua copy's would), and nothing on these Rust frames needs dropping, so
+//! such an error unwinding through them leaks nothing.
+
+use std::ffi::{c_int, c_void};
+use std::ptr;
+
+use mlua::ffi::{self, lua_State};
+
+use crate::convert::MAX_DEPTH;
+
+/// The most bytes (by `wire_size`) one call copies before it hands the
+/// payload to the Lua copy: bounds the time a send spends in C code, where
+/// the preemption hook cannot stop it (a payload of many small values
+/// could otherwise take tens of milliseconds under a large
+/// `max_message_bytes`).
+pub(crate) const NATIVE_BYTES: i64 = 64 << 10;
+
+/// Keys counted to presize a copy; a larger table grows as the Lua copy's
+/// does.
+const PRESIZE_SCAN: c_int = 16;
+
+/// Stack slots one nesting level uses at most: the metatable and its tag,
+/// the copy, a key, a value, its copy and the key again.
+const SLOTS_PER_LEVEL: c_int = 6;
+
+/// The state of one copy.
+struct Walk {
+    /// The message's bytes so far.
+    bytes: i64,
+    /// Past this, give the payload to the Lua copy.
+    limit: i64,
+    /// The tables being copied, outermost first (cycle detection).
+    open: [*const c_void; MAX_DEPTH],
+    /// Stack index of the kernel's error metatable.
+    error_mt: c_int,
+}
+
+/// `H.copy(t, bytes, max, error_mt)`; see the module doc.
+///
+/// # Safety
+///
+/// Called by Lua as a C function.
+pub(crate) unsafe extern "C-unwind" fn copy(l: *mut lua_State) -> c_int {
+    // SAFETY: `l` is the calling thread and every index used is checked
+    // or made by this function; raw accessors run no Lua code.
+    unsafe {
+        ffi::lua_settop(l, 4);
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            return 0;
+        }
+        let bytes = ffi::lua_tointegerx(l, 2, ptr::null_mut());
+        let max = ffi::lua_tointegerx(l, 3, ptr::null_mut());
+        let mut walk = Walk {
+            bytes,
+            limit: max.min(bytes.saturating_add(NATIVE_BYTES)),
+            open: [ptr::null(); MAX_DEPTH],
+            error_mt: 4,
+        };
+        if !table(l, 1, 0, &mut walk) {
+            return 0;
+        }
+        ffi::lua_pushinteger(l, walk.bytes);
+        2
+    }
+}
+
+/// Pushes a copy of the table at absolute index `src`, or returns `false`
+/// (the stack then holds leftovers the caller discards by returning).
+///
+/// # Safety
+///
+/// `src` is a table on `l`'s stack; `depth` tables of `w.open` are set.
+unsafe fn table(l: *mut lua_State, src: c_int, depth: usize, w: &mut Walk) -> bool {
+    // SAFETY: as `copy`: raw accessors on checked indices, the stack grown
+    // by `lua_checkstack` before each level.
+    unsafe {
+        let me = ffi::lua_topointer(l, src);
+        if depth >= MAX_DEPTH || w.open[..depth].contains(&me) {
+            return false;
+        }
+        if ffi::lua_checkstack(l, SLOTS_PER_LEVEL) == 0 {
+            return false;
+        }
+        let Some(keep_mt) = metatable(l, src, w.error_mt) else {
+            return false;
+        };
+        w.open[depth] = me;
+        w.bytes = w.bytes.saturating_add(5);
+        let (narr, nrec) = presize(l, src);
+        ffi::lua_createtable(l, narr, nrec);
+        let out = ffi::lua_gettop(l);
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, src) != 0 {
+            if !entry(l, out, depth, w) {
+                return false;
+            }
+        }
+        if keep_mt {
+            ffi::lua_pushvalue(l, w.error_mt);
+            ffi::lua_setmetatable(l, out);
+        }
+        true
+    }
+}
+
+/// Copies the key and value on top of the stack into table `out`, leaving
+/// the key for `lua_next`.
+///
+/// # Safety
+///
+/// As [`table`]; the stack ends with the key and its value.
+unsafe fn entry(l: *mut lua_State, out: c_int, depth: usize, w: &mut Walk) -> bool {
+    // SAFETY: as `table`; `lua_tolstring` only reads a string key (it
+    // would convert a number in place, which `lua_next` forbids).
+    unsafe {
+        match ffi::lua_type(l, -2) {
+            ffi::LUA_TSTRING => {
+                let mut len = 0;
+                ffi::lua_tolstring(l, -2, &raw mut len);
+                w.bytes = w
+                    .bytes
+                    .saturating_add(5)
+                    .saturating_add(i64::try_from(len).unwrap_or(i64::MAX));
+            }
+            ffi::LUA_TNUMBER | ffi::LUA_TBOOLEAN => {}
+            _ => return false,
+        }
+        if w.bytes > w.limit {
+            return false;
+        }
+        let value = ffi::lua_gettop(l);
+        match ffi::lua_type(l, value) {
+            ffi::LUA_TTABLE => {
+                if !table(l, value, depth + 1, w) {
+                    return false;
+                }
+                ffi::lua_replace(l, value); // key, copy
+            }
+            ffi::LUA_TSTRING => {
+                let mut len = 0;
+                ffi::lua_tolstring(l, value, &raw mut len);
+                w.bytes = w
+                    .bytes
+                    .saturating_add(5)
+                    .saturating_add(i64::try_from(len).unwrap_or(i64::MAX));
+                if w.bytes > w.limit {
+                    return false;
+                }
+            }
+            ffi::LUA_TNUMBER => w.bytes = w.bytes.saturating_add(9),
+            ffi::LUA_TBOOLEAN => w.bytes = w.bytes.saturating_add(1),
+            _ => return false,
+        }
+        ffi::lua_pushvalue(l, -2); // key, value, key
+        ffi::lua_insert(l, -2); // key, key, value
+        ffi::lua_rawset(l, out);
+        true
+    }
+}
+
+/// Whether the copy of the table at `src` keeps its metatable (it is the
+/// error metatable at `error_mt`); `None` for a tagged metatable, which
+/// only the Lua copy reports.
+///
+/// # Safety
+///
+/// As [`table`], with two free stack slots.
+unsafe fn metatable(l: *mut lua_State, src: c_int, error_mt: c_int) -> Option<bool> {
+    // SAFETY: `lua_getmetatable` and `lua_rawget` run no metamethod.
+    unsafe {
+        if ffi::lua_getmetatable(l, src) == 0 {
+            return Some(false);
+        }
+        ffi::lua_pushstring(l, c"__warren".as_ptr());
+        let tag = ffi::lua_rawget(l, -2);
+        let tagged =
+            tag != ffi::LUA_TNIL && (tag != ffi::LUA_TBOOLEAN || ffi::lua_toboolean(l, -1) != 0);
+        let keep = ffi::lua_rawequal(l, -2, error_mt) != 0;
+        ffi::lua_pop(l, 2);
+        (!tagged).then_some(keep)
+    }
+}
+
+/// Array and hash sizes for the copy of the table at `src`, from its first
+/// [`PRESIZE_SCAN`] keys; `(0, 0)` for a larger table.
+///
+/// # Safety
+///
+/// As [`table`], with two free stack slots.
+unsafe fn presize(l: *mut lua_State, src: c_int) -> (c_int, c_int) {
+    // SAFETY: a raw traversal that leaves the stack as it found it.
+    unsafe {
+        let (mut n, mut arr) = (0, 0);
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, src) != 0 {
+            ffi::lua_pop(l, 1);
+            n += 1;
+            if n > PRESIZE_SCAN {
+                ffi::lua_pop(l, 1);
+                return (0, 0);
+            }
+            if ffi::lua_isinteger(l, -1) != 0
+                && (1..=i64::from(PRESIZE_SCAN)).contains(&ffi::lua_tointegerx(
+                    l,
+                    -1,
+                    ptr::null_mut(),
+                ))
+            {
+                arr += 1;
+            }
+        }
+        (arr, n - arr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mlua::Lua;
+
+    /// A VM with `kcopy` (the fast path), `ERR` (a stand-in error
+    /// metatable) and `same(a, b)` (deep equality, raw, metatables too).
+    fn vm() -> Lua {
+        let lua = Lua::new();
+        // SAFETY: `copy` follows the C function protocol.
+        let f = unsafe { lua.create_c_function(super::copy) }.expect("c function");
+        lua.globals().set("kcopy", f).expect("global set");
+        lua.load(
+            r#"
+            ERR = { __warren_error = true }
+            function same(a, b)
+                if type(a) ~= "table" then return rawequal(a, b) end
+                if type(b) ~= "table" or rawequal(a, b) then return false end
+                if getmetatable(a) ~= getmetatable(b) and getmetatable(a) == ERR then return false end
+                for k, v in next, a do if not same(v, rawget(b, k)) then return false end end
+                for k in next, b do if rawget(a, k) == nil then return false end end
+                return true
+            end
+            "#,
+        )
+        .exec()
+        .expect("helpers load");
+        lua
+    }
+
+    fn check(lua: &Lua, code: &str) {
+        lua.load(code).exec().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn a_copy_is_equal_fresh_and_counted_by_the_wire_size_rules() {
+        check(
+            &vm(),
+            r#"
+            local inner = { 1.5, true, "x" }
+            local t = { id = 7, kind = "job", v = inner, [2] = false, [true] = "yes", again = inner }
+            local c, bytes = kcopy(t, 10, 1 << 20, ERR)
+            assert(same(t, c), "the copy has the same contents")
+            assert(c.v ~= inner and c.again ~= inner and c.v ~= c.again, "every table is new")
+            -- 10 before; a table 5; a string key 5 + its length, other
+            -- keys nothing; a number 9, a boolean 1, a string 5 + length.
+            local inner = 5 + 9 + 1 + 6
+            local want = 10 + 5 + (7 + 9) + (9 + 8) + (6 + inner) + 1 + 8 + (10 + inner)
+            assert(bytes == want, "bytes " .. bytes .. " want " .. want)
+            "#,
+        );
+    }
+
+    #[test]
+    fn an_error_object_stays_one_and_other_metatables_are_dropped_unrun() {
+        check(
+            &vm(),
+            r#"
+            local e = setmetatable({ _kind = "NOT_FOUND" }, ERR)
+            local c = kcopy({ e = e }, 0, 1 << 20, ERR)
+            assert(getmetatable(c.e) == ERR and c.e._kind == "NOT_FOUND")
+            local ran = false
+            local trap = function() ran = true error("a metamethod ran") end
+            local mt = { __index = trap, __newindex = trap, __pairs = trap, __len = trap, __eq = trap }
+            local t = setmetatable({ a = setmetatable({ 1 }, mt) }, mt)
+            local c2 = assert(kcopy(t, 0, 1 << 20, ERR))
+            assert(not ran and getmetatable(c2) == nil and getmetatable(c2.a) == nil and c2.a[1] == 1)
+            "#,
+        );
+    }
+
+    #[test]
+    fn it_says_nothing_for_what_only_the_lua_copy_decides() {
+        check(
+            &vm(),
+            r##"
+            local function none(t, max, why)
+                local n = select("#", kcopy(t, 0, max or 1 << 20, ERR))
+                assert(n == 0, why .. ": the fast path answered")
+            end
+            none({ f = print }, nil, "a function")
+            none({ co = coroutine.create(print) }, nil, "a thread")
+            none({ [{}] = 1 }, nil, "a table key")
+            none({ [print] = 1 }, nil, "a function key")
+            local cyc = {} cyc.self = { back = cyc }
+            none(cyc, nil, "a cycle")
+            local deep = {} for _ = 1, 64 do deep = { deep } end
+            none(deep, nil, "65 levels")
+            local ok = {} for _ = 1, 63 do ok = { ok } end
+            assert(kcopy(ok, 0, 1 << 20, ERR), "64 levels are copied")
+            none(setmetatable({}, { __warren = "channel" }), nil, "a tagged table")
+            none({ s = string.rep("x", 100) }, 115, "over max")
+            assert(select(2, kcopy({ s = string.rep("x", 100) }, 0, 116, ERR)) == 116, "exactly max")
+            none({ s = string.rep("x", 70000) }, nil, "over the native budget")
+            none("not a table", nil, "a string")
+            "##,
+        );
+    }
+
+    #[test]
+    fn a_table_shared_many_times_is_copied_each_time_within_the_budget() {
+        check(
+            &vm(),
+            r##"
+            local leaf = { 1, 2, 3 }
+            local t = {} for i = 1, 100 do t[i] = leaf end
+            local c, bytes = kcopy(t, 0, 1 << 20, ERR)
+            assert(#c == 100 and c[1] ~= c[2] and bytes == 5 + 100 * (5 + 27))
+            -- A DAG that doubles per level is refused by size, not walked.
+            local dag = { 1 } for _ = 1, 40 do dag = { dag, dag } end
+            assert(select("#", kcopy(dag, 0, 1 << 20, ERR)) == 0)
+            "##,
+        );
+    }
+}
