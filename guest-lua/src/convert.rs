@@ -14,6 +14,8 @@
 //! goes, so a table that shares one sub-table a million times (a DAG that
 //! would copy exponentially) fails as soon as the budget is passed.
 
+mod to_lua;
+
 use std::ffi::c_void;
 
 use mlua::{Lua, Table, Value as LuaValue};
@@ -412,83 +414,13 @@ pub fn from_lua(v: &LuaValue, root: &str, budget: Budget) -> Result<Value, Conve
 
 /// Copies a host value into a fresh Lua value.
 pub fn to_lua(lua: &Lua, v: &Value) -> mlua::Result<LuaValue> {
-    to_lua_in(lua, v, None)
+    to_lua::to_lua_in(lua, v, None)
 }
 
 /// Copies a host value into a fresh Lua value; maps tagged as error
 /// objects become error objects with `error_mt` (the kernel's).
 pub fn to_lua_with_errors(lua: &Lua, v: &Value, error_mt: &Table) -> mlua::Result<LuaValue> {
-    to_lua_in(lua, v, Some(error_mt))
-}
-
-/// A tagged error map as the kernel's error object.
-fn revive(lua: &Lua, v: &Value, mt: &Table) -> mlua::Result<Option<LuaValue>> {
-    if v.get(ERROR_KEY) != Some(&Value::Bool(true)) {
-        return Ok(None);
-    }
-    let text = |key| match v.get(key) {
-        Some(Value::Str(s)) => lua.create_string(s).map(LuaValue::String),
-        _ => lua.create_string("").map(LuaValue::String),
-    };
-    let t = lua.create_table_with_capacity(0, 5)?;
-    let kind = match v.get("kind") {
-        Some(Value::Str(s)) => lua.create_string(lua_kind(s))?,
-        _ => lua.create_string("")?,
-    };
-    t.raw_set("_kind", kind)?;
-    t.raw_set("_message", text("message")?)?;
-    if let Some(Value::Bool(b)) = v.get("retryable") {
-        t.raw_set("_retryable", *b)?;
-    }
-    if let Some(Value::Str(chain)) = v.get("text") {
-        t.raw_set("_text", lua.create_string(chain)?)?;
-    }
-    if let Some(details) = v.get("details") {
-        t.raw_set("_details", to_lua_in(lua, details, Some(mt))?)?;
-    }
-    t.raw_set("_stack", "")?;
-    t.set_metatable(Some(mt.clone()))?;
-    Ok(Some(LuaValue::Table(t)))
-}
-
-fn to_lua_in(lua: &Lua, v: &Value, error_mt: Option<&Table>) -> mlua::Result<LuaValue> {
-    let to_lua = |lua: &Lua, v: &Value| to_lua_in(lua, v, error_mt);
-    if let (Some(mt), Value::Map(_)) = (error_mt, v)
-        && let Some(err) = revive(lua, v, mt)?
-    {
-        return Ok(err);
-    }
-    Ok(match v {
-        Value::Nil => LuaValue::Nil,
-        Value::Bool(b) => LuaValue::Boolean(*b),
-        Value::Int(i) => LuaValue::Integer(*i),
-        Value::Float(f) => LuaValue::Number(*f),
-        Value::Str(s) => LuaValue::String(lua.create_string(s)?),
-        Value::Array(items) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, to_lua(lua, item)?)?;
-            }
-            LuaValue::Table(t)
-        }
-        Value::Map(entries) => {
-            let t = lua.create_table_with_capacity(0, entries.len())?;
-            for (k, item) in entries {
-                let key = to_lua(lua, k)?;
-                // The core refuses nil and NaN keys at the sender; skip any
-                // that got here rather than fail the delivery.
-                let holdable = match key {
-                    LuaValue::Nil => false,
-                    LuaValue::Number(f) => !f.is_nan(),
-                    _ => true,
-                };
-                if holdable {
-                    t.raw_set(key, to_lua(lua, item)?)?;
-                }
-            }
-            LuaValue::Table(t)
-        }
-    })
+    to_lua::to_lua_in(lua, v, Some(error_mt))
 }
 
 #[cfg(test)]
