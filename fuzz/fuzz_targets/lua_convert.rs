@@ -27,7 +27,7 @@ fn component_bytes(lua: &Lua, data: &[u8]) {
         return;
     }
     let held = to_lua(lua, &value).expect("a checked value is holdable");
-    let _ = from_lua(&held, "v", BUDGET);
+    let _ = from_lua(lua, &held, "v", BUDGET);
 }
 
 fn table_program(lua: &Lua, data: &[u8]) {
@@ -52,7 +52,7 @@ fn table_program(lua: &Lua, data: &[u8]) {
             return;
         }
     }
-    match from_lua(&LuaValue::Table(tables[0].clone()), "v", BUDGET) {
+    match from_lua(lua, &LuaValue::Table(tables[0].clone()), "v", BUDGET) {
         Ok(v) => {
             assert!(wire_size(std::slice::from_ref(&v)) <= BUDGET.bytes);
             assert!(check_values(std::slice::from_ref(&v), "v").is_ok());

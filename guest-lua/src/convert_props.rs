@@ -119,9 +119,9 @@ proptest! {
     #[test]
     fn host_values_round_trip(v in value()) {
         let lua = Lua::new();
-        let once = from_lua(&to_lua(&lua, &v).expect("to lua"), "v", budget(1 << 20))
+        let once = from_lua(&lua, &to_lua(&lua, &v).expect("to lua"), "v", budget(1 << 20))
             .expect("a converted value converts back");
-        let twice = from_lua(&to_lua(&lua, &once).expect("to lua"), "v", budget(1 << 20))
+        let twice = from_lua(&lua, &to_lua(&lua, &once).expect("to lua"), "v", budget(1 << 20))
             .expect("again");
         prop_assert!(same(&once, &twice), "{once:?} != {twice:?}");
         prop_assert!(check_values(std::slice::from_ref(&once), "v").is_ok());
@@ -134,7 +134,7 @@ proptest! {
     ) {
         let lua = Lua::new();
         let root = build(&lua, &ops).expect("the program runs");
-        match from_lua(&LuaValue::Table(root), "v", budget(bytes)) {
+        match from_lua(&lua, &LuaValue::Table(root), "v", budget(bytes)) {
             Ok(v) => {
                 prop_assert!(wire_size(std::slice::from_ref(&v)) <= bytes);
                 prop_assert!(check_values(std::slice::from_ref(&v), "v").is_ok());

@@ -189,6 +189,7 @@ impl LuaVm {
         lua.set_app_data(TypeBudget(crate::preempt::budget_check(
             accounts.clone(),
             slice,
+            preemption.slot().clone(),
         )));
 
         let kernel: Table = lua
@@ -262,13 +263,15 @@ fn register_accounts(
     h.set("measured", measured)?;
     register_own_state(lua, h, accounts)?;
     let (a, c) = (accounts.clone(), core.clone());
-    let exit = lua.create_function(move |_, (me, ok, rest): (i64, bool, Variadic<LuaValue>)| {
-        a.borrow_mut().remove(me);
-        let max_bytes = c.borrow().quota().limits.max_message_bytes;
-        let result = exit_result(ok, &rest, max_bytes);
-        c.borrow_mut().exit(pid_of(me), result);
-        Ok(())
-    })?;
+    let exit = lua.create_function(
+        move |lua, (me, ok, rest): (i64, bool, Variadic<LuaValue>)| {
+            a.borrow_mut().remove(me);
+            let max_bytes = c.borrow().quota().limits.max_message_bytes;
+            let result = exit_result(lua, ok, &rest, max_bytes);
+            c.borrow_mut().exit(pid_of(me), result);
+            Ok(())
+        },
+    )?;
     h.set("exit", exit)
 }
 
@@ -673,16 +676,18 @@ fn library_tables(
 /// Copies a message's payloads (or a spawn's arguments) out of the VM,
 /// all within one budget of `max_bytes`.
 fn payloads(
+    lua: &Lua,
     values: Variadic<LuaValue>,
     root: &str,
     max_bytes: usize,
 ) -> Result<Vec<Value>, ProcError> {
     let mut converter = Converter::new(Budget::message(max_bytes));
-    convert_all(&mut converter, &values, root, max_bytes)
+    convert_all(lua, &mut converter, &values, root, max_bytes)
 }
 
 /// Copies `values` with `converter` (whose budget is `max_bytes`).
 pub(crate) fn convert_all(
+    lua: &Lua,
     converter: &mut Converter,
     values: &[LuaValue],
     root: &str,
@@ -703,7 +708,7 @@ pub(crate) fn convert_all(
             } else {
                 root.to_owned()
             };
-            converter.convert(v, &name).map_err(|e| {
+            converter.convert(lua, v, &name).map_err(|e| {
                 let message = if e.over_budget {
                     warren_core::error::too_large(what, e.counted, max_bytes)
                 } else {
@@ -725,7 +730,7 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
                 let to = c.borrow().resolve(&dest.to_str()?)?;
                 c.borrow().check_reach("send", pid_of(me), to)?;
                 let budget = c.borrow().message_budget(pid_of(me), to);
-                let payloads = payloads(rest, "payload", budget)?;
+                let payloads = payloads(lua, rest, "payload", budget)?;
                 c.borrow_mut()
                     .send(pid_of(me), to, &topic.to_str()?, payloads)?;
                 Ok(true)
@@ -755,11 +760,11 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
             let mut converter = Converter::new(Budget::message(budget));
             let context = match ctx {
                 LuaValue::Nil => Value::Nil,
-                ctx => convert_all(&mut converter, &[ctx], "context", budget)?
+                ctx => convert_all(lua, &mut converter, &[ctx], "context", budget)?
                     .pop()
                     .unwrap_or(Value::Nil),
             };
-            let args = convert_all(&mut converter, &rest, "argument", budget)?;
+            let args = convert_all(lua, &mut converter, &rest, "argument", budget)?;
             let mut req = SpawnRequest::new(entry, host, args);
             req.link = link;
             req.monitor = monitor;
@@ -815,26 +820,26 @@ pub(crate) fn ok_or_failure<T: IntoLua>(
 }
 
 fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
-    type Op = fn(&mut warren_core::Core, Pid, Pid, LuaValue) -> Result<(), ProcError>;
+    type Op = fn(&Lua, &mut warren_core::Core, Pid, Pid, LuaValue) -> Result<(), ProcError>;
     let ops: [(&str, Op); 6] = [
-        ("link", |c, me, pid, _| c.link(me, pid)),
-        ("unlink", |c, me, pid, _| {
+        ("link", |_, c, me, pid, _| c.link(me, pid)),
+        ("unlink", |_, c, me, pid, _| {
             c.unlink(me, pid);
             Ok(())
         }),
-        ("monitor", |c, me, pid, _| c.monitor(me, pid)),
-        ("unmonitor", |c, me, pid, _| {
+        ("monitor", |_, c, me, pid, _| c.monitor(me, pid)),
+        ("unmonitor", |_, c, me, pid, _| {
             c.unmonitor(me, pid);
             Ok(())
         }),
-        ("cancel", |c, me, pid, reason| {
+        ("cancel", |lua, c, me, pid, reason| {
             c.check_reach("cancel", me, pid)?;
             let budget = Budget::message(c.message_budget(me, pid));
-            let reason = from_lua(&reason, "reason", budget)
+            let reason = from_lua(lua, &reason, "reason", budget)
                 .map_err(|e| ProcError::new(ErrorKind::Invalid, e.to_string()))?;
             c.cancel(me, pid, reason)
         }),
-        ("terminate", |c, me, pid, _| {
+        ("terminate", |_, c, me, pid, _| {
             c.terminate(me, pid, ProcError::terminated())
         }),
     ];
@@ -844,7 +849,7 @@ fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
             move |lua, (me, target, extra): (i64, LuaString, LuaValue)| {
                 let result = (|| -> Result<bool, Wrapped> {
                     let pid = c.borrow().resolve(&target.to_str()?)?;
-                    op(&mut c.borrow_mut(), pid_of(me), pid, extra)?;
+                    op(lua, &mut c.borrow_mut(), pid_of(me), pid, extra)?;
                     Ok(true)
                 })();
                 ok_or_failure(lua, result)
@@ -878,11 +883,11 @@ const MAX_EXIT_MESSAGE: usize = 16 * 1024;
 /// A process's exit as the kernel reports it; the result and details are
 /// copied within `max_bytes` (`max_message_bytes`: they reach monitors as
 /// events), the message cut at [`MAX_EXIT_MESSAGE`].
-fn exit_result(ok: bool, rest: &[LuaValue], max_bytes: usize) -> Exit {
+fn exit_result(lua: &Lua, ok: bool, rest: &[LuaValue], max_bytes: usize) -> Exit {
     let arg = |i: usize| rest.get(i).cloned().unwrap_or(LuaValue::Nil);
     let budget = Budget::message(max_bytes);
     if ok {
-        return from_lua(&arg(0), "result", budget)
+        return from_lua(lua, &arg(0), "result", budget)
             .map_err(|e| ProcError::new(ErrorKind::Invalid, e.to_string()));
     }
     let text = |v: LuaValue| match v {
@@ -896,7 +901,7 @@ fn exit_result(ok: bool, rest: &[LuaValue], max_bytes: usize) -> Exit {
     };
     let mut err = ProcError::new(ErrorKind::from_name(&text(arg(0))), text(arg(1)));
     err.retryable = matches!(arg(2), LuaValue::Boolean(true));
-    err.details = from_lua(&arg(3), "details", budget)
+    err.details = from_lua(lua, &arg(3), "details", budget)
         .ok()
         .filter(|d| *d != Value::Nil);
     Err(err)
@@ -1051,8 +1056,8 @@ fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     };
     h.set(
         "json_encode",
-        lua.create_function(move |_, v: LuaValue| {
-            Ok(match json::encode(&v, json_budget) {
+        lua.create_function(move |lua, v: LuaValue| {
+            Ok(match json::encode(lua, &v, json_budget) {
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(e)),
             })

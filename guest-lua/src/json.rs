@@ -4,14 +4,14 @@
 //! keys are written as strings); `null` decodes to `nil`. Non-finite floats
 //! and non-UTF-8 strings are refused with a message naming the path.
 
-use mlua::Value as LuaValue;
+use mlua::{Lua, Value as LuaValue};
 use warren_core::Value;
 
 use crate::convert::{Budget, from_lua};
 
 /// Encodes a Lua value as JSON text, copying at most `budget` bytes of it.
-pub(crate) fn encode(v: &LuaValue, budget: Budget) -> Result<String, String> {
-    let value = from_lua(v, "value", budget).map_err(|e| e.to_string())?;
+pub(crate) fn encode(lua: &Lua, v: &LuaValue, budget: Budget) -> Result<String, String> {
+    let value = from_lua(lua, v, "value", budget).map_err(|e| e.to_string())?;
     let json = to_json(&value, "value")?;
     serde_json::to_string(&json).map_err(|e| e.to_string())
 }

@@ -162,7 +162,7 @@ fn register_bus(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
             let budget = c
                 .borrow()
                 .bus_send_budget(pid_of(me), &system, &kind, &path)?;
-            let data = from_lua(&data, "data", Budget::message(budget))
+            let data = from_lua(lua, &data, "data", Budget::message(budget))
                 .map_err(|e| ProcError::new(ErrorKind::Invalid, e.to_string()))?;
             c.borrow_mut()
                 .bus_send(pid_of(me), &system, &kind, &path, data)?;
@@ -277,7 +277,7 @@ fn register_msgpack(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
         name: "the MessagePack limit",
     };
     let encode = move |lua: &Lua, v: LuaValue| {
-        let result = from_lua(&v, "value", budget)
+        let result = from_lua(lua, &v, "value", budget)
             .map(|value| lua.create_string(warren_core::msgpack::encode(&value)))
             .map_err(|e| Wrapped(ProcError::new(ErrorKind::Invalid, e.to_string())));
         match result {

@@ -154,6 +154,7 @@ struct State {
     slice: Duration,
     stuck_limit: Duration,
     accounts: Rc<RefCell<Accounts>>,
+    slot: Arc<Slot>,
 }
 
 /// What the hook does.
@@ -179,7 +180,8 @@ impl State {
         let Some(ran) = accounts.ran(Instant::now()) else {
             return Action::Disarm;
         };
-        if let Some(reason) = accounts.check_running(ran, self.stuck_limit) {
+        if let Some(reason) = accounts.check_running(stuck_time(ran, &self.slot), self.stuck_limit)
+        {
             return Action::Fail(reason);
         }
         if ran < self.slice {
@@ -202,13 +204,21 @@ impl State {
 pub(crate) fn budget_check(
     accounts: Rc<RefCell<Accounts>>,
     slice: Duration,
+    slot: Arc<Slot>,
 ) -> Rc<dyn Fn() -> Option<String>> {
     let stuck_limit = STUCK_LIMIT.max(slice * STUCK_SLICES);
     Rc::new(move || {
         let mut accounts = accounts.try_borrow_mut().ok()?;
         let ran = accounts.ran(Instant::now())?;
-        accounts.check_running(ran, stuck_limit)
+        accounts.check_running(stuck_time(ran, &slot), stuck_limit)
     })
+}
+
+/// What the stuck limit is checked against: the run's wall time, but no
+/// more than the CPU time its worker has had meanwhile (see
+/// [`Slot::run_cpu`]).
+fn stuck_time(ran: Duration, slot: &Slot) -> Duration {
+    slot.run_cpu().map_or(ran, |cpu| ran.min(cpu))
 }
 
 /// Longest reason the hook raises (longer ones are cut).
@@ -369,6 +379,7 @@ pub(crate) fn install(
         slice,
         stuck_limit: STUCK_LIMIT.max(slice * STUCK_SLICES),
         accounts: accounts.clone(),
+        slot: slot.clone(),
     });
     let raw = ptr::from_ref::<State>(&state).cast_mut().cast::<c_void>();
     // SAFETY: stores a light userdata in the registry; the pointee outlives

@@ -52,12 +52,53 @@ pub(crate) struct Slot {
     seen: AtomicU64,
     /// The worker thread, until the VM retires the slot.
     thread: Mutex<Option<libc::pthread_t>>,
+    /// The worker thread's CPU-time clock, if the system gives one.
+    clock: Option<libc::clockid_t>,
+    /// The worker's CPU time, in ns, when the watchdog first saw the
+    /// current run (only the watchdog uses it).
+    base: AtomicU64,
+    /// CPU time a run had used, in ns, when the watchdog last looked ...
+    run_cpu: AtomicU64,
+    /// ... and which run that was (its `runs`): a measure of an earlier
+    /// run, stored as the worker moved on, counts for nothing.
+    run_of: AtomicU64,
 }
 
 impl Slot {
     /// A process is about to run.
     pub(crate) fn enter(&self) {
         self.runs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// At least the CPU time the running process has had, as the watchdog
+    /// last measured it, plus the ticks before it first looked; `None`
+    /// without a CPU clock. A process is ended as stuck on this, not on
+    /// wall time alone: on a loaded machine its worker may wait for a core
+    /// in the middle of a long host call, and that wait is not its code.
+    pub(crate) fn run_cpu(&self) -> Option<Duration> {
+        self.clock?;
+        let of = self.run_of.load(Ordering::Acquire);
+        let used = self.run_cpu.load(Ordering::Relaxed);
+        let used = if of == self.runs.load(Ordering::Relaxed) {
+            used
+        } else {
+            0
+        };
+        Some(Duration::from_nanos(used) + 2 * TICK)
+    }
+
+    /// The worker's CPU time now, in ns.
+    fn cpu_now(&self) -> Option<u64> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid out-pointer; a clock of a thread that
+        // has ended makes the call fail, not misbehave.
+        let rc = unsafe { libc::clock_gettime(self.clock?, &raw mut ts) };
+        let secs = u64::try_from(ts.tv_sec).ok()?;
+        let nanos = u64::try_from(ts.tv_nsec).ok()?;
+        (rc == 0).then(|| secs.saturating_mul(1_000_000_000).saturating_add(nanos))
     }
 
     /// The process gave the worker back.
@@ -86,10 +127,17 @@ pub(crate) fn register() -> std::io::Result<Arc<Slot>> {
     started?;
     // SAFETY: pthread_self has no preconditions.
     let me = unsafe { libc::pthread_self() };
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `me` is this live thread and `clock` a valid out-pointer.
+    let has_clock = unsafe { libc::pthread_getcpuclockid(me, &raw mut clock) } == 0;
     let slot = Arc::new(Slot {
         runs: AtomicU64::new(0),
         seen: AtomicU64::new(0),
         thread: Mutex::new(Some(me)),
+        clock: has_clock.then_some(clock),
+        base: AtomicU64::new(0),
+        run_cpu: AtomicU64::new(0),
+        run_of: AtomicU64::new(0),
     });
     let mut slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
     slots.retain(|s| s.strong_count() > 0);
@@ -150,6 +198,17 @@ fn watch() {
         for slot in slots.iter().filter_map(Weak::upgrade) {
             let runs = slot.runs.load(Ordering::Relaxed);
             let before = slot.seen.swap(runs, Ordering::Relaxed);
+            if runs % 2 == 1
+                && let Some(cpu) = slot.cpu_now()
+            {
+                if before == runs {
+                    let used = cpu.saturating_sub(slot.base.load(Ordering::Relaxed));
+                    slot.run_cpu.store(used, Ordering::Relaxed);
+                    slot.run_of.store(runs, Ordering::Release);
+                } else {
+                    slot.base.store(cpu, Ordering::Relaxed);
+                }
+            }
             if runs % 2 == 1 && before == runs {
                 let thread = slot.thread.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(t) = *thread {
@@ -159,5 +218,67 @@ fn watch() {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    /// The calling thread's CPU time.
+    fn own_cpu() -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid out-pointer and a constant clock id.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
+        Duration::new(
+            u64::try_from(ts.tv_sec).unwrap_or(0),
+            u32::try_from(ts.tv_nsec).unwrap_or(0),
+        )
+    }
+
+    #[test]
+    fn a_run_is_measured_in_the_cpu_its_worker_had_not_in_wall_time() {
+        std::thread::spawn(|| {
+            let slot = super::register().expect("a slot");
+            assert!(
+                slot.run_cpu().is_some(),
+                "Linux gives every thread a CPU clock"
+            );
+            slot.enter();
+            // The worker blocked (as a descheduled one waits): wall time
+            // passes, CPU time does not.
+            std::thread::sleep(Duration::from_millis(300));
+            let blocked = slot.run_cpu().expect("a clock");
+            assert!(
+                blocked < Duration::from_millis(100),
+                "a blocked run counted {blocked:?}"
+            );
+            // Then it computes: that counts, once the watchdog has looked.
+            let start = own_cpu();
+            while own_cpu() - start < Duration::from_millis(150) {
+                std::hint::black_box(0u64.wrapping_add(1));
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while slot.run_cpu().expect("a clock") < Duration::from_millis(140) {
+                assert!(
+                    Instant::now() < deadline,
+                    "the watchdog never saw the CPU used"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            slot.leave();
+            slot.enter();
+            assert!(
+                slot.run_cpu().expect("a clock") < Duration::from_millis(10),
+                "a new run starts from nothing"
+            );
+            slot.leave();
+            slot.retire();
+        })
+        .join()
+        .expect("the measuring thread passes");
     }
 }

@@ -25,6 +25,7 @@ fn namespace(id: &str) -> &str {
 
 /// Starts a call of `target` for `me`, whose entry is `entry`.
 fn start(
+    lua: &Lua,
     core: &CoreRef,
     me: Pid,
     entry: &str,
@@ -49,11 +50,11 @@ fn start(
     let mut converter = Converter::new(Budget::message(budget));
     let context = match ctx {
         LuaValue::Nil => Value::Nil,
-        ctx => convert_all(&mut converter, &[ctx], "context", budget)?
+        ctx => convert_all(lua, &mut converter, &[ctx], "context", budget)?
             .pop()
             .unwrap_or(Value::Nil),
     };
-    let args = convert_all(&mut converter, args, "argument", budget)?;
+    let args = convert_all(lua, &mut converter, args, "argument", budget)?;
     let timeout = u64::try_from(timeout_ns)
         .ok()
         .filter(|ns| *ns > 0)
@@ -73,7 +74,7 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
     type Args = (i64, String, LuaString, LuaValue, i64, Variadic<LuaValue>);
     let call = move |lua: &Lua, (me, entry, target, ctx, timeout, args): Args| {
         let target = target.to_string_lossy();
-        let result = start(&c, pid(me), &entry, &target, (ctx, timeout), &args);
+        let result = start(lua, &c, pid(me), &entry, &target, (ctx, timeout), &args);
         started(lua, result)
     };
     h.set("funcs_call", lua.create_function(call)?)?;
@@ -89,7 +90,7 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
     let copy = move |lua: &Lua, (me, values): (i64, LuaValue)| {
         let budget = c.borrow().quota_of(pid(me)).limits.max_message_bytes;
         let mut converter = Converter::new(Budget::message(budget));
-        let copied = convert_all(&mut converter, &[values], "context", budget)
+        let copied = convert_all(lua, &mut converter, &[values], "context", budget)
             .map(|mut v| v.pop().unwrap_or(Value::Nil));
         match copied
             .and_then(|v| crate::convert::to_lua(lua, &v).map_err(|e| invalid(e.to_string())))

@@ -1,0 +1,531 @@
+//! The walk behind [`Converter`](super::Converter): a Lua value read on the
+//! Lua stack in C-API code, where mlua's iteration made a reference for
+//! every string and table it passed (about 280 ns an entry).
+//!
+//! Guarantees, beyond the module's: the walk calls only C API functions
+//! that cannot raise (`lua_next` on an unchanged table, `lua_rawget` and
+//! `lua_rawgeti` with keys already in the VM, type tests and reads of
+//! strings that are strings), so it allocates nothing in the VM and no Lua
+//! error can unwind through its frames; the metatable field names it looks
+//! up are kept in a registry table made once per VM ([`keys`]); the Lua
+//! stack is grown before each level, within [`MAX_DEPTH`] levels.
+
+use std::ffi::{c_int, c_void};
+
+use mlua::ffi::{self, lua_State};
+use mlua::{Lua, Value as LuaValue};
+use warren_core::Value;
+
+use super::{
+    BYTES_PER_TABLE, ERROR_KEY, ERROR_TAG, Failure, MAX_DEPTH, RUNTIME_OBJECT_TAG, Walk, host_kind,
+    is_identifier,
+};
+
+/// The registry key (its address) of the table of field names.
+static KEYS: u8 = 0;
+
+/// Positions in the table of field names.
+const K_TAG: i64 = 1;
+const K_ERROR_TAG: i64 = 2;
+const K_KIND: i64 = 3;
+const K_MESSAGE: i64 = 4;
+const K_RETRYABLE: i64 = 5;
+const K_DETAILS: i64 = 6;
+const K_TEXT: i64 = 7;
+const NAMES: [&std::ffi::CStr; 7] = [
+    RUNTIME_OBJECT_TAG,
+    ERROR_TAG,
+    c"_kind",
+    c"_message",
+    c"_retryable",
+    c"_details",
+    c"_text",
+];
+
+/// Stack index of the table of field names during a walk.
+const KEYS_AT: c_int = 2;
+
+/// Stack slots one level uses at most: a key, a value, a metatable and a
+/// field read from it, and room for the error fields.
+const SLOTS_PER_LEVEL: c_int = 8;
+
+/// Copies `v` as `walk` says; mlua errors only if the VM cannot make the
+/// table of field names (out of memory, before anything is copied).
+pub(super) fn walk(
+    lua: &Lua,
+    v: &LuaValue,
+    walk: &mut Walk,
+) -> mlua::Result<Result<Value, Failure>> {
+    let mut out = None;
+    // SAFETY: the closure runs in mlua's protected call with `v` at index
+    // 1. Only `keys` may raise (it allocates), and it runs before anything
+    // that needs dropping exists; the walk itself raises nothing (see the
+    // module doc).
+    unsafe {
+        lua.exec_raw::<()>(v, |l| {
+            keys(l);
+            let mut raw = Raw { l, walk };
+            out = Some(raw.value(1));
+            ffi::lua_settop(l, 0);
+        })?;
+    }
+    Ok(out.unwrap_or_else(|| Err(Failure::new("the value could not be read"))))
+}
+
+/// Pushes the table of field names at [`KEYS_AT`], making it on first use.
+///
+/// # Safety
+///
+/// In a protected call, with the value at index 1 only.
+unsafe fn keys(l: *mut lua_State) {
+    // SAFETY: raw registry access with a light userdata key; allocation
+    // (first use only) may raise, which the protected call catches.
+    unsafe {
+        let at = std::ptr::from_ref(&KEYS).cast::<c_void>();
+        if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, at) != ffi::LUA_TTABLE {
+            ffi::lua_pop(l, 1);
+            ffi::lua_createtable(l, 7, 0);
+            for (i, name) in (1..).zip(NAMES) {
+                ffi::lua_pushstring(l, name.as_ptr());
+                ffi::lua_rawseti(l, -2, i);
+            }
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, at);
+        }
+    }
+}
+
+struct Raw<'a> {
+    l: *mut lua_State,
+    walk: &'a mut Walk,
+}
+
+impl Raw<'_> {
+    /// The value at absolute index `idx`.
+    unsafe fn value(&mut self, idx: c_int) -> Result<Value, Failure> {
+        // SAFETY: type tests and reads of the slot `idx`, which holds a value.
+        unsafe {
+            let l = self.l;
+            Ok(match ffi::lua_type(l, idx) {
+                ffi::LUA_TNIL => {
+                    self.walk.count(1)?;
+                    Value::Nil
+                }
+                ffi::LUA_TBOOLEAN => {
+                    self.walk.count(1)?;
+                    Value::Bool(ffi::lua_toboolean(l, idx) != 0)
+                }
+                ffi::LUA_TNUMBER => {
+                    self.walk.count(9)?;
+                    if ffi::lua_isinteger(l, idx) != 0 {
+                        Value::Int(ffi::lua_tointegerx(l, idx, std::ptr::null_mut()))
+                    } else {
+                        Value::Float(ffi::lua_tonumberx(l, idx, std::ptr::null_mut()))
+                    }
+                }
+                ffi::LUA_TSTRING => {
+                    let bytes = string(l, idx);
+                    self.walk.count(5 + bytes.len())?;
+                    Value::Str(bytes.to_vec())
+                }
+                ffi::LUA_TTABLE => self.table(idx)?,
+                t => return Err(Failure::new(format!("{} cannot be sent", type_name(t)))),
+            })
+        }
+    }
+
+    /// The table at absolute index `idx`.
+    unsafe fn table(&mut self, idx: c_int) -> Result<Value, Failure> {
+        // SAFETY: as `value`; the stack is grown first and every push here
+        // is popped before returning.
+        unsafe {
+            let ptr = ffi::lua_topointer(self.l, idx);
+            if self.walk.open.contains(&ptr) {
+                return Err(Failure::new("cycle: the table contains itself"));
+            }
+            if self.walk.open.len() >= MAX_DEPTH
+                || ffi::lua_checkstack(self.l, SLOTS_PER_LEVEL) == 0
+            {
+                return Err(Failure::new(format!(
+                    "nesting deeper than {MAX_DEPTH} levels cannot be sent"
+                )));
+            }
+            let is_error = match self.metatable(idx) {
+                Ok(is_error) => is_error,
+                Err(name) => return Err(Failure::new(format!("{name} cannot be sent"))),
+            };
+            let walk = &mut *self.walk;
+            walk.count(5)?;
+            walk.tables += 1;
+            if walk.tables > (walk.budget.bytes / BYTES_PER_TABLE).max(256) {
+                let mut failure = Failure::new(format!(
+                    "the value has more tables than {} allows ({} bytes)",
+                    walk.budget.name, walk.budget.bytes
+                ));
+                failure.over_budget = true;
+                return Err(failure);
+            }
+            walk.open.push(ptr);
+            let result = if is_error {
+                self.error(idx)
+            } else {
+                self.entries(idx)
+            };
+            self.walk.open.pop();
+            result
+        }
+    }
+
+    /// Whether the table at `idx` is an error object; `Err(name)` for a
+    /// runtime object (its metatable's tag, a string or number, names it).
+    unsafe fn metatable(&mut self, idx: c_int) -> Result<bool, String> {
+        // SAFETY: `lua_getmetatable` and raw gets with keys from the names
+        // table run no metamethod and allocate nothing.
+        unsafe {
+            let l = self.l;
+            if ffi::lua_getmetatable(l, idx) == 0 {
+                return Ok(false);
+            }
+            let tag = field(l, K_TAG);
+            let name = match tag {
+                ffi::LUA_TSTRING => std::str::from_utf8(string(l, -1)).ok().map(str::to_owned),
+                ffi::LUA_TNUMBER if ffi::lua_isinteger(l, -1) != 0 => {
+                    Some(ffi::lua_tointegerx(l, -1, std::ptr::null_mut()).to_string())
+                }
+                ffi::LUA_TNUMBER => {
+                    Some(ffi::lua_tonumberx(l, -1, std::ptr::null_mut()).to_string())
+                }
+                _ => None,
+            };
+            ffi::lua_pop(l, 1);
+            let is_error = field(l, K_ERROR_TAG) != ffi::LUA_TNIL && ffi::lua_toboolean(l, -1) != 0;
+            ffi::lua_pop(l, 2);
+            name.map_or(Ok(is_error), Err)
+        }
+    }
+
+    /// A table that is not an error object: an array when its keys are
+    /// exactly `1..=#t`, else a map.
+    unsafe fn entries(&mut self, idx: c_int) -> Result<Value, Failure> {
+        // SAFETY: a raw traversal (`lua_next` on a table this walk does not
+        // change); each round leaves the key on top for the next.
+        unsafe {
+            let l = self.l;
+            // The border may be anything up to 2^63 (a few keys can make it
+            // 2^44): it is compared with, never allocated from.
+            let len = ffi::lua_rawlen(l, idx);
+            let mut items: Vec<(i64, Value)> = Vec::new();
+            let mut map = Vec::new();
+            let mut is_array = true;
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, idx) != 0 {
+                let (k, v) = (ffi::lua_gettop(l) - 1, ffi::lua_gettop(l));
+                let index = index_key(l, k, len);
+                // Keys count as wire_size counts them: 1..=len may be array
+                // indices, free there, and are counted if they end up in a map.
+                match ffi::lua_type(l, k) {
+                    ffi::LUA_TSTRING => self.walk.count(5 + string(l, k).len())?,
+                    _ if index.is_some() => {}
+                    _ => self.walk.count(9)?,
+                }
+                let value = self.value(v).map_err(|f| f.at(segment(l, k)))?;
+                ffi::lua_pop(l, 1);
+                if let (true, Some(i)) = (is_array, index) {
+                    items.push((i, value));
+                    continue;
+                }
+                if is_array {
+                    is_array = false;
+                    self.move_to_map(&mut items, &mut map)?;
+                }
+                if index.is_some() {
+                    self.walk.count(9)?;
+                }
+                map.push((key_value(l, k)?, value));
+            }
+            if !is_array || items.len() != len || len == 0 {
+                self.move_to_map(&mut items, &mut map)?;
+                return Ok(Value::Map(map));
+            }
+            let mut array = vec![Value::Nil; len];
+            for (i, value) in items {
+                if let Some(slot) = usize::try_from(i - 1).ok().and_then(|i| array.get_mut(i)) {
+                    *slot = value;
+                }
+            }
+            Ok(Value::Array(array))
+        }
+    }
+
+    /// An error object as its tagged map; its fields are read raw and
+    /// checked (a process may have rawset them).
+    unsafe fn error(&mut self, idx: c_int) -> Result<Value, Failure> {
+        // SAFETY: raw gets of fields by names from the names table, each
+        // popped after it is read.
+        unsafe {
+            let l = self.l;
+            let text = |key: i64| {
+                let bytes = match raw_field(l, idx, key) {
+                    ffi::LUA_TSTRING => string(l, -1).to_vec(),
+                    _ => Vec::new(),
+                };
+                ffi::lua_pop(l, 1);
+                bytes
+            };
+            let (kind, message) = (host_kind(text(K_KIND)), text(K_MESSAGE));
+            self.walk.count(40 + kind.len() + message.len())?;
+            let retryable = match raw_field(l, idx, K_RETRYABLE) {
+                ffi::LUA_TBOOLEAN => Value::Bool(ffi::lua_toboolean(l, -1) != 0),
+                _ => Value::Nil,
+            };
+            ffi::lua_pop(l, 1);
+            raw_field(l, idx, K_DETAILS);
+            let details = self.value(ffi::lua_gettop(l));
+            ffi::lua_pop(l, 1);
+            let mut map = vec![
+                (Value::str(ERROR_KEY), Value::Bool(true)),
+                (Value::str("kind"), Value::Str(kind)),
+                (Value::str("message"), Value::Str(message)),
+                (Value::str("retryable"), retryable),
+                (Value::str("details"), details?),
+            ];
+            let chain = match raw_field(l, idx, K_TEXT) {
+                ffi::LUA_TSTRING => Some(string(l, -1).to_vec()),
+                _ => None,
+            };
+            ffi::lua_pop(l, 1);
+            if let Some(chain) = chain {
+                self.walk.count(8 + chain.len())?;
+                map.push((Value::str("text"), Value::Str(chain)));
+            }
+            Ok(Value::Map(map))
+        }
+    }
+
+    /// Moves what looked like array items into the map, counting their keys.
+    fn move_to_map(
+        &mut self,
+        items: &mut Vec<(i64, Value)>,
+        map: &mut Vec<(Value, Value)>,
+    ) -> Result<(), Failure> {
+        for (key, value) in items.drain(..) {
+            self.walk.count(9)?;
+            map.push((Value::Int(key), value));
+        }
+        Ok(())
+    }
+}
+
+/// The bytes of the string at `idx`.
+///
+/// # Safety
+///
+/// The value at `idx` is a string (so `lua_tolstring` converts nothing);
+/// the slice lives while that slot holds it.
+unsafe fn string<'s>(l: *mut lua_State, idx: c_int) -> &'s [u8] {
+    // SAFETY: see above; Lua strings are never moved while referenced.
+    unsafe {
+        let mut len = 0;
+        let p = ffi::lua_tolstring(l, idx, &raw mut len);
+        if p.is_null() {
+            return &[];
+        }
+        std::slice::from_raw_parts(p.cast::<u8>(), len)
+    }
+}
+
+/// Pushes field `key` (a position in the names table) of the table on top
+/// of the stack, read raw; returns its type.
+///
+/// # Safety
+///
+/// A table is on top and the names table at [`KEYS_AT`].
+unsafe fn field(l: *mut lua_State, key: i64) -> c_int {
+    // SAFETY: raw gets; the name is a string already in the VM.
+    unsafe {
+        ffi::lua_rawgeti(l, KEYS_AT, key);
+        ffi::lua_rawget(l, -2)
+    }
+}
+
+/// Pushes field `key` of the table at `idx`, read raw; returns its type.
+///
+/// # Safety
+///
+/// As [`field`], for a table at `idx`.
+unsafe fn raw_field(l: *mut lua_State, idx: c_int, key: i64) -> c_int {
+    // SAFETY: as `field`.
+    unsafe {
+        ffi::lua_rawgeti(l, KEYS_AT, key);
+        ffi::lua_rawget(l, idx)
+    }
+}
+
+/// `Some(i)` when the key at `k` is an integer in `1..=len`.
+///
+/// # Safety
+///
+/// `k` holds a value.
+unsafe fn index_key(l: *mut lua_State, k: c_int, len: usize) -> Option<i64> {
+    // SAFETY: type tests and an integer read.
+    unsafe {
+        if ffi::lua_isinteger(l, k) == 0 {
+            return None;
+        }
+        let i = ffi::lua_tointegerx(l, k, std::ptr::null_mut());
+        (i >= 1 && usize::try_from(i).is_ok_and(|i| i <= len)).then_some(i)
+    }
+}
+
+/// The key at `k` as a host value; table, function and other keys are
+/// refused.
+///
+/// # Safety
+///
+/// `k` holds a value.
+unsafe fn key_value(l: *mut lua_State, k: c_int) -> Result<Value, Failure> {
+    // SAFETY: type tests and reads of `k`.
+    unsafe {
+        Ok(match ffi::lua_type(l, k) {
+            ffi::LUA_TSTRING => Value::Str(string(l, k).to_vec()),
+            ffi::LUA_TNUMBER if ffi::lua_isinteger(l, k) != 0 => {
+                Value::Int(ffi::lua_tointegerx(l, k, std::ptr::null_mut()))
+            }
+            ffi::LUA_TNUMBER => Value::Float(ffi::lua_tonumberx(l, k, std::ptr::null_mut())),
+            ffi::LUA_TBOOLEAN => Value::Bool(ffi::lua_toboolean(l, k) != 0),
+            t => {
+                return Err(Failure::new(format!(
+                    "a {} key cannot be sent",
+                    type_name(t)
+                )));
+            }
+        })
+    }
+}
+
+/// The path segment of the key at `k`: `.name`, `["odd name"]`, `[3]`.
+///
+/// # Safety
+///
+/// `k` holds a value.
+unsafe fn segment(l: *mut lua_State, k: c_int) -> String {
+    // SAFETY: type tests and reads of `k`.
+    unsafe {
+        match ffi::lua_type(l, k) {
+            ffi::LUA_TSTRING => {
+                let key = String::from_utf8_lossy(string(l, k));
+                if is_identifier(&key) {
+                    format!(".{key}")
+                } else {
+                    format!("[{key:?}]")
+                }
+            }
+            ffi::LUA_TNUMBER if ffi::lua_isinteger(l, k) != 0 => {
+                format!("[{}]", ffi::lua_tointegerx(l, k, std::ptr::null_mut()))
+            }
+            ffi::LUA_TNUMBER => format!("[{}]", ffi::lua_tonumberx(l, k, std::ptr::null_mut())),
+            ffi::LUA_TBOOLEAN => format!("[{}]", ffi::lua_toboolean(l, k) != 0),
+            t => format!("[{}]", type_name(t)),
+        }
+    }
+}
+
+/// mlua's name of a Lua type, as errors have always said it.
+fn type_name(t: c_int) -> &'static str {
+    match t {
+        ffi::LUA_TNIL => "nil",
+        ffi::LUA_TBOOLEAN => "boolean",
+        ffi::LUA_TLIGHTUSERDATA => "lightuserdata",
+        ffi::LUA_TNUMBER => "number",
+        ffi::LUA_TSTRING => "string",
+        ffi::LUA_TTABLE => "table",
+        ffi::LUA_TFUNCTION => "function",
+        ffi::LUA_TTHREAD => "thread",
+        _ => "userdata",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mlua::Lua;
+    use warren_core::Value;
+
+    use super::super::tests::{BIG, eval};
+    use super::super::{ERROR_KEY, from_lua};
+
+    #[test]
+    fn no_metamethod_runs_and_runtime_objects_are_named_by_their_tag() {
+        let lua = Lua::new();
+        let v = eval(
+            &lua,
+            r#"ran = false
+            local trap = function() ran = true error("a metamethod ran") end
+            local mt = { __index = trap, __newindex = trap, __pairs = trap, __len = trap, __name = "x" }
+            return setmetatable({ 1, 2, inner = setmetatable({ a = true }, mt) }, mt)"#,
+        );
+        let copy = from_lua(&lua, &v, "v", BIG).expect("copies");
+        assert!(
+            !lua.globals().get::<bool>("ran").expect("flag"),
+            "a metamethod ran"
+        );
+        assert_eq!(
+            copy.get("inner").and_then(|i| i.get("a")),
+            Some(&Value::Bool(true))
+        );
+        let named = |src: &str| {
+            from_lua(&lua, &eval(&lua, src), "v", BIG)
+                .expect_err("refused")
+                .to_string()
+        };
+        assert_eq!(
+            named(r#"return { ch = setmetatable({}, { __warren = "channel" }) }"#),
+            "v.ch: channel cannot be sent"
+        );
+        assert_eq!(
+            named("return { [1.5] = setmetatable({}, { __warren = 7 }) }"),
+            "v[1.5]: 7 cannot be sent"
+        );
+    }
+
+    #[test]
+    fn an_error_object_crosses_as_its_tagged_map() {
+        let lua = Lua::new();
+        let v = eval(
+            &lua,
+            r#"local mt = { __warren_error = true }
+            return setmetatable({ _kind = "NotFound", _message = "gone", _retryable = true,
+                _details = { id = 3 }, _text = "outer: gone" }, mt)"#,
+        );
+        let m = from_lua(&lua, &v, "v", BIG).expect("copies");
+        assert_eq!(m.get(ERROR_KEY), Some(&Value::Bool(true)));
+        assert_eq!(m.get("kind"), Some(&Value::str("NOT_FOUND")));
+        assert_eq!(m.get("message"), Some(&Value::str("gone")));
+        assert_eq!(m.get("retryable"), Some(&Value::Bool(true)));
+        assert_eq!(
+            m.get("details").and_then(|d| d.get("id")),
+            Some(&Value::Int(3))
+        );
+        assert_eq!(m.get("text"), Some(&Value::str("outer: gone")));
+    }
+
+    #[test]
+    fn the_walk_allocates_nothing_in_the_vm() {
+        let lua = Lua::new();
+        let v = eval(
+            &lua,
+            "local t = {} for i = 1, 10000 do t[i] = { n = i, s = 'x' .. i } end return t",
+        );
+        from_lua(&lua, &eval(&lua, "return {}"), "v", BIG).expect("the names table is made");
+        lua.gc_collect().expect("collects");
+        // A ceiling just above what the VM holds: a walk that allocated in
+        // the VM would fail with a memory error.
+        let _ = lua.set_memory_limit(lua.used_memory() + 1024);
+        let copy = from_lua(&lua, &v, "v", BIG).expect("copies under a tight ceiling");
+        let _ = lua.set_memory_limit(0);
+        let Value::Array(items) = copy else {
+            panic!("not an array")
+        };
+        assert_eq!(items.len(), 10_000);
+        assert_eq!(items[9_999].get("s"), Some(&Value::str("x10000")));
+    }
+}
