@@ -1274,7 +1274,9 @@ function process.exec(id, host, ...)
 end
 
 -- A copy of a payload for a process in this VM: the same data model and
--- the same errors as the host's conversion, without leaving Lua.
+-- the same errors as the host's conversion. A table goes to the native copy
+-- first (H.copy, copy.rs), which only ever copies or says "don't know";
+-- this Lua copy decides the rest and builds every error.
 local COPY_FAIL = function() end
 local MAX_DEPTH = H.max_depth -- the host conversion's (convert.rs), shared with copy.rs
 local copy_table
@@ -1350,8 +1352,6 @@ local function copy_one(v, prefix)
         if c == COPY_FAIL then return copy_failed(prefix, reason, "") end
         return c
     end
-    -- The native copy (copy.rs) says yes or "don't know"; this Lua copy
-    -- decides the rest and names what cannot be sent.
     local c, bytes = H.copy(v, copy_bytes, MAX_MESSAGE_BYTES, ErrMT)
     if c ~= nil then
         copy_bytes = bytes

@@ -78,19 +78,7 @@ impl Running {
 
 /// The calling thread's CPU time.
 fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; the clock id is a constant the
-    // kernel supports for every thread.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
-    let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
-    Duration::new(secs, nanos)
+    crate::watchdog::clock_now(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or_default()
 }
 
 /// What `H.leave` found.

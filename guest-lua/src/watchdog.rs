@@ -70,11 +70,13 @@ impl Slot {
         self.runs.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// At least the CPU time the running process has had, as the watchdog
-    /// last measured it, plus the ticks before it first looked; `None`
-    /// without a CPU clock. A process is ended as stuck on this, not on
-    /// wall time alone: on a loaded machine its worker may wait for a core
-    /// in the middle of a long host call, and that wait is not its code.
+    /// The CPU time the running process has had, as the watchdog last
+    /// measured it (up to a tick old, later if the watchdog itself waits
+    /// for a core), plus two ticks for the start of the run it has not
+    /// seen; `None` without a CPU clock. A process is ended as stuck on
+    /// this, not on wall time alone: on a loaded machine its worker may
+    /// wait for a core in the middle of a long host call, and that wait is
+    /// not its code.
     pub(crate) fn run_cpu(&self) -> Option<Duration> {
         self.clock?;
         let of = self.run_of.load(Ordering::Acquire);
@@ -89,16 +91,8 @@ impl Slot {
 
     /// The worker's CPU time now, in ns.
     fn cpu_now(&self) -> Option<u64> {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid out-pointer; a clock of a thread that
-        // has ended makes the call fail, not misbehave.
-        let rc = unsafe { libc::clock_gettime(self.clock?, &raw mut ts) };
-        let secs = u64::try_from(ts.tv_sec).ok()?;
-        let nanos = u64::try_from(ts.tv_nsec).ok()?;
-        (rc == 0).then(|| secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+        let t = clock_now(self.clock?)?;
+        Some(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
     }
 
     /// The process gave the worker back.
@@ -110,6 +104,21 @@ impl Slot {
     pub(crate) fn retire(&self) {
         *self.thread.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
+}
+
+/// The time of clock `id` (a CPU-time clock here); `None` if the call
+/// fails, as it does for the clock of a thread that has ended.
+pub(crate) fn clock_now(id: libc::clockid_t) -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; a bad or stale clock id makes
+    // the call fail, not misbehave.
+    let rc = unsafe { libc::clock_gettime(id, &raw mut ts) };
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u32::try_from(ts.tv_nsec).ok()?;
+    (rc == 0).then(|| Duration::new(secs, nanos))
 }
 
 /// The slots the watchdog looks at.
@@ -227,16 +236,7 @@ mod tests {
 
     /// The calling thread's CPU time.
     fn own_cpu() -> Duration {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: a valid out-pointer and a constant clock id.
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
-        Duration::new(
-            u64::try_from(ts.tv_sec).unwrap_or(0),
-            u32::try_from(ts.tv_nsec).unwrap_or(0),
-        )
+        super::clock_now(libc::CLOCK_THREAD_CPUTIME_ID).expect("a thread CPU clock")
     }
 
     #[test]
