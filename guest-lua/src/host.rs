@@ -20,6 +20,7 @@ use warren_core::{
 };
 
 use crate::convert::{Budget, Converter, from_lua, to_lua, to_lua_with_errors};
+use crate::outcome::Outcome;
 use crate::preempt::Preemption;
 use crate::program::LuaProgram;
 use crate::quota::{Accounts, Verdict};
@@ -72,12 +73,6 @@ impl Frontend for LuaVm {
             }
         }
     }
-}
-
-type Failure = (bool, &'static str, String, bool);
-
-fn failure(err: &ProcError) -> Failure {
-    (false, err.kind.name(), err.message.clone(), err.retryable)
 }
 
 pub(crate) fn pid_of(raw: i64) -> Pid {
@@ -809,14 +804,15 @@ impl From<ProcError> for Wrapped {
     }
 }
 
+/// `value`, or `false, kind, message, retryable` (see [`Outcome`]).
 pub(crate) fn ok_or_failure<T: IntoLua>(
-    lua: &Lua,
+    _lua: &Lua,
     result: Result<T, impl Into<Wrapped>>,
-) -> mlua::Result<MultiValue> {
-    match result {
-        Ok(value) => (value,).into_lua_multi(lua),
-        Err(err) => failure(&err.into().0).into_lua_multi(lua),
-    }
+) -> mlua::Result<Outcome<(T,)>> {
+    Ok(match result {
+        Ok(value) => Outcome::Done((value,)),
+        Err(err) => Outcome::failed(&err.into().0),
+    })
 }
 
 fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {

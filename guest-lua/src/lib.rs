@@ -18,6 +18,7 @@ mod host;
 mod io;
 mod json;
 mod modules;
+mod outcome;
 mod preempt;
 mod program;
 mod quota;

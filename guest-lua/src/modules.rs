@@ -282,7 +282,7 @@ fn register_msgpack(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
             .map_err(|e| Wrapped(ProcError::new(ErrorKind::Invalid, e.to_string())));
         match result {
             Ok(s) => ok_or_failure(lua, Ok::<_, Wrapped>(s?)),
-            Err(e) => ok_or_failure::<bool>(lua, Err(e)),
+            Err(e) => ok_or_failure::<LuaString>(lua, Err(e)),
         }
     };
     h.set("msgpack_encode", lua.create_function(encode)?)?;

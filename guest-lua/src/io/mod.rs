@@ -24,6 +24,7 @@ use std::sync::Arc;
 use mlua::{IntoLuaMulti, Lua, MultiValue, Table};
 use warren_core::{Core, CoreRef, ErrorKind, Handle, Pid, ProcError};
 
+use crate::outcome::Outcome;
 use crate::program::LuaProgram;
 
 /// The Lua sources of the I/O modules, by module name.
@@ -149,11 +150,13 @@ pub(crate) fn invalid(message: impl Into<String>) -> ProcError {
 
 /// What an `H` function that starts an operation returns: `true, op`, or
 /// `false` and the refusal's kind, message and retryable.
-pub(crate) fn started(lua: &Lua, result: Result<u64, ProcError>) -> mlua::Result<MultiValue> {
-    match result {
-        Ok(op) => (true, i64::try_from(op).unwrap_or(i64::MAX)).into_lua_multi(lua),
-        Err(err) => refused(lua, &err),
-    }
+pub(crate) fn started(
+    _lua: &Lua,
+    result: Result<u64, ProcError>,
+) -> mlua::Result<Outcome<(bool, i64)>> {
+    Ok(Outcome::of(
+        result.map(|op| (true, i64::try_from(op).unwrap_or(i64::MAX))),
+    ))
 }
 
 /// `false` and the error's kind, message and retryable.
