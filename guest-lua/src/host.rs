@@ -180,6 +180,7 @@ impl LuaVm {
         let slice = core.borrow().quota().limits.cpu_slice;
         crate::gctime::install();
         let preemption = crate::preempt::install(&lua, &h, KERNEL, slice, accounts.clone())?;
+        accounts.borrow_mut().watched_by(preemption.slot().clone());
         register_accounts(&lua, &h, &core, &accounts, preemption.slot())?;
         lua.set_app_data(TypeBudget(crate::preempt::budget_check(
             accounts.clone(),
@@ -235,11 +236,13 @@ fn register_accounts(
     h.set("enter", enter)?;
     let (a, c, s) = (accounts.clone(), core.clone(), slot.clone());
     let leave = lua.create_function(move |lua, (id, oom, taken): (i64, bool, u32)| {
+        // Charged before the slot says the run is over: the watchdog's
+        // measure of the run's CPU counts only while it lasts.
+        let v = a.borrow_mut().leave(lua, id, oom);
         s.leave();
         if taken > 0 {
             c.borrow_mut().consumed(pid_of(id), taken);
         }
-        let v = a.borrow_mut().leave(lua, id, oom);
         verdict(lua, v)
     })?;
     h.set("leave", leave)?;

@@ -30,6 +30,7 @@ use rustc_hash::FxHashMap;
 use warren_core::{ErrorKind, HostQuota};
 
 use crate::random::Rng;
+use crate::watchdog::Slot;
 
 /// How far the host's count of a VM's memory may lag behind the VM: the
 /// count is shared by every worker of the host, and updating it at every
@@ -60,12 +61,18 @@ struct Running {
 }
 
 impl Running {
-    /// CPU time used since it was resumed (wall time without a budget,
-    /// where it is only informative), less the collector's.
-    fn cpu_used(&self) -> Duration {
+    /// CPU time used since it was resumed, less the collector's. Without
+    /// a budget (where it is only informative: `os.clock`) no clock is
+    /// read per resume: wall time, capped by the CPU time the watchdog saw
+    /// the worker have (`slot`), so a wait for a core is not counted.
+    fn cpu_used(&self, slot: Option<&Slot>) -> Duration {
         let used = match self.cpu_at {
             Some(at) => thread_cpu_time().saturating_sub(at),
-            None => self.since.elapsed(),
+            None => {
+                let wall = self.since.elapsed();
+                slot.and_then(Slot::run_cpu)
+                    .map_or(wall, |cpu| wall.min(cpu))
+            }
         };
         used.saturating_sub(self.collecting())
     }
@@ -102,6 +109,8 @@ pub(crate) struct Accounts {
     synced: u64,
     /// Each process's `math.random` generator, made on first use.
     rngs: FxHashMap<i64, Rng>,
+    /// The VM's watchdog slot, once preemption is set up.
+    slot: Option<Arc<Slot>>,
 }
 
 impl Accounts {
@@ -113,7 +122,14 @@ impl Accounts {
             doomed: None,
             synced: 0,
             rngs: FxHashMap::default(),
+            slot: None,
         }
+    }
+
+    /// Measures runs with the VM's watchdog `slot` from now on (see
+    /// [`Running::cpu_used`]).
+    pub(crate) fn watched_by(&mut self, slot: Arc<Slot>) {
+        self.slot = Some(slot);
     }
 
     fn limit(&self) -> u64 {
@@ -176,7 +192,7 @@ impl Accounts {
         let Some(account) = self.accounts.get_mut(&id) else {
             return Verdict::Fine; // it exited while it ran
         };
-        account.cpu += run.cpu_used();
+        account.cpu += run.cpu_used(self.slot.as_deref());
         let grown = i64::try_from(used).unwrap_or(i64::MAX)
             - i64::try_from(run.used_at).unwrap_or(i64::MAX);
         account.charge = account.charge.saturating_add_signed(grown);
@@ -210,7 +226,8 @@ impl Accounts {
     /// reason; see [`doomed`](Self::doomed).
     pub(crate) fn check_running(&mut self, ran: Duration, stuck_limit: Duration) -> Option<String> {
         let id = self.running.as_ref()?.id;
-        let running = self.running.as_ref().map_or(ran, Running::cpu_used);
+        let slot = self.slot.as_deref();
+        let running = self.running.as_ref().map_or(ran, |r| r.cpu_used(slot));
         let used = self.accounts.get(&id).map_or(Duration::ZERO, |a| a.cpu) + running;
         let over_budget = self.quota.cpu_budget_exceeded(used).map(|e| e.message);
         let reason = over_budget.or_else(|| {
@@ -295,7 +312,7 @@ impl Accounts {
             .running
             .as_ref()
             .filter(|r| r.id == id)
-            .map_or(Duration::ZERO, Running::cpu_used);
+            .map_or(Duration::ZERO, |r| r.cpu_used(self.slot.as_deref()));
         past + now
     }
 
@@ -347,9 +364,38 @@ mod tests {
         assert!(run.since.elapsed() >= Duration::from_millis(40));
         assert!(run.collecting() >= Duration::from_millis(40));
         assert!(
-            run.cpu_used() < Duration::from_millis(40),
+            run.cpu_used(None) < Duration::from_millis(40),
             "charged {:?} of a collection",
-            run.cpu_used()
+            run.cpu_used(None)
         );
+    }
+
+    #[test]
+    fn a_run_without_a_budget_is_not_charged_for_waiting() {
+        std::thread::spawn(|| {
+            let slot = crate::watchdog::register().expect("a slot");
+            let run = Running {
+                id: 1,
+                used_at: 0,
+                since: Instant::now(),
+                cpu_at: None,
+                gc_at: crate::gctime::total(),
+                host_bound: false,
+            };
+            slot.enter();
+            // The worker waits (as one waiting for a core does): 300 ms of
+            // wall time, next to no CPU.
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(run.cpu_used(None) >= Duration::from_millis(300));
+            let charged = run.cpu_used(Some(&slot));
+            assert!(
+                charged < Duration::from_millis(100),
+                "charged {charged:?} for a wait"
+            );
+            slot.leave();
+            slot.retire();
+        })
+        .join()
+        .expect("the measuring thread passes");
     }
 }
