@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use warren_core::{Grants, HostLimits, Pool, PoolKind, Runtime};
 use warren_tests::{App, grants};
 
-use crate::harness::{Outcome, app, attack_on, limits};
+use crate::harness::{Outcome, alone, app, attack_on, limits};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -981,30 +981,32 @@ fn cancel_and_timeout_kill_the_callee_before_its_side_effect() {
 /// `TIMEOUT`, must still reach the future, and a blocking call likewise.
 #[test]
 fn a_future_started_just_before_its_caller_is_preempted_still_settles() {
-    let a = functions(app(), Pool::default(), 2).limits(HostLimits {
-        max_message_bytes: 8 << 20,
-        memory_per_process: 64 << 20,
-        memory_total: 1 << 30,
-        cpu_budget: Some(Duration::from_secs(10)),
-        ..limits()
+    alone(|| {
+        let a = functions(app(), Pool::default(), 2).limits(HostLimits {
+            max_message_bytes: 8 << 20,
+            memory_per_process: 64 << 20,
+            memory_total: 1 << 30,
+            cpu_budget: Some(Duration::from_secs(10)),
+            ..limits()
+        });
+        let out = attack_with(
+            a,
+            r#"local big = {}
+        for i = 1, 300000 do big[i] = i end
+        local ex = assert(funcs.new():with_options({ timeout = "1ns" }))
+        local out = {}
+        for _ = 1, 10 do
+            local f = assert(ex:async("t:nap", 1, big))
+            local r = channel.select({ f:response():case_receive(), time.after("500ms"):case_receive() })
+            out[#out + 1] = r.channel == f:response() and k(f:result()) or "lost"
+        end
+        for _ = 1, 3 do out[#out + 1] = k(ex:call("t:nap", 1, big)) end
+        return table.concat(out, " ")"#,
+            Grants::new(),
+        );
+        out.assert_neighbour_ticks();
+        assert_eq!(out.value(), ["Timeout"; 13].join(" "));
     });
-    let out = attack_with(
-        a,
-        r#"local big = {}
-    for i = 1, 300000 do big[i] = i end
-    local ex = assert(funcs.new():with_options({ timeout = "1ns" }))
-    local out = {}
-    for _ = 1, 10 do
-        local f = assert(ex:async("t:nap", 1, big))
-        local r = channel.select({ f:response():case_receive(), time.after("500ms"):case_receive() })
-        out[#out + 1] = r.channel == f:response() and k(f:result()) or "lost"
-    end
-    for _ = 1, 3 do out[#out + 1] = k(ex:call("t:nap", 1, big)) end
-    return table.concat(out, " ")"#,
-        Grants::new(),
-    );
-    out.assert_neighbour_ticks();
-    assert_eq!(out.value(), ["Timeout"; 13].join(" "));
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! each case can assert how the attacker ended and that the neighbour, on
 //! the same worker, kept ticking during and after the attack.
 
+use std::cell::Cell;
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use warren_core::{ErrorKind, HostLimits, ProcError, Runtime, Value};
@@ -150,8 +152,36 @@ pub fn attack(app: App, attacker: &str, args: Vec<Value>) -> Outcome {
     attack_on(&app.start(), attacker, args)
 }
 
+/// Attacks of this binary run under a read lock; a test that times a
+/// bound (one host call under the stuck limit, a hash under 200 ms) runs
+/// [`alone`] under the write lock: the other tests share the machine's two
+/// cores, its memory bandwidth and this process's page-table lock, which
+/// is not what such a test measures.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// Set while this thread's test runs [`alone`].
+    static ALONE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `test` while no other attack of this binary runs (see
+/// [`MACHINE`]).
+pub fn alone<R>(test: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ALONE.set(false);
+        }
+    }
+    let _machine = MACHINE.write().unwrap_or_else(PoisonError::into_inner);
+    ALONE.set(true);
+    let _reset = Reset;
+    test()
+}
+
 /// Runs `attacker` on a started runtime (made from [`app`]).
 pub fn attack_on(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> Outcome {
+    let _shared = (!ALONE.get()).then(|| MACHINE.read().unwrap_or_else(PoisonError::into_inner));
     let mut all = vec![Value::str(attacker)];
     all.extend(args);
     let report = match run_on(runtime, "h:judge", all) {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use warren_core::{ErrorKind, HostLimits};
 
-use crate::harness::{self, Outcome, app, attack, lua};
+use crate::harness::{self, Outcome, alone, app, attack, lua};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -706,31 +706,33 @@ fn roomy_attack(body: &str) -> Outcome {
 
 #[test]
 fn each_logger_flood_call_is_bounded() {
-    // Each flood alone, timed: one call (kernel code and host calls, not
-    // preemptible) stays well under the stuck limit.
-    for flood in [
-        r#"local many = {} for i = 1, 100000 do many["k" .. i] = ("v"):rep(10) end
-        return timed(function() logger:info("x", many) end)"#,
-        r#"local huge = {} for i = 1, 200000 do huge[i] = ("x"):rep(50) end
-        return timed(function() logger:info("x", { t = huge }) end)"#,
-        r#"local dag = {} for _ = 1, 40 do dag = { dag, dag } end
-        local cyc = {} cyc.self = cyc
-        local deep = {} local d = deep for _ = 1, 10000 do d.n = {} d = d.n end
-        return timed(function() logger:info("x", { g = dag, c = cyc, d = deep, l = lying() }) end)"#,
-        r#"return timed(function() logger:info(("m"):rep(4 << 20), { a = ("v"):rep(4 << 20) }) end)"#,
-        r#"local n = logger:named(("n"):rep(1 << 20))
-        return timed(function() n:info(("m"):rep(1 << 20)) end)"#,
-        r#"local many = {} for i = 1, 100000 do many["k" .. i] = 1 end
-        local child = logger:with(many)
-        return timed(function() child:with(many):warn("x", many) end)"#,
-    ] {
-        let out = roomy_attack(&format!(
-            "local function timed(f) local c = os.clock() f() return string.format('%.0f', (os.clock() - c) * 1000) end\n{flood}"
-        ));
-        out.assert_neighbour_ticks();
-        let ms: u64 = out.value().parse().expect("ms");
-        assert!(ms < 150, "one logger call took {ms} ms: {flood}");
-    }
+    alone(|| {
+        // Each flood alone, timed: one call (kernel code and host calls, not
+        // preemptible) stays well under the stuck limit.
+        for flood in [
+            r#"local many = {} for i = 1, 100000 do many["k" .. i] = ("v"):rep(10) end
+            return timed(function() logger:info("x", many) end)"#,
+            r#"local huge = {} for i = 1, 200000 do huge[i] = ("x"):rep(50) end
+            return timed(function() logger:info("x", { t = huge }) end)"#,
+            r#"local dag = {} for _ = 1, 40 do dag = { dag, dag } end
+            local cyc = {} cyc.self = cyc
+            local deep = {} local d = deep for _ = 1, 10000 do d.n = {} d = d.n end
+            return timed(function() logger:info("x", { g = dag, c = cyc, d = deep, l = lying() }) end)"#,
+            r#"return timed(function() logger:info(("m"):rep(4 << 20), { a = ("v"):rep(4 << 20) }) end)"#,
+            r#"local n = logger:named(("n"):rep(1 << 20))
+            return timed(function() n:info(("m"):rep(1 << 20)) end)"#,
+            r#"local many = {} for i = 1, 100000 do many["k" .. i] = 1 end
+            local child = logger:with(many)
+            return timed(function() child:with(many):warn("x", many) end)"#,
+        ] {
+            let out = roomy_attack(&format!(
+                "local function timed(f) local c = os.clock() f() return string.format('%.0f', (os.clock() - c) * 1000) end\n{flood}"
+            ));
+            out.assert_neighbour_ticks();
+            let ms: u64 = out.value().parse().expect("ms");
+            assert!(ms < 150, "one logger call took {ms} ms: {flood}");
+        }
+    });
 }
 
 #[test]
@@ -768,66 +770,70 @@ fn logger_misuse_fails_cleanly() {
 
 #[test]
 fn data_module_bounds_are_checked_before_any_work() {
-    let got = results(
-        "",
-        r#"local c = os.clock()
-        local out = {
-            res(crypto.random.bytes(1 << 40)),
-            res(crypto.random.bytes(math.maxinteger)),
-            res(crypto.random.bytes(-1)),
-            res(crypto.random.bytes(0 / 0)),
-            res(crypto.random.bytes(1.5)),
-            res(crypto.random.string(1 << 40)),
-            res(crypto.random.string(10, "")),
-            res(crypto.random.string(10, "\255")),
-            res(crypto.pbkdf2("p", "s", 10000000, 1024, "sha512")),
-            res(crypto.pbkdf2("p", "s", math.maxinteger, math.maxinteger)),
-            res(crypto.pbkdf2("p", "s", 500001, 32)),
-            res(crypto.pbkdf2("p", "s", 1, 1, ("h"):rep(1 << 20))),
+    alone(|| {
+        let got = results(
+            "",
+            r#"local c = os.clock()
+            local out = {
+                res(crypto.random.bytes(1 << 40)),
+                res(crypto.random.bytes(math.maxinteger)),
+                res(crypto.random.bytes(-1)),
+                res(crypto.random.bytes(0 / 0)),
+                res(crypto.random.bytes(1.5)),
+                res(crypto.random.string(1 << 40)),
+                res(crypto.random.string(10, "")),
+                res(crypto.random.string(10, "\255")),
+                res(crypto.pbkdf2("p", "s", 10000000, 1024, "sha512")),
+                res(crypto.pbkdf2("p", "s", math.maxinteger, math.maxinteger)),
+                res(crypto.pbkdf2("p", "s", 500001, 32)),
+                res(crypto.pbkdf2("p", "s", 1, 1, ("h"):rep(1 << 20))),
+            }
+            out[#out + 1] = tostring(#crypto.random.bytes(1 << 20))
+            out[#out + 1] = string.format("%.0f", (os.clock() - c) * 1000)
+            return table.concat(out, " | ")"#,
+        );
+        for g in &got[..5] {
+            has(g, &["Invalid", "crypto.random.bytes"]);
         }
-        out[#out + 1] = tostring(#crypto.random.bytes(1 << 20))
-        out[#out + 1] = string.format("%.0f", (os.clock() - c) * 1000)
-        return table.concat(out, " | ")"#,
-    );
-    for g in &got[..5] {
-        has(g, &["Invalid", "crypto.random.bytes"]);
-    }
-    has(&got[5], &["Invalid", "crypto.random.string"]);
-    has(&got[6], &["Invalid", "crypto.random.string"]);
-    has(&got[7], &["Invalid", "crypto.random.string"]);
-    has(&got[8], &["Invalid", "over the 500000"]);
-    has(&got[9], &["Invalid", "iterations must be between"]);
-    has(&got[10], &["Invalid", "over the 500000"]);
-    has(&got[11], &["Invalid", "unsupported hash"]);
-    assert_eq!(got[12], "1048576");
-    let ms: u64 = got[13].parse().expect("ms");
-    assert!(ms < 250, "{ms} ms");
+        has(&got[5], &["Invalid", "crypto.random.string"]);
+        has(&got[6], &["Invalid", "crypto.random.string"]);
+        has(&got[7], &["Invalid", "crypto.random.string"]);
+        has(&got[8], &["Invalid", "over the 500000"]);
+        has(&got[9], &["Invalid", "iterations must be between"]);
+        has(&got[10], &["Invalid", "over the 500000"]);
+        has(&got[11], &["Invalid", "unsupported hash"]);
+        assert_eq!(got[12], "1048576");
+        let ms: u64 = got[13].parse().expect("ms");
+        assert!(ms < 250, "{ms} ms");
+    });
 }
 
 #[test]
 fn pbkdf2_at_its_work_bound_keeps_the_neighbour_ticking() {
-    // Each call is one uninterruptible host call of about 100 ms; several
-    // in a row are preempted between calls.
-    let out = typed(
-        "",
-        r#"local longest = 0
-        for _ = 1, 4 do
-            local c = os.clock()
-            assert(crypto.pbkdf2("password", "salt", 500000, 32))
-            assert(crypto.pbkdf2("password", "salt", 83333, 64, "sha512"))
-            longest = math.max(longest, os.clock() - c)
-        end
-        return string.format("%.0f", longest * 1000)"#,
-    );
-    // Eight calls of ~100 ms: the 300 ms budget ends it, or it finishes.
-    match &out.exit {
-        Ok(_) => {
-            let ms: u64 = out.value().parse().expect("ms");
-            assert!(ms < 500, "two calls took {ms} ms");
+    alone(|| {
+        // Each call is one uninterruptible host call of about 100 ms; several
+        // in a row are preempted between calls.
+        let out = typed(
+            "",
+            r#"local longest = 0
+            for _ = 1, 4 do
+                local c = os.clock()
+                assert(crypto.pbkdf2("password", "salt", 500000, 32))
+                assert(crypto.pbkdf2("password", "salt", 83333, 64, "sha512"))
+                longest = math.max(longest, os.clock() - c)
+            end
+            return string.format("%.0f", longest * 1000)"#,
+        );
+        // Eight calls of ~100 ms: the 300 ms budget ends it, or it finishes.
+        match &out.exit {
+            Ok(_) => {
+                let ms: u64 = out.value().parse().expect("ms");
+                assert!(ms < 500, "two calls took {ms} ms");
+            }
+            Err(_) => stopped(&out),
         }
-        Err(_) => stopped(&out),
-    }
-    out.assert_neighbour_ticks();
+        out.assert_neighbour_ticks();
+    });
 }
 
 /// Times each hash of a string of `MIB` MiB in ms, one host call each,
@@ -865,36 +871,40 @@ fn hash_times(mib: u32) -> Vec<(String, u64)> {
 
 #[test]
 fn hashing_16_mib_of_ones_own_stays_under_the_stuck_limit() {
-    // The data is the process's own memory: each call is linear in it, and
-    // a data module takes at most 16 MiB.
-    for (name, ms) in hash_times(16) {
-        assert!(ms < 200, "{name} of 16 MiB held the worker {ms} ms");
-    }
+    alone(|| {
+        // The data is the process's own memory: each call is linear in it, and
+        // a data module takes at most 16 MiB.
+        for (name, ms) in hash_times(16) {
+            assert!(ms < 200, "{name} of 16 MiB held the worker {ms} ms");
+        }
+    });
 }
 
 #[test]
 fn hashing_more_than_16_mib_is_refused_before_any_work() {
-    // One hash.sha512 of 64 MiB took ~190 ms alone and passed the 250 ms
-    // stuck limit under load: strings over 16 MiB are refused. The probe
-    // is 32 MiB: building 64 MiB by doubling (127 MiB of fresh pages)
-    // itself once passed the stuck limit on a loaded machine.
-    let out = roomy_attack(
-        r#"local s = ("x"):rep(1 << 20)
-        while #s < (32 << 20) do s = s .. s end
-        local out = {}
-        for _, f in ipairs({ "md5", "sha512", "fnv64", "hmac_sha512" }) do
-            local v, err = hash[f](s, "k")
-            out[#out + 1] = tostring(v) .. " " .. err:kind() .. " " .. tostring(err:message():find("16777216-byte limit", 1, true) ~= nil)
-        end
-        local v, err = base64.encode(s)
-        out[#out + 1] = tostring(v) .. " " .. tostring(err and err:kind())
-        return table.concat(out, " | ")"#,
-    );
-    out.assert_neighbour_ticks();
-    let v = out.value();
-    for part in v.split(" | ").take(4) {
-        assert_eq!(part, "nil Invalid true", "{v}");
-    }
+    alone(|| {
+        // One hash.sha512 of 64 MiB took ~190 ms alone and passed the 250 ms
+        // stuck limit under load: strings over 16 MiB are refused. The probe
+        // is 32 MiB: building 64 MiB by doubling (127 MiB of fresh pages)
+        // itself once passed the stuck limit on a loaded machine.
+        let out = roomy_attack(
+            r#"local s = ("x"):rep(1 << 20)
+            while #s < (32 << 20) do s = s .. s end
+            local out = {}
+            for _, f in ipairs({ "md5", "sha512", "fnv64", "hmac_sha512" }) do
+                local v, err = hash[f](s, "k")
+                out[#out + 1] = tostring(v) .. " " .. err:kind() .. " " .. tostring(err:message():find("16777216-byte limit", 1, true) ~= nil)
+            end
+            local v, err = base64.encode(s)
+            out[#out + 1] = tostring(v) .. " " .. tostring(err and err:kind())
+            return table.concat(out, " | ")"#,
+        );
+        out.assert_neighbour_ticks();
+        let v = out.value();
+        for part in v.split(" | ").take(4) {
+            assert_eq!(part, "nil Invalid true", "{v}");
+        }
+    });
 }
 
 #[test]
