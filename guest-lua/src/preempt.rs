@@ -180,8 +180,7 @@ impl State {
         let Some(ran) = accounts.ran(Instant::now()) else {
             return Action::Disarm;
         };
-        if let Some(reason) = accounts.check_running(stuck_time(ran, &self.slot), self.stuck_limit)
-        {
+        if let Some(reason) = accounts.check_running(self.slot.cap(ran), self.stuck_limit) {
             return Action::Fail(reason);
         }
         if ran < self.slice {
@@ -210,15 +209,8 @@ pub(crate) fn budget_check(
     Rc::new(move || {
         let mut accounts = accounts.try_borrow_mut().ok()?;
         let ran = accounts.ran(Instant::now())?;
-        accounts.check_running(stuck_time(ran, &slot), stuck_limit)
+        accounts.check_running(slot.cap(ran), stuck_limit)
     })
-}
-
-/// What the stuck limit is checked against: the run's wall time, but no
-/// more than the CPU time its worker has had meanwhile (see
-/// [`Slot::run_cpu`]).
-fn stuck_time(ran: Duration, slot: &Slot) -> Duration {
-    slot.run_cpu().map_or(ran, |cpu| ran.min(cpu))
 }
 
 /// Longest reason the hook raises (longer ones are cut).

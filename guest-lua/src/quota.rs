@@ -70,8 +70,7 @@ impl Running {
             Some(at) => thread_cpu_time().saturating_sub(at),
             None => {
                 let wall = self.since.elapsed();
-                slot.and_then(Slot::run_cpu)
-                    .map_or(wall, |cpu| wall.min(cpu))
+                slot.map_or(wall, |s| s.cap(wall))
             }
         };
         used.saturating_sub(self.collecting())

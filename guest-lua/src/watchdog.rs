@@ -89,6 +89,11 @@ impl Slot {
         Some(Duration::from_nanos(used) + 2 * TICK)
     }
 
+    /// `wall`, a run's wall time so far, but no more than [`run_cpu`](Self::run_cpu).
+    pub(crate) fn cap(&self, wall: Duration) -> Duration {
+        self.run_cpu().map_or(wall, |cpu| wall.min(cpu))
+    }
+
     /// The worker's CPU time now, in ns.
     fn cpu_now(&self) -> Option<u64> {
         let t = clock_now(self.clock?)?;
