@@ -346,16 +346,21 @@ impl Accounts {
 mod tests {
     use super::*;
 
-    #[test]
-    fn collector_time_is_not_charged_to_the_running_process() {
-        let run = Running {
+    /// A run of process 1 starting now, without a `cpu_budget`.
+    fn started() -> Running {
+        Running {
             id: 1,
             used_at: 0,
             since: Instant::now(),
             cpu_at: None,
             gc_at: crate::gctime::total(),
             host_bound: false,
-        };
+        }
+    }
+
+    #[test]
+    fn collector_time_is_not_charged_to_the_running_process() {
+        let run = started();
         // A collection of 40 ms while it runs, as the patched Lua reports it.
         crate::gctime::on_gc(std::ptr::null_mut(), 1);
         std::thread::sleep(Duration::from_millis(40));
@@ -373,14 +378,7 @@ mod tests {
     fn a_run_without_a_budget_is_not_charged_for_waiting() {
         std::thread::spawn(|| {
             let slot = crate::watchdog::register().expect("a slot");
-            let run = Running {
-                id: 1,
-                used_at: 0,
-                since: Instant::now(),
-                cpu_at: None,
-                gc_at: crate::gctime::total(),
-                host_bound: false,
-            };
+            let run = started();
             slot.enter();
             // The worker waits (as one waiting for a core does): 300 ms of
             // wall time, next to no CPU.
