@@ -30,6 +30,18 @@ pub const RUNTIME_OBJECT_TAG: &std::ffi::CStr = c"__warren";
 /// map tagged with [`ERROR_KEY`] and come back as error objects.
 pub const ERROR_TAG: &std::ffi::CStr = c"__warren_error";
 
+/// The fields of the kernel's error object (`_kind`, `_message`, ...),
+/// read by the conversion out of the VM and written by the one back in.
+pub(crate) mod error_field {
+    use std::ffi::CStr;
+    pub(crate) const KIND: &CStr = c"_kind";
+    pub(crate) const MESSAGE: &CStr = c"_message";
+    pub(crate) const RETRYABLE: &CStr = c"_retryable";
+    pub(crate) const DETAILS: &CStr = c"_details";
+    pub(crate) const TEXT: &CStr = c"_text";
+    pub(crate) const STACK: &CStr = c"_stack";
+}
+
 /// The key that marks an error object in a map: `{"@error": true, kind,
 /// message, retryable, details, text?}` (keys starting with `@` are
 /// reserved, as topics are). `kind` uses the host's names (`NOT_FOUND`);

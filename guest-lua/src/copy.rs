@@ -29,7 +29,7 @@ use std::ptr;
 
 use mlua::ffi::{self, lua_State};
 
-use crate::convert::MAX_DEPTH;
+use crate::convert::{MAX_DEPTH, RUNTIME_OBJECT_TAG};
 
 /// The most bytes (by `wire_size`) one call copies before it hands the
 /// payload to the Lua copy: bounds the time a send spends in C code, where
@@ -194,7 +194,7 @@ unsafe fn metatable(l: *mut lua_State, src: c_int, error_mt: c_int) -> Option<bo
         if ffi::lua_getmetatable(l, src) == 0 {
             return Some(false);
         }
-        ffi::lua_pushstring(l, c"__warren".as_ptr());
+        ffi::lua_pushstring(l, RUNTIME_OBJECT_TAG.as_ptr());
         let tag = ffi::lua_rawget(l, -2);
         let tagged =
             tag != ffi::LUA_TNIL && (tag != ffi::LUA_TBOOLEAN || ffi::lua_toboolean(l, -1) != 0);

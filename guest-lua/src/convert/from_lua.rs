@@ -17,8 +17,8 @@ use mlua::{Lua, Value as LuaValue};
 use warren_core::Value;
 
 use super::{
-    BYTES_PER_TABLE, ERROR_KEY, ERROR_TAG, Failure, MAX_DEPTH, RUNTIME_OBJECT_TAG, Walk, host_kind,
-    is_identifier,
+    BYTES_PER_TABLE, ERROR_KEY, ERROR_TAG, Failure, MAX_DEPTH, RUNTIME_OBJECT_TAG, Walk,
+    error_field, host_kind, is_identifier,
 };
 
 /// The registry key (its address) of the table of field names.
@@ -35,11 +35,11 @@ const K_TEXT: i64 = 7;
 const NAMES: [&std::ffi::CStr; 7] = [
     RUNTIME_OBJECT_TAG,
     ERROR_TAG,
-    c"_kind",
-    c"_message",
-    c"_retryable",
-    c"_details",
-    c"_text",
+    error_field::KIND,
+    error_field::MESSAGE,
+    error_field::RETRYABLE,
+    error_field::DETAILS,
+    error_field::TEXT,
 ];
 
 /// Stack index of the table of field names during a walk.

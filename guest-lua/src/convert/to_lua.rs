@@ -22,7 +22,7 @@ use std::ffi::c_int;
 use mlua::{Lua, Table, Value as LuaValue, ffi};
 use warren_core::Value;
 
-use super::{ERROR_KEY, lua_kind};
+use super::{ERROR_KEY, error_field, lua_kind};
 
 /// Deepest nesting built; a deeper value is an error (see the module doc).
 const MAX_PUSH_DEPTH: usize = 256;
@@ -121,20 +121,20 @@ unsafe fn revive(l: *mut ffi::lua_State, v: &Value, depth: usize) {
             _ => b"",
         };
         ffi::lua_createtable(l, 0, 6);
-        set_bytes(l, c"_kind", lua_kind(text("kind")));
-        set_bytes(l, c"_message", text("message"));
+        set_bytes(l, error_field::KIND, lua_kind(text("kind")));
+        set_bytes(l, error_field::MESSAGE, text("message"));
         if let Some(Value::Bool(b)) = v.get("retryable") {
             ffi::lua_pushboolean(l, c_int::from(*b));
-            ffi::lua_setfield(l, -2, c"_retryable".as_ptr());
+            ffi::lua_setfield(l, -2, error_field::RETRYABLE.as_ptr());
         }
         if let Some(Value::Str(chain)) = v.get("text") {
-            set_bytes(l, c"_text", chain);
+            set_bytes(l, error_field::TEXT, chain);
         }
         if let Some(details) = v.get("details") {
             push(l, details, depth + 1);
-            ffi::lua_setfield(l, -2, c"_details".as_ptr());
+            ffi::lua_setfield(l, -2, error_field::DETAILS.as_ptr());
         }
-        set_bytes(l, c"_stack", b"");
+        set_bytes(l, error_field::STACK, b"");
         ffi::lua_pushvalue(l, 1);
         ffi::lua_setmetatable(l, -2);
     }

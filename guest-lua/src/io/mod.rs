@@ -161,7 +161,7 @@ pub(crate) fn started(
 
 /// `false` and the error's kind, message and retryable.
 pub(crate) fn refused(lua: &Lua, err: &ProcError) -> mlua::Result<MultiValue> {
-    (false, err.kind.name(), err.message.clone(), err.retryable).into_lua_multi(lua)
+    Outcome::<()>::failed(err).into_lua_multi(lua)
 }
 
 /// A process id from the kernel's integer.
