@@ -59,8 +59,9 @@ const HTTP_PROCS: u64 = 1_000;
 const HTTP_EACH: u64 = 10;
 /// Requests per process of the full run, printed after criterion.
 const HTTP_FULL_EACH: u64 = 100;
-/// Interleaved rounds of the full run (each side takes 2–4 s a round).
-const HTTP_FULL_ROUNDS: usize = 3;
+/// Interleaved rounds of the full run (each side takes 2–4 s a round): the
+/// median of five rounds' ratios moves less with one slow spell than of three.
+const HTTP_FULL_ROUNDS: usize = 5;
 /// Processes (and direct tasks) of the SQLite rows.
 const SQL_PROCS: u64 = 100;
 /// Operations per process of the SQLite rows.
@@ -596,7 +597,7 @@ fn bench_sqlite(c: &mut Criterion) {
     }
     group.finish();
     // Queries are short and noisy: more rounds.
-    for (what, rounds) in [("insert", 2), ("query", 5)] {
+    for (what, rounds) in [("insert", 2), ("query", 9)] {
         compare(
             &format!("io_sqlite/{what}_100x100"),
             "ops",

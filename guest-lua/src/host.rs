@@ -20,6 +20,7 @@ use warren_core::{
 };
 
 use crate::convert::{Budget, Converter, from_lua, to_lua, to_lua_with_errors};
+use crate::gctime::KernelTables;
 use crate::outcome::Outcome;
 use crate::preempt::Preemption;
 use crate::program::LuaProgram;
@@ -38,6 +39,8 @@ pub(crate) struct LuaVm {
     after_gc: usize,
     /// Declared after the VM: the hook's state outlives it.
     _preemption: Preemption,
+    /// The kernel's big tables, whose growth is charged to no process.
+    _kernel_tables: Rc<RefCell<KernelTables>>,
 }
 
 /// Stands in for a VM that failed to start: fails every process sent to it.
@@ -179,6 +182,23 @@ impl LuaVm {
         register(&lua, &h, core.clone(), index, &accounts)?;
         let slice = core.borrow().quota().limits.cpu_slice;
         crate::gctime::install();
+        let kernel_tables = Rc::new(RefCell::new(KernelTables::default()));
+        let tables = kernel_tables.clone();
+        let name_tables = lua.create_function(move |_, list: Variadic<LuaValue>| {
+            let mut tables = tables.borrow_mut();
+            for (i, t) in list.iter().enumerate() {
+                match t {
+                    LuaValue::Table(t) => tables.add(t.to_pointer()),
+                    other => {
+                        let got = other.type_name();
+                        let msg = format!("H.kernel_tables: argument {} is a {got}", i + 1);
+                        return Err(mlua::Error::runtime(msg));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        h.set("kernel_tables", name_tables)?;
         let preemption = crate::preempt::install(&lua, &h, KERNEL, slice, accounts.clone())?;
         accounts.borrow_mut().watched_by(preemption.slot().clone());
         register_accounts(&lua, &h, &core, &accounts, preemption.slot())?;
@@ -206,6 +226,7 @@ impl LuaVm {
             run,
             accounts,
             _preemption: preemption,
+            _kernel_tables: kernel_tables,
         })
     }
 }

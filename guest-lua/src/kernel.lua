@@ -72,16 +72,28 @@ local rq_head, rq_tail = 1, 0
 
 local current -- the coroutine record being run
 
+-- The slots are filled first: growing the queue's arrays allocates, which
+-- can fail inside a process's resume (its memory limit), and must then
+-- leave the queue as it was; the counts after it only write fields that
+-- exist.
 local function wake(cr, a, b, c)
+    local t = rq_tail + 1
+    rq_cr[t], rq_a[t], rq_b[t], rq_c[t] = cr, a, b, c
+    rq_tail = t
     if cr.ext then
         cr.ext = nil
         cr.p.ext = cr.p.ext - 1
     end
     local p = cr.p
     p.nready = p.nready + 1
+end
+
+-- Makes the run queue's next slots exist, so that the next `wake` cannot
+-- fail: called before a waiter is taken off a queue that another process
+-- fills (a waiter taken and then not woken would wait forever).
+local function rq_room()
     local t = rq_tail + 1
-    rq_tail = t
-    rq_cr[t], rq_a[t], rq_b[t], rq_c[t] = cr, a, b, c
+    rq_cr[t], rq_a[t], rq_b[t], rq_c[t] = false, false, false, false
 end
 
 local function block(cr, ext)
@@ -97,10 +109,10 @@ end
 ---------------------------------------------------------------------------
 -- The `false` pre-sizes the array part, so the first push does not rehash.
 local function qnew() return { false, h = 1, t = 0 } end
-local function qpush(q, v)
+local function qpush(q, v) -- the slot first, as in `wake`
     local t = q.t + 1
-    q.t = t
     q[t] = v
+    q.t = t
 end
 local function qpop(q)
     local h = q.h
@@ -274,14 +286,18 @@ local function deliver(s, v)
     -- waiting (a busy process), and they then make no call.
     local w = s.rw
     if w ~= nil then
+        rq_room()
         w = rq_pop(s)
     else
         local rq = s.rq
-        w = rq and rq.h <= rq.t and live_pop(rq)
+        if rq and rq.h <= rq.t then
+            rq_room()
+            w = live_pop(rq)
+        end
     end
     if w then
-        if s.mb then note_taken(s.mb) end
         wake(w.cr or w, v, true, w.sel and s.proxy)
+        if s.mb then note_taken(s.mb) end
     else
         if v == nil then v = NIL end
         qpush(s.buf or q_of(s, "buf"), v)
@@ -1529,6 +1545,7 @@ end
 -- process record -> { name -> pid } of names it registered for other pids:
 -- it may unregister those too, as long as they still name that pid.
 local REGISTERED_FOR = setmetatable({}, { __mode = "k" })
+H.kernel_tables(REGISTERED_FOR) -- as the tables named at the end
 
 function process.registry.register(name, pid, scope)
     check_str(name, "process.registry.register: name", 2)
@@ -1741,6 +1758,7 @@ function time.now() return tm(H.now()) end
 -- time.utc is shared by every process, and a field rawset on it changes
 -- nothing (it is also frozen below, with the time module).
 local LOCS = setmetatable({}, { __mode = "k" })
+H.kernel_tables(LOCS) -- as the tables named at the end
 local LocMT = { __metatable = false, __warren = "location",
     __index = function(t, k)
         local l = LOCS[t]
@@ -2191,6 +2209,7 @@ end
 -- cut at 16 KiB and takes at most 64 fields.
 do
 local LOGGERS = setmetatable({}, { __mode = "k" }) -- logger -> { name, fields }
+H.kernel_tables(LOGGERS) -- as the tables named at the end
 local LoggerMethods = {}
 local LoggerMT = { __index = LoggerMethods, __metatable = false, __warren = "logger" }
 local MAX_FIELDS, MAX_LINE = 64, 16384
@@ -2675,6 +2694,12 @@ local function new_entry(id, chunk, method, modules, imports, types)
     if types then NOT_OWNED[types] = true end
     return e
 end
+
+-- The kernel's tables that hold an entry per process or object of the
+-- whole VM: their growth, which happens inside whichever process adds the
+-- entry that does not fit, is charged to no process (gctime.rs).
+H.kernel_tables(rq_cr, rq_a, rq_b, rq_c, TAKEN, UPGRADES, CH, CASE, TIMERS, WRAPPED, HELD,
+    ERRSET, procs, bypid, KTHREAD, NOT_OWNED)
 
 return { run = run, new_entry = new_entry, error_mt = ErrMT, module_names = function()
     local names = {}

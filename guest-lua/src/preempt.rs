@@ -17,7 +17,10 @@
 //! `pcall` and `xpcall` (which hold no kernel state) are the only kernel
 //! frames allowed below a preemption point. The hook also ends a process
 //! past its `cpu_budget`, or stuck past [`STUCK_LIMIT`] where it cannot be
-//! preempted.
+//! preempted, by raising an error it cannot catch: only where no kernel
+//! code would be unwound half-way (the same frames as a preemption point,
+//! whether or not Lua could yield there), or once kernel code has run
+//! [`KERNEL_GRACE`] past the stuck limit.
 
 use std::cell::RefCell;
 use std::ffi::{CStr, c_int, c_void};
@@ -59,6 +62,9 @@ struct Allowed {
     /// the helpers that run a process's own metamethods on its behalf
     /// (`user_text` and its callers).
     transparent: Vec<usize>,
+    /// Frames an error may unwind though they may not be suspended (see
+    /// [`UNWINDABLE`]).
+    unwindable: Vec<usize>,
 }
 
 /// The bottom frames of process coroutines, by how their definitions start.
@@ -73,6 +79,7 @@ impl Allowed {
         Allowed {
             bottoms: lines_of(kernel, &BOTTOMS),
             transparent: lines_of(kernel, &TRANSPARENT),
+            unwindable: lines_of(kernel, &UNWINDABLE),
         }
     }
 }
@@ -99,6 +106,18 @@ const TRANSPARENT: [&str; 18] = [
     "local function emit(",
 ];
 
+/// Kernel functions that change no kernel table half-way between the calls
+/// they make, but loop over what the process handed them (a builder's
+/// message list, whose length may lie) or call into C that runs its code (a
+/// `load` reader): the error that ends a stuck process may unwind them.
+/// They are no preemption points (other processes would see the process
+/// half-way through a spawn).
+const UNWINDABLE: [&str; 3] = [
+    "local function safe_load(",
+    "function SpawnerMethods:with_message(",
+    "local function spawn_with(",
+];
+
 /// Frames looked at from the top of the stack: looking at frame `n` costs
 /// `n` steps, so a deep recursion would make every check quadratic. Kernel
 /// functions mutate shared state only near the top of a stack (they call
@@ -106,13 +125,14 @@ const TRANSPARENT: [&str; 18] = [
 /// stack of user frames this deep is treated as user code.
 const MAX_FRAMES_CHECKED: c_int = 64;
 
-/// Whether yielding `l` leaves no kernel code suspended mid-way: every
-/// frame up to the coroutine's bottom is user code.
+/// Whether yielding `l` (or, `raising`, raising an error in it) leaves no
+/// kernel code suspended (unwound) mid-way: every frame up to the
+/// coroutine's bottom is user code or a kernel frame allowed there.
 ///
 /// # Safety
 ///
-/// `l` is the running thread, inside a hook.
-unsafe fn safe_point(l: *mut lua_State, allowed: &Allowed) -> bool {
+/// `l` is the running thread, inside a hook or a C loop's poll.
+unsafe fn safe_point(l: *mut lua_State, allowed: &Allowed, raising: bool) -> bool {
     // SAFETY: a zeroed lua_Debug is what lua_getstack fills in.
     let mut ar: lua_Debug = unsafe { std::mem::zeroed() };
     for level in 0..MAX_FRAMES_CHECKED {
@@ -135,7 +155,8 @@ unsafe fn safe_point(l: *mut lua_State, allowed: &Allowed) -> bool {
         if allowed.bottoms.contains(&line) {
             return true;
         }
-        if !allowed.transparent.contains(&line) {
+        let unwound = raising && allowed.unwindable.contains(&line);
+        if !unwound && !allowed.transparent.contains(&line) {
             return false;
         }
     }
@@ -181,18 +202,53 @@ impl State {
             return Action::Disarm;
         };
         if let Some(reason) = accounts.check_running(self.slot.cap(ran), self.stuck_limit) {
-            return Action::Fail(reason);
+            // SAFETY: as this function's.
+            return unsafe { fail_when_safe(l, &self.allowed, ran, self.stuck_limit, reason) };
         }
         if ran < self.slice {
             return Action::Disarm;
         }
         // SAFETY: as this function's.
-        let can_yield = unsafe { ffi::lua_isyieldable(l) != 0 && safe_point(l, &self.allowed) };
+        let can_yield =
+            unsafe { ffi::lua_isyieldable(l) != 0 && safe_point(l, &self.allowed, false) };
         if can_yield {
             Action::Yield
         } else {
             Action::Retry
         }
+    }
+}
+
+/// How long past the stuck limit kernel code on a doomed process's stack
+/// may run before the process is ended anyway. The kernel's own steps take
+/// microseconds (a payload copy, bounded by `max_message_bytes`, at most
+/// milliseconds); this only ends a kernel step that would never finish.
+pub const KERNEL_GRACE: Duration = Duration::from_millis(250);
+
+/// `Fail(reason)` where raising unwinds no kernel code (see
+/// [`safe_point`]); elsewhere `Retry`, so the error is raised once the
+/// kernel code has returned to the process's own (the process is doomed
+/// meanwhile: if that kernel code blocks instead, `H.leave` ends it).
+/// Raising inside kernel code would leave its shared tables half updated
+/// (a run-queue slot counted but empty) for every other process of the
+/// VM. Kernel code still running [`KERNEL_GRACE`] past the stuck limit is
+/// ended where it is.
+///
+/// # Safety
+///
+/// `l` is the running thread, inside a hook or a C loop's poll.
+unsafe fn fail_when_safe(
+    l: *mut lua_State,
+    allowed: &Allowed,
+    ran: Duration,
+    stuck_limit: Duration,
+    reason: String,
+) -> Action {
+    // SAFETY: as this function's.
+    if ran > stuck_limit + KERNEL_GRACE || unsafe { safe_point(l, allowed, true) } {
+        Action::Fail(reason)
+    } else {
+        Action::Retry
     }
 }
 
@@ -404,7 +460,7 @@ mod tests {
     #[test]
     fn every_listed_kernel_frame_is_defined_exactly_once() {
         let kernel = include_str!("kernel.lua");
-        for prefix in BOTTOMS.iter().chain(TRANSPARENT.iter()) {
+        for prefix in BOTTOMS.iter().chain(&TRANSPARENT).chain(&UNWINDABLE) {
             let found = lines_of(kernel, &[prefix]);
             assert_eq!(
                 found.len(),
@@ -413,5 +469,68 @@ mod tests {
                 found.len()
             );
         }
+    }
+
+    /// A stand-in kernel: a bottom frame, a frame that holds kernel state
+    /// (`wake`) and an unwindable one (`safe_load`), each calling its
+    /// argument without a tail call (which would drop its own frame).
+    const FAKE_KERNEL: &str = "local function proc_main(f) local r = f() return r end
+local function wake(f) local r = f() return r end
+local function safe_load(f) local r = f() return r end
+return proc_main, wake, safe_load
+";
+
+    thread_local! {
+        static PROBED: RefCell<Vec<(bool, bool)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Records `safe_point` of its caller's stack, yielding and raising.
+    unsafe extern "C-unwind" fn probe(l: *mut lua_State) -> c_int {
+        let allowed = Allowed::new(FAKE_KERNEL);
+        // SAFETY: `l` is the running thread, inside a C function.
+        let got = unsafe {
+            (
+                safe_point(l, &allowed, false),
+                safe_point(l, &allowed, true),
+            )
+        };
+        PROBED.with(|p| p.borrow_mut().push(got));
+        0
+    }
+
+    #[test]
+    fn an_error_may_unwind_only_what_holds_no_kernel_state() {
+        let lua = Lua::new();
+        let (bottom, wake, load): (mlua::Function, mlua::Function, mlua::Function) = lua
+            .load(FAKE_KERNEL)
+            .set_name(KERNEL_CHUNK)
+            .eval()
+            .expect("the fake kernel loads");
+        // SAFETY: `probe` follows the C API's calling rules.
+        let probe = unsafe { lua.create_c_function(probe) }.expect("probe");
+        PROBED.with(|p| p.borrow_mut().clear());
+        // User code right above the bottom: may yield and raise.
+        let direct = lua
+            .load("local bottom, probe = ... return bottom(function() local r = probe() return r end)")
+            .set_name("=user");
+        direct
+            .call::<()>((bottom.clone(), probe.clone()))
+            .expect("runs");
+        // Kernel state below the user code: neither.
+        let through_wake = lua
+            .load("local bottom, wake, probe = ... return bottom(function() local r = wake(probe) return r end)")
+            .set_name("=user");
+        through_wake
+            .call::<()>((bottom.clone(), wake, probe.clone()))
+            .expect("runs");
+        // An unwindable kernel frame: may raise, not yield.
+        let through_load = lua
+            .load("local bottom, load, probe = ... return bottom(function() local r = load(probe) return r end)")
+            .set_name("=user");
+        through_load
+            .call::<()>((bottom, load, probe))
+            .expect("runs");
+        let got = PROBED.with(|p| p.borrow().clone());
+        assert_eq!(got, [(true, true), (false, false), (false, true)]);
     }
 }

@@ -8,7 +8,7 @@
 //! the same worker, kept ticking during and after the attack.
 
 use std::cell::Cell;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use warren_core::{ErrorKind, HostLimits, ProcError, Runtime, Value};
@@ -147,9 +147,15 @@ pub fn app() -> App {
         .entry("h:alive", ALIVE)
 }
 
-/// Runs `attacker` (an entry of `app`) with `args` as the attack.
+/// Runs `attacker` (an entry of `app`) with `args` as the attack; the
+/// runtime is stopped before another test may run [`alone`] (a worker
+/// still busy with an ended attack would share its cores).
 pub fn attack(app: App, attacker: &str, args: Vec<Value>) -> Outcome {
-    attack_on(&app.start(), attacker, args)
+    let _shared = shared();
+    let runtime = app.start();
+    let out = judge(&runtime, attacker, args);
+    drop(runtime);
+    out
 }
 
 /// Attacks of this binary run under a read lock; a test that times a
@@ -179,9 +185,19 @@ pub fn alone<R>(test: impl FnOnce() -> R) -> R {
     test()
 }
 
+/// The read lock of [`MACHINE`], unless this thread's test runs [`alone`].
+fn shared() -> Option<RwLockReadGuard<'static, ()>> {
+    (!ALONE.get()).then(|| MACHINE.read().unwrap_or_else(PoisonError::into_inner))
+}
+
 /// Runs `attacker` on a started runtime (made from [`app`]).
 pub fn attack_on(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> Outcome {
-    let _shared = (!ALONE.get()).then(|| MACHINE.read().unwrap_or_else(PoisonError::into_inner));
+    let _shared = shared();
+    judge(runtime, attacker, args)
+}
+
+/// [`attack_on`] under whatever lock the caller holds.
+fn judge(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> Outcome {
     let mut all = vec![Value::str(attacker)];
     all.extend(args);
     let report = match run_on(runtime, "h:judge", all) {

@@ -8,6 +8,7 @@ mod fs_env_surface;
 mod funcs_surface;
 mod harness;
 mod io_surface;
+mod kernel_unwind;
 mod lua_cpu;
 mod lua_memory;
 mod lua_sandbox;

@@ -37,6 +37,7 @@
 #include "lstring.h"
 #include "ltable.h"
 #include "lvm.h"
+#include "lwarren.h"  /* WARREN: the resize hook */
 
 
 /*
@@ -556,6 +557,10 @@ void luaH_resize (lua_State *L, Table *t, unsigned int newasize,
   Table newt;  /* to keep the new hash part */
   unsigned int oldasize = setlimittosize(t);
   TValue *newarray;
+  /* WARREN: big resizes are reported (lwarren.h) */
+  int big = (newasize >= WARREN_BIG_TABLE || nhsize >= WARREN_BIG_TABLE);
+  if (l_unlikely(big))
+    warren_resize_call(L, t, 1);
   /* create new hash part with appropriate size into 'newt' */
   setnodevector(L, &newt, nhsize);
   if (newasize < oldasize) {  /* will array shrink? */
@@ -584,6 +589,8 @@ void luaH_resize (lua_State *L, Table *t, unsigned int newasize,
   /* re-insert elements from old hash part into new parts */
   reinsert(L, &newt, t);  /* 'newt' now has the old hash */
   freehash(L, &newt);  /* free old hash part */
+  if (l_unlikely(big))  /* WARREN */
+    warren_resize_call(L, t, 0);
 }
 
 

@@ -49,3 +49,19 @@ void warren_gc_call (lua_State *L, int begin) {
   if (f != NULL)
     f(L, begin);
 }
+
+
+/* Like 'warren_pollfn': set once, before any Lua state exists. */
+static warren_resize_fn warren_resizefn = NULL;
+
+
+LUA_API void warren_set_resize_hook (warren_resize_fn f) {
+  warren_resizefn = f;
+}
+
+
+void warren_resize_call (lua_State *L, const void *t, int begin) {
+  warren_resize_fn f = warren_resizefn;
+  if (f != NULL)
+    f(L, t, begin);
+}

@@ -88,4 +88,24 @@ LUAI_FUNC void warren_gc_call (lua_State *L, int begin);
 */
 #define WARREN_THREAD_STACK	(LUA_MINSTACK + 3)
 
+/*
+** The resize hook: called with begin = 1 before and begin = 0 after
+** 'luaH_resize' of a table whose new array or hash part has at least
+** WARREN_BIG_TABLE slots ('t' is the table), so the embedder can tell the
+** time a big table of its own takes to grow (fresh memory, page faults)
+** from the running code's own. An error raised inside (out of memory)
+** skips the call with begin = 0. Set once per process, before any Lua
+** state runs; NULL (the default) = none. It must not raise, allocate Lua
+** objects or call into Lua.
+*/
+typedef void (*warren_resize_fn) (lua_State *L, const void *t, int begin);
+
+LUA_API void warren_set_resize_hook (warren_resize_fn f);
+
+/* 65,536 slots: 1 MiB of array part, 1.5 MiB of hash part */
+#define WARREN_BIG_TABLE	(1u << 16)
+
+/* calls the embedder's resize hook, if any */
+LUAI_FUNC void warren_resize_call (lua_State *L, const void *t, int begin);
+
 #endif

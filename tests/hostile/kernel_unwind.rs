@@ -1,0 +1,138 @@
+//! Class: a process ended while kernel code is on its stack. The kernel's
+//! Lua (mailboxes, channels, the run queue, spawns, timers) runs inside
+//! the calling process's resume; a process can be ended at any instruction
+//! by its `cpu_budget`, the stuck limit or its memory limit. Spending the
+//! budget on kernel calls makes that instruction almost always a kernel
+//! one: an error raised there would leave the kernel's shared tables half
+//! updated (a run-queue slot counted but not filled), and the next process
+//! the worker resumed would break the whole VM. What is guaranteed: the
+//! attacker ends with its own error, and its neighbour and the runtime go
+//! on.
+
+use warren_core::ErrorKind;
+
+use crate::harness::{app, attack, lua};
+
+/// The attack runs until its cpu budget ends it; the neighbour ticked
+/// meanwhile and after, and the runtime still starts processes.
+fn ended_cleanly(source: &str) {
+    let out = lua(source, Vec::new());
+    out.assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
+    out.assert_progress_during(5);
+}
+
+/// A child that takes whatever it is sent.
+const SINK: &str =
+    r#"return function() local inbox = process.inbox() while true do inbox:receive() end end"#;
+
+/// Runs `attacker` with the [`SINK`] entry `h:sink` beside it.
+fn with_sink(attacker: &str) -> crate::harness::Outcome {
+    attack(
+        app().entry("h:sink", SINK).entry("h:attacker", attacker),
+        "h:attacker",
+        Vec::new(),
+    )
+}
+
+#[test]
+fn sending_to_its_own_waiting_child_until_the_budget_ends_it() {
+    // Each send wakes the child or queues into its inbox (until the
+    // mailbox is full; then each is refused with an error built by the
+    // kernel): the run queue and another process's mailbox are updated
+    // inside the attacker's resume.
+    let out = with_sink(
+        r#"return function()
+            local child = process.spawn("h:sink", "test:host")
+            while true do process.send(child, "t", { 1, 2, 3 }) end
+        end"#,
+    );
+    out.assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
+    out.assert_progress_during(5);
+}
+
+#[test]
+fn spawning_coroutines_until_a_limit_ends_it() {
+    // Every coroutine.spawn puts a record on the worker's run queue, none
+    // runs before the attacker yields: the memory limit (or the budget)
+    // ends it, most likely inside the kernel's spawn.
+    let out = lua(
+        r#"return function()
+            while true do coroutine.spawn(function() end) end
+        end"#,
+        Vec::new(),
+    );
+    assert_eq!(out.error().kind, ErrorKind::RateLimited, "{out:?}");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn spawning_coroutines_that_hold_memory_until_the_memory_limit_ends_it() {
+    let out = lua(
+        r#"return function()
+            local ch = channel.new()
+            while true do
+                coroutine.spawn(function() local pad = { 1, 2, 3, 4, 5, 6, 7, 8 } ch:receive() end)
+            end
+        end"#,
+        Vec::new(),
+    );
+    assert_eq!(out.error().kind, ErrorKind::RateLimited, "{out:?}");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn passing_on_a_channel_between_coroutines_until_the_budget_ends_it() {
+    ended_cleanly(
+        r#"return function()
+            local a, b = channel.new(), channel.new()
+            coroutine.spawn(function()
+                while true do b:send(a:receive()) end
+            end)
+            while true do
+                a:send(1)
+                b:receive()
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn selecting_until_the_budget_ends_it() {
+    ended_cleanly(
+        r#"return function()
+            local a, b = channel.new(4), channel.new(4)
+            while true do
+                a:send(1)
+                channel.select({ a:case_receive(), b:case_receive() })
+                b:send(2)
+                channel.select({ b:case_receive(), a:case_receive() })
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn spawning_children_that_end_until_the_budget_ends_it() {
+    ended_cleanly(
+        r#"return function()
+            local events = process.events()
+            while true do
+                process.spawn_monitored("h:alive", "test:host")
+                events:receive()
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn arming_timers_until_the_budget_ends_it() {
+    ended_cleanly(
+        r#"local time = require("time")
+        return function()
+            while true do
+                local t = time.after("1h")
+                time.sleep("0s")
+            end
+        end"#,
+    );
+}
