@@ -250,46 +250,50 @@ pub const MAX_DEPTH: usize = 64;
 /// [`MAX_DEPTH`]. The error names the place, as `payload[2].a: ...`.
 pub fn check_values(values: &[Value], root: &str) -> Result<(), String> {
     for (i, v) in values.iter().enumerate() {
-        let name = if values.len() > 1 {
-            format!("{root}[{}]", i + 1)
-        } else {
-            root.to_owned()
-        };
-        check_value(v, 0).map_err(|(path, why)| format!("{name}{path}: {why}"))?;
+        check_value(v, 0).map_err(|(path, why)| {
+            if values.len() > 1 {
+                format!("{root}[{}]{path}: {why}", i + 1)
+            } else {
+                format!("{root}{path}: {why}")
+            }
+        })?;
     }
     Ok(())
 }
 
+/// Checks `v`; the path of what cannot be sent, and why. Paths are only
+/// formatted on the way out of an error: a value that can be sent costs no
+/// allocation.
 fn check_value(v: &Value, depth: usize) -> Result<(), (String, &'static str)> {
-    let nested = |child: &Value, at: String| {
+    let nested = |child: &Value, at: &dyn Fn() -> String| {
         if depth + 1 >= MAX_DEPTH {
-            return Err((at, "nesting deeper than 64 levels cannot be sent"));
+            return Err((at(), "nesting deeper than 64 levels cannot be sent"));
         }
-        check_value(child, depth + 1).map_err(|(path, why)| (format!("{at}{path}"), why))
+        check_value(child, depth + 1).map_err(|(path, why)| (format!("{}{path}", at()), why))
     };
     match v {
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 if matches!(item, Value::Array(_) | Value::Map(_)) {
-                    nested(item, format!("[{}]", i + 1))?;
+                    nested(item, &|| format!("[{}]", i + 1))?;
                 }
             }
         }
         Value::Map(pairs) => {
             for (k, item) in pairs {
-                let at = format!("[{}]", k.describe());
+                let at = || format!("[{}]", k.describe());
                 match k {
-                    Value::Nil => return Err((at, "a nil map key cannot be sent")),
+                    Value::Nil => return Err((at(), "a nil map key cannot be sent")),
                     Value::Float(f) if f.is_nan() => {
-                        return Err((at, "a NaN map key cannot be sent"));
+                        return Err((at(), "a NaN map key cannot be sent"));
                     }
                     Value::Array(_) | Value::Map(_) => {
-                        return Err((at, "a map or array key cannot be sent"));
+                        return Err((at(), "a map or array key cannot be sent"));
                     }
                     _ => {}
                 }
                 if matches!(item, Value::Array(_) | Value::Map(_)) {
-                    nested(item, at)?;
+                    nested(item, &at)?;
                 }
             }
         }
