@@ -72,6 +72,14 @@ local rq_head, rq_tail = 1, 0
 
 local current -- the coroutine record being run
 
+-- The message a process is sending within this VM: the `bytes` it counts
+-- as so far (the host's wire_size rules), and `owed`, the receiver the
+-- host counted it for (H.admit) until it is delivered. A delivery that
+-- fails on the sender's memory limit leaves `owed` set, and resume_one
+-- reports that message as taken from the receiver's mailbox, so the
+-- host's count of it stays true.
+local SEND = { bytes = 0, owed = false }
+
 -- The slots are filled first: growing the queue's arrays allocates, which
 -- can fail inside a process's resume (its memory limit), and must then
 -- leave the queue as it was; the counts after it only write fields that
@@ -932,6 +940,11 @@ local function resume_one()
     local taken = TAKEN[p]
     if taken then TAKEN[p] = nil end
     local kind, why = H_leave(p.id, not ok and is_memerr(r1), taken or 0)
+    local owed = SEND.owed
+    if owed then -- a send failed between H.admit and its delivery
+        SEND.owed = false
+        if not owed.dead then note_taken(owed) end
+    end
     if kind == true then kind, why = H.measured(p.id, measure(p)) end
     if kind then
         exit_proc(p, false, mkerr(kind, why))
@@ -1296,8 +1309,6 @@ end
 local COPY_FAIL = function() end
 local MAX_DEPTH = H.max_depth -- the host conversion's (convert.rs), shared with copy.rs
 local copy_table
--- Bytes the message being copied counts as (the host's wire_size rules).
-local copy_bytes = 0
 local function too_big()
     return COPY_FAIL, s_format("message payloads exceed max_message_bytes (%d)", MAX_MESSAGE_BYTES), ""
 end
@@ -1315,14 +1326,14 @@ local function copy_value(v, depth, open)
     local t = type(v)
     if t == "table" then return copy_table(v, depth, open) end
     if t == "string" then
-        copy_bytes = copy_bytes + 5 + #v
-        if copy_bytes > MAX_MESSAGE_BYTES then return too_big() end
+        SEND.bytes = SEND.bytes + 5 + #v
+        if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
     elseif t == "number" then
-        copy_bytes = copy_bytes + 9
+        SEND.bytes = SEND.bytes + 9
     elseif t == "function" or t == "thread" or t == "userdata" then
         return COPY_FAIL, t .. " cannot be sent", ""
     else
-        copy_bytes = copy_bytes + 1
+        SEND.bytes = SEND.bytes + 1
     end
     return v
 end
@@ -1336,15 +1347,15 @@ copy_table = function(t, depth, open)
     local tag = mt and rawget(mt, "__warren")
     if tag then return COPY_FAIL, tag .. " cannot be sent", "" end
     open[t] = true
-    copy_bytes = copy_bytes + 5
+    SEND.bytes = SEND.bytes + 5
     local out = {}
     for k, v in next, t do
         local kt = type(k)
         if kt == "table" or kt == "function" or kt == "thread" or kt == "userdata" then
             return COPY_FAIL, "a " .. kt .. " key cannot be sent", ""
         end
-        if kt == "string" then copy_bytes = copy_bytes + 5 + #k end
-        if copy_bytes > MAX_MESSAGE_BYTES then return too_big() end
+        if kt == "string" then SEND.bytes = SEND.bytes + 5 + #k end
+        if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
         local c, reason, path = copy_value(v, depth + 1, open)
         if c == COPY_FAIL then return COPY_FAIL, reason, segment(k) .. path end
         out[k] = c
@@ -1368,9 +1379,9 @@ local function copy_one(v, prefix)
         if c == COPY_FAIL then return copy_failed(prefix, reason, "") end
         return c
     end
-    local c, bytes = H.copy(v, copy_bytes, MAX_MESSAGE_BYTES, ErrMT)
+    local c, bytes = H.copy(v, SEND.bytes, MAX_MESSAGE_BYTES, ErrMT)
     if c ~= nil then
-        copy_bytes = bytes
+        SEND.bytes = bytes
         return c
     end
     local c2, reason, path = copy_table(v, 0, OPEN)
@@ -1392,20 +1403,24 @@ local function send_local(from, target, topic, n, ...)
     if s_byte(topic, 1) == 64 then -- "@"
         return nil, mkerr("INVALID", s_format("topic %q is reserved: topics starting with '@' are for the runtime", topic))
     end
-    copy_bytes = 0
+    SEND.bytes = 0
     if n == 1 then
         local c, reason = copy_one((...), "payload")
         if c == COPY_FAIL then return nil, mkerr("INVALID", reason) end
         local ok, kind, msg, retryable = H.admit(target.id)
         if not ok then return nil, mkerr(kind, msg, retryable) end
+        SEND.owed = target
         on_msg1(target, topic, from.pid, c)
+        SEND.owed = false
         return true
     end
     local out, reason = copy_many(n, ...)
     if out == COPY_FAIL then return nil, mkerr("INVALID", reason) end
     local ok, kind, msg, retryable = H.admit(target.id)
     if not ok then return nil, mkerr(kind, msg, retryable) end
+    SEND.owed = target
     on_msg(target, topic, from.pid, t_unpack(out, 1, n))
+    SEND.owed = false
     return true
 end
 
