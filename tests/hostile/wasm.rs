@@ -60,6 +60,18 @@ fn memory_total_stops_a_component_under_its_own_limit() {
 }
 
 #[test]
+fn an_instance_never_sees_what_an_earlier_one_wrote() {
+    // Instances of one component reuse pooled slots (the host keeps their
+    // first 128 KiB resident and wipes only the pages they wrote); each
+    // scribbles over 256 KiB of static memory and reports what it found.
+    let runtime = app().component("h:attacker", "hostile").start();
+    for round in 0..4 {
+        let out = attack_on(&runtime, "h:attacker", vec![s("scribble")]);
+        assert_eq!(out.value(), "dirty:0", "round {round}: {out:?}");
+    }
+}
+
+#[test]
 fn a_panic_ends_the_component_with_its_message() {
     let out = attack(
         app().component("h:attacker", "crasher"),

@@ -18,12 +18,40 @@
 //!   arrays) or `malformed` bytes.
 //! - `unholdable-spawn <shape> <entry> <host>`: spawns with such an argument.
 //! - `unholdable-exit <shape>`: returns such a value as its result.
+//! - `scribble`: counts the bytes of a 256 KiB static it finds non-zero
+//!   (`"dirty:<count>"`), then writes all over it: a pooled instance slot
+//!   handed to the next instance without being wiped would show it.
 
 use std::time::Duration;
 
 use warren_sdk::{Args, Channel, Error, ErrorKind, Payload, Process};
 
 struct Hostile;
+
+/// Bytes of [`SCRATCH`]: past the 128 KiB the host keeps resident and wipes
+/// with a memset, so both ways of resetting a slot are crossed.
+const SCRATCH_BYTES: usize = 256 << 10;
+
+/// Memory an earlier instance of this component wrote (`scribble`).
+static mut SCRATCH: [u8; SCRATCH_BYTES] = [0; SCRATCH_BYTES];
+
+/// `scribble`: the bytes of [`SCRATCH`] found non-zero, one per 512,
+/// then every one of those written.
+fn scribble() -> usize {
+    let p = std::ptr::addr_of_mut!(SCRATCH).cast::<u8>();
+    let mut dirty = 0;
+    for i in (0..SCRATCH_BYTES).step_by(512) {
+        // SAFETY: `i` is inside the static; this instance is single-threaded
+        // and holds no reference to it.
+        unsafe {
+            if p.add(i).read_volatile() != 0 {
+                dirty += 1;
+            }
+            p.add(i).write_volatile(0xa5);
+        }
+    }
+    dirty
+}
 
 /// `"<KIND>:<count>"` for the first error of `attempts`, or `"ok:<count>"`.
 fn outcome(attempts: impl Iterator<Item = Result<(), Error>>) -> Result<Payload, Error> {
@@ -148,6 +176,7 @@ impl Process for Hostile {
                 let shape: String = args.get(1)?;
                 Ok(unholdable(&shape))
             }
+            "scribble" => warren_sdk::payload(&format!("dirty:{}", scribble())),
             other => Err(Error::new(
                 ErrorKind::Invalid,
                 format!("no attack {other:?}"),
