@@ -68,7 +68,9 @@ impl Process for Shapes {
             let bytes = msg.payloads.first().cloned().unwrap_or_default();
             let vec = attempt::<Vec<i64>>(&bytes, |v| format!("vec of {}", v.len()));
             let map = attempt::<BTreeMap<String, i64>>(&bytes, |m| format!("map of {}", m.len()));
-            let st = attempt::<Settings>(&bytes, |s| format!("settings {} {:?}", s.items.len(), s.name));
+            let st = attempt::<Settings>(&bytes, |s| {
+                format!("settings {} {:?}", s.items.len(), s.name)
+            });
             warren_sdk::send(&msg.from, "decoded", &[vec, map, st])?;
         }
         warren_sdk::payload("done")
