@@ -11,28 +11,30 @@
 
 use warren_core::ErrorKind;
 
-use crate::harness::{app, attack, lua};
+use crate::harness::{Outcome, app, attack, lua};
 
-/// The attack runs until its cpu budget ends it; the neighbour ticked
-/// meanwhile and after, and the runtime still starts processes.
-fn ended_cleanly(source: &str) {
-    let out = lua(source, Vec::new());
+/// The attack was ended by its cpu budget; the neighbour ticked meanwhile
+/// and after, and the runtime still starts processes.
+fn ended_by_the_budget(out: &Outcome) {
     out.assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
     out.assert_progress_during(5);
+}
+
+/// [`ended_by_the_budget`] for the Lua script `source`.
+fn ended_cleanly(source: &str) {
+    ended_by_the_budget(&lua(source, Vec::new()));
+}
+
+/// The attack was ended by a limit (memory or budget, whichever came
+/// first); the neighbour ticks after it.
+fn ended_by_a_limit(out: &Outcome) {
+    assert_eq!(out.error().kind, ErrorKind::RateLimited, "{out:?}");
+    out.assert_neighbour_ticks();
 }
 
 /// A child that takes whatever it is sent.
 const SINK: &str =
     r#"return function() local inbox = process.inbox() while true do inbox:receive() end end"#;
-
-/// Runs `attacker` with the [`SINK`] entry `h:sink` beside it.
-fn with_sink(attacker: &str) -> crate::harness::Outcome {
-    attack(
-        app().entry("h:sink", SINK).entry("h:attacker", attacker),
-        "h:attacker",
-        Vec::new(),
-    )
-}
 
 #[test]
 fn sending_to_its_own_waiting_child_until_the_budget_ends_it() {
@@ -40,14 +42,12 @@ fn sending_to_its_own_waiting_child_until_the_budget_ends_it() {
     // mailbox is full; then each is refused with an error built by the
     // kernel): the run queue and another process's mailbox are updated
     // inside the attacker's resume.
-    let out = with_sink(
-        r#"return function()
+    let attacker = r#"return function()
             local child = process.spawn("h:sink", "test:host")
             while true do process.send(child, "t", { 1, 2, 3 }) end
-        end"#,
-    );
-    out.assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
-    out.assert_progress_during(5);
+        end"#;
+    let app = app().entry("h:sink", SINK).entry("h:attacker", attacker);
+    ended_by_the_budget(&attack(app, "h:attacker", Vec::new()));
 }
 
 #[test]
@@ -61,8 +61,7 @@ fn spawning_coroutines_until_a_limit_ends_it() {
         end"#,
         Vec::new(),
     );
-    assert_eq!(out.error().kind, ErrorKind::RateLimited, "{out:?}");
-    out.assert_neighbour_ticks();
+    ended_by_a_limit(&out);
 }
 
 #[test]
@@ -76,8 +75,7 @@ fn spawning_coroutines_that_hold_memory_until_the_memory_limit_ends_it() {
         end"#,
         Vec::new(),
     );
-    assert_eq!(out.error().kind, ErrorKind::RateLimited, "{out:?}");
-    out.assert_neighbour_ticks();
+    ended_by_a_limit(&out);
 }
 
 #[test]

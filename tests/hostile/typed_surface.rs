@@ -726,10 +726,7 @@ fn each_logger_flood_call_is_bounded() {
             return timed(function() child:with(many):warn("x", many) end)"#,
         ] {
             let mut tries = Vec::new();
-            for k in 0..TIMED_TRIES {
-                if k > 0 {
-                    std::thread::sleep(TRY_PAUSE);
-                }
+            for _ in timed_tries() {
                 let out = roomy_attack(&format!(
                     "local function timed(f) local c = os.clock() f() return string.format('%.0f', (os.clock() - c) * 1000) end\n{flood}"
                 ));
@@ -878,6 +875,15 @@ const TIMED_TRIES: usize = 5;
 /// The pause before each try after the first.
 const TRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The tries of a timed bound, [`TRY_PAUSE`] apart.
+fn timed_tries() -> impl Iterator<Item = usize> {
+    (0..TIMED_TRIES).inspect(|&k| {
+        if k > 0 {
+            std::thread::sleep(TRY_PAUSE);
+        }
+    })
+}
+
 /// The timings of [`HASH_TIMES`] as (name, ms), or the attacker's error.
 fn hash_times(mib: u32) -> Result<Vec<(String, u64)>, String> {
     let out = roomy_attack(&HASH_TIMES.replace("MIB", &mib.to_string()));
@@ -901,10 +907,7 @@ fn hashing_16_mib_of_ones_own_stays_under_the_stuck_limit() {
         // The data is the process's own memory: each call is linear in it, and
         // a data module takes at most 16 MiB.
         let mut tries = Vec::new();
-        for k in 0..TIMED_TRIES {
-            if k > 0 {
-                std::thread::sleep(TRY_PAUSE);
-            }
+        for _ in timed_tries() {
             let got = hash_times(16);
             let under = |t: &Vec<(String, u64)>| t.iter().all(|(_, ms)| *ms < 200);
             if got.as_ref().is_ok_and(under) {
