@@ -28,7 +28,10 @@
 //!
 //! The Lua drivers time themselves (`time.now()`), from spawning the first
 //! child to the last child's report; the direct runs from spawning the
-//! first task to joining the last.
+//! first task to joining the last. Each comparison also prints the CPU
+//! time this process spent per operation on each side (both cores, the
+//! server's thread included): a side with the lower rate and the same CPU
+//! is held back by hand-offs, one with more CPU by its own work.
 
 use std::cell::Cell;
 use std::io::{BufRead, BufReader, Write};
@@ -41,7 +44,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use warren_benches::lua::{HOST, drive, nanos};
 use warren_benches::median;
-use warren_benches::memory::{rss_bytes, settle};
+use warren_benches::memory::{cpu_time, rss_bytes, settle};
 use warren_core::{Grants, HostLimits, HostSpec, Runtime, RuntimeBuilder, SpawnRequest, Value};
 use warren_http::{HttpClient, Request};
 use warren_lua::{Databases, LuaProgram, MODULES, lua_frontend};
@@ -408,19 +411,30 @@ fn compare(
     mut direct: impl FnMut() -> Duration,
 ) {
     let (mut best_w, mut best_d) = (Duration::MAX, Duration::MAX);
+    let (mut cpu_w, mut cpu_d) = (Duration::ZERO, Duration::ZERO);
     let mut ratios = Vec::with_capacity(rounds);
+    let timed = |run: &mut dyn FnMut() -> Duration, cpu: &mut Duration| {
+        let c0 = cpu_time();
+        let took = run();
+        *cpu += cpu_time().saturating_sub(c0);
+        took
+    };
     for _ in 0..rounds {
-        let d = direct();
-        let w = warren();
+        let d = timed(&mut direct, &mut cpu_d);
+        let w = timed(&mut warren, &mut cpu_w);
         (best_d, best_w) = (best_d.min(d), best_w.min(w));
         ratios.push(d.as_secs_f64() / w.as_secs_f64().max(1e-9));
     }
     let median = median(&mut ratios);
     let (w, d) = (rate(n, best_w), rate(n, best_d));
+    let per_op = |cpu: Duration| cpu.as_secs_f64() * 1e6 / (n as f64 * rounds as f64);
     println!(
         "{name}: runtime {w:.0} {unit}/s, direct {d:.0} {unit}/s, ratio {:.2}, median of the \
-         rounds' ratios {median:.2} (goal ≥ 0.80; {n} per run, best of {rounds})",
-        w / d
+         rounds' ratios {median:.2} (goal ≥ 0.80; {n} per run, best of {rounds}); CPU per \
+         operation (this process, both cores): runtime {:.1} µs, direct {:.1} µs",
+        w / d,
+        per_op(cpu_w),
+        per_op(cpu_d),
     );
 }
 

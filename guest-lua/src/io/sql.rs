@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mlua::{IntoLuaMulti, Lua, LuaString, MultiValue, Table, Value as LuaValue};
 use warren_core::grants::DB_GET;
-use warren_core::{CoreRef, Handle, OpValue, Pid, ProcError, Resource};
+use warren_core::{CoreRef, Handle, OpDone, OpValue, Pid, ProcError, Resource};
 use warren_sql::{Database, Isolation, Param, ResultLimits, Transaction, TxOptions};
 
 use super::{Databases, OrInvalid, handle_id, invalid, pid, reach, refused, started, take_if};
@@ -160,6 +160,22 @@ fn run_on(
 ) -> Result<u64, ProcError> {
     let (owner, limits) = (me.as_u64(), limits(core, me));
     let what = if query { "sql query" } else { "sql execute" };
+    let target = match target {
+        // A plain call goes to the database's own queue, and its result
+        // from the driver's thread straight to this worker.
+        Target::Db(db) => {
+            let start = move |done: OpDone| -> Result<Box<dyn Fn() + Send>, ProcError> {
+                let report =
+                    move |out: Result<_, ProcError>| done.complete(out.map(OpValue::Value));
+                let stop = db.run_then(owner, sql, params, query.then_some(limits), report)?;
+                Ok(Box::new(move || stop.stop()))
+            };
+            return core
+                .borrow_mut()
+                .start_queued_op(me, what, SQL_CALL_DEADLINE, start);
+        }
+        tx => tx,
+    };
     let make = move || async move {
         let value = match (target, query) {
             (Target::Db(db), true) => db.query(owner, &sql, params, &limits).await?,

@@ -155,7 +155,7 @@ impl OpRun {
             OpRun::Task(task) => task.abort(),
             // Stops it only if it has not started: running work cannot be
             // interrupted, and its late result is dropped.
-            OpRun::Blocking(b) => b.task.abort(),
+            OpRun::Blocking(b) => b.task.stop(),
             OpRun::Expired => {}
             OpRun::Call(call) => {
                 call.end(None, |pid| {
@@ -169,13 +169,75 @@ impl OpRun {
 /// A blocking operation in flight: its task and its deadline, kept by its
 /// worker (see [`Core::start_blocking_op`](crate::Core::start_blocking_op)).
 pub(crate) struct BlockingRun {
-    pub(crate) task: crate::lane::LaneHandle,
+    pub(crate) task: Stopper,
     /// When the caller gets `TIMEOUT`.
     pub(crate) at: std::time::Instant,
     /// The operation, for the timeout's message.
     pub(crate) what: &'static str,
     /// How long it was given, for the timeout's message.
     pub(crate) deadline: Duration,
+}
+
+/// How a blocking operation is stopped.
+pub(crate) enum Stopper {
+    /// A job on the blocking lane: dropped unrun if not started.
+    Lane(crate::lane::LaneHandle),
+    /// A driver's own (see [`Core::start_queued_op`](crate::Core::start_queued_op)).
+    Hook(Box<dyn Fn() + Send>),
+}
+
+impl Stopper {
+    pub(crate) fn stop(&self) {
+        match self {
+            Stopper::Lane(task) => task.abort(),
+            Stopper::Hook(stop) => stop(),
+        }
+    }
+}
+
+/// Hands the result of an operation started with
+/// [`Core::start_queued_op`](crate::Core::start_queued_op) to its
+/// process's worker, from whatever thread has it. Dropped without
+/// [`OpDone::complete`] (its driver dropped the work unrun or panicked),
+/// it completes the operation with `INTERNAL`, so no caller waits for a
+/// result that will never come. The host slot is free before the caller
+/// hears, as for every operation.
+pub struct OpDone {
+    pub(crate) slot: Option<OpSlot>,
+    pub(crate) shared: Arc<crate::runtime::Shared>,
+    pub(crate) worker: usize,
+    pub(crate) me: crate::pid::Pid,
+    pub(crate) op: u64,
+    pub(crate) what: &'static str,
+}
+
+impl OpDone {
+    /// Completes the operation with `result`.
+    pub fn complete(mut self, result: OpResult) {
+        self.deliver(result);
+    }
+
+    fn deliver(&mut self, result: OpResult) {
+        if self.slot.take().is_none() {
+            return;
+        }
+        let (me, op) = (self.me, self.op);
+        let cmd = crate::worker::Cmd::Deliver(me, crate::item::Item::Done { op, result });
+        self.shared.workers[self.worker].push_all([cmd]);
+    }
+}
+
+impl Drop for OpDone {
+    fn drop(&mut self) {
+        let message = format!("{}: the operation ended without a result", self.what);
+        self.deliver(Err(ProcError::new(ErrorKind::Internal, message)));
+    }
+}
+
+impl fmt::Debug for OpDone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OpDone({} op {} of {})", self.what, self.op, self.me)
+    }
 }
 
 impl ProcIo {

@@ -38,6 +38,7 @@ mod tls;
 mod uri;
 
 use futures_util::future::join_all;
+use url::Url;
 use warren_core::ProcError;
 use warren_core::grants::Grants;
 
@@ -75,8 +76,8 @@ impl HttpClient {
     /// request, then `PERMISSION_DENIED` if it is not granted, both before
     /// any DNS lookup or connection.
     pub async fn request(&self, req: Request, grants: &Grants) -> Result<Response, ProcError> {
-        req.validate()?;
-        let prepared = self.prepare(&req, grants)?;
+        let url = req.validated_url()?;
+        let prepared = self.prepare_url(&req, url, grants)?;
         self.send(prepared, &req, grants).await
     }
 
@@ -121,7 +122,11 @@ impl HttpClient {
 
     /// The checks of the first URL, and the client to send with.
     fn prepare(&self, req: &Request, grants: &Grants) -> Result<Prepared, ProcError> {
-        let url = req.full_url()?;
+        self.prepare_url(req, req.full_url()?, grants)
+    }
+
+    /// [`HttpClient::prepare`] with the URL already parsed.
+    fn prepare_url(&self, req: &Request, url: Url, grants: &Grants) -> Result<Prepared, ProcError> {
         let policy = check_first(req, &url, grants)?;
         let client = self.clients.client_for(req, &policy)?;
         Ok(Prepared {

@@ -135,8 +135,14 @@ impl Request {
 
     /// `INVALID` for any malformed part; see the module documentation.
     pub fn validate(&self) -> Result<(), ProcError> {
+        self.validated_url().map(drop)
+    }
+
+    /// [`Request::validate`], returning the full URL it parsed (so the
+    /// client parses it once per request, not once per check).
+    pub(crate) fn validated_url(&self) -> Result<Url, ProcError> {
         self.method()?;
-        self.full_url()?;
+        let url = self.full_url()?;
         self.validate_headers()?;
         self.validate_body()?;
         self.validate_credentials()?;
@@ -151,7 +157,7 @@ impl Request {
         if let Some(opts) = &self.tls {
             tls::validate(opts)?;
         }
-        Ok(())
+        Ok(url)
     }
 
     /// The body limit in force.

@@ -61,6 +61,31 @@ enum Engine {
 pub struct Database {
     id: String,
     engine: Engine,
+    /// Where [`Database::run_then`] runs PostgreSQL calls.
+    rt: Handle,
+}
+
+/// Stops a call started with [`Database::run_then`]: one not started yet
+/// never runs, a running statement is interrupted (SQLite) or its future
+/// dropped (PostgreSQL, which cancels it). Its `done` is then dropped
+/// uncalled, or called with the interrupted statement's error.
+#[derive(Debug)]
+pub struct CallStop(StopHow);
+
+#[derive(Debug)]
+enum StopHow {
+    Sqlite(sqlite::queue::Stop),
+    Task(tokio::task::AbortHandle),
+}
+
+impl CallStop {
+    /// Stops the call (see the type's documentation); idempotent.
+    pub fn stop(&self) {
+        match &self.0 {
+            StopHow::Sqlite(stop) => stop.stop(),
+            StopHow::Task(task) => task.abort(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Database {
@@ -83,12 +108,18 @@ impl Database {
                 file,
                 max_lifetime,
                 query_timeout,
-            } => Engine::Sqlite(sqlite::Sqlite::new(file, max_lifetime, query_timeout, rt)),
-            DbConfig::Postgres(pg) => Engine::Postgres(postgres::Postgres::new(&pg, rt)?),
+            } => Engine::Sqlite(sqlite::Sqlite::new(
+                file,
+                max_lifetime,
+                query_timeout,
+                rt.clone(),
+            )),
+            DbConfig::Postgres(pg) => Engine::Postgres(postgres::Postgres::new(&pg, rt.clone())?),
         };
         Ok(Arc::new(Database {
             id: id.to_owned(),
             engine,
+            rt,
         }))
     }
 
@@ -131,6 +162,37 @@ impl Database {
             Engine::Sqlite(db) => db.execute(owner, sql, params).await,
             Engine::Postgres(db) => db.execute(sql, params).await,
         }
+    }
+
+    /// Runs a query (`query` gives its limits) or, with `None`, a
+    /// statement as [`Database::execute`] (its result as
+    /// [`ExecResult::to_value`]), and calls `done` with the result on the
+    /// thread that finishes it, without a task of the caller's in between:
+    /// SQLite's calls wait in the entry's queue and run back to back on
+    /// one blocking thread; PostgreSQL's run as a task. `Err` at once, with
+    /// nothing started, for `CONFLICT` (SQLite: `owner`'s own transaction
+    /// holds the connection).
+    pub fn run_then(
+        self: &Arc<Self>,
+        owner: u64,
+        sql: String,
+        params: Vec<Param>,
+        query: Option<ResultLimits>,
+        done: impl FnOnce(Result<Value, ProcError>) + Send + 'static,
+    ) -> Result<CallStop, ProcError> {
+        if let Engine::Sqlite(db) = &self.engine {
+            let stop = db.run_then(owner, sql, params, query, done)?;
+            return Ok(CallStop(StopHow::Sqlite(stop)));
+        }
+        let db = self.clone();
+        let task = self.rt.spawn(async move {
+            let out = match &query {
+                Some(limits) => db.query(owner, &sql, params, limits).await,
+                None => db.execute(owner, &sql, params).await.map(|r| r.to_value()),
+            };
+            done(out);
+        });
+        Ok(CallStop(StopHow::Task(task.abort_handle())))
     }
 
     /// Checks `sql` by preparing it (`INVALID` for a syntax error or an

@@ -1,13 +1,16 @@
 //! SQLite entries: one connection per entry, used one statement at a time
-//! on tokio's blocking pool, never on an async worker.
+//! on tokio's blocking pool, never on an async worker; plain calls queue
+//! and run back to back on one runner thread ([`queue`]), a transaction's
+//! statements run under the lease it holds.
 //!
-//! Guarantees: a dropped call future interrupts its statement and never
-//! loses the lease; `query_timeout` interrupts a statement with `TIMEOUT`;
-//! a plain call never leaves the connection inside a transaction (a stray
+//! Guarantees: a dropped call future (or a stopped call) interrupts its
+//! statement and never loses the lease; `query_timeout` interrupts a
+//! statement with `TIMEOUT`; a plain call never leaves the connection inside a transaction (a stray
 //! `BEGIN` is rolled back when the call ends).
 
 mod error;
 mod lease;
+pub(crate) mod queue;
 mod run;
 mod tx;
 
@@ -44,20 +47,19 @@ impl Sqlite {
         }
     }
 
-    /// Runs `f` with the lease on a blocking thread; a dropped future
-    /// interrupts the statement (the lease is released when it stops).
-    async fn call<R, F>(&self, owner: u64, f: F) -> Result<R, ProcError>
+    /// Queues `f` to run with the lease on the runner's blocking thread
+    /// ([`queue`]) and hands its result to `done` there. `CONFLICT` at
+    /// once, with nothing queued, if `owner`'s own transaction holds the
+    /// lease.
+    fn call_then<R, F, D>(&self, owner: u64, f: F, done: D) -> Result<queue::Stop, ProcError>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, ProcError> + Send + 'static,
+        D: FnOnce(Result<R, ProcError>) + Send + 'static,
     {
-        let mut lease = self.shared.acquire(owner, false).await?;
+        self.shared.check_not_holder(owner)?;
         let id = self.shared.statement_id();
-        let guard = Interrupt {
-            shared: Some(self.shared.clone()),
-            id,
-        };
-        let job = self.shared.rt.spawn_blocking(move || {
+        let job = move |lease: &mut lease::Lease| {
             if !lease.autocommit() {
                 tracing::warn!("sqlite: rolling back a transaction left open outside tx");
                 lease.reset();
@@ -66,11 +68,46 @@ impl Sqlite {
             if !lease.autocommit() {
                 lease.reset();
             }
-            out
-        });
-        let out = job.await;
+            done(out);
+        };
+        Ok(queue::submit(&self.shared, id, Box::new(job)))
+    }
+
+    /// [`Sqlite::call_then`] as a future; dropping it stops the call
+    /// (unrun, or its statement interrupted).
+    async fn call<R, F>(&self, owner: u64, f: F) -> Result<R, ProcError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, ProcError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let stop = self.call_then(owner, f, move |out| drop(tx.send(out)))?;
+        let guard = StopOnDrop(Some(stop));
+        let out = rx.await;
         guard.disarm();
-        out.map_err(|e| err(ErrorKind::Internal, false, e.to_string()))?
+        out.map_err(|_| ended_unrun())?
+    }
+
+    /// Runs a plain query (`query`) or execute and hands its result (rows,
+    /// or the execute result as a map) to `done` on the runner's thread;
+    /// the returned [`queue::Stop`] cancels it.
+    pub(crate) fn run_then(
+        &self,
+        owner: u64,
+        sql: String,
+        params: Vec<Param>,
+        query: Option<ResultLimits>,
+        done: impl FnOnce(Result<Value, ProcError>) + Send + 'static,
+    ) -> Result<queue::Stop, ProcError> {
+        let timeout = self.shared.query_timeout;
+        self.call_then(
+            owner,
+            move |c| match query {
+                Some(limits) => run::query(c, timeout, &sql, &params, &limits),
+                None => run::execute(c, timeout, &sql, &params).map(|r| r.to_value()),
+            },
+            done,
+        )
     }
 
     pub(crate) async fn query(
@@ -110,7 +147,7 @@ impl Sqlite {
                 opts.isolation.name()
             )));
         }
-        let lease = self.shared.acquire(owner, true).await?;
+        let lease = self.shared.acquire_for_tx(owner).await?;
         Tx::begin(lease, opts.read_only).await
     }
 
@@ -125,22 +162,29 @@ impl Sqlite {
     }
 }
 
-/// Interrupts statement `id` if the call's future is dropped before it ends.
-struct Interrupt {
-    shared: Option<Arc<Shared>>,
-    id: u64,
+/// The error of a call whose runner dropped it unrun (it panicked, or the
+/// runtime is shutting down).
+fn ended_unrun() -> ProcError {
+    err(
+        ErrorKind::Internal,
+        false,
+        "sqlite: the statement ended without a result",
+    )
 }
 
-impl Interrupt {
+/// Stops the call if its future is dropped before it ends.
+struct StopOnDrop(Option<queue::Stop>);
+
+impl StopOnDrop {
     fn disarm(mut self) {
-        self.shared = None;
+        self.0 = None;
     }
 }
 
-impl Drop for Interrupt {
+impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        if let Some(shared) = self.shared.take() {
-            shared.interrupt(self.id);
+        if let Some(stop) = self.0.take() {
+            stop.stop();
         }
     }
 }

@@ -527,3 +527,155 @@ async fn memory_databases_are_private_per_entry() {
     );
     assert!(eventually(Duration::from_secs(1), || async { count(&a, 1).await == 0 }).await);
 }
+
+/// A counting query of about a millisecond.
+const SHORT_WORK: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                          WHERE x < 20000) SELECT count(*) AS n FROM c";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_then_reports_from_the_runner_and_a_stopped_call_never_runs() {
+    let t = file_db(None);
+    let db = t.db.clone();
+    db.execute(1, "CREATE TABLE t (x INTEGER)", vec![])
+        .await
+        .expect("table");
+    let (long_tx, long_rx) = std::sync::mpsc::channel();
+    let long = db
+        .run_then(1, LONG.into(), vec![], Some(limits()), move |out| {
+            let _ = long_tx.send(out);
+        })
+        .expect("queued");
+    // Queued behind the long query, then stopped before it can start.
+    let (insert_tx, insert_rx) = std::sync::mpsc::channel();
+    let insert = db
+        .run_then(
+            2,
+            "INSERT INTO t VALUES (1)".into(),
+            vec![],
+            None,
+            move |out| {
+                let _ = insert_tx.send(out);
+            },
+        )
+        .expect("queued");
+    insert.stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    long.stop();
+    let interrupted = long_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the long query reported");
+    assert!(interrupted.is_err(), "{interrupted:?}");
+    let unrun = insert_rx.recv_timeout(Duration::from_secs(5));
+    assert!(
+        matches!(unrun, Err(std::sync::mpsc::RecvTimeoutError::Disconnected)),
+        "the stopped call was dropped uncalled: {unrun:?}"
+    );
+    let rows = db
+        .query(3, "SELECT count(*) AS n FROM t", vec![], &limits())
+        .await
+        .expect("counted");
+    assert_eq!(count_of(&rows), 0, "the stopped insert never ran");
+
+    // A plain execute's result as a map, from the runner's thread.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let caller = std::thread::current().id();
+    db.run_then(
+        4,
+        "INSERT INTO t VALUES (2)".into(),
+        vec![],
+        None,
+        move |out| {
+            let _ = tx.send((out, std::thread::current().id()));
+        },
+    )
+    .expect("queued");
+    let (out, ran_on) = rx.recv_timeout(Duration::from_secs(5)).expect("reported");
+    let out = out.expect("inserted");
+    assert_eq!(out.get("rows_affected"), Some(&Value::Int(1)), "{out:?}");
+    assert_ne!(ran_on, caller);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_waits_behind_a_bounded_share_of_queued_calls() {
+    let t = file_db(None);
+    let db = t.db.clone();
+    let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    const QUEUED: usize = 400;
+    for owner in 0..QUEUED {
+        let finished = finished.clone();
+        db.run_then(
+            owner as u64 + 10,
+            SHORT_WORK.into(),
+            vec![],
+            Some(limits()),
+            move |out| {
+                out.expect("counted");
+                finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            },
+        )
+        .expect("queued");
+    }
+    let tx = db.begin(1, TxOptions::default()).await.expect("begin");
+    let before = finished.load(std::sync::atomic::Ordering::SeqCst);
+    // The runner gives the lease up every 32 calls; the transaction's turn
+    // comes at the first of those after it asked (slack for scheduling).
+    assert!(
+        before <= 3 * 32,
+        "the transaction waited behind {before} of {QUEUED} queued calls"
+    );
+    tx.rollback().await.expect("rollback");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            finished.load(std::sync::atomic::Ordering::SeqCst) == QUEUED
+        })
+        .await,
+        "every queued call ran"
+    );
+}
+
+/// With one blocking thread in all, a plain call queued while a
+/// transaction holds the connection waits without taking that thread, so
+/// the transaction's own statements still run (a runner blocked on the
+/// lease would hold the only thread, and both would wait forever).
+#[test]
+fn a_queued_call_waits_for_the_lease_without_holding_a_thread() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let db = mem_db();
+        db.execute(1, "CREATE TABLE t (x INTEGER)", vec![])
+            .await
+            .expect("table");
+        let tx = db.begin(1, TxOptions::default()).await.expect("begin");
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        db.run_then(
+            2,
+            "INSERT INTO t VALUES (2)".into(),
+            vec![],
+            None,
+            move |out| {
+                let _ = done_tx.send(out);
+            },
+        )
+        .expect("queued");
+        let inside = tokio::time::timeout(
+            Duration::from_secs(5),
+            tx.execute("INSERT INTO t VALUES (1)", vec![]),
+        )
+        .await
+        .expect("the transaction's statement ran")
+        .expect("inserted");
+        assert_eq!(inside.to_value().get("rows_affected"), Some(&Value::Int(1)));
+        tx.commit().await.expect("commit");
+        let queued =
+            tokio::task::spawn_blocking(move || done_rx.recv_timeout(Duration::from_secs(5)))
+                .await
+                .expect("joined")
+                .expect("the queued call ran after the commit");
+        queued.expect("inserted");
+    });
+}

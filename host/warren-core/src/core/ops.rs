@@ -11,7 +11,7 @@ use futures_util::FutureExt;
 use super::{Core, not_alive};
 use crate::error::{ErrorKind, ProcError};
 use crate::hostcall::{
-    BlockingRun, Handle, OpResult, OpRun, OpSlot, ProcIo, io_runtime, timed_out,
+    BlockingRun, Handle, OpDone, OpResult, OpRun, OpSlot, ProcIo, Stopper, io_runtime, timed_out,
 };
 use crate::item::Item;
 use crate::lane::blocking_lane;
@@ -106,7 +106,48 @@ impl Core {
         let at = Instant::now() + deadline;
         self.op_deadlines.insert((at, me, op));
         let run = OpRun::Blocking(BlockingRun {
-            task,
+            task: Stopper::Lane(task),
+            at,
+            what,
+            deadline,
+        });
+        self.insert_op(me, op, run);
+        Ok(op)
+    }
+
+    /// Starts an operation whose driver runs it on a thread of its own
+    /// and reports by calling [`OpDone::complete`] there (an SQLite
+    /// entry's runner): `start` queues the work with the `OpDone` and
+    /// returns how to stop it. The result goes from the driver's thread
+    /// straight to this worker, with no task in between. Past `deadline`
+    /// the caller gets `TIMEOUT` from this worker's clock and the work is
+    /// stopped; so it is when `me` cancels it or ends. An `Err` from
+    /// `start` (nothing queued) is the call's own error. Limits as
+    /// [`Core::start_op`].
+    pub fn start_queued_op<S>(
+        &mut self,
+        me: Pid,
+        what: &'static str,
+        deadline: Duration,
+        start: S,
+    ) -> Result<u64, ProcError>
+    where
+        S: FnOnce(OpDone) -> Result<Box<dyn Fn() + Send>, ProcError>,
+    {
+        let (slot, op) = self.admit_op(me, what)?;
+        let done = OpDone {
+            slot: Some(slot),
+            shared: self.shared.clone(),
+            worker: self.worker,
+            me,
+            op,
+            what,
+        };
+        let stop = start(done)?;
+        let at = Instant::now() + deadline;
+        self.op_deadlines.insert((at, me, op));
+        let run = OpRun::Blocking(BlockingRun {
+            task: Stopper::Hook(stop),
             at,
             what,
             deadline,
@@ -177,7 +218,7 @@ impl Core {
             };
             if let OpRun::Blocking(b) = std::mem::replace(run, OpRun::Expired) {
                 let result = Err(timed_out(b.what, b.deadline));
-                b.task.abort();
+                b.task.stop();
                 self.push_local(pid, Item::Done { op, result });
             }
         }

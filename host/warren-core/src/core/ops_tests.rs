@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{ErrorKind, ProcError};
-use crate::hostcall::{OpResult, OpValue};
+use crate::hostcall::{OpDone, OpResult, OpValue};
 use crate::item::Item;
 use crate::limits::{HostLimits, HostQuota};
 use crate::runtime::{Runtime, RuntimeBuilder, SpawnRequest};
@@ -273,4 +273,121 @@ fn a_panicking_async_call_is_an_internal_error_and_gives_its_slot_back() {
     assert_eq!(err.kind, ErrorKind::Internal, "{err:?}");
     assert!(err.message.contains("test call"), "{}", err.message);
     assert_eq!(in_flight, 0, "the panicked call kept its host slot");
+}
+
+/// What a [`queued_caller`]'s driver does with its [`OpDone`]: complete it
+/// with 42 on a thread of its own, drop it there unrun, or keep it (never
+/// completing) until the test ends.
+#[derive(Clone, Copy)]
+enum Driver {
+    Completes,
+    DropsUnrun,
+    Hangs,
+}
+
+/// A process that starts one queued call (`Core::start_queued_op`) with
+/// `deadline` whose driver behaves as `driver`; the stop hook the driver
+/// returns sends on `stopped`. Reports as [`caller`].
+fn queued_caller(
+    deadline: Duration,
+    driver: Driver,
+    tx: Sender<Report>,
+    stopped: Sender<()>,
+) -> crate::frontend::Program {
+    let (tx, stopped) = (Mutex::new(tx), Mutex::new(stopped));
+    let kept = Arc::new(Mutex::new(Vec::<OpDone>::new()));
+    program("q", move |core, me, item| {
+        let report = |r: Report| tx.lock().expect("lock").send(r).expect("test alive");
+        match item {
+            Item::Start { .. } => {
+                report(Report::Quota(core.quota_of(me).clone()));
+                let (kept, stopped) = (kept.clone(), stopped.lock().expect("lock").clone());
+                let start = move |done: OpDone| -> Result<Box<dyn Fn() + Send>, ProcError> {
+                    match driver {
+                        Driver::Completes => drop(std::thread::spawn(move || {
+                            done.complete(Ok(OpValue::Value(Value::Int(42))));
+                        })),
+                        Driver::DropsUnrun => drop(std::thread::spawn(move || drop(done))),
+                        Driver::Hangs => kept.lock().expect("lock").push(done),
+                    }
+                    let stopped = Mutex::new(stopped);
+                    Ok(Box::new(move || {
+                        let _ = stopped.lock().expect("lock").send(());
+                    }))
+                };
+                core.start_queued_op(me, "test call", deadline, start)
+                    .expect("admitted");
+                false
+            }
+            Item::Done { result, .. } => {
+                let in_flight = core.quota_of(me).ops_in_flight();
+                report(Report::Done { result, in_flight });
+                false
+            }
+            Item::Event(_) => {
+                report(Report::Stopped);
+                true
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Runs one [`queued_caller`]; with it, the stop hook's channel.
+fn start_queued(deadline: Duration, driver: Driver) -> (Started, Receiver<()>) {
+    let (tx, rx) = channel();
+    let (stopped_tx, stopped) = channel();
+    let rt = runtime(queued_caller(deadline, driver, tx, stopped_tx));
+    let pid = rt
+        .spawn(SpawnRequest::new("q", "app", vec![]))
+        .expect("spawn");
+    let quota = quota(&rx);
+    (Started { rt, pid, rx, quota }, stopped)
+}
+
+#[test]
+fn a_queued_call_hands_its_result_back_from_the_drivers_thread() {
+    let (s, stopped) = start_queued(WAIT, Driver::Completes);
+    let (result, in_flight) = done(&s.rx);
+    assert!(
+        matches!(result, Ok(OpValue::Value(Value::Int(42)))),
+        "{result:?}"
+    );
+    assert_eq!(in_flight, 0, "the slot is free before the caller hears");
+    drained(&s.quota);
+    assert!(
+        stopped.try_recv().is_err(),
+        "a completed call is not stopped"
+    );
+}
+
+#[test]
+fn a_queued_call_its_driver_drops_unrun_is_an_internal_error() {
+    let (s, _stopped) = start_queued(WAIT, Driver::DropsUnrun);
+    let (result, in_flight) = done(&s.rx);
+    let err = result.expect_err("dropped unrun");
+    assert_eq!(err.kind, ErrorKind::Internal, "{err:?}");
+    assert!(err.message.contains("test call"), "{}", err.message);
+    assert_eq!(in_flight, 0);
+    drained(&s.quota);
+}
+
+#[test]
+fn a_queued_call_past_its_deadline_times_out_and_is_stopped() {
+    let (s, stopped) = start_queued(SHORT, Driver::Hangs);
+    let (result, _) = done(&s.rx);
+    let err = result.expect_err("timed out");
+    assert_eq!(err.kind, ErrorKind::Timeout, "{err:?}");
+    stopped
+        .recv_timeout(WAIT)
+        .expect("the driver was told to stop");
+}
+
+#[test]
+fn a_process_that_exits_with_a_queued_call_stops_it() {
+    let (s, stopped) = start_queued(WAIT, Driver::Hangs);
+    stop(&s);
+    stopped
+        .recv_timeout(WAIT)
+        .expect("the driver was told to stop");
 }

@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     slot: Arc<tokio::sync::Mutex<Slot>>,
     holder: Mutex<Option<u64>>,
     running: Mutex<Running>,
+    /// Plain calls waiting for the runner (see [`super::queue`]).
+    pub(crate) queue: Mutex<super::queue::Queue>,
 }
 
 impl Shared {
@@ -74,17 +76,27 @@ impl Shared {
             })),
             holder: Mutex::new(None),
             running: Mutex::new(Running::default()),
+            queue: Mutex::default(),
         }
     }
 
-    /// Waits (async) for the lease. `CONFLICT` at once if `owner`'s own
-    /// transaction holds it. `for_tx` marks the lease as held by `owner`'s
-    /// transaction until it is dropped.
-    pub(crate) async fn acquire(
-        self: &Arc<Self>,
-        owner: u64,
-        for_tx: bool,
-    ) -> Result<Lease, ProcError> {
+    /// Waits (async) for the lease for `owner`'s transaction, which holds
+    /// it until it is dropped. `CONFLICT` at once if `owner`'s own
+    /// transaction holds it already.
+    pub(crate) async fn acquire_for_tx(self: &Arc<Self>, owner: u64) -> Result<Lease, ProcError> {
+        self.check_not_holder(owner)?;
+        let mut lease = match self.try_lease() {
+            Some(lease) => lease,
+            None => self.lease().await,
+        };
+        lease.for_tx = true;
+        *lock(&self.holder) = Some(owner);
+        Ok(lease)
+    }
+
+    /// `CONFLICT` if `owner`'s own transaction holds the lease: a call of
+    /// its outside the transaction would wait for it forever.
+    pub(crate) fn check_not_holder(&self, owner: u64) -> Result<(), ProcError> {
         if *lock(&self.holder) == Some(owner) {
             return Err(err(
                 ErrorKind::Conflict,
@@ -93,23 +105,29 @@ impl Shared {
                  database: run it through the transaction, or end the transaction first",
             ));
         }
-        let guard = match self.slot.clone().try_lock_owned() {
-            Ok(g) => g,
-            Err(_) => {
-                let start = Instant::now();
-                let g = self.slot.clone().lock_owned().await;
-                self.counters.waited(start.elapsed());
-                g
-            }
-        };
-        if for_tx {
-            *lock(&self.holder) = Some(owner);
-        }
-        Ok(Lease {
+        Ok(())
+    }
+
+    /// The lease for the plain calls' runner if it is free now.
+    pub(crate) fn try_lease(self: &Arc<Self>) -> Option<Lease> {
+        let guard = self.slot.clone().try_lock_owned().ok()?;
+        Some(self.plain(guard))
+    }
+
+    /// The lease for the plain calls' runner, waited for (async).
+    pub(crate) async fn lease(self: &Arc<Self>) -> Lease {
+        let start = Instant::now();
+        let guard = self.slot.clone().lock_owned().await;
+        self.counters.waited(start.elapsed());
+        self.plain(guard)
+    }
+
+    fn plain(self: &Arc<Self>, guard: OwnedMutexGuard<Slot>) -> Lease {
+        Lease {
             guard,
             shared: self.clone(),
-            for_tx,
-        })
+            for_tx: false,
+        }
     }
 
     /// Forgets which owner's transaction holds the lease: that transaction

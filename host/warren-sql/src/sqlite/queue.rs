@@ -1,0 +1,186 @@
+//! Plain calls (outside a transaction) on an SQLite entry: queued, and run
+//! back to back by one blocking thread while it holds the lease.
+//!
+//! Before this queue every call took the lease itself: when a statement
+//! ended, its lease went to the next waiting call's task, which then asked
+//! the blocking pool for a thread: two thread hand-offs between any two
+//! statements of the one connection, however many calls were waiting. Now
+//! the first call starts a runner on the blocking pool; the runner takes
+//! the lease and runs queued calls until the queue is empty, each call's
+//! result handed to its caller from the runner's thread.
+//!
+//! Guarantees: statements still run one at a time under the lease; a
+//! runner gives the lease up after [`RUN_CAP`] calls, so a transaction
+//! waiting for it (the lease is a fair, first-come mutex) waits behind at
+//! most that many statements; a call cancelled before it starts is dropped
+//! unrun, and one running is interrupted (see [`Stop`]); a call whose
+//! runner ends without running it (a panic, the runtime shutting down) is
+//! dropped, so its caller hears an error instead of waiting forever.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::lease::{Lease, Shared, lock};
+
+/// Most calls one runner runs before it gives the lease up and queues for
+/// it again: bounds how long a transaction waits behind a flood of plain
+/// calls.
+pub(crate) const RUN_CAP: usize = 32;
+
+/// How long a runner that finds the queue empty waits for another call
+/// before it ends. A worker whose processes query one after another queues
+/// the next call within microseconds; without the wait the runner had
+/// ended by then, and every call started a runner again: a blocking-pool
+/// spawn and a thread wake-up per statement, a tenth of the worker's time
+/// per query. The wait yields the core between looks, and holds the lease
+/// (a transaction waiting for it waits this much longer at most).
+pub(crate) const LINGER: Duration = Duration::from_micros(100);
+
+/// A queued call: runs its statement on the lease's connection and hands
+/// its result over. Dropped unrun, it hands nothing (its caller's channel
+/// closes).
+pub(crate) type Job = Box<dyn FnOnce(&mut Lease) + Send>;
+
+/// The queue of an entry's plain calls.
+#[derive(Default)]
+pub(crate) struct Queue {
+    jobs: VecDeque<Job>,
+    /// Whether a runner is started (it runs until it finds `jobs` empty).
+    running: bool,
+}
+
+/// Stops one queued call: unrun if it has not started, interrupted if it
+/// runs (the interrupt reaches only that statement).
+pub(crate) struct Stop {
+    shared: Arc<Shared>,
+    id: u64,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stop").field("statement", &self.id).finish()
+    }
+}
+
+impl Stop {
+    pub(crate) fn stop(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        self.shared.interrupt(self.id);
+    }
+}
+
+/// Queues `run` as statement `id`, starting a runner if none runs.
+pub(crate) fn submit(shared: &Arc<Shared>, id: u64, run: Job) -> Stop {
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let flag = cancelled.clone();
+    let job: Job = Box::new(move |lease: &mut Lease| {
+        if !flag.load(Ordering::Acquire) {
+            run(lease);
+        }
+    });
+    let start = {
+        let mut q = lock(&shared.queue);
+        q.jobs.push_back(job);
+        !std::mem::replace(&mut q.running, true)
+    };
+    if start {
+        Runner {
+            shared: shared.clone(),
+            finished: false,
+        }
+        .start();
+    }
+    Stop {
+        shared: shared.clone(),
+        id,
+        cancelled,
+    }
+}
+
+/// Runs queued calls on a blocking thread until the queue is empty, or
+/// [`RUN_CAP`] of them (then hands over to a new runner).
+struct Runner {
+    shared: Arc<Shared>,
+    /// Set when it found the queue empty (and cleared `running` itself).
+    finished: bool,
+}
+
+impl Runner {
+    /// Takes the lease and runs on the blocking pool. The lease is waited
+    /// for asynchronously when it is held (by a transaction, or the
+    /// runner before this one), so no blocking thread sits waiting for it:
+    /// blocked threads waiting on leases whose holders need a thread to
+    /// finish would deadlock the pool.
+    fn start(self) {
+        let rt = self.shared.rt.clone();
+        match self.shared.try_lease() {
+            Some(lease) => drop(rt.spawn_blocking(move || self.run(lease))),
+            None => drop(rt.clone().spawn(async move {
+                let lease = self.shared.lease().await;
+                drop(rt.spawn_blocking(move || self.run(lease)));
+            })),
+        }
+    }
+
+    fn run(mut self, mut lease: Lease) {
+        for _ in 0..RUN_CAP {
+            let Some(job) = self.next() else {
+                self.finished = true;
+                return;
+            };
+            // A panicking call drops its result channel (its caller hears
+            // `INTERNAL`); the others still run.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut lease)));
+        }
+        // A waiting transaction goes first; a new runner queues for the
+        // lease behind it and carries on with the calls.
+        drop(lease);
+        self.finished = true;
+        Runner {
+            shared: self.shared.clone(),
+            finished: false,
+        }
+        .start();
+    }
+
+    /// The next call; if none waits, the runner lingers up to [`LINGER`]
+    /// for one (yielding its core meanwhile), then ends: `None`, with no
+    /// runner any more.
+    fn next(&self) -> Option<Job> {
+        let mut empty_since = None;
+        loop {
+            {
+                let mut q = lock(&self.shared.queue);
+                if let Some(job) = q.jobs.pop_front() {
+                    return Some(job);
+                }
+                let now = Instant::now();
+                if now.duration_since(*empty_since.get_or_insert(now)) >= LINGER {
+                    q.running = false;
+                    return None;
+                }
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Ended early (never run, or unwound): drop what waits, so each
+        // caller hears an error, and let the next call start a runner.
+        let jobs = {
+            let mut q = lock(&self.shared.queue);
+            q.running = false;
+            std::mem::take(&mut q.jobs)
+        };
+        drop(jobs);
+    }
+}
