@@ -1310,13 +1310,25 @@ local function churner(parent)
         time.sleep("1ms")
     end
 end
+local function queuer(parent)
+    local db = assert(sql.get("app.db:main"))
+    -- One endless query runs; plain inserts wait behind it in the
+    -- database's queue (the per-process limit of calls in flight is 8).
+    coroutine.spawn(function() db:query(ENDLESS) end)
+    for i = 1, 6 do
+        coroutine.spawn(function() db:execute("INSERT INTO t VALUES ('queued')") end)
+    end
+    time.sleep("20ms")
+    process.send(parent, "ready", true)
+    db:query(ENDLESS)
+end
 local function streamer(parent, base)
     local r = assert(http.get(base .. "/endless", { stream = true }))
     process.send(parent, "ready", true)
     while true do assert(r.stream:read(65536)) end
 end
 return { endless = endless, holder = holder, busy_holder = busy_holder, returner = returner,
-    failer = failer, churner = churner, streamer = streamer }
+    failer = failer, churner = churner, streamer = streamer, queuer = queuer }
 "#;
 
 /// The monitor: runs child `kind`, terminates it after `wait` ms (unless
@@ -1369,6 +1381,7 @@ fn monitor(kind: &str, wait: i64) -> Vec<String> {
         "failer",
         "churner",
         "streamer",
+        "queuer",
     ] {
         a = entry(a, &format!("h:{method}"), &children, method, all_grants());
     }
@@ -1395,6 +1408,14 @@ fn an_endless_query_ends_with_its_process_and_frees_the_database() {
     // No query_timeout: only the parent's terminate ends it, and the next
     // process's statement runs at once.
     let r = monitor("endless", 100);
+    assert_eq!(r, ["0 true Canceled"; 3]);
+}
+
+#[test]
+fn calls_queued_behind_an_endless_query_die_with_their_process() {
+    // The running query is interrupted and the inserts queued behind it in
+    // the database's queue never run: the monitor counts no row, at once.
+    let r = monitor("queuer", 100);
     assert_eq!(r, ["0 true Canceled"; 3]);
 }
 
