@@ -49,9 +49,11 @@ impl Value {
     /// Looks a string key up in a map value.
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
+            // Bytes compared, not each key validated as UTF-8 first: the
+            // converter asks this of every map it builds.
             Value::Map(entries) => entries
                 .iter()
-                .find(|(k, _)| k.as_str() == Some(key))
+                .find(|(k, _)| matches!(k, Value::Str(b) if b.as_slice() == key.as_bytes()))
                 .map(|(_, v)| v),
             _ => None,
         }
