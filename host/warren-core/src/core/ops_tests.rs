@@ -32,24 +32,20 @@ enum Report {
     Stopped,
 }
 
-/// A process that starts one blocking call of `work` with `deadline` and
-/// reports what it receives; it ends when cancelled.
+/// A process that starts one call with `start` and reports what it
+/// receives; it ends when cancelled.
 fn caller(
     id: &str,
-    deadline: Duration,
-    work: impl Fn() -> OpResult + Send + Sync + 'static,
     tx: Sender<Report>,
+    start: impl Fn(&mut crate::core::Core, crate::pid::Pid) + Send + Sync + 'static,
 ) -> crate::frontend::Program {
     let tx = Mutex::new(tx);
-    let work = Arc::new(work);
     program(id, move |core, me, item| {
         let report = |r: Report| tx.lock().expect("lock").send(r).expect("test alive");
         match item {
             Item::Start { .. } => {
                 report(Report::Quota(core.quota_of(me).clone()));
-                let work = work.clone();
-                core.start_blocking_op(me, "test call", deadline, move || work())
-                    .expect("admitted");
+                start(core, me);
                 false
             }
             Item::Done { result, .. } => {
@@ -63,6 +59,20 @@ fn caller(
             }
             _ => false,
         }
+    })
+}
+
+/// A [`caller`] of one blocking call of `work` with `deadline`.
+fn blocking_caller(
+    deadline: Duration,
+    work: impl Fn() -> OpResult + Send + Sync + 'static,
+    tx: Sender<Report>,
+) -> crate::frontend::Program {
+    let work = Arc::new(work);
+    caller("c", tx, move |core, me| {
+        let work = work.clone();
+        core.start_blocking_op(me, "test call", deadline, move || work())
+            .expect("admitted");
     })
 }
 
@@ -86,7 +96,7 @@ struct Started {
 
 fn start(deadline: Duration, work: impl Fn() -> OpResult + Send + Sync + 'static) -> Started {
     let (tx, rx) = channel();
-    let rt = runtime(caller("c", deadline, work, tx));
+    let rt = runtime(blocking_caller(deadline, work, tx));
     let pid = rt
         .spawn(SpawnRequest::new("c", "app", vec![]))
         .expect("spawn");
@@ -285,51 +295,34 @@ enum Driver {
     Hangs,
 }
 
-/// A process that starts one queued call (`Core::start_queued_op`) with
+/// A [`caller`] of one queued call (`Core::start_queued_op`) with
 /// `deadline` whose driver behaves as `driver`; the stop hook the driver
-/// returns sends on `stopped`. Reports as [`caller`].
+/// returns sends on `stopped`.
 fn queued_caller(
     deadline: Duration,
     driver: Driver,
     tx: Sender<Report>,
     stopped: Sender<()>,
 ) -> crate::frontend::Program {
-    let (tx, stopped) = (Mutex::new(tx), Mutex::new(stopped));
+    let stopped = Mutex::new(stopped);
     let kept = Arc::new(Mutex::new(Vec::<OpDone>::new()));
-    program("q", move |core, me, item| {
-        let report = |r: Report| tx.lock().expect("lock").send(r).expect("test alive");
-        match item {
-            Item::Start { .. } => {
-                report(Report::Quota(core.quota_of(me).clone()));
-                let (kept, stopped) = (kept.clone(), stopped.lock().expect("lock").clone());
-                let start = move |done: OpDone| -> Result<Box<dyn Fn() + Send>, ProcError> {
-                    match driver {
-                        Driver::Completes => drop(std::thread::spawn(move || {
-                            done.complete(Ok(OpValue::Value(Value::Int(42))));
-                        })),
-                        Driver::DropsUnrun => drop(std::thread::spawn(move || drop(done))),
-                        Driver::Hangs => kept.lock().expect("lock").push(done),
-                    }
-                    let stopped = Mutex::new(stopped);
-                    Ok(Box::new(move || {
-                        let _ = stopped.lock().expect("lock").send(());
-                    }))
-                };
-                core.start_queued_op(me, "test call", deadline, start)
-                    .expect("admitted");
-                false
+    caller("q", tx, move |core, me| {
+        let (kept, stopped) = (kept.clone(), stopped.lock().expect("lock").clone());
+        let start = move |done: OpDone| -> Result<Box<dyn Fn() + Send>, ProcError> {
+            match driver {
+                Driver::Completes => drop(std::thread::spawn(move || {
+                    done.complete(Ok(OpValue::Value(Value::Int(42))));
+                })),
+                Driver::DropsUnrun => drop(std::thread::spawn(move || drop(done))),
+                Driver::Hangs => kept.lock().expect("lock").push(done),
             }
-            Item::Done { result, .. } => {
-                let in_flight = core.quota_of(me).ops_in_flight();
-                report(Report::Done { result, in_flight });
-                false
-            }
-            Item::Event(_) => {
-                report(Report::Stopped);
-                true
-            }
-            _ => false,
-        }
+            let stopped = Mutex::new(stopped);
+            Ok(Box::new(move || {
+                let _ = stopped.lock().expect("lock").send(());
+            }))
+        };
+        core.start_queued_op(me, "test call", deadline, start)
+            .expect("admitted");
     })
 }
 
