@@ -17,8 +17,11 @@
 //!   blocking lane, see
 //!   [`Core::start_blocking_op`](crate::Core::start_blocking_op)) cannot be
 //!   interrupted once running, so its caller gets `TIMEOUT` while it keeps
-//!   its host slot until it returns; an operation's host slot is free
-//!   before its caller hears of the result;
+//!   its host slot until it returns; a queued call (see
+//!   [`Core::start_queued_op`](crate::Core::start_queued_op)) is stopped
+//!   as its driver allows and, dropped unrun, completes with `INTERNAL`;
+//!   an operation's host slot is free before its caller hears of the
+//!   result;
 //! - a process has at most [`HostLimits::max_ops_per_process`] operations
 //!   in flight and a host [`HostLimits::max_ops_per_host`]; the call that
 //!   would start one more fails with `RATE_LIMITED` before any work;
@@ -153,8 +156,9 @@ impl OpRun {
     pub(crate) fn abort(self, shared: &crate::runtime::Shared) {
         match self {
             OpRun::Task(task) => task.abort(),
-            // Stops it only if it has not started: running work cannot be
-            // interrupted, and its late result is dropped.
+            // A lane job only if it has not started (running work cannot be
+            // interrupted); a queued call as its driver can (an SQLite
+            // statement is interrupted). A late result is dropped.
             OpRun::Blocking(b) => b.task.stop(),
             OpRun::Expired => {}
             OpRun::Call(call) => {
@@ -229,8 +233,10 @@ impl OpDone {
 
 impl Drop for OpDone {
     fn drop(&mut self) {
-        let message = format!("{}: the operation ended without a result", self.what);
-        self.deliver(Err(ProcError::new(ErrorKind::Internal, message)));
+        if self.slot.is_some() {
+            let message = format!("{}: the operation ended without a result", self.what);
+            self.deliver(Err(ProcError::new(ErrorKind::Internal, message)));
+        }
     }
 }
 

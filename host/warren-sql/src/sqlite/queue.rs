@@ -12,7 +12,10 @@
 //! Guarantees: statements still run one at a time under the lease; a
 //! runner gives the lease up after [`RUN_CAP`] calls, so a transaction
 //! waiting for it (the lease is a fair, first-come mutex) waits behind at
-//! most that many statements; a call cancelled before it starts is dropped
+//! most that many statements; a runner takes a blocking thread only once
+//! it holds the lease (it waits for a held one as a task), so runners
+//! waiting for leases never fill the blocking pool the lease holders need
+//! to finish; a call cancelled before it starts is dropped
 //! unrun, and one running is interrupted (see [`Stop`]); a call whose
 //! runner ends without running it (a panic, the runtime shutting down) is
 //! dropped, so its caller hears an error instead of waiting forever.
