@@ -814,6 +814,40 @@ end"#);
     honest(&runtime, &server);
 }
 
+#[test]
+fn a_flood_of_malformed_requests_is_refused_as_invalid_not_rate_limited() {
+    // Malformed URLs fail on the worker, before any operation starts: a
+    // flood of them from many coroutines costs no operation slot.
+    let server = Server::start();
+    let source = src(r#"
+return function()
+    local urls = { "not a url", "", "ftp://example.com/", "http://", "gopher://x" }
+    local results = channel.new(512)
+    for i = 1, 200 do
+        coroutine.spawn(function()
+            local _, err = http.get(urls[i % #urls + 1])
+            results:send(err and tostring(err:kind()) or "ok")
+        end)
+    end
+    local counts = {}
+    for _ = 1, 200 do
+        local r = channel.select({ results:case_receive(), time.after("5s"):case_receive() })
+        assert(r.channel == results, "a request did not end")
+        counts[r.value] = (counts[r.value] or 0) + 1
+    end
+    local keys = {}
+    for k, c in pairs(counts) do keys[#keys + 1] = k .. "=" .. c end
+    table.sort(keys)
+    return table.concat(keys, " ")
+end"#);
+    let a = io_app(None).granted("h:attacker", &source, local_grants());
+    let runtime = a.start();
+    let out = attack_on(&runtime, "h:attacker", Vec::new());
+    out.assert_neighbour_ticks();
+    assert_eq!(out.value(), "Invalid=200");
+    honest(&runtime, &server);
+}
+
 /// Five processes of one tenant, 8 requests each: the host admits 32.
 const FLOODERS: &str = r#"
 local function flooder(parent, url)

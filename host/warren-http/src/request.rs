@@ -143,6 +143,34 @@ impl Request {
     pub(crate) fn validated_url(&self) -> Result<Url, ProcError> {
         self.method()?;
         let url = self.full_url()?;
+        self.validate_rest()?;
+        Ok(url)
+    }
+
+    /// [`Request::validate`] but for the URL's full parse, which only the
+    /// cheap check of [`Request::plausible_url`] stands in for: what a
+    /// caller that hands the request to [`crate::HttpClient::request`] on
+    /// another thread (which validates it all) checks first, so that
+    /// garbage fails at once while a well-formed URL is parsed once.
+    pub fn validate_cheaply(&self) -> Result<(), ProcError> {
+        self.method()?;
+        if !self.plausible_url() {
+            self.full_url()?; // the precise error
+        }
+        self.validate_rest()
+    }
+
+    /// Whether the URL starts with `http://` or `https://` (any case) and
+    /// has something after it: most malformed URLs fail this.
+    fn plausible_url(&self) -> bool {
+        let url = self.url.as_bytes();
+        [&b"http://"[..], &b"https://"[..]].iter().any(|scheme| {
+            url.len() > scheme.len() && url[..scheme.len()].eq_ignore_ascii_case(scheme)
+        })
+    }
+
+    /// Everything [`Request::validate`] checks after the method and URL.
+    fn validate_rest(&self) -> Result<(), ProcError> {
         self.validate_headers()?;
         self.validate_body()?;
         self.validate_credentials()?;
@@ -157,7 +185,7 @@ impl Request {
         if let Some(opts) = &self.tls {
             tls::validate(opts)?;
         }
-        Ok(url)
+        Ok(())
     }
 
     /// The body limit in force.
@@ -280,6 +308,37 @@ mod tests {
         let err = req.validate().expect_err("invalid");
         assert_eq!(err.kind, ErrorKind::Invalid, "{}", err.message);
         err.message
+    }
+
+    #[test]
+    fn the_cheap_check_refuses_garbage_as_validate_does_and_leaves_the_rest_to_it() {
+        for url in [
+            "not a url",
+            "",
+            "ftp://example.com/",
+            "http://",
+            "mailto:a@b",
+        ] {
+            let req = Request::new("GET", url);
+            let cheap = req.validate_cheaply().expect_err(url);
+            assert_eq!(cheap.message, refused(&req), "{url}");
+        }
+        // Well-formed-looking: only the full parse refuses it.
+        let req = Request::new("GET", "http://exa mple.com/");
+        assert!(req.validate_cheaply().is_ok());
+        assert!(refused(&req).contains("URL"));
+        assert!(
+            Request::new("GET", "HTTPS://example.com/")
+                .validate_cheaply()
+                .is_ok()
+        );
+        // The other checks still run.
+        let mut req = Request::new("GET", "http://example.com/");
+        req.headers.push(("Content-Length".into(), "1".into()));
+        let err = req.validate_cheaply().expect_err("framing header");
+        assert_eq!(err.message, refused(&req));
+        let req = Request::new("BAD METHOD", "http://example.com/");
+        assert!(req.validate_cheaply().is_err());
     }
 
     #[test]
