@@ -15,6 +15,7 @@ mod run;
 mod tx;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -54,23 +55,25 @@ impl Sqlite {
     fn call_then<R, F, D>(&self, owner: u64, f: F, done: D) -> Result<queue::Stop, ProcError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R, ProcError> + Send + 'static,
+        F: FnOnce(&mut Connection, Arc<AtomicBool>) -> Result<R, ProcError> + Send + 'static,
         D: FnOnce(Result<R, ProcError>) + Send + 'static,
     {
         self.shared.check_not_holder(owner)?;
         let id = self.shared.statement_id();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let stop = cancelled.clone();
         let job = move |lease: &mut lease::Lease| {
             if !lease.autocommit() {
                 tracing::warn!("sqlite: rolling back a transaction left open outside tx");
                 lease.reset();
             }
-            let out = lease.run(id, f);
+            let out = lease.run(id, move |c| f(c, stop));
             if !lease.autocommit() {
                 lease.reset();
             }
             done(out);
         };
-        Ok(queue::submit(&self.shared, id, Box::new(job)))
+        Ok(queue::submit(&self.shared, id, cancelled, Box::new(job)))
     }
 
     /// [`Sqlite::call_then`] as a future; dropping it stops the call
@@ -78,7 +81,7 @@ impl Sqlite {
     async fn call<R, F>(&self, owner: u64, f: F) -> Result<R, ProcError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R, ProcError> + Send + 'static,
+        F: FnOnce(&mut Connection, Arc<AtomicBool>) -> Result<R, ProcError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let stop = self.call_then(owner, f, move |out| drop(tx.send(out)))?;
@@ -102,9 +105,15 @@ impl Sqlite {
         let timeout = self.shared.query_timeout;
         self.call_then(
             owner,
-            move |c| match query {
-                Some(limits) => run::query(c, timeout, &sql, &params, &limits),
-                None => run::execute(c, timeout, &sql, &params).map(|r| r.to_value()),
+            move |c, stop| {
+                let bounds = run::Bounds {
+                    timeout,
+                    stop: Some(stop),
+                };
+                match query {
+                    Some(limits) => run::query(c, &bounds, &sql, &params, &limits),
+                    None => run::execute(c, &bounds, &sql, &params).map(|r| r.to_value()),
+                }
             },
             done,
         )
@@ -118,8 +127,12 @@ impl Sqlite {
         limits: &ResultLimits,
     ) -> Result<Value, ProcError> {
         let (sql, limits, timeout) = (sql.to_owned(), *limits, self.shared.query_timeout);
-        self.call(owner, move |c| {
-            run::query(c, timeout, &sql, &params, &limits)
+        self.call(owner, move |c, stop| {
+            let bounds = run::Bounds {
+                timeout,
+                stop: Some(stop),
+            };
+            run::query(c, &bounds, &sql, &params, &limits)
         })
         .await
     }
@@ -131,13 +144,19 @@ impl Sqlite {
         params: Vec<Param>,
     ) -> Result<ExecResult, ProcError> {
         let (sql, timeout) = (sql.to_owned(), self.shared.query_timeout);
-        self.call(owner, move |c| run::execute(c, timeout, &sql, &params))
-            .await
+        self.call(owner, move |c, stop| {
+            let bounds = run::Bounds {
+                timeout,
+                stop: Some(stop),
+            };
+            run::execute(c, &bounds, &sql, &params)
+        })
+        .await
     }
 
     pub(crate) async fn prepare_check(&self, owner: u64, sql: &str) -> Result<(), ProcError> {
         let sql = sql.to_owned();
-        self.call(owner, move |c| run::check(c, &sql)).await
+        self.call(owner, move |c, _| run::check(c, &sql)).await
     }
 
     pub(crate) async fn begin(&self, owner: u64, opts: TxOptions) -> Result<Tx, ProcError> {
@@ -196,9 +215,13 @@ impl Tx {
         params: Vec<Param>,
         limits: &ResultLimits,
     ) -> Result<Value, ProcError> {
-        let (sql, limits, timeout) = (sql.to_owned(), *limits, self.timeout());
+        let bounds = run::Bounds {
+            timeout: self.timeout(),
+            stop: None,
+        };
+        let (sql, limits) = (sql.to_owned(), *limits);
         self.call(false, move |c| {
-            run::query(c, timeout, &sql, &params, &limits)
+            run::query(c, &bounds, &sql, &params, &limits)
         })
         .await
     }
@@ -208,8 +231,12 @@ impl Tx {
         sql: &str,
         params: Vec<Param>,
     ) -> Result<ExecResult, ProcError> {
-        let (sql, timeout) = (sql.to_owned(), self.timeout());
-        self.call(false, move |c| run::execute(c, timeout, &sql, &params))
+        let bounds = run::Bounds {
+            timeout: self.timeout(),
+            stop: None,
+        };
+        let sql = sql.to_owned();
+        self.call(false, move |c| run::execute(c, &bounds, &sql, &params))
             .await
     }
 

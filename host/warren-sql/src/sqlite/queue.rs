@@ -76,9 +76,10 @@ impl Stop {
     }
 }
 
-/// Queues `run` as statement `id`, starting a runner if none runs.
-pub(crate) fn submit(shared: &Arc<Shared>, id: u64, run: Job) -> Stop {
-    let cancelled = Arc::new(AtomicBool::new(false));
+/// Queues `run` as statement `id`, starting a runner if none runs;
+/// `cancelled` is its stop flag (the statement checks it too, see
+/// [`super::run::Bounds`]).
+pub(crate) fn submit(shared: &Arc<Shared>, id: u64, cancelled: Arc<AtomicBool>, run: Job) -> Stop {
     let flag = cancelled.clone();
     let job: Job = Box::new(move |lease: &mut Lease| {
         if !flag.load(Ordering::Acquire) {

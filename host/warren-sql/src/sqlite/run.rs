@@ -1,9 +1,9 @@
 //! Statements run on the one SQLite connection, on a blocking thread.
 //!
 //! Everything here is synchronous and takes the connection by reference;
-//! the caller (sqlite.rs) holds the lease. A `query_timeout` is enforced
-//! with SQLite's progress handler, so the deadline is checked inside the
-//! engine and needs no other thread.
+//! the caller (sqlite.rs) holds the lease. A `query_timeout` and a queued
+//! call's stop flag are enforced with SQLite's progress handler, so both
+//! are checked inside the engine and need no other thread.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,21 +37,35 @@ impl rusqlite::ToSql for Param {
     }
 }
 
-/// Runs `f` under `timeout` (if any); errors interrupted by the deadline
-/// become `TIMEOUT`.
+/// What may cut a statement short: the entry's `query_timeout` and, for
+/// a queued call, its stop flag. Both are checked by SQLite's progress
+/// handler inside the engine, so a stop that lands before the statement
+/// starts (when an interrupt would find nothing to interrupt, and SQLite
+/// clears it as the next statement starts) still ends it.
+pub(crate) struct Bounds {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) stop: Option<Arc<AtomicBool>>,
+}
+
+/// Runs `f` within `bounds`; errors interrupted by the deadline become
+/// `TIMEOUT`.
 fn with_deadline<R>(
     conn: &mut Connection,
-    timeout: Option<Duration>,
+    bounds: &Bounds,
     f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
 ) -> Result<R, ProcError> {
     let fired = Arc::new(AtomicBool::new(false));
-    if let Some(limit) = timeout {
-        let deadline = Instant::now() + limit;
-        let flag = fired.clone();
+    let watched = bounds.timeout.is_some() || bounds.stop.is_some();
+    if watched {
+        let deadline = bounds.timeout.map(|limit| Instant::now() + limit);
+        let (flag, stop) = (fired.clone(), bounds.stop.clone());
         conn.progress_handler(
             PROGRESS_STEPS,
             Some(move || {
-                let late = Instant::now() >= deadline;
+                if stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire)) {
+                    return true;
+                }
+                let late = deadline.is_some_and(|d| Instant::now() >= d);
                 if late {
                     flag.store(true, Ordering::Relaxed);
                 }
@@ -61,11 +75,11 @@ fn with_deadline<R>(
         .map_err(|e| super::error::map(&e))?;
     }
     let out = f(conn);
-    if timeout.is_some() {
+    if watched {
         conn.progress_handler(0, None::<fn() -> bool>)
             .map_err(|e| super::error::map(&e))?;
     }
-    let hit = timeout.filter(|_| fired.load(Ordering::Relaxed));
+    let hit = bounds.timeout.filter(|_| fired.load(Ordering::Relaxed));
     out.map_err(|e| map_run(&e, hit))
 }
 
@@ -82,14 +96,14 @@ fn check_count(stmt: &Statement<'_>, given: usize) -> Result<(), ProcError> {
 /// Runs one query and builds its rows under `limits`.
 pub(crate) fn query(
     conn: &mut Connection,
-    timeout: Option<Duration>,
+    bounds: &Bounds,
     sql: &str,
     params: &[Param],
     limits: &ResultLimits,
 ) -> Result<Value, ProcError> {
     let mut out = Rows::new(limits);
     let mut built: Result<(), ProcError> = Ok(());
-    with_deadline(conn, timeout, |c| {
+    with_deadline(conn, bounds, |c| {
         let mut stmt = c.prepare_cached(sql)?;
         if let Err(e) = check_count(&stmt, params.len()) {
             built = Err(e);
@@ -125,12 +139,12 @@ fn cell(v: ValueRef<'_>) -> Option<Value> {
 /// reports the last one.
 pub(crate) fn execute(
     conn: &mut Connection,
-    timeout: Option<Duration>,
+    bounds: &Bounds,
     sql: &str,
     params: &[Param],
 ) -> Result<ExecResult, ProcError> {
     let mut bad: Result<(), ProcError> = Ok(());
-    let affected = with_deadline(conn, timeout, |c| {
+    let affected = with_deadline(conn, bounds, |c| {
         if !params.is_empty() {
             let mut stmt = c.prepare_cached(sql)?;
             if let Err(e) = check_count(&stmt, params.len()) {
@@ -189,4 +203,35 @@ pub(crate) fn check(conn: &mut Connection, sql: &str) -> Result<(), ProcError> {
 /// Runs SQL the engine itself issues (BEGIN, COMMIT, SAVEPOINT ...).
 pub(crate) fn batch(conn: &mut Connection, sql: &str) -> Result<(), ProcError> {
     conn.execute_batch(sql).map_err(|e| super::error::map(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts to a billion: runs for many seconds unless stopped.
+    const LONG: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                        WHERE x < 1000000000) SELECT count(*) AS n FROM c";
+
+    fn bounds(stopped: bool) -> Bounds {
+        Bounds {
+            timeout: None,
+            stop: Some(Arc::new(AtomicBool::new(stopped))),
+        }
+    }
+
+    #[test]
+    fn a_stop_that_lands_before_the_statement_starts_still_ends_it() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        let limits = ResultLimits::default();
+        let t0 = Instant::now();
+        let err = query(&mut conn, &bounds(true), LONG, &[], &limits).expect_err("stopped");
+        assert!(t0.elapsed() < Duration::from_secs(5), "it ran on");
+        assert_eq!(err.kind, warren_core::ErrorKind::Canceled, "{err:?}");
+        let err = execute(&mut conn, &bounds(true), LONG, &[]).expect_err("stopped");
+        assert_eq!(err.kind, warren_core::ErrorKind::Canceled, "{err:?}");
+        // Not stopped: the connection runs statements as before.
+        let rows = query(&mut conn, &bounds(false), "SELECT 7 AS n", &[], &limits).expect("ran");
+        assert!(matches!(&rows, Value::Array(r) if r.len() == 1), "{rows:?}");
+    }
 }
