@@ -101,7 +101,7 @@ fn entry(app: App, id: &str, source: &str, method: &str, grants: Grants) -> App 
 /// whose every metamethod records that it ran, and whose `__index`,
 /// `__len` and `__pairs` would also loop forever once marked), `ran_text`,
 /// `ready` (waits for a child's "ready" message, failing if it ended
-/// first) and `elapsed`.
+/// first), `elapsed` and `tally` (counts the values `n` senders report).
 const PRELUDE: &str = r#"
 local sql = require("sql")
 local http = require("http_client")
@@ -154,6 +154,20 @@ local function exited(within)
     return r.value
 end
 local function elapsed(t0) return time.now():sub(t0):seconds() end
+-- Receives `n` values from channel `results`, each within `within` (else
+-- fails naming `what`), and returns their counts as sorted "value=count".
+local function tally(results, n, within, what)
+    local counts = {}
+    for _ = 1, n do
+        local r = channel.select({ results:case_receive(), time.after(within):case_receive() })
+        assert(r.channel == results, what .. " did not end")
+        counts[r.value] = (counts[r.value] or 0) + 1
+    end
+    local keys = {}
+    for k, c in pairs(counts) do keys[#keys + 1] = k .. "=" .. c end
+    table.sort(keys)
+    return table.concat(keys, " ")
+end
 -- An SQLite query that never ends (no query_timeout on these databases).
 local ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) AS n FROM c"
 "#;
@@ -829,16 +843,7 @@ return function()
             results:send(err and tostring(err:kind()) or "ok")
         end)
     end
-    local counts = {}
-    for _ = 1, 200 do
-        local r = channel.select({ results:case_receive(), time.after("5s"):case_receive() })
-        assert(r.channel == results, "a request did not end")
-        counts[r.value] = (counts[r.value] or 0) + 1
-    end
-    local keys = {}
-    for k, c in pairs(counts) do keys[#keys + 1] = k .. "=" .. c end
-    table.sort(keys)
-    return table.concat(keys, " ")
+    return tally(results, 200, "5s", "a request")
 end"#);
     let a = io_app(None).granted("h:attacker", &source, local_grants());
     let runtime = a.start();
@@ -919,16 +924,7 @@ return function()
             results:send(rows and tostring(rows[1].n) or tostring(err:kind()))
         end)
     end
-    local counts = {}
-    for i = 1, 100 do
-        local r = channel.select({ results:case_receive(), time.after("10s"):case_receive() })
-        assert(r.channel == results, "a query did not end")
-        counts[r.value] = (counts[r.value] or 0) + 1
-    end
-    local keys = {}
-    for k, c in pairs(counts) do keys[#keys + 1] = k .. "=" .. c end
-    table.sort(keys)
-    return table.concat(keys, " ")
+    return tally(results, 100, "10s", "a query")
 end"#);
     let a = io_app(Some(sqlite_dbs(&dir, &["main"]))).granted("h:attacker", &source, db_grant());
     let runtime = a.start();
