@@ -160,7 +160,7 @@ fn run_on(
 ) -> Result<u64, ProcError> {
     let (owner, limits) = (me.as_u64(), limits(core, me));
     let what = if query { "sql query" } else { "sql execute" };
-    let target = match target {
+    let tx = match target {
         // A plain call goes to the database's own queue, and its result
         // from the driver's thread straight to this worker.
         Target::Db(db) => {
@@ -174,14 +174,14 @@ fn run_on(
                 .borrow_mut()
                 .start_queued_op(me, what, SQL_CALL_DEADLINE, start);
         }
-        tx => tx,
+        Target::Tx(tx) => tx,
     };
+    // A transaction's statement runs under the lease it holds.
     let make = move || async move {
-        let value = match (target, query) {
-            (Target::Db(db), true) => db.query(owner, &sql, params, &limits).await?,
-            (Target::Tx(tx), true) => tx.query(&sql, params, &limits).await?,
-            (Target::Db(db), false) => db.execute(owner, &sql, params).await?.to_value(),
-            (Target::Tx(tx), false) => tx.execute(&sql, params).await?.to_value(),
+        let value = if query {
+            tx.query(&sql, params, &limits).await?
+        } else {
+            tx.execute(&sql, params).await?.to_value()
         };
         Ok(OpValue::Value(value))
     };

@@ -15,7 +15,7 @@ mod run;
 mod tx;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -63,6 +63,9 @@ impl Sqlite {
         let cancelled = Arc::new(AtomicBool::new(false));
         let stop = cancelled.clone();
         let job = move |lease: &mut lease::Lease| {
+            if stop.load(Ordering::Acquire) {
+                return; // stopped before it started: `done` dropped uncalled
+            }
             if !lease.autocommit() {
                 tracing::warn!("sqlite: rolling back a transaction left open outside tx");
                 lease.reset();
@@ -106,10 +109,7 @@ impl Sqlite {
         self.call_then(
             owner,
             move |c, stop| {
-                let bounds = run::Bounds {
-                    timeout,
-                    stop: Some(stop),
-                };
+                let bounds = run::Bounds::stoppable(timeout, stop);
                 match query {
                     Some(limits) => run::query(c, &bounds, &sql, &params, &limits),
                     None => run::execute(c, &bounds, &sql, &params).map(|r| r.to_value()),
@@ -128,10 +128,7 @@ impl Sqlite {
     ) -> Result<Value, ProcError> {
         let (sql, limits, timeout) = (sql.to_owned(), *limits, self.shared.query_timeout);
         self.call(owner, move |c, stop| {
-            let bounds = run::Bounds {
-                timeout,
-                stop: Some(stop),
-            };
+            let bounds = run::Bounds::stoppable(timeout, stop);
             run::query(c, &bounds, &sql, &params, &limits)
         })
         .await
@@ -145,10 +142,7 @@ impl Sqlite {
     ) -> Result<ExecResult, ProcError> {
         let (sql, timeout) = (sql.to_owned(), self.shared.query_timeout);
         self.call(owner, move |c, stop| {
-            let bounds = run::Bounds {
-                timeout,
-                stop: Some(stop),
-            };
+            let bounds = run::Bounds::stoppable(timeout, stop);
             run::execute(c, &bounds, &sql, &params)
         })
         .await

@@ -76,16 +76,10 @@ impl Stop {
     }
 }
 
-/// Queues `run` as statement `id`, starting a runner if none runs;
-/// `cancelled` is its stop flag (the statement checks it too, see
-/// [`super::run::Bounds`]).
-pub(crate) fn submit(shared: &Arc<Shared>, id: u64, cancelled: Arc<AtomicBool>, run: Job) -> Stop {
-    let flag = cancelled.clone();
-    let job: Job = Box::new(move |lease: &mut Lease| {
-        if !flag.load(Ordering::Acquire) {
-            run(lease);
-        }
-    });
+/// Queues `job` as statement `id`, starting a runner if none runs;
+/// `cancelled` is its stop flag, which the job checks before it runs its
+/// statement (and the statement as it runs, see [`super::run::Bounds`]).
+pub(crate) fn submit(shared: &Arc<Shared>, id: u64, cancelled: Arc<AtomicBool>, job: Job) -> Stop {
     let start = {
         let mut q = lock(&shared.queue);
         q.jobs.push_back(job);

@@ -47,6 +47,16 @@ pub(crate) struct Bounds {
     pub(crate) stop: Option<Arc<AtomicBool>>,
 }
 
+impl Bounds {
+    /// A queued call's bounds: `timeout` and its stop flag.
+    pub(crate) fn stoppable(timeout: Option<Duration>, stop: Arc<AtomicBool>) -> Bounds {
+        Bounds {
+            timeout,
+            stop: Some(stop),
+        }
+    }
+}
+
 /// Runs `f` within `bounds`; errors interrupted by the deadline become
 /// `TIMEOUT`.
 fn with_deadline<R>(
