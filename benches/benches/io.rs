@@ -77,7 +77,9 @@ const SQL_ROWS: u64 = 10_000;
 const HELD: u64 = 10_000;
 /// Idle processes and timed-out requests that warm the memory rows' child.
 const WARM_N: u64 = 100;
-/// Workers of the bench host.
+/// Workers of the bench host: one, so that each row measures what one
+/// worker's thread costs per operation. The point queries are also
+/// compared on a host of one worker per core, as `warren run` starts.
 const WORKERS: usize = 1;
 /// The database entry of the SQLite rows.
 const DB: &str = "app.db:bench";
@@ -198,12 +200,17 @@ fn entry(id: &str, src: &str) -> warren_core::Program {
     program.into_program(id)
 }
 
-/// A runtime with the bench entries on one host with `limits`, and `db`
-/// (if any) given to the `sql` module.
+/// A runtime with the bench entries on one host of [`WORKERS`] with
+/// `limits`, and `db` (if any) given to the `sql` module.
 fn runtime(limits: HostLimits, db: Option<&Arc<Database>>) -> Runtime {
+    runtime_of(WORKERS, limits, db)
+}
+
+/// [`runtime`] with `workers` workers.
+fn runtime_of(workers: usize, limits: HostLimits, db: Option<&Arc<Database>>) -> Runtime {
     let mut builder = RuntimeBuilder::new()
         .frontend(lua_frontend())
-        .host(HostSpec::new(HOST, WORKERS).with_limits(limits))
+        .host(HostSpec::new(HOST, workers).with_limits(limits))
         .program(entry("io:driver", DRIVER))
         .program(entry("io:http", HTTP_CHILD))
         .program(entry("io:sql", SQL_CHILD))
@@ -621,6 +628,17 @@ fn bench_sqlite(c: &mut Criterion) {
             || sql_direct(&db, what, SQL_PROCS, SQL_EACH),
         );
     }
+    drop(rt);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let rt = runtime_of(cores, HostLimits::default(), Some(&db));
+    compare(
+        &format!("io_sqlite/query_100x100 ({cores} workers, as `warren run`)"),
+        "ops",
+        SQL_PROCS * SQL_EACH,
+        9,
+        || sql_runtime(&rt, "query", SQL_PROCS, SQL_EACH),
+        || sql_direct(&db, "query", SQL_PROCS, SQL_EACH),
+    );
 }
 
 // ---- memory -----------------------------------------------------------

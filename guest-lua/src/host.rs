@@ -25,6 +25,7 @@ use crate::outcome::Outcome;
 use crate::preempt::Preemption;
 use crate::program::LuaProgram;
 use crate::quota::{Accounts, Verdict};
+use crate::step::Stepper;
 use crate::watchdog::Slot;
 use crate::{json, timefmt};
 
@@ -41,6 +42,8 @@ pub(crate) struct LuaVm {
     _preemption: Preemption,
     /// The kernel's big tables, whose growth is charged to no process.
     _kernel_tables: Rc<RefCell<KernelTables>>,
+    /// Declared after the VM: the kernel's step function points to it.
+    _stepper: Box<Stepper>,
 }
 
 /// Stands in for a VM that failed to start: fails every process sent to it.
@@ -201,7 +204,7 @@ impl LuaVm {
         h.set("kernel_tables", name_tables)?;
         let preemption = crate::preempt::install(&lua, &h, KERNEL, slice, accounts.clone())?;
         accounts.borrow_mut().watched_by(preemption.slot().clone());
-        register_accounts(&lua, &h, &core, &accounts, preemption.slot())?;
+        let stepper = register_accounts(&lua, &h, &core, &accounts, preemption.slot())?;
         lua.set_app_data(TypeBudget(crate::preempt::budget_check(
             accounts.clone(),
             slice,
@@ -227,20 +230,23 @@ impl LuaVm {
             accounts,
             _preemption: preemption,
             _kernel_tables: kernel_tables,
+            _stepper: stepper,
         })
     }
 }
 
-/// `H.enter`, `H.leave` and `H.measured` (see [`crate::quota`]); `H.leave`
-/// also reports the messages the process took from its mailbox; an exit
-/// forgets the process's account. Both count in the watchdog's `slot`.
+/// `H.stepper`, `H.verdict`, `H.leave` and `H.measured` (see
+/// [`crate::quota`] and [`crate::step`]): a step and `H.leave` report the
+/// messages the process took from its mailbox and count in the watchdog's
+/// `slot`; an exit forgets the process's account. Returns the steps'
+/// state, which the VM keeps.
 fn register_accounts(
     lua: &Lua,
     h: &Table,
     core: &CoreRef,
     accounts: &Rc<RefCell<Accounts>>,
     slot: &Arc<Slot>,
-) -> mlua::Result<()> {
+) -> mlua::Result<Box<Stepper>> {
     fn verdict(lua: &Lua, v: Verdict) -> mlua::Result<MultiValue> {
         match v {
             Verdict::Fine => ().into_lua_multi(lua),
@@ -248,13 +254,8 @@ fn register_accounts(
             Verdict::Kill(kind, message) => (kind.name(), message).into_lua_multi(lua),
         }
     }
-    let (a, s) = (accounts.clone(), slot.clone());
-    let enter = lua.create_function(move |lua, id: i64| {
-        s.enter();
-        a.borrow_mut().enter(lua, id);
-        Ok(())
-    })?;
-    h.set("enter", enter)?;
+    let stepper = Box::new(Stepper::new(accounts.clone(), slot.clone(), core.clone()));
+    register_step(lua, h, &stepper)?;
     let (a, c, s) = (accounts.clone(), core.clone(), slot.clone());
     let leave = lua.create_function(move |lua, (id, oom, taken): (i64, bool, u32)| {
         // Charged before the slot says the run is over: the watchdog's
@@ -291,7 +292,37 @@ fn register_accounts(
             Ok(())
         },
     )?;
-    h.set("exit", exit)
+    h.set("exit", exit)?;
+    Ok(stepper)
+}
+
+/// `H.stepper(TAKEN)`, which makes the kernel's step function (see
+/// [`crate::step`]), and `H.verdict()`, the kind and reason of its last
+/// `false` verdict.
+fn register_step(lua: &Lua, h: &Table, stepper: &Stepper) -> mlua::Result<()> {
+    let raw = std::ptr::from_ref(stepper) as usize;
+    let make = lua.create_function(move |lua, taken: Table| {
+        // SAFETY: `raw` points to the VM's `Stepper`, which outlives the
+        // VM (a field of `LuaVm` declared after it); the closure is built
+        // on the stack `exec_raw` hands over, with `taken` on top.
+        unsafe {
+            lua.exec_raw::<Function>(taken, |l| {
+                crate::step::push_step(l, &*(raw as *const Stepper), -1);
+                mlua::ffi::lua_remove(l, -2);
+            })
+        }
+    })?;
+    h.set("stepper", make)?;
+    let raw_verdict = std::ptr::from_ref(stepper) as usize;
+    let verdict = lua.create_function(move |lua, ()| {
+        // SAFETY: as above.
+        let stepper = unsafe { &*(raw_verdict as *const Stepper) };
+        match stepper.take_kill() {
+            Some((kind, reason)) => (kind.name(), reason).into_lua_multi(lua),
+            None => ().into_lua_multi(lua),
+        }
+    })?;
+    h.set("verdict", verdict)
 }
 
 /// What a process would otherwise read from state its VM shares:
@@ -436,7 +467,10 @@ fn item_values(
     pid: Pid,
     item: Item,
 ) -> mlua::Result<Option<MultiValue>> {
-    let mut out = vec![LuaValue::Integer(lua_id(pid))];
+    // Room for the usual items (a done: id, kind, op, ok, value; a message
+    // of up to three payloads) without growing.
+    let mut out = Vec::with_capacity(8);
+    out.push(LuaValue::Integer(lua_id(pid)));
     let error_mt = entries.borrow_mut().error_mt(lua);
     let conv = |v: &Value| match &error_mt {
         Some(mt) => to_lua_with_errors(lua, v, mt),
@@ -490,7 +524,7 @@ fn item_values(
         // outside the host) has completed.
         Item::Wake => out.push(str_value(lua, "wake")?),
         Item::Done { op, result } => {
-            out.push(str_value(lua, "done")?);
+            out.push(entries.borrow_mut().kind(lua, "done")?);
             out.push(LuaValue::Integer(i64::try_from(op).unwrap_or(i64::MAX)));
             done_values(lua, core, pid, &mut out, result, &conv)?;
         }

@@ -27,7 +27,6 @@ local H_next, H_send, H_spawn, H_exit = H.next, H.send, H.spawn, H.exit
 -- H.timer, H.admit and H.measured (rarer calls) are looked up in H where
 -- used: the main chunk is at Lua's limit of 200 locals.
 local H_log = H.log
-local H_enter, H_leave = H.enter, H.leave
 -- The error Lua raises when an allocation does not fit under the ceiling
 -- the host sets for the running process; the sandbox lets no process
 -- catch it (see quota.rs).
@@ -214,6 +213,9 @@ local UPGRADES = setmetatable({}, { __mode = "k" })
 local function note_taken(p)
     TAKEN[p] = (TAKEN[p] or 0) + 1
 end
+-- Resumes a process's coroutine between its accounting (step.rs): reads
+-- and clears TAKEN[p] itself unless the coroutine raised.
+local H_step = H.stepper(TAKEN)
 
 ---------------------------------------------------------------------------
 -- Channels: opaque proxies; state lives in a kernel-private table.
@@ -926,20 +928,21 @@ local function resume_one()
     local p = cr.p
     p.nready = p.nready - 1
     current = cr
-    H_enter(p.id)
     -- A plain receive is woken with (value, ok) only: it returns exactly
     -- what it is resumed with, as a tail call (no frame of its own left on
-    -- a blocked process's stack). A select also gets its channel.
-    local ok, r1, r2, r3
-    if c == nil then
-        ok, r1, r2, r3 = co_resume(cr.th, a, b)
-    else
-        ok, r1, r2, r3 = co_resume(cr.th, a, b, c)
-    end
+    -- a blocked process's stack). A select also gets its channel: the step
+    -- passes `c` only when it is not nil.
+    local ok, kind, r1, r2, r3 = H_step(cr.th, p, p.id, a, b, c)
     current = nil
-    local taken = TAKEN[p]
-    if taken then TAKEN[p] = nil end
-    local kind, why = H_leave(p.id, not ok and is_memerr(r1), taken or 0)
+    local why
+    if not ok then
+        r1 = kind
+        local taken = TAKEN[p]
+        if taken then TAKEN[p] = nil end
+        kind, why = H.leave(p.id, is_memerr(r1), taken or 0)
+    elseif kind == false then
+        kind, why = H.verdict()
+    end
     local owed = SEND.owed
     if owed then -- a send failed between H.admit and its delivery
         SEND.owed = false

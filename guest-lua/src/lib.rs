@@ -24,6 +24,7 @@ mod program;
 mod quota;
 mod random;
 mod resume;
+mod step;
 mod terminal;
 mod timefmt;
 mod timeparse;

@@ -398,7 +398,7 @@ pub(crate) struct Preemption {
 }
 
 impl Preemption {
-    /// The VM's watchdog slot, which `H.enter` and `H.leave` bump.
+    /// The VM's watchdog slot, which the kernel's step (and `H.leave`) bump.
     pub(crate) fn slot(&self) -> &Arc<Slot> {
         &self.slot
     }

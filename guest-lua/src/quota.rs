@@ -1,7 +1,8 @@
 //! Memory and CPU accounting of Lua processes that share one VM.
 //!
-//! The kernel calls `H.enter(id)` before it resumes a process and
-//! `H.leave(id, oom)` after. While a process runs, the VM's allocator
+//! The kernel's step ([`crate::step`]) calls [`Accounts::enter`] before it
+//! resumes a process and [`Accounts::leave`] after (through `H.leave(id,
+//! oom)` when the resume raised). While a process runs, the VM's allocator
 //! ceiling is what the VM uses now plus the process's room: its
 //! `memory_per_process` minus its last measured size, and never more than
 //! is left of the host's `memory_total`. An allocation past the ceiling

@@ -60,6 +60,18 @@ local function typed(w, what, i)
     return nil, s_format("%s: parameter %d: %s cannot take a %s", what, i, names[k] or "sql.as", t)
 end
 
+-- The kind letter and value SQL gets for parameter `i` (`v`), or nil and
+-- why it cannot take it.
+local function param(v, what, i)
+    local t = type(v)
+    if v == nil or rawequal(v, NULL) then return "n", v end
+    if t == "boolean" then return "b", v end
+    if t == "number" then return math_type(v) == "integer" and "i" or "f", v end
+    if t == "string" then return "t", v end
+    if t == "table" and raw_getmetatable(v) == AsMT then return typed(v, what, i) end
+    return nil, s_format("%s: parameter %d is a %s, which SQL cannot take", what, i, t)
+end
+
 -- Flattens `params` (an array whose length is its highest positive integer
 -- key; holes are NULL) into a kind string and a value array.
 local function flatten(params, what)
@@ -74,22 +86,15 @@ local function flatten(params, what)
             n = k
         end
     end
+    if n == 1 then -- the usual case: no table grown, no concat
+        local k, v = param(rawget(params, 1), what, 1)
+        if not k then return nil, v end
+        return k, { v }
+    end
     local kinds, vals = {}, {}
     for i = 1, n do
-        local v = rawget(params, i)
-        local t, k = type(v), nil
-        if v == nil or rawequal(v, NULL) then k = "n"
-        elseif t == "boolean" then k = "b"
-        elseif t == "number" then k = math_type(v) == "integer" and "i" or "f"
-        elseif t == "string" then k = "t"
-        elseif t == "table" and raw_getmetatable(v) == AsMT then
-            local msg
-            k, msg = typed(v, what, i)
-            if not k then return nil, msg end
-            v = msg
-        else
-            return nil, s_format("%s: parameter %d is a %s, which SQL cannot take", what, i, t)
-        end
+        local k, v = param(rawget(params, i), what, i)
+        if not k then return nil, v end
         kinds[i], vals[i] = k, v
     end
     return t_concat(kinds), vals

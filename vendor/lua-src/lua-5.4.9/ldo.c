@@ -360,6 +360,13 @@ static int shrinksuspended (lua_State *L) {
 */
 void luaD_shrinkstack (lua_State *L) {
   int inuse, max;
+  /* WARREN: a young collection (generational mode) leaves a suspended
+     thread's stack as it is: it runs every few hundred kilobytes of
+     allocation, and a busy thread cut by each one grew its stack back on
+     its next resume. Major and full collections (and incremental mode)
+     still cut; a thread's first suspension is cut in 'lua_resume'. */
+  if (L->status == LUA_YIELD && G(L)->gckind == KGC_GEN)
+    return;
   if (shrinksuspended(L))  /* WARREN */
     return;
   inuse = stackinuse(L);

@@ -1,0 +1,200 @@
+//! The kernel's resume of a process: the accounting before, the resume
+//! and the accounting after, in one C call (`H.stepper(TAKEN)` makes it).
+//!
+//! `step(th, p, id, a, b[, c])` does what `H.enter(id)`, the kernel's
+//! [`crate::resume::resume`] of `th` with `a, b` (and `c` when it is not
+//! nil) and `H.leave(id, false, taken)` did as three calls, where `taken`
+//! is the count the kernel keeps for process record `p` in its `TAKEN`
+//! table (read and cleared here). It answers:
+//!
+//! - `true, verdict, r1, r2, r3`: the coroutine yielded or returned; its
+//!   first three results (the preemption marker for a preemption), and the
+//!   verdict of the accounting: `nil` (fine), `true` (measure the
+//!   process), `false` (end it: `H.verdict()` gives the kind and reason);
+//! - `false, err`: the coroutine raised. The accounting after is then
+//!   left to the kernel (`H.leave`), which alone can tell a memory error
+//!   of the host's from the process's own error value, and `TAKEN` is
+//!   left as it was.
+//!
+//! Guarantees: the memory ceiling is set only around the resume itself
+//! (nothing here allocates in the VM while it is set); nothing here runs a
+//! metamethod (the `TAKEN` lookup and clear are raw); between the enter
+//! and the leave no Rust value with a destructor is alive across a call
+//! that may raise.
+
+use std::cell::RefCell;
+use std::ffi::{c_int, c_void};
+use std::ptr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mlua::Lua;
+use mlua::ffi::{self, lua_State};
+use warren_core::{CoreRef, ErrorKind};
+
+use crate::quota::{Accounts, Verdict};
+use crate::watchdog::{CURRENT, Slot};
+
+/// What `step` reaches of its VM. Owned by the VM's [`crate::host::LuaVm`],
+/// declared after the VM so it outlives every call.
+pub(crate) struct Stepper {
+    accounts: Rc<RefCell<Accounts>>,
+    slot: Arc<Slot>,
+    core: CoreRef,
+    /// The reason of the last `false` verdict, until `H.verdict()`.
+    kill: RefCell<Option<(ErrorKind, String)>>,
+}
+
+impl Stepper {
+    pub(crate) fn new(accounts: Rc<RefCell<Accounts>>, slot: Arc<Slot>, core: CoreRef) -> Self {
+        Stepper {
+            accounts,
+            slot,
+            core,
+            kill: RefCell::new(None),
+        }
+    }
+
+    /// The kind and reason of the last `false` verdict (once).
+    pub(crate) fn take_kill(&self) -> Option<(ErrorKind, String)> {
+        self.kill.borrow_mut().take()
+    }
+
+    /// Before the resume: false if the accounts are in use (a bug; the
+    /// step then raises instead of resuming).
+    fn enter(&self, lua: &Lua, id: i64) -> bool {
+        let Ok(mut accounts) = self.accounts.try_borrow_mut() else {
+            return false;
+        };
+        self.slot.enter();
+        accounts.enter(lua, id);
+        true
+    }
+
+    /// After a resume that did not raise: the verdict as `step` answers it
+    /// (`None` fine, `Some(true)` measure, `Some(false)` end).
+    fn leave(&self, lua: &Lua, id: i64, taken: u32) -> Option<bool> {
+        // Charged before the slot says the run is over, as `H.leave`.
+        let verdict = match self.accounts.try_borrow_mut() {
+            Ok(mut accounts) => accounts.leave(lua, id, false),
+            Err(_) => Verdict::Kill(ErrorKind::Internal, "the VM's accounts are busy".into()),
+        };
+        self.slot.leave();
+        if taken > 0
+            && let Ok(mut core) = self.core.try_borrow_mut()
+        {
+            core.consumed(crate::host::pid_of(id), taken);
+        }
+        match verdict {
+            Verdict::Fine => None,
+            Verdict::Measure => Some(true),
+            Verdict::Kill(kind, reason) => {
+                *self.kill.borrow_mut() = Some((kind, reason));
+                Some(false)
+            }
+        }
+    }
+}
+
+/// Pushes the C closure `step` with `stepper` and the table at `taken` of
+/// `l`'s stack as its upvalues.
+///
+/// # Safety
+///
+/// `l` is a running state with the `TAKEN` table at index `taken`;
+/// `stepper` outlives the VM's last call of the closure.
+pub(crate) unsafe fn push_step(l: *mut lua_State, stepper: &Stepper, taken: c_int) {
+    let raw = ptr::from_ref(stepper).cast_mut().cast::<c_void>();
+    // SAFETY: see above; two values pushed, consumed by the closure.
+    unsafe {
+        let taken = ffi::lua_absindex(l, taken);
+        ffi::lua_pushlightuserdata(l, raw);
+        ffi::lua_pushvalue(l, taken);
+        ffi::lua_pushcclosure(l, step, 2);
+    }
+}
+
+/// `step(th, p, id, a, b[, c])`; see the module's documentation.
+///
+/// # Safety
+///
+/// Called by Lua as a C closure made by [`push_step`].
+unsafe extern "C-unwind" fn step(l: *mut lua_State) -> c_int {
+    // SAFETY: upvalue 1 is the `Stepper` `push_step` was given (alive, see
+    // there); every Lua call below follows lcorolib.c's `auxresume`, as
+    // `resume::resume` does. The Rust values alive across a call that may
+    // raise (`luaL_argerror`, `luaL_error`, `lua_resume`'s caller frame
+    // never raises) are plain references and integers.
+    unsafe {
+        let co = ffi::lua_tothread(l, 1);
+        if co.is_null() {
+            ffi::luaL_argerror(l, 1, c"coroutine expected".as_ptr());
+        }
+        let id = ffi::lua_tointegerx(l, 3, ptr::null_mut());
+        let narg = if ffi::lua_type(l, 6) <= ffi::LUA_TNIL {
+            2
+        } else {
+            3
+        };
+        ffi::lua_settop(l, 3 + narg);
+        if ffi::lua_checkstack(co, narg) == 0 {
+            ffi::luaL_error(l, c"too many arguments to resume".as_ptr());
+        }
+        let stepper = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
+        let lua = Lua::get_or_init_from_ptr(l);
+        ffi::lua_xmove(l, co, narg);
+        if !stepper.enter(lua, id) {
+            ffi::luaL_error(l, c"step: the VM's accounts are in use".as_ptr());
+        }
+        let outer = CURRENT.replace(co);
+        let mut nres = 0;
+        let status = ffi::lua_resume(co, l, narg, &raw mut nres);
+        CURRENT.set(outer);
+        if status != ffi::LUA_OK && status != ffi::LUA_YIELD {
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_xmove(co, l, 1); // the error
+            return 2;
+        }
+        let taken = take_count(l);
+        let verdict = stepper.leave(lua, id, taken);
+        ffi::lua_settop(l, 0);
+        ffi::lua_pushboolean(l, 1);
+        match verdict {
+            None => ffi::lua_pushnil(l),
+            Some(measure) => ffi::lua_pushboolean(l, c_int::from(measure)),
+        }
+        if status == ffi::LUA_YIELD && nres == 0 && crate::resume::take_preempted(co) {
+            ffi::lua_pushlightuserdata(l, crate::resume::marker().0);
+            return 3;
+        }
+        let keep = nres.min(3);
+        ffi::lua_pop(co, nres - keep);
+        ffi::lua_xmove(co, l, keep);
+        2 + keep
+    }
+}
+
+/// Reads and clears `TAKEN[p]` (upvalue 2, `p` at index 2), raw.
+///
+/// # Safety
+///
+/// Called from `step`, with room for two values on `l`.
+unsafe fn take_count(l: *mut lua_State) -> u32 {
+    // SAFETY: see above. Setting an existing key to nil never allocates.
+    unsafe {
+        let taken = ffi::lua_upvalueindex(2);
+        ffi::lua_pushvalue(l, 2);
+        let n = if ffi::lua_rawget(l, taken) == ffi::LUA_TNUMBER {
+            ffi::lua_tointegerx(l, -1, ptr::null_mut())
+        } else {
+            0
+        };
+        ffi::lua_pop(l, 1);
+        if n != 0 {
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_pushnil(l);
+            ffi::lua_rawset(l, taken);
+        }
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+}
