@@ -831,7 +831,8 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
 }
 
 /// `H.admit` counts a send inside this VM against the receiver's
-/// `mailbox_limit`; `H.leave` reports what a process took.
+/// `mailbox_limit`; the kernel's step (or `H.leave`) reports what a process
+/// took.
 fn register_mailbox(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let c = core.clone();
     let admit = lua.create_function(move |lua, to: i64| {

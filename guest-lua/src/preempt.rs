@@ -228,7 +228,8 @@ pub const KERNEL_GRACE: Duration = Duration::from_millis(250);
 /// `Fail(reason)` where raising unwinds no kernel code (see
 /// [`safe_point`]); elsewhere `Retry`, so the error is raised once the
 /// kernel code has returned to the process's own (the process is doomed
-/// meanwhile: if that kernel code blocks instead, `H.leave` ends it).
+/// meanwhile: if that kernel code blocks instead, the leave after its
+/// resume ends it).
 /// Raising inside kernel code would leave its shared tables half updated
 /// (a run-queue slot counted but empty) for every other process of the
 /// VM. Kernel code still running [`KERNEL_GRACE`] past the stuck limit is

@@ -435,6 +435,57 @@ fn a_value_yielded_by_main_is_not_compared_with_eq() {
     );
 }
 
+/// Builds `big`, an array of 100,000 values, the first one "first" (far
+/// more values than a C function's stack holds without growing).
+const BIG: &str = r#"
+local big = { "first" }
+for i = 2, 100000 do big[i] = i end
+"#;
+
+#[test]
+fn main_yielding_a_huge_number_of_values_ends_invalid() {
+    // The kernel's resume keeps three results and drops the rest.
+    let out = lua(
+        &format!("return function() {BIG} coroutine.yield(table.unpack(big)) end"),
+        Vec::new(),
+    );
+    out.assert_ended(
+        ErrorKind::Invalid,
+        "attempt to yield from outside a coroutine",
+    );
+}
+
+#[test]
+fn main_returning_a_huge_number_of_values_ends_with_the_first() {
+    let out = lua(
+        &format!("return function() {BIG} return table.unpack(big) end"),
+        Vec::new(),
+    );
+    assert_eq!(out.value(), "first");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn a_spawned_coroutine_yielding_or_returning_huge_numbers_of_values_is_contained() {
+    // coroutine.spawn's coroutines are resumed by the same kernel step.
+    let out = lua(
+        &format!(
+            r#"return function() {BIG}
+                local done = channel.new(2)
+                coroutine.spawn(function() done:send("ret") return table.unpack(big) end)
+                coroutine.spawn(function() done:send("yield") coroutine.yield(table.unpack(big)) end)
+                local a, b = done:receive(), done:receive()
+                return a .. "," .. b
+            end"#
+        ),
+        Vec::new(),
+    );
+    out.assert_ended(
+        ErrorKind::Invalid,
+        "attempt to yield from outside a coroutine",
+    );
+}
+
 #[test]
 fn a_looping_eq_on_a_value_yielded_by_main_does_not_run() {
     let out = lua(
