@@ -42,6 +42,27 @@ pub(crate) fn take_preempted(co: *mut lua_State) -> bool {
     PREEMPTED.replace(ptr::null_mut()) == co
 }
 
+/// Resumes `co` with the `narg` values on its stack from `l` (as
+/// `lua_resume`), keeping [`CURRENT`] while it runs; returns the status
+/// and the number of results.
+///
+/// # Safety
+///
+/// As `lua_resume`: `co` is a thread of `l`'s state with `narg` values
+/// pushed.
+pub(crate) unsafe fn resume_tracked(
+    l: *mut lua_State,
+    co: *mut lua_State,
+    narg: c_int,
+) -> (c_int, c_int) {
+    let outer = CURRENT.replace(co);
+    let mut nres = 0;
+    // SAFETY: see above.
+    let status = unsafe { ffi::lua_resume(co, l, narg, &raw mut nres) };
+    CURRENT.set(outer);
+    (status, nres)
+}
+
 /// `resume(co, ...)`, as `coroutine.resume`.
 ///
 /// # Safety
@@ -61,10 +82,7 @@ pub(crate) unsafe extern "C-unwind" fn resume(l: *mut lua_State) -> c_int {
             return fail(l, c"too many arguments to resume");
         }
         ffi::lua_xmove(l, co, narg);
-        let outer = CURRENT.replace(co);
-        let mut nres = 0;
-        let status = ffi::lua_resume(co, l, narg, &raw mut nres);
-        CURRENT.set(outer);
+        let (status, nres) = resume_tracked(l, co, narg);
         if status != ffi::LUA_OK && status != ffi::LUA_YIELD {
             ffi::lua_pushboolean(l, 0);
             ffi::lua_xmove(co, l, 1); // the error

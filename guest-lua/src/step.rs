@@ -33,7 +33,7 @@ use mlua::ffi::{self, lua_State};
 use warren_core::{CoreRef, ErrorKind};
 
 use crate::quota::{Accounts, Verdict};
-use crate::watchdog::{CURRENT, Slot};
+use crate::watchdog::Slot;
 
 /// What `step` reaches of its VM. Owned by the VM's [`crate::host::LuaVm`],
 /// declared after the VM so it outlives every call.
@@ -146,10 +146,7 @@ unsafe extern "C-unwind" fn step(l: *mut lua_State) -> c_int {
         if !stepper.enter(lua, id) {
             ffi::luaL_error(l, c"step: the VM's accounts are in use".as_ptr());
         }
-        let outer = CURRENT.replace(co);
-        let mut nres = 0;
-        let status = ffi::lua_resume(co, l, narg, &raw mut nres);
-        CURRENT.set(outer);
+        let (status, nres) = crate::resume::resume_tracked(l, co, narg);
         if status != ffi::LUA_OK && status != ffi::LUA_YIELD {
             ffi::lua_pushboolean(l, 0);
             ffi::lua_xmove(co, l, 1); // the error
