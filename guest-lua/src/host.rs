@@ -405,7 +405,8 @@ fn register_next(
                 _ => 0,
             };
             let start = matches!(item, Item::Start { .. });
-            match item_values(lua, &core, &entries, pid, item) {
+            let more = core.borrow().has_ready(index);
+            match item_values(lua, &core, &entries, pid, item, more) {
                 Ok(Some(values)) => {
                     if start {
                         accounts.borrow_mut().open(lua_id(pid));
@@ -466,10 +467,12 @@ fn item_values(
     entries: &Rc<RefCell<Entries>>,
     pid: Pid,
     item: Item,
+    more: bool,
 ) -> mlua::Result<Option<MultiValue>> {
-    // Room for the usual items (a done: id, kind, op, ok, value; a message
-    // of up to three payloads) without growing.
+    // Room for the usual items (a done: more, id, kind, op, ok, value; a
+    // message of up to three payloads) without growing.
     let mut out = Vec::with_capacity(8);
+    out.push(LuaValue::Boolean(more));
     out.push(LuaValue::Integer(lua_id(pid)));
     let error_mt = entries.borrow_mut().error_mt(lua);
     let conv = |v: &Value| match &error_mt {

@@ -1065,18 +1065,20 @@ local function on_event(p, kind, from, ok, a, b, c, d)
     deliver(host_chan(p, "events"), { kind = EVENT_KIND[kind] or kind, from = from, result = result, at = now_value() })
 end
 
-local function handle(id, kind, ...)
+-- Handles one item from H.next (`more, id, kind, ...`) and returns whether
+-- more were waiting (then the kernel asks again before it runs anyone).
+local function handle(more, id, kind, ...)
     if id == nil then return false end
     if kind == "start" then
         start(id, ...)
-        return true
+        return more
     end
     local p = procs[id]
     if kind == "kill" then
         if p then exit_proc(p, false, mkerr(...)) else H_exit(id, false, ...) end
-        return true
+        return more
     end
-    if not p then return true end
+    if not p then return more end
     if kind == "msg" then
         on_msg(p, ...)
     elseif kind == "event" then
@@ -1109,7 +1111,7 @@ local function handle(id, kind, ...)
             fire(p, id2)
         end
     end
-    return true
+    return more
 end
 
 local function run(budget)

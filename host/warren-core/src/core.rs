@@ -732,6 +732,13 @@ impl Core {
                         None => continue,
                     }
                 }
+                if p.items.is_empty() && p.kill.is_none() {
+                    // Its last item: it leaves the ready queue now, so that
+                    // `has_ready` is exact for the caller.
+                    p.items = VecDeque::new();
+                    p.queued = false;
+                    self.ready[frontend].pop_front();
+                }
                 return Some((pid, item));
             }
             // It waits: give its queue's buffer back (at least four items,
