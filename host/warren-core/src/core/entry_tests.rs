@@ -1,7 +1,8 @@
 //! What a process's entry in its worker's table costs: the entry itself
 //! stays small (rare parts are boxed), and its item queue keeps no buffer
 //! while the process waits (an idle process must not hold the four-item
-//! allocation its start item needed).
+//! allocation its start item needed), and it leaves its worker's ready
+//! queue with its last item.
 
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -76,4 +77,43 @@ fn an_entry_stays_small() {
     // slots free: links, monitors, kills, calls and I/O are boxed.
     let size = std::mem::size_of::<super::ProcEntry>();
     assert!(size <= 96, "a process entry is {size} bytes");
+}
+
+/// A process that sends itself two messages when it starts, then reports,
+/// for each message it gets, whether its worker (the only one: front-end
+/// index 0) still has items ready.
+fn self_sender(tx: Sender<bool>) -> Program {
+    let tx = Mutex::new(tx);
+    program("self_sender", move |core, me, item| match item {
+        Item::Start { .. } => {
+            for topic in ["one", "two"] {
+                core.send(me, me, topic, vec![]).expect("sends to itself");
+            }
+            false
+        }
+        Item::Msg(_) => {
+            let more = core.has_ready(0);
+            tx.lock().expect("lock").send(more).expect("test alive");
+            false
+        }
+        _ => false,
+    })
+}
+
+#[test]
+fn a_process_leaves_the_ready_queue_with_its_last_item() {
+    // `has_ready` right after an item is taken says whether more wait (the
+    // Lua kernel asks no further when it says no).
+    let (tx, rx) = channel();
+    let rt = RuntimeBuilder::new()
+        .host(host("app", 1, HostLimits::default()))
+        .frontend(Arc::new(Factory))
+        .program(self_sender(tx))
+        .start()
+        .expect("runtime");
+    rt.spawn(SpawnRequest::new("self_sender", "app", vec![]))
+        .expect("spawn");
+    let first = rx.recv_timeout(WAIT).expect("the first message");
+    let second = rx.recv_timeout(WAIT).expect("the second message");
+    assert_eq!((first, second), (true, false));
 }
