@@ -313,10 +313,9 @@ fn register_step(lua: &Lua, h: &Table, stepper: &Stepper) -> mlua::Result<()> {
         }
     })?;
     h.set("stepper", make)?;
-    let raw_verdict = std::ptr::from_ref(stepper) as usize;
     let verdict = lua.create_function(move |lua, ()| {
         // SAFETY: as above.
-        let stepper = unsafe { &*(raw_verdict as *const Stepper) };
+        let stepper = unsafe { &*(raw as *const Stepper) };
         match stepper.take_kill() {
             Some((kind, reason)) => (kind.name(), reason).into_lua_multi(lua),
             None => ().into_lua_multi(lua),

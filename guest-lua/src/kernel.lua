@@ -24,7 +24,7 @@ local s_format, s_sub, s_byte, s_find = string.format, string.sub, string.byte, 
 local load, collectgarbage = load, collectgarbage
 
 local H_next, H_send, H_spawn, H_exit = H.next, H.send, H.spawn, H.exit
--- H.timer, H.admit and H.measured (rarer calls) are looked up in H where
+-- H.timer, H.admit, H.measured, H.leave and H.verdict (rarer calls) are looked up in H where
 -- used: the main chunk is at Lua's limit of 200 locals.
 local H_log = H.log
 -- The error Lua raises when an allocation does not fit under the ceiling
