@@ -209,6 +209,36 @@ mod tests {
     }
 
     #[test]
+    fn type_names_every_type_and_refuses_no_argument() {
+        // `type` answers from upvalues in the patched lbaselib.c.
+        let lua = Lua::new();
+        let names: String = lua
+            .load(
+                r#"
+                local u = ...
+                local values = { false, 1, 1.5, "s", {}, print, coroutine.create(print), u }
+                local out = { type(nil) }
+                for i = 1, #values do out[#out + 1] = type(values[i]) end
+                local ok, err = pcall(type)
+                assert(not ok and err:find("value expected"), tostring(err))
+                return table.concat(out, ",")
+                "#,
+            )
+            .call(mlua::LightUserData(std::ptr::null_mut()))
+            .expect("type runs");
+        assert_eq!(
+            names,
+            "nil,boolean,number,number,string,table,function,thread,userdata"
+        );
+        let t = lua.create_any_userdata(1u8).expect("userdata");
+        let full: String = lua
+            .load("return type(...)")
+            .call(t)
+            .expect("type of a full userdata");
+        assert_eq!(full, "userdata");
+    }
+
+    #[test]
     fn shrunk_stacks_grow_again_for_what_resumes_them() {
         let lua = Lua::new();
         let _ = suspended_bytes(&lua, 100);

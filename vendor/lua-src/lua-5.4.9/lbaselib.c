@@ -256,10 +256,13 @@ static int luaB_collectgarbage (lua_State *L) {
 }
 
 
+/* WARREN: the type names are the closure's upvalues (see 'luaopen_base'):
+   pushing one is a copy, where 'lua_pushstring' hashed and looked up the
+   name on every call. */
 static int luaB_type (lua_State *L) {
   int t = lua_type(L, 1);
   luaL_argcheck(L, t != LUA_TNONE, 1, "value expected");
-  lua_pushstring(L, lua_typename(L, t));
+  lua_pushvalue(L, lua_upvalueindex(t + 1));
   return 1;
 }
 
@@ -525,7 +528,6 @@ static const luaL_Reg base_funcs[] = {
   {"setmetatable", luaB_setmetatable},
   {"tonumber", luaB_tonumber},
   {"tostring", luaB_tostring},
-  {"type", luaB_type},
   {"xpcall", luaB_xpcall},
   /* placeholders */
   {LUA_GNAME, NULL},
@@ -538,6 +540,13 @@ LUAMOD_API int luaopen_base (lua_State *L) {
   /* open lib into global table */
   lua_pushglobaltable(L);
   luaL_setfuncs(L, base_funcs, 0);
+  {  /* WARREN: 'type' with its type names as upvalues */
+    int t;
+    for (t = 0; t < LUA_NUMTYPES; t++)
+      lua_pushstring(L, lua_typename(L, t));
+    lua_pushcclosure(L, luaB_type, LUA_NUMTYPES);
+    lua_setfield(L, -2, "type");
+  }
   /* set global _G */
   lua_pushvalue(L, -1);
   lua_setfield(L, -2, LUA_GNAME);
