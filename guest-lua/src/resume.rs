@@ -131,7 +131,6 @@ mod tests {
             .expect("the table is made");
         lua.gc_collect().expect("collects");
         let before = lua.used_memory();
-        eprintln!("STEP");
         lua.load(
             r##"
             local function deep(k) if k == 0 then return 0 end return 1 + deep(k - 1) end

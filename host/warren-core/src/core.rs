@@ -76,6 +76,14 @@ struct Peers {
 }
 
 impl ProcEntry {
+    /// It has nothing queued: gives its queue's buffer back (at least four
+    /// items, 320 bytes, that an idle process would otherwise keep for
+    /// good) and marks it off the ready queue, which the caller leaves.
+    fn unqueue(&mut self) {
+        self.items = VecDeque::new();
+        self.queued = false;
+    }
+
     fn peers(&mut self) -> &mut Peers {
         self.peers.get_or_insert_with(Box::default)
     }
@@ -732,19 +740,15 @@ impl Core {
                         None => continue,
                     }
                 }
+                // Its last item: it leaves the ready queue now, so that
+                // `has_ready` is exact for the caller.
                 if p.items.is_empty() && p.kill.is_none() {
-                    // Its last item: it leaves the ready queue now, so that
-                    // `has_ready` is exact for the caller.
-                    p.items = VecDeque::new();
-                    p.queued = false;
+                    p.unqueue();
                     self.ready[frontend].pop_front();
                 }
                 return Some((pid, item));
             }
-            // It waits: give its queue's buffer back (at least four items,
-            // 320 bytes, that an idle process would otherwise keep for good).
-            p.items = VecDeque::new();
-            p.queued = false;
+            p.unqueue();
             self.ready[frontend].pop_front();
         }
     }
