@@ -202,6 +202,10 @@ impl LuaVm {
             Ok(())
         })?;
         h.set("kernel_tables", name_tables)?;
+        // SAFETY: `machine::build` is a C function that checks its arguments.
+        h.set("machine", unsafe {
+            lua.create_c_function(crate::machine::build)
+        }?)?;
         let preemption = crate::preempt::install(&lua, &h, KERNEL, slice, accounts.clone())?;
         accounts.borrow_mut().watched_by(preemption.slot().clone());
         let stepper = register_accounts(&lua, &h, &core, &accounts, preemption.slot())?;

@@ -64,10 +64,11 @@ end
 
 
 ---------------------------------------------------------------------------
--- Ready queue: parallel arrays, no allocation per wake-up.
+-- The machinery in C (machine/ in the crate): the run queue (parallel
+-- arrays, no allocation per wake-up) and channels' waiters, receive, send
+-- and host-fed delivery, over the tables made here.
 ---------------------------------------------------------------------------
 local rq_cr, rq_a, rq_b, rq_c = {}, {}, {}, {}
-local rq_head, rq_tail = 1, 0
 
 local current -- the coroutine record being run
 
@@ -79,29 +80,29 @@ local current -- the coroutine record being run
 -- host's count of it stays true.
 local SEND = { bytes = 0, owed = false }
 
--- The slots are filled first: growing the queue's arrays allocates, which
--- can fail inside a process's resume (its memory limit), and must then
--- leave the queue as it was; the counts after it only write fields that
--- exist.
-local function wake(cr, a, b, c)
-    local t = rq_tail + 1
-    rq_cr[t], rq_a[t], rq_b[t], rq_c[t] = cr, a, b, c
-    rq_tail = t
-    if cr.ext then
-        cr.ext = nil
-        cr.p.ext = cr.p.ext - 1
-    end
-    local p = cr.p
-    p.nready = p.nready + 1
-end
+-- Mailbox depth: every message sent to a process was counted by the host
+-- (mailbox_limit); taking one out of its inbox or a listen channel is
+-- reported back with the process's next step (a message handed to a
+-- waiting coroutine wakes it, so that step comes).
+local TAKEN = {} -- process record -> messages taken since its last step
+-- Channels: opaque proxies; state lives in this kernel-private table.
+local CH = setmetatable({}, { __mode = "k" })
 
--- Makes the run queue's next slots exist, so that the next `wake` cannot
--- fail: called before a waiter is taken off a queue that another process
--- fills (a waiter taken and then not woken would wait forever).
-local function rq_room()
-    local t = rq_tail + 1
-    rq_cr[t], rq_a[t], rq_b[t], rq_c[t] = false, false, false, false
-end
+local M = H.machine(rq_cr, rq_a, rq_b, rq_c, NIL, BLOCK, CLOSED, CH, TAKEN,
+    function() return current end)
+-- wake(cr, a, b, c) queues coroutine record `cr` to be resumed with a, b, c
+-- (a slot written before it is counted: a memory error leaves the queue as
+-- it was); rq_next() takes the next one (cr, a, b, c), rq_len() counts them.
+local wake, rq_next, rq_len = M.wake, M.rq_next, M.rq_len
+
+-- A wait made from code that cannot be suspended (a coroutine resumed from
+-- a table.sort comparator, a string.gsub replacement, a __tostring run by
+-- tostring) could not be passed up to this loop: its waiter, left behind,
+-- would wake the coroutine out of whatever it waits on next. Such a wait
+-- is refused before anything is registered (machine/chan.rs says the same).
+local CANNOT_WAIT = "this call waits, and the code making it cannot be suspended "
+    .. "(it runs inside a C function's callback, such as a table.sort comparator)"
+local function cannot_wait(cr) return not co_isyieldable() or cr.noyield end
 
 local function block(cr, ext)
     if ext then
@@ -112,7 +113,7 @@ local function block(cr, ext)
 end
 
 ---------------------------------------------------------------------------
--- Small FIFO queues.
+-- Small FIFO queues (the same layout as machine/raw.rs reads).
 ---------------------------------------------------------------------------
 -- The `false` pre-sizes the array part, so the first push does not rehash.
 local function qnew() return { false, h = 1, t = 0 } end
@@ -134,29 +135,9 @@ local function qlen(q) return q.t - q.h + 1 end
 -- A waiter is a record { cr, sel, v } or, for a plain receive, the
 -- coroutine record itself (which has no cr, sel or v field): a blocked
 -- receive then allocates nothing. `w.cr or w` is the coroutine either way.
-
--- Whether waiter `w` may be woken, claiming its select if it has one
--- (waiters whose select completed elsewhere, or whose process's code was
--- replaced, are skipped).
-local function claim(w)
-    local sel = w.sel
-    if (w.cr or w).dead then
-        if sel then sel.done = true end
-        return false
-    end
-    if not sel then return true end
-    if sel.done then return false end
-    sel.done = true
-    return true
-end
--- The next waiter of queue `q` that may be woken, or nil.
-local function live_pop(q)
-    if not q then return nil end
-    while true do
-        local w = qpop(q)
-        if w == nil or claim(w) then return w end
-    end
-end
+-- live_pop(q): the next waiter of queue `q` that may be woken (claiming
+-- its select), or nil; push_waiter(q, w) queues one.
+local live_pop, push_waiter = M.live_pop, M.push_waiter
 -- The queue `key` of channel state `s`, made on first use: a channel holds
 -- only the queues it has needed (an idle inbox has just its receivers).
 local function q_of(s, key)
@@ -167,46 +148,12 @@ local function q_of(s, key)
     end
     return q
 end
-local function push_waiter(q, w)
-    while q.h <= q.t do -- drop completed selects at the head first
-        local head = q[q.h]
-        if head.sel and head.sel.done then qpop(q) else break end
-    end
-    qpush(q, w)
-end
 -- A channel's receivers: the oldest in `s.rw`, later ones in the queue
 -- `s.rq` (made only when a second one waits), so the usual single
--- receiver, such as an idle process on its inbox, needs no queue. A
--- receiver in rw is older than every one in rq: rw is filled only when rq
--- is empty, and emptied first.
-local function rq_push(s, w)
-    local rw, rq = s.rw, s.rq
-    if rw ~= nil and ((rw.cr or rw).dead or (rw.sel and rw.sel.done)) then
-        if rw.sel then rw.sel.done = true end -- stale: replaced code, or completed elsewhere
-        rw = nil
-    end
-    if rw == nil and (rq == nil or rq.h > rq.t) then
-        s.rw = w
-    else
-        push_waiter(rq or q_of(s, "rq"), w)
-    end
-end
-local function rq_pop(s)
-    local w = s.rw
-    if w ~= nil then
-        s.rw = nil
-        if claim(w) then return w end
-    end
-    return live_pop(s.rq)
-end
+-- receiver, such as an idle process on its inbox, needs no queue.
+-- rq_push(s, w) adds one, rq_pop(s) takes the next that may be woken.
+local rq_push, rq_pop = M.rq_push, M.rq_pop
 
----------------------------------------------------------------------------
--- Mailbox depth: every message sent to a process was counted by the host
--- (mailbox_limit); taking one out of its inbox or a listen channel is
--- reported back with the process's next H.leave (a message handed to a
--- waiting coroutine wakes it, so that leave comes).
----------------------------------------------------------------------------
-local TAKEN = {} -- process record -> messages taken since its last leave
 -- process record -> { entry, args } of a process.upgrade under way (the
 -- entry is the host's, never a value the process handed over).
 local UPGRADES = setmetatable({}, { __mode = "k" })
@@ -217,10 +164,6 @@ end
 -- and clears TAKEN[p] itself unless the coroutine raised.
 local H_step = H.stepper(TAKEN)
 
----------------------------------------------------------------------------
--- Channels: opaque proxies; state lives in a kernel-private table.
----------------------------------------------------------------------------
-local CH = setmetatable({}, { __mode = "k" })
 local ChanMethods = {}
 local ChanMT = { __index = ChanMethods, __metatable = false, __warren = "channel",
     __tostring = function(self) return "channel" end }
@@ -241,78 +184,11 @@ local function state_of(ch, level)
     return s
 end
 
--- Non-blocking receive: ready, value, ok.
-local function try_recv(s)
-    local buf = s.buf
-    local h = buf and buf.h
-    if h and h <= buf.t then -- qpop, inlined: this runs for every receive
-        local v = buf[h]
-        buf[h] = nil
-        if h == buf.t then buf.h, buf.t = 1, 0 else buf.h = h + 1 end
-        local mb = s.mb
-        if mb then TAKEN[mb] = (TAKEN[mb] or 0) + 1 end
-        local sq = s.sq
-        if sq and sq.h <= sq.t then
-            local w = live_pop(sq)
-            if w then
-                qpush(buf, w.v)
-                wake(w.cr, nil, true, w.sel and s.proxy)
-            end
-        end
-        if v == NIL then v = nil end
-        return true, v, true
-    end
-    local w = live_pop(s.sq)
-    if w then
-        wake(w.cr, nil, true, w.sel and s.proxy)
-        local v = w.v
-        if v == NIL then v = nil end
-        return true, v, true
-    end
-    if s.closed then return true, nil, false end
-    return false
-end
-
--- Non-blocking send: true when done. Raises on a closed channel.
-local function try_send(s, v, level)
-    if s.closed then error("send on closed channel", level + 1) end
-    local w = rq_pop(s)
-    if w then
-        wake(w.cr or w, v, true, w.sel and s.proxy)
-        return true
-    end
-    local buf = s.buf
-    if (buf and qlen(buf) or 0) < (s.cap or 0) then
-        if v == nil then v = NIL end
-        qpush(buf or q_of(s, "buf"), v)
-        return true
-    end
-    return false
-end
-
--- Host-fed delivery: never blocks (the host's queues bound it).
-local function deliver(s, v)
-    -- rq_pop, with its empty case inlined: most deliveries find nobody
-    -- waiting (a busy process), and they then make no call.
-    local w = s.rw
-    if w ~= nil then
-        rq_room()
-        w = rq_pop(s)
-    else
-        local rq = s.rq
-        if rq and rq.h <= rq.t then
-            rq_room()
-            w = live_pop(rq)
-        end
-    end
-    if w then
-        wake(w.cr or w, v, true, w.sel and s.proxy)
-        if s.mb then note_taken(s.mb) end
-    else
-        if v == nil then v = NIL end
-        qpush(s.buf or q_of(s, "buf"), v)
-    end
-end
+-- try_recv(s): non-blocking receive, `ready, value, ok`; try_send(s, v,
+-- level): non-blocking send, true when done, raising on a closed channel;
+-- deliver(s, v): host-fed delivery, which never blocks (the host's queues
+-- bound it).
+local try_recv, try_send, deliver = M.try_recv, M.try_send, M.deliver
 
 local function close_state(s)
     if s.closed then return end
@@ -329,29 +205,9 @@ local function close_state(s)
     end
 end
 
-function ChanMethods:send(v)
-    local s = state_of(self, 2)
-    if try_send(s, v, 2) then return true end
-    local cr = current
-    push_waiter(q_of(s, "sq"), { cr = cr, v = (v == nil) and NIL or v })
-    local a = block(cr, s.ext)
-    if a == CLOSED then error("send on closed channel", 2) end
-    return true
-end
-
-function ChanMethods:receive()
-    local s = CH[self] -- state_of and block, inlined
-    if not s then error("expected a channel, got " .. type(self), 2) end
-    local ready, v, ok = try_recv(s)
-    if ready then return v, ok end
-    local cr = current
-    rq_push(s, cr) -- the coroutine record is its own waiter
-    if s.ext then
-        cr.ext = true
-        cr.p.ext = cr.p.ext + 1
-    end
-    return co_yield(BLOCK) -- woken with exactly (value, ok): see resume_one
-end
+-- ch:send(v) and ch:receive() (woken with exactly (value, ok): see
+-- resume_one) wait by yielding BLOCK from C.
+ChanMethods.send, ChanMethods.receive = M.send, M.receive
 
 function ChanMethods:close()
     close_state(state_of(self, 2))
@@ -414,6 +270,7 @@ function channel.select(cases, nonblocking)
     end
     if rawget(cases, "default") or nonblocking == true then return { default = true, ok = true } end
     local cr = current
+    if cannot_wait(cr) then error(CANNOT_WAIT, 2) end
     local sel = { done = false }
     local ext = false
     for i = 1, n do
@@ -920,10 +777,7 @@ end
 local slice_over = false
 
 local function resume_one()
-    local h = rq_head
-    local cr, a, b, c = rq_cr[h], rq_a[h], rq_b[h], rq_c[h]
-    rq_cr[h], rq_a[h], rq_b[h], rq_c[h] = nil, nil, nil, nil
-    if h == rq_tail then rq_head, rq_tail = 1, 0 else rq_head = h + 1 end
+    local cr, a, b, c = rq_next()
     if cr.dead then return end
     local p = cr.p
     p.nready = p.nready - 1
@@ -1118,7 +972,7 @@ local function run(budget)
     local done = 0
     while true do
         while handle(H_next()) do end
-        local batch = rq_tail - rq_head + 1
+        local batch = rq_len()
         if batch <= 0 then return false end
         for _ = 1, batch do
             resume_one()
@@ -1298,6 +1152,7 @@ function process.exec(id, host, ...)
     check_str(id, "process.exec: entry id", 2)
     check_str(host, "process.exec: host", 2)
     local p = me()
+    if cannot_wait(current) then return nil, mkerr("INVALID", CANNOT_WAIT) end
     local child, kind, msg = H_spawn(p.id, id, host, false, true, nil, ...)
     if not child then return nil, mkerr(kind, msg) end
     p.exec = p.exec or {}
@@ -1872,6 +1727,7 @@ function time.sleep(d)
     local ns = to_ns(d, 2)
     local p = me()
     local cr = current
+    if cannot_wait(cr) then error(CANNOT_WAIT, 2) end
     arm(p, ns, function() wake(cr) end)
     block(cr, true)
 end
@@ -2054,6 +1910,7 @@ local function io_read(line, n)
     local p = me()
     if p.io_wait then return nil, mkerr("CONFLICT", "io: another read of this process is pending") end
     if n ~= nil and math_type(n) ~= "integer" then n = 0 end
+    if cannot_wait(current) then return nil, mkerr("INVALID", CANNOT_WAIT) end
     local ok, kind, msg = H.io_request(p.id, line, n or 0)
     if not ok then return nil, mkerr(kind, msg) end
     local cr = current
@@ -2427,10 +2284,8 @@ end
 -- refused with INVALID before anything starts: otherwise the operation
 -- would run on (an INSERT done although the caller saw an error) and its
 -- completion would wake the coroutine out of whatever it waits on next.
-local CANNOT_WAIT = "this call waits, and the code making it cannot be suspended "
-    .. "(it runs inside a C function's callback, such as a table.sort comparator)"
 local function call(start, ...)
-    if not co_isyieldable() or current.noyield then return nil, mkerr("INVALID", CANNOT_WAIT) end
+    if cannot_wait(current) then return nil, mkerr("INVALID", CANNOT_WAIT) end
     return await(start(...))
 end
 local function entry_id()

@@ -17,6 +17,7 @@ mod gctime;
 mod host;
 mod io;
 mod json;
+mod machine;
 mod modules;
 mod outcome;
 mod preempt;

@@ -369,3 +369,43 @@ fn long_runs_of_local_work_outlast_the_scheduling_budget() {
     end"#);
     assert_eq!(v, Value::Int(5000));
 }
+
+/// A wait inside code that cannot be suspended (here a coroutine resumed
+/// from a `table.sort` comparator, which looks yieldable but whose wait
+/// could not be passed up) raises and leaves no waiter behind: a stale
+/// one (a receiver, a sender, a select, a sleep's timer) would later wake
+/// the process out of whatever it waits on next, with the wrong value.
+#[test]
+fn a_wait_that_cannot_be_suspended_raises_and_leaves_no_waiter() {
+    let v = ok(r#"return function()
+        local ch, ch2, full, other = channel.new(1), channel.new(1), channel.new(0), channel.new()
+        local out = {}
+        local done = false
+        local function try(f)
+            local ok, e = pcall(coroutine.wrap(f))
+            out[#out + 1] = ok and "waited" or (tostring(e):find("cannot be suspended", 1, true) and "refused" or e)
+        end
+        table.sort({ 2, 1 }, function(a, b)
+            if not done then
+                done = true
+                try(function() return ch:receive() end)
+                try(function() return full:send(1) end)
+                try(function() return channel.select({ ch2:case_receive() }) end)
+                try(function() return require("time").sleep("1ms") end)
+            end
+            return a < b
+        end)
+        coroutine.spawn(function()
+            ch:send("stale")
+            ch2:send("stale too")
+            require("time").sleep("20ms") -- past the refused sleep's 1ms
+            other:send("right")
+        end)
+        out[#out + 1] = other:receive()
+        coroutine.spawn(function() out[#out + 1] = "took " .. full:receive() end)
+        full:send("again") -- nobody else waits to send on it
+        require("time").sleep("0s")
+        return table.concat(out, ",")
+    end"#);
+    assert_eq!(v, s("refused,refused,refused,refused,right,took again"));
+}

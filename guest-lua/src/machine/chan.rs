@@ -1,0 +1,673 @@
+//! Channels: the waiter queues, the non-blocking receive and send, the
+//! host-fed delivery, and the blocking `receive`/`send` methods, which
+//! yield the kernel's `BLOCK` token from C.
+//!
+//! A channel's state is the kernel's table (see `chan_state` in
+//! kernel.lua): `buf` (a queue of values, `NIL` for nil), `cap`, `sq` (a
+//! queue of blocked senders `{ cr, sel, v }`), `rw` and `rq` (the oldest
+//! receiver, then a queue of later ones; a plain receive waits as its
+//! coroutine record itself), `closed`, `ext` (fed by the host), `mb` (the
+//! process whose mailbox it is), `proxy`.
+//!
+//! Guarantees: the same semantics as the Lua they replace, in the same
+//! order of writes (a memory error part-way leaves what the Lua left);
+//! raw access only; a coroutine waits only where it can yield (checked
+//! before it is queued as a waiter).
+
+use std::ffi::c_int;
+
+use mlua::ffi::{self, lua_State};
+
+use super::raw::{self, BLOCK, CH, CLOSED, CURRENT, Key, NIL, TAKEN, uv};
+use super::runq;
+
+/// Pushes `w.cr or w`: the coroutine record of waiter `w`.
+///
+/// # Safety
+///
+/// Called from a machine C function; `w` absolute.
+unsafe fn cr_of(l: *mut lua_State, w: c_int) {
+    // SAFETY: see above.
+    unsafe {
+        if raw::get(l, w, Key::Cr) == ffi::LUA_TNIL {
+            ffi::lua_pop(l, 1);
+            ffi::lua_pushvalue(l, w);
+        }
+    }
+}
+
+/// Whether waiter `w` may be woken, claiming its select if it has one
+/// (a waiter whose select completed elsewhere, or whose process's code
+/// was replaced, is skipped).
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn claim(l: *mut lua_State, w: c_int) -> bool {
+    // SAFETY: see above; `done` exists in every select record.
+    unsafe {
+        raw::get(l, w, Key::Sel);
+        let has_sel = ffi::lua_toboolean(l, -1) != 0;
+        let sel = ffi::lua_gettop(l);
+        cr_of(l, w);
+        let dead = raw::truthy(l, sel + 1, Key::Dead);
+        let ok = if dead {
+            if has_sel {
+                raw::set_bool(l, sel, Key::Done, true);
+            }
+            false
+        } else if !has_sel {
+            true
+        } else if raw::truthy(l, sel, Key::Done) {
+            false
+        } else {
+            raw::set_bool(l, sel, Key::Done, true);
+            true
+        };
+        ffi::lua_settop(l, sel - 1);
+        ok
+    }
+}
+
+/// Pushes the next waiter of the queue at `q` that may be woken, or nil
+/// (also when `q` is not a queue).
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn live_pop(l: *mut lua_State, q: c_int) {
+    // SAFETY: see above.
+    unsafe {
+        if ffi::lua_type(l, q) != ffi::LUA_TTABLE {
+            ffi::lua_pushnil(l);
+            return;
+        }
+        loop {
+            raw::q_pop(l, q);
+            if ffi::lua_isnil(l, -1) != 0 || claim(l, ffi::lua_gettop(l)) {
+                return;
+            }
+            ffi::lua_pop(l, 1);
+        }
+    }
+}
+
+/// Whether waiter `w`'s select completed elsewhere.
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn sel_done(l: *mut lua_State, w: c_int) -> bool {
+    // SAFETY: see above.
+    unsafe {
+        let t = raw::get(l, w, Key::Sel);
+        let done = t == ffi::LUA_TTABLE && raw::truthy(l, -1, Key::Done);
+        ffi::lua_pop(l, 1);
+        done
+    }
+}
+
+/// Queues waiter `w` on queue `q`, first dropping completed selects at
+/// its head. May allocate.
+///
+/// # Safety
+///
+/// As [`cr_of`]; `q` and `w` absolute.
+unsafe fn push_waiter(l: *mut lua_State, q: c_int, w: c_int) {
+    // SAFETY: see above.
+    unsafe {
+        while !raw::q_empty(l, q) {
+            ffi::lua_rawgeti(l, q, raw::int(l, q, Key::H));
+            let stale = sel_done(l, ffi::lua_gettop(l));
+            ffi::lua_pop(l, 1);
+            if !stale {
+                break;
+            }
+            raw::q_pop(l, q);
+            ffi::lua_pop(l, 1);
+        }
+        raw::q_push(l, q, w);
+    }
+}
+
+/// Adds receiver `w` to channel state `s`: into `rw` when no receiver is
+/// queued (replacing a stale one), else behind the others in `rq`.
+///
+/// # Safety
+///
+/// As [`push_waiter`].
+unsafe fn rq_push(l: *mut lua_State, s: c_int, w: c_int) {
+    // SAFETY: see above.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let mut rw_free = raw::get(l, s, Key::Rw) == ffi::LUA_TNIL;
+        let rw = top + 1;
+        if !rw_free {
+            cr_of(l, rw);
+            let dead = raw::truthy(l, top + 2, Key::Dead);
+            ffi::lua_pop(l, 1);
+            if dead || sel_done(l, rw) {
+                if raw::get(l, rw, Key::Sel) == ffi::LUA_TTABLE {
+                    raw::set_bool(l, top + 2, Key::Done, true);
+                }
+                ffi::lua_pop(l, 1);
+                rw_free = true;
+            }
+        }
+        let has_rq = raw::get(l, s, Key::Rq) == ffi::LUA_TTABLE;
+        let rq = top + 2;
+        if rw_free && (!has_rq || raw::q_empty(l, rq)) {
+            ffi::lua_pushvalue(l, w);
+            raw::set(l, s, Key::Rw);
+        } else {
+            if !has_rq {
+                ffi::lua_pop(l, 1);
+                raw::q_of(l, s, Key::Rq);
+            }
+            push_waiter(l, rq, w);
+        }
+        ffi::lua_settop(l, top);
+    }
+}
+
+/// Pushes the receiver of channel state `s` that may be woken next, taken
+/// off it, or nil.
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn rq_pop(l: *mut lua_State, s: c_int) {
+    // SAFETY: see above.
+    unsafe {
+        if raw::get(l, s, Key::Rw) != ffi::LUA_TNIL {
+            ffi::lua_pushnil(l);
+            raw::set(l, s, Key::Rw);
+            if claim(l, ffi::lua_gettop(l)) {
+                return;
+            }
+        }
+        ffi::lua_pop(l, 1);
+        raw::get(l, s, Key::Rq);
+        let q = ffi::lua_gettop(l);
+        live_pop(l, q);
+        ffi::lua_remove(l, q);
+    }
+}
+
+/// Wakes waiter `w` (absolute) with `v` (0: nil) and `ok`, and with the
+/// channel proxy of `s` when it waits in a select.
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn wake_waiter(l: *mut lua_State, w: c_int, s: c_int, v: c_int, ok: bool) {
+    // SAFETY: see above.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        cr_of(l, w);
+        ffi::lua_pushboolean(l, c_int::from(ok));
+        let has_sel = raw::get(l, w, Key::Sel) == ffi::LUA_TTABLE;
+        ffi::lua_pop(l, 1);
+        let proxy = if has_sel {
+            raw::get(l, s, Key::Proxy);
+            top + 3
+        } else {
+            0
+        };
+        runq::wake(l, top + 1, [v, top + 2, proxy]);
+        ffi::lua_settop(l, top);
+    }
+}
+
+/// Counts one message taken from the mailbox of process record `mb`.
+///
+/// # Safety
+///
+/// As [`cr_of`]; may allocate (a first count).
+unsafe fn note_taken(l: *mut lua_State, mb: c_int) {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_pushvalue(l, mb);
+        ffi::lua_pushvalue(l, mb);
+        let n = if ffi::lua_rawget(l, uv(TAKEN)) == ffi::LUA_TNUMBER {
+            ffi::lua_tointegerx(l, -1, std::ptr::null_mut())
+        } else {
+            0
+        };
+        ffi::lua_pop(l, 1);
+        ffi::lua_pushinteger(l, n + 1);
+        ffi::lua_rawset(l, uv(TAKEN));
+    }
+}
+
+/// Replaces the value on top with nil when it is the `NIL` token.
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn untoken(l: *mut lua_State) {
+    // SAFETY: see above.
+    unsafe {
+        if ffi::lua_rawequal(l, -1, uv(NIL)) != 0 {
+            ffi::lua_pop(l, 1);
+            ffi::lua_pushnil(l);
+        }
+    }
+}
+
+/// Pushes the value at `v` for a queue: the `NIL` token for nil.
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn push_queued(l: *mut lua_State, v: c_int) {
+    // SAFETY: see above.
+    unsafe {
+        if ffi::lua_isnil(l, v) != 0 {
+            ffi::lua_pushvalue(l, uv(NIL));
+        } else {
+            ffi::lua_pushvalue(l, v);
+        }
+    }
+}
+
+/// Non-blocking receive from channel state `s`: pushes `value, ok` and
+/// returns true when ready, pushes nothing and returns false otherwise.
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
+    // SAFETY: see above.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let buf = top + 1;
+        if raw::get(l, s, Key::Buf) == ffi::LUA_TTABLE && !raw::q_empty(l, buf) {
+            raw::q_pop(l, buf); // top + 2: the value
+            if raw::get(l, s, Key::Mb) != ffi::LUA_TNIL {
+                note_taken(l, top + 3);
+            }
+            ffi::lua_pop(l, 1);
+            if raw::get(l, s, Key::Sq) == ffi::LUA_TTABLE && !raw::q_empty(l, top + 3) {
+                live_pop(l, top + 3);
+                let w = top + 4;
+                if ffi::lua_isnil(l, w) == 0 {
+                    raw::get(l, w, Key::V);
+                    raw::q_push(l, buf, top + 5);
+                    ffi::lua_pop(l, 1);
+                    wake_waiter(l, w, s, 0, true);
+                }
+            }
+            ffi::lua_settop(l, top + 2);
+            untoken(l);
+            ffi::lua_remove(l, buf);
+            ffi::lua_pushboolean(l, 1);
+            return true;
+        }
+        ffi::lua_settop(l, top);
+        raw::get(l, s, Key::Sq);
+        live_pop(l, top + 1);
+        let w = top + 2;
+        if ffi::lua_isnil(l, w) == 0 {
+            wake_waiter(l, w, s, 0, true);
+            raw::get(l, w, Key::V);
+            untoken(l);
+            ffi::lua_replace(l, top + 1);
+            ffi::lua_settop(l, top + 1);
+            ffi::lua_pushboolean(l, 1);
+            return true;
+        }
+        ffi::lua_settop(l, top);
+        if raw::truthy(l, s, Key::Closed) {
+            ffi::lua_pushnil(l);
+            ffi::lua_pushboolean(l, 0);
+            return true;
+        }
+        false
+    }
+}
+
+/// Non-blocking send of the value at `v` on channel state `s`: true when
+/// done. Raises at `level` on a closed channel.
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn try_send(l: *mut lua_State, s: c_int, v: c_int, level: c_int) -> bool {
+    // SAFETY: see above.
+    unsafe {
+        if raw::truthy(l, s, Key::Closed) {
+            raw::raise(l, level, "send on closed channel", None);
+        }
+        let top = ffi::lua_gettop(l);
+        rq_pop(l, s);
+        if ffi::lua_isnil(l, top + 1) == 0 {
+            wake_waiter(l, top + 1, s, v, true);
+            ffi::lua_settop(l, top);
+            return true;
+        }
+        let has_buf = raw::get(l, s, Key::Buf) == ffi::LUA_TTABLE;
+        let len = if has_buf { raw::q_len(l, top + 2) } else { 0 };
+        let cap = raw::int(l, s, Key::Cap);
+        let done = len < cap;
+        if done {
+            if !has_buf {
+                ffi::lua_pop(l, 1);
+                raw::q_of(l, s, Key::Buf);
+            }
+            push_queued(l, v);
+            raw::q_push(l, top + 2, top + 3);
+        }
+        ffi::lua_settop(l, top);
+        done
+    }
+}
+
+/// Host-fed delivery of the value at `v` to channel state `s`: to a
+/// waiting receiver, else into the buffer. Never blocks (the host's
+/// queues bound it).
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn deliver(l: *mut lua_State, s: c_int, v: c_int) {
+    // SAFETY: see above; `room` first, so that a receiver taken off the
+    // channel is always woken.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let waiting = raw::get(l, s, Key::Rw) != ffi::LUA_TNIL
+            || (raw::get(l, s, Key::Rq) == ffi::LUA_TTABLE && !raw::q_empty(l, -1));
+        ffi::lua_settop(l, top);
+        if waiting {
+            runq::room(l);
+            rq_pop(l, s);
+        } else {
+            ffi::lua_pushnil(l);
+        }
+        let w = top + 1;
+        if ffi::lua_isnil(l, w) == 0 {
+            wake_waiter(l, w, s, v, true);
+            if raw::get(l, s, Key::Mb) != ffi::LUA_TNIL {
+                note_taken(l, top + 2);
+            }
+        } else {
+            raw::q_of(l, s, Key::Buf);
+            push_queued(l, v);
+            raw::q_push(l, top + 2, top + 3);
+        }
+        ffi::lua_settop(l, top);
+    }
+}
+
+/// Pushes the channel state of the proxy at index 1, raising "expected a
+/// channel" (at the caller) when it is none.
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn state_of(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_pushvalue(l, 1);
+        if ffi::lua_rawget(l, uv(CH)) != ffi::LUA_TTABLE {
+            let got = ffi::lua_typename(l, ffi::lua_type(l, 1));
+            raw::raise(
+                l,
+                1,
+                "expected a channel, got ",
+                Some(std::ffi::CStr::from_ptr(got)),
+            );
+        }
+        ffi::lua_gettop(l)
+    }
+}
+
+/// The error of a wait where the coroutine cannot be suspended: its waiter,
+/// left behind, would wake it out of whatever it waits on next (the
+/// kernel's `CANNOT_WAIT`).
+const CANNOT_WAIT: &str = "this call waits, and the code making it cannot be suspended \
+    (it runs inside a C function's callback, such as a table.sort comparator)";
+
+/// Pushes the running coroutine record, raising where a wait cannot be:
+/// outside a process, or where it could not be suspended: where Lua cannot
+/// yield, or in a coroutine resumed from such code (`noyield`).
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn waiter_here(l: *mut lua_State) -> c_int {
+    // SAFETY: see above; upvalue CURRENT is a Lua function whose first
+    // upvalue is the kernel's `current` (checked when it was built).
+    unsafe {
+        ffi::lua_getupvalue(l, uv(CURRENT), 1);
+        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+            raw::raise(l, 1, "not inside a process", None);
+        }
+        if ffi::lua_isyieldable(l) == 0 || raw::truthy(l, -1, Key::Noyield) {
+            raw::raise(l, 1, CANNOT_WAIT, None);
+        }
+        ffi::lua_gettop(l)
+    }
+}
+
+/// Marks coroutine record `cr` as waiting on a host-fed channel.
+///
+/// # Safety
+///
+/// As [`cr_of`]; may allocate (`cr.ext` is made on the first such wait).
+unsafe fn wait_ext(l: *mut lua_State, cr: c_int) {
+    // SAFETY: see above.
+    unsafe {
+        raw::set_bool(l, cr, Key::Ext, true);
+        raw::get(l, cr, Key::P);
+        let n = raw::int(l, -1, Key::Ext);
+        raw::set_int(l, ffi::lua_gettop(l), Key::Ext, n + 1);
+        ffi::lua_pop(l, 1);
+    }
+}
+
+/// `ch:receive()`: `value, ok`, waiting for a sender when none is ready.
+/// A waiting receive is resumed with exactly `value, ok`, which it returns.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn receive(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_settop(l, 1);
+        let s = state_of(l);
+        if try_recv(l, s) {
+            return 2;
+        }
+        let cr = waiter_here(l);
+        rq_push(l, s, cr);
+        if raw::truthy(l, s, Key::Ext) {
+            wait_ext(l, cr);
+        }
+        ffi::lua_settop(l, 0);
+        ffi::lua_pushvalue(l, uv(BLOCK));
+        ffi::lua_yield(l, 1)
+    }
+}
+
+/// `ch:send(v)`: true, waiting for a receiver or buffer room when needed;
+/// raises on a closed channel (also one closed while it waits).
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn send(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_settop(l, 2);
+        let s = state_of(l);
+        if try_send(l, s, 2, 1) {
+            ffi::lua_pushboolean(l, 1);
+            return 1;
+        }
+        let cr = waiter_here(l);
+        ffi::lua_createtable(l, 0, 2);
+        let w = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, cr);
+        raw::set(l, w, Key::Cr);
+        push_queued(l, 2);
+        raw::set(l, w, Key::V);
+        raw::q_of(l, s, Key::Sq);
+        push_waiter(l, w + 1, w);
+        if raw::truthy(l, s, Key::Ext) {
+            wait_ext(l, cr);
+        }
+        ffi::lua_settop(l, 0);
+        ffi::lua_pushvalue(l, uv(BLOCK));
+        ffi::lua_yieldk(l, 1, 0, Some(sent))
+    }
+}
+
+/// Where a waiting send resumes: woken with `CLOSED` when its channel
+/// closed, else with a plain wake-up.
+///
+/// # Safety
+///
+/// Lua's continuation of [`send`].
+unsafe extern "C-unwind" fn sent(
+    l: *mut lua_State,
+    _status: c_int,
+    _ctx: ffi::lua_KContext,
+) -> c_int {
+    // SAFETY: see above; the stack holds only the values it was resumed with.
+    unsafe {
+        if ffi::lua_gettop(l) >= 1 && ffi::lua_rawequal(l, 1, uv(CLOSED)) != 0 {
+            raw::raise(l, 1, "send on closed channel", None);
+        }
+        ffi::lua_settop(l, 0);
+        ffi::lua_pushboolean(l, 1);
+        1
+    }
+}
+
+/// `try_recv(s)`: `true, value, ok` when ready, else `false`.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_try_recv(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_settop(l, 1);
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            raw::raise(l, 1, "try_recv: not a channel state", None);
+        }
+        if try_recv(l, 1) {
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_replace(l, 1);
+            return 3;
+        }
+        ffi::lua_pushboolean(l, 0);
+        1
+    }
+}
+
+/// `try_send(s, v, level)`: true when done; raises at `level` (of the
+/// Lua function calling it) on a closed channel.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_try_send(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_settop(l, 3);
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            raw::raise(l, 1, "try_send: not a channel state", None);
+        }
+        // Lua's level counts from the Lua function's callee (this one):
+        // `luaL_where`'s level 1 is the Lua function itself.
+        let level = ffi::lua_tointegerx(l, 3, std::ptr::null_mut()).clamp(1, 100);
+        let done = try_send(l, 1, 2, c_int::try_from(level).unwrap_or(1));
+        ffi::lua_pushboolean(l, c_int::from(done));
+        1
+    }
+}
+
+/// `deliver(s, v)`.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_deliver(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_settop(l, 2);
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            raw::raise(l, 1, "deliver: not a channel state", None);
+        }
+        deliver(l, 1, 2);
+        0
+    }
+}
+
+/// `rq_push(s, w)`.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_rq_push(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_settop(l, 2);
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE || ffi::lua_type(l, 2) != ffi::LUA_TTABLE {
+            raw::raise(l, 1, "rq_push: expected a channel state and a waiter", None);
+        }
+        rq_push(l, 1, 2);
+        0
+    }
+}
+
+/// `rq_pop(s)`: the receiver to wake next, or nil.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_rq_pop(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_settop(l, 1);
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            raw::raise(l, 1, "rq_pop: not a channel state", None);
+        }
+        rq_pop(l, 1);
+        1
+    }
+}
+
+/// `live_pop(q)`: the next waiter of queue `q` that may be woken, or nil.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_live_pop(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_settop(l, 1);
+        live_pop(l, 1);
+        1
+    }
+}
+
+/// `push_waiter(q, w)`.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_push_waiter(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_settop(l, 2);
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE || ffi::lua_type(l, 2) != ffi::LUA_TTABLE {
+            raw::raise(l, 1, "push_waiter: expected a queue and a waiter", None);
+        }
+        push_waiter(l, 1, 2);
+        0
+    }
+}

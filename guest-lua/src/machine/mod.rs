@@ -1,0 +1,192 @@
+//! The kernel's machinery in C: the run queue and channels (waiters,
+//! non-blocking and blocking receive and send, host-fed delivery), as C
+//! closures on the raw Lua API over the kernel's own tables. The kernel
+//! calls them where it had Lua functions of the same names; a blocking
+//! `receive`/`send` yields the kernel's `BLOCK` token from C.
+//!
+//! `H.machine(rq_cr, rq_a, rq_b, rq_c, NIL, BLOCK, CLOSED, CH, TAKEN, cur)`
+//! builds them once per VM and returns a table of them: `cur` is a kernel
+//! function whose first upvalue is the kernel's `current` (the coroutine
+//! record being run), which the blocking methods read.
+//!
+//! Guarantees: nothing here runs a metamethod or user code (every table
+//! access is raw, and the tables are the kernel's); no Rust value with a
+//! destructor is alive across a call that may raise; the semantics and
+//! the order of writes are those of the Lua they replace (documented in
+//! [`chan`] and [`runq`]).
+
+mod chan;
+mod raw;
+mod runq;
+
+use std::ffi::{CStr, c_int};
+
+use mlua::ffi::{self, lua_State};
+
+use raw::Key;
+
+/// The C functions, by the names the kernel gives them.
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 13] = [
+    (c"wake", runq::lua_wake),
+    (c"rq_room", runq::lua_room),
+    (c"rq_next", runq::lua_next),
+    (c"rq_len", runq::lua_len),
+    (c"try_recv", chan::lua_try_recv),
+    (c"try_send", chan::lua_try_send),
+    (c"deliver", chan::lua_deliver),
+    (c"rq_push", chan::lua_rq_push),
+    (c"rq_pop", chan::lua_rq_pop),
+    (c"live_pop", chan::lua_live_pop),
+    (c"push_waiter", chan::lua_push_waiter),
+    (c"receive", chan::receive),
+    (c"send", chan::send),
+];
+
+/// Arguments `H.machine` takes (before the run queue's state and the keys).
+const ARGS: c_int = raw::LEADING - 1;
+
+/// `H.machine(...)`: see the module's documentation. Raises on arguments
+/// of the wrong types.
+///
+/// # Safety
+///
+/// Called by Lua as a C function.
+pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
+    // SAFETY: the arguments are checked before any is used; the stack has
+    // room for every upvalue (checked); every closure gets the same
+    // upvalues, in the order `raw` names them.
+    unsafe {
+        ffi::lua_settop(l, ARGS);
+        for i in 1..=ARGS {
+            // The tokens and `cur` are functions, the rest tables.
+            let want = if i == ARGS || (raw::NIL - 1..=raw::CLOSED - 1).contains(&i) {
+                ffi::LUA_TFUNCTION
+            } else {
+                ffi::LUA_TTABLE
+            };
+            if ffi::lua_type(l, i) != want {
+                ffi::luaL_argerror(l, i, c"wrong type".as_ptr());
+            }
+        }
+        let name = ffi::lua_getupvalue(l, ARGS, 1);
+        if name.is_null() || CStr::from_ptr(name) != c"current" {
+            ffi::luaL_argerror(l, ARGS, c"its first upvalue is not `current`".as_ptr());
+        }
+        ffi::lua_settop(l, ARGS);
+        let upvalues = raw::LEADING + c_int::try_from(Key::ALL.len()).unwrap_or(0);
+        if ffi::lua_checkstack(l, 2 * upvalues + 4) == 0 {
+            ffi::luaL_error(l, c"H.machine: stack overflow".as_ptr());
+        }
+        runq::new_state(l);
+        ffi::lua_insert(l, 1); // the state is upvalue 1, the arguments follow
+        for (i, key) in Key::ALL.into_iter().enumerate() {
+            debug_assert_eq!(key as usize, i, "Key::ALL is in discriminant order");
+            let name = key.name();
+            ffi::lua_pushlstring(l, name.as_ptr().cast(), name.len());
+        }
+        ffi::lua_createtable(l, 0, 16);
+        let out = ffi::lua_gettop(l);
+        for (name, f) in FUNCTIONS {
+            for i in 1..=upvalues {
+                ffi::lua_pushvalue(l, i);
+            }
+            ffi::lua_pushcclosure(l, f, upvalues);
+            ffi::lua_setfield(l, out, name.as_ptr());
+        }
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mlua::{Function, Lua, Table};
+
+    /// A VM with `H.machine` as the global `machine`, and the kernel's
+    /// tables and tokens made as the kernel makes them.
+    fn vm() -> Lua {
+        let lua = Lua::new();
+        // SAFETY: `build` is a C function that checks its arguments.
+        let f = unsafe { lua.create_c_function(super::build) }.expect("c function");
+        lua.globals().set("machine", f).expect("set");
+        lua.load(
+            r##"
+            NIL, BLOCK, CLOSED = function() end, function() end, function() end
+            CH, TAKEN = setmetatable({}, { __mode = "k" }), {}
+            local current
+            M = machine({}, {}, {}, {}, NIL, BLOCK, CLOSED, CH, TAKEN, function() return current end)
+            "##,
+        )
+        .exec()
+        .expect("machine built");
+        lua
+    }
+
+    #[test]
+    fn build_refuses_wrong_arguments_and_a_getter_of_anything_but_current() {
+        let lua = vm();
+        let machine: Function = lua.globals().get("machine").expect("machine");
+        let err = machine.call::<Table>(()).expect_err("no arguments");
+        assert!(err.to_string().contains("bad argument #1"), "{err}");
+        let err = lua
+            .load(
+                r##"local other
+                return machine({}, {}, {}, {}, NIL, BLOCK, CLOSED, CH, TAKEN, function() return other end)"##,
+            )
+            .call::<Table>(())
+            .expect_err("a getter of `other`");
+        assert!(err.to_string().contains("not `current`"), "{err}");
+    }
+
+    #[test]
+    fn the_run_queue_hands_back_what_was_woken_and_counts_it_ready() {
+        let lua = vm();
+        let got: String = lua
+            .load(
+                r##"
+                local p = { nready = 0, ext = 1 }
+                local a, b = { p = p, ext = true }, { p = p }
+                M.wake(a, 1, 2, 3)
+                M.wake(b)
+                local out = { M.rq_len(), p.nready, p.ext, tostring(a.ext) }
+                local cr, x, y, z = M.rq_next()
+                out[#out + 1] = (cr == a) and (x .. y .. z) or "wrong"
+                cr, x = M.rq_next()
+                out[#out + 1] = (cr == b) and tostring(x) or "wrong"
+                out[#out + 1] = select("#", M.rq_next())
+                out[#out + 1] = M.rq_len()
+                return table.concat(out, " ")
+                "##,
+            )
+            .eval()
+            .expect("run");
+        assert_eq!(got, "2 2 0 nil 123 nil 0 0");
+    }
+
+    #[test]
+    fn delivery_buffers_nil_as_the_token_and_a_receive_gives_it_back_as_nil() {
+        let lua = vm();
+        let got: String = lua
+            .load(
+                r##"
+                local mb = {}
+                local s = { mb = mb }
+                M.deliver(s, nil)
+                M.deliver(s, "x")
+                local out = { tostring(s.buf[1] == NIL), s.buf.t - s.buf.h + 1 }
+                local r, v, ok = M.try_recv(s)
+                out[#out + 1] = tostring(r) .. tostring(v) .. tostring(ok)
+                r, v, ok = M.try_recv(s)
+                out[#out + 1] = tostring(r) .. tostring(v) .. tostring(ok)
+                out[#out + 1] = tostring(M.try_recv(s))
+                out[#out + 1] = TAKEN[mb]
+                s.closed = true
+                r, v, ok = M.try_recv(s)
+                out[#out + 1] = tostring(r) .. tostring(v) .. tostring(ok)
+                return table.concat(out, " ")
+                "##,
+            )
+            .eval()
+            .expect("run");
+        assert_eq!(got, "true 2 trueniltrue truextrue false 2 truenilfalse");
+    }
+}

@@ -1,0 +1,326 @@
+//! Raw access to the kernel's records from the machine's C functions: the
+//! upvalue layout every one of them shares, field reads and writes by an
+//! interned key, and the kernel's small FIFO queues.
+//!
+//! Guarantees: every access is raw (`lua_rawget`/`lua_rawset`), so no
+//! metamethod runs; a write to a field that already exists never
+//! allocates, and the functions that may allocate say so. The records
+//! touched here are the kernel's own (no process can reach them).
+
+use std::ffi::c_int;
+use std::ptr;
+
+use mlua::ffi::{self, lua_State};
+
+/// Upvalue 1: the run queue's head and tail (a two-integer userdata).
+pub(super) const STATE: c_int = 1;
+/// Upvalues 2–5: the run queue's four parallel arrays (coroutine record
+/// and the three values it is resumed with).
+pub(super) const RQ: [c_int; 4] = [2, 3, 4, 5];
+/// The kernel's token for a `nil` held in a queue.
+pub(super) const NIL: c_int = 6;
+/// The kernel's token a waiting coroutine yields.
+pub(super) const BLOCK: c_int = 7;
+/// The token a blocked send is woken with when its channel closes.
+pub(super) const CLOSED: c_int = 8;
+/// Channel proxy -> channel state (weak keys).
+pub(super) const CH: c_int = 9;
+/// Process record -> messages taken from its mailbox since its last step.
+pub(super) const TAKEN: c_int = 10;
+/// A kernel function whose first upvalue is the kernel's `current`.
+pub(super) const CURRENT: c_int = 11;
+/// The interned field names, in [`Key::ALL`] order, from this upvalue on.
+const FIRST_KEY: c_int = 12;
+/// Upvalues before the keys.
+pub(super) const LEADING: c_int = FIRST_KEY - 1;
+
+/// A field the machine reads, by name; its interned name is an upvalue.
+#[derive(Clone, Copy)]
+pub(super) enum Key {
+    Buf,
+    H,
+    T,
+    Sq,
+    Rq,
+    Rw,
+    Sel,
+    Done,
+    Dead,
+    Cr,
+    V,
+    P,
+    Ext,
+    Nready,
+    Mb,
+    Closed,
+    Cap,
+    Proxy,
+    Noyield,
+}
+
+impl Key {
+    /// Every key, in upvalue order (each at its discriminant).
+    pub(super) const ALL: [Key; 19] = [
+        Key::Buf,
+        Key::H,
+        Key::T,
+        Key::Sq,
+        Key::Rq,
+        Key::Rw,
+        Key::Sel,
+        Key::Done,
+        Key::Dead,
+        Key::Cr,
+        Key::V,
+        Key::P,
+        Key::Ext,
+        Key::Nready,
+        Key::Mb,
+        Key::Closed,
+        Key::Cap,
+        Key::Proxy,
+        Key::Noyield,
+    ];
+
+    /// The field's name in the kernel's records.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Key::Buf => "buf",
+            Key::H => "h",
+            Key::T => "t",
+            Key::Sq => "sq",
+            Key::Rq => "rq",
+            Key::Rw => "rw",
+            Key::Sel => "sel",
+            Key::Done => "done",
+            Key::Dead => "dead",
+            Key::Cr => "cr",
+            Key::V => "v",
+            Key::P => "p",
+            Key::Ext => "ext",
+            Key::Nready => "nready",
+            Key::Mb => "mb",
+            Key::Closed => "closed",
+            Key::Cap => "cap",
+            Key::Proxy => "proxy",
+            Key::Noyield => "noyield",
+        }
+    }
+}
+
+// Every key is in ALL at its own position: the last one is, and positions
+// are distinct discriminants.
+const _: () = assert!(Key::Noyield as usize == Key::ALL.len() - 1);
+
+/// The upvalue index of `key`'s interned name.
+fn key_index(key: Key) -> c_int {
+    ffi::lua_upvalueindex(FIRST_KEY + key as c_int)
+}
+
+/// The pseudo-index of upvalue `n`.
+pub(super) fn uv(n: c_int) -> c_int {
+    ffi::lua_upvalueindex(n)
+}
+
+/// Pushes `t[key]` (raw) and returns its type. `t` is any valid index of
+/// a table.
+///
+/// # Safety
+///
+/// Called from a machine C function with room for two values.
+pub(super) unsafe fn get(l: *mut lua_State, t: c_int, key: Key) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        let t = ffi::lua_absindex(l, t);
+        ffi::lua_pushvalue(l, key_index(key));
+        ffi::lua_rawget(l, t)
+    }
+}
+
+/// `t[key] = <top>` (raw), popping the value. Allocates (and may raise a
+/// memory error) only when `t` has no such field yet.
+///
+/// # Safety
+///
+/// As [`get`], with the value on top.
+pub(super) unsafe fn set(l: *mut lua_State, t: c_int, key: Key) {
+    // SAFETY: see above.
+    unsafe {
+        let t = ffi::lua_absindex(l, t);
+        ffi::lua_pushvalue(l, key_index(key));
+        ffi::lua_insert(l, -2);
+        ffi::lua_rawset(l, t);
+    }
+}
+
+/// Whether `t[key]` is neither nil nor false.
+///
+/// # Safety
+///
+/// As [`get`].
+pub(super) unsafe fn truthy(l: *mut lua_State, t: c_int, key: Key) -> bool {
+    // SAFETY: see above.
+    unsafe {
+        get(l, t, key);
+        let b = ffi::lua_toboolean(l, -1) != 0;
+        ffi::lua_pop(l, 1);
+        b
+    }
+}
+
+/// `t[key]` as an integer (0 when it is not one).
+///
+/// # Safety
+///
+/// As [`get`].
+pub(super) unsafe fn int(l: *mut lua_State, t: c_int, key: Key) -> i64 {
+    // SAFETY: see above.
+    unsafe {
+        get(l, t, key);
+        let n = ffi::lua_tointegerx(l, -1, ptr::null_mut());
+        ffi::lua_pop(l, 1);
+        n
+    }
+}
+
+/// `t[key] = n`.
+///
+/// # Safety
+///
+/// As [`set`]; allocation-free when the field exists.
+pub(super) unsafe fn set_int(l: *mut lua_State, t: c_int, key: Key, n: i64) {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_pushinteger(l, n);
+        set(l, t, key);
+    }
+}
+
+/// `t[key] = b`.
+///
+/// # Safety
+///
+/// As [`set`].
+pub(super) unsafe fn set_bool(l: *mut lua_State, t: c_int, key: Key, b: bool) {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_pushboolean(l, c_int::from(b));
+        set(l, t, key);
+    }
+}
+
+// The kernel's FIFO queues (`qnew` in kernel.lua): `{ false, h = 1, t = 0 }`,
+// items at `h..=t`, both reset to 1, 0 when it empties.
+
+/// Whether queue `q` holds no item.
+///
+/// # Safety
+///
+/// As [`get`], `q` a queue.
+pub(super) unsafe fn q_empty(l: *mut lua_State, q: c_int) -> bool {
+    // SAFETY: see above.
+    unsafe { int(l, q, Key::H) > int(l, q, Key::T) }
+}
+
+/// Items in queue `q`.
+///
+/// # Safety
+///
+/// As [`get`], `q` a queue.
+pub(super) unsafe fn q_len(l: *mut lua_State, q: c_int) -> i64 {
+    // SAFETY: see above.
+    unsafe { int(l, q, Key::T) - int(l, q, Key::H) + 1 }
+}
+
+/// Pushes the head of queue `q`, taken out of it (nil when it is empty).
+/// Never allocates.
+///
+/// # Safety
+///
+/// As [`get`], `q` an absolute index of a queue.
+pub(super) unsafe fn q_pop(l: *mut lua_State, q: c_int) {
+    // SAFETY: see above; the writes are to fields and slots that exist.
+    unsafe {
+        let (h, t) = (int(l, q, Key::H), int(l, q, Key::T));
+        if h > t {
+            ffi::lua_pushnil(l);
+            return;
+        }
+        ffi::lua_rawgeti(l, q, h);
+        ffi::lua_pushnil(l);
+        ffi::lua_rawseti(l, q, h);
+        if h == t {
+            set_int(l, q, Key::H, 1);
+            set_int(l, q, Key::T, 0);
+        } else {
+            set_int(l, q, Key::H, h + 1);
+        }
+    }
+}
+
+/// Appends the value at `v` to queue `q`: the slot first (it may allocate,
+/// and a memory error then leaves the queue as it was), then the count.
+///
+/// # Safety
+///
+/// As [`get`], `q` and `v` absolute indices.
+pub(super) unsafe fn q_push(l: *mut lua_State, q: c_int, v: c_int) {
+    // SAFETY: see above.
+    unsafe {
+        let t = int(l, q, Key::T) + 1;
+        ffi::lua_pushvalue(l, v);
+        ffi::lua_rawseti(l, q, t);
+        set_int(l, q, Key::T, t);
+    }
+}
+
+/// Pushes `s[key]`, a queue, making it first if `s` has none (allocates).
+///
+/// # Safety
+///
+/// As [`get`], `s` an absolute index.
+pub(super) unsafe fn q_of(l: *mut lua_State, s: c_int, key: Key) {
+    // SAFETY: see above.
+    unsafe {
+        if get(l, s, key) == ffi::LUA_TTABLE {
+            return;
+        }
+        ffi::lua_pop(l, 1);
+        ffi::lua_createtable(l, 1, 2);
+        let q = ffi::lua_gettop(l);
+        ffi::lua_pushboolean(l, 0);
+        ffi::lua_rawseti(l, q, 1);
+        set_int(l, q, Key::H, 1);
+        set_int(l, q, Key::T, 0);
+        ffi::lua_pushvalue(l, q);
+        set(l, s, key);
+    }
+}
+
+/// Raises `msg` followed by `then` (when given) as Lua's
+/// `error(msg .. then, level + 1)` would from the function at `level` (1:
+/// the caller of this C function).
+///
+/// # Safety
+///
+/// Called from a machine C function, with no Rust value that has a
+/// destructor alive in its callers (the error unwinds them).
+pub(super) unsafe fn raise(
+    l: *mut lua_State,
+    level: c_int,
+    msg: &str,
+    then: Option<&std::ffi::CStr>,
+) -> ! {
+    // SAFETY: see above.
+    unsafe {
+        ffi::luaL_where(l, level);
+        ffi::lua_pushlstring(l, msg.as_ptr().cast(), msg.len());
+        let mut n = 2;
+        if let Some(then) = then {
+            ffi::lua_pushstring(l, then.as_ptr());
+            n = 3;
+        }
+        ffi::lua_concat(l, n);
+        ffi::lua_error(l)
+    }
+}
