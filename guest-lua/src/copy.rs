@@ -73,18 +73,38 @@ pub(crate) unsafe extern "C-unwind" fn copy(l: *mut lua_State) -> c_int {
         }
         let bytes = ffi::lua_tointegerx(l, 2, ptr::null_mut());
         let max = ffi::lua_tointegerx(l, 3, ptr::null_mut());
-        let mut walk = Walk {
-            bytes,
-            limit: max.min(bytes.saturating_add(NATIVE_BYTES)),
-            open: [ptr::null(); MAX_DEPTH],
-            error_mt: 4,
-        };
-        if !table(l, 1, 0, &mut walk) {
+        let Some(bytes) = copy_at(l, 1, bytes, max, 4) else {
             return 0;
-        }
-        ffi::lua_pushinteger(l, walk.bytes);
+        };
+        ffi::lua_pushinteger(l, bytes);
         2
     }
+}
+
+/// Pushes a copy of the table at absolute index `src` and returns the
+/// message's size with it added to `bytes`; `None` when only the Lua copy
+/// can decide (see the module doc), leaving leftovers above the stack's
+/// top at the call, which the caller discards.
+///
+/// # Safety
+///
+/// `src` is a table and `error_mt` the kernel's error metatable, both
+/// absolute indices of `l`'s stack.
+pub(crate) unsafe fn copy_at(
+    l: *mut lua_State,
+    src: c_int,
+    bytes: i64,
+    max: i64,
+    error_mt: c_int,
+) -> Option<i64> {
+    let mut walk = Walk {
+        bytes,
+        limit: max.min(bytes.saturating_add(NATIVE_BYTES)),
+        open: [ptr::null(); MAX_DEPTH],
+        error_mt,
+    };
+    // SAFETY: see above.
+    unsafe { table(l, src, 0, &mut walk) }.then_some(walk.bytes)
 }
 
 /// Pushes a copy of the table at absolute index `src`, or returns `false`

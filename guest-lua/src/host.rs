@@ -202,10 +202,6 @@ impl LuaVm {
             Ok(())
         })?;
         h.set("kernel_tables", name_tables)?;
-        // SAFETY: `machine::build` is a C function that checks its arguments.
-        h.set("machine", unsafe {
-            lua.create_c_function(crate::machine::build)
-        }?)?;
         let preemption = crate::preempt::install(&lua, &h, KERNEL, slice, accounts.clone())?;
         accounts.borrow_mut().watched_by(preemption.slot().clone());
         let stepper = register_accounts(&lua, &h, &core, &accounts, preemption.slot())?;
@@ -317,6 +313,14 @@ fn register_step(lua: &Lua, h: &Table, stepper: &Stepper) -> mlua::Result<()> {
         }
     })?;
     h.set("stepper", make)?;
+    // SAFETY: as above; the builder is pushed on the stack `exec_raw`
+    // hands over and is its result.
+    let machine = unsafe {
+        lua.exec_raw::<Function>((), |l| {
+            crate::machine::push_builder(l, &*(raw as *const Stepper));
+        })
+    }?;
+    h.set("machine", machine)?;
     let verdict = lua.create_function(move |lua, ()| {
         // SAFETY: as above.
         let stepper = unsafe { &*(raw as *const Stepper) };

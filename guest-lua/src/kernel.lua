@@ -837,6 +837,7 @@ end
 ---------------------------------------------------------------------------
 local MsgMethods, PayloadMethods = {}, {}
 local MsgMT = { __index = MsgMethods, __metatable = false }
+M.bind(ErrMT, MsgMT, SEND)
 local PayloadMT = { __index = PayloadMethods, __metatable = false }
 function MsgMethods:topic() return rawget(self, 1) end
 function MsgMethods:from() return rawget(self, 2) end
@@ -1294,7 +1295,12 @@ function process.send(dest, topic, ...)
         local pid = H.lookup(p.id, dest)
         target = pid and bypid[pid]
     end
-    if target then return send_local(p, target, topic, select("#", ...), ...) end
+    if target then
+        -- One payload (the usual case) in one C call; what it leaves (a
+        -- reserved topic, a payload or a refusal to explain) goes the Lua way.
+        if select("#", ...) == 1 and M.send1(p, target, topic, ...) then return true end
+        return send_local(p, target, topic, select("#", ...), ...)
+    end
     return ok_or_err(H_send(p.id, dest, topic, ...))
 end
 

@@ -43,16 +43,30 @@ pub(crate) struct Stepper {
     core: CoreRef,
     /// The reason of the last `false` verdict, until `H.verdict()`.
     kill: RefCell<Option<(ErrorKind, String)>>,
+    /// The host's `max_message_bytes` (a VM serves one host).
+    max_message_bytes: i64,
 }
 
 impl Stepper {
     pub(crate) fn new(accounts: Rc<RefCell<Accounts>>, slot: Arc<Slot>, core: CoreRef) -> Self {
+        let max = core.borrow().quota().limits.max_message_bytes;
         Stepper {
             accounts,
             slot,
             core,
             kill: RefCell::new(None),
+            max_message_bytes: i64::try_from(max).unwrap_or(i64::MAX),
         }
+    }
+
+    /// The VM's core.
+    pub(crate) fn core(&self) -> &CoreRef {
+        &self.core
+    }
+
+    /// The host's `max_message_bytes`, as the kernel counts sizes.
+    pub(crate) fn max_message_bytes(&self) -> i64 {
+        self.max_message_bytes
     }
 
     /// The kind and reason of the last `false` verdict (once).

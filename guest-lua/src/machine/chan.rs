@@ -370,7 +370,7 @@ unsafe fn try_send(l: *mut lua_State, s: c_int, v: c_int, level: c_int) -> bool 
 /// # Safety
 ///
 /// As [`cr_of`].
-unsafe fn deliver(l: *mut lua_State, s: c_int, v: c_int) {
+pub(super) unsafe fn deliver_at(l: *mut lua_State, s: c_int, v: c_int) {
     // SAFETY: see above; `room` first, so that a receiver taken off the
     // channel is always woken.
     unsafe {
@@ -602,7 +602,7 @@ pub(super) unsafe extern "C-unwind" fn lua_deliver(l: *mut lua_State) -> c_int {
         if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
             raw::raise(l, 1, "deliver: not a channel state", None);
         }
-        deliver(l, 1, 2);
+        deliver_at(l, 1, 2);
         0
     }
 }

@@ -1,23 +1,26 @@
-//! The kernel's machinery in C: the run queue and channels (waiters,
-//! non-blocking and blocking receive and send, host-fed delivery), as C
-//! closures on the raw Lua API over the kernel's own tables. The kernel
-//! calls them where it had Lua functions of the same names; a blocking
-//! `receive`/`send` yields the kernel's `BLOCK` token from C.
+//! The kernel's machinery in C: the run queue, channels (waiters,
+//! non-blocking and blocking receive and send, host-fed delivery) and a
+//! message to a process of the same VM, as C closures on the raw Lua API
+//! over the kernel's own tables. The kernel calls them where it had Lua
+//! functions of the same names; a blocking `receive`/`send` yields the
+//! kernel's `BLOCK` token from C.
 //!
 //! `H.machine(rq_cr, rq_a, rq_b, rq_c, NIL, BLOCK, CLOSED, CH, TAKEN, cur)`
 //! builds them once per VM and returns a table of them: `cur` is a kernel
 //! function whose first upvalue is the kernel's `current` (the coroutine
-//! record being run), which the blocking methods read.
+//! record being run), which the blocking methods read. What the kernel
+//! makes later is given with `bind(ErrMT, MsgMT, SEND)`.
 //!
 //! Guarantees: nothing here runs a metamethod or user code (every table
 //! access is raw, and the tables are the kernel's); no Rust value with a
 //! destructor is alive across a call that may raise; the semantics and
 //! the order of writes are those of the Lua they replace (documented in
-//! [`chan`] and [`runq`]).
+//! [`chan`], [`runq`] and [`send`]).
 
 mod chan;
 mod raw;
 mod runq;
+mod send;
 
 use std::ffi::{CStr, c_int};
 
@@ -26,7 +29,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 13] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 15] = [
     (c"wake", runq::lua_wake),
     (c"rq_room", runq::lua_room),
     (c"rq_next", runq::lua_next),
@@ -40,10 +43,54 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 13] = [
     (c"push_waiter", chan::lua_push_waiter),
     (c"receive", chan::receive),
     (c"send", chan::send),
+    (c"send1", send::lua_send1),
+    (c"bind", bind),
 ];
 
-/// Arguments `H.machine` takes (before the run queue's state and the keys).
-const ARGS: c_int = raw::LEADING - 1;
+/// Arguments `H.machine` takes: the upvalues after the run queue's state,
+/// up to `cur`.
+const ARGS: c_int = raw::CURRENT - 1;
+
+/// `bind(ErrMT, MsgMT, SEND)`: what the kernel makes after the machine.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
+    // SAFETY: three tables, checked, into the slots `raw::Late` names.
+    unsafe {
+        ffi::lua_settop(l, 3);
+        for i in 1..=3 {
+            if ffi::lua_type(l, i) != ffi::LUA_TTABLE {
+                ffi::luaL_argerror(l, i, c"table expected".as_ptr());
+            }
+        }
+        for (i, slot) in [raw::Late::ErrorMt, raw::Late::MsgMt, raw::Late::Send]
+            .into_iter()
+            .enumerate()
+        {
+            ffi::lua_pushvalue(l, c_int::try_from(i).unwrap_or(0) + 1);
+            ffi::lua_rawseti(l, raw::uv(raw::LATE), slot as i64);
+        }
+        0
+    }
+}
+
+/// Pushes `H.machine` for the VM whose `Stepper` is `ctx`.
+///
+/// # Safety
+///
+/// `ctx` outlives the VM's last call of any closure the builder makes.
+pub(crate) unsafe fn push_builder(l: *mut lua_State, ctx: &crate::step::Stepper) {
+    let raw = std::ptr::from_ref(ctx)
+        .cast_mut()
+        .cast::<std::ffi::c_void>();
+    // SAFETY: see above; one value pushed, consumed by the closure.
+    unsafe {
+        ffi::lua_pushlightuserdata(l, raw);
+        ffi::lua_pushcclosure(l, build, 1);
+    }
+}
 
 /// `H.machine(...)`: see the module's documentation. Raises on arguments
 /// of the wrong types.
@@ -79,6 +126,9 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
         }
         runq::new_state(l);
         ffi::lua_insert(l, 1); // the state is upvalue 1, the arguments follow
+        ffi::lua_createtable(l, 3, 0); // LATE
+        // CTX: the builder's own upvalue (none in a test VM: null).
+        ffi::lua_pushlightuserdata(l, ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)));
         for (i, key) in Key::ALL.into_iter().enumerate() {
             debug_assert_eq!(key as usize, i, "Key::ALL is in discriminant order");
             let name = key.name();

@@ -29,8 +29,25 @@ pub(super) const CH: c_int = 9;
 pub(super) const TAKEN: c_int = 10;
 /// A kernel function whose first upvalue is the kernel's `current`.
 pub(super) const CURRENT: c_int = 11;
+/// What the kernel binds once it has made it (`bind`), in [`Late`] slots.
+pub(super) const LATE: c_int = 12;
+/// The VM's `Stepper` (a light userdata; null in a VM without one, where
+/// `send1` always leaves the send to the Lua path).
+pub(super) const CTX: c_int = 13;
 /// The interned field names, in [`Key::ALL`] order, from this upvalue on.
-const FIRST_KEY: c_int = 12;
+const FIRST_KEY: c_int = 14;
+
+/// The slots of upvalue [`LATE`].
+#[derive(Clone, Copy)]
+pub(super) enum Late {
+    /// The metatable of error objects (a copy keeps it).
+    ErrorMt = 1,
+    /// The metatable of message records.
+    MsgMt = 2,
+    /// The kernel's `SEND` record (`owed` names the receiver of a delivery
+    /// under way).
+    Send = 3,
+}
 /// Upvalues before the keys.
 pub(super) const LEADING: c_int = FIRST_KEY - 1;
 
@@ -56,11 +73,18 @@ pub(super) enum Key {
     Cap,
     Proxy,
     Noyield,
+    Id,
+    Pid,
+    Owed,
+    Listens,
+    Msgs,
+    Inbox,
+    Pending,
 }
 
 impl Key {
     /// Every key, in upvalue order (each at its discriminant).
-    pub(super) const ALL: [Key; 19] = [
+    pub(super) const ALL: [Key; 26] = [
         Key::Buf,
         Key::H,
         Key::T,
@@ -80,6 +104,13 @@ impl Key {
         Key::Cap,
         Key::Proxy,
         Key::Noyield,
+        Key::Id,
+        Key::Pid,
+        Key::Owed,
+        Key::Listens,
+        Key::Msgs,
+        Key::Inbox,
+        Key::Pending,
     ];
 
     /// The field's name in the kernel's records.
@@ -104,13 +135,20 @@ impl Key {
             Key::Cap => "cap",
             Key::Proxy => "proxy",
             Key::Noyield => "noyield",
+            Key::Id => "id",
+            Key::Pid => "pid",
+            Key::Owed => "owed",
+            Key::Listens => "listens",
+            Key::Msgs => "msgs",
+            Key::Inbox => "inbox",
+            Key::Pending => "pending",
         }
     }
 }
 
 // Every key is in ALL at its own position: the last one is, and positions
 // are distinct discriminants.
-const _: () = assert!(Key::Noyield as usize == Key::ALL.len() - 1);
+const _: () = assert!(Key::Pending as usize == Key::ALL.len() - 1);
 
 /// The upvalue index of `key`'s interned name.
 fn key_index(key: Key) -> c_int {

@@ -1,0 +1,201 @@
+//! A message between two processes of this VM, in one C call: the usual
+//! `process.send(pid, topic, payload)` to a process on the same worker.
+//!
+//! `send1(p, target, topic, v)` copies `v` (as the kernel's copy: the same
+//! data model and size rules, see [`crate::copy`]), asks the host to admit
+//! it to `target`'s mailbox (`mailbox_limit`), and routes it as the
+//! kernel's `on_msg1` does: to the channel listening on `topic`, else as a
+//! message record into the inbox, else into the messages waiting for a
+//! subscriber. It answers `true` when sent, and nothing when the kernel's
+//! Lua path must decide (a reserved topic, a payload only the Lua copy can
+//! judge, a refusal): that path does the same checks again and builds the
+//! error, and nothing was changed before it runs.
+//!
+//! Guarantees: the copy and the routing allocate under the sender's memory
+//! limit; while a delivery is under way the kernel's `SEND.owed` names the
+//! receiver, so a memory error part-way is reported as a message taken
+//! from its mailbox (as in the Lua path); raw access only.
+
+use std::ffi::c_int;
+
+use mlua::ffi::{self, lua_State};
+
+use super::chan;
+use super::raw::{self, CTX, Key, LATE, Late, uv};
+
+/// Pushes what the kernel bound as `which`.
+///
+/// # Safety
+///
+/// Called from a machine C function with room for one value.
+unsafe fn late(l: *mut lua_State, which: Late) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_rawgeti(l, uv(LATE), which as i64);
+        ffi::lua_gettop(l)
+    }
+}
+
+/// Pushes the copy of the payload at `v` and returns true, or returns
+/// false (leftovers above the top at the call) when only the Lua copy can
+/// decide.
+///
+/// # Safety
+///
+/// As [`late`]; `v` absolute.
+unsafe fn copy(l: *mut lua_State, v: c_int, max: i64) -> bool {
+    // SAFETY: see above.
+    unsafe {
+        match ffi::lua_type(l, v) {
+            ffi::LUA_TTABLE => {
+                let error_mt = late(l, Late::ErrorMt);
+                crate::copy::copy_at(l, v, 0, max, error_mt).is_some()
+            }
+            ffi::LUA_TSTRING => {
+                let len = ffi::lua_rawlen(l, v) as u64;
+                let fits = len.saturating_add(5) <= max.max(0).cast_unsigned();
+                ffi::lua_pushvalue(l, v);
+                fits
+            }
+            ffi::LUA_TNUMBER | ffi::LUA_TBOOLEAN | ffi::LUA_TNIL => {
+                ffi::lua_pushvalue(l, v);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether the string at `topic` starts with `@` (reserved for the
+/// runtime).
+///
+/// # Safety
+///
+/// As [`late`].
+unsafe fn reserved(l: *mut lua_State, topic: c_int) -> bool {
+    // SAFETY: a string's bytes, read while it is on the stack.
+    unsafe {
+        let mut len = 0;
+        let s = ffi::lua_tolstring(l, topic, &raw mut len);
+        s.is_null() || (len > 0 && *s.cast::<u8>() == b'@')
+    }
+}
+
+/// Asks the host to admit one more message to the mailbox of the process
+/// record at `target`: false when refused (or the host is busy).
+///
+/// # Safety
+///
+/// As [`late`]; the context is the VM's `Stepper`.
+unsafe fn admit(l: *mut lua_State, ctx: &crate::step::Stepper, target: c_int) -> bool {
+    // SAFETY: see above.
+    unsafe {
+        let id = raw::int(l, target, Key::Id);
+        let Ok(mut core) = ctx.core().try_borrow_mut() else {
+            return false;
+        };
+        core.admit_local(crate::host::pid_of(id)).is_ok()
+    }
+}
+
+/// `send1(p, target, topic, v)`; see the module's documentation.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
+    // SAFETY: the context, when there is one, is the VM's `Stepper`, which
+    // outlives the VM's calls; the arguments' types are checked first.
+    unsafe {
+        ffi::lua_settop(l, 4);
+        let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
+        if ctx.is_null()
+            || ffi::lua_type(l, 1) != ffi::LUA_TTABLE
+            || ffi::lua_type(l, 2) != ffi::LUA_TTABLE
+            || ffi::lua_type(l, 3) != ffi::LUA_TSTRING
+            || reserved(l, 3)
+        {
+            return 0;
+        }
+        let ctx = &*ctx;
+        let max = ctx.max_message_bytes();
+        if !copy(l, 4, max) {
+            return 0;
+        }
+        ffi::lua_replace(l, 4); // the copy in place of the payload
+        ffi::lua_settop(l, 4); // and the error metatable the copy used gone
+        if !admit(l, ctx, 2) {
+            return 0;
+        }
+        raw::get(l, 1, Key::Pid); // 5: the sender's pid
+        let send = late(l, Late::Send); // 6
+        ffi::lua_pushvalue(l, 2);
+        raw::set(l, send, Key::Owed);
+        route(l, 2, 3, 5, 4);
+        ffi::lua_pushboolean(l, 0);
+        raw::set(l, send, Key::Owed);
+        ffi::lua_pushboolean(l, 1);
+        1
+    }
+}
+
+/// Pushes the message record `{ topic, from, 1, v }` (the kernel's
+/// `MsgMT`).
+///
+/// # Safety
+///
+/// As [`late`]; indices absolute.
+unsafe fn message(l: *mut lua_State, topic: c_int, from: c_int, v: c_int) -> c_int {
+    // SAFETY: see above; a fresh table, then its metatable.
+    unsafe {
+        ffi::lua_createtable(l, 4, 0);
+        let m = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, topic);
+        ffi::lua_rawseti(l, m, 1);
+        ffi::lua_pushvalue(l, from);
+        ffi::lua_rawseti(l, m, 2);
+        ffi::lua_pushinteger(l, 1);
+        ffi::lua_rawseti(l, m, 3);
+        ffi::lua_pushvalue(l, v);
+        ffi::lua_rawseti(l, m, 4);
+        late(l, Late::MsgMt);
+        ffi::lua_setmetatable(l, m);
+        m
+    }
+}
+
+/// Routes one payload to process record `p` as the kernel's `on_msg1`.
+///
+/// # Safety
+///
+/// As [`late`]; indices absolute.
+unsafe fn route(l: *mut lua_State, p: c_int, topic: c_int, from: c_int, v: c_int) {
+    // SAFETY: see above.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        if raw::get(l, p, Key::Listens) == ffi::LUA_TTABLE {
+            ffi::lua_pushvalue(l, topic);
+            if ffi::lua_rawget(l, top + 1) == ffi::LUA_TTABLE {
+                let listen = top + 2;
+                let item = if raw::truthy(l, listen, Key::Msgs) {
+                    message(l, topic, from, v)
+                } else {
+                    v
+                };
+                chan::deliver_at(l, listen, item);
+                ffi::lua_settop(l, top);
+                return;
+            }
+        }
+        ffi::lua_settop(l, top);
+        let m = message(l, topic, from, v);
+        if raw::get(l, p, Key::Inbox) == ffi::LUA_TTABLE {
+            chan::deliver_at(l, m + 1, m);
+        } else {
+            ffi::lua_pop(l, 1);
+            raw::q_of(l, p, Key::Pending);
+            raw::q_push(l, m + 1, m);
+        }
+        ffi::lua_settop(l, top);
+    }
+}
