@@ -235,7 +235,7 @@ impl LuaVm {
     }
 }
 
-/// `H.stepper`, `H.verdict`, `H.leave` and `H.measured` (see
+/// `H.machine`, `H.verdict`, `H.leave` and `H.measured` (see
 /// [`crate::quota`] and [`crate::step`]): a step and `H.leave` report the
 /// messages the process took from its mailbox and count in the watchdog's
 /// `slot`; an exit forgets the process's account. Returns the steps'
@@ -296,25 +296,14 @@ fn register_accounts(
     Ok(stepper)
 }
 
-/// `H.stepper(TAKEN)`, which makes the kernel's step function (see
-/// [`crate::step`]), and `H.verdict()`, the kind and reason of its last
-/// `false` verdict.
+/// `H.machine` (see [`crate::machine`]), whose `resume_next` runs the
+/// kernel's step (see [`crate::step`]), and `H.verdict()`, the kind and
+/// reason of the step's last `false` verdict.
 fn register_step(lua: &Lua, h: &Table, stepper: &Stepper) -> mlua::Result<()> {
     let raw = std::ptr::from_ref(stepper) as usize;
-    let make = lua.create_function(move |lua, taken: Table| {
-        // SAFETY: `raw` points to the VM's `Stepper`, which outlives the
-        // VM (a field of `LuaVm` declared after it); the closure is built
-        // on the stack `exec_raw` hands over, with `taken` on top.
-        unsafe {
-            lua.exec_raw::<Function>(taken, |l| {
-                crate::step::push_step(l, &*(raw as *const Stepper), -1);
-                mlua::ffi::lua_remove(l, -2);
-            })
-        }
-    })?;
-    h.set("stepper", make)?;
-    // SAFETY: as above; the builder is pushed on the stack `exec_raw`
-    // hands over and is its result.
+    // SAFETY: `raw` points to the VM's `Stepper`, which outlives the VM (a
+    // field of `LuaVm` declared after it); the builder is pushed on the
+    // stack `exec_raw` hands over and is its result.
     let machine = unsafe {
         lua.exec_raw::<Function>((), |l| {
             crate::machine::push_builder(l, &*(raw as *const Stepper));

@@ -92,8 +92,8 @@ local M = H.machine(rq_cr, rq_a, rq_b, rq_c, NIL, BLOCK, CLOSED, CH, TAKEN,
     function() return current end)
 -- wake(cr, a, b, c) queues coroutine record `cr` to be resumed with a, b, c
 -- (a slot written before it is counted: a memory error leaves the queue as
--- it was); rq_next() takes the next one (cr, a, b, c), rq_len() counts them.
-local wake, rq_next, rq_len = M.wake, M.rq_next, M.rq_len
+-- it was); rq_len() counts them.
+local wake, rq_len = M.wake, M.rq_len
 
 -- A wait made from code that cannot be suspended (a coroutine resumed from
 -- a table.sort comparator, a string.gsub replacement, a __tostring run by
@@ -160,9 +160,10 @@ local UPGRADES = setmetatable({}, { __mode = "k" })
 local function note_taken(p)
     TAKEN[p] = (TAKEN[p] or 0) + 1
 end
--- Resumes a process's coroutine between its accounting (step.rs): reads
--- and clears TAKEN[p] itself unless the coroutine raised.
-local H_step = H.stepper(TAKEN)
+-- resume_next() resumes the next wake-up between its process's accounting
+-- (step.rs), which reads and clears TAKEN[p] itself unless the coroutine
+-- raised; it returns what it leaves to resume_one.
+local resume_next = M.resume_next
 
 local ChanMethods = {}
 local ChanMT = { __index = ChanMethods, __metatable = false, __warren = "channel",
@@ -777,17 +778,12 @@ end
 local slice_over = false
 
 local function resume_one()
-    local cr, a, b, c = rq_next()
-    if cr.dead then return end
-    local p = cr.p
-    p.nready = p.nready - 1
-    current = cr
-    -- A plain receive is woken with (value, ok) only: it returns exactly
-    -- what it is resumed with, as a tail call (no frame of its own left on
-    -- a blocked process's stack). A select also gets its channel: the step
-    -- passes `c` only when it is not nil.
-    local ok, kind, r1, r2, r3 = H_step(cr.th, p, p.id, a, b, c)
-    current = nil
+    -- The next wake-up, resumed through the step with `current` set (a
+    -- plain receive is woken with (value, ok) only, which it returns; a
+    -- select also gets its channel: the step passes `c` only when it is
+    -- not nil). Nothing comes back when the coroutine just waits again.
+    local cr, p, ok, kind, r1, r2, r3 = resume_next()
+    if cr == nil then return end
     local why
     if not ok then
         r1 = kind

@@ -1,11 +1,13 @@
 //! The kernel's resume of a process: the accounting before, the resume
-//! and the accounting after, in one C call (`H.stepper(TAKEN)` makes it).
+//! and the accounting after, in one call ([`step_at`], which the machine's
+//! `resume_next` makes; see [`crate::machine`]).
 //!
-//! `step(th, p, id, a, b[, c])` does what `H.enter(id)`, the kernel's
+//! The step of `th, p, id, a, b[, c]` does what `H.enter(id)`, the kernel's
 //! [`crate::resume::resume`] of `th` with `a, b` (and `c` when it is not
 //! nil) and `H.leave(id, false, taken)` did as three calls, where `taken`
 //! is the count the kernel keeps for process record `p` in its `TAKEN`
-//! table (read and cleared here). It answers:
+//! table (read and cleared here). It answers (on the stack, in place of
+//! its arguments):
 //!
 //! - `true, verdict, r1, r2, r3`: the coroutine yielded or returned; its
 //!   first three results (the preemption marker for a preemption), and the
@@ -23,7 +25,7 @@
 //! that may raise.
 
 use std::cell::RefCell;
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -110,51 +112,39 @@ impl Stepper {
     }
 }
 
-/// Pushes the C closure `step` with `stepper` and the table at `taken` of
-/// `l`'s stack as its upvalues.
+/// The step of `step(th, p, id, a, b[, c])` with its arguments at
+/// `base + 1 ..= base + 6` of `l`'s stack (the top at `base + 6`), the
+/// `TAKEN` table at `taken` (a pseudo-index or an index at most `base`):
+/// replaces them with the step's results and returns how many.
 ///
 /// # Safety
 ///
-/// `l` is a running state with the `TAKEN` table at index `taken`;
-/// `stepper` outlives the VM's last call of the closure.
-pub(crate) unsafe fn push_step(l: *mut lua_State, stepper: &Stepper, taken: c_int) {
-    let raw = ptr::from_ref(stepper).cast_mut().cast::<c_void>();
-    // SAFETY: see above; two values pushed, consumed by the closure.
-    unsafe {
-        let taken = ffi::lua_absindex(l, taken);
-        ffi::lua_pushlightuserdata(l, raw);
-        ffi::lua_pushvalue(l, taken);
-        ffi::lua_pushcclosure(l, step, 2);
-    }
-}
-
-/// `step(th, p, id, a, b[, c])`; see the module's documentation.
-///
-/// # Safety
-///
-/// Called by Lua as a C closure made by [`push_step`].
-unsafe extern "C-unwind" fn step(l: *mut lua_State) -> c_int {
-    // SAFETY: upvalue 1 is the `Stepper` `push_step` was given (alive, see
-    // there); every Lua call below follows lcorolib.c's `auxresume`, as
+/// `l` is a running state; `stepper` is its VM's.
+pub(crate) unsafe fn step_at(
+    l: *mut lua_State,
+    stepper: &Stepper,
+    taken: c_int,
+    base: c_int,
+) -> c_int {
+    // SAFETY: every Lua call below follows lcorolib.c's `auxresume`, as
     // `resume::resume` does. The Rust values alive across a call that may
     // raise (`luaL_argerror`, `luaL_error`, `lua_resume`'s caller frame
     // never raises) are plain references and integers.
     unsafe {
-        let co = ffi::lua_tothread(l, 1);
+        let co = ffi::lua_tothread(l, base + 1);
         if co.is_null() {
             ffi::luaL_argerror(l, 1, c"coroutine expected".as_ptr());
         }
-        let id = ffi::lua_tointegerx(l, 3, ptr::null_mut());
-        let narg = if ffi::lua_type(l, 6) <= ffi::LUA_TNIL {
+        let id = ffi::lua_tointegerx(l, base + 3, ptr::null_mut());
+        let narg = if ffi::lua_type(l, base + 6) <= ffi::LUA_TNIL {
             2
         } else {
             3
         };
-        ffi::lua_settop(l, 3 + narg);
+        ffi::lua_settop(l, base + 3 + narg);
         if ffi::lua_checkstack(co, narg) == 0 {
             ffi::luaL_error(l, c"too many arguments to resume".as_ptr());
         }
-        let stepper = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
         let lua = Lua::get_or_init_from_ptr(l);
         ffi::lua_xmove(l, co, narg);
         if !stepper.enter(lua, id) {
@@ -162,13 +152,14 @@ unsafe extern "C-unwind" fn step(l: *mut lua_State) -> c_int {
         }
         let (status, nres) = crate::resume::resume_tracked(l, co, narg);
         if status != ffi::LUA_OK && status != ffi::LUA_YIELD {
+            ffi::lua_settop(l, base);
             ffi::lua_pushboolean(l, 0);
             ffi::lua_xmove(co, l, 1); // the error
             return 2;
         }
-        let taken = take_count(l);
+        let taken = take_count(l, taken, base + 2);
         let verdict = stepper.leave(lua, id, taken);
-        ffi::lua_settop(l, 0);
+        ffi::lua_settop(l, base);
         ffi::lua_pushboolean(l, 1);
         match verdict {
             None => ffi::lua_pushnil(l),
@@ -185,16 +176,16 @@ unsafe extern "C-unwind" fn step(l: *mut lua_State) -> c_int {
     }
 }
 
-/// Reads and clears `TAKEN[p]` (upvalue 2, `p` at index 2), raw.
+/// Reads and clears `TAKEN[p]` (the table at `taken`, `p` at index `p`),
+/// raw.
 ///
 /// # Safety
 ///
-/// Called from `step`, with room for two values on `l`.
-unsafe fn take_count(l: *mut lua_State) -> u32 {
+/// Called from `step_at`, with room for two values on `l`.
+unsafe fn take_count(l: *mut lua_State, taken: c_int, p: c_int) -> u32 {
     // SAFETY: see above. Setting an existing key to nil never allocates.
     unsafe {
-        let taken = ffi::lua_upvalueindex(2);
-        ffi::lua_pushvalue(l, 2);
+        ffi::lua_pushvalue(l, p);
         let n = if ffi::lua_rawget(l, taken) == ffi::LUA_TNUMBER {
             ffi::lua_tointegerx(l, -1, ptr::null_mut())
         } else {
@@ -202,7 +193,7 @@ unsafe fn take_count(l: *mut lua_State) -> u32 {
         };
         ffi::lua_pop(l, 1);
         if n != 0 {
-            ffi::lua_pushvalue(l, 2);
+            ffi::lua_pushvalue(l, p);
             ffi::lua_pushnil(l);
             ffi::lua_rawset(l, taken);
         }

@@ -29,11 +29,12 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 15] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 16] = [
     (c"wake", runq::lua_wake),
     (c"rq_room", runq::lua_room),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
+    (c"resume_next", runq::lua_resume_next),
     (c"try_recv", chan::lua_try_recv),
     (c"try_send", chan::lua_try_send),
     (c"deliver", chan::lua_deliver),

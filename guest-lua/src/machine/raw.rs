@@ -80,11 +80,13 @@ pub(super) enum Key {
     Msgs,
     Inbox,
     Pending,
+    Th,
+    Live,
 }
 
 impl Key {
     /// Every key, in upvalue order (each at its discriminant).
-    pub(super) const ALL: [Key; 26] = [
+    pub(super) const ALL: [Key; 28] = [
         Key::Buf,
         Key::H,
         Key::T,
@@ -111,6 +113,8 @@ impl Key {
         Key::Msgs,
         Key::Inbox,
         Key::Pending,
+        Key::Th,
+        Key::Live,
     ];
 
     /// The field's name in the kernel's records.
@@ -142,13 +146,15 @@ impl Key {
             Key::Msgs => "msgs",
             Key::Inbox => "inbox",
             Key::Pending => "pending",
+            Key::Th => "th",
+            Key::Live => "live",
         }
     }
 }
 
 // Every key is in ALL at its own position: the last one is, and positions
 // are distinct discriminants.
-const _: () = assert!(Key::Pending as usize == Key::ALL.len() - 1);
+const _: () = assert!(Key::Live as usize == Key::ALL.len() - 1);
 
 /// The upvalue index of `key`'s interned name.
 fn key_index(key: Key) -> c_int {

@@ -160,3 +160,99 @@ pub(super) unsafe extern "C-unwind" fn lua_len(l: *mut lua_State) -> c_int {
         1
     }
 }
+
+/// `resume_next()`: takes the next wake-up off the run queue and resumes
+/// its coroutine through the step (`crate::step`), with `current` set to
+/// it meanwhile. Returns nothing when that is all there is to do (the
+/// queue was empty, the coroutine's process was gone, or it now waits and
+/// its process can still be woken); else `cr, p, ok, verdict, r1, r2, r3`
+/// for the kernel to finish (an error, a verdict, a preemption, an end, a
+/// message whose delivery failed part-way, a possible deadlock).
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure; raises in a VM without a step.
+pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_int {
+    // SAFETY: the context is the VM's `Stepper` (checked not null), which
+    // outlives the VM's calls; the step runs on this stack above `p`.
+    unsafe {
+        let ctx = ffi::lua_touserdata(l, uv(raw::CTX)).cast::<crate::step::Stepper>();
+        if ctx.is_null() {
+            raw::raise(l, 1, "resume_next: no step in this VM", None);
+        }
+        ffi::lua_settop(l, 0);
+        if lua_next(l) == 0 {
+            return 0;
+        }
+        // 1: cr, 2..4: its values.
+        if raw::truthy(l, 1, Key::Dead) {
+            return 0;
+        }
+        raw::get(l, 1, Key::P); // 5
+        let n = raw::int(l, 5, Key::Nready);
+        raw::set_int(l, 5, Key::Nready, n - 1);
+        set_current(l, 1);
+        raw::get(l, 1, Key::Th); // 6: th
+        ffi::lua_pushvalue(l, 5); // 7: p
+        raw::get(l, 5, Key::Id); // 8: id
+        for v in 2..=4 {
+            ffi::lua_pushvalue(l, v); // 9..11
+        }
+        let nres = crate::step::step_at(l, &*ctx, uv(raw::TAKEN), 5);
+        ffi::lua_pushnil(l);
+        set_current(l, ffi::lua_gettop(l));
+        ffi::lua_pop(l, 1);
+        if settled(l, nres) {
+            return 0;
+        }
+        ffi::lua_rotate(l, 2, -3); // cr, p, results..., a, b, c
+        ffi::lua_settop(l, 2 + nres);
+        2 + nres
+    }
+}
+
+/// Sets the kernel's `current` to the value at `v`.
+///
+/// # Safety
+///
+/// As [`wake`].
+unsafe fn set_current(l: *mut lua_State, v: c_int) {
+    // SAFETY: upvalue CURRENT is a Lua function whose first upvalue is
+    // `current` (checked when the machine was built); it is shared by
+    // every kernel closure that names it.
+    unsafe {
+        ffi::lua_pushvalue(l, v);
+        ffi::lua_setupvalue(l, uv(raw::CURRENT), 1);
+    }
+}
+
+/// Whether the step's `nres` results (from index 6 on, process record at
+/// 5) leave nothing for the kernel: it yielded `BLOCK` with no verdict, no
+/// delivery failed part-way, and its process is not deadlocked (it has a
+/// ready coroutine, one waiting on the host, or none alive, or it ended).
+///
+/// # Safety
+///
+/// As [`wake`].
+unsafe fn settled(l: *mut lua_State, nres: c_int) -> bool {
+    // SAFETY: see above; reads only.
+    unsafe {
+        if nres < 3
+            || ffi::lua_toboolean(l, 6) == 0
+            || ffi::lua_type(l, 7) != ffi::LUA_TNIL
+            || ffi::lua_rawequal(l, 8, uv(raw::BLOCK)) == 0
+        {
+            return false;
+        }
+        ffi::lua_rawgeti(l, uv(raw::LATE), raw::Late::Send as i64);
+        let owed = raw::truthy(l, -1, Key::Owed);
+        ffi::lua_pop(l, 1);
+        if owed {
+            return false;
+        }
+        raw::truthy(l, 5, Key::Dead)
+            || raw::int(l, 5, Key::Nready) != 0
+            || raw::int(l, 5, Key::Ext) != 0
+            || raw::int(l, 5, Key::Live) <= 0
+    }
+}
