@@ -475,6 +475,7 @@ unsafe fn wait_ext(l: *mut lua_State, cr: c_int) {
 pub(super) unsafe extern "C-unwind" fn receive(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
+        raw::reserve(l);
         ffi::lua_settop(l, 1);
         let s = state_of(l);
         if try_recv(l, s) {
@@ -500,6 +501,7 @@ pub(super) unsafe extern "C-unwind" fn receive(l: *mut lua_State) -> c_int {
 pub(super) unsafe extern "C-unwind" fn send(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
+        raw::reserve(l);
         ffi::lua_settop(l, 2);
         let s = state_of(l);
         if try_send(l, s, 2, 1) {
@@ -554,6 +556,7 @@ unsafe extern "C-unwind" fn sent(
 pub(super) unsafe extern "C-unwind" fn lua_try_recv(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
+        raw::reserve(l);
         ffi::lua_settop(l, 1);
         if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
             raw::raise(l, 1, "try_recv: not a channel state", None);
@@ -577,6 +580,7 @@ pub(super) unsafe extern "C-unwind" fn lua_try_recv(l: *mut lua_State) -> c_int 
 pub(super) unsafe extern "C-unwind" fn lua_try_send(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
+        raw::reserve(l);
         ffi::lua_settop(l, 3);
         if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
             raw::raise(l, 1, "try_send: not a channel state", None);
@@ -598,6 +602,7 @@ pub(super) unsafe extern "C-unwind" fn lua_try_send(l: *mut lua_State) -> c_int 
 pub(super) unsafe extern "C-unwind" fn lua_deliver(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
+        raw::reserve(l);
         ffi::lua_settop(l, 2);
         if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
             raw::raise(l, 1, "deliver: not a channel state", None);
@@ -615,6 +620,7 @@ pub(super) unsafe extern "C-unwind" fn lua_deliver(l: *mut lua_State) -> c_int {
 pub(super) unsafe extern "C-unwind" fn lua_rq_push(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
+        raw::reserve(l);
         ffi::lua_settop(l, 2);
         if ffi::lua_type(l, 1) != ffi::LUA_TTABLE || ffi::lua_type(l, 2) != ffi::LUA_TTABLE {
             raw::raise(l, 1, "rq_push: expected a channel state and a waiter", None);
@@ -632,6 +638,7 @@ pub(super) unsafe extern "C-unwind" fn lua_rq_push(l: *mut lua_State) -> c_int {
 pub(super) unsafe extern "C-unwind" fn lua_rq_pop(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
+        raw::reserve(l);
         ffi::lua_settop(l, 1);
         if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
             raw::raise(l, 1, "rq_pop: not a channel state", None);
@@ -649,6 +656,7 @@ pub(super) unsafe extern "C-unwind" fn lua_rq_pop(l: *mut lua_State) -> c_int {
 pub(super) unsafe extern "C-unwind" fn lua_live_pop(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
+        raw::reserve(l);
         ffi::lua_settop(l, 1);
         live_pop(l, 1);
         1
@@ -663,6 +671,7 @@ pub(super) unsafe extern "C-unwind" fn lua_live_pop(l: *mut lua_State) -> c_int 
 pub(super) unsafe extern "C-unwind" fn lua_push_waiter(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
+        raw::reserve(l);
         ffi::lua_settop(l, 2);
         if ffi::lua_type(l, 1) != ffi::LUA_TTABLE || ffi::lua_type(l, 2) != ffi::LUA_TTABLE {
             raw::raise(l, 1, "push_waiter: expected a queue and a waiter", None);

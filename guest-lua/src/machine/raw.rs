@@ -8,7 +8,6 @@
 //! touched here are the kernel's own (no process can reach them).
 
 use std::ffi::c_int;
-use std::ptr;
 
 use mlua::ffi::{self, lua_State};
 
@@ -166,35 +165,37 @@ pub(super) fn uv(n: c_int) -> c_int {
     ffi::lua_upvalueindex(n)
 }
 
+// The vendored Lua's fused raw field access (lwarren.h): one call per
+// field, with the key's interned string read in place.
+unsafe extern "C-unwind" {
+    fn warren_rawgetk(l: *mut lua_State, idx: c_int, k: c_int) -> c_int;
+    fn warren_rawtruthy(l: *mut lua_State, idx: c_int, k: c_int) -> c_int;
+    fn warren_rawint(l: *mut lua_State, idx: c_int, k: c_int) -> ffi::lua_Integer;
+    fn warren_rawsetk(l: *mut lua_State, idx: c_int, k: c_int);
+    fn warren_rawsetkint(l: *mut lua_State, idx: c_int, k: c_int, n: ffi::lua_Integer);
+}
+
 /// Pushes `t[key]` (raw) and returns its type. `t` is any valid index of
 /// a table.
 ///
 /// # Safety
 ///
-/// Called from a machine C function with room for two values.
+/// Called from a machine C function with room for one value.
 pub(super) unsafe fn get(l: *mut lua_State, t: c_int, key: Key) -> c_int {
-    // SAFETY: see above.
-    unsafe {
-        let t = ffi::lua_absindex(l, t);
-        ffi::lua_pushvalue(l, key_index(key));
-        ffi::lua_rawget(l, t)
-    }
+    // SAFETY: see above; `t` is a table (the caller's record).
+    unsafe { warren_rawgetk(l, t, key_index(key)) }
 }
 
-/// `t[key] = <top>` (raw), popping the value. Allocates (and may raise a
-/// memory error) only when `t` has no such field yet.
+/// `t[key] = <top>` (raw), popping the value (`t` counted with the value
+/// on the stack, as `lua_rawset`). Allocates (and may raise a memory
+/// error) only when `t` has no such field yet.
 ///
 /// # Safety
 ///
 /// As [`get`], with the value on top.
 pub(super) unsafe fn set(l: *mut lua_State, t: c_int, key: Key) {
     // SAFETY: see above.
-    unsafe {
-        let t = ffi::lua_absindex(l, t);
-        ffi::lua_pushvalue(l, key_index(key));
-        ffi::lua_insert(l, -2);
-        ffi::lua_rawset(l, t);
-    }
+    unsafe { warren_rawsetk(l, t, key_index(key)) }
 }
 
 /// Whether `t[key]` is neither nil nor false.
@@ -203,13 +204,8 @@ pub(super) unsafe fn set(l: *mut lua_State, t: c_int, key: Key) {
 ///
 /// As [`get`].
 pub(super) unsafe fn truthy(l: *mut lua_State, t: c_int, key: Key) -> bool {
-    // SAFETY: see above.
-    unsafe {
-        get(l, t, key);
-        let b = ffi::lua_toboolean(l, -1) != 0;
-        ffi::lua_pop(l, 1);
-        b
-    }
+    // SAFETY: see above; nothing is pushed.
+    unsafe { warren_rawtruthy(l, t, key_index(key)) != 0 }
 }
 
 /// `t[key]` as an integer (0 when it is not one).
@@ -218,36 +214,29 @@ pub(super) unsafe fn truthy(l: *mut lua_State, t: c_int, key: Key) -> bool {
 ///
 /// As [`get`].
 pub(super) unsafe fn int(l: *mut lua_State, t: c_int, key: Key) -> i64 {
-    // SAFETY: see above.
-    unsafe {
-        get(l, t, key);
-        let n = ffi::lua_tointegerx(l, -1, ptr::null_mut());
-        ffi::lua_pop(l, 1);
-        n
-    }
+    // SAFETY: see above; nothing is pushed.
+    unsafe { warren_rawint(l, t, key_index(key)) }
 }
 
-/// `t[key] = n`.
+/// `t[key] = n`; `t` not a relative index.
 ///
 /// # Safety
 ///
-/// As [`set`]; allocation-free when the field exists.
+/// As [`set`] (without the value); allocation-free when the field exists.
 pub(super) unsafe fn set_int(l: *mut lua_State, t: c_int, key: Key, n: i64) {
     // SAFETY: see above.
-    unsafe {
-        ffi::lua_pushinteger(l, n);
-        set(l, t, key);
-    }
+    unsafe { warren_rawsetkint(l, t, key_index(key), n) }
 }
 
 /// `t[key] = b`.
 ///
 /// # Safety
 ///
-/// As [`set`].
+/// As [`set`] (without the value).
 pub(super) unsafe fn set_bool(l: *mut lua_State, t: c_int, key: Key, b: bool) {
     // SAFETY: see above.
     unsafe {
+        let t = ffi::lua_absindex(l, t);
         ffi::lua_pushboolean(l, c_int::from(b));
         set(l, t, key);
     }
@@ -338,6 +327,25 @@ pub(super) unsafe fn q_of(l: *mut lua_State, s: c_int, key: Key) {
         set_int(l, q, Key::T, 0);
         ffi::lua_pushvalue(l, q);
         set(l, s, key);
+    }
+}
+
+/// Stack slots a machine function may use above its arguments (its
+/// nested helpers push a few values each; a C function is only promised
+/// `LUA_MINSTACK`, 20).
+const SLOTS: c_int = 40;
+
+/// Makes room for [`SLOTS`] values, raising when the stack cannot grow.
+///
+/// # Safety
+///
+/// Called first in a machine C function.
+pub(super) unsafe fn reserve(l: *mut lua_State) {
+    // SAFETY: see above; an overflow error needs only Lua's spare slots.
+    unsafe {
+        if ffi::lua_checkstack(l, SLOTS) == 0 {
+            ffi::luaL_error(l, c"machine: stack overflow".as_ptr());
+        }
     }
 }
 

@@ -100,6 +100,7 @@ pub(super) unsafe fn room(l: *mut lua_State) {
 pub(super) unsafe extern "C-unwind" fn lua_wake(l: *mut lua_State) -> c_int {
     // SAFETY: see above; four arguments exist once the top is set.
     unsafe {
+        raw::reserve(l);
         ffi::lua_settop(l, 4);
         if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
             raw::raise(l, 1, "wake: not a coroutine record", None);
@@ -176,6 +177,7 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
     // SAFETY: the context is the VM's `Stepper` (checked not null), which
     // outlives the VM's calls; the step runs on this stack above `p`.
     unsafe {
+        raw::reserve(l);
         let ctx = ffi::lua_touserdata(l, uv(raw::CTX)).cast::<crate::step::Stepper>();
         if ctx.is_null() {
             raw::raise(l, 1, "resume_next: no step in this VM", None);

@@ -107,6 +107,7 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
     // SAFETY: the context, when there is one, is the VM's `Stepper`, which
     // outlives the VM's calls; the arguments' types are checked first.
     unsafe {
+        raw::reserve(l);
         ffi::lua_settop(l, 4);
         let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
         if ctx.is_null()

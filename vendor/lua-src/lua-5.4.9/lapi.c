@@ -1462,3 +1462,57 @@ LUA_API void lua_upvaluejoin (lua_State *L, int fidx1, int n1,
 }
 
 
+
+
+/*
+** WARREN: raw field access by a key at another index (see lwarren.h).
+*/
+#include "lwarren.h"
+
+static const TValue *warren_field (lua_State *L, int idx, int k) {
+  Table *t = gettable(L, idx);
+  const TValue *key = index2value(L, k);
+  if (ttisshrstring(key))
+    return luaH_getshortstr(t, tsvalue(key));
+  return luaH_get(t, key);
+}
+
+
+LUA_API int warren_rawgetk (lua_State *L, int idx, int k) {
+  const TValue *v;
+  lua_lock(L);
+  v = warren_field(L, idx, k);
+  return finishrawget(L, v);
+}
+
+
+LUA_API int warren_rawtruthy (lua_State *L, int idx, int k) {
+  return !l_isfalse(warren_field(L, idx, k));
+}
+
+
+LUA_API lua_Integer warren_rawint (lua_State *L, int idx, int k) {
+  const TValue *v = warren_field(L, idx, k);
+  return ttisinteger(v) ? ivalue(v) : 0;
+}
+
+
+LUA_API void warren_rawsetk (lua_State *L, int idx, int k) {
+  aux_rawset(L, idx, index2value(L, k), 1);
+}
+
+
+LUA_API void warren_rawsetkint (lua_State *L, int idx, int k, lua_Integer n) {
+  const TValue *slot = warren_field(L, idx, k);
+  if (!isabstkey(slot)) {  /* an existing field: no allocation, no barrier */
+    Table *t = gettable(L, idx);
+    setivalue(cast(TValue *, slot), n);
+    invalidateTMcache(t);
+    return;
+  }
+  lua_lock(L);
+  setivalue(s2v(L->top.p), n);
+  api_incr_top(L);
+  lua_unlock(L);
+  aux_rawset(L, idx, index2value(L, k), 1);
+}

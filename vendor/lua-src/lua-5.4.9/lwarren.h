@@ -108,4 +108,23 @@ LUA_API void warren_set_resize_hook (warren_resize_fn f);
 /* calls the embedder's resize hook, if any */
 LUAI_FUNC void warren_resize_call (lua_State *L, const void *t, int begin);
 
+/*
+** Raw field access with the key held at another index (an interned short
+** string, usually an upvalue of the calling C closure), for the
+** embedder's machinery: what 'lua_pushvalue' + 'lua_rawget' (or
+** 'lua_rawset') do, in one call, with a short string looked up directly.
+** The table at 'idx' must be a table; nothing runs a metamethod.
+** - warren_rawgetk: pushes t[k], returns its type;
+** - warren_rawtruthy: whether t[k] is neither nil nor false (no push);
+** - warren_rawint: t[k] if it is an integer, else 0 (no push);
+** - warren_rawsetk: t[k] = the value on top, popped (may allocate);
+** - warren_rawsetkint: t[k] = n (allocates only for a new key).
+*/
+LUA_API int (warren_rawgetk) (lua_State *L, int idx, int k);
+LUA_API int (warren_rawtruthy) (lua_State *L, int idx, int k);
+LUA_API lua_Integer (warren_rawint) (lua_State *L, int idx, int k);
+LUA_API void (warren_rawsetk) (lua_State *L, int idx, int k);
+LUA_API void (warren_rawsetkint) (lua_State *L, int idx, int k,
+                                  lua_Integer n);
+
 #endif
