@@ -20,5 +20,6 @@ mod typed_surface;
 mod unmeasured;
 mod user_code;
 mod values;
+mod waits;
 mod wasm;
 mod wippy_surface;
