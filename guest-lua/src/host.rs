@@ -204,7 +204,7 @@ impl LuaVm {
         h.set("kernel_tables", name_tables)?;
         let preemption = crate::preempt::install(&lua, &h, KERNEL, slice, accounts.clone())?;
         accounts.borrow_mut().watched_by(preemption.slot().clone());
-        let stepper = register_accounts(&lua, &h, &core, &accounts, preemption.slot())?;
+        let stepper = register_accounts(&lua, &h, &core, index, &accounts, preemption.slot())?;
         lua.set_app_data(TypeBudget(crate::preempt::budget_check(
             accounts.clone(),
             slice,
@@ -244,6 +244,7 @@ fn register_accounts(
     lua: &Lua,
     h: &Table,
     core: &CoreRef,
+    index: usize,
     accounts: &Rc<RefCell<Accounts>>,
     slot: &Arc<Slot>,
 ) -> mlua::Result<Box<Stepper>> {
@@ -254,7 +255,12 @@ fn register_accounts(
             Verdict::Kill(kind, message) => (kind.name(), message).into_lua_multi(lua),
         }
     }
-    let stepper = Box::new(Stepper::new(accounts.clone(), slot.clone(), core.clone()));
+    let stepper = Box::new(Stepper::new(
+        accounts.clone(),
+        slot.clone(),
+        core.clone(),
+        index,
+    ));
     register_step(lua, h, &stepper)?;
     let (a, c, s) = (accounts.clone(), core.clone(), slot.clone());
     let leave = lua.create_function(move |lua, (id, oom, taken): (i64, bool, u32)| {

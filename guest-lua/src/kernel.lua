@@ -968,7 +968,9 @@ end
 local function run(budget)
     local done = 0
     while true do
-        while handle(H_next()) do end
+        -- Ask the host only when it has something (has_items is a C
+        -- call; H.next converts an item into Lua values).
+        while M.has_items() and handle(H_next()) do end
         local batch = rq_len()
         if batch <= 0 then return false end
         for _ = 1, batch do

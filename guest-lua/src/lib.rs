@@ -1,8 +1,8 @@
 //! The Lua front-end of Warren.
 //!
 //! Each worker thread owns one Lua 5.4 VM per host; every Lua process on that
-//! worker is a set of coroutines in it, driven by a small kernel written in
-//! Lua (`kernel.lua`). Isolation does not come from separate VMs but from the
+//! worker is a set of coroutines in it, driven by a kernel (`kernel.lua`)
+//! whose run queue, channels and same-VM sends are native (`machine`). Isolation does not come from separate VMs but from the
 //! environment: each process runs with its own `_ENV` whose fallback is a
 //! read-only table of frozen libraries, the string metatable is locked,
 //! `rawset`/`setmetatable`/`load` are guarded, and kernel state is held in

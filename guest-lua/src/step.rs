@@ -47,10 +47,17 @@ pub(crate) struct Stepper {
     kill: RefCell<Option<(ErrorKind, String)>>,
     /// The host's `max_message_bytes` (a VM serves one host).
     max_message_bytes: i64,
+    /// This VM's front-end index in its worker (its ready queue).
+    index: usize,
 }
 
 impl Stepper {
-    pub(crate) fn new(accounts: Rc<RefCell<Accounts>>, slot: Arc<Slot>, core: CoreRef) -> Self {
+    pub(crate) fn new(
+        accounts: Rc<RefCell<Accounts>>,
+        slot: Arc<Slot>,
+        core: CoreRef,
+        index: usize,
+    ) -> Self {
         let max = core.borrow().quota().limits.max_message_bytes;
         Stepper {
             accounts,
@@ -58,6 +65,7 @@ impl Stepper {
             core,
             kill: RefCell::new(None),
             max_message_bytes: i64::try_from(max).unwrap_or(i64::MAX),
+            index,
         }
     }
 
@@ -69,6 +77,14 @@ impl Stepper {
     /// The host's `max_message_bytes`, as the kernel counts sizes.
     pub(crate) fn max_message_bytes(&self) -> i64 {
         self.max_message_bytes
+    }
+
+    /// Whether the host may have items for this VM (`H.next` would answer
+    /// one): false only when its ready queue is empty.
+    pub(crate) fn has_items(&self) -> bool {
+        self.core
+            .try_borrow()
+            .map_or(true, |core| core.has_ready(self.index))
     }
 
     /// The kind and reason of the last `false` verdict (once).

@@ -29,12 +29,13 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 16] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 17] = [
     (c"wake", runq::lua_wake),
     (c"rq_room", runq::lua_room),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
     (c"resume_next", runq::lua_resume_next),
+    (c"has_items", runq::lua_has_items),
     (c"try_recv", chan::lua_try_recv),
     (c"try_send", chan::lua_try_send),
     (c"deliver", chan::lua_deliver),
