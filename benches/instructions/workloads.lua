@@ -1,0 +1,42 @@
+-- Workloads for scripts/instructions (instruction counts under callgrind):
+-- pp (channel ping-pong round trips), ow (one-way messages to a process of
+-- the same worker, 64 in flight), spawn (spawn until it waits, then stop).
+local function sink(n, window, reply)
+    local inbox = process.inbox()
+    process.send(reply, "ready")
+    for i = 1, n do
+        inbox:receive()
+        if i % window == 0 or i == n then process.send(reply, "ack") end
+    end
+end
+
+return function(role, n, window, reply)
+    n = tonumber(n) or 1000
+    if role == "sink" then return sink(n, tonumber(window), reply) end
+    if role == "pp" then
+        local ping, pong = channel.new(), channel.new()
+        coroutine.spawn(function() for _ = 1, n do pong:send(ping:receive()) end end)
+        for i = 1, n do ping:send(i); pong:receive() end
+        return "pp"
+    end
+    if role == "ow" then
+        local w = 64
+        local s = process.spawn("script:main", "warren:default", "sink", tostring(n), tostring(w), process.pid())
+        local inbox = process.inbox()
+        inbox:receive()
+        for i = 1, n do
+            process.send(s, "m", { i = i })
+            if i % w == 0 then inbox:receive() end
+        end
+        if n % w ~= 0 then inbox:receive() end
+        return "ow"
+    end
+    if role == "spawn" then
+        local kids = {}
+        for i = 1, n do kids[i] = process.spawn("script:main", "warren:default", "idle") end
+        require("time").sleep("0s")
+        for i = 1, n do process.send(kids[i], "stop") end
+        return "spawn"
+    end
+    if role == "idle" then process.inbox():receive() return end
+end
