@@ -132,9 +132,10 @@ local function qpop(q)
 end
 local function qlen(q) return q.t - q.h + 1 end
 
--- A waiter is a record { cr, sel, v } or, for a plain receive, the
--- coroutine record itself (which has no cr, sel or v field): a blocked
--- receive then allocates nothing. `w.cr or w` is the coroutine either way.
+-- A waiter is a select's record { cr, sel, v } or, for a plain receive or
+-- send, the coroutine record itself (which has no cr or sel field, and a
+-- `v` only while it waits to send that value): a blocked receive or send
+-- then allocates nothing. `w.cr or w` is the coroutine either way.
 -- live_pop(q): the next waiter of queue `q` that may be woken (claiming
 -- its select), or nil; push_waiter(q, w) queues one.
 local live_pop, push_waiter = M.live_pop, M.push_waiter
@@ -202,7 +203,13 @@ local function close_state(s)
     while true do
         local w = live_pop(s.sq)
         if not w then break end
-        wake(w.cr, CLOSED, false, w.sel and s.proxy)
+        -- A plain send waits as its coroutine record, its value in `v`.
+        local cr = w.cr
+        if not cr then
+            cr = w
+            w.v = nil
+        end
+        wake(cr, CLOSED, false, w.sel and s.proxy)
     end
 end
 

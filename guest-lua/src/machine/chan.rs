@@ -4,10 +4,11 @@
 //!
 //! A channel's state is the kernel's table (see `chan_state` in
 //! kernel.lua): `buf` (a queue of values, `NIL` for nil), `cap`, `sq` (a
-//! queue of blocked senders `{ cr, sel, v }`), `rw` and `rq` (the oldest
-//! receiver, then a queue of later ones; a plain receive waits as its
-//! coroutine record itself), `closed`, `ext` (fed by the host), `mb` (the
-//! process whose mailbox it is), `proxy`.
+//! queue of blocked senders: a select's `{ cr, sel, v }`, a plain send's
+//! coroutine record itself with the value in its `v` while it waits),
+//! `rw` and `rq` (the oldest receiver, then a queue of later ones; a plain
+//! receive waits as its coroutine record itself), `closed`, `ext` (fed by
+//! the host), `mb` (the process whose mailbox it is), `proxy`.
 //!
 //! Guarantees: the same semantics as the Lua they replace, in the same
 //! order of writes (a memory error part-way leaves what the Lua left);
@@ -240,6 +241,25 @@ unsafe fn note_taken(l: *mut lua_State, mb: c_int) {
     }
 }
 
+/// Pushes the value of blocked sender `w` (as queued: `NIL` for nil) and
+/// takes it off a coroutine record that waited as itself (a plain send),
+/// so the record holds no payload once it is woken. Never allocates.
+///
+/// # Safety
+///
+/// As [`cr_of`]; `w` absolute.
+unsafe fn take_value(l: *mut lua_State, w: c_int) {
+    // SAFETY: see above; clearing an existing field never allocates.
+    unsafe {
+        raw::get(l, w, Key::V);
+        if raw::get(l, w, Key::Cr) == ffi::LUA_TNIL {
+            ffi::lua_pushnil(l);
+            raw::set(l, w, Key::V);
+        }
+        ffi::lua_pop(l, 1);
+    }
+}
+
 /// Replaces the value on top with nil when it is the `NIL` token.
 ///
 /// # Safety
@@ -292,7 +312,7 @@ unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
                 live_pop(l, top + 3);
                 let w = top + 4;
                 if ffi::lua_isnil(l, w) == 0 {
-                    raw::get(l, w, Key::V);
+                    take_value(l, w);
                     raw::q_push(l, buf, top + 5);
                     ffi::lua_pop(l, 1);
                     wake_waiter(l, w, s, 0, true);
@@ -310,7 +330,7 @@ unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
         let w = top + 2;
         if ffi::lua_isnil(l, w) == 0 {
             wake_waiter(l, w, s, 0, true);
-            raw::get(l, w, Key::V);
+            take_value(l, w);
             untoken(l);
             ffi::lua_replace(l, top + 1);
             ffi::lua_settop(l, top + 1);
@@ -508,15 +528,13 @@ pub(super) unsafe extern "C-unwind" fn send(l: *mut lua_State) -> c_int {
             ffi::lua_pushboolean(l, 1);
             return 1;
         }
+        // A plain send waits as its coroutine record, holding the value
+        // in `v` until a receiver takes it (`take_value`).
         let cr = waiter_here(l);
-        ffi::lua_createtable(l, 0, 2);
-        let w = ffi::lua_gettop(l);
-        ffi::lua_pushvalue(l, cr);
-        raw::set(l, w, Key::Cr);
         push_queued(l, 2);
-        raw::set(l, w, Key::V);
+        raw::set(l, cr, Key::V);
         raw::q_of(l, s, Key::Sq);
-        push_waiter(l, w + 1, w);
+        push_waiter(l, cr + 1, cr);
         if raw::truthy(l, s, Key::Ext) {
             wait_ext(l, cr);
         }
