@@ -182,8 +182,13 @@ impl Converter {
             budget: self.budget,
             tables: self.tables,
         };
-        let result =
-            from_lua::walk(lua, v, &mut walk).unwrap_or_else(|e| Err(Failure::new(e.to_string())));
+        // A scalar (most spawn arguments and many payloads) needs no walk
+        // of the Lua stack, nor its protected call: the same counts.
+        let result = match scalar(v, &mut walk) {
+            Some(result) => result,
+            None => from_lua::walk(lua, v, &mut walk)
+                .unwrap_or_else(|e| Err(Failure::new(e.to_string()))),
+        };
         self.used = walk.used;
         self.tables = walk.tables;
         result.map_err(|f| {
@@ -205,6 +210,23 @@ struct Walk {
     budget: Budget,
     /// Tables visited, against `budget.bytes / BYTES_PER_TABLE`.
     tables: usize,
+}
+
+/// `v` as a value when it is a scalar, counted as the walk counts it (see
+/// `from_lua`); `None` for anything the walk must look at.
+fn scalar(v: &LuaValue, walk: &mut Walk) -> Option<Result<Value, Failure>> {
+    Some(match v {
+        LuaValue::Nil => walk.count(1).map(|()| Value::Nil),
+        LuaValue::Boolean(b) => walk.count(1).map(|()| Value::Bool(*b)),
+        LuaValue::Integer(i) => walk.count(9).map(|()| Value::Int(*i)),
+        LuaValue::Number(n) => walk.count(9).map(|()| Value::Float(*n)),
+        LuaValue::String(s) => {
+            let bytes = s.as_bytes();
+            walk.count(5 + bytes.len())
+                .map(|()| Value::Str(bytes.to_vec()))
+        }
+        _ => return None,
+    })
 }
 
 impl Walk {

@@ -122,7 +122,7 @@ impl Entries {
         match &self.last_from {
             Some((last, s)) if *last == pid => Ok(LuaValue::String(s.clone())),
             _ => {
-                let s = lua.create_string(pid.to_string())?;
+                let s = lua.create_string(pid.text().as_str())?;
                 self.last_from = Some((pid, s.clone()));
                 Ok(LuaValue::String(s))
             }
@@ -497,7 +497,7 @@ fn item_values(
                 }
             };
             out.push(str_value(lua, "start")?);
-            out.push(str_value(lua, &pid.to_string())?);
+            out.push(str_value(lua, pid.text().as_str())?);
             out.push(LuaValue::Table(entry));
             out.push(conv(&context)?);
             for arg in &args {
@@ -596,7 +596,7 @@ fn event_values(
     let (kind, from, result) = match event {
         Event::Cancel { from, reason } => {
             out.push(str_value(lua, "CANCEL")?);
-            out.push(str_value(lua, &from.to_string())?);
+            out.push(str_value(lua, from.text().as_str())?);
             out.push(conv(&reason)?);
             return Ok(());
         }
@@ -604,7 +604,7 @@ fn event_values(
         Event::LinkDown { from, result } => ("LINK_DOWN", from, result),
     };
     out.push(str_value(lua, kind)?);
-    out.push(str_value(lua, &from.to_string())?);
+    out.push(str_value(lua, from.text().as_str())?);
     match result {
         Ok(value) => {
             out.push(LuaValue::Boolean(true));
@@ -812,7 +812,7 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
         Variadic<LuaValue>,
     );
     let spawn = move |lua: &Lua, (me, entry, host, link, monitor, ctx, rest): SpawnArgs| {
-        let result = (|| -> Result<String, Wrapped> {
+        let result = (|| -> Result<LuaString, Wrapped> {
             let (entry, host) = (entry.to_str()?.to_owned(), host.to_str()?.to_owned());
             let budget = c.borrow().spawn_budget(pid_of(me), &entry, &host)?;
             let mut converter = Converter::new(Budget::message(budget));
@@ -827,7 +827,8 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
             req.link = link;
             req.monitor = monitor;
             req.context = context;
-            Ok(c.borrow_mut().spawn(pid_of(me), req)?.to_string())
+            let pid = c.borrow_mut().spawn(pid_of(me), req)?;
+            Ok(lua.create_string(pid.text().as_str())?)
         })();
         ok_or_failure(lua, result)
     };

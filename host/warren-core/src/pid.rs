@@ -60,15 +60,84 @@ impl Pid {
     }
 }
 
+/// The longest text of a pid: `<`, 5 digits of host, `.`, 15 of serial
+/// (48 bits), `>`.
+const TEXT_MAX: usize = 23;
+
+/// A pid's `<host.serial>` text, made without allocating or the formatting
+/// machinery (front-ends hand it to their languages on every spawn and
+/// message).
+#[derive(Copy, Clone)]
+pub struct PidText {
+    buf: [u8; TEXT_MAX],
+    len: u8,
+}
+
+impl PidText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and `<.>` are ever written (see `Pid::text`).
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("<?>")
+    }
+}
+
+/// Writes the decimal digits of `n` into `buf` from `at` on; returns the
+/// next free position.
+fn digits(buf: &mut [u8; TEXT_MAX], at: usize, mut n: u64) -> usize {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let count = tmp.len() - i;
+    buf[at..at + count].copy_from_slice(&tmp[i..]);
+    at + count
+}
+
+impl Pid {
+    /// The `<host.serial>` text, on the stack.
+    pub fn text(self) -> PidText {
+        let mut buf = [0u8; TEXT_MAX];
+        buf[0] = b'<';
+        let mut at = digits(&mut buf, 1, u64::from(self.host()));
+        buf[at] = b'.';
+        at = digits(&mut buf, at + 1, self.serial());
+        buf[at] = b'>';
+        PidText {
+            buf,
+            len: u8::try_from(at + 1).unwrap_or(0),
+        }
+    }
+}
+
 impl fmt::Display for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<{}.{}>", self.host(), self.serial())
+        f.write_str(self.text().as_str())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_is_the_display_form_at_the_extremes() {
+        for pid in [
+            Pid::new(0, 0),
+            Pid::new(u16::MAX, SERIAL_MASK),
+            Pid::new(7, 10),
+            Pid::new(10_000, 999_999_999_999),
+        ] {
+            let text = pid.text();
+            assert_eq!(text.as_str(), format!("<{}.{}>", pid.host(), pid.serial()));
+            assert_eq!(Pid::parse(text.as_str()), Some(pid));
+        }
+    }
 
     #[test]
     fn round_trips_through_text() {
