@@ -84,7 +84,9 @@ local SEND = { bytes = 0, owed = false }
 -- (mailbox_limit); taking one out of its inbox or a listen channel is
 -- reported back with the process's next step (a message handed to a
 -- waiting coroutine wakes it, so that step comes).
-local TAKEN = {} -- process record -> messages taken since its last step
+-- process record -> messages taken since its last step (0 after a step:
+-- the key stays until the process exits, so counting allocates nothing)
+local TAKEN = {}
 -- Channels: opaque proxies; state lives in this kernel-private table.
 local CH = setmetatable({}, { __mode = "k" })
 
@@ -162,8 +164,8 @@ local function note_taken(p)
     TAKEN[p] = (TAKEN[p] or 0) + 1
 end
 -- resume_next() resumes the next wake-up between its process's accounting
--- (step.rs), which reads and clears TAKEN[p] itself unless the coroutine
--- raised; it returns what it leaves to resume_one.
+-- (step.rs), which reads TAKEN[p] and sets it back to 0 itself unless the
+-- coroutine raised; it returns what it leaves to resume_one.
 local resume_next = M.resume_next
 
 local ChanMethods = {}

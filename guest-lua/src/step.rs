@@ -6,7 +6,7 @@
 //! [`crate::resume::resume`] of `th` with `a, b` (and `c` when it is not
 //! nil) and `H.leave(id, false, taken)` did as three calls, where `taken`
 //! is the count the kernel keeps for process record `p` in its `TAKEN`
-//! table (read and cleared here). It answers (on the stack, in place of
+//! table (read and set back to 0 here). It answers (on the stack, in place of
 //! its arguments):
 //!
 //! - `true, verdict, r1, r2, r3`: the coroutine yielded or returned; its
@@ -192,14 +192,16 @@ pub(crate) unsafe fn step_at(
     }
 }
 
-/// Reads and clears `TAKEN[p]` (the table at `taken`, `p` at index `p`),
-/// raw.
+/// Reads `TAKEN[p]` (the table at `taken`, `p` at index `p`), raw, and
+/// sets it back to 0: the key stays until the process exits (the kernel
+/// removes it then), so the next message it takes counts without
+/// allocating a key.
 ///
 /// # Safety
 ///
 /// Called from `step_at`, with room for two values on `l`.
 unsafe fn take_count(l: *mut lua_State, taken: c_int, p: c_int) -> u32 {
-    // SAFETY: see above. Setting an existing key to nil never allocates.
+    // SAFETY: see above. Writing an existing key never allocates.
     unsafe {
         ffi::lua_pushvalue(l, p);
         let n = if ffi::lua_rawget(l, taken) == ffi::LUA_TNUMBER {
@@ -210,7 +212,7 @@ unsafe fn take_count(l: *mut lua_State, taken: c_int, p: c_int) -> u32 {
         ffi::lua_pop(l, 1);
         if n != 0 {
             ffi::lua_pushvalue(l, p);
-            ffi::lua_pushnil(l);
+            ffi::lua_pushinteger(l, 0);
             ffi::lua_rawset(l, taken);
         }
         u32::try_from(n).unwrap_or(u32::MAX)
