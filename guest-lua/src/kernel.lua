@@ -68,7 +68,7 @@ end
 -- arrays, no allocation per wake-up) and channels' waiters, receive, send
 -- and host-fed delivery, over the tables made here.
 ---------------------------------------------------------------------------
-local rq_cr, rq_a, rq_b, rq_c = {}, {}, {}, {}
+local RQ = {} -- the run queue: four slots per entry (machine/runq.rs)
 
 local current -- the coroutine record being run
 
@@ -90,7 +90,7 @@ local TAKEN = {}
 -- Channels: opaque proxies; state lives in this kernel-private table.
 local CH = setmetatable({}, { __mode = "k" })
 
-local M = H.machine(rq_cr, rq_a, rq_b, rq_c, NIL, BLOCK, CLOSED, CH, TAKEN,
+local M = H.machine(RQ, NIL, BLOCK, CLOSED, CH, TAKEN,
     function() return current end)
 -- wake(cr, a, b, c) queues coroutine record `cr` to be resumed with a, b, c
 -- (a slot written before it is counted: a memory error leaves the queue as
@@ -2586,7 +2586,7 @@ end
 -- The kernel's tables that hold an entry per process or object of the
 -- whole VM: their growth, which happens inside whichever process adds the
 -- entry that does not fit, is charged to no process (gctime.rs).
-H.kernel_tables(rq_cr, rq_a, rq_b, rq_c, TAKEN, UPGRADES, CH, CASE, TIMERS, WRAPPED, HELD,
+H.kernel_tables(RQ, TAKEN, UPGRADES, CH, CASE, TIMERS, WRAPPED, HELD,
     ERRSET, procs, bypid, KTHREAD, NOT_OWNED)
 
 return { run = run, new_entry = new_entry, error_mt = ErrMT, module_names = function()

@@ -5,7 +5,7 @@
 //! functions of the same names; a blocking `receive`/`send` yields the
 //! kernel's `BLOCK` token from C.
 //!
-//! `H.machine(rq_cr, rq_a, rq_b, rq_c, NIL, BLOCK, CLOSED, CH, TAKEN, cur)`
+//! `H.machine(rq, NIL, BLOCK, CLOSED, CH, TAKEN, cur)`
 //! builds them once per VM and returns a table of them: `cur` is a kernel
 //! function whose first upvalue is the kernel's `current` (the coroutine
 //! record being run), which the blocking methods read. What the kernel
@@ -165,7 +165,7 @@ mod tests {
             NIL, BLOCK, CLOSED = function() end, function() end, function() end
             CH, TAKEN = setmetatable({}, { __mode = "k" }), {}
             local current
-            M = machine({}, {}, {}, {}, NIL, BLOCK, CLOSED, CH, TAKEN, function() return current end)
+            M = machine({}, NIL, BLOCK, CLOSED, CH, TAKEN, function() return current end)
             "##,
         )
         .exec()
@@ -182,7 +182,7 @@ mod tests {
         let err = lua
             .load(
                 r##"local other
-                return machine({}, {}, {}, {}, NIL, BLOCK, CLOSED, CH, TAKEN, function() return other end)"##,
+                return machine({}, NIL, BLOCK, CLOSED, CH, TAKEN, function() return other end)"##,
             )
             .call::<Table>(())
             .expect_err("a getter of `other`");

@@ -13,28 +13,28 @@ use mlua::ffi::{self, lua_State};
 
 /// Upvalue 1: the run queue's head and tail (a two-integer userdata).
 pub(super) const STATE: c_int = 1;
-/// Upvalues 2–5: the run queue's four parallel arrays (coroutine record
-/// and the three values it is resumed with).
-pub(super) const RQ: [c_int; 4] = [2, 3, 4, 5];
+/// Upvalue 2: the run queue's table: entry `n` (from 1) is the coroutine
+/// record and the three values it is resumed with, at `4n - 3 ..= 4n`.
+pub(super) const RQ: c_int = 2;
 /// The kernel's token for a `nil` held in a queue.
-pub(super) const NIL: c_int = 6;
+pub(super) const NIL: c_int = 3;
 /// The kernel's token a waiting coroutine yields.
-pub(super) const BLOCK: c_int = 7;
+pub(super) const BLOCK: c_int = 4;
 /// The token a blocked send is woken with when its channel closes.
-pub(super) const CLOSED: c_int = 8;
+pub(super) const CLOSED: c_int = 5;
 /// Channel proxy -> channel state (weak keys).
-pub(super) const CH: c_int = 9;
+pub(super) const CH: c_int = 6;
 /// Process record -> messages taken from its mailbox since its last step.
-pub(super) const TAKEN: c_int = 10;
+pub(super) const TAKEN: c_int = 7;
 /// A kernel function whose first upvalue is the kernel's `current`.
-pub(super) const CURRENT: c_int = 11;
+pub(super) const CURRENT: c_int = 8;
 /// What the kernel binds once it has made it (`bind`), in [`Late`] slots.
-pub(super) const LATE: c_int = 12;
+pub(super) const LATE: c_int = 9;
 /// The VM's `Stepper` (a light userdata; null in a VM without one, where
 /// `send1` always leaves the send to the Lua path).
-pub(super) const CTX: c_int = 13;
+pub(super) const CTX: c_int = 10;
 /// The interned field names, in [`Key::ALL`] order, from this upvalue on.
-const FIRST_KEY: c_int = 14;
+const FIRST_KEY: c_int = 11;
 
 /// The slots of upvalue [`LATE`].
 #[derive(Clone, Copy)]
@@ -173,6 +173,31 @@ unsafe extern "C-unwind" {
     fn warren_rawint(l: *mut lua_State, idx: c_int, k: c_int) -> ffi::lua_Integer;
     fn warren_rawsetk(l: *mut lua_State, idx: c_int, k: c_int);
     fn warren_rawsetkint(l: *mut lua_State, idx: c_int, k: c_int, n: ffi::lua_Integer);
+    fn warren_rawtake(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
+    fn warren_rawput(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
+}
+
+/// Pushes `t[at] ..= t[at + n - 1]` and sets each to nil (never
+/// allocates); `0 < n <= 8`.
+///
+/// # Safety
+///
+/// Called from a machine C function with room for `n` values; `t` a
+/// table.
+pub(super) unsafe fn take(l: *mut lua_State, t: c_int, at: i64, n: c_int) {
+    // SAFETY: see above.
+    unsafe { warren_rawtake(l, t, at, n) }
+}
+
+/// Pops the `n` values on top into `t[at] ..= t[at + n - 1]` (may
+/// allocate); `0 < n <= 8`, `t` not a relative index.
+///
+/// # Safety
+///
+/// As [`take`], with the values on top.
+pub(super) unsafe fn put(l: *mut lua_State, t: c_int, at: i64, n: c_int) {
+    // SAFETY: see above.
+    unsafe { warren_rawput(l, t, at, n) }
 }
 
 /// Pushes `t[key]` (raw) and returns its type. `t` is any valid index of

@@ -1,7 +1,8 @@
 //! The worker VM's run queue: coroutine records ready to be resumed, each
-//! with the (up to three) values it is resumed with, in four parallel
-//! arrays (no allocation per wake-up once they have grown) and a head and
-//! tail kept in a userdata.
+//! with the (up to three) values it is resumed with, four consecutive
+//! slots per entry of one table (no allocation per wake-up once it has
+//! grown; moved with one fused call each way), and a head and tail kept in
+//! a userdata.
 //!
 //! Guarantees: a wake-up writes its slots before it counts them, so a
 //! memory error while an array grows (inside a process's resume, under its
@@ -22,6 +23,11 @@ use super::raw::{self, Key, RQ, STATE, uv};
 unsafe fn ends(l: *mut lua_State) -> *mut [i64; 2] {
     // SAFETY: see above; the userdata holds two integers (see `new_state`).
     unsafe { ffi::lua_touserdata(l, uv(STATE)).cast() }
+}
+
+/// The first slot of run-queue entry `n`.
+fn slot(n: i64) -> i64 {
+    4 * n - 3
 }
 
 /// Pushes the run queue's state: head 1, tail 0.
@@ -52,15 +58,14 @@ pub(super) unsafe fn wake(l: *mut lua_State, cr: c_int, vals: [c_int; 3]) {
         let e = ends(l);
         let t = (*e)[1] + 1;
         ffi::lua_pushvalue(l, cr);
-        ffi::lua_rawseti(l, uv(RQ[0]), t);
-        for (arr, v) in RQ[1..].iter().zip(vals) {
+        for v in vals {
             if v == 0 {
                 ffi::lua_pushnil(l);
             } else {
                 ffi::lua_pushvalue(l, v);
             }
-            ffi::lua_rawseti(l, uv(*arr), t);
         }
+        raw::put(l, uv(RQ), slot(t), 4);
         (*e)[1] = t;
         raw::get(l, cr, Key::P);
         let p = ffi::lua_gettop(l);
@@ -85,10 +90,10 @@ pub(super) unsafe fn room(l: *mut lua_State) {
     // SAFETY: see above.
     unsafe {
         let t = (*ends(l))[1] + 1;
-        for arr in RQ {
+        for _ in 0..4 {
             ffi::lua_pushboolean(l, 0);
-            ffi::lua_rawseti(l, uv(arr), t);
         }
+        raw::put(l, uv(RQ), slot(t), 4);
     }
 }
 
@@ -137,12 +142,7 @@ pub(super) unsafe extern "C-unwind" fn lua_next(l: *mut lua_State) -> c_int {
         if h > t {
             return 0;
         }
-        ffi::lua_checkstack(l, 5);
-        for arr in RQ {
-            ffi::lua_rawgeti(l, uv(arr), h);
-            ffi::lua_pushnil(l);
-            ffi::lua_rawseti(l, uv(arr), h);
-        }
+        raw::take(l, uv(RQ), slot(h), 4);
         *e = if h == t { [1, 0] } else { [h + 1, t] };
         4
     }

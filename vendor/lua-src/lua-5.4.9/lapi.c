@@ -1516,3 +1516,40 @@ LUA_API void warren_rawsetkint (lua_State *L, int idx, int k, lua_Integer n) {
   lua_unlock(L);
   aux_rawset(L, idx, index2value(L, k), 1);
 }
+
+
+LUA_API void warren_rawtake (lua_State *L, int idx, lua_Integer at, int n) {
+  Table *t;
+  int i;
+  lua_lock(L);
+  api_check(L, 0 < n && n <= 8, "bad count");
+  t = gettable(L, idx);
+  for (i = 0; i < n; i++) {
+    const TValue *v = luaH_getint(t, at + i);
+    if (isempty(v))
+      setnilvalue(s2v(L->top.p));
+    else {
+      setobj2s(L, L->top.p, v);
+      setnilvalue(cast(TValue *, v));  /* an existing slot: no allocation */
+    }
+    api_incr_top(L);
+  }
+  lua_unlock(L);
+}
+
+
+LUA_API void warren_rawput (lua_State *L, int idx, lua_Integer at, int n) {
+  Table *t;
+  int i;
+  lua_lock(L);
+  api_checknelems(L, n);
+  api_check(L, 0 < n && n <= 8, "bad count");
+  t = gettable(L, idx);
+  for (i = 0; i < n; i++) {
+    TValue *v = s2v(L->top.p - n + i);
+    luaH_setint(L, t, at + i, v);
+    luaC_barrierback(L, obj2gco(t), v);
+  }
+  L->top.p -= n;
+  lua_unlock(L);
+}

@@ -127,4 +127,16 @@ LUA_API void (warren_rawsetk) (lua_State *L, int idx, int k);
 LUA_API void (warren_rawsetkint) (lua_State *L, int idx, int k,
                                   lua_Integer n);
 
+/*
+** Raw moves between consecutive integer keys and the stack, for the
+** embedder's queues kept in one table ('idx' a table, 0 < n <= 8):
+** - warren_rawtake: pushes t[at], ..., t[at + n - 1] and sets each to
+**   nil (never allocates);
+** - warren_rawput: pops the n values on top into t[at], ..., t[at + n - 1]
+**   (the first popped into the last key); may allocate when the table
+**   grows.
+*/
+LUA_API void (warren_rawtake) (lua_State *L, int idx, lua_Integer at, int n);
+LUA_API void (warren_rawput) (lua_State *L, int idx, lua_Integer at, int n);
+
 #endif
