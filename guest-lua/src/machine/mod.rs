@@ -29,9 +29,8 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 17] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 16] = [
     (c"wake", runq::lua_wake),
-    (c"rq_room", runq::lua_room),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
     (c"resume_next", runq::lua_resume_next),

@@ -115,21 +115,9 @@ pub(super) unsafe extern "C-unwind" fn lua_wake(l: *mut lua_State) -> c_int {
     }
 }
 
-/// `rq_room()`.
-///
-/// # Safety
-///
-/// Called by Lua as a machine C closure.
-pub(super) unsafe extern "C-unwind" fn lua_room(l: *mut lua_State) -> c_int {
-    // SAFETY: see above.
-    unsafe {
-        room(l);
-        0
-    }
-}
-
 /// `rq_next()`: the next coroutine record and its three values, taken off
-/// the queue; nothing when it is empty.
+/// the queue; nothing when it is empty. `resume_next` takes its wake-ups
+/// with it; the kernel itself does not call it.
 ///
 /// # Safety
 ///
