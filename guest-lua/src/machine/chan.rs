@@ -228,16 +228,8 @@ unsafe fn wake_waiter(l: *mut lua_State, w: c_int, s: c_int, v: c_int, ok: bool)
 unsafe fn note_taken(l: *mut lua_State, mb: c_int) {
     // SAFETY: see above.
     unsafe {
-        ffi::lua_pushvalue(l, mb);
-        ffi::lua_pushvalue(l, mb);
-        let n = if ffi::lua_rawget(l, uv(TAKEN)) == ffi::LUA_TNUMBER {
-            ffi::lua_tointegerx(l, -1, std::ptr::null_mut())
-        } else {
-            0
-        };
-        ffi::lua_pop(l, 1);
-        ffi::lua_pushinteger(l, n + 1);
-        ffi::lua_rawset(l, uv(TAKEN));
+        let n = raw::int_at(l, uv(TAKEN), mb);
+        raw::set_int_at(l, uv(TAKEN), mb, n + 1);
     }
 }
 

@@ -253,6 +253,28 @@ pub(super) unsafe fn set_int(l: *mut lua_State, t: c_int, key: Key, n: i64) {
     unsafe { warren_rawsetkint(l, t, key_index(key), n) }
 }
 
+/// `t[k]` as an integer (0 when it is not one), the key being the value
+/// at index `k` (any type, as `lua_rawget`).
+///
+/// # Safety
+///
+/// As [`get`].
+pub(super) unsafe fn int_at(l: *mut lua_State, t: c_int, k: c_int) -> i64 {
+    // SAFETY: see above; nothing is pushed.
+    unsafe { warren_rawint(l, t, k) }
+}
+
+/// `t[k] = n`, the key being the value at index `k`; `t` not a relative
+/// index.
+///
+/// # Safety
+///
+/// As [`set_int`].
+pub(super) unsafe fn set_int_at(l: *mut lua_State, t: c_int, k: c_int, n: i64) {
+    // SAFETY: see above.
+    unsafe { warren_rawsetkint(l, t, k, n) }
+}
+
 /// `t[key] = b`.
 ///
 /// # Safety
@@ -304,9 +326,7 @@ pub(super) unsafe fn q_pop(l: *mut lua_State, q: c_int) {
             ffi::lua_pushnil(l);
             return;
         }
-        ffi::lua_rawgeti(l, q, h);
-        ffi::lua_pushnil(l);
-        ffi::lua_rawseti(l, q, h);
+        take(l, q, h, 1);
         if h == t {
             set_int(l, q, Key::H, 1);
             set_int(l, q, Key::T, 0);
