@@ -1,6 +1,7 @@
 -- Workloads for scripts/instructions (instruction counts under callgrind):
 -- pp (channel ping-pong round trips), ow (one-way messages to a process of
--- the same worker, 64 in flight), spawn (spawn until it waits, then stop).
+-- the same worker, 64 in flight), rr (message round trips between two
+-- processes of one worker), spawn (spawn until it waits, then stop).
 local function sink(n, window, reply)
     local inbox = process.inbox()
     process.send(reply, "ready")
@@ -30,6 +31,23 @@ return function(role, n, window, reply)
         end
         if n % w ~= 0 then inbox:receive() end
         return "ow"
+    end
+    if role == "rr" then
+        local echo = process.spawn("script:main", "warren:default", "echo", tostring(n))
+        local inbox = process.inbox()
+        for i = 1, n do
+            process.send(echo, "ping", i)
+            inbox:receive()
+        end
+        return "rr"
+    end
+    if role == "echo" then
+        local inbox = process.inbox()
+        for _ = 1, n do
+            local m = inbox:receive()
+            process.send(m:from(), "pong", m:payload():data())
+        end
+        return
     end
     if role == "spawn" then
         local kids = {}
