@@ -429,3 +429,36 @@ fn a_payload_is_measured_alike_by_the_native_and_the_lua_copy() {
         ])
     );
 }
+
+/// A one-payload send to a process of the same VM takes the native path
+/// (guest-lua's `machine/send.rs`) for scalars too: a string counts 5 + its
+/// length against `max_message_bytes` exactly as the kernel's Lua copy
+/// does (at the limit it goes, one byte past it is `Invalid`), and nil,
+/// booleans and numbers arrive as they were sent.
+#[test]
+fn a_scalar_payload_is_measured_alike_on_the_native_path() {
+    let limits = warren_core::HostLimits {
+        max_message_bytes: 1_000,
+        ..warren_core::HostLimits::default()
+    };
+    let v = App::new()
+        .limits(limits)
+        .entry(
+            "t:main",
+            r#"return function()
+            local me, inbox, out = process.pid(), process.inbox(), {}
+            local function try(v)
+                local ok, err = process.send(me, "t", v)
+                if not ok then out[#out + 1] = err:kind() return end
+                local got = inbox:receive():payload():data()
+                out[#out + 1] = type(got) == "string" and #got or tostring(got)
+            end
+            try(string.rep("x", 995)) try(string.rep("x", 996))
+            try(nil) try(false) try(42) try(1.5)
+            return table.concat(out, " ")
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v, s("995 Invalid nil false 42 1.5"));
+}
