@@ -6,8 +6,8 @@
 //! [`crate::resume::resume`] of `th` with `a, b` (and `c` when it is not
 //! nil) and `H.leave(id, false, taken)` did as three calls, where `taken`
 //! is the count the kernel keeps for process record `p` in its `TAKEN`
-//! table (read and set back to 0 here). It answers (on the stack, in place of
-//! its arguments):
+//! table (read and set back to 0 here). It answers (on the stack, in place
+//! of its arguments):
 //!
 //! - `true, verdict, r1, r2, r3`: the coroutine yielded or returned; its
 //!   first three results (the preemption marker for a preemption), and the

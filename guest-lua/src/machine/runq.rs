@@ -5,9 +5,10 @@
 //! a userdata.
 //!
 //! Guarantees: a wake-up writes its slots before it counts them, so a
-//! memory error while an array grows (inside a process's resume, under its
-//! ceiling) leaves the queue as it was; after `rq_room()`, the next wake-up
-//! allocates nothing and cannot fail.
+//! memory error while the table grows (inside a process's resume, under
+//! its ceiling) leaves the queue as it was; after [`room`] (which the
+//! host-fed delivery makes before it takes a receiver off a channel), the
+//! next wake-up allocates nothing and cannot fail.
 
 use std::ffi::c_int;
 
