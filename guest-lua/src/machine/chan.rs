@@ -566,11 +566,7 @@ unsafe extern "C-unwind" fn sent(
 pub(super) unsafe extern "C-unwind" fn lua_try_recv(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
-        raw::reserve(l);
-        ffi::lua_settop(l, 1);
-        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
-            raw::raise(l, 1, "try_recv: not a channel state", None);
-        }
+        raw::args(l, 1, 1, "try_recv");
         if try_recv(l, 1) {
             ffi::lua_pushboolean(l, 1);
             ffi::lua_replace(l, 1);
@@ -590,11 +586,7 @@ pub(super) unsafe extern "C-unwind" fn lua_try_recv(l: *mut lua_State) -> c_int 
 pub(super) unsafe extern "C-unwind" fn lua_try_send(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
-        raw::reserve(l);
-        ffi::lua_settop(l, 3);
-        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
-            raw::raise(l, 1, "try_send: not a channel state", None);
-        }
+        raw::args(l, 3, 1, "try_send");
         // Lua's level counts from the Lua function's callee (this one):
         // `luaL_where`'s level 1 is the Lua function itself.
         let level = ffi::lua_tointegerx(l, 3, std::ptr::null_mut()).clamp(1, 100);
@@ -612,11 +604,7 @@ pub(super) unsafe extern "C-unwind" fn lua_try_send(l: *mut lua_State) -> c_int 
 pub(super) unsafe extern "C-unwind" fn lua_deliver(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
-        raw::reserve(l);
-        ffi::lua_settop(l, 2);
-        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
-            raw::raise(l, 1, "deliver: not a channel state", None);
-        }
+        raw::args(l, 2, 1, "deliver");
         deliver_at(l, 1, 2);
         0
     }
@@ -630,11 +618,7 @@ pub(super) unsafe extern "C-unwind" fn lua_deliver(l: *mut lua_State) -> c_int {
 pub(super) unsafe extern "C-unwind" fn lua_rq_push(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
-        raw::reserve(l);
-        ffi::lua_settop(l, 2);
-        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE || ffi::lua_type(l, 2) != ffi::LUA_TTABLE {
-            raw::raise(l, 1, "rq_push: expected a channel state and a waiter", None);
-        }
+        raw::args(l, 2, 2, "rq_push");
         rq_push(l, 1, 2);
         0
     }
@@ -648,11 +632,7 @@ pub(super) unsafe extern "C-unwind" fn lua_rq_push(l: *mut lua_State) -> c_int {
 pub(super) unsafe extern "C-unwind" fn lua_rq_pop(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
-        raw::reserve(l);
-        ffi::lua_settop(l, 1);
-        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
-            raw::raise(l, 1, "rq_pop: not a channel state", None);
-        }
+        raw::args(l, 1, 1, "rq_pop");
         rq_pop(l, 1);
         1
     }
@@ -666,8 +646,7 @@ pub(super) unsafe extern "C-unwind" fn lua_rq_pop(l: *mut lua_State) -> c_int {
 pub(super) unsafe extern "C-unwind" fn lua_live_pop(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
-        raw::reserve(l);
-        ffi::lua_settop(l, 1);
+        raw::args(l, 1, 0, "live_pop"); // not a queue: nil
         live_pop(l, 1);
         1
     }
@@ -681,11 +660,7 @@ pub(super) unsafe extern "C-unwind" fn lua_live_pop(l: *mut lua_State) -> c_int 
 pub(super) unsafe extern "C-unwind" fn lua_push_waiter(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
-        raw::reserve(l);
-        ffi::lua_settop(l, 2);
-        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE || ffi::lua_type(l, 2) != ffi::LUA_TTABLE {
-            raw::raise(l, 1, "push_waiter: expected a queue and a waiter", None);
-        }
+        raw::args(l, 2, 2, "push_waiter");
         push_waiter(l, 1, 2);
         0
     }

@@ -394,6 +394,24 @@ pub(super) unsafe fn reserve(l: *mut lua_State) {
     }
 }
 
+/// The prologue of a machine function the kernel calls with its own
+/// records: reserves the stack, sets exactly `n` arguments and raises
+/// (naming `what`) unless the first `tables` are tables.
+///
+/// # Safety
+///
+/// Called first in a machine C function.
+pub(super) unsafe fn args(l: *mut lua_State, n: c_int, tables: c_int, what: &str) {
+    // SAFETY: see above.
+    unsafe {
+        reserve(l);
+        ffi::lua_settop(l, n);
+        if (1..=tables).any(|i| ffi::lua_type(l, i) != ffi::LUA_TTABLE) {
+            raise(l, 1, what, Some(c": expected the kernel's records"));
+        }
+    }
+}
+
 /// Raises `msg` followed by `then` (when given) as Lua's
 /// `error(msg .. then, level + 1)` would from the function at `level` (1:
 /// the caller of this C function).

@@ -106,11 +106,7 @@ pub(super) unsafe fn room(l: *mut lua_State) {
 pub(super) unsafe extern "C-unwind" fn lua_wake(l: *mut lua_State) -> c_int {
     // SAFETY: see above; four arguments exist once the top is set.
     unsafe {
-        raw::reserve(l);
-        ffi::lua_settop(l, 4);
-        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
-            raw::raise(l, 1, "wake: not a coroutine record", None);
-        }
+        raw::args(l, 4, 1, "wake");
         wake(l, 1, [2, 3, 4]);
         0
     }
