@@ -27,6 +27,7 @@
 //! and the median of the rounds' ratios (each round runs both sides back to
 //! back, so a slow spell of the shared disk weighs on both).
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +36,7 @@ use cap_std::fs::Dir;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use warren_benches::lua::{HOST, drive, nanos};
 use warren_benches::median;
-use warren_benches::memory::cpu_time;
+use warren_benches::memory::{cpu_time, thread_cpu};
 use warren_core::{Functions, Grants, HostSpec, Pool, Runtime, RuntimeBuilder, Value};
 use warren_lua::{LuaProgram, MODULES, Volumes, lua_frontend};
 use warren_tests::TempDir;
@@ -487,14 +488,19 @@ fn bench_fs(c: &mut Criterion, rt: &Runtime, dir: &Arc<Dir>) -> Vec<String> {
         let (mut best_r, mut best_d, mut best_t) = (Duration::MAX, Duration::MAX, Duration::MAX);
         let mut ratios = Vec::with_capacity(FS_ROUNDS);
         let (mut cpu_r, mut cpu_d) = (Duration::ZERO, Duration::ZERO);
+        let mut threads_r = BTreeMap::<String, Duration>::new();
         for _ in 0..FS_ROUNDS {
             let c0 = cpu_time();
             let d = fs_threads(dir, size);
             let c1 = cpu_time();
             let t = fs_tasks(dir, size);
-            let c2 = cpu_time();
+            let (c2, t2) = (cpu_time(), thread_cpu());
             let r = fs_runtime(rt, size);
             (cpu_d, cpu_r) = (cpu_d + (c1 - c0), cpu_r + (cpu_time() - c2));
+            for (name, t) in thread_cpu() {
+                let before = t2.get(&name).copied().unwrap_or_default();
+                *threads_r.entry(name).or_default() += t.saturating_sub(before);
+            }
             (best_d, best_t, best_r) = (best_d.min(d), best_t.min(t), best_r.min(r));
             ratios.push(d.as_secs_f64() / r.as_secs_f64().max(1e-9));
         }
@@ -516,6 +522,15 @@ fn bench_fs(c: &mut Criterion, rt: &Runtime, dir: &Arc<Dir>) -> Vec<String> {
             r / t,
             per_call(cpu_r),
             per_call(cpu_d),
+        ));
+        let parts: Vec<String> = threads_r
+            .iter()
+            .filter(|(_, t)| !t.is_zero())
+            .map(|(name, t)| format!("{name} {:.1}", per_call(*t)))
+            .collect();
+        lines.push(format!(
+            "funcs_fs/{FS_PROCS}x{FS_EACH}x{kib}KiB: runtime CPU µs per file call by thread: {}",
+            parts.join(", ")
         ));
     }
     lines

@@ -34,6 +34,7 @@
 //! is held back by hand-offs, one with more CPU by its own work.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,7 +45,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use warren_benches::lua::{HOST, drive, nanos};
 use warren_benches::median;
-use warren_benches::memory::{cpu_time, rss_bytes, settle};
+use warren_benches::memory::{cpu_time, rss_bytes, settle, thread_cpu};
 use warren_core::{Grants, HostLimits, HostSpec, Runtime, RuntimeBuilder, SpawnRequest, Value};
 use warren_http::{HttpClient, Request};
 use warren_lua::{Databases, LuaProgram, MODULES, lua_frontend};
@@ -420,15 +421,22 @@ fn compare(
     let (mut best_w, mut best_d) = (Duration::MAX, Duration::MAX);
     let (mut cpu_w, mut cpu_d) = (Duration::ZERO, Duration::ZERO);
     let mut ratios = Vec::with_capacity(rounds);
-    let timed = |run: &mut dyn FnMut() -> Duration, cpu: &mut Duration| {
-        let c0 = cpu_time();
+    let (mut threads_w, mut threads_d) = (BTreeMap::new(), BTreeMap::new());
+    let timed = |run: &mut dyn FnMut() -> Duration,
+                 cpu: &mut Duration,
+                 threads: &mut BTreeMap<String, Duration>| {
+        let (c0, t0) = (cpu_time(), thread_cpu());
         let took = run();
         *cpu += cpu_time().saturating_sub(c0);
+        for (name, t) in thread_cpu() {
+            let before = t0.get(&name).copied().unwrap_or_default();
+            *threads.entry(name).or_default() += t.saturating_sub(before);
+        }
         took
     };
     for _ in 0..rounds {
-        let d = timed(&mut direct, &mut cpu_d);
-        let w = timed(&mut warren, &mut cpu_w);
+        let d = timed(&mut direct, &mut cpu_d, &mut threads_d);
+        let w = timed(&mut warren, &mut cpu_w, &mut threads_w);
         (best_d, best_w) = (best_d.min(d), best_w.min(w));
         ratios.push(d.as_secs_f64() / w.as_secs_f64().max(1e-9));
     }
@@ -442,6 +450,19 @@ fn compare(
         w / d,
         per_op(cpu_w),
         per_op(cpu_d),
+    );
+    let by_thread = |threads: &BTreeMap<String, Duration>| {
+        let parts: Vec<String> = threads
+            .iter()
+            .filter(|(_, t)| !t.is_zero())
+            .map(|(name, t)| format!("{name} {:.1}", per_op(*t)))
+            .collect();
+        parts.join(", ")
+    };
+    println!(
+        "{name}: CPU µs per operation by thread: runtime {}; direct {}",
+        by_thread(&threads_w),
+        by_thread(&threads_d),
     );
 }
 
