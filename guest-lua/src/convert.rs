@@ -17,6 +17,8 @@
 mod from_lua;
 mod to_lua;
 
+pub(crate) use to_lua::push_protected;
+
 use std::ffi::c_void;
 
 use mlua::{Lua, Table, Value as LuaValue};

@@ -166,7 +166,7 @@ end
 -- resume_next() resumes the next wake-up between its process's accounting
 -- (step.rs), which reads TAKEN[p] and sets it back to 0 itself unless the
 -- coroutine raised; it returns what it leaves to resume_one.
-local resume_next = M.resume_next
+local resume_next, done_next = M.resume_next, M.done_next
 
 local ChanMethods = {}
 local ChanMT = { __index = ChanMethods, __metatable = false, __warren = "channel",
@@ -842,7 +842,7 @@ end
 ---------------------------------------------------------------------------
 local MsgMethods, PayloadMethods = {}, {}
 local MsgMT = { __index = MsgMethods, __metatable = false }
-M.bind(ErrMT, MsgMT, SEND)
+M.bind(ErrMT, MsgMT, SEND, procs)
 local PayloadMT = { __index = PayloadMethods, __metatable = false }
 function MsgMethods:topic() return rawget(self, 1) end
 function MsgMethods:from() return rawget(self, 2) end
@@ -978,8 +978,9 @@ local function run(budget)
     local done = 0
     while true do
         -- Ask the host only when it has something (has_items is a C
-        -- call; H.next converts an item into Lua values).
-        while M.has_items() and handle(H_next()) do end
+        -- call; H.next converts an item into Lua values). A host call's
+        -- value for a coroutine in `await` goes to it in C (done_next).
+        while M.has_items() and (done_next() or handle(H_next())) do end
         local batch = rq_len()
         if batch <= 0 then return false end
         for _ = 1, batch do

@@ -87,6 +87,21 @@ impl Stepper {
             .map_or(true, |core| core.has_ready(self.index))
     }
 
+    /// This VM's front-end index in its worker (its ready queue).
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Charges process `id` the `bytes` of a value the host hands it and
+    /// brings the host's count of this VM's memory up to date, as `H.next`
+    /// does for what it converts (nothing when the accounts are in use).
+    pub(crate) fn charge_received(&self, lua: &Lua, id: i64, bytes: u64) {
+        if let Ok(mut accounts) = self.accounts.try_borrow_mut() {
+            accounts.charge_received(id, bytes);
+            accounts.resync(lua);
+        }
+    }
+
     /// The kind and reason of the last `false` verdict (once).
     pub(crate) fn take_kill(&self) -> Option<(ErrorKind, String)> {
         self.kill.borrow_mut().take()

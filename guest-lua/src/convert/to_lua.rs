@@ -55,6 +55,52 @@ pub(super) fn to_lua_in(lua: &Lua, v: &Value, error_mt: Option<&Table>) -> mlua:
     }
 }
 
+/// Pushes `v` as a fresh Lua value in a protected call of its own, maps
+/// tagged as error objects revived with the table at `error_mt` (an
+/// absolute index; anything else revives none): true with the value on
+/// top; false, with nothing pushed, when building it raised (out of
+/// memory). For C code that holds no mlua handle; costs one `lua_pcall`
+/// where [`to_lua_in`] costs mlua's protected closure.
+///
+/// # Safety
+///
+/// `l` is a running state with room for three values; `v` is not
+/// touched by anything else during the call.
+pub(crate) unsafe fn push_protected(l: *mut ffi::lua_State, v: &Value, error_mt: c_int) -> bool {
+    // SAFETY: `push_entry` reads `v` through the light userdata only
+    // while this frame, which borrows `v`, waits in `lua_pcall`; an error
+    // raised inside stays inside the protected call.
+    unsafe {
+        ffi::lua_pushcfunction(l, push_entry);
+        ffi::lua_pushvalue(l, error_mt);
+        ffi::lua_pushlightuserdata(l, std::ptr::from_ref(v).cast_mut().cast());
+        if ffi::lua_pcall(l, 2, 1, 0) == ffi::LUA_OK {
+            true
+        } else {
+            ffi::lua_pop(l, 1);
+            false
+        }
+    }
+}
+
+/// The body of [`push_protected`]: the metatable at 1, the value's
+/// address at 2.
+///
+/// # Safety
+///
+/// Called only by `push_protected`'s `lua_pcall`.
+unsafe extern "C-unwind" fn push_entry(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: index 2 is the address `push_protected` passed, of a value
+    // it borrows for the whole call; a C function has 20 free slots, and
+    // `push` grows the stack for every level past the first.
+    unsafe {
+        let v = &*ffi::lua_touserdata(l, 2).cast::<Value>();
+        ffi::lua_settop(l, 1);
+        push(l, v, 0);
+        1
+    }
+}
+
 /// Pushes `v`; the error metatable (or nil) is at index 1.
 ///
 /// # Safety

@@ -1,6 +1,7 @@
 //! The kernel's machinery in C: the run queue, channels (waiters,
-//! non-blocking and blocking receive and send, host-fed delivery) and a
-//! message to a process of the same VM, as C closures on the raw Lua API
+//! non-blocking and blocking receive and send, host-fed delivery), a
+//! message to a process of the same VM and a host call's value handed to
+//! the coroutine awaiting it, as C closures on the raw Lua API
 //! over the kernel's own tables. The kernel calls them where it had Lua
 //! functions of the same names; a blocking `receive`/`send` yields the
 //! kernel's `BLOCK` token from C.
@@ -9,7 +10,7 @@
 //! builds them once per VM and returns a table of them: `cur` is a kernel
 //! function whose first upvalue is the kernel's `current` (the coroutine
 //! record being run), which the blocking methods read. What the kernel
-//! makes later is given with `bind(ErrMT, MsgMT, SEND)`.
+//! makes later is given with `bind(ErrMT, MsgMT, SEND, procs)`.
 //!
 //! Guarantees: nothing here runs a metamethod or user code (every table
 //! access is raw, and the tables are the kernel's); no Rust value with a
@@ -18,6 +19,7 @@
 //! [`chan`], [`runq`] and [`send`]).
 
 mod chan;
+mod done;
 mod raw;
 mod runq;
 mod send;
@@ -29,7 +31,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 16] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 17] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -45,6 +47,7 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 16] = [
     (c"receive", chan::receive),
     (c"send", chan::send),
     (c"send1", send::lua_send1),
+    (c"done_next", done::lua_done_next),
     (c"bind", bind),
 ];
 
@@ -52,24 +55,28 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 16] = [
 /// up to `cur`.
 const ARGS: c_int = raw::CURRENT - 1;
 
-/// `bind(ErrMT, MsgMT, SEND)`: what the kernel makes after the machine.
+/// `bind(ErrMT, MsgMT, SEND, procs)`: what the kernel makes after the
+/// machine.
 ///
 /// # Safety
 ///
 /// Called by Lua as a machine C closure.
 unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
-    // SAFETY: three tables, checked, into the slots `raw::Late` names.
+    // SAFETY: four tables, checked, into the slots `raw::Late` names.
     unsafe {
-        ffi::lua_settop(l, 3);
-        for i in 1..=3 {
+        ffi::lua_settop(l, 4);
+        for i in 1..=4 {
             if ffi::lua_type(l, i) != ffi::LUA_TTABLE {
                 ffi::luaL_argerror(l, i, c"table expected".as_ptr());
             }
         }
-        for (i, slot) in [raw::Late::ErrorMt, raw::Late::MsgMt, raw::Late::Send]
-            .into_iter()
-            .enumerate()
-        {
+        let late = [
+            raw::Late::ErrorMt,
+            raw::Late::MsgMt,
+            raw::Late::Send,
+            raw::Late::Procs,
+        ];
+        for (i, slot) in late.into_iter().enumerate() {
             ffi::lua_pushvalue(l, c_int::try_from(i).unwrap_or(0) + 1);
             ffi::lua_rawseti(l, raw::uv(raw::LATE), slot as i64);
         }
@@ -127,7 +134,7 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
         }
         runq::new_state(l);
         ffi::lua_insert(l, 1); // the state is upvalue 1, the arguments follow
-        ffi::lua_createtable(l, 3, 0); // LATE
+        ffi::lua_createtable(l, 4, 0); // LATE
         // CTX: the builder's own upvalue (none in a test VM: null).
         ffi::lua_pushlightuserdata(l, ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)));
         for (i, key) in Key::ALL.into_iter().enumerate() {

@@ -46,6 +46,8 @@ pub(super) enum Late {
     /// The kernel's `SEND` record (`owed` names the receiver of a delivery
     /// under way).
     Send = 3,
+    /// The kernel's process records by pid integer (`procs`).
+    Procs = 4,
 }
 /// Upvalues before the keys.
 pub(super) const LEADING: c_int = FIRST_KEY - 1;
@@ -81,11 +83,12 @@ pub(super) enum Key {
     Pending,
     Th,
     Live,
+    Ops,
 }
 
 impl Key {
     /// Every key, in upvalue order (each at its discriminant).
-    pub(super) const ALL: [Key; 28] = [
+    pub(super) const ALL: [Key; 29] = [
         Key::Buf,
         Key::H,
         Key::T,
@@ -114,6 +117,7 @@ impl Key {
         Key::Pending,
         Key::Th,
         Key::Live,
+        Key::Ops,
     ];
 
     /// The field's name in the kernel's records.
@@ -147,13 +151,14 @@ impl Key {
             Key::Pending => "pending",
             Key::Th => "th",
             Key::Live => "live",
+            Key::Ops => "ops",
         }
     }
 }
 
 // Every key is in ALL at its own position: the last one is, and positions
 // are distinct discriminants.
-const _: () = assert!(Key::Live as usize == Key::ALL.len() - 1);
+const _: () = assert!(Key::Ops as usize == Key::ALL.len() - 1);
 
 /// The upvalue index of `key`'s interned name.
 fn key_index(key: Key) -> c_int {

@@ -28,7 +28,7 @@ use super::raw::{self, CTX, Key, LATE, Late, uv};
 /// # Safety
 ///
 /// Called from a machine C function with room for one value.
-unsafe fn late(l: *mut lua_State, which: Late) -> c_int {
+pub(super) unsafe fn late(l: *mut lua_State, which: Late) -> c_int {
     // SAFETY: see above.
     unsafe {
         ffi::lua_rawgeti(l, uv(LATE), which as i64);

@@ -753,6 +753,50 @@ impl Core {
         }
     }
 
+    /// The process and operation of the item [`Core::next_item`] would
+    /// take next for `frontend` when that item is a host call's value
+    /// (`Done` with `Ok(OpValue::Value)`) still awaited; `None` for any
+    /// other next item (a kill, an error, a handle, a result nobody
+    /// awaits, a process gone), which `next_item` then takes as usual.
+    /// Lets a front-end hand such values to their waiter without the
+    /// general path, knowing what it will take before it takes it.
+    pub fn peek_done(&self, frontend: usize) -> Option<(Pid, u64)> {
+        let pid = *self.ready.get(frontend)?.front()?;
+        let p = self.procs.get(&pid)?;
+        if p.kill.is_some() {
+            return None;
+        }
+        match p.items.front()? {
+            Item::Done {
+                op,
+                result: Ok(crate::hostcall::OpValue::Value(_)),
+            } if p.io.as_ref().is_some_and(|io| io.ops.contains_key(op)) => Some((pid, *op)),
+            _ => None,
+        }
+    }
+
+    /// Takes the item [`Core::peek_done`] names, when there is one: the
+    /// process, the operation and the value.
+    pub fn take_done(&mut self, frontend: usize) -> Option<(Pid, u64, Value)> {
+        self.peek_done(frontend)?;
+        match self.next_item(frontend) {
+            Some((
+                pid,
+                Item::Done {
+                    op,
+                    result: Ok(crate::hostcall::OpValue::Value(value)),
+                },
+            )) => Some((pid, op, value)),
+            other => {
+                debug_assert!(
+                    other.is_none(),
+                    "next_item took another item than peek_done named"
+                );
+                None
+            }
+        }
+    }
+
     /// The capacity of process `pid`'s item queue, for tests.
     #[cfg(test)]
     pub(crate) fn queue_capacity(&self, pid: Pid) -> Option<usize> {

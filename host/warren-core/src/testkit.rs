@@ -45,7 +45,19 @@ impl Frontend for Driver {
     fn run(&mut self, budget: u32) -> bool {
         for _ in 0..budget {
             let mut core = self.core.borrow_mut();
-            let Some((pid, item)) = core.next_item(self.index) else {
+            // A host call's value the way a front-end's fast path takes
+            // it (`take_done`), anything else through `next_item`.
+            let taken = match core.take_done(self.index) {
+                Some((pid, op, value)) => Some((
+                    pid,
+                    Item::Done {
+                        op,
+                        result: Ok(crate::hostcall::OpValue::Value(value)),
+                    },
+                )),
+                None => core.next_item(self.index),
+            };
+            let Some((pid, item)) = taken else {
                 return false;
             };
             if let Item::Start { program, .. } = &item {
