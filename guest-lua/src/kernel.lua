@@ -842,7 +842,7 @@ end
 ---------------------------------------------------------------------------
 local MsgMethods, PayloadMethods = {}, {}
 local MsgMT = { __index = MsgMethods, __metatable = false }
-M.bind(ErrMT, MsgMT, SEND, procs)
+M.bind(ErrMT, MsgMT, SEND, procs, mkerr)
 local PayloadMT = { __index = PayloadMethods, __metatable = false }
 function MsgMethods:topic() return rawget(self, 1) end
 function MsgMethods:from() return rawget(self, 2) end
@@ -2292,16 +2292,14 @@ local function await(ok, op, msg, retryable)
     ops[op] = cr
     return block(cr, true)
 end
--- Starts a host call with `start(...)` and waits for it, as `await`. Code
--- that cannot be suspended (a callback of a C function: a table.sort
--- comparator, a string.gsub replacement, a __tostring run by tostring) is
--- refused with INVALID before anything starts: otherwise the operation
--- would run on (an INSERT done although the caller saw an error) and its
--- completion would wake the coroutine out of whatever it waits on next.
-local function call(start, ...)
-    if cannot_wait(current) then return nil, mkerr("INVALID", CANNOT_WAIT) end
-    return await(start(...))
-end
+-- Starts a host call with `start(...)` and waits for it, as `await`, in C
+-- (machine/done.rs). Code that cannot be suspended (a callback of a C
+-- function: a table.sort comparator, a string.gsub replacement, a
+-- __tostring run by tostring) is refused with INVALID before anything
+-- starts: otherwise the operation would run on (an INSERT done although the
+-- caller saw an error) and its completion would wake the coroutine out of
+-- whatever it waits on next.
+local call = M.call
 local function entry_id()
     local p = me()
     return p.id, p.main.entry.id
@@ -2332,7 +2330,7 @@ local function forget(op)
     if ops then ops[op] = nil end
 end
 local function new_channel() return chan_state(1, true) end
-local KAPI = { await = await, call = call, entry_id = entry_id, mkerr = mkerr, is_err = is_err, describe = describe,
+local KAPI = { await = await, call = call, call_as = M.call_as, entry_id = entry_id, mkerr = mkerr, is_err = is_err, describe = describe,
     raw_getmetatable = raw_getmetatable, freeze = freeze, watch = watch, forget = forget, start_watched = start_watched,
     new_channel = new_channel, deliver = deliver, close_channel = close_state, payload = EXTRA.payload.new }
 EXTRA.io_modules = {}

@@ -437,7 +437,7 @@ unsafe fn state_of(l: *mut lua_State) -> c_int {
 /// The error of a wait where the coroutine cannot be suspended: its waiter,
 /// left behind, would wake it out of whatever it waits on next (the
 /// kernel's `CANNOT_WAIT`).
-const CANNOT_WAIT: &str = "this call waits, and the code making it cannot be suspended \
+pub(super) const CANNOT_WAIT: &str = "this call waits, and the code making it cannot be suspended \
     (it runs inside a C function's callback, such as a table.sort comparator)";
 
 /// Pushes the running coroutine record, raising where a wait cannot be:
@@ -467,7 +467,7 @@ unsafe fn waiter_here(l: *mut lua_State) -> c_int {
 /// # Safety
 ///
 /// As [`cr_of`]; may allocate (`cr.ext` is made on the first such wait).
-unsafe fn wait_ext(l: *mut lua_State, cr: c_int) {
+pub(super) unsafe fn wait_ext(l: *mut lua_State, cr: c_int) {
     // SAFETY: see above.
     unsafe {
         raw::set_bool(l, cr, Key::Ext, true);

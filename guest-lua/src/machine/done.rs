@@ -1,7 +1,18 @@
-//! A host call's value handed straight to the coroutine awaiting it: the
-//! usual completion of `sql`, `fs`, `http_client` and every other host
-//! call, without making the item into Lua values for the kernel's
-//! `handle` first.
+//! A host call in C: the wait for it and its value handed straight to
+//! the coroutine awaiting it, the usual path of `sql`, `fs`,
+//! `http_client` and every other module's calls, without the kernel's Lua
+//! frames (`call`, `await`, `block`) or making the item into Lua values
+//! for the kernel's `handle` first.
+//!
+//! `call(start, ...)` is the kernel's `call`: it refuses (`nil`, an
+//! `INVALID` error object, nothing started) where the code cannot be
+//! suspended; otherwise it calls `start(...)`, the module's host function,
+//! which answers `ok, op` or `false, kind, message, retryable`. A refusal
+//! comes back as `nil` and the kernel's `mkerr(kind, message,
+//! retryable)`; a started call has the running coroutine record wait in
+//! `p.ops[op]`, counted as a wait on the host (`ext`), and yields the
+//! kernel's `BLOCK`: the coroutine is resumed with the value, or `nil`
+//! and an error, and `call` returns them.
 //!
 //! `done_next()` looks at the host's next item for this VM. When it is
 //! the value of an operation whose coroutine record waits in the kernel's
@@ -13,7 +24,9 @@
 //! `handle(H.next())`, and it answers nothing.
 //!
 //! Guarantees: the writes and their order are those of the kernel's
-//! `handle` for such an item; the item is taken only once the run queue
+//! `call`, `await` and `handle` for such an item (no Lua frame runs
+//! between starting a call and registering its wait, so no preemption
+//! can come between them either); the item is taken only once the run queue
 //! has room for the wake-up, so nothing after the take raises; the value
 //! is built in a protected call, and one that cannot be built (out of
 //! memory) ends the process, as in `H.next`; raw access only.
@@ -24,9 +37,120 @@ use mlua::Lua;
 use mlua::ffi::{self, lua_State};
 use warren_core::{ErrorKind, Pid, ProcError};
 
-use super::raw::{self, CTX, Key, Late, uv};
+use super::chan::{CANNOT_WAIT, wait_ext};
+use super::raw::{self, BLOCK, CTX, CURRENT, Key, Late, uv};
 use super::runq;
 use super::send::late;
+
+/// `call(start, ...)`; see the module's documentation.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_call(l: *mut lua_State) -> c_int {
+    // SAFETY: see `call`.
+    unsafe { call(l, false) }
+}
+
+/// `call_as(start, ...)`: `call(start, id, entry, ...)` with the running
+/// process's pid integer and entry id (the kernel's `entry_id()`), which
+/// most host functions take first.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_call_as(l: *mut lua_State) -> c_int {
+    // SAFETY: see `call`.
+    unsafe { call(l, true) }
+}
+
+/// Puts the running process's pid integer and entry id (`p.id`,
+/// `p.main.entry.id`, nil if missing) at 2 and 3, after `start` at 1 and
+/// before its `n - 1` arguments; the coroutine record is at `n + 1`, the
+/// top, and stays on top (at `n + 3`).
+///
+/// # Safety
+///
+/// As [`call`], with room for five more values.
+unsafe fn insert_caller(l: *mut lua_State, n: c_int) {
+    // SAFETY: raw reads of the kernel's records; nothing allocates.
+    unsafe {
+        raw::get(l, n + 1, Key::P); // n + 2
+        raw::get(l, n + 2, Key::Id);
+        ffi::lua_insert(l, 2); // the record and `p` move up one
+        let p = n + 3;
+        if raw::get(l, p, Key::Main) != ffi::LUA_TTABLE
+            || raw::get(l, -1, Key::Entry) != ffi::LUA_TTABLE
+        {
+            ffi::lua_pushnil(l);
+        } else {
+            raw::get(l, -1, Key::Id);
+        }
+        ffi::lua_insert(l, 3); // now the record is at n + 3
+        ffi::lua_settop(l, n + 3);
+    }
+}
+
+/// The body of `call` and `call_as` (`as_caller`).
+///
+/// # Safety
+///
+/// Called from one of them.
+unsafe fn call(l: *mut lua_State, as_caller: bool) -> c_int {
+    // SAFETY: upvalue CURRENT is a Lua function whose first upvalue is the
+    // kernel's `current` (checked when it was built); only integers are
+    // alive across the calls that may raise (`start`, `mkerr`).
+    unsafe {
+        raw::reserve(l);
+        let n = ffi::lua_gettop(l);
+        if n < 1 || ffi::lua_type(l, 1) != ffi::LUA_TFUNCTION {
+            raw::raise(l, 1, "call", Some(c": expected the host function to start"));
+        }
+        ffi::lua_getupvalue(l, uv(CURRENT), 1);
+        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+            raw::raise(l, 1, "not inside a process", None);
+        }
+        if ffi::lua_isyieldable(l) == 0 || raw::truthy(l, -1, Key::Noyield) {
+            ffi::lua_settop(l, 0);
+            ffi::lua_pushnil(l);
+            late(l, Late::Mkerr);
+            ffi::lua_pushstring(l, c"INVALID".as_ptr());
+            ffi::lua_pushlstring(l, CANNOT_WAIT.as_ptr().cast(), CANNOT_WAIT.len());
+            ffi::lua_call(l, 2, 1);
+            return 2;
+        }
+        let mut args = n - 1;
+        if as_caller {
+            insert_caller(l, n);
+            args += 2;
+        }
+        ffi::lua_insert(l, 1); // 1: cr, 2: start, then its arguments
+        ffi::lua_call(l, args, 4); // 2: ok, 3: op, 4: message, 5: retryable
+        if ffi::lua_toboolean(l, 2) == 0 {
+            late(l, Late::Mkerr);
+            ffi::lua_insert(l, 3);
+            ffi::lua_call(l, 3, 1); // 3: the error object
+            ffi::lua_pushnil(l);
+            ffi::lua_replace(l, 2);
+            return 2;
+        }
+        raw::get(l, 1, Key::P); // 6
+        if raw::get(l, 6, Key::Ops) != ffi::LUA_TTABLE {
+            // 7: the process's first call makes its table of them.
+            ffi::lua_pop(l, 1);
+            ffi::lua_createtable(l, 0, 0);
+            ffi::lua_pushvalue(l, -1);
+            raw::set(l, 6, Key::Ops);
+        }
+        ffi::lua_pushvalue(l, 3);
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_rawset(l, 7);
+        wait_ext(l, 1);
+        ffi::lua_settop(l, 0);
+        ffi::lua_pushvalue(l, uv(BLOCK));
+        ffi::lua_yield(l, 1)
+    }
+}
 
 /// `done_next()`; see the module's documentation.
 ///

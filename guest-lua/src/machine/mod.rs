@@ -10,7 +10,7 @@
 //! builds them once per VM and returns a table of them: `cur` is a kernel
 //! function whose first upvalue is the kernel's `current` (the coroutine
 //! record being run), which the blocking methods read. What the kernel
-//! makes later is given with `bind(ErrMT, MsgMT, SEND, procs)`.
+//! makes later is given with `bind(ErrMT, MsgMT, SEND, procs, mkerr)`.
 //!
 //! Guarantees: nothing here runs a metamethod or user code (every table
 //! access is raw, and the tables are the kernel's); no Rust value with a
@@ -31,7 +31,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 17] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 19] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -48,6 +48,8 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 17] = [
     (c"send", chan::send),
     (c"send1", send::lua_send1),
     (c"done_next", done::lua_done_next),
+    (c"call", done::lua_call),
+    (c"call_as", done::lua_call_as),
     (c"bind", bind),
 ];
 
@@ -55,19 +57,25 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 17] = [
 /// up to `cur`.
 const ARGS: c_int = raw::CURRENT - 1;
 
-/// `bind(ErrMT, MsgMT, SEND, procs)`: what the kernel makes after the
-/// machine.
+/// `bind(ErrMT, MsgMT, SEND, procs, mkerr)`: what the kernel makes after
+/// the machine.
 ///
 /// # Safety
 ///
 /// Called by Lua as a machine C closure.
 unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
-    // SAFETY: four tables, checked, into the slots `raw::Late` names.
+    // SAFETY: four tables and a function, checked, into the slots
+    // `raw::Late` names.
     unsafe {
-        ffi::lua_settop(l, 4);
-        for i in 1..=4 {
-            if ffi::lua_type(l, i) != ffi::LUA_TTABLE {
-                ffi::luaL_argerror(l, i, c"table expected".as_ptr());
+        ffi::lua_settop(l, 5);
+        for i in 1..=5 {
+            let want = if i == 5 {
+                ffi::LUA_TFUNCTION
+            } else {
+                ffi::LUA_TTABLE
+            };
+            if ffi::lua_type(l, i) != want {
+                ffi::luaL_argerror(l, i, c"wrong type".as_ptr());
             }
         }
         let late = [
@@ -75,6 +83,7 @@ unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
             raw::Late::MsgMt,
             raw::Late::Send,
             raw::Late::Procs,
+            raw::Late::Mkerr,
         ];
         for (i, slot) in late.into_iter().enumerate() {
             ffi::lua_pushvalue(l, c_int::try_from(i).unwrap_or(0) + 1);
@@ -134,7 +143,7 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
         }
         runq::new_state(l);
         ffi::lua_insert(l, 1); // the state is upvalue 1, the arguments follow
-        ffi::lua_createtable(l, 4, 0); // LATE
+        ffi::lua_createtable(l, 5, 0); // LATE
         // CTX: the builder's own upvalue (none in a test VM: null).
         ffi::lua_pushlightuserdata(l, ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)));
         for (i, key) in Key::ALL.into_iter().enumerate() {
@@ -246,5 +255,57 @@ mod tests {
             .eval()
             .expect("run");
         assert_eq!(got, "true 2 trueniltrue truextrue false 2 truenilfalse");
+    }
+
+    #[test]
+    fn a_host_call_registers_its_wait_and_returns_what_it_is_resumed_with() {
+        let lua = Lua::new();
+        // SAFETY: `build` is a C function that checks its arguments.
+        let f = unsafe { lua.create_c_function(super::build) }.expect("c function");
+        lua.globals().set("machine", f).expect("set");
+        let got: String = lua
+            .load(
+                r##"
+                local NIL, BLOCK, CLOSED = function() end, function() end, function() end
+                local current
+                local M = machine({}, NIL, BLOCK, CLOSED, {}, {}, function() return current end)
+                local function mkerr(kind, msg, retryable)
+                    return { kind = kind, msg = msg, retryable = retryable }
+                end
+                M.bind({}, {}, {}, {}, mkerr)
+                local out = {}
+                -- Not in a coroutine: refused, nothing started.
+                local started = false
+                current = { p = { ext = 0 } }
+                local v, err = M.call(function() started = true end)
+                out[#out + 1] = tostring(v) .. " " .. err.kind .. " " .. tostring(started)
+                -- Refused by the host function: its kind, message, retryable.
+                local p = { id = 42, ext = 0, main = { entry = { id = "app:e" } } }
+                local cr = { p = p }
+                current = cr
+                local co = coroutine.create(function(...)
+                    return M.call(function(a) return false, "NOT_FOUND", "no " .. a, true end, ...)
+                end)
+                local _, rv, rerr = coroutine.resume(co, "x")
+                out[#out + 1] = tostring(rv) .. " " .. rerr.kind .. " " .. rerr.msg .. " " .. tostring(rerr.retryable)
+                -- Started: waits in p.ops[op], counted on the host, yields BLOCK.
+                local seen
+                co = coroutine.create(function(...)
+                    return M.call_as(function(...) seen = table.concat({ ... }, ",") return true, 7 end, ...)
+                end)
+                local _, token = coroutine.resume(co, "a", "b")
+                out[#out + 1] = tostring(token == BLOCK) .. " " .. seen .. " " .. tostring(p.ops[7] == cr)
+                    .. " " .. tostring(cr.ext) .. " " .. p.ext
+                local _, a, b = coroutine.resume(co, "value", nil)
+                out[#out + 1] = tostring(a) .. " " .. tostring(b) .. " " .. coroutine.status(co)
+                return table.concat(out, " | ")
+                "##,
+            )
+            .eval()
+            .expect("run");
+        assert_eq!(
+            got,
+            "nil INVALID false | nil NOT_FOUND no x true | true 42,app:e,a,b true true 1 | value nil dead"
+        );
     }
 }

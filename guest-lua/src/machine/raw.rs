@@ -48,6 +48,8 @@ pub(super) enum Late {
     Send = 3,
     /// The kernel's process records by pid integer (`procs`).
     Procs = 4,
+    /// The kernel's `mkerr(kind, message, retryable)`.
+    Mkerr = 5,
 }
 /// Upvalues before the keys.
 pub(super) const LEADING: c_int = FIRST_KEY - 1;
@@ -84,11 +86,13 @@ pub(super) enum Key {
     Th,
     Live,
     Ops,
+    Main,
+    Entry,
 }
 
 impl Key {
     /// Every key, in upvalue order (each at its discriminant).
-    pub(super) const ALL: [Key; 29] = [
+    pub(super) const ALL: [Key; 31] = [
         Key::Buf,
         Key::H,
         Key::T,
@@ -118,6 +122,8 @@ impl Key {
         Key::Th,
         Key::Live,
         Key::Ops,
+        Key::Main,
+        Key::Entry,
     ];
 
     /// The field's name in the kernel's records.
@@ -152,13 +158,15 @@ impl Key {
             Key::Th => "th",
             Key::Live => "live",
             Key::Ops => "ops",
+            Key::Main => "main",
+            Key::Entry => "entry",
         }
     }
 }
 
 // Every key is in ALL at its own position: the last one is, and positions
 // are distinct discriminants.
-const _: () = assert!(Key::Ops as usize == Key::ALL.len() - 1);
+const _: () = assert!(Key::Entry as usize == Key::ALL.len() - 1);
 
 /// The upvalue index of `key`'s interned name.
 fn key_index(key: Key) -> c_int {

@@ -5,7 +5,7 @@
 -- the variable's public name or entry id, checked on the host side.
 
 local K, H = ...
-local call, entry_id, mkerr = K.call, K.entry_id, K.mkerr
+local call, call_as, entry_id, mkerr = K.call, K.call_as, K.entry_id, K.mkerr
 local type = type
 local H_env = H.env_call
 
@@ -15,20 +15,17 @@ local function invalid(msg) return nil, mkerr("INVALID", msg) end
 
 function env.get(name)
     if type(name) ~= "string" or name == "" then return invalid("env.get: the name must be a non-empty string") end
-    local me, entry = entry_id()
-    return call(H_env, me, entry, "get", name)
+    return call_as(H_env, "get", name)
 end
 
 function env.set(name, value)
     if type(name) ~= "string" or name == "" then return invalid("env.set: the name must be a non-empty string") end
     if type(value) ~= "string" then return invalid("env.set: the value must be a string") end
-    local me, entry = entry_id()
-    return call(H_env, me, entry, "set", name, value)
+    return call_as(H_env, "set", name, value)
 end
 
 function env.get_all()
-    local me, entry = entry_id()
-    return call(H_env, me, entry, "all")
+    return call_as(H_env, "all")
 end
 
 return env

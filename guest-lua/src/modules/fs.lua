@@ -8,7 +8,7 @@
 -- caller's own handle table.
 
 local K, H = ...
-local call, entry_id, mkerr, raw_getmetatable = K.call, K.entry_id, K.mkerr, K.raw_getmetatable
+local call, call_as, entry_id, mkerr, raw_getmetatable = K.call, K.call_as, K.entry_id, K.mkerr, K.raw_getmetatable
 local type, rawget, rawset, setmetatable, error, math_type = type, rawget, rawset, setmetatable, error, math.type
 local H_get, H_op, H_open, H_file = H.fs_get, H.fs_op, H.fs_open, H.fs_file
 
@@ -38,8 +38,7 @@ end
 local function vol_op(self, what, op, p, a, b)
     check(self, VolMT, what)
     if type(p) ~= "string" then return invalid(what .. ": the path must be a string") end
-    local me, entry = entry_id()
-    return call(H_op, me, entry, rawget(self, "_id"), rawget(self, "_cwd"), op, p, a, b)
+    return call_as(H_op, rawget(self, "_id"), rawget(self, "_cwd"), op, p, a, b)
 end
 
 function VolMethods:readfile(p) return vol_op(self, "vol:readfile", "read", p) end
@@ -84,8 +83,7 @@ function VolMethods:open(p, mode)
     check(self, VolMT, "vol:open")
     if type(p) ~= "string" then return invalid("vol:open: the path must be a string") end
     if type(mode) ~= "string" then return invalid("vol:open: mode must be \"r\", \"w\", \"a\" or \"wx\"") end
-    local me, entry = entry_id()
-    local h, err = call(H_open, me, entry, rawget(self, "_id"), rawget(self, "_cwd"), p, mode)
+    local h, err = call_as(H_open, rawget(self, "_id"), rawget(self, "_cwd"), p, mode)
     if not h then return nil, err end
     return setmetatable({ _h = h }, FileMT)
 end

@@ -9,7 +9,7 @@
 -- copy of arguments and context on the host side, in that order.
 
 local K, H = ...
-local call, entry_id, mkerr = K.call, K.entry_id, K.mkerr
+local call, call_as, entry_id, mkerr = K.call, K.call_as, K.entry_id, K.mkerr
 local start_watched, forget = K.start_watched, K.forget
 local new_channel, deliver, close_channel, payload = K.new_channel, K.deliver, K.close_channel, K.payload
 local H_call, H_cancel, H_copy, H_duration = H.funcs_call, H.funcs_cancel, H.funcs_copy, H.parse_duration
@@ -100,8 +100,7 @@ end
 -- result arriving then would find nobody waiting for it.
 local function call_with(st, what, id, ...)
     if bad_id(id) then return nil, mkerr("INVALID", what .. ": the function id must be a string \"namespace:name\"") end
-    local me, entry = entry_id()
-    return call(H_call, me, entry, id, st.ctx, st.timeout, ...)
+    return call_as(H_call, id, st.ctx, st.timeout, ...)
 end
 
 ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 -- are handle ids in the caller's own handle table.
 
 local K, H = ...
-local call, entry_id, mkerr, freeze, raw_getmetatable = K.call, K.entry_id, K.mkerr, K.freeze, K.raw_getmetatable
+local call, call_as, entry_id, mkerr, freeze, raw_getmetatable = K.call, K.call_as, K.entry_id, K.mkerr, K.freeze, K.raw_getmetatable
 local type, rawget, rawset, rawequal, next, setmetatable, error = type, rawget, rawset, rawequal, next, setmetatable, error
 local math_type, tointeger, tonumber, tostring = math.type, math.tointeger, tonumber, tostring
 local s_format, s_match, t_concat = string.format, string.match, table.concat
@@ -127,8 +127,7 @@ local function run(start, target, what, q, params)
     if type(q) ~= "string" then return invalid(what .. ": the SQL must be a string") end
     local kinds, vals = flatten(params, what)
     if not kinds then return invalid(vals) end
-    local me, entry = entry_id()
-    return call(start, me, entry, target, q, kinds, vals)
+    return call_as(start, target, q, kinds, vals)
 end
 
 local function db_target(self, what)
@@ -152,8 +151,7 @@ function DbMethods:prepare(q)
     local target = db_target(self, "db:prepare")
     if not target then return released("db:prepare") end
     if type(q) ~= "string" then return invalid("db:prepare: the SQL must be a string") end
-    local me, entry = entry_id()
-    local h, err = call(H_prepare, me, entry, target, q)
+    local h, err = call_as(H_prepare, target, q)
     if not h then return nil, err end
     return setmetatable({ _h = h }, StmtMT)
 end
@@ -173,8 +171,7 @@ function DbMethods:begin(opts)
         if ro ~= nil and type(ro) ~= "boolean" then return invalid("db:begin: read_only must be a boolean") end
         read_only = ro == true
     end
-    local me, entry = entry_id()
-    local h, err = call(H_begin, me, entry, target, isolation, read_only)
+    local h, err = call_as(H_begin, target, isolation, read_only)
     if not h then return nil, err end
     return setmetatable({ _h = h, _type = rawget(self, "_type") }, TxMT)
 end
@@ -208,8 +205,7 @@ end
 function TxMethods:prepare(q)
     check(self, TxMT, "tx:prepare")
     if type(q) ~= "string" then return invalid("tx:prepare: the SQL must be a string") end
-    local me, entry = entry_id()
-    local h, err = call(H_prepare, me, entry, rawget(self, "_h"), q)
+    local h, err = call_as(H_prepare, rawget(self, "_h"), q)
     if not h then return nil, err end
     return setmetatable({ _h = h }, StmtMT)
 end
@@ -240,8 +236,7 @@ local function stmt_run(self, action, params)
     local what = "stmt:" .. action
     local kinds, vals = flatten(params, what)
     if not kinds then return invalid(vals) end
-    local me, entry = entry_id()
-    return call(H_stmt, me, entry, rawget(self, "_h"), action, kinds, vals)
+    return call_as(H_stmt, rawget(self, "_h"), action, kinds, vals)
 end
 function StmtMethods:query(params) return stmt_run(self, "query", params) end
 function StmtMethods:execute(params) return stmt_run(self, "execute", params) end
