@@ -8,7 +8,6 @@
 //! escape fails with `PERMISSION_DENIED`. The volume's mode is checked
 //! before each operation, and the API has no call that creates links.
 
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -117,8 +116,7 @@ impl Volume {
             .min(max)
             .min(MAX_PREALLOC);
         let mut buf = Vec::with_capacity(reserve);
-        file.take((max as u64).saturating_add(1))
-            .read_to_end(&mut buf)
+        crate::file::read_limited(&file, (max as u64).saturating_add(1), &mut buf)
             .map_err(|e| io_error("readfile", p, &e))?;
         if buf.len() > max {
             let msg = format!("readfile '{p}': the file is larger than the limit of {max} bytes");
