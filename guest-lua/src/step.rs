@@ -49,6 +49,10 @@ pub(crate) struct Stepper {
     max_message_bytes: i64,
     /// This VM's front-end index in its worker (its ready queue).
     index: usize,
+    /// The VM's `Lua`, as `Lua::get_or_init_from_ptr` finds it (in the
+    /// state's extra data, which lives as long as the state): looked up
+    /// once instead of at every resume.
+    lua: std::cell::Cell<*const Lua>,
 }
 
 impl Stepper {
@@ -66,6 +70,7 @@ impl Stepper {
             kill: RefCell::new(None),
             max_message_bytes: i64::try_from(max).unwrap_or(i64::MAX),
             index,
+            lua: std::cell::Cell::new(ptr::null()),
         }
     }
 
@@ -85,6 +90,23 @@ impl Stepper {
         self.core
             .try_borrow()
             .map_or(true, |core| core.has_ready(self.index))
+    }
+
+    /// The VM's `Lua` for its state `l`.
+    ///
+    /// # Safety
+    ///
+    /// `l` is a thread of this stepper's VM.
+    pub(crate) unsafe fn lua(&self, l: *mut lua_State) -> &Lua {
+        let mut lua = self.lua.get();
+        if lua.is_null() {
+            // SAFETY: `l` is a running state of this VM (see above).
+            lua = unsafe { Lua::get_or_init_from_ptr(l) };
+            self.lua.set(lua);
+        }
+        // SAFETY: the `Lua` lives in the state's extra data, which outlives
+        // every call of the VM's C functions, the only callers.
+        unsafe { &*lua }
     }
 
     /// This VM's front-end index in its worker (its ready queue).
@@ -176,7 +198,7 @@ pub(crate) unsafe fn step_at(
         if ffi::lua_checkstack(co, narg) == 0 {
             ffi::luaL_error(l, c"too many arguments to resume".as_ptr());
         }
-        let lua = Lua::get_or_init_from_ptr(l);
+        let lua = stepper.lua(l);
         ffi::lua_xmove(l, co, narg);
         if !stepper.enter(lua, id) {
             ffi::luaL_error(l, c"step: the VM's accounts are in use".as_ptr());

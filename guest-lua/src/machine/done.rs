@@ -33,7 +33,6 @@
 
 use std::ffi::c_int;
 
-use mlua::Lua;
 use mlua::ffi::{self, lua_State};
 use warren_core::{ErrorKind, Pid, ProcError};
 
@@ -198,7 +197,7 @@ pub(super) unsafe extern "C-unwind" fn lua_done_next(l: *mut lua_State) -> c_int
         let Some((_, _, value)) = taken else {
             return 0;
         };
-        let lua = Lua::get_or_init_from_ptr(l);
+        let lua = ctx.lua(l);
         let bytes = warren_core::limits::wire_size(std::slice::from_ref(&value));
         ctx.charge_received(lua, id, u64::try_from(bytes).unwrap_or(u64::MAX));
         let mt = late(l, Late::ErrorMt); // 5
