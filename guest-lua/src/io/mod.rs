@@ -82,13 +82,12 @@ pub(crate) fn granted(core: &Core, me: Pid, entry: &str, action: &str, resource:
     if core.quota_of(me).grants.allows(action, resource) {
         return true;
     }
-    core.program(entry)
-        .and_then(|p| {
-            p.code
-                .downcast_ref::<LuaProgram>()
-                .map(|l| l.grants.allows(action, resource))
-        })
-        .unwrap_or(false)
+    core.with_program(entry, |p| {
+        p.code
+            .downcast_ref::<LuaProgram>()
+            .is_some_and(|l| l.grants.allows(action, resource))
+    })
+    .unwrap_or(false)
 }
 
 /// The grants code of `entry` running as `me` holds (its entry's ∪ its

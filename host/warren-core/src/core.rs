@@ -29,6 +29,7 @@ mod calls;
 #[cfg(test)]
 mod entry_tests;
 mod ops;
+mod programs;
 mod table;
 
 /// Below this many armed timers a worker never scans its heap for timers of
@@ -107,6 +108,8 @@ pub struct Core {
     /// `start_blocking_op`); an entry leaves with its operation.
     op_deadlines: std::collections::BTreeSet<(Instant, Pid, u64)>,
     outbox: Vec<Vec<Cmd>>,
+    /// The entries this worker has looked up (see [`programs`]).
+    programs: RefCell<programs::ProgramCache>,
 }
 
 fn not_alive(pid: Pid) -> ProcError {
@@ -171,17 +174,13 @@ impl Core {
             timer_seq: 0,
             op_deadlines: std::collections::BTreeSet::new(),
             outbox: (0..workers).map(|_| Vec::new()).collect(),
+            programs: RefCell::default(),
         }
     }
 
     /// The name of the host (tenant) `pid` runs on.
     pub fn host_name(&self, pid: Pid) -> &str {
         self.shared.host_name(pid.host())
-    }
-
-    /// The loaded entry `id` (as it is now: entries can be replaced while running).
-    pub fn program(&self, id: &str) -> Option<Arc<crate::frontend::Program>> {
-        self.shared.program(id)
     }
 
     /// The quota of this worker's host (every process here runs on it).

@@ -137,6 +137,10 @@ pub(crate) struct Shared {
     functions: Option<Arc<crate::funcs::Functions>>,
     hosts: Vec<HostInfo>,
     programs: RwLock<FxHashMap<String, Arc<Program>>>,
+    /// How many times an entry was added or replaced while running: a
+    /// worker's copies of entries are of one count (see
+    /// `core::programs`).
+    pub(crate) programs_generation: AtomicU64,
     next_serial: AtomicU64,
     watchers: Mutex<Watchers>,
     live: Mutex<usize>,
@@ -445,6 +449,7 @@ impl RuntimeBuilder {
             extensions: self.extensions,
             hosts,
             programs: RwLock::new(programs),
+            programs_generation: AtomicU64::new(0),
             next_serial: AtomicU64::new(1),
             watchers: Mutex::default(),
             live: Mutex::new(0),
@@ -552,6 +557,9 @@ impl Runtime {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(program.id.clone(), Arc::new(program));
+        self.shared
+            .programs_generation
+            .fetch_add(1, Ordering::Release);
     }
 
     /// Forcefully stops `pid` with `reason`.

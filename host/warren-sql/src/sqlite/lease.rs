@@ -6,6 +6,7 @@
 //! is never lost (it is released when its holder is dropped, wherever that
 //! is); an interrupt only ever reaches the statement it was aimed at.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,11 @@ struct Running {
 }
 
 /// What every call on one SQLite entry shares.
+/// [`Shared`]'s holder when no transaction holds the lease. An owner is a
+/// pid, whose 16-bit host index never reaches `u16::MAX` (the runtime has
+/// far fewer hosts), so no owner is this value.
+const NO_HOLDER: u64 = u64::MAX;
+
 pub(crate) struct Shared {
     pub(crate) file: SqliteFile,
     pub(crate) max_lifetime: Duration,
@@ -50,10 +56,16 @@ pub(crate) struct Shared {
     pub(crate) rt: Handle,
     pub(crate) counters: Counters,
     slot: Arc<tokio::sync::Mutex<Slot>>,
-    holder: Mutex<Option<u64>>,
+    /// The owner whose transaction holds the lease ([`NO_HOLDER`]: none).
+    /// An atomic, not a lock: every plain call of every worker reads it.
+    holder: AtomicU64,
     running: Mutex<Running>,
     /// Plain calls waiting for the runner (see [`super::queue`]).
     pub(crate) queue: Mutex<super::queue::Queue>,
+    /// How many calls `queue` holds, kept under its lock: a runner waiting
+    /// for the next call reads this, not the lock, which the workers
+    /// queuing calls then find free.
+    pub(crate) queued: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -74,9 +86,10 @@ impl Shared {
                 conn: None,
                 opened_at: Instant::now(),
             })),
-            holder: Mutex::new(None),
+            holder: AtomicU64::new(NO_HOLDER),
             running: Mutex::new(Running::default()),
             queue: Mutex::default(),
+            queued: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -90,14 +103,14 @@ impl Shared {
             None => self.lease().await,
         };
         lease.for_tx = true;
-        *lock(&self.holder) = Some(owner);
+        self.holder.store(owner, Ordering::Release);
         Ok(lease)
     }
 
     /// `CONFLICT` if `owner`'s own transaction holds the lease: a call of
     /// its outside the transaction would wait for it forever.
     pub(crate) fn check_not_holder(&self, owner: u64) -> Result<(), ProcError> {
-        if *lock(&self.holder) == Some(owner) {
+        if self.holder.load(Ordering::Acquire) == owner {
             return Err(err(
                 ErrorKind::Conflict,
                 false,
@@ -134,7 +147,7 @@ impl Shared {
     /// has ended (its rollback may still be queued), so its owner's next
     /// call waits for the lease instead of failing with `CONFLICT`.
     pub(crate) fn clear_holder(&self) {
-        *lock(&self.holder) = None;
+        self.holder.store(NO_HOLDER, Ordering::Release);
     }
 
     /// A fresh statement id, for [`Shared::interrupt`].
@@ -237,7 +250,7 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if self.for_tx {
-            *lock(&self.shared.holder) = None;
+            self.shared.clear_holder();
         }
     }
 }

@@ -83,6 +83,7 @@ pub(crate) fn submit(shared: &Arc<Shared>, id: u64, cancelled: Arc<AtomicBool>, 
     let start = {
         let mut q = lock(&shared.queue);
         q.jobs.push_back(job);
+        shared.queued.store(q.jobs.len(), Ordering::Release);
         !std::mem::replace(&mut q.running, true)
     };
     if start {
@@ -146,18 +147,21 @@ impl Runner {
     }
 
     /// The next call; if none waits, the runner lingers up to [`LINGER`]
-    /// for one (yielding its core meanwhile), then ends: `None`, with no
-    /// runner any more.
+    /// for one (yielding its core meanwhile, watching the count of queued
+    /// calls rather than taking the lock the callers need), then ends:
+    /// `None`, with no runner any more.
     fn next(&self) -> Option<Job> {
         let mut empty_since = None;
         loop {
-            {
+            let now = Instant::now();
+            let lingered = now.duration_since(*empty_since.get_or_insert(now)) >= LINGER;
+            if lingered || self.shared.queued.load(Ordering::Acquire) > 0 {
                 let mut q = lock(&self.shared.queue);
                 if let Some(job) = q.jobs.pop_front() {
+                    self.shared.queued.store(q.jobs.len(), Ordering::Release);
                     return Some(job);
                 }
-                let now = Instant::now();
-                if now.duration_since(*empty_since.get_or_insert(now)) >= LINGER {
+                if lingered {
                     q.running = false;
                     return None;
                 }
@@ -177,6 +181,7 @@ impl Drop for Runner {
         let jobs = {
             let mut q = lock(&self.shared.queue);
             q.running = false;
+            self.shared.queued.store(0, Ordering::Release);
             std::mem::take(&mut q.jobs)
         };
         drop(jobs);
