@@ -273,8 +273,9 @@ fn pairs_value(list: &[(String, String)]) -> Value {
     )
 }
 
-/// The response as the table the process gets (without its stream).
-fn response_value(resp: &Response) -> Value {
+/// The response as the table the process gets (without its stream); the
+/// body moves into it.
+fn response_value(resp: &mut Response) -> Value {
     let mut fields = vec![
         (
             Value::str("status_code"),
@@ -286,13 +287,16 @@ fn response_value(resp: &Response) -> Value {
         (Value::str("url"), Value::str(resp.url.as_str())),
     ];
     if !resp.body.is_empty() {
-        fields.push((Value::str("body"), Value::Str(resp.body.clone())));
+        fields.push((
+            Value::str("body"),
+            Value::Str(std::mem::take(&mut resp.body)),
+        ));
     }
     Value::Map(fields)
 }
 
 fn op_value(mut resp: Response) -> OpValue {
-    let meta = response_value(&resp); // body_size -1 while the stream is in it
+    let meta = response_value(&mut resp); // body_size -1 while the stream is in it
     match resp.stream.take() {
         Some(stream) => OpValue::Handle(Handle(Arc::new(StreamHandle {
             meta,
@@ -346,7 +350,7 @@ fn start_request(core: &CoreRef, me: Pid, entry: &str, req: Request) -> Result<u
 
 fn batch_item(result: Result<Response, ProcError>) -> Value {
     match result {
-        Ok(resp) => Value::Map(vec![(Value::str("response"), response_value(&resp))]),
+        Ok(mut resp) => Value::Map(vec![(Value::str("response"), response_value(&mut resp))]),
         Err(err) => {
             let mut e = vec![
                 (Value::str("kind"), Value::str(err.kind.name())),
