@@ -255,3 +255,54 @@ fn only_declared_variables_are_visible_and_only_with_a_grant() {
         "ok ok ok NotFound NotFound NotFound NotFound [MODE,PATH] PermissionDenied Invalid"
     );
 }
+
+/// A file or variable call from code that cannot be suspended (a sort
+/// comparator, a gsub replacement, a `__tostring`, a coroutine resumed in
+/// one) is refused before it starts: no file written, no variable set, no
+/// late result waking the process out of a later wait; the same calls
+/// outside work.
+#[test]
+fn calls_from_code_that_cannot_wait_start_nothing() {
+    let dir = Dir::new("cboundary");
+    let out = attack(
+        &dir,
+        r#"local vol = assert(fs.get("app.fs:data"))
+    local time = require("time")
+    local out = {}
+    local done = false
+    table.sort({ 2, 1 }, function(a, b)
+        if not done then
+            done = true
+            out[#out + 1] = k(vol:writefile("planted.txt", "x"))
+            out[#out + 1] = k(coroutine.wrap(function() return env.set("SCRATCH", "y") end)())
+        end
+        return a < b
+    end)
+    string.gsub("a", ".", function() out[#out + 1] = k(vol:readfile("secret.txt")) end)
+    local _ = tostring(setmetatable({}, { __tostring = function()
+        out[#out + 1] = k(env.get("MODE"))
+        return "x"
+    end }))
+    local t0 = time.now()
+    time.sleep("100ms")
+    out[#out + 1] = tostring(time.now():sub(t0):seconds() >= 0.09)
+    out[#out + 1] = k(vol:readfile("planted.txt"))
+    out[#out + 1] = tostring(env.get("SCRATCH"))
+    out[#out + 1] = tostring(env.get("MODE"))
+    return table.concat(out, " ")"#,
+        grants(&[
+            ("fs.get", "app.fs:data"),
+            ("env.get", "*"),
+            ("env.set", "*"),
+        ]),
+    );
+    out.assert_neighbour_ticks();
+    assert_eq!(
+        out.value(),
+        "Invalid Invalid Invalid Invalid true NotFound nil prod"
+    );
+    assert!(
+        !dir.0.join("data").join("planted.txt").exists(),
+        "a refused write ran"
+    );
+}
