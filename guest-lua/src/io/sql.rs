@@ -107,15 +107,21 @@ fn sql_text(sql: &LuaString) -> Result<String, ProcError> {
     String::from_utf8(bytes.to_vec()).map_err(|_| invalid("sql: the statement is not UTF-8 text"))
 }
 
-/// The parameters flattened by the Lua side, checked value by value.
-fn params(kinds: &LuaString, vals: &Table) -> Result<Vec<Param>, ProcError> {
+/// The parameters flattened by the Lua side, checked value by value:
+/// `vals` is their array, or the one parameter itself when `kinds` names
+/// one (the Lua side makes no table for the usual single parameter).
+fn params(kinds: &LuaString, vals: &LuaValue) -> Result<Vec<Param>, ProcError> {
     let kinds = kinds.as_bytes();
     if kinds.len() > MAX_PARAMS {
         return Err(invalid(format!("sql: more than {MAX_PARAMS} parameters")));
     }
     let mut out = Vec::with_capacity(kinds.len());
     for (i, kind) in kinds.iter().enumerate() {
-        let v: LuaValue = vals.raw_get(i + 1).or_invalid()?;
+        let v: LuaValue = match vals {
+            LuaValue::Table(t) => t.raw_get(i + 1).or_invalid()?,
+            one if kinds.len() == 1 => one.clone(),
+            _ => LuaValue::Nil,
+        };
         let bad = || invalid(format!("sql: parameter {} does not match its type", i + 1));
         out.push(match (kind, v) {
             (b'n', _) => Param::Null,
@@ -138,7 +144,7 @@ fn limits(core: &CoreRef, me: Pid) -> ResultLimits {
     }
 }
 
-type RunArgs = (i64, String, LuaValue, LuaString, LuaString, Table);
+type RunArgs = (i64, String, LuaValue, LuaString, LuaString, LuaValue);
 
 /// Starts `sql` on `target` as a query (`rows`) or an execute.
 fn start_run(core: &CoreRef, args: RunArgs, query: bool) -> Result<u64, ProcError> {
@@ -244,7 +250,7 @@ fn register_handles(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     };
     h.set("sql_prepare", lua.create_function(prepare)?)?;
     let c = core.clone();
-    type StmtArgs = (i64, String, i64, String, LuaString, Table);
+    type StmtArgs = (i64, String, i64, String, LuaString, LuaValue);
     let stmt = move |lua: &Lua, (me, _entry, hid, action, kinds, vals): StmtArgs| {
         let me = pid(me);
         let start = || -> Result<u64, ProcError> {

@@ -34,11 +34,13 @@ function fs.get(id)
     return setmetatable({ _id = id, _cwd = "/" }, VolMT)
 end
 
--- Runs volume operation `op` on path `p` (and `a`, `b`).
+-- Runs volume operation `op` on path `p` (and `a`, `b`). Plain field
+-- reads: `self` is checked to be a volume handle, whose `_id` and `_cwd`
+-- are always set.
 local function vol_op(self, what, op, p, a, b)
     check(self, VolMT, what)
     if type(p) ~= "string" then return invalid(what .. ": the path must be a string") end
-    return call_as(H_op, rawget(self, "_id"), rawget(self, "_cwd"), op, p, a, b)
+    return call_as(H_op, self._id, self._cwd, op, p, a, b)
 end
 
 function VolMethods:readfile(p) return vol_op(self, "vol:readfile", "read", p) end

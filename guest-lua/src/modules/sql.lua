@@ -73,9 +73,11 @@ local function param(v, what, i)
 end
 
 -- Flattens `params` (an array whose length is its highest positive integer
--- key; holes are NULL) into a kind string and a value array.
+-- key; holes are NULL) into a kind string and a value array; one parameter
+-- comes as itself and none as nil (sql.rs reads either), so the usual call
+-- makes no table.
 local function flatten(params, what)
-    if params == nil then return "", {} end
+    if params == nil then return "", nil end
     if type(params) ~= "table" then return nil, what .. ": params must be an array (a table)" end
     local n = 0
     for k in next, params do
@@ -89,7 +91,7 @@ local function flatten(params, what)
     if n == 1 then -- the usual case: no table grown, no concat
         local k, v = param(rawget(params, 1), what, 1)
         if not k then return nil, v end
-        return k, { v }
+        return k, v
     end
     local kinds, vals = {}, {}
     for i = 1, n do
@@ -130,10 +132,13 @@ local function run(start, target, what, q, params)
     return call_as(start, target, q, kinds, vals)
 end
 
+-- Plain field reads: `self` is checked to be a handle of this module, so
+-- an absent field goes to DbMethods (which has no `_` fields), never to
+-- code of the caller's.
 local function db_target(self, what)
     check(self, DbMT, what)
-    if rawget(self, "_released") then return nil end
-    return rawget(self, "_id")
+    if self._released then return nil end
+    return self._id
 end
 local function released(what) return invalid(what .. ": the database handle was released") end
 
