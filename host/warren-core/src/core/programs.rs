@@ -32,11 +32,13 @@ impl Core {
         self.with_program(id, Arc::clone)
     }
 
-    /// `f` of the loaded entry `id`, without taking a reference to it.
-    /// `f` must not look an entry up itself.
+    /// `f` of the loaded entry `id`, without taking a reference to it (a
+    /// lookup from inside `f` goes to the runtime-wide map).
     pub fn with_program<R>(&self, id: &str, f: impl FnOnce(&Arc<Program>) -> R) -> Option<R> {
         let generation = self.shared.programs_generation.load(Ordering::Acquire);
-        let mut cache = self.programs.borrow_mut();
+        let Ok(mut cache) = self.programs.try_borrow_mut() else {
+            return self.shared.program(id).map(|p| f(&p));
+        };
         if cache.generation != generation {
             cache.programs.clear();
             cache.generation = generation;
@@ -48,5 +50,62 @@ impl Core {
         let out = f(&program);
         cache.programs.insert(id.into(), program);
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::{Sender, channel};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use crate::frontend::Program;
+    use crate::item::Item;
+    use crate::limits::HostLimits;
+    use crate::runtime::{RuntimeBuilder, SpawnRequest};
+    use crate::testkit::{Factory, host, program};
+
+    /// An entry that is never run: its code is a version number.
+    fn versioned(version: u32) -> Program {
+        Program {
+            id: "t".into(),
+            frontend: "script",
+            code: Arc::new(version),
+        }
+    }
+
+    /// A process that reports the version of entry `t` it finds (twice,
+    /// so the second lookup is the cached one), then ends.
+    fn probe(tx: Sender<(Option<u32>, Option<u32>)>) -> Program {
+        let tx = Mutex::new(tx);
+        program("probe", move |core, _, item| {
+            if matches!(item, Item::Start { .. }) {
+                let version = || core.with_program("t", |p| p.code.downcast_ref::<u32>().copied());
+                let seen = (version().flatten(), version().flatten());
+                tx.lock().expect("lock").send(seen).expect("test alive");
+            }
+            true
+        })
+    }
+
+    #[test]
+    fn a_worker_sees_an_entry_added_or_replaced_while_it_runs() {
+        let (tx, rx) = channel();
+        let rt = RuntimeBuilder::new()
+            .host(host("app", 1, HostLimits::default()))
+            .frontend(Arc::new(Factory))
+            .program(probe(tx))
+            .start()
+            .expect("runtime");
+        let seen = || {
+            rt.spawn(SpawnRequest::new("probe", "app", vec![]))
+                .expect("spawn");
+            rx.recv_timeout(Duration::from_secs(10)).expect("report")
+        };
+        assert_eq!(seen(), (None, None), "a missing entry is not invented");
+        rt.add_program(versioned(1));
+        assert_eq!(seen(), (Some(1), Some(1)), "an added entry is found");
+        rt.add_program(versioned(2));
+        assert_eq!(seen(), (Some(2), Some(2)), "a replaced entry is seen");
     }
 }
