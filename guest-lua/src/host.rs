@@ -205,6 +205,7 @@ impl LuaVm {
         let preemption = crate::preempt::install(&lua, &h, KERNEL, slice, accounts.clone())?;
         accounts.borrow_mut().watched_by(preemption.slot().clone());
         let stepper = register_accounts(&lua, &h, &core, index, &accounts, preemption.slot())?;
+        crate::io::register_raw(&lua, &h, &stepper)?;
         lua.set_app_data(TypeBudget(crate::preempt::budget_check(
             accounts.clone(),
             slice,

@@ -207,6 +207,60 @@ fn lying_values_are_refused_without_running_their_metamethods() {
 }
 
 #[test]
+fn a_handle_with_rewritten_fields_reaches_nothing_it_was_not_granted() {
+    let dir = Dir::new("rewritten");
+    std::fs::write(dir.0.join("data/mine.txt"), "mine").expect("file");
+    let out = attack(
+        &dir,
+        r#"local out = {}
+    for _, field in ipairs({ "_id", "_cwd" }) do
+        for _, v in ipairs({ "app.fs:other", 42, 1.5, true, lie, {}, "/..", "../..", "" }) do
+            local vol = assert(fs.get("app.fs:data"))
+            rawset(vol, field, v)
+            out[#out + 1] = k(vol:readfile("../secret.txt")) .. "/" .. k(vol:readfile("mine.txt"))
+        end
+    end
+    local vol = assert(fs.get("app.fs:data"))
+    out[#out + 1] = vol:readfile("mine.txt")
+    out[#out + 1] = #ran
+    return table.concat(out, " ")"#,
+        grants(&[("fs.get", "app.fs:data")]),
+    );
+    out.assert_neighbour_ticks();
+    let got = out.value();
+    let parts: Vec<&str> = got.split(' ').collect();
+    assert_eq!(parts.len(), 20, "{got}");
+    // Another id is not granted; anything but a string is not an id.
+    assert_eq!(
+        &parts[..9],
+        [
+            "PermissionDenied/PermissionDenied",
+            "Invalid/Invalid",
+            "Invalid/Invalid",
+            "Invalid/Invalid",
+            "Invalid/Invalid",
+            "Invalid/Invalid",
+            "PermissionDenied/PermissionDenied",
+            "PermissionDenied/PermissionDenied",
+            "Invalid/Invalid",
+        ],
+        "{got}"
+    );
+    // A working directory is resolved beneath the root like any path (a
+    // relative one names a directory that does not exist): nothing
+    // outside is read, whatever it says.
+    assert_eq!(parts[9], "NotFound/NotFound", "{got}");
+    for p in &parts[10..18] {
+        assert_eq!(*p, "Invalid/Invalid", "{got}");
+    }
+    assert_eq!(&parts[18..], ["mine", "0"], "{got}");
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("secret.txt")).expect("sentinel"),
+        "outside"
+    );
+}
+
+#[test]
 fn a_file_larger_than_the_process_may_hold_is_invalid_and_the_process_goes_on() {
     let dir = Dir::new("big");
     // Sparse: 64 MiB stated, no disk used; the harness allows 8 MiB.

@@ -132,6 +132,32 @@ fn volume_work(
     })
 }
 
+/// `H.fs_op(me, entry, id, cwd, op, p[, a[, b]])`: starts volume operation
+/// `op` on path `p` (see [`volume_work`]), a raw start (see [`super::raw`]).
+///
+/// # Safety
+///
+/// Called by Lua as a closure made by [`super::raw::push`].
+pub(super) unsafe extern "C-unwind" fn fs_op(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: see above.
+    unsafe { super::raw::start(l, "fs", op_start) }
+}
+
+fn op_start(core: &CoreRef, args: &super::raw::Args) -> Result<u64, ProcError> {
+    let me = pid(args.int(1)?);
+    let (entry, id, cwd, op) = (args.text(2)?, args.text(3)?, args.text(4)?, args.text(5)?);
+    let path = String::from_utf8_lossy(args.bytes(6)?).into_owned();
+    let data = args.opt_bytes(7)?.map(<[u8]>::to_vec);
+    let mode = args
+        .opt_bytes(8)?
+        .map(|b| String::from_utf8_lossy(b).into_owned());
+    let vol = volume(core, me, entry, id)?;
+    let max =
+        usize::try_from(core.borrow().quota_of(me).limits.memory_per_process).unwrap_or(usize::MAX);
+    let work = volume_work(vol, cwd.to_owned(), op, path, data, mode, max)?;
+    blocking(core, me, "fs call", work)
+}
+
 fn file_of(core: &CoreRef, me: Pid, hid: i64) -> Result<Arc<Mutex<File>>, ProcError> {
     let handle = handle_id(hid).and_then(|h| core.borrow().handle(me, h));
     match handle.as_ref().and_then(|h| h.downcast::<FileHandle>()) {
@@ -151,30 +177,6 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
             }
         };
     h.set("fs_get", lua.create_function(get)?)?;
-    let c = core.clone();
-    type OpArgs = (
-        i64,
-        String,
-        String,
-        String,
-        String,
-        LuaString,
-        Option<LuaString>,
-        Option<LuaString>,
-    );
-    let op = move |lua: &Lua, (me, entry, id, cwd, op, p, a, b): OpArgs| {
-        let me = pid(me);
-        let start = || -> Result<u64, ProcError> {
-            let vol = volume(&c, me, &entry, &id)?;
-            let max = usize::try_from(c.borrow().quota_of(me).limits.memory_per_process)
-                .unwrap_or(usize::MAX);
-            let a = a.map(|s| s.as_bytes().to_vec());
-            let work = volume_work(vol, cwd, &op, text(&p), a, b.map(|s| text(&s)), max)?;
-            blocking(&c, me, "fs call", work)
-        };
-        started(lua, start())
-    };
-    h.set("fs_op", lua.create_function(op)?)?;
     register_files(lua, h, core)
 }
 

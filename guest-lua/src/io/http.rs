@@ -348,6 +348,28 @@ fn start_request(core: &CoreRef, me: Pid, entry: &str, req: Request) -> Result<u
         .start_op(me, "http_client request", deadline, make)
 }
 
+/// `H.http_request_plain(me, entry, method, url)`: `H.http_request`
+/// without options, the usual call, as a raw start (see [`super::raw`]).
+///
+/// # Safety
+///
+/// Called by Lua as a closure made by [`super::raw::push`].
+pub(super) unsafe extern "C-unwind" fn http_request_plain(
+    l: *mut mlua::ffi::lua_State,
+) -> std::ffi::c_int {
+    // SAFETY: see above.
+    unsafe { super::raw::start(l, "http_client", plain_start) }
+}
+
+fn plain_start(core: &CoreRef, args: &super::raw::Args) -> Result<u64, ProcError> {
+    let me = pid(args.int(1)?);
+    let entry = args.text(2)?;
+    let method = String::from_utf8_lossy(args.bytes(3)?);
+    let url = String::from_utf8_lossy(args.bytes(4)?);
+    let req = request(&method, &url, None)?;
+    start_request(core, me, entry, req)
+}
+
 fn batch_item(result: Result<Response, ProcError>) -> Value {
     match result {
         Ok(mut resp) => Value::Map(vec![(Value::str("response"), response_value(&mut resp))]),

@@ -14,6 +14,7 @@ mod env;
 mod fs;
 mod funcs;
 mod http;
+mod raw;
 mod sql;
 
 pub use fs::Volumes;
@@ -74,6 +75,27 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
     env::register(lua, h, core)?;
     funcs::register(lua, h, core)?;
     http::register(lua, h, core)
+}
+
+/// The host functions written as raw starts (see [`raw`]), which need
+/// the VM's `stepper`: `H.fs_op`, `H.http_request_plain`, `H.sql_query`,
+/// `H.sql_execute`.
+pub(crate) fn register_raw(
+    lua: &Lua,
+    h: &Table,
+    stepper: &crate::step::Stepper,
+) -> mlua::Result<()> {
+    let starts: [(&str, mlua::ffi::lua_CFunction); 4] = [
+        ("fs_op", fs::fs_op),
+        ("http_request_plain", http::http_request_plain),
+        ("sql_query", sql::sql_query),
+        ("sql_execute", sql::sql_execute),
+    ];
+    for (name, f) in starts {
+        // SAFETY: `stepper` is the VM's own, which outlives its functions.
+        h.set(name, unsafe { raw::push(lua, stepper, f) }?)?;
+    }
+    Ok(())
 }
 
 /// Whether code of entry `entry` running as `me` holds `action` on

@@ -10,11 +10,14 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mlua::{IntoLuaMulti, Lua, LuaString, MultiValue, Table, Value as LuaValue};
+use std::ffi::c_int;
+
+use mlua::{IntoLuaMulti, Lua, LuaString, MultiValue, Table, Value as LuaValue, ffi};
 use warren_core::grants::DB_GET;
 use warren_core::{CoreRef, Handle, OpDone, OpValue, Pid, ProcError, Resource};
 use warren_sql::{Database, Isolation, Param, ResultLimits, Transaction, TxOptions};
 
+use super::raw::{Arg, Args};
 use super::{Databases, OrInvalid, handle_id, invalid, pid, reach, refused, started, take_if};
 
 /// Longest SQL text a call takes: a statement is code, not data; megabytes
@@ -85,19 +88,26 @@ fn target(core: &CoreRef, me: Pid, entry: &str, v: &LuaValue) -> Result<Target, 
             let id = db_id(id)?;
             Ok(Target::Db(database(core, me, entry, &id)?))
         }
-        LuaValue::Integer(h) => {
-            let handle = handle_id(*h).and_then(|h| core.borrow().handle(me, h));
-            match handle.as_ref().and_then(|h| h.downcast::<TxHandle>()) {
-                Some(tx) => Ok(Target::Tx(tx.0.clone())),
-                None => Err(inactive()),
-            }
-        }
+        LuaValue::Integer(h) => tx_target(core, me, *h),
         _ => Err(invalid("sql: not a database or transaction")),
     }
 }
 
+/// The transaction of `me`'s handle `h`.
+fn tx_target(core: &CoreRef, me: Pid, h: i64) -> Result<Target, ProcError> {
+    let handle = handle_id(h).and_then(|h| core.borrow().handle(me, h));
+    match handle.as_ref().and_then(|h| h.downcast::<TxHandle>()) {
+        Some(tx) => Ok(Target::Tx(tx.0.clone())),
+        None => Err(inactive()),
+    }
+}
+
 fn sql_text(sql: &LuaString) -> Result<String, ProcError> {
-    let bytes = sql.as_bytes();
+    sql_bytes(&sql.as_bytes())
+}
+
+/// SQL text: at most [`MAX_SQL_BYTES`], UTF-8.
+fn sql_bytes(bytes: &[u8]) -> Result<String, ProcError> {
     if bytes.len() > MAX_SQL_BYTES {
         return Err(invalid(format!(
             "sql: a statement of {} bytes is longer than the limit of {MAX_SQL_BYTES}",
@@ -112,29 +122,76 @@ fn sql_text(sql: &LuaString) -> Result<String, ProcError> {
 /// one (the Lua side makes no table for the usual single parameter).
 fn params(kinds: &LuaString, vals: &LuaValue) -> Result<Vec<Param>, ProcError> {
     let kinds = kinds.as_bytes();
-    if kinds.len() > MAX_PARAMS {
-        return Err(invalid(format!("sql: more than {MAX_PARAMS} parameters")));
-    }
-    let mut out = Vec::with_capacity(kinds.len());
+    let mut out = params_room(&kinds)?;
     for (i, kind) in kinds.iter().enumerate() {
         let v: LuaValue = match vals {
             LuaValue::Table(t) => t.raw_get(i + 1).or_invalid()?,
             one if kinds.len() == 1 => one.clone(),
             _ => LuaValue::Nil,
         };
-        let bad = || invalid(format!("sql: parameter {} does not match its type", i + 1));
-        out.push(match (kind, v) {
-            (b'n', _) => Param::Null,
-            (b'b', LuaValue::Boolean(b)) => Param::Bool(b),
-            (b'i', LuaValue::Integer(n)) => Param::Int(n),
-            (b'f', LuaValue::Number(x)) => Param::Float(x),
-            (b'f', LuaValue::Integer(n)) => Param::Float(n as f64),
-            (b't', LuaValue::String(s)) => Param::Text(s.as_bytes().to_vec()),
-            (b'x', LuaValue::String(s)) => Param::Blob(s.as_bytes().to_vec()),
-            _ => return Err(bad()),
-        });
+        let bytes;
+        let arg = match &v {
+            LuaValue::Boolean(b) => Arg::Bool(*b),
+            LuaValue::Integer(n) => Arg::Int(*n),
+            LuaValue::Number(x) => Arg::Float(*x),
+            LuaValue::String(s) => {
+                bytes = s.as_bytes();
+                Arg::Str(&bytes)
+            }
+            LuaValue::Nil => Arg::Nil,
+            _ => Arg::Other,
+        };
+        out.push(param(i, *kind, arg)?);
     }
     Ok(out)
+}
+
+/// As [`params`], from a raw start's arguments: the kinds at `k`, the
+/// values (or the one value) at `k + 1`.
+fn raw_params(args: &Args, k: c_int) -> Result<Vec<Param>, ProcError> {
+    let kinds = args.bytes(k)?;
+    let mut out = params_room(kinds)?;
+    let vals = k + 1;
+    let table = matches!(args.get(vals), Arg::Table);
+    for (i, kind) in kinds.iter().enumerate() {
+        let p = if table {
+            let n = i64::try_from(i + 1).unwrap_or(i64::MAX);
+            args.item(vals, n, |v| param(i, *kind, v))
+        } else if kinds.len() == 1 {
+            param(i, *kind, args.get(vals))
+        } else {
+            param(i, *kind, Arg::Nil)
+        };
+        out.push(p?);
+    }
+    Ok(out)
+}
+
+/// Room for the parameters `kinds` names, refused past [`MAX_PARAMS`].
+fn params_room(kinds: &[u8]) -> Result<Vec<Param>, ProcError> {
+    if kinds.len() > MAX_PARAMS {
+        return Err(invalid(format!("sql: more than {MAX_PARAMS} parameters")));
+    }
+    Ok(Vec::with_capacity(kinds.len()))
+}
+
+/// Parameter `i` (from 0) of kind `kind` (`n`, `b`, `i`, `f`, `t`, `x`).
+fn param(i: usize, kind: u8, v: Arg<'_>) -> Result<Param, ProcError> {
+    Ok(match (kind, v) {
+        (b'n', _) => Param::Null,
+        (b'b', Arg::Bool(b)) => Param::Bool(b),
+        (b'i', Arg::Int(n)) => Param::Int(n),
+        (b'f', Arg::Float(x)) => Param::Float(x),
+        (b'f', Arg::Int(n)) => Param::Float(n as f64),
+        (b't', Arg::Str(s)) => Param::Text(s.to_vec()),
+        (b'x', Arg::Str(s)) => Param::Blob(s.to_vec()),
+        _ => {
+            return Err(invalid(format!(
+                "sql: parameter {} does not match its type",
+                i + 1
+            )));
+        }
+    })
 }
 
 fn limits(core: &CoreRef, me: Pid) -> ResultLimits {
@@ -144,15 +201,42 @@ fn limits(core: &CoreRef, me: Pid) -> ResultLimits {
     }
 }
 
-type RunArgs = (i64, String, LuaValue, LuaString, LuaString, LuaValue);
+/// `H.sql_query(me, entry, target, sql, kinds, vals)`, a raw start (see
+/// [`super::raw`]).
+///
+/// # Safety
+///
+/// Called by Lua as a closure made by [`super::raw::push`].
+pub(super) unsafe extern "C-unwind" fn sql_query(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe { super::raw::start(l, "sql", |c, args| start_run(c, args, true)) }
+}
 
-/// Starts `sql` on `target` as a query (`rows`) or an execute.
-fn start_run(core: &CoreRef, args: RunArgs, query: bool) -> Result<u64, ProcError> {
-    let (me, entry, target_v, sql, kinds, vals) = args;
-    let me = pid(me);
-    let target = target(core, me, &entry, &target_v)?;
-    let sql = sql_text(&sql)?;
-    let params = params(&kinds, &vals)?;
+/// `H.sql_execute(me, entry, target, sql, kinds, vals)`, as [`sql_query`].
+///
+/// # Safety
+///
+/// As [`sql_query`].
+pub(super) unsafe extern "C-unwind" fn sql_execute(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe { super::raw::start(l, "sql", |c, args| start_run(c, args, false)) }
+}
+
+/// Starts the SQL at 4 on the target at 3 as a query (`rows`) or an
+/// execute.
+fn start_run(core: &CoreRef, args: &Args, query: bool) -> Result<u64, ProcError> {
+    let me = pid(args.int(1)?);
+    let entry = args.text(2)?;
+    let target = match args.get(3) {
+        Arg::Str(id) => {
+            let id = std::str::from_utf8(id).map_err(|_| not_utf8_id())?;
+            Target::Db(database(core, me, entry, id)?)
+        }
+        Arg::Int(h) => tx_target(core, me, h)?,
+        _ => return Err(invalid("sql: not a database or transaction")),
+    };
+    let sql = sql_bytes(args.bytes(4)?)?;
+    let params = raw_params(args, 5)?;
     run_on(core, me, target, sql, params, query)
 }
 
@@ -199,9 +283,11 @@ fn run_on(
 /// database and are `INVALID` (returned, not raised, like any bad
 /// argument; mlua's own conversion to `String` would raise instead).
 fn db_id(id: &LuaString) -> Result<String, ProcError> {
-    id.to_str()
-        .map(|s| s.to_owned())
-        .map_err(|_| invalid("sql: the database id is not UTF-8 text"))
+    id.to_str().map(|s| s.to_owned()).map_err(|_| not_utf8_id())
+}
+
+fn not_utf8_id() -> ProcError {
+    invalid("sql: the database id is not UTF-8 text")
 }
 
 /// Registers the `H.sql_*` functions.
@@ -214,12 +300,6 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
         Err(err) => refused(lua, &err),
     };
     h.set("sql_get", lua.create_function(get)?)?;
-    let c = core.clone();
-    let query = move |lua: &Lua, args: RunArgs| started(lua, start_run(&c, args, true));
-    h.set("sql_query", lua.create_function(query)?)?;
-    let c = core.clone();
-    let execute = move |lua: &Lua, args: RunArgs| started(lua, start_run(&c, args, false));
-    h.set("sql_execute", lua.create_function(execute)?)?;
     register_handles(lua, h, core)?;
     register_tx(lua, h, core)
 }

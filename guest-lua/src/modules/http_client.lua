@@ -10,6 +10,7 @@ local call, entry_id, mkerr, raw_getmetatable = K.call, K.entry_id, K.mkerr, K.r
 local type, rawget, rawset, next, setmetatable, error = type, rawget, rawset, next, setmetatable, error
 local s_format, s_lower, s_gsub, s_find, s_sub, s_upper = string.format, string.lower, string.gsub, string.find, string.sub, string.upper
 local H_request, H_batch, H_meta, H_read, H_close = H.http_request, H.http_batch, H.http_stream_meta, H.http_stream_read, H.http_close
+local H_plain = H.http_request_plain
 
 local http = {}
 
@@ -51,7 +52,9 @@ function http.request(method, url, opts)
     if type(url) ~= "string" then return invalid("http_client.request: the URL must be a string") end
     if opts ~= nil and type(opts) ~= "table" then return invalid("http_client.request: options must be a table") end
     local me, entry = entry_id()
-    local v, err = call(H_request, me, entry, method, url, opts)
+    local v, err
+    if opts == nil then v, err = call(H_plain, me, entry, method, url)
+    else v, err = call(H_request, me, entry, method, url, opts) end
     if v == nil then return nil, err end
     return response(me, v)
 end
