@@ -1573,3 +1573,110 @@ fn the_shared_module_tables_cannot_be_rewritten_for_other_processes() {
     // metatable is out of reach.
     assert_eq!(r[8], "serializable sqlite PermissionDenied true false");
 }
+
+#[test]
+fn one_string_named_many_times_is_copied_at_most_what_the_process_may_hold() {
+    // A table naming one 1 MiB string 64 times costs the process one
+    // string; every call that would copy it 64 times (64 MiB, past the
+    // harness's 8 MiB per process) is refused before anything is copied,
+    // and the same call with two copies works.
+    let dir = TempDir::new("copies");
+    let server = Server::start();
+    let source = src(r#"
+return function(url)
+    local big = string.rep(string.rep("x", 1024), 1024)
+    local db = assert(sql.get("app.db:main"))
+    local out = {}
+    local params, marks = {}, {}
+    for i = 1, 64 do params[i] = big; marks[i] = "? IS NOT NULL" end
+    out[#out + 1] = res(db:query("SELECT 1 AS one WHERE " .. table.concat(marks, " AND "), params))
+    out[#out + 1] = res(db:execute("SELECT 1 WHERE " .. table.concat(marks, " AND "), params))
+    local stmt = assert(db:prepare("SELECT 1 AS one WHERE " .. table.concat(marks, " AND ")))
+    out[#out + 1] = res(stmt:query(params))
+    local headers, form, files, reqs = {}, {}, {}, {}
+    for i = 1, 64 do
+        headers["X-H" .. i] = big
+        form["f" .. i] = big
+        files[i] = { name = "f" .. i, content = big }
+        reqs[i] = { "POST", url, { body = big } }
+    end
+    out[#out + 1] = res(http.post(url, { headers = headers }))
+    out[#out + 1] = res(http.post(url, { form = form }))
+    out[#out + 1] = res(http.post(url, { files = files }))
+    out[#out + 1] = res(http.request_batch(reqs))
+    out[#out + 1] = res(db:query("SELECT 1 AS one WHERE ? IS NOT NULL AND ? IS NOT NULL", { big, big }))
+    out[#out + 1] = res(http.post(url, { body = big, headers = { ["X-Big"] = big } }))
+    return table.concat(out, " | ")
+end"#);
+    let a = io_app(Some(sqlite_dbs(&dir, &["main"])));
+    let a = a.granted("h:attacker", &source, all_grants());
+    let runtime = a.start();
+    let out = attack_on(&runtime, "h:attacker", vec![Value::str(server.url("/ok"))]);
+    out.assert_neighbour_ticks();
+    let got = out.value();
+    let parts: Vec<&str> = got.split(" | ").collect();
+    assert_eq!(parts.len(), 9, "{got}");
+    for (p, module) in parts[..7].iter().zip([
+        "sql",
+        "sql",
+        "sql",
+        "http_client",
+        "http_client",
+        "http_client",
+        "http_client",
+    ]) {
+        assert_eq!(
+            *p,
+            format!(
+                "Invalid: {module}: the call's arguments take more than 8388608 bytes, what the \
+                 process may hold"
+            ),
+            "{got}"
+        );
+    }
+    assert_eq!(&parts[7..], ["ok", "ok"], "{got}");
+    honest(&runtime, &server);
+}
+
+#[test]
+fn copies_held_by_calls_in_flight_count_against_what_the_process_may_hold() {
+    // Each request copies 3 MiB (three headers naming one 1 MiB string)
+    // to a server that never answers: two fit in the harness's 8 MiB per
+    // process, the third would make the host hold 9 MiB for it and is
+    // refused at once, retryable; once the two are abandoned, the copies
+    // are dropped and a call fits again.
+    let server = Server::start();
+    let source = src(r#"
+return function(never, ok)
+    local big = string.rep(string.rep("x", 1024), 1024)
+    local headers = { ["X-A"] = big, ["X-B"] = big, ["X-C"] = big }
+    local results = channel.new(8)
+    local waiting = {}
+    for i = 1, 3 do
+        waiting[i] = coroutine.spawn(function()
+            local _, err = http.get(never, { headers = headers, timeout = 2 })
+            results:send(err and (tostring(err:kind()) .. "/" .. tostring(err:retryable())) or "ok")
+        end)
+    end
+    local out = {}
+    local r = channel.select({ results:case_receive(), time.after("1s"):case_receive() })
+    out[#out + 1] = r.channel == results and r.value or "none"
+    -- The two in flight time out (2 s) and let go of their copies.
+    out[#out + 1] = tally(results, 2, "10s", "a request to the silent server")
+    out[#out + 1] = res(http.get(ok, { headers = headers }))
+    return table.concat(out, " | ")
+end"#);
+    let a = io_app(None).granted("h:attacker", &source, local_grants());
+    let runtime = a.start();
+    let out = attack_on(
+        &runtime,
+        "h:attacker",
+        vec![
+            Value::str(server.url("/never")),
+            Value::str(server.url("/ok")),
+        ],
+    );
+    out.assert_neighbour_ticks();
+    assert_eq!(out.value(), "RateLimited/true | Timeout/true=2 | ok");
+    honest(&runtime, &server);
+}

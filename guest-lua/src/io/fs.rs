@@ -17,7 +17,7 @@ use warren_core::grants::FS_GET;
 use warren_core::{CoreRef, ErrorKind, Handle, OpValue, Pid, ProcError, Resource, Value};
 use warren_fs::{File, OpenMode, Volume, Whence, WriteMode};
 
-use super::{handle_id, invalid, pid, reach, refused, started, take_if};
+use super::{CopyBudget, handle_id, invalid, pid, reach, refused, started, take_if};
 
 /// How long one file operation may take: every host call has a deadline,
 /// so a hung network file system costs the caller a `TIMEOUT`.
@@ -146,16 +146,26 @@ pub(super) unsafe extern "C-unwind" fn fs_op(l: *mut mlua::ffi::lua_State) -> st
 fn op_start(core: &CoreRef, args: &super::raw::Args) -> Result<u64, ProcError> {
     let me = pid(args.int(1)?);
     let (entry, id, cwd, op) = (args.text(2)?, args.text(3)?, args.text(4)?, args.text(5)?);
-    let path = String::from_utf8_lossy(args.bytes(6)?).into_owned();
-    let data = args.opt_bytes(7)?.map(<[u8]>::to_vec);
-    let mode = args
-        .opt_bytes(8)?
-        .map(|b| String::from_utf8_lossy(b).into_owned());
+    let (path, data, mode) = (args.bytes(6)?, args.opt_bytes(7)?, args.opt_bytes(8)?);
+    let mut budget = CopyBudget::of(core, me, "fs");
+    for part in [Some(cwd.as_bytes()), Some(path), data, mode]
+        .into_iter()
+        .flatten()
+    {
+        budget.take(part.len())?;
+    }
+    let path = String::from_utf8_lossy(path).into_owned();
+    let data = data.map(<[u8]>::to_vec);
+    let mode = mode.map(|b| String::from_utf8_lossy(b).into_owned());
     let vol = volume(core, me, entry, id)?;
     let max =
         usize::try_from(core.borrow().quota_of(me).limits.memory_per_process).unwrap_or(usize::MAX);
     let work = volume_work(vol, cwd.to_owned(), op, path, data, mode, max)?;
-    blocking(core, me, "fs call", work)
+    let held = budget.hold();
+    blocking(core, me, "fs call", move || {
+        let _held = held;
+        work()
+    })
 }
 
 fn file_of(core: &CoreRef, me: Pid, hid: i64) -> Result<Arc<Mutex<File>>, ProcError> {

@@ -11,10 +11,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use mlua::{IntoLuaMulti, Lua, LuaString, MultiValue, Table, Value as LuaValue};
-use warren_core::{CoreRef, ErrorKind, Handle, OpValue, Pid, ProcError, Resource, Value};
+use warren_core::{Copied, CoreRef, ErrorKind, Handle, OpValue, Pid, ProcError, Resource, Value};
 use warren_http::{BodyStream, FilePart, HttpClient, Request, Response, TlsOptions};
 
-use super::{OrInvalid, grants_of, handle_id, invalid, pid, refused, started, take_if};
+use super::{CopyBudget, OrInvalid, grants_of, handle_id, invalid, pid, refused, started, take_if};
 
 /// Entries one option map (`headers`, `query`, `form`, `cookies`) or the
 /// `files` list may hold: each is copied out of the process and sent, so
@@ -65,7 +65,11 @@ impl Resource for StreamHandle {
     }
 }
 
-fn text(v: &LuaValue, what: &str) -> Result<String, ProcError> {
+/// The text of option `what`, its bytes taken from `budget` first.
+fn text(v: &LuaValue, what: &str, budget: &mut CopyBudget) -> Result<String, ProcError> {
+    if let LuaValue::String(s) = v {
+        budget.take(s.as_bytes().len())?;
+    }
     match v {
         LuaValue::String(s) => s
             .to_str()
@@ -81,9 +85,14 @@ fn text(v: &LuaValue, what: &str) -> Result<String, ProcError> {
     }
 }
 
-fn bytes(v: &LuaValue, what: &str) -> Result<Vec<u8>, ProcError> {
+/// The bytes of option `what`, taken from `budget` first.
+fn bytes(v: &LuaValue, what: &str, budget: &mut CopyBudget) -> Result<Vec<u8>, ProcError> {
     match v {
-        LuaValue::String(s) => Ok(s.as_bytes().to_vec()),
+        LuaValue::String(s) => {
+            let b = s.as_bytes();
+            budget.take(b.len())?;
+            Ok(b.to_vec())
+        }
         other => Err(invalid(format!(
             "http_client: {what} must be a string, got {}",
             other.type_name()
@@ -92,7 +101,11 @@ fn bytes(v: &LuaValue, what: &str) -> Result<Vec<u8>, ProcError> {
 }
 
 /// A `{name = "value"}` option, raw and bounded.
-fn string_map(v: LuaValue, what: &str) -> Result<Vec<(String, String)>, ProcError> {
+fn string_map(
+    v: LuaValue,
+    what: &str,
+    budget: &mut CopyBudget,
+) -> Result<Vec<(String, String)>, ProcError> {
     let LuaValue::Table(t) = v else {
         return Err(invalid(format!("http_client: {what} must be a table")));
     };
@@ -104,8 +117,8 @@ fn string_map(v: LuaValue, what: &str) -> Result<Vec<(String, String)>, ProcErro
                 "http_client: {what} holds more than {MAX_OPTION_ENTRIES} entries"
             )));
         }
-        let name = text(&k, &format!("a {what} name"))?;
-        let value = text(&v, &format!("{what} '{name}'"))?;
+        let name = text(&k, &format!("a {what} name"), budget)?;
+        let value = text(&v, &format!("{what} '{name}'"), budget)?;
         out.push((name, value));
     }
     Ok(out)
@@ -133,7 +146,7 @@ fn timeout(v: LuaValue) -> Result<Duration, ProcError> {
     Ok(d.min(MAX_TIMEOUT))
 }
 
-fn files(v: LuaValue) -> Result<Vec<FilePart>, ProcError> {
+fn files(v: LuaValue, budget: &mut CopyBudget) -> Result<Vec<FilePart>, ProcError> {
     let LuaValue::Table(t) = v else {
         return Err(invalid("http_client: files must be an array"));
     };
@@ -153,36 +166,38 @@ fn files(v: LuaValue) -> Result<Vec<FilePart>, ProcError> {
                 "http_client: files[].reader is not supported yet: give content",
             ));
         }
-        let opt = |key: &str| -> Result<Option<String>, ProcError> {
+        let opt = |key: &str, budget: &mut CopyBudget| -> Result<Option<String>, ProcError> {
             match f.raw_get::<LuaValue>(key).or_invalid()? {
                 LuaValue::Nil => Ok(None),
-                v => text(&v, &format!("files[{i}].{key}")).map(Some),
+                v => text(&v, &format!("files[{i}].{key}"), budget).map(Some),
             }
         };
         out.push(FilePart {
             name: text(
                 &f.raw_get::<LuaValue>("name").or_invalid()?,
                 &format!("files[{i}].name"),
+                budget,
             )?,
-            filename: opt("filename")?,
+            filename: opt("filename", budget)?,
             content: bytes(
                 &f.raw_get::<LuaValue>("content").or_invalid()?,
                 &format!("files[{i}].content"),
+                budget,
             )?,
-            content_type: opt("content_type")?,
+            content_type: opt("content_type", budget)?,
         });
     }
     Ok(out)
 }
 
-fn tls(v: LuaValue) -> Result<TlsOptions, ProcError> {
+fn tls(v: LuaValue, budget: &mut CopyBudget) -> Result<TlsOptions, ProcError> {
     let LuaValue::Table(t) = v else {
         return Err(invalid("http_client: tls must be a table"));
     };
-    let opt = |key: &str| -> Result<Option<String>, ProcError> {
+    let mut opt = |key: &str| -> Result<Option<String>, ProcError> {
         match t.raw_get::<LuaValue>(key).or_invalid()? {
             LuaValue::Nil => Ok(None),
-            v => text(&v, &format!("tls.{key}")).map(Some),
+            v => text(&v, &format!("tls.{key}"), budget).map(Some),
         }
     };
     Ok(TlsOptions {
@@ -203,7 +218,14 @@ fn tls(v: LuaValue) -> Result<TlsOptions, ProcError> {
 /// on the I/O thread (an `INVALID` result before any grant check or
 /// connection), which keeps the URL parse (about 8% of the worker's time
 /// per request) off the worker while garbage still fails at once.
-fn request(method: &str, url: &str, opts: Option<&Table>) -> Result<Request, ProcError> {
+/// The request `method` `url` with options `opts`, every byte copied
+/// from them taken from `budget` first.
+fn request(
+    method: &str,
+    url: &str,
+    opts: Option<&Table>,
+    budget: &mut CopyBudget,
+) -> Result<Request, ProcError> {
     let mut req = Request::new(method, url);
     req.timeout = DEFAULT_TIMEOUT;
     let Some(o) = opts else {
@@ -223,22 +245,26 @@ fn request(method: &str, url: &str, opts: Option<&Table>) -> Result<Request, Pro
     ] {
         let v = get(key)?;
         if present(&v) {
-            *field = string_map(v, key)?;
+            *field = string_map(v, key, budget)?;
         }
     }
     let body = get("body")?;
     if present(&body) {
-        req.body = Some(bytes(&body, "body")?);
+        req.body = Some(bytes(&body, "body", budget)?);
     }
     let files_v = get("files")?;
     if present(&files_v) {
-        req.files = files(files_v)?;
+        req.files = files(files_v, budget)?;
     }
     if let LuaValue::Table(a) = get("auth")? {
-        let user = text(&a.raw_get::<LuaValue>("user").or_invalid()?, "auth.user")?;
+        let user = text(
+            &a.raw_get::<LuaValue>("user").or_invalid()?,
+            "auth.user",
+            budget,
+        )?;
         let pass = match a.raw_get::<LuaValue>("pass").or_invalid()? {
             LuaValue::Nil => String::new(),
-            v => text(&v, "auth.pass")?,
+            v => text(&v, "auth.pass", budget)?,
         };
         req.auth = Some((user, pass));
     }
@@ -255,11 +281,11 @@ fn request(method: &str, url: &str, opts: Option<&Table>) -> Result<Request, Pro
     req.stream = matches!(get("stream")?, LuaValue::Boolean(true));
     let tls_v = get("tls")?;
     if present(&tls_v) {
-        req.tls = Some(tls(tls_v)?);
+        req.tls = Some(tls(tls_v, budget)?);
     }
     let socket = get("unix_socket")?;
     if present(&socket) {
-        req.unix_socket = Some(text(&socket, "unix_socket")?);
+        req.unix_socket = Some(text(&socket, "unix_socket", budget)?);
     }
     req.validate_cheaply()?;
     Ok(req)
@@ -338,12 +364,22 @@ fn batch_too_large(url: &str, cap: u64) -> ProcError {
     err
 }
 
-fn start_request(core: &CoreRef, me: Pid, entry: &str, req: Request) -> Result<u64, ProcError> {
+/// Starts `req` for `me`; `held` (the bytes copied out of the process
+/// for it) lives as long as the request.
+fn start_request(
+    core: &CoreRef,
+    me: Pid,
+    entry: &str,
+    (req, held): (Request, Copied),
+) -> Result<u64, ProcError> {
     let client = client()?;
     let req = capped(req, result_cap(core, me));
     let grants = grants_of(&core.borrow(), me, entry);
     let deadline = req.timeout + DEADLINE_MARGIN;
-    let make = move || async move { client.request(req, &grants).await.map(op_value) };
+    let make = move || async move {
+        let _held = held;
+        client.request(req, &grants).await.map(op_value)
+    };
     core.borrow_mut()
         .start_op(me, "http_client request", deadline, make)
 }
@@ -364,10 +400,15 @@ pub(super) unsafe extern "C-unwind" fn http_request_plain(
 fn plain_start(core: &CoreRef, args: &super::raw::Args) -> Result<u64, ProcError> {
     let me = pid(args.int(1)?);
     let entry = args.text(2)?;
-    let method = String::from_utf8_lossy(args.bytes(3)?);
-    let url = String::from_utf8_lossy(args.bytes(4)?);
-    let req = request(&method, &url, None)?;
-    start_request(core, me, entry, req)
+    let (method, url) = (args.bytes(3)?, args.bytes(4)?);
+    let mut budget = CopyBudget::of(core, me, "http_client");
+    budget.take(method.len().saturating_add(url.len()))?;
+    let (method, url) = (
+        String::from_utf8_lossy(method),
+        String::from_utf8_lossy(url),
+    );
+    let req = request(&method, &url, None, &mut budget)?;
+    start_request(core, me, entry, (req, budget.hold()))
 }
 
 fn batch_item(result: Result<Response, ProcError>) -> Value {
@@ -387,8 +428,9 @@ fn batch_item(result: Result<Response, ProcError>) -> Value {
     }
 }
 
-/// The requests of a `request_batch` list, raw and bounded.
-fn batch(list: &Table) -> Result<Vec<Request>, ProcError> {
+/// The requests of a `request_batch` list, raw and bounded; one `budget`
+/// for all of them.
+fn batch(list: &Table, budget: &mut CopyBudget) -> Result<Vec<Request>, ProcError> {
     let n = list.raw_len();
     if n == 0 {
         return Err(invalid("http_client.request_batch: the list is empty"));
@@ -408,10 +450,12 @@ fn batch(list: &Table) -> Result<Vec<Request>, ProcError> {
         let method = text(
             &r.raw_get::<LuaValue>(1).or_invalid()?,
             &format!("request {i}'s method"),
+            budget,
         )?;
         let url = text(
             &r.raw_get::<LuaValue>(2).or_invalid()?,
             &format!("request {i}'s URL"),
+            budget,
         )?;
         let opts = match r.raw_get::<LuaValue>(3).or_invalid()? {
             LuaValue::Table(t) => Some(t),
@@ -422,7 +466,7 @@ fn batch(list: &Table) -> Result<Vec<Request>, ProcError> {
                 )));
             }
         };
-        let req = request(&method, &url, opts.as_ref())?;
+        let req = request(&method, &url, opts.as_ref(), budget)?;
         req.validate()?;
         out.push(req);
     }
@@ -435,9 +479,11 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
     type ReqArgs = (i64, String, LuaString, LuaString, Option<Table>);
     let req = move |lua: &Lua, (me, entry, method, url, opts): ReqArgs| {
         let start = || -> Result<u64, ProcError> {
+            let mut budget = CopyBudget::of(&c, pid(me), "http_client");
+            budget.take(method.as_bytes().len().saturating_add(url.as_bytes().len()))?;
             let (method, url) = (method.to_string_lossy(), url.to_string_lossy());
-            let req = request(&method, &url, opts.as_ref())?;
-            start_request(&c, pid(me), &entry, req)
+            let req = request(&method, &url, opts.as_ref(), &mut budget)?;
+            start_request(&c, pid(me), &entry, (req, budget.hold()))
         };
         started(lua, start())
     };
@@ -447,7 +493,11 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
         let me = pid(me);
         let start = || -> Result<u64, ProcError> {
             let cap = result_cap(&c, me);
-            let reqs: Vec<Request> = batch(&list)?.into_iter().map(|r| capped(r, cap)).collect();
+            let mut budget = CopyBudget::of(&c, me, "http_client");
+            let reqs: Vec<Request> = batch(&list, &mut budget)?
+                .into_iter()
+                .map(|r| capped(r, cap))
+                .collect();
             let client = client()?;
             let grants = grants_of(&c.borrow(), me, &entry);
             let longest = reqs
@@ -455,8 +505,11 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
                 .map(|r| r.timeout)
                 .max()
                 .unwrap_or(DEFAULT_TIMEOUT);
+            let held = budget.hold();
             let make = move || async move {
-                let results = client.request_batch(reqs, &grants).await?;
+                let results = client.request_batch(reqs, &grants).await;
+                drop(held);
+                let results = results?;
                 // All the bodies are one result: together they must fit.
                 let mut total = 0u64;
                 let items = results

@@ -98,6 +98,83 @@ pub(crate) fn register_raw(
     Ok(())
 }
 
+/// What one host call may copy out of the calling process into host
+/// memory: with what its other calls in flight hold (see
+/// [`warren_core::Copied`]), at most what the process may hold at all (its
+/// `memory_per_process`), counted before each copy is made.
+///
+/// The abuse it prevents: a table that names one string thousands of
+/// times costs its process one string, and made the host copy it once per
+/// name: 32,766 SQL parameters, or 1,024 HTTP headers, form fields or
+/// files, each the same 60 MiB string, were terabytes of host memory for
+/// a few hundred kilobytes of Lua; and 64 calls in flight, each writing
+/// the same 60 MiB string to a file, held 64 copies of it.
+pub(crate) struct CopyBudget {
+    taken: u64,
+    /// What the process's other calls in flight hold.
+    held: u64,
+    limit: u64,
+    counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    module: &'static str,
+}
+
+impl CopyBudget {
+    /// The budget of one call of `module` by `me`.
+    pub(crate) fn of(core: &CoreRef, me: Pid, module: &'static str) -> Self {
+        let mut core = core.borrow_mut();
+        let limit = core.quota_of(me).limits.memory_per_process;
+        let counter = core.copied_counter(me);
+        let held = counter.load(std::sync::atomic::Ordering::Acquire);
+        CopyBudget {
+            taken: 0,
+            held,
+            limit,
+            counter,
+            module,
+        }
+    }
+
+    /// Takes `n` bytes, about to be copied: `INVALID` (details `limit`)
+    /// past the limit on its own, `RATE_LIMITED` (retryable) past it only
+    /// with what the process's calls in flight hold.
+    pub(crate) fn take(&mut self, n: usize) -> Result<(), ProcError> {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        let taken = self.taken.saturating_add(n);
+        if taken > self.limit {
+            let mut err = invalid(format!(
+                "{}: the call's arguments take more than {} bytes, what the process may hold",
+                self.module, self.limit
+            ));
+            let limit = i64::try_from(self.limit).unwrap_or(i64::MAX);
+            err.details = Some(warren_core::Value::Map(vec![(
+                warren_core::Value::str("limit"),
+                warren_core::Value::Int(limit),
+            )]));
+            return Err(err);
+        }
+        if taken.saturating_add(self.held) > self.limit {
+            let mut err = ProcError::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "{}: the call's arguments ({taken} bytes so far) and the {} bytes its calls \
+                     in flight hold take more than {} bytes, what the process may hold",
+                    self.module, self.held, self.limit
+                ),
+            );
+            err.retryable = true;
+            return Err(err);
+        }
+        self.taken = taken;
+        Ok(())
+    }
+
+    /// The bytes taken, counted in the process's total in flight until the
+    /// returned value is dropped (moved into the call's work).
+    pub(crate) fn hold(self) -> warren_core::Copied {
+        warren_core::Copied::hold(self.counter, self.taken)
+    }
+}
+
 /// Whether code of entry `entry` running as `me` holds `action` on
 /// `resource`: its entry's grants or its host's.
 pub(crate) fn granted(core: &Core, me: Pid, entry: &str, action: &str, resource: &str) -> bool {

@@ -14,11 +14,13 @@ use std::ffi::c_int;
 
 use mlua::{IntoLuaMulti, Lua, LuaString, MultiValue, Table, Value as LuaValue, ffi};
 use warren_core::grants::DB_GET;
-use warren_core::{CoreRef, Handle, OpDone, OpValue, Pid, ProcError, Resource};
+use warren_core::{Copied, CoreRef, Handle, OpDone, OpValue, Pid, ProcError, Resource};
 use warren_sql::{Database, Isolation, Param, ResultLimits, Transaction, TxOptions};
 
 use super::raw::{Arg, Args};
-use super::{Databases, OrInvalid, handle_id, invalid, pid, reach, refused, started, take_if};
+use super::{
+    CopyBudget, Databases, OrInvalid, handle_id, invalid, pid, reach, refused, started, take_if,
+};
 
 /// Longest SQL text a call takes: a statement is code, not data; megabytes
 /// of it would only make the engine's parser work for an attacker.
@@ -120,7 +122,11 @@ fn sql_bytes(bytes: &[u8]) -> Result<String, ProcError> {
 /// The parameters flattened by the Lua side, checked value by value:
 /// `vals` is their array, or the one parameter itself when `kinds` names
 /// one (the Lua side makes no table for the usual single parameter).
-fn params(kinds: &LuaString, vals: &LuaValue) -> Result<Vec<Param>, ProcError> {
+fn params(
+    kinds: &LuaString,
+    vals: &LuaValue,
+    budget: &mut CopyBudget,
+) -> Result<Vec<Param>, ProcError> {
     let kinds = kinds.as_bytes();
     let mut out = params_room(&kinds)?;
     for (i, kind) in kinds.iter().enumerate() {
@@ -141,14 +147,14 @@ fn params(kinds: &LuaString, vals: &LuaValue) -> Result<Vec<Param>, ProcError> {
             LuaValue::Nil => Arg::Nil,
             _ => Arg::Other,
         };
-        out.push(param(i, *kind, arg)?);
+        out.push(param(i, *kind, arg, budget)?);
     }
     Ok(out)
 }
 
 /// As [`params`], from a raw start's arguments: the kinds at `k`, the
 /// values (or the one value) at `k + 1`.
-fn raw_params(args: &Args, k: c_int) -> Result<Vec<Param>, ProcError> {
+fn raw_params(args: &Args, k: c_int, budget: &mut CopyBudget) -> Result<Vec<Param>, ProcError> {
     let kinds = args.bytes(k)?;
     let mut out = params_room(kinds)?;
     let vals = k + 1;
@@ -156,11 +162,11 @@ fn raw_params(args: &Args, k: c_int) -> Result<Vec<Param>, ProcError> {
     for (i, kind) in kinds.iter().enumerate() {
         let p = if table {
             let n = i64::try_from(i + 1).unwrap_or(i64::MAX);
-            args.item(vals, n, |v| param(i, *kind, v))
+            args.item(vals, n, |v| param(i, *kind, v, budget))
         } else if kinds.len() == 1 {
-            param(i, *kind, args.get(vals))
+            param(i, *kind, args.get(vals), budget)
         } else {
-            param(i, *kind, Arg::Nil)
+            param(i, *kind, Arg::Nil, budget)
         };
         out.push(p?);
     }
@@ -175,8 +181,12 @@ fn params_room(kinds: &[u8]) -> Result<Vec<Param>, ProcError> {
     Ok(Vec::with_capacity(kinds.len()))
 }
 
-/// Parameter `i` (from 0) of kind `kind` (`n`, `b`, `i`, `f`, `t`, `x`).
-fn param(i: usize, kind: u8, v: Arg<'_>) -> Result<Param, ProcError> {
+/// Parameter `i` (from 0) of kind `kind` (`n`, `b`, `i`, `f`, `t`, `x`),
+/// its bytes taken from `budget` before they are copied.
+fn param(i: usize, kind: u8, v: Arg<'_>, budget: &mut CopyBudget) -> Result<Param, ProcError> {
+    if let (b't' | b'x', Arg::Str(s)) = (kind, v) {
+        budget.take(s.len())?;
+    }
     Ok(match (kind, v) {
         (b'n', _) => Param::Null,
         (b'b', Arg::Bool(b)) => Param::Bool(b),
@@ -235,17 +245,21 @@ fn start_run(core: &CoreRef, args: &Args, query: bool) -> Result<u64, ProcError>
         Arg::Int(h) => tx_target(core, me, h)?,
         _ => return Err(invalid("sql: not a database or transaction")),
     };
-    let sql = sql_bytes(args.bytes(4)?)?;
-    let params = raw_params(args, 5)?;
-    run_on(core, me, target, sql, params, query)
+    let mut budget = CopyBudget::of(core, me, "sql");
+    let sql = args.bytes(4)?;
+    budget.take(sql.len())?;
+    let sql = sql_bytes(sql)?;
+    let params = raw_params(args, 5, &mut budget)?;
+    run_on(core, me, target, (sql, params, budget.hold()), query)
 }
 
+/// Starts `sql` with `params` on `target`; `held` (the bytes copied out
+/// of the process for it) lives as long as the statement's work.
 fn run_on(
     core: &CoreRef,
     me: Pid,
     target: Target,
-    sql: String,
-    params: Vec<Param>,
+    (sql, params, held): (String, Vec<Param>, Copied),
     query: bool,
 ) -> Result<u64, ProcError> {
     let (owner, limits) = (me.as_u64(), limits(core, me));
@@ -255,8 +269,10 @@ fn run_on(
         // from the driver's thread straight to this worker.
         Target::Db(db) => {
             let start = move |done: OpDone| -> Result<Box<dyn Fn() + Send>, ProcError> {
-                let report =
-                    move |out: Result<_, ProcError>| done.complete(out.map(OpValue::Value));
+                let report = move |out: Result<_, ProcError>| {
+                    drop(held);
+                    done.complete(out.map(OpValue::Value));
+                };
                 let stop = db.run_then(owner, sql, params, query.then_some(limits), report)?;
                 Ok(Box::new(move || stop.stop()))
             };
@@ -268,6 +284,7 @@ fn run_on(
     };
     // A transaction's statement runs under the lease it holds.
     let make = move || async move {
+        let _held = held;
         let value = if query {
             tx.query(&sql, params, &limits).await?
         } else {
@@ -338,9 +355,16 @@ fn register_handles(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
             let Some(stmt) = handle.as_ref().and_then(|h| h.downcast::<StmtHandle>()) else {
                 return Err(invalid("statement is closed"));
             };
-            let params = params(&kinds, &vals)?;
+            let mut budget = CopyBudget::of(&c, me, "sql");
+            let params = params(&kinds, &vals, &mut budget)?;
             let (sql, target) = (stmt.sql.clone(), stmt.target.clone());
-            run_on(&c, me, target, sql, params, action == "query")
+            run_on(
+                &c,
+                me,
+                target,
+                (sql, params, budget.hold()),
+                action == "query",
+            )
         };
         started(lua, start())
     };

@@ -43,6 +43,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -136,6 +137,34 @@ pub(crate) struct ProcIo {
     pub(crate) ops: FxHashMap<u64, OpRun>,
     pub(crate) handles: FxHashMap<u64, Handle>,
     pub(crate) next: u64,
+    /// Bytes its calls in flight hold copied out of it (see [`Copied`]).
+    pub(crate) copied: Arc<AtomicU64>,
+}
+
+/// Bytes a host call copied out of its process (SQL parameters, a file's
+/// data, a request's body), counted in the process's total in flight
+/// until the copy is dropped: when the call's work ends, or is dropped
+/// unrun, even after the process itself is gone. Modules bound that total
+/// by the process's `memory_per_process` (so 64 calls in flight cannot
+/// make the host hold 64 copies of the process's largest string).
+#[derive(Debug)]
+pub struct Copied {
+    counter: Arc<AtomicU64>,
+    n: u64,
+}
+
+impl Copied {
+    /// Counts `n` more bytes in `counter` until dropped.
+    pub fn hold(counter: Arc<AtomicU64>, n: u64) -> Copied {
+        counter.fetch_add(n, Ordering::AcqRel);
+        Copied { counter, n }
+    }
+}
+
+impl Drop for Copied {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.n, Ordering::AcqRel);
+    }
 }
 
 /// How an operation in flight runs.

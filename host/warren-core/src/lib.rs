@@ -38,7 +38,7 @@ pub use error::{ErrorKind, ProcError, SpawnError};
 pub use frontend::{Frontend, FrontendFactory, Program};
 pub use funcs::{FunctionCall, Functions, Pool, PoolKind};
 pub use grants::Grants;
-pub use hostcall::{Handle, OpDone, OpResult, OpValue, Resource, io_runtime};
+pub use hostcall::{Copied, Handle, OpDone, OpResult, OpValue, Resource, io_runtime};
 pub use item::{Event, Exit, Item, Message};
 pub use lane::{
     BLOCKING_LANE_PER_HOST, BLOCKING_LANE_THREADS, Lane, LaneHandle, SYSTEM_QUEUE, blocking_lane,

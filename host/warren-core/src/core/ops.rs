@@ -242,6 +242,16 @@ impl Core {
         }
     }
 
+    /// The counter of the bytes `me`'s calls in flight hold copied out of
+    /// it (see [`crate::Copied`]); a fresh one when `me` is gone (its
+    /// call is refused when it asks for an operation).
+    pub fn copied_counter(&mut self, me: Pid) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        match self.procs.get_mut(&me) {
+            Some(p) => p.io.get_or_insert_with(Box::default).copied.clone(),
+            None => std::sync::Arc::default(),
+        }
+    }
+
     /// Host calls `me` has in flight.
     pub fn ops_in_flight(&self, me: Pid) -> usize {
         self.io_of(me).map_or(0, |io| io.ops.len())
