@@ -199,8 +199,12 @@ fn register_files(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
         let start = || -> Result<u64, ProcError> {
             let vol = volume(&c, me, &entry, &id)?;
             let mode = OpenMode::parse(&mode)?;
+            let mut budget = CopyBudget::of(&c, me, "fs");
+            budget.take(p.as_bytes().len().saturating_add(cwd.len()))?;
             let p = text(&p);
+            let held = budget.hold();
             blocking(&c, me, "fs open", move || {
+                let _held = held;
                 let file = vol.open_file(&cwd, &p, mode)?;
                 Ok(OpValue::Handle(Handle(Arc::new(FileHandle(Arc::new(
                     Mutex::new(file),
@@ -215,8 +219,16 @@ fn register_files(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
         let me = pid(me);
         let start = || -> Result<u64, ProcError> {
             let file = file_of(&c, me, hid)?;
+            let mut budget = CopyBudget::of(&c, me, "fs");
+            if let LuaValue::String(data) = &a {
+                budget.take(data.as_bytes().len())?;
+            }
             let work = file_call(file, &op, &a, &b)?;
-            blocking(&c, me, "fs file call", work)
+            let held = budget.hold();
+            blocking(&c, me, "fs file call", move || {
+                let _held = held;
+                work()
+            })
         };
         started(lua, start())
     };
