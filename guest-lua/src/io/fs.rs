@@ -74,11 +74,23 @@ fn text(v: &LuaString) -> String {
     v.to_string_lossy()
 }
 
-/// Runs `work` on the blocking lane as an operation of `me`.
-fn blocking<F>(core: &CoreRef, me: Pid, what: &'static str, work: F) -> Result<u64, ProcError>
+/// Runs `work` on the blocking lane as an operation of `me`; the bytes
+/// `budget` took stay counted until the work ends or is dropped unrun.
+fn blocking<F>(
+    core: &CoreRef,
+    me: Pid,
+    what: &'static str,
+    budget: CopyBudget,
+    work: F,
+) -> Result<u64, ProcError>
 where
     F: FnOnce() -> Result<OpValue, ProcError> + Send + 'static,
 {
+    let held = budget.hold();
+    let work = move || {
+        let _held = held;
+        work()
+    };
     core.borrow_mut()
         .start_blocking_op(me, what, FS_CALL_DEADLINE, work)
 }
@@ -161,11 +173,7 @@ fn op_start(core: &CoreRef, args: &super::raw::Args) -> Result<u64, ProcError> {
     let max =
         usize::try_from(core.borrow().quota_of(me).limits.memory_per_process).unwrap_or(usize::MAX);
     let work = volume_work(vol, cwd.to_owned(), op, path, data, mode, max)?;
-    let held = budget.hold();
-    blocking(core, me, "fs call", move || {
-        let _held = held;
-        work()
-    })
+    blocking(core, me, "fs call", budget, work)
 }
 
 fn file_of(core: &CoreRef, me: Pid, hid: i64) -> Result<Arc<Mutex<File>>, ProcError> {
@@ -202,9 +210,7 @@ fn register_files(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
             let mut budget = CopyBudget::of(&c, me, "fs");
             budget.take(p.as_bytes().len().saturating_add(cwd.len()))?;
             let p = text(&p);
-            let held = budget.hold();
-            blocking(&c, me, "fs open", move || {
-                let _held = held;
+            blocking(&c, me, "fs open", budget, move || {
                 let file = vol.open_file(&cwd, &p, mode)?;
                 Ok(OpValue::Handle(Handle(Arc::new(FileHandle(Arc::new(
                     Mutex::new(file),
@@ -224,11 +230,7 @@ fn register_files(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                 budget.take(data.as_bytes().len())?;
             }
             let work = file_call(file, &op, &a, &b)?;
-            let held = budget.hold();
-            blocking(&c, me, "fs file call", move || {
-                let _held = held;
-                work()
-            })
+            blocking(&c, me, "fs file call", budget, work)
         };
         started(lua, start())
     };
