@@ -9,7 +9,10 @@
 //! The patched Lua (`vendor/lua-src`, `lwarren.h`) calls [`on_gc`] around
 //! every collector step and full collection; this module sums those
 //! intervals per thread, and [`crate::quota`] subtracts what was summed
-//! while a process ran from the time it is charged.
+//! while a process ran from the time it is charged. An emergency
+//! collection (an allocation past the ceiling the running process was
+//! given) calls no hook: a process that keeps itself at its ceiling pays
+//! for the full collections it forces.
 //!
 //! The same goes for growing the kernel's own big tables (the channel
 //! states, the run queue, the process maps): each holds an entry per

@@ -1739,12 +1739,16 @@ void luaC_fullgc (lua_State *L, int isemergency) {
   global_State *g = G(L);
   lua_assert(!g->gcemergency);
   g->gcemergency = isemergency;  /* set flag */
-  warren_gc_call(L, 1);  /* WARREN: collector time is nobody's */
+  /* WARREN: collector time is nobody's, except an emergency collection's:
+     it runs because the running code's allocation passed the ceiling its
+     process was given, and a process that keeps itself at that ceiling
+     must pay for the full collections it forces */
+  if (!isemergency) warren_gc_call(L, 1);
   if (g->gckind == KGC_INC)
     fullinc(L, g);
   else
     fullgen(L, g);
-  warren_gc_call(L, 0);  /* WARREN */
+  if (!isemergency) warren_gc_call(L, 0);  /* WARREN */
   g->gcemergency = 0;
 }
 
