@@ -370,7 +370,8 @@ fn start_request(
     core: &CoreRef,
     me: Pid,
     entry: &str,
-    (req, held): (Request, Copied),
+    req: Request,
+    held: Copied,
 ) -> Result<u64, ProcError> {
     let client = client()?;
     let req = capped(req, result_cap(core, me));
@@ -408,7 +409,7 @@ fn plain_start(core: &CoreRef, args: &super::raw::Args) -> Result<u64, ProcError
         String::from_utf8_lossy(url),
     );
     let req = request(&method, &url, None, &mut budget)?;
-    start_request(core, me, entry, (req, budget.hold()))
+    start_request(core, me, entry, req, budget.hold())
 }
 
 fn batch_item(result: Result<Response, ProcError>) -> Value {
@@ -483,7 +484,7 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
             budget.take(method.as_bytes().len().saturating_add(url.as_bytes().len()))?;
             let (method, url) = (method.to_string_lossy(), url.to_string_lossy());
             let req = request(&method, &url, opts.as_ref(), &mut budget)?;
-            start_request(&c, pid(me), &entry, (req, budget.hold()))
+            start_request(&c, pid(me), &entry, req, budget.hold())
         };
         started(lua, start())
     };

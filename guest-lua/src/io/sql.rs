@@ -250,7 +250,7 @@ fn start_run(core: &CoreRef, args: &Args, query: bool) -> Result<u64, ProcError>
     budget.take(sql.len())?;
     let sql = sql_bytes(sql)?;
     let params = raw_params(args, 5, &mut budget)?;
-    run_on(core, me, target, (sql, params, budget.hold()), query)
+    run_on(core, me, target, sql, params, budget.hold(), query)
 }
 
 /// Starts `sql` with `params` on `target`; `held` (the bytes copied out
@@ -259,7 +259,9 @@ fn run_on(
     core: &CoreRef,
     me: Pid,
     target: Target,
-    (sql, params, held): (String, Vec<Param>, Copied),
+    sql: String,
+    params: Vec<Param>,
+    held: Copied,
     query: bool,
 ) -> Result<u64, ProcError> {
     let (owner, limits) = (me.as_u64(), limits(core, me));
@@ -362,7 +364,9 @@ fn register_handles(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                 &c,
                 me,
                 target,
-                (sql, params, budget.hold()),
+                sql,
+                params,
+                budget.hold(),
                 action == "query",
             )
         };
