@@ -568,7 +568,11 @@ fn done_values(
     conv: &Conv<'_>,
 ) -> mlua::Result<()> {
     let value = match result {
-        Ok(warren_core::OpValue::Value(value)) => Ok(conv(&value)?),
+        Ok(warren_core::OpValue::Value(value)) => {
+            let converted = conv(&value)?;
+            warren_core::bufpool::recycle(value);
+            Ok(converted)
+        }
         Ok(warren_core::OpValue::Handle(handle)) => core
             .borrow_mut()
             .add_handle(pid, handle)

@@ -95,6 +95,14 @@ where
         .start_blocking_op(me, what, FS_CALL_DEADLINE, work)
 }
 
+/// `bytes` copied into a buffer of [`warren_core::bufpool`] (which the
+/// work hands back when it has written them).
+fn pooled(bytes: &[u8]) -> Vec<u8> {
+    let mut buf = warren_core::bufpool::take(bytes.len());
+    buf.extend_from_slice(bytes);
+    buf
+}
+
 fn value(v: Value) -> Result<OpValue, ProcError> {
     Ok(OpValue::Value(v))
 }
@@ -115,7 +123,9 @@ fn volume_work(
             let mode = WriteMode::parse(b.as_deref().unwrap_or("w"))?;
             let data = a.unwrap_or_default();
             Box::new(move || {
-                vol.write_file(&cwd, &p, &data, mode)?;
+                let written = vol.write_file(&cwd, &p, &data, mode);
+                warren_core::bufpool::give(data);
+                written?;
                 value(Value::Bool(true))
             })
         }
@@ -167,7 +177,7 @@ fn op_start(core: &CoreRef, args: &super::raw::Args) -> Result<u64, ProcError> {
         budget.take(part.len())?;
     }
     let path = String::from_utf8_lossy(path).into_owned();
-    let data = data.map(<[u8]>::to_vec);
+    let data = data.map(pooled);
     let mode = mode.map(|b| String::from_utf8_lossy(b).into_owned());
     let vol = volume(core, me, entry, id)?;
     let max =
@@ -278,11 +288,11 @@ fn file_call(
             let LuaValue::String(s) = a else {
                 return Err(invalid("file:write: data must be a string"));
             };
-            let data = s.as_bytes().to_vec();
+            let data = pooled(&s.as_bytes());
             Box::new(move || {
-                locked(&file)
-                    .write(&data)
-                    .and_then(|()| value(Value::Bool(true)))
+                let written = locked(&file).write(&data);
+                warren_core::bufpool::give(data);
+                written.and_then(|()| value(Value::Bool(true)))
             })
         }
         "seek" => {

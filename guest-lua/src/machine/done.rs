@@ -202,7 +202,7 @@ pub(super) unsafe extern "C-unwind" fn lua_done_next(l: *mut lua_State) -> c_int
         ctx.charge_received(lua, id, u64::try_from(bytes).unwrap_or(u64::MAX));
         let mt = late(l, Late::ErrorMt); // 5
         let built = crate::convert::push_protected(l, &value, mt); // 6
-        drop(value);
+        warren_core::bufpool::recycle(value);
         if !built {
             undeliverable(ctx, pid);
         } else {

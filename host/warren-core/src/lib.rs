@@ -8,6 +8,7 @@
 //! in order; a send to an exited pid is an error for the sender, never a
 //! crash; every exit notifies exactly the linked and monitoring processes.
 
+pub mod bufpool;
 pub mod bus;
 pub mod catalog;
 pub mod core;

@@ -64,7 +64,7 @@ impl File {
         if want == 0 {
             return Ok(Some(Vec::new()));
         }
-        let mut buf = Vec::with_capacity(want);
+        let mut buf = warren_core::bufpool::take(want);
         read_limited(file, want as u64, &mut buf).map_err(|e| io_error("read", path, &e))?;
         Ok(if buf.is_empty() { None } else { Some(buf) })
     }

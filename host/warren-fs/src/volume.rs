@@ -115,7 +115,7 @@ impl Volume {
             .unwrap_or(usize::MAX)
             .min(max)
             .min(MAX_PREALLOC);
-        let mut buf = Vec::with_capacity(reserve);
+        let mut buf = warren_core::bufpool::take(reserve);
         crate::file::read_limited(&file, (max as u64).saturating_add(1), &mut buf)
             .map_err(|e| io_error("readfile", p, &e))?;
         if buf.len() > max {

@@ -285,6 +285,30 @@ fn read_file_is_bounded_by_the_callers_limit() {
     assert_eq!(limit_of(&err), Some(1 << 20));
 }
 
+/// Read buffers are reused (`warren_core::bufpool`): a read into one that
+/// held a larger file's bytes shows its own bytes only.
+#[test]
+fn a_reused_read_buffer_holds_only_the_files_own_bytes() {
+    let s = Scratch::new("reuse");
+    let v = s.volume(0o755);
+    let big = vec![b'A'; 60 << 10];
+    v.write_file("/", "big", &big, WriteMode::Truncate)
+        .expect("w");
+    v.write_file("/", "small", &[b'b'; 5000], WriteMode::Truncate)
+        .expect("w");
+    for _ in 0..3 {
+        let read = v.read_file("/", "big", 1 << 20).expect("big");
+        warren_core::bufpool::give(read);
+        let read = v.read_file("/", "small", 1 << 20).expect("small");
+        assert_eq!(read, vec![b'b'; 5000]);
+        warren_core::bufpool::give(read);
+    }
+    let mut f = v.open_file("/", "small", OpenMode::Read).expect("open");
+    warren_core::bufpool::give(vec![b'Z'; 8 << 10]);
+    let chunk = f.read(3000).expect("read").expect("bytes");
+    assert_eq!(chunk, vec![b'b'; 3000]);
+}
+
 #[test]
 fn new_files_and_directories_are_masked_by_the_volume_mode() {
     let s = Scratch::new("masked");
