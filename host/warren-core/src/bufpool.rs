@@ -5,9 +5,8 @@
 //! a Lua string and drops it; a file write's data goes the other way. Each
 //! buffer was freed on another thread than the one that allocated it, into
 //! that thread's allocator heap, and the next call on a different lane
-//! thread took fresh pages: on this project's virtual machines a page
-//! touched for the first time costs about 16 µs (the hypervisor backs it),
-//! and the lane's page faults were a third of a file benchmark's. Buffers
+//! thread took fresh pages, each a page fault: the lane's reads faulting on
+//! their buffers were 29–43 % of a file benchmark's page faults. Buffers
 //! handed back here ([`give`]) are taken again ([`take`]) by whichever
 //! thread needs one next, with their pages already in place.
 //!
@@ -40,7 +39,9 @@ pub fn take(capacity: usize) -> Vec<u8> {
     if (POOL_MIN_BYTES..=POOL_MAX_BYTES).contains(&capacity) {
         let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(at) = pool.iter().rposition(|b| b.capacity() >= capacity) {
-            let mut buf = pool.swap_remove(at);
+            // `remove`, not `swap_remove`: the order is the order buffers
+            // were given, which `give` evicts by.
+            let mut buf = pool.remove(at);
             buf.clear();
             return buf;
         }
