@@ -31,7 +31,7 @@ unsafe fn cr_of(l: *mut lua_State, w: c_int) {
     // SAFETY: see above.
     unsafe {
         if raw::get(l, w, Key::Cr) == ffi::LUA_TNIL {
-            ffi::lua_pop(l, 1);
+            raw::pop(l, 1);
             ffi::lua_pushvalue(l, w);
         }
     }
@@ -65,7 +65,7 @@ unsafe fn claim(l: *mut lua_State, w: c_int) -> bool {
             raw::set_bool(l, sel, Key::Done, true);
             true
         };
-        ffi::lua_settop(l, sel - 1);
+        raw::settop(l, sel - 1);
         ok
     }
 }
@@ -88,7 +88,7 @@ unsafe fn live_pop(l: *mut lua_State, q: c_int) {
             if ffi::lua_isnil(l, -1) != 0 || claim(l, ffi::lua_gettop(l)) {
                 return;
             }
-            ffi::lua_pop(l, 1);
+            raw::pop(l, 1);
         }
     }
 }
@@ -103,7 +103,7 @@ unsafe fn sel_done(l: *mut lua_State, w: c_int) -> bool {
     unsafe {
         let t = raw::get(l, w, Key::Sel);
         let done = t == ffi::LUA_TTABLE && raw::truthy(l, -1, Key::Done);
-        ffi::lua_pop(l, 1);
+        raw::pop(l, 1);
         done
     }
 }
@@ -120,12 +120,12 @@ unsafe fn push_waiter(l: *mut lua_State, q: c_int, w: c_int) {
         while !raw::q_empty(l, q) {
             ffi::lua_rawgeti(l, q, raw::int(l, q, Key::H));
             let stale = sel_done(l, ffi::lua_gettop(l));
-            ffi::lua_pop(l, 1);
+            raw::pop(l, 1);
             if !stale {
                 break;
             }
             raw::q_pop(l, q);
-            ffi::lua_pop(l, 1);
+            raw::pop(l, 1);
         }
         raw::q_push(l, q, w);
     }
@@ -146,12 +146,12 @@ unsafe fn rq_push(l: *mut lua_State, s: c_int, w: c_int) {
         if !rw_free {
             cr_of(l, rw);
             let dead = raw::truthy(l, top + 2, Key::Dead);
-            ffi::lua_pop(l, 1);
+            raw::pop(l, 1);
             if dead || sel_done(l, rw) {
                 if raw::get(l, rw, Key::Sel) == ffi::LUA_TTABLE {
                     raw::set_bool(l, top + 2, Key::Done, true);
                 }
-                ffi::lua_pop(l, 1);
+                raw::pop(l, 1);
                 rw_free = true;
             }
         }
@@ -162,12 +162,12 @@ unsafe fn rq_push(l: *mut lua_State, s: c_int, w: c_int) {
             raw::set(l, s, Key::Rw);
         } else {
             if !has_rq {
-                ffi::lua_pop(l, 1);
+                raw::pop(l, 1);
                 raw::q_of(l, s, Key::Rq);
             }
             push_waiter(l, rq, w);
         }
-        ffi::lua_settop(l, top);
+        raw::settop(l, top);
     }
 }
 
@@ -187,7 +187,7 @@ unsafe fn rq_pop(l: *mut lua_State, s: c_int) {
                 return;
             }
         }
-        ffi::lua_pop(l, 1);
+        raw::pop(l, 1);
         raw::get(l, s, Key::Rq);
         let q = ffi::lua_gettop(l);
         live_pop(l, q);
@@ -208,7 +208,7 @@ unsafe fn wake_waiter(l: *mut lua_State, w: c_int, s: c_int, v: c_int, ok: bool)
         cr_of(l, w);
         ffi::lua_pushboolean(l, c_int::from(ok));
         let has_sel = raw::get(l, w, Key::Sel) == ffi::LUA_TTABLE;
-        ffi::lua_pop(l, 1);
+        raw::pop(l, 1);
         let proxy = if has_sel {
             raw::get(l, s, Key::Proxy);
             top + 3
@@ -216,7 +216,7 @@ unsafe fn wake_waiter(l: *mut lua_State, w: c_int, s: c_int, v: c_int, ok: bool)
             0
         };
         runq::wake(l, top + 1, [v, top + 2, proxy]);
-        ffi::lua_settop(l, top);
+        raw::settop(l, top);
     }
 }
 
@@ -248,7 +248,7 @@ unsafe fn take_value(l: *mut lua_State, w: c_int) {
             ffi::lua_pushnil(l);
             raw::set(l, w, Key::V);
         }
-        ffi::lua_pop(l, 1);
+        raw::pop(l, 1);
     }
 }
 
@@ -261,7 +261,7 @@ unsafe fn untoken(l: *mut lua_State) {
     // SAFETY: see above.
     unsafe {
         if ffi::lua_rawequal(l, -1, uv(NIL)) != 0 {
-            ffi::lua_pop(l, 1);
+            raw::pop(l, 1);
             ffi::lua_pushnil(l);
         }
     }
@@ -299,24 +299,24 @@ unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
             if raw::get(l, s, Key::Mb) != ffi::LUA_TNIL {
                 note_taken(l, top + 3);
             }
-            ffi::lua_pop(l, 1);
+            raw::pop(l, 1);
             if raw::get(l, s, Key::Sq) == ffi::LUA_TTABLE && !raw::q_empty(l, top + 3) {
                 live_pop(l, top + 3);
                 let w = top + 4;
                 if ffi::lua_isnil(l, w) == 0 {
                     take_value(l, w);
                     raw::q_push(l, buf, top + 5);
-                    ffi::lua_pop(l, 1);
+                    raw::pop(l, 1);
                     wake_waiter(l, w, s, 0, true);
                 }
             }
-            ffi::lua_settop(l, top + 2);
+            raw::settop(l, top + 2);
             untoken(l);
             ffi::lua_remove(l, buf);
             ffi::lua_pushboolean(l, 1);
             return true;
         }
-        ffi::lua_settop(l, top);
+        raw::settop(l, top);
         raw::get(l, s, Key::Sq);
         live_pop(l, top + 1);
         let w = top + 2;
@@ -325,11 +325,11 @@ unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
             take_value(l, w);
             untoken(l);
             ffi::lua_replace(l, top + 1);
-            ffi::lua_settop(l, top + 1);
+            raw::settop(l, top + 1);
             ffi::lua_pushboolean(l, 1);
             return true;
         }
-        ffi::lua_settop(l, top);
+        raw::settop(l, top);
         if raw::truthy(l, s, Key::Closed) {
             ffi::lua_pushnil(l);
             ffi::lua_pushboolean(l, 0);
@@ -355,7 +355,7 @@ unsafe fn try_send(l: *mut lua_State, s: c_int, v: c_int, level: c_int) -> bool 
         rq_pop(l, s);
         if ffi::lua_isnil(l, top + 1) == 0 {
             wake_waiter(l, top + 1, s, v, true);
-            ffi::lua_settop(l, top);
+            raw::settop(l, top);
             return true;
         }
         let has_buf = raw::get(l, s, Key::Buf) == ffi::LUA_TTABLE;
@@ -364,13 +364,13 @@ unsafe fn try_send(l: *mut lua_State, s: c_int, v: c_int, level: c_int) -> bool 
         let done = len < cap;
         if done {
             if !has_buf {
-                ffi::lua_pop(l, 1);
+                raw::pop(l, 1);
                 raw::q_of(l, s, Key::Buf);
             }
             push_queued(l, v);
             raw::q_push(l, top + 2, top + 3);
         }
-        ffi::lua_settop(l, top);
+        raw::settop(l, top);
         done
     }
 }
@@ -389,7 +389,7 @@ pub(super) unsafe fn deliver_at(l: *mut lua_State, s: c_int, v: c_int) {
         let top = ffi::lua_gettop(l);
         let waiting = raw::get(l, s, Key::Rw) != ffi::LUA_TNIL
             || (raw::get(l, s, Key::Rq) == ffi::LUA_TTABLE && !raw::q_empty(l, -1));
-        ffi::lua_settop(l, top);
+        raw::settop(l, top);
         if waiting {
             runq::room(l);
             rq_pop(l, s);
@@ -407,7 +407,7 @@ pub(super) unsafe fn deliver_at(l: *mut lua_State, s: c_int, v: c_int) {
             push_queued(l, v);
             raw::q_push(l, top + 2, top + 3);
         }
-        ffi::lua_settop(l, top);
+        raw::settop(l, top);
     }
 }
 
@@ -474,7 +474,7 @@ pub(super) unsafe fn wait_ext(l: *mut lua_State, cr: c_int) {
         raw::get(l, cr, Key::P);
         let n = raw::int(l, -1, Key::Ext);
         raw::set_int(l, ffi::lua_gettop(l), Key::Ext, n + 1);
-        ffi::lua_pop(l, 1);
+        raw::pop(l, 1);
     }
 }
 
@@ -488,7 +488,7 @@ pub(super) unsafe extern "C-unwind" fn receive(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
         raw::reserve(l);
-        ffi::lua_settop(l, 1);
+        raw::settop(l, 1);
         let s = state_of(l);
         if try_recv(l, s) {
             return 2;
@@ -498,7 +498,7 @@ pub(super) unsafe extern "C-unwind" fn receive(l: *mut lua_State) -> c_int {
         if raw::truthy(l, s, Key::Ext) {
             wait_ext(l, cr);
         }
-        ffi::lua_settop(l, 0);
+        raw::settop(l, 0);
         ffi::lua_pushvalue(l, uv(BLOCK));
         ffi::lua_yield(l, 1)
     }
@@ -514,7 +514,7 @@ pub(super) unsafe extern "C-unwind" fn send(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
         raw::reserve(l);
-        ffi::lua_settop(l, 2);
+        raw::settop(l, 2);
         let s = state_of(l);
         if try_send(l, s, 2, 1) {
             ffi::lua_pushboolean(l, 1);
@@ -530,7 +530,7 @@ pub(super) unsafe extern "C-unwind" fn send(l: *mut lua_State) -> c_int {
         if raw::truthy(l, s, Key::Ext) {
             wait_ext(l, cr);
         }
-        ffi::lua_settop(l, 0);
+        raw::settop(l, 0);
         ffi::lua_pushvalue(l, uv(BLOCK));
         ffi::lua_yieldk(l, 1, 0, Some(sent))
     }
@@ -552,7 +552,7 @@ unsafe extern "C-unwind" fn sent(
         if ffi::lua_gettop(l) >= 1 && ffi::lua_rawequal(l, 1, uv(CLOSED)) != 0 {
             raw::raise(l, 1, "send on closed channel", None);
         }
-        ffi::lua_settop(l, 0);
+        raw::settop(l, 0);
         ffi::lua_pushboolean(l, 1);
         1
     }

@@ -86,7 +86,7 @@ unsafe fn insert_caller(l: *mut lua_State, n: c_int) {
             raw::get(l, -1, Key::Id);
         }
         ffi::lua_insert(l, 3); // now the record is at n + 3
-        ffi::lua_settop(l, n + 3);
+        raw::settop(l, n + 3);
     }
 }
 
@@ -110,7 +110,7 @@ unsafe fn call(l: *mut lua_State, as_caller: bool) -> c_int {
             raw::raise(l, 1, "not inside a process", None);
         }
         if ffi::lua_isyieldable(l) == 0 || raw::truthy(l, -1, Key::Noyield) {
-            ffi::lua_settop(l, 0);
+            raw::settop(l, 0);
             ffi::lua_pushnil(l);
             late(l, Late::Mkerr);
             ffi::lua_pushstring(l, c"INVALID".as_ptr());
@@ -136,7 +136,7 @@ unsafe fn call(l: *mut lua_State, as_caller: bool) -> c_int {
         raw::get(l, 1, Key::P); // 6
         if raw::get(l, 6, Key::Ops) != ffi::LUA_TTABLE {
             // 7: the process's first call makes its table of them.
-            ffi::lua_pop(l, 1);
+            raw::pop(l, 1);
             ffi::lua_createtable(l, 0, 0);
             ffi::lua_pushvalue(l, -1);
             raw::set(l, 6, Key::Ops);
@@ -145,7 +145,7 @@ unsafe fn call(l: *mut lua_State, as_caller: bool) -> c_int {
         ffi::lua_pushvalue(l, 1);
         ffi::lua_rawset(l, 7);
         wait_ext(l, 1);
-        ffi::lua_settop(l, 0);
+        raw::settop(l, 0);
         ffi::lua_pushvalue(l, uv(BLOCK));
         ffi::lua_yield(l, 1)
     }
@@ -163,7 +163,7 @@ pub(super) unsafe extern "C-unwind" fn lua_done_next(l: *mut lua_State) -> c_int
     // taken is alive only across the protected conversion.
     unsafe {
         raw::reserve(l);
-        ffi::lua_settop(l, 0);
+        raw::settop(l, 0);
         let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
         if ctx.is_null() {
             return 0;

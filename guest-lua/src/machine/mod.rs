@@ -67,7 +67,7 @@ unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
     // SAFETY: four tables and a function, checked, into the slots
     // `raw::Late` names.
     unsafe {
-        ffi::lua_settop(l, 5);
+        raw::settop(l, 5);
         for i in 1..=5 {
             let want = if i == 5 {
                 ffi::LUA_TFUNCTION
@@ -120,7 +120,7 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
     // room for every upvalue (checked); every closure gets the same
     // upvalues, in the order `raw` names them.
     unsafe {
-        ffi::lua_settop(l, ARGS);
+        raw::settop(l, ARGS);
         for i in 1..=ARGS {
             // The tokens and `cur` are functions, the rest tables.
             let want = if i == ARGS || (raw::NIL - 1..=raw::CLOSED - 1).contains(&i) {
@@ -136,7 +136,7 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
         if name.is_null() || CStr::from_ptr(name) != c"current" {
             ffi::luaL_argerror(l, ARGS, c"its first upvalue is not `current`".as_ptr());
         }
-        ffi::lua_settop(l, ARGS);
+        raw::settop(l, ARGS);
         let upvalues = raw::LEADING + c_int::try_from(Key::ALL.len()).unwrap_or(0);
         if ffi::lua_checkstack(l, 2 * upvalues + 4) == 0 {
             ffi::luaL_error(l, c"H.machine: stack overflow".as_ptr());
@@ -150,6 +150,8 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
             debug_assert_eq!(key as usize, i, "Key::ALL is in discriminant order");
             let name = key.name();
             ffi::lua_pushlstring(l, name.as_ptr().cast(), name.len());
+            ffi::lua_pushvalue(l, -1);
+            raw::register_key(l, key);
         }
         ffi::lua_createtable(l, 0, 16);
         let out = ffi::lua_gettop(l);

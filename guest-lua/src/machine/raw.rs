@@ -54,7 +54,8 @@ pub(super) enum Late {
 /// Upvalues before the keys.
 pub(super) const LEADING: c_int = FIRST_KEY - 1;
 
-/// A field the machine reads, by name; its interned name is an upvalue.
+/// A field the machine reads, by name; its interned name is an upvalue of
+/// every machine function and is registered with the VM under its number.
 #[derive(Clone, Copy)]
 pub(super) enum Key {
     Buf,
@@ -167,10 +168,23 @@ impl Key {
 // Every key is in ALL at its own position: the last one is, and positions
 // are distinct discriminants.
 const _: () = assert!(Key::Entry as usize == Key::ALL.len() - 1);
+// Every key has a number in the vendored Lua's table of keys
+// (`WARREN_NKEYS` in lwarren.h).
+const _: () = assert!(Key::ALL.len() <= 48);
 
-/// The upvalue index of `key`'s interned name.
-fn key_index(key: Key) -> c_int {
-    ffi::lua_upvalueindex(FIRST_KEY + key as c_int)
+/// Registers the name on top of the stack (popped) as `key` with the VM:
+/// the vendored Lua's keys by number (`warren_setkey`), which the field
+/// accessors below read. The builder registers every key and gives each
+/// machine function all of them as upvalues, which keep them alive: a
+/// key stays registered for as long as a function that reads it can run.
+///
+/// # Safety
+///
+/// A running state with a value on top.
+pub(super) unsafe fn register_key(l: *mut lua_State, key: Key) {
+    // SAFETY: see above; the value is popped either way.
+    let ok = unsafe { warren_setkey(l, key as c_int) };
+    debug_assert_eq!(ok, 1, "a key's name is a short string");
 }
 
 /// The pseudo-index of upvalue `n`.
@@ -181,13 +195,38 @@ pub(super) fn uv(n: c_int) -> c_int {
 // The vendored Lua's fused raw field access (lwarren.h): one call per
 // field, with the key's interned string read in place.
 unsafe extern "C-unwind" {
-    fn warren_rawgetk(l: *mut lua_State, idx: c_int, k: c_int) -> c_int;
-    fn warren_rawtruthy(l: *mut lua_State, idx: c_int, k: c_int) -> c_int;
     fn warren_rawint(l: *mut lua_State, idx: c_int, k: c_int) -> ffi::lua_Integer;
-    fn warren_rawsetk(l: *mut lua_State, idx: c_int, k: c_int);
     fn warren_rawsetkint(l: *mut lua_State, idx: c_int, k: c_int, n: ffi::lua_Integer);
+    fn warren_setkey(l: *mut lua_State, n: c_int) -> c_int;
+    fn warren_getn(l: *mut lua_State, idx: c_int, n: c_int) -> c_int;
+    fn warren_truthyn(l: *mut lua_State, idx: c_int, n: c_int) -> c_int;
+    fn warren_intn(l: *mut lua_State, idx: c_int, n: c_int) -> ffi::lua_Integer;
+    fn warren_setn(l: *mut lua_State, idx: c_int, n: c_int);
+    fn warren_setintn(l: *mut lua_State, idx: c_int, n: c_int, v: ffi::lua_Integer);
+    fn warren_settop(l: *mut lua_State, idx: c_int);
     fn warren_rawtake(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
     fn warren_rawput(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
+}
+
+/// `lua_settop`, a cut that closes nothing done in place (the vendored
+/// Lua's `warren_settop`).
+///
+/// # Safety
+///
+/// As `lua_settop`.
+pub(super) unsafe fn settop(l: *mut lua_State, idx: c_int) {
+    // SAFETY: see above.
+    unsafe { warren_settop(l, idx) }
+}
+
+/// `lua_pop`, through [`settop`].
+///
+/// # Safety
+///
+/// As `lua_pop`.
+pub(super) unsafe fn pop(l: *mut lua_State, n: c_int) {
+    // SAFETY: see above.
+    unsafe { warren_settop(l, -n - 1) }
 }
 
 /// Pushes `t[at] ..= t[at + n - 1]` and sets each to nil (never
@@ -221,7 +260,7 @@ pub(super) unsafe fn put(l: *mut lua_State, t: c_int, at: i64, n: c_int) {
 /// Called from a machine C function with room for one value.
 pub(super) unsafe fn get(l: *mut lua_State, t: c_int, key: Key) -> c_int {
     // SAFETY: see above; `t` is a table (the caller's record).
-    unsafe { warren_rawgetk(l, t, key_index(key)) }
+    unsafe { warren_getn(l, t, key as c_int) }
 }
 
 /// `t[key] = <top>` (raw), popping the value (`t` counted with the value
@@ -233,7 +272,7 @@ pub(super) unsafe fn get(l: *mut lua_State, t: c_int, key: Key) -> c_int {
 /// As [`get`], with the value on top.
 pub(super) unsafe fn set(l: *mut lua_State, t: c_int, key: Key) {
     // SAFETY: see above.
-    unsafe { warren_rawsetk(l, t, key_index(key)) }
+    unsafe { warren_setn(l, t, key as c_int) }
 }
 
 /// Whether `t[key]` is neither nil nor false.
@@ -243,7 +282,7 @@ pub(super) unsafe fn set(l: *mut lua_State, t: c_int, key: Key) {
 /// As [`get`].
 pub(super) unsafe fn truthy(l: *mut lua_State, t: c_int, key: Key) -> bool {
     // SAFETY: see above; nothing is pushed.
-    unsafe { warren_rawtruthy(l, t, key_index(key)) != 0 }
+    unsafe { warren_truthyn(l, t, key as c_int) != 0 }
 }
 
 /// `t[key]` as an integer (0 when it is not one).
@@ -253,7 +292,7 @@ pub(super) unsafe fn truthy(l: *mut lua_State, t: c_int, key: Key) -> bool {
 /// As [`get`].
 pub(super) unsafe fn int(l: *mut lua_State, t: c_int, key: Key) -> i64 {
     // SAFETY: see above; nothing is pushed.
-    unsafe { warren_rawint(l, t, key_index(key)) }
+    unsafe { warren_intn(l, t, key as c_int) }
 }
 
 /// `t[key] = n`; `t` not a relative index.
@@ -263,7 +302,7 @@ pub(super) unsafe fn int(l: *mut lua_State, t: c_int, key: Key) -> i64 {
 /// As [`set`] (without the value); allocation-free when the field exists.
 pub(super) unsafe fn set_int(l: *mut lua_State, t: c_int, key: Key, n: i64) {
     // SAFETY: see above.
-    unsafe { warren_rawsetkint(l, t, key_index(key), n) }
+    unsafe { warren_setintn(l, t, key as c_int, n) }
 }
 
 /// `t[k]` as an integer (0 when it is not one), the key being the value
@@ -376,7 +415,7 @@ pub(super) unsafe fn q_of(l: *mut lua_State, s: c_int, key: Key) {
         if get(l, s, key) == ffi::LUA_TTABLE {
             return;
         }
-        ffi::lua_pop(l, 1);
+        pop(l, 1);
         ffi::lua_createtable(l, 1, 2);
         let q = ffi::lua_gettop(l);
         ffi::lua_pushboolean(l, 0);
@@ -418,7 +457,7 @@ pub(super) unsafe fn args(l: *mut lua_State, n: c_int, tables: c_int, what: &str
     // SAFETY: see above.
     unsafe {
         reserve(l);
-        ffi::lua_settop(l, n);
+        settop(l, n);
         if (1..=tables).any(|i| ffi::lua_type(l, i) != ffi::LUA_TTABLE) {
             raise(l, 1, what, Some(c": expected the kernel's records"));
         }
@@ -450,5 +489,97 @@ pub(super) unsafe fn raise(
         }
         ffi::lua_concat(l, n);
         ffi::lua_error(l)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mlua::Lua;
+
+    use super::*;
+
+    /// Runs `f` on `lua`'s stack with the table `t` at index 1 and the
+    /// names of [`Key::Dead`] and [`Key::V`] registered, and returns what
+    /// `f` pushed (one string).
+    fn with_keys(lua: &Lua, t: &mlua::Table, f: impl FnOnce(*mut lua_State)) -> String {
+        // SAFETY: the closure gets a state with the table at 1 and room
+        // for the pushes below (LUA_MINSTACK).
+        unsafe {
+            lua.exec_raw::<String>(t.clone(), |l| {
+                for key in [Key::Dead, Key::V] {
+                    let name = key.name();
+                    ffi::lua_pushlstring(l, name.as_ptr().cast(), name.len());
+                    register_key(l, key);
+                }
+                f(l);
+                ffi::lua_replace(l, 1);
+                ffi::lua_settop(l, 1);
+            })
+        }
+        .expect("exec")
+    }
+
+    /// Pushes `s` as a Lua string.
+    unsafe fn push_str(l: *mut lua_State, s: &str) {
+        // SAFETY: the caller's stack has room.
+        unsafe { ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len()) };
+    }
+
+    #[test]
+    fn keys_by_number_read_and_write_the_named_fields_raw() {
+        let lua = Lua::new();
+        let t: mlua::Table = lua
+            .load("return setmetatable({ dead = 7 }, { __index = function() error('ran') end, __newindex = function() error('ran') end })")
+            .eval()
+            .expect("table");
+        let seen = with_keys(&lua, &t, |l| unsafe {
+            let dead = int(l, 1, Key::Dead);
+            let had_v = truthy(l, 1, Key::V);
+            let v_type = get(l, 1, Key::V);
+            ffi::lua_pop(l, 1);
+            set_int(l, 1, Key::Dead, dead + 1); // an existing field
+            set_int(l, 1, Key::V, 40); // a new one
+            push_str(l, "x");
+            set(l, 1, Key::Dead); // an integer replaced by a string
+            let dead_type = get(l, 1, Key::Dead);
+            ffi::lua_pop(l, 1);
+            let out = format!("{dead} {had_v} {v_type} {} {dead_type}", int(l, 1, Key::V));
+            push_str(l, &out);
+        });
+        assert_eq!(
+            seen,
+            format!("7 false {} 40 {}", ffi::LUA_TNIL, ffi::LUA_TSTRING)
+        );
+        assert_eq!(t.raw_get::<String>("dead").expect("dead"), "x");
+        assert_eq!(t.raw_get::<i64>("v").expect("v"), 40);
+    }
+
+    #[test]
+    fn only_short_strings_are_registered_and_an_unregistered_key_is_absent() {
+        let lua = Lua::new();
+        let t: mlua::Table = lua.load("return { [42] = 'n' }").eval().expect("table");
+        let seen = with_keys(&lua, &t, |l| unsafe {
+            ffi::lua_pushinteger(l, 42);
+            let number = warren_setkey(l, Key::Cap as c_int);
+            let long = "a name longer than Lua's forty-byte limit for short strings";
+            push_str(l, long);
+            let long_ok = warren_setkey(l, Key::Cap as c_int);
+            push_str(l, "cap");
+            let range = warren_setkey(l, 48);
+            let top = ffi::lua_gettop(l);
+            // Key::Cap was never registered: absent, and a write is dropped.
+            let cap = get(l, 1, Key::Cap);
+            ffi::lua_pop(l, 1);
+            push_str(l, "dropped");
+            set(l, 1, Key::Cap);
+            let out = format!(
+                "{number} {long_ok} {range} {cap} {}",
+                ffi::lua_gettop(l) - top
+            );
+            push_str(l, &out);
+        });
+        assert_eq!(seen, format!("0 0 0 {} 0", ffi::LUA_TNIL));
+        assert_eq!(t.raw_len(), 0);
+        assert_eq!(t.pairs::<mlua::Value, mlua::Value>().count(), 1);
     }
 }

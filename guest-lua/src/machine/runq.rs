@@ -78,7 +78,7 @@ pub(super) unsafe fn wake(l: *mut lua_State, cr: c_int, vals: [c_int; 3]) {
         }
         let n = raw::int(l, p, Key::Nready);
         raw::set_int(l, p, Key::Nready, n + 1);
-        ffi::lua_pop(l, 1);
+        raw::pop(l, 1);
     }
 }
 
@@ -167,7 +167,7 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
         if ctx.is_null() {
             raw::raise(l, 1, "resume_next: no step in this VM", None);
         }
-        ffi::lua_settop(l, 0);
+        raw::settop(l, 0);
         if lua_next(l) == 0 {
             return 0;
         }
@@ -188,12 +188,12 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
         let nres = crate::step::step_at(l, &*ctx, uv(raw::TAKEN), 5);
         ffi::lua_pushnil(l);
         set_current(l, ffi::lua_gettop(l));
-        ffi::lua_pop(l, 1);
+        raw::pop(l, 1);
         if settled(l, nres) {
             return 0;
         }
         ffi::lua_rotate(l, 2, -3); // cr, p, results..., a, b, c
-        ffi::lua_settop(l, 2 + nres);
+        raw::settop(l, 2 + nres);
         2 + nres
     }
 }
@@ -233,7 +233,7 @@ unsafe fn settled(l: *mut lua_State, nres: c_int) -> bool {
         }
         ffi::lua_rawgeti(l, uv(raw::LATE), raw::Late::Send as i64);
         let owed = raw::truthy(l, -1, Key::Owed);
-        ffi::lua_pop(l, 1);
+        raw::pop(l, 1);
         if owed {
             return false;
         }

@@ -108,7 +108,7 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
     // outlives the VM's calls; the arguments' types are checked first.
     unsafe {
         raw::reserve(l);
-        ffi::lua_settop(l, 4);
+        raw::settop(l, 4);
         let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
         if ctx.is_null()
             || ffi::lua_type(l, 1) != ffi::LUA_TTABLE
@@ -124,7 +124,7 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
             return 0;
         }
         ffi::lua_replace(l, 4); // the copy in place of the payload
-        ffi::lua_settop(l, 4); // and the error metatable the copy used gone
+        raw::settop(l, 4); // and the error metatable the copy used gone
         if !admit(l, ctx, 2) {
             return 0;
         }
@@ -184,19 +184,19 @@ unsafe fn route(l: *mut lua_State, p: c_int, topic: c_int, from: c_int, v: c_int
                     v
                 };
                 chan::deliver_at(l, listen, item);
-                ffi::lua_settop(l, top);
+                raw::settop(l, top);
                 return;
             }
         }
-        ffi::lua_settop(l, top);
+        raw::settop(l, top);
         let m = message(l, topic, from, v);
         if raw::get(l, p, Key::Inbox) == ffi::LUA_TTABLE {
             chan::deliver_at(l, m + 1, m);
         } else {
-            ffi::lua_pop(l, 1);
+            raw::pop(l, 1);
             raw::q_of(l, p, Key::Pending);
             raw::q_push(l, m + 1, m);
         }
-        ffi::lua_settop(l, top);
+        raw::settop(l, top);
     }
 }

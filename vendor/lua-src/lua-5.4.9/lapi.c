@@ -1518,6 +1518,123 @@ LUA_API void warren_rawsetkint (lua_State *L, int idx, int k, lua_Integer n) {
 }
 
 
+/*
+** WARREN: keys by number (see lwarren.h). 'wfield' is luaH_getshortstr
+** inlined (the same chain walk); an unregistered key is absent.
+*/
+static const TValue wabsent = {ABSTKEYCONSTANT};
+
+static const TValue *wfield (lua_State *L, int idx, int n) {
+  Table *t = gettable(L, idx);
+  TString *key;
+  Node *nd;
+  if (l_unlikely((unsigned int)n >= WARREN_NKEYS
+                 || (key = G(L)->warren_keys[n]) == NULL))
+    return &wabsent;  /* no such key: absent */
+  nd = gnode(t, lmod(key->hash, sizenode(t)));
+  for (;;) {
+    if (keyisshrstr(nd) && eqshrstr(keystrval(nd), key))
+      return gval(nd);
+    else {
+      int nx = gnext(nd);
+      if (nx == 0)
+        return &wabsent;
+      nd += nx;
+    }
+  }
+}
+
+
+LUA_API int warren_setkey (lua_State *L, int n) {
+  const TValue *o;
+  int ok;
+  lua_lock(L);
+  api_checknelems(L, 1);
+  o = s2v(L->top.p - 1);
+  ok = (0 <= n && n < WARREN_NKEYS && ttisshrstring(o));
+  if (ok)
+    G(L)->warren_keys[n] = tsvalue(o);
+  L->top.p--;
+  lua_unlock(L);
+  return ok;
+}
+
+
+LUA_API int warren_getn (lua_State *L, int idx, int n) {
+  const TValue *v;
+  lua_lock(L);
+  v = wfield(L, idx, n);
+  return finishrawget(L, v);
+}
+
+
+LUA_API int warren_truthyn (lua_State *L, int idx, int n) {
+  return !l_isfalse(wfield(L, idx, n));
+}
+
+
+LUA_API lua_Integer warren_intn (lua_State *L, int idx, int n) {
+  const TValue *v = wfield(L, idx, n);
+  return ttisinteger(v) ? ivalue(v) : 0;
+}
+
+
+/* t[key n] = the value on top, popped; a new field through luaH_set */
+LUA_API void warren_setn (lua_State *L, int idx, int n) {
+  const TValue *slot = wfield(L, idx, n);
+  Table *t = gettable(L, idx);
+  lua_lock(L);
+  api_checknelems(L, 1);
+  if (!isabstkey(slot)) {  /* existing field */
+    setobj2t(L, cast(TValue *, slot), s2v(L->top.p - 1));
+    invalidateTMcache(t);
+    luaC_barrierback(L, obj2gco(t), s2v(L->top.p - 1));
+    L->top.p--;
+    lua_unlock(L);
+    return;
+  }
+  lua_unlock(L);
+  {
+    TValue k;
+    TString *key = ((unsigned int)n < WARREN_NKEYS) ? G(L)->warren_keys[n] : NULL;
+    if (key == NULL) {  /* nothing to set it under: drop the value */
+      L->top.p--;
+      return;
+    }
+    setsvalue(L, &k, key);
+    aux_rawset(L, idx, &k, 1);
+  }
+}
+
+
+LUA_API void warren_setintn (lua_State *L, int idx, int n, lua_Integer v) {
+  const TValue *slot = wfield(L, idx, n);
+  if (!isabstkey(slot)) {  /* existing field */
+    Table *t = gettable(L, idx);
+    setivalue(cast(TValue *, slot), v);
+    invalidateTMcache(t);
+    return;
+  }
+  lua_lock(L);
+  setivalue(s2v(L->top.p), v);
+  api_incr_top(L);
+  lua_unlock(L);
+  warren_setn(L, idx, n);
+}
+
+
+/* lua_settop, with a cut that closes nothing done in place */
+LUA_API void warren_settop (lua_State *L, int idx) {
+  StkId newtop = (idx >= 0) ? L->ci->func.p + 1 + idx : L->top.p + (idx + 1);
+  if (newtop <= L->top.p && L->tbclist.p < newtop) {
+    api_check(L, newtop > L->ci->func.p, "invalid new top");
+    L->top.p = newtop;
+    return;
+  }
+  lua_settop(L, idx);
+}
+
+
 LUA_API void warren_rawtake (lua_State *L, int idx, lua_Integer at, int n) {
   Table *t;
   int i;

@@ -16,6 +16,7 @@ typedef struct CallInfo CallInfo;
 
 #include "lobject.h"
 #include "ltm.h"
+#include "lwarren.h"  /* WARREN: WARREN_NKEYS */
 #include "lzio.h"
 
 
@@ -302,6 +303,7 @@ typedef struct global_State {
   TString *strcache[STRCACHE_N][STRCACHE_M];  /* cache for strings in API */
   lua_WarnFunction warnf;  /* warning function */
   void *ud_warn;         /* auxiliary data to 'warnf' */
+  TString *warren_keys[WARREN_NKEYS];  /* WARREN: keys by number (lwarren.h) */
 } global_State;
 
 

@@ -128,6 +128,38 @@ LUA_API void (warren_rawsetkint) (lua_State *L, int idx, int k,
                                   lua_Integer n);
 
 /*
+** Keys by number: the embedder's field names registered once per state
+** ('warren_setkey', in 'global_State'), read without finding the key at
+** a stack or upvalue index first. A registered key must stay reachable
+** from elsewhere for as long as it is used (Warren's machine keeps each
+** as an upvalue of every function that reads it); an unregistered number
+** (or a number out of range) reads as absent and a write to it drops
+** the value. The same operations as above, 'k' a key number:
+** - warren_setkey: key n := the short string on top, popped; 0 (and
+**   nothing registered, the value still popped) when it is not a short
+**   string or n is out of range;
+** - warren_getn, warren_truthyn, warren_intn, warren_setn, warren_setintn:
+**   as warren_rawgetk, warren_rawtruthy, warren_rawint, warren_rawsetk,
+**   warren_rawsetkint (a write to an existing field never allocates).
+*/
+#define WARREN_NKEYS	48
+
+LUA_API int (warren_setkey) (lua_State *L, int n);
+LUA_API int (warren_getn) (lua_State *L, int idx, int n);
+LUA_API int (warren_truthyn) (lua_State *L, int idx, int n);
+LUA_API lua_Integer (warren_intn) (lua_State *L, int idx, int n);
+LUA_API void (warren_setn) (lua_State *L, int idx, int n);
+LUA_API void (warren_setintn) (lua_State *L, int idx, int n, lua_Integer v);
+
+/*
+** 'lua_settop' for the embedder's machinery, which cuts its stack many
+** times a call: a cut below the top with no to-be-closed slot above the
+** new top is done in place (lua_settop's checks and branches were 25
+** instructions); anything else is lua_settop itself.
+*/
+LUA_API void (warren_settop) (lua_State *L, int idx);
+
+/*
 ** Raw moves between consecutive integer keys and the stack, for the
 ** embedder's queues kept in one table ('idx' a table, 0 < n <= 8):
 ** - warren_rawtake: pushes t[at], ..., t[at + n - 1] and sets each to
