@@ -201,6 +201,59 @@ impl Converter {
     }
 }
 
+/// A scalar read where it lies (a raw host function's argument), for
+/// [`Converter::convert_scalar`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Scalar<'a> {
+    /// Nil.
+    Nil,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string's bytes.
+    Str(&'a [u8]),
+}
+
+impl Converter {
+    /// Copies the scalar `v`, counted as [`convert`](Self::convert) counts
+    /// the same Lua value; `root` names it in errors.
+    pub(crate) fn convert_scalar(
+        &mut self,
+        v: Scalar<'_>,
+        root: &str,
+    ) -> Result<Value, ConvertError> {
+        let mut walk = Walk {
+            open: Vec::new(),
+            used: self.used,
+            budget: self.budget,
+            tables: self.tables,
+        };
+        let result = count_scalar(v, &mut walk);
+        self.used = walk.used;
+        result.map_err(|f| {
+            let mut err = f.finish(root);
+            err.counted = walk.used;
+            err
+        })
+    }
+}
+
+/// `v` as a value, counted as the walk counts it (see `from_lua`).
+fn count_scalar(v: Scalar<'_>, walk: &mut Walk) -> Result<Value, Failure> {
+    match v {
+        Scalar::Nil => walk.count(1).map(|()| Value::Nil),
+        Scalar::Bool(b) => walk.count(1).map(|()| Value::Bool(b)),
+        Scalar::Int(i) => walk.count(9).map(|()| Value::Int(i)),
+        Scalar::Float(n) => walk.count(9).map(|()| Value::Float(n)),
+        Scalar::Str(bytes) => walk
+            .count(5 + bytes.len())
+            .map(|()| Value::Str(bytes.to_vec())),
+    }
+}
+
 /// Budget bytes per table a copy may visit: a table's own wire size is 5
 /// bytes, but visiting one costs far more work than copying 5 bytes, so a
 /// value made of many tiny (or shared) tables is cut off by their count.
@@ -218,15 +271,11 @@ struct Walk {
 /// `from_lua`); `None` for anything the walk must look at.
 fn scalar(v: &LuaValue, walk: &mut Walk) -> Option<Result<Value, Failure>> {
     Some(match v {
-        LuaValue::Nil => walk.count(1).map(|()| Value::Nil),
-        LuaValue::Boolean(b) => walk.count(1).map(|()| Value::Bool(*b)),
-        LuaValue::Integer(i) => walk.count(9).map(|()| Value::Int(*i)),
-        LuaValue::Number(n) => walk.count(9).map(|()| Value::Float(*n)),
-        LuaValue::String(s) => {
-            let bytes = s.as_bytes();
-            walk.count(5 + bytes.len())
-                .map(|()| Value::Str(bytes.to_vec()))
-        }
+        LuaValue::Nil => count_scalar(Scalar::Nil, walk),
+        LuaValue::Boolean(b) => count_scalar(Scalar::Bool(*b), walk),
+        LuaValue::Integer(i) => count_scalar(Scalar::Int(*i), walk),
+        LuaValue::Number(n) => count_scalar(Scalar::Float(*n), walk),
+        LuaValue::String(s) => count_scalar(Scalar::Str(&s.as_bytes()), walk),
         _ => return None,
     })
 }

@@ -206,6 +206,10 @@ impl LuaVm {
         accounts.borrow_mut().watched_by(preemption.slot().clone());
         let stepper = register_accounts(&lua, &h, &core, index, &accounts, preemption.slot())?;
         crate::io::register_raw(&lua, &h, &stepper)?;
+        // SAFETY: `stepper` is the VM's own, which outlives its functions.
+        h.set("spawn_plain", unsafe {
+            crate::io::raw::push(&lua, &stepper, crate::spawn::spawn_plain)
+        }?)?;
         lua.set_app_data(TypeBudget(crate::preempt::budget_check(
             accounts.clone(),
             slice,
@@ -756,11 +760,6 @@ pub(crate) fn convert_all(
     root: &str,
     max_bytes: usize,
 ) -> Result<Vec<Value>, ProcError> {
-    let what = match root {
-        "argument" => "spawn arguments",
-        "context" => "spawn context",
-        _ => "message payloads",
-    };
     let many = values.len() > 1;
     values
         .iter()
@@ -771,16 +770,27 @@ pub(crate) fn convert_all(
             } else {
                 root.to_owned()
             };
-            converter.convert(lua, v, &name).map_err(|e| {
-                let message = if e.over_budget {
-                    warren_core::error::too_large(what, e.counted, max_bytes)
-                } else {
-                    e.to_string()
-                };
-                ProcError::new(ErrorKind::Invalid, message)
-            })
+            converter
+                .convert(lua, v, &name)
+                .map_err(|e| convert_failure(&e, root, max_bytes))
         })
         .collect()
+}
+
+/// The `INVALID` refusal for a copy under `root` ("argument", "context"
+/// or a payload) that failed with `e` against a budget of `max_bytes`.
+pub(crate) fn convert_failure(e: &crate::ConvertError, root: &str, max_bytes: usize) -> ProcError {
+    let what = match root {
+        "argument" => "spawn arguments",
+        "context" => "spawn context",
+        _ => "message payloads",
+    };
+    let message = if e.over_budget {
+        warren_core::error::too_large(what, e.counted, max_bytes)
+    } else {
+        e.to_string()
+    };
+    ProcError::new(ErrorKind::Invalid, message)
 }
 
 fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {

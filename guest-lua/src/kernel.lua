@@ -24,6 +24,18 @@ local s_format, s_sub, s_byte, s_find = string.format, string.sub, string.byte, 
 local load, collectgarbage = load, collectgarbage
 
 local H_next, H_send, H_spawn, H_exit = H.next, H.send, H.spawn, H.exit
+local H_spawn_plain = H.spawn_plain
+
+-- A spawn: through H.spawn_plain (a C function, for no context and scalar
+-- arguments: nil, booleans, numbers, strings), or H.spawn for anything
+-- else, when the former answers nothing.
+local function h_spawn(me, id, host, link, monitor, ctx, ...)
+    if ctx == nil then
+        local pid, kind, msg, retryable = H_spawn_plain(me, id, host, link, monitor, ...)
+        if pid ~= nil then return pid, kind, msg, retryable end
+    end
+    return H_spawn(me, id, host, link, monitor, ctx, ...)
+end
 -- H.timer, H.admit, H.measured, H.leave and H.verdict (rarer calls) are looked up in H where
 -- used: the main chunk is at Lua's limit of 200 locals.
 local H_log = H.log
@@ -1028,7 +1040,7 @@ local function spawner(link, monitor)
     return function(id, host, ...)
         check_str(id, "process.spawn: entry id", 2)
         check_str(host, "process.spawn: host", 2)
-        local pid, kind, msg, retryable = H_spawn(me().id, id, host, link, monitor, nil, ...)
+        local pid, kind, msg, retryable = h_spawn(me().id, id, host, link, monitor, nil, ...)
         if pid then return pid end
         return nil, mkerr(kind, msg, retryable)
     end
@@ -1107,7 +1119,7 @@ local function spawn_with(b, link, monitor, id, host, ...)
     local ctx = rawget(b, "_ctx")
     if type(ctx) ~= "table" then ctx = nil end
     local p = me()
-    local pid, kind, msg, retryable = H_spawn(p.id, id, host, link, monitor, ctx, ...)
+    local pid, kind, msg, retryable = h_spawn(p.id, id, host, link, monitor, ctx, ...)
     if not pid then return nil, mkerr(kind, msg, retryable) end
     local name = rawget(b, "_name")
     if type(name) == "string" then
@@ -1162,7 +1174,7 @@ function process.exec(id, host, ...)
     check_str(host, "process.exec: host", 2)
     local p = me()
     if cannot_wait(current) then return nil, mkerr("INVALID", CANNOT_WAIT) end
-    local child, kind, msg = H_spawn(p.id, id, host, false, true, nil, ...)
+    local child, kind, msg = h_spawn(p.id, id, host, false, true, nil, ...)
     if not child then return nil, mkerr(kind, msg) end
     p.exec = p.exec or {}
     p.exec[child] = current

@@ -25,6 +25,7 @@ mod program;
 mod quota;
 mod random;
 mod resume;
+mod spawn;
 mod step;
 mod terminal;
 mod timefmt;

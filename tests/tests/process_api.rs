@@ -51,6 +51,56 @@ fn spawn_passes_arguments_and_exec_returns_the_result() {
     assert_eq!(v, Value::Int(42));
 }
 
+/// Describes its arguments: their count, then each one's type and value.
+const ARGS: &str = r##"return function(...)
+    local out = { tostring(select("#", ...)) }
+    for i = 1, select("#", ...) do
+        local v = select(i, ...)
+        local shown = type(v) == "table" and tostring(v.k) or tostring(v)
+        if type(v) == "string" then shown = table.concat({ string.byte(v, 1, -1) }, ",") end
+        if math.type(v) then shown = math.type(v) .. ":" .. shown end
+        out[#out + 1] = type(v) .. "=" .. shown
+    end
+    return table.concat(out, " ")
+end"##;
+
+#[test]
+fn spawn_arguments_of_every_scalar_kind_and_tables_arrive_as_sent() {
+    // Scalars alone take the raw host function (`H.spawn_plain`); a table
+    // among them, or a context, the general one (`H.spawn`): the child sees
+    // the same values either way, trailing nils and binary strings too.
+    let v = app(r#"return function()
+        local a = assert(process.exec("t:args", "test:host", "s", 7, 1.5, true, nil, "\0\255", nil))
+        local b = assert(process.exec("t:args", "test:host", "s", 7, 1.5, true, nil, "\0\255", { k = "t" }))
+        local c = assert(process.with_context({ x = 1 }):spawn("t:args", "test:host", "s"))
+        local d = assert(process.exec("t:args", "test:host"))
+        return a .. " | " .. b .. " | " .. type(c) .. " | " .. d
+    end"#)
+    .entry("t:args", ARGS)
+    .run("t:main", vec![])
+    .expect("ok");
+    let shared = "string=115 number=integer:7 number=float:1.5 boolean=true nil=nil string=0,255";
+    assert_eq!(
+        v.as_str().unwrap_or_default(),
+        format!("7 {shared} nil=nil | 7 {shared} table=t | string | 0")
+    );
+}
+
+#[test]
+fn a_spawn_whose_entry_id_is_not_utf8_is_refused_and_the_spawner_goes_on() {
+    let v = app(r#"return function()
+        local p, err = process.spawn("t:\255", "test:host", "x")
+        assert(p == nil and err ~= nil)
+        local q, err2 = process.spawn("t:child", "test:\255", "x")
+        assert(q == nil and err2 ~= nil)
+        return err:kind() .. " " .. err2:kind() .. " " .. type(process.spawn("t:child", "test:host"))
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    let text = v.as_str().unwrap_or_default().to_owned();
+    assert!(text.ends_with(" string"), "{text}");
+}
+
 #[test]
 fn exec_of_a_failing_entry_returns_nil_err() {
     let v = app(r#"return function()

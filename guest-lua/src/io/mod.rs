@@ -14,7 +14,7 @@ mod env;
 mod fs;
 mod funcs;
 mod http;
-mod raw;
+pub(crate) mod raw;
 mod sql;
 
 pub use fs::Volumes;

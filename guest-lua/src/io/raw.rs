@@ -79,6 +79,16 @@ pub(crate) struct Args {
 }
 
 impl Args {
+    /// The arguments of the raw host function `name` running on `l`.
+    ///
+    /// # Safety
+    ///
+    /// `l` is the running state of that call, whose arguments stay on its
+    /// stack, unpopped, while the `Args` lives.
+    pub(crate) unsafe fn new(l: *mut lua_State, name: &'static str) -> Self {
+        Args { l, name }
+    }
+
     /// Argument `i`.
     pub(crate) fn get(&self, i: c_int) -> Arg<'_> {
         // SAFETY: `l` is the running state of the call these arguments
@@ -186,7 +196,7 @@ pub(crate) unsafe fn start(
 /// # Safety
 ///
 /// As [`start`], with room for two values.
-unsafe fn refuse(l: *mut lua_State, err: ProcError) -> c_int {
+pub(crate) unsafe fn refuse(l: *mut lua_State, err: ProcError) -> c_int {
     // SAFETY: `err` outlives the protected call that reads it; the error of
     // a failed call is raised after `err` is dropped.
     unsafe {

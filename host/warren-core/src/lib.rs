@@ -45,7 +45,7 @@ pub use lane::{
     BLOCKING_LANE_PER_HOST, BLOCKING_LANE_THREADS, Lane, LaneHandle, SYSTEM_QUEUE, blocking_lane,
 };
 pub use limits::{HostLimits, HostQuota};
-pub use pid::Pid;
+pub use pid::{Pid, PidText};
 pub use runtime::{ExitCallback, HostSpec, Runtime, RuntimeBuilder, SpawnRequest};
 pub use services::{ServiceCommand, ServiceControl, ServiceInfo};
 pub use value::Value;
