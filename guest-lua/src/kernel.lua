@@ -525,6 +525,9 @@ end
 
 -- A main coroutine's record is made with its entry (4 hash slots from the
 -- start: one rehash fewer per spawn); others have none (2 slots).
+-- A coroutine record: `th`, its thread, false once the coroutine ended or
+-- was dropped (that is its death mark: a field of its own would rehash
+-- every record at its end); `p`; `entry` for a main coroutine.
 local function new_cr(p, fn, entry)
     local th = co_create(fn)
     -- ext (waits on a host-fed channel) set when it does
@@ -542,18 +545,18 @@ end
 -- variables (user code) here, outside any accounted resume. A process that
 -- needs cleanup does it before it returns.
 local function close_all(p)
-    p.main.dead = true
+    p.main.th = false
     local crs = p.crs
     if crs then
-        for cr in next, crs do cr.dead = true end
+        for cr in next, crs do cr.th = false end
         p.crs = nil
     end
     p.timers, p.io_wait, p.ops = nil, nil, nil
 end
 
 local function exit_proc(p, ok, v)
-    if p.dead then return end
-    p.dead = true
+    if p.env == false then return end
+    p.env = false
     TAKEN[p] = nil
     procs[p.id] = nil
     bypid[p.pid] = nil
@@ -669,7 +672,9 @@ local NO_ARGS = { n = 0 }
 local function start(id, pidstr, entry, ctx, ...)
     local env = new_env()
     -- At most 8 fields once it has an inbox (so 8 hash slots, not 16): the
-    -- entry is kept on the main coroutine's record, taken counts in TAKEN.
+    -- entry is kept on the main coroutine's record, taken counts in TAKEN,
+    -- and an ended process is marked by `env = false` (exit_proc), not by
+    -- a ninth field.
     local p = { id = id, pid = pidstr, env = env, live = 0, nready = 0, ext = 0 }
     if ctx ~= nil then p.ctx = ctx end
     procs[id] = p
@@ -681,7 +686,7 @@ end
 
 local function finished(cr, r1, r2)
     local p = cr.p
-    cr.dead = true
+    cr.th = false
     if p.crs then p.crs[cr] = nil end
     p.live = p.live - 1
     if cr == p.main then
@@ -817,7 +822,7 @@ local function resume_one()
     local owed = SEND.owed
     if owed then -- a send failed between H.admit and its delivery
         SEND.owed = false
-        if not owed.dead then note_taken(owed) end
+        if owed.env then note_taken(owed) end
     end
     if kind == true then kind, why = H.measured(p.id, measure(p)) end
     if kind then
@@ -844,7 +849,7 @@ local function resume_one()
     else
         exit_proc(p, false, mkerr("INVALID", "attempt to yield from outside a coroutine"))
     end
-    if not p.dead and p.nready == 0 and p.ext == 0 and p.live > 0 then
+    if p.env and p.nready == 0 and p.ext == 0 and p.live > 0 then
         deadlock(p)
     end
 end

@@ -51,7 +51,7 @@ unsafe fn claim(l: *mut lua_State, w: c_int) -> bool {
         let has_sel = ffi::lua_toboolean(l, -1) != 0;
         let sel = ffi::lua_gettop(l);
         cr_of(l, w);
-        let dead = raw::truthy(l, sel + 1, Key::Dead);
+        let dead = !raw::truthy(l, sel + 1, Key::Th);
         let ok = if dead {
             if has_sel {
                 raw::set_bool(l, sel, Key::Done, true);
@@ -145,7 +145,7 @@ unsafe fn rq_push(l: *mut lua_State, s: c_int, w: c_int) {
         let rw = top + 1;
         if !rw_free {
             cr_of(l, rw);
-            let dead = raw::truthy(l, top + 2, Key::Dead);
+            let dead = !raw::truthy(l, top + 2, Key::Th);
             raw::pop(l, 1);
             if dead || sel_done(l, rw) {
                 if raw::get(l, rw, Key::Sel) == ffi::LUA_TTABLE {

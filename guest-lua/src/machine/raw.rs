@@ -66,7 +66,7 @@ pub(super) enum Key {
     Rw,
     Sel,
     Done,
-    Dead,
+    Env,
     Cr,
     V,
     P,
@@ -102,7 +102,7 @@ impl Key {
         Key::Rw,
         Key::Sel,
         Key::Done,
-        Key::Dead,
+        Key::Env,
         Key::Cr,
         Key::V,
         Key::P,
@@ -138,7 +138,7 @@ impl Key {
             Key::Rw => "rw",
             Key::Sel => "sel",
             Key::Done => "done",
-            Key::Dead => "dead",
+            Key::Env => "env",
             Key::Cr => "cr",
             Key::V => "v",
             Key::P => "p",
@@ -499,14 +499,14 @@ mod tests {
     use super::*;
 
     /// Runs `f` on `lua`'s stack with the table `t` at index 1 and the
-    /// names of [`Key::Dead`] and [`Key::V`] registered, and returns what
+    /// names of [`Key::Env`] and [`Key::V`] registered, and returns what
     /// `f` pushed (one string).
     fn with_keys(lua: &Lua, t: &mlua::Table, f: impl FnOnce(*mut lua_State)) -> String {
         // SAFETY: the closure gets a state with the table at 1 and room
         // for the pushes below (LUA_MINSTACK).
         unsafe {
             lua.exec_raw::<String>(t.clone(), |l| {
-                for key in [Key::Dead, Key::V] {
+                for key in [Key::Env, Key::V] {
                     let name = key.name();
                     ffi::lua_pushlstring(l, name.as_ptr().cast(), name.len());
                     register_key(l, key);
@@ -529,19 +529,19 @@ mod tests {
     fn keys_by_number_read_and_write_the_named_fields_raw() {
         let lua = Lua::new();
         let t: mlua::Table = lua
-            .load("return setmetatable({ dead = 7 }, { __index = function() error('ran') end, __newindex = function() error('ran') end })")
+            .load("return setmetatable({ env = 7 }, { __index = function() error('ran') end, __newindex = function() error('ran') end })")
             .eval()
             .expect("table");
         let seen = with_keys(&lua, &t, |l| unsafe {
-            let dead = int(l, 1, Key::Dead);
+            let dead = int(l, 1, Key::Env);
             let had_v = truthy(l, 1, Key::V);
             let v_type = get(l, 1, Key::V);
             ffi::lua_pop(l, 1);
-            set_int(l, 1, Key::Dead, dead + 1); // an existing field
+            set_int(l, 1, Key::Env, dead + 1); // an existing field
             set_int(l, 1, Key::V, 40); // a new one
             push_str(l, "x");
-            set(l, 1, Key::Dead); // an integer replaced by a string
-            let dead_type = get(l, 1, Key::Dead);
+            set(l, 1, Key::Env); // an integer replaced by a string
+            let dead_type = get(l, 1, Key::Env);
             ffi::lua_pop(l, 1);
             let out = format!("{dead} {had_v} {v_type} {} {dead_type}", int(l, 1, Key::V));
             push_str(l, &out);
@@ -550,7 +550,7 @@ mod tests {
             seen,
             format!("7 false {} 40 {}", ffi::LUA_TNIL, ffi::LUA_TSTRING)
         );
-        assert_eq!(t.raw_get::<String>("dead").expect("dead"), "x");
+        assert_eq!(t.raw_get::<String>("env").expect("env"), "x");
         assert_eq!(t.raw_get::<i64>("v").expect("v"), 40);
     }
 

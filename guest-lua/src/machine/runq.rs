@@ -172,7 +172,7 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
             return 0;
         }
         // 1: cr, 2..4: its values.
-        if raw::truthy(l, 1, Key::Dead) {
+        if !raw::truthy(l, 1, Key::Th) {
             return 0;
         }
         raw::get(l, 1, Key::P); // 5
@@ -237,7 +237,7 @@ unsafe fn settled(l: *mut lua_State, nres: c_int) -> bool {
         if owed {
             return false;
         }
-        raw::truthy(l, 5, Key::Dead)
+        !raw::truthy(l, 5, Key::Env)
             || raw::int(l, 5, Key::Nready) != 0
             || raw::int(l, 5, Key::Ext) != 0
             || raw::int(l, 5, Key::Live) <= 0
