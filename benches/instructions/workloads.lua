@@ -1,7 +1,8 @@
 -- Workloads for scripts/instructions (instruction counts under callgrind):
 -- pp (channel ping-pong round trips), ow (one-way messages to a process of
 -- the same worker, 64 in flight), rr (message round trips between two
--- processes of one worker), spawn (spawn until it waits, then stop).
+-- processes of one worker), xrr (the same between processes of two
+-- workers), spawn (spawn until it waits, then stop).
 local function sink(n, window, reply)
     local inbox = process.inbox()
     process.send(reply, "ready")
@@ -40,6 +41,20 @@ return function(role, n, window, reply)
             inbox:receive()
         end
         return "rr"
+    end
+    if role == "xrr" then
+        -- The first child stays on this worker; the second, the echo, is
+        -- placed on the other one (see placement.rs), so every message
+        -- crosses workers: H.send out, a host item in.
+        local idle = process.spawn("script:main", "warren:default", "idle")
+        local echo = process.spawn("script:main", "warren:default", "echo", tostring(n))
+        local inbox = process.inbox()
+        for i = 1, n do
+            process.send(echo, "ping", i)
+            inbox:receive()
+        end
+        process.send(idle, "stop")
+        return "xrr"
     end
     if role == "echo" then
         local inbox = process.inbox()

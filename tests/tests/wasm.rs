@@ -5,6 +5,57 @@ use warren_core::Value;
 use warren_tests::*;
 
 #[test]
+fn messages_from_a_component_reach_listeners_pending_and_the_inbox_in_order() {
+    // A component's messages reach a Lua process as host items; the usual
+    // one (one payload, a topic of at most 64 bytes, a process with an
+    // inbox and no listener on the topic) is handed to the inbox in C,
+    // anything else through the kernel: each case here, in order.
+    let v = App::new()
+        .component("t:echo", "echo")
+        .entry(
+            "t:main",
+            r#"return function()
+            local echo = process.spawn("t:echo", "test:host")
+            local sync = process.listen("sync")
+            -- Before the inbox exists: held for it, in order.
+            process.send(echo, "early", { n = 1 })
+            process.send(echo, "early", { n = 2 })
+            process.send(echo, "sync", "a")
+            assert(sync:receive() == "a")
+            local inbox = process.inbox()
+            local out = {}
+            local function take()
+                local m = inbox:receive()
+                assert(m:from() == echo, "from " .. tostring(m:from()))
+                local d = m:payload():data()
+                out[#out + 1] = #m:topic() .. ":" .. (type(d) == "table" and tostring(d.n) or tostring(d))
+            end
+            take() take()
+            -- A listened topic goes to its listener, not to the inbox.
+            process.send(echo, "sync", "b")
+            local long, edge = string.rep("t", 65), string.rep("u", 64)
+            process.send(echo, long, "long")
+            process.send(echo, edge, "edge")
+            for i = 1, 40 do process.send(echo, "n", i) end
+            assert(sync:receive() == "b")
+            for _ = 1, 42 do take() end
+            process.send(echo, "stop")
+            return table.concat(out, " ")
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    let mut want = vec![
+        "5:1".to_owned(),
+        "5:2".into(),
+        "65:long".into(),
+        "64:edge".into(),
+    ];
+    want.extend((1..=40).map(|i| format!("1:{i}")));
+    assert_eq!(v, Value::str(&want.join(" ")));
+}
+
+#[test]
 fn lua_and_a_component_trade_messages_with_values_intact() {
     let v = App::new()
         .component("t:echo", "echo")

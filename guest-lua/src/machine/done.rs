@@ -176,6 +176,10 @@ pub(super) unsafe extern "C-unwind" fn lua_done_next(l: *mut lua_State) -> c_int
             .ok()
             .and_then(|c| c.peek_done(index));
         let Some((pid, op)) = next else {
+            if super::inbox::msg_next(l, ctx) {
+                ffi::lua_pushboolean(l, 1);
+                return 1;
+            }
             return 0;
         };
         let (Ok(id), Ok(key)) = (i64::try_from(pid.as_u64()), i64::try_from(op)) else {
@@ -217,7 +221,7 @@ pub(super) unsafe extern "C-unwind" fn lua_done_next(l: *mut lua_State) -> c_int
 
 /// Ends `pid`, whose value could not be built, as `H.next` ends a process
 /// whose item it cannot convert: it would otherwise wait forever.
-fn undeliverable(ctx: &crate::step::Stepper, pid: Pid) {
+pub(super) fn undeliverable(ctx: &crate::step::Stepper, pid: Pid) {
     let message = "an item for this process could not be delivered: out of memory";
     tracing::error!(%pid, "{message}");
     let reason = ProcError::new(ErrorKind::Internal, message);

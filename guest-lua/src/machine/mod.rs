@@ -20,6 +20,7 @@
 
 mod chan;
 mod done;
+mod inbox;
 mod raw;
 mod runq;
 mod send;

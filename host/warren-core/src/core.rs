@@ -796,6 +796,36 @@ impl Core {
         }
     }
 
+    /// The process whose item [`Core::next_item`] would take next for
+    /// `frontend` when that item is a message with exactly one payload
+    /// (the usual message); `None` for any other next item.
+    pub fn peek_msg(&self, frontend: usize) -> Option<(Pid, &Message)> {
+        let pid = *self.ready.get(frontend)?.front()?;
+        let p = self.procs.get(&pid)?;
+        if p.kill.is_some() {
+            return None;
+        }
+        match p.items.front()? {
+            Item::Msg(m) if m.payloads.len() == 1 => Some((pid, m)),
+            _ => None,
+        }
+    }
+
+    /// Takes the message [`Core::peek_msg`] names, when there is one.
+    pub fn take_msg(&mut self, frontend: usize) -> Option<(Pid, Message)> {
+        self.peek_msg(frontend)?;
+        match self.next_item(frontend) {
+            Some((pid, Item::Msg(m))) => Some((pid, m)),
+            other => {
+                debug_assert!(
+                    other.is_none(),
+                    "next_item took another item than peek_msg named"
+                );
+                None
+            }
+        }
+    }
+
     /// The capacity of process `pid`'s item queue, for tests.
     #[cfg(test)]
     pub(crate) fn queue_capacity(&self, pid: Pid) -> Option<usize> {
