@@ -52,7 +52,7 @@ fn messages_from_a_component_reach_listeners_pending_and_the_inbox_in_order() {
         "64:edge".into(),
     ];
     want.extend((1..=40).map(|i| format!("1:{i}")));
-    assert_eq!(v, Value::str(&want.join(" ")));
+    assert_eq!(v, Value::str(want.join(" ")));
 }
 
 #[test]
