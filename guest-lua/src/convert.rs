@@ -15,6 +15,7 @@
 //! would copy exponentially) fails as soon as the budget is passed.
 
 mod from_lua;
+pub(crate) use from_lua::push_keys;
 mod to_lua;
 
 pub(crate) use to_lua::push_protected;
@@ -233,6 +234,41 @@ impl Converter {
         };
         let result = count_scalar(v, &mut walk);
         self.used = walk.used;
+        result.map_err(|f| {
+            let mut err = f.finish(root);
+            err.counted = walk.used;
+            err
+        })
+    }
+}
+
+impl Converter {
+    /// Copies the value at absolute index `idx` of `l`, counted as
+    /// [`convert`](Self::convert) counts the same value; the table of field
+    /// names is at absolute index `keys` ([`from_lua::push_keys`]);
+    /// `root` names it in errors.
+    ///
+    /// # Safety
+    ///
+    /// `l` is a running state whose slot `idx` holds a value; nothing here
+    /// raises a Lua error (so it may run outside a protected call).
+    pub(crate) unsafe fn convert_at(
+        &mut self,
+        l: *mut mlua::ffi::lua_State,
+        idx: std::ffi::c_int,
+        keys: std::ffi::c_int,
+        root: &str,
+    ) -> Result<Value, ConvertError> {
+        let mut walk = Walk {
+            open: Vec::new(),
+            used: self.used,
+            budget: self.budget,
+            tables: self.tables,
+        };
+        // SAFETY: see above.
+        let result = unsafe { from_lua::walk_at(l, idx, keys, &mut walk) };
+        self.used = walk.used;
+        self.tables = walk.tables;
         result.map_err(|f| {
             let mut err = f.finish(root);
             err.counted = walk.used;

@@ -208,7 +208,11 @@ impl LuaVm {
         crate::io::register_raw(&lua, &h, &stepper)?;
         // SAFETY: `stepper` is the VM's own, which outlives its functions.
         h.set("spawn_plain", unsafe {
-            crate::io::raw::push(&lua, &stepper, crate::spawn::spawn_plain)
+            crate::io::raw::push(&lua, &stepper, crate::plain::spawn_plain)
+        }?)?;
+        // SAFETY: as above.
+        h.set("send_plain", unsafe {
+            crate::io::raw::push(&lua, &stepper, crate::plain::send_plain)
         }?)?;
         lua.set_app_data(TypeBudget(crate::preempt::budget_check(
             accounts.clone(),

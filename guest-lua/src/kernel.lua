@@ -23,18 +23,26 @@ local floor, math_type = math.floor, math.type
 local s_format, s_sub, s_byte, s_find = string.format, string.sub, string.byte, string.find
 local load, collectgarbage = load, collectgarbage
 
-local H_next, H_send, H_spawn, H_exit = H.next, H.send, H.spawn, H.exit
-local H_spawn_plain = H.spawn_plain
-
+local H_next, H_exit = H.next, H.exit
 -- A spawn: through H.spawn_plain (a C function, for no context and scalar
 -- arguments: nil, booleans, numbers, strings), or H.spawn for anything
--- else, when the former answers nothing.
-local function h_spawn(me, id, host, link, monitor, ctx, ...)
-    if ctx == nil then
-        local pid, kind, msg, retryable = H_spawn_plain(me, id, host, link, monitor, ...)
-        if pid ~= nil then return pid, kind, msg, retryable end
+-- else, when the former answers nothing. A message out of this VM:
+-- through H.send_plain (a C function; H.send when it answers nothing).
+local h_spawn, h_send
+do
+    local H_spawn, H_send, H_spawn_plain, H_send_plain = H.spawn, H.send, H.spawn_plain, H.send_plain
+    function h_spawn(me, id, host, link, monitor, ctx, ...)
+        if ctx == nil then
+            local pid, kind, msg, retryable = H_spawn_plain(me, id, host, link, monitor, ...)
+            if pid ~= nil then return pid, kind, msg, retryable end
+        end
+        return H_spawn(me, id, host, link, monitor, ctx, ...)
     end
-    return H_spawn(me, id, host, link, monitor, ctx, ...)
+    function h_send(me, dest, topic, ...)
+        local ok, kind, msg, retryable = H_send_plain(me, dest, topic, ...)
+        if ok ~= nil then return ok, kind, msg, retryable end
+        return H_send(me, dest, topic, ...)
+    end
 end
 -- H.timer, H.admit, H.measured, H.leave and H.verdict (rarer calls) are looked up in H where
 -- used: the main chunk is at Lua's limit of 200 locals.
@@ -1326,7 +1334,7 @@ function process.send(dest, topic, ...)
         if select("#", ...) == 1 and M.send1(p, target, topic, ...) then return true end
         return send_local(p, target, topic, select("#", ...), ...)
     end
-    return ok_or_err(H_send(p.id, dest, topic, ...))
+    return ok_or_err(h_send(p.id, dest, topic, ...))
 end
 
 function process.inbox()

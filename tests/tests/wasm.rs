@@ -56,6 +56,62 @@ fn messages_from_a_component_reach_listeners_pending_and_the_inbox_in_order() {
 }
 
 #[test]
+fn a_message_out_of_the_vm_is_refused_with_its_path_and_runs_no_metamethod() {
+    // A send to a component leaves the VM (`H.send_plain`): what cannot be
+    // sent is refused naming where, nothing of a payload's metatable runs,
+    // and the sender goes on.
+    let v = App::new()
+        .component("t:echo", "echo")
+        .entry(
+            "t:main",
+            r#"return function()
+            local echo = process.spawn("t:echo", "test:host")
+            local out = {}
+            local function try(...)
+                local ok, err = process.send(echo, ...)
+                out[#out + 1] = ok and "ok" or (err:kind() .. " " .. err:message())
+            end
+            local cyclic = {} cyclic.self = cyclic
+            try("t", cyclic)
+            try("t", 1, { f = print })
+            local ran = false
+            local sly = setmetatable({ k = "v" }, {
+                __index = function() ran = true end,
+                __pairs = function() ran = true error("pairs ran") end,
+                __len = function() ran = true return 7 end,
+            })
+            try("t", sly)
+            try("t\255", "not text")
+            process.registry.register("t:me")
+            local inbox = process.inbox()
+            local m = inbox:receive()
+            local d = m:payload():data()
+            out[#out + 1] = m:topic() .. " " .. tostring(type(d) == "table" and d.k or d) .. " " .. tostring(ran)
+            local ok = process.send(echo, "name", "x")
+            out[#out + 1] = tostring(ok)
+            process.send(echo, "stop")
+            return table.concat(out, " | ")
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    let text = v.as_str().unwrap_or_default().to_owned();
+    let parts: Vec<&str> = text.split(" | ").collect();
+    assert_eq!(
+        parts,
+        [
+            "Invalid payload.self: cycle: the table contains itself",
+            "Invalid payload[2].f: function cannot be sent",
+            "ok",
+            "Invalid process.send: the topic must be UTF-8 text",
+            "t v false",
+            "true",
+        ],
+        "{text}"
+    );
+}
+
+#[test]
 fn lua_and_a_component_trade_messages_with_values_intact() {
     let v = App::new()
         .component("t:echo", "echo")

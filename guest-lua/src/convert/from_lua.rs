@@ -64,12 +64,46 @@ pub(super) fn walk(
     unsafe {
         lua.exec_raw::<()>(v, |l| {
             keys(l);
-            let mut raw = Raw { l, walk };
+            let mut raw = Raw {
+                l,
+                walk,
+                keys: KEYS_AT,
+            };
             out = Some(raw.value(1));
             ffi::lua_settop(l, 0);
         })?;
     }
     Ok(out.unwrap_or_else(|| Err(Failure::new("the value could not be read"))))
+}
+
+/// Copies the value at absolute index `idx` as `walk` says, the table of
+/// field names being at absolute index `keys` (pushed by [`push_keys`]).
+///
+/// # Safety
+///
+/// `l` is a running state whose slot `idx` holds a value; the walk
+/// raises nothing (see the module doc), so it may run outside a
+/// protected call.
+pub(super) unsafe fn walk_at(
+    l: *mut lua_State,
+    idx: c_int,
+    keys: c_int,
+    walk: &mut Walk,
+) -> Result<Value, Failure> {
+    let mut raw = Raw { l, walk, keys };
+    // SAFETY: see above.
+    unsafe { raw.value(idx) }
+}
+
+/// Pushes the table of field names (see [`walk_at`]), making it on first
+/// use, when it may raise a memory error.
+///
+/// # Safety
+///
+/// A running state with room for one value.
+pub(crate) unsafe fn push_keys(l: *mut lua_State) {
+    // SAFETY: see above.
+    unsafe { keys(l) }
 }
 
 /// Pushes the table of field names at [`KEYS_AT`], making it on first use.
@@ -98,6 +132,8 @@ unsafe fn keys(l: *mut lua_State) {
 struct Raw<'a> {
     l: *mut lua_State,
     walk: &'a mut Walk,
+    /// Where the table of field names is on the stack.
+    keys: c_int,
 }
 
 impl Raw<'_> {
@@ -186,7 +222,7 @@ impl Raw<'_> {
             if ffi::lua_getmetatable(l, idx) == 0 {
                 return Ok(false);
             }
-            let tag = field(l, K_TAG);
+            let tag = field(l, self.keys, K_TAG);
             let name = match tag {
                 ffi::LUA_TSTRING => std::str::from_utf8(string(l, -1)).ok().map(str::to_owned),
                 ffi::LUA_TNUMBER if ffi::lua_isinteger(l, -1) != 0 => {
@@ -198,7 +234,8 @@ impl Raw<'_> {
                 _ => None,
             };
             ffi::lua_pop(l, 1);
-            let is_error = field(l, K_ERROR_TAG) != ffi::LUA_TNIL && ffi::lua_toboolean(l, -1) != 0;
+            let is_error =
+                field(l, self.keys, K_ERROR_TAG) != ffi::LUA_TNIL && ffi::lua_toboolean(l, -1) != 0;
             ffi::lua_pop(l, 2);
             name.map_or(Ok(is_error), Err)
         }
@@ -263,9 +300,9 @@ impl Raw<'_> {
         // SAFETY: raw gets of fields by names from the names table, each
         // popped after it is read.
         unsafe {
-            let l = self.l;
+            let (l, keys) = (self.l, self.keys);
             let text = |key: i64| {
-                let bytes = match raw_field(l, idx, key) {
+                let bytes = match raw_field(l, keys, idx, key) {
                     ffi::LUA_TSTRING => string(l, -1).to_vec(),
                     _ => Vec::new(),
                 };
@@ -274,12 +311,12 @@ impl Raw<'_> {
             };
             let (kind, message) = (host_kind(text(K_KIND)), text(K_MESSAGE));
             self.walk.count(40 + kind.len() + message.len())?;
-            let retryable = match raw_field(l, idx, K_RETRYABLE) {
+            let retryable = match raw_field(l, keys, idx, K_RETRYABLE) {
                 ffi::LUA_TBOOLEAN => Value::Bool(ffi::lua_toboolean(l, -1) != 0),
                 _ => Value::Nil,
             };
             ffi::lua_pop(l, 1);
-            raw_field(l, idx, K_DETAILS);
+            raw_field(l, keys, idx, K_DETAILS);
             let details = self.value(ffi::lua_gettop(l));
             ffi::lua_pop(l, 1);
             let mut map = vec![
@@ -289,7 +326,7 @@ impl Raw<'_> {
                 (Value::str("retryable"), retryable),
                 (Value::str("details"), details?),
             ];
-            let chain = match raw_field(l, idx, K_TEXT) {
+            let chain = match raw_field(l, keys, idx, K_TEXT) {
                 ffi::LUA_TSTRING => Some(string(l, -1).to_vec()),
                 _ => None,
             };
@@ -334,16 +371,16 @@ unsafe fn string<'s>(l: *mut lua_State, idx: c_int) -> &'s [u8] {
     }
 }
 
-/// Pushes field `key` (a position in the names table) of the table on top
-/// of the stack, read raw; returns its type.
+/// Pushes field `key` (a position in the names table at `keys`) of the
+/// table on top of the stack, read raw; returns its type.
 ///
 /// # Safety
 ///
-/// A table is on top and the names table at [`KEYS_AT`].
-unsafe fn field(l: *mut lua_State, key: i64) -> c_int {
+/// A table is on top and the names table at `keys` (absolute).
+unsafe fn field(l: *mut lua_State, keys: c_int, key: i64) -> c_int {
     // SAFETY: raw gets; the name is a string already in the VM.
     unsafe {
-        ffi::lua_rawgeti(l, KEYS_AT, key);
+        ffi::lua_rawgeti(l, keys, key);
         ffi::lua_rawget(l, -2)
     }
 }
@@ -353,10 +390,10 @@ unsafe fn field(l: *mut lua_State, key: i64) -> c_int {
 /// # Safety
 ///
 /// As [`field`], for a table at `idx`.
-unsafe fn raw_field(l: *mut lua_State, idx: c_int, key: i64) -> c_int {
+unsafe fn raw_field(l: *mut lua_State, keys: c_int, idx: c_int, key: i64) -> c_int {
     // SAFETY: as `field`.
     unsafe {
-        ffi::lua_rawgeti(l, KEYS_AT, key);
+        ffi::lua_rawgeti(l, keys, key);
         ffi::lua_rawget(l, idx)
     }
 }

@@ -1,0 +1,210 @@
+//! The process API's two hottest host functions as C closures on the raw
+//! Lua API, for their usual calls: mlua's callback frame (a registry
+//! reference per string argument, the argument list on the heap, results
+//! made through the registry) was about 2,000–3,000 instructions of each
+//! spawn and each message to another worker or a component
+//! (`scripts/instructions spawn xrr`).
+//!
+//! - `H.spawn_plain` is `process.spawn`'s (and its linked and monitored
+//!   forms', and `process.exec`'s) for a spawn with no context whose
+//!   arguments are all scalars (nil, booleans, numbers, strings).
+//! - `H.send_plain` is `process.send`'s for a message that leaves the VM
+//!   (the machine's `send1` takes the others), with any payloads: they
+//!   are walked where they lie by the same code as `H.send`'s
+//!   ([`Converter::convert_at`]).
+//!
+//! Anything else (a spawn's context or table argument, an entry id or
+//! host that is not UTF-8, an argument of another type than the kernel
+//! passes) answers nothing, and the kernel calls `H.spawn` or `H.send`,
+//! which handle every case; nothing is done before that answer. Both
+//! paths check in the same order, count with the same [`Converter`] rules
+//! against the same budget and refuse with the same errors, except that
+//! a message's destination or topic that is not UTF-8 text is refused
+//! here as `INVALID` naming it (mlua's conversion error, before).
+//!
+//! Guarantees: as the I/O module's raw starts ([`crate::io::raw`]):
+//! arguments read by type where they lie, no metamethod, no Rust value
+//! with a destructor alive across a Lua call that may raise, a panic
+//! answered as an `INTERNAL` refusal.
+
+use std::ffi::c_int;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use mlua::ffi::{self, lua_State};
+use warren_core::{CoreRef, ErrorKind, PidText, ProcError, SpawnRequest};
+
+use crate::convert::{Budget, Converter, Scalar};
+use crate::host::{convert_failure, pid_of};
+use crate::io::raw::{self, Arg, Args};
+use crate::step::Stepper;
+
+/// `H.spawn_plain(me, entry, host, link, monitor, ...)`: the child's pid,
+/// or `false, kind, message, retryable`, or nothing when the spawn is not
+/// a plain one (see the module doc).
+///
+/// # Safety
+///
+/// Called by Lua as a closure made by [`crate::io::raw::push`].
+pub(crate) unsafe extern "C-unwind" fn spawn_plain(l: *mut lua_State) -> c_int {
+    // SAFETY: room for the answer is made (or the error raised) before any
+    // Rust value exists; upvalue 1 is the VM's `Stepper`, which outlives
+    // every call of the VM; the arguments stay on the stack for the call.
+    let result = unsafe {
+        ffi::luaL_checkstack(l, 4, std::ptr::null());
+        let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
+        let args = Args::new(l, "spawn");
+        let n = ffi::lua_gettop(l);
+        catch_unwind(AssertUnwindSafe(|| plain(ctx.core(), &args, n))).unwrap_or_else(|_| {
+            Some(Err(ProcError::new(
+                ErrorKind::Internal,
+                "spawn: the host function failed",
+            )))
+        })
+    };
+    // SAFETY: as above; at most four values pushed, with room made. The
+    // pid's text is a plain array (no destructor).
+    unsafe {
+        match result {
+            None => 0,
+            Some(Ok(text)) => {
+                let text = text.as_str();
+                ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
+                1
+            }
+            Some(Err(err)) => raw::refuse(l, err),
+        }
+    }
+}
+
+/// The spawn of the `n` arguments in `args`: `None` when it is not plain.
+fn plain(core: &CoreRef, args: &Args, n: c_int) -> Option<Result<PidText, ProcError>> {
+    let (Arg::Int(me), Arg::Str(entry), Arg::Str(host), Arg::Bool(link), Arg::Bool(monitor)) = (
+        args.get(1),
+        args.get(2),
+        args.get(3),
+        args.get(4),
+        args.get(5),
+    ) else {
+        return None;
+    };
+    let (entry, host) = (
+        std::str::from_utf8(entry).ok()?,
+        std::str::from_utf8(host).ok()?,
+    );
+    if (6..=n).any(|i| scalar(args.get(i)).is_none()) {
+        return None;
+    }
+    Some((|| {
+        let budget = core.borrow().spawn_budget(pid_of(me), entry, host)?;
+        let mut converter = Converter::new(Budget::message(budget));
+        let mut values = Vec::with_capacity(usize::try_from(n - 5).unwrap_or(0));
+        for i in 6..=n {
+            let v = scalar(args.get(i)).unwrap_or(Scalar::Nil);
+            let value = converter
+                .convert_scalar(v, "argument")
+                .map_err(|e| convert_failure(&e, "argument", budget))?;
+            values.push(value);
+        }
+        let mut req = SpawnRequest::new(entry, host, values);
+        req.link = link;
+        req.monitor = monitor;
+        let pid = core.borrow_mut().spawn(pid_of(me), req)?;
+        Ok(pid.text())
+    })())
+}
+
+/// `arg` as a scalar; `None` for a table or anything else.
+fn scalar(arg: Arg<'_>) -> Option<Scalar<'_>> {
+    Some(match arg {
+        Arg::Nil => Scalar::Nil,
+        Arg::Bool(b) => Scalar::Bool(b),
+        Arg::Int(i) => Scalar::Int(i),
+        Arg::Float(f) => Scalar::Float(f),
+        Arg::Str(s) => Scalar::Str(s),
+        Arg::Table | Arg::Other => return None,
+    })
+}
+
+/// `H.send_plain(me, dest, topic, ...)`: `true`, or `false, kind,
+/// message, retryable` (`INVALID` for a destination or topic that is not
+/// UTF-8 text), or nothing for arguments of other types than the kernel
+/// passes.
+///
+/// # Safety
+///
+/// Called by Lua as a closure made by [`crate::io::raw::push`].
+pub(crate) unsafe extern "C-unwind" fn send_plain(l: *mut lua_State) -> c_int {
+    // SAFETY: room for the answer and the table of field names is made,
+    // and that table pushed (either may raise), before any Rust value
+    // exists; upvalue 1 is the VM's `Stepper`, which outlives every call
+    // of the VM; the arguments stay on the stack for the call, below the
+    // table of field names, and the walk of the payloads raises nothing.
+    let result = unsafe {
+        let n = ffi::lua_gettop(l);
+        ffi::luaL_checkstack(l, 5, std::ptr::null());
+        crate::convert::push_keys(l);
+        let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
+        let args = Args::new(l, "send");
+        catch_unwind(AssertUnwindSafe(|| send(ctx.core(), &args, l, n))).unwrap_or_else(|_| {
+            Some(Err(ProcError::new(
+                ErrorKind::Internal,
+                "send: the host function failed",
+            )))
+        })
+    };
+    // SAFETY: as above; at most four values pushed, with room made.
+    unsafe {
+        match result {
+            None => 0,
+            Some(Ok(())) => {
+                ffi::lua_pushboolean(l, 1);
+                1
+            }
+            Some(Err(err)) => raw::refuse(l, err),
+        }
+    }
+}
+
+/// The send of the `n` arguments of `args`, the table of field names at
+/// `n + 1`: `None` when it is not plain.
+fn send(core: &CoreRef, args: &Args, l: *mut lua_State, n: c_int) -> Option<Result<(), ProcError>> {
+    let (Arg::Int(me), Arg::Str(dest), Arg::Str(topic)) = (args.get(1), args.get(2), args.get(3))
+    else {
+        return None;
+    };
+    let me = pid_of(me);
+    Some((|| {
+        let text = |bytes, what| {
+            std::str::from_utf8(bytes).map_err(|_| {
+                ProcError::new(
+                    ErrorKind::Invalid,
+                    format!("process.send: the {what} must be UTF-8 text"),
+                )
+            })
+        };
+        let (dest, topic) = (text(dest, "destination")?, text(topic, "topic")?);
+        // Permission first, then a copy bounded by the limit (as `H.send`).
+        let to = core.borrow().resolve(dest)?;
+        core.borrow().check_reach("send", me, to)?;
+        let budget = core.borrow().message_budget(me, to);
+        let mut converter = Converter::new(Budget::message(budget));
+        let many = n > 4;
+        let mut payloads = Vec::with_capacity(usize::try_from(n - 3).unwrap_or(0));
+        for i in 4..=n {
+            let name;
+            let root = if many {
+                name = format!("payload[{}]", i - 3);
+                name.as_str()
+            } else {
+                "payload"
+            };
+            // SAFETY: slot `i` holds an argument and `n + 1` the table of
+            // field names (see `send_plain`); the walk raises nothing.
+            let value = unsafe { converter.convert_at(l, i, n + 1, root) }
+                .map_err(|e| convert_failure(&e, "payload", budget))?;
+            payloads.push(value);
+        }
+        core.borrow_mut().send(me, to, topic, payloads)?;
+        Ok(())
+    })())
+}
