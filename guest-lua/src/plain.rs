@@ -97,7 +97,7 @@ fn plain(core: &CoreRef, args: &Args, n: c_int) -> Option<Result<PidText, ProcEr
     Some((|| {
         let budget = core.borrow().spawn_budget(pid_of(me), entry, host)?;
         let mut converter = Converter::new(Budget::message(budget));
-        let mut values = Vec::with_capacity(usize::try_from(n - 5).unwrap_or(0));
+        let mut values = Vec::with_capacity(presized(n - 5));
         for i in 6..=n {
             let v = scalar(args.get(i)).unwrap_or(Scalar::Nil);
             let value = converter
@@ -111,6 +111,16 @@ fn plain(core: &CoreRef, args: &Args, n: c_int) -> Option<Result<PidText, ProcEr
         let pid = core.borrow_mut().spawn(pid_of(me), req)?;
         Ok(pid.text())
     })())
+}
+
+/// Values a call's list is made with room for, of the `count` its caller
+/// passed: a process may pass up to a million arguments (Lua's stack
+/// limit), and the list grows only as far as the budget lets it.
+const PRESIZED: usize = 8;
+
+/// The room to make for `count` values: at most [`PRESIZED`].
+fn presized(count: c_int) -> usize {
+    usize::try_from(count).unwrap_or(0).min(PRESIZED)
 }
 
 /// `arg` as a scalar; `None` for a table or anything else.
@@ -189,7 +199,7 @@ fn send(core: &CoreRef, args: &Args, l: *mut lua_State, n: c_int) -> Option<Resu
         let budget = core.borrow().message_budget(me, to);
         let mut converter = Converter::new(Budget::message(budget));
         let many = n > 4;
-        let mut payloads = Vec::with_capacity(usize::try_from(n - 3).unwrap_or(0));
+        let mut payloads = Vec::with_capacity(presized(n - 3));
         for i in 4..=n {
             let name;
             let root = if many {

@@ -140,6 +140,29 @@ fn lua_huge_nested_message_is_refused_before_it_is_copied() {
 }
 
 #[test]
+fn a_message_or_spawn_of_a_huge_number_of_nil_values_is_refused() {
+    // Each nil counts one byte against max_message_bytes (64 KiB here):
+    // 100,000 of them are refused, to a component (the message leaves the
+    // VM) and as a component's spawn arguments, and the attacker goes on.
+    let app = app().component("h:echo", "echo").entry(
+        "h:attacker",
+        r#"return function()
+                local pid = process.spawn("h:echo", "test:host")
+                local _, err = process.send(pid, "many", table.unpack({}, 1, 100000))
+                local _, err2 = process.spawn("h:echo", "test:host", table.unpack({}, 1, 100000))
+                process.terminate(pid)
+                return err:kind() .. ": " .. err:message() .. " | " .. err2:kind() .. ": " .. err2:message()
+            end"#,
+    );
+    let out = attack(app, "h:attacker", Vec::new());
+    let v = out.value();
+    let (send, spawn) = v.split_once(" | ").expect("two errors");
+    assert!(send.starts_with("Invalid: message payloads of"), "{v}");
+    assert!(spawn.starts_with("Invalid: spawn arguments of"), "{v}");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
 fn lua_huge_message_to_a_component_is_refused() {
     let app = app().component("h:echo", "echo").entry(
         "h:attacker",
