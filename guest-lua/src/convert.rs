@@ -179,19 +179,61 @@ impl Converter {
 
     /// Copies `v`; `root` names it in errors.
     pub fn convert(&mut self, lua: &Lua, v: &LuaValue, root: &str) -> Result<Value, ConvertError> {
+        self.copy(root, |walk| {
+            // A scalar (most spawn arguments and many payloads) needs no
+            // walk of the Lua stack, nor its protected call: the same counts.
+            scalar(v, walk).unwrap_or_else(|| {
+                from_lua::walk(lua, v, walk).unwrap_or_else(|e| Err(Failure::new(e.to_string())))
+            })
+        })
+    }
+
+    /// Copies the scalar `v`, counted as [`convert`](Self::convert) counts
+    /// the same Lua value; `root` names it in errors.
+    pub(crate) fn convert_scalar(
+        &mut self,
+        v: Scalar<'_>,
+        root: &str,
+    ) -> Result<Value, ConvertError> {
+        self.copy(root, |walk| count_scalar(v, walk))
+    }
+
+    /// Copies the value at absolute index `idx` of `l`, counted as
+    /// [`convert`](Self::convert) counts the same value; the table of field
+    /// names is at absolute index `keys` ([`from_lua::push_keys`]);
+    /// `root` names it in errors.
+    ///
+    /// # Safety
+    ///
+    /// `l` is a running state whose slot `idx` holds a value; nothing here
+    /// raises a Lua error (so it may run outside a protected call).
+    pub(crate) unsafe fn convert_at(
+        &mut self,
+        l: *mut mlua::ffi::lua_State,
+        idx: std::ffi::c_int,
+        keys: std::ffi::c_int,
+        root: &str,
+    ) -> Result<Value, ConvertError> {
+        // SAFETY: see above.
+        self.copy(root, |walk| unsafe {
+            from_lua::walk_at(l, idx, keys, walk)
+        })
+    }
+
+    /// Runs `copy` with a walk that continues this converter's counts, keeps
+    /// what it counted, and names a failure by `root`.
+    fn copy(
+        &mut self,
+        root: &str,
+        copy: impl FnOnce(&mut Walk) -> Result<Value, Failure>,
+    ) -> Result<Value, ConvertError> {
         let mut walk = Walk {
             open: Vec::new(),
             used: self.used,
             budget: self.budget,
             tables: self.tables,
         };
-        // A scalar (most spawn arguments and many payloads) needs no walk
-        // of the Lua stack, nor its protected call: the same counts.
-        let result = match scalar(v, &mut walk) {
-            Some(result) => result,
-            None => from_lua::walk(lua, v, &mut walk)
-                .unwrap_or_else(|e| Err(Failure::new(e.to_string()))),
-        };
+        let result = copy(&mut walk);
         self.used = walk.used;
         self.tables = walk.tables;
         result.map_err(|f| {
@@ -216,65 +258,6 @@ pub(crate) enum Scalar<'a> {
     Float(f64),
     /// A string's bytes.
     Str(&'a [u8]),
-}
-
-impl Converter {
-    /// Copies the scalar `v`, counted as [`convert`](Self::convert) counts
-    /// the same Lua value; `root` names it in errors.
-    pub(crate) fn convert_scalar(
-        &mut self,
-        v: Scalar<'_>,
-        root: &str,
-    ) -> Result<Value, ConvertError> {
-        let mut walk = Walk {
-            open: Vec::new(),
-            used: self.used,
-            budget: self.budget,
-            tables: self.tables,
-        };
-        let result = count_scalar(v, &mut walk);
-        self.used = walk.used;
-        result.map_err(|f| {
-            let mut err = f.finish(root);
-            err.counted = walk.used;
-            err
-        })
-    }
-}
-
-impl Converter {
-    /// Copies the value at absolute index `idx` of `l`, counted as
-    /// [`convert`](Self::convert) counts the same value; the table of field
-    /// names is at absolute index `keys` ([`from_lua::push_keys`]);
-    /// `root` names it in errors.
-    ///
-    /// # Safety
-    ///
-    /// `l` is a running state whose slot `idx` holds a value; nothing here
-    /// raises a Lua error (so it may run outside a protected call).
-    pub(crate) unsafe fn convert_at(
-        &mut self,
-        l: *mut mlua::ffi::lua_State,
-        idx: std::ffi::c_int,
-        keys: std::ffi::c_int,
-        root: &str,
-    ) -> Result<Value, ConvertError> {
-        let mut walk = Walk {
-            open: Vec::new(),
-            used: self.used,
-            budget: self.budget,
-            tables: self.tables,
-        };
-        // SAFETY: see above.
-        let result = unsafe { from_lua::walk_at(l, idx, keys, &mut walk) };
-        self.used = walk.used;
-        self.tables = walk.tables;
-        result.map_err(|f| {
-            let mut err = f.finish(root);
-            err.counted = walk.used;
-            err
-        })
-    }
 }
 
 /// `v` as a value, counted as the walk counts it (see `from_lua`).

@@ -51,28 +51,15 @@ pub(crate) unsafe extern "C-unwind" fn spawn_plain(l: *mut lua_State) -> c_int {
     // every call of the VM; the arguments stay on the stack for the call.
     let result = unsafe {
         ffi::luaL_checkstack(l, 4, std::ptr::null());
-        let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
-        let args = Args::new(l, "spawn");
         let n = ffi::lua_gettop(l);
-        catch_unwind(AssertUnwindSafe(|| plain(ctx.core(), &args, n))).unwrap_or_else(|_| {
-            Some(Err(ProcError::new(
-                ErrorKind::Internal,
-                "spawn: the host function failed",
-            )))
-        })
+        guarded(l, "spawn", |core, args| plain(core, args, n))
     };
-    // SAFETY: as above; at most four values pushed, with room made. The
-    // pid's text is a plain array (no destructor).
+    // SAFETY: as above; the pid's text is a plain array (no destructor).
     unsafe {
-        match result {
-            None => 0,
-            Some(Ok(text)) => {
-                let text = text.as_str();
-                ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
-                1
-            }
-            Some(Err(err)) => raw::refuse(l, err),
-        }
+        answer(l, result, |l, text: PidText| {
+            let text = text.as_str();
+            ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
+        })
     }
 }
 
@@ -153,21 +140,56 @@ pub(crate) unsafe extern "C-unwind" fn send_plain(l: *mut lua_State) -> c_int {
         let n = ffi::lua_gettop(l);
         ffi::luaL_checkstack(l, 5, std::ptr::null());
         crate::convert::push_keys(l);
-        let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
-        let args = Args::new(l, "send");
-        catch_unwind(AssertUnwindSafe(|| send(ctx.core(), &args, l, n))).unwrap_or_else(|_| {
-            Some(Err(ProcError::new(
-                ErrorKind::Internal,
-                "send: the host function failed",
-            )))
-        })
+        guarded(l, "send", |core, args| send(core, args, l, n))
     };
-    // SAFETY: as above; at most four values pushed, with room made.
+    // SAFETY: as above.
+    unsafe { answer(l, result, |l, ()| ffi::lua_pushboolean(l, 1)) }
+}
+
+/// Runs `f` on the VM's core (upvalue 1 is its `Stepper`) and the call's
+/// arguments with panics caught: a panic is an `INTERNAL` refusal naming
+/// `name`.
+///
+/// # Safety
+///
+/// Called from one of this module's C closures, made by
+/// [`crate::io::raw::push`], whose arguments stay on the stack meanwhile.
+unsafe fn guarded<T>(
+    l: *mut lua_State,
+    name: &'static str,
+    f: impl FnOnce(&CoreRef, &Args) -> Option<Result<T, ProcError>>,
+) -> Option<Result<T, ProcError>> {
+    // SAFETY: see above; the `Stepper` outlives every call of the VM.
+    let (ctx, args) = unsafe {
+        let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
+        (ctx, Args::new(l, name))
+    };
+    catch_unwind(AssertUnwindSafe(|| f(ctx.core(), &args))).unwrap_or_else(|_| {
+        Some(Err(ProcError::new(
+            ErrorKind::Internal,
+            format!("{name}: the host function failed"),
+        )))
+    })
+}
+
+/// Answers `result`: nothing for `None`, one value pushed by `push` for a
+/// success, `false, kind, message, retryable` for a refusal.
+///
+/// # Safety
+///
+/// As [`guarded`], with room for four values; `push` pushes one value and
+/// `T` has no destructor that matters if a push raises.
+unsafe fn answer<T>(
+    l: *mut lua_State,
+    result: Option<Result<T, ProcError>>,
+    push: impl FnOnce(*mut lua_State, T),
+) -> c_int {
+    // SAFETY: see above.
     unsafe {
         match result {
             None => 0,
-            Some(Ok(())) => {
-                ffi::lua_pushboolean(l, 1);
+            Some(Ok(v)) => {
+                push(l, v);
                 1
             }
             Some(Err(err)) => raw::refuse(l, err),
