@@ -6,10 +6,10 @@ use warren_tests::*;
 
 #[test]
 fn messages_from_a_component_reach_listeners_pending_and_the_inbox_in_order() {
-    // A component's messages reach a Lua process as host items; the usual
-    // one (one payload, a topic of at most 64 bytes, a process with an
-    // inbox and no listener on the topic) is handed to the inbox in C,
-    // anything else through the kernel: each case here, in order.
+    // A component's messages reach a Lua process as host items; one with
+    // one payload and a topic of at most 64 bytes is routed in C (to a
+    // listener, to the messages waiting for an inbox, to the inbox), any
+    // other through the kernel: each case here, in order.
     let v = App::new()
         .component("t:echo", "echo")
         .entry(

@@ -1,16 +1,15 @@
-//! A message from outside the VM handed straight to its process's inbox:
-//! the usual message (one payload) for a process that has an inbox and
-//! no listener on the message's topic, without the kernel's Lua frames
+//! A message from outside the VM handed straight to its process: the
+//! usual message (one payload), routed in C as a message from the same VM
+//! is (`send1`'s [`route`]: a `listen` channel for its topic, the inbox,
+//! or the messages waiting for one), without the kernel's Lua frames
 //! (`handle`, `on_msg`, `on_msg1`) or making the item into Lua values for
 //! `H.next` first.
 //!
 //! `done_next()` (see [`super::done`]) tries this when the host's next
 //! item is not a host call's value. The message is taken only when the
-//! kernel's `procs[id]` is the process, its `listens` has no channel for
-//! the topic and its `inbox` (the channel state) exists; anything else
-//! (a process the kernel does not know, a listened topic, a process
-//! before its first `process.inbox()`, a message with several payloads
-//! or a topic longer than [`TOPIC_INLINE`]) stays for `handle(H.next())`.
+//! kernel's `procs[id]` is the process; anything else (a process the
+//! kernel does not know, a message with several payloads or a topic
+//! longer than [`TOPIC_INLINE`]) stays for `handle(H.next())`.
 //!
 //! Guarantees: what the kernel's `on_msg1` does for such a message, in
 //! the same order: the process is charged for what it received, as in
@@ -26,11 +25,10 @@
 
 use mlua::ffi::{self, lua_State};
 
-use super::chan::deliver_at;
 use super::done::undeliverable;
-use super::raw::{self, Key, Late};
+use super::raw::{self, Late};
 use super::runq;
-use super::send::late;
+use super::send::{late, route};
 
 /// The longest topic handed over here (longer ones take `H.next`): the
 /// topic is copied to a buffer on the stack so that nothing of Rust's
@@ -68,15 +66,11 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
     unsafe {
         let top = ffi::lua_gettop(l);
         let procs = late(l, Late::Procs); // top + 1
-        let (p, inbox) = (top + 2, top + 3);
-        if ffi::lua_rawgeti(l, procs, id) != ffi::LUA_TTABLE
-            || raw::get(l, p, Key::Inbox) != ffi::LUA_TTABLE
-            || (raw::get(l, p, Key::Listens) == ffi::LUA_TTABLE && listened(l, top + 4, topic))
-        {
+        let p = top + 2;
+        if ffi::lua_rawgeti(l, procs, id) != ffi::LUA_TTABLE {
             raw::settop(l, top);
             return false;
         }
-        raw::settop(l, inbox);
         runq::room(l);
         let taken = match ctx.core().try_borrow_mut() {
             Ok(mut core) => core.take_msg(index),
@@ -87,8 +81,8 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
             return false;
         };
         ctx.charge_received(ctx.lua(l), id, msg.wire_bytes());
-        let mt = late(l, Late::ErrorMt); // top + 4
-        let built = crate::convert::push_protected(l, &msg.payloads[0], mt); // top + 5
+        let mt = late(l, Late::ErrorMt); // top + 3
+        let built = crate::convert::push_protected(l, &msg.payloads[0], mt); // top + 4
         let from = msg.from.text();
         drop(msg);
         if !built {
@@ -96,38 +90,11 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
             raw::settop(l, top);
             return true;
         }
-        // The record, as `setmetatable({ topic, from, 1, v }, MsgMT)`.
-        ffi::lua_createtable(l, 4, 0); // top + 6
-        let record = top + 6;
-        ffi::lua_pushlstring(l, topic.as_ptr().cast(), topic.len());
-        ffi::lua_rawseti(l, record, 1);
+        ffi::lua_pushlstring(l, topic.as_ptr().cast(), topic.len()); // top + 5
         let from = from.as_str();
-        ffi::lua_pushlstring(l, from.as_ptr().cast(), from.len());
-        ffi::lua_rawseti(l, record, 2);
-        ffi::lua_pushinteger(l, 1);
-        ffi::lua_rawseti(l, record, 3);
-        ffi::lua_pushvalue(l, top + 5);
-        ffi::lua_rawseti(l, record, 4);
-        late(l, Late::MsgMt);
-        ffi::lua_setmetatable(l, record);
-        deliver_at(l, inbox, record);
+        ffi::lua_pushlstring(l, from.as_ptr().cast(), from.len()); // top + 6
+        route(l, p, top + 5, top + 6, top + 4);
         raw::settop(l, top);
         true
-    }
-}
-
-/// Whether the `listens` table at `listens` has a channel for `topic`
-/// (pushes nothing).
-///
-/// # Safety
-///
-/// As [`msg_next`], with room for one value.
-unsafe fn listened(l: *mut lua_State, listens: std::ffi::c_int, topic: &[u8]) -> bool {
-    // SAFETY: see above; a raw read.
-    unsafe {
-        ffi::lua_pushlstring(l, topic.as_ptr().cast(), topic.len());
-        let found = ffi::lua_rawget(l, listens) != ffi::LUA_TNIL;
-        raw::pop(l, 1);
-        found
     }
 }

@@ -170,7 +170,7 @@ unsafe fn message(l: *mut lua_State, topic: c_int, from: c_int, v: c_int) -> c_i
 /// # Safety
 ///
 /// As [`late`]; indices absolute.
-unsafe fn route(l: *mut lua_State, p: c_int, topic: c_int, from: c_int, v: c_int) {
+pub(super) unsafe fn route(l: *mut lua_State, p: c_int, topic: c_int, from: c_int, v: c_int) {
     // SAFETY: see above.
     unsafe {
         let top = ffi::lua_gettop(l);
