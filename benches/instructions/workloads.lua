@@ -33,28 +33,19 @@ return function(role, n, window, reply)
         if n % w ~= 0 then inbox:receive() end
         return "ow"
     end
-    if role == "rr" then
+    if role == "rr" or role == "xrr" then
+        -- xrr: a first child stays on this worker, so the echo is placed on
+        -- the other one (see placement.rs) and every message crosses
+        -- workers: H.send out, a host item in.
+        local idle = role == "xrr" and process.spawn("script:main", "warren:default", "idle")
         local echo = process.spawn("script:main", "warren:default", "echo", tostring(n))
         local inbox = process.inbox()
         for i = 1, n do
             process.send(echo, "ping", i)
             inbox:receive()
         end
-        return "rr"
-    end
-    if role == "xrr" then
-        -- The first child stays on this worker; the second, the echo, is
-        -- placed on the other one (see placement.rs), so every message
-        -- crosses workers: H.send out, a host item in.
-        local idle = process.spawn("script:main", "warren:default", "idle")
-        local echo = process.spawn("script:main", "warren:default", "echo", tostring(n))
-        local inbox = process.inbox()
-        for i = 1, n do
-            process.send(echo, "ping", i)
-            inbox:receive()
-        end
-        process.send(idle, "stop")
-        return "xrr"
+        if idle then process.send(idle, "stop") end
+        return role
     end
     if role == "echo" then
         local inbox = process.inbox()
