@@ -27,6 +27,8 @@ mod quota;
 mod random;
 mod resume;
 mod step;
+#[cfg(test)]
+mod string_copies;
 mod terminal;
 mod timefmt;
 mod timeparse;

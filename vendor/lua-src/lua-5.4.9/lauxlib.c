@@ -25,6 +25,7 @@
 #include "lua.h"
 
 #include "lauxlib.h"
+#include "lwarren.h"  /* WARREN: warren_memcpy */
 
 
 #if !defined(MAX_SIZET)
@@ -577,7 +578,7 @@ static char *prepbuffsize (luaL_Buffer *B, size_t sz, int boxidx) {
       lua_insert(L, boxidx);  /* move box to its intended position */
       lua_toclose(L, boxidx);
       newbuff = (char *)resizebox(L, boxidx, newsize);
-      memcpy(newbuff, B->b, B->n * sizeof(char));  /* copy original content */
+      warren_memcpy(newbuff, B->b, B->n * sizeof(char));  /* copy original content (WARREN) */
     }
     B->b = newbuff;
     B->size = newsize;
@@ -596,7 +597,7 @@ LUALIB_API char *luaL_prepbuffsize (luaL_Buffer *B, size_t sz) {
 LUALIB_API void luaL_addlstring (luaL_Buffer *B, const char *s, size_t l) {
   if (l > 0) {  /* avoid 'memcpy' when 's' can be NULL */
     char *b = prepbuffsize(B, l, -1);
-    memcpy(b, s, l * sizeof(char));
+    warren_memcpy(b, s, l * sizeof(char));  /* WARREN */
     luaL_addsize(B, l);
   }
 }
@@ -637,7 +638,7 @@ LUALIB_API void luaL_addvalue (luaL_Buffer *B) {
   size_t len;
   const char *s = lua_tolstring(L, -1, &len);
   char *b = prepbuffsize(B, len, -2);
-  memcpy(b, s, len * sizeof(char));
+  warren_memcpy(b, s, len * sizeof(char));  /* WARREN */
   luaL_addsize(B, len);
   lua_pop(L, 1);  /* pop string */
 }

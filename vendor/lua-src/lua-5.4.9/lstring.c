@@ -20,6 +20,7 @@
 #include "lobject.h"
 #include "lstate.h"
 #include "lstring.h"
+#include "lwarren.h"  /* WARREN: warren_memcpy */
 
 
 /*
@@ -227,7 +228,7 @@ TString *luaS_newlstr (lua_State *L, const char *str, size_t l) {
     if (l_unlikely(l * sizeof(char) >= (MAX_SIZE - sizeof(TString))))
       luaM_toobig(L);
     ts = luaS_createlngstrobj(L, l);
-    memcpy(getlngstr(ts), str, l * sizeof(char));
+    warren_memcpy(getlngstr(ts), str, l * sizeof(char));  /* WARREN */
     return ts;
   }
 }

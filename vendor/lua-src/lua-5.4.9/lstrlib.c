@@ -165,13 +165,13 @@ static int str_rep (lua_State *L) {
     char *p = luaL_buffinitsize(L, &b, totallen);
     while (n-- > 1) {  /* first n-1 copies (followed by separator) */
       warren_pollevery(L, wc);  /* WARREN: 'n' may be huge if 'l'+'lsep'==0 */
-      memcpy(p, s, l * sizeof(char)); p += l;
+      warren_memcpy(p, s, l * sizeof(char)); p += l;  /* WARREN */
       if (lsep > 0) {  /* empty 'memcpy' is not that cheap */
         memcpy(p, sep, lsep * sizeof(char));
         p += lsep;
       }
     }
-    memcpy(p, s, l * sizeof(char));  /* last copy (not followed by separator) */
+    warren_memcpy(p, s, l * sizeof(char));  /* last copy (WARREN) */
     luaL_pushresultsize(&b, totallen);
   }
   return 1;

@@ -26,6 +26,7 @@
 #include "lopcodes.h"
 #include "lstate.h"
 #include "lstring.h"
+#include "lwarren.h"  /* WARREN: warren_memcpy */
 #include "ltable.h"
 #include "ltm.h"
 #include "lvm.h"
@@ -638,7 +639,7 @@ static void copy2buff (StkId top, int n, char *buff) {
   do {
     TString *st = tsvalue(s2v(top - n));
     size_t l = tsslen(st);  /* length of string being copied */
-    memcpy(buff + tl, getstr(st), l * sizeof(char));
+    warren_memcpy(buff + tl, getstr(st), l * sizeof(char));  /* WARREN */
     tl += l;
   } while (--n > 0);
 }
