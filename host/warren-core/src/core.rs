@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::directory::{Admit, Queued, admit};
 use crate::error::{ErrorKind, ProcError, refused, too_large};
@@ -26,6 +26,8 @@ use crate::value::Value;
 use crate::worker::Cmd;
 
 mod calls;
+#[cfg(test)]
+mod early_tests;
 #[cfg(test)]
 mod entry_tests;
 mod ops;
@@ -108,6 +110,9 @@ pub struct Core {
     /// `start_blocking_op`); an entry leaves with its operation.
     op_deadlines: std::collections::BTreeSet<(Instant, Pid, u64)>,
     outbox: Vec<Vec<Cmd>>,
+    /// Commands that came from another worker before the spawn of their
+    /// target, held until it arrives (see [`Core::apply_incoming`]).
+    early: FxHashMap<Pid, Vec<Cmd>>,
     /// The entries this worker has looked up (see [`programs`]).
     programs: RefCell<programs::ProgramCache>,
 }
@@ -174,6 +179,7 @@ impl Core {
             timer_seq: 0,
             op_deadlines: std::collections::BTreeSet::new(),
             outbox: (0..workers).map(|_| Vec::new()).collect(),
+            early: FxHashMap::default(),
             programs: RefCell::default(),
         }
     }
@@ -910,29 +916,35 @@ impl Core {
         }
     }
 
+    /// Applies `cmd`, taken from this worker's queue. Workers push to
+    /// each other independently, so a command for a process can come
+    /// before its spawn: with three workers, A spawns P on C and tells B
+    /// its pid, and B's message (or kill, or link) reaches C before A's
+    /// spawn does. A process the directory places here but that is not
+    /// here yet is such a process: its commands wait for the spawn
+    /// (they were dropped, a lost message or a callee never killed).
+    pub(crate) fn apply_incoming(&mut self, cmd: Cmd) {
+        let target = cmd.target();
+        let early = !matches!(cmd, Cmd::Spawn(_))
+            && !self.procs.contains_key(&target)
+            && self.shared.directory.get(target) == Some(self.worker);
+        if early {
+            self.early.entry(target).or_default().push(cmd);
+        } else {
+            self.apply(cmd);
+        }
+    }
+
     pub(crate) fn apply(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Spawn(spawn) => {
-                let mut entry = ProcEntry {
-                    frontend: spawn.frontend,
-                    unread: spawn.queued,
-                    call: spawn.call,
-                    last_child: NO_CHILD,
-                    ..ProcEntry::default()
-                };
-                if spawn.link_to.is_some() || spawn.monitored_by.is_some() {
-                    let peers = entry.peers();
-                    peers.links.extend(spawn.link_to);
-                    peers.watchers.extend(spawn.monitored_by);
+                let pid = spawn.pid;
+                self.spawn_here(spawn);
+                if !self.early.is_empty() {
+                    for cmd in self.early.remove(&pid).unwrap_or_default() {
+                        self.apply(cmd);
+                    }
                 }
-                let args = spawn.args;
-                entry.items.push_back(Item::Start {
-                    program: spawn.program,
-                    args,
-                    context: spawn.context,
-                });
-                self.procs.insert(spawn.pid, entry);
-                self.queue(spawn.pid);
             }
             Cmd::Deliver(pid, item) => {
                 self.push_local(pid, item);
@@ -982,6 +994,30 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Makes the process of `spawn` and queues its start.
+    fn spawn_here(&mut self, spawn: crate::worker::SpawnCmd) {
+        let mut entry = ProcEntry {
+            frontend: spawn.frontend,
+            unread: spawn.queued,
+            call: spawn.call,
+            last_child: NO_CHILD,
+            ..ProcEntry::default()
+        };
+        if spawn.link_to.is_some() || spawn.monitored_by.is_some() {
+            let peers = entry.peers();
+            peers.links.extend(spawn.link_to);
+            peers.watchers.extend(spawn.monitored_by);
+        }
+        let args = spawn.args;
+        entry.items.push_back(Item::Start {
+            program: spawn.program,
+            args,
+            context: spawn.context,
+        });
+        self.procs.insert(spawn.pid, entry);
+        self.queue(spawn.pid);
     }
 
     fn link_exit(&mut self, pid: Pid, signal: LinkExit) {

@@ -154,7 +154,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         std::mem::swap(&mut incoming, &mut *remote.lock());
         let mut c = core.borrow_mut();
         for cmd in incoming.drain(..) {
-            c.apply(cmd);
+            c.apply_incoming(cmd);
         }
         c.fire_timers(Instant::now());
         drop(c);

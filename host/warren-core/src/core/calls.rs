@@ -105,25 +105,34 @@ impl Core {
     fn start_call(&mut self, call: Arc<Call>) {
         let mut next = Some(call);
         while let Some(call) = next.take() {
-            let shared = self.shared.clone();
-            let mut placed = None;
+            let (shared, here) = (self.shared.clone(), self.worker);
+            let mut local = None;
             let begun = call.begin(|req| {
                 let (mut cmd, worker) =
                     shared.prepare_spawn(req, Some(call.caller), Home::Parent(call.worker))?;
                 cmd.call = Some(call.clone());
                 let pid = cmd.pid;
-                placed = Some((worker, cmd));
+                if worker == here {
+                    // Applied below, before this worker reads its queue,
+                    // where a kill from another thread would wait.
+                    local = Some(cmd);
+                } else {
+                    // Pushed while the call's phase is locked: a kill
+                    // (cancel, timeout, the caller's exit) from another
+                    // thread sees the callee only once this returns, so
+                    // it can never reach the worker before the spawn
+                    // (it did, pushed after the lock: the kill found no
+                    // process and the callee ran on).
+                    shared.workers[worker].push_all([Cmd::Spawn(cmd)]);
+                }
                 Ok(pid)
             });
             match begun {
-                // Straight to its worker, not through the outbox: a kill
-                // (cancel, timeout) is pushed there directly, and must
-                // never arrive before the spawn it is meant for.
-                Ok(Some(_)) => match placed {
-                    Some((worker, cmd)) if worker == self.worker => self.apply(Cmd::Spawn(cmd)),
-                    Some((worker, cmd)) => shared.workers[worker].push_all([Cmd::Spawn(cmd)]),
-                    None => {}
-                },
+                Ok(Some(_)) => {
+                    if let Some(cmd) = local {
+                        self.apply(Cmd::Spawn(cmd));
+                    }
+                }
                 // Abandoned while it waited: its turn goes on.
                 Ok(None) => next = call.gate.release(),
                 Err(err) => {
