@@ -924,6 +924,14 @@ impl Core {
     /// here yet is such a process: its commands wait for the spawn
     /// (they were dropped, a lost message or a callee never killed).
     pub(crate) fn apply_incoming(&mut self, cmd: Cmd) {
+        // A message (most of what comes in) is queued with one look-up.
+        let cmd = match cmd {
+            Cmd::Deliver(pid, item) => match self.try_push_local(pid, item) {
+                Ok(()) => return,
+                Err(item) => Cmd::Deliver(pid, item),
+            },
+            cmd => cmd,
+        };
         let target = cmd.target();
         let early = !matches!(cmd, Cmd::Spawn(_))
             && !self.procs.contains_key(&target)
@@ -1047,12 +1055,17 @@ impl Core {
     }
 
     fn push_local(&mut self, pid: Pid, item: Item) -> bool {
+        self.try_push_local(pid, item).is_ok()
+    }
+
+    /// Queues `item` for `pid` if it is here; hands the item back if not.
+    fn try_push_local(&mut self, pid: Pid, item: Item) -> Result<(), Item> {
         let Some(p) = self.procs.get_mut(&pid) else {
-            return false;
+            return Err(item);
         };
         p.items.push_back(item);
         self.queue(pid);
-        true
+        Ok(())
     }
 
     fn queue(&mut self, pid: Pid) {
