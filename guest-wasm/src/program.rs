@@ -47,6 +47,9 @@ pub struct EngineConfig {
     pub pool_size: u32,
     /// Largest linear memory any component may have; the pooled slot size.
     pub max_memory: u64,
+    /// Writes `/tmp/perf-<pid>.map` naming each compiled function, so that
+    /// `perf report` shows guest functions instead of bare addresses.
+    pub perf_map: bool,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +58,7 @@ impl Default for EngineConfig {
             cache_dir: None,
             pool_size: DEFAULT_POOL_SIZE,
             max_memory: DEFAULT_MAX_MEMORY,
+            perf_map: false,
         }
     }
 }
@@ -202,6 +206,9 @@ impl WasmEngine {
             // A copy-on-write image is one more mapping per live instance;
             // copying a component's few KiB of data segments is cheaper.
             config.memory_init_cow(false);
+        }
+        if options.perf_map {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let cache = match &options.cache_dir {
             Some(dir) => {

@@ -105,7 +105,8 @@ const COMPONENT_ENTRY: &str = "component:main";
 /// (under `$WARREN_CACHE_DIR`, else `$XDG_CACHE_HOME/warren` or
 /// `~/.cache/warren`), with `$WARREN_WASM_POOL` pooled instances (default
 /// [`DEFAULT_POOL_SIZE`]; 0 allocates on demand). Its memory slots fit the
-/// largest `limits.memory` of `app`'s entries.
+/// largest `limits.memory` of `app`'s entries. `$WARREN_WASM_PERFMAP=1`
+/// names compiled guest functions for `perf` (`/tmp/perf-<pid>.map`).
 pub(crate) fn wasm_engine(app: Option<&App>) -> Result<std::sync::Arc<WasmEngine>, Failure> {
     let cache = std::env::var_os("WARREN_CACHE_DIR")
         .map(std::path::PathBuf::from)
@@ -135,6 +136,7 @@ pub(crate) fn wasm_engine(app: Option<&App>) -> Result<std::sync::Arc<WasmEngine
         cache_dir: cache,
         pool_size,
         max_memory: largest.max(DEFAULT_MAX_MEMORY),
+        perf_map: std::env::var_os("WARREN_WASM_PERFMAP").is_some_and(|v| v == "1"),
     };
     WasmEngine::new(&config).map_err(|e| Failure::failed(e.into()))
 }

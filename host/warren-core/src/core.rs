@@ -31,6 +31,8 @@ mod early_tests;
 #[cfg(test)]
 mod entry_tests;
 mod ops;
+#[cfg(test)]
+mod placement_tests;
 mod programs;
 mod table;
 
@@ -57,8 +59,6 @@ struct ProcEntry {
     /// The worker of its last child (its next child is placed near it, and
     /// its first near itself; see `placement`), [`NO_CHILD`] before any.
     last_child: u16,
-    /// How many children it has spawned (saturating).
-    children: u16,
     /// Messages sent to it that it has not taken yet.
     unread: Queued,
     /// Whether it ever subscribed to the event bus (its exit then drops
@@ -97,6 +97,17 @@ impl ProcEntry {
     }
 }
 
+/// The spawns of the process that spawned last on this worker, for
+/// placement: its burst (see `placement`) lasts while no other process
+/// spawns here and none exits.
+#[derive(Default)]
+struct Burst {
+    parent: Option<Pid>,
+    /// How many of the burst's children went to each worker of the
+    /// runtime (saturating; as many entries as workers).
+    placed: Vec<u16>,
+}
+
 /// Worker-local process state; see the module docs.
 pub struct Core {
     worker: usize,
@@ -115,6 +126,8 @@ pub struct Core {
     early: FxHashMap<Pid, Vec<Cmd>>,
     /// The entries this worker has looked up (see [`programs`]).
     programs: RefCell<programs::ProgramCache>,
+    /// The current burst of spawns here.
+    burst: Burst,
 }
 
 fn not_alive(pid: Pid) -> ProcError {
@@ -181,6 +194,10 @@ impl Core {
             outbox: (0..workers).map(|_| Vec::new()).collect(),
             early: FxHashMap::default(),
             programs: RefCell::default(),
+            burst: Burst {
+                parent: None,
+                placed: vec![0; workers],
+            },
         }
     }
 
@@ -383,18 +400,24 @@ impl Core {
     /// Spawns a process on behalf of `parent`, optionally linked to and/or monitored by it.
     pub fn spawn(&mut self, parent: Pid, req: SpawnRequest) -> Result<Pid, ProcError> {
         let link = req.link;
-        let home = match self.procs.get(&parent).map(|p| (p.last_child, p.children)) {
+        if self.burst.parent != Some(parent) {
+            self.burst.parent = Some(parent);
+            self.burst.placed.fill(0);
+        }
+        let home = match self.procs.get(&parent).map(|p| p.last_child) {
             None => Home::None,
-            Some((NO_CHILD, _)) => Home::Parent(self.worker),
-            Some((w, n)) => Home::Sibling {
+            Some(NO_CHILD) => Home::Parent(self.worker),
+            Some(w) => Home::Sibling {
                 worker: usize::from(w),
-                children: usize::from(n),
+                burst: &self.burst.placed,
             },
         };
         let (cmd, worker) = self.shared.prepare_spawn(req, Some(parent), home)?;
+        if let Some(n) = self.burst.placed.get_mut(worker) {
+            *n = n.saturating_add(1);
+        }
         if let Some(p) = self.procs.get_mut(&parent) {
             p.last_child = u16::try_from(worker).unwrap_or(NO_CHILD);
-            p.children = p.children.saturating_add(1);
         }
         let pid = cmd.pid;
         if link && let Some(p) = self.procs.get_mut(&parent) {
@@ -669,6 +692,7 @@ impl Core {
         let Some(p) = self.procs.remove(&me) else {
             return;
         };
+        self.burst.parent = None;
         let result = deliverable(result);
         // Before anyone hears of the exit: its I/O is interrupted and its
         // transactions are rolled back (queued ahead of any later use).

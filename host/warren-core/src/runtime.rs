@@ -280,7 +280,7 @@ impl Shared {
         &self,
         req: SpawnRequest,
         parent: Option<Pid>,
-        home: crate::placement::Home,
+        home: crate::placement::Home<'_>,
     ) -> Result<(SpawnCmd, usize), SpawnError> {
         let host_index = self
             .hosts
