@@ -25,8 +25,8 @@
 //! Runs are counted in the burst's own children, not in the workers'
 //! loads, for two reasons. Loads lag: a sibling placed on another worker
 //! starts at once and spawns its helper there while the parent is still
-//! placing the next, so the other worker looked busier and took fewer of
-//! eight pairs (five or six of them landed on the parent's). And a run
+//! placing the next, so choices made from the loads depend on that
+//! timing (the burst's counts do not: see the tests). And a run
 //! that grew with all the children a parent ever spawned made a
 //! long-lived spawner's later rounds come in one run: eight pairs started
 //! by a process that had started a few rounds before all landed on one
