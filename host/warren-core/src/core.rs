@@ -100,7 +100,6 @@ impl ProcEntry {
 /// The spawns of the process that spawned last on this worker, for
 /// placement: its burst (see `placement`) lasts while no other process
 /// spawns here and none exits.
-#[derive(Default)]
 struct Burst {
     parent: Option<Pid>,
     /// How many of the burst's children went to each worker of the
