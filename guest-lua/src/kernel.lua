@@ -95,7 +95,7 @@ local current -- the coroutine record being run
 -- The message a process is sending within this VM: the `bytes` it counts
 -- as so far (the host's wire_size rules), and `owed`, the receiver the
 -- host counted it for (H.admit) until it is delivered. A delivery that
--- fails on the sender's memory limit leaves `owed` set, and resume_one
+-- fails on the sender's memory limit leaves `owed` set, and finish_one
 -- reports that message as taken from the receiver's mailbox, so the
 -- host's count of it stays true.
 local SEND = { bytes = 0, owed = false }
@@ -183,9 +183,10 @@ local UPGRADES = setmetatable({}, { __mode = "k" })
 local function note_taken(p)
     TAKEN[p] = (TAKEN[p] or 0) + 1
 end
--- resume_next() resumes the next wake-up between its process's accounting
--- (step.rs), which reads TAKEN[p] and sets it back to 0 itself unless the
--- coroutine raised; it returns what it leaves to resume_one.
+-- resume_next(limit, left) resumes wake-ups in batches, each between its
+-- process's accounting (step.rs), which reads TAKEN[p] and sets it back
+-- to 0 itself unless the coroutine raised; it returns how many it took,
+-- what is left of the batch, and what it leaves to finish_one.
 local resume_next, done_next = M.resume_next, M.done_next
 
 local ChanMethods = {}
@@ -236,7 +237,7 @@ local function close_state(s)
 end
 
 -- ch:send(v) and ch:receive() (woken with exactly (value, ok): see
--- resume_one) wait by yielding BLOCK from C.
+-- finish_one) wait by yielding BLOCK from C.
 ChanMethods.send, ChanMethods.receive = M.send, M.receive
 
 function ChanMethods:close()
@@ -811,13 +812,12 @@ end
 -- fire timers and run its other front-ends before anything else runs.
 local slice_over = false
 
-local function resume_one()
-    -- The next wake-up, resumed through the step with `current` set (a
-    -- plain receive is woken with (value, ok) only, which it returns; a
-    -- select also gets its channel: the step passes `c` only when it is
-    -- not nil). Nothing comes back when the coroutine just waits again.
-    local cr, p, ok, kind, r1, r2, r3 = resume_next()
-    if cr == nil then return end
+-- Finishes a wake-up that resume_next left to the kernel: resumed through
+-- the step with `current` set (a plain receive is woken with (value, ok)
+-- only, which it returns; a select also gets its channel: the step passes
+-- `c` only when it is not nil), it raised, got a verdict, was preempted,
+-- ended, or may have left its process deadlocked.
+local function finish_one(cr, p, ok, kind, r1, r2, r3)
     local why
     if not ok then
         r1 = kind
@@ -1000,23 +1000,30 @@ local function handle(more, id, kind, ...)
 end
 
 local function run(budget)
-    local done = 0
+    local done, left = 0, 0
     while true do
-        -- Ask the host only when it has something (has_items is a C
-        -- call; H.next converts an item into Lua values). A host call's
-        -- value for a coroutine in `await` goes to it in C (done_next).
-        while M.has_items() and (done_next() or handle(H_next())) do end
-        local batch = rq_len()
-        if batch <= 0 then return false end
-        for _ = 1, batch do
-            resume_one()
+        if left <= 0 then
+            -- Ask the host only when it has something (has_items is a C
+            -- call; H.next converts an item into Lua values). A host
+            -- call's value for a coroutine in `await` goes to it in C
+            -- (done_next).
+            while M.has_items() and (done_next() or handle(H_next())) do end
+            left = rq_len()
+            if left <= 0 then return false end
+        end
+        -- The wake-ups queued now, resumed in C batch after batch until
+        -- one needs the kernel, the host has an item, or the budget is
+        -- spent at the end of a batch.
+        local n, rest, cr, p, ok, kind, r1, r2, r3 = resume_next(budget - done, left)
+        done, left = done + n, rest
+        if cr ~= nil then
+            finish_one(cr, p, ok, kind, r1, r2, r3)
             if slice_over then
                 slice_over = false
                 return true
             end
         end
-        done = done + batch
-        if done >= budget then return true end
+        if left <= 0 and done >= budget then return true end
     end
 end
 

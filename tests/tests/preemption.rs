@@ -102,3 +102,42 @@ fn a_preempted_process_resumes_where_it_was_with_its_state_intact() {
         ])
     );
 }
+
+/// Coroutines of one process that always have one of them ready (a
+/// ping-pong on unbuffered channels, a crowd on a one-slot buffer, a
+/// select) never run long enough in one resume to be preempted: only the
+/// front-end's run budget gives the worker back, for its timers and its
+/// queue (the terminations), however the wake-ups are batched.
+#[test]
+fn coroutines_that_always_have_one_ready_leave_the_worker_to_its_neighbours() {
+    let app = App::new().entry(
+        "t:spin",
+        r#"return function(how)
+            local ping, pong = channel.new(how == "crowd" and 1 or 0), channel.new()
+            if how == "crowd" then
+                for _ = 1, 8 do
+                    coroutine.spawn(function() while true do ping:send(ping:receive()) end end)
+                end
+                ping:send(1)
+                while true do ping:send(ping:receive()) end
+            end
+            coroutine.spawn(function()
+                while true do
+                    if how == "select" then
+                        local r = channel.select({ ping:case_receive() })
+                        channel.select({ pong:case_send(r.value) })
+                    else
+                        pong:send(ping:receive())
+                    end
+                end
+            end)
+            local i = 0
+            while true do
+                i = i + 1
+                ping:send(i)
+                pong:receive()
+            end
+        end"#,
+    );
+    assert_neighbour_runs(app, &["pingpong", "crowd", "select"]);
+}

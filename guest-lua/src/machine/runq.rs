@@ -11,6 +11,7 @@
 //! next wake-up allocates nothing and cannot fail.
 
 use std::ffi::c_int;
+use std::ptr;
 
 use mlua::ffi::{self, lua_State};
 
@@ -147,13 +148,20 @@ pub(super) unsafe extern "C-unwind" fn lua_len(l: *mut lua_State) -> c_int {
     }
 }
 
-/// `resume_next()`: takes the next wake-up off the run queue and resumes
-/// its coroutine through the step (`crate::step`), with `current` set to
-/// it meanwhile. Returns nothing when that is all there is to do (the
-/// queue was empty, the coroutine's process was gone, or it now waits and
-/// its process can still be woken); else `cr, p, ok, verdict, r1, r2, r3`
-/// for the kernel to finish (an error, a verdict, a preemption, an end, a
-/// message whose delivery failed part-way, a possible deadlock).
+/// `resume_next(limit, left)`: resumes wake-ups off the run queue, one
+/// after another, each through the step (`crate::step`) with `current`
+/// set to it meanwhile, in batches as the kernel's `run` makes them: the
+/// `left` wake-ups of the current batch first, then, while fewer than
+/// `limit` were taken and the host has no item for this VM, a new batch
+/// of the wake-ups queued by then. It stops early at the first wake-up
+/// whose outcome the kernel must finish (an error, a verdict, a
+/// preemption, an end, a message whose delivery failed part-way, a
+/// possible deadlock) and answers `n, left, cr, p, ok, verdict, r1, r2,
+/// r3` for it (`n` the wake-ups taken, it included; `left` what remains
+/// of its batch); else `n, 0`. Wake-ups whose process was gone, and
+/// coroutines that now wait while their process can still be woken, need
+/// nothing more: the kernel's Lua runs only for the others and between
+/// batches that find host items.
 ///
 /// # Safety
 ///
@@ -162,18 +170,61 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
     // SAFETY: the context is the VM's `Stepper` (checked not null), which
     // outlives the VM's calls; the step runs on this stack above `p`.
     unsafe {
+        let limit = ffi::lua_tointegerx(l, 1, ptr::null_mut());
+        let mut left = ffi::lua_tointegerx(l, 2, ptr::null_mut());
         raw::reserve(l);
         let ctx = ffi::lua_touserdata(l, uv(raw::CTX)).cast::<crate::step::Stepper>();
         if ctx.is_null() {
             raw::raise(l, 1, "resume_next: no step in this VM", None);
         }
-        raw::settop(l, 0);
-        if lua_next(l) == 0 {
-            return 0;
+        let mut taken = 0;
+        loop {
+            if left <= 0 {
+                if taken >= limit || (*ctx).has_items() {
+                    break;
+                }
+                let [h, t] = *ends(l);
+                left = t - h + 1;
+                if left <= 0 {
+                    break;
+                }
+            }
+            raw::settop(l, 0);
+            if lua_next(l) == 0 {
+                left = 0;
+                break;
+            }
+            left -= 1;
+            taken += 1;
+            if let Some(n) = resume_taken(l, &*ctx) {
+                ffi::lua_pushinteger(l, taken);
+                ffi::lua_insert(l, 1);
+                ffi::lua_pushinteger(l, left);
+                ffi::lua_insert(l, 2);
+                return n + 2;
+            }
         }
-        // 1: cr, 2..4: its values.
+        raw::settop(l, 0);
+        ffi::lua_pushinteger(l, taken);
+        ffi::lua_pushinteger(l, left.max(0));
+        2
+    }
+}
+
+/// Resumes the wake-up `lua_next` left at 1..=4 (`cr` and its values).
+/// `None` when nothing is left for the kernel; else the stack holds `cr,
+/// p, ok, verdict, r1, r2, r3` (as many as the step answered) and the
+/// count is returned.
+///
+/// # Safety
+///
+/// Called from [`lua_resume_next`], the wake-up at 1..=4 and nothing
+/// above it; `stepper` is the VM's.
+unsafe fn resume_taken(l: *mut lua_State, stepper: &crate::step::Stepper) -> Option<c_int> {
+    // SAFETY: see above.
+    unsafe {
         if !raw::truthy(l, 1, Key::Th) {
-            return 0;
+            return None;
         }
         raw::get(l, 1, Key::P); // 5
         let n = raw::int(l, 5, Key::Nready);
@@ -185,16 +236,16 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
         for v in 2..=4 {
             ffi::lua_pushvalue(l, v); // 9..11
         }
-        let nres = crate::step::step_at(l, &*ctx, uv(raw::TAKEN), 5);
+        let nres = crate::step::step_at(l, stepper, uv(raw::TAKEN), 5);
         ffi::lua_pushnil(l);
         set_current(l, ffi::lua_gettop(l));
         raw::pop(l, 1);
         if settled(l, nres) {
-            return 0;
+            return None;
         }
         ffi::lua_rotate(l, 2, -3); // cr, p, results..., a, b, c
         raw::settop(l, 2 + nres);
-        2 + nres
+        Some(2 + nres)
     }
 }
 
