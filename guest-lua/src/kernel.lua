@@ -867,21 +867,23 @@ end
 ---------------------------------------------------------------------------
 local MsgMethods, PayloadMethods = {}, {}
 local MsgMT = { __index = MsgMethods, __metatable = false }
-M.bind(ErrMT, MsgMT, SEND, procs, mkerr)
 local PayloadMT = { __index = PayloadMethods, __metatable = false }
-function MsgMethods:topic() return rawget(self, 1) end
-function MsgMethods:from() return rawget(self, 2) end
-function MsgMethods:payload()
+-- msg:payload() for any payload count but 1 (the machine's msg_payload
+-- makes the usual one itself): a list, or the error for a table that is
+-- no message. Called from C, so its error names the caller's caller.
+local function payload_list(self)
     local n = rawget(self, 3)
-    if n == 1 then return setmetatable({ rawget(self, 4) }, PayloadMT) end -- the usual case
-    if math_type(n) ~= "integer" then error("expected a message, got " .. type(self), 2) end
+    if n == 1 then return setmetatable({ rawget(self, 4) }, PayloadMT) end
+    if math_type(n) ~= "integer" then error("expected a message, got " .. type(self), 3) end
     if n <= 1 then return setmetatable({ rawget(self, 4) }, PayloadMT) end
     local list = {}
     for i = 1, n do list[i] = setmetatable({ rawget(self, 3 + i) }, PayloadMT) end
     return list
 end
-function PayloadMethods:data() return rawget(self, 1) end
-
+M.bind(ErrMT, MsgMT, SEND, procs, mkerr, PayloadMT, payload_list)
+-- topic(), from() and payload() read the record raw, in C.
+MsgMethods.topic, MsgMethods.from, MsgMethods.payload = M.msg_topic, M.msg_from, M.msg_payload
+-- PayloadMethods:data() and the others are defined with payload (below).
 
 -- A message for a topic nothing listens to goes to the inbox once the
 -- process has subscribed to it (`process.inbox()`); until then it waits
@@ -2254,7 +2256,13 @@ local function value_of(pl)
     return v
 end
 local function new_payload(v, f) return setmetatable({ v, f = f }, PayloadMT) end
-function PayloadMethods:data() return value_of(self) end
+function PayloadMethods:data()
+    -- A payload with no encoding (every message's) is its value as it is:
+    -- no format to look up, no decoding (value_of would answer the same).
+    local f = rawget(self, "f")
+    if type(f) ~= "string" then return rawget(self, 1) end
+    return value_of(self)
+end
 PayloadMethods.unmarshal = PayloadMethods.data
 function PayloadMethods:get_format() return format_of(self) end
 function PayloadMethods:transcode(f)

@@ -307,3 +307,56 @@ fn kernel_objects_cannot_be_sent() {
          nil payload: channel case cannot be sent; nil payload.inner: channel cannot be sent",
     );
 }
+
+/// The message methods are reachable from every message, so a process can
+/// call them on any value: they read a table raw (its metamethods never
+/// run), refuse what is not a table as `rawget` did, and a forged payload
+/// count is either refused or read by the kernel's Lua (many payloads),
+/// where the process's limits still reach the loop.
+#[test]
+fn forged_messages_are_read_raw_and_refused() {
+    returns(
+        &format!(
+            r#"{TRY} return function()
+            local inbox = process.inbox()
+            process.send(process.pid(), "t", 7)
+            local m = inbox:receive()
+            local trap = setmetatable({{}}, {{ __index = spin, __len = spin, __eq = spin }})
+            local said = {{ tostring(m.topic(trap)), tostring(m.from(trap)),
+                tostring(m.payload(setmetatable({{ "x", "y", 1, 5 }}, getmetatable(trap))):data()) }}
+            local two = m.payload({{ "x", "y", 2, nil, 9 }})
+            said[#said + 1] = #two .. ":" .. tostring(two[1]:data()) .. "," .. tostring(two[2]:data())
+            for _, bad in ipairs({{ 5, "text", true }}) do
+                try("bad argument #1 to 'rawget' (table expected, got " .. type(bad) .. ")", m.topic, bad)
+                try("bad argument #1 to 'rawget' (table expected", m.from, bad)
+                try("bad argument #1 to 'rawget' (table expected", m.payload, bad)
+            end
+            try("expected a message, got table", m.payload, {{ "x", "y", "1" }})
+            try("expected a message, got table", m.payload, {{ "x", "y", 1.5 }})
+            said[#said + 1] = tostring(m:topic()) .. " " .. tostring(m:payload():data())
+            said[#said + 1] = verdict()
+            return table.concat(said, " ")
+        end"#
+        ),
+        &["time"],
+        "nil nil 5 2:nil,9 t 7 all refused",
+    );
+}
+
+/// A forged count of 2^40 payloads is a loop in the kernel's Lua, run in
+/// the process's own resume: its memory limit ends it, the neighbour
+/// ticking meanwhile.
+#[test]
+fn a_forged_payload_count_is_ended_by_the_processs_limits() {
+    let out = run(
+        r#"return function()
+            process.send(process.pid(), "t", 1)
+            local m = process.inbox():receive()
+            local list = m.payload({ "x", "y", 1 << 40 })
+            return "made " .. #list
+        end"#,
+        &[],
+    );
+    out.assert_ended(ErrorKind::RateLimited, "memory limit exceeded");
+    out.assert_neighbour_ticks();
+}

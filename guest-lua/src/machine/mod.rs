@@ -1,8 +1,8 @@
 //! The kernel's machinery in C: the run queue, channels (waiters,
 //! non-blocking and blocking receive and send, host-fed delivery), a
-//! message to a process of the same VM and a host call's value handed to
-//! the coroutine awaiting it, as C closures on the raw Lua API
-//! over the kernel's own tables. The kernel calls them where it had Lua
+//! message to a process of the same VM, a message's accessors and a host
+//! call's value handed to the coroutine awaiting it, as C closures on the
+//! raw Lua API over the kernel's own tables. The kernel calls them where it had Lua
 //! functions of the same names; a blocking `receive`/`send` yields the
 //! kernel's `BLOCK` token from C.
 //!
@@ -10,7 +10,8 @@
 //! builds them once per VM and returns a table of them: `cur` is a kernel
 //! function whose first upvalue is the kernel's `current` (the coroutine
 //! record being run), which the blocking methods read. What the kernel
-//! makes later is given with `bind(ErrMT, MsgMT, SEND, procs, mkerr)`.
+//! makes later is given with `bind(ErrMT, MsgMT, SEND, procs, mkerr,
+//! PayloadMT, payload_list)`.
 //!
 //! Guarantees: nothing here runs a metamethod or user code (every table
 //! access is raw, and the tables are the kernel's); no Rust value with a
@@ -21,6 +22,7 @@
 mod chan;
 mod done;
 mod inbox;
+mod msg;
 mod raw;
 mod runq;
 mod send;
@@ -32,7 +34,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 19] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 22] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -52,25 +54,28 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 19] = [
     (c"call", done::lua_call),
     (c"call_as", done::lua_call_as),
     (c"bind", bind),
+    (c"msg_topic", msg::topic),
+    (c"msg_from", msg::from),
+    (c"msg_payload", msg::payload),
 ];
 
 /// Arguments `H.machine` takes: the upvalues after the run queue's state,
 /// up to `cur`.
 const ARGS: c_int = raw::CURRENT - 1;
 
-/// `bind(ErrMT, MsgMT, SEND, procs, mkerr)`: what the kernel makes after
-/// the machine.
+/// `bind(ErrMT, MsgMT, SEND, procs, mkerr, PayloadMT, payload_list)`:
+/// what the kernel makes after the machine.
 ///
 /// # Safety
 ///
 /// Called by Lua as a machine C closure.
 unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
-    // SAFETY: four tables and a function, checked, into the slots
-    // `raw::Late` names.
+    // SAFETY: four tables, a function, a table and a function, checked,
+    // into the slots `raw::Late` names.
     unsafe {
-        raw::settop(l, 5);
-        for i in 1..=5 {
-            let want = if i == 5 {
+        raw::settop(l, 7);
+        for i in 1..=7 {
+            let want = if i == 5 || i == 7 {
                 ffi::LUA_TFUNCTION
             } else {
                 ffi::LUA_TTABLE
@@ -85,6 +90,8 @@ unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
             raw::Late::Send,
             raw::Late::Procs,
             raw::Late::Mkerr,
+            raw::Late::PayloadMt,
+            raw::Late::PayloadList,
         ];
         for (i, slot) in late.into_iter().enumerate() {
             ffi::lua_pushvalue(l, c_int::try_from(i).unwrap_or(0) + 1);
@@ -144,7 +151,7 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
         }
         runq::new_state(l);
         ffi::lua_insert(l, 1); // the state is upvalue 1, the arguments follow
-        ffi::lua_createtable(l, 5, 0); // LATE
+        ffi::lua_createtable(l, 7, 0); // LATE
         // CTX: the builder's own upvalue (none in a test VM: null).
         ffi::lua_pushlightuserdata(l, ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)));
         for (i, key) in Key::ALL.into_iter().enumerate() {
@@ -275,7 +282,7 @@ mod tests {
                 local function mkerr(kind, msg, retryable)
                     return { kind = kind, msg = msg, retryable = retryable }
                 end
-                M.bind({}, {}, {}, {}, mkerr)
+                M.bind({}, {}, {}, {}, mkerr, {}, function() end)
                 local out = {}
                 -- Not in a coroutine: refused, nothing started.
                 local started = false

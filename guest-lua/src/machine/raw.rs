@@ -50,6 +50,10 @@ pub(super) enum Late {
     Procs = 4,
     /// The kernel's `mkerr(kind, message, retryable)`.
     Mkerr = 5,
+    /// The metatable of payloads.
+    PayloadMt = 6,
+    /// The kernel's `payload_list(msg)`: `msg:payload()` for any count but 1.
+    PayloadList = 7,
 }
 /// Upvalues before the keys.
 pub(super) const LEADING: c_int = FIRST_KEY - 1;

@@ -1,0 +1,104 @@
+//! A message's accessors in C: `msg:topic()`, `msg:from()` and
+//! `msg:payload()`, the methods every receiver calls on every message,
+//! without a Lua frame and a `rawget` call each.
+//!
+//! A message is the kernel's record `{ topic, from, n, payload1, ...,
+//! payloadN }` with the kernel's `MsgMT`; a payload is `{ value }` with
+//! `PayloadMT` (bound by the kernel: `raw::Late`). The methods are
+//! reachable from any table a process hands them (`msg.topic(t)`), so
+//! they read it raw and only as the Lua they replace did.
+//!
+//! Guarantees: raw reads only, no metamethod runs; a `self` that is not a
+//! table raises as the Lua did (`rawget`'s argument error); `payload()`
+//! allocates only its result, inside the caller's resume, and loops over
+//! no count a process could forge (the kernel's Lua does, preemptibly).
+
+use std::ffi::c_int;
+use std::ptr;
+
+use mlua::ffi::{self, lua_State};
+
+use super::raw::{self, LATE, Late, uv};
+
+/// Raises the argument error `rawget(self, ...)` raised in the Lua methods
+/// when `self` is not a table.
+///
+/// # Safety
+///
+/// Called from a machine C function.
+unsafe fn check_self(l: *mut lua_State) {
+    // SAFETY: see above; the text is made on the Lua stack (no Rust value
+    // is alive across the raise), as `luaL_typeerror` makes it, with
+    // rawget's name; a C function has no position to prefix.
+    unsafe {
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            ffi::lua_pushfstring(
+                l,
+                c"bad argument #1 to 'rawget' (table expected, got %s)".as_ptr(),
+                ffi::luaL_typename(l, 1),
+            );
+            ffi::lua_error(l);
+        }
+    }
+}
+
+/// `msg:topic()`: field 1.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn topic(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        check_self(l);
+        ffi::lua_rawgeti(l, 1, 1);
+        1
+    }
+}
+
+/// `msg:from()`: field 2.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn from(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        check_self(l);
+        ffi::lua_rawgeti(l, 1, 2);
+        1
+    }
+}
+
+/// `msg:payload()`: a one-payload message's (the usual case) made here;
+/// any other count is left to the kernel's `payload_list(self)` (a list of
+/// payloads, or the "expected a message" error), Lua the process's hook
+/// can still end, as the count is the message table's, which any process
+/// can forge.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn payload(l: *mut lua_State) -> c_int {
+    // SAFETY: see above; `payload_list` was bound by the kernel (a
+    // function) and raises only as the Lua method did.
+    unsafe {
+        check_self(l);
+        raw::settop(l, 1);
+        ffi::lua_rawgeti(l, 1, 3);
+        let one = ffi::lua_isinteger(l, 2) != 0 && ffi::lua_tointegerx(l, 2, ptr::null_mut()) == 1;
+        raw::settop(l, 1);
+        if one {
+            ffi::lua_createtable(l, 1, 0);
+            ffi::lua_rawgeti(l, 1, 4);
+            ffi::lua_rawseti(l, -2, 1);
+            ffi::lua_rawgeti(l, uv(LATE), Late::PayloadMt as i64);
+            ffi::lua_setmetatable(l, -2);
+            return 1;
+        }
+        ffi::lua_rawgeti(l, uv(LATE), Late::PayloadList as i64);
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, 1, 1);
+        1
+    }
+}
