@@ -2,9 +2,9 @@
 //! non-blocking and blocking receive and send, host-fed delivery), a
 //! message to a process of the same VM, a message's accessors and a host
 //! call's value handed to the coroutine awaiting it, as C closures on the
-//! raw Lua API over the kernel's own tables. The kernel calls them where it had Lua
-//! functions of the same names; a blocking `receive`/`send` yields the
-//! kernel's `BLOCK` token from C.
+//! raw Lua API over the kernel's own tables. The kernel calls them where
+//! it had Lua functions of the same names; a blocking `receive`/`send`
+//! yields the kernel's `BLOCK` token from C.
 //!
 //! `H.machine(rq, NIL, BLOCK, CLOSED, CH, TAKEN, cur)`
 //! builds them once per VM and returns a table of them: `cur` is a kernel

@@ -70,11 +70,11 @@ pub(super) unsafe extern "C-unwind" fn from(l: *mut lua_State) -> c_int {
     }
 }
 
-/// `msg:payload()`: a one-payload message's (the usual case) made here;
-/// any other count is left to the kernel's `payload_list(self)` (a list of
-/// payloads, or the "expected a message" error), Lua the process's hook
-/// can still end, as the count is the message table's, which any process
-/// can forge.
+/// `msg:payload()`: the payload of a one-payload message (the usual case),
+/// made here. Any other count is left to the kernel's `payload_list(self)`
+/// (a list of payloads, or the "expected a message" error): the count is
+/// the table's, which any process can forge, and a loop over it must stay
+/// in Lua, where the process's limits and its hook reach it.
 ///
 /// # Safety
 ///
