@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mlua::state::{GcGenParams, GcMode};
 use mlua::{
-    Function, IntoLua, IntoLuaMulti, Lua, LuaOptions, LuaString, MultiValue, StdLib, Table,
-    Value as LuaValue, Variadic,
+    Function, IntoLua, IntoLuaMulti, LightUserData, Lua, LuaOptions, LuaString, MultiValue, StdLib,
+    Table, Value as LuaValue, Variadic,
 };
 use rustc_hash::FxHashMap;
 use warren_core::{
@@ -93,6 +93,11 @@ fn lua_id(pid: Pid) -> i64 {
 /// stream of messages from one sender on one topic creates no new strings.
 struct Entries {
     compiled: FxHashMap<String, (Arc<Program>, Table)>,
+    /// The same entry tables by their program (a light userdata of the
+    /// `Arc`'s pointer, which `compiled` keeps alive, so no key is reused
+    /// while it is here): `H.entries`, which the kernel binds for the
+    /// machine's start of a process (see [`crate::machine::start`]).
+    by_program: Table,
     kinds: FxHashMap<&'static str, LuaString>,
     last_from: Option<(Pid, LuaString)>,
     last_topic: Option<(Arc<str>, LuaString)>,
@@ -392,8 +397,11 @@ fn register_next(
     index: usize,
     accounts: Rc<RefCell<Accounts>>,
 ) -> mlua::Result<()> {
+    let by_program = lua.create_table()?;
+    h.set("entries", &by_program)?;
     let entries = Rc::new(RefCell::new(Entries {
         compiled: FxHashMap::default(),
+        by_program: by_program.clone(),
         kinds: FxHashMap::default(),
         last_from: None,
         last_topic: None,
@@ -673,8 +681,20 @@ fn entry_table(
         // The kernel reads it raw: a function call's raised text is INTERNAL.
         table.raw_set("func", true).map_err(|e| e.to_string())?;
     }
+    let mut entries = entries.borrow_mut();
+    // A key leaves `by_program` before its program leaves `compiled` (the
+    // pointer of a dropped program could be another's later).
+    let key = |p: &Arc<Program>| LightUserData(Arc::as_ptr(p).cast_mut().cast());
+    let by_program = entries.by_program.clone();
+    if let Some((old, _)) = entries.compiled.get(&program.id) {
+        by_program
+            .raw_set(key(old), LuaValue::Nil)
+            .map_err(|e| e.to_string())?;
+    }
+    by_program
+        .raw_set(key(program), &table)
+        .map_err(|e| e.to_string())?;
     entries
-        .borrow_mut()
         .compiled
         .insert(program.id.clone(), (program.clone(), table.clone()));
     Ok(table)
@@ -1175,7 +1195,7 @@ const MAX_JSON_BYTES: u64 = 2 << 20;
 /// that call well under the 250 ms a process may hold its worker.
 const MAX_JSON_DECODE: usize = 512 << 10;
 
-fn unix_nanos() -> i64 {
+pub(crate) fn unix_nanos() -> i64 {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

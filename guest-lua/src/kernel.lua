@@ -880,7 +880,6 @@ local function payload_list(self)
     for i = 1, n do list[i] = setmetatable({ rawget(self, 3 + i) }, PayloadMT) end
     return list
 end
-M.bind(ErrMT, MsgMT, SEND, procs, mkerr, PayloadMT, payload_list)
 -- topic(), from() and payload() read the record raw, in C.
 MsgMethods.topic, MsgMethods.from, MsgMethods.payload = M.msg_topic, M.msg_from, M.msg_payload
 -- PayloadMethods:data() and the others are defined with payload (below).
@@ -1745,6 +1744,11 @@ function time.date(y, mo, d, h, mi, s, ns, loc)
     return tm(t)
 end
 now_value = time.now
+-- What the machine needs of what the kernel made since it was built (see
+-- the time section for TimeMT). start: the machine starts a process with
+-- it when the host's entry table for its program is made (H.entries) and
+-- it has no context values.
+M.bind(ErrMT, MsgMT, SEND, procs, mkerr, PayloadMT, payload_list, start, H.entries, TimeMT)
 function time.parse_duration(s)
     check_str(s, "time.parse_duration: argument", 2)
     -- Durations are short; a huge one would be quoted whole in the error.

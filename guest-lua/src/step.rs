@@ -124,6 +124,14 @@ impl Stepper {
         }
     }
 
+    /// Opens process `id`'s account as `H.next` does when it starts one
+    /// (nothing when the accounts are in use, which no caller is).
+    pub(crate) fn open_account(&self, id: i64) {
+        if let Ok(mut accounts) = self.accounts.try_borrow_mut() {
+            accounts.open(id);
+        }
+    }
+
     /// The kind and reason of the last `false` verdict (once).
     pub(crate) fn take_kill(&self) -> Option<(ErrorKind, String)> {
         self.kill.borrow_mut().take()

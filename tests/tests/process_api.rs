@@ -86,6 +86,63 @@ fn spawn_arguments_of_every_scalar_kind_and_tables_arrive_as_sent() {
     );
 }
 
+/// Describes its arguments, error objects and nested tables included.
+const DEEP_ARGS: &str = r##"return function(...)
+    local out = { tostring(select("#", ...)) }
+    for i = 1, select("#", ...) do
+        local v = select(i, ...)
+        local shown = (math.type(v) or type(v)) .. ":" .. tostring(v)
+        if type(v) == "table" and type(v.kind) == "function" then
+            shown = "err:" .. tostring(v:kind()) .. ":" .. tostring(v:message())
+        elseif type(v) == "table" then
+            shown = "table:" .. tostring(v.k) .. ":" .. tostring(v.n and v.n.m)
+        end
+        out[#out + 1] = shown
+    end
+    return table.concat(out, " ")
+end"##;
+
+#[test]
+fn later_starts_of_an_entry_hand_the_child_what_its_first_start_did() {
+    // The first start of t:args compiles it; later ones with no context
+    // and at most 16 arguments are started by the machine, the rest as
+    // the first: every child must see the same values.
+    let v = app(r#"return function()
+        local e = errors.new({ message = "m", kind = errors.CONFLICT })
+        local calls = {
+            function() return process.exec("t:args", "test:host", 7, 1.5, nil, "a\0b", { k = "t", n = { m = 2 } }, e, nil) end,
+            function() return process.exec("t:args", "test:host") end,
+            function() return process.exec("t:args", "test:host", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16) end,
+            function() return process.exec("t:args", "test:host", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17) end,
+        }
+        local out = {}
+        for round = 1, 3 do
+            for i, call in ipairs(calls) do
+                local r = assert(call())
+                if round == 1 then out[i] = r elseif out[i] ~= r then
+                    error(("call %d, round %d: %s, first %s"):format(i, round, r, out[i]))
+                end
+            end
+        end
+        return table.concat(out, " | ")
+    end"#)
+    .entry("t:args", DEEP_ARGS)
+    .run("t:main", vec![])
+    .expect("ok");
+    let ints = |n: i64| {
+        (1..=n)
+            .map(|i| format!("integer:{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let want = format!(
+        "7 integer:7 float:1.5 nil:nil string:a\u{0}b table:t:2 err:Conflict:m nil:nil | 0 | 16 {} | 17 {}",
+        ints(16),
+        ints(17)
+    );
+    assert_eq!(v.as_str().unwrap_or_default(), want);
+}
+
 #[test]
 fn a_spawn_whose_entry_id_is_not_utf8_is_refused_and_the_spawner_goes_on() {
     let v = app(r#"return function()
@@ -198,6 +255,35 @@ fn spawn_monitored_delivers_exit_events_for_normal_and_abnormal_exits() {
             .unwrap_or_default()
             .contains("child failed on purpose")
     );
+}
+
+#[test]
+fn an_exit_event_looks_the_same_whether_the_events_channel_was_asked_for_before_or_after() {
+    // Before: the machine delivers it. After: the kernel's Lua makes the
+    // channel and delivers it. An exec's own wait is woken either way.
+    let v = app(r#"return function()
+        local function describe(e, pid)
+            local fields, rfields = 0, 0
+            for _ in pairs(e) do fields = fields + 1 end
+            for _ in pairs(e.result) do rfields = rfields + 1 end
+            return table.concat({ e.kind, tostring(e.from == pid), tostring(e.result.value),
+                tostring(e.result.error), type(e.at), tostring(e.at:unix() > 1600000000),
+                tostring(e.at:before(require("time").now())), fields, rfields }, ",")
+        end
+        -- The first child ends while this process waits in exec (one worker:
+        -- in start order), before it has an events channel.
+        local early = process.spawn_monitored("t:child", "test:host", "plain")
+        assert(process.exec("t:child", "test:host", "add", 1, 2) == 3)
+        local events = process.events()
+        local a = describe(events:receive(), early)
+        local late = process.spawn_monitored("t:child", "test:host", "plain")
+        local b = describe(events:receive(), late)
+        return a .. " | " .. b
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    let one = "pid.exit,true,plain,nil,table,true,true,4,1";
+    assert_eq!(v.as_str().unwrap_or_default(), format!("{one} | {one}"));
 }
 
 #[test]

@@ -182,3 +182,39 @@ fn upgrading_to_a_non_lua_entry_is_refused() {
         )
     );
 }
+
+/// Returns its version and its argument.
+fn versioned(v: u32) -> String {
+    format!("return function(x) return \"v{v}:\" .. tostring(x) end")
+}
+
+#[test]
+fn a_replaced_entry_starts_its_new_code_in_a_vm_that_ran_the_old() {
+    // The first start of an entry in a VM compiles it (`H.next`); later
+    // ones find the compiled entry by its program (the machine's start).
+    // A replaced program is another key: its processes run the new code.
+    let runtime = App::new().entry("t:v", &versioned(1)).start();
+    let exec = |x: i64| run_on(&runtime, "t:exec", vec![Value::Int(x)]);
+    runtime.add_program(
+        LuaProgram::new("t:exec.lua", EXEC)
+            .with_modules(&MODULES)
+            .into_program("t:exec"),
+    );
+    assert_eq!(exec(1), Ok(s("v1:1 v1:1 v1:1")));
+    for v in 2..=3 {
+        runtime.add_program(
+            LuaProgram::new("t:v.lua", versioned(v).as_str())
+                .with_modules(&MODULES)
+                .into_program("t:v"),
+        );
+        let want = format!("v{v}:{v} v{v}:{v} v{v}:{v}");
+        assert_eq!(exec(i64::from(v)), Ok(Value::str(want)), "version {v}");
+    }
+}
+
+/// Runs `t:v` three times in its own VM with its argument.
+const EXEC: &str = r#"return function(x)
+    local out = {}
+    for i = 1, 3 do out[i] = assert(process.exec("t:v", "test:host", x)) end
+    return table.concat(out, " ")
+end"#;

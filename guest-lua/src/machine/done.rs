@@ -19,9 +19,11 @@
 //! `procs[id].ops[op]` (as `await` left it), it takes the item, charges
 //! the process for it and converts the value as `H.next` does, clears
 //! `ops[op]`, wakes the coroutine with the value and answers `true`.
-//! Anything else (an error result, a handle, a watcher function, a
-//! process the kernel does not know, any other item) stays for
-//! `handle(H.next())`, and it answers nothing.
+//! Otherwise it hands over the usual message ([`super::inbox`]), start
+//! ([`super::start`]) or exit event ([`super::event`]) the same way. Anything else (an error
+//! result, a handle, a watcher function, a process the kernel does not
+//! know, any other item) stays for `handle(H.next())`, and it answers
+//! nothing.
 //!
 //! Guarantees: the writes and their order are those of the kernel's
 //! `call`, `await` and `handle` for such an item (no Lua frame runs
@@ -176,7 +178,10 @@ pub(super) unsafe extern "C-unwind" fn lua_done_next(l: *mut lua_State) -> c_int
             .ok()
             .and_then(|c| c.peek_done(index));
         let Some((pid, op)) = next else {
-            if super::inbox::msg_next(l, ctx) {
+            if super::inbox::msg_next(l, ctx)
+                || super::start::start_next(l, ctx)
+                || super::event::event_next(l, ctx)
+            {
                 ffi::lua_pushboolean(l, 1);
                 return 1;
             }

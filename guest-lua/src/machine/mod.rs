@@ -11,7 +11,7 @@
 //! function whose first upvalue is the kernel's `current` (the coroutine
 //! record being run), which the blocking methods read. What the kernel
 //! makes later is given with `bind(ErrMT, MsgMT, SEND, procs, mkerr,
-//! PayloadMT, payload_list)`.
+//! PayloadMT, payload_list, start, entries, TimeMT)`.
 //!
 //! Guarantees: nothing here runs a metamethod or user code (every table
 //! access is raw, and the tables are the kernel's); no Rust value with a
@@ -21,11 +21,13 @@
 
 mod chan;
 mod done;
+mod event;
 mod inbox;
 mod msg;
 mod raw;
 mod runq;
 mod send;
+mod start;
 
 use std::ffi::{CStr, c_int};
 
@@ -63,19 +65,19 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 22] = [
 /// up to `cur`.
 const ARGS: c_int = raw::CURRENT - 1;
 
-/// `bind(ErrMT, MsgMT, SEND, procs, mkerr, PayloadMT, payload_list)`:
-/// what the kernel makes after the machine.
+/// `bind(ErrMT, MsgMT, SEND, procs, mkerr, PayloadMT, payload_list,
+/// start, entries, TimeMT)`: what the kernel makes after the machine.
 ///
 /// # Safety
 ///
 /// Called by Lua as a machine C closure.
 unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
-    // SAFETY: four tables, a function, a table and a function, checked,
-    // into the slots `raw::Late` names.
+    // SAFETY: four tables, a function, a table, two functions and two
+    // tables, checked, into the slots `raw::Late` names.
     unsafe {
-        raw::settop(l, 7);
-        for i in 1..=7 {
-            let want = if i == 5 || i == 7 {
+        raw::settop(l, 10);
+        for i in 1..=10 {
+            let want = if matches!(i, 5 | 7 | 8) {
                 ffi::LUA_TFUNCTION
             } else {
                 ffi::LUA_TTABLE
@@ -92,6 +94,9 @@ unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
             raw::Late::Mkerr,
             raw::Late::PayloadMt,
             raw::Late::PayloadList,
+            raw::Late::Start,
+            raw::Late::Entries,
+            raw::Late::TimeMt,
         ];
         for (i, slot) in late.into_iter().enumerate() {
             ffi::lua_pushvalue(l, c_int::try_from(i).unwrap_or(0) + 1);
@@ -282,7 +287,7 @@ mod tests {
                 local function mkerr(kind, msg, retryable)
                     return { kind = kind, msg = msg, retryable = retryable }
                 end
-                M.bind({}, {}, {}, {}, mkerr, {}, function() end)
+                M.bind({}, {}, {}, {}, mkerr, {}, function() end, function() end, {}, {})
                 local out = {}
                 -- Not in a coroutine: refused, nothing started.
                 local started = false

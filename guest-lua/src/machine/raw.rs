@@ -54,6 +54,12 @@ pub(super) enum Late {
     PayloadMt = 6,
     /// The kernel's `payload_list(msg)`: `msg:payload()` for any count but 1.
     PayloadList = 7,
+    /// The kernel's `start(id, pid, entry, ctx, ...)`.
+    Start = 8,
+    /// The host's entry tables by program (`H.entries`).
+    Entries = 9,
+    /// The metatable of time values.
+    TimeMt = 10,
 }
 /// Upvalues before the keys.
 pub(super) const LEADING: c_int = FIRST_KEY - 1;
@@ -93,11 +99,19 @@ pub(super) enum Key {
     Ops,
     Main,
     Entry,
+    Events,
+    Exec,
+    Kind,
+    From,
+    Result,
+    At,
+    Value,
+    Ns,
 }
 
 impl Key {
     /// Every key, in upvalue order (each at its discriminant).
-    pub(super) const ALL: [Key; 31] = [
+    pub(super) const ALL: [Key; 39] = [
         Key::Buf,
         Key::H,
         Key::T,
@@ -129,6 +143,14 @@ impl Key {
         Key::Ops,
         Key::Main,
         Key::Entry,
+        Key::Events,
+        Key::Exec,
+        Key::Kind,
+        Key::From,
+        Key::Result,
+        Key::At,
+        Key::Value,
+        Key::Ns,
     ];
 
     /// The field's name in the kernel's records.
@@ -165,13 +187,21 @@ impl Key {
             Key::Ops => "ops",
             Key::Main => "main",
             Key::Entry => "entry",
+            Key::Events => "events",
+            Key::Exec => "exec",
+            Key::Kind => "kind",
+            Key::From => "from",
+            Key::Result => "result",
+            Key::At => "at",
+            Key::Value => "value",
+            Key::Ns => "ns",
         }
     }
 }
 
 // Every key is in ALL at its own position: the last one is, and positions
 // are distinct discriminants.
-const _: () = assert!(Key::Entry as usize == Key::ALL.len() - 1);
+const _: () = assert!(Key::Ns as usize == Key::ALL.len() - 1);
 // Every key has a number in the vendored Lua's table of keys
 // (`WARREN_NKEYS` in lwarren.h).
 const _: () = assert!(Key::ALL.len() <= 48);

@@ -17,6 +17,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::directory::{Admit, Queued, admit};
 use crate::error::{ErrorKind, ProcError, refused, too_large};
+use crate::frontend::Program;
 use crate::item::{Event, Exit, Item, LinkExit, Message, Reservation};
 use crate::limits::{HostQuota, check_values, wire_size};
 use crate::pid::Pid;
@@ -849,6 +850,72 @@ impl Core {
                 debug_assert!(
                     other.is_none(),
                     "next_item took another item than peek_msg named"
+                );
+                None
+            }
+        }
+    }
+
+    /// The process whose item [`Core::next_item`] would take next for
+    /// `frontend` when that item is its start with no context values (the
+    /// usual spawn), with the entry it runs and how many arguments it has;
+    /// `None` for any other next item.
+    pub fn peek_start(&self, frontend: usize) -> Option<(Pid, &Arc<Program>, usize)> {
+        let pid = *self.ready.get(frontend)?.front()?;
+        let p = self.procs.get(&pid)?;
+        if p.kill.is_some() {
+            return None;
+        }
+        match p.items.front()? {
+            Item::Start {
+                program,
+                args,
+                context: Value::Nil,
+            } => Some((pid, program, args.len())),
+            _ => None,
+        }
+    }
+
+    /// Takes the start [`Core::peek_start`] names, when there is one: the
+    /// process and its arguments.
+    pub fn take_start(&mut self, frontend: usize) -> Option<(Pid, Vec<Value>)> {
+        self.peek_start(frontend)?;
+        match self.next_item(frontend) {
+            Some((pid, Item::Start { args, .. })) => Some((pid, args)),
+            other => {
+                debug_assert!(
+                    other.is_none(),
+                    "next_item took another item than peek_start named"
+                );
+                None
+            }
+        }
+    }
+
+    /// The process whose item [`Core::next_item`] would take next for
+    /// `frontend` when that item is an event, with the event; `None` for
+    /// any other next item.
+    pub fn peek_event(&self, frontend: usize) -> Option<(Pid, &Event)> {
+        let pid = *self.ready.get(frontend)?.front()?;
+        let p = self.procs.get(&pid)?;
+        if p.kill.is_some() {
+            return None;
+        }
+        match p.items.front()? {
+            Item::Event(event) => Some((pid, event)),
+            _ => None,
+        }
+    }
+
+    /// Takes the event [`Core::peek_event`] names, when there is one.
+    pub fn take_event(&mut self, frontend: usize) -> Option<(Pid, Event)> {
+        self.peek_event(frontend)?;
+        match self.next_item(frontend) {
+            Some((pid, Item::Event(event))) => Some((pid, event)),
+            other => {
+                debug_assert!(
+                    other.is_none(),
+                    "next_item took another item than peek_event named"
                 );
                 None
             }

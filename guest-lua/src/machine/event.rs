@@ -1,0 +1,211 @@
+//! The exit of a monitored or trapped-linked process handed from the host
+//! to the process told of it without `H.next`: the usual such event (a
+//! normal exit, whose value the host holds) for a process whose `events`
+//! channel exists or which waits for that exit in `process.exec`. mlua's
+//! callback frame, the event's conversion to a list of Lua values, the
+//! kernel's `handle` and `on_event`, and `time.now()` (another mlua call)
+//! were about a tenth of a monitored spawn's instructions
+//! (`scripts/instructions spawnq`).
+//!
+//! `done_next()` (see [`super::done`]) tries this when the host's next
+//! item is not a host call's value. Anything else (an abnormal exit, a
+//! cancel, a process the kernel does not know, one that never asked for
+//! its events channel) stays for `handle(H.next())`.
+//!
+//! Guarantees: what the kernel's `on_event` does for such an event: an
+//! `exec` waiting for that process is woken with `true` and the value and
+//! forgotten; otherwise `{ kind, from, result = { value }, at }` goes
+//! through the events channel's host-fed delivery (`deliver`), `at` a time
+//! value made as `time.now()` makes one. The value is built in a protected
+//! call, and one that cannot be built (out of memory) ends the process, as
+//! in `H.next`; the tables and the delivery may raise a memory error as
+//! the kernel's would, with no Rust value that has a destructor alive (the
+//! event is dropped once its value is built); raw access only, no
+//! metamethod, no user code.
+
+use std::ffi::c_int;
+
+use mlua::ffi::{self, lua_State};
+use warren_core::{Event, Pid};
+
+use super::chan::deliver_at;
+use super::done::undeliverable;
+use super::raw::{self, Key, Late};
+use super::runq;
+use super::send::late;
+
+/// What the host's next item is when it is such an event.
+struct Peeked {
+    pid: Pid,
+    from: Pid,
+    /// `EXIT` (a monitor's, or an exec's) rather than `LINK_DOWN`.
+    exit: bool,
+}
+
+/// The event kinds as the kernel names them (`EVENT_KIND`).
+const EXIT_KIND: &str = "pid.exit";
+const LINK_DOWN_KIND: &str = "pid.link.down";
+
+/// Hands over the host's next item when it is such an event (see the
+/// module doc) and returns true; false, with the stack as it was, when it
+/// is not.
+///
+/// # Safety
+///
+/// Called from a machine C function with `ctx` the VM's `Stepper` and
+/// room reserved ([`raw::reserve`]).
+pub(super) unsafe fn event_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> bool {
+    let index = ctx.index();
+    let peeked = ctx.core().try_borrow().ok().and_then(|core| {
+        let (pid, event) = core.peek_event(index)?;
+        match event {
+            Event::Exit {
+                from,
+                result: Ok(_),
+            } => Some(Peeked {
+                pid,
+                from: *from,
+                exit: true,
+            }),
+            Event::LinkDown {
+                from,
+                result: Ok(_),
+            } => Some(Peeked {
+                pid,
+                from: *from,
+                exit: false,
+            }),
+            _ => None,
+        }
+    });
+    let Some(Peeked { pid, from, exit }) = peeked else {
+        return false;
+    };
+    let Ok(id) = i64::try_from(pid.as_u64()) else {
+        return false;
+    };
+    // SAFETY: see above; until the item is taken the Rust values alive
+    // across calls that may raise are integers and the sender's text (a
+    // plain array); the event is alive only across the protected
+    // conversion of its value.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let procs = late(l, Late::Procs); // top + 1
+        let p = top + 2;
+        if ffi::lua_rawgeti(l, procs, id) != ffi::LUA_TTABLE {
+            raw::settop(l, top);
+            return false;
+        }
+        let text = from.text();
+        let text = text.as_str();
+        ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len()); // top + 3
+        let from_at = top + 3;
+        let waiter = top + 4;
+        if !(exit && exec_waiter(l, p, from_at)) {
+            raw::settop(l, from_at);
+            ffi::lua_pushnil(l); // top + 4: no waiter
+            if raw::get(l, p, Key::Events) != ffi::LUA_TTABLE {
+                raw::settop(l, top);
+                return false;
+            } // top + 5: the events channel
+        }
+        runq::room(l);
+        ffi::luaL_checkstack(l, 16, std::ptr::null());
+        let mt = late(l, Late::ErrorMt);
+        let value = mt + 1;
+        let taken = match ctx.core().try_borrow_mut() {
+            Ok(mut core) => core.take_event(index),
+            Err(_) => None,
+        };
+        let Some((pid, Event::Exit { result: Ok(v), .. } | Event::LinkDown { result: Ok(v), .. })) =
+            taken
+        else {
+            raw::settop(l, top);
+            return false;
+        };
+        let built = crate::convert::push_protected(l, &v, mt);
+        drop(v);
+        if !built {
+            undeliverable(ctx, pid);
+        } else if ffi::lua_isnil(l, waiter) == 0 {
+            wake_exec(l, p, from_at, waiter, value);
+        } else {
+            let kind = if exit { EXIT_KIND } else { LINK_DOWN_KIND };
+            deliver_event(l, waiter + 1, kind, from_at, value);
+        }
+        raw::settop(l, top);
+        true
+    }
+}
+
+/// Pushes `p.exec[from]`, the coroutine record of an `exec` waiting for
+/// the process at `from`, and returns true; false (with what it pushed
+/// left for the caller to drop) when none waits.
+///
+/// # Safety
+///
+/// As [`event_next`]; `p` and `from` absolute, `from` the top.
+unsafe fn exec_waiter(l: *mut lua_State, p: c_int, from: c_int) -> bool {
+    // SAFETY: see above.
+    unsafe {
+        if raw::get(l, p, Key::Exec) != ffi::LUA_TTABLE {
+            return false;
+        }
+        ffi::lua_pushvalue(l, from);
+        ffi::lua_rawget(l, -2) != ffi::LUA_TNIL && {
+            ffi::lua_replace(l, from + 1);
+            raw::settop(l, from + 1);
+            true
+        }
+    }
+}
+
+/// As the kernel's `on_event` for a waiting `exec`: forgets it and wakes
+/// it with `true` and the value.
+///
+/// # Safety
+///
+/// As [`event_next`], with room for the wake-up made; indices absolute.
+unsafe fn wake_exec(l: *mut lua_State, p: c_int, from: c_int, waiter: c_int, value: c_int) {
+    // SAFETY: see above; `p.exec` is a table (`exec_waiter`) holding
+    // `from`, so clearing it allocates nothing.
+    unsafe {
+        raw::get(l, p, Key::Exec);
+        ffi::lua_pushvalue(l, from);
+        ffi::lua_pushnil(l);
+        ffi::lua_rawset(l, -3);
+        ffi::lua_pushboolean(l, 1);
+        let yes = ffi::lua_gettop(l);
+        runq::wake(l, waiter, [yes, value, 0]);
+    }
+}
+
+/// Delivers `{ kind, from, result = { value }, at }` to the events
+/// channel at `s`, `at` the time now as `time.now()` makes it.
+///
+/// # Safety
+///
+/// As [`event_next`], with room for four values; indices absolute.
+unsafe fn deliver_event(l: *mut lua_State, s: c_int, kind: &str, from: c_int, value: c_int) {
+    // SAFETY: see above; every table is new and has no metatable but the
+    // time value's, set last.
+    unsafe {
+        ffi::lua_createtable(l, 0, 4);
+        let event = ffi::lua_gettop(l);
+        ffi::lua_pushlstring(l, kind.as_ptr().cast(), kind.len());
+        raw::set(l, event, Key::Kind);
+        ffi::lua_pushvalue(l, from);
+        raw::set(l, event, Key::From);
+        ffi::lua_createtable(l, 0, 1);
+        ffi::lua_pushvalue(l, value);
+        raw::set(l, event + 1, Key::Value);
+        raw::set(l, event, Key::Result);
+        ffi::lua_createtable(l, 0, 1);
+        ffi::lua_pushinteger(l, crate::host::unix_nanos());
+        raw::set(l, event + 1, Key::Ns);
+        late(l, Late::TimeMt);
+        ffi::lua_setmetatable(l, event + 1);
+        raw::set(l, event, Key::At);
+        deliver_at(l, s, event);
+    }
+}
