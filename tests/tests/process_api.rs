@@ -287,6 +287,51 @@ fn an_exit_event_looks_the_same_whether_the_events_channel_was_asked_for_before_
 }
 
 #[test]
+fn a_failed_exit_event_and_exec_look_the_same_whether_the_events_channel_was_asked_for_before_or_after()
+ {
+    // As above, for exits with an error: the error object is the
+    // kernel's either way, and so is what `exec` returns for one.
+    let v = app(r#"return function()
+        local function err_text(e)
+            return table.concat({ tostring(getmetatable(e) == getmetatable(errors.new("x"))),
+                e:kind(), e:message(), tostring(e:retryable()), type(e:details()),
+                tostring(errors.is(e, e:kind())) }, ",")
+        end
+        local function describe(e, pid)
+            local rfields = 0
+            for _ in pairs(e.result) do rfields = rfields + 1 end
+            return table.concat({ e.kind, tostring(e.from == pid), tostring(e.result.value),
+                err_text(e.result.error), rfields }, ",")
+        end
+        local function exec(mode)
+            local v, e = process.exec("t:child", "test:host", mode)
+            return tostring(v) .. "," .. err_text(e)
+        end
+        local early = process.spawn_monitored("t:child", "test:host", "nilerr")
+        local x1 = exec("fail")
+        local events = process.events()
+        local a = describe(events:receive(), early)
+        local late = process.spawn_monitored("t:child", "test:host", "nilerr")
+        local b = describe(events:receive(), late)
+        local x2 = exec("fail")
+        return table.concat({ a, b, x1, x2 }, " | ")
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    let text = v.as_str().unwrap_or_default().to_owned();
+    let parts: Vec<&str> = text.split(" | ").collect();
+    assert_eq!(parts.len(), 4, "{text}");
+    assert_eq!(
+        parts[0],
+        "pid.exit,true,nil,true,Conflict,soft failure,false,nil,true,1"
+    );
+    assert_eq!(parts[0], parts[1]);
+    assert!(parts[2].starts_with("nil,true,,"), "{text}");
+    assert!(parts[2].contains("child failed on purpose"), "{text}");
+    assert_eq!(parts[2], parts[3]);
+}
+
+#[test]
 fn spawn_linked_monitored_with_trap_links_gets_both_events() {
     let v = app(r#"return function()
         process.set_options({ trap_links = true })

@@ -1,26 +1,28 @@
 //! The exit of a monitored or trapped-linked process handed from the host
-//! to the process told of it without `H.next`: the usual such event (a
-//! normal exit, whose value the host holds) for a process whose `events`
-//! channel exists or which waits for that exit in `process.exec`. mlua's
-//! callback frame, the event's conversion to a list of Lua values, the
-//! kernel's `handle` and `on_event`, and `time.now()` (another mlua call)
-//! were about a tenth of a monitored spawn's instructions
-//! (`scripts/instructions spawnq`).
+//! to the process told of it without `H.next`, for a process whose
+//! `events` channel exists or which waits for that exit in
+//! `process.exec`. mlua's callback frame, the event's conversion to a
+//! list of Lua values, the kernel's `handle` and `on_event`, and
+//! `time.now()` (another mlua call) were about a tenth of a monitored
+//! spawn's instructions (`scripts/instructions spawnq`).
 //!
 //! `done_next()` (see [`super::done`]) tries this when the host's next
-//! item is not a host call's value. Anything else (an abnormal exit, a
-//! cancel, a process the kernel does not know, one that never asked for
-//! its events channel) stays for `handle(H.next())`.
+//! item is not a host call's value. Anything else (a cancel, a process
+//! the kernel does not know, one that never asked for its events channel)
+//! stays for `handle(H.next())`.
 //!
 //! Guarantees: what the kernel's `on_event` does for such an event: an
-//! `exec` waiting for that process is woken with `true` and the value and
-//! forgotten; otherwise `{ kind, from, result = { value }, at }` goes
-//! through the events channel's host-fed delivery (`deliver`), `at` a time
-//! value made as `time.now()` makes one. The value is built in a protected
-//! call, and one that cannot be built (out of memory) ends the process, as
-//! in `H.next`; the tables and the delivery may raise a memory error as
-//! the kernel's would, with no Rust value that has a destructor alive (the
-//! event is dropped once its value is built); raw access only, no
+//! `exec` waiting for that process is woken with `true` and the value, or
+//! `false` and the error object, and forgotten; otherwise `{ kind, from,
+//! result = { value } or { error }, at }` goes through the events
+//! channel's host-fed delivery (`deliver`), `at` a time value made as
+//! `time.now()` makes one. An error object is made by the kernel's own
+//! `mkerr` of the error's kind name, message, retryable flag and details.
+//! The value and the error's parts are built in protected calls, and one
+//! that cannot be built (out of memory) ends the process, as in `H.next`;
+//! the tables, `mkerr` and the delivery may raise a memory error as the
+//! kernel's would, with no Rust value that has a destructor alive (the
+//! event is dropped once its parts are built); raw access only, no
 //! metamethod, no user code.
 
 use std::ffi::c_int;
@@ -32,7 +34,7 @@ use super::chan::deliver_at;
 use super::done::undeliverable;
 use super::raw::{self, Key, Late};
 use super::runq;
-use super::send::late;
+use super::send::{late, push_proc};
 
 /// What the host's next item is when it is such an event.
 struct Peeked {
@@ -59,23 +61,17 @@ pub(super) unsafe fn event_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
     let peeked = ctx.core().try_borrow().ok().and_then(|core| {
         let (pid, event) = core.peek_event(index)?;
         match event {
-            Event::Exit {
-                from,
-                result: Ok(_),
-            } => Some(Peeked {
+            Event::Exit { from, .. } => Some(Peeked {
                 pid,
                 from: *from,
                 exit: true,
             }),
-            Event::LinkDown {
-                from,
-                result: Ok(_),
-            } => Some(Peeked {
+            Event::LinkDown { from, .. } => Some(Peeked {
                 pid,
                 from: *from,
                 exit: false,
             }),
-            _ => None,
+            Event::Cancel { .. } => None,
         }
     });
     let Some(Peeked { pid, from, exit }) = peeked else {
@@ -90,12 +86,9 @@ pub(super) unsafe fn event_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
     // conversion of its value.
     unsafe {
         let top = ffi::lua_gettop(l);
-        let procs = late(l, Late::Procs); // top + 1
-        let p = top + 2;
-        if ffi::lua_rawgeti(l, procs, id) != ffi::LUA_TTABLE {
-            raw::settop(l, top);
+        let Some(p) = push_proc(l, id) else {
             return false;
-        }
+        }; // top + 2
         let text = from.text();
         let text = text.as_str();
         ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len()); // top + 3
@@ -113,25 +106,28 @@ pub(super) unsafe fn event_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
         ffi::luaL_checkstack(l, 16, std::ptr::null());
         let mt = late(l, Late::ErrorMt);
         let value = mt + 1;
-        let taken = match ctx.core().try_borrow_mut() {
-            Ok(mut core) => core.take_event(index),
-            Err(_) => None,
-        };
-        let Some((pid, Event::Exit { result: Ok(v), .. } | Event::LinkDown { result: Ok(v), .. })) =
-            taken
-        else {
+        let taken = ctx
+            .core()
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut c| c.take_event(index));
+        let Some((pid, Event::Exit { result, .. } | Event::LinkDown { result, .. })) = taken else {
             raw::settop(l, top);
             return false;
         };
-        let built = crate::convert::push_protected(l, &v, mt);
-        drop(v);
+        let ok = result.is_ok();
+        let built = match result {
+            Ok(v) => crate::convert::push_protected(l, &v, mt),
+            Err(err) => push_error(l, &err, mt),
+        };
         if !built {
             undeliverable(ctx, pid);
         } else if ffi::lua_isnil(l, waiter) == 0 {
-            wake_exec(l, p, from_at, waiter, value);
+            wake_exec(l, p, from_at, waiter, ok, value);
         } else {
             let kind = if exit { EXIT_KIND } else { LINK_DOWN_KIND };
-            deliver_event(l, waiter + 1, kind, from_at, value);
+            let field = if ok { Key::Value } else { Key::Error };
+            deliver_event(l, waiter + 1, kind, from_at, field, value);
         }
         raw::settop(l, top);
         true
@@ -160,13 +156,53 @@ unsafe fn exec_waiter(l: *mut lua_State, p: c_int, from: c_int) -> bool {
     }
 }
 
+/// Pushes the error object the kernel's `mkerr` makes of `err` (its
+/// kind's name, its message, whether it is retryable, its details) and
+/// returns true; false, with nothing pushed, when its parts could not be
+/// built (out of memory). The parts are built in protected calls, so
+/// that no Rust string is alive when `mkerr` runs (it may raise).
+///
+/// # Safety
+///
+/// As [`event_next`], with room for eight values; `mt` absolute.
+unsafe fn push_error(l: *mut lua_State, err: &warren_core::ProcError, mt: c_int) -> bool {
+    let parts = [
+        warren_core::Value::str(err.kind.name()),
+        warren_core::Value::str(err.message.as_str()),
+        warren_core::Value::Bool(err.retryable),
+        err.details.clone().unwrap_or(warren_core::Value::Nil),
+    ];
+    // SAFETY: see above; `parts` is dropped before `mkerr` is called.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        late(l, Late::Mkerr);
+        let built = parts
+            .iter()
+            .all(|part| crate::convert::push_protected(l, part, mt));
+        drop(parts);
+        if !built {
+            raw::settop(l, top);
+            return false;
+        }
+        ffi::lua_call(l, 4, 1);
+        true
+    }
+}
+
 /// As the kernel's `on_event` for a waiting `exec`: forgets it and wakes
-/// it with `true` and the value.
+/// it with `ok` and the value (an error object when not `ok`).
 ///
 /// # Safety
 ///
 /// As [`event_next`], with room for the wake-up made; indices absolute.
-unsafe fn wake_exec(l: *mut lua_State, p: c_int, from: c_int, waiter: c_int, value: c_int) {
+unsafe fn wake_exec(
+    l: *mut lua_State,
+    p: c_int,
+    from: c_int,
+    waiter: c_int,
+    ok: bool,
+    value: c_int,
+) {
     // SAFETY: see above; `p.exec` is a table (`exec_waiter`) holding
     // `from`, so clearing it allocates nothing.
     unsafe {
@@ -174,19 +210,26 @@ unsafe fn wake_exec(l: *mut lua_State, p: c_int, from: c_int, waiter: c_int, val
         ffi::lua_pushvalue(l, from);
         ffi::lua_pushnil(l);
         ffi::lua_rawset(l, -3);
-        ffi::lua_pushboolean(l, 1);
-        let yes = ffi::lua_gettop(l);
-        runq::wake(l, waiter, [yes, value, 0]);
+        ffi::lua_pushboolean(l, c_int::from(ok));
+        let flag = ffi::lua_gettop(l);
+        runq::wake(l, waiter, [flag, value, 0]);
     }
 }
 
-/// Delivers `{ kind, from, result = { value }, at }` to the events
-/// channel at `s`, `at` the time now as `time.now()` makes it.
+/// Delivers `{ kind, from, result = { [field] = value }, at }` to the
+/// events channel at `s`, `at` the time now as `time.now()` makes it.
 ///
 /// # Safety
 ///
 /// As [`event_next`], with room for four values; indices absolute.
-unsafe fn deliver_event(l: *mut lua_State, s: c_int, kind: &str, from: c_int, value: c_int) {
+unsafe fn deliver_event(
+    l: *mut lua_State,
+    s: c_int,
+    kind: &str,
+    from: c_int,
+    field: Key,
+    value: c_int,
+) {
     // SAFETY: see above; every table is new and has no metatable but the
     // time value's, set last.
     unsafe {
@@ -198,7 +241,7 @@ unsafe fn deliver_event(l: *mut lua_State, s: c_int, kind: &str, from: c_int, va
         raw::set(l, event, Key::From);
         ffi::lua_createtable(l, 0, 1);
         ffi::lua_pushvalue(l, value);
-        raw::set(l, event + 1, Key::Value);
+        raw::set(l, event + 1, field);
         raw::set(l, event, Key::Result);
         ffi::lua_createtable(l, 0, 1);
         ffi::lua_pushinteger(l, crate::host::unix_nanos());

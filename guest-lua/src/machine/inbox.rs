@@ -28,7 +28,7 @@ use mlua::ffi::{self, lua_State};
 use super::done::undeliverable;
 use super::raw::{self, Late};
 use super::runq;
-use super::send::{late, route};
+use super::send::{late, push_proc, route};
 
 /// The longest topic handed over here (longer ones take `H.next`): the
 /// topic is copied to a buffer on the stack so that nothing of Rust's
@@ -65,17 +65,15 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
     // message itself is alive only across the protected conversion.
     unsafe {
         let top = ffi::lua_gettop(l);
-        let procs = late(l, Late::Procs); // top + 1
-        let p = top + 2;
-        if ffi::lua_rawgeti(l, procs, id) != ffi::LUA_TTABLE {
-            raw::settop(l, top);
+        let Some(p) = push_proc(l, id) else {
             return false;
-        }
+        }; // top + 2
         runq::room(l);
-        let taken = match ctx.core().try_borrow_mut() {
-            Ok(mut core) => core.take_msg(index),
-            Err(_) => None,
-        };
+        let taken = ctx
+            .core()
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut c| c.take_msg(index));
         let Some((pid, msg)) = taken else {
             raw::settop(l, top);
             return false;

@@ -107,11 +107,12 @@ pub(super) enum Key {
     At,
     Value,
     Ns,
+    Error,
 }
 
 impl Key {
     /// Every key, in upvalue order (each at its discriminant).
-    pub(super) const ALL: [Key; 39] = [
+    pub(super) const ALL: [Key; 40] = [
         Key::Buf,
         Key::H,
         Key::T,
@@ -151,6 +152,7 @@ impl Key {
         Key::At,
         Key::Value,
         Key::Ns,
+        Key::Error,
     ];
 
     /// The field's name in the kernel's records.
@@ -195,13 +197,14 @@ impl Key {
             Key::At => "at",
             Key::Value => "value",
             Key::Ns => "ns",
+            Key::Error => "error",
         }
     }
 }
 
 // Every key is in ALL at its own position: the last one is, and positions
 // are distinct discriminants.
-const _: () = assert!(Key::Ns as usize == Key::ALL.len() - 1);
+const _: () = assert!(Key::Error as usize == Key::ALL.len() - 1);
 // Every key has a number in the vendored Lua's table of keys
 // (`WARREN_NKEYS` in lwarren.h).
 const _: () = assert!(Key::ALL.len() <= 48);

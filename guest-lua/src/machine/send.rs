@@ -36,6 +36,25 @@ pub(super) unsafe fn late(l: *mut lua_State, which: Late) -> c_int {
     }
 }
 
+/// Pushes the kernel's record of process `id` (`procs[id]`) and returns
+/// its index; `None`, with the stack as it was, when the kernel has none.
+///
+/// # Safety
+///
+/// As [`late`], with room for two values.
+pub(super) unsafe fn push_proc(l: *mut lua_State, id: i64) -> Option<c_int> {
+    // SAFETY: see above.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let procs = late(l, Late::Procs);
+        if ffi::lua_rawgeti(l, procs, id) != ffi::LUA_TTABLE {
+            raw::settop(l, top);
+            return None;
+        }
+        Some(top + 2)
+    }
+}
+
 /// Pushes the copy of the payload at `v` and returns true, or returns
 /// false (leftovers above the top at the call) when only the Lua copy can
 /// decide.

@@ -78,10 +78,11 @@ pub(super) unsafe fn start_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
         ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len()); // top + 6
         ffi::lua_pushvalue(l, top + 2); // top + 7: the entry
         ffi::lua_pushnil(l); // top + 8: no context
-        let taken = match ctx.core().try_borrow_mut() {
-            Ok(mut core) => core.take_start(index),
-            Err(_) => None,
-        };
+        let taken = ctx
+            .core()
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut c| c.take_start(index));
         let Some((pid, args)) = taken else {
             raw::settop(l, top);
             return false;

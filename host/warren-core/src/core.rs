@@ -807,53 +807,44 @@ impl Core {
     /// Takes the item [`Core::peek_done`] names, when there is one: the
     /// process, the operation and the value.
     pub fn take_done(&mut self, frontend: usize) -> Option<(Pid, u64, Value)> {
-        self.peek_done(frontend)?;
-        match self.next_item(frontend) {
-            Some((
-                pid,
-                Item::Done {
-                    op,
-                    result: Ok(crate::hostcall::OpValue::Value(value)),
-                },
-            )) => Some((pid, op, value)),
-            other => {
-                debug_assert!(
-                    other.is_none(),
-                    "next_item took another item than peek_done named"
-                );
-                None
-            }
-        }
+        let peeked = self.peek_done(frontend).is_some();
+        self.take_peeked(frontend, peeked, |pid, item| match item {
+            Item::Done {
+                op,
+                result: Ok(crate::hostcall::OpValue::Value(value)),
+            } => Some((pid, op, value)),
+            _ => None,
+        })
     }
 
     /// The process whose item [`Core::next_item`] would take next for
     /// `frontend` when that item is a message with exactly one payload
     /// (the usual message); `None` for any other next item.
     pub fn peek_msg(&self, frontend: usize) -> Option<(Pid, &Message)> {
+        match self.front_item(frontend)? {
+            (pid, Item::Msg(m)) if m.payloads.len() == 1 => Some((pid, m)),
+            _ => None,
+        }
+    }
+
+    /// The process whose item [`Core::next_item`] would take next for
+    /// `frontend`, and that item, unless the process is being killed.
+    fn front_item(&self, frontend: usize) -> Option<(Pid, &Item)> {
         let pid = *self.ready.get(frontend)?.front()?;
         let p = self.procs.get(&pid)?;
         if p.kill.is_some() {
             return None;
         }
-        match p.items.front()? {
-            Item::Msg(m) if m.payloads.len() == 1 => Some((pid, m)),
-            _ => None,
-        }
+        Some((pid, p.items.front()?))
     }
 
     /// Takes the message [`Core::peek_msg`] names, when there is one.
     pub fn take_msg(&mut self, frontend: usize) -> Option<(Pid, Message)> {
-        self.peek_msg(frontend)?;
-        match self.next_item(frontend) {
-            Some((pid, Item::Msg(m))) => Some((pid, m)),
-            other => {
-                debug_assert!(
-                    other.is_none(),
-                    "next_item took another item than peek_msg named"
-                );
-                None
-            }
-        }
+        let peeked = self.peek_msg(frontend).is_some();
+        self.take_peeked(frontend, peeked, |pid, item| match item {
+            Item::Msg(m) => Some((pid, m)),
+            _ => None,
+        })
     }
 
     /// The process whose item [`Core::next_item`] would take next for
@@ -861,17 +852,15 @@ impl Core {
     /// usual spawn), with the entry it runs and how many arguments it has;
     /// `None` for any other next item.
     pub fn peek_start(&self, frontend: usize) -> Option<(Pid, &Arc<Program>, usize)> {
-        let pid = *self.ready.get(frontend)?.front()?;
-        let p = self.procs.get(&pid)?;
-        if p.kill.is_some() {
-            return None;
-        }
-        match p.items.front()? {
-            Item::Start {
-                program,
-                args,
-                context: Value::Nil,
-            } => Some((pid, program, args.len())),
+        match self.front_item(frontend)? {
+            (
+                pid,
+                Item::Start {
+                    program,
+                    args,
+                    context: Value::Nil,
+                },
+            ) => Some((pid, program, args.len())),
             _ => None,
         }
     }
@@ -879,47 +868,50 @@ impl Core {
     /// Takes the start [`Core::peek_start`] names, when there is one: the
     /// process and its arguments.
     pub fn take_start(&mut self, frontend: usize) -> Option<(Pid, Vec<Value>)> {
-        self.peek_start(frontend)?;
-        match self.next_item(frontend) {
-            Some((pid, Item::Start { args, .. })) => Some((pid, args)),
-            other => {
-                debug_assert!(
-                    other.is_none(),
-                    "next_item took another item than peek_start named"
-                );
-                None
-            }
-        }
+        let peeked = self.peek_start(frontend).is_some();
+        self.take_peeked(frontend, peeked, |pid, item| match item {
+            Item::Start { args, .. } => Some((pid, args)),
+            _ => None,
+        })
     }
 
     /// The process whose item [`Core::next_item`] would take next for
     /// `frontend` when that item is an event, with the event; `None` for
     /// any other next item.
     pub fn peek_event(&self, frontend: usize) -> Option<(Pid, &Event)> {
-        let pid = *self.ready.get(frontend)?.front()?;
-        let p = self.procs.get(&pid)?;
-        if p.kill.is_some() {
-            return None;
-        }
-        match p.items.front()? {
-            Item::Event(event) => Some((pid, event)),
+        match self.front_item(frontend)? {
+            (pid, Item::Event(event)) => Some((pid, event)),
             _ => None,
         }
     }
 
     /// Takes the event [`Core::peek_event`] names, when there is one.
     pub fn take_event(&mut self, frontend: usize) -> Option<(Pid, Event)> {
-        self.peek_event(frontend)?;
-        match self.next_item(frontend) {
-            Some((pid, Item::Event(event))) => Some((pid, event)),
-            other => {
-                debug_assert!(
-                    other.is_none(),
-                    "next_item took another item than peek_event named"
-                );
-                None
-            }
+        let peeked = self.peek_event(frontend).is_some();
+        self.take_peeked(frontend, peeked, |pid, item| match item {
+            Item::Event(event) => Some((pid, event)),
+            _ => None,
+        })
+    }
+
+    /// The next item of `frontend` as `extract` makes it, when a peek
+    /// found (`peeked`) that it is the kind `extract` takes.
+    fn take_peeked<T>(
+        &mut self,
+        frontend: usize,
+        peeked: bool,
+        extract: impl FnOnce(Pid, Item) -> Option<T>,
+    ) -> Option<T> {
+        if !peeked {
+            return None;
         }
+        let (pid, item) = self.next_item(frontend)?;
+        let taken = extract(pid, item);
+        debug_assert!(
+            taken.is_some(),
+            "next_item took another item than its peek named"
+        );
+        taken
     }
 
     /// The capacity of process `pid`'s item queue, for tests.
