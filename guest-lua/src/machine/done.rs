@@ -20,10 +20,10 @@
 //! the process for it and converts the value as `H.next` does, clears
 //! `ops[op]`, wakes the coroutine with the value and answers `true`.
 //! Otherwise it hands over the usual message ([`super::inbox`]), start
-//! ([`super::start`]) or exit event ([`super::event`]) the same way. Anything else (an error
-//! result, a handle, a watcher function, a process the kernel does not
-//! know, any other item) stays for `handle(H.next())`, and it answers
-//! nothing.
+//! ([`super::start`]) or exit event ([`super::event`]) the same way.
+//! Anything else (an error result, a handle, a watcher function, a
+//! process the kernel does not know, any other item) stays for
+//! `handle(H.next())`, and it answers nothing.
 //!
 //! Guarantees: the writes and their order are those of the kernel's
 //! `call`, `await` and `handle` for such an item (no Lua frame runs

@@ -83,7 +83,8 @@ pub(super) unsafe fn event_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
     // SAFETY: see above; until the item is taken the Rust values alive
     // across calls that may raise are integers and the sender's text (a
     // plain array); the event is alive only across the protected
-    // conversion of its value.
+    // conversions of its value or its error's parts (`push_error` drops
+    // them before its call of `mkerr`).
     unsafe {
         let top = ffi::lua_gettop(l);
         let Some(p) = push_proc(l, id) else {
@@ -118,7 +119,7 @@ pub(super) unsafe fn event_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
         let ok = result.is_ok();
         let built = match result {
             Ok(v) => crate::convert::push_protected(l, &v, mt),
-            Err(err) => push_error(l, &err, mt),
+            Err(err) => push_error(l, err, mt),
         };
         if !built {
             undeliverable(ctx, pid);
@@ -159,20 +160,22 @@ unsafe fn exec_waiter(l: *mut lua_State, p: c_int, from: c_int) -> bool {
 /// Pushes the error object the kernel's `mkerr` makes of `err` (its
 /// kind's name, its message, whether it is retryable, its details) and
 /// returns true; false, with nothing pushed, when its parts could not be
-/// built (out of memory). The parts are built in protected calls, so
-/// that no Rust string is alive when `mkerr` runs (it may raise).
+/// built (out of memory). The parts are built in protected calls, and
+/// the error and its parts are dropped before `mkerr` runs (it may
+/// raise), so that no Rust string is alive then.
 ///
 /// # Safety
 ///
 /// As [`event_next`], with room for eight values; `mt` absolute.
-unsafe fn push_error(l: *mut lua_State, err: &warren_core::ProcError, mt: c_int) -> bool {
+unsafe fn push_error(l: *mut lua_State, err: warren_core::ProcError, mt: c_int) -> bool {
     let parts = [
         warren_core::Value::str(err.kind.name()),
-        warren_core::Value::str(err.message.as_str()),
+        warren_core::Value::str(err.message),
         warren_core::Value::Bool(err.retryable),
-        err.details.clone().unwrap_or(warren_core::Value::Nil),
+        err.details.unwrap_or(warren_core::Value::Nil),
     ];
-    // SAFETY: see above; `parts` is dropped before `mkerr` is called.
+    // SAFETY: see above; `parts` (which holds all of `err` that needs
+    // dropping) is dropped before `mkerr` is called.
     unsafe {
         let top = ffi::lua_gettop(l);
         late(l, Late::Mkerr);
