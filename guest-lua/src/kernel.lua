@@ -502,7 +502,9 @@ end
 ---------------------------------------------------------------------------
 local procs = {}       -- pid integer -> process record
 local bypid = {}       -- pid string -> process record, for sends within this VM
-local KTHREAD = setmetatable({}, { __mode = "k" }) -- threads the kernel schedules
+-- Threads the kernel schedules are made by M.kthread, marked in the
+-- thread itself, which process code cannot resume or close (is_kthread).
+local kthread, is_kthread = M.kthread, M.is_kthread
 
 -- A host-fed channel of a process (inbox, events), made on first use.
 local function host_chan(p, key)
@@ -538,10 +540,9 @@ end
 -- was dropped (that is its death mark: a field of its own would rehash
 -- every record at its end); `p`; `entry` for a main coroutine.
 local function new_cr(p, fn, entry)
-    local th = co_create(fn)
+    local th = kthread(fn)
     -- ext (waits on a host-fed channel) set when it does
     local cr = entry and { th = th, p = p, entry = entry } or { th = th, p = p }
-    KTHREAD[th] = true
     if p.main then -- the main coroutine is p.main; others are tracked in p.crs
         lazy_table(p, "crs")[cr] = true
     end
@@ -1539,7 +1540,7 @@ local function resume_from_c(co, ...)
 end
 
 local function user_resume(co, ...)
-    if KTHREAD[co] then return false, "cannot resume a scheduler-managed coroutine" end
+    if is_kthread(co) then return false, "cannot resume a scheduler-managed coroutine" end
     if not co_isyieldable() then return resume_from_c(co, ...) end
     return resume_step(co, co_resume(co, ...))
 end
@@ -1557,7 +1558,7 @@ local user_coroutine = {
     running = coroutine.running,
     isyieldable = coroutine.isyieldable,
     close = function(co)
-        if KTHREAD[co] then error("cannot close a scheduler-managed coroutine", 2) end
+        if is_kthread(co) then error("cannot close a scheduler-managed coroutine", 2) end
         return co_close(co)
     end,
     wrap = function(fn)
@@ -2630,7 +2631,7 @@ end
 -- whole VM: their growth, which happens inside whichever process adds the
 -- entry that does not fit, is charged to no process (gctime.rs).
 H.kernel_tables(RQ, TAKEN, UPGRADES, CH, CASE, TIMERS, WRAPPED, HELD,
-    ERRSET, procs, bypid, KTHREAD, NOT_OWNED)
+    ERRSET, procs, bypid, NOT_OWNED)
 
 return { run = run, new_entry = new_entry, error_mt = ErrMT, module_names = function()
     local names = {}

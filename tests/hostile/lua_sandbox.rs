@@ -153,6 +153,45 @@ fn scheduler_coroutines_cannot_be_closed() {
     );
 }
 
+/// Every coroutine the scheduler runs (the main one, a `coroutine.spawn`ed
+/// one blocked on a channel, one that has ended, the main one seen
+/// from inside a coroutine of the process's own) is refused to
+/// `coroutine.resume` and `coroutine.close`; a coroutine the process made
+/// itself is not.
+#[test]
+fn no_scheduler_coroutine_can_be_resumed_or_closed_by_hand() {
+    let v = poison(
+        r#"return function()
+            local main = coroutine.running()
+            local ch, done = channel.new(), channel.new(1)
+            coroutine.spawn(function() ch:send(coroutine.running()); ch:receive() end)
+            local spawned = ch:receive()
+            coroutine.spawn(function() done:send(coroutine.running()) end)
+            local ended = done:receive()
+            local out = {}
+            for _, th in ipairs({ main, spawned, ended }) do
+                local ok, err = coroutine.resume(th, "forged")
+                out[#out + 1] = tostring(ok) .. ":" .. tostring(err)
+                local cok, cerr = pcall(coroutine.close, th)
+                out[#out + 1] = tostring(cok) .. ":" .. tostring(tostring(cerr):match("scheduler%-managed"))
+            end
+            local inner = coroutine.wrap(function() return coroutine.resume(main) end)
+            local iok, ierr = inner()
+            out[#out + 1] = tostring(iok) .. ":" .. tostring(ierr)
+            local own = coroutine.create(function(x) coroutine.yield(x) return "own" end)
+            local _, a = coroutine.resume(own, "mine")
+            out[#out + 1] = a .. ":" .. tostring(coroutine.close(own))
+            ch:send("go")
+            return table.concat(out, " ")
+        end"#,
+    )
+    .expect("the probe ends normally");
+    let refused = "false:cannot resume a scheduler-managed coroutine";
+    let closed = "false:scheduler-managed";
+    let want =
+        format!("{refused} {closed} {refused} {closed} {refused} {closed} {refused} mine:true");
+    assert_eq!(v, Value::str(&want));
+}
 #[test]
 fn no_io_os_exit_or_debug() {
     let v = poison(

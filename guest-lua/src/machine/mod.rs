@@ -1,4 +1,4 @@
-//! The kernel's machinery in C: the run queue, channels (waiters,
+//! The kernel's machinery in C: the run queue, its threads, channels (waiters,
 //! non-blocking and blocking receive and send, host-fed delivery), a
 //! message to a process of the same VM, a message's accessors and a host
 //! call's value handed to the coroutine awaiting it, as C closures on the
@@ -23,6 +23,7 @@ mod chan;
 mod done;
 mod event;
 mod inbox;
+mod kthread;
 mod msg;
 mod raw;
 mod runq;
@@ -36,7 +37,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 22] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 24] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -59,6 +60,8 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 22] = [
     (c"msg_topic", msg::topic),
     (c"msg_from", msg::from),
     (c"msg_payload", msg::payload),
+    (c"kthread", kthread::lua_kthread),
+    (c"is_kthread", kthread::lua_is_kthread),
 ];
 
 /// Arguments `H.machine` takes: the upvalues after the run queue's state,
@@ -201,6 +204,57 @@ mod tests {
         .exec()
         .expect("machine built");
         lua
+    }
+
+    #[test]
+    fn kthread_marks_its_threads_only_and_they_run_as_coroutines_do() {
+        let lua = vm();
+        let got: String = lua
+            .load(
+                r##"
+                local k = M.kthread(function(a) local b = coroutine.yield(a + 1) return b * 2 end)
+                local own = coroutine.create(print)
+                local out = { tostring(M.is_kthread(k)), tostring(M.is_kthread(own)),
+                    tostring(M.is_kthread(coroutine.running())), tostring(M.is_kthread()),
+                    tostring(M.is_kthread({})), tostring(M.is_kthread(print)) }
+                local _, x = coroutine.resume(k, 1)
+                local _, y = coroutine.resume(k, 10)
+                out[#out + 1] = x .. " " .. y .. " " .. coroutine.status(k)
+                out[#out + 1] = tostring(M.is_kthread(k)) -- ended, still marked
+                out[#out + 1] = tostring(pcall(M.kthread, {}))
+                return table.concat(out, " ")
+                "##,
+            )
+            .eval()
+            .expect("run");
+        assert_eq!(
+            got,
+            "true false false false false false 2 20 dead true false"
+        );
+    }
+
+    #[test]
+    fn a_kernel_thread_costs_what_any_new_coroutine_costs() {
+        let lua = vm();
+        let per_thread = |maker: &str| -> usize {
+            let make: Function = lua.load(maker).eval().expect("maker");
+            lua.gc_collect().expect("collects");
+            let before = lua.used_memory();
+            let held: Table = make.call(2000).expect("made");
+            let bytes = lua.used_memory().saturating_sub(before) / 2000;
+            drop(held);
+            bytes
+        };
+        let own = per_thread(
+            "return function(n) local t = {} for i = 1, n do t[i] = coroutine.create(print) end return t end",
+        );
+        let kernel = per_thread(
+            "return function(n) local t = {} for i = 1, n do t[i] = M.kthread(print) end return t end",
+        );
+        assert_eq!(kernel, own, "the mark sits in the thread's padding");
+        // A thread (208 bytes), its 28 first stack slots (448) and its
+        // slot in the holding table.
+        assert!(own <= 208 + 448 + 16, "a new coroutine costs {own} bytes");
     }
 
     #[test]

@@ -259,6 +259,7 @@ static void preinit_thread (lua_State *L, global_State *g) {
   L->stack.p = NULL;
   L->ci = NULL;
   L->nci = 0;
+  L->wkernel = 0;  /* WARREN: see 'warren_newkthread' */
   L->twups = L;  /* thread has no upvalues */
   L->nCcalls = 0;
   L->errorJmp = NULL;

@@ -13,6 +13,7 @@
 
 #include "lua.h"
 
+#include "lstate.h"
 #include "lwarren.h"
 
 
@@ -64,4 +65,19 @@ void warren_resize_call (lua_State *L, const void *t, int begin) {
   warren_resize_fn f = warren_resizefn;
   if (f != NULL)
     f(L, t, begin);
+}
+
+
+LUA_API lua_State *warren_newkthread (lua_State *L) {
+  lua_State *L1 = lua_newthread(L);  /* may raise; nothing to undo */
+  lua_rotate(L, -2, 1);  /* the thread below the function */
+  lua_xmove(L, L1, 1);  /* the function to the new thread */
+  L1->wkernel = 1;
+  return L1;
+}
+
+
+LUA_API int warren_iskthread (lua_State *L, int idx) {
+  lua_State *L1 = lua_tothread(L, idx);
+  return L1 != NULL && L1->wkernel;
 }

@@ -176,6 +176,21 @@ LUA_API void (warren_rawtake) (lua_State *L, int idx, lua_Integer at, int n);
 LUA_API void (warren_rawput) (lua_State *L, int idx, lua_Integer at, int n);
 
 /*
+** Threads the embedder schedules (each process's coroutines), told from
+** every other thread by a byte of their own ('wkernel' in 'lua_State',
+** in what was padding: no thread grows). A weak-keyed table of them cost
+** an entry per coroutine, rehashes as it grew, and a traversal of the
+** whole table in every collection that touched it.
+** - warren_newkthread: what 'coroutine.create' does with the function at
+**   the top (popped; it must be a function), the new thread pushed and
+**   marked (may raise a memory error);
+** - warren_iskthread: whether the value at 'idx' is such a thread.
+** A mark is never cleared: 'lua_closethread' and an error leave it.
+*/
+LUA_API lua_State *(warren_newkthread) (lua_State *L);
+LUA_API int (warren_iskthread) (lua_State *L, int idx);
+
+/*
 ** 'memcpy' for the copies that make or fill a string ('luaS_newlstr' of a
 ** long string, concatenation, 'luaL_Buffer', 'string.rep'). On AMD Zen 3
 ** (the machines Warren is measured on), glibc copies blocks past about
