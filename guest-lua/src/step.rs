@@ -18,11 +18,26 @@
 //!   of the host's from the process's own error value, and `TAKEN` is
 //!   left as it was.
 //!
-//! Guarantees: the memory ceiling is set only around the resume itself
-//! (nothing here allocates in the VM while it is set); nothing here runs a
-//! metamethod (the `TAKEN` lookup and clear are raw); between the enter
-//! and the leave no Rust value with a destructor is alive across a call
-//! that may raise.
+//! **One account for consecutive steps of one process.** When a coroutine
+//! waits (its caller's `keep` says so), the step leaves the account open:
+//! if the next wake-up is another coroutine of the same process, its step
+//! runs in it, with no leave and enter between (a channel ping-pong
+//! between two coroutines of a process made both at every hop: about
+//! 600 instructions each); anything else closes it first
+//! ([`Stepper::close_open`], whose verdict the caller hands to the
+//! kernel). The span is then one run for everything that watches a run:
+//! its slice and preemption, the stuck-code guard, `cpu_budget`, the
+//! memory ceiling (set at its start, for the whole span's growth). Between
+//! two of its steps only the caller's C code runs, which allocates
+//! nothing but the next coroutine's stack slots for its values (the
+//! process's own memory, under its ceiling; a failure closes the span
+//! first).
+//!
+//! Guarantees: the memory ceiling is set only around the resume itself or
+//! a span of resumes of one process (nothing here allocates in the VM
+//! while it is set); nothing here runs a metamethod (the `TAKEN` lookup
+//! and clear are raw); between the enter and the leave no Rust value with
+//! a destructor is alive across a call that may raise.
 
 use std::cell::RefCell;
 use std::ffi::c_int;
@@ -53,6 +68,10 @@ pub(crate) struct Stepper {
     /// state's extra data, which lives as long as the state): looked up
     /// once instead of at every resume.
     lua: std::cell::Cell<*const Lua>,
+    /// The process whose account a step left open for the next step,
+    /// which resumes another coroutine of the same process (see
+    /// [`step_at`]'s `keep`).
+    open: std::cell::Cell<Option<i64>>,
 }
 
 impl Stepper {
@@ -71,6 +90,7 @@ impl Stepper {
             max_message_bytes: i64::try_from(max).unwrap_or(i64::MAX),
             index,
             lua: std::cell::Cell::new(ptr::null()),
+            open: std::cell::Cell::new(None),
         }
     }
 
@@ -148,6 +168,36 @@ impl Stepper {
         true
     }
 
+    /// Whether the running process has been doomed by the hook (its step
+    /// must end with the accounting after: see [`Accounts::doomed`]).
+    fn doomed(&self) -> bool {
+        self.accounts.try_borrow().map_or(true, |a| a.doomed())
+    }
+
+    /// After a resume whose account stays open for the next step: only
+    /// the messages it took are reported.
+    fn keep_open(&self, id: i64, taken: u32) {
+        self.open.set(Some(id));
+        if taken > 0
+            && let Ok(mut core) = self.core.try_borrow_mut()
+        {
+            core.consumed(crate::host::pid_of(id), taken);
+        }
+    }
+
+    /// The process whose account a step left open, if any.
+    pub(crate) fn open_id(&self) -> Option<i64> {
+        self.open.get()
+    }
+
+    /// Closes an account a step left open (see [`step_at`]): the verdict
+    /// of its whole span, as [`leave`](Self::leave) answers it; `None`
+    /// (fine) when none is open.
+    pub(crate) fn close_open(&self, lua: &Lua) -> Option<bool> {
+        let id = self.open.take()?;
+        self.leave(lua, id, 0)
+    }
+
     /// After a resume that did not raise: the verdict as `step` answers it
     /// (`None` fine, `Some(true)` measure, `Some(false)` end).
     fn leave(&self, lua: &Lua, id: i64, taken: u32) -> Option<bool> {
@@ -178,6 +228,15 @@ impl Stepper {
 /// `TAKEN` table at `taken` (a pseudo-index or an index at most `base`):
 /// replaces them with the step's results and returns how many.
 ///
+/// `keep(l, co, nres)`, asked when the coroutine `co` yielded `nres > 0`
+/// values (on its stack) and its process is not doomed: whether the
+/// account stays open (see the module's documentation). A caller whose
+/// `keep` says yes must close the account ([`Stepper::close_open`], and
+/// see to its verdict) before any other process's step, before the
+/// kernel's Lua runs, and before the same process's next step if that
+/// step's coroutine has no stack room for its values (growing it could
+/// fail under the ceiling in code that must not).
+///
 /// # Safety
 ///
 /// `l` is a running state; `stepper` is its VM's.
@@ -186,6 +245,7 @@ pub(crate) unsafe fn step_at(
     stepper: &Stepper,
     taken: c_int,
     base: c_int,
+    keep: &dyn Fn(*mut lua_State, *mut lua_State, c_int) -> bool,
 ) -> c_int {
     // SAFETY: every Lua call below follows lcorolib.c's `auxresume`, as
     // `resume::resume` does. The Rust values alive across a call that may
@@ -208,7 +268,7 @@ pub(crate) unsafe fn step_at(
         }
         let lua = stepper.lua(l);
         ffi::lua_xmove(l, co, narg);
-        if !stepper.enter(lua, id) {
+        if !open_for(stepper, lua, id) && !stepper.enter(lua, id) {
             ffi::luaL_error(l, c"step: the VM's accounts are in use".as_ptr());
         }
         let (status, nres) = crate::resume::resume_tracked(l, co, narg);
@@ -219,7 +279,13 @@ pub(crate) unsafe fn step_at(
             return 2;
         }
         let taken = take_count(l, taken, base + 2);
-        let verdict = stepper.leave(lua, id, taken);
+        let kept = status == ffi::LUA_YIELD && nres > 0 && !stepper.doomed() && keep(l, co, nres);
+        let verdict = if kept {
+            stepper.keep_open(id, taken);
+            None
+        } else {
+            stepper.leave(lua, id, taken)
+        };
         ffi::lua_settop(l, base);
         ffi::lua_pushboolean(l, 1);
         match verdict {
@@ -234,6 +300,22 @@ pub(crate) unsafe fn step_at(
         ffi::lua_pop(co, nres - keep);
         ffi::lua_xmove(co, l, keep);
         2 + keep
+    }
+}
+
+/// Whether the account of process `id` is open from the step before
+/// (then this step runs in it); an account left open for another process
+/// (which [`step_at`]'s callers never leave) is closed first, and its
+/// verdict dropped.
+fn open_for(stepper: &Stepper, lua: &Lua, id: i64) -> bool {
+    match stepper.open.take() {
+        Some(open) if open == id => true,
+        Some(other) => {
+            debug_assert!(false, "an account left open for another process");
+            let _ = stepper.leave(lua, other, 0);
+            false
+        }
+        None => false,
     }
 }
 

@@ -67,6 +67,100 @@ fn busy_spawned_coroutines() {
     );
 }
 
+/// Coroutines of one process that hand work to each other forever: each
+/// hop is a new resume of the same process, which the kernel runs in one
+/// account (a span of its resumes, see guest-lua/src/step.rs); the span
+/// is still one run for the slice, the budget and the neighbour.
+#[test]
+fn coroutines_ping_ponging_forever() {
+    killed_by_budget(
+        r#"return function()
+            local ping, pong = channel.new(), channel.new()
+            coroutine.spawn(function() while true do pong:send(ping:receive()) end end)
+            local i = 0
+            while true do i = i + 1; ping:send(i); pong:receive() end
+        end"#,
+    );
+}
+
+/// Two processes of one VM whose coroutines ping-pong forever, their
+/// wake-ups interleaved: each resume's account is closed when the other
+/// process's comes (the budget's verdict answered then, for a process
+/// whose next wake-up was already taken and is put back).
+#[test]
+fn two_processes_of_ping_ponging_coroutines_interleaved() {
+    let forever = r#"local function forever()
+            local ping, pong = channel.new(), channel.new()
+            coroutine.spawn(function() while true do pong:send(ping:receive()) end end)
+            local i = 0
+            while true do i = i + 1; ping:send(i); pong:receive() end
+        end"#;
+    let out = attack(
+        app()
+            .entry("h:twin", &format!("{forever}\nreturn forever"))
+            .entry(
+                "h:attacker",
+                &format!(
+                    r#"{forever}
+                    return function()
+                        process.spawn("h:twin", "test:host")
+                        forever()
+                    end"#
+                ),
+            ),
+        "h:attacker",
+        Vec::new(),
+    );
+    out.assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
+    out.assert_progress_during(5);
+}
+
+#[test]
+fn a_ring_of_coroutines_passing_a_token_forever() {
+    killed_by_budget(
+        r#"return function()
+            local chans = {}
+            for i = 1, 16 do chans[i] = channel.new() end
+            for i = 1, 16 do
+                local from, to = chans[i], chans[i % 16 + 1]
+                coroutine.spawn(function() while true do to:send(from:receive() + 1) end end)
+            end
+            chans[1]:send(0)
+            channel.new():receive() -- the main coroutine waits for good
+        end"#,
+    );
+}
+
+#[test]
+fn ping_pong_with_work_at_every_hop() {
+    killed_by_budget(
+        r#"return function()
+            local ping, pong = channel.new(), channel.new()
+            local function work(v) for _ = 1, 20000 do v = (v * 7 + 1) % 1000003 end return v end
+            coroutine.spawn(function() while true do pong:send(work(ping:receive())) end end)
+            local v = 1
+            while true do ping:send(work(v)); v = pong:receive() end
+        end"#,
+    );
+}
+
+#[test]
+fn coroutines_waking_each_other_through_a_buffered_channel_and_select() {
+    killed_by_budget(
+        r#"return function()
+            local a, b = channel.new(1), channel.new(1)
+            coroutine.spawn(function()
+                while true do
+                    local r = channel.select({ a:case_receive(), b:case_receive() })
+                    b:send(r.value)
+                end
+            end)
+            local n = 0
+            while true do a:send(n); n = b:receive() + 1 end
+        end"#,
+    );
+}
+
 /// Code called from C cannot yield: the loop runs until the stuck limit.
 fn stuck(source: &str) {
     let out = lua(source, Vec::new());

@@ -100,6 +100,93 @@ fn memory_hidden_in_a_nested_coroutine_stack() {
     );
 }
 
+/// Memory grown across many resumes of one process's coroutines, which
+/// the kernel runs in one account: the ceiling of that span still holds.
+#[test]
+fn memory_grown_by_coroutines_ping_ponging() {
+    out_of_memory(
+        r#"return function()
+            local ping, pong = channel.new(), channel.new()
+            local kept = {}
+            coroutine.spawn(function()
+                while true do
+                    local v = ping:receive()
+                    kept[#kept + 1] = string.rep("a", 1000) .. v
+                    pong:send(v + 1)
+                end
+            end)
+            local i = 0
+            while true do
+                kept[#kept + 1] = { i, i, i, i }
+                ping:send(i)
+                i = pong:receive()
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn memory_hidden_in_values_handed_between_coroutines() {
+    out_of_memory(
+        r#"return function()
+            local ch = channel.new()
+            coroutine.spawn(function()
+                local acc = {}
+                while true do acc[#acc + 1] = ch:receive() end
+            end)
+            while true do ch:send(string.rep("b", 4096) .. tostring(math.random())) end
+        end"#,
+    );
+}
+
+/// Garbage churned by the coroutines of two processes of one VM, their
+/// wake-ups interleaved: each process's resumes run in one account until
+/// the other's come, and the garbage inflates what it is charged with
+/// (the collector frees it later, in whoever runs), so accounts close
+/// with "measure" verdicts, answered for a process whose next wake-up was
+/// already taken (and put back). Neither process is ended, and each
+/// finishes all its rounds.
+#[test]
+fn garbage_churned_by_two_processes_of_ping_ponging_coroutines() {
+    let limits = HostLimits {
+        cpu_budget: None,
+        ..harness::limits()
+    };
+    // The same function runs as the child and inside the attacker.
+    let churn = r#"local function churn(rounds, reply)
+            local ping, pong = channel.new(), channel.new()
+            coroutine.spawn(function()
+                while true do
+                    local i = ping:receive()
+                    pong:send(#(string.rep("g", 1 << 16) .. i))
+                end
+            end)
+            local total = 0
+            for i = 1, rounds do ping:send(i); total = total + pong:receive() end
+            if reply then process.send(reply, "done", total) end
+            return total
+        end"#;
+    let churner = format!("{churn}\nreturn churn");
+    let attacker = format!(
+        r#"{churn}
+        return function(rounds)
+            process.spawn("h:churner", "test:host", rounds, process.pid())
+            local mine = churn(rounds)
+            local theirs = process.inbox():receive():payload():data()
+            return mine .. " " .. theirs
+        end"#
+    );
+    let app = app()
+        .limits(limits)
+        .entry("h:churner", &churner)
+        .entry("h:attacker", &attacker);
+    let out = attack(app, "h:attacker", vec![n(1000)]);
+    // 1,000 rounds of 65,536 bytes and the round's digits.
+    let total = 1000 * 65_536 + 9 + 90 * 2 + 900 * 3 + 4;
+    assert_eq!(out.value(), format!("{total} {total}"));
+    out.assert_neighbour_ticks();
+}
+
 #[test]
 fn garbage_alone_never_ends_a_process() {
     // 64 MiB of short-lived strings, eight times the limit, live size

@@ -121,9 +121,18 @@ pub(super) unsafe extern "C-unwind" fn lua_wake(l: *mut lua_State) -> c_int {
 ///
 /// Called by Lua as a machine C closure.
 pub(super) unsafe extern "C-unwind" fn lua_next(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe { take_next(l, ends(l)) }
+}
+
+/// `rq_next()` with the queue's ends at `e` (see [`ends`]).
+///
+/// # Safety
+///
+/// As [`lua_next`]; `e` is `ends(l)`.
+unsafe fn take_next(l: *mut lua_State, e: *mut [i64; 2]) -> c_int {
     // SAFETY: see above; clearing slots that exist never allocates.
     unsafe {
-        let e = ends(l);
         let [h, t] = *e;
         if h > t {
             return 0;
@@ -163,6 +172,14 @@ pub(super) unsafe extern "C-unwind" fn lua_len(l: *mut lua_State) -> c_int {
 /// nothing more: the kernel's Lua runs only for the others and between
 /// batches that find host items.
 ///
+/// **One account per run of a process.** A step whose coroutine waits
+/// leaves its process's account open (see [`crate::step`]): the next
+/// wake-up, if it is the same process's, runs in it; any other, and the
+/// end of this call, closes it first. The verdict of a closed span that
+/// is not fine (measure, end) is answered as that process's outcome
+/// (`cr` its main coroutine's record, `verdict`, `BLOCK`); the wake-up
+/// taken meanwhile is put back where it was, at the head of the queue.
+///
 /// # Safety
 ///
 /// Called by Lua as a machine C closure; raises in a VM without a step.
@@ -177,75 +194,231 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
         if ctx.is_null() {
             raw::raise(l, 1, "resume_next: no step in this VM", None);
         }
+        let stepper = &*ctx;
+        let at = Loop {
+            ends: ends(l),
+            block: ffi::lua_topointer(l, uv(raw::BLOCK)),
+        };
         let mut taken = 0;
         loop {
             if left <= 0 {
-                if taken >= limit || (*ctx).has_items() {
+                if taken >= limit || stepper.has_items() {
                     break;
                 }
-                let [h, t] = *ends(l);
+                let [h, t] = *at.ends;
                 left = t - h + 1;
                 if left <= 0 {
                     break;
                 }
             }
             raw::settop(l, 0);
-            if lua_next(l) == 0 {
+            let before = *at.ends;
+            if take_next(l, at.ends) == 0 {
                 left = 0;
                 break;
             }
+            match resume_taken(l, stepper, &at, before) {
+                Taken::Settled => {}
+                Taken::Kernel(n) => return answer(l, taken + 1, left - 1, n),
+                Taken::Put(n) => return answer(l, taken, left, n),
+            }
             left -= 1;
             taken += 1;
-            if let Some(n) = resume_taken(l, &*ctx) {
-                ffi::lua_pushinteger(l, taken);
-                ffi::lua_insert(l, 1);
-                ffi::lua_pushinteger(l, left);
-                ffi::lua_insert(l, 2);
-                return n + 2;
-            }
         }
         raw::settop(l, 0);
+        if let Some(n) = close_kept(l, stepper) {
+            return answer(l, taken, left.max(0), n);
+        }
         ffi::lua_pushinteger(l, taken);
         ffi::lua_pushinteger(l, left.max(0));
         2
     }
 }
 
-/// Resumes the wake-up `lua_next` left at 1..=4 (`cr` and its values).
-/// `None` when nothing is left for the kernel; else the stack holds `cr,
-/// p, ok, verdict, r1, r2, r3` (as many as the step answered) and the
-/// count is returned.
+/// Puts `taken` and `left` before the `n` values of an outcome on the
+/// stack and answers them all.
+///
+/// # Safety
+///
+/// As [`wake`], with the outcome's values the whole stack.
+unsafe fn answer(l: *mut lua_State, taken: i64, left: i64, n: c_int) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_pushinteger(l, taken);
+        ffi::lua_insert(l, 1);
+        ffi::lua_pushinteger(l, left);
+        ffi::lua_insert(l, 2);
+        n + 2
+    }
+}
+
+/// What [`lua_resume_next`] looks up once per call.
+struct Loop {
+    /// The run queue's ends ([`ends`]).
+    ends: *mut [i64; 2],
+    /// The identity of the kernel's `BLOCK` (see [`waits`]).
+    block: *const std::ffi::c_void,
+}
+
+/// What [`resume_taken`] did with the wake-up at 1..=4.
+enum Taken {
+    /// Nothing is left for the kernel.
+    Settled,
+    /// The kernel must finish its outcome, these many values on the stack.
+    Kernel(c_int),
+    /// Put back (not resumed): the kernel must first finish the outcome
+    /// of the account the step before left open, these many values.
+    Put(c_int),
+}
+
+/// Resumes the wake-up `lua_next` took (`cr` and its values at 1..=4;
+/// `before`: the queue's ends before it took it). `Kernel(n)` leaves `cr,
+/// p, ok, verdict, r1, r2, r3` (as many as the step answered) on the
+/// stack.
 ///
 /// # Safety
 ///
 /// Called from [`lua_resume_next`], the wake-up at 1..=4 and nothing
 /// above it; `stepper` is the VM's.
-unsafe fn resume_taken(l: *mut lua_State, stepper: &crate::step::Stepper) -> Option<c_int> {
+unsafe fn resume_taken(
+    l: *mut lua_State,
+    stepper: &crate::step::Stepper,
+    at: &Loop,
+    before: [i64; 2],
+) -> Taken {
     // SAFETY: see above.
     unsafe {
         if !raw::truthy(l, 1, Key::Th) {
-            return None;
+            return Taken::Settled;
         }
         raw::get(l, 1, Key::P); // 5
+        let id = raw::int(l, 5, Key::Id);
+        let close = match stepper.open_id() {
+            None => false,
+            Some(open) if open == id => !room_to_resume(l),
+            Some(_) => true,
+        };
+        if close {
+            raw::settop(l, 4);
+            if let Some(n) = close_kept(l, stepper) {
+                // Back where it was: its slots exist, so nothing allocates.
+                ffi::lua_rotate(l, 1, n);
+                raw::put(l, uv(RQ), slot(before[0]), 4);
+                *at.ends = before;
+                return Taken::Put(n);
+            }
+            raw::get(l, 1, Key::P); // 5
+        }
         let n = raw::int(l, 5, Key::Nready);
         raw::set_int(l, 5, Key::Nready, n - 1);
         set_current(l, 1);
         raw::get(l, 1, Key::Th); // 6: th
         ffi::lua_pushvalue(l, 5); // 7: p
-        raw::get(l, 5, Key::Id); // 8: id
+        ffi::lua_pushinteger(l, id); // 8: id
         for v in 2..=4 {
             ffi::lua_pushvalue(l, v); // 9..11
         }
-        let nres = crate::step::step_at(l, stepper, uv(raw::TAKEN), 5);
+        let keep = |_: *mut lua_State, co, nres| waits(co, nres, at.block);
+        let nres = crate::step::step_at(l, stepper, uv(raw::TAKEN), 5, &keep);
         ffi::lua_pushnil(l);
         set_current(l, ffi::lua_gettop(l));
         raw::pop(l, 1);
-        if settled(l, nres) {
-            return None;
+        if settled(l, nres, at.block) {
+            return Taken::Settled;
+        }
+        if stepper.open_id().is_some() {
+            // A kept step the kernel must see after all (a send that
+            // failed part-way, a possible deadlock): its account closes
+            // now, its verdict in the step's answer.
+            if let Some(measure) = stepper.close_open(stepper.lua(l)) {
+                ffi::lua_pushboolean(l, c_int::from(measure));
+                ffi::lua_replace(l, 7);
+            }
         }
         ffi::lua_rotate(l, 2, -3); // cr, p, results..., a, b, c
         raw::settop(l, 2 + nres);
-        Some(2 + nres)
+        Taken::Kernel(2 + nres)
+    }
+}
+
+/// Whether the coroutine of the wake-up at 1 has stack room for the three
+/// values it is resumed with: made if it must grow, in its process's
+/// account (still open, under its ceiling: the process's own memory);
+/// false if that fails, and the account must close before the step.
+///
+/// # Safety
+///
+/// As [`resume_taken`], with room for one value.
+unsafe fn room_to_resume(l: *mut lua_State) -> bool {
+    // SAFETY: see above; `lua_checkstack` never raises.
+    unsafe {
+        raw::get(l, 1, Key::Th);
+        let th = ffi::lua_tothread(l, -1);
+        let room = th.is_null() || ffi::lua_checkstack(th, 3) != 0;
+        raw::pop(l, 1);
+        room
+    }
+}
+
+/// Closes the account a step left open, if any. When its verdict is not
+/// fine, pushes its process's outcome for the kernel — its main
+/// coroutine's record (or the process record, should it have none), the
+/// process record, `true`, the verdict, `BLOCK` — and returns the count;
+/// `None` when nothing is left to do (also when the process has gone).
+///
+/// # Safety
+///
+/// As [`wake`], with room for five values.
+unsafe fn close_kept(l: *mut lua_State, stepper: &crate::step::Stepper) -> Option<c_int> {
+    // SAFETY: see above; raw reads of the kernel's `procs` table.
+    unsafe {
+        let id = stepper.open_id()?;
+        let measure = stepper.close_open(stepper.lua(l))?;
+        let top = ffi::lua_gettop(l);
+        ffi::lua_rawgeti(l, uv(raw::LATE), raw::Late::Procs as i64);
+        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE || ffi::lua_rawgeti(l, -1, id) != ffi::LUA_TTABLE
+        {
+            raw::settop(l, top);
+            return None;
+        }
+        ffi::lua_remove(l, top + 1); // p
+        if raw::get(l, top + 1, Key::Main) != ffi::LUA_TTABLE {
+            raw::pop(l, 1);
+            ffi::lua_pushvalue(l, top + 1);
+        }
+        ffi::lua_insert(l, top + 1); // cr, p
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_pushboolean(l, c_int::from(measure));
+        ffi::lua_pushvalue(l, uv(raw::BLOCK));
+        Some(5)
+    }
+}
+
+/// Whether coroutine `co` yielded the kernel's `BLOCK` (whose identity
+/// is `block`) first of its `nres` values: it waits.
+///
+/// # Safety
+///
+/// `co` a suspended thread with `nres` values on top.
+unsafe fn waits(co: *mut lua_State, nres: c_int, block: *const std::ffi::c_void) -> bool {
+    // SAFETY: see above; reads only (a function's pointer is its identity,
+    // and no other value has BLOCK's).
+    unsafe { ffi::lua_topointer(co, -nres) == block }
+}
+
+/// Whether a send failed between its admission and its delivery (the
+/// kernel must settle the host's count: `SEND.owed`).
+///
+/// # Safety
+///
+/// As [`wake`].
+unsafe fn owed(l: *mut lua_State) -> bool {
+    // SAFETY: see above; reads only.
+    unsafe {
+        ffi::lua_rawgeti(l, uv(raw::LATE), raw::Late::Send as i64);
+        let owed = raw::truthy(l, -1, Key::Owed);
+        raw::pop(l, 1);
+        owed
     }
 }
 
@@ -265,27 +438,24 @@ unsafe fn set_current(l: *mut lua_State, v: c_int) {
 }
 
 /// Whether the step's `nres` results (from index 6 on, process record at
-/// 5) leave nothing for the kernel: it yielded `BLOCK` with no verdict, no
+/// 5) leave nothing for the kernel: it yielded `BLOCK` (whose identity is `block`) with no verdict, no
 /// delivery failed part-way, and its process is not deadlocked (it has a
 /// ready coroutine, one waiting on the host, or none alive, or it ended).
 ///
 /// # Safety
 ///
 /// As [`wake`].
-unsafe fn settled(l: *mut lua_State, nres: c_int) -> bool {
+unsafe fn settled(l: *mut lua_State, nres: c_int, block: *const std::ffi::c_void) -> bool {
     // SAFETY: see above; reads only.
     unsafe {
         if nres < 3
             || ffi::lua_toboolean(l, 6) == 0
             || ffi::lua_type(l, 7) != ffi::LUA_TNIL
-            || ffi::lua_rawequal(l, 8, uv(raw::BLOCK)) == 0
+            || ffi::lua_topointer(l, 8) != block
         {
             return false;
         }
-        ffi::lua_rawgeti(l, uv(raw::LATE), raw::Late::Send as i64);
-        let owed = raw::truthy(l, -1, Key::Owed);
-        raw::pop(l, 1);
-        if owed {
+        if owed(l) {
             return false;
         }
         !raw::truthy(l, 5, Key::Env)
