@@ -149,15 +149,22 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
             }
         }
         let name = ffi::lua_getupvalue(l, ARGS, 1);
-        if name.is_null() || CStr::from_ptr(name) != c"current" {
+        if ffi::lua_iscfunction(l, ARGS) != 0
+            || name.is_null()
+            || CStr::from_ptr(name) != c"current"
+        {
             ffi::luaL_argerror(l, ARGS, c"its first upvalue is not `current`".as_ptr());
         }
         raw::settop(l, ARGS);
+        // A Lua function's upvalue: an `UpVal`, which the machine writes
+        // through (`runq::set_current`); kept alive by the function, an
+        // upvalue of every machine closure.
+        let current = ffi::lua_upvalueid(l, ARGS, 1);
         let upvalues = raw::LEADING + c_int::try_from(Key::ALL.len()).unwrap_or(0);
         if ffi::lua_checkstack(l, 2 * upvalues + 4) == 0 {
             ffi::luaL_error(l, c"H.machine: stack overflow".as_ptr());
         }
-        runq::new_state(l);
+        runq::new_state(l, current);
         ffi::lua_insert(l, 1); // the state is upvalue 1, the arguments follow
         ffi::lua_createtable(l, 7, 0); // LATE
         // CTX: the builder's own upvalue (none in a test VM: null).

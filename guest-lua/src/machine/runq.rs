@@ -10,12 +10,23 @@
 //! host-fed delivery makes before it takes a receiver off a channel), the
 //! next wake-up allocates nothing and cannot fail.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 use std::ptr;
 
 use mlua::ffi::{self, lua_State};
 
 use super::raw::{self, Key, RQ, STATE, uv};
+
+/// The machine's state (the userdata at upvalue [`STATE`]).
+#[repr(C)]
+struct RunState {
+    /// The run queue's head and tail (1 and 0 when it is empty); first,
+    /// so that [`ends`] points at the userdata itself.
+    ends: [i64; 2],
+    /// The kernel's `current`, as `lua_upvalueid` names it (see
+    /// [`set_current`]).
+    current: *mut c_void,
+}
 
 /// The run queue's head and tail (1 and 0 when it is empty).
 ///
@@ -23,8 +34,19 @@ use super::raw::{self, Key, RQ, STATE, uv};
 ///
 /// Called from a machine C function (upvalue [`STATE`] is its userdata).
 unsafe fn ends(l: *mut lua_State) -> *mut [i64; 2] {
-    // SAFETY: see above; the userdata holds two integers (see `new_state`).
+    // SAFETY: see above; the userdata is a `RunState` (see `new_state`),
+    // whose first field these are.
     unsafe { ffi::lua_touserdata(l, uv(STATE)).cast() }
+}
+
+/// The id of the kernel's `current` upvalue (see [`RunState`]).
+///
+/// # Safety
+///
+/// As [`ends`].
+unsafe fn current_id(l: *mut lua_State) -> *mut c_void {
+    // SAFETY: see above.
+    unsafe { (*ffi::lua_touserdata(l, uv(STATE)).cast::<RunState>()).current }
 }
 
 /// The first slot of run-queue entry `n`.
@@ -32,17 +54,22 @@ fn slot(n: i64) -> i64 {
     4 * n - 3
 }
 
-/// Pushes the run queue's state: head 1, tail 0.
+/// Pushes the machine's state: an empty run queue, and `current`, the id
+/// of the kernel's `current` upvalue.
 ///
 /// # Safety
 ///
-/// `l` has room for one value.
-pub(super) unsafe fn new_state(l: *mut lua_State) {
+/// `l` has room for one value; `current` is `lua_upvalueid` of a Lua
+/// closure's upvalue that every machine closure keeps alive.
+pub(super) unsafe fn new_state(l: *mut lua_State, current: *mut c_void) {
     // SAFETY: see above; a userdata is aligned for any Lua value, so for
-    // two integers.
+    // two integers and a pointer.
     unsafe {
-        let p = ffi::lua_newuserdatauv(l, size_of::<[i64; 2]>(), 0).cast::<[i64; 2]>();
-        p.write([1, 0]);
+        let p = ffi::lua_newuserdatauv(l, size_of::<RunState>(), 0).cast::<RunState>();
+        p.write(RunState {
+            ends: [1, 0],
+            current,
+        });
     }
 }
 
@@ -198,6 +225,7 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
         let at = Loop {
             ends: ends(l),
             block: ffi::lua_topointer(l, uv(raw::BLOCK)),
+            current: current_id(l),
         };
         let mut taken = 0;
         loop {
@@ -257,7 +285,9 @@ struct Loop {
     /// The run queue's ends ([`ends`]).
     ends: *mut [i64; 2],
     /// The identity of the kernel's `BLOCK` (see [`waits`]).
-    block: *const std::ffi::c_void,
+    block: *const c_void,
+    /// The id of the kernel's `current` upvalue (see [`set_current`]).
+    current: *mut c_void,
 }
 
 /// What [`resume_taken`] did with the wake-up at 1..=4.
@@ -311,7 +341,7 @@ unsafe fn resume_taken(
         }
         let n = raw::int(l, 5, Key::Nready);
         raw::set_int(l, 5, Key::Nready, n - 1);
-        set_current(l, 1);
+        set_current(l, at, 1);
         raw::get(l, 1, Key::Th); // 6: th
         ffi::lua_pushvalue(l, 5); // 7: p
         ffi::lua_pushinteger(l, id); // 8: id
@@ -320,9 +350,7 @@ unsafe fn resume_taken(
         }
         let keep = |_: *mut lua_State, co, nres| waits(co, nres, at.block);
         let nres = crate::step::step_at(l, stepper, uv(raw::TAKEN), 5, &keep);
-        ffi::lua_pushnil(l);
-        set_current(l, ffi::lua_gettop(l));
-        raw::pop(l, 1);
+        set_current(l, at, 0);
         if settled(l, nres, at.block) {
             return Taken::Settled;
         }
@@ -400,7 +428,7 @@ unsafe fn close_kept(l: *mut lua_State, stepper: &crate::step::Stepper) -> Optio
 /// # Safety
 ///
 /// `co` a suspended thread with `nres` values on top.
-unsafe fn waits(co: *mut lua_State, nres: c_int, block: *const std::ffi::c_void) -> bool {
+unsafe fn waits(co: *mut lua_State, nres: c_int, block: *const c_void) -> bool {
     // SAFETY: see above; reads only (a function's pointer is its identity,
     // and no other value has BLOCK's).
     unsafe { ffi::lua_topointer(co, -nres) == block }
@@ -422,19 +450,22 @@ unsafe fn owed(l: *mut lua_State) -> bool {
     }
 }
 
-/// Sets the kernel's `current` to the value at `v`.
+/// Sets the kernel's `current` to the value at `v` (0: nil) through its
+/// upvalue's id (the vendored Lua's `warren_setupvalid`; `lua_setupvalue`
+/// found the closure, the upvalue and its name each time).
 ///
 /// # Safety
 ///
 /// As [`wake`].
-unsafe fn set_current(l: *mut lua_State, v: c_int) {
-    // SAFETY: upvalue CURRENT is a Lua function whose first upvalue is
-    // `current` (checked when the machine was built); it is shared by
-    // every kernel closure that names it.
-    unsafe {
-        ffi::lua_pushvalue(l, v);
-        ffi::lua_setupvalue(l, uv(raw::CURRENT), 1);
-    }
+unsafe fn set_current(l: *mut lua_State, at: &Loop, v: c_int) {
+    // SAFETY: `at.current` names the first upvalue of the Lua function
+    // at upvalue CURRENT, `current` (checked when the machine was
+    // built), which every machine closure keeps alive.
+    unsafe { warren_setupvalid(l, at.current, v) }
+}
+
+unsafe extern "C-unwind" {
+    fn warren_setupvalid(l: *mut lua_State, id: *mut c_void, idx: c_int);
 }
 
 /// Whether the step's `nres` results (from index 6 on, process record at
@@ -445,7 +476,7 @@ unsafe fn set_current(l: *mut lua_State, v: c_int) {
 /// # Safety
 ///
 /// As [`wake`].
-unsafe fn settled(l: *mut lua_State, nres: c_int, block: *const std::ffi::c_void) -> bool {
+unsafe fn settled(l: *mut lua_State, nres: c_int, block: *const c_void) -> bool {
     // SAFETY: see above; reads only.
     unsafe {
         if nres < 3

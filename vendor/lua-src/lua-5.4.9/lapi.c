@@ -1670,3 +1670,15 @@ LUA_API void warren_rawput (lua_State *L, int idx, lua_Integer at, int n) {
   L->top.p -= n;
   lua_unlock(L);
 }
+
+
+/* WARREN: see lwarren.h */
+LUA_API void warren_setupvalid (lua_State *L, void *id, int idx) {
+  UpVal *uv = cast(UpVal *, id);
+  TValue *val;
+  lua_lock(L);
+  val = (idx == 0) ? &G(L)->nilvalue : index2value(L, idx);
+  setobj(L, uv->v.p, val);
+  luaC_barrier(L, uv, val);
+  lua_unlock(L);
+}

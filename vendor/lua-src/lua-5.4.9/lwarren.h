@@ -176,6 +176,17 @@ LUA_API void (warren_rawtake) (lua_State *L, int idx, lua_Integer at, int n);
 LUA_API void (warren_rawput) (lua_State *L, int idx, lua_Integer at, int n);
 
 /*
+** 'lua_setupvalue' of a Lua closure's upvalue known by its id (what
+** 'lua_upvalueid' answered for it): the value at 'idx' (0: nil) is
+** written through the upvalue, open or closed, without finding the
+** closure, the upvalue and its name again (the embedder's machinery sets
+** one such upvalue twice per resume: 61 instructions each, 15 this way).
+** The upvalue must still be alive: the caller keeps a closure that
+** holds it. Nothing allocates; nothing is popped.
+*/
+LUA_API void (warren_setupvalid) (lua_State *L, void *id, int idx);
+
+/*
 ** Threads the embedder schedules (each process's coroutines), told from
 ** every other thread by a byte of their own ('wkernel' in 'lua_State',
 ** in what was padding: no thread grows). A weak-keyed table of them cost
