@@ -503,8 +503,12 @@ end
 local procs = {}       -- pid integer -> process record
 local bypid = {}       -- pid string -> process record, for sends within this VM
 -- Threads the kernel schedules are made by M.kthread, marked in the
--- thread itself, which process code cannot resume or close (is_kthread).
-local kthread, is_kthread = M.kthread, M.is_kthread
+-- thread itself, which process code cannot resume or close
+-- (M.is_kthread). M.prime(th, ...) puts a new coroutine's first values (at
+-- most 18: a fresh thread holds them without growing, step.rs) on its
+-- stack; it is then woken with M.PRIMED alone, so no table packs them. A
+-- start or coroutine.spawn with more than 16 arguments packs them.
+-- (Fields of M, not locals: the main chunk is near Lua's 200 locals.)
 
 -- A host-fed channel of a process (inbox, events), made on first use.
 local function host_chan(p, key)
@@ -540,7 +544,7 @@ end
 -- was dropped (that is its death mark: a field of its own would rehash
 -- every record at its end); `p`; `entry` for a main coroutine.
 local function new_cr(p, fn, entry)
-    local th = kthread(fn)
+    local th = M.kthread(fn)
     -- ext (waits on a host-fed channel) set when it does
     local cr = entry and { th = th, p = p, entry = entry } or { th = th, p = p }
     if p.main then -- the main coroutine is p.main; others are tracked in p.crs
@@ -585,7 +589,7 @@ end
 
 local ENV_MT -- set below, once the globals exist
 
-local function proc_main(p, entry, args)
+local function proc_main(p, entry, ...)
     local mod = entry.chunk(p.env, entry.types)
     -- A chunk that returns nothing was the whole program (a script's
     -- top-level code): it has run.
@@ -596,9 +600,16 @@ local function proc_main(p, entry, args)
         error(s_format("entry %s: the script must return a function or a table with function %q",
             entry.id, entry.method), 0)
     end
-    return main(t_unpack(args, 1, args.n))
+    return main(...)
 end
 
+-- The bottom of a process started with more than 16 arguments, or
+-- upgraded: they come packed, and are unpacked in the process itself.
+local function proc_main_packed(p, entry, args)
+    return proc_main(p, entry, t_unpack(args, 1, args.n))
+end
+
+-- The bottom of a coroutine.spawn with more than 16 arguments.
 local function trampoline(fn, args)
     return fn(t_unpack(args, 1, args.n))
 end
@@ -669,15 +680,11 @@ local function upgrade(p, entry, args)
     p.listens, p.exec = nil, nil
     p.live, p.nready, p.ext = 0, 0, 0
     p.env, p.main = new_env(), nil
-    local cr = new_cr(p, proc_main, entry)
+    local cr = new_cr(p, proc_main_packed, entry)
     p.main = cr
     wake(cr, p, entry, args)
     H_log(p.id, "info", "upgraded to " .. entry.id)
 end
-
--- The arguments of a process started with none (read only; never reaches
--- process code, which gets the unpacked values).
-local NO_ARGS = { n = 0 }
 
 local function start(id, pidstr, entry, ctx, ...)
     local env = new_env()
@@ -689,9 +696,16 @@ local function start(id, pidstr, entry, ctx, ...)
     if ctx ~= nil then p.ctx = ctx end
     procs[id] = p
     bypid[pidstr] = p
-    local cr = new_cr(p, proc_main, entry)
-    p.main = cr
-    wake(cr, p, entry, select("#", ...) == 0 and NO_ARGS or t_pack(...))
+    if select("#", ...) <= 16 then
+        local cr = new_cr(p, proc_main, entry)
+        p.main = cr
+        M.prime(cr.th, p, entry, ...)
+        wake(cr, M.PRIMED)
+    else
+        local cr = new_cr(p, proc_main_packed, entry)
+        p.main = cr
+        wake(cr, p, entry, t_pack(...))
+    end
 end
 
 local function finished(cr, r1, r2)
@@ -1540,7 +1554,7 @@ local function resume_from_c(co, ...)
 end
 
 local function user_resume(co, ...)
-    if is_kthread(co) then return false, "cannot resume a scheduler-managed coroutine" end
+    if M.is_kthread(co) then return false, "cannot resume a scheduler-managed coroutine" end
     if not co_isyieldable() then return resume_from_c(co, ...) end
     return resume_step(co, co_resume(co, ...))
 end
@@ -1558,7 +1572,7 @@ local user_coroutine = {
     running = coroutine.running,
     isyieldable = coroutine.isyieldable,
     close = function(co)
-        if is_kthread(co) then error("cannot close a scheduler-managed coroutine", 2) end
+        if M.is_kthread(co) then error("cannot close a scheduler-managed coroutine", 2) end
         return co_close(co)
     end,
     wrap = function(fn)
@@ -1573,8 +1587,13 @@ local user_coroutine = {
     spawn = function(fn, ...)
         if type(fn) ~= "function" then error("coroutine.spawn: expected a function", 2) end
         local p = me()
-        local cr = new_cr(p, trampoline)
-        wake(cr, fn, select("#", ...) == 0 and NO_ARGS or t_pack(...))
+        if select("#", ...) <= 16 then
+            local cr = new_cr(p, fn)
+            M.prime(cr.th, ...)
+            wake(cr, M.PRIMED)
+        else
+            wake(new_cr(p, trampoline), fn, t_pack(...))
+        end
         return true
     end,
 }

@@ -13,7 +13,9 @@
 //! would leave the kernel's tables half-updated while other processes run),
 //! nor where Lua cannot yield (code called from C): it stays armed and
 //! looks again every [`RETRY_INSTRUCTIONS`] instructions. The bottom frames
-//! of every process coroutine (`proc_main`, `trampoline`) and the sandbox's
+//! of every process coroutine (`proc_main`, `proc_main_packed`,
+//! `trampoline`, `last_words_main`; a `coroutine.spawn`ed one with few
+//! arguments starts in the process's own function) and the sandbox's
 //! `pcall` and `xpcall` (which hold no kernel state) are the only kernel
 //! frames allowed below a preemption point. The hook also ends a process
 //! past its `cpu_budget`, or stuck past [`STUCK_LIMIT`] where it cannot be
@@ -68,8 +70,9 @@ struct Allowed {
 }
 
 /// The bottom frames of process coroutines, by how their definitions start.
-const BOTTOMS: [&str; 3] = [
+const BOTTOMS: [&str; 4] = [
     "local function proc_main(",
+    "local function proc_main_packed(",
     "local function trampoline(",
     "local function last_words_main(",
 ];

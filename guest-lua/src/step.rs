@@ -257,17 +257,25 @@ pub(crate) unsafe fn step_at(
             ffi::luaL_argerror(l, 1, c"coroutine expected".as_ptr());
         }
         let id = ffi::lua_tointegerx(l, base + 3, ptr::null_mut());
-        let narg = if ffi::lua_type(l, base + 6) <= ffi::LUA_TNIL {
-            2
-        } else {
-            3
-        };
-        ffi::lua_settop(l, base + 3 + narg);
-        if ffi::lua_checkstack(co, narg) == 0 {
-            ffi::luaL_error(l, c"too many arguments to resume".as_ptr());
-        }
         let lua = stepper.lua(l);
-        ffi::lua_xmove(l, co, narg);
+        let narg = if is_primed(l, base + 4, co) {
+            // A first resume with its values already on the coroutine's
+            // stack (`prime`): all of them above its function.
+            ffi::lua_settop(l, base + 3);
+            ffi::lua_gettop(co) - 1
+        } else {
+            let narg = if ffi::lua_type(l, base + 6) <= ffi::LUA_TNIL {
+                2
+            } else {
+                3
+            };
+            ffi::lua_settop(l, base + 3 + narg);
+            if ffi::lua_checkstack(co, narg) == 0 {
+                ffi::luaL_error(l, c"too many arguments to resume".as_ptr());
+            }
+            ffi::lua_xmove(l, co, narg);
+            narg
+        };
         if !open_for(stepper, lua, id) && !stepper.enter(lua, id) {
             ffi::luaL_error(l, c"step: the VM's accounts are in use".as_ptr());
         }
@@ -300,6 +308,65 @@ pub(crate) unsafe fn step_at(
         ffi::lua_pop(co, nres - keep);
         ffi::lua_xmove(co, l, keep);
         2 + keep
+    }
+}
+
+/// The value a wake-up is queued with (alone) to resume a coroutine that
+/// has not started with the values [`prime`] put on its stack.
+static PRIMED: u8 = 0;
+
+/// [`PRIMED`] as Lua sees it: a light userdata of its address, which no
+/// other value has.
+pub(crate) fn primed_marker() -> *mut std::ffi::c_void {
+    ptr::from_ref(&PRIMED).cast_mut().cast()
+}
+
+/// Whether the value at `a` is [`PRIMED`] and `co` a coroutine that has not
+/// started (its function at 1, nothing run yet); a marker queued for any
+/// other coroutine is an ordinary value.
+///
+/// # Safety
+///
+/// `a` a valid index of `l`; `co` a thread.
+unsafe fn is_primed(l: *mut lua_State, a: c_int, co: *mut lua_State) -> bool {
+    // SAFETY: reads only.
+    unsafe {
+        ffi::lua_type(l, a) == ffi::LUA_TLIGHTUSERDATA
+            && ffi::lua_touserdata(l, a) == primed_marker()
+            && ffi::lua_status(co) == ffi::LUA_OK
+            && ffi::lua_gettop(co) >= 1
+            && ffi::lua_type(co, 1) == ffi::LUA_TFUNCTION
+    }
+}
+
+/// The most values [`prime`] takes: what a new coroutine's stack
+/// (`WARREN_THREAD_STACK`, 23 slots, its function in one) holds without
+/// growing, so priming never allocates. The kernel packs more in a table
+/// (it primes at most 16 arguments: this less a process's record and entry).
+const PRIME_SLOTS: c_int = 18;
+
+/// `prime(th, ...)`: puts `...` (at most [`PRIME_SLOTS`] values) on the
+/// stack of coroutine `th`, which has not started, as the values of its
+/// first resume (queued with the [`PRIMED`] marker): no table packs them
+/// on the way. Raises when `th` is no such coroutine or there are more.
+///
+/// # Safety
+///
+/// Called by Lua as a C function.
+pub(crate) unsafe extern "C-unwind" fn prime(l: *mut lua_State) -> c_int {
+    // SAFETY: the thread is checked; `lua_checkstack` makes room on it
+    // before the move (it never raises).
+    unsafe {
+        let th = ffi::lua_tothread(l, 1);
+        if th.is_null() || ffi::lua_status(th) != ffi::LUA_OK || ffi::lua_gettop(th) != 1 {
+            ffi::luaL_argerror(l, 1, c"a coroutine that has not started".as_ptr());
+        }
+        let n = ffi::lua_gettop(l) - 1;
+        if n > PRIME_SLOTS || ffi::lua_checkstack(th, n) == 0 {
+            ffi::luaL_error(l, c"prime: more values than a new coroutine holds".as_ptr());
+        }
+        ffi::lua_xmove(l, th, n);
+        0
     }
 }
 

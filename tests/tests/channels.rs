@@ -288,6 +288,51 @@ fn channel_misuse_raises() {
     assert!(e.message.contains("not a channel case"), "{}", e.message);
 }
 
+/// A spawned coroutine gets exactly the values it was spawned with: up to
+/// 16 go on its stack, more in a table (two paths in the kernel), with nil
+/// holes, trailing nils, a C function as the body, and none at all.
+#[test]
+fn coroutine_spawn_hands_over_exactly_its_arguments() {
+    let v = ok(r##"return function()
+        local ch = channel.new()
+        local function report(...)
+            local n = select("#", ...)
+            local parts = { tostring(n) }
+            for i = 1, n do parts[#parts + 1] = tostring((select(i, ...))) end
+            ch:send(table.concat(parts, ","))
+        end
+        local out = {}
+        local function args(n, hole)
+            local t = {}
+            for i = 1, n do t[i] = (i ~= hole) and i or nil end
+            return table.unpack(t, 1, n)
+        end
+        for _, n in ipairs({ 0, 1, 15, 16, 17, 40 }) do
+            coroutine.spawn(report, args(n, 2))
+            out[#out + 1] = ch:receive()
+        end
+        coroutine.spawn(report, nil, nil)
+        out[#out + 1] = ch:receive()
+        local got = channel.new(1)
+        coroutine.spawn(function(...) got:send(select("#", ...)) end, args(17))
+        coroutine.spawn(pcall, function(a) got:send(a) end, "via a C function")
+        out[#out + 1] = tostring(got:receive()) .. "|" .. tostring(got:receive())
+        return table.concat(out, ";")
+    end"##);
+    let list = |n: usize| -> String {
+        let mut parts = vec![n.to_string()];
+        parts.extend((1..=n).map(|i| if i == 2 { "nil".into() } else { i.to_string() }));
+        parts.join(",")
+    };
+    let want = [0, 1, 15, 16, 17, 40]
+        .map(list)
+        .into_iter()
+        .chain(["2,nil,nil".into(), "17|via a C function".into()])
+        .collect::<Vec<_>>()
+        .join(";");
+    assert_eq!(v, s(&want));
+}
+
 #[test]
 fn coroutine_spawn_runs_concurrently_and_returns_immediately() {
     let v = ok(r#"return function()

@@ -37,7 +37,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 24] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 25] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -62,6 +62,7 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 24] = [
     (c"msg_payload", msg::payload),
     (c"kthread", kthread::lua_kthread),
     (c"is_kthread", kthread::lua_is_kthread),
+    (c"prime", crate::step::prime),
 ];
 
 /// Arguments `H.machine` takes: the upvalues after the run queue's state,
@@ -185,6 +186,9 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
             ffi::lua_pushcclosure(l, f, upvalues);
             ffi::lua_setfield(l, out, name.as_ptr());
         }
+        // What a wake-up is queued with to start a `prime`d coroutine.
+        ffi::lua_pushlightuserdata(l, crate::step::primed_marker());
+        ffi::lua_setfield(l, out, c"PRIMED".as_ptr());
         1
     }
 }
