@@ -696,14 +696,13 @@ local function start(id, pidstr, entry, ctx, ...)
     if ctx ~= nil then p.ctx = ctx end
     procs[id] = p
     bypid[pidstr] = p
-    if select("#", ...) <= 16 then
-        local cr = new_cr(p, proc_main, entry)
-        p.main = cr
+    local primed = select("#", ...) <= 16
+    local cr = new_cr(p, primed and proc_main or proc_main_packed, entry)
+    p.main = cr
+    if primed then
         M.prime(cr.th, p, entry, ...)
         wake(cr, M.PRIMED)
     else
-        local cr = new_cr(p, proc_main_packed, entry)
-        p.main = cr
         wake(cr, p, entry, t_pack(...))
     end
 end

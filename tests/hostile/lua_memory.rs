@@ -141,11 +141,11 @@ fn memory_hidden_in_values_handed_between_coroutines() {
 
 /// Garbage churned by the coroutines of two processes of one VM, their
 /// wake-ups interleaved: each process's resumes run in one account until
-/// the other's come, and the garbage inflates what it is charged with
-/// (the collector frees it later, in whoever runs), so accounts close
-/// with "measure" verdicts, answered for a process whose next wake-up was
-/// already taken (and put back). Neither process is ended, and each
-/// finishes all its rounds.
+/// the other's come, and what a span allocates is freed by the collector
+/// in whichever span runs next. Garbage never ends either process, and
+/// each finishes all its rounds. (Its spans close fine here; the path of
+/// a verdict answered after the next wake-up was taken is
+/// `lua_cpu::two_processes_of_ping_ponging_coroutines_interleaved`.)
 #[test]
 fn garbage_churned_by_two_processes_of_ping_ponging_coroutines() {
     let limits = HostLimits {
