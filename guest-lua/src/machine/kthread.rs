@@ -6,8 +6,8 @@
 //! The mark is a byte of the thread itself (`wkernel`, the vendored Lua's
 //! `warren_newkthread`): the weak-keyed table the kernel kept instead cost
 //! an entry per coroutine, its rehashes, and a walk of all its entries in
-//! every collection that touched it (about 1,400 instructions per
-//! process spawned; a tree of a million processes held a million).
+//! every collection that touched it (about 500 instructions per process
+//! spawned; a tree of a million processes held a million).
 //!
 //! Guarantees: a mark is set only on a thread made here, before any code
 //! sees it, and is never cleared (an error or `coroutine.close` leaves
