@@ -107,10 +107,13 @@ local SEND = { bytes = 0, owed = false }
 -- process record -> messages taken since its last step (0 after a step:
 -- the key stays until the process exits, so counting allocates nothing)
 local TAKEN = {}
--- Channels: opaque proxies; state lives in this kernel-private table.
-local CH = setmetatable({}, { __mode = "k" })
+-- Channels: a full userdata with ChanMT (which no Lua code can set on
+-- anything), its state the userdata's user value (M.new_chan, M.chan_of).
+local ChanMethods = {}
+local ChanMT = { __index = ChanMethods, __metatable = false, __warren = "channel",
+    __name = "channel", __tostring = function(self) return "channel" end }
 
-local M = H.machine(RQ, NIL, BLOCK, CLOSED, CH, TAKEN,
+local M = H.machine(RQ, NIL, BLOCK, CLOSED, ChanMT, TAKEN,
     function() return current end)
 -- wake(cr, a, b, c) queues coroutine record `cr` to be resumed with a, b, c
 -- (a slot written before it is counted: a memory error leaves the queue as
@@ -189,22 +192,18 @@ end
 -- what is left of the batch, and what it leaves to finish_one.
 local resume_next, done_next = M.resume_next, M.done_next
 
-local ChanMethods = {}
-local ChanMT = { __index = ChanMethods, __metatable = false, __warren = "channel",
-    __tostring = function(self) return "channel" end }
-
+local new_chan, chan_of = M.new_chan, M.chan_of
 local function chan_state(cap, ext)
-    local proxy = setmetatable({}, ChanMT)
     -- buf, rq and sq are made on first use (q_of), rw when a receiver
     -- waits; closed is nil until closed, cap nil for 0: an idle inbox has 4
-    -- fields (4 hash slots, not 8).
-    local s = { cap = cap > 0 and cap or nil, ext = ext or nil, proxy = proxy }
-    CH[proxy] = s
+    -- fields (4 hash slots, not 8). new_chan sets `proxy`, the channel.
+    local s = { cap = cap > 0 and cap or nil, ext = ext or nil, proxy = false }
+    new_chan(s)
     return s
 end
 
 local function state_of(ch, level)
-    local s = CH[ch]
+    local s = chan_of(ch)
     if not s then error("expected a channel, got " .. type(ch), level + 1) end
     return s
 end
@@ -325,7 +324,7 @@ end
 -- frame), and a failing or non-string result falls back to describe().
 local function user_text(v)
     local t = type(v)
-    if t ~= "table" and t ~= "userdata" then return describe(v) end
+    if t ~= "table" and t ~= "userdata" and t ~= "channel" then return describe(v) end
     local mt = raw_getmetatable(v)
     local f = type(mt) == "table" and rawget(mt, "__tostring")
     if type(f) ~= "function" then return describe(v) end
@@ -342,7 +341,7 @@ end
 -- user_text); for print and error messages built for the process.
 local function user_tostring(v)
     local t = type(v)
-    if t == "table" or t == "userdata" then
+    if t == "table" or t == "userdata" or t == "channel" then
         local mt = raw_getmetatable(v)
         if type(mt) == "table" and rawget(mt, "__tostring") ~= nil then return user_text(v) end
     end
@@ -770,8 +769,8 @@ function measure(p)
     local stack, n, total, exact = {}, 0, 0, true
     local function push(v)
         local t = type(v)
-        if (t == "table" or t == "string" or t == "function" or t == "thread")
-            and not seen[v] and not NOT_OWNED[v] then
+        if (t == "table" or t == "string" or t == "function" or t == "thread"
+            or t == "channel") and not seen[v] and not NOT_OWNED[v] then
             seen[v] = true
             n = n + 1
             stack[n] = v
@@ -794,10 +793,12 @@ function measure(p)
             end
             push(raw_getmetatable(v))
             -- What the kernel holds for objects the process holds.
-            push(CH[v])
             push(CASE[v])
             push(TIMERS[v])
             push(HELD[v])
+        elseif t == "channel" then -- a userdata and its state
+            total = total + SIZE_TABLE
+            push(chan_of(v))
         elseif t == "function" then
             total = total + SIZE_FUNCTION
             push(WRAPPED[v])
@@ -1246,7 +1247,7 @@ local function copy_value(v, depth, open)
         if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
     elseif t == "number" then
         SEND.bytes = SEND.bytes + 9
-    elseif t == "function" or t == "thread" or t == "userdata" then
+    elseif t == "function" or t == "thread" or t == "userdata" or t == "channel" then
         return COPY_FAIL, t .. " cannot be sent", ""
     else
         SEND.bytes = SEND.bytes + 1
@@ -1267,7 +1268,8 @@ copy_table = function(t, depth, open)
     local out = {}
     for k, v in next, t do
         local kt = type(k)
-        if kt == "table" or kt == "function" or kt == "thread" or kt == "userdata" then
+        if kt == "table" or kt == "function" or kt == "thread" or kt == "userdata"
+            or kt == "channel" then
             return COPY_FAIL, "a " .. kt .. " key cannot be sent", ""
         end
         if kt == "string" then SEND.bytes = SEND.bytes + 5 + #k end
@@ -2648,7 +2650,7 @@ end
 -- The kernel's tables that hold an entry per process or object of the
 -- whole VM: their growth, which happens inside whichever process adds the
 -- entry that does not fit, is charged to no process (gctime.rs).
-H.kernel_tables(RQ, TAKEN, UPGRADES, CH, CASE, TIMERS, WRAPPED, HELD,
+H.kernel_tables(RQ, TAKEN, UPGRADES, CASE, TIMERS, WRAPPED, HELD,
     ERRSET, procs, bypid, NOT_OWNED)
 
 return { run = run, new_entry = new_entry, error_mt = ErrMT, module_names = function()

@@ -399,6 +399,27 @@ fn forged_types_are_plain_tables_and_reach_nothing() {
     assert_eq!(got[5], "none");
 }
 
+/// Type values are the other userdata a process holds: a channel's
+/// methods refuse them (a channel is told by its metatable's identity,
+/// never by what `type` says), and `type` names them as before.
+#[test]
+fn a_type_value_is_no_channel() {
+    let got = results(
+        RECORDS,
+        r#"local ch = channel.new(1)
+        local mt = getmetatable(P)
+        local tagged = type(mt) == "table" and pcall(rawset, mt, "__warren", "channel")
+        return table.concat({ raised(ch.send, P, 1), raised(ch.receive, P), raised(ch.close, P),
+            raised(ch.case_receive, P), raised(process.unlisten, P),
+            raised(channel.select, { P }), type(P), tostring(tagged) }, " | ")"#,
+    );
+    for refusal in &got[..5] {
+        has(refusal, &["expected a channel, got userdata"]);
+    }
+    has(&got[5], &["is not a channel case"]);
+    assert_eq!(got[6..], ["userdata", "false"]);
+}
+
 #[test]
 fn a_type_value_cannot_leave_its_process() {
     let got = results(

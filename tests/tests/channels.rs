@@ -454,3 +454,41 @@ fn a_wait_that_cannot_be_suspended_raises_and_leaves_no_waiter() {
     end"#);
     assert_eq!(v, s("refused,refused,refused,refused,right,took again"));
 }
+
+/// A channel is a value of its own type, as in Wippy (typed-lua.md §1.5):
+/// `type` says "channel" however the channel was made, and it is opaque
+/// (no field to read raw, set or walk), while a table dressed up as one
+/// (tag, name, `__tostring`) stays a table and is no channel to the methods.
+#[test]
+fn a_channel_is_a_value_of_its_own_type() {
+    let v = ok(r#"return function()
+        local time = require("time")
+        local out = {}
+        local chans = { channel.new(), channel.new(3), process.inbox(), process.events(),
+            time.after("1h"), time.timer("1h"):channel(), process.listen("t") }
+        for _, ch in ipairs(chans) do
+            local set, err = pcall(function() ch.x = 1 end)
+            local r = channel.select({ ch:case_receive(), default = true })
+            out[#out + 1] = type(ch) .. "/" .. tostring(ch) .. "/" .. tostring(getmetatable(ch))
+                .. "/" .. tostring(ch.x) .. "/" .. tostring(set) .. "/"
+                .. tostring(err:find("attempt to index a channel value", 1, true) ~= nil)
+                .. "/" .. tostring(pcall(next, ch))
+        end
+        local a, b = channel.new(1), channel.new(1)
+        b:send("v")
+        local r = channel.select({ a:case_receive(), b:case_receive() })
+        out[#out + 1] = tostring(rawequal(r.channel, b)) .. " " .. tostring(r.channel ~= a)
+        local fake = setmetatable({}, { __warren = "channel", __name = "channel",
+            __tostring = function() return "channel" end })
+        local ok, e = pcall(a.receive, fake)
+        out[#out + 1] = type(fake) .. " " .. tostring(ok) .. " " .. tostring(e:find("expected a channel, got table", 1, true) ~= nil)
+        return table.concat(out, " ")
+    end"#);
+    let one = "channel/channel/false/nil/false/true/false";
+    assert_eq!(
+        v,
+        s(&format!(
+            "{one} {one} {one} {one} {one} {one} {one} true true table false true"
+        ))
+    );
+}

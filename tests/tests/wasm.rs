@@ -74,6 +74,7 @@ fn a_message_out_of_the_vm_is_refused_with_its_path_and_runs_no_metamethod() {
             local cyclic = {} cyclic.self = cyclic
             try("t", cyclic)
             try("t", 1, { f = print })
+            try("t", { inner = { ch = channel.new() } })
             local ran = false
             local sly = setmetatable({ k = "v" }, {
                 __index = function() ran = true end,
@@ -102,6 +103,7 @@ fn a_message_out_of_the_vm_is_refused_with_its_path_and_runs_no_metamethod() {
         [
             "Invalid payload.self: cycle: the table contains itself",
             "Invalid payload[2].f: function cannot be sent",
+            "Invalid payload.inner.ch: channel cannot be sent",
             "ok",
             "Invalid process.send: the topic must be UTF-8 text",
             "t v false",

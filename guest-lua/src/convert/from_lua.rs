@@ -165,8 +165,23 @@ impl Raw<'_> {
                     Value::Str(bytes.to_vec())
                 }
                 ffi::LUA_TTABLE => self.table(idx)?,
+                ffi::LUA_TUSERDATA => return Err(self.userdata(idx)),
                 t => return Err(Failure::new(format!("{} cannot be sent", type_name(t)))),
             })
+        }
+    }
+
+    /// The refusal of the userdata at absolute index `idx`: a runtime
+    /// object made as userdata (a channel) is named by its tag.
+    unsafe fn userdata(&mut self, idx: c_int) -> Failure {
+        // SAFETY: `metatable` pushes and pops at most three values.
+        unsafe {
+            if ffi::lua_checkstack(self.l, 3) != 0
+                && let Err(name) = self.metatable(idx)
+            {
+                return Failure::new(format!("{name} cannot be sent"));
+            }
+            Failure::new("userdata cannot be sent")
         }
     }
 

@@ -2,13 +2,15 @@
 //! host-fed delivery, and the blocking `receive`/`send` methods, which
 //! yield the kernel's `BLOCK` token from C.
 //!
-//! A channel's state is the kernel's table (see `chan_state` in
-//! kernel.lua): `buf` (a queue of values, `NIL` for nil), `cap`, `sq` (a
-//! queue of blocked senders: a select's `{ cr, sel, v }`, a plain send's
-//! coroutine record itself with the value in its `v` while it waits),
-//! `rw` and `rq` (the oldest receiver, then a queue of later ones; a plain
-//! receive waits as its coroutine record itself), `closed`, `ext` (fed by
-//! the host), `mb` (the process whose mailbox it is), `proxy`.
+//! A channel is a full userdata with the kernel's channel metatable
+//! ([`raw::CHAN_MT`]; `new_chan`). Its state, the user value, is the
+//! kernel's table (see `chan_state` in kernel.lua): `buf` (a queue of
+//! values, `NIL` for nil), `cap`, `sq` (a queue of blocked senders: a
+//! select's `{ cr, sel, v }`, a plain send's coroutine record itself
+//! with the value in its `v` while it waits), `rw` and `rq` (the oldest
+//! receiver, then a queue of later ones; a plain receive waits as its
+//! coroutine record itself), `closed`, `ext` (fed by the host), `mb`
+//! (the process whose mailbox it is), `proxy` (the channel itself).
 //!
 //! Guarantees: the same semantics as the Lua they replace, in the same
 //! order of writes (a memory error part-way leaves what the Lua left);
@@ -19,7 +21,7 @@ use std::ffi::c_int;
 
 use mlua::ffi::{self, lua_State};
 
-use super::raw::{self, BLOCK, CH, CLOSED, CURRENT, Key, NIL, TAKEN, uv};
+use super::raw::{self, BLOCK, CHAN_MT, CLOSED, CURRENT, Key, NIL, TAKEN, uv};
 use super::runq;
 
 /// Pushes `w.cr or w`: the coroutine record of waiter `w`.
@@ -411,8 +413,8 @@ pub(super) unsafe fn deliver_at(l: *mut lua_State, s: c_int, v: c_int) {
     }
 }
 
-/// Pushes the channel state of the proxy at index 1, raising "expected a
-/// channel" (at the caller) when it is none.
+/// Pushes the channel state of the channel at index 1, raising "expected
+/// a channel" (at the caller) when it is none.
 ///
 /// # Safety
 ///
@@ -420,8 +422,7 @@ pub(super) unsafe fn deliver_at(l: *mut lua_State, s: c_int, v: c_int) {
 unsafe fn state_of(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
-        ffi::lua_pushvalue(l, 1);
-        if ffi::lua_rawget(l, uv(CH)) != ffi::LUA_TTABLE {
+        if !raw::chan_state(l, 1) {
             let got = ffi::lua_typename(l, ffi::lua_type(l, 1));
             raw::raise(
                 l,
@@ -663,5 +664,42 @@ pub(super) unsafe extern "C-unwind" fn lua_push_waiter(l: *mut lua_State) -> c_i
         raw::args(l, 2, 2, "push_waiter");
         push_waiter(l, 1, 2);
         0
+    }
+}
+
+/// `new_chan(s)`: the channel of state `s` (a full userdata with the
+/// channel metatable and `s` as its user value), also set as `s.proxy`.
+/// May raise a memory error, before anything is set.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_new_chan(l: *mut lua_State) -> c_int {
+    // SAFETY: see above; the userdata has one user value, set before it
+    // is reachable from anything but this stack.
+    unsafe {
+        raw::args(l, 1, 1, "new_chan");
+        ffi::lua_newuserdatauv(l, 0, 1);
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_setiuservalue(l, 2, 1);
+        ffi::lua_pushvalue(l, uv(CHAN_MT));
+        ffi::lua_setmetatable(l, 2);
+        ffi::lua_pushvalue(l, 2);
+        raw::set(l, 1, Key::Proxy);
+        1
+    }
+}
+
+/// `chan_of(v)`: the state of channel `v`, or nothing when `v` is not a
+/// channel.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_chan_of(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        raw::args(l, 1, 0, "chan_of");
+        c_int::from(raw::chan_state(l, 1))
     }
 }

@@ -6,7 +6,7 @@
 //! it had Lua functions of the same names; a blocking `receive`/`send`
 //! yields the kernel's `BLOCK` token from C.
 //!
-//! `H.machine(rq, NIL, BLOCK, CLOSED, CH, TAKEN, cur)`
+//! `H.machine(rq, NIL, BLOCK, CLOSED, ChanMT, TAKEN, cur)`
 //! builds them once per VM and returns a table of them: `cur` is a kernel
 //! function whose first upvalue is the kernel's `current` (the coroutine
 //! record being run), which the blocking methods read. What the kernel
@@ -37,7 +37,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 25] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 27] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -50,6 +50,8 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 25] = [
     (c"rq_pop", chan::lua_rq_pop),
     (c"live_pop", chan::lua_live_pop),
     (c"push_waiter", chan::lua_push_waiter),
+    (c"new_chan", chan::lua_new_chan),
+    (c"chan_of", chan::lua_chan_of),
     (c"receive", chan::receive),
     (c"send", chan::send),
     (c"send1", send::lua_send1),
@@ -207,9 +209,9 @@ mod tests {
         lua.load(
             r##"
             NIL, BLOCK, CLOSED = function() end, function() end, function() end
-            CH, TAKEN = setmetatable({}, { __mode = "k" }), {}
+            ChanMT, TAKEN = { __metatable = false, __warren = "channel" }, {}
             local current
-            M = machine({}, NIL, BLOCK, CLOSED, CH, TAKEN, function() return current end)
+            M = machine({}, NIL, BLOCK, CLOSED, ChanMT, TAKEN, function() return current end)
             "##,
         )
         .exec()
@@ -277,7 +279,7 @@ mod tests {
         let err = lua
             .load(
                 r##"local other
-                return machine({}, NIL, BLOCK, CLOSED, CH, TAKEN, function() return other end)"##,
+                return machine({}, NIL, BLOCK, CLOSED, ChanMT, TAKEN, function() return other end)"##,
             )
             .call::<Table>(())
             .expect_err("a getter of `other`");

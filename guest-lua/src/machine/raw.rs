@@ -22,8 +22,9 @@ pub(super) const NIL: c_int = 3;
 pub(super) const BLOCK: c_int = 4;
 /// The token a blocked send is woken with when its channel closes.
 pub(super) const CLOSED: c_int = 5;
-/// Channel proxy -> channel state (weak keys).
-pub(super) const CH: c_int = 6;
+/// The metatable of channels: a channel is a full userdata with it, its
+/// state the first user value ([`chan_state`]).
+pub(super) const CHAN_MT: c_int = 6;
 /// Process record -> messages taken from its mailbox since its last step.
 pub(super) const TAKEN: c_int = 7;
 /// A kernel function whose first upvalue is the kernel's `current`.
@@ -229,6 +230,19 @@ pub(super) fn uv(n: c_int) -> c_int {
     ffi::lua_upvalueindex(n)
 }
 
+/// Pushes the state of the channel at `idx` and returns true; when the
+/// value there is not a channel (a userdata with the metatable at
+/// [`CHAN_MT`]), pushes nothing and returns false. Runs no metamethod and
+/// never allocates.
+///
+/// # Safety
+///
+/// Called from a machine C function with a free stack slot.
+pub(super) unsafe fn chan_state(l: *mut lua_State, idx: c_int) -> bool {
+    // SAFETY: see above; `warren_tagged` only reads.
+    unsafe { warren_tagged(l, idx, uv(CHAN_MT)) != 0 }
+}
+
 // The vendored Lua's fused raw field access (lwarren.h): one call per
 // field, with the key's interned string read in place.
 unsafe extern "C-unwind" {
@@ -241,6 +255,7 @@ unsafe extern "C-unwind" {
     fn warren_setn(l: *mut lua_State, idx: c_int, n: c_int);
     fn warren_setintn(l: *mut lua_State, idx: c_int, n: c_int, v: ffi::lua_Integer);
     fn warren_settop(l: *mut lua_State, idx: c_int);
+    fn warren_tagged(l: *mut lua_State, idx: c_int, mtidx: c_int) -> c_int;
     fn warren_rawtake(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
     fn warren_rawput(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
 }

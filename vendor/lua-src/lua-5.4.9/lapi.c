@@ -1682,3 +1682,21 @@ LUA_API void warren_setupvalid (lua_State *L, void *id, int idx) {
   luaC_barrier(L, uv, val);
   lua_unlock(L);
 }
+
+
+/* WARREN: see lwarren.h */
+LUA_API int warren_tagged (lua_State *L, int idx, int mtidx) {
+  const TValue *o = index2value(L, idx);
+  const TValue *mt = index2value(L, mtidx);
+  Udata *u;
+  if (!ttisfulluserdata(o) || !ttistable(mt))
+    return 0;
+  u = uvalue(o);
+  if (u->metatable != hvalue(mt) || u->nuvalue < 1)
+    return 0;
+  lua_lock(L);
+  setobj2s(L, L->top.p, &u->uv[0].uv);
+  api_incr_top(L);
+  lua_unlock(L);
+  return 1;
+}

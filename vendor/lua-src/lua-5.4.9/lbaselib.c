@@ -262,6 +262,15 @@ static int luaB_collectgarbage (lua_State *L) {
 static int luaB_type (lua_State *L) {
   int t = lua_type(L, 1);
   luaL_argcheck(L, t != LUA_TNONE, 1, "value expected");
+  if (t == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
+    /* WARREN: a runtime object made as userdata (a channel) is named by
+       the string '__warren' of its metatable, read raw (no metamethod
+       runs; only the embedder sets a userdata's metatable). */
+    lua_pushliteral(L, "__warren");
+    if (lua_rawget(L, -2) == LUA_TSTRING)
+      return 1;
+    lua_pop(L, 2);
+  }
   lua_pushvalue(L, lua_upvalueindex(t + 1));
   return 1;
 }

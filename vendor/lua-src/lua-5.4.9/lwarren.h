@@ -202,6 +202,17 @@ LUA_API lua_State *(warren_newkthread) (lua_State *L);
 LUA_API int (warren_iskthread) (lua_State *L, int idx);
 
 /*
+** Runtime objects made as full userdata (a channel): warren_tagged pushes
+** the first user value of the value at 'idx' and returns 1 when that
+** value is a full userdata whose metatable is the table at 'mtidx' (the
+** embedder's own, which no Lua code can set on anything); otherwise it
+** pushes nothing and returns 0. One test and a copy, where a weak table
+** from object to state cost a hashed lookup (about 130 instructions) and
+** an ephemeron entry per object. No metamethod runs; nothing allocates.
+*/
+LUA_API int (warren_tagged) (lua_State *L, int idx, int mtidx);
+
+/*
 ** 'memcpy' for the copies that make or fill a string ('luaS_newlstr' of a
 ** long string, concatenation, 'luaL_Buffer', 'string.rep'). On AMD Zen 3
 ** (the machines Warren is measured on), glibc copies blocks past about
