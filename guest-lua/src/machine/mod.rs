@@ -167,6 +167,7 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
         if ffi::lua_checkstack(l, 2 * upvalues + 4) == 0 {
             ffi::luaL_error(l, c"H.machine: stack overflow".as_ptr());
         }
+        runq::presize(l, 1);
         runq::new_state(l, current);
         ffi::lua_insert(l, 1); // the state is upvalue 1, the arguments follow
         ffi::lua_createtable(l, 7, 0); // LATE
@@ -309,6 +310,58 @@ mod tests {
             .eval()
             .expect("run");
         assert_eq!(got, "2 2 0 nil 123 nil 0 0");
+    }
+
+    /// The slots move directly while they are in the table's array part
+    /// and slot by slot past it (a queue that never empties walks out of
+    /// it): the same values and order either way, nil holes included.
+    #[test]
+    fn the_run_queue_keeps_order_and_nils_inside_and_past_its_array_part() {
+        let lua = vm();
+        let got: String = lua
+            .load(
+                r##"
+                local p = { nready = 0 }
+                local crs = {}
+                for i = 1, 8 do crs[i] = { p = p, i = i } end
+                local bad, sent, next_in, next_out = 0, 0, 1, 1
+                local function put(k)
+                    for _ = 1, k do
+                        local i = next_in
+                        next_in = next_in + 1
+                        local a = (i % 3 ~= 0) and i or nil
+                        local c = (i % 2 == 0) and ("c" .. i) or nil
+                        M.wake(crs[i % 8 + 1], a, nil, c)
+                        sent = sent + 1
+                    end
+                end
+                local function check(k)
+                    for _ = 1, k do
+                        local i = next_out
+                        next_out = next_out + 1
+                        local cr, a, b, c = M.rq_next()
+                        local want_a = (i % 3 ~= 0) and i or nil
+                        local want_c = (i % 2 == 0) and ("c" .. i) or nil
+                        if cr ~= crs[i % 8 + 1] or a ~= want_a or b ~= nil or c ~= want_c then
+                            bad = bad + 1
+                        end
+                    end
+                end
+                -- Growing past the first slots, and a queue kept non-empty
+                -- for 5,000 wake-ups, so its indices leave the array part.
+                put(40)
+                check(20)
+                for _ = 1, 250 do put(20) check(20) end
+                check(M.rq_len())
+                local out = { bad, M.rq_len(), select("#", M.rq_next()), p.nready, next_out - 1, sent }
+                put(3) check(3) -- emptied: back at the first slots
+                out[#out + 1] = bad
+                return table.concat(out, " ")
+                "##,
+            )
+            .eval()
+            .expect("run");
+        assert_eq!(got, "0 0 0 5040 5040 5040 0");
     }
 
     #[test]

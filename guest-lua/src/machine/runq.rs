@@ -73,6 +73,34 @@ pub(super) unsafe fn new_state(l: *mut lua_State, current: *mut c_void) {
     }
 }
 
+/// Run-queue slots made at the start (16 wake-ups), so that the usual
+/// short queue is written and read in the table's array part: the slots
+/// of a wake-up's nil values are otherwise never made, and each write of
+/// one went through `luaH_newkey` to be dropped there.
+const FIRST_SLOTS: i64 = 64;
+
+/// Gives the (empty) run-queue table at `rq` an array part of
+/// [`FIRST_SLOTS`]: the slots filled, which grows it, then emptied,
+/// which keeps it (a table shrinks only when it is rehashed, and this one
+/// is rehashed only when the queue outgrows it).
+///
+/// # Safety
+///
+/// `rq` is an absolute index of a table; room for one value.
+pub(super) unsafe fn presize(l: *mut lua_State, rq: c_int) {
+    // SAFETY: see above.
+    unsafe {
+        for i in 1..=FIRST_SLOTS {
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_rawseti(l, rq, i);
+        }
+        for i in 1..=FIRST_SLOTS {
+            ffi::lua_pushnil(l);
+            ffi::lua_rawseti(l, rq, i);
+        }
+    }
+}
+
 /// Queues coroutine record `cr` (an absolute index) to be resumed with
 /// the values at `vals` (0: nil), then counts it ready for its process
 /// and clears its wait on a host-fed channel.

@@ -1635,19 +1635,35 @@ LUA_API void warren_settop (lua_State *L, int idx) {
 }
 
 
+/*
+** The slots t[at] .. t[at + n - 1] when all of them are in the array part
+** (below 'alimit', which may be less than the array's real size: the
+** others then take the general path), else NULL.
+*/
+static TValue *warren_slots (Table *t, lua_Integer at, int n) {
+  lua_Unsigned first = l_castS2U(at) - 1u;
+  if (first < t->alimit && t->alimit - first >= cast(lua_Unsigned, n))
+    return &t->array[first];
+  return NULL;
+}
+
+
 LUA_API void warren_rawtake (lua_State *L, int idx, lua_Integer at, int n) {
   Table *t;
+  TValue *slots;
   int i;
   lua_lock(L);
   api_check(L, 0 < n && n <= 8, "bad count");
   t = gettable(L, idx);
+  slots = warren_slots(t, at, n);
   for (i = 0; i < n; i++) {
-    const TValue *v = luaH_getint(t, at + i);
+    TValue *v = (slots != NULL) ? &slots[i]
+                                : cast(TValue *, luaH_getint(t, at + i));
     if (isempty(v))
       setnilvalue(s2v(L->top.p));
     else {
       setobj2s(L, L->top.p, v);
-      setnilvalue(cast(TValue *, v));  /* an existing slot: no allocation */
+      setnilvalue(v);  /* an existing slot: no allocation */
     }
     api_incr_top(L);
   }
@@ -1657,14 +1673,25 @@ LUA_API void warren_rawtake (lua_State *L, int idx, lua_Integer at, int n) {
 
 LUA_API void warren_rawput (lua_State *L, int idx, lua_Integer at, int n) {
   Table *t;
+  TValue *slots;
   int i;
   lua_lock(L);
   api_checknelems(L, n);
   api_check(L, 0 < n && n <= 8, "bad count");
   t = gettable(L, idx);
+  slots = warren_slots(t, at, n);
   for (i = 0; i < n; i++) {
     TValue *v = s2v(L->top.p - n + i);
-    luaH_setint(L, t, at + i, v);
+    if (slots != NULL) {
+      setobj2t(L, &slots[i], v);
+    }
+    else if (!ttisnil(v))
+      luaH_setint(L, t, at + i, v);
+    else {  /* nil: clear an existing slot; an absent one stays absent */
+      const TValue *slot = luaH_getint(t, at + i);
+      if (!isabstkey(slot))
+        setnilvalue(cast(TValue *, slot));
+    }
     luaC_barrierback(L, obj2gco(t), v);
   }
   L->top.p -= n;

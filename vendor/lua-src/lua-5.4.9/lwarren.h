@@ -170,7 +170,10 @@ LUA_API void (warren_settop) (lua_State *L, int idx);
 **   nil (never allocates);
 ** - warren_rawput: pops the n values on top into t[at], ..., t[at + n - 1]
 **   (the first popped into the last key); may allocate when the table
-**   grows.
+**   grows (a nil for a key the table does not have leaves it absent,
+**   as 'lua_rawseti' does, without going through 'luaH_newkey').
+** Slots all in the array part are moved directly (a run-queue wake-up
+** went through 'luaH_setint' slot by slot: about 80 instructions each).
 */
 LUA_API void (warren_rawtake) (lua_State *L, int idx, lua_Integer at, int n);
 LUA_API void (warren_rawput) (lua_State *L, int idx, lua_Integer at, int n);
