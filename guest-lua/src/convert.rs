@@ -15,7 +15,7 @@
 //! would copy exponentially) fails as soon as the budget is passed.
 
 mod from_lua;
-pub(crate) use from_lua::push_keys;
+pub(crate) use from_lua::{push_keys, push_keys_made};
 mod to_lua;
 
 pub(crate) use to_lua::push_protected;

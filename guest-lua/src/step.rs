@@ -152,6 +152,14 @@ impl Stepper {
         }
     }
 
+    /// Forgets process `id`'s account as `H.exit` does (nothing when the
+    /// accounts are in use, which no caller is).
+    pub(crate) fn remove_account(&self, id: i64) {
+        if let Ok(mut accounts) = self.accounts.try_borrow_mut() {
+            accounts.remove(id);
+        }
+    }
+
     /// The kind and reason of the last `false` verdict (once).
     pub(crate) fn take_kill(&self) -> Option<(ErrorKind, String)> {
         self.kill.borrow_mut().take()

@@ -627,3 +627,113 @@ fn processes_run_on_several_workers() {
         .expect("ok");
     assert_eq!(v, Value::Int((1..=20).map(|i| i * i).sum()));
 }
+
+/// Ends in every shape: the normal ones are settled in C
+/// (`guest-lua/src/machine/exit.rs`), the rest by the kernel's Lua; what a
+/// monitor sees must not tell which.
+const ENDINGS: &str = r#"
+local time = require("time")
+return { main = function(mode)
+    if mode == "table" then return { a = 1, list = { 1, 2, 3 }, nested = { ok = true } } end
+    if mode == "nothing" then return end
+    if mode == "nilnil" then return nil, nil end
+    if mode == "many" then return "first", "second", "third", "fourth" end
+    if mode == "big" then return string.rep("x", 4096) end
+    if mode == "func" then return { f = print } end
+    if mode == "chan" then return channel.new() end
+    if mode == "nilerr" then return nil, "plain text" end
+    if mode == "busy" then
+        -- Ends with a timer pending, coroutines asleep and waiting, and a name.
+        process.registry.register("busy")
+        local ch = channel.new()
+        time.after("20ms")
+        coroutine.spawn(function() time.sleep("30ms") ch:send("late") end)
+        coroutine.spawn(function() ch:receive() end)
+        return "left them"
+    end
+    if mode == "helpers" then
+        -- Coroutines that end while the main one waits for the last.
+        local ch = channel.new()
+        for i = 1, 5 do coroutine.spawn(function() if i == 5 then ch:send(i) end end) end
+        return "helped " .. ch:receive()
+    end
+    if mode == "orphan" then
+        -- The only coroutine that could feed the main one ends: deadlock.
+        local ch = channel.new()
+        coroutine.spawn(function() end)
+        return ch:receive()
+    end
+end }
+"#;
+
+#[test]
+fn a_process_ends_the_same_whichever_path_settles_it() {
+    let v = App::new()
+        .entry(
+            "t:main",
+            r#"local time = require("time")
+            return function()
+            local events = process.events()
+            local out = {}
+            for _, mode in ipairs({ "table", "nothing", "nilnil", "many", "big", "func", "chan",
+                    "nilerr", "busy", "helpers", "orphan" }) do
+                local pid = process.spawn_monitored("t:endings", "test:host", mode)
+                local ev = events:receive()
+                local r = ev.result
+                local shown
+                if r.error ~= nil then
+                    shown = "error " .. tostring(r.error:kind()) .. " " .. r.error:message()
+                elseif type(r.value) == "table" then
+                    local v = r.value
+                    shown = "table " .. v.a .. " " .. table.concat(v.list, ",") .. " " .. tostring(v.nested.ok)
+                elseif type(r.value) == "string" and #r.value > 100 then
+                    shown = "long " .. #r.value
+                else
+                    shown = type(r.value) .. " " .. tostring(r.value)
+                end
+                out[#out + 1] = mode .. ": " .. tostring(ev.from == pid) .. " " .. shown
+            end
+            -- What "busy" left behind wakes nothing, and its name is free.
+            time.sleep("60ms")
+            local r = channel.select({ events:case_receive(), default = true })
+            out[#out + 1] = "after: " .. tostring(r.default) .. " " .. tostring(process.registry.lookup("busy"))
+            return table.concat(out, "\n")
+        end"#,
+        )
+        .entry("t:endings", ENDINGS)
+        .limits(warren_core::HostLimits {
+            max_message_bytes: 1024,
+            ..warren_core::HostLimits::default()
+        })
+        .run("t:main", vec![])
+        .expect("ok");
+    let text = v.as_str().unwrap_or_default().to_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 12, "{text}");
+    assert_eq!(lines[0], "table: true table 1 1,2,3 true");
+    assert_eq!(lines[1], "nothing: true nil nil");
+    assert_eq!(lines[2], "nilnil: true nil nil");
+    assert_eq!(lines[3], "many: true string first");
+    assert!(
+        lines[4].starts_with("big: true error Invalid result:") && lines[4].contains("1024"),
+        "{}",
+        lines[4]
+    );
+    assert_eq!(
+        lines[5],
+        "func: true error Invalid result.f: function cannot be sent"
+    );
+    assert_eq!(
+        lines[6],
+        "chan: true error Invalid result: channel cannot be sent"
+    );
+    assert_eq!(lines[7], "nilerr: true error  plain text");
+    assert_eq!(lines[8], "busy: true string left them");
+    assert_eq!(lines[9], "helpers: true string helped 5");
+    assert!(
+        lines[10].starts_with("orphan: true error Internal deadlock"),
+        "{}",
+        lines[10]
+    );
+    assert_eq!(lines[11], "after: true nil");
+}

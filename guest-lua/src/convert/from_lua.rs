@@ -106,6 +106,25 @@ pub(crate) unsafe fn push_keys(l: *mut lua_State) {
     unsafe { keys(l) }
 }
 
+/// Pushes the table of field names (see [`walk_at`]) and returns true
+/// once it has been made; pushes nothing and returns false before. Never
+/// allocates, never raises.
+///
+/// # Safety
+///
+/// A running state with room for one value.
+pub(crate) unsafe fn push_keys_made(l: *mut lua_State) -> bool {
+    // SAFETY: a raw registry read with a light userdata key.
+    unsafe {
+        let at = std::ptr::from_ref(&KEYS).cast::<c_void>();
+        if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, at) == ffi::LUA_TTABLE {
+            return true;
+        }
+        ffi::lua_pop(l, 1);
+        false
+    }
+}
+
 /// Pushes the table of field names at [`KEYS_AT`], making it on first use.
 ///
 /// # Safety

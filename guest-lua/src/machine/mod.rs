@@ -11,7 +11,7 @@
 //! function whose first upvalue is the kernel's `current` (the coroutine
 //! record being run), which the blocking methods read. What the kernel
 //! makes later is given with `bind(ErrMT, MsgMT, SEND, procs, mkerr,
-//! PayloadMT, payload_list, start, entries, TimeMT)`.
+//! PayloadMT, payload_list, start, entries, TimeMT, bypid)`.
 //!
 //! Guarantees: nothing here runs a metamethod or user code (every table
 //! access is raw, and the tables are the kernel's); no Rust value with a
@@ -22,6 +22,7 @@
 mod chan;
 mod done;
 mod event;
+mod exit;
 mod inbox;
 mod kthread;
 mod msg;
@@ -72,17 +73,18 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 27] = [
 const ARGS: c_int = raw::CURRENT - 1;
 
 /// `bind(ErrMT, MsgMT, SEND, procs, mkerr, PayloadMT, payload_list,
-/// start, entries, TimeMT)`: what the kernel makes after the machine.
+/// start, entries, TimeMT, bypid)`: what the kernel makes after the
+/// machine.
 ///
 /// # Safety
 ///
 /// Called by Lua as a machine C closure.
 unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
-    // SAFETY: four tables, a function, a table, two functions and two
+    // SAFETY: four tables, a function, a table, two functions and three
     // tables, checked, into the slots `raw::Late` names.
     unsafe {
-        raw::settop(l, 10);
-        for i in 1..=10 {
+        raw::settop(l, 11);
+        for i in 1..=11 {
             let want = if matches!(i, 5 | 7 | 8) {
                 ffi::LUA_TFUNCTION
             } else {
@@ -103,6 +105,7 @@ unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
             raw::Late::Start,
             raw::Late::Entries,
             raw::Late::TimeMt,
+            raw::Late::Bypid,
         ];
         for (i, slot) in late.into_iter().enumerate() {
             ffi::lua_pushvalue(l, c_int::try_from(i).unwrap_or(0) + 1);
@@ -168,9 +171,14 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
             ffi::luaL_error(l, c"H.machine: stack overflow".as_ptr());
         }
         runq::presize(l, 1);
+        // The conversion's table of field names, made now: a process's
+        // end copies its result in C, where nothing may allocate
+        // (machine/exit.rs).
+        crate::convert::push_keys(l);
+        raw::pop(l, 1);
         runq::new_state(l, current);
         ffi::lua_insert(l, 1); // the state is upvalue 1, the arguments follow
-        ffi::lua_createtable(l, 7, 0); // LATE
+        ffi::lua_createtable(l, 11, 0); // LATE
         // CTX: the builder's own upvalue (none in a test VM: null).
         ffi::lua_pushlightuserdata(l, ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)));
         for (i, key) in Key::ALL.into_iter().enumerate() {
@@ -407,7 +415,7 @@ mod tests {
                 local function mkerr(kind, msg, retryable)
                     return { kind = kind, msg = msg, retryable = retryable }
                 end
-                M.bind({}, {}, {}, {}, mkerr, {}, function() end, function() end, {}, {})
+                M.bind({}, {}, {}, {}, mkerr, {}, function() end, function() end, {}, {}, {})
                 local out = {}
                 -- Not in a coroutine: refused, nothing started.
                 local started = false

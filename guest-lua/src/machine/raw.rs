@@ -61,6 +61,8 @@ pub(super) enum Late {
     Entries = 9,
     /// The metatable of time values.
     TimeMt = 10,
+    /// The kernel's process records by pid string (`bypid`).
+    Bypid = 11,
 }
 /// Upvalues before the keys.
 pub(super) const LEADING: c_int = FIRST_KEY - 1;
@@ -109,11 +111,14 @@ pub(super) enum Key {
     Value,
     Ns,
     Error,
+    Crs,
+    Timers,
+    IoWait,
 }
 
 impl Key {
     /// Every key, in upvalue order (each at its discriminant).
-    pub(super) const ALL: [Key; 40] = [
+    pub(super) const ALL: [Key; 43] = [
         Key::Buf,
         Key::H,
         Key::T,
@@ -154,6 +159,9 @@ impl Key {
         Key::Value,
         Key::Ns,
         Key::Error,
+        Key::Crs,
+        Key::Timers,
+        Key::IoWait,
     ];
 
     /// The field's name in the kernel's records.
@@ -199,13 +207,16 @@ impl Key {
             Key::Value => "value",
             Key::Ns => "ns",
             Key::Error => "error",
+            Key::Crs => "crs",
+            Key::Timers => "timers",
+            Key::IoWait => "io_wait",
         }
     }
 }
 
 // Every key is in ALL at its own position: the last one is, and positions
 // are distinct discriminants.
-const _: () = assert!(Key::Error as usize == Key::ALL.len() - 1);
+const _: () = assert!(Key::IoWait as usize == Key::ALL.len() - 1);
 // Every key has a number in the vendored Lua's table of keys
 // (`WARREN_NKEYS` in lwarren.h).
 const _: () = assert!(Key::ALL.len() <= 48);

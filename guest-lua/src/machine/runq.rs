@@ -379,7 +379,7 @@ unsafe fn resume_taken(
         let keep = |_: *mut lua_State, co, nres| waits(co, nres, at.block);
         let nres = crate::step::step_at(l, stepper, uv(raw::TAKEN), 5, &keep);
         set_current(l, at, 0);
-        if settled(l, nres, at.block) {
+        if settled(l, nres, at.block) || super::exit::end_normally(l, stepper, nres) {
             return Taken::Settled;
         }
         if stepper.open_id().is_some() {
