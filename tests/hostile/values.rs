@@ -221,3 +221,40 @@ fn an_exit_value_lua_cannot_hold_still_arrives_as_an_error() {
         out.assert_ended(ErrorKind::Invalid, "cannot be delivered");
     }
 }
+
+/// A process's last value is copied out in C (`machine/exit.rs`) for the
+/// monitor and the caller: read raw (no metamethod of it runs, however it
+/// spins), bounded like any message, and refused as the process's
+/// `INVALID` end when it cannot cross — the neighbour ticking throughout.
+#[test]
+fn an_exit_value_is_read_raw_and_bounded_in_every_shape() {
+    let spin = "local function spin() while true do end end\n";
+    let sly = with_values(&format!(
+        "{spin}return setmetatable({{ a = 1 }}, {{ __index = spin, __pairs = spin, __len = spin,
+            __tostring = spin, __eq = spin, __name = \"sly\" }})"
+    ));
+    let Ok(Value::Map(entries)) = &sly.exit else {
+        panic!("the sly table did not cross as a map: {sly:?}");
+    };
+    assert_eq!(entries.len(), 1, "{sly:?}");
+    sly.assert_neighbour_ticks();
+
+    let lying = with_values("return lying()");
+    let Ok(Value::Map(entries)) = &lying.exit else {
+        panic!("the lying table did not cross as its 45 keys: {lying:?}");
+    };
+    assert_eq!(entries.len(), 45);
+    lying.assert_neighbour_ticks();
+
+    with_values("local t = {} t.self = { t } return t").assert_ended(ErrorKind::Invalid, "cycle");
+    with_values("local t = {} for _ = 1, 65 do t = { t } end return t")
+        .assert_ended(ErrorKind::Invalid, "nesting deeper than 64");
+    with_values("return { f = print }")
+        .assert_ended(ErrorKind::Invalid, "result.f: function cannot be sent");
+    with_values("return coroutine.running()")
+        .assert_ended(ErrorKind::Invalid, "thread cannot be sent");
+    with_values("return { ch = process.inbox() }")
+        .assert_ended(ErrorKind::Invalid, "result.ch: channel cannot be sent");
+    with_values("return string.rep(\"x\", 70000)")
+        .assert_ended(ErrorKind::Invalid, "max_message_bytes");
+}
