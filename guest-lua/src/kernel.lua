@@ -685,6 +685,8 @@ local function upgrade(p, entry, args)
     H_log(p.id, "info", "upgraded to " .. entry.id)
 end
 
+-- machine/start.rs does the same for a start without context values and
+-- at most 16 arguments: the two are kept alike.
 local function start(id, pidstr, entry, ctx, ...)
     local env = new_env()
     -- At most 8 fields once it has an inbox (so 8 hash slots, not 16): the
@@ -2586,6 +2588,9 @@ local GLOBALS = {
     subscribe = EXTRA.subscribe, unsubscribe = EXTRA.unsubscribe, unpack = table.unpack,
 }
 ENV_MT = { __index = GLOBALS, __metatable = false }
+-- The machine starts a process as `start` does (machine/start.rs) once it
+-- has these.
+M.bind_start(ENV_MT, proc_main)
 
 -- Primitive type calls (Wippy's typed Lua): `string(v)`, `integer(v)`,
 -- `number(v)` and `boolean(v)` return `v` when it is of that type and raise

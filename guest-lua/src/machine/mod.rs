@@ -11,7 +11,8 @@
 //! function whose first upvalue is the kernel's `current` (the coroutine
 //! record being run), which the blocking methods read. What the kernel
 //! makes later is given with `bind(ErrMT, MsgMT, SEND, procs, mkerr,
-//! PayloadMT, payload_list, start, entries, TimeMT, bypid)`.
+//! PayloadMT, payload_list, start, entries, TimeMT, bypid)`, and later
+//! `bind_start(ENV_MT, proc_main)`.
 //!
 //! Guarantees: nothing here runs a metamethod or user code (every table
 //! access is raw, and the tables are the kernel's); no Rust value with a
@@ -38,7 +39,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 27] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 28] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -60,6 +61,7 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 27] = [
     (c"call", done::lua_call),
     (c"call_as", done::lua_call_as),
     (c"bind", bind),
+    (c"bind_start", start::bind_start),
     (c"msg_topic", msg::topic),
     (c"msg_from", msg::from),
     (c"msg_payload", msg::payload),
@@ -178,7 +180,7 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
         raw::pop(l, 1);
         runq::new_state(l, current);
         ffi::lua_insert(l, 1); // the state is upvalue 1, the arguments follow
-        ffi::lua_createtable(l, 11, 0); // LATE
+        ffi::lua_createtable(l, 13, 0); // LATE
         // CTX: the builder's own upvalue (none in a test VM: null).
         ffi::lua_pushlightuserdata(l, ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)));
         for (i, key) in Key::ALL.into_iter().enumerate() {

@@ -63,6 +63,11 @@ pub(super) enum Late {
     TimeMt = 10,
     /// The kernel's process records by pid string (`bypid`).
     Bypid = 11,
+    /// The metatable of a process's globals (`ENV_MT`), bound by
+    /// `bind_start` once the kernel has made it.
+    EnvMt = 12,
+    /// The kernel's `proc_main`, the bottom of a primed main coroutine.
+    ProcMain = 13,
 }
 /// Upvalues before the keys.
 pub(super) const LEADING: c_int = FIRST_KEY - 1;

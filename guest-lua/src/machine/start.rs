@@ -14,9 +14,11 @@
 //! order: the arguments are converted in protected calls (error objects
 //! revived with the kernel's metatable), one that cannot be (out of
 //! memory) ends the process as `H.next` ends it; the process's account is
-//! opened; then the kernel's `start(id, pid, entry, nil, ...)` runs, which
-//! may raise a memory error as it would under `handle`, with no Rust value
-//! that has a destructor alive. The entry table is found by its program's
+//! opened; then what the kernel's `start(id, pid, entry, nil, ...)` does is
+//! done here ([`start_here`]: the same tables, fields and order, without
+//! its Lua frame and five calls back into C; the kernel's own `start` runs
+//! instead until `bind_start` has), which may raise a memory error as it
+//! would under `handle`, with no Rust value that has a destructor alive. The entry table is found by its program's
 //! pointer in the host's `H.entries`, whose keys are the programs the host
 //! keeps (see `Entries::by_program` in host.rs), so a key never names
 //! another program.
@@ -26,7 +28,8 @@ use std::ffi::c_int;
 use mlua::ffi::{self, lua_State};
 
 use super::done::undeliverable;
-use super::raw::{self, Late};
+use super::raw::{self, Key, Late};
+use super::runq;
 use super::send::late;
 
 /// The most arguments a start handed over here has (a process may be
@@ -98,8 +101,124 @@ pub(super) unsafe fn start_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
             return true;
         }
         ctx.open_account(id);
-        ffi::lua_call(l, 4 + pushed, 0);
+        if bound(l) {
+            start_here(l, top + 5, pushed);
+        } else {
+            ffi::lua_call(l, 4 + pushed, 0);
+        }
         raw::settop(l, top);
         true
     }
+}
+
+/// `bind_start(ENV_MT, proc_main)`: what [`start_here`] needs of what the
+/// kernel makes last.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn bind_start(l: *mut lua_State) -> c_int {
+    // SAFETY: a table and a function, checked, into their slots.
+    unsafe {
+        raw::args(l, 2, 1, "bind_start");
+        if ffi::lua_type(l, 2) != ffi::LUA_TFUNCTION {
+            ffi::luaL_argerror(l, 2, c"wrong type".as_ptr());
+        }
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::EnvMt as i64);
+        ffi::lua_pushvalue(l, 2);
+        ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::ProcMain as i64);
+        0
+    }
+}
+
+/// Whether `bind_start` has run.
+///
+/// # Safety
+///
+/// A machine C function with room for one value.
+unsafe fn bound(l: *mut lua_State) -> bool {
+    // SAFETY: a raw read of the machine's own table.
+    unsafe {
+        let ok =
+            ffi::lua_rawgeti(l, raw::uv(raw::LATE), Late::ProcMain as i64) == ffi::LUA_TFUNCTION;
+        raw::pop(l, 1);
+        ok
+    }
+}
+
+/// The kernel's `start(id, pid, entry, nil, ...)` for the values from
+/// `base` on and the `nargs` arguments after them (at most
+/// [`START_INLINE_ARGS`]): the process's globals, its record (in `procs`
+/// and `bypid`), its main coroutine's record with the arguments primed
+/// on the new thread's stack, and its wake-up. The same tables, fields and
+/// order as the Lua; it may raise a memory error where the Lua would.
+///
+/// # Safety
+///
+/// As [`start_next`], the values at `base..` and nothing above them.
+unsafe fn start_here(l: *mut lua_State, base: c_int, nargs: c_int) {
+    let (id, pid, entry) = (base, base + 1, base + 2);
+    // SAFETY: see above; every table is new, its fields set raw.
+    unsafe {
+        ffi::luaL_checkstack(l, 8 + nargs, std::ptr::null());
+        // env = setmetatable({ _G = env }, ENV_MT)
+        ffi::lua_createtable(l, 0, 1);
+        let env = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, env);
+        ffi::lua_setfield(l, env, c"_G".as_ptr()); // no metatable yet: raw
+        late(l, Late::EnvMt);
+        ffi::lua_setmetatable(l, env);
+        // p = { id, pid, env, live = 0, nready = 0, ext = 0 } (and main)
+        ffi::lua_createtable(l, 0, 7);
+        let p = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, id);
+        raw::set(l, p, Key::Id);
+        ffi::lua_pushvalue(l, pid);
+        raw::set(l, p, Key::Pid);
+        ffi::lua_pushvalue(l, env);
+        raw::set(l, p, Key::Env);
+        for key in [Key::Live, Key::Nready, Key::Ext] {
+            raw::set_int(l, p, key, 0);
+        }
+        let procs = late(l, Late::Procs);
+        ffi::lua_pushvalue(l, p);
+        ffi::lua_rawseti(l, procs, ffi::lua_tointegerx(l, id, std::ptr::null_mut()));
+        let bypid = late(l, Late::Bypid);
+        ffi::lua_pushvalue(l, pid);
+        ffi::lua_pushvalue(l, p);
+        ffi::lua_rawset(l, bypid);
+        raw::settop(l, p);
+        // cr = { th = kthread(proc_main), p = p, entry = entry }
+        late(l, Late::ProcMain);
+        let th = warren_newkthread(l);
+        let thread = ffi::lua_gettop(l);
+        ffi::lua_createtable(l, 0, 3);
+        let cr = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, thread);
+        raw::set(l, cr, Key::Th);
+        ffi::lua_pushvalue(l, p);
+        raw::set(l, cr, Key::P);
+        ffi::lua_pushvalue(l, entry);
+        raw::set(l, cr, Key::Entry);
+        raw::set_int(l, p, Key::Live, 1);
+        ffi::lua_pushvalue(l, cr);
+        raw::set(l, p, Key::Main);
+        // M.prime(th, p, entry, ...): a fresh thread holds them unmoved.
+        ffi::lua_pushvalue(l, p);
+        ffi::lua_pushvalue(l, entry);
+        for i in 0..nargs {
+            ffi::lua_pushvalue(l, base + 4 + i);
+        }
+        if ffi::lua_checkstack(th, 2 + nargs) == 0 {
+            ffi::luaL_error(l, c"prime: more values than a new coroutine holds".as_ptr());
+        }
+        ffi::lua_xmove(l, th, 2 + nargs);
+        ffi::lua_pushlightuserdata(l, crate::step::primed_marker());
+        runq::wake(l, cr, [cr + 1, 0, 0]);
+    }
+}
+
+unsafe extern "C-unwind" {
+    fn warren_newkthread(l: *mut lua_State) -> *mut lua_State;
 }
