@@ -1249,10 +1249,10 @@ local function copy_value(v, depth, open)
         if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
     elseif t == "number" then
         SEND.bytes = SEND.bytes + 9
-    elseif t == "function" or t == "thread" or t == "userdata" or t == "channel" then
-        return COPY_FAIL, t .. " cannot be sent", ""
-    else
+    elseif t == "boolean" or t == "nil" then
         SEND.bytes = SEND.bytes + 1
+    else -- function, thread, userdata, channel: whatever `type` names
+        return COPY_FAIL, t .. " cannot be sent", ""
     end
     return v
 end
@@ -1270,8 +1270,7 @@ copy_table = function(t, depth, open)
     local out = {}
     for k, v in next, t do
         local kt = type(k)
-        if kt == "table" or kt == "function" or kt == "thread" or kt == "userdata"
-            or kt == "channel" then
+        if kt ~= "string" and kt ~= "number" and kt ~= "boolean" then
             return COPY_FAIL, "a " .. kt .. " key cannot be sent", ""
         end
         if kt == "string" then SEND.bytes = SEND.bytes + 5 + #k end
