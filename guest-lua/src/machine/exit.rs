@@ -52,7 +52,7 @@ pub(super) unsafe fn end_normally(l: *mut lua_State, stepper: &Stepper, nres: c_
             || ffi::lua_type(l, VERDICT) != ffi::LUA_TNIL
             || stepper.open_id().is_some()
             || !returned(l)
-            || owed(l)
+            || super::runq::owed(l)
         {
             return false;
         }
@@ -81,22 +81,6 @@ unsafe fn returned(l: *mut lua_State) -> bool {
         let dead = !co.is_null() && ffi::lua_status(co) == ffi::LUA_OK && ffi::lua_gettop(co) == 0;
         raw::pop(l, 1);
         dead
-    }
-}
-
-/// Whether a send failed between its admission and its delivery (the
-/// kernel's `SEND.owed`, which it settles).
-///
-/// # Safety
-///
-/// As [`end_normally`].
-unsafe fn owed(l: *mut lua_State) -> bool {
-    // SAFETY: reads only.
-    unsafe {
-        let send = late(l, Late::Send);
-        let owed = raw::truthy(l, send, Key::Owed);
-        raw::pop(l, 1);
-        owed
     }
 }
 

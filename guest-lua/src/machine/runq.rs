@@ -468,7 +468,7 @@ unsafe fn waits(co: *mut lua_State, nres: c_int, block: *const c_void) -> bool {
 /// # Safety
 ///
 /// As [`wake`].
-unsafe fn owed(l: *mut lua_State) -> bool {
+pub(super) unsafe fn owed(l: *mut lua_State) -> bool {
     // SAFETY: see above; reads only.
     unsafe {
         ffi::lua_rawgeti(l, uv(raw::LATE), raw::Late::Send as i64);
