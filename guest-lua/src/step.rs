@@ -369,12 +369,26 @@ pub(crate) unsafe extern "C-unwind" fn prime(l: *mut lua_State) -> c_int {
         if th.is_null() || ffi::lua_status(th) != ffi::LUA_OK || ffi::lua_gettop(th) != 1 {
             ffi::luaL_argerror(l, 1, c"a coroutine that has not started".as_ptr());
         }
-        let n = ffi::lua_gettop(l) - 1;
+        prime_onto(l, th, ffi::lua_gettop(l) - 1);
+        0
+    }
+}
+
+/// Moves the `n` values on top of `l` onto the stack of `th`, a coroutine
+/// that has not started; raises when there are more than
+/// [`PRIME_SLOTS`] or its stack cannot hold them.
+///
+/// # Safety
+///
+/// `th` is a thread of `l`'s VM other than `l`, with its function only.
+pub(crate) unsafe fn prime_onto(l: *mut lua_State, th: *mut lua_State, n: c_int) {
+    // SAFETY: see above; `lua_checkstack` makes room on `th` before the
+    // move (it never raises).
+    unsafe {
         if n > PRIME_SLOTS || ffi::lua_checkstack(th, n) == 0 {
             ffi::luaL_error(l, c"prime: more values than a new coroutine holds".as_ptr());
         }
         ffi::lua_xmove(l, th, n);
-        0
     }
 }
 

@@ -210,10 +210,7 @@ unsafe fn start_here(l: *mut lua_State, base: c_int, nargs: c_int) {
         for i in 0..nargs {
             ffi::lua_pushvalue(l, base + 4 + i);
         }
-        if ffi::lua_checkstack(th, 2 + nargs) == 0 {
-            ffi::luaL_error(l, c"prime: more values than a new coroutine holds".as_ptr());
-        }
-        ffi::lua_xmove(l, th, 2 + nargs);
+        crate::step::prime_onto(l, th, 2 + nargs);
         ffi::lua_pushlightuserdata(l, crate::step::primed_marker());
         runq::wake(l, cr, [cr + 1, 0, 0]);
     }
