@@ -78,10 +78,16 @@ fn exit_result(exit: &Exit) -> ExitResult {
     }
 }
 
+/// A pid's text as the guest receives it, made from the text formatted on
+/// the stack (`to_string` runs the formatting machinery for every message).
+fn pid_string(pid: Pid) -> String {
+    String::from(pid.text().as_str())
+}
+
 pub(crate) fn wit_message(m: Message) -> wit::Message {
     wit::Message {
         topic: m.topic.to_string(),
-        sender: m.from.to_string(),
+        sender: pid_string(m.from),
         payloads: m.payloads.iter().map(encode).collect(),
     }
 }
@@ -90,19 +96,19 @@ pub(crate) fn wit_event(e: Event) -> wit::Event {
     match e {
         Event::Exit { from, result } => wit::Event {
             kind: EventKind::Exit,
-            sender: from.to_string(),
+            sender: pid_string(from),
             outcome: Some(exit_result(&result)),
             reason: None,
         },
         Event::LinkDown { from, result } => wit::Event {
             kind: EventKind::LinkDown,
-            sender: from.to_string(),
+            sender: pid_string(from),
             outcome: Some(exit_result(&result)),
             reason: None,
         },
         Event::Cancel { from, reason } => wit::Event {
             kind: EventKind::Cancel,
-            sender: from.to_string(),
+            sender: pid_string(from),
             outcome: None,
             reason: Some(encode(&reason)),
         },
@@ -187,7 +193,7 @@ impl wit::Host for ProcState {}
 
 impl Host for ProcState {
     async fn self_pid(&mut self) -> String {
-        self.pid.to_string()
+        pid_string(self.pid)
     }
 
     async fn spawn(
@@ -202,8 +208,7 @@ impl Host for ProcState {
         let mut req = SpawnRequest::new(entry, host, args);
         req.link = link;
         req.monitor = monitor;
-        self.core_call(|c, me| c.spawn(me, req))
-            .map(|p| p.to_string())
+        self.core_call(|c, me| c.spawn(me, req)).map(pid_string)
     }
 
     async fn exec(
@@ -366,7 +371,7 @@ impl Host for ProcState {
         let me = self.pid;
         with_core(|c| c.lookup_for(me, &name).ok().flatten())
             .flatten()
-            .map(|p| p.to_string())
+            .map(pid_string)
     }
 
     async fn unregister(&mut self, name: String) -> bool {
