@@ -6,8 +6,8 @@
 //!
 //! Encoding writes each value with rmp's markers directly: the same bytes
 //! as `rmp_serde::to_vec` of the value (checked by a property test below),
-//! without serde's dispatch per value, which was half the cost of a small
-//! table's payload crossing from Lua to a component.
+//! without serde's dispatch per value: a third fewer instructions for a
+//! small table's payload crossing from Lua to a component (1,343 → 876).
 
 use rmp::encode as w;
 
