@@ -2,7 +2,9 @@
 -- pp (channel ping-pong round trips), ow (one-way messages to a process of
 -- the same worker, 64 in flight), rr (message round trips between two
 -- processes of one worker), xrr (the same between processes of two
--- workers), spawn (spawn until it waits, then stop).
+-- workers), spawn (spawn until it waits, then stop), blk (values through
+-- an unbuffered channel from a spawned coroutine: each receive blocks and
+-- is resumed once, the `lua_channels` bench's blocked receive).
 local function sink(n, window, reply)
     local inbox = process.inbox()
     process.send(reply, "ready")
@@ -20,6 +22,12 @@ return function(role, n, window, reply)
         coroutine.spawn(function() for _ = 1, n do pong:send(ping:receive()) end end)
         for i = 1, n do ping:send(i); pong:receive() end
         return "pp"
+    end
+    if role == "blk" then
+        local ch = channel.new()
+        coroutine.spawn(function() for i = 1, n do ch:send(i) end end)
+        for _ = 1, n do ch:receive() end
+        return "blk"
     end
     if role == "ow" then
         local w = 64

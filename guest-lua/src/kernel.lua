@@ -161,24 +161,13 @@ local function qlen(q) return q.t - q.h + 1 end
 -- send, the coroutine record itself (which has no cr or sel field, and a
 -- `v` only while it waits to send that value): a blocked receive or send
 -- then allocates nothing. `w.cr or w` is the coroutine either way.
--- live_pop(q): the next waiter of queue `q` that may be woken (claiming
--- its select), or nil; push_waiter(q, w) queues one.
-local live_pop, push_waiter = M.live_pop, M.push_waiter
--- The queue `key` of channel state `s`, made on first use: a channel holds
--- only the queues it has needed (an idle inbox has just its receivers).
-local function q_of(s, key)
-    local q = s[key]
-    if not q then
-        q = qnew()
-        s[key] = q
-    end
-    return q
-end
 -- A channel's receivers: the oldest in `s.rw`, later ones in the queue
 -- `s.rq` (made only when a second one waits), so the usual single
--- receiver, such as an idle process on its inbox, needs no queue.
--- rq_push(s, w) adds one, rq_pop(s) takes the next that may be woken.
-local rq_push, rq_pop = M.rq_push, M.rq_pop
+-- receiver, such as an idle process on its inbox, needs no queue; its
+-- blocked senders likewise in `s.sw` and `s.sq`. rq_push(s, w) and
+-- sq_push(s, w) add one, rq_pop(s) and sq_pop(s) take the next that may
+-- be woken (claiming its select), or nil.
+local rq_push, rq_pop, sq_push, sq_pop = M.rq_push, M.rq_pop, M.sq_push, M.sq_pop
 
 -- process record -> { entry, args } of a process.upgrade under way (the
 -- entry is the host's, never a value the process handed over).
@@ -194,8 +183,8 @@ local resume_next, done_next = M.resume_next, M.done_next
 
 local new_chan, chan_of = M.new_chan, M.chan_of
 local function chan_state(cap, ext)
-    -- buf, rq and sq are made on first use (q_of), rw when a receiver
-    -- waits; closed is nil until closed, cap nil for 0: an idle inbox has 4
+    -- buf, rq and sq are made on first use, rw and sw when a receiver or
+    -- sender waits; closed is nil until closed, cap nil for 0: an idle inbox has 4
     -- fields (4 hash slots, not 8). new_chan sets `proxy`, the channel.
     local s = { cap = cap > 0 and cap or nil, ext = ext or nil, proxy = false }
     new_chan(s)
@@ -223,7 +212,7 @@ local function close_state(s)
         wake(w.cr or w, nil, false, w.sel and s.proxy)
     end
     while true do
-        local w = live_pop(s.sq)
+        local w = sq_pop(s)
         if not w then break end
         -- A plain send waits as its coroutine record, its value in `v`.
         local cr = w.cr
@@ -307,7 +296,7 @@ function channel.select(cases, nonblocking)
         local c = recs[i]
         local s = c.s
         if c.send then
-            push_waiter(q_of(s, "sq"), { cr = cr, sel = sel, v = (c.v == nil) and NIL or c.v })
+            sq_push(s, { cr = cr, sel = sel, v = (c.v == nil) and NIL or c.v })
         else
             rq_push(s, { cr = cr, sel = sel })
         end

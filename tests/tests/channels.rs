@@ -66,6 +66,108 @@ fn receivers_are_served_in_the_order_they_waited() {
 }
 
 #[test]
+fn senders_are_served_in_the_order_they_waited() {
+    // Blocked senders mirror receivers: the first waits in the channel's
+    // slot, later ones in its queue; one that comes while the queue is
+    // not empty goes behind it though the slot is free; a select's send
+    // that completed on another channel leaves a stale slot entry, which
+    // the next sender replaces; on a buffered channel a receive moves the
+    // oldest blocked sender's value into the buffer.
+    let v = ok(r#"return function()
+        local ch, ready, log = channel.new(), channel.new(16), {}
+        local function sender(name, v, c)
+            coroutine.spawn(function()
+                ready:send(true)
+                c:send(v)
+                log[#log + 1] = name .. " sent"
+                ready:send(true)
+            end)
+            ready:receive() -- it waits on c once this returns
+        end
+        sender("A", 1, ch); sender("B", 2, ch)
+        log[#log + 1] = "got " .. ch:receive(); ready:receive()
+        sender("C", 3, ch) -- behind B, though the slot is free again
+        log[#log + 1] = "got " .. ch:receive(); ready:receive()
+        log[#log + 1] = "got " .. ch:receive(); ready:receive()
+        local other = channel.new()
+        coroutine.spawn(function()
+            ready:send(true)
+            local r = channel.select({ ch:case_send(99), other:case_receive() })
+            log[#log + 1] = "S took " .. tostring(r.value)
+            ready:send(true)
+        end)
+        ready:receive()
+        other:send("o"); ready:receive()
+        sender("D", 4, ch)
+        log[#log + 1] = "got " .. ch:receive(); ready:receive()
+        local r = channel.select({ ch:case_receive(), default = true })
+        log[#log + 1] = r.default and "no sender left" or ("a stale sender gave " .. tostring(r.value))
+        local buf = channel.new(1)
+        buf:send(10)
+        sender("E", 11, buf); sender("F", 12, buf)
+        log[#log + 1] = "buf " .. buf:receive(); ready:receive() -- E's 11 moves in
+        log[#log + 1] = "buf " .. buf:receive(); ready:receive() -- F's 12 moves in
+        log[#log + 1] = "buf " .. buf:receive()
+        return table.concat(log, ",")
+    end"#);
+    assert_eq!(
+        v,
+        s(
+            "got 1,A sent,got 2,B sent,got 3,C sent,S took o,got 4,D sent,no sender left,\
+           buf 10,E sent,buf 11,F sent,buf 12"
+        )
+    );
+}
+
+#[test]
+fn close_wakes_every_blocked_sender() {
+    // The oldest waits in the slot, the others in the queue, one of them a
+    // select's send case: every one is woken by the close.
+    let v = ok(r#"return function()
+        local ch, ready, out = channel.new(), channel.new(8), {}
+        for i = 1, 3 do
+            coroutine.spawn(function()
+                ready:send(true)
+                local ok, err = pcall(ch.send, ch, i)
+                out[#out + 1] = i .. (ok and ":sent" or (tostring(err):find("closed") and ":closed" or ":?"))
+                ready:send(true)
+            end)
+            ready:receive()
+        end
+        coroutine.spawn(function()
+            ready:send(true)
+            local ok, err = pcall(channel.select, { ch:case_send(4) })
+            out[#out + 1] = "4" .. (ok and ":sent" or (tostring(err):find("closed") and ":closed" or ":?"))
+            ready:send(true)
+        end)
+        ready:receive()
+        ch:close()
+        for _ = 1, 4 do ready:receive() end
+        table.sort(out)
+        return table.concat(out, ",")
+    end"#);
+    assert_eq!(v, s("1:closed,2:closed,3:closed,4:closed"));
+}
+
+#[test]
+fn repeated_select_sends_do_not_leak_waiters() {
+    // Each select leaves a completed send case on `idle`: in its slot,
+    // replaced by the next, never a queue that grows.
+    let v = ok(r#"return function()
+        local idle, tick = channel.new(), channel.new()
+        local before
+        coroutine.spawn(function() for i = 1, 200000 do tick:send(i) end end)
+        for i = 1, 200000 do
+            local r = channel.select({ idle:case_send(i), tick:case_receive() })
+            assert(r.value == i)
+            if i == 1000 then before = collectgarbage("count") end
+        end
+        return collectgarbage("count") - before < 8192
+    end"#);
+    assert_eq!(v, Value::Bool(true));
+}
+
+#[test]
 fn a_select_waiting_twice_on_one_channel_takes_one_value() {
     // Its two receive cases wait in the channel's slot and in its queue;
     // the first send completes the select, the second finds only the

@@ -5,12 +5,14 @@
 //! A channel is a full userdata with the kernel's channel metatable
 //! ([`raw::CHAN_MT`]; `new_chan`). Its state, the user value, is the
 //! kernel's table (see `chan_state` in kernel.lua): `buf` (a queue of
-//! values, `NIL` for nil), `cap`, `sq` (a queue of blocked senders: a
-//! select's `{ cr, sel, v }`, a plain send's coroutine record itself
-//! with the value in its `v` while it waits), `rw` and `rq` (the oldest
-//! receiver, then a queue of later ones; a plain receive waits as its
-//! coroutine record itself), `closed`, `ext` (fed by the host), `mb`
-//! (the process whose mailbox it is), `proxy` (the channel itself).
+//! values, `NIL` for nil), `cap`, `sw` and `sq` (the oldest blocked
+//! sender, then a queue of later ones: a select's `{ cr, sel, v }`, a
+//! plain send's coroutine record itself with the value in its `v` while
+//! it waits), `rw` and `rq` (the same for receivers; a plain receive
+//! waits as its coroutine record itself), `closed`, `ext` (fed by the
+//! host), `mb` (the process whose mailbox it is), `proxy` (the channel
+//! itself). A side's queue is made only when a second waiter of that
+//! side comes ([`Side`]).
 //!
 //! Guarantees: the same semantics as the Lua they replace, in the same
 //! order of writes (a memory error part-way leaves what the Lua left);
@@ -133,67 +135,108 @@ unsafe fn push_waiter(l: *mut lua_State, q: c_int, w: c_int) {
     }
 }
 
-/// Adds receiver `w` to channel state `s`: into `rw` when no receiver is
-/// queued (replacing a stale one), else behind the others in `rq`.
+/// One side's waiters of a channel state: the oldest in a field of its
+/// own (`rw`, `sw`), later ones in a queue (`rq`, `sq`, made on first
+/// use). A channel usually has at most one waiter per side, which then
+/// costs no queue: the field is filled only while the queue is empty, so
+/// it always holds the oldest.
+#[derive(Clone, Copy)]
+struct Side {
+    slot: Key,
+    queue: Key,
+}
+
+/// The receivers of a channel.
+const RECEIVERS: Side = Side {
+    slot: Key::Rw,
+    queue: Key::Rq,
+};
+
+/// The blocked senders of a channel.
+const SENDERS: Side = Side {
+    slot: Key::Sw,
+    queue: Key::Sq,
+};
+
+/// Adds waiter `w` to `side` of channel state `s`: into its slot when
+/// none of that side is queued (replacing a stale one), else behind the
+/// others in its queue.
 ///
 /// # Safety
 ///
 /// As [`push_waiter`].
-unsafe fn rq_push(l: *mut lua_State, s: c_int, w: c_int) {
+unsafe fn side_push(l: *mut lua_State, s: c_int, w: c_int, side: Side) {
     // SAFETY: see above.
     unsafe {
         let top = ffi::lua_gettop(l);
-        let mut rw_free = raw::get(l, s, Key::Rw) == ffi::LUA_TNIL;
-        let rw = top + 1;
-        if !rw_free {
-            cr_of(l, rw);
+        let mut slot_free = raw::get(l, s, side.slot) == ffi::LUA_TNIL;
+        let old = top + 1;
+        if !slot_free {
+            cr_of(l, old);
             let dead = !raw::truthy(l, top + 2, Key::Th);
             raw::pop(l, 1);
-            if dead || sel_done(l, rw) {
-                if raw::get(l, rw, Key::Sel) == ffi::LUA_TTABLE {
+            if dead || sel_done(l, old) {
+                if raw::get(l, old, Key::Sel) == ffi::LUA_TTABLE {
                     raw::set_bool(l, top + 2, Key::Done, true);
                 }
                 raw::pop(l, 1);
-                rw_free = true;
+                slot_free = true;
             }
         }
-        let has_rq = raw::get(l, s, Key::Rq) == ffi::LUA_TTABLE;
-        let rq = top + 2;
-        if rw_free && (!has_rq || raw::q_empty(l, rq)) {
+        let has_queue = raw::get(l, s, side.queue) == ffi::LUA_TTABLE;
+        let q = top + 2;
+        if slot_free && (!has_queue || raw::q_empty(l, q)) {
             ffi::lua_pushvalue(l, w);
-            raw::set(l, s, Key::Rw);
+            raw::set(l, s, side.slot);
         } else {
-            if !has_rq {
+            if !has_queue {
                 raw::pop(l, 1);
-                raw::q_of(l, s, Key::Rq);
+                raw::q_of(l, s, side.queue);
             }
-            push_waiter(l, rq, w);
+            push_waiter(l, q, w);
         }
         raw::settop(l, top);
     }
 }
 
-/// Pushes the receiver of channel state `s` that may be woken next, taken
-/// off it, or nil.
+/// Pushes the waiter of `side` of channel state `s` that may be woken
+/// next, taken off it, or nil.
 ///
 /// # Safety
 ///
 /// As [`cr_of`].
-unsafe fn rq_pop(l: *mut lua_State, s: c_int) {
+unsafe fn side_pop(l: *mut lua_State, s: c_int, side: Side) {
     // SAFETY: see above.
     unsafe {
-        if raw::get(l, s, Key::Rw) != ffi::LUA_TNIL {
+        if raw::get(l, s, side.slot) != ffi::LUA_TNIL {
             ffi::lua_pushnil(l);
-            raw::set(l, s, Key::Rw);
+            raw::set(l, s, side.slot);
             if claim(l, ffi::lua_gettop(l)) {
                 return;
             }
         }
         raw::pop(l, 1);
-        raw::get(l, s, Key::Rq);
+        raw::get(l, s, side.queue);
         let q = ffi::lua_gettop(l);
         live_pop(l, q);
         ffi::lua_remove(l, q);
+    }
+}
+
+/// Whether `side` of channel state `s` has a waiter (perhaps a stale one,
+/// which popping skips).
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn side_waiting(l: *mut lua_State, s: c_int, side: Side) -> bool {
+    // SAFETY: see above.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let waiting = raw::get(l, s, side.slot) != ffi::LUA_TNIL
+            || (raw::get(l, s, side.queue) == ffi::LUA_TTABLE && !raw::q_empty(l, -1));
+        raw::settop(l, top);
+        waiting
     }
 }
 
@@ -302,12 +345,12 @@ unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
                 note_taken(l, top + 3);
             }
             raw::pop(l, 1);
-            if raw::get(l, s, Key::Sq) == ffi::LUA_TTABLE && !raw::q_empty(l, top + 3) {
-                live_pop(l, top + 3);
-                let w = top + 4;
+            if side_waiting(l, s, SENDERS) {
+                side_pop(l, s, SENDERS);
+                let w = top + 3;
                 if ffi::lua_isnil(l, w) == 0 {
                     take_value(l, w);
-                    raw::q_push(l, buf, top + 5);
+                    raw::q_push(l, buf, top + 4);
                     raw::pop(l, 1);
                     wake_waiter(l, w, s, 0, true);
                 }
@@ -319,9 +362,8 @@ unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
             return true;
         }
         raw::settop(l, top);
-        raw::get(l, s, Key::Sq);
-        live_pop(l, top + 1);
-        let w = top + 2;
+        side_pop(l, s, SENDERS);
+        let w = top + 1;
         if ffi::lua_isnil(l, w) == 0 {
             wake_waiter(l, w, s, 0, true);
             take_value(l, w);
@@ -354,7 +396,7 @@ unsafe fn try_send(l: *mut lua_State, s: c_int, v: c_int, level: c_int) -> bool 
             raw::raise(l, level, "send on closed channel", None);
         }
         let top = ffi::lua_gettop(l);
-        rq_pop(l, s);
+        side_pop(l, s, RECEIVERS);
         if ffi::lua_isnil(l, top + 1) == 0 {
             wake_waiter(l, top + 1, s, v, true);
             raw::settop(l, top);
@@ -389,12 +431,9 @@ pub(super) unsafe fn deliver_at(l: *mut lua_State, s: c_int, v: c_int) {
     // channel is always woken.
     unsafe {
         let top = ffi::lua_gettop(l);
-        let waiting = raw::get(l, s, Key::Rw) != ffi::LUA_TNIL
-            || (raw::get(l, s, Key::Rq) == ffi::LUA_TTABLE && !raw::q_empty(l, -1));
-        raw::settop(l, top);
-        if waiting {
+        if side_waiting(l, s, RECEIVERS) {
             runq::room(l);
-            rq_pop(l, s);
+            side_pop(l, s, RECEIVERS);
         } else {
             ffi::lua_pushnil(l);
         }
@@ -495,7 +534,7 @@ pub(super) unsafe extern "C-unwind" fn receive(l: *mut lua_State) -> c_int {
             return 2;
         }
         let cr = waiter_here(l);
-        rq_push(l, s, cr);
+        side_push(l, s, cr, RECEIVERS);
         if raw::truthy(l, s, Key::Ext) {
             wait_ext(l, cr);
         }
@@ -526,8 +565,7 @@ pub(super) unsafe extern "C-unwind" fn send(l: *mut lua_State) -> c_int {
         let cr = waiter_here(l);
         push_queued(l, 2);
         raw::set(l, cr, Key::V);
-        raw::q_of(l, s, Key::Sq);
-        push_waiter(l, cr + 1, cr);
+        side_push(l, s, cr, SENDERS);
         if raw::truthy(l, s, Key::Ext) {
             wait_ext(l, cr);
         }
@@ -611,7 +649,7 @@ pub(super) unsafe extern "C-unwind" fn lua_deliver(l: *mut lua_State) -> c_int {
     }
 }
 
-/// `rq_push(s, w)`.
+/// `rq_push(s, w)`: queues receiver `w` (a select's record).
 ///
 /// # Safety
 ///
@@ -620,7 +658,7 @@ pub(super) unsafe extern "C-unwind" fn lua_rq_push(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
         raw::args(l, 2, 2, "rq_push");
-        rq_push(l, 1, 2);
+        side_push(l, 1, 2, RECEIVERS);
         0
     }
 }
@@ -634,36 +672,37 @@ pub(super) unsafe extern "C-unwind" fn lua_rq_pop(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
         raw::args(l, 1, 1, "rq_pop");
-        rq_pop(l, 1);
+        side_pop(l, 1, RECEIVERS);
         1
     }
 }
 
-/// `live_pop(q)`: the next waiter of queue `q` that may be woken, or nil.
+/// `sq_push(s, w)`: queues blocked sender `w` (a select's record, its
+/// value in `v`).
 ///
 /// # Safety
 ///
 /// Called by Lua as a machine C closure.
-pub(super) unsafe extern "C-unwind" fn lua_live_pop(l: *mut lua_State) -> c_int {
+pub(super) unsafe extern "C-unwind" fn lua_sq_push(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
-        raw::args(l, 1, 0, "live_pop"); // not a queue: nil
-        live_pop(l, 1);
-        1
-    }
-}
-
-/// `push_waiter(q, w)`.
-///
-/// # Safety
-///
-/// Called by Lua as a machine C closure.
-pub(super) unsafe extern "C-unwind" fn lua_push_waiter(l: *mut lua_State) -> c_int {
-    // SAFETY: see above.
-    unsafe {
-        raw::args(l, 2, 2, "push_waiter");
-        push_waiter(l, 1, 2);
+        raw::args(l, 2, 2, "sq_push");
+        side_push(l, 1, 2, SENDERS);
         0
+    }
+}
+
+/// `sq_pop(s)`: the blocked sender to wake next, or nil.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_sq_pop(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        raw::args(l, 1, 1, "sq_pop");
+        side_pop(l, 1, SENDERS);
+        1
     }
 }
 

@@ -119,11 +119,12 @@ pub(super) enum Key {
     Crs,
     Timers,
     IoWait,
+    Sw,
 }
 
 impl Key {
     /// Every key, in upvalue order (each at its discriminant).
-    pub(super) const ALL: [Key; 43] = [
+    pub(super) const ALL: [Key; 44] = [
         Key::Buf,
         Key::H,
         Key::T,
@@ -167,6 +168,7 @@ impl Key {
         Key::Crs,
         Key::Timers,
         Key::IoWait,
+        Key::Sw,
     ];
 
     /// The field's name in the kernel's records.
@@ -215,13 +217,14 @@ impl Key {
             Key::Crs => "crs",
             Key::Timers => "timers",
             Key::IoWait => "io_wait",
+            Key::Sw => "sw",
         }
     }
 }
 
 // Every key is in ALL at its own position: the last one is, and positions
 // are distinct discriminants.
-const _: () = assert!(Key::IoWait as usize == Key::ALL.len() - 1);
+const _: () = assert!(Key::Sw as usize == Key::ALL.len() - 1);
 // Every key has a number in the vendored Lua's table of keys
 // (`WARREN_NKEYS` in lwarren.h).
 const _: () = assert!(Key::ALL.len() <= 48);
