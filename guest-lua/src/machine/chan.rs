@@ -74,29 +74,6 @@ unsafe fn claim(l: *mut lua_State, w: c_int) -> bool {
     }
 }
 
-/// Pushes the next waiter of the queue at `q` that may be woken, or nil
-/// (also when `q` is not a queue).
-///
-/// # Safety
-///
-/// As [`cr_of`].
-unsafe fn live_pop(l: *mut lua_State, q: c_int) {
-    // SAFETY: see above.
-    unsafe {
-        if ffi::lua_type(l, q) != ffi::LUA_TTABLE {
-            ffi::lua_pushnil(l);
-            return;
-        }
-        loop {
-            raw::q_pop(l, q);
-            if ffi::lua_isnil(l, -1) != 0 || claim(l, ffi::lua_gettop(l)) {
-                return;
-            }
-            raw::pop(l, 1);
-        }
-    }
-}
-
 /// Whether waiter `w`'s select completed elsewhere.
 ///
 /// # Safety
@@ -138,8 +115,10 @@ unsafe fn push_waiter(l: *mut lua_State, q: c_int, w: c_int) {
 /// One side's waiters of a channel state: the oldest in a field of its
 /// own (`rw`, `sw`), later ones in a queue (`rq`, `sq`, made on first
 /// use). A channel usually has at most one waiter per side, which then
-/// costs no queue: the field is filled only while the queue is empty, so
-/// it always holds the oldest.
+/// costs no queue. The field is filled only while the queue is empty and
+/// refilled from the queue's head when it is taken, so it always holds
+/// the oldest, and an empty field means no waiter of that side: the
+/// common checks read one field.
 #[derive(Clone, Copy)]
 struct Side {
     slot: Key,
@@ -158,9 +137,32 @@ const SENDERS: Side = Side {
     queue: Key::Sq,
 };
 
-/// Adds waiter `w` to `side` of channel state `s`: into its slot when
-/// none of that side is queued (replacing a stale one), else behind the
-/// others in its queue.
+/// Whether waiter `w` (absolute) will never be woken: its coroutine is
+/// gone or its select completed elsewhere (marking a gone coroutine's
+/// select done).
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn stale(l: *mut lua_State, w: c_int) -> bool {
+    // SAFETY: see above.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        cr_of(l, w);
+        let dead = !raw::truthy(l, top + 1, Key::Th);
+        raw::pop(l, 1);
+        let stale = dead || sel_done(l, w);
+        if stale && raw::get(l, w, Key::Sel) == ffi::LUA_TTABLE {
+            raw::set_bool(l, top + 1, Key::Done, true);
+        }
+        raw::settop(l, top);
+        stale
+    }
+}
+
+/// Adds waiter `w` to `side` of channel state `s`: into its field when
+/// that is empty, or holds a stale waiter with nothing queued behind it;
+/// else behind the others in its queue. May allocate (the queue).
 ///
 /// # Safety
 ///
@@ -169,38 +171,26 @@ unsafe fn side_push(l: *mut lua_State, s: c_int, w: c_int, side: Side) {
     // SAFETY: see above.
     unsafe {
         let top = ffi::lua_gettop(l);
-        let mut slot_free = raw::get(l, s, side.slot) == ffi::LUA_TNIL;
-        let old = top + 1;
-        if !slot_free {
-            cr_of(l, old);
-            let dead = !raw::truthy(l, top + 2, Key::Th);
-            raw::pop(l, 1);
-            if dead || sel_done(l, old) {
-                if raw::get(l, old, Key::Sel) == ffi::LUA_TTABLE {
-                    raw::set_bool(l, top + 2, Key::Done, true);
-                }
-                raw::pop(l, 1);
-                slot_free = true;
-            }
-        }
-        let has_queue = raw::get(l, s, side.queue) == ffi::LUA_TTABLE;
-        let q = top + 2;
-        if slot_free && (!has_queue || raw::q_empty(l, q)) {
+        let free = raw::get(l, s, side.slot) == ffi::LUA_TNIL;
+        let has_queue = !free && raw::get(l, s, side.queue) == ffi::LUA_TTABLE;
+        let queued = has_queue && !raw::q_empty(l, top + 2);
+        if free || (!queued && stale(l, top + 1)) {
             ffi::lua_pushvalue(l, w);
             raw::set(l, s, side.slot);
         } else {
             if !has_queue {
-                raw::pop(l, 1);
+                raw::settop(l, top + 1);
                 raw::q_of(l, s, side.queue);
             }
-            push_waiter(l, q, w);
+            push_waiter(l, top + 2, w);
         }
         raw::settop(l, top);
     }
 }
 
 /// Pushes the waiter of `side` of channel state `s` that may be woken
-/// next, taken off it, or nil.
+/// next, taken off it (the queue's head taking its place), or nil. Never
+/// allocates: the field it refills exists.
 ///
 /// # Safety
 ///
@@ -208,18 +198,23 @@ unsafe fn side_push(l: *mut lua_State, s: c_int, w: c_int, side: Side) {
 unsafe fn side_pop(l: *mut lua_State, s: c_int, side: Side) {
     // SAFETY: see above.
     unsafe {
-        if raw::get(l, s, side.slot) != ffi::LUA_TNIL {
-            ffi::lua_pushnil(l);
+        loop {
+            if raw::get(l, s, side.slot) == ffi::LUA_TNIL {
+                return; // no waiter: the field's nil is the answer
+            }
+            let w = ffi::lua_gettop(l);
+            if raw::get(l, s, side.queue) == ffi::LUA_TTABLE {
+                raw::q_pop(l, w + 1);
+            } else {
+                ffi::lua_pushnil(l);
+            }
             raw::set(l, s, side.slot);
-            if claim(l, ffi::lua_gettop(l)) {
+            raw::settop(l, w);
+            if claim(l, w) {
                 return;
             }
+            raw::pop(l, 1);
         }
-        raw::pop(l, 1);
-        raw::get(l, s, side.queue);
-        let q = ffi::lua_gettop(l);
-        live_pop(l, q);
-        ffi::lua_remove(l, q);
     }
 }
 
@@ -232,10 +227,8 @@ unsafe fn side_pop(l: *mut lua_State, s: c_int, side: Side) {
 unsafe fn side_waiting(l: *mut lua_State, s: c_int, side: Side) -> bool {
     // SAFETY: see above.
     unsafe {
-        let top = ffi::lua_gettop(l);
-        let waiting = raw::get(l, s, side.slot) != ffi::LUA_TNIL
-            || (raw::get(l, s, side.queue) == ffi::LUA_TTABLE && !raw::q_empty(l, -1));
-        raw::settop(l, top);
+        let waiting = raw::get(l, s, side.slot) != ffi::LUA_TNIL;
+        raw::pop(l, 1);
         waiting
     }
 }
