@@ -41,27 +41,57 @@ unsafe fn cr_of(l: *mut lua_State, w: c_int) {
     }
 }
 
-/// Whether waiter `w` may be woken, claiming its select if it has one
-/// (a waiter whose select completed elsewhere, or whose process's code
-/// was replaced, is skipped).
+/// What a waiter is: a coroutine record waiting as itself (a plain
+/// receive or send: it has neither `cr` nor `sel`), or a select's record
+/// `{ cr, sel, v }`. Claiming one tells which, so that waking it reads
+/// neither field again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Waiter {
+    Plain,
+    Select,
+}
+
+/// Pushes the coroutine record of waiter `w` (absolute) of kind `kind`.
 ///
 /// # Safety
 ///
 /// As [`cr_of`].
-unsafe fn claim(l: *mut lua_State, w: c_int) -> bool {
+unsafe fn push_cr(l: *mut lua_State, w: c_int, kind: Waiter) {
+    // SAFETY: see above; a select's record always has its `cr`.
+    unsafe {
+        match kind {
+            Waiter::Plain => ffi::lua_pushvalue(l, w),
+            Waiter::Select => {
+                raw::get(l, w, Key::Cr);
+            }
+        }
+    }
+}
+
+/// Claims waiter `w` for a wake-up and says what it is, claiming its
+/// select if it has one; `None` for a waiter that may not be woken (its
+/// select completed elsewhere, or its process's code was replaced).
+///
+/// # Safety
+///
+/// As [`cr_of`].
+unsafe fn claim(l: *mut lua_State, w: c_int) -> Option<Waiter> {
     // SAFETY: see above; `done` exists in every select record.
     unsafe {
-        raw::get(l, w, Key::Sel);
-        let has_sel = ffi::lua_toboolean(l, -1) != 0;
+        let kind = if raw::get(l, w, Key::Sel) == ffi::LUA_TTABLE {
+            Waiter::Select
+        } else {
+            Waiter::Plain
+        };
         let sel = ffi::lua_gettop(l);
-        cr_of(l, w);
+        push_cr(l, w, kind);
         let dead = !raw::truthy(l, sel + 1, Key::Th);
         let ok = if dead {
-            if has_sel {
+            if kind == Waiter::Select {
                 raw::set_bool(l, sel, Key::Done, true);
             }
             false
-        } else if !has_sel {
+        } else if kind == Waiter::Plain {
             true
         } else if raw::truthy(l, sel, Key::Done) {
             false
@@ -70,7 +100,7 @@ unsafe fn claim(l: *mut lua_State, w: c_int) -> bool {
             true
         };
         raw::settop(l, sel - 1);
-        ok
+        ok.then_some(kind)
     }
 }
 
@@ -189,18 +219,19 @@ unsafe fn side_push(l: *mut lua_State, s: c_int, w: c_int, side: Side) {
 }
 
 /// Pushes the waiter of `side` of channel state `s` that may be woken
-/// next, taken off it (the queue's head taking its place), or nil. Never
+/// next, taken off it (the queue's head taking its place), and says what
+/// it is; pushes nil and answers `None` when there is none. Never
 /// allocates: the field it refills exists.
 ///
 /// # Safety
 ///
 /// As [`cr_of`].
-unsafe fn side_pop(l: *mut lua_State, s: c_int, side: Side) {
+unsafe fn side_pop(l: *mut lua_State, s: c_int, side: Side) -> Option<Waiter> {
     // SAFETY: see above.
     unsafe {
         loop {
             if raw::get(l, s, side.slot) == ffi::LUA_TNIL {
-                return; // no waiter: the field's nil is the answer
+                return None; // no waiter: the field's nil is the answer
             }
             let w = ffi::lua_gettop(l);
             if raw::get(l, s, side.queue) == ffi::LUA_TTABLE {
@@ -210,8 +241,8 @@ unsafe fn side_pop(l: *mut lua_State, s: c_int, side: Side) {
             }
             raw::set(l, s, side.slot);
             raw::settop(l, w);
-            if claim(l, w) {
-                return;
+            if let Some(kind) = claim(l, w) {
+                return Some(kind);
             }
             raw::pop(l, 1);
         }
@@ -233,21 +264,19 @@ unsafe fn side_waiting(l: *mut lua_State, s: c_int, side: Side) -> bool {
     }
 }
 
-/// Wakes waiter `w` (absolute) with `v` (0: nil) and `ok`, and with the
-/// channel proxy of `s` when it waits in a select.
+/// Wakes waiter `w` (absolute) of kind `kind` with `v` (0: nil) and
+/// `ok`, and with the channel proxy of `s` when it waits in a select.
 ///
 /// # Safety
 ///
 /// As [`cr_of`].
-unsafe fn wake_waiter(l: *mut lua_State, w: c_int, s: c_int, v: c_int, ok: bool) {
+unsafe fn wake_waiter(l: *mut lua_State, w: c_int, kind: Waiter, s: c_int, v: c_int, ok: bool) {
     // SAFETY: see above.
     unsafe {
         let top = ffi::lua_gettop(l);
-        cr_of(l, w);
+        push_cr(l, w, kind);
         ffi::lua_pushboolean(l, c_int::from(ok));
-        let has_sel = raw::get(l, w, Key::Sel) == ffi::LUA_TTABLE;
-        raw::pop(l, 1);
-        let proxy = if has_sel {
+        let proxy = if kind == Waiter::Select {
             raw::get(l, s, Key::Proxy);
             top + 3
         } else {
@@ -271,22 +300,22 @@ unsafe fn note_taken(l: *mut lua_State, mb: c_int) {
     }
 }
 
-/// Pushes the value of blocked sender `w` (as queued: `NIL` for nil) and
-/// takes it off a coroutine record that waited as itself (a plain send),
-/// so the record holds no payload once it is woken. Never allocates.
+/// Pushes the value of blocked sender `w` (as queued: `NIL` for nil) of
+/// kind `kind`, and takes it off a coroutine record that waited as itself
+/// (a plain send), so the record holds no payload once it is woken. Never
+/// allocates.
 ///
 /// # Safety
 ///
 /// As [`cr_of`]; `w` absolute.
-unsafe fn take_value(l: *mut lua_State, w: c_int) {
+unsafe fn take_value(l: *mut lua_State, w: c_int, kind: Waiter) {
     // SAFETY: see above; clearing an existing field never allocates.
     unsafe {
         raw::get(l, w, Key::V);
-        if raw::get(l, w, Key::Cr) == ffi::LUA_TNIL {
+        if kind == Waiter::Plain {
             ffi::lua_pushnil(l);
             raw::set(l, w, Key::V);
         }
-        raw::pop(l, 1);
     }
 }
 
@@ -338,15 +367,14 @@ unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
                 note_taken(l, top + 3);
             }
             raw::pop(l, 1);
-            if side_waiting(l, s, SENDERS) {
-                side_pop(l, s, SENDERS);
+            if side_waiting(l, s, SENDERS)
+                && let Some(kind) = side_pop(l, s, SENDERS)
+            {
                 let w = top + 3;
-                if ffi::lua_isnil(l, w) == 0 {
-                    take_value(l, w);
-                    raw::q_push(l, buf, top + 4);
-                    raw::pop(l, 1);
-                    wake_waiter(l, w, s, 0, true);
-                }
+                take_value(l, w, kind);
+                raw::q_push(l, buf, top + 4);
+                raw::pop(l, 1);
+                wake_waiter(l, w, kind, s, 0, true);
             }
             raw::settop(l, top + 2);
             untoken(l);
@@ -355,11 +383,10 @@ unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
             return true;
         }
         raw::settop(l, top);
-        side_pop(l, s, SENDERS);
-        let w = top + 1;
-        if ffi::lua_isnil(l, w) == 0 {
-            wake_waiter(l, w, s, 0, true);
-            take_value(l, w);
+        if let Some(kind) = side_pop(l, s, SENDERS) {
+            let w = top + 1;
+            wake_waiter(l, w, kind, s, 0, true);
+            take_value(l, w, kind);
             untoken(l);
             ffi::lua_replace(l, top + 1);
             raw::settop(l, top + 1);
@@ -389,9 +416,8 @@ unsafe fn try_send(l: *mut lua_State, s: c_int, v: c_int, level: c_int) -> bool 
             raw::raise(l, level, "send on closed channel", None);
         }
         let top = ffi::lua_gettop(l);
-        side_pop(l, s, RECEIVERS);
-        if ffi::lua_isnil(l, top + 1) == 0 {
-            wake_waiter(l, top + 1, s, v, true);
+        if let Some(kind) = side_pop(l, s, RECEIVERS) {
+            wake_waiter(l, top + 1, kind, s, v, true);
             raw::settop(l, top);
             return true;
         }
@@ -424,15 +450,16 @@ pub(super) unsafe fn deliver_at(l: *mut lua_State, s: c_int, v: c_int) {
     // channel is always woken.
     unsafe {
         let top = ffi::lua_gettop(l);
-        if side_waiting(l, s, RECEIVERS) {
+        let kind = if side_waiting(l, s, RECEIVERS) {
             runq::room(l);
-            side_pop(l, s, RECEIVERS);
+            side_pop(l, s, RECEIVERS)
         } else {
             ffi::lua_pushnil(l);
-        }
+            None
+        };
         let w = top + 1;
-        if ffi::lua_isnil(l, w) == 0 {
-            wake_waiter(l, w, s, v, true);
+        if let Some(kind) = kind {
+            wake_waiter(l, w, kind, s, v, true);
             if raw::get(l, s, Key::Mb) != ffi::LUA_TNIL {
                 note_taken(l, top + 2);
             }
