@@ -367,9 +367,9 @@ unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
                 note_taken(l, top + 3);
             }
             raw::pop(l, 1);
-            if side_waiting(l, s, SENDERS)
-                && let Some(kind) = side_pop(l, s, SENDERS)
-            {
+            // A blocked sender's value takes the freed place (side_pop's
+            // nil, when there is none, goes with the settop below).
+            if let Some(kind) = side_pop(l, s, SENDERS) {
                 let w = top + 3;
                 take_value(l, w, kind);
                 raw::q_push(l, buf, top + 4);
