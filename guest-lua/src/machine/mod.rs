@@ -322,11 +322,12 @@ mod tests {
         assert_eq!(got, "2 2 0 nil 123 nil 0 0");
     }
 
-    /// The slots move directly while they are in the table's array part
-    /// and slot by slot past it (a queue that never empties walks out of
-    /// it): the same values and order either way, nil holes included.
+    /// The queue is a ring in the table's array part: kept non-empty for
+    /// thousands of wake-ups it wraps, and it doubles while wrapped (the
+    /// entries past its start moved behind the rest): the same values and
+    /// order throughout, nil holes included.
     #[test]
-    fn the_run_queue_keeps_order_and_nils_inside_and_past_its_array_part() {
+    fn the_run_queue_keeps_order_and_nils_as_its_ring_wraps_and_grows() {
         let lua = vm();
         let got: String = lua
             .load(
@@ -357,21 +358,60 @@ mod tests {
                         end
                     end
                 end
-                -- Growing past the first slots, and a queue kept non-empty
-                -- for 5,000 wake-ups, so its indices leave the array part.
+                -- A queue kept non-empty for 5,000 wake-ups wraps its
+                -- ring many times; then one that grows while wrapped,
+                -- twice (64 entries to 4,096).
                 put(40)
                 check(20)
                 for _ = 1, 250 do put(20) check(20) end
+                put(30) check(45) put(100) check(70) put(3000)
                 check(M.rq_len())
                 local out = { bad, M.rq_len(), select("#", M.rq_next()), p.nready, next_out - 1, sent }
-                put(3) check(3) -- emptied: back at the first slots
+                put(3) check(3) -- emptied and cut back: the first ring again
                 out[#out + 1] = bad
                 return table.concat(out, " ")
                 "##,
             )
             .eval()
             .expect("run");
-        assert_eq!(got, "0 0 0 5040 5040 5040 0");
+        assert_eq!(got, "0 0 0 8170 8170 8170 0");
+    }
+
+    /// A burst's ring is cut back when the queue empties: the memory of
+    /// 20,000 queued wake-ups (80,000 slots) is given back, and the ring
+    /// works as before.
+    #[test]
+    fn an_emptied_run_queue_gives_back_what_a_burst_grew() {
+        let lua = vm();
+        let burst: Function = lua
+            .load(
+                r##"
+                local p = { nready = 0 }
+                local cr = { p = p }
+                local sent, taken = 0, 0
+                return function(n, take)
+                    for _ = 1, n do sent = sent + 1 M.wake(cr, sent) end
+                    local ok = true
+                    for _ = 1, take do
+                        taken = taken + 1
+                        local c, v = M.rq_next()
+                        ok = ok and c == cr and v == taken
+                    end
+                    return ok and M.rq_len() == sent - taken
+                end
+                "##,
+            )
+            .eval()
+            .expect("burst");
+        lua.gc_collect().expect("collects");
+        let start = lua.used_memory();
+        assert!(burst.call::<bool>((20_000, 19_999)).expect("fills"));
+        let full = lua.used_memory();
+        assert!(full > start + 80_000 * 16, "{start} -> {full}");
+        assert!(burst.call::<bool>((0, 1)).expect("empties"));
+        let empty = lua.used_memory();
+        assert!(empty + 80_000 * 16 < full, "{full} -> {empty}");
+        assert!(burst.call::<bool>((5, 5)).expect("again"));
     }
 
     #[test]

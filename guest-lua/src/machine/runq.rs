@@ -1,41 +1,66 @@
 //! The worker VM's run queue: coroutine records ready to be resumed, each
 //! with the (up to three) values it is resumed with, four consecutive
-//! slots per entry of one table (no allocation per wake-up once it has
-//! grown; moved with one fused call each way), and a head and tail kept in
-//! a userdata.
+//! slots per entry of one table used as a ring buffer, its head, length
+//! and capacity kept in a userdata. The table's array part is exactly the
+//! ring (the vendored Lua's `warren_resizearray`), so every slot is an
+//! array slot: a wake-up is four stores and no allocation once the ring
+//! has grown, however long the queue stays non-empty (a queue kept as an
+//! ever-advancing pair of ends put every slot past the first few into the
+//! hash part: about 1,200 instructions a wake-up while it never emptied,
+//! as when a spawner's children queue up to start).
 //!
-//! Guarantees: a wake-up writes its slots before it counts them, so a
-//! memory error while the table grows (inside a process's resume, under
+//! Guarantees: a wake-up that must grow the ring grows it before it
+//! writes anything, so a memory error (inside a process's resume, under
 //! its ceiling) leaves the queue as it was; after [`room`] (which the
 //! host-fed delivery makes before it takes a receiver off a channel), the
-//! next wake-up allocates nothing and cannot fail.
+//! next wake-up allocates nothing and cannot fail. A ring grown past
+//! [`KEEP_ENTRIES`] is cut back to [`FIRST_ENTRIES`] when the queue
+//! empties, so a burst does not keep its memory for the VM's life.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_int, c_uint, c_void};
 use std::ptr;
 
 use mlua::ffi::{self, lua_State};
 
 use super::raw::{self, Key, RQ, STATE, uv};
 
+/// The run queue's place in its table: entry `head` is the oldest, `len`
+/// entries follow it (wrapping at `cap`, a power of two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ring {
+    head: i64,
+    len: i64,
+    cap: i64,
+}
+
 /// The machine's state (the userdata at upvalue [`STATE`]).
 #[repr(C)]
 struct RunState {
-    /// The run queue's head and tail (1 and 0 when it is empty); first,
-    /// so that [`ends`] points at the userdata itself.
-    ends: [i64; 2],
+    /// The run queue's ring; first, so that [`ring`] points at the
+    /// userdata itself.
+    ring: Ring,
     /// The kernel's `current`, as `lua_upvalueid` names it (see
     /// [`set_current`]).
     current: *mut c_void,
 }
 
-/// The run queue's head and tail (1 and 0 when it is empty).
+/// Entries of the ring when the VM starts: a short queue never grows it.
+const FIRST_ENTRIES: i64 = 64;
+
+/// Entries a ring may keep when the queue empties; a larger one (after a
+/// burst: a spawner's thousands of children queued to start) is cut back
+/// to [`FIRST_ENTRIES`]. Above the size that bursts of a few hundred
+/// reach, so a busy VM does not grow and cut its ring at every burst.
+const KEEP_ENTRIES: i64 = 1024;
+
+/// The run queue's ring.
 ///
 /// # Safety
 ///
 /// Called from a machine C function (upvalue [`STATE`] is its userdata).
-unsafe fn ends(l: *mut lua_State) -> *mut [i64; 2] {
+unsafe fn ring(l: *mut lua_State) -> *mut Ring {
     // SAFETY: see above; the userdata is a `RunState` (see `new_state`),
-    // whose first field these are.
+    // whose first field this is.
     unsafe { ffi::lua_touserdata(l, uv(STATE)).cast() }
 }
 
@@ -43,15 +68,20 @@ unsafe fn ends(l: *mut lua_State) -> *mut [i64; 2] {
 ///
 /// # Safety
 ///
-/// As [`ends`].
+/// As [`ring`].
 unsafe fn current_id(l: *mut lua_State) -> *mut c_void {
     // SAFETY: see above.
     unsafe { (*ffi::lua_touserdata(l, uv(STATE)).cast::<RunState>()).current }
 }
 
-/// The first slot of run-queue entry `n`.
-fn slot(n: i64) -> i64 {
-    4 * n - 3
+/// The first slot of the entry at ring position `pos`.
+fn slot(pos: i64) -> i64 {
+    4 * pos + 1
+}
+
+/// The ring position `n` entries after `pos`.
+fn after(r: &Ring, pos: i64, n: i64) -> i64 {
+    (pos + n) & (r.cap - 1)
 }
 
 /// Pushes the machine's state: an empty run queue, and `current`, the id
@@ -63,41 +93,70 @@ fn slot(n: i64) -> i64 {
 /// closure's upvalue that every machine closure keeps alive.
 pub(super) unsafe fn new_state(l: *mut lua_State, current: *mut c_void) {
     // SAFETY: see above; a userdata is aligned for any Lua value, so for
-    // two integers and a pointer.
+    // three integers and a pointer.
     unsafe {
         let p = ffi::lua_newuserdatauv(l, size_of::<RunState>(), 0).cast::<RunState>();
         p.write(RunState {
-            ends: [1, 0],
+            ring: Ring {
+                head: 0,
+                len: 0,
+                cap: FIRST_ENTRIES,
+            },
             current,
         });
     }
 }
 
-/// Run-queue slots made at the start (16 wake-ups), so that the usual
-/// short queue is written and read in the table's array part: the slots
-/// of a wake-up's nil values are otherwise never made, and each write of
-/// one went through `luaH_newkey` to be dropped there.
-const FIRST_SLOTS: i64 = 64;
-
-/// Gives the (empty) run-queue table at `rq` an array part of
-/// [`FIRST_SLOTS`]: the slots filled, which grows it, then emptied,
-/// which keeps it (a table shrinks only when it is rehashed, and this one
-/// is rehashed only when the queue outgrows it).
+/// Gives the table at `t` an array part of `entries` ring entries: false
+/// (nothing changed) for a shrink that would drop a value.
 ///
 /// # Safety
 ///
-/// `rq` is an absolute index of a table; room for one value.
+/// `t` an absolute index of a table; may raise a memory error, the table
+/// as it was.
+unsafe fn resize(l: *mut lua_State, t: c_int, entries: i64) -> bool {
+    // SAFETY: see above.
+    unsafe {
+        let slots = c_uint::try_from(4 * entries).unwrap_or(c_uint::MAX);
+        warren_resizearray(l, t, slots) != 0
+    }
+}
+
+unsafe extern "C-unwind" {
+    fn warren_resizearray(l: *mut lua_State, idx: c_int, n: c_uint) -> c_int;
+}
+
+/// Gives the (empty) run-queue table at `rq` the ring's first array part
+/// ([`FIRST_ENTRIES`]).
+///
+/// # Safety
+///
+/// `rq` is an absolute index of a table.
 pub(super) unsafe fn presize(l: *mut lua_State, rq: c_int) {
     // SAFETY: see above.
     unsafe {
-        for i in 1..=FIRST_SLOTS {
-            ffi::lua_pushboolean(l, 0);
-            ffi::lua_rawseti(l, rq, i);
+        resize(l, rq, FIRST_ENTRIES);
+    }
+}
+
+/// Doubles the full ring `r`: the table's array part first (a memory
+/// error leaves everything as it was), then the entries that had wrapped
+/// to its start moved past its old end, so the queue is in order again.
+///
+/// # Safety
+///
+/// Called from a machine C function with room for four values; `r` is
+/// [`ring`].
+unsafe fn grow(l: *mut lua_State, r: *mut Ring) {
+    // SAFETY: see above; the moves are within the (new) array part.
+    unsafe {
+        let old = *r;
+        resize(l, uv(RQ), 2 * old.cap); // a growth: always made
+        for pos in 0..old.head {
+            raw::take(l, uv(RQ), slot(pos), 4);
+            raw::put(l, uv(RQ), slot(old.cap + pos), 4);
         }
-        for i in 1..=FIRST_SLOTS {
-            ffi::lua_pushnil(l);
-            ffi::lua_rawseti(l, rq, i);
-        }
+        (*r).cap = 2 * old.cap;
     }
 }
 
@@ -112,8 +171,11 @@ pub(super) unsafe fn wake(l: *mut lua_State, cr: c_int, vals: [c_int; 3]) {
     // SAFETY: see above; the writes after the slots are to fields that
     // exist (`ext` is only cleared when set; `nready` is made with `p`).
     unsafe {
-        let e = ends(l);
-        let t = (*e)[1] + 1;
+        let r = ring(l);
+        if (*r).len == (*r).cap {
+            grow(l, r);
+        }
+        let pos = after(&*r, (*r).head, (*r).len);
         ffi::lua_pushvalue(l, cr);
         for v in vals {
             if v == 0 {
@@ -122,8 +184,8 @@ pub(super) unsafe fn wake(l: *mut lua_State, cr: c_int, vals: [c_int; 3]) {
                 ffi::lua_pushvalue(l, v);
             }
         }
-        raw::put(l, uv(RQ), slot(t), 4);
-        (*e)[1] = t;
+        raw::put(l, uv(RQ), slot(pos), 4);
+        (*r).len += 1;
         raw::get(l, cr, Key::P);
         let p = ffi::lua_gettop(l);
         if raw::truthy(l, cr, Key::Ext) {
@@ -138,7 +200,7 @@ pub(super) unsafe fn wake(l: *mut lua_State, cr: c_int, vals: [c_int; 3]) {
     }
 }
 
-/// Makes the run queue's next slots exist (see the module's guarantees).
+/// Makes room for the next wake-up (see the module's guarantees).
 ///
 /// # Safety
 ///
@@ -146,11 +208,10 @@ pub(super) unsafe fn wake(l: *mut lua_State, cr: c_int, vals: [c_int; 3]) {
 pub(super) unsafe fn room(l: *mut lua_State) {
     // SAFETY: see above.
     unsafe {
-        let t = (*ends(l))[1] + 1;
-        for _ in 0..4 {
-            ffi::lua_pushboolean(l, 0);
+        let r = ring(l);
+        if (*r).len == (*r).cap {
+            grow(l, r);
         }
-        raw::put(l, uv(RQ), slot(t), 4);
     }
 }
 
@@ -177,24 +238,65 @@ pub(super) unsafe extern "C-unwind" fn lua_wake(l: *mut lua_State) -> c_int {
 /// Called by Lua as a machine C closure.
 pub(super) unsafe extern "C-unwind" fn lua_next(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
-    unsafe { take_next(l, ends(l)) }
+    unsafe { take_next(l, ring(l)) }
 }
 
-/// `rq_next()` with the queue's ends at `e` (see [`ends`]).
+/// `rq_next()` with the queue's ring at `r` (see [`ring`]).
 ///
 /// # Safety
 ///
-/// As [`lua_next`]; `e` is `ends(l)`.
-unsafe fn take_next(l: *mut lua_State, e: *mut [i64; 2]) -> c_int {
+/// As [`lua_next`]; `r` is `ring(l)`.
+unsafe fn take_next(l: *mut lua_State, r: *mut Ring) -> c_int {
     // SAFETY: see above; clearing slots that exist never allocates.
     unsafe {
-        let [h, t] = *e;
-        if h > t {
+        let at = *r;
+        if at.len == 0 {
             return 0;
         }
-        raw::take(l, uv(RQ), slot(h), 4);
-        *e = if h == t { [1, 0] } else { [h + 1, t] };
+        raw::take(l, uv(RQ), slot(at.head), 4);
+        (*r).head = after(&at, at.head, 1);
+        (*r).len = at.len - 1;
+        trim(l, r);
         4
+    }
+}
+
+/// Puts the wake-up on top (four values, popped) back at the head of the
+/// queue, where [`take_next`] took it from: the ring has room for it (it
+/// held it, or was cut back to its first size when that emptied it), so
+/// nothing allocates.
+///
+/// # Safety
+///
+/// As [`wake`], right after `take_next` took the entry.
+unsafe fn put_back(l: *mut lua_State, r: *mut Ring) {
+    // SAFETY: see above.
+    unsafe {
+        let at = *r;
+        let head = after(&at, at.head, at.cap - 1);
+        raw::put(l, uv(RQ), slot(head), 4);
+        (*r).head = head;
+        (*r).len = at.len + 1;
+    }
+}
+
+/// Cuts an empty ring grown past [`KEEP_ENTRIES`] back to
+/// [`FIRST_ENTRIES`] (its slots are all nil: nothing moves, and a smaller
+/// array is a shrinking reallocation, which the allocator never refuses).
+///
+/// # Safety
+///
+/// As [`wake`].
+unsafe fn trim(l: *mut lua_State, r: *mut Ring) {
+    // SAFETY: see above.
+    unsafe {
+        if (*r).len == 0 && (*r).cap > KEEP_ENTRIES && resize(l, uv(RQ), FIRST_ENTRIES) {
+            *r = Ring {
+                head: 0,
+                len: 0,
+                cap: FIRST_ENTRIES,
+            };
+        }
     }
 }
 
@@ -206,8 +308,7 @@ unsafe fn take_next(l: *mut lua_State, e: *mut [i64; 2]) -> c_int {
 pub(super) unsafe extern "C-unwind" fn lua_len(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
-        let [h, t] = *ends(l);
-        ffi::lua_pushinteger(l, t - h + 1);
+        ffi::lua_pushinteger(l, (*ring(l)).len);
         1
     }
 }
@@ -251,7 +352,7 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
         }
         let stepper = &*ctx;
         let at = Loop {
-            ends: ends(l),
+            ring: ring(l),
             block: ffi::lua_topointer(l, uv(raw::BLOCK)),
             current: current_id(l),
         };
@@ -261,19 +362,17 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
                 if taken >= limit || stepper.has_items() {
                     break;
                 }
-                let [h, t] = *at.ends;
-                left = t - h + 1;
+                left = (*at.ring).len;
                 if left <= 0 {
                     break;
                 }
             }
             raw::settop(l, 0);
-            let before = *at.ends;
-            if take_next(l, at.ends) == 0 {
+            if take_next(l, at.ring) == 0 {
                 left = 0;
                 break;
             }
-            match resume_taken(l, stepper, &at, before) {
+            match resume_taken(l, stepper, &at) {
                 Taken::Settled => {}
                 Taken::Kernel(n) => return answer(l, taken + 1, left - 1, n),
                 Taken::Put(n) => return answer(l, taken, left, n),
@@ -310,8 +409,8 @@ unsafe fn answer(l: *mut lua_State, taken: i64, left: i64, n: c_int) -> c_int {
 
 /// What [`lua_resume_next`] looks up once per call.
 struct Loop {
-    /// The run queue's ends ([`ends`]).
-    ends: *mut [i64; 2],
+    /// The run queue's ring ([`ring`]).
+    ring: *mut Ring,
     /// The identity of the kernel's `BLOCK` (see [`waits`]).
     block: *const c_void,
     /// The id of the kernel's `current` upvalue (see [`set_current`]).
@@ -329,21 +428,15 @@ enum Taken {
     Put(c_int),
 }
 
-/// Resumes the wake-up `lua_next` took (`cr` and its values at 1..=4;
-/// `before`: the queue's ends before it took it). `Kernel(n)` leaves `cr,
-/// p, ok, verdict, r1, r2, r3` (as many as the step answered) on the
-/// stack.
+/// Resumes the wake-up `lua_next` took (`cr` and its values at 1..=4).
+/// `Kernel(n)` leaves `cr, p, ok, verdict, r1, r2, r3` (as many as the
+/// step answered) on the stack.
 ///
 /// # Safety
 ///
 /// Called from [`lua_resume_next`], the wake-up at 1..=4 and nothing
 /// above it; `stepper` is the VM's.
-unsafe fn resume_taken(
-    l: *mut lua_State,
-    stepper: &crate::step::Stepper,
-    at: &Loop,
-    before: [i64; 2],
-) -> Taken {
+unsafe fn resume_taken(l: *mut lua_State, stepper: &crate::step::Stepper, at: &Loop) -> Taken {
     // SAFETY: see above.
     unsafe {
         if !raw::truthy(l, 1, Key::Th) {
@@ -359,10 +452,9 @@ unsafe fn resume_taken(
         if close {
             raw::settop(l, 4);
             if let Some(n) = close_kept(l, stepper) {
-                // Back where it was: its slots exist, so nothing allocates.
+                // Back where it was; the ring has room, nothing allocates.
                 ffi::lua_rotate(l, 1, n);
-                raw::put(l, uv(RQ), slot(before[0]), 4);
-                *at.ends = before;
+                put_back(l, at.ring);
                 return Taken::Put(n);
             }
             raw::get(l, 1, Key::P); // 5

@@ -1700,6 +1700,25 @@ LUA_API void warren_rawput (lua_State *L, int idx, lua_Integer at, int n) {
 
 
 /* WARREN: see lwarren.h */
+LUA_API int warren_resizearray (lua_State *L, int idx, unsigned int n) {
+  Table *t;
+  unsigned int i, size;
+  lua_lock(L);
+  t = gettable(L, idx);
+  size = luaH_realasize(t);
+  for (i = n; i < size; i++) {
+    if (!isempty(&t->array[i])) {  /* it would move to the hash part */
+      lua_unlock(L);
+      return 0;
+    }
+  }
+  luaH_resizearray(L, t, n);
+  lua_unlock(L);
+  return 1;
+}
+
+
+/* WARREN: see lwarren.h */
 LUA_API void warren_setupvalid (lua_State *L, void *id, int idx) {
   UpVal *uv = cast(UpVal *, id);
   TValue *val;

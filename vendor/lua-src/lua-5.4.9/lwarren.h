@@ -179,6 +179,18 @@ LUA_API void (warren_rawtake) (lua_State *L, int idx, lua_Integer at, int n);
 LUA_API void (warren_rawput) (lua_State *L, int idx, lua_Integer at, int n);
 
 /*
+** 'luaH_resizearray' for the embedder's ring buffers: the table at 'idx'
+** gets an array part of exactly 'n' slots (values at keys up to 'n' kept,
+** the hash part as it was) and 1 is returned. A queue whose keys all stay
+** within its array part is never rehashed, so neither moves into the hash
+** part nor shrinks behind the embedder's back. A shrink that would drop
+** a value (which 'luaH_resize' moves into a hash part sized for it: the
+** same hash part has no room) is not made: 0, nothing changed. May raise
+** a memory error when it grows, leaving the array as it was.
+*/
+LUA_API int (warren_resizearray) (lua_State *L, int idx, unsigned int n);
+
+/*
 ** 'lua_setupvalue' of a Lua closure's upvalue known by its id (what
 ** 'lua_upvalueid' answered for it): the value at 'idx' (0: nil) is
 ** written through the upvalue, open or closed, without finding the
