@@ -57,7 +57,7 @@ pub(crate) unsafe extern "C-unwind" fn spawn_plain(l: *mut lua_State) -> c_int {
     // SAFETY: as above; the pid's text is a plain array (no destructor).
     unsafe {
         answer(l, result, |l, text: PidText| {
-            let text = text.as_str();
+            let text = text.as_bytes();
             ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
         })
     }

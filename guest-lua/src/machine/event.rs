@@ -91,7 +91,7 @@ pub(super) unsafe fn event_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
             return false;
         }; // top + 2
         let text = from.text();
-        let text = text.as_str();
+        let text = text.as_bytes();
         ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len()); // top + 3
         let from_at = top + 3;
         let waiter = top + 4;

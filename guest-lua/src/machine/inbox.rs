@@ -89,7 +89,7 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
             return true;
         }
         ffi::lua_pushlstring(l, topic.as_ptr().cast(), topic.len()); // top + 5
-        let from = from.as_str();
+        let from = from.as_bytes();
         ffi::lua_pushlstring(l, from.as_ptr().cast(), from.len()); // top + 6
         route(l, p, top + 5, top + 6, top + 4);
         raw::settop(l, top);

@@ -77,7 +77,7 @@ pub(super) unsafe fn start_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
         late(l, Late::Start); // top + 4
         ffi::lua_pushinteger(l, id); // top + 5
         let text = pid.text();
-        let text = text.as_str();
+        let text = text.as_bytes();
         ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len()); // top + 6
         ffi::lua_pushvalue(l, top + 2); // top + 7: the entry
         ffi::lua_pushnil(l); // top + 8: no context

@@ -74,6 +74,13 @@ pub struct PidText {
 }
 
 impl PidText {
+    /// The text's bytes (ASCII), for a front-end that copies them into its
+    /// own string without checking them again (`as_str` validates: 78
+    /// instructions a call, on every spawn and every message's sender).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len).min(TEXT_MAX)]
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         // Only ASCII digits and `<.>` are ever written (see `Pid::text`).
@@ -135,6 +142,7 @@ mod tests {
         ] {
             let text = pid.text();
             assert_eq!(text.as_str(), format!("<{}.{}>", pid.host(), pid.serial()));
+            assert_eq!(text.as_bytes(), text.as_str().as_bytes());
             assert_eq!(Pid::parse(text.as_str()), Some(pid));
         }
     }
