@@ -236,17 +236,21 @@ unsafe fn deliver_event(
     // SAFETY: see above; every table is new and has no metatable but the
     // time value's, set last.
     unsafe {
-        ffi::lua_createtable(l, 0, 4);
-        let event = ffi::lua_gettop(l);
+        let event = raw::clone_of(l, Late::EventTpl, 4);
         ffi::lua_pushlstring(l, kind.as_ptr().cast(), kind.len());
         raw::set(l, event, Key::Kind);
         ffi::lua_pushvalue(l, from);
         raw::set(l, event, Key::From);
-        ffi::lua_createtable(l, 0, 1);
+        let result = if matches!(field, Key::Value) {
+            Late::ValueTpl
+        } else {
+            Late::ErrorTpl
+        };
+        raw::clone_of(l, result, 1);
         ffi::lua_pushvalue(l, value);
         raw::set(l, event + 1, field);
         raw::set(l, event, Key::Result);
-        ffi::lua_createtable(l, 0, 1);
+        raw::clone_of(l, Late::TimeTpl, 1);
         ffi::lua_pushinteger(l, crate::host::unix_nanos());
         raw::set(l, event + 1, Key::Ns);
         late(l, Late::TimeMt);

@@ -68,6 +68,17 @@ pub(super) enum Late {
     EnvMt = 12,
     /// The kernel's `proc_main`, the bottom of a primed main coroutine.
     ProcMain = 13,
+    /// Templates (see [`clone_of`]) of a process's record, its main
+    /// coroutine's record and its globals, made by `bind_start`.
+    ProcTpl = 14,
+    CrTpl = 15,
+    EnvTpl = 16,
+    /// Templates of an event (`{ kind, from, result, at }`), its result
+    /// (`{ value }` or `{ error }`) and its time (`{ ns }`).
+    EventTpl = 17,
+    ValueTpl = 18,
+    ErrorTpl = 19,
+    TimeTpl = 20,
 }
 /// Upvalues before the keys.
 pub(super) const LEADING: c_int = FIRST_KEY - 1;
@@ -277,6 +288,30 @@ unsafe extern "C-unwind" {
     fn warren_tagged(l: *mut lua_State, idx: c_int, mtidx: c_int) -> c_int;
     fn warren_rawtake(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
     fn warren_rawput(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
+    fn warren_clonetable(l: *mut lua_State, idx: c_int);
+}
+
+/// Pushes a new table shaped as the template the machine keeps as
+/// `which`: the template's keys, layout and (placeholder) values, so that
+/// each field the caller writes is an existing key (the vendored Lua's
+/// `warren_clonetable`); an empty table with room for `fields` when no
+/// template is bound yet. Returns its index. May raise a memory error.
+///
+/// # Safety
+///
+/// Called from a machine C function with room for two values.
+pub(super) unsafe fn clone_of(l: *mut lua_State, which: Late, fields: c_int) -> c_int {
+    // SAFETY: see above; a template is cloned only when it is a table.
+    unsafe {
+        if ffi::lua_rawgeti(l, uv(LATE), which as i64) == ffi::LUA_TTABLE {
+            warren_clonetable(l, -1);
+            ffi::lua_replace(l, -2);
+        } else {
+            pop(l, 1);
+            ffi::lua_createtable(l, 0, fields);
+        }
+        ffi::lua_gettop(l)
+    }
 }
 
 /// `lua_settop`, a cut that closes nothing done in place (the vendored
@@ -594,6 +629,54 @@ mod tests {
     unsafe fn push_str(l: *mut lua_State, s: &str) {
         // SAFETY: the caller's stack has room.
         unsafe { ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len()) };
+    }
+
+    unsafe extern "C-unwind" fn clone_arg(l: *mut lua_State) -> c_int {
+        // SAFETY: called by Lua with a table argument (checked).
+        unsafe {
+            ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+            warren_clonetable(l, 1);
+            1
+        }
+    }
+
+    /// A clone has its template's keys, values, array part and free
+    /// slots, no metatable, and is its own table: writes to either do not
+    /// reach the other, new keys grow it, and both survive collections in
+    /// either collector mode with every value intact.
+    #[test]
+    fn a_cloned_table_is_an_independent_copy_of_its_template() {
+        let lua = Lua::new();
+        // SAFETY: `clone_arg` checks its argument.
+        let f = unsafe { lua.create_c_function(clone_arg) }.expect("c function");
+        lua.globals().set("clone", f).expect("set");
+        let got: String = lua
+            .load(
+                r##"
+                local long = string.rep("k", 60)
+                local tpl = setmetatable({ 1, 2, 3, a = false, b = 0, [long] = "v", [2.5] = true,
+                    nested = { x = 1 } }, { __index = function() error("ran") end })
+                local out = {}
+                for _, mode in ipairs({ "incremental", "generational" }) do
+                    collectgarbage(mode)
+                    local c = clone(tpl)
+                    local same = getmetatable(c) == nil and #c == 3 and c.a == false and c.b == 0
+                        and c[long] == "v" and c[2.5] == true and c.nested == tpl.nested
+                    local n = 0
+                    for k, v in pairs(c) do n = n + 1 if rawget(tpl, k) ~= v then same = false end end
+                    c.a, c.b, c[1] = "x", 1, "y"
+                    for i = 1, 100 do c["new" .. i] = i end -- rehashed past its size
+                    collectgarbage()
+                    local kept = tpl.a == false and tpl.b == 0 and tpl[1] == 1 and rawget(tpl, "new1") == nil
+                    local grown = c.a == "x" and c.b == 1 and c[1] == "y" and c.new100 == 100 and c[long] == "v"
+                    out[#out + 1] = table.concat({ tostring(same), n, tostring(kept), tostring(grown) }, ",")
+                end
+                return table.concat(out, " ")
+                "##,
+            )
+            .eval()
+            .expect("run");
+        assert_eq!(got, "true,8,true,true true,8,true,true");
     }
 
     #[test]

@@ -128,7 +128,65 @@ pub(super) unsafe extern "C-unwind" fn bind_start(l: *mut lua_State) -> c_int {
         ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::EnvMt as i64);
         ffi::lua_pushvalue(l, 2);
         ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::ProcMain as i64);
+        templates(l);
         0
+    }
+}
+
+/// Makes the templates the machine clones (`raw::clone_of`): the tables
+/// `start_here` and `deliver_event` fill, with their keys inserted in
+/// their order and sized as they sized them, each value a placeholder
+/// they overwrite (`false`, or the 0 written anyway). Never changed
+/// afterwards.
+///
+/// # Safety
+///
+/// A machine C function with room for three values.
+unsafe fn templates(l: *mut lua_State) {
+    // SAFETY: new tables, set raw, into the machine's own table.
+    unsafe {
+        ffi::lua_createtable(l, 0, 1);
+        ffi::lua_pushboolean(l, 0);
+        ffi::lua_setfield(l, -2, c"_G".as_ptr()); // no metatable: raw
+        ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::EnvTpl as i64);
+        template(l, Late::ProcTpl, 7, &[Key::Id, Key::Pid, Key::Env]);
+        let p = ffi::lua_gettop(l);
+        for key in [Key::Live, Key::Nready, Key::Ext] {
+            raw::set_int(l, p, key, 0);
+        }
+        raw::pop(l, 1);
+        template(l, Late::CrTpl, 3, &[Key::Th, Key::P, Key::Entry]);
+        raw::pop(l, 1);
+        let event = [Key::Kind, Key::From, Key::Result, Key::At];
+        template(l, Late::EventTpl, 4, &event);
+        raw::pop(l, 1);
+        for (which, key) in [(Late::ValueTpl, Key::Value), (Late::ErrorTpl, Key::Error)] {
+            template(l, which, 1, &[key]);
+            raw::pop(l, 1);
+        }
+        template(l, Late::TimeTpl, 1, &[]);
+        raw::set_int(l, ffi::lua_gettop(l), Key::Ns, 0);
+        raw::pop(l, 1);
+    }
+}
+
+/// Makes template `which`: a table with room for `fields`, `false` at
+/// each of `keys` in order; stored, and left on the stack.
+///
+/// # Safety
+///
+/// As [`templates`].
+unsafe fn template(l: *mut lua_State, which: Late, fields: c_int, keys: &[Key]) {
+    // SAFETY: see above.
+    unsafe {
+        ffi::lua_createtable(l, 0, fields);
+        let t = ffi::lua_gettop(l);
+        for &key in keys {
+            ffi::lua_pushboolean(l, 0);
+            raw::set(l, t, key);
+        }
+        ffi::lua_pushvalue(l, t);
+        ffi::lua_rawseti(l, raw::uv(raw::LATE), which as i64);
     }
 }
 
@@ -163,24 +221,19 @@ unsafe fn start_here(l: *mut lua_State, base: c_int, nargs: c_int) {
     unsafe {
         ffi::luaL_checkstack(l, 8 + nargs, std::ptr::null());
         // env = setmetatable({ _G = env }, ENV_MT)
-        ffi::lua_createtable(l, 0, 1);
-        let env = ffi::lua_gettop(l);
+        let env = raw::clone_of(l, Late::EnvTpl, 1);
         ffi::lua_pushvalue(l, env);
         ffi::lua_setfield(l, env, c"_G".as_ptr()); // no metatable yet: raw
         late(l, Late::EnvMt);
         ffi::lua_setmetatable(l, env);
         // p = { id, pid, env, live = 0, nready = 0, ext = 0 } (and main)
-        ffi::lua_createtable(l, 0, 7);
-        let p = ffi::lua_gettop(l);
+        let p = raw::clone_of(l, Late::ProcTpl, 7);
         ffi::lua_pushvalue(l, id);
         raw::set(l, p, Key::Id);
         ffi::lua_pushvalue(l, pid);
         raw::set(l, p, Key::Pid);
         ffi::lua_pushvalue(l, env);
         raw::set(l, p, Key::Env);
-        for key in [Key::Live, Key::Nready, Key::Ext] {
-            raw::set_int(l, p, key, 0);
-        }
         let procs = late(l, Late::Procs);
         ffi::lua_pushvalue(l, p);
         ffi::lua_rawseti(l, procs, ffi::lua_tointegerx(l, id, std::ptr::null_mut()));
@@ -193,8 +246,7 @@ unsafe fn start_here(l: *mut lua_State, base: c_int, nargs: c_int) {
         late(l, Late::ProcMain);
         let th = warren_newkthread(l);
         let thread = ffi::lua_gettop(l);
-        ffi::lua_createtable(l, 0, 3);
-        let cr = ffi::lua_gettop(l);
+        let cr = raw::clone_of(l, Late::CrTpl, 3);
         ffi::lua_pushvalue(l, thread);
         raw::set(l, cr, Key::Th);
         ffi::lua_pushvalue(l, p);

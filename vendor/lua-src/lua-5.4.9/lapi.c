@@ -1700,6 +1700,30 @@ LUA_API void warren_rawput (lua_State *L, int idx, lua_Integer at, int n) {
 
 
 /* WARREN: see lwarren.h */
+LUA_API void warren_clonetable (lua_State *L, int idx) {
+  Table *src, *t;
+  unsigned int asize, nsize;
+  lua_lock(L);
+  src = gettable(L, idx);
+  asize = luaH_realasize(src);
+  nsize = allocsizenode(src);
+  t = luaH_new(L);
+  sethvalue2s(L, L->top.p, t);
+  api_incr_top(L);
+  luaH_resize(L, t, asize, nsize);  /* same sizes: may raise, t empty */
+  if (asize > 0)
+    memcpy(t->array, src->array, asize * sizeof(TValue));
+  if (nsize > 0) {  /* same node count: the chains' offsets hold */
+    memcpy(t->node, src->node, nsize * sizeof(Node));
+    t->lastfree = gnode(t, cast_int(src->lastfree - src->node));
+  }
+  invalidateTMcache(t);  /* keys copied: nothing known absent */
+  luaC_checkGC(L);
+  lua_unlock(L);
+}
+
+
+/* WARREN: see lwarren.h */
 LUA_API int warren_resizearray (lua_State *L, int idx, unsigned int n) {
   Table *t;
   unsigned int i, size;

@@ -191,6 +191,18 @@ LUA_API void (warren_rawput) (lua_State *L, int idx, lua_Integer at, int n);
 LUA_API int (warren_resizearray) (lua_State *L, int idx, unsigned int n);
 
 /*
+** Pushes a new table with the same keys, values and layout as the table at
+** 'idx' (its template): the array part and node array copied as they are,
+** no metatable. The embedder makes records of a fixed shape from a
+** template it never changes and then writes their fields, each an
+** existing key; filling a fresh table went through 'luaH_newkey' per
+** field (about 200 instructions each). The template's values should not
+** be nil (a nil value's key may be cleared by the collector, and the
+** clone would then lack it). May raise a memory error.
+*/
+LUA_API void (warren_clonetable) (lua_State *L, int idx);
+
+/*
 ** 'lua_setupvalue' of a Lua closure's upvalue known by its id (what
 ** 'lua_upvalueid' answered for it): the value at 'idx' (0: nil) is
 ** written through the upvalue, open or closed, without finding the
