@@ -26,7 +26,7 @@ use super::raw::{self, Key, RQ, STATE, uv};
 
 /// The run queue's place in its table: entry `head` is the oldest, `len`
 /// entries follow it (wrapping at `cap`, a power of two).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 struct Ring {
     head: i64,
     len: i64,
@@ -171,10 +171,8 @@ pub(super) unsafe fn wake(l: *mut lua_State, cr: c_int, vals: [c_int; 3]) {
     // SAFETY: see above; the writes after the slots are to fields that
     // exist (`ext` is only cleared when set; `nready` is made with `p`).
     unsafe {
+        room(l);
         let r = ring(l);
-        if (*r).len == (*r).cap {
-            grow(l, r);
-        }
         let pos = after(&*r, (*r).head, (*r).len);
         ffi::lua_pushvalue(l, cr);
         for v in vals {

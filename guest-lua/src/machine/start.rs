@@ -234,6 +234,9 @@ unsafe fn start_here(l: *mut lua_State, base: c_int, nargs: c_int) {
         raw::set(l, p, Key::Pid);
         ffi::lua_pushvalue(l, env);
         raw::set(l, p, Key::Env);
+        for key in [Key::Live, Key::Nready, Key::Ext] {
+            raw::set_int(l, p, key, 0); // as in the template, and in a fallback table
+        }
         let procs = late(l, Late::Procs);
         ffi::lua_pushvalue(l, p);
         ffi::lua_rawseti(l, procs, ffi::lua_tointegerx(l, id, std::ptr::null_mut()));
