@@ -1702,24 +1702,48 @@ LUA_API void warren_rawput (lua_State *L, int idx, lua_Integer at, int n) {
 /* WARREN: see lwarren.h */
 LUA_API void warren_clonetable (lua_State *L, int idx) {
   Table *src, *t;
-  unsigned int asize, nsize;
+  unsigned int asize, nsize, i;
   lua_lock(L);
   src = gettable(L, idx);
   asize = luaH_realasize(src);
   nsize = allocsizenode(src);
-  t = luaH_new(L);
+  t = luaH_new(L);  /* empty: no array, the dummy node */
   sethvalue2s(L, L->top.p, t);
   api_incr_top(L);
-  luaH_resize(L, t, asize, nsize);  /* same sizes: may raise, t empty */
-  if (asize > 0)
-    memcpy(t->array, src->array, asize * sizeof(TValue));
+  /* each part allocated at its final size ('luaH_resize' clears and
+     re-inserts); 't' stays whole if either allocation raises */
+  if (asize > 0) {
+    TValue *array = luaM_newvector(L, asize, TValue);
+    memcpy(array, src->array, asize * sizeof(TValue));
+    t->array = array;
+    t->alimit = asize;  /* the real size (luaH_new left 'isrealasize') */
+  }
   if (nsize > 0) {  /* same node count: the chains' offsets hold */
-    memcpy(t->node, src->node, nsize * sizeof(Node));
-    t->lastfree = gnode(t, cast_int(src->lastfree - src->node));
+    Node *node = luaM_newvector(L, nsize, Node);
+    memcpy(node, src->node, nsize * sizeof(Node));
+    for (i = 0; i < nsize; i++) {  /* as the collector's 'clearkey' */
+      if (isempty(gval(&node[i])) && keyiscollectable(&node[i]))
+        setdeadkey(&node[i]);  /* no reference to a key 't' cannot keep */
+    }
+    t->node = node;
+    t->lsizenode = src->lsizenode;
+    t->lastfree = node + (src->lastfree - src->node);
   }
   invalidateTMcache(t);  /* keys copied: nothing known absent */
   luaC_checkGC(L);
   lua_unlock(L);
+}
+
+
+/* WARREN: see lwarren.h */
+LUA_API unsigned int warren_tableslots (lua_State *L, int idx) {
+  Table *t;
+  unsigned int n;
+  lua_lock(L);
+  t = gettable(L, idx);
+  n = luaH_realasize(t) + allocsizenode(t);
+  lua_unlock(L);
+  return n;
 }
 
 

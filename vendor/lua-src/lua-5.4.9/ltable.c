@@ -551,6 +551,28 @@ static void exchangehashpart (Table *t1, Table *t2) {
 ** nils and reinserts the elements of the old hash back into the new
 ** parts of the table.
 */
+/*
+** WARREN: sizes a table that has no storage yet (no array, the dummy
+** node: a constructor's or 'lua_createtable''s fresh table) by allocating
+** each part at its size. 'luaH_resize' would make the hash part aside,
+** exchange it in twice and re-insert nothing. Each allocation may raise,
+** leaving 't' whole (empty, or with its new hash part and no array).
+*/
+static void warren_sizeempty (lua_State *L, Table *t, unsigned int newasize,
+                                                       unsigned int nhsize) {
+  if (nhsize > 0)
+    setnodevector(L, t, nhsize);
+  if (newasize > 0) {
+    unsigned int i;
+    TValue *array = luaM_newvector(L, newasize, TValue);
+    for (i = 0; i < newasize; i++)
+      setempty(&array[i]);
+    t->array = array;
+    t->alimit = newasize;
+  }
+}
+
+
 void luaH_resize (lua_State *L, Table *t, unsigned int newasize,
                                           unsigned int nhsize) {
   unsigned int i;
@@ -561,6 +583,10 @@ void luaH_resize (lua_State *L, Table *t, unsigned int newasize,
   int big = (newasize >= WARREN_BIG_TABLE || nhsize >= WARREN_BIG_TABLE);
   if (l_unlikely(big))
     warren_resize_call(L, t, 1);
+  else if (oldasize == 0 && t->array == NULL && isdummy(t)) {  /* WARREN */
+    warren_sizeempty(L, t, newasize, nhsize);
+    return;
+  }
   /* create new hash part with appropriate size into 'newt' */
   setnodevector(L, &newt, nhsize);
   if (newasize < oldasize) {  /* will array shrink? */

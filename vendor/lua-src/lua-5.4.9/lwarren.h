@@ -192,15 +192,26 @@ LUA_API int (warren_resizearray) (lua_State *L, int idx, unsigned int n);
 
 /*
 ** Pushes a new table with the same keys, values and layout as the table at
-** 'idx' (its template): the array part and node array copied as they are,
-** no metatable. The embedder makes records of a fixed shape from a
-** template it never changes and then writes their fields, each an
-** existing key; filling a fresh table went through 'luaH_newkey' per
-** field (about 200 instructions each). The template's values should not
-** be nil (a nil value's key may be cleared by the collector, and the
-** clone would then lack it). May raise a memory error.
+** 'idx': the array part and node array copied as they are, no metatable.
+** The embedder makes records of a fixed shape from a template it never
+** changes and then writes their fields, each an existing key (filling a
+** fresh table went through 'luaH_newkey' per field, about 200
+** instructions each), and copies a message's flat table in one piece.
+** Each part is allocated at its size ('luaH_resize' would clear it and
+** re-insert nothing). A key whose value is nil is copied dead, as the
+** collector's 'clearkey' leaves it: the clone holds no reference it does
+** not mark, whatever the source's state; so a template's values should
+** not be nil (the clone would lack the key). The cost is the source's
+** allocated size: the embedder bounds it. May raise a memory error.
 */
 LUA_API void (warren_clonetable) (lua_State *L, int idx);
+
+/*
+** The slots the table at 'idx' has allocated: its array part's size and
+** its node count (0 for the shared empty node). What 'warren_clonetable'
+** copies, to bound it by.
+*/
+LUA_API unsigned int (warren_tableslots) (lua_State *L, int idx);
 
 /*
 ** 'lua_setupvalue' of a Lua closure's upvalue known by its id (what
