@@ -1333,6 +1333,10 @@ local function send_local(from, target, topic, n, ...)
 end
 
 function process.send(dest, topic, ...)
+    -- One payload to a process of this VM (the usual case) in one C call;
+    -- what it leaves (a name, a reserved topic, a payload or a refusal to
+    -- explain, bad arguments) goes the Lua way.
+    if M.send1(dest, topic, ...) then return true end
     if type(dest) ~= "string" then check_str(dest, "process.send: destination", 2) end
     if type(topic) ~= "string" then check_str(topic, "process.send: topic", 2) end
     local p = current
@@ -1343,9 +1347,6 @@ function process.send(dest, topic, ...)
         target = pid and bypid[pid]
     end
     if target then
-        -- One payload (the usual case) in one C call; what it leaves (a
-        -- reserved topic, a payload or a refusal to explain) goes the Lua way.
-        if select("#", ...) == 1 and M.send1(p, target, topic, ...) then return true end
         return send_local(p, target, topic, select("#", ...), ...)
     end
     return ok_or_err(h_send(p.id, dest, topic, ...))

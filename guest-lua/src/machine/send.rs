@@ -1,15 +1,19 @@
 //! A message between two processes of this VM, in one C call: the usual
 //! `process.send(pid, topic, payload)` to a process on the same worker.
 //!
-//! `send1(p, target, topic, v)` copies `v` (as the kernel's copy: the same
+//! `send1(dest, topic, v)`, called by `process.send` with its arguments,
+//! finds the sender (the record of the kernel's `current` coroutine) and
+//! the target (`bypid[dest]`), copies `v` (as the kernel's copy: the same
 //! data model and size rules, see [`crate::copy`]), asks the host to admit
-//! it to `target`'s mailbox (`mailbox_limit`), and routes it as the
+//! it to the target's mailbox (`mailbox_limit`), and routes it as the
 //! kernel's `on_msg1` does: to the channel listening on `topic`, else as a
 //! message record into the inbox, else into the messages waiting for a
 //! subscriber. It answers `true` when sent, and nothing when the kernel's
-//! Lua path must decide (a reserved topic, a payload only the Lua copy can
-//! judge, a refusal): that path does the same checks again and builds the
-//! error, and nothing was changed before it runs.
+//! Lua path must decide (arguments that are not two strings and one
+//! payload, a call outside a process, a registered name or a pid of
+//! another VM, a reserved topic, a payload only the Lua copy can judge, a
+//! refusal): that path does the same checks again and builds the error,
+//! and nothing was changed before it runs.
 //!
 //! Guarantees: the copy and the routing allocate under the sender's memory
 //! limit; while a delivery is under way the kernel's `SEND.owed` names the
@@ -117,7 +121,7 @@ unsafe fn admit(l: *mut lua_State, ctx: &crate::step::Stepper, target: c_int) ->
     }
 }
 
-/// `send1(p, target, topic, v)`; see the module's documentation.
+/// `send1(dest, topic, ...)`; see the module's documentation.
 ///
 /// # Safety
 ///
@@ -126,36 +130,64 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
     // SAFETY: the context, when there is one, is the VM's `Stepper`, which
     // outlives the VM's calls; the arguments' types are checked first.
     unsafe {
-        raw::reserve(l);
-        raw::settop(l, 4);
         let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
         if ctx.is_null()
-            || ffi::lua_type(l, 1) != ffi::LUA_TTABLE
-            || ffi::lua_type(l, 2) != ffi::LUA_TTABLE
-            || ffi::lua_type(l, 3) != ffi::LUA_TSTRING
-            || reserved(l, 3)
+            || ffi::lua_gettop(l) != 3
+            || ffi::lua_type(l, 1) != ffi::LUA_TSTRING
+            || ffi::lua_type(l, 2) != ffi::LUA_TSTRING
+            || reserved(l, 2)
         {
+            return 0;
+        }
+        raw::reserve(l);
+        if !parties(l) {
             return 0;
         }
         let ctx = &*ctx;
         let max = ctx.max_message_bytes();
-        if !copy(l, 4, max) {
+        if !copy(l, 3, max) {
             return 0;
         }
-        ffi::lua_replace(l, 4); // the copy in place of the payload
-        raw::settop(l, 4); // and the error metatable the copy used gone
-        if !admit(l, ctx, 2) {
+        ffi::lua_replace(l, 3); // the copy in place of the payload
+        raw::settop(l, 5); // and the error metatable the copy used gone
+        if !admit(l, ctx, 5) {
             return 0;
         }
-        raw::get(l, 1, Key::Pid); // 5: the sender's pid
-        let send = late(l, Late::Send); // 6
-        ffi::lua_pushvalue(l, 2);
+        raw::get(l, 4, Key::Pid); // 6: the sender's pid
+        let send = late(l, Late::Send); // 7
+        ffi::lua_pushvalue(l, 5);
         raw::set(l, send, Key::Owed);
-        route(l, 2, 3, 5, 4);
+        route(l, 5, 2, 6, 3);
         ffi::lua_pushboolean(l, 0);
         raw::set(l, send, Key::Owed);
         ffi::lua_pushboolean(l, 1);
         1
+    }
+}
+
+/// Pushes the sender's process record (4: the record of the kernel's
+/// `current` coroutine) and the target's (5: `bypid[dest]`, dest at 1);
+/// false, leftovers above the top, when either is missing (outside a
+/// process, a name or a pid of another VM: the Lua path's cases).
+///
+/// # Safety
+///
+/// As [`late`], with room for three values.
+unsafe fn parties(l: *mut lua_State) -> bool {
+    // SAFETY: see above; raw reads of the kernel's own tables.
+    unsafe {
+        ffi::lua_getupvalue(l, uv(raw::CURRENT), 1);
+        if ffi::lua_type(l, 4) != ffi::LUA_TTABLE || raw::get(l, 4, Key::P) != ffi::LUA_TTABLE {
+            return false;
+        }
+        ffi::lua_replace(l, 4);
+        let bypid = late(l, Late::Bypid);
+        ffi::lua_pushvalue(l, 1);
+        if ffi::lua_rawget(l, bypid) != ffi::LUA_TTABLE {
+            return false;
+        }
+        ffi::lua_replace(l, 5);
+        true
     }
 }
 
