@@ -1333,10 +1333,12 @@ local function send_local(from, target, topic, n, ...)
 end
 
 function process.send(dest, topic, ...)
-    -- One payload to a process of this VM (the usual case) in one C call;
-    -- what it leaves (a name, a reserved topic, a payload or a refusal to
-    -- explain, bad arguments) goes the Lua way.
-    if M.send1(dest, topic, ...) then return true end
+    -- One payload to a pid (the usual case) in one C call, which answers
+    -- as H.send_plain for another VM's; what it leaves (a name, a reserved
+    -- topic, a payload or a refusal to explain, bad arguments) goes the
+    -- Lua way.
+    local ok, kind, msg, retryable = M.send1(dest, topic, ...)
+    if ok ~= nil then return ok_or_err(ok, kind, msg, retryable) end
     if type(dest) ~= "string" then check_str(dest, "process.send: destination", 2) end
     if type(topic) ~= "string" then check_str(topic, "process.send: topic", 2) end
     local p = current

@@ -8,8 +8,9 @@
 //! - `H.spawn_plain` is `process.spawn`'s (and its linked and monitored
 //!   forms', and `process.exec`'s) for a spawn with no context whose
 //!   arguments are all scalars (nil, booleans, numbers, strings).
-//! - `H.send_plain` is `process.send`'s for a message that leaves the VM
-//!   (the machine's `send1` takes the others), with any payloads: they
+//! - `H.send_plain` is `process.send`'s for a message that leaves the VM,
+//!   with any payloads (the machine's `send1` runs it, [`send_at`], for
+//!   one payload to a pid of another VM, and takes the local ones): they
 //!   are walked where they lie by the same code as `H.send`'s
 //!   ([`Converter::convert_at`]).
 //!
@@ -131,16 +132,33 @@ fn scalar(arg: Arg<'_>) -> Option<Scalar<'_>> {
 ///
 /// Called by Lua as a closure made by [`crate::io::raw::push`].
 pub(crate) unsafe extern "C-unwind" fn send_plain(l: *mut lua_State) -> c_int {
+    // SAFETY: upvalue 1 is the VM's `Stepper`, which outlives every call
+    // of the VM.
+    unsafe {
+        let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
+        send_at(l, ctx)
+    }
+}
+
+/// `H.send_plain`'s work on the arguments `me, dest, topic, ...` that
+/// fill `l`'s stack, for the VM whose `Stepper` is `ctx`: pushes its
+/// answer and returns how many values it pushed. The machine's `send1`
+/// calls it for a pid of another VM.
+///
+/// # Safety
+///
+/// Called from a C function of the VM whose `Stepper` is `ctx`, the
+/// arguments being the whole stack.
+pub(crate) unsafe fn send_at(l: *mut lua_State, ctx: &Stepper) -> c_int {
     // SAFETY: room for the answer and the table of field names is made,
     // and that table pushed (either may raise), before any Rust value
-    // exists; upvalue 1 is the VM's `Stepper`, which outlives every call
-    // of the VM; the arguments stay on the stack for the call, below the
+    // exists; the arguments stay on the stack for the call, below the
     // table of field names, and the walk of the payloads raises nothing.
     let result = unsafe {
         let n = ffi::lua_gettop(l);
         ffi::luaL_checkstack(l, 5, std::ptr::null());
         crate::convert::push_keys(l);
-        guarded(l, "send", |core, args| send(core, args, l, n))
+        guarded_with(ctx, l, "send", |core, args| send(core, args, l, n))
     };
     // SAFETY: as above.
     unsafe { answer(l, result, |l, ()| ffi::lua_pushboolean(l, 1)) }
@@ -160,10 +178,25 @@ unsafe fn guarded<T>(
     f: impl FnOnce(&CoreRef, &Args) -> Option<Result<T, ProcError>>,
 ) -> Option<Result<T, ProcError>> {
     // SAFETY: see above; the `Stepper` outlives every call of the VM.
-    let (ctx, args) = unsafe {
+    unsafe {
         let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
-        (ctx, Args::new(l, name))
-    };
+        guarded_with(ctx, l, name, f)
+    }
+}
+
+/// [`guarded`] for the VM whose `Stepper` is `ctx`.
+///
+/// # Safety
+///
+/// As [`guarded`], from any C function of that VM.
+unsafe fn guarded_with<T>(
+    ctx: &Stepper,
+    l: *mut lua_State,
+    name: &'static str,
+    f: impl FnOnce(&CoreRef, &Args) -> Option<Result<T, ProcError>>,
+) -> Option<Result<T, ProcError>> {
+    // SAFETY: see above; the arguments stay on the stack for the call.
+    let args = unsafe { Args::new(l, name) };
     catch_unwind(AssertUnwindSafe(|| f(ctx.core(), &args))).unwrap_or_else(|_| {
         Some(Err(ProcError::new(
             ErrorKind::Internal,

@@ -3,17 +3,20 @@
 //!
 //! `send1(dest, topic, v)`, called by `process.send` with its arguments,
 //! finds the sender (the record of the kernel's `current` coroutine) and
-//! the target (`bypid[dest]`), copies `v` (as the kernel's copy: the same
-//! data model and size rules, see [`crate::copy`]), asks the host to admit
-//! it to the target's mailbox (`mailbox_limit`), and routes it as the
-//! kernel's `on_msg1` does: to the channel listening on `topic`, else as a
-//! message record into the inbox, else into the messages waiting for a
-//! subscriber. It answers `true` when sent, and nothing when the kernel's
-//! Lua path must decide (arguments that are not two strings and one
-//! payload, a call outside a process, a registered name or a pid of
-//! another VM, a reserved topic, a payload only the Lua copy can judge, a
-//! refusal): that path does the same checks again and builds the error,
-//! and nothing was changed before it runs.
+//! the target (`bypid[dest]`). A pid of no process of this VM is the
+//! host's: the message goes as `H.send_plain` sends it
+//! ([`crate::plain::send_at`]), and `send1` answers as that does (`true`,
+//! or `false, kind, message, retryable`). For a process of this VM it
+//! copies `v` (as the kernel's copy: the same data model and size rules,
+//! see [`crate::copy`]), asks the host to admit it to the target's mailbox
+//! (`mailbox_limit`), and routes it as the kernel's `on_msg1` does: to the
+//! channel listening on `topic`, else as a message record into the inbox,
+//! else into the messages waiting for a subscriber, and answers `true`.
+//! It answers nothing when the kernel's Lua path must decide (arguments
+//! that are not two strings and one payload, a call outside a process, a
+//! registered name, a reserved topic, a payload only the Lua copy can
+//! judge, a refusal of a local send): that path does the same checks again
+//! and builds the error, and nothing was changed before it runs.
 //!
 //! Guarantees: the copy and the routing allocate under the sender's memory
 //! limit; while a delivery is under way the kernel's `SEND.owed` names the
@@ -140,10 +143,17 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
             return 0;
         }
         raw::reserve(l);
-        if !parties(l) {
-            return 0;
-        }
         let ctx = &*ctx;
+        match parties(l) {
+            Parties::Local => {}
+            Parties::Remote(id) => {
+                raw::settop(l, 3);
+                ffi::lua_pushinteger(l, id);
+                ffi::lua_rotate(l, 1, 1); // me, dest, topic, v
+                return crate::plain::send_at(l, ctx);
+            }
+            Parties::Neither => return 0,
+        }
         let max = ctx.max_message_bytes();
         if !copy(l, 3, max) {
             return 0;
@@ -165,29 +175,46 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
     }
 }
 
-/// Pushes the sender's process record (4: the record of the kernel's
-/// `current` coroutine) and the target's (5: `bypid[dest]`, dest at 1);
-/// false, leftovers above the top, when either is missing (outside a
-/// process, a name or a pid of another VM: the Lua path's cases).
+/// Who a `send1` is between (see [`parties`]).
+enum Parties {
+    /// Both records are pushed: the sender's at 4, the target's at 5.
+    Local,
+    /// The sender is process `id` and `dest` a pid of no process of this
+    /// VM (another VM's, a component's, or none alive): the host's send.
+    Remote(i64),
+    /// Outside a process, or `dest` a registered name: the Lua path.
+    Neither,
+}
+
+/// Finds the sender (the process record of the kernel's `current`
+/// coroutine) and the target (`bypid[dest]`, dest at 1), leaving
+/// leftovers above the top unless both are pushed.
 ///
 /// # Safety
 ///
 /// As [`late`], with room for three values.
-unsafe fn parties(l: *mut lua_State) -> bool {
-    // SAFETY: see above; raw reads of the kernel's own tables.
+unsafe fn parties(l: *mut lua_State) -> Parties {
+    // SAFETY: see above; raw reads of the kernel's own tables and of the
+    // string at 1.
     unsafe {
         ffi::lua_getupvalue(l, uv(raw::CURRENT), 1);
         if ffi::lua_type(l, 4) != ffi::LUA_TTABLE || raw::get(l, 4, Key::P) != ffi::LUA_TTABLE {
-            return false;
+            return Parties::Neither;
         }
         ffi::lua_replace(l, 4);
         let bypid = late(l, Late::Bypid);
         ffi::lua_pushvalue(l, 1);
-        if ffi::lua_rawget(l, bypid) != ffi::LUA_TTABLE {
-            return false;
+        if ffi::lua_rawget(l, bypid) == ffi::LUA_TTABLE {
+            ffi::lua_replace(l, 5);
+            return Parties::Local;
         }
-        ffi::lua_replace(l, 5);
-        true
+        let mut len = 0;
+        let dest = ffi::lua_tolstring(l, 1, &raw mut len);
+        if len > 0 && *dest.cast::<u8>() == b'<' {
+            Parties::Remote(raw::int(l, 4, Key::Id))
+        } else {
+            Parties::Neither
+        }
     }
 }
 
