@@ -414,6 +414,71 @@ mod tests {
         assert!(burst.call::<bool>((5, 5)).expect("again"));
     }
 
+    /// A buffer that never empties (a backlog of 1 to 9 for 20,000
+    /// messages) keeps its order and its slots near the start of its
+    /// table: the entries slide down instead of walking out of the array
+    /// part (before, `t` ended past 20,000).
+    #[test]
+    fn a_buffer_with_a_steady_backlog_keeps_order_and_its_slots_in_place() {
+        let lua = vm();
+        let got: String = lua
+            .load(
+                r##"
+                local s = { mb = {} }
+                local sent, got, ok, highest = 0, 0, true, 0
+                for i = 1, 20000 do
+                    for _ = 1, 1 + i % 3 do sent = sent + 1 M.deliver(s, sent) end
+                    while s.buf.t - s.buf.h + 1 > 1 + i % 9 do
+                        local r, v = M.try_recv(s)
+                        got = got + 1
+                        ok = ok and r and v == got
+                    end
+                    if s.buf.t > highest then highest = s.buf.t end
+                end
+                while true do
+                    local r, v = M.try_recv(s)
+                    if not r then break end
+                    got = got + 1
+                    ok = ok and v == got
+                end
+                return table.concat({ tostring(ok), tostring(got == sent), tostring(highest <= 64),
+                    s.buf.h, s.buf.t }, " ")
+                "##,
+            )
+            .eval()
+            .expect("run");
+        assert_eq!(got, "true true true 1 0");
+    }
+
+    /// A buffer grown by a burst gives its memory back when it empties.
+    #[test]
+    fn an_emptied_buffer_gives_back_what_a_burst_grew() {
+        let lua = vm();
+        let burst: Function = lua
+            .load(
+                r##"
+                local s = { mb = {} }
+                return function(n, take)
+                    for i = 1, n do M.deliver(s, i) end
+                    for _ = 1, take do M.try_recv(s) end
+                    return s.buf.t - s.buf.h + 1
+                end
+                "##,
+            )
+            .eval()
+            .expect("burst");
+        assert_eq!(burst.call::<i64>((1, 1)).expect("first"), 0);
+        lua.gc_collect().expect("collects");
+        let start = lua.used_memory();
+        assert_eq!(burst.call::<i64>((20_000, 19_999)).expect("fills"), 1);
+        let full = lua.used_memory();
+        assert!(full > start + 20_000 * 16, "{start} -> {full}");
+        assert_eq!(burst.call::<i64>((0, 1)).expect("empties"), 0);
+        let empty = lua.used_memory();
+        assert!(empty + 20_000 * 16 < full, "{full} -> {empty}");
+        assert_eq!(burst.call::<i64>((5, 3)).expect("again"), 2);
+    }
+
     #[test]
     fn delivery_buffers_nil_as_the_token_and_a_receive_gives_it_back_as_nil() {
         let lua = vm();

@@ -7,7 +7,7 @@
 //! allocates, and the functions that may allocate say so. The records
 //! touched here are the kernel's own (no process can reach them).
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_uint};
 
 use mlua::ffi::{self, lua_State};
 
@@ -289,6 +289,8 @@ unsafe extern "C-unwind" {
     fn warren_rawtake(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
     fn warren_rawput(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
     fn warren_clonetable(l: *mut lua_State, idx: c_int);
+    fn warren_arraysize(l: *mut lua_State, idx: c_int) -> c_uint;
+    fn warren_resizearray(l: *mut lua_State, idx: c_int, n: c_uint) -> c_int;
 }
 
 /// Pushes a new table shaped as the template the machine keeps as
@@ -471,7 +473,9 @@ pub(super) unsafe fn q_len(l: *mut lua_State, q: c_int) -> i64 {
 }
 
 /// Pushes the head of queue `q`, taken out of it (nil when it is empty).
-/// Never allocates.
+/// Never allocates: a queue emptied with more than [`Q_KEEP`] slots is
+/// cut back to [`Q_FIRST`], a shrinking reallocation, which the allocator
+/// never refuses.
 ///
 /// # Safety
 ///
@@ -488,14 +492,27 @@ pub(super) unsafe fn q_pop(l: *mut lua_State, q: c_int) {
         if h == t {
             set_int(l, q, Key::H, 1);
             set_int(l, q, Key::T, 0);
+            if warren_arraysize(l, q) > Q_KEEP {
+                warren_resizearray(l, q, Q_FIRST);
+            }
         } else {
             set_int(l, q, Key::H, h + 1);
         }
     }
 }
 
-/// Appends the value at `v` to queue `q`: the slot first (it may allocate,
-/// and a memory error then leaves the queue as it was), then the count.
+/// Appends the value at `v` to queue `q`: room first (it may allocate,
+/// and a memory error then leaves the queue as it was), then the slot and
+/// the count.
+///
+/// A queue's slots stay in its table's array part, so a push is a store
+/// and never a `luaH_newkey`: when the tail reaches the end of the array,
+/// the entries slide down to the start if they fill at most half of it
+/// (the head has moved past as many slots as they fill, so each entry
+/// slides once per as many pops), else the array doubles. A queue that
+/// never empties (a server's inbox under steady load) no longer walks its
+/// keys out of the array part, where every push went through the hash
+/// part and its rehashes.
 ///
 /// # Safety
 ///
@@ -503,10 +520,57 @@ pub(super) unsafe fn q_pop(l: *mut lua_State, q: c_int) {
 pub(super) unsafe fn q_push(l: *mut lua_State, q: c_int, v: c_int) {
     // SAFETY: see above.
     unsafe {
-        let t = int(l, q, Key::T) + 1;
+        let mut t = int(l, q, Key::T) + 1;
+        let cap = i64::from(warren_arraysize(l, q));
+        if t > cap {
+            t = q_room(l, q, t, cap);
+        }
         ffi::lua_pushvalue(l, v);
         ffi::lua_rawseti(l, q, t);
         set_int(l, q, Key::T, t);
+    }
+}
+
+/// The slots a queue's array part first grows to.
+const Q_FIRST: c_uint = 8;
+
+/// The most slots an emptied queue keeps: a burst of messages does not
+/// keep its memory in an idle process's inbox.
+const Q_KEEP: c_uint = 64;
+
+/// Makes slot `t` (past the array part's `cap` slots) free for the next
+/// push of queue `q`, sliding its entries down or doubling its array (see
+/// [`q_push`]), and returns the slot to push to. May raise a memory error
+/// before anything changed.
+///
+/// # Safety
+///
+/// As [`q_push`].
+unsafe fn q_room(l: *mut lua_State, q: c_int, t: i64, cap: i64) -> i64 {
+    // SAFETY: see above; moves within slots that exist.
+    unsafe {
+        let h = int(l, q, Key::H);
+        let len = t - h;
+        if h > 1 && len <= cap / 2 {
+            // [h, t) and [1, len] are apart (h > len), so each chunk is
+            // taken (its old slots cleared) before any is overwritten.
+            let mut done = 0;
+            while done < len {
+                let n = (len - done).min(8);
+                let n32 = c_int::try_from(n).unwrap_or(8);
+                take(l, q, h + done, n32);
+                put(l, q, 1 + done, n32);
+                done += n;
+            }
+            set_int(l, q, Key::H, 1);
+            set_int(l, q, Key::T, len);
+            return len + 1;
+        }
+        let want = cap.saturating_mul(2).max(i64::from(Q_FIRST)).max(t);
+        if let Ok(want) = c_uint::try_from(want) {
+            warren_resizearray(l, q, want);
+        }
+        t
     }
 }
 

@@ -1736,6 +1736,16 @@ LUA_API void warren_clonetable (lua_State *L, int idx) {
 
 
 /* WARREN: see lwarren.h */
+LUA_API unsigned int warren_arraysize (lua_State *L, int idx) {
+  unsigned int n;
+  lua_lock(L);
+  n = luaH_realasize(gettable(L, idx));
+  lua_unlock(L);
+  return n;
+}
+
+
+/* WARREN: see lwarren.h */
 LUA_API unsigned int warren_tableslots (lua_State *L, int idx) {
   Table *t;
   unsigned int n;

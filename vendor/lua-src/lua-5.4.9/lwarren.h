@@ -207,6 +207,13 @@ LUA_API int (warren_resizearray) (lua_State *L, int idx, unsigned int n);
 LUA_API void (warren_clonetable) (lua_State *L, int idx);
 
 /*
+** The size of the array part of the table at 'idx': the integer keys
+** 1..n a raw write stores without 'luaH_newkey'. The embedder's queues
+** keep their slots within it ('warren_resizearray').
+*/
+LUA_API unsigned int (warren_arraysize) (lua_State *L, int idx);
+
+/*
 ** The slots the table at 'idx' has allocated: its array part's size and
 ** its node count (0 for the shared empty node). What 'warren_clonetable'
 ** copies, to bound it by.
