@@ -493,7 +493,7 @@ pub(super) unsafe fn q_pop(l: *mut lua_State, q: c_int) {
             set_int(l, q, Key::H, 1);
             set_int(l, q, Key::T, 0);
             if warren_arraysize(l, q) > Q_KEEP {
-                warren_resizearray(l, q, Q_FIRST);
+                resize_array(l, q, Q_FIRST);
             }
         } else {
             set_int(l, q, Key::H, h + 1);
@@ -529,6 +529,19 @@ pub(super) unsafe fn q_push(l: *mut lua_State, q: c_int, v: c_int) {
         ffi::lua_rawseti(l, q, t);
         set_int(l, q, Key::T, t);
     }
+}
+
+/// Gives the table at `t` an array part of exactly `slots` slots (the
+/// vendored Lua's `warren_resizearray`): false, nothing changed, for a
+/// shrink that would drop a value.
+///
+/// # Safety
+///
+/// `t` an absolute index of a table; may raise a memory error when it
+/// grows, the table as it was.
+pub(super) unsafe fn resize_array(l: *mut lua_State, t: c_int, slots: c_uint) -> bool {
+    // SAFETY: see above.
+    unsafe { warren_resizearray(l, t, slots) != 0 }
 }
 
 /// The slots a queue's array part first grows to.
@@ -568,7 +581,7 @@ unsafe fn q_room(l: *mut lua_State, q: c_int, t: i64, cap: i64) -> i64 {
         }
         let want = cap.saturating_mul(2).max(i64::from(Q_FIRST)).max(t);
         if let Ok(want) = c_uint::try_from(want) {
-            warren_resizearray(l, q, want);
+            resize_array(l, q, want); // a growth: always made
         }
         t
     }

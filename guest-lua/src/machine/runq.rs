@@ -118,12 +118,8 @@ unsafe fn resize(l: *mut lua_State, t: c_int, entries: i64) -> bool {
     // SAFETY: see above.
     unsafe {
         let slots = c_uint::try_from(4 * entries).unwrap_or(c_uint::MAX);
-        warren_resizearray(l, t, slots) != 0
+        raw::resize_array(l, t, slots)
     }
-}
-
-unsafe extern "C-unwind" {
-    fn warren_resizearray(l: *mut lua_State, idx: c_int, n: c_uint) -> c_int;
 }
 
 /// Gives the (empty) run-queue table at `rq` the ring's first array part
