@@ -1,5 +1,5 @@
-//! A message between two processes of this VM, in one C call: the usual
-//! `process.send(pid, topic, payload)` to a process on the same worker.
+//! The usual `process.send(pid, topic, payload)` in one C call: to a
+//! process of this VM routed here, to any other pid sent by the host.
 //!
 //! `send1(dest, topic, v)`, called by `process.send` with its arguments,
 //! finds the sender (the record of the kernel's `current` coroutine) and
