@@ -1063,11 +1063,18 @@ function process.pid() return me().pid end
 -- is one frame, so it is the pid.
 function process.id() return me().pid end
 
+-- The usual spawn is one C call (machine/spawn.rs), which answers nothing
+-- where this Lua must act (bad arguments, outside a process, arguments
+-- that are not scalars).
 local function spawner(link, monitor)
+    local spawn1 = M.spawn1
     return function(id, host, ...)
+        local pid, kind, msg, retryable = spawn1(id, host, link, monitor, ...)
+        if pid then return pid end
+        if pid == false then return nil, mkerr(kind, msg, retryable) end
         check_str(id, "process.spawn: entry id", 2)
         check_str(host, "process.spawn: host", 2)
-        local pid, kind, msg, retryable = h_spawn(me().id, id, host, link, monitor, nil, ...)
+        pid, kind, msg, retryable = h_spawn(me().id, id, host, link, monitor, nil, ...)
         if pid then return pid end
         return nil, mkerr(kind, msg, retryable)
     end
@@ -1354,7 +1361,12 @@ function process.send(dest, topic, ...)
     return ok_or_err(h_send(p.id, dest, topic, ...))
 end
 
+-- process.inbox() and process.events(): one C call for the usual case
+-- (machine/mailbox.rs); this Lua when the process has messages waiting
+-- for its first inbox, or outside a process (me() raises).
 function process.inbox()
+    local proxy = M.inbox1()
+    if proxy then return proxy end
     local p = me()
     local s = p.inbox
     if s then return s.proxy end
@@ -1370,7 +1382,9 @@ function process.inbox()
     end
     return s.proxy
 end
-function process.events() return host_chan(me(), "events").proxy end
+function process.events()
+    return M.events1() or host_chan(me(), "events").proxy
+end
 
 -- `opts.message = true` delivers message objects (as the inbox does)
 -- instead of bare payloads; the first listen of a topic decides.
@@ -2274,13 +2288,12 @@ local function value_of(pl)
     return v
 end
 local function new_payload(v, f) return setmetatable({ v, f = f }, PayloadMT) end
-function PayloadMethods:data()
-    -- A payload with no encoding (every message's) is its value as it is:
-    -- no format to look up, no decoding (value_of would answer the same).
-    local f = rawget(self, "f")
-    if type(f) ~= "string" then return rawget(self, 1) end
-    return value_of(self)
-end
+-- payload:data(): a payload with no encoding (every message's) is its
+-- value as it is, read in C (machine/msg.rs); one with a format is
+-- decoded by value_of (bound with M.bind_start, below: M.value_of until
+-- then, this block's locals ending before it).
+PayloadMethods.data = M.payload_data
+M.value_of = value_of
 PayloadMethods.unmarshal = PayloadMethods.data
 function PayloadMethods:get_format() return format_of(self) end
 function PayloadMethods:transcode(f)
@@ -2581,7 +2594,7 @@ local GLOBALS = {
 ENV_MT = { __index = GLOBALS, __metatable = false }
 -- The machine starts a process as `start` does (machine/start.rs) once it
 -- has these.
-M.bind_start(ENV_MT, proc_main)
+M.bind_start(ENV_MT, proc_main, M.value_of)
 
 -- Primitive type calls (Wippy's typed Lua): `string(v)`, `integer(v)`,
 -- `number(v)` and `boolean(v)` return `v` when it is of that type and raise

@@ -47,13 +47,30 @@ use crate::step::Stepper;
 ///
 /// Called by Lua as a closure made by [`crate::io::raw::push`].
 pub(crate) unsafe extern "C-unwind" fn spawn_plain(l: *mut lua_State) -> c_int {
+    // SAFETY: upvalue 1 is the VM's `Stepper`, which outlives every call
+    // of the VM.
+    unsafe {
+        let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
+        spawn_at(l, ctx)
+    }
+}
+
+/// `H.spawn_plain`'s work on the arguments `me, entry, host, link,
+/// monitor, ...` that fill `l`'s stack, for the VM whose `Stepper` is
+/// `ctx`: pushes its answer and returns how many values it pushed. The
+/// machine's `spawn1` calls it for every spawn of a process.
+///
+/// # Safety
+///
+/// Called from a C function of the VM whose `Stepper` is `ctx`, the
+/// arguments being the whole stack.
+pub(crate) unsafe fn spawn_at(l: *mut lua_State, ctx: &Stepper) -> c_int {
     // SAFETY: room for the answer is made (or the error raised) before any
-    // Rust value exists; upvalue 1 is the VM's `Stepper`, which outlives
-    // every call of the VM; the arguments stay on the stack for the call.
+    // Rust value exists; the arguments stay on the stack for the call.
     let result = unsafe {
         ffi::luaL_checkstack(l, 4, std::ptr::null());
         let n = ffi::lua_gettop(l);
-        guarded(l, "spawn", |core, args| plain(core, args, n))
+        guarded_with(ctx, l, "spawn", |core, args| plain(core, args, n))
     };
     // SAFETY: as above; the pid's text is a plain array (no destructor).
     unsafe {
@@ -164,31 +181,14 @@ pub(crate) unsafe fn send_at(l: *mut lua_State, ctx: &Stepper) -> c_int {
     unsafe { answer(l, result, |l, ()| ffi::lua_pushboolean(l, 1)) }
 }
 
-/// Runs `f` on the VM's core (upvalue 1 is its `Stepper`) and the call's
-/// arguments with panics caught: a panic is an `INTERNAL` refusal naming
-/// `name`.
+/// Runs `f` on the core of the VM whose `Stepper` is `ctx` and the
+/// call's arguments with panics caught: a panic is an `INTERNAL` refusal
+/// naming `name`.
 ///
 /// # Safety
 ///
-/// Called from one of this module's C closures, made by
-/// [`crate::io::raw::push`], whose arguments stay on the stack meanwhile.
-unsafe fn guarded<T>(
-    l: *mut lua_State,
-    name: &'static str,
-    f: impl FnOnce(&CoreRef, &Args) -> Option<Result<T, ProcError>>,
-) -> Option<Result<T, ProcError>> {
-    // SAFETY: see above; the `Stepper` outlives every call of the VM.
-    unsafe {
-        let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
-        guarded_with(ctx, l, name, f)
-    }
-}
-
-/// [`guarded`] for the VM whose `Stepper` is `ctx`.
-///
-/// # Safety
-///
-/// As [`guarded`], from any C function of that VM.
+/// Called from a C function of that VM, whose arguments stay on the stack
+/// meanwhile.
 unsafe fn guarded_with<T>(
     ctx: &Stepper,
     l: *mut lua_State,
@@ -210,7 +210,7 @@ unsafe fn guarded_with<T>(
 ///
 /// # Safety
 ///
-/// As [`guarded`], with room for four values; `push` pushes one value and
+/// As [`guarded_with`], with room for four values; `push` pushes one value and
 /// `T` has no destructor that matters if a push raises.
 unsafe fn answer<T>(
     l: *mut lua_State,

@@ -347,6 +347,39 @@ fn forged_messages_are_read_raw_and_refused() {
     );
 }
 
+/// `payload:data()` is reachable from every payload, so a process can call
+/// it on any value: it reads a table raw (a trap's metamethods never run),
+/// answers the value of a table whose `f` is not a string as it is,
+/// decodes one whose `f` names an encoding (a bad encoding is `nil, err`,
+/// not a raise), and refuses what is not a table as `rawget` did.
+#[test]
+fn forged_payloads_are_read_raw_by_data() {
+    returns(
+        &format!(
+            r#"{TRY} return function()
+            local inbox = process.inbox()
+            process.send(process.pid(), "t", 7)
+            local data = inbox:receive():payload().data
+            local trap = setmetatable({{}}, {{ __index = spin, __len = spin, __eq = spin }})
+            local said = {{ tostring(data(trap)), tostring(data({{ 42, f = 7 }})),
+                tostring(data(setmetatable({{ 8, f = {{}} }}, getmetatable(trap)))),
+                tostring(data({{ '{{"a":3}}', f = "json/plain" }}).a) }}
+            local v, err = data({{ "[1", f = "json/plain" }})
+            said[#said + 1] = tostring(v) .. "," .. tostring(err and err:kind())
+            said[#said + 1] = tostring(data({{ "raw", f = "text/plain" }}))
+            for _, bad in ipairs({{ 5, "text", true, false }}) do
+                try("bad argument #1 to 'rawget' (table expected, got " .. type(bad) .. ")", data, bad)
+            end
+            try("bad argument #1 to 'rawget' (table expected, got nil)", data)
+            said[#said + 1] = verdict()
+            return table.concat(said, " ")
+        end"#
+        ),
+        &["time"],
+        "nil 42 8 3 nil,Internal raw all refused",
+    );
+}
+
 /// A forged count of 2^40 payloads is a loop in the kernel's Lua, run in
 /// the process's own resume: its memory limit ends it, the neighbour
 /// ticking meanwhile.

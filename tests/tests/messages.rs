@@ -229,6 +229,33 @@ fn a_message_waits_for_its_subscriber() {
     assert_eq!(v, s("now"));
 }
 
+/// The first `process.inbox()` takes what waited for it, in order; every
+/// later call, from any coroutine of the process, answers the same
+/// channel, and `process.events()` its own one (both made in C, the first
+/// through the kernel's Lua when messages wait).
+#[test]
+fn every_inbox_and_events_call_answers_the_process_own_channel() {
+    let v = ok(r#"return function(role)
+        if role == "quit" then return end
+        local me = process.pid()
+        for i = 1, 5 do process.send(me, "m", i) end
+        local ev = process.events()
+        local inbox = process.inbox()
+        assert(process.inbox() == inbox and process.events() == ev and ev ~= inbox)
+        local got = {}
+        for i = 1, 5 do got[i] = inbox:receive():payload():data() end
+        process.send(me, "m", 6)
+        got[6] = process.inbox():receive():payload():data()
+        local ch = channel.new()
+        coroutine.spawn(function() ch:send(process.inbox() == inbox and process.events() == ev) end)
+        assert(ch:receive(), "a coroutine's inbox and events are the process's")
+        assert(process.spawn_monitored("t:main", "test:host", "quit"))
+        local e = ev:receive()
+        return table.concat(got, ",") .. " " .. e.kind
+    end"#);
+    assert_eq!(v, s("1,2,3,4,5,6 pid.exit"));
+}
+
 #[test]
 fn listen_with_message_true_delivers_message_objects() {
     let v = ok(r#"return function()

@@ -195,6 +195,39 @@ fn spawn_of_unknown_entry_or_host_returns_not_found() {
     );
 }
 
+/// The four spawners, from the main coroutine and from a spawned one, with
+/// scalar arguments (one C call) and with a table (the kernel's Lua path):
+/// each child runs, and the monitored ones report their ends.
+#[test]
+fn every_spawner_spawns_from_any_coroutine_of_the_process() {
+    let v = app(r#"return function()
+        local ev = process.events()
+        local function all(tag)
+            local a = assert(process.spawn("t:child", "test:host", "wait"))
+            local b = assert(process.spawn_monitored("t:child", "test:host", tag, 1))
+            assert(process.spawn_linked("t:child", "test:host", "plain", { k = 1 }))
+            local d = assert(process.spawn_linked_monitored("t:child", "test:host", tag .. "2", { k = 2 }))
+            assert(process.send(a, "go"))
+            return b, d
+        end
+        local b, d = all("m")
+        local ch = channel.new()
+        coroutine.spawn(function() ch:send({ all("c") }) end)
+        local cb = ch:receive()
+        local seen, n = {}, 0
+        while n < 4 do
+            local e = ev:receive()
+            if e.kind == process.event.EXIT then
+                seen[e.from], n = e.result.value, n + 1
+            end
+        end
+        return seen[b] .. " " .. seen[d] .. " " .. seen[cb[1]] .. " " .. seen[cb[2]]
+    end"#)
+    .run("t:main", vec![])
+    .expect("ok");
+    assert_eq!(v, s("m m2 c c2"));
+}
+
 #[test]
 fn spawn_with_bad_argument_types_raises() {
     let e = fails(r#"return function() process.spawn(42, "test:host") end"#);

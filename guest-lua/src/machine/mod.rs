@@ -1,6 +1,7 @@
 //! The kernel's machinery in C: the run queue, its threads, channels (waiters,
 //! non-blocking and blocking receive and send, host-fed delivery), a
-//! message to a process of the same VM, a message's accessors and a host
+//! message to a process of the same VM, a spawn, a process's inbox and
+//! events channels, a message's and a payload's accessors and a host
 //! call's value handed to the coroutine awaiting it, as C closures on the
 //! raw Lua API over the kernel's own tables. The kernel calls them where
 //! it had Lua functions of the same names; a blocking `receive`/`send`
@@ -12,7 +13,7 @@
 //! record being run), which the blocking methods read. What the kernel
 //! makes later is given with `bind(ErrMT, MsgMT, SEND, procs, mkerr,
 //! PayloadMT, payload_list, start, entries, TimeMT, bypid)`, and later
-//! `bind_start(ENV_MT, proc_main)`.
+//! `bind_start(ENV_MT, proc_main, value_of)`.
 //!
 //! Guarantees: nothing here runs a metamethod or user code (every table
 //! access is raw, and the tables are the kernel's); no Rust value with a
@@ -26,10 +27,12 @@ mod event;
 mod exit;
 mod inbox;
 mod kthread;
+mod mailbox;
 mod msg;
 mod raw;
 mod runq;
 mod send;
+mod spawn;
 mod start;
 
 use std::ffi::{CStr, c_int};
@@ -39,7 +42,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 28] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 32] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -57,6 +60,9 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 28] = [
     (c"receive", chan::receive),
     (c"send", chan::send),
     (c"send1", send::lua_send1),
+    (c"spawn1", spawn::lua_spawn1),
+    (c"inbox1", mailbox::inbox1),
+    (c"events1", mailbox::events1),
     (c"done_next", done::lua_done_next),
     (c"call", done::lua_call),
     (c"call_as", done::lua_call_as),
@@ -65,6 +71,7 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 28] = [
     (c"msg_topic", msg::topic),
     (c"msg_from", msg::from),
     (c"msg_payload", msg::payload),
+    (c"payload_data", msg::data),
     (c"kthread", kthread::lua_kthread),
     (c"is_kthread", kthread::lua_is_kthread),
     (c"prime", crate::step::prime),
@@ -180,7 +187,7 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
         raw::pop(l, 1);
         runq::new_state(l, current);
         ffi::lua_insert(l, 1); // the state is upvalue 1, the arguments follow
-        ffi::lua_createtable(l, raw::Late::TimeTpl as c_int, 0); // LATE: its last slot
+        ffi::lua_createtable(l, raw::Late::PayloadValue as c_int, 0); // LATE: its last slot
         // CTX: the builder's own upvalue (none in a test VM: null).
         ffi::lua_pushlightuserdata(l, ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)));
         for (i, key) in Key::ALL.into_iter().enumerate() {

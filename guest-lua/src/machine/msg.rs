@@ -1,10 +1,11 @@
-//! A message's accessors in C: `msg:topic()`, `msg:from()` and
-//! `msg:payload()`, the methods every receiver calls on every message,
-//! without a Lua frame and a `rawget` call each.
+//! A message's accessors in C: `msg:topic()`, `msg:from()`,
+//! `msg:payload()` and the payload's `data()`, the methods every receiver
+//! calls on every message, without a Lua frame and a `rawget` call each.
 //!
 //! A message is the kernel's record `{ topic, from, n, payload1, ...,
 //! payloadN }` with the kernel's `MsgMT`; a payload is `{ value }` with
-//! `PayloadMT` (bound by the kernel: `raw::Late`). The methods are
+//! `PayloadMT` (bound by the kernel: `raw::Late`), and `{ value, f =
+//! format }` when it has an encoding. The methods are
 //! reachable from any table a process hands them (`msg.topic(t)`), so
 //! they read it raw and only as the Lua they replace did.
 //!
@@ -18,10 +19,11 @@ use std::ptr;
 
 use mlua::ffi::{self, lua_State};
 
-use super::raw::{self, LATE, Late, uv};
+use super::raw::{self, Key, LATE, Late, uv};
 
-/// Raises the argument error `rawget(self, ...)` raised in the Lua methods
-/// when `self` is not a table.
+/// Leaves `self` alone on the stack (`nil` when the call had none, as a
+/// Lua method's parameter is) and raises the argument error
+/// `rawget(self, ...)` raised in the Lua methods when it is not a table.
 ///
 /// # Safety
 ///
@@ -31,6 +33,7 @@ unsafe fn check_self(l: *mut lua_State) {
     // is alive across the raise), as `luaL_typeerror` makes it, with
     // rawget's name; a C function has no position to prefix.
     unsafe {
+        raw::settop(l, 1);
         if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
             ffi::lua_pushfstring(
                 l,
@@ -84,7 +87,6 @@ pub(super) unsafe extern "C-unwind" fn payload(l: *mut lua_State) -> c_int {
     // function) and raises only as the Lua method did.
     unsafe {
         check_self(l);
-        raw::settop(l, 1);
         ffi::lua_rawgeti(l, 1, 3);
         let one = ffi::lua_isinteger(l, 2) != 0 && ffi::lua_tointegerx(l, 2, ptr::null_mut()) == 1;
         raw::settop(l, 1);
@@ -100,5 +102,31 @@ pub(super) unsafe extern "C-unwind" fn payload(l: *mut lua_State) -> c_int {
         ffi::lua_insert(l, 1);
         ffi::lua_call(l, 1, 1);
         1
+    }
+}
+
+/// `payload:data()` (and `unmarshal()`): a payload with no format (every
+/// message's) is its value as it is, read here; one with a format is
+/// decoded by the kernel's `value_of(self)` (bound as
+/// `Late::PayloadValue`), whose answers (the value, or `nil, err`) are
+/// returned as they are.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn data(l: *mut lua_State) -> c_int {
+    // SAFETY: see above; `value_of` was bound by the kernel (a function,
+    // checked by `bind_start`) and raises only as the Lua method did.
+    unsafe {
+        check_self(l);
+        if raw::get(l, 1, Key::Format) != ffi::LUA_TSTRING {
+            ffi::lua_rawgeti(l, 1, 1);
+            return 1;
+        }
+        raw::settop(l, 1);
+        ffi::lua_rawgeti(l, uv(LATE), Late::PayloadValue as i64);
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, 1, ffi::LUA_MULTRET);
+        ffi::lua_gettop(l)
     }
 }

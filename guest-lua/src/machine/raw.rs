@@ -79,6 +79,9 @@ pub(super) enum Late {
     ValueTpl = 18,
     ErrorTpl = 19,
     TimeTpl = 20,
+    /// The kernel's `value_of(payload)`: a payload's value decoded from its
+    /// format, for `payload:data()` (bound by `bind_start`).
+    PayloadValue = 21,
 }
 /// Upvalues before the keys.
 pub(super) const LEADING: c_int = FIRST_KEY - 1;
@@ -131,11 +134,13 @@ pub(super) enum Key {
     Timers,
     IoWait,
     Sw,
+    /// A payload's format (`f`), read by `payload:data()`.
+    Format,
 }
 
 impl Key {
     /// Every key, in upvalue order (each at its discriminant).
-    pub(super) const ALL: [Key; 44] = [
+    pub(super) const ALL: [Key; 45] = [
         Key::Buf,
         Key::H,
         Key::T,
@@ -180,6 +185,7 @@ impl Key {
         Key::Timers,
         Key::IoWait,
         Key::Sw,
+        Key::Format,
     ];
 
     /// The field's name in the kernel's records.
@@ -229,13 +235,14 @@ impl Key {
             Key::Timers => "timers",
             Key::IoWait => "io_wait",
             Key::Sw => "sw",
+            Key::Format => "f",
         }
     }
 }
 
 // Every key is in ALL at its own position: the last one is, and positions
 // are distinct discriminants.
-const _: () = assert!(Key::Sw as usize == Key::ALL.len() - 1);
+const _: () = assert!(Key::Format as usize == Key::ALL.len() - 1);
 // Every key has a number in the vendored Lua's table of keys
 // (`WARREN_NKEYS` in lwarren.h).
 const _: () = assert!(Key::ALL.len() <= 48);

@@ -111,8 +111,9 @@ pub(super) unsafe fn start_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
     }
 }
 
-/// `bind_start(ENV_MT, proc_main)`: what [`start_here`] needs of what the
-/// kernel makes last.
+/// `bind_start(ENV_MT, proc_main, value_of)`: what [`start_here`] (and
+/// `payload:data()`, `super::msg::data`) need of what the kernel makes
+/// last.
 ///
 /// # Safety
 ///
@@ -120,14 +121,18 @@ pub(super) unsafe fn start_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
 pub(super) unsafe extern "C-unwind" fn bind_start(l: *mut lua_State) -> c_int {
     // SAFETY: a table and a function, checked, into their slots.
     unsafe {
-        raw::args(l, 2, 1, "bind_start");
-        if ffi::lua_type(l, 2) != ffi::LUA_TFUNCTION {
-            ffi::luaL_argerror(l, 2, c"wrong type".as_ptr());
+        raw::args(l, 3, 1, "bind_start");
+        for i in [2, 3] {
+            if ffi::lua_type(l, i) != ffi::LUA_TFUNCTION {
+                ffi::luaL_argerror(l, i, c"wrong type".as_ptr());
+            }
         }
         ffi::lua_pushvalue(l, 1);
         ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::EnvMt as i64);
         ffi::lua_pushvalue(l, 2);
         ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::ProcMain as i64);
+        ffi::lua_pushvalue(l, 3);
+        ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::PayloadValue as i64);
         templates(l);
         0
     }
