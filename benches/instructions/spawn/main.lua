@@ -17,7 +17,7 @@ function M.spawnw(n)
 end
 function M.main(role, n)
     if role == "quit" then return end
-    if role == "wait" then return process.inbox():receive() end
+    if role == "wait" then process.inbox():receive() return end
     n = tonumber(n) or 1000
     if role == "spawnw" then return M.spawnw(n) end
     for _ = 1, n do assert(process.spawn_monitored("bench:main", "bench:procs", "quit")) end
