@@ -1345,7 +1345,8 @@ function process.send(dest, topic, ...)
     -- topic, a payload or a refusal to explain, bad arguments) goes the
     -- Lua way.
     local ok, kind, msg, retryable = M.send1(dest, topic, ...)
-    if ok ~= nil then return ok_or_err(ok, kind, msg, retryable) end
+    if ok then return ok end -- ok_or_err, inlined
+    if ok == false then return nil, mkerr(kind, msg, retryable) end
     if type(dest) ~= "string" then check_str(dest, "process.send: destination", 2) end
     if type(topic) ~= "string" then check_str(topic, "process.send: topic", 2) end
     local p = current
