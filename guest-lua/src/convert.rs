@@ -23,7 +23,7 @@ pub(crate) use to_lua::push_protected;
 use std::ffi::c_void;
 
 use mlua::{Lua, Table, Value as LuaValue};
-use warren_core::Value;
+use warren_core::{Packed, Value};
 
 /// Metatable field that marks the kernel's runtime objects (channels,
 /// timers, ...); its value names the object in errors.
@@ -220,13 +220,39 @@ impl Converter {
         })
     }
 
+    /// Encodes the value at absolute index `idx` of `l` as MessagePack,
+    /// counted and refused as [`convert_at`](Self::convert_at) counts and
+    /// refuses it: the bytes `warren_core::msgpack::encode` writes for the
+    /// value `convert_at` answers, with the size counted (its
+    /// [`wire_size`](warren_core::limits::wire_size)), made without that
+    /// value.
+    ///
+    /// # Safety
+    ///
+    /// As [`convert_at`](Self::convert_at).
+    pub(crate) unsafe fn pack_at(
+        &mut self,
+        l: *mut mlua::ffi::lua_State,
+        idx: std::ffi::c_int,
+        keys: std::ffi::c_int,
+        root: &str,
+    ) -> Result<Packed, ConvertError> {
+        let before = self.used;
+        let mut out = Vec::with_capacity(warren_core::msgpack::ENCODE_ROOM);
+        // SAFETY: see above.
+        self.copy(root, |walk| unsafe {
+            from_lua::pack_at(l, idx, keys, walk, &mut out)
+        })?;
+        Ok(Packed::new(out, self.used - before))
+    }
+
     /// Runs `copy` with a walk that continues this converter's counts, keeps
     /// what it counted, and names a failure by `root`.
-    fn copy(
+    fn copy<T>(
         &mut self,
         root: &str,
-        copy: impl FnOnce(&mut Walk) -> Result<Value, Failure>,
-    ) -> Result<Value, ConvertError> {
+        copy: impl FnOnce(&mut Walk) -> Result<T, Failure>,
+    ) -> Result<T, ConvertError> {
         let mut walk = Walk {
             open: Vec::new(),
             used: self.used,

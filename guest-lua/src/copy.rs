@@ -154,6 +154,9 @@ unsafe fn table(l: *mut lua_State, src: c_int, depth: usize, w: &mut Walk) -> bo
         };
         w.open[depth] = me;
         w.bytes = w.bytes.saturating_add(5);
+        if w.bytes > w.limit {
+            return false;
+        }
         match flat(l, src, w) {
             Flat::Cloned => {
                 if keep_mt {
@@ -287,15 +290,17 @@ unsafe fn entry(l: *mut lua_State, out: c_int, depth: usize, w: &mut Walk) -> bo
                 }
                 ffi::lua_replace(l, value); // key, copy
             }
-            ffi::LUA_TSTRING => {
-                w.bytes = w.bytes.saturating_add(string_bytes(l, value));
-                if w.bytes > w.limit {
-                    return false;
-                }
-            }
+            ffi::LUA_TSTRING => w.bytes = w.bytes.saturating_add(string_bytes(l, value)),
             ffi::LUA_TNUMBER => w.bytes = w.bytes.saturating_add(9),
             ffi::LUA_TBOOLEAN => w.bytes = w.bytes.saturating_add(1),
             _ => return false,
+        }
+        // Every value is checked against the limit as it is counted: a
+        // number or boolean entry visited last must not carry the copy
+        // past `max` (it did, by up to 9 bytes, when only strings were
+        // checked here).
+        if w.bytes > w.limit {
+            return false;
         }
         ffi::lua_pushvalue(l, -2); // key, value, key
         ffi::lua_insert(l, -2); // key, key, value

@@ -527,7 +527,7 @@ fn item_values(
             out.push(names.topic(lua, &msg.topic)?);
             out.push(names.pid(lua, msg.from)?);
             for payload in &msg.payloads {
-                out.push(conv(payload)?);
+                out.push(conv(&payload.to_value())?);
             }
         }
         Item::Event(event) => {
@@ -828,6 +828,10 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
                 c.borrow().check_reach("send", pid_of(me), to)?;
                 let budget = c.borrow().message_budget(pid_of(me), to);
                 let payloads = payloads(lua, rest, "payload", budget)?;
+                let payloads = payloads
+                    .into_iter()
+                    .map(warren_core::Payload::Value)
+                    .collect();
                 c.borrow_mut()
                     .send(pid_of(me), to, &topic.to_str()?, payloads)?;
                 Ok(true)

@@ -1242,7 +1242,6 @@ local function copy_value(v, depth, open)
     if t == "table" then return copy_table(v, depth, open) end
     if t == "string" then
         SEND.bytes = SEND.bytes + 5 + #v
-        if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
     elseif t == "number" then
         SEND.bytes = SEND.bytes + 9
     elseif t == "boolean" or t == "nil" then
@@ -1250,6 +1249,8 @@ local function copy_value(v, depth, open)
     else -- function, thread, userdata, channel: whatever `type` names
         return COPY_FAIL, t .. " cannot be sent", ""
     end
+    -- every value, not only a string, may be the one that passes the limit
+    if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
     return v
 end
 
@@ -1263,6 +1264,7 @@ copy_table = function(t, depth, open)
     if tag then return COPY_FAIL, tag .. " cannot be sent", "" end
     open[t] = true
     SEND.bytes = SEND.bytes + 5
+    if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
     local out = {}
     for k, v in next, t do
         local kt = type(k)

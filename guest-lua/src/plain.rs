@@ -32,7 +32,7 @@ use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mlua::ffi::{self, lua_State};
-use warren_core::{CoreRef, ErrorKind, PidText, ProcError, SpawnRequest};
+use warren_core::{CoreRef, ErrorKind, Payload, PidText, ProcError, SpawnRequest};
 
 use crate::convert::{Budget, Converter, Scalar};
 use crate::host::{convert_failure, pid_of};
@@ -253,6 +253,8 @@ fn send(core: &CoreRef, args: &Args, l: *mut lua_State, n: c_int) -> Option<Resu
         core.borrow().check_reach("send", me, to)?;
         let budget = core.borrow().message_budget(me, to);
         let mut converter = Converter::new(Budget::message(budget));
+        // A component reads MessagePack: encode straight from the table.
+        let packed = core.borrow().reads_packed(to);
         let many = n > 4;
         let mut payloads = Vec::with_capacity(presized(n - 3));
         for i in 4..=n {
@@ -265,9 +267,15 @@ fn send(core: &CoreRef, args: &Args, l: *mut lua_State, n: c_int) -> Option<Resu
             };
             // SAFETY: slot `i` holds an argument and `n + 1` the table of
             // field names (see `send_plain`); the walk raises nothing.
-            let value = unsafe { converter.convert_at(l, i, n + 1, root) }
-                .map_err(|e| convert_failure(&e, "payload", budget))?;
-            payloads.push(value);
+            let payload = unsafe {
+                if packed {
+                    converter.pack_at(l, i, n + 1, root).map(Payload::Packed)
+                } else {
+                    converter.convert_at(l, i, n + 1, root).map(Payload::Value)
+                }
+            }
+            .map_err(|e| convert_failure(&e, "payload", budget))?;
+            payloads.push(payload);
         }
         core.borrow_mut().send(me, to, topic, payloads)?;
         Ok(())

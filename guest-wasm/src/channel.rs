@@ -69,7 +69,7 @@ fn try_receive(chan: &mut ChannelRes, mb: &mut Mailbox) -> Try {
         ChannelRes::Inbox => mb.take_message().map(|m| Item::Message(wit_message(m))),
         ChannelRes::Events => mb.events.pop_front().map(|e| Item::Event(wit_event(e))),
         ChannelRes::Topic(topic) => match mb.take_topic(topic) {
-            Some(v) => v.map(|v| Item::Value(encode(&v))),
+            Some(v) => v.map(|v| Item::Value(v.into_packed())),
             None => return Try::Ready(None),
         },
         ChannelRes::Timer { id, done } => {

@@ -6,7 +6,7 @@ use std::future::poll_fn;
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use warren_core::{ErrorKind, Event, Exit, Message, Pid, ProcError, SpawnRequest, Value};
+use warren_core::{ErrorKind, Event, Exit, Message, Payload, Pid, ProcError, SpawnRequest, Value};
 use wasmtime::component::Resource;
 
 use crate::bindings::warren::process::host::Host;
@@ -56,12 +56,14 @@ fn unavailable() -> WitError {
     ))
 }
 
-fn decode_all(payloads: &[Vec<u8>], what: &str) -> Result<Vec<Value>, WitError> {
+/// Decodes every payload (or argument), as `T` (a value, or a message's
+/// payload holding one).
+fn decode_all<T: From<Value>>(payloads: &[Vec<u8>], what: &str) -> Result<Vec<T>, WitError> {
     payloads
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            decode(p).map_err(|e| {
+            decode(p).map(T::from).map_err(|e| {
                 wit_error(&ProcError::new(
                     ErrorKind::Invalid,
                     format!("{what} {}: {e}", i + 1),
@@ -88,7 +90,7 @@ pub(crate) fn wit_message(m: Message) -> wit::Message {
     wit::Message {
         topic: m.topic.to_string(),
         sender: pid_string(m.from),
-        payloads: m.payloads.iter().map(encode).collect(),
+        payloads: m.payloads.into_iter().map(Payload::into_packed).collect(),
     }
 }
 
@@ -243,7 +245,7 @@ impl Host for ProcState {
         topic: String,
         payloads: Vec<Vec<u8>>,
     ) -> Result<(), WitError> {
-        let payloads = decode_all(&payloads, "payload")?;
+        let payloads: Vec<Payload> = decode_all(&payloads, "payload")?;
         let to = self.target(&dest)?;
         self.core_call(|c, me| c.send(me, to, &topic, payloads))
     }

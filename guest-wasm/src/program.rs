@@ -342,6 +342,11 @@ impl FrontendFactory for Factory {
     fn create(&self, core: CoreRef, index: usize) -> Box<dyn Frontend> {
         Box::new(WasmDriver::new(core, index))
     }
+
+    /// Components receive every payload as MessagePack.
+    fn reads_packed(&self) -> bool {
+        true
+    }
 }
 
 /// The WebAssembly front-end, to register with a `RuntimeBuilder`.

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use warren_core::{Core, CoreRef, Event, Message, Pid, Value};
+use warren_core::{Core, CoreRef, Event, Message, Payload, Pid, Value};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -18,7 +18,7 @@ pub(crate) struct Mailbox {
     pub messages: VecDeque<Message>,
     pub events: VecDeque<Event>,
     /// Listened topics and the payloads that arrived for them.
-    pub topics: FxHashMap<String, VecDeque<Value>>,
+    pub topics: FxHashMap<String, VecDeque<Payload>>,
     pub fired: FxHashSet<u64>,
     /// Timers whose wait ended another way; their fire is ignored.
     pub abandoned: FxHashSet<u64>,
@@ -39,7 +39,7 @@ impl Mailbox {
 
     /// Takes the oldest payload that arrived for a listened `topic`; `None`
     /// as the outer value when the topic is not listened to.
-    pub fn take_topic(&mut self, topic: &str) -> Option<Option<Value>> {
+    pub fn take_topic(&mut self, topic: &str) -> Option<Option<Payload>> {
         let v = self.topics.get_mut(topic)?.pop_front();
         if v.is_some() {
             self.taken += 1;
@@ -62,10 +62,17 @@ impl Mailbox {
             self.messages.push_back(message);
             return;
         };
-        let value = if message.payloads.len() == 1 {
-            message.payloads.pop().unwrap_or_default()
-        } else {
-            Value::Array(message.payloads)
+        let value = match message.payloads.pop() {
+            Some(one) if message.payloads.is_empty() => one,
+            last => {
+                let mut values: Vec<Value> = message
+                    .payloads
+                    .into_iter()
+                    .map(Payload::into_value)
+                    .collect();
+                values.extend(last.map(Payload::into_value));
+                Payload::Value(Value::Array(values))
+            }
         };
         queue.push_back(value);
     }

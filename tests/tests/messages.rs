@@ -457,6 +457,58 @@ fn a_payload_is_measured_alike_by_the_native_and_the_lua_copy() {
     );
 }
 
+/// The same-VM copy stops exactly at `max_message_bytes` whatever it
+/// visits last: a number, a boolean or an empty table that carries the
+/// payload one byte past the limit is refused like a string is, in a
+/// flat table (cloned) and in a nested one (copied entry by entry). (The
+/// native copy's entry-by-entry path and the kernel's Lua copy, which
+/// decides what the native one leaves, checked only strings and keys: a
+/// number visited after the big string let a payload 9 bytes over the
+/// limit through, depending on the order of the keys' hashes.) Each key name lands elsewhere in the table, so some are
+/// visited before the string and some after.
+#[test]
+fn the_same_vm_copy_stops_at_the_limit_whatever_it_visits_last() {
+    let limits = warren_core::HostLimits {
+        max_message_bytes: 1_000,
+        ..warren_core::HostLimits::default()
+    };
+    let v = App::new()
+        .limits(limits)
+        .entry(
+            "t:main",
+            r#"return function()
+            local me, inbox, out = process.pid(), process.inbox(), {}
+            -- 5 (table) + 6 + 5 + n (s) + 6 (the key) + the last value.
+            local lasts = { { 7, 9 }, { true, 1 }, { {}, 5 }, { "", 5 } }
+            -- Nested: a table among the values (its key 7, itself 5) makes
+            -- the native copy go entry by entry instead of cloning.
+            for _, nested in ipairs({ false, true }) do
+            for _, case in ipairs(lasts) do
+                local last, size = case[1], case[2]
+                for key in ("abcdefghijklmnopqrtuvwxyz"):gmatch(".") do
+                    for over = 0, 1 do
+                        local n = 1000 - 22 - size + over - (nested and 12 or 0)
+                        local v = { s = string.rep("x", n), [key] = last }
+                        if nested then v.tt = {} end
+                        local ok, err = process.send(me, "t", v)
+                        local got = ok and #inbox:receive():payload():data().s or err:kind()
+                        local want = over == 0 and n or "Invalid"
+                        if got ~= want then
+                            out[#out + 1] = key .. " " .. type(last) .. " " .. tostring(nested)
+                                .. " " .. over .. ": " .. tostring(got)
+                        end
+                    end
+                end
+            end
+            end
+            return #out == 0 and "ok" or #out .. " wrong: " .. table.concat(out, ", ", 1, math.min(#out, 4))
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v, s("ok"));
+}
+
 /// A one-payload send to a process of the same VM takes the native path
 /// (guest-lua's `machine/send.rs`) for scalars too: a string counts 5 + its
 /// length against `max_message_bytes` exactly as the kernel's Lua copy

@@ -113,6 +113,64 @@ fn a_message_out_of_the_vm_is_refused_with_its_path_and_runs_no_metamethod() {
     );
 }
 
+/// A Lua process's payload to a component is encoded straight from its
+/// table (guest-lua's `convert/from_lua/pack.rs`), to a Lua process it is
+/// copied: both count it alike against `max_message_bytes` (the first
+/// size refused is the same), one payload or two, and what the component
+/// echoes back arrives whole. (No number keys: the same-VM copy counts
+/// them as nothing where `wire_size` counts 9 bytes; see the README.)
+#[test]
+fn a_payload_to_a_component_is_measured_as_one_to_a_lua_process() {
+    let limits = warren_core::HostLimits {
+        max_message_bytes: 1_000,
+        ..warren_core::HostLimits::default()
+    };
+    let v = App::new()
+        .limits(limits)
+        .component("t:echo", "echo")
+        .entry(
+            "t:main",
+            r#"return function()
+            local echo = process.spawn("t:echo", "test:host")
+            local me, inbox = process.pid(), process.inbox()
+            local function first_refused(dest, two)
+                for n = 900, 1000 do
+                    local v = { s = string.rep("x", n), list = { 1, 2.5, true, { k = "\255" } }, seven = 7 }
+                    local ok, err
+                    if two then ok, err = process.send(dest, "t", "lead", v)
+                    else ok, err = process.send(dest, "t", v) end
+                    if not ok then return n .. " " .. err:kind() end
+                    local p = inbox:receive():payload()
+                    local d = two and p[2]:data() or p:data()
+                    assert(not two or p[1]:data() == "lead", "first payload")
+                    assert(#d.s == n and d.list[2] == 2.5 and d.list[3] == true
+                        and d.list[4].k == "\255" and d.seven == 7, "changed at " .. n)
+                end
+                return "none refused"
+            end
+            local out = {
+                first_refused(echo, false), first_refused(me, false),
+                first_refused(echo, true), first_refused(me, true),
+            }
+            process.send(echo, "stop")
+            return out
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    let Value::Array(got) = v else {
+        panic!("not a list: {v:?}")
+    };
+    let got: Vec<&str> = got.iter().filter_map(Value::as_str).collect();
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0], got[1], "one payload");
+    assert_eq!(got[2], got[3], "two payloads");
+    // 5 + (6 + 5 + n) + (9 + 5 + 9 + 9 + 1 + (5 + 6 + 6)) + (10 + 9) = 1,000
+    // at n = 915; the lead adds 9.
+    assert_eq!(got[0], "916 Invalid");
+    assert_eq!(got[2], "907 Invalid");
+}
+
 #[test]
 fn lua_and_a_component_trade_messages_with_values_intact() {
     let v = App::new()

@@ -21,6 +21,9 @@ use super::{
     error_field, host_kind, is_identifier,
 };
 
+mod pack;
+pub(super) use pack::pack_at;
+
 /// The registry key (its address) of the table of field names.
 static KEYS: u8 = 0;
 
@@ -206,8 +209,26 @@ impl Raw<'_> {
 
     /// The table at absolute index `idx`.
     unsafe fn table(&mut self, idx: c_int) -> Result<Value, Failure> {
-        // SAFETY: as `value`; the stack is grown first and every push here
-        // is popped before returning.
+        // SAFETY: as `value`; `enter` grows the stack.
+        unsafe {
+            let is_error = self.enter(idx)?;
+            let result = if is_error {
+                self.error(idx)
+            } else {
+                self.entries(idx)
+            };
+            self.walk.open.pop();
+            result
+        }
+    }
+
+    /// Enters the table at absolute index `idx`: refuses a cycle, nesting
+    /// past [`MAX_DEPTH`], a runtime object and a value of more tables
+    /// than the budget allows, counts its own 5 bytes, grows the stack for
+    /// a level and opens it (the caller pops `walk.open` when done).
+    /// Whether it is an error object.
+    unsafe fn enter(&mut self, idx: c_int) -> Result<bool, Failure> {
+        // SAFETY: as `value`.
         unsafe {
             let ptr = ffi::lua_topointer(self.l, idx);
             if self.walk.open.contains(&ptr) {
@@ -236,13 +257,7 @@ impl Raw<'_> {
                 return Err(failure);
             }
             walk.open.push(ptr);
-            let result = if is_error {
-                self.error(idx)
-            } else {
-                self.entries(idx)
-            };
-            self.walk.open.pop();
-            result
+            Ok(is_error)
         }
     }
 

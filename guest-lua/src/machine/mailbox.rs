@@ -28,27 +28,13 @@ use super::raw::{self, CHAN_MT, Key, uv};
 /// `mb`, and `cap`'s slot left empty), as the kernel's constructor sized it.
 const HOST_CHAN_FIELDS: c_int = 4;
 
-/// Pushes the process record of the running coroutine and returns true;
-/// false (leftovers above the top) outside a process.
-///
-/// # Safety
-///
-/// Called from a machine C function with room for two values.
-unsafe fn me(l: *mut lua_State) -> bool {
-    // SAFETY: raw reads of the kernel's `current` record.
-    unsafe {
-        ffi::lua_getupvalue(l, uv(raw::CURRENT), 1);
-        ffi::lua_type(l, -1) == ffi::LUA_TTABLE && raw::get(l, -1, Key::P) == ffi::LUA_TTABLE
-    }
-}
-
 /// Pushes a new host-fed channel state for process record `p` (`mb = p`
 /// when `inbox`) and its proxy, and stores the state at `key` in `p`.
 /// Returns the proxy's index.
 ///
 /// # Safety
 ///
-/// As [`me`], with room for three values; `p` absolute.
+/// As [`raw::running`], with room for three values; `p` absolute.
 unsafe fn make(l: *mut lua_State, p: c_int, key: Key, inbox: bool) -> c_int {
     // SAFETY: a new table and a new userdata, set raw, linked to the
     // record last.
@@ -86,7 +72,7 @@ unsafe fn host_chan(l: *mut lua_State, key: Key) -> c_int {
     unsafe {
         raw::reserve(l);
         raw::settop(l, 0);
-        if !me(l) {
+        if !raw::running(l) {
             return 0;
         }
         let p = ffi::lua_gettop(l);

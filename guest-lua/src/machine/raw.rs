@@ -267,6 +267,22 @@ pub(super) fn uv(n: c_int) -> c_int {
     ffi::lua_upvalueindex(n)
 }
 
+/// Pushes the kernel's `current` coroutine record and, above it, its
+/// process record, and returns true; false (leftovers above the top, at
+/// most two) outside a process. Every machine function that acts for the
+/// running process finds it here.
+///
+/// # Safety
+///
+/// Called from a machine C function with room for two values.
+pub(super) unsafe fn running(l: *mut lua_State) -> bool {
+    // SAFETY: see above; raw reads of the kernel's `current` record.
+    unsafe {
+        ffi::lua_getupvalue(l, uv(CURRENT), 1);
+        ffi::lua_type(l, -1) == ffi::LUA_TTABLE && get(l, -1, Key::P) == ffi::LUA_TTABLE
+    }
+}
+
 /// Pushes the state of the channel at `idx` and returns true; when the
 /// value there is not a channel (a userdata with the metatable at
 /// [`CHAN_MT`]), pushes nothing and returns false. Runs no metamethod and

@@ -197,8 +197,7 @@ unsafe fn parties(l: *mut lua_State) -> Parties {
     // SAFETY: see above; raw reads of the kernel's own tables and of the
     // string at 1.
     unsafe {
-        ffi::lua_getupvalue(l, uv(raw::CURRENT), 1);
-        if ffi::lua_type(l, 4) != ffi::LUA_TTABLE || raw::get(l, 4, Key::P) != ffi::LUA_TTABLE {
+        if !raw::running(l) {
             return Parties::Neither;
         }
         ffi::lua_replace(l, 4);

@@ -42,10 +42,7 @@ pub(super) unsafe extern "C-unwind" fn lua_spawn1(l: *mut lua_State) -> c_int {
             return 0;
         }
         raw::reserve(l);
-        ffi::lua_getupvalue(l, uv(raw::CURRENT), 1);
-        if ffi::lua_type(l, n + 1) != ffi::LUA_TTABLE
-            || raw::get(l, n + 1, Key::P) != ffi::LUA_TTABLE
-        {
+        if !raw::running(l) {
             raw::settop(l, n);
             return 0;
         }

@@ -19,7 +19,8 @@ use crate::directory::{Admit, Queued, admit};
 use crate::error::{ErrorKind, ProcError, refused, too_large};
 use crate::frontend::Program;
 use crate::item::{Event, Exit, Item, LinkExit, Message, Reservation};
-use crate::limits::{HostQuota, check_values, wire_size};
+use crate::limits::{HostQuota, check_payloads, check_values, wire_size};
+use crate::payload::Payload;
 use crate::pid::Pid;
 use crate::placement::Home;
 use crate::runtime::{Shared, SpawnRequest};
@@ -216,6 +217,18 @@ impl Core {
         self.shared.quota(pid.host())
     }
 
+    /// Whether `to` is a process of this worker whose front-end reads
+    /// payloads as MessagePack ([`FrontendFactory::reads_packed`]): a
+    /// sender may then hand them over encoded ([`Payload::Packed`]).
+    ///
+    /// [`FrontendFactory::reads_packed`]: crate::FrontendFactory::reads_packed
+    pub fn reads_packed(&self, to: Pid) -> bool {
+        self.procs
+            .get(&to)
+            .and_then(|p| self.shared.factories.get(p.frontend))
+            .is_some_and(|f| f.reads_packed())
+    }
+
     /// Refuses `op` from `from` to `to` when `from`'s host may not reach
     /// `to`'s (`allow_hosts`): `PERMISSION_DENIED` naming both.
     pub fn check_reach(&self, op: &str, from: Pid, to: Pid) -> Result<(), ProcError> {
@@ -238,13 +251,13 @@ impl Core {
 
     /// Refuses payloads larger than the `max_message_bytes` of either host;
     /// their size otherwise.
-    pub fn check_size(&self, from: Pid, to: Pid, payloads: &[Value]) -> Result<usize, ProcError> {
+    pub fn check_size(&self, from: Pid, to: Pid, payloads: &[Payload]) -> Result<usize, ProcError> {
         let limit = self
             .quota_of(from)
             .limits
             .max_message_bytes
             .min(self.quota_of(to).limits.max_message_bytes);
-        let bytes = wire_size(payloads);
+        let bytes = payloads.iter().map(Payload::wire_size).sum();
         if bytes > limit {
             return Err(ProcError::new(
                 ErrorKind::Invalid,
@@ -333,7 +346,7 @@ impl Core {
         from: Pid,
         to: Pid,
         topic: &str,
-        payloads: Vec<Value>,
+        payloads: Vec<Payload>,
     ) -> Result<(), ProcError> {
         if topic.starts_with('@') {
             return Err(ProcError::new(
@@ -345,7 +358,7 @@ impl Core {
         }
         self.check_reach("send", from, to)?;
         let bytes = self.check_size(from, to, &payloads)?;
-        check_values(&payloads, "payload").map_err(|e| ProcError::new(ErrorKind::Invalid, e))?;
+        check_payloads(&payloads, "payload").map_err(|e| ProcError::new(ErrorKind::Invalid, e))?;
         let held = self.hold(from, to, bytes)?;
         let msg = Message {
             from,
@@ -659,8 +672,8 @@ impl Core {
                 from: me,
                 topic: topic.clone(),
                 payloads: vec![
-                    Value::Int(i64::try_from(id).unwrap_or(i64::MAX)),
-                    event.clone(),
+                    Value::Int(i64::try_from(id).unwrap_or(i64::MAX)).into(),
+                    event.clone().into(),
                 ],
                 held: Some(held),
             };

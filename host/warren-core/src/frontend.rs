@@ -38,6 +38,13 @@ pub trait FrontendFactory: Send + Sync {
     /// Creates this worker's instance. `index` identifies the front-end in
     /// [`Core::next_item`](crate::Core::next_item).
     fn create(&self, core: CoreRef, index: usize) -> Box<dyn Frontend>;
+    /// Whether its processes read payloads as MessagePack (components
+    /// do): a sender that knows it may encode them straight from its own
+    /// values ([`Payload::Packed`](crate::Payload::Packed)) instead of
+    /// building a [`Value`](crate::Value) the front-end would encode.
+    fn reads_packed(&self) -> bool {
+        false
+    }
 }
 
 /// A language runtime living on one worker thread.

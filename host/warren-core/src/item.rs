@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::error::ProcError;
 use crate::frontend::Program;
 use crate::limits::HostQuota;
+use crate::payload::Payload;
 use crate::pid::Pid;
 use crate::value::Value;
 
@@ -20,7 +21,7 @@ pub struct Message {
     /// The topic it was sent on.
     pub topic: Arc<str>,
     /// Zero or more payloads, copied from the sender.
-    pub payloads: Vec<Value>,
+    pub payloads: Vec<Payload>,
     /// The sender host's `memory_total` held for it while it is queued.
     pub(crate) held: Option<Arc<Reservation>>,
 }
@@ -31,7 +32,10 @@ impl Message {
     pub fn wire_bytes(&self) -> u64 {
         match &self.held {
             Some(held) => held.bytes,
-            None => u64::try_from(crate::limits::wire_size(&self.payloads)).unwrap_or(u64::MAX),
+            None => {
+                let bytes: usize = self.payloads.iter().map(Payload::wire_size).sum();
+                u64::try_from(bytes).unwrap_or(u64::MAX)
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod item;
 pub mod lane;
 pub mod limits;
 pub mod msgpack;
+pub mod payload;
 pub mod pid;
 mod placement;
 pub mod registry;
@@ -45,6 +46,7 @@ pub use lane::{
     BLOCKING_LANE_PER_HOST, BLOCKING_LANE_THREADS, Lane, LaneHandle, SYSTEM_QUEUE, blocking_lane,
 };
 pub use limits::{HostLimits, HostQuota};
+pub use payload::{Packed, Payload};
 pub use pid::{Pid, PidText};
 pub use runtime::{ExitCallback, HostSpec, Runtime, RuntimeBuilder, SpawnRequest};
 pub use services::{ServiceCommand, ServiceControl, ServiceInfo};

@@ -261,6 +261,22 @@ pub fn check_values(values: &[Value], root: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// [`check_values`] for a message's payloads: a packed one was checked by
+/// the encoder that made it (see [`crate::payload`]).
+pub fn check_payloads(payloads: &[crate::Payload], root: &str) -> Result<(), String> {
+    for (i, p) in payloads.iter().enumerate() {
+        let Some(v) = p.as_value() else { continue };
+        check_value(v, 0).map_err(|(path, why)| {
+            if payloads.len() > 1 {
+                format!("{root}[{}]{path}: {why}", i + 1)
+            } else {
+                format!("{root}{path}: {why}")
+            }
+        })?;
+    }
+    Ok(())
+}
+
 /// Checks `v`; the path of what cannot be sent, and why. Paths are only
 /// formatted on the way out of an error: a value that can be sent costs no
 /// allocation.

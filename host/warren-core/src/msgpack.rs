@@ -14,7 +14,7 @@ use rmp::encode as w;
 use crate::value::Value;
 
 /// Room reserved up front for an encoding: a small message's payload fits.
-const ENCODE_ROOM: usize = 64;
+pub const ENCODE_ROOM: usize = 64;
 
 /// Encodes a value as MessagePack: text as `str`, other byte strings as
 /// `bin`, integers in their shortest form, floats as `float 64`.
@@ -30,35 +30,82 @@ fn len32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn write_value(out: &mut Vec<u8>, value: &Value) {
-    // Writes into a Vec cannot fail: each result is `Ok` and ignored.
+// The writers below are the pieces of `encode`, for an encoder that walks
+// its own values (guest-lua's, straight from a Lua table): what they write
+// in sequence is what `encode` writes for the same value. Writes into a
+// Vec cannot fail: each result is `Ok` and ignored.
+
+/// Writes `nil`.
+pub fn write_nil(out: &mut Vec<u8>) {
+    let _ = w::write_nil(out);
+}
+
+/// Writes a boolean.
+pub fn write_bool(out: &mut Vec<u8>, b: bool) {
+    let _ = w::write_bool(out, b);
+}
+
+/// Writes an integer in its shortest form.
+pub fn write_int(out: &mut Vec<u8>, i: i64) {
+    let _ = w::write_sint(out, i);
+}
+
+/// Writes a float as `float 64`.
+pub fn write_float(out: &mut Vec<u8>, f: f64) {
+    let _ = w::write_f64(out, f);
+}
+
+/// Writes a byte string: `str` when it is UTF-8 text, else `bin`, with
+/// the shortest header rmp writes (by hand: rmp's writer goes through
+/// `io::Write` a piece at a time, about 150 instructions for a short
+/// string).
+pub fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let n = bytes.len();
+    let text = std::str::from_utf8(bytes).is_ok();
+    out.reserve(n + 5);
+    match (text, u8::try_from(n), u16::try_from(n)) {
+        (true, Ok(short @ 0..=31), _) => out.push(0xa0 | short),
+        (true, Ok(byte), _) => out.extend_from_slice(&[0xd9, byte]),
+        (false, Ok(byte), _) => out.extend_from_slice(&[0xc4, byte]),
+        (_, Err(_), Ok(word)) => {
+            out.push(if text { 0xda } else { 0xc5 });
+            out.extend_from_slice(&word.to_be_bytes());
+        }
+        (_, Err(_), Err(_)) => {
+            out.push(if text { 0xdb } else { 0xc6 });
+            out.extend_from_slice(&len32(n).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(bytes);
+}
+
+/// Writes the header of an array of `n` items (the items follow).
+pub fn write_array_len(out: &mut Vec<u8>, n: usize) {
+    let _ = w::write_array_len(out, len32(n));
+}
+
+/// Writes the header of a map of `n` entries (each key, then its value,
+/// follows).
+pub fn write_map_len(out: &mut Vec<u8>, n: usize) {
+    let _ = w::write_map_len(out, len32(n));
+}
+
+/// Writes `value` at the end of `out`: the bytes [`encode`] answers.
+pub fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
-        Value::Nil => {
-            let _ = w::write_nil(out);
-        }
-        Value::Bool(b) => {
-            let _ = w::write_bool(out, *b);
-        }
-        Value::Int(i) => {
-            let _ = w::write_sint(out, *i);
-        }
-        Value::Float(f) => {
-            let _ = w::write_f64(out, *f);
-        }
-        Value::Str(bytes) => {
-            let _ = match std::str::from_utf8(bytes) {
-                Ok(text) => w::write_str(out, text),
-                Err(_) => w::write_bin(out, bytes),
-            };
-        }
+        Value::Nil => write_nil(out),
+        Value::Bool(b) => write_bool(out, *b),
+        Value::Int(i) => write_int(out, *i),
+        Value::Float(f) => write_float(out, *f),
+        Value::Str(bytes) => write_bytes(out, bytes),
         Value::Array(items) => {
-            let _ = w::write_array_len(out, len32(items.len()));
+            write_array_len(out, items.len());
             for item in items {
                 write_value(out, item);
             }
         }
         Value::Map(entries) => {
-            let _ = w::write_map_len(out, len32(entries.len()));
+            write_map_len(out, entries.len());
             for (k, v) in entries {
                 write_value(out, k);
                 write_value(out, v);
@@ -140,7 +187,10 @@ mod tests {
     fn long_collections_and_strings_take_the_wide_forms() {
         let text = Value::str("x".repeat(70_000));
         let list = Value::Array(vec![Value::Nil; 70_000]);
-        for v in [text, list] {
+        let mid = Value::str("é".repeat(200));
+        let bin = Value::Str(vec![0xff; 70_000]);
+        let bin16 = Value::Str(vec![0xfe; 40_000]);
+        for v in [text, list, mid, bin, bin16] {
             assert_eq!(encode(&v), rmp_serde::to_vec(&v).expect("serializes"));
             assert_eq!(decode(&encode(&v)), Ok(v));
         }

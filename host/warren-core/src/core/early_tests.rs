@@ -82,7 +82,7 @@ fn a_message_that_overtakes_the_spawn_is_received_after_the_start() {
         let msg = Message {
             from,
             topic: "early".into(),
-            payloads: vec![Value::Int(1)],
+            payloads: vec![Value::Int(1).into()],
             held: None,
         };
         Cmd::Deliver(pid, Item::Msg(msg))

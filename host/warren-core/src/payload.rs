@@ -1,0 +1,135 @@
+//! A message's payload as the core carries it: a [`Value`], or the value
+//! already encoded as MessagePack by a sender that knew its receiver reads
+//! MessagePack (a Lua process sending to a component encodes straight
+//! from its table, with no `Value` tree in between).
+//!
+//! Guarantees: a packed payload was encoded by the runtime's own encoder
+//! (never bytes a guest handed over), under the same checks a value gets
+//! (nesting, keys), and carries the size [`wire_size`] gives the same
+//! value, so a message counts the same against `max_message_bytes` and
+//! `memory_total` either way. Either form reads as the other: a receiver
+//! that wants a value decodes a packed payload, one that wants bytes
+//! encodes a value.
+//!
+//! [`wire_size`]: crate::limits::wire_size
+
+use std::borrow::Cow;
+
+use crate::msgpack;
+use crate::value::Value;
+
+/// One payload of a message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Payload {
+    /// A value.
+    Value(Value),
+    /// A value encoded as MessagePack by the runtime (see the module doc).
+    Packed(Packed),
+}
+
+/// A value encoded as MessagePack, with the size it counts as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packed {
+    bytes: Vec<u8>,
+    wire: usize,
+}
+
+impl Packed {
+    /// `bytes`, the MessagePack encoding of a value whose
+    /// [`wire_size`](crate::limits::wire_size) is `wire`, made by the
+    /// runtime's encoder under the checks a value gets.
+    pub fn new(bytes: Vec<u8>, wire: usize) -> Self {
+        Packed { bytes, wire }
+    }
+
+    /// The encoding.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl From<Value> for Payload {
+    fn from(v: Value) -> Self {
+        Payload::Value(v)
+    }
+}
+
+impl Payload {
+    /// The size it counts as against the limits
+    /// ([`wire_size`](crate::limits::wire_size) of its value).
+    pub fn wire_size(&self) -> usize {
+        match self {
+            Payload::Value(v) => crate::limits::wire_size(std::slice::from_ref(v)),
+            Payload::Packed(p) => p.wire,
+        }
+    }
+
+    /// Its value, decoded when packed (nil if the bytes did not decode,
+    /// which the runtime's encoder never makes).
+    pub fn to_value(&self) -> Cow<'_, Value> {
+        match self {
+            Payload::Value(v) => Cow::Borrowed(v),
+            Payload::Packed(p) => Cow::Owned(decode_or_nil(&p.bytes)),
+        }
+    }
+
+    /// Its value, decoded when packed (as [`to_value`](Self::to_value)).
+    pub fn into_value(self) -> Value {
+        match self {
+            Payload::Value(v) => v,
+            Payload::Packed(p) => decode_or_nil(&p.bytes),
+        }
+    }
+
+    /// Its MessagePack encoding, encoded when a value.
+    pub fn into_packed(self) -> Vec<u8> {
+        match self {
+            Payload::Value(v) => msgpack::encode(&v),
+            Payload::Packed(p) => p.bytes,
+        }
+    }
+
+    /// Its value when it is one (not packed).
+    pub fn as_value(&self) -> Option<&Value> {
+        match self {
+            Payload::Value(v) => Some(v),
+            Payload::Packed(_) => None,
+        }
+    }
+}
+
+fn decode_or_nil(bytes: &[u8]) -> Value {
+    let decoded = msgpack::decode(bytes);
+    debug_assert!(decoded.is_ok(), "a packed payload decodes: {decoded:?}");
+    decoded.unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Value {
+        Value::Map(vec![
+            (Value::str("id"), Value::Int(7)),
+            (
+                Value::str("tags"),
+                Value::Array(vec![Value::str("a"), Value::Nil]),
+            ),
+        ])
+    }
+
+    #[test]
+    fn either_form_reads_as_the_other_and_counts_the_same() {
+        let v = sample();
+        let wire = crate::limits::wire_size(std::slice::from_ref(&v));
+        let packed = Payload::Packed(Packed::new(msgpack::encode(&v), wire));
+        let plain = Payload::from(v.clone());
+        assert_eq!(packed.wire_size(), plain.wire_size());
+        assert_eq!(*packed.to_value(), v);
+        assert_eq!(packed.clone().into_value(), v);
+        assert_eq!(plain.clone().into_packed(), msgpack::encode(&v));
+        assert_eq!(packed.clone().into_packed(), msgpack::encode(&v));
+        assert!(packed.as_value().is_none());
+        assert_eq!(plain.as_value(), Some(&v));
+    }
+}
