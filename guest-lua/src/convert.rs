@@ -177,6 +177,12 @@ impl Converter {
         }
     }
 
+    /// The bytes counted so far against the budget (what a message of the
+    /// values copied counts as against `max_message_bytes`).
+    pub fn counted(&self) -> usize {
+        self.used
+    }
+
     /// Copies `v`; `root` names it in errors.
     pub fn convert(&mut self, lua: &Lua, v: &LuaValue, root: &str) -> Result<Value, ConvertError> {
         self.copy(root, |walk| {

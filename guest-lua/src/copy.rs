@@ -83,6 +83,77 @@ struct Walk {
     error_mt: c_int,
 }
 
+/// The keys of one table as `wire_size` counts them: a string 5 and its
+/// length, any other key 9, except that a key in `1..=#t` is free when
+/// every key is one (the table crosses as an array), which is known only
+/// at the table's end (the host's walk counts the same way).
+struct Keys {
+    /// The table's border (`#t`, raw).
+    len: usize,
+    /// Keys in `1..=len` seen so far.
+    index: i64,
+    /// Whether any other key was seen.
+    other: bool,
+}
+
+impl Keys {
+    /// The keys of the table at `src`, none counted yet.
+    ///
+    /// # Safety
+    ///
+    /// A table at `src`.
+    unsafe fn of(l: *mut lua_State, src: c_int) -> Self {
+        Keys {
+            // SAFETY: see above; the raw length runs no metamethod.
+            len: unsafe { ffi::lua_rawlen(l, src) },
+            index: 0,
+            other: false,
+        }
+    }
+
+    /// The bytes the key at `k` adds now, or `None` for a key outside the
+    /// data model (only the Lua copy reports it).
+    ///
+    /// # Safety
+    ///
+    /// `k` holds a value (a key of `lua_next`: a string is not converted).
+    unsafe fn count(&mut self, l: *mut lua_State, k: c_int) -> Option<i64> {
+        // SAFETY: type tests and reads of `k`.
+        unsafe {
+            match ffi::lua_type(l, k) {
+                ffi::LUA_TSTRING => {
+                    self.other = true;
+                    Some(string_bytes(l, k))
+                }
+                ffi::LUA_TNUMBER | ffi::LUA_TBOOLEAN => {
+                    let i = ffi::lua_tointegerx(l, k, ptr::null_mut());
+                    let index = ffi::lua_isinteger(l, k) != 0
+                        && i >= 1
+                        && usize::try_from(i).is_ok_and(|i| i <= self.len);
+                    if index {
+                        self.index += 1;
+                        return Some(0);
+                    }
+                    self.other = true;
+                    Some(9)
+                }
+                _ => None,
+            }
+        }
+    }
+
+    /// What the keys in `1..=len` add at the table's end: nothing for an
+    /// array, 9 bytes each in a map.
+    fn rest(&self) -> i64 {
+        let array = !self.other && usize::try_from(self.index).is_ok_and(|n| n == self.len);
+        if array {
+            0
+        } else {
+            self.index.saturating_mul(9)
+        }
+    }
+}
+
 /// `H.copy(t, bytes, max, error_mt)`; see the module doc.
 ///
 /// # Safety
@@ -171,11 +242,16 @@ unsafe fn table(l: *mut lua_State, src: c_int, depth: usize, w: &mut Walk) -> bo
         let (narr, nrec) = presize(l, src);
         ffi::lua_createtable(l, narr, nrec);
         let out = ffi::lua_gettop(l);
+        let mut keys = Keys::of(l, src);
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, src) != 0 {
-            if !entry(l, out, depth, w) {
+            if !entry(l, out, depth, w, &mut keys) {
                 return false;
             }
+        }
+        w.bytes = w.bytes.saturating_add(keys.rest());
+        if w.bytes > w.limit {
+            return false;
         }
         if keep_mt {
             ffi::lua_pushvalue(l, w.error_mt);
@@ -217,14 +293,14 @@ unsafe fn flat(l: *mut lua_State, src: c_int, w: &mut Walk) -> Flat {
         }
         let before = w.bytes;
         let mut live: u32 = 0;
+        let mut keys = Keys::of(l, src);
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, src) != 0 {
             live += 1;
-            w.bytes = match ffi::lua_type(l, -2) {
-                ffi::LUA_TSTRING => w.bytes.saturating_add(string_bytes(l, -2)),
-                ffi::LUA_TNUMBER | ffi::LUA_TBOOLEAN => w.bytes,
-                _ => return Flat::Refused,
+            let Some(key) = keys.count(l, ffi::lua_gettop(l) - 1) else {
+                return Flat::Refused;
             };
+            w.bytes = w.bytes.saturating_add(key);
             w.bytes = match ffi::lua_type(l, -1) {
                 ffi::LUA_TSTRING => w.bytes.saturating_add(string_bytes(l, -1)),
                 ffi::LUA_TNUMBER => w.bytes.saturating_add(9),
@@ -240,6 +316,10 @@ unsafe fn flat(l: *mut lua_State, src: c_int, w: &mut Walk) -> Flat {
                 return Flat::Refused;
             }
             ffi::lua_pop(l, 1);
+        }
+        w.bytes = w.bytes.saturating_add(keys.rest());
+        if w.bytes > w.limit {
+            return Flat::Refused;
         }
         if slots > live.saturating_mul(2).saturating_add(CLONE_SLACK) {
             w.bytes = before;
@@ -270,15 +350,20 @@ unsafe fn string_bytes(l: *mut lua_State, idx: c_int) -> i64 {
 /// # Safety
 ///
 /// As [`table`]; the stack ends with the key and its value.
-unsafe fn entry(l: *mut lua_State, out: c_int, depth: usize, w: &mut Walk) -> bool {
+unsafe fn entry(
+    l: *mut lua_State,
+    out: c_int,
+    depth: usize,
+    w: &mut Walk,
+    keys: &mut Keys,
+) -> bool {
     // SAFETY: as `table`; `lua_tolstring` only reads a string key (it
     // would convert a number in place, which `lua_next` forbids).
     unsafe {
-        match ffi::lua_type(l, -2) {
-            ffi::LUA_TSTRING => w.bytes = w.bytes.saturating_add(string_bytes(l, -2)),
-            ffi::LUA_TNUMBER | ffi::LUA_TBOOLEAN => {}
-            _ => return false,
-        }
+        let Some(key) = keys.count(l, ffi::lua_gettop(l) - 1) else {
+            return false;
+        };
+        w.bytes = w.bytes.saturating_add(key);
         if w.bytes > w.limit {
             return false;
         }
@@ -397,6 +482,52 @@ mod tests {
         lua.load(code).exec().unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Any value a Lua table can hold, keyed by text, small integers
+    /// (array indices among them), floats and booleans.
+    fn any_table() -> impl proptest::strategy::Strategy<Value = warren_core::Value> {
+        use proptest::prelude::*;
+        use warren_core::Value;
+        let leaf = prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            (-1e6f64..1e6).prop_map(Value::Float),
+            ".{0,8}".prop_map(Value::str),
+        ];
+        let key = prop_oneof![
+            ".{0,4}".prop_map(Value::str),
+            (-2i64..12).prop_map(Value::Int),
+            (-2.0f64..12.0).prop_map(Value::Float),
+            any::<bool>().prop_map(Value::Bool),
+        ];
+        let table = move |inner: BoxedStrategy<Value>| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..12).prop_map(Value::Array),
+                proptest::collection::vec((key.clone(), inner), 0..12).prop_map(Value::Map),
+            ]
+        };
+        leaf.prop_recursive(3, 40, 12, move |inner| table(inner.boxed()))
+            .prop_filter("a table", |v| matches!(v, Value::Array(_) | Value::Map(_)))
+    }
+
+    proptest::proptest! {
+        /// The same-VM copy counts a table as the host's walk counts what
+        /// crosses to another VM or a component (`wire_size`'s rules; a
+        /// boolean key 9 bytes, as the walk counts it), so a payload meets
+        /// `max_message_bytes` alike on every path.
+        #[test]
+        fn a_copy_counts_what_the_host_walk_counts(v in any_table()) {
+            let lua = vm();
+            let t = crate::convert::to_lua(&lua, &v).expect("fits in Lua");
+            let copy: mlua::Function = lua.globals().get("kcopy").expect("kcopy");
+            let err: mlua::Table = lua.globals().get("ERR").expect("ERR");
+            let (_, bytes): (mlua::Value, i64) =
+                copy.call((&t, 0, 1 << 20, err)).expect("copies");
+            let mut walk = crate::convert::Converter::new(crate::convert::Budget::message(1 << 20));
+            walk.convert(&lua, &t, "v").expect("converts");
+            proptest::prop_assert_eq!(usize::try_from(bytes).ok(), Some(walk.counted()));
+        }
+    }
+
     #[test]
     fn a_copy_is_equal_fresh_and_counted_by_the_wire_size_rules() {
         check(
@@ -408,9 +539,11 @@ mod tests {
             assert(same(t, c), "the copy has the same contents")
             assert(c.v ~= inner and c.again ~= inner and c.v ~= c.again, "every table is new")
             -- 10 before; a table 5; a string key 5 + its length, other
-            -- keys nothing; a number 9, a boolean 1, a string 5 + length.
+            -- keys 9 (nothing for 1..#t in an array); a number 9, a
+            -- boolean 1, a string 5 + length (`wire_size`'s rules). t's
+            -- border is 0: [2] counts 9.
             local inner = 5 + 9 + 1 + 6
-            local want = 10 + 5 + (7 + 9) + (9 + 8) + (6 + inner) + 1 + 8 + (10 + inner)
+            local want = 10 + 5 + (7 + 9) + (9 + 8) + (6 + inner) + (9 + 1) + (9 + 8) + (10 + inner)
             assert(bytes == want, "bytes " .. bytes .. " want " .. want)
             "#,
         );
@@ -477,7 +610,8 @@ mod tests {
                 local t = { 1, nil, 3, id = 7, kind = "job", ok = true, [2.5] = "f" }
                 local c, bytes = kcopy(t, 0, 1 << 20, ERR)
                 assert(same(t, c) and c ~= t and getmetatable(c) == nil)
-                assert(bytes == 5 + 9 + 9 + (7 + 9) + (9 + 8) + (7 + 1) + 6, "bytes " .. bytes)
+                -- a map: its keys 1 and 3 (border 3) count 9 each, as 2.5 does
+                assert(bytes == 5 + (9 + 9) + (9 + 9) + (7 + 9) + (9 + 8) + (7 + 1) + (9 + 6), "bytes " .. bytes)
                 assert(#c == #t, "the source's border")
                 local long = string.rep("k", 50)
                 local e = { a = 1, gone = "x", [long] = "y" }

@@ -1266,16 +1266,31 @@ copy_table = function(t, depth, open)
     SEND.bytes = SEND.bytes + 5
     if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
     local out = {}
+    -- Keys as wire_size counts them: a string 5 + its length, any other 9,
+    -- but 1..#t free when every key is one of them (an array), which is
+    -- known at the end.
+    local len, nindex, other = rawlen(t), 0, false
     for k, v in next, t do
         local kt = type(k)
-        if kt ~= "string" and kt ~= "number" and kt ~= "boolean" then
+        if kt == "string" then
+            SEND.bytes, other = SEND.bytes + 5 + #k, true
+        elseif kt == "number" or kt == "boolean" then
+            if math_type(k) == "integer" and k >= 1 and k <= len then
+                nindex = nindex + 1
+            else
+                SEND.bytes, other = SEND.bytes + 9, true
+            end
+        else
             return COPY_FAIL, "a " .. kt .. " key cannot be sent", ""
         end
-        if kt == "string" then SEND.bytes = SEND.bytes + 5 + #k end
         if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
         local c, reason, path = copy_value(v, depth + 1, open)
         if c == COPY_FAIL then return COPY_FAIL, reason, segment(k) .. path end
         out[k] = c
+    end
+    if other or nindex ~= len then
+        SEND.bytes = SEND.bytes + 9 * nindex
+        if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
     end
     open[t] = nil
     if mt and rawequal(mt, ErrMT) then setmetatable(out, ErrMT) end -- an error stays one

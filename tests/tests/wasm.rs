@@ -117,8 +117,10 @@ fn a_message_out_of_the_vm_is_refused_with_its_path_and_runs_no_metamethod() {
 /// table (guest-lua's `convert/from_lua/pack.rs`), to a Lua process it is
 /// copied: both count it alike against `max_message_bytes` (the first
 /// size refused is the same), one payload or two, and what the component
-/// echoes back arrives whole. (No number keys: the same-VM copy counts
-/// them as nothing where `wire_size` counts 9 bytes; see the README.)
+/// echoes back arrives whole. Number and boolean keys count as
+/// `wire_size` counts them on both paths: 9 bytes, except `1..#t` of a
+/// table that is an array (the same-VM copy counted every such key as
+/// nothing).
 #[test]
 fn a_payload_to_a_component_is_measured_as_one_to_a_lua_process() {
     let limits = warren_core::HostLimits {
@@ -134,8 +136,9 @@ fn a_payload_to_a_component_is_measured_as_one_to_a_lua_process() {
             local echo = process.spawn("t:echo", "test:host")
             local me, inbox = process.pid(), process.inbox()
             local function first_refused(dest, two)
-                for n = 900, 1000 do
-                    local v = { s = string.rep("x", n), list = { 1, 2.5, true, { k = "\255" } }, seven = 7 }
+                for n = 700, 1000 do
+                    local v = { s = string.rep("x", n), list = { 1, 2.5, true, { k = "\255" } }, seven = 7,
+                        [7] = "seven", [2.5] = false, [true] = 1, holes = { 1, nil, 3 }, mixed = { 1, 2, x = 3 } }
                     local ok, err
                     if two then ok, err = process.send(dest, "t", "lead", v)
                     else ok, err = process.send(dest, "t", v) end
@@ -144,7 +147,9 @@ fn a_payload_to_a_component_is_measured_as_one_to_a_lua_process() {
                     local d = two and p[2]:data() or p:data()
                     assert(not two or p[1]:data() == "lead", "first payload")
                     assert(#d.s == n and d.list[2] == 2.5 and d.list[3] == true
-                        and d.list[4].k == "\255" and d.seven == 7, "changed at " .. n)
+                        and d.list[4].k == "\255" and d.seven == 7 and d[7] == "seven" and d[2.5] == false
+                        and d[true] == 1 and d.holes[3] == 3 and d.holes[2] == nil and d.mixed[2] == 2
+                        and d.mixed.x == 3, "changed at " .. n)
                 end
                 return "none refused"
             end
@@ -165,10 +170,12 @@ fn a_payload_to_a_component_is_measured_as_one_to_a_lua_process() {
     assert_eq!(got.len(), 4, "{got:?}");
     assert_eq!(got[0], got[1], "one payload");
     assert_eq!(got[2], got[3], "two payloads");
-    // 5 + (6 + 5 + n) + (9 + 5 + 9 + 9 + 1 + (5 + 6 + 6)) + (10 + 9) = 1,000
-    // at n = 915; the lead adds 9.
-    assert_eq!(got[0], "916 Invalid");
-    assert_eq!(got[2], "907 Invalid");
+    // 5 + (6 + 5 + n) + list (9 + 5 + 9 + 9 + 1 + (5 + 6 + 6)) + seven
+    // (10 + 9) + [7] (9 + 10: the border is 0) + [2.5] (9 + 1) + [true]
+    // (9 + 9) + holes (10 + 5 + 2 * (9 + 9)) + mixed (10 + 5 + 2 * (9 + 9)
+    // + 6 + 9) = 1,000 at n = 751; the lead adds 9.
+    assert_eq!(got[0], "752 Invalid");
+    assert_eq!(got[2], "743 Invalid");
 }
 
 #[test]
