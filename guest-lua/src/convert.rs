@@ -165,6 +165,8 @@ pub struct Converter {
     budget: Budget,
     used: usize,
     tables: usize,
+    /// Tables entered, retries included (work done, for the tests).
+    entered: usize,
 }
 
 impl Converter {
@@ -174,7 +176,14 @@ impl Converter {
             budget,
             used: 0,
             tables: 0,
+            entered: 0,
         }
+    }
+
+    /// Tables entered so far, counting every visit (the work done).
+    #[cfg(test)]
+    pub(crate) fn entered(&self) -> usize {
+        self.entered
     }
 
     /// The bytes counted so far against the budget (what a message of the
@@ -264,10 +273,12 @@ impl Converter {
             used: self.used,
             budget: self.budget,
             tables: self.tables,
+            entered: self.entered,
         };
         let result = copy(&mut walk);
         self.used = walk.used;
         self.tables = walk.tables;
+        self.entered = walk.entered;
         result.map_err(|f| {
             let mut err = f.finish(root);
             err.counted = walk.used;
@@ -316,6 +327,9 @@ struct Walk {
     budget: Budget,
     /// Tables visited, against `budget.bytes / BYTES_PER_TABLE`.
     tables: usize,
+    /// Tables entered, never given back (a budget's count is, when an
+    /// encoding is written again): the work a copy did.
+    entered: usize,
 }
 
 /// `v` as a value when it is a scalar, counted as the walk counts it (see

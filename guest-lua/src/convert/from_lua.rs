@@ -246,6 +246,7 @@ impl Raw<'_> {
                 Err(name) => return Err(Failure::new(format!("{name} cannot be sent"))),
             };
             let walk = &mut *self.walk;
+            walk.entered += 1;
             walk.count(5)?;
             walk.tables += 1;
             if walk.tables > (walk.budget.bytes / BYTES_PER_TABLE).max(256) {

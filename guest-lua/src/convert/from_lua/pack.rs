@@ -6,20 +6,22 @@
 //! order), with no `Value` tree in between.
 //!
 //! How: a scalar is written as it is read. A table is entered as the walk
-//! enters one (cycle, depth, runtime objects, its count), then written in
-//! one traversal: as an array when it has a border (`#t > 0`), its header
-//! counting the border's items, while the keys come as `1, 2, ...`; as a
-//! map otherwise, its header's count written when the traversal ends. A
-//! table that is not what its first traversal assumed (a border with
-//! other keys, or keys `1..=#t` visited out of order) is written again
-//! from its start the other way, the walk's counts put back as they were
-//! before it; an array visited out of order and an error object are built
-//! as a `Value` by the walk and encoded.
+//! enters one (cycle, depth, runtime objects, its count). One without a
+//! border (`#t == 0`: a record, a map, an empty table) is written as a map
+//! in one traversal, its header's count set when the traversal ends. One
+//! with a border is first looked at for its shape (its keys only, raw,
+//! stopping at the first key outside `1..=#t`): an array visited in order
+//! is written as one, anything else as a map; an array whose keys the
+//! traversal visits out of order (rare: indices in the hash part) and an
+//! error object are built as a `Value` by the walk and encoded. No
+//! subtree is written twice by this encoder (a retry at every level of a
+//! nested value would double the work per level).
 //!
-//! Guarantees, beyond the walk's: a table is traversed at most three times
-//! (raw `lua_next` on a table nothing changes meanwhile: no allocation in
-//! the VM, nothing raised); the output grows only with what was counted
-//! against the budget. A map of more than 15 entries moves its own bytes
+//! Guarantees, beyond the walk's: a table is traversed at most twice
+//! by the encoder (raw `lua_next` on a table nothing changes meanwhile: no
+//! allocation in the VM, nothing raised), and a value's work is linear in
+//! its size (what the walk builds for a rare shape is walked once more);
+//! the output grows only with what was counted against the budget. A map of more than 15 entries moves its own bytes
 //! once to widen its header (at most its size, once per enclosing level:
 //! nesting is bounded by `MAX_DEPTH`).
 
@@ -68,6 +70,45 @@ unsafe fn write_key(l: *mut lua_State, k: c_int, out: &mut Vec<u8>) -> Result<()
             _ => return key_value(l, k).map(drop),
         }
         Ok(())
+    }
+}
+
+/// What a table with a border is, from its keys alone.
+enum Shape {
+    /// Keys exactly `1..=#t`, visited in that order.
+    Array,
+    /// Keys exactly `1..=#t`, visited in another order.
+    Scattered,
+    /// Anything else.
+    Map,
+}
+
+/// The shape of the table at absolute index `idx`, whose border is `len`
+/// (more than 0).
+///
+/// # Safety
+///
+/// A table at `idx` and room for two values; raises nothing.
+unsafe fn shape(l: *mut lua_State, idx: c_int, len: usize) -> Shape {
+    // SAFETY: a raw traversal of a table nothing changes meanwhile; one
+    // left early pops its key and value.
+    unsafe {
+        let (mut n, mut in_order) = (0usize, true);
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, idx) != 0 {
+            n += 1;
+            let Some(i) = index_key(l, ffi::lua_gettop(l) - 1, len) else {
+                ffi::lua_pop(l, 2);
+                return Shape::Map;
+            };
+            in_order &= usize::try_from(i) == Ok(n);
+            ffi::lua_pop(l, 1);
+        }
+        match (n == len, in_order) {
+            (true, true) => Shape::Array,
+            (true, false) => Shape::Scattered,
+            (false, _) => Shape::Map,
+        }
     }
 }
 
@@ -132,58 +173,55 @@ impl Raw<'_> {
 
     /// Writes the entries of the table at `idx` (see the module doc).
     unsafe fn pack_entries(&mut self, idx: c_int, out: &mut Vec<u8>) -> Result<(), Failure> {
-        // SAFETY: raw traversals (see `pack_array`, `pack_map`), each
-        // written over what the one before wrote.
+        // SAFETY: raw traversals (see `shape`, `pack_array`, `pack_map`).
         unsafe {
             let len = ffi::lua_rawlen(self.l, idx);
-            let (start, used, tables) = (out.len(), self.walk.used, self.walk.tables);
-            let again = |raw: &mut Self, out: &mut Vec<u8>| {
-                out.truncate(start);
-                (raw.walk.used, raw.walk.tables) = (used, tables);
+            let shape = if len == 0 {
+                Shape::Map
+            } else {
+                shape(self.l, idx, len)
             };
-            if len > 0 {
-                if self.pack_array(idx, len, out)? {
-                    return Ok(());
+            match shape {
+                Shape::Array => return self.pack_array(idx, len, out),
+                Shape::Map => {
+                    let (start, used, tables) = (out.len(), self.walk.used, self.walk.tables);
+                    if self.pack_map(idx, len, out)? {
+                        return Ok(());
+                    }
+                    // Not reached (the shape said a map); written again
+                    // by the walk, which never packs (no work repeated
+                    // below this table).
+                    out.truncate(start);
+                    (self.walk.used, self.walk.tables) = (used, tables);
                 }
-                again(self, out);
+                Shape::Scattered => {}
             }
-            if self.pack_map(idx, len, out)? {
-                return Ok(());
-            }
-            again(self, out);
             let v = self.entries(idx)?;
             w::write_value(out, &v);
             Ok(())
         }
     }
 
-    /// Writes the table at `idx` as an array of its border's `len` items
-    /// while its keys come as `1, 2, ...` (which the walk counts nothing
-    /// for); false as soon as they do not, or when they end before `len`.
+    /// Writes the table at `idx` as an array of its border's `len` items,
+    /// its keys being `1..=len` in traversal order (see `shape`); the
+    /// keys count nothing, as in the walk.
     unsafe fn pack_array(
         &mut self,
         idx: c_int,
         len: usize,
         out: &mut Vec<u8>,
-    ) -> Result<bool, Failure> {
-        // SAFETY: a raw traversal; each round leaves the key on top, and
-        // one left early pops its key and value.
+    ) -> Result<(), Failure> {
+        // SAFETY: a raw traversal; each round leaves the key on top.
         unsafe {
             let l = self.l;
             w::write_array_len(out, len);
-            let mut n: usize = 0;
             ffi::lua_pushnil(l);
             while ffi::lua_next(l, idx) != 0 {
                 let (k, v) = (ffi::lua_gettop(l) - 1, ffi::lua_gettop(l));
-                n += 1;
-                if index_key(l, k, len).and_then(|i| usize::try_from(i).ok()) != Some(n) {
-                    ffi::lua_pop(l, 2);
-                    return Ok(false);
-                }
                 self.pack(v, out).map_err(|f| f.at(segment(l, k)))?;
                 ffi::lua_pop(l, 1);
             }
-            Ok(n == len)
+            Ok(())
         }
     }
 

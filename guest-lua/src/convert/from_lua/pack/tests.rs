@@ -166,6 +166,45 @@ fn a_shared_table_is_counted_every_time_and_runs_no_metamethod() {
     assert!(packed.expect_err("over").over_budget);
 }
 
+/// A value nested 16 levels, every level a border and a key outside it
+/// (`{ child, x = 1 }`), or keys `1..#t` visited out of order: written
+/// without doing a level's work again at the level above (a retry per
+/// level enters 2^16 tables here, and 2^64 at the depth a message may
+/// have). Every table is entered at most twice.
+#[test]
+fn nested_tables_of_every_shape_cost_linear_work() {
+    let lua = Lua::new();
+    let shapes = [
+        "function(child) return { child, x = 1 } end",
+        "function(child) return { [3] = child, [1] = 1, [2] = 2 } end",
+        "function(child) return { child, 2, nil, 4 } end",
+        "function(child) return { child } end",
+    ];
+    for make in shapes {
+        let src =
+            format!("local make = {make} local t = {{}} for _ = 1, 16 do t = make(t) end return t");
+        let v = eval(&lua, &src);
+        let mut entered = 0;
+        // SAFETY: as in `both`.
+        unsafe {
+            lua.exec_raw::<()>(&v, |l| {
+                push_keys(l);
+                let mut c = Converter::new(Budget::message(1 << 20));
+                let packed = c.pack_at(l, 1, 2, "v");
+                assert!(packed.is_ok(), "{make}: {:?}", packed.err());
+                entered = c.entered();
+            })
+            .expect("the names table is made");
+        }
+        assert!(entered <= 2 * 17, "{make}: {entered} tables entered for 17");
+        assert_eq!(
+            both(&lua, &v, 1 << 20).0,
+            both(&lua, &v, 1 << 20).1,
+            "{make}"
+        );
+    }
+}
+
 /// Any value a Lua table can hold: maps keyed by text, integers and
 /// booleans, arrays with and without holes, nested a few levels.
 fn any_value() -> impl Strategy<Value = Value> {
