@@ -88,8 +88,10 @@ struct Walk {
 /// every key is one (the table crosses as an array), which is known only
 /// at the table's end (the host's walk counts the same way).
 struct Keys {
-    /// The table's border (`#t`, raw).
-    len: usize,
+    /// The table's stack index.
+    src: c_int,
+    /// Its border (`#t`, raw), read at its first number key.
+    len: Option<usize>,
     /// Keys in `1..=len` seen so far.
     index: i64,
     /// Whether any other key was seen.
@@ -98,14 +100,10 @@ struct Keys {
 
 impl Keys {
     /// The keys of the table at `src`, none counted yet.
-    ///
-    /// # Safety
-    ///
-    /// A table at `src`.
-    unsafe fn of(l: *mut lua_State, src: c_int) -> Self {
+    fn of(src: c_int) -> Self {
         Keys {
-            // SAFETY: see above; the raw length runs no metamethod.
-            len: unsafe { ffi::lua_rawlen(l, src) },
+            src,
+            len: None,
             index: 0,
             other: false,
         }
@@ -116,9 +114,11 @@ impl Keys {
     ///
     /// # Safety
     ///
-    /// `k` holds a value (a key of `lua_next`: a string is not converted).
+    /// `k` holds a value (a key of `lua_next`: a string is not converted)
+    /// and `src` the table it is a key of.
     unsafe fn count(&mut self, l: *mut lua_State, k: c_int) -> Option<i64> {
-        // SAFETY: type tests and reads of `k`.
+        // SAFETY: type tests and reads of `k`; the raw length runs no
+        // metamethod.
         unsafe {
             match ffi::lua_type(l, k) {
                 ffi::LUA_TSTRING => {
@@ -126,10 +126,11 @@ impl Keys {
                     Some(string_bytes(l, k))
                 }
                 ffi::LUA_TNUMBER | ffi::LUA_TBOOLEAN => {
+                    let len = *self.len.get_or_insert_with(|| ffi::lua_rawlen(l, self.src));
                     let i = ffi::lua_tointegerx(l, k, ptr::null_mut());
                     let index = ffi::lua_isinteger(l, k) != 0
                         && i >= 1
-                        && usize::try_from(i).is_ok_and(|i| i <= self.len);
+                        && usize::try_from(i).is_ok_and(|i| i <= len);
                     if index {
                         self.index += 1;
                         return Some(0);
@@ -145,8 +146,11 @@ impl Keys {
     /// What the keys in `1..=len` add at the table's end: nothing for an
     /// array, 9 bytes each in a map.
     fn rest(&self) -> i64 {
-        let array = !self.other && usize::try_from(self.index).is_ok_and(|n| n == self.len);
-        if array {
+        let array = !self.other
+            && self
+                .len
+                .is_some_and(|len| usize::try_from(self.index).is_ok_and(|n| n == len));
+        if array || self.index == 0 {
             0
         } else {
             self.index.saturating_mul(9)
@@ -242,7 +246,7 @@ unsafe fn table(l: *mut lua_State, src: c_int, depth: usize, w: &mut Walk) -> bo
         let (narr, nrec) = presize(l, src);
         ffi::lua_createtable(l, narr, nrec);
         let out = ffi::lua_gettop(l);
-        let mut keys = Keys::of(l, src);
+        let mut keys = Keys::of(src);
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, src) != 0 {
             if !entry(l, out, depth, w, &mut keys) {
@@ -293,7 +297,7 @@ unsafe fn flat(l: *mut lua_State, src: c_int, w: &mut Walk) -> Flat {
         }
         let before = w.bytes;
         let mut live: u32 = 0;
-        let mut keys = Keys::of(l, src);
+        let mut keys = Keys::of(src);
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, src) != 0 {
             live += 1;
