@@ -71,6 +71,7 @@ pub(super) fn walk(
                 l,
                 walk,
                 keys: KEYS_AT,
+                wide: Vec::new(),
             };
             out = Some(raw.value(1));
             ffi::lua_settop(l, 0);
@@ -93,7 +94,12 @@ pub(super) unsafe fn walk_at(
     keys: c_int,
     walk: &mut Walk,
 ) -> Result<Value, Failure> {
-    let mut raw = Raw { l, walk, keys };
+    let mut raw = Raw {
+        l,
+        walk,
+        keys,
+        wide: Vec::new(),
+    };
     // SAFETY: see above.
     unsafe { raw.value(idx) }
 }
@@ -156,6 +162,9 @@ struct Raw<'a> {
     walk: &'a mut Walk,
     /// Where the table of field names is on the stack.
     keys: c_int,
+    /// Maps of more than 15 entries an encoding wrote with a one-byte
+    /// header: its position and the count (`pack`).
+    wide: Vec<(usize, usize)>,
 }
 
 impl Raw<'_> {

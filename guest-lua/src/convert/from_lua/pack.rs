@@ -46,9 +46,16 @@ pub(in crate::convert) unsafe fn pack_at(
     walk: &mut Walk,
     out: &mut Vec<u8>,
 ) -> Result<(), Failure> {
-    let mut raw = Raw { l, walk, keys };
+    let mut raw = Raw {
+        l,
+        walk,
+        keys,
+        wide: Vec::new(),
+    };
     // SAFETY: see above.
-    unsafe { raw.pack(idx, out) }
+    unsafe { raw.pack(idx, out) }?;
+    widen(out, &mut raw.wide);
+    Ok(())
 }
 
 /// Writes the key at `k` as the walk's `key_value` would make it; a key
@@ -112,12 +119,23 @@ unsafe fn shape(l: *mut lua_State, idx: c_int, len: usize) -> Shape {
     }
 }
 
-/// Widens the one-byte map header at `at` to count `n` entries, moving
-/// what follows it when `n` needs a longer header.
-fn set_map_len(out: &mut Vec<u8>, at: usize, n: usize) {
-    let mut header = Vec::with_capacity(5);
-    w::write_map_len(&mut header, n);
-    out.splice(at..=at, header);
+/// Widens the one-byte map headers at the positions in `wide` to count
+/// their maps' entries, in one pass over the encoding: widening each in
+/// place would move everything after it, once per enclosing map.
+fn widen(out: &mut Vec<u8>, wide: &mut [(usize, usize)]) {
+    if wide.is_empty() {
+        return;
+    }
+    wide.sort_unstable();
+    let mut whole = Vec::with_capacity(out.len() + 4 * wide.len());
+    let mut from = 0;
+    for &(at, n) in wide.iter() {
+        whole.extend_from_slice(out.get(from..at).unwrap_or_default());
+        w::write_map_len(&mut whole, n);
+        from = at + 1;
+    }
+    whole.extend_from_slice(out.get(from..).unwrap_or_default());
+    *out = whole;
 }
 
 impl Raw<'_> {
@@ -192,6 +210,7 @@ impl Raw<'_> {
                     // by the walk, which never packs (no work repeated
                     // below this table).
                     out.truncate(start);
+                    self.wide.retain(|&(at, _)| at < start);
                     (self.walk.used, self.walk.tables) = (used, tables);
                 }
                 Shape::Scattered => {}
@@ -275,7 +294,7 @@ impl Raw<'_> {
             }
             self.count_keys(uncounted)?;
             if n > 15 {
-                set_map_len(out, at, n);
+                self.wide.push((at, n));
             } else if let Some(header) = out.get_mut(at) {
                 *header |= u8::try_from(n).unwrap_or(0);
             }

@@ -205,6 +205,22 @@ fn nested_tables_of_every_shape_cost_linear_work() {
     }
 }
 
+/// Maps of more than 15 entries at every one of 64 levels, a long string
+/// at the bottom: every header widened, each in its place.
+#[test]
+fn wide_maps_at_every_level_encode_as_the_walk_encodes() {
+    let lua = Lua::new();
+    let v = eval(
+        &lua,
+        "local t = { s = string.rep('x', 1000) } \
+         for d = 1, 63 do local m = { inner = t } for i = 1, 16 + d % 3 do m['k' .. i] = i end t = m end \
+         return t",
+    );
+    let (packed, walked) = both(&lua, &v, 1 << 20);
+    assert!(packed.is_ok(), "{packed:?}");
+    assert_eq!(packed, walked);
+}
+
 /// Any value a Lua table can hold: maps keyed by text, integers and
 /// booleans, arrays with and without holes, nested a few levels.
 fn any_value() -> impl Strategy<Value = Value> {
