@@ -140,6 +140,15 @@ impl App {
         self
     }
 
+    /// Sets the test host's `max_message_bytes`, its other limits the
+    /// defaults.
+    pub fn max_message_bytes(self, bytes: usize) -> Self {
+        self.limits(HostLimits {
+            max_message_bytes: bytes,
+            ..HostLimits::default()
+        })
+    }
+
     /// Sets the limits of the second host, `test:other`.
     pub fn other_limits(mut self, limits: HostLimits) -> Self {
         self.other_limits = limits;

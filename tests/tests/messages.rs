@@ -414,12 +414,8 @@ fn an_error_crosses_processes_workers_and_languages_as_an_error() {
 /// copies. `{ s = <n bytes> }` counts 5 (table) + 6 (key) + 5 + n.
 #[test]
 fn a_payload_is_measured_alike_by_the_native_and_the_lua_copy() {
-    let limits = warren_core::HostLimits {
-        max_message_bytes: 200_000,
-        ..warren_core::HostLimits::default()
-    };
     let v = App::new()
-        .limits(limits)
+        .max_message_bytes(200_000)
         .entry(
             "t:main",
             r#"return function()
@@ -464,16 +460,13 @@ fn a_payload_is_measured_alike_by_the_native_and_the_lua_copy() {
 /// native copy's entry-by-entry path and the kernel's Lua copy, which
 /// decides what the native one leaves, checked only strings and keys: a
 /// number visited after the big string let a payload 9 bytes over the
-/// limit through, depending on the order of the keys' hashes.) Each key name lands elsewhere in the table, so some are
-/// visited before the string and some after.
+/// limit through, depending on the order of the keys' hashes.) Each key
+/// name lands elsewhere in the table, so some are visited before the
+/// string and some after.
 #[test]
 fn the_same_vm_copy_stops_at_the_limit_whatever_it_visits_last() {
-    let limits = warren_core::HostLimits {
-        max_message_bytes: 1_000,
-        ..warren_core::HostLimits::default()
-    };
     let v = App::new()
-        .limits(limits)
+        .max_message_bytes(1_000)
         .entry(
             "t:main",
             r#"return function()
@@ -516,12 +509,8 @@ fn the_same_vm_copy_stops_at_the_limit_whatever_it_visits_last() {
 /// booleans and numbers arrive as they were sent.
 #[test]
 fn a_scalar_payload_is_measured_alike_on_the_native_path() {
-    let limits = warren_core::HostLimits {
-        max_message_bytes: 1_000,
-        ..warren_core::HostLimits::default()
-    };
     let v = App::new()
-        .limits(limits)
+        .max_message_bytes(1_000)
         .entry(
             "t:main",
             r#"return function()

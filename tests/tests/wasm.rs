@@ -123,12 +123,8 @@ fn a_message_out_of_the_vm_is_refused_with_its_path_and_runs_no_metamethod() {
 /// nothing).
 #[test]
 fn a_payload_to_a_component_is_measured_as_one_to_a_lua_process() {
-    let limits = warren_core::HostLimits {
-        max_message_bytes: 1_000,
-        ..warren_core::HostLimits::default()
-    };
     let v = App::new()
-        .limits(limits)
+        .max_message_bytes(1_000)
         .component("t:echo", "echo")
         .entry(
             "t:main",
