@@ -84,7 +84,7 @@ struct Walk {
 }
 
 /// The keys of one table as `wire_size` counts them: a string 5 and its
-/// length, any other key 9, except that a key in `1..=#t` is free when
+/// length, a boolean 1, a number 9, except that a key in `1..=#t` is free when
 /// every key is one (the table crosses as an array), which is known only
 /// at the table's end (the host's walk counts the same way).
 struct Keys {
@@ -125,7 +125,11 @@ impl Keys {
                     self.other = true;
                     Some(string_bytes(l, k))
                 }
-                ffi::LUA_TNUMBER | ffi::LUA_TBOOLEAN => {
+                ffi::LUA_TBOOLEAN => {
+                    self.other = true;
+                    Some(1)
+                }
+                ffi::LUA_TNUMBER => {
                     let len = *self.len.get_or_insert_with(|| ffi::lua_rawlen(l, self.src));
                     let i = ffi::lua_tointegerx(l, k, ptr::null_mut());
                     let index = ffi::lua_isinteger(l, k) != 0
@@ -542,12 +546,12 @@ mod tests {
             local c, bytes = kcopy(t, 10, 1 << 20, ERR)
             assert(same(t, c), "the copy has the same contents")
             assert(c.v ~= inner and c.again ~= inner and c.v ~= c.again, "every table is new")
-            -- 10 before; a table 5; a string key 5 + its length, other
-            -- keys 9 (nothing for 1..#t in an array); a number 9, a
-            -- boolean 1, a string 5 + length (`wire_size`'s rules). t's
-            -- border is 0: [2] counts 9.
+            -- 10 before; a table 5; a string key 5 + its length, a
+            -- boolean key 1, a number key 9 (nothing for 1..#t in an
+            -- array); a number 9, a boolean 1, a string 5 + length
+            -- (`wire_size`'s rules). t's border is 0: [2] counts 9.
             local inner = 5 + 9 + 1 + 6
-            local want = 10 + 5 + (7 + 9) + (9 + 8) + (6 + inner) + (9 + 1) + (9 + 8) + (10 + inner)
+            local want = 10 + 5 + (7 + 9) + (9 + 8) + (6 + inner) + (9 + 1) + (1 + 8) + (10 + inner)
             assert(bytes == want, "bytes " .. bytes .. " want " .. want)
             "#,
         );

@@ -1266,15 +1266,17 @@ copy_table = function(t, depth, open)
     SEND.bytes = SEND.bytes + 5
     if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
     local out = {}
-    -- Keys as wire_size counts them: a string 5 + its length, any other 9,
-    -- but 1..#t free when every key is one of them (an array), which is
-    -- known at the end.
+    -- Keys as wire_size counts them: a string 5 + its length, a boolean 1,
+    -- a number 9, but 1..#t free when every key is one of them (an array),
+    -- which is known at the end.
     local len, nindex, other = rawlen(t), 0, false
     for k, v in next, t do
         local kt = type(k)
         if kt == "string" then
             SEND.bytes, other = SEND.bytes + 5 + #k, true
-        elseif kt == "number" or kt == "boolean" then
+        elseif kt == "boolean" then
+            SEND.bytes, other = SEND.bytes + 1, true
+        elseif kt == "number" then
             if math_type(k) == "integer" and k >= 1 and k <= len then
                 nindex = nindex + 1
             else

@@ -168,10 +168,10 @@ fn a_payload_to_a_component_is_measured_as_one_to_a_lua_process() {
     assert_eq!(got[2], got[3], "two payloads");
     // 5 + (6 + 5 + n) + list (9 + 5 + 9 + 9 + 1 + (5 + 6 + 6)) + seven
     // (10 + 9) + [7] (9 + 10: the border is 0) + [2.5] (9 + 1) + [true]
-    // (9 + 9) + holes (10 + 5 + 2 * (9 + 9)) + mixed (10 + 5 + 2 * (9 + 9)
-    // + 6 + 9) = 1,000 at n = 751; the lead adds 9.
-    assert_eq!(got[0], "752 Invalid");
-    assert_eq!(got[2], "743 Invalid");
+    // (1 + 9) + holes (10 + 5 + 2 * (9 + 9)) + mixed (10 + 5 + 2 * (9 + 9)
+    // + 6 + 9) = 1,000 at n = 759; the lead adds 9.
+    assert_eq!(got[0], "760 Invalid");
+    assert_eq!(got[2], "751 Invalid");
 }
 
 #[test]

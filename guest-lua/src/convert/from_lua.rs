@@ -321,6 +321,7 @@ impl Raw<'_> {
                 // indices, free there, and are counted if they end up in a map.
                 match ffi::lua_type(l, k) {
                     ffi::LUA_TSTRING => self.walk.count(5 + string(l, k).len())?,
+                    ffi::LUA_TBOOLEAN => self.walk.count(1)?,
                     _ if index.is_some() => {}
                     _ => self.walk.count(9)?,
                 }
@@ -369,7 +370,11 @@ impl Raw<'_> {
                 bytes
             };
             let (kind, message) = (host_kind(text(K_KIND)), text(K_MESSAGE));
-            self.walk.count(40 + kind.len() + message.len())?;
+            // `wire_size` of the tagged map below without its details and
+            // its own 5 (counted on entering it): `@error` 11 and `true` 1;
+            // `kind` 9 and 5; `message` 12 and 5; `retryable` 14 and 1;
+            // `details` 12.
+            self.walk.count(70 + kind.len() + message.len())?;
             let retryable = match raw_field(l, keys, idx, K_RETRYABLE) {
                 ffi::LUA_TBOOLEAN => Value::Bool(ffi::lua_toboolean(l, -1) != 0),
                 _ => Value::Nil,
@@ -391,7 +396,7 @@ impl Raw<'_> {
             };
             ffi::lua_pop(l, 1);
             if let Some(chain) = chain {
-                self.walk.count(8 + chain.len())?;
+                self.walk.count(14 + chain.len())?; // `text` 9, its string 5
                 map.push((Value::str("text"), Value::Str(chain)));
             }
             Ok(Value::Map(map))

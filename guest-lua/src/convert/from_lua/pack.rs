@@ -268,6 +268,7 @@ impl Raw<'_> {
                 let index = index_key(l, k, len);
                 match ffi::lua_type(l, k) {
                     ffi::LUA_TSTRING => self.walk.count(5 + string(l, k).len())?,
+                    ffi::LUA_TBOOLEAN => self.walk.count(1)?,
                     _ if index.is_some() => {}
                     _ => self.walk.count(9)?,
                 }

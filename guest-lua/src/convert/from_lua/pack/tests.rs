@@ -1,7 +1,8 @@
 //! The packed encoding against the walk: for every value, the same bytes
-//! as `msgpack::encode` of the walk's value, the same count, and under
-//! every budget the same answer (the same error at the same path, the
-//! same bytes counted when it stopped).
+//! as `msgpack::encode` of the walk's value, the same count (which is
+//! `wire_size` of that value), and under every budget the same answer
+//! (the same error at the same path, the same bytes counted when it
+//! stopped).
 
 use mlua::{Lua, Value as LuaValue};
 use proptest::prelude::*;
@@ -40,9 +41,13 @@ fn both_counted(lua: &Lua, v: &LuaValue, bytes: usize) -> (Answer, Answer, usize
                 .pack_at(l, 1, 2, "v")
                 .map(|p| (p.bytes().to_vec(), Payload::Packed(p).wire_size()));
             let mut b = Converter::new(budget);
-            let walked = b
-                .convert_at(l, 1, 2, "v")
-                .map(|v| (msgpack::encode(&v), b.used));
+            let walked = b.convert_at(l, 1, 2, "v").map(|v| {
+                // What the walk counts is `wire_size` of what it built: a
+                // message counts the same on every path.
+                let wire = warren_core::limits::wire_size(std::slice::from_ref(&v));
+                assert_eq!(b.used, wire, "the walk's count of {v:?}");
+                (msgpack::encode(&v), b.used)
+            });
             answers = Some((packed, walked, a.entered()));
         })
         .expect("the names table is made");
