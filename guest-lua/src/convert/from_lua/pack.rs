@@ -21,9 +21,11 @@
 //! by the encoder (raw `lua_next` on a table nothing changes meanwhile: no
 //! allocation in the VM, nothing raised), and a value's work is linear in
 //! its size (what the walk builds for a rare shape is walked once more);
-//! the output grows only with what was counted against the budget. A map of more than 15 entries moves its own bytes
-//! once to widen its header (at most its size, once per enclosing level:
-//! nesting is bounded by `MAX_DEPTH`).
+//! the output grows only with what was counted against the budget. Maps
+//! of more than 15 entries get their longer headers in one pass over the
+//! whole encoding at the end (widening each in place would move the bytes
+//! after it once per enclosing map: 64 times a payload's size for a
+//! hostile nest).
 
 use std::ffi::c_int;
 
@@ -91,12 +93,15 @@ enum Shape {
 }
 
 /// The shape of the table at absolute index `idx`, whose border is `len`
-/// (more than 0).
+/// (more than 0). The look stops at `room` entries, what is left of the
+/// budget (each entry's value counts a byte at least): a larger table is
+/// answered a map, whose writing fails on the budget where the walk's
+/// does, so this look costs no more than the budget allows.
 ///
 /// # Safety
 ///
 /// A table at `idx` and room for two values; raises nothing.
-unsafe fn shape(l: *mut lua_State, idx: c_int, len: usize) -> Shape {
+unsafe fn shape(l: *mut lua_State, idx: c_int, len: usize, room: usize) -> Shape {
     // SAFETY: a raw traversal of a table nothing changes meanwhile; one
     // left early pops its key and value.
     unsafe {
@@ -104,6 +109,10 @@ unsafe fn shape(l: *mut lua_State, idx: c_int, len: usize) -> Shape {
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, idx) != 0 {
             n += 1;
+            if n > room {
+                ffi::lua_pop(l, 2);
+                return Shape::Map;
+            }
             let Some(i) = index_key(l, ffi::lua_gettop(l) - 1, len) else {
                 ffi::lua_pop(l, 2);
                 return Shape::Map;
@@ -194,10 +203,11 @@ impl Raw<'_> {
         // SAFETY: raw traversals (see `shape`, `pack_array`, `pack_map`).
         unsafe {
             let len = ffi::lua_rawlen(self.l, idx);
+            let room = self.walk.budget.bytes.saturating_sub(self.walk.used);
             let shape = if len == 0 {
                 Shape::Map
             } else {
-                shape(self.l, idx, len)
+                shape(self.l, idx, len, room)
             };
             match shape {
                 Shape::Array => return self.pack_array(idx, len, out),
