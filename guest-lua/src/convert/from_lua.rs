@@ -231,6 +231,22 @@ impl Raw<'_> {
         }
     }
 
+    /// Counts the key at `k` as `wire_size` counts it: a string 5 and its
+    /// length, a boolean 1, a number 9; an index (a key in `1..=#t`)
+    /// nothing yet: free in an array, counted by the caller if its table
+    /// turns out a map. Another key counts 9 here and is refused later.
+    unsafe fn count_key(&mut self, k: c_int, index: bool) -> Result<(), Failure> {
+        // SAFETY: type tests and a string's length.
+        unsafe {
+            match ffi::lua_type(self.l, k) {
+                ffi::LUA_TSTRING => self.walk.count(5 + string(self.l, k).len()),
+                ffi::LUA_TBOOLEAN => self.walk.count(1),
+                _ if index => Ok(()),
+                _ => self.walk.count(9),
+            }
+        }
+    }
+
     /// Enters the table at absolute index `idx`: refuses a cycle, nesting
     /// past [`MAX_DEPTH`], a runtime object and a value of more tables
     /// than the budget allows, counts its own 5 bytes, grows the stack for
@@ -317,14 +333,7 @@ impl Raw<'_> {
             while ffi::lua_next(l, idx) != 0 {
                 let (k, v) = (ffi::lua_gettop(l) - 1, ffi::lua_gettop(l));
                 let index = index_key(l, k, len);
-                // Keys count as wire_size counts them: 1..=len may be array
-                // indices, free there, and are counted if they end up in a map.
-                match ffi::lua_type(l, k) {
-                    ffi::LUA_TSTRING => self.walk.count(5 + string(l, k).len())?,
-                    ffi::LUA_TBOOLEAN => self.walk.count(1)?,
-                    _ if index.is_some() => {}
-                    _ => self.walk.count(9)?,
-                }
+                self.count_key(k, index.is_some())?;
                 let value = self.value(v).map_err(|f| f.at(segment(l, k)))?;
                 ffi::lua_pop(l, 1);
                 if let (true, Some(i)) = (is_array, index) {

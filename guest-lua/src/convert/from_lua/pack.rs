@@ -276,12 +276,7 @@ impl Raw<'_> {
                 let (k, v) = (ffi::lua_gettop(l) - 1, ffi::lua_gettop(l));
                 n += 1;
                 let index = index_key(l, k, len);
-                match ffi::lua_type(l, k) {
-                    ffi::LUA_TSTRING => self.walk.count(5 + string(l, k).len())?,
-                    ffi::LUA_TBOOLEAN => self.walk.count(1)?,
-                    _ if index.is_some() => {}
-                    _ => self.walk.count(9)?,
-                }
+                self.count_key(k, index.is_some())?;
                 // The key goes first on the wire; a key that cannot be
                 // sent is reported after its value, as the walk does.
                 let key = write_key(l, k, out);
