@@ -18,7 +18,7 @@ mod from_lua;
 pub(crate) use from_lua::{push_keys, push_keys_made};
 mod to_lua;
 
-pub(crate) use to_lua::push_protected;
+pub(crate) use to_lua::{push_payload, push_protected};
 
 use std::ffi::c_void;
 

@@ -6,7 +6,10 @@ use std::future::poll_fn;
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use warren_core::{ErrorKind, Event, Exit, Message, Payload, Pid, ProcError, SpawnRequest, Value};
+use warren_core::msgpack::scan;
+use warren_core::{
+    ErrorKind, Event, Exit, Message, Packed, Payload, Pid, ProcError, SpawnRequest, Value,
+};
 use wasmtime::component::Resource;
 
 use crate::bindings::warren::process::host::Host;
@@ -56,21 +59,39 @@ fn unavailable() -> WitError {
     ))
 }
 
-/// Decodes every payload (or argument), as `T` (a value, or a message's
-/// payload holding one).
+/// Decodes every argument (or other list of values).
 fn decode_all<T: From<Value>>(payloads: &[Vec<u8>], what: &str) -> Result<Vec<T>, WitError> {
     payloads
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            decode(p).map(T::from).map_err(|e| {
-                wit_error(&ProcError::new(
-                    ErrorKind::Invalid,
-                    format!("{what} {}: {e}", i + 1),
-                ))
-            })
+        .map(|(i, p)| decode(p).map(T::from).map_err(|e| malformed(what, i, &e)))
+        .collect()
+}
+
+/// A component's payloads as the core carries them: bytes that are
+/// exactly what the runtime's encoder writes for a value that may be sent
+/// are kept as they are, measured by [`scan`] (no tree is built, and a Lua
+/// receiver builds its tables straight from them); any others are decoded,
+/// so their errors and the core's checks are the decoded value's.
+fn payloads_of(payloads: Vec<Vec<u8>>) -> Result<Vec<Payload>, WitError> {
+    payloads
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| match scan(&p) {
+            Some(wire) => Ok(Payload::Packed(Packed::new(p, wire))),
+            None => decode(&p)
+                .map(Payload::from)
+                .map_err(|e| malformed("payload", i, &e)),
         })
         .collect()
+}
+
+/// The error for the `i`th value (from 0) of a list that did not decode.
+fn malformed(what: &str, i: usize, e: &str) -> WitError {
+    wit_error(&ProcError::new(
+        ErrorKind::Invalid,
+        format!("{what} {}: {e}", i + 1),
+    ))
 }
 
 fn exit_result(exit: &Exit) -> ExitResult {
@@ -245,7 +266,7 @@ impl Host for ProcState {
         topic: String,
         payloads: Vec<Vec<u8>>,
     ) -> Result<(), WitError> {
-        let payloads: Vec<Payload> = decode_all(&payloads, "payload")?;
+        let payloads = payloads_of(payloads)?;
         let to = self.target(&dest)?;
         self.core_call(|c, me| c.send(me, to, &topic, payloads))
     }

@@ -16,6 +16,8 @@
 //! - `unholdable <shape> <pid|self>`: sends one payload Lua cannot hold,
 //!   written as raw MessagePack: `nan-key`, `nil-key`, `deep` (65 nested
 //!   arrays) or `malformed` bytes.
+//! - `raw <hex> <pid|self>`: sends one payload of exactly the bytes the
+//!   hex spells (any MessagePack, in any encoder's forms, or none).
 //! - `unholdable-spawn <shape> <entry> <host>`: spawns with such an argument.
 //! - `unholdable-exit <shape>`: returns such a value as its result.
 //! - `scribble`: counts the bytes of a 256 KiB static it finds non-zero
@@ -88,6 +90,18 @@ fn unholdable(shape: &str) -> Payload {
         // an array of two holding one value
         _ => vec![0x92, 0x01],
     }
+}
+
+/// The bytes a hex string spells.
+fn unhex(hex: &str) -> Result<Vec<u8>, Error> {
+    let bad = || Error::new(ErrorKind::Invalid, format!("not hex: {hex:?}"));
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            let pair = hex.get(i..i + 2).ok_or_else(bad)?;
+            u8::from_str_radix(pair, 16).map_err(|_| bad())
+        })
+        .collect()
 }
 
 /// One string payload of `bytes` bytes.
@@ -175,6 +189,12 @@ impl Process for Hostile {
             "unholdable-exit" => {
                 let shape: String = args.get(1)?;
                 Ok(unholdable(&shape))
+            }
+            "raw" => {
+                let (hex, to): (String, String) = (args.get(1)?, args.get(2)?);
+                let to = if to == "self" { warren_sdk::pid() } else { to };
+                let sent = warren_sdk::send_raw(&to, "raw", vec![unhex(&hex)?]);
+                outcome(std::iter::once(sent))
             }
             "scribble" => warren_sdk::payload(&format!("dirty:{}", scribble())),
             other => Err(Error::new(

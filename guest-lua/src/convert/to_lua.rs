@@ -20,9 +20,11 @@
 use std::ffi::c_int;
 
 use mlua::{Lua, Table, Value as LuaValue, ffi};
-use warren_core::Value;
+use warren_core::{Payload, Value};
 
 use super::{ERROR_KEY, error_field, lua_kind};
+
+mod unpack;
 
 /// Deepest nesting built; a deeper value is an error (see the module doc).
 const MAX_PUSH_DEPTH: usize = 256;
@@ -81,6 +83,29 @@ pub(crate) unsafe fn push_protected(l: *mut ffi::lua_State, v: &Value, error_mt:
             false
         }
     }
+}
+
+/// Pushes a message's payload as [`push_protected`] pushes its value: a
+/// packed one straight from its bytes, a number, boolean or nil without a
+/// protected call.
+///
+/// # Safety
+///
+/// As [`push_protected`].
+pub(crate) unsafe fn push_payload(l: *mut ffi::lua_State, p: &Payload, error_mt: c_int) -> bool {
+    // SAFETY: see above; a scalar's push does not allocate, so it cannot
+    // raise outside a protected call.
+    unsafe {
+        match p {
+            Payload::Packed(packed) => return unpack::push_packed(l, packed.bytes(), error_mt),
+            Payload::Value(Value::Nil) => ffi::lua_pushnil(l),
+            Payload::Value(Value::Bool(b)) => ffi::lua_pushboolean(l, c_int::from(*b)),
+            Payload::Value(Value::Int(i)) => ffi::lua_pushinteger(l, *i),
+            Payload::Value(Value::Float(f)) => ffi::lua_pushnumber(l, *f),
+            Payload::Value(v) => return push_protected(l, v, error_mt),
+        }
+    }
+    true
 }
 
 /// The body of [`push_protected`]: the metatable at 1, the value's

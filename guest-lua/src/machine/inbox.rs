@@ -80,7 +80,7 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
         };
         ctx.charge_received(ctx.lua(l), id, msg.wire_bytes());
         let mt = late(l, Late::ErrorMt); // top + 3
-        let built = crate::convert::push_protected(l, &msg.payloads[0].to_value(), mt); // top + 4
+        let built = crate::convert::push_payload(l, &msg.payloads[0], mt); // top + 4
         let from = msg.from.text();
         drop(msg);
         if !built {

@@ -261,8 +261,9 @@ pub fn check_values(values: &[Value], root: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// [`check_values`] for a message's payloads: a packed one was checked by
-/// the encoder that made it (see [`crate::payload`]).
+/// [`check_values`] for a message's payloads: a packed one was checked
+/// when it was packed, by the encoder or the scanner (see
+/// [`crate::payload`]).
 pub fn check_payloads(payloads: &[crate::Payload], root: &str) -> Result<(), String> {
     for (i, p) in payloads.iter().enumerate() {
         let Some(v) = p.as_value() else { continue };

@@ -1,13 +1,17 @@
 //! A message's payload as the core carries it: a [`Value`], or the value
-//! already encoded as MessagePack by a sender that knew its receiver reads
+//! as MessagePack: encoded by a sender that knew its receiver reads
 //! MessagePack (a Lua process sending to a component encodes straight
-//! from its table, with no `Value` tree in between).
+//! from its table, with no `Value` tree in between), or a component's own
+//! bytes, kept as they are (a Lua receiver builds its tables straight
+//! from them).
 //!
-//! Guarantees: a packed payload was encoded by the runtime's own encoder
-//! (never bytes a guest handed over), under the same checks a value gets
-//! (nesting, keys), and carries the size [`wire_size`] gives the same
-//! value, so a message counts the same against `max_message_bytes` and
-//! `memory_total` either way. Either form reads as the other: a receiver
+//! Guarantees: a packed payload's bytes are exactly what the runtime's
+//! own encoder writes for its value (made by that encoder, or a guest's
+//! bytes [`scan`](crate::msgpack::scan) found identical to it), that value
+//! passed the checks a value gets (nesting, keys), and the payload carries
+//! the size [`wire_size`] gives it, so a message counts the same against
+//! `max_message_bytes` and `memory_total` either way, and reads the same
+//! to every receiver. Either form reads as the other: a receiver
 //! that wants a value decodes a packed payload, one that wants bytes
 //! encodes a value.
 //!

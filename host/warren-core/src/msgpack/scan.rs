@@ -1,0 +1,80 @@
+//! Checking a guest's MessagePack without decoding it: bytes a component
+//! sends are kept as they are (no `Value` tree; a Lua receiver builds its
+//! tables straight from them) when they are exactly what the runtime's
+//! encoder writes for a value that may be sent.
+//!
+//! Guarantees: [`scan`] answers a size only for bytes that decode, whose
+//! value re-encodes to the very same bytes (so a packed payload reads the
+//! same to every receiver as the decoded one did), passes
+//! [`check_values`](crate::limits::check_values) and has that
+//! [`wire_size`](crate::limits::wire_size); anything else (malformed,
+//! another encoder's form, a value that may not be sent) answers `None`,
+//! and the caller takes the decoding path, with its errors. Work is linear
+//! in the bytes, recursion is bounded by [`MAX_DEPTH`], nothing is
+//! allocated.
+
+use super::read::{Item, Reader};
+use super::{Head, array_head, bytes_head, int_head, map_head};
+use crate::limits::MAX_DEPTH;
+
+/// The size `bytes` count as, when they are one value exactly as
+/// [`encode`](super::encode) writes it and that value may be sent (see
+/// the module doc); `None` otherwise.
+pub fn scan(bytes: &[u8]) -> Option<usize> {
+    let mut r = Reader::new(bytes);
+    let wire = value(&mut r, 0)?;
+    (r.remaining() == 0).then_some(wire)
+}
+
+/// The size of the next value, a container at `depth` (the root's is 0).
+fn value(r: &mut Reader<'_>, depth: usize) -> Option<usize> {
+    match canonical(r)? {
+        Item::Nil | Item::Bool(_) => Some(1),
+        Item::Int(_) | Item::Float(_) => Some(9),
+        Item::Str(b) | Item::Bin(b) => Some(5 + b.len()),
+        Item::Array(_) | Item::Map(_) if depth >= MAX_DEPTH => None,
+        Item::Array(n) => (0..n).try_fold(5usize, |size, _| size.checked_add(value(r, depth + 1)?)),
+        Item::Map(n) => (0..n).try_fold(5usize, |size, _| {
+            let entry = key(r)?.checked_add(value(r, depth + 1)?)?;
+            size.checked_add(entry)
+        }),
+    }
+}
+
+/// The size of the next map key: a scalar or string other than nil and
+/// NaN (what a Lua table can hold).
+fn key(r: &mut Reader<'_>) -> Option<usize> {
+    match canonical(r)? {
+        Item::Nil | Item::Array(_) | Item::Map(_) => None,
+        Item::Float(f) if f.is_nan() => None,
+        Item::Bool(_) => Some(1),
+        Item::Int(_) | Item::Float(_) => Some(9),
+        Item::Str(b) | Item::Bin(b) => Some(5 + b.len()),
+    }
+}
+
+/// The next item, if its head is the one the encoder writes for it: an
+/// integer in its shortest form (unsigned markers for the non-negative),
+/// text as `str` and other bytes as `bin`, each with its shortest header,
+/// collections with theirs.
+fn canonical<'a>(r: &mut Reader<'a>) -> Option<Item<'a>> {
+    let start = r.position();
+    let item = r.next_item()?;
+    let read = r.since(start);
+    let head =
+        |expected: Head, body: usize| read.get(..read.len() - body) == Some(expected.as_slice());
+    let fits = match item {
+        Item::Nil | Item::Bool(_) | Item::Float(_) => true,
+        Item::Int(i) => head(int_head(i), 0),
+        Item::Str(b) => std::str::from_utf8(b).is_ok() && head(bytes_head(b.len(), true), b.len()),
+        Item::Bin(b) => {
+            std::str::from_utf8(b).is_err() && head(bytes_head(b.len(), false), b.len())
+        }
+        Item::Array(n) => head(array_head(n), 0),
+        Item::Map(n) => head(map_head(n), 0),
+    };
+    fits.then_some(item)
+}
+
+#[cfg(test)]
+mod tests;
