@@ -2,6 +2,8 @@
 -- monitored, at most 64 alive at once (the `wasm` bench's spawn_run_exit).
 -- lw: n `put` messages to a `kv` component, a `get` every 64 to wait.
 -- wl: an `echo` component sends n messages, all received.
+-- lwl: n round trips of a 3-field table through `echo` (Lua -> WASM -> Lua,
+-- the component sending back the bytes it received).
 local function spawns(n)
     local events = process.events()
     local live = 0
@@ -36,10 +38,22 @@ local function from_wasm(n)
     process.send(echo, "stop")
 end
 
+local function round_trips(n)
+    local inbox = process.inbox()
+    local echo = process.spawn("bench:echo", "bench:processes")
+    for i = 1, n do
+        process.send(echo, "ping", { id = i, kind = "tick", v = 2.5 })
+        local back = inbox:receive():payload():data()
+        if back.id ~= i then error("echoed " .. tostring(back.id)) end
+    end
+    process.send(echo, "stop")
+end
+
 return function(what, n)
     n = tonumber(n) or 1000
     if what == "wspawn" then return spawns(n) end
     if what == "lw" then return to_wasm(n) end
     if what == "wl" then return from_wasm(n) end
+    if what == "lwl" then return round_trips(n) end
     error("unknown workload " .. tostring(what))
 end

@@ -14,7 +14,7 @@
 //! allocated.
 
 use super::read::{Item, Reader};
-use super::{Head, array_head, bytes_head, int_head, map_head};
+use super::{array_head, bytes_head, int_head, map_head};
 use crate::limits::MAX_DEPTH;
 
 /// The size `bytes` count as, when they are one value exactly as
@@ -56,24 +56,38 @@ fn key(r: &mut Reader<'_>) -> Option<usize> {
 /// The next item, if its head is the one the encoder writes for it: an
 /// integer in its shortest form (unsigned markers for the non-negative),
 /// text as `str` and other bytes as `bin`, each with its shortest header,
-/// collections with theirs.
+/// collections with theirs. A one-byte head (a fixint, `fixstr`, `fixmap`,
+/// `fixarray`, nil, a boolean) is the shortest there is: only a `fixstr`'s
+/// bytes need a look.
 fn canonical<'a>(r: &mut Reader<'a>) -> Option<Item<'a>> {
     let start = r.position();
     let item = r.next_item()?;
     let read = r.since(start);
-    let head =
-        |expected: Head, body: usize| read.get(..read.len() - body) == Some(expected.as_slice());
+    let body = match item {
+        Item::Str(b) | Item::Bin(b) => b.len(),
+        _ => 0,
+    };
+    let head_len = read.len() - body;
     let fits = match item {
         Item::Nil | Item::Bool(_) | Item::Float(_) => true,
-        Item::Int(i) => head(int_head(i), 0),
-        Item::Str(b) => std::str::from_utf8(b).is_ok() && head(bytes_head(b.len(), true), b.len()),
-        Item::Bin(b) => {
-            std::str::from_utf8(b).is_err() && head(bytes_head(b.len(), false), b.len())
+        Item::Str(b) if head_len == 1 => is_text(b),
+        _ if head_len == 1 => true,
+        Item::Int(i) => read == int_head(i).as_slice(),
+        Item::Str(b) => {
+            is_text(b) && read.get(..head_len) == Some(bytes_head(b.len(), true).as_slice())
         }
-        Item::Array(n) => head(array_head(n), 0),
-        Item::Map(n) => head(map_head(n), 0),
+        Item::Bin(b) => {
+            !is_text(b) && read.get(..head_len) == Some(bytes_head(b.len(), false).as_slice())
+        }
+        Item::Array(n) => read == array_head(n).as_slice(),
+        Item::Map(n) => read == map_head(n).as_slice(),
     };
     fits.then_some(item)
+}
+
+/// Whether `bytes` are UTF-8 text (ASCII looked at first: most are).
+fn is_text(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
 }
 
 #[cfg(test)]
