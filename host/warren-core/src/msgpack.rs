@@ -77,32 +77,23 @@ pub fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// An item's header as the encoder writes it (at most 9 bytes): what the
-/// scanner compares a guest's headers with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A string's header as the encoder writes it (at most 5 bytes).
 struct Head {
-    buf: [u8; 9],
+    buf: [u8; 5],
     len: usize,
 }
 
 impl Head {
-    /// The header `write` writes.
-    fn written(write: impl FnOnce(&mut &mut [u8])) -> Head {
-        let mut buf = [0u8; 9];
-        let mut rest: &mut [u8] = &mut buf;
-        write(&mut rest);
-        let len = 9 - rest.len();
-        Head { buf, len }
-    }
-
     fn as_slice(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or_default()
     }
 }
 
-/// The header of a byte string of `n` bytes, text (`str`) or not (`bin`).
+/// The header of a byte string of `n` bytes, text (`str`) or not (`bin`):
+/// the shortest there is (the scanner, `msgpack/scan.rs`, accepts only
+/// these).
 fn bytes_head(n: usize, text: bool) -> Head {
-    let mut buf = [0u8; 9];
+    let mut buf = [0u8; 5];
     let len = match (text, u8::try_from(n), u16::try_from(n)) {
         (true, Ok(short @ 0..=31), _) => {
             buf[0] = 0xa0 | short;
@@ -124,27 +115,6 @@ fn bytes_head(n: usize, text: bool) -> Head {
         }
     };
     Head { buf, len }
-}
-
-/// The header (the whole item) of an integer.
-fn int_head(i: i64) -> Head {
-    Head::written(|w| {
-        let _ = w::write_sint(w, i);
-    })
-}
-
-/// The header of an array of `n` items.
-fn array_head(n: u32) -> Head {
-    Head::written(|w| {
-        let _ = w::write_array_len(w, n);
-    })
-}
-
-/// The header of a map of `n` entries.
-fn map_head(n: u32) -> Head {
-    Head::written(|w| {
-        let _ = w::write_map_len(w, n);
-    })
 }
 
 /// Writes the header of an array of `n` items (the items follow).

@@ -53,11 +53,6 @@ impl<'a> Reader<'a> {
         self.bytes.len() - self.pos
     }
 
-    /// The bytes from `start` to where the reader is.
-    pub fn since(&self, start: usize) -> &'a [u8] {
-        self.bytes.get(start..self.pos).unwrap_or_default()
-    }
-
     /// The next item's head; `None` at the end of the bytes, on bytes cut
     /// short, and for what the runtime does not read (`float 32`, an
     /// unsigned integer past `i64`, extension types, the unused marker).

@@ -55,6 +55,17 @@ fn another_encoders_forms_are_left_to_the_decoder() {
         ("array 16 of one", &[0xdc, 0x00, 0x01, 0xc0]),
         ("map 32 of none", &[0xdf, 0, 0, 0, 0]),
         ("ext", &[0xd4, 0x01, 0x00]),
+        ("i8 holding -1", &[0xd0, 0xff]),
+        ("i32 holding -1", &[0xd2, 0xff, 0xff, 0xff, 0xff]),
+        ("i32 holding -200 (i16's)", &[0xd2, 0xff, 0xff, 0xff, 0x38]),
+        ("u32 holding 5", &[0xce, 0, 0, 0, 5]),
+        ("u64 holding 5", &[0xcf, 0, 0, 0, 0, 0, 0, 0, 5]),
+        ("str 16 of one byte", &[0xda, 0x00, 0x01, b'a']),
+        ("str 32 of one byte", &[0xdb, 0, 0, 0, 1, b'a']),
+        ("bin 16 of one byte", &[0xc5, 0x00, 0x01, 0xff]),
+        ("bin 32 of one byte", &[0xc6, 0, 0, 0, 1, 0xff]),
+        ("array 32 of none", &[0xdd, 0, 0, 0, 0]),
+        ("map 16 of none", &[0xde, 0, 0]),
     ];
     for (what, bytes) in cases {
         assert_eq!(scan(bytes), None, "{what}");
