@@ -72,6 +72,9 @@ pub(crate) struct Stepper {
     /// which resumes another coroutine of the same process (see
     /// [`step_at`]'s `keep`).
     open: std::cell::Cell<Option<i64>>,
+    /// The pid whose text is in the machine's `Late::LastFrom` slot (see
+    /// `machine/inbox.rs`); set only after the slot is.
+    last_from: std::cell::Cell<Option<warren_core::Pid>>,
 }
 
 impl Stepper {
@@ -91,6 +94,7 @@ impl Stepper {
             index,
             lua: std::cell::Cell::new(ptr::null()),
             open: std::cell::Cell::new(None),
+            last_from: std::cell::Cell::new(None),
         }
     }
 
@@ -127,6 +131,16 @@ impl Stepper {
         // SAFETY: the `Lua` lives in the state's extra data, which outlives
         // every call of the VM's C functions, the only callers.
         unsafe { &*lua }
+    }
+
+    /// The pid whose text the machine's `Late::LastFrom` slot holds.
+    pub(crate) fn last_from(&self) -> Option<warren_core::Pid> {
+        self.last_from.get()
+    }
+
+    /// Records that the `Late::LastFrom` slot now holds `pid`'s text.
+    pub(crate) fn set_last_from(&self, pid: warren_core::Pid) {
+        self.last_from.set(Some(pid));
     }
 
     /// This VM's front-end index in its worker (its ready queue).

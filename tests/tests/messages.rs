@@ -296,6 +296,46 @@ fn events_channel_receives_lifecycle_events_only() {
 }
 
 #[test]
+fn messages_from_outside_the_vm_each_name_their_own_sender_and_topic() {
+    // Two senders on the other host, each cycling through three topics:
+    // the receiving machine keeps the last message's sender and topic
+    // strings for the next (machine/inbox.rs); every message must still
+    // name its own.
+    let v = App::new()
+        .entry(
+            "t:main",
+            r#"return function()
+            local me = process.pid()
+            local a = process.spawn("t:talker", "test:other", me, "x", 300)
+            local b = process.spawn("t:talker", "test:other", me, "y", 300)
+            local inbox, seen = process.inbox(), {}
+            for _ = 1, 600 do
+                local m = inbox:receive()
+                local d = m:payload():data()
+                assert(m:from() == d.from, m:from() .. " sent as " .. d.from)
+                assert(m:topic() == d.topic, m:topic() .. " sent as " .. d.topic)
+                seen[d.from] = (seen[d.from] or 0) + 1
+            end
+            assert(seen[a] == 300 and seen[b] == 300, "both senders heard")
+            return "ok"
+        end"#,
+        )
+        .entry(
+            "t:talker",
+            r#"return function(to, tag, n)
+            local me = process.pid()
+            for i = 1, n do
+                local topic = tag .. (i % 3)
+                assert(process.send(to, topic, { from = me, topic = topic }))
+            end
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v, s("ok"));
+}
+
+#[test]
 fn same_worker_and_cross_worker_sends_are_indistinguishable() {
     // The first echo runs on the other host's worker (host conversion),
     // the second next to main (copied inside the VM). Both paths must give

@@ -81,18 +81,64 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
         ctx.charge_received(ctx.lua(l), id, msg.wire_bytes());
         let mt = late(l, Late::ErrorMt); // top + 3
         let built = crate::convert::push_payload(l, &msg.payloads[0], mt); // top + 4
-        let from = msg.from.text();
+        let from = msg.from;
         drop(msg);
         if !built {
             undeliverable(ctx, pid);
             raw::settop(l, top);
             return true;
         }
-        ffi::lua_pushlstring(l, topic.as_ptr().cast(), topic.len()); // top + 5
-        let from = from.as_bytes();
-        ffi::lua_pushlstring(l, from.as_ptr().cast(), from.len()); // top + 6
+        push_topic(l, topic); // top + 5
+        push_from(l, ctx, from); // top + 6
         route(l, p, top + 5, top + 6, top + 4);
         raw::settop(l, top);
         true
+    }
+}
+
+/// Pushes `topic`: the string of the last message's topic when it is the
+/// same (`Late::LastTopic`), else a new one, kept there for the next.
+///
+/// # Safety
+///
+/// As [`msg_next`], with room for three values; may raise a memory error
+/// (nothing of Rust's needs dropping: `topic` is borrowed from a buffer
+/// on the caller's stack).
+unsafe fn push_topic(l: *mut lua_State, topic: &[u8]) {
+    // SAFETY: see above; the slot holds nothing or a string the machine
+    // put there (the table is the machine's own).
+    unsafe {
+        let last = late(l, Late::LastTopic);
+        if raw::bytes_at(l, last) == Some(topic) {
+            return;
+        }
+        raw::pop(l, 1);
+        ffi::lua_pushlstring(l, topic.as_ptr().cast(), topic.len());
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::LastTopic as i64);
+    }
+}
+
+/// Pushes the text of `from`: the last sender's string when it is the
+/// same pid (`Late::LastFrom`), else a new one, kept there for the next.
+///
+/// # Safety
+///
+/// As [`push_topic`].
+unsafe fn push_from(l: *mut lua_State, ctx: &crate::step::Stepper, from: warren_core::Pid) {
+    // SAFETY: see above; the pid recorded in `ctx` is set only after its
+    // text is in the slot, so a raise in between leaves a miss, never a
+    // wrong text.
+    unsafe {
+        if ctx.last_from() == Some(from) {
+            late(l, Late::LastFrom);
+            return;
+        }
+        let text = from.text();
+        let text = text.as_bytes();
+        ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::LastFrom as i64);
+        ctx.set_last_from(from);
     }
 }

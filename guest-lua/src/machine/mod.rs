@@ -187,7 +187,7 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
         raw::pop(l, 1);
         runq::new_state(l, current);
         ffi::lua_insert(l, 1); // the state is upvalue 1, the arguments follow
-        ffi::lua_createtable(l, raw::Late::PayloadValue as c_int, 0); // LATE: its last slot
+        ffi::lua_createtable(l, raw::Late::LastTopic as c_int, 0); // LATE: its last slot
         // CTX: the builder's own upvalue (none in a test VM: null).
         ffi::lua_pushlightuserdata(l, ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)));
         for (i, key) in Key::ALL.into_iter().enumerate() {

@@ -82,7 +82,31 @@ pub(super) enum Late {
     /// The kernel's `value_of(payload)`: a payload's value decoded from its
     /// format, for `payload:data()` (bound by `bind_start`).
     PayloadValue = 21,
+    /// The sender's pid text and the topic of the last message handed
+    /// over from outside the VM (`inbox.rs`): a process that hears from
+    /// one sender on one topic gets both without a string made each time.
+    LastFrom = 22,
+    LastTopic = 23,
 }
+/// The bytes of the string at `idx`, or `None` when it is not a string
+/// (a number is not converted: the type is read first).
+///
+/// # Safety
+///
+/// `idx` is a valid index; the bytes are the string's own, valid while
+/// it stays on the stack: the caller reads them before popping it.
+pub(super) unsafe fn bytes_at<'a>(l: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
+    // SAFETY: see above; a string's pointer and length come from Lua.
+    unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TSTRING {
+            return None;
+        }
+        let mut len = 0;
+        let p = ffi::lua_tolstring(l, idx, &mut len);
+        Some(std::slice::from_raw_parts(p.cast::<u8>(), len))
+    }
+}
+
 /// Upvalues before the keys.
 pub(super) const LEADING: c_int = FIRST_KEY - 1;
 
