@@ -138,9 +138,10 @@ impl Stepper {
         self.last_from.get()
     }
 
-    /// Records that the `Late::LastFrom` slot now holds `pid`'s text.
-    pub(crate) fn set_last_from(&self, pid: warren_core::Pid) {
-        self.last_from.set(Some(pid));
+    /// Records whose text the `Late::LastFrom` slot holds (`None`: the
+    /// slot is about to change).
+    pub(crate) fn set_last_from(&self, pid: Option<warren_core::Pid>) {
+        self.last_from.set(pid);
     }
 
     /// This VM's front-end index in its worker (its ready queue).

@@ -996,11 +996,14 @@ fn a_future_started_just_before_its_caller_is_preempted_still_settles() {
         local ex = assert(funcs.new():with_options({ timeout = "1ns" }))
         local out = {}
         for _ = 1, 10 do
-            local f = assert(ex:async("t:nap", 1, big))
+            -- The callee naps far longer than the select waits: its result
+            -- can never beat the timeout (a 1 ms nap did, once, on a loaded
+            -- machine, where the timer task ran late).
+            local f = assert(ex:async("t:nap", 5000, big))
             local r = channel.select({ f:response():case_receive(), time.after("500ms"):case_receive() })
             out[#out + 1] = r.channel == f:response() and k(f:result()) or "lost"
         end
-        for _ = 1, 3 do out[#out + 1] = k(ex:call("t:nap", 1, big)) end
+        for _ = 1, 3 do out[#out + 1] = k(ex:call("t:nap", 5000, big)) end
         return table.concat(out, " ")"#,
             Grants::new(),
         );

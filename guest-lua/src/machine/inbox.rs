@@ -126,19 +126,20 @@ unsafe fn push_topic(l: *mut lua_State, topic: &[u8]) {
 ///
 /// As [`push_topic`].
 unsafe fn push_from(l: *mut lua_State, ctx: &crate::step::Stepper, from: warren_core::Pid) {
-    // SAFETY: see above; the pid recorded in `ctx` is set only after its
-    // text is in the slot, so a raise in between leaves a miss, never a
-    // wrong text.
+    // SAFETY: see above; the pid recorded in `ctx` is forgotten before
+    // the slot changes and set only after its text is in it, so a raise
+    // in between leaves a miss, never a wrong text.
     unsafe {
         if ctx.last_from() == Some(from) {
             late(l, Late::LastFrom);
             return;
         }
+        ctx.set_last_from(None);
         let text = from.text();
         let text = text.as_bytes();
         ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
         ffi::lua_pushvalue(l, -1);
         ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::LastFrom as i64);
-        ctx.set_last_from(from);
+        ctx.set_last_from(Some(from));
     }
 }

@@ -1,6 +1,6 @@
 //! MessagePack read one item at a time, with no value built: what a
-//! scanner needs to check bytes and a decoder needs to build another
-//! language's values straight from them.
+//! decoder needs to build another language's values straight from the
+//! bytes (guest-lua unpacks packed payloads into Lua tables with it).
 //!
 //! Guarantees: reading never panics and never allocates; a string's
 //! length is checked against the bytes present before it is answered, and
@@ -113,5 +113,78 @@ impl<'a> Reader<'a> {
         let bytes = self.bytes.get(self.pos..end)?;
         self.pos = end;
         Some(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{Item, Reader};
+    use crate::msgpack::tests::any_value;
+    use crate::msgpack::{decode, encode};
+    use crate::value::Value;
+
+    /// The value `r` reads next, rebuilt item by item.
+    fn rebuild(r: &mut Reader<'_>) -> Option<Value> {
+        Some(match r.next_item()? {
+            Item::Nil => Value::Nil,
+            Item::Bool(b) => Value::Bool(b),
+            Item::Int(i) => Value::Int(i),
+            Item::Float(f) => Value::Float(f),
+            Item::Str(b) | Item::Bin(b) => Value::Str(b.to_vec()),
+            Item::Array(n) => Value::Array((0..n).map(|_| rebuild(r)).collect::<Option<_>>()?),
+            Item::Map(n) => Value::Map(
+                (0..n)
+                    .map(|_| Some((rebuild(r)?, rebuild(r)?)))
+                    .collect::<Option<_>>()?,
+            ),
+        })
+    }
+
+    #[test]
+    fn what_the_runtime_never_writes_or_the_bytes_do_not_hold_is_not_read() {
+        let cases: &[&[u8]] = &[
+            &[],
+            &[0xca, 0x3f, 0x80, 0, 0],
+            &[0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0],
+            &[0xd4, 0x01, 0x00],
+            &[0xc1],
+            &[0xdb, 0x00, 0xff, 0xff, 0xff, b'a'],
+            &[0xcd, 0x01],
+        ];
+        for bytes in cases {
+            assert_eq!(Reader::new(bytes).next_item(), None, "{bytes:?}");
+        }
+        let mut r = Reader::new(&[0xdd, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            r.next_item(),
+            Some(Item::Array(u32::MAX)),
+            "a count as read"
+        );
+        assert_eq!(r.remaining(), 0);
+    }
+
+    proptest! {
+        #[test]
+        fn any_encoding_reads_back_item_by_item(v in any_value()) {
+            let bytes = encode(&v);
+            let mut r = Reader::new(&bytes);
+            let back = rebuild(&mut r).expect("reads");
+            prop_assert_eq!(r.remaining(), 0);
+            // NaN is not equal to itself: compare the encodings.
+            prop_assert_eq!(encode(&back), bytes);
+        }
+
+        #[test]
+        fn any_bytes_read_as_the_decoder_reads_them_or_not_at_all(
+            bytes in proptest::collection::vec(any::<u8>(), 0..48),
+        ) {
+            let mut r = Reader::new(&bytes);
+            if let Some(v) = rebuild(&mut r).filter(|_| r.remaining() == 0) {
+                let decoded = decode(&bytes).expect("what the reader reads decodes");
+                prop_assert_eq!(encode(&v), encode(&decoded));
+            }
+        }
     }
 }
