@@ -70,11 +70,16 @@ pub fn write_float(out: &mut Vec<u8>, f: f64) {
 /// `io::Write` a piece at a time, about 150 instructions for a short
 /// string).
 pub fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    let text = std::str::from_utf8(bytes).is_ok();
-    let head = bytes_head(bytes.len(), text);
+    let head = bytes_head(bytes.len(), is_text(bytes));
     out.reserve(head.len + bytes.len());
     out.extend_from_slice(head.as_slice());
     out.extend_from_slice(bytes);
+}
+
+/// Whether `bytes` are UTF-8 text, written as `str` (ASCII looked at
+/// first: most strings are, and `is_ascii` is cheaper on short ones).
+fn is_text(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
 }
 
 /// A string's header as the encoder writes it (at most 5 bytes).

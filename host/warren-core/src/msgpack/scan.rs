@@ -19,6 +19,7 @@
 //! shortest header (`bin 8` for any short non-text); `float 64`; arrays
 //! and maps with their shortest headers.
 
+use super::is_text;
 use crate::limits::MAX_DEPTH;
 
 /// The size `bytes` count as, when they are one value exactly as
@@ -221,11 +222,6 @@ impl Scan<'_> {
         self.pos = end;
         Some(bytes)
     }
-}
-
-/// Whether `bytes` are UTF-8 text (ASCII looked at first: most are).
-fn is_text(bytes: &[u8]) -> bool {
-    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
 }
 
 #[cfg(test)]
