@@ -210,6 +210,13 @@ impl FrontendFactory for Factory {
             }
         }
     }
+
+    /// A process's inbox, listen channels and timers are channels in its
+    /// worker's VM (`machine/`): a message between processes of one VM
+    /// never leaves it, so the VM routes every message itself.
+    fn keeps_mailboxes(&self) -> bool {
+        true
+    }
 }
 
 /// The Lua front-end, to register with a `RuntimeBuilder`.

@@ -2,7 +2,7 @@
 //!
 //! A channel is local to the process that made it. The guest's own channels
 //! hold values in the store; `inbox`, `events`, `listen` and `after` channels
-//! read the process's mailbox, which the driver fills. Because a guest has a
+//! read the process's mailbox, which the core keeps and fills. Because a guest has a
 //! single thread, an operation only the guest itself could complete (a send
 //! on a full channel, a receive on an empty one it made) can never complete:
 //! it is reported as a deadlock error instead of hanging the process.
@@ -16,7 +16,8 @@ use crate::bindings::warren::process::channels::{Host, HostChannel, SelectCase, 
 use crate::bindings::warren::process::types::{Error as WitError, Item};
 use crate::host::{now_unix_ns, wit_error, wit_event, wit_message};
 use crate::payload::{decode, encode};
-use crate::state::{Mailbox, ProcState, lock};
+use crate::state::{ProcState, with_mailbox};
+use warren_core::{Mailbox, Pid};
 
 /// Most values a guest channel buffers; larger capacities are clamped,
 /// because buffered values live in host memory, outside the guest's limit.
@@ -59,15 +60,23 @@ fn deadlock(what: &str) -> WitError {
     )
 }
 
-fn try_receive(chan: &mut ChannelRes, mb: &mut Mailbox) -> Try {
+fn try_receive(chan: &mut ChannelRes, pid: Pid) -> Try {
+    if let ChannelRes::Local { buffer, closed, .. } = chan {
+        return match buffer.pop_front() {
+            Some(bytes) => Try::Ready(Some(Item::Value(bytes))),
+            None if *closed => Try::Ready(None),
+            None => Try::Blocked { live: false },
+        };
+    }
+    with_mailbox(pid, |mb| try_mailbox(chan, mb)).unwrap_or(Try::Blocked { live: true })
+}
+
+/// [`try_receive`] on a channel the mailbox feeds.
+fn try_mailbox(chan: &mut ChannelRes, mb: &mut Mailbox) -> Try {
     let taken = match chan {
-        ChannelRes::Local { buffer, closed, .. } => match buffer.pop_front() {
-            Some(bytes) => return Try::Ready(Some(Item::Value(bytes))),
-            None if *closed => return Try::Ready(None),
-            None => return Try::Blocked { live: false },
-        },
+        ChannelRes::Local { .. } => return Try::Blocked { live: false },
         ChannelRes::Inbox => mb.take_message().map(|m| Item::Message(wit_message(m))),
-        ChannelRes::Events => mb.events.pop_front().map(|e| Item::Event(wit_event(e))),
+        ChannelRes::Events => mb.take_event().map(|e| Item::Event(wit_event(e))),
         ChannelRes::Topic(topic) => match mb.take_topic(topic) {
             Some(v) => v.map(|v| Item::Value(v.into_packed())),
             None => return Try::Ready(None),
@@ -76,7 +85,7 @@ fn try_receive(chan: &mut ChannelRes, mb: &mut Mailbox) -> Try {
             if *done {
                 return Try::Blocked { live: false };
             }
-            if !mb.fired.remove(id) {
+            if !mb.take_fired(*id) {
                 return Try::Blocked { live: true };
             }
             *done = true;
@@ -124,11 +133,11 @@ impl ProcState {
         &mut self,
         cases: &[SelectCase],
     ) -> Result<Result<(u32, Option<Item>), bool>, WitError> {
-        let mailbox = self.mailbox.clone();
+        let pid = self.pid;
         let mut live = false;
         for (i, case) in cases.iter().enumerate() {
             let outcome = match case {
-                SelectCase::Receive(ch) => try_receive(self.channel(ch)?, &mut lock(&mailbox)),
+                SelectCase::Receive(ch) => try_receive(self.channel(ch)?, pid),
                 SelectCase::Send((ch, value)) => try_send(self.channel(ch)?, value)?,
             };
             match outcome {
@@ -195,34 +204,32 @@ impl HostChannel for ProcState {
     }
 
     async fn close(&mut self, ch: Resource<ChannelRes>) {
-        let mailbox = self.mailbox.clone();
+        let pid = self.pid;
         let Ok(chan) = self.table.get_mut(&ch) else {
             return;
         };
         match chan {
             ChannelRes::Local { closed, .. } => *closed = true,
             ChannelRes::Topic(topic) => {
-                lock(&mailbox).drop_topic(topic);
+                with_mailbox(pid, |mb| mb.unlisten(topic));
             }
-            ChannelRes::Timer { id, done } => {
-                stop_timer(&mut lock(&mailbox), *id, done);
-            }
+            ChannelRes::Timer { id, done } => stop_timer(pid, *id, done),
             ChannelRes::Inbox | ChannelRes::Events => {}
         }
     }
 
     async fn drop(&mut self, ch: Resource<ChannelRes>) -> wasmtime::Result<()> {
         if let ChannelRes::Timer { id, mut done } = self.table.delete(ch)? {
-            stop_timer(&mut lock(&self.mailbox), id, &mut done);
+            stop_timer(self.pid, id, &mut done);
         }
         Ok(())
     }
 }
 
 /// Makes a timer that has not yielded yet yield nothing, ever.
-fn stop_timer(mb: &mut Mailbox, id: u64, done: &mut bool) {
-    if !*done && !mb.fired.remove(&id) {
-        mb.abandoned.insert(id);
+fn stop_timer(pid: Pid, id: u64, done: &mut bool) {
+    if !*done {
+        with_mailbox(pid, |mb| mb.abandon_timer(id));
     }
     *done = true;
 }

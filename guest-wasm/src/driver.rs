@@ -20,7 +20,7 @@ use crate::limiter::{ProcLimiter, QuotaExceeded};
 use crate::payload::{decode, encode};
 use crate::program::WasmProgram;
 use crate::program::slice_ticks;
-use crate::state::{Mailbox, MailboxRef, ProcState, install_core, lock};
+use crate::state::{ProcState, install_core};
 
 /// Most handles (channels, timers, WASI streams) one component may hold at
 /// once: each is host memory that no linear-memory limit counts.
@@ -30,7 +30,6 @@ type ProcFuture = Pin<Box<dyn Future<Output = Exit>>>;
 
 struct Proc {
     future: ProcFuture,
-    mailbox: MailboxRef,
     /// Wakes the process when a WASI call finishes on another thread.
     waker: Waker,
     /// Time spent running it so far, against its host's `cpu_budget`.
@@ -73,24 +72,13 @@ impl WasmDriver {
             self.core.borrow_mut().exit(pid, Err(reason));
             return;
         }
-        let Some(proc) = self.procs.get(&pid) else {
+        if !self.procs.contains_key(&pid) {
             return;
-        };
-        {
-            let mut mb = lock(&proc.mailbox);
-            match item {
-                Item::Msg(m) => mb.deliver(m),
-                Item::Event(e) => mb.events.push_back(e),
-                Item::Timer(id) => {
-                    if !mb.abandoned.remove(&id) {
-                        mb.fired.insert(id);
-                    }
-                }
-                // Components start no host calls yet (hostcall.rs): a
-                // result for one has no waiter.
-                Item::Start { .. } | Item::Kill(_) | Item::Wake | Item::Done { .. } => {}
-            }
         }
+        // The core files messages, events and timer fires in the mailbox
+        // it keeps (`Core::with_mailbox`) and queues `Wake` for them;
+        // components start no host calls yet (hostcall.rs), so a `Done`
+        // has no waiter. Either way the process looks again.
         self.wake(pid);
     }
 
@@ -118,10 +106,8 @@ impl WasmDriver {
             .grants
             .memory
             .unwrap_or(quota.limits.memory_per_process);
-        let mailbox: MailboxRef = Arc::new(std::sync::Mutex::new(Mailbox::default()));
         let state = ProcState {
             pid,
-            mailbox: mailbox.clone(),
             next_timer: 0,
             wasi,
             table: resource_table(),
@@ -168,7 +154,6 @@ impl WasmDriver {
             pid,
             Proc {
                 future: Box::pin(future),
-                mailbox,
                 waker: self.core.borrow().waker(pid),
                 cpu: Duration::ZERO,
             },
@@ -189,10 +174,6 @@ impl WasmDriver {
             with_ambient_tokio_runtime(|| proc.future.as_mut().poll(&mut cx))
         }));
         proc.cpu += started.elapsed();
-        let taken = std::mem::take(&mut lock(&proc.mailbox).taken);
-        if taken > 0 {
-            self.core.borrow_mut().consumed(pid, taken);
-        }
         let exit = match polled {
             Ok(Poll::Pending) => match self.core.borrow().quota().cpu_budget_exceeded(proc.cpu) {
                 Some(reason) => Err(reason),

@@ -18,7 +18,8 @@ use crate::bindings::warren::process::types::{
 };
 use crate::channel::ChannelRes;
 use crate::payload::{decode, encode};
-use crate::state::{Mailbox, ProcState, lock, with_core};
+use crate::state::{ProcState, with_core, with_mailbox};
+use warren_core::Mailbox;
 
 fn kind(k: ErrorKind) -> WitKind {
     match k {
@@ -175,10 +176,12 @@ impl ProcState {
     async fn wait_for<R>(
         &mut self,
         timeout_ns: Option<u64>,
-        mut take: impl FnMut(&mut crate::state::Mailbox) -> Option<R> + Send,
+        mut take: impl FnMut(&mut Mailbox) -> Option<R> + Send,
     ) -> Option<R> {
-        self.wait_until(timeout_ns, move |s| take(&mut lock(&s.mailbox)))
-            .await
+        self.wait_until(timeout_ns, move |s| {
+            with_mailbox(s.pid, &mut take).flatten()
+        })
+        .await
     }
 
     /// Waits until `take` finds something (polled again whenever the host
@@ -195,7 +198,9 @@ impl ProcState {
                 return Poll::Ready(Some(found));
             }
             match timer {
-                Some(id) if lock(&self.mailbox).fired.remove(&id) => Poll::Ready(None),
+                Some(id) if with_mailbox(self.pid, |mb| mb.take_fired(id)) == Some(true) => {
+                    Poll::Ready(None)
+                }
                 _ => Poll::Pending,
             }
         })
@@ -203,10 +208,7 @@ impl ProcState {
         if let Some(id) = timer
             && found.is_some()
         {
-            let mut mb = lock(&self.mailbox);
-            if !mb.fired.remove(&id) {
-                mb.abandoned.insert(id);
-            }
+            with_mailbox(self.pid, |mb| mb.abandon_timer(id));
         }
         found
     }
@@ -246,12 +248,9 @@ impl Host for ProcState {
         let child = self.core_call(|c, me| c.spawn(me, req))?;
         let exit = self
             .wait_for(None, |mb| {
-                let at = mb
-                    .events
-                    .iter()
-                    .position(|e| matches!(e, Event::Exit { from, .. } if *from == child))?;
-                match mb.events.remove(at) {
-                    Some(Event::Exit { result, .. }) => Some(result),
+                let exit = |e: &Event| matches!(e, Event::Exit { from, .. } if *from == child);
+                match mb.take_event_where(exit)? {
+                    Event::Exit { result, .. } => Some(result),
                     _ => None,
                 }
             })
@@ -278,7 +277,7 @@ impl Host for ProcState {
     }
 
     async fn next_event(&mut self, timeout_ns: Option<u64>) -> Option<wit::Event> {
-        self.wait_for(timeout_ns, |mb| mb.events.pop_front())
+        self.wait_for(timeout_ns, Mailbox::take_event)
             .await
             .map(wit_event)
     }
@@ -289,7 +288,7 @@ impl Host for ProcState {
                 if let Some(m) = mb.take_message() {
                     return Some(Wake::Message(wit_message(m)));
                 }
-                mb.events.pop_front().map(|e| Wake::Event(wit_event(e)))
+                mb.take_event().map(|e| Wake::Event(wit_event(e)))
             })
             .await;
         found.unwrap_or(Wake::Timeout)
@@ -308,7 +307,7 @@ impl Host for ProcState {
             let msg = format!("listen: topic {topic:?} is reserved");
             return Err(wit_error(&ProcError::new(ErrorKind::Invalid, msg)));
         }
-        lock(&self.mailbox).topics.entry(topic.clone()).or_default();
+        with_mailbox(self.pid, |mb| mb.listen(&topic));
         self.table.push(ChannelRes::Topic(topic)).map_err(|e| {
             wit_error(&ProcError::new(
                 ErrorKind::Unavailable,
@@ -319,7 +318,7 @@ impl Host for ProcState {
 
     async fn unlisten(&mut self, ch: Resource<ChannelRes>) {
         if let Ok(ChannelRes::Topic(topic)) = self.table.get(&ch) {
-            lock(&self.mailbox).drop_topic(topic);
+            with_mailbox(self.pid, |mb| mb.unlisten(topic));
         }
     }
 

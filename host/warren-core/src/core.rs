@@ -32,6 +32,8 @@ mod calls;
 mod early_tests;
 #[cfg(test)]
 mod entry_tests;
+#[cfg(test)]
+mod mailbox_tests;
 mod ops;
 #[cfg(test)]
 mod placement_tests;
@@ -70,6 +72,9 @@ struct ProcEntry {
     io: Option<Box<crate::hostcall::ProcIo>>,
     /// The function call it runs, if it is a callee (see `funcs`).
     call: Option<Arc<crate::funcs::Call>>,
+    /// Its mailbox, when its front-end does not keep its own
+    /// ([`crate::FrontendFactory::keeps_mailboxes`]); boxed, as `peers`.
+    mailbox: Option<Box<crate::mailbox::Mailbox>>,
 }
 
 /// A process's links and monitors, boxed: most processes have neither,
@@ -304,15 +309,31 @@ impl Core {
         }
     }
 
-    /// Records that `me` took `n` messages out of its mailbox.
+    /// Records that `me` took `n` messages out of the mailbox its
+    /// front-end keeps.
     pub fn consumed(&mut self, me: Pid, n: u32) {
         if let Some(p) = self.procs.get(&me) {
-            let _ = p.unread.fetch_update(
-                std::sync::atomic::Ordering::AcqRel,
-                std::sync::atomic::Ordering::Acquire,
-                |q| Some(q.saturating_sub(n)),
-            );
+            release(&p.unread, n);
         }
+    }
+
+    /// Runs `f` on the mailbox the core keeps for `pid` (a process of this
+    /// worker whose front-end keeps none of its own); what `f` takes out
+    /// of it stops counting against its `mailbox_limit`. `None` when there
+    /// is no such mailbox (`pid` is not here, or its front-end keeps it).
+    pub fn with_mailbox<R>(
+        &mut self,
+        pid: Pid,
+        f: impl FnOnce(&mut crate::mailbox::Mailbox) -> R,
+    ) -> Option<R> {
+        let p = self.procs.get_mut(&pid)?;
+        let mailbox = p.mailbox.as_deref_mut()?;
+        let answer = f(mailbox);
+        let taken = mailbox.take_taken();
+        if taken > 0 {
+            release(&p.unread, taken);
+        }
+        Some(answer)
     }
 
     /// The application's entries, for the `registry` module.
@@ -1101,11 +1122,17 @@ impl Core {
 
     /// Makes the process of `spawn` and queues its start.
     fn spawn_here(&mut self, spawn: crate::worker::SpawnCmd) {
+        let kept = self
+            .shared
+            .factories
+            .get(spawn.frontend)
+            .is_some_and(|f| f.keeps_mailboxes());
         let mut entry = ProcEntry {
             frontend: spawn.frontend,
             unread: spawn.queued,
             call: spawn.call,
             last_child: NO_CHILD,
+            mailbox: (!kept).then(Box::default),
             ..ProcEntry::default()
         };
         if spawn.link_to.is_some() || spawn.monitored_by.is_some() {
@@ -1158,6 +1185,17 @@ impl Core {
         let Some(p) = self.procs.get_mut(&pid) else {
             return Err(item);
         };
+        // A mailbox the core keeps files what is its; the front-end only
+        // learns that its process has something new (one wake-up queued
+        // for any number of arrivals).
+        let item = match p.mailbox.as_deref_mut() {
+            None => item,
+            Some(mailbox) => match mailbox.deliver(item) {
+                Err(item) => item,
+                Ok(()) if matches!(p.items.back(), Some(Item::Wake)) => return Ok(()),
+                Ok(()) => Item::Wake,
+            },
+        };
         p.items.push_back(item);
         self.queue(pid);
         Ok(())
@@ -1171,6 +1209,15 @@ impl Core {
             self.ready[p.frontend].push_back(pid);
         }
     }
+}
+
+/// Takes `n` messages off a process's count of unread ones.
+fn release(unread: &Queued, n: u32) {
+    let _ = unread.fetch_update(
+        std::sync::atomic::Ordering::AcqRel,
+        std::sync::atomic::Ordering::Acquire,
+        |q| Some(q.saturating_sub(n)),
+    );
 }
 
 /// Wakes one process from another thread by queueing [`Item::Wake`].

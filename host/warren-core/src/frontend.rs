@@ -45,6 +45,17 @@ pub trait FrontendFactory: Send + Sync {
     fn reads_packed(&self) -> bool {
         false
     }
+    /// Whether it keeps its processes' mailboxes itself and so receives
+    /// every message, event and timer fire as an [`Item`](crate::Item).
+    /// By default the core keeps them ([`crate::Mailbox`], read through
+    /// [`Core::with_mailbox`](crate::Core::with_mailbox)) and the
+    /// front-end is told only [`Item::Wake`](crate::Item::Wake): a new
+    /// language needs no mailbox, topic routing or timer bookkeeping of
+    /// its own. Lua keeps its own because a message between processes of
+    /// one VM never leaves the VM.
+    fn keeps_mailboxes(&self) -> bool {
+        false
+    }
 }
 
 /// A language runtime living on one worker thread.

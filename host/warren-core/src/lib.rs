@@ -22,6 +22,7 @@ pub mod hostcall;
 pub mod item;
 pub mod lane;
 pub mod limits;
+pub mod mailbox;
 pub mod msgpack;
 pub mod payload;
 pub mod pid;
@@ -46,6 +47,7 @@ pub use lane::{
     BLOCKING_LANE_PER_HOST, BLOCKING_LANE_THREADS, Lane, LaneHandle, SYSTEM_QUEUE, blocking_lane,
 };
 pub use limits::{HostLimits, HostQuota};
+pub use mailbox::Mailbox;
 pub use payload::{Packed, Payload};
 pub use pid::{Pid, PidText};
 pub use runtime::{ExitCallback, HostSpec, Runtime, RuntimeBuilder, SpawnRequest};

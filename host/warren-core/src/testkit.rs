@@ -33,6 +33,23 @@ impl FrontendFactory for Factory {
             scripts: HashMap::new(),
         })
     }
+    /// Scripts see every message, event and timer as an item.
+    fn keeps_mailboxes(&self) -> bool {
+        true
+    }
+}
+
+/// The `script-mailbox` front-end: the same scripts, but the core keeps
+/// their mailboxes (messages, events and timers arrive as `Item::Wake`).
+pub(crate) struct MailboxFactory;
+
+impl FrontendFactory for MailboxFactory {
+    fn name(&self) -> &'static str {
+        "script-mailbox"
+    }
+    fn create(&self, core: CoreRef, index: usize) -> Box<dyn Frontend> {
+        Factory.create(core, index)
+    }
 }
 
 struct Driver {
@@ -89,9 +106,18 @@ pub(crate) fn program(
     id: &str,
     step: impl Fn(&mut Core, Pid, Item) -> bool + Send + Sync + 'static,
 ) -> Program {
+    program_on("script", id, step)
+}
+
+/// A program `id` of front-end `frontend` (`script` or `script-mailbox`).
+pub(crate) fn program_on(
+    frontend: &'static str,
+    id: &str,
+    step: impl Fn(&mut Core, Pid, Item) -> bool + Send + Sync + 'static,
+) -> Program {
     Program {
         id: id.into(),
-        frontend: "script",
+        frontend,
         code: Arc::new(Script(Box::new(step))),
     }
 }

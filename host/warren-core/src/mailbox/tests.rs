@@ -1,0 +1,149 @@
+//! The mailbox's routing and counting rules on their own.
+
+use std::sync::Arc;
+
+use super::Mailbox;
+use crate::error::{ErrorKind, ProcError};
+use crate::item::{Event, Item, Message};
+use crate::payload::Payload;
+use crate::pid::Pid;
+use crate::value::Value;
+
+fn pid(n: u64) -> Pid {
+    Pid::new(0, n)
+}
+
+fn msg(topic: &str, payloads: &[i64]) -> Item {
+    Item::Msg(Message {
+        from: pid(1),
+        topic: Arc::from(topic),
+        payloads: payloads
+            .iter()
+            .map(|n| Payload::from(Value::Int(*n)))
+            .collect(),
+        held: None,
+    })
+}
+
+fn payloads(m: &Message) -> Vec<Value> {
+    m.payloads
+        .iter()
+        .map(Payload::to_value)
+        .map(|v| v.into_owned())
+        .collect()
+}
+
+fn exit(from: u64) -> Item {
+    Item::Event(Event::Exit {
+        from: pid(from),
+        result: Ok(Value::Nil),
+    })
+}
+
+#[test]
+fn messages_keep_their_order_and_each_taken_one_is_counted_once() {
+    let mut mb = Mailbox::default();
+    for n in 1..=3 {
+        mb.deliver(msg("job", &[n]))
+            .expect("a message is the mailbox's");
+    }
+    let taken: Vec<Vec<Value>> = std::iter::from_fn(|| mb.take_message())
+        .map(|m| payloads(&m))
+        .collect();
+    assert_eq!(taken, [1, 2, 3].map(|n| vec![Value::Int(n)]));
+    assert_eq!(mb.take_taken(), 3);
+    assert_eq!(mb.take_taken(), 0, "a count is reported once");
+    assert!(mb.take_message().is_none());
+    assert_eq!(mb.take_taken(), 0, "an empty take counts nothing");
+}
+
+#[test]
+fn a_listened_topic_gets_its_payloads_and_the_inbox_the_rest() {
+    let mut mb = Mailbox::default();
+    mb.listen("news");
+    mb.listen("news"); // again: the queue is kept, not replaced
+    mb.deliver(msg("news", &[1])).expect("filed");
+    mb.deliver(msg("other", &[2])).expect("filed");
+    mb.deliver(msg("news", &[3, 4])).expect("filed");
+    mb.deliver(msg("news", &[])).expect("filed");
+    let got = |mb: &mut Mailbox| mb.take_topic("news").flatten().map(Payload::into_value);
+    assert_eq!(got(&mut mb), Some(Value::Int(1)), "one payload as itself");
+    let both = Value::Array(vec![Value::Int(3), Value::Int(4)]);
+    assert_eq!(got(&mut mb), Some(both), "several as an array");
+    assert_eq!(
+        got(&mut mb),
+        Some(Value::Array(vec![])),
+        "none as an empty array"
+    );
+    assert_eq!(mb.take_topic("news").map(|v| v.is_none()), Some(true));
+    assert!(mb.take_topic("other").is_none(), "not listened to");
+    let inbox = mb.take_message().expect("the other topic's message");
+    assert_eq!(&*inbox.topic, "other");
+    assert_eq!(mb.take_taken(), 4);
+}
+
+#[test]
+fn unlistening_drops_what_was_buffered_and_counts_it_as_taken() {
+    let mut mb = Mailbox::default();
+    mb.listen("t");
+    for n in 0..5 {
+        mb.deliver(msg("t", &[n])).expect("filed");
+    }
+    mb.unlisten("t");
+    assert_eq!(mb.take_taken(), 5);
+    assert!(mb.take_topic("t").is_none());
+    mb.deliver(msg("t", &[9])).expect("filed");
+    assert!(
+        mb.take_message().is_some(),
+        "no longer listened: the inbox's"
+    );
+    mb.unlisten("never");
+    assert_eq!(mb.take_taken(), 1);
+}
+
+#[test]
+fn events_are_taken_in_order_or_by_a_test_leaving_the_rest_in_order() {
+    let mut mb = Mailbox::default();
+    for from in [7, 8, 9] {
+        mb.deliver(exit(from)).expect("an event is the mailbox's");
+    }
+    let from = |e: &Event| match e {
+        Event::Exit { from, .. } | Event::LinkDown { from, .. } | Event::Cancel { from, .. } => {
+            *from
+        }
+    };
+    let eight = mb.take_event_where(|e| from(e) == pid(8)).expect("found");
+    assert_eq!(from(&eight), pid(8));
+    assert!(mb.take_event_where(|e| from(e) == pid(8)).is_none());
+    assert_eq!(mb.take_event().map(|e| from(&e)), Some(pid(7)));
+    assert_eq!(mb.take_event().map(|e| from(&e)), Some(pid(9)));
+    assert!(mb.take_event().is_none());
+    assert_eq!(mb.take_taken(), 0, "events are not messages");
+}
+
+#[test]
+fn a_timer_fire_is_seen_once_and_an_abandoned_timer_never() {
+    let mut mb = Mailbox::default();
+    mb.deliver(Item::Timer(1)).expect("a fire is the mailbox's");
+    assert!(mb.take_fired(1));
+    assert!(!mb.take_fired(1), "seen once");
+    // Abandoned before its fire: the fire, when it comes, is dropped.
+    mb.abandon_timer(2);
+    mb.deliver(Item::Timer(2)).expect("filed");
+    assert!(!mb.take_fired(2));
+    // Abandoned after its fire: the fire is dropped too, and nothing of
+    // the timer is left behind.
+    mb.deliver(Item::Timer(3)).expect("filed");
+    mb.abandon_timer(3);
+    assert!(!mb.take_fired(3));
+    assert!(mb.fired.is_empty() && mb.abandoned.is_empty());
+}
+
+#[test]
+fn what_is_not_the_mailboxs_is_handed_back() {
+    let mut mb = Mailbox::default();
+    let kill = Item::Kill(ProcError::new(ErrorKind::Canceled, "stop"));
+    assert!(matches!(mb.deliver(kill), Err(Item::Kill(_))));
+    assert!(matches!(mb.deliver(Item::Wake), Err(Item::Wake)));
+    assert!(mb.take_message().is_none() && mb.take_event().is_none());
+}
