@@ -23,7 +23,7 @@ pub(crate) use to_lua::{push_payload, push_protected};
 use std::ffi::c_void;
 
 use mlua::{Lua, Table, Value as LuaValue};
-use warren_core::{Packed, Value};
+use warren_core::{ErrorKind, Packed, Value};
 
 /// Metatable field that marks the kernel's runtime objects (channels,
 /// timers, ...); its value names the object in errors.
@@ -52,33 +52,21 @@ pub(crate) mod error_field {
 /// text of a wrapped error.
 pub const ERROR_KEY: &str = "@error";
 
-/// Error kinds: the host's name and the Lua `errors` module's (Wippy's).
-const KINDS: [(&str, &str); 11] = [
-    ("NOT_FOUND", "NotFound"),
-    ("ALREADY_EXISTS", "AlreadyExists"),
-    ("INVALID", "Invalid"),
-    ("PERMISSION_DENIED", "PermissionDenied"),
-    ("UNAVAILABLE", "Unavailable"),
-    ("INTERNAL", "Internal"),
-    ("CANCELED", "Canceled"),
-    ("CONFLICT", "Conflict"),
-    ("TIMEOUT", "Timeout"),
-    ("RATE_LIMITED", "RateLimited"),
-    ("UNKNOWN", ""),
-];
-
 /// The host's name of a Lua error kind (other kinds are kept as they are).
 fn host_kind(lua: Vec<u8>) -> Vec<u8> {
-    match KINDS.iter().find(|(_, l)| l.as_bytes() == lua.as_slice()) {
-        Some((host, _)) => host.as_bytes().to_vec(),
+    match ErrorKind::ALL
+        .iter()
+        .find(|k| k.lua_name().as_bytes() == lua.as_slice())
+    {
+        Some(kind) => kind.name().as_bytes().to_vec(),
         None => lua,
     }
 }
 
 /// The Lua name of a host error kind (other kinds are kept as they are).
 pub(crate) fn lua_kind(host: &[u8]) -> &[u8] {
-    match KINDS.iter().find(|(h, _)| h.as_bytes() == host) {
-        Some((_, lua)) => lua.as_bytes(),
+    match ErrorKind::ALL.iter().find(|k| k.name().as_bytes() == host) {
+        Some(kind) => kind.lua_name().as_bytes(),
         None => host,
     }
 }

@@ -347,11 +347,8 @@ end
 local LUA_KIND, HOST_KIND = {}, {}
 local errors = {}
 do
-local KINDS = { NOT_FOUND = "NotFound", ALREADY_EXISTS = "AlreadyExists", INVALID = "Invalid",
-    PERMISSION_DENIED = "PermissionDenied", UNAVAILABLE = "Unavailable", INTERNAL = "Internal",
-    CANCELED = "Canceled", CONFLICT = "Conflict", TIMEOUT = "Timeout", RATE_LIMITED = "RateLimited",
-    UNKNOWN = "" }
-for host, lua in pairs(KINDS) do
+-- host name -> Lua name, from warren-core's one list (modules.rs).
+for host, lua in next, H.error_kinds do
     errors[host] = lua
     LUA_KIND[host] = lua
     LUA_KIND[lua] = lua

@@ -24,6 +24,13 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
         data.raw_set(name, module)?;
     }
     h.set("data_modules", data)?;
+    // The error kinds, host name -> Lua (Wippy's) name: the kernel's
+    // `errors` module is built from this, the one list (warren-core's).
+    let kinds = lua.create_table()?;
+    for kind in ErrorKind::ALL {
+        kinds.raw_set(kind.name(), kind.lua_name())?;
+    }
+    h.set("error_kinds", kinds)?;
     crate::io::register(lua, h, core)?;
     register_msgpack(lua, h, core)
 }
