@@ -1,5 +1,5 @@
 //! The fast path of the kernel's payload copy between processes of one VM
-//! (`copy_one` in `kernel.lua`): a table copied table to table in C-API
+//! (`copy_one` in `kernel/messages.lua`): a table copied table to table in C-API
 //! code instead of interpreted Lua.
 //!
 //! `H.copy(t, bytes, max, error_mt)` copies table `t` exactly as the

@@ -29,7 +29,7 @@ use crate::step::Stepper;
 use crate::watchdog::Slot;
 use crate::{json, timefmt};
 
-const KERNEL: &str = include_str!("kernel.lua");
+const KERNEL: &str = crate::kernel::SOURCE;
 
 /// A worker's Lua VM and its kernel.
 pub(crate) struct LuaVm {

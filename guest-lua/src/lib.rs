@@ -1,7 +1,7 @@
 //! The Lua front-end of Warren.
 //!
 //! Each worker thread owns one Lua 5.4 VM per host; every Lua process on that
-//! worker is a set of coroutines in it, driven by a kernel (`kernel.lua`)
+//! worker is a set of coroutines in it, driven by a kernel (`kernel/*.lua`, one chunk; `kernel.rs`)
 //! whose run queue, channels and same-VM sends are native (`machine`). Isolation does not come from separate VMs but from the
 //! environment: each process runs with its own `_ENV` whose fallback is a
 //! read-only table of frozen libraries, the string metatable is locked,
@@ -17,6 +17,7 @@ mod gctime;
 mod host;
 mod io;
 mod json;
+mod kernel;
 mod machine;
 mod modules;
 mod outcome;

@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn every_listed_kernel_frame_is_defined_exactly_once() {
-        let kernel = include_str!("kernel.lua");
+        let kernel = crate::kernel::SOURCE;
         for prefix in BOTTOMS.iter().chain(&TRANSPARENT).chain(&UNWINDABLE) {
             let found = lines_of(kernel, &[prefix]);
             assert_eq!(

@@ -4,7 +4,7 @@
 //!
 //! A channel is a full userdata with the kernel's channel metatable
 //! ([`raw::CHAN_MT`]; `new_chan`). Its state, the user value, is the
-//! kernel's table (see `chan_state` in kernel.lua): `buf` (a queue of
+//! kernel's table (see `chan_state` in kernel/channels.lua): `buf` (a queue of
 //! values, `NIL` for nil), `cap`, `sw` and `sq` (the oldest blocked
 //! sender, then a queue of later ones: a select's `{ cr, sel, v }`, a
 //! plain send's coroutine record itself with the value in its `v` while

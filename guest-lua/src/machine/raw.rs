@@ -496,7 +496,7 @@ pub(super) unsafe fn set_bool(l: *mut lua_State, t: c_int, key: Key, b: bool) {
     }
 }
 
-// The kernel's FIFO queues (`qnew` in kernel.lua): `{ false, h = 1, t = 0 }`,
+// The kernel's FIFO queues (`qnew` in kernel/channels.lua): `{ false, h = 1, t = 0 }`,
 // items at `h..=t`, both reset to 1, 0 when it empties.
 
 /// Whether queue `q` holds no item.

@@ -1,0 +1,79 @@
+-- Warren's Lua kernel: coroutine: scheduler-aware resume and wrap, coroutine.spawn.
+-- One chunk with the other parts (see kernel.rs): it uses what earlier parts declare.
+
+---------------------------------------------------------------------------
+-- coroutine: scheduler-aware resume/wrap, plus coroutine.spawn.
+---------------------------------------------------------------------------
+local function resume_step(co, ok, first, ...)
+    if not ok and (first == MEMERR or H_doomed()) then error(first, 0) end
+    if ok and (first == BLOCK or first == UPGRADE or first == PREEMPT)
+        and co_status(co) == "suspended" then
+        if first == PREEMPT and not co_isyieldable() then
+            -- Resumed from code called from C: the preemption cannot be
+            -- passed up from here, so carry on (the hook tries again).
+            return resume_step(co, co_resume(co))
+        end
+        return resume_step(co, co_resume(co, co_yield(first, ...)))
+    end
+    return ok, first, ...
+end
+
+-- A resume made from code that cannot yield (a table.sort comparator, a
+-- gsub callback): a wait inside could not be passed up, so while it runs
+-- the kernel coroutine's `noyield` count says so and host calls refuse
+-- to start (see `call`). Rare, so the pcall and pack cost nothing common.
+local function resume_from_c(co, ...)
+    local cr = current
+    cr.noyield = (cr.noyield or 0) + 1
+    local r = t_pack(pcall(resume_step, co, co_resume(co, ...)))
+    local n = cr.noyield - 1
+    cr.noyield = n > 0 and n or nil
+    if not r[1] then error(r[2], 0) end
+    return t_unpack(r, 2, r.n)
+end
+
+local function user_resume(co, ...)
+    if M.is_kthread(co) then return false, "cannot resume a scheduler-managed coroutine" end
+    if not co_isyieldable() then return resume_from_c(co, ...) end
+    return resume_step(co, co_resume(co, ...))
+end
+
+local function wrap_result(ok, ...)
+    if ok then return ... end
+    error((...), 0)
+end
+
+local user_coroutine = {
+    create = co_create,
+    resume = user_resume,
+    yield = co_yield,
+    status = co_status,
+    running = coroutine.running,
+    isyieldable = coroutine.isyieldable,
+    close = function(co)
+        if M.is_kthread(co) then error("cannot close a scheduler-managed coroutine", 2) end
+        return co_close(co)
+    end,
+    wrap = function(fn)
+        local co = co_create(fn)
+        local f = function(...)
+            if not co_isyieldable() then return wrap_result(resume_from_c(co, ...)) end
+            return wrap_result(resume_step(co, co_resume(co, ...)))
+        end
+        WRAPPED[f] = co -- measure() does not look into kernel closures
+        return f
+    end,
+    spawn = function(fn, ...)
+        if type(fn) ~= "function" then error("coroutine.spawn: expected a function", 2) end
+        local p = me()
+        if select("#", ...) <= 16 then
+            local cr = new_cr(p, fn)
+            M.prime(cr.th, ...)
+            wake(cr, M.PRIMED)
+        else
+            wake(new_cr(p, trampoline), fn, t_pack(...))
+        end
+        return true
+    end,
+}
+

@@ -1,0 +1,160 @@
+-- Warren's Lua kernel: measuring what a process can reach, for memory_per_process.
+-- One chunk with the other parts (see kernel.rs): it uses what earlier parts declare.
+
+---------------------------------------------------------------------------
+-- Measuring a process: what it can reach, for memory_per_process.
+---------------------------------------------------------------------------
+-- Objects every process shares (libraries, kernel tables): never charged.
+local NOT_OWNED = setmetatable({}, { __mode = "k" })
+local measure -- function(p): bytes, exact (below)
+do
+local d_getlocal, d_getupvalue, d_getinfo = dbg.getlocal, dbg.getupvalue, dbg.getinfo
+local KERNEL_SOURCE = d_getinfo(1, "S").source
+-- Rough sizes of Lua 5.4 objects on a 64-bit build, in bytes. A thread is
+-- its lua_State (208) plus its stack: 28 slots (448) when made, 45 or more
+-- while it runs, cut back when it waits (vendor/lua-src/WARREN.md); counted
+-- as 1 KB (counted as 200 before, a hoard of coroutines was measured at a
+-- fifth of what it held).
+local SIZE_TABLE, SIZE_SLOT, SIZE_STRING, SIZE_FUNCTION, SIZE_THREAD, SIZE_LOCAL =
+    56, 32, 24, 48, 1000, 16
+
+-- Frames of one coroutine looked at: reaching frame n costs n steps.
+local MAX_LEVELS = 1000
+
+-- Pushes what the frames of `th` hold; false if it is too deep to look at
+-- every frame.
+local function measure_thread(th, push)
+    local level = 0
+    while true do
+        if level >= MAX_LEVELS then return false end
+        local info = d_getinfo(th, level, "f")
+        if not info then return true end
+        push(info.func)
+        local i = 1
+        while true do
+            local name, v = d_getlocal(th, level, i)
+            if name == nil then break end
+            push(v)
+            i = i + 1
+        end
+        level = level + 1
+    end
+end
+
+-- About how many bytes `p` holds: everything reachable from its globals,
+-- coroutines and mailbox that no other process shares. Kernel functions
+-- are not looked into (their upvalues reach every process). The second
+-- result is false when a coroutine was too deep to look at completely.
+function measure(p)
+    local seen = { [p.main.entry] = true }
+    local stack, n, total, exact = {}, 0, 0, true
+    local function push(v)
+        local t = type(v)
+        if (t == "table" or t == "string" or t == "function" or t == "thread"
+            or t == "channel") and not seen[v] and not NOT_OWNED[v] then
+            seen[v] = true
+            n = n + 1
+            stack[n] = v
+        end
+    end
+    push(p)
+    while n > 0 do
+        local v = stack[n]
+        stack[n] = nil
+        n = n - 1
+        local t = type(v)
+        if t == "string" then
+            total = total + SIZE_STRING + #v
+        elseif t == "table" then
+            total = total + SIZE_TABLE
+            for k, x in next, v do
+                total = total + SIZE_SLOT
+                push(k)
+                push(x)
+            end
+            push(raw_getmetatable(v))
+            -- What the kernel holds for objects the process holds.
+            push(CASE[v])
+            push(TIMERS[v])
+            push(HELD[v])
+        elseif t == "channel" then -- a userdata and its state
+            total = total + SIZE_TABLE
+            push(chan_of(v))
+        elseif t == "function" then
+            total = total + SIZE_FUNCTION
+            push(WRAPPED[v])
+            if d_getinfo(v, "S").source ~= KERNEL_SOURCE then
+                local i = 1
+                while true do
+                    local name, x = d_getupvalue(v, i)
+                    if name == nil then break end
+                    push(x)
+                    i = i + 1
+                end
+            end
+        else
+            total = total + SIZE_THREAD
+            exact = measure_thread(v, function(x)
+                total = total + SIZE_LOCAL
+                push(x)
+            end) and exact
+        end
+    end
+    return total, exact
+end
+end
+
+-- Set when a process used up its slice: the worker gets control back to
+-- fire timers and run its other front-ends before anything else runs.
+local slice_over = false
+
+-- Finishes a wake-up that resume_next left to the kernel: resumed through
+-- the step with `current` set (a plain receive is woken with (value, ok)
+-- only, which it returns; a select also gets its channel: the step passes
+-- `c` only when it is not nil), it raised, got a verdict, was preempted,
+-- ended, or may have left its process deadlocked.
+local function finish_one(cr, p, ok, kind, r1, r2, r3)
+    local why
+    if not ok then
+        r1 = kind
+        local taken = TAKEN[p]
+        if taken then TAKEN[p] = nil end
+        kind, why = H.leave(p.id, is_memerr(r1), taken or 0)
+    elseif kind == false then
+        kind, why = H.verdict()
+    end
+    local owed = SEND.owed
+    if owed then -- a send failed between H.admit and its delivery
+        SEND.owed = false
+        if owed.env then note_taken(owed) end
+    end
+    if kind == true then kind, why = H.measured(p.id, measure(p)) end
+    if kind then
+        exit_proc(p, false, mkerr(kind, why))
+        return
+    end
+    if ok and r1 == PREEMPT then
+        wake(cr) -- preempted: behind everything already runnable
+        slice_over = true
+        return
+    end
+    if ok and r1 == BLOCK then -- the common case: it waits
+        -- nothing to do
+    elseif not ok then
+        -- A function call's raised text is INTERNAL (modules.md §5).
+        if type(r1) == "string" and p.main.entry.func then r1 = mkerr("INTERNAL", r1) end
+        fail_proc(p, r1)
+    elseif co_status(cr.th) == "dead" then
+        finished(cr, r1, r2)
+    elseif r1 == UPGRADE and UPGRADES[p] then
+        local u = UPGRADES[p]
+        UPGRADES[p] = nil
+        upgrade(p, u[1], u[2])
+    else
+        exit_proc(p, false, mkerr("INVALID", "attempt to yield from outside a coroutine"))
+    end
+    if p.env and p.nready == 0 and p.ext == 0 and p.live > 0 then
+        deadlock(p)
+    end
+end
+

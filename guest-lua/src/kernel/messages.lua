@@ -1,0 +1,336 @@
+-- Warren's Lua kernel: payload copies, send, the inbox, events, listen, options and names.
+-- One chunk with the other parts (see kernel.rs): it uses what earlier parts declare.
+
+-- A copy of a payload for a process in this VM: the same data model and
+-- the same errors as the host's conversion. A table goes to the native copy
+-- first (H.copy, copy.rs), which only ever copies or says "don't know";
+-- this Lua copy decides the rest and builds every error.
+local COPY_FAIL = function() end
+local MAX_DEPTH = H.max_depth -- the host conversion's (convert.rs), shared with copy.rs
+local copy_table
+local function too_big()
+    return COPY_FAIL, s_format("message payloads exceed max_message_bytes (%d)", MAX_MESSAGE_BYTES), ""
+end
+
+local function segment(k)
+    local t = type(k)
+    if t == "string" then
+        if k:match("^[%a_][%w_]*$") then return "." .. k end
+        return "[" .. s_format("%q", k) .. "]"
+    end
+    return "[" .. describe(k) .. "]"
+end
+
+local function copy_value(v, depth, open)
+    local t = type(v)
+    if t == "table" then return copy_table(v, depth, open) end
+    if t == "string" then
+        SEND.bytes = SEND.bytes + 5 + #v
+    elseif t == "number" then
+        SEND.bytes = SEND.bytes + 9
+    elseif t == "boolean" or t == "nil" then
+        SEND.bytes = SEND.bytes + 1
+    else -- function, thread, userdata, channel: whatever `type` names
+        return COPY_FAIL, t .. " cannot be sent", ""
+    end
+    -- every value, not only a string, may be the one that passes the limit
+    if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
+    return v
+end
+
+copy_table = function(t, depth, open)
+    if open[t] then return COPY_FAIL, "cycle: the table contains itself", "" end
+    if depth >= MAX_DEPTH then
+        return COPY_FAIL, "nesting deeper than " .. MAX_DEPTH .. " levels cannot be sent", ""
+    end
+    local mt = raw_getmetatable(t)
+    local tag = mt and rawget(mt, "__warren")
+    if tag then return COPY_FAIL, tag .. " cannot be sent", "" end
+    open[t] = true
+    SEND.bytes = SEND.bytes + 5
+    if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
+    local out = {}
+    -- Keys as wire_size counts them: a string 5 + its length, a boolean 1,
+    -- a number 9, but 1..#t free when every key is one of them (an array),
+    -- which is known at the end.
+    local len, nindex, other = rawlen(t), 0, false
+    for k, v in next, t do
+        local kt = type(k)
+        if kt == "string" then
+            SEND.bytes, other = SEND.bytes + 5 + #k, true
+        elseif kt == "boolean" then
+            SEND.bytes, other = SEND.bytes + 1, true
+        elseif kt == "number" then
+            if math_type(k) == "integer" and k >= 1 and k <= len then
+                nindex = nindex + 1
+            else
+                SEND.bytes, other = SEND.bytes + 9, true
+            end
+        else
+            return COPY_FAIL, "a " .. kt .. " key cannot be sent", ""
+        end
+        if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
+        local c, reason, path = copy_value(v, depth + 1, open)
+        if c == COPY_FAIL then return COPY_FAIL, reason, segment(k) .. path end
+        out[k] = c
+    end
+    if other or nindex ~= len then
+        SEND.bytes = SEND.bytes + 9 * nindex
+        if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
+    end
+    open[t] = nil
+    if mt and rawequal(mt, ErrMT) then setmetatable(out, ErrMT) end -- an error stays one
+    return out
+end
+
+-- Tables being copied (cycle detection); copying runs no user code, so one
+-- set serves every copy, and a failed copy clears it.
+local OPEN = {}
+local function copy_failed(prefix, reason, path)
+    for k in next, OPEN do OPEN[k] = nil end
+    return COPY_FAIL, prefix .. path .. ": " .. reason
+end
+
+local function copy_one(v, prefix)
+    if type(v) ~= "table" then
+        local c, reason = copy_value(v, 0, OPEN)
+        if c == COPY_FAIL then return copy_failed(prefix, reason, "") end
+        return c
+    end
+    local c, bytes = H.copy(v, SEND.bytes, MAX_MESSAGE_BYTES, ErrMT)
+    if c ~= nil then
+        SEND.bytes = bytes
+        return c
+    end
+    local c2, reason, path = copy_table(v, 0, OPEN)
+    if c2 == COPY_FAIL then return copy_failed(prefix, reason, path) end
+    return c2
+end
+
+local function copy_many(n, ...)
+    local out = { ... }
+    for i = 1, n do
+        local c, reason = copy_one(out[i], "payload[" .. i .. "]")
+        if c == COPY_FAIL then return COPY_FAIL, reason end
+        out[i] = c
+    end
+    return out
+end
+
+local function send_local(from, target, topic, n, ...)
+    if s_byte(topic, 1) == 64 then -- "@"
+        return nil, mkerr("INVALID", s_format("topic %q is reserved: topics starting with '@' are for the runtime", topic))
+    end
+    SEND.bytes = 0
+    if n == 1 then
+        local c, reason = copy_one((...), "payload")
+        if c == COPY_FAIL then return nil, mkerr("INVALID", reason) end
+        local ok, kind, msg, retryable = H.admit(target.id)
+        if not ok then return nil, mkerr(kind, msg, retryable) end
+        SEND.owed = target
+        on_msg1(target, topic, from.pid, c)
+        SEND.owed = false
+        return true
+    end
+    local out, reason = copy_many(n, ...)
+    if out == COPY_FAIL then return nil, mkerr("INVALID", reason) end
+    local ok, kind, msg, retryable = H.admit(target.id)
+    if not ok then return nil, mkerr(kind, msg, retryable) end
+    SEND.owed = target
+    on_msg(target, topic, from.pid, t_unpack(out, 1, n))
+    SEND.owed = false
+    return true
+end
+
+function process.send(dest, topic, ...)
+    -- One payload to a pid (the usual case) in one C call, which answers
+    -- as H.send_plain for another VM's; what it leaves (a name, a reserved
+    -- topic, a payload or a refusal to explain, bad arguments) goes the
+    -- Lua way.
+    local ok, kind, msg, retryable = M.send1(dest, topic, ...)
+    if ok then return ok end -- ok_or_err, inlined
+    if ok == false then return nil, mkerr(kind, msg, retryable) end
+    if type(dest) ~= "string" then check_str(dest, "process.send: destination", 2) end
+    if type(topic) ~= "string" then check_str(topic, "process.send: topic", 2) end
+    local p = current
+    p = p and p.p or me()
+    local target = bypid[dest]
+    if not target and s_byte(dest, 1) ~= 60 then -- a name: resolve it first, so every send to one process takes one path
+        local pid = H.lookup(p.id, dest)
+        target = pid and bypid[pid]
+    end
+    if target then
+        return send_local(p, target, topic, select("#", ...), ...)
+    end
+    return ok_or_err(h_send(p.id, dest, topic, ...))
+end
+
+-- process.inbox() and process.events(): one C call for the usual case
+-- (machine/mailbox.rs); this Lua when the process has messages waiting
+-- for its first inbox, or outside a process (me() raises).
+function process.inbox()
+    local proxy = M.inbox1()
+    if proxy then return proxy end
+    local p = me()
+    local s = p.inbox
+    if s then return s.proxy end
+    s = inbox_state(p) -- subscribes: what waited comes in, in order
+    local q = p.pending
+    if q then
+        p.pending = nil
+        while true do
+            local m = qpop(q)
+            if m == nil then break end
+            deliver(s, m)
+        end
+    end
+    return s.proxy
+end
+function process.events()
+    return M.events1() or host_chan(me(), "events").proxy
+end
+
+-- `opts.message = true` delivers message objects (as the inbox does)
+-- instead of bare payloads; the first listen of a topic decides.
+function process.listen(topic, opts)
+    check_str(topic, "process.listen: topic", 2)
+    if s_sub(topic, 1, 1) == "@" then error("process.listen: topic " .. topic .. " is reserved", 2) end
+    if opts ~= nil and type(opts) ~= "table" then error("process.listen: options must be a table", 2) end
+    local p = me()
+    p.listens = p.listens or {}
+    local s = p.listens[topic]
+    if not s then
+        s = chan_state(0, true)
+        s.mb = p
+        s.msgs = opts ~= nil and rawget(opts, "message") == true or nil
+        p.listens[topic] = s
+        local q = p.pending -- messages of this topic waiting for a subscriber
+        if q then
+            local keep = qnew()
+            while true do
+                local m = qpop(q)
+                if m == nil then break end
+                if rawget(m, 1) ~= topic then
+                    qpush(keep, m)
+                elseif s.msgs then
+                    deliver(s, m)
+                elseif rawget(m, 3) == 1 then
+                    deliver(s, rawget(m, 4))
+                else
+                    local list = {}
+                    for i = 1, rawget(m, 3) do list[i] = rawget(m, 3 + i) end
+                    deliver(s, list)
+                end
+            end
+            p.pending = qlen(keep) > 0 and keep or nil
+        end
+    end
+    return s.proxy
+end
+
+function process.unlisten(ch)
+    local p = me()
+    local s = state_of(ch, 2)
+    if p.listens then
+        for topic, ls in pairs(p.listens) do
+            if ls == s then
+                p.listens[topic] = nil
+                -- What it still buffers no longer counts against the mailbox.
+                for _ = 1, ls.buf and qlen(ls.buf) or 0 do note_taken(p) end
+                ls.mb = nil
+            end
+        end
+    end
+    return true
+end
+
+local function pid_call(fn, name)
+    return function(pid, ...)
+        check_str(pid, name .. ": pid", 2)
+        return ok_or_err(fn(me().id, pid, ...))
+    end
+end
+process.link = pid_call(H.link, "process.link")
+process.unlink = pid_call(H.unlink, "process.unlink")
+process.monitor = pid_call(H.monitor, "process.monitor")
+process.unmonitor = pid_call(H.unmonitor, "process.unmonitor")
+process.cancel = pid_call(H.cancel, "process.cancel")
+process.terminate = pid_call(H.terminate, "process.terminate")
+
+-- An unknown option or a value of the wrong type is `false, err`, as in Wippy.
+function process.set_options(opts)
+    if type(opts) ~= "table" then error("process.set_options: expected a table", 2) end
+    for k, v in next, opts do
+        if k ~= "trap_links" then
+            return false, mkerr("INVALID", "process.set_options: unknown option " .. describe(k))
+        end
+        if type(v) ~= "boolean" then
+            return false, mkerr("INVALID", "process.set_options: trap_links must be a boolean")
+        end
+    end
+    local trap = rawget(opts, "trap_links")
+    if trap ~= nil then H.trap(me().id, trap) end
+    return true
+end
+
+function process.get_options()
+    return { trap_links = H.trap(me().id) }
+end
+
+do
+-- Name scopes (Wippy's constants). Names are node-local: the cluster
+-- scopes are refused until names span machines.
+local SCOPES = { LOCAL = 0, EVENTUAL = 1, CONSISTENT = 2, STRONG = 3 }
+for k, v in next, SCOPES do process.registry[k] = v end
+local function local_scope(scope, what)
+    if scope == nil or scope == SCOPES.LOCAL then return true end
+    local name = "unknown"
+    for k, v in next, SCOPES do if v == scope then name = k end end
+    return nil, mkerr("INVALID", s_format(
+        "%s: scope %s (%s) needs a cluster; names on Warren are node-local (process.registry.LOCAL)",
+        what, describe(scope), name))
+end
+
+-- process record -> { name -> pid } of names it registered for other pids:
+-- it may unregister those too, as long as they still name that pid.
+local REGISTERED_FOR = setmetatable({}, { __mode = "k" })
+H.kernel_tables(REGISTERED_FOR) -- as the tables named at the end
+
+function process.registry.register(name, pid, scope)
+    check_str(name, "process.registry.register: name", 2)
+    if pid ~= nil then check_str(pid, "process.registry.register: pid", 2) end
+    local okscope, err = local_scope(scope, "process.registry.register")
+    if not okscope then return nil, err end
+    local p = me()
+    local ok, kind, msg, retryable = H.register(p.id, name, pid or p.pid)
+    if not ok then return nil, mkerr(kind, msg, retryable) end
+    if pid ~= nil and pid ~= p.pid then
+        local mine = REGISTERED_FOR[p] or {}
+        REGISTERED_FOR[p] = mine
+        mine[name] = pid
+    end
+    return true
+end
+
+function process.registry.lookup(name)
+    check_str(name, "process.registry.lookup: name", 2)
+    local pid, kind, msg = H.lookup(me().id, name)
+    if pid then return pid end
+    if kind then return nil, mkerr(kind, msg) end
+    return nil, mkerr("NOT_FOUND", "no process is registered as " .. s_format("%q", name))
+end
+
+-- true when released; false when `name` is neither held by this process
+-- nor one it registered for another pid (and still naming that pid).
+function process.registry.unregister(name, scope)
+    check_str(name, "process.registry.unregister: name", 2)
+    local okscope, err = local_scope(scope, "process.registry.unregister")
+    if not okscope then return nil, err end
+    local p = me()
+    local mine = REGISTERED_FOR[p]
+    local for_pid = mine and mine[name]
+    if mine then mine[name] = nil end
+    return H.unregister(p.id, name, for_pid)
+end
+end
+
