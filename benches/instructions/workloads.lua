@@ -4,7 +4,8 @@
 -- processes of one worker), xrr (the same between processes of two
 -- workers), spawn (spawn until it waits, then stop), blk (values through
 -- an unbuffered channel from a spawned coroutine: each receive blocks and
--- is resumed once, the `lua_channels` bench's blocked receive).
+-- is resumed once, the `lua_channels` bench's blocked receive), ry (a
+-- plain coroutine resume+yield, what that bench compares blk with).
 local function sink(n, window, reply)
     local inbox = process.inbox()
     process.send(reply, "ready")
@@ -22,6 +23,11 @@ return function(role, n, window, reply)
         coroutine.spawn(function() for _ = 1, n do pong:send(ping:receive()) end end)
         for i = 1, n do ping:send(i); pong:receive() end
         return "pp"
+    end
+    if role == "ry" then
+        local co = coroutine.create(function() while true do coroutine.yield() end end)
+        for _ = 1, n do coroutine.resume(co) end
+        return "ry"
     end
     if role == "blk" then
         local ch = channel.new()

@@ -979,14 +979,10 @@ fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
     h.set("timer", timer)
 }
 
-/// Longest error message an exit keeps: it is copied to every link and
-/// monitor, so a process failing with a huge message cannot make its
-/// watchers allocate it.
-const MAX_EXIT_MESSAGE: usize = 16 * 1024;
-
 /// A process's exit as the kernel reports it; the result and details are
 /// copied within `max_bytes` (`max_message_bytes`: they reach monitors as
-/// events), the message cut at [`MAX_EXIT_MESSAGE`].
+/// events), the message cut at [`warren_core::limits::MAX_EXIT_MESSAGE`] while it is copied
+/// (the core cuts every front-end's too, `Core::exit`).
 fn exit_result(lua: &Lua, ok: bool, rest: &[LuaValue], max_bytes: usize) -> Exit {
     let arg = |i: usize| rest.get(i).cloned().unwrap_or(LuaValue::Nil);
     let budget = Budget::message(max_bytes);
@@ -997,7 +993,7 @@ fn exit_result(lua: &Lua, ok: bool, rest: &[LuaValue], max_bytes: usize) -> Exit
     let text = |v: LuaValue| match v {
         LuaValue::String(s) => {
             let bytes = s.as_bytes();
-            let cut = &bytes[..bytes.len().min(MAX_EXIT_MESSAGE)];
+            let cut = &bytes[..bytes.len().min(warren_core::limits::MAX_EXIT_MESSAGE)];
             String::from_utf8_lossy(cut).into_owned()
         }
         LuaValue::Nil => String::new(),

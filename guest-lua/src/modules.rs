@@ -31,6 +31,13 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
         kinds.raw_set(kind.name(), kind.lua_name())?;
     }
     h.set("error_kinds", kinds)?;
+    // Topics: the core's one rule (reserved, too long) for the kernel's
+    // same-VM sends and listens.
+    h.set("max_topic_bytes", warren_core::limits::MAX_TOPIC_BYTES)?;
+    let refused = lua.create_function(|_, topic: LuaString| {
+        Ok(warren_core::limits::topic_refused(&topic.as_bytes()))
+    })?;
+    h.set("topic_refused", refused)?;
     crate::io::register(lua, h, core)?;
     register_msgpack(lua, h, core)
 }

@@ -2,7 +2,10 @@
 //!
 //! A channel is local to the process that made it. The guest's own channels
 //! hold values in the store; `inbox`, `events`, `listen` and `after` channels
-//! read the process's mailbox, which the core keeps and fills. Because a guest has a
+//! read the process's mailbox, which the core keeps and fills. A value a
+//! guest's own channel buffers is host memory counted as the process's
+//! (`ProcLimiter::hold`, given back when it is received or the channel
+//! dropped), and no larger than `max_message_bytes`. Because a guest has a
 //! single thread, an operation only the guest itself could complete (a send
 //! on a full channel, a receive on an empty one it made) can never complete:
 //! it is reported as a deadlock error instead of hanging the process.
@@ -15,12 +18,14 @@ use wasmtime::component::Resource;
 use crate::bindings::warren::process::channels::{Host, HostChannel, SelectCase, Selected};
 use crate::bindings::warren::process::types::{Error as WitError, Item};
 use crate::host::{now_unix_ns, wit_error, wit_event, wit_message};
+use crate::limiter::ProcLimiter;
 use crate::payload::{decode, encode};
 use crate::state::{ProcState, with_mailbox};
 use warren_core::{Mailbox, Pid};
 
 /// Most values a guest channel buffers; larger capacities are clamped,
-/// because buffered values live in host memory, outside the guest's limit.
+/// because each buffered value is a host allocation (its bytes are
+/// counted as the process's memory; its bookkeeping is not).
 pub const MAX_CHANNEL_CAPACITY: u32 = 1024;
 
 /// What feeds a channel (opaque outside this crate: guests hold handles to it).
@@ -60,10 +65,13 @@ fn deadlock(what: &str) -> WitError {
     )
 }
 
-fn try_receive(chan: &mut ChannelRes, pid: Pid) -> Try {
+fn try_receive(chan: &mut ChannelRes, pid: Pid, limits: &mut ProcLimiter) -> Try {
     if let ChannelRes::Local { buffer, closed, .. } = chan {
         return match buffer.pop_front() {
-            Some(bytes) => Try::Ready(Some(Item::Value(bytes))),
+            Some(bytes) => {
+                limits.release(bytes.len());
+                Try::Ready(Some(Item::Value(bytes)))
+            }
             None if *closed => Try::Ready(None),
             None => Try::Blocked { live: false },
         };
@@ -98,7 +106,11 @@ fn try_mailbox(chan: &mut ChannelRes, mb: &mut Mailbox) -> Try {
     }
 }
 
-fn try_send(chan: &mut ChannelRes, value: &[u8]) -> Result<Try, WitError> {
+fn try_send(
+    chan: &mut ChannelRes,
+    value: &[u8],
+    limits: &mut ProcLimiter,
+) -> Result<Try, WitError> {
     let ChannelRes::Local {
         capacity,
         buffer,
@@ -116,17 +128,48 @@ fn try_send(chan: &mut ChannelRes, value: &[u8]) -> Result<Try, WitError> {
     if buffer.len() >= *capacity {
         return Ok(Try::Blocked { live: false });
     }
+    limits
+        .hold(value.len())
+        .map_err(|why| err(ErrorKind::RateLimited, why))?;
     buffer.push_back(value.to_vec());
     Ok(Try::Ready(None))
 }
 
-impl ProcState {
-    fn channel(&mut self, ch: &Resource<ChannelRes>) -> Result<&mut ChannelRes, WitError> {
-        self.table
-            .get_mut(ch)
-            .map_err(|e| err(ErrorKind::Invalid, format!("bad channel handle: {e}")))
+/// Refuses a value for a guest's own channel that is larger than
+/// `max_message_bytes` or not MessagePack, before it is decoded (the
+/// check's decode is then bounded) or copied.
+fn check_value(value: &[u8], limits: &ProcLimiter) -> Result<(), WitError> {
+    let max = limits.quota().limits.max_message_bytes;
+    if value.len() > max {
+        let why = format!(
+            "a channel value of {} bytes exceeds max_message_bytes ({max})",
+            value.len()
+        );
+        return Err(err(ErrorKind::Invalid, why));
     }
+    decode(value)
+        .map(|_| ())
+        .map_err(|e| err(ErrorKind::Invalid, e))
+}
 
+/// Gives back what a dropped channel still buffered.
+fn release_buffer(chan: &ChannelRes, limits: &mut ProcLimiter) {
+    if let ChannelRes::Local { buffer, .. } = chan {
+        limits.release(buffer.iter().map(Vec::len).sum());
+    }
+}
+
+/// The channel behind handle `ch` in `table`.
+fn channel_in<'t>(
+    table: &'t mut wasmtime::component::ResourceTable,
+    ch: &Resource<ChannelRes>,
+) -> Result<&'t mut ChannelRes, WitError> {
+    table
+        .get_mut(ch)
+        .map_err(|e| err(ErrorKind::Invalid, format!("bad channel handle: {e}")))
+}
+
+impl ProcState {
     /// Tries every case in order and takes the first ready one; when none
     /// is, `Err(live)` says whether the host may still make one ready.
     fn try_cases(
@@ -137,8 +180,12 @@ impl ProcState {
         let mut live = false;
         for (i, case) in cases.iter().enumerate() {
             let outcome = match case {
-                SelectCase::Receive(ch) => try_receive(self.channel(ch)?, pid),
-                SelectCase::Send((ch, value)) => try_send(self.channel(ch)?, value)?,
+                SelectCase::Receive(ch) => {
+                    try_receive(channel_in(&mut self.table, ch)?, pid, &mut self.limits)
+                }
+                SelectCase::Send((ch, value)) => {
+                    try_send(channel_in(&mut self.table, ch)?, value, &mut self.limits)?
+                }
             };
             match outcome {
                 Try::Ready(item) => return Ok(Ok((u32::try_from(i).unwrap_or(u32::MAX), item))),
@@ -156,7 +203,7 @@ impl ProcState {
     ) -> Result<Selected, WitError> {
         for case in &cases {
             if let SelectCase::Send((_, value)) = case {
-                decode(value).map_err(|e| err(ErrorKind::Invalid, e))?;
+                check_value(value, &self.limits)?;
             }
         }
         match self.try_cases(&cases)? {
@@ -187,8 +234,8 @@ impl HostChannel for ProcState {
     }
 
     async fn send(&mut self, ch: Resource<ChannelRes>, value: Vec<u8>) -> Result<(), WitError> {
-        decode(&value).map_err(|e| err(ErrorKind::Invalid, e))?;
-        match try_send(self.channel(&ch)?, &value)? {
+        check_value(&value, &self.limits)?;
+        match try_send(channel_in(&mut self.table, &ch)?, &value, &mut self.limits)? {
             Try::Ready(_) => Ok(()),
             Try::Blocked { .. } => Err(deadlock("a send on a full channel")),
         }
@@ -219,7 +266,9 @@ impl HostChannel for ProcState {
     }
 
     async fn drop(&mut self, ch: Resource<ChannelRes>) -> wasmtime::Result<()> {
-        if let ChannelRes::Timer { id, mut done } = self.table.delete(ch)? {
+        let chan = self.table.delete(ch)?;
+        release_buffer(&chan, &mut self.limits);
+        if let ChannelRes::Timer { id, mut done } = chan {
             stop_timer(self.pid, id, &mut done);
         }
         Ok(())

@@ -140,8 +140,20 @@ impl WasmDriver {
                 err
             })?;
             match instance.call_run(&mut store, &args).await.map_err(trap)? {
-                Ok(bytes) => decode(&bytes)
-                    .map_err(|e| ProcError::new(ErrorKind::Invalid, format!("result: {e}"))),
+                Ok(bytes) => {
+                    // Measured before it is decoded: a decoded tree can be
+                    // some 30 times its encoding (the core bounds the value).
+                    let max = store.data().limits.quota().limits.max_message_bytes;
+                    if bytes.len() > max {
+                        let why = format!(
+                            "the process's result cannot be delivered: a result of {} bytes exceeds max_message_bytes ({max})",
+                            bytes.len()
+                        );
+                        return Err(ProcError::new(ErrorKind::Invalid, why));
+                    }
+                    decode(&bytes)
+                        .map_err(|e| ProcError::new(ErrorKind::Invalid, format!("result: {e}")))
+                }
                 Err(e) => Err(ProcError {
                     kind: from_wit_kind(e.kind),
                     message: e.message,

@@ -61,7 +61,12 @@ fn unavailable() -> WitError {
 }
 
 /// Decodes every argument (or other list of values).
-fn decode_all<T: From<Value>>(payloads: &[Vec<u8>], what: &str) -> Result<Vec<T>, WitError> {
+fn decode_all<T: From<Value>>(
+    payloads: &[Vec<u8>],
+    what: &str,
+    max: usize,
+) -> Result<Vec<T>, WitError> {
+    check_raw(payloads, "spawn arguments", max)?;
     payloads
         .iter()
         .enumerate()
@@ -74,7 +79,8 @@ fn decode_all<T: From<Value>>(payloads: &[Vec<u8>], what: &str) -> Result<Vec<T>
 /// are kept as they are, measured by [`scan`] (no tree is built, and a Lua
 /// receiver builds its tables straight from them); any others are decoded,
 /// so their errors and the core's checks are the decoded value's.
-fn payloads_of(payloads: Vec<Vec<u8>>) -> Result<Vec<Payload>, WitError> {
+fn payloads_of(payloads: Vec<Vec<u8>>, max: usize) -> Result<Vec<Payload>, WitError> {
+    check_raw(&payloads, "message payloads", max)?;
     payloads
         .into_iter()
         .enumerate()
@@ -85,6 +91,21 @@ fn payloads_of(payloads: Vec<Vec<u8>>) -> Result<Vec<Payload>, WitError> {
                 .map_err(|e| malformed("payload", i, &e)),
         })
         .collect()
+}
+
+/// Refuses values whose bytes together pass `max` (`max_message_bytes`)
+/// before any is decoded: a component may send any bytes, and a decoded
+/// tree can be some 30 times its encoding (an array of nils).
+fn check_raw(values: &[Vec<u8>], what: &str, max: usize) -> Result<(), WitError> {
+    let bytes = values.iter().map(Vec::len).fold(0, usize::saturating_add);
+    if bytes > max {
+        let e = ProcError::new(
+            ErrorKind::Invalid,
+            warren_core::error::too_large(what, bytes, max),
+        );
+        return Err(wit_error(&e));
+    }
+    Ok(())
 }
 
 /// The error for the `i`th value (from 0) of a list that did not decode.
@@ -158,6 +179,11 @@ impl ProcState {
             .map_err(|e| wit_error(&e))
     }
 
+    /// The host's `max_message_bytes`.
+    fn max_message_bytes(&self) -> usize {
+        self.limits.quota().limits.max_message_bytes
+    }
+
     fn target(&self, target: &str) -> Result<Pid, WitError> {
         self.core_call(|c, _| c.resolve(target))
     }
@@ -229,7 +255,7 @@ impl Host for ProcState {
         link: bool,
         monitor: bool,
     ) -> Result<String, WitError> {
-        let args = decode_all(&args, "argument")?;
+        let args = decode_all(&args, "argument", self.max_message_bytes())?;
         let mut req = SpawnRequest::new(entry, host, args);
         req.link = link;
         req.monitor = monitor;
@@ -242,7 +268,7 @@ impl Host for ProcState {
         host: String,
         args: Vec<Vec<u8>>,
     ) -> Result<Vec<u8>, WitError> {
-        let args = decode_all(&args, "argument")?;
+        let args = decode_all(&args, "argument", self.max_message_bytes())?;
         let mut req = SpawnRequest::new(entry, host, args);
         req.monitor = true;
         let child = self.core_call(|c, me| c.spawn(me, req))?;
@@ -265,7 +291,7 @@ impl Host for ProcState {
         topic: String,
         payloads: Vec<Vec<u8>>,
     ) -> Result<(), WitError> {
-        let payloads = payloads_of(payloads)?;
+        let payloads = payloads_of(payloads, self.max_message_bytes())?;
         let to = self.target(&dest)?;
         self.core_call(|c, me| c.send(me, to, &topic, payloads))
     }
@@ -303,8 +329,8 @@ impl Host for ProcState {
     }
 
     async fn listen(&mut self, topic: String) -> Result<Resource<ChannelRes>, WitError> {
-        if topic.starts_with('@') {
-            let msg = format!("listen: topic {topic:?} is reserved");
+        if let Some(why) = warren_core::limits::topic_refused(topic.as_bytes()) {
+            let msg = format!("listen: {why}");
             return Err(wit_error(&ProcError::new(ErrorKind::Invalid, msg)));
         }
         with_mailbox(self.pid, |mb| mb.listen(&topic));

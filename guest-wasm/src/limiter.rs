@@ -4,7 +4,9 @@
 //! process's `memory_per_process` (or the entry's `limits.memory`), or past
 //! what is left of the host's `memory_total`, the growth traps with
 //! [`QuotaExceeded`], which the driver turns into a memory-limit exit
-//! reason. What a process reserved from the host's total is given back when
+//! reason. Values the host holds for the process (what its own channels
+//! buffer, [`ProcLimiter::hold`]) count with its linear memory against
+//! both. What a process reserved from the host's total is given back when
 //! its store is dropped, however it ended.
 
 use std::sync::Arc;
@@ -35,6 +37,10 @@ pub(crate) struct ProcLimiter {
     quota: Arc<HostQuota>,
     max_memory: usize,
     reserved: u64,
+    /// Bytes of linear memory granted so far.
+    linear: usize,
+    /// Bytes the host holds for the process (see [`ProcLimiter::hold`]).
+    held: usize,
 }
 
 impl ProcLimiter {
@@ -43,7 +49,47 @@ impl ProcLimiter {
             quota,
             max_memory: usize::try_from(max_memory).unwrap_or(usize::MAX),
             reserved: 0,
+            linear: 0,
+            held: 0,
         }
+    }
+
+    /// The quota of the process's host.
+    pub(crate) fn quota(&self) -> &HostQuota {
+        &self.quota
+    }
+
+    /// Counts `bytes` the host keeps for the process (a value its own
+    /// channel buffers) as its memory: refused, with the limit it would
+    /// pass, when its linear memory and what is already held leave no
+    /// room under its limit or the host's `memory_total`.
+    pub(crate) fn hold(&mut self, bytes: usize) -> Result<(), String> {
+        let total = self.linear.saturating_add(self.held).saturating_add(bytes);
+        if total > self.max_memory {
+            return Err(format!(
+                "memory limit exceeded: {bytes} more bytes held for this process's channels would pass its limit of {} bytes (memory_per_process of host '{}')",
+                self.max_memory, self.quota.name
+            ));
+        }
+        let more = u64::try_from(bytes).unwrap_or(u64::MAX);
+        if !self.quota.reserve_memory(more) {
+            return Err(format!(
+                "memory limit exceeded: host '{}' has no room for {bytes} more bytes (memory_total {})",
+                self.quota.name, self.quota.limits.memory_total
+            ));
+        }
+        self.held += bytes;
+        self.reserved += more;
+        Ok(())
+    }
+
+    /// Gives back `bytes` counted by [`ProcLimiter::hold`].
+    pub(crate) fn release(&mut self, bytes: usize) {
+        let bytes = bytes.min(self.held);
+        self.held -= bytes;
+        let back = u64::try_from(bytes).unwrap_or(u64::MAX).min(self.reserved);
+        self.reserved -= back;
+        self.quota.release_memory(back);
     }
 }
 
@@ -55,9 +101,13 @@ impl ResourceLimiter for ProcLimiter {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let limit = maximum.map_or(self.max_memory, |m| m.min(self.max_memory));
-        if desired > limit {
+        if desired.saturating_add(self.held) > limit {
+            let held = match self.held {
+                0 => String::new(),
+                n => format!(", with {n} bytes held for its channels"),
+            };
             let what = format!(
-                "linear memory of {desired} bytes asked for, over this process's limit of {limit} bytes (memory_per_process of host '{}')",
+                "linear memory of {desired} bytes asked for{held}, over this process's limit of {limit} bytes (memory_per_process of host '{}')",
                 self.quota.name
             );
             return Err(wasmtime::Error::new(QuotaExceeded { what }));
@@ -71,6 +121,7 @@ impl ResourceLimiter for ProcLimiter {
             return Err(wasmtime::Error::new(QuotaExceeded { what }));
         }
         self.reserved += more;
+        self.linear = self.linear.saturating_add(desired.saturating_sub(current));
         Ok(true)
     }
 

@@ -7,6 +7,7 @@ mod c_loops;
 mod fs_env_surface;
 mod funcs_surface;
 mod harness;
+mod host_memory;
 mod io_surface;
 mod kernel_unwind;
 mod lua_cpu;

@@ -20,6 +20,16 @@
 //!   hex spells (any MessagePack, in any encoder's forms, or none).
 //! - `unholdable-spawn <shape> <entry> <host>`: spawns with such an argument.
 //! - `unholdable-exit <shape>`: returns such a value as its result.
+//! - `topic <pid|self> <bytes>`: one send on a topic that long.
+//! - `listen-long <bytes> <n>`: listens on n topics that long.
+//! - `hoard <rounds> <bytes>`: fills channels of its own with values that
+//!   large until refused, then takes them back (even rounds) or drops the
+//!   channels full (odd rounds); `"<KIND>:<count>,<count>..."`.
+//! - `bloat <pid|self> <n>`: sends one array of n nils written in a form
+//!   the runtime's encoder does not use (so it would be decoded), as
+//!   `"<KIND>:<message>"`.
+//! - `big-result <bytes>`: returns a string that long.
+//! - `big-error <bytes>`: fails with a message that long.
 //! - `scribble`: counts the bytes of a 256 KiB static it finds non-zero
 //!   (`"dirty:<count>"`), then writes all over it: a pooled instance slot
 //!   handed to the next instance without being wiped would show it.
@@ -55,14 +65,18 @@ fn scribble() -> usize {
     dirty
 }
 
+/// An error's kind as its name (`RateLimited`).
+fn kind_name(e: &Error) -> String {
+    let kind = format!("{:?}", e.kind);
+    kind.trim_start_matches("ErrorKind::").to_owned()
+}
+
 /// `"<KIND>:<count>"` for the first error of `attempts`, or `"ok:<count>"`.
 fn outcome(attempts: impl Iterator<Item = Result<(), Error>>) -> Result<Payload, Error> {
     let mut done = 0u64;
     for attempt in attempts {
         if let Err(e) = attempt {
-            let kind = format!("{:?}", e.kind);
-            let kind = kind.trim_start_matches("ErrorKind::");
-            return warren_sdk::payload(&format!("{kind}:{done}"));
+            return warren_sdk::payload(&format!("{}:{done}", kind_name(&e)));
         }
         done += 1;
     }
@@ -102,6 +116,59 @@ fn unhex(hex: &str) -> Result<Vec<u8>, Error> {
             u8::from_str_radix(pair, 16).map_err(|_| bad())
         })
         .collect()
+}
+
+/// `"<KIND>:<message>"` of an error, or `"ok:"`.
+fn described(result: Result<(), Error>) -> Result<Payload, Error> {
+    match result {
+        Ok(()) => warren_sdk::payload("ok:"),
+        Err(e) => warren_sdk::payload(&format!("{}:{}", kind_name(&e), e.message)),
+    }
+}
+
+/// An array of `n` nils with a 32-bit header and its last item a float 32:
+/// valid MessagePack in forms the runtime's encoder never writes.
+fn bloated(n: u32) -> Payload {
+    let mut bytes = vec![0xdd];
+    bytes.extend_from_slice(&n.to_be_bytes());
+    bytes.resize(5 + n.saturating_sub(1) as usize, 0xc0);
+    bytes.extend_from_slice(&[0xca, 0, 0, 0, 0]);
+    bytes
+}
+
+/// `hoard`: per round, how many `bytes`-long values its own channels took
+/// before one was refused, and the refusal's kind.
+fn hoard(rounds: u32, bytes: usize) -> Result<Payload, Error> {
+    let value = "h".repeat(bytes);
+    let mut counts = Vec::new();
+    let mut kind = String::from("ok");
+    for round in 0..rounds {
+        let mut chans = vec![Channel::new(1024)];
+        let mut count = 0u32;
+        loop {
+            let ch = &chans[chans.len() - 1];
+            match ch.send(&value) {
+                Ok(()) if count % 1024 == 1023 => chans.push(Channel::new(1024)),
+                Ok(()) => {}
+                Err(e) => {
+                    kind = kind_name(&e);
+                    break;
+                }
+            }
+            count += 1;
+            if count >= 1_000_000 {
+                break;
+            }
+        }
+        counts.push(count.to_string());
+        if round % 2 == 0 {
+            for ch in &chans {
+                while let Ok(Some(_)) = ch.recv::<String>() {}
+            }
+        }
+        drop(chans);
+    }
+    warren_sdk::payload(&format!("{kind}:{}", counts.join(",")))
 }
 
 /// One string payload of `bytes` bytes.
@@ -195,6 +262,35 @@ impl Process for Hostile {
                 let to = if to == "self" { warren_sdk::pid() } else { to };
                 let sent = warren_sdk::send_raw(&to, "raw", vec![unhex(&hex)?]);
                 outcome(std::iter::once(sent))
+            }
+            "topic" => {
+                let (to, bytes): (String, usize) = (args.get(1)?, args.get(2)?);
+                let to = if to == "self" { warren_sdk::pid() } else { to };
+                let topic = "t".repeat(bytes);
+                outcome(std::iter::once(warren_sdk::send(&to, &topic, &1)))
+            }
+            "listen-long" => {
+                let (bytes, n): (usize, u32) = (args.get(1)?, args.get(2)?);
+                let mut held = Vec::new();
+                outcome((0..n).map(|i| {
+                    let mut topic = format!("{i}:");
+                    topic.push_str(&"l".repeat(bytes.saturating_sub(topic.len())));
+                    warren_sdk::listen(&topic).map(|ch| held.push(ch))
+                }))
+            }
+            "hoard" => hoard(args.get(1)?, args.get(2)?),
+            "bloat" => {
+                let (to, n): (String, u32) = (args.get(1)?, args.get(2)?);
+                let to = if to == "self" { warren_sdk::pid() } else { to };
+                described(warren_sdk::send_raw(&to, "bloat", vec![bloated(n)]))
+            }
+            "big-result" => {
+                let bytes: usize = args.get(1)?;
+                Ok(blob(bytes))
+            }
+            "big-error" => {
+                let bytes: usize = args.get(1)?;
+                Err(Error::new(ErrorKind::Internal, "e".repeat(bytes)))
             }
             "scribble" => warren_sdk::payload(&format!("dirty:{}", scribble())),
             other => Err(Error::new(

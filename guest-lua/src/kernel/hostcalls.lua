@@ -67,7 +67,7 @@ EXTRA.payload = { format = FORMAT, new = function(v) return new_payload(v) end }
 function EXTRA.subscribe(topic, ch)
     if ch == nil then return process.listen(topic) end
     check_str(topic, "subscribe: topic", 2)
-    if s_sub(topic, 1, 1) == "@" then error("subscribe: topic " .. topic .. " is reserved", 2) end
+    if s_byte(topic, 1) == 64 or #topic > H.max_topic_bytes then error("subscribe: " .. H.topic_refused(topic), 2) end
     local s = state_of(ch, 2)
     local p = me()
     p.listens = p.listens or {}

@@ -118,8 +118,8 @@ local function copy_many(n, ...)
 end
 
 local function send_local(from, target, topic, n, ...)
-    if s_byte(topic, 1) == 64 then -- "@"
-        return nil, mkerr("INVALID", s_format("topic %q is reserved: topics starting with '@' are for the runtime", topic))
+    if s_byte(topic, 1) == 64 or #topic > H.max_topic_bytes then -- "@", or long
+        return nil, mkerr("INVALID", H.topic_refused(topic))
     end
     SEND.bytes = 0
     if n == 1 then
@@ -194,7 +194,7 @@ end
 -- instead of bare payloads; the first listen of a topic decides.
 function process.listen(topic, opts)
     check_str(topic, "process.listen: topic", 2)
-    if s_sub(topic, 1, 1) == "@" then error("process.listen: topic " .. topic .. " is reserved", 2) end
+    if s_byte(topic, 1) == 64 or #topic > H.max_topic_bytes then error("process.listen: " .. H.topic_refused(topic), 2) end
     if opts ~= nil and type(opts) ~= "table" then error("process.listen: options must be a table", 2) end
     local p = me()
     p.listens = p.listens or {}

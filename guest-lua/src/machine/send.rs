@@ -92,8 +92,9 @@ unsafe fn copy(l: *mut lua_State, v: c_int, max: i64) -> bool {
     }
 }
 
-/// Whether the string at `topic` starts with `@` (reserved for the
-/// runtime).
+/// Whether the string at `topic` may not be sent on: it starts with `@`
+/// (reserved for the runtime) or is longer than the core allows (the
+/// kernel's Lua then says which, `limits::topic_refused`).
 ///
 /// # Safety
 ///
@@ -103,7 +104,9 @@ unsafe fn reserved(l: *mut lua_State, topic: c_int) -> bool {
     unsafe {
         let mut len = 0;
         let s = ffi::lua_tolstring(l, topic, &raw mut len);
-        s.is_null() || (len > 0 && *s.cast::<u8>() == b'@')
+        s.is_null()
+            || len > warren_core::limits::MAX_TOPIC_BYTES
+            || (len > 0 && *s.cast::<u8>() == b'@')
     }
 }
 

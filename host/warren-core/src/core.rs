@@ -33,6 +33,8 @@ mod early_tests;
 #[cfg(test)]
 mod entry_tests;
 #[cfg(test)]
+mod exit_tests;
+#[cfg(test)]
 mod mailbox_tests;
 mod ops;
 #[cfg(test)]
@@ -140,22 +142,35 @@ fn not_alive(pid: Pid) -> ProcError {
     ProcError::new(ErrorKind::NotFound, format!("process {pid} is not alive"))
 }
 
-/// An exit as its links and monitors can receive it: a result no front-end
-/// could hold (a NaN map key from a component, say) becomes an `INVALID`
-/// error naming the place, so the EXIT still arrives.
-fn deliverable(result: Exit) -> Exit {
+/// An exit as its links and monitors can receive it, whatever front-end
+/// made it: a result no front-end could hold (a NaN map key from a
+/// component, say) or larger than `max_bytes` (the host's
+/// `max_message_bytes`: each watcher gets a copy) becomes an `INVALID`
+/// error naming why, so the EXIT still arrives; such details are dropped;
+/// an error message is cut at [`crate::limits::MAX_EXIT_MESSAGE`].
+fn deliverable(result: Exit, max_bytes: usize) -> Exit {
     let mut result = result;
-    if let Err(err) = &mut result
-        && let Some(details) = &err.details
-        && check_values(std::slice::from_ref(details), "details").is_err()
-    {
-        err.details = None;
+    if let Err(err) = &mut result {
+        crate::limits::cut_exit_message(&mut err.message);
+        if let Some(details) = &err.details {
+            let one = std::slice::from_ref(details);
+            if check_values(one, "details").is_err() || wire_size(one) > max_bytes {
+                err.details = None;
+            }
+        }
     }
-    if let Ok(value) = &result
-        && let Err(why) = check_values(std::slice::from_ref(value), "result")
-    {
-        let message = format!("the process's result cannot be delivered: {why}");
-        return Err(ProcError::new(ErrorKind::Invalid, message));
+    if let Ok(value) = &result {
+        let one = std::slice::from_ref(value);
+        let why = check_values(one, "result").err().or_else(|| {
+            let bytes = wire_size(one);
+            (bytes > max_bytes).then(|| {
+                format!("a result of {bytes} bytes exceeds max_message_bytes ({max_bytes})")
+            })
+        });
+        if let Some(why) = why {
+            let message = format!("the process's result cannot be delivered: {why}");
+            return Err(ProcError::new(ErrorKind::Invalid, message));
+        }
     }
     result
 }
@@ -369,13 +384,8 @@ impl Core {
         topic: &str,
         payloads: Vec<Payload>,
     ) -> Result<(), ProcError> {
-        if topic.starts_with('@') {
-            return Err(ProcError::new(
-                ErrorKind::Invalid,
-                format!(
-                    "topic {topic:?} is reserved: topics starting with '@' are for the runtime"
-                ),
-            ));
+        if let Some(why) = crate::limits::topic_refused(topic.as_bytes()) {
+            return Err(ProcError::new(ErrorKind::Invalid, why));
         }
         self.check_reach("send", from, to)?;
         let bytes = self.check_size(from, to, &payloads)?;
@@ -727,7 +737,8 @@ impl Core {
             return;
         };
         self.burst.parent = None;
-        let result = deliverable(result);
+        let max_bytes = self.quota_of(me).limits.max_message_bytes;
+        let result = deliverable(result, max_bytes);
         // Before anyone hears of the exit: its I/O is interrupted and its
         // transactions are rolled back (queued ahead of any later use).
         if let Some(io) = p.io {

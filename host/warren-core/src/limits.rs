@@ -239,6 +239,50 @@ impl HostQuota {
     }
 }
 
+/// Longest topic, in bytes, a message may carry or a process listen on.
+/// A topic is a name, and every message queued outside its sender's VM
+/// (another worker's mailbox, a component's) holds its own copy, which
+/// `max_message_bytes` does not count: without this bound, a mailbox of
+/// 10,000 messages each naming a 32 MiB topic held 320 GB of host memory,
+/// and a component's 10,000 `listen` handles as much.
+pub const MAX_TOPIC_BYTES: usize = 1024;
+
+/// Longest error message an exit keeps, in bytes: the message is copied
+/// to every link and monitor, so a process failing with a huge one cannot
+/// make its watchers allocate it (the rest is cut).
+pub const MAX_EXIT_MESSAGE: usize = 16 * 1024;
+
+/// Why `topic` may not be sent on or listened to: it is reserved (`@...`,
+/// the runtime's) or longer than [`MAX_TOPIC_BYTES`]; `None` when it may.
+/// The message quotes a reserved topic and the length of a long one.
+pub fn topic_refused(topic: &[u8]) -> Option<String> {
+    if topic.len() > MAX_TOPIC_BYTES {
+        return Some(format!(
+            "a topic of {} bytes is longer than the {MAX_TOPIC_BYTES} bytes a topic may have",
+            topic.len()
+        ));
+    }
+    if topic.first() == Some(&b'@') {
+        return Some(format!(
+            "topic {:?} is reserved: topics starting with '@' are for the runtime",
+            String::from_utf8_lossy(topic)
+        ));
+    }
+    None
+}
+
+/// `message` cut to at most [`MAX_EXIT_MESSAGE`] bytes, at a character
+/// boundary.
+pub fn cut_exit_message(message: &mut String) {
+    if message.len() > MAX_EXIT_MESSAGE {
+        let mut end = MAX_EXIT_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+    }
+}
+
 /// Deepest nesting a value may have to cross a process boundary: every
 /// front-end converts values recursively, and a deeper value (a component
 /// may send any bytes) is refused at the sender instead of overflowing a

@@ -1,0 +1,156 @@
+//! What a guest can make the host hold outside its own memory: topics
+//! (copied into every message that leaves the sender's VM and into every
+//! `listen` handle), the values a component's own channels buffer, the
+//! tree a non-canonical payload decodes to, and exit results and messages
+//! (copied to every watcher). Each is bounded before it is copied or
+//! decoded, refused with an error naming the bound, and what a component
+//! buffered is given back when it is taken or its channel dropped.
+
+use warren_core::limits::{MAX_EXIT_MESSAGE, MAX_TOPIC_BYTES};
+use warren_core::{ErrorKind, Value};
+
+use crate::harness::{self, app, attack, lua, n, s, wasm};
+
+fn topic_len(extra: usize) -> i64 {
+    i64::try_from(MAX_TOPIC_BYTES + extra).expect("small")
+}
+
+#[test]
+fn a_lua_topic_past_the_limit_is_refused_on_every_path_and_one_at_it_works() {
+    let app = app().component("h:echo", "echo").entry(
+        "h:attacker",
+        r#"return function(max)
+            local long, edge = string.rep("t", max + 1), string.rep("e", max)
+            local me = process.pid()
+            local echo = process.spawn("h:echo", "test:host")
+            process.registry.register("me")
+            local out = {}
+            local function try(what, ok, err)
+                assert(ok == nil, what .. " was accepted")
+                assert(err:kind() == errors.INVALID, what .. ": " .. tostring(err))
+                assert(err:message():find(tostring(max + 1) .. " bytes", 1, true), err:message())
+                out[#out + 1] = what
+            end
+            try("self", process.send(me, long, 1))
+            try("self, two payloads", process.send(me, long, 1, 2))
+            try("self, a table", process.send(me, long, { a = 1 }))
+            try("by name", process.send("me", long, 1))
+            try("component", process.send(echo, long, 1))
+            local ok, err = pcall(process.listen, long)
+            assert(not ok and tostring(err):find("longer than", 1, true), tostring(err))
+            out[#out + 1] = "listen"
+            -- At the limit: listened to, sent, received.
+            local ch = process.listen(edge)
+            assert(process.send(me, edge, 7))
+            assert(ch:receive() == 7)
+            out[#out + 1] = "edge"
+            process.terminate(echo)
+            return table.concat(out, ",")
+        end"#,
+    );
+    let out = attack(app, "h:attacker", vec![n(topic_len(0))]);
+    assert_eq!(
+        out.value(),
+        "self,self, two payloads,self, a table,by name,component,listen,edge"
+    );
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn a_component_topic_past_the_limit_is_refused_and_one_at_it_is_sent() {
+    let out = wasm(vec![s("topic"), s("self"), n(topic_len(1))]);
+    assert_eq!(out.value(), "Invalid:0");
+    let out = wasm(vec![s("topic"), s("self"), n(topic_len(0))]);
+    assert_eq!(out.value(), "ok:1");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn a_component_cannot_listen_on_a_topic_past_the_limit() {
+    let out = wasm(vec![s("listen-long"), n(topic_len(1)), n(10_000)]);
+    assert_eq!(out.value(), "Invalid:0");
+    let out = wasm(vec![s("listen-long"), n(topic_len(0)), n(3)]);
+    assert_eq!(out.value(), "ok:3");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn a_components_own_channels_hold_its_memory_and_give_it_back() {
+    // 60,000-byte values under an 8 MiB process limit: about 130 fit. Each
+    // round takes them back (even rounds) or drops the full channels (odd
+    // ones): if either kept its bytes counted, a later round would fit
+    // fewer.
+    let app = app().component("h:attacker", "hostile");
+    let runtime = app.start();
+    let before = runtime.memory_used("test:host").expect("the host");
+    let out = harness::attack_on(&runtime, "h:attacker", vec![s("hoard"), n(4), n(60_000)]);
+    let value = out.value();
+    let (kind, counts) = value.split_once(':').expect("kind:counts");
+    assert_eq!(kind, "RateLimited", "{value}");
+    let counts: Vec<u32> = counts.split(',').map(|c| c.parse().expect("n")).collect();
+    assert_eq!(counts.len(), 4, "{value}");
+    assert!((50..140).contains(&counts[0]), "{value}");
+    assert!(counts.iter().all(|c| c.abs_diff(counts[0]) <= 2), "{value}");
+    let after = runtime.memory_used("test:host").expect("the host");
+    assert!(
+        after <= before + (1 << 20),
+        "{} bytes still held after the component ended",
+        after.saturating_sub(before)
+    );
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn a_channel_value_larger_than_a_message_is_refused() {
+    // Past max_message_bytes (64 KiB here) before the first one fits.
+    let out = wasm(vec![s("hoard"), n(1), n(70_000)]);
+    assert_eq!(out.value(), "Invalid:0");
+}
+
+#[test]
+fn a_payload_to_decode_is_measured_before_it_is_decoded() {
+    // 100,000 nils in forms the runtime does not write: refused on their
+    // 100,009 encoded bytes (the decoded value would count 100,013).
+    let out = wasm(vec![s("bloat"), s("self"), n(100_000)]);
+    assert_eq!(
+        out.value(),
+        "Invalid:message payloads of 100009 bytes exceed max_message_bytes (65536)"
+    );
+    // A small one in the same forms is decoded and sent.
+    let out = wasm(vec![s("bloat"), s("self"), n(1_000)]);
+    assert_eq!(out.value(), "ok:");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn a_component_result_larger_than_a_message_ends_it_with_the_reason() {
+    let out = wasm(vec![s("big-result"), n(70_000)]);
+    out.assert_ended(
+        ErrorKind::Invalid,
+        "a result of 70005 bytes exceeds max_message_bytes (65536)",
+    );
+    let out = wasm(vec![s("big-result"), n(60_000)]);
+    assert_eq!(out.exit, Ok(Value::str("x".repeat(60_000))));
+}
+
+#[test]
+fn a_huge_exit_message_reaches_watchers_cut() {
+    let out = wasm(vec![s("big-error"), n(1 << 20)]);
+    let err = out.error();
+    assert_eq!(err.kind, ErrorKind::Internal, "{}", &err.message[..64]);
+    assert_eq!(err.message.len(), MAX_EXIT_MESSAGE);
+    assert!(err.message.bytes().all(|b| b == b'e'));
+    out.assert_neighbour_ticks();
+    // A Lua process's message is cut the same way.
+    let out = lua(
+        r#"return function() error(string.rep("é", 20000), 0) end"#,
+        Vec::new(),
+    );
+    let err = out.error();
+    assert!(
+        err.message.len() <= MAX_EXIT_MESSAGE,
+        "{}",
+        err.message.len()
+    );
+    assert!(err.message.starts_with("éé"), "{}", &err.message[..8]);
+}
