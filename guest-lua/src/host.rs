@@ -976,7 +976,14 @@ fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
             .start_timer(pid_of(me), u64::try_from(id).unwrap_or(0), delay);
         Ok(())
     })?;
-    h.set("timer", timer)
+    h.set("timer", timer)?;
+    let c = core.clone();
+    let cancel = lua.create_function(move |_, (me, id): (i64, i64)| {
+        c.borrow_mut()
+            .cancel_timer(pid_of(me), u64::try_from(id).unwrap_or(0));
+        Ok(())
+    })?;
+    h.set("cancel_timer", cancel)
 }
 
 /// A process's exit as the kernel reports it; the result and details are

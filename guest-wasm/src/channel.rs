@@ -278,7 +278,7 @@ impl HostChannel for ProcState {
 /// Makes a timer that has not yielded yet yield nothing, ever.
 fn stop_timer(pid: Pid, id: u64, done: &mut bool) {
     if !*done {
-        with_mailbox(pid, |mb| mb.abandon_timer(id));
+        crate::state::with_core(|c| c.cancel_timer(pid, id));
     }
     *done = true;
 }

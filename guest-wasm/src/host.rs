@@ -218,6 +218,10 @@ impl ProcState {
         timeout_ns: Option<u64>,
         mut take: impl FnMut(&mut Self) -> Option<R> + Send,
     ) -> Option<R> {
+        // Found at once: no timer is armed.
+        if let Some(found) = take(self) {
+            return Some(found);
+        }
         let timer = self.arm(timeout_ns);
         let found = poll_fn(|_| {
             if let Some(found) = take(self) {
@@ -234,7 +238,8 @@ impl ProcState {
         if let Some(id) = timer
             && found.is_some()
         {
-            with_mailbox(self.pid, |mb| mb.abandon_timer(id));
+            let pid = self.pid;
+            with_core(|c| c.cancel_timer(pid, id));
         }
         found
     }

@@ -2,12 +2,15 @@
 //! (copied into every message that leaves the sender's VM and into every
 //! `listen` handle), the values a component's own channels buffer, the
 //! tree a non-canonical payload decodes to, and exit results and messages
-//! (copied to every watcher). Each is bounded before it is copied or
-//! decoded, refused with an error naming the bound, and what a component
-//! buffered is given back when it is taken or its channel dropped.
+//! (copied to every watcher), timers a wait or a stop no longer needs.
+//! Each is bounded before it is copied or decoded, refused with an error
+//! naming the bound, and what a component buffered is given back when it
+//! is taken or its channel dropped; a cancelled timer leaves the heap.
+
+use std::time::{Duration, Instant};
 
 use warren_core::limits::{MAX_EXIT_MESSAGE, MAX_TOPIC_BYTES};
-use warren_core::{ErrorKind, Value};
+use warren_core::{ErrorKind, Runtime, SpawnRequest, Value};
 
 use crate::harness::{self, app, attack, lua, n, s, wasm};
 
@@ -153,4 +156,50 @@ fn a_huge_exit_message_reaches_watchers_cut() {
         err.message.len()
     );
     assert!(err.message.starts_with("éé"), "{}", &err.message[..8]);
+}
+
+/// Starts `attacker` with `args`, waits until it registers as `hoarder`,
+/// and answers the timers armed on the runtime then; the attacker is
+/// terminated.
+fn timers_held(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> usize {
+    let pid = runtime
+        .spawn(SpawnRequest::new(attacker, "test:host", args))
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runtime.lookup("hoarder").is_none() {
+        assert!(Instant::now() < deadline, "the attacker never registered");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let held = runtime.armed_timers();
+    let _ = runtime.kill(
+        pid,
+        warren_core::ProcError::new(ErrorKind::Canceled, "done"),
+    );
+    held
+}
+
+#[test]
+fn a_lua_timer_reset_or_stopped_leaves_the_hosts_timer_heap() {
+    let app = app().entry(
+        "h:attacker",
+        r#"local time = require("time")
+        return function(n)
+            local t = time.timer("1h")
+            for _ = 1, n do t:reset("1h") end
+            for _ = 1, n do time.timer("1h"):stop() end
+            process.registry.register("hoarder")
+            process.inbox():receive()
+        end"#,
+    );
+    let runtime = app.start();
+    let held = timers_held(&runtime, "h:attacker", vec![n(20_000)]);
+    // 40,001 armed, all but one cancelled: swept once they were half.
+    assert!(held < 1_000, "{held} timers still in the heap");
+}
+
+#[test]
+fn a_components_dropped_timers_and_ended_waits_leave_the_hosts_timer_heap() {
+    let runtime = app().component("h:attacker", "hostile").start();
+    let held = timers_held(&runtime, "h:attacker", vec![s("after-drop"), n(20_000)]);
+    assert!(held < 1_000, "{held} timers still in the heap");
 }

@@ -30,6 +30,9 @@
 //!   `"<KIND>:<message>"`.
 //! - `big-result <bytes>`: returns a string that long.
 //! - `big-error <bytes>`: fails with a message that long.
+//! - `after-drop <n>`: makes and drops n one-hour timers, then waits n
+//!   times with a one-hour timeout for a message it sent itself; then
+//!   registers as `hoarder` and waits for good.
 //! - `scribble`: counts the bytes of a 256 KiB static it finds non-zero
 //!   (`"dirty:<count>"`), then writes all over it: a pooled instance slot
 //!   handed to the next instance without being wiped would show it.
@@ -291,6 +294,21 @@ impl Process for Hostile {
             "big-error" => {
                 let bytes: usize = args.get(1)?;
                 Err(Error::new(ErrorKind::Internal, "e".repeat(bytes)))
+            }
+            "after-drop" => {
+                let n: u32 = args.get(1)?;
+                let hour = Duration::from_secs(3600);
+                for _ in 0..n {
+                    drop(warren_sdk::after(hour));
+                }
+                let me = warren_sdk::pid();
+                for i in 0..n {
+                    warren_sdk::send(&me, "w", &i)?;
+                    warren_sdk::receive(Some(hour))?;
+                }
+                warren_sdk::register("hoarder", None)?;
+                warren_sdk::receive(None)?;
+                warren_sdk::payload("ok")
             }
             "scribble" => warren_sdk::payload(&format!("dirty:{}", scribble())),
             other => Err(Error::new(

@@ -235,6 +235,9 @@ function TimerMethods:stop()
     local timers = st.p.timers
     local pending = st.id ~= nil and timers and timers[st.id] ~= nil or false
     if st.id and timers then timers[st.id] = nil end
+    -- Nor is its entry kept in the host's heap until the deadline (a
+    -- reset loop would grow it without bound).
+    if pending then H.cancel_timer(st.p.id, st.id) end
     st.id = nil
     return pending
 end

@@ -125,6 +125,9 @@ pub struct Core {
     ready: Vec<VecDeque<Pid>>,
     timers: BinaryHeap<Reverse<(Instant, u64, Pid, u64)>>,
     timer_seq: u64,
+    /// Timers cancelled before they fired (`cancel_timer`): skipped when
+    /// they come due, and taken out of the heap once they are half of it.
+    cancelled: FxHashSet<(Pid, u64)>,
     /// Deadlines of the blocking operations in flight here (see
     /// `start_blocking_op`); an entry leaves with its operation.
     op_deadlines: std::collections::BTreeSet<(Instant, Pid, u64)>,
@@ -211,6 +214,7 @@ impl Core {
             ready: (0..frontends).map(|_| VecDeque::new()).collect(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
+            cancelled: FxHashSet::default(),
             op_deadlines: std::collections::BTreeSet::new(),
             outbox: (0..workers).map(|_| Vec::new()).collect(),
             early: FxHashMap::default(),
@@ -729,6 +733,43 @@ impl Core {
         self.timer_seq += 1;
         let at = Instant::now() + delay;
         self.timers.push(Reverse((at, self.timer_seq, me, id)));
+        self.publish_timers();
+    }
+
+    /// Cancels timer `id` of `me`: it will not fire, and a fire already
+    /// filed in the mailbox the core keeps for `me` is taken back. Its
+    /// entry leaves the heap when it comes due or, sooner, once cancelled
+    /// entries are half the heap (a loop that re-arms a long timer, as
+    /// `timer:reset` or a wait with a timeout that something else ends,
+    /// would otherwise grow the heap until the deadlines pass).
+    /// Amortised O(1).
+    pub fn cancel_timer(&mut self, me: Pid, id: u64) {
+        if let Some(mailbox) = self
+            .procs
+            .get_mut(&me)
+            .and_then(|p| p.mailbox.as_deref_mut())
+            && mailbox.take_fired(id)
+        {
+            return;
+        }
+        self.cancelled.insert((me, id));
+        if self.cancelled.len() > TIMER_PURGE_FLOOR && 2 * self.cancelled.len() > self.timers.len()
+        {
+            let cancelled = &self.cancelled;
+            self.timers
+                .retain(|Reverse((_, _, pid, id))| !cancelled.contains(&(*pid, *id)));
+            self.cancelled.clear();
+            self.publish_timers();
+        }
+    }
+
+    /// Makes this worker's count of armed timers visible to the runtime
+    /// (`Runtime::armed_timers`).
+    fn publish_timers(&self) {
+        let remote = &self.shared.workers[self.worker];
+        remote
+            .timers
+            .store(self.timers.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Ends `me` with `result`, notifying links, monitors and watchers.
@@ -986,8 +1027,11 @@ impl Core {
                 break;
             }
             self.timers.pop();
-            self.push_local(pid, Item::Timer(id));
+            if self.cancelled.is_empty() || !self.cancelled.remove(&(pid, id)) {
+                self.push_local(pid, Item::Timer(id));
+            }
         }
+        self.publish_timers();
     }
 
     /// Drops timers of exited processes once they outnumber the live
@@ -998,6 +1042,8 @@ impl Core {
             let procs = &self.procs;
             self.timers
                 .retain(|Reverse((_, _, pid, _))| procs.contains_key(pid));
+            self.cancelled.retain(|(pid, _)| procs.contains_key(pid));
+            self.publish_timers();
         }
     }
 

@@ -7,8 +7,8 @@
 //! something arrived ([`Item::Wake`]); the routing rules live here once.
 //!
 //! Guarantees: a message goes to its topic's listen queue when that topic
-//! is listened to, else to the inbox, in arrival order; a timer whose wait
-//! was abandoned never shows as fired; every message taken or dropped
+//! is listened to, else to the inbox, in arrival order; a timer fire shows
+//! once (and never after `Core::cancel_timer`); every message taken or dropped
 //! unread is counted once in [`Mailbox::take_taken`], which the core
 //! subtracts from the process's `mailbox_limit` count.
 
@@ -28,8 +28,6 @@ pub struct Mailbox {
     /// Listened topics and the payloads that arrived for them.
     topics: FxHashMap<String, VecDeque<Payload>>,
     fired: FxHashSet<u64>,
-    /// Timers whose wait ended another way; their fire is ignored.
-    abandoned: FxHashSet<u64>,
     /// Messages taken (or dropped unread) since the core last asked.
     taken: u32,
 }
@@ -42,9 +40,7 @@ impl Mailbox {
             Item::Msg(m) => self.deliver_message(m),
             Item::Event(e) => self.events.push_back(e),
             Item::Timer(id) => {
-                if !self.abandoned.remove(&id) {
-                    self.fired.insert(id);
-                }
+                self.fired.insert(id);
             }
             other => return Err(other),
         }
@@ -118,17 +114,10 @@ impl Mailbox {
         }
     }
 
-    /// Whether timer `id` has fired; a fire is reported once.
+    /// Whether timer `id` has fired; a fire is reported once. (A wait
+    /// that ends another way cancels its timer, `Core::cancel_timer`.)
     pub fn take_fired(&mut self, id: u64) -> bool {
         self.fired.remove(&id)
-    }
-
-    /// Ends the wait on timer `id`: a fire already here is dropped, a later
-    /// one will be.
-    pub fn abandon_timer(&mut self, id: u64) {
-        if !self.fired.remove(&id) {
-            self.abandoned.insert(id);
-        }
     }
 
     /// How many messages were taken or dropped unread since the last call.

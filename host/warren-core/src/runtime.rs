@@ -632,6 +632,16 @@ impl Runtime {
         self.shared.registry.lookup(name)
     }
 
+    /// Entries of every worker's timer heap: timers armed and not yet
+    /// fired (cancelled ones included until they are swept out).
+    pub fn armed_timers(&self) -> usize {
+        self.shared
+            .workers
+            .iter()
+            .map(|w| w.timers.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
     /// How many event-bus subscriptions the live processes hold.
     pub fn bus_subscriptions(&self) -> usize {
         self.shared.bus.len()

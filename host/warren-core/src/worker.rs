@@ -91,6 +91,8 @@ impl Cmd {
 pub(crate) struct Remote {
     /// Live processes placed on this worker (see `Shared::place`).
     pub(crate) load: AtomicUsize,
+    /// Entries of the worker's timer heap, as its core last published.
+    pub(crate) timers: AtomicUsize,
     queue: Mutex<Vec<Cmd>>,
     /// Set by every push, cleared by the worker before it takes the queue:
     /// what its spin before sleeping watches.

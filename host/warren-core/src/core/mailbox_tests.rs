@@ -25,7 +25,7 @@ enum Report {
     Ready,
     /// The sink took these payloads, inbox and topic, in this order.
     Took(Vec<Value>),
-    /// Timer 1 fired once; timer 2 (abandoned) never showed.
+    /// Timer 1 fired once; timer 2 (cancelled) never showed.
     Timers {
         first: bool,
         again: bool,
@@ -41,8 +41,8 @@ fn int(p: Payload) -> Value {
     p.into_value()
 }
 
-/// The sink, on `script-mailbox`: listens to "t", arms timer 1 and an
-/// abandoned timer 2, then on wake-ups takes one inbox message and the
+/// The sink, on `script-mailbox`: listens to "t", arms timer 1 and a
+/// cancelled timer 2, then on wake-ups takes one inbox message and the
 /// topic's payload, tells the sender to go on, and finally takes the rest.
 fn sink(tx: Sender<Report>) -> crate::frontend::Program {
     let tx = Mutex::new(tx);
@@ -55,7 +55,7 @@ fn sink(tx: Sender<Report>) -> crate::frontend::Program {
                 core.with_mailbox(me, |mb| mb.listen("t")).expect("kept");
                 core.start_timer(me, 1, Duration::ZERO);
                 core.start_timer(me, 2, Duration::ZERO);
-                core.with_mailbox(me, |mb| mb.abandon_timer(2));
+                core.cancel_timer(me, 2);
                 report(Report::Ready);
                 return false;
             }
