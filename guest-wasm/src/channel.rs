@@ -141,10 +141,7 @@ fn try_send(
 fn check_value(value: &[u8], limits: &ProcLimiter) -> Result<(), WitError> {
     let max = limits.quota().limits.max_message_bytes;
     if value.len() > max {
-        let why = format!(
-            "a channel value of {} bytes exceeds max_message_bytes ({max})",
-            value.len()
-        );
+        let why = warren_core::error::one_too_large("a channel value", value.len(), max);
         return Err(err(ErrorKind::Invalid, why));
     }
     decode(value)

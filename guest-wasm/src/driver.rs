@@ -145,10 +145,8 @@ impl WasmDriver {
                     // some 30 times its encoding (the core bounds the value).
                     let max = store.data().limits.quota().limits.max_message_bytes;
                     if bytes.len() > max {
-                        let why = format!(
-                            "the process's result cannot be delivered: a result of {} bytes exceeds max_message_bytes ({max})",
-                            bytes.len()
-                        );
+                        let big = warren_core::error::one_too_large("a result", bytes.len(), max);
+                        let why = format!("the process's result cannot be delivered: {big}");
                         return Err(ProcError::new(ErrorKind::Invalid, why));
                     }
                     decode(&bytes)

@@ -385,6 +385,11 @@ impl Host for ProcState {
     }
 
     async fn cancel(&mut self, target: String, reason: Vec<u8>) -> Result<(), WitError> {
+        let max = self.max_message_bytes();
+        if reason.len() > max {
+            let why = warren_core::error::one_too_large("a cancel reason", reason.len(), max);
+            return Err(wit_error(&ProcError::new(ErrorKind::Invalid, why)));
+        }
         let reason =
             decode(&reason).map_err(|e| wit_error(&ProcError::new(ErrorKind::Invalid, e)))?;
         let to = self.target(&target)?;

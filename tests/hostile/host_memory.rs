@@ -203,3 +203,54 @@ fn a_components_dropped_timers_and_ended_waits_leave_the_hosts_timer_heap() {
     let held = timers_held(&runtime, "h:attacker", vec![s("after-drop"), n(20_000)]);
     assert!(held < 1_000, "{held} timers still in the heap");
 }
+
+#[test]
+fn monitoring_a_process_again_holds_one_monitor() {
+    // Each monitor used to be a list entry on the target: a loop grew the
+    // host's list without bound and the exit sent as many EXITs.
+    let app = app()
+        .entry("h:waiter", r#"return function() process.inbox():receive() end"#)
+        .entry(
+            "h:attacker",
+            r#"local time = require("time")
+            return function(n)
+                local t = process.spawn("h:waiter", "test:host")
+                for _ = 1, n do assert(process.monitor(t)) end
+                local u = process.spawn_monitored("h:waiter", "test:host")
+                assert(process.monitor(u))
+                assert(process.unmonitor(u))
+                process.send(t, "go")
+                process.send(u, "go")
+                local events, got = process.events(), {}
+                while true do
+                    local r = channel.select({ events:case_receive(), time.after("200ms"):case_receive() })
+                    if r.channel ~= events then break end
+                    got[#got + 1] = r.value.from == t and "t" or "other"
+                end
+                return table.concat(got, ",")
+            end"#,
+        );
+    let out = attack(app, "h:attacker", vec![n(20_000)]);
+    assert_eq!(out.value(), "t");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn a_cancel_reason_larger_than_a_message_is_refused() {
+    let out = wasm(vec![s("cancel-big"), s("self"), n(70_000)]);
+    assert_eq!(
+        out.value(),
+        "Invalid:a cancel reason of 70005 bytes exceeds max_message_bytes (65536)"
+    );
+    let out = wasm(vec![s("cancel-big"), s("self"), n(100)]);
+    assert_eq!(out.value(), "ok:");
+    let out = lua(
+        r#"return function()
+            local ok, err = process.cancel(process.pid(), string.rep("c", 70000))
+            assert(ok == nil and err:kind() == errors.INVALID, tostring(err))
+            return "refused"
+        end"#,
+        Vec::new(),
+    );
+    assert_eq!(out.value(), "refused");
+}

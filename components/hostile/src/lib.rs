@@ -30,6 +30,8 @@
 //!   `"<KIND>:<message>"`.
 //! - `big-result <bytes>`: returns a string that long.
 //! - `big-error <bytes>`: fails with a message that long.
+//! - `cancel-big <pid|self> <bytes>`: cancels with a reason that long, as
+//!   `"<KIND>:<message>"`.
 //! - `after-drop <n>`: makes and drops n one-hour timers, then waits n
 //!   times with a one-hour timeout for a message it sent itself; then
 //!   registers as `hoarder` and waits for good.
@@ -294,6 +296,11 @@ impl Process for Hostile {
             "big-error" => {
                 let bytes: usize = args.get(1)?;
                 Err(Error::new(ErrorKind::Internal, "e".repeat(bytes)))
+            }
+            "cancel-big" => {
+                let (to, bytes): (String, usize) = (args.get(1)?, args.get(2)?);
+                let to = if to == "self" { warren_sdk::pid() } else { to };
+                described(warren_sdk::cancel(&to, &"c".repeat(bytes)))
             }
             "after-drop" => {
                 let n: u32 = args.get(1)?;

@@ -84,7 +84,9 @@ struct ProcEntry {
 #[derive(Default)]
 struct Peers {
     links: FxHashSet<Pid>,
-    watchers: Vec<Pid>,
+    /// Who monitors it: a set, so a process monitoring it again holds one
+    /// monitor (a loop of `monitor` calls grew a list by 8 bytes each).
+    watchers: FxHashSet<Pid>,
 }
 
 impl ProcEntry {
@@ -505,7 +507,8 @@ impl Core {
     }
 
     /// Makes `me` receive an EXIT event when `target` exits (its result
-    /// included, so a host may monitor only what it may reach).
+    /// included, so a host may monitor only what it may reach); a second
+    /// monitor of the same target changes nothing.
     pub fn monitor(&mut self, me: Pid, target: Pid) -> Result<(), ProcError> {
         self.check_reach("monitor", me, target)?;
         if self.post(Cmd::AddMonitor {
@@ -518,7 +521,7 @@ impl Core {
         }
     }
 
-    /// Removes one monitor of `target` held by `me`.
+    /// Removes `me`'s monitor of `target` (monitoring it twice made one).
     pub fn unmonitor(&mut self, me: Pid, target: Pid) {
         self.post(Cmd::RemoveMonitor {
             target,
@@ -526,11 +529,17 @@ impl Core {
         });
     }
 
-    /// Delivers a CANCEL event to `target`.
+    /// Delivers a CANCEL event to `target`; `INVALID` for a reason no
+    /// front-end can hold or larger than a message may be.
     pub fn cancel(&mut self, me: Pid, target: Pid, reason: Value) -> Result<(), ProcError> {
         self.check_reach("cancel", me, target)?;
-        check_values(std::slice::from_ref(&reason), "reason")
-            .map_err(|e| ProcError::new(ErrorKind::Invalid, e))?;
+        let one = std::slice::from_ref(&reason);
+        check_values(one, "reason").map_err(|e| ProcError::new(ErrorKind::Invalid, e))?;
+        let (bytes, limit) = (wire_size(one), self.message_budget(me, target));
+        if bytes > limit {
+            let why = crate::error::one_too_large("a cancel reason", bytes, limit);
+            return Err(ProcError::new(ErrorKind::Invalid, why));
+        }
         let event = Event::Cancel { from: me, reason };
         if self.post(Cmd::Deliver(target, Item::Event(event))) {
             Ok(())
@@ -1158,7 +1167,9 @@ impl Core {
                 }
             }
             Cmd::AddMonitor { target, watcher } => match self.procs.get_mut(&target) {
-                Some(p) => p.peers().watchers.push(watcher),
+                Some(p) => {
+                    p.peers().watchers.insert(watcher);
+                }
                 None => {
                     let event = Event::Exit {
                         from: target,
@@ -1168,10 +1179,8 @@ impl Core {
                 }
             },
             Cmd::RemoveMonitor { target, watcher } => {
-                if let Some(peers) = self.procs.get_mut(&target).and_then(|p| p.peers.as_mut())
-                    && let Some(i) = peers.watchers.iter().position(|w| *w == watcher)
-                {
-                    peers.watchers.swap_remove(i);
+                if let Some(peers) = self.procs.get_mut(&target).and_then(|p| p.peers.as_mut()) {
+                    peers.watchers.remove(&watcher);
                 }
             }
         }

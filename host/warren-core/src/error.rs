@@ -207,6 +207,11 @@ pub fn too_large(what: &str, bytes: usize, limit: usize) -> String {
     format!("{what} of {bytes} bytes exceed max_message_bytes ({limit})")
 }
 
+/// [`too_large`] for one value (`what` singular: "a result").
+pub fn one_too_large(what: &str, bytes: usize, limit: usize) -> String {
+    format!("{what} of {bytes} bytes exceeds max_message_bytes ({limit})")
+}
+
 impl From<SpawnError> for ProcError {
     fn from(err: SpawnError) -> Self {
         let kind = match err {
