@@ -254,3 +254,53 @@ fn a_cancel_reason_larger_than_a_message_is_refused() {
     );
     assert_eq!(out.value(), "refused");
 }
+
+#[test]
+fn names_a_process_registers_are_capped_and_held_against_its_host() {
+    let app = app().entry(
+        "h:attacker",
+        r#"return function()
+            local n, err = 0, nil
+            while true do
+                local ok, e = process.registry.register(string.format("%05d", n) .. string.rep("n", 250))
+                if not ok then err = e break end
+                n = n + 1
+            end
+            assert(err:kind() == errors.RATE_LIMITED, tostring(err))
+            assert(n == 1024, n)
+            assert(process.registry.unregister("00000" .. string.rep("n", 250)))
+            assert(process.registry.register("hoarder"))
+            process.inbox():receive()
+            return n
+        end"#,
+    );
+    let runtime = app.start();
+    let before = runtime.memory_used("test:host").expect("the host");
+    let pid = runtime
+        .spawn(SpawnRequest::new("h:attacker", "test:host", Vec::new()))
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runtime.lookup("hoarder").is_none() {
+        assert!(Instant::now() < deadline, "the attacker never registered");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // 1,023 names of 255 bytes and "hoarder": about 630 KB held.
+    let held = runtime.memory_used("test:host").expect("the host") - before;
+    assert!(held >= 1_023 * (2 * 255 + 96), "{held} bytes held");
+    let _ = runtime.kill(
+        pid,
+        warren_core::ProcError::new(ErrorKind::Canceled, "done"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runtime.lookup("hoarder").is_some() {
+        assert!(Instant::now() < deadline, "the attacker never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // What comes back at once is the names' cost (the attacker's Lua
+    // garbage is counted until its VM collects it).
+    let after = runtime.memory_used("test:host").expect("the host") - before;
+    assert!(
+        held.saturating_sub(after) >= 1_023 * (2 * 255 + 96),
+        "{held} bytes held, {after} still held after it ended"
+    );
+}

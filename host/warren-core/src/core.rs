@@ -577,19 +577,41 @@ impl Core {
         if !self.procs.contains_key(&pid) && self.shared.directory.get(pid).is_none() {
             return Err(not_alive(pid));
         }
-        self.shared.registry.register(name, pid).map_err(|err| {
-            // A name held beyond `me`'s reach is taken, but whose it is
-            // stays hidden (as `lookup_for` hides it).
-            match self.shared.registry.lookup(name) {
-                Some(owner) if err.kind == ErrorKind::AlreadyExists && !self.reaches(me, owner) => {
-                    ProcError::new(
-                        ErrorKind::AlreadyExists,
-                        format!("name {name:?} is already registered"),
-                    )
-                }
-                _ => err,
+        // Held against the named process's host until it is released.
+        let cost = crate::registry::name_cost(name);
+        let quota = self.shared.quota(pid.host()).clone();
+        if !quota.reserve_memory(cost) {
+            let why = format!(
+                "host '{}' has no room left in its memory_total ({} bytes) for a name",
+                quota.name, quota.limits.memory_total
+            );
+            return Err(ProcError::new(ErrorKind::RateLimited, why));
+        }
+        match self.shared.registry.register(name, pid) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                quota.release_memory(cost);
+                Ok(())
             }
-        })
+            Err(err) => {
+                quota.release_memory(cost);
+                Err(self.hide_owner(me, name, err))
+            }
+        }
+    }
+
+    /// A name held beyond `me`'s reach is taken, but whose it is stays
+    /// hidden (as `lookup_for` hides it).
+    fn hide_owner(&self, me: Pid, name: &str, err: ProcError) -> ProcError {
+        match self.shared.registry.lookup(name) {
+            Some(owner) if err.kind == ErrorKind::AlreadyExists && !self.reaches(me, owner) => {
+                ProcError::new(
+                    ErrorKind::AlreadyExists,
+                    format!("name {name:?} is already registered"),
+                )
+            }
+            _ => err,
+        }
     }
 
     /// The pid registered as `name`.
@@ -608,7 +630,12 @@ impl Core {
 
     /// Unregisters `name`; `false` if it was not registered.
     pub fn unregister(&mut self, name: &str) -> bool {
-        self.shared.registry.unregister(name)
+        let Some(owner) = self.shared.registry.unregister(name) else {
+            return false;
+        };
+        let cost = crate::registry::name_cost(name);
+        self.shared.quota(owner.host()).release_memory(cost);
+        true
     }
 
     // ---- The event bus (`bus.rs`, Wippy's `events` module). ----
@@ -806,7 +833,8 @@ impl Core {
         }
         self.purge_timers();
         self.shared.directory.remove(me);
-        self.shared.registry.release(me);
+        let names = self.shared.registry.release(me);
+        self.shared.quota(me.host()).release_memory(names);
         if p.subscribed {
             self.shared.bus.release(me);
         }
