@@ -99,13 +99,15 @@ fn payloads_of(payloads: Vec<Vec<u8>>, max: usize) -> Result<Vec<Payload>, WitEr
 fn check_raw(values: &[Vec<u8>], what: &str, max: usize) -> Result<(), WitError> {
     let bytes = values.iter().map(Vec::len).fold(0, usize::saturating_add);
     if bytes > max {
-        let e = ProcError::new(
-            ErrorKind::Invalid,
-            warren_core::error::too_large(what, bytes, max),
-        );
-        return Err(wit_error(&e));
+        return Err(too_many_bytes(what, bytes, max));
     }
     Ok(())
+}
+
+/// The error for values of `bytes` bytes together, past `max`.
+fn too_many_bytes(what: &str, bytes: usize, max: usize) -> WitError {
+    let why = warren_core::error::too_large(what, bytes, max);
+    wit_error(&ProcError::new(ErrorKind::Invalid, why))
 }
 
 /// The error for the `i`th value (from 0) of a list that did not decode.

@@ -304,3 +304,18 @@ fn names_a_process_registers_are_capped_and_held_against_its_host() {
         "{held} bytes held, {after} still held after it ended"
     );
 }
+
+#[test]
+fn payloads_sharing_one_buffer_end_the_component_before_they_are_copied() {
+    // 500,000 list elements pointing at one 64 KiB buffer: 32 GB if the
+    // host copied them all. Wasmtime's hostcall fuel (128 MiB a call)
+    // traps the call first; the component ends with that reason.
+    let out = wasm(vec![s("alias"), n(500_000), n(65_536)]);
+    out.assert_ended(ErrorKind::Internal, "too much data is being copied");
+    // 100,000 empty payloads: copied (nothing), each malformed: refused.
+    let out = wasm(vec![s("alias"), n(100_000), n(0)]);
+    assert_eq!(out.value(), "refused");
+    // Ten that share one nil are ten nils, sent.
+    let out = wasm(vec![s("alias"), n(10), n(1)]);
+    assert_eq!(out.value(), "ok");
+}

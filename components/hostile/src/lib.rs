@@ -32,6 +32,9 @@
 //! - `big-error <bytes>`: fails with a message that long.
 //! - `cancel-big <pid|self> <bytes>`: cancels with a reason that long, as
 //!   `"<KIND>:<message>"`.
+//! - `alias <n> <bytes>`: sends itself n payloads that are all the same
+//!   `bytes`-byte buffer, through the raw import (the canonical ABI lets
+//!   list elements share memory), as `"ok"` or `"refused"`.
 //! - `after-drop <n>`: makes and drops n one-hour timers, then waits n
 //!   times with a one-hour timeout for a message it sent itself; then
 //!   registers as `hoarder` and waits for good.
@@ -176,6 +179,52 @@ fn hoard(rounds: u32, bytes: usize) -> Result<Payload, Error> {
     warren_sdk::payload(&format!("{kind}:{}", counts.join(",")))
 }
 
+// The `send` import as the canonical ABI calls it: the strings and the
+// list as (pointer, length) pairs, then where the result is written.
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "warren:process/host@0.1.0")]
+unsafe extern "C" {
+    #[link_name = "send"]
+    fn raw_send(
+        dest: *const u8,
+        dest_len: usize,
+        topic: *const u8,
+        topic_len: usize,
+        payloads: *const [usize; 2],
+        payloads_len: usize,
+        ret: *mut u64,
+    );
+}
+
+/// `alias`: n payloads that all point at one buffer of `bytes` bytes.
+#[cfg(target_arch = "wasm32")]
+fn alias(n: usize, bytes: usize) -> Result<Payload, Error> {
+    let buffer = vec![0xc0u8; bytes];
+    let pairs = vec![[buffer.as_ptr() as usize, buffer.len()]; n];
+    let (me, topic) = (warren_sdk::pid(), "alias");
+    let mut ret = [0u64; 8];
+    // SAFETY: every pointer is to live memory of the given length; the
+    // result area is larger and more aligned than the result needs.
+    unsafe {
+        raw_send(
+            me.as_ptr(),
+            me.len(),
+            topic.as_ptr(),
+            topic.len(),
+            pairs.as_ptr(),
+            pairs.len(),
+            ret.as_mut_ptr(),
+        );
+    }
+    let refused = ret[0] & 0xff != 0;
+    warren_sdk::payload(if refused { "refused" } else { "ok" })
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn alias(_: usize, _: usize) -> Result<Payload, Error> {
+    Err(Error::new(ErrorKind::Invalid, "alias needs wasm32"))
+}
+
 /// One string payload of `bytes` bytes.
 fn blob(bytes: usize) -> Payload {
     warren_sdk::payload(&"x".repeat(bytes)).unwrap_or_default()
@@ -302,6 +351,7 @@ impl Process for Hostile {
                 let to = if to == "self" { warren_sdk::pid() } else { to };
                 described(warren_sdk::cancel(&to, &"c".repeat(bytes)))
             }
+            "alias" => alias(args.get(1)?, args.get(2)?),
             "after-drop" => {
                 let n: u32 = args.get(1)?;
                 let hour = Duration::from_secs(3600);
