@@ -297,10 +297,11 @@ fn names_a_process_registers_are_capped_and_held_against_its_host() {
         std::thread::sleep(Duration::from_millis(5));
     }
     // What comes back at once is the names' cost (the attacker's Lua
-    // garbage is counted until its VM collects it).
+    // garbage is counted until its VM collects it, and the VM's count
+    // moves in 64 KiB steps: a quarter of a MiB of slack for that).
     let after = runtime.memory_used("test:host").expect("the host") - before;
     assert!(
-        held.saturating_sub(after) >= 1_023 * (2 * 255 + 96),
+        held.saturating_sub(after) >= 1_023 * (2 * 255 + 96) - (256 << 10),
         "{held} bytes held, {after} still held after it ended"
     );
 }
