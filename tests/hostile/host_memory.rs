@@ -158,23 +158,42 @@ fn a_huge_exit_message_reaches_watchers_cut() {
     assert!(err.message.starts_with("éé"), "{}", &err.message[..8]);
 }
 
-/// Starts `attacker` with `args`, waits until it registers as `hoarder`,
-/// and answers the timers armed on the runtime then; the attacker is
-/// terminated.
-fn timers_held(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> usize {
+/// Starts `attacker` with `args` and waits until it registers as
+/// `hoarder` (having done what it holds on to).
+fn hoarding(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> warren_core::Pid {
     let pid = runtime
         .spawn(SpawnRequest::new(attacker, "test:host", args))
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while runtime.lookup("hoarder").is_none() {
-        assert!(Instant::now() < deadline, "the attacker never registered");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let held = runtime.armed_timers();
+    until(
+        || runtime.lookup("hoarder").is_some(),
+        "the attacker registered",
+    );
+    pid
+}
+
+/// Ends the hoarding `pid` and waits until its name is gone.
+fn end_hoarding(runtime: &Runtime, pid: warren_core::Pid) {
     let _ = runtime.kill(
         pid,
         warren_core::ProcError::new(ErrorKind::Canceled, "done"),
     );
+    until(|| runtime.lookup("hoarder").is_none(), "the attacker ended");
+}
+
+/// Waits (20 s at most) until `done`.
+fn until(done: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "not within 20 s: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The timers armed on the runtime while `attacker` hoards.
+fn timers_held(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> usize {
+    let pid = hoarding(runtime, attacker, args);
+    let held = runtime.armed_timers();
+    end_hoarding(runtime, pid);
     held
 }
 
@@ -276,26 +295,11 @@ fn names_a_process_registers_are_capped_and_held_against_its_host() {
     );
     let runtime = app.start();
     let before = runtime.memory_used("test:host").expect("the host");
-    let pid = runtime
-        .spawn(SpawnRequest::new("h:attacker", "test:host", Vec::new()))
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while runtime.lookup("hoarder").is_none() {
-        assert!(Instant::now() < deadline, "the attacker never registered");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let pid = hoarding(&runtime, "h:attacker", Vec::new());
     // 1,023 names of 255 bytes and "hoarder": about 630 KB held.
     let held = runtime.memory_used("test:host").expect("the host") - before;
     assert!(held >= 1_023 * (2 * 255 + 96), "{held} bytes held");
-    let _ = runtime.kill(
-        pid,
-        warren_core::ProcError::new(ErrorKind::Canceled, "done"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while runtime.lookup("hoarder").is_some() {
-        assert!(Instant::now() < deadline, "the attacker never ended");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    end_hoarding(&runtime, pid);
     // What comes back at once is the names' cost (the attacker's Lua
     // garbage is counted until its VM collects it, and the VM's count
     // moves in 64 KiB steps: a quarter of a MiB of slack for that).
