@@ -168,9 +168,7 @@ fn deliverable(result: Exit, max_bytes: usize) -> Exit {
         let one = std::slice::from_ref(value);
         let why = check_values(one, "result").err().or_else(|| {
             let bytes = wire_size(one);
-            (bytes > max_bytes).then(|| {
-                format!("a result of {bytes} bytes exceeds max_message_bytes ({max_bytes})")
-            })
+            (bytes > max_bytes).then(|| crate::error::one_too_large("a result", bytes, max_bytes))
         });
         if let Some(why) = why {
             let message = format!("the process's result cannot be delivered: {why}");
