@@ -324,3 +324,29 @@ fn payloads_sharing_one_buffer_end_the_component_before_they_are_copied() {
     let out = wasm(vec![s("alias"), n(10), n(1)]);
     assert_eq!(out.value(), "ok");
 }
+
+#[test]
+fn exit_events_a_component_never_reads_hold_its_hosts_memory() {
+    // 200 children each returning 60,005 bytes to a watcher that never
+    // reads its events: 12 MB the watcher's host holds until it ends.
+    let runtime = app().component("h:attacker", "hostile").start();
+    let before = runtime.memory_used("test:host").expect("the host");
+    let args = vec![
+        s("watch"),
+        s("h:attacker"),
+        s("test:host"),
+        n(200),
+        n(60_000),
+    ];
+    let pid = hoarding(&runtime, "h:attacker", args);
+    until(|| runtime.live_processes() == 1, "the children ended");
+    let held = runtime.memory_used("test:host").expect("the host") - before;
+    assert!(held >= 200 * 60_005, "{held} bytes held");
+    end_hoarding(&runtime, pid);
+    let after = runtime.memory_used("test:host").expect("the host");
+    assert!(
+        after <= before + (1 << 20),
+        "{} bytes still held",
+        after - before
+    );
+}

@@ -35,6 +35,9 @@
 //! - `alias <n> <bytes>`: sends itself n payloads that are all the same
 //!   `bytes`-byte buffer, through the raw import (the canonical ABI lets
 //!   list elements share memory), as `"ok"` or `"refused"`.
+//! - `watch <entry> <host> <n> <bytes>`: spawns n monitored processes of
+//!   entry, each run as `big-result <bytes>`, never reads its events,
+//!   then registers as `hoarder` and waits for good.
 //! - `after-drop <n>`: makes and drops n one-hour timers, then waits n
 //!   times with a one-hour timeout for a message it sent itself; then
 //!   registers as `hoarder` and waits for good.
@@ -352,6 +355,24 @@ impl Process for Hostile {
                 described(warren_sdk::cancel(&to, &"c".repeat(bytes)))
             }
             "alias" => alias(args.get(1)?, args.get(2)?),
+            "watch" => {
+                let (entry, host, n, bytes): (String, String, u32, u64) =
+                    (args.get(1)?, args.get(2)?, args.get(3)?, args.get(4)?);
+                let child = [
+                    warren_sdk::payload("big-result")?,
+                    warren_sdk::payload(&bytes)?,
+                ];
+                let mut spawned = 0;
+                while spawned < n {
+                    match warren_sdk::spawn_monitored(&entry, &host, &child) {
+                        Ok(_) => spawned += 1,
+                        Err(_) => warren_sdk::sleep(Duration::from_millis(1)),
+                    }
+                }
+                warren_sdk::register("hoarder", None)?;
+                warren_sdk::receive(None)?;
+                warren_sdk::payload("ok")
+            }
             "after-drop" => {
                 let n: u32 = args.get(1)?;
                 let hour = Duration::from_secs(3600);

@@ -20,6 +20,7 @@ use crate::error::{ErrorKind, ProcError, refused, too_large};
 use crate::frontend::Program;
 use crate::item::{Event, Exit, Item, LinkExit, Message, Reservation};
 use crate::limits::{HostQuota, check_payloads, check_values, wire_size};
+use crate::mailbox::Mailbox;
 use crate::payload::Payload;
 use crate::pid::Pid;
 use crate::placement::Home;
@@ -1224,7 +1225,7 @@ impl Core {
             unread: spawn.queued,
             call: spawn.call,
             last_child: NO_CHILD,
-            mailbox: (!kept).then(Box::default),
+            mailbox: (!kept).then(|| Box::new(Mailbox::counted(self.quota_of(spawn.pid).clone()))),
             ..ProcEntry::default()
         };
         if spawn.link_to.is_some() || spawn.monitored_by.is_some() {

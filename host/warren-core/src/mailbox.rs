@@ -6,6 +6,13 @@
 //! [`Core::with_mailbox`](crate::Core::with_mailbox) and only learns that
 //! something arrived ([`Item::Wake`]); the routing rules live here once.
 //!
+//! A message queued here holds its size against its sender's host's
+//! `memory_total` (the core's `Reservation`); an event (an EXIT with a
+//! result, a CANCEL with a reason) holds its size against the receiving
+//! process's host's, from its arrival until it is taken or the process
+//! ends: a watcher that never reads its events cannot park, uncounted,
+//! what its monitored processes returned.
+//!
 //! Guarantees: a message goes to its topic's listen queue when that topic
 //! is listened to, else to the inbox, in arrival order; a timer fire shows
 //! once (and never after `Core::cancel_timer`); every message taken or dropped
@@ -16,7 +23,10 @@ use std::collections::VecDeque;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use std::sync::Arc;
+
 use crate::item::{Event, Item, Message};
+use crate::limits::{HostQuota, wire_size};
 use crate::payload::Payload;
 use crate::value::Value;
 
@@ -24,7 +34,10 @@ use crate::value::Value;
 #[derive(Default, Debug)]
 pub struct Mailbox {
     messages: VecDeque<Message>,
-    events: VecDeque<Event>,
+    /// Events and the bytes each holds of `quota`'s total.
+    events: VecDeque<(Event, u64)>,
+    /// The host the events are counted against (none: not counted).
+    quota: Option<Arc<HostQuota>>,
     /// Listened topics and the payloads that arrived for them.
     topics: FxHashMap<String, VecDeque<Payload>>,
     fired: FxHashSet<u64>,
@@ -33,18 +46,49 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
+    /// The mailbox of a process of the host of `quota`, whose events are
+    /// counted against its `memory_total`.
+    pub fn counted(quota: Arc<HostQuota>) -> Self {
+        let mut mailbox = Mailbox::default();
+        mailbox.quota = Some(quota);
+        mailbox
+    }
+
     /// Files a message, event or timer fire; any other item is handed back
     /// (it is the front-end's, not the mailbox's).
     pub fn deliver(&mut self, item: Item) -> Result<(), Item> {
         match item {
             Item::Msg(m) => self.deliver_message(m),
-            Item::Event(e) => self.events.push_back(e),
+            Item::Event(e) => self.deliver_event(e),
             Item::Timer(id) => {
                 self.fired.insert(id);
             }
             other => return Err(other),
         }
         Ok(())
+    }
+
+    /// Queues an event, counting its size (added even past the total: an
+    /// EXIT is never dropped, and the host's next allocations are refused
+    /// instead).
+    fn deliver_event(&mut self, event: Event) {
+        let bytes = match &self.quota {
+            Some(quota) => {
+                let bytes = event_bytes(&event);
+                quota.add_memory(bytes);
+                bytes
+            }
+            None => 0,
+        };
+        self.events.push_back((event, bytes));
+    }
+
+    /// Gives back what an event taken out held.
+    fn taken_event(&mut self, (event, bytes): (Event, u64)) -> Event {
+        if let Some(quota) = &self.quota {
+            quota.release_memory(bytes);
+        }
+        event
     }
 
     /// Queues a message: on its topic's listen queue if there is one (one
@@ -78,13 +122,15 @@ impl Mailbox {
 
     /// Takes the oldest lifecycle event.
     pub fn take_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let held = self.events.pop_front()?;
+        Some(self.taken_event(held))
     }
 
     /// Takes the oldest event `pick` accepts, leaving the others in order.
     pub fn take_event_where(&mut self, pick: impl Fn(&Event) -> bool) -> Option<Event> {
-        let at = self.events.iter().position(pick)?;
-        self.events.remove(at)
+        let at = self.events.iter().position(|(e, _)| pick(e))?;
+        let held = self.events.remove(at)?;
+        Some(self.taken_event(held))
     }
 
     /// Starts routing messages on `topic` to their own queue (no change if
@@ -124,6 +170,29 @@ impl Mailbox {
     pub fn take_taken(&mut self) -> u32 {
         std::mem::take(&mut self.taken)
     }
+}
+
+impl Drop for Mailbox {
+    /// The events nobody took give their bytes back with the process.
+    fn drop(&mut self) {
+        if let Some(quota) = &self.quota {
+            quota.release_memory(self.events.iter().map(|(_, bytes)| bytes).sum());
+        }
+    }
+}
+
+/// The bytes an event holds: its result or reason as `wire_size` counts
+/// it, an error's message and details, and a fixed part for the rest.
+fn event_bytes(event: &Event) -> u64 {
+    let value = |v: &Value| wire_size(std::slice::from_ref(v));
+    let bytes = match event {
+        Event::Exit { result, .. } | Event::LinkDown { result, .. } => match result {
+            Ok(v) => value(v),
+            Err(e) => e.message.len() + e.details.as_ref().map_or(0, value),
+        },
+        Event::Cancel { reason, .. } => value(reason),
+    };
+    u64::try_from(bytes).unwrap_or(u64::MAX).saturating_add(64)
 }
 
 #[cfg(test)]

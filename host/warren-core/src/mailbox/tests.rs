@@ -141,3 +141,25 @@ fn what_is_not_the_mailboxs_is_handed_back() {
     assert!(matches!(mb.deliver(Item::Wake), Err(Item::Wake)));
     assert!(mb.take_message().is_none() && mb.take_event().is_none());
 }
+
+#[test]
+fn events_hold_their_size_against_the_host_until_taken_or_dropped() {
+    use crate::limits::{HostLimits, HostQuota};
+    let quota = Arc::new(HostQuota::new("h".into(), HostLimits::default(), false));
+    let mut mb = Mailbox::counted(quota.clone());
+    let big = |from: u64| {
+        Item::Event(Event::Exit {
+            from: pid(from),
+            result: Ok(Value::str("r".repeat(10_000))),
+        })
+    };
+    mb.deliver(big(1)).expect("filed");
+    mb.deliver(big(2)).expect("filed");
+    let two = quota.memory_used();
+    assert!(two >= 20_000, "{two} bytes held for two 10 KB results");
+    assert!(mb.take_event().is_some());
+    assert_eq!(quota.memory_used(), two / 2, "one taken, its half back");
+    mb.deliver(big(3)).expect("filed");
+    drop(mb);
+    assert_eq!(quota.memory_used(), 0, "the rest back with the mailbox");
+}
