@@ -2,9 +2,8 @@
 //!
 //! A worker runs its ready processes, hands cross-worker commands over in
 //! batches, and parks only when it has nothing to do, so a busy worker is
-//! never woken per message; before it sleeps it watches its queue for a
-//! few microseconds ([`SPIN`]), unless such watches have found nothing
-//! lately. Wake-ups cannot be lost: a sender that finds the worker asleep
+//! never woken per message; before it sleeps it watches its queue a while
+//! ([`spin`]). Wake-ups cannot be lost: a sender that finds the worker asleep
 //! unparks it after queueing, and the worker re-checks its queue after
 //! announcing that it sleeps.
 
@@ -23,29 +22,14 @@ use crate::pid::Pid;
 use crate::runtime::Shared;
 use crate::value::Value;
 
+mod spin;
+
+use spin::{Peers, SpinPermits, Spinner};
+
 /// Resumptions a front-end may make before the worker checks its queue and
 /// timers again; bounds how long remote messages and timers wait behind a
 /// busy front-end.
 const RUN_BUDGET: u32 = 256;
-
-/// How long a worker with nothing to do watches its queue before it
-/// sleeps. A command that arrives meanwhile (the reply of a process on
-/// another worker, a host call's result) is taken without waking a
-/// sleeping thread, which costs the sender a system call and this thread
-/// tens of microseconds before it runs again (a message round trip
-/// between two workers: 29-33 µs with a sleep at every hop, 12 µs with
-/// this spin; 50 µs gained nothing more and slowed the WASM rows of
-/// `warren-bench`, where a spinning worker competes for a core). Bounded
-/// so that an idle worker gives its core back quickly.
-const SPIN: std::time::Duration = std::time::Duration::from_micros(15);
-
-/// Spins in a row that may find nothing before the worker stops spinning
-/// for [`SPIN_REST`] sleeps: a worker whose commands come rarely (a timer,
-/// an occasional request) does not burn a core it shares with others.
-const SPIN_MISSES: u32 = 4;
-
-/// Sleeps without a spin after [`SPIN_MISSES`] fruitless spins.
-const SPIN_REST: u32 = 64;
 
 /// A new process for a worker.
 pub(crate) struct SpawnCmd {
@@ -98,11 +82,20 @@ pub(crate) struct Remote {
     /// what its spin before sleeping watches.
     pending: AtomicBool,
     sleeping: AtomicBool,
+    /// Running processes or handing commands over: not watching its queue
+    /// or sleeping (what an idle peer's watch asks, see [`spin`]).
+    busy: AtomicBool,
     stop: AtomicBool,
     thread: OnceLock<Thread>,
 }
 
 impl Remote {
+    /// Whether this worker runs, or has commands it has not taken yet (a
+    /// sleeping worker just sent work is as good as busy).
+    fn busy(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) || self.pending.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn push_all(&self, cmds: impl IntoIterator<Item = Cmd>) {
         self.lock().extend(cmds);
         self.pending.store(true, Ordering::Release);
@@ -149,6 +142,11 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         .collect();
     let mut incoming = Vec::new();
     let mut spinner = Spinner::default();
+    let peers = WorkerPeers {
+        shared: &shared,
+        index,
+    };
+    remote.busy.store(true, Ordering::Relaxed);
     // Front-ends that stopped on their budget with work still inside them.
     let mut unfinished = vec![false; frontends.len()];
     while !remote.stop.load(Ordering::SeqCst) {
@@ -175,11 +173,13 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         }
         let deadline = c.next_deadline();
         drop(c);
-        if spinner.spin(remote, deadline) {
-            continue;
+        remote.busy.store(false, Ordering::Relaxed);
+        if !spinner.spin(remote, deadline, &peers) {
+            park(remote, deadline);
         }
-        park(remote, deadline);
+        remote.busy.store(true, Ordering::Relaxed);
     }
+    remote.busy.store(false, Ordering::Relaxed);
 }
 
 fn park(remote: &Remote, deadline: Option<Instant>) {
@@ -200,75 +200,29 @@ fn park(remote: &Remote, deadline: Option<Instant>) {
     remote.sleeping.store(false, Ordering::SeqCst);
 }
 
-/// Whether an idle worker spins before it sleeps (see [`SPIN`]).
-#[derive(Default)]
-struct Spinner {
-    /// Fruitless spins in a row.
-    misses: u32,
-    /// Sleeps left without a spin.
-    rest: u32,
+/// The other workers of worker `index`'s runtime, as its watch sees them.
+struct WorkerPeers<'a> {
+    shared: &'a Shared,
+    index: usize,
 }
 
-impl Spinner {
-    /// Watches `remote`'s queue for up to [`SPIN`] (or until `deadline`)
-    /// unless resting; true when a command arrived or the worker stops.
-    fn spin(&mut self, remote: &Remote, deadline: Option<Instant>) -> bool {
-        if self.rest > 0 {
-            self.rest -= 1;
-            return false;
-        }
-        let start = Instant::now();
-        if deadline.is_some_and(|at| at <= start) {
-            return false; // a timer is due: nothing to wait for
-        }
-        let until = deadline.map_or(start + SPIN, |at| at.min(start + SPIN));
-        loop {
-            if remote.pending.load(Ordering::Acquire) || remote.stop.load(Ordering::Relaxed) {
-                self.misses = 0;
-                return true;
-            }
-            if Instant::now() >= until {
-                self.misses += 1;
-                if self.misses >= SPIN_MISSES {
-                    self.misses = 0;
-                    self.rest = SPIN_REST;
-                }
-                return false;
-            }
-            for _ in 0..32 {
-                std::hint::spin_loop();
-            }
-        }
+impl WorkerPeers<'_> {
+    fn busy_count(&self) -> usize {
+        let others = self.shared.workers.iter().enumerate();
+        others.filter(|(i, w)| *i != self.index && w.busy()).count()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Peers for WorkerPeers<'_> {
+    fn take_permit(&self) -> bool {
+        SpinPermits::of_this_process().take(self.busy_count())
+    }
 
-    #[test]
-    fn a_spin_ends_on_a_pushed_command_and_rests_after_fruitless_ones() {
-        let remote = Remote::default();
-        let mut spinner = Spinner::default();
-        // Nothing arrives: SPIN_MISSES watches, then SPIN_REST without one.
-        for _ in 0..SPIN_MISSES {
-            let start = Instant::now();
-            assert!(!spinner.spin(&remote, None));
-            assert!(start.elapsed() >= SPIN, "a watch lasts SPIN");
-        }
-        assert_eq!(spinner.rest, SPIN_REST);
-        remote.push_all([Cmd::Kill(
-            Pid::RUNTIME,
-            ProcError::new(crate::ErrorKind::Internal, "x"),
-        )]);
-        for _ in 0..SPIN_REST {
-            assert!(!spinner.spin(&remote, None), "resting: no watch");
-        }
-        // Rested: the next watch sees the pending command at once.
-        assert!(spinner.spin(&remote, None));
-        assert_eq!(spinner.misses, 0);
-        // A due timer: nothing to watch for.
-        remote.pending.store(false, Ordering::Relaxed);
-        assert!(!spinner.spin(&remote, Some(Instant::now())));
+    fn give_back(&self) {
+        SpinPermits::of_this_process().give_back();
+    }
+
+    fn busy(&self) -> bool {
+        self.busy_count() > 0
     }
 }
