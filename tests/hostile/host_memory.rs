@@ -7,6 +7,7 @@
 //! naming the bound, and what a component buffered is given back when it
 //! is taken or its channel dropped; a cancelled timer leaves the heap.
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use warren_core::limits::{MAX_EXIT_MESSAGE, MAX_TOPIC_BYTES};
@@ -158,26 +159,59 @@ fn a_huge_exit_message_reaches_watchers_cut() {
     assert!(err.message.starts_with("éé"), "{}", &err.message[..8]);
 }
 
+/// A hoarding attacker: its pid, where its exit is told, and how the
+/// worker telling it is let go on.
+struct Hoarder {
+    pid: warren_core::Pid,
+    exit: mpsc::Receiver<warren_core::Exit>,
+    go_on: mpsc::Sender<()>,
+}
+
 /// Starts `attacker` with `args` and waits until it registers as
-/// `hoarder` (having done what it holds on to).
-fn hoarding(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> warren_core::Pid {
+/// `hoarder` (having done what it holds on to). Its exit callback waits
+/// (20 s at most) for the test to read what it needs, so the test reads
+/// the runtime as it is when the exit is told, before the worker does
+/// anything more.
+fn hoarding(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> Hoarder {
+    let (tx, exit) = mpsc::channel();
+    let (go_on, wait) = mpsc::channel::<()>();
+    let wait = std::sync::Mutex::new(wait);
+    let told = Box::new(move |_, result: &warren_core::Exit| {
+        let _ = tx.send(result.clone());
+        let wait = wait
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = wait.recv_timeout(Duration::from_secs(20));
+    });
     let pid = runtime
-        .spawn(SpawnRequest::new(attacker, "test:host", args))
+        .spawn_notify(SpawnRequest::new(attacker, "test:host", args), told)
         .expect("spawn");
     until(
         || runtime.lookup("hoarder").is_some(),
         "the attacker registered",
     );
-    pid
+    Hoarder { pid, exit, go_on }
 }
 
-/// Ends the hoarding `pid` and waits until its name is gone.
-fn end_hoarding(runtime: &Runtime, pid: warren_core::Pid) {
+/// Ends the hoarder; what `read` finds when its exit is told: by then
+/// all it held has been given back.
+fn end_hoarding<T>(runtime: &Runtime, hoarder: Hoarder, read: impl FnOnce() -> T) -> T {
     let _ = runtime.kill(
-        pid,
+        hoarder.pid,
         warren_core::ProcError::new(ErrorKind::Canceled, "done"),
     );
-    until(|| runtime.lookup("hoarder").is_none(), "the attacker ended");
+    let exit = hoarder
+        .exit
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the attacker ended within 20 s");
+    let seen = read();
+    let _ = hoarder.go_on.send(());
+    assert!(
+        matches!(&exit, Err(e) if e.kind == ErrorKind::Canceled),
+        "killed, not {exit:?}"
+    );
+    assert!(runtime.lookup("hoarder").is_none(), "its name is released");
+    seen
 }
 
 /// Waits (20 s at most) until `done`.
@@ -191,9 +225,9 @@ fn until(done: impl Fn() -> bool, what: &str) {
 
 /// The timers armed on the runtime while `attacker` hoards.
 fn timers_held(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> usize {
-    let pid = hoarding(runtime, attacker, args);
+    let hoarder = hoarding(runtime, attacker, args);
     let held = runtime.armed_timers();
-    end_hoarding(runtime, pid);
+    end_hoarding(runtime, hoarder, || ());
     held
 }
 
@@ -279,15 +313,15 @@ fn names_a_process_registers_are_capped_and_held_against_its_host() {
     let app = app().entry(
         "h:attacker",
         r#"return function()
-            local n, err = 0, nil
+            local n, err, tail = 0, nil, string.rep("n", 250)
             while true do
-                local ok, e = process.registry.register(string.format("%05d", n) .. string.rep("n", 250))
+                local ok, e = process.registry.register(string.format("%05d", n) .. tail)
                 if not ok then err = e break end
                 n = n + 1
             end
             assert(err:kind() == errors.RATE_LIMITED, tostring(err))
             assert(n == 1024, n)
-            assert(process.registry.unregister("00000" .. string.rep("n", 250)))
+            assert(process.registry.unregister("00000" .. tail))
             assert(process.registry.register("hoarder"))
             process.inbox():receive()
             return n
@@ -295,15 +329,17 @@ fn names_a_process_registers_are_capped_and_held_against_its_host() {
     );
     let runtime = app.start();
     let before = runtime.memory_used("test:host").expect("the host");
-    let pid = hoarding(&runtime, "h:attacker", Vec::new());
+    let hoarder = hoarding(&runtime, "h:attacker", Vec::new());
     // 1,023 names of 255 bytes and "hoarder": about 630 KB held.
     let held = runtime.memory_used("test:host").expect("the host") - before;
     assert!(held >= 1_023 * (2 * 255 + 96), "{held} bytes held");
-    end_hoarding(&runtime, pid);
-    // What comes back at once is the names' cost (the attacker's Lua
-    // garbage is counted until its VM collects it, and the VM's count
-    // moves in 64 KiB steps: a quarter of a MiB of slack for that).
-    let after = runtime.memory_used("test:host").expect("the host") - before;
+    // What has come back when its exit is told is the names' cost (the
+    // attacker's Lua garbage, one 255-byte string a name, is counted until
+    // its VM collects it, and the VM's count moves in 64 KiB steps: a
+    // quarter of a MiB of slack for that).
+    let after = end_hoarding(&runtime, hoarder, || {
+        runtime.memory_used("test:host").expect("the host") - before
+    });
     assert!(
         held.saturating_sub(after) >= 1_023 * (2 * 255 + 96) - (256 << 10),
         "{held} bytes held, {after} still held after it ended"
@@ -338,12 +374,14 @@ fn exit_events_a_component_never_reads_hold_its_hosts_memory() {
         n(200),
         n(60_000),
     ];
-    let pid = hoarding(&runtime, "h:attacker", args);
+    let hoarder = hoarding(&runtime, "h:attacker", args);
     until(|| runtime.live_processes() == 1, "the children ended");
     let held = runtime.memory_used("test:host").expect("the host") - before;
     assert!(held >= 200 * 60_005, "{held} bytes held");
-    end_hoarding(&runtime, pid);
-    let after = runtime.memory_used("test:host").expect("the host");
+    // All of it is back when the exit is told.
+    let after = end_hoarding(&runtime, hoarder, || {
+        runtime.memory_used("test:host").expect("the host")
+    });
     assert!(
         after <= before + (1 << 20),
         "{} bytes still held",

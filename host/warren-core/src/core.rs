@@ -838,6 +838,11 @@ impl Core {
             self.shared.bus.release(me);
         }
         self.shared.quota(me.host()).release_process();
+        // What it held in the core (events and messages it never took, with
+        // the memory they hold against their hosts) is given back before
+        // anyone hears of the exit: a watcher told of it sees it all back.
+        drop(p.mailbox);
+        drop(p.items);
         let peers = p.peers.map(|b| *b).unwrap_or_default();
         let linked = is_callee || !peers.links.is_empty() || !peers.watchers.is_empty();
         for peer in peers.links {
