@@ -6,6 +6,10 @@
 //! Each is bounded before it is copied or decoded, refused with an error
 //! naming the bound, and what a component buffered is given back when it
 //! is taken or its channel dropped; a cancelled timer leaves the heap.
+//! What an ending process held (names, events and messages it never
+//! took) is all given back by the time its exit is told: the tests read
+//! the runtime from inside the exit's callback, before the worker that
+//! tells it does anything more.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -379,6 +383,35 @@ fn exit_events_a_component_never_reads_hold_its_hosts_memory() {
     let held = runtime.memory_used("test:host").expect("the host") - before;
     assert!(held >= 200 * 60_005, "{held} bytes held");
     // All of it is back when the exit is told.
+    let after = end_hoarding(&runtime, hoarder, || {
+        runtime.memory_used("test:host").expect("the host")
+    });
+    assert!(
+        after <= before + (1 << 20),
+        "{} bytes still held",
+        after - before
+    );
+}
+
+#[test]
+fn messages_a_component_never_reads_are_given_back_before_its_exit_is_told() {
+    // 99 messages of 60 KB (the mailbox holds 100) to a component that never
+    // reads its inbox: about 6 MB of the senders' host held while they
+    // wait, all of it back by the time the receiver's exit is told.
+    let runtime = app().component("h:attacker", "hostile").start();
+    let before = runtime.memory_used("test:host").expect("the host");
+    let hoarder = hoarding(&runtime, "h:attacker", vec![s("deaf")]);
+    let flood = vec![s("flood-bytes"), s("hoarder"), n(99), n(60_000)];
+    let sent = runtime
+        .run(
+            SpawnRequest::new("h:attacker", "test:host", flood),
+            Duration::from_secs(20),
+        )
+        .expect("spawned")
+        .expect("the flood ended within 20 s");
+    assert_eq!(sent.expect("the flood ran").as_str(), Some("ok:99"));
+    let held = runtime.memory_used("test:host").expect("the host") - before;
+    assert!(held >= 99 * 60_000, "{held} bytes held");
     let after = end_hoarding(&runtime, hoarder, || {
         runtime.memory_used("test:host").expect("the host")
     });

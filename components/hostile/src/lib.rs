@@ -373,6 +373,13 @@ impl Process for Hostile {
                 warren_sdk::receive(None)?;
                 warren_sdk::payload("ok")
             }
+            "deaf" => {
+                // Never reads its inbox: what is sent to it waits in its
+                // mailbox, held against the senders' hosts, until it ends.
+                warren_sdk::register("hoarder", None)?;
+                let _ = warren_sdk::next_event(None);
+                warren_sdk::payload("ok")
+            }
             "after-drop" => {
                 let n: u32 = args.get(1)?;
                 let hour = Duration::from_secs(3600);
