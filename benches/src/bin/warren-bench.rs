@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand, ValueEnum};
 use warren_benches::goals::{Sizes, human, measure, table};
 use warren_benches::peers::Peers;
-use warren_benches::scale;
+use warren_benches::{lua, scale};
 
 #[global_allocator]
 static ALLOCATOR: warren_benches::Allocator = warren_benches::Allocator {};
@@ -30,10 +30,12 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Times one whole-program scenario on Warren alone.
+    /// Times one whole-program scenario (or the scaling row's pairs) on
+    /// Warren alone.
     Scenario {
         which: Which,
-        /// Skynet's leaves, the ring's hops, or the fan-out's messages per process.
+        /// Skynet's leaves, the ring's hops, the fan-out's messages per
+        /// process, or each pair's messages.
         n: u64,
         #[arg(long, default_value_t = 1)]
         workers: usize,
@@ -45,6 +47,8 @@ enum Which {
     Skynet,
     Ring,
     FanOut,
+    /// The scaling row's eight sender/sink pairs.
+    Pairs,
 }
 
 fn main() {
@@ -59,11 +63,12 @@ fn main() {
         .init();
     let args = Args::parse();
     if let Some(Command::Scenario { which, n, workers }) = args.command {
-        let rt = scale::runtime(workers.max(1));
+        let workers = workers.max(1);
         let took = match which {
-            Which::Skynet => scale::skynet(&rt, n),
-            Which::Ring => scale::ring(&rt, 503, n),
-            Which::FanOut => scale::fan_out(&rt, 10_000, n),
+            Which::Skynet => scale::skynet(&scale::runtime(workers), n),
+            Which::Ring => scale::ring(&scale::runtime(workers), 503, n),
+            Which::FanOut => scale::fan_out(&scale::runtime(workers), 10_000, n),
+            Which::Pairs => Some(lua::pairs(&lua::runtime(workers), 8, n)),
         };
         println!("{}", took.map_or_else(|| "did not finish".into(), human));
         return;
