@@ -17,11 +17,21 @@
 //! for (the stand-alone `lua` does it on Ctrl-C). A slot's thread is only
 //! signalled under its lock, which the VM takes to retire the slot before
 //! its worker thread can end, so no signal goes to a thread that is gone.
+//!
+//! An idle runtime costs no wake-ups: after [`REST_AFTER`] ticks in which
+//! no slot ran a process, the watchdog rests (parks) until a slot starts a
+//! run, which wakes it ([`Slot::enter`]); ticking every millisecond, it
+//! woke an idle `warren` about 900 times a second. A rest ends after
+//! [`REST_MAX`] at the latest. Resting cannot miss a run: the watchdog
+//! says it rests before it looks at the slots a last time, and a slot
+//! counts its run before it looks whether the watchdog rests (both
+//! sequentially consistent), so one of the two sees the other.
 
 use std::cell::Cell;
 use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Once, PoisonError, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Once, OnceLock, PoisonError, Weak};
+use std::thread::Thread;
 use std::time::Duration;
 
 use mlua::ffi::lua_State;
@@ -29,6 +39,15 @@ use mlua::ffi::lua_State;
 /// How often the watchdog looks at the slots: a process is noticed after
 /// running one to two ticks without giving its worker back.
 pub(crate) const TICK: Duration = Duration::from_millis(1);
+
+/// Ticks in a row with no process running after which the watchdog rests
+/// until a slot starts a run (a busy runtime's short gaps between runs
+/// cost no wake-up of the watchdog).
+const REST_AFTER: u32 = 8;
+
+/// The longest rest: a wake-up missed through a fault of this module
+/// would delay the preemption of a process by at most this much.
+const REST_MAX: Duration = Duration::from_millis(100);
 
 /// The signal that asks a worker to arm its hook. `SIGURG` is ignored by
 /// default and used by nothing a worker does (Go preempts goroutines with
@@ -62,12 +81,24 @@ pub(crate) struct Slot {
     /// ... and which run that was (its `runs`): a measure of an earlier
     /// run, stored as the worker moved on, counts for nothing.
     run_of: AtomicU64,
+    /// The watchdog looking at it.
+    dog: &'static Dog,
 }
 
 impl Slot {
-    /// A process is about to run.
+    /// A process is about to run: counted first, then the watchdog is
+    /// woken if it rests (see the module's documentation).
     pub(crate) fn enter(&self) {
-        self.runs.fetch_add(1, Ordering::Relaxed);
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        if self.dog.resting.load(Ordering::SeqCst) {
+            self.dog.wake();
+        }
+    }
+
+    /// Whether a process runs (as the watchdog's last look before it
+    /// rests sees it).
+    fn running(&self) -> bool {
+        self.runs.load(Ordering::SeqCst) % 2 == 1
     }
 
     /// The CPU time the running process has had, as the watchdog last
@@ -126,46 +157,132 @@ pub(crate) fn clock_now(id: libc::clockid_t) -> Option<Duration> {
     (rc == 0).then(|| Duration::new(secs, nanos))
 }
 
-/// The slots the watchdog looks at.
-static SLOTS: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
-/// Wakes the watchdog when a slot is registered (it sleeps while no VM
-/// exists, so a process that dropped its runtimes has no thread ticking).
-static REGISTERED: Condvar = Condvar::new();
+/// A watchdog: its slots, whether it rests, and its thread.
+pub(crate) struct Dog {
+    slots: Mutex<Vec<Weak<Slot>>>,
+    /// Wakes the watchdog when a slot is registered (it sleeps while no VM
+    /// exists, so a process that dropped its runtimes has no thread ticking).
+    registered: Condvar,
+    /// Set while it rests for want of a running process.
+    resting: AtomicBool,
+    /// How long one rest lasts at most.
+    rest_max: Duration,
+    /// Its looks at the slots so far (what tests watch).
+    looks: AtomicU64,
+    thread: OnceLock<Thread>,
+}
+
+/// The watchdog of every VM of this OS process.
+static DOG: Dog = Dog::new(REST_MAX);
+
+impl Dog {
+    const fn new(rest_max: Duration) -> Self {
+        Dog {
+            slots: Mutex::new(Vec::new()),
+            registered: Condvar::new(),
+            resting: AtomicBool::new(false),
+            rest_max,
+            looks: AtomicU64::new(0),
+            thread: OnceLock::new(),
+        }
+    }
+
+    /// Wakes the watchdog from a rest (or makes its next rest end at once).
+    fn wake(&self) {
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+    }
+
+    /// The live slots, waiting while there are none.
+    fn live_slots(&self) -> Vec<Arc<Slot>> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            slots.retain(|s| s.strong_count() > 0);
+            if !slots.is_empty() {
+                return slots.iter().filter_map(Weak::upgrade).collect();
+            }
+            slots = self
+                .registered
+                .wait(slots)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Rests until a slot starts a run, unless one of `slots` runs now. A
+    /// slot registered since `slots` was read wakes it on its first run.
+    fn rest(&self, slots: &[Arc<Slot>]) {
+        self.resting.store(true, Ordering::SeqCst);
+        if !slots.iter().any(|s| s.running()) {
+            std::thread::park_timeout(self.rest_max);
+        }
+        self.resting.store(false, Ordering::SeqCst);
+    }
+
+    /// A slot for a VM on the calling thread, which must be the VM's worker.
+    fn register(&'static self) -> Arc<Slot> {
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: `me` is this live thread and `clock` a valid out-pointer.
+        let has_clock = unsafe { libc::pthread_getcpuclockid(me, &raw mut clock) } == 0;
+        let slot = Arc::new(Slot {
+            runs: AtomicU64::new(0),
+            seen: AtomicU64::new(0),
+            thread: Mutex::new(Some(me)),
+            clock: has_clock.then_some(clock),
+            base: AtomicU64::new(0),
+            run_cpu: AtomicU64::new(0),
+            run_of: AtomicU64::new(0),
+            dog: self,
+        });
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.retain(|s| s.strong_count() > 0);
+        slots.push(Arc::downgrade(&slot));
+        self.registered.notify_one();
+        slot
+    }
+
+    /// Starts the watchdog's thread.
+    fn start(&'static self) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name("warren-lua-watchdog".into())
+            .spawn(move || self.watch())
+            .map(drop)
+    }
+
+    /// The watchdog thread: signals every slot that has run one process
+    /// since the previous tick, and rests while none runs.
+    fn watch(&self) {
+        let _ = self.thread.set(std::thread::current());
+        let mut idle: u32 = 0;
+        loop {
+            std::thread::sleep(TICK);
+            let slots = self.live_slots();
+            // Every slot is looked at (no short cut once one runs).
+            let mut running = false;
+            for slot in &slots {
+                running |= look(slot);
+            }
+            self.looks.fetch_add(1, Ordering::Relaxed);
+            // A rest that ends with nothing running (its time was up) is
+            // followed by another after one look, not REST_AFTER of them.
+            idle = if running { 0 } else { idle.saturating_add(1) };
+            if idle >= REST_AFTER {
+                self.rest(&slots);
+            }
+        }
+    }
+}
 
 /// A slot for a VM on the calling thread, which must be the VM's worker.
 /// Starts the watchdog and installs the signal handler on first use.
 pub(crate) fn register() -> std::io::Result<Arc<Slot>> {
     static START: Once = Once::new();
     let mut started = Ok(());
-    START.call_once(|| started = start());
+    START.call_once(|| started = install_handler().and_then(|()| DOG.start()));
     started?;
-    // SAFETY: pthread_self has no preconditions.
-    let me = unsafe { libc::pthread_self() };
-    let mut clock: libc::clockid_t = 0;
-    // SAFETY: `me` is this live thread and `clock` a valid out-pointer.
-    let has_clock = unsafe { libc::pthread_getcpuclockid(me, &raw mut clock) } == 0;
-    let slot = Arc::new(Slot {
-        runs: AtomicU64::new(0),
-        seen: AtomicU64::new(0),
-        thread: Mutex::new(Some(me)),
-        clock: has_clock.then_some(clock),
-        base: AtomicU64::new(0),
-        run_cpu: AtomicU64::new(0),
-        run_of: AtomicU64::new(0),
-    });
-    let mut slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
-    slots.retain(|s| s.strong_count() > 0);
-    slots.push(Arc::downgrade(&slot));
-    REGISTERED.notify_one();
-    Ok(slot)
-}
-
-fn start() -> std::io::Result<()> {
-    install_handler()?;
-    std::thread::Builder::new()
-        .name("warren-lua-watchdog".into())
-        .spawn(watch)?;
-    Ok(())
+    Ok(DOG.register())
 }
 
 fn install_handler() -> std::io::Result<()> {
@@ -194,50 +311,94 @@ extern "C" fn on_signal(_: libc::c_int) {
     }
 }
 
-/// The watchdog thread: signals every slot that has run one process since
-/// the previous tick.
-fn watch() {
-    loop {
-        std::thread::sleep(TICK);
-        let slots = {
-            let mut slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
-            slots.retain(|s| s.strong_count() > 0);
-            while slots.is_empty() {
-                slots = REGISTERED
-                    .wait(slots)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-            slots.clone()
-        };
-        for slot in slots.iter().filter_map(Weak::upgrade) {
-            let runs = slot.runs.load(Ordering::Relaxed);
-            let before = slot.seen.swap(runs, Ordering::Relaxed);
-            if runs % 2 == 1
-                && let Some(cpu) = slot.cpu_now()
-            {
-                if before == runs {
-                    let used = cpu.saturating_sub(slot.base.load(Ordering::Relaxed));
-                    slot.run_cpu.store(used, Ordering::Relaxed);
-                    slot.run_of.store(runs, Ordering::Release);
-                } else {
-                    slot.base.store(cpu, Ordering::Relaxed);
-                }
-            }
-            if runs % 2 == 1 && before == runs {
-                let thread = slot.thread.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(t) = *thread {
-                    // SAFETY: the thread is alive: its VM retires the slot
-                    // (under this lock) before the thread can end.
-                    unsafe { libc::pthread_kill(t, SIGNAL) };
-                }
-            }
+/// Looks at `slot`: measures the CPU time of the run it is in and, when
+/// that run has lasted since the previous look, signals its thread.
+/// Whether a process runs there.
+fn look(slot: &Slot) -> bool {
+    let runs = slot.runs.load(Ordering::Relaxed);
+    let before = slot.seen.swap(runs, Ordering::Relaxed);
+    if runs % 2 == 1
+        && let Some(cpu) = slot.cpu_now()
+    {
+        if before == runs {
+            let used = cpu.saturating_sub(slot.base.load(Ordering::Relaxed));
+            slot.run_cpu.store(used, Ordering::Relaxed);
+            slot.run_of.store(runs, Ordering::Release);
+        } else {
+            slot.base.store(cpu, Ordering::Relaxed);
         }
     }
+    if runs % 2 == 1 && before == runs {
+        let thread = slot.thread.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = *thread {
+            // SAFETY: the thread is alive: its VM retires the slot
+            // (under this lock) before the thread can end.
+            unsafe { libc::pthread_kill(t, SIGNAL) };
+        }
+    }
+    runs % 2 == 1
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
+
+    use super::Dog;
+
+    /// Spins the calling thread for `cpu` of its CPU time.
+    fn spin(cpu: Duration) {
+        let start = own_cpu();
+        while own_cpu() - start < cpu {
+            std::hint::black_box(0u64.wrapping_add(1));
+        }
+    }
+
+    /// Waits (10 s at most) until `done`.
+    fn until(done: impl Fn() -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "not within 10 s: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn an_idle_watchdog_rests_and_the_next_run_wakes_it() {
+        // A watchdog of its own, whose rests end only when a run wakes it.
+        let dog: &'static Dog = Box::leak(Box::new(Dog::new(Duration::from_secs(3600))));
+        dog.start().expect("a watchdog thread");
+        std::thread::spawn(move || {
+            let slot = dog.register();
+            until(|| dog.resting.load(Ordering::SeqCst), "the watchdog rests");
+            let looks = dog.looks.load(Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(50));
+            let later = dog.looks.load(Ordering::Relaxed);
+            assert_eq!(
+                later,
+                looks,
+                "it looked {} times while resting",
+                later - looks
+            );
+            // A run that computes: the watchdog wakes and measures it.
+            slot.enter();
+            spin(Duration::from_millis(150));
+            until(
+                || slot.run_cpu().expect("a clock") >= Duration::from_millis(140),
+                "the watchdog measured the run",
+            );
+            assert!(!dog.resting.load(Ordering::SeqCst), "it watches the run");
+            slot.leave();
+            // Idle again: it rests again.
+            until(
+                || dog.resting.load(Ordering::SeqCst),
+                "the watchdog rests again",
+            );
+            slot.retire();
+        })
+        .join()
+        .expect("the watched thread passes");
+    }
 
     /// The calling thread's CPU time.
     fn own_cpu() -> Duration {
@@ -262,18 +423,11 @@ mod tests {
                 "a blocked run counted {blocked:?}"
             );
             // Then it computes: that counts, once the watchdog has looked.
-            let start = own_cpu();
-            while own_cpu() - start < Duration::from_millis(150) {
-                std::hint::black_box(0u64.wrapping_add(1));
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while slot.run_cpu().expect("a clock") < Duration::from_millis(140) {
-                assert!(
-                    Instant::now() < deadline,
-                    "the watchdog never saw the CPU used"
-                );
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            spin(Duration::from_millis(150));
+            until(
+                || slot.run_cpu().expect("a clock") >= Duration::from_millis(140),
+                "the watchdog saw the CPU used",
+            );
             slot.leave();
             slot.enter();
             assert!(

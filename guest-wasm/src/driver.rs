@@ -42,6 +42,8 @@ pub(crate) struct WasmDriver {
     procs: FxHashMap<Pid, Proc>,
     runnable: VecDeque<Pid>,
     queued: FxHashSet<Pid>,
+    /// Odd while it polls components: the epoch ticker ticks only then.
+    ticking: Arc<crate::ticker::Slot>,
 }
 
 impl WasmDriver {
@@ -53,6 +55,7 @@ impl WasmDriver {
             procs: FxHashMap::default(),
             runnable: VecDeque::new(),
             queued: FxHashSet::default(),
+            ticking: crate::ticker::slot(),
         }
     }
 
@@ -223,13 +226,18 @@ impl Frontend for WasmDriver {
             let Some((pid, item)) = item else { break };
             self.deliver(pid, item);
         }
+        if self.runnable.is_empty() {
+            return false;
+        }
+        self.ticking.enter();
         for _ in 0..budget {
             let Some(pid) = self.runnable.pop_front() else {
-                return false;
+                break;
             };
             self.queued.remove(&pid);
             self.poll(pid);
         }
+        self.ticking.leave();
         !self.runnable.is_empty()
     }
 }

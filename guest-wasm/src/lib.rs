@@ -16,6 +16,7 @@ mod limiter;
 mod payload;
 mod program;
 mod state;
+mod ticker;
 mod wasi;
 
 pub use channel::MAX_CHANNEL_CAPACITY;

@@ -63,24 +63,6 @@ impl Default for EngineConfig {
     }
 }
 
-/// Advances `engine`'s epoch every [`EPOCH_TICK`] until the engine is gone.
-fn start_ticker(engine: &Engine) -> Result<(), WasmError> {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("warren-wasm-epoch".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(EPOCH_TICK);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => return,
-                }
-            }
-        })
-        .map(drop)
-        .map_err(|e| WasmError::Engine(format!("cannot start the epoch ticker: {e}")))
-}
-
 /// Bytes of a pooled memory or table that stay mapped when its instance
 /// ends, wiped with a memset instead of handed back to the kernel: giving
 /// pages back and faulting them in again cost a TLB shootdown and fresh
@@ -220,7 +202,8 @@ impl WasmEngine {
         };
         config.cache(cache.clone());
         let engine = Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-        start_ticker(&engine)?;
+        crate::ticker::add(&engine)
+            .map_err(|e| WasmError::Engine(format!("cannot start the epoch ticker: {e}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
