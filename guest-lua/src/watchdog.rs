@@ -18,32 +18,24 @@
 //! signalled under its lock, which the VM takes to retire the slot before
 //! its worker thread can end, so no signal goes to a thread that is gone.
 //!
-//! An idle runtime costs no wake-ups: after [`REST_AFTER`] ticks in which
-//! no slot ran a process, the watchdog rests (parks) until a slot starts a
-//! run, which wakes it ([`Slot::enter`]); ticking every millisecond, it
-//! woke an idle `warren` about 900 times a second. A rest ends after
-//! [`REST_MAX`] at the latest. Resting cannot miss a run: the watchdog
-//! says it rests before it looks at the slots a last time, and a slot
-//! counts its run before it looks whether the watchdog rests (both
-//! sequentially consistent), so one of the two sees the other.
+//! An idle runtime costs no wake-ups: after a few ticks in which no slot
+//! ran a process, the watchdog rests until a slot starts a run, which
+//! wakes it ([`Slot::enter`]; the protocol is `warren_core::rest`'s, which
+//! cannot miss a run); ticking every millisecond, it woke an idle `warren`
+//! about 900 times a second. A rest ends after [`REST_MAX`] at the latest.
 
 use std::cell::Cell;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Once, OnceLock, PoisonError, Weak};
-use std::thread::Thread;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Once, PoisonError, Weak};
 use std::time::Duration;
 
 use mlua::ffi::lua_State;
+use warren_core::rest::{Idle, Rest, Runs};
 
 /// How often the watchdog looks at the slots: a process is noticed after
 /// running one to two ticks without giving its worker back.
 pub(crate) const TICK: Duration = Duration::from_millis(1);
-
-/// Ticks in a row with no process running after which the watchdog rests
-/// until a slot starts a run (a busy runtime's short gaps between runs
-/// cost no wake-up of the watchdog).
-const REST_AFTER: u32 = 8;
 
 /// The longest rest: a wake-up missed through a fault of this module
 /// would delay the preemption of a process by at most this much.
@@ -66,7 +58,7 @@ thread_local! {
 /// One VM's resume counter and the thread to signal.
 pub(crate) struct Slot {
     /// Process resumes started plus ended: odd while a process runs.
-    runs: AtomicU64,
+    runs: Runs,
     /// `runs` at the watchdog's last look (only the watchdog uses it).
     seen: AtomicU64,
     /// The worker thread, until the VM retires the slot.
@@ -86,19 +78,9 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// A process is about to run: counted first, then the watchdog is
-    /// woken if it rests (see the module's documentation).
+    /// A process is about to run (waking the watchdog if it rests).
     pub(crate) fn enter(&self) {
-        self.runs.fetch_add(1, Ordering::SeqCst);
-        if self.dog.resting.load(Ordering::SeqCst) {
-            self.dog.wake();
-        }
-    }
-
-    /// Whether a process runs (as the watchdog's last look before it
-    /// rests sees it).
-    fn running(&self) -> bool {
-        self.runs.load(Ordering::SeqCst) % 2 == 1
+        self.runs.enter(&self.dog.rest);
     }
 
     /// The CPU time the running process has had, as the watchdog last
@@ -112,11 +94,7 @@ impl Slot {
         self.clock?;
         let of = self.run_of.load(Ordering::Acquire);
         let used = self.run_cpu.load(Ordering::Relaxed);
-        let used = if of == self.runs.load(Ordering::Relaxed) {
-            used
-        } else {
-            0
-        };
+        let used = if of == self.runs.count() { used } else { 0 };
         Some(Duration::from_nanos(used) + 2 * TICK)
     }
 
@@ -133,7 +111,7 @@ impl Slot {
 
     /// The process gave the worker back.
     pub(crate) fn leave(&self) {
-        self.runs.fetch_add(1, Ordering::Relaxed);
+        self.runs.leave();
     }
 
     /// No more signals: the VM is going away.
@@ -163,13 +141,10 @@ pub(crate) struct Dog {
     /// Wakes the watchdog when a slot is registered (it sleeps while no VM
     /// exists, so a process that dropped its runtimes has no thread ticking).
     registered: Condvar,
-    /// Set while it rests for want of a running process.
-    resting: AtomicBool,
-    /// How long one rest lasts at most.
-    rest_max: Duration,
+    /// Its rest while no process runs.
+    rest: Rest,
     /// Its looks at the slots so far (what tests watch).
     looks: AtomicU64,
-    thread: OnceLock<Thread>,
 }
 
 /// The watchdog of every VM of this OS process.
@@ -180,17 +155,8 @@ impl Dog {
         Dog {
             slots: Mutex::new(Vec::new()),
             registered: Condvar::new(),
-            resting: AtomicBool::new(false),
-            rest_max,
+            rest: Rest::new(rest_max),
             looks: AtomicU64::new(0),
-            thread: OnceLock::new(),
-        }
-    }
-
-    /// Wakes the watchdog from a rest (or makes its next rest end at once).
-    fn wake(&self) {
-        if let Some(thread) = self.thread.get() {
-            thread.unpark();
         }
     }
 
@@ -209,16 +175,6 @@ impl Dog {
         }
     }
 
-    /// Rests until a slot starts a run, unless one of `slots` runs now. A
-    /// slot registered since `slots` was read wakes it on its first run.
-    fn rest(&self, slots: &[Arc<Slot>]) {
-        self.resting.store(true, Ordering::SeqCst);
-        if !slots.iter().any(|s| s.running()) {
-            std::thread::park_timeout(self.rest_max);
-        }
-        self.resting.store(false, Ordering::SeqCst);
-    }
-
     /// A slot for a VM on the calling thread, which must be the VM's worker.
     fn register(&'static self) -> Arc<Slot> {
         // SAFETY: pthread_self has no preconditions.
@@ -227,7 +183,7 @@ impl Dog {
         // SAFETY: `me` is this live thread and `clock` a valid out-pointer.
         let has_clock = unsafe { libc::pthread_getcpuclockid(me, &raw mut clock) } == 0;
         let slot = Arc::new(Slot {
-            runs: AtomicU64::new(0),
+            runs: Runs::new(),
             seen: AtomicU64::new(0),
             thread: Mutex::new(Some(me)),
             clock: has_clock.then_some(clock),
@@ -254,8 +210,8 @@ impl Dog {
     /// The watchdog thread: signals every slot that has run one process
     /// since the previous tick, and rests while none runs.
     fn watch(&self) {
-        let _ = self.thread.set(std::thread::current());
-        let mut idle: u32 = 0;
+        self.rest.bind_current();
+        let mut idle = Idle::default();
         loop {
             std::thread::sleep(TICK);
             let slots = self.live_slots();
@@ -265,11 +221,10 @@ impl Dog {
                 running |= look(slot);
             }
             self.looks.fetch_add(1, Ordering::Relaxed);
-            // A rest that ends with nothing running (its time was up) is
-            // followed by another after one look, not REST_AFTER of them.
-            idle = if running { 0 } else { idle.saturating_add(1) };
-            if idle >= REST_AFTER {
-                self.rest(&slots);
+            // A slot registered since `slots` was read wakes it on its
+            // first run.
+            if idle.rest_now(running) {
+                self.rest.rest(|| slots.iter().any(|s| s.runs.running()));
             }
         }
     }
@@ -315,7 +270,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// that run has lasted since the previous look, signals its thread.
 /// Whether a process runs there.
 fn look(slot: &Slot) -> bool {
-    let runs = slot.runs.load(Ordering::Relaxed);
+    let runs = slot.runs.count();
     let before = slot.seen.swap(runs, Ordering::Relaxed);
     if runs % 2 == 1
         && let Some(cpu) = slot.cpu_now()
@@ -370,7 +325,7 @@ mod tests {
         dog.start().expect("a watchdog thread");
         std::thread::spawn(move || {
             let slot = dog.register();
-            until(|| dog.resting.load(Ordering::SeqCst), "the watchdog rests");
+            until(|| dog.rest.resting(), "the watchdog rests");
             let looks = dog.looks.load(Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(50));
             let later = dog.looks.load(Ordering::Relaxed);
@@ -387,13 +342,10 @@ mod tests {
                 || slot.run_cpu().expect("a clock") >= Duration::from_millis(140),
                 "the watchdog measured the run",
             );
-            assert!(!dog.resting.load(Ordering::SeqCst), "it watches the run");
+            assert!(!dog.rest.resting(), "it watches the run");
             slot.leave();
             // Idle again: it rests again.
-            until(
-                || dog.resting.load(Ordering::SeqCst),
-                "the watchdog rests again",
-            );
+            until(|| dog.rest.resting(), "the watchdog rests again");
             slot.retire();
         })
         .join()

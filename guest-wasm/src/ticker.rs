@@ -4,30 +4,23 @@
 //!
 //! A guest's epoch deadline can only pass while it runs, and guests run
 //! only inside a driver's `Frontend::run`, which counts its runs in a
-//! [`Slot`] (odd while it runs). After [`REST_AFTER`] ticks in which no
-//! slot ran, the ticker rests (parks) until a slot starts a run, which
-//! wakes it: a runtime whose components all wait costs no wake-ups (it
-//! ticked a thousand times a second). A rest ends after [`REST_MAX`] at the
-//! latest. Resting cannot miss a run: the ticker says it rests before it
-//! looks at the slots a last time, and a slot counts its run before it
-//! looks whether the ticker rests (both sequentially consistent), so one of
-//! the two sees the other, as in `warren-lua`'s watchdog.
+//! [`Slot`] (odd while it runs). After a few ticks in which no slot ran,
+//! the ticker rests until a slot starts a run, which wakes it (the
+//! protocol is `warren_core::rest`'s, which cannot miss a run): a runtime
+//! whose components all wait costs no wake-ups (it ticked a thousand times
+//! a second). A rest ends after [`REST_MAX`] at the latest.
 //!
 //! One thread serves every engine of the OS process; it waits, without
 //! ticking, while there is none.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Once, OnceLock, PoisonError, Weak};
-use std::thread::Thread;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Once, PoisonError, Weak};
 use std::time::Duration;
 
+use warren_core::rest::{Idle, Rest, Runs};
 use wasmtime::{Engine, EngineWeak};
 
 use crate::program::EPOCH_TICK;
-
-/// Ticks in a row with no component running after which the ticker rests
-/// until one runs (a busy runtime's short gaps cost no wake-up of it).
-const REST_AFTER: u32 = 8;
 
 /// The longest rest: a wake-up missed through a fault of this module
 /// would delay the preemption of a guest by at most this much.
@@ -36,27 +29,20 @@ const REST_MAX: Duration = Duration::from_millis(100);
 /// A driver's count of its runs, looked at by the ticker.
 pub(crate) struct Slot {
     /// Runs started plus ended: odd while its driver runs components.
-    runs: AtomicU64,
+    runs: Runs,
     ticker: &'static Ticker,
 }
 
 impl Slot {
-    /// The driver is about to run components: counted first, then the
-    /// ticker is woken if it rests.
+    /// The driver is about to run components (waking the ticker if it
+    /// rests).
     pub(crate) fn enter(&self) {
-        self.runs.fetch_add(1, Ordering::SeqCst);
-        if self.ticker.resting.load(Ordering::SeqCst) {
-            self.ticker.wake();
-        }
+        self.runs.enter(&self.ticker.rest);
     }
 
     /// The driver has stopped running components.
     pub(crate) fn leave(&self) {
-        self.runs.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn running(&self) -> bool {
-        self.runs.load(Ordering::SeqCst) % 2 == 1
+        self.runs.leave();
     }
 }
 
@@ -65,13 +51,10 @@ pub(crate) struct Ticker {
     state: Mutex<Watched>,
     /// Wakes the thread when an engine is added (it waits while none lives).
     added: Condvar,
-    /// Set while it rests for want of a running component.
-    resting: AtomicBool,
-    /// How long one rest lasts at most.
-    rest_max: Duration,
+    /// Its rest while no component runs.
+    rest: Rest,
     /// Ticks so far (what tests watch).
     ticks: AtomicU64,
-    thread: OnceLock<Thread>,
 }
 
 struct Watched {
@@ -105,10 +88,8 @@ impl Ticker {
                 slots: Vec::new(),
             }),
             added: Condvar::new(),
-            resting: AtomicBool::new(false),
-            rest_max,
+            rest: Rest::new(rest_max),
             ticks: AtomicU64::new(0),
-            thread: OnceLock::new(),
         }
     }
 
@@ -123,19 +104,13 @@ impl Ticker {
 
     fn slot(&'static self) -> Arc<Slot> {
         let slot = Arc::new(Slot {
-            runs: AtomicU64::new(0),
+            runs: Runs::new(),
             ticker: self,
         });
         let mut state = self.lock();
         state.slots.retain(|s| s.strong_count() > 0);
         state.slots.push(Arc::downgrade(&slot));
         slot
-    }
-
-    fn wake(&self) {
-        if let Some(thread) = self.thread.get() {
-            thread.unpark();
-        }
     }
 
     fn start(&'static self) -> std::io::Result<()> {
@@ -167,19 +142,9 @@ impl Ticker {
         }
     }
 
-    /// Rests until a slot starts a run, unless one of `slots` runs now. A
-    /// slot made since `slots` was read wakes it on its first run.
-    fn rest(&self, slots: &[Arc<Slot>]) {
-        self.resting.store(true, Ordering::SeqCst);
-        if !slots.iter().any(|s| s.running()) {
-            std::thread::park_timeout(self.rest_max);
-        }
-        self.resting.store(false, Ordering::SeqCst);
-    }
-
     fn run(&self) {
-        let _ = self.thread.set(std::thread::current());
-        let mut idle: u32 = 0;
+        self.rest.bind_current();
+        let mut idle = Idle::default();
         loop {
             std::thread::sleep(EPOCH_TICK);
             let (engines, slots) = self.live();
@@ -188,12 +153,10 @@ impl Ticker {
             }
             drop(engines);
             self.ticks.fetch_add(1, Ordering::Relaxed);
-            // A rest that ends with nothing running (its time was up) is
-            // followed by another after one tick, not REST_AFTER of them.
-            let running = slots.iter().any(|s| s.running());
-            idle = if running { 0 } else { idle.saturating_add(1) };
-            if idle >= REST_AFTER {
-                self.rest(&slots);
+            let running = slots.iter().any(|s| s.runs.running());
+            // A slot made since `slots` was read wakes it on its first run.
+            if idle.rest_now(running) {
+                self.rest.rest(|| slots.iter().any(|s| s.runs.running()));
             }
         }
     }
@@ -223,7 +186,7 @@ mod tests {
         let engine = wasmtime::Engine::default();
         ticker.add(&engine);
         let slot = ticker.slot();
-        until(|| ticker.resting.load(Ordering::SeqCst), "the ticker rests");
+        until(|| ticker.rest.resting(), "the ticker rests");
         let ticks = ticker.ticks.load(Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(50));
         let later = ticker.ticks.load(Ordering::Relaxed);
@@ -239,15 +202,9 @@ mod tests {
             || ticker.ticks.load(Ordering::Relaxed) >= ticks + 20,
             "the ticker ticks for a run",
         );
-        assert!(
-            !ticker.resting.load(Ordering::SeqCst),
-            "it ticks, not rests"
-        );
+        assert!(!ticker.rest.resting(), "it ticks, not rests");
         slot.leave();
-        until(
-            || ticker.resting.load(Ordering::SeqCst),
-            "the ticker rests again",
-        );
+        until(|| ticker.rest.resting(), "the ticker rests again");
         drop(engine);
     }
 }

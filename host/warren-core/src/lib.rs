@@ -28,6 +28,7 @@ pub mod payload;
 pub mod pid;
 mod placement;
 pub mod registry;
+pub mod rest;
 pub mod runtime;
 pub mod services;
 #[cfg(test)]
