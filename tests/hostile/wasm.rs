@@ -112,3 +112,11 @@ fn a_huge_log_line_is_cut_and_the_component_continues() {
     assert_eq!(out.value(), "ok:1");
     out.assert_neighbour_ticks();
 }
+
+#[test]
+fn a_value_that_sends_while_it_is_encoded_is_sent_after_what_it_sent() {
+    // The SDK's `send` encodes into a buffer it keeps between sends; a
+    // `Serialize` that sends from inside gets a buffer of its own.
+    let out = wasm(vec![s("reentrant-send")]);
+    assert_eq!(out.value(), "inner:1,outer:2");
+}

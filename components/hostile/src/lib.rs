@@ -228,6 +228,17 @@ fn alias(_: usize, _: usize) -> Result<Payload, Error> {
     Err(Error::new(ErrorKind::Invalid, "alias needs wasm32"))
 }
 
+/// Encodes as 2, after sending 1 on topic "inner" to the pid it holds:
+/// a `send` inside a `send`.
+struct Sneaky(String);
+
+impl serde::Serialize for Sneaky {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        warren_sdk::send(&self.0, "inner", &1u32).map_err(serde::ser::Error::custom)?;
+        s.serialize_u32(2)
+    }
+}
+
 /// One string payload of `bytes` bytes.
 fn blob(bytes: usize) -> Payload {
     warren_sdk::payload(&"x".repeat(bytes)).unwrap_or_default()
@@ -372,6 +383,19 @@ impl Process for Hostile {
                 warren_sdk::register("hoarder", None)?;
                 warren_sdk::receive(None)?;
                 warren_sdk::payload("ok")
+            }
+            "reentrant-send" => {
+                // A value whose encoding sends a message of its own.
+                let me = warren_sdk::pid();
+                warren_sdk::send(&me, "outer", &Sneaky(me.clone()))?;
+                let mut got = Vec::new();
+                for _ in 0..2 {
+                    let msg = warren_sdk::receive(None)?
+                        .ok_or_else(|| Error::new(ErrorKind::Internal, "no message"))?;
+                    let v: u32 = msg.data()?;
+                    got.push(format!("{}:{v}", msg.topic));
+                }
+                warren_sdk::payload(&got.join(","))
             }
             "deaf" => {
                 // Never reads its inbox: what is sent to it waits in its

@@ -267,7 +267,36 @@ pub fn exec(entry: &str, host_id: &str, args: &[Payload]) -> Result<Payload, Err
 
 /// Sends `value` on `topic` to a pid or registered name.
 pub fn send<T: Serialize + ?Sized>(dest: &str, topic: &str, value: &T) -> Result<(), Error> {
-    send_raw(dest, topic, vec![payload(value)?])
+    // Encoded into a buffer kept between sends and lent as a one-payload
+    // slice: a send allocates neither the payload nor a list around it.
+    SEND_BUFFER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            rmp_serde::encode::write_named(&mut *buf, value)
+                .map_err(|e| Error::new(ErrorKind::Invalid, e.to_string()))?;
+            let sent = host::send(dest, topic, std::slice::from_ref(&*buf));
+            if buf.capacity() > SEND_BUFFER_KEEP {
+                *buf = Vec::new();
+            }
+            Ok(sent?)
+        }
+        // A `Serialize` that sends while it is being encoded: a buffer of
+        // its own.
+        Err(_) => {
+            let payload = payload(value)?;
+            Ok(host::send(dest, topic, std::slice::from_ref(&payload))?)
+        }
+    })
+}
+
+/// Largest buffer [`send`] keeps for the next send: past it, the buffer is
+/// given back after the send, so a component that once sent a large value
+/// does not hold that much of its memory for good.
+const SEND_BUFFER_KEEP: usize = 64 << 10;
+
+thread_local! {
+    /// The buffer [`send`] encodes into, kept between sends.
+    static SEND_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Sends already-encoded payloads.
