@@ -12,7 +12,7 @@ use warren_tests::{App, HOST, rss_bytes};
 
 /// The allocator the `warren` binary uses: what is measured is what users run.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: warren_alloc::Allocator = warren_alloc::Allocator;
 
 /// Sender/receiver pairs: 2,000 processes plus the driver.
 const PAIRS: i64 = 1_000;
