@@ -97,7 +97,7 @@ end
 -- process's accounting (step.rs), which reads TAKEN[p] and sets it back
 -- to 0 itself unless the coroutine raised; it returns how many it took,
 -- what is left of the batch, and what it leaves to finish_one.
-local resume_next, done_next = M.resume_next, M.done_next
+local resume_next, drain = M.resume_next, M.drain
 
 local new_chan, chan_of = M.new_chan, M.chan_of
 local function chan_state(cap, ext)

@@ -143,12 +143,15 @@ local function run(budget)
     local done, left = 0, 0
     while true do
         if left <= 0 then
-            -- Ask the host only when it has something (has_items is a C
-            -- call; H.next converts an item into Lua values). A host
-            -- call's value for a coroutine in `await` goes to it in C
-            -- (done_next).
-            while M.has_items() and (done_next() or handle(H_next())) do end
-            left = rq_len()
+            -- Take the host's items (drain, in C: a host call's value for a
+            -- coroutine in `await`, a message, a start or an event goes to
+            -- its process there, as done_next does); -1 when the next one
+            -- needs the kernel (H.next converts it into Lua values), else
+            -- how many wake-ups are queued.
+            left = drain()
+            while left < 0 do
+                if handle(H_next()) then left = drain() else left = rq_len() end
+            end
             if left <= 0 then return false end
         end
         -- The wake-ups queued now, resumed in C batch after batch until

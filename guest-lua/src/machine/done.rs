@@ -23,7 +23,9 @@
 //! ([`super::start`]) or exit event ([`super::event`]) the same way.
 //! Anything else (an error result, a handle, a watcher function, a
 //! process the kernel does not know, any other item) stays for
-//! `handle(H.next())`, and it answers nothing.
+//! `handle(H.next())`, and it answers nothing. The kernel's `run` takes
+//! items through `drain()`, which calls it while the host has items for
+//! the VM.
 //!
 //! Guarantees: the writes and their order are those of the kernel's
 //! `call`, `await` and `handle` for such an item (no Lua frame runs
@@ -153,12 +155,45 @@ unsafe fn call(l: *mut lua_State, as_caller: bool) -> c_int {
     }
 }
 
-/// `done_next()`; see the module's documentation.
+/// `drain()`: the kernel's wait for items, in one C call. While the host
+/// has an item for this VM (`has_items`), takes it as `done_next` does;
+/// answers how many wake-ups the run queue holds once the host has none,
+/// or -1 when the next item needs the kernel (`handle(H.next())`, after
+/// which the kernel calls `drain` again). The loop it replaces made a C
+/// call to `has_items` and one to `done_next` per item and one to
+/// `rq_len`, interpreted, each time a worker entered the VM for an item.
 ///
 /// # Safety
 ///
 /// Called by Lua as a machine C closure.
-pub(super) unsafe extern "C-unwind" fn lua_done_next(l: *mut lua_State) -> c_int {
+pub(super) unsafe extern "C-unwind" fn lua_drain(l: *mut lua_State) -> c_int {
+    // SAFETY: as `done_next`, called on this frame with nothing kept on
+    // the stack between items; the context, when there is one, is the
+    // VM's `Stepper`.
+    unsafe {
+        loop {
+            raw::settop(l, 0);
+            let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
+            if !ctx.is_null() && !(*ctx).has_items() {
+                return runq::lua_len(l);
+            }
+            if done_next(l) == 0 {
+                raw::settop(l, 0);
+                ffi::lua_pushinteger(l, -1);
+                return 1;
+            }
+        }
+    }
+}
+
+/// `done_next`, for [`lua_drain`] (see the module's documentation): 1
+/// result (`true`) when it handed the host's next item over, else none.
+///
+/// # Safety
+///
+/// Called from a machine C function, on a frame that keeps nothing on its
+/// stack.
+unsafe fn done_next(l: *mut lua_State) -> c_int {
     // SAFETY: the context, when there is one, is the VM's `Stepper`, which
     // outlives the VM's calls; the Rust values alive across a call that
     // may raise (`runq::room`) are references and integers; the value

@@ -42,12 +42,11 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 32] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 31] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
     (c"resume_next", runq::lua_resume_next),
-    (c"has_items", runq::lua_has_items),
     (c"try_recv", chan::lua_try_recv),
     (c"try_send", chan::lua_try_send),
     (c"deliver", chan::lua_deliver),
@@ -63,7 +62,7 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 32] = [
     (c"spawn1", spawn::lua_spawn1),
     (c"inbox1", mailbox::inbox1),
     (c"events1", mailbox::events1),
-    (c"done_next", done::lua_done_next),
+    (c"drain", done::lua_drain),
     (c"call", done::lua_call),
     (c"call_as", done::lua_call_as),
     (c"bind", bind),

@@ -609,19 +609,3 @@ unsafe fn settled(l: *mut lua_State, nres: c_int, block: *const c_void) -> bool 
             || raw::int(l, 5, Key::Live) <= 0
     }
 }
-
-/// `has_items()`: false when the host has certainly no item for this VM,
-/// so the kernel need not ask `H.next` (true in a VM without a step).
-///
-/// # Safety
-///
-/// Called by Lua as a machine C closure.
-pub(super) unsafe extern "C-unwind" fn lua_has_items(l: *mut lua_State) -> c_int {
-    // SAFETY: the context, when there is one, is the VM's `Stepper`.
-    unsafe {
-        let ctx = ffi::lua_touserdata(l, uv(raw::CTX)).cast::<crate::step::Stepper>();
-        let has = ctx.is_null() || (*ctx).has_items();
-        ffi::lua_pushboolean(l, c_int::from(has));
-        1
-    }
-}
