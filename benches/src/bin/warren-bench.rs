@@ -35,7 +35,7 @@ enum Command {
     Scenario {
         which: Which,
         /// Skynet's leaves, the ring's hops, the fan-out's messages per
-        /// process, or each pair's messages.
+        /// process, each pair's messages, or the cold spawns.
         n: u64,
         #[arg(long, default_value_t = 1)]
         workers: usize,
@@ -49,6 +49,9 @@ enum Which {
     FanOut,
     /// The scaling row's eight sender/sink pairs.
     Pairs,
+    /// Spawns of entries never spawned before, each compiled on its first
+    /// spawn (the cold spawn row).
+    Cold,
 }
 
 fn main() {
@@ -69,6 +72,7 @@ fn main() {
             Which::Ring => scale::ring(&scale::runtime(workers), 503, n),
             Which::FanOut => scale::fan_out(&scale::runtime(workers), 10_000, n),
             Which::Pairs => Some(lua::pairs(&lua::runtime(workers), 8, n)),
+            Which::Cold => Some(lua::spawn_cold(&lua::runtime(workers), n)),
         };
         println!("{}", took.map_or_else(|| "did not finish".into(), human));
         return;
