@@ -99,6 +99,11 @@ struct Entries {
     /// machine's start of a process (see [`crate::machine::start`]).
     by_program: Table,
     kinds: FxHashMap<&'static str, LuaString>,
+    /// The set (`{ [name] = true }`) of each `modules:` list an entry of
+    /// this VM has had, shared by the entries that list the same modules:
+    /// the kernel only reads it (`require`). One per distinct list of the
+    /// application's entries.
+    module_sets: FxHashMap<Vec<String>, Table>,
     last_from: Option<(Pid, LuaString)>,
     last_topic: Option<(Arc<str>, LuaString)>,
     /// The kernel's error metatable (error objects are revived with it).
@@ -403,6 +408,7 @@ fn register_next(
         compiled: FxHashMap::default(),
         by_program: by_program.clone(),
         kinds: FxHashMap::default(),
+        module_sets: FxHashMap::default(),
         last_from: None,
         last_topic: None,
         error_mt: None,
@@ -663,14 +669,15 @@ fn entry_table(
         let new_entry: Function = lua
             .named_registry_value("warren.new_entry")
             .map_err(|e| e.to_string())?;
-        let imports = library_tables(lua, &new_entry, &code.imports, 0)?;
+        let imports = library_tables(lua, entries, &new_entry, &code.imports, 0)?;
         let types = type_values(lua, compiled.types.as_ref())?;
+        let modules = module_set(lua, entries, &code.modules).map_err(|e| e.to_string())?;
         new_entry
             .call((
                 program.id.as_str(),
                 compiled.chunk,
                 code.method.as_str(),
-                code.modules.clone(),
+                modules,
                 imports,
                 types,
             ))
@@ -698,6 +705,27 @@ fn entry_table(
         .compiled
         .insert(program.id.clone(), (program.clone(), table.clone()));
     Ok(table)
+}
+
+/// The set of `modules` (`{ [name] = true }`) for a new entry: the one
+/// made for an earlier entry with the same list, else a new one, kept.
+fn module_set(
+    lua: &Lua,
+    entries: &Rc<RefCell<Entries>>,
+    modules: &[String],
+) -> mlua::Result<Table> {
+    if let Some(set) = entries.borrow().module_sets.get(modules) {
+        return Ok(set.clone());
+    }
+    let set = lua.create_table_with_capacity(0, modules.len())?;
+    for name in modules {
+        set.raw_set(name.as_str(), true)?;
+    }
+    entries
+        .borrow_mut()
+        .module_sets
+        .insert(modules.to_vec(), set.clone());
+    Ok(set)
 }
 
 /// The `__warren_types` table of a chunk that reads types as values (built
@@ -730,6 +758,7 @@ const MAX_IMPORT_DEPTH: usize = 32;
 /// compiled now (a syntax error names the library's file and line).
 fn library_tables(
     lua: &Lua,
+    entries: &Rc<RefCell<Entries>>,
     new_entry: &Function,
     imports: &[(String, Arc<crate::program::LuaLibrary>)],
     depth: usize,
@@ -745,17 +774,11 @@ fn library_tables(
             mlua::Error::SyntaxError { message, .. } => message,
             other => other.to_string(),
         })?;
-        let nested = library_tables(lua, new_entry, &lib.imports, depth + 1)?;
+        let nested = library_tables(lua, entries, new_entry, &lib.imports, depth + 1)?;
         let types = type_values(lua, compiled.types.as_ref())?;
+        let modules = module_set(lua, entries, &lib.modules).map_err(|e| e.to_string())?;
         let record: Table = new_entry
-            .call((
-                lib.id.as_str(),
-                compiled.chunk,
-                "",
-                lib.modules.clone(),
-                nested,
-                types,
-            ))
+            .call((lib.id.as_str(), compiled.chunk, "", modules, nested, types))
             .map_err(|e| e.to_string())?;
         table
             .raw_set(alias.as_str(), record)

@@ -225,6 +225,48 @@ fn require_of_a_module_the_entry_does_not_allow_is_permission_denied() {
     );
 }
 
+/// Entries of one VM that list the same modules share the kernel's set
+/// of them (host.rs `module_set`); each entry still gets exactly its own
+/// list: a child whose list lacks `json` is refused it even after entries
+/// that list it ran in the same VM, and the other way round.
+#[test]
+fn each_entry_requires_exactly_the_modules_it_lists_whatever_ran_before_it() {
+    const PROBE: &str = r#"return function()
+        local got = {}
+        for _, name in ipairs({ "json", "time" }) do
+            got[#got + 1] = name .. "=" .. tostring((pcall(require, name)))
+        end
+        return table.concat(got, ",")
+    end"#;
+    let v = App::new()
+        .entry_with("t:both", PROBE, &["json", "time"])
+        .entry_with("t:both_again", PROBE, &["json", "time"])
+        .entry_with("t:time_only", PROBE, &["time"])
+        .entry_with("t:json_only", PROBE, &["json"])
+        .entry_with(
+            "t:main",
+            r#"return function()
+            local out = {}
+            for _, id in ipairs({ "t:both", "t:time_only", "t:both_again", "t:json_only", "t:time_only" }) do
+                local pid = process.spawn_monitored(id, "test:host")
+                local ev = process.events():receive()
+                assert(ev.from == pid and ev.result and ev.result.value, id)
+                out[#out + 1] = ev.result.value
+            end
+            return table.concat(out, ";")
+        end"#,
+            &["time"],
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(
+        v,
+        s(
+            "json=true,time=true;json=false,time=true;json=true,time=true;json=true,time=false;json=false,time=true"
+        )
+    );
+}
+
 #[test]
 fn require_is_catchable_and_unknown_modules_are_not_found() {
     let v = App::new()

@@ -225,10 +225,10 @@ end
 -- shared by every process of the VM, so nobody's memory.
 -- `types` is the chunk's read-only `__warren_types` (nil when it reads no
 -- type as a value).
+-- `modules` is the set of the modules its `require` may load, shared by
+-- the entries that list the same ones (host.rs makes it; read only).
 local function new_entry(id, chunk, method, modules, imports, types)
-    local set = {}
-    for i = 1, #modules do set[modules[i]] = true end
-    local e = { id = id, chunk = chunk, method = method, modules = set, imports = imports or {}, types = types }
+    local e = { id = id, chunk = chunk, method = method, modules = modules, imports = imports or {}, types = types }
     NOT_OWNED[e], NOT_OWNED[chunk], NOT_OWNED[e.modules], NOT_OWNED[e.imports] = true, true, true, true
     if types then NOT_OWNED[types] = true end
     return e
