@@ -5,7 +5,9 @@
 -- workers), spawn (spawn until it waits, then stop), blk (values through
 -- an unbuffered channel from a spawned coroutine: each receive blocks and
 -- is resumed once, the `lua_channels` bench's blocked receive), ry (a
--- plain coroutine resume+yield, what that bench compares blk with).
+-- plain coroutine resume+yield, what that bench compares blk with), lib
+-- (a round of four library calls, `string.format` and the like), pc (a
+-- `pcall` of a function that returns its argument).
 local function sink(n, window, reply)
     local inbox = process.inbox()
     process.send(reply, "ready")
@@ -23,6 +25,23 @@ return function(role, n, window, reply)
         coroutine.spawn(function() for _ = 1, n do pong:send(ping:receive()) end end)
         for i = 1, n do ping:send(i); pong:receive() end
         return "pp"
+    end
+    if role == "lib" then
+        -- Library calls as business code writes them, each a global read
+        -- and a field read (`string.format`): four per round.
+        local t = {}
+        for i = 1, n do
+            t[#t + 1] = string.format("%d", math.floor(i / 2))
+            table.insert(t, string.sub("abcdef", 2, 3))
+            if #t > 64 then t = {} end
+        end
+        return "lib"
+    end
+    if role == "pc" then
+        -- A protected call of a function that returns its argument.
+        local f = function(x) return x end
+        for i = 1, n do pcall(f, i) end
+        return "pc"
     end
     if role == "ry" then
         local co = coroutine.create(function() while true do coroutine.yield() end end)

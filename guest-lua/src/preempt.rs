@@ -15,14 +15,16 @@
 //! looks again every [`RETRY_INSTRUCTIONS`] instructions. The bottom frames
 //! of every process coroutine (`proc_main`, `proc_main_packed`,
 //! `trampoline`, `last_words_main`; a `coroutine.spawn`ed one with few
-//! arguments starts in the process's own function) and the sandbox's
-//! `pcall` and `xpcall` (which hold no kernel state) are the only kernel
-//! frames allowed below a preemption point. The hook also ends a process
-//! past its `cpu_budget`, or stuck past [`STUCK_LIMIT`] where it cannot be
-//! preempted, by raising an error it cannot catch: only where no kernel
-//! code would be unwound half-way (the same frames as a preemption point,
-//! whether or not Lua could yield there), or once kernel code has run
-//! [`KERNEL_GRACE`] past the stuck limit.
+//! arguments starts in the process's own function) and the kernel's
+//! helpers that hold no kernel state (`TRANSPARENT`) are the only kernel
+//! frames allowed below a preemption point (a process's `pcall` and
+//! `xpcall` are C, `machine/protect.rs`, and hold none either). The hook
+//! also ends a process past its `cpu_budget`, or stuck past
+//! [`STUCK_LIMIT`] where it cannot be preempted, by raising an error it
+//! cannot catch: only where no kernel code would be unwound half-way (the
+//! same frames as a preemption point, whether or not Lua could yield
+//! there), or once kernel code has run [`KERNEL_GRACE`] past the stuck
+//! limit.
 
 use std::cell::RefCell;
 use std::ffi::{CStr, c_int, c_void};
@@ -60,9 +62,8 @@ fn lines_of(kernel: &str, prefixes: &[&str]) -> Vec<usize> {
 struct Allowed {
     /// The bottom frames of process coroutines.
     bottoms: Vec<usize>,
-    /// Frames that hold no kernel state: the sandbox's protected calls, and
-    /// the helpers that run a process's own metamethods on its behalf
-    /// (`user_text` and its callers).
+    /// Frames that hold no kernel state: the helpers that run a process's
+    /// own metamethods on its behalf (`user_text` and its callers).
     transparent: Vec<usize>,
     /// Frames an error may unwind though they may not be suspended (see
     /// [`UNWINDABLE`]).
@@ -88,9 +89,7 @@ impl Allowed {
 }
 
 /// Frames that hold no kernel state, by how their definitions start.
-const TRANSPARENT: [&str; 18] = [
-    "local function safe_pcall(",
-    "local function safe_xpcall(",
+const TRANSPARENT: [&str; 16] = [
     "local function user_text(",
     "local function lprint(",
     "local function user_tostring(",

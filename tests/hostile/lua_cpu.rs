@@ -43,6 +43,30 @@ fn infinite_loop_in_xpcall_with_a_swallowing_handler() {
 }
 
 #[test]
+fn the_budget_error_after_a_wait_cannot_be_caught() {
+    // The callee waits first, so the error comes back through the
+    // protected call's continuation.
+    killed_by_budget(
+        r#"local time = require("time")
+        return function()
+            while true do
+                pcall(function() time.sleep("1ms") while true do end end)
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn the_budget_error_cannot_be_caught_by_nested_protected_calls() {
+    killed_by_budget(
+        r#"return function()
+            local spin = function() while true do end end
+            while true do xpcall(pcall, function() return "no" end, pcall, spin) end
+        end"#,
+    );
+}
+
+#[test]
 fn infinite_loop_inside_a_wrapped_coroutine() {
     killed_by_budget(
         r#"return function()

@@ -46,6 +46,59 @@ fn string_rep_bomb_under_pcall_cannot_be_caught() {
     );
 }
 
+/// The protected calls are C (`machine/protect.rs`): a memory error goes
+/// through them however they are reached. Each bomb is one allocation
+/// that fails (`string.rep`), so the process holds almost nothing when
+/// its error is caught, and it retries forever if one catch keeps it.
+#[test]
+fn a_bomb_under_xpcall_with_a_swallowing_handler_cannot_be_caught() {
+    out_of_memory(
+        r#"return function()
+            while true do
+                xpcall(string.rep, function() return "swallowed" end, "x", 1000000000)
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn a_bomb_under_nested_pcalls_cannot_be_caught() {
+    out_of_memory(
+        r#"return function()
+            while true do pcall(pcall, pcall, string.rep, "x", 1000000000) end
+        end"#,
+    );
+}
+
+#[test]
+fn a_bomb_after_a_wait_under_pcall_cannot_be_caught() {
+    // The pcall's callee yields first (a wait), so the error comes back
+    // through the continuation, not the call.
+    out_of_memory(
+        r#"local time = require("time")
+        return function()
+            while true do
+                pcall(function()
+                    time.sleep("1ms")
+                    return string.rep("x", 1000000000)
+                end)
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn a_bomb_in_a_coroutine_under_pcall_cannot_be_caught() {
+    out_of_memory(
+        r#"return function()
+            while true do
+                local co = coroutine.wrap(function() return string.rep("x", 1000000000) end)
+                pcall(co)
+            end
+        end"#,
+    );
+}
+
 #[test]
 fn table_concat_bomb() {
     out_of_memory(

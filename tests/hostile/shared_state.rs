@@ -4,9 +4,11 @@
 //! a channel between processes. What is guaranteed:
 //!
 //! * the libraries (and the tables nested in them, such as
-//!   `process.registry`) are read-only proxies; `pairs` over one yields
-//!   keys and values through a closure and never hands out the real table,
-//!   so nothing a process writes, `rawset`s or `setmetatable`s changes what
+//!   `process.registry`) are read-only: frozen in place by the patched Lua
+//!   (`warren_freeze`), which refuses every write, plain or raw, or a
+//!   proxy for a table with a metatable of its own; `pairs` over one yields
+//!   keys and values through a closure and never hands out the table, so
+//!   nothing a process writes, `rawset`s or `setmetatable`s changes what
 //!   a victim process sees afterwards (checked against a fingerprint of
 //!   every library taken before the attack);
 //! * `math.random`/`math.randomseed` use a generator per process: seeding
@@ -48,7 +50,7 @@ return function()
     check(x == nil and injected == nil and string.injected == nil, "a global leaked")
     local lines = {}
     local function walk(name, lib)
-        check(next(lib) == nil, name .. " is not an empty proxy")
+        check(not pcall(rawset, lib, "probe", true) and rawget(lib, "probe") == nil, name .. " is writable")
         for k, v in pairs(lib) do
             lines[#lines + 1] = name .. "." .. tostring(k) .. " = " .. tostring(v)
             if type(v) == "table" then walk(name .. "." .. tostring(k), v) end
@@ -273,6 +275,86 @@ fn table_functions_cannot_write_a_library() {
         r#"return function() table.insert(math, print) end"#,
         "attempt to modify read-only table 'math'",
     );
+}
+
+/// Tries every instruction and library function that writes a table on
+/// the library its argument names, for each of its keys and for new ones:
+/// a field with a constant name (existing, new, and set to nil), a
+/// computed key, constant and computed integer keys, an upvalue `_ENV`
+/// and a chunk environment (the global-assignment instruction), a
+/// `__newindex` chain through a table of the attacker's, `rawset`,
+/// `table.insert`, `table.remove`, `table.move` and `setmetatable`. Returns
+/// "none" when every write raised and every key still holds its value.
+const EVERY_WRITE: &str = r#"
+local time, json = require("time"), require("json")
+return function(name)
+    local lib = name == "time" and time or name == "json" and json or _ENV
+    if lib == _ENV then
+        for part in name:gmatch("[^.]+") do lib = lib[part] end
+    end
+    local got, keys, before = {}, {}, {}
+    for k, v in pairs(lib) do keys[#keys + 1] = k; before[k] = v end
+    local evil = function() return "pwned" end
+    local function try(what, f, ...) if pcall(f, ...) then got[#got + 1] = what end end
+    local compiled = 0
+    local function chunk(what, src, env)
+        -- A key that is a keyword of the dialect (`errors.is`) compiles
+        -- to nothing; its computed and raw forms still run.
+        local f = load(src, "=" .. what, "t", env)
+        if f then compiled = compiled + 1; try(what, f, lib, evil) end
+    end
+    for _, k in ipairs(keys) do
+        if type(k) == "string" and k:match("^[%a_][%w_]*$") then
+            chunk("field " .. k, "local t, evil = ... t." .. k .. " = evil")
+            chunk("clear " .. k, "local t = ... t." .. k .. " = nil")
+            chunk("global " .. k, k .. " = ...", lib)
+            chunk("upvalue " .. k, "local _ENV, evil = ... return (function() " .. k .. " = evil end)()")
+        end
+        try("computed " .. tostring(k), function() lib[k] = evil end)
+        try("chain " .. tostring(k), function() setmetatable({}, { __newindex = lib })[k] = evil end)
+        try("rawset " .. tostring(k), rawset, lib, k, evil)
+    end
+    chunk("new field", "local t, evil = ... t.injected = evil")
+    chunk("constant index", "local t, evil = ... t[1] = evil")
+    chunk("new global", "injected = ...", lib)
+    try("computed index", function() local i = 2; lib[i] = evil end)
+    try("rawset index", rawset, lib, 1, evil)
+    try("insert", table.insert, lib, evil)
+    try("remove", table.remove, lib)
+    try("move", table.move, { evil, evil }, 1, 2, 1, lib)
+    try("setmetatable", setmetatable, lib, {})
+    for _, k in ipairs(keys) do
+        if rawequal(lib[k], before[k]) == false then got[#got + 1] = tostring(k) .. " changed" end
+    end
+    if lib.injected ~= nil or lib[1] ~= nil or lib[2] ~= nil then got[#got + 1] = "a new key" end
+    if compiled < 3 then got[#got + 1] = "only " .. compiled .. " chunks compiled" end
+    return #got == 0 and "none" or table.concat(got, ", ")
+end"#;
+
+#[test]
+fn every_kind_of_write_to_a_library_is_refused() {
+    let runtime = app()
+        .entry("h:attacker", EVERY_WRITE)
+        .entry("h:victim", VICTIM)
+        .start();
+    for lib in [
+        "string",
+        "table",
+        "math",
+        "utf8",
+        "os",
+        "coroutine",
+        "process",
+        "process.registry",
+        "process.event",
+        "channel",
+        "errors",
+        "time",
+        "json",
+    ] {
+        let v = poison_on(&runtime, vec![s(lib)]);
+        assert_eq!(v, Ok(s("none")), "{lib}");
+    }
 }
 
 /// Draws `n` whole random integers, after seeding with `seed` if given.

@@ -7,24 +7,39 @@
 local FROZEN = setmetatable({}, { __mode = "k" })
 FROZEN[time.utc], FROZEN[time.localtz] = true, true
 
+-- A library's read-only face for processes. A table with no metatable
+-- is frozen in place (machine/frozen.rs: the patched Lua refuses every
+-- write), so that its fields read as any table's; its metatable only
+-- names it in the error an assignment raises. A table with a metatable
+-- of its own is kept behind an empty proxy instead.
+local M_freeze = M.freeze
 local function freeze(real, name)
-    for k, v in pairs(real) do
+    if FROZEN[real] then return real end
+    for k, v in next, real do
         if type(v) == "table" and not FROZEN[v] then real[k] = freeze(v, name .. "." .. k) end
+    end
+    local function refuse(_, k)
+        error(s_format("attempt to modify read-only table '%s' (key %s)", name, describe(k)), 2)
+    end
+    -- `pairs` hands out an iterator of keys and values, not the table.
+    local function iterate()
+        local k
+        return function()
+            local v
+            k, v = next(real, k)
+            return k, v
+        end
+    end
+    if raw_getmetatable(real) == nil then
+        setmetatable(real, { __newindex = refuse, __pairs = iterate, __metatable = false })
+        M_freeze(real)
+        FROZEN[real] = true
+        return real
     end
     local proxy = setmetatable({}, {
         __index = real,
-        __newindex = function(_, k)
-            error(s_format("attempt to modify read-only table '%s' (key %s)", name, describe(k)), 2)
-        end,
-        -- An iterator that hands out keys and values, never `real` itself.
-        __pairs = function()
-            local k
-            return function()
-                local v
-                k, v = next(real, k)
-                return k, v
-            end
-        end,
+        __newindex = refuse,
+        __pairs = iterate,
         __len = function() return #real end,
         __metatable = false,
     })

@@ -98,15 +98,13 @@ end
 
 -- A memory-limit error, or the error that ends a process past its CPU
 -- budget, passes through every protected call: the process ends (quota.rs).
-local function no_oom(ok, ...)
-    if not ok then
-        if is_memerr((...)) then error(MEMERR, 0) end
-        if H_doomed() then error((...), 0) end
-    end
-    return ok, ...
-end
-local function safe_pcall(f, ...) return no_oom(pcall(f, ...)) end
-local function safe_xpcall(f, handler, ...) return no_oom(xpcall(f, handler, ...)) end
+-- A process's pcall and xpcall are Lua's in C (machine/protect.rs), which
+-- hand a caught error to this check first.
+M.bind_protect(function(e)
+    if is_memerr(e) then error(MEMERR, 0) end
+    if H_doomed() then error(e, 0) end
+end)
+local safe_pcall, safe_xpcall = M.pcall, M.xpcall
 
 local real_string = string
 real_string.dump = nil

@@ -25,10 +25,12 @@ mod chan;
 mod done;
 mod event;
 mod exit;
+mod frozen;
 mod inbox;
 mod kthread;
 mod mailbox;
 mod msg;
+mod protect;
 mod raw;
 mod runq;
 mod send;
@@ -42,7 +44,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 31] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 35] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -74,6 +76,10 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 31] = [
     (c"kthread", kthread::lua_kthread),
     (c"is_kthread", kthread::lua_is_kthread),
     (c"prime", crate::step::prime),
+    (c"freeze", frozen::lua_freeze),
+    (c"pcall", protect::lua_pcall),
+    (c"xpcall", protect::lua_xpcall),
+    (c"bind_protect", protect::bind_protect),
 ];
 
 /// Arguments `H.machine` takes: the upvalues after the run queue's state,

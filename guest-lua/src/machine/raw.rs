@@ -87,6 +87,9 @@ pub(super) enum Late {
     /// one sender on one topic gets both without a string made each time.
     LastFrom = 22,
     LastTopic = 23,
+    /// The kernel's check of an error a process's `pcall` caught
+    /// (`bind_protect`): raises the errors no protected call may keep.
+    ErrorCheck = 24,
 }
 /// The bytes of the string at `idx`, or `None` when it is not a string
 /// (a number is not converted: the type is read first).

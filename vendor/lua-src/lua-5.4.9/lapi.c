@@ -830,7 +830,7 @@ static void auxsetstr (lua_State *L, const TValue *t, const char *k) {
   const TValue *slot;
   TString *str = luaS_new(L, k);
   api_checknelems(L, 1);
-  if (luaV_fastget(L, t, str, slot, luaH_getstr)) {
+  if (warren_fastset(L, t, str, slot, luaH_getstr)) {  /* WARREN */
     luaV_finishfastset(L, t, slot, s2v(L->top.p - 1));
     L->top.p--;  /* pop value */
   }
@@ -858,7 +858,7 @@ LUA_API void lua_settable (lua_State *L, int idx) {
   lua_lock(L);
   api_checknelems(L, 2);
   t = index2value(L, idx);
-  if (luaV_fastget(L, t, s2v(L->top.p - 2), slot, luaH_get)) {
+  if (warren_fastset(L, t, s2v(L->top.p - 2), slot, luaH_get)) {  /* WARREN */
     luaV_finishfastset(L, t, slot, s2v(L->top.p - 1));
   }
   else
@@ -880,7 +880,7 @@ LUA_API void lua_seti (lua_State *L, int idx, lua_Integer n) {
   lua_lock(L);
   api_checknelems(L, 1);
   t = index2value(L, idx);
-  if (luaV_fastgeti(L, t, n, slot)) {
+  if (warren_fastseti(L, t, n, slot)) {  /* WARREN */
     luaV_finishfastset(L, t, slot, s2v(L->top.p - 1));
   }
   else {
@@ -893,11 +893,20 @@ LUA_API void lua_seti (lua_State *L, int idx, lua_Integer n) {
 }
 
 
+/*
+** WARREN: raw writes refuse a read-only table (see lobject.h, BITRO).
+*/
+#define checkwritable(L,t)  \
+  { if (l_unlikely(isreadonly(t)))  \
+      luaG_runerror(L, "attempt to modify a read-only table"); }
+
+
 static void aux_rawset (lua_State *L, int idx, TValue *key, int n) {
   Table *t;
   lua_lock(L);
   api_checknelems(L, n);
   t = gettable(L, idx);
+  checkwritable(L, t);  /* WARREN */
   luaH_set(L, t, key, s2v(L->top.p - 1));
   invalidateTMcache(t);
   luaC_barrierback(L, obj2gco(t), s2v(L->top.p - 1));
@@ -923,6 +932,7 @@ LUA_API void lua_rawseti (lua_State *L, int idx, lua_Integer n) {
   lua_lock(L);
   api_checknelems(L, 1);
   t = gettable(L, idx);
+  checkwritable(L, t);  /* WARREN */
   luaH_setint(L, t, n, s2v(L->top.p - 1));
   luaC_barrierback(L, obj2gco(t), s2v(L->top.p - 1));
   L->top.p--;
@@ -944,6 +954,7 @@ LUA_API int lua_setmetatable (lua_State *L, int objindex) {
   }
   switch (ttype(obj)) {
     case LUA_TTABLE: {
+      checkwritable(L, hvalue(obj));  /* WARREN */
       hvalue(obj)->metatable = mt;
       if (mt) {
         luaC_objbarrier(L, gcvalue(obj), mt);
@@ -1506,6 +1517,7 @@ LUA_API void warren_rawsetkint (lua_State *L, int idx, int k, lua_Integer n) {
   const TValue *slot = warren_field(L, idx, k);
   if (!isabstkey(slot)) {  /* an existing field: no allocation, no barrier */
     Table *t = gettable(L, idx);
+    checkwritable(L, t);  /* WARREN */
     setivalue(cast(TValue *, slot), n);
     invalidateTMcache(t);
     return;
@@ -1585,6 +1597,7 @@ LUA_API void warren_setn (lua_State *L, int idx, int n) {
   Table *t = gettable(L, idx);
   lua_lock(L);
   api_checknelems(L, 1);
+  checkwritable(L, t);  /* WARREN */
   if (!isabstkey(slot)) {  /* existing field */
     setobj2t(L, cast(TValue *, slot), s2v(L->top.p - 1));
     invalidateTMcache(t);
@@ -1611,6 +1624,7 @@ LUA_API void warren_setintn (lua_State *L, int idx, int n, lua_Integer v) {
   const TValue *slot = wfield(L, idx, n);
   if (!isabstkey(slot)) {  /* existing field */
     Table *t = gettable(L, idx);
+    checkwritable(L, t);  /* WARREN */
     setivalue(cast(TValue *, slot), v);
     invalidateTMcache(t);
     return;
@@ -1655,6 +1669,7 @@ LUA_API void warren_rawtake (lua_State *L, int idx, lua_Integer at, int n) {
   lua_lock(L);
   api_check(L, 0 < n && n <= 8, "bad count");
   t = gettable(L, idx);
+  checkwritable(L, t);  /* WARREN */
   slots = warren_slots(t, at, n);
   for (i = 0; i < n; i++) {
     TValue *v = (slots != NULL) ? &slots[i]
@@ -1679,6 +1694,7 @@ LUA_API void warren_rawput (lua_State *L, int idx, lua_Integer at, int n) {
   api_checknelems(L, n);
   api_check(L, 0 < n && n <= 8, "bad count");
   t = gettable(L, idx);
+  checkwritable(L, t);  /* WARREN */
   slots = warren_slots(t, at, n);
   for (i = 0; i < n; i++) {
     TValue *v = s2v(L->top.p - n + i);
@@ -1736,6 +1752,23 @@ LUA_API void warren_clonetable (lua_State *L, int idx) {
 
 
 /* WARREN: see lwarren.h */
+LUA_API void warren_freeze (lua_State *L, int idx) {
+  Table *t;
+  lua_lock(L);
+  t = gettable(L, idx);
+  setreadonly(t);
+  lua_unlock(L);
+}
+
+
+/* WARREN: see lwarren.h */
+LUA_API int warren_isfrozen (lua_State *L, int idx) {
+  const TValue *o = index2value(L, idx);
+  return ttistable(o) && isreadonly(hvalue(o));
+}
+
+
+/* WARREN: see lwarren.h */
 LUA_API unsigned int warren_arraysize (lua_State *L, int idx) {
   unsigned int n;
   lua_lock(L);
@@ -1763,6 +1796,7 @@ LUA_API int warren_resizearray (lua_State *L, int idx, unsigned int n) {
   unsigned int i, size;
   lua_lock(L);
   t = gettable(L, idx);
+  checkwritable(L, t);  /* WARREN */
   size = luaH_realasize(t);
   for (i = n; i < size; i++) {
     if (!isempty(&t->array[i])) {  /* it would move to the hash part */

@@ -733,6 +733,15 @@ typedef union Node {
 #define setrealasize(t)		((t)->flags &= cast_byte(~BITRAS))
 #define setnorealasize(t)	((t)->flags |= BITRAS)
 
+/*
+** WARREN: bit 6 of 'flags' marks a read-only table (see 'warren_freeze'
+** in lwarren.h): no assignment, raw or not, changes it. The metamethod
+** cache ('maskflags', bits 0-5) and BITRAS leave it alone.
+*/
+#define BITRO		(1 << 6)
+#define isreadonly(t)		((t)->flags & BITRO)
+#define setreadonly(t)		((t)->flags |= BITRO)
+
 
 typedef struct Table {
   CommonHeader;

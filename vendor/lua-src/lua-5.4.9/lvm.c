@@ -337,8 +337,14 @@ void luaV_finishset (lua_State *L, const TValue *t, TValue *key,
     const TValue *tm;  /* '__newindex' metamethod */
     if (slot != NULL) {  /* is 't' a table? */
       Table *h = hvalue(t);  /* save 't' table */
-      lua_assert(isempty(slot));  /* slot must be empty */
       tm = fasttm(L, h->metatable, TM_NEWINDEX);  /* get metamethod */
+      if (l_unlikely(isreadonly(h))) {  /* WARREN: never set in place */
+        if (tm == NULL || !ttisfunction(tm))
+          luaG_runerror(L, "attempt to modify a read-only table");
+        luaT_callTM(L, tm, t, key, val);  /* it says why (and raises) */
+        return;
+      }
+      lua_assert(isempty(slot));  /* slot must be empty */
       if (tm == NULL) {  /* no metamethod? */
         sethvalue2s(L, L->top.p, h);  /* anchor 't' */
         L->top.p++;  /* assume EXTRA_STACK */
@@ -361,7 +367,7 @@ void luaV_finishset (lua_State *L, const TValue *t, TValue *key,
       return;
     }
     t = tm;  /* else repeat assignment over 'tm' */
-    if (luaV_fastget(L, t, key, slot, luaH_get)) {
+    if (warren_fastset(L, t, key, slot, luaH_get)) {  /* WARREN */
       /* execute 'luaV_finishfastset', but preserving the original 't'
          for the barrier. 't' and 'slot' can point to the same value,
          and so the assignment can change 't' value */
@@ -1317,7 +1323,7 @@ void luaV_execute (lua_State *L, CallInfo *ci) {
         TValue *rb = KB(i);
         TValue *rc = RKC(i);
         TString *key = tsvalue(rb);  /* key must be a short string */
-        if (luaV_fastget(L, upval, key, slot, luaH_getshortstr)) {
+        if (warren_fastset(L, upval, key, slot, luaH_getshortstr)) {  /* WARREN */
           luaV_finishfastset(L, upval, slot, rc);
         }
         else
@@ -1331,8 +1337,8 @@ void luaV_execute (lua_State *L, CallInfo *ci) {
         TValue *rc = RKC(i);  /* value */
         lua_Unsigned n;
         if (ttisinteger(rb)  /* fast track for integers? */
-            ? (cast_void(n = ivalue(rb)), luaV_fastgeti(L, s2v(ra), n, slot))
-            : luaV_fastget(L, s2v(ra), rb, slot, luaH_get)) {
+            ? (cast_void(n = ivalue(rb)), warren_fastseti(L, s2v(ra), n, slot))
+            : warren_fastset(L, s2v(ra), rb, slot, luaH_get)) {  /* WARREN */
           luaV_finishfastset(L, s2v(ra), slot, rc);
         }
         else
@@ -1344,7 +1350,7 @@ void luaV_execute (lua_State *L, CallInfo *ci) {
         const TValue *slot;
         int c = GETARG_B(i);
         TValue *rc = RKC(i);
-        if (luaV_fastgeti(L, s2v(ra), c, slot)) {
+        if (warren_fastseti(L, s2v(ra), c, slot)) {  /* WARREN */
           luaV_finishfastset(L, s2v(ra), slot, rc);
         }
         else {
@@ -1360,7 +1366,7 @@ void luaV_execute (lua_State *L, CallInfo *ci) {
         TValue *rb = KB(i);
         TValue *rc = RKC(i);
         TString *key = tsvalue(rb);  /* key must be a short string */
-        if (luaV_fastget(L, s2v(ra), key, slot, luaH_getshortstr)) {
+        if (warren_fastset(L, s2v(ra), key, slot, luaH_getshortstr)) {  /* WARREN */
           luaV_finishfastset(L, s2v(ra), slot, rc);
         }
         else

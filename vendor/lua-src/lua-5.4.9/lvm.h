@@ -102,6 +102,18 @@ typedef enum {
 
 
 /*
+** WARREN: 'luaV_fastget' and 'luaV_fastgeti' for an assignment: a
+** read-only table's existing fields are not found, so the assignment
+** goes to 'luaV_finishset', which refuses it.
+*/
+#define warren_fastset(L,t,k,slot,f) \
+  (luaV_fastget(L,t,k,slot,f) && !isreadonly(hvalue(t)))
+
+#define warren_fastseti(L,t,k,slot) \
+  (luaV_fastgeti(L,t,k,slot) && !isreadonly(hvalue(t)))
+
+
+/*
 ** Finish a fast set operation (when fast get succeeds). In that case,
 ** 'slot' points to the place to put the value.
 */

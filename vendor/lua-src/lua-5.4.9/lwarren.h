@@ -207,6 +207,23 @@ LUA_API int (warren_resizearray) (lua_State *L, int idx, unsigned int n);
 LUA_API void (warren_clonetable) (lua_State *L, int idx);
 
 /*
+** Makes the table at 'idx' read-only for good: every assignment to it
+** (an existing field or a new one) goes to its '__newindex' metamethod
+** when that is a function (which should raise: nothing is written
+** whatever it does), else raises "attempt to modify a read-only table";
+** 'lua_rawset', 'lua_rawseti', 'lua_rawsetp', 'lua_setmetatable' and the
+** raw writers here raise the same. Reads are plain reads: a library
+** table frozen in place is read as fast as any table, where an empty
+** proxy with an '__index' cost two table lookups and a metamethod
+** lookup per access. Never cleared; a clone ('warren_clonetable') is
+** writable.
+*/
+LUA_API void (warren_freeze) (lua_State *L, int idx);
+
+/* Whether the value at 'idx' is a read-only table. */
+LUA_API int (warren_isfrozen) (lua_State *L, int idx);
+
+/*
 ** The size of the array part of the table at 'idx': the integer keys
 ** 1..n a raw write stores without 'luaH_newkey'. The embedder's queues
 ** keep their slots within it ('warren_resizearray').
