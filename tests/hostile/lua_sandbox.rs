@@ -138,6 +138,29 @@ fn gc_metamethods_are_refused() {
 }
 
 #[test]
+fn a_gc_field_of_any_value_is_refused() {
+    // Lua marks a table for finalisation when its new metatable has any
+    // `__gc` field: `false`, a callable table, a string all count.
+    for gc in [
+        "false",
+        "setmetatable({}, { __call = function() while true do end end })",
+        "\"x\"",
+    ] {
+        refused(
+            &format!("return function() setmetatable({{}}, {{ __gc = {gc} }}) end"),
+            "__gc metamethods are not available to processes",
+        );
+        refused(
+            &format!(
+                "return function() local mt = {{ __gc = {gc} }}; pcall(setmetatable, {{}}, mt); \
+                 return setmetatable({{}}, mt) end"
+            ),
+            "__gc metamethods are not available to processes",
+        );
+    }
+}
+
+#[test]
 fn stopping_the_collector_is_refused() {
     refused(
         r#"return function() collectgarbage("stop") end"#,

@@ -142,6 +142,36 @@ fn a_function_in_a_payload_is_an_error_naming_its_path() {
     assert_eq!(v, s("payload.items[3]: function cannot be sent"));
 }
 
+/// `process.send` is C (`machine/send.rs`): a refusal of its one C call
+/// (a send to a pid of no process of this VM) comes back as the kernel's
+/// error, `nil, err`, naming the payload's path; what it leaves to the
+/// kernel's Lua (bad arguments here) raises at the caller's line, not at
+/// the C function's.
+#[test]
+fn process_send_answers_and_raises_as_the_lua_did() {
+    let v = ok(r#"return function()
+        local dead = "<0.999999>"
+        local _, e1 = process.send(dead, "t", { items = { 1, function() end } })
+        local _, e2 = process.send(dead, "t", 1, 2)
+        local raised, e3 = pcall(function()
+            process.send(dead, 7)
+        end)
+        return table.concat({ e1:message(), e2:message(), tostring(raised), e3 }, " | ")
+    end"#);
+    let text = v.as_str().unwrap_or_default().to_owned();
+    let parts: Vec<&str> = text.split(" | ").collect();
+    assert_eq!(
+        parts[0], "payload.items[2]: function cannot be sent",
+        "{text}"
+    );
+    assert_eq!(parts[1], "process <0.999999> is not alive", "{text}");
+    assert_eq!(parts[2], "false", "{text}");
+    assert!(
+        parts[3].ends_with(":6: process.send: topic must be a string, got number"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_cycle_in_a_payload_is_an_error() {
     let v = ok(r#"return function()

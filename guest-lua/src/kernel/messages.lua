@@ -142,18 +142,18 @@ local function send_local(from, target, topic, n, ...)
     return true
 end
 
-function process.send(dest, topic, ...)
-    -- One payload to a pid (the usual case) in one C call, which answers
-    -- as H.send_plain for another VM's; what it leaves (a name, a reserved
-    -- topic, a payload or a refusal to explain, bad arguments) goes the
-    -- Lua way.
-    local ok, kind, msg, retryable = M.send1(dest, topic, ...)
-    if ok then return ok end -- ok_or_err, inlined
-    if ok == false then return nil, mkerr(kind, msg, retryable) end
-    if type(dest) ~= "string" then check_str(dest, "process.send: destination", 2) end
-    if type(topic) ~= "string" then check_str(topic, "process.send: topic", 2) end
-    local p = current
-    p = p and p.p or me()
+-- process.send is C (machine/send.rs `send`): one payload to a pid (the
+-- usual case) in one C call, which answers as H.send_plain for another
+-- VM's. What that leaves (a name, a reserved topic, a payload or a
+-- refusal to explain, bad arguments) comes here, called from that C
+-- function: its errors are raised one level further up, at the caller of
+-- process.send.
+local function send_slow(dest, topic, ...)
+    if type(dest) ~= "string" then check_str(dest, "process.send: destination", 3) end
+    if type(topic) ~= "string" then check_str(topic, "process.send: topic", 3) end
+    local cr = current
+    if not cr then error("not inside a process", 3) end
+    local p = cr.p
     local target = bypid[dest]
     if not target and s_byte(dest, 1) ~= 60 then -- a name: resolve it first, so every send to one process takes one path
         local pid = H.lookup(p.id, dest)
@@ -164,6 +164,8 @@ function process.send(dest, topic, ...)
     end
     return ok_or_err(h_send(p.id, dest, topic, ...))
 end
+M.bind_send(send_slow)
+process.send = M.process_send
 
 -- process.inbox() and process.events(): one C call for the usual case
 -- (machine/mailbox.rs); this Lua when the process has messages waiting

@@ -50,14 +50,6 @@ local function safe_rawset(t, k, v)
     return rawset(t, k, v)
 end
 
-local function safe_setmetatable(t, mt)
-    if FROZEN[t] then error("cannot change a protected metatable", 2) end
-    if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
-        error("setmetatable: __gc metamethods are not available to processes", 2)
-    end
-    return setmetatable(t, mt)
-end
-
 local function safe_load(chunk, name, mode, env)
     if mode ~= nil and mode ~= "t" then
         return nil, "load: only text chunks can be loaded (mode must be \"t\")"
@@ -100,11 +92,13 @@ end
 -- budget, passes through every protected call: the process ends (quota.rs).
 -- A process's pcall and xpcall are Lua's in C (machine/protect.rs), which
 -- hand a caught error to this check first.
+local safe_pcall, safe_xpcall = M.pcall, M.xpcall
+-- Lua's, refusing a metatable with `__gc` (machine/frozen.rs).
+local safe_setmetatable = M.setmetatable
 M.bind_protect(function(e)
     if is_memerr(e) then error(MEMERR, 0) end
     if H_doomed() then error(e, 0) end
-end)
-local safe_pcall, safe_xpcall = M.pcall, M.xpcall
+end, { pcall = safe_pcall, xpcall = safe_xpcall, setmetatable = safe_setmetatable })
 
 local real_string = string
 real_string.dump = nil

@@ -44,7 +44,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 35] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 37] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -60,7 +60,8 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 35] = [
     (c"chan_of", chan::lua_chan_of),
     (c"receive", chan::receive),
     (c"send", chan::send),
-    (c"send1", send::lua_send1),
+    (c"process_send", send::lua_send),
+    (c"bind_send", send::bind_send),
     (c"spawn1", spawn::lua_spawn1),
     (c"inbox1", mailbox::inbox1),
     (c"events1", mailbox::events1),
@@ -77,6 +78,7 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 35] = [
     (c"is_kthread", kthread::lua_is_kthread),
     (c"prime", crate::step::prime),
     (c"freeze", frozen::lua_freeze),
+    (c"setmetatable", frozen::lua_setmetatable),
     (c"pcall", protect::lua_pcall),
     (c"xpcall", protect::lua_xpcall),
     (c"bind_protect", protect::bind_protect),

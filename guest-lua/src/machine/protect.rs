@@ -23,17 +23,35 @@ use mlua::ffi::{self, lua_State};
 
 use super::raw::{self, LATE, Late, uv};
 
-/// `bind_protect(check)`: the kernel's check of a caught error.
+/// `bind_protect(check, names)`: the kernel's check of a caught error,
+/// and the C functions a process gets in place of Lua's, by the names it
+/// gets them under. Those go into the registry's table of loaded modules,
+/// where `luaL_argerror` looks a C function up when its caller is C (a
+/// `pcall(setmetatable, ...)`): their argument errors name them as Lua's
+/// do ("bad argument #1 to 'setmetatable'"), not '?'. Processes never
+/// reach that table (`require` is the kernel's).
 ///
 /// # Safety
 ///
 /// Called by Lua as a machine C closure.
 pub(super) unsafe extern "C-unwind" fn bind_protect(l: *mut lua_State) -> c_int {
-    // SAFETY: a function, checked, into its slot.
+    // SAFETY: a function and a table, checked; the loaded-modules table
+    // is Lua's own (made by `luaL_openlibs`), written raw.
     unsafe {
         ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
-        ffi::lua_settop(l, 1);
+        ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
+        ffi::lua_settop(l, 2);
+        ffi::lua_pushvalue(l, 1);
         ffi::lua_rawseti(l, uv(LATE), Late::ErrorCheck as i64);
+        if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"_LOADED".as_ptr()) != ffi::LUA_TTABLE {
+            return 0;
+        }
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, 2) != 0 {
+            ffi::lua_pushvalue(l, -2); // the name
+            ffi::lua_insert(l, -2);
+            ffi::lua_rawset(l, 3);
+        }
         0
     }
 }

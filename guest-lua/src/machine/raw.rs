@@ -90,6 +90,9 @@ pub(super) enum Late {
     /// The kernel's check of an error a process's `pcall` caught
     /// (`bind_protect`): raises the errors no protected call may keep.
     ErrorCheck = 24,
+    /// The kernel's `send_slow(dest, topic, ...)`: `process.send` where
+    /// its C call cannot decide (`bind_send`).
+    SendSlow = 25,
 }
 /// The bytes of the string at `idx`, or `None` when it is not a string
 /// (a number is not converted: the type is read first).

@@ -1,8 +1,9 @@
 //! The usual `process.send(pid, topic, payload)` in one C call: to a
 //! process of this VM routed here, to any other pid sent by the host.
 //!
-//! `send1(dest, topic, v)`, called by `process.send` with its arguments,
-//! finds the sender (the record of the kernel's `current` coroutine) and
+//! `process.send` is [`lua_send`]: `send1(dest, topic, v)` with its
+//! arguments, and the kernel's Lua when that cannot decide. `send1` finds
+//! the sender (the record of the kernel's `current` coroutine) and
 //! the target (`bypid[dest]`). A pid of no process of this VM is the
 //! host's: the message goes as `H.send_plain` sends it
 //! ([`crate::plain::send_at`]), and `send1` answers as that does (`true`,
@@ -16,7 +17,9 @@
 //! that are not two strings and one payload, a call outside a process, a
 //! registered name, a reserved topic, a payload only the Lua copy can
 //! judge, a refusal of a local send): that path does the same checks again
-//! and builds the error, and nothing was changed before it runs.
+//! and builds the error, and nothing was changed before it runs (a payload
+//! the mailbox refused after it was copied comes as that copy, the same
+//! data).
 //!
 //! Guarantees: the copy and the routing allocate under the sender's memory
 //! limit; while a delivery is under way the kernel's `SEND.owed` names the
@@ -153,7 +156,14 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
                 raw::settop(l, 3);
                 ffi::lua_pushinteger(l, id);
                 ffi::lua_rotate(l, 1, 1); // me, dest, topic, v
-                return crate::plain::send_at(l, ctx);
+                let n = crate::plain::send_at(l, ctx);
+                if n == 0 {
+                    // Not plain: the arguments back as they were.
+                    raw::settop(l, 4);
+                    ffi::lua_rotate(l, 1, -1);
+                    raw::settop(l, 3);
+                }
+                return n;
             }
             Parties::Neither => return 0,
         }
@@ -175,6 +185,69 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
         raw::set(l, send, Key::Owed);
         ffi::lua_pushboolean(l, 1);
         1
+    }
+}
+
+/// `process.send(dest, topic, ...)`: [`lua_send1`], and when that cannot
+/// decide, the kernel's Lua (`send_slow`, bound by `bind_send`) with the
+/// arguments as they came (a payload that was copied before its mailbox
+/// refused it comes as that copy: the same data, which the Lua copies
+/// again). A refusal `send1` answered (`false, kind, message, retryable`)
+/// is returned as the kernel's error, `nil, err`, as the Lua did.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_send(l: *mut lua_State) -> c_int {
+    // SAFETY: `send1` leaves the arguments at 1..=3 when it answers
+    // nothing (only above them otherwise); the kernel's functions are
+    // bound (checked by `bind_send`, and `mkerr` by `bind`).
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let n = lua_send1(l);
+        if n > 0 {
+            let first = ffi::lua_gettop(l) - n + 1;
+            if ffi::lua_toboolean(l, first) != 0 {
+                return n;
+            }
+            late(l, Late::Mkerr);
+            ffi::lua_rotate(l, first + 1, 1); // false, mkerr, kind, message, retryable
+            ffi::lua_call(l, n - 1, 1);
+            ffi::lua_pushnil(l);
+            ffi::lua_replace(l, first);
+            return 2;
+        }
+        raw::settop(l, top);
+        late(l, Late::SendSlow);
+        ffi::lua_insert(l, 1);
+        ffi::lua_callk(l, top, ffi::LUA_MULTRET, 0, Some(slow_done));
+        ffi::lua_gettop(l)
+    }
+}
+
+/// The continuation of `send_slow` (which may wait, as a host call does):
+/// its results.
+///
+/// # Safety
+///
+/// Called by Lua as a continuation.
+unsafe extern "C-unwind" fn slow_done(l: *mut lua_State, _: c_int, _: ffi::lua_KContext) -> c_int {
+    // SAFETY: the results are the whole stack.
+    unsafe { ffi::lua_gettop(l) }
+}
+
+/// `bind_send(send_slow)`: the kernel's Lua path of `process.send`.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn bind_send(l: *mut lua_State) -> c_int {
+    // SAFETY: a function, checked, into its slot.
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
+        ffi::lua_settop(l, 1);
+        ffi::lua_rawseti(l, uv(LATE), Late::SendSlow as i64);
+        0
     }
 }
 
