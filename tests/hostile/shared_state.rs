@@ -148,18 +148,34 @@ fn setmetatable_on_what_pairs_returned() {
     );
 }
 
+/// Lua that defines `find_lib(name)`: the library a name such as
+/// `"process.registry"` names, as a process reaches it (`time` and `json`
+/// through `require`).
+macro_rules! find_lib {
+    () => {
+        r#"
+local time, json = require("time"), require("json")
+local function find_lib(name)
+    local lib = name == "time" and time or name == "json" and json or _ENV
+    if lib == _ENV then
+        for part in name:gmatch("[^.]+") do lib = lib[part] end
+    end
+    return lib
+end
+"#
+    };
+}
+
 /// Takes the library named by its argument, walks it with the iterator
 /// `pairs` returns (also by hand, `local k, v = f()`), and tries to write
 /// every key of it and of every table found in it, by assignment, `rawset`
 /// and `setmetatable`. Returns "none" if every write was refused and the
 /// iterator agreed with indexing, else what got through.
-const WRITE_EVERYTHING: &str = r#"
-local time, json = require("time"), require("json")
+const WRITE_EVERYTHING: &str = concat!(
+    find_lib!(),
+    r#"
 return function(name)
-    local lib = name == "time" and time or name == "json" and json or _ENV
-    if lib == _ENV then
-        for part in name:gmatch("[^.]+") do lib = lib[part] end
-    end
+    local lib = find_lib(name)
     local got = {}
     local evil = function() return "pwned" end
     local function try(what, f, ...) if pcall(f, ...) then got[#got + 1] = what end end
@@ -190,7 +206,8 @@ return function(name)
     end
     attack(name, lib, 1)
     return #got == 0 and "none" or table.concat(got, ", ")
-end"#;
+end"#
+);
 
 fn nothing_written_through_pairs(libs: &[&str]) {
     let runtime = app()
@@ -285,13 +302,11 @@ fn table_functions_cannot_write_a_library() {
 /// `__newindex` chain through a table of the attacker's, `rawset`,
 /// `table.insert`, `table.remove`, `table.move` and `setmetatable`. Returns
 /// "none" when every write raised and every key still holds its value.
-const EVERY_WRITE: &str = r#"
-local time, json = require("time"), require("json")
+const EVERY_WRITE: &str = concat!(
+    find_lib!(),
+    r#"
 return function(name)
-    local lib = name == "time" and time or name == "json" and json or _ENV
-    if lib == _ENV then
-        for part in name:gmatch("[^.]+") do lib = lib[part] end
-    end
+    local lib = find_lib(name)
     local got, keys, before = {}, {}, {}
     for k, v in pairs(lib) do keys[#keys + 1] = k; before[k] = v end
     local evil = function() return "pwned" end
@@ -329,7 +344,8 @@ return function(name)
     if lib.injected ~= nil or lib[1] ~= nil or lib[2] ~= nil then got[#got + 1] = "a new key" end
     if compiled < 3 then got[#got + 1] = "only " .. compiled .. " chunks compiled" end
     return #got == 0 and "none" or table.concat(got, ", ")
-end"#;
+end"#
+);
 
 #[test]
 fn every_kind_of_write_to_a_library_is_refused() {
