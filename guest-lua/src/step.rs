@@ -116,6 +116,15 @@ impl Stepper {
             .map_or(true, |core| core.has_ready(self.index))
     }
 
+    /// Hands what this worker queued for idle workers over now
+    /// ([`warren_core::Core::hand_over_to_idle`]); nothing while the core
+    /// is borrowed.
+    pub(crate) fn hand_over_to_idle(&self) {
+        if let Ok(mut core) = self.core.try_borrow_mut() {
+            core.hand_over_to_idle();
+        }
+    }
+
     /// The VM's `Lua` for its state `l`.
     ///
     /// # Safety

@@ -236,6 +236,9 @@ impl Frontend for WasmDriver {
             };
             self.queued.remove(&pid);
             self.poll(pid);
+            // What the step queued for an idle worker goes now, not
+            // after the whole budget.
+            self.core.borrow_mut().hand_over_to_idle();
         }
         self.ticking.leave();
         !self.runnable.is_empty()

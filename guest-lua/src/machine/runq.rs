@@ -356,6 +356,7 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
                 if taken >= limit || stepper.has_items() {
                     break;
                 }
+                stepper.hand_over_to_idle();
                 left = (*at.ring).len;
                 if left <= 0 {
                     break;

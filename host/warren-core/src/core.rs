@@ -4,7 +4,9 @@
 //! links, monitors and timers. Front-ends call it to act on behalf of a
 //! process; anything aimed at a process on another worker is batched in an
 //! outbox and handed over when the worker finishes its slice, so talking
-//! processes on one worker never wake another thread.
+//! processes on one worker never wake another thread (a front-end hands
+//! what is queued for an idle worker over between batches, so that worker
+//! does not wait a whole slice for work: [`Core::hand_over_to_idle`]).
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -35,6 +37,8 @@ mod early_tests;
 mod entry_tests;
 #[cfg(test)]
 mod exit_tests;
+#[cfg(test)]
+mod handover_tests;
 #[cfg(test)]
 mod mailbox_tests;
 mod ops;
@@ -1103,6 +1107,24 @@ impl Core {
             .enumerate()
             .filter(|(_, cmds)| !cmds.is_empty())
             .map(|(worker, cmds)| (worker, std::mem::take(cmds)))
+    }
+
+    /// Hands the commands queued for workers that are idle (not running,
+    /// nothing queued: watching their queue or asleep) over now, rather
+    /// than when this worker ends its slice. A front-end calls it between
+    /// batches of resumptions: a busy worker's slice can be hundreds of
+    /// long resumptions (256 senders' windows of a pairs bench are 20 ms),
+    /// and processes it spawned on an idle worker, or messages it sent
+    /// there, would wait that long while the other core does nothing.
+    /// Commands for busy workers stay batched (no thread is woken per
+    /// message); order is kept, every command to a worker goes in its
+    /// outbox's order.
+    pub fn hand_over_to_idle(&mut self) {
+        for (worker, cmds) in self.outbox.iter_mut().enumerate() {
+            if !cmds.is_empty() && !self.shared.workers[worker].busy() {
+                self.shared.workers[worker].push_all(std::mem::take(cmds));
+            }
+        }
     }
 
     /// Applies `cmd` here if its target is local, else queues it for the

@@ -92,7 +92,7 @@ pub(crate) struct Remote {
 impl Remote {
     /// Whether this worker runs, or has commands it has not taken yet (a
     /// sleeping worker just sent work is as good as busy).
-    fn busy(&self) -> bool {
+    pub(crate) fn busy(&self) -> bool {
         self.busy.load(Ordering::Relaxed) || self.pending.load(Ordering::Relaxed)
     }
 
