@@ -116,12 +116,13 @@ impl Stepper {
             .map_or(true, |core| core.has_ready(self.index))
     }
 
-    /// Hands what this worker queued for idle workers over now
-    /// ([`warren_core::Core::hand_over_to_idle`]); nothing while the core
+    /// Between two batches of resumptions: hands what this worker queued
+    /// for idle workers over and takes in what was sent here
+    /// ([`warren_core::Core::between_batches`]); nothing while the core
     /// is borrowed.
-    pub(crate) fn hand_over_to_idle(&self) {
+    pub(crate) fn between_batches(&self) {
         if let Ok(mut core) = self.core.try_borrow_mut() {
-            core.hand_over_to_idle();
+            core.between_batches();
         }
     }
 

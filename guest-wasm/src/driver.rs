@@ -236,9 +236,9 @@ impl Frontend for WasmDriver {
             };
             self.queued.remove(&pid);
             self.poll(pid);
-            // What the step queued for an idle worker goes now, not
-            // after the whole budget.
-            self.core.borrow_mut().hand_over_to_idle();
+            // What the step queued for an idle worker goes now, and
+            // what was sent here comes in, not after the whole budget.
+            self.core.borrow_mut().between_batches();
         }
         self.ticking.leave();
         !self.runnable.is_empty()

@@ -353,10 +353,10 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
         let mut taken = 0;
         loop {
             if left <= 0 {
+                stepper.between_batches();
                 if taken >= limit || stepper.has_items() {
                     break;
                 }
-                stepper.hand_over_to_idle();
                 left = (*at.ring).len;
                 if left <= 0 {
                     break;

@@ -139,6 +139,13 @@ pub struct Core {
     /// `start_blocking_op`); an entry leaves with its operation.
     op_deadlines: std::collections::BTreeSet<(Instant, Pid, u64)>,
     outbox: Vec<Vec<Cmd>>,
+    /// Whether an outbox may hold commands (set by every queueing, cleared
+    /// when they are all handed over): what [`Core::between_batches`]
+    /// looks at first.
+    outbox_queued: bool,
+    /// The buffer [`Core::take_incoming`] swaps the worker's queue into
+    /// (kept, so taking allocates nothing once warm).
+    incoming: Vec<Cmd>,
     /// Commands that came from another worker before the spawn of their
     /// target, held until it arrives (see [`Core::apply_incoming`]).
     early: FxHashMap<Pid, Vec<Cmd>>,
@@ -222,6 +229,8 @@ impl Core {
             cancelled: FxHashSet::default(),
             op_deadlines: std::collections::BTreeSet::new(),
             outbox: (0..workers).map(|_| Vec::new()).collect(),
+            outbox_queued: false,
+            incoming: Vec::new(),
             early: FxHashMap::default(),
             programs: RefCell::default(),
             burst: Burst {
@@ -421,7 +430,7 @@ impl Core {
         let limit = self.quota_of(to).limits.mailbox_limit;
         match self.shared.directory.admit(to, limit) {
             Admit::Worker(worker) if worker != self.worker => {
-                self.outbox[worker].push(Cmd::Deliver(to, Item::Msg(msg)));
+                self.queue_for(worker, Cmd::Deliver(to, Item::Msg(msg)));
                 Ok(())
             }
             Admit::Worker(_) => {
@@ -1101,12 +1110,47 @@ impl Core {
         }
     }
 
+    /// Queues `cmd` in the outbox of `worker` (not this one).
+    fn queue_for(&mut self, worker: usize, cmd: Cmd) {
+        self.outbox[worker].push(cmd);
+        self.outbox_queued = true;
+    }
+
     pub(crate) fn take_outbox(&mut self) -> impl Iterator<Item = (usize, Vec<Cmd>)> + '_ {
+        self.outbox_queued = false;
         self.outbox
             .iter_mut()
             .enumerate()
             .filter(|(_, cmds)| !cmds.is_empty())
             .map(|(worker, cmds)| (worker, std::mem::take(cmds)))
+    }
+
+    /// What a front-end does between batches of resumptions: hands over
+    /// what is queued for idle workers ([`Core::hand_over_to_idle`]) and
+    /// takes in what other workers and threads sent here
+    /// ([`Core::take_incoming`]).
+    #[inline]
+    pub fn between_batches(&mut self) {
+        if self.outbox_queued {
+            self.hand_over_to_idle();
+        }
+        if self.shared.workers[self.worker].has_pending() {
+            self.take_incoming();
+        }
+    }
+
+    /// Applies the commands other workers and threads queued for this
+    /// worker since it last looked (messages, spawns, kills, host calls'
+    /// results), as the worker does between slices: a slice can be
+    /// hundreds of long resumptions, and a message, a kill or an I/O
+    /// result for a process of a busy worker waited for its end.
+    pub fn take_incoming(&mut self) {
+        let mut cmds = std::mem::take(&mut self.incoming);
+        self.shared.workers[self.worker].take_into(&mut cmds);
+        for cmd in cmds.drain(..) {
+            self.apply_incoming(cmd);
+        }
+        self.incoming = cmds;
     }
 
     /// Hands the commands queued for workers that are idle (not running,
@@ -1120,11 +1164,18 @@ impl Core {
     /// message); order is kept, every command to a worker goes in its
     /// outbox's order.
     pub fn hand_over_to_idle(&mut self) {
+        let mut left = false;
         for (worker, cmds) in self.outbox.iter_mut().enumerate() {
-            if !cmds.is_empty() && !self.shared.workers[worker].busy() {
+            if cmds.is_empty() {
+                continue;
+            }
+            if self.shared.workers[worker].busy() {
+                left = true;
+            } else {
                 self.shared.workers[worker].push_all(std::mem::take(cmds));
             }
         }
+        self.outbox_queued = left;
     }
 
     /// Applies `cmd` here if its target is local, else queues it for the
@@ -1137,7 +1188,7 @@ impl Core {
         }
         match self.shared.directory.get(target) {
             Some(worker) if worker != self.worker => {
-                self.outbox[worker].push(cmd);
+                self.queue_for(worker, cmd);
                 true
             }
             _ => false,
@@ -1148,7 +1199,7 @@ impl Core {
         if worker == self.worker {
             self.apply(cmd);
         } else {
-            self.outbox[worker].push(cmd);
+            self.queue_for(worker, cmd);
         }
     }
 

@@ -102,6 +102,18 @@ impl Remote {
         self.wake_if_sleeping();
     }
 
+    /// Whether commands were pushed since the worker last took its queue.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Swaps the queued commands into `into` (empty) and clears `pending`
+    /// first, so a push that comes after is seen by the next look.
+    pub(crate) fn take_into(&self, into: &mut Vec<Cmd>) {
+        self.pending.store(false, Ordering::Relaxed);
+        std::mem::swap(into, &mut *self.lock());
+    }
+
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.get() {
@@ -150,8 +162,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     // Front-ends that stopped on their budget with work still inside them.
     let mut unfinished = vec![false; frontends.len()];
     while !remote.stop.load(Ordering::SeqCst) {
-        remote.pending.store(false, Ordering::Relaxed);
-        std::mem::swap(&mut incoming, &mut *remote.lock());
+        remote.take_into(&mut incoming);
         let mut c = core.borrow_mut();
         for cmd in incoming.drain(..) {
             c.apply_incoming(cmd);

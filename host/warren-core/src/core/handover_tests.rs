@@ -1,6 +1,7 @@
-//! A worker hands its commands for an idle worker over between batches
-//! ([`Core::hand_over_to_idle`]), not only when its slice ends; those for
-//! a busy worker stay batched.
+//! Between batches of resumptions a worker hands its commands for an idle
+//! worker over ([`Core::hand_over_to_idle`]) and takes in what was sent to
+//! it ([`Core::take_incoming`]), not only when its slice ends; commands
+//! for a busy worker stay batched.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -33,8 +34,13 @@ fn recorder(started: Sender<Pid>) -> Program {
 
 /// Two workers running `programs`.
 fn runtime(programs: Vec<Program>) -> Runtime {
+    runtime_of(2, programs)
+}
+
+/// `workers` workers running `programs`.
+fn runtime_of(workers: usize, programs: Vec<Program>) -> Runtime {
     let mut builder = RuntimeBuilder::new()
-        .host(host("app", 2, HostLimits::default()))
+        .host(host("app", workers, HostLimits::default()))
         .frontend(Arc::new(Factory));
     for p in programs {
         builder = builder.program(p);
@@ -160,4 +166,43 @@ fn commands_for_a_busy_worker_stay_batched_until_the_slice_ends() {
         .recv_timeout(WAIT)
         .expect("the message arrives after the slice");
     assert_eq!(topic, "hello");
+}
+
+#[test]
+fn a_kill_sent_to_a_busy_worker_is_taken_in_within_the_slice() {
+    // One worker: a victim waits; a watcher, inside its step, takes in
+    // what comes and reports whether the kill the test sends made the
+    // victim ready before the step (the worker's slice) ended.
+    let (started, was_started) = channel();
+    let (ready, was_ready) = channel::<()>();
+    let ready = Mutex::new(ready);
+    let (report, reported) = channel();
+    let report = Mutex::new(report);
+    let watcher = program("watcher", move |core, _, item| {
+        if matches!(item, Item::Start { .. }) {
+            ready.lock().expect("lock").send(()).expect("test alive");
+            let deadline = Instant::now() + WAIT;
+            let mut seen = false;
+            while !seen && Instant::now() < deadline {
+                core.take_incoming();
+                seen = core.has_ready(0);
+                std::thread::yield_now();
+            }
+            report.lock().expect("lock").send(seen).expect("test alive");
+        }
+        false
+    });
+    let rt = runtime_of(1, vec![recorder(started), watcher]);
+    rt.spawn(SpawnRequest::new("recorder", "app", vec![]))
+        .expect("spawn");
+    let victim = was_started.recv_timeout(WAIT).expect("the victim starts");
+    rt.spawn(SpawnRequest::new("watcher", "app", vec![]))
+        .expect("spawn");
+    was_ready.recv_timeout(WAIT).expect("the watcher starts");
+    let reason = crate::error::ProcError::new(crate::ErrorKind::Canceled, "stop");
+    rt.kill(victim, reason).expect("kill sent");
+    let seen = reported
+        .recv_timeout(WAIT * 2)
+        .expect("the watcher reports");
+    assert!(seen, "the kill waited in the queue for the slice's end");
 }
