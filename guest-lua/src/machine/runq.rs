@@ -351,9 +351,11 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
             current: current_id(l),
         };
         let mut taken = 0;
+        let mut counted = 0;
         loop {
             if left <= 0 {
-                stepper.between_batches();
+                stepper.after_batch(taken - counted);
+                counted = taken;
                 if taken >= limit || stepper.has_items() {
                     break;
                 }
@@ -369,8 +371,14 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
             }
             match resume_taken(l, stepper, &at) {
                 Taken::Settled => {}
-                Taken::Kernel(n) => return answer(l, taken + 1, left - 1, n),
-                Taken::Put(n) => return answer(l, taken, left, n),
+                Taken::Kernel(n) => {
+                    stepper.count_resumed(taken + 1 - counted);
+                    return answer(l, taken + 1, left - 1, n);
+                }
+                Taken::Put(n) => {
+                    stepper.count_resumed(taken - counted);
+                    return answer(l, taken, left, n);
+                }
             }
             left -= 1;
             taken += 1;
