@@ -122,6 +122,18 @@ pub(crate) fn program_on(
     }
 }
 
+/// A program `id` whose process sends its pid on `started` when it
+/// starts, then waits for good.
+pub(crate) fn reports_start(id: &str, started: std::sync::mpsc::Sender<Pid>) -> Program {
+    let started = std::sync::Mutex::new(started);
+    program(id, move |_, me, item| {
+        if matches!(item, Item::Start { .. }) {
+            started.lock().expect("lock").send(me).expect("test alive");
+        }
+        false
+    })
+}
+
 /// Host `name` with `workers` workers and `limits`.
 pub(crate) fn host(name: &str, workers: usize, limits: HostLimits) -> HostSpec {
     HostSpec::new(name, workers).with_limits(limits)

@@ -13,22 +13,11 @@ use crate::item::Item;
 use crate::limits::HostLimits;
 use crate::pid::Pid;
 use crate::runtime::{RuntimeBuilder, SpawnRequest};
-use crate::testkit::{Factory, host, program};
+use crate::testkit::{Factory, host, program, reports_start};
 use crate::value::Value;
 
 /// How long the test waits for a report before failing.
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A process that reports its pid when it starts, then waits for good.
-fn idle(tx: Sender<Pid>) -> Program {
-    let tx = Mutex::new(tx);
-    program("idle", move |_, me, item| {
-        if matches!(item, Item::Start { .. }) {
-            tx.lock().expect("lock").send(me).expect("test alive");
-        }
-        false
-    })
-}
 
 /// A process that reports the queue capacity of the pid it is given.
 fn probe(tx: Sender<Option<usize>>) -> Program {
@@ -53,7 +42,7 @@ fn a_waiting_process_keeps_no_queue_buffer() {
     let rt = RuntimeBuilder::new()
         .host(host("app", 1, HostLimits::default()))
         .frontend(Arc::new(Factory))
-        .program(idle(idle_tx))
+        .program(reports_start("idle", idle_tx))
         .program(probe(probe_tx))
         .start()
         .expect("runtime");

@@ -3,7 +3,7 @@
 //! it ([`Core::take_incoming`]), not only when its slice ends; commands
 //! for a busy worker stay batched.
 
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,23 +14,12 @@ use crate::limits::HostLimits;
 use crate::pid::Pid;
 use crate::placement::Home;
 use crate::runtime::{Runtime, RuntimeBuilder, SpawnRequest};
-use crate::testkit::{Factory, host, program};
+use crate::testkit::{Factory, host, program, reports_start};
 use crate::value::Value;
 use crate::worker::Cmd;
 
 /// How long a test waits for a report before failing.
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A process that reports its start and never ends.
-fn recorder(started: Sender<Pid>) -> Program {
-    let started = Mutex::new(started);
-    program("recorder", move |_, me, item| {
-        if matches!(item, Item::Start { .. }) {
-            started.lock().expect("lock").send(me).expect("test alive");
-        }
-        false
-    })
-}
 
 /// Two workers running `programs`.
 fn runtime(programs: Vec<Program>) -> Runtime {
@@ -92,7 +81,7 @@ fn a_spawn_for_an_idle_worker_starts_before_the_spawners_slice_ends() {
         }
         false
     });
-    let rt = runtime(vec![recorder(started), spawner]);
+    let rt = runtime(vec![reports_start("recorder", started), spawner]);
     rt.spawn(SpawnRequest::new("spawner", "app", vec![]))
         .expect("spawn");
     let ok = reported
@@ -192,7 +181,7 @@ fn a_kill_sent_to_a_busy_worker_is_taken_in_within_the_slice() {
         }
         false
     });
-    let rt = runtime_of(1, vec![recorder(started), watcher]);
+    let rt = runtime_of(1, vec![reports_start("recorder", started), watcher]);
     rt.spawn(SpawnRequest::new("recorder", "app", vec![]))
         .expect("spawn");
     let victim = was_started.recv_timeout(WAIT).expect("the victim starts");
