@@ -1141,9 +1141,10 @@ impl Core {
 
     /// Applies the commands other workers and threads queued for this
     /// worker since it last looked (messages, spawns, kills, host calls'
-    /// results), as the worker does between slices: a slice can be
-    /// hundreds of long resumptions, and a message, a kill or an I/O
-    /// result for a process of a busy worker waited for its end.
+    /// results): the worker does between slices, a front-end between
+    /// batches (a slice can be hundreds of long resumptions, and a
+    /// message, a kill or an I/O result for a process of a busy worker
+    /// waited for its end).
     pub fn take_incoming(&mut self) {
         let mut cmds = std::mem::take(&mut self.incoming);
         self.shared.workers[self.worker].take_into(&mut cmds);
@@ -1157,9 +1158,10 @@ impl Core {
     /// nothing queued: watching their queue or asleep) over now, rather
     /// than when this worker ends its slice. A front-end calls it between
     /// batches of resumptions: a busy worker's slice can be hundreds of
-    /// long resumptions (256 senders' windows of a pairs bench are 20 ms),
-    /// and processes it spawned on an idle worker, or messages it sent
-    /// there, would wait that long while the other core does nothing.
+    /// long resumptions (256 of the pairs bench's, each a sender's window
+    /// of messages, are 20 ms), and processes it spawned on an idle
+    /// worker, or messages it sent there, would wait that long while the
+    /// other core does nothing.
     /// Commands for busy workers stay batched (no thread is woken per
     /// message); order is kept, every command to a worker goes in its
     /// outbox's order.

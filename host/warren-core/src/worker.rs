@@ -152,7 +152,6 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         .enumerate()
         .map(|(i, f)| f.create(core.clone(), i))
         .collect();
-    let mut incoming = Vec::new();
     let mut spinner = Spinner::default();
     let peers = WorkerPeers {
         shared: &shared,
@@ -162,11 +161,8 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     // Front-ends that stopped on their budget with work still inside them.
     let mut unfinished = vec![false; frontends.len()];
     while !remote.stop.load(Ordering::SeqCst) {
-        remote.take_into(&mut incoming);
         let mut c = core.borrow_mut();
-        for cmd in incoming.drain(..) {
-            c.apply_incoming(cmd);
-        }
+        c.take_incoming();
         c.fire_timers(Instant::now());
         drop(c);
         for (i, frontend) in frontends.iter_mut().enumerate() {
