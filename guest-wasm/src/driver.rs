@@ -94,7 +94,7 @@ impl WasmDriver {
             self.core.borrow_mut().exit(pid, Err(err));
             return;
         };
-        let (wasi, stderr) = match code.grants.context(pid) {
+        let (wasi, stderr) = match crate::wasi::WasiSlot::new(&code.grants, pid) {
             Ok(made) => made,
             Err(e) => {
                 let err = ProcError::new(ErrorKind::Unavailable, format!("{}: {e}", program.id));

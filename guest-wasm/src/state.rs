@@ -7,13 +7,15 @@ use std::cell::RefCell;
 
 use warren_core::{Core, CoreRef, Mailbox, Pid};
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtxView, WasiView};
+
+use crate::wasi::WasiSlot;
 
 /// The data of one process's `Store`.
 pub(crate) struct ProcState {
     pub pid: Pid,
     pub next_timer: u64,
-    pub wasi: WasiCtx,
+    pub wasi: WasiSlot,
     pub table: ResourceTable,
     pub limits: crate::limiter::ProcLimiter,
 }
@@ -21,7 +23,7 @@ pub(crate) struct ProcState {
 impl WasiView for ProcState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.ctx(),
             table: &mut self.table,
         }
     }

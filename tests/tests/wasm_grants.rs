@@ -64,6 +64,43 @@ fn a_component_granted_nothing_sees_no_files_and_no_environment() {
 }
 
 #[test]
+fn a_component_granted_only_variables_sees_them_on_its_first_wasi_call() {
+    // No directory: the context is built on the guest's first WASI call
+    // (`WasiSlot`), with the same grants.
+    let grants = Grants {
+        env: vec![("MODE".into(), "slow".into())],
+        ..Grants::default()
+    };
+    let seen = probe(grants);
+    assert_eq!(seen[0], "env:MODE=slow");
+    assert_eq!(seen[1], "read:-");
+}
+
+#[test]
+fn a_directory_that_cannot_be_opened_ends_the_component_before_it_runs() {
+    let dir = scratch("grants-missing");
+    let missing = dir.join("no-such-dir");
+    let grants = Grants {
+        dirs: vec![DirGrant {
+            host: missing.clone(),
+            guest: "/data".into(),
+            writable: false,
+        }],
+        ..Grants::default()
+    };
+    let err = App::new()
+        .component_granted("t:probe", "wasi_probe", grants)
+        .run("t:probe", vec![])
+        .expect_err("cannot start");
+    assert_eq!(err.kind, warren_core::ErrorKind::Unavailable, "{err:?}");
+    assert!(
+        err.message.contains("cannot open") && err.message.contains("no-such-dir"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
 fn sockets_are_refused_at_load_unless_the_network_is_granted() {
     let err = engine()
         .load(&component("net_probe"))
