@@ -346,6 +346,12 @@ unsafe extern "C" {
     fn warren_set_poll(f: Option<unsafe extern "C-unwind" fn(*mut lua_State)>);
 }
 
+unsafe extern "C-unwind" {
+    /// Throws the value on top of `l` as a run-time error without calling
+    /// any message handler (`lwarren.h`).
+    fn warren_fatalerror(l: *mut lua_State) -> !;
+}
+
 /// Called from inside long-running C library loops (`string.rep`, pattern
 /// matching, `table.move`, `os.date`, the parser, ...) while the watchdog
 /// has armed the hook: such a loop runs no Lua instruction, so the hook
@@ -372,7 +378,12 @@ unsafe extern "C-unwind" fn poll(l: *mut lua_State) {
     }
 }
 
-/// Raises `reason` as the process's (uncatchable) error.
+/// Raises `reason` as the process's (uncatchable) error, running no
+/// message handler: raised from the hook, Lua would run an enclosing
+/// `xpcall`'s handler with hooks off, and a handler that loops would hold
+/// the worker for good (`warren_fatalerror`). The `pcall` or `xpcall` the
+/// error reaches raises it again (`machine/protect.rs`), up to the
+/// process's bottom.
 ///
 /// # Safety
 ///
@@ -389,7 +400,7 @@ unsafe fn raise(l: *mut lua_State, reason: String) -> ! {
     unsafe {
         ffi::lua_checkstack(l, 2);
         ffi::lua_pushlstring(l, message.as_ptr().cast(), n);
-        ffi::lua_error(l)
+        warren_fatalerror(l)
     }
 }
 

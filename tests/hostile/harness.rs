@@ -8,6 +8,7 @@
 //! the same worker, kept ticking during and after the attack.
 
 use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -150,12 +151,24 @@ pub fn app() -> App {
 /// Runs `attacker` (an entry of `app`) with `args` as the attack; the
 /// runtime is stopped before another test may run [`alone`] (a worker
 /// still busy with an ended attack would share its cores).
+///
+/// An attack that wedges its worker fails the case (the judge does not end
+/// within [`warren_tests::DEADLINE`]) instead of hanging the binary: the
+/// runtime, whose wedged worker would never be joined, is then leaked.
 pub fn attack(app: App, attacker: &str, args: Vec<Value>) -> Outcome {
     let _shared = shared();
     let runtime = app.start();
-    let out = judge(&runtime, attacker, args);
-    drop(runtime);
-    out
+    let judged = catch_unwind(AssertUnwindSafe(|| judge(&runtime, attacker, args)));
+    match judged {
+        Ok(out) => {
+            drop(runtime);
+            out
+        }
+        Err(panic) => {
+            std::mem::forget(runtime);
+            resume_unwind(panic)
+        }
+    }
 }
 
 /// Attacks of this binary run under a read lock; a test that times a

@@ -239,6 +239,74 @@ fn infinite_loop_in_a_gsub_callback() {
     );
 }
 
+// An `xpcall` message handler that loops. The error that ends a stuck or
+// over-budget process is raised from the count hook, where Lua runs no
+// hook until the throw reaches a protected call: had it run the handler
+// there (as `lua_error` does), the handler's loop could never be stopped
+// and held its worker for good. It runs no handler (`warren_fatalerror`).
+
+#[test]
+fn an_xpcall_handler_that_loops_after_an_error() {
+    stuck(
+        r#"return function()
+            xpcall(function() error("x") end, function() while true do end end)
+        end"#,
+    );
+}
+
+#[test]
+fn an_xpcall_handler_that_loops_after_the_budget_error() {
+    killed_by_budget(
+        r#"return function()
+            local spin = function() while true do end end
+            while true do xpcall(spin, spin) end
+        end"#,
+    );
+}
+
+#[test]
+fn nested_xpcall_handlers_that_loop() {
+    stuck(
+        r#"return function()
+            local spin = function() while true do end end
+            xpcall(function() xpcall(function() error("x") end, spin) end, spin)
+        end"#,
+    );
+}
+
+#[test]
+fn an_xpcall_handler_that_loops_in_a_wrapped_coroutine() {
+    stuck(
+        r#"return function()
+            coroutine.wrap(function()
+                xpcall(function() error("x") end, function() while true do end end)
+            end)()
+        end"#,
+    );
+}
+
+#[test]
+fn an_xpcall_handler_that_loops_after_a_stuck_sort_comparator() {
+    stuck(
+        r#"return function()
+            local spin = function() while true do end end
+            xpcall(table.sort, spin, { 3, 2, 1 }, spin)
+        end"#,
+    );
+}
+
+#[test]
+fn an_xpcall_handler_that_loops_after_a_stuck_pattern_match() {
+    // The match is a C loop (polled, not hooked): its stuck error is raised
+    // from the poll; the handler's loop is then stopped by the hook.
+    stuck(
+        r#"return function()
+            local s = string.rep("a", 40)
+            xpcall(string.find, function() while true do end end, s, string.rep("a*", 20) .. "b")
+        end"#,
+    );
+}
+
 #[test]
 fn deep_recursion_ends_with_a_stack_overflow_or_the_memory_limit() {
     let out = lua(

@@ -13,6 +13,8 @@
 
 #include "lua.h"
 
+#include "lapi.h"
+#include "ldo.h"
 #include "lstate.h"
 #include "lwarren.h"
 
@@ -74,6 +76,14 @@ LUA_API lua_State *warren_newkthread (lua_State *L) {
   lua_xmove(L, L1, 1);  /* the function to the new thread */
   L1->wkernel = 1;
   return L1;
+}
+
+
+LUA_API void warren_fatalerror (lua_State *L) {
+  lua_lock(L);
+  api_checknelems(L, 1);
+  L->errfunc = 0;  /* no message handler runs (see lwarren.h) */
+  luaD_throw(L, LUA_ERRRUN);
 }
 
 

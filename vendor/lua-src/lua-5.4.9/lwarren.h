@@ -264,6 +264,19 @@ LUA_API lua_State *(warren_newkthread) (lua_State *L);
 LUA_API int (warren_iskthread) (lua_State *L, int idx);
 
 /*
+** warren_fatalerror: 'lua_error' for an error that ends the running
+** process (its CPU budget spent, or stuck past the limit), raised by the
+** embedder's count hook or poll: it throws the value on top without
+** calling the message handler of an enclosing 'xpcall'. Raised from
+** inside a hook, Lua would run that handler with hooks off
+** ('L->allowhook' is 0 until the throw reaches a protected call), so a
+** handler that loops would hold its thread for good. The protected call
+** the throw reaches restores its own 'errfunc' (luaD_pcall), so nothing
+** stays changed; the embedder re-raises the error past each 'pcall'.
+*/
+LUA_API void (warren_fatalerror) (lua_State *L);
+
+/*
 ** Runtime objects made as full userdata (a channel): warren_tagged pushes
 ** the first user value of the value at 'idx' and returns 1 when that
 ** value is a full userdata whose metatable is the table at 'mtidx' (the
