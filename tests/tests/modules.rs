@@ -144,6 +144,33 @@ fn durations_parse_format_and_convert() {
 }
 
 #[test]
+fn time_arithmetic_past_the_range_raises_or_saturates_instead_of_wrapping() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local t = time.now()
+        local ok, err = pcall(t.add, t, math.maxinteger)
+        assert(not ok and tostring(err):find("out of range"), tostring(err))
+        local edge = t:add(math.maxinteger - t:unix_nano())
+        assert(edge:unix_nano() == math.maxinteger)
+        local epoch = t:add(-t:unix_nano())
+        local first = epoch:add(math.mininteger)
+        assert(first:unix_nano() == math.mininteger)
+        ok, err = pcall(first.add, first, -1)
+        assert(not ok and tostring(err):find("out of range"), tostring(err))
+        -- Sub saturates at the longest duration, as Go's does.
+        assert(edge:sub(first):nanoseconds() == math.maxinteger)
+        assert(first:sub(edge):nanoseconds() == math.mininteger)
+        assert(t:add("1s"):sub(t):nanoseconds() == 1000000000)
+        -- Durations parse exactly, and one past 64 bits is refused.
+        assert(time.parse_duration("9223372036854775807ns"):nanoseconds() == math.maxinteger)
+        local bad, perr = time.parse_duration("9223372036854775808ns")
+        assert(bad == nil and tostring(perr):find("out of range"), tostring(perr))
+        return "ok"
+    end"#);
+    assert_eq!(v, s("ok"));
+}
+
+#[test]
 fn time_format_uses_go_layouts() {
     let v = ok(r#"local time = require("time")
     return function()

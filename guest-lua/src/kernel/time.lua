@@ -57,8 +57,23 @@ function TimeMethods:unix_nano() return ns_of(self, 2) end
 function TimeMethods:before(other) return ns_of(self, 2) < ns_of(other, 2) end
 function TimeMethods:after(other) return ns_of(self, 2) > ns_of(other, 2) end
 function TimeMethods:equal(other) return ns_of(self, 2) == ns_of(other, 2) end
-function TimeMethods:sub(other) return dur(ns_of(self, 2) - ns_of(other, 2)) end
-function TimeMethods:add(d) return tm(ns_of(self, 2) + to_ns(d, 2)) end
+-- A time is nanoseconds since 1970 in 64 bits (the years 1677 to 2262):
+-- `add` past them raises, where the integer would wrap to a wrong time;
+-- `sub` saturates at the longest duration, as Go's Time.Sub does.
+local MAX_NS, MIN_NS = math.maxinteger, math.mininteger
+function TimeMethods:sub(other)
+    local a, b = ns_of(self, 2), ns_of(other, 2)
+    if b < 0 and a > MAX_NS + b then return dur(MAX_NS) end
+    if b > 0 and a < MIN_NS + b then return dur(MIN_NS) end
+    return dur(a - b)
+end
+function TimeMethods:add(d)
+    local a, b = ns_of(self, 2), to_ns(d, 2)
+    if (b > 0 and a > MAX_NS - b) or (b < 0 and a < MIN_NS - b) then
+        error("time:add: the result is out of range (a time holds the years 1677 to 2262)", 2)
+    end
+    return tm(a + b)
+end
 function TimeMethods:format(layout)
     check_str(layout, "time:format: layout", 2)
     return H.format_time(ns_of(self, 2), layout)

@@ -1,8 +1,9 @@
 //! Go-style durations (`"150ms"`, `"2s"`, `"1m30s"`, `"-1.5h"`), as used by
 //! the Lua `time` module and by configuration files.
 //!
-//! Values are signed nanoseconds in an `i64`; parsing rejects overflow,
-//! missing units and unknown units with an error that quotes the input.
+//! Values are signed nanoseconds in an `i64`; parsing is exact to the
+//! nanosecond and rejects overflow, missing units and unknown units with
+//! an error that quotes the input.
 
 /// Why a duration string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,20 +27,28 @@ pub enum DurationError {
     Overflow(String),
 }
 
-const NS: [(&str, f64); 8] = [
-    ("ns", 1.0),
-    ("us", 1e3),
-    ("µs", 1e3),
-    ("μs", 1e3),
-    ("ms", 1e6),
-    ("s", 1e9),
-    ("m", 60e9),
-    ("h", 3600e9),
+/// Nanoseconds per unit, as Go's `unitMap`.
+const UNITS: [(&str, u64); 8] = [
+    ("ns", 1),
+    ("us", 1_000),
+    ("µs", 1_000),
+    ("μs", 1_000),
+    ("ms", 1_000_000),
+    ("s", 1_000_000_000),
+    ("m", 60_000_000_000),
+    ("h", 3_600_000_000_000),
 ];
 
-/// Parses a Go-style duration into nanoseconds.
+/// The magnitude of the most negative duration, `-(i64::MIN)`.
+const MAX_MAGNITUDE: u64 = 1 << 63;
+
+/// Parses a Go-style duration into nanoseconds, as Go's
+/// `time.ParseDuration` does: whole numbers in integers (exact to the
+/// nanosecond at any size; past 64 bits is an overflow), fractions scaled
+/// through a float (exact enough for a fraction of an hour).
 pub fn parse(text: &str) -> Result<i64, DurationError> {
     let invalid = || DurationError::Invalid(text.to_owned());
+    let overflow = || DurationError::Overflow(text.to_owned());
     let (negative, mut rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
@@ -51,41 +60,101 @@ pub fn parse(text: &str) -> Result<i64, DurationError> {
     if rest.is_empty() {
         return Err(invalid());
     }
-    let mut total = 0f64;
+    let mut total: u64 = 0;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(invalid());
-        }
-        let number: f64 = rest[..num_len].parse().map_err(|_| invalid())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        if unit.is_empty() {
-            return Err(DurationError::MissingUnit(text.to_owned()));
-        }
-        let scale = NS
-            .iter()
-            .find(|(name, _)| *name == unit)
-            .map(|(_, scale)| *scale)
-            .ok_or_else(|| DurationError::UnknownUnit {
-                unit: unit.to_owned(),
-                text: text.to_owned(),
-            })?;
-        total += number * scale;
-        rest = &rest[unit_len..];
+        let (ns, after) = term(rest, text)?;
+        total = total
+            .checked_add(ns)
+            .filter(|t| *t <= MAX_MAGNITUDE)
+            .ok_or_else(overflow)?;
+        rest = after;
     }
-    if total > i64::MAX as f64 {
-        return Err(DurationError::Overflow(text.to_owned()));
+    if negative {
+        // `-(1 << 63)` is `i64::MIN` itself.
+        return Ok(0i64.wrapping_sub_unsigned(total));
     }
-    // Rounded to the nearest nanosecond; range was checked above.
-    #[expect(clippy::cast_possible_truncation, reason = "range checked just above")]
-    let ns = total.round() as i64;
-    Ok(if negative { -ns } else { ns })
+    i64::try_from(total).map_err(|_| overflow())
+}
+
+/// One `<number><unit>` of `rest` (part of `text`): its nanoseconds (at
+/// most [`MAX_MAGNITUDE`]) and what follows it.
+fn term<'a>(rest: &'a str, text: &str) -> Result<(u64, &'a str), DurationError> {
+    let invalid = || DurationError::Invalid(text.to_owned());
+    let overflow = || DurationError::Overflow(text.to_owned());
+    let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let whole_len = digits(rest);
+    let whole = &rest[..whole_len];
+    let mut rest = &rest[whole_len..];
+    let mut fraction = "";
+    if let Some(after_dot) = rest.strip_prefix('.') {
+        let len = digits(after_dot);
+        fraction = &after_dot[..len];
+        rest = &after_dot[len..];
+    }
+    if whole.is_empty() && fraction.is_empty() {
+        return Err(invalid()); // no digits: "ms", ".s"
+    }
+    let unit_len = rest
+        .find(|c: char| c.is_ascii_digit() || c == '.')
+        .unwrap_or(rest.len());
+    let unit = &rest[..unit_len];
+    if unit.is_empty() {
+        return Err(DurationError::MissingUnit(text.to_owned()));
+    }
+    let scale = UNITS
+        .iter()
+        .find(|(name, _)| *name == unit)
+        .map(|(_, scale)| *scale)
+        .ok_or_else(|| DurationError::UnknownUnit {
+            unit: unit.to_owned(),
+            text: text.to_owned(),
+        })?;
+    let mut ns = whole_value(whole)
+        .and_then(|v| v.checked_mul(scale))
+        .filter(|v| *v <= MAX_MAGNITUDE)
+        .ok_or_else(overflow)?;
+    ns = ns
+        .checked_add(fraction_ns(fraction, scale))
+        .filter(|v| *v <= MAX_MAGNITUDE)
+        .ok_or_else(overflow)?;
+    Ok((ns, &rest[unit_len..]))
+}
+
+/// The value of a run of ASCII digits (empty: 0); `None` past 64 bits.
+fn whole_value(digits: &str) -> Option<u64> {
+    digits.bytes().try_fold(0u64, |v, d| {
+        v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// Nanoseconds of the fraction `0.<digits>` of a unit of `scale`
+/// nanoseconds, rounded down as Go does. Digits past what 64 bits hold are
+/// read and dropped (they are below a nanosecond of any unit).
+fn fraction_ns(digits: &str, scale: u64) -> u64 {
+    let mut value = 0u64;
+    let mut denominator = 1f64;
+    for d in digits.bytes() {
+        let Some(next) = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d - b'0')))
+        else {
+            break;
+        };
+        value = next;
+        denominator *= 10.0;
+    }
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "Go scales a fraction through float64 too; below 2^53 it is exact"
+    )]
+    let scaled = value as f64 * (scale as f64 / denominator);
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a fraction of a unit: at most the unit's nanoseconds (3.6e12), never negative"
+    )]
+    let ns = scaled as u64;
+    ns
 }
 
 /// Formats nanoseconds the way Go's `Duration.String` does (`"1.5s"`, `"1m30s"`, `"250ms"`).
@@ -151,6 +220,50 @@ mod tests {
             parse("99999999999h"),
             Err(DurationError::Overflow(_))
         ));
+        assert!(matches!(parse(".s"), Err(DurationError::Invalid(_))));
+        assert!(matches!(parse("1..5s"), Err(DurationError::MissingUnit(_))));
+        assert!(matches!(parse("-"), Err(DurationError::Invalid(_))));
+    }
+
+    #[test]
+    fn is_exact_at_the_ends_of_the_range() {
+        assert_eq!(parse("9223372036854775807ns"), Ok(i64::MAX));
+        assert_eq!(parse("-9223372036854775808ns"), Ok(i64::MIN));
+        assert_eq!(parse("9007199254740993ns"), Ok(9_007_199_254_740_993));
+        assert_eq!(parse("2562047h47m16.854775807s"), Ok(i64::MAX));
+        for over in [
+            "9223372036854775808ns",
+            "-9223372036854775809ns",
+            "2562048h",
+            "2562047h47m16.854775808s",
+            "18446744073709551616ns",
+            "99999999999999999999999h",
+        ] {
+            assert!(
+                matches!(parse(over), Err(DurationError::Overflow(_))),
+                "{over}: {:?}",
+                parse(over)
+            );
+        }
+    }
+
+    #[test]
+    fn fractions_round_down_to_the_nanosecond_as_go_does() {
+        assert_eq!(parse(".5s"), Ok(500_000_000));
+        assert_eq!(parse("5.s"), Ok(5_000_000_000));
+        assert_eq!(parse("1.0000000019s"), Ok(1_000_000_001));
+        assert_eq!(parse("0.1ns"), Ok(0));
+        assert_eq!(parse("1.5µs"), Ok(1_500));
+        assert_eq!(parse("0.000000000000000000000001h"), Ok(0));
+        assert_eq!(parse("1h0.5m"), Ok(3_630_000_000_000));
+    }
+
+    proptest::proptest! {
+        /// What `format` writes, `parse` reads back to the nanosecond.
+        #[test]
+        fn parse_reads_back_what_format_writes(ns in proptest::prelude::any::<i64>()) {
+            proptest::prop_assert_eq!(parse(&format(ns)), Ok(ns));
+        }
     }
 
     #[test]
