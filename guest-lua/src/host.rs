@@ -865,6 +865,10 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
     // SAFETY: `copy` is a `lua_CFunction` that reads its own frame with
     // raw accessors only (see its module).
     h.set("copy", unsafe { lua.create_c_function(crate::copy::copy)? })?;
+    // SAFETY: `identity` is a `lua_CFunction` that reads its argument raw.
+    h.set("identity", unsafe {
+        lua.create_c_function(crate::identity::identity)?
+    })?;
     let c = core.clone();
     // H.spawn(me, entry, host, link, monitor, context, ...): the context
     // (a table or nil) and the arguments share one budget.

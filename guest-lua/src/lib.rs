@@ -15,6 +15,7 @@ mod copy;
 mod data;
 mod gctime;
 mod host;
+mod identity;
 mod io;
 mod json;
 mod kernel;

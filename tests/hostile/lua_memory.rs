@@ -137,6 +137,79 @@ fn memory_hidden_in_a_channel_buffer() {
     );
 }
 
+/// Ended by its own limit, not by the host's `memory_total` running out
+/// (which fails every process of the host meanwhile).
+fn out_of_its_own_memory(source: &str) {
+    let out = lua(source, Vec::new());
+    out.assert_ended(ErrorKind::RateLimited, "memory_per_process");
+}
+
+// Equal long strings, each its own allocation (Lua interns only strings of
+// at most 40 bytes): the measure counted equal strings once, so the table,
+// closure and channel cases grew past their 8 MiB to the host's 256 MiB
+// total, failing every process of the host meanwhile.
+
+#[test]
+fn equal_long_strings_in_a_table() {
+    out_of_its_own_memory(
+        r#"return function()
+            local t = {}
+            while true do t[#t + 1] = string.rep("y", 4000) end
+        end"#,
+    );
+}
+
+#[test]
+fn equal_long_strings_made_by_concatenation() {
+    out_of_its_own_memory(
+        r#"return function()
+            local t, y = {}, string.rep("y", 1000)
+            while true do t[#t + 1] = y .. "!" end
+        end"#,
+    );
+}
+
+#[test]
+fn equal_long_strings_held_by_closures() {
+    out_of_its_own_memory(
+        r#"return function()
+            local fns = {}
+            while true do
+                local s = string.rep("c", 2000)
+                fns[#fns + 1] = function() return s end
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn equal_long_strings_in_a_channel_buffer() {
+    out_of_its_own_memory(
+        r#"return function()
+            local ch = channel.new(1000000)
+            while true do ch:send(string.rep("q", 1000)) end
+        end"#,
+    );
+}
+
+#[test]
+fn one_long_string_held_many_times_is_counted_once() {
+    // The other side: a string shared by 100,000 slots is one allocation,
+    // and the process is well within its limit. Its garbage (20 MB of
+    // strings made and dropped) pushes its charge past the limit, so it is
+    // measured, several times.
+    let out = lua(
+        r#"return function()
+            local s, t = string.rep("s", 100000), {}
+            for i = 1, 100000 do t[i] = s end
+            for i = 1, 2000 do local g = string.rep("g", 10000) .. i end
+            return tostring(#t)
+        end"#,
+        Vec::new(),
+    );
+    assert_eq!(out.value(), "100000");
+}
+
 #[test]
 fn memory_hidden_in_a_nested_coroutine_stack() {
     out_of_memory(

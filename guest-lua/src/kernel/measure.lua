@@ -18,6 +18,11 @@ local KERNEL_SOURCE = d_getinfo(1, "S").source
 local SIZE_TABLE, SIZE_SLOT, SIZE_STRING, SIZE_FUNCTION, SIZE_THREAD, SIZE_LOCAL =
     56, 32, 24, 48, 1000, 16
 
+-- Lua interns strings of at most this many bytes (LUAI_MAXSHORTLEN): two
+-- equal ones are one object. Longer ones are each their own.
+local MAX_SHORT_STRING = 40
+local identity = H.identity
+
 -- Frames of one coroutine looked at: reaching frame n costs n steps.
 local MAX_LEVELS = 1000
 
@@ -50,9 +55,13 @@ function measure(p)
     local stack, n, total, exact = {}, 0, 0, true
     local function push(v)
         local t = type(v)
+        -- Equal strings are one key: a long one (over 40 bytes, not
+        -- interned, so each is its own allocation) is seen by its address.
+        local key = v
+        if t == "string" and #v > MAX_SHORT_STRING then key = identity(v) end
         if (t == "table" or t == "string" or t == "function" or t == "thread"
-            or t == "channel") and not seen[v] and not NOT_OWNED[v] then
-            seen[v] = true
+            or t == "channel") and not seen[key] and not NOT_OWNED[v] then
+            seen[key] = true
             n = n + 1
             stack[n] = v
         end

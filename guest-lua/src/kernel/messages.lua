@@ -84,10 +84,16 @@ copy_table = function(t, depth, open)
 end
 
 -- Tables being copied (cycle detection); copying runs no user code, so one
--- set serves every copy, and a failed copy clears it.
-local OPEN = {}
-local function copy_failed(prefix, reason, path)
+-- set serves every copy. A failed copy clears it, and so does the next
+-- copy: one unwound by a memory error (which ends its process) left its
+-- tables in it, seen as cycles; weak keys, so that they do not keep what
+-- they hold alive, counted against no process, meanwhile.
+local OPEN = setmetatable({}, { __mode = "k" })
+local function clear_open()
     for k in next, OPEN do OPEN[k] = nil end
+end
+local function copy_failed(prefix, reason, path)
+    clear_open()
     return COPY_FAIL, prefix .. path .. ": " .. reason
 end
 
@@ -102,6 +108,7 @@ local function copy_one(v, prefix)
         SEND.bytes = bytes
         return c
     end
+    if next(OPEN) ~= nil then clear_open() end
     local c2, reason, path = copy_table(v, 0, OPEN)
     if c2 == COPY_FAIL then return copy_failed(prefix, reason, path) end
     return c2
