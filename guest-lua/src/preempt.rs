@@ -425,7 +425,7 @@ impl Drop for Preemption {
 }
 
 /// Sets up preemption for `lua` (on its worker thread): registers the
-/// watchdog slot, stores the hook's state, and adds `H.resume`,
+/// watchdog slot, stores the hook's state, and adds `H.resume`, `H.close`,
 /// `H.preempted_marker` and `H.doomed` to the kernel's host table `h`.
 pub(crate) fn install(
     lua: &Lua,
@@ -458,6 +458,9 @@ pub(crate) fn install(
     // SAFETY: `resume` is a C function following the Lua C API.
     let resume = unsafe { lua.create_c_function(crate::resume::resume)? };
     h.set("resume", resume)?;
+    // SAFETY: as `resume`.
+    let close = unsafe { lua.create_c_function(crate::resume::close)? };
+    h.set("close", close)?;
     h.set("preempted_marker", crate::resume::marker())?;
     let doomed = lua.create_function(move |_, ()| Ok(accounts.borrow().doomed()))?;
     h.set("doomed", doomed)?;

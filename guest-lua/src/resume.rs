@@ -1,12 +1,15 @@
-//! The kernel's `coroutine.resume`: the standard one, plus what preemption
-//! needs to know.
+//! The kernel's `coroutine.resume` and `coroutine.close`: the standard
+//! ones, plus what preemption needs to know.
 //!
-//! It behaves as Lua's `coroutine.resume` (same results, same errors) and
-//! also keeps [`CURRENT`] (the innermost coroutine the thread runs, for
-//! the watchdog's signal handler) and tells a preemption apart from a
-//! plain `coroutine.yield()`: when the preemption hook yielded the
-//! coroutine, the results are `true, PREEMPTED` (see [`marker`]) instead
-//! of a bare `true`.
+//! They behave as Lua's (same results, same errors) and also keep
+//! [`CURRENT`] (the innermost coroutine the thread runs, for the
+//! watchdog's signal handler) while the coroutine's code runs: a resume,
+//! and a close, which runs the coroutine's pending `__close` handlers on
+//! its own thread (where Lua's own `close` left the hook to be armed on
+//! its caller, so a handler that looped held its worker for good). A
+//! resume also tells a preemption apart from a plain `coroutine.yield()`:
+//! when the preemption hook yielded the coroutine, the results are `true,
+//! PREEMPTED` (see [`marker`]) instead of a bare `true`.
 
 use std::cell::Cell;
 use std::ffi::c_int;
@@ -100,6 +103,64 @@ pub(crate) unsafe extern "C-unwind" fn resume(l: *mut lua_State) -> c_int {
         ffi::lua_pushboolean(l, 1);
         ffi::lua_xmove(co, l, nres);
         nres + 1
+    }
+}
+
+/// `close(co)`, as `coroutine.close` (lcorolib's `luaB_close`): closes a
+/// suspended or dead coroutine, running its pending `__close` handlers
+/// with [`CURRENT`] set to it; `true`, or `false, error`.
+///
+/// # Safety
+///
+/// Called by Lua as a C function.
+pub(crate) unsafe extern "C-unwind" fn close(l: *mut lua_State) -> c_int {
+    // SAFETY: `l` is the calling thread; every call follows lcorolib.c's
+    // `luaB_close` and `auxstatus`. Nothing on this frame needs dropping
+    // when `luaL_argerror` or `luaL_error` raises.
+    unsafe {
+        let co = ffi::lua_tothread(l, 1);
+        if co.is_null() {
+            ffi::luaL_argerror(l, 1, c"coroutine expected".as_ptr());
+        }
+        if let Some(name) = unclosable(l, co) {
+            // Where the process called `coroutine.close`: level 2, past the
+            // kernel's wrapper (`kernel/coroutines.lua`).
+            ffi::luaL_where(l, 2);
+            ffi::lua_pushfstring(l, c"cannot close a %s coroutine".as_ptr(), name.as_ptr());
+            ffi::lua_concat(l, 2);
+            ffi::lua_error(l);
+        }
+        let outer = CURRENT.replace(co);
+        let status = ffi::lua_closethread(co, l);
+        CURRENT.set(outer);
+        if status == ffi::LUA_OK {
+            ffi::lua_pushboolean(l, 1);
+            return 1;
+        }
+        ffi::lua_pushboolean(l, 0);
+        ffi::lua_xmove(co, l, 1); // the error
+        2
+    }
+}
+
+/// Why `co` may not be closed from `l` (lcorolib's `auxstatus`): it is
+/// running, or normal (it resumed another); `None` when it is suspended or
+/// dead.
+///
+/// # Safety
+///
+/// `co` is a thread of `l`'s state.
+unsafe fn unclosable(l: *mut lua_State, co: *mut lua_State) -> Option<&'static std::ffi::CStr> {
+    if l == co {
+        return Some(c"running");
+    }
+    // SAFETY: see above; `ar` is ours, filled by `lua_getstack`.
+    unsafe {
+        if ffi::lua_status(co) != ffi::LUA_OK {
+            return None; // suspended in a yield, or dead by an error
+        }
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        (ffi::lua_getstack(co, 0, &raw mut ar) != 0).then_some(c"normal")
     }
 }
 

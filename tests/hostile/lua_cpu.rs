@@ -307,6 +307,79 @@ fn an_xpcall_handler_that_loops_after_a_stuck_pattern_match() {
     );
 }
 
+// `coroutine.close` runs the coroutine's pending `__close` handlers on its
+// own thread. Lua's own `close` left the hook to be armed on its caller,
+// so a handler that looped there could never be stopped (the worker hung
+// for good); the kernel's tracks the coroutine as the running one.
+
+#[test]
+fn a_close_handler_that_loops_when_its_coroutine_is_closed() {
+    stuck(
+        r#"return function()
+            local co = coroutine.create(function()
+                local x <close> = setmetatable({}, { __close = function() while true do end end })
+                coroutine.yield()
+            end)
+            coroutine.resume(co)
+            coroutine.close(co)
+        end"#,
+    );
+}
+
+#[test]
+fn a_close_handler_that_loops_cannot_be_swallowed_by_pcall() {
+    stuck(
+        r#"return function()
+            local spin = function() while true do end end
+            while true do
+                local co = coroutine.create(function()
+                    local x <close> = setmetatable({}, { __close = spin })
+                    coroutine.yield()
+                end)
+                coroutine.resume(co)
+                pcall(coroutine.close, co)
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn close_handlers_that_loop_in_nested_closes() {
+    stuck(
+        r#"return function()
+            local function closer(inner)
+                return setmetatable({}, { __close = function()
+                    if inner then coroutine.close(inner) end
+                    while true do end
+                end })
+            end
+            local inner = coroutine.create(function() local x <close> = closer(nil) coroutine.yield() end)
+            coroutine.resume(inner)
+            local outer = coroutine.create(function() local x <close> = closer(inner) coroutine.yield() end)
+            coroutine.resume(outer)
+            coroutine.close(outer)
+        end"#,
+    );
+}
+
+#[test]
+fn a_close_handler_that_loops_in_a_dead_coroutine() {
+    // The coroutine died by an error with a variable still to close: a
+    // close of the dead coroutine runs it.
+    stuck(
+        r#"return function()
+            local co = coroutine.create(function()
+                local x <close> = setmetatable({}, { __close = function() while true do end end })
+                coroutine.yield()
+                error("dies")
+            end)
+            coroutine.resume(co)
+            coroutine.resume(co)
+            coroutine.close(co)
+        end"#,
+    );
+}
+
 #[test]
 fn deep_recursion_ends_with_a_stack_overflow_or_the_memory_limit() {
     let out = lua(

@@ -211,6 +211,24 @@ fn one_long_string_held_many_times_is_counted_once() {
 }
 
 #[test]
+fn a_close_handler_that_allocates_when_its_coroutine_is_closed() {
+    out_of_memory(
+        r#"return function()
+            local co = coroutine.create(function()
+                local x <close> = setmetatable({}, { __close = function()
+                    local t = {}
+                    while true do t[#t + 1] = { 1, 2, 3, 4 } end
+                end })
+                coroutine.yield()
+            end)
+            coroutine.resume(co)
+            local ok, err = pcall(coroutine.close, co)
+            return "survived: " .. tostring(ok) .. " " .. tostring(err)
+        end"#,
+    );
+}
+
+#[test]
 fn memory_hidden_in_a_nested_coroutine_stack() {
     out_of_memory(
         r#"return function()

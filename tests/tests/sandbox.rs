@@ -192,3 +192,63 @@ fn shebang_lines_are_allowed_and_line_numbers_kept() {
         e.message
     );
 }
+
+#[test]
+fn coroutine_close_behaves_as_luas() {
+    // The kernel's `coroutine.close` (so that preemption reaches the
+    // `__close` handlers it runs) gives Lua's results and errors; an error
+    // names no kernel position (called through `pcall` or in a tail call,
+    // as here, Lua's names none either).
+    let v = ok(r##"return function()
+        local out = {}
+        local log = {}
+        local function closer(tag, fail)
+            return setmetatable({}, { __close = function(_, err)
+                log[#log + 1] = tag .. ":" .. tostring(err)
+                if fail then error(fail, 0) end
+            end })
+        end
+        local co = coroutine.create(function()
+            local a <close> = closer("a")
+            local b <close> = closer("b")
+            coroutine.yield()
+        end)
+        coroutine.resume(co)
+        out[#out + 1] = table.concat({ tostring(coroutine.close(co)), select("#", coroutine.close(co)),
+            coroutine.status(co) }, ",")
+        local bad = coroutine.create(function()
+            local c <close> = closer("c", "close failed")
+            coroutine.yield()
+        end)
+        coroutine.resume(bad)
+        local bok, berr = coroutine.close(bad)
+        out[#out + 1] = tostring(bok) .. "," .. tostring(berr) .. "," .. tostring(coroutine.close(bad))
+        local fresh = coroutine.create(function() end)
+        out[#out + 1] = tostring(coroutine.close(fresh)) .. "," .. coroutine.status(fresh)
+        local inner, outer
+        outer = coroutine.create(function()
+            inner = coroutine.create(function()
+                local ok, err = pcall(coroutine.close, outer)
+                coroutine.yield(err)
+            end)
+            local _, err = coroutine.resume(inner)
+            coroutine.yield(err)
+        end)
+        local _, normal = coroutine.resume(outer)
+        out[#out + 1] = tostring(normal)
+        local me
+        me = coroutine.create(function() return coroutine.close(me) end)
+        local _, self_err = coroutine.resume(me)
+        out[#out + 1] = tostring(self_err)
+        out[#out + 1] = table.concat(log, " ")
+        return table.concat(out, " | ")
+    end"##);
+    assert_eq!(
+        v,
+        Value::str(
+            "true,1,dead | false,close failed,true | true,dead \
+             | cannot close a normal coroutine | cannot close a running coroutine \
+             | b:nil a:nil c:nil"
+        )
+    );
+}

@@ -52,7 +52,12 @@ local user_coroutine = {
     isyieldable = coroutine.isyieldable,
     close = function(co)
         if M.is_kthread(co) then error("cannot close a scheduler-managed coroutine", 2) end
-        return co_close(co)
+        local ok, err = co_close(co)
+        if ok then return true end
+        -- A `__close` handler ended by the process's own end (memory, the
+        -- stuck limit, the budget): that error is the process's.
+        if err == MEMERR or H_doomed() then error(err, 0) end
+        return false, err
     end,
     wrap = function(fn)
         local co = co_create(fn)

@@ -15,9 +15,11 @@ local type, pairs, next, select, error, pcall, tostring =
     type, pairs, next, select, error, pcall, tostring
 local setmetatable, getmetatable, rawget, rawset, rawequal, rawlen =
     setmetatable, getmetatable, rawget, rawset, rawequal, rawlen
--- H.resume is coroutine.resume that also tells a preemption (see resume.rs).
+-- H.resume is coroutine.resume that also tells a preemption, H.close
+-- coroutine.close that lets the hook reach the `__close` handlers it runs
+-- (see resume.rs).
 local co_create, co_resume, co_yield, co_status, co_close, co_isyieldable =
-    coroutine.create, H.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.isyieldable
+    coroutine.create, H.resume, coroutine.yield, coroutine.status, H.close, coroutine.isyieldable
 local t_pack, t_unpack, t_concat = table.pack, table.unpack, table.concat
 local floor, math_type = math.floor, math.type
 local s_format, s_sub, s_byte, s_find = string.format, string.sub, string.byte, string.find
