@@ -865,9 +865,16 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
     // SAFETY: `copy` is a `lua_CFunction` that reads its own frame with
     // raw accessors only (see its module).
     h.set("copy", unsafe { lua.create_c_function(crate::copy::copy)? })?;
-    // SAFETY: `identity` is a `lua_CFunction` that reads its argument raw.
+    // SAFETY: `identity`, `table_bytes` and `proto_bytes` are
+    // `lua_CFunction`s that read their argument raw.
     h.set("identity", unsafe {
-        lua.create_c_function(crate::identity::identity)?
+        lua.create_c_function(crate::measure::identity)?
+    })?;
+    h.set("table_bytes", unsafe {
+        lua.create_c_function(crate::measure::table_bytes)?
+    })?;
+    h.set("proto_bytes", unsafe {
+        lua.create_c_function(crate::measure::proto_bytes)?
     })?;
     let c = core.clone();
     // H.spawn(me, entry, host, link, monitor, context, ...): the context
@@ -919,6 +926,12 @@ fn register_mailbox(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     h.set(
         "max_message_bytes",
         i64::try_from(limit).unwrap_or(i64::MAX),
+    )?;
+    // The measure of a process stops once it has found this much.
+    let memory = core.borrow().quota().limits.memory_per_process;
+    h.set(
+        "memory_per_process",
+        i64::try_from(memory).unwrap_or(i64::MAX),
     )?;
     // The kernel's copy refuses nesting as deep as the host's conversion.
     h.set("max_depth", crate::convert::MAX_DEPTH)

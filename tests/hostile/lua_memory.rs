@@ -192,6 +192,106 @@ fn equal_long_strings_in_a_channel_buffer() {
     );
 }
 
+// What the measure's walk could not see (a second red-team pass): each of
+// these held far more than its 8 MiB, measured at a few MiB, until the
+// host's 256 MiB ran out and the neighbours' allocations failed. Each
+// yields now and then, so that it is measured between runs.
+
+#[test]
+fn strings_held_as_the_varargs_of_suspended_coroutines() {
+    out_of_its_own_memory(
+        r#"local time = require("time")
+        return function()
+            local keep = {}
+            for round = 1, 120 do
+                local t = {}
+                for i = 1, 20 do t[i] = string.rep("v", 100000) .. round .. ":" .. i end
+                local co = coroutine.create(function(...) coroutine.yield() end)
+                coroutine.resume(co, table.unpack(t))
+                keep[round] = co
+                time.sleep("1ms")
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn tables_emptied_after_holding_many_entries() {
+    out_of_its_own_memory(
+        r#"local time = require("time")
+        return function()
+            local keep = {}
+            for round = 1, 200 do
+                local t = {}
+                for i = 1, 100000 do t[i] = true end
+                for i = 1, 100000 do t[i] = nil end
+                keep[round] = t
+                time.sleep("1ms")
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn a_chain_of_closures_with_many_upvalues() {
+    out_of_its_own_memory(
+        r#"local time = require("time")
+        return function()
+            local names = {}
+            for i = 1, 199 do names[i] = "a" .. i end
+            local list = table.concat(names, ",")
+            local make = load("local " .. list .. " = 1 return function(prev) return function() return prev, "
+                .. list .. " end end", "u", "t", {})()
+            local head
+            for round = 1, 1000 do
+                for _ = 1, 1000 do head = make(head) end
+                time.sleep("1ms")
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn big_constants_in_loaded_functions() {
+    out_of_its_own_memory(
+        r#"local time = require("time")
+        return function()
+            local keep = {}
+            for round = 1, 300 do
+                local f = load("return function() return '" .. string.rep("k", 1000000) .. round .. "' end",
+                    "c", "t", {})
+                keep[round] = f()
+                time.sleep("1ms")
+            end
+        end"#,
+    );
+}
+
+#[test]
+fn big_code_in_loaded_functions() {
+    // Compiling takes time: a budget the compiles fit in, so that the
+    // memory limit is what ends it.
+    let limits = HostLimits {
+        cpu_budget: Some(std::time::Duration::from_secs(10)),
+        ..harness::limits()
+    };
+    let source = r#"local time = require("time")
+        return function()
+            local keep = {}
+            local body = string.rep("a = a + 1 ", 100000)
+            for round = 1, 400 do
+                keep[round] = load("local a = " .. round .. " " .. body, "c", "t", {})
+                time.sleep("1ms")
+            end
+        end"#;
+    let out = attack(
+        app().limits(limits).entry("h:attacker", source),
+        "h:attacker",
+        Vec::new(),
+    );
+    out.assert_ended(ErrorKind::RateLimited, "memory_per_process");
+}
+
 #[test]
 fn one_long_string_held_many_times_is_counted_once() {
     // The other side: a string shared by 100,000 slots is one allocation,

@@ -15,8 +15,17 @@ local KERNEL_SOURCE = d_getinfo(1, "S").source
 -- while it runs, cut back when it waits (vendor/lua-src/WARREN.md); counted
 -- as 1 KB (counted as 200 before, a hoard of coroutines was measured at a
 -- fifth of what it held).
-local SIZE_TABLE, SIZE_SLOT, SIZE_STRING, SIZE_FUNCTION, SIZE_THREAD, SIZE_LOCAL =
-    56, 32, 24, 48, 1000, 16
+local SIZE_STRING, SIZE_FUNCTION, SIZE_USERDATA, SIZE_THREAD, SIZE_LOCAL = 24, 48, 48, 1000, 16
+-- A call frame (a CallInfo, 64, and a few stack slots); an upvalue (its
+-- pointer in the closure, 8, and the UpVal object, 40, counted per closure).
+local SIZE_FRAME, SIZE_UPVALUE = 80, 48
+-- What a table has allocated (header, array and node parts; a table
+-- emptied after holding many entries keeps its slots).
+local table_bytes, proto_bytes = H.table_bytes, H.proto_bytes
+-- The measure stops once it has found more than the limit: the verdict
+-- is the same, and a process holding millions of objects cannot make its
+-- worker walk them all between processes.
+local MEASURE_ENOUGH = H.memory_per_process
 
 -- Lua interns strings of at most this many bytes (LUAI_MAXSHORTLEN): two
 -- equal ones are one object. Longer ones are each their own.
@@ -26,21 +35,25 @@ local identity = H.identity
 -- Frames of one coroutine looked at: reaching frame n costs n steps.
 local MAX_LEVELS = 1000
 
--- Pushes what the frames of `th` hold; false if it is too deep to look at
--- every frame.
+-- Pushes what the frames of `th` hold, its varargs too (the negative
+-- locals: a coroutine suspended with a hundred strings passed as `...`
+-- held them unmeasured), each frame counted; false if it is too deep to
+-- look at every frame.
 local function measure_thread(th, push)
     local level = 0
     while true do
         if level >= MAX_LEVELS then return false end
         local info = d_getinfo(th, level, "f")
         if not info then return true end
-        push(info.func)
-        local i = 1
-        while true do
-            local name, v = d_getlocal(th, level, i)
-            if name == nil then break end
-            push(v)
-            i = i + 1
+        push(info.func, SIZE_FRAME)
+        for dir = 1, -1, -2 do
+            local i = dir
+            while true do
+                local name, v = d_getlocal(th, level, i)
+                if name == nil then break end
+                push(v, SIZE_LOCAL)
+                i = i + dir
+            end
         end
         level = level + 1
     end
@@ -50,6 +63,7 @@ end
 -- coroutines and mailbox that no other process shares. Kernel functions
 -- are not looked into (their upvalues reach every process). The second
 -- result is false when a coroutine was too deep to look at completely.
+-- It returns as soon as the count passes `memory_per_process`.
 function measure(p)
     local seen = { [p.main.entry] = true }
     local stack, n, total, exact = {}, 0, 0, true
@@ -66,8 +80,13 @@ function measure(p)
             stack[n] = v
         end
     end
+    local function counted(x, bytes)
+        total = total + bytes
+        push(x)
+    end
     push(p)
     while n > 0 do
+        if total > MEASURE_ENOUGH then return total, exact end
         local v = stack[n]
         stack[n] = nil
         n = n - 1
@@ -75,9 +94,9 @@ function measure(p)
         if t == "string" then
             total = total + SIZE_STRING + #v
         elseif t == "table" then
-            total = total + SIZE_TABLE
+            total = total + table_bytes(v)
+            if total > MEASURE_ENOUGH then return total, exact end
             for k, x in next, v do
-                total = total + SIZE_SLOT
                 push(k)
                 push(x)
             end
@@ -87,26 +106,29 @@ function measure(p)
             push(TIMERS[v])
             push(HELD[v])
         elseif t == "channel" then -- a userdata and its state
-            total = total + SIZE_TABLE
+            total = total + SIZE_USERDATA
             push(chan_of(v))
         elseif t == "function" then
             total = total + SIZE_FUNCTION
             push(WRAPPED[v])
             if d_getinfo(v, "S").source ~= KERNEL_SOURCE then
+                -- Its code and constants, once per prototype.
+                local bytes, proto = proto_bytes(v)
+                if proto and not seen[proto] then
+                    seen[proto] = true
+                    total = total + bytes
+                end
                 local i = 1
                 while true do
                     local name, x = d_getupvalue(v, i)
                     if name == nil then break end
-                    push(x)
+                    counted(x, SIZE_UPVALUE)
                     i = i + 1
                 end
             end
         else
             total = total + SIZE_THREAD
-            exact = measure_thread(v, function(x)
-                total = total + SIZE_LOCAL
-                push(x)
-            end) and exact
+            exact = measure_thread(v, counted) and exact
         end
     end
     return total, exact

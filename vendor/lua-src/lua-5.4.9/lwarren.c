@@ -15,7 +15,10 @@
 
 #include "lapi.h"
 #include "ldo.h"
+#include "lfunc.h"
+#include "lobject.h"
 #include "lstate.h"
+#include "lstring.h"
 #include "lwarren.h"
 
 
@@ -90,4 +93,47 @@ LUA_API void warren_fatalerror (lua_State *L) {
 LUA_API int warren_iskthread (lua_State *L, int idx) {
   lua_State *L1 = lua_tothread(L, idx);
   return L1 != NULL && L1->wkernel;
+}
+
+
+/*
+** Bytes of prototype 'p': its record, code, constants (each constant
+** string's own bytes too), debug information and, to 'depth' levels,
+** the prototypes nested in it.
+*/
+static size_t protobytes (const Proto *p, int depth) {
+  size_t n = sizeof(Proto)
+      + (size_t)p->sizecode * sizeof(Instruction)
+      + (size_t)p->sizek * sizeof(TValue)
+      + (size_t)p->sizep * sizeof(Proto *)
+      + (size_t)p->sizelineinfo * sizeof(ls_byte)
+      + (size_t)p->sizeabslineinfo * sizeof(AbsLineInfo)
+      + (size_t)p->sizelocvars * sizeof(LocVar)
+      + (size_t)p->sizeupvalues * sizeof(Upvaldesc);
+  int i;
+  for (i = 0; i < p->sizek; i++) {
+    const TValue *k = &p->k[i];
+    if (ttisstring(k))
+      n += sizelstring(tsslen(tsvalue(k)));
+  }
+  if (depth > 0) {
+    for (i = 0; i < p->sizep; i++)
+      n += protobytes(p->p[i], depth - 1);
+  }
+  return n;
+}
+
+
+LUA_API size_t warren_protobytes (lua_State *L, int idx, const void **id) {
+  const TValue *o = NULL;
+  lua_lock(L);
+  if (idx >= 1 && L->ci->func.p + idx < L->top.p)  /* a positive index only */
+    o = s2v(L->ci->func.p + idx);
+  lua_unlock(L);
+  if (o == NULL || !ttisLclosure(o)) {
+    *id = NULL;
+    return 0;
+  }
+  *id = clLvalue(o)->p;
+  return protobytes(clLvalue(o)->p, LUAI_MAXCCALLS);
 }

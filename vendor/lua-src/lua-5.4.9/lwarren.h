@@ -277,6 +277,20 @@ LUA_API int (warren_iskthread) (lua_State *L, int idx);
 LUA_API void (warren_fatalerror) (lua_State *L);
 
 /*
+** warren_protobytes: the bytes the prototype of the Lua function at 'idx'
+** (a positive index)
+** holds (its record, code, constants and their strings, debug
+** information and the prototypes nested in it, which a chunk keeps
+** whether or not a closure of them exists), and in '*id' the prototype's
+** address, shared by every closure of it; 0 and NULL for anything else.
+** A process holding loaded functions kept their code and constants
+** (a megabyte literal each) unmeasured by the embedder's walk, which
+** cannot reach a prototype. Nothing allocates; the recursion is bounded
+** by the parser's nesting limit.
+*/
+LUA_API size_t (warren_protobytes) (lua_State *L, int idx, const void **id);
+
+/*
 ** Runtime objects made as full userdata (a channel): warren_tagged pushes
 ** the first user value of the value at 'idx' and returns 1 when that
 ** value is a full userdata whose metatable is the table at 'mtidx' (the
