@@ -26,11 +26,12 @@
 //! there), or once kernel code has run [`KERNEL_GRACE`] past the stuck
 //! limit.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, c_int, c_void};
 use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use mlua::ffi::{self, lua_Debug, lua_State};
@@ -282,15 +283,37 @@ fn key() -> *const c_void {
     ptr::from_ref(&KEY).cast()
 }
 
-/// Arms the hook on `l`, to fire at its next instruction.
+/// Arms the hook on `l`, to fire within its next [`ARM_SPREAD`]
+/// instructions (see [`arm_count`]).
 ///
 /// # Safety
 ///
 /// `l` is a live thread of this OS thread (the caller may be a signal
 /// handler interrupting it).
 pub(crate) unsafe fn arm(l: *mut lua_State) {
-    // SAFETY: as this function's; lua_sethook may be called from a signal.
-    unsafe { ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, 1) };
+    // SAFETY: as this function's; lua_sethook may be called from a signal
+    // (`arm_count` is one atomic add).
+    unsafe { ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, arm_count()) };
+}
+
+/// The instructions within which an armed hook looks, spread over 1 to
+/// this many from one arming to the next. The watchdog's signal mostly
+/// lands where the process spends its time: in a long C or host call. A
+/// hook armed to fire at the very next instruction then always fired
+/// right after that call returned, which, for a call wrapped by kernel
+/// Lua (`load`, `json.encode`), is inside the wrapper, where the process
+/// cannot be preempted; the next look came 10,000 instructions later,
+/// hundreds of calls on, and a plain loop over such calls was ended as
+/// stuck after 250 ms. Spread, a look lands in the process's own code
+/// (a preemption point) about as often as that code runs.
+const ARM_SPREAD: u32 = 61;
+
+/// The count for the next arming: 1 to [`ARM_SPREAD`], stepping by a
+/// number prime to it so that every count comes round.
+fn arm_count() -> c_int {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(23, Ordering::Relaxed) % ARM_SPREAD;
+    c_int::try_from(n + 1).unwrap_or(1)
 }
 
 /// What to do with the running thread `l`, as the VM's [`State`] (found
@@ -352,27 +375,64 @@ unsafe extern "C-unwind" {
     fn warren_fatalerror(l: *mut lua_State) -> !;
 }
 
+thread_local! {
+    /// Until when this thread's C loops skip their polls, and how many more
+    /// they skip before the clock is read again: set by a poll that found
+    /// the process past its slice, where a C loop cannot yield.
+    static QUIET: Cell<(u32, Option<Instant>)> = const { Cell::new((0, None)) };
+}
+
+/// Polls skipped between two reads of the clock while [`QUIET`] holds: a
+/// lexer polls at every token, a clock read costs as much as a few tokens.
+const QUIET_SKIPS: u32 = 16;
+
+/// Whether this poll is skipped (see [`QUIET`]).
+fn quiet() -> bool {
+    let (skips, until) = QUIET.get();
+    let Some(until) = until else {
+        return false;
+    };
+    if skips > 0 {
+        QUIET.set((skips - 1, Some(until)));
+        return true;
+    }
+    if Instant::now() < until {
+        QUIET.set((QUIET_SKIPS, Some(until)));
+        return true;
+    }
+    QUIET.set((0, None));
+    false
+}
+
 /// Called from inside long-running C library loops (`string.rep`, pattern
 /// matching, `table.move`, `os.date`, the parser, ...) while the watchdog
 /// has armed the hook: such a loop runs no Lua instruction, so the hook
-/// itself would never fire there. It cannot yield from C, so short of the
-/// stuck limit or the CPU budget it disarms the hook (the watchdog arms it
-/// again a tick later: about one decision per millisecond); past them it
-/// raises the same uncatchable error as the hook, ending the process.
+/// itself would never fire there. Past the stuck limit or the CPU budget
+/// it raises the same uncatchable error as the hook, ending the process.
+/// Within its slice it disarms the hook. Past the slice a C loop cannot
+/// yield: the hook stays armed for the Lua code after the loop (where it
+/// can), and the loop's further polls are skipped for a watchdog tick, so
+/// that the loops that poll at every step (the lexer, a plain find, sort)
+/// pay a counter (and a clock read every [`QUIET_SKIPS`]), not a decision. (It disarmed the hook there: a loop
+/// spending its time in such calls was never seen at a preemption point,
+/// and was ended as stuck after 250 ms.)
 ///
 /// # Safety
 ///
 /// Called by the patched Lua on the running thread `l`, outside any hook.
 unsafe extern "C-unwind" fn poll(l: *mut lua_State) {
+    if quiet() {
+        return;
+    }
     // SAFETY: as in `hook`: the registry holds the State for the VM's
     // life; nothing on this frame needs dropping when lua_error raises.
     unsafe {
         match action_for(l) {
-            // Past the slice a C loop cannot yield: disarm too, so that the
-            // loops that poll at every step (the lexer, a plain find, sort)
-            // do not pay for a decision each time; the watchdog arms the
-            // hook again at its next tick while the process still runs.
-            Action::Disarm | Action::Retry | Action::Yield => ffi::lua_sethook(l, None, 0, 0),
+            Action::Disarm => ffi::lua_sethook(l, None, 0, 0),
+            Action::Retry | Action::Yield => {
+                QUIET.set((QUIET_SKIPS, Some(Instant::now() + watchdog::TICK)));
+                ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, arm_count());
+            }
             Action::Fail(reason) => raise(l, reason),
         }
     }

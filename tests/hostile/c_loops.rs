@@ -408,3 +408,69 @@ fn sorting_100k_numbers_completes() {
         "true",
     );
 }
+
+/// A process that loops over calls which spend their time in C (each
+/// short, the loop long) runs past the stuck limit and is preempted, not
+/// ended: the watchdog's signal mostly lands inside the C call, and the
+/// hook used to be disarmed there (or to fire right after a wrapped call
+/// returned, inside the kernel's wrapper), so such a loop never met a
+/// preemption point and was ended as stuck after 250 ms. Its neighbour
+/// ticks meanwhile.
+fn preempted_not_ended(call: &str) {
+    let source = format!(
+        r#"local json = require("json")
+        return function()
+            local s = string.rep("ab", 50000)
+            local chunk = string.rep("x = 1 ", 500)
+            local arr = {{}}
+            for i = 1, 5000 do arr[i] = i end
+            local js = json.encode(arr)
+            local t0, n = os.clock(), 0
+            while os.clock() - t0 < 0.6 do
+                {call}
+                n = n + 1
+            end
+            return "ran"
+        end"#
+    );
+    let limits = warren_core::HostLimits {
+        cpu_budget: Some(Duration::from_secs(5)),
+        ..crate::harness::limits()
+    };
+    let app = crate::harness::app()
+        .limits(limits)
+        .entry("h:attacker", &source);
+    let out = crate::harness::attack(app, "h:attacker", Vec::new());
+    assert_eq!(out.value(), "ran", "{out:?}");
+    out.assert_progress_during(5);
+}
+
+#[test]
+fn a_loop_of_loads_is_preempted_not_ended() {
+    preempted_not_ended("assert(load(chunk))");
+}
+
+#[test]
+fn a_loop_of_plain_finds_is_preempted_not_ended() {
+    preempted_not_ended(r#"s:find("ba", 60000, true)"#);
+}
+
+#[test]
+fn a_loop_of_pattern_substitutions_is_preempted_not_ended() {
+    preempted_not_ended(r#"s:gsub("a", "b")"#);
+}
+
+#[test]
+fn a_loop_of_utf8_lengths_is_preempted_not_ended() {
+    preempted_not_ended("utf8.len(s)");
+}
+
+#[test]
+fn a_loop_of_json_encodes_is_preempted_not_ended() {
+    preempted_not_ended("json.encode(arr)");
+}
+
+#[test]
+fn a_loop_of_json_decodes_is_preempted_not_ended() {
+    preempted_not_ended("json.decode(js)");
+}

@@ -251,9 +251,21 @@ fn a_chain_of_closures_with_many_upvalues() {
     );
 }
 
+/// Compiling takes time: runs `source` with a budget its compiles fit in,
+/// so that the memory limit is what ends it.
+fn out_of_its_own_memory_compiling(source: &str) {
+    let limits = HostLimits {
+        cpu_budget: Some(std::time::Duration::from_secs(10)),
+        ..harness::limits()
+    };
+    let app = app().limits(limits).entry("h:attacker", source);
+    let out = attack(app, "h:attacker", Vec::new());
+    out.assert_ended(ErrorKind::RateLimited, "memory_per_process");
+}
+
 #[test]
 fn big_constants_in_loaded_functions() {
-    out_of_its_own_memory(
+    out_of_its_own_memory_compiling(
         r#"local time = require("time")
         return function()
             local keep = {}
@@ -269,13 +281,8 @@ fn big_constants_in_loaded_functions() {
 
 #[test]
 fn big_code_in_loaded_functions() {
-    // Compiling takes time: a budget the compiles fit in, so that the
-    // memory limit is what ends it.
-    let limits = HostLimits {
-        cpu_budget: Some(std::time::Duration::from_secs(10)),
-        ..harness::limits()
-    };
-    let source = r#"local time = require("time")
+    out_of_its_own_memory_compiling(
+        r#"local time = require("time")
         return function()
             local keep = {}
             local body = string.rep("a = a + 1 ", 100000)
@@ -283,13 +290,8 @@ fn big_code_in_loaded_functions() {
                 keep[round] = load("local a = " .. round .. " " .. body, "c", "t", {})
                 time.sleep("1ms")
             end
-        end"#;
-    let out = attack(
-        app().limits(limits).entry("h:attacker", source),
-        "h:attacker",
-        Vec::new(),
+        end"#,
     );
-    out.assert_ended(ErrorKind::RateLimited, "memory_per_process");
 }
 
 #[test]

@@ -69,6 +69,11 @@ local function safe_load(chunk, name, mode, env)
         chunk, types = text, t
     end
     local f, err = load(chunk, name, "t", env)
+    -- Lua's load answers an allocation past the process's ceiling as a
+    -- failed load; it is the process's memory error, which ends it, as
+    -- everywhere else (a loop of loads could otherwise keep going at its
+    -- ceiling).
+    if not f and (is_memerr(err) or H_doomed()) then error(err, 0) end
     -- A chunk that reads types as values was wrapped to receive them.
     if f and types then f = f()(types) end
     return f, err
