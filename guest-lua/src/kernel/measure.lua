@@ -27,9 +27,7 @@ local table_bytes, proto_bytes = H.table_bytes, H.proto_bytes
 -- worker walk them all between processes.
 local MEASURE_ENOUGH = H.memory_per_process
 
--- Lua interns strings of at most this many bytes (LUAI_MAXSHORTLEN): two
--- equal ones are one object. Longer ones are each their own.
-local MAX_SHORT_STRING = 40
+-- Seen values are keyed by identity (see push).
 local identity = H.identity
 
 -- Frames of one coroutine looked at: reaching frame n costs n steps.
@@ -69,10 +67,11 @@ function measure(p)
     local stack, n, total, exact = {}, 0, 0, true
     local function push(v)
         local t = type(v)
-        -- Equal strings are one key: a long one (over 40 bytes, not
-        -- interned, so each is its own allocation) is seen by its address.
+        -- A table key compares strings by value, but only short ones are
+        -- interned: a string is seen by its address, so that equal long
+        -- strings, each its own allocation, each count.
         local key = v
-        if t == "string" and #v > MAX_SHORT_STRING then key = identity(v) end
+        if t == "string" then key = identity(v) end
         if (t == "table" or t == "string" or t == "function" or t == "thread"
             or t == "channel") and not seen[key] and not NOT_OWNED[v] then
             seen[key] = true
