@@ -847,7 +847,7 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
               (me, dest, topic, rest): (i64, LuaString, LuaString, Variadic<LuaValue>)| {
             let result = (|| -> Result<bool, Wrapped> {
                 // Permission first, then a copy bounded by the limit.
-                let to = c.borrow().resolve(&dest.to_str()?)?;
+                let to = c.borrow().resolve(pid_of(me), &dest.to_str()?)?;
                 c.borrow().check_reach("send", pid_of(me), to)?;
                 let budget = c.borrow().message_budget(pid_of(me), to);
                 let payloads = payloads(lua, rest, "payload", budget)?;
@@ -992,7 +992,7 @@ fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
         let f = lua.create_function(
             move |lua, (me, target, extra): (i64, LuaString, LuaValue)| {
                 let result = (|| -> Result<bool, Wrapped> {
-                    let pid = c.borrow().resolve(&target.to_str()?)?;
+                    let pid = c.borrow().resolve(pid_of(me), &target.to_str()?)?;
                     op(lua, &mut c.borrow_mut(), pid_of(me), pid, extra)?;
                     Ok(true)
                 })();

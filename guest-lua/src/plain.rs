@@ -249,7 +249,7 @@ fn send(core: &CoreRef, args: &Args, l: *mut lua_State, n: c_int) -> Option<Resu
         };
         let (dest, topic) = (text(dest, "destination")?, text(topic, "topic")?);
         // Permission first, then a copy bounded by the limit (as `H.send`).
-        let to = core.borrow().resolve(dest)?;
+        let to = core.borrow().resolve(me, dest)?;
         core.borrow().check_reach("send", me, to)?;
         let budget = core.borrow().message_budget(me, to);
         let mut converter = Converter::new(Budget::message(budget));

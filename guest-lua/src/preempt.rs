@@ -292,8 +292,67 @@ fn key() -> *const c_void {
 /// handler interrupting it).
 pub(crate) unsafe fn arm(l: *mut lua_State) {
     // SAFETY: as this function's; lua_sethook may be called from a signal
-    // (`arm_count` is one atomic add).
-    unsafe { ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, arm_count()) };
+    // (`arm_count` is one atomic add), and the reads only read fields.
+    unsafe {
+        if !counting_down(l) {
+            ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, arm_count());
+        }
+    }
+}
+
+/// Called by a host function after its work (hashing, encoding, key
+/// derivation: milliseconds each on large inputs): when the watchdog has
+/// armed the hook of the calling coroutine during the call, the hook looks
+/// at the very next instruction, which is the caller's. A loop over such
+/// calls runs a few instructions between two of them, fewer than an armed
+/// count (up to [`ARM_SPREAD`]) would let pass: at 34 ms a call it was
+/// ended as stuck before its count ran out. Within its slice the look
+/// disarms the hook, as any other.
+pub(crate) fn after_host_call() {
+    let l = watchdog::CURRENT.with(Cell::get);
+    if l.is_null() {
+        return;
+    }
+    // SAFETY: `l` is the coroutine this thread is running (the caller of
+    // this host function), live while it runs.
+    unsafe {
+        if ffi::lua_gethookmask(l) & ffi::LUA_MASKCOUNT != 0 && is_ours(l) {
+            ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, 1);
+        }
+    }
+}
+
+/// Whether `l`'s hook is this module's.
+///
+/// # Safety
+///
+/// `l` is a live thread of this OS thread.
+unsafe fn is_ours(l: *mut lua_State) -> bool {
+    let ours: unsafe extern "C-unwind" fn(*mut lua_State, *mut lua_Debug) = hook;
+    // SAFETY: as this function's (a read of one field).
+    unsafe { ffi::lua_gethook(l) }.is_some_and(|h| std::ptr::fn_addr_eq(h, ours))
+}
+
+/// Whether `l`'s hook is already set to look within [`ARM_SPREAD`]
+/// instructions. Arming again would start the count over: a loop that
+/// spends its time in host calls (`hash.sha512` of 16 MiB, 34 ms) runs a
+/// few instructions between two calls, each call is long enough for a
+/// watchdog tick to re-arm it, and a count started over at every call
+/// reached zero only when the last arming happened to pick a count below
+/// those few instructions: the process was seen at no preemption point
+/// and ended as stuck, having held its worker for 250 ms.
+///
+/// # Safety
+///
+/// `l` is a live thread of this OS thread (the caller may be a signal
+/// handler interrupting it: these are plain reads of its fields).
+unsafe fn counting_down(l: *mut lua_State) -> bool {
+    // SAFETY: as this function's.
+    unsafe {
+        ffi::lua_gethookmask(l) & ffi::LUA_MASKCOUNT != 0
+            && is_ours(l)
+            && u32::try_from(ffi::lua_gethookcount(l)).is_ok_and(|n| n <= ARM_SPREAD)
+    }
 }
 
 /// The instructions within which an armed hook looks, spread over 1 to
@@ -431,7 +490,7 @@ unsafe extern "C-unwind" fn poll(l: *mut lua_State) {
             Action::Disarm => ffi::lua_sethook(l, None, 0, 0),
             Action::Retry | Action::Yield => {
                 QUIET.set((QUIET_SKIPS, Some(Instant::now() + watchdog::TICK)));
-                ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, arm_count());
+                arm(l);
             }
             Action::Fail(reason) => raise(l, reason),
         }

@@ -40,8 +40,11 @@ pub enum ChannelRes {
     Inbox,
     /// Lifecycle events.
     Events,
-    /// Payloads of messages with this topic.
+    /// Payloads of messages with this topic, while this handle listens.
     Topic(String),
+    /// A topic channel closed (unlistened): receives end at once, and its
+    /// drop releases nothing.
+    Unlistened,
     /// A one-shot timer; `done` once it has yielded or was stopped.
     Timer { id: u64, done: bool },
 }
@@ -89,6 +92,7 @@ fn try_mailbox(chan: &mut ChannelRes, mb: &mut Mailbox) -> Try {
             Some(v) => v.map(|v| Item::Value(v.into_packed())),
             None => return Try::Ready(None),
         },
+        ChannelRes::Unlistened => return Try::Ready(None),
         ChannelRes::Timer { id, done } => {
             if *done {
                 return Try::Blocked { live: false };
@@ -227,7 +231,7 @@ impl HostChannel for ProcState {
             buffer: VecDeque::new(),
             closed: false,
         };
-        Ok(self.table.push(chan)?)
+        self.table.push(chan).map_err(crate::driver::handle_error)
     }
 
     async fn send(&mut self, ch: Resource<ChannelRes>, value: Vec<u8>) -> Result<(), WitError> {
@@ -254,21 +258,31 @@ impl HostChannel for ProcState {
         };
         match chan {
             ChannelRes::Local { closed, .. } => *closed = true,
-            ChannelRes::Topic(topic) => {
-                with_mailbox(pid, |mb| mb.unlisten(topic));
-            }
+            ChannelRes::Topic(_) => unlisten(pid, chan),
             ChannelRes::Timer { id, done } => stop_timer(pid, *id, done),
-            ChannelRes::Inbox | ChannelRes::Events => {}
+            ChannelRes::Inbox | ChannelRes::Events | ChannelRes::Unlistened => {}
         }
     }
 
     async fn drop(&mut self, ch: Resource<ChannelRes>) -> wasmtime::Result<()> {
         let chan = self.table.delete(ch)?;
         release_buffer(&chan, &mut self.limits);
-        if let ChannelRes::Timer { id, mut done } = chan {
-            stop_timer(self.pid, id, &mut done);
+        match chan {
+            ChannelRes::Timer { id, mut done } => stop_timer(self.pid, id, &mut done),
+            ChannelRes::Topic(topic) => {
+                with_mailbox(self.pid, |mb| mb.release(&topic));
+            }
+            _ => {}
         }
         Ok(())
+    }
+}
+
+/// Stops the topic of listen handle `chan` (for every handle of it, as
+/// `unlisten` does) and marks the handle unlistened.
+pub(crate) fn unlisten(pid: Pid, chan: &mut ChannelRes) {
+    if let ChannelRes::Topic(topic) = std::mem::replace(chan, ChannelRes::Unlistened) {
+        with_mailbox(pid, |mb| mb.unlisten(&topic));
     }
 }
 

@@ -13,6 +13,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use warren_core::{CoreRef, ErrorKind, Exit, Frontend, Item, Pid, ProcError, Program, Value};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::runtime::with_ambient_tokio_runtime;
 
 use crate::host::from_wit_kind;
@@ -21,10 +22,30 @@ use crate::payload::{decode, encode};
 use crate::program::WasmProgram;
 use crate::program::slice_ticks;
 use crate::state::{ProcState, install_core};
+use crate::wasi::StderrTail;
 
 /// Most handles (channels, timers, WASI streams) one component may hold at
 /// once: each is host memory that no linear-memory limit counts.
 pub const MAX_RESOURCES: usize = 10_000;
+
+/// A handle past [`MAX_RESOURCES`]: the trap that carries it ends the
+/// process `RATE_LIMITED` naming the bound (wasmtime's own error said only
+/// "resource table has no free keys").
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "too many handles: a component may hold at most {MAX_RESOURCES} channels, timers and \
+     streams at once (MAX_RESOURCES)"
+)]
+pub struct TooManyHandles;
+
+/// Why a handle could not be made, as a trap ([`TooManyHandles`] when the
+/// table is full).
+pub(crate) fn handle_error(e: wasmtime::component::ResourceTableError) -> wasmtime::Error {
+    match e {
+        wasmtime::component::ResourceTableError::Full => wasmtime::Error::new(TooManyHandles),
+        other => wasmtime::Error::new(other),
+    }
+}
 
 type ProcFuture = Pin<Box<dyn Future<Output = Exit>>>;
 
@@ -125,24 +146,15 @@ impl WasmDriver {
             // behind the worker's other ready processes.
             store.set_epoch_deadline(slice);
             store.epoch_deadline_callback(move |_| Ok(UpdateDeadline::Yield(slice)));
-            let trap = |e: wasmtime::Error| {
-                if let Some(quota) = e.downcast_ref::<QuotaExceeded>() {
-                    return quota.reason();
-                }
-                let message = match stderr.text() {
-                    Some(said) => format!("trap: {e:#} (guest stderr: {said})"),
-                    None => format!("trap: {e:#}"),
-                };
-                ProcError::new(ErrorKind::Internal, message)
+            let instance = match pre.instantiate_async(&mut store).await {
+                Ok(instance) => instance,
+                Err(e) => return not_started(&e, &stderr),
             };
-            let instance = pre.instantiate_async(&mut store).await.map_err(|e| {
-                // Most often the instance pool is full: worth a retry later.
-                let mut err =
-                    ProcError::new(ErrorKind::Unavailable, format!("cannot instantiate: {e:#}"));
-                err.retryable = true;
-                err
-            })?;
-            match instance.call_run(&mut store, &args).await.map_err(trap)? {
+            let called = match instance.call_run(&mut store, &args).await {
+                Ok(called) => called,
+                Err(e) => return guest_ended(&e, &stderr),
+            };
+            match called {
                 Ok(bytes) => {
                     // Measured before it is decoded: a decoded tree can be
                     // some 30 times its encoding (the core bounds the value).
@@ -198,6 +210,49 @@ impl WasmDriver {
         self.procs.remove(&pid);
         self.core.borrow_mut().exit(pid, exit);
     }
+}
+
+/// How a process whose component could not be instantiated ends: a
+/// memory or table whose initial size its quota refuses ends it as any
+/// later growth would (`RATE_LIMITED`, not worth a retry); a start
+/// function that traps or exits, as a trap or an exit; anything else,
+/// most often the engine's instance pool being full, as `UNAVAILABLE`,
+/// worth a retry later.
+fn not_started(e: &wasmtime::Error, stderr: &StderrTail) -> Exit {
+    if e.is::<QuotaExceeded>() || e.is::<I32Exit>() || e.is::<wasmtime::Trap>() {
+        return guest_ended(e, stderr);
+    }
+    let mut err = ProcError::new(ErrorKind::Unavailable, format!("cannot instantiate: {e:#}"));
+    err.retryable = true;
+    Err(err)
+}
+
+/// How a process ends when its component stops with an error: past a
+/// memory quota, `RATE_LIMITED` naming the limit; after `wasi:cli/exit`,
+/// normally for status 0 and as a failure naming the status otherwise;
+/// anything else is a trap (`INTERNAL`). A failure's message ends with the
+/// last lines the guest wrote to stderr (a Rust panic, or the error a
+/// `main` returning `Err` printed before it exited with status 1).
+fn guest_ended(e: &wasmtime::Error, stderr: &StderrTail) -> Exit {
+    if let Some(quota) = e.downcast_ref::<QuotaExceeded>() {
+        return Err(quota.reason());
+    }
+    if let Some(full) = e.downcast_ref::<TooManyHandles>() {
+        return Err(ProcError::new(ErrorKind::RateLimited, full.to_string()));
+    }
+    let (kind, what) = match e.downcast_ref::<I32Exit>() {
+        Some(I32Exit(0)) => return Ok(Value::Nil),
+        Some(I32Exit(status)) => (
+            ErrorKind::Internal,
+            format!("exited with status {status} (wasi:cli/exit)"),
+        ),
+        None => (ErrorKind::Internal, format!("trap: {e:#}")),
+    };
+    let message = match stderr.text() {
+        Some(said) => format!("{what} (guest stderr: {said})"),
+        None => what,
+    };
+    Err(ProcError::new(kind, message))
 }
 
 /// A process's handle table, capped at [`MAX_RESOURCES`].

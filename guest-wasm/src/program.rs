@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use warren_core::readfile::{ReadError, read_bounded};
 use warren_core::{CoreRef, Frontend, FrontendFactory, Program};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
@@ -81,9 +82,15 @@ fn pooling(config: &EngineConfig) -> InstanceAllocationStrategy {
     let n = config.pool_size;
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(n)
-        .total_core_instances(n.saturating_mul(4))
+        // A core instance is only counted by the pool (nothing is reserved
+        // for its slot), so there is room for every process at its cap:
+        // core instances cannot run out before process slots do.
+        .total_core_instances(n.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT))
         .total_memories(n)
         .total_tables(n.saturating_mul(2))
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
         .total_stacks(n)
         .max_memory_size(usize::try_from(config.max_memory).unwrap_or(usize::MAX))
         .max_unused_warm_slots(n.min(1024))
@@ -93,6 +100,39 @@ fn pooling(config: &EngineConfig) -> InstanceAllocationStrategy {
         .pagemap_scan(Enabled::Auto);
     InstanceAllocationStrategy::Pooling(pool)
 }
+
+/// Most linear memories one component may define across all its core
+/// instances. A component built by `cargo` for `wasm32-wasip2` or by
+/// `wit-bindgen` has one (the preview-1 adapter adds at most one more); a
+/// composition of a few such components has one each. The engine's pool
+/// holds one memory slot per process ([`DEFAULT_POOL_SIZE`]); without a
+/// cap, 12 processes of 990 zero-page memories each (no byte of them
+/// counted against any quota) took all 12,000, and no component of any
+/// other host could start. At the cap, one host needs a quarter of the
+/// pool's processes to do the same; its `max_processes` is what bounds
+/// that.
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+
+/// Most tables one component may define across all its core instances.
+/// A Rust component has two (its main module's function table and the
+/// shim that wires its imports); a composition has two per component
+/// in it. Tables are pool slots like memories (two per process), and
+/// their elements count against the process's memory.
+pub const MAX_TABLES_PER_COMPONENT: u32 = 8;
+
+/// Most core instances one component may instantiate. A Rust component
+/// has three (its module, the import shim and its fixup); tools that link
+/// a language runtime from several modules (an interpreter, its C
+/// library, the WASI adapter, native extensions) use a dozen or two. Each
+/// is a slot of the engine's pool and host memory (its `VMContext`, up to
+/// 1 MiB) that no quota counts: one component of 990 was accepted.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+
+/// Bytes a component file may hold. Compiling reads it whole and builds
+/// several times its size; a component of gigabytes (or a symlink to
+/// `/dev/zero`, refused as no regular file) would take the loader's
+/// memory first. Real components, interpreters included, are tens of MiB.
+pub const MAX_COMPONENT_BYTES: usize = 256 << 20;
 
 /// The WIT package components must import.
 pub const WIT_PACKAGE: &str = "warren:process";
@@ -107,13 +147,14 @@ pub enum WasmError {
     /// The engine could not be configured.
     #[error("cannot configure the WebAssembly engine: {0}")]
     Engine(String),
-    /// The file could not be read.
+    /// The file could not be read within [`MAX_COMPONENT_BYTES`], or is
+    /// no regular file.
     #[error("{}: cannot read: {source}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        source: ReadError,
     },
     /// The bytes are not a valid component.
     #[error("{}: not a WebAssembly component: {message}", path.display())]
@@ -150,6 +191,18 @@ pub enum WasmError {
         asked: u64,
         /// The engine's maximum.
         max: u64,
+    },
+    /// Defines more memories, tables or core instances than one process
+    /// may have ([`MAX_MEMORIES_PER_COMPONENT`],
+    /// [`MAX_TABLES_PER_COMPONENT`], [`MAX_CORE_INSTANCES_PER_COMPONENT`]),
+    /// or instance state larger than a slot of the engine's pool. The
+    /// message names what it has and the bound.
+    #[error("{}: needs more than one process may have: {message}", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// What it has, and the bound.
+        message: String,
     },
     /// Does not export the process world.
     #[error("{}: does not fit the process world: {message}", path.display())]
@@ -243,15 +296,25 @@ impl WasmEngine {
                 max: self.max_memory,
             });
         }
-        let bytes = std::fs::read(path).map_err(|source| WasmError::Read {
+        let bytes = read_bounded(path, MAX_COMPONENT_BYTES).map_err(|source| WasmError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        let component =
-            Component::new(&self.engine, &bytes).map_err(|e| WasmError::NotComponent {
-                path: path.to_path_buf(),
-                message: format!("{e:#}"),
-            })?;
+        let component = Component::new(&self.engine, &bytes).map_err(|e| {
+            let message = format!("{e:#}");
+            if refused_by_pool(&message) {
+                WasmError::TooLarge {
+                    path: path.to_path_buf(),
+                    message,
+                }
+            } else {
+                WasmError::NotComponent {
+                    path: path.to_path_buf(),
+                    message,
+                }
+            }
+        })?;
+        check_resources(path, &component)?;
         let ty = component.component_type();
         for (name, _) in ty.imports(&self.engine) {
             check_import(path, name, &grants)?;
@@ -267,6 +330,45 @@ impl WasmEngine {
             grants: Arc::new(grants),
         })
     }
+}
+
+/// Whether wasmtime's message for a component it would not compile says
+/// that the component does not fit the instance pool: its per-component
+/// caps (`... exceeds the configured maximum of N in the pooling
+/// allocator`) or its slot sizes (`... does not fit in pooling allocator
+/// requirements`). Such a component is valid, only too large for a
+/// process here. (`tests/hostile/wasm_limits.rs` checks these messages,
+/// so a wasmtime upgrade that rewords them fails a test.)
+fn refused_by_pool(message: &str) -> bool {
+    message.contains("pooling allocator")
+}
+
+/// Refuses a component defining more memories or tables than one process
+/// may have. The pool refuses these in `Component::new` already (and
+/// more core instances than [`MAX_CORE_INSTANCES_PER_COMPONENT`]); this
+/// holds them when instances are allocated on demand too (`pool_size`
+/// 0), where each memory would reserve its own address space. A
+/// component importing core modules cannot be measured and is not
+/// refused here (the process world gives it none to import).
+fn check_resources(path: &Path, component: &Component) -> Result<(), WasmError> {
+    let Some(needs) = component.resources_required() else {
+        return Ok(());
+    };
+    let over = |what: &str, count: u32, max: u32| WasmError::TooLarge {
+        path: path.to_path_buf(),
+        message: format!("it defines {count} {what}, over the most one component may have ({max})"),
+    };
+    if needs.num_memories > MAX_MEMORIES_PER_COMPONENT {
+        return Err(over(
+            "linear memories",
+            needs.num_memories,
+            MAX_MEMORIES_PER_COMPONENT,
+        ));
+    }
+    if needs.num_tables > MAX_TABLES_PER_COMPONENT {
+        return Err(over("tables", needs.num_tables, MAX_TABLES_PER_COMPONENT));
+    }
+    Ok(())
 }
 
 /// Refuses an import outside the process interface of this version and

@@ -77,6 +77,7 @@ pub fn limits() -> HostLimits {
         max_ops_per_process: 8,
         max_ops_per_host: 32,
         max_open_handles: 16,
+        max_handles_per_host: 128,
     }
 }
 

@@ -315,6 +315,15 @@ fn a_cancel_reason_larger_than_a_message_is_refused() {
     );
     let out = wasm(vec![s("cancel-big"), s("self"), n(100)]);
     assert_eq!(out.value(), "ok:");
+    // Under max_message_bytes but past the reason's own bound: many
+    // senders each cancelling once filled the target's host.
+    let out = wasm(vec![s("cancel-big"), s("self"), n(20_000)]);
+    assert_eq!(
+        out.value(),
+        "Invalid:a cancel reason of 20005 bytes exceeds MAX_CANCEL_REASON (16384)"
+    );
+    let out = wasm(vec![s("cancel-big"), s("self"), n(16_000)]);
+    assert_eq!(out.value(), "ok:");
     let out = lua(
         r#"return function()
             local ok, err = process.cancel(process.pid(), string.rep("c", 70000))

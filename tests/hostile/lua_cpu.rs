@@ -414,3 +414,99 @@ fn the_hosts_cpu_slice_decides_how_long_a_loop_keeps_its_worker() {
         "the neighbour ran inside a 10 s slice: {out:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Loops over long host calls: hashing, encoding, key derivation
+// ---------------------------------------------------------------------------
+
+/// The harness's limits with room for 16 MiB strings and no cpu budget, so
+/// that only preemption (or the stuck-code guard) can end a long loop.
+fn roomy() -> HostLimits {
+    HostLimits {
+        memory_per_process: 96 << 20,
+        memory_total: 512 << 20,
+        cpu_budget: None,
+        ..harness::limits()
+    }
+}
+
+/// Runs `call` (an expression over the 16 MiB string `s` and the data
+/// modules) in a loop for 600 ms of the process's CPU. Each call takes
+/// milliseconds of host code with a few instructions between two: the
+/// loop must be preempted between calls (it returns its count, and the
+/// neighbour ticks meanwhile), not ended as stuck.
+fn preempted_between_host_calls(call: &str) {
+    let source = format!(
+        r#"local hash, base64, crypto = require("hash"), require("base64"), require("crypto")
+        return function()
+            local s = string.rep("s", 16 * 1024 * 1024)
+            local t0, n = os.clock(), 0
+            while os.clock() - t0 < 0.6 do local _ = {call}; n = n + 1 end
+            return "calls: " .. n
+        end"#
+    );
+    let app = app().limits(roomy()).entry("h:attacker", &source);
+    let out = attack(app, "h:attacker", Vec::new());
+    assert!(out.value().starts_with("calls: "), "{out:?}");
+    out.assert_progress_during(5);
+}
+
+#[test]
+fn a_loop_of_sha512_over_16_mib_is_preempted_not_ended() {
+    preempted_between_host_calls("hash.sha512(s)");
+}
+
+#[test]
+fn a_loop_of_md5_over_16_mib_is_preempted_not_ended() {
+    preempted_between_host_calls("hash.md5(s)");
+}
+
+#[test]
+fn a_loop_of_hmacs_over_16_mib_is_preempted_not_ended() {
+    preempted_between_host_calls(r#"crypto.hmac.sha256("key", s)"#);
+}
+
+#[test]
+fn a_loop_of_base64_over_16_mib_is_preempted_not_ended() {
+    preempted_between_host_calls("base64.encode(s)");
+}
+
+#[test]
+fn a_for_loop_of_hashes_without_other_calls_is_preempted_not_ended() {
+    // The tightest loop: five instructions between two 30 ms calls.
+    let source = r#"local hash = require("hash")
+        return function()
+            local s = string.rep("s", 16 * 1024 * 1024)
+            for _ = 1, 25 do hash.sha512(s) end
+            return "done"
+        end"#;
+    let app = app().limits(roomy()).entry("h:attacker", source);
+    let out = attack(app, "h:attacker", Vec::new());
+    assert_eq!(out.value(), "done", "{out:?}");
+    out.assert_progress_during(5);
+}
+
+#[test]
+fn pbkdf2_counts_the_salt_it_hashes_once_per_block() {
+    // A 16 MiB salt with one iteration held the worker 525 ms in one call.
+    let source = r#"local crypto = require("crypto")
+        return function()
+            local salt = string.rep("s", 16 * 1024 * 1024)
+            local key, err = crypto.pbkdf2("pw", salt, 1, 1024, "sha512")
+            local small = crypto.pbkdf2("pw", "salty", 1000, 64, "sha512")
+            return tostring(key) .. " " .. err:kind() .. " " .. err:message()
+                .. " " .. #small
+        end"#;
+    let app = app().limits(roomy()).entry("h:attacker", source);
+    let out = attack(app, "h:attacker", Vec::new());
+    let value = out.value();
+    for fragment in [
+        "nil Invalid",
+        "salt of 16777216 bytes",
+        "PBKDF2_MAX_WORK",
+        " 64",
+    ] {
+        assert!(value.contains(fragment), "{fragment:?} not in {value}");
+    }
+    out.assert_neighbour_ticks();
+}

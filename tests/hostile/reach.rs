@@ -120,3 +120,25 @@ fn a_component_cannot_reach_a_foreign_name_either() {
     let still = runtime.lookup("svc").map(|p| p.to_string());
     assert_eq!(still, Some(pid), "the foreign process was reached");
 }
+
+#[test]
+fn a_refusal_by_name_does_not_tell_the_holders_pid() {
+    let attacker = r#"return function()
+        local out = {}
+        for _, op in ipairs({ "send", "cancel", "terminate", "link", "monitor" }) do
+            local _, e
+            if op == "send" then _, e = process.send("svc", "t", 1) else _, e = process[op]("svc") end
+            out[#out + 1] = e:kind() .. ": " .. e:message()
+        end
+        return out
+    end"#;
+    let (runtime, pid) = with_foreign_name(app().entry("h:attacker", attacker));
+    let out = attack_on(&runtime, "h:attacker", Vec::new());
+    out.assert_neighbour_ticks();
+    let results = warren_tests::strings(out.exit.expect("the attacker ran"));
+    assert_denied(&results);
+    for r in &results {
+        assert!(!r.contains(&pid), "{pid} leaked in {r}");
+        assert!(r.contains("\"svc\""), "{r}");
+    }
+}

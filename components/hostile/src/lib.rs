@@ -41,6 +41,11 @@
 //! - `after-drop <n>`: makes and drops n one-hour timers, then waits n
 //!   times with a one-hour timeout for a message it sent itself; then
 //!   registers as `hoarder` and waits for good.
+//! - `listen-drop <n>`: listens on topic `t` n times and drops every
+//!   handle, then sends itself `7` on `t` and waits a second for it in its
+//!   inbox: `"inbox:7"`, or `"lost"` when a dropped handle still listened.
+//! - `many-payloads <pid|self> <n>`: sends one message of n `nil`
+//!   payloads, as `"<KIND>:<message>"`.
 //! - `scribble`: counts the bytes of a 256 KiB static it finds non-zero
 //!   (`"dirty:<count>"`), then writes all over it: a pooled instance slot
 //!   handed to the next instance without being wiped would show it.
@@ -347,6 +352,22 @@ impl Process for Hostile {
                 }))
             }
             "hoard" => hoard(args.get(1)?, args.get(2)?),
+            "listen-drop" => {
+                let n: u32 = args.get(1)?;
+                for _ in 0..n {
+                    drop(warren_sdk::listen("t")?);
+                }
+                warren_sdk::send(&warren_sdk::pid(), "t", &7)?;
+                match warren_sdk::receive(Some(Duration::from_secs(1)))? {
+                    Some(m) => warren_sdk::payload(&format!("inbox:{}", m.data::<i64>()?)),
+                    None => warren_sdk::payload("lost"),
+                }
+            }
+            "many-payloads" => {
+                let (to, n): (String, usize) = (args.get(1)?, args.get(2)?);
+                let to = if to == "self" { warren_sdk::pid() } else { to };
+                described(warren_sdk::send_raw(&to, "many", vec![vec![0xc0]; n]))
+            }
             "bloat" => {
                 let (to, n): (String, u32) = (args.get(1)?, args.get(2)?);
                 let to = if to == "self" { warren_sdk::pid() } else { to };

@@ -60,6 +60,23 @@ pub(super) const PBKDF2_MAX_WORK: i64 = 500_000;
 /// SHA-256 instructions but none for SHA-512), so about 5×, rounded up.
 pub(super) const PBKDF2_SHA512_COST: i64 = 6;
 
+/// What hashing the salt counts in [`PBKDF2_MAX_WORK`]: each output block
+/// hashes it once (`U1 = HMAC(password, salt || i)`), a compression per
+/// 64 bytes (SHA-256) or 128 (SHA-512), where one iteration is two. A
+/// 16 MiB salt held the worker 525 ms in one call that counted only its
+/// iterations.
+fn salt_work(salt_len: usize, blocks: i64, algo: Algo) -> i64 {
+    let (chunk, cost) = if algo == Algo::Sha512 {
+        (128, PBKDF2_SHA512_COST)
+    } else {
+        (64, 1)
+    };
+    // A salt within one compression is in the iterations' count already.
+    // Salts are strings of at most MAX_INPUT_BYTES, blocks at most 32.
+    let compressions = i64::try_from(salt_len / chunk).unwrap_or(i64::MAX);
+    compressions.saturating_mul(blocks).saturating_mul(cost) / 2
+}
+
 /// The `crypto` module table, with its `random` and `hmac` sub-tables.
 pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
     let random = lua.create_table_with_capacity(0, 3)?;
@@ -301,19 +318,21 @@ fn derive(
     } else {
         (32, 1)
     };
-    // ≤ 10^7 × 32 × 5: no overflow.
-    let work = iterations * ((len + block - 1) / block) * cost;
+    // ≤ 10^7 × 32 × 6: no overflow.
+    let blocks = (len + block - 1) / block;
+    let work = iterations * blocks * cost + salt_work(salt.as_bytes().len(), blocks, algo);
     if work > PBKDF2_MAX_WORK {
         return Err(invalid(
             func,
             format_args!(
-                "{iterations} iterations for {len} bytes of {} cost {work}, over the \
-                 {PBKDF2_MAX_WORK} one call may take (see PBKDF2_MAX_WORK)",
+                "{iterations} iterations for {len} bytes of {} with a salt of {} bytes cost \
+                 {work}, over the {PBKDF2_MAX_WORK} one call may take (see PBKDF2_MAX_WORK)",
                 if algo == Algo::Sha512 {
                     "sha512"
                 } else {
                     "sha256"
-                }
+                },
+                salt.as_bytes().len()
             ),
         ));
     }
@@ -580,14 +599,19 @@ mod tests {
             // The work bound: iterations × blocks × cost.
             (
                 "'p', 's', 500001, 32",
-                "500001 iterations for 32 bytes of sha256 cost 500001, over the 500000",
+                "500001 iterations for 32 bytes of sha256 with a salt of 1 bytes cost 500001, over the 500000",
             ),
             ("'p', 's', 250001, 33", "cost 500002, over"),
             (
                 "'p', 's', 83334, 64, 'sha512'",
-                "for 64 bytes of sha512 cost 500004, over",
+                "for 64 bytes of sha512 with a salt of 1 bytes cost 500004, over",
             ),
             ("'p', 's', 41667, 65, 'sha512'", "cost 500004, over"),
+            // The salt counts past its first compression, once per block.
+            (
+                "'p', string.rep('s', 2 << 20), 1, 1024, 'sha512'",
+                "with a salt of 2097152 bytes cost 786528, over",
+            ),
             ("'p', 's', 10000000, 1024", "cost 320000000, over"),
         ] {
             let code = format!("return crypto.pbkdf2({args})");

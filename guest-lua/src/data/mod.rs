@@ -83,6 +83,7 @@ where
 {
     lua.create_function(move |lua, args: A| {
         let outcome = f(lua, args)?;
+        crate::preempt::after_host_call();
         results(lua, outcome)
     })
 }

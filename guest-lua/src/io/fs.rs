@@ -1,7 +1,8 @@
 //! The host functions behind the `fs` module (modules/fs.lua).
 //!
 //! Every call names its volume by id (the `fs.get` grant is checked on
-//! each call) and passes the handle's working directory; warren-fs
+//! each call, before anything is copied out of the process) and passes
+//! the handle's working directory; warren-fs
 //! resolves the path beneath the volume's root directory handle. File
 //! operations block, so they run on the blocking lane
 //! ([`warren_core::Core::start_blocking_op`]), never on a worker. Open
@@ -169,6 +170,14 @@ fn op_start(core: &CoreRef, args: &super::raw::Args) -> Result<u64, ProcError> {
     let me = pid(args.int(1)?);
     let (entry, id, cwd, op) = (args.text(2)?, args.text(3)?, args.text(4)?, args.text(5)?);
     let (path, data, mode) = (args.bytes(6)?, args.opt_bytes(7)?, args.opt_bytes(8)?);
+    // The grant before any copy: a volume handle whose `_id` was rewritten
+    // must not make the host copy its data before it is refused.
+    let vol = volume(core, me, entry, id)?;
+    // And the volume's mode, for the same reason; a bad write mode is left
+    // to `volume_work` (its shape comes first, and its message quotes it).
+    if op == "write" && matches!(mode.unwrap_or(b"w"), b"w" | b"a" | b"wx") {
+        vol.check_write(cwd, &String::from_utf8_lossy(path))?;
+    }
     let mut budget = CopyBudget::of(core, me, "fs");
     for part in [Some(cwd.as_bytes()), Some(path), data, mode]
         .into_iter()
@@ -179,7 +188,6 @@ fn op_start(core: &CoreRef, args: &super::raw::Args) -> Result<u64, ProcError> {
     let path = String::from_utf8_lossy(path).into_owned();
     let data = data.map(pooled);
     let mode = mode.map(|b| String::from_utf8_lossy(b).into_owned());
-    let vol = volume(core, me, entry, id)?;
     let max =
         usize::try_from(core.borrow().quota_of(me).limits.memory_per_process).unwrap_or(usize::MAX);
     let work = volume_work(vol, cwd.to_owned(), op, path, data, mode, max)?;

@@ -11,8 +11,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use mlua::{IntoLuaMulti, Lua, LuaString, MultiValue, Table, Value as LuaValue};
-use warren_core::{Copied, CoreRef, ErrorKind, Handle, OpValue, Pid, ProcError, Resource, Value};
-use warren_http::{BodyStream, FilePart, HttpClient, Request, Response, TlsOptions};
+use warren_core::{CoreRef, ErrorKind, Handle, OpValue, Pid, ProcError, Resource, Value};
+use warren_http::{
+    BodyRoom, BodyStream, FilePart, HttpClient, Request, Response, TlsOptions, check_destination,
+};
 
 use super::{CopyBudget, OrInvalid, grants_of, handle_id, invalid, pid, refused, started, take_if};
 
@@ -352,34 +354,55 @@ fn capped(mut req: Request, cap: u64) -> Request {
     req
 }
 
-/// `INVALID` for a batch response whose body, with the bodies before it,
-/// would pass `cap` (details `{limit = cap}`, as for one body).
-fn batch_too_large(url: &str, cap: u64) -> ProcError {
-    let mut err = invalid(format!(
-        "http_client.request_batch: the response body of {url} would take the batch's bodies \
-         past what the process may hold ({cap} bytes)"
-    ));
-    let limit = i64::try_from(cap).unwrap_or(i64::MAX);
-    err.details = Some(Value::Map(vec![(Value::str("limit"), Value::Int(limit))]));
-    err
+/// Where `me`'s response bodies are counted while the host reads them:
+/// with the bytes its calls in flight hold copied out of it (see
+/// [`CopyBudget`]), at most its `memory_per_process`, and against its
+/// host's `memory_total`. Without it each request in flight (64 of them,
+/// or 64 members of a batch) buffered up to `memory_per_process`,
+/// uncounted: 1.74 GB for one batch of a 16 MiB process.
+fn body_room(core: &CoreRef, me: Pid) -> BodyRoom {
+    let mut core = core.borrow_mut();
+    let held = core.copied_counter(me);
+    let quota = core.quota_of(me).clone();
+    BodyRoom::new(held, quota.limits.memory_per_process, Some(quota))
 }
 
-/// Starts `req` for `me`; `held` (the bytes copied out of the process
-/// for it) lives as long as the request.
-fn start_request(
+/// The grants of `entry` running as `me`, and `PERMISSION_DENIED` unless
+/// they reach `url`'s destination: checked before anything else is copied
+/// out of the process, an operation slot is taken or a task spawned (the
+/// full checks run again when the request is sent).
+fn granted_for(
     core: &CoreRef,
     me: Pid,
     entry: &str,
+    url: &str,
+) -> Result<Arc<warren_core::Grants>, ProcError> {
+    let grants = grants_of(&core.borrow(), me, entry);
+    check_destination(url, &grants)?;
+    Ok(grants)
+}
+
+/// Starts `req` for `me` holding `grants`; the bytes `budget` took (copied
+/// out of the process for it) stay counted as long as the request lives.
+fn start_request(
+    core: &CoreRef,
+    me: Pid,
+    grants: Arc<warren_core::Grants>,
     req: Request,
-    held: Copied,
+    budget: CopyBudget,
 ) -> Result<u64, ProcError> {
+    let own = budget.taken;
+    let held = budget.hold();
     let client = client()?;
     let req = capped(req, result_cap(core, me));
-    let grants = grants_of(&core.borrow(), me, entry);
+    let room = body_room(core, me).for_call(own);
     let deadline = req.timeout + DEADLINE_MARGIN;
     let make = move || async move {
         let _held = held;
-        client.request(req, &grants).await.map(op_value)
+        client
+            .request_within(req, &grants, &room)
+            .await
+            .map(op_value)
     };
     core.borrow_mut()
         .start_op(me, "http_client request", deadline, make)
@@ -402,14 +425,13 @@ fn plain_start(core: &CoreRef, args: &super::raw::Args) -> Result<u64, ProcError
     let me = pid(args.int(1)?);
     let entry = args.text(2)?;
     let (method, url) = (args.bytes(3)?, args.bytes(4)?);
+    let url = String::from_utf8_lossy(url);
+    let grants = granted_for(core, me, entry, &url)?;
     let mut budget = CopyBudget::of(core, me, "http_client");
     budget.take(method.len().saturating_add(url.len()))?;
-    let (method, url) = (
-        String::from_utf8_lossy(method),
-        String::from_utf8_lossy(url),
-    );
+    let method = String::from_utf8_lossy(method);
     let req = request(&method, &url, None, &mut budget)?;
-    start_request(core, me, entry, req, budget.hold())
+    start_request(core, me, grants, req, budget)
 }
 
 fn batch_item(result: Result<Response, ProcError>) -> Value {
@@ -474,17 +496,38 @@ fn batch(list: &Table, budget: &mut CopyBudget) -> Result<Vec<Request>, ProcErro
     Ok(out)
 }
 
+/// `PERMISSION_DENIED` (numbered as the client numbers it) for the first
+/// request of a `request_batch` list whose URL is not granted, before any
+/// request's options are copied; requests whose shape is wrong are left to
+/// [`batch`], which refuses them.
+fn batch_granted(list: &Table, grants: &warren_core::Grants) -> Result<(), ProcError> {
+    for i in 1..=list.raw_len().min(MAX_BATCH) {
+        let LuaValue::Table(r) = list.raw_get::<LuaValue>(i).or_invalid()? else {
+            continue;
+        };
+        if let LuaValue::String(url) = r.raw_get::<LuaValue>(2).or_invalid()? {
+            check_destination(&url.to_string_lossy(), grants).map_err(|mut e| {
+                e.message = format!("request_batch: request {i}: {}", e.message);
+                e
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Registers the `H.http_*` functions.
 pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let c = core.clone();
     type ReqArgs = (i64, String, LuaString, LuaString, Option<Table>);
     let req = move |lua: &Lua, (me, entry, method, url, opts): ReqArgs| {
         let start = || -> Result<u64, ProcError> {
-            let mut budget = CopyBudget::of(&c, pid(me), "http_client");
+            let me = pid(me);
+            let grants = granted_for(&c, me, &entry, &url.to_string_lossy())?;
+            let mut budget = CopyBudget::of(&c, me, "http_client");
             budget.take(method.as_bytes().len().saturating_add(url.as_bytes().len()))?;
             let (method, url) = (method.to_string_lossy(), url.to_string_lossy());
             let req = request(&method, &url, opts.as_ref(), &mut budget)?;
-            start_request(&c, pid(me), &entry, req, budget.hold())
+            start_request(&c, me, grants, req, budget)
         };
         started(lua, start())
     };
@@ -493,6 +536,8 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
     let batch_fn = move |lua: &Lua, (me, entry, list): (i64, String, Table)| {
         let me = pid(me);
         let start = || -> Result<u64, ProcError> {
+            let grants = grants_of(&c.borrow(), me, &entry);
+            batch_granted(&list, &grants)?;
             let cap = result_cap(&c, me);
             let mut budget = CopyBudget::of(&c, me, "http_client");
             let reqs: Vec<Request> = batch(&list, &mut budget)?
@@ -500,34 +545,20 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
                 .map(|r| capped(r, cap))
                 .collect();
             let client = client()?;
-            let grants = grants_of(&c.borrow(), me, &entry);
+            // `taken`: the bytes copied for this call (a field of the
+            // parent module's budget), which the room counts as its own.
+            let room = body_room(&c, me).for_call(budget.taken);
+            let held = budget.hold();
             let longest = reqs
                 .iter()
                 .map(|r| r.timeout)
                 .max()
                 .unwrap_or(DEFAULT_TIMEOUT);
-            let held = budget.hold();
             let make = move || async move {
-                let results = client.request_batch(reqs, &grants).await;
+                // All the bodies are one result: together they fit in `cap`.
+                let results = client.request_batch_within(reqs, &grants, &room, cap).await;
                 drop(held);
-                let results = results?;
-                // All the bodies are one result: together they must fit.
-                let mut total = 0u64;
-                let items = results
-                    .into_iter()
-                    .map(|r| match r {
-                        Ok(resp) => {
-                            let size = resp.body.len() as u64;
-                            if total.saturating_add(size) > cap {
-                                batch_item(Err(batch_too_large(&resp.url, cap)))
-                            } else {
-                                total += size;
-                                batch_item(Ok(resp))
-                            }
-                        }
-                        err => batch_item(err),
-                    })
-                    .collect();
+                let items = results?.into_iter().map(batch_item).collect();
                 Ok(OpValue::Value(Value::Array(items)))
             };
             c.borrow_mut().start_op(

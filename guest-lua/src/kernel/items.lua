@@ -74,9 +74,33 @@ end
 -- and CANCEL.
 local EVENT_KIND = { EXIT = "pid.exit", LINK_DOWN = "pid.link.down", CANCEL = "pid.cancel" }
 
+-- A CANCEL from a sender whose earlier CANCEL still waits in the events
+-- queue is dropped: cancelling is idempotent, and a loop of cancels parked
+-- one event each in the target's memory, ending it for memory its sender
+-- chose. `p.cancels[from]` is the waiting event (held weakly: once taken
+-- and dropped it is not kept) and `p.cancel_at[from]` its slot; a queue's
+-- slots move only when it is compacted, and a moved event is not found
+-- (the next cancel is then queued).
 local function on_event(p, kind, from, ok, a, b, c, d)
     if kind == "CANCEL" then
-        deliver(host_chan(p, "events"), { kind = "pid.cancel", from = from, reason = ok, at = now_value() })
+        local s = host_chan(p, "events")
+        local pend, at = p.cancels, p.cancel_at
+        local w = pend and pend[from]
+        if w then
+            local q, i = s.buf, at[from]
+            if q and q.h <= i and i <= q.t and q[i] == w then return end
+            pend[from], at[from] = nil, nil
+        end
+        local ev = { kind = "pid.cancel", from = from, reason = ok, at = now_value() }
+        deliver(s, ev)
+        local q = s.buf
+        if q and q[q.t] == ev then
+            if not pend then
+                pend, at = setmetatable({}, { __mode = "v" }), {}
+                p.cancels, p.cancel_at = pend, at
+            end
+            pend[from], at[from] = ev, q.t
+        end
         return
     end
     local result

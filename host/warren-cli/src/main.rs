@@ -122,6 +122,7 @@ impl Failure {
 fn main() -> ExitCode {
     warren_alloc::configure();
     init_logging();
+    raise_fd_limit();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -169,6 +170,50 @@ pub(crate) fn report(error: &anyhow::Error) {
         eprintln!("caused by: {cause}");
     }
 }
+
+/// Raises the soft limit of open file descriptors to the hard limit, as
+/// servers do: every file, socket and database connection of every host
+/// draws on it, and a soft limit of 1,024 is a few processes' worth. Hosts
+/// share what it allows through their `max_handles_per_host`. A failure
+/// leaves the limit as it was.
+#[cfg(unix)]
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable `rlimit` for the call's duration.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        let err = std::io::Error::last_os_error();
+        tracing::debug!("RLIMIT_NOFILE: cannot read the open-file limit: {err}");
+        return;
+    }
+    if lim.rlim_cur >= lim.rlim_max {
+        tracing::debug!(
+            "RLIMIT_NOFILE: the open-file limit is already at its hard limit ({})",
+            lim.rlim_max
+        );
+        return;
+    }
+    let old = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: `lim` is a valid `rlimit` for the call's duration.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
+        tracing::debug!(
+            "RLIMIT_NOFILE: raised the open-file limit from {old} to {}",
+            lim.rlim_max
+        );
+    } else {
+        let err = std::io::Error::last_os_error();
+        tracing::debug!(
+            "RLIMIT_NOFILE: cannot raise the open-file limit from {old} to {}: {err}",
+            lim.rlim_max
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_fd_limit() {}
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -213,7 +213,7 @@ fn run_script(
     granted: ActionGrants,
     args: Vec<Value>,
 ) -> Result<(), Failure> {
-    let source = std::fs::read_to_string(path)
+    let source = warren_core::readfile::read_text_bounded(path, warren_config::MAX_SOURCE_BYTES)
         .with_context(|| format!("cannot read {}", path.display()))
         .map_err(Failure::bad_input)?;
     if let Some(host) = host.filter(|h| h != DEFAULT_HOST) {
@@ -252,6 +252,7 @@ pub(crate) fn host_limits(h: &HostEntry) -> HostLimits {
         max_open_handles: count(l.max_open_handles).unwrap_or(d.max_open_handles),
         max_ops_per_process: count(l.max_ops_per_process).unwrap_or(d.max_ops_per_process),
         max_ops_per_host: count(l.max_ops_per_host).unwrap_or(d.max_ops_per_host),
+        max_handles_per_host: count(l.max_handles_per_host).unwrap_or(d.max_handles_per_host),
     }
 }
 

@@ -17,6 +17,14 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
+    /// A file could not be read within its bound, or is no regular file.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: warren_core::readfile::ReadError,
+    },
     /// The file is not valid YAML or misses top-level keys.
     #[error("{}: {message}", file.display())]
     File {

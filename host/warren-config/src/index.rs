@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value as Yaml;
 use warren_core::Value;
+use warren_core::readfile::read_text_bounded;
 use warren_env::Env;
 
 use crate::database;
@@ -36,6 +37,16 @@ const GLOBAL_MODULES: [&str; 2] = ["process", "os"];
 
 /// The only `version:` this loader understands.
 const VERSION: &str = "1.0";
+
+/// Bytes an `_index.yaml` (or `wippy.yaml`) may hold. Parsing builds a
+/// tree many times the text's size, so a file of gigabytes (a mistake, or
+/// a symlink to `/dev/zero`, which is refused as no regular file) would
+/// take the loader's memory before any error could name it.
+pub const MAX_INDEX_BYTES: usize = 16 << 20;
+
+/// Bytes a Lua entry's `source:` may hold: every worker compiles it, so a
+/// source of gigabytes would be read and compiled into every VM.
+pub const MAX_SOURCE_BYTES: usize = 16 << 20;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,6 +213,7 @@ struct LimitsYaml {
     max_open_handles: Option<u64>,
     max_ops_per_process: Option<u64>,
     max_ops_per_host: Option<u64>,
+    max_handles_per_host: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -250,18 +262,45 @@ struct RestartYaml {
     period: Option<Yaml>,
 }
 
+/// Folders deep the search for `_index.yaml` files goes below the
+/// application folder: a chain of symlinked folders (`a -> ..`) or a
+/// generated tree cannot keep the loader walking.
+pub const MAX_FOLDER_DEPTH: usize = 32;
+
 /// Collects every `_index.yaml` under `dir` (hidden folders are skipped).
+/// A folder reached twice (through a symlink back up the tree, or two
+/// symlinks to one folder) is read once: two symlinks to `.` made the walk
+/// visit 2^40 paths before the kernel refused one.
 pub(crate) fn find_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ConfigError> {
+    let mut seen = std::collections::HashSet::new();
+    walk(dir, 0, &mut seen, out)
+}
+
+fn walk(
+    dir: &Path,
+    depth: usize,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), ConfigError> {
     let io = |source| ConfigError::Io {
         path: dir.to_path_buf(),
         source,
     };
+    if !seen.insert(dir.canonicalize().map_err(io)?) {
+        return Ok(());
+    }
+    if depth > MAX_FOLDER_DEPTH {
+        return Err(file_error(
+            dir,
+            format!("more than {MAX_FOLDER_DEPTH} folders deep below the application folder"),
+        ));
+    }
     for item in std::fs::read_dir(dir).map_err(io)? {
         let item = item.map_err(io)?;
         let path = item.path();
         let hidden = item.file_name().to_string_lossy().starts_with('.');
         if path.is_dir() && !hidden {
-            find_files(&path, out)?;
+            walk(&path, depth + 1, seen, out)?;
         } else if item.file_name() == INDEX_FILE {
             out.push(path);
         }
@@ -329,7 +368,7 @@ pub(crate) fn load_file(
 
 /// The file's shape: YAML, its version and its namespace.
 fn read_index(file: &Path) -> Result<IndexYaml, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Io {
+    let text = read_text_bounded(file, MAX_INDEX_BYTES).map_err(|source| ConfigError::Read {
         path: file.to_path_buf(),
         source,
     })?;
@@ -598,7 +637,7 @@ impl Ctx<'_> {
     /// Reads a Lua entry's `source:`.
     fn lua_source(&self, id: &str, source: &str) -> Result<(PathBuf, String), ConfigError> {
         let path = self.source_path(id, source)?;
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = read_text_bounded(&path, MAX_SOURCE_BYTES).map_err(|e| {
             self.key_error(id, "source", format!("cannot read {}: {e}", path.display()))
         })?;
         Ok((path, text))
@@ -917,6 +956,7 @@ impl Ctx<'_> {
             ("limits.max_open_handles", l.max_open_handles),
             ("limits.max_ops_per_process", l.max_ops_per_process),
             ("limits.max_ops_per_host", l.max_ops_per_host),
+            ("limits.max_handles_per_host", l.max_handles_per_host),
         ] {
             if value == Some(0) {
                 return Err(self.key_error(id, key, "must be at least 1"));
@@ -933,6 +973,7 @@ impl Ctx<'_> {
             max_open_handles: l.max_open_handles,
             max_ops_per_process: l.max_ops_per_process,
             max_ops_per_host: l.max_ops_per_host,
+            max_handles_per_host: l.max_handles_per_host,
         })
     }
 }

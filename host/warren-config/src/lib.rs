@@ -36,6 +36,7 @@ use index::Pass;
 pub use database::{DatabaseEntry, DatabaseKind, PoolConfig, REDACTED, SqliteFile};
 pub use error::ConfigError;
 pub use function::{MAX_POOL_BUFFER, MAX_POOL_SIZE};
+pub use index::{MAX_FOLDER_DEPTH, MAX_INDEX_BYTES, MAX_SOURCE_BYTES};
 pub use service::{RestartPolicy, ServiceEntry, Startup, Strategy};
 pub use units::{MAX_SIZE, parse_size};
 pub use variables::{EnvStorageEntry, EnvVariableEntry};
@@ -69,6 +70,9 @@ pub struct Limits {
     pub max_ops_per_process: Option<u64>,
     /// Host calls all processes of the host may have in flight together.
     pub max_ops_per_host: Option<u64>,
+    /// Handles (files, streams, transactions) all processes of the host may
+    /// hold open together.
+    pub max_handles_per_host: Option<u64>,
 }
 
 /// A Lua process entry (`process.lua`), or a function entry

@@ -418,3 +418,23 @@ fn a_registry_entry_keeps_meta_and_its_data_and_refuses_other_keys() {
     let text = problems.iter().map(ToString::to_string).collect::<String>();
     assert!(text.contains("key 'source'"), "{text}");
 }
+
+#[test]
+fn max_handles_per_host_is_read_and_zero_is_refused() {
+    let app = load(
+        "handlesperhost",
+        "  - name: host\n    kind: process.host\n    limits: { max_handles_per_host: 40 }\n",
+    )
+    .expect("the load succeeds");
+    let (id, host) = app.hosts().next().expect("a host");
+    assert_eq!(id, "app:host");
+    assert_eq!(host.limits.max_handles_per_host, Some(40));
+    let text = problem(load(
+        "handlesperhostzero",
+        "  - name: host\n    kind: process.host\n    limits: { max_handles_per_host: 0 }\n",
+    ));
+    assert_mentions(
+        &text,
+        &["key 'limits.max_handles_per_host'", "must be at least 1"],
+    );
+}

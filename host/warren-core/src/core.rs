@@ -295,6 +295,11 @@ impl Core {
             .limits
             .max_message_bytes
             .min(self.quota_of(to).limits.max_message_bytes);
+        let most = crate::limits::MAX_PAYLOADS_PER_MESSAGE;
+        if payloads.len() > most {
+            let why = format!("a message of {} payloads: at most {most}", payloads.len());
+            return Err(ProcError::new(ErrorKind::Invalid, why));
+        }
         let bytes = payloads.iter().map(Payload::wire_size).sum();
         if bytes > limit {
             return Err(ProcError::new(
@@ -379,17 +384,34 @@ impl Core {
         self.shared.services.get().cloned()
     }
 
-    /// Resolves a `send` destination: a pid string or a registered name.
-    pub fn resolve(&self, dest: &str) -> Result<Pid, ProcError> {
+    /// Resolves a destination `me` names: a pid string, or a registered
+    /// name. A name held by a process `me`'s host may not reach is
+    /// `PERMISSION_DENIED` (as Lua's `registry.lookup`) naming the hosts
+    /// but not the holder's pid, which the later reach check quoted and a
+    /// component's `lookup` hides. The name is quoted cut to 64
+    /// characters (a 30 MB name was echoed whole).
+    pub fn resolve(&self, me: Pid, dest: &str) -> Result<Pid, ProcError> {
         if let Some(pid) = Pid::parse(dest) {
             return Ok(pid);
         }
-        self.shared.registry.lookup(dest).ok_or_else(|| {
-            ProcError::new(
+        let shown: String = dest.chars().take(64).collect();
+        let cut = if shown.len() < dest.len() { "..." } else { "" };
+        match self.shared.registry.lookup(dest) {
+            Some(pid) if self.reaches(me, pid) => Ok(pid),
+            Some(pid) => {
+                let (own, target) = (self.quota_of(me), self.quota_of(pid));
+                let message = format!(
+                    "the name {shown:?}{cut} is held on host '{}', which host '{}' may not \
+                     reach: it lists only its allow_hosts",
+                    target.name, own.name
+                );
+                Err(ProcError::new(ErrorKind::PermissionDenied, message))
+            }
+            None => Err(ProcError::new(
                 ErrorKind::NotFound,
-                format!("no process is registered as {dest:?}"),
-            )
-        })
+                format!("no process is registered as {shown:?}{cut}"),
+            )),
+        }
     }
 
     /// Sends a message; `NOT_FOUND` if `to` is not alive, `INVALID` for a
@@ -408,7 +430,10 @@ impl Core {
         self.check_reach("send", from, to)?;
         let bytes = self.check_size(from, to, &payloads)?;
         check_payloads(&payloads, "payload").map_err(|e| ProcError::new(ErrorKind::Invalid, e))?;
-        let held = self.hold(from, to, bytes)?;
+        let overhead = payloads
+            .len()
+            .saturating_mul(crate::limits::PAYLOAD_OVERHEAD);
+        let held = self.hold(from, to, bytes.saturating_add(overhead))?;
         let msg = Message {
             from,
             topic: topic.into(),
@@ -550,6 +575,12 @@ impl Core {
         let (bytes, limit) = (wire_size(one), self.message_budget(me, target));
         if bytes > limit {
             let why = crate::error::one_too_large("a cancel reason", bytes, limit);
+            return Err(ProcError::new(ErrorKind::Invalid, why));
+        }
+        let most = crate::limits::MAX_CANCEL_REASON;
+        if bytes > most {
+            let why =
+                format!("a cancel reason of {bytes} bytes exceeds MAX_CANCEL_REASON ({most})");
             return Err(ProcError::new(ErrorKind::Invalid, why));
         }
         let event = Event::Cancel { from: me, reason };
@@ -836,7 +867,7 @@ impl Core {
                     self.op_deadlines.remove(&(b.at, me, *op));
                 }
             }
-            io.shut(&self.shared);
+            io.shut(&self.shared, self.shared.quota(me.host()));
         }
         // A callee's failure is its caller's result, not news to log.
         let is_callee = p.call.is_some();

@@ -27,8 +27,10 @@
 //!   would start one more fails with `RATE_LIMITED` before any work;
 //! - resources an operation creates (a transaction, a stream) live in the
 //!   process's handle table, at most [`HostLimits::max_open_handles`] of
-//!   them, looked up only by their owner, so a handle id is worthless to
-//!   any other process;
+//!   them (and at most [`HostLimits::max_handles_per_host`] for all the
+//!   processes of its host together, given back as handles close), looked
+//!   up only by their owner, so a handle id is worthless to any other
+//!   process;
 //! - when a process exits, however it exits, its operations are aborted
 //!   (their futures dropped, which interrupts the driver's work) and
 //!   every handle is [`Resource::close`]d, before links and monitors hear
@@ -40,6 +42,7 @@
 //! [`HostLimits::max_ops_per_process`]: crate::HostLimits::max_ops_per_process
 //! [`HostLimits::max_ops_per_host`]: crate::HostLimits::max_ops_per_host
 //! [`HostLimits::max_open_handles`]: crate::HostLimits::max_open_handles
+//! [`HostLimits::max_handles_per_host`]: crate::HostLimits::max_handles_per_host
 
 use std::any::Any;
 use std::fmt;
@@ -276,12 +279,14 @@ impl fmt::Debug for OpDone {
 }
 
 impl ProcIo {
-    /// Aborts every operation and closes every handle (the caller has
-    /// dropped the blocking operations' deadlines).
-    pub(crate) fn shut(self, shared: &crate::runtime::Shared) {
+    /// Aborts every operation and closes every handle, giving the handles
+    /// back to `quota` (its process's host's; the caller has dropped the
+    /// blocking operations' deadlines).
+    pub(crate) fn shut(self, shared: &crate::runtime::Shared, quota: &crate::limits::HostQuota) {
         for op in self.ops.into_values() {
             op.abort(shared);
         }
+        quota.release_handles(self.handles.len());
         for handle in self.handles.into_values() {
             handle.0.close();
         }

@@ -27,6 +27,7 @@ pub mod msgpack;
 pub mod payload;
 pub mod pid;
 mod placement;
+pub mod readfile;
 pub mod registry;
 pub mod rest;
 pub mod runtime;

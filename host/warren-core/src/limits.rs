@@ -47,6 +47,14 @@ pub const DEFAULT_MAX_OPS_PER_PROCESS: usize = 64;
 /// together.
 pub const DEFAULT_MAX_OPS_PER_HOST: usize = 4_096;
 
+/// Default [`HostLimits::max_handles_per_host`]: many processes of one
+/// tenant, each under its own `max_open_handles`, cannot together hold
+/// the runtime's file descriptors (files, sockets, database connections
+/// all draw on one OS limit): 85 processes of 256 files each took all
+/// 20,000, and a process on another host then failed every open with
+/// "Too many open files".
+pub const DEFAULT_MAX_HANDLES_PER_HOST: usize = 4_096;
+
 /// Default [`HostLimits::max_open_handles`] (modules.md): transactions,
 /// statements, files and streams one process may hold open; each pins a
 /// connection, a lock or a buffer.
@@ -82,6 +90,9 @@ pub struct HostLimits {
     /// Handles (transactions, statements, files, streams) one process may
     /// hold open.
     pub max_open_handles: usize,
+    /// Handles all processes of the host may hold open together; past it
+    /// an open fails with `RATE_LIMITED`.
+    pub max_handles_per_host: usize,
 }
 
 impl Default for HostLimits {
@@ -98,6 +109,7 @@ impl Default for HostLimits {
             max_ops_per_process: DEFAULT_MAX_OPS_PER_PROCESS,
             max_ops_per_host: DEFAULT_MAX_OPS_PER_HOST,
             max_open_handles: DEFAULT_MAX_OPEN_HANDLES,
+            max_handles_per_host: DEFAULT_MAX_HANDLES_PER_HOST,
         }
     }
 }
@@ -128,6 +140,24 @@ pub struct HostQuota {
     live: AtomicUsize,
     memory: AtomicU64,
     ops: AtomicUsize,
+    handles: AtomicUsize,
+}
+
+/// Adds one to `counter` unless it is at `max`: `false` (and no change)
+/// there.
+fn count_up(counter: &AtomicUsize, max: usize) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+/// Takes `n` from `counter`, never below zero.
+fn count_down(counter: &AtomicUsize, n: usize) {
+    let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+        Some(now.saturating_sub(n))
+    });
 }
 
 impl HostQuota {
@@ -140,40 +170,44 @@ impl HostQuota {
             live: AtomicUsize::new(0),
             memory: AtomicU64::new(0),
             ops: AtomicUsize::new(0),
+            handles: AtomicUsize::new(0),
         }
     }
 
     /// Counts one more process; `false` (and no change) at `max_processes`.
     pub(crate) fn admit_process(&self) -> bool {
-        let max = self.limits.max_processes;
-        self.live
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok()
+        count_up(&self.live, self.limits.max_processes)
     }
 
     pub(crate) fn release_process(&self) {
-        let _ = self
-            .live
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        count_down(&self.live, 1);
     }
 
     /// Counts one more host call in flight; `false` (and no change) at
     /// `max_ops_per_host`.
     pub(crate) fn admit_op(&self) -> bool {
-        let max = self.limits.max_ops_per_host;
-        self.ops
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok()
+        count_up(&self.ops, self.limits.max_ops_per_host)
     }
 
     pub(crate) fn release_op(&self) {
-        let _ = self
-            .ops
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        count_down(&self.ops, 1);
+    }
+
+    /// Counts one more open handle; `false` (and no change) at
+    /// `max_handles_per_host`.
+    pub(crate) fn admit_handle(&self) -> bool {
+        count_up(&self.handles, self.limits.max_handles_per_host)
+    }
+
+    /// Gives back `n` handles counted with
+    /// [`admit_handle`](Self::admit_handle) (never below zero).
+    pub(crate) fn release_handles(&self, n: usize) {
+        count_down(&self.handles, n);
+    }
+
+    /// Handles the host's processes hold open now.
+    pub fn open_handles(&self) -> usize {
+        self.handles.load(Ordering::Acquire)
     }
 
     /// Host calls of the host's processes in flight now.
@@ -238,6 +272,26 @@ impl HostQuota {
         self.memory.load(Ordering::Acquire)
     }
 }
+
+/// Largest cancel reason, in bytes as `wire_size` counts it. A reason is
+/// an explanation, not data, and a CANCEL waits in its target's mailbox
+/// counted against the target's host: 300 short-lived processes, each
+/// cancelling one victim once with a 1 MB reason, used up the victim
+/// host's `memory_total` (one pending CANCEL per sender does not bound
+/// many senders).
+pub const MAX_CANCEL_REASON: usize = 16 << 10;
+
+/// Payloads one message may carry. Each is its own allocation on the
+/// host (and a value slot in a Lua receiver), which its bytes do not
+/// count: a component's 40 messages of 1,000,000 one-byte payloads held
+/// 2 GB of host memory against 40 MB counted, and each send held the
+/// worker 100 ms.
+pub const MAX_PAYLOADS_PER_MESSAGE: usize = 4096;
+
+/// Host bytes a message's payload holds beyond its encoded size (its
+/// allocation and its place in the message), counted with the bytes held
+/// against the sending host's `memory_total` while the message waits.
+pub const PAYLOAD_OVERHEAD: usize = 64;
 
 /// Longest topic, in bytes, a message may carry or a process listen on.
 /// A topic is a name, and every message queued outside its sender's VM
@@ -402,6 +456,27 @@ mod tests {
         quota.release_process();
         assert!(quota.admit_process());
         assert_eq!(quota.processes(), 2);
+    }
+
+    #[test]
+    fn handle_count_stops_at_the_host_limit_and_never_underflows() {
+        let limits = HostLimits {
+            max_handles_per_host: 3,
+            ..HostLimits::default()
+        };
+        let quota = HostQuota::new("h".into(), limits, false);
+        assert!(quota.admit_handle());
+        assert!(quota.admit_handle());
+        assert!(quota.admit_handle());
+        assert!(!quota.admit_handle(), "the fourth is past the limit");
+        assert_eq!(quota.open_handles(), 3, "a refusal counts nothing");
+        quota.release_handles(1);
+        assert_eq!(quota.open_handles(), 2);
+        assert!(quota.admit_handle(), "a released handle is room again");
+        quota.release_handles(10);
+        assert_eq!(quota.open_handles(), 0, "releasing too many stops at zero");
+        assert!(quota.admit_handle());
+        assert_eq!(quota.open_handles(), 1);
     }
 
     #[test]

@@ -157,9 +157,20 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
-/// Decodes MessagePack into a value.
+/// Decodes MessagePack into a value: exactly one, so that bytes after it
+/// are refused rather than silently dropped (`c0 c0` was read as `nil`).
 pub fn decode(bytes: &[u8]) -> Result<Value, String> {
-    rmp_serde::from_slice(bytes).map_err(|e| format!("malformed MessagePack payload: {e}"))
+    let mut cursor = std::io::Cursor::new(bytes);
+    let value: Value = rmp_serde::from_read(&mut cursor)
+        .map_err(|e| format!("malformed MessagePack payload: {e}"))?;
+    let read = usize::try_from(cursor.position()).unwrap_or(usize::MAX);
+    if read != bytes.len() {
+        return Err(format!(
+            "malformed MessagePack payload: {} bytes after its value",
+            bytes.len().saturating_sub(read)
+        ));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -184,6 +195,16 @@ pub(crate) mod tests {
             (Value::Int(7), Value::str("seven")),
         ]);
         assert_eq!(decode(&encode(&v)), Ok(v));
+    }
+
+    #[test]
+    fn bytes_after_the_value_are_refused() {
+        assert_eq!(decode(&[0xc0]), Ok(Value::Nil));
+        let err = decode(&[0xc0, 0xc0]).expect_err("trailing");
+        assert!(err.contains("1 bytes after its value"), "{err}");
+        let mut two = encode(&Value::Int(300));
+        two.extend(encode(&Value::str("x")));
+        assert!(decode(&two).is_err());
     }
 
     /// Any value: every kind, nested a few levels, with text and non-text

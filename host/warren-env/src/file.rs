@@ -10,12 +10,13 @@
 //! limit. Keys and values are trimmed of surrounding whitespace when read.
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};
-use std::io::{ErrorKind as IoKind, Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use warren_core::readfile::{ReadError, read_text_bounded};
 use warren_core::{ErrorKind, ProcError};
 
 /// Bytes a storage file may hold. Every read parses the whole file, so a
@@ -107,27 +108,14 @@ impl FileStore {
 
     /// The file's text, `None` when it does not exist.
     fn read(&self) -> Result<Option<String>, ProcError> {
-        let file = match std::fs::File::open(&self.path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == IoKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.io("open", &e)),
-        };
-        let mut bytes = Vec::new();
-        let cap = MAX_FILE_BYTES as u64 + 1;
-        file.take(cap)
-            .read_to_end(&mut bytes)
-            .map_err(|e| self.io("read", &e))?;
-        if bytes.len() > MAX_FILE_BYTES {
-            let msg = format!(
-                "{} is larger than {MAX_FILE_BYTES} bytes",
-                self.path.display()
-            );
-            return Err(ProcError::new(ErrorKind::Internal, msg));
+        match read_text_bounded(&self.path, MAX_FILE_BYTES) {
+            Ok(text) => Ok(Some(text)),
+            Err(ReadError::NotFound) => Ok(None),
+            Err(e) => {
+                let msg = format!("{}: {e}", self.path.display());
+                Err(ProcError::new(ErrorKind::Internal, msg))
+            }
         }
-        String::from_utf8(bytes).map(Some).map_err(|_| {
-            let msg = format!("{} is not valid UTF-8", self.path.display());
-            ProcError::new(ErrorKind::Internal, msg)
-        })
     }
 
     fn create_dir(&self) -> Result<(), ProcError> {

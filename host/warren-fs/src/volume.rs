@@ -125,6 +125,15 @@ impl Volume {
         Ok(buf)
     }
 
+    /// `INVALID` for a bad path, then `PERMISSION_DENIED` unless the
+    /// volume's mode lets `writefile` write `p`: the checks of
+    /// [`Volume::write_file`] that need no file system, for a caller to
+    /// make before it copies the data to write (a write to a read-only
+    /// volume must not cost the host a copy of its data).
+    pub fn check_write(&self, cwd: &str, p: &str) -> Result<(), ProcError> {
+        self.locate(cwd, p, Access::Write, "writefile").map(drop)
+    }
+
     /// Writes `data` to the file at `p` as `mode` says.
     pub fn write_file(
         &self,

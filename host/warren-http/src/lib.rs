@@ -15,6 +15,10 @@
 //!   byte, bodies stop at `max_response_body`, response headers at
 //!   [`MAX_RESPONSE_HEADERS`] / [`MAX_HEADER_LIST_BYTES`], a batch at
 //!   [`MAX_BATCH_REQUESTS`];
+//! - the bytes of bodies being read are counted: against the caller's
+//!   [`BodyRoom`] (what it may hold with its other calls in flight, and its
+//!   host's `memory_total`) before each allocation grows, and for a batch
+//!   against one running cap for all its members;
 //! - dropping a request future (its process was terminated) drops its
 //!   connection; nothing keeps running on its behalf (except a DNS lookup
 //!   already handed to the blocking pool, which cannot be interrupted).
@@ -33,6 +37,7 @@ mod redirect;
 mod request;
 mod resolve;
 mod response;
+mod room;
 mod stream;
 mod tls;
 mod uri;
@@ -40,18 +45,20 @@ mod uri;
 use futures_util::future::join_all;
 use url::Url;
 use warren_core::ProcError;
-use warren_core::grants::Grants;
+use warren_core::grants::{Grants, HTTP_REQUEST};
 
 pub use clients::{MAX_CACHED_CLIENTS, MAX_HEADER_LIST_BYTES, MAX_RESPONSE_HEADERS};
 pub use redirect::MAX_REDIRECTS;
 pub use request::{DEFAULT_MAX_RESPONSE_BODY, DEFAULT_TIMEOUT, FilePart, Request, TlsOptions};
 pub use resolve::{MAX_RESOLVED_ADDRESSES, is_non_public};
 pub use response::Response;
+pub use room::BodyRoom;
 pub use stream::BodyStream;
 pub use uri::{decode_uri, encode_uri};
 
 use crate::error::{invalid, redact, timeout};
 use crate::exchange::{Prepared, check_first, exchange};
+use crate::room::{Batch, Hold};
 
 /// Requests one `request_batch` may hold: all are sent at once, each with
 /// its own connection, so a batch of thousands would be a flood of
@@ -74,22 +81,55 @@ impl HttpClient {
 
     /// Sends `req` for a caller holding `grants`: `INVALID` for a malformed
     /// request, then `PERMISSION_DENIED` if it is not granted, both before
-    /// any DNS lookup or connection.
+    /// any DNS lookup or connection. Its body counts against nothing but
+    /// its own limit (see [`HttpClient::request_within`]).
     pub async fn request(&self, req: Request, grants: &Grants) -> Result<Response, ProcError> {
+        self.request_within(req, grants, &BodyRoom::unbounded())
+            .await
+    }
+
+    /// [`HttpClient::request`] for a caller whose response bodies take
+    /// `room` while they are read (and until the [`Response`] is dropped):
+    /// a body that does not fit fails with `RATE_LIMITED`.
+    pub async fn request_within(
+        &self,
+        req: Request,
+        grants: &Grants,
+        room: &BodyRoom,
+    ) -> Result<Response, ProcError> {
         let url = req.validated_url()?;
         let prepared = self.prepare_url(&req, url, grants)?;
-        self.send(prepared, &req, grants).await
+        self.send(prepared, &req, grants, Hold::new(room, None))
+            .await
     }
 
     /// Sends all of `reqs` at once and waits for all; one result per
     /// request, in order. `Err`, with nothing sent, for an empty list, more
     /// than [`MAX_BATCH_REQUESTS`], any `stream = true`, any malformed
     /// request (`INVALID`) or any request that is not granted
-    /// (`PERMISSION_DENIED`).
+    /// (`PERMISSION_DENIED`). Bodies count against nothing but their own
+    /// limits (see [`HttpClient::request_batch_within`]).
     pub async fn request_batch(
         &self,
         reqs: Vec<Request>,
         grants: &Grants,
+    ) -> Result<Vec<Result<Response, ProcError>>, ProcError> {
+        self.request_batch_within(reqs, grants, &BodyRoom::unbounded(), u64::MAX)
+            .await
+    }
+
+    /// [`HttpClient::request_batch`] whose bodies take `room` (as in
+    /// [`HttpClient::request_within`]) and, all together, at most `cap`
+    /// bytes: a member whose body would pass it fails with `INVALID`
+    /// (details `limit`) and stops reading. Room goes to members in list
+    /// order: an earlier member that needs it fails a later one that holds
+    /// it, so which members fail does not depend on which server is faster.
+    pub async fn request_batch_within(
+        &self,
+        reqs: Vec<Request>,
+        grants: &Grants,
+        room: &BodyRoom,
+        cap: u64,
     ) -> Result<Vec<Result<Response, ProcError>>, ProcError> {
         if reqs.is_empty() {
             return Err(invalid("request_batch needs at least one request"));
@@ -113,11 +153,26 @@ impl HttpClient {
         for (i, req) in reqs.iter().enumerate() {
             prepared.push(self.prepare(req, grants).map_err(|e| numbered(e, i))?);
         }
+        let batch = Batch::new(reqs.len(), cap);
         let sends = prepared
             .into_iter()
             .zip(&reqs)
-            .map(|(p, req)| self.send(p, req, grants));
-        Ok(join_all(sends).await)
+            .enumerate()
+            .map(|(i, (p, req))| self.send(p, req, grants, Hold::new(room, Some((&batch, i)))));
+        let results = join_all(sends).await;
+        // Each body read was kept by the batch (see `room::Batch::park`).
+        Ok(results
+            .into_iter()
+            .enumerate()
+            .map(|(i, result)| {
+                let mut resp = result?;
+                let url = Url::parse(&resp.url).map_err(|e| invalid(e.to_string()))?;
+                let (body, held) = batch.unpark(i, &url)?;
+                resp.body = body;
+                resp.held = Some(held);
+                Ok(resp)
+            })
+            .collect())
     }
 
     /// The checks of the first URL, and the client to send with.
@@ -136,12 +191,14 @@ impl HttpClient {
         })
     }
 
-    /// Sends a prepared request within its timeout.
+    /// Sends a prepared request within its timeout, its body taking room
+    /// through `hold` (a batch member's body is kept by its batch).
     async fn send(
         &self,
         prepared: Prepared,
         req: &Request,
         grants: &Grants,
+        mut hold: Hold,
     ) -> Result<Response, ProcError> {
         let limit = req.body_limit();
         let work = async {
@@ -149,8 +206,15 @@ impl HttpClient {
             let mut out = Response::head(&resp);
             if req.stream {
                 out.stream = Some(BodyStream::new(resp, url, limit, req.timeout));
-            } else {
-                out.body = response::read_body(resp, &url, limit).await?;
+                return Ok(out);
+            }
+            let body = response::read_body(resp, &url, limit, &mut hold).await?;
+            match hold.member() {
+                Some((batch, i)) => batch.park(i, body, hold, &url)?,
+                None => {
+                    out.body = body;
+                    out.held = Some(hold);
+                }
             }
             Ok(out)
         };
@@ -163,6 +227,29 @@ impl HttpClient {
             ))),
         }
     }
+}
+
+/// `PERMISSION_DENIED` unless `url`'s destination (scheme, host, port,
+/// path) is granted by `http_client.request` in `grants`; `INVALID` if it
+/// is not an `http`/`https` URL. The first check of a call, made before
+/// anything else is copied out of the caller (its body, form, files,
+/// headers), before an operation slot is taken and before any task is
+/// spawned: an ungranted call costs the host no copy. The full checks
+/// (the URL with its query, redirect hops, dialled addresses, sockets,
+/// insecure TLS) still run when the request is sent.
+pub fn check_destination(url: &str, grants: &Grants) -> Result<(), ProcError> {
+    // The text as given first: a well-formed granted URL needs no parse.
+    if grants.allows(HTTP_REQUEST, url) {
+        return Ok(());
+    }
+    let parsed = request::parse_url(url)?;
+    if grants.allows(HTTP_REQUEST, parsed.as_str()) {
+        return Ok(());
+    }
+    Err(error::denied(format!(
+        "http_client.request not granted for {}",
+        redact(&parsed)
+    )))
 }
 
 /// `err` of the `i`th (0-based) request of a batch.

@@ -12,8 +12,11 @@ use reqwest::header::{HeaderMap, SET_COOKIE};
 use url::Url;
 use warren_core::ProcError;
 
+use futures_util::future::Either;
+
 use crate::clients::MAX_RESPONSE_HEADERS;
 use crate::error::{body_too_large, from_reqwest, internal};
+use crate::room::{Hold, batch_too_large};
 use crate::stream::BodyStream;
 
 /// A response: any HTTP status is one.
@@ -31,6 +34,9 @@ pub struct Response {
     pub url: String,
     /// The body, with `stream = true`.
     pub stream: Option<BodyStream>,
+    /// The body's bytes, held against the caller's room (see
+    /// [`crate::BodyRoom`]) for as long as the response lives.
+    pub(crate) held: Option<Hold>,
 }
 
 impl Response {
@@ -59,6 +65,7 @@ impl Response {
             body: Vec::new(),
             url: resp.url().to_string(),
             stream: None,
+            held: None,
         }
     }
 }
@@ -108,41 +115,115 @@ fn cookies(map: &HeaderMap) -> Vec<(String, String)> {
 }
 
 /// Reads the whole body of `resp`; `INVALID` (details `limit`) beyond
-/// `limit` bytes.
+/// `limit` bytes. Every byte of capacity the body grows to is taken from
+/// `hold` first (its error, `RATE_LIMITED` or a batch's `INVALID`, ends
+/// the read): an announced length at once, so a body that cannot fit
+/// fails before it is read; and a batch member failed to make room for an
+/// earlier one stops reading at once.
 pub(crate) async fn read_body(
     mut resp: reqwest::Response,
     url: &Url,
     limit: u64,
+    hold: &mut Hold,
 ) -> Result<Vec<u8>, ProcError> {
     // The exact length hyper will deliver (0 for HEAD, 204, 304), never
     // used to allocate.
-    if resp.content_length().is_some_and(|n| n > limit) {
+    let announced = resp.content_length();
+    if announced.is_some_and(|n| n > limit) {
         return Err(body_too_large(url, limit));
     }
+    if let Some(n) = announced {
+        hold.grow_to(n, url).await?;
+    }
+    let batch = hold.member();
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| from_reqwest(&e, url))? {
-        append_within(&mut body, &chunk, url, limit)?;
+    loop {
+        let chunk = match &batch {
+            None => resp.chunk().await,
+            Some((batch, i)) => {
+                let evicted = std::pin::pin!(batch.until_evicted(*i));
+                let chunk = std::pin::pin!(resp.chunk());
+                match futures_util::future::select(chunk, evicted).await {
+                    Either::Left((chunk, _)) => chunk,
+                    Either::Right(((), _)) => return Err(batch_too_large(url, batch.cap())),
+                }
+            }
+        };
+        let Some(chunk) = chunk.map_err(|e| from_reqwest(&e, url))? else {
+            break;
+        };
+        let mut grown = grown_capacity(body.len(), body.capacity(), chunk.len(), announced, limit);
+        if let Some(capacity) = grown {
+            grown = Some(grow(hold, body.len(), body.len() + chunk.len(), capacity, url).await?);
+        }
+        append_within(&mut body, &chunk, url, limit, grown.unwrap_or(0))?;
     }
     Ok(body)
 }
 
-/// Appends `chunk` to `body` unless that would pass `limit`.
+/// Holds room for a body of `len` bytes to grow to `capacity`, or, if there
+/// is no room for that, to less (a quarter more, then just `needed`, what
+/// the next chunk needs): the capacity it may grow to, or the error of
+/// the room.
+async fn grow(
+    hold: &mut Hold,
+    len: usize,
+    needed: usize,
+    capacity: usize,
+    url: &Url,
+) -> Result<usize, ProcError> {
+    let quarter = len.saturating_add(len / 4).max(needed);
+    for target in [capacity, quarter] {
+        if target > needed && hold.grow_to(target as u64, url).await.is_ok() {
+            return Ok(target);
+        }
+    }
+    hold.grow_to(needed as u64, url).await?;
+    Ok(needed)
+}
+
+/// The capacity a body of `len` bytes (in `capacity`) grows to for a
+/// chunk of `add` bytes: `None` if it fits already; otherwise twice the
+/// capacity (amortised growth) but never past the announced length or the
+/// limit, and at least what the chunk needs.
+fn grown_capacity(
+    len: usize,
+    capacity: usize,
+    add: usize,
+    announced: Option<u64>,
+    limit: u64,
+) -> Option<usize> {
+    let needed = len.saturating_add(add);
+    if needed <= capacity {
+        return None;
+    }
+    let ceiling = usize::try_from(announced.unwrap_or(limit).min(limit)).unwrap_or(usize::MAX);
+    Some(capacity.saturating_mul(2).min(ceiling).max(needed))
+}
+
+/// Appends `chunk` to `body` unless that would pass `limit`, growing its
+/// capacity (when it must) to `capacity` or what the chunk needs,
+/// whichever is more.
 pub(crate) fn append_within(
     body: &mut Vec<u8>,
     chunk: &[u8],
     url: &Url,
     limit: u64,
+    capacity: usize,
 ) -> Result<(), ProcError> {
     let total = body.len() as u64 + chunk.len() as u64;
     if total > limit {
         return Err(body_too_large(url, limit));
     }
-    body.try_reserve(chunk.len()).map_err(|_| {
-        internal(format!(
-            "out of memory reading {}",
-            crate::error::redact(url)
-        ))
-    })?;
+    if body.capacity() < body.len() + chunk.len() {
+        let target = capacity.max(body.len() + chunk.len());
+        body.try_reserve_exact(target - body.len()).map_err(|_| {
+            internal(format!(
+                "out of memory reading {}",
+                crate::error::redact(url)
+            ))
+        })?;
+    }
     body.extend_from_slice(chunk);
     Ok(())
 }
@@ -182,8 +263,8 @@ mod tests {
     fn append_checks_the_total() {
         let url = Url::parse("http://example.org/").expect("url");
         let mut body = Vec::new();
-        append_within(&mut body, b"12345", &url, 8).expect("within");
-        let err = append_within(&mut body, b"6789", &url, 8).expect_err("beyond");
+        append_within(&mut body, b"12345", &url, 8, 0).expect("within");
+        let err = append_within(&mut body, b"6789", &url, 8, 0).expect_err("beyond");
         assert_eq!(err.kind, warren_core::ErrorKind::Invalid);
         assert_eq!(
             err.details.as_ref().and_then(|d| d.get("limit")),

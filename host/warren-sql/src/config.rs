@@ -187,7 +187,7 @@ pub struct TxOptions {
 /// Bounds on what one query may build in the caller's memory.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct ResultLimits {
-    /// Rows whose size (as [`warren_core::limits::wire_size`] counts it)
+    /// Rows whose size (about the host memory their value tree holds)
     /// exceeds this fail with `INVALID` and nothing is returned.
     pub max_bytes: usize,
 }

@@ -24,6 +24,8 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 use warren_core::{ProcError, Value};
 
+pub use sqlite::MAX_SQL_BYTES;
+
 pub use config::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_OPEN, DbConfig, Isolation, PgConfig,
     ResultLimits, SqliteFile, TxOptions,
@@ -171,11 +173,12 @@ impl Database {
     /// SQLite's calls wait in the entry's queue and run back to back on
     /// one blocking thread; PostgreSQL's run as a task. `Err` at once, with
     /// nothing started, for `CONFLICT` (SQLite: `owner`'s own transaction
-    /// holds the connection).
+    /// holds the connection). `sql` is shared, not copied: a prepared
+    /// statement's text is held once however often it runs.
     pub fn run_then(
         self: &Arc<Self>,
         owner: u64,
-        sql: String,
+        sql: Arc<str>,
         params: Vec<Param>,
         query: Option<ResultLimits>,
         done: impl FnOnce(Result<Value, ProcError>) + Send + 'static,

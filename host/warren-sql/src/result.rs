@@ -3,8 +3,9 @@
 //!
 //! Guarantees: rows keep result order, NULL columns are absent from their
 //! row, a duplicate column name keeps its last value, and a result whose
-//! size passes the limit fails with `INVALID` (details `{limit = n}`) before
-//! more is built: nothing partial is returned.
+//! size (about the host memory its value tree holds) passes the limit
+//! fails with `INVALID` (details `{limit = n}`) before more is built:
+//! nothing partial is returned.
 
 use warren_core::{ErrorKind, ProcError, Value};
 
@@ -32,15 +33,50 @@ impl ExecResult {
     }
 }
 
-/// Size a string, map or array header counts as (MessagePack's largest).
-const HEADER: usize = 5;
+/// Host bytes of one value slot (in the result array, or a key or a value
+/// in a row's map).
+const SLOT: usize = std::mem::size_of::<Value>();
 
-/// Size of a scalar value as `wire_size` counts it.
-fn cell_size(v: &Value) -> usize {
-    warren_core::limits::wire_size(std::slice::from_ref(v))
+/// Bytes the allocator adds to each heap block (its header and rounding),
+/// about: a one-byte string costs a block, not a byte.
+const BLOCK: usize = 16;
+
+/// Host bytes a string of `len` bytes holds on the heap.
+fn heap(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        len.saturating_add(BLOCK)
+    }
 }
 
-/// Collects rows in order and refuses to grow past the limit.
+/// Host bytes a row's cell costs: its key and value slots in the row's
+/// map, a copy of the column name and the value's heap (`value_heap`, the
+/// length of a string or blob; 0 for a number or NULL).
+pub(crate) fn cell_cost(name_len: usize, value_heap: usize) -> usize {
+    (2 * SLOT)
+        .saturating_add(heap(name_len))
+        .saturating_add(heap(value_heap))
+}
+
+/// Host bytes a row costs beyond its cells: its slot in the result array
+/// and its map's block.
+const ROW: usize = SLOT + BLOCK;
+
+/// The heap a cell value holds (see [`cell_cost`]).
+fn value_heap(v: &Value) -> usize {
+    match v {
+        Value::Str(b) => b.len(),
+        _ => 0,
+    }
+}
+
+/// Collects rows in order and refuses to grow past the limit. Rows are
+/// charged at about what the host holds for them (the value tree, one
+/// allocation per string), not their wire size: a one-integer row is 19
+/// bytes of MessagePack but over 100 bytes of host memory, and 16
+/// processes each holding a 600,000-row result took 1.3 GB while every
+/// result was under its 16 MiB limit as wire size counts it.
 #[derive(Debug)]
 pub(crate) struct Rows {
     rows: Vec<Value>,
@@ -53,9 +89,17 @@ impl Rows {
     pub(crate) fn new(limits: &ResultLimits) -> Rows {
         Rows {
             rows: Vec::new(),
-            used: HEADER,
+            used: SLOT,
             limit: limits.max_bytes,
         }
+    }
+
+    /// Whether a row whose cells read so far cost `pending` (as
+    /// [`cell_cost`] counts them) still fits: checked before a cell is
+    /// copied out of the engine, so a value past the limit is never
+    /// copied. The error is the one [`Rows::push`] gives.
+    pub(crate) fn admit(&self, pending: usize) -> Result<(), ProcError> {
+        self.check(ROW.saturating_add(pending))
     }
 
     /// Adds one row of `(column, value)` cells; `None` values (NULL) are
@@ -65,17 +109,16 @@ impl Rows {
         cells: impl IntoIterator<Item = (&'a str, Option<Value>)>,
     ) -> Result<(), ProcError> {
         let mut row: Vec<(Value, Value)> = Vec::new();
-        let mut size = HEADER;
+        let mut size = ROW;
         for (name, value) in cells {
             if let Some(at) = row.iter().position(|(k, _)| k.as_str() == Some(name)) {
-                let (k, old) = row.remove(at);
-                size -= cell_size(&k) + cell_size(&old);
+                let (_, old) = row.remove(at);
+                size -= cell_cost(name.len(), value_heap(&old));
             }
             let Some(value) = value else { continue };
-            let key = Value::str(name);
-            size += cell_size(&key) + cell_size(&value);
+            size += cell_cost(name.len(), value_heap(&value));
             self.check(size)?;
-            row.push((key, value));
+            row.push((Value::str(name), value));
         }
         self.used += size;
         self.check(0)?;
@@ -134,8 +177,29 @@ mod tests {
     }
 
     #[test]
+    fn rows_are_charged_at_their_host_size() {
+        let mut rows = Rows::new(&ResultLimits { max_bytes: 1 << 20 });
+        rows.push([("a", Some(Value::Int(1)))]).expect("fits");
+        // A one-integer row: 19 bytes of MessagePack, over 100 on the host.
+        assert_eq!(rows.used - SLOT, ROW + 2 * SLOT + 1 + BLOCK);
+        assert!(rows.used - SLOT > 100, "{}", rows.used);
+        let before = rows.used;
+        rows.push([("s", Some(Value::str("x".repeat(1000))))])
+            .expect("fits");
+        assert_eq!(rows.used - before, ROW + cell_cost(1, 1000));
+    }
+
+    #[test]
+    fn a_cell_past_the_limit_is_refused_before_it_is_read() {
+        let rows = Rows::new(&ResultLimits { max_bytes: 1000 });
+        assert!(rows.admit(cell_cost(1, 100)).is_ok());
+        let err = rows.admit(cell_cost(1, 1000)).expect_err("too big");
+        assert_eq!(err.kind, ErrorKind::Invalid);
+    }
+
+    #[test]
     fn growth_past_the_limit_fails_with_the_limit_in_details() {
-        let mut rows = Rows::new(&ResultLimits { max_bytes: 40 });
+        let mut rows = Rows::new(&ResultLimits { max_bytes: 200 });
         rows.push([("a", Some(Value::Int(1)))]).expect("fits");
         let err = rows
             .push([("a", Some(Value::str("x".repeat(50))))])
@@ -143,7 +207,7 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::Invalid);
         assert_eq!(
             err.details.expect("details").get("limit"),
-            Some(&Value::Int(40))
+            Some(&Value::Int(200))
         );
     }
 }

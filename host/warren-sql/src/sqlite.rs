@@ -9,6 +9,7 @@
 //! `BEGIN` is rolled back when the call ends).
 
 mod error;
+mod guard;
 mod lease;
 pub(crate) mod queue;
 mod run;
@@ -27,6 +28,7 @@ use crate::error::{check_savepoint, err, invalid};
 use crate::param::Param;
 use crate::result::ExecResult;
 use crate::stats::{self, Snapshot};
+pub use guard::MAX_SQL_BYTES;
 use lease::Shared;
 pub(crate) use tx::Tx;
 
@@ -100,7 +102,7 @@ impl Sqlite {
     pub(crate) fn run_then(
         &self,
         owner: u64,
-        sql: String,
+        sql: Arc<str>,
         params: Vec<Param>,
         query: Option<ResultLimits>,
         done: impl FnOnce(Result<Value, ProcError>) + Send + 'static,

@@ -154,3 +154,49 @@ fn grants_and_read_only_volumes() {
         s("PermissionDenied NotFound Invalid PermissionDenied PermissionDenied ok")
     );
 }
+
+#[test]
+fn a_write_is_refused_for_its_grant_or_mode_before_its_data_is_copied() {
+    // 9 MiB to copy (a 3 MiB string as path, data and mode) for a process
+    // of 8 MiB: to a granted volume the copy is refused as too large; to a
+    // volume the handle's rewritten `_id` names without a grant, the grant
+    // is what refuses it. On a read-only volume a bad write mode is still
+    // INVALID (the shape first), a good one PERMISSION_DENIED.
+    let dir = TempDir::new("fs-before-copy");
+    let limits = warren_core::HostLimits {
+        memory_per_process: 8 << 20,
+        ..warren_core::HostLimits::default()
+    };
+    let exit = App::new()
+        .limits(limits)
+        .extension(volumes(
+            &dir,
+            &[("data", 0o755), ("ro", 0o555), ("secret", 0o755)],
+        ))
+        .granted(
+            "t:main",
+            r#"local fs = require("fs")
+    return function()
+        local mib = string.rep("x", 1024 * 1024)
+        local big = mib .. mib .. mib
+        mib = nil
+        local out = {}
+        local function k(v, err) out[#out + 1] = v and "ok" or err:kind() end
+        local vol = assert(fs.get("app.fs:data"))
+        k(vol:writefile(big, big, big))
+        local forged = assert(fs.get("app.fs:data"))
+        rawset(forged, "_id", "app.fs:secret")
+        k(forged:writefile(big, big, big))
+        local ro = assert(fs.get("app.fs:ro"))
+        k(ro:writefile("a.txt", big, "w" .. big))
+        k(ro:writefile("a.txt", big, "w"))
+        return table.concat(out, " ")
+    end"#,
+            grants(&[("fs.get", "app.fs:data"), ("fs.get", "app.fs:ro")]),
+        )
+        .run("t:main", Vec::new());
+    assert_eq!(
+        exit,
+        Ok(s("Invalid PermissionDenied Invalid PermissionDenied"))
+    );
+}

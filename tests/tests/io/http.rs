@@ -229,3 +229,86 @@ fn files_methods_and_grants_for_sockets_and_insecure_tls() {
         s("PATCH DELETE PUT PermissionDenied PermissionDenied Invalid")
     );
 }
+
+/// [`run_http`] on a host whose processes may hold 8 MiB.
+fn run_small(source: &str, g: warren_core::Grants, url: &str) -> Value {
+    let limits = warren_core::HostLimits {
+        memory_per_process: 8 << 20,
+        ..warren_core::HostLimits::default()
+    };
+    let exit = App::new()
+        .limits(limits)
+        .granted("t:main", source, g)
+        .run("t:main", vec![Value::str(url)]);
+    match exit {
+        Ok(v) => v,
+        Err(e) => panic!("script failed: {e}"),
+    }
+}
+
+#[test]
+fn response_bodies_in_flight_count_against_what_the_process_may_hold() {
+    // A 5 MiB body announced and held while its bytes are on their way
+    // leaves 3 MiB of the process's 8: a second one is refused at once,
+    // retryable; once the first is delivered the room is back. In a batch
+    // the bodies share the room in list order, the late first member's
+    // included; the one past it is INVALID with details().limit.
+    let server = Server::start();
+    let v = run_small(
+        r#"local http = require("http_client")
+    local time = require("time")
+    return function(base)
+        local five = 5 * 1024 * 1024
+        local out = {}
+        local done = channel.new(1)
+        coroutine.spawn(function()
+            local r = http.get(base .. "/big-slow?" .. five, { timeout = 20 })
+            done:send(r and #r.body or -1)
+        end)
+        time.sleep("300ms")
+        local _, err = http.get(base .. "/big?" .. five)
+        out[#out + 1] = err:kind() .. "/" .. tostring(err:retryable())
+        out[#out + 1] = tostring(done:receive())
+        local three = 3 * 1024 * 1024
+        local resps, errs = http.request_batch({ { "GET", base .. "/big-late?" .. three },
+            { "GET", base .. "/big?" .. three .. "&a" }, { "GET", base .. "/big?" .. three .. "&b" } })
+        out[#out + 1] = tostring(#resps[1].body) .. "," .. tostring(#resps[2].body) .. ","
+            .. errs[3]:kind() .. "," .. tostring(errs[3]:details().limit)
+        return table.concat(out, " ")
+    end"#,
+        local_grants(),
+        &server.url(""),
+    );
+    assert_eq!(
+        v,
+        s("RateLimited/true 5242880 3145728,3145728,Invalid,8388608")
+    );
+}
+
+#[test]
+fn an_ungranted_request_is_refused_before_its_options_are_copied() {
+    // 9 MiB of options for a process of 8 MiB: granted, the copy is refused
+    // as too large; not granted, the grant is what refuses it.
+    let server = Server::start();
+    let v = run_small(
+        r#"local http = require("http_client")
+    return function(base)
+        local mib = string.rep("x", 1024 * 1024)
+        local big = mib .. mib .. mib
+        mib = nil
+        local opts = { body = big, headers = { ["X-A"] = big, ["X-B"] = big } }
+        local out = {}
+        for _, url in ipairs({ "http://example.com/", base .. "/echo" }) do
+            local _, err = http.post(url, opts)
+            out[#out + 1] = err:kind()
+        end
+        local _, err = http.request_batch({ { "GET", base .. "/json" }, { "POST", "http://example.com/", opts } })
+        out[#out + 1] = err:kind()
+        return table.concat(out, " ")
+    end"#,
+        local_grants(),
+        &server.url(""),
+    );
+    assert_eq!(v, s("PermissionDenied Invalid PermissionDenied"));
+    assert_eq!(server.connections(), 0);
+}

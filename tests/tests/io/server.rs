@@ -1,6 +1,7 @@
 //! A real HTTP/1.1 server on 127.0.0.1 for the `http_client` tests: one
-//! thread per connection, a few routes with slow, failing, huge and
-//! never-answering responses, and a count of accepted connections.
+//! thread per connection, a few routes with slow, failing, huge (of a
+//! size the URL asks for) and never-answering responses, and a count of
+//! accepted connections.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -149,6 +150,35 @@ fn serve(conn: TcpStream, port: u16) {
             while out.write_all(&chunk).is_ok() {}
         }
         "/lines" => respond(&mut out, "200 OK", "", b"one\ntwo\nthree\n"),
+        // `?N[&...]`: N bytes of `x`, announced by Content-Length (`/big`;
+        // `/big-slow`, whose body starts 1.5 s after its head; `/big-late`,
+        // whose head comes after 1 s) or not, the end of the body being
+        // the end of the connection (`/big-unannounced`); written as the
+        // client reads them.
+        "/big" | "/big-slow" | "/big-late" | "/big-unannounced" => {
+            let n: usize = query.split('&').next().unwrap_or("").parse().unwrap_or(0);
+            let head = if path == "/big-unannounced" {
+                "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_owned()
+            } else {
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n")
+            };
+            if path == "/big-late" {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            let _ = out.write_all(head.as_bytes());
+            if path == "/big-slow" {
+                std::thread::sleep(Duration::from_millis(1500));
+            }
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(chunk.len());
+                if out.write_all(&chunk[..k]).is_err() {
+                    break;
+                }
+                left -= k;
+            }
+        }
         _ => respond(&mut out, "404 Not Found", "", b"no such route"),
     }
 }

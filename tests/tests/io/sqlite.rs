@@ -363,3 +363,69 @@ fn a_result_larger_than_the_process_may_hold_is_invalid() {
         .expect("the process goes on");
     assert_eq!(v, s("Invalid 1"));
 }
+
+#[test]
+fn ordinary_sql_still_works_under_the_engine_guard() {
+    // The authorizer refuses ATTACH, VACUUM INTO and setting the pragmas
+    // that change the shared connection; everything else an application
+    // does is untouched: plain VACUUM, reading pragmas, user_version and
+    // application_id, schema introspection, integrity checks, read-only
+    // transactions (the engine's own query_only), savepoints, temp tables
+    // and values up to the 16 MiB bound.
+    let dir = TempDir::new("guarded");
+    let v = ok_granted(
+        &dir,
+        r#"local sql = require("sql")
+    return function()
+        local db = assert(sql.get("app.db:main"))
+        assert(db:execute([[CREATE TABLE p (id INTEGER PRIMARY KEY);
+            CREATE TABLE c (p INTEGER REFERENCES p(id), v TEXT);
+            CREATE INDEX c_p ON c (p)]]))
+        assert(db:execute("INSERT INTO p VALUES (1)"))
+        assert(db:execute("INSERT INTO c VALUES (1, 'x')"))
+        -- plain VACUUM, with and without a schema name
+        assert(db:execute("VACUUM"))
+        assert(db:execute("VACUUM main"))
+        -- reading pragmas
+        local function one(q) return assert(db:query(q))[1] end
+        assert(one("PRAGMA journal_mode").journal_mode == "wal")
+        assert(one("PRAGMA foreign_keys").foreign_keys == 1)
+        assert(one("PRAGMA cache_size").cache_size == -2000)
+        assert(type(one("PRAGMA page_count").page_count) == "number")
+        assert(one("PRAGMA integrity_check").integrity_check == "ok")
+        assert(#assert(db:query("PRAGMA foreign_key_check")) == 0)
+        assert(#assert(db:query("PRAGMA table_info(c)")) == 2)
+        assert(#assert(db:query("PRAGMA index_list(c)")) == 1)
+        assert(#assert(db:query("SELECT name FROM pragma_table_info('p')")) == 1)
+        assert(db:execute("PRAGMA optimize"))
+        assert(db:query("PRAGMA wal_checkpoint(PASSIVE)"))
+        -- the harmless setters
+        assert(db:execute("PRAGMA user_version = 3"))
+        assert(db:execute("PRAGMA application_id = 77"))
+        assert(one("PRAGMA user_version").user_version == 3)
+        assert(one("PRAGMA application_id").application_id == 77)
+        -- foreign keys are still enforced (no tenant can turn them off)
+        local _, fk = db:execute("INSERT INTO c VALUES (99, 'orphan')")
+        assert(fk and fk:kind() == errors.CONFLICT, tostring(fk))
+        -- a read-only transaction, and the connection writable after it
+        local ro = assert(db:begin({ read_only = true }))
+        local _, w = ro:execute("INSERT INTO p VALUES (2)")
+        assert(w and w:kind() == errors.INVALID, tostring(w))
+        ro:rollback()
+        assert(db:execute("INSERT INTO p VALUES (2)"))
+        -- savepoints, a table made and undone, a large value under the bound
+        local tx = assert(db:begin())
+        assert(tx:savepoint("a"))
+        assert(tx:execute("CREATE TABLE scratch (x)"))
+        assert(tx:execute("INSERT INTO scratch VALUES (randomblob(4000000))"))
+        assert(tx:rollback_to("a"))
+        assert(tx:commit())
+        local big = one("SELECT length(randomblob(8000000)) AS n").n
+        local st = assert(db:prepare("SELECT count(*) AS n FROM p"))
+        local n = assert(st:query())[1].n
+        assert(st:close())
+        return big + n
+    end"#,
+    );
+    assert_eq!(v, Value::Int(8_000_002));
+}

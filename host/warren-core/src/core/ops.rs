@@ -258,10 +258,13 @@ impl Core {
     }
 
     /// Puts `handle` in `me`'s handle table and returns its id. At
-    /// `max_open_handles` the handle is closed and the result is
-    /// `RATE_LIMITED`.
+    /// `max_open_handles`, or when `me`'s host holds `max_handles_per_host`
+    /// handles in all, the handle is closed and the result is
+    /// `RATE_LIMITED`. The host's count is given back by
+    /// [`Core::take_handle`] and when `me` ends.
     pub fn add_handle(&mut self, me: Pid, handle: Handle) -> Result<u64, ProcError> {
-        let max = self.shared.quota(me.host()).limits.max_open_handles;
+        let quota = self.shared.quota(me.host()).clone();
+        let max = quota.limits.max_open_handles;
         let Some(p) = self.procs.get_mut(&me) else {
             handle.0.close();
             return Err(not_alive(me));
@@ -272,6 +275,15 @@ impl Core {
             handle.0.close();
             let msg = format!(
                 "cannot open another {kind}: {me} already holds max_open_handles ({max}) handles"
+            );
+            return Err(rate_limited(msg));
+        }
+        if !quota.admit_handle() {
+            let kind = handle.0.kind();
+            handle.0.close();
+            let (host, max) = (&quota.name, quota.limits.max_handles_per_host);
+            let msg = format!(
+                "cannot open another {kind}: host '{host}' already holds max_handles_per_host ({max}) handles"
             );
             return Err(rate_limited(msg));
         }
@@ -288,7 +300,9 @@ impl Core {
     /// Takes handle `id` out of `me`'s table (the caller closes it).
     pub fn take_handle(&mut self, me: Pid, id: u64) -> Option<Handle> {
         let io = self.procs.get_mut(&me).and_then(|p| p.io.as_mut())?;
-        io.handles.remove(&id)
+        let handle = io.handles.remove(&id)?;
+        self.shared.quota(me.host()).release_handles(1);
+        Some(handle)
     }
 
     /// Handles `me` holds open.

@@ -102,6 +102,23 @@ fn unlistening_drops_what_was_buffered_and_counts_it_as_taken() {
 }
 
 #[test]
+fn a_topic_is_unlistened_when_its_last_handle_is_released() {
+    let mut mb = Mailbox::default();
+    mb.listen("t");
+    mb.listen("t");
+    mb.deliver(msg("t", &[1])).expect("filed");
+    mb.release("t");
+    assert!(mb.take_topic("t").is_some(), "one handle still listens");
+    mb.deliver(msg("t", &[2])).expect("filed");
+    mb.release("t");
+    assert!(mb.take_topic("t").is_none(), "the last handle is gone");
+    assert_eq!(mb.take_taken(), 2, "what it buffered is counted as taken");
+    mb.release("t");
+    mb.deliver(msg("t", &[3])).expect("filed");
+    assert!(mb.take_message().is_some(), "the inbox's again");
+}
+
+#[test]
 fn events_are_taken_in_order_or_by_a_test_leaving_the_rest_in_order() {
     let mut mb = Mailbox::default();
     for from in [7, 8, 9] {

@@ -5,6 +5,7 @@ use rusqlite::ErrorCode;
 use rusqlite::ffi;
 use warren_core::{ErrorKind, ProcError, Value};
 
+use super::guard;
 use crate::error::{err, invalid, with_code};
 
 /// Maps a driver error. `SQLITE_INTERRUPT` comes out as `CANCELED`; the
@@ -15,12 +16,21 @@ pub(crate) fn map(e: &rusqlite::Error) -> ProcError {
         _ => e.sqlite_error(),
     };
     if let Some(f) = ffi_err {
-        let (kind, retryable) = kind_of(f);
-        let text = match e {
+        let (mut kind, retryable) = kind_of(f);
+        let mut text = match e {
             rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
             rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
             _ => f.to_string(),
         };
+        // A refusal of the authorizer: SQLITE_AUTH, or (inside a pragma's
+        // table function) an error carrying its "not authorized".
+        let refused =
+            f.code == ErrorCode::AuthorizationForStatementDenied || text.contains("not authorized");
+        if refused && let Some(why) = guard::take_refusal() {
+            (kind, text) = (ErrorKind::PermissionDenied, why);
+        } else if let Some(why) = limit_hit(f.code) {
+            text = format!("{text}: {why}");
+        }
         return with_code(
             err(kind, retryable, text),
             Value::Int(i64::from(f.extended_code)),
@@ -44,6 +54,27 @@ pub(crate) fn map(e: &rusqlite::Error) -> ProcError {
     }
 }
 
+/// Which bound of [`guard`] an error of `code` may come from, to name it
+/// in the message.
+fn limit_hit(code: ErrorCode) -> Option<String> {
+    Some(match code {
+        ErrorCode::TooBig => format!(
+            "a string, blob or row holds at most {} bytes",
+            guard::MAX_VALUE_BYTES
+        ),
+        ErrorCode::DiskFull => format!(
+            "the temporary database holds at most {} bytes, an in-memory entry at most {}",
+            guard::TEMP_DB_MAX_BYTES,
+            guard::MEMORY_DB_MAX_BYTES
+        ),
+        ErrorCode::OutOfMemory => format!(
+            "the SQLite engine holds at most {} bytes for every database of this runtime",
+            guard::HEAP_HARD_LIMIT
+        ),
+        _ => return None,
+    })
+}
+
 fn kind_of(f: &ffi::Error) -> (ErrorKind, bool) {
     match f.code {
         ErrorCode::ConstraintViolation => match f.extended_code {
@@ -60,6 +91,11 @@ fn kind_of(f: &ffi::Error) -> (ErrorKind, bool) {
         | ErrorCode::TooBig
         | ErrorCode::ReadOnly => (ErrorKind::Invalid, false),
         ErrorCode::OperationInterrupted => (ErrorKind::Canceled, false),
+        ErrorCode::AuthorizationForStatementDenied => (ErrorKind::PermissionDenied, false),
+        // A bounded database is full (its page cap), or the disk is.
+        ErrorCode::DiskFull => (ErrorKind::RateLimited, false),
+        // The library's heap limit: others' statements may free memory.
+        ErrorCode::OutOfMemory => (ErrorKind::RateLimited, true),
         _ => (ErrorKind::Internal, false),
     }
 }

@@ -217,6 +217,7 @@ impl Lease {
         let Some(conn) = self.guard.conn.as_mut() else {
             return;
         };
+        let _engine = super::guard::engine();
         if !conn.is_autocommit()
             && let Err(e) = conn.execute_batch("ROLLBACK")
         {
@@ -259,9 +260,11 @@ fn set_current(shared: &Shared, id: Option<u64>) {
     lock(&shared.running).current = id;
 }
 
-/// Opens the database: create-if-missing, WAL for files, foreign keys on.
+/// Opens the database: create-if-missing, WAL for files, foreign keys on,
+/// then bounded and guarded ([`super::guard::install`]: no SQL reaches
+/// another file, nor changes what every caller of the entry shares).
 fn open(file: &SqliteFile) -> Result<Connection, ProcError> {
-    let conn = match file {
+    let mut conn = match file {
         SqliteFile::Memory => Connection::open_in_memory(),
         SqliteFile::Path(p) => Connection::open(p),
     }
@@ -281,5 +284,7 @@ fn open(file: &SqliteFile) -> Result<Connection, ProcError> {
         conn.execute_batch("PRAGMA foreign_keys = ON")
     };
     setup().map_err(|e| super::error::map(&e))?;
+    super::guard::install(&mut conn, matches!(file, SqliteFile::Memory))
+        .map_err(|e| super::error::map(&e))?;
     Ok(conn)
 }

@@ -3,7 +3,10 @@
 //! Everything here is synchronous and takes the connection by reference;
 //! the caller (sqlite.rs) holds the lease. A `query_timeout` and a queued
 //! call's stop flag are enforced with SQLite's progress handler, so both
-//! are checked inside the engine and need no other thread.
+//! are checked inside the engine and need no other thread. User SQL is
+//! prepared under the entry's authorizer and stepped under
+//! [`guard::stepping`]; the engine's own SQL runs under [`guard::engine`].
+//! A query's cells are weighed before they are copied out of the engine.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,10 +18,11 @@ use rusqlite::{Connection, Statement};
 use warren_core::{ProcError, Value};
 
 use super::error::map_run;
+use super::guard;
 use crate::config::ResultLimits;
 use crate::error::invalid;
 use crate::param::Param;
-use crate::result::{ExecResult, Rows};
+use crate::result::{ExecResult, Rows, cell_cost};
 
 /// Virtual-machine steps between two deadline checks: about a few
 /// microseconds of work, so a runaway statement stops promptly.
@@ -64,6 +68,7 @@ fn with_deadline<R>(
     bounds: &Bounds,
     f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
 ) -> Result<R, ProcError> {
+    guard::clear_refusal();
     let fired = Arc::new(AtomicBool::new(false));
     let watched = bounds.timeout.is_some() || bounds.stop.is_some();
     if watched {
@@ -121,10 +126,20 @@ pub(crate) fn query(
         }
         let names: Vec<String> = stmt.column_names().map(str::to_string).collect();
         let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        let _stepping = guard::stepping();
         while let Some(row) = rows.next()? {
             let mut cells = Vec::with_capacity(names.len());
+            let mut pending = 0usize;
             for (i, name) in names.iter().enumerate() {
-                cells.push((name.as_str(), cell(row.get_ref(i)?)));
+                // Each cell is weighed while the engine still holds it,
+                // and copied only if the row so far fits.
+                let v = row.get_ref(i)?;
+                pending = pending.saturating_add(cell_cost(name.len(), heap_of(v)));
+                if let Err(e) = out.admit(pending) {
+                    built = Err(e);
+                    return Ok(());
+                }
+                cells.push((name.as_str(), cell(v)));
             }
             if let Err(e) = out.push(cells) {
                 built = Err(e);
@@ -134,6 +149,14 @@ pub(crate) fn query(
         Ok(())
     })?;
     built.map(|()| out.finish())
+}
+
+/// The bytes a cell's value will hold on the host once copied.
+fn heap_of(v: ValueRef<'_>) -> usize {
+    match v {
+        ValueRef::Text(t) | ValueRef::Blob(t) => t.len(),
+        _ => 0,
+    }
 }
 
 fn cell(v: ValueRef<'_>) -> Option<Value> {
@@ -193,6 +216,7 @@ fn step_all(
             Some(p) => stmt.query(rusqlite::params_from_iter(p))?,
             None => stmt.raw_query(),
         };
+        let _stepping = guard::stepping();
         while rows.next()?.is_some() {}
     }
     let changed = conn.total_changes() != before;
@@ -205,6 +229,7 @@ fn step_all(
 
 /// Prepares `sql` to check it (syntax, tables, columns).
 pub(crate) fn check(conn: &mut Connection, sql: &str) -> Result<(), ProcError> {
+    guard::clear_refusal();
     conn.prepare_cached(sql)
         .map(|_| ())
         .map_err(|e| super::error::map(&e))
@@ -212,6 +237,7 @@ pub(crate) fn check(conn: &mut Connection, sql: &str) -> Result<(), ProcError> {
 
 /// Runs SQL the engine itself issues (BEGIN, COMMIT, SAVEPOINT ...).
 pub(crate) fn batch(conn: &mut Connection, sql: &str) -> Result<(), ProcError> {
+    let _engine = guard::engine();
     conn.execute_batch(sql).map_err(|e| super::error::map(&e))
 }
 
