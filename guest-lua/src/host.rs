@@ -224,6 +224,7 @@ impl LuaVm {
         h.set("send_plain", unsafe {
             crate::io::raw::push(&lua, &stepper, crate::plain::send_plain)
         }?)?;
+        lua.set_app_data(crate::quota::EngineMeters(accounts.clone()));
         lua.set_app_data(TypeBudget(crate::preempt::budget_check(
             accounts.clone(),
             slice,

@@ -19,16 +19,20 @@
 //! is summed over the same enter/leave pairs against `cpu_budget`: the
 //! worker thread's CPU time (not wall time, which would charge a process
 //! for the time its thread was descheduled), read only when the host has a
-//! budget. Neither the CPU time nor the run time the stuck-code guard
+//! budget, and the CPU time its SQL statements spent in the engine
+//! ([`Accounts::engine_meter`]). Neither the CPU time nor the run time the stuck-code guard
 //! looks at includes the collector's (see [`crate::gctime`]): a collection
 //! of the whole VM's heap is not the code of the process that was running.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mlua::Lua;
 use rustc_hash::FxHashMap;
 use warren_core::{ErrorKind, HostQuota};
+use warren_sql::EngineMeter;
 
 use crate::random::Rng;
 use crate::watchdog::Slot;
@@ -46,6 +50,16 @@ struct Account {
     /// `base` plus the VM's net growth while it ran since then.
     charge: u64,
     cpu: Duration,
+    /// The CPU time of its SQL statements, made on its first statement
+    /// when the host has a `cpu_budget` (see [`Accounts::engine_meter`]).
+    engine: Option<Arc<EngineMeter>>,
+}
+
+impl Account {
+    /// Its CPU time: its resumes' and its SQL statements'.
+    fn cpu_total(&self) -> Duration {
+        self.cpu + self.engine.as_ref().map_or(Duration::ZERO, |m| m.spent())
+    }
 }
 
 struct Running {
@@ -86,6 +100,19 @@ impl Running {
 /// The calling thread's CPU time.
 fn thread_cpu_time() -> Duration {
     crate::watchdog::clock_now(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or_default()
+}
+
+/// The VM's accounts as its host functions find them (the `Lua`'s app
+/// data), for [`engine_meter`].
+pub(crate) struct EngineMeters(pub(crate) Rc<RefCell<Accounts>>);
+
+/// [`Accounts::engine_meter`] for a host function that has the `Lua`.
+/// The accounts are borrowed only around a resume, never during one, so
+/// a host function always finds them free.
+pub(crate) fn engine_meter(lua: &Lua, id: i64) -> Option<Arc<EngineMeter>> {
+    let meters = lua.app_data_ref::<EngineMeters>()?;
+    let mut accounts = meters.0.try_borrow_mut().ok()?;
+    accounts.engine_meter(id)
 }
 
 /// What `H.leave` found.
@@ -196,7 +223,7 @@ impl Accounts {
         let grown = i64::try_from(used).unwrap_or(i64::MAX)
             - i64::try_from(run.used_at).unwrap_or(i64::MAX);
         account.charge = account.charge.saturating_add_signed(grown);
-        let cpu = account.cpu;
+        let cpu = account.cpu_total();
         let over_limit = account.charge > limit;
         let over_budget = || self.quota.cpu_budget_exceeded(cpu).map(|e| e.message);
         if let Some(reason) = doomed.or_else(over_budget) {
@@ -228,7 +255,11 @@ impl Accounts {
         let id = self.running.as_ref()?.id;
         let slot = self.slot.as_deref();
         let running = self.running.as_ref().map_or(ran, |r| r.cpu_used(slot));
-        let used = self.accounts.get(&id).map_or(Duration::ZERO, |a| a.cpu) + running;
+        let used = self
+            .accounts
+            .get(&id)
+            .map_or(Duration::ZERO, Account::cpu_total)
+            + running;
         let over_budget = self.quota.cpu_budget_exceeded(used).map(|e| e.message);
         let reason = over_budget.or_else(|| {
             (ran > stuck_limit).then(|| {
@@ -307,13 +338,30 @@ impl Accounts {
     /// The time process `id` has run (`os.clock` for it): its CPU time
     /// when the host has a `cpu_budget`, else the wall time of its resumes.
     pub(crate) fn clock(&self, id: i64) -> Duration {
-        let past = self.accounts.get(&id).map_or(Duration::ZERO, |a| a.cpu);
+        let past = self
+            .accounts
+            .get(&id)
+            .map_or(Duration::ZERO, Account::cpu_total);
         let now = self
             .running
             .as_ref()
             .filter(|r| r.id == id)
             .map_or(Duration::ZERO, |r| r.cpu_used(self.slot.as_deref()));
         past + now
+    }
+
+    /// The meter process `id`'s SQL statements are charged to, allowed
+    /// what is left of its `cpu_budget` now; `None` when the host has no
+    /// budget (nothing to bound or charge). SQL is code: without it, a
+    /// statement that never ends held its entry's connection while its
+    /// process, blocked on the call, spent none of its budget.
+    pub(crate) fn engine_meter(&mut self, id: i64) -> Option<Arc<EngineMeter>> {
+        let budget = self.quota.limits.cpu_budget?;
+        let used = self.clock(id);
+        let account = self.accounts.entry(id).or_default();
+        let meter = account.engine.get_or_insert_with(Default::default);
+        meter.allow(budget.saturating_sub(used));
+        Some(meter.clone())
     }
 
     /// What process `id` is charged with, in bytes (`collectgarbage("count")`

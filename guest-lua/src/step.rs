@@ -115,6 +115,12 @@ impl Stepper {
         &self.core
     }
 
+    /// The meter process `id`'s SQL statements are charged to (see
+    /// [`Accounts::engine_meter`]).
+    pub(crate) fn engine_meter(&self, id: i64) -> Option<Arc<warren_sql::EngineMeter>> {
+        self.accounts.try_borrow_mut().ok()?.engine_meter(id)
+    }
+
     /// The host's `max_message_bytes`, as the kernel counts sizes.
     pub(crate) fn max_message_bytes(&self) -> i64 {
         self.max_message_bytes

@@ -19,6 +19,7 @@ mod mailbox_flood;
 mod quotas;
 mod reach;
 mod shared_state;
+mod sql_cpu;
 mod sql_engine;
 mod tokens;
 mod typed_surface;

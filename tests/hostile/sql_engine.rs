@@ -42,7 +42,7 @@ local db = assert(sql.get("app.db:main"))
 
 /// Database `app.db:main` on a file in `dir`, `app.db:other` (another
 /// tenant's, never granted) beside it, and `app.db:mem` in memory.
-fn dbs(dir: &TempDir) -> Arc<Databases> {
+pub(crate) fn dbs(dir: &TempDir) -> Arc<Databases> {
     let mut dbs = Databases::new();
     let rt = warren_core::io_runtime().handle().clone();
     for (name, file) in [
@@ -66,7 +66,7 @@ fn granted() -> Grants {
 }
 
 /// Runs `body` (after [`PRELUDE`]) as the attacker on `dbs`.
-fn run(dbs: Arc<Databases>, body: &str, args: Vec<Value>) -> Outcome {
+pub(crate) fn run(dbs: Arc<Databases>, body: &str, args: Vec<Value>) -> Outcome {
     let source = format!("{PRELUDE}\n{body}");
     let a = app()
         .databases(dbs)

@@ -166,7 +166,8 @@ pub(super) unsafe extern "C-unwind" fn fs_op(l: *mut mlua::ffi::lua_State) -> st
     unsafe { super::raw::start(l, "fs", op_start) }
 }
 
-fn op_start(core: &CoreRef, args: &super::raw::Args) -> Result<u64, ProcError> {
+fn op_start(stepper: &crate::step::Stepper, args: &super::raw::Args) -> Result<u64, ProcError> {
+    let core = stepper.core();
     let me = pid(args.int(1)?);
     let (entry, id, cwd, op) = (args.text(2)?, args.text(3)?, args.text(4)?, args.text(5)?);
     let (path, data, mode) = (args.bytes(6)?, args.opt_bytes(7)?, args.opt_bytes(8)?);

@@ -421,7 +421,8 @@ pub(super) unsafe extern "C-unwind" fn http_request_plain(
     unsafe { super::raw::start(l, "http_client", plain_start) }
 }
 
-fn plain_start(core: &CoreRef, args: &super::raw::Args) -> Result<u64, ProcError> {
+fn plain_start(stepper: &crate::step::Stepper, args: &super::raw::Args) -> Result<u64, ProcError> {
+    let core = stepper.core();
     let me = pid(args.int(1)?);
     let entry = args.text(2)?;
     let (method, url) = (args.bytes(3)?, args.bytes(4)?);

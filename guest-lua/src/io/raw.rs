@@ -23,7 +23,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mlua::ffi::{self, lua_State};
 use mlua::{Function, Lua};
-use warren_core::{CoreRef, ErrorKind, ProcError};
+use warren_core::{ErrorKind, ProcError};
 
 use crate::step::Stepper;
 
@@ -151,8 +151,8 @@ impl Args {
     }
 }
 
-/// The body of a raw start named `name`: reads the VM's core from upvalue 1
-/// (its `Stepper`), runs `start` on the arguments and answers.
+/// The body of a raw start named `name`: reads the VM's `Stepper` from
+/// upvalue 1, runs `start` on it and the arguments and answers.
 ///
 /// # Safety
 ///
@@ -160,7 +160,7 @@ impl Args {
 pub(crate) unsafe fn start(
     l: *mut lua_State,
     name: &'static str,
-    start: fn(&CoreRef, &Args) -> Result<u64, ProcError>,
+    start: fn(&Stepper, &Args) -> Result<u64, ProcError>,
 ) -> c_int {
     // SAFETY: room for the answer is made (or the error raised) before any
     // Rust value exists; upvalue 1 is the VM's `Stepper` (see `push`),
@@ -170,7 +170,7 @@ pub(crate) unsafe fn start(
         ffi::luaL_checkstack(l, 4, std::ptr::null());
         let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
         let args = Args { l, name };
-        catch_unwind(AssertUnwindSafe(|| start(ctx.core(), &args))).unwrap_or_else(|_| {
+        catch_unwind(AssertUnwindSafe(|| start(ctx, &args))).unwrap_or_else(|_| {
             Err(ProcError::new(
                 ErrorKind::Internal,
                 format!("{name}: the host function failed"),

@@ -17,12 +17,13 @@ use warren_core::grants::DB_GET;
 use warren_core::{
     Copied, CoreRef, ErrorKind, Handle, HostQuota, OpDone, OpValue, Pid, ProcError, Resource,
 };
-use warren_sql::{Database, Isolation, Param, ResultLimits, Transaction, TxOptions};
+use warren_sql::{Database, EngineMeter, Isolation, Param, ResultLimits, Transaction, TxOptions};
 
 use super::raw::{Arg, Args};
 use super::{
     CopyBudget, Databases, OrInvalid, handle_id, invalid, pid, reach, refused, started, take_if,
 };
+use crate::step::Stepper;
 
 /// Longest SQL text a call takes: a statement is code, not data; megabytes
 /// of it would only make the engine's parser work for an attacker (the
@@ -276,8 +277,10 @@ pub(super) unsafe extern "C-unwind" fn sql_execute(l: *mut ffi::lua_State) -> c_
 
 /// Starts the SQL at 4 on the target at 3 as a query (`rows`) or an
 /// execute.
-fn start_run(core: &CoreRef, args: &Args, query: bool) -> Result<u64, ProcError> {
-    let me = pid(args.int(1)?);
+fn start_run(stepper: &Stepper, args: &Args, query: bool) -> Result<u64, ProcError> {
+    let core = stepper.core();
+    let id = args.int(1)?;
+    let me = pid(id);
     let entry = args.text(2)?;
     let target = match args.get(3) {
         Arg::Str(id) => {
@@ -292,20 +295,39 @@ fn start_run(core: &CoreRef, args: &Args, query: bool) -> Result<u64, ProcError>
     budget.take(sql.len())?;
     let sql = sql_bytes(sql)?;
     let params = raw_params(args, 5, &mut budget)?;
-    run_on(core, me, target, sql, params, budget.hold(), query)
+    let meter = stepper.engine_meter(id);
+    let run = Run {
+        sql,
+        params,
+        held: budget.hold(),
+        meter,
+        query,
+    };
+    run_on(core, me, target, run)
 }
 
-/// Starts `sql` with `params` on `target`; `held` (the bytes copied out
-/// of the process for it) lives as long as the statement's work.
-fn run_on(
-    core: &CoreRef,
-    me: Pid,
-    target: Target,
+/// One statement to start: its text and parameters, the bytes copied out
+/// of the process for it (held as long as the statement's work), the
+/// meter its engine time is charged to, and whether it is a query.
+struct Run {
     sql: Arc<str>,
     params: Vec<Param>,
     held: Copied,
+    meter: Option<Arc<EngineMeter>>,
     query: bool,
-) -> Result<u64, ProcError> {
+}
+
+/// Starts `run` on `target`. A transaction's statements are charged to
+/// the meter it began with, the same process's, whose allowance getting
+/// `run.meter` has just set.
+fn run_on(core: &CoreRef, me: Pid, target: Target, run: Run) -> Result<u64, ProcError> {
+    let Run {
+        sql,
+        params,
+        held,
+        meter,
+        query,
+    } = run;
     let (owner, limits) = (me.as_u64(), limits(core, me));
     let what = if query { "sql query" } else { "sql execute" };
     let tx = match target {
@@ -317,7 +339,8 @@ fn run_on(
                     drop(held);
                     done.complete(out.map(OpValue::Value));
                 };
-                let stop = db.run_then(owner, sql, params, query.then_some(limits), report)?;
+                let limits = query.then_some(limits);
+                let stop = db.run_then(owner, meter, sql, params, limits, report)?;
                 Ok(Box::new(move || stop.stop()))
             };
             return core
@@ -400,8 +423,8 @@ fn register_handles(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     h.set("sql_prepare", lua.create_function(prepare)?)?;
     let c = core.clone();
     type StmtArgs = (i64, String, i64, String, LuaString, LuaValue);
-    let stmt = move |lua: &Lua, (me, _entry, hid, action, kinds, vals): StmtArgs| {
-        let me = pid(me);
+    let stmt = move |lua: &Lua, (id, _entry, hid, action, kinds, vals): StmtArgs| {
+        let me = pid(id);
         let start = || -> Result<u64, ProcError> {
             let handle = handle_id(hid).and_then(|h| c.borrow().handle(me, h));
             let Some(stmt) = handle.as_ref().and_then(|h| h.downcast::<StmtHandle>()) else {
@@ -414,16 +437,14 @@ fn register_handles(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
             let own = u64::try_from(stmt.sql.len()).unwrap_or(u64::MAX);
             budget.held = budget.held.saturating_sub(own);
             let params = params(&kinds, &vals, &mut budget)?;
-            let (sql, target) = (stmt.sql.clone(), stmt.target.clone());
-            run_on(
-                &c,
-                me,
-                target,
-                sql,
+            let run = Run {
+                sql: stmt.sql.clone(),
                 params,
-                budget.hold(),
-                action == "query",
-            )
+                held: budget.hold(),
+                meter: crate::quota::engine_meter(lua, id),
+                query: action == "query",
+            };
+            run_on(&c, me, stmt.target.clone(), run)
         };
         started(lua, start())
     };
@@ -451,8 +472,8 @@ fn register_handles(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
 fn register_tx(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let c = core.clone();
     type BeginArgs = (i64, String, LuaString, String, bool);
-    let begin = move |lua: &Lua, (me, entry, id, isolation, read_only): BeginArgs| {
-        let me = pid(me);
+    let begin = move |lua: &Lua, (raw, entry, id, isolation, read_only): BeginArgs| {
+        let me = pid(raw);
         let start = || -> Result<u64, ProcError> {
             let db = database(&c, me, &entry, &db_id(&id)?)?;
             let isolation = Isolation::from_name(&isolation)?;
@@ -460,9 +481,9 @@ fn register_tx(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                 isolation,
                 read_only,
             };
-            let owner = me.as_u64();
+            let (owner, meter) = (me.as_u64(), crate::quota::engine_meter(lua, raw));
             let make = move || async move {
-                let tx = db.begin(owner, opts).await?;
+                let tx = db.begin_metered(owner, opts, meter).await?;
                 Ok(OpValue::Handle(Handle(Arc::new(TxHandle(tx)))))
             };
             c.borrow_mut()

@@ -35,6 +35,19 @@ pub(crate) fn timed_out(after: std::time::Duration) -> ProcError {
     )
 }
 
+/// `RATE_LIMITED` for a statement interrupted because its caller's CPU
+/// budget ran out (see [`crate::EngineMeter`]), `spent` in the engine in all.
+pub(crate) fn over_budget(spent: std::time::Duration) -> ProcError {
+    err(
+        ErrorKind::RateLimited,
+        false,
+        format!(
+            "cpu budget exceeded: statement interrupted after the process spent {} in the SQL engine, past what was left of its cpu_budget",
+            warren_core::duration::format(i64::try_from(spent.as_nanos()).unwrap_or(i64::MAX))
+        ),
+    )
+}
+
 /// Adds `details = {code = code}`.
 pub(crate) fn with_code(mut e: ProcError, code: Value) -> ProcError {
     e.details = Some(Value::Map(vec![(Value::str("code"), code)]));

@@ -11,6 +11,7 @@
 mod civil;
 mod config;
 mod error;
+mod meter;
 mod numeric;
 mod param;
 mod postgres;
@@ -30,6 +31,7 @@ pub use config::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_OPEN, DbConfig, Isolation, PgConfig,
     ResultLimits, SqliteFile, TxOptions,
 };
+pub use meter::EngineMeter;
 pub use numeric::numeric_text;
 pub use param::Param;
 pub use result::ExecResult;
@@ -175,16 +177,20 @@ impl Database {
     /// nothing started, for `CONFLICT` (SQLite: `owner`'s own transaction
     /// holds the connection). `sql` is shared, not copied: a prepared
     /// statement's text is held once however often it runs.
+    ///
+    /// An SQLite statement is charged to `meter` and interrupted once it
+    /// is spent (see [`EngineMeter`]).
     pub fn run_then(
         self: &Arc<Self>,
         owner: u64,
+        meter: Option<Arc<EngineMeter>>,
         sql: Arc<str>,
         params: Vec<Param>,
         query: Option<ResultLimits>,
         done: impl FnOnce(Result<Value, ProcError>) + Send + 'static,
     ) -> Result<CallStop, ProcError> {
         if let Engine::Sqlite(db) = &self.engine {
-            let stop = db.run_then(owner, sql, params, query, done)?;
+            let stop = db.run_then(owner, meter, sql, params, query, done)?;
             return Ok(CallStop(StopHow::Sqlite(stop)));
         }
         let db = self.clone();
@@ -209,8 +215,19 @@ impl Database {
 
     /// Starts a transaction for `owner`.
     pub async fn begin(&self, owner: u64, opts: TxOptions) -> Result<Arc<Transaction>, ProcError> {
+        self.begin_metered(owner, opts, None).await
+    }
+
+    /// Starts a transaction for `owner` whose SQLite statements are charged
+    /// to `meter` (see [`EngineMeter`]).
+    pub async fn begin_metered(
+        &self,
+        owner: u64,
+        opts: TxOptions,
+        meter: Option<Arc<EngineMeter>>,
+    ) -> Result<Arc<Transaction>, ProcError> {
         let tx = match &self.engine {
-            Engine::Sqlite(db) => Transaction::sqlite(db.begin(owner, opts).await?),
+            Engine::Sqlite(db) => Transaction::sqlite(db.begin(owner, opts, meter).await?),
             Engine::Postgres(db) => Transaction::postgres(db.begin(opts).await?),
         };
         Ok(Arc::new(tx))

@@ -5,7 +5,8 @@
 //!
 //! Guarantees: a dropped call future (or a stopped call) interrupts its
 //! statement and never loses the lease; `query_timeout` interrupts a
-//! statement with `TIMEOUT`; a plain call never leaves the connection inside a transaction (a stray
+//! statement with `TIMEOUT`, and a caller's [`EngineMeter`] with
+//! `RATE_LIMITED` once its CPU budget is spent; a plain call never leaves the connection inside a transaction (a stray
 //! `BEGIN` is rolled back when the call ends).
 
 mod error;
@@ -25,6 +26,7 @@ use warren_core::{ErrorKind, ProcError, Value};
 
 use crate::config::{Isolation, ResultLimits, SqliteFile, TxOptions};
 use crate::error::{check_savepoint, err, invalid};
+use crate::meter::EngineMeter;
 use crate::param::Param;
 use crate::result::ExecResult;
 use crate::stats::{self, Snapshot};
@@ -102,6 +104,7 @@ impl Sqlite {
     pub(crate) fn run_then(
         &self,
         owner: u64,
+        meter: Option<Arc<EngineMeter>>,
         sql: Arc<str>,
         params: Vec<Param>,
         query: Option<ResultLimits>,
@@ -111,7 +114,7 @@ impl Sqlite {
         self.call_then(
             owner,
             move |c, stop| {
-                let bounds = run::Bounds::stoppable(timeout, stop);
+                let bounds = run::Bounds::stoppable(timeout, stop, meter);
                 match query {
                     Some(limits) => run::query(c, &bounds, &sql, &params, &limits),
                     None => run::execute(c, &bounds, &sql, &params).map(|r| r.to_value()),
@@ -130,7 +133,7 @@ impl Sqlite {
     ) -> Result<Value, ProcError> {
         let (sql, limits, timeout) = (sql.to_owned(), *limits, self.shared.query_timeout);
         self.call(owner, move |c, stop| {
-            let bounds = run::Bounds::stoppable(timeout, stop);
+            let bounds = run::Bounds::stoppable(timeout, stop, None);
             run::query(c, &bounds, &sql, &params, &limits)
         })
         .await
@@ -144,7 +147,7 @@ impl Sqlite {
     ) -> Result<ExecResult, ProcError> {
         let (sql, timeout) = (sql.to_owned(), self.shared.query_timeout);
         self.call(owner, move |c, stop| {
-            let bounds = run::Bounds::stoppable(timeout, stop);
+            let bounds = run::Bounds::stoppable(timeout, stop, None);
             run::execute(c, &bounds, &sql, &params)
         })
         .await
@@ -155,7 +158,12 @@ impl Sqlite {
         self.call(owner, move |c, _| run::check(c, &sql)).await
     }
 
-    pub(crate) async fn begin(&self, owner: u64, opts: TxOptions) -> Result<Tx, ProcError> {
+    pub(crate) async fn begin(
+        &self,
+        owner: u64,
+        opts: TxOptions,
+        meter: Option<Arc<EngineMeter>>,
+    ) -> Result<Tx, ProcError> {
         if !matches!(opts.isolation, Isolation::Default | Isolation::Serializable) {
             return Err(invalid(format!(
                 "isolation level '{}' is not supported by SQLite (only default and serializable)",
@@ -163,7 +171,7 @@ impl Sqlite {
             )));
         }
         let lease = self.shared.acquire_for_tx(owner).await?;
-        Tx::begin(lease, opts.read_only).await
+        Tx::begin(lease, opts.read_only, meter).await
     }
 
     pub(crate) fn stats(&self) -> Value {
@@ -214,6 +222,7 @@ impl Tx {
         let bounds = run::Bounds {
             timeout: self.timeout(),
             stop: None,
+            meter: self.meter(),
         };
         let (sql, limits) = (sql.to_owned(), *limits);
         self.call(false, move |c| {
@@ -230,6 +239,7 @@ impl Tx {
         let bounds = run::Bounds {
             timeout: self.timeout(),
             stop: None,
+            meter: self.meter(),
         };
         let sql = sql.to_owned();
         self.call(false, move |c| run::execute(c, &bounds, &sql, &params))

@@ -9,7 +9,7 @@ use common::{assert_kind, code, eventually, limits, rows, temp_path};
 use tokio::runtime::Handle;
 use warren_core::{ErrorKind, Value};
 use warren_sql::{
-    Database, DbConfig, DbKind, Isolation, Param, ResultLimits, SqliteFile, TxOptions,
+    Database, DbConfig, DbKind, EngineMeter, Isolation, Param, ResultLimits, SqliteFile, TxOptions,
 };
 
 /// Counts to a billion: runs for many seconds unless interrupted.
@@ -541,7 +541,7 @@ async fn run_then_reports_from_the_runner_and_a_stopped_call_never_runs() {
         .expect("table");
     let (long_tx, long_rx) = std::sync::mpsc::channel();
     let long = db
-        .run_then(1, LONG.into(), vec![], Some(limits()), move |out| {
+        .run_then(1, None, LONG.into(), vec![], Some(limits()), move |out| {
             let _ = long_tx.send(out);
         })
         .expect("queued");
@@ -550,6 +550,7 @@ async fn run_then_reports_from_the_runner_and_a_stopped_call_never_runs() {
     let insert = db
         .run_then(
             2,
+            None,
             "INSERT INTO t VALUES (1)".into(),
             vec![],
             None,
@@ -587,6 +588,7 @@ async fn run_then_reports_from_the_runner_and_a_stopped_call_never_runs() {
     let caller = std::thread::current().id();
     db.run_then(
         4,
+        None,
         "INSERT INTO t VALUES (2)".into(),
         vec![],
         None,
@@ -614,6 +616,7 @@ async fn a_transaction_waits_behind_a_bounded_share_of_queued_calls() {
         let finished = finished.clone();
         db.run_then(
             owner as u64 + 10,
+            None,
             SHORT_WORK.into(),
             vec![],
             Some(limits()),
@@ -672,6 +675,7 @@ fn a_queued_call_waits_for_the_lease_without_holding_a_thread() {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         db.run_then(
             2,
+            None,
             "INSERT INTO t VALUES (2)".into(),
             vec![],
             None,
@@ -695,4 +699,69 @@ fn a_queued_call_waits_for_the_lease_without_holding_a_thread() {
             .expect("it reported");
         queued.expect("inserted");
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metered_statement_ends_at_its_allowance_and_is_charged() {
+    let t = file_db(None);
+    let db = t.db.clone();
+    let meter = Arc::new(EngineMeter::new());
+    meter.allow(Duration::from_millis(60));
+    // A plain call: interrupted once its CPU time reaches the allowance.
+    let (tx, rx) = std::sync::mpsc::channel();
+    db.run_then(
+        1,
+        Some(meter.clone()),
+        LONG.into(),
+        vec![],
+        Some(limits()),
+        move |out| drop(tx.send(out)),
+    )
+    .expect("queued");
+    let out = rx.recv_timeout(Duration::from_secs(10)).expect("ended");
+    let err = out.expect_err("interrupted");
+    assert_eq!(err.kind, ErrorKind::RateLimited, "{err}");
+    assert!(err.message.contains("cpu budget exceeded"), "{err}");
+    let spent = meter.spent();
+    assert!(spent >= Duration::from_millis(60), "charged {spent:?}");
+    // Nothing left: the next statement stops at once and is charged too.
+    let (tx, rx) = std::sync::mpsc::channel();
+    db.run_then(
+        1,
+        Some(meter.clone()),
+        LONG.into(),
+        vec![],
+        None,
+        move |out| drop(tx.send(out)),
+    )
+    .expect("queued");
+    let err = rx.recv_timeout(Duration::from_secs(10)).expect("ended");
+    assert_eq!(err.expect_err("interrupted").kind, ErrorKind::RateLimited);
+    assert!(
+        meter.spent() < spent + Duration::from_millis(200),
+        "{:?}",
+        meter.spent()
+    );
+    // A transaction's statements are charged to the meter it began with.
+    meter.allow(Duration::from_millis(30));
+    let tx = db
+        .begin_metered(1, TxOptions::default(), Some(meter.clone()))
+        .await
+        .expect("begin");
+    let err = tx
+        .query(LONG, vec![], &limits())
+        .await
+        .expect_err("interrupted");
+    assert_eq!(err.kind, ErrorKind::RateLimited, "{err}");
+    drop(tx);
+    // The connection serves others afterwards.
+    assert_eq!(count_rows(&db, "SELECT 1 AS n").await, 1);
+}
+
+/// The rows of `sql` on `db`, as an unmetered caller.
+async fn count_rows(db: &Database, sql: &str) -> usize {
+    match db.query(9, sql, vec![], &limits()).await.expect("query") {
+        Value::Array(rows) => rows.len(),
+        other => panic!("not rows: {other:?}"),
+    }
 }

@@ -274,6 +274,41 @@ fn query_timeout_interrupts_the_statement() {
 }
 
 #[test]
+fn engine_time_shows_in_os_clock_under_a_budget() {
+    // A statement's CPU time in the engine is its process's own (the
+    // hostile suite's `sql_cpu` shows a budget ending it).
+    let dir = TempDir::new("engine_clock");
+    let limits = HostLimits {
+        cpu_budget: Some(Duration::from_secs(60)),
+        ..HostLimits::default()
+    };
+    let source = r#"local sql = require("sql")
+    return function()
+        local db = assert(sql.get("app.db:main"))
+        local t0 = os.clock()
+        local rows = assert(db:query([[WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000)
+            SELECT count(*) AS n FROM c]]))
+        assert(rows[1].n == 2000000)
+        return os.clock() - t0
+    end"#;
+    let v = App::new()
+        .limits(limits)
+        .databases(sqlite_dbs(&dir, &["main"], None))
+        .granted("t:main", source, db_grant())
+        .run("t:main", Vec::new())
+        .expect("runs");
+    // Two million rows take the engine well over 50 ms of CPU; the Lua
+    // code around the call, a few microseconds.
+    let Value::Float(charged) = v else {
+        panic!("not a number: {v:?}")
+    };
+    assert!(
+        charged > 0.05,
+        "os.clock moved {charged} s over the statement"
+    );
+}
+
+#[test]
 fn calls_in_flight_and_open_handles_are_limited_per_process() {
     let dir = TempDir::new("limits");
     let limits = HostLimits {

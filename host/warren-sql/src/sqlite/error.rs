@@ -100,15 +100,24 @@ fn kind_of(f: &ffi::Error) -> (ErrorKind, bool) {
     }
 }
 
+/// Which bound of a statement's own interrupted it.
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum Interrupted {
+    /// `query_timeout`, of this length, passed.
+    Deadline(std::time::Duration),
+    /// The caller's engine meter ran out, this much spent in all.
+    Budget(std::time::Duration),
+}
+
 /// The error an interrupted statement reports: `TIMEOUT` when its deadline
-/// fired, else the mapped error.
-pub(crate) fn map_run(e: &rusqlite::Error, deadline_hit: Option<std::time::Duration>) -> ProcError {
+/// fired, `RATE_LIMITED` when its caller's CPU budget ran out, else the
+/// mapped error.
+pub(crate) fn map_run(e: &rusqlite::Error, hit: Option<Interrupted>) -> ProcError {
     let interrupted = e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted);
-    match deadline_hit {
-        Some(after) if interrupted => with_code(
-            crate::error::timed_out(after),
-            Value::Int(i64::from(ffi::SQLITE_INTERRUPT)),
-        ),
-        _ => map(e),
-    }
+    let out = match hit {
+        Some(Interrupted::Deadline(after)) if interrupted => crate::error::timed_out(after),
+        Some(Interrupted::Budget(spent)) if interrupted => crate::error::over_budget(spent),
+        _ => return map(e),
+    };
+    with_code(out, Value::Int(i64::from(ffi::SQLITE_INTERRUPT)))
 }

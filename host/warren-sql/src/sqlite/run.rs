@@ -9,7 +9,7 @@
 //! A query's cells are weighed before they are copied out of the engine.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::fallible_iterator::FallibleIterator;
@@ -17,10 +17,11 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, Statement};
 use warren_core::{ProcError, Value};
 
-use super::error::map_run;
+use super::error::{Interrupted, map_run};
 use super::guard;
 use crate::config::ResultLimits;
 use crate::error::invalid;
+use crate::meter::{self, EngineMeter};
 use crate::param::Param;
 use crate::result::{ExecResult, Rows, cell_cost};
 
@@ -46,55 +47,103 @@ impl rusqlite::ToSql for Param {
 /// handler inside the engine, so a stop that lands before the statement
 /// starts (when an interrupt would find nothing to interrupt, and SQLite
 /// clears it as the next statement starts) still ends it.
+///
+/// A statement run with the caller's [`EngineMeter`] is also interrupted
+/// once the caller's engine CPU time reaches its allowance, and its own CPU
+/// time is charged to the meter however it ends.
 pub(crate) struct Bounds {
     pub(crate) timeout: Option<Duration>,
     pub(crate) stop: Option<Arc<AtomicBool>>,
+    pub(crate) meter: Option<Arc<EngineMeter>>,
 }
 
 impl Bounds {
-    /// A queued call's bounds: `timeout` and its stop flag.
-    pub(crate) fn stoppable(timeout: Option<Duration>, stop: Arc<AtomicBool>) -> Bounds {
+    /// A queued call's bounds: `timeout`, its stop flag and its caller's
+    /// meter.
+    pub(crate) fn stoppable(
+        timeout: Option<Duration>,
+        stop: Arc<AtomicBool>,
+        meter: Option<Arc<EngineMeter>>,
+    ) -> Bounds {
         Bounds {
             timeout,
             stop: Some(stop),
+            meter,
         }
     }
 }
 
+/// Which bound interrupted a statement (set by the progress handler).
+const HIT_NONE: u8 = 0;
+const HIT_DEADLINE: u8 = 1;
+const HIT_BUDGET: u8 = 2;
+
+/// The progress handler of `bounds`: `true` (interrupt) once the call is
+/// stopped, its deadline passed or its caller's meter is exhausted, with
+/// the reason left in `hit`.
+fn watcher(
+    bounds: &Bounds,
+    hit: Arc<AtomicU8>,
+    cpu_at: Duration,
+) -> impl FnMut() -> bool + Send + use<> {
+    let deadline = bounds.timeout.map(|limit| Instant::now() + limit);
+    let (stop, meter) = (bounds.stop.clone(), bounds.meter.clone());
+    let mut calls = 0u32;
+    move || {
+        if stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire)) {
+            return true;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            hit.store(HIT_DEADLINE, Ordering::Relaxed);
+            return true;
+        }
+        calls = calls.wrapping_add(1);
+        let over = meter.as_ref().is_some_and(|m| {
+            calls.is_multiple_of(meter::CHECK_EVERY)
+                && m.exhausted_with(meter::thread_cpu_time().saturating_sub(cpu_at))
+        });
+        if over {
+            hit.store(HIT_BUDGET, Ordering::Relaxed);
+        }
+        over
+    }
+}
+
 /// Runs `f` within `bounds`; errors interrupted by the deadline become
-/// `TIMEOUT`.
+/// `TIMEOUT`, by the meter `RATE_LIMITED`.
 fn with_deadline<R>(
     conn: &mut Connection,
     bounds: &Bounds,
     f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
 ) -> Result<R, ProcError> {
     guard::clear_refusal();
-    let fired = Arc::new(AtomicBool::new(false));
-    let watched = bounds.timeout.is_some() || bounds.stop.is_some();
+    let hit = Arc::new(AtomicU8::new(HIT_NONE));
+    let watched = bounds.timeout.is_some() || bounds.stop.is_some() || bounds.meter.is_some();
+    let cpu_at = bounds
+        .meter
+        .as_ref()
+        .map_or(Duration::ZERO, |_| meter::thread_cpu_time());
     if watched {
-        let deadline = bounds.timeout.map(|limit| Instant::now() + limit);
-        let (flag, stop) = (fired.clone(), bounds.stop.clone());
-        conn.progress_handler(
-            PROGRESS_STEPS,
-            Some(move || {
-                if stop.as_ref().is_some_and(|s| s.load(Ordering::Acquire)) {
-                    return true;
-                }
-                let late = deadline.is_some_and(|d| Instant::now() >= d);
-                if late {
-                    flag.store(true, Ordering::Relaxed);
-                }
-                late
-            }),
-        )
-        .map_err(|e| super::error::map(&e))?;
+        let handler = watcher(bounds, hit.clone(), cpu_at);
+        conn.progress_handler(PROGRESS_STEPS, Some(handler))
+            .map_err(|e| super::error::map(&e))?;
     }
     let out = f(conn);
+    if let Some(m) = &bounds.meter {
+        m.charge(meter::thread_cpu_time().saturating_sub(cpu_at));
+    }
     if watched {
         conn.progress_handler(0, None::<fn() -> bool>)
             .map_err(|e| super::error::map(&e))?;
     }
-    let hit = bounds.timeout.filter(|_| fired.load(Ordering::Relaxed));
+    let hit = match hit.load(Ordering::Relaxed) {
+        HIT_DEADLINE => bounds.timeout.map(Interrupted::Deadline),
+        HIT_BUDGET => bounds
+            .meter
+            .as_ref()
+            .map(|m| Interrupted::Budget(m.spent())),
+        _ => None,
+    };
     out.map_err(|e| map_run(&e, hit))
 }
 
@@ -253,6 +302,7 @@ mod tests {
         Bounds {
             timeout: None,
             stop: Some(Arc::new(AtomicBool::new(stopped))),
+            meter: None,
         }
     }
 

@@ -13,6 +13,7 @@ use warren_core::ProcError;
 
 use super::lease::{Lease, Shared, lock};
 use crate::error::{err, inactive};
+use crate::meter::EngineMeter;
 
 /// Where a transaction stands.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -34,6 +35,8 @@ struct Inner {
 /// The shared part of a transaction (also held by its running call).
 pub(crate) struct Core {
     shared: Arc<Shared>,
+    /// The beginner's engine meter, which its statements are charged to.
+    meter: Option<Arc<EngineMeter>>,
     turn: tokio::sync::Mutex<()>,
     inner: Mutex<Inner>,
 }
@@ -45,11 +48,16 @@ pub(crate) struct Tx {
 
 impl Tx {
     /// Starts a transaction on an acquired `lease`.
-    pub(crate) async fn begin(lease: Lease, read_only: bool) -> Result<Tx, ProcError> {
+    pub(crate) async fn begin(
+        lease: Lease,
+        read_only: bool,
+        meter: Option<Arc<EngineMeter>>,
+    ) -> Result<Tx, ProcError> {
         let shared = lease.shared().clone();
         let tx = Tx {
             core: Arc::new(Core {
                 shared,
+                meter,
                 turn: tokio::sync::Mutex::new(()),
                 inner: Mutex::new(Inner {
                     state: State::Busy,
@@ -113,6 +121,11 @@ impl Tx {
     /// The entry's `query_timeout`.
     pub(crate) fn timeout(&self) -> Option<std::time::Duration> {
         self.core.shared.query_timeout
+    }
+
+    /// The meter of the process that began it.
+    pub(crate) fn meter(&self) -> Option<Arc<EngineMeter>> {
+        self.core.meter.clone()
     }
 
     /// Whether the transaction can still be used.
