@@ -12,7 +12,10 @@
 //! The hook never yields while kernel code is on the process's stack (it
 //! would leave the kernel's tables half-updated while other processes run),
 //! nor where Lua cannot yield (code called from C): it stays armed and
-//! looks again every [`RETRY_INSTRUCTIONS`] instructions. The bottom frames
+//! looks again every [`RETRY_INSTRUCTIONS`] instructions and, where only
+//! kernel code is in the way, after each return (see `retry`). A long C
+//! library call that finds the process past its slice (`poll`) has the
+//! hook look at the first instruction after it returns. The bottom frames
 //! of every process coroutine (`proc_main`, `proc_main_packed`,
 //! `trampoline`, `last_words_main`; a `coroutine.spawn`ed one with few
 //! arguments starts in the process's own function) and the kernel's
@@ -396,17 +399,22 @@ unsafe fn action_for(l: *mut lua_State) -> Action {
     }
 }
 
-unsafe extern "C-unwind" fn hook(l: *mut lua_State, _: *mut lua_Debug) {
+unsafe extern "C-unwind" fn hook(l: *mut lua_State, ar: *mut lua_Debug) {
     // SAFETY: Lua calls the hook on the running thread `l`, with room on
-    // its stack; the registry value is the State that `install` stored and
-    // the VM's `Preemption` keeps alive as long as the VM. Nothing on this
-    // frame needs dropping when lua_error raises.
+    // its stack and `ar` describing the event; the registry value is the
+    // State that `install` stored and the VM's `Preemption` keeps alive as
+    // long as the VM. Nothing on this frame needs dropping when lua_error
+    // raises.
     unsafe {
+        if (*ar).event == ffi::LUA_HOOKRET {
+            // A return hook cannot yield: look at the caller's next
+            // instruction instead (see `retry`).
+            ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT | ffi::LUA_MASKRET, 1);
+            return;
+        }
         match action_for(l) {
             Action::Disarm => ffi::lua_sethook(l, None, 0, 0),
-            Action::Retry => {
-                ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, RETRY_INSTRUCTIONS)
-            }
+            Action::Retry => retry(l),
             Action::Yield => {
                 ffi::lua_sethook(l, None, 0, 0);
                 crate::resume::preempting(l);
@@ -419,6 +427,32 @@ unsafe extern "C-unwind" fn hook(l: *mut lua_State, _: *mut lua_Debug) {
                 raise(l, reason);
             }
         }
+    }
+}
+
+/// Keeps the hook armed where the process could not be preempted: looks
+/// again after [`RETRY_INSTRUCTIONS`], and, where Lua could yield but
+/// kernel code is on the stack (a wrapper such as `json.encode`'s, right
+/// after its C call returned), also at the instruction after each return,
+/// so that the look after the wrapper returns lands in the process's own
+/// code. Without the return look, a loop over such calls ran a few
+/// instructions per call and was looked at once per 10,000 of them:
+/// seconds, and the process was ended as stuck. Where Lua cannot yield at
+/// all (a `table.sort` comparator) only the count is kept: a return look
+/// per comparator call would slow a legitimate sort for nothing.
+///
+/// # Safety
+///
+/// `l` is the running thread, inside the hook.
+unsafe fn retry(l: *mut lua_State) {
+    // SAFETY: as this function's.
+    unsafe {
+        let mask = if ffi::lua_isyieldable(l) != 0 {
+            ffi::LUA_MASKCOUNT | ffi::LUA_MASKRET
+        } else {
+            ffi::LUA_MASKCOUNT
+        };
+        ffi::lua_sethook(l, Some(hook), mask, RETRY_INSTRUCTIONS);
     }
 }
 
@@ -490,7 +524,10 @@ unsafe extern "C-unwind" fn poll(l: *mut lua_State) {
             Action::Disarm => ffi::lua_sethook(l, None, 0, 0),
             Action::Retry | Action::Yield => {
                 QUIET.set((QUIET_SKIPS, Some(Instant::now() + watchdog::TICK)));
-                arm(l);
+                // Look at the first instruction after the C function
+                // returns: the caller's, a preemption point unless kernel
+                // code wraps the call (then `retry` follows the returns).
+                ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, 1);
             }
             Action::Fail(reason) => raise(l, reason),
         }

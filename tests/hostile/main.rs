@@ -3,6 +3,7 @@
 //! outcome (which error, which exit reason) and that an unrelated process
 //! on the same host and worker kept making progress (see `harness`).
 
+mod c_call_loops;
 mod c_loops;
 mod fs_env_surface;
 mod funcs_surface;

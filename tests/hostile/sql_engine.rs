@@ -19,12 +19,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use warren_core::{Grants, Value};
+use warren_core::{Grants, HostLimits, Value};
 use warren_lua::Databases;
 use warren_sql::{Database, DbConfig, SqliteFile};
 use warren_tests::{TempDir, grants};
 
-use crate::harness::{Outcome, app, attack};
+use crate::harness::{Outcome, app, attack, limits};
 
 /// Prepended to every attacker: `sql`, `res` (a `nil, err` result as
 /// "Kind: message", a row's `v` as its text, anything else as "ok") and
@@ -67,8 +67,14 @@ fn granted() -> Grants {
 
 /// Runs `body` (after [`PRELUDE`]) as the attacker on `dbs`.
 pub(crate) fn run(dbs: Arc<Databases>, body: &str, args: Vec<Value>) -> Outcome {
+    run_under(limits(), dbs, body, args)
+}
+
+/// [`run`] under `limits`.
+fn run_under(limits: HostLimits, dbs: Arc<Databases>, body: &str, args: Vec<Value>) -> Outcome {
     let source = format!("{PRELUDE}\n{body}");
     let a = app()
+        .limits(limits)
         .databases(dbs)
         .granted("h:attacker", &source, granted());
     attack(a, "h:attacker", args)
@@ -426,7 +432,14 @@ end"#,
 #[test]
 fn an_in_memory_entry_stops_at_its_cap() {
     let dir = TempDir::new("sqlmem");
-    let out = run(
+    // Writing 256 MB of random blobs takes the engine more CPU than the
+    // suite's 300 ms budget, which engine time now counts against.
+    let roomy = HostLimits {
+        cpu_budget: Some(Duration::from_secs(20)),
+        ..limits()
+    };
+    let out = run_under(
+        roomy,
         dbs(&dir),
         r#"
 return function()

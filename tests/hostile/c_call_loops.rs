@@ -1,0 +1,96 @@
+//! Loops over long standard-library calls: each call is milliseconds of C
+//! (`string.rep` of 8 MiB, `gsub` over 4 MiB, `table.concat`, a plain
+//! `find`, `json.encode` and `load`, which kernel Lua wraps), with a few
+//! instructions between two. No single call reaches the stuck limit, but
+//! the loop as a whole runs far past it.
+//!
+//! Guaranteed (guest-lua `preempt.rs`: `poll` looks at the first
+//! instruction after the C call returns; `retry` follows the returns of a
+//! kernel wrapper): the loop is preempted between calls and runs to its
+//! end, and the neighbour on its worker keeps ticking. Before, the hook
+//! looked only every few dozen instructions (a dozen calls, hundreds of
+//! milliseconds) and such loops were ended as stuck after 250 ms, the
+//! neighbour waiting 290 to 560 ms.
+
+use warren_core::HostLimits;
+
+use crate::harness::{self, app, attack};
+
+/// The harness's limits with room for 8 MiB strings and no cpu budget,
+/// so that only preemption (or the stuck-code guard) can end a long loop.
+fn roomy() -> HostLimits {
+    HostLimits {
+        memory_per_process: 128 << 20,
+        memory_total: 512 << 20,
+        cpu_budget: None,
+        ..harness::limits()
+    }
+}
+
+/// Runs `setup`, then `call` in a loop for 600 ms of the process's CPU:
+/// it must be preempted between calls (it returns its count) while the
+/// neighbour ticks.
+fn preempted_between_calls(setup: &str, call: &str) {
+    let source = format!(
+        r#"local json = require("json")
+        return function()
+            {setup}
+            local t0, n = os.clock(), 0
+            while os.clock() - t0 < 0.6 do local _ = {call}; n = n + 1 end
+            return "calls: " .. n
+        end"#
+    );
+    let app = app().limits(roomy()).entry("h:attacker", &source);
+    let out = attack(app, "h:attacker", Vec::new());
+    assert!(out.value().starts_with("calls: "), "{out:?}");
+    out.assert_progress_during(5);
+}
+
+#[test]
+fn a_loop_of_8_mib_string_reps_is_preempted_not_ended() {
+    preempted_between_calls("", r#"string.rep("x", 8 << 20)"#);
+}
+
+#[test]
+fn a_for_loop_of_string_reps_without_other_calls_is_preempted_not_ended() {
+    // The tightest loop: a handful of instructions between two calls.
+    let source = r#"return function()
+            for _ = 1, 100 do string.rep("x", 8 << 20) end
+            return "done"
+        end"#;
+    let app = app().limits(roomy()).entry("h:attacker", source);
+    let out = attack(app, "h:attacker", Vec::new());
+    assert_eq!(out.value(), "done", "{out:?}");
+    out.assert_progress_during(5);
+}
+
+#[test]
+fn a_loop_of_gsubs_over_4_mib_is_preempted_not_ended() {
+    preempted_between_calls(r#"local s = ("ab"):rep(2 << 20)"#, r#"s:gsub("a", "c")"#);
+}
+
+#[test]
+fn a_loop_of_table_concats_is_preempted_not_ended() {
+    preempted_between_calls(
+        r#"local parts = {} for i = 1, 4096 do parts[i] = ("y"):rep(1024) end"#,
+        "table.concat(parts)",
+    );
+}
+
+#[test]
+fn a_loop_of_plain_finds_of_a_missing_needle_is_preempted_not_ended() {
+    preempted_between_calls(r#"local s = ("a"):rep(8 << 20)"#, r#"s:find("b", 1, true)"#);
+}
+
+#[test]
+fn a_loop_of_json_encodes_through_the_kernel_wrapper_is_preempted_not_ended() {
+    preempted_between_calls(
+        r#"local t = {} for i = 1, 20000 do t[i] = { a = i, b = "xxxxxxxxxxxxxxxxxxxxxxxxxxx" } end"#,
+        "json.encode(t)",
+    );
+}
+
+#[test]
+fn a_loop_of_loads_through_the_kernel_wrapper_is_preempted_not_ended() {
+    preempted_between_calls(r#"local src = ("x = 1\n"):rep(100000)"#, "load(src)");
+}
