@@ -86,8 +86,13 @@ fn pooling(config: &EngineConfig) -> InstanceAllocationStrategy {
         // for its slot), so there is room for every process at its cap:
         // core instances cannot run out before process slots do.
         .total_core_instances(n.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT))
-        .total_memories(n)
-        .total_tables(n.saturating_mul(2))
+        // Memory and table slots for every process at its caps too: with
+        // one memory slot per process, 3,000 processes of one host, each
+        // defining 4 empty memories, took every slot and no component of
+        // any other host could start. Slots are address space (a memory
+        // slot is `max_memory` plus its guard), mapped only when used.
+        .total_memories(n.saturating_mul(MAX_MEMORIES_PER_COMPONENT))
+        .total_tables(n.saturating_mul(MAX_TABLES_PER_COMPONENT))
         .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
         .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
@@ -104,13 +109,12 @@ fn pooling(config: &EngineConfig) -> InstanceAllocationStrategy {
 /// Most linear memories one component may define across all its core
 /// instances. A component built by `cargo` for `wasm32-wasip2` or by
 /// `wit-bindgen` has one (the preview-1 adapter adds at most one more); a
-/// composition of a few such components has one each. The engine's pool
-/// holds one memory slot per process ([`DEFAULT_POOL_SIZE`]); without a
-/// cap, 12 processes of 990 zero-page memories each (no byte of them
-/// counted against any quota) took all 12,000, and no component of any
-/// other host could start. At the cap, one host needs a quarter of the
-/// pool's processes to do the same; its `max_processes` is what bounds
-/// that.
+/// composition of a few such components has one each. Without a cap, 12
+/// processes of 990 zero-page memories each (no byte of them counted
+/// against any quota) took the engine's 12,000 memory slots, and no
+/// component of any other host could start. The pool holds this many
+/// memory slots per process ([`DEFAULT_POOL_SIZE`]), so memories run out
+/// only with process slots, which a host's `max_processes` bounds.
 pub const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
 
 /// Most tables one component may define across all its core instances.

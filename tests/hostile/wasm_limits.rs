@@ -560,3 +560,57 @@ fn exit_with_a_failure_status_fails_naming_it() {
     out.assert_ended(ErrorKind::Internal, "exited with status 1");
     assert!(!out.error().message.contains("trap"), "{out:?}");
 }
+
+// ---------------------------------------------------------------------------
+// F7: memory and table slots run out only with process slots.
+// ---------------------------------------------------------------------------
+
+/// Spawns the component `h:spinner` `n` times, monitored, and reports how
+/// each ended ("Kind: message", " | "-joined).
+const SPAWNER: &str = r#"
+return function(n)
+    for _ = 1, n do process.spawn_monitored("h:spinner", "test:host") end
+    local events, out = process.events(), {}
+    for i = 1, n do
+        local e = events:receive().result.error
+        out[i] = e and (tostring(e:kind()) .. ": " .. tostring(e:message())) or "ended"
+    end
+    return table.concat(out, " | ")
+end"#;
+
+#[test]
+fn a_pool_of_n_processes_starts_n_components_at_every_cap() {
+    // A pool of 4 processes and components of 4 memories and 8 tables
+    // each, which spin until the cpu budget ends them. With one memory
+    // slot per process, the first took all 4 and the others failed to
+    // start: that is how one host's empty memories kept every other
+    // host's components from starting.
+    let small = WasmEngine::new(&EngineConfig {
+        pool_size: 4,
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    let mut spinner = Parts::new()
+        .memories(MAX_MEMORIES - 1, 0)
+        .tables(MAX_TABLES, 1);
+    spinner.run = "(loop $spin (br $spin))".to_owned();
+    let program = match load_on(&small, &spinner, Grants::default()) {
+        Ok(p) => p.into_program("h:spinner"),
+        Err(e) => panic!("the component was refused: {e}"),
+    };
+    let out = attack(
+        app().program(program).entry("h:attacker", SPAWNER),
+        "h:attacker",
+        vec![Value::Int(4)],
+    );
+    let ends = out.value();
+    let ends: Vec<&str> = ends.split(" | ").collect();
+    assert_eq!(ends.len(), 4, "{ends:?}");
+    for end in ends {
+        assert!(
+            end.starts_with("RateLimited: cpu budget exceeded"),
+            "a spinner did not run to its budget: {end}"
+        );
+    }
+    out.assert_neighbour_ticks();
+}
