@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use mlua::Lua;
 use rustc_hash::FxHashMap;
-use warren_core::{ErrorKind, HostQuota};
+use warren_core::{ErrorKind, HostQuota, ProcError};
 use warren_sql::EngineMeter;
 
 use crate::random::Rng;
@@ -108,11 +108,31 @@ pub(crate) struct EngineMeters(pub(crate) Rc<RefCell<Accounts>>);
 
 /// [`Accounts::engine_meter`] for a host function that has the `Lua`.
 /// The accounts are borrowed only around a resume, never during one, so
-/// a host function always finds them free.
-pub(crate) fn engine_meter(lua: &Lua, id: i64) -> Option<Arc<EngineMeter>> {
-    let meters = lua.app_data_ref::<EngineMeters>()?;
-    let mut accounts = meters.0.try_borrow_mut().ok()?;
-    accounts.engine_meter(id)
+/// a host function always finds them free; if it did not, the statement
+/// is refused rather than run unmetered.
+pub(crate) fn engine_meter(lua: &Lua, id: i64) -> Result<Option<Arc<EngineMeter>>, ProcError> {
+    let meters = lua
+        .app_data_ref::<EngineMeters>()
+        .ok_or_else(|| unmetered("the VM has no accounts"))?;
+    metered(&meters.0, id)
+}
+
+/// [`Accounts::engine_meter`] on `accounts`, `INTERNAL` if they are in use.
+pub(crate) fn metered(
+    accounts: &RefCell<Accounts>,
+    id: i64,
+) -> Result<Option<Arc<EngineMeter>>, ProcError> {
+    let mut accounts = accounts
+        .try_borrow_mut()
+        .map_err(|_| unmetered("the accounts are in use"))?;
+    Ok(accounts.engine_meter(id))
+}
+
+fn unmetered(why: &str) -> ProcError {
+    ProcError::new(
+        ErrorKind::Internal,
+        format!("sql: cannot meter the statement's CPU time: {why}"),
+    )
 }
 
 /// What `H.leave` found.

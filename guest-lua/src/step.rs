@@ -117,8 +117,11 @@ impl Stepper {
 
     /// The meter process `id`'s SQL statements are charged to (see
     /// [`Accounts::engine_meter`]).
-    pub(crate) fn engine_meter(&self, id: i64) -> Option<Arc<warren_sql::EngineMeter>> {
-        self.accounts.try_borrow_mut().ok()?.engine_meter(id)
+    pub(crate) fn engine_meter(
+        &self,
+        id: i64,
+    ) -> Result<Option<Arc<warren_sql::EngineMeter>>, warren_core::ProcError> {
+        crate::quota::metered(&self.accounts, id)
     }
 
     /// The host's `max_message_bytes`, as the kernel counts sizes.

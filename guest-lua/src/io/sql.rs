@@ -295,7 +295,7 @@ fn start_run(stepper: &Stepper, args: &Args, query: bool) -> Result<u64, ProcErr
     budget.take(sql.len())?;
     let sql = sql_bytes(sql)?;
     let params = raw_params(args, 5, &mut budget)?;
-    let meter = stepper.engine_meter(id);
+    let meter = stepper.engine_meter(id)?;
     let run = Run {
         sql,
         params,
@@ -441,7 +441,7 @@ fn register_handles(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                 sql: stmt.sql.clone(),
                 params,
                 held: budget.hold(),
-                meter: crate::quota::engine_meter(lua, id),
+                meter: crate::quota::engine_meter(lua, id)?,
                 query: action == "query",
             };
             run_on(&c, me, stmt.target.clone(), run)
@@ -481,7 +481,7 @@ fn register_tx(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                 isolation,
                 read_only,
             };
-            let (owner, meter) = (me.as_u64(), crate::quota::engine_meter(lua, raw));
+            let (owner, meter) = (me.as_u64(), crate::quota::engine_meter(lua, raw)?);
             let make = move || async move {
                 let tx = db.begin_metered(owner, opts, meter).await?;
                 Ok(OpValue::Handle(Handle(Arc::new(TxHandle(tx)))))
