@@ -8,6 +8,7 @@
 
 mod conn;
 mod connect;
+mod dial;
 mod error;
 mod tx;
 mod types;
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     acquire_timeout: Duration,
     query_timeout: Option<Duration>,
     max_idle: usize,
+    /// Opens the pool's connections and sends cancel requests.
+    dial: Arc<dial::Dial>,
 }
 
 impl Shared {
@@ -72,7 +75,8 @@ impl Postgres {
     pub(crate) fn new(config: &PgConfig, rt: Handle) -> Result<Postgres, ProcError> {
         let (cfg, refuse) = connect::pg_config(config)?;
         let counters = Arc::new(Counters::default());
-        let pool = connect::pool(config, cfg, counters.clone())?;
+        let dial = Arc::new(dial::Dial::new(cfg.clone()));
+        let pool = connect::pool(config, cfg, dial.clone(), counters.clone())?;
         Ok(Postgres {
             shared: Arc::new(Shared {
                 pool,
@@ -82,6 +86,7 @@ impl Postgres {
                 acquire_timeout: config.acquire_timeout,
                 query_timeout: config.query_timeout,
                 max_idle: config.max_idle,
+                dial,
             }),
         })
     }
@@ -114,7 +119,7 @@ impl Postgres {
         let client = conn.client()?;
         let out = conn::timed(
             client,
-            self.shared.query_timeout,
+            &self.shared,
             conn::query(client, sql, &params, limits),
         )
         .await;
@@ -131,12 +136,7 @@ impl Postgres {
         let mut conn = self.acquire().await?;
         conn.arm(Cleanup::Check);
         let client = conn.client()?;
-        let out = conn::timed(
-            client,
-            self.shared.query_timeout,
-            conn::execute(client, sql, &params),
-        )
-        .await;
+        let out = conn::timed(client, &self.shared, conn::execute(client, sql, &params)).await;
         conn.disarm();
         release(conn, &out);
         out

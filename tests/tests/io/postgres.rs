@@ -120,3 +120,48 @@ fn execute_without_params_streams_and_drops_its_rows() {
     );
     assert_eq!(v, Value::Int(20_007));
 }
+
+#[test]
+fn a_row_over_16_mib_is_refused_unread_and_the_connection_goes_on() {
+    // The driver reads a message whole before Warren sees a row: a row
+    // over 16 MiB is dropped as it arrives (SQLSTATE 54000, INVALID), the
+    // driver pages through the statement's later messages, and the one
+    // pooled connection serves the next query. Under a roomy
+    // process limit, so only that bound refuses the 20 MiB row.
+    let source = r#"local sql = require("sql")
+    return function()
+        local db = assert(sql.get("app.db:pg"))
+        local _, err = db:query("SELECT repeat('x', 20 * 1024 * 1024) AS v")
+        local big = err and (err:kind() .. " " .. tostring(err:details().code) .. " " .. err:message())
+        local _, mid = db:execute([[SELECT n, repeat('y', n) AS v FROM
+            (VALUES (10), (20 * 1024 * 1024), (30)) AS t(n) ORDER BY n]])
+        local _, mid_q = db:query([[SELECT n, repeat('y', n) AS v FROM
+            (VALUES (10), (20 * 1024 * 1024), (30)) AS t(n) ORDER BY n]])
+        local ok = assert(db:query("SELECT length(repeat('z', 1024 * 1024)) AS v"))
+        return { big = big, mid = mid and mid:kind(), mid_q = mid_q and mid_q:kind(), ok = ok[1].v }
+    end"#;
+    let limits = warren_core::HostLimits {
+        memory_per_process: 256 << 20,
+        memory_total: 1 << 30,
+        ..warren_core::HostLimits::default()
+    };
+    let v = App::new()
+        .limits(limits)
+        .databases(pg_dbs(1))
+        .granted("t:main", source, grants(&[("db.get", "app.db:pg")]))
+        .run("t:main", Vec::new())
+        .expect("runs");
+    let big = v
+        .get("big")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        big.starts_with("Invalid 54000 the server sent a row of"),
+        "{v:?}"
+    );
+    // A big row among small ones fails its statement, execute and query.
+    assert_eq!(v.get("mid"), Some(&Value::str("Invalid")), "{v:?}");
+    assert_eq!(v.get("mid_q"), Some(&Value::str("Invalid")), "{v:?}");
+    assert_eq!(v.get("ok"), Some(&Value::Int(1 << 20)), "{v:?}");
+}

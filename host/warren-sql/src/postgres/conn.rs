@@ -9,11 +9,10 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use deadpool_postgres::Object;
 use futures_util::TryStreamExt;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage};
 use warren_core::{ErrorKind, ProcError, Value};
 
 use super::Shared;
@@ -94,10 +93,7 @@ impl Drop for Conn {
                 // it ends its transaction on the server (rolled back).
                 let rt = shared.rt.clone();
                 rt.spawn(async move {
-                    let token = obj.cancel_token();
-                    if let Err(e) = token.cancel_query(NoTls).await {
-                        tracing::warn!(error = %e, "postgres: cancel request failed");
-                    }
+                    shared.dial.cancel(&obj.cancel_token()).await;
                     drop(Object::take(obj));
                     shared.trim_idle();
                 });
@@ -106,23 +102,21 @@ impl Drop for Conn {
     }
 }
 
-/// Runs `work` under `timeout`: when it passes, the statement is
-/// cancelled on the server and the call fails with `TIMEOUT`.
+/// Runs `work` under the entry's `query_timeout`: when it passes, the
+/// statement is cancelled on the server and the call fails with `TIMEOUT`.
 pub(crate) async fn timed<T>(
     client: &Client,
-    timeout: Option<Duration>,
+    shared: &Shared,
     work: impl Future<Output = Result<T, ProcError>>,
 ) -> Result<T, ProcError> {
-    let Some(limit) = timeout else {
+    let Some(limit) = shared.query_timeout else {
         return work.await;
     };
     let mut work = pin!(work);
     if let Ok(out) = tokio::time::timeout(limit, &mut work).await {
         return out;
     }
-    if let Err(e) = client.cancel_token().cancel_query(NoTls).await {
-        tracing::warn!(error = %e, "postgres: cancel request failed");
-    }
+    shared.dial.cancel(&client.cancel_token()).await;
     match work.await {
         Err(e) if e.kind == ErrorKind::Canceled => {
             Err(with_code(timed_out(limit), Value::str(QUERY_CANCELED)))

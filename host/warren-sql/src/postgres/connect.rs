@@ -10,10 +10,10 @@ use std::time::Duration;
 use deadpool_postgres::{
     HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts,
 };
-use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 use warren_core::{ErrorKind, ProcError};
 
+use super::dial::Dial;
 use crate::config::PgConfig;
 use crate::error::{err, invalid};
 use crate::stats::Counters;
@@ -90,14 +90,16 @@ pub(crate) fn pg_config(
 
 /// The pool: `max_open` connections, waits bounded by `acquire_timeout`,
 /// connections older than `max_lifetime` replaced when next handed out.
+/// Connections are opened by `dial` (see dial.rs).
 pub(crate) fn pool(
     c: &PgConfig,
     cfg: tokio_postgres::Config,
+    dial: Arc<Dial>,
     counters: Arc<Counters>,
 ) -> Result<Pool, ProcError> {
-    let manager = Manager::from_config(
+    let manager = Manager::from_connect(
         cfg,
-        NoTls,
+        Shared(dial),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -127,4 +129,20 @@ pub(crate) fn pool(
                 format!("cannot build pool: {e}"),
             )
         })
+}
+
+/// The entry's [`Dial`], shared with its cancel requests, as the pool's
+/// connector.
+struct Shared(Arc<Dial>);
+
+impl deadpool_postgres::Connect for Shared {
+    fn connect(
+        &self,
+        pg_config: &tokio_postgres::Config,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
+    > {
+        self.0.connect(pg_config)
+    }
 }

@@ -58,8 +58,12 @@ pub(crate) fn kind_of(code: &str) -> (ErrorKind, bool) {
         ("3D000", _) | (_, "28") => (ErrorKind::Unavailable, false),
         // Syntax and access rules, data exceptions (out of range, bad
         // input), transaction state (read-only, aborted), savepoints,
-        // cursor and statement names, unsupported features.
-        (_, "42" | "22" | "25" | "3B" | "34" | "26" | "0A" | "2B") => (ErrorKind::Invalid, false),
+        // cursor and statement names, unsupported features; program
+        // limits (a row over what one may hold, see dial.rs; a statement
+        // too complex), like SQLite's too-big values.
+        (_, "42" | "22" | "25" | "3B" | "34" | "26" | "0A" | "2B" | "54") => {
+            (ErrorKind::Invalid, false)
+        }
         _ => (ErrorKind::Internal, false),
     }
 }

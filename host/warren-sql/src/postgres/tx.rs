@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio_postgres::{CancelToken, Client, NoTls};
+use tokio_postgres::{CancelToken, Client};
 use warren_core::{ProcError, Value};
 
 use super::Shared;
@@ -54,7 +54,7 @@ impl Tx {
         };
         conn.arm(Cleanup::Rollback);
         let client = conn.client()?;
-        let out = conn::timed(client, self.shared.query_timeout, op.run(client)).await;
+        let out = conn::timed(client, &self.shared, op.run(client)).await;
         conn.disarm();
         *slot = Some(conn);
         if matches!(&out, Err(e) if e.details.is_some()) {
@@ -154,13 +154,10 @@ impl Tx {
         }
         let slot = self.conn.clone();
         let busy = slot.try_lock().is_err();
-        let cancel = self.cancel.clone();
+        let (cancel, shared) = (self.cancel.clone(), self.shared.clone());
         self.shared.rt.spawn(async move {
-            if busy
-                && let Some(token) = cancel
-                && let Err(e) = token.cancel_query(NoTls).await
-            {
-                tracing::warn!(error = %e, "postgres: cancel request failed");
+            if busy && let Some(token) = cancel {
+                shared.dial.cancel(&token).await;
             }
             let Some(mut conn) = slot.lock().await.take() else {
                 return;
