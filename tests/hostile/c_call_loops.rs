@@ -12,25 +12,14 @@
 //! milliseconds) and such loops were ended as stuck after 250 ms, the
 //! neighbour waiting 290 to 560 ms.
 
-use warren_core::HostLimits;
+use crate::harness::{app, attack};
+use crate::lua_cpu::roomy;
 
-use crate::harness::{self, app, attack};
-
-/// The harness's limits with room for 8 MiB strings and no cpu budget,
-/// so that only preemption (or the stuck-code guard) can end a long loop.
-fn roomy() -> HostLimits {
-    HostLimits {
-        memory_per_process: 128 << 20,
-        memory_total: 512 << 20,
-        cpu_budget: None,
-        ..harness::limits()
-    }
-}
-
-/// Runs `setup`, then `call` in a loop for 600 ms of the process's CPU:
-/// it must be preempted between calls (it returns its count) while the
-/// neighbour ticks.
-fn preempted_between_calls(setup: &str, call: &str) {
+/// Runs `setup` (which may require modules), then `call` in a loop for
+/// 600 ms of the process's CPU, under [`roomy`] limits: it must be
+/// preempted between calls (it returns its count) while the neighbour
+/// ticks.
+pub(crate) fn preempted_between_calls(setup: &str, call: &str) {
     let source = format!(
         r#"local json = require("json")
         return function()

@@ -421,7 +421,7 @@ fn the_hosts_cpu_slice_decides_how_long_a_loop_keeps_its_worker() {
 
 /// The harness's limits with room for 16 MiB strings and no cpu budget, so
 /// that only preemption (or the stuck-code guard) can end a long loop.
-fn roomy() -> HostLimits {
+pub(crate) fn roomy() -> HostLimits {
     HostLimits {
         memory_per_process: 96 << 20,
         memory_total: 512 << 20,
@@ -436,19 +436,11 @@ fn roomy() -> HostLimits {
 /// loop must be preempted between calls (it returns its count, and the
 /// neighbour ticks meanwhile), not ended as stuck.
 fn preempted_between_host_calls(call: &str) {
-    let source = format!(
+    crate::c_call_loops::preempted_between_calls(
         r#"local hash, base64, crypto = require("hash"), require("base64"), require("crypto")
-        return function()
-            local s = string.rep("s", 16 * 1024 * 1024)
-            local t0, n = os.clock(), 0
-            while os.clock() - t0 < 0.6 do local _ = {call}; n = n + 1 end
-            return "calls: " .. n
-        end"#
+        local s = string.rep("s", 16 * 1024 * 1024)"#,
+        call,
     );
-    let app = app().limits(roomy()).entry("h:attacker", &source);
-    let out = attack(app, "h:attacker", Vec::new());
-    assert!(out.value().starts_with("calls: "), "{out:?}");
-    out.assert_progress_during(5);
 }
 
 #[test]
