@@ -68,7 +68,7 @@ pub(crate) unsafe fn spawn_at(l: *mut lua_State, ctx: &Stepper) -> c_int {
     // SAFETY: room for the answer is made (or the error raised) before any
     // Rust value exists; the arguments stay on the stack for the call.
     let result = unsafe {
-        ffi::luaL_checkstack(l, 4, std::ptr::null());
+        crate::machine::raw::room(l, 4);
         let n = ffi::lua_gettop(l);
         guarded_with(ctx, l, "spawn", |core, args| plain(core, args, n))
     };
@@ -173,7 +173,7 @@ pub(crate) unsafe fn send_at(l: *mut lua_State, ctx: &Stepper) -> c_int {
     // table of field names, and the walk of the payloads raises nothing.
     let result = unsafe {
         let n = ffi::lua_gettop(l);
-        ffi::luaL_checkstack(l, 5, std::ptr::null());
+        crate::machine::raw::room(l, 5);
         crate::convert::push_keys(l);
         guarded_with(ctx, l, "send", |core, args| send(core, args, l, n))
     };

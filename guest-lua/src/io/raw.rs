@@ -167,7 +167,7 @@ pub(crate) unsafe fn start(
     // which outlives every call of the VM; the arguments live on the stack
     // for the call.
     let result = unsafe {
-        ffi::luaL_checkstack(l, 4, std::ptr::null());
+        crate::machine::raw::room(l, 4);
         let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
         let args = Args { l, name };
         catch_unwind(AssertUnwindSafe(|| start(ctx, &args))).unwrap_or_else(|_| {
@@ -307,7 +307,7 @@ mod tests {
         // SAFETY: called by Lua with room for the pcall's function and
         // argument and its four results.
         unsafe {
-            ffi::luaL_checkstack(l, 4, std::ptr::null());
+            crate::machine::raw::room(l, 4);
             refuse(l, err)
         }
     }

@@ -104,7 +104,7 @@ pub(super) unsafe fn event_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
             } // top + 5: the events channel
         }
         runq::room(l);
-        ffi::luaL_checkstack(l, 16, std::ptr::null());
+        crate::machine::raw::room(l, 16);
         let mt = late(l, Late::ErrorMt);
         let value = mt + 1;
         let taken = ctx

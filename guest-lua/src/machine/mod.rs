@@ -31,7 +31,7 @@ mod kthread;
 mod mailbox;
 mod msg;
 mod protect;
-mod raw;
+pub(crate) mod raw;
 mod runq;
 mod send;
 mod spawn;

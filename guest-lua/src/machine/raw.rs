@@ -339,6 +339,7 @@ unsafe extern "C-unwind" {
     fn warren_setintn(l: *mut lua_State, idx: c_int, n: c_int, v: ffi::lua_Integer);
     fn warren_settop(l: *mut lua_State, idx: c_int);
     fn warren_tagged(l: *mut lua_State, idx: c_int, mtidx: c_int) -> c_int;
+    fn warren_checkstack(l: *mut lua_State, n: c_int);
     fn warren_rawtake(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
     fn warren_rawput(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
     fn warren_clonetable(l: *mut lua_State, idx: c_int);
@@ -668,18 +669,30 @@ pub(super) unsafe fn q_of(l: *mut lua_State, s: c_int, key: Key) {
 /// `LUA_MINSTACK`, 20).
 const SLOTS: c_int = 40;
 
-/// Makes room for [`SLOTS`] values, raising when the stack cannot grow.
+/// Makes room for `n` more values on `l`'s stack, raising as [`reserve`]
+/// does when it cannot grow (`luaL_checkstack` raised a plain "stack
+/// overflow" run-time error for a failed reallocation too).
+///
+/// # Safety
+///
+/// `l` is a running thread, in a C function.
+pub(crate) unsafe fn room(l: *mut lua_State, n: c_int) {
+    // SAFETY: as this function's.
+    unsafe { warren_checkstack(l, n) }
+}
+
+/// Makes room for [`SLOTS`] values, raising when the stack cannot grow:
+/// a memory error when it cannot be reallocated (a process at its memory
+/// limit, which then ends with that reason: it was raised as a "stack
+/// overflow" run-time error, `UNKNOWN`, when the limit happened to be
+/// hit here), the usual overflow error past Lua's largest stack.
 ///
 /// # Safety
 ///
 /// Called first in a machine C function.
 pub(super) unsafe fn reserve(l: *mut lua_State) {
-    // SAFETY: see above; an overflow error needs only Lua's spare slots.
-    unsafe {
-        if ffi::lua_checkstack(l, SLOTS) == 0 {
-            ffi::luaL_error(l, c"machine: stack overflow".as_ptr());
-        }
-    }
+    // SAFETY: see above; either error needs only Lua's spare slots.
+    unsafe { warren_checkstack(l, SLOTS) }
 }
 
 /// The prologue of a machine function the kernel calls with its own
@@ -753,6 +766,36 @@ mod tests {
             })
         }
         .expect("exec")
+    }
+
+    /// Asks for 100,000 stack slots (1.6 MB) the way a machine function
+    /// reserves its room.
+    unsafe extern "C-unwind" fn wants_room(l: *mut lua_State) -> c_int {
+        // SAFETY: called by Lua as a C function.
+        unsafe { warren_checkstack(l, 100_000) };
+        0
+    }
+
+    /// Asks for more slots than any Lua stack may have.
+    unsafe extern "C-unwind" fn wants_too_much(l: *mut lua_State) -> c_int {
+        // SAFETY: as above.
+        unsafe { warren_checkstack(l, 2_000_000) };
+        0
+    }
+
+    #[test]
+    fn a_stack_that_cannot_grow_raises_memory_or_overflow_not_a_plain_error() {
+        let lua = Lua::new();
+        // SAFETY: plain C functions that only grow the stack.
+        let room = unsafe { lua.create_c_function(wants_room) }.expect("fn");
+        let too_much = unsafe { lua.create_c_function(wants_too_much) }.expect("fn");
+        room.call::<()>(()).expect("room when memory allows");
+        let _ = lua.set_memory_limit(lua.used_memory() + (64 << 10));
+        let err = room.call::<()>(()).expect_err("no memory for the stack");
+        assert!(matches!(err, mlua::Error::MemoryError(_)), "{err:?}");
+        let _ = lua.set_memory_limit(0);
+        let err = too_much.call::<()>(()).expect_err("past the largest stack");
+        assert!(err.to_string().contains("stack overflow"), "{err:?}");
     }
 
     /// Pushes `s` as a Lua string.

@@ -72,7 +72,7 @@ pub(super) unsafe fn start_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
         }
         // The error metatable, `start`, id, pid, entry, no context and
         // the arguments, with room for a conversion's own three.
-        ffi::luaL_checkstack(l, 9 + nargs, std::ptr::null());
+        crate::machine::raw::room(l, 9 + nargs);
         let mt = late(l, Late::ErrorMt); // top + 3
         late(l, Late::Start); // top + 4
         ffi::lua_pushinteger(l, id); // top + 5
@@ -224,7 +224,7 @@ unsafe fn start_here(l: *mut lua_State, base: c_int, nargs: c_int) {
     let (id, pid, entry) = (base, base + 1, base + 2);
     // SAFETY: see above; every table is new, its fields set raw.
     unsafe {
-        ffi::luaL_checkstack(l, 8 + nargs, std::ptr::null());
+        crate::machine::raw::room(l, 8 + nargs);
         // env = setmetatable({ _G = env }, ENV_MT)
         let env = raw::clone_of(l, Late::EnvTpl, 1);
         ffi::lua_pushvalue(l, env);

@@ -1838,3 +1838,17 @@ LUA_API int warren_tagged (lua_State *L, int idx, int mtidx) {
   lua_unlock(L);
   return 1;
 }
+
+
+/* WARREN: see lwarren.h */
+LUA_API void warren_checkstack (lua_State *L, int n) {
+  CallInfo *ci;
+  lua_lock(L);
+  ci = L->ci;
+  api_check(L, n >= 0, "negative 'n'");
+  if (L->stack_last.p - L->top.p <= n)  /* need to grow stack? */
+    luaD_growstack(L, n, 1);  /* raises a memory or overflow error */
+  if (ci->top.p < L->top.p + n)
+    ci->top.p = L->top.p + n;  /* adjust frame top */
+  lua_unlock(L);
+}

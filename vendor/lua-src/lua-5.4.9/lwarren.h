@@ -302,6 +302,15 @@ LUA_API size_t (warren_protobytes) (lua_State *L, int idx, const void **id);
 LUA_API int (warren_tagged) (lua_State *L, int idx, int mtidx);
 
 /*
+** 'lua_checkstack' that raises instead of returning 0: a memory error
+** (LUA_ERRMEM) when the stack cannot be reallocated, the usual "stack
+** overflow" error past LUAI_MAXSTACK. A process at its memory limit then
+** ends with its memory-limit reason, not an overflow message.
+*/
+LUA_API void (warren_checkstack) (lua_State *L, int n);
+
+
+/*
 ** 'memcpy' for the copies that make or fill a string ('luaS_newlstr' of a
 ** long string, concatenation, 'luaL_Buffer', 'string.rep'). On AMD Zen 3
 ** (the machines Warren is measured on), glibc copies blocks past about
