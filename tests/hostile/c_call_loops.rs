@@ -40,17 +40,25 @@ fn a_loop_of_8_mib_string_reps_is_preempted_not_ended() {
     preempted_between_calls("", r#"string.rep("x", 8 << 20)"#);
 }
 
-#[test]
-fn a_for_loop_of_string_reps_without_other_calls_is_preempted_not_ended() {
-    // The tightest loop: a handful of instructions between two calls.
-    let source = r#"return function()
-            for _ = 1, 100 do string.rep("x", 8 << 20) end
-            return "done"
-        end"#;
+/// Runs `source` (a chunk whose function returns "done" after a tight
+/// loop of long calls) under [`roomy`] limits: it must run to its end
+/// while the neighbour ticks.
+pub(crate) fn tight_loop_runs_to_its_end(source: &str) {
     let app = app().limits(roomy()).entry("h:attacker", source);
     let out = attack(app, "h:attacker", Vec::new());
     assert_eq!(out.value(), "done", "{out:?}");
     out.assert_progress_during(5);
+}
+
+#[test]
+fn a_for_loop_of_string_reps_without_other_calls_is_preempted_not_ended() {
+    // The tightest loop: a handful of instructions between two calls.
+    tight_loop_runs_to_its_end(
+        r#"return function()
+            for _ = 1, 100 do string.rep("x", 8 << 20) end
+            return "done"
+        end"#,
+    );
 }
 
 #[test]

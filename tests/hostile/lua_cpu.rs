@@ -466,16 +466,14 @@ fn a_loop_of_base64_over_16_mib_is_preempted_not_ended() {
 #[test]
 fn a_for_loop_of_hashes_without_other_calls_is_preempted_not_ended() {
     // The tightest loop: five instructions between two 30 ms calls.
-    let source = r#"local hash = require("hash")
+    crate::c_call_loops::tight_loop_runs_to_its_end(
+        r#"local hash = require("hash")
         return function()
             local s = string.rep("s", 16 * 1024 * 1024)
             for _ = 1, 25 do hash.sha512(s) end
             return "done"
-        end"#;
-    let app = app().limits(roomy()).entry("h:attacker", source);
-    let out = attack(app, "h:attacker", Vec::new());
-    assert_eq!(out.value(), "done", "{out:?}");
-    out.assert_progress_during(5);
+        end"#,
+    );
 }
 
 #[test]
