@@ -174,7 +174,7 @@ async fn grow(
 ) -> Result<usize, ProcError> {
     let quarter = len.saturating_add(len / 4).max(needed);
     for target in [capacity, quarter] {
-        if target > needed && hold.grow_to(target as u64, url).await.is_ok() {
+        if target > needed && hold.try_grow_to(target as u64, url).await.is_ok() {
             return Ok(target);
         }
     }

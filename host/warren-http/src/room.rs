@@ -221,9 +221,14 @@ impl Batch {
     }
 
     /// Takes `n` more bytes of the cap for member `i` (whose body is
-    /// `url`'s), failing later members if that is what it takes: `INVALID`
-    /// when even that leaves no room, or when `i` itself was failed.
-    async fn take(&self, i: usize, n: u64, url: &Url) -> Result<(), ProcError> {
+    /// `url`'s), failing later members if that is what it takes and
+    /// `evict` allows it: `INVALID` when even that leaves no room, or when
+    /// `i` itself was failed. Room a body only may grow into (`evict`
+    /// false) fails no other member: a speculative doubling that failed a
+    /// later member whose body was still to come let the member after it
+    /// take the freed room, so which member failed depended on which
+    /// server answered first.
+    async fn take(&self, i: usize, n: u64, url: &Url, evict: bool) -> Result<(), ProcError> {
         loop {
             let woken = self.freed.notified();
             tokio::pin!(woken);
@@ -242,10 +247,24 @@ impl Batch {
                     members[i].held += n;
                     return Ok(());
                 }
+                if !evict {
+                    return Err(batch_too_large(url, self.cap));
+                }
                 let later = members.iter().enumerate().skip(i + 1).rev();
+                // Room that later members already failed still hold and
+                // are about to give back: if it is enough, wait for it
+                // rather than fail one more (a second look while the
+                // first victim's reader had not yet let go failed the
+                // member before it, out of list order).
+                let returning: u64 = later
+                    .clone()
+                    .filter(|(_, m)| m.evicted)
+                    .map(|(_, m)| m.held)
+                    .sum();
+                let short = taken.saturating_sub(returning).saturating_add(n) > self.cap;
                 let victim = later
                     .clone()
-                    .find(|(_, m)| m.held > 0 && !m.evicted)
+                    .find(|(_, m)| short && m.held > 0 && !m.evicted)
                     .map(|(k, _)| k);
                 match victim {
                     Some(k) => {
@@ -258,7 +277,7 @@ impl Batch {
                         members[k].parked.take()
                     }
                     // Failed members about to give their room back: wait.
-                    None if later.clone().any(|(_, m)| m.held > 0) => None,
+                    None if returning > 0 => None,
                     None => return Err(batch_too_large(url, self.cap)),
                 }
             };
@@ -352,12 +371,22 @@ impl Hold {
     /// Holds at least `total` bytes for a body of `url`; the error (and
     /// nothing more held) when there is no room for them.
     pub(crate) async fn grow_to(&mut self, total: u64, url: &Url) -> Result<(), ProcError> {
+        self.grow(total, url, true).await
+    }
+
+    /// [`Hold::grow_to`] for room the body only may grow into: in a batch,
+    /// only free room, never a later member's.
+    pub(crate) async fn try_grow_to(&mut self, total: u64, url: &Url) -> Result<(), ProcError> {
+        self.grow(total, url, false).await
+    }
+
+    async fn grow(&mut self, total: u64, url: &Url, evict: bool) -> Result<(), ProcError> {
         let Some(n) = total.checked_sub(self.bytes).filter(|n| *n > 0) else {
             return Ok(());
         };
         let member = self.member();
         if let Some((batch, i)) = &member {
-            batch.take(*i, n, url).await?;
+            batch.take(*i, n, url, evict).await?;
         }
         if let Err(err) = self.room.take(n, self.bytes, url) {
             if let Some((batch, i)) = &member {
@@ -490,6 +519,73 @@ mod tests {
                 .expect_err("no later member");
             assert_eq!(err.kind, ErrorKind::Invalid);
             assert_eq!(middle.bytes(), 4);
+            drop((first, middle));
+            assert_eq!(held.load(Ordering::Acquire), 0);
+        });
+    }
+
+    #[test]
+    fn room_a_body_only_may_grow_into_fails_no_other_member() {
+        block(async {
+            let held = Arc::new(AtomicU64::new(0));
+            let room = BodyRoom::new(held.clone(), 100, None);
+            let batch = Batch::new(3, 8);
+            let mut first = Hold::new(&room, Some((&batch, 0)));
+            first.grow_to(2, &url()).await.expect("room");
+            let mut middle = Hold::new(&room, Some((&batch, 1)));
+            middle.grow_to(3, &url()).await.expect("room");
+            // A doubling past the free room fails the doubling only: the
+            // last member, whose body has not come yet, would otherwise be
+            // the one left with room.
+            let err = first
+                .try_grow_to(6, &url())
+                .await
+                .expect_err("no free room");
+            assert_eq!(err.kind, ErrorKind::Invalid);
+            assert!(!batch.evicted(1), "the middle member was failed");
+            assert_eq!(first.bytes(), 2);
+            first.grow_to(5, &url()).await.expect("what it needs fits");
+            let mut last = Hold::new(&room, Some((&batch, 2)));
+            let err = last.grow_to(1, &url()).await.expect_err("in list order");
+            assert_eq!(err.kind, ErrorKind::Invalid);
+            assert!(!batch.evicted(1));
+            drop((first, middle, last));
+            assert_eq!(held.load(Ordering::Acquire), 0);
+        });
+    }
+
+    #[test]
+    fn a_second_look_waits_for_room_a_failed_member_still_holds() {
+        block(async {
+            let held = Arc::new(AtomicU64::new(0));
+            let room = BodyRoom::new(held.clone(), 100, None);
+            let batch = Batch::new(3, 8);
+            let mut middle = Hold::new(&room, Some((&batch, 1)));
+            middle.grow_to(3, &url()).await.expect("room");
+            let mut last = Hold::new(&room, Some((&batch, 2)));
+            last.grow_to(3, &url()).await.expect("room");
+            let (b, r) = (batch.clone(), room.clone());
+            let first = tokio::spawn(async move {
+                let mut first = Hold::new(&r, Some((&b, 0)));
+                first.grow_to(3, &url()).await.map(|()| first)
+            });
+            // The first member fails the last one, whose reader has not
+            // let go yet, and waits.
+            while !batch.evicted(2) {
+                tokio::task::yield_now().await;
+            }
+            // A wake-up before the last one's room comes back (an empty
+            // hold of the middle member dropped): the first must not fail
+            // the middle one too.
+            drop(Hold::new(&room, Some((&batch, 1))));
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            assert!(!batch.evicted(1), "the middle member was failed too");
+            drop(last);
+            let first = first.await.expect("task").expect("room came back");
+            assert_eq!(first.bytes(), 3);
+            assert!(!batch.evicted(1));
             drop((first, middle));
             assert_eq!(held.load(Ordering::Acquire), 0);
         });
