@@ -424,7 +424,7 @@ fn register_next(
             let received = match &item {
                 Item::Msg(m) => m.wire_bytes(), // measured once, when sent
                 Item::Done {
-                    result: Ok(warren_core::OpValue::Value(v)),
+                    result: Ok(warren_core::OpValue::Value(v) | warren_core::OpValue::Kept(v, _)),
                     ..
                 } => u64::try_from(warren_core::limits::wire_size(std::slice::from_ref(v)))
                     .unwrap_or(u64::MAX),
@@ -590,13 +590,14 @@ fn done_values(
     result: warren_core::OpResult,
     conv: &Conv<'_>,
 ) -> mlua::Result<()> {
-    let value = match result {
-        Ok(warren_core::OpValue::Value(value)) => {
+    let value = match result.map(warren_core::OpValue::into_data) {
+        Ok(Ok((value, keep))) => {
             let converted = conv(&value)?;
             warren_core::bufpool::recycle(value);
+            drop(keep); // the value is the process's own now
             Ok(converted)
         }
-        Ok(warren_core::OpValue::Handle(handle)) => core
+        Ok(Err(handle)) => core
             .borrow_mut()
             .add_handle(pid, handle)
             .map(|id| LuaValue::Integer(i64::try_from(id).unwrap_or(i64::MAX))),

@@ -311,6 +311,40 @@ end"#;
     assert_eq!(r[2..], ["ok", "6291456"], "{r:?}");
 }
 
+#[test]
+fn a_delivered_body_gives_its_room_back() {
+    // A finished body stays counted (against the process's 8 MiB and the
+    // host's memory_total, 24 MiB: room for the process's heap, garbage
+    // bodies included, and one more body) until the process has it, then
+    // the count goes: one request's body and a batch's bodies, each 6 MiB
+    // in all, six times over, all fit. A count kept past delivery refuses
+    // the second of them with RATE_LIMITED.
+    let server = Server::start();
+    let source = r#"
+return function(base)
+    local six = base .. "/big?" .. (6 * 1024 * 1024)
+    local three = base .. "/big?" .. (3 * 1024 * 1024)
+    local out = {}
+    for _ = 1, 6 do
+        local r, err = http.get(six)
+        out[#out + 1] = r and tostring(#r.body) or res(r, err)
+        r = nil
+        local b, errs = http.request_batch({ { "GET", three }, { "GET", three } })
+        local e = errs and (errs[1] or errs[2])
+        out[#out + 1] = e and res(nil, e) or (#b[1].body + #b[2].body)
+        b = nil
+    end
+    return table.concat(out, " | ")
+end"#;
+    let mut l = limits();
+    l.memory_total = 24 << 20;
+    let a = with_attacker(source, local_grants()).limits(l);
+    let out = attack(a, "h:attacker", vec![Value::str(server.url(""))]);
+    out.assert_neighbour_ticks();
+    let r = parts(&out);
+    assert_eq!(r, vec!["6291456"; 12], "{r:?}");
+}
+
 // ---------------------------------------------------------------------------
 // 2. The grant before the copy
 // ---------------------------------------------------------------------------

@@ -11,9 +11,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use mlua::{IntoLuaMulti, Lua, LuaString, MultiValue, Table, Value as LuaValue};
-use warren_core::{CoreRef, ErrorKind, Handle, OpValue, Pid, ProcError, Resource, Value};
+use warren_core::{CoreRef, ErrorKind, Handle, Keep, OpValue, Pid, ProcError, Resource, Value};
 use warren_http::{
-    BodyRoom, BodyStream, FilePart, HttpClient, Request, Response, TlsOptions, check_destination,
+    BodyHold, BodyRoom, BodyStream, FilePart, HttpClient, Request, Response, TlsOptions,
+    check_destination,
 };
 
 use super::{CopyBudget, OrInvalid, grants_of, handle_id, invalid, pid, refused, started, take_if};
@@ -323,14 +324,17 @@ fn response_value(resp: &mut Response) -> Value {
     Value::Map(fields)
 }
 
+/// The result of one request: its body stays counted against the
+/// process's room (the hold moves with it) until the process has it.
 fn op_value(mut resp: Response) -> OpValue {
     let meta = response_value(&mut resp); // body_size -1 while the stream is in it
-    match resp.stream.take() {
-        Some(stream) => OpValue::Handle(Handle(Arc::new(StreamHandle {
+    match (resp.stream.take(), resp.take_hold()) {
+        (Some(stream), _) => OpValue::Handle(Handle(Arc::new(StreamHandle {
             meta,
             stream: tokio::sync::Mutex::new(Some(stream)),
         }))),
-        None => OpValue::Value(meta),
+        (None, Some(hold)) => OpValue::Kept(meta, Keep::new(hold)),
+        (None, None) => OpValue::Value(meta),
     }
 }
 
@@ -435,9 +439,13 @@ fn plain_start(stepper: &crate::step::Stepper, args: &super::raw::Args) -> Resul
     start_request(core, me, grants, req, budget)
 }
 
-fn batch_item(result: Result<Response, ProcError>) -> Value {
+/// One member of a batch's result; its body's hold goes to `holds`.
+fn batch_item(result: Result<Response, ProcError>, holds: &mut Vec<BodyHold>) -> Value {
     match result {
-        Ok(mut resp) => Value::Map(vec![(Value::str("response"), response_value(&mut resp))]),
+        Ok(mut resp) => {
+            holds.extend(resp.take_hold());
+            Value::Map(vec![(Value::str("response"), response_value(&mut resp))])
+        }
         Err(err) => {
             let mut e = vec![
                 (Value::str("kind"), Value::str(err.kind.name())),
@@ -559,8 +567,13 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
                 // All the bodies are one result: together they fit in `cap`.
                 let results = client.request_batch_within(reqs, &grants, &room, cap).await;
                 drop(held);
-                let items = results?.into_iter().map(batch_item).collect();
-                Ok(OpValue::Value(Value::Array(items)))
+                let mut holds = Vec::new();
+                let items = results?
+                    .into_iter()
+                    .map(|r| batch_item(r, &mut holds))
+                    .collect();
+                // Every body stays counted until the process has them.
+                Ok(OpValue::Kept(Value::Array(items), Keep::new(holds)))
             };
             c.borrow_mut().start_op(
                 me,

@@ -238,7 +238,8 @@ unsafe fn done_next(l: *mut lua_State) -> c_int {
             Ok(mut core) => core.take_done(index),
             Err(_) => None,
         };
-        let Some((_, _, value)) = taken else {
+        // `keep` keeps the value counted until it is built below.
+        let Some((_, _, value, keep)) = taken else {
             return 0;
         };
         let lua = ctx.lua(l);
@@ -247,6 +248,7 @@ unsafe fn done_next(l: *mut lua_State) -> c_int {
         let mt = late(l, Late::ErrorMt); // 5
         let built = crate::convert::push_protected(l, &value, mt); // 6
         warren_core::bufpool::recycle(value);
+        drop(keep); // before anything below may raise: the process has it
         if !built {
             undeliverable(ctx, pid);
         } else {

@@ -57,6 +57,10 @@ const NO_CHILD: u16 = u16::MAX;
 /// The handle front-ends keep to their worker's core.
 pub type CoreRef = Rc<RefCell<Core>>;
 
+/// A host call's value taken by [`Core::take_done`]: the process, the
+/// operation, the value and what keeps it counted until it is built.
+pub type TakenDone = (Pid, u64, Value, Option<crate::hostcall::Keep>);
+
 #[derive(Default)]
 struct ProcEntry {
     frontend: usize,
@@ -955,7 +959,7 @@ impl Core {
 
     /// The process and operation of the item [`Core::next_item`] would
     /// take next for `frontend` when that item is a host call's value
-    /// (`Done` with `Ok(OpValue::Value)`) still awaited; `None` for any
+    /// (`Done` with `Ok(OpValue::Value | OpValue::Kept)`) still awaited; `None` for any
     /// other next item (a kill, an error, a handle, a result nobody
     /// awaits, a process gone), which `next_item` then takes as usual.
     /// Lets a front-end hand such values to their waiter without the
@@ -969,21 +973,22 @@ impl Core {
         match p.items.front()? {
             Item::Done {
                 op,
-                result: Ok(crate::hostcall::OpValue::Value(_)),
+                result: Ok(crate::hostcall::OpValue::Value(_) | crate::hostcall::OpValue::Kept(..)),
             } if p.io.as_ref().is_some_and(|io| io.ops.contains_key(op)) => Some((pid, *op)),
             _ => None,
         }
     }
 
     /// Takes the item [`Core::peek_done`] names, when there is one: the
-    /// process, the operation and the value.
-    pub fn take_done(&mut self, frontend: usize) -> Option<(Pid, u64, Value)> {
+    /// process, the operation, the value and what keeps it counted (to be
+    /// dropped once the process has the value).
+    pub fn take_done(&mut self, frontend: usize) -> Option<TakenDone> {
         let peeked = self.peek_done(frontend).is_some();
         self.take_peeked(frontend, peeked, |pid, item| match item {
-            Item::Done {
-                op,
-                result: Ok(crate::hostcall::OpValue::Value(value)),
-            } => Some((pid, op, value)),
+            Item::Done { op, result: Ok(v) } => {
+                let (value, keep) = v.into_data().ok()?;
+                Some((pid, op, value, keep))
+            }
             _ => None,
         })
     }

@@ -74,8 +74,44 @@ pub type OpResult = Result<OpValue, ProcError>;
 pub enum OpValue {
     /// Plain data, converted for the process like a message payload.
     Value(Value),
+    /// Plain data whose bytes stay counted (against the process's room,
+    /// the host's `memory_total`) by `Keep` until the front-end has built
+    /// it for the process: a finished response body waiting in the
+    /// process's queue is still the process's memory.
+    Kept(Value, Keep),
     /// A new resource for the process's handle table.
     Handle(Handle),
+}
+
+impl OpValue {
+    /// The value, with what keeps it counted: `Some` for plain data.
+    pub fn into_data(self) -> Result<(Value, Option<Keep>), Handle> {
+        match self {
+            OpValue::Value(v) => Ok((v, None)),
+            OpValue::Kept(v, keep) => Ok((v, Some(keep))),
+            OpValue::Handle(h) => Err(h),
+        }
+    }
+}
+
+/// Whatever keeps an operation's result counted while it waits for its
+/// process (a body's hold on its room); the count is given back when the
+/// last clone is dropped: once the process has the value, or with the
+/// process's queue when it ends first.
+#[derive(Clone)]
+pub struct Keep(#[expect(dead_code, reason = "held for its Drop")] Arc<dyn Send + Sync>);
+
+impl Keep {
+    /// Keeps `guard` alive (and what it counts counted) until dropped.
+    pub fn new<T: Send + Sync + 'static>(guard: T) -> Keep {
+        Keep(Arc::new(guard))
+    }
+}
+
+impl fmt::Debug for Keep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Keep")
+    }
 }
 
 /// Something a process holds open on the host: a transaction, a stream.

@@ -38,12 +38,12 @@ pub mod value;
 mod worker;
 
 pub use crate::catalog::EntryInfo;
-pub use crate::core::{Core, CoreRef};
+pub use crate::core::{Core, CoreRef, TakenDone};
 pub use error::{ErrorKind, ProcError, SpawnError};
 pub use frontend::{Frontend, FrontendFactory, Program};
 pub use funcs::{FunctionCall, Functions, Pool, PoolKind};
 pub use grants::Grants;
-pub use hostcall::{Copied, Handle, OpDone, OpResult, OpValue, Resource, io_runtime};
+pub use hostcall::{Copied, Handle, Keep, OpDone, OpResult, OpValue, Resource, io_runtime};
 pub use item::{Event, Exit, Item, Message};
 pub use lane::{
     BLOCKING_LANE_PER_HOST, BLOCKING_LANE_THREADS, Lane, LaneHandle, SYSTEM_QUEUE, blocking_lane,

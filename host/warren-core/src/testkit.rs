@@ -65,11 +65,14 @@ impl Frontend for Driver {
             // A host call's value the way a front-end's fast path takes
             // it (`take_done`), anything else through `next_item`.
             let taken = match core.take_done(self.index) {
-                Some((pid, op, value)) => Some((
+                Some((pid, op, value, keep)) => Some((
                     pid,
                     Item::Done {
                         op,
-                        result: Ok(crate::hostcall::OpValue::Value(value)),
+                        result: Ok(match keep {
+                            Some(keep) => crate::hostcall::OpValue::Kept(value, keep),
+                            None => crate::hostcall::OpValue::Value(value),
+                        }),
                     },
                 )),
                 None => core.next_item(self.index),

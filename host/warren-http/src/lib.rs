@@ -51,7 +51,7 @@ pub use clients::{MAX_CACHED_CLIENTS, MAX_HEADER_LIST_BYTES, MAX_RESPONSE_HEADER
 pub use redirect::MAX_REDIRECTS;
 pub use request::{DEFAULT_MAX_RESPONSE_BODY, DEFAULT_TIMEOUT, FilePart, Request, TlsOptions};
 pub use resolve::{MAX_RESOLVED_ADDRESSES, is_non_public};
-pub use response::Response;
+pub use response::{BodyHold, Response};
 pub use room::BodyRoom;
 pub use stream::BodyStream;
 pub use uri::{decode_uri, encode_uri};

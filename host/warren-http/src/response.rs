@@ -39,7 +39,20 @@ pub struct Response {
     pub(crate) held: Option<Hold>,
 }
 
+/// A body's bytes held against its caller's room (see
+/// [`Response::take_hold`]), given back when dropped.
+#[derive(Debug)]
+pub struct BodyHold(#[expect(dead_code, reason = "held for its Drop")] Hold);
+
 impl Response {
+    /// What keeps the body's bytes counted against the caller's room (and
+    /// the host's `memory_total`), taken out to live on after the
+    /// response: until the caller has the body. `None` when nothing is
+    /// held (a streamed or empty body).
+    pub fn take_hold(&mut self) -> Option<BodyHold> {
+        self.held.take().map(BodyHold)
+    }
+
     /// The body's size, `-1` when streaming.
     pub fn body_size(&self) -> i64 {
         if self.stream.is_some() {
@@ -233,6 +246,38 @@ mod tests {
     use reqwest::header::HeaderValue;
 
     use super::*;
+
+    /// A body's hold taken out of its response keeps the room taken after
+    /// the response is gone, until the hold itself is dropped (the Lua
+    /// front-end drops it once the process has the body).
+    #[test]
+    fn a_taken_hold_outlives_its_response() {
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let room = crate::BodyRoom::new(held.clone(), 100, None);
+        let mut hold = Hold::new(&room, None);
+        let url = Url::parse("http://example.org/").expect("url");
+        let grown = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(hold.grow_to(40, &url));
+        grown.expect("40 fits in 100");
+        let mut resp = Response {
+            status_code: 200,
+            headers: Vec::new(),
+            cookies: Vec::new(),
+            body: vec![0; 40],
+            url: url.to_string(),
+            stream: None,
+            held: Some(hold),
+        };
+        let taken = resp.take_hold().expect("the body is held");
+        assert!(resp.take_hold().is_none(), "one hold, taken once");
+        drop(resp);
+        let count = || held.load(std::sync::atomic::Ordering::Acquire);
+        assert_eq!(count(), 40, "still counted after the response");
+        drop(taken);
+        assert_eq!(count(), 0);
+    }
 
     #[test]
     fn canonical_names() {
