@@ -155,6 +155,12 @@ fn bloated(n: u32) -> Payload {
 /// `hoard`: per round, how many `bytes`-long values its own channels took
 /// before one was refused, and the refusal's kind.
 fn hoard(rounds: u32, bytes: usize) -> Result<Payload, Error> {
+    // Heap room first (three values' worth, freed: the value, its encoded
+    // copy, and a value received back while the next is decoded): the
+    // refusal counted here is the channel's, not a heap that must grow one
+    // more page of linear memory as the limit nears, which it may or may
+    // not depending on where the allocator happened to put things.
+    drop(std::hint::black_box(Vec::<u8>::with_capacity(3 * bytes)));
     let value = "h".repeat(bytes);
     let mut counts = Vec::new();
     let mut kind = String::from("ok");

@@ -70,8 +70,11 @@ pub mod bindings {
 use bindings::warren::process::host;
 use bindings::warren::process::types;
 
+mod alloc;
 mod channel;
 mod lenient;
+
+pub use alloc::FreeLists;
 pub use channel::{Channel, Item, Select, Selected, after, events, inbox, listen, unlisten};
 
 pub use types::{ErrorKind, EventKind, Level};
