@@ -394,6 +394,67 @@ end"#,
     assert_eq!(r[1], "v=1000");
 }
 
+/// Five rows of a 1 MB blob from the in-memory entry: some 5 MB of result.
+const FIVE_MB: &str = "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 5) \
+    SELECT randomblob(1000000) AS b FROM c";
+
+#[test]
+fn a_result_takes_its_bytes_from_what_its_process_may_hold() {
+    // A slow statement holds its 4 MiB parameter on the host (the copy
+    // counts against the process's 8 MiB while it runs); a 5 MB result on
+    // the other database meanwhile would make 9 MiB: it is refused as it
+    // is built (RATE_LIMITED, retryable), where it used to count against
+    // nothing. Once the slow one is done the same query fits, and six more
+    // after it: a delivered result gives its bytes back.
+    let dir = TempDir::new("sqlroom");
+    let roomy = HostLimits {
+        cpu_budget: Some(Duration::from_secs(60)),
+        ..limits()
+    };
+    let out = run_under(
+        roomy,
+        dbs(&dir),
+        &format!(
+            r#"
+local time = require("time")
+return function()
+    local mem = assert(sql.get("app.db:mem"))
+    local mib = string.rep("p", 1024 * 1024)
+    local big = mib .. mib .. mib .. mib
+    mib = nil
+    local first = channel.new(1)
+    local function slow(p)
+        return function()
+            first:send(res(db:query("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 \
+                FROM c WHERE i < 20000000) SELECT count(*) + length(?) AS v FROM c", {{ p }})))
+        end
+    end
+    coroutine.spawn(slow(big))
+    big = nil
+    time.sleep("20ms") -- the slow one has copied its parameter and runs
+    local out = {{}}
+    out[1] = res(mem:query("{FIVE_MB}"))
+    out[2] = first:receive()
+    for i = 3, 9 do
+        local r, err = mem:query("{FIVE_MB}")
+        out[i] = r and tostring(#r) or res(r, err)
+        r = nil
+    end
+    return table.concat(out, " | ")
+end"#
+        ),
+        Vec::new(),
+    );
+    let r = parts(&out);
+    refused(
+        &r[0],
+        "RateLimited",
+        &["a query result needs", "(8388608 bytes)"],
+    );
+    assert_eq!(r[1], format!("v={}", 20_000_000 + 4 * 1024 * 1024));
+    assert_eq!(r[2..], ["5"; 7], "{r:?}");
+}
+
 #[test]
 fn temporary_objects_are_refused_on_the_shared_connection() {
     // A temp trigger on a main table copied every later process's inserts
@@ -476,8 +537,10 @@ end"#,
 #[test]
 fn hoarded_statements_count_against_their_process() {
     // Each handle keeps its 1 MiB of SQL text: under an 8 MiB process, at
-    // most 8 fit (the handle limit, 16, was the only bound). Closing one
-    // gives its bytes back.
+    // most 8 fit (the handle limit, 16, was the only bound). With all of
+    // its room in statements, even a one-row result has none (results
+    // take their bytes from the same room); closing one gives its bytes
+    // back, and a statement runs again.
     let dir = TempDir::new("sqlhoard");
     let out = run(
         dbs(&dir),
@@ -493,10 +556,11 @@ return function()
     end
     local n = #held
     local first = res(nil, err)
-    local ran = res(held[1]:query())
+    local full = res(held[1]:query())
     held[1]:close()
+    local ran = res(held[n]:query())
     local again = res(db:prepare(s))
-    return n .. " | " .. first .. " | " .. ran .. " | " .. again
+    return n .. " | " .. first .. " | " .. ran .. " | " .. again .. " | " .. full
 end"#,
         Vec::new(),
     );
@@ -513,4 +577,9 @@ end"#,
         r[3], "ok",
         "closing a statement did not give its bytes back"
     );
+    if n == 8 {
+        refused(&r[4], "RateLimited", &["a query result needs"]);
+    } else {
+        assert_eq!(r[4], "v=1", "{n} statements leave room for a row");
+    }
 }

@@ -9,18 +9,17 @@
 //! `put`). Here a block of up to [`LARGEST`] bytes is taken from and given
 //! back to a free list of its size class (a power of two), a few dozen
 //! instructions; larger or over-aligned blocks go straight to dlmalloc.
-//! Small blocks are cut, one at a time as they are first needed, from
-//! chunks of [`CHUNK`] bytes taken from dlmalloc: kept together, they do
-//! not split the free space large blocks need (blocks scattered through
-//! dlmalloc's heap made a component that filled its memory with 60 KB
-//! values grow its linear memory where it had not), and a page of a chunk
-//! is touched only once a block on it is used.
+//! Each small block is its own dlmalloc block of its class's size, never
+//! a piece of a larger one: wasi-libc frees with `free()` what the host
+//! wrote through `cabi_realloc` for its own imports (the directories and
+//! variables it is granted), and `cabi_realloc` is this allocator, so a
+//! block cut from a chunk (tried first) corrupted dlmalloc's heap.
 //!
 //! Guarantees: every block is at least as large and as aligned as its
 //! layout asks; a freed small block is only ever reused for its own class
 //! (memory a class once held stays with that class: a component's memory
-//! is its peak use per class, plus at most one chunk, plus dlmalloc's
-//! own). Only on single-threaded WebAssembly (no `atomics`), where nothing
+//! is its peak use per class, plus dlmalloc's own); every block it hands
+//! out is one dlmalloc made, so C code may `free()` it. Only on single-threaded WebAssembly (no `atomics`), where nothing
 //! can run between the list's read and its write; elsewhere the SDK
 //! leaves the standard allocator in place.
 
@@ -38,9 +37,6 @@ const SMALLEST_LOG2: u32 = 4;
 /// beside filling them.
 const LARGEST: usize = 256;
 
-/// Bytes of each chunk small blocks are cut from: sixteen of the largest.
-const CHUNK: usize = 4096;
-
 /// Size classes: 16, 32, ..., [`LARGEST`] bytes.
 const CLASSES: usize = (LARGEST.trailing_zeros() - SMALLEST_LOG2 + 1) as usize;
 
@@ -49,17 +45,8 @@ struct Free {
     next: *mut Free,
 }
 
-/// The head of each class's free list, and what is left of the chunk
-/// blocks are cut from.
-struct Lists(UnsafeCell<State>);
-
-struct State {
-    heads: [*mut Free; CLASSES],
-    /// The next byte of the chunk not yet cut (aligned to 16).
-    next: *mut u8,
-    /// Bytes of the chunk not yet cut.
-    left: usize,
-}
+/// The head of each class's free list.
+struct Lists(UnsafeCell<[*mut Free; CLASSES]>);
 
 // SAFETY: compiled only for single-threaded WebAssembly (see the cfg on
 // `ALLOCATOR`): no two threads ever reach the lists.
@@ -75,11 +62,7 @@ impl FreeLists {
     /// Empty lists.
     pub const fn new() -> FreeLists {
         FreeLists {
-            lists: Lists(UnsafeCell::new(State {
-                heads: [ptr::null_mut(); CLASSES],
-                next: ptr::null_mut(),
-                left: 0,
-            })),
+            lists: Lists(UnsafeCell::new([ptr::null_mut(); CLASSES])),
         }
     }
 }
@@ -99,46 +82,16 @@ fn class(size: usize, align: usize) -> Option<usize> {
     Some(log2.saturating_sub(SMALLEST_LOG2) as usize)
 }
 
-/// Bytes of a block of class `c`.
-fn block(c: usize) -> usize {
-    1usize << (c as u32 + SMALLEST_LOG2)
-}
-
-/// The layout of a chunk (a valid one: a constant size and alignment).
-fn chunk() -> Layout {
-    Layout::from_size_align(CHUNK, 1 << SMALLEST_LOG2).unwrap_or(Layout::new::<Free>())
-}
-
-impl State {
-    /// A new block of `size` bytes (a class's) cut from the chunk, a new
-    /// chunk first when this one has too little left (its tail, less
-    /// than a largest block, is not used); null when dlmalloc has none.
-    ///
-    /// # Safety
-    ///
-    /// Single-threaded; `size` a class's size.
-    unsafe fn cut(&mut self, size: usize) -> *mut u8 {
-        if self.left < size {
-            // SAFETY: a valid, non-zero layout.
-            let fresh = unsafe { System.alloc(chunk()) };
-            if fresh.is_null() {
-                return fresh;
-            }
-            self.next = fresh;
-            self.left = CHUNK;
-        }
-        let at = self.next;
-        // SAFETY: `size <= left`: the result stays inside the chunk (or
-        // one past its end).
-        self.next = unsafe { at.add(size) };
-        self.left -= size;
-        at
-    }
+/// The layout dlmalloc is asked for to make a block of class `c`.
+fn block(c: usize) -> Layout {
+    let size = 1usize << (c as u32 + SMALLEST_LOG2);
+    // A power of two no larger than LARGEST, aligned to 16: always valid.
+    Layout::from_size_align(size, 1 << SMALLEST_LOG2).unwrap_or(Layout::new::<Free>())
 }
 
 // SAFETY: `alloc` returns blocks of at least the layout's size and
-// alignment (a class block is a power of two >= the size, cut at a
-// multiple of 16 from a chunk aligned to 16, >= the layout's align); a block goes back to the list of the class its
+// alignment (a class block is a power of two >= the size, aligned to 16
+// >= the layout's align); a block goes back to the list of the class its
 // layout gives, which is the class it was made for, since `dealloc` and
 // `realloc` get the layout it was allocated with.
 unsafe impl GlobalAlloc for FreeLists {
@@ -148,16 +101,16 @@ unsafe impl GlobalAlloc for FreeLists {
             return unsafe { System.alloc(layout) };
         };
         // SAFETY: single-threaded (see `Lists`); no reference to the
-        // state outlives this call.
-        let state = unsafe { &mut *self.lists.0.get() };
-        let head = state.heads[c];
+        // lists outlives this call.
+        let heads = unsafe { &mut *self.lists.0.get() };
+        let head = heads[c];
         if head.is_null() {
-            // SAFETY: as above; `block(c)` is a class's size.
-            return unsafe { state.cut(block(c)) };
+            // SAFETY: a valid, non-zero layout.
+            return unsafe { System.alloc(block(c)) };
         }
         // SAFETY: `head` is a block of class `c` that `dealloc` linked,
         // at least 16 bytes and aligned for `Free`.
-        state.heads[c] = unsafe { (*head).next };
+        heads[c] = unsafe { (*head).next };
         head.cast()
     }
 
@@ -169,12 +122,10 @@ unsafe impl GlobalAlloc for FreeLists {
         // SAFETY: single-threaded; the block is the caller's to give back,
         // of class `c`, large and aligned enough for a `Free`.
         unsafe {
-            let state = &mut *self.lists.0.get();
+            let heads = &mut *self.lists.0.get();
             let free = ptr.cast::<Free>();
-            free.write(Free {
-                next: state.heads[c],
-            });
-            state.heads[c] = free;
+            free.write(Free { next: heads[c] });
+            heads[c] = free;
         }
     }
 
@@ -228,7 +179,7 @@ mod tests {
         assert_eq!(class(8, 32), None, "over-aligned goes to the system");
         for size in 0..=LARGEST {
             let c = class(size, 1).expect("small");
-            assert!(block(c) >= size, "{size}");
+            assert!(block(c).size() >= size, "{size}");
         }
     }
 
@@ -255,26 +206,5 @@ mod tests {
             a.dealloc(moved, Layout::from_size_align(2000, 4).expect("layout"));
             a.dealloc(q, other);
         }
-    }
-
-    #[test]
-    fn small_blocks_are_cut_side_by_side_from_chunks() {
-        let a = FreeLists::new();
-        let big = Layout::from_size_align(LARGEST, 16).expect("layout");
-        let per_chunk = CHUNK / LARGEST;
-        // SAFETY: the blocks are only compared, never used, and leaked.
-        let blocks: Vec<usize> = (0..=per_chunk)
-            .map(|_| unsafe { a.alloc(big) } as usize)
-            .collect();
-        assert!(blocks.iter().all(|&b| b != 0 && b % 16 == 0), "{blocks:?}");
-        for pair in blocks[..per_chunk].windows(2) {
-            assert_eq!(pair[1] - pair[0], LARGEST, "one chunk: {blocks:?}");
-        }
-        let last = blocks[per_chunk];
-        let first = blocks[0];
-        assert!(
-            last < first || last >= first + CHUNK,
-            "the 17th is in a new chunk: {blocks:?}"
-        );
     }
 }

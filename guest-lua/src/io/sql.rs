@@ -15,9 +15,11 @@ use std::ffi::c_int;
 use mlua::{IntoLuaMulti, Lua, LuaString, MultiValue, Table, Value as LuaValue, ffi};
 use warren_core::grants::DB_GET;
 use warren_core::{
-    Copied, CoreRef, ErrorKind, Handle, HostQuota, OpDone, OpValue, Pid, ProcError, Resource,
+    Copied, CoreRef, ErrorKind, Handle, HostQuota, Keep, OpDone, OpValue, Pid, ProcError, Resource,
 };
-use warren_sql::{Database, EngineMeter, Isolation, Param, ResultLimits, Transaction, TxOptions};
+use warren_sql::{
+    Database, EngineMeter, Isolation, Param, ResultLimits, ResultRoom, Transaction, TxOptions,
+};
 
 use super::raw::{Arg, Args};
 use super::{
@@ -247,10 +249,27 @@ fn param(i: usize, kind: u8, v: Arg<'_>, budget: &mut CopyBudget) -> Result<Para
     })
 }
 
+/// A query's limits: its result at most what `me` may hold, its rows'
+/// bytes taken from `me`'s room (shared with its other calls in flight)
+/// and its host's `memory_total` as they are built, and held (the room
+/// travels with the value, [`result`]) until the process has them.
 fn limits(core: &CoreRef, me: Pid) -> ResultLimits {
-    let max = core.borrow().quota_of(me).limits.memory_per_process;
+    let mut core = core.borrow_mut();
+    let held = core.copied_counter(me);
+    let quota = core.quota_of(me).clone();
+    let max = quota.limits.memory_per_process;
     ResultLimits {
         max_bytes: usize::try_from(max).unwrap_or(usize::MAX),
+        room: Some(ResultRoom::new(held, max, Some(quota))),
+    }
+}
+
+/// A statement's value, kept counted by `room` (a query's) until the
+/// process has it.
+fn result(value: warren_core::Value, room: Option<Arc<ResultRoom>>) -> OpValue {
+    match room {
+        Some(room) => OpValue::Kept(value, Keep::new(room)),
+        None => OpValue::Value(value),
     }
 }
 
@@ -329,6 +348,7 @@ fn run_on(core: &CoreRef, me: Pid, target: Target, run: Run) -> Result<u64, Proc
         query,
     } = run;
     let (owner, limits) = (me.as_u64(), limits(core, me));
+    let room = query.then(|| limits.room.clone()).flatten();
     let what = if query { "sql query" } else { "sql execute" };
     let tx = match target {
         // A plain call goes to the database's own queue, and its result
@@ -337,7 +357,7 @@ fn run_on(core: &CoreRef, me: Pid, target: Target, run: Run) -> Result<u64, Proc
             let start = move |done: OpDone| -> Result<Box<dyn Fn() + Send>, ProcError> {
                 let report = move |out: Result<_, ProcError>| {
                     drop(held);
-                    done.complete(out.map(OpValue::Value));
+                    done.complete(out.map(|v| result(v, room)));
                 };
                 let limits = query.then_some(limits);
                 let stop = db.run_then(owner, meter, sql, params, limits, report)?;
@@ -357,7 +377,7 @@ fn run_on(core: &CoreRef, me: Pid, target: Target, run: Run) -> Result<u64, Proc
         } else {
             tx.execute(&sql, params).await?.to_value()
         };
-        Ok(OpValue::Value(value))
+        Ok(result(value, room))
     };
     core.borrow_mut()
         .start_op(me, what, SQL_CALL_DEADLINE, make)

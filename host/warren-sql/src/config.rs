@@ -185,17 +185,29 @@ pub struct TxOptions {
 }
 
 /// Bounds on what one query may build in the caller's memory.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ResultLimits {
     /// Rows whose size (about the host memory their value tree holds)
     /// exceeds this fail with `INVALID` and nothing is returned.
     pub max_bytes: usize,
+    /// Where the rows' bytes are taken from as they are built, if
+    /// anywhere (see [`crate::ResultRoom`]); the caller keeps a reference
+    /// to hold them until it has the result.
+    pub room: Option<std::sync::Arc<crate::ResultRoom>>,
+}
+
+impl ResultLimits {
+    /// At most `max_bytes`, taken from no room.
+    pub fn bytes(max_bytes: usize) -> ResultLimits {
+        ResultLimits {
+            max_bytes,
+            room: None,
+        }
+    }
 }
 
 impl Default for ResultLimits {
     fn default() -> Self {
-        ResultLimits {
-            max_bytes: warren_core::limits::DEFAULT_MEMORY_PER_PROCESS as usize,
-        }
+        ResultLimits::bytes(warren_core::limits::DEFAULT_MEMORY_PER_PROCESS as usize)
     }
 }

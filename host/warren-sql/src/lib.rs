@@ -16,6 +16,7 @@ mod numeric;
 mod param;
 mod postgres;
 mod result;
+mod room;
 mod sqlite;
 mod stats;
 mod transaction;
@@ -35,6 +36,7 @@ pub use meter::EngineMeter;
 pub use numeric::numeric_text;
 pub use param::Param;
 pub use result::ExecResult;
+pub use room::ResultRoom;
 pub use transaction::Transaction;
 
 /// The engine of a database.

@@ -82,6 +82,8 @@ pub(crate) struct Rows {
     rows: Vec<Value>,
     used: usize,
     limit: usize,
+    /// Where the rows' bytes are taken from, as each is kept.
+    room: Option<std::sync::Arc<crate::ResultRoom>>,
 }
 
 impl Rows {
@@ -91,6 +93,7 @@ impl Rows {
             rows: Vec::new(),
             used: SLOT,
             limit: limits.max_bytes,
+            room: limits.room.clone(),
         }
     }
 
@@ -120,8 +123,11 @@ impl Rows {
             self.check(size)?;
             row.push((Value::str(name), value));
         }
+        self.check(size)?;
+        if let Some(room) = &self.room {
+            room.take(u64::try_from(size).unwrap_or(u64::MAX))?;
+        }
         self.used += size;
-        self.check(0)?;
         self.rows.push(Value::Map(row));
         Ok(())
     }
@@ -158,7 +164,7 @@ mod tests {
 
     #[test]
     fn duplicate_columns_keep_the_last_and_nulls_are_absent() {
-        let mut rows = Rows::new(&ResultLimits { max_bytes: 1000 });
+        let mut rows = Rows::new(&ResultLimits::bytes(1000));
         rows.push([
             ("a", Some(Value::Int(1))),
             ("b", None),
@@ -178,7 +184,7 @@ mod tests {
 
     #[test]
     fn rows_are_charged_at_their_host_size() {
-        let mut rows = Rows::new(&ResultLimits { max_bytes: 1 << 20 });
+        let mut rows = Rows::new(&ResultLimits::bytes(1 << 20));
         rows.push([("a", Some(Value::Int(1)))]).expect("fits");
         // A one-integer row: 19 bytes of MessagePack, over 100 on the host.
         assert_eq!(rows.used - SLOT, ROW + 2 * SLOT + 1 + BLOCK);
@@ -191,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_cell_past_the_limit_is_refused_before_it_is_read() {
-        let rows = Rows::new(&ResultLimits { max_bytes: 1000 });
+        let rows = Rows::new(&ResultLimits::bytes(1000));
         assert!(rows.admit(cell_cost(1, 100)).is_ok());
         let err = rows.admit(cell_cost(1, 1000)).expect_err("too big");
         assert_eq!(err.kind, ErrorKind::Invalid);
@@ -199,7 +205,7 @@ mod tests {
 
     #[test]
     fn growth_past_the_limit_fails_with_the_limit_in_details() {
-        let mut rows = Rows::new(&ResultLimits { max_bytes: 200 });
+        let mut rows = Rows::new(&ResultLimits::bytes(200));
         rows.push([("a", Some(Value::Int(1)))]).expect("fits");
         let err = rows
             .push([("a", Some(Value::str("x".repeat(50))))])

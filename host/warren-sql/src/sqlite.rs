@@ -131,7 +131,7 @@ impl Sqlite {
         params: Vec<Param>,
         limits: &ResultLimits,
     ) -> Result<Value, ProcError> {
-        let (sql, limits, timeout) = (sql.to_owned(), *limits, self.shared.query_timeout);
+        let (sql, limits, timeout) = (sql.to_owned(), limits.clone(), self.shared.query_timeout);
         self.call(owner, move |c, stop| {
             let bounds = run::Bounds::stoppable(timeout, stop, None);
             run::query(c, &bounds, &sql, &params, &limits)
@@ -224,7 +224,7 @@ impl Tx {
             stop: None,
             meter: self.meter(),
         };
-        let (sql, limits) = (sql.to_owned(), *limits);
+        let (sql, limits) = (sql.to_owned(), limits.clone());
         self.call(false, move |c| {
             run::query(c, &bounds, &sql, &params, &limits)
         })

@@ -236,7 +236,7 @@ async fn errors_batches_and_prepare() {
         ErrorKind::Invalid,
         false,
     );
-    let small = warren_sql::ResultLimits { max_bytes: 500 };
+    let small = warren_sql::ResultLimits::bytes(500);
     let e = assert_kind(
         db.query(
             1,

@@ -491,7 +491,7 @@ async fn query_timeout_and_result_limit() {
     );
     tx.rollback().await.ok();
 
-    let small = ResultLimits { max_bytes: 1000 };
+    let small = ResultLimits::bytes(1000);
     let e = assert_kind(
         db.query(
             1,

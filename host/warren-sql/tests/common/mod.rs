@@ -18,7 +18,7 @@ pub fn temp_path(tag: &str) -> PathBuf {
 
 /// Generous result limits.
 pub fn limits() -> ResultLimits {
-    ResultLimits { max_bytes: 1 << 20 }
+    ResultLimits::bytes(1 << 20)
 }
 
 /// Polls `check` until it returns true or `within` passes.
