@@ -250,7 +250,15 @@ impl Accounts {
             return Verdict::Kill(ErrorKind::RateLimited, reason);
         }
         if oom {
-            return Verdict::Kill(ErrorKind::RateLimited, self.oom_message(run.host_bound));
+            let mut message = self.oom_message(run.host_bound);
+            if let Some(account) = self.accounts.get(&id) {
+                let grown = used.saturating_sub(run.used_at);
+                message.push_str(&format!(
+                    "; it had allocated {grown} bytes more since it was resumed (last measured at {} bytes)",
+                    account.base
+                ));
+            }
+            return Verdict::Kill(ErrorKind::RateLimited, message);
         }
         if over_limit {
             return Verdict::Measure;

@@ -32,6 +32,31 @@ fn string_doubling_bomb() {
 }
 
 #[test]
+fn the_reason_says_what_the_run_had_allocated() {
+    // The doubling string's last copy (8 MiB) does not fit: the reason
+    // says how much the process had allocated since it was resumed (no
+    // more than it may hold) and its last measured size, so that a kill
+    // near the limit can be told from one far past it.
+    let out = lua(
+        r#"return function()
+            local s = string.rep("x", 1024)
+            while true do s = s .. s end
+        end"#,
+        Vec::new(),
+    );
+    out.assert_ended(ErrorKind::RateLimited, "memory limit exceeded");
+    let msg = out.error().message.clone();
+    let (_, after) = msg.split_once("; it had allocated ").expect("the detail");
+    let (n, rest) = after.split_once(' ').expect("a number");
+    let n: u64 = n.parse().expect("bytes");
+    assert!(n <= 8 << 20, "{msg}");
+    assert!(
+        rest.starts_with("bytes more since it was resumed (last measured at "),
+        "{msg}"
+    );
+}
+
+#[test]
 fn string_rep_bomb() {
     out_of_memory(r#"return function() return #string.rep("x", 1000000000) end"#);
 }

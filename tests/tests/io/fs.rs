@@ -162,9 +162,11 @@ fn a_write_is_refused_for_its_grant_or_mode_before_its_data_is_copied() {
     // volume the handle's rewritten `_id` names without a grant, the grant
     // is what refuses it. On a read-only volume a bad write mode is still
     // INVALID (the shape first), a good one PERMISSION_DENIED. The bad
-    // mode is 1 MiB, not another 3 MiB string: two 3 MiB strings live at
-    // once left the process too little of its 8 MiB for the runtime's
-    // accounting of garbage under load (1 run in 6 on a busy machine
+    // mode is 1 MiB, not another 3 MiB string: Lua keeps what a frame's
+    // registers last held reachable (the `mib` copies `..` read, the
+    // buffer `string.rep` built), so with two 3 MiB strings the process
+    // really held about 8 MiB, and whether that fit depended on how much
+    // garbage the VM had when it was resumed (1 run in 6 on a busy machine
     // failed with a memory error before the call).
     let dir = TempDir::new("fs-before-copy");
     let limits = warren_core::HostLimits {
