@@ -365,7 +365,8 @@ fn register_own_state(lua: &Lua, h: &Table, accounts: &Rc<RefCell<Accounts>>) ->
     })?;
     h.set("randomseed", seed)?;
     let a = accounts.clone();
-    let clock = lua.create_function(move |_, id: i64| Ok(a.borrow().clock(id).as_secs_f64()))?;
+    let clock =
+        lua.create_function(move |_, id: i64| Ok(a.borrow_mut().os_clock(id).as_secs_f64()))?;
     h.set("clock", clock)?;
     let a = accounts.clone();
     let memory = lua.create_function(move |lua, id: i64| {

@@ -53,6 +53,8 @@ struct Account {
     /// The CPU time of its SQL statements, made on its first statement
     /// when the host has a `cpu_budget` (see [`Accounts::engine_meter`]).
     engine: Option<Arc<EngineMeter>>,
+    /// The most `os.clock` has answered it (see [`Accounts::clock`]).
+    clock_seen: Duration,
 }
 
 impl Account {
@@ -363,8 +365,8 @@ impl Accounts {
         self.rngs.insert(id, rng);
     }
 
-    /// The time process `id` has run (`os.clock` for it): its CPU time
-    /// when the host has a `cpu_budget`, else the wall time of its resumes.
+    /// The time process `id` has run: its CPU time when the host has a
+    /// `cpu_budget`, else the wall time of its resumes.
     pub(crate) fn clock(&self, id: i64) -> Duration {
         let past = self
             .accounts
@@ -376,6 +378,23 @@ impl Accounts {
             .filter(|r| r.id == id)
             .map_or(Duration::ZERO, |r| r.cpu_used(self.slot.as_deref()));
         past + now
+    }
+
+    /// `os.clock` for process `id`: [`Accounts::clock`], never less than
+    /// it answered before. The run's share is the thread's CPU time (or
+    /// capped wall time) less the collector's wall time, and the thread's
+    /// CPU clock advances in scheduler ticks on some machines, so two
+    /// reads a moment apart could go backwards (a CI run timed a call at
+    /// "-0" ms).
+    pub(crate) fn os_clock(&mut self, id: i64) -> Duration {
+        let now = self.clock(id);
+        match self.accounts.get_mut(&id) {
+            Some(account) => {
+                account.clock_seen = account.clock_seen.max(now);
+                account.clock_seen
+            }
+            None => now,
+        }
     }
 
     /// The meter process `id`'s SQL statements are charged to, allowed
@@ -449,6 +468,40 @@ mod tests {
             "charged {:?} of a collection",
             run.cpu_used(None)
         );
+    }
+
+    #[test]
+    fn os_clock_never_goes_back() {
+        std::thread::spawn(|| {
+            let slot = crate::watchdog::register().expect("a slot");
+            let mut accounts = Accounts::new(Arc::new(HostQuota::default()));
+            accounts.watched_by(slot.clone());
+            accounts.accounts.insert(1, Account::default());
+            accounts.running = Some(started());
+            slot.enter();
+            let busy = Instant::now();
+            while busy.elapsed() < Duration::from_millis(60) {
+                std::hint::spin_loop();
+            }
+            let a = accounts.os_clock(1);
+            // A collection while the worker sleeps: the run's time is its
+            // CPU time as the watchdog saw it (which stays) less the
+            // collector's wall time (which grows), so the raw clock can
+            // fall; what os.clock answers cannot.
+            crate::gctime::on_gc(std::ptr::null_mut(), 1);
+            std::thread::sleep(Duration::from_millis(40));
+            crate::gctime::on_gc(std::ptr::null_mut(), 0);
+            let b = accounts.os_clock(1);
+            assert!(b >= a, "os.clock went from {a:?} back to {b:?}");
+            // Whatever the clocks did: never below an earlier answer.
+            let later = Duration::from_secs(3600);
+            accounts.accounts.get_mut(&1).expect("account").clock_seen = later;
+            assert_eq!(accounts.os_clock(1), later);
+            slot.leave();
+            slot.retire();
+        })
+        .join()
+        .expect("the measuring thread passes");
     }
 
     #[test]
