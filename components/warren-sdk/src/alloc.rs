@@ -19,9 +19,11 @@
 //! layout asks; a freed small block is only ever reused for its own class
 //! (memory a class once held stays with that class: a component's memory
 //! is its peak use per class, plus dlmalloc's own); every block it hands
-//! out is one dlmalloc made, so C code may `free()` it. Only on single-threaded WebAssembly (no `atomics`), where nothing
-//! can run between the list's read and its write; elsewhere the SDK
-//! leaves the standard allocator in place.
+//! out is one dlmalloc made, so C code may `free()` it. The lists are
+//! unsynchronized, so the type exists only on single-threaded WebAssembly
+//! (no `atomics`), where nothing can run between a list's read and its
+//! write (and in this crate's own tests, each list used by one thread);
+//! elsewhere the SDK leaves the standard allocator in place.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
@@ -48,8 +50,9 @@ struct Free {
 /// The head of each class's free list.
 struct Lists(UnsafeCell<[*mut Free; CLASSES]>);
 
-// SAFETY: compiled only for single-threaded WebAssembly (see the cfg on
-// `ALLOCATOR`): no two threads ever reach the lists.
+// SAFETY: this module is compiled only for single-threaded WebAssembly
+// (see its `cfg` in lib.rs), where no two threads exist, and for its unit
+// tests, each of which uses its own lists from one thread.
 unsafe impl Sync for Lists {}
 
 /// The global allocator of components built with the SDK's default
@@ -156,11 +159,7 @@ unsafe impl GlobalAlloc for FreeLists {
     }
 }
 
-#[cfg(all(
-    feature = "fast-alloc",
-    target_family = "wasm",
-    not(target_feature = "atomics")
-))]
+#[cfg(all(feature = "fast-alloc", not(test)))]
 #[global_allocator]
 static ALLOCATOR: FreeLists = FreeLists::new();
 

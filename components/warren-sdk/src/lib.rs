@@ -70,10 +70,12 @@ pub mod bindings {
 use bindings::warren::process::host;
 use bindings::warren::process::types;
 
+#[cfg(any(test, all(target_family = "wasm", not(target_feature = "atomics"))))]
 mod alloc;
 mod channel;
 mod lenient;
 
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
 pub use alloc::FreeLists;
 pub use channel::{Channel, Item, Select, Selected, after, events, inbox, listen, unlisten};
 
