@@ -93,6 +93,39 @@ fn lua_flood_at_a_slow_receiver_is_rate_limited_and_loses_nothing() {
 }
 
 #[test]
+fn a_flood_of_messages_without_payload_is_limited_like_any_other() {
+    // `process.send(pid, topic)` has a path of its own in C (no payload to
+    // copy): it must still be admitted to the receiver's mailbox, near (the
+    // attacker's own, never read: this VM) and far (a process of another
+    // host: another VM, the host's send), and each refusal must be the
+    // usual one.
+    let mut limits = harness::limits();
+    limits.allow_hosts = Some(vec![OTHER_HOST.to_owned()]);
+    let app = app().limits(limits).other_limits(harness::limits());
+    let app = app.entry("h:idle", IDLE).entry(
+        "h:attacker",
+        &format!(
+            r#"return function()
+            local out = {{}}
+            for _, rx in ipairs({{ process.pid(), process.spawn("h:idle", "{OTHER_HOST}") }}) do
+                local sent, limited = 0, nil
+                while not limited and sent < 1000 do
+                    local ok, err = process.send(rx, "poke")
+                    if ok then sent = sent + 1 else limited = err end
+                end
+                out[#out + 1] = tostring(limited and limited:kind()) .. ":" .. sent
+                    .. ":" .. tostring(limited and limited:retryable())
+            end
+            return table.concat(out, " ")
+        end"#
+        ),
+    );
+    let out = attack(app, "h:attacker", Vec::new());
+    assert_eq!(out.value(), "RateLimited:100:true RateLimited:100:true");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
 fn wasm_flood_at_a_slow_lua_receiver_is_rate_limited() {
     let app = app()
         .entry("h:idle", IDLE)

@@ -42,6 +42,49 @@ fn inbox_message_objects_expose_topic_from_and_payload() {
 }
 
 #[test]
+fn a_message_without_payload_is_routed_like_one_with_a_payload() {
+    // `process.send(pid, topic)`: before the inbox exists it waits, then
+    // comes in order; a listen channel gets an empty list (or, with
+    // `message = true`, the message); a process of another host (another
+    // VM) gets it through the host and answers.
+    let v = App::new()
+        .entry(
+            "t:main",
+            r#"return function()
+            local me = process.pid()
+            assert(process.send(me, "early"))
+            assert(process.send(me, "later", 2))
+            local inbox = process.inbox()
+            local m = inbox:receive()
+            assert(m:topic() == "early" and m:from() == me, m:topic())
+            assert(m:payload():data() == nil)
+            assert(inbox:receive():payload():data() == 2)
+            local bare = process.listen("bare")
+            local framed = process.listen("framed", { message = true })
+            assert(process.send(me, "bare"))
+            local got = bare:receive()
+            assert(type(got) == "table" and next(got) == nil, "bare: " .. type(got))
+            assert(process.send(me, "framed"))
+            local fm = framed:receive()
+            assert(fm:topic() == "framed" and fm:from() == me)
+            local replies = {}
+            for i, host in ipairs({ "test:host", "test:other" }) do -- this VM, another
+                local echo = process.spawn("t:echo", host)
+                assert(process.send(echo, "knock"))
+                local r = inbox:receive()
+                replies[i] = r:topic() .. ":" .. tostring(r:payload():data())
+                process.send(echo, "stop")
+            end
+            return table.concat(replies, " ")
+        end"#,
+        )
+        .entry("t:echo", ECHO)
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v, s("knock:nil knock:nil"));
+}
+
+#[test]
 fn several_payloads_arrive_as_an_array_of_payloads() {
     let v = ok(r#"return function()
         process.send(process.pid(), "multi", "a", 2, { x = true })

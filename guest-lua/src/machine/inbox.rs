@@ -1,20 +1,22 @@
 //! A message from outside the VM handed straight to its process: the
-//! usual message (one payload), routed in C as a message from the same VM
-//! is (`send1`'s [`route`]: a `listen` channel for its topic, the inbox,
-//! or the messages waiting for one), without the kernel's Lua frames
-//! (`handle`, `on_msg`, `on_msg1`) or making the item into Lua values for
-//! `H.next` first.
+//! usual message (one payload, or none), routed in C as a message from
+//! the same VM is (`send1`'s [`route`]: a `listen` channel for its
+//! topic, the inbox, or the messages waiting for one), without the
+//! kernel's Lua frames (`handle`, `on_msg`, `on_msg1`) or making the item
+//! into Lua values for `H.next` first.
 //!
 //! `done_next()` (see [`super::done`]) tries this when the host's next
 //! item is not a host call's value. The message is taken only when the
 //! kernel's `procs[id]` is the process; anything else (a process the
-//! kernel does not know, a message with several payloads or a topic
-//! longer than [`TOPIC_INLINE`]) stays for `handle(H.next())`.
+//! kernel does not know, a message with several payloads, one with none
+//! on a runtime topic (`@...`), or a topic longer than [`TOPIC_INLINE`])
+//! stays for `handle(H.next())`.
 //!
 //! Guarantees: what the kernel's `on_msg1` does for such a message, in
 //! the same order: the process is charged for what it received, as in
-//! `H.next`; the message record is `{ topic, from, 1, value }` with the
-//! kernel's message metatable; it goes through the channel's host-fed
+//! `H.next`; the message record is `{ topic, from, 1, value }` (or
+//! `{ topic, from, 0 }`) with the kernel's message metatable; it goes
+//! through the channel's host-fed
 //! delivery (`deliver`), which wakes a waiting receiver or buffers it.
 //! The value is built in a protected call, and one that cannot be built
 //! (out of memory) ends the process, as in `H.next`; the record and its
@@ -28,7 +30,7 @@ use mlua::ffi::{self, lua_State};
 use super::done::undeliverable;
 use super::raw::{self, Late};
 use super::runq;
-use super::send::{late, push_proc, route};
+use super::send::{Payload, late, push_proc, route};
 
 /// The longest topic handed over here (longer ones take `H.next`): the
 /// topic is copied to a buffer on the stack so that nothing of Rust's
@@ -49,6 +51,9 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
     let peeked = ctx.core().try_borrow().ok().and_then(|core| {
         let (pid, m) = core.peek_msg(index)?;
         let topic = m.topic.as_bytes();
+        if m.payloads.is_empty() && topic.first() == Some(&b'@') {
+            return None; // the runtime's own topics (`@bus`) take `handle`
+        }
         let len = topic.len();
         buf.get_mut(..len)?.copy_from_slice(topic);
         Some((pid, len))
@@ -80,7 +85,16 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
         };
         ctx.charge_received(ctx.lua(l), id, msg.wire_bytes());
         let mt = late(l, Late::ErrorMt); // top + 3
-        let built = crate::convert::push_payload(l, &msg.payloads[0], mt); // top + 4
+        let (built, payload) = match msg.payloads.first() {
+            Some(v) => (
+                crate::convert::push_payload(l, v, mt), // top + 4
+                Payload::One(top + 4),
+            ),
+            None => {
+                ffi::lua_pushnil(l); // top + 4: no payload
+                (true, Payload::None)
+            }
+        };
         let from = msg.from;
         drop(msg);
         if !built {
@@ -90,7 +104,7 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
         }
         push_topic(l, topic); // top + 5
         push_from(l, ctx, from); // top + 6
-        route(l, p, top + 5, top + 6, top + 4);
+        route(l, p, top + 5, top + 6, payload);
         raw::settop(l, top);
         true
     }

@@ -1,7 +1,7 @@
 //! The usual `process.send(pid, topic, payload)` in one C call: to a
 //! process of this VM routed here, to any other pid sent by the host.
 //!
-//! `process.send` is [`lua_send`]: `send1(dest, topic, v)` with its
+//! `process.send` is [`lua_send`]: `send1(dest, topic[, v])` with its
 //! arguments, and the kernel's Lua when that cannot decide. `send1` finds
 //! the sender (the record of the kernel's `current` coroutine) and
 //! the target (`bypid[dest]`). A pid of no process of this VM is the
@@ -13,8 +13,10 @@
 //! (`mailbox_limit`), and routes it as the kernel's `on_msg1` does: to the
 //! channel listening on `topic`, else as a message record into the inbox,
 //! else into the messages waiting for a subscriber, and answers `true`.
-//! It answers nothing when the kernel's Lua path must decide (arguments
-//! that are not two strings and one payload, a call outside a process, a
+//! A send of no payload (`process.send(pid, "stop")`) takes the same
+//! path, its message carrying none. It answers nothing when the kernel's
+//! Lua path must decide (arguments that are not two strings and at most
+//! one payload, a call outside a process, a
 //! registered name, a reserved topic, a payload only the Lua copy can
 //! judge, a refusal of a local send): that path does the same checks again
 //! and builds the error, and nothing was changed before it runs (a payload
@@ -140,8 +142,9 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
     // outlives the VM's calls; the arguments' types are checked first.
     unsafe {
         let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
+        let args = ffi::lua_gettop(l);
         if ctx.is_null()
-            || ffi::lua_gettop(l) != 3
+            || !(2..=3).contains(&args)
             || ffi::lua_type(l, 1) != ffi::LUA_TSTRING
             || ffi::lua_type(l, 2) != ffi::LUA_TSTRING
             || reserved(l, 2)
@@ -149,30 +152,26 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
             return 0;
         }
         raw::reserve(l);
+        // No payload: slot 3 holds a nil that is not one (see `Payload`).
+        let payload = if args == 3 {
+            Payload::One(3)
+        } else {
+            Payload::None
+        };
+        raw::settop(l, 3);
         let ctx = &*ctx;
         match parties(l) {
             Parties::Local => {}
-            Parties::Remote(id) => {
-                raw::settop(l, 3);
-                ffi::lua_pushinteger(l, id);
-                ffi::lua_rotate(l, 1, 1); // me, dest, topic, v
-                let n = crate::plain::send_at(l, ctx);
-                if n == 0 {
-                    // Not plain: the arguments back as they were.
-                    raw::settop(l, 4);
-                    ffi::lua_rotate(l, 1, -1);
-                    raw::settop(l, 3);
-                }
-                return n;
-            }
+            Parties::Remote(id) => return send_remote(l, ctx, id, args),
             Parties::Neither => return 0,
         }
-        let max = ctx.max_message_bytes();
-        if !copy(l, 3, max) {
-            return 0;
+        if payload != Payload::None {
+            if !copy(l, 3, ctx.max_message_bytes()) {
+                return 0;
+            }
+            ffi::lua_replace(l, 3); // the copy in place of the payload
+            raw::settop(l, 5); // and the error metatable the copy used gone
         }
-        ffi::lua_replace(l, 3); // the copy in place of the payload
-        raw::settop(l, 5); // and the error metatable the copy used gone
         if !admit(l, ctx, 5) {
             return 0;
         }
@@ -180,11 +179,51 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
         let send = late(l, Late::Send); // 7
         ffi::lua_pushvalue(l, 5);
         raw::set(l, send, Key::Owed);
-        route(l, 5, 2, 6, 3);
+        route(l, 5, 2, 6, payload);
         ffi::lua_pushboolean(l, 0);
         raw::set(l, send, Key::Owed);
         ffi::lua_pushboolean(l, 1);
         1
+    }
+}
+
+/// What a message carries, for [`route`]: exactly one payload (at this
+/// index), or none (`process.send(dest, topic)`, a message whose
+/// `payload()` is the empty payload, as the kernel's `on_msg` makes it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Payload {
+    One(c_int),
+    None,
+}
+
+/// `send1`'s send to pid `dest` (at 1) of no process of this VM, from
+/// process `id`: as `H.send_plain` sends it, with the `args` arguments
+/// `send1` was called with (2: no payload). Leaves the arguments as they
+/// came when that answers nothing.
+///
+/// # Safety
+///
+/// As [`lua_send1`], with the arguments at 1..=3 (a nil at 3 when
+/// `args` is 2) and room for four more values.
+unsafe fn send_remote(
+    l: *mut lua_State,
+    ctx: &crate::step::Stepper,
+    id: i64,
+    args: c_int,
+) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        raw::settop(l, args);
+        ffi::lua_pushinteger(l, id);
+        ffi::lua_rotate(l, 1, 1); // me, dest, topic[, v]
+        let n = crate::plain::send_at(l, ctx);
+        if n == 0 {
+            // Not plain: the arguments back as they were.
+            raw::settop(l, args + 1);
+            ffi::lua_rotate(l, 1, -1);
+            raw::settop(l, args);
+        }
+        n
     }
 }
 
@@ -293,13 +332,13 @@ unsafe fn parties(l: *mut lua_State) -> Parties {
     }
 }
 
-/// Pushes the message record `{ topic, from, 1, v }` (the kernel's
-/// `MsgMT`).
+/// Pushes the message record `{ topic, from, 1, v }`, or `{ topic,
+/// from, 0 }` for no payload (the kernel's `MsgMT`).
 ///
 /// # Safety
 ///
 /// As [`late`]; indices absolute.
-unsafe fn message(l: *mut lua_State, topic: c_int, from: c_int, v: c_int) -> c_int {
+unsafe fn message(l: *mut lua_State, topic: c_int, from: c_int, v: Payload) -> c_int {
     // SAFETY: see above; a fresh table, then its metatable.
     unsafe {
         ffi::lua_createtable(l, 4, 0);
@@ -308,22 +347,26 @@ unsafe fn message(l: *mut lua_State, topic: c_int, from: c_int, v: c_int) -> c_i
         ffi::lua_rawseti(l, m, 1);
         ffi::lua_pushvalue(l, from);
         ffi::lua_rawseti(l, m, 2);
-        ffi::lua_pushinteger(l, 1);
+        ffi::lua_pushinteger(l, i64::from(v != Payload::None));
         ffi::lua_rawseti(l, m, 3);
-        ffi::lua_pushvalue(l, v);
-        ffi::lua_rawseti(l, m, 4);
+        if let Payload::One(v) = v {
+            ffi::lua_pushvalue(l, v);
+            ffi::lua_rawseti(l, m, 4);
+        }
         late(l, Late::MsgMt);
         ffi::lua_setmetatable(l, m);
         m
     }
 }
 
-/// Routes one payload to process record `p` as the kernel's `on_msg1`.
+/// Routes a message of one payload or none to process record `p` as the
+/// kernel's `on_msg1` and `on_msg` do: a listen channel without
+/// `message = true` gets the payload itself, or for none an empty list.
 ///
 /// # Safety
 ///
 /// As [`late`]; indices absolute.
-pub(super) unsafe fn route(l: *mut lua_State, p: c_int, topic: c_int, from: c_int, v: c_int) {
+pub(super) unsafe fn route(l: *mut lua_State, p: c_int, topic: c_int, from: c_int, v: Payload) {
     // SAFETY: see above.
     unsafe {
         let top = ffi::lua_gettop(l);
@@ -333,8 +376,11 @@ pub(super) unsafe fn route(l: *mut lua_State, p: c_int, topic: c_int, from: c_in
                 let listen = top + 2;
                 let item = if raw::truthy(l, listen, Key::Msgs) {
                     message(l, topic, from, v)
-                } else {
+                } else if let Payload::One(v) = v {
                     v
+                } else {
+                    ffi::lua_createtable(l, 0, 0);
+                    ffi::lua_gettop(l)
                 };
                 chan::deliver_at(l, listen, item);
                 raw::settop(l, top);

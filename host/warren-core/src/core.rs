@@ -994,11 +994,12 @@ impl Core {
     }
 
     /// The process whose item [`Core::next_item`] would take next for
-    /// `frontend` when that item is a message with exactly one payload
-    /// (the usual message); `None` for any other next item.
+    /// `frontend` when that item is a message with one payload (the usual
+    /// message) or none (`send(pid, topic)`); `None` for any other next
+    /// item.
     pub fn peek_msg(&self, frontend: usize) -> Option<(Pid, &Message)> {
         match self.front_item(frontend)? {
-            (pid, Item::Msg(m)) if m.payloads.len() == 1 => Some((pid, m)),
+            (pid, Item::Msg(m)) if m.payloads.len() <= 1 => Some((pid, m)),
             _ => None,
         }
     }
