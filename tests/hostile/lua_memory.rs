@@ -2,9 +2,10 @@
 //! memory-limit reason (8 MiB per process here) while its neighbour, in
 //! the same VM, keeps ticking; garbage alone never ends a process.
 
-use warren_core::{ErrorKind, HostLimits};
+use warren_core::{ErrorKind, HostLimits, Value};
 
 use crate::harness::{self, app, attack, lua, n};
+use warren_tests::OTHER_HOST;
 
 fn out_of_memory(source: &str) {
     let out = lua(source, Vec::new());
@@ -303,4 +304,74 @@ fn garbage_alone_never_ends_a_process() {
     let out = attack(app, "h:attacker", vec![n(64)]);
     assert!(out.value().starts_with("allocated 671"), "{out:?}");
     out.assert_neighbour_ticks();
+}
+
+/// A process that keeps `what` of the last of 200 messages it was sent
+/// from another host (the message, or its payload object) while 40
+/// neighbours of its VM hold 256 KiB each; returns how it ended.
+///
+/// Kernel objects' methods are machine C functions, whose upvalues reach
+/// every process record of the VM: the measure walked through them and
+/// charged such a process with its neighbours' memory (10 MB here). What
+/// it is sent from another host is charged as it arrives (12 MB, past its
+/// limit, which makes it measured); it keeps one message, so it must end
+/// fine.
+fn measured_holding(what: &str) -> String {
+    let mut limits = harness::limits();
+    limits.cpu_budget = None;
+    limits.allow_hosts = Some(vec![OTHER_HOST.to_owned()]);
+    let app = app()
+        .limits(limits)
+        .entry(
+            "h:holder",
+            r#"return function()
+                local held = string.rep("k", 256 * 1024)
+                process.inbox():receive()
+                return #held
+            end"#,
+        )
+        .entry(
+            "h:sender",
+            r#"return function(to)
+                for i = 1, 200 do process.send(to, "big", string.rep("s", 60000) .. i) end
+            end"#,
+        )
+        .entry(
+            "h:attacker",
+            &format!(
+                r#"local time = require("time")
+            return function(what)
+                local holders = {{}}
+                for i = 1, 40 do holders[i] = assert(process.spawn("h:holder", "test:host")) end
+                time.sleep("0s") -- each holds its string now
+                assert(process.spawn("h:sender", "{OTHER_HOST}", process.pid()))
+                local inbox, kept, total = process.inbox(), nil, 0
+                for _ = 1, 200 do
+                    local msg = inbox:receive()
+                    kept = what == "payload" and msg:payload() or msg
+                    total = total + #msg:payload():data()
+                end
+                for i = 1, 40 do process.send(holders[i], "stop") end
+                return "received " .. total
+            end"#
+            ),
+        );
+    let out = attack(app, "h:attacker", vec![Value::str(what)]);
+    out.assert_neighbour_ticks();
+    match &out.exit {
+        Ok(_) => out.value(),
+        Err(e) => e.message.clone(),
+    }
+}
+
+#[test]
+fn a_process_holding_a_message_is_measured_as_itself() {
+    let how = measured_holding("message");
+    assert!(how.contains("received 120"), "{how}");
+}
+
+#[test]
+fn a_process_holding_a_payload_is_measured_as_itself() {
+    let how = measured_holding("payload");
+    assert!(how.contains("received 120"), "{how}");
 }

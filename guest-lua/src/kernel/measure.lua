@@ -33,6 +33,23 @@ local identity = H.identity
 -- Frames of one coroutine looked at: reaching frame n costs n steps.
 local MAX_LEVELS = 1000
 
+-- The machine's C functions (machine/raw.rs) share their upvalues: the
+-- kernel's own tables, one of which reaches every process record (`bypid`).
+-- A process reaches those functions through any kernel method (a
+-- message's `from`), and a C function's upvalues are looked into (a
+-- `string.gmatch` iterator holds its subject there): without this, a
+-- process holding a message was measured as every process of its VM, and
+-- ended for memory it did not hold.
+for _, f in next, M do
+    local i = 1
+    while type(f) == "function" do
+        local name, v = d_getupvalue(f, i)
+        if name == nil then break end
+        if type(v) == "table" then NOT_OWNED[v] = true end
+        i = i + 1
+    end
+end
+
 -- Pushes what the frames of `th` hold, its varargs too (the negative
 -- locals: a coroutine suspended with a hundred strings passed as `...`
 -- held them unmeasured), each frame counted; false if it is too deep to
