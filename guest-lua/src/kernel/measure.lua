@@ -9,7 +9,10 @@ local NOT_OWNED = setmetatable({}, { __mode = "k" })
 local measure -- function(p): bytes, exact (below)
 do
 local d_getlocal, d_getupvalue, d_getinfo = dbg.getlocal, dbg.getupvalue, dbg.getinfo
-local KERNEL_SOURCE = d_getinfo(1, "S").source
+-- The runtime's chunks, the kernel's and the I/O modules' ("=warren-...",
+-- a name `load` refuses to a process): their functions' upvalues are
+-- the runtime's tables.
+local function runtime_source(source) return s_sub(source, 1, 8) == "=warren-" end
 -- Rough sizes of Lua 5.4 objects on a 64-bit build, in bytes. A thread is
 -- its lua_State (208) plus its stack: 28 slots (448) when made, 45 or more
 -- while it runs, cut back when it waits (vendor/lua-src/WARREN.md); counted
@@ -127,7 +130,7 @@ function measure(p)
         elseif t == "function" then
             total = total + SIZE_FUNCTION
             push(WRAPPED[v])
-            if d_getinfo(v, "S").source ~= KERNEL_SOURCE then
+            if not runtime_source(d_getinfo(v, "S").source) then
                 -- Its code and constants, once per prototype.
                 local bytes, proto = proto_bytes(v)
                 if proto and not seen[proto] then

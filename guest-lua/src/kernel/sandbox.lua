@@ -58,6 +58,12 @@ local function safe_load(chunk, name, mode, env)
     if type(chunk) == "string" and s_byte(chunk, 1) == 27 then
         return nil, "load: binary chunks are not allowed"
     end
+    -- The runtime's chunks are named "=warren-..." (a host-loaded entry's
+    -- name starts with "@"): code named as the kernel's was not preempted
+    -- and its functions' upvalues were not measured.
+    if type(name) == "string" and s_sub(name, 1, 8) == "=warren-" then
+        return nil, "load: chunk names starting with \"=warren-\" are the runtime's"
+    end
     -- Lua names a text chunk by a copy of its whole source (one C copy that
     -- cannot be interrupted); its first 256 bytes name it the same way.
     if name == nil and type(chunk) == "string" and #chunk > 256 then name = s_sub(chunk, 1, 256) end
