@@ -178,8 +178,9 @@ impl LuaVm {
             | StdLib::MATH
             | StdLib::OS;
         // SAFETY: the debug library is loaded only so that the kernel can keep
-        // `debug.traceback` for `err:stack()` and `debug.getmetatable` to see
-        // through protected metatables when copying; it is removed from the globals
+        // `debug.getmetatable`, to see through protected metatables when
+        // copying, and the readers of frames and upvalues its measure walks
+        // with; it is removed from the globals
         // below before any process code runs, and process code never sees the
         // VM's globals (each process has its own `_ENV`).
         let lua = unsafe { Lua::unsafe_new_with(libs | StdLib::DEBUG, LuaOptions::default()) };
@@ -187,7 +188,8 @@ impl LuaVm {
         lua.gc_set_mode(GcMode::Generational(GcGenParams::default()));
         let globals = lua.globals();
         let debug: Table = globals.get("debug")?;
-        let traceback: Function = debug.get("traceback")?;
+        // SAFETY: `traceback` is a C function following the Lua C API.
+        let traceback = unsafe { lua.create_c_function(crate::traceback::traceback)? };
         let raw_getmetatable: Function = debug.get("getmetatable")?;
         globals.set("debug", LuaValue::Nil)?;
         let h = lua.create_table()?;

@@ -34,6 +34,7 @@ mod string_copies;
 mod terminal;
 mod timefmt;
 mod timeparse;
+mod traceback;
 mod types;
 mod watchdog;
 

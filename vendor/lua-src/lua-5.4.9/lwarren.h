@@ -32,6 +32,13 @@ typedef void (*warren_poll_fn) (lua_State *L);
 */
 LUA_API void warren_set_poll (warren_poll_fn f);
 
+/*
+** 'luaL_traceback' without naming frames by a search of every loaded
+** module's fields (lauxlib.c): what an error object's stack is made with.
+*/
+LUALIB_API void (warren_traceback) (lua_State *L, lua_State *L1,
+                                    const char *msg, int level);
+
 /* calls the embedder's function, if any (may not return) */
 LUAI_FUNC void warren_pollfn_call (lua_State *L);
 
