@@ -49,3 +49,56 @@ pub(crate) unsafe extern "C-unwind" fn traceback(l: *mut lua_State) -> c_int {
         1
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mlua::Lua;
+
+    fn with_traceback() -> Lua {
+        // SAFETY: a test VM with the debug library, to compare with
+        // `debug.traceback`; no untrusted code runs in it.
+        let lua = unsafe { Lua::unsafe_new() };
+        // SAFETY: `traceback` is a C function following the Lua C API.
+        let f = unsafe { lua.create_c_function(super::traceback) }.expect("made");
+        lua.globals().set("tb", f).expect("set");
+        lua
+    }
+
+    #[test]
+    fn frames_are_named_as_the_code_names_them_not_by_a_search_of_the_libraries() {
+        let lua = with_traceback();
+        let text: String = lua
+            .load(
+                r#"local function inner() return tb("msg", 1) end
+                local function outer() local s = inner() return s end
+                -- pcall is found in package.loaded by debug.traceback's search
+                local _, s = pcall(outer)
+                return s"#,
+            )
+            .set_name("=t")
+            .eval()
+            .expect("runs");
+        assert!(
+            text.starts_with("msg\nstack traceback:\n\tt:1: in "),
+            "{text}"
+        );
+        assert!(text.contains("upvalue 'inner'"), "{text}");
+        assert!(text.contains("t:2: in function <t:2>"), "{text}");
+        assert!(!text.contains("function 'pcall'"), "searched: {text}");
+        let searched: String = lua
+            .load("local _, s = pcall(function() return debug.traceback('m', 1) end) return s")
+            .eval()
+            .expect("runs");
+        assert!(searched.contains("function 'pcall'"), "{searched}");
+    }
+
+    #[test]
+    fn a_message_that_is_not_text_is_answered_unchanged() {
+        let lua = with_traceback();
+        let same: bool = lua
+            .load("local t = {} return tb(t) == t and tb(nil):find('^stack traceback:') ~= nil")
+            .eval()
+            .expect("runs");
+        assert!(same);
+    }
+}
