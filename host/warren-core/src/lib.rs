@@ -30,6 +30,7 @@ mod placement;
 pub mod readfile;
 pub mod registry;
 pub mod rest;
+pub mod room;
 pub mod runtime;
 pub mod services;
 #[cfg(test)]
@@ -52,6 +53,7 @@ pub use limits::{HostLimits, HostQuota};
 pub use mailbox::Mailbox;
 pub use payload::{Packed, Payload};
 pub use pid::{Pid, PidText};
+pub use room::{Room, RoomFull};
 pub use runtime::{ExitCallback, HostSpec, Runtime, RuntimeBuilder, SpawnRequest};
 pub use services::{ServiceCommand, ServiceControl, ServiceInfo};
 pub use value::Value;

@@ -19,24 +19,23 @@
 //! holds takes it, failing the later one (whose body, read or not, is
 //! dropped at once).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::Notify;
 use url::Url;
-use warren_core::{ErrorKind, HostQuota, ProcError, Value};
+use warren_core::{ErrorKind, HostQuota, ProcError, Room, RoomFull, Value};
 
 use crate::error::redact;
 
-/// What a caller's response bodies may take: `limit` bytes, with what
-/// `held` (shared with the caller's other calls in flight) counts
-/// already, and the room left in its host's `memory_total`.
+/// What a caller's response bodies may take: its [`Room`] (what it may
+/// hold with its other calls in flight, and its host's `memory_total`),
+/// less what the call itself holds.
 #[derive(Clone, Debug)]
 pub struct BodyRoom {
-    held: Arc<AtomicU64>,
-    limit: u64,
-    host: Option<Arc<HostQuota>>,
-    /// What of `held` the call itself holds (its copied arguments).
+    room: Room,
+    /// What of the caller's held bytes the call itself holds (its copied
+    /// arguments).
     own: u64,
 }
 
@@ -45,9 +44,7 @@ impl BodyRoom {
     /// not tenants: tools, benchmarks); bodies keep their own limit.
     pub fn unbounded() -> BodyRoom {
         BodyRoom {
-            held: Arc::default(),
-            limit: u64::MAX,
-            host: None,
+            room: Room::unbounded(),
             own: 0,
         }
     }
@@ -58,9 +55,7 @@ impl BodyRoom {
     /// taken from).
     pub fn new(held: Arc<AtomicU64>, limit: u64, host: Option<Arc<HostQuota>>) -> BodyRoom {
         BodyRoom {
-            held,
-            limit,
-            host,
+            room: Room::new(held, limit, host),
             own: 0,
         }
     }
@@ -80,46 +75,30 @@ impl BodyRoom {
     /// other calls hold, or past its host's `memory_total`; nothing is
     /// taken on failure.
     fn take(&self, n: u64, body: u64, url: &Url) -> Result<(), ProcError> {
-        let limit = self.limit;
+        let limit = self.room.limit();
         if self.own.saturating_add(body).saturating_add(n) > limit {
             return Err(crate::error::body_too_large(url, limit));
         }
-        let taken = self
-            .held
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-                held.checked_add(n).filter(|total| *total <= limit)
-            });
-        if let Err(held) = taken {
-            return Err(no_room(format!(
-                "the response body of {} needs {n} more bytes, and with the {held} bytes the \
-                 caller's calls in flight hold that passes what it may hold ({limit} bytes)",
-                redact(url)
-            )));
-        }
-        if let Some(host) = &self.host
-            && !host.reserve_memory(n)
-        {
-            self.held.fetch_sub(n, Ordering::AcqRel);
-            return Err(no_room(format!(
-                "host '{}' has no room left in its memory_total ({} bytes) for {n} more bytes \
-                 of the response body of {}",
-                host.name,
-                host.limits.memory_total,
-                redact(url)
-            )));
-        }
-        Ok(())
+        self.room.try_take(n).map_err(|full| {
+            let message = match full {
+                RoomFull::Caller { .. } => format!(
+                    "the response body of {} needs {n} more bytes, and {full}",
+                    redact(url)
+                ),
+                RoomFull::Host { .. } => {
+                    format!(
+                        "{full} for {n} more bytes of the response body of {}",
+                        redact(url)
+                    )
+                }
+            };
+            no_room(message)
+        })
     }
 
     /// Gives back `n` bytes taken with [`BodyRoom::take`].
     fn give(&self, n: u64) {
-        if n == 0 {
-            return;
-        }
-        self.held.fetch_sub(n, Ordering::AcqRel);
-        if let Some(host) = &self.host {
-            host.release_memory(n);
-        }
+        self.room.give(n);
     }
 }
 
@@ -417,6 +396,7 @@ impl Drop for Hold {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     fn url() -> Url {
         Url::parse("http://example.org/").expect("url")

@@ -16,17 +16,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use warren_core::{ErrorKind, HostQuota, ProcError};
+use warren_core::{ErrorKind, HostQuota, ProcError, Room, RoomFull};
 
-/// The bytes one query's result holds, taken from its caller's room.
+/// The bytes one query's result holds, taken from its caller's [`Room`].
 #[derive(Debug)]
 pub struct ResultRoom {
-    /// What the caller's calls in flight hold (shared with them).
-    held: Arc<AtomicU64>,
-    /// The most `held` may reach.
-    limit: u64,
-    /// The caller's host, whose `memory_total` the bytes also count in.
-    host: Option<Arc<HostQuota>>,
+    room: Room,
     /// What this result holds.
     taken: AtomicU64,
 }
@@ -36,9 +31,7 @@ impl ResultRoom {
     /// `limit` bytes together, on `host`.
     pub fn new(held: Arc<AtomicU64>, limit: u64, host: Option<Arc<HostQuota>>) -> Arc<ResultRoom> {
         Arc::new(ResultRoom {
-            held,
-            limit,
-            host,
+            room: Room::new(held, limit, host),
             taken: AtomicU64::new(0),
         })
     }
@@ -50,28 +43,14 @@ impl ResultRoom {
 
     /// Takes `n` more bytes, or nothing and `RATE_LIMITED`.
     pub(crate) fn take(&self, n: u64) -> Result<(), ProcError> {
-        let limit = self.limit;
-        let taken = self
-            .held
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-                held.checked_add(n).filter(|total| *total <= limit)
-            });
-        if let Err(held) = taken {
-            return Err(no_room(format!(
-                "a query result needs {n} more bytes, and with the {held} bytes the caller's \
-                 calls in flight hold that passes what it may hold ({limit} bytes)"
-            )));
-        }
-        if let Some(host) = &self.host
-            && !host.reserve_memory(n)
-        {
-            self.held.fetch_sub(n, Ordering::AcqRel);
-            return Err(no_room(format!(
-                "host '{}' has no room left in its memory_total ({} bytes) for {n} more bytes \
-                 of a query result",
-                host.name, host.limits.memory_total
-            )));
-        }
+        self.room.try_take(n).map_err(|full| {
+            no_room(match full {
+                RoomFull::Caller { .. } => {
+                    format!("a query result needs {n} more bytes, and {full}")
+                }
+                RoomFull::Host { .. } => format!("{full} for {n} more bytes of a query result"),
+            })
+        })?;
         self.taken.fetch_add(n, Ordering::AcqRel);
         Ok(())
     }
@@ -79,14 +58,7 @@ impl ResultRoom {
 
 impl Drop for ResultRoom {
     fn drop(&mut self) {
-        let n = *self.taken.get_mut();
-        if n == 0 {
-            return;
-        }
-        self.held.fetch_sub(n, Ordering::AcqRel);
-        if let Some(host) = &self.host {
-            host.release_memory(n);
-        }
+        self.room.give(*self.taken.get_mut());
     }
 }
 
