@@ -7,14 +7,15 @@
 //!
 //! - `H.spawn_plain` is `process.spawn`'s (and its linked and monitored
 //!   forms', and `process.exec`'s) for a spawn with no context whose
-//!   arguments are all scalars (nil, booleans, numbers, strings).
+//!   arguments are scalars (nil, booleans, numbers, strings) or tables,
+//!   the tables walked where they lie as `H.send_plain` walks payloads.
 //! - `H.send_plain` is `process.send`'s for a message that leaves the VM,
 //!   with any payloads (the machine's `send1` runs it, [`send_at`], for
 //!   one payload to a pid of another VM, and takes the local ones): they
 //!   are walked where they lie by the same code as `H.send`'s
 //!   ([`Converter::convert_at`]).
 //!
-//! Anything else (a spawn's context or table argument, an entry id or
+//! Anything else (a spawn's context, an entry id or
 //! host that is not UTF-8, an argument of another type than the kernel
 //! passes) answers nothing, and the kernel calls `H.spawn` or `H.send`,
 //! which handle every case; nothing is done before that answer. Both
@@ -68,9 +69,14 @@ pub(crate) unsafe fn spawn_at(l: *mut lua_State, ctx: &Stepper) -> c_int {
     // SAFETY: room for the answer is made (or the error raised) before any
     // Rust value exists; the arguments stay on the stack for the call.
     let result = unsafe {
-        crate::machine::raw::room(l, 4);
+        crate::machine::raw::room(l, 5);
         let n = ffi::lua_gettop(l);
-        guarded_with(ctx, l, "spawn", |core, args| plain(core, args, n))
+        // A table argument is walked where it lies, with the table of
+        // field names above the arguments (as `send_at`).
+        if (6..=n).any(|i| ffi::lua_type(l, i) == ffi::LUA_TTABLE) {
+            crate::convert::push_keys(l);
+        }
+        guarded_with(ctx, l, "spawn", |core, args| plain(core, args, l, n))
     };
     // SAFETY: as above; the pid's text is a plain array (no destructor).
     unsafe {
@@ -81,8 +87,15 @@ pub(crate) unsafe fn spawn_at(l: *mut lua_State, ctx: &Stepper) -> c_int {
     }
 }
 
-/// The spawn of the `n` arguments in `args`: `None` when it is not plain.
-fn plain(core: &CoreRef, args: &Args, n: c_int) -> Option<Result<PidText, ProcError>> {
+/// The spawn of the `n` arguments in `args` (on `l`, with the table of
+/// field names at `n + 1` when one is a table): `None` when it is not
+/// plain.
+fn plain(
+    core: &CoreRef,
+    args: &Args,
+    l: *mut lua_State,
+    n: c_int,
+) -> Option<Result<PidText, ProcError>> {
     let (Arg::Int(me), Arg::Str(entry), Arg::Str(host), Arg::Bool(link), Arg::Bool(monitor)) = (
         args.get(1),
         args.get(2),
@@ -96,18 +109,31 @@ fn plain(core: &CoreRef, args: &Args, n: c_int) -> Option<Result<PidText, ProcEr
         std::str::from_utf8(entry).ok()?,
         std::str::from_utf8(host).ok()?,
     );
-    if (6..=n).any(|i| scalar(args.get(i)).is_none()) {
+    if (6..=n).any(|i| scalar(args.get(i)).is_none() && !matches!(args.get(i), Arg::Table)) {
         return None;
     }
     Some((|| {
         let budget = core.borrow().spawn_budget(pid_of(me), entry, host)?;
         let mut converter = Converter::new(Budget::message(budget));
         let mut values = Vec::with_capacity(presized(n - 5));
+        let many = n > 6;
         for i in 6..=n {
-            let v = scalar(args.get(i)).unwrap_or(Scalar::Nil);
-            let value = converter
-                .convert_scalar(v, "argument")
-                .map_err(|e| convert_failure(&e, "argument", budget))?;
+            let value = match scalar(args.get(i)) {
+                Some(v) => converter.convert_scalar(v, "argument"),
+                None => {
+                    // Named as `H.spawn` names it, so its refusals read alike.
+                    let name = if many {
+                        format!("argument[{}]", i - 5)
+                    } else {
+                        "argument".to_owned()
+                    };
+                    // SAFETY: slot `i` holds a table argument and `n + 1`
+                    // the table of field names (see `spawn_at`); the walk
+                    // raises nothing.
+                    unsafe { converter.convert_at(l, i, n + 1, &name) }
+                }
+            }
+            .map_err(|e| convert_failure(&e, "argument", budget))?;
             values.push(value);
         }
         let mut req = SpawnRequest::new(entry, host, values);

@@ -66,9 +66,9 @@ end"##;
 
 #[test]
 fn spawn_arguments_of_every_scalar_kind_and_tables_arrive_as_sent() {
-    // Scalars alone take the raw host function (`H.spawn_plain`); a table
-    // among them, or a context, the general one (`H.spawn`): the child sees
-    // the same values either way, trailing nils and binary strings too.
+    // Scalars and tables take the raw host function (`H.spawn_plain`), a
+    // context the general one (`H.spawn`): the child sees the same values
+    // either way, trailing nils and binary strings too.
     let v = app(r#"return function()
         local a = assert(process.exec("t:args", "test:host", "s", 7, 1.5, true, nil, "\0\255", nil))
         local b = assert(process.exec("t:args", "test:host", "s", 7, 1.5, true, nil, "\0\255", { k = "t" }))
@@ -84,6 +84,37 @@ fn spawn_arguments_of_every_scalar_kind_and_tables_arrive_as_sent() {
         v.as_str().unwrap_or_default(),
         format!("7 {shared} nil=nil | 7 {shared} table=t | string | 0")
     );
+}
+
+#[test]
+fn a_table_argument_is_refused_alike_by_either_spawn_path() {
+    // A spawn with a context takes `H.spawn`, one without `H.spawn_plain`,
+    // which walks table arguments where they lie: each refusal reads the
+    // same, for one argument and for several.
+    let v = app(r#"return function()
+        local cyclic = {} cyclic.again = cyclic
+        local bad = { { f = print }, cyclic, { deep = { ch = channel.new() } } }
+        local out = {}
+        for i, t in ipairs(bad) do
+            for _, args in ipairs({ { t }, { "s", t } }) do
+                local _, raw = process.spawn("t:args", "test:host", table.unpack(args))
+                local _, general = process.with_context({ x = 1 })
+                    :spawn("t:args", "test:host", table.unpack(args))
+                assert(raw and general, "refused: " .. i)
+                assert(raw:kind() == general:kind(), raw:kind() .. " vs " .. general:kind())
+                assert(raw:message() == general:message(), raw:message() .. " vs " .. general:message())
+                out[#out + 1] = raw:message()
+            end
+        end
+        return table.concat(out, "\n")
+    end"#)
+    .entry("t:args", ARGS)
+    .run("t:main", vec![])
+    .expect("ok");
+    let text = v.as_str().unwrap_or_default().to_owned();
+    assert!(text.starts_with("argument"), "{text}");
+    assert!(text.contains("argument[2]"), "{text}");
+    assert_eq!(text.lines().count(), 6, "{text}");
 }
 
 /// Describes its arguments, error objects and nested tables included.

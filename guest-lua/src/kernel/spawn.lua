@@ -32,7 +32,7 @@ function process.id() return me().pid end
 
 -- The usual spawn is one C call (machine/spawn.rs), which answers nothing
 -- where this Lua must act (bad arguments, outside a process, arguments
--- that are not scalars).
+-- other than scalars and tables).
 local function spawner(link, monitor)
     local spawn1 = M.spawn1
     return function(id, host, ...)

@@ -8,7 +8,7 @@
 //! it answers the child's pid, or `false, kind, message, retryable`, or
 //! nothing when the kernel's Lua must act: outside a process, an entry or
 //! host that is not a string (the Lua raises the argument error), or
-//! arguments that are not all scalars (`H.spawn` converts them). Nothing
+//! arguments other than scalars and tables (`H.spawn` converts them). Nothing
 //! was done before it answers nothing.
 //!
 //! Guarantees: raw reads of the kernel's own records, no metamethod, no
