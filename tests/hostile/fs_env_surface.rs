@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use warren_core::Grants;
+use warren_core::{ErrorKind, Grants};
 use warren_env::{Env, StorageDef, StorageKind, VariableDef};
 use warren_lua::Volumes;
 use warren_tests::grants;
@@ -359,4 +359,27 @@ fn calls_from_code_that_cannot_wait_start_nothing() {
         !dir.0.join("data").join("planted.txt").exists(),
         "a refused write ran"
     );
+}
+
+#[test]
+fn directory_listings_kept_in_iterators_are_measured() {
+    // `vol:readdir` answers an iterator whose closure (a function of the
+    // `fs` module's chunk) holds the listing: a process that keeps only
+    // iterators holds every listing, and the measure must look into them
+    // (it skips the kernel's own functions, not the modules').
+    let dir = Dir::new("listings");
+    for i in 0..200 {
+        let name = format!("{i:03}{}", "n".repeat(200));
+        std::fs::write(dir.0.join("data/sub").join(name), "x").expect("file");
+    }
+    let out = attack(
+        &dir,
+        r#"local vol = assert(fs.get("app.fs:data"))
+    local kept = {}
+    for i = 1, 400 do kept[i] = assert(vol:readdir("sub")) end
+    return "kept " .. #kept"#,
+        grants(&[("fs.get", "app.fs:data")]),
+    );
+    out.assert_ended(ErrorKind::RateLimited, "memory limit exceeded");
+    out.assert_neighbour_ticks();
 }

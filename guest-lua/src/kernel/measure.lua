@@ -9,10 +9,11 @@ local NOT_OWNED = setmetatable({}, { __mode = "k" })
 local measure -- function(p): bytes, exact (below)
 do
 local d_getlocal, d_getupvalue, d_getinfo = dbg.getlocal, dbg.getupvalue, dbg.getinfo
--- The runtime's chunks, the kernel's and the I/O modules' ("=warren-...",
--- a name `load` refuses to a process): their functions' upvalues are
--- the runtime's tables.
-local function runtime_source(source) return s_sub(source, 1, 8) == "=warren-" end
+-- The kernel's chunk (a name `load` refuses to a process): its functions'
+-- upvalues are the kernel's tables. The I/O modules' functions are looked
+-- into (their closures hold what a process asked for, a directory
+-- listing); the tables they share are marked `NOT_OWNED` (hostcalls).
+local KERNEL_SOURCE = d_getinfo(1, "S").source
 -- Rough sizes of Lua 5.4 objects on a 64-bit build, in bytes. A thread is
 -- its lua_State (208) plus its stack: 28 slots (448) when made, 45 or more
 -- while it runs, cut back when it waits (vendor/lua-src/WARREN.md); counted
@@ -130,7 +131,7 @@ function measure(p)
         elseif t == "function" then
             total = total + SIZE_FUNCTION
             push(WRAPPED[v])
-            if not runtime_source(d_getinfo(v, "S").source) then
+            if d_getinfo(v, "S").source ~= KERNEL_SOURCE then
                 -- Its code and constants, once per prototype.
                 local bytes, proto = proto_bytes(v)
                 if proto and not seen[proto] then
