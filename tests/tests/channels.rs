@@ -150,6 +150,34 @@ fn close_wakes_every_blocked_sender() {
 }
 
 #[test]
+fn a_receive_case_is_made_once_per_channel_and_serves_every_select() {
+    // A channel hands out one receive case (a select loop makes none);
+    // the same case in several selects, twice in one, and after its
+    // channel closed behaves as a fresh one would.
+    let v = ok(r#"return function()
+        local a, b = channel.new(4), channel.new(4)
+        local ca = a:case_receive()
+        assert(ca == a:case_receive() and ca ~= b:case_receive(), "one case per channel")
+        local got = {}
+        for i = 1, 3 do a:send(i) end
+        for _ = 1, 2 do
+            local r = channel.select({ ca, b:case_receive() })
+            got[#got + 1] = (r.channel == a and "a" or "b") .. r.value
+        end
+        local r = channel.select({ ca, ca })
+        got[#got + 1] = (r.channel == a and "a" or "b") .. r.value
+        b:send("x")
+        r = channel.select({ ca, b:case_receive() })
+        got[#got + 1] = (r.channel == b and "b" or "a") .. r.value
+        a:close()
+        r = channel.select({ ca })
+        got[#got + 1] = tostring(r.ok) .. ":" .. tostring(r.value)
+        return table.concat(got, " ")
+    end"#);
+    assert_eq!(v, s("a1 a2 a3 bx false:nil"));
+}
+
+#[test]
 fn repeated_select_sends_do_not_leak_waiters() {
     // Each select leaves a completed send case on `idle`: in its slot,
     // replaced by the next, never a queue that grows.

@@ -168,10 +168,17 @@ function ChanMethods:case_send(v)
     return c
 end
 
+-- A receive case holds nothing of its call, so a channel makes one and
+-- hands it out again (`s.rcase`): a service's select loop then makes no
+-- case tables (they were half of a select's cost). CASE is weak-keyed:
+-- a channel, its state and its case are collected together.
 function ChanMethods:case_receive()
     local s = state_of(self, 2)
-    local c = setmetatable({}, CaseMT)
+    local c = s.rcase
+    if c then return c end
+    c = setmetatable({}, CaseMT)
     CASE[c] = { s = s, send = false }
+    s.rcase = c
     return c
 end
 

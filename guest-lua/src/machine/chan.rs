@@ -11,8 +11,9 @@
 //! it waits), `rw` and `rq` (the same for receivers; a plain receive
 //! waits as its coroutine record itself), `closed`, `ext` (fed by the
 //! host), `mb` (the process whose mailbox it is), `proxy` (the channel
-//! itself). A side's queue is made only when a second waiter of that
-//! side comes ([`Side`]).
+//! itself), `rcase` (its receive case, which only the kernel's Lua reads).
+//! A side's queue is made only when a second waiter of that side comes
+//! ([`Side`]).
 //!
 //! Guarantees: the same semantics as the Lua they replace, in the same
 //! order of writes (a memory error part-way leaves what the Lua left);
