@@ -418,6 +418,56 @@ fn channel_misuse_raises() {
     assert!(e.message.contains("not a channel case"), "{}", e.message);
 }
 
+/// `channel.select` (in C) checks every case before it tries one, reads
+/// the cases table raw, and raises where the caller called it, before a
+/// wait and after one.
+#[test]
+fn select_checks_its_cases_first_and_raises_at_the_caller() {
+    let v = ok(r#"return function()
+        local out = {}
+        local function at(e) return tostring(e):match("^(.-:%d+:)") end
+        local buf = channel.new(1)
+        local _, bad = pcall(function() channel.select({ buf:case_send(1), 42 }) end); local _, here = pcall(function() error("x") end)
+        out[#out + 1] = tostring(bad):find("case 2 is not a channel case", 1, true) and at(bad) == at(here) and "checked"
+        -- The send case came first, and was not tried: the buffer is empty.
+        out[#out + 1] = channel.select({ buf:case_receive() }, true).default and "nothing sent" or "sent"
+        local _, e = pcall(channel.select, "cases")
+        out[#out + 1] = tostring(e):find("expected a table of cases", 1, true) and "table"
+        local many = {}
+        for i = 1, 4097 do many[i] = buf:case_receive() end
+        _, e = pcall(channel.select, many)
+        out[#out + 1] = tostring(e):find("more than 4096 cases", 1, true) and "bounded"
+        -- A cases table whose metamethods would answer otherwise, or raise.
+        local ready = channel.new(1)
+        ready:send("v")
+        local liar = setmetatable({ ready:case_receive() }, {
+            __len = function() error("__len ran") end,
+            __index = function() error("__index ran") end,
+        })
+        local r = channel.select(liar)
+        out[#out + 1] = r.value == "v" and r.ok and r.channel == ready and "raw"
+        -- A send case on a channel closed before the select, and while it waits.
+        local closed = channel.new()
+        closed:close()
+        _, e = pcall(function() channel.select({ closed:case_send(1) }) end); _, here = pcall(function() error("x") end)
+        out[#out + 1] = tostring(e):find("send on closed channel", 1, true) and at(e) == at(here) and "closed before"
+        local later, ready, done = channel.new(), channel.new(1), channel.new(1)
+        coroutine.spawn(function()
+            ready:send(true) -- buffered: the select below runs, and waits, before main goes on
+            local _, e2 = pcall(function() channel.select({ later:case_send(1), channel.new():case_receive() }) end); local _, here2 = pcall(function() error("x") end)
+            done:send(tostring(e2):find("send on closed channel", 1, true) and at(e2) == at(here2) and "closed while waiting")
+        end)
+        ready:receive()
+        later:close()
+        out[#out + 1] = done:receive()
+        return table.concat(out, ",")
+    end"#);
+    assert_eq!(
+        v,
+        s("checked,nothing sent,table,bounded,raw,closed before,closed while waiting")
+    );
+}
+
 /// A spawned coroutine gets exactly the values it was spawned with: up to
 /// 16 go on its stack, more in a table (two paths in the kernel), with nil
 /// holes, trailing nils, a C function as the body, and none at all.

@@ -161,10 +161,12 @@ local WRAPPED = setmetatable({}, { __mode = "k" })
 -- registry snapshot's entries), measured as the process's.
 local HELD = setmetatable({}, { __mode = "k" })
 
+-- What a case stands for: CASE[case] = { s, send, v } (the channel's
+-- state, whether it sends, the value), read by the select in C.
 function ChanMethods:case_send(v)
     local s = state_of(self, 2)
     local c = setmetatable({}, CaseMT)
-    CASE[c] = { s = s, send = true, v = v }
+    CASE[c] = { s, true, v }
     return c
 end
 
@@ -177,7 +179,7 @@ function ChanMethods:case_receive()
     local c = s.rcase
     if c then return c end
     c = setmetatable({}, CaseMT)
-    CASE[c] = { s = s, send = false }
+    CASE[c] = { s, false }
     s.rcase = c
     return c
 end
@@ -191,46 +193,12 @@ function channel.new(n)
     return chan_state(n or 0, false).proxy
 end
 
--- `channel.select(cases, true)` is Wippy's non-blocking form, as `default = true`.
-function channel.select(cases, nonblocking)
-    if type(cases) ~= "table" then error("channel.select: expected a table of cases", 2) end
-    local n = rawlen(cases)
-    -- Most cases one select may wait on (each is a waiter record in a queue).
-    if n > 4096 then error("channel.select: more than 4096 cases", 2) end
-    local recs = {}
-    for i = 1, n do
-        local c = CASE[rawget(cases, i)]
-        if not c then error("channel.select: case " .. i .. " is not a channel case", 2) end
-        recs[i] = c
-    end
-    for i = 1, n do
-        local c = recs[i]
-        if c.send then
-            if try_send(c.s, c.v, 2) then return { channel = c.s.proxy, ok = true } end
-        else
-            local ready, v, ok = try_recv(c.s)
-            if ready then return { channel = c.s.proxy, value = v, ok = ok } end
-        end
-    end
-    if rawget(cases, "default") or nonblocking == true then return { default = true, ok = true } end
-    local cr = current
-    if cannot_wait(cr) then error(CANNOT_WAIT, 2) end
-    local sel = { done = false }
-    local ext = false
-    for i = 1, n do
-        local c = recs[i]
-        local s = c.s
-        if c.send then
-            sq_push(s, { cr = cr, sel = sel, v = (c.v == nil) and NIL or c.v })
-        else
-            rq_push(s, { cr = cr, sel = sel })
-        end
-        ext = ext or s.ext
-    end
-    local v, ok, ch = block(cr, ext)
-    if v == CLOSED then error("send on closed channel", 2) end
-    return { channel = ch, value = v, ok = ok }
-end
+-- `channel.select(cases, nonblocking)` (`nonblocking` true is Wippy's
+-- non-blocking form, as `default = true`) is in C (machine/select.rs):
+-- each case tried in order, else a waiter `{ cr, sel, v }` per case,
+-- all sharing `sel = { done }`, and one wait.
+M.bind_select(CASE)
+channel.select = M.select
 
 -- Text of an error value, for a process's own code to call inside its own
 -- resume: a __tostring metamethod is user code, so it runs here, preemptible

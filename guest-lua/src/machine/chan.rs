@@ -151,19 +151,19 @@ unsafe fn push_waiter(l: *mut lua_State, q: c_int, w: c_int) {
 /// the oldest, and an empty field means no waiter of that side: the
 /// common checks read one field.
 #[derive(Clone, Copy)]
-struct Side {
+pub(super) struct Side {
     slot: Key,
     queue: Key,
 }
 
 /// The receivers of a channel.
-const RECEIVERS: Side = Side {
+pub(super) const RECEIVERS: Side = Side {
     slot: Key::Rw,
     queue: Key::Rq,
 };
 
 /// The blocked senders of a channel.
-const SENDERS: Side = Side {
+pub(super) const SENDERS: Side = Side {
     slot: Key::Sw,
     queue: Key::Sq,
 };
@@ -198,7 +198,7 @@ unsafe fn stale(l: *mut lua_State, w: c_int) -> bool {
 /// # Safety
 ///
 /// As [`push_waiter`].
-unsafe fn side_push(l: *mut lua_State, s: c_int, w: c_int, side: Side) {
+pub(super) unsafe fn side_push(l: *mut lua_State, s: c_int, w: c_int, side: Side) {
     // SAFETY: see above.
     unsafe {
         let top = ffi::lua_gettop(l);
@@ -340,7 +340,7 @@ unsafe fn untoken(l: *mut lua_State) {
 /// # Safety
 ///
 /// As [`cr_of`].
-unsafe fn push_queued(l: *mut lua_State, v: c_int) {
+pub(super) unsafe fn push_queued(l: *mut lua_State, v: c_int) {
     // SAFETY: see above.
     unsafe {
         if ffi::lua_isnil(l, v) != 0 {
@@ -357,7 +357,7 @@ unsafe fn push_queued(l: *mut lua_State, v: c_int) {
 /// # Safety
 ///
 /// As [`cr_of`].
-unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
+pub(super) unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
     // SAFETY: see above.
     unsafe {
         let top = ffi::lua_gettop(l);
@@ -410,7 +410,7 @@ unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
 /// # Safety
 ///
 /// As [`cr_of`].
-unsafe fn try_send(l: *mut lua_State, s: c_int, v: c_int, level: c_int) -> bool {
+pub(super) unsafe fn try_send(l: *mut lua_State, s: c_int, v: c_int, level: c_int) -> bool {
     // SAFETY: see above.
     unsafe {
         if raw::truthy(l, s, Key::Closed) {
@@ -508,7 +508,7 @@ pub(super) const CANNOT_WAIT: &str = "this call waits, and the code making it ca
 /// # Safety
 ///
 /// As [`cr_of`].
-unsafe fn waiter_here(l: *mut lua_State) -> c_int {
+pub(super) unsafe fn waiter_here(l: *mut lua_State) -> c_int {
     // SAFETY: see above; upvalue CURRENT is a Lua function whose first
     // upvalue is the kernel's `current` (checked when it was built).
     unsafe {

@@ -33,6 +33,7 @@ mod msg;
 mod protect;
 pub(crate) mod raw;
 mod runq;
+mod select;
 mod send;
 mod spawn;
 mod start;
@@ -44,7 +45,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 37] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 39] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -60,6 +61,8 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 37] = [
     (c"chan_of", chan::lua_chan_of),
     (c"receive", chan::receive),
     (c"send", chan::send),
+    (c"select", select::select),
+    (c"bind_select", select::bind_select),
     (c"process_send", send::lua_send),
     (c"bind_send", send::bind_send),
     (c"spawn1", spawn::lua_spawn1),

@@ -93,6 +93,9 @@ pub(super) enum Late {
     /// The kernel's `send_slow(dest, topic, ...)`: `process.send` where
     /// its C call cannot decide (`bind_send`).
     SendSlow = 25,
+    /// The kernel's `CASE`: a select case -> its record `{ s, send, v }`
+    /// (`bind_select`).
+    Case = 26,
 }
 /// The bytes of the string at `idx`, or `None` when it is not a string
 /// (a number is not converted: the type is read first).
@@ -166,11 +169,16 @@ pub(super) enum Key {
     Sw,
     /// A payload's format (`f`), read by `payload:data()`.
     Format,
+    /// The fields of a select's result (`select.rs`), and the cases
+    /// table's `default`.
+    Channel,
+    Ok,
+    Default,
 }
 
 impl Key {
     /// Every key, in upvalue order (each at its discriminant).
-    pub(super) const ALL: [Key; 45] = [
+    pub(super) const ALL: [Key; 48] = [
         Key::Buf,
         Key::H,
         Key::T,
@@ -216,6 +224,9 @@ impl Key {
         Key::IoWait,
         Key::Sw,
         Key::Format,
+        Key::Channel,
+        Key::Ok,
+        Key::Default,
     ];
 
     /// The field's name in the kernel's records.
@@ -266,13 +277,16 @@ impl Key {
             Key::IoWait => "io_wait",
             Key::Sw => "sw",
             Key::Format => "f",
+            Key::Channel => "channel",
+            Key::Ok => "ok",
+            Key::Default => "default",
         }
     }
 }
 
 // Every key is in ALL at its own position: the last one is, and positions
 // are distinct discriminants.
-const _: () = assert!(Key::Format as usize == Key::ALL.len() - 1);
+const _: () = assert!(Key::Default as usize == Key::ALL.len() - 1);
 // Every key has a number in the vendored Lua's table of keys
 // (`WARREN_NKEYS` in lwarren.h).
 const _: () = assert!(Key::ALL.len() <= 48);

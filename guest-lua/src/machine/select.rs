@@ -1,0 +1,272 @@
+//! `channel.select(cases, nonblocking)` in C: the cases checked, each tried
+//! in order without waiting, the default taken, else a waiter queued on
+//! every case's channel and the kernel's `BLOCK` token yielded; the result
+//! table made where the select ends.
+//!
+//! A case is a table the kernel made (`ch:case_receive()`,
+//! `ch:case_send(v)`); what it stands for is the kernel's record
+//! `CASE[case] = { s, send, v }` (the channel's state, whether it sends,
+//! the value), which no process can reach. A select waits as one record
+//! `sel = { done }` shared by a waiter `{ cr, sel, v }` per case (see
+//! [`super::chan`]): the first wake-up claims it, the others are then
+//! stale and skipped where they are queued.
+//!
+//! Guarantees: the semantics, errors and levels of the Lua `channel.select`
+//! it replaces: every case is checked before any is tried (a bad case
+//! raises with nothing done), cases are tried in their order, a send on a
+//! closed channel raises at the caller, before or after a wait; the cases
+//! table is read raw (its length and its `default` field: no metamethod
+//! runs), at most [`MAX_CASES`] of them; the stack grows by one slot per
+//! case, raising a memory error where it cannot.
+
+use std::ffi::c_int;
+
+use mlua::ffi::{self, lua_State};
+
+use super::chan::{self, RECEIVERS, SENDERS};
+use super::raw::{self, BLOCK, CLOSED, Key, LATE, Late, uv};
+
+/// Most cases one select may wait on: each is a waiter record in a
+/// channel's queue, made per select, so a larger select would let one
+/// call allocate without bound between two preemption points.
+const MAX_CASES: usize = 4096;
+
+/// `bind_select(CASE)`: the kernel's table of case records.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn bind_select(l: *mut lua_State) -> c_int {
+    // SAFETY: a table, checked, into its slot.
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+        ffi::lua_settop(l, 1);
+        ffi::lua_rawseti(l, uv(LATE), Late::Case as i64);
+        0
+    }
+}
+
+/// Raises "channel.select: case `i` is not a channel case" at the caller.
+///
+/// # Safety
+///
+/// As [`raw::raise`].
+unsafe fn not_a_case(l: *mut lua_State, i: c_int) -> ! {
+    // SAFETY: three values pushed and concatenated (a number converts).
+    unsafe {
+        ffi::luaL_where(l, 1);
+        ffi::lua_pushstring(l, c"channel.select: case ".as_ptr());
+        ffi::lua_pushinteger(l, ffi::lua_Integer::from(i));
+        ffi::lua_pushstring(l, c" is not a channel case".as_ptr());
+        ffi::lua_concat(l, 4);
+        ffi::lua_error(l)
+    }
+}
+
+/// Pushes the records of the `n` cases of the table at 1, in order, from
+/// `base + 1`, raising on the first value that is not a case.
+///
+/// # Safety
+///
+/// As [`select`]; room for `n + 1` values made.
+unsafe fn records(l: *mut lua_State, n: c_int) -> c_int {
+    // SAFETY: raw reads of the cases table and of the kernel's CASE.
+    unsafe {
+        ffi::lua_rawgeti(l, uv(LATE), Late::Case as i64);
+        let case = ffi::lua_gettop(l);
+        for i in 1..=n {
+            ffi::lua_rawgeti(l, 1, ffi::lua_Integer::from(i));
+            if ffi::lua_rawget(l, case) != ffi::LUA_TTABLE {
+                not_a_case(l, i);
+            }
+        }
+        case
+    }
+}
+
+/// Pushes field `i` of the case record at `rec` and returns its type.
+///
+/// # Safety
+///
+/// `rec` a table.
+unsafe fn field(l: *mut lua_State, rec: c_int, i: ffi::lua_Integer) -> c_int {
+    // SAFETY: a raw read.
+    unsafe { ffi::lua_rawgeti(l, rec, i) }
+}
+
+/// Replaces everything above `base` with a new result table: `channel`
+/// from `ch`, `value` from `v` (0: none) and `ok`. May allocate.
+///
+/// # Safety
+///
+/// As [`select`]; `ch` and `v` absolute and at or below the top.
+unsafe fn result(l: *mut lua_State, base: c_int, ch: c_int, v: c_int, ok: bool) -> c_int {
+    // SAFETY: a fresh table without a metatable, written raw.
+    unsafe {
+        ffi::lua_createtable(l, 0, 3);
+        let t = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, ch);
+        raw::set(l, t, Key::Channel);
+        if v != 0 {
+            ffi::lua_pushvalue(l, v);
+            raw::set(l, t, Key::Value);
+        }
+        raw::set_bool(l, t, Key::Ok, ok);
+        ffi::lua_replace(l, base + 1);
+        raw::settop(l, base + 1);
+        1
+    }
+}
+
+/// Tries the case whose record is at `rec`: pushes its result table and
+/// returns true when it is ready (a send done, a value or the channel's
+/// end received).
+///
+/// # Safety
+///
+/// As [`select`].
+unsafe fn try_case(l: *mut lua_State, rec: c_int) -> bool {
+    // SAFETY: the record is the kernel's: its channel state at 1.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let send = {
+            field(l, rec, 2);
+            ffi::lua_toboolean(l, -1) != 0
+        };
+        field(l, rec, 1); // top + 2: the state
+        let s = top + 2;
+        raw::get(l, s, Key::Proxy); // top + 3
+        let ready = if send {
+            field(l, rec, 3);
+            let sent = chan::try_send(l, s, top + 4, 1);
+            if sent {
+                result(l, top, top + 3, 0, true);
+            }
+            sent
+        } else if chan::try_recv(l, s) {
+            // top + 4, top + 5: the value and whether it is one.
+            let ok = ffi::lua_toboolean(l, top + 5) != 0;
+            result(l, top, top + 3, top + 4, ok);
+            true
+        } else {
+            false
+        };
+        if !ready {
+            raw::settop(l, top);
+        }
+        ready
+    }
+}
+
+/// `channel.select(cases, nonblocking)`: the result table of the first
+/// ready case, `{ default = true, ok = true }` when none is and the select
+/// may not wait (a `default` field, or `nonblocking` true), else waits.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn select(l: *mut lua_State) -> c_int {
+    // SAFETY: see the module's guarantees; the records pushed stay on the
+    // stack for the whole call.
+    unsafe {
+        raw::reserve(l);
+        raw::settop(l, 2);
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            raw::raise(l, 1, "channel.select: expected a table of cases", None);
+        }
+        let len = ffi::lua_rawlen(l, 1);
+        if len > MAX_CASES {
+            raw::raise(l, 1, "channel.select: more than 4096 cases", None);
+        }
+        let n = c_int::try_from(len).unwrap_or(0);
+        raw::room(l, n + 1);
+        let base = records(l, n);
+        raw::reserve(l); // the helpers' slots, above the records
+        for k in 1..=n {
+            if try_case(l, base + k) {
+                ffi::lua_replace(l, 1);
+                raw::settop(l, 1);
+                return 1;
+            }
+        }
+        let nonblocking = ffi::lua_type(l, 2) == ffi::LUA_TBOOLEAN && ffi::lua_toboolean(l, 2) != 0;
+        if nonblocking || raw::truthy(l, 1, Key::Default) {
+            raw::settop(l, 0);
+            ffi::lua_createtable(l, 0, 2);
+            raw::set_bool(l, 1, Key::Default, true);
+            raw::set_bool(l, 1, Key::Ok, true);
+            return 1;
+        }
+        wait(l, base, n)
+    }
+}
+
+/// Queues a waiter for each of the `n` cases whose records follow `base`
+/// and yields `BLOCK`; [`selected`] goes on when a case wakes it.
+///
+/// # Safety
+///
+/// As [`select`].
+unsafe fn wait(l: *mut lua_State, base: c_int, n: c_int) -> c_int {
+    // SAFETY: as `select`'s; every value below is the kernel's.
+    unsafe {
+        let cr = chan::waiter_here(l);
+        ffi::lua_createtable(l, 0, 1);
+        let sel = ffi::lua_gettop(l);
+        raw::set_bool(l, sel, Key::Done, false);
+        let mut ext = false;
+        for k in 1..=n {
+            let rec = base + k;
+            let send = {
+                field(l, rec, 2);
+                ffi::lua_toboolean(l, -1) != 0
+            };
+            field(l, rec, 1);
+            let s = sel + 2;
+            ffi::lua_createtable(l, 0, 3);
+            let w = sel + 3;
+            ffi::lua_pushvalue(l, cr);
+            raw::set(l, w, Key::Cr);
+            ffi::lua_pushvalue(l, sel);
+            raw::set(l, w, Key::Sel);
+            if send {
+                field(l, rec, 3);
+                chan::push_queued(l, w + 1);
+                raw::set(l, w, Key::V);
+                raw::settop(l, w);
+            }
+            chan::side_push(l, s, w, if send { SENDERS } else { RECEIVERS });
+            ext = ext || raw::truthy(l, s, Key::Ext);
+            raw::settop(l, sel);
+        }
+        if ext {
+            chan::wait_ext(l, cr);
+        }
+        raw::settop(l, 0);
+        ffi::lua_pushvalue(l, uv(BLOCK));
+        ffi::lua_yieldk(l, 1, 0, Some(selected))
+    }
+}
+
+/// Where a waiting select goes on, woken with `value, ok, channel` (the
+/// kernel's `CLOSED` as the value when its send case's channel closed).
+///
+/// # Safety
+///
+/// Lua's continuation of [`wait`].
+unsafe extern "C-unwind" fn selected(
+    l: *mut lua_State,
+    _status: c_int,
+    _ctx: ffi::lua_KContext,
+) -> c_int {
+    // SAFETY: the stack holds only the values it was resumed with.
+    unsafe {
+        raw::reserve(l);
+        raw::settop(l, 3);
+        if ffi::lua_rawequal(l, 1, uv(CLOSED)) != 0 {
+            raw::raise(l, 1, "send on closed channel", None);
+        }
+        let ok = ffi::lua_toboolean(l, 2) != 0;
+        result(l, 0, 3, 1, ok)
+    }
+}
