@@ -416,9 +416,12 @@ unsafe fn metatable(l: *mut lua_State, src: c_int, error_mt: c_int) -> Option<bo
             return Some(false);
         }
         ffi::lua_pushstring(l, RUNTIME_OBJECT_TAG.as_ptr());
+        // A tag is a string or a number, as the conversion reads it
+        // (`convert/from_lua.rs`); any other `__warren` is the process's
+        // own data, copied as such: the kernel's refusal joins a tag into
+        // its message, which ran a table tag's `__concat` there.
         let tag = ffi::lua_rawget(l, -2);
-        let tagged =
-            tag != ffi::LUA_TNIL && (tag != ffi::LUA_TBOOLEAN || ffi::lua_toboolean(l, -1) != 0);
+        let tagged = tag == ffi::LUA_TSTRING || tag == ffi::LUA_TNUMBER;
         let keep = ffi::lua_rawequal(l, -2, error_mt) != 0;
         ffi::lua_pop(l, 2);
         (!tagged).then_some(keep)

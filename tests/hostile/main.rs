@@ -5,6 +5,7 @@
 
 mod c_call_loops;
 mod c_loops;
+mod fast_paths;
 mod fs_env_surface;
 mod funcs_surface;
 mod handles;

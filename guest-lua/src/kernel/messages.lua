@@ -44,8 +44,12 @@ copy_table = function(t, depth, open)
         return COPY_FAIL, "nesting deeper than " .. MAX_DEPTH .. " levels cannot be sent", ""
     end
     local mt = raw_getmetatable(t)
+    -- A runtime object's tag is a string or a number (as H.copy and the
+    -- conversion read it); any other value is the process's own data,
+    -- never joined into a message here (a table's __concat would run).
     local tag = mt and rawget(mt, "__warren")
-    if tag then return COPY_FAIL, tag .. " cannot be sent", "" end
+    local tt = type(tag)
+    if tt == "string" or tt == "number" then return COPY_FAIL, tag .. " cannot be sent", "" end
     open[t] = true
     SEND.bytes = SEND.bytes + 5
     if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
