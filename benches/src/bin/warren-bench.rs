@@ -78,7 +78,7 @@ fn main() {
         return;
     }
     let started = Instant::now();
-    eprintln!("warren-bench: measuring every goal (timings are the best of 3 runs)");
+    eprintln!("warren-bench: measuring every goal (timings are the best of 5 runs)");
     let peers = args.peers.then(Peers::detect);
     let rows = measure(Sizes::QUICK, peers.as_ref(), args.whole);
     print!("{}", table(&rows));
