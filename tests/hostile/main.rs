@@ -13,6 +13,7 @@ mod harness;
 mod host_memory;
 mod http_budget;
 mod io_surface;
+mod kernel_metamethods;
 mod kernel_unwind;
 mod lua_cpu;
 mod lua_memory;

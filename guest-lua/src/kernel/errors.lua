@@ -45,7 +45,7 @@ end
 -- Error objects, including ones that arrived from another process (revived
 -- with ErrMT by the host).
 local function is_err(v)
-    return ERRSET[v] ~= nil or (type(v) == "table" and raw_getmetatable(v) == ErrMT)
+    return ERRSET[v] ~= nil or (type(v) == "table" and rawequal(raw_getmetatable(v), ErrMT))
 end
 
 function ErrMethods:kind() return rawget(self, "_kind") end

@@ -230,7 +230,7 @@ local SnapMT = { __index = SnapMethods, __metatable = false }
 -- A snapshot's entries are kept in HELD (so a forged snapshot reaches none,
 -- and the process is charged for them).
 local function snap_list(s)
-    local list = raw_getmetatable(s) == SnapMT and HELD[s]
+    local list = rawequal(raw_getmetatable(s), SnapMT) and HELD[s]
     if not list then error("expected a registry snapshot", 3) end
     return list
 end

@@ -112,7 +112,7 @@ function SpawnerMethods:with_message(topic, ...)
 end
 
 local function spawn_with(b, link, monitor, id, host, ...)
-    if getmetatable(b) ~= false or raw_getmetatable(b) ~= SpawnerMT then
+    if getmetatable(b) ~= false or not rawequal(raw_getmetatable(b), SpawnerMT) then
         error("expected a spawner (process.with_context or process.with_options)", 3)
     end
     check_str(id, "spawner:spawn: entry id", 3)

@@ -9,6 +9,9 @@
 
 local K, H = ...
 local call, call_as, entry_id, mkerr, raw_getmetatable = K.call, K.call_as, K.entry_id, K.mkerr, K.raw_getmetatable
+-- A handle is told by its metatable, compared raw: a process's own
+-- metatable may carry an __eq of its own (its metatable's).
+local rawequal = rawequal
 local type, rawget, rawset, setmetatable, error, math_type = type, rawget, rawset, setmetatable, error, math.type
 local H_get, H_op, H_open, H_file = H.fs_get, H.fs_op, H.fs_open, H.fs_file
 
@@ -21,7 +24,7 @@ local VolMT = { __index = VolMethods, __metatable = false, __name = "fs.volume" 
 local FileMT = { __index = FileMethods, __metatable = false, __name = "fs.file" }
 
 local function check(self, mt, what)
-    if type(self) ~= "table" or raw_getmetatable(self) ~= mt then
+    if type(self) ~= "table" or not rawequal(raw_getmetatable(self), mt) then
         error(what .. ": called on something that is not a " .. mt.__name .. " handle", 3)
     end
 end
@@ -48,7 +51,7 @@ VolMethods.read_file = VolMethods.readfile
 local copy_file -- function(self, p, source, mode), below
 function VolMethods:writefile(p, data, mode)
     if mode ~= nil and type(mode) ~= "string" then return invalid("vol:writefile: mode must be a string") end
-    if type(data) == "table" and raw_getmetatable(data) == FileMT then
+    if type(data) == "table" and rawequal(raw_getmetatable(data), FileMT) then
         return copy_file(self, p, data, mode or "w")
     end
     if type(data) ~= "string" then

@@ -7,6 +7,9 @@
 
 local K, H = ...
 local call, entry_id, mkerr, raw_getmetatable = K.call, K.entry_id, K.mkerr, K.raw_getmetatable
+-- A handle is told by its metatable, compared raw: a process's own
+-- metatable may carry an __eq of its own (its metatable's).
+local rawequal = rawequal
 local type, rawget, rawset, next, setmetatable, error = type, rawget, rawset, next, setmetatable, error
 local s_format, s_lower, s_gsub, s_find, s_sub, s_upper = string.format, string.lower, string.gsub, string.find, string.sub, string.upper
 local H_request, H_batch, H_meta, H_read, H_close = H.http_request, H.http_batch, H.http_stream_meta, H.http_stream_read, H.http_close
@@ -95,7 +98,7 @@ function http.decode_uri(s)
 end
 
 local function check_stream(self, what)
-    if type(self) ~= "table" or raw_getmetatable(self) ~= StreamMT then
+    if type(self) ~= "table" or not rawequal(raw_getmetatable(self), StreamMT) then
         error(what .. ": called on something that is not a response stream", 3)
     end
 end

@@ -7,7 +7,7 @@
 -- (their buffers are its memory).
 
 local K = ...
-local type, rawget, setmetatable, error, raw_getmetatable = type, rawget, setmetatable, error, K.raw_getmetatable
+local type, rawget, rawequal, setmetatable, error, raw_getmetatable = type, rawget, rawequal, setmetatable, error, K.raw_getmetatable
 local s_find, s_sub = string.find, string.sub
 
 local SPLITS = { lines = true, words = true, bytes = true, runes = true }
@@ -49,7 +49,7 @@ local function take_token(sc)
 end
 
 function Methods:scan()
-    if type(self) ~= "table" or raw_getmetatable(self) ~= MT then error("scanner:scan: not a scanner", 2) end
+    if type(self) ~= "table" or not rawequal(raw_getmetatable(self), MT) then error("scanner:scan: not a scanner", 2) end
     while true do
         local token, rest = take_token(self)
         if token then

@@ -68,7 +68,7 @@ local function param(v, what, i)
     if t == "boolean" then return "b", v end
     if t == "number" then return math_type(v) == "integer" and "i" or "f", v end
     if t == "string" then return "t", v end
-    if t == "table" and raw_getmetatable(v) == AsMT then return typed(v, what, i) end
+    if t == "table" and rawequal(raw_getmetatable(v), AsMT) then return typed(v, what, i) end
     return nil, s_format("%s: parameter %d is a %s, which SQL cannot take", what, i, t)
 end
 
@@ -110,7 +110,7 @@ local StmtMT = { __index = StmtMethods, __metatable = false, __name = "sql.stmt"
 -- `self` must be a handle of this module: anything else raises (the one
 -- misuse that raises rather than returning an error, as in Wippy).
 local function check(self, mt, what)
-    if type(self) ~= "table" or raw_getmetatable(self) ~= mt then
+    if type(self) ~= "table" or not rawequal(raw_getmetatable(self), mt) then
         error(s_format("%s: called on something that is not a %s handle", what, mt.__name), 3)
     end
 end
