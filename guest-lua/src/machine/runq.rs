@@ -612,8 +612,9 @@ unsafe fn settled(l: *mut lua_State, nres: c_int, block: *const c_void) -> bool 
         if owed(l) {
             return false;
         }
-        !raw::truthy(l, 5, Key::Env)
-            || raw::int(l, 5, Key::Nready) != 0
+        // A ready coroutine first: a ping-pong's other side is queued.
+        raw::int(l, 5, Key::Nready) != 0
+            || !raw::truthy(l, 5, Key::Env)
             || raw::int(l, 5, Key::Ext) != 0
             || raw::int(l, 5, Key::Live) <= 0
     }
