@@ -10,6 +10,7 @@ mod fs_env_surface;
 mod funcs_surface;
 mod handles;
 mod harness;
+mod held_memory;
 mod host_memory;
 mod http_budget;
 mod io_surface;

@@ -304,10 +304,12 @@ local function local_scope(scope, what)
         what, describe(scope), name))
 end
 
--- process record -> { name -> pid } of names it registered for other pids:
--- it may unregister those too, as long as they still name that pid.
-local REGISTERED_FOR = setmetatable({}, { __mode = "k" })
-H.kernel_tables(REGISTERED_FOR) -- as the tables named at the end
+-- A process's `regfor`, { name -> pid }: the names it registered for
+-- other pids, which it may unregister too, as long as they still name
+-- that pid. A field of its record, so measured as its own: a weak table
+-- of the kernel's kept them unmeasured, and names registered for
+-- processes that then ended piled up (100,000 names, 33 MB, measured at
+-- 8 KB).
 
 function process.registry.register(name, pid, scope)
     check_str(name, "process.registry.register: name", 2)
@@ -318,8 +320,8 @@ function process.registry.register(name, pid, scope)
     local ok, kind, msg, retryable = H.register(p.id, name, pid or p.pid)
     if not ok then return nil, mkerr(kind, msg, retryable) end
     if pid ~= nil and pid ~= p.pid then
-        local mine = REGISTERED_FOR[p] or {}
-        REGISTERED_FOR[p] = mine
+        local mine = p.regfor or {}
+        p.regfor = mine
         mine[name] = pid
     end
     return true
@@ -340,7 +342,7 @@ function process.registry.unregister(name, scope)
     local okscope, err = local_scope(scope, "process.registry.unregister")
     if not okscope then return nil, err end
     local p = me()
-    local mine = REGISTERED_FOR[p]
+    local mine = p.regfor
     local for_pid = mine and mine[name]
     if mine then mine[name] = nil end
     return H.unregister(p.id, name, for_pid)

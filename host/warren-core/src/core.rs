@@ -96,6 +96,12 @@ struct Peers {
     /// Who monitors it: a set, so a process monitoring it again holds one
     /// monitor (a loop of `monitor` calls grew a list by 8 bytes each).
     watchers: FxHashSet<Pid>,
+    /// What it monitors, until that one's EXIT event reaches it: its exit
+    /// takes it off those targets' `watchers`. Without it a watcher that
+    /// ended stayed in every set it was in for as long as the targets
+    /// lived (200,000 short-lived processes monitoring 10 long-lived
+    /// ones held 24 MB in the core, counted against no host).
+    watching: FxHashSet<Pid>,
 }
 
 impl ProcEntry {
@@ -490,7 +496,7 @@ impl Core {
 
     /// Spawns a process on behalf of `parent`, optionally linked to and/or monitored by it.
     pub fn spawn(&mut self, parent: Pid, req: SpawnRequest) -> Result<Pid, ProcError> {
-        let link = req.link;
+        let (link, monitor) = (req.link, req.monitor);
         if self.burst.parent != Some(parent) {
             self.burst.parent = Some(parent);
             self.burst.placed.fill(0);
@@ -513,6 +519,9 @@ impl Core {
         let pid = cmd.pid;
         if link && let Some(p) = self.procs.get_mut(&parent) {
             p.peers().links.insert(pid);
+        }
+        if monitor && let Some(p) = self.procs.get_mut(&parent) {
+            p.peers().watching.insert(pid);
         }
         self.dispatch(worker, Cmd::Spawn(cmd));
         Ok(pid)
@@ -552,18 +561,23 @@ impl Core {
     /// monitor of the same target changes nothing.
     pub fn monitor(&mut self, me: Pid, target: Pid) -> Result<(), ProcError> {
         self.check_reach("monitor", me, target)?;
-        if self.post(Cmd::AddMonitor {
+        if !self.post(Cmd::AddMonitor {
             target,
             watcher: me,
         }) {
-            Ok(())
-        } else {
-            Err(not_alive(target))
+            return Err(not_alive(target));
         }
+        if let Some(p) = self.procs.get_mut(&me) {
+            p.peers().watching.insert(target);
+        }
+        Ok(())
     }
 
     /// Removes `me`'s monitor of `target` (monitoring it twice made one).
     pub fn unmonitor(&mut self, me: Pid, target: Pid) {
+        if let Some(peers) = self.procs.get_mut(&me).and_then(|p| p.peers.as_mut()) {
+            peers.watching.remove(&target);
+        }
         self.post(Cmd::RemoveMonitor {
             target,
             watcher: me,
@@ -906,6 +920,12 @@ impl Core {
                 result: result.clone(),
             };
             self.post(Cmd::Deliver(watcher, Item::Event(event)));
+        }
+        for target in peers.watching {
+            self.post(Cmd::RemoveMonitor {
+                target,
+                watcher: me,
+            });
         }
         let failure = result.as_ref().err().map(|e| e.message.clone());
         let watched = self.shared.process_exited(self.worker, me, result);
@@ -1395,6 +1415,11 @@ impl Core {
         let Some(p) = self.procs.get_mut(&pid) else {
             return Err(item);
         };
+        if let Item::Event(Event::Exit { from, .. }) = &item
+            && let Some(peers) = p.peers.as_mut()
+        {
+            peers.watching.remove(from); // the monitor has done its work
+        }
         // A mailbox the core keeps files what is its; the front-end only
         // learns that its process has something new (one wake-up queued
         // for any number of arrivals).
