@@ -1185,6 +1185,14 @@ fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     h.set(
         "parse_duration",
         lua.create_function(|_, s: LuaString| {
+            let len = s.as_bytes().len();
+            if len > duration::MAX_TEXT_BYTES {
+                // Refused before it is copied.
+                return Ok((
+                    None,
+                    Some(duration::DurationError::TooLong(len).to_string()),
+                ));
+            }
             Ok(match duration::parse(&s.to_string_lossy()) {
                 Ok(ns) => (Some(ns), None),
                 Err(e) => (None, Some(e.to_string())),

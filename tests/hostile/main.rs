@@ -12,6 +12,7 @@ mod handles;
 mod harness;
 mod held_memory;
 mod host_memory;
+mod host_metamethods;
 mod http_budget;
 mod io_surface;
 mod kernel_metamethods;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use mlua::{Lua, LuaString, Table};
 use warren_core::grants::{ENV_GET, ENV_SET};
 use warren_core::{Core, CoreRef, ErrorKind, Grants, OpValue, Pid, ProcError, Value};
-use warren_env::{Env, VariableDef};
+use warren_env::{Env, MAX_NAME_LEN, MAX_VALUE_BYTES, VariableDef};
 
 use super::{denied, grants_of, invalid, pid, started};
 
@@ -69,7 +69,7 @@ fn work(
     entry: &str,
     op: &str,
     name: Option<String>,
-    value: Option<String>,
+    value: Option<&LuaString>,
 ) -> Result<Work, ProcError> {
     let core = core.borrow();
     let grants = grants_of(&core, me, entry);
@@ -89,7 +89,10 @@ fn work(
         "set" => {
             let env = env_of(&core).map_err(|_| denied_or_missing(&grants, ENV_SET, &name))?;
             let var = variable(&env, &grants, ENV_SET, &name, entry)?;
-            let value = value.unwrap_or_default();
+            bounded(value, MAX_VALUE_BYTES, || {
+                format!("a value of variable '{name}' is limited to {MAX_VALUE_BYTES} bytes")
+            })?;
+            let value = value.map(|v| v.to_string_lossy()).unwrap_or_default();
             Ok(Box::new(move || {
                 env.set(&var, &value).map(|()| Value::Bool(true))
             }))
@@ -127,6 +130,14 @@ fn get_all(env: &Env, grants: &Grants) -> Result<Value, ProcError> {
     Ok(Value::Map(out))
 }
 
+/// `INVALID` (`why`) when `s` is longer than `max` bytes.
+fn bounded(s: Option<&LuaString>, max: usize, why: impl Fn() -> String) -> Result<(), ProcError> {
+    match s {
+        Some(s) if s.as_bytes().len() > max => Err(ProcError::new(ErrorKind::Invalid, why())),
+        _ => Ok(()),
+    }
+}
+
 /// Registers `H.env_call(me, entry, op, name, value)`.
 pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let c = core.clone();
@@ -134,8 +145,15 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
     let call = move |lua: &Lua, (me, entry, op, name, value): Args| {
         let me = pid(me);
         let start = || -> Result<u64, ProcError> {
-            let text = |s: Option<LuaString>| s.map(|s| s.to_string_lossy());
-            let work = work(&c, me, &entry, &op, text(name), text(value))?;
+            // A name's length before it is copied (a name past it is
+            // refused first, as `check_name` does); a value's is checked by
+            // `work` after the grant, before it is copied: a megabyte's
+            // name or value was copied, and queued, before it was refused.
+            bounded(name.as_ref(), MAX_NAME_LEN, || {
+                format!("variable name is longer than {MAX_NAME_LEN} bytes")
+            })?;
+            let name = name.map(|s| s.to_string_lossy());
+            let work = work(&c, me, &entry, &op, name, value.as_ref())?;
             let work = move || work().map(OpValue::Value);
             c.borrow_mut()
                 .start_blocking_op(me, "env call", ENV_CALL_DEADLINE, work)

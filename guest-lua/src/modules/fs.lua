@@ -37,13 +37,25 @@ function fs.get(id)
     return setmetatable({ _id = id, _cwd = "/" }, VolMT)
 end
 
--- Runs volume operation `op` on path `p` (and `a`, `b`). Plain field
--- reads: `self` is checked to be a volume handle, whose `_id` and `_cwd`
--- are always set.
+-- A volume handle's id and directory. The handle is its process's own
+-- table, which it may have rewritten (`rawset(vol, "_id", {})`): fields
+-- that are not strings are refused here, where the host's conversion
+-- raised.
+local function place(self, what)
+    local id, cwd = rawget(self, "_id"), rawget(self, "_cwd")
+    if type(id) ~= "string" or type(cwd) ~= "string" then
+        return nil, mkerr("INVALID", what .. ": the volume handle was altered: its id or directory is not a string")
+    end
+    return id, cwd
+end
+
+-- Runs volume operation `op` on path `p` (and `a`, `b`).
 local function vol_op(self, what, op, p, a, b)
     check(self, VolMT, what)
     if type(p) ~= "string" then return invalid(what .. ": the path must be a string") end
-    return call_as(H_op, self._id, self._cwd, op, p, a, b)
+    local id, cwd = place(self, what)
+    if not id then return nil, cwd end
+    return call_as(H_op, id, cwd, op, p, a, b)
 end
 
 function VolMethods:readfile(p) return vol_op(self, "vol:readfile", "read", p) end
@@ -88,7 +100,9 @@ function VolMethods:open(p, mode)
     check(self, VolMT, "vol:open")
     if type(p) ~= "string" then return invalid("vol:open: the path must be a string") end
     if type(mode) ~= "string" then return invalid("vol:open: mode must be \"r\", \"w\", \"a\" or \"wx\"") end
-    local h, err = call_as(H_open, rawget(self, "_id"), rawget(self, "_cwd"), p, mode)
+    local id, cwd = place(self, "vol:open")
+    if not id then return nil, cwd end
+    local h, err = call_as(H_open, id, cwd, p, mode)
     if not h then return nil, err end
     return setmetatable({ _h = h }, FileMT)
 end
@@ -128,8 +142,10 @@ local COPY_CHUNK = 65536
 function copy_file(self, p, source, mode)
     check(self, VolMT, "vol:writefile")
     if type(p) ~= "string" then return invalid("vol:writefile: the path must be a string") end
+    local id, cwd = place(self, "vol:writefile")
+    if not id then return nil, cwd end
     local me, entry = entry_id()
-    local h, err = call(H_open, me, entry, rawget(self, "_id"), rawget(self, "_cwd"), p, mode)
+    local h, err = call(H_open, me, entry, id, cwd, p, mode)
     if not h then return nil, err end
     local src = rawget(source, "_h")
     while true do

@@ -135,34 +135,39 @@ end
 -- Plain field reads: `self` is checked to be a handle of this module, so
 -- an absent field goes to DbMethods (which has no `_` fields), never to
 -- code of the caller's.
+-- The handle is its process's own table, which it may have rewritten
+-- (`rawset(db, "_id", {})`): an id that is not a string is refused here,
+-- where the host's conversion raised.
 local function db_target(self, what)
     check(self, DbMT, what)
-    if self._released then return nil end
-    return self._id
+    if self._released then return nil, "was released" end
+    local id = rawget(self, "_id")
+    if type(id) ~= "string" then return nil, "was altered: its id is not a string" end
+    return id
 end
-local function released(what) return invalid(what .. ": the database handle was released") end
+local function released(what, why) return invalid(what .. ": the database handle " .. why) end
 
 function DbMethods:query(q, params)
-    local target = db_target(self, "db:query")
-    if not target then return released("db:query") end
+    local target, why = db_target(self, "db:query")
+    if not target then return released("db:query", why) end
     return run(H_query, target, "db:query", q, params)
 end
 function DbMethods:execute(q, params)
-    local target = db_target(self, "db:execute")
-    if not target then return released("db:execute") end
+    local target, why = db_target(self, "db:execute")
+    if not target then return released("db:execute", why) end
     return run(H_execute, target, "db:execute", q, params)
 end
 function DbMethods:prepare(q)
-    local target = db_target(self, "db:prepare")
-    if not target then return released("db:prepare") end
+    local target, why = db_target(self, "db:prepare")
+    if not target then return released("db:prepare", why) end
     if type(q) ~= "string" then return invalid("db:prepare: the SQL must be a string") end
     local h, err = call_as(H_prepare, target, q)
     if not h then return nil, err end
     return setmetatable({ _h = h }, StmtMT)
 end
 function DbMethods:begin(opts)
-    local target = db_target(self, "db:begin")
-    if not target then return released("db:begin") end
+    local target, why = db_target(self, "db:begin")
+    if not target then return released("db:begin", why) end
     local isolation, read_only = "default", false
     if opts ~= nil then
         if type(opts) ~= "table" then return invalid("db:begin: options must be a table") end
@@ -185,8 +190,8 @@ function DbMethods:type()
     return rawget(self, "_type")
 end
 function DbMethods:stats()
-    local target = db_target(self, "db:stats")
-    if not target then return released("db:stats") end
+    local target, why = db_target(self, "db:stats")
+    if not target then return released("db:stats", why) end
     local me, entry = entry_id()
     local stats, kind, msg = H_stats(me, entry, target)
     if stats == false then return nil, mkerr(kind, msg) end

@@ -8,6 +8,9 @@
 /// Why a duration string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
+    /// The text is longer than [`MAX_TEXT_BYTES`] (not looked at).
+    #[error("a duration of {0} bytes is longer than {MAX_TEXT_BYTES}")]
+    TooLong(usize),
     /// The text is not a Go-style duration.
     #[error("invalid duration {0:?}")]
     Invalid(String),
@@ -39,6 +42,11 @@ const UNITS: [(&str, u64); 8] = [
     ("h", 3_600_000_000_000),
 ];
 
+/// Longest text [`parse`] looks at. A duration is a few terms ("1h30m");
+/// endless "0s" terms never overflow, and parsing 64 MiB of them held a
+/// worker past the stuck limit (and the error quoted the text back).
+pub const MAX_TEXT_BYTES: usize = 256;
+
 /// The magnitude of the most negative duration, `-(i64::MIN)`.
 const MAX_MAGNITUDE: u64 = 1 << 63;
 
@@ -47,6 +55,9 @@ const MAX_MAGNITUDE: u64 = 1 << 63;
 /// nanosecond at any size; past 64 bits is an overflow), fractions scaled
 /// through a float (exact enough for a fraction of an hour).
 pub fn parse(text: &str) -> Result<i64, DurationError> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(DurationError::TooLong(text.len()));
+    }
     let invalid = || DurationError::Invalid(text.to_owned());
     let overflow = || DurationError::Overflow(text.to_owned());
     let (negative, mut rest) = match text.as_bytes().first() {
@@ -196,6 +207,22 @@ fn fraction(value: u64, scale: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_past_the_limit_is_refused_unread() {
+        let at_limit = "0s".repeat(MAX_TEXT_BYTES / 2);
+        assert_eq!(parse(&at_limit), Ok(0));
+        let over = format!("{at_limit}0");
+        assert_eq!(
+            parse(&over),
+            Err(DurationError::TooLong(MAX_TEXT_BYTES + 1))
+        );
+        // The error names the length, not the text.
+        assert_eq!(
+            DurationError::TooLong(1 << 20).to_string(),
+            format!("a duration of 1048576 bytes is longer than {MAX_TEXT_BYTES}")
+        );
+    }
 
     #[test]
     fn parses_go_forms() {
