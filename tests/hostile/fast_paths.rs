@@ -689,7 +689,13 @@ const ARGS: &str = r##"return function(...)
 end"##;
 
 fn spawning(source: &str) -> Outcome {
+    spawning_with(crate::harness::limits(), source)
+}
+
+/// [`spawning`] under `limits`.
+fn spawning_with(limits: HostLimits, source: &str) -> Outcome {
     let app = app()
+        .limits(limits)
         .entry("h:args", ARGS)
         .entry("h:attacker", &format!("{TRAP}\n{BARE}\n{source}"));
     attack(app, "h:attacker", Vec::new())
@@ -776,7 +782,14 @@ fn spawn_arguments_that_cannot_cross_are_refused_by_name() {
 
 #[test]
 fn spawn_arguments_sharing_one_table_stop_at_the_budget() {
-    let out = spawning(
+    // Its own arrays take a few MB: room enough that only the budget of a
+    // spawn's arguments stops it (under the harness's 8 MiB, a run beside
+    // other tests was now and then ended by its memory first).
+    let out = spawning_with(
+        HostLimits {
+            memory_per_process: 64 << 20,
+            ..crate::harness::limits()
+        },
         r#"return function()
             local out = {}
             local leaf = { 1 }

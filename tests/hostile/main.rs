@@ -21,6 +21,7 @@ mod lua_cpu;
 mod lua_memory;
 mod lua_sandbox;
 mod mailbox_flood;
+mod panics;
 mod quotas;
 mod reach;
 mod shared_state;
