@@ -942,6 +942,19 @@ fn register_mailbox(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     h.set("max_depth", crate::convert::MAX_DEPTH)
 }
 
+/// The text of a name or pid a process passed: names and pids are UTF-8,
+/// so bytes that are not name nothing; `INVALID` saying so (the
+/// conversion's own error named neither the call nor the value).
+fn name_text(s: &LuaString) -> Result<mlua::BorrowedStr, ProcError> {
+    s.to_str().map_err(|_| {
+        let shown: String = s.to_string_lossy().chars().take(64).collect();
+        ProcError::new(
+            ErrorKind::Invalid,
+            format!("{shown:?} is not valid UTF-8: no process name or pid is"),
+        )
+    })
+}
+
 impl From<mlua::Error> for Wrapped {
     fn from(err: mlua::Error) -> Self {
         Wrapped(ProcError::new(ErrorKind::Invalid, err.to_string()))
@@ -997,7 +1010,7 @@ fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
         let f = lua.create_function(
             move |lua, (me, target, extra): (i64, LuaString, LuaValue)| {
                 let result = (|| -> Result<bool, Wrapped> {
-                    let pid = c.borrow().resolve(pid_of(me), &target.to_str()?)?;
+                    let pid = c.borrow().resolve(pid_of(me), &name_text(&target)?)?;
                     op(lua, &mut c.borrow_mut(), pid_of(me), pid, extra)?;
                     Ok(true)
                 })();
@@ -1064,13 +1077,14 @@ fn register_registry(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let register =
         lua.create_function(move |lua, (me, name, pid): (i64, LuaString, LuaString)| {
             let result = (|| -> Result<bool, Wrapped> {
-                let pid = Pid::parse(&pid.to_str()?).ok_or_else(|| {
+                let pid = Pid::parse(&name_text(&pid)?).ok_or_else(|| {
                     ProcError::new(
                         ErrorKind::Invalid,
                         format!("{:?} is not a pid", pid.to_string_lossy()),
                     )
                 })?;
-                c.borrow_mut().register(pid_of(me), &name.to_str()?, pid)?;
+                c.borrow_mut()
+                    .register(pid_of(me), &name_text(&name)?, pid)?;
                 Ok(true)
             })();
             ok_or_failure(lua, result)
@@ -1078,7 +1092,10 @@ fn register_registry(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     h.set("register", register)?;
     let c = core.clone();
     let lookup = lua.create_function(move |lua, (me, name): (i64, LuaString)| {
-        let found = c.borrow().lookup_for(pid_of(me), &name.to_str()?);
+        let Ok(name) = name.to_str() else {
+            return LuaValue::Nil.into_lua_multi(lua); // no name is not UTF-8
+        };
+        let found = c.borrow().lookup_for(pid_of(me), &name);
         match found {
             Ok(pid) => pid.map(|p| p.to_string()).into_lua_multi(lua),
             Err(err) => (LuaValue::Nil, err.kind.name(), err.message).into_lua_multi(lua),
@@ -1088,7 +1105,9 @@ fn register_registry(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let c = core.clone();
     type UnregisterArgs = (i64, LuaString, Option<LuaString>);
     let unregister = lua.create_function(move |_, (me, name, for_pid): UnregisterArgs| {
-        let name = name.to_str()?;
+        let Ok(name) = name.to_str() else {
+            return Ok(false); // no name is not UTF-8: nothing to release
+        };
         let mut core = c.borrow_mut();
         // The holder of a name may release it, and so may the process that
         // registered it for another pid (`for_pid`, from the kernel's own
@@ -1205,7 +1224,11 @@ fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     )?;
     h.set(
         "format_time",
-        lua.create_function(|_, (ns, layout): (i64, String)| Ok(timefmt::format(ns, &layout)))?,
+        // The layout's bytes as text, each bad sequence one U+FFFD (a
+        // layout cut mid-character raised the conversion's error).
+        lua.create_function(|_, (ns, layout): (i64, LuaString)| {
+            Ok(timefmt::format(ns, &layout.to_string_lossy()))
+        })?,
     )?;
     // JSON text lands in the process's memory: at most its limit, and at
     // most MAX_JSON_BYTES, which bounds how long one encode holds the worker.

@@ -302,6 +302,35 @@ fn odd_pids_names_and_topics_are_errors_of_the_call() {
     );
 }
 
+/// Bytes that are not UTF-8 as a pid or a name: answered by the call,
+/// saying so (the host's conversion raised its own error out of it, which
+/// named neither the call nor the value), and a time layout cut
+/// mid-character formats (its bad bytes one U+FFFD each).
+#[test]
+fn bytes_that_are_not_utf8_as_a_pid_or_name_are_answered_not_raised() {
+    run(
+        r#"local time = require("time")"#,
+        r#"
+    for _, bad in ipairs({ "\xff", "<0.\xff>", "\xe2\x82" }) do
+        for name, f in pairs({ monitor = process.monitor, link = process.link, cancel = process.cancel,
+            terminate = process.terminate, register = process.registry.register }) do
+            local ok, v, err = pcall(f, bad)
+            assert(ok, name .. " raised: " .. tostring(v))
+            assert(v == nil and err:kind() == errors.INVALID and err:message():find("not valid UTF-8", 1, true),
+                name .. ": " .. tostring(err))
+        end
+        local ok, v, err = pcall(process.send, bad, "t", 1)
+        assert(ok and v == nil and err:message():find("UTF-8", 1, true), "send: " .. tostring(v or err))
+        ok, v, err = pcall(process.registry.lookup, bad)
+        assert(ok and v == nil and err:kind() == errors.NOT_FOUND, "lookup: " .. tostring(v or err))
+        ok, v = pcall(process.registry.unregister, bad)
+        assert(ok and v == false, "unregister: " .. tostring(v))
+    end
+    local ok, text = pcall(function() return time.unix(0):format("2006\xe2") end)
+    assert(ok and text == "1970\u{FFFD}", "format: " .. tostring(text))"#,
+    );
+}
+
 #[test]
 fn data_modules_with_odd_bytes_lengths_and_counts() {
     run(
