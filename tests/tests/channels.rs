@@ -177,6 +177,34 @@ fn a_receive_case_is_made_once_per_channel_and_serves_every_select() {
     assert_eq!(v, s("a1 a2 a3 bx false:nil"));
 }
 
+/// The case methods (C, `machine/select.rs`): a send case is made per
+/// call and carries its own value (nil too); either method on something
+/// that is not a channel raises at its caller, naming what it got; a case
+/// is an opaque object no process can retarget.
+#[test]
+fn case_methods_carry_their_values_and_refuse_what_is_not_a_channel() {
+    let v = ok(r#"return function()
+        local out = {}
+        local a = channel.new(4)
+        local c1, c2, cn = a:case_send(1), a:case_send(2), a:case_send(nil)
+        out[#out + 1] = tostring(c1 ~= c2)
+        for _, c in ipairs({ c2, cn, c1 }) do channel.select({ c }) end
+        for _ = 1, 3 do local v, ok = a:receive() out[#out + 1] = tostring(v) .. ":" .. tostring(ok) end
+        local function at(e) return tostring(e):match("^(.-:%d+:)") end
+        local _, e = pcall(function() a.case_receive(42) end); local _, here = pcall(function() error("x") end)
+        out[#out + 1] = (tostring(e):find("expected a channel, got number", 1, true) and at(e) == at(here)) and "receive refused" or tostring(e)
+        _, e = pcall(function() a.case_send({}, 1) end); _, here = pcall(function() error("x") end)
+        out[#out + 1] = (tostring(e):find("expected a channel, got table", 1, true) and at(e) == at(here)) and "send refused" or tostring(e)
+        local case = a:case_receive()
+        out[#out + 1] = tostring(getmetatable(case)) .. " " .. tostring(pcall(setmetatable, case, {}))
+        return table.concat(out, " ")
+    end"#);
+    assert_eq!(
+        v,
+        s("true 2:true nil:true 1:true receive refused send refused false false")
+    );
+}
+
 #[test]
 fn repeated_select_sends_do_not_leak_waiters() {
     // Each select leaves a completed send case on `idle`: in its slot,

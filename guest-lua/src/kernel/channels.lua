@@ -162,27 +162,12 @@ local WRAPPED = setmetatable({}, { __mode = "k" })
 local HELD = setmetatable({}, { __mode = "k" })
 
 -- What a case stands for: CASE[case] = { s, send, v } (the channel's
--- state, whether it sends, the value), read by the select in C.
-function ChanMethods:case_send(v)
-    local s = state_of(self, 2)
-    local c = setmetatable({}, CaseMT)
-    CASE[c] = { s, true, v }
-    return c
-end
-
--- A receive case holds nothing of its call, so a channel makes one and
--- hands it out again (`s.rcase`): a service's select loop then makes no
--- case tables (they were half of a select's cost). CASE is weak-keyed:
--- a channel, its state and its case are collected together.
-function ChanMethods:case_receive()
-    local s = state_of(self, 2)
-    local c = s.rcase
-    if c then return c end
-    c = setmetatable({}, CaseMT)
-    CASE[c] = { s, false }
-    s.rcase = c
-    return c
-end
+-- state, whether it sends, the value), read by the select in C. The case
+-- methods are C too (machine/select.rs): a receive case is made once per
+-- channel and handed out again (`s.rcase`), so a service's select loop
+-- makes no case tables; CASE is weak-keyed, so a channel, its state and
+-- its case are collected together.
+ChanMethods.case_receive, ChanMethods.case_send = M.case_receive, M.case_send
 
 local channel = {}
 
@@ -197,7 +182,7 @@ end
 -- non-blocking form, as `default = true`) is in C (machine/select.rs):
 -- each case tried in order, else a waiter `{ cr, sel, v }` per case,
 -- all sharing `sel = { done }`, and one wait.
-M.bind_select(CASE)
+M.bind_select(CASE, CaseMT)
 channel.select = M.select
 
 -- Text of an error value, for a process's own code to call inside its own

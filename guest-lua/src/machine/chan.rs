@@ -479,7 +479,7 @@ pub(super) unsafe fn deliver_at(l: *mut lua_State, s: c_int, v: c_int) {
 /// # Safety
 ///
 /// As [`cr_of`].
-unsafe fn state_of(l: *mut lua_State) -> c_int {
+pub(super) unsafe fn state_of(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
         if !raw::chan_state(l, 1) {

@@ -45,7 +45,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 39] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 41] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -63,6 +63,8 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 39] = [
     (c"send", chan::send),
     (c"select", select::select),
     (c"bind_select", select::bind_select),
+    (c"case_receive", select::case_receive),
+    (c"case_send", select::case_send),
     (c"process_send", send::lua_send),
     (c"bind_send", send::bind_send),
     (c"spawn1", spawn::lua_spawn1),

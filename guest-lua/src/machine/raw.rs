@@ -96,6 +96,8 @@ pub(super) enum Late {
     /// The kernel's `CASE`: a select case -> its record `{ s, send, v }`
     /// (`bind_select`).
     Case = 26,
+    /// The metatable of select cases (`bind_select`).
+    CaseMt = 27,
 }
 /// The bytes of the string at `idx`, or `None` when it is not a string
 /// (a number is not converted: the type is read first).
@@ -174,11 +176,13 @@ pub(super) enum Key {
     Channel,
     Ok,
     Default,
+    /// A channel state's receive case (`case_receive`).
+    Rcase,
 }
 
 impl Key {
     /// Every key, in upvalue order (each at its discriminant).
-    pub(super) const ALL: [Key; 48] = [
+    pub(super) const ALL: [Key; 49] = [
         Key::Buf,
         Key::H,
         Key::T,
@@ -227,6 +231,7 @@ impl Key {
         Key::Channel,
         Key::Ok,
         Key::Default,
+        Key::Rcase,
     ];
 
     /// The field's name in the kernel's records.
@@ -280,16 +285,17 @@ impl Key {
             Key::Channel => "channel",
             Key::Ok => "ok",
             Key::Default => "default",
+            Key::Rcase => "rcase",
         }
     }
 }
 
 // Every key is in ALL at its own position: the last one is, and positions
 // are distinct discriminants.
-const _: () = assert!(Key::Default as usize == Key::ALL.len() - 1);
+const _: () = assert!(Key::Rcase as usize == Key::ALL.len() - 1);
 // Every key has a number in the vendored Lua's table of keys
 // (`WARREN_NKEYS` in lwarren.h).
-const _: () = assert!(Key::ALL.len() <= 48);
+const _: () = assert!(Key::ALL.len() <= 64);
 
 /// Registers the name on top of the stack (popped) as `key` with the VM:
 /// the vendored Lua's keys by number (`warren_setkey`), which the field
@@ -906,7 +912,7 @@ mod tests {
             push_str(l, long);
             let long_ok = warren_setkey(l, Key::Cap as c_int);
             push_str(l, "cap");
-            let range = warren_setkey(l, 48);
+            let range = warren_setkey(l, 64);
             let top = ffi::lua_gettop(l);
             // Key::Cap was never registered: absent, and a write is dropped.
             let cap = get(l, 1, Key::Cap);

@@ -31,18 +31,94 @@ use super::raw::{self, BLOCK, CLOSED, Key, LATE, Late, uv};
 /// call allocate without bound between two preemption points.
 const MAX_CASES: usize = 4096;
 
-/// `bind_select(CASE)`: the kernel's table of case records.
+/// `bind_select(CASE, CaseMT)`: the kernel's table of case records and
+/// the metatable of cases.
 ///
 /// # Safety
 ///
 /// Called by Lua as a machine C closure.
 pub(super) unsafe extern "C-unwind" fn bind_select(l: *mut lua_State) -> c_int {
-    // SAFETY: a table, checked, into its slot.
+    // SAFETY: two tables, checked, into their slots.
     unsafe {
         ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
-        ffi::lua_settop(l, 1);
+        ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
+        ffi::lua_settop(l, 2);
+        ffi::lua_rawseti(l, uv(LATE), Late::CaseMt as i64);
         ffi::lua_rawseti(l, uv(LATE), Late::Case as i64);
         0
+    }
+}
+
+/// Pushes a new case for channel state `s` (absolute), recorded in the
+/// kernel's `CASE` as `{ s, send, v }` (`v` absolute, 0 for none), and
+/// returns its index. May allocate.
+///
+/// # Safety
+///
+/// Called from a machine C function with room for four values.
+unsafe fn new_case(l: *mut lua_State, s: c_int, send: bool, v: c_int) -> c_int {
+    // SAFETY: fresh tables, written raw; the case's metatable is the
+    // kernel's (locked: `__metatable = false`).
+    unsafe {
+        ffi::lua_createtable(l, 0, 0);
+        let c = ffi::lua_gettop(l);
+        ffi::lua_rawgeti(l, uv(LATE), Late::CaseMt as i64);
+        ffi::lua_setmetatable(l, c);
+        ffi::lua_rawgeti(l, uv(LATE), Late::Case as i64); // c + 1
+        ffi::lua_pushvalue(l, c);
+        ffi::lua_createtable(l, if send { 3 } else { 2 }, 0); // c + 3
+        ffi::lua_pushvalue(l, s);
+        ffi::lua_rawseti(l, c + 3, 1);
+        ffi::lua_pushboolean(l, c_int::from(send));
+        ffi::lua_rawseti(l, c + 3, 2);
+        if v != 0 {
+            ffi::lua_pushvalue(l, v);
+            ffi::lua_rawseti(l, c + 3, 3);
+        }
+        ffi::lua_rawset(l, c + 1);
+        raw::settop(l, c);
+        c
+    }
+}
+
+/// `ch:case_receive()`: the channel's receive case, made on first use and
+/// kept in its state (`rcase`): it holds nothing of the call, so a
+/// service's select loop makes no case tables. `CASE` is weak-keyed: the
+/// channel, its state and its case are collected together.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn case_receive(l: *mut lua_State) -> c_int {
+    // SAFETY: the state is the kernel's, read and written raw.
+    unsafe {
+        raw::reserve(l);
+        raw::settop(l, 1);
+        let s = chan::state_of(l);
+        if raw::get(l, s, Key::Rcase) == ffi::LUA_TTABLE {
+            return 1;
+        }
+        raw::pop(l, 1);
+        let c = new_case(l, s, false, 0);
+        ffi::lua_pushvalue(l, c);
+        raw::set(l, s, Key::Rcase);
+        1
+    }
+}
+
+/// `ch:case_send(v)`: a send case of `v` on the channel, made per call.
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn case_send(l: *mut lua_State) -> c_int {
+    // SAFETY: as `case_receive`.
+    unsafe {
+        raw::reserve(l);
+        raw::settop(l, 2);
+        let s = chan::state_of(l);
+        new_case(l, s, true, 2);
+        1
     }
 }
 

@@ -153,7 +153,7 @@ LUA_API void (warren_rawsetkint) (lua_State *L, int idx, int k,
 **   as warren_rawgetk, warren_rawtruthy, warren_rawint, warren_rawsetk,
 **   warren_rawsetkint (a write to an existing field never allocates).
 */
-#define WARREN_NKEYS	48
+#define WARREN_NKEYS	64
 
 LUA_API int (warren_setkey) (lua_State *L, int n);
 LUA_API int (warren_getn) (lua_State *L, int idx, int n);
