@@ -29,6 +29,7 @@ mod sql_cpu;
 mod sql_engine;
 mod tokens;
 mod typed_surface;
+mod unaccounted_cpu;
 mod unmeasured;
 mod user_code;
 mod values;

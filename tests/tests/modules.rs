@@ -117,6 +117,30 @@ fn ticker_ticks_until_stopped() {
     assert_eq!(v, Value::Int(3));
 }
 
+/// A ticker whose tick waits unread arms nothing (it costs nothing while
+/// nobody reads); the receive that takes that tick re-arms it, through a
+/// plain receive or a select, and a stopped one stays stopped.
+#[test]
+fn a_ticker_read_late_gives_its_waiting_tick_then_ticks_again() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local tk = time.ticker("5ms")
+        local ch = tk:channel()
+        ch:receive()
+        time.sleep("50ms") -- ticks come and find the last one unread
+        local waiting = channel.select({ ch:case_receive() }, true) -- taken without a wait
+        ch:receive() -- a fresh one: the ticker ticks again
+        local r = channel.select({ ch:case_receive() })
+        assert(r.ok, "select")
+        time.sleep("30ms") -- a tick waits again
+        tk:stop()
+        ch:receive() -- what waited when it stopped
+        local after = channel.select({ ch:case_receive() }, true)
+        return tostring(waiting.default == nil and waiting.ok) .. " " .. tostring(after.default)
+    end"#);
+    assert_eq!(v, s("true true"));
+}
+
 #[test]
 fn a_pending_ticker_does_not_keep_an_ended_process_alive() {
     let v = ok(r#"local time = require("time")

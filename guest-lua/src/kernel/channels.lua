@@ -182,7 +182,8 @@ end
 -- non-blocking form, as `default = true`) is in C (machine/select.rs):
 -- each case tried in order, else a waiter `{ cr, sel, v }` per case,
 -- all sharing `sel = { done }`, and one wait.
-M.bind_select(CASE, CaseMT)
+-- M.bind_select(CASE, CaseMT, resume_tick) is made with the tickers
+-- (time.lua).
 channel.select = M.select
 
 -- Text of an error value, for a process's own code to call inside its own

@@ -252,6 +252,7 @@ function TimerMethods:channel() return timer_state(self, 2).s.proxy end
 TimerMethods.response = TimerMethods.channel -- Wippy's name
 function TimerMethods:stop()
     local st = timer_state(self, 2)
+    st.paused = nil -- a stopped ticker is not re-armed by a receive
     local timers = st.p.timers
     local pending = st.id ~= nil and timers and timers[st.id] ~= nil or false
     if st.id and timers then timers[st.id] = nil end
@@ -269,21 +270,43 @@ function TimerMethods:reset(d)
     return pending
 end
 
+-- A ticker whose last tick still waits unread arms nothing when it fires
+-- (`paused`): the receive that takes that tick re-arms it (the machine's
+-- try_recv calls resume_tick, bound below, for a state with a `tick`). A
+-- ticker nobody reads then costs nothing; re-armed at every fire, one of
+-- 1 ns kept a worker busy on nobody's account, and 6,000 of them starved
+-- the process's neighbours.
 function time.ticker(d)
     local ns = to_ns(d, 2)
     if ns <= 0 then return nonpositive("time.ticker", ns) end
     local p = me()
     local s = chan_state(1, true)
     local t = setmetatable({}, TimerMT)
-    local st = { p = p, s = s }
+    local st = { p = p, s = s, ns = ns }
     TIMERS[t] = st
     local function fire()
-        if not s.buf or qlen(s.buf) == 0 then deliver(s, tm(H.now())) end
+        st.id = nil
+        if s.buf and qlen(s.buf) > 0 then
+            st.paused = true
+            return
+        end
+        deliver(s, tm(H.now()))
         st.id = arm(p, ns, st.fire)
     end
     st.fire = fire
     st.id = arm(p, ns, fire)
+    s.tick = st
     return t
 end
+
+-- Re-arms ticker `st` if its last fire armed nothing; the machine's
+-- try_recv calls it just before it takes a tick from a ticker's channel.
+local function resume_tick(st)
+    if st.paused then
+        st.paused = nil
+        st.id = arm(st.p, st.ns, st.fire)
+    end
+end
+M.bind_select(CASE, CaseMT, resume_tick)
 end
 

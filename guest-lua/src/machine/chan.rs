@@ -363,6 +363,7 @@ pub(super) unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
         let top = ffi::lua_gettop(l);
         let buf = top + 1;
         if raw::get(l, s, Key::Buf) == ffi::LUA_TTABLE && !raw::q_empty(l, buf) {
+            resume_tick(l, s);
             raw::q_pop(l, buf); // top + 2: the value
             if raw::get(l, s, Key::Mb) != ffi::LUA_TNIL {
                 note_taken(l, top + 3);
@@ -401,6 +402,29 @@ pub(super) unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
             return true;
         }
         false
+    }
+}
+
+/// Before a value is taken from the buffer of channel state `s`: when it
+/// is a ticker's, the kernel's `resume_tick(ticker)` re-arms the ticker if
+/// its last fire found that value still unread and armed nothing (a
+/// ticker nobody reads costs nothing: re-armed at every fire, one of 1 ns
+/// kept a worker busy for nobody's account). Before the value is taken,
+/// so a memory error there leaves the channel as it was.
+///
+/// # Safety
+///
+/// As [`cr_of`]; `s` absolute; may allocate and raise (the kernel's Lua).
+unsafe fn resume_tick(l: *mut lua_State, s: c_int) {
+    // SAFETY: see above; the function is the kernel's (`bind_select`).
+    unsafe {
+        if raw::get(l, s, Key::Tick) == ffi::LUA_TTABLE {
+            ffi::lua_rawgeti(l, uv(raw::LATE), raw::Late::ResumeTick as i64);
+            ffi::lua_insert(l, -2);
+            ffi::lua_call(l, 1, 0);
+        } else {
+            raw::pop(l, 1);
+        }
     }
 }
 

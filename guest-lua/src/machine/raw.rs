@@ -98,6 +98,9 @@ pub(super) enum Late {
     Case = 26,
     /// The metatable of select cases (`bind_select`).
     CaseMt = 27,
+    /// The kernel's `resume_tick(ticker)`: re-arms a ticker whose last
+    /// tick waited unread (`bind_select`'s third argument).
+    ResumeTick = 28,
 }
 /// The bytes of the string at `idx`, or `None` when it is not a string
 /// (a number is not converted: the type is read first).
@@ -178,11 +181,13 @@ pub(super) enum Key {
     Default,
     /// A channel state's receive case (`case_receive`).
     Rcase,
+    /// A ticker's channel state: its ticker (see `chan::try_recv`).
+    Tick,
 }
 
 impl Key {
     /// Every key, in upvalue order (each at its discriminant).
-    pub(super) const ALL: [Key; 49] = [
+    pub(super) const ALL: [Key; 50] = [
         Key::Buf,
         Key::H,
         Key::T,
@@ -232,6 +237,7 @@ impl Key {
         Key::Ok,
         Key::Default,
         Key::Rcase,
+        Key::Tick,
     ];
 
     /// The field's name in the kernel's records.
@@ -286,13 +292,14 @@ impl Key {
             Key::Ok => "ok",
             Key::Default => "default",
             Key::Rcase => "rcase",
+            Key::Tick => "tick",
         }
     }
 }
 
 // Every key is in ALL at its own position: the last one is, and positions
 // are distinct discriminants.
-const _: () = assert!(Key::Rcase as usize == Key::ALL.len() - 1);
+const _: () = assert!(Key::Tick as usize == Key::ALL.len() - 1);
 // Every key has a number in the vendored Lua's table of keys
 // (`WARREN_NKEYS` in lwarren.h).
 const _: () = assert!(Key::ALL.len() <= 64);

@@ -31,18 +31,21 @@ use super::raw::{self, BLOCK, CLOSED, Key, LATE, Late, uv};
 /// call allocate without bound between two preemption points.
 const MAX_CASES: usize = 4096;
 
-/// `bind_select(CASE, CaseMT)`: the kernel's table of case records and
-/// the metatable of cases.
+/// `bind_select(CASE, CaseMT, resume_tick)`: the kernel's table of case
+/// records, the metatable of cases, and its `resume_tick` (see
+/// `chan::try_recv`).
 ///
 /// # Safety
 ///
 /// Called by Lua as a machine C closure.
 pub(super) unsafe extern "C-unwind" fn bind_select(l: *mut lua_State) -> c_int {
-    // SAFETY: two tables, checked, into their slots.
+    // SAFETY: two tables and a function, checked, into their slots.
     unsafe {
         ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
         ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
-        ffi::lua_settop(l, 2);
+        ffi::luaL_checktype(l, 3, ffi::LUA_TFUNCTION);
+        ffi::lua_settop(l, 3);
+        ffi::lua_rawseti(l, uv(LATE), Late::ResumeTick as i64);
         ffi::lua_rawseti(l, uv(LATE), Late::CaseMt as i64);
         ffi::lua_rawseti(l, uv(LATE), Late::Case as i64);
         0
