@@ -985,15 +985,9 @@ fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
     type Op = fn(&Lua, &mut warren_core::Core, Pid, Pid, LuaValue) -> Result<(), ProcError>;
     let ops: [(&str, Op); 6] = [
         ("link", |_, c, me, pid, _| c.link(me, pid)),
-        ("unlink", |_, c, me, pid, _| {
-            c.unlink(me, pid);
-            Ok(())
-        }),
+        ("unlink", |_, c, me, pid, _| c.unlink(me, pid)),
         ("monitor", |_, c, me, pid, _| c.monitor(me, pid)),
-        ("unmonitor", |_, c, me, pid, _| {
-            c.unmonitor(me, pid);
-            Ok(())
-        }),
+        ("unmonitor", |_, c, me, pid, _| c.unmonitor(me, pid)),
         ("cancel", |lua, c, me, pid, reason| {
             c.check_reach("cancel", me, pid)?;
             let budget = Budget::message(c.message_budget(me, pid));

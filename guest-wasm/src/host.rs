@@ -191,6 +191,18 @@ impl ProcState {
         self.core_call(|c, me| c.resolve(me, target))
     }
 
+    /// `target` resolved and refused unless this process may reach it
+    /// (`op` names the operation), before any payload of the call is looked
+    /// at: bytes were judged (refused as malformed or too large) before the
+    /// reach check, where every Lua path checks reach first.
+    fn reach(&self, op: &str, target: &str) -> Result<Pid, WitError> {
+        self.core_call(|c, me| {
+            let to = c.resolve(me, target)?;
+            c.check_reach(op, me, to)?;
+            Ok(to)
+        })
+    }
+
     /// Arms a timer for `timeout_ns`, if any, and returns its id.
     pub(crate) fn arm(&mut self, timeout_ns: Option<u64>) -> Option<u64> {
         let ns = timeout_ns?;
@@ -263,7 +275,8 @@ impl Host for ProcState {
         link: bool,
         monitor: bool,
     ) -> Result<String, WitError> {
-        let args = decode_all(&args, "argument", self.max_message_bytes())?;
+        let max = self.core_call(|c, me| c.spawn_budget(me, &entry, &host))?;
+        let args = decode_all(&args, "argument", max)?;
         let mut req = SpawnRequest::new(entry, host, args);
         req.link = link;
         req.monitor = monitor;
@@ -276,7 +289,8 @@ impl Host for ProcState {
         host: String,
         args: Vec<Vec<u8>>,
     ) -> Result<Vec<u8>, WitError> {
-        let args = decode_all(&args, "argument", self.max_message_bytes())?;
+        let max = self.core_call(|c, me| c.spawn_budget(me, &entry, &host))?;
+        let args = decode_all(&args, "argument", max)?;
         let mut req = SpawnRequest::new(entry, host, args);
         req.monitor = true;
         let child = self.core_call(|c, me| c.spawn(me, req))?;
@@ -299,8 +313,8 @@ impl Host for ProcState {
         topic: String,
         payloads: Vec<Vec<u8>>,
     ) -> Result<(), WitError> {
+        let to = self.reach("send", &dest)?;
         let payloads = payloads_of(payloads, self.max_message_bytes())?;
-        let to = self.target(&dest)?;
         self.core_call(|c, me| c.send(me, to, &topic, payloads))
     }
 
@@ -378,10 +392,7 @@ impl Host for ProcState {
 
     async fn unlink(&mut self, target: String) -> Result<(), WitError> {
         let to = self.target(&target)?;
-        self.core_call(|c, me| {
-            c.unlink(me, to);
-            Ok(())
-        })
+        self.core_call(|c, me| c.unlink(me, to))
     }
 
     async fn monitor(&mut self, target: String) -> Result<(), WitError> {
@@ -391,13 +402,11 @@ impl Host for ProcState {
 
     async fn unmonitor(&mut self, target: String) -> Result<(), WitError> {
         let to = self.target(&target)?;
-        self.core_call(|c, me| {
-            c.unmonitor(me, to);
-            Ok(())
-        })
+        self.core_call(|c, me| c.unmonitor(me, to))
     }
 
     async fn cancel(&mut self, target: String, reason: Vec<u8>) -> Result<(), WitError> {
+        let to = self.reach("cancel", &target)?;
         let max = self.max_message_bytes();
         if reason.len() > max {
             let why = warren_core::error::one_too_large("a cancel reason", reason.len(), max);
@@ -405,7 +414,6 @@ impl Host for ProcState {
         }
         let reason =
             decode(&reason).map_err(|e| wit_error(&ProcError::new(ErrorKind::Invalid, e)))?;
-        let to = self.target(&target)?;
         self.core_call(|c, me| c.cancel(me, to, reason))
     }
 

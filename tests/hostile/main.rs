@@ -24,6 +24,7 @@ mod mailbox_flood;
 mod panics;
 mod quotas;
 mod reach;
+mod reach_paths;
 mod shared_state;
 mod sql_cpu;
 mod sql_engine;

@@ -404,6 +404,12 @@ impl Core {
         if let Some(pid) = Pid::parse(dest) {
             return Ok(pid);
         }
+        self.resolve_name(me, dest)
+    }
+
+    /// The pid registered as `dest` when `me` may reach it; refused
+    /// without the pid when it is held on a host out of reach.
+    fn resolve_name(&self, me: Pid, dest: &str) -> Result<Pid, ProcError> {
         let shown: String = dest.chars().take(64).collect();
         let cut = if shown.len() < dest.len() { "..." } else { "" };
         match self.shared.registry.lookup(dest) {
@@ -545,8 +551,10 @@ impl Core {
         Ok(())
     }
 
-    /// Removes a link in both directions.
-    pub fn unlink(&mut self, me: Pid, other: Pid) {
+    /// Removes a link in both directions; refused, doing nothing, for a
+    /// process out of reach (as every operation naming one).
+    pub fn unlink(&mut self, me: Pid, other: Pid) -> Result<(), ProcError> {
+        self.check_reach("unlink", me, other)?;
         if let Some(p) = self.procs.get_mut(&me) {
             p.unlink(&other);
         }
@@ -554,6 +562,7 @@ impl Core {
             target: other,
             peer: me,
         });
+        Ok(())
     }
 
     /// Makes `me` receive an EXIT event when `target` exits (its result
@@ -573,8 +582,10 @@ impl Core {
         Ok(())
     }
 
-    /// Removes `me`'s monitor of `target` (monitoring it twice made one).
-    pub fn unmonitor(&mut self, me: Pid, target: Pid) {
+    /// Removes `me`'s monitor of `target` (monitoring it twice made one);
+    /// refused, doing nothing, for a process out of reach.
+    pub fn unmonitor(&mut self, me: Pid, target: Pid) -> Result<(), ProcError> {
+        self.check_reach("unmonitor", me, target)?;
         if let Some(peers) = self.procs.get_mut(&me).and_then(|p| p.peers.as_mut()) {
             peers.watching.remove(&target);
         }
@@ -582,6 +593,7 @@ impl Core {
             target,
             watcher: me,
         });
+        Ok(())
     }
 
     /// Delivers a CANCEL event to `target`; `INVALID` for a reason no
@@ -683,9 +695,15 @@ impl Core {
     /// The pid registered as `name`, as `me` may see it: a name held by a
     /// process `me`'s host may not reach is `PERMISSION_DENIED`.
     pub fn lookup_for(&self, me: Pid, name: &str) -> Result<Option<Pid>, ProcError> {
-        match self.shared.registry.lookup(name) {
-            Some(pid) => self.check_reach("look up", me, pid).map(|()| Some(pid)),
-            None => Ok(None),
+        // As `resolve`: a name held out of reach is refused without its
+        // pid (the reach check's message named it).
+        match self.resolve_name(me, name) {
+            Ok(pid) => Ok(Some(pid)),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ProcError {
+                message: format!("look up: {}", e.message),
+                ..e
+            }),
         }
     }
 
