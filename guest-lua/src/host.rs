@@ -309,6 +309,12 @@ fn register_accounts(
         verdict(lua, v)
     })?;
     h.set("measured", measured)?;
+    let a = accounts.clone();
+    let measure_start = lua.create_function(move |_, ()| {
+        a.borrow_mut().measure_start();
+        Ok(())
+    })?;
+    h.set("measure_start", measure_start)?;
     register_own_state(lua, h, accounts)?;
     let (a, c) = (accounts.clone(), core.clone());
     let exit = lua.create_function(

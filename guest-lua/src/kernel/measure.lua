@@ -179,7 +179,10 @@ local function finish_one(cr, p, ok, kind, r1, r2, r3)
         SEND.owed = false
         if owed.env then note_taken(owed) end
     end
-    if kind == true then kind, why = H.measured(p.id, measure(p)) end
+    if kind == true then -- the walk's CPU time is charged to p (H.measured)
+        H.measure_start()
+        kind, why = H.measured(p.id, measure(p))
+    end
     if kind then
         exit_proc(p, false, mkerr(kind, why))
         return
