@@ -310,7 +310,17 @@ fn register_msgpack(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
             return Ok((LuaValue::Nil, str_value(lua, &e)?));
         }
         match warren_core::msgpack::decode(&bytes) {
-            Ok(v) => Ok((to_lua(lua, &v)?, LuaValue::Nil)),
+            // A value the decoder takes but Lua cannot hold (nested past
+            // the conversion's depth) is an error of the data, answered
+            // as the others are; a memory error still ends the process.
+            Ok(v) => match to_lua(lua, &v) {
+                Ok(v) => Ok((v, LuaValue::Nil)),
+                Err(e @ mlua::Error::MemoryError(_)) => Err(e),
+                Err(_) => {
+                    let e = "a value nested too deeply to convert";
+                    Ok((LuaValue::Nil, str_value(lua, e)?))
+                }
+            },
             Err(e) => Ok((LuaValue::Nil, str_value(lua, &e)?)),
         }
     };
