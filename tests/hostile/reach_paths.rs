@@ -1263,3 +1263,29 @@ end"#
     assert_eq!(assert_denied(&out).len(), 4);
     assert_untouched(&runtime, &victim);
 }
+
+/// A pid whose host index names no host names no process: NOT_FOUND from
+/// every operation. Its quota read as the last host's, so a process of the
+/// first host was refused as if the pid were on the other host, whose
+/// name the refusal gave.
+#[test]
+fn a_pid_of_no_host_is_not_found_and_names_no_host() {
+    let out = harness::lua(
+        r#"return function()
+    local out = {}
+    for _, pid in ipairs({ "<2.1>", "<7.1>", "<65535.1>" }) do
+        for name, f in pairs({ send = process.send, link = process.link, monitor = process.monitor,
+            cancel = process.cancel, terminate = process.terminate }) do
+            local _, err = f(pid, "t", 1)
+            if err:kind() ~= errors.NOT_FOUND or err:message():find("test:other", 1, true) then
+                out[#out + 1] = name .. " " .. pid .. ": " .. err:kind() .. ": " .. err:message()
+            end
+        end
+    end
+    return table.concat(out, " | ")
+end"#,
+        Vec::new(),
+    );
+    out.assert_neighbour_ticks();
+    assert_eq!(out.value(), "");
+}

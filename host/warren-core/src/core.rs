@@ -280,6 +280,11 @@ impl Core {
     /// Refuses `op` from `from` to `to` when `from`'s host may not reach
     /// `to`'s (`allow_hosts`): `PERMISSION_DENIED` naming both.
     pub fn check_reach(&self, op: &str, from: Pid, to: Pid) -> Result<(), ProcError> {
+        // A pid of no host names no process (its quota would read as the
+        // last host's, which the check would then compare).
+        if !self.shared.has_host(to.host()) {
+            return Err(not_alive(to));
+        }
         if self.reaches(from, to) {
             return Ok(());
         }
@@ -290,6 +295,9 @@ impl Core {
 
     /// Whether `from`'s host may reach `to`'s (`allow_hosts`); see [`Self::check_reach`].
     fn reaches(&self, from: Pid, to: Pid) -> bool {
+        if !self.shared.has_host(to.host()) {
+            return false;
+        }
         if from.host() == to.host() || from == Pid::RUNTIME {
             return true;
         }

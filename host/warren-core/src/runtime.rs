@@ -162,7 +162,15 @@ impl Shared {
             .map_or("?", |h| h.quota.name.as_str())
     }
 
-    /// The quota of host number `host` (pids carry it).
+    /// Whether host number `host` exists (a pid's host index is a guest's
+    /// text: `<65535.1>` parses).
+    pub(crate) fn has_host(&self, host: u16) -> bool {
+        usize::from(host) < self.hosts.len()
+    }
+
+    /// The quota of host number `host` (pids carry it; an index past the
+    /// hosts reads as the last host's: ask [`Self::has_host`] first where
+    /// it decides anything).
     pub(crate) fn quota(&self, host: u16) -> &Arc<HostQuota> {
         let index = usize::from(host).min(self.hosts.len().saturating_sub(1));
         &self.hosts[index].quota
