@@ -6,6 +6,7 @@
 mod c_call_loops;
 mod c_loops;
 mod fast_paths;
+mod forged_handles;
 mod fs_env_surface;
 mod funcs_surface;
 mod handles;

@@ -107,10 +107,18 @@ function VolMethods:open(p, mode)
     return setmetatable({ _h = h }, FileMT)
 end
 
+-- A file's handle id. The file is its process's own table, which it may
+-- have rewritten: an `_h` that is not an integer is no handle's (-1), so
+-- the host refuses it as any closed one (its conversion raised).
+local function hid(t)
+    local h = rawget(t, "_h")
+    return math_type(h) == "integer" and h or -1
+end
+
 local function file_op(self, what, op, a, b)
     check(self, FileMT, what)
     local me = entry_id()
-    return call(H_file, me, rawget(self, "_h"), op, a, b)
+    return call(H_file, me, hid(self), op, a, b)
 end
 -- file:read(n): at the end of the file, nil and a NOT_FOUND error (Wippy's way).
 function FileMethods:read(n)
@@ -132,7 +140,7 @@ function FileMethods:stat() return file_op(self, "file:stat", "stat") end
 function FileMethods:sync() return file_op(self, "file:sync", "sync") end
 function FileMethods:close()
     check(self, FileMT, "file:close")
-    H.fs_close(entry_id(), rawget(self, "_h"))
+    H.fs_close(entry_id(), hid(self))
     return true
 end
 
@@ -145,9 +153,12 @@ function copy_file(self, p, source, mode)
     local id, cwd = place(self, "vol:writefile")
     if not id then return nil, cwd end
     local me, entry = entry_id()
+    -- The source first: a closed one left the destination opened with
+    -- its mode (truncated) before its first read failed.
+    local src = hid(source)
+    if not H.fs_alive(me, src) then return invalid("vol:writefile: the source file is closed") end
     local h, err = call(H_open, me, entry, id, cwd, p, mode)
     if not h then return nil, err end
-    local src = rawget(source, "_h")
     while true do
         local chunk, rerr = call(H_file, me, src, "read", COPY_CHUNK)
         if chunk == false then break end
@@ -162,7 +173,7 @@ end
 -- file:scanner(split): "lines" (default), "words", "bytes", "runes".
 function FileMethods:scanner(split)
     check(self, FileMT, "file:scanner")
-    if not H.fs_alive(entry_id(), rawget(self, "_h")) then return invalid("file:scanner: the file is closed") end
+    if not H.fs_alive(entry_id(), hid(self)) then return invalid("file:scanner: the file is closed") end
     local function read()
         local data, err = file_op(self, "scanner:scan", "read", 65536)
         if data == false then return false end

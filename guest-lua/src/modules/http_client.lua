@@ -112,19 +112,25 @@ local function check_stream(self, what)
         error(what .. ": called on something that is not a response stream", 3)
     end
 end
+-- A stream's handle id: an `_h` its process rewrote to anything but an
+-- integer is no handle's (-1), refused by the host as a closed one.
+local function hid(t)
+    local h = rawget(t, "_h")
+    return math.type(h) == "integer" and h or -1
+end
 -- stream:read(n): up to n bytes (all that is available if n is absent or
 -- 0); nil, nil at the end; nil, err on failure.
 function StreamMethods:read(n)
     check_stream(self, "stream:read")
     if n ~= nil and math.type(n) ~= "integer" then return invalid("stream:read: n must be an integer") end
     local me = entry_id()
-    local data, err = call(H_read, me, rawget(self, "_h"), n or 0)
+    local data, err = call(H_read, me, hid(self), n or 0)
     if data == false then return nil, nil end
     return data, err
 end
 function StreamMethods:close()
     check_stream(self, "stream:close")
-    H_close(entry_id(), rawget(self, "_h"))
+    H_close(entry_id(), hid(self))
     return true
 end
 

@@ -203,19 +203,25 @@ function DbMethods:release()
     return true
 end
 
--- Transactions and statements: handle ids in the caller's table.
+-- Transactions and statements: handle ids in the caller's table, which
+-- it may have rewritten: an `_h` that is not an integer is no handle's
+-- (-1), refused by the host as any closed one (its conversion raised).
+local function hid(t)
+    local h = rawget(t, "_h")
+    return math_type(h) == "integer" and h or -1
+end
 function TxMethods:query(q, params)
     check(self, TxMT, "tx:query")
-    return run(H_query, rawget(self, "_h"), "tx:query", q, params)
+    return run(H_query, hid(self), "tx:query", q, params)
 end
 function TxMethods:execute(q, params)
     check(self, TxMT, "tx:execute")
-    return run(H_execute, rawget(self, "_h"), "tx:execute", q, params)
+    return run(H_execute, hid(self), "tx:execute", q, params)
 end
 function TxMethods:prepare(q)
     check(self, TxMT, "tx:prepare")
     if type(q) ~= "string" then return invalid("tx:prepare: the SQL must be a string") end
-    local h, err = call_as(H_prepare, rawget(self, "_h"), q)
+    local h, err = call_as(H_prepare, hid(self), q)
     if not h then return nil, err end
     return setmetatable({ _h = h }, StmtMT)
 end
@@ -227,7 +233,7 @@ local function tx_call(self, action, name)
         end
     end
     local me = entry_id()
-    local ok, err = call(H_tx, me, rawget(self, "_h"), action, name)
+    local ok, err = call(H_tx, me, hid(self), action, name)
     if ok == nil then return nil, err end
     return true
 end
@@ -246,13 +252,13 @@ local function stmt_run(self, action, params)
     local what = "stmt:" .. action
     local kinds, vals = flatten(params, what)
     if not kinds then return invalid(vals) end
-    return call_as(H_stmt, rawget(self, "_h"), action, kinds, vals)
+    return call_as(H_stmt, hid(self), action, kinds, vals)
 end
 function StmtMethods:query(params) return stmt_run(self, "query", params) end
 function StmtMethods:execute(params) return stmt_run(self, "execute", params) end
 function StmtMethods:close()
     check(self, StmtMT, "stmt:close")
-    H_close(entry_id(), rawget(self, "_h"))
+    H_close(entry_id(), hid(self))
     return true
 end
 
