@@ -26,6 +26,7 @@ mod panics;
 mod quotas;
 mod reach;
 mod reach_paths;
+mod release_on_end;
 mod shared_state;
 mod sql_cpu;
 mod sql_engine;
