@@ -274,6 +274,11 @@ fn register_accounts(
         match v {
             Verdict::Fine => ().into_lua_multi(lua),
             Verdict::Measure => true.into_lua_multi(lua),
+            // Fine; parked this many nanoseconds (only from `H.measured`).
+            Verdict::Park(d) => {
+                let ns = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+                (LuaValue::Nil, LuaValue::Nil, ns).into_lua_multi(lua)
+            }
             Verdict::Kill(kind, message) => (kind.name(), message).into_lua_multi(lua),
         }
     }
@@ -315,6 +320,12 @@ fn register_accounts(
         Ok(())
     })?;
     h.set("measure_start", measure_start)?;
+    let a = accounts.clone();
+    let unpark = lua.create_function(move |_, id: i64| {
+        a.borrow_mut().unpark(id);
+        Ok(())
+    })?;
+    h.set("unpark", unpark)?;
     register_own_state(lua, h, accounts)?;
     let (a, c) = (accounts.clone(), core.clone());
     let exit = lua.create_function(
@@ -876,17 +887,6 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
     // SAFETY: `copy` is a `lua_CFunction` that reads its own frame with
     // raw accessors only (see its module).
     h.set("copy", unsafe { lua.create_c_function(crate::copy::copy)? })?;
-    // SAFETY: `identity`, `table_bytes` and `proto_bytes` are
-    // `lua_CFunction`s that read their argument raw.
-    h.set("identity", unsafe {
-        lua.create_c_function(crate::measure::identity)?
-    })?;
-    h.set("table_bytes", unsafe {
-        lua.create_c_function(crate::measure::table_bytes)?
-    })?;
-    h.set("proto_bytes", unsafe {
-        lua.create_c_function(crate::measure::proto_bytes)?
-    })?;
     let c = core.clone();
     // H.spawn(me, entry, host, link, monitor, context, ...): the context
     // (a table or nil) and the arguments share one budget.

@@ -19,7 +19,6 @@ mod io;
 mod json;
 mod kernel;
 mod machine;
-mod measure;
 mod modules;
 mod outcome;
 mod plain;

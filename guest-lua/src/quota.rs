@@ -20,7 +20,10 @@
 //! worker thread's CPU time (not wall time, which would charge a process
 //! for the time its thread was descheduled), read only when the host has a
 //! budget, and the CPU time its SQL statements spent in the engine
-//! ([`Accounts::engine_meter`]). Neither the CPU time nor the run time the stuck-code guard
+//! ([`Accounts::engine_meter`]). The kernel's walks are the measured
+//! process's CPU time, and one measured over and over (hovering at its
+//! limit) is parked between them so its neighbours get three times their
+//! time ([`PARK_FACTOR`]). Neither the CPU time nor the run time the stuck-code guard
 //! looks at includes the collector's (see [`crate::gctime`]): a collection
 //! of the whole VM's heap is not the code of the process that was running.
 
@@ -30,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mlua::Lua;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use warren_core::{ErrorKind, HostQuota, ProcError};
 use warren_sql::EngineMeter;
 
@@ -55,6 +58,10 @@ struct Account {
     engine: Option<Arc<EngineMeter>>,
     /// The most `os.clock` has answered it (see [`Accounts::clock`]).
     clock_seen: Duration,
+    /// The kernel's walks of what it holds that its neighbours have not
+    /// yet had time for, and when the last one ended (see [`park_for`]).
+    walk_debt: Duration,
+    walked_at: Option<Instant>,
 }
 
 impl Account {
@@ -97,6 +104,40 @@ impl Running {
     fn collecting(&self) -> Duration {
         crate::gctime::total().saturating_sub(self.gc_at)
     }
+}
+
+/// How many times the time of the kernel's walks of a process's reach its
+/// neighbours get: a process that keeps landing past its
+/// `memory_per_process` (hovering just under it, its garbage counted until
+/// collected) made the kernel walk everything it holds after every resume,
+/// ~5 ms for 95,000 tables, and its neighbours got one tick in thirty.
+/// Parked (its wake-ups held back) for this multiple of its walks, it
+/// takes at most a quarter of its worker that way.
+const PARK_FACTOR: u32 = 3;
+
+/// The shortest park worth a timer: walks that cost less hold no
+/// neighbour back for long.
+const MIN_PARK: Duration = Duration::from_millis(1);
+
+/// The park a measure whose walk took `walk` (CPU time) of the worker
+/// earns `account`, ending `now`. Its debt (what its neighbours are owed,
+/// `PARK_FACTOR` times each walk) is paid back by the time that passes
+/// between walks; a walk that finds some of it still owed is the second
+/// in a row, and the process waits the whole debt out (which pays it).
+/// A process measured now and then (each walk paid back by the time the
+/// next comes) is never held back.
+fn park_for(account: &mut Account, walk: Duration, now: Instant) -> Option<Duration> {
+    // From the end of the last walk to the start of this one.
+    let since = account.walked_at.map_or(Duration::MAX, |at| {
+        now.saturating_duration_since(at).saturating_sub(walk)
+    });
+    account.walked_at = Some(now);
+    let carried = account.walk_debt.saturating_sub(since);
+    account.walk_debt = carried + walk * PARK_FACTOR;
+    if carried.is_zero() || account.walk_debt < MIN_PARK {
+        return None;
+    }
+    Some(std::mem::take(&mut account.walk_debt))
 }
 
 /// The calling thread's CPU time.
@@ -143,6 +184,9 @@ pub(crate) enum Verdict {
     Fine,
     /// The charge passed the limit: measure the process.
     Measure,
+    /// Fine, but the process was measured so often that it must wait this
+    /// long before it runs again (only [`Accounts::measured`] says so).
+    Park(Duration),
     /// End the process with this reason.
     Kill(ErrorKind, String),
 }
@@ -161,8 +205,11 @@ pub(crate) struct Accounts {
     /// The VM's watchdog slot, once preemption is set up.
     slot: Option<Arc<Slot>>,
     /// The thread's CPU time when the kernel began to measure a process
-    /// (`measure_start`), when the host has a `cpu_budget`.
+    /// (`measure_start`).
     measure_at: Option<Duration>,
+    /// Processes parked after a measure (see [`park_for`]): their
+    /// wake-ups wait until the kernel's park timer lifts it (`unpark`).
+    parked: FxHashSet<i64>,
 }
 
 impl Accounts {
@@ -176,13 +223,14 @@ impl Accounts {
             rngs: FxHashMap::default(),
             slot: None,
             measure_at: None,
+            parked: FxHashSet::default(),
         }
     }
 
     /// The kernel begins to walk what a process holds (`measured` ends
     /// it): the walk is work for that process, charged to its CPU time.
     pub(crate) fn measure_start(&mut self) {
-        self.measure_at = self.quota.limits.cpu_budget.map(|_| thread_cpu_time());
+        self.measure_at = Some(thread_cpu_time());
     }
 
     /// Measures runs with the VM's watchdog `slot` from now on (see
@@ -330,11 +378,14 @@ impl Accounts {
         // The walk's CPU time is the process's: hovering at its limit made
         // the kernel walk its reach after every resume on nobody's account
         // (about 5 ms per walk of 95,000 tables, 180 a second).
+        let mut park = None;
         if let Some(at) = self.measure_at.take() {
-            account.cpu += thread_cpu_time().saturating_sub(at);
+            let walk = thread_cpu_time().saturating_sub(at);
+            account.cpu += walk;
             if let Some(e) = self.quota.cpu_budget_exceeded(account.cpu_total()) {
                 return Verdict::Kill(ErrorKind::RateLimited, e.message);
             }
+            park = park_for(account, walk, Instant::now());
         }
         let bytes = if exact {
             bytes
@@ -350,7 +401,24 @@ impl Accounts {
             );
             return Verdict::Kill(ErrorKind::RateLimited, message);
         }
-        Verdict::Fine
+        match park {
+            Some(d) => {
+                self.parked.insert(id);
+                Verdict::Park(d)
+            }
+            None => Verdict::Fine,
+        }
+    }
+
+    /// Whether process `id` is parked (see [`park_for`]): its wake-ups
+    /// must wait. One test of an empty set when none is.
+    pub(crate) fn is_parked(&self, id: i64) -> bool {
+        !self.parked.is_empty() && self.parked.contains(&id)
+    }
+
+    /// The kernel's park timer of process `id` fired: it runs again.
+    pub(crate) fn unpark(&mut self, id: i64) {
+        self.parked.remove(&id);
     }
 
     fn oom_message(&self, host_bound: bool) -> String {
@@ -371,6 +439,7 @@ impl Accounts {
     /// Forgets an exited process.
     pub(crate) fn remove(&mut self, id: i64) {
         self.accounts.remove(&id);
+        self.parked.remove(&id);
         self.rngs.remove(&id);
     }
 

@@ -252,6 +252,12 @@ impl Stepper {
         }
     }
 
+    /// Whether process `id` is parked after a measure (its wake-ups wait:
+    /// see `Accounts::is_parked`).
+    pub(crate) fn parked(&self, id: i64) -> bool {
+        self.accounts.try_borrow().is_ok_and(|a| a.is_parked(id))
+    }
+
     /// The process whose account a step left open, if any.
     pub(crate) fn open_id(&self) -> Option<i64> {
         self.open.get()
@@ -280,7 +286,7 @@ impl Stepper {
             core.consumed(crate::host::pid_of(id), taken);
         }
         match verdict {
-            Verdict::Fine => None,
+            Verdict::Fine | Verdict::Park(_) => None,
             Verdict::Measure => Some(true),
             Verdict::Kill(kind, reason) => {
                 *self.kill.borrow_mut() = Some((kind, reason));

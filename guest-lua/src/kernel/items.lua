@@ -153,6 +153,16 @@ local function handle(more, id, kind, ...)
         end
     elseif kind == "timer" then
         local id2 = ...
+        if id2 == 0 then -- its park (see finish_one) is over: its wake-ups
+            H.unpark(p.id) -- queued again in order, each still counted ready
+            local held = p.held
+            p.held = nil
+            for i = 1, held and held.n or 0, 4 do
+                p.nready = p.nready - 1
+                wake(held[i], held[i + 1], held[i + 2], held[i + 3])
+            end
+            return more
+        end
         local timers = p.timers
         local fire = timers and timers[id2]
         if fire then
@@ -183,7 +193,15 @@ local function run(budget)
         -- spent at the end of a batch.
         local n, rest, cr, p, ok, kind, r1, r2, r3 = resume_next(budget - done, left)
         done, left = done + n, rest
-        if cr ~= nil then
+        if ok == nil and cr ~= nil then
+            -- Its process is parked (see finish_one's measure): the wake-up
+            -- waits in `p.held`, four slots each (values may be nil: `n`
+            -- counts them), until timer 0 fires (handle).
+            local held = p.held or { n = 0 }
+            local i = held.n
+            held[i + 1], held[i + 2], held[i + 3], held[i + 4] = cr, r1, r2, r3
+            held.n, p.held = i + 4, held
+        elseif cr ~= nil then
             finish_one(cr, p, ok, kind, r1, r2, r3)
             if slice_over then
                 slice_over = false

@@ -8,34 +8,16 @@
 local NOT_OWNED = setmetatable({}, { __mode = "k" })
 local measure -- function(p): bytes, exact (below)
 do
-local d_getlocal, d_getupvalue, d_getinfo = dbg.getlocal, dbg.getupvalue, dbg.getinfo
 -- The kernel's chunk (a name `load` refuses to a process): its functions'
--- upvalues are the kernel's tables. The I/O modules' functions are looked
--- into (their closures hold what a process asked for, a directory
--- listing); the tables they share are marked `NOT_OWNED` (hostcalls).
-local KERNEL_SOURCE = d_getinfo(1, "S").source
--- Rough sizes of Lua 5.4 objects on a 64-bit build, in bytes. A thread is
--- its lua_State (208) plus its stack: 28 slots (448) when made, 45 or more
--- while it runs, cut back when it waits (vendor/lua-src/WARREN.md); counted
--- as 1 KB (counted as 200 before, a hoard of coroutines was measured at a
--- fifth of what it held).
-local SIZE_STRING, SIZE_FUNCTION, SIZE_USERDATA, SIZE_THREAD, SIZE_LOCAL = 24, 48, 48, 1000, 16
--- A call frame (a CallInfo, 64, and a few stack slots); an upvalue (its
--- pointer in the closure, 8, and the UpVal object, 40, counted per closure).
-local SIZE_FRAME, SIZE_UPVALUE = 80, 48
--- What a table has allocated (header, array and node parts; a table
--- emptied after holding many entries keeps its slots).
-local table_bytes, proto_bytes = H.table_bytes, H.proto_bytes
+-- upvalues are the kernel's tables, not looked into. The I/O modules'
+-- functions are looked into (their closures hold what a process asked
+-- for, a directory listing); the tables they share are marked
+-- `NOT_OWNED` (hostcalls).
+local KERNEL_SOURCE = dbg.getinfo(1, "S").source
 -- The measure stops once it has found more than the limit: the verdict
 -- is the same, and a process holding millions of objects cannot make its
 -- worker walk them all between processes.
 local MEASURE_ENOUGH = H.memory_per_process
-
--- Seen values are keyed by identity (see push).
-local identity = H.identity
-
--- Frames of one coroutine looked at: reaching frame n costs n steps.
-local MAX_LEVELS = 1000
 
 -- The machine's C functions (machine/raw.rs) share their upvalues: the
 -- kernel's own tables, one of which reaches every process record (`bypid`).
@@ -47,111 +29,23 @@ local MAX_LEVELS = 1000
 for _, f in next, M do
     local i = 1
     while type(f) == "function" do
-        local name, v = d_getupvalue(f, i)
+        local name, v = dbg.getupvalue(f, i)
         if name == nil then break end
         if type(v) == "table" then NOT_OWNED[v] = true end
         i = i + 1
     end
 end
 
--- Pushes what the frames of `th` hold, its varargs too (the negative
--- locals: a coroutine suspended with a hundred strings passed as `...`
--- held them unmeasured), each frame counted; false if it is too deep to
--- look at every frame.
-local function measure_thread(th, push)
-    local level = 0
-    while true do
-        if level >= MAX_LEVELS then return false end
-        local info = d_getinfo(th, level, "f")
-        if not info then return true end
-        push(info.func, SIZE_FRAME)
-        for dir = 1, -1, -2 do
-            local i = dir
-            while true do
-                local name, v = d_getlocal(th, level, i)
-                if name == nil then break end
-                push(v, SIZE_LOCAL)
-                i = i + dir
-            end
-        end
-        level = level + 1
-    end
-end
-
 -- About how many bytes `p` holds: everything reachable from its globals,
--- coroutines and mailbox that no other process shares. Kernel functions
--- are not looked into (their upvalues reach every process). The second
--- result is false when a coroutine was too deep to look at completely.
--- It returns as soon as the count passes `memory_per_process`.
+-- coroutines and mailbox that no other process shares, and what the
+-- kernel keeps for what it holds (a case's record, a timer's state, a
+-- registry snapshot's entries, the coroutine a wrap drives). The walk is
+-- in C (machine/walk.rs); the second result is false when a coroutine was
+-- too deep to look at completely. It returns as soon as the count passes
+-- `memory_per_process`.
+local walk = M.measure
 function measure(p)
-    local seen = { [p.main.entry] = true }
-    local stack, n, total, exact = {}, 0, 0, true
-    local function push(v)
-        local t = type(v)
-        -- A table key compares strings by value, but only short ones are
-        -- interned: a string is seen by its address, so that equal long
-        -- strings, each its own allocation, each count.
-        local key = v
-        if t == "string" then key = identity(v) end
-        if (t == "table" or t == "string" or t == "function" or t == "thread"
-            or t == "channel") and not seen[key] and not NOT_OWNED[v] then
-            seen[key] = true
-            n = n + 1
-            stack[n] = v
-        end
-    end
-    local function counted(x, bytes)
-        total = total + bytes
-        push(x)
-    end
-    push(p)
-    while n > 0 do
-        if total > MEASURE_ENOUGH then return total, exact end
-        local v = stack[n]
-        stack[n] = nil
-        n = n - 1
-        local t = type(v)
-        if t == "string" then
-            total = total + SIZE_STRING + #v
-        elseif t == "table" then
-            total = total + table_bytes(v)
-            if total > MEASURE_ENOUGH then return total, exact end
-            for k, x in next, v do
-                push(k)
-                push(x)
-            end
-            push(raw_getmetatable(v))
-            -- What the kernel holds for objects the process holds.
-            push(CASE[v])
-            push(TIMERS[v])
-            push(HELD[v])
-        elseif t == "channel" then -- a userdata and its state
-            total = total + SIZE_USERDATA
-            push(chan_of(v))
-        elseif t == "function" then
-            total = total + SIZE_FUNCTION
-            push(WRAPPED[v])
-            if d_getinfo(v, "S").source ~= KERNEL_SOURCE then
-                -- Its code and constants, once per prototype.
-                local bytes, proto = proto_bytes(v)
-                if proto and not seen[proto] then
-                    seen[proto] = true
-                    total = total + bytes
-                end
-                local i = 1
-                while true do
-                    local name, x = d_getupvalue(v, i)
-                    if name == nil then break end
-                    counted(x, SIZE_UPVALUE)
-                    i = i + 1
-                end
-            end
-        else
-            total = total + SIZE_THREAD
-            exact = measure_thread(v, counted) and exact
-        end
-    end
-    return total, exact
+    return walk(p, NOT_OWNED, CASE, TIMERS, HELD, WRAPPED, p.main.entry, KERNEL_SOURCE, MEASURE_ENOUGH)
 end
 end
 
@@ -181,7 +75,12 @@ local function finish_one(cr, p, ok, kind, r1, r2, r3)
     end
     if kind == true then -- the walk's CPU time is charged to p (H.measured)
         H.measure_start()
-        kind, why = H.measured(p.id, measure(p))
+        local park
+        kind, why, park = H.measured(p.id, measure(p))
+        -- Measured again before its neighbours had three times the walks'
+        -- time (quota.rs, park_for): its wake-ups wait `park` ns (held by
+        -- `hold`, given back by `unpark` when timer 0 fires).
+        if park then H.timer(p.id, 0, park) end
     end
     if kind then
         exit_proc(p, false, mkerr(kind, why))

@@ -37,6 +37,7 @@ mod select;
 mod send;
 mod spawn;
 mod start;
+mod walk;
 
 use std::ffi::{CStr, c_int};
 
@@ -45,7 +46,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 41] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 42] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -87,6 +88,7 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 41] = [
     (c"pcall", protect::lua_pcall),
     (c"xpcall", protect::lua_xpcall),
     (c"bind_protect", protect::bind_protect),
+    (c"measure", walk::lua_measure),
 ];
 
 /// Arguments `H.machine` takes: the upvalues after the run queue's state,

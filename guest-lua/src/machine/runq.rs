@@ -315,7 +315,8 @@ pub(super) unsafe extern "C-unwind" fn lua_len(l: *mut lua_State) -> c_int {
 /// of the wake-ups queued by then. It stops early at the first wake-up
 /// whose outcome the kernel must finish (an error, a verdict, a
 /// preemption, an end, a message whose delivery failed part-way, a
-/// possible deadlock) and answers `n, left, cr, p, ok, verdict, r1, r2,
+/// possible deadlock, a wake-up of a parked process, which it does not
+/// resume: `ok` nil) and answers `n, left, cr, p, ok, verdict, r1, r2,
 /// r3` for it (`n` the wake-ups taken, it included; `left` what remains
 /// of its batch); else `n, 0`. Wake-ups whose process was gone, and
 /// coroutines that now wait while their process can still be woken, need
@@ -462,6 +463,9 @@ unsafe fn resume_taken(l: *mut lua_State, stepper: &crate::step::Stepper, at: &L
             }
             raw::get(l, 1, Key::P); // 5
         }
+        if stepper.parked(id) {
+            return Taken::Kernel(hold(l));
+        }
         let n = raw::int(l, 5, Key::Nready);
         raw::set_int(l, 5, Key::Nready, n - 1);
         set_current(l, at, 1);
@@ -489,6 +493,26 @@ unsafe fn resume_taken(l: *mut lua_State, stepper: &crate::step::Stepper, at: &L
         ffi::lua_rotate(l, 2, -3); // cr, p, results..., a, b, c
         raw::settop(l, 2 + nres);
         Taken::Kernel(2 + nres)
+    }
+}
+
+/// Leaves the wake-up at 1..=4 (its process record at 5), not resumed,
+/// for the kernel to hold until its process's park ends: `cr, p, nil,
+/// nil, a, b, c` (an outcome whose `ok` is nil). Its process still counts
+/// it ready.
+///
+/// # Safety
+///
+/// As [`resume_taken`], with room for two values.
+unsafe fn hold(l: *mut lua_State) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        raw::settop(l, 5);
+        ffi::lua_rotate(l, 2, 1); // cr, p, a, b, c
+        ffi::lua_pushnil(l);
+        ffi::lua_pushnil(l);
+        ffi::lua_rotate(l, 3, 2); // cr, p, nil, nil, a, b, c
+        7
     }
 }
 
