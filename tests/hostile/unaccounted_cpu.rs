@@ -241,9 +241,7 @@ fn at_32_mib(budget: Option<Duration>) -> HostLimits {
 
 /// `source` as the attacker, at 32 MiB, with `budget`.
 fn hover_app(source: &str, budget: Option<Duration>) -> App {
-    app()
-        .limits(at_32_mib(budget))
-        .entry("h:attacker", source)
+    app().limits(at_32_mib(budget)).entry("h:attacker", source)
 }
 
 #[test]
@@ -263,7 +261,10 @@ fn hovering_at_the_memory_limit_does_not_make_the_worker_measure_for_free() {
 /// all along.
 #[test]
 fn hovering_without_a_budget_leaves_the_neighbour_its_share() {
-    let p = probe(hover_app(HOVER, None), vec![n(NEAR_32_MIB + 5_000), n(100_000)]);
+    let p = probe(
+        hover_app(HOVER, None),
+        vec![n(NEAR_32_MIB + 5_000), n(100_000)],
+    );
     let rounds: i64 = p.out.value().parse().expect("a count");
     assert!(rounds > 0, "{p:?}");
     p.assert_fair_share();
@@ -464,4 +465,3 @@ fn garbage_far_below_the_memory_limit_is_not_measured_over_and_over() {
     );
     p.assert_paid_for();
 }
-

@@ -208,8 +208,8 @@ impl Drop for Copied {
 
 /// How an operation in flight runs.
 pub(crate) enum OpRun {
-    /// A future on the I/O runtime.
-    Task(tokio::task::AbortHandle),
+    /// A future on the I/O runtime, and its host slot.
+    Task(tokio::task::AbortHandle, SharedSlot),
     /// A closure on the blocking lane.
     Blocking(BlockingRun),
     /// A blocking call past its deadline whose `TIMEOUT` is on its way to
@@ -223,7 +223,13 @@ impl OpRun {
     /// Stops it: the future is dropped, the callee killed.
     pub(crate) fn abort(self, shared: &crate::runtime::Shared) {
         match self {
-            OpRun::Task(task) => task.abort(),
+            // The aborted future is dropped later, on the I/O runtime:
+            // its slot is given back now, so a process that starts right
+            // after this one ended is not refused for it.
+            OpRun::Task(task, slot) => {
+                task.abort();
+                slot.release();
+            }
             // A lane job only if it has not started (running work cannot be
             // interrupted); a queued call as its driver can (an SQLite
             // statement is interrupted). A late result is dropped.
@@ -341,5 +347,27 @@ pub(crate) struct OpSlot(pub(crate) Arc<crate::limits::HostQuota>);
 impl Drop for OpSlot {
     fn drop(&mut self) {
         self.0.release_op();
+    }
+}
+
+/// An [`OpSlot`] that either of its owners gives back, whichever comes
+/// first: the task when its future ends, or its worker when it aborts the
+/// task (the process cancelled the call or ended).
+#[derive(Clone)]
+pub(crate) struct SharedSlot(Arc<std::sync::Mutex<Option<OpSlot>>>);
+
+impl SharedSlot {
+    pub(crate) fn new(slot: OpSlot) -> Self {
+        SharedSlot(Arc::new(std::sync::Mutex::new(Some(slot))))
+    }
+
+    /// Gives the slot back unless it already was.
+    pub(crate) fn release(&self) {
+        let slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        drop(slot);
     }
 }

@@ -11,7 +11,8 @@ use futures_util::FutureExt;
 use super::{Core, not_alive};
 use crate::error::{ErrorKind, ProcError};
 use crate::hostcall::{
-    BlockingRun, Handle, OpDone, OpResult, OpRun, OpSlot, ProcIo, Stopper, io_runtime, timed_out,
+    BlockingRun, Handle, OpDone, OpResult, OpRun, OpSlot, ProcIo, SharedSlot, Stopper, io_runtime,
+    timed_out,
 };
 use crate::item::Item;
 use crate::lane::blocking_lane;
@@ -57,6 +58,8 @@ impl Core {
         F: Future<Output = OpResult> + Send + 'static,
     {
         let (slot, op) = self.admit_op(me, what)?;
+        let slot = SharedSlot::new(slot);
+        let kept = slot.clone();
         let (shared, worker) = (self.shared.clone(), self.worker);
         let task = io_runtime().spawn(async move {
             let fut = Box::pin(AssertUnwindSafe(async move { make().await }).catch_unwind());
@@ -67,10 +70,10 @@ impl Core {
             };
             // The future is gone: its host slot is free before the caller
             // hears, so a next call it makes at once is not refused for it.
-            drop(slot);
+            slot.release();
             shared.workers[worker].push_all([Cmd::Deliver(me, Item::Done { op, result })]);
         });
-        self.insert_op(me, op, OpRun::Task(task.abort_handle()));
+        self.insert_op(me, op, OpRun::Task(task.abort_handle(), kept));
         Ok(op)
     }
 
