@@ -368,8 +368,8 @@ impl Accounts {
     }
 
     /// The kernel measured process `id` at `bytes`; when the measure is
-    /// not `exact` (a coroutine too deep to walk), the charge is kept if
-    /// larger, so nothing can be hidden below the frames looked at.
+    /// not `exact` (its walk was cut short), the last measured size is
+    /// kept if larger.
     pub(crate) fn measured(&mut self, id: i64, bytes: u64, exact: bool) -> Verdict {
         let limit = self.limit();
         let Some(account) = self.accounts.get_mut(&id) else {
@@ -387,10 +387,14 @@ impl Accounts {
             }
             park = park_for(account, walk, Instant::now());
         }
+        // A walk cut short (its work list could not grow) is at least what
+        // it counted and what the process last measured: not its charge,
+        // which is past the limit whenever a measure runs, so falling back
+        // to it ended every such process.
         let bytes = if exact {
             bytes
         } else {
-            bytes.max(account.charge)
+            bytes.max(account.base)
         };
         account.base = bytes;
         account.charge = bytes;

@@ -21,6 +21,7 @@ mod kernel_unwind;
 mod lua_cpu;
 mod lua_memory;
 mod lua_sandbox;
+mod measure_walk;
 mod mailbox_flood;
 mod panics;
 mod quotas;

@@ -5,23 +5,26 @@
 //!
 //! `measure(p, NOT_OWNED, CASE, TIMERS, HELD, WRAPPED, entry, source,
 //! enough)`: `total, exact` — about how many bytes `p` holds, from its
-//! record on: tables (what each has allocated: `crate::measure`), strings
+//! record on: tables (what each has allocated), strings
 //! (each by its address: equal long strings are each their own
 //! allocation), channels (and their states), functions (their
 //! prototypes, once each, and upvalues; not the kernel's own, whose chunk
 //! name is `source`, nor anything in `NOT_OWNED`) and coroutines (every
-//! frame's function and locals, varargs too). What the kernel keeps for
-//! an object (`CASE`, `TIMERS`, `HELD`, `WRAPPED`, weak tables keyed by
-//! it) is the object's. `entry` is never counted. `exact` is false when a
-//! coroutine was too deep to look at every frame ([`MAX_LEVELS`]) or the
-//! walk's work list could not grow.
+//! frame's function and locals, varargs too; one not started, the
+//! function and arguments on its stack), other userdata (their blocks
+//! and an estimate of what they hold in the host's heap: a type value's
+//! shape). What the kernel keeps for an object (`CASE`, `TIMERS`, `HELD`,
+//! `WRAPPED`, weak tables keyed by it) is the object's. `entry` is never counted. Every frame of a
+//! coroutine is read, one step each (`warren_nextframe`): a deep one is
+//! bounded by what its frames count against `enough`. `exact` is false
+//! only when the walk's work list could not grow.
 //!
 //! What it counts is what fooled the walk before: strings keyed by value
 //! counted a thousand equal long strings (each its own allocation: Lua
 //! interns only strings of at most 40 bytes) as one; a prototype (code,
-//! constants, nested prototypes: `warren_protobytes`) could not be
-//! reached (246 loaded closures each returning a megabyte literal took a
-//! host's 256 MiB while measured at a few); counting a table's live
+//! constants, nested prototypes: `warren_protowalk`, each prototype once)
+//! could not be reached (246 loaded closures each returning a megabyte
+//! literal took a host's 256 MiB while measured at a few); counting a table's live
 //! entries only missed the slots it keeps (127 tables emptied after
 //! holding 100,000 entries took 256 MiB while measured at 2 MiB).
 //!
@@ -45,8 +48,13 @@ use super::raw;
 const SIZE_STRING: i64 = 24;
 /// Bytes counted for a closure.
 const SIZE_FUNCTION: i64 = 48;
-/// Bytes counted for a channel's userdata.
+/// Bytes counted for a full userdata besides its block: its header.
 const SIZE_USERDATA: i64 = 48;
+/// Bytes counted for what a userdata other than a channel holds in the
+/// host's heap (a type value's shape: ~125 bytes each). Counted as
+/// nothing, 360,000 type values made by instantiating a generic held
+/// 45 MB of the host while their process was measured at 6 MB.
+const SIZE_HOST_OBJECT: i64 = 128;
 /// A thread: its `lua_State` (208) plus a stack of 28 slots (448) when
 /// made, 45 or more while it runs, cut back when it waits
 /// (`vendor/lua-src/WARREN.md`); counted as 1 KB (200 let a hoard of
@@ -67,10 +75,6 @@ const ARRAY_SLOT: i64 = 16;
 /// Bytes of a hash node (a `TValue` and its key).
 const NODE_SLOT: i64 = 32;
 
-/// Frames of one coroutine looked at: reaching frame n costs n steps,
-/// so a coroutine a million calls deep is not walked in full.
-const MAX_LEVELS: c_int = 1000;
-
 // The arguments, by index.
 const P: c_int = 1;
 const NOT_OWNED: c_int = 2;
@@ -86,9 +90,27 @@ const WORK: c_int = 10;
 
 // The vendored Lua's sizes (lwarren.h).
 unsafe extern "C-unwind" {
-    fn warren_protobytes(l: *mut lua_State, idx: c_int, id: *mut *const c_void) -> usize;
+    fn warren_protowalk(
+        l: *mut lua_State,
+        idx: c_int,
+        fresh: unsafe extern "C" fn(*mut c_void, *const c_void) -> c_int,
+        ctx: *mut c_void,
+    ) -> usize;
+    fn warren_nextframe(l: *mut lua_State, ar: *mut ffi::lua_Debug) -> c_int;
     fn warren_tableslots(l: *mut lua_State, idx: c_int) -> c_uint;
     fn warren_arraysize(l: *mut lua_State, idx: c_int) -> c_uint;
+}
+
+/// `warren_protowalk`'s question: whether prototype `p` is new to the
+/// seen set at `ctx` (which records it).
+///
+/// # Safety
+///
+/// `ctx` is a walk's `seen`, borrowed by nothing else meanwhile.
+unsafe extern "C" fn fresh_proto(ctx: *mut c_void, p: *const c_void) -> c_int {
+    // SAFETY: see above.
+    let seen = unsafe { &mut *ctx.cast::<FxHashSet<usize>>() };
+    c_int::from(seen.insert(p as usize))
 }
 
 /// A walk in progress.
@@ -170,9 +192,12 @@ impl Walk<'_> {
                     }
                     ffi::LUA_TTABLE => self.table(l, v, enough),
                     ffi::LUA_TUSERDATA => {
-                        self.total += SIZE_USERDATA;
+                        let block = i64::try_from(ffi::lua_rawlen(l, v)).unwrap_or(i64::MAX);
+                        self.total = self.total.saturating_add(SIZE_USERDATA + block);
                         if raw::chan_state(l, v) {
                             self.keep(l);
+                        } else {
+                            self.total += SIZE_HOST_OBJECT;
                         }
                     }
                     ffi::LUA_TFUNCTION => self.function(l, v),
@@ -195,17 +220,14 @@ impl Walk<'_> {
         // checked (a failure ends the walk, not exact).
         unsafe {
             let t = ffi::lua_type(l, -1);
-            let wanted = match t {
-                ffi::LUA_TTABLE | ffi::LUA_TSTRING | ffi::LUA_TFUNCTION | ffi::LUA_TTHREAD => true,
-                ffi::LUA_TUSERDATA => {
-                    let channel = raw::chan_state(l, -1);
-                    if channel {
-                        raw::pop(l, 1);
-                    }
-                    channel
-                }
-                _ => false,
-            };
+            let wanted = matches!(
+                t,
+                ffi::LUA_TTABLE
+                    | ffi::LUA_TSTRING
+                    | ffi::LUA_TFUNCTION
+                    | ffi::LUA_TTHREAD
+                    | ffi::LUA_TUSERDATA
+            );
             let at = ffi::lua_topointer(l, -1) as usize;
             // Only tables and functions are ever marked NOT_OWNED.
             let shareable = matches!(t, ffi::LUA_TTABLE | ffi::LUA_TFUNCTION);
@@ -325,12 +347,10 @@ impl Walk<'_> {
             if source == self.kernel {
                 return;
             }
-            let mut proto: *const c_void = std::ptr::null();
-            let bytes = warren_protobytes(l, v, &raw mut proto);
-            if !proto.is_null() && self.seen.insert(proto as usize) {
-                let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
-                self.total = self.total.saturating_add(bytes);
-            }
+            let seen = (&raw mut self.seen).cast::<c_void>();
+            let bytes = warren_protowalk(l, v, fresh_proto, seen);
+            let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+            self.total = self.total.saturating_add(bytes);
             let mut i = 1;
             while !ffi::lua_getupvalue(l, v, i).is_null() {
                 self.counted(l, SIZE_UPVALUE);
@@ -341,7 +361,9 @@ impl Walk<'_> {
 
     /// Looks at coroutine `v`: each frame's function and locals (varargs
     /// too: a coroutine suspended with a hundred strings passed as `...`
-    /// held them unmeasured), up to [`MAX_LEVELS`] frames.
+    /// held them unmeasured), or, for one that has not started, the
+    /// function and arguments on its stack (a `coroutine.create`d or
+    /// wrapped function never run held its upvalues unmeasured).
     ///
     /// # Safety
     ///
@@ -355,15 +377,12 @@ impl Walk<'_> {
             if th.is_null() || th == l {
                 return;
             }
-            for level in 0.. {
-                if level >= MAX_LEVELS {
-                    self.exact = false;
-                    return;
-                }
-                let mut ar: ffi::lua_Debug = std::mem::zeroed();
-                if ffi::lua_getstack(th, level, &raw mut ar) == 0 {
-                    return;
-                }
+            let mut ar: ffi::lua_Debug = std::mem::zeroed();
+            if warren_nextframe(th, &raw mut ar) == 0 {
+                self.unstarted(l, th);
+                return;
+            }
+            loop {
                 if ffi::lua_checkstack(th, 1) == 0 {
                     self.exact = false;
                     return;
@@ -381,6 +400,30 @@ impl Walk<'_> {
                         i += dir;
                     }
                 }
+                if self.full || warren_nextframe(th, &raw mut ar) == 0 {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Looks at the values on the stack of coroutine `th`, which has no
+    /// frame: one not started (its function and arguments) or finished.
+    ///
+    /// # Safety
+    ///
+    /// As [`thread`](Self::thread), `th` not `l`.
+    unsafe fn unstarted(&mut self, l: *mut lua_State, th: *mut lua_State) {
+        // SAFETY: see above.
+        unsafe {
+            for i in 1..=ffi::lua_gettop(th) {
+                if ffi::lua_checkstack(th, 1) == 0 {
+                    self.exact = false;
+                    return;
+                }
+                ffi::lua_pushvalue(th, i);
+                ffi::lua_xmove(th, l, 1);
+                self.counted(l, SIZE_LOCAL);
             }
         }
     }

@@ -97,11 +97,10 @@ LUA_API int warren_iskthread (lua_State *L, int idx) {
 
 
 /*
-** Bytes of prototype 'p': its record, code, constants (each constant
-** string's own bytes too), debug information and, to 'depth' levels,
-** the prototypes nested in it.
+** Bytes of prototype 'p' itself: its record, code, constants (each
+** constant string's own bytes too) and debug information.
 */
-static size_t protobytes (const Proto *p, int depth) {
+static size_t protobytes (const Proto *p) {
   size_t n = sizeof(Proto)
       + (size_t)p->sizecode * sizeof(Instruction)
       + (size_t)p->sizek * sizeof(TValue)
@@ -116,24 +115,46 @@ static size_t protobytes (const Proto *p, int depth) {
     if (ttisstring(k))
       n += sizelstring(tsslen(tsvalue(k)));
   }
+  return n;
+}
+
+
+static size_t protowalk (const Proto *p, int (*fresh) (void *, const void *),
+                         void *ctx, int depth) {
+  size_t n;
+  int i;
+  if (!fresh(ctx, p))
+    return 0;
+  n = protobytes(p);
   if (depth > 0) {
     for (i = 0; i < p->sizep; i++)
-      n += protobytes(p->p[i], depth - 1);
+      n += protowalk(p->p[i], fresh, ctx, depth - 1);
   }
   return n;
 }
 
 
-LUA_API size_t warren_protobytes (lua_State *L, int idx, const void **id) {
+LUA_API size_t warren_protowalk (lua_State *L, int idx,
+                                 int (*fresh) (void *ctx, const void *p),
+                                 void *ctx) {
   const TValue *o = NULL;
   lua_lock(L);
   if (idx >= 1 && L->ci->func.p + idx < L->top.p)  /* a positive index only */
     o = s2v(L->ci->func.p + idx);
   lua_unlock(L);
-  if (o == NULL || !ttisLclosure(o)) {
-    *id = NULL;
+  if (o == NULL || !ttisLclosure(o))
     return 0;
-  }
-  *id = clLvalue(o)->p;
-  return protobytes(clLvalue(o)->p, LUAI_MAXCCALLS);
+  return protowalk(clLvalue(o)->p, fresh, ctx, LUAI_MAXCCALLS);
+}
+
+
+LUA_API int warren_nextframe (lua_State *L, lua_Debug *ar) {
+  CallInfo *ci;
+  lua_lock(L);
+  ci = (ar->i_ci == NULL) ? L->ci : ar->i_ci->previous;
+  lua_unlock(L);
+  if (ci == NULL || ci == &L->base_ci)
+    return 0;
+  ar->i_ci = ci;
+  return 1;
 }

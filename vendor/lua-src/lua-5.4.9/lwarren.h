@@ -284,18 +284,32 @@ LUA_API int (warren_iskthread) (lua_State *L, int idx);
 LUA_API void (warren_fatalerror) (lua_State *L);
 
 /*
-** warren_protobytes: the bytes the prototype of the Lua function at 'idx'
-** (a positive index)
-** holds (its record, code, constants and their strings, debug
-** information and the prototypes nested in it, which a chunk keeps
-** whether or not a closure of them exists), and in '*id' the prototype's
-** address, shared by every closure of it; 0 and NULL for anything else.
-** A process holding loaded functions kept their code and constants
-** (a megabyte literal each) unmeasured by the embedder's walk, which
-** cannot reach a prototype. Nothing allocates; the recursion is bounded
-** by the parser's nesting limit.
+** warren_protowalk: the bytes of the prototypes of the Lua function at
+** 'idx' (a positive index) that 'fresh' has not seen: each prototype's own
+** record, code, constants and their strings and debug information, for
+** every prototype of its tree for which 'fresh(ctx, p)' answers 1 (and
+** records 'p' as seen); a prototype already seen is skipped with what is
+** nested in it, counted with it. 0 for anything else. A chunk keeps its
+** nested prototypes whether or not a closure of them exists: a process
+** holding loaded functions kept their code and constants (a megabyte
+** literal each) unmeasured by the embedder's walk, which cannot reach a
+** prototype; counting the nested ones inside every enclosing one counted
+** a literal 41 times in a 40-deep nest. Nothing allocates; the recursion
+** is bounded by the parser's nesting limit.
 */
-LUA_API size_t (warren_protobytes) (lua_State *L, int idx, const void **id);
+LUA_API size_t (warren_protowalk) (lua_State *L, int idx,
+                                   int (*fresh) (void *ctx, const void *p),
+                                   void *ctx);
+
+/*
+** warren_nextframe: the frame of 'L' below the one 'ar' names (the
+** running frame when 'ar->i_ci' is NULL, as a zeroed lua_Debug has it)
+** into 'ar', for lua_getinfo and lua_getlocal; 0 when there is none.
+** lua_getstack finds level n by walking n frames from the top, so an
+** embedder walking every frame of a coroutine 100,000 deep took 5e9
+** steps; this is one step a frame.
+*/
+LUA_API int (warren_nextframe) (lua_State *L, lua_Debug *ar);
 
 /*
 ** Runtime objects made as full userdata (a channel): warren_tagged pushes
