@@ -201,7 +201,7 @@ impl Walk<'_> {
                         }
                     }
                     ffi::LUA_TFUNCTION => self.function(l, v),
-                    ffi::LUA_TTHREAD => self.thread(l, v),
+                    ffi::LUA_TTHREAD => self.thread(l, v, enough),
                     _ => {}
                 }
                 raw::settop(l, WORK);
@@ -368,7 +368,7 @@ impl Walk<'_> {
     /// # Safety
     ///
     /// As [`table`](Self::table).
-    unsafe fn thread(&mut self, l: *mut lua_State, v: c_int) {
+    unsafe fn thread(&mut self, l: *mut lua_State, v: c_int, enough: i64) {
         // SAFETY: see above; values are pushed on `th` only after room
         // for them is checked, and moved to `l` at once.
         unsafe {
@@ -400,7 +400,7 @@ impl Walk<'_> {
                         i += dir;
                     }
                 }
-                if self.full || warren_nextframe(th, &raw mut ar) == 0 {
+                if self.full || self.total > enough || warren_nextframe(th, &raw mut ar) == 0 {
                     return;
                 }
             }
