@@ -194,6 +194,16 @@ impl LuaVm {
         globals.set("debug", LuaValue::Nil)?;
         let h = lua.create_table()?;
         let accounts = Rc::new(RefCell::new(Accounts::new(core.borrow().quota().clone())));
+        let mut main = std::ptr::null_mut();
+        // SAFETY: called here, outside any callback, `exec_raw` hands over
+        // the VM's main state, which lives as long as the VM; the closure
+        // only keeps the pointer.
+        unsafe {
+            lua.exec_raw::<()>((), |l| main = l)?;
+            accounts
+                .borrow_mut()
+                .counting(crate::quota::Grown::of(main));
+        }
         register(&lua, &h, core.clone(), index, &accounts)?;
         let slice = core.borrow().quota().limits.cpu_slice;
         crate::gctime::install();

@@ -338,16 +338,52 @@ end"#;
     assert_eq!(p.out.value(), "in order", "{p:?}");
 }
 
-/// The walks of a process hovering at its limit are charged to its CPU
+/// Holds `n` empty tables, then takes 2,000 messages of 60 KB from a
+/// sender on the other host and drops them: each is charged as it
+/// arrives, so every dozen or so take its charge past its limit and it is
+/// measured (its own code does next to nothing).
+const MEASURED_OFTEN: &str = r#"return function(n)
+    local keep = {}
+    for i = 1, n do keep[i] = {} end
+    assert(process.spawn("h:sender", "{OTHER_HOST}", process.pid()))
+    local inbox = process.inbox()
+    for _ = 1, 2000 do inbox:receive() end
+    return "received"
+end"#;
+
+/// Sends `to` 2,000 messages of 60 KB, waiting while its mailbox is full.
+const SENDER: &str = r#"local time = require("time")
+return function(to)
+    for i = 1, 2000 do
+        local m = string.rep("s", 60000) .. i
+        for _ = 1, 5000 do
+            local ok, sent = pcall(process.send, to, "big", m)
+            if ok and sent then break end
+            time.sleep("1ms")
+        end
+    end
+end"#;
+
+/// The walks of a process measured again and again are charged to its CPU
 /// time: its `cpu_budget` (300 ms) ends it. Before, they were on nobody's
 /// account and it ran on (the walks took a core for as long as it liked).
 #[test]
-fn hovering_at_the_memory_limit_is_paid_from_the_process_budget() {
-    let p = probe(app().entry("h:attacker", HOVER), vec![n(95_000), n(50_000)]);
+fn walks_of_a_process_measured_again_and_again_are_paid_from_its_budget() {
+    let limits = HostLimits {
+        mailbox_limit: 20,
+        allow_hosts: Some(vec![warren_tests::OTHER_HOST.to_owned()]),
+        ..harness::limits()
+    };
+    let source = MEASURED_OFTEN.replace("{OTHER_HOST}", warren_tests::OTHER_HOST);
+    let app = app()
+        .limits(limits)
+        .entry("h:sender", SENDER)
+        .entry("h:attacker", &source);
+    let p = probe(app, vec![n(70_000)]);
     p.out
         .assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
     assert!(
-        p.wall < Duration::from_secs(5),
+        p.wall < Duration::from_secs(10),
         "the budget ended it late: {p:?}"
     );
 }

@@ -304,6 +304,7 @@ typedef struct global_State {
   lua_WarnFunction warnf;  /* warning function */
   void *ud_warn;         /* auxiliary data to 'warnf' */
   TString *warren_keys[WARREN_NKEYS];  /* WARREN: keys by number (lwarren.h) */
+  size_t warren_grown;  /* WARREN: bytes ever allocated (lwarren.h) */
 } global_State;
 
 

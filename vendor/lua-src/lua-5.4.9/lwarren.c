@@ -158,3 +158,8 @@ LUA_API int warren_nextframe (lua_State *L, lua_Debug *ar) {
   ar->i_ci = ci;
   return 1;
 }
+
+
+LUA_API size_t warren_grown (lua_State *L) {
+  return G(L)->warren_grown;
+}

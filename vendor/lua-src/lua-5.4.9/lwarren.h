@@ -312,6 +312,16 @@ LUA_API size_t (warren_protowalk) (lua_State *L, int idx,
 LUA_API int (warren_nextframe) (lua_State *L, lua_Debug *ar);
 
 /*
+** warren_grown: the bytes the state has ever allocated (every growth of a
+** block counted, nothing freed subtracted). The embedder charges a
+** process with what the state grew by while it ran; what the collector
+** freed meanwhile may be another process's garbage, so a process next to
+** one that makes garbage grew to twice its limit and more with its net
+** growth never past it. Read per run of a process: one load.
+*/
+LUA_API size_t (warren_grown) (lua_State *L);
+
+/*
 ** Runtime objects made as full userdata (a channel): warren_tagged pushes
 ** the first user value of the value at 'idx' and returns 1 when that
 ** value is a full userdata whose metatable is the table at 'mtidx' (the
