@@ -5,6 +5,7 @@
 
 mod c_call_loops;
 mod c_loops;
+mod cross_tenant;
 mod fast_paths;
 mod forged_handles;
 mod fs_env_surface;
