@@ -264,3 +264,50 @@ pub fn s(text: &str) -> Value {
 pub fn n(v: i64) -> Value {
     Value::Int(v)
 }
+
+/// The threads of this test process, by id (to tell a runtime's threads:
+/// those that appear when it starts).
+pub fn threads() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect()
+}
+
+/// The CPU time of each of `tids` still alive (`/proc/self/task/*/stat`,
+/// in ticks of 10 ms).
+pub fn cpu_of(
+    tids: &std::collections::BTreeSet<String>,
+) -> std::collections::BTreeMap<String, Duration> {
+    let mut out = std::collections::BTreeMap::new();
+    for tid in tids {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
+            continue;
+        };
+        let Some(end) = stat.rfind(')') else { continue };
+        let fields: Vec<&str> = stat[end + 2..].split(' ').collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {
+            out.insert(tid.clone(), Duration::from_millis((user + system) * 10));
+        }
+    }
+    out
+}
+
+/// Sends `to` `count` messages of 60 KB (200 by default), each tried again
+/// while `to`'s mailbox is full. Run on another host (`allow_hosts` must
+/// let it reach `to`'s): what a process is sent is charged to it as it
+/// arrives, so receiving such messages (and dropping them) takes its
+/// charge past its limit, and it is measured, while its own code does next
+/// to nothing.
+pub const SENDER: &str = r#"local time = require("time")
+return function(to, count)
+    for i = 1, count or 200 do
+        local m = string.rep("s", 60000) .. i
+        for _ = 1, 5000 do
+            local ok, sent = pcall(process.send, to, "big", m)
+            if ok and sent then break end
+            time.sleep("1ms")
+        end
+    end
+end"#;

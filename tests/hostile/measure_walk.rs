@@ -30,7 +30,7 @@ use warren_tests::OTHER_HOST;
 
 /// A budget the measures of these cases fit in, so that their memory (not
 /// the harness's 300 ms of CPU) is what ends them; the other host may be
-/// sent to (see [`SENDER`]).
+/// sent to (see [`harness::SENDER`]).
 fn roomy() -> HostLimits {
     HostLimits {
         cpu_budget: Some(Duration::from_secs(10)),
@@ -39,29 +39,12 @@ fn roomy() -> HostLimits {
     }
 }
 
-/// Sends `to` 200 messages of 60 KB from the other host: what a process is
-/// sent is charged to it as it arrives, so receiving them (and dropping
-/// them) pushes its charge past its 8 MiB and it is measured.
-/// A full mailbox (its 100) refuses a send: it is tried again (a
-/// process parked after its measures drains its inbox slowly).
-const SENDER: &str = r#"local time = require("time")
-return function(to)
-    for i = 1, 200 do
-        local m = string.rep("s", 60000) .. i
-        for _ = 1, 5000 do
-            local ok, sent = pcall(process.send, to, "big", m)
-            if ok and sent then break end
-            time.sleep("1ms")
-        end
-    end
-end"#;
-
 /// Runs `source` under [`roomy`] limits.
 fn run(source: &str) -> Outcome {
     attack(
         app()
             .limits(roomy())
-            .entry("h:sender", SENDER)
+            .entry("h:sender", harness::SENDER)
             .entry("h:attacker", source),
         "h:attacker",
         Vec::new(),
@@ -83,7 +66,7 @@ fn stays_alive(source: &str, expected: &str) {
 }
 
 /// Lua helpers prepended to every script: `churn()` has 12 MB sent to the
-/// process (see [`SENDER`]), each message dropped: charged as they arrive,
+/// process (see [`harness::SENDER`]), each message dropped: charged as they arrive,
 /// they take its charge past its limit, so it is measured (a few times);
 /// `kb()` is its charge (`collectgarbage("count")`), which a measure
 /// replaces by what it found.

@@ -24,13 +24,12 @@
 //! reliably, and the cases that can tell (a wait of 10 ms or more
 //! between two 1 ns sleeps) assert they did park.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use warren_core::{ErrorKind, HostLimits};
 use warren_tests::App;
 
-use crate::harness::{self, Outcome, alone, app, attack, attack_on};
+use crate::harness::{self, Outcome, alone, app, attack, attack_on, cpu_of, threads};
 
 /// Helpers every script of this file starts with.
 const PRELUDE: &str = r#"local time = require("time")
@@ -704,31 +703,6 @@ fn eight_hovering_processes_take_no_more_than_eight_busy_ones() {
 // ---------------------------------------------------------------------------
 // Parking is no lever
 // ---------------------------------------------------------------------------
-
-/// The threads of this test process, by id.
-fn threads() -> BTreeSet<String> {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect()
-}
-
-/// The CPU time of each of `tids` still alive (ticks of 10 ms).
-fn cpu_of(tids: &BTreeSet<String>) -> BTreeMap<String, Duration> {
-    let mut out = BTreeMap::new();
-    for tid in tids {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
-            continue;
-        };
-        let Some(end) = stat.rfind(')') else { continue };
-        let fields: Vec<&str> = stat[end + 2..].split(' ').collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-        if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {
-            out.insert(tid.clone(), Duration::from_millis((user + system) * 10));
-        }
-    }
-    out
-}
 
 /// An attack run alone, its wall time and the runtime's CPU meanwhile.
 #[derive(Debug)]

@@ -28,39 +28,12 @@
 //! time (its `cpu_budget` ends it), and it is parked after them, so its
 //! neighbour keeps its share meanwhile.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use warren_core::{ErrorKind, HostLimits, Value};
 use warren_tests::App;
 
-use crate::harness::{self, Outcome, alone, app, attack_on, n};
-
-/// The threads of this test process, by id.
-fn threads() -> BTreeSet<String> {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect()
-}
-
-/// The CPU time of each of `tids` still alive (`/proc/self/task/*/stat`,
-/// in ticks of 10 ms).
-fn cpu_of(tids: &BTreeSet<String>) -> BTreeMap<String, Duration> {
-    let mut out = BTreeMap::new();
-    for tid in tids {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
-            continue;
-        };
-        let Some(end) = stat.rfind(')') else { continue };
-        let fields: Vec<&str> = stat[end + 2..].split(' ').collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-        if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {
-            out.insert(tid.clone(), Duration::from_millis((user + system) * 10));
-        }
-    }
-    out
-}
+use crate::harness::{self, Outcome, alone, app, attack_on, cpu_of, n, threads};
 
 /// An attack and what it cost the runtime.
 #[derive(Debug)]
@@ -345,31 +318,22 @@ end"#;
 const MEASURED_OFTEN: &str = r#"return function(n)
     local keep = {}
     for i = 1, n do keep[i] = {} end
-    assert(process.spawn("h:sender", "{OTHER_HOST}", process.pid()))
+    assert(process.spawn("h:sender", "{OTHER_HOST}", process.pid(), 2000))
     local inbox = process.inbox()
     for _ = 1, 2000 do inbox:receive() end
     return "received"
 end"#;
 
-/// Sends `to` 2,000 messages of 60 KB, waiting while its mailbox is full.
-const SENDER: &str = r#"local time = require("time")
-return function(to)
-    for i = 1, 2000 do
-        local m = string.rep("s", 60000) .. i
-        for _ = 1, 5000 do
-            local ok, sent = pcall(process.send, to, "big", m)
-            if ok and sent then break end
-            time.sleep("1ms")
-        end
-    end
-end"#;
-
 /// The walks of a process measured again and again are charged to its CPU
-/// time: its `cpu_budget` (300 ms) ends it. Before, they were on nobody's
+/// time: its `cpu_budget` (150 ms) ends it. Before, they were on nobody's
 /// account and it ran on (the walks took a core for as long as it liked).
+/// Its own code takes about 70 ms (the tables, the 2,000 receives); its
+/// walks, ~6 ms each, come at least every second batch of what its
+/// mailbox (20) holds: 50 or more.
 #[test]
 fn walks_of_a_process_measured_again_and_again_are_paid_from_its_budget() {
     let limits = HostLimits {
+        cpu_budget: Some(Duration::from_millis(150)),
         mailbox_limit: 20,
         allow_hosts: Some(vec![warren_tests::OTHER_HOST.to_owned()]),
         ..harness::limits()
@@ -377,7 +341,7 @@ fn walks_of_a_process_measured_again_and_again_are_paid_from_its_budget() {
     let source = MEASURED_OFTEN.replace("{OTHER_HOST}", warren_tests::OTHER_HOST);
     let app = app()
         .limits(limits)
-        .entry("h:sender", SENDER)
+        .entry("h:sender", harness::SENDER)
         .entry("h:attacker", &source);
     let p = probe(app, vec![n(70_000)]);
     p.out
