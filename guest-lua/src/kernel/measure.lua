@@ -78,8 +78,8 @@ local function finish_one(cr, p, ok, kind, r1, r2, r3)
         local park
         kind, why, park = H.measured(p.id, measure(p))
         -- Measured again before its neighbours had three times the walks'
-        -- time (quota.rs, park_for): its wake-ups wait `park` ns (held by
-        -- `hold`, given back by `unpark` when timer 0 fires).
+        -- time (quota.rs, park_for): its wake-ups wait `park` ns (kept in
+        -- `p.held` by run, given back by handle when timer 0 fires).
         if park then H.timer(p.id, 0, park) end
     end
     if kind then
