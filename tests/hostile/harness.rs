@@ -10,7 +10,7 @@
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use warren_core::{ErrorKind, HostLimits, ProcError, Runtime, Value};
 use warren_tests::{App, run_on};
@@ -90,6 +90,11 @@ pub struct Outcome {
     pub during: i64,
     /// Neighbour ticks in the 20 ms after it.
     pub after: i64,
+    /// How long the case took once it held its lock (see [`MACHINE`]):
+    /// starting its runtime if it started one, and judging the attack.
+    /// Waiting for the lock is not the attack's: a case run [`alone`]
+    /// elsewhere holds it for seconds.
+    pub took: Duration,
 }
 
 impl Outcome {
@@ -158,12 +163,16 @@ pub fn app() -> App {
 /// runtime, whose wedged worker would never be joined, is then leaked.
 pub fn attack(app: App, attacker: &str, args: Vec<Value>) -> Outcome {
     let _shared = shared();
+    let started = Instant::now();
     let runtime = app.start();
     let judged = catch_unwind(AssertUnwindSafe(|| judge(&runtime, attacker, args)));
     match judged {
         Ok(out) => {
             drop(runtime);
-            out
+            Outcome {
+                took: started.elapsed(),
+                ..out
+            }
         }
         Err(panic) => {
             std::mem::forget(runtime);
@@ -212,6 +221,7 @@ pub fn attack_on(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> Outcome
 
 /// [`attack_on`] under whatever lock the caller holds.
 fn judge(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> Outcome {
+    let started = Instant::now();
     let mut all = vec![Value::str(attacker)];
     all.extend(args);
     let report = match run_on(runtime, "h:judge", all) {
@@ -242,6 +252,7 @@ fn judge(runtime: &Runtime, attacker: &str, args: Vec<Value>) -> Outcome {
         exit,
         during: int("during"),
         after: int("after"),
+        took: started.elapsed(),
     }
 }
 

@@ -1363,7 +1363,6 @@ return function()
     return table.concat(out, " | ")
 end"#
     );
-    let started = Instant::now();
     let out = attack(
         app().limits(limits).entry("h:attacker", &source),
         "h:attacker",
@@ -1382,7 +1381,7 @@ end"#
             "an error quotes a megabyte: {len} bytes: {text}"
         );
     }
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(out.took < Duration::from_secs(10));
 }
 
 #[test]
