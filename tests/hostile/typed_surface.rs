@@ -488,7 +488,7 @@ fn warren_types_cannot_be_named_replaced_or_shadowed() {
 /// Runs `load` on the text `make` builds (a Lua expression) and returns
 /// the outcome ("ok" or load's error, and how long it took).
 fn load_attack(make: &str) -> Outcome {
-    let out = typed(
+    typed(
         "",
         &format!(
             r#"local src = {make}
@@ -496,8 +496,7 @@ fn load_attack(make: &str) -> Outcome {
             if f then return "ok" end
             return tostring(err):sub(-160)"#
         ),
-    );
-    out
+    )
 }
 
 #[test]

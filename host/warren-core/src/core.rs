@@ -895,6 +895,23 @@ impl Core {
             .store(self.timers.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// At the runtime's end (its worker stopping with processes alive):
+    /// every live process's operations are stopped and its handles closed,
+    /// as at its exit. Without it a queued SQLite statement of a process
+    /// the runtime dropped still ran, to its `query_timeout`, on the
+    /// process-wide SQL lane, in its host's share of it.
+    pub(crate) fn shut_all_io(&mut self) {
+        let mut ios = Vec::new();
+        for (pid, p) in self.procs.iter_mut() {
+            if let Some(io) = p.io.take() {
+                ios.push((*pid, io));
+            }
+        }
+        for (pid, io) in ios {
+            io.shut(&self.shared, self.shared.quota(pid.host()));
+        }
+    }
+
     /// Ends `me` with `result`, notifying links, monitors and watchers.
     pub fn exit(&mut self, me: Pid, result: Exit) {
         let Some(p) = self.procs.remove(&me) else {

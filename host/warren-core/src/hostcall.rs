@@ -59,11 +59,10 @@ use crate::value::Value;
 /// needs few: the drivers' blocking calls run on the blocking pool.
 pub const IO_THREADS: usize = 2;
 
-/// Most threads of the I/O runtime's blocking pool (SQLite statements;
-/// file and variable calls have their own, [`crate::lane`]). Each SQLite
-/// entry uses at most one at a time, so this
-/// bounds threads, not connections; a flood of blocking calls waits in
-/// tokio's queue instead of starting a thread each.
+/// Most threads of the I/O runtime's blocking pool (what the drivers
+/// block on; SQLite statements, file and variable calls have lanes of
+/// their own, [`crate::lane`], fair between hosts). A flood of blocking
+/// calls waits in tokio's queue instead of starting a thread each.
 pub const IO_BLOCKING_THREADS: usize = 64;
 
 /// What an operation completes with.

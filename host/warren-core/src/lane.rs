@@ -24,9 +24,11 @@
 //! each woken for one 4 KiB file write spent a third of the machine's time
 //! waking and sleeping; 8 threads left the disk idle while file calls
 //! waited (a truncate on this machine's ext4 waits for the device's
-//! discard), and 32 measured best of 8, 16, 32 and 64. The lane is
-//! separate from the I/O runtime's blocking pool, so SQLite statements
-//! cannot starve file calls nor the reverse.
+//! discard), and 32 measured best of 8, 16, 32 and 64.
+//!
+//! SQLite statements run on a second lane ([`sql_lane`]), so statements
+//! and file calls cannot starve each other, and a tenant's statements
+//! cannot take every SQL thread from the others.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +43,22 @@ pub const BLOCKING_LANE_THREADS: usize = 32;
 /// Most jobs of one host running at once: the threads past it are kept
 /// for other hosts, so one tenant's hung calls delay its own calls only.
 pub const BLOCKING_LANE_PER_HOST: usize = BLOCKING_LANE_THREADS - 8;
+
+/// Most threads of the SQL lane ([`sql_lane`]), which runs SQLite
+/// statements: each entry uses at most one at a time, so this bounds
+/// threads, not connections.
+pub const SQL_LANE_THREADS: usize = 64;
+
+/// Most SQLite statements of one host running at once (a quarter of the
+/// lane: a host runs one statement per database at a time, so this caps
+/// the databases it keeps busy together). Before the SQL lane they ran on
+/// the I/O runtime's blocking pool, first come first served: a tenant with
+/// more databases than the pool has threads (72 over 64), each running
+/// long statements, took every thread, and another tenant's `SELECT 1`
+/// waited 15 seconds behind them. Past this cap a host's statements queue
+/// while the rest of the threads serve other hosts; it takes four hosts
+/// flooding together to fill the lane.
+pub const SQL_LANE_PER_HOST: usize = SQL_LANE_THREADS / 4;
 
 /// How long a job may run before the watcher counts its thread as
 /// blocked (in a disk wait, say) and lets another thread take a queued job.
@@ -103,6 +121,8 @@ pub struct Lane {
     /// Threads kept running jobs that have not blocked: more only once
     /// the watcher sees the running ones blocked.
     target: usize,
+    /// Its threads' name (the watcher's with `-watch`).
+    name: &'static str,
 }
 
 /// The process-wide lane, started on first use.
@@ -111,6 +131,19 @@ pub fn blocking_lane() -> &'static Lane {
     LANE.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Lane::new(BLOCKING_LANE_THREADS, BLOCKING_LANE_PER_HOST).with_target(cores)
+    })
+}
+
+/// The lane of SQLite statements, started on first use: separate from
+/// [`blocking_lane`], so statements and file calls cannot starve each
+/// other, and fair between hosts as it is.
+pub fn sql_lane() -> &'static Lane {
+    static LANE: OnceLock<Lane> = OnceLock::new();
+    LANE.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Lane::new(SQL_LANE_THREADS, SQL_LANE_PER_HOST)
+            .with_target(cores)
+            .named("warren-sql")
     })
 }
 
@@ -125,7 +158,14 @@ impl Lane {
             max: max.max(1),
             per_host: per_host.max(1),
             target: max.max(1),
+            name: "warren-lane",
         }
+    }
+
+    /// The lane naming its threads `name`.
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
     }
 
     /// The lane keeping only `target` threads on jobs that run (at least
@@ -175,7 +215,7 @@ impl Lane {
             state.watching = true;
             drop(state);
             let started = std::thread::Builder::new()
-                .name("warren-lane-watch".into())
+                .name(format!("{}-watch", self.name))
                 .spawn(move || self.watch_loop());
             if let Err(err) = started {
                 self.lock().watching = false;
@@ -240,7 +280,7 @@ impl Lane {
             state.threads
         };
         let started = std::thread::Builder::new()
-            .name("warren-lane".into())
+            .name(self.name.into())
             .spawn(move || self.serve(id));
         if let Err(err) = started {
             // The queued job waits for a running thread (or its deadline).

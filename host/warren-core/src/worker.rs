@@ -186,6 +186,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         }
         remote.busy.store(true, Ordering::Relaxed);
     }
+    core.borrow_mut().shut_all_io();
     remote.busy.store(false, Ordering::Relaxed);
 }
 

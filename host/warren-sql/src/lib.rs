@@ -175,7 +175,7 @@ impl Database {
     /// [`ExecResult::to_value`]), and calls `done` with the result on the
     /// thread that finishes it, without a task of the caller's in between:
     /// SQLite's calls wait in the entry's queue and run back to back on
-    /// one blocking thread; PostgreSQL's run as a task. `Err` at once, with
+    /// one thread of the SQL lane; PostgreSQL's run as a task. `Err` at once, with
     /// nothing started, for `CONFLICT` (SQLite: `owner`'s own transaction
     /// holds the connection). `sql` is shared, not copied: a prepared
     /// statement's text is held once however often it runs.

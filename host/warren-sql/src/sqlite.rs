@@ -1,5 +1,6 @@
 //! SQLite entries: one connection per entry, used one statement at a time
-//! on tokio's blocking pool, never on an async worker; plain calls queue
+//! on the SQL lane ([`warren_core::sql_lane`], fair between the callers'
+//! hosts), never on an async worker; plain calls queue
 //! and run back to back on one runner thread ([`queue`]), a transaction's
 //! statements run under the lease it holds.
 //!
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::runtime::Handle;
-use warren_core::{ErrorKind, ProcError, Value};
+use warren_core::{ErrorKind, Pid, ProcError, Value};
 
 use crate::config::{Isolation, ResultLimits, SqliteFile, TxOptions};
 use crate::error::{check_savepoint, err, invalid};
@@ -52,7 +53,7 @@ impl Sqlite {
         }
     }
 
-    /// Queues `f` to run with the lease on the runner's blocking thread
+    /// Queues `f` to run with the lease on the runner's lane thread
     /// ([`queue`]) and hands its result to `done` there. `CONFLICT` at
     /// once, with nothing queued, if `owner`'s own transaction holds the
     /// lease.
@@ -80,7 +81,14 @@ impl Sqlite {
             }
             done(out);
         };
-        Ok(queue::submit(&self.shared, id, cancelled, Box::new(job)))
+        let host = Pid::from_u64(owner).host();
+        Ok(queue::submit(
+            &self.shared,
+            host,
+            id,
+            cancelled,
+            Box::new(job),
+        ))
     }
 
     /// [`Sqlite::call_then`] as a future; dropping it stops the call
@@ -171,7 +179,8 @@ impl Sqlite {
             )));
         }
         let lease = self.shared.acquire_for_tx(owner).await?;
-        Tx::begin(lease, opts.read_only, meter).await
+        let host = Pid::from_u64(owner).host();
+        Tx::begin(lease, host, opts.read_only, meter).await
     }
 
     pub(crate) fn stats(&self) -> Value {
@@ -221,7 +230,7 @@ impl Tx {
     ) -> Result<Value, ProcError> {
         let bounds = run::Bounds {
             timeout: self.timeout(),
-            stop: None,
+            stop: Some(self.stop_flag()),
             meter: self.meter(),
         };
         let (sql, limits) = (sql.to_owned(), limits.clone());
@@ -238,7 +247,7 @@ impl Tx {
     ) -> Result<ExecResult, ProcError> {
         let bounds = run::Bounds {
             timeout: self.timeout(),
-            stop: None,
+            stop: Some(self.stop_flag()),
             meter: self.meter(),
         };
         let sql = sql.to_owned();

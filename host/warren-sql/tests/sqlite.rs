@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{assert_kind, code, eventually, limits, rows, temp_path};
 use tokio::runtime::Handle;
-use warren_core::{ErrorKind, Value};
+use warren_core::{ErrorKind, Pid, Value};
 use warren_sql::{
     Database, DbConfig, DbKind, EngineMeter, Isolation, Param, ResultLimits, SqliteFile, TxOptions,
 };
@@ -652,52 +652,98 @@ async fn a_transaction_waits_behind_a_bounded_share_of_queued_calls() {
     );
 }
 
-/// With one blocking thread in all, a plain call queued while a
-/// transaction holds the connection waits without taking that thread, so
-/// the transaction's own statements still run (a runner blocked on the
-/// lease would hold the only thread, and both would wait forever).
+/// The hosts of an entry's callers take turns: a backlog of one host's
+/// statements delays another host's call by one of them, not by all
+/// (before, the queue was first come, first served).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_hosts_take_turns_on_an_entry() {
+    const SHORT: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                         WHERE x < 200000) SELECT count(*) AS n FROM c";
+    const VICTIM: i32 = 99;
+    let db = mem_db();
+    let (flooder, victim) = (Pid::new(1, 1).as_u64(), Pid::new(2, 1).as_u64());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let call = |owner: u64, sql: &str, tag: i32| {
+        let tx = tx.clone();
+        let done = move |out: Result<Value, warren_core::ProcError>| {
+            out.expect("ran");
+            let _ = tx.send(tag);
+        };
+        db.run_then(owner, None, sql.into(), vec![], Some(limits()), done)
+            .expect("queued");
+    };
+    for i in 0..20 {
+        call(flooder, SHORT, i);
+    }
+    call(victim, "SELECT 1 AS one", VICTIM);
+    let order: Vec<i32> = (0..21)
+        .map(|_| {
+            rx.recv_timeout(Duration::from_secs(30))
+                .expect("every call reports")
+        })
+        .collect();
+    let at = order
+        .iter()
+        .position(|&t| t == VICTIM)
+        .expect("the victim's call");
+    // The flooder's first (already running) and at most one more go first.
+    assert!(at <= 2, "the other host's call ran at {at}: {order:?}");
+}
+
+/// A plain call queued while a transaction holds the connection waits
+/// for it without taking a thread of the SQL lane. With as many such
+/// entries as one host may run statements at once
+/// (`SQL_LANE_PER_HOST`), the transactions' own statements still run:
+/// runners blocked on the leases would hold every thread the host may
+/// use, and all would wait forever.
 #[test]
-fn a_queued_call_waits_for_the_lease_without_holding_a_thread() {
+fn queued_calls_wait_for_their_leases_without_holding_lane_threads() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
-        .max_blocking_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let db = mem_db();
-        db.execute(1, "CREATE TABLE t (x INTEGER)", vec![])
+        let mut held = Vec::new();
+        for _ in 0..warren_core::SQL_LANE_PER_HOST {
+            let db = mem_db();
+            db.execute(1, "CREATE TABLE t (x INTEGER)", vec![])
+                .await
+                .expect("table");
+            let tx = db.begin(1, TxOptions::default()).await.expect("begin");
+            // Owners 1 and 2 are processes of the same host (0).
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            db.run_then(
+                2,
+                None,
+                "INSERT INTO t VALUES (2)".into(),
+                vec![],
+                None,
+                move |out| {
+                    let _ = done_tx.send(out);
+                },
+            )
+            .expect("queued");
+            held.push((db, tx, done_rx));
+        }
+        for (_, tx, _) in &held {
+            let inside = tokio::time::timeout(
+                Duration::from_secs(5),
+                tx.execute("INSERT INTO t VALUES (1)", vec![]),
+            )
             .await
-            .expect("table");
-        let tx = db.begin(1, TxOptions::default()).await.expect("begin");
-        // Awaited below, not received on a blocking thread: the test must
-        // not take the one thread itself.
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        db.run_then(
-            2,
-            None,
-            "INSERT INTO t VALUES (2)".into(),
-            vec![],
-            None,
-            move |out| {
-                let _ = done_tx.send(out);
-            },
-        )
-        .expect("queued");
-        let inside = tokio::time::timeout(
-            Duration::from_secs(5),
-            tx.execute("INSERT INTO t VALUES (1)", vec![]),
-        )
-        .await
-        .expect("the transaction's statement ran")
-        .expect("inserted");
-        assert_eq!(inside.to_value().get("rows_affected"), Some(&Value::Int(1)));
-        tx.commit().await.expect("commit");
-        let queued = tokio::time::timeout(Duration::from_secs(5), done_rx)
-            .await
-            .expect("the queued call ran after the commit")
-            .expect("it reported");
-        queued.expect("inserted");
+            .expect("the transaction's statement ran")
+            .expect("inserted");
+            assert_eq!(inside.to_value().get("rows_affected"), Some(&Value::Int(1)));
+            tx.commit().await.expect("commit");
+        }
+        for (_, _, done_rx) in held {
+            let queued = tokio::time::timeout(Duration::from_secs(5), done_rx)
+                .await
+                .expect("the queued call ran after the commit")
+                .expect("it reported");
+            queued.expect("inserted");
+        }
     });
 }
 

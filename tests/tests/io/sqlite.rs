@@ -464,3 +464,54 @@ fn ordinary_sql_still_works_under_the_engine_guard() {
     );
     assert_eq!(v, Value::Int(8_000_002));
 }
+
+/// A runtime that ends with processes alive stops their statements as
+/// their exits would: the running one is interrupted and a queued one
+/// never runs. Before, both outlived the runtime on the SQL lane: an
+/// endless statement (no `query_timeout`) held the entry for good.
+#[test]
+fn statements_of_processes_alive_when_the_runtime_ends_are_stopped() {
+    let dir = TempDir::new("runtime-end");
+    let source = r#"local sql = require("sql")
+    local time = require("time")
+    local function holder()
+        local db = assert(sql.get("app.db:main"))
+        coroutine.spawn(function()
+            db:query([[WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)
+                SELECT count(*) FROM c]])
+        end)
+        coroutine.spawn(function() db:execute("INSERT INTO t VALUES (1)") end)
+        process.inbox():receive() -- until the runtime ends
+    end
+    return { holder = holder, main = function()
+        local db = assert(sql.get("app.db:main"))
+        assert(db:execute("CREATE TABLE t (v INTEGER)"))
+        process.spawn("t:holder", "test:host")
+        time.sleep("300ms") -- the holder's statements are queued by then
+        return "queued"
+    end }"#;
+    let dbs = sqlite_dbs(&dir, &["main"], None);
+    let runtime = App::new()
+        .databases(dbs.clone())
+        .granted("t:main", source, db_grant())
+        .program(method_entry("t:holder", source, "holder", db_grant()))
+        .start();
+    assert_eq!(run_on(&runtime, "t:main", Vec::new()), Ok(s("queued")));
+    drop(runtime);
+    let db = dbs.get("app.db:main").expect("the database").clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let limits = warren_sql::ResultLimits::default();
+        let query = db.query(1, "SELECT count(*) AS n FROM t", vec![], &limits);
+        drop(tx.send(warren_core::io_runtime().block_on(query)));
+    });
+    let rows = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the endless statement was interrupted")
+        .expect("counted");
+    let n = match &rows {
+        Value::Array(rows) => rows.first().and_then(|r| r.get("n")).cloned(),
+        _ => None,
+    };
+    assert_eq!(n, Some(Value::Int(0)), "the queued insert ran: {rows:?}");
+}

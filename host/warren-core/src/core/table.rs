@@ -68,6 +68,11 @@ impl<T> Table<T> {
     pub(super) fn len(&self) -> usize {
         self.len
     }
+
+    /// Every entry, shard by shard.
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = (&Pid, &mut T)> {
+        self.shards.iter_mut().flat_map(|s| s.iter_mut())
+    }
 }
 
 #[cfg(test)]

@@ -189,7 +189,7 @@ impl Lease {
     }
 
     /// Runs `f` on the connection as statement `id` (opening or replacing
-    /// the connection first if needed). Runs on a blocking thread.
+    /// the connection first if needed). Runs on a lane thread.
     pub(crate) fn run<R>(
         &mut self,
         id: u64,

@@ -1,20 +1,25 @@
 //! Plain calls (outside a transaction) on an SQLite entry: queued, and run
-//! back to back by one blocking thread while it holds the lease.
+//! back to back by one lane thread while it holds the lease.
 //!
 //! Before this queue every call took the lease itself: when a statement
 //! ended, its lease went to the next waiting call's task, which then asked
 //! the blocking pool for a thread: two thread hand-offs between any two
 //! statements of the one connection, however many calls were waiting. Now
-//! the first call starts a runner on the blocking pool; the runner takes
-//! the lease and runs queued calls until the queue is empty, each call's
-//! result handed to its caller from the runner's thread.
+//! the first call starts a runner on the SQL lane
+//! ([`warren_core::sql_lane`]); the runner takes the lease and runs queued
+//! calls until the queue is empty, each call's result handed to its caller
+//! from the runner's thread. A runner is a job of the host whose call
+//! started it, so the lane's cap and turns apply between hosts: a tenant
+//! with many databases takes at most `SQL_LANE_PER_HOST` threads.
 //!
-//! Guarantees: statements still run one at a time under the lease; a
-//! runner gives the lease up after [`RUN_CAP`] calls, so a transaction
+//! Guarantees: statements still run one at a time under the lease; the
+//! callers' hosts take turns, so a call waits behind at most one queued
+//! call of each other host ahead of it in the turn, however many that host
+//! queued; a runner gives the lease up after [`RUN_CAP`] calls, so a transaction
 //! waiting for it (the lease is a fair, first-come mutex) waits behind at
-//! most that many statements; a runner takes a blocking thread only once
+//! most that many statements; a runner takes a lane thread only once
 //! it holds the lease (it waits for a held one as a task), so runners
-//! waiting for leases never fill the blocking pool the lease holders need
+//! waiting for leases never fill the lane the lease holders need
 //! to finish; a call cancelled before it starts is dropped
 //! unrun, and one running is interrupted (see [`Stop`]); a call whose
 //! runner ends without running it (a panic, the runtime shutting down) is
@@ -26,6 +31,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use warren_core::sql_lane;
+
 use super::lease::{Lease, Shared, lock};
 
 /// Most calls one runner runs before it gives the lease up and queues for
@@ -36,7 +43,7 @@ pub(crate) const RUN_CAP: usize = 32;
 /// How long a runner that finds the queue empty waits for another call
 /// before it ends. A worker whose processes query one after another queues
 /// the next call within microseconds; without the wait the runner had
-/// ended by then, and every call started a runner again: a blocking-pool
+/// ended by then, and every call started a runner again: a lane
 /// spawn and a thread wake-up per statement, a tenth of the worker's time
 /// per query. The wait yields the core between looks, and holds the lease
 /// (a transaction waiting for it waits this much longer at most).
@@ -47,12 +54,46 @@ pub(crate) const LINGER: Duration = Duration::from_micros(100);
 /// closes).
 pub(crate) type Job = Box<dyn FnOnce(&mut Lease) + Send>;
 
-/// The queue of an entry's plain calls.
+/// The queue of an entry's plain calls: one queue per caller's host,
+/// served in turn, so a tenant's backlog on an entry shared with another
+/// delays the other's call by one of its statements, not by the whole
+/// backlog (an entry granted to two hosts runs one statement at a time).
 #[derive(Default)]
 pub(crate) struct Queue {
-    jobs: VecDeque<Job>,
-    /// Whether a runner is started (it runs until it finds `jobs` empty).
+    /// Hosts with queued calls, in the order they are served, each with
+    /// its calls in order. Few: the hosts granted this entry.
+    turn: VecDeque<(u16, VecDeque<Job>)>,
+    /// Calls queued in all.
+    len: usize,
+    /// Whether a runner is started (it runs until it finds no call).
     running: bool,
+}
+
+impl Queue {
+    fn push(&mut self, host: u16, job: Job) {
+        match self.turn.iter_mut().find(|(h, _)| *h == host) {
+            Some((_, jobs)) => jobs.push_back(job),
+            None => self.turn.push_back((host, VecDeque::from([job]))),
+        }
+        self.len += 1;
+    }
+
+    /// The next call: the first of the host whose turn it is, that host
+    /// going to the back of the turn if it has more.
+    fn pop(&mut self) -> Option<Job> {
+        let (host, mut jobs) = self.turn.pop_front()?;
+        let job = jobs.pop_front();
+        if !jobs.is_empty() {
+            self.turn.push_back((host, jobs));
+        }
+        self.len -= usize::from(job.is_some());
+        job
+    }
+
+    /// The host whose call is next.
+    fn next_host(&self) -> Option<u16> {
+        self.turn.front().map(|(host, _)| *host)
+    }
 }
 
 /// Stops one queued call: unrun if it has not started, interrupted if it
@@ -76,19 +117,27 @@ impl Stop {
     }
 }
 
-/// Queues `job` as statement `id`, starting a runner if none runs;
-/// `cancelled` is its stop flag, which the job checks before it runs its
-/// statement (and the statement as it runs, see [`super::run::Bounds`]).
-pub(crate) fn submit(shared: &Arc<Shared>, id: u64, cancelled: Arc<AtomicBool>, job: Job) -> Stop {
+/// Queues `job` of a caller of `host` as statement `id`, starting a
+/// runner if none runs; `cancelled` is its stop flag, which the job checks
+/// before it runs its statement (and the statement as it runs, see
+/// [`super::run::Bounds`]).
+pub(crate) fn submit(
+    shared: &Arc<Shared>,
+    host: u16,
+    id: u64,
+    cancelled: Arc<AtomicBool>,
+    job: Job,
+) -> Stop {
     let start = {
         let mut q = lock(&shared.queue);
-        q.jobs.push_back(job);
-        shared.queued.store(q.jobs.len(), Ordering::Release);
+        q.push(host, job);
+        shared.queued.store(q.len, Ordering::Release);
         !std::mem::replace(&mut q.running, true)
     };
     if start {
         Runner {
             shared: shared.clone(),
+            host,
             finished: false,
         }
         .start();
@@ -100,27 +149,31 @@ pub(crate) fn submit(shared: &Arc<Shared>, id: u64, cancelled: Arc<AtomicBool>, 
     }
 }
 
-/// Runs queued calls on a blocking thread until the queue is empty, or
+/// Runs queued calls on a lane thread until the queue is empty, or
 /// [`RUN_CAP`] of them (then hands over to a new runner).
 struct Runner {
     shared: Arc<Shared>,
+    /// The host it runs as on the lane: that of the call it started for.
+    host: u16,
     /// Set when it found the queue empty (and cleared `running` itself).
     finished: bool,
 }
 
 impl Runner {
-    /// Takes the lease and runs on the blocking pool. The lease is waited
+    /// Takes the lease and runs on the SQL lane. The lease is waited
     /// for asynchronously when it is held (by a transaction, or the
-    /// runner before this one), so no blocking thread sits waiting for it:
+    /// runner before this one), so no lane thread sits waiting for it:
     /// blocked threads waiting on leases whose holders need a thread to
-    /// finish would deadlock the pool.
+    /// finish would deadlock the lane.
     fn start(self) {
-        let rt = self.shared.rt.clone();
+        let on_lane = |runner: Runner, lease: Lease| {
+            drop(sql_lane().spawn(runner.host, move || runner.run(lease)));
+        };
         match self.shared.try_lease() {
-            Some(lease) => drop(rt.spawn_blocking(move || self.run(lease))),
-            None => drop(rt.clone().spawn(async move {
+            Some(lease) => on_lane(self, lease),
+            None => drop(self.shared.rt.clone().spawn(async move {
                 let lease = self.shared.lease().await;
-                drop(rt.spawn_blocking(move || self.run(lease)));
+                on_lane(self, lease);
             })),
         }
     }
@@ -139,8 +192,10 @@ impl Runner {
         // lease behind it and carries on with the calls.
         drop(lease);
         self.finished = true;
+        let host = lock(&self.shared.queue).next_host().unwrap_or(self.host);
         Runner {
             shared: self.shared.clone(),
+            host,
             finished: false,
         }
         .start();
@@ -157,8 +212,8 @@ impl Runner {
             let lingered = now.duration_since(*empty_since.get_or_insert(now)) >= LINGER;
             if lingered || self.shared.queued.load(Ordering::Acquire) > 0 {
                 let mut q = lock(&self.shared.queue);
-                if let Some(job) = q.jobs.pop_front() {
-                    self.shared.queued.store(q.jobs.len(), Ordering::Release);
+                if let Some(job) = q.pop() {
+                    self.shared.queued.store(q.len, Ordering::Release);
                     return Some(job);
                 }
                 if lingered {
@@ -182,7 +237,8 @@ impl Drop for Runner {
             let mut q = lock(&self.shared.queue);
             q.running = false;
             self.shared.queued.store(0, Ordering::Release);
-            std::mem::take(&mut q.jobs)
+            q.len = 0;
+            std::mem::take(&mut q.turn)
         };
         drop(jobs);
     }

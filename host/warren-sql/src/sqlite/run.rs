@@ -1,4 +1,4 @@
-//! Statements run on the one SQLite connection, on a blocking thread.
+//! Statements run on the one SQLite connection, on a thread of the SQL lane.
 //!
 //! Everything here is synchronous and takes the connection by reference;
 //! the caller (sqlite.rs) holds the lease. A `query_timeout` and a queued

@@ -3,13 +3,14 @@
 //! Guarantees: calls run one at a time, in order; once ended (commit,
 //! rollback, close, an interrupted call, or SQLite ending it by itself)
 //! every call is `INVALID`; a transaction ended any other way than by
-//! commit is rolled back on a blocking thread before the lease is released,
+//! commit is rolled back on a lane thread before the lease is released,
 //! and the lease is always released.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use warren_core::ProcError;
+use warren_core::{ProcError, sql_lane};
 
 use super::lease::{Lease, Shared, lock};
 use crate::error::{err, inactive};
@@ -35,10 +36,16 @@ struct Inner {
 /// The shared part of a transaction (also held by its running call).
 pub(crate) struct Core {
     shared: Arc<Shared>,
+    /// The beginner's host, whose turn on the SQL lane its statements take.
+    host: u16,
     /// The beginner's engine meter, which its statements are charged to.
     meter: Option<Arc<EngineMeter>>,
     turn: tokio::sync::Mutex<()>,
     inner: Mutex<Inner>,
+    /// Set when it is closed (abandoned): its statements' stop flag, so
+    /// one closed between its start and its first step is stopped too
+    /// (an interrupt reaches only a statement already running).
+    closed: Arc<AtomicBool>,
 }
 
 /// An open SQLite transaction.
@@ -47,9 +54,10 @@ pub(crate) struct Tx {
 }
 
 impl Tx {
-    /// Starts a transaction on an acquired `lease`.
+    /// Starts a transaction of a process of `host` on an acquired `lease`.
     pub(crate) async fn begin(
         lease: Lease,
+        host: u16,
         read_only: bool,
         meter: Option<Arc<EngineMeter>>,
     ) -> Result<Tx, ProcError> {
@@ -57,6 +65,7 @@ impl Tx {
         let tx = Tx {
             core: Arc::new(Core {
                 shared,
+                host,
                 meter,
                 turn: tokio::sync::Mutex::new(()),
                 inner: Mutex::new(Inner {
@@ -64,6 +73,7 @@ impl Tx {
                     lease: None,
                     running: None,
                 }),
+                closed: Arc::default(),
             }),
         };
         let sql = if read_only {
@@ -108,19 +118,39 @@ impl Tx {
             core: Some(self.core.clone()),
         };
         let core = self.core.clone();
-        let job = self.core.shared.rt.spawn_blocking(move || {
-            let out = lease.run(id, f);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        drop(sql_lane().spawn(self.core.host, move || {
+            // Closed while it waited for a thread (its call abandoned, the
+            // process ended): the statement is not started, so no
+            // interrupt would reach it; it would run to its timeout.
+            let out = if core.closed.load(Ordering::Acquire) {
+                Err(inactive())
+            } else {
+                lease.run(id, f)
+            };
             core.park(lease, end);
-            out
-        });
-        let out = job.await;
+            drop(tx.send(out));
+        }));
+        let out = rx.await;
         abandon.disarm();
-        out.map_err(|e| err(warren_core::ErrorKind::Internal, false, e.to_string()))?
+        // A panicking statement drops its sender (and the lease, released).
+        out.map_err(|_| {
+            err(
+                warren_core::ErrorKind::Internal,
+                false,
+                "sqlite: the statement ended without a result",
+            )
+        })?
     }
 
     /// The entry's `query_timeout`.
     pub(crate) fn timeout(&self) -> Option<std::time::Duration> {
         self.core.shared.query_timeout
+    }
+
+    /// The flag that stops its statements once it is closed.
+    pub(crate) fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.core.closed.clone()
     }
 
     /// The meter of the process that began it.
@@ -133,7 +163,7 @@ impl Tx {
         lock(&self.core.inner).state != State::Ended
     }
 
-    /// Ends the transaction without waiting: rolls back on a blocking
+    /// Ends the transaction without waiting: rolls back on a lane
     /// thread (or, if a call runs, interrupts it and lets it roll back).
     pub(crate) fn close(&self) {
         self.core.close();
@@ -148,7 +178,7 @@ impl Drop for Tx {
 
 impl Core {
     /// Gives the lease back to the transaction after a call (on the
-    /// blocking thread), or ends it: when asked, when closed meanwhile, or
+    /// lane thread), or ends it: when asked, when closed meanwhile, or
     /// when SQLite left the transaction (an error rolled it back).
     fn park(&self, mut lease: Lease, end: bool) {
         let mut inner = lock(&self.inner);
@@ -164,6 +194,7 @@ impl Core {
     }
 
     fn close(&self) {
+        self.closed.store(true, Ordering::Release);
         let mut inner = lock(&self.inner);
         let was = inner.state;
         inner.state = State::Ended;
@@ -173,7 +204,7 @@ impl Core {
         match was {
             State::Active => {
                 if let Some(mut lease) = inner.lease.take() {
-                    self.shared.rt.spawn_blocking(move || lease.reset());
+                    drop(sql_lane().spawn(self.host, move || lease.reset()));
                 }
             }
             State::Busy => {
