@@ -65,15 +65,29 @@ pub(crate) struct Queue {
     turn: VecDeque<(u16, VecDeque<Job>)>,
     /// Calls queued in all.
     len: usize,
+    /// Emptied queues kept for the next host to queue (at most
+    /// [`SPARE_QUEUES`]): a host's calls one at a time would otherwise
+    /// allocate a queue per call.
+    spare: Vec<VecDeque<Job>>,
     /// Whether a runner is started (it runs until it finds no call).
     running: bool,
 }
+
+/// Emptied host queues an entry keeps for reuse.
+const SPARE_QUEUES: usize = 4;
+
+/// The largest emptied queue kept (in calls): one a burst grew is let go.
+const SPARE_CAPACITY: usize = 64;
 
 impl Queue {
     fn push(&mut self, host: u16, job: Job) {
         match self.turn.iter_mut().find(|(h, _)| *h == host) {
             Some((_, jobs)) => jobs.push_back(job),
-            None => self.turn.push_back((host, VecDeque::from([job]))),
+            None => {
+                let mut jobs = self.spare.pop().unwrap_or_default();
+                jobs.push_back(job);
+                self.turn.push_back((host, jobs));
+            }
         }
         self.len += 1;
     }
@@ -85,6 +99,8 @@ impl Queue {
         let job = jobs.pop_front();
         if !jobs.is_empty() {
             self.turn.push_back((host, jobs));
+        } else if self.spare.len() < SPARE_QUEUES && jobs.capacity() <= SPARE_CAPACITY {
+            self.spare.push(jobs);
         }
         self.len -= usize::from(job.is_some());
         job
