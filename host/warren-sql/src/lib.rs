@@ -3,7 +3,8 @@
 //!
 //! A [`Database`] is shared by every process; each call names its `owner`
 //! (the process), which SQLite needs to refuse a call that would wait
-//! behind the caller's own transaction. Every call is async and never
+//! behind the caller's own transaction, and whose host its statements run
+//! as on the SQL lane (`warren_core::sql_lane`, fair between hosts). Every call is async and never
 //! blocks an async worker; dropping a call's future (the process was
 //! terminated) interrupts its statement and never leaks a connection.
 //! Errors are [`ProcError`]s with the kinds of the spec's table.
