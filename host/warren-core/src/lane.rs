@@ -9,7 +9,9 @@
 //! Threads are started on demand up to [`BLOCKING_LANE_THREADS`] and kept.
 //! No host runs more than [`BLOCKING_LANE_PER_HOST`] jobs at once, so a
 //! tenant whose calls hang (a stuck network file system, a slow disk)
-//! cannot take every thread: other hosts keep the rest.
+//! cannot take every thread: other hosts keep the rest. The last
+//! [`BLOCKING_LANE_RESERVE`] free threads go only to hosts running no job,
+//! so several such tenants together still leave one to each other host.
 //!
 //! Only as many threads as cores are woken for queued jobs; a watcher
 //! thread adds one each time it finds fewer than that running jobs
@@ -44,6 +46,11 @@ pub const BLOCKING_LANE_THREADS: usize = 32;
 /// for other hosts, so one tenant's hung calls delay its own calls only.
 pub const BLOCKING_LANE_PER_HOST: usize = BLOCKING_LANE_THREADS - 8;
 
+/// Free threads of the blocking lane kept for hosts running no call
+/// ([`Lane::with_reserve`]): without it two hosts whose calls hang took
+/// every thread (24 + 8).
+pub const BLOCKING_LANE_RESERVE: usize = 8;
+
 /// Most threads of the SQL lane ([`sql_lane`]), which runs SQLite
 /// statements: each entry uses at most one at a time, so this bounds
 /// threads, not connections.
@@ -59,6 +66,12 @@ pub const SQL_LANE_THREADS: usize = 64;
 /// while the rest of the threads serve other hosts; it takes four hosts
 /// flooding together to fill the lane.
 pub const SQL_LANE_PER_HOST: usize = SQL_LANE_THREADS / 4;
+
+/// Free threads of the SQL lane kept for hosts running no statement
+/// ([`Lane::with_reserve`]): without it four hosts flooding together
+/// (4 × [`SQL_LANE_PER_HOST`]) took every thread; with it the lane is full
+/// only once this many more hosts hold a thread each.
+pub const SQL_LANE_RESERVE: usize = 16;
 
 /// How long a job may run before the watcher counts its thread as
 /// blocked (in a disk wait, say) and lets another thread take a queued job.
@@ -116,8 +129,7 @@ pub struct Lane {
     state: Mutex<State>,
     ready: Condvar,
     watch: Condvar,
-    max: usize,
-    per_host: usize,
+    caps: Caps,
     /// Threads kept running jobs that have not blocked: more only once
     /// the watcher sees the running ones blocked.
     target: usize,
@@ -130,7 +142,9 @@ pub fn blocking_lane() -> &'static Lane {
     static LANE: OnceLock<Lane> = OnceLock::new();
     LANE.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Lane::new(BLOCKING_LANE_THREADS, BLOCKING_LANE_PER_HOST).with_target(cores)
+        Lane::new(BLOCKING_LANE_THREADS, BLOCKING_LANE_PER_HOST)
+            .with_reserve(BLOCKING_LANE_RESERVE)
+            .with_target(cores)
     })
 }
 
@@ -142,6 +156,7 @@ pub fn sql_lane() -> &'static Lane {
     LANE.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Lane::new(SQL_LANE_THREADS, SQL_LANE_PER_HOST)
+            .with_reserve(SQL_LANE_RESERVE)
             .with_target(cores)
             .named("warren-sql")
     })
@@ -155,11 +170,22 @@ impl Lane {
             state: Mutex::default(),
             ready: Condvar::new(),
             watch: Condvar::new(),
-            max: max.max(1),
-            per_host: per_host.max(1),
+            caps: Caps {
+                max: max.max(1),
+                per_host: per_host.max(1),
+                reserve: 0,
+            },
             target: max.max(1),
             name: "warren-lane",
         }
+    }
+
+    /// The lane keeping its last `reserve` free threads for hosts with no
+    /// job running: however many hosts flood it, a host that runs nothing
+    /// gets a thread while fewer than `reserve` such hosts hold one.
+    pub fn with_reserve(mut self, reserve: usize) -> Self {
+        self.caps.reserve = reserve.min(self.caps.max - 1);
+        self
     }
 
     /// The lane naming its threads `name`.
@@ -171,7 +197,7 @@ impl Lane {
     /// The lane keeping only `target` threads on jobs that run (at least
     /// one), adding threads as running ones block.
     pub fn with_target(mut self, target: usize) -> Self {
-        self.target = target.clamp(1, self.max);
+        self.target = target.clamp(1, self.caps.max);
         self
     }
 
@@ -203,7 +229,7 @@ impl Lane {
             state.notified += 1;
             drop(state);
             self.ready.notify_one();
-        } else if state.idle == state.notified && state.threads < self.max {
+        } else if state.idle == state.notified && state.threads < self.caps.max {
             drop(state);
             self.start_thread();
         }
@@ -236,7 +262,7 @@ impl Lane {
         let mut pause = LANE_BLOCKED_AFTER;
         let mut state = self.lock();
         loop {
-            if !takeable(&state, self.per_host) {
+            if !takeable(&state, self.caps) {
                 state.watch_asleep = true;
                 state = self
                     .watch
@@ -254,12 +280,12 @@ impl Lane {
                 .values()
                 .filter(|t| now.duration_since(**t) < LANE_BLOCKED_AFTER)
                 .count();
-            let wanted = moving + state.notified < self.target && takeable(&state, self.per_host);
+            let wanted = moving + state.notified < self.target && takeable(&state, self.caps);
             if wanted && state.idle > state.notified {
                 state.notified += 1;
                 self.ready.notify_one();
                 pause = LANE_BLOCKED_AFTER;
-            } else if wanted && state.threads < self.max {
+            } else if wanted && state.threads < self.caps.max {
                 drop(state);
                 self.start_thread();
                 state = self.lock();
@@ -273,7 +299,7 @@ impl Lane {
     fn start_thread(&'static self) {
         let id = {
             let mut state = self.lock();
-            if state.threads >= self.max {
+            if state.threads >= self.caps.max {
                 return;
             }
             state.threads += 1;
@@ -315,7 +341,7 @@ impl Lane {
     /// thread that takes a job while more wait wakes one more sleeper.
     fn next(&self, mut state: MutexGuard<'_, State>, id: usize) -> Job {
         loop {
-            if let Some(job) = take_next(&mut state, self.per_host) {
+            if let Some(job) = take_next(&mut state, self.caps) {
                 state.busy.insert(id, Instant::now());
                 let wake = !state.turn.is_empty()
                     && state.idle > state.notified
@@ -344,12 +370,32 @@ impl Lane {
     }
 }
 
-/// The next job of the first host in turn below its cap of `per_host`
-/// running jobs; hosts at their cap keep their place in the turn.
-fn take_next(state: &mut State, per_host: usize) -> Option<Job> {
+/// Which host may take a thread.
+#[derive(Clone, Copy)]
+struct Caps {
+    max: usize,
+    /// Most jobs of one host running at once.
+    per_host: usize,
+    /// Free threads kept for hosts running no job.
+    reserve: usize,
+}
+
+impl Caps {
+    /// Whether a job of `host` may start now: below its cap, and either
+    /// running none or leaving more than the reserve free.
+    fn may_take(self, state: &State, host: u16) -> bool {
+        let running = state.running.get(&host).copied().unwrap_or(0);
+        let free = self.max.saturating_sub(state.busy.len());
+        running < self.per_host && (running == 0 || free > self.reserve)
+    }
+}
+
+/// The next job of the first host in turn that [may take](Caps::may_take)
+/// a thread; the others keep their place in the turn.
+fn take_next(state: &mut State, caps: Caps) -> Option<Job> {
     for _ in 0..state.turn.len() {
         let host = state.turn.pop_front()?;
-        if state.running.get(&host).copied().unwrap_or(0) >= per_host {
+        if !caps.may_take(state, host) {
             state.turn.push_back(host);
             continue;
         }
@@ -366,12 +412,9 @@ fn take_next(state: &mut State, per_host: usize) -> Option<Job> {
     None
 }
 
-/// Whether a queued job could be taken now (its host below its cap).
-fn takeable(state: &State, per_host: usize) -> bool {
-    state
-        .turn
-        .iter()
-        .any(|h| state.running.get(h).copied().unwrap_or(0) < per_host)
+/// Whether a queued job could be taken now.
+fn takeable(state: &State, caps: Caps) -> bool {
+    state.turn.iter().any(|h| caps.may_take(state, *h))
 }
 
 /// A job of `host` is over.
@@ -573,6 +616,39 @@ mod tests {
         }
         for _ in 3..5 {
             rx.recv_timeout(WAIT).expect("the rest run");
+        }
+    }
+
+    #[test]
+    fn hosts_that_flood_together_leave_the_reserve_to_hosts_running_nothing() {
+        // Four threads, at most three of a host, two kept for hosts that
+        // run nothing.
+        let lane: &'static Lane = Box::leak(Box::new(Lane::new(4, 3).with_reserve(2)));
+        let (tx, rx) = channel();
+        let mut gates = Vec::new();
+        let started = |n: usize, what: &str| -> Vec<u32> {
+            let mut got: Vec<u32> = (0..n).map(|_| rx.recv_timeout(WAIT).expect(what)).collect();
+            assert!(
+                rx.recv_timeout(Duration::from_millis(50)).is_err(),
+                "more ran than {what}"
+            );
+            got.sort_unstable();
+            got
+        };
+        // Host 1 floods: it stops where two threads are left.
+        gates.extend((0..4).map(|i| gated(lane, 1, i, &tx)));
+        assert_eq!(started(2, "host 1 takes two"), [0, 1]);
+        // Host 2 floods too: one thread, from the reserve.
+        gates.extend((10..14).map(|i| gated(lane, 2, i, &tx)));
+        assert_eq!(started(1, "host 2 takes one"), [10]);
+        // A third host still gets the last thread at once.
+        gates.push(gated(lane, 3, 99, &tx));
+        assert_eq!(started(1, "host 3 takes the last"), [99]);
+        for gate in &gates {
+            gate.send(()).ok();
+        }
+        for _ in 0..5 {
+            rx.recv_timeout(WAIT).expect("the backlogs run");
         }
     }
 }
