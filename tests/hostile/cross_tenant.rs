@@ -19,10 +19,9 @@ use std::time::{Duration, Instant};
 
 use warren_core::{HostLimits, Runtime, SpawnRequest, Value};
 use warren_lua::{Databases, Volumes};
-use warren_sql::{Database, DbConfig, SqliteFile};
 use warren_tests::{App, DEADLINE, HOST, OTHER_HOST, TempDir, grants, run_on};
 
-use crate::harness::alone;
+use crate::harness::{alone, sqlite_dbs_timed};
 
 #[expect(clippy::duplicate_mod, reason = "io_surface keeps its copy private")]
 #[expect(dead_code, reason = "only start and url are used here")]
@@ -379,17 +378,10 @@ fn volumes(dir: &TempDir) -> Arc<Volumes> {
 /// SQLite databases `app.db:<name>` on files in `dir`; the attacker's
 /// (`a...`) with `query_timeout` `attacker_timeout`.
 fn databases(dir: &TempDir, names: &[String], attacker_timeout: Duration) -> Arc<Databases> {
-    let mut dbs = Databases::new();
-    let rt = warren_core::io_runtime().handle().clone();
-    for name in names {
-        let config = DbConfig::Sqlite {
-            file: SqliteFile::Path(dir.0.join(format!("{name}.db"))),
-            max_lifetime: Duration::from_secs(3600),
-            query_timeout: name.starts_with('a').then_some(attacker_timeout),
-        };
-        dbs.insert(Database::open(&format!("app.db:{name}"), config, rt.clone()).expect("open"));
-    }
-    Arc::new(dbs)
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    sqlite_dbs_timed(dir, &names, |name| {
+        name.starts_with('a').then_some(attacker_timeout)
+    })
 }
 
 const FS_ATT_INIT: &str = r#"local vol = assert(fs.get("app.fs:att"))"#;

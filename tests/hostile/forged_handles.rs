@@ -28,14 +28,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use warren_core::{Grants, Value};
-use warren_lua::{Databases, Volumes};
-use warren_sql::{Database, DbConfig, SqliteFile};
+use warren_lua::Volumes;
 use warren_tests::{TempDir, grants};
 
-use crate::harness::{Outcome, app, attack_on};
+use crate::harness::{Outcome, app, attack_on, sqlite_dbs};
 
 // The same server as io_surface's (whose module is private to it); this
 // file uses only its `/lines` stream.
@@ -78,21 +76,6 @@ impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Databases `app.db:<name>` on SQLite files in `dir`.
-fn sqlite_dbs(dir: &TempDir, names: &[&str]) -> Arc<Databases> {
-    let mut dbs = Databases::new();
-    let rt = warren_core::io_runtime().handle().clone();
-    for name in names {
-        let config = DbConfig::Sqlite {
-            file: SqliteFile::Path(dir.0.join(format!("{name}.db"))),
-            max_lifetime: Duration::from_secs(3600),
-            query_timeout: None,
-        };
-        dbs.insert(Database::open(&format!("app.db:{name}"), config, rt.clone()).expect("open"));
-    }
-    Arc::new(dbs)
 }
 
 fn fs_grant() -> Grants {

@@ -322,3 +322,32 @@ return function(to, count)
         end
     end
 end"#;
+
+/// Databases `app.db:<name>` on SQLite files in `dir`, each with the
+/// `query_timeout` that `timeout` gives for its name.
+pub fn sqlite_dbs_timed(
+    dir: &warren_tests::TempDir,
+    names: &[&str],
+    timeout: impl Fn(&str) -> Option<Duration>,
+) -> std::sync::Arc<warren_lua::Databases> {
+    let mut dbs = warren_lua::Databases::new();
+    let rt = warren_core::io_runtime().handle().clone();
+    for name in names {
+        let config = warren_sql::DbConfig::Sqlite {
+            file: warren_sql::SqliteFile::Path(dir.0.join(format!("{name}.db"))),
+            max_lifetime: Duration::from_secs(3600),
+            query_timeout: timeout(name),
+        };
+        let db = warren_sql::Database::open(&format!("app.db:{name}"), config, rt.clone());
+        dbs.insert(db.expect("open"));
+    }
+    std::sync::Arc::new(dbs)
+}
+
+/// Databases `app.db:<name>` on SQLite files in `dir`, no `query_timeout`.
+pub fn sqlite_dbs(
+    dir: &warren_tests::TempDir,
+    names: &[&str],
+) -> std::sync::Arc<warren_lua::Databases> {
+    sqlite_dbs_timed(dir, names, |_| None)
+}

@@ -27,10 +27,9 @@ use std::time::Duration;
 
 use warren_core::{Grants, Runtime, Value};
 use warren_lua::{Databases, LuaProgram, MODULES};
-use warren_sql::{Database, DbConfig, SqliteFile};
 use warren_tests::{App, TempDir, grants, run_on};
 
-use crate::harness::{Outcome, app, attack_on};
+use crate::harness::{Outcome, app, attack_on, sqlite_dbs};
 
 #[path = "../tests/io/server.rs"]
 mod server;
@@ -70,21 +69,6 @@ fn all_grants() -> Grants {
         ("http_client.request", "http://127.0.0.1:*"),
         ("http_client.private_ip", "127.0.0.1"),
     ])
-}
-
-/// Databases `app.db:<name>` on SQLite files in `dir`, no `query_timeout`.
-fn sqlite_dbs(dir: &TempDir, names: &[&str]) -> Arc<Databases> {
-    let mut dbs = Databases::new();
-    let rt = warren_core::io_runtime().handle().clone();
-    for name in names {
-        let config = DbConfig::Sqlite {
-            file: SqliteFile::Path(dir.0.join(format!("{name}.db"))),
-            max_lifetime: Duration::from_secs(3600),
-            query_timeout: None,
-        };
-        dbs.insert(Database::open(&format!("app.db:{name}"), config, rt.clone()).expect("open"));
-    }
-    Arc::new(dbs)
 }
 
 /// Adds entry `id` running `method` of `source` with `grants`.
