@@ -257,7 +257,7 @@ impl Converter {
         copy: impl FnOnce(&mut Walk) -> Result<T, Failure>,
     ) -> Result<T, ConvertError> {
         let mut walk = Walk {
-            open: Vec::new(),
+            open: Open::new(),
             used: self.used,
             budget: self.budget,
             tables: self.tables,
@@ -309,8 +309,50 @@ fn count_scalar(v: Scalar<'_>, walk: &mut Walk) -> Result<Value, Failure> {
 /// value made of many tiny (or shared) tables is cut off by their count.
 const BYTES_PER_TABLE: usize = 16;
 
+/// The tables a walk is inside, outermost first: at most [`MAX_DEPTH`],
+/// held inline, so a walk allocates nothing for them (a `Vec` cost an
+/// allocation and a free per payload with a table, about 150
+/// instructions).
+struct Open {
+    tables: [*const c_void; MAX_DEPTH],
+    len: usize,
+}
+
+impl Open {
+    fn new() -> Self {
+        Open {
+            tables: [std::ptr::null(); MAX_DEPTH],
+            len: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn contains(&self, table: *const c_void) -> bool {
+        self.tables
+            .get(..self.len)
+            .unwrap_or_default()
+            .contains(&table)
+    }
+
+    /// Opens `table`; a walk at [`MAX_DEPTH`] has refused it before
+    /// (nothing is opened past it).
+    fn push(&mut self, table: *const c_void) {
+        if let Some(slot) = self.tables.get_mut(self.len) {
+            *slot = table;
+            self.len += 1;
+        }
+    }
+
+    fn pop(&mut self) {
+        self.len = self.len.saturating_sub(1);
+    }
+}
+
 struct Walk {
-    open: Vec<*const c_void>,
+    open: Open,
     used: usize,
     budget: Budget,
     /// Tables visited, against `budget.bytes / BYTES_PER_TABLE`.

@@ -3,7 +3,8 @@
 //! every string and table it passed (about 280 ns an entry).
 //!
 //! Guarantees, beyond the module's: the walk calls only C API functions
-//! that cannot raise (`lua_next` on an unchanged table, `lua_rawget` and
+//! that cannot raise (the vendored Lua's `warren_entry` and
+//! `warren_pushentry` on an unchanged table ([`entry`]), `lua_rawget` and
 //! `lua_rawgeti` with keys already in the VM, type tests and reads of
 //! strings that are strings), so it allocates nothing in the VM and no Lua
 //! error can unwind through its frames; the metatable field names it looks
@@ -17,11 +18,14 @@ use mlua::{Lua, Value as LuaValue};
 use warren_core::Value;
 
 use super::{
-    BYTES_PER_TABLE, ERROR_KEY, ERROR_TAG, Failure, MAX_DEPTH, RUNTIME_OBJECT_TAG, Walk,
-    error_field, host_kind, is_identifier,
+    BYTES_PER_TABLE, ERROR_KEY, ERROR_TAG, Failure, MAX_DEPTH, RUNTIME_OBJECT_TAG, Scalar, Walk,
+    count_scalar, error_field, host_kind, is_identifier,
 };
 
+mod entry;
 mod pack;
+
+use entry::Entries;
 pub(super) use pack::pack_at;
 
 /// The registry key (its address) of the table of field names.
@@ -256,7 +260,7 @@ impl Raw<'_> {
         // SAFETY: as `value`.
         unsafe {
             let ptr = ffi::lua_topointer(self.l, idx);
-            if self.walk.open.contains(&ptr) {
+            if self.walk.open.contains(ptr) {
                 return Err(Failure::new("cycle: the table contains itself"));
             }
             if self.walk.open.len() >= MAX_DEPTH
@@ -319,36 +323,43 @@ impl Raw<'_> {
     /// A table that is not an error object: an array when its keys are
     /// exactly `1..=#t`, else a map.
     unsafe fn entries(&mut self, idx: c_int) -> Result<Value, Failure> {
-        // SAFETY: a raw traversal (`lua_next` on a table this walk does not
-        // change); each round leaves the key on top for the next.
+        // SAFETY: a traversal in place of a table this walk does not
+        // change (see `entry`); an entry that needs the stack is pushed
+        // (room made by `enter`) and popped when placed.
         unsafe {
             let l = self.l;
             // The border may be anything up to 2^63 (a few keys can make it
             // 2^44): it is compared with, never allocated from.
             let len = ffi::lua_rawlen(l, idx);
-            let mut items: Vec<(i64, Value)> = Vec::new();
-            let mut map = Vec::new();
-            let mut is_array = true;
-            ffi::lua_pushnil(l);
-            while ffi::lua_next(l, idx) != 0 {
+            let mut placed = Placed::default();
+            let mut entries = Entries::new(idx);
+            while entries.next(l) {
+                if let (Some(k), Some(v)) = (entries.key.scalar(), entries.value.scalar()) {
+                    let index = entries.key.index(len);
+                    self.walk.count(entries.key.count(index.is_some()))?;
+                    let value = match count_scalar(v, self.walk) {
+                        Ok(value) => value,
+                        Err(f) => {
+                            entries.push(l);
+                            return Err(f.at(segment(l, ffi::lua_gettop(l) - 1)));
+                        }
+                    };
+                    self.place(&mut placed, index, value, || Ok(scalar_key(k)))?;
+                    continue;
+                }
+                entries.push(l);
                 let (k, v) = (ffi::lua_gettop(l) - 1, ffi::lua_gettop(l));
                 let index = index_key(l, k, len);
                 self.count_key(k, index.is_some())?;
                 let value = self.value(v).map_err(|f| f.at(segment(l, k)))?;
-                ffi::lua_pop(l, 1);
-                if let (true, Some(i)) = (is_array, index) {
-                    items.push((i, value));
-                    continue;
-                }
-                if is_array {
-                    is_array = false;
-                    self.move_to_map(&mut items, &mut map)?;
-                }
-                if index.is_some() {
-                    self.walk.count(9)?;
-                }
-                map.push((key_value(l, k)?, value));
+                self.place(&mut placed, index, value, || key_value(l, k))?;
+                ffi::lua_pop(l, 2);
             }
+            let Placed {
+                mut items,
+                mut map,
+                is_array,
+            } = placed;
             if !is_array || items.len() != len || len == 0 {
                 self.move_to_map(&mut items, &mut map)?;
                 return Ok(Value::Map(map));
@@ -361,6 +372,33 @@ impl Raw<'_> {
             }
             Ok(Value::Array(array))
         }
+    }
+
+    /// Places an entry's `value` (its key's `index` in `1..=#t`, if it
+    /// is one): among the items while every key so far is an index, else
+    /// in the map under `key()` (counted 9 bytes more for an index), the
+    /// items moved there first. A key that cannot be sent fails here,
+    /// after its value, as it always has.
+    fn place(
+        &mut self,
+        placed: &mut Placed,
+        index: Option<i64>,
+        value: Value,
+        key: impl FnOnce() -> Result<Value, Failure>,
+    ) -> Result<(), Failure> {
+        if let (true, Some(i)) = (placed.is_array, index) {
+            placed.items.push((i, value));
+            return Ok(());
+        }
+        if placed.is_array {
+            placed.is_array = false;
+            self.move_to_map(&mut placed.items, &mut placed.map)?;
+        }
+        if index.is_some() {
+            self.walk.count(9)?;
+        }
+        placed.map.push((key()?, value));
+        Ok(())
     }
 
     /// An error object as its tagged map; its fields are read raw and
@@ -423,6 +461,35 @@ impl Raw<'_> {
             map.push((Value::Int(key), value));
         }
         Ok(())
+    }
+}
+
+/// What [`Raw::entries`] has placed so far: the values of index keys
+/// while every key is one (`is_array`), then the map.
+struct Placed {
+    items: Vec<(i64, Value)>,
+    map: Vec<(Value, Value)>,
+    is_array: bool,
+}
+
+impl Default for Placed {
+    fn default() -> Self {
+        Placed {
+            items: Vec::new(),
+            map: Vec::new(),
+            is_array: true,
+        }
+    }
+}
+
+/// A scalar key as [`key_value`] makes it.
+fn scalar_key(k: Scalar<'_>) -> Value {
+    match k {
+        Scalar::Nil => Value::Nil,
+        Scalar::Bool(b) => Value::Bool(b),
+        Scalar::Int(i) => Value::Int(i),
+        Scalar::Float(n) => Value::Float(n),
+        Scalar::Str(bytes) => Value::Str(bytes.to_vec()),
     }
 }
 

@@ -1751,6 +1751,87 @@ LUA_API void warren_clonetable (lua_State *L, int idx) {
 }
 
 
+/* WARREN: what 'o' is (see 'warren_Value' in lwarren.h) */
+static void warren_describe (const TValue *o, warren_Value *d) {
+  d->type = ttype(o);
+  switch (ttypetag(o)) {
+    case LUA_VNUMINT:
+      d->isint = 1;
+      d->i = ivalue(o);
+      break;
+    case LUA_VNUMFLT:
+      d->isint = 0;
+      d->n = fltvalue(o);
+      break;
+    case LUA_VSHRSTR: case LUA_VLNGSTR:
+      d->s = getstr(tsvalue(o));
+      d->len = tsslen(tsvalue(o));
+      break;
+    case LUA_VFALSE:
+      d->i = 0;
+      break;
+    case LUA_VTRUE:
+      d->i = 1;
+      break;
+    default:
+      break;
+  }
+}
+
+
+/* WARREN: see lwarren.h; the loops of 'luaH_next', from a position */
+LUA_API int warren_entry (lua_State *L, int idx, unsigned int *pos,
+                          warren_Value *k, warren_Value *v) {
+  Table *t = gettable(L, idx);
+  unsigned int asize = luaH_realasize(t);
+  unsigned int i = *pos;
+  for (; i < asize; i++) {
+    if (!isempty(&t->array[i])) {
+      k->type = LUA_TNUMBER;
+      k->isint = 1;
+      k->i = l_castU2S(i) + 1;
+      warren_describe(&t->array[i], v);
+      *pos = i + 1;
+      return 1;
+    }
+  }
+  for (i -= asize; cast_int(i) < sizenode(t); i++) {
+    Node *n = gnode(t, i);
+    if (!isempty(gval(n))) {
+      TValue key;
+      getnodekey(L, &key, n);
+      warren_describe(&key, k);
+      warren_describe(gval(n), v);
+      *pos = asize + i + 1;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+
+/* WARREN: see lwarren.h */
+LUA_API void warren_pushentry (lua_State *L, int idx, unsigned int pos) {
+  Table *t = gettable(L, idx);
+  unsigned int asize = luaH_realasize(t);
+  unsigned int i = pos - 1;
+  lua_lock(L);
+  api_check(L, pos > 0, "no entry before position 0");
+  if (i < asize) {
+    setivalue(s2v(L->top.p), l_castU2S(i) + 1);
+    setobj2s(L, L->top.p + 1, &t->array[i]);
+  }
+  else {
+    Node *n = gnode(t, i - asize);
+    getnodekey(L, s2v(L->top.p), n);
+    setobj2s(L, L->top.p + 1, gval(n));
+  }
+  L->top.p += 2;
+  api_check(L, L->top.p <= L->ci->top.p, "stack overflow");
+  lua_unlock(L);
+}
+
+
 /* WARREN: see lwarren.h */
 LUA_API void warren_freeze (lua_State *L, int idx) {
   Table *t;

@@ -214,6 +214,42 @@ LUA_API int (warren_resizearray) (lua_State *L, int idx, unsigned int n);
 LUA_API void (warren_clonetable) (lua_State *L, int idx);
 
 /*
+** A table's entries read in place, for the embedder's encoders: what a
+** value is, without pushing it ('type' a LUA_T* tag; 'isint' and 'i' for
+** an integer, 'n' for a float, 'i' 0 or 1 for a boolean, 's' and 'len'
+** for a string, pointing into the string itself, which lives as long as
+** the table holds it).
+*/
+typedef struct warren_Value {
+  int type;
+  int isint;
+  lua_Integer i;
+  lua_Number n;
+  const char *s;
+  size_t len;
+} warren_Value;
+
+/*
+** The first entry of the table at 'idx' at traversal position '*pos' or
+** after it, described in 'k' and 'v'; '*pos' is then its position plus
+** one. Positions count the array part, then the node part, in the order
+** 'lua_next' visits them, so a traversal from 0 visits what 'lua_next'
+** visits, in its order, while the table is not changed; without finding
+** the previous key again at each step, as 'lua_next' does, and without
+** pushing anything. 0 (and nothing written) when no entry is left. Never
+** allocates, never raises.
+*/
+LUA_API int (warren_entry) (lua_State *L, int idx, unsigned int *pos,
+                            warren_Value *k, warren_Value *v);
+
+/*
+** Pushes the key and the value of the entry 'warren_entry' found before
+** 'pos' (the position it set) of the table at 'idx', unchanged since: two
+** values, for which the caller has made room. Never allocates.
+*/
+LUA_API void (warren_pushentry) (lua_State *L, int idx, unsigned int pos);
+
+/*
 ** Makes the table at 'idx' read-only for good: every assignment to it
 ** (an existing field or a new one) goes to its '__newindex' metamethod
 ** when that is a function (which should raise: nothing is written

@@ -8,7 +8,10 @@
 //! How: a scalar is written as it is read. A table is entered as the walk
 //! enters one (cycle, depth, runtime objects, its count). One without a
 //! border (`#t == 0`: a record, a map, an empty table) is written as a map
-//! in one traversal, its header's count set when the traversal ends. One
+//! in one traversal, its header's count set when the traversal ends; an
+//! entry whose key and value are both scalars is read in place, with
+//! nothing pushed ([`super::entry`]: a traversal by `lua_next` cost more than
+//! writing the entry). One
 //! with a border is first looked at for its shape (its keys only, raw,
 //! stopping at the first key outside `1..=#t`): an array visited in order
 //! is written as one, anything else as a map; an array whose keys the
@@ -32,6 +35,7 @@ use std::ffi::c_int;
 use mlua::ffi::{self, lua_State};
 use warren_core::msgpack as w;
 
+use super::entry::Entries;
 use super::{Failure, Raw, Walk, index_key, key_value, segment, string, type_name};
 
 /// Encodes the value at absolute index `idx` into `out` as `walk` counts
@@ -102,23 +106,20 @@ enum Shape {
 ///
 /// A table at `idx` and room for two values; raises nothing.
 unsafe fn shape(l: *mut lua_State, idx: c_int, len: usize, room: usize) -> Shape {
-    // SAFETY: a raw traversal of a table nothing changes meanwhile; one
-    // left early pops its key and value.
+    // SAFETY: a traversal in place of a table nothing changes meanwhile
+    // (see `entry`); nothing is pushed.
     unsafe {
         let (mut n, mut in_order) = (0usize, true);
-        ffi::lua_pushnil(l);
-        while ffi::lua_next(l, idx) != 0 {
+        let mut entries = Entries::new(idx);
+        while entries.next(l) {
             n += 1;
             if n > room {
-                ffi::lua_pop(l, 2);
                 return Shape::Map;
             }
-            let Some(i) = index_key(l, ffi::lua_gettop(l) - 1, len) else {
-                ffi::lua_pop(l, 2);
+            let Some(i) = entries.key.index(len) else {
                 return Shape::Map;
             };
             in_order &= usize::try_from(i) == Ok(n);
-            ffi::lua_pop(l, 1);
         }
         match (n == len, in_order) {
             (true, true) => Shape::Array,
@@ -240,15 +241,21 @@ impl Raw<'_> {
         len: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), Failure> {
-        // SAFETY: a raw traversal; each round leaves the key on top.
+        // SAFETY: a traversal in place (see `entry`); an entry pushed
+        // (room made by `enter`) is popped when written.
         unsafe {
             let l = self.l;
             w::write_array_len(out, len);
-            ffi::lua_pushnil(l);
-            while ffi::lua_next(l, idx) != 0 {
-                let (k, v) = (ffi::lua_gettop(l) - 1, ffi::lua_gettop(l));
-                self.pack(v, out).map_err(|f| f.at(segment(l, k)))?;
-                ffi::lua_pop(l, 1);
+            let mut entries = Entries::new(idx);
+            while entries.next(l) {
+                if entries.value.is_scalar() {
+                    self.pack_scalar_value(&entries, out)?;
+                    continue;
+                }
+                entries.push(l);
+                let k = ffi::lua_gettop(l) - 1;
+                self.pack(k + 1, out).map_err(|f| f.at(segment(l, k)))?;
+                ffi::lua_pop(l, 2);
             }
             Ok(())
         }
@@ -265,23 +272,21 @@ impl Raw<'_> {
         len: usize,
         out: &mut Vec<u8>,
     ) -> Result<bool, Failure> {
-        // SAFETY: a raw traversal; each round leaves the key on top.
+        // SAFETY: a traversal in place of a table nothing changes
+        // meanwhile (see `entry`).
         unsafe {
             let l = self.l;
             let at = out.len();
             w::write_map_len(out, 0);
             let (mut n, mut indices_only, mut uncounted) = (0usize, true, 0usize);
-            ffi::lua_pushnil(l);
-            while ffi::lua_next(l, idx) != 0 {
-                let (k, v) = (ffi::lua_gettop(l) - 1, ffi::lua_gettop(l));
+            let mut entries = Entries::new(idx);
+            while entries.next(l) {
                 n += 1;
-                let index = index_key(l, k, len);
-                self.count_key(k, index.is_some())?;
-                // The key goes first on the wire; a key that cannot be
-                // sent is reported after its value, as the walk does.
-                let key = write_key(l, k, out);
-                self.pack(v, out).map_err(|f| f.at(segment(l, k)))?;
-                ffi::lua_pop(l, 1);
+                let (index, key) = if entries.key.is_scalar() && entries.value.is_scalar() {
+                    (self.pack_scalars(&entries, len, out)?, Ok(()))
+                } else {
+                    self.pack_entry(&entries, len, out)?
+                };
                 if indices_only && index.is_some() {
                     uncounted += 1;
                     continue;
@@ -305,6 +310,71 @@ impl Raw<'_> {
                 *header |= u8::try_from(n).unwrap_or(0);
             }
             Ok(true)
+        }
+    }
+
+    /// Writes the current entry of `entries`, a scalar key and value,
+    /// read in place, as [`Raw::pack_entry`] writes it; answers the key's
+    /// index in `1..=len`.
+    unsafe fn pack_scalars(
+        &mut self,
+        entries: &Entries,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<i64>, Failure> {
+        // SAFETY: the strings are the table's, which nothing changes
+        // during the traversal; the entry is pushed (room made by
+        // `enter`) only for its path.
+        unsafe {
+            let k = &entries.key;
+            let index = k.index(len);
+            self.walk.count(k.count(index.is_some()))?;
+            k.write(out);
+            self.pack_scalar_value(entries, out)?;
+            Ok(index)
+        }
+    }
+
+    /// Writes the current entry's value, a scalar read in place, as
+    /// [`Raw::pack`] writes it; a failure is at the entry's key.
+    unsafe fn pack_scalar_value(
+        &mut self,
+        entries: &Entries,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Failure> {
+        // SAFETY: as `pack_scalars`.
+        unsafe {
+            let v = &entries.value;
+            if let Err(f) = self.walk.count(v.count(false)) {
+                entries.push(self.l);
+                return Err(f.at(segment(self.l, ffi::lua_gettop(self.l) - 1)));
+            }
+            v.write(out);
+            Ok(())
+        }
+    }
+
+    /// Writes the current entry of `entries` from the stack: its key
+    /// (counted first, and written first on the wire), then its value;
+    /// answers the key's index in `1..=len` and whether the key can be
+    /// sent, which the caller reports after the value, as the walk does.
+    unsafe fn pack_entry(
+        &mut self,
+        entries: &Entries,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(Option<i64>, Result<(), Failure>), Failure> {
+        // SAFETY: room for the entry made by `enter`; popped when done.
+        unsafe {
+            let l = self.l;
+            entries.push(l);
+            let (k, v) = (ffi::lua_gettop(l) - 1, ffi::lua_gettop(l));
+            let index = index_key(l, k, len);
+            self.count_key(k, index.is_some())?;
+            let key = write_key(l, k, out);
+            self.pack(v, out).map_err(|f| f.at(segment(l, k)))?;
+            ffi::lua_pop(l, 2);
+            Ok((index, key))
         }
     }
 
