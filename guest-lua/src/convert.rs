@@ -14,6 +14,7 @@
 //! goes, so a table that shares one sub-table a million times (a DAG that
 //! would copy exponentially) fails as soon as the budget is passed.
 
+pub(crate) mod entry;
 mod from_lua;
 pub(crate) use from_lua::{push_keys, push_keys_made};
 mod to_lua;

@@ -21,7 +21,8 @@
 //! where an entry-by-entry copy may find another one (both are borders,
 //! as Lua's `#` allows of a table with holes).
 //!
-//! Guarantees: raw access only (`lua_next`, `lua_rawget`, `lua_rawset`),
+//! Guarantees: raw access only (`lua_next`, the vendored Lua's
+//! `warren_entry` for a flat table's check, `lua_rawget`, `lua_rawset`),
 //! so no metamethod runs; no pre-allocation from a guest number (a table
 //! is presized from at most [`PRESIZE_SCAN`] of its keys; a clone has the
 //! source's room, at most [`CLONE_SLOTS`] slots and about twice its
@@ -38,6 +39,7 @@ use std::ptr;
 
 use mlua::ffi::{self, lua_State};
 
+use crate::convert::entry::{Entries, Slot};
 use crate::convert::{MAX_DEPTH, RUNTIME_OBJECT_TAG};
 
 /// The most bytes (by `wire_size`) one call copies before it hands the
@@ -145,6 +147,29 @@ impl Keys {
                 _ => None,
             }
         }
+    }
+
+    /// [`Keys::count`] of a key read in place.
+    ///
+    /// # Safety
+    ///
+    /// `k` is a key of the table at `src`, read by a live traversal.
+    unsafe fn count_slot(&mut self, l: *mut lua_State, k: &Slot) -> Option<i64> {
+        if !k.is_scalar() {
+            return None;
+        }
+        if k.is_number() {
+            // SAFETY: the raw length runs no metamethod.
+            let len = *self
+                .len
+                .get_or_insert_with(|| unsafe { ffi::lua_rawlen(l, self.src) });
+            if k.index(len).is_some() {
+                self.index += 1;
+                return Some(0);
+            }
+        }
+        self.other = true;
+        Some(wire(k.count(false)))
     }
 
     /// What the keys in `1..=len` add at the table's end: nothing for an
@@ -291,9 +316,10 @@ enum Flat {
 ///
 /// # Safety
 ///
-/// As [`table`], with three free stack slots.
+/// As [`table`] (the check pushes nothing; the clone one value).
 unsafe fn flat(l: *mut lua_State, src: c_int, w: &mut Walk) -> Flat {
-    // SAFETY: a raw traversal of an unchanged table; the clone reads it.
+    // SAFETY: a traversal in place of an unchanged table (nothing pushed);
+    // the clone reads it.
     unsafe {
         let slots = warren_tableslots(l, src);
         if slots > CLONE_SLOTS {
@@ -302,28 +328,25 @@ unsafe fn flat(l: *mut lua_State, src: c_int, w: &mut Walk) -> Flat {
         let before = w.bytes;
         let mut live: u32 = 0;
         let mut keys = Keys::of(src);
-        ffi::lua_pushnil(l);
-        while ffi::lua_next(l, src) != 0 {
+        let mut entries = Entries::new(src);
+        while entries.next(l) {
             live += 1;
-            let Some(key) = keys.count(l, ffi::lua_gettop(l) - 1) else {
+            let Some(key) = keys.count_slot(l, &entries.key) else {
                 return Flat::Refused;
             };
             w.bytes = w.bytes.saturating_add(key);
-            w.bytes = match ffi::lua_type(l, -1) {
-                ffi::LUA_TSTRING => w.bytes.saturating_add(string_bytes(l, -1)),
-                ffi::LUA_TNUMBER => w.bytes.saturating_add(9),
-                ffi::LUA_TBOOLEAN => w.bytes.saturating_add(1),
-                ffi::LUA_TTABLE => {
-                    ffi::lua_pop(l, 2);
-                    w.bytes = before;
-                    return Flat::Nested;
-                }
-                _ => return Flat::Refused,
-            };
+            let v = &entries.value;
+            if v.is_table() {
+                w.bytes = before;
+                return Flat::Nested;
+            }
+            if !v.is_scalar() {
+                return Flat::Refused;
+            }
+            w.bytes = w.bytes.saturating_add(wire(v.count(false)));
             if w.bytes > w.limit {
                 return Flat::Refused;
             }
-            ffi::lua_pop(l, 1);
         }
         w.bytes = w.bytes.saturating_add(keys.rest());
         if w.bytes > w.limit {
@@ -336,6 +359,11 @@ unsafe fn flat(l: *mut lua_State, src: c_int, w: &mut Walk) -> Flat {
         warren_clonetable(l, src);
         Flat::Cloned
     }
+}
+
+/// A count of bytes as the copy keeps them.
+fn wire(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// What the string at `idx` counts by the wire-size rules: 5 and its

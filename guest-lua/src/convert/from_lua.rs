@@ -22,10 +22,9 @@ use super::{
     count_scalar, error_field, host_kind, is_identifier,
 };
 
-mod entry;
 mod pack;
 
-use entry::Entries;
+use super::entry::Entries;
 pub(super) use pack::pack_at;
 
 /// The registry key (its address) of the table of field names.

@@ -10,7 +10,7 @@
 //! border (`#t == 0`: a record, a map, an empty table) is written as a map
 //! in one traversal, its header's count set when the traversal ends; an
 //! entry whose key and value are both scalars is read in place, with
-//! nothing pushed ([`super::entry`]: a traversal by `lua_next` cost more than
+//! nothing pushed ([`crate::convert::entry`]: a traversal by `lua_next` cost more than
 //! writing the entry). One
 //! with a border is first looked at for its shape (its keys only, raw,
 //! stopping at the first key outside `1..=#t`): an array visited in order
@@ -35,7 +35,7 @@ use std::ffi::c_int;
 use mlua::ffi::{self, lua_State};
 use warren_core::msgpack as w;
 
-use super::entry::Entries;
+use super::super::entry::Entries;
 use super::{Failure, Raw, Walk, index_key, key_value, segment, string, type_name};
 
 /// Encodes the value at absolute index `idx` into `out` as `walk` counts

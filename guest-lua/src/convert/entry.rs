@@ -1,8 +1,8 @@
 //! A table's entries read in place (the vendored Lua's `warren_entry`):
-//! the traversal of the walk and of the packer, which read a scalar key
-//! and value without pushing them, and push the entry only for what needs
-//! the stack (a nested table, a value that cannot be sent, an error's
-//! path).
+//! the traversal of the walk, of the packer and of the same-VM copy's
+//! check of a flat table, which read a scalar key and value without
+//! pushing them, and push the entry only for what needs the stack (a
+//! nested table, a value that cannot be sent, an error's path).
 //!
 //! Guarantees: the entries and their order are `lua_next`'s while the
 //! table is unchanged (nothing in the packer changes a table or
@@ -18,7 +18,7 @@ use crate::convert::Scalar;
 
 /// What an entry's key or value is (the C `warren_Value`).
 #[repr(C)]
-pub(in crate::convert) struct Slot {
+pub(crate) struct Slot {
     ty: c_int,
     isint: c_int,
     i: i64,
@@ -52,16 +52,16 @@ unsafe extern "C-unwind" {
 }
 
 /// A traversal of the table at an absolute index.
-pub(in crate::convert) struct Entries {
+pub(crate) struct Entries {
     idx: c_int,
     pos: c_uint,
     /// The current entry's key and value.
-    pub(in crate::convert) key: Slot,
-    pub(in crate::convert) value: Slot,
+    pub(crate) key: Slot,
+    pub(crate) value: Slot,
 }
 
 impl Entries {
-    pub(in crate::convert) fn new(idx: c_int) -> Self {
+    pub(crate) fn new(idx: c_int) -> Self {
         Entries {
             idx,
             pos: 0,
@@ -75,7 +75,7 @@ impl Entries {
     /// # Safety
     ///
     /// A table at `idx`, unchanged since the traversal began.
-    pub(in crate::convert) unsafe fn next(&mut self, l: *mut lua_State) -> bool {
+    pub(crate) unsafe fn next(&mut self, l: *mut lua_State) -> bool {
         // SAFETY: see above; reads only.
         unsafe {
             warren_entry(
@@ -93,7 +93,7 @@ impl Entries {
     /// # Safety
     ///
     /// As [`Entries::next`], after it answered true; room for two values.
-    pub(in crate::convert) unsafe fn push(&self, l: *mut lua_State) {
+    pub(crate) unsafe fn push(&self, l: *mut lua_State) {
         // SAFETY: see above.
         unsafe { warren_pushentry(l, self.idx, self.pos) }
     }
@@ -102,11 +102,21 @@ impl Entries {
 impl Slot {
     /// Whether it is a string, a number or a boolean: what the packer
     /// reads without the stack.
-    pub(in crate::convert) fn is_scalar(&self) -> bool {
+    pub(crate) fn is_scalar(&self) -> bool {
         matches!(
             self.ty,
             ffi::LUA_TSTRING | ffi::LUA_TNUMBER | ffi::LUA_TBOOLEAN
         )
+    }
+
+    /// Whether it is a number.
+    pub(crate) fn is_number(&self) -> bool {
+        self.ty == ffi::LUA_TNUMBER
+    }
+
+    /// Whether it is a table.
+    pub(crate) fn is_table(&self) -> bool {
+        self.ty == ffi::LUA_TTABLE
     }
 
     /// A string's bytes (empty for anything else).
@@ -114,7 +124,7 @@ impl Slot {
     /// # Safety
     ///
     /// From the current entry of a live traversal (see the module doc).
-    pub(in crate::convert) unsafe fn bytes<'s>(&self) -> &'s [u8] {
+    pub(crate) unsafe fn bytes<'s>(&self) -> &'s [u8] {
         if self.ty != ffi::LUA_TSTRING || self.s.is_null() {
             return &[];
         }
@@ -128,7 +138,7 @@ impl Slot {
     /// # Safety
     ///
     /// As [`Slot::bytes`].
-    pub(in crate::convert) unsafe fn scalar<'s>(&self) -> Option<Scalar<'s>> {
+    pub(crate) unsafe fn scalar<'s>(&self) -> Option<Scalar<'s>> {
         Some(match self.ty {
             // SAFETY: see above.
             ffi::LUA_TSTRING => Scalar::Str(unsafe { self.bytes() }),
@@ -140,7 +150,7 @@ impl Slot {
     }
 
     /// The key's index in `1..=len`, as `index_key` answers it.
-    pub(in crate::convert) fn index(&self, len: usize) -> Option<i64> {
+    pub(crate) fn index(&self, len: usize) -> Option<i64> {
         let i = self.i;
         (self.ty == ffi::LUA_TNUMBER
             && self.isint != 0
@@ -152,7 +162,7 @@ impl Slot {
     /// The bytes the walk counts for this scalar as a key (`count_key`)
     /// or, with `index` false, as a value (`pack`): 0 for a key that is
     /// an index.
-    pub(in crate::convert) fn count(&self, index: bool) -> usize {
+    pub(crate) fn count(&self, index: bool) -> usize {
         match self.ty {
             ffi::LUA_TSTRING => 5 + self.len,
             ffi::LUA_TBOOLEAN => 1,
@@ -166,7 +176,7 @@ impl Slot {
     /// # Safety
     ///
     /// As [`Slot::bytes`]; a scalar ([`Slot::is_scalar`]).
-    pub(in crate::convert) unsafe fn write(&self, out: &mut Vec<u8>) {
+    pub(crate) unsafe fn write(&self, out: &mut Vec<u8>) {
         match self.ty {
             // SAFETY: see above.
             ffi::LUA_TSTRING => w::write_bytes(out, unsafe { self.bytes() }),
