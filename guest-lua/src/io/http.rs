@@ -404,7 +404,7 @@ fn start_request(
     let make = move || async move {
         let _held = held;
         client
-            .request_within(req, &grants, &room)
+            .request_within(req, &grants, &room, me.host())
             .await
             .map(op_value)
     };
@@ -565,7 +565,9 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
                 .unwrap_or(DEFAULT_TIMEOUT);
             let make = move || async move {
                 // All the bodies are one result: together they fit in `cap`.
-                let results = client.request_batch_within(reqs, &grants, &room, cap).await;
+                let results = client
+                    .request_batch_within(reqs, &grants, &room, cap, me.host())
+                    .await;
                 drop(held);
                 let mut holds = Vec::new();
                 let items = results?

@@ -30,7 +30,8 @@
 //!
 //! SQLite statements run on a second lane ([`sql_lane`]), so statements
 //! and file calls cannot starve each other, and a tenant's statements
-//! cannot take every SQL thread from the others.
+//! cannot take every SQL thread from the others; DNS lookups on a third
+//! ([`dns_lane`]), for the same reasons.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,6 +73,24 @@ pub const SQL_LANE_PER_HOST: usize = SQL_LANE_THREADS / 4;
 /// (4 × [`SQL_LANE_PER_HOST`]) took every thread; with it the lane is full
 /// only once this many more hosts hold a thread each.
 pub const SQL_LANE_RESERVE: usize = 16;
+
+/// Most threads of the DNS lane ([`dns_lane`]), which runs the system
+/// resolver's lookups (`getaddrinfo`) of HTTP requests.
+pub const DNS_LANE_THREADS: usize = 32;
+
+/// Most lookups of one host running at once. A lookup cannot be
+/// interrupted: one whose name servers do not answer holds its thread for
+/// the resolver's whole timeout (seconds), after its request has given up.
+/// On the I/O runtime's blocking pool, first come first served, a tenant
+/// asking for such names took every thread and other tenants' lookups
+/// waited behind all of its own; past this cap a host's lookups queue and
+/// the other threads serve other hosts.
+pub const DNS_LANE_PER_HOST: usize = 8;
+
+/// Free threads of the DNS lane kept for hosts running no lookup
+/// ([`Lane::with_reserve`]): several hosts whose lookups hang together
+/// still leave a thread to each other host until this many hold one.
+pub const DNS_LANE_RESERVE: usize = 8;
 
 /// How long a job may run before the watcher counts its thread as
 /// blocked (in a disk wait, say) and lets another thread take a queued job.
@@ -159,6 +178,19 @@ pub fn sql_lane() -> &'static Lane {
             .with_reserve(SQL_LANE_RESERVE)
             .with_target(cores)
             .named("warren-sql")
+    })
+}
+
+/// The lane of DNS lookups, started on first use: a host's slow names
+/// delay its own lookups, not other hosts' (see [`DNS_LANE_PER_HOST`]).
+pub fn dns_lane() -> &'static Lane {
+    static LANE: OnceLock<Lane> = OnceLock::new();
+    LANE.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Lane::new(DNS_LANE_THREADS, DNS_LANE_PER_HOST)
+            .with_reserve(DNS_LANE_RESERVE)
+            .with_target(cores)
+            .named("warren-dns")
     })
 }
 

@@ -47,8 +47,9 @@ pub use grants::Grants;
 pub use hostcall::{Copied, Handle, Keep, OpDone, OpResult, OpValue, Resource, io_runtime};
 pub use item::{Event, Exit, Item, Message};
 pub use lane::{
-    BLOCKING_LANE_PER_HOST, BLOCKING_LANE_RESERVE, BLOCKING_LANE_THREADS, Lane, LaneHandle,
-    SQL_LANE_PER_HOST, SQL_LANE_RESERVE, SQL_LANE_THREADS, SYSTEM_QUEUE, blocking_lane, sql_lane,
+    BLOCKING_LANE_PER_HOST, BLOCKING_LANE_RESERVE, BLOCKING_LANE_THREADS, DNS_LANE_PER_HOST,
+    DNS_LANE_RESERVE, DNS_LANE_THREADS, Lane, LaneHandle, SQL_LANE_PER_HOST, SQL_LANE_RESERVE,
+    SQL_LANE_THREADS, SYSTEM_QUEUE, blocking_lane, dns_lane, sql_lane,
 };
 pub use limits::{HostLimits, HostQuota};
 pub use mailbox::Mailbox;

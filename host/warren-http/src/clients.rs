@@ -4,27 +4,28 @@
 //! itself (the hop loop checks each one), retries nothing, decompresses
 //! nothing, bounds response headers ([`MAX_RESPONSE_HEADERS`],
 //! [`MAX_HEADER_LIST_BYTES`]) and resolves names through a
-//! [`GuardedResolver`] holding its caller's `http_client.private_ip` grants.
-//! Callers with the same private-IP grants (most hold none) share one
-//! client and its connection pool; at most [`MAX_CACHED_CLIENTS`] such
-//! clients are kept. Option `tls` and `unix_socket` get a client of their
-//! own, dropped with the request.
+//! [`GuardedResolver`] holding its caller's `http_client.private_ip` grants
+//! and host (whose share of the DNS lane its lookups take). Callers of one
+//! host with the same private-IP grants (most hold none) share one client
+//! and its connection pool; tenants share none. At most
+//! [`MAX_CACHED_CLIENTS`] such clients are kept. Option `tls` and
+//! `unix_socket` get a client of their own, dropped with the request.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::Client;
-use warren_core::ProcError;
+use warren_core::{ProcError, SYSTEM_QUEUE};
 
 use crate::error::internal;
 use crate::resolve::{AddressPolicy, GuardedResolver};
 use crate::{Request, tls};
 
-/// Shared clients kept, one per distinct set of `http_client.private_ip`
-/// patterns, least recently used evicted first. Each holds a connection
-/// pool; tenants with many distinct grant sets must not make the runtime
-/// keep a pool for each.
-pub const MAX_CACHED_CLIENTS: usize = 16;
+/// Shared clients kept, one per host and distinct set of
+/// `http_client.private_ip` patterns, least recently used evicted first.
+/// Each holds a connection pool; tenants with many distinct grant sets
+/// must not make the runtime keep a pool for each.
+pub const MAX_CACHED_CLIENTS: usize = 64;
 
 /// Response header fields accepted over HTTP/1 (hyper's default is 100);
 /// a response with more fails. Together with hyper's read buffer (about
@@ -50,28 +51,39 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The User-Agent sent unless the request sets one.
 const USER_AGENT: &str = concat!("warren/", env!("CARGO_PKG_VERSION"));
 
-/// The shared clients, keyed by private-IP patterns, most recent last.
+/// What a shared client is kept under: its callers' host and their
+/// private-IP patterns (`AddressPolicy::key`).
+type ClientKey = (u16, Vec<String>);
+
+/// The shared clients, most recent last.
 pub(crate) struct ClientCache {
     public_tls: rustls::ClientConfig,
-    clients: Mutex<Vec<(Vec<String>, Client)>>,
+    clients: Mutex<Vec<(ClientKey, Client)>>,
 }
 
 impl ClientCache {
     pub(crate) fn new() -> Result<ClientCache, ProcError> {
         let public_tls = tls::public_config()?;
         // Built once up front so a broken TLS setup fails `HttpClient::new`.
-        build(public_tls.clone(), AddressPolicy::default(), None)?;
+        build(
+            public_tls.clone(),
+            AddressPolicy::default(),
+            None,
+            SYSTEM_QUEUE,
+        )?;
         Ok(ClientCache {
             public_tls,
             clients: Mutex::new(Vec::new()),
         })
     }
 
-    /// The client for `req` sent by a caller with `policy`.
+    /// The client for `req` sent by a caller of host `caller` with
+    /// `policy`.
     pub(crate) fn client_for(
         &self,
         req: &Request,
         policy: &AddressPolicy,
+        caller: u16,
     ) -> Result<Client, ProcError> {
         let custom_tls = req.tls.as_ref().filter(|t| !t.is_default());
         if custom_tls.is_some() || req.unix_socket.is_some() {
@@ -79,13 +91,13 @@ impl ClientCache {
                 Some(opts) => tls::custom_config(opts)?,
                 None => self.public_tls.clone(),
             };
-            return build(config, policy.clone(), req.unix_socket.as_deref());
+            return build(config, policy.clone(), req.unix_socket.as_deref(), caller);
         }
-        self.shared(policy)
+        self.shared(policy, caller)
     }
 
-    fn shared(&self, policy: &AddressPolicy) -> Result<Client, ProcError> {
-        let key = policy.key();
+    fn shared(&self, policy: &AddressPolicy, caller: u16) -> Result<Client, ProcError> {
+        let key = (caller, policy.key());
         let mut clients = self
             .clients
             .lock()
@@ -96,7 +108,7 @@ impl ClientCache {
             clients.push(entry);
             return Ok(client);
         }
-        let client = build(self.public_tls.clone(), policy.clone(), None)?;
+        let client = build(self.public_tls.clone(), policy.clone(), None, caller)?;
         if clients.len() >= MAX_CACHED_CLIENTS {
             clients.remove(0);
         }
@@ -114,6 +126,7 @@ fn build(
     tls: rustls::ClientConfig,
     policy: AddressPolicy,
     unix_socket: Option<&str>,
+    caller: u16,
 ) -> Result<Client, ProcError> {
     let mut builder = Client::builder()
         .no_proxy()
@@ -122,7 +135,7 @@ fn build(
         .referer(false)
         .user_agent(USER_AGENT)
         .tls_backend_preconfigured(tls)
-        .dns_resolver(GuardedResolver::new(policy))
+        .dns_resolver(GuardedResolver::new(policy, caller))
         .http1_max_headers(MAX_RESPONSE_HEADERS)
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
@@ -146,19 +159,27 @@ mod tests {
         let cache = ClientCache::new().expect("client cache");
         let req = Request::new("GET", "http://example.org/");
         cache
-            .client_for(&req, &AddressPolicy::default())
+            .client_for(&req, &AddressPolicy::default(), 1)
             .expect("shared client");
         cache
-            .client_for(&req, &AddressPolicy::default())
+            .client_for(&req, &AddressPolicy::default(), 1)
             .expect("shared client");
-        assert_eq!(cache.len(), 1, "one client for callers without grants");
+        assert_eq!(
+            cache.len(),
+            1,
+            "one client for a host's callers without grants"
+        );
+        cache
+            .client_for(&req, &AddressPolicy::default(), 2)
+            .expect("another host's client");
+        assert_eq!(cache.len(), 2, "hosts share no client");
         for i in 0..(MAX_CACHED_CLIENTS + 5) {
             let mut grants = Grants::new();
             grants
-                .add(HTTP_PRIVATE_IP, &format!("10.0.0.{i}"))
+                .add(HTTP_PRIVATE_IP, &format!("10.0.{}.{}", i / 256, i % 256))
                 .expect("valid pattern");
             cache
-                .client_for(&req, &AddressPolicy::from_grants(&grants))
+                .client_for(&req, &AddressPolicy::from_grants(&grants), 1)
                 .expect("client");
         }
         assert_eq!(cache.len(), MAX_CACHED_CLIENTS);

@@ -44,8 +44,8 @@ mod uri;
 
 use futures_util::future::join_all;
 use url::Url;
-use warren_core::ProcError;
 use warren_core::grants::{Grants, HTTP_REQUEST};
+use warren_core::{ProcError, SYSTEM_QUEUE};
 
 pub use clients::{MAX_CACHED_CLIENTS, MAX_HEADER_LIST_BYTES, MAX_RESPONSE_HEADERS};
 pub use redirect::MAX_REDIRECTS;
@@ -82,23 +82,27 @@ impl HttpClient {
     /// Sends `req` for a caller holding `grants`: `INVALID` for a malformed
     /// request, then `PERMISSION_DENIED` if it is not granted, both before
     /// any DNS lookup or connection. Its body counts against nothing but
-    /// its own limit (see [`HttpClient::request_within`]).
+    /// its own limit, and its lookups are no host's (see
+    /// [`HttpClient::request_within`]).
     pub async fn request(&self, req: Request, grants: &Grants) -> Result<Response, ProcError> {
-        self.request_within(req, grants, &BodyRoom::unbounded())
+        self.request_within(req, grants, &BodyRoom::unbounded(), SYSTEM_QUEUE)
             .await
     }
 
-    /// [`HttpClient::request`] for a caller whose response bodies take
-    /// `room` while they are read (and until the [`Response`] is dropped):
-    /// a body that does not fit fails with `RATE_LIMITED`.
+    /// [`HttpClient::request`] for a caller of host `caller` (whose share
+    /// of the DNS lane its lookups take, `warren_core::dns_lane`) whose
+    /// response bodies take `room` while they are read (and until the
+    /// [`Response`] is dropped): a body that does not fit fails with
+    /// `RATE_LIMITED`.
     pub async fn request_within(
         &self,
         req: Request,
         grants: &Grants,
         room: &BodyRoom,
+        caller: u16,
     ) -> Result<Response, ProcError> {
         let url = req.validated_url()?;
-        let prepared = self.prepare_url(&req, url, grants)?;
+        let prepared = self.prepare_url(&req, url, grants, caller)?;
         self.send(prepared, &req, grants, Hold::new(room, None))
             .await
     }
@@ -114,7 +118,7 @@ impl HttpClient {
         reqs: Vec<Request>,
         grants: &Grants,
     ) -> Result<Vec<Result<Response, ProcError>>, ProcError> {
-        self.request_batch_within(reqs, grants, &BodyRoom::unbounded(), u64::MAX)
+        self.request_batch_within(reqs, grants, &BodyRoom::unbounded(), u64::MAX, SYSTEM_QUEUE)
             .await
     }
 
@@ -124,12 +128,14 @@ impl HttpClient {
     /// (details `limit`) and stops reading. Room goes to members in list
     /// order: an earlier member that needs it fails a later one that holds
     /// it, so which members fail does not depend on which server is faster.
+    /// The lookups are host `caller`'s.
     pub async fn request_batch_within(
         &self,
         reqs: Vec<Request>,
         grants: &Grants,
         room: &BodyRoom,
         cap: u64,
+        caller: u16,
     ) -> Result<Vec<Result<Response, ProcError>>, ProcError> {
         if reqs.is_empty() {
             return Err(invalid("request_batch needs at least one request"));
@@ -151,7 +157,10 @@ impl HttpClient {
         }
         let mut prepared = Vec::with_capacity(reqs.len());
         for (i, req) in reqs.iter().enumerate() {
-            prepared.push(self.prepare(req, grants).map_err(|e| numbered(e, i))?);
+            prepared.push(
+                self.prepare(req, grants, caller)
+                    .map_err(|e| numbered(e, i))?,
+            );
         }
         let batch = Batch::new(reqs.len(), cap);
         let sends = prepared
@@ -175,15 +184,22 @@ impl HttpClient {
             .collect())
     }
 
-    /// The checks of the first URL, and the client to send with.
-    fn prepare(&self, req: &Request, grants: &Grants) -> Result<Prepared, ProcError> {
-        self.prepare_url(req, req.full_url()?, grants)
+    /// The checks of the first URL, and the client to send with (host
+    /// `caller`'s).
+    fn prepare(&self, req: &Request, grants: &Grants, caller: u16) -> Result<Prepared, ProcError> {
+        self.prepare_url(req, req.full_url()?, grants, caller)
     }
 
     /// [`HttpClient::prepare`] with the URL already parsed.
-    fn prepare_url(&self, req: &Request, url: Url, grants: &Grants) -> Result<Prepared, ProcError> {
+    fn prepare_url(
+        &self,
+        req: &Request,
+        url: Url,
+        grants: &Grants,
+        caller: u16,
+    ) -> Result<Prepared, ProcError> {
         let policy = check_first(req, &url, grants)?;
-        let client = self.clients.client_for(req, &policy)?;
+        let client = self.clients.client_for(req, &policy, caller)?;
         Ok(Prepared {
             url,
             client,

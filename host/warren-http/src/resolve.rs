@@ -12,10 +12,12 @@
 //! pass [`AddressPolicy::permits`], so the address dialled is the address
 //! checked (a rebinding DNS answer is checked like any other). An IP-literal
 //! URL is never resolved, so [`AddressPolicy::check_url`] checks it before
-//! each hop is sent.
+//! each hop is sent. A lookup runs on the DNS lane (`warren_core::dns_lane`)
+//! as its caller's host, so a tenant whose names resolve slowly delays its
+//! own lookups only; one abandoned before a thread takes it is never run.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -104,16 +106,20 @@ impl fmt::Display for DeniedAddress {
 
 impl std::error::Error for DeniedAddress {}
 
-/// The system resolver, keeping only the addresses its policy permits.
+/// The system resolver of one host's callers, keeping only the addresses
+/// its policy permits.
 #[derive(Debug, Clone)]
 pub(crate) struct GuardedResolver {
     policy: Arc<AddressPolicy>,
+    /// The host whose lookups these are, on the DNS lane.
+    caller: u16,
 }
 
 impl GuardedResolver {
-    pub(crate) fn new(policy: AddressPolicy) -> GuardedResolver {
+    pub(crate) fn new(policy: AddressPolicy, caller: u16) -> GuardedResolver {
         GuardedResolver {
             policy: Arc::new(policy),
+            caller,
         }
     }
 }
@@ -121,14 +127,39 @@ impl GuardedResolver {
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = Arc::clone(&self.policy);
-        let host = name.as_str().to_owned();
+        let (caller, host) = (self.caller, name.as_str().to_owned());
         Box::pin(async move {
-            // getaddrinfo on tokio's blocking pool; port 0 is replaced by
-            // the URL's port.
-            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let addrs = filter(&policy, &host, found)?;
+            let found = lookup(caller, host.clone()).await?;
+            let addrs = filter(&policy, &host, found.into_iter())?;
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
+    }
+}
+
+/// The addresses of `name` (the system resolver's `getaddrinfo`, as
+/// tokio's `lookup_host`; port 0, which the URL's port replaces), the
+/// first [`MAX_RESOLVED_ADDRESSES`] of them, looked up on the DNS lane as
+/// host `caller`. Dropped before a thread takes it, it is never run.
+async fn lookup(caller: u16, name: String) -> std::io::Result<Vec<SocketAddr>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = warren_core::dns_lane().spawn(caller, move || {
+        let found = (name.as_str(), 0)
+            .to_socket_addrs()
+            .map(|addrs| addrs.take(MAX_RESOLVED_ADDRESSES).collect::<Vec<_>>());
+        // The request may have given up meanwhile: nobody to tell.
+        let _ = tx.send(found);
+    });
+    let _unqueue = Unqueue(job);
+    rx.await
+        .map_err(|_| std::io::Error::other("the DNS lookup was dropped unrun"))?
+}
+
+/// Aborts a lookup not yet started when its request is dropped.
+struct Unqueue(warren_core::LaneHandle);
+
+impl Drop for Unqueue {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

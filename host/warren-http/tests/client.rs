@@ -707,3 +707,89 @@ fn client_and_futures_can_cross_threads() {
     let batch = http.request_batch(vec![Request::new("GET", "http://127.0.0.1:1/")], &g);
     send(&batch);
 }
+
+/// Holds the jobs that wait on it until it is opened (or dropped, so a
+/// failing test does not leave lane threads held).
+#[derive(Clone, Default)]
+struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    fn wait(&self) {
+        let (open, turn) = &*self.0;
+        let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
+        while !*open {
+            open = turn.wait(open).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn open(&self) {
+        let (open, turn) = &*self.0;
+        *open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        turn.notify_all();
+    }
+}
+
+struct OpenOnDrop(Gate);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_whose_lookups_hang_delays_its_own_lookups_not_another_hosts() {
+    // Host numbers no other test of this binary uses: the lane is the
+    // process's.
+    const SLOW: u16 = 40_001;
+    const OTHER: u16 = 40_002;
+    let server = Server::start().await;
+    let url = format!("http://localhost:{}/echo", server.port);
+    let g = grants(&[
+        ("http_client.request", "http://localhost:*"),
+        ("http_client.private_ip", "127.0.0.1"),
+    ]);
+    // SLOW's whole share of the DNS lane taken by lookups that do not
+    // return, as names whose servers never answer hold their threads.
+    let gate = Gate::default();
+    let _release = OpenOnDrop(gate.clone());
+    let (started, running) = std::sync::mpsc::channel();
+    for _ in 0..warren_core::DNS_LANE_PER_HOST {
+        let (gate, started) = (gate.clone(), started.clone());
+        warren_core::dns_lane().spawn(SLOW, move || {
+            let _ = started.send(());
+            gate.wait();
+        });
+    }
+    for _ in 0..warren_core::DNS_LANE_PER_HOST {
+        running
+            .recv_timeout(DEADLINE)
+            .expect("each hanging lookup took a thread");
+    }
+    let http = std::sync::Arc::new(client());
+    let room = warren_http::BodyRoom::unbounded();
+    // Another host resolves `localhost` and is answered at once.
+    let resp = within(http.request_within(Request::new("GET", &url), &g, &room, OTHER))
+        .await
+        .expect("another host's request");
+    assert_eq!(resp.status_code, 200);
+    // SLOW's own request waits for a thread of its share...
+    let slow = {
+        let (http, url, g) = (http.clone(), url.clone(), g.clone());
+        tokio::spawn(async move {
+            let room = warren_http::BodyRoom::unbounded();
+            http.request_within(Request::new("GET", &url), &g, &room, SLOW)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!slow.is_finished(), "SLOW's lookup ran past its share");
+    assert_eq!(server.accepts(), 1, "only the other host connected");
+    // ...and goes on once one is free.
+    gate.open();
+    let resp = within(slow)
+        .await
+        .expect("joined")
+        .expect("SLOW's request once its lookups return");
+    assert_eq!(resp.status_code, 200);
+}
