@@ -21,8 +21,8 @@
 //! where an entry-by-entry copy may find another one (both are borders,
 //! as Lua's `#` allows of a table with holes).
 //!
-//! Guarantees: raw access only (`lua_next`, the vendored Lua's
-//! `warren_entry` for a flat table's check, `lua_rawget`, `lua_rawset`),
+//! Guarantees: raw access only (the vendored Lua's `warren_entry` and
+//! `warren_pushentry`, `lua_rawget`, `lua_rawset`),
 //! so no metamethod runs; no pre-allocation from a guest number (a table
 //! is presized from at most [`PRESIZE_SCAN`] of its keys; a clone has the
 //! source's room, at most [`CLONE_SLOTS`] slots and about twice its
@@ -111,50 +111,13 @@ impl Keys {
         }
     }
 
-    /// The bytes the key at `k` adds now, or `None` for a key outside the
-    /// data model (only the Lua copy reports it).
-    ///
-    /// # Safety
-    ///
-    /// `k` holds a value (a key of `lua_next`: a string is not converted)
-    /// and `src` the table it is a key of.
-    unsafe fn count(&mut self, l: *mut lua_State, k: c_int) -> Option<i64> {
-        // SAFETY: type tests and reads of `k`; the raw length runs no
-        // metamethod.
-        unsafe {
-            match ffi::lua_type(l, k) {
-                ffi::LUA_TSTRING => {
-                    self.other = true;
-                    Some(string_bytes(l, k))
-                }
-                ffi::LUA_TBOOLEAN => {
-                    self.other = true;
-                    Some(1)
-                }
-                ffi::LUA_TNUMBER => {
-                    let len = *self.len.get_or_insert_with(|| ffi::lua_rawlen(l, self.src));
-                    let i = ffi::lua_tointegerx(l, k, ptr::null_mut());
-                    let index = ffi::lua_isinteger(l, k) != 0
-                        && i >= 1
-                        && usize::try_from(i).is_ok_and(|i| i <= len);
-                    if index {
-                        self.index += 1;
-                        return Some(0);
-                    }
-                    self.other = true;
-                    Some(9)
-                }
-                _ => None,
-            }
-        }
-    }
-
-    /// [`Keys::count`] of a key read in place.
+    /// The bytes key `k` adds now, or `None` for a key outside the data
+    /// model (only the Lua copy reports it).
     ///
     /// # Safety
     ///
     /// `k` is a key of the table at `src`, read by a live traversal.
-    unsafe fn count_slot(&mut self, l: *mut lua_State, k: &Slot) -> Option<i64> {
+    unsafe fn count(&mut self, l: *mut lua_State, k: &Slot) -> Option<i64> {
         if !k.is_scalar() {
             return None;
         }
@@ -276,9 +239,9 @@ unsafe fn table(l: *mut lua_State, src: c_int, depth: usize, w: &mut Walk) -> bo
         ffi::lua_createtable(l, narr, nrec);
         let out = ffi::lua_gettop(l);
         let mut keys = Keys::of(src);
-        ffi::lua_pushnil(l);
-        while ffi::lua_next(l, src) != 0 {
-            if !entry(l, out, depth, w, &mut keys) {
+        let mut entries = Entries::new(src);
+        while entries.next(l) {
+            if !entry(l, out, depth, w, &mut keys, &entries) {
                 return false;
             }
         }
@@ -331,7 +294,7 @@ unsafe fn flat(l: *mut lua_State, src: c_int, w: &mut Walk) -> Flat {
         let mut entries = Entries::new(src);
         while entries.next(l) {
             live += 1;
-            let Some(key) = keys.count_slot(l, &entries.key) else {
+            let Some(key) = keys.count(l, &entries.key) else {
                 return Flat::Refused;
             };
             w.bytes = w.bytes.saturating_add(key);
@@ -366,55 +329,41 @@ fn wire(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// What the string at `idx` counts by the wire-size rules: 5 and its
-/// length.
+/// Copies the current entry of `entries` (a traversal of the source)
+/// into table `out`.
 ///
 /// # Safety
 ///
-/// The value at `idx` is a string (`lua_tolstring` would convert a number
-/// in place).
-unsafe fn string_bytes(l: *mut lua_State, idx: c_int) -> i64 {
-    let mut len = 0;
-    // SAFETY: see above.
-    unsafe { ffi::lua_tolstring(l, idx, &raw mut len) };
-    i64::try_from(len).unwrap_or(i64::MAX).saturating_add(5)
-}
-
-/// Copies the key and value on top of the stack into table `out`, leaving
-/// the key for `lua_next`.
-///
-/// # Safety
-///
-/// As [`table`]; the stack ends with the key and its value.
+/// As [`table`]; `entries` a live traversal of the table being copied.
 unsafe fn entry(
     l: *mut lua_State,
     out: c_int,
     depth: usize,
     w: &mut Walk,
     keys: &mut Keys,
+    entries: &Entries,
 ) -> bool {
-    // SAFETY: as `table`; `lua_tolstring` only reads a string key (it
-    // would convert a number in place, which `lua_next` forbids).
+    // SAFETY: as `table`; the entry pushed (key, value) is popped by the
+    // raw set.
     unsafe {
-        let Some(key) = keys.count(l, ffi::lua_gettop(l) - 1) else {
+        let Some(key) = keys.count(l, &entries.key) else {
             return false;
         };
         w.bytes = w.bytes.saturating_add(key);
         if w.bytes > w.limit {
             return false;
         }
+        entries.push(l);
         let value = ffi::lua_gettop(l);
-        match ffi::lua_type(l, value) {
-            ffi::LUA_TTABLE => {
-                if !table(l, value, depth + 1, w) {
-                    return false;
-                }
-                ffi::lua_replace(l, value); // key, copy
+        if entries.value.is_table() {
+            if !table(l, value, depth + 1, w) {
+                return false;
             }
-            ffi::LUA_TSTRING => w.bytes = w.bytes.saturating_add(string_bytes(l, value)),
-            ffi::LUA_TNUMBER => w.bytes = w.bytes.saturating_add(9),
-            ffi::LUA_TBOOLEAN => w.bytes = w.bytes.saturating_add(1),
-            _ => return false,
+            ffi::lua_replace(l, value); // key, copy
+        } else if entries.value.is_scalar() {
+            w.bytes = w.bytes.saturating_add(wire(entries.value.count(false)));
+        } else {
+            return false;
         }
         // Every value is checked against the limit as it is counted: a
         // number or boolean entry visited last must not carry the copy
@@ -423,8 +372,6 @@ unsafe fn entry(
         if w.bytes > w.limit {
             return false;
         }
-        ffi::lua_pushvalue(l, -2); // key, value, key
-        ffi::lua_insert(l, -2); // key, key, value
         ffi::lua_rawset(l, out);
         true
     }
@@ -461,26 +408,19 @@ unsafe fn metatable(l: *mut lua_State, src: c_int, error_mt: c_int) -> Option<bo
 ///
 /// # Safety
 ///
-/// As [`table`], with two free stack slots.
+/// As [`table`].
 unsafe fn presize(l: *mut lua_State, src: c_int) -> (c_int, c_int) {
-    // SAFETY: a raw traversal that leaves the stack as it found it.
+    // SAFETY: a traversal in place; nothing pushed.
     unsafe {
         let (mut n, mut arr) = (0, 0);
-        ffi::lua_pushnil(l);
-        while ffi::lua_next(l, src) != 0 {
-            ffi::lua_pop(l, 1);
+        let scan = usize::try_from(PRESIZE_SCAN).unwrap_or(0);
+        let mut entries = Entries::new(src);
+        while entries.next(l) {
             n += 1;
             if n > PRESIZE_SCAN {
-                ffi::lua_pop(l, 1);
                 return (0, 0);
             }
-            if ffi::lua_isinteger(l, -1) != 0
-                && (1..=i64::from(PRESIZE_SCAN)).contains(&ffi::lua_tointegerx(
-                    l,
-                    -1,
-                    ptr::null_mut(),
-                ))
-            {
+            if entries.key.index(scan).is_some() {
                 arr += 1;
             }
         }

@@ -336,13 +336,7 @@ impl Raw<'_> {
                 if let (Some(k), Some(v)) = (entries.key.scalar(), entries.value.scalar()) {
                     let index = entries.key.index(len);
                     self.walk.count(entries.key.count(index.is_some()))?;
-                    let value = match count_scalar(v, self.walk) {
-                        Ok(value) => value,
-                        Err(f) => {
-                            entries.push(l);
-                            return Err(f.at(segment(l, ffi::lua_gettop(l) - 1)));
-                        }
-                    };
+                    let value = count_scalar(v, self.walk).map_err(|f| at_entry(l, &entries, f))?;
                     self.place(&mut placed, index, value, || Ok(scalar_key(k)))?;
                     continue;
                 }
@@ -576,6 +570,20 @@ unsafe fn key_value(l: *mut lua_State, k: c_int) -> Result<Value, Failure> {
                 )));
             }
         })
+    }
+}
+
+/// `f`, which the current entry of `entries` failed, at that entry's key
+/// (the entry pushed for it: the path is made only on failure).
+///
+/// # Safety
+///
+/// A live traversal's current entry; room for two values.
+unsafe fn at_entry(l: *mut lua_State, entries: &Entries, f: Failure) -> Failure {
+    // SAFETY: see above.
+    unsafe {
+        entries.push(l);
+        f.at(segment(l, ffi::lua_gettop(l) - 1))
     }
 }
 

@@ -160,10 +160,11 @@ pub struct Lane {
 pub fn blocking_lane() -> &'static Lane {
     static LANE: OnceLock<Lane> = OnceLock::new();
     LANE.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Lane::new(BLOCKING_LANE_THREADS, BLOCKING_LANE_PER_HOST)
-            .with_reserve(BLOCKING_LANE_RESERVE)
-            .with_target(cores)
+        process_lane(
+            BLOCKING_LANE_THREADS,
+            BLOCKING_LANE_PER_HOST,
+            BLOCKING_LANE_RESERVE,
+        )
     })
 }
 
@@ -173,11 +174,7 @@ pub fn blocking_lane() -> &'static Lane {
 pub fn sql_lane() -> &'static Lane {
     static LANE: OnceLock<Lane> = OnceLock::new();
     LANE.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Lane::new(SQL_LANE_THREADS, SQL_LANE_PER_HOST)
-            .with_reserve(SQL_LANE_RESERVE)
-            .with_target(cores)
-            .named("warren-sql")
+        process_lane(SQL_LANE_THREADS, SQL_LANE_PER_HOST, SQL_LANE_RESERVE).named("warren-sql")
     })
 }
 
@@ -186,12 +183,18 @@ pub fn sql_lane() -> &'static Lane {
 pub fn dns_lane() -> &'static Lane {
     static LANE: OnceLock<Lane> = OnceLock::new();
     LANE.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Lane::new(DNS_LANE_THREADS, DNS_LANE_PER_HOST)
-            .with_reserve(DNS_LANE_RESERVE)
-            .with_target(cores)
-            .named("warren-dns")
+        process_lane(DNS_LANE_THREADS, DNS_LANE_PER_HOST, DNS_LANE_RESERVE).named("warren-dns")
     })
+}
+
+/// A process-wide lane: `max` threads, `per_host` jobs of one host, the
+/// last `reserve` free threads for hosts running none, as many threads
+/// kept on running jobs as there are cores.
+fn process_lane(max: usize, per_host: usize, reserve: usize) -> Lane {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Lane::new(max, per_host)
+        .with_reserve(reserve)
+        .with_target(cores)
 }
 
 impl Lane {

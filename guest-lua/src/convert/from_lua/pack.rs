@@ -10,8 +10,8 @@
 //! border (`#t == 0`: a record, a map, an empty table) is written as a map
 //! in one traversal, its header's count set when the traversal ends; an
 //! entry whose key and value are both scalars is read in place, with
-//! nothing pushed ([`crate::convert::entry`]: a traversal by `lua_next` cost more than
-//! writing the entry). One
+//! nothing pushed ([`crate::convert::entry`]: a traversal by `lua_next`
+//! cost more than writing the entry). One
 //! with a border is first looked at for its shape (its keys only, raw,
 //! stopping at the first key outside `1..=#t`): an array visited in order
 //! is written as one, anything else as a map; an array whose keys the
@@ -36,7 +36,7 @@ use mlua::ffi::{self, lua_State};
 use warren_core::msgpack as w;
 
 use super::super::entry::Entries;
-use super::{Failure, Raw, Walk, index_key, key_value, segment, string, type_name};
+use super::{Failure, Raw, Walk, at_entry, index_key, key_value, segment, string, type_name};
 
 /// Encodes the value at absolute index `idx` into `out` as `walk` counts
 /// it, the table of field names being at absolute index `keys`
@@ -104,7 +104,7 @@ enum Shape {
 ///
 /// # Safety
 ///
-/// A table at `idx` and room for two values; raises nothing.
+/// A table at `idx`; pushes nothing, raises nothing.
 unsafe fn shape(l: *mut lua_State, idx: c_int, len: usize, room: usize) -> Shape {
     // SAFETY: a traversal in place of a table nothing changes meanwhile
     // (see `entry`); nothing is pushed.
@@ -345,10 +345,9 @@ impl Raw<'_> {
         // SAFETY: as `pack_scalars`.
         unsafe {
             let v = &entries.value;
-            if let Err(f) = self.walk.count(v.count(false)) {
-                entries.push(self.l);
-                return Err(f.at(segment(self.l, ffi::lua_gettop(self.l) - 1)));
-            }
+            self.walk
+                .count(v.count(false))
+                .map_err(|f| at_entry(self.l, entries, f))?;
             v.write(out);
             Ok(())
         }
