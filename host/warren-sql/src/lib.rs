@@ -153,7 +153,7 @@ impl Database {
     ) -> Result<Value, ProcError> {
         match &self.engine {
             Engine::Sqlite(db) => db.query(owner, sql, params, limits).await,
-            Engine::Postgres(db) => db.query(sql, params, limits).await,
+            Engine::Postgres(db) => db.query(owner, sql, params, limits).await,
         }
     }
 
@@ -167,7 +167,7 @@ impl Database {
     ) -> Result<ExecResult, ProcError> {
         match &self.engine {
             Engine::Sqlite(db) => db.execute(owner, sql, params).await,
-            Engine::Postgres(db) => db.execute(sql, params).await,
+            Engine::Postgres(db) => db.execute(owner, sql, params).await,
         }
     }
 
@@ -212,7 +212,7 @@ impl Database {
     pub async fn prepare_check(&self, owner: u64, sql: &str) -> Result<(), ProcError> {
         match &self.engine {
             Engine::Sqlite(db) => db.prepare_check(owner, sql).await,
-            Engine::Postgres(db) => db.prepare_check(sql).await,
+            Engine::Postgres(db) => db.prepare_check(owner, sql).await,
         }
     }
 
@@ -231,7 +231,7 @@ impl Database {
     ) -> Result<Arc<Transaction>, ProcError> {
         let tx = match &self.engine {
             Engine::Sqlite(db) => Transaction::sqlite(db.begin(owner, opts, meter).await?),
-            Engine::Postgres(db) => Transaction::postgres(db.begin(opts).await?),
+            Engine::Postgres(db) => Transaction::postgres(db.begin(owner, opts).await?),
         };
         Ok(Arc::new(tx))
     }

@@ -1,7 +1,10 @@
-//! PostgreSQL entries: a deadpool pool of `tokio-postgres` connections.
+//! PostgreSQL entries: a deadpool pool of `tokio-postgres` connections,
+//! lent through a gate where the callers' hosts take turns (gate.rs).
 //!
 //! Guarantees: at most `max_open` connections; a call waits at most
-//! `acquire_timeout` for one (`UNAVAILABLE`, retryable); a connection is
+//! `acquire_timeout` for one (`UNAVAILABLE`, retryable), its turn at the
+//! gate included; once two hosts have used the entry, no host holds the
+//! last `max_open / 4` connections while another holds none; a connection is
 //! borrowed for one statement, or for a whole transaction; idle
 //! connections over `max_idle` are closed; a dropped call future cancels
 //! its statement on the server (see conn.rs).
@@ -10,13 +13,14 @@ mod conn;
 mod connect;
 mod dial;
 mod error;
+mod gate;
 mod tx;
 mod types;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Pool, PoolError};
 use tokio::runtime::Handle;
 use warren_core::{ErrorKind, ProcError, Value};
 
@@ -31,6 +35,8 @@ pub(crate) use tx::Tx;
 /// What every call on one PostgreSQL entry shares.
 pub(crate) struct Shared {
     pool: Pool,
+    /// The callers' hosts' turns for the pool's connections.
+    gate: Arc<gate::Gate>,
     rt: Handle,
     counters: Arc<Counters>,
     refuse: Option<ProcError>,
@@ -80,6 +86,7 @@ impl Postgres {
         Ok(Postgres {
             shared: Arc::new(Shared {
                 pool,
+                gate: gate::Gate::new(config.effective_max_open()),
                 rt,
                 counters,
                 refuse,
@@ -91,30 +98,42 @@ impl Postgres {
         })
     }
 
-    /// Borrows a connection, waiting at most `acquire_timeout`.
-    async fn acquire(&self) -> Result<Conn, ProcError> {
+    /// Borrows a connection for a call of `owner`'s host, waiting at most
+    /// `acquire_timeout` for its turn and the connection.
+    async fn acquire(&self, owner: u64) -> Result<Conn, ProcError> {
         let s = &self.shared;
         if let Some(e) = &s.refuse {
             return Err(e.clone());
         }
+        let host = warren_core::Pid::from_u64(owner).host();
+        let start = Instant::now();
         let status = s.pool.status();
         let full = status.available == 0 && status.size >= status.max_size;
-        let start = Instant::now();
-        let got = s.pool.get().await;
-        if full {
+        let mut waited = full;
+        let got = tokio::time::timeout(s.acquire_timeout, async {
+            let permit = s.gate.enter(host).await.map_err(|_| PoolError::Closed)?;
+            waited |= permit.waited;
+            s.pool.get().await.map(|obj| (obj, permit))
+        })
+        .await;
+        if waited {
             s.counters.waited(start.elapsed());
         }
-        let obj = got.map_err(|e| error::map_pool(&e, s.acquire_timeout))?;
-        Ok(Conn::new(obj, s.clone()))
+        let (obj, permit) = match got {
+            Ok(got) => got.map_err(|e| error::map_pool(&e, s.acquire_timeout))?,
+            Err(_) => return Err(error::acquire_timed_out(s.acquire_timeout)),
+        };
+        Ok(Conn::new(obj, permit, s.clone()))
     }
 
     pub(crate) async fn query(
         &self,
+        owner: u64,
         sql: &str,
         params: Vec<Param>,
         limits: &ResultLimits,
     ) -> Result<Value, ProcError> {
-        let mut conn = self.acquire().await?;
+        let mut conn = self.acquire(owner).await?;
         conn.arm(Cleanup::Check);
         let client = conn.client()?;
         let out = conn::timed(
@@ -130,10 +149,11 @@ impl Postgres {
 
     pub(crate) async fn execute(
         &self,
+        owner: u64,
         sql: &str,
         params: Vec<Param>,
     ) -> Result<ExecResult, ProcError> {
-        let mut conn = self.acquire().await?;
+        let mut conn = self.acquire(owner).await?;
         conn.arm(Cleanup::Check);
         let client = conn.client()?;
         let out = conn::timed(client, &self.shared, conn::execute(client, sql, &params)).await;
@@ -142,15 +162,15 @@ impl Postgres {
         out
     }
 
-    pub(crate) async fn prepare_check(&self, sql: &str) -> Result<(), ProcError> {
-        let mut conn = self.acquire().await?;
+    pub(crate) async fn prepare_check(&self, owner: u64, sql: &str) -> Result<(), ProcError> {
+        let mut conn = self.acquire(owner).await?;
         conn.arm(Cleanup::Check);
         let out = conn::check(conn.client()?, sql).await;
         conn.disarm();
         out
     }
 
-    pub(crate) async fn begin(&self, opts: TxOptions) -> Result<Tx, ProcError> {
+    pub(crate) async fn begin(&self, owner: u64, opts: TxOptions) -> Result<Tx, ProcError> {
         let mut sql = String::from("BEGIN");
         match opts.isolation {
             Isolation::Default => {}
@@ -167,7 +187,7 @@ impl Postgres {
         if opts.read_only {
             sql.push_str(" READ ONLY");
         }
-        let mut conn = self.acquire().await?;
+        let mut conn = self.acquire(owner).await?;
         conn.arm(Cleanup::Rollback);
         let begun = conn.client()?.batch_execute(&sql).await;
         conn.disarm();
@@ -186,6 +206,7 @@ impl Postgres {
     }
 
     pub(crate) fn shutdown(&self) {
+        self.shared.gate.close();
         self.shared.pool.close();
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{assert_kind, code, eventually, limits, rows, temp_path};
 use tokio::runtime::Handle;
-use warren_core::{ErrorKind, Value};
+use warren_core::{ErrorKind, Pid, Value};
 use warren_sql::{Database, DbConfig, DbKind, Isolation, Param, PgConfig, TxOptions};
 
 fn base(name: &str) -> PgConfig {
@@ -642,4 +642,76 @@ async fn max_lifetime_and_max_idle() {
     .await;
     assert!(trimmed, "{:?}", db.stats());
     assert!(matches!(db.stats().get("max_idle_closed"), Some(Value::Int(n)) if *n >= 1));
+}
+
+/// The hosts of an entry's callers take turns for its connections: a
+/// backlog of one host's statements delays another host's call by one of
+/// them, not by all (the pool alone lent connections first come, first
+/// served).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_hosts_take_turns_for_connections() {
+    const VICTIM: i32 = 99;
+    let mut cfg = config("turns").await;
+    cfg.max_open = 1;
+    let db = open(cfg);
+    let (flooder, victim) = (Pid::new(1, 1).as_u64(), Pid::new(2, 1).as_u64());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let call = |owner: u64, sql: &str, tag: i32| {
+        let tx = tx.clone();
+        let done = move |out: Result<Value, warren_core::ProcError>| {
+            out.expect("ran");
+            let _ = tx.send(tag);
+        };
+        db.run_then(owner, None, sql.into(), vec![], Some(limits()), done)
+            .expect("started");
+    };
+    for i in 0..12 {
+        call(flooder, "SELECT pg_sleep(0.05)", i);
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await; // the flood queued
+    call(victim, "SELECT 1 AS one", VICTIM);
+    let mut order = Vec::new();
+    while order.len() < 13 {
+        let tag = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
+        order.push(tag.expect("every call reports").expect("open"));
+    }
+    let at = order
+        .iter()
+        .position(|&t| t == VICTIM)
+        .expect("the victim's call");
+    // The flooder's first (holding the connection) and at most one more go first.
+    assert!(at <= 2, "the other host's call ran at {at}: {order:?}");
+}
+
+/// Once two hosts have used an entry, one of them cannot hold every
+/// connection: the last `max_open / 4` are kept for hosts holding none,
+/// so the other still gets one while the first keeps transactions open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_cannot_hold_every_connection_of_a_shared_entry() {
+    let mut cfg = config("reserve").await;
+    cfg.max_open = 4;
+    // Long enough to open three connections on a loaded machine.
+    cfg.acquire_timeout = Duration::from_secs(2);
+    let db = open(cfg);
+    let (hog, other) = (Pid::new(1, 1).as_u64(), Pid::new(2, 1).as_u64());
+    db.query(other, "SELECT 1", vec![], &limits())
+        .await
+        .expect("the other host uses the entry");
+    let begins = (0..4).map(|_| db.begin(hog, TxOptions::default()));
+    let (held, refused): (Vec<_>, Vec<_>) = futures_util::future::join_all(begins)
+        .await
+        .into_iter()
+        .partition(Result::is_ok);
+    assert_eq!(held.len(), 3, "the hog holds all but the reserve");
+    let e = refused.into_iter().next().expect("one refused").err();
+    let e = e.expect("an error");
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+    assert!(e.message.contains("acquire_timeout"), "{e}");
+    let v = db
+        .query(other, "SELECT 7 AS n", vec![], &limits())
+        .await
+        .expect("the reserved connection");
+    assert_eq!(int(one(&v), "n"), 7);
+    drop(held);
 }

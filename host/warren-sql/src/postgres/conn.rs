@@ -17,6 +17,7 @@ use warren_core::{ErrorKind, ProcError, Value};
 
 use super::Shared;
 use super::error::{QUERY_CANCELED, map};
+use super::gate::Permit;
 use super::types::{Cell, param_type};
 use crate::config::ResultLimits;
 use crate::error::{err, timed_out, with_code};
@@ -34,17 +35,21 @@ pub(crate) enum Cleanup {
     Rollback,
 }
 
-/// A connection taken from the pool.
+/// A connection taken from the pool, and its permit from the gate, given
+/// back only once the connection is back in the pool or closed (so the
+/// next borrow the gate lets through finds room in the pool).
 pub(crate) struct Conn {
     obj: Option<Object>,
+    permit: Option<Permit>,
     shared: Arc<Shared>,
     armed: Option<Cleanup>,
 }
 
 impl Conn {
-    pub(crate) fn new(obj: Object, shared: Arc<Shared>) -> Conn {
+    pub(crate) fn new(obj: Object, permit: Permit, shared: Arc<Shared>) -> Conn {
         Conn {
             obj: Some(obj),
+            permit: Some(permit),
             shared,
             armed: None,
         }
@@ -92,10 +97,12 @@ impl Drop for Conn {
                 // a connection that was sent one is never reused. Closing
                 // it ends its transaction on the server (rolled back).
                 let rt = shared.rt.clone();
+                let permit = self.permit.take();
                 rt.spawn(async move {
                     shared.dial.cancel(&obj.cancel_token()).await;
                     drop(Object::take(obj));
                     shared.trim_idle();
+                    drop(permit);
                 });
             }
         }

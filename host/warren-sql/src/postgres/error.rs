@@ -71,20 +71,25 @@ pub(crate) fn kind_of(code: &str) -> (ErrorKind, bool) {
 /// Maps a failure to get a pooled connection.
 pub(crate) fn map_pool(e: &PoolError, acquire_timeout: std::time::Duration) -> ProcError {
     match e {
-        PoolError::Timeout(_) => err(
-            ErrorKind::Unavailable,
-            true,
-            format!(
-                "no PostgreSQL connection became free within acquire_timeout ({})",
-                warren_core::duration::format(
-                    i64::try_from(acquire_timeout.as_nanos()).unwrap_or(i64::MAX)
-                )
-            ),
-        ),
+        PoolError::Timeout(_) => acquire_timed_out(acquire_timeout),
         PoolError::Backend(e) => map(e),
         PoolError::Closed => err(ErrorKind::Unavailable, false, "the database is shut down"),
         other => err(ErrorKind::Internal, false, other.to_string()),
     }
+}
+
+/// No connection was lent within `acquire_timeout` (retryable).
+pub(crate) fn acquire_timed_out(acquire_timeout: std::time::Duration) -> ProcError {
+    err(
+        ErrorKind::Unavailable,
+        true,
+        format!(
+            "no PostgreSQL connection became free within acquire_timeout ({})",
+            warren_core::duration::format(
+                i64::try_from(acquire_timeout.as_nanos()).unwrap_or(i64::MAX)
+            )
+        ),
+    )
 }
 
 #[cfg(test)]
