@@ -13,6 +13,8 @@ mod channel;
 mod driver;
 mod host;
 mod limiter;
+mod link;
+mod lookup;
 mod payload;
 mod program;
 mod state;

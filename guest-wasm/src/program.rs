@@ -262,8 +262,7 @@ impl WasmEngine {
         crate::ticker::add(&engine)
             .map_err(|e| WasmError::Engine(format!("cannot start the epoch ticker: {e}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        crate::link::add_wasi(&mut linker).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         Process::add_to_linker::<ProcState, wasmtime::component::HasSelf<ProcState>>(
             &mut linker,
             |s| s,

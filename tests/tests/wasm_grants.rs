@@ -122,6 +122,38 @@ fn sockets_are_refused_at_load_unless_the_network_is_granted() {
     assert_eq!(v, s("bound:true"));
 }
 
+/// Name lookups of a network-granted component (Warren's own
+/// `wasi:sockets/ip-name-lookup`, on the DNS lane): a name resolves, an IP
+/// literal answers as itself, and a malformed name fails.
+#[test]
+fn a_network_granted_component_resolves_names() {
+    let granted = Grants {
+        network: true,
+        ..Grants::default()
+    };
+    let lookup = |name: &str| {
+        App::new()
+            .component_granted("t:net", "net_probe", granted.clone())
+            .run("t:net", vec![s("lookup"), s(name)])
+            .expect("ran")
+    };
+    let found = lookup("localhost");
+    let warren_core::Value::Str(found) = found else {
+        panic!("{found:?}")
+    };
+    let found = String::from_utf8_lossy(&found);
+    assert!(
+        found.starts_with("found:") && (found.contains("127.0.0.1") || found.contains("::1")),
+        "{found}"
+    );
+    assert_eq!(lookup("10.1.2.3"), s("found:10.1.2.3"));
+    let bad = lookup("bad name with spaces");
+    assert!(
+        matches!(&bad, warren_core::Value::Str(t) if t.starts_with(b"failed:")),
+        "{bad:?}"
+    );
+}
+
 #[test]
 fn a_component_past_its_memory_limit_ends_abnormally_and_its_monitor_sees_it() {
     let limited = Grants {
