@@ -1113,23 +1113,13 @@ fn register_registry(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     })?;
     h.set("lookup", lookup)?;
     let c = core.clone();
-    type UnregisterArgs = (i64, LuaString, Option<LuaString>);
-    let unregister = lua.create_function(move |_, (me, name, for_pid): UnregisterArgs| {
+    let unregister = lua.create_function(move |_, (me, name): (i64, LuaString)| {
         let Ok(name) = name.to_str() else {
             return Ok(false); // no name is not UTF-8: nothing to release
         };
-        let mut core = c.borrow_mut();
         // The holder of a name may release it, and so may the process that
-        // registered it for another pid (`for_pid`, from the kernel's own
-        // record) while the name still names that pid.
-        let holder = core.lookup(&name);
-        let registrant = for_pid
-            .and_then(|p| Pid::parse(&p.to_string_lossy()))
-            .is_some_and(|p| holder == Some(p));
-        if holder != Some(pid_of(me)) && !registrant {
-            return Ok(false);
-        }
-        Ok(core.unregister(&name))
+        // registered it for another pid: the core knows which.
+        Ok(c.borrow_mut().unregister(pid_of(me), &name))
     })?;
     h.set("unregister", unregister)
 }

@@ -455,7 +455,7 @@ impl Host for ProcState {
 
     async fn unregister(&mut self, name: String) -> bool {
         let me = self.pid;
-        with_core(|c| c.lookup(&name) == Some(me) && c.unregister(&name)).unwrap_or(false)
+        with_core(|c| c.unregister(me, &name)).unwrap_or(false)
     }
 
     async fn sleep(&mut self, duration_ns: u64) {

@@ -24,6 +24,7 @@ mod lua_memory;
 mod lua_sandbox;
 mod mailbox_flood;
 mod measure_walk;
+mod names;
 mod panics;
 mod parking;
 mod quotas;

@@ -441,10 +441,11 @@ fn every_operation_on_a_foreign_name_is_denied_without_its_pid() {
 }
 
 #[test]
-fn a_foreign_name_can_be_neither_taken_nor_released() {
-    // The registry is one namespace for the runtime: a name another
-    // tenant holds is taken (its holder hidden), and releasing it is
-    // refused (`false`) whether asked as its holder or as a registrant.
+fn a_foreign_name_is_neither_seen_nor_released() {
+    // A name passes only between hosts that reach each other both ways:
+    // the attacker's host reaches no one, so the victim's `svc` is not in
+    // its way (its own `svc` is apart from it, and releasing that releases
+    // only its own), and naming the victim's pid is refused.
     let (runtime, victim, out) = lua_attack(
         app(),
         r#"
@@ -466,8 +467,8 @@ fn a_foreign_name_can_be_neither_taken_nor_released() {
     assert_eq!(
         got,
         [
-            "register-own=AlreadyExists: name \"svc\" is already registered",
-            "unregister=false",
+            "register-own=accepted",
+            "unregister=true",
             "reregister=PermissionDenied",
             "unregister-svc-again=false",
         ]
@@ -675,12 +676,12 @@ end"#
 /// A process of the other host that sends the attacker (`attacker`) one
 /// message, then records what comes back for 1.5 s.
 const GREETER: &str = r#"local time = require("time")
-return function(how)
+return function(how, attacker)
     process.set_options({ trap_links = true })
     local ok, err
-    if how == "none" then ok, err = process.send("attacker", "hello")
-    elseif how == "two" then ok, err = process.send("attacker", "hello", 1, 2)
-    else ok, err = process.send("attacker", "hello", { n = 1 }) end
+    if how == "none" then ok, err = process.send(attacker, "hello")
+    elseif how == "two" then ok, err = process.send(attacker, "hello", 1, 2)
+    else ok, err = process.send(attacker, "hello", { n = 1 }) end
     assert(ok, err)
     local inbox, events = process.inbox(), process.events()
     local seen = {}
@@ -729,10 +730,12 @@ end"#
     for (how, listen) in [("one", "inbox"), ("none", "inbox"), ("two", "listen")] {
         std::thread::scope(|scope| {
             let attack = scope.spawn(|| attack_on(&runtime, "h:attacker", vec![s(listen)]));
-            wait_for_name(&runtime, "attacker");
+            // By pid: a name on a host that reaches no one is not seen
+            // from the greeter's.
+            let attacker = wait_for_name(&runtime, "attacker").to_string();
             let greeted = runtime
                 .run(
-                    SpawnRequest::new("h:greeter", OTHER_HOST, vec![s(how)]),
+                    SpawnRequest::new("h:greeter", OTHER_HOST, vec![s(how), s(&attacker)]),
                     Duration::from_secs(20),
                 )
                 .expect("spawn the greeter");
@@ -777,8 +780,8 @@ fn a_receiver_may_not_reply_to_a_sender_it_may_not_reach() {
         return table.concat(r, ",")
     end"#;
     let attacker = r#"local time = require("time")
-    return function()
-        assert(process.send("replier", "hi", 1))
+    return function(replier)
+        assert(process.send(replier, "hi", 1))
         local inbox = process.inbox()
         local r = channel.select({ inbox:case_receive(), time.after("1s"):case_receive() })
         if r.channel == inbox then return "got " .. r.value:topic() end
@@ -797,8 +800,10 @@ fn a_receiver_may_not_reply_to_a_sender_it_may_not_reach() {
                 )
                 .expect("spawn the replier")
         });
-        wait_for_name(&runtime, "replier");
-        let out = attack_on(&runtime, "h:attacker", Vec::new());
+        // By pid: the replier's host reaches no one, so its name is not
+        // seen from the attacker's.
+        let replier = wait_for_name(&runtime, "replier").to_string();
+        let out = attack_on(&runtime, "h:attacker", vec![s(&replier)]);
         assert_eq!(out.value(), "nothing back");
         out.assert_neighbour_ticks();
         let replied = replied.join().expect("replier thread");

@@ -304,12 +304,8 @@ local function local_scope(scope, what)
         what, describe(scope), name))
 end
 
--- A process's `regfor`, { name -> pid }: the names it registered for
--- other pids, which it may unregister too, as long as they still name
--- that pid. A field of its record, so measured as its own: a weak table
--- of the kernel's kept them unmeasured, and names registered for
--- processes that then ended piled up (100,000 names, 33 MB, measured at
--- 8 KB).
+-- Who may unregister a name (its holder, or the process that registered
+-- it for another pid) is the core's to know: the kernel keeps no record.
 
 function process.registry.register(name, pid, scope)
     check_str(name, "process.registry.register: name", 2)
@@ -319,11 +315,6 @@ function process.registry.register(name, pid, scope)
     local p = me()
     local ok, kind, msg, retryable = H.register(p.id, name, pid or p.pid)
     if not ok then return nil, mkerr(kind, msg, retryable) end
-    if pid ~= nil and pid ~= p.pid then
-        local mine = p.regfor or {}
-        p.regfor = mine
-        mine[name] = pid
-    end
     return true
 end
 
@@ -336,16 +327,12 @@ function process.registry.lookup(name)
 end
 
 -- true when released; false when `name` is neither held by this process
--- nor one it registered for another pid (and still naming that pid).
+-- nor one it registered for another pid.
 function process.registry.unregister(name, scope)
     check_str(name, "process.registry.unregister: name", 2)
     local okscope, err = local_scope(scope, "process.registry.unregister")
     if not okscope then return nil, err end
-    local p = me()
-    local mine = p.regfor
-    local for_pid = mine and mine[name]
-    if mine then mine[name] = nil end
-    return H.unregister(p.id, name, for_pid)
+    return H.unregister(me().id, name)
 end
 end
 

@@ -415,20 +415,33 @@ impl Core {
         self.resolve_name(me, dest)
     }
 
-    /// The pid registered as `dest` when `me` may reach it; refused
-    /// without the pid when it is held on a host out of reach.
+    /// The pid registered as `dest` that `me` sees (a holder whose host
+    /// and `me`'s reach each other, [`Self::see_each_other`]); refused
+    /// without the pid when every holder is on a host out of reach.
     fn resolve_name(&self, me: Pid, dest: &str) -> Result<Pid, ProcError> {
         let shown: String = dest.chars().take(64).collect();
         let cut = if shown.len() < dest.len() { "..." } else { "" };
-        match self.shared.registry.lookup(dest) {
-            Some(pid) if self.reaches(me, pid) => Ok(pid),
-            Some(pid) => {
+        match self
+            .shared
+            .registry
+            .lookup(dest, |h| self.see_each_other(me, h))
+        {
+            Some(Ok(pid)) => Ok(pid),
+            Some(Err(pid)) => {
                 let (own, target) = (self.quota_of(me), self.quota_of(pid));
-                let message = format!(
-                    "the name {shown:?}{cut} is held on host '{}', which host '{}' may not \
-                     reach: it lists only its allow_hosts",
-                    target.name, own.name
-                );
+                let message = if self.reaches(me, pid) {
+                    format!(
+                        "the name {shown:?}{cut} is held on host '{}', which may not reach \
+                         host '{}': names are seen only between hosts that reach each other",
+                        target.name, own.name
+                    )
+                } else {
+                    format!(
+                        "the name {shown:?}{cut} is held on host '{}', which host '{}' may not \
+                         reach: it lists only its allow_hosts",
+                        target.name, own.name
+                    )
+                };
                 Err(ProcError::new(ErrorKind::PermissionDenied, message))
             }
             None => Err(ProcError::new(
@@ -436,6 +449,12 @@ impl Core {
                 format!("no process is registered as {shown:?}{cut}"),
             )),
         }
+    }
+
+    /// Whether the hosts of `a` and `b` reach each other both ways: what a
+    /// registered name and an event need to pass between them.
+    fn see_each_other(&self, a: Pid, b: Pid) -> bool {
+        self.reaches(a, b) && self.reaches(b, a)
     }
 
     /// Sends a message; `NOT_FOUND` if `to` is not alive, `INVALID` for a
@@ -658,9 +677,10 @@ impl Core {
         if !self.procs.contains_key(&pid) && self.shared.directory.get(pid).is_none() {
             return Err(not_alive(pid));
         }
-        // Held against the named process's host until it is released.
+        // Held against the registrant's host until it is released: naming
+        // another tenant's process costs that tenant nothing.
         let cost = crate::registry::name_cost(name);
-        let quota = self.shared.quota(pid.host()).clone();
+        let quota = self.shared.quota(me.host()).clone();
         if !quota.reserve_memory(cost) {
             let why = format!(
                 "host '{}' has no room left in its memory_total ({} bytes) for a name",
@@ -668,7 +688,12 @@ impl Core {
             );
             return Err(ProcError::new(ErrorKind::RateLimited, why));
         }
-        match self.shared.registry.register(name, pid) {
+        let entry = crate::registry::Entry { pid, by: me };
+        let registered = self
+            .shared
+            .registry
+            .register(name, entry, |h| self.see_each_other(pid, h));
+        match registered {
             Ok(true) => Ok(()),
             Ok(false) => {
                 quota.release_memory(cost);
@@ -684,7 +709,7 @@ impl Core {
     /// A name held beyond `me`'s reach is taken, but whose it is stays
     /// hidden (as `lookup_for` hides it).
     fn hide_owner(&self, me: Pid, name: &str, err: ProcError) -> ProcError {
-        match self.shared.registry.lookup(name) {
+        match self.shared.registry.any_holder(name) {
             Some(owner) if err.kind == ErrorKind::AlreadyExists && !self.reaches(me, owner) => {
                 ProcError::new(
                     ErrorKind::AlreadyExists,
@@ -697,7 +722,7 @@ impl Core {
 
     /// The pid registered as `name`.
     pub fn lookup(&self, name: &str) -> Option<Pid> {
-        self.shared.registry.lookup(name)
+        self.shared.registry.any_holder(name)
     }
 
     /// The pid registered as `name`, as `me` may see it: a name held by a
@@ -715,13 +740,14 @@ impl Core {
         }
     }
 
-    /// Unregisters `name`; `false` if it was not registered.
-    pub fn unregister(&mut self, name: &str) -> bool {
-        let Some(owner) = self.shared.registry.unregister(name) else {
+    /// Unregisters the holding of `name` that `me` holds or registered;
+    /// `false` if there is none (another process's name stays).
+    pub fn unregister(&mut self, me: Pid, name: &str) -> bool {
+        let Some(entry) = self.shared.registry.unregister(me, name) else {
             return false;
         };
         let cost = crate::registry::name_cost(name);
-        self.shared.quota(owner.host()).release_memory(cost);
+        self.shared.quota(entry.by.host()).release_memory(cost);
         true
     }
 
@@ -937,8 +963,9 @@ impl Core {
         }
         self.purge_timers();
         self.shared.directory.remove(me);
-        let names = self.shared.registry.release(me);
-        self.shared.quota(me.host()).release_memory(names);
+        for (entry, cost) in self.shared.registry.release(me) {
+            self.shared.quota(entry.by.host()).release_memory(cost);
+        }
         if p.subscribed {
             self.shared.bus.release(me);
         }

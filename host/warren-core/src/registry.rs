@@ -1,8 +1,19 @@
 //! The name registry: process-chosen names that resolve to pids.
 //!
-//! A name maps to one pid; a pid may hold several names, and all of them are
-//! released when it exits. Names may not look like pids, so resolution of a
-//! `send` destination is never ambiguous.
+//! A name is seen only between hosts that reach each other both ways
+//! (`allow_hosts`), as the event bus delivers: a tenant that reaches no
+//! one can neither receive another tenant's messages under a name that
+//! tenant expects nor keep the other from registering it. Each holder of
+//! a name is an [`Entry`]; entries of one name coexist only on hosts that
+//! cannot see each other, and the caller supplies what "seen" means
+//! ([`Registry::register`], [`Registry::lookup`]). A pid may hold several
+//! names, all released when it exits. Names may not look like pids, so
+//! resolution of a `send` destination is never ambiguous.
+//!
+//! A name registered for another pid is the registrant's: it counts
+//! toward the registrant's [`MAX_NAMES_PER_PROCESS`] and is held against
+//! the registrant's host, and only the holder or the registrant may
+//! unregister it.
 
 use std::sync::Mutex;
 
@@ -15,12 +26,14 @@ use crate::pid::Pid;
 /// process cannot grow the shared registry with megabyte keys.
 pub const MAX_NAME_BYTES: usize = 256;
 
-/// Most names one process may hold: a loop registering fresh names grew
-/// the shared registry without bound (each name is also held against its
-/// host's `memory_total`, [`name_cost`]).
+/// Most names one process may register (for itself or for others): a
+/// loop registering fresh names grew the shared registry without bound
+/// (each name is also held against the registrant's host's
+/// `memory_total`, [`name_cost`]); counted against the registrant, so a
+/// process cannot use up another's share by naming it.
 pub const MAX_NAMES_PER_PROCESS: usize = 1024;
 
-/// The bytes a registered name is held as against its process's host's
+/// The bytes a registered name is held as against its registrant's host's
 /// `memory_total`: its two copies and the maps' entries.
 pub fn name_cost(name: &str) -> u64 {
     u64::try_from(name.len())
@@ -29,16 +42,79 @@ pub fn name_cost(name: &str) -> u64 {
         + 96
 }
 
+/// One holder of a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The process the name resolves to.
+    pub pid: Pid,
+    /// The process that registered it (`pid` itself, or one that named
+    /// it): whose share and host the name counts against.
+    pub by: Pid,
+}
+
 #[derive(Default)]
 struct Names {
-    by_name: FxHashMap<String, Pid>,
+    /// Holders of each name, oldest first (usually one).
+    by_name: FxHashMap<String, Vec<Entry>>,
+    /// Names each pid holds.
     by_pid: FxHashMap<Pid, Vec<String>>,
+    /// Names each registrant registered that are still held.
+    registered: FxHashMap<Pid, usize>,
+}
+
+impl Names {
+    /// Removes `name`'s entry for `e` and every trace of it; whether it
+    /// was there.
+    fn remove(&mut self, name: &str, e: Entry) -> bool {
+        let Some(list) = self.by_name.get_mut(name) else {
+            return false;
+        };
+        let Some(i) = list.iter().position(|x| *x == e) else {
+            return false;
+        };
+        list.remove(i);
+        if list.is_empty() {
+            self.by_name.remove(name);
+        }
+        if let Some(held) = self.by_pid.get_mut(&e.pid) {
+            if let Some(j) = held.iter().position(|n| n == name) {
+                held.swap_remove(j);
+            }
+            if held.is_empty() {
+                self.by_pid.remove(&e.pid);
+            }
+        }
+        if let Some(n) = self.registered.get_mut(&e.by) {
+            *n -= 1;
+            if *n == 0 {
+                self.registered.remove(&e.by);
+            }
+        }
+        true
+    }
 }
 
 /// The runtime-wide registry.
 #[derive(Default)]
 pub struct Registry {
     inner: Mutex<Names>,
+}
+
+/// `INVALID` for a name that is empty, too long or looks like a pid; the
+/// name is quoted cut short (a huge one would make a huge error).
+fn check_name(name: &str) -> Result<(), ProcError> {
+    if !name.is_empty() && name.len() <= MAX_NAME_BYTES && Pid::parse(name).is_none() {
+        return Ok(());
+    }
+    let shown: String = name.chars().take(64).collect();
+    let cut = if shown.len() < name.len() { "..." } else { "" };
+    Err(ProcError::new(
+        ErrorKind::Invalid,
+        format!(
+            "invalid process name {shown:?}{cut} ({} bytes): must be 1..={MAX_NAME_BYTES} bytes and not a pid",
+            name.len()
+        ),
+    ))
 }
 
 impl Registry {
@@ -48,70 +124,87 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Registers `name` for `pid`: `true` when added, `false` when it was
-    /// already `pid`'s; `ALREADY_EXISTS` if taken, `INVALID` if malformed,
-    /// `RATE_LIMITED` when `pid` holds [`MAX_NAMES_PER_PROCESS`].
-    pub fn register(&self, name: &str, pid: Pid) -> Result<bool, ProcError> {
-        if name.is_empty() || name.len() > MAX_NAME_BYTES || Pid::parse(name).is_some() {
-            // The name is quoted cut short: a huge one would make a huge error.
-            let shown: String = name.chars().take(64).collect();
-            let cut = if shown.len() < name.len() { "..." } else { "" };
+    /// Registers `name` for `e.pid` by `e.by`: `true` when added, `false`
+    /// when `e.pid` already holds it; `ALREADY_EXISTS` if a holder that
+    /// `sees(holder)` holds it, `INVALID` if malformed, `RATE_LIMITED`
+    /// when `e.by` has registered [`MAX_NAMES_PER_PROCESS`].
+    pub fn register(
+        &self,
+        name: &str,
+        e: Entry,
+        sees: impl Fn(Pid) -> bool,
+    ) -> Result<bool, ProcError> {
+        check_name(name)?;
+        let mut names = self.lock();
+        if let Some(list) = names.by_name.get(name) {
+            if list.iter().any(|x| x.pid == e.pid) {
+                return Ok(false); // already this process's: Wippy accepts it
+            }
+            if let Some(owner) = list.iter().find(|x| sees(x.pid)) {
+                return Err(ProcError::new(
+                    ErrorKind::AlreadyExists,
+                    format!("name {name:?} is already registered to {}", owner.pid),
+                ));
+            }
+        }
+        if names.registered.get(&e.by).copied().unwrap_or(0) >= MAX_NAMES_PER_PROCESS {
             return Err(ProcError::new(
-                ErrorKind::Invalid,
+                ErrorKind::RateLimited,
                 format!(
-                    "invalid process name {shown:?}{cut} ({} bytes): must be 1..={MAX_NAME_BYTES} bytes and not a pid",
-                    name.len()
+                    "{} has registered {MAX_NAMES_PER_PROCESS} names, the most a process may",
+                    e.by
                 ),
             ));
         }
-        let mut names = self.lock();
-        if let Some(&owner) = names.by_name.get(name) {
-            if owner == pid {
-                return Ok(false); // already this process's: Wippy accepts it
-            }
-            return Err(ProcError::new(
-                ErrorKind::AlreadyExists,
-                format!("name {name:?} is already registered to {owner}"),
-            ));
-        }
-        if names.by_pid.get(&pid).map_or(0, Vec::len) >= MAX_NAMES_PER_PROCESS {
-            return Err(ProcError::new(
-                ErrorKind::RateLimited,
-                format!("{pid} holds {MAX_NAMES_PER_PROCESS} names, the most a process may"),
-            ));
-        }
-        names.by_name.insert(name.to_owned(), pid);
-        names.by_pid.entry(pid).or_default().push(name.to_owned());
+        names.by_name.entry(name.to_owned()).or_default().push(e);
+        names.by_pid.entry(e.pid).or_default().push(name.to_owned());
+        *names.registered.entry(e.by).or_default() += 1;
         Ok(true)
     }
 
-    /// The pid registered under `name`.
-    pub fn lookup(&self, name: &str) -> Option<Pid> {
-        self.lock().by_name.get(name).copied()
+    /// The holder of `name` that `sees(holder)`, the oldest first; else
+    /// any holder, as `Err` (for a refusal that names no pid).
+    pub fn lookup(&self, name: &str, sees: impl Fn(Pid) -> bool) -> Option<Result<Pid, Pid>> {
+        let names = self.lock();
+        let list = names.by_name.get(name)?;
+        let seen = list.iter().find(|x| sees(x.pid));
+        Some(seen.map(|x| x.pid).ok_or(list[0].pid))
     }
 
-    /// Removes `name`: the pid that held it, or `None` if it was not
-    /// registered.
-    pub fn unregister(&self, name: &str) -> Option<Pid> {
-        let mut names = self.lock();
-        let pid = names.by_name.remove(name)?;
-        if let Some(list) = names.by_pid.get_mut(&pid) {
-            list.retain(|n| n != name);
-        }
-        Some(pid)
+    /// The oldest holder of `name`, whoever may see it.
+    pub fn any_holder(&self, name: &str) -> Option<Pid> {
+        self.lock().by_name.get(name).map(|list| list[0].pid)
     }
 
-    /// Releases every name held by `pid`; the sum of their [`name_cost`].
-    pub fn release(&self, pid: Pid) -> u64 {
+    /// Removes the entry of `name` that `me` holds or registered: it, or
+    /// `None` if there is none.
+    pub fn unregister(&self, me: Pid, name: &str) -> Option<Entry> {
         let mut names = self.lock();
-        let mut cost = 0;
-        if let Some(list) = names.by_pid.remove(&pid) {
-            for name in list {
-                cost += name_cost(&name);
-                names.by_name.remove(&name);
+        let list = names.by_name.get(name)?;
+        let e = *list.iter().find(|x| x.pid == me || x.by == me)?;
+        names.remove(name, e);
+        Some(e)
+    }
+
+    /// Releases every name held by `pid`: each with its registrant, to
+    /// give its [`name_cost`] back to the right host.
+    pub fn release(&self, pid: Pid) -> Vec<(Entry, u64)> {
+        let mut names = self.lock();
+        let Some(held) = names.by_pid.get(&pid).cloned() else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(held.len());
+        for name in held {
+            let entry = names
+                .by_name
+                .get(&name)
+                .and_then(|list| list.iter().find(|x| x.pid == pid).copied());
+            if let Some(e) = entry {
+                names.remove(&name, e);
+                out.push((e, name_cost(&name)));
             }
         }
-        cost
+        out
     }
 }
 
@@ -119,46 +212,96 @@ impl Registry {
 mod tests {
     use super::*;
 
+    /// Everyone sees everyone (a runtime with no `allow_hosts`).
+    fn all(_: Pid) -> bool {
+        true
+    }
+
+    fn own(pid: Pid) -> Entry {
+        Entry { pid, by: pid }
+    }
+
     #[test]
     fn names_are_unique_and_released() {
         let reg = Registry::default();
         let (a, b) = (Pid::new(0, 1), Pid::new(0, 2));
-        assert_eq!(reg.register("db", a), Ok(true));
+        assert_eq!(reg.register("db", own(a), all), Ok(true));
         assert_eq!(
-            reg.register("db", b).map_err(|e| e.kind),
+            reg.register("db", own(b), all).map_err(|e| e.kind),
             Err(ErrorKind::AlreadyExists)
         );
-        reg.register("cache", a).expect("second name");
-        assert_eq!(reg.lookup("db"), Some(a));
-        reg.release(a);
-        assert_eq!(reg.lookup("db"), None);
-        assert_eq!(reg.lookup("cache"), None);
-        reg.register("db", b).expect("free again");
+        reg.register("cache", own(a), all).expect("second name");
+        assert_eq!(reg.lookup("db", all), Some(Ok(a)));
+        assert_eq!(reg.release(a).len(), 2);
+        assert_eq!(reg.lookup("db", all), None);
+        assert_eq!(reg.lookup("cache", all), None);
+        reg.register("db", own(b), all).expect("free again");
     }
 
     #[test]
-    fn a_process_holds_at_most_its_share_of_names_and_their_cost_comes_back() {
+    fn holders_that_cannot_see_each_other_hold_a_name_apart() {
         let reg = Registry::default();
-        let (a, b) = (Pid::new(0, 1), Pid::new(0, 2));
-        for i in 0..MAX_NAMES_PER_PROCESS {
-            assert_eq!(reg.register(&format!("n{i}"), a), Ok(true));
-        }
-        let refused = reg.register("one more", a).expect_err("full");
-        assert_eq!(refused.kind, ErrorKind::RateLimited);
-        assert_eq!(reg.register("n0", a), Ok(false), "its own again");
+        let (a, v) = (Pid::new(1, 1), Pid::new(2, 1));
+        let apart = |h: u16| move |p: Pid| p.host() == h;
+        assert_eq!(reg.register("cache", own(a), apart(1)), Ok(true));
+        assert_eq!(reg.register("cache", own(v), apart(2)), Ok(true));
+        assert_eq!(reg.lookup("cache", apart(2)), Some(Ok(v)));
+        assert_eq!(reg.lookup("cache", apart(1)), Some(Ok(a)));
         assert_eq!(
-            reg.register("one more", b),
-            Ok(true),
-            "others are not limited"
+            reg.lookup("cache", apart(3)),
+            Some(Err(a)),
+            "seen by neither"
         );
-        assert_eq!(reg.unregister("n0"), Some(a));
-        assert_eq!(reg.register("one more for a", a), Ok(true), "room again");
+        assert_eq!(reg.lookup("cache", all), Some(Ok(a)), "the oldest first");
+        reg.release(a);
+        assert_eq!(reg.lookup("cache", all), Some(Ok(v)));
+    }
+
+    #[test]
+    fn only_the_holder_or_the_registrant_unregisters() {
+        let reg = Registry::default();
+        let (holder, by, other) = (Pid::new(0, 1), Pid::new(0, 2), Pid::new(0, 3));
+        reg.register("svc", Entry { pid: holder, by }, all)
+            .expect("named for another");
+        assert_eq!(reg.register("svc", own(holder), all), Ok(false), "no-op");
+        assert_eq!(reg.unregister(other, "svc"), None);
+        assert_eq!(reg.unregister(by, "svc"), Some(Entry { pid: holder, by }));
+        reg.register("svc", Entry { pid: holder, by }, all)
+            .expect("again");
+        assert!(reg.unregister(holder, "svc").is_some());
+        assert_eq!(reg.unregister(holder, "never"), None);
+    }
+
+    #[test]
+    fn a_registrant_has_its_share_of_names_and_their_cost_comes_back() {
+        let reg = Registry::default();
+        let (a, b, c) = (Pid::new(0, 1), Pid::new(0, 2), Pid::new(1, 1));
+        for i in 0..MAX_NAMES_PER_PROCESS {
+            let e = Entry { pid: c, by: a };
+            assert_eq!(reg.register(&format!("n{i}"), e, all), Ok(true));
+        }
+        let refused = reg.register("one more", own(a), all).expect_err("full");
+        assert_eq!(refused.kind, ErrorKind::RateLimited);
+        assert_eq!(
+            reg.register("mine", own(c), all),
+            Ok(true),
+            "the named process keeps its own share"
+        );
+        assert_eq!(reg.register("one more", own(b), all), Ok(true));
+        assert!(reg.unregister(a, "n0").is_some());
+        assert_eq!(reg.register("one more for a", own(a), all), Ok(true));
+        let released = reg.release(c);
+        let by_a: u64 = released
+            .iter()
+            .filter(|(e, _)| e.by == a)
+            .map(|(_, c)| c)
+            .sum();
         let expected: u64 = (1..MAX_NAMES_PER_PROCESS)
             .map(|i| name_cost(&format!("n{i}")))
-            .sum::<u64>()
-            + name_cost("one more for a");
-        assert_eq!(reg.release(a), expected);
-        assert_eq!(reg.release(a), 0);
+            .sum();
+        assert_eq!(by_a, expected);
+        assert_eq!(released.len(), MAX_NAMES_PER_PROCESS);
+        assert!(reg.release(c).is_empty());
     }
 
     #[test]
@@ -171,10 +314,9 @@ mod tests {
             "x".repeat(MAX_NAME_BYTES + 1),
         ] {
             assert_eq!(
-                reg.register(&bad, pid).map_err(|e| e.kind),
+                reg.register(&bad, own(pid), all).map_err(|e| e.kind),
                 Err(ErrorKind::Invalid)
             );
         }
-        assert_eq!(reg.unregister("never"), None);
     }
 }

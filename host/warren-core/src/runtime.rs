@@ -637,7 +637,7 @@ impl Runtime {
 
     /// The pid registered as `name`.
     pub fn lookup(&self, name: &str) -> Option<Pid> {
-        self.shared.registry.lookup(name)
+        self.shared.registry.any_holder(name)
     }
 
     /// Entries of every worker's timer heap: timers armed and not yet
