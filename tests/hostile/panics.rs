@@ -296,6 +296,17 @@ fn odd_pids_names_and_topics_are_errors_of_the_call() {
     assert(process.listen("\xe2\x82"), "listen cut")
     fails("spawn", process.spawn, "\xff", "\0")
     fails("spawn empty", process.spawn, "", "")
+    -- An unknown entry or host is quoted short and escaped: a 1 MB id
+    -- was echoed whole, NUL and ESC bytes raw.
+    for _, args in ipairs({ { "a:b\0\27[31m" .. string.rep("x", 1 << 20), "test:host" },
+        { "h:judge", "h:\0\27" .. string.rep("y", 1 << 20) } }) do
+        local ok, err = pcall(process.spawn, args[1], args[2])
+        local msg = ok and "" or tostring(err)
+        if ok then local _, e = process.spawn(args[1], args[2]); msg = tostring(e) end
+        assert(#msg < 512, "an error of " .. #msg .. " bytes")
+        assert(not msg:find("[%z\27]"), "raw control bytes in " .. msg)
+        assert(msg:find("...", 1, true), "not marked cut: " .. msg)
+    end
     local c = channel.new(math.maxinteger)
     c:send(1)
     assert(c:receive() == 1, "huge channel")

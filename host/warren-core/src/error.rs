@@ -133,13 +133,32 @@ impl fmt::Display for ProcError {
 
 impl std::error::Error for ProcError {}
 
+/// Longest part of a caller's id (an entry or host it named) an error
+/// quotes: a spawn of a 1 MB entry id echoed it whole into its error,
+/// control bytes and all.
+pub(crate) const MAX_QUOTED_ID: usize = 64;
+
+/// `id` as an error quotes it: at most [`MAX_QUOTED_ID`] characters,
+/// control characters escaped, `...` when cut.
+pub(crate) fn quoted_id(id: &str) -> String {
+    let mut shown: String = id
+        .chars()
+        .take(MAX_QUOTED_ID)
+        .flat_map(char::escape_debug)
+        .collect();
+    if id.chars().nth(MAX_QUOTED_ID).is_some() {
+        shown.push_str("...");
+    }
+    shown
+}
+
 /// Why a spawn request was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SpawnError {
-    /// No entry with that id was loaded.
+    /// No entry with that id was loaded (the id as [`quoted_id`] shows it).
     #[error("entry '{0}' not found")]
     NoEntry(String),
-    /// No host with that id exists.
+    /// No host with that id exists (the id as [`quoted_id`] shows it).
     #[error("host '{0}' not found")]
     NoHost(String),
     /// The entry's language has no front-end in this runtime.

@@ -262,9 +262,9 @@ impl Shared {
             .hosts
             .iter()
             .find(|h| h.quota.name == host)
-            .ok_or_else(|| SpawnError::NoHost(host.to_owned()))?;
+            .ok_or_else(|| SpawnError::NoHost(crate::error::quoted_id(host)))?;
         if self.program(entry).is_none() {
-            return Err(SpawnError::NoEntry(entry.to_owned()));
+            return Err(SpawnError::NoEntry(crate::error::quoted_id(entry)));
         }
         self.check_kind(entry, false)?;
         let own = self.quota(parent.host());
@@ -294,10 +294,10 @@ impl Shared {
             .hosts
             .iter()
             .position(|h| h.quota.name == req.host)
-            .ok_or_else(|| SpawnError::NoHost(req.host.clone()))?;
+            .ok_or_else(|| SpawnError::NoHost(crate::error::quoted_id(&req.host)))?;
         let program = self
             .program(&req.entry)
-            .ok_or_else(|| SpawnError::NoEntry(req.entry.clone()))?;
+            .ok_or_else(|| SpawnError::NoEntry(crate::error::quoted_id(&req.entry)))?;
         self.check_kind(&req.entry, req.function)?;
         let frontend = self
             .factories
