@@ -11,6 +11,7 @@
 //! [`MAX_CACHED_CLIENTS`] such clients are kept. Option `tls` and
 //! `unix_socket` get a client of their own, dropped with the request.
 
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -78,20 +79,22 @@ impl ClientCache {
     }
 
     /// The client for `req` sent by a caller of host `caller` with
-    /// `policy`.
+    /// `policy`, connecting to `socket` (the checked, resolved path of its
+    /// `unix_socket`) if given.
     pub(crate) fn client_for(
         &self,
         req: &Request,
+        socket: Option<&Path>,
         policy: &AddressPolicy,
         caller: u16,
     ) -> Result<Client, ProcError> {
         let custom_tls = req.tls.as_ref().filter(|t| !t.is_default());
-        if custom_tls.is_some() || req.unix_socket.is_some() {
+        if custom_tls.is_some() || socket.is_some() {
             let config = match custom_tls {
                 Some(opts) => tls::custom_config(opts)?,
                 None => self.public_tls.clone(),
             };
-            return build(config, policy.clone(), req.unix_socket.as_deref(), caller);
+            return build(config, policy.clone(), socket, caller);
         }
         self.shared(policy, caller)
     }
@@ -125,7 +128,7 @@ impl ClientCache {
 fn build(
     tls: rustls::ClientConfig,
     policy: AddressPolicy,
-    unix_socket: Option<&str>,
+    unix_socket: Option<&Path>,
     caller: u16,
 ) -> Result<Client, ProcError> {
     let mut builder = Client::builder()
@@ -141,7 +144,7 @@ fn build(
         .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT);
     if let Some(path) = unix_socket {
-        builder = builder.unix_socket(std::path::PathBuf::from(path));
+        builder = builder.unix_socket(path.to_path_buf());
     }
     builder
         .build()
@@ -159,10 +162,10 @@ mod tests {
         let cache = ClientCache::new().expect("client cache");
         let req = Request::new("GET", "http://example.org/");
         cache
-            .client_for(&req, &AddressPolicy::default(), 1)
+            .client_for(&req, None, &AddressPolicy::default(), 1)
             .expect("shared client");
         cache
-            .client_for(&req, &AddressPolicy::default(), 1)
+            .client_for(&req, None, &AddressPolicy::default(), 1)
             .expect("shared client");
         assert_eq!(
             cache.len(),
@@ -170,7 +173,7 @@ mod tests {
             "one client for a host's callers without grants"
         );
         cache
-            .client_for(&req, &AddressPolicy::default(), 2)
+            .client_for(&req, None, &AddressPolicy::default(), 2)
             .expect("another host's client");
         assert_eq!(cache.len(), 2, "hosts share no client");
         for i in 0..(MAX_CACHED_CLIENTS + 5) {
@@ -179,7 +182,7 @@ mod tests {
                 .add(HTTP_PRIVATE_IP, &format!("10.0.{}.{}", i / 256, i % 256))
                 .expect("valid pattern");
             cache
-                .client_for(&req, &AddressPolicy::from_grants(&grants), 1)
+                .client_for(&req, None, &AddressPolicy::from_grants(&grants), 1)
                 .expect("client");
         }
         assert_eq!(cache.len(), MAX_CACHED_CLIENTS);

@@ -5,19 +5,23 @@
 //! redirect target) its URL is checked against `http_client.request`, with
 //! `tls.insecure_skip_verify` against `http_client.insecure_tls`, and an
 //! IP-literal host against `http_client.private_ip`; a name is checked once
-//! resolved, by the client's resolver. At most [`MAX_REDIRECTS`] redirects
-//! are followed. Credentials leave with the first origin only.
+//! resolved, by the client's resolver. Option `unix_socket` is checked
+//! first, as given (see [`crate::socket`]; its resolved path is checked
+//! before the client is built). At most [`MAX_REDIRECTS`] redirects are
+//! followed. Credentials leave with the first origin only.
 
 use reqwest::header::{CONTENT_TYPE, COOKIE};
 use reqwest::{Client, RequestBuilder};
+use tokio::time::Instant;
 use url::Url;
 use warren_core::ProcError;
-use warren_core::grants::{Grants, HTTP_INSECURE_TLS, HTTP_REQUEST, HTTP_UNIX_SOCKET};
+use warren_core::grants::{Grants, HTTP_INSECURE_TLS, HTTP_REQUEST};
 
 use crate::Request;
 use crate::error::{denied, from_reqwest, invalid, redact, unavailable};
 use crate::redirect::{Hop, MAX_REDIRECTS, is_credential_header, next_hop};
 use crate::resolve::AddressPolicy;
+use crate::socket;
 use crate::uri::encode_uri;
 
 /// A request whose first URL passed every check, with the client to send it.
@@ -25,6 +29,9 @@ pub(crate) struct Prepared {
     pub(crate) url: Url,
     pub(crate) client: Client,
     pub(crate) policy: AddressPolicy,
+    /// When the request's `timeout`, which began before its socket path
+    /// was resolved, runs out.
+    pub(crate) deadline: Instant,
 }
 
 /// `PERMISSION_DENIED` unless `req` may be sent to its first URL `url`;
@@ -34,12 +41,8 @@ pub(crate) fn check_first(
     url: &Url,
     grants: &Grants,
 ) -> Result<AddressPolicy, ProcError> {
-    if let Some(path) = &req.unix_socket
-        && !grants.allows(HTTP_UNIX_SOCKET, path)
-    {
-        return Err(denied(format!(
-            "http_client.unix_socket not granted for {path:?}"
-        )));
+    if let Some(path) = &req.unix_socket {
+        socket::check_given(path, grants)?;
     }
     let policy = AddressPolicy::from_grants(grants);
     check_hop(req, url, grants, &policy)?;

@@ -26,18 +26,22 @@
 //! Option `unix_socket` (with the `http_client.unix_socket` grant for the
 //! path) connects every hop to that socket; the URL is still checked
 //! against `http_client.request`, and no address check applies since no
-//! address is dialled.
+//! address is dialled. The path must be absolute without `.` or `..`
+//! components, and what it resolves to (links followed) must be granted
+//! too; that resolved path is the one dialled (see `socket.rs`).
 
 #![warn(missing_docs)]
 
 mod clients;
 mod error;
 mod exchange;
+mod lane;
 mod redirect;
 mod request;
 mod resolve;
 mod response;
 mod room;
+mod socket;
 mod stream;
 mod tls;
 mod uri;
@@ -102,7 +106,7 @@ impl HttpClient {
         caller: u16,
     ) -> Result<Response, ProcError> {
         let url = req.validated_url()?;
-        let prepared = self.prepare_url(&req, url, grants, caller)?;
+        let prepared = self.prepare_url(&req, url, grants, caller).await?;
         self.send(prepared, &req, grants, Hold::new(room, None))
             .await
     }
@@ -159,6 +163,7 @@ impl HttpClient {
         for (i, req) in reqs.iter().enumerate() {
             prepared.push(
                 self.prepare(req, grants, caller)
+                    .await
                     .map_err(|e| numbered(e, i))?,
             );
         }
@@ -184,26 +189,39 @@ impl HttpClient {
             .collect())
     }
 
-    /// The checks of the first URL, and the client to send with (host
-    /// `caller`'s).
-    fn prepare(&self, req: &Request, grants: &Grants, caller: u16) -> Result<Prepared, ProcError> {
-        self.prepare_url(req, req.full_url()?, grants, caller)
+    /// The checks of the first URL and socket, and the client to send
+    /// with (host `caller`'s). The request's timeout starts here.
+    async fn prepare(
+        &self,
+        req: &Request,
+        grants: &Grants,
+        caller: u16,
+    ) -> Result<Prepared, ProcError> {
+        self.prepare_url(req, req.full_url()?, grants, caller).await
     }
 
     /// [`HttpClient::prepare`] with the URL already parsed.
-    fn prepare_url(
+    async fn prepare_url(
         &self,
         req: &Request,
         url: Url,
         grants: &Grants,
         caller: u16,
     ) -> Result<Prepared, ProcError> {
+        let deadline = tokio::time::Instant::now() + req.timeout;
         let policy = check_first(req, &url, grants)?;
-        let client = self.clients.client_for(req, &policy, caller)?;
+        let socket = match &req.unix_socket {
+            Some(path) => Some(socket::resolve(path, grants, caller, deadline).await?),
+            None => None,
+        };
+        let client = self
+            .clients
+            .client_for(req, socket.as_deref(), &policy, caller)?;
         Ok(Prepared {
             url,
             client,
             policy,
+            deadline,
         })
     }
 
@@ -234,7 +252,7 @@ impl HttpClient {
             }
             Ok(out)
         };
-        match tokio::time::timeout(req.timeout, work).await {
+        match tokio::time::timeout_at(prepared.deadline, work).await {
             Ok(result) => result,
             Err(_) => Err(timeout(format!(
                 "request to {} timed out after {:?}",

@@ -141,26 +141,13 @@ impl Resolve for GuardedResolver {
 /// first [`MAX_RESOLVED_ADDRESSES`] of them, looked up on the DNS lane as
 /// host `caller`. Dropped before a thread takes it, it is never run.
 async fn lookup(caller: u16, name: String) -> std::io::Result<Vec<SocketAddr>> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let job = warren_core::dns_lane().spawn(caller, move || {
-        let found = (name.as_str(), 0)
+    let found = crate::lane::run(warren_core::dns_lane(), caller, move || {
+        (name.as_str(), 0)
             .to_socket_addrs()
-            .map(|addrs| addrs.take(MAX_RESOLVED_ADDRESSES).collect::<Vec<_>>());
-        // The request may have given up meanwhile: nobody to tell.
-        let _ = tx.send(found);
-    });
-    let _unqueue = Unqueue(job);
-    rx.await
-        .map_err(|_| std::io::Error::other("the DNS lookup was dropped unrun"))?
-}
-
-/// Aborts a lookup not yet started when its request is dropped.
-struct Unqueue(warren_core::LaneHandle);
-
-impl Drop for Unqueue {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+            .map(|addrs| addrs.take(MAX_RESOLVED_ADDRESSES).collect::<Vec<_>>())
+    })
+    .await;
+    found.unwrap_or_else(|| Err(std::io::Error::other("the DNS lookup was dropped unrun")))
 }
 
 /// The permitted addresses among `found` (at most

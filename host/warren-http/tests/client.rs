@@ -620,6 +620,116 @@ async fn unix_sockets_need_their_grant() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A request to `http://localhost/echo` over the socket `path`.
+fn over_socket(path: &str) -> Request {
+    let mut req = Request::new("GET", "http://localhost/echo");
+    req.unix_socket = Some(path.to_owned());
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_paths_are_checked_as_they_resolve() {
+    // Only `granted/*` is granted; `secret.sock` sits next to the folder.
+    let base = std::env::temp_dir().join(format!("warren-http-dots-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(base.join("granted")).expect("temp dir");
+    let dir = std::fs::canonicalize(&base).expect("canonical temp dir");
+    let dir_text = dir.to_str().expect("utf-8 path").to_owned();
+    let granted = Server::start_unix(&dir.join("granted/ok.sock")).await;
+    let secret = Server::start_unix(&dir.join("secret.sock")).await;
+    let link = |name: &str, to: &str| {
+        std::os::unix::fs::symlink(dir.join(to), dir.join("granted").join(name)).expect("symlink")
+    };
+    link("out.sock", "secret.sock");
+    link("up", "");
+    link("alias.sock", "granted/ok.sock");
+    let g = grants(&[
+        ("http_client.request", "http://localhost"),
+        ("http_client.unix_socket", &format!("{dir_text}/granted/*")),
+    ]);
+
+    for path in ["granted/ok.sock", "granted/alias.sock"] {
+        let resp = within(client().request(over_socket(&format!("{dir_text}/{path}")), &g))
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(text(&resp).contains("TARGET /echo"), "{}", text(&resp));
+    }
+    assert_eq!(granted.accepts(), 2);
+
+    for path in [
+        "granted/../secret.sock",
+        "granted/./../secret.sock",
+        "granted//../secret.sock",
+        "granted/./ok.sock",
+    ] {
+        let given = format!("{dir_text}/{path}");
+        let err = expect_kind(
+            within(client().request(over_socket(&given), &g)).await,
+            ErrorKind::PermissionDenied,
+        );
+        assert!(
+            err.message.contains(&format!("{given:?}")) && err.message.contains("absolute"),
+            "{given}: {}",
+            err.message
+        );
+    }
+    // A relative path is refused whatever is granted.
+    let everything = grants(&[
+        ("http_client.request", "http://localhost"),
+        ("http_client.unix_socket", "*"),
+    ]);
+    expect_kind(
+        within(client().request(over_socket("secret.sock"), &everything)).await,
+        ErrorKind::PermissionDenied,
+    );
+
+    // Links out of the folder: refused, naming the path and its target.
+    let target = format!("{:?}", dir.join("secret.sock"));
+    for path in ["granted/out.sock", "granted/up/secret.sock"] {
+        let given = format!("{dir_text}/{path}");
+        let err = expect_kind(
+            within(client().request(over_socket(&given), &g)).await,
+            ErrorKind::PermissionDenied,
+        );
+        assert!(
+            err.message.contains(&format!("{given:?}")) && err.message.contains(&target),
+            "{given}: {}",
+            err.message
+        );
+    }
+    // Nor through a batch, which sends nothing then.
+    let batch = vec![
+        over_socket(&format!("{dir_text}/granted/ok.sock")),
+        over_socket(&format!("{dir_text}/granted/out.sock")),
+    ];
+    let err = within(client().request_batch(batch, &g))
+        .await
+        .expect_err("one member resolves outside");
+    assert_eq!(err.kind, ErrorKind::PermissionDenied, "{}", err.message);
+    assert!(err.message.contains("request 2"), "{}", err.message);
+
+    assert_eq!(secret.accepts(), 0, "the ungranted socket was reached");
+    assert_eq!(granted.accepts(), 2, "a refused batch sent something");
+    drop((granted, secret));
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_socket_is_unavailable() {
+    let path = std::env::temp_dir().join(format!("warren-http-none-{}.sock", std::process::id()));
+    let path_text = path.to_str().expect("utf-8 path").to_owned();
+    let g = grants(&[
+        ("http_client.request", "http://localhost"),
+        ("http_client.unix_socket", &path_text),
+    ]);
+    let err = expect_kind(
+        within(client().request(over_socket(&path_text), &g)).await,
+        ErrorKind::Unavailable,
+    );
+    assert!(err.retryable);
+    assert!(err.message.contains(&path_text), "{}", err.message);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_send_all_or_nothing() {
     let server = Server::start().await;

@@ -811,3 +811,159 @@ async fn count_rows(db: &Database, sql: &str) -> usize {
         other => panic!("not rows: {other:?}"),
     }
 }
+
+/// Spellings of a trigger in the temp schema on a table of `main`: SQLite
+/// reports each to the authorizer as a trigger of `main` (its table's
+/// schema), and the trigger outlived the process that made it, firing on
+/// every later process's inserts.
+const TEMP_TRIGGERS: &[&str] = &[
+    "CREATE TRIGGER temp.tr AFTER INSERT ON main.t BEGIN {body} END",
+    "CREATE TRIGGER \"temp\".\"tr\" AFTER INSERT ON main.t BEGIN {body} END",
+    "CREATE TRIGGER [temp].tr AFTER INSERT ON main.t BEGIN {body} END",
+    "CREATE TRIGGER `temp`.`tr` AFTER INSERT ON main.t BEGIN {body} END",
+    "CREATE TRIGGER TEMP . tr AFTER INSERT ON main.t BEGIN {body} END",
+    "CREATE TRIGGER Temp.tr AFTER INSERT ON t BEGIN {body} END",
+    "CREATE TRIGGER IF NOT EXISTS temp.tr AFTER INSERT ON main.t BEGIN {body} END",
+    "CREATE /* a */ TRIGGER temp /* b */ . -- c\n tr AFTER INSERT ON main.t BEGIN {body} END",
+    "CREATE TRIGGER temp.tr INSTEAD OF INSERT ON main.v BEGIN {body} END",
+    "CREATE TRIGGER temp.tr UPDATE OF a ON main.t WHEN new.a > 0 BEGIN {body} END",
+];
+
+/// What a planted trigger would do to the next process's row.
+const REWRITE: &str = "UPDATE main.t SET b = 'rewritten' WHERE rowid = new.rowid;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_in_the_temp_schema_are_refused_however_spelt() {
+    let t = file_db(None);
+    let db = &t.db;
+    db.execute(
+        1,
+        "CREATE TABLE t (a, b); CREATE VIEW v AS SELECT a, b FROM t",
+        vec![],
+    )
+    .await
+    .expect("schema");
+    for spelling in TEMP_TRIGGERS {
+        let sql = spelling.replace("{body}", REWRITE);
+        let e = assert_kind(
+            db.execute(1, &sql, vec![]).await,
+            ErrorKind::PermissionDenied,
+            false,
+        );
+        assert!(
+            e.message.contains("CREATE TEMP of 'tr'") && e.message.contains("temporary objects"),
+            "{sql}: {e}"
+        );
+        // A query runs its statement too.
+        let e = assert_kind(
+            db.query(1, &sql, vec![], &limits()).await,
+            ErrorKind::PermissionDenied,
+            false,
+        );
+        assert!(e.message.contains("CREATE TEMP of 'tr'"), "{sql}: {e}");
+    }
+    let planted = db
+        .query(
+            2,
+            "SELECT count(*) AS n FROM temp.sqlite_master",
+            vec![],
+            &limits(),
+        )
+        .await
+        .expect("temp schema");
+    assert_eq!(count_of(&planted), 0, "the temp schema gained an object");
+    // Another process's insert is its own.
+    db.execute(2, "INSERT INTO t VALUES (1, 'mine')", vec![])
+        .await
+        .expect("insert");
+    let v = db
+        .query(2, "SELECT b FROM t", vec![], &limits())
+        .await
+        .expect("read back");
+    assert_eq!(rows(&v)[0].get("b"), Some(&Value::str("mine")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_tables_in_the_temp_schema_are_refused() {
+    let t = file_db(None);
+    let db = &t.db;
+    db.execute(1, "CREATE TABLE t (a, b)", vec![])
+        .await
+        .expect("table");
+    // Modules without shadow tables made a temp table named like `t`,
+    // which every process's unqualified `t` then read.
+    for module in ["dbstat", "fts5vocab(main, t, row)", "fts5(a, b)"] {
+        let sql = format!("CREATE VIRTUAL TABLE temp.t USING {module}");
+        let e = assert_kind(
+            db.execute(1, &sql, vec![]).await,
+            ErrorKind::PermissionDenied,
+            false,
+        );
+        assert!(e.message.contains("CREATE TEMP of 't'"), "{sql}: {e}");
+    }
+    let planted = db
+        .query(
+            2,
+            "SELECT count(*) AS n FROM temp.sqlite_master",
+            vec![],
+            &limits(),
+        )
+        .await
+        .expect("temp schema");
+    assert_eq!(count_of(&planted), 0, "the temp schema gained an object");
+    // Virtual tables of the entry's own database are its business.
+    db.execute(1, "CREATE VIRTUAL TABLE docs USING fts5(body)", vec![])
+        .await
+        .expect("main virtual table");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_in_the_main_schema_still_work() {
+    let t = file_db(None);
+    let db = &t.db;
+    db.execute(1, "CREATE TABLE t (a, b)", vec![])
+        .await
+        .expect("table");
+    for sql in [
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET b = 'by tr' WHERE rowid = new.rowid; END",
+        "CREATE TRIGGER main.tr2 AFTER DELETE ON main.t BEGIN SELECT 1; END",
+    ] {
+        db.execute(1, sql, vec![]).await.expect(sql);
+    }
+    // Created and stepped in one batch, as the guard forgets a trigger's
+    // name between statements: the next create in temp still names its own.
+    let e = assert_kind(
+        db.execute(
+            1,
+            "CREATE TRIGGER tr3 AFTER UPDATE ON t BEGIN SELECT 1; END; \
+             CREATE TABLE temp.x (a)",
+            vec![],
+        )
+        .await,
+        ErrorKind::PermissionDenied,
+        false,
+    );
+    assert!(e.message.contains("CREATE TEMP of 'x'"), "{e}");
+    db.execute(1, "INSERT INTO t VALUES (1, 'given')", vec![])
+        .await
+        .expect("insert");
+    let v = db
+        .query(1, "SELECT b FROM t", vec![], &limits())
+        .await
+        .expect("read back");
+    assert_eq!(rows(&v)[0].get("b"), Some(&Value::str("by tr")));
+    let v = db
+        .query(
+            1,
+            "SELECT name FROM main.sqlite_master WHERE type = 'trigger' ORDER BY name",
+            vec![],
+            &limits(),
+        )
+        .await
+        .expect("schema");
+    let names: Vec<_> = rows(&v).iter().filter_map(|r| r.get("name")).collect();
+    assert_eq!(
+        names,
+        [&Value::str("tr"), &Value::str("tr2"), &Value::str("tr3")]
+    );
+}

@@ -6,11 +6,11 @@
 //! Guarantees, for every connection [`install`] is called on:
 //! - an authorizer refuses `ATTACH` (by path, `':memory:'`, `''`, a
 //!   parameter), `DETACH`, `VACUUM INTO`, `load_extension()` and setting a
-//!   pragma outside [`SETTABLE_PRAGMAS`] or making a temporary object, at prepare time, with `PERMISSION_DENIED`
-//!   naming what was refused (see [`take_refusal`]); plain `VACUUM`, reading
-//!   any pragma and setting the harmless ones (`user_version`,
-//!   `application_id`, `table_info(t)`, `wal_checkpoint`, `optimize` ...)
-//!   still work;
+//!   pragma outside [`SETTABLE_PRAGMAS`] or making a temporary object, at
+//!   prepare time, with `PERMISSION_DENIED` naming what was refused (see
+//!   [`take_refusal`]); plain `VACUUM`, reading any pragma and setting the
+//!   harmless ones (`user_version`, `application_id`, `table_info(t)`,
+//!   `wal_checkpoint`, `optimize` ...) still work;
 //! - per-connection limits ([`MAX_VALUE_BYTES`], [`MAX_SQL_BYTES`], one
 //!   attached database, no worker threads) and page caps on the temporary
 //!   database ([`TEMP_DB_MAX_BYTES`]) and an in-memory entry
@@ -25,6 +25,18 @@
 //! attach is allowed only while [`Stepping`] is held (which `run.rs` holds
 //! around stepping a statement it prepared under the authorizer), and any
 //! other attach never.
+//!
+//! How a temporary object is told, however it is spelt: SQLite reports the
+//! schema an object goes to with its create action (`CREATE TEMP ...`, or a
+//! plain create naming database `temp`), except for a trigger, whose create
+//! action names the schema of its *table*: `CREATE TRIGGER temp.tr ... ON
+//! main.t` is reported as a trigger of `main`. Every create also writes a
+//! row of its schema's table, which the authorizer sees as an insert into
+//! `sqlite_[temp_]master` of the schema it really goes to; for a trigger
+//! that insert comes after its create action, so the trigger's name is
+//! kept ([`TRIGGER`]) and an insert into the temp schema's table refused
+//! with it. (The other creates insert first and are refused by their
+//! create action, which names `temp` and the object.)
 
 use std::cell::{Cell, RefCell};
 use std::sync::Once;
@@ -164,6 +176,9 @@ thread_local! {
     static STEPPING: Cell<bool> = const { Cell::new(false) };
     /// What the authorizer last refused on this thread.
     static REFUSED: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The trigger the statement being prepared creates, as its create
+    /// action named it; forgotten when a statement starts or steps.
+    static TRIGGER: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 /// Sets a thread-local flag until dropped.
@@ -185,14 +200,18 @@ pub(crate) fn engine() -> Flag {
     flag(&ENGINE)
 }
 
-/// A statement steps until the returned guard is dropped.
+/// A statement steps until the returned guard is dropped; the trigger
+/// its preparation named is forgotten (the next statement's create
+/// action names its own).
 pub(crate) fn stepping() -> Flag {
+    TRIGGER.with_borrow_mut(|t| *t = None);
     flag(&STEPPING)
 }
 
 /// Forgets an earlier refusal (before a new statement starts).
 pub(crate) fn clear_refusal() {
     REFUSED.with_borrow_mut(|r| *r = None);
+    TRIGGER.with_borrow_mut(|t| *t = None);
 }
 
 /// What the authorizer refused since [`clear_refusal`], as a message.
@@ -271,14 +290,53 @@ fn authorize(ctx: AuthContext<'_>) -> Authorization {
         }
         | AuthAction::CreateIndex {
             index_name: name, ..
-        } if !engine
-            && ctx
-                .database_name
-                .is_some_and(|db| db.eq_ignore_ascii_case("temp")) =>
-        {
+        }
+        | AuthAction::CreateVtable {
+            table_name: name, ..
+        } if !engine && is_temp(ctx.database_name) => {
             refuse(format!("CREATE TEMP of '{name}'"), TEMP_SHARED)
         }
+        // Its own schema is known once it inserts its row (module docs).
+        AuthAction::CreateTrigger { trigger_name, .. } if !engine => {
+            TRIGGER.with_borrow_mut(|t| *t = Some(trigger_name.to_owned()));
+            Authorization::Allow
+        }
+        AuthAction::Insert { table_name }
+            if !engine && is_temp(ctx.database_name) && is_schema_table(table_name) =>
+        {
+            temp_schema_row()
+        }
         _ => Authorization::Allow,
+    }
+}
+
+/// Whether `database` is the temp schema.
+fn is_temp(database: Option<&str>) -> bool {
+    database.is_some_and(|db| db.eq_ignore_ascii_case("temp"))
+}
+
+/// Whether `table` is a schema's table of objects, by any of its names.
+fn is_schema_table(table: &str) -> bool {
+    SCHEMA_TABLES.iter().any(|t| t.eq_ignore_ascii_case(table))
+}
+
+/// The names of a schema's table of objects (`sqlite_master` of `temp` is
+/// `sqlite_temp_master`; SQLite's own SQL uses the legacy names).
+const SCHEMA_TABLES: &[&str] = &[
+    "sqlite_master",
+    "sqlite_schema",
+    "sqlite_temp_master",
+    "sqlite_temp_schema",
+];
+
+/// The decision on a row of the temp schema's table: refused for the
+/// trigger the statement creates (whose create action named another
+/// schema); any other object's create action follows, names `temp`, and is
+/// refused by name.
+fn temp_schema_row() -> Authorization {
+    match TRIGGER.with_borrow_mut(Option::take) {
+        Some(name) => refuse(format!("CREATE TEMP of '{name}'"), TEMP_SHARED),
+        None => Authorization::Allow,
     }
 }
 
