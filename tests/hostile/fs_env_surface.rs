@@ -278,6 +278,68 @@ fn a_file_larger_than_the_process_may_hold_is_invalid_and_the_process_goes_on() 
     assert_eq!(out.value(), "Invalid fine");
 }
 
+/// A file copied onto its own end (`vol:writefile(p, file, "a")` with the
+/// file open on `p`) is copied once: the copy reads what the source held
+/// when the call started. Unbounded, it chased the end it was writing and
+/// filled the disk (16 GB in 45 s), its time on the blocking lane counted
+/// by no CPU budget.
+#[test]
+fn a_file_appended_to_itself_is_copied_once() {
+    let dir = Dir::new("selfappend");
+    let original: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.0.join("data/a.bin"), &original).expect("file");
+    let out = attack(
+        &dir,
+        r#"local vol = assert(fs.get("app.fs:data"))
+    local f = assert(vol:open("a.bin", "r"))
+    local ok, err = vol:writefile("a.bin", f, "a")
+    f:close()
+    return tostring(ok) .. " " .. tostring(err) .. " " .. vol:stat("a.bin").size"#,
+        grants(&[("fs.get", "app.fs:data")]),
+    );
+    out.assert_neighbour_ticks();
+    assert_eq!(out.value(), "true nil 300000");
+    let after = std::fs::read(dir.0.join("data/a.bin")).expect("file");
+    assert!(
+        after[..150_000] == original[..] && after[150_000..] == original[..],
+        "the file is itself twice"
+    );
+}
+
+/// A line (or word) longer than a scanner's token limit fails the scan
+/// with `INVALID` naming the limit, and the process goes on: unbounded,
+/// the scanner buffered the whole 20 MiB line and its process ended at the
+/// memory limit.
+#[test]
+fn a_token_longer_than_the_limit_fails_the_scan_not_the_process() {
+    let dir = Dir::new("longtoken");
+    // Sparse: 20 MiB of zero bytes without a newline or a space, no disk used.
+    let f = std::fs::File::create(dir.0.join("data/zero.bin")).expect("file");
+    f.set_len(20 << 20).expect("size");
+    let out = attack(
+        &dir,
+        r#"local vol = assert(fs.get("app.fs:data"))
+    local out = {}
+    for _, split in ipairs({ "lines", "words" }) do
+        local f = assert(vol:open("zero.bin", "r"))
+        local sc = assert(f:scanner(split))
+        local ok = sc:scan()
+        local err = sc:err()
+        out[#out + 1] = split .. " " .. tostring(ok) .. " " .. err:kind() .. ": " .. err:message()
+        out[#out + 1] = tostring(sc:scan()) .. " " .. sc:text()
+        f:close()
+    end
+    return table.concat(out, " | ")"#,
+        grants(&[("fs.get", "app.fs:data")]),
+    );
+    out.assert_neighbour_ticks();
+    let refused = "Invalid: file:scanner: token too long (the limit is 65536 bytes)";
+    assert_eq!(
+        out.value(),
+        format!("lines false {refused} | false  | words false {refused} | false ")
+    );
+}
+
 #[test]
 fn only_declared_variables_are_visible_and_only_with_a_grant() {
     let dir = Dir::new("env");

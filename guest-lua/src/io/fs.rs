@@ -318,6 +318,10 @@ fn file_call(
             })
         }
         "stat" => Box::new(move || value(locked(&file).stat()?.to_value())),
+        "remaining" => Box::new(move || {
+            let left = locked(&file).remaining()?;
+            value(Value::Int(i64::try_from(left).unwrap_or(i64::MAX)))
+        }),
         "sync" => Box::new(move || locked(&file).sync().and_then(|()| value(Value::Bool(true)))),
         other => return Err(invalid(format!("fs: unknown file operation '{other}'"))),
     })

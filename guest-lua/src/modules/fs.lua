@@ -145,7 +145,12 @@ function FileMethods:close()
 end
 
 -- vol:writefile(p, file): the rest of an open fs file, copied in chunks
--- (never all of it in memory) into `p` opened with `mode`.
+-- (never all of it in memory) into `p` opened with `mode`: at most what
+-- the source held past its position when the call started, so a file
+-- copied onto its own end (`vol:writefile("a", vol:open("a", "r"), "a")`),
+-- or one something else keeps growing, is copied once; unbounded, that
+-- copy never reached the end it was writing and filled the disk, its time
+-- on the blocking lane counted by no CPU budget.
 local COPY_CHUNK = 65536
 function copy_file(self, p, source, mode)
     check(self, VolMT, "vol:writefile")
@@ -153,18 +158,22 @@ function copy_file(self, p, source, mode)
     local id, cwd = place(self, "vol:writefile")
     if not id then return nil, cwd end
     local me, entry = entry_id()
-    -- The source first: a closed one left the destination opened with
-    -- its mode (truncated) before its first read failed.
+    -- The source first: a closed one, or one not open for reading, left
+    -- the destination opened with its mode (created or truncated) before
+    -- its first read failed.
     local src = hid(source)
     if not H.fs_alive(me, src) then return invalid("vol:writefile: the source file is closed") end
+    local left, lerr = call(H_file, me, src, "remaining")
+    if not left then return nil, lerr end
     local h, err = call(H_open, me, entry, id, cwd, p, mode)
     if not h then return nil, err end
-    while true do
-        local chunk, rerr = call(H_file, me, src, "read", COPY_CHUNK)
-        if chunk == false then break end
+    while left > 0 do
+        local chunk, rerr = call(H_file, me, src, "read", left < COPY_CHUNK and left or COPY_CHUNK)
+        if chunk == false then break end -- the source shrank
         if chunk == nil then H.fs_close(me, h) return nil, rerr end
         local ok, werr = call(H_file, me, h, "write", chunk)
         if not ok then H.fs_close(me, h) return nil, werr end
+        left = left - #chunk
     end
     H.fs_close(me, h)
     return true

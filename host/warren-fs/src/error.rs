@@ -41,7 +41,8 @@ fn classify(err: &io::Error) -> (ErrorKind, String) {
         );
     }
     let (kind, reason) = match err.kind() {
-        K::NotFound | K::NotADirectory => (ErrorKind::NotFound, "no such file or directory"),
+        K::NotFound => (ErrorKind::NotFound, "no such file or directory"),
+        K::NotADirectory => (ErrorKind::NotFound, "not a directory"),
         K::AlreadyExists => (ErrorKind::AlreadyExists, "already exists"),
         K::PermissionDenied if err.raw_os_error().is_none() => {
             (ErrorKind::PermissionDenied, "path leads outside the volume")
@@ -75,6 +76,12 @@ mod tests {
         let e = |raw| io_error("op", "p", &io::Error::from_raw_os_error(raw)).kind;
         assert_eq!(e(libc::ENOENT), ErrorKind::NotFound);
         assert_eq!(e(libc::ENOTDIR), ErrorKind::NotFound);
+        let notdir = io_error(
+            "open",
+            "a.txt/",
+            &io::Error::from_raw_os_error(libc::ENOTDIR),
+        );
+        assert_eq!(notdir.message, "open 'a.txt/': not a directory");
         assert_eq!(e(libc::EEXIST), ErrorKind::AlreadyExists);
         assert_eq!(e(libc::EACCES), ErrorKind::PermissionDenied);
         assert_eq!(e(libc::ENOTEMPTY), ErrorKind::Invalid);

@@ -69,6 +69,25 @@ impl File {
         Ok(if buf.is_empty() { None } else { Some(buf) })
     }
 
+    /// The bytes from the current position to the end of the file as it is
+    /// now (0 past the end); `INVALID` unless the file was opened for
+    /// reading. A copy out of the file reads at most this many, so a file
+    /// copied onto its own end (`vol:writefile("a", vol:open("a", "r"),
+    /// "a")`) is copied once instead of for ever.
+    pub fn remaining(&mut self) -> Result<u64, ProcError> {
+        self.require(self.mode.reads(), "reading")?;
+        let path = &self.path;
+        let file = open_handle(&mut self.inner)?;
+        let size = file
+            .metadata()
+            .map_err(|e| io_error("remaining", path, &e))?
+            .len();
+        let pos = file
+            .stream_position()
+            .map_err(|e| io_error("remaining", path, &e))?;
+        Ok(size.saturating_sub(pos))
+    }
+
     /// Writes all of `data` (`INVALID` if empty).
     pub fn write(&mut self, data: &[u8]) -> Result<(), ProcError> {
         self.require(self.mode.writes(), "writing")?;

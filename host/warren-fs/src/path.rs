@@ -61,6 +61,15 @@ pub fn absolute(rel: &str) -> String {
     }
 }
 
+/// Whether `p`, as the process wrote it, can name only a directory: it
+/// ends with `/`, or its last component is `.` or `..`. [`normalize`]
+/// drops that trailing part, so a caller that opens or stats the result
+/// asks this first: `a.txt/` must not reach the file `a.txt`, as on Linux
+/// (`open("a.txt/")` is `ENOTDIR`).
+pub(crate) fn names_directory(p: &str) -> bool {
+    p.ends_with('/') || matches!(p.rsplit('/').next(), Some("." | ".."))
+}
+
 /// The last name of a normalised path (`/` for the root).
 pub fn base_name(rel: &str) -> &str {
     if rel == ROOT {
@@ -131,5 +140,23 @@ mod tests {
         assert_eq!(absolute("a/b"), "/a/b");
         assert_eq!(base_name("a/b"), "b");
         assert_eq!(base_name(ROOT), "/");
+    }
+
+    #[test]
+    fn a_trailing_slash_dot_or_dot_dot_names_a_directory() {
+        for p in [
+            "a.txt/",
+            "a.txt//",
+            "a.txt/.",
+            "sub/a.txt/..",
+            "/",
+            ".",
+            "..",
+        ] {
+            assert!(names_directory(p), "{p}");
+        }
+        for p in ["a.txt", "/a.txt", "sub/a.txt", "a.", "a..", ".a"] {
+            assert!(!names_directory(p), "{p}");
+        }
     }
 }

@@ -12,13 +12,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, DirBuilder, DirBuilderExt, DirEntry, OpenOptions, OpenOptionsExt};
+use cap_std::fs::{
+    Dir, DirBuilder, DirBuilderExt, DirEntry, Metadata, OpenOptions, OpenOptionsExt,
+};
 use warren_core::{ErrorKind, ProcError};
 
 use crate::error::{invalid, io_error, over_limit};
 use crate::file::File;
 use crate::modes::{OpenMode, WriteMode};
-use crate::path::{ROOT, absolute, base_name, normalize};
+use crate::path::{ROOT, absolute, base_name, names_directory, normalize};
 use crate::stat::Stat;
 
 /// Most entries one `readdir` lists, whatever the caller allows. Prevents a
@@ -162,7 +164,7 @@ impl Volume {
     /// Whether `p` exists (`false`, not an error, when absent).
     pub fn exists(&self, cwd: &str, p: &str) -> Result<bool, ProcError> {
         let rel = self.locate(cwd, p, Access::Read, "exists")?;
-        match self.dir.metadata(&rel) {
+        match self.dir.metadata(&rel).and_then(|m| as_named(p, m)) {
             Ok(_) => Ok(true),
             Err(e) => match io_error("exists", p, &e) {
                 err if err.kind == ErrorKind::NotFound => Ok(false),
@@ -209,6 +211,7 @@ impl Volume {
         let meta = self
             .dir
             .symlink_metadata(&rel)
+            .and_then(|m| as_named(p, m))
             .map_err(|e| io_error("remove", p, &e))?;
         let removed = if meta.is_dir() {
             self.dir.remove_dir(&rel)
@@ -300,6 +303,9 @@ impl Volume {
         op: &str,
         mode: OpenMode,
     ) -> Result<(cap_std::fs::File, u64), ProcError> {
+        if names_directory(p) {
+            return Err(self.not_a_file(rel, p, op));
+        }
         let mut options = OpenOptions::new();
         match mode {
             OpenMode::Read => options.read(true),
@@ -324,10 +330,29 @@ impl Volume {
         Ok((file, meta.len()))
     }
 
+    /// The error of opening `p`, which names a directory
+    /// ([`names_directory`]), as a file, found without opening anything:
+    /// an open for writing would create or truncate `rel` (`p` without its
+    /// slash), as `writefile("a.txt/", ...)` overwrote `a.txt`, and Linux
+    /// answers a creating open of such a path with `EISDIR` whatever it
+    /// names. So: `NOT_FOUND` "not a directory" for a file (`ENOTDIR`, as
+    /// `open("a.txt/")` without `O_CREAT`), `NOT_FOUND` when absent,
+    /// `INVALID` "is a directory" for a directory.
+    fn not_a_file(&self, rel: &str, p: &str, op: &str) -> ProcError {
+        match self.dir.metadata(rel).and_then(|m| as_named(p, m)) {
+            Ok(_) => invalid(format!("{op} '{p}': is a directory")),
+            Err(e) => io_error(op, p, &e),
+        }
+    }
+
     /// The stat of `p` for `op`.
     fn stat_as(&self, cwd: &str, p: &str, op: &str) -> Result<Stat, ProcError> {
         let rel = self.locate(cwd, p, Access::Read, op)?;
-        let meta = self.dir.metadata(&rel).map_err(|e| io_error(op, p, &e))?;
+        let meta = self
+            .dir
+            .metadata(&rel)
+            .and_then(|m| as_named(p, m))
+            .map_err(|e| io_error(op, p, &e))?;
         Ok(Stat::from_metadata(base_name(&rel), &meta))
     }
 
@@ -357,6 +382,16 @@ impl Volume {
             Err(_) => false,
         }
     }
+}
+
+/// `meta`, the metadata of what `p` leads to, unless `p` names a directory
+/// ([`names_directory`]) and `meta` is not one's: then `ENOTDIR`, what the
+/// kernel answers for such a path (so `remove("a.txt/")` keeps `a.txt`).
+fn as_named(p: &str, meta: Metadata) -> std::io::Result<Metadata> {
+    if names_directory(p) && !meta.is_dir() {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOTDIR));
+    }
+    Ok(meta)
 }
 
 /// The caller's `limit`, never above the crate's `cap`.

@@ -261,6 +261,67 @@ fn write_file_modes_and_read_file() {
     assert_eq!(kind(v.read_file("/", "a.txt/x", 10)), ErrorKind::NotFound);
 }
 
+/// A path written with a trailing `/` (or `/.`) names a directory, as on
+/// Linux (`open("a.txt/")` is `ENOTDIR`): no call reaches the file `a.txt`
+/// through it, and no open creates or truncates anything first.
+#[test]
+fn a_trailing_slash_never_reaches_a_file() {
+    let s = Scratch::new("slash");
+    let v = s.volume(0o755);
+    v.write_file("/", "a.txt", b"hello", WriteMode::Truncate)
+        .expect("w");
+    for p in ["a.txt/", "a.txt//", "/a.txt/.", "d/../a.txt/"] {
+        for mode in [WriteMode::Truncate, WriteMode::Append, WriteMode::Exclusive] {
+            let err = v.write_file("/", p, b"x", mode).expect_err(p);
+            assert_eq!(err.kind, ErrorKind::NotFound, "{p} {mode:?}: {err}");
+        }
+        let err = v.open_file("/", p, OpenMode::Write).expect_err(p);
+        assert_eq!(
+            err.message,
+            format!("open '{p}': not a directory"),
+            "the error names the path as written"
+        );
+        assert_eq!(
+            kind(v.open_file("/", p, OpenMode::Append)),
+            ErrorKind::NotFound
+        );
+        assert_eq!(kind(v.read_file("/", p, 100)), ErrorKind::NotFound);
+        assert_eq!(
+            kind(v.open_file("/", p, OpenMode::Read)),
+            ErrorKind::NotFound
+        );
+        assert_eq!(kind(v.stat("/", p)), ErrorKind::NotFound);
+        assert_eq!(kind(v.is_dir("/", p)), ErrorKind::NotFound);
+        assert!(!v.exists("/", p).expect("exists"), "{p}");
+        assert_eq!(kind(v.remove("/", p)), ErrorKind::NotFound);
+    }
+    assert_eq!(
+        std::fs::read(s.root().join("a.txt")).expect("host"),
+        b"hello"
+    );
+    // A new name with a trailing slash names no directory: nothing created.
+    assert_eq!(
+        kind(v.write_file("/", "new.txt/", b"x", WriteMode::Truncate)),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(v.open_file("/", "new.txt/", OpenMode::Exclusive)),
+        ErrorKind::NotFound
+    );
+    assert!(!s.root().join("new.txt").exists(), "a file was created");
+    // Directories are still directories with a slash.
+    v.mkdir("/", "d/").expect("mkdir d/");
+    assert!(v.is_dir("/", "d/").expect("is_dir") && v.exists("/", "d/.").expect("exists"));
+    assert_eq!(v.stat("/", "d/").expect("stat").name, "d");
+    assert_eq!(
+        kind(v.write_file("/", "d/", b"x", WriteMode::Truncate)),
+        ErrorKind::Invalid
+    );
+    v.remove("/", "d/").expect("remove d/");
+    assert!(!s.root().join("d").exists());
+    v.remove("/", "a.txt").expect("remove a.txt");
+}
+
 #[test]
 fn read_file_is_bounded_by_the_callers_limit() {
     let s = Scratch::new("limit");
@@ -409,6 +470,33 @@ fn open_file_write_modes() {
     );
     assert_eq!(kind(OpenMode::parse("rw")), ErrorKind::Invalid);
     assert_eq!(kind(WriteMode::parse("r")), ErrorKind::Invalid);
+}
+
+/// What a copy out of a file may read: the bytes after its position, as
+/// the file is now; only for a file open for reading.
+#[test]
+fn remaining_counts_from_the_position_to_the_end() {
+    let s = Scratch::new("remaining");
+    let v = s.volume(0o755);
+    v.write_file("/", "f", b"0123456789", WriteMode::Truncate)
+        .expect("w");
+    let mut f = v.open_file("/", "f", OpenMode::Read).expect("open");
+    assert_eq!(f.remaining().expect("remaining"), 10);
+    f.read(4).expect("read");
+    assert_eq!(f.remaining().expect("after a read"), 6);
+    v.write_file("/", "f", b"abc", WriteMode::Append)
+        .expect("a");
+    assert_eq!(f.remaining().expect("grown"), 9);
+    f.seek(Whence::End, 5).expect("past the end");
+    assert_eq!(f.remaining().expect("past the end"), 0);
+    let mut w = v.open_file("/", "f", OpenMode::Append).expect("open a");
+    let err = w.remaining().expect_err("write-only");
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (ErrorKind::Invalid, "file 'f' is not open for reading")
+    );
+    f.close();
+    assert_eq!(kind(f.remaining()), ErrorKind::Internal);
 }
 
 #[test]

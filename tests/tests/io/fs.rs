@@ -206,3 +206,136 @@ fn a_write_is_refused_for_its_grant_or_mode_before_its_data_is_copied() {
         Ok(s("Invalid PermissionDenied Invalid PermissionDenied"))
     );
 }
+
+#[test]
+fn writefile_refuses_before_it_creates_or_overwrites_anything() {
+    // A trailing slash names a directory (Linux's `open("a.txt/")` is
+    // ENOTDIR): the file `a.txt` is not overwritten through it. A source
+    // file not open for reading is refused before the destination is
+    // created.
+    let dir = TempDir::new("fs-refused-writes");
+    let v = run_fs(
+        &dir,
+        r#"local fs = require("fs")
+    return function()
+        local vol = assert(fs.get("app.fs:data"))
+        assert(vol:writefile("a.txt", "hello"))
+        local out = {}
+        local function k(v, e) out[#out + 1] = v ~= nil and "ok" or (e:kind() .. ": " .. e:message()) end
+        k(vol:writefile("a.txt/", "x"))
+        k(vol:writefile("a.txt/", "x", "a"))
+        k(vol:writefile("a.txt/", assert(vol:open("a.txt", "r"))))
+        k(vol:open("a.txt/", "w"))
+        local w = assert(vol:open("w.bin", "w"))
+        k(vol:writefile("x.bin", w))
+        out[#out + 1] = tostring(vol:exists("x.bin"))
+        out[#out + 1] = vol:readfile("a.txt")
+        return table.concat(out, " | ")
+    end"#,
+        grants(&[("fs.get", "app.fs:data")]),
+    );
+    assert_eq!(
+        v,
+        s(
+            "NotFound: writefile 'a.txt/': not a directory | NotFound: writefile 'a.txt/': not a directory \
+           | NotFound: open 'a.txt/': not a directory | NotFound: open 'a.txt/': not a directory \
+           | Invalid: file 'w.bin' is not open for reading | false | hello"
+        )
+    );
+    assert!(!dir.0.join("data/x.bin").exists(), "x.bin was created");
+}
+
+#[test]
+fn writefile_from_a_file_copies_what_it_held_past_its_position() {
+    let dir = TempDir::new("fs-copy");
+    std::fs::create_dir_all(dir.0.join("data")).expect("root");
+    let original: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.0.join("data/src.bin"), &original).expect("file");
+    let v = run_fs(
+        &dir,
+        r#"local fs = require("fs")
+    return function()
+        local vol = assert(fs.get("app.fs:data"))
+        local f = assert(vol:open("src.bin", "r"))
+        assert(f:seek(fs.seek.SET, 1000) == 1000)
+        assert(vol:writefile("tail.bin", f))
+        local _, eof = f:read(1)
+        assert(eof:kind() == errors.NOT_FOUND, "the source was read to its end")
+        assert(f:seek(fs.seek.SET, 0) == 0)
+        assert(vol:writefile("src.bin", f, "a"))
+        f:close()
+        return vol:stat("tail.bin").size .. " " .. vol:stat("src.bin").size
+    end"#,
+        grants(&[("fs.get", "app.fs:data")]),
+    );
+    assert_eq!(v, s("149000 300000"));
+    let tail = std::fs::read(dir.0.join("data/tail.bin")).expect("tail");
+    assert!(tail == original[1000..], "the copy is the source past 1000");
+    let doubled = std::fs::read(dir.0.join("data/src.bin")).expect("src");
+    assert!(
+        doubled[..150_000] == original[..] && doubled[150_000..] == original[..],
+        "a file appended to itself is itself twice"
+    );
+}
+
+#[test]
+fn scanners_join_tokens_across_chunks_and_stop_past_the_token_limit() {
+    // Files are read in 64 KiB chunks: the second line, the second word
+    // and the rune `é` straddle the first chunk's end. A line of 65,536
+    // bytes is the longest one (Go's `MaxScanTokenSize`); one byte more
+    // ends the scan with INVALID naming the limit.
+    let dir = TempDir::new("fs-scan");
+    let data = dir.0.join("data");
+    std::fs::create_dir_all(&data).expect("root");
+    let mut lines = b"a\r\n".to_vec();
+    lines.extend(vec![b'x'; 65_536]);
+    lines.extend(b"\nb\n");
+    lines.extend(vec![b'y'; 65_537]);
+    lines.extend(b"\nnever\n");
+    std::fs::write(data.join("lines.txt"), lines).expect("lines");
+    let mut words = vec![b'p'; 65_000];
+    words.extend(b" \t");
+    words.extend(vec![b'q'; 1_000]);
+    words.extend(b"\n  r");
+    std::fs::write(data.join("words.txt"), words).expect("words");
+    let mut runes = vec![b'a'; 65_535];
+    runes.extend("é€".as_bytes());
+    runes.extend(b"\xffb\xc3");
+    std::fs::write(data.join("runes.txt"), runes).expect("runes");
+    let v = run_fs(
+        &dir,
+        r#"local fs = require("fs")
+    local function scan(vol, name, split)
+        local f = assert(vol:open(name, "r"))
+        local sc = assert(f:scanner(split))
+        local got = {}
+        while sc:scan() do got[#got + 1] = sc:text() end
+        f:close()
+        return got, sc:err()
+    end
+    return function()
+        local vol = assert(fs.get("app.fs:data"))
+        local out = {}
+        local got, err = scan(vol, "lines.txt", "lines")
+        out[#out + 1] = #got .. " " .. got[1] .. " " .. #got[2] .. " " .. got[3]
+        out[#out + 1] = err:kind() .. ": " .. err:message() .. " " .. err:details().limit
+        got, err = scan(vol, "words.txt", "words")
+        out[#out + 1] = #got .. " " .. #got[1] .. " " .. #got[2] .. " " .. got[3] .. " " .. tostring(err)
+        got, err = scan(vol, "runes.txt", "runes")
+        local tail = {}
+        for i = 65536, #got do tail[#tail + 1] = #got[i] .. ":" .. got[i]:byte() end
+        out[#out + 1] = #got .. " " .. table.concat(tail, ",") .. " " .. tostring(err)
+        got, err = scan(vol, "runes.txt", "bytes")
+        out[#out + 1] = #got .. " " .. got[#got]:byte() .. " " .. tostring(err)
+        return table.concat(out, " | ")
+    end"#,
+        grants(&[("fs.get", "app.fs:data")]),
+    );
+    assert_eq!(
+        v,
+        s(
+            "3 a 65536 b | Invalid: file:scanner: token too long (the limit is 65536 bytes) 65536 \
+           | 3 65000 1000 r nil | 65540 2:195,3:226,1:255,1:98,1:195 nil | 65543 195 nil"
+        )
+    );
+}
