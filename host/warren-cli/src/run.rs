@@ -94,10 +94,6 @@ pub(crate) fn run(
     run_app(&app, &entry, host, args)
 }
 
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
 /// The entry id a single component runs as.
 const COMPONENT_ENTRY: &str = "component:main";
 
@@ -178,7 +174,7 @@ fn run_single(program: Program, args: Vec<Value>) -> Result<(), Failure> {
         .frontend(lua_frontend())
         .frontend(wasm_frontend())
         // A script run from the command line owns the terminal (`io`).
-        .host(HostSpec::new(DEFAULT_HOST, default_workers()).terminal())
+        .host(HostSpec::new(DEFAULT_HOST, warren_config::default_workers()).terminal())
         .program(program)
         .start()
         .context("cannot start the runtime")
@@ -258,7 +254,7 @@ pub(crate) fn host_limits(h: &HostEntry) -> HostLimits {
 
 /// The runtime host of host entry `name`.
 fn host_spec(name: &str, h: &HostEntry) -> HostSpec {
-    let workers = h.workers.unwrap_or_else(default_workers);
+    let workers = h.workers.unwrap_or_else(warren_config::default_workers);
     let spec = HostSpec::new(name, workers)
         .with_limits(host_limits(h))
         .with_grants(h.grants.clone());
@@ -282,7 +278,8 @@ pub(crate) fn build_runtime(app: &App) -> Result<Runtime, Failure> {
         any_host = true;
     }
     if !any_host {
-        builder = builder.host(HostSpec::new(DEFAULT_HOST, default_workers()).terminal());
+        builder =
+            builder.host(HostSpec::new(DEFAULT_HOST, warren_config::default_workers()).terminal());
     }
     let mut libraries = crate::imports::Libraries::default();
     for (id, lua) in app.lua_entries() {

@@ -291,6 +291,42 @@ fn check_rejects_malformed_yaml_and_unsupported_versions() {
 }
 
 #[test]
+fn check_and_run_refuse_a_host_that_could_not_work_before_starting_it() {
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - { name: h, kind: process.host, host: { workers: 300 }, limits: { max_message_bytes: 0 } }
+  - { name: v, kind: fs.directory, directory: "a\u0000b", auto_init: true }
+  - { name: main, kind: process.lua, source: file://main.lua, method: main }
+"#;
+    let dir = app(
+        "unworkable",
+        &[
+            ("_index.yaml", index),
+            ("main.lua", "return { main = function() end }"),
+        ],
+    );
+    let d = dir.display().to_string();
+    let needles = [
+        "_index.yaml: entry 'app:h': key 'host.workers': 300 is more than 256",
+        "_index.yaml: entry 'app:v': key 'directory': \"a\\0b\" contains a NUL character",
+    ];
+    assert_clean_failure(&warren(&["check", &d]), 2, &needles);
+    let index = index.replace("workers: 300", "workers: 2");
+    std::fs::write(dir.join("_index.yaml"), index).expect("write");
+    assert_clean_failure(
+        &warren(&["run", &d, "-x", "app:main"]),
+        2,
+        &[
+            "cannot load application",
+            "_index.yaml: entry 'app:h': key 'limits.max_message_bytes': \
+             0 would fail every send and spawn",
+            "_index.yaml: entry 'app:v': key 'directory'",
+        ],
+    );
+}
+
+#[test]
 fn run_reports_bad_arguments_cleanly() {
     let dir = app(
         "norun",

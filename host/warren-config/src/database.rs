@@ -301,7 +301,10 @@ impl Ctx<'_> {
         let file = match file.value.as_str() {
             "" => return Err(self.key_error(id, "file", format!("{} is empty", file.shown))),
             MEMORY => SqliteFile::Memory,
-            path => SqliteFile::Path(self.root.join(path)),
+            path => {
+                self.path_text(id, "file", path)?;
+                SqliteFile::Path(self.root.join(path))
+            }
         };
         Ok(DatabaseKind::Sqlite { file })
     }

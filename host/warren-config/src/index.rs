@@ -372,8 +372,7 @@ fn read_index(file: &Path) -> Result<IndexYaml, ConfigError> {
         path: file.to_path_buf(),
         source,
     })?;
-    let index: IndexYaml =
-        serde_yaml_ng::from_str(&text).map_err(|err| file_error(file, err.to_string()))?;
+    let index: IndexYaml = crate::yaml::parse(file, &text)?;
     let version = match &index.version {
         Yaml::String(s) => s.clone(),
         Yaml::Number(n) => format!("{n:?}").trim_end_matches(".0").to_owned() + ".0",
@@ -571,7 +570,19 @@ impl Ctx<'_> {
                 format!("{source:?} must start with file://"),
             ));
         };
+        self.path_text(id, "source", relative)?;
         Ok(self.dir.join(relative))
+    }
+
+    /// Refuses a path no system call takes (one holding a NUL character):
+    /// such a volume `directory` passed the check, and the run failed when
+    /// the volume was first opened, with "invalid argument" and no key.
+    pub(crate) fn path_text(&self, id: &str, key: &str, path: &str) -> Result<(), ConfigError> {
+        if path.contains('\0') {
+            let msg = format!("{path:?} contains a NUL character, which no path may hold");
+            return Err(self.key_error(id, key, msg));
+        }
+        Ok(())
     }
 
     /// Parses an optional size (`16MiB` or a byte count) at `key`.
@@ -585,6 +596,23 @@ impl Ctx<'_> {
         parse_size(&text)
             .map(Some)
             .map_err(|e| self.key_error(id, key, e))
+    }
+
+    /// A size limit at `key` whose 0 would `what_zero_does` (none of the
+    /// host's byte limits documents 0 as "no limit").
+    fn nonzero_size(
+        &self,
+        id: &str,
+        key: &str,
+        value: Option<Yaml>,
+        what_zero_does: &str,
+    ) -> Result<Option<u64>, ConfigError> {
+        let bytes = self.size(id, key, value)?;
+        if bytes == Some(0) {
+            let msg = format!("0 would {what_zero_does}: must be at least 1 byte");
+            return Err(self.key_error(id, key, msg));
+        }
+        Ok(bytes)
     }
 
     fn lua(&self, id: &str, kind: &str, y: LuaYaml) -> Result<LuaEntry, ConfigError> {
@@ -865,6 +893,8 @@ impl Ctx<'_> {
                     ));
                 }
             };
+            self.path_text(id, "wasi.dirs.host", &d.host)?;
+            self.path_text(id, "wasi.dirs.guest", &d.guest)?;
             let host = self.dir.join(&d.host);
             if !host.is_dir() {
                 return Err(self.key_error(
@@ -890,8 +920,8 @@ impl Ctx<'_> {
 
     fn host(&self, id: &str, y: HostYaml) -> Result<HostEntry, ConfigError> {
         let workers = y.host.as_ref().and_then(|h| h.workers);
-        if workers == Some(0) {
-            return Err(self.key_error(id, "host.workers", "must be at least 1"));
+        if let Some(n) = workers {
+            crate::hosts::check_workers(n).map_err(|m| self.key_error(id, "host.workers", m))?;
         }
         let wippy_max = y.host.as_ref().and_then(|h| h.max_processes);
         if wippy_max == Some(0) {
@@ -934,7 +964,6 @@ impl Ctx<'_> {
     }
 
     fn limits(&self, id: &str, l: LimitsYaml) -> Result<Limits, ConfigError> {
-        let size = |key: &str, v: Option<Yaml>| self.size(id, key, v);
         let positive = |key: &str, v: Option<Yaml>| match v {
             Some(value) => {
                 let text = self.duration_text(id, key, value)?;
@@ -965,10 +994,25 @@ impl Ctx<'_> {
         Ok(Limits {
             cpu_budget,
             max_processes: l.max_processes,
-            memory_per_process: size("limits.memory_per_process", l.memory_per_process)?,
-            memory_total: size("limits.memory_total", l.memory_total)?,
+            memory_per_process: self.nonzero_size(
+                id,
+                "limits.memory_per_process",
+                l.memory_per_process,
+                "end every process at its first allocation",
+            )?,
+            memory_total: self.nonzero_size(
+                id,
+                "limits.memory_total",
+                l.memory_total,
+                "end every process of the host at its first allocation",
+            )?,
             cpu_slice,
-            max_message_bytes: size("limits.max_message_bytes", l.max_message_bytes)?,
+            max_message_bytes: self.nonzero_size(
+                id,
+                "limits.max_message_bytes",
+                l.max_message_bytes,
+                "fail every send and spawn",
+            )?,
             mailbox_limit: l.mailbox_limit,
             max_open_handles: l.max_open_handles,
             max_ops_per_process: l.max_ops_per_process,

@@ -14,9 +14,11 @@ mod database;
 mod error;
 mod function;
 mod grants;
+mod hosts;
 mod index;
 mod locate;
 mod modes;
+mod nesting;
 mod placeholders;
 mod refs;
 mod service;
@@ -24,6 +26,7 @@ mod units;
 mod variables;
 mod volume;
 mod wippy;
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,13 +39,16 @@ use index::Pass;
 pub use database::{DatabaseEntry, DatabaseKind, PoolConfig, REDACTED, SqliteFile};
 pub use error::ConfigError;
 pub use function::{MAX_POOL_BUFFER, MAX_POOL_SIZE};
+pub use hosts::{MAX_APP_WORKERS, MAX_HOST_WORKERS, default_workers};
 pub use index::{MAX_FOLDER_DEPTH, MAX_INDEX_BYTES, MAX_SOURCE_BYTES};
+pub use nesting::MAX_YAML_DEPTH;
 pub use service::{RestartPolicy, ServiceEntry, Startup, Strategy};
 pub use units::{MAX_SIZE, parse_size};
 pub use variables::{EnvStorageEntry, EnvVariableEntry};
 pub use volume::VolumeEntry;
 pub use warren_env::StorageKind as EnvStorageKind;
 pub use wippy::PROJECT_FILE;
+pub use yaml::MAX_YAML_VALUES;
 
 /// Name of the files that declare entries.
 pub const INDEX_FILE: &str = "_index.yaml";
@@ -138,7 +144,8 @@ pub struct WasmEntry {
 /// `terminal.host` whose processes own the terminal (stdin and stdout).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HostEntry {
-    /// Worker threads (`None`: one per core).
+    /// Worker threads (`None`: one per core, see [`default_workers`]), at
+    /// most [`MAX_HOST_WORKERS`].
     pub workers: Option<usize>,
     /// Quotas.
     pub limits: Limits,
@@ -278,6 +285,7 @@ impl App {
         if problems.is_empty() {
             app.check_env(&mut problems);
             app.check_references(&mut problems);
+            app.check_workers(&mut problems);
         }
         if problems.is_empty() {
             Ok(app)

@@ -167,6 +167,7 @@ impl Ctx<'_> {
         if path.trim().is_empty() {
             return Err(self.key_error(id, "file_path", "must not be empty"));
         }
+        self.path_text(id, "file_path", path)?;
         let mode = |key: &str, value: Option<&Yaml>, default| {
             modes::parse_or(value, default).map_err(|msg| self.key_error(id, key, msg))
         };

@@ -58,6 +58,7 @@ impl Ctx<'_> {
         if raw.trim().is_empty() {
             return Err(self.key_error(id, "directory", "must not be empty"));
         }
+        self.path_text(id, "directory", &raw)?;
         let mode = modes::parse_or(y.mode.as_ref(), DEFAULT_MODE)
             .map_err(|msg| self.key_error(id, "mode", msg))?;
         if mode & 0o600 == 0 {

@@ -28,7 +28,7 @@ pub(crate) fn type_system(root: &Path) -> Result<TypeSystem, ConfigError> {
     };
     let text = warren_core::readfile::read_text_bounded(&file, crate::index::MAX_INDEX_BYTES)
         .map_err(|e| file_error(format!("cannot read: {e}")))?;
-    let yaml: Yaml = serde_yaml_ng::from_str(&text).map_err(|e| file_error(e.to_string()))?;
+    let yaml: Yaml = crate::yaml::parse(&file, &text)?;
     let Some(ts) = yaml.get("lua").and_then(|l| l.get("type_system")) else {
         return Ok(TypeSystem::default());
     };

@@ -172,6 +172,32 @@ fn fs_directory_errors_name_entry_key_and_value() {
     assert_mentions(&text, &["key 'writable'", "unknown"]);
 }
 
+#[test]
+fn a_nul_character_in_any_path_names_entry_and_key() {
+    // It passed the check, and the run failed with "invalid argument".
+    let cases = [
+        (
+            "  - { name: v, kind: fs.directory, directory: \"a\\u0000b\", auto_init: true }\n",
+            "entry 'app:v': key 'directory': \"a\\0b\" contains a NUL character",
+        ),
+        (
+            "  - { name: db, kind: db.sql.sqlite, file: \"data/x\\0.db\" }\n",
+            "entry 'app:db': key 'file': \"data/x\\0.db\" contains a NUL character",
+        ),
+        (
+            "  - { name: f, kind: env.storage.file, file_path: \"a\\0.env\" }\n",
+            "entry 'app:f': key 'file_path': \"a\\0.env\" contains a NUL character",
+        ),
+        (
+            "  - { name: m, kind: process.lua, source: \"file://main\\0.lua\" }\n",
+            "entry 'app:m': key 'source': \"main\\0.lua\" contains a NUL character",
+        ),
+    ];
+    for (entries, needle) in cases {
+        assert_mentions(&problem("nul-path", entries), &[needle]);
+    }
+}
+
 const STORAGES: &str = r#"
   - { name: os, kind: env.storage.os }
   - name: defaults
