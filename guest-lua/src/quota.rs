@@ -8,7 +8,12 @@
 //! is left of the host's `memory_total`. An allocation past the ceiling
 //! makes Lua collect garbage and, if that is not enough, fail with "not
 //! enough memory", which the sandbox does not let the process catch; the
-//! process ends with a memory-limit reason.
+//! process ends with a memory-limit reason. That end is final once the
+//! error is raised: a `__close` handler that raises while the stack
+//! unwinds replaces the error every protected call above then sees, so
+//! the VM's count of memory errors ([`Grown::memory_errors`]) dooms the
+//! process instead, as the hook dooms one past its CPU budget
+//! ([`Accounts::doomed`]).
 //!
 //! Growth is charged to the process that was running when the VM grew
 //! (and what the collector frees meanwhile is credited to it). Because
@@ -90,6 +95,9 @@ struct Running {
     host_bound: bool,
     /// The VM's bytes ever allocated at `since` (see [`Grown`]).
     grown_at: u64,
+    /// The VM's count of memory errors at `since` (see
+    /// [`Grown::memory_errors`]).
+    memerrs_at: u64,
 }
 
 /// The VM's count of the bytes it has ever allocated (the vendored Lua's
@@ -101,11 +109,14 @@ struct Running {
 /// too: once that could have taken it past its limit (and at least its
 /// own size again, so a large process that makes garbage is not walked
 /// for every few bytes), it is measured. A null state counts nothing.
+/// Read through the same state: the VM's count of memory errors
+/// ([`memory_errors`](Self::memory_errors)).
 #[derive(Clone, Copy)]
 pub(crate) struct Grown(*mut mlua::ffi::lua_State);
 
 unsafe extern "C-unwind" {
     fn warren_grown(l: *mut mlua::ffi::lua_State) -> usize;
+    fn warren_memerrs(l: *mut mlua::ffi::lua_State) -> usize;
 }
 
 impl Grown {
@@ -125,6 +136,23 @@ impl Grown {
         }
         // SAFETY: see `of`; the read touches no Lua stack.
         u64::try_from(unsafe { warren_grown(self.0) }).unwrap_or(u64::MAX)
+    }
+
+    /// How many memory errors the VM has raised (the vendored Lua's
+    /// `warren_memerrs`, counted where each is thrown). One raised while a
+    /// process runs is an allocation past its ceiling (or its own
+    /// `error("not enough memory", 0)`): its end, whatever it does with the
+    /// error. Its code could replace the error as the stack unwinds (a
+    /// `__close` handler that raises), so the protected call it reaches
+    /// sees another error and the resume may not raise at all; this count
+    /// does not depend on what reached the caller. A null state counts
+    /// nothing.
+    fn memory_errors(self) -> u64 {
+        if self.0.is_null() {
+            return 0;
+        }
+        // SAFETY: as `get`.
+        u64::try_from(unsafe { warren_memerrs(self.0) }).unwrap_or(u64::MAX)
     }
 }
 
@@ -335,11 +363,15 @@ impl Accounts {
             gc_at: crate::gctime::total(),
             host_bound: host_room < own_room,
             grown_at: self.grown.get(),
+            memerrs_at: self.grown.memory_errors(),
         });
     }
 
     /// After process `id` ran: charges it, lifts the ceiling (kernel code
-    /// between processes must never fail), and says what to do.
+    /// between processes must never fail), and says what to do. `oom`: the
+    /// resume raised a memory error; one raised during the run ends the
+    /// process too when its code replaced it (see
+    /// [`Grown::memory_errors`]).
     pub(crate) fn leave(&mut self, lua: &Lua, id: i64, oom: bool) -> Verdict {
         let _ = lua.set_memory_limit(0);
         let used = lua.used_memory();
@@ -348,6 +380,7 @@ impl Accounts {
         let Some(run) = self.running.take().filter(|r| r.id == id) else {
             return Verdict::Fine;
         };
+        let oom = oom || self.grown.memory_errors() != run.memerrs_at;
         let limit = self.limit();
         let Some(account) = self.accounts.get_mut(&id) else {
             return Verdict::Fine; // it exited while it ran
@@ -417,10 +450,16 @@ impl Accounts {
         Some(reason)
     }
 
-    /// Whether the running process has been doomed by the hook (its error
-    /// must not be caught).
+    /// Whether the running process has been doomed (its error must not be
+    /// caught): by the hook, or by a memory error raised since it was
+    /// resumed, whatever error its code replaced that with as the stack
+    /// unwound (see [`Grown::memory_errors`]).
     pub(crate) fn doomed(&self) -> bool {
         self.doomed.is_some()
+            || self
+                .running
+                .as_ref()
+                .is_some_and(|r| self.grown.memory_errors() != r.memerrs_at)
     }
 
     /// The kernel measured process `id` at `bytes`; when the measure is
@@ -601,7 +640,87 @@ mod tests {
             gc_at: crate::gctime::total(),
             host_bound: false,
             grown_at: 0,
+            memerrs_at: 0,
         }
+    }
+
+    /// Accounts counting with `lua`'s main state (as the host's are).
+    fn counting(lua: &Lua) -> Accounts {
+        let mut main = std::ptr::null_mut();
+        // SAFETY: as the host's: the closure only keeps the pointer, and
+        // the state outlives these accounts (the caller's `lua`).
+        unsafe {
+            lua.exec_raw::<()>((), |l| main = l)
+                .expect("the main state");
+        }
+        let mut accounts = Accounts::new(Arc::new(HostQuota::default()));
+        // SAFETY: see above.
+        accounts.counting(unsafe { Grown::of(main) });
+        accounts
+    }
+
+    /// Allocates 1 GiB (past any ceiling) under a `pcall`, with a
+    /// to-be-closed value whose `__close` raises its own error in place
+    /// of the memory error: what the `pcall` answers.
+    const SWALLOWED: &str = r#"
+        local ok, err = pcall(function()
+            local x <close> = setmetatable({}, { __close = function() error("swallowed", 0) end })
+            return string.rep("x", 1 << 30)
+        end)
+        return tostring(ok) .. " " .. tostring(err)"#;
+
+    #[test]
+    fn a_memory_error_replaced_by_a_close_handler_is_still_counted() {
+        let lua = Lua::new();
+        let accounts = counting(&lua);
+        let before = accounts.grown.memory_errors();
+        lua.load(r#"pcall(error, "not a memory error")"#)
+            .exec()
+            .expect("ran");
+        assert_eq!(accounts.grown.memory_errors(), before);
+        let _ = lua.set_memory_limit(lua.used_memory() + (1 << 20));
+        let caught: String = lua.load(SWALLOWED).eval().expect("ran");
+        let _ = lua.set_memory_limit(0);
+        assert_eq!(caught, "false swallowed");
+        assert_eq!(accounts.grown.memory_errors(), before + 1);
+    }
+
+    #[test]
+    fn a_memory_error_dooms_its_process_whatever_replaced_it() {
+        let lua = Lua::new();
+        let mut accounts = counting(&lua);
+        accounts.open(1);
+        accounts.enter(&lua, 1);
+        let fine: String = lua
+            .load(r#"return tostring(pcall(error, "caught"))"#)
+            .eval()
+            .expect("ran");
+        assert_eq!(fine, "false");
+        assert!(!accounts.doomed(), "an error that is not a memory error");
+        assert!(matches!(accounts.leave(&lua, 1, false), Verdict::Fine));
+        // Run again: a memory error its code replaced, and a resume that
+        // did not raise (`oom` false).
+        accounts.enter(&lua, 1);
+        let caught: String = lua.load(SWALLOWED).eval().expect("ran");
+        assert_eq!(caught, "false swallowed");
+        assert!(
+            accounts.doomed(),
+            "the pcalls above must let any error through"
+        );
+        match accounts.leave(&lua, 1, false) {
+            Verdict::Kill(ErrorKind::RateLimited, reason) => {
+                assert!(
+                    reason.contains("did not fit in the memory_per_process"),
+                    "{reason}"
+                );
+            }
+            _ => panic!("not ended for its memory error"),
+        }
+        // Between processes, and in its next run, nothing is left of it.
+        assert!(!accounts.doomed());
+        accounts.enter(&lua, 1);
+        assert!(!accounts.doomed());
+        assert!(matches!(accounts.leave(&lua, 1, false), Verdict::Fine));
     }
 
     #[test]

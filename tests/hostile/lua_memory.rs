@@ -4,7 +4,7 @@
 
 use warren_core::{ErrorKind, HostLimits, Value};
 
-use crate::harness::{self, app, attack, lua, n};
+use crate::harness::{self, app, attack, lua, n, s};
 use warren_tests::OTHER_HOST;
 
 fn out_of_memory(source: &str) {
@@ -179,6 +179,182 @@ fn a_close_handler_that_allocates_when_its_coroutine_is_closed() {
             return "survived: " .. tostring(ok) .. " " .. tostring(err)
         end"#,
     );
+}
+
+// A `__close` handler that raises while a memory error unwinds its frame
+// puts its own error in the memory error's place: every protected call
+// above saw that error, so a process caught its own end and carried on
+// past its limit (4 runs in 5 of a red-team probe). A memory error now
+// dooms its process whatever its code replaces it with. Each attack
+// below tries many times and returns "survived" if it got through; the
+// bombs are one allocation that cannot fit (`string.rep` of 1 GiB), so
+// the process holds next to nothing when it catches the error, and no
+// measure ends it instead.
+
+/// Defines `closer(how)`: a to-be-closed value whose `__close` raises a
+/// string, a table, nil or an error object (`how`).
+const CLOSER: &str = r#"
+local RAISE = {
+    string = function() error("swallowed", 0) end,
+    table = function() error({ "swallowed" }) end,
+    ["nil"] = function() error(nil) end,
+    object = function() error(errors.new("swallowed")) end,
+}
+local function closer(how) return setmetatable({}, { __close = RAISE[how] }) end
+local function bomb() return #string.rep("x", 1 << 30) end
+"#;
+
+const RAISED: [&str; 4] = ["string", "table", "nil", "object"];
+
+/// Runs `attack` (after [`CLOSER`]) once per kind of error the handler
+/// raises: each must end with the memory-limit reason.
+fn cannot_swallow(attack: &str) {
+    let source = format!("{CLOSER}\n{attack}");
+    for how in RAISED {
+        let out = lua(&source, vec![s(how)]);
+        out.assert_ended(ErrorKind::RateLimited, "memory limit exceeded");
+    }
+}
+
+#[test]
+fn a_close_handler_that_raises_cannot_swallow_a_memory_error() {
+    cannot_swallow(
+        r#"return function(how)
+            for _ = 1, 50 do
+                pcall(function()
+                    local x <close> = closer(how)
+                    return bomb()
+                end)
+            end
+            return "survived"
+        end"#,
+    );
+}
+
+#[test]
+fn a_close_handler_that_raises_cannot_swallow_growth_to_the_limit() {
+    // The probe's own case: the table grows until the allocation that
+    // does not fit.
+    cannot_swallow(
+        r#"return function(how)
+            for _ = 1, 5 do
+                pcall(function()
+                    local x <close> = closer(how)
+                    local t = {}
+                    while true do t[#t + 1] = string.rep("x", 65536) .. #t end
+                end)
+            end
+            return "survived"
+        end"#,
+    );
+}
+
+#[test]
+fn close_handlers_that_raise_under_nested_pcalls_and_xpcall() {
+    cannot_swallow(
+        r#"return function(how)
+            for _ = 1, 50 do
+                pcall(pcall, function()
+                    local a <close> = closer(how)
+                    local ok = pcall(function()
+                        local b <close> = closer(how)
+                        return bomb()
+                    end)
+                    return ok
+                end)
+                xpcall(function()
+                    local c <close> = closer(how)
+                    return bomb()
+                end, function(e) return e end)
+            end
+            return "survived"
+        end"#,
+    );
+}
+
+#[test]
+fn a_close_handler_that_raises_after_a_memory_error_in_coroutine_close() {
+    // Closing the coroutine runs the bomb's handler (a memory error), then
+    // the swallowing one, whose error `coroutine.close` answers.
+    cannot_swallow(
+        r#"return function(how)
+            for _ = 1, 50 do
+                local co = coroutine.create(function()
+                    local a <close> = closer(how)
+                    local b <close> = setmetatable({}, { __close = bomb })
+                    coroutine.yield()
+                end)
+                coroutine.resume(co)
+                coroutine.close(co)
+                pcall(coroutine.close, co)
+            end
+            return "survived"
+        end"#,
+    );
+}
+
+#[test]
+fn a_close_handler_that_raises_inside_a_coroutine() {
+    // The coroutine catches its memory error itself and returns normally
+    // to the process, through resume and through wrap.
+    cannot_swallow(
+        r#"return function(how)
+            local function body()
+                pcall(function()
+                    local x <close> = closer(how)
+                    return bomb()
+                end)
+                return "caught"
+            end
+            for _ = 1, 50 do
+                coroutine.resume(coroutine.create(body))
+                coroutine.wrap(body)()
+            end
+            return "survived"
+        end"#,
+    );
+}
+
+#[test]
+fn a_close_handler_that_raises_after_the_memory_error_of_a_load() {
+    // `load` answers a reader's error as `nil, message`: a reader whose
+    // chunk does not fit, with a handler that raises on the way out.
+    cannot_swallow(
+        r#"return function(how)
+            for _ = 1, 50 do
+                pcall(load, function()
+                    local x <close> = closer(how)
+                    return string.rep("y", 1 << 30)
+                end)
+            end
+            return "survived"
+        end"#,
+    );
+}
+
+/// A handler that raises is not a memory error: without one, a process
+/// that catches such an error goes on (and its neighbour with it).
+#[test]
+fn a_close_handler_that_raises_without_a_memory_error_is_caught() {
+    let source = format!(
+        r#"{CLOSER}
+        return function(how)
+            local caught = 0
+            for _ = 1, 50 do
+                local ok = pcall(function()
+                    local x <close> = closer(how)
+                    return #string.rep("x", 1 << 16)
+                end)
+                if not ok then caught = caught + 1 end
+            end
+            return "caught " .. caught
+        end"#
+    );
+    for how in RAISED {
+        let out = lua(&source, vec![s(how)]);
+        assert_eq!(out.value(), "caught 50", "{how}");
+        out.assert_neighbour_ticks();
+    }
 }
 
 #[test]

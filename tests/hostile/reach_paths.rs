@@ -282,7 +282,7 @@ fn every_lifecycle_operation_on_a_foreign_pid_is_denied() {
         ("monitor", "monitor to host"),
         ("cancel", "cancel to host"),
         ("terminate", "terminate to host"),
-        ("register", "register a name for to host"),
+        ("register", "register a name to host"),
     ];
     for (tag, answer) in &recs {
         let (_, op) = ops

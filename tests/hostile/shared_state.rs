@@ -11,6 +11,10 @@
 //!   nothing a process writes, `rawset`s or `setmetatable`s changes what
 //!   a victim process sees afterwards (checked against a fingerprint of
 //!   every library taken before the attack);
+//! * so are the modules `require` gives, the root logger included (one
+//!   table for every process of the VM: a method rawset on it ran in every
+//!   process that logged, as that process), its children, and every table
+//!   a call hands out twice (the registry's version);
 //! * `math.random`/`math.randomseed` use a generator per process: seeding
 //!   or drawing in one process changes no other process's sequence;
 //! * `os.clock()` is the calling process's own run time, not the OS
@@ -27,10 +31,10 @@ use crate::harness::{Outcome, app, attack_on, lua, s};
 /// returns a fingerprint of them: every key, recursively, with the
 /// identity of its value (library functions never move in a VM).
 const VICTIM: &str = r#"
-local time, json = require("time"), require("json")
+local time, json, logger = require("time"), require("json"), require("logger")
 local LIBS = { string = string, table = table, math = math, utf8 = utf8, os = os,
     coroutine = coroutine, process = process, channel = channel, errors = errors,
-    time = time, json = json }
+    time = time, json = json, logger = logger }
 return function()
     local bad = {}
     local function check(ok, what) if not ok then bad[#bad + 1] = what end end
@@ -47,6 +51,7 @@ return function()
     check(errors.NOT_FOUND == "NotFound" and errors.new("e"):message() == "e", "errors")
     check(channel.new(1) ~= nil, "channel")
     check(json.encode({ 1 }) == "[1]" and time.SECOND == 1000000000, "modules")
+    check(pcall(function() logger:with({ a = 1 }):named("victim"):info("checked") end), "logger")
     check(x == nil and injected == nil and string.injected == nil, "a global leaked")
     local lines = {}
     local function walk(name, lib)
@@ -149,17 +154,16 @@ fn setmetatable_on_what_pairs_returned() {
 }
 
 /// Lua that defines `find_lib(name)`: the library a name such as
-/// `"process.registry"` names, as a process reaches it (`time` and `json`
-/// through `require`).
+/// `"process.registry"` names, as a process reaches it (a module through
+/// `require`).
 macro_rules! find_lib {
     () => {
         r#"
-local time, json = require("time"), require("json")
 local function find_lib(name)
-    local lib = name == "time" and time or name == "json" and json or _ENV
-    if lib == _ENV then
-        for part in name:gmatch("[^.]+") do lib = lib[part] end
-    end
+    local ok, lib = pcall(require, name)
+    if ok then return lib end
+    lib = _ENV
+    for part in name:gmatch("[^.]+") do lib = lib[part] end
     return lib
 end
 "#
@@ -370,6 +374,196 @@ fn every_kind_of_write_to_a_library_is_refused() {
     ] {
         let v = poison_on(&runtime, vec![s(lib)]);
         assert_eq!(v, Ok(s("none")), "{lib}");
+    }
+}
+
+#[test]
+fn every_kind_of_write_to_a_module_is_refused() {
+    let runtime = app()
+        .entry("h:attacker", EVERY_WRITE)
+        .entry("h:victim", VICTIM)
+        .start();
+    for module in warren_lua::MODULES {
+        let v = poison_on(&runtime, vec![s(module)]);
+        assert_eq!(v, Ok(s("none")), "{module}");
+    }
+}
+
+/// Walks everything a process is handed without asking for its own: the
+/// sandbox's globals (those of `kernel/sandbox.lua`'s `GLOBALS`) and every
+/// module its arguments name, through `require`; every table reached with
+/// `pairs`, and what every function reached so returns when called twice
+/// without arguments, where both calls return the same table (or tables
+/// holding the same one). Each such table is shared by every process of
+/// the VM: it must refuse `rawset`, an assignment and `setmetatable`.
+/// Returns "none" and the number of calls, or the writable tables' paths.
+const SURFACE: &str = r#"
+local GLOBAL_NAMES = { "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
+    "tostring", "type", "xpcall", "rawequal", "rawget", "rawlen", "rawset", "setmetatable",
+    "getmetatable", "load", "collectgarbage", "print", "require", "_VERSION", "string", "table",
+    "math", "utf8", "os", "coroutine", "process", "channel", "errors", "payload", "subscribe",
+    "unsubscribe", "unpack", "integer", "number", "boolean" }
+-- Calls that would suspend or replace the caller.
+local SKIP = { ["coroutine.yield"] = true, ["process.upgrade"] = true }
+return function(...)
+    local seen, writable, calls = {}, {}, 0
+    local function refused(t)
+        return not pcall(rawset, t, "injected", true) and not pcall(function() t.injected = true end)
+            and not pcall(setmetatable, t, {}) and rawget(t, "injected") == nil
+    end
+    local shared
+    -- Two results of one call: what both hold is shared.
+    local function compare(name, a, b, depth)
+        if rawequal(a, b) then return shared(name, a, false) end
+        if type(a) == "table" and type(b) == "table" and depth < 4 then
+            for k, v in next, a do compare(name .. "." .. tostring(k), v, rawget(b, k), depth + 1) end
+        end
+    end
+    function shared(name, v, call)
+        if type(v) == "function" then
+            if call and not SKIP[name] then
+                calls = calls + 1
+                local a, b = table.pack(pcall(v)), table.pack(pcall(v))
+                for i = 2, math.max(a.n, b.n) do compare(name .. "()[" .. (i - 1) .. "]", a[i], b[i], 1) end
+            end
+            return
+        end
+        if type(v) ~= "table" or seen[v] then return end
+        seen[v] = true
+        if not refused(v) then writable[#writable + 1] = name end
+        for k, x in pairs(v) do shared(name .. "." .. tostring(k), x, call) end
+    end
+    for _, name in ipairs(GLOBAL_NAMES) do shared(name, _ENV[name], true) end
+    for _, name in ipairs({ ... }) do shared('require("' .. name .. '")', require(name), true) end
+    return (#writable == 0 and "none" or table.concat(writable, ", ")) .. " after " .. calls .. " calls"
+end"#;
+
+#[test]
+fn nothing_require_or_the_globals_hand_out_is_writable() {
+    // The root logger was (one table that every process's `require`
+    // returned), and so was the registry's version object (the same
+    // table from every `registry.current_version()`).
+    let args = warren_lua::MODULES.iter().map(|m| s(m)).collect();
+    let v = poison(SURFACE, args).expect("the walk ran");
+    let text = v.as_str().expect("a string").to_owned();
+    let calls: u32 = text
+        .strip_prefix("none after ")
+        .and_then(|rest| rest.strip_suffix(" calls"))
+        .unwrap_or_else(|| panic!("writable: {text}"))
+        .parse()
+        .expect("a count");
+    // Every library and module function was called (about 220).
+    assert!(calls > 150, "{text}");
+}
+
+/// Logs with every method of the root logger and its children; returns
+/// what the calls returned and whether the root holds a field of its own.
+const LOG_VICTIM: &str = r#"
+local logger = require("logger")
+return function()
+    local out = {}
+    for _, level in ipairs({ "debug", "info", "warn", "error" }) do
+        out[#out + 1] = tostring((logger[level](logger, "login", { secret = "hunter2" })))
+    end
+    out[#out + 1] = tostring((logger.info("without the colon")))
+    local child = logger:with({ user = "victim" })
+    local named = child:named("auth")
+    out[#out + 1] = tostring((named:warn("named", { n = 1 })))
+    out[#out + 1] = tostring((logger:named("root"):with({ k = "v" }):error("both")))
+    local none, err = logger:named("")
+    out[#out + 1] = tostring(none) .. " " .. tostring(err:kind())
+    out[#out + 1] = tostring(next(logger)) .. " " .. tostring(rawget(logger, "info"))
+    return table.concat(out, " ")
+end"#;
+
+/// Tries to plant a method (`evil`) on the root logger and on its
+/// children, every way a table is written; then has a victim log. Returns
+/// the writes that went through and what the victim returned.
+const PLANT_ON_LOGGER: &str = r#"
+local logger = require("logger")
+return function()
+    local evil = function() return "pwned" end
+    local got = {}
+    local function try(what, f, ...) if pcall(f, ...) then got[#got + 1] = what end end
+    try("rawset", rawset, logger, "info", evil)
+    try("assignment", function() logger.info = evil end)
+    try("new key", function() logger.injected = evil end)
+    try("setmetatable", setmetatable, logger, { __index = { info = evil } })
+    try("chain", function() setmetatable({}, { __newindex = logger }).warn = evil end)
+    try("global", load("error = ...", "=c", "t", logger), evil)
+    try("insert", table.insert, logger, evil)
+    try("move", table.move, { evil }, 1, 1, 1, logger)
+    local child = logger:with({ a = 1 })
+    try("rawset into a child", rawset, child, "info", evil)
+    try("assignment into a child", function() child.with = evil end)
+    try("setmetatable on a child", setmetatable, child, {})
+    local named = logger:named("n")
+    try("rawset into a named child", rawset, named, "warn", evil)
+    local seen, err = process.exec("h:logvictim", "test:host")
+    return (#got == 0 and "none" or table.concat(got, ", ")) .. " | " .. tostring(seen or err)
+end"#;
+
+#[test]
+fn no_process_can_plant_a_method_on_the_logger() {
+    let runtime = app()
+        .entry("h:attacker", PLANT_ON_LOGGER)
+        .entry("h:logvictim", LOG_VICTIM)
+        .entry("h:victim", VICTIM)
+        .start();
+    let v = poison_on(&runtime, Vec::new());
+    assert_eq!(
+        v,
+        Ok(s("none | nil nil nil nil nil nil nil nil Invalid nil nil"))
+    );
+}
+
+#[test]
+fn the_root_logger_is_read_only() {
+    for (source, text) in [
+        (
+            r#"return function() require("logger").info = print end"#,
+            "attempt to modify read-only table 'logger' (key info)",
+        ),
+        (
+            r#"return function() rawset(require("logger"), "info", print) end"#,
+            "attempt to modify a read-only table",
+        ),
+        (
+            r#"return function() setmetatable(require("logger"), {}) end"#,
+            "cannot change a protected metatable",
+        ),
+        (
+            r#"return function() require("logger"):with({}).info = print end"#,
+            "attempt to modify read-only table 'logger' (key info)",
+        ),
+        (
+            r#"return function() rawset(require("logger"):named("n"), 1, print) end"#,
+            "attempt to modify a read-only table",
+        ),
+    ] {
+        refused(source, text);
+    }
+}
+
+#[test]
+fn the_registry_version_is_read_only() {
+    for (source, text) in [
+        (
+            r#"return function()
+                rawset(require("registry").current_version(), "id", function() return 2 end)
+            end"#,
+            "attempt to modify a read-only table",
+        ),
+        (
+            r#"return function() require("registry").versions()[1].id = print end"#,
+            "attempt to modify read-only table 'registry version' (key id)",
+        ),
+        (
+            r#"return function() setmetatable(require("registry").snapshot():version(), {}) end"#,
+            "cannot change a protected metatable",
+        ),
+    ] {
+        refused(source, text);
     }
 }
 

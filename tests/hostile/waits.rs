@@ -129,3 +129,67 @@ fn an_exec_in_a_comparator_is_invalid_and_starts_nothing() {
         "nil Invalid,right",
     );
 }
+
+/// Class: a user coroutine suspended while it passes a nested
+/// coroutine's wait up to the kernel (A resumed C, C blocked in a
+/// receive) looked "suspended", and another coroutine of the process
+/// could resume it by hand: C's receive returned a value nobody sent, and
+/// the values sent next went to a chain nobody waited on (lost, their
+/// sender told they were sent). Such a coroutine can be neither resumed
+/// (plainly, through `wrap`) nor closed by hand; the wait gets exactly the
+/// values sent, in order.
+#[test]
+fn a_coroutine_passing_a_wait_up_cannot_be_resumed_or_closed_by_hand() {
+    let out = lua(
+        r#"local time = require("time")
+        return function()
+            local X = channel.new()
+            local got = {}
+            local A = coroutine.create(function()
+                local C = coroutine.create(function()
+                    local a = X:receive()
+                    got[#got + 1] = a
+                    local b = X:receive()
+                    got[#got + 1] = b
+                end)
+                assert(coroutine.resume(C))
+            end)
+            local W
+            W = coroutine.wrap(function()
+                local C = coroutine.create(function()
+                    local w = X:receive()
+                    got[#got + 1] = w
+                end)
+                assert(coroutine.resume(C))
+            end)
+            local tries = {}
+            coroutine.spawn(function()
+                time.sleep("5ms")
+                local ok, e = coroutine.resume(A, "FORGED", true)
+                tries[#tries + 1] = tostring(ok) .. ":" .. tostring(e)
+                tries[#tries + 1] = tostring(pcall(W, "FORGED"))
+                tries[#tries + 1] = tostring(pcall(coroutine.close, A))
+                tries[#tries + 1] = coroutine.status(A)
+            end)
+            local done = channel.new(3)
+            coroutine.spawn(function()
+                time.sleep("10ms")
+                for _, v in ipairs({ "real1", "real2", "real3" }) do X:send(v) end
+                done:send(true)
+            end)
+            coroutine.spawn(function() W() done:send(true) end)
+            assert(coroutine.resume(A))
+            done:receive()
+            done:receive()
+            table.sort(got)
+            return table.concat(tries, ",") .. "|" .. table.concat(got, ",")
+        end"#,
+        Vec::new(),
+    );
+    out.assert_neighbour_ticks();
+    assert_eq!(
+        out.value(),
+        "false:cannot resume a coroutine waiting in the kernel,false,false,suspended\
+         |real1,real2,real3"
+    );
+}

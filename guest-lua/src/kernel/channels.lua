@@ -158,7 +158,8 @@ local TIMERS = setmetatable({}, { __mode = "k" })
 -- coroutine.wrap's functions -> the coroutine each drives, for measure().
 local WRAPPED = setmetatable({}, { __mode = "k" })
 -- Other objects a process holds -> what the kernel keeps for them (a
--- registry snapshot's entries), measured as the process's.
+-- registry snapshot's entries, a logger's name and fields), measured as
+-- the process's.
 local HELD = setmetatable({}, { __mode = "k" })
 
 -- What a case stands for: CASE[case] = { s, send, v } (the channel's

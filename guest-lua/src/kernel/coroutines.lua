@@ -4,18 +4,38 @@
 ---------------------------------------------------------------------------
 -- coroutine: scheduler-aware resume/wrap, plus coroutine.spawn.
 ---------------------------------------------------------------------------
-local function resume_step(co, ok, first, ...)
-    if not ok and (first == MEMERR or H_doomed()) then error(first, 0) end
-    if ok and (first == BLOCK or first == UPGRADE or first == PREEMPT)
-        and co_status(co) == "suspended" then
-        if first == PREEMPT and not co_isyieldable() then
-            -- Resumed from code called from C: the preemption cannot be
-            -- passed up from here, so carry on (the hook tries again).
-            return resume_step(co, co_resume(co))
-        end
-        return resume_step(co, co_resume(co, co_yield(first, ...)))
+-- User coroutines suspended while they pass a kernel wait up (a nested
+-- coroutine blocked in a receive, a preemption, an upgrade): what resumes
+-- them is the kernel, with the wait's result. Another coroutine of the
+-- process that resumed one by hand handed the nested wait a result nobody
+-- sent (and the value then sent went to a chain nobody waited on), so
+-- user code may neither resume nor close them (`user_coroutine`).
+local INWAIT = setmetatable({}, { __mode = "k" })
+
+local resume_step
+do -- (the kernel's chunk is near Lua's 200 locals: these stay in here)
+    -- The kernel's resume of `co`'s resumer (the running coroutine) after
+    -- it passed a wait up: it may be resumed by hand again.
+    local function passed_up(co, ...)
+        INWAIT[coroutine.running()] = nil
+        return resume_step(co, co_resume(co, ...))
     end
-    return ok, first, ...
+
+    function resume_step(co, ok, first, ...)
+        if not ok and (first == MEMERR or H_doomed()) then error(first, 0) end
+        if ok and (first == BLOCK or first == UPGRADE or first == PREEMPT)
+            and co_status(co) == "suspended" then
+            if first == PREEMPT and not co_isyieldable() then
+                -- Resumed from code called from C: the preemption cannot be
+                -- passed up from here, so carry on (the hook tries again).
+                return resume_step(co, co_resume(co))
+            end
+            -- (Where it cannot yield, the yield below raises as it did.)
+            if co_isyieldable() then INWAIT[coroutine.running()] = true end
+            return passed_up(co, co_yield(first, ...))
+        end
+        return ok, first, ...
+    end
 end
 
 -- A resume made from code that cannot yield (a table.sort comparator, a
@@ -34,6 +54,7 @@ end
 
 local function user_resume(co, ...)
     if M.is_kthread(co) then return false, "cannot resume a scheduler-managed coroutine" end
+    if INWAIT[co] then return false, "cannot resume a coroutine waiting in the kernel" end
     if not co_isyieldable() then return resume_from_c(co, ...) end
     return resume_step(co, co_resume(co, ...))
 end
@@ -52,6 +73,7 @@ local user_coroutine = {
     isyieldable = coroutine.isyieldable,
     close = function(co)
         if M.is_kthread(co) then error("cannot close a scheduler-managed coroutine", 2) end
+        if INWAIT[co] then error("cannot close a coroutine waiting in the kernel", 2) end
         local ok, err = co_close(co)
         if ok then return true end
         -- A `__close` handler ended by the process's own end (memory, the
@@ -62,6 +84,7 @@ local user_coroutine = {
     wrap = function(fn)
         local co = co_create(fn)
         local f = function(...)
+            if INWAIT[co] then error("cannot resume a coroutine waiting in the kernel", 2) end
             if not co_isyieldable() then return wrap_result(resume_from_c(co, ...)) end
             return wrap_result(resume_step(co, co_resume(co, ...)))
         end

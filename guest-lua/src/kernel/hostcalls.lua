@@ -157,6 +157,8 @@ for name, src in next, sources do
 end
 end
 
+-- The root logger is frozen in place as it is made (modules.lua): freeze's
+-- proxy would not be a logger its methods know.
 local MODULES = { json = json, time = freeze(time, "time"), services = freeze(services, "services"),
     io = freeze(EXTRA.io, "io"), registry = freeze(EXTRA.registry, "registry"), ctx = freeze(EXTRA.ctx, "ctx"),
     events = freeze(EXTRA.events, "events"), logger = EXTRA.logger }

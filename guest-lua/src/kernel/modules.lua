@@ -213,12 +213,19 @@ local function get_in(list, id)
     return nil, mkerr("NOT_FOUND", s_format("registry: no entry %q", id))
 end
 local VersionMethods = {}
-local VersionMT = { __index = VersionMethods, __metatable = false }
+local VersionMT = { __index = VersionMethods, __metatable = false,
+    __newindex = function(_, k)
+        error(s_format("attempt to modify read-only table 'registry version' (key %s)", describe(k)), 2)
+    end }
 function VersionMethods.id() return 1 end
 function VersionMethods.string() return "1" end
 function VersionMethods.previous() return nil end
 function VersionMethods.next() return nil end
+-- One for every process of the VM (current_version, versions, a
+-- snapshot's version): frozen in place, keeping its metatable (as the
+-- loggers are, below).
 local version = setmetatable({}, VersionMT)
+M_freeze(version)
 local function read_only()
     return nil, mkerr("PERMISSION_DENIED", "registry: entries are fixed by the application's configuration (read-only)")
 end
@@ -311,16 +318,32 @@ end
 -- read raw; values are strings, numbers and booleans as such, error
 -- objects as their text, tables as JSON; other keys are dropped. A line is
 -- cut at 16 KiB and takes at most 64 fields.
+-- Every logger is frozen in place (machine/frozen.rs), keeping its
+-- metatable: the root logger is one table every process of the VM gets
+-- from `require`, so a field rawset on it (an `info` of the writer's) ran
+-- in every other process that logged, as that process, and what it held
+-- was charged to nobody. A child is as read-only as the root (Wippy's
+-- loggers are userdata).
+-- A logger's name and fields are kept in HELD, keyed by the logger, as a
+-- registry snapshot's entries are: the measure charges them to the process
+-- holding the logger (it looks there for every kernel object it reaches),
+-- and a table that is not a logger (a snapshot, a forged one) names none.
 do
-local LOGGERS = setmetatable({}, { __mode = "k" }) -- logger -> { name, fields }
-H.kernel_tables(LOGGERS) -- as the tables named at the end
 local LoggerMethods = {}
-local LoggerMT = { __index = LoggerMethods, __metatable = false, __warren = "logger" }
+local LoggerMT = { __index = LoggerMethods, __metatable = false, __warren = "logger",
+    __newindex = function(_, k)
+        error(s_format("attempt to modify read-only table 'logger' (key %s)", describe(k)), 2)
+    end }
 local MAX_FIELDS, MAX_LINE = 64, 16384
 local function make(name, fields)
     local l = setmetatable({}, LoggerMT)
-    LOGGERS[l] = { name, fields }
+    HELD[l] = { name, fields }
+    M_freeze(l)
     return l
+end
+-- `l`'s { name, fields }, or nil when `l` is no logger.
+local function record(l)
+    return rawequal(raw_getmetatable(l), LoggerMT) and HELD[l] or nil
 end
 local logger = make("", {})
 EXTRA.logger = logger
@@ -351,8 +374,8 @@ local function field_text(v)
 end
 local function emit(level, self, msg, fields)
     -- `logger.info(msg, fields)` without the colon works too.
-    local l = LOGGERS[self]
-    if not l then self, msg, fields, l = logger, self, msg, LOGGERS[logger] end
+    local l = record(self)
+    if not l then self, msg, fields, l = logger, self, msg, record(logger) end
     local all = merge(l[2], fields)
     local keys = {}
     for k in next, all do keys[#keys + 1] = k end
@@ -373,13 +396,13 @@ for _, level in ipairs({ "debug", "info", "warn", "error" }) do
     LoggerMethods[level] = function(self, msg, fields) return emit(level, self, msg, fields) end
 end
 function LoggerMethods:with(fields)
-    local l = LOGGERS[self]
+    local l = record(self)
     if not l then error("logger:with: call it with ':' on a logger", 2) end
     if type(fields) ~= "table" then error("logger:with: fields must be a table", 2) end
     return make(l[1], merge(l[2], fields))
 end
 function LoggerMethods:named(name)
-    local l = LOGGERS[self]
+    local l = record(self)
     if not l then error("logger:named: call it with ':' on a logger", 2) end
     if type(name) ~= "string" or name == "" then
         return nil, mkerr("INVALID", "logger:named: the name must be a non-empty string")

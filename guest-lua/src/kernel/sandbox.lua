@@ -101,6 +101,9 @@ end
 
 -- A memory-limit error, or the error that ends a process past its CPU
 -- budget, passes through every protected call: the process ends (quota.rs).
+-- So does any error of a doomed process (H.doomed): one past its budget, or
+-- one that hit a memory error in this run, whatever error a `__close`
+-- handler put in its place as the stack unwound.
 -- A process's pcall and xpcall are Lua's in C (machine/protect.rs), which
 -- hand a caught error to this check first.
 local safe_pcall, safe_xpcall = M.pcall, M.xpcall
@@ -241,7 +244,7 @@ end
 -- whole VM: their growth, which happens inside whichever process adds the
 -- entry that does not fit, is charged to no process (gctime.rs).
 H.kernel_tables(RQ, TAKEN, UPGRADES, CASE, TIMERS, WRAPPED, HELD,
-    ERRSET, procs, bypid, NOT_OWNED)
+    ERRSET, procs, bypid, NOT_OWNED, INWAIT)
 
 return { run = run, new_entry = new_entry, error_mt = ErrMT, module_names = function()
     local names = {}

@@ -2,7 +2,9 @@
 //! errors pass through every protected call (the kernel's `no_oom`): a
 //! memory error (the process is past its memory limit) and the error that
 //! ends a process the hook doomed (past its CPU budget), so a process
-//! cannot catch its own end and carry on.
+//! cannot catch its own end and carry on; once a memory error was raised
+//! in its run, any error passes (the kernel's `H.doomed`: a `__close`
+//! handler that raises while the stack unwinds replaces the memory error).
 //!
 //! They were Lua wrappers (`no_oom(pcall(f, ...))`): two vararg calls, a
 //! pcall of about 1,340 instructions where Lua's costs about 250. Here the

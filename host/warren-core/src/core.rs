@@ -673,7 +673,7 @@ impl Core {
     /// Registers `name` for `pid` on behalf of `me`; `pid` must be alive
     /// and reachable from `me`'s host.
     pub fn register(&mut self, me: Pid, name: &str, pid: Pid) -> Result<(), ProcError> {
-        self.check_reach("register a name for", me, pid)?;
+        self.check_reach("register a name", me, pid)?;
         if !self.procs.contains_key(&pid) && self.shared.directory.get(pid).is_none() {
             return Err(not_alive(pid));
         }

@@ -110,6 +110,8 @@ void luaD_seterrorobj (lua_State *L, int errcode, StkId oldtop) {
 
 
 l_noret luaD_throw (lua_State *L, int errcode) {
+  if (errcode == LUA_ERRMEM)  /* WARREN: count it (lwarren.h, warren_memerrs) */
+    G(L)->warren_memerrs++;
   if (L->errorJmp) {  /* thread has an error handler? */
     L->errorJmp->status = errcode;  /* set status */
     LUAI_THROW(L, L->errorJmp);  /* jump to it */

@@ -418,6 +418,7 @@ LUA_API lua_State *lua_newstate (lua_Alloc f, void *ud) {
   for (i=0; i < LUA_NUMTAGS; i++) g->mt[i] = NULL;
   for (i=0; i < WARREN_NKEYS; i++) g->warren_keys[i] = NULL;  /* WARREN */
   g->warren_grown = 0;  /* WARREN */
+  g->warren_memerrs = 0;  /* WARREN */
   if (luaD_rawrunprotected(L, f_luaopen, NULL) != LUA_OK) {
     /* memory allocation error: free partial state */
     close_state(L);

@@ -305,6 +305,7 @@ typedef struct global_State {
   void *ud_warn;         /* auxiliary data to 'warnf' */
   TString *warren_keys[WARREN_NKEYS];  /* WARREN: keys by number (lwarren.h) */
   size_t warren_grown;  /* WARREN: bytes ever allocated (lwarren.h) */
+  size_t warren_memerrs;  /* WARREN: memory errors raised (lwarren.h) */
 } global_State;
 
 

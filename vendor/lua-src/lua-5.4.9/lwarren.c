@@ -163,3 +163,8 @@ LUA_API int warren_nextframe (lua_State *L, lua_Debug *ar) {
 LUA_API size_t warren_grown (lua_State *L) {
   return G(L)->warren_grown;
 }
+
+
+LUA_API size_t warren_memerrs (lua_State *L) {
+  return G(L)->warren_memerrs;
+}

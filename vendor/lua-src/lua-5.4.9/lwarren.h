@@ -358,6 +358,18 @@ LUA_API int (warren_nextframe) (lua_State *L, lua_Debug *ar);
 LUA_API size_t (warren_grown) (lua_State *L);
 
 /*
+** warren_memerrs: how many memory errors (LUA_ERRMEM) the state has
+** raised, counted where each is thrown ('luaD_throw'). A memory error
+** can be replaced while the stack unwinds (a '__close' handler that
+** raises its own error): the protected call then sees that error, not
+** the memory error, so an embedder that ends whoever hit a memory error
+** compares this count before and after a run instead. Every throw
+** counts, including 'lua_error' with the memory error's message and a
+** re-throw into the main thread. Read per run of a process: one load.
+*/
+LUA_API size_t (warren_memerrs) (lua_State *L);
+
+/*
 ** Runtime objects made as full userdata (a channel): warren_tagged pushes
 ** the first user value of the value at 'idx' and returns 1 when that
 ** value is a full userdata whose metatable is the table at 'mtidx' (the
