@@ -23,7 +23,6 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use tokio::sync::oneshot;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, Network};
 use wasmtime_wasi::p2::{DynPollable, Pollable, SocketError, subscribe};
@@ -60,33 +59,22 @@ pub struct Lookup {
 }
 
 enum State {
-    /// On the DNS lane; aborted if dropped before it starts.
-    Pending {
-        answer: oneshot::Receiver<Answer>,
-        _unqueue: Unqueue,
-    },
+    /// On the DNS lane (`Lane::run`: withdrawn if dropped before it
+    /// starts); `None` if the lane dropped it unrun.
+    Pending(Pin<Box<dyn Future<Output = Option<Answer>> + Send>>),
     /// Answered: the addresses not yet read, or the error.
     Done(Result<std::vec::IntoIter<IpAddr>, ErrorCode>),
-}
-
-/// Aborts a lookup not yet started when its stream is dropped.
-struct Unqueue(warren_core::LaneHandle);
-
-impl Drop for Unqueue {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 impl Lookup {
     /// Moves to `Done` once the answer is in (`Pending` until then).
     fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let State::Pending { answer, .. } = &mut self.state {
-            let answer = match Pin::new(answer).poll(cx) {
+        if let State::Pending(lookup) = &mut self.state {
+            let answer = match lookup.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(answer)) => answer,
+                Poll::Ready(Some(answer)) => answer,
                 // Dropped unrun (the lane shutting down).
-                Poll::Ready(Err(_)) => Err(ErrorCode::TemporaryResolverFailure),
+                Poll::Ready(None) => Err(ErrorCode::TemporaryResolverFailure),
             };
             self.state = State::Done(answer.map(Vec::into_iter));
         }
@@ -143,9 +131,8 @@ fn parse(name: &str) -> Result<Result<String, IpAddr>, ErrorCode> {
 
 /// Starts looking `domain` up on the DNS lane as `host`.
 fn start(host: u16, domain: String) -> State {
-    let (tx, rx) = oneshot::channel();
-    let job = warren_core::dns_lane().spawn(host, move || {
-        let found = (domain.as_str(), 0)
+    State::Pending(Box::pin(warren_core::dns_lane().run(host, move || {
+        (domain.as_str(), 0)
             .to_socket_addrs()
             .map(|addrs| {
                 addrs
@@ -156,13 +143,8 @@ fn start(host: u16, domain: String) -> State {
             .map_err(|e| {
                 tracing::debug!(%domain, error = %e, "name lookup failed");
                 ErrorCode::NameUnresolvable
-            });
-        let _ = tx.send(found); // the stream may be gone: nobody to tell
-    });
-    State::Pending {
-        answer: rx,
-        _unqueue: Unqueue(job),
-    }
+            })
+    })))
 }
 
 // The generated lookup traits require `wasi:sockets/network`'s: only
@@ -219,7 +201,7 @@ impl HostResolveAddressStream for LookupView<'_> {
         match &mut lookup.state {
             State::Done(Ok(addrs)) => Ok(addrs.next().map(IpAddress::from)),
             State::Done(Err(e)) => Err((*e).into()),
-            State::Pending { .. } => Err(ErrorCode::WouldBlock.into()),
+            State::Pending(_) => Err(ErrorCode::WouldBlock.into()),
         }
     }
 

@@ -52,7 +52,7 @@ fn addresses(lookup: Lookup) -> Vec<IpAddr> {
     match lookup.state {
         State::Done(Ok(addrs)) => addrs.collect(),
         State::Done(Err(e)) => panic!("lookup failed: {e:?}"),
-        State::Pending { .. } => panic!("not answered"),
+        State::Pending(_) => panic!("not answered"),
     }
 }
 

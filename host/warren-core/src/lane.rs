@@ -121,6 +121,16 @@ impl LaneHandle {
     }
 }
 
+/// Withdraws a job not yet started when its waiter ([`Lane::run`]) is
+/// dropped.
+struct Unqueue(LaneHandle);
+
+impl Drop for Unqueue {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// Hosts with queued jobs, in the order they are served.
@@ -234,6 +244,24 @@ impl Lane {
     pub fn with_target(mut self, target: usize) -> Self {
         self.target = target.clamp(1, self.caps.max);
         self
+    }
+
+    /// Runs `work` on this lane as `host` and waits for its result;
+    /// `None` if the lane dropped it unrun. Dropped before a thread takes
+    /// it, the job is withdrawn and never runs (a started one runs to its
+    /// end, its result dropped).
+    pub async fn run<T: Send + 'static>(
+        &'static self,
+        host: u16,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = self.spawn(host, move || {
+            // The caller may have given up meanwhile: nobody to tell.
+            let _ = tx.send(work());
+        });
+        let _unqueue = Unqueue(job);
+        rx.await.ok()
     }
 
     /// Queues `work` behind the jobs of `host`, served in turn with other

@@ -35,7 +35,6 @@
 mod clients;
 mod error;
 mod exchange;
-mod lane;
 mod redirect;
 mod request;
 mod resolve;

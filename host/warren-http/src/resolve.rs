@@ -141,12 +141,13 @@ impl Resolve for GuardedResolver {
 /// first [`MAX_RESOLVED_ADDRESSES`] of them, looked up on the DNS lane as
 /// host `caller`. Dropped before a thread takes it, it is never run.
 async fn lookup(caller: u16, name: String) -> std::io::Result<Vec<SocketAddr>> {
-    let found = crate::lane::run(warren_core::dns_lane(), caller, move || {
-        (name.as_str(), 0)
-            .to_socket_addrs()
-            .map(|addrs| addrs.take(MAX_RESOLVED_ADDRESSES).collect::<Vec<_>>())
-    })
-    .await;
+    let found = warren_core::dns_lane()
+        .run(caller, move || {
+            (name.as_str(), 0)
+                .to_socket_addrs()
+                .map(|addrs| addrs.take(MAX_RESOLVED_ADDRESSES).collect::<Vec<_>>())
+        })
+        .await;
     found.unwrap_or_else(|| Err(std::io::Error::other("the DNS lookup was dropped unrun")))
 }
 

@@ -52,9 +52,7 @@ pub(crate) async fn resolve(
     deadline: Instant,
 ) -> Result<PathBuf, ProcError> {
     let given = PathBuf::from(path);
-    let work = crate::lane::run(warren_core::blocking_lane(), caller, move || {
-        std::fs::canonicalize(given)
-    });
+    let work = warren_core::blocking_lane().run(caller, move || std::fs::canonicalize(given));
     let resolved = match tokio::time::timeout_at(deadline, work).await {
         Ok(Some(Ok(resolved))) => resolved,
         Ok(Some(Err(e))) => {
