@@ -181,3 +181,53 @@ fn wait_for_name(runtime: &warren_core::Runtime, name: &str) {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// Registers the name it is given, tells `parent` so, and waits.
+const NAMED: &str = r#"local time = require("time")
+return function(name, parent)
+    assert(process.registry.register(name))
+    assert(process.send(parent, "named"))
+    while true do time.sleep("1h") end
+end"#;
+
+#[test]
+fn a_refusal_names_the_holder_it_conflicts_with_when_the_registrant_reaches_it() {
+    // `dup`'s oldest holder is on `test:other`, out of `test:host`'s
+    // reach; the holder a `test:host` process collides with is its own
+    // neighbour, whom it may name.
+    let runtime = app()
+        .entry("h:holder", HOLDER)
+        .entry("h:named", NAMED)
+        .entry(
+            "h:second",
+            r#"return function()
+                local holder = process.spawn("h:named", "test:host", "dup", process.pid())
+                assert(process.inbox():receive():topic() == "named")
+                local ok, e = process.registry.register("dup")
+                assert(not ok, "registered next to a holder it sees")
+                return { e:kind(), e:message(), tostring(holder) }
+            end"#,
+        )
+        .start();
+    let parent = runtime
+        .spawn(SpawnRequest::new("h:holder", OTHER_HOST, Vec::new()))
+        .expect("a parent to tell");
+    runtime
+        .spawn(SpawnRequest::new(
+            "h:named",
+            OTHER_HOST,
+            vec![s("dup"), s(&parent.to_string())],
+        ))
+        .expect("other holder");
+    wait_for_name(&runtime, "dup");
+    let exit = runtime
+        .run(SpawnRequest::new("h:second", HOST, Vec::new()), DEADLINE)
+        .expect("spawn accepted")
+        .expect("finished");
+    let out = warren_tests::strings(exit.expect("ran"));
+    assert_eq!(out[0], "AlreadyExists");
+    assert!(
+        out[1].contains(&out[2]),
+        "the refusal hid the neighbour it conflicts with: {out:?}"
+    );
+}

@@ -701,22 +701,28 @@ impl Core {
             }
             Err(err) => {
                 quota.release_memory(cost);
-                Err(self.hide_owner(me, name, err))
+                Err(self.hide_owner(me, pid, name, err))
             }
         }
     }
 
-    /// A name held beyond `me`'s reach is taken, but whose it is stays
-    /// hidden (as `lookup_for` hides it).
-    fn hide_owner(&self, me: Pid, name: &str, err: ProcError) -> ProcError {
-        match self.shared.registry.any_holder(name) {
-            Some(owner) if err.kind == ErrorKind::AlreadyExists && !self.reaches(me, owner) => {
-                ProcError::new(
-                    ErrorKind::AlreadyExists,
-                    format!("name {name:?} is already registered"),
-                )
-            }
-            _ => err,
+    /// A name taken by a holder beyond `me`'s reach (one `pid`'s host sees,
+    /// `me`'s does not reach) is taken, but whose it is stays hidden (as
+    /// `lookup_for` hides it).
+    fn hide_owner(&self, me: Pid, pid: Pid, name: &str, err: ProcError) -> ProcError {
+        if err.kind != ErrorKind::AlreadyExists {
+            return err;
+        }
+        let taken_by = self
+            .shared
+            .registry
+            .lookup(name, |h| self.see_each_other(pid, h));
+        match taken_by {
+            Some(Ok(owner)) if self.reaches(me, owner) => err,
+            _ => ProcError::new(
+                ErrorKind::AlreadyExists,
+                format!("name {name:?} is already registered"),
+            ),
         }
     }
 
