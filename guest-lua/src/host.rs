@@ -934,13 +934,19 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
     register_mailbox(lua, h, core)
 }
 
-/// `H.admit` counts a send inside this VM against the receiver's
-/// `mailbox_limit`; the kernel's step (or `H.leave`) reports what a process
+/// `H.admit(to, bytes)` counts a send inside this VM against the
+/// receiver's `mailbox_limit` and `mailbox_bytes`; the kernel's step (or `H.leave`) reports what a process
 /// took.
 fn register_mailbox(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let c = core.clone();
-    let admit = lua.create_function(move |lua, to: i64| {
-        ok_or_failure(lua, c.borrow_mut().admit_local(pid_of(to)).map(|()| true))
+    let admit = lua.create_function(move |lua, (to, bytes): (i64, i64)| {
+        // The payloads' wire size as the kernel's copy counted it, and
+        // what the host adds for each message.
+        let bytes = u64::try_from(bytes)
+            .unwrap_or(0)
+            .saturating_add(warren_core::limits::PAYLOAD_OVERHEAD as u64);
+        let admitted = c.borrow_mut().admit_local(pid_of(to), bytes);
+        ok_or_failure(lua, admitted.map(|()| true))
     })?;
     h.set("admit", admit)?;
     let limit = core.borrow().quota().limits.max_message_bytes;

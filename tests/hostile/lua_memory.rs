@@ -508,8 +508,14 @@ fn measured_holding(what: &str) -> String {
         )
         .entry(
             "h:sender",
-            r#"return function(to)
-                for i = 1, 200 do process.send(to, "big", string.rep("s", 60000) .. i) end
+            // A full mailbox (its bytes: a quarter of memory_per_process)
+            // is waited out.
+            r#"local time = require("time")
+            return function(to)
+                for i = 1, 200 do
+                    local m = string.rep("s", 60000) .. i
+                    while not process.send(to, "big", m) do time.sleep("1ms") end
+                end
             end"#,
         )
         .entry(

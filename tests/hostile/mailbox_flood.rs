@@ -110,3 +110,73 @@ fn a_huge_name_is_quoted_cut_short() {
     let len: usize = value["NotFound: ".len()..].parse().expect("a length");
     assert!(len < 200, "{value}");
 }
+
+/// Listens to `t` and never reads it while it waits for `go` (waking
+/// every few milliseconds, so what arrives is delivered and measured);
+/// then reads what `t` holds and ends with how many.
+const TOPIC_VICTIM: &str = r#"local time = require("time")
+return function()
+    local ch = process.listen("t")
+    local inbox = process.inbox()
+    while true do
+        local r = channel.select({ inbox:case_receive(), time.after("5ms"):case_receive() })
+        if r.channel == inbox then break end
+    end
+    local n = 0
+    while true do
+        local r = channel.select({ ch:case_receive(), default = true })
+        if r.default then return n end
+        n = n + 1
+    end
+end"#;
+
+/// Sends the victim up to `n` distinct messages of about 1 MB on `t`,
+/// stopping at the first refusal; then tells it to read.
+const TOPIC_FLOODER: &str = r#"return function(n)
+    local victim = process.spawn_monitored("h:victim", "test:host")
+    local events = process.events()
+    local sent, refused = 0, nil
+    for i = 1, n do
+        local ok, e = process.send(victim, "t", string.rep("x", 999990) .. i)
+        if not ok then refused = e break end
+        sent = sent + 1
+    end
+    process.send(victim, "go")
+    local ev = events:receive()
+    return { tostring(sent), refused and refused:kind() or "none",
+        tostring(refused and refused:retryable()), tostring(ev.result.value or ev.result.error) }
+end"#;
+
+#[test]
+fn a_flood_to_a_topic_never_read_is_refused_before_it_ends_the_receiver() {
+    // mailbox_limit counts messages: 10,000 of 1 MB were admitted, and the
+    // receiver ended at its memory limit once a few were delivered.
+    let limits = warren_core::HostLimits {
+        memory_per_process: 8 << 20,
+        ..warren_core::HostLimits::default()
+    };
+    // From the receiver's own VM, and from another host's worker.
+    for host in [warren_tests::HOST, warren_tests::OTHER_HOST] {
+        let runtime = warren_tests::App::new()
+            .limits(limits.clone())
+            .entry("h:victim", TOPIC_VICTIM)
+            .entry("h:flooder", TOPIC_FLOODER)
+            .start();
+        let exit = runtime
+            .run(
+                warren_core::SpawnRequest::new("h:flooder", host, vec![n(40)]),
+                warren_tests::DEADLINE,
+            )
+            .expect("spawn accepted")
+            .expect("the flooder finished");
+        let out = warren_tests::strings(exit.expect("the flooder ran"));
+        assert_eq!(out[1], "RateLimited", "from {host}: {out:?}");
+        assert_eq!(out[2], "true", "from {host}: a full mailbox is retryable");
+        assert_eq!(
+            out[3], out[0],
+            "from {host}: the receiver read all it was sent"
+        );
+        let sent: u32 = out[0].parse().expect("a count");
+        assert!((1..40).contains(&sent), "from {host}: {out:?}");
+    }
+}

@@ -136,7 +136,7 @@ local function send_local(from, target, topic, n, ...)
     if n == 1 then
         local c, reason = copy_one((...), "payload")
         if c == COPY_FAIL then return nil, mkerr("INVALID", reason) end
-        local ok, kind, msg, retryable = H.admit(target.id)
+        local ok, kind, msg, retryable = H.admit(target.id, SEND.bytes)
         if not ok then return nil, mkerr(kind, msg, retryable) end
         SEND.owed = target
         on_msg1(target, topic, from.pid, c)
@@ -145,7 +145,7 @@ local function send_local(from, target, topic, n, ...)
     end
     local out, reason = copy_many(n, ...)
     if out == COPY_FAIL then return nil, mkerr("INVALID", reason) end
-    local ok, kind, msg, retryable = H.admit(target.id)
+    local ok, kind, msg, retryable = H.admit(target.id, SEND.bytes)
     if not ok then return nil, mkerr(kind, msg, retryable) end
     SEND.owed = target
     on_msg(target, topic, from.pid, t_unpack(out, 1, n))

@@ -67,32 +67,36 @@ pub(super) unsafe fn push_proc(l: *mut lua_State, id: i64) -> Option<c_int> {
     }
 }
 
-/// Pushes the copy of the payload at `v` and returns true, or returns
-/// false (leftovers above the top at the call) when only the Lua copy can
-/// decide.
+/// Pushes the copy of the payload at `v` and returns its wire size, or
+/// returns `None` (leftovers above the top at the call) when only the Lua
+/// copy can decide.
 ///
 /// # Safety
 ///
 /// As [`late`]; `v` absolute.
-unsafe fn copy(l: *mut lua_State, v: c_int, max: i64) -> bool {
+unsafe fn copy(l: *mut lua_State, v: c_int, max: i64) -> Option<u64> {
     // SAFETY: see above.
     unsafe {
         match ffi::lua_type(l, v) {
             ffi::LUA_TTABLE => {
                 let error_mt = late(l, Late::ErrorMt);
-                crate::copy::copy_at(l, v, 0, max, error_mt).is_some()
+                let bytes = crate::copy::copy_at(l, v, 0, max, error_mt)?;
+                u64::try_from(bytes).ok()
             }
             ffi::LUA_TSTRING => {
-                let len = ffi::lua_rawlen(l, v) as u64;
-                let fits = len.saturating_add(5) <= max.max(0).cast_unsigned();
+                let bytes = (ffi::lua_rawlen(l, v) as u64).saturating_add(5);
                 ffi::lua_pushvalue(l, v);
-                fits
+                (bytes <= max.max(0).cast_unsigned()).then_some(bytes)
             }
-            ffi::LUA_TNUMBER | ffi::LUA_TBOOLEAN | ffi::LUA_TNIL => {
+            ffi::LUA_TNUMBER => {
                 ffi::lua_pushvalue(l, v);
-                true
+                Some(9)
             }
-            _ => false,
+            ffi::LUA_TBOOLEAN | ffi::LUA_TNIL => {
+                ffi::lua_pushvalue(l, v);
+                Some(1)
+            }
+            _ => None,
         }
     }
 }
@@ -115,20 +119,22 @@ unsafe fn reserved(l: *mut lua_State, topic: c_int) -> bool {
     }
 }
 
-/// Asks the host to admit one more message to the mailbox of the process
-/// record at `target`: false when refused (or the host is busy).
+/// Asks the host to admit one more message, of `bytes` by wire size, to
+/// the mailbox of the process record at `target`: false when refused (or
+/// the host is busy).
 ///
 /// # Safety
 ///
 /// As [`late`]; the context is the VM's `Stepper`.
-unsafe fn admit(l: *mut lua_State, ctx: &crate::step::Stepper, target: c_int) -> bool {
+unsafe fn admit(l: *mut lua_State, ctx: &crate::step::Stepper, target: c_int, bytes: u64) -> bool {
     // SAFETY: see above.
     unsafe {
         let id = raw::int(l, target, Key::Id);
         let Ok(mut core) = ctx.core().try_borrow_mut() else {
             return false;
         };
-        core.admit_local(crate::host::pid_of(id)).is_ok()
+        let bytes = bytes.saturating_add(warren_core::limits::PAYLOAD_OVERHEAD as u64);
+        core.admit_local(crate::host::pid_of(id), bytes).is_ok()
     }
 }
 
@@ -165,14 +171,16 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
             Parties::Remote(id) => return send_remote(l, ctx, id, args),
             Parties::Neither => return 0,
         }
+        let mut bytes = 0;
         if payload != Payload::None {
-            if !copy(l, 3, ctx.max_message_bytes()) {
+            let Some(copied) = copy(l, 3, ctx.max_message_bytes()) else {
                 return 0;
-            }
+            };
+            bytes = copied;
             ffi::lua_replace(l, 3); // the copy in place of the payload
             raw::settop(l, 5); // and the error metatable the copy used gone
         }
-        if !admit(l, ctx, 5) {
+        if !admit(l, ctx, 5, bytes) {
             return 0;
         }
         raw::get(l, 4, Key::Pid); // 6: the sender's pid

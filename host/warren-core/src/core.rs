@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::directory::{Admit, Queued, admit};
+use crate::directory::{Admit, Bounds, Full, Queued, admit, release};
 use crate::error::{ErrorKind, ProcError, refused, too_large};
 use crate::frontend::Program;
 use crate::item::{Event, Exit, Item, LinkExit, Message, Reservation};
@@ -46,6 +46,7 @@ mod ops;
 mod placement_tests;
 mod programs;
 mod table;
+mod unread;
 
 /// Below this many armed timers a worker never scans its heap for timers of
 /// exited processes; above it, a scan runs when they could be the majority.
@@ -63,7 +64,9 @@ pub type TakenDone = (Pid, u64, Value, Option<crate::hostcall::Keep>);
 
 #[derive(Default)]
 struct ProcEntry {
-    frontend: usize,
+    /// Its front-end's index (a runtime has a few; a u16 keeps the
+    /// entry within 96 bytes, see `entry_tests`).
+    frontend: u16,
     items: VecDeque<Item>,
     /// Boxed: rare, and it would make every process's entry 56 bytes larger.
     kill: Option<Box<ProcError>>,
@@ -74,8 +77,10 @@ struct ProcEntry {
     /// The worker of its last child (its next child is placed near it, and
     /// its first near itself; see `placement`), [`NO_CHILD`] before any.
     last_child: u16,
-    /// Messages sent to it that it has not taken yet.
+    /// Messages sent to it that it has not taken yet, and their bytes.
     unread: Queued,
+    /// About how many bytes each of those it was handed holds.
+    sizes: unread::UnreadSizes,
     /// Whether it ever subscribed to the event bus (its exit then drops
     /// its subscriptions; others' exits skip the bus's lock).
     subscribed: bool,
@@ -213,14 +218,20 @@ fn bus_event(system: &str, kind: &str, path: &str, data: Value) -> Value {
     Value::Map(fields)
 }
 
-/// The error a sender gets when `to`'s mailbox holds `limit` messages.
-pub fn mailbox_full(to: Pid, limit: u32) -> ProcError {
-    let mut err = ProcError::new(
-        ErrorKind::RateLimited,
-        format!(
-            "mailbox of {to} is full: it holds mailbox_limit ({limit}) messages not yet received"
+/// The error a sender gets when `to`'s mailbox is full under `bounds`.
+pub(crate) fn mailbox_full(to: Pid, full: Full, bounds: Bounds) -> ProcError {
+    let why = match full {
+        Full::Messages => format!(
+            "mailbox of {to} is full: it holds mailbox_limit ({}) messages not yet received",
+            bounds.messages
         ),
-    );
+        Full::Bytes => format!(
+            "mailbox of {to} is full: its messages not yet received would hold over {} \
+             bytes (mailbox bytes: a quarter of its memory_per_process)",
+            bounds.bytes
+        ),
+    };
+    let mut err = ProcError::new(ErrorKind::RateLimited, why);
     err.retryable = true;
     err
 }
@@ -273,7 +284,7 @@ impl Core {
     pub fn reads_packed(&self, to: Pid) -> bool {
         self.procs
             .get(&to)
-            .and_then(|p| self.shared.factories.get(p.frontend))
+            .and_then(|p| self.shared.factories.get(usize::from(p.frontend)))
             .is_some_and(|f| f.reads_packed())
     }
 
@@ -352,24 +363,36 @@ impl Core {
         }))
     }
 
-    /// Counts a message for `to`, a process of this worker, unless its
-    /// mailbox is full (`RATE_LIMITED`). For senders in the same VM that
-    /// queue the message themselves.
-    pub fn admit_local(&mut self, to: Pid) -> Result<(), ProcError> {
-        let limit = self.quota_of(to).limits.mailbox_limit;
-        let p = self.procs.get(&to).ok_or_else(|| not_alive(to))?;
-        if admit(&p.unread, limit) {
-            Ok(())
-        } else {
-            Err(mailbox_full(to, limit))
+    /// Counts a message of about `bytes` (its wire size) for `to`, a
+    /// process of this worker, unless its mailbox is full (`RATE_LIMITED`).
+    /// For senders in the same VM that queue the message themselves.
+    pub fn admit_local(&mut self, to: Pid, bytes: u64) -> Result<(), ProcError> {
+        let bounds = self.bounds_of(to);
+        let p = self.procs.get_mut(&to).ok_or_else(|| not_alive(to))?;
+        match admit(&p.unread, bounds, bytes) {
+            Ok(()) => {
+                p.sizes.add(bytes);
+                Ok(())
+            }
+            Err(full) => Err(mailbox_full(to, full, bounds)),
+        }
+    }
+
+    /// The bounds of `to`'s mailbox.
+    fn bounds_of(&self, to: Pid) -> Bounds {
+        let limits = &self.quota_of(to).limits;
+        Bounds {
+            messages: limits.mailbox_limit,
+            bytes: limits.mailbox_bytes(),
         }
     }
 
     /// Records that `me` took `n` messages out of the mailbox its
     /// front-end keeps.
     pub fn consumed(&mut self, me: Pid, n: u32) {
-        if let Some(p) = self.procs.get(&me) {
-            release(&p.unread, n);
+        if let Some(p) = self.procs.get_mut(&me) {
+            let bytes = p.sizes.take(n);
+            release(&p.unread, n, bytes);
         }
     }
 
@@ -387,7 +410,8 @@ impl Core {
         let answer = f(mailbox);
         let taken = mailbox.take_taken();
         if taken > 0 {
-            release(&p.unread, taken);
+            let bytes = p.sizes.take(taken);
+            release(&p.unread, taken, bytes);
         }
         Some(answer)
     }
@@ -490,23 +514,24 @@ impl Core {
     /// mailbox is full (`RATE_LIMITED`): here if `to` is local, else in
     /// the outbox of its worker.
     fn enqueue(&mut self, to: Pid, msg: Message) -> Result<(), ProcError> {
+        let bytes = msg.wire_bytes();
         if self.procs.contains_key(&to) {
-            self.admit_local(to)?;
+            self.admit_local(to, bytes)?;
             self.push_local(to, Item::Msg(msg));
             return Ok(());
         }
-        let limit = self.quota_of(to).limits.mailbox_limit;
-        match self.shared.directory.admit(to, limit) {
+        let bounds = self.bounds_of(to);
+        match self.shared.directory.admit(to, bounds, bytes) {
             Admit::Worker(worker) if worker != self.worker => {
                 self.queue_for(worker, Cmd::Deliver(to, Item::Msg(msg)));
                 Ok(())
             }
             Admit::Worker(_) => {
                 // Accepted but not started here yet: not reachable until it is.
-                self.shared.directory.unadmit(to);
+                self.shared.directory.unadmit(to, bytes);
                 Err(not_alive(to))
             }
-            Admit::Full => Err(mailbox_full(to, limit)),
+            Admit::Full(full) => Err(mailbox_full(to, full, bounds)),
             Admit::Gone => Err(not_alive(to)),
         }
     }
@@ -1348,7 +1373,7 @@ impl Core {
     pub(crate) fn apply_incoming(&mut self, cmd: Cmd) {
         // A message (most of what comes in) is queued with one look-up.
         let cmd = match cmd {
-            Cmd::Deliver(pid, item) => match self.try_push_local(pid, item) {
+            Cmd::Deliver(pid, item) => match self.arrived(pid, item) {
                 Ok(()) => return,
                 Err(item) => Cmd::Deliver(pid, item),
             },
@@ -1377,7 +1402,7 @@ impl Core {
                 }
             }
             Cmd::Deliver(pid, item) => {
-                self.push_local(pid, item);
+                let _ = self.arrived(pid, item);
             }
             Cmd::Kill(pid, reason) => {
                 if let Some(p) = self.procs.get_mut(&pid) {
@@ -1434,7 +1459,7 @@ impl Core {
             .get(spawn.frontend)
             .is_some_and(|f| f.keeps_mailboxes());
         let mut entry = ProcEntry {
-            frontend: spawn.frontend,
+            frontend: u16::try_from(spawn.frontend).unwrap_or(u16::MAX),
             unread: spawn.queued,
             call: spawn.call,
             last_child: NO_CHILD,
@@ -1482,6 +1507,18 @@ impl Core {
         }
     }
 
+    /// Queues `item`, come from another worker, for `pid` if it is here
+    /// (a message's size counted in its estimate: the sender's worker
+    /// counted it in the directory); hands the item back if not.
+    fn arrived(&mut self, pid: Pid, item: Item) -> Result<(), Item> {
+        if let Item::Msg(msg) = &item
+            && let Some(p) = self.procs.get_mut(&pid)
+        {
+            p.sizes.add(msg.wire_bytes());
+        }
+        self.try_push_local(pid, item)
+    }
+
     fn push_local(&mut self, pid: Pid, item: Item) -> bool {
         self.try_push_local(pid, item).is_ok()
     }
@@ -1517,18 +1554,9 @@ impl Core {
             && !p.queued
         {
             p.queued = true;
-            self.ready[p.frontend].push_back(pid);
+            self.ready[usize::from(p.frontend)].push_back(pid);
         }
     }
-}
-
-/// Takes `n` messages off a process's count of unread ones.
-fn release(unread: &Queued, n: u32) {
-    let _ = unread.fetch_update(
-        std::sync::atomic::Ordering::AcqRel,
-        std::sync::atomic::Ordering::Acquire,
-        |q| Some(q.saturating_sub(n)),
-    );
 }
 
 /// Wakes one process from another thread by queueing [`Item::Wake`].

@@ -3,12 +3,13 @@
 //! Sharded so that workers on different cores rarely contend. A pid is in the
 //! directory from the moment its spawn is accepted until its exit has been
 //! processed, which is what makes "send to an exited pid is `NOT_FOUND`"
-//! exact for the sender. Each pid also carries its mailbox depth, so a
-//! sender on any worker can refuse to overfill it (`mailbox_limit`).
+//! exact for the sender. Each pid also carries its mailbox depth, in
+//! messages and in bytes, so a sender on any worker can refuse to overfill
+//! it (`mailbox_limit`, [`HostLimits::mailbox_bytes`](crate::HostLimits::mailbox_bytes)).
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::FxHashMap;
 
@@ -16,9 +17,11 @@ use crate::pid::Pid;
 
 const SHARDS: usize = 32;
 
-/// Messages sent to one process that it has not taken yet; shared by the
-/// directory (for senders) and the owning core (for the front-end).
-pub(crate) type Queued = Arc<AtomicU32>;
+/// Messages sent to one process that it has not taken yet, and about
+/// how many bytes they hold (`count | bytes << 32`, one word so both are
+/// checked and counted in one step); shared by the directory (for
+/// senders) and the owning core (for the front-end).
+pub(crate) type Queued = Arc<AtomicU64>;
 
 /// The owner of a live pid and its mailbox depth.
 struct Slot {
@@ -30,19 +33,77 @@ struct Slot {
 pub(crate) enum Admit {
     /// Counted; deliver it to this worker.
     Worker(usize),
-    /// The mailbox holds `mailbox_limit` messages already.
-    Full,
+    /// The mailbox is full.
+    Full(Full),
     /// The pid is not alive.
     Gone,
 }
 
-/// Counts one more message in `queued` unless it holds `limit` already.
-pub(crate) fn admit(queued: &AtomicU32, limit: u32) -> bool {
+/// Which bound of a mailbox a message did not fit under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Full {
+    /// It holds `mailbox_limit` messages.
+    Messages,
+    /// Its messages hold `mailbox_bytes` (the message would pass it).
+    Bytes,
+}
+
+/// A mailbox's bounds: messages, and bytes those messages hold.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bounds {
+    pub messages: u32,
+    pub bytes: u32,
+}
+
+fn split(word: u64) -> (u32, u32) {
+    // The low half is the count, the high half the bytes.
+    #[expect(clippy::cast_possible_truncation, reason = "the halves of one word")]
+    (word as u32, (word >> 32) as u32)
+}
+
+fn join(messages: u32, bytes: u32) -> u64 {
+    u64::from(messages) | (u64::from(bytes) << 32)
+}
+
+/// Counts one more message of `bytes` in `queued` unless it holds
+/// `bounds.messages` already, or it holds messages and this one would
+/// take their bytes past `bounds.bytes` (a message always fits an empty
+/// mailbox, whose bytes start again from nothing).
+pub(crate) fn admit(queued: &AtomicU64, bounds: Bounds, bytes: u64) -> Result<(), Full> {
+    let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+    let mut full = Full::Messages;
     queued
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < limit).then_some(n + 1)
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+            let (n, held) = split(word);
+            if n >= bounds.messages {
+                full = Full::Messages;
+                return None;
+            }
+            let held = if n == 0 { 0 } else { held };
+            if n > 0 && held.saturating_add(bytes) > bounds.bytes {
+                full = Full::Bytes;
+                return None;
+            }
+            Some(join(n + 1, held.saturating_add(bytes)))
         })
-        .is_ok()
+        .map(|_| ())
+        .map_err(|_| full)
+}
+
+/// Takes `n` messages holding about `bytes` off `queued` (an emptied
+/// mailbox holds no bytes, whatever the estimate says).
+pub(crate) fn release(queued: &AtomicU64, n: u32, bytes: u64) {
+    let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+    let _ = queued.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+        let (count, held) = split(word);
+        let count = count.saturating_sub(n);
+        let held = if count == 0 {
+            0
+        } else {
+            held.saturating_sub(bytes)
+        };
+        Some(join(count, held))
+    });
 }
 
 /// Live pids and their worker index.
@@ -73,19 +134,22 @@ impl Directory {
         self.shard(pid).insert(pid, Slot { worker, queued });
     }
 
-    /// Counts a message for `pid` if its mailbox has room under `limit`.
-    pub(crate) fn admit(&self, pid: Pid, limit: u32) -> Admit {
+    /// Counts a message of `bytes` for `pid` if its mailbox has room
+    /// under `bounds`.
+    pub(crate) fn admit(&self, pid: Pid, bounds: Bounds, bytes: u64) -> Admit {
         match self.shard(pid).get(&pid) {
             None => Admit::Gone,
-            Some(slot) if admit(&slot.queued, limit) => Admit::Worker(slot.worker),
-            Some(_) => Admit::Full,
+            Some(slot) => match admit(&slot.queued, bounds, bytes) {
+                Ok(()) => Admit::Worker(slot.worker),
+                Err(full) => Admit::Full(full),
+            },
         }
     }
 
-    /// Takes back one message counted by [`admit`](Self::admit).
-    pub(crate) fn unadmit(&self, pid: Pid) {
+    /// Takes back one message of `bytes` counted by [`admit`](Self::admit).
+    pub(crate) fn unadmit(&self, pid: Pid, bytes: u64) {
         if let Some(slot) = self.shard(pid).get(&pid) {
-            slot.queued.fetch_sub(1, Ordering::AcqRel);
+            release(&slot.queued, 1, bytes);
         }
     }
 

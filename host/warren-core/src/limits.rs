@@ -36,6 +36,14 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// receiver's mailbox without bound; it gets `RATE_LIMITED` instead.
 pub const DEFAULT_MAILBOX_LIMIT: u32 = 10_000;
 
+/// The share of [`HostLimits::memory_per_process`] the messages a process
+/// has not taken yet may hold, about, by their wire size (one part in
+/// this many): past it senders get `RATE_LIMITED` (see
+/// [`HostLimits::mailbox_bytes`]). `mailbox_limit` counts messages only:
+/// 65 unread messages of 1 MiB, sent to a topic a process listens to and
+/// does not read, ended it at the default 64 MiB.
+pub const MAILBOX_MEMORY_SHARE: u64 = 4;
+
 /// Default [`HostLimits::max_ops_per_process`]: a process that starts
 /// queries or requests as fast as it can (each from its own coroutine)
 /// is refused past this many in flight instead of queueing unbounded
@@ -115,6 +123,17 @@ impl Default for HostLimits {
 }
 
 impl HostLimits {
+    /// Bytes (by wire size) a process's unread messages may hold before
+    /// senders are refused: [`MAILBOX_MEMORY_SHARE`] of
+    /// `memory_per_process`, and room for at least one largest message.
+    pub fn mailbox_bytes(&self) -> u32 {
+        let share = self.memory_per_process / MAILBOX_MEMORY_SHARE;
+        let largest = u64::try_from(self.max_message_bytes)
+            .unwrap_or(u64::MAX)
+            .saturating_add(PAYLOAD_OVERHEAD as u64);
+        u32::try_from(share.max(largest)).unwrap_or(u32::MAX)
+    }
+
     /// Whether processes of this host may reach host `name`.
     pub fn allows(&self, own: &str, name: &str) -> bool {
         own == name
