@@ -970,7 +970,7 @@ fn wake_ups_of_a_parked_process_keep_their_order() {
             while not stop do churn(200000, k) time.sleep(1) k = k + 1 end
         end)
         local inv, log, done = 0, {}, channel.new(2)
-        for round = 1, 600 do
+        for round = 1, 300 do
             log = {}
             local da = (round % 3 + 1) * 200000
             coroutine.spawn(function() time.sleep(da) log[#log + 1] = "A" done:send(1) end)

@@ -57,6 +57,9 @@ pub(crate) struct Parser<'a> {
     pub out: Erasure,
     depth: usize,
     funcs: Vec<Func<'a>>,
+    /// What the chunk's label and goto scans compared (see
+    /// [`crate::scope::MAX_LABEL_WORK`]).
+    label_work: crate::scope::LabelWork,
     /// Type expression nodes.
     pub syn: Vec<Syn<'a>>,
     /// Type scopes (0: the chunk's main block).
@@ -177,6 +180,7 @@ impl<'a> Parser<'a> {
             // a chunk accepted here never hits Lua's C-stack limit.
             depth: 1,
             funcs: Vec::new(),
+            label_work: crate::scope::LabelWork::default(),
             syn: Vec::new(),
             scopes: Vec::new(),
             tscope: NO_SCOPE,
@@ -461,7 +465,7 @@ impl<'a> Parser<'a> {
 
     /// The main chunk.
     pub(crate) fn chunk(&mut self) -> R<()> {
-        self.funcs.push(Func::new(true, 0));
+        self.funcs.push(Func::new(true, 0, self.label_work.clone()));
         self.enter_block(false)?;
         self.statlist()?;
         if self.kind() != Tok::Eof {
@@ -542,7 +546,8 @@ impl<'a> Parser<'a> {
             Tok::Return => self.return_stat(),
             Tok::Break => {
                 self.lx.advance();
-                self.func().map(|f| f.goto("break", t.line, t.col))
+                let r = self.func()?.goto("break", t.line, t.col);
+                r.map_err(|e| self.scope_error(e))
             }
             Tok::Goto => self.label_or_goto(t, false),
             Tok::Interface => self.interface_decl(),
@@ -585,7 +590,8 @@ impl<'a> Parser<'a> {
         if label {
             self.label_stat(name, t.line, t.col)
         } else {
-            self.func().map(|f| f.goto(name, t.line, t.col))
+            let r = self.func()?.goto(name, t.line, t.col);
+            r.map_err(|e| self.scope_error(e))
         }
     }
 
@@ -885,7 +891,7 @@ impl<'a> Parser<'a> {
             calls_error: false,
             live: self.in_type == 0,
         });
-        let mut func = Func::new(false, line);
+        let mut func = Func::new(false, line, self.label_work.clone());
         func.facts = fid;
         self.funcs.push(func);
         fid

@@ -45,6 +45,17 @@ pub(crate) struct Local<'a> {
     pub id: u32,
 }
 
+/// Labels and pending gotos one chunk may compare while it resolves them
+/// (each `goto`, label and loop end scans what is visible or pending):
+/// 150,000 `break`s in one loop, or a label per `goto`, made those scans
+/// quadratic, 22 s in one call the hook never reaches. Lua's own parser
+/// stops at 32,767 of each; real code compares a few per statement.
+pub const MAX_LABEL_WORK: u64 = 16_000_000;
+
+/// What a chunk's label and goto scans have compared so far, shared by
+/// its functions (see [`MAX_LABEL_WORK`]).
+pub(crate) type LabelWork = std::rc::Rc<std::cell::Cell<u64>>;
+
 /// One function being parsed.
 pub(crate) struct Func<'a> {
     pub vararg: bool,
@@ -55,6 +66,7 @@ pub(crate) struct Func<'a> {
     labels: Vec<Label<'a>>,
     gotos: Vec<Goto<'a>>,
     locals: Vec<Local<'a>>,
+    work: LabelWork,
 }
 
 /// A scope error: message and the line/column to report it at (`None`: at
@@ -69,7 +81,7 @@ fn err(message: String, at: Option<(u32, u32)>) -> ScopeError {
 }
 
 impl<'a> Func<'a> {
-    pub(crate) fn new(vararg: bool, line: u32) -> Self {
+    pub(crate) fn new(vararg: bool, line: u32, work: LabelWork) -> Self {
         Self {
             vararg,
             line,
@@ -78,7 +90,23 @@ impl<'a> Func<'a> {
             labels: Vec::new(),
             gotos: Vec::new(),
             locals: Vec::new(),
+            work,
         }
+    }
+
+    /// Charges a scan of `n` labels or gotos to the chunk's budget.
+    fn charge(&self, n: usize, line: u32, col: u32) -> Result<(), ScopeError> {
+        let done = self.work.get().saturating_add(n as u64);
+        self.work.set(done);
+        if done > MAX_LABEL_WORK {
+            return Err(err(
+                format!(
+                    "too many labels and gotos to resolve (over {MAX_LABEL_WORK} comparisons in this chunk)"
+                ),
+                Some((line, col)),
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn enter_block(&mut self, is_loop: bool) {
@@ -146,8 +174,11 @@ impl<'a> Func<'a> {
     }
 
     /// `goto name` (or `break`, as the goto named "break").
-    pub(crate) fn goto(&mut self, name: &'a str, line: u32, col: u32) {
-        let visible = name != "break" && self.labels.iter().any(|l| l.name == name);
+    pub(crate) fn goto(&mut self, name: &'a str, line: u32, col: u32) -> Result<(), ScopeError> {
+        let visible = name != "break" && {
+            self.charge(self.labels.len(), line, col)?;
+            self.labels.iter().any(|l| l.name == name)
+        };
         if !visible {
             self.gotos.push(Goto {
                 name,
@@ -156,6 +187,7 @@ impl<'a> Func<'a> {
                 nactvar: self.locals.len(),
             });
         }
+        Ok(())
     }
 
     /// `::name::`; `last`: it is the last statement of its block.
@@ -166,6 +198,7 @@ impl<'a> Func<'a> {
         col: u32,
         last: bool,
     ) -> Result<(), ScopeError> {
+        self.charge(self.labels.len(), line, col)?;
         if let Some(l) = self.labels.iter().find(|l| l.name == name) {
             return Err(err(
                 format!("label '{name}' already defined on line {}", l.line),
@@ -182,25 +215,29 @@ impl<'a> Func<'a> {
         let nactvar = if last { bl.nactvar } else { self.locals.len() };
         let first_goto = bl.first_goto;
         self.labels.push(Label { name, line });
-        let mut i = first_goto;
-        while i < self.gotos.len() {
-            let g = &self.gotos[i];
-            if g.name == name {
-                if g.nactvar < nactvar {
-                    let local = self.locals.get(g.nactvar).map_or("?", |l| l.name);
-                    return Err(err(
-                        format!(
-                            "<goto {}> at line {} jumps into the scope of local '{local}'",
-                            g.name, g.line
-                        ),
-                        Some((g.line, g.col)),
-                    ));
-                }
-                self.gotos.remove(i);
-            } else {
-                i += 1;
-            }
+        let pending = self.gotos.get(first_goto..).unwrap_or_default();
+        self.charge(pending.len(), line, 0)?;
+        let into = pending
+            .iter()
+            .find(|g| g.name == name && g.nactvar < nactvar);
+        if let Some(g) = into {
+            let local = self.locals.get(g.nactvar).map_or("?", |l| l.name);
+            return Err(err(
+                format!(
+                    "<goto {}> at line {} jumps into the scope of local '{local}'",
+                    g.name, g.line
+                ),
+                Some((g.line, g.col)),
+            ));
         }
+        // Resolved: off the pending list, in one pass (the others keep
+        // their order).
+        let mut i = 0;
+        self.gotos.retain(|g| {
+            let keep = i < first_goto || g.name != name;
+            i += 1;
+            keep
+        });
         Ok(())
     }
 }

@@ -119,21 +119,24 @@ function time.now() return tm(H.now()) end
 
 -- Locations: fixed offsets east of UTC. Warren has no time-zone database:
 -- localtz is UTC, and load_location knows only "UTC" and "Local".
--- A location's name and offset live in LOCS, keyed by its (empty) proxy:
--- time.utc is shared by every process, and a field rawset on it changes
--- nothing (it is also frozen below, with the time module).
-local LOCS = setmetatable({}, { __mode = "k" })
-H.kernel_tables(LOCS) -- as the tables named at the end
-local LocMT = { __metatable = false, __warren = "location",
+-- A location's name and offset live in HELD, keyed by its (empty) proxy,
+-- where the measure counts them as the location's (a table of their own,
+-- LOCS, was reached only through a stale stack slot: 200 zones named by
+-- a MiB each were missed): time.utc is shared by every process, and a
+-- field rawset on it changes nothing (it is also frozen below, with the
+-- time module). A logger or a snapshot, also in HELD, is no location.
+local LocMT
+local function loc_of(t) return rawequal(raw_getmetatable(t), LocMT) and HELD[t] or nil end
+LocMT = { __metatable = false, __warren = "location",
     __index = function(t, k)
-        local l = LOCS[t]
+        local l = loc_of(t)
         if k == "name" then return l and l[1] end
         if k == "offset" then return l and l[2] end
     end,
     __newindex = function() error("attempt to modify a location", 2) end,
     -- As frozen tables do: an iterator over its fields, never a table.
     __pairs = function(t)
-        local l, i = LOCS[t] or {}, 0
+        local l, i = loc_of(t) or {}, 0
         return function()
             i = i + 1
             if i == 1 then return "name", l[1] elseif i == 2 then return "offset", l[2] end
@@ -141,7 +144,7 @@ local LocMT = { __metatable = false, __warren = "location",
     end }
 local function location(name, offset)
     local t = setmetatable({}, LocMT)
-    LOCS[t] = { name, offset }
+    HELD[t] = { name, offset }
     return t
 end
 time.utc = location("UTC", 0)
@@ -160,7 +163,7 @@ function time.load_location(name)
 end
 local function offset_of(loc, what)
     if loc == nil then return 0 end
-    local l = LOCS[loc]
+    local l = loc_of(loc)
     if not l then error(what .. ": expected a location (time.utc, time.fixed_zone, ...)", 3) end
     return l[2]
 end
