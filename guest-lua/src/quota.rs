@@ -441,7 +441,7 @@ impl Accounts {
         let reason = over_budget.or_else(|| {
             (ran > stuck_limit).then(|| {
                 format!(
-                    "ran {} ms without reaching a point where it could be preempted (code called from C, such as a table.sort comparator or a __tostring, cannot yield)",
+                    "ran {} ms without reaching a point where it could be preempted (one long library call, such as a pattern match over a long string, or code called from C, such as a table.sort comparator or a __tostring, cannot yield)",
                     ran.as_millis()
                 )
             })

@@ -24,9 +24,33 @@ use crate::state::{ProcState, with_mailbox};
 use warren_core::{Mailbox, Pid};
 
 /// Most values a guest channel buffers; larger capacities are clamped,
-/// because each buffered value is a host allocation (its bytes are
-/// counted as the process's memory; its bookkeeping is not).
+/// because each buffered value is a host allocation (counted as the
+/// process's memory with [`VALUE_OVERHEAD`]).
 pub const MAX_CHANNEL_CAPACITY: u32 = 1024;
+
+/// Bytes a buffered value is counted as beyond its own: its allocation's
+/// header and rounding and its slot in the queue. Counted by its length
+/// alone, 9,990 channels of 1,024 one-byte values held about 310 MiB of
+/// the host for a process limited to 32 MiB.
+pub const VALUE_OVERHEAD: usize = 64;
+
+/// Bytes a listen handle is counted as beyond its topic's twice (the
+/// handle's copy and the mailbox's): 9,990 listens of 1 KiB topics held
+/// about 20 MB uncounted per process.
+pub const LISTEN_OVERHEAD: usize = 128;
+
+/// What a buffered `value` is counted as.
+fn value_cost(value: &[u8]) -> usize {
+    value.len().saturating_add(VALUE_OVERHEAD)
+}
+
+/// What a listen handle on `topic` is counted as.
+pub(crate) fn listen_cost(topic: &str) -> usize {
+    topic
+        .len()
+        .saturating_mul(2)
+        .saturating_add(LISTEN_OVERHEAD)
+}
 
 /// What feeds a channel (opaque outside this crate: guests hold handles to it).
 pub enum ChannelRes {
@@ -72,7 +96,7 @@ fn try_receive(chan: &mut ChannelRes, pid: Pid, limits: &mut ProcLimiter) -> Try
     if let ChannelRes::Local { buffer, closed, .. } = chan {
         return match buffer.pop_front() {
             Some(bytes) => {
-                limits.release(bytes.len());
+                limits.release(value_cost(&bytes));
                 Try::Ready(Some(Item::Value(bytes)))
             }
             None if *closed => Try::Ready(None),
@@ -133,7 +157,7 @@ fn try_send(
         return Ok(Try::Blocked { live: false });
     }
     limits
-        .hold(value.len())
+        .hold(value_cost(value))
         .map_err(|why| err(ErrorKind::RateLimited, why))?;
     buffer.push_back(value.to_vec());
     Ok(Try::Ready(None))
@@ -153,10 +177,15 @@ fn check_value(value: &[u8], limits: &ProcLimiter) -> Result<(), WitError> {
         .map_err(|e| err(ErrorKind::Invalid, e))
 }
 
-/// Gives back what a dropped channel still buffered.
+/// Gives back what a dropped channel still held: its buffered values, or
+/// its topic while it listened.
 fn release_buffer(chan: &ChannelRes, limits: &mut ProcLimiter) {
-    if let ChannelRes::Local { buffer, .. } = chan {
-        limits.release(buffer.iter().map(Vec::len).sum());
+    match chan {
+        ChannelRes::Local { buffer, .. } => {
+            limits.release(buffer.iter().map(|v| value_cost(v)).sum());
+        }
+        ChannelRes::Topic(topic) => limits.release(listen_cost(topic)),
+        _ => {}
     }
 }
 
@@ -202,6 +231,18 @@ impl ProcState {
         timeout_ns: Option<u64>,
         nonblocking: bool,
     ) -> Result<Selected, WitError> {
+        // The send cases' values together, as one message's payloads: each
+        // is decoded to be checked, and 25 of 1 MiB held the worker 1.3 s
+        // in this one call.
+        let max = self.limits.quota().limits.max_message_bytes;
+        let total = cases.iter().fold(0usize, |sum, case| match case {
+            SelectCase::Send((_, value)) => sum.saturating_add(value.len()),
+            SelectCase::Receive(_) => sum,
+        });
+        if total > max {
+            let why = warren_core::error::one_too_large("a select's send values", total, max);
+            return Err(err(ErrorKind::Invalid, why));
+        }
         for case in &cases {
             if let SelectCase::Send((_, value)) = case {
                 check_value(value, &self.limits)?;
@@ -258,7 +299,7 @@ impl HostChannel for ProcState {
         };
         match chan {
             ChannelRes::Local { closed, .. } => *closed = true,
-            ChannelRes::Topic(_) => unlisten(pid, chan),
+            ChannelRes::Topic(_) => unlisten(pid, chan, &mut self.limits),
             ChannelRes::Timer { id, done } => stop_timer(pid, *id, done),
             ChannelRes::Inbox | ChannelRes::Events | ChannelRes::Unlistened => {}
         }
@@ -279,9 +320,11 @@ impl HostChannel for ProcState {
 }
 
 /// Stops the topic of listen handle `chan` (for every handle of it, as
-/// `unlisten` does) and marks the handle unlistened.
-pub(crate) fn unlisten(pid: Pid, chan: &mut ChannelRes) {
+/// `unlisten` does), gives back what the handle held for it and marks the
+/// handle unlistened.
+pub(crate) fn unlisten(pid: Pid, chan: &mut ChannelRes, limits: &mut ProcLimiter) {
     if let ChannelRes::Topic(topic) = std::mem::replace(chan, ChannelRes::Unlistened) {
+        limits.release(listen_cost(&topic));
         with_mailbox(pid, |mb| mb.unlisten(&topic));
     }
 }

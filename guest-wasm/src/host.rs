@@ -355,6 +355,14 @@ impl Host for ProcState {
             let msg = format!("listen: {why}");
             return Err(wit_error(&ProcError::new(ErrorKind::Invalid, msg)));
         }
+        // Counted first, given back with the handle (unlisten or drop).
+        let cost = crate::channel::listen_cost(&topic);
+        self.limits.hold(cost).map_err(|why| {
+            wit_error(&ProcError::new(
+                ErrorKind::RateLimited,
+                format!("listen: {why}"),
+            ))
+        })?;
         // The handle first: a topic counts one listen per live handle.
         let res = self
             .table
@@ -367,14 +375,21 @@ impl Host for ProcState {
                     other => (ErrorKind::Unavailable, other.to_string()),
                 };
                 wit_error(&ProcError::new(kind, format!("listen: {why}")))
-            })?;
+            });
+        let res = match res {
+            Ok(res) => res,
+            Err(e) => {
+                self.limits.release(cost);
+                return Err(e);
+            }
+        };
         with_mailbox(self.pid, |mb| mb.listen(&topic));
         Ok(res)
     }
 
     async fn unlisten(&mut self, ch: Resource<ChannelRes>) {
         if let Ok(chan) = self.table.get_mut(&ch) {
-            crate::channel::unlisten(self.pid, chan);
+            crate::channel::unlisten(self.pid, chan, &mut self.limits);
         }
     }
 

@@ -430,3 +430,107 @@ fn messages_a_component_never_reads_are_given_back_before_its_exit_is_told() {
     assert!(held >= 30 * 60_000, "{held} bytes held");
     all_back_when_told(&runtime, hoarder, before);
 }
+
+#[test]
+fn a_components_tiny_channel_values_count_what_they_cost() {
+    // One-byte values counted as one byte: a million fit under an 8 MiB
+    // process limit (each costs the host some 60 bytes more: 9,990
+    // channels of 1,024 held 310 MiB). Counted with their overhead, the
+    // limit stops them near 8 MiB / 65, and each round gets as far (some
+    // 250,000 sends: a budget they fit in on a loaded machine).
+    let limits = warren_core::HostLimits {
+        cpu_budget: Some(Duration::from_secs(5)),
+        ..harness::limits()
+    };
+    let app = app().limits(limits).component("h:attacker", "hostile");
+    let out = attack(app, "h:attacker", vec![s("hoard"), n(2), n(0)]);
+    let value = out.value();
+    let (kind, counts) = value.split_once(':').expect("kind:counts");
+    assert_eq!(kind, "RateLimited", "{value}");
+    let counts: Vec<u32> = counts.split(',').map(|c| c.parse().expect("n")).collect();
+    assert!(counts.iter().all(|&c| c < 8 << 20 >> 6), "{value}");
+    assert!(counts[1].abs_diff(counts[0]) <= 64, "{value}");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn a_components_listen_handles_count_their_topics() {
+    // 10,000 listens on topics of the longest size each kept the topic
+    // twice, uncounted: 20 MB of the host under an 8 MiB process limit.
+    let out = wasm(vec![s("listen-long"), n(topic_len(0)), n(10_000)]);
+    let value = out.value();
+    let (kind, count) = value.split_once(':').expect("kind:count");
+    assert_eq!(kind, "RateLimited", "{value}");
+    let count: usize = count.parse().expect("n");
+    assert!(count * 2 * MAX_TOPIC_BYTES <= 8 << 20, "{value}");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn a_selects_send_values_are_bounded_together() {
+    // Each send case's value is decoded to be checked: 25 cases of 1 MiB
+    // held the worker 1.3 s in one call. Together they are one message.
+    let out = wasm(vec![s("select-sends"), n(4), n(60_000)]);
+    let value = out.value();
+    assert!(
+        value.starts_with("Invalid:a select's send values of 240"),
+        "{value}"
+    );
+    let out = wasm(vec![s("select-sends"), n(1), n(60_000)]);
+    assert_eq!(out.value(), "ok:");
+    out.assert_neighbour_ticks();
+}
+
+/// Ends with a 60,000-byte string once told `go`.
+const BIG_ENDER: &str = r#"return function()
+    process.inbox():receive()
+    return string.rep("r", 60000)
+end"#;
+
+/// Monitors `target`, tells `parent` it does, and tells it what the exit
+/// event carried: `value` or the error's kind.
+const EXIT_WATCHER: &str = r#"return function(target, parent)
+    local events = process.events()
+    assert(process.monitor(target))
+    process.send(parent, "ready", true)
+    local ev = events:receive()
+    local got = ev.result.value and "value" or ev.result.error:kind()
+    process.send(parent, "told", got)
+end"#;
+
+#[test]
+fn one_exit_copies_a_large_result_to_a_bounded_number_of_watchers() {
+    // 3,000 monitors of a process ending with 900 KiB: 2.7 GB of copies
+    // made in one call on its worker. Here 10 watchers of a 60,000-byte
+    // result under a 64 KiB max_message_bytes: four copies fit the bound
+    // (4 × 64 KiB); the others are told of the exit with an error.
+    let runtime = app()
+        .entry("h:ender", BIG_ENDER)
+        .entry("h:watcher", EXIT_WATCHER)
+        .entry(
+            "h:main",
+            r#"return function()
+                local target = process.spawn("h:ender", "test:host")
+                local inbox = process.inbox()
+                for _ = 1, 10 do process.spawn("h:watcher", "test:host", target, process.pid()) end
+                for _ = 1, 10 do assert(inbox:receive():topic() == "ready") end
+                process.send(target, "go", true)
+                local counts = {}
+                for _ = 1, 10 do
+                    local got = inbox:receive():payload():data()
+                    counts[got] = (counts[got] or 0) + 1
+                end
+                return { tostring(counts.value), tostring(counts.RateLimited) }
+            end"#,
+        )
+        .start();
+    let exit = runtime
+        .run(
+            SpawnRequest::new("h:main", "test:host", Vec::new()),
+            Duration::from_secs(20),
+        )
+        .expect("spawned")
+        .expect("finished");
+    let got = warren_tests::strings(exit.expect("ran"));
+    assert_eq!(got, ["4", "6"]);
+}

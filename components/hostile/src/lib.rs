@@ -22,6 +22,8 @@
 //! - `unholdable-exit <shape>`: returns such a value as its result.
 //! - `topic <pid|self> <bytes>`: one send on a topic that long.
 //! - `listen-long <bytes> <n>`: listens on n topics that long.
+//! - `select-sends <n> <bytes>`: one non-blocking select of n send cases,
+//!   each a string that long, on a full channel, as `"<KIND>:<message>"`.
 //! - `hoard <rounds> <bytes>`: fills channels of its own with values that
 //!   large until refused, then takes them back (even rounds) or drops the
 //!   channels full (odd rounds); `"<KIND>:<count>,<count>..."`.
@@ -358,6 +360,17 @@ impl Process for Hostile {
                 }))
             }
             "hoard" => hoard(args.get(1)?, args.get(2)?),
+            "select-sends" => {
+                let (n, bytes): (usize, usize) = (args.get(1)?, args.get(2)?);
+                let full = Channel::new(1);
+                full.send(&0)?;
+                let value = "v".repeat(bytes);
+                let mut select = warren_sdk::Select::new();
+                for _ in 0..n {
+                    select.send(&full, &value)?;
+                }
+                described(select.try_wait().map(|_| ()))
+            }
             "listen-drop" => {
                 let n: u32 = args.get(1)?;
                 for _ in 0..n {

@@ -37,6 +37,7 @@ mod early_tests;
 mod entry_tests;
 #[cfg(test)]
 mod exit_tests;
+mod fanout;
 #[cfg(test)]
 mod handover_tests;
 #[cfg(test)]
@@ -977,6 +978,7 @@ impl Core {
         self.burst.parent = None;
         let max_bytes = self.quota_of(me).limits.max_message_bytes;
         let result = deliverable(result, max_bytes);
+        let mut fanout = fanout::Fanout::new(me, &result, max_bytes);
         // Before anyone hears of the exit: its I/O is interrupted and its
         // transactions are rolled back (queued ahead of any later use).
         if let Some(io) = p.io {
@@ -990,7 +992,7 @@ impl Core {
         // A callee's failure is its caller's result, not news to log.
         let is_callee = p.call.is_some();
         if let Some(call) = p.call {
-            self.call_exited(&call, result.clone());
+            self.call_exited(&call, fanout.copy(&result));
         }
         self.purge_timers();
         self.shared.directory.remove(me);
@@ -1011,14 +1013,14 @@ impl Core {
         for peer in peers.links {
             let signal = LinkExit {
                 from: me,
-                result: result.clone(),
+                result: fanout.copy(&result),
             };
             self.post(Cmd::LinkExit(peer, signal));
         }
         for watcher in peers.watchers {
             let event = Event::Exit {
                 from: me,
-                result: result.clone(),
+                result: fanout.copy(&result),
             };
             self.post(Cmd::Deliver(watcher, Item::Event(event)));
         }

@@ -269,4 +269,17 @@ pub(crate) mod tests {
             "huge length, no data"
         );
     }
+
+    #[test]
+    fn ext_types_are_refused_by_name() {
+        // fixext 1, ext 8 with a huge length, fixext 4 inside an array.
+        for bytes in [
+            &[0xd4, 0xff, 0x00][..],
+            &[0xc7, 0xff, 0xff, 0x00],
+            &[0x91, 0xd6, 1, 2, 3, 4, 5],
+        ] {
+            let e = decode(bytes).expect_err("an ext type");
+            assert!(e.contains("MessagePack ext type"), "{bytes:02x?}: {e}");
+        }
+    }
 }

@@ -157,6 +157,15 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Array(items))
     }
 
+    /// rmp-serde hands an ext type (`d4`..`d8`, `c7`..`c9`) over as a
+    /// newtype struct: named, so the refusal says what was sent (serde's
+    /// own words were "invalid type: newtype struct").
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, _: D) -> Result<Value, D::Error> {
+        Err(de::Error::custom(
+            "a MessagePack ext type (fixext or ext 8/16/32): not part of the data model",
+        ))
+    }
+
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(MAX_PREALLOC));
         while let Some(entry) = map.next_entry()? {
