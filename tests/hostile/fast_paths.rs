@@ -321,7 +321,13 @@ fn a_payload_whose_metatable_lies_is_copied_raw_on_every_path() {
 
 #[test]
 fn a_payload_with_a_cycle_or_a_shared_subtable_is_refused_on_every_path() {
-    let app = two_hosts().entry(
+    // Nine refused copies of up to 200,000 entries: about 300 ms of CPU in
+    // the test profile on a loaded 2-core machine, so a budget it fits in.
+    let limits = HostLimits {
+        cpu_budget: Some(std::time::Duration::from_secs(3)),
+        ..reaching()
+    };
+    let app = app().limits(limits).other_limits(reaching()).entry(
         "h:idle",
         r#"local time = require("time")
         return function() while true do time.sleep("1h") end end"#,
