@@ -13,9 +13,12 @@
 //! while small ones wait); that lasts only until the mailbox is empty,
 //! when the count starts again from nothing.
 //!
-//! Guarantees: no allocation until a process is sent a message, a few
-//! bytes per size class present after; every operation is a short walk
+//! Guarantees: no allocation until a process is sent a message, and none
+//! per message after while it uses a few size classes; every operation is a short walk
 //! of at most 65 classes (one per power of two a byte count can have).
+
+/// Classes whose room an emptied estimate keeps.
+const KEEP_CLASSES: usize = 4;
 
 /// Unread messages by size class: `(class, messages, bytes)`, smallest
 /// class first, only classes that hold messages; boxed, none while there
@@ -76,8 +79,11 @@ impl UnreadSizes {
                 classes.remove(0);
             }
         }
-        if classes.is_empty() {
-            self.classes = None; // a burst keeps nothing
+        // Emptied: the few classes a process uses stay allocated (a mailbox
+        // going from one message to none must not cost two allocations a
+        // message); a burst over many classes gives its memory back.
+        if classes.is_empty() && classes.capacity() > KEEP_CLASSES {
+            self.classes = None;
         }
         bytes
     }
