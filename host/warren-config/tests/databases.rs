@@ -52,7 +52,7 @@ fn load_files(name: &str, files: &[(&str, &str)]) -> (PathBuf, Result<App, Vec<C
     common::write_and_load("warren-config-databases", name, files, &MODULES)
 }
 
-use common::index;
+use common::{assert_mentions, index};
 
 /// An app of one `_index.yaml` (namespace `app`) with `entries` and `main.lua`.
 fn load(name: &str, entries: &str) -> (PathBuf, Result<App, Vec<ConfigError>>) {
@@ -86,12 +86,6 @@ fn problem(name: &str, entries: &str) -> String {
     assert!(!text.contains(SECRET), "the password leaked: {text}");
     assert!(!text.contains(ENV_PASSWORD), "the password leaked: {text}");
     text
-}
-
-fn assert_mentions(text: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(text.contains(needle), "missing {needle:?} in: {text}");
-    }
 }
 
 /// A PostgreSQL entry `app:pg` with the five fields and `extra` lines.

@@ -37,7 +37,7 @@ fn load_files(name: &str, files: &[(&str, &str)]) -> (PathBuf, Result<App, Vec<C
     common::write_and_load("warren-config-fs-env", name, files, &MODULES)
 }
 
-use common::index;
+use common::{assert_mentions, index};
 
 /// An app of one `_index.yaml` (namespace `app`), `main.lua` and the
 /// folder `data/`.
@@ -61,18 +61,7 @@ fn loaded(name: &str, entries: &str) -> (PathBuf, App) {
 /// The single problem of a failed load, as printed; it names the file.
 fn problem(name: &str, entries: &str) -> String {
     let (dir, result) = load(name, entries);
-    let problems = result.expect_err("the load fails");
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    let text = problems[0].to_string();
-    let file = dir.join("_index.yaml");
-    assert!(text.contains(&file.display().to_string()), "{text}");
-    text
-}
-
-fn assert_mentions(text: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(text.contains(needle), "missing {needle:?} in: {text}");
-    }
+    common::only_problem(&dir, result)
 }
 
 fn volume<'a>(app: &'a App, id: &str) -> &'a VolumeEntry {

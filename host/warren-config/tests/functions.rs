@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::assert_mentions;
+
 use std::path::PathBuf;
 
 use warren_config::{App, ConfigError, EntryKind, LuaEntry};
@@ -30,18 +32,7 @@ fn load(name: &str, entries: &str) -> (PathBuf, Result<App, Vec<ConfigError>>) {
 /// The single problem of a failed load, as printed.
 fn problem(name: &str, entries: &str) -> String {
     let (dir, result) = load(name, entries);
-    let problems = result.expect_err("the load fails");
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    let text = problems[0].to_string();
-    let file = dir.join("_index.yaml").display().to_string();
-    assert!(text.contains(&file), "{text}");
-    text
-}
-
-fn assert_mentions(text: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(text.contains(needle), "missing {needle:?} in: {text}");
-    }
+    common::only_problem(&dir, result)
 }
 
 fn function(name: &str, pool: &str) -> String {

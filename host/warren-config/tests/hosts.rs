@@ -7,7 +7,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{index, write_and_load};
+use common::{assert_mentions, index, write_and_load};
 use warren_config::{App, ConfigError, MAX_APP_WORKERS, MAX_HOST_WORKERS};
 
 /// Writes an app of one `_index.yaml` (namespace `app`) with `entries`.
@@ -19,18 +19,7 @@ fn load(name: &str, entries: &str) -> (PathBuf, Result<App, Vec<ConfigError>>) {
 /// The single problem of a failed load, as printed; it names the file.
 fn problem(name: &str, entries: &str) -> String {
     let (dir, result) = load(name, entries);
-    let problems = result.expect_err("the load fails");
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    let text = problems[0].to_string();
-    let file = dir.join("_index.yaml").display().to_string();
-    assert!(text.starts_with(&format!("{file}: ")), "{text}");
-    text
-}
-
-fn assert_mentions(text: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(text.contains(needle), "missing {needle:?} in: {text}");
-    }
+    common::only_problem(&dir, result)
 }
 
 fn host(name: &str, workers: usize) -> String {
