@@ -124,6 +124,26 @@ impl WasmDriver {
             }
         };
         let quota = self.core.borrow().quota().clone();
+        // The host's share of the engine's pool, taken before anything
+        // is instantiated: held by the future, so given back when the
+        // process ends however it ends, after its store is dropped.
+        let hosts = self.core.borrow().host_count();
+        let slot = match &code.slots {
+            Some(slots) => match slots.take(&quota, hosts) {
+                Ok(slot) => Some(slot),
+                Err(refused) => {
+                    let why = format!(
+                        "{}: cannot instantiate: instance pool: {refused}",
+                        program.id
+                    );
+                    let mut err = ProcError::new(ErrorKind::RateLimited, why);
+                    err.retryable = true;
+                    self.core.borrow_mut().exit(pid, Err(err));
+                    return;
+                }
+            },
+            None => None,
+        };
         let slice = slice_ticks(quota.limits.cpu_slice);
         // An entry's own `limits.memory` overrides its host's default.
         let max_memory = code
@@ -140,6 +160,7 @@ impl WasmDriver {
         let pre = code.pre.clone();
         let args: Vec<Vec<u8>> = args.iter().map(encode).collect();
         let future = async move {
+            let _slot = slot; // dropped after the store (declared before it)
             let mut store = Store::new(pre.engine(), state);
             store.limiter(|s| &mut s.limits);
             // Past its slice a guest yields; its waker queues it again

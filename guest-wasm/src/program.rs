@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use warren_core::readfile::{ReadError, read_bounded};
+use warren_core::share::SharedSlots;
 use warren_core::{CoreRef, Frontend, FrontendFactory, Program};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
@@ -224,6 +225,9 @@ pub struct WasmEngine {
     linker: Linker<ProcState>,
     max_memory: u64,
     cache: Option<Cache>,
+    /// The pool's instance slots, shared fairly by the hosts of a runtime
+    /// (`None` when instances are allocated on demand).
+    slots: Option<Arc<SharedSlots>>,
 }
 
 /// Epoch ticks in a host's `cpu_slice` (at least one).
@@ -273,6 +277,7 @@ impl WasmEngine {
             linker,
             max_memory: options.max_memory,
             cache,
+            slots: (options.pool_size > 0).then(|| SharedSlots::new(options.pool_size)),
         }))
     }
 
@@ -331,6 +336,7 @@ impl WasmEngine {
         Ok(WasmProgram {
             pre,
             grants: Arc::new(grants),
+            slots: self.slots.clone(),
         })
     }
 }
@@ -407,6 +413,9 @@ fn check_import(path: &Path, name: &str, grants: &Grants) -> Result<(), WasmErro
 pub struct WasmProgram {
     pub(crate) pre: ProcessPre<ProcState>,
     pub(crate) grants: Arc<Grants>,
+    /// Its engine's pool slots, one taken per process before it is
+    /// instantiated.
+    pub(crate) slots: Option<Arc<SharedSlots>>,
 }
 
 impl WasmProgram {

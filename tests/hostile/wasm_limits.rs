@@ -580,13 +580,14 @@ end"#;
 
 #[test]
 fn a_pool_of_n_processes_starts_n_components_at_every_cap() {
-    // A pool of 4 processes and components of 4 memories and 8 tables
-    // each, which spin until the cpu budget ends them. With one memory
-    // slot per process, the first took all 4 and the others failed to
-    // start: that is how one host's empty memories kept every other
-    // host's components from starting.
+    // A pool of 8 processes and 4 components of 4 memories and 8 tables
+    // each, which spin until the cpu budget ends them: the 4 are the
+    // attacker's host's share of the pool (8 over the app's 2 hosts).
+    // With one memory slot per process, the first two took all 8 and the
+    // others failed to start: that is how one host's empty memories kept
+    // every other host's components from starting.
     let small = WasmEngine::new(&EngineConfig {
-        pool_size: 4,
+        pool_size: 8,
         ..EngineConfig::default()
     })
     .expect("engine");
@@ -613,4 +614,88 @@ fn a_pool_of_n_processes_starts_n_components_at_every_cap() {
         );
     }
     out.assert_neighbour_ticks();
+}
+
+// ---------------------------------------------------------------------------
+// F8: one host cannot take the whole instance pool.
+// ---------------------------------------------------------------------------
+
+/// Spawns `n` echo components on the attacker's host, each pinged, and
+/// keeps those that answer; then runs `h:victim` on the other host.
+/// Returns "started=<n> refused=<n> victim=<its result> | <a refusal>".
+const HOARDER: &str = r#"
+local time = require("time")
+return function(n)
+    local inbox, events = process.inbox(), process.events()
+    for i = 1, n do
+        local pid = process.spawn_monitored("h:echo", "test:host")
+        process.send(pid, "ping", i)
+    end
+    local started, refused, why = 0, 0, ""
+    local give_up = time.after("20s")
+    while started + refused < n do
+        local r = channel.select({ inbox:case_receive(), events:case_receive(), give_up:case_receive() })
+        if r.channel == give_up then error("the echoes did not all answer or end") end
+        if r.channel == inbox then
+            started = started + 1
+        else
+            refused = refused + 1
+            local e = r.value.result.error
+            why = e and (tostring(e:kind()) .. ": " .. tostring(e:message())) or "ended"
+        end
+    end
+    local victim = process.spawn_monitored("h:victim", "test:other")
+    local r = channel.select({ events:case_receive(), time.after("20s"):case_receive() })
+    assert(r.channel == events, "the victim did not end")
+    local res = r.value.result
+    local got = res.error and ("failed: " .. tostring(res.error:message())) or tostring(res.value)
+    return string.format("started=%d refused=%d victim=%s | %s", started, refused, got, why)
+end"#;
+
+/// On the other host: one echo component, pinged, its answer returned.
+const VICTIM: &str = r#"
+local time = require("time")
+return function()
+    local pid = process.spawn_monitored("h:echo", "test:other")
+    process.send(pid, "ping", "victim")
+    local inbox, events = process.inbox(), process.events()
+    local r = channel.select({ inbox:case_receive(), events:case_receive(), time.after("10s"):case_receive() })
+    if r.channel == inbox then return r.value:payload():data() end
+    if r.channel == events then return "echo ended: " .. tostring(r.value.result.error:message()) end
+    return "no answer"
+end"#;
+
+#[test]
+fn one_host_cannot_hold_the_whole_instance_pool() {
+    // A pool of 8 and two hosts: the attacker's host gets its share (4)
+    // and more, up to the last quarter (2), which stays for the other
+    // host. Before, it took all 8 and the victim's echo failed to start
+    // ("maximum concurrent limit").
+    let small = WasmEngine::new(&EngineConfig {
+        pool_size: 8,
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    let echo = small
+        .load(&warren_tests::component("echo"))
+        .expect("echo loads")
+        .into_program("h:echo");
+    let exit = warren_tests::App::new()
+        .program(echo)
+        .entry("h:hoarder", HOARDER)
+        .entry("h:victim", VICTIM)
+        .run("h:hoarder", vec![Value::Int(8)]);
+    let report = match exit {
+        Ok(v) => v.as_str().map(str::to_owned).unwrap_or_default(),
+        Err(e) => panic!("the hoarder failed: {e}"),
+    };
+    assert!(
+        report.starts_with("started=6 refused=2 victim=victim | "),
+        "{report}"
+    );
+    assert!(report.contains("RateLimited: "), "{report}");
+    assert!(
+        report.contains("host 'test:host' holds 6 of the 8 slots, past its share of 4"),
+        "{report}"
+    );
 }

@@ -272,6 +272,11 @@ impl Core {
         self.shared.quota(self.host)
     }
 
+    /// How many hosts (tenants) the runtime has.
+    pub fn host_count(&self) -> usize {
+        self.shared.host_count()
+    }
+
     /// The quota of the host `pid` runs on.
     pub fn quota_of(&self, pid: Pid) -> &Arc<HostQuota> {
         self.shared.quota(pid.host())

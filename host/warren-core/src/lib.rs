@@ -33,6 +33,7 @@ pub mod rest;
 pub mod room;
 pub mod runtime;
 pub mod services;
+pub mod share;
 #[cfg(test)]
 mod testkit;
 pub mod value;

@@ -6,7 +6,7 @@
 //! hosts may be reached; front-ends enforce memory and CPU through the
 //! shared [`HostQuota`]. Every default is safe for code nobody reviewed.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::error::{ErrorKind, ProcError};
@@ -160,6 +160,8 @@ pub struct HostQuota {
     memory: AtomicU64,
     ops: AtomicUsize,
     handles: AtomicUsize,
+    /// Slots it holds of a runtime-wide pool ([`crate::share`]).
+    pooled: AtomicU32,
 }
 
 /// Adds one to `counter` unless it is at `max`: `false` (and no change)
@@ -190,6 +192,7 @@ impl HostQuota {
             memory: AtomicU64::new(0),
             ops: AtomicUsize::new(0),
             handles: AtomicUsize::new(0),
+            pooled: AtomicU32::new(0),
         }
     }
 
@@ -222,6 +225,23 @@ impl HostQuota {
     /// [`admit_handle`](Self::admit_handle) (never below zero).
     pub(crate) fn release_handles(&self, n: usize) {
         count_down(&self.handles, n);
+    }
+
+    /// Slots the host holds of a runtime-wide pool ([`crate::share`]).
+    pub fn pooled(&self) -> u32 {
+        self.pooled.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn admit_pooled(&self) {
+        self.pooled.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn release_pooled(&self) {
+        let _ = self
+            .pooled
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            });
     }
 
     /// Handles the host's processes hold open now.

@@ -162,6 +162,11 @@ impl Shared {
             .map_or("?", |h| h.quota.name.as_str())
     }
 
+    /// How many hosts the runtime has.
+    pub(crate) fn host_count(&self) -> usize {
+        self.hosts.len()
+    }
+
     /// Whether host number `host` exists (a pid's host index is a guest's
     /// text: `<65535.1>` parses).
     pub(crate) fn has_host(&self, host: u16) -> bool {
