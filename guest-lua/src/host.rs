@@ -336,6 +336,9 @@ fn register_accounts(
         Ok(())
     })?;
     h.set("unpark", unpark)?;
+    let a = accounts.clone();
+    let overdue = lua.create_function(move |_, ()| Ok(a.borrow_mut().take_overdue()))?;
+    h.set("overdue", overdue)?;
     register_own_state(lua, h, accounts)?;
     let (a, c) = (accounts.clone(), core.clone());
     let exit = lua.create_function(
@@ -458,6 +461,7 @@ fn register_next(
                     ..
                 } => u64::try_from(warren_core::limits::wire_size(std::slice::from_ref(v)))
                     .unwrap_or(u64::MAX),
+                Item::Event(event) => crate::quota::event_bytes(event),
                 _ => 0,
             };
             let start = matches!(item, Item::Start { .. });

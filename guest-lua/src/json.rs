@@ -16,11 +16,84 @@ pub(crate) fn encode(lua: &Lua, v: &LuaValue, budget: Budget) -> Result<String, 
     serde_json::to_string(&json).map_err(|e| e.to_string())
 }
 
-/// Decodes JSON text.
+/// Decodes JSON text, building the [`Value`] tree straight from the
+/// parser (no intermediate JSON tree: that one, with the tree made from
+/// it, held some 100 times the text outside any quota). The tree is at
+/// most about 32 bytes a value of text that spends two or three bytes on
+/// one (`[[],[],...]`), bounded by the caller's limit on the text.
 pub(crate) fn decode(text: &[u8]) -> Result<Value, String> {
-    let json: serde_json::Value =
-        serde_json::from_slice(text).map_err(|e| format!("invalid JSON: {e}"))?;
-    Ok(from_json(json))
+    serde_json::from_slice::<Tree>(text)
+        .map(|t| t.0)
+        .map_err(|e| format!("invalid JSON: {e}"))
+}
+
+/// A [`Value`] read by serde: `null` is nil, integers that fit `i64` stay
+/// integers, others (and every number with a fraction or exponent) are
+/// floats, as `serde_json::Value` read them.
+struct Tree(Value);
+
+impl<'de> serde::Deserialize<'de> for Tree {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TreeVisitor).map(Tree)
+    }
+}
+
+struct TreeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TreeVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Nil)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "past i64, JSON numbers are floats"
+        )]
+        Ok(i64::try_from(u).map_or(Value::Float(u as f64), Value::Int))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Float(f))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::Str(s.as_bytes().to_vec()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::Str(s.into_bytes()))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Tree(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some((k, Tree(v))) = map.next_entry::<String, Tree>()? {
+            entries.push((Value::Str(k.into_bytes()), v));
+        }
+        Ok(Value::Map(entries))
+    }
 }
 
 fn to_json(v: &Value, path: &str) -> Result<serde_json::Value, String> {
@@ -76,21 +149,50 @@ fn to_json(v: &Value, path: &str) -> Result<serde_json::Value, String> {
     })
 }
 
-fn from_json(j: serde_json::Value) -> Value {
-    use serde_json::Value as J;
-    match j {
-        J::Null => Value::Nil,
-        J::Bool(b) => Value::Bool(b),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        J::String(s) => Value::Str(s.into_bytes()),
-        J::Array(items) => Value::Array(items.into_iter().map(from_json).collect()),
-        J::Object(map) => Value::Map(
-            map.into_iter()
-                .map(|(k, v)| (Value::Str(k.into_bytes()), from_json(v)))
-                .collect(),
-        ),
+#[cfg(test)]
+mod tests {
+    use super::decode;
+    use warren_core::Value;
+
+    #[test]
+    fn numbers_keep_integers_apart_from_floats() {
+        let v = decode(b"[0, -7, 9223372036854775807, 9223372036854775808, 2.5, 1e3]")
+            .expect("decodes");
+        let Value::Array(items) = v else {
+            panic!("not an array: {v:?}")
+        };
+        assert_eq!(items[0], Value::Int(0));
+        assert_eq!(items[1], Value::Int(-7));
+        assert_eq!(items[2], Value::Int(i64::MAX));
+        assert_eq!(items[3], Value::Float(9_223_372_036_854_775_808.0));
+        assert_eq!(items[4], Value::Float(2.5));
+        assert_eq!(items[5], Value::Float(1000.0));
+    }
+
+    #[test]
+    fn objects_strings_and_null_come_back() {
+        let v = decode(br#"{"a": null, "b": [true, "x\u00e9\n"], "c": {}}"#).expect("decodes");
+        assert_eq!(v.get("a"), Some(&Value::Nil));
+        assert_eq!(
+            v.get("b"),
+            Some(&Value::Array(vec![
+                Value::Bool(true),
+                Value::str("x\u{e9}\n")
+            ]))
+        );
+        assert_eq!(v.get("c"), Some(&Value::Map(Vec::new())));
+    }
+
+    #[test]
+    fn bad_text_and_deep_nesting_are_refused_with_the_place() {
+        let e = decode(b"{\"a\": 1,}").expect_err("trailing comma");
+        assert!(
+            e.starts_with("invalid JSON: ") && e.contains("column 9"),
+            "{e}"
+        );
+        let deep = "[".repeat(100_000);
+        let e = decode(deep.as_bytes()).expect_err("too deep");
+        assert!(e.contains("recursion limit exceeded"), "{e}");
+        assert!(decode(b"1 2").is_err(), "trailing characters are refused");
     }
 }

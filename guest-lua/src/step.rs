@@ -203,6 +203,14 @@ impl Stepper {
         }
     }
 
+    /// Whether a process waits to be measured for what it was sent
+    /// between its resumes (see `Accounts::take_overdue`).
+    pub(crate) fn has_overdue(&self) -> bool {
+        self.accounts
+            .try_borrow()
+            .is_ok_and(|accounts| accounts.has_overdue())
+    }
+
     /// Opens process `id`'s account as `H.next` does when it starts one
     /// (nothing when the accounts are in use, which no caller is).
     pub(crate) fn open_account(&self, id: i64) {

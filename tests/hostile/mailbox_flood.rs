@@ -180,3 +180,46 @@ fn a_flood_to_a_topic_never_read_is_refused_before_it_ends_the_receiver() {
         assert!((1..40).contains(&sent), "from {host}: {out:?}");
     }
 }
+
+/// Ends at once with a 1,000-byte result.
+const QUICK_CHILD: &str = r#"return function() return string.rep("x", 1000) end"#;
+
+/// Spawns `n` monitored children in batches under the host's process
+/// count, never reading their EXIT events; `events` "early" asks for the
+/// events channel first (the events then go to it, in C; else the kernel
+/// keeps them for the channel's first use). Ends normally only if the
+/// events never count against it.
+const HOARDER: &str = r#"
+local time = require("time")
+return function(n, events)
+    if events == "early" then process.events() end
+    local spawned = 0
+    while spawned < n do
+        for _ = 1, 40 do
+            if process.spawn_monitored("h:child", "test:host") then spawned = spawned + 1 end
+        end
+        time.sleep("1ms")
+    end
+    time.sleep("20ms")
+    return "held " .. spawned .. " events"
+end"#;
+
+#[test]
+fn exit_events_never_read_count_against_the_watcher() {
+    // 12,000 events of ~1.5 KB (about 18 MB) under an 8 MiB limit. They
+    // were charged to nobody: 100,000 such events held 230 MB of a VM
+    // while their watcher, waiting in `time.sleep`, was never measured.
+    for events in ["early", "late"] {
+        let out = attack(
+            app()
+                .entry("h:child", QUICK_CHILD)
+                .entry("h:attacker", HOARDER),
+            "h:attacker",
+            vec![n(12_000), s(events)],
+        );
+        out.assert_ended(
+            warren_core::ErrorKind::RateLimited,
+            "memory limit exceeded: the process holds about",
+        );
+    }
+}

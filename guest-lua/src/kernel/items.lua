@@ -184,7 +184,14 @@ local function run(budget)
             -- how many wake-ups are queued.
             left = drain()
             while left < 0 do
-                if handle(H_next()) then left = drain() else left = rq_len() end
+                if left == -2 then
+                    -- A process was sent more than its limit between its
+                    -- resumes (events it never reads): measured now, as
+                    -- after a resume whose charge passed it (finish_one).
+                    local p = procs[H.overdue()]
+                    if p then finish_one(nil, p, true, true, BLOCK) end
+                    left = drain()
+                elseif handle(H_next()) then left = drain() else left = rq_len() end
             end
             if left <= 0 then return false end
         end

@@ -155,11 +155,16 @@ unsafe fn call(l: *mut lua_State, as_caller: bool) -> c_int {
     }
 }
 
+/// What `drain()` answers when a process must be measured before anything
+/// else runs: it was sent more than its limit between its resumes (its
+/// id from `H.overdue()`).
+const OVERDUE: ffi::lua_Integer = -2;
+
 /// `drain()`: the kernel's wait for items, in one C call. While the host
 /// has an item for this VM (`has_items`), takes it as `done_next` does;
 /// answers how many wake-ups the run queue holds once the host has none,
 /// or -1 when the next item needs the kernel (`handle(H.next())`, after
-/// which the kernel calls `drain` again). The loop it replaces made a C
+/// which the kernel calls `drain` again), or [`OVERDUE`]. The loop it replaces made a C
 /// call to `has_items` and one to `done_next` per item and one to
 /// `rq_len`, interpreted, each time a worker entered the VM for an item.
 ///
@@ -174,6 +179,10 @@ pub(super) unsafe extern "C-unwind" fn lua_drain(l: *mut lua_State) -> c_int {
         loop {
             raw::settop(l, 0);
             let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
+            if !ctx.is_null() && (*ctx).has_overdue() {
+                ffi::lua_pushinteger(l, OVERDUE);
+                return 1;
+            }
             if !ctx.is_null() && !(*ctx).has_items() {
                 return runq::lua_len(l);
             }

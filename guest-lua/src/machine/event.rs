@@ -112,7 +112,12 @@ pub(super) unsafe fn event_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
             .try_borrow_mut()
             .ok()
             .and_then(|mut c| c.take_event(index));
-        let Some((pid, Event::Exit { result, .. } | Event::LinkDown { result, .. })) = taken else {
+        let Some((pid, event)) = taken else {
+            raw::settop(l, top);
+            return false;
+        };
+        ctx.charge_received(ctx.lua(l), id, crate::quota::event_bytes(&event));
+        let (Event::Exit { result, .. } | Event::LinkDown { result, .. }) = event else {
             raw::settop(l, top);
             return false;
         };
