@@ -156,6 +156,8 @@ pub struct Converter {
     tables: usize,
     /// Tables entered, retries included (work done, for the tests).
     entered: usize,
+    /// Table slots read, retries included.
+    slots: usize,
 }
 
 impl Converter {
@@ -166,6 +168,7 @@ impl Converter {
             used: 0,
             tables: 0,
             entered: 0,
+            slots: 0,
         }
     }
 
@@ -263,11 +266,13 @@ impl Converter {
             budget: self.budget,
             tables: self.tables,
             entered: self.entered,
+            slots: self.slots,
         };
         let result = copy(&mut walk);
         self.used = walk.used;
         self.tables = walk.tables;
         self.entered = walk.entered;
+        self.slots = walk.slots;
         result.map_err(|f| {
             let mut err = f.finish(root);
             err.counted = walk.used;
@@ -309,6 +314,14 @@ fn count_scalar(v: Scalar<'_>, walk: &mut Walk) -> Result<Value, Failure> {
 /// bytes, but visiting one costs far more work than copying 5 bytes, so a
 /// value made of many tiny (or shared) tables is cut off by their count.
 const BYTES_PER_TABLE: usize = 16;
+
+/// Table slots (array part and node array, empty ones too) a walk may
+/// read per budget byte: each table is read once per reference to it, so
+/// a sparse table of two million slots shared 2,000 times, a message of a
+/// few KiB, made one send or `json.encode` read four billion slots in one
+/// C call (3 to 7 s of its worker). 16 per byte is 16 M slots for a
+/// 1 MiB budget, tens of milliseconds.
+const SLOTS_PER_BYTE: usize = 16;
 
 /// The tables a walk is inside, outermost first: at most [`MAX_DEPTH`],
 /// held inline, so a walk allocates nothing for them (a `Vec` cost an
@@ -361,6 +374,9 @@ struct Walk {
     /// Tables entered, never given back (a budget's count is, when an
     /// encoding is written again): the work a copy did.
     entered: usize,
+    /// Table slots read, never given back, against
+    /// `budget.bytes * SLOTS_PER_BYTE`.
+    slots: usize,
 }
 
 /// `v` as a value when it is a scalar, counted as the walk counts it (see
@@ -377,6 +393,28 @@ fn scalar(v: &LuaValue, walk: &mut Walk) -> Option<Result<Value, Failure>> {
 }
 
 impl Walk {
+    /// Counts `n` more table slots read; fails once past
+    /// [`SLOTS_PER_BYTE`] per budget byte.
+    fn read_slots(&mut self, n: std::ffi::c_uint) -> Result<(), Failure> {
+        self.slots = self
+            .slots
+            .saturating_add(usize::try_from(n).unwrap_or(usize::MAX));
+        let most = self
+            .budget
+            .bytes
+            .saturating_mul(SLOTS_PER_BYTE)
+            .max(1 << 16);
+        if self.slots > most {
+            let mut failure = Failure::new(format!(
+                "the value's tables have more than {most} slots to read (empty ones too, each table once per reference to it), more than {} allows ({} bytes)",
+                self.budget.name, self.budget.bytes
+            ));
+            failure.over_budget = true;
+            return Err(failure);
+        }
+        Ok(())
+    }
+
     /// Counts `bytes` more; fails once past the budget.
     fn count(&mut self, bytes: usize) -> Result<(), Failure> {
         self.used = self.used.saturating_add(bytes);

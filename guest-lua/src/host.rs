@@ -868,8 +868,13 @@ pub(crate) fn convert_failure(e: &crate::ConvertError, root: &str, max_bytes: us
         "context" => "spawn context",
         _ => "message payloads",
     };
-    let message = if e.over_budget {
+    // Over the budget by bytes: the size. By its tables or the slots they
+    // hold, the count: "payloads of 327685 bytes exceed 1048576" named
+    // the wrong bound.
+    let message = if e.over_budget && e.counted > max_bytes {
         warren_core::error::too_large(what, e.counted, max_bytes)
+    } else if e.over_budget {
+        format!("{what}: {e}")
     } else {
         e.to_string()
     };
@@ -901,6 +906,10 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
     // SAFETY: `copy` is a `lua_CFunction` that reads its own frame with
     // raw accessors only (see its module).
     h.set("copy", unsafe { lua.create_c_function(crate::copy::copy)? })?;
+    // SAFETY: as `copy`.
+    h.set("table_slots", unsafe {
+        lua.create_c_function(crate::copy::table_slots)?
+    })?;
     let c = core.clone();
     // H.spawn(me, entry, host, link, monitor, context, ...): the context
     // (a table or nil) and the arguments share one budget.

@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
+use warren_core::share::ShareRefused;
 use warren_core::{CoreRef, ErrorKind, Exit, Frontend, Item, Pid, ProcError, Program, Value};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
@@ -132,11 +133,17 @@ impl WasmDriver {
             Some(slots) => match slots.take(&quota, hosts) {
                 Ok(slot) => Some(slot),
                 Err(refused) => {
+                    // A full pool is the engine's, as wasmtime's own refusal
+                    // was; past its share, the host's quota.
+                    let kind = match refused {
+                        ShareRefused::Full { .. } => ErrorKind::Unavailable,
+                        ShareRefused::Share { .. } => ErrorKind::RateLimited,
+                    };
                     let why = format!(
                         "{}: cannot instantiate: instance pool: {refused}",
                         program.id
                     );
-                    let mut err = ProcError::new(ErrorKind::RateLimited, why);
+                    let mut err = ProcError::new(kind, why);
                     err.retryable = true;
                     self.core.borrow_mut().exit(pid, Err(err));
                     return;

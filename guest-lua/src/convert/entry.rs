@@ -49,6 +49,8 @@ unsafe extern "C-unwind" {
         v: *mut Slot,
     ) -> c_int;
     fn warren_pushentry(l: *mut lua_State, idx: c_int, pos: c_uint);
+    /// The slots of the table at `idx`: its array part and node array.
+    pub(crate) fn warren_tableslots(l: *mut lua_State, idx: c_int) -> c_uint;
 }
 
 /// A traversal of the table at an absolute index.

@@ -24,7 +24,7 @@ use super::{
 
 mod pack;
 
-use super::entry::Entries;
+use super::entry::{Entries, warren_tableslots};
 pub(super) use pack::pack_at;
 
 /// The registry key (its address) of the table of field names.
@@ -273,9 +273,11 @@ impl Raw<'_> {
                 Ok(is_error) => is_error,
                 Err(name) => return Err(Failure::new(format!("{name} cannot be sent"))),
             };
+            let slots = warren_tableslots(self.l, idx);
             let walk = &mut *self.walk;
             walk.entered += 1;
             walk.count(5)?;
+            walk.read_slots(slots)?;
             walk.tables += 1;
             if walk.tables > (walk.budget.bytes / BYTES_PER_TABLE).max(256) {
                 let mut failure = Failure::new(format!(

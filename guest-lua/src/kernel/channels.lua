@@ -16,7 +16,7 @@ local current -- the coroutine record being run
 -- fails on the sender's memory limit leaves `owed` set, and finish_one
 -- reports that message as taken from the receiver's mailbox, so the
 -- host's count of it stays true.
-local SEND = { bytes = 0, owed = false }
+local SEND = { bytes = 0, owed = false, slots = 0 }
 
 -- Mailbox depth: every message sent to a process was counted by the host
 -- (mailbox_limit); taking one out of its inbox or a listen channel is

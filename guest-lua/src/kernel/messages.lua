@@ -53,6 +53,13 @@ copy_table = function(t, depth, open)
     open[t] = true
     SEND.bytes = SEND.bytes + 5
     if SEND.bytes > MAX_MESSAGE_BYTES then return too_big() end
+    -- Each table read once per reference to it, empty slots too (a sparse
+    -- table of 2M slots shared 2,000 times): as convert.rs bounds it.
+    SEND.slots = SEND.slots + H.table_slots(t)
+    if SEND.slots > MAX_MESSAGE_BYTES * 16 then
+        return COPY_FAIL, "the value's tables have more than " .. MAX_MESSAGE_BYTES * 16
+            .. " slots to read (empty ones too, each table once per reference to it)", ""
+    end
     local out = {}
     -- Keys as wire_size counts them: a string 5 + its length, a boolean 1,
     -- a number 9, but 1..#t free when every key is one of them (an array),
@@ -132,7 +139,7 @@ local function send_local(from, target, topic, n, ...)
     if s_byte(topic, 1) == 64 or #topic > H.max_topic_bytes then -- "@", or long
         return nil, mkerr("INVALID", H.topic_refused(topic))
     end
-    SEND.bytes = 0
+    SEND.bytes, SEND.slots = 0, 0
     if n == 1 then
         local c, reason = copy_one((...), "payload")
         if c == COPY_FAIL then return nil, mkerr("INVALID", reason) end
