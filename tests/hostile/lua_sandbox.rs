@@ -6,7 +6,7 @@
 use warren_core::{ErrorKind, Value};
 use warren_tests::run_on;
 
-use crate::harness::{app, attack, attack_on};
+use crate::harness::{app, attack, attack_on, s};
 
 /// Checks from a fresh process that nothing shared was changed.
 const VICTIM: &str = r#"return function()
@@ -288,4 +288,46 @@ fn code_cannot_borrow_the_runtime_s_chunk_name_to_hide_memory() {
         "9 load: chunk names starting with \"=warren-\" are the runtime's"
     );
     out.assert_neighbour_ticks();
+}
+
+/// Upgrades itself to `h:upgraded` (an entry with every module) handing it
+/// a function ("function") or a table whose `__index` is the caller's
+/// code ("bait"); that code tells whether it ran with the new entry's
+/// modules.
+const UPGRADER: &str = r#"
+return function(how)
+    if how == "function" then
+        local ok, err = process.upgrade("h:upgraded", function() return require("time") end)
+        return "refused: " .. tostring(err and err:message())
+    end
+    local bait = setmetatable({}, { __index = function()
+        return pcall(require, "time") and "ran with the new entry's modules" or "ran without"
+    end })
+    process.upgrade("h:upgraded", bait)
+end"#;
+
+/// The new code: says what its argument is.
+const UPGRADED: &str = r#"
+return function(arg)
+    return type(arg) .. " " .. tostring(getmetatable(arg)) .. " " .. tostring(arg.x)
+end"#;
+
+#[test]
+fn upgrade_arguments_cross_as_data_not_as_the_callers_code() {
+    // They were handed over live: the caller's closures then ran inside
+    // the new entry, with its modules and grants (another namespace's
+    // volumes and secrets, where the caller had no module at all).
+    let app = || {
+        app()
+            .entry_with("h:attacker", UPGRADER, &[])
+            .entry("h:upgraded", UPGRADED)
+    };
+    let out = attack(app(), "h:attacker", vec![s("bait")]);
+    assert_eq!(out.value(), "table nil nil", "{out:?}");
+    let out = attack(app(), "h:attacker", vec![s("function")]);
+    assert_eq!(
+        out.value(),
+        "refused: process.upgrade: argument[1]: function cannot be sent",
+        "{out:?}"
+    );
 }

@@ -135,6 +135,33 @@ local function copy_many(n, ...)
     return out
 end
 
+-- process.upgrade(id, ...): the new code gets its arguments as a spawn's
+-- child does, copied as data under max_message_bytes: a live function or
+-- a table with metamethods, handed over as it was, ran the caller's code
+-- with the new entry's modules and grants (any entry's, its `fs` volumes
+-- and secrets) as soon as the new code touched it.
+function process.upgrade(id, ...)
+    if id ~= nil then check_str(id, "process.upgrade: entry id", 2) end
+    local p = me()
+    if p.main.entry.func then
+        return nil, mkerr("INVALID", "process.upgrade: a function call runs its own entry to the end")
+    end
+    local entry, kind, msg = H.entry(id or p.main.entry.id)
+    if not entry then return nil, mkerr(kind, msg) end
+    local args = t_pack(...)
+    SEND.bytes, SEND.slots = 0, 0
+    for i = 1, args.n do
+        local c, reason = copy_one(args[i], "argument[" .. i .. "]")
+        if c == COPY_FAIL then return nil, mkerr("INVALID", "process.upgrade: " .. reason) end
+        args[i] = c
+    end
+    -- The entry comes from the host and waits in kernel state: the yielded
+    -- token only says "now" (a forged one finds nothing pending).
+    UPGRADES[p] = { entry, args }
+    co_yield(UPGRADE)
+    UPGRADES[p] = nil
+end
+
 local function send_local(from, target, topic, n, ...)
     if s_byte(topic, 1) == 64 or #topic > H.max_topic_bytes then -- "@", or long
         return nil, mkerr("INVALID", H.topic_refused(topic))

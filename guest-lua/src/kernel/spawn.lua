@@ -155,21 +155,6 @@ function SpawnerMethods:spawn_linked_monitored(id, host, ...)
 end
 end
 
-function process.upgrade(id, ...)
-    if id ~= nil then check_str(id, "process.upgrade: entry id", 2) end
-    local p = me()
-    if p.main.entry.func then
-        return nil, mkerr("INVALID", "process.upgrade: a function call runs its own entry to the end")
-    end
-    local entry, kind, msg = H.entry(id or p.main.entry.id)
-    if not entry then return nil, mkerr(kind, msg) end
-    -- The entry comes from the host and waits in kernel state: the yielded
-    -- token only says "now" (a forged one finds nothing pending).
-    UPGRADES[p] = { entry, t_pack(...) }
-    co_yield(UPGRADE)
-    UPGRADES[p] = nil
-end
-
 function process.exec(id, host, ...)
     check_str(id, "process.exec: entry id", 2)
     check_str(host, "process.exec: host", 2)
