@@ -544,6 +544,7 @@ fn item_values(
             program,
             args,
             context,
+            ..
         } => {
             let function = || core.borrow().is_function(&program.id);
             let entry = match entry_table(lua, entries, &program, function) {

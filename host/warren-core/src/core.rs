@@ -41,6 +41,8 @@ mod fanout;
 #[cfg(test)]
 mod handover_tests;
 #[cfg(test)]
+mod held_spawn_tests;
+#[cfg(test)]
 mod mailbox_tests;
 mod ops;
 #[cfg(test)]
@@ -1164,6 +1166,7 @@ impl Core {
                     program,
                     args,
                     context: Value::Nil,
+                    ..
                 },
             ) => Some((pid, program, args.len())),
             _ => None,
@@ -1483,6 +1486,7 @@ impl Core {
             program: spawn.program,
             args,
             context: spawn.context,
+            held: spawn.held,
         });
         self.procs.insert(spawn.pid, entry);
         self.queue(spawn.pid);

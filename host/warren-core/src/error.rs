@@ -204,6 +204,19 @@ pub enum SpawnError {
     /// text names the place.
     #[error("{0}")]
     Unholdable(String),
+    /// The spawner's host has no room in its `memory_total` to hold the
+    /// arguments while they wait for the child to start.
+    #[error(
+        "host '{host}' has no room left in its memory_total ({total} bytes) for spawn arguments of {bytes} bytes"
+    )]
+    NoRoom {
+        /// The spawner's host.
+        host: String,
+        /// Its `memory_total`.
+        total: u64,
+        /// The arguments' size.
+        bytes: u64,
+    },
     /// The arguments are larger than `max_message_bytes`.
     #[error("{}", too_large(what, *bytes, *limit))]
     TooLarge {
@@ -235,7 +248,9 @@ impl From<SpawnError> for ProcError {
     fn from(err: SpawnError) -> Self {
         let kind = match err {
             SpawnError::ShuttingDown => ErrorKind::Unavailable,
-            SpawnError::TooManyProcesses { .. } => ErrorKind::RateLimited,
+            SpawnError::TooManyProcesses { .. } | SpawnError::NoRoom { .. } => {
+                ErrorKind::RateLimited
+            }
             SpawnError::NotAllowed { .. } => ErrorKind::PermissionDenied,
             SpawnError::TooLarge { .. }
             | SpawnError::Unholdable(_)

@@ -25,6 +25,12 @@ use crate::services::ServiceControl;
 use crate::value::Value;
 use crate::worker::{self, Cmd, Remote, SpawnCmd};
 
+/// Spawn arguments of at least this many bytes (by `wire_size`) are held
+/// against the spawner's `memory_total` until the child's front-end takes
+/// them ([`crate::item::Held`]); smaller ones are bounded by the target's
+/// `max_processes` (100,000 × 1 KiB).
+pub const HELD_SPAWN_BYTES: usize = 1024;
+
 /// A scheduler domain and tenant boundary (`kind: process.host`).
 #[derive(Clone, Debug)]
 pub struct HostSpec {
@@ -220,7 +226,7 @@ impl Shared {
         req: &SpawnRequest,
         target: &HostQuota,
         parent: Option<Pid>,
-    ) -> Result<(), SpawnError> {
+    ) -> Result<crate::item::Held, SpawnError> {
         let mut limit = target.limits.max_message_bytes;
         if let Some(parent) = parent {
             let own = self.quota(parent.host());
@@ -244,13 +250,31 @@ impl Shared {
         crate::limits::check_values(&req.args, "argument").map_err(SpawnError::Unholdable)?;
         crate::limits::check_values(std::slice::from_ref(&req.context), "context")
             .map_err(SpawnError::Unholdable)?;
+        let held = match parent {
+            Some(parent) if bytes >= HELD_SPAWN_BYTES => {
+                let own = self.quota(parent.host());
+                let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+                if !own.reserve_memory(bytes) {
+                    return Err(SpawnError::NoRoom {
+                        host: own.name.clone(),
+                        total: own.limits.memory_total,
+                        bytes,
+                    });
+                }
+                crate::item::Held(Some(Arc::new(crate::item::Reservation {
+                    quota: own.clone(),
+                    bytes,
+                })))
+            }
+            _ => crate::item::Held::default(),
+        };
         if !target.admit_process() {
             return Err(SpawnError::TooManyProcesses {
                 host: target.name.clone(),
                 limit: target.limits.max_processes,
             });
         }
-        Ok(())
+        Ok(held)
     }
 
     /// What a spawn of `entry` on `host` by `parent` may carry in arguments
@@ -313,7 +337,7 @@ impl Shared {
                 frontend: program.frontend.to_owned(),
             })?;
         let host = &self.hosts[host_index];
-        self.check_spawn(&req, &host.quota, parent)?;
+        let held = self.check_spawn(&req, &host.quota, parent)?;
         let worker = self.place(host, home);
         self.workers[worker].load.fetch_add(1, Ordering::Relaxed);
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
@@ -331,6 +355,7 @@ impl Shared {
             program,
             args: req.args,
             context: req.context,
+            held,
             link_to: parent.filter(|_| req.link),
             monitored_by: parent.filter(|_| req.monitor),
             call: None,

@@ -39,6 +39,7 @@ pub(crate) struct SpawnCmd {
     pub program: Arc<Program>,
     pub args: Vec<Value>,
     pub context: Value,
+    pub held: crate::item::Held,
     pub link_to: Option<Pid>,
     pub monitored_by: Option<Pid>,
     /// The function call the process runs, if it is a callee.
