@@ -68,11 +68,12 @@ pub(crate) fn event_bytes(event: &warren_core::Event) -> u64 {
     let carried = match event {
         Event::Exit { result, .. } | Event::LinkDown { result, .. } => match result {
             Ok(v) => warren_core::limits::wire_size(std::slice::from_ref(v)),
-            Err(e) => e.message.len().saturating_add(
-                e.details
-                    .as_ref()
-                    .map_or(0, |d| warren_core::limits::wire_size(std::slice::from_ref(d))),
-            ),
+            Err(e) => e
+                .message
+                .len()
+                .saturating_add(e.details.as_ref().map_or(0, |d| {
+                    warren_core::limits::wire_size(std::slice::from_ref(d))
+                })),
         },
         Event::Cancel { reason, .. } => {
             warren_core::limits::wire_size(std::slice::from_ref(reason))

@@ -278,6 +278,43 @@ fn a_file_larger_than_the_process_may_hold_is_invalid_and_the_process_goes_on() 
     assert_eq!(out.value(), "Invalid fine");
 }
 
+#[test]
+fn concurrent_reads_take_their_bytes_from_the_process_room() {
+    // Each read held its file in host memory no limit counted: 63 reads
+    // of a 60 MiB file by one 64 MiB process peaked at 9 GB. Now each
+    // takes its bytes from what the process may hold (8 MiB here) before
+    // it reads: of eight 3 MiB reads at once, two fit.
+    let dir = Dir::new("room");
+    let f = std::fs::File::create(dir.0.join("data/mid.bin")).expect("file");
+    f.set_len(3 << 20).expect("size");
+    let out = attack(
+        &dir,
+        r#"local vol = assert(fs.get("app.fs:data"))
+    local got, refused, why, done = 0, 0, "", 0
+    for _ = 1, 8 do
+        coroutine.spawn(function()
+            local data, err = vol:readfile("mid.bin")
+            if data then got = got + 1
+            else refused = refused + 1; why = tostring(err:kind()) .. " " .. err:message() end
+            done = done + 1
+        end)
+    end
+    while done < 8 do require("time").sleep("1ms") end
+    return got .. " " .. refused .. " " .. why"#,
+        grants(&[("fs.get", "app.fs:data")]),
+    );
+    out.assert_neighbour_ticks();
+    let v = out.value();
+    let mut parts = v.splitn(3, ' ');
+    let got: usize = parts.next().and_then(|n| n.parse().ok()).expect("count");
+    let refused: usize = parts.next().and_then(|n| n.parse().ok()).expect("count");
+    assert!(got >= 1 && refused >= 1 && got + refused == 8, "{v}");
+    assert!(
+        v.contains("RateLimited readfile 'mid.bin': 3145728 bytes do not fit"),
+        "{v}"
+    );
+}
+
 /// A file copied onto its own end (`vol:writefile(p, file, "a")` with the
 /// file open on `p`) is copied once: the copy reads what the source held
 /// when the call started. Unbounded, it chased the end it was writing and
