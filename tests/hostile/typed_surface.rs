@@ -321,6 +321,39 @@ fn a_huge_map_and_a_huge_array_are_cut_off_by_the_budget() {
 }
 
 #[test]
+fn one_visit_of_much_work_is_counted_by_its_work() {
+    // The budget was asked every 4,096 values whatever each cost: 200
+    // pattern checks of a 16 MiB string held a worker 7.5 s, and a record
+    // field named by 1 MB was built at every visit (4,000 visits, 2.4 s).
+    // Now a pattern's bytes and a field name's length count as work.
+    let pattern = r#"local s = string.rep("a", 4 << 20) .. "12x"
+        local t = {} for i = 1, 1000 do t[i] = s end
+        local ok, e = PL:is(t)
+        return tostring(ok) .. " " .. tostring(e)"#;
+    let field = r#"local name = string.rep("f", 1000000)
+        local L = load("type R = {" .. name .. "?: number}\ntype L = {R}\nreturn L")()
+        local v, t = {}, {}
+        for i = 1, 40000 do t[i] = v end
+        local ok, e = L:is(t)
+        return tostring(ok) .. " " .. tostring(e)"#;
+    for body in [pattern, field] {
+        let out = attack(
+            app().limits(roomy(None)).entry(
+                "h:attacker",
+                &source(
+                    "type PE = string @pattern(\"[0-9][0-9]x\")\ntype PL = {PE}",
+                    body,
+                ),
+            ),
+            "h:attacker",
+            Vec::new(),
+        );
+        stopped(&out);
+        assert!(out.took < Duration::from_secs(4), "{out:?}");
+    }
+}
+
+#[test]
 fn a_lying_border_is_walked_only_until_the_stuck_limit() {
     // 45 keys with a border of 2^44: the array check walks 1..2^44 raw,
     // polling the budget every 4,096 values, until the stuck limit ends it.
