@@ -34,7 +34,7 @@ pub mod ty;
 mod typesyn;
 
 pub use diag::{Diagnostic, Severity};
-pub use resolve::{MAX_INSTANTIATION_DEPTH, MAX_IR_NODES, TYPE_METHODS};
+pub use resolve::{MAX_INSTANTIATION_DEPTH, MAX_IR_NODES, MAX_PATTERNS, TYPE_METHODS};
 pub use ty::TypeTable;
 
 /// Deepest nesting of statements, expressions and types (P0002 beyond).

@@ -29,6 +29,11 @@ pub const MAX_IR_NODES: usize = 100_000;
 pub const MAX_INSTANTIATION_DEPTH: usize = 64;
 /// Size limit of a compiled `@pattern` regex.
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Distinct `@pattern` regexes compiled per chunk (T015 beyond): each
+/// compile may take up to a millisecond (`a{1000}{1000}` builds until
+/// [`REGEX_SIZE_LIMIT`]), and 20,000 of them held a worker 13 s in one
+/// `load`. The same text is compiled once per chunk.
+pub const MAX_PATTERNS: usize = 256;
 
 /// Deepest recursion over type syntax (a safety net: the parser's nesting
 /// limit already bounds it).
@@ -81,6 +86,7 @@ pub(crate) fn run(p: &mut Parser<'_>) -> Resolved {
         walk: 0,
         any: Arc::new(Ty::Any),
         quiet: false,
+        patterns: HashMap::new(),
     };
     for &root in &p.roots {
         r.root(root);
@@ -149,6 +155,8 @@ pub(crate) struct Resolver<'r, 'a> {
     any: TyRef,
     /// Diagnostics are dropped (the checks re-resolve annotations).
     quiet: bool,
+    /// `@pattern` regexes compiled in this chunk, by text (or why not).
+    patterns: HashMap<String, Result<Arc<regex::Regex>, &'static str>>,
 }
 
 /// Where [`Resolver::prims`] keeps a primitive type.
@@ -660,26 +668,7 @@ impl<'a> Resolver<'_, 'a> {
                 }
             }
             "pattern" => match args.as_slice() {
-                [ValidatorArg::Str(s)] => {
-                    match regex::RegexBuilder::new(s)
-                        .size_limit(REGEX_SIZE_LIMIT)
-                        .build()
-                    {
-                        Ok(re) => regex = Some(Arc::new(re)),
-                        Err(e) => {
-                            let why = match e {
-                                regex::Error::CompiledTooBig(_) => "too big",
-                                _ => "syntax error",
-                            };
-                            self.diag(
-                                diag::T_VALIDATOR,
-                                Severity::Error,
-                                arg_at,
-                                format!("invalid regex in `@pattern` ({why})"),
-                            );
-                        }
-                    }
-                }
+                [ValidatorArg::Str(s)] => regex = self.pattern(s, arg_at),
                 _ => self.diag(
                     diag::T_VALIDATOR,
                     Severity::Error,
@@ -699,6 +688,46 @@ impl<'a> Resolver<'_, 'a> {
             args,
             regex,
         }
+    }
+
+    /// The compiled regex of `@pattern(s)`, once per text per chunk, at
+    /// most [`MAX_PATTERNS`] distinct texts; `None` (with an error) for
+    /// one that cannot be compiled or is one too many.
+    fn pattern(&mut self, s: &str, at: Pos) -> Option<Arc<regex::Regex>> {
+        let compiled = match self.patterns.get(s) {
+            Some(done) => done.clone(),
+            None if self.patterns.len() >= MAX_PATTERNS => {
+                self.diag(
+                    diag::T_VALIDATOR,
+                    Severity::Error,
+                    at,
+                    format!("more than {MAX_PATTERNS} distinct `@pattern` regexes in this chunk"),
+                );
+                return None;
+            }
+            None => {
+                let built = regex::RegexBuilder::new(s)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build();
+                let compiled = built.map(Arc::new).map_err(|e| match e {
+                    regex::Error::CompiledTooBig(_) => "too big",
+                    _ => "syntax error",
+                });
+                self.patterns.insert(s.to_owned(), compiled.clone());
+                compiled
+            }
+        };
+        // A refusal is reported at every use (a quiet pass may have made it).
+        compiled
+            .map_err(|why| {
+                self.diag(
+                    diag::T_VALIDATOR,
+                    Severity::Error,
+                    at,
+                    format!("invalid regex in `@pattern` ({why})"),
+                );
+            })
+            .ok()
     }
 
     /// The structure behind aliases and instances (None: not known).

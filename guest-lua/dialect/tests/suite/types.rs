@@ -8,7 +8,7 @@ use crate::common::{compiles, lines, ok, tr};
 use warren_lua_dialect::ty::{
     Decl, DeclId, Field, Lit, Param, Ty, TyParam, Validator, ValidatorArg,
 };
-use warren_lua_dialect::{Severity, Translation};
+use warren_lua_dialect::{MAX_PATTERNS, Severity, Translation};
 
 fn a(t: Ty) -> Arc<Ty> {
     Arc::new(t)
@@ -765,4 +765,49 @@ fn rewritten_output_keeps_lines_and_compiles_with_the_prefix() {
     assert_eq!(t.lua.matches("__warren_types.").count(), 3);
     assert!(t.lua.contains("--[[ A ]] print(__warren_types.A, 'A')"));
     compiles(&format!("local _ENV, __warren_types = ...; {}", t.lua)).expect("compiles");
+}
+
+#[test]
+fn a_pattern_is_compiled_once_per_text_and_distinct_ones_are_bounded() {
+    // 20,000 copies of one costly pattern were compiled one by one (13 s
+    // in one `load`); the same text now shares one compile.
+    let src = format!(
+        "type V = string{}\n",
+        " @pattern(\"a{1000}{1000}\")".repeat(20_000)
+    );
+    let t = tr(&src);
+    let Ty::Annotated { validators, .. } = &*decl(&t, "V").ty else {
+        panic!("{:?}", t.types)
+    };
+    assert_eq!(validators.len(), 20_000);
+    assert!(validators.iter().all(|v| v.regex.is_none()), "too big each");
+    assert!(
+        t.diagnostics
+            .iter()
+            .all(|d| d.message == "invalid regex in `@pattern` (too big)")
+    );
+    // Same text, same compiled regex.
+    let t = tr(&format!(
+        "type W = string{}\n",
+        " @pattern(\"^a+$\")".repeat(100)
+    ));
+    let Ty::Annotated { validators, .. } = &*decl(&t, "W").ty else {
+        panic!()
+    };
+    let first = validators[0].regex.as_ref().expect("compiled");
+    assert!(
+        validators
+            .iter()
+            .all(|v| v.regex.as_ref().is_some_and(|r| Arc::ptr_eq(r, first)))
+    );
+    // Past MAX_PATTERNS distinct texts each further one is refused.
+    let many: String = (0..MAX_PATTERNS + 3)
+        .map(|i| format!(" @pattern(\"^x{i}$\")"))
+        .collect();
+    let t = tr(&format!("type X = string{many}\n"));
+    let over = format!("more than {MAX_PATTERNS} distinct `@pattern` regexes in this chunk");
+    assert_eq!(
+        t.diagnostics.iter().filter(|d| d.message == over).count(),
+        3
+    );
 }
