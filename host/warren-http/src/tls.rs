@@ -53,8 +53,27 @@ pub(crate) fn public_config() -> Result<ClientConfig, ProcError> {
     ))
 }
 
-/// `INVALID` if the options' PEM does not parse or `cert`/`key` come alone.
+/// Longest `tls.ca`, `tls.cert` or `tls.key` text: the whole Mozilla
+/// bundle of public roots is about 220 KB. Unbounded, a 27 MB `ca` was
+/// parsed on the process's worker (148 ms) and again, for every request,
+/// on the shared I/O runtime, where 8 processes of one tenant stalled
+/// another tenant's requests for seconds.
+pub const MAX_TLS_PEM_BYTES: usize = 512 << 10;
+
+/// `INVALID` if the options' PEM does not parse or `cert`/`key` come
+/// alone, or one of them is longer than [`MAX_TLS_PEM_BYTES`] (checked
+/// first, before any is parsed).
 pub(crate) fn validate(opts: &TlsOptions) -> Result<(), ProcError> {
+    for (name, text) in [("ca", &opts.ca), ("cert", &opts.cert), ("key", &opts.key)] {
+        if let Some(text) = text
+            && text.len() > MAX_TLS_PEM_BYTES
+        {
+            return Err(invalid(format!(
+                "tls.{name} of {} bytes is longer than {MAX_TLS_PEM_BYTES} bytes",
+                text.len()
+            )));
+        }
+    }
     roots(opts)?;
     identity(opts)?;
     server_name(opts)?;
@@ -280,6 +299,31 @@ mod tests {
         ] {
             let err = validate(&opts).expect_err("invalid");
             assert_eq!(err.kind, ErrorKind::Invalid, "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn refuses_pem_past_the_bound_before_parsing_it() {
+        // Valid-looking but never parsed: the length decides first.
+        let long = "-----BEGIN CERTIFICATE-----\n".repeat(MAX_TLS_PEM_BYTES / 28 + 1);
+        for opts in [
+            TlsOptions {
+                ca: Some(long.clone()),
+                ..TlsOptions::default()
+            },
+            TlsOptions {
+                cert: Some(long.clone()),
+                key: Some("k".into()),
+                ..TlsOptions::default()
+            },
+        ] {
+            let err = validate(&opts).expect_err("too long");
+            assert_eq!(err.kind, ErrorKind::Invalid);
+            assert!(
+                err.message.contains("bytes is longer than 524288 bytes"),
+                "{}",
+                err.message
+            );
         }
     }
 }
