@@ -160,11 +160,17 @@ impl Default for PoolConfig {
 /// Replaces the secrets of a database entry's `data` (what the registry
 /// shows): its `password` and `dsn`.
 pub(crate) fn redact_data(data: &mut Value) {
+    redact_keys(data, &["password", "dsn"]);
+}
+
+/// Replaces the values of `keys` in an entry's `data` (what the registry
+/// shows) with [`REDACTED`].
+pub(crate) fn redact_keys(data: &mut Value, keys: &[&str]) {
     let Value::Map(pairs) = data else {
         return;
     };
     for (key, value) in pairs {
-        if matches!(key.as_str(), Some("password" | "dsn")) {
+        if key.as_str().is_some_and(|k| keys.contains(&k)) {
             *value = Value::str(REDACTED);
         }
     }

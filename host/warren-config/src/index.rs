@@ -473,6 +473,11 @@ impl Ctx<'_> {
             // A registry entry's data is its `data:` key itself.
             EntryKind::Registry => data = data.get("data").cloned().unwrap_or(Value::Nil),
             EntryKind::Database(_) => database::redact_data(&mut data),
+            // A static storage's values and a variable's default are
+            // secrets as a password is: the `registry` module showed them
+            // to any process, where `env.get` needs a grant.
+            EntryKind::EnvStorage(_) => database::redact_keys(&mut data, &["values"]),
+            EntryKind::EnvVariable(_) => database::redact_keys(&mut data, &["default"]),
             _ => {}
         }
         Ok(Entry {

@@ -284,6 +284,22 @@ fn env_variables_fields_defaults_and_load_order() {
     assert!(!vars[1].readonly);
     assert!(app.warnings().is_empty());
     assert_eq!(app.entries["app:alpha"].kind.name(), "env.variable");
+    // What the registry shows of them hides the secrets: a variable's
+    // default and a static storage's values (any process could read them
+    // with `registry.get`, where `env.get` needs a grant).
+    let redacted = Some(warren_core::Value::str(warren_config::REDACTED));
+    assert_eq!(
+        app.entries["app:alpha"].data.get("default"),
+        redacted.as_ref()
+    );
+    assert_eq!(
+        app.entries["app:alpha"].data.get("storage"),
+        Some(&warren_core::Value::str("app:chain"))
+    );
+    assert_eq!(
+        app.entries["app:defaults"].data.get("values"),
+        redacted.as_ref()
+    );
 }
 
 #[test]
