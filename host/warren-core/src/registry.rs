@@ -125,8 +125,10 @@ impl Registry {
     }
 
     /// Registers `name` for `e.pid` by `e.by`: `true` when added, `false`
-    /// when `e.pid` already holds it; `ALREADY_EXISTS` if a holder that
-    /// `sees(holder)` holds it, `INVALID` if malformed, `RATE_LIMITED`
+    /// when `e.pid` already holds it; `ALREADY_EXISTS` if an entry whose
+    /// holder and registrant are both seen (`sees`) holds it (a name one
+    /// host gave a process of a hub host both reach was in the way of a
+    /// host that does not reach the registrant), `INVALID` if malformed, `RATE_LIMITED`
     /// when `e.by` has registered [`MAX_NAMES_PER_PROCESS`].
     pub fn register(
         &self,
@@ -140,7 +142,7 @@ impl Registry {
             if list.iter().any(|x| x.pid == e.pid) {
                 return Ok(false); // already this process's: Wippy accepts it
             }
-            if let Some(owner) = list.iter().find(|x| sees(x.pid)) {
+            if let Some(owner) = list.iter().find(|x| sees(x.pid) && sees(x.by)) {
                 return Err(ProcError::new(
                     ErrorKind::AlreadyExists,
                     format!("name {name:?} is already registered to {}", owner.pid),
@@ -162,12 +164,13 @@ impl Registry {
         Ok(true)
     }
 
-    /// The holder of `name` that `sees(holder)`, the oldest first; else
+    /// The holder of `name` whose holder and registrant `sees`, the oldest
+    /// first; else
     /// any holder, as `Err` (for a refusal that names no pid).
     pub fn lookup(&self, name: &str, sees: impl Fn(Pid) -> bool) -> Option<Result<Pid, Pid>> {
         let names = self.lock();
         let list = names.by_name.get(name)?;
-        let seen = list.iter().find(|x| sees(x.pid));
+        let seen = list.iter().find(|x| sees(x.pid) && sees(x.by));
         Some(seen.map(|x| x.pid).ok_or(list[0].pid))
     }
 
@@ -255,6 +258,21 @@ mod tests {
         assert_eq!(reg.lookup("cache", all), Some(Ok(a)), "the oldest first");
         reg.release(a);
         assert_eq!(reg.lookup("cache", all), Some(Ok(v)));
+    }
+
+    #[test]
+    fn a_name_given_to_a_hub_process_is_apart_from_hosts_that_do_not_see_its_registrant() {
+        // Hosts 0 and 1 each reach only the hub, host 2. Host 0 naming a
+        // hub process `db` kept host 1 from registering its own `db` (and
+        // outlived the registrant's interest in it).
+        let reg = Registry::default();
+        let (hub, a, b) = (Pid::new(2, 1), Pid::new(0, 1), Pid::new(1, 1));
+        let sees_from = |h: u16| move |p: Pid| p.host() == h || p.host() == 2;
+        let squat = Entry { pid: hub, by: a };
+        assert_eq!(reg.register("db", squat, sees_from(0)), Ok(true));
+        assert_eq!(reg.register("db", own(b), sees_from(1)), Ok(true));
+        assert_eq!(reg.lookup("db", sees_from(1)), Some(Ok(b)));
+        assert_eq!(reg.lookup("db", sees_from(0)), Some(Ok(hub)));
     }
 
     #[test]
