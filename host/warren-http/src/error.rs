@@ -59,12 +59,36 @@ pub(crate) fn body_too_large(url: &Url, limit: u64) -> ProcError {
 /// The URL as messages may quote it: without the password of its userinfo.
 pub(crate) fn redact(url: &Url) -> String {
     if url.password().is_none() {
-        return url.to_string();
+        return cut(url.as_str(), MAX_SHOWN_URL);
     }
     let mut shown = url.clone();
     // Only fails for URLs that cannot have a password, which this one has.
     let _ = shown.set_password(Some("***"));
-    shown.to_string()
+    cut(shown.as_str(), MAX_SHOWN_URL)
+}
+
+/// Most characters of a URL a message quotes, and of a method, header,
+/// cookie or file name ([`MAX_SHOWN`]): a message quoted the caller's text
+/// whole, escaped, so 1 MB of control bytes made a 5 MB error, built on
+/// the host and delivered to the process (past its limit at 5 MB).
+const MAX_SHOWN_URL: usize = 256;
+const MAX_SHOWN: usize = 64;
+
+/// `text`, cut to `most` characters with the length of the rest said.
+fn cut(text: &str, most: usize) -> String {
+    match text.char_indices().nth(most) {
+        Some((at, _)) => format!("{}... ({} bytes in all)", &text[..at], text.len()),
+        None => text.to_owned(),
+    }
+}
+
+/// A caller's name or value as a message quotes it: `{:?}` of at most
+/// [`MAX_SHOWN`] characters.
+pub(crate) fn quoted(text: &str) -> String {
+    match text.char_indices().nth(MAX_SHOWN) {
+        Some((at, _)) => format!("{:?}... ({} bytes in all)", &text[..at], text.len()),
+        None => format!("{text:?}"),
+    }
 }
 
 /// A URL that did not parse, as messages may quote it: any userinfo
@@ -74,8 +98,11 @@ pub(crate) fn redact_text(text: &str) -> String {
     let rest = &text[start..];
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     match rest[..end].rfind('@') {
-        Some(at) => format!("{}***{}", &text[..start], &rest[at..]),
-        None => text.to_owned(),
+        Some(at) => cut(
+            &format!("{}***{}", &text[..start], &rest[at..]),
+            MAX_SHOWN_URL,
+        ),
+        None => cut(text, MAX_SHOWN_URL),
     }
 }
 

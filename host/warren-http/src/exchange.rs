@@ -186,7 +186,12 @@ fn multipart(req: &Request) -> Result<reqwest::multipart::Form, ProcError> {
             .unwrap_or("application/octet-stream");
         let mut part = reqwest::multipart::Part::bytes(file.content.clone())
             .mime_str(content_type)
-            .map_err(|_| invalid(format!("file {:?}: bad content_type", file.name)))?;
+            .map_err(|_| {
+                invalid(format!(
+                    "file {}: bad content_type",
+                    crate::error::quoted(&file.name)
+                ))
+            })?;
         if let Some(filename) = &file.filename {
             part = part.file_name(filename.clone());
         }

@@ -14,7 +14,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use url::Url;
 use warren_core::ProcError;
 
-use crate::error::invalid;
+use crate::error::{invalid, quoted};
 use crate::tls;
 
 /// The `timeout` of a request that does not set one.
@@ -200,7 +200,7 @@ impl Request {
     /// the connection into a tunnel, is refused too).
     pub(crate) fn method(&self) -> Result<Method, ProcError> {
         let method = Method::from_bytes(self.method.as_bytes())
-            .map_err(|_| invalid(format!("method {:?} is not a token", self.method)))?;
+            .map_err(|_| invalid(format!("method {} is not a token", quoted(&self.method))))?;
         if method == Method::CONNECT {
             return Err(invalid("method CONNECT is not supported"));
         }
@@ -220,14 +220,14 @@ impl Request {
     fn validate_headers(&self) -> Result<(), ProcError> {
         for (name, value) in &self.headers {
             let parsed = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| invalid(format!("header name {name:?} is not a token")))?;
+                .map_err(|_| invalid(format!("header name {} is not a token", quoted(name))))?;
             if FRAMING_HEADERS.contains(&parsed.as_str()) {
                 return Err(invalid(format!(
                     "header {name:?} is set by the client, not by the caller"
                 )));
             }
             HeaderValue::from_str(value)
-                .map_err(|_| invalid(format!("header {name:?} has a bad value")))?;
+                .map_err(|_| invalid(format!("header {} has a bad value", quoted(name))))?;
         }
         Ok(())
     }
@@ -246,8 +246,9 @@ impl Request {
                     .is_err()
             {
                 return Err(invalid(format!(
-                    "file {:?}: content_type {ct:?} is not a media type",
-                    part.name
+                    "file {}: content_type {} is not a media type",
+                    quoted(&part.name),
+                    quoted(ct)
                 )));
             }
         }
@@ -257,10 +258,13 @@ impl Request {
     fn validate_credentials(&self) -> Result<(), ProcError> {
         for (name, value) in &self.cookies {
             if HeaderName::from_bytes(name.as_bytes()).is_err() || name.contains('=') {
-                return Err(invalid(format!("cookie name {name:?} is not a token")));
+                return Err(invalid(format!(
+                    "cookie name {} is not a token",
+                    quoted(name)
+                )));
             }
             if value.contains(';') || value.chars().any(char::is_control) {
-                return Err(invalid(format!("cookie {name:?} has a bad value")));
+                return Err(invalid(format!("cookie {} has a bad value", quoted(name))));
             }
         }
         if let Some((user, pass)) = &self.auth
@@ -432,5 +436,28 @@ mod tests {
             req.full_url().expect("valid").as_str(),
             "http://example.org/p"
         );
+    }
+
+    #[test]
+    fn a_refusal_quotes_the_callers_text_cut_short() {
+        // 1 MB of control bytes as a method, a header name or a URL made
+        // messages of up to 5 MB (each byte escaped).
+        let junk = "\u{1}".repeat(1 << 20);
+        let mut req = Request::new("GET", "http://example.com/");
+        req.method = junk.clone();
+        let err = req.validate_cheaply().expect_err("bad method");
+        assert!(err.message.len() < 600, "{} bytes", err.message.len());
+        assert!(
+            err.message.contains("(1048576 bytes in all)"),
+            "{}",
+            err.message
+        );
+        let mut req = Request::new("GET", "http://example.com/");
+        req.headers.push((junk.clone(), "v".into()));
+        let err = req.validate_cheaply().expect_err("bad header");
+        assert!(err.message.len() < 600, "{} bytes", err.message.len());
+        let err = parse_url(&format!("ftp://example.com/{}", "\u{e9}".repeat(1 << 20)))
+            .expect_err("not http");
+        assert!(err.message.len() < 2000, "{} bytes", err.message.len());
     }
 }
