@@ -149,10 +149,8 @@ fn kept(v: Value, taken: Taken) -> Result<OpValue, ProcError> {
 
 /// The room `me`'s reads take their bytes from.
 fn read_room(core: &CoreRef, me: Pid) -> Room {
-    let mut core = core.borrow_mut();
-    let held = core.copied_counter(me);
-    let quota = core.quota_of(me).clone();
-    Room::new(held, quota.limits.memory_per_process, Some(quota))
+    let (held, limit, quota) = super::room_parts(core, me);
+    Room::new(held, limit, Some(quota))
 }
 
 /// Reads the file at `p`: its stated size taken from `room` first, and

@@ -365,10 +365,8 @@ fn capped(mut req: Request, cap: u64) -> Request {
 /// or 64 members of a batch) buffered up to `memory_per_process`,
 /// uncounted: 1.74 GB for one batch of a 16 MiB process.
 fn body_room(core: &CoreRef, me: Pid) -> BodyRoom {
-    let mut core = core.borrow_mut();
-    let held = core.copied_counter(me);
-    let quota = core.quota_of(me).clone();
-    BodyRoom::new(held, quota.limits.memory_per_process, Some(quota))
+    let (held, limit, quota) = super::room_parts(core, me);
+    BodyRoom::new(held, limit, Some(quota))
 }
 
 /// The grants of `entry` running as `me`, and `PERMISSION_DENIED` unless

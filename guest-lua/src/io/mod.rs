@@ -98,6 +98,25 @@ pub(crate) fn register_raw(
     Ok(())
 }
 
+/// Where the bytes `me`'s host calls hold are counted: the counter its
+/// calls in flight share, what they may hold together (its
+/// `memory_per_process`), and its host (whose `memory_total` they count
+/// in too). A response body's, a query result's and a file read's room
+/// are made of these.
+pub(crate) fn room_parts(
+    core: &CoreRef,
+    me: Pid,
+) -> (
+    Arc<std::sync::atomic::AtomicU64>,
+    u64,
+    Arc<warren_core::HostQuota>,
+) {
+    let mut core = core.borrow_mut();
+    let held = core.copied_counter(me);
+    let quota = core.quota_of(me).clone();
+    (held, quota.limits.memory_per_process, quota)
+}
+
 /// What one host call may copy out of the calling process into host
 /// memory: with what its other calls in flight hold (see
 /// [`warren_core::Copied`]), at most what the process may hold at all (its

@@ -254,10 +254,7 @@ fn param(i: usize, kind: u8, v: Arg<'_>, budget: &mut CopyBudget) -> Result<Para
 /// and its host's `memory_total` as they are built, and held (the room
 /// travels with the value, [`result`]) until the process has them.
 fn limits(core: &CoreRef, me: Pid) -> ResultLimits {
-    let mut core = core.borrow_mut();
-    let held = core.copied_counter(me);
-    let quota = core.quota_of(me).clone();
-    let max = quota.limits.memory_per_process;
+    let (held, max, quota) = super::room_parts(core, me);
     ResultLimits {
         max_bytes: usize::try_from(max).unwrap_or(usize::MAX),
         room: Some(ResultRoom::new(held, max, Some(quota))),
