@@ -1266,9 +1266,10 @@ fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
             })
         })?,
     )?;
+    let quota = core.borrow().quota().clone();
     h.set(
         "json_decode",
-        lua.create_function(|lua, s: LuaString| {
+        lua.create_function(move |lua, s: LuaString| {
             // The tree is built in one host call that cannot be preempted.
             let bytes = s.as_bytes();
             if bytes.len() > MAX_JSON_DECODE {
@@ -1278,10 +1279,25 @@ fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                 );
                 return Ok((LuaValue::Nil, str_value(lua, &e)?));
             }
-            match json::decode(&bytes) {
-                Ok(v) => Ok((to_lua(lua, &v)?, LuaValue::Nil)),
-                Err(e) => Ok((LuaValue::Nil, str_value(lua, &e)?)),
+            // The tree lives in host memory while it is built and copied
+            // into the VM: held against the host's total meanwhile.
+            let held = (bytes.len() as u64).saturating_mul(JSON_TREE_FACTOR);
+            if !quota.reserve_memory(held) {
+                let e = format!(
+                    "JSON text of {} bytes needs about {held} bytes of host '{}' to decode, more than is left of its memory_total ({} bytes)",
+                    bytes.len(),
+                    quota.name,
+                    quota.limits.memory_total
+                );
+                return Ok((LuaValue::Nil, str_value(lua, &e)?));
             }
+            let decoded = json::decode(&bytes);
+            let out = match decoded {
+                Ok(v) => to_lua(lua, &v).map(|v| (v, LuaValue::Nil)),
+                Err(e) => str_value(lua, &e).map(|e| (LuaValue::Nil, e)),
+            };
+            quota.release_memory(held);
+            out
         })?,
     )?;
     Ok(())
@@ -1292,6 +1308,11 @@ fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
 /// hostile table (one that shares a sub-table exponentially often, say) can
 /// hold the worker, as well as the host memory the copy takes.
 const MAX_JSON_BYTES: u64 = 2 << 20;
+
+/// Host bytes `json.decode` holds per byte of text while its tree exists:
+/// a value of two or three bytes of text (`[],`) is a 32-byte `Value`
+/// plus its vector's slack.
+const JSON_TREE_FACTOR: u64 = 32;
 
 /// Longest text `json.decode` takes: the value tree is built in one host
 /// call, about 0.2 ms per KiB of dense input (`[[],[],...]`), so this keeps

@@ -259,6 +259,37 @@ fn json_encode_and_decode() {
 }
 
 #[test]
+fn json_decode_holds_its_tree_against_the_host_total() {
+    // The tree a decode builds (about 32 bytes of host memory per byte of
+    // text) was counted by no limit; it is held against the host's
+    // memory_total while it exists, and refused without room for it.
+    let limits = warren_core::HostLimits {
+        memory_total: 12 << 20,
+        ..warren_core::HostLimits::default()
+    };
+    let v = App::new()
+        .limits(limits)
+        .entry(
+            "t:main",
+            r#"local json = require("json")
+            return function()
+                local small = assert(json.decode("[" .. string.rep("[],", 1000) .. "[]]"))
+                local big, err = json.decode("[" .. string.rep("[],", 150000) .. "[]]")
+                assert(big == nil, "decoded past the host's room")
+                return #small .. " " .. err:kind() .. " " .. err:message()
+            end"#,
+        )
+        .run("t:main", vec![])
+        .expect("main ran");
+    let text = v.as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.starts_with("1001 Invalid JSON text of 450004 bytes needs about 14400128 bytes"),
+        "{text}"
+    );
+    assert!(text.contains("memory_total (12582912 bytes)"), "{text}");
+}
+
+#[test]
 fn require_of_a_module_the_entry_does_not_allow_is_permission_denied() {
     let e = App::new()
         .entry_with(
