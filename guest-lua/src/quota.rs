@@ -64,22 +64,7 @@ pub(crate) const EVENT_BYTES: u64 = 512;
 /// (see [`Accounts::charge_received`]): 100,000 EXITs of 1 KB results,
 /// never read, were 230 MB of a VM charged to nobody.
 pub(crate) fn event_bytes(event: &warren_core::Event) -> u64 {
-    use warren_core::Event;
-    let carried = match event {
-        Event::Exit { result, .. } | Event::LinkDown { result, .. } => match result {
-            Ok(v) => warren_core::limits::wire_size(std::slice::from_ref(v)),
-            Err(e) => e
-                .message
-                .len()
-                .saturating_add(e.details.as_ref().map_or(0, |d| {
-                    warren_core::limits::wire_size(std::slice::from_ref(d))
-                })),
-        },
-        Event::Cancel { reason, .. } => {
-            warren_core::limits::wire_size(std::slice::from_ref(reason))
-        }
-    };
-    EVENT_BYTES.saturating_add(u64::try_from(carried).unwrap_or(u64::MAX))
+    EVENT_BYTES.saturating_add(event.carried_bytes())
 }
 
 #[derive(Default)]

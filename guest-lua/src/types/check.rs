@@ -6,6 +6,7 @@ use mlua::{Lua, Table, Value};
 use warren_lua_dialect::ty::{Lit, Ty, TyRef, TypeTable, Validator, ValidatorArg};
 
 use super::shape::{self, MAX_DEPTH};
+use crate::convert::entry::warren_tableslots;
 
 /// How often (in visited values) the budget is asked.
 pub(super) const POLL_EVERY: u32 = 4096;
@@ -16,11 +17,6 @@ pub(super) const POLL_EVERY: u32 = 4096;
 /// pattern over 16 MiB, 40 ms; 200 of them held a worker 7.5 s between
 /// two polls by count).
 const WORK_PER_POLL: u64 = 1 << 20;
-
-unsafe extern "C-unwind" {
-    /// The slots of the table at `idx` (the vendored Lua's).
-    fn warren_tableslots(l: *mut mlua::ffi::lua_State, idx: std::ffi::c_int) -> std::ffi::c_uint;
-}
 
 /// The Lua type name of a value, as `type()` gives it (integers and floats
 /// are both `number`).

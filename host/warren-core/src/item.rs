@@ -95,6 +95,26 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The bytes it carries: its result or reason as `wire_size` counts
+    /// it, or an error's message and details (what a front-end or the
+    /// core's mailbox charges for it, besides a fixed part of its own).
+    pub fn carried_bytes(&self) -> u64 {
+        let value = |v: &Value| crate::limits::wire_size(std::slice::from_ref(v));
+        let bytes = match self {
+            Event::Exit { result, .. } | Event::LinkDown { result, .. } => match result {
+                Ok(v) => value(v),
+                Err(e) => e
+                    .message
+                    .len()
+                    .saturating_add(e.details.as_ref().map_or(0, value)),
+            },
+            Event::Cancel { reason, .. } => value(reason),
+        };
+        u64::try_from(bytes).unwrap_or(u64::MAX)
+    }
+}
+
 /// Something queued for a process, in arrival order.
 #[derive(Clone, Debug)]
 pub enum Item {

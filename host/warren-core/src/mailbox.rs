@@ -26,7 +26,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 
 use crate::item::{Event, Item, Message};
-use crate::limits::{HostQuota, wire_size};
+use crate::limits::HostQuota;
 use crate::payload::Payload;
 use crate::pid::Pid;
 use crate::value::Value;
@@ -211,18 +211,9 @@ impl Drop for Mailbox {
     }
 }
 
-/// The bytes an event holds: its result or reason as `wire_size` counts
-/// it, an error's message and details, and a fixed part for the rest.
+/// The bytes an event holds: what it carries, and a fixed part for the rest.
 fn event_bytes(event: &Event) -> u64 {
-    let value = |v: &Value| wire_size(std::slice::from_ref(v));
-    let bytes = match event {
-        Event::Exit { result, .. } | Event::LinkDown { result, .. } => match result {
-            Ok(v) => value(v),
-            Err(e) => e.message.len() + e.details.as_ref().map_or(0, value),
-        },
-        Event::Cancel { reason, .. } => value(reason),
-    };
-    u64::try_from(bytes).unwrap_or(u64::MAX).saturating_add(64)
+    event.carried_bytes().saturating_add(64)
 }
 
 #[cfg(test)]
