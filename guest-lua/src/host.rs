@@ -207,6 +207,7 @@ impl LuaVm {
         register(&lua, &h, core.clone(), index, &accounts)?;
         let slice = core.borrow().quota().limits.cpu_slice;
         crate::gctime::install();
+        crate::emergency::install();
         let kernel_tables = Rc::new(RefCell::new(KernelTables::default()));
         let tables = kernel_tables.clone();
         let name_tables = lua.create_function(move |_, list: Variadic<LuaValue>| {

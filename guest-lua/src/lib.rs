@@ -13,6 +13,7 @@ mod convert;
 mod convert_props;
 mod copy;
 mod data;
+mod emergency;
 mod gctime;
 mod host;
 mod io;

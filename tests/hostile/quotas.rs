@@ -491,3 +491,60 @@ fn a_windowed_sender_in_the_same_vm_never_sees_a_stale_full_mailbox() {
     assert_eq!(out.value(), "all sent");
     out.assert_neighbour_ticks();
 }
+
+/// Waits on its inbox; on a message, allocates 64 KiB and waits again.
+const WAKER: &str = r#"return function()
+    local inbox = process.inbox()
+    inbox:receive()
+    local s = string.rep("x", 65536) .. "y"
+    inbox:receive()
+    return #s
+end"#;
+
+#[test]
+fn a_spawn_storm_into_a_full_host_does_not_wedge_its_worker() {
+    // `test:other` holds 16 MiB: a few thousand idle processes fill it,
+    // and every later start fails on its first allocation. Each such
+    // failure ran an emergency collection of the whole full heap (15-20
+    // ms) charged to the failing child: 20,000 spawns wedged the host's
+    // worker for minutes, and a probe spawned after them never ended.
+    // Then every child that did start is woken to allocate on the full
+    // host: each failing allocation ran such a collection too.
+    let other = HostLimits {
+        max_processes: 100_000,
+        memory_total: 16 << 20,
+        ..HostLimits::default()
+    };
+    let limits = HostLimits {
+        allow_hosts: Some(vec![OTHER_HOST.to_owned()]),
+        ..harness::limits()
+    };
+    let app = app()
+        .limits(limits)
+        .other_limits(other)
+        .entry("h:waker", WAKER)
+        .entry("h:probe", harness::ALIVE)
+        .entry(
+            "h:attacker",
+            r#"local time = require("time")
+            return function(n)
+                local kids = {}
+                for i = 1, n do kids[i] = assert(process.spawn("h:waker", "test:other")) end
+                local function probe(what)
+                    -- Queued behind every start (or message) of the storm.
+                    local p = process.spawn_monitored("h:probe", "test:other")
+                    local r = channel.select({ process.events():case_receive(),
+                        time.after("15s"):case_receive() })
+                    if r.channel ~= process.events() then error("no probe after " .. what) end
+                    assert(r.value.from == p)
+                end
+                probe("the starts")
+                for i = 1, n do process.send(kids[i], "go") end
+                probe("the wake-ups")
+                return "probes ended"
+            end"#,
+        );
+    let out = attack(app, "h:attacker", vec![n(20_000)]);
+    assert_eq!(out.value(), "probes ended");
+    out.assert_neighbour_ticks();
+}

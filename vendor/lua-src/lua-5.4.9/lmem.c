@@ -162,9 +162,14 @@ void luaM_free_ (lua_State *L, void *block, size_t osize) {
 static void *tryagain (lua_State *L, void *block,
                        size_t osize, size_t nsize) {
   global_State *g = G(L);
-  if (cantryagain(g)) {
+  /* WARREN: the embedder may refuse a collection that would only repeat
+     one that freed too little (lwarren.h, warren_set_emergency_hook) */
+  if (cantryagain(g) && warren_emergency_call(L, 0)) {
+    void *newblock;
     luaC_fullgc(L, 1);  /* try to free some memory... */
-    return callfrealloc(g, block, osize, nsize);  /* try again */
+    newblock = callfrealloc(g, block, osize, nsize);  /* try again */
+    warren_emergency_call(L, newblock != NULL || nsize == 0 ? 1 : 2);
+    return newblock;
   }
   else return NULL;  /* cannot run an emergency collection */
 }

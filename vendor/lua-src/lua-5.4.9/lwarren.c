@@ -58,6 +58,21 @@ void warren_gc_call (lua_State *L, int begin) {
 
 
 /* Like 'warren_pollfn': set once, before any Lua state exists. */
+static warren_emergency_fn warren_emergencyfn = NULL;
+
+
+LUA_API void warren_set_emergency_hook (warren_emergency_fn f) {
+  warren_emergencyfn = f;
+}
+
+
+int warren_emergency_call (lua_State *L, int what) {
+  warren_emergency_fn f = warren_emergencyfn;
+  return f == NULL ? 1 : f(L, G(L), what);
+}
+
+
+/* Like 'warren_pollfn': set once, before any Lua state exists. */
 static warren_resize_fn warren_resizefn = NULL;
 
 

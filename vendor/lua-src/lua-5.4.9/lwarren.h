@@ -80,6 +80,24 @@ LUA_API void warren_set_gc_hook (warren_gc_fn f);
 LUAI_FUNC void warren_gc_call (lua_State *L, int begin);
 
 /*
+** The emergency collection's hook (lmem.c, 'tryagain'): an allocation
+** past the state's ceiling runs a full collection and tries again, and
+** the embedder may refuse that collection when it would only repeat one
+** that just freed too little. Called with what = 0 before it (nonzero:
+** collect; 0: the allocation fails at once), then what = 1 when the
+** retry succeeded or what = 2 when it failed too. 'g' names the state
+** (its global state). Set once per process, before any Lua state runs;
+** NULL (the default) = always collect. It must not raise, allocate Lua
+** objects or call into Lua.
+*/
+typedef int (*warren_emergency_fn) (lua_State *L, const void *g, int what);
+
+LUA_API void warren_set_emergency_hook (warren_emergency_fn f);
+
+/* calls the embedder's emergency hook, if any (1 when there is none) */
+LUAI_FUNC int warren_emergency_call (lua_State *L, int what);
+
+/*
 ** 'luaD_shrinkstack' of a suspended coroutine (see ldo.c): the stack is
 ** cut to what its frames use once that saves more than this many slots.
 ** Every idle process and blocked coroutine is such a thread, so its stack
