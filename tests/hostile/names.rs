@@ -231,3 +231,83 @@ fn a_refusal_names_the_holder_it_conflicts_with_when_the_registrant_reaches_it()
         "the refusal hid the neighbour it conflicts with: {out:?}"
     );
 }
+
+/// Holds `db` (after `delay`) and forwards what it is sent to `report`
+/// tagged with `tag`.
+const DB_HOLDER: &str = r#"local time = require("time")
+return function(tag, report)
+    assert(process.registry.register("db"))
+    process.send(report, "registered", tag)
+    while true do
+        local m = process.inbox():receive()
+        process.send(report, "got", tag .. ":" .. tostring(m:payload():data()))
+    end
+end"#;
+
+/// On the hub: B's holder registers `db`, then A's (which B does not
+/// see); B's holder restarts (ends, a new one registers), and the hub
+/// looks `db` up and sends a secret to it.
+const HUB: &str = r#"local time = require("time")
+return function()
+    local inbox = process.inbox()
+    local function registered()
+        local m = inbox:receive()
+        assert(m:topic() == "registered", m:topic())
+    end
+    local b1 = process.spawn("h:holder", "test:b", "B", process.pid())
+    registered()
+    process.spawn("h:holder", "test:a", "A", process.pid())
+    registered()
+    local out = {}
+    local pid, err = process.registry.lookup("db")
+    out[#out + 1] = tostring(pid) .. " " .. tostring(err and err:kind())
+    process.terminate(b1)
+    while process.registry.lookup("db") == b1 do time.sleep("1ms") end
+    process.spawn("h:holder", "test:b", "B2", process.pid())
+    registered()
+    pid, err = process.registry.lookup("db")
+    out[#out + 1] = tostring(pid) .. " " .. tostring(err and err:kind())
+    local ok, serr = process.send("db", "secret", "hunter2")
+    out[#out + 1] = tostring(ok) .. " " .. tostring(serr and serr:kind())
+    local r = channel.select({ inbox:case_receive(), time.after("200ms"):case_receive() })
+    out[#out + 1] = r.channel == inbox and r.value:payload():data() or "nothing"
+    return table.concat(out, "|")
+end"#;
+
+#[test]
+fn a_hub_cannot_be_made_to_send_one_tenants_messages_to_another_under_a_name() {
+    // Hosts a and b reach only the hub; the hub reaches both. Both hold a
+    // `db` of their own; from the hub the oldest holder won, so when b's
+    // holder restarted, the hub's messages to `db` went to a's.
+    use warren_core::{HostLimits, HostSpec, RuntimeBuilder};
+    use warren_lua::{LuaProgram, MODULES, lua_frontend};
+    let only_hub = || HostLimits {
+        allow_hosts: Some(vec!["test:hub".to_owned()]),
+        ..HostLimits::default()
+    };
+    let program = |id: &str, source: &str| {
+        LuaProgram::new(format!("{id}.lua"), source)
+            .with_modules(&MODULES)
+            .into_program(id)
+    };
+    let runtime = RuntimeBuilder::new()
+        .frontend(lua_frontend())
+        .host(HostSpec::new("test:a", 1).with_limits(only_hub()))
+        .host(HostSpec::new("test:b", 1).with_limits(only_hub()))
+        .host(HostSpec::new("test:hub", 1))
+        .program(program("h:holder", DB_HOLDER))
+        .program(program("h:hub", HUB))
+        .start()
+        .expect("runtime starts");
+    let exit = runtime
+        .run(SpawnRequest::new("h:hub", "test:hub", Vec::new()), DEADLINE)
+        .expect("spawn accepted")
+        .expect("the hub finished");
+    let told = exit.expect("the hub's checks held");
+    let told = told.as_str().unwrap_or("?").to_owned();
+    let parts: Vec<&str> = told.split('|').collect();
+    assert_eq!(parts[0], "nil Conflict", "{told}");
+    assert_eq!(parts[1], "nil Conflict", "{told}");
+    assert_eq!(parts[2], "nil Conflict", "{told}");
+    assert_eq!(parts[3], "nothing", "{told}");
+}

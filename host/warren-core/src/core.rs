@@ -26,6 +26,7 @@ use crate::mailbox::Mailbox;
 use crate::payload::Payload;
 use crate::pid::Pid;
 use crate::placement::Home;
+use crate::registry::Miss;
 use crate::runtime::{Shared, SpawnRequest};
 use crate::value::Value;
 use crate::worker::Cmd;
@@ -459,7 +460,19 @@ impl Core {
             .lookup(dest, |h| self.see_each_other(me, h))
         {
             Some(Ok(pid)) => Ok(pid),
-            Some(Err(pid)) => {
+            Some(Err(Miss::Ambiguous(a, b))) => {
+                let (a, b) = (self.quota_of(a), self.quota_of(b));
+                Err(ProcError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "the name {shown:?}{cut} is held on host '{}' and on host '{}', which \
+                         do not see each other: a name seen from more than one such host \
+                         resolves to neither",
+                        a.name, b.name
+                    ),
+                ))
+            }
+            Some(Err(Miss::Hidden(pid))) => {
                 let (own, target) = (self.quota_of(me), self.quota_of(pid));
                 let message = if self.reaches(me, pid) {
                     format!(

@@ -52,6 +52,17 @@ pub struct Entry {
     pub by: Pid,
 }
 
+/// Why a name that is registered resolves to no pid for a viewer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Miss {
+    /// Every holder (this one the oldest) or its registrant is out of
+    /// sight: refused without naming it.
+    Hidden(Pid),
+    /// Two holders (at least) are in sight, on hosts that do not see
+    /// each other.
+    Ambiguous(Pid, Pid),
+}
+
 #[derive(Default)]
 struct Names {
     /// Holders of each name, oldest first (usually one).
@@ -164,14 +175,23 @@ impl Registry {
         Ok(true)
     }
 
-    /// The holder of `name` whose holder and registrant `sees`, the oldest
-    /// first; else
-    /// any holder, as `Err` (for a refusal that names no pid).
-    pub fn lookup(&self, name: &str, sees: impl Fn(Pid) -> bool) -> Option<Result<Pid, Pid>> {
+    /// The holder of `name` whose holder and registrant `sees`; else why
+    /// not (see [`Miss`]).
+    ///
+    /// Entries of one name coexist only where no host sees two of them,
+    /// except from a hub that hosts which do not see each other both
+    /// reach. There the name is [`Miss::Ambiguous`]: picking one (the
+    /// oldest, as before) let a tenant take another's messages, by
+    /// holding the name while the other's holder restarted.
+    pub fn lookup(&self, name: &str, sees: impl Fn(Pid) -> bool) -> Option<Result<Pid, Miss>> {
         let names = self.lock();
         let list = names.by_name.get(name)?;
-        let seen = list.iter().find(|x| sees(x.pid) && sees(x.by));
-        Some(seen.map(|x| x.pid).ok_or(list[0].pid))
+        let mut seen = list.iter().filter(|x| sees(x.pid) && sees(x.by));
+        Some(match (seen.next(), seen.next()) {
+            (Some(one), None) => Ok(one.pid),
+            (Some(one), Some(two)) => Err(Miss::Ambiguous(one.pid, two.pid)),
+            (None, _) => Err(Miss::Hidden(list[0].pid)),
+        })
     }
 
     /// The oldest holder of `name`, whoever may see it.
@@ -252,10 +272,14 @@ mod tests {
         assert_eq!(reg.lookup("cache", apart(1)), Some(Ok(a)));
         assert_eq!(
             reg.lookup("cache", apart(3)),
-            Some(Err(a)),
+            Some(Err(Miss::Hidden(a))),
             "seen by neither"
         );
-        assert_eq!(reg.lookup("cache", all), Some(Ok(a)), "the oldest first");
+        assert_eq!(
+            reg.lookup("cache", all),
+            Some(Err(Miss::Ambiguous(a, v))),
+            "seen from a hub, neither"
+        );
         reg.release(a);
         assert_eq!(reg.lookup("cache", all), Some(Ok(v)));
     }
