@@ -152,6 +152,8 @@ pub fn io_runtime() -> &'static tokio::runtime::Runtime {
             .worker_threads(IO_THREADS)
             .max_blocking_threads(IO_BLOCKING_THREADS)
             .thread_name("warren-io")
+            // What its threads read is freed on a worker: see warren-alloc.
+            .on_thread_start(warren_alloc::map_large_blocks_here)
             .enable_all()
             .build()
             .unwrap_or_else(|err| panic!("cannot start the I/O runtime: {err}"))

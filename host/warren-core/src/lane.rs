@@ -370,7 +370,11 @@ impl Lane {
         };
         let started = std::thread::Builder::new()
             .name(self.name.into())
-            .spawn(move || self.serve(id));
+            .spawn(move || {
+                // What a lane reads is freed on a worker: see warren-alloc.
+                warren_alloc::map_large_blocks_here();
+                self.serve(id)
+            });
         if let Err(err) = started {
             // The queued job waits for a running thread (or its deadline).
             self.lock().threads -= 1;
