@@ -311,3 +311,45 @@ fn a_hub_cannot_be_made_to_send_one_tenants_messages_to_another_under_a_name() {
     assert_eq!(parts[2], "nil Conflict", "{told}");
     assert_eq!(parts[3], "nothing", "{told}");
 }
+
+#[test]
+fn a_process_holding_many_names_is_released_without_holding_up_the_registry() {
+    // 150 registrants give one process 1,024 names each. Its release
+    // removed each name from a list of all of them, under the lock every
+    // tenant's lookups and exits take: 153,600 names froze other tenants
+    // for 11 s.
+    let limits = warren_core::HostLimits {
+        max_processes: 200,
+        mailbox_limit: 1000,
+        ..crate::harness::limits()
+    };
+    let attacker = r#"local time = require("time")
+    return function()
+        local holder = process.spawn_monitored("h:sleeper", "test:host")
+        local inbox = process.inbox()
+        for r = 1, 150 do
+            process.spawn("h:namer", "test:host", holder, r, process.pid())
+        end
+        for _ = 1, 150 do assert(inbox:receive():payload():data() == 1024) end
+        local t0 = time.now()
+        process.terminate(holder)
+        process.events():receive()
+        local gone = process.registry.lookup("n1-1") == nil
+        return tostring(gone) .. " " .. tostring(time.now():sub(t0):milliseconds() < 2000)
+    end"#;
+    let app = app()
+        .limits(limits)
+        .entry("h:sleeper", HOLDER)
+        .entry(
+            "h:namer",
+            r#"return function(holder, r, parent)
+                for i = 1, 1024 do assert(process.registry.register("n" .. r .. "-" .. i, holder)) end
+                assert(process.send(parent, "done", 1024))
+                process.inbox():receive()
+            end"#,
+        )
+        .entry("h:attacker", attacker);
+    let out = crate::harness::attack(app, "h:attacker", Vec::new());
+    assert_eq!(out.value(), "true true");
+    out.assert_neighbour_ticks();
+}

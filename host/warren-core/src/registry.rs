@@ -17,7 +17,7 @@
 
 use std::sync::Mutex;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::{ErrorKind, ProcError};
 use crate::pid::Pid;
@@ -68,7 +68,10 @@ struct Names {
     /// Holders of each name, oldest first (usually one).
     by_name: FxHashMap<String, Vec<Entry>>,
     /// Names each pid holds.
-    by_pid: FxHashMap<Pid, Vec<String>>,
+    /// (A set: one pid may hold the names of many registrants, 150 times
+    /// 1,024, and a list made each removal a scan of all of them, under
+    /// the lock every tenant's lookups and exits take.)
+    by_pid: FxHashMap<Pid, FxHashSet<String>>,
     /// Names each registrant registered that are still held.
     registered: FxHashMap<Pid, usize>,
 }
@@ -88,9 +91,7 @@ impl Names {
             self.by_name.remove(name);
         }
         if let Some(held) = self.by_pid.get_mut(&e.pid) {
-            if let Some(j) = held.iter().position(|n| n == name) {
-                held.swap_remove(j);
-            }
+            held.remove(name);
             if held.is_empty() {
                 self.by_pid.remove(&e.pid);
             }
@@ -170,7 +171,11 @@ impl Registry {
             ));
         }
         names.by_name.entry(name.to_owned()).or_default().push(e);
-        names.by_pid.entry(e.pid).or_default().push(name.to_owned());
+        names
+            .by_pid
+            .entry(e.pid)
+            .or_default()
+            .insert(name.to_owned());
         *names.registered.entry(e.by).or_default() += 1;
         Ok(true)
     }
@@ -213,7 +218,7 @@ impl Registry {
     /// give its [`name_cost`] back to the right host.
     pub fn release(&self, pid: Pid) -> Vec<(Entry, u64)> {
         let mut names = self.lock();
-        let Some(held) = names.by_pid.get(&pid).cloned() else {
+        let Some(held) = names.by_pid.remove(&pid) else {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(held.len());
