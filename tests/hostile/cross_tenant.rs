@@ -895,3 +895,60 @@ fn a_flood_into_another_hosts_mailbox_stops_at_its_limit_and_its_neighbours_run(
         "the sink's mailbox_limit did not refuse: {d:?}"
     );
 }
+
+/// On `test:a`: tries to run its own code on the hub, whose processes
+/// reach `test:b` (which `test:a` may not), and on `test:a2`, which
+/// reaches no more than `test:a` does.
+const HUB_HOPPER: &str = r#"return function()
+    local out = {}
+    local pid, err = process.spawn("h:hop", "test:hub")
+    out[#out + 1] = tostring(pid) .. " " .. tostring(err and err:kind())
+    out[#out + 1] = tostring(err and err:message():find("test:b", 1, true) ~= nil)
+    local pid2 = process.spawn_monitored("h:hop", "test:a2")
+    out[#out + 1] = tostring(pid2 ~= nil)
+    local ev = process.events():receive()
+    out[#out + 1] = tostring(ev.result.value)
+    return table.concat(out, "|")
+end"#;
+
+#[test]
+fn a_tenant_cannot_reach_further_by_running_its_code_on_a_hub() {
+    // test:a and test:b reach only the hub, which reaches both. test:a
+    // spawned its own entry on the hub, and from there sent to, ended
+    // and stopped the services of test:b. A spawn now never widens what
+    // the spawner's code may reach: test:a2, reaching only test:a and the
+    // hub, still takes test:a's processes.
+    use warren_core::{HostSpec, RuntimeBuilder};
+    use warren_lua::{LuaProgram, MODULES, lua_frontend};
+    let reach = |hosts: &[&str]| HostLimits {
+        allow_hosts: Some(hosts.iter().map(|h| (*h).to_owned()).collect()),
+        ..HostLimits::default()
+    };
+    let program = |id: &str, source: &str| {
+        LuaProgram::new(format!("{id}.lua"), source)
+            .with_modules(&MODULES)
+            .into_program(id)
+    };
+    let runtime = RuntimeBuilder::new()
+        .frontend(lua_frontend())
+        .host(HostSpec::new("test:a", 1).with_limits(reach(&["test:hub", "test:a2"])))
+        .host(HostSpec::new("test:a2", 1).with_limits(reach(&["test:a", "test:hub"])))
+        .host(HostSpec::new("test:b", 1).with_limits(reach(&["test:hub"])))
+        .host(HostSpec::new("test:hub", 1))
+        .program(program("h:hopper", HUB_HOPPER))
+        .program(program("h:hop", r#"return function() return "ran" end"#))
+        .start()
+        .expect("runtime starts");
+    let exit = runtime
+        .run(
+            SpawnRequest::new("h:hopper", "test:a", Vec::new()),
+            DEADLINE,
+        )
+        .expect("spawn accepted")
+        .expect("the hopper finished");
+    let told = exit.expect("the hopper's checks held");
+    assert_eq!(
+        told.as_str().unwrap_or("?"),
+        "nil PermissionDenied|true|true|ran"
+    );
+}

@@ -190,6 +190,20 @@ pub enum SpawnError {
         /// The host it tried to reach.
         to: String,
     },
+    /// A process on the target host could reach a host the parent's may
+    /// not: a spawn never widens what a tenant's code reaches.
+    #[error(
+        "spawn: host '{from}' may not start processes on host '{to}': they could reach \
+         host '{beyond}', which '{from}' may not (allow_hosts)"
+    )]
+    Widens {
+        /// The parent's host.
+        from: String,
+        /// The host it tried to spawn on.
+        to: String,
+        /// A host the target reaches and the parent's does not.
+        beyond: String,
+    },
     /// The entry is of a kind this way of starting it cannot run.
     #[error("entry '{entry}' is a {kind} entry: {how}")]
     WrongKind {
@@ -251,7 +265,9 @@ impl From<SpawnError> for ProcError {
             SpawnError::TooManyProcesses { .. } | SpawnError::NoRoom { .. } => {
                 ErrorKind::RateLimited
             }
-            SpawnError::NotAllowed { .. } => ErrorKind::PermissionDenied,
+            SpawnError::NotAllowed { .. } | SpawnError::Widens { .. } => {
+                ErrorKind::PermissionDenied
+            }
             SpawnError::TooLarge { .. }
             | SpawnError::Unholdable(_)
             | SpawnError::WrongKind { .. } => ErrorKind::Invalid,

@@ -220,6 +220,39 @@ impl Shared {
         }
     }
 
+    /// Refuses a spawn by a process of host `own` onto host `target`
+    /// unless `own` reaches `target` (`allow_hosts`) and every host a
+    /// process of `target` reaches is `target`, `own`, or one `own`
+    /// reaches too. Otherwise a tenant reaching only a hub ran its own
+    /// entry there, and through it sent to, terminated and stopped the
+    /// services of a tenant its `allow_hosts` kept it from.
+    fn may_spawn_on(&self, own: &HostQuota, target: &HostQuota) -> Result<(), SpawnError> {
+        if !own.limits.allows(&own.name, &target.name) {
+            return Err(SpawnError::NotAllowed {
+                op: "spawn",
+                from: own.name.clone(),
+                to: target.name.clone(),
+            });
+        }
+        if own.name == target.name || own.limits.allow_hosts.is_none() {
+            return Ok(());
+        }
+        let beyond = self.hosts.iter().map(|h| &h.quota.name).find(|x| {
+            **x != target.name
+                && **x != own.name
+                && target.limits.allows(&target.name, x)
+                && !own.limits.allows(&own.name, x)
+        });
+        match beyond {
+            Some(beyond) => Err(SpawnError::Widens {
+                from: own.name.clone(),
+                to: target.name.clone(),
+                beyond: beyond.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Refuses a spawn the parent's host may not make.
     fn check_spawn(
         &self,
@@ -230,13 +263,7 @@ impl Shared {
         let mut limit = target.limits.max_message_bytes;
         if let Some(parent) = parent {
             let own = self.quota(parent.host());
-            if !own.limits.allows(&own.name, &target.name) {
-                return Err(SpawnError::NotAllowed {
-                    op: "spawn",
-                    from: own.name.clone(),
-                    to: target.name.clone(),
-                });
-            }
+            self.may_spawn_on(own, target)?;
             limit = limit.min(own.limits.max_message_bytes);
         }
         let bytes = wire_size(&req.args) + wire_size(std::slice::from_ref(&req.context));
@@ -297,13 +324,7 @@ impl Shared {
         }
         self.check_kind(entry, false)?;
         let own = self.quota(parent.host());
-        if !own.limits.allows(&own.name, &target.quota.name) {
-            return Err(SpawnError::NotAllowed {
-                op: "spawn",
-                from: own.name.clone(),
-                to: target.quota.name.clone(),
-            });
-        }
+        self.may_spawn_on(own, &target.quota)?;
         Ok(own
             .limits
             .max_message_bytes
