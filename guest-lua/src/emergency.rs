@@ -13,16 +13,21 @@
 //!
 //! The patched Lua (`vendor/lua-src`, `lwarren.h`,
 //! `warren_set_emergency_hook`) asks [`on_emergency`] before each such
-//! collection and tells it whether the retry then fitted. A collection
-//! that freed too little (futile) while the running process was held by
-//! its host's room is remembered per VM; until the VM has allocated
-//! [`SLACK`] bytes more, or [`SHARE`] times that collection's duration
-//! has passed, an allocation past a host-bound ceiling fails at once, as
-//! it would have after the collection. So futile collections take at
-//! most one part in `SHARE + 1` of the worker's time, and a host that
-//! frees memory (its processes ending, its garbage made anew) collects
-//! again. A process held by its own `memory_per_process` always gets its
-//! collection: what it freed is its own.
+//! collection and tells it when it is done. Each is remembered per VM,
+//! with the process it ran for. Until the VM has allocated a quarter of
+//! the heap that collection left (at least [`SLACK`]) or [`SHARE`] times
+//! its duration has passed, another process's allocation past its
+//! ceiling fails at once, as it would have after a collection that freed
+//! too little. So a stream of processes
+//! each failing (children spawned into a full host, or each overshooting
+//! its own limit next to a large heap) spends at most one part in
+//! `SHARE + 1` of its worker on full collections, or about what the
+//! incremental collector would spend on what they allocate: a first fix
+//! allowed a collection after each 1 MiB allocated, and children that
+//! each allocated 1 MiB before overshooting stalled their host's worker
+//! for 24 s. The process a collection ran for is never refused
+//! its own (it pays for them: they run inside its resume, charged to
+//! it, and the stuck-code guard ends it past 250 ms).
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
@@ -30,20 +35,21 @@ use std::time::{Duration, Instant};
 
 use mlua::ffi::lua_State;
 
-/// Bytes a VM allocates after a futile collection before the next one
-/// may run at once: garbage made since is what another could free.
+/// Least bytes a VM allocates after an emergency collection before another
+/// process may collect at once (garbage made since is what it could
+/// free); a quarter of the heap that one left, when that is more.
 pub(crate) const SLACK: usize = 1 << 20;
 
-/// After a futile collection of duration `d`, the next host-bound one
-/// waits `SHARE × d` (unless [`SLACK`] bytes were allocated): a host kept
-/// full wastes at most one part in `SHARE + 1` of its worker on them.
+/// After an emergency collection of duration `d`, another process's waits
+/// `SHARE × d` (unless enough was allocated since): failing processes
+/// waste at most one part in `SHARE + 1` of their worker on them.
 pub(crate) const SHARE: u32 = 4;
 
-/// VMs per thread whose last futile collection is remembered; past it
+/// VMs per thread whose last emergency collection is remembered; past it
 /// the oldest is forgotten (which lets one collection more run).
 const REMEMBERED: usize = 64;
 
-/// A VM's last futile collection.
+/// A VM's last emergency collection.
 struct Futile {
     /// The VM (its global state's address).
     vm: usize,
@@ -53,15 +59,19 @@ struct Futile {
     took: Duration,
     /// The VM's bytes ever allocated when it ended.
     grown: usize,
+    /// The VM's heap when it ended.
+    heap: usize,
+    /// The process it ran for.
+    process: i64,
 }
 
 thread_local! {
-    /// Whether the process running on this thread is held by its host's
-    /// room rather than its own ([`crate::quota`] sets it on each resume).
-    static HOST_BOUND: Cell<bool> = const { Cell::new(false) };
+    /// The process running on this thread, 0 for none ([`crate::quota`]
+    /// sets it around each resume).
+    static RUNNING: Cell<i64> = const { Cell::new(0) };
     /// When the collection under way began.
     static BEGAN: Cell<Option<Instant>> = const { Cell::new(None) };
-    /// The last futile collection of each VM of this thread.
+    /// The last emergency collection of each VM of this thread.
     static FUTILE: RefCell<Vec<Futile>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -83,10 +93,22 @@ pub(crate) fn install() {
     unsafe { warren_set_emergency_hook(Some(on_emergency)) }
 }
 
-/// Says whether the process about to run on this thread is held by its
-/// host's room (`true`) or its own, until the next call.
-pub(crate) fn set_host_bound(bound: bool) {
-    HOST_BOUND.with(|b| b.set(bound));
+/// Says which process runs on this thread (0: none) until the next call.
+pub(crate) fn set_running(id: i64) {
+    RUNNING.with(|r| r.set(id));
+}
+
+/// The VM's heap in bytes, read without allocating.
+fn heap_bytes(l: *mut lua_State) -> usize {
+    // SAFETY: `l` is the running state; counting allocates nothing, calls
+    // no Lua and raises nothing.
+    let (kib, bytes) = unsafe {
+        (
+            mlua::ffi::lua_gc(l, mlua::ffi::LUA_GCCOUNT, 0),
+            mlua::ffi::lua_gc(l, mlua::ffi::LUA_GCCOUNTB, 0),
+        )
+    };
+    usize::try_from(kib).unwrap_or(0) * 1024 + usize::try_from(bytes).unwrap_or(0)
 }
 
 /// The hook: `what` 0 asks (nonzero: collect), 1 says the retry fitted,
@@ -99,8 +121,8 @@ extern "C" fn on_emergency(l: *mut lua_State, g: *const c_void, what: c_int) -> 
     let now = Instant::now();
     match what {
         0 => {
-            let host_bound = HOST_BOUND.with(Cell::get);
-            let may = !host_bound || FUTILE.with(|f| may_collect(&f.borrow(), vm, grown, now));
+            let process = RUNNING.with(Cell::get);
+            let may = FUTILE.with(|f| may_collect(&f.borrow(), vm, process, grown, now));
             if may {
                 BEGAN.with(|b| b.set(Some(now)));
             }
@@ -111,7 +133,12 @@ extern "C" fn on_emergency(l: *mut lua_State, g: *const c_void, what: c_int) -> 
             FUTILE.with(|f| {
                 let mut f = f.borrow_mut();
                 f.retain(|e| e.vm != vm);
-                if what == 2 && HOST_BOUND.with(Cell::get) {
+                // Every one is remembered, whether its retry fitted or not:
+                // a collection that freed a few bytes each time (the last
+                // failed process's garbage) was as costly as a futile one,
+                // and 36,000 processes each needing one on a 1 GB heap held
+                // their worker for minutes.
+                {
                     if f.len() >= REMEMBERED {
                         f.remove(0);
                     }
@@ -120,6 +147,8 @@ extern "C" fn on_emergency(l: *mut lua_State, g: *const c_void, what: c_int) -> 
                         ended: now,
                         took,
                         grown,
+                        heap: heap_bytes(l),
+                        process: RUNNING.with(Cell::get),
                     });
                 }
             });
@@ -128,12 +157,14 @@ extern "C" fn on_emergency(l: *mut lua_State, g: *const c_void, what: c_int) -> 
     }
 }
 
-/// Whether VM `vm`, having allocated `grown` bytes ever, may collect now.
-fn may_collect(futile: &[Futile], vm: usize, grown: usize, now: Instant) -> bool {
+/// Whether VM `vm`, having allocated `grown` bytes ever, may collect now
+/// for `process`.
+fn may_collect(futile: &[Futile], vm: usize, process: i64, grown: usize, now: Instant) -> bool {
     let Some(last) = futile.iter().find(|e| e.vm == vm) else {
         return true;
     };
-    grown.saturating_sub(last.grown) >= SLACK
+    last.process == process
+        || grown.saturating_sub(last.grown) >= SLACK.max(last.heap / 4)
         || now.saturating_duration_since(last.ended) >= last.took.saturating_mul(SHARE)
 }
 
@@ -147,6 +178,8 @@ mod tests {
             ended,
             took: Duration::from_millis(took_ms),
             grown,
+            heap: 64 << 20,
+            process: 7,
         }
     }
 
@@ -154,26 +187,35 @@ mod tests {
     fn a_vm_without_a_futile_collection_always_collects() {
         let now = Instant::now();
         let others = [futile(2, now, 100, 0)];
-        assert!(may_collect(&others, 1, 0, now));
+        assert!(may_collect(&others, 1, 8, 0, now));
     }
 
     #[test]
-    fn after_a_futile_collection_the_next_waits_for_time_or_allocation() {
+    fn after_a_futile_collection_another_process_waits_for_time_or_allocation() {
         let t = Instant::now();
         let last = [futile(1, t, 100, 1000)];
-        assert!(!may_collect(&last, 1, 1000, t + Duration::from_millis(10)));
+        let soon = t + Duration::from_millis(10);
+        // A quarter of the 64 MiB heap it left, not just SLACK.
+        assert!(!may_collect(&last, 1, 8, 1000, soon));
+        assert!(!may_collect(&last, 1, 8, 1000 + SLACK, soon));
         assert!(!may_collect(
             &last,
             1,
-            1000 + SLACK - 1,
+            8,
+            1000 + (16 << 20) - 1,
             t + Duration::from_millis(399)
         ));
+        assert!(may_collect(&last, 1, 8, 1000 + (16 << 20), soon));
         assert!(may_collect(
             &last,
             1,
-            1000 + SLACK,
-            t + Duration::from_millis(10)
+            8,
+            1000,
+            t + Duration::from_millis(400)
         ));
-        assert!(may_collect(&last, 1, 1000, t + Duration::from_millis(400)));
+        assert!(
+            may_collect(&last, 1, 7, 1000, soon),
+            "its own process pays for it"
+        );
     }
 }

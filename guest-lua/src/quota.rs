@@ -377,7 +377,7 @@ impl Accounts {
         let ceiling = used.saturating_add(usize::try_from(room).unwrap_or(usize::MAX));
         // A zero limit means "none" to mlua: keep at least one byte of it.
         let _ = lua.set_memory_limit(ceiling.max(1));
-        crate::emergency::set_host_bound(host_room < own_room);
+        crate::emergency::set_running(id);
         self.running = Some(Running {
             id,
             used_at: used,
@@ -397,7 +397,7 @@ impl Accounts {
     /// [`Grown::memory_errors`]).
     pub(crate) fn leave(&mut self, lua: &Lua, id: i64, oom: bool) -> Verdict {
         let _ = lua.set_memory_limit(0);
-        crate::emergency::set_host_bound(false);
+        crate::emergency::set_running(0);
         let used = lua.used_memory();
         self.sync(used);
         let doomed = self.doomed.take();
