@@ -820,7 +820,11 @@ impl Core {
         if !self.procs.contains_key(&me) {
             return Err(not_alive(me));
         }
-        let id = self.shared.bus.subscribe(me, pattern, kind)?;
+        let quota = self.shared.quota(me.host());
+        let id = self
+            .shared
+            .bus
+            .subscribe(me, pattern, kind, |cost| quota.reserve_memory(cost))?;
         if let Some(p) = self.procs.get_mut(&me) {
             p.subscribed = true;
         }
@@ -830,7 +834,11 @@ impl Core {
     /// Ends subscription `id` of `me`; `false` if `me` holds no such
     /// subscription (closing twice is harmless).
     pub fn bus_unsubscribe(&mut self, me: Pid, id: u64) -> bool {
-        self.shared.bus.unsubscribe(me, id)
+        let Some(cost) = self.shared.bus.unsubscribe(me, id) else {
+            return false;
+        };
+        self.shared.quota(me.host()).release_memory(cost);
+        true
     }
 
     /// The bytes the `data` of an event `me` publishes may take
@@ -884,7 +892,13 @@ impl Core {
         check_values(std::slice::from_ref(&data), "data")
             .map_err(|e| ProcError::new(ErrorKind::Invalid, e))?;
         let mut subs = Vec::new();
-        self.shared.bus.matching(system, kind, &mut subs);
+        // Only the subscriptions of hosts that see `me`'s both ways (checked
+        // again per subscriber below): another tenant's are never looked at.
+        let sees = |host: u16| {
+            let to = Pid::new(host, 1);
+            self.reaches(me, to) && self.reaches(to, me)
+        };
+        self.shared.bus.matching(system, kind, sees, &mut subs);
         if subs.is_empty() {
             return Ok(());
         }
@@ -1020,7 +1034,8 @@ impl Core {
             self.shared.quota(entry.by.host()).release_memory(cost);
         }
         if p.subscribed {
-            self.shared.bus.release(me);
+            let cost = self.shared.bus.release(me);
+            self.shared.quota(me.host()).release_memory(cost);
         }
         self.shared.quota(me.host()).release_process();
         // What it held in the core (events and messages it never took, with
