@@ -687,6 +687,23 @@ static lu_mem propagateall (global_State *g) {
 
 
 /*
+** WARREN: marks every ephemeron table left to converge as a strong table
+** (its keys and values kept this cycle) and what that reaches, linking
+** none back to the ephemeron list: linear in what is left.
+*/
+static void warren_ephemeronsstrong (global_State *g) {
+  GCObject *w;
+  while ((w = g->ephemeron) != NULL) {
+    Table *h = gco2t(w);
+    g->ephemeron = h->gclist;
+    nw2black(h);
+    traversestrongtable(g, h);
+    propagateall(g);  /* may link newly reached ephemerons to the list */
+  }
+}
+
+
+/*
 ** Traverse all ephemeron tables propagating marks from keys to values.
 ** Repeat until it converges, that is, nothing new is marked. 'dir'
 ** inverts the direction of the traversals, trying to speed up
@@ -696,6 +713,7 @@ static lu_mem propagateall (global_State *g) {
 static void convergeephemerons (global_State *g) {
   int changed;
   int dir = 0;
+  int passes = 0;  /* WARREN: see WARREN_EPHEMERON_PASSES */
   do {
     GCObject *w;
     GCObject *next = g->ephemeron;  /* get ephemeron list */
@@ -711,6 +729,10 @@ static void convergeephemerons (global_State *g) {
       }
     }
     dir = !dir;  /* invert direction next time */
+    if (changed && ++passes >= WARREN_EPHEMERON_PASSES) {  /* WARREN */
+      warren_ephemeronsstrong(g);
+      return;
+    }
   } while (changed);  /* repeat until no more changes */
 }
 

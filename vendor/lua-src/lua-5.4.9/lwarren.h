@@ -76,6 +76,19 @@ typedef void (*warren_gc_fn) (lua_State *L, int begin);
 
 LUA_API void warren_set_gc_hook (warren_gc_fn f);
 
+/*
+** Passes over the ephemeron tables (weak keys, strong values) the
+** collector's atomic phase makes before it gives up converging
+** ('convergeephemerons', lgc.c) and marks what is left as strong tables
+** for this cycle (their entries survive it). Each pass marks what newly
+** marked keys make reachable, so a chain E[k1] = {k2}, E[k2] = {k3}, ...
+** in one table took a pass per link: n * n entry visits in one step that
+** nothing interrupts (30,000 links, 4 MiB, stalled a worker 5-10 s).
+** A chain longer than this is never collected while it is reachable
+** (it stays its process's memory, counted as such).
+*/
+#define WARREN_EPHEMERON_PASSES	32
+
 /* calls the embedder's collector hook, if any */
 LUAI_FUNC void warren_gc_call (lua_State *L, int begin);
 
