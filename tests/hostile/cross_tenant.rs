@@ -918,19 +918,10 @@ fn a_tenant_cannot_reach_further_by_running_its_code_on_a_hub() {
     // and stopped the services of test:b. A spawn now never widens what
     // the spawner's code may reach: test:a2, reaching only test:a and the
     // hub, still takes test:a's processes.
+    use crate::harness::{lua_program as program, reaching as reach};
     use warren_core::{HostSpec, RuntimeBuilder};
-    use warren_lua::{LuaProgram, MODULES, lua_frontend};
-    let reach = |hosts: &[&str]| HostLimits {
-        allow_hosts: Some(hosts.iter().map(|h| (*h).to_owned()).collect()),
-        ..HostLimits::default()
-    };
-    let program = |id: &str, source: &str| {
-        LuaProgram::new(format!("{id}.lua"), source)
-            .with_modules(&MODULES)
-            .into_program(id)
-    };
     let runtime = RuntimeBuilder::new()
-        .frontend(lua_frontend())
+        .frontend(warren_lua::lua_frontend())
         .host(HostSpec::new("test:a", 1).with_limits(reach(&["test:hub", "test:a2"])))
         .host(HostSpec::new("test:a2", 1).with_limits(reach(&["test:a", "test:hub"])))
         .host(HostSpec::new("test:b", 1).with_limits(reach(&["test:hub"])))

@@ -63,6 +63,22 @@ return function(id, ...)
     return out
 end"#;
 
+/// Default limits but for `allow_hosts`, which lists `hosts`: for the
+/// runtimes of three or more hosts some cases build themselves.
+pub fn reaching(hosts: &[&str]) -> HostLimits {
+    HostLimits {
+        allow_hosts: Some(hosts.iter().map(|h| (*h).to_owned()).collect()),
+        ..HostLimits::default()
+    }
+}
+
+/// Lua entry `id` allowed every module, for such runtimes.
+pub fn lua_program(id: &str, source: &str) -> warren_core::Program {
+    warren_lua::LuaProgram::new(format!("{id}.lua"), source)
+        .with_modules(&warren_lua::MODULES)
+        .into_program(id)
+}
+
 /// The limits every case runs under: small enough that attacks hit them fast.
 pub fn limits() -> HostLimits {
     HostLimits {

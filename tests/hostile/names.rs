@@ -279,19 +279,11 @@ fn a_hub_cannot_be_made_to_send_one_tenants_messages_to_another_under_a_name() {
     // Hosts a and b reach only the hub; the hub reaches both. Both hold a
     // `db` of their own; from the hub the oldest holder won, so when b's
     // holder restarted, the hub's messages to `db` went to a's.
-    use warren_core::{HostLimits, HostSpec, RuntimeBuilder};
-    use warren_lua::{LuaProgram, MODULES, lua_frontend};
-    let only_hub = || HostLimits {
-        allow_hosts: Some(vec!["test:hub".to_owned()]),
-        ..HostLimits::default()
-    };
-    let program = |id: &str, source: &str| {
-        LuaProgram::new(format!("{id}.lua"), source)
-            .with_modules(&MODULES)
-            .into_program(id)
-    };
+    use crate::harness::{lua_program as program, reaching};
+    use warren_core::{HostSpec, RuntimeBuilder};
+    let only_hub = || reaching(&["test:hub"]);
     let runtime = RuntimeBuilder::new()
-        .frontend(lua_frontend())
+        .frontend(warren_lua::lua_frontend())
         .host(HostSpec::new("test:a", 1).with_limits(only_hub()))
         .host(HostSpec::new("test:b", 1).with_limits(only_hub()))
         .host(HostSpec::new("test:hub", 1))
