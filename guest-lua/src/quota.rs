@@ -372,7 +372,10 @@ impl Accounts {
         self.sync(used);
         let base = self.accounts.entry(id).or_default().base;
         let own_room = self.limit().saturating_sub(base);
-        let host_room = self.quota.memory_room();
+        if self.running.is_some() {
+            self.quota.end_run(); // a run never left (it cannot happen)
+        }
+        let host_room = self.quota.begin_run();
         let room = own_room.min(host_room);
         let ceiling = used.saturating_add(usize::try_from(room).unwrap_or(usize::MAX));
         // A zero limit means "none" to mlua: keep at least one byte of it.
@@ -401,7 +404,11 @@ impl Accounts {
         let used = lua.used_memory();
         self.sync(used);
         let doomed = self.doomed.take();
-        let Some(run) = self.running.take().filter(|r| r.id == id) else {
+        let run = self.running.take();
+        if run.is_some() {
+            self.quota.end_run();
+        }
+        let Some(run) = run.filter(|r| r.id == id) else {
             return Verdict::Fine;
         };
         let oom = oom || self.grown.memory_errors() != run.memerrs_at;

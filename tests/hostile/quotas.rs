@@ -548,3 +548,67 @@ fn a_spawn_storm_into_a_full_host_does_not_wedge_its_worker() {
     assert_eq!(out.value(), "probes ended");
     out.assert_neighbour_ticks();
 }
+
+/// Waits until `start_ns`, stays in that run a while, then takes 24 MiB
+/// in one concatenation and holds it.
+const GRABBER: &str = r#"local time = require("time")
+return function(start_ns, spin)
+    local x = string.rep("x", 1 << 20)
+    local inbox = process.inbox()
+    local wait = start_ns - time.now():unix_nano()
+    if wait > 0 then time.sleep(wait) end
+    for _ = 1, spin do end
+    local s = x .. x .. x .. x .. x .. x .. x .. x .. x .. x .. x .. x
+        .. x .. x .. x .. x .. x .. x .. x .. x .. x .. x .. x .. x
+    inbox:receive()
+    return #s
+end"#;
+
+#[test]
+fn processes_running_at_once_on_several_workers_share_the_hosts_room() {
+    // Eight workers, 64 MiB in all: eight processes that run at the same
+    // moment each take 24 MiB. Each run's ceiling was the host's whole
+    // room, and their growth reached the host's count only as each run
+    // ended: 16 such processes on 16 workers held 440 MiB of a 64 MiB
+    // memory_total. At most two may hold theirs.
+    let limits = HostLimits {
+        memory_per_process: 32 << 20,
+        memory_total: 64 << 20,
+        cpu_budget: None,
+        ..harness::limits()
+    };
+    let app = app()
+        .limits(limits)
+        .workers(8)
+        .entry("h:grab", GRABBER)
+        .entry(
+            "h:attacker",
+            r#"local time = require("time")
+        return function(n)
+            local start = time.now():unix_nano() + 300 * 1000 * 1000
+            local events = process.events()
+            local kids = {}
+            for i = 1, n do
+                kids[i] = process.spawn_monitored("h:grab", "test:host", start, 200000)
+            end
+            local ended = 0
+            local deadline = time.after("3s")
+            while ended < n do
+                local r = channel.select({ events:case_receive(), deadline:case_receive() })
+                if r.channel ~= events then break end
+                ended = ended + 1
+            end
+            for i = 1, n do process.terminate(kids[i]) end
+            return n - ended
+        end"#,
+        );
+    let out = attack(app, "h:attacker", vec![n(8)]);
+    let Ok(Value::Int(holding)) = out.exit else {
+        panic!("{out:?}")
+    };
+    assert!(
+        holding <= 2,
+        "{holding} processes hold 24 MiB each of 64 MiB"
+    );
+    out.assert_neighbour_ticks();
+}

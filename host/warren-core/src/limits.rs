@@ -162,6 +162,8 @@ pub struct HostQuota {
     handles: AtomicUsize,
     /// Slots it holds of a runtime-wide pool ([`crate::share`]).
     pooled: AtomicU32,
+    /// Runs of its Lua processes in progress, on all its workers.
+    runs: AtomicUsize,
 }
 
 /// Adds one to `counter` unless it is at `max`: `false` (and no change)
@@ -193,7 +195,25 @@ impl HostQuota {
             ops: AtomicUsize::new(0),
             handles: AtomicUsize::new(0),
             pooled: AtomicU32::new(0),
+            runs: AtomicUsize::new(0),
         }
+    }
+
+    /// Starts a run of one of its Lua processes: the share of what is left
+    /// of `memory_total` the run may grow into, that room over the runs in
+    /// progress, this one included. A run's growth reaches the host's count
+    /// only when it ends, so runs on several workers at once each saw the
+    /// whole room: 16 processes woken together on 16 workers each took
+    /// 40 MiB of a 64 MiB `memory_total`, and 11 kept it. End it with
+    /// [`end_run`](Self::end_run).
+    pub fn begin_run(&self) -> u64 {
+        let runs = self.runs.fetch_add(1, Ordering::AcqRel).saturating_add(1);
+        self.memory_room() / u64::try_from(runs).unwrap_or(u64::MAX)
+    }
+
+    /// Ends a run [`begin_run`](Self::begin_run) started.
+    pub fn end_run(&self) {
+        count_down(&self.runs, 1);
     }
 
     /// Counts one more process; `false` (and no change) at `max_processes`.
