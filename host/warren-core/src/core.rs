@@ -892,8 +892,11 @@ impl Core {
         check_values(std::slice::from_ref(&data), "data")
             .map_err(|e| ProcError::new(ErrorKind::Invalid, e))?;
         let mut subs = Vec::new();
-        // Only the subscriptions of hosts that see `me`'s both ways (checked
-        // again per subscriber below): another tenant's are never looked at.
+        // Only the subscriptions of hosts that see `me`'s both ways: the
+        // event is a message from `me` (as `send`), and it shows them what
+        // `me` does and its pid (as `monitor` and `lookup_for`), which a
+        // host that may not reach `me` must not see. Another tenant's are
+        // never looked at.
         let sees = |host: u16| {
             let to = Pid::new(host, 1);
             self.reaches(me, to) && self.reaches(to, me)
@@ -906,13 +909,7 @@ impl Core {
         let bytes = wire_size(&[Value::Int(0), event.clone()]);
         let topic: Arc<str> = crate::bus::BUS_TOPIC.into();
         for (to, id) in subs {
-            // Both ways: the event is a message from `me` (as `send`), and
-            // it shows `to` what `me` does and its pid (as `monitor` and
-            // `lookup_for`), which a host that may not reach `me` must not see.
-            if !self.reaches(me, to)
-                || !self.reaches(to, me)
-                || bytes > self.quota_of(to).limits.max_message_bytes
-            {
+            if bytes > self.quota_of(to).limits.max_message_bytes {
                 continue;
             }
             let Ok(held) = self.hold(me, to, bytes) else {
