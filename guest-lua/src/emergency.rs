@@ -1,5 +1,5 @@
-//! When a Lua VM may run an emergency collection: not again and again
-//! while its host is full.
+//! When a Lua VM may run an emergency collection: not one after another
+//! for a stream of failing processes.
 //!
 //! An allocation past the VM's ceiling makes Lua collect everything and
 //! try once more. When the ceiling is the host's `memory_total` and the
@@ -18,16 +18,16 @@
 //! the heap that collection left (at least [`SLACK`]) or [`SHARE`] times
 //! its duration has passed, another process's allocation past its
 //! ceiling fails at once, as it would have after a collection that freed
-//! too little. So a stream of processes
-//! each failing (children spawned into a full host, or each overshooting
-//! its own limit next to a large heap) spends at most one part in
+//! too little. So a stream of processes each failing (children spawned
+//! into a full host, or each overshooting its own limit next to a large
+//! heap) spends at most one part in
 //! `SHARE + 1` of its worker on full collections, or about what the
 //! incremental collector would spend on what they allocate: a first fix
 //! allowed a collection after each 1 MiB allocated, and children that
 //! each allocated 1 MiB before overshooting stalled their host's worker
-//! for 24 s. The process a collection ran for is never refused
-//! its own (it pays for them: they run inside its resume, charged to
-//! it, and the stuck-code guard ends it past 250 ms).
+//! for 24 s. The process a collection ran for is never refused its own
+//! (it pays for them: they run inside its resume, charged to it, and the
+//! stuck-code guard ends it past 250 ms).
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
@@ -50,7 +50,7 @@ pub(crate) const SHARE: u32 = 4;
 const REMEMBERED: usize = 64;
 
 /// A VM's last emergency collection.
-struct Futile {
+struct Last {
     /// The VM (its global state's address).
     vm: usize,
     /// When the collection ended.
@@ -72,11 +72,7 @@ thread_local! {
     /// When the collection under way began.
     static BEGAN: Cell<Option<Instant>> = const { Cell::new(None) };
     /// The last emergency collection of each VM of this thread.
-    static FUTILE: RefCell<Vec<Futile>> = const { RefCell::new(Vec::new()) };
-}
-
-unsafe extern "C-unwind" {
-    fn warren_grown(l: *mut lua_State) -> usize;
+    static LAST: RefCell<Vec<Last>> = const { RefCell::new(Vec::new()) };
 }
 
 unsafe extern "C" {
@@ -115,14 +111,13 @@ fn heap_bytes(l: *mut lua_State) -> usize {
 /// 2 that it did not. Never raises, allocates no Lua object, calls no Lua.
 extern "C" fn on_emergency(l: *mut lua_State, g: *const c_void, what: c_int) -> c_int {
     let vm = g as usize;
-    // SAFETY: `l` is the running state the patched Lua passed; the read
-    // touches no Lua stack.
-    let grown = unsafe { warren_grown(l) };
+    // SAFETY: `l` is the running state the patched Lua passed.
+    let grown = unsafe { crate::quota::grown_of(l) };
     let now = Instant::now();
     match what {
         0 => {
             let process = RUNNING.with(Cell::get);
-            let may = FUTILE.with(|f| may_collect(&f.borrow(), vm, process, grown, now));
+            let may = LAST.with(|f| may_collect(&f.borrow(), vm, process, grown, now));
             if may {
                 BEGAN.with(|b| b.set(Some(now)));
             }
@@ -130,7 +125,7 @@ extern "C" fn on_emergency(l: *mut lua_State, g: *const c_void, what: c_int) -> 
         }
         _ => {
             let took = BEGAN.with(Cell::take).map_or(Duration::ZERO, |t| now - t);
-            FUTILE.with(|f| {
+            LAST.with(|f| {
                 let mut f = f.borrow_mut();
                 f.retain(|e| e.vm != vm);
                 // Every one is remembered, whether its retry fitted or not:
@@ -138,19 +133,17 @@ extern "C" fn on_emergency(l: *mut lua_State, g: *const c_void, what: c_int) -> 
                 // failed process's garbage) was as costly as a futile one,
                 // and 36,000 processes each needing one on a 1 GB heap held
                 // their worker for minutes.
-                {
-                    if f.len() >= REMEMBERED {
-                        f.remove(0);
-                    }
-                    f.push(Futile {
-                        vm,
-                        ended: now,
-                        took,
-                        grown,
-                        heap: heap_bytes(l),
-                        process: RUNNING.with(Cell::get),
-                    });
+                if f.len() >= REMEMBERED {
+                    f.remove(0);
                 }
+                f.push(Last {
+                    vm,
+                    ended: now,
+                    took,
+                    grown,
+                    heap: heap_bytes(l),
+                    process: RUNNING.with(Cell::get),
+                });
             });
             1
         }
@@ -159,8 +152,8 @@ extern "C" fn on_emergency(l: *mut lua_State, g: *const c_void, what: c_int) -> 
 
 /// Whether VM `vm`, having allocated `grown` bytes ever, may collect now
 /// for `process`.
-fn may_collect(futile: &[Futile], vm: usize, process: i64, grown: usize, now: Instant) -> bool {
-    let Some(last) = futile.iter().find(|e| e.vm == vm) else {
+fn may_collect(last: &[Last], vm: usize, process: i64, grown: usize, now: Instant) -> bool {
+    let Some(last) = last.iter().find(|e| e.vm == vm) else {
         return true;
     };
     last.process == process
@@ -172,8 +165,8 @@ fn may_collect(futile: &[Futile], vm: usize, process: i64, grown: usize, now: In
 mod tests {
     use super::*;
 
-    fn futile(vm: usize, ended: Instant, took_ms: u64, grown: usize) -> Futile {
-        Futile {
+    fn last(vm: usize, ended: Instant, took_ms: u64, grown: usize) -> Last {
+        Last {
             vm,
             ended,
             took: Duration::from_millis(took_ms),
@@ -184,16 +177,16 @@ mod tests {
     }
 
     #[test]
-    fn a_vm_without_a_futile_collection_always_collects() {
+    fn a_vm_without_an_emergency_collection_always_collects() {
         let now = Instant::now();
-        let others = [futile(2, now, 100, 0)];
+        let others = [last(2, now, 100, 0)];
         assert!(may_collect(&others, 1, 8, 0, now));
     }
 
     #[test]
-    fn after_a_futile_collection_another_process_waits_for_time_or_allocation() {
+    fn after_a_collection_another_process_waits_for_time_or_allocation() {
         let t = Instant::now();
-        let last = [futile(1, t, 100, 1000)];
+        let last = [last(1, t, 100, 1000)];
         let soon = t + Duration::from_millis(10);
         // A quarter of the 64 MiB heap it left, not just SLACK.
         assert!(!may_collect(&last, 1, 8, 1000, soon));

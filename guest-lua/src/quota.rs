@@ -134,6 +134,17 @@ unsafe extern "C-unwind" {
     fn warren_memerrs(l: *mut mlua::ffi::lua_State) -> usize;
 }
 
+/// The bytes the VM of state `l` has ever allocated (the vendored Lua's
+/// `warren_grown`).
+///
+/// # Safety
+///
+/// `l` is a live state of the VM; the read touches no Lua stack.
+pub(crate) unsafe fn grown_of(l: *mut mlua::ffi::lua_State) -> usize {
+    // SAFETY: see above.
+    unsafe { warren_grown(l) }
+}
+
 impl Grown {
     /// The count of the VM whose main state is `main`.
     ///

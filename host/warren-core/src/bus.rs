@@ -222,22 +222,20 @@ impl Index {
         let Some(b) = self.hosts.get_mut(&host) else {
             return held.cost;
         };
-        match &held.pattern {
+        let keyed = match &held.pattern {
             Pattern::All => {
                 b.all.remove(&id);
+                None
             }
-            Pattern::Exact(key) | Pattern::Below(key) => {
-                let map = if matches!(held.pattern, Pattern::Exact(_)) {
-                    &mut b.exact
-                } else {
-                    &mut b.below
-                };
-                if let Some(subs) = map.get_mut(key) {
-                    subs.remove(&id);
-                    if subs.is_empty() {
-                        map.remove(key);
-                    }
-                }
+            Pattern::Exact(key) => Some((&mut b.exact, key)),
+            Pattern::Below(key) => Some((&mut b.below, key)),
+        };
+        if let Some((map, key)) = keyed
+            && let Some(subs) = map.get_mut(key)
+        {
+            subs.remove(&id);
+            if subs.is_empty() {
+                map.remove(key);
             }
         }
         if b.is_empty() {

@@ -168,7 +168,7 @@ static void *tryagain (lua_State *L, void *block,
     void *newblock;
     luaC_fullgc(L, 1);  /* try to free some memory... */
     newblock = callfrealloc(g, block, osize, nsize);  /* try again */
-    warren_emergency_call(L, newblock != NULL || nsize == 0 ? 1 : 2);
+    warren_emergency_call(L, newblock != NULL ? 1 : 2);
     return newblock;
   }
   else return NULL;  /* cannot run an emergency collection */
