@@ -12,14 +12,14 @@
 //! milliseconds) and such loops were ended as stuck after 250 ms, the
 //! neighbour waiting 290 to 560 ms.
 
-use crate::harness::{app, attack};
+use crate::harness::{Outcome, app, attack};
 use crate::lua_cpu::roomy;
 
 /// Runs `setup` (which may require modules), then `call` in a loop for
 /// 600 ms of the process's CPU, under [`roomy`] limits: it must be
 /// preempted between calls (it returns its count) while the neighbour
-/// ticks.
-pub(crate) fn preempted_between_calls(setup: &str, call: &str) {
+/// ticks. Answers how it went and how many calls the loop made.
+pub(crate) fn preempted_between_calls(setup: &str, call: &str) -> (Outcome, i64) {
     let source = format!(
         r#"local json = require("json")
         return function()
@@ -31,8 +31,11 @@ pub(crate) fn preempted_between_calls(setup: &str, call: &str) {
     );
     let app = app().limits(roomy()).entry("h:attacker", &source);
     let out = attack(app, "h:attacker", Vec::new());
-    assert!(out.value().starts_with("calls: "), "{out:?}");
+    let value = out.value();
+    let calls = value.strip_prefix("calls: ").and_then(|n| n.parse().ok());
+    let calls = calls.unwrap_or_else(|| panic!("{out:?}"));
     out.assert_progress_during(5);
+    (out, calls)
 }
 
 #[test]

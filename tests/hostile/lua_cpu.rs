@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use warren_core::{ErrorKind, HostLimits};
 
-use crate::harness::{self, app, attack, lua};
+use crate::harness::{self, Outcome, app, attack, lua};
 
 fn killed_by_budget(source: &str) {
     let out = lua(source, Vec::new());
@@ -435,17 +435,33 @@ pub(crate) fn roomy() -> HostLimits {
 /// milliseconds of host code with a few instructions between two: the
 /// loop must be preempted between calls (it returns its count, and the
 /// neighbour ticks meanwhile), not ended as stuck.
-fn preempted_between_host_calls(call: &str) {
+fn preempted_between_host_calls(call: &str) -> (Outcome, i64) {
     crate::c_call_loops::preempted_between_calls(
         r#"local hash, base64, crypto = require("hash"), require("base64"), require("crypto")
         local s = string.rep("s", 16 * 1024 * 1024)"#,
         call,
-    );
+    )
 }
 
 #[test]
 fn a_loop_of_sha512_over_16_mib_is_preempted_not_ended() {
     preempted_between_host_calls("hash.sha512(s)");
+}
+
+#[test]
+fn a_timer_due_during_a_long_call_runs_before_the_callers_next_slice() {
+    // Each sha512 of 16 MiB (tens of ms) outlasts the 2 ms slice, so the
+    // loop is preempted after every call, and the neighbour's 1 ms timer
+    // is due by then: it must tick before the loop's next slice. A
+    // preempted process queued at once went ahead of the timer the worker
+    // fired next, and the neighbour ticked once per two calls (9 ticks in
+    // 16 calls), too few on a loaded machine where each call took longer.
+    let (out, calls) = preempted_between_host_calls("hash.sha512(s)");
+    assert!(
+        4 * out.during >= 3 * calls,
+        "{} ticks in {calls} calls: {out:?}",
+        out.during
+    );
 }
 
 #[test]

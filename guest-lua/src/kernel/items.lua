@@ -193,6 +193,18 @@ local function run(budget)
                     left = drain()
                 elseif handle(H_next()) then left = drain() else left = rq_len() end
             end
+            if preempted then
+                -- Queued behind what the host's items woke, unless its
+                -- process ended or dropped it meanwhile (see `preempted`).
+                local cr = preempted
+                local p = cr.p
+                preempted = false
+                if cr.th and p.env then
+                    p.nready = p.nready - 1 -- counted when preempted; wake counts it
+                    wake(cr)
+                    left = rq_len()
+                end
+            end
             if left <= 0 then return false end
         end
         -- The wake-ups queued now, resumed in C batch after batch until
@@ -210,10 +222,7 @@ local function run(budget)
             held.n, p.held = i + 4, held
         elseif cr ~= nil then
             finish_one(cr, p, ok, kind, r1, r2, r3)
-            if slice_over then
-                slice_over = false
-                return true
-            end
+            if preempted then return true end
         end
         if left <= 0 and done >= budget then return true end
     end

@@ -49,9 +49,13 @@ function measure(p)
 end
 end
 
--- Set when a process used up its slice: the worker gets control back to
--- fire timers and run its other front-ends before anything else runs.
-local slice_over = false
+-- The coroutine record of a process that used up its slice, until run
+-- queues it again: the worker gets control back to fire timers, hand in
+-- messages and run its other front-ends, and what they woke is queued
+-- ahead of it (woken at once, it went before them and a timer fired
+-- meanwhile waited a second slice). Counted ready meanwhile (`nready`),
+-- so that no deadlock check of its process misses it.
+local preempted = false
 
 -- Finishes a wake-up that resume_next left to the kernel: resumed through
 -- the step with `current` set (a plain receive is woken with (value, ok)
@@ -87,8 +91,8 @@ local function finish_one(cr, p, ok, kind, r1, r2, r3)
         return
     end
     if ok and r1 == PREEMPT then
-        wake(cr) -- preempted: behind everything already runnable
-        slice_over = true
+        p.nready = p.nready + 1 -- queued by run once the host's items are in
+        preempted = cr
         return
     end
     if ok and r1 == BLOCK then -- the common case: it waits
