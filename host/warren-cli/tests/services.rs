@@ -425,6 +425,72 @@ entries:
 }
 
 #[test]
+fn a_tenants_crash_loop_stops_that_tenant_not_another() {
+    // app:evil's service crash-loops past its intensity: the services on
+    // its host stop (its group's fail), app:victim's run on until the
+    // application is stopped, which then fails with the escalation.
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - name: evil
+    kind: process.host
+    allow_hosts: []
+  - name: victim
+    kind: process.host
+    allow_hosts: []
+  - name: crash
+    kind: process.lua
+    source: file://crash.lua
+  - name: steady
+    kind: process.lua
+    source: file://steady.lua
+  - name: flaky
+    kind: process.service
+    process: app:crash
+    host: app:evil
+    lifecycle:
+      group: evil
+      restart: { initial_delay: 10ms, backoff_factor: 1.0, max_restarts: 2, period: 10s }
+  - name: sidekick
+    kind: process.service
+    process: app:steady
+    host: app:evil
+    lifecycle: { group: evil_side }
+  - name: bystander
+    kind: process.service
+    process: app:steady
+    host: app:victim
+    lifecycle: { group: victim }
+"#;
+    let dir = app(
+        "tenant_intensity",
+        &[
+            ("_index.yaml", index),
+            ("crash.lua", "return function() error('boom') end"),
+            ("steady.lua", POLITE),
+        ],
+    );
+    let mut run = Running::start(&dir);
+    run.wait_for("group evil: more than 2 restarts within 10s");
+    run.wait_for("stopping -> stopped: stopped service=app:sidekick");
+    let stopping = |l: &&String| l.contains("-> stopping") && l.contains("service=app:bystander");
+    assert!(
+        !run.seen.iter().any(|l| stopping(&l)),
+        "the other tenant's service was stopped:\n{}",
+        run.seen.join("\n")
+    );
+    run.signal("-TERM");
+    let (status, log) = run.finish();
+    assert_eq!(status, Some(1), "{log}");
+    assert!(log.contains("error: the application failed"), "{log}");
+    assert!(
+        position(&log, "stopping -> stopped: stopped service=app:bystander")
+            > position(&log, "stopping -> stopped: stopped service=app:sidekick"),
+        "the bystander stops only with the application:\n{log}"
+    );
+}
+
+#[test]
 fn a_tenant_sees_and_steers_only_the_services_of_its_own_host() {
     // app:rogue runs on its own host with the services module; app:victim
     // is another tenant's service. The rogue can neither see nor stop it.

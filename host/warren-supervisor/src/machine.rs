@@ -7,11 +7,12 @@
 //! Guarantees: a service starts only once every service it requires is
 //! running, and stops only once every service requiring it has stopped;
 //! a failure restarts exactly the services its group's strategy names; a
-//! group restarting more than its intensity allows fails and escalates to a
-//! shutdown of everything; a stopping service gets CANCEL, then is
-//! terminated once its `stop_timeout` has passed.
+//! group restarting more than its intensity allows fails and escalates to
+//! its tenant (every service on its services' hosts) and what requires it,
+//! never to another tenant's other services; a stopping service gets
+//! CANCEL, then is terminated once its `stop_timeout` has passed.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use warren_config::{ServiceEntry, Startup, Strategy};
@@ -617,6 +618,12 @@ impl Supervisor {
         }
     }
 
+    /// Group `group` (service `n` its last failure) exceeded its
+    /// intensity: its services fail, and the rest of its tenant — every
+    /// service on a host one of the group's services runs on — and the
+    /// services that require one of them are stopped. Other tenants run
+    /// on: one tenant's crash loop cannot shut the application down under
+    /// them. The application ends, failed, once nothing else is wanted.
     fn escalate(
         &mut self,
         n: usize,
@@ -625,22 +632,34 @@ impl Supervisor {
         now: Duration,
         out: &mut Vec<Action>,
     ) {
-        tracing::error!("{why}; shutting the application down");
+        let hosts: BTreeSet<&str> = (self.specs.iter())
+            .filter(|s| s.group == group)
+            .map(|s| s.host.as_str())
+            .collect();
+        let tenant: Vec<usize> = (0..self.ids.len())
+            .filter(|&j| {
+                self.specs[j].group == group || hosts.contains(self.specs[j].host.as_str())
+            })
+            .collect();
+        let hosts = hosts.into_iter().collect::<Vec<_>>().join(", ");
+        tracing::error!("{why}; stopping every service on {hosts}");
         self.set(n, State::Failed, why.clone());
-        for j in 0..self.ids.len() {
-            if self.specs[j].group == group && j != n {
-                self.svcs[j].wanted = false;
-                match self.svcs[j].state {
-                    State::Running(..) | State::Stopping { .. } => {
-                        self.begin_stop(j, Then::Fail, now, "its group failed", out)
-                    }
-                    State::Stopped | State::Exited => {}
-                    _ => self.set(j, State::Failed, "its group failed".into()),
+        for &j in &tenant {
+            // Unwanted, with what requires it (in another tenant too): the
+            // step stops them in dependency order. The group's own fail.
+            self.unwant(j);
+            if j == n || self.specs[j].group != group {
+                continue;
+            }
+            match self.svcs[j].state {
+                State::Running(..) | State::Stopping { .. } => {
+                    self.begin_stop(j, Then::Fail, now, "its group failed", out)
                 }
+                State::Stopped | State::Exited => {}
+                _ => self.set(j, State::Failed, "its group failed".into()),
             }
         }
         self.escalation.get_or_insert(why);
-        out.extend(self.shutdown(now));
     }
 }
 

@@ -268,6 +268,51 @@ fn exceeding_the_intensity_fails_the_group_and_escalates() {
     assert!(h.sup.is_idle());
 }
 
+/// Service `svc` of `group` on host `host`.
+fn on_host(group: &str, host: &str, requires: &[&str]) -> ServiceEntry {
+    ServiceEntry {
+        host: host.into(),
+        ..svc(group, Strategy::OneForOne, requires)
+    }
+}
+
+#[test]
+fn an_escalation_stops_its_tenant_and_what_requires_it_but_not_other_tenants() {
+    // g:a crash-loops on host t1, where g:b and t:c also run; o:d and o:e
+    // are another tenant's, on t2, and o:e requires t:c.
+    let mut a = on_host("g", "app:t1", &[]);
+    a.restart.max_restarts = 1;
+    let mut h = Harness::new(vec![
+        ("g:a", a),
+        ("g:b", on_host("g", "app:t1", &[])),
+        ("t:c", on_host("t", "app:t1", &[])),
+        ("o:d", on_host("o", "app:t2", &[])),
+        ("o:e", on_host("o", "app:t2", &["t:c"])),
+    ]);
+    h.boot(ms(0));
+    h.exit(0, failed(), ms(0));
+    let next = h.sup.next_deadline().expect("restart");
+    h.tick(next);
+    h.exit(0, failed(), next);
+    assert!(h.sup.escalation().is_some());
+    // Its group fails at once; o:e stops before the t:c it requires.
+    assert_eq!(h.cancelled, vec![1, 4], "{:?}", h.cancelled);
+    h.exit(1, Ok(Value::Nil), next + ms(1));
+    h.exit(4, Ok(Value::Nil), next + ms(2));
+    assert_eq!(h.cancelled, vec![1, 4, 2]);
+    h.exit(2, Ok(Value::Nil), next + ms(3));
+    let states: Vec<_> = (0..5).map(|n| h.state(n)).collect();
+    assert_eq!(
+        states,
+        ["failed", "failed", "stopped", "running", "stopped"]
+    );
+    // The other tenant's o:d runs on, and the application with it.
+    assert!(!h.sup.is_idle());
+    let a = h.sup.shutdown(next + ms(4));
+    h.apply(a, next + ms(4));
+    assert_eq!(h.cancelled, vec![1, 4, 2, 3]);
+}
+
 #[test]
 fn failures_outside_the_period_do_not_count_toward_the_intensity() {
     let mut a = svc("g", Strategy::OneForOne, &[]);
