@@ -272,7 +272,7 @@ impl HostChannel for ProcState {
             buffer: VecDeque::new(),
             closed: false,
         };
-        self.table.push(chan).map_err(crate::driver::handle_error)
+        self.push_channel(chan)
     }
 
     async fn send(&mut self, ch: Resource<ChannelRes>, value: Vec<u8>) -> Result<(), WitError> {
@@ -308,6 +308,7 @@ impl HostChannel for ProcState {
     async fn drop(&mut self, ch: Resource<ChannelRes>) -> wasmtime::Result<()> {
         let chan = self.table.delete(ch)?;
         release_buffer(&chan, &mut self.limits);
+        self.limits.release(crate::limiter::HANDLE_BYTES);
         match chan {
             ChannelRes::Timer { id, mut done } => stop_timer(self.pid, id, &mut done),
             ChannelRes::Topic(topic) => {
@@ -330,7 +331,7 @@ pub(crate) fn unlisten(pid: Pid, chan: &mut ChannelRes, limits: &mut ProcLimiter
 }
 
 /// Makes a timer that has not yielded yet yield nothing, ever.
-fn stop_timer(pid: Pid, id: u64, done: &mut bool) {
+pub(crate) fn stop_timer(pid: Pid, id: u64, done: &mut bool) {
     if !*done {
         crate::state::with_core(|c| c.cancel_timer(pid, id));
     }

@@ -26,8 +26,35 @@ use crate::state::{ProcState, install_core};
 use crate::wasi::StderrTail;
 
 /// Most handles (channels, timers, WASI streams) one component may hold at
-/// once: each is host memory that no linear-memory limit counts.
+/// once: each is host memory outside its linear memory. Its own channels
+/// and timers are also counted as its memory ([`HANDLE_BYTES`]); WASI's
+/// (streams, pollables) only by this bound.
+///
+/// [`HANDLE_BYTES`]: crate::limiter::HANDLE_BYTES
 pub const MAX_RESOURCES: usize = 10_000;
+
+/// Bytes of host data one host call may lift out of a guest beyond its
+/// host's `max_message_bytes` (wasmtime's "hostcall fuel": a list costs
+/// the host size of its elements, so a list of payloads costs a `Vec`
+/// header each on top of their bytes): the headers of the most payloads a
+/// message may have, and as much again for names and other arguments.
+/// Past it the call traps before the host builds the rest. Wasmtime's
+/// default (128 MiB) let one `send` of five million one-byte payloads
+/// build 200 MB of host vectors over 250 ms before the payload count was
+/// checked.
+pub const HOSTCALL_SLACK: usize =
+    2 * warren_core::limits::MAX_PAYLOADS_PER_MESSAGE * size_of::<Vec<u8>>();
+
+/// The least a host call may lift, whatever `max_message_bytes` is: WASI
+/// calls (a file write) take buffers that are not messages.
+pub const MIN_HOSTCALL_BYTES: usize = 4 << 20;
+
+/// The hostcall fuel of a process on a host with `max_message_bytes`.
+fn hostcall_fuel(max_message_bytes: usize) -> usize {
+    max_message_bytes
+        .max(MIN_HOSTCALL_BYTES)
+        .saturating_add(HOSTCALL_SLACK)
+}
 
 /// A handle past [`MAX_RESOURCES`]: the trap that carries it ends the
 /// process `RATE_LIMITED` naming the bound (wasmtime's own error said only
@@ -170,6 +197,8 @@ impl WasmDriver {
             let _slot = slot; // dropped after the store (declared before it)
             let mut store = Store::new(pre.engine(), state);
             store.limiter(|s| &mut s.limits);
+            let max_message = store.data().limits.quota().limits.max_message_bytes;
+            store.set_hostcall_fuel(hostcall_fuel(max_message));
             // Past its slice a guest yields; its waker queues it again
             // behind the worker's other ready processes.
             store.set_epoch_deadline(slice);

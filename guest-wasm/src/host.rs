@@ -17,7 +17,8 @@ use crate::bindings::warren::process::types::{
     self as wit, Error as WitError, ErrorKind as WitKind, EventKind, ExitResult, Level, Wake,
 };
 use crate::channel::ChannelRes;
-use crate::driver::{TooManyHandles, handle_error};
+use crate::driver::TooManyHandles;
+use crate::limiter::HANDLE_BYTES;
 use crate::payload::{decode, encode};
 use crate::state::{ProcState, with_core, with_mailbox};
 use warren_core::Mailbox;
@@ -343,11 +344,11 @@ impl Host for ProcState {
     }
 
     async fn inbox(&mut self) -> wasmtime::Result<Resource<ChannelRes>> {
-        self.table.push(ChannelRes::Inbox).map_err(handle_error)
+        self.push_channel(ChannelRes::Inbox)
     }
 
     async fn events(&mut self) -> wasmtime::Result<Resource<ChannelRes>> {
-        self.table.push(ChannelRes::Events).map_err(handle_error)
+        self.push_channel(ChannelRes::Events)
     }
 
     async fn listen(&mut self, topic: String) -> Result<Resource<ChannelRes>, WitError> {
@@ -355,8 +356,9 @@ impl Host for ProcState {
             let msg = format!("listen: {why}");
             return Err(wit_error(&ProcError::new(ErrorKind::Invalid, msg)));
         }
-        // Counted first, given back with the handle (unlisten or drop).
-        let cost = crate::channel::listen_cost(&topic);
+        // Counted first, given back with the handle (unlisten or drop),
+        // the handle's own bytes with its drop.
+        let cost = crate::channel::listen_cost(&topic) + HANDLE_BYTES;
         self.limits.hold(cost).map_err(|why| {
             wit_error(&ProcError::new(
                 ErrorKind::RateLimited,
@@ -395,9 +397,8 @@ impl Host for ProcState {
 
     async fn after(&mut self, duration_ns: u64) -> wasmtime::Result<Resource<ChannelRes>> {
         let id = self.arm(Some(duration_ns)).unwrap_or_default();
-        self.table
-            .push(ChannelRes::Timer { id, done: false })
-            .map_err(handle_error)
+        self.push_channel(ChannelRes::Timer { id, done: false })
+            .inspect_err(|_| crate::channel::stop_timer(self.pid, id, &mut false))
     }
 
     async fn link(&mut self, target: String) -> Result<(), WitError> {

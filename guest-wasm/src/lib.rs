@@ -29,4 +29,4 @@ pub use program::{
     DEFAULT_MAX_MEMORY, DEFAULT_POOL_SIZE, EPOCH_TICK, EngineConfig, WIT_PACKAGE, WIT_VERSION,
     WasmEngine, WasmError, WasmProgram, wasm_frontend,
 };
-pub use wasi::{DirGrant, Grants, MAX_LOG_LINE};
+pub use wasi::{DirGrant, Grants, MAX_LOG_LINE, MAX_RANDOM_BYTES};

@@ -42,6 +42,15 @@ pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// 16 MiB limit and a 64 MiB `memory_total`.
 pub const TABLE_ELEMENT_BYTES: usize = size_of::<usize>();
 
+/// Host bytes one channel handle (a channel, the inbox or events, a
+/// listen, a timer) is counted as, against the process's limit and its
+/// host's `memory_total`, for as long as the guest holds it: its slot in
+/// the handle table, its `ChannelRes`, and a timer's entry in its worker's
+/// heap. Measured at 130–190 bytes a handle; without the charge 2,700
+/// components of 9,999 empty channels each held 3.6 GB under a 512 MiB
+/// `memory_total`, and 336 of 9,999 timers each held 650 MB under 64 MiB.
+pub const HANDLE_BYTES: usize = 192;
+
 /// A growth refused by a quota; the trap that carries it ends the process.
 #[derive(Debug, thiserror::Error)]
 #[error("memory limit exceeded: {what}")]
@@ -169,6 +178,22 @@ impl ProcLimiter {
                     "memory limit exceeded: {}",
                     self.refusal(&why, &what, bytes)
                 ))
+            }
+        }
+    }
+
+    /// Counts one more handle ([`HANDLE_BYTES`]) as the process's memory
+    /// until [`ProcLimiter::release`] gives it back; refused like a
+    /// growth, with a trap that ends the process.
+    pub(crate) fn hold_handle(&mut self) -> wasmtime::Result<()> {
+        match self.charge(HANDLE_BYTES) {
+            Ok(()) => {
+                self.held += HANDLE_BYTES;
+                Ok(())
+            }
+            Err(why) => {
+                let what = self.refusal(&why, "one more handle", HANDLE_BYTES);
+                Err(wasmtime::Error::new(QuotaExceeded { what }))
             }
         }
     }

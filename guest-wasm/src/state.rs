@@ -6,9 +6,11 @@
 use std::cell::RefCell;
 
 use warren_core::{Core, CoreRef, Mailbox, Pid};
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
+use crate::channel::ChannelRes;
+use crate::limiter::HANDLE_BYTES;
 use crate::wasi::WasiSlot;
 
 /// The data of one process's `Store`.
@@ -18,6 +20,24 @@ pub(crate) struct ProcState {
     pub wasi: WasiSlot,
     pub table: ResourceTable,
     pub limits: crate::limiter::ProcLimiter,
+}
+
+impl ProcState {
+    /// Puts channel handle `chan` in the process's table, counting it as
+    /// [`HANDLE_BYTES`] of its memory until its drop gives them back
+    /// (refused with a trap past its limit, or past [`MAX_RESOURCES`]).
+    ///
+    /// [`MAX_RESOURCES`]: crate::MAX_RESOURCES
+    pub(crate) fn push_channel(
+        &mut self,
+        chan: ChannelRes,
+    ) -> wasmtime::Result<Resource<ChannelRes>> {
+        self.limits.hold_handle()?;
+        self.table.push(chan).map_err(|e| {
+            self.limits.release(HANDLE_BYTES);
+            crate::driver::handle_error(e)
+        })
+    }
 }
 
 impl WasiView for ProcState {

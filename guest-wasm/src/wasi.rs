@@ -18,6 +18,15 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
+/// Most bytes one `get-random-bytes` (or its insecure sibling) may ask
+/// for; a larger request traps. The host builds the bytes before the
+/// guest takes them, whatever its memory limit: wasmtime's default
+/// (64 MiB) let 40 components limited to 2 MiB hold 2.7 GB and each call
+/// hold its worker 300 ms. Guests ask for a few bytes at a time (Rust's
+/// `getrandom` 8, wasi-libc's `getentropy` at most 256); 64 KiB is also
+/// wasmtime's own cap on one read.
+pub const MAX_RANDOM_BYTES: u64 = 64 << 10;
+
 /// Longest line a guest's stdout/stderr buffers before it is logged anyway:
 /// a guest writing without newlines cannot grow host memory without bound.
 pub const MAX_LOG_LINE: usize = 8 * 1024;
@@ -74,6 +83,7 @@ impl Grants {
         // File operations run inline on the worker: the driver polls guests
         // outside any async runtime that could run them elsewhere.
         b.allow_blocking_current_thread(true);
+        b.max_random_size(MAX_RANDOM_BYTES);
         b.envs(&self.env);
         b.stdout(out);
         b.stderr(err);

@@ -383,6 +383,12 @@ fn payloads_sharing_one_buffer_end_the_component_before_they_are_copied() {
     // 100,000 empty payloads: copied (nothing), each malformed: refused.
     let out = wasm(vec![s("alias"), n(100_000), n(0)]);
     assert_eq!(out.value(), "refused");
+    // 300,000 one-byte payloads: as many host vectors (7 MB of headers;
+    // 200 MB and 250 ms of the worker at five million) before their count
+    // is checked, unless the fuel, which this host's 64 KiB messages bound
+    // to some 4 MiB (guest-wasm `hostcall_fuel`), traps the call first.
+    let out = wasm(vec![s("alias"), n(300_000), n(1)]);
+    out.assert_ended(ErrorKind::Internal, "too much data is being copied");
     // Ten that share one nil are ten nils, sent.
     let out = wasm(vec![s("alias"), n(10), n(1)]);
     assert_eq!(out.value(), "ok");

@@ -112,6 +112,45 @@ fn holding_more_handles_than_allowed_ends_the_component() {
     out.assert_neighbour_ticks();
 }
 
+/// The harness's limits with room for the `hostile` component's own
+/// memory and little more: 2 MiB a process.
+fn tight() -> HostLimits {
+    HostLimits {
+        memory_per_process: 2 << 20,
+        ..harness::limits()
+    }
+}
+
+#[test]
+fn a_components_handles_count_against_its_memory() {
+    // Each handle is host memory (HANDLE_BYTES): 10,000 timers are 1.9 MB,
+    // more than a 2 MiB process has beside its linear memory.
+    let tenant = app().limits(tight()).component("h:attacker", "hostile");
+    let out = attack(tenant, "h:attacker", vec![s("timers"), n(10_000)]);
+    out.assert_ended(ErrorKind::RateLimited, "one more handle");
+    assert!(
+        out.error().message.contains("memory_per_process"),
+        "{out:?}"
+    );
+    // A dropped handle gives its bytes back: 100 rounds of 2,000.
+    let tenant = app().limits(tight()).component("h:attacker", "hostile");
+    let out = attack(tenant, "h:attacker", vec![s("churn"), n(100), n(2_000)]);
+    assert_eq!(out.value(), "ok:200000");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
+fn a_component_gets_at_most_max_random_bytes_in_one_call() {
+    // The host builds the bytes before the guest takes them: 64 MiB a
+    // call, whatever the process's limit, before the cap.
+    let most = warren_wasm::MAX_RANDOM_BYTES;
+    let out = wasm(vec![s("random"), n(i64::try_from(most).expect("small"))]);
+    assert_eq!(out.value(), format!("ok:{most}"));
+    let out = wasm(vec![s("random"), n(1 << 20)]);
+    out.assert_ended(ErrorKind::Internal, "exceeds limit");
+    out.assert_neighbour_ticks();
+}
+
 #[test]
 fn a_huge_log_line_is_cut_and_the_component_continues() {
     let out = wasm(vec![s("long-log"), n(1 << 20)]);

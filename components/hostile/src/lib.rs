@@ -12,6 +12,8 @@
 //! - `terminate <pid>`: one terminate.
 //! - `channel-fill <n>`: makes a channel asking for n slots and fills it.
 //! - `timers <n>`: holds n timer channels at once.
+//! - `churn <rounds> <n>`: makes n channels and drops them, rounds times.
+//! - `random <bytes>`: asks `wasi:random` for that many bytes in one call.
 //! - `long-log <bytes>`: logs one line that long.
 //! - `unholdable <shape> <pid|self>`: sends one payload Lua cannot hold,
 //!   written as raw MessagePack: `nan-key`, `nil-key`, `deep` (65 nested
@@ -241,6 +243,35 @@ fn alias(_: usize, _: usize) -> Result<Payload, Error> {
     Err(Error::new(ErrorKind::Invalid, "alias needs wasm32"))
 }
 
+// `wasi:random`'s `get-random-bytes(len) -> list<u8>`, imported by hand
+// (the SDK has no use for it): the result is a (pointer, length) pair.
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "wasi:random/random@0.2.6")]
+unsafe extern "C" {
+    #[link_name = "get-random-bytes"]
+    fn raw_random(len: i64, ret: *mut [usize; 2]);
+}
+
+/// `random <bytes>`: asks the host for that many random bytes at once.
+#[cfg(target_arch = "wasm32")]
+fn random(bytes: i64) -> Result<Payload, Error> {
+    let mut ret = [0usize; 2];
+    // SAFETY: the result area is a (pointer, length) pair, as the
+    // canonical ABI writes a list; the list was allocated with this
+    // module's allocator (its `cabi_realloc`) and is freed as a Vec.
+    let got = unsafe {
+        raw_random(bytes, &mut ret);
+        drop(Vec::from_raw_parts(ret[0] as *mut u8, ret[1], ret[1]));
+        ret[1]
+    };
+    warren_sdk::payload(&format!("ok:{got}"))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn random(_: i64) -> Result<Payload, Error> {
+    Err(Error::new(ErrorKind::Invalid, "random needs wasm32"))
+}
+
 /// Encodes as 2, after sending 1 on topic "inner" to the pid it holds:
 /// a `send` inside a `send`.
 struct Sneaky(String);
@@ -406,6 +437,15 @@ impl Process for Hostile {
                 described(warren_sdk::cancel(&to, &"c".repeat(bytes)))
             }
             "alias" => alias(args.get(1)?, args.get(2)?),
+            "random" => random(args.get(1)?),
+            "churn" => {
+                let (rounds, n): (u64, u64) = (args.get(1)?, args.get(2)?);
+                for _ in 0..rounds {
+                    let held: Vec<Channel> = (0..n).map(|_| Channel::new(0)).collect();
+                    drop(held);
+                }
+                warren_sdk::payload(&format!("ok:{}", rounds * n))
+            }
             "watch" => {
                 let (entry, host, n, bytes): (String, String, u32, u64) =
                     (args.get(1)?, args.get(2)?, args.get(3)?, args.get(4)?);
