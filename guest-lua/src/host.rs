@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mlua::state::{GcGenParams, GcMode};
 use mlua::{
@@ -38,6 +38,9 @@ pub(crate) struct LuaVm {
     accounts: Rc<RefCell<Accounts>>,
     /// The VM's size after its last idle collection (see `collect_if_grown`).
     after_gc: usize,
+    /// When its last collection with no process left ended, and how long
+    /// it took (see [`EMPTY_GC_SPACING`]).
+    emptied: (Instant, Duration),
     /// Declared after the VM: the hook's state outlives it.
     _preemption: Preemption,
     /// The kernel's big tables, whose growth is charged to no process.
@@ -158,12 +161,38 @@ impl Entries {
 /// whenever a later burst of allocation makes Lua run a major collection.
 const IDLE_GC_MIN: usize = 8 << 20;
 
+/// A VM with nothing to run and no process left also collects once it has
+/// grown by this much since its previous collection: the host's count
+/// follows the VM to within this much (`quota::SYNC_GRANULE`), so the
+/// garbage of the processes that ended on it then leaves that count at
+/// once. Without it, 66 KB of an ended process's garbage stayed counted
+/// against its host for as long as the worker idled. An empty VM holds the
+/// kernel's data alone: such a collection takes a fraction of a
+/// millisecond.
+const EMPTY_GC_GROWTH: usize = crate::quota::SYNC_GRANULE as usize;
+
+/// An empty VM collects again only once this many times the previous such
+/// collection's duration has passed since it ended: a worker whose every
+/// process ends before the next arrives (a process per request) spends at
+/// most a tenth of its time on them (a quarter of a millisecond each for
+/// the kernel's half a megabyte).
+const EMPTY_GC_SPACING: u32 = 10;
+
 impl LuaVm {
     fn collect_if_grown(&mut self) {
         let used = self.lua.used_memory();
-        if used > self.after_gc.saturating_mul(2).max(IDLE_GC_MIN) {
+        let grown = used > self.after_gc.saturating_mul(2).max(IDLE_GC_MIN);
+        let (at, took) = self.emptied;
+        let emptied = used > self.after_gc.saturating_add(EMPTY_GC_GROWTH)
+            && at.elapsed() >= took * EMPTY_GC_SPACING
+            && self.accounts.borrow().is_empty();
+        if grown || emptied {
+            let started = Instant::now();
             if let Err(err) = self.lua.gc_collect() {
                 tracing::warn!("Lua collection failed: {err}");
+            }
+            if emptied {
+                self.emptied = (Instant::now(), started.elapsed());
             }
             self.after_gc = self.lua.used_memory();
             self.accounts.borrow_mut().resync(&self.lua);
@@ -258,6 +287,7 @@ impl LuaVm {
         let run: Function = kernel.get("run")?;
         Ok(LuaVm {
             after_gc: lua.used_memory(),
+            emptied: (Instant::now(), Duration::ZERO),
             lua,
             run,
             accounts,

@@ -579,6 +579,11 @@ impl Accounts {
         }
     }
 
+    /// Whether no process of this VM has an account: none is left.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+
     /// Forgets an exited process.
     pub(crate) fn remove(&mut self, id: i64) {
         self.accounts.remove(&id);

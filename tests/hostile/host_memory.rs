@@ -227,6 +227,35 @@ fn until(done: impl Fn() -> bool, what: &str) {
     }
 }
 
+#[test]
+fn the_garbage_of_processes_that_ended_leaves_the_hosts_count_while_their_worker_idles() {
+    // The last thing the process makes is a 4 MiB string it drops: its
+    // VM's heap, which the host's count follows, holds it as garbage. With
+    // no process left, the idle worker collects (guest-lua `host.rs`,
+    // EMPTY_GC_GROWTH); before, it stayed counted until a later burst of
+    // allocation (8 MiB, or twice the VM) made Lua collect.
+    let runtime = app()
+        .entry(
+            "h:litter",
+            r#"return function() local s = string.rep("x", 4 << 20) return #s end"#,
+        )
+        .start();
+    assert_eq!(
+        warren_tests::run_on(&runtime, "h:alive", Vec::new()),
+        Ok(Value::str("alive"))
+    );
+    until(|| runtime.live_processes() == 0, "the first process ended");
+    let host = "test:host";
+    let before = runtime.memory_used(host).expect("the host");
+    let litter = warren_tests::run_on(&runtime, "h:litter", Vec::new());
+    assert_eq!(litter, Ok(Value::Int(4 << 20)));
+    let granule = 64 << 10; // the VM's accounting step (guest-lua quota.rs)
+    until(
+        || runtime.memory_used(host).unwrap_or(u64::MAX) <= before + granule,
+        "the ended process's garbage left the host's count",
+    );
+}
+
 /// Ends the hoarder and asserts that its host's count is back to `before`
 /// (within a MiB for the VMs' 64 KiB accounting steps) when its exit is
 /// told.
