@@ -100,3 +100,32 @@ fn a_loop_of_json_encodes_through_the_kernel_wrapper_is_preempted_not_ended() {
 fn a_loop_of_loads_through_the_kernel_wrapper_is_preempted_not_ended() {
     preempted_between_calls(r#"local src = ("x = 1\n"):rep(100000)"#, "load(src)");
 }
+
+#[test]
+fn one_json_encode_of_a_long_key_over_a_long_array_is_not_long() {
+    // The key (1 MiB) appears once in the text; the path to each of the
+    // 20,000 items was built with it (and copied) whether or not the item
+    // failed: 2.8 s in one call, ended as stuck. Now a path is built for
+    // the failing value only: the second encode names it.
+    let source = r#"local json = require("json")
+        return function()
+            local key = ("k"):rep(1 << 20)
+            local items = {}
+            for i = 1, 20000 do items[i] = 0 end
+            local text = assert(json.encode({ [key] = items }))
+            items[20000] = 0 / 0
+            local _, err = json.encode({ [key] = items })
+            return #text .. " " .. tostring(err):sub(-40)
+        end"#;
+    let app = app().limits(roomy()).entry("h:attacker", source);
+    let out = attack(app, "h:attacker", Vec::new());
+    // {"key":[0,...,0]}: seven bytes of punctuation, 20,000 zeros, 19,999 commas.
+    let text = (1 << 20) + 7 + 20_000 + 19_999;
+    let value = out.value();
+    assert!(value.starts_with(&format!("{text} ")), "{value}");
+    assert!(
+        value.ends_with("[20000]: NaN cannot be encoded as JSON"),
+        "{value}"
+    );
+    out.assert_neighbour_ticks();
+}

@@ -387,10 +387,14 @@ local function emit(level, self, msg, fields)
     end
     local line = t_concat(parts, " ")
     if #line > MAX_LINE then line = s_sub(line, 1, MAX_LINE) .. "..." end
+    -- The name is cut too (at 1 KiB): 16 MiB names made 16 MiB lines of
+    -- the log every tenant shares.
+    local name = l[1]
+    if #name > 1024 then name = s_sub(name, 1, 1024) .. "..." end
     local p = me()
     local info = dbg.getinfo(2, "l") -- the caller (the method tail-calls emit)
     local location = p.main.entry.id .. ":" .. tostring(info and info.currentline or 0)
-    H.log_named(p.id, level, line, l[1], location)
+    H.log_named(p.id, level, line, name, location)
 end
 for _, level in ipairs({ "debug", "info", "warn", "error" }) do
     LoggerMethods[level] = function(self, msg, fields) return emit(level, self, msg, fields) end

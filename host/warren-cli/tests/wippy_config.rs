@@ -488,6 +488,7 @@ return function()
     local bad, err = logger:named("")
     assert(bad == nil and err:kind() == errors.INVALID)
     assert(not pcall(logger.with, logger, "not a table"))
+    logger:named(("n"):rep(1 << 20)):info("long name")
 end"#;
     let dir = app("logger", &[("s.lua", script)]);
     let out = warren(&["run", &dir.join("s.lua").display().to_string()]);
@@ -517,4 +518,13 @@ end"#;
     );
     assert!(line("no colon").contains("ERROR"), "{log}");
     assert!(!log.contains("hidden at info"), "{log}");
+    // A name is cut like a line: a 1 MiB one made a 1 MiB line of the
+    // log every tenant shares.
+    let long = line("long name");
+    assert!(
+        long.len() < 2048 && long.contains(&format!("logger={}...", "n".repeat(1024))),
+        "{} bytes: {}",
+        long.len(),
+        &long[..200.min(long.len())]
+    );
 }
