@@ -925,10 +925,9 @@ impl Core {
         let bytes = wire_size(&[Value::Int(0), event.clone()]);
         // Encoded once and shared by every subscriber's message.
         let wire = wire_size(std::slice::from_ref(&event));
-        let event = Payload::Packed(crate::payload::Packed::new(
-            crate::msgpack::encode(&event),
-            wire,
-        ));
+        let event = Payload::Packed(
+            crate::payload::Packed::new(crate::msgpack::encode(&event), wire).shared(),
+        );
         let topic: Arc<str> = crate::bus::BUS_TOPIC.into();
         // What one publish may deliver in all, as one exit's result
         // (`fanout`): a small event to everyone, a larger one up to

@@ -32,15 +32,32 @@ pub enum Payload {
     Packed(Packed),
 }
 
-/// A value encoded as MessagePack, with the size it counts as. Its bytes
-/// are shared: a clone is a reference, so one event published to
-/// thousands of subscriptions is one copy (made per subscription, a 1 MB
-/// event to 12,800 of them held its worker 3.2 s and took 3.2 GB).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A value encoded as MessagePack, with the size it counts as.
+#[derive(Clone, Debug)]
 pub struct Packed {
-    bytes: Arc<Vec<u8>>,
+    bytes: Bytes,
     wire: usize,
 }
+
+/// A packed payload's bytes: its own, or shared ([`Packed::shared`]), so
+/// that one event published to thousands of subscriptions is one copy
+/// (made per subscription, a 1 MB event to 12,800 of them held its worker
+/// 3.2 s and took 3.2 GB). Owned otherwise: sharing every payload cost
+/// each message from a component an allocation more (8 % of its
+/// instructions).
+#[derive(Clone, Debug)]
+enum Bytes {
+    Own(Vec<u8>),
+    Shared(Arc<Vec<u8>>),
+}
+
+impl PartialEq for Packed {
+    fn eq(&self, other: &Self) -> bool {
+        self.wire == other.wire && self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Packed {}
 
 impl Packed {
     /// `bytes`, the MessagePack encoding of a value whose
@@ -48,14 +65,27 @@ impl Packed {
     /// runtime's encoder under the checks a value gets.
     pub fn new(bytes: Vec<u8>, wire: usize) -> Self {
         Packed {
-            bytes: Arc::new(bytes),
+            bytes: Bytes::Own(bytes),
             wire,
         }
     }
 
+    /// The same payload, its clones sharing its bytes.
+    #[must_use]
+    pub fn shared(self) -> Self {
+        let bytes = match self.bytes {
+            Bytes::Own(v) => Bytes::Shared(Arc::new(v)),
+            shared @ Bytes::Shared(_) => shared,
+        };
+        Packed { bytes, ..self }
+    }
+
     /// The encoding.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes[..]
+        match &self.bytes {
+            Bytes::Own(v) => v,
+            Bytes::Shared(a) => a,
+        }
     }
 }
 
@@ -80,7 +110,7 @@ impl Payload {
     pub fn to_value(&self) -> Cow<'_, Value> {
         match self {
             Payload::Value(v) => Cow::Borrowed(v),
-            Payload::Packed(p) => Cow::Owned(decode_or_nil(&p.bytes)),
+            Payload::Packed(p) => Cow::Owned(decode_or_nil(p.bytes())),
         }
     }
 
@@ -88,7 +118,7 @@ impl Payload {
     pub fn into_value(self) -> Value {
         match self {
             Payload::Value(v) => v,
-            Payload::Packed(p) => decode_or_nil(&p.bytes),
+            Payload::Packed(p) => decode_or_nil(p.bytes()),
         }
     }
 
@@ -96,8 +126,11 @@ impl Payload {
     pub fn into_packed(self) -> Vec<u8> {
         match self {
             Payload::Value(v) => msgpack::encode(&v),
-            // Copied only when shared (a published event's).
-            Payload::Packed(p) => Arc::unwrap_or_clone(p.bytes),
+            Payload::Packed(p) => match p.bytes {
+                Bytes::Own(v) => v,
+                // Copied only while shared (a published event's).
+                Bytes::Shared(a) => Arc::unwrap_or_clone(a),
+            },
         }
     }
 
