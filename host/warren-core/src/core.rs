@@ -922,9 +922,10 @@ impl Core {
             return Ok(());
         }
         let event = bus_event(system, kind, path, data);
-        let bytes = wire_size(&[Value::Int(0), event.clone()]);
-        // Encoded once and shared by every subscriber's message.
+        // Encoded once and shared by every subscriber's message, which
+        // counts its subscription id besides.
         let wire = wire_size(std::slice::from_ref(&event));
+        let bytes = wire_size(&[Value::Int(0)]) + wire;
         let event = Payload::Packed(
             crate::payload::Packed::new(crate::msgpack::encode(&event), wire).shared(),
         );
