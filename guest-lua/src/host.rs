@@ -298,10 +298,11 @@ impl LuaVm {
     }
 }
 
-/// `H.machine`, `H.verdict`, `H.leave` and `H.measured` (see
-/// [`crate::quota`] and [`crate::step`]): a step and `H.leave` report the
-/// messages the process took from its mailbox and count in the watchdog's
-/// `slot`; an exit forgets the process's account. Returns the steps'
+/// `H.machine`, `H.verdict`, `H.leave`, `H.consumed` and `H.measured` (see
+/// [`crate::quota`] and [`crate::step`]): a step and `H.leave` count in the
+/// watchdog's `slot`, `H.consumed(id, n)` reports messages the kernel's
+/// Lua took out of a mailbox (the machine reports its own as it takes
+/// them); an exit forgets the process's account. Returns the steps'
 /// state, which the VM keeps.
 fn register_accounts(
     lua: &Lua,
@@ -330,18 +331,25 @@ fn register_accounts(
         index,
     ));
     register_step(lua, h, &stepper)?;
-    let (a, c, s) = (accounts.clone(), core.clone(), slot.clone());
-    let leave = lua.create_function(move |lua, (id, oom, taken): (i64, bool, u32)| {
+    let (a, s) = (accounts.clone(), slot.clone());
+    let leave = lua.create_function(move |lua, (id, oom): (i64, bool)| {
         // Charged before the slot says the run is over: the watchdog's
         // measure of the run's CPU counts only while it lasts.
         let v = a.borrow_mut().leave(lua, id, oom);
         s.leave();
-        if taken > 0 {
-            c.borrow_mut().consumed(pid_of(id), taken);
-        }
         verdict(lua, v)
     })?;
     h.set("leave", leave)?;
+    let c = core.clone();
+    let consumed = lua.create_function(move |_, (id, n): (i64, u32)| {
+        if n > 0
+            && let Ok(mut core) = c.try_borrow_mut()
+        {
+            core.consumed(pid_of(id), n);
+        }
+        Ok(())
+    })?;
+    h.set("consumed", consumed)?;
     let a = accounts.clone();
     let measured = lua.create_function(move |lua, (id, bytes, exact): (i64, f64, bool)| {
         // Sizes arrive as floats (the kernel sums estimates); saturating casts.
@@ -980,8 +988,8 @@ fn register_messaging(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
 }
 
 /// `H.admit(to, bytes)` counts a send inside this VM against the
-/// receiver's `mailbox_limit` and `mailbox_bytes`; the kernel's step (or `H.leave`) reports what a process
-/// took.
+/// receiver's `mailbox_limit` and `mailbox_bytes`; each take is reported
+/// as it happens (`Stepper::consumed`, `H.consumed`).
 fn register_mailbox(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let c = core.clone();
     let admit = lua.create_function(move |lua, (to, bytes): (i64, i64)| {

@@ -4,10 +4,10 @@
 //!
 //! The step of `th, p, id, a, b[, c]` does what `H.enter(id)`, the kernel's
 //! [`crate::resume::resume`] of `th` with `a, b` (and `c` when it is not
-//! nil) and `H.leave(id, false, taken)` did as three calls, where `taken`
-//! is the count the kernel keeps for process record `p` in its `TAKEN`
-//! table (read and set back to 0 here). It answers (on the stack, in place
-//! of its arguments):
+//! nil) and `H.leave(id, false)` did as three calls. Messages the
+//! process takes are counted to the core as they are taken
+//! ([`Stepper::consumed`]), not summed for the step's end. It answers (on
+//! the stack, in place of its arguments):
 //!
 //! - `true, verdict, r1, r2, r3`: the coroutine yielded or returned; its
 //!   first three results (the preemption marker for a preemption), and the
@@ -15,8 +15,7 @@
 //!   process), `false` (end it: `H.verdict()` gives the kind and reason);
 //! - `false, err`: the coroutine raised. The accounting after is then
 //!   left to the kernel (`H.leave`), which alone can tell a memory error
-//!   of the host's from the process's own error value, and `TAKEN` is
-//!   left as it was.
+//!   of the host's from the process's own error value.
 //!
 //! **One account for consecutive steps of one process.** When a coroutine
 //! waits (its caller's `keep` says so), the step leaves the account open:
@@ -35,9 +34,9 @@
 //!
 //! Guarantees: the memory ceiling is set only around the resume itself or
 //! a span of resumes of one process (nothing here allocates in the VM
-//! while it is set); nothing here runs a metamethod (the `TAKEN` lookup
-//! and clear are raw); between the enter and the leave no Rust value with
-//! a destructor is alive across a call that may raise.
+//! while it is set); nothing here runs a metamethod; between the enter
+//! and the leave no Rust value with a destructor is alive across a call
+//! that may raise.
 
 use std::cell::RefCell;
 use std::ffi::c_int;
@@ -77,6 +76,9 @@ pub(crate) struct Stepper {
     last_from: std::cell::Cell<Option<warren_core::Pid>>,
     /// Resumptions since the last exchange with the other workers.
     resumed: std::cell::Cell<i64>,
+    /// Messages taken (by process id) while the core was borrowed, which
+    /// no call holds across the VM's: reported when a step ends.
+    unreported: RefCell<Vec<(i64, u32)>>,
 }
 
 /// Resumptions between two exchanges with the other workers inside a
@@ -107,6 +109,37 @@ impl Stepper {
             open: std::cell::Cell::new(None),
             last_from: std::cell::Cell::new(None),
             resumed: std::cell::Cell::new(0),
+            unreported: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Counts `n` messages taken out of process `id`'s mailbox, which
+    /// frees their places under its `mailbox_limit` at once (the machine's
+    /// takes and the kernel's `H.consumed`); kept for the end of the step
+    /// if the core is borrowed.
+    pub(crate) fn consumed(&self, id: i64, n: u32) {
+        match self.core.try_borrow_mut() {
+            Ok(mut core) => core.consumed(crate::host::pid_of(id), n),
+            Err(_) => {
+                if let Ok(mut list) = self.unreported.try_borrow_mut() {
+                    list.push((id, n));
+                }
+            }
+        }
+    }
+
+    /// Reports what [`consumed`](Self::consumed) had to keep.
+    fn report_taken(&self) {
+        let Ok(mut list) = self.unreported.try_borrow_mut() else {
+            return;
+        };
+        if list.is_empty() {
+            return;
+        }
+        if let Ok(mut core) = self.core.try_borrow_mut() {
+            for (id, n) in list.drain(..) {
+                core.consumed(crate::host::pid_of(id), n);
+            }
         }
     }
 
@@ -251,13 +284,9 @@ impl Stepper {
 
     /// After a resume whose account stays open for the next step: only
     /// the messages it took are reported.
-    fn keep_open(&self, id: i64, taken: u32) {
+    fn keep_open(&self, id: i64) {
         self.open.set(Some(id));
-        if taken > 0
-            && let Ok(mut core) = self.core.try_borrow_mut()
-        {
-            core.consumed(crate::host::pid_of(id), taken);
-        }
+        self.report_taken();
     }
 
     /// Whether process `id` is parked after a measure (its wake-ups wait:
@@ -276,23 +305,19 @@ impl Stepper {
     /// (fine) when none is open.
     pub(crate) fn close_open(&self, lua: &Lua) -> Option<bool> {
         let id = self.open.take()?;
-        self.leave(lua, id, 0)
+        self.leave(lua, id)
     }
 
     /// After a resume that did not raise: the verdict as `step` answers it
     /// (`None` fine, `Some(true)` measure, `Some(false)` end).
-    fn leave(&self, lua: &Lua, id: i64, taken: u32) -> Option<bool> {
+    fn leave(&self, lua: &Lua, id: i64) -> Option<bool> {
         // Charged before the slot says the run is over, as `H.leave`.
         let verdict = match self.accounts.try_borrow_mut() {
             Ok(mut accounts) => accounts.leave(lua, id, false),
             Err(_) => Verdict::Kill(ErrorKind::Internal, "the VM's accounts are busy".into()),
         };
         self.slot.leave();
-        if taken > 0
-            && let Ok(mut core) = self.core.try_borrow_mut()
-        {
-            core.consumed(crate::host::pid_of(id), taken);
-        }
+        self.report_taken();
         match verdict {
             Verdict::Fine | Verdict::Park(_) => None,
             Verdict::Measure => Some(true),
@@ -305,8 +330,7 @@ impl Stepper {
 }
 
 /// The step of `step(th, p, id, a, b[, c])` with its arguments at
-/// `base + 1 ..= base + 6` of `l`'s stack (the top at `base + 6`), the
-/// `TAKEN` table at `taken` (a pseudo-index or an index at most `base`):
+/// `base + 1 ..= base + 6` of `l`'s stack (the top at `base + 6`):
 /// replaces them with the step's results and returns how many.
 ///
 /// `keep(l, co, nres)`, asked when the coroutine `co` yielded `nres > 0`
@@ -324,7 +348,6 @@ impl Stepper {
 pub(crate) unsafe fn step_at(
     l: *mut lua_State,
     stepper: &Stepper,
-    taken: c_int,
     base: c_int,
     keep: &dyn Fn(*mut lua_State, *mut lua_State, c_int) -> bool,
 ) -> c_int {
@@ -367,13 +390,12 @@ pub(crate) unsafe fn step_at(
             ffi::lua_xmove(co, l, 1); // the error
             return 2;
         }
-        let taken = take_count(l, taken, base + 2);
         let kept = status == ffi::LUA_YIELD && nres > 0 && !stepper.doomed() && keep(l, co, nres);
         let verdict = if kept {
-            stepper.keep_open(id, taken);
+            stepper.keep_open(id);
             None
         } else {
-            stepper.leave(lua, id, taken)
+            stepper.leave(lua, id)
         };
         ffi::lua_settop(l, base);
         ffi::lua_pushboolean(l, 1);
@@ -474,36 +496,9 @@ fn open_for(stepper: &Stepper, lua: &Lua, id: i64) -> bool {
         Some(open) if open == id => true,
         Some(other) => {
             debug_assert!(false, "an account left open for another process");
-            let _ = stepper.leave(lua, other, 0);
+            let _ = stepper.leave(lua, other);
             false
         }
         None => false,
-    }
-}
-
-/// Reads `TAKEN[p]` (the table at `taken`, `p` at index `p`), raw, and
-/// sets it back to 0: the key stays until the process exits (the kernel
-/// removes it then), so the next message it takes counts without
-/// allocating a key.
-///
-/// # Safety
-///
-/// Called from `step_at`, with room for two values on `l`.
-unsafe fn take_count(l: *mut lua_State, taken: c_int, p: c_int) -> u32 {
-    // SAFETY: see above. Writing an existing key never allocates.
-    unsafe {
-        ffi::lua_pushvalue(l, p);
-        let n = if ffi::lua_rawget(l, taken) == ffi::LUA_TNUMBER {
-            ffi::lua_tointegerx(l, -1, ptr::null_mut())
-        } else {
-            0
-        };
-        ffi::lua_pop(l, 1);
-        if n != 0 {
-            ffi::lua_pushvalue(l, p);
-            ffi::lua_pushinteger(l, 0);
-            ffi::lua_rawset(l, taken);
-        }
-        u32::try_from(n).unwrap_or(u32::MAX)
     }
 }

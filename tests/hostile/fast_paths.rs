@@ -1017,7 +1017,8 @@ fn the_inbox_case_waited_on_thousands_of_times_still_takes_each_message_once() {
             local got = { r.value:payload():data() }
             for _ = 1, 2 do got[#got + 1] = inbox:receive():payload():data() end
             -- The mailbox has room for mailbox_limit again (what was
-            -- taken is reported with the next step).
+            -- taken is reported as it is taken, or, on the kernel's Lua
+            -- paths, when the step ends: the sleep ends it).
             time.sleep("1ms")
             local sent = 0
             while process.send(me, "fill") do sent = sent + 1 end
@@ -1026,6 +1027,37 @@ fn the_inbox_case_waited_on_thousands_of_times_still_takes_each_message_once() {
         Vec::new(),
     );
     assert_eq!(value_of(&out), "1,2,3 100");
+}
+
+#[test]
+fn a_message_taken_frees_its_place_in_the_mailbox_within_the_same_step() {
+    // The harness's mailbox_limit is 100: a process fills its own
+    // mailbox, and each receive gives one place back at once (the count
+    // goes to the core with the take, not at the end of the step), so
+    // it sends again without waiting, taken from the inbox and from a
+    // listen channel alike, and no more than it took.
+    let out = lua(
+        r#"return function()
+            local me = process.pid()
+            local inbox = process.inbox()
+            local listen = process.listen("l")
+            local sent = 0
+            while process.send(me, "fill") do sent = sent + 1 end
+            local out = { sent }
+            for round = 1, 3 do
+                assert(inbox:receive():topic() == "fill")
+                local again = 0
+                while process.send(me, "l", round) do again = again + 1 end
+                out[#out + 1] = again
+                assert(listen:receive() == round)
+                assert(process.send(me, "fill"), "the listen take gave no place back")
+                assert(not process.send(me, "fill"))
+            end
+            return table.concat(out, ",")
+        end"#,
+        Vec::new(),
+    );
+    assert_eq!(value_of(&out), "100,1,1,1");
 }
 
 #[test]

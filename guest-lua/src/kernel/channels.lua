@@ -90,13 +90,15 @@ local rq_push, rq_pop, sq_push, sq_pop = M.rq_push, M.rq_pop, M.sq_push, M.sq_po
 -- process record -> { entry, args } of a process.upgrade under way (the
 -- entry is the host's, never a value the process handed over).
 local UPGRADES = setmetatable({}, { __mode = "k" })
-local function note_taken(p)
-    TAKEN[p] = (TAKEN[p] or 0) + 1
+-- n (default 1) messages taken out of p's mailbox: counted to the core at
+-- once, as the machine counts its takes (TAKEN[p] holds counts only in a
+-- VM without a host, the machine's own tests).
+local function note_taken(p, n)
+    H.consumed(p.id, n or 1)
 end
 -- resume_next(limit, left) resumes wake-ups in batches, each between its
--- process's accounting (step.rs), which reads TAKEN[p] and sets it back
--- to 0 itself unless the coroutine raised; it returns how many it took,
--- what is left of the batch, and what it leaves to finish_one.
+-- process's accounting (step.rs); it returns how many it took, what is
+-- left of the batch, and what it leaves to finish_one.
 local resume_next, drain = M.resume_next, M.drain
 
 local new_chan, chan_of = M.new_chan, M.chan_of

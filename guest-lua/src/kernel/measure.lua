@@ -66,9 +66,7 @@ local function finish_one(cr, p, ok, kind, r1, r2, r3)
     local why
     if not ok then
         r1 = kind
-        local taken = TAKEN[p]
-        if taken then TAKEN[p] = nil end
-        kind, why = H.leave(p.id, is_memerr(r1), taken or 0)
+        kind, why = H.leave(p.id, is_memerr(r1))
     elseif kind == false then
         kind, why = H.verdict()
     end

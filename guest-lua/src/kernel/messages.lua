@@ -283,7 +283,7 @@ function process.unlisten(ch)
             if ls == s then
                 p.listens[topic] = nil
                 -- What it still buffers no longer counts against the mailbox.
-                for _ = 1, ls.buf and qlen(ls.buf) or 0 do note_taken(p) end
+                note_taken(p, ls.buf and qlen(ls.buf) or 0)
                 ls.mb = nil
             end
         end

@@ -370,8 +370,24 @@ unsafe extern "C-unwind" {
     fn warren_rawtake(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
     fn warren_rawput(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
     fn warren_clonetable(l: *mut lua_State, idx: c_int);
+    fn warren_newarray(l: *mut lua_State, n: c_int, mt: c_int);
     fn warren_arraysize(l: *mut lua_State, idx: c_int) -> c_uint;
     fn warren_resizearray(l: *mut lua_State, idx: c_int, n: c_uint) -> c_int;
+}
+
+/// Replaces the `n` values on top with a new table of them (its array
+/// part, in order) whose metatable is the table at `mt` (absolute; 0 for
+/// none): the vendored Lua's `warren_newarray`, one call where a table,
+/// a `lua_rawseti` per slot and `lua_setmetatable` were. May raise a
+/// memory error, the values left as they were.
+///
+/// # Safety
+///
+/// `n` values on the stack; `mt` 0 or the absolute index of a table
+/// below them.
+pub(super) unsafe fn new_array(l: *mut lua_State, n: c_int, mt: c_int) {
+    // SAFETY: see above.
+    unsafe { warren_newarray(l, n, mt) }
 }
 
 /// Pushes a new table shaped as the template the machine keeps as

@@ -476,7 +476,7 @@ unsafe fn resume_taken(l: *mut lua_State, stepper: &crate::step::Stepper, at: &L
             ffi::lua_pushvalue(l, v); // 9..11
         }
         let keep = |_: *mut lua_State, co, nres| waits(co, nres, at.block);
-        let nres = crate::step::step_at(l, stepper, uv(raw::TAKEN), 5, &keep);
+        let nres = crate::step::step_at(l, stepper, 5, &keep);
         set_current(l, at, 0);
         if settled(l, nres, at.block) || super::exit::end_normally(l, stepper, nres) {
             return Taken::Settled;

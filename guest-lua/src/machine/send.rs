@@ -347,22 +347,21 @@ unsafe fn parties(l: *mut lua_State) -> Parties {
 ///
 /// As [`late`]; indices absolute.
 unsafe fn message(l: *mut lua_State, topic: c_int, from: c_int, v: Payload) -> c_int {
-    // SAFETY: see above; a fresh table, then its metatable.
+    // SAFETY: see above; the metatable, the slots, then the table of
+    // them with it in the metatable's place.
     unsafe {
-        ffi::lua_createtable(l, 4, 0);
-        let m = ffi::lua_gettop(l);
+        let m = late(l, Late::MsgMt);
         ffi::lua_pushvalue(l, topic);
-        ffi::lua_rawseti(l, m, 1);
         ffi::lua_pushvalue(l, from);
-        ffi::lua_rawseti(l, m, 2);
         ffi::lua_pushinteger(l, i64::from(v != Payload::None));
-        ffi::lua_rawseti(l, m, 3);
-        if let Payload::One(v) = v {
+        let n = if let Payload::One(v) = v {
             ffi::lua_pushvalue(l, v);
-            ffi::lua_rawseti(l, m, 4);
-        }
-        late(l, Late::MsgMt);
-        ffi::lua_setmetatable(l, m);
+            4
+        } else {
+            3
+        };
+        raw::new_array(l, n, m);
+        ffi::lua_replace(l, m);
         m
     }
 }

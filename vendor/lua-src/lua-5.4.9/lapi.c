@@ -1751,6 +1751,40 @@ LUA_API void warren_clonetable (lua_State *L, int idx) {
 }
 
 
+/* WARREN: a table of the 'n' values on top (see lwarren.h) */
+LUA_API void warren_newarray (lua_State *L, int n, int mt) {
+  Table *t, *m = NULL;
+  int i;
+  lua_lock(L);
+  api_checknelems(L, n);
+  api_check(L, n >= 0, "negative count");
+  if (mt != 0) {
+    const TValue *o = index2value(L, mt);
+    api_check(L, ttistable(o), "table expected");
+    m = hvalue(o);
+  }
+  t = luaH_new(L);
+  sethvalue2s(L, L->top.p, t);  /* anchored while its array is allocated */
+  api_incr_top(L);
+  if (n > 0)
+    luaH_resize(L, t, cast_uint(n), 0);  /* may raise: 't' stays empty */
+  for (i = 0; i < n; i++) {  /* a barrier only if an emergency collection
+                               in the resize made 't' black */
+    setobj2t(L, &t->array[i], s2v(L->top.p - 1 - n + i));
+    luaC_barrierback(L, obj2gco(t), &t->array[i]);
+  }
+  if (m != NULL) {
+    t->metatable = m;
+    luaC_objbarrier(L, t, m);
+    luaC_checkfinalizer(L, obj2gco(t), m);
+  }
+  L->top.p -= n;
+  sethvalue2s(L, L->top.p - 1, t);
+  luaC_checkGC(L);
+  lua_unlock(L);
+}
+
+
 /* WARREN: what 'o' is (see 'warren_Value' in lwarren.h) */
 static void warren_describe (const TValue *o, warren_Value *d) {
   d->type = ttype(o);

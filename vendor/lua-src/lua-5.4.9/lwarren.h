@@ -245,6 +245,16 @@ LUA_API int (warren_resizearray) (lua_State *L, int idx, unsigned int n);
 LUA_API void (warren_clonetable) (lua_State *L, int idx);
 
 /*
+** Replaces the 'n' values on top of the stack with a new table whose array
+** part holds them in order (t[1] the deepest), with the metatable at
+** 'mt' (an absolute or pseudo index, 0 for none), in one call: a record
+** of a fixed length (a message) cost a table, a push and a 'lua_rawseti'
+** per slot, and 'lua_setmetatable'. A nil among the values is stored as
+** nil. May raise a memory error, the values still on the stack.
+*/
+LUA_API void (warren_newarray) (lua_State *L, int n, int mt);
+
+/*
 ** A table's entries read in place, for the embedder's encoders: what a
 ** value is, without pushing it ('type' a LUA_T* tag; 'isint' and 'i' for
 ** an integer, 'n' for a float, 'i' 0 or 1 for a boolean, 's' and 'len'
