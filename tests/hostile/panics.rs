@@ -105,8 +105,8 @@ fn times_format_at_the_integer_extremes_and_dates_past_them_are_errors() {
     assert(low == "Tuesday September 21 1677 00:12:43.145224192 AM UTC +00:00 Z 264 264 21 .145", low)
     local high = time.unix(0, MAXI):format("Mon Jan 06 3 4 5 pm -0700 Z0700 ,999")
     assert(high == "Fri Apr 62 11 47 16 pm +0000 Z ,854", high)
-    -- sec * 10^9 wraps in Lua's integers: a wrong time, never a panic.
-    assert(#time.unix(MAXI, MAXI):format(time.RFC3339NANO) > 0, "wrapped")
+    -- sec * 10^9 would wrap in Lua's integers: refused, never a panic.
+    assert(not pcall(time.unix, MAXI, MAXI), "wrapped")
     -- A layout that is all elements, cut mid-character or full of NUL.
     assert(#time.unix(0, MINI):format(string.rep("2006.000000000", 70)) > 0, "long layout")
     assert(time.unix(0, 0):format("\xe2\x82\xac2006") == "\xe2\x82\xac1970", "UTF-8 layout")

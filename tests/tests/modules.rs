@@ -67,6 +67,29 @@ fn wippy_time_helpers() {
 }
 
 #[test]
+fn time_unix_refuses_a_time_outside_int64_nanoseconds_instead_of_wrapping() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local top = math.maxinteger // 1000000000
+        assert(time.unix(top, 854775807):unix_nano() == math.maxinteger)
+        assert(time.unix(0, math.maxinteger):unix_nano() == math.maxinteger)
+        assert(time.unix(-top - 1, 145224192):unix_nano() == math.mininteger)
+        assert(time.unix(0, math.mininteger):unix_nano() == math.mininteger)
+        assert(time.unix(-top):unix() == -top)
+        assert(time.unix(0, -1):unix_nano() == -1 and time.unix(1, 2500000000):unix() == 3)
+        local out = {}
+        for _, args in ipairs({ { math.maxinteger }, { math.mininteger }, { top, 854775808 },
+                                 { -top - 1 }, { top, math.maxinteger }, { -top - 1, 145224191 } }) do
+            local ok, err = pcall(time.unix, args[1], args[2])
+            assert(not ok, tostring(args[1]))
+            out[#out + 1] = tostring(err):match("outside the years 1677 to 2262") and "refused" or tostring(err)
+        end
+        return table.concat(out, ",")
+    end"#);
+    assert_eq!(v, s("refused,refused,refused,refused,refused,refused"));
+}
+
+#[test]
 fn errors_call_stack_lists_the_frames_of_an_error() {
     let v = ok(
         r#"local function inner() local e = errors.new("deep") return e end

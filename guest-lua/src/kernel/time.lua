@@ -108,11 +108,24 @@ time = {
     SUNDAY = 0, MONDAY = 1, TUESDAY = 2, WEDNESDAY = 3, THURSDAY = 4, FRIDAY = 5, SATURDAY = 6,
 }
 
--- time.unix(sec, nsec): a time value from a Unix timestamp.
+-- time.unix(sec, nsec): a time value from a Unix timestamp. nsec outside
+-- [0, 1e9) carries into the seconds, as Go's time.Unix; a time is int64
+-- nanoseconds (1677-09-21 to 2262-04-11), and one outside that is refused
+-- rather than wrapped (time.unix(math.maxinteger) was a time in 1969).
 function time.unix(sec, nsec)
     if math_type(sec) ~= "integer" then error("time.unix: seconds must be an integer", 2) end
     if nsec ~= nil and math_type(nsec) ~= "integer" then error("time.unix: nanoseconds must be an integer", 2) end
-    return tm(sec * 1000000000 + (nsec or 0))
+    nsec = nsec or 0
+    local top, low = MAX_NS // 1000000000, MIN_NS // 1000000000 -- 9223372036, -9223372037
+    local s, ns = nsec // 1000000000, nsec % 1000000000
+    local at = (sec <= top and sec >= low) and sec + s or nil -- no overflow: |s| < 1e10
+    if not at or at > top or at < low
+        or (at == top and ns > MAX_NS % 1000000000)
+        or (at == low and ns < MIN_NS % 1000000000) then
+        error(s_format("time.unix: %d s and %d ns is outside the years 1677 to 2262", sec, nsec), 2)
+    end
+    if at == low then return tm((at + 1) * 1000000000 + (ns - 1000000000)) end
+    return tm(at * 1000000000 + ns)
 end
 
 function time.now() return tm(H.now()) end
