@@ -34,6 +34,10 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
     // Topics: the core's one rule (reserved, too long) for the kernel's
     // same-VM sends and listens.
     h.set("max_topic_bytes", warren_core::limits::MAX_TOPIC_BYTES)?;
+    h.set(
+        "max_payloads",
+        warren_core::limits::MAX_PAYLOADS_PER_MESSAGE,
+    )?;
     let refused = lua.create_function(|_, topic: LuaString| {
         Ok(warren_core::limits::topic_refused(&topic.as_bytes()))
     })?;

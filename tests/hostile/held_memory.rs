@@ -242,6 +242,42 @@ fn names_registered_for_a_child_are_released_when_it_ends() {
 
 /// A host without a CPU budget (a long-lived service), so that an attack
 /// of many spawns runs to its end.
+#[test]
+fn waiters_of_selects_that_completed_elsewhere_do_not_pile_up_behind_live_ones() {
+    // Two coroutines wait on Z for good; a loop selects on Z and on a
+    // channel that always answers. Each select leaves its waiter on Z,
+    // behind the two live ones, where dropping stale waiters at the head
+    // never reached it: 200,000 selects held 29 MB (red team H), and the
+    // next send to Z walked all of them in one call. The full queue is
+    // now compacted, so what the process holds stays flat.
+    let out = attack(
+        app().entry(
+            "h:attacker",
+            r#"local time = require("time")
+            return function()
+                local Z, tick = channel.new(), channel.new()
+                coroutine.spawn(function() Z:receive() end)
+                coroutine.spawn(function() Z:receive() end)
+                coroutine.spawn(function() while true do tick:send(true) end end)
+                time.sleep("1ms")
+                local most = 0
+                for i = 1, 200000 do
+                    channel.select({ Z:case_receive(), tick:case_receive() })
+                    if i % 1000 == 0 then most = math.max(most, collectgarbage("count")) end
+                end
+                -- Garbage included, the process's heap never reached 2 MB.
+                assert(most < 2048, ("the process held %.0f KB"):format(most))
+                Z:send(1) Z:send(2) -- the two live waiters, still first in line
+                return "flat"
+            end"#,
+        ),
+        "h:attacker",
+        Vec::new(),
+    );
+    out.assert_neighbour_ticks();
+    assert_eq!(out.value(), "flat");
+}
+
 fn service_limits() -> HostLimits {
     HostLimits {
         cpu_budget: None,

@@ -28,6 +28,31 @@ fn a_message_of_too_many_payloads_is_refused() {
     assert_eq!(out.value(), "ok:", "{out:?}");
 }
 
+#[test]
+fn a_lua_message_of_too_many_payloads_is_refused_even_to_its_own_vm() {
+    // To itself (always in its own VM, where the kernel copies the
+    // payloads) as the core refuses one to anywhere else: 5,000 payloads
+    // reached its own inbox (red team H).
+    let out = lua(
+        r#"return function()
+            local many = {}
+            for i = 1, 5000 do many[i] = true end
+            local ok, err = process.send(process.pid(), "t", table.unpack(many))
+            assert(not ok)
+            assert(process.send(process.pid(), "t", table.unpack(many, 1, 4096)))
+            local m = process.inbox():receive()
+            return err:kind() .. ":" .. err:message() .. " " .. #m:payload()
+        end"#,
+        Vec::new(),
+    );
+    assert_eq!(
+        out.value(),
+        "Invalid:a message of 5000 payloads: at most 4096 4096",
+        "{out:?}"
+    );
+    out.assert_neighbour_ticks();
+}
+
 /// Waits for "go" in its inbox, then counts the CANCEL events waiting.
 const VICTIM: &str = r#"return function()
     local events = process.events()

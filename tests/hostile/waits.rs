@@ -193,3 +193,48 @@ fn a_coroutine_passing_a_wait_up_cannot_be_resumed_or_closed_by_hand() {
          |real1,real2,real3"
     );
 }
+
+/// The same class one level down: the nested coroutine that itself
+/// waits (C, blocked in a receive, its wait passed up by the coroutine
+/// that resumed it) was still open to a resume by hand from any code
+/// holding it: its receive returned a value nobody sent, and the value
+/// sent next was lost (red team H). It is closed to user code likewise,
+/// a sleep's and a select's too, and its receive gets what was sent.
+#[test]
+fn the_nested_coroutine_that_waits_cannot_be_resumed_or_closed_by_hand() {
+    let out = lua(
+        r#"local time = require("time")
+        return function()
+            local X, Y = channel.new(), channel.new()
+            local got, nested = {}, {}
+            for i, wait in ipairs({
+                function() return X:receive() end,
+                function() time.sleep("20ms") return "slept" end,
+                function() return channel.select({ Y:case_receive() }).value end,
+            }) do
+                coroutine.spawn(function()
+                    nested[i] = coroutine.create(function() local v = wait() got[#got + 1] = v end)
+                    assert(coroutine.resume(nested[i]))
+                end)
+            end
+            time.sleep("1ms")
+            local tries = {}
+            for _, C in ipairs(nested) do
+                local ok, e = coroutine.resume(C, "FORGED", true)
+                tries[#tries + 1] = tostring(ok) .. ":" .. tostring(e)
+                tries[#tries + 1] = tostring(pcall(coroutine.close, C)) .. ":" .. coroutine.status(C)
+            end
+            assert(X:send("real") and Y:send("realy"))
+            time.sleep("40ms")
+            table.sort(got)
+            return table.concat(tries, ",") .. "|" .. table.concat(got, ",")
+        end"#,
+        Vec::new(),
+    );
+    out.assert_neighbour_ticks();
+    let refused = "false:cannot resume a coroutine waiting in the kernel,false:suspended";
+    assert_eq!(
+        out.value(),
+        format!("{refused},{refused},{refused}|real,realy,slept")
+    );
+}

@@ -5,19 +5,21 @@
 -- coroutine: scheduler-aware resume/wrap, plus coroutine.spawn.
 ---------------------------------------------------------------------------
 -- User coroutines suspended while they pass a kernel wait up (a nested
--- coroutine blocked in a receive, a preemption, an upgrade): what resumes
--- them is the kernel, with the wait's result. Another coroutine of the
--- process that resumed one by hand handed the nested wait a result nobody
--- sent (and the value then sent went to a chain nobody waited on), so
--- user code may neither resume nor close them (`user_coroutine`).
+-- coroutine blocked in a receive, a preemption, an upgrade), and the
+-- nested coroutine that waits: what resumes them is the kernel, with the
+-- wait's result. Another coroutine of the process that resumed one by
+-- hand handed the nested wait a result nobody sent (and the value then
+-- sent went to a chain nobody waited on), so user code may neither
+-- resume nor close them (`user_coroutine`).
 local INWAIT = setmetatable({}, { __mode = "k" })
 
 local resume_step
 do -- (the kernel's chunk is near Lua's 200 locals: these stay in here)
     -- The kernel's resume of `co`'s resumer (the running coroutine) after
-    -- it passed a wait up: it may be resumed by hand again.
+    -- it passed `co`'s wait up: both may be resumed by hand again.
     local function passed_up(co, ...)
         INWAIT[coroutine.running()] = nil
+        INWAIT[co] = nil
         return resume_step(co, co_resume(co, ...))
     end
 
@@ -31,7 +33,10 @@ do -- (the kernel's chunk is near Lua's 200 locals: these stay in here)
                 return resume_step(co, co_resume(co))
             end
             -- (Where it cannot yield, the yield below raises as it did.)
-            if co_isyieldable() then INWAIT[coroutine.running()] = true end
+            if co_isyieldable() then
+                INWAIT[coroutine.running()] = true
+                INWAIT[co] = true
+            end
             return passed_up(co, co_yield(first, ...))
         end
         return ok, first, ...

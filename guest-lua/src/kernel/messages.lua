@@ -166,6 +166,9 @@ local function send_local(from, target, topic, n, ...)
     if s_byte(topic, 1) == 64 or #topic > H.max_topic_bytes then -- "@", or long
         return nil, mkerr("INVALID", H.topic_refused(topic))
     end
+    if n > H.max_payloads then -- the core's rule for any other send
+        return nil, mkerr("INVALID", s_format("a message of %d payloads: at most %d", n, H.max_payloads))
+    end
     SEND.bytes, SEND.slots = 0, 0
     if n == 1 then
         local c, reason = copy_one((...), "payload")

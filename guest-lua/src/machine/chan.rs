@@ -121,13 +121,20 @@ unsafe fn sel_done(l: *mut lua_State, w: c_int) -> bool {
 }
 
 /// Queues waiter `w` on queue `q`, first dropping completed selects at
-/// its head. May allocate.
+/// its head, and every stale waiter when the queue is full
+/// ([`raw::q_compact`]): a select that completes through another case
+/// leaves its waiter here, and one live waiter at the head kept every
+/// such waiter behind it (a select loop over the inbox and a timer, with
+/// other coroutines waiting on the inbox, grew by one waiter per tick
+/// until its process ran out of memory, and one pop then skipped
+/// millions). May allocate.
 ///
 /// # Safety
 ///
 /// As [`cr_of`]; `q` and `w` absolute.
 unsafe fn push_waiter(l: *mut lua_State, q: c_int, w: c_int) {
-    // SAFETY: see above.
+    // SAFETY: see above; `stale` restores the stack and never allocates
+    // (it writes `done` on a select record, a field every one has).
     unsafe {
         while !raw::q_empty(l, q) {
             ffi::lua_rawgeti(l, q, raw::int(l, q, Key::H));
@@ -139,6 +146,7 @@ unsafe fn push_waiter(l: *mut lua_State, q: c_int, w: c_int) {
             raw::q_pop(l, q);
             raw::pop(l, 1);
         }
+        raw::q_compact(l, q, stale);
         raw::q_push(l, q, w);
     }
 }

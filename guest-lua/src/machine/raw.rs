@@ -628,6 +628,58 @@ pub(super) unsafe fn q_push(l: *mut lua_State, q: c_int, v: c_int) {
     }
 }
 
+/// Drops the entries of queue `q` that `dead` says will never be used,
+/// keeping the others in order from slot 1, when the next push would
+/// need room; then, if what is left fills more than half the array,
+/// doubles it. A compaction reads the whole queue, and the next one
+/// comes only once half the array has been pushed again, so its cost is
+/// at most two reads per push. A queue whose head stays alive (which
+/// only pops past dead entries at the head ever dropped) holds at most
+/// about twice its live entries instead of every dead one. May raise a
+/// memory error in the doubling, the queue whole and compacted.
+///
+/// # Safety
+///
+/// As [`get`], `q` an absolute index of a queue, with room for four
+/// values; `dead` is given the absolute index of an entry pushed on top,
+/// leaves the stack as it found it, and never allocates or raises.
+pub(super) unsafe fn q_compact(
+    l: *mut lua_State,
+    q: c_int,
+    dead: unsafe fn(*mut lua_State, c_int) -> bool,
+) {
+    // SAFETY: see above; every write is to a slot of the array part that
+    // exists (the kept entries move down, never past where they were).
+    unsafe {
+        let (h, t) = (int(l, q, Key::H), int(l, q, Key::T));
+        let cap = i64::from(warren_arraysize(l, q));
+        if t < cap {
+            return; // room for the next push
+        }
+        let mut kept = 0;
+        for i in h..=t {
+            ffi::lua_rawgeti(l, q, i);
+            if dead(l, ffi::lua_gettop(l)) {
+                pop(l, 1);
+            } else {
+                kept += 1;
+                ffi::lua_rawseti(l, q, kept);
+            }
+        }
+        for i in kept + 1..=t {
+            ffi::lua_pushnil(l);
+            ffi::lua_rawseti(l, q, i);
+        }
+        set_int(l, q, Key::H, 1);
+        set_int(l, q, Key::T, kept);
+        if kept > cap / 2
+            && let Ok(want) = c_uint::try_from(cap.saturating_mul(2))
+        {
+            resize_array(l, q, want); // a growth: always made
+        }
+    }
+}
+
 /// Gives the table at `t` an array part of exactly `slots` slots (the
 /// vendored Lua's `warren_resizearray`): false, nothing changed, for a
 /// shrink that would drop a value.
