@@ -130,6 +130,24 @@ fn an_exec_in_a_comparator_is_invalid_and_starts_nothing() {
     );
 }
 
+#[test]
+fn an_upgrade_in_a_comparator_is_invalid_and_leaves_nothing_pending() {
+    // It ended the process with "attempt to yield across a C-call
+    // boundary" and left the upgrade pending (red team H); refused, the
+    // process runs on its own code and a later upgrade is not forged by it.
+    refused_and_nothing_left(
+        r#"table.sort({ 2, 1 }, function(a, b)
+            if #out == 0 then
+                local ok, err = process.upgrade(nil, "x")
+                out[#out + 1] = tostring(ok) .. " " .. tostring(err and err:kind())
+                    .. " " .. tostring(err and err:message():find("cannot be suspended", 1, true) ~= nil)
+            end
+            return a < b
+        end)"#,
+        "nil Invalid true,right",
+    );
+}
+
 /// Class: a user coroutine suspended while it passes a nested
 /// coroutine's wait up to the kernel (A resumed C, C blocked in a
 /// receive) looked "suspended", and another coroutine of the process

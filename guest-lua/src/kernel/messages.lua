@@ -146,6 +146,9 @@ function process.upgrade(id, ...)
     if p.main.entry.func then
         return nil, mkerr("INVALID", "process.upgrade: a function call runs its own entry to the end")
     end
+    -- An upgrade waits for the kernel: from a sort comparator it raised
+    -- "attempt to yield across a C-call boundary" and left itself pending.
+    if cannot_wait(current) then return nil, mkerr("INVALID", "process.upgrade: " .. CANNOT_WAIT) end
     local entry, kind, msg = H.entry(id or p.main.entry.id)
     if not entry then return nil, mkerr(kind, msg) end
     local args = t_pack(...)
