@@ -715,3 +715,71 @@ async fn a_tenant_cannot_hold_every_connection_of_a_shared_entry() {
     assert_eq!(int(one(&v), "n"), 7);
     drop(held);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_borrower_does_to_its_session_ends_with_the_borrow() {
+    // One connection, borrowed in turn by two callers (owners 1 and 2,
+    // as two tenants' processes would be). The first plants a
+    // temporary table shadowing `users`, a setting, a prepared statement
+    // and an advisory lock, then a transaction begun by hand with a row
+    // lock; the second must see none of it, and its own write must stay
+    // committed (red team I: it went into the first one's transaction and
+    // was rolled back with it).
+    let mut cfg = config("session").await;
+    cfg.max_open = 1;
+    let db = open(cfg);
+    let limits = limits();
+    db.execute(
+        1,
+        "CREATE TABLE users (id int PRIMARY KEY, name text)",
+        vec![],
+    )
+    .await
+    .expect("schema");
+    db.execute(1, "INSERT INTO users VALUES (1, 'alice')", vec![])
+        .await
+        .expect("row");
+    for plant in [
+        "CREATE TEMP TABLE users (id int, name text); INSERT INTO pg_temp.users VALUES (1, 'shadow')",
+        "SET statement_timeout = 1",
+        "PREPARE planted AS SELECT 1",
+        "SELECT pg_advisory_lock(42)",
+        "BEGIN; UPDATE users SET name = 'locked' WHERE id = 1",
+    ] {
+        db.execute(1, plant, vec![]).await.expect(plant);
+    }
+    // Returning the connection is asynchronous: the next borrow waits
+    // for it (one connection), so these see the reset session.
+    let v = db
+        .query(
+            2,
+            "SELECT (SELECT name FROM users WHERE id = 1) AS name,
+                    current_setting('statement_timeout') AS timeout,
+                    (SELECT count(*) FROM pg_prepared_statements) AS prepared,
+                    pg_try_advisory_lock(42) AS lock",
+            vec![],
+            &limits,
+        )
+        .await
+        .expect("second borrower");
+    let row = one(&v);
+    assert_eq!(row.get("name"), Some(&Value::str("alice")), "{v:?}");
+    assert_eq!(row.get("timeout"), Some(&Value::str("0")), "{v:?}");
+    assert_eq!(int(row, "prepared"), 0, "{v:?}");
+    assert_eq!(row.get("lock"), Some(&Value::Bool(true)), "{v:?}");
+    db.execute(2, "SELECT pg_advisory_unlock_all()", vec![])
+        .await
+        .expect("unlock");
+    db.execute(2, "INSERT INTO users VALUES (2, 'bob')", vec![])
+        .await
+        .expect("second writer");
+    db.execute(1, "ROLLBACK", vec![])
+        .await
+        .expect("a rollback outside a transaction is a warning");
+    let v = db
+        .query(2, "SELECT count(*) AS n FROM users", vec![], &limits)
+        .await
+        .expect("count");
+    assert_eq!(int(one(&v), "n"), 2, "the second writer's row was kept");
+    db.shutdown().await;
+}

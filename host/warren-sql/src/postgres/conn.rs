@@ -3,8 +3,10 @@
 //! Guarantees: a connection whose call future is dropped mid-statement is
 //! never handed to anyone else: the statement is cancelled on the server
 //! and the connection closed (which rolls back its transaction), because a
-//! late cancel request would otherwise cancel the next caller's statement. `query_timeout` cancels the
-//! statement and reports `TIMEOUT`.
+//! late cancel request would otherwise cancel the next caller's statement.
+//! `query_timeout` cancels the statement and reports `TIMEOUT`. A
+//! connection goes back to the pool only with its session reset (or is
+//! closed): nothing a borrower set, made or began outlives its borrow.
 
 use std::future::Future;
 use std::pin::pin;
@@ -87,8 +89,15 @@ impl Drop for Conn {
         let shared = self.shared.clone();
         match self.armed {
             None => {
-                drop(obj);
-                shared.trim_idle();
+                // The session is reset before anyone else borrows it (see
+                // `reset`); the permit stays taken until then.
+                let rt = shared.rt.clone();
+                let permit = self.permit.take();
+                rt.spawn(async move {
+                    reset(obj).await;
+                    shared.trim_idle();
+                    drop(permit);
+                });
             }
             Some(_) => {
                 // A cancel request travels on a connection of its own and
@@ -106,6 +115,25 @@ impl Drop for Conn {
                 });
             }
         }
+    }
+}
+
+/// Longest a connection's reset may take before it is closed instead.
+const RESET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Returns `obj` to the pool with its session as new (`DISCARD ALL`:
+/// temporary tables, settings, prepared statements, cursors, `LISTEN`s
+/// and advisory locks dropped), or closes it when that fails: inside a
+/// transaction block (a `BEGIN` sent by hand, which the server then rolls
+/// back, with its locks), broken, or slower than [`RESET_TIMEOUT`]. What
+/// one process did to its session reached every later borrower of that
+/// connection, of any tenant: a temporary table shadowing a real one, a
+/// `statement_timeout`, a transaction another tenant's writes then went
+/// into and were rolled back with (red team I).
+async fn reset(obj: Object) {
+    let done = tokio::time::timeout(RESET_TIMEOUT, obj.batch_execute("DISCARD ALL")).await;
+    if !matches!(done, Ok(Ok(()))) {
+        drop(Object::take(obj));
     }
 }
 
