@@ -967,3 +967,41 @@ async fn triggers_in_the_main_schema_still_work() {
         [&Value::str("tr"), &Value::str("tr2"), &Value::str("tr3")]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sorts_and_distinct_sets_stay_in_the_bounded_heap_not_in_temp_files() {
+    // A `count(DISTINCT randomblob(1000))` over a long series spilled its
+    // set to an unlinked temporary file nothing bounded: 7.8 GB in a
+    // minute for a 16 MiB process (red team I). The entry's connection
+    // keeps temporary storage in memory, under the library's heap limit,
+    // and a user cannot set it back.
+    let t = file_db(None);
+    let store = |v: &Value| rows(v)[0].get("temp_store").cloned();
+    let v =
+        t.db.query(1, "PRAGMA temp_store", vec![], &limits())
+            .await
+            .expect("read");
+    assert_eq!(store(&v), Some(Value::Int(2)), "MEMORY");
+    assert_kind(
+        t.db.execute(1, "PRAGMA temp_store = FILE", vec![]).await,
+        ErrorKind::PermissionDenied,
+        false,
+    );
+    let v =
+        t.db.query(1, "PRAGMA temp_store", vec![], &limits())
+            .await
+            .expect("read again");
+    assert_eq!(store(&v), Some(Value::Int(2)), "still MEMORY");
+    // Such a sort still works below the limits.
+    let v =
+        t.db.query(
+            1,
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 20000)
+             SELECT count(DISTINCT randomblob(100)) AS n FROM c",
+            vec![],
+            &limits(),
+        )
+        .await
+        .expect("a small distinct set");
+    assert_eq!(count_of(&v), 20000);
+}
