@@ -302,8 +302,10 @@ end"#,
             &[name, "every process of this entry shares"],
         );
     }
+    // temp_store reads 2 (MEMORY): the engine's own setting (temporary
+    // storage in the bounded heap), which the refused pragma left alone.
     assert_eq!(
-        r[12], "1,wal,0,-2000,0",
+        r[12], "1,wal,0,-2000,2",
         "a refused pragma changed the connection"
     );
     assert_eq!(r[13], "42");
