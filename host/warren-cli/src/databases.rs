@@ -15,8 +15,9 @@ use warren_sql::{Database, DbConfig, PgConfig};
 
 use crate::Failure;
 
-/// The driver's configuration of entry `e`.
-fn config(e: &DatabaseEntry) -> DbConfig {
+/// The driver's configuration of entry `e` of an application of `tenants`
+/// hosts.
+fn config(e: &DatabaseEntry, tenants: usize) -> DbConfig {
     match &e.kind {
         DatabaseKind::Sqlite { file } => DbConfig::Sqlite {
             file: match file {
@@ -47,6 +48,7 @@ fn config(e: &DatabaseEntry) -> DbConfig {
             acquire_timeout: e.pool.acquire_timeout,
             query_timeout: e.query_timeout,
             options: options.clone(),
+            tenants,
         }),
     }
 }
@@ -55,8 +57,9 @@ fn config(e: &DatabaseEntry) -> DbConfig {
 pub(crate) fn open(app: &App) -> Result<Arc<Databases>, Failure> {
     let mut dbs = Databases::new();
     let rt = warren_core::io_runtime().handle().clone();
+    let tenants = app.hosts().count();
     for (id, entry) in app.databases() {
-        let db = Database::open(id, config(entry), rt.clone())
+        let db = Database::open(id, config(entry, tenants), rt.clone())
             .map_err(|err| Failure::bad_input(anyhow::anyhow!("entry '{id}': {}", err.message)))?;
         dbs.insert(db);
     }

@@ -74,6 +74,10 @@ pub struct PgConfig {
     /// libpq keywords: `sslmode`, `connect_timeout`, `application_name`
     /// are honoured, others are warned about and ignored.
     pub options: Vec<(String, String)>,
+    /// The application's hosts (tenants), any of which may call the entry:
+    /// with more than one, the pool keeps connections for hosts holding
+    /// none from the first call (see `postgres/gate.rs`).
+    pub tenants: usize,
 }
 
 impl Default for PgConfig {
@@ -91,6 +95,7 @@ impl Default for PgConfig {
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             query_timeout: None,
             options: Vec::new(),
+            tenants: 1,
         }
     }
 }
@@ -110,6 +115,7 @@ impl std::fmt::Debug for PgConfig {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("query_timeout", &self.query_timeout)
             .field("options", &self.options)
+            .field("tenants", &self.tenants)
             .finish()
     }
 }

@@ -86,7 +86,7 @@ impl Postgres {
         Ok(Postgres {
             shared: Arc::new(Shared {
                 pool,
-                gate: gate::Gate::new(config.effective_max_open()),
+                gate: gate::Gate::new(config.effective_max_open(), config.tenants > 1),
                 rt,
                 counters,
                 refuse,

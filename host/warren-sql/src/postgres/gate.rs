@@ -10,10 +10,14 @@
 //! take turns, so a host's backlog delays another host's call by one
 //! statement of each host ahead of it, not by the backlog.
 //!
-//! Once two hosts have used the entry, the last [`reserve`] free permits go
+//! Once two hosts have used the entry, or from the first call when the
+//! application has several hosts, the last [`reserve`] free permits go
 //! only to hosts holding none, so no tenant can hold every connection
-//! (with transactions left open, say): each other host still gets one. An
-//! entry only one host has used lends that host every connection.
+//! (with transactions left open, say): each other host still gets one.
+//! Waiting for a second host let the first one, alone at the start, take
+//! every connection with idle transactions, and the second one's first
+//! call then waited out its `acquire_timeout` (red team I). The entry of
+//! an application with one host lends it every connection.
 //!
 //! Guarantees: at most `max_open` permits are out; a permit is handed to
 //! one waiter only, and a waiter that gives up (its call dropped, or its
@@ -70,7 +74,8 @@ struct State {
     turn: VecDeque<(u16, Waiters)>,
     /// A host that has used the entry, until a second one does.
     first: Option<u16>,
-    /// Whether two hosts have used the entry: the reserve applies.
+    /// Whether the reserve applies: the application has several hosts,
+    /// or two hosts have used the entry.
     shared: bool,
     closed: bool,
 }
@@ -143,8 +148,9 @@ impl State {
 }
 
 impl Gate {
-    /// A gate of `max_open` permits.
-    pub(crate) fn new(max_open: usize) -> Arc<Gate> {
+    /// A gate of `max_open` permits, keeping its reserve from the start
+    /// when `shared` (the application has several hosts).
+    pub(crate) fn new(max_open: usize, shared: bool) -> Arc<Gate> {
         Arc::new(Gate {
             state: Mutex::new(State {
                 free: max_open,
@@ -152,7 +158,7 @@ impl Gate {
                 held: Vec::new(),
                 turn: VecDeque::new(),
                 first: None,
-                shared: false,
+                shared,
                 closed: false,
             }),
         })

@@ -30,7 +30,7 @@ fn drain(rx: &mut mpsc::UnboundedReceiver<u32>) -> Vec<u32> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn waiting_hosts_take_turns() {
-    let gate = Gate::new(1);
+    let gate = Gate::new(1, false);
     let held = gate.enter(1).await.expect("free");
     let (log, mut rx) = mpsc::unbounded_channel();
     for tag in 10..15 {
@@ -48,7 +48,7 @@ async fn waiting_hosts_take_turns() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_shared_entry_keeps_its_reserve_for_hosts_holding_none() {
-    let gate = Gate::new(4);
+    let gate = Gate::new(4, false);
     assert_eq!(reserve(4), 1);
     drop(gate.enter(2).await.expect("free")); // a second host has used it
     let mine: Vec<Permit> = vec![
@@ -72,7 +72,7 @@ async fn a_shared_entry_keeps_its_reserve_for_hosts_holding_none() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn one_host_alone_may_borrow_every_connection() {
-    let gate = Gate::new(4);
+    let gate = Gate::new(4, false);
     let mut all = Vec::new();
     for _ in 0..4 {
         let p = tokio::time::timeout(Duration::from_millis(50), gate.enter(1)).await;
@@ -82,8 +82,24 @@ async fn one_host_alone_may_borrow_every_connection() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn an_entry_of_several_tenants_keeps_its_reserve_from_the_first_call() {
+    // Host 1 comes first and takes what it can (transactions it keeps
+    // open): one connection stays for host 2's first call, which waited
+    // out its acquire_timeout when the reserve began only with a second
+    // host's use (red team I).
+    let gate = Gate::new(4, true);
+    let mut mine = Vec::new();
+    while let Ok(p) = tokio::time::timeout(Duration::from_millis(20), gate.enter(1)).await {
+        mine.push(p.expect("open"));
+    }
+    assert_eq!(mine.len(), 3, "host 1 held the reserve");
+    let other = tokio::time::timeout(Duration::from_millis(50), gate.enter(2)).await;
+    drop(other.expect("the reserve is host 2's").expect("open"));
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_waiter_that_gives_up_passes_its_place_on() {
-    let gate = Gate::new(1);
+    let gate = Gate::new(1, false);
     let held = gate.enter(1).await.expect("free");
     let gone = tokio::time::timeout(Duration::from_millis(20), gate.enter(2)).await;
     assert!(gone.is_err(), "no permit was free");
@@ -98,7 +114,7 @@ async fn a_waiter_that_gives_up_passes_its_place_on() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_permit_handed_to_a_dropped_wait_comes_back() {
-    let gate = Gate::new(1);
+    let gate = Gate::new(1, false);
     let held = gate.enter(1).await.expect("free");
     let mut wait = Box::pin(gate.enter(2));
     let mut cx = Context::from_waker(Waker::noop());
@@ -111,7 +127,7 @@ async fn a_permit_handed_to_a_dropped_wait_comes_back() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn closing_ends_every_wait_and_refuses_new_borrows() {
-    let gate = Gate::new(1);
+    let gate = Gate::new(1, false);
     let _held = gate.enter(1).await.expect("free");
     let waiter = tokio::spawn({
         let gate = gate.clone();
