@@ -621,6 +621,9 @@ fn hostile_timeouts_are_invalid_and_huge_ones_do_not_overflow() {
     out[#out + 1] = "max-str=" .. (huge_str and tostring(huge_str:call("t:echo", 4)) or "Invalid")
     local over_str = funcs.new():with_options({ timeout = "99999999999999999999h" })
     out[#out + 1] = "over-str=" .. (over_str and tostring(over_str:call("t:echo", 6)) or "Invalid")
+    -- A positive timeout past the longest says so (it said "must be positive").
+    local _, long = funcs.new():with_options({ timeout = math.maxinteger })
+    out[#out + 1] = "long-says=" .. tostring(long:message():find("past the longest", 1, true) ~= nil)
     out[#out + 1] = "ran=" .. ran_text()
     return table.concat(out, " ")"#,
     );
@@ -637,10 +640,11 @@ fn hostile_timeouts_are_invalid_and_huge_ones_do_not_overflow() {
             "max-str" => assert!(result == "4" || result == "Invalid", "{v}"),
             "over-str" => assert!(result == "6" || result == "Invalid", "{v}"),
             "ran" => assert_eq!(result, "none", "{v}"),
+            "long-says" => assert_eq!(result, "true", "{v}"),
             _ => assert_eq!(result, "Invalid", "{label} in {v}"),
         }
     }
-    assert_eq!(n, 21 + 2 + 1 + 3 + 1, "{v}");
+    assert_eq!(n, 21 + 2 + 1 + 3 + 1 + 1, "{v}");
 }
 
 #[test]

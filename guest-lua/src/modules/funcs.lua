@@ -45,7 +45,10 @@ end
 local MAX_MS = 9223372036854 -- the largest millisecond count that fits in ns
 local function timeout_ns(v)
     if math_type(v) == "integer" then
-        if v <= 0 or v > MAX_MS then return nil, "the timeout must be a positive number of milliseconds" end
+        if v <= 0 then return nil, "the timeout must be a positive number of milliseconds" end
+        if v > MAX_MS then
+            return nil, s_format("the timeout %d ms is past the longest, %d ms (292 years)", v, MAX_MS)
+        end
         return v * 1000000
     end
     if type(v) == "string" and #v <= 64 then
