@@ -1024,3 +1024,48 @@ fn uuid_parse_of_garbage_is_invalid_and_linear() {
     has(&got[9], &["Invalid", "base64.decode"]);
     has(&got[10], &["Invalid", "uuid.v5"]);
 }
+
+#[test]
+fn a_type_argument_shared_two_to_the_forty_times_is_refused_at_once() {
+    // `Pair(P, P)` nested 40 times is 40 tiny values, and as a tree 2^40
+    // nodes: a generic of another chunk walked it as a tree before it
+    // refused it, and the worker never came back (red team J).
+    let r = results(
+        "type Pair<A, B> = {a: A, b: B}\ntype N = number",
+        r#"local Box = load("type Box<T> = {v: T}\nreturn Box")()
+        local P = Pair(N, N)
+        for _ = 1, 40 do P = Pair(P, P) end
+        local ok, e = pcall(Box, P)
+        return tostring(ok) .. " | " .. tostring(e)"#,
+    );
+    assert_eq!(r[0], "false");
+    has(&r[1], &["declared in another chunk"]);
+}
+
+#[test]
+fn an_intersection_of_intersections_is_checked_in_bounded_time() {
+    // Tk = {T(k-1)} & {T(k-1)} & {T(k-1)} & {T(k-1)}, 16 levels, and a
+    // constant of that shape: the compile-time check visited 4^16 types
+    // in one `load` (red team J). Past its budget it cannot tell and says
+    // nothing, so the chunk loads and runs.
+    let r = results(
+        "",
+        r#"local function src(levels, leaf)
+            local lines = { 'type T0 = "z"' }
+            for k = 1, levels do
+                local m = {}
+                for j = 1, 4 do m[j] = "{T" .. (k - 1) .. "}" end
+                lines[#lines + 1] = "type T" .. k .. " = " .. table.concat(m, " & ")
+            end
+            lines[#lines + 1] = "local v: T" .. levels .. " = "
+                .. string.rep("{", levels) .. leaf .. string.rep("}", levels)
+            lines[#lines + 1] = "return v"
+            return table.concat(lines, "\n")
+        end
+        local f, err = load(src(16, '"z"'))
+        local v = f and f()
+        for _ = 1, 16 do v = v and v[1] end
+        return tostring(err) .. " | " .. tostring(v)"#,
+    );
+    assert_eq!(r, ["nil", "z"], "the deep chunk loads and runs");
+}

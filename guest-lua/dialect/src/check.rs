@@ -49,6 +49,7 @@ pub(crate) fn run(r: &mut Resolver<'_, '_>, f: &Facts<'_>, src: &str) -> Vec<Dia
         lines: Lines::new(src),
         out: Vec::new(),
         field_scans: 0,
+        type_steps: 0,
     };
     c.all();
     c.out
@@ -65,6 +66,8 @@ struct Checker<'c, 'r, 'a, 'x> {
     /// Record fields scanned by the T014 check, against
     /// [`MAX_FIELD_SCANS`].
     field_scans: usize,
+    /// Types visited by the value checks, against [`MAX_TYPE_STEPS`].
+    type_steps: usize,
 }
 
 /// Record fields and constructor entries the T014 and T010 checks (a
@@ -73,6 +76,14 @@ struct Checker<'c, 'r, 'a, 'x> {
 /// stay silent. 30,000 reads of a record of 30,000 fields took 0.9 s of a
 /// worker in one `load`.
 const MAX_FIELD_SCANS: usize = 16 << 20;
+
+/// Types the value checks visit per chunk (each member of a union or an
+/// intersection, each element or field type, once per value it is checked
+/// against); past it they cannot tell and stay silent. An intersection of
+/// four copies of the type one level down, twelve levels deep, is 4^12
+/// visits for one constant: a 681-byte source held its worker (in `load`)
+/// and `warren check` for over a minute (red team J).
+const MAX_TYPE_STEPS: usize = 1 << 16;
 
 impl<'c, 'x> Checker<'c, '_, '_, 'x> {
     fn all(&mut self) {
@@ -320,7 +331,8 @@ impl<'c, 'x> Checker<'c, '_, '_, 'x> {
 
     /// Whether type `t` accepts constant `c` (None: cannot tell).
     fn accepts_c(&mut self, t: &TyRef, c: &C, depth: usize) -> Option<bool> {
-        if depth > MAX_DEPTH {
+        self.type_steps += 1;
+        if depth > MAX_DEPTH || self.type_steps > MAX_TYPE_STEPS {
             return None;
         }
         let h = self.r.head(t, 0)?;
