@@ -113,10 +113,10 @@ impl Stepper {
         }
     }
 
-    /// Counts `n` messages taken out of process `id`'s mailbox, which
-    /// frees their places under its `mailbox_limit` at once (the machine's
-    /// takes and the kernel's `H.consumed`); kept for the end of the step
-    /// if the core is borrowed.
+    /// Counts `n` messages the machine took out of process `id`'s
+    /// mailbox, which frees their places under its `mailbox_limit` at once
+    /// (the kernel's Lua reports its own takes with `H.consumed`); kept
+    /// for the end of the step if the core is borrowed.
     pub(crate) fn consumed(&self, id: i64, n: u32) {
         match self.core.try_borrow_mut() {
             Ok(mut core) => core.consumed(crate::host::pid_of(id), n),
