@@ -249,9 +249,14 @@ fn waiters_of_selects_that_completed_elsewhere_do_not_pile_up_behind_live_ones()
     // behind the two live ones, where dropping stale waiters at the head
     // never reached it: 200,000 selects held 29 MB (red team H), and the
     // next send to Z walked all of them in one call. The full queue is
-    // now compacted, so what the process holds stays flat.
+    // now compacted, so what the process holds stays flat. 200,000
+    // selects take about 0.35 s of CPU: a budget past the harness's.
+    let limits = HostLimits {
+        cpu_budget: Some(Duration::from_secs(10)),
+        ..harness::limits()
+    };
     let out = attack(
-        app().entry(
+        app().limits(limits).entry(
             "h:attacker",
             r#"local time = require("time")
             return function()
