@@ -325,6 +325,12 @@ impl Host for ProcState {
             .map(wit_message)
     }
 
+    async fn receive_frame(&mut self, timeout_ns: Option<u64>) -> Option<Vec<u8>> {
+        self.wait_for(timeout_ns, Mailbox::take_message)
+            .await
+            .map(|m| crate::frame::message_frame(&m))
+    }
+
     async fn next_event(&mut self, timeout_ns: Option<u64>) -> Option<wit::Event> {
         self.wait_for(timeout_ns, Mailbox::take_event)
             .await

@@ -11,6 +11,7 @@
 mod bindings;
 mod channel;
 mod driver;
+mod frame;
 mod host;
 mod limiter;
 mod link;

@@ -56,6 +56,53 @@ fn messages_from_a_component_reach_listeners_pending_and_the_inbox_in_order() {
 }
 
 #[test]
+fn a_component_receives_every_piece_of_a_message_through_its_frame() {
+    // The SDK's `receive` takes a message as one frame (`receive-frame`):
+    // topic, sender and payloads, each length-prefixed. `echo` sends back
+    // what it read: a non-ASCII topic, no payload, several payloads (one
+    // of them binary, one nested, one empty string) and a payload larger
+    // than the allocator's small blocks must all come back as they went.
+    let v = App::new()
+        .component("t:echo", "echo")
+        .entry(
+            "t:main",
+            r#"return function()
+            local echo = process.spawn("t:echo", "test:host")
+            local inbox = process.inbox()
+            local function back()
+                local m = inbox:receive()
+                assert(m:from() == echo, "from " .. tostring(m:from()))
+                local list = m:payload()
+                local parts = { m:topic(), tostring(#list) }
+                for i = 1, #list do
+                    local d = list[i]:data()
+                    parts[#parts + 1] = type(d) == "table" and (d.k .. "/" .. #d.list) or tostring(#d) .. ":" .. d:sub(1, 3)
+                end
+                return table.concat(parts, " ")
+            end
+            local out = {}
+            process.send(echo, "héllo→")
+            out[#out + 1] = back()
+            local big = string.rep("z", 5000)
+            process.send(echo, "several", "\0\255\1", { k = "v", list = { 1, 2, 3 } }, "", big)
+            out[#out + 1] = back()
+            process.send(echo, "stop")
+            return table.concat(out, " | ")
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    // The binary payload's bytes as they were (0xFF is not UTF-8 here).
+    let want = [
+        "héllo→ 0 | several 4 3:\0".as_bytes(),
+        &[0xff, 1],
+        b" v/3 0: 5000:zzz",
+    ]
+    .concat();
+    assert_eq!(v, Value::Str(want));
+}
+
+#[test]
 fn a_message_out_of_the_vm_is_refused_with_its_path_and_runs_no_metamethod() {
     // A send to a component leaves the VM (`H.send_plain`): what cannot be
     // sent is refused naming where, nothing of a payload's metatable runs,

@@ -73,6 +73,7 @@ use bindings::warren::process::types;
 #[cfg(any(test, all(target_family = "wasm", not(target_feature = "atomics"))))]
 mod alloc;
 mod channel;
+mod frame;
 mod lenient;
 
 #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
@@ -311,7 +312,9 @@ pub fn send_raw(dest: &str, topic: &str, payloads: Vec<Payload>) -> Result<(), E
 
 /// The next inbox message; `None` when `timeout` passes first. Blocks only this process.
 pub fn receive(timeout: Option<Duration>) -> Result<Option<Message>, Error> {
-    Ok(host::receive(nanos(timeout)).map(message))
+    host::receive_frame(nanos(timeout))
+        .map(|f| frame::message(&f))
+        .transpose()
 }
 
 /// The next lifecycle event; `None` on timeout.
