@@ -487,6 +487,7 @@ fn register_next(
         error_mt: None,
     }));
     let (core_for_entry, entries_for_entry) = (core.clone(), entries.clone());
+    let core_for_upgraded = core.clone();
     let next = lua.create_function(move |lua, ()| {
         loop {
             let item = core.borrow_mut().next_item(index);
@@ -533,8 +534,13 @@ fn register_next(
         }
     })?;
     h.set("next", next)?;
-    let entry = lua.create_function(move |lua, id: LuaString| {
+    // H.entry(id, me): entry `id` for `me`'s upgrade, checked as a spawn
+    // of it is (`Core::may_run`) before anything says whether it exists.
+    let entry = lua.create_function(move |lua, (id, me): (LuaString, i64)| {
         let id = id.to_str()?.to_owned();
+        if let Err(e) = core_for_entry.borrow().may_run(pid_of(me), &id) {
+            return (false, e.kind.name(), e.message).into_lua_multi(lua);
+        }
         let Some(program) = core_for_entry.borrow().program(&id) else {
             return (false, "NOT_FOUND", format!("entry '{id}' not found")).into_lua_multi(lua);
         };
@@ -553,7 +559,15 @@ fn register_next(
             Err(message) => (false, "INVALID", message).into_lua_multi(lua),
         }
     })?;
-    h.set("entry", entry)
+    h.set("entry", entry)?;
+    // H.upgraded(me, id): `me` now runs entry `id` (what it may spawn).
+    let upgraded = lua.create_function(move |_, (me, id): (i64, LuaString)| {
+        core_for_upgraded
+            .borrow_mut()
+            .upgraded(pid_of(me), &id.to_str()?);
+        Ok(())
+    })?;
+    h.set("upgraded", upgraded)
 }
 
 pub(crate) fn str_value(lua: &Lua, s: &str) -> mlua::Result<LuaValue> {
@@ -1250,6 +1264,8 @@ fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
         let pid = pid_of(me);
         let host = c.borrow().host_name(pid).to_owned();
         let msg = msg.to_string_lossy();
+        // Cut and without line breaks (`warren_core::logline`).
+        let msg = warren_core::logline::log_line(&msg);
         match &*level.to_str()? {
             "error" => tracing::error!(target: "warren::lua", %pid, %host, "{msg}"),
             "warn" => tracing::warn!(target: "warren::lua", %pid, %host, "{msg}"),

@@ -217,6 +217,13 @@ impl FrontendFactory for Factory {
     fn keeps_mailboxes(&self) -> bool {
         true
     }
+
+    fn grants(&self, program: &Program) -> Option<Arc<warren_core::grants::Grants>> {
+        program
+            .code
+            .downcast_ref::<LuaProgram>()
+            .map(|l| l.grants.clone())
+    }
 }
 
 /// The Lua front-end, to register with a `RuntimeBuilder`.

@@ -64,8 +64,9 @@ pub enum ChannelRes {
     Inbox,
     /// Lifecycle events.
     Events,
-    /// Payloads of messages with this topic, while this handle listens.
-    Topic(String),
+    /// Payloads of messages with this topic, while this handle's listen
+    /// (the mailbox's number for it) holds it.
+    Topic { topic: String, listen: u64 },
     /// A topic channel closed (unlistened): receives end at once, and its
     /// drop releases nothing.
     Unlistened,
@@ -112,7 +113,7 @@ fn try_mailbox(chan: &mut ChannelRes, mb: &mut Mailbox) -> Try {
         ChannelRes::Local { .. } => return Try::Blocked { live: false },
         ChannelRes::Inbox => mb.take_message().map(|m| Item::Message(wit_message(m))),
         ChannelRes::Events => mb.take_event().map(|e| Item::Event(wit_event(e))),
-        ChannelRes::Topic(topic) => match mb.take_topic(topic) {
+        ChannelRes::Topic { topic, listen } => match mb.take_topic(topic, *listen) {
             Some(v) => v.map(|v| Item::Value(v.into_packed())),
             None => return Try::Ready(None),
         },
@@ -184,7 +185,7 @@ fn release_buffer(chan: &ChannelRes, limits: &mut ProcLimiter) {
         ChannelRes::Local { buffer, .. } => {
             limits.release(buffer.iter().map(|v| value_cost(v)).sum());
         }
-        ChannelRes::Topic(topic) => limits.release(listen_cost(topic)),
+        ChannelRes::Topic { topic, .. } => limits.release(listen_cost(topic)),
         _ => {}
     }
 }
@@ -231,6 +232,11 @@ impl ProcState {
         timeout_ns: Option<u64>,
         nonblocking: bool,
     ) -> Result<Selected, WitError> {
+        let most = warren_core::limits::MAX_SELECT_CASES;
+        if cases.len() > most {
+            let why = format!("a select of {} cases: at most {most}", cases.len());
+            return Err(err(ErrorKind::Invalid, why));
+        }
         // The send cases' values together, as one message's payloads: each
         // is decoded to be checked, and 25 of 1 MiB held the worker 1.3 s
         // in this one call.
@@ -299,7 +305,7 @@ impl HostChannel for ProcState {
         };
         match chan {
             ChannelRes::Local { closed, .. } => *closed = true,
-            ChannelRes::Topic(_) => unlisten(pid, chan, &mut self.limits),
+            ChannelRes::Topic { .. } => unlisten(pid, chan, &mut self.limits),
             ChannelRes::Timer { id, done } => stop_timer(pid, *id, done),
             ChannelRes::Inbox | ChannelRes::Events | ChannelRes::Unlistened => {}
         }
@@ -311,8 +317,8 @@ impl HostChannel for ProcState {
         self.limits.release(crate::limiter::HANDLE_BYTES);
         match chan {
             ChannelRes::Timer { id, mut done } => stop_timer(self.pid, id, &mut done),
-            ChannelRes::Topic(topic) => {
-                with_mailbox(self.pid, |mb| mb.release(&topic));
+            ChannelRes::Topic { topic, listen } => {
+                with_mailbox(self.pid, |mb| mb.release(&topic, listen));
             }
             _ => {}
         }
@@ -324,9 +330,9 @@ impl HostChannel for ProcState {
 /// `unlisten` does), gives back what the handle held for it and marks the
 /// handle unlistened.
 pub(crate) fn unlisten(pid: Pid, chan: &mut ChannelRes, limits: &mut ProcLimiter) {
-    if let ChannelRes::Topic(topic) = std::mem::replace(chan, ChannelRes::Unlistened) {
+    if let ChannelRes::Topic { topic, listen } = std::mem::replace(chan, ChannelRes::Unlistened) {
         limits.release(listen_cost(&topic));
-        with_mailbox(pid, |mb| mb.unlisten(&topic));
+        with_mailbox(pid, |mb| mb.unlisten(&topic, listen));
     }
 }
 

@@ -99,6 +99,16 @@ fn payloads_of(payloads: Vec<Vec<u8>>, max: usize) -> Result<Vec<Payload>, WitEr
 /// before any is decoded: a component may send any bytes, and a decoded
 /// tree can be some 30 times its encoding (an array of nils).
 fn check_raw(values: &[Vec<u8>], what: &str, max: usize) -> Result<(), WitError> {
+    // Counted before anything is decoded, in the core's words.
+    let most = warren_core::limits::MAX_PAYLOADS_PER_MESSAGE;
+    if values.len() > most {
+        let n = values.len();
+        let why = match what {
+            "spawn arguments" => format!("a spawn of {n} arguments: at most {most}"),
+            _ => format!("a message of {n} payloads: at most {most}"),
+        };
+        return Err(wit_error(&ProcError::new(ErrorKind::Invalid, why)));
+    }
     let bytes = values.iter().map(Vec::len).fold(0, usize::saturating_add);
     if bytes > max {
         return Err(too_many_bytes(what, bytes, max));
@@ -288,10 +298,13 @@ impl Host for ProcState {
         &mut self,
         entry: String,
         host: String,
-        args: Vec<Vec<u8>>,
+        raw: Vec<Vec<u8>>,
     ) -> Result<Vec<u8>, WitError> {
         let max = self.core_call(|c, me| c.spawn_budget(me, &entry, &host))?;
-        let args = decode_all(&args, "argument", max)?;
+        let args = decode_all(&raw, "argument", max)?;
+        // Not held while the child runs: host memory no limit counts (600 MB
+        // for 80 components each waiting on an exec of 4 MB of arguments).
+        drop(raw);
         let mut req = SpawnRequest::new(entry, host, args);
         req.monitor = true;
         let child = self.core_call(|c, me| c.spawn(me, req))?;
@@ -374,7 +387,10 @@ impl Host for ProcState {
         // The handle first: a topic counts one listen per live handle.
         let res = self
             .table
-            .push(ChannelRes::Topic(topic.clone()))
+            .push(ChannelRes::Topic {
+                topic: topic.clone(),
+                listen: u64::MAX,
+            })
             .map_err(|e| {
                 let (kind, why) = match e {
                     wasmtime::component::ResourceTableError::Full => {
@@ -391,7 +407,12 @@ impl Host for ProcState {
                 return Err(e);
             }
         };
-        with_mailbox(self.pid, |mb| mb.listen(&topic));
+        // The handle names the listen it joined: one of an earlier listen
+        // of the topic (unlistened since) neither reads nor stops this one.
+        let id = with_mailbox(self.pid, |mb| mb.listen(&topic));
+        if let (Some(id), Ok(ChannelRes::Topic { listen, .. })) = (id, self.table.get_mut(&res)) {
+            *listen = id;
+        }
         Ok(res)
     }
 
@@ -459,7 +480,9 @@ impl Host for ProcState {
             Some(t) => Pid::parse(&t).ok_or_else(|| {
                 wit_error(&ProcError::new(
                     ErrorKind::Invalid,
-                    format!("{t:?} is not a pid"),
+                    // Bounded as every quoted id: 4 MB of `\x01` made a
+                    // 24 MB message here.
+                    format!("\"{}\" is not a pid", warren_core::error::quoted_id(&t)),
                 ))
             })?,
             None => self.pid,
@@ -488,53 +511,15 @@ impl Host for ProcState {
         now_unix_ns()
     }
 
-    async fn log(&mut self, level: Level, mut text: String) {
+    async fn log(&mut self, level: Level, text: String) {
         let pid = self.pid;
-        cut_log_line(&mut text);
+        // Cut and without line breaks (`warren_core::logline`).
+        let text = warren_core::logline::log_line(&text);
         match level {
             Level::Error => tracing::error!(target: "warren::wasm", %pid, "{text}"),
             Level::Warn => tracing::warn!(target: "warren::wasm", %pid, "{text}"),
             Level::Debug => tracing::debug!(target: "warren::wasm", %pid, "{text}"),
             Level::Info => tracing::info!(target: "warren::wasm", %pid, "{text}"),
         }
-    }
-}
-
-/// Cuts a `log` line to [`crate::MAX_LOG_LINE`] bytes (at a character
-/// boundary), saying how long it was, as lines written to stdout and
-/// stderr are: five calls of 30 MB wrote 150 MB to the log, each holding
-/// the worker 250 ms.
-fn cut_log_line(text: &mut String) {
-    let max = crate::MAX_LOG_LINE;
-    if text.len() <= max {
-        return;
-    }
-    let total = text.len();
-    let mut at = max;
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    text.truncate(at);
-    text.push_str(&format!("... ({total} bytes, cut)"));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cut_log_line;
-
-    #[test]
-    fn a_log_line_is_cut_at_a_character_boundary_and_says_so() {
-        let mut short = "fine".to_owned();
-        cut_log_line(&mut short);
-        assert_eq!(short, "fine");
-        let mut long = "é".repeat(crate::MAX_LOG_LINE);
-        let total = long.len();
-        cut_log_line(&mut long);
-        assert!(
-            long.ends_with(&format!("... ({total} bytes, cut)")),
-            "{}",
-            &long[long.len() - 40..]
-        );
-        assert!(long.len() < crate::MAX_LOG_LINE + 40);
     }
 }

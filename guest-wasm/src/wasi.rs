@@ -28,8 +28,9 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 pub const MAX_RANDOM_BYTES: u64 = 64 << 10;
 
 /// Longest line a guest's stdout/stderr buffers before it is logged anyway:
-/// a guest writing without newlines cannot grow host memory without bound.
-pub const MAX_LOG_LINE: usize = 8 * 1024;
+/// a guest writing without newlines cannot grow host memory without bound
+/// (the one bound of every process's log lines).
+pub const MAX_LOG_LINE: usize = warren_core::logline::MAX_LOG_LINE;
 
 /// Lines of a guest's stderr kept to explain a trap (a Rust panic prints
 /// its message there before it traps).

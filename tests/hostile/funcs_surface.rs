@@ -1228,9 +1228,11 @@ fn a_function_entry_cannot_run_as_a_process_nor_a_process_entry_as_a_function() 
     return table.concat(out, " ")"#,
     );
     out.assert_neighbour_ticks();
+    // `other:fn` is of another namespace: refused for want of the
+    // `process.spawn` grant before its kind is looked at (session 58).
     assert_eq!(
         out.value(),
-        "Invalid+ Invalid+ Invalid+ Invalid+ Invalid+ Invalid+ Invalid+ Invalid+ \
+        "Invalid+ Invalid+ Invalid+ Invalid+ PermissionDenied- Invalid+ Invalid+ Invalid+ \
          Invalid Invalid Invalid PermissionDenied NotFound none"
     );
 }
@@ -1252,8 +1254,10 @@ fn process_upgrade_cannot_turn_a_process_into_a_function_or_back() {
     return table.concat(out, " | ")"#,
     );
     out.assert_neighbour_ticks();
+    // An upgrade into `other:fn` is refused for want of the
+    // `process.spawn` grant, before its kind is looked at (session 58).
     assert_eq!(
         out.value(),
-        "refused: Invalid | refused: Invalid | refused: Invalid | refused: Invalid"
+        "refused: PermissionDenied | refused: Invalid | refused: Invalid | refused: Invalid"
     );
 }

@@ -516,6 +516,71 @@ fn a_selects_send_values_are_bounded_together() {
     out.assert_neighbour_ticks();
 }
 
+#[test]
+fn a_select_has_at_most_4096_cases_in_every_front_end() {
+    // Each case is walked on every try and wake, in one host call: 90,000
+    // cases held the worker 45 ms a call, and 80 such processes left a
+    // neighbour 4 s without the CPU (red team M).
+    let out = wasm(vec![s("select-many"), n(4097)]);
+    assert_eq!(
+        out.value(),
+        "Invalid:a select of 4097 cases: at most 4096",
+        "{out:?}"
+    );
+    out.assert_neighbour_ticks();
+    let out = wasm(vec![s("select-many"), n(4096)]);
+    assert_eq!(out.value(), "ok:", "{out:?}");
+    let out = lua(
+        r#"return function()
+            local ch, cases = channel.new(1), {}
+            for i = 1, 4097 do cases[i] = ch:case_receive() end
+            local ok, err = pcall(channel.select, cases)
+            return tostring(ok) .. " " .. tostring(err)
+        end"#,
+        vec![],
+    );
+    assert!(out.value().contains("more than 4096 cases"), "{out:?}");
+}
+
+#[test]
+fn a_spawn_passes_at_most_4096_arguments() {
+    // 170,000 arguments held the worker 47 ms decoding them (red team M);
+    // the rule is a message's payload count, for components and Lua alike.
+    let out = wasm(vec![
+        s("spawn-args"),
+        s("h:alive"),
+        s(warren_tests::HOST),
+        n(4097),
+    ]);
+    assert_eq!(
+        out.value(),
+        "Invalid:a spawn of 4097 arguments: at most 4096",
+        "{out:?}"
+    );
+    out.assert_neighbour_ticks();
+    let out = wasm(vec![
+        s("spawn-args"),
+        s("h:alive"),
+        s(warren_tests::HOST),
+        n(4096),
+    ]);
+    assert_eq!(out.value(), "ok:", "{out:?}");
+    let out = lua(
+        r#"return function(host)
+            local args = {}
+            for i = 1, 4097 do args[i] = i end
+            local pid, err = process.spawn("h:alive", host, table.unpack(args))
+            return tostring(pid) .. " " .. tostring(err)
+        end"#,
+        vec![s(warren_tests::HOST)],
+    );
+    assert!(
+        out.value()
+            .contains("a spawn of 4097 arguments: at most 4096"),
+        "{out:?}"
+    );
+}
+
 /// Ends with a 60,000-byte string once told `go`.
 const BIG_ENDER: &str = r#"return function()
     process.inbox():receive()

@@ -16,6 +16,17 @@ fn a_dropped_listen_handle_stops_listening() {
 }
 
 #[test]
+fn a_stale_listen_handle_neither_stops_nor_robs_a_later_listen() {
+    // A handle whose listen another handle closed, dropped after the topic
+    // was listened to again, took the new listen's count to zero: two
+    // messages whose senders were told they were sent were dropped, and
+    // the live handle read as closed (red team M).
+    let out = wasm(vec![s("listen-stale")]);
+    assert_eq!(out.value(), "[0, 1, 2]", "{out:?}");
+    out.assert_neighbour_ticks();
+}
+
+#[test]
 fn a_message_of_too_many_payloads_is_refused() {
     let out = wasm(vec![s("many-payloads"), s("self"), n(5000)]);
     assert_eq!(

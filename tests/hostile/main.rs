@@ -7,6 +7,7 @@ mod c_call_loops;
 mod c_loops;
 mod cross_tenant;
 mod fast_paths;
+mod foreign_entries;
 mod forged_handles;
 mod fs_env_surface;
 mod funcs_surface;

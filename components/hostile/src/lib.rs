@@ -288,6 +288,31 @@ fn blob(bytes: usize) -> Payload {
     warren_sdk::payload(&"x".repeat(bytes)).unwrap_or_default()
 }
 
+/// Two handles listen on "t"; one closes (the topic, for both); a third
+/// listens anew; three messages come; the live handle takes one; the stale
+/// second handle is dropped. The live listen must keep the other two (the
+/// stale drop used to unlisten it and drop them).
+fn listen_stale() -> Result<Payload, Error> {
+    let first = warren_sdk::listen("t")?;
+    let stale = warren_sdk::listen("t")?;
+    first.close();
+    let live = warren_sdk::listen("t")?;
+    for i in 0..3 {
+        warren_sdk::send(&warren_sdk::pid(), "t", &i)?;
+    }
+    let mut got = vec![live.recv::<i64>()?.unwrap_or(-1)];
+    drop(stale);
+    let mut select = warren_sdk::Select::new();
+    select.recv(&live);
+    for _ in 0..2 {
+        got.push(match select.wait(Some(Duration::from_secs(1)))? {
+            warren_sdk::Selected::Ready(_, Some(item)) => item.data::<i64>()?,
+            other => return warren_sdk::payload(&format!("lost: {other:?}")),
+        });
+    }
+    warren_sdk::payload(&format!("{got:?}"))
+}
+
 impl Process for Hostile {
     fn run(args: Args) -> Result<Payload, Error> {
         let mode: String = args.get(0)?;
@@ -413,6 +438,24 @@ impl Process for Hostile {
                     None => warren_sdk::payload("lost"),
                 }
             }
+            "select-many" => {
+                // One select over `n` receive cases on one channel.
+                let n: usize = args.get(1)?;
+                let empty = Channel::new(1);
+                let mut select = warren_sdk::Select::new();
+                for _ in 0..n {
+                    select.recv(&empty);
+                }
+                described(select.try_wait().map(|_| ()))
+            }
+            "spawn-args" => {
+                // A spawn of `entry` on `host` with `n` nil arguments.
+                let (entry, host, n): (String, String, usize) =
+                    (args.get(1)?, args.get(2)?, args.get(3)?);
+                let nil = warren_sdk::payload(&())?;
+                described(warren_sdk::spawn(&entry, &host, &vec![nil; n]).map(|_| ()))
+            }
+            "listen-stale" => listen_stale(),
             "many-payloads" => {
                 let (to, n): (String, usize) = (args.get(1)?, args.get(2)?);
                 let to = if to == "self" { warren_sdk::pid() } else { to };

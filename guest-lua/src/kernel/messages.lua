@@ -149,7 +149,7 @@ function process.upgrade(id, ...)
     -- An upgrade waits for the kernel: from a sort comparator it raised
     -- "attempt to yield across a C-call boundary" and left itself pending.
     if cannot_wait(current) then return nil, mkerr("INVALID", "process.upgrade: " .. CANNOT_WAIT) end
-    local entry, kind, msg = H.entry(id or p.main.entry.id)
+    local entry, kind, msg = H.entry(id or p.main.entry.id, p.id)
     if not entry then return nil, mkerr(kind, msg) end
     local args = t_pack(...)
     SEND.bytes, SEND.slots = 0, 0

@@ -187,6 +187,7 @@ local function upgrade(p, entry, args)
     local cr = new_cr(p, proc_main_packed, entry)
     p.main = cr
     wake(cr, p, entry, args)
+    H.upgraded(p.id, entry.id)
     H_log(p.id, "info", "upgraded to " .. entry.id)
 end
 

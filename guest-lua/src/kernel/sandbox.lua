@@ -35,7 +35,10 @@ function require_in(p, entry, name, level)
     local m = MODULES[name]
     if m and entry.modules[name] then return m end
     if not m then
-        error(mkerr("NOT_FOUND", s_format("module %q does not exist (entry %s)", name, entry.id)), level + 1)
+        -- The name quoted as ids are, at most 64 bytes: a 1 MB name made
+        -- a 1 MB error (and log line).
+        local shown = #name > 64 and s_sub(name, 1, 64) .. "..." or name
+        error(mkerr("NOT_FOUND", s_format("module %q does not exist (entry %s)", shown, entry.id)), level + 1)
     end
     error(mkerr("PERMISSION_DENIED",
         s_format("module %q is not allowed for entry %s (add it to the entry's modules list)", name, entry.id)), level + 1)

@@ -28,8 +28,9 @@ use super::raw::{self, BLOCK, CLOSED, Key, LATE, Late, uv};
 
 /// Most cases one select may wait on: each is a waiter record in a
 /// channel's queue, made per select, so a larger select would let one
-/// call allocate without bound between two preemption points.
-const MAX_CASES: usize = 4096;
+/// call allocate without bound between two preemption points (the rule
+/// of every front-end, `warren_core::limits::MAX_SELECT_CASES`).
+const MAX_CASES: usize = warren_core::limits::MAX_SELECT_CASES;
 
 /// `bind_select(CASE, CaseMT, resume_tick)`: the kernel's table of case
 /// records, the metatable of cases, and its `resume_tick` (see

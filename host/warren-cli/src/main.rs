@@ -9,6 +9,7 @@ mod check;
 mod databases;
 mod exec;
 mod imports;
+mod logging;
 mod run;
 mod services;
 mod types;
@@ -121,7 +122,7 @@ impl Failure {
 
 fn main() -> ExitCode {
     warren_alloc::configure();
-    init_logging();
+    logging::init();
     raise_fd_limit();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -152,6 +153,8 @@ fn main() -> ExitCode {
             },
         ),
     };
+    // The log's queued lines before the error report, as they came.
+    logging::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -214,15 +217,3 @@ fn raise_fd_limit() {
 
 #[cfg(not(unix))]
 fn raise_fd_limit() {}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .init();
-}

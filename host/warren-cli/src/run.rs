@@ -400,6 +400,7 @@ pub(crate) fn failed_message(pid: Pid, entry: &str, kind: &str) -> String {
 /// Other processes may still run when the main process ends; the program
 /// ends with it, as an escript does, without waiting for them.
 pub(crate) fn finish(result: Result<(), Failure>) -> Result<(), Failure> {
+    crate::logging::flush();
     let status = match &result {
         Ok(()) => 0,
         Err(failure) => {

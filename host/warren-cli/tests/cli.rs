@@ -519,3 +519,71 @@ return function() time.sleep("1h") end"#;
     // main itself is one of the 3: two more fit.
     assert!(log.contains("spawned 2 before the limit"), "{log}");
 }
+
+#[test]
+fn a_printed_line_break_cannot_forge_a_log_line() {
+    // A newline in a process's text is written as `\n`: one `print` made
+    // whole lines tagged as another process (red team M).
+    let dir = app(
+        "forge",
+        &[(
+            "s.lua",
+            "return function() print('ok\\n INFO forged pid=<0.99> host=x\\rend') end",
+        )],
+    );
+    let out = warren(&["run", &dir.join("s.lua").display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.contains("forged"))
+        .unwrap_or_else(|| panic!("the printed line: {err}"));
+    assert!(
+        line.contains("ok\\n INFO forged pid=<0.99> host=x\\rend") && line.contains("pid=<0.1>"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_log_nobody_reads_does_not_stop_the_program() {
+    // Log lines were written to stderr by the worker that logged them: with
+    // a reader that never reads, the pipe filled and every worker that
+    // logged waited for good. Now lines wait in a bounded queue, the
+    // excess is dropped, and the program ends.
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let dir = app(
+        "deaf",
+        &[(
+            "s.lua",
+            "return function() for i = 1, 20000 do print(string.rep('x', 1000), i) end end",
+        )],
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["run", &dir.join("s.lua").display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warren runs");
+    let mut stderr_pipe = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+        drop(child);
+    });
+    // Nobody reads stderr until the program has ended.
+    let status = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the program ends though its log is not read")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+    let mut err = String::new();
+    let _ = stderr_pipe.read_to_string(&mut err);
+    assert!(
+        err.contains("\t1 pid="),
+        "the first lines were written: {}",
+        &err[..err.len().min(400)]
+    );
+}

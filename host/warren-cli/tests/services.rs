@@ -415,7 +415,7 @@ entries:
     );
     assert!(log.contains("error: the application failed"), "{log}");
     assert!(
-        log.contains("group app: more than 2 restarts within 10s"),
+        log.contains("group app:host: more than 2 restarts within 10s"),
         "{log}"
     );
     assert!(
@@ -428,7 +428,10 @@ entries:
 fn a_tenants_crash_loop_stops_that_tenant_not_another() {
     // app:evil's service crash-loops past its intensity: the services on
     // its host stop (its group's fail), app:victim's run on until the
-    // application is stopped, which then fails with the escalation.
+    // application is stopped, which then fails with the escalation. The
+    // crashing and the bystanding services keep the default group, their
+    // host's: a namespace-wide default put both tenants in one group, and
+    // the crash loop stopped the other tenant (red team L).
     let index = r#"version: "1.0"
 namespace: app
 entries:
@@ -449,7 +452,6 @@ entries:
     process: app:crash
     host: app:evil
     lifecycle:
-      group: evil
       restart: { initial_delay: 10ms, backoff_factor: 1.0, max_restarts: 2, period: 10s }
   - name: sidekick
     kind: process.service
@@ -460,7 +462,6 @@ entries:
     kind: process.service
     process: app:steady
     host: app:victim
-    lifecycle: { group: victim }
 "#;
     let dir = app(
         "tenant_intensity",
@@ -471,7 +472,7 @@ entries:
         ],
     );
     let mut run = Running::start(&dir);
-    run.wait_for("group evil: more than 2 restarts within 10s");
+    run.wait_for("group app:evil: more than 2 restarts within 10s");
     run.wait_for("stopping -> stopped: stopped service=app:sidekick");
     let stopping = |l: &&String| l.contains("-> stopping") && l.contains("service=app:bystander");
     assert!(

@@ -786,7 +786,10 @@ impl Ctx<'_> {
             .map_err(|e| self.key_error(id, "input", e))?;
         let life = y.lifecycle.unwrap_or_default();
         let restart = self.restart(id, life.restart.unwrap_or_default())?;
-        let group = life.group.unwrap_or_else(|| self.namespace.to_owned());
+        // By default a service's group is its host, the tenant boundary: a
+        // namespace-wide default put two tenants' services in one group,
+        // and one tenant's crash loop stopped the other's (red team L).
+        let group = life.group.unwrap_or_else(|| y.host.clone());
         let mut requires = life.requires;
         for dep in life.depends_on {
             if !requires.contains(&dep) {

@@ -101,7 +101,7 @@ pub struct ServiceEntry {
     pub requires: Vec<String>,
     /// Restart policy.
     pub restart: RestartPolicy,
-    /// The supervision group (default: the entry's namespace).
+    /// The supervision group (default: its host's id, the tenant).
     pub group: String,
     /// Running this long resets the attempt counter.
     pub stable_threshold: Duration,

@@ -47,6 +47,7 @@ mod handover_tests;
 mod held_spawn_tests;
 #[cfg(test)]
 mod mailbox_tests;
+mod may_run;
 mod ops;
 #[cfg(test)]
 mod placement_tests;
@@ -71,7 +72,7 @@ pub type TakenDone = (Pid, u64, Value, Option<crate::hostcall::Keep>);
 #[derive(Default)]
 struct ProcEntry {
     /// Its front-end's index (a runtime has a few; a u16 keeps the
-    /// entry within 96 bytes, see `entry_tests`).
+    /// entry within 104 bytes, see `entry_tests`).
     frontend: u16,
     items: VecDeque<Item>,
     /// Boxed: rare, and it would make every process's entry 56 bytes larger.
@@ -97,6 +98,9 @@ struct ProcEntry {
     /// Its mailbox, when its front-end does not keep its own
     /// ([`crate::FrontendFactory::keeps_mailboxes`]); boxed, as `peers`.
     mailbox: Option<Box<crate::mailbox::Mailbox>>,
+    /// The entry its code is (its spawn's, or its last upgrade's): what it
+    /// may spawn is decided by it (`may_run`).
+    program: Option<Arc<Program>>,
 }
 
 /// A process's links and monitors, boxed: most processes have neither,
@@ -570,9 +574,11 @@ impl Core {
     }
 
     /// The bytes of arguments `parent` may pass to a spawn of `entry` on
-    /// `host`, or why the spawn is refused (no such host or entry,
-    /// `allow_hosts`); asked before any argument is converted.
+    /// `host`, or why the spawn is refused (an entry its code may not run,
+    /// see `may_run`; no such host or entry; `allow_hosts`); asked before
+    /// any argument is converted.
     pub fn spawn_budget(&self, parent: Pid, entry: &str, host: &str) -> Result<usize, ProcError> {
+        self.may_run(parent, entry)?;
         Ok(self.shared.spawn_budget(parent, entry, host)?)
     }
 
@@ -587,6 +593,7 @@ impl Core {
 
     /// Spawns a process on behalf of `parent`, optionally linked to and/or monitored by it.
     pub fn spawn(&mut self, parent: Pid, req: SpawnRequest) -> Result<Pid, ProcError> {
+        self.may_run(parent, &req.entry)?;
         let (link, monitor) = (req.link, req.monitor);
         if self.burst.parent != Some(parent) {
             self.burst.parent = Some(parent);
@@ -1566,6 +1573,7 @@ impl Core {
             call: spawn.call,
             last_child: NO_CHILD,
             mailbox: (!kept).then(|| Box::new(Mailbox::counted(self.quota_of(spawn.pid).clone()))),
+            program: Some(spawn.program.clone()),
             ..ProcEntry::default()
         };
         if spawn.link_to.is_some() || spawn.monitored_by.is_some() {

@@ -140,7 +140,7 @@ pub(crate) const MAX_QUOTED_ID: usize = 64;
 
 /// `id` as an error quotes it: at most [`MAX_QUOTED_ID`] characters,
 /// control characters escaped, `...` when cut.
-pub(crate) fn quoted_id(id: &str) -> String {
+pub fn quoted_id(id: &str) -> String {
     let mut shown: String = id
         .chars()
         .take(MAX_QUOTED_ID)

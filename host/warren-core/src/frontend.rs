@@ -56,6 +56,14 @@ pub trait FrontendFactory: Send + Sync {
     fn keeps_mailboxes(&self) -> bool {
         false
     }
+    /// The grants `program` (one of this front-end's) holds itself, which
+    /// the core adds to its host's where it checks a grant for that
+    /// program's code (`process.spawn`); `None` for a program that holds
+    /// none (the default: a component's capabilities are its `wasi`).
+    fn grants(&self, program: &Program) -> Option<Arc<crate::grants::Grants>> {
+        let _ = program;
+        None
+    }
 }
 
 /// A language runtime living on one worker thread.

@@ -44,9 +44,12 @@ pub const HTTP_UNIX_SOCKET: &str = "http_client.unix_socket";
 pub const HTTP_INSECURE_TLS: &str = "http_client.insecure_tls";
 /// `funcs.call`: a function entry id of another namespace.
 pub const FUNCS_CALL: &str = "funcs.call";
+/// `process.spawn`: a process entry id outside the caller's namespace and
+/// those nested in it (spawns, `exec`, `upgrade`; see [`runs_freely`]).
+pub const PROCESS_SPAWN: &str = "process.spawn";
 
 /// Every action a grant may name, in the order of modules.md's table.
-pub const ACTIONS: [&str; 9] = [
+pub const ACTIONS: [&str; 10] = [
     DB_GET,
     FS_GET,
     ENV_GET,
@@ -56,6 +59,7 @@ pub const ACTIONS: [&str; 9] = [
     HTTP_UNIX_SOCKET,
     HTTP_INSECURE_TLS,
     FUNCS_CALL,
+    PROCESS_SPAWN,
 ];
 
 /// Patterns one action may hold in one grant set. Every check tries each
@@ -86,8 +90,30 @@ pub fn entry_kinds(action: &str) -> Option<&'static [&'static str]> {
         FS_GET => Some(&["fs.directory"]),
         ENV_GET | ENV_SET => Some(&["env.variable"]),
         FUNCS_CALL => Some(&["function.lua"]),
+        PROCESS_SPAWN => Some(&["process.lua", "process.wasm"]),
         _ => None,
     }
+}
+
+/// The namespace of entry id `id` (`app.users:get` → `app.users`; `""`
+/// for an id without one).
+pub fn namespace_of(id: &str) -> &str {
+    id.rsplit_once(':').map_or("", |(ns, _)| ns)
+}
+
+/// Whether code of entry `caller` may run entry `target` as a process
+/// (spawn, `exec`, `upgrade`) without the [`PROCESS_SPAWN`] grant: when
+/// `target` is of the caller's namespace or of one nested in it (`app` runs
+/// `app.workers:handler`, as Wippy code does; `app.workers` does not run
+/// `app:main`, nor `apps.alice` run `apps.bob:store`). An entry runs with
+/// its own grants, so without this rule a tenant ran another namespace's
+/// entry on its own host and reached through it that entry's volumes.
+pub fn runs_freely(caller: &str, target: &str) -> bool {
+    let (own, other) = (namespace_of(caller), namespace_of(target));
+    other == own
+        || other
+            .strip_prefix(own)
+            .is_some_and(|rest| !own.is_empty() && rest.starts_with('.'))
 }
 
 /// Why a grant was refused.
@@ -860,5 +886,27 @@ mod tests {
         assert!(!is_action("db.put"));
         assert_eq!(entry_kinds("funcs.call"), Some(&["function.lua"][..]));
         assert_eq!(entry_kinds("http_client.request"), None);
+        assert_eq!(
+            entry_kinds("process.spawn"),
+            Some(&["process.lua", "process.wasm"][..])
+        );
+    }
+
+    #[test]
+    fn a_namespace_runs_its_own_entries_and_those_nested_in_it() {
+        assert!(runs_freely("app:main", "app:worker"));
+        assert!(runs_freely("app:main", "app.workers:handler"));
+        assert!(runs_freely("app:main", "app.workers.deep:x"));
+        // A sibling, a parent, a namespace that only starts alike, another tenant.
+        assert!(!runs_freely("app.api:get", "app.workers:handler"));
+        assert!(!runs_freely("app.workers:handler", "app:main"));
+        assert!(!runs_freely("app:main", "apps:x"));
+        assert!(!runs_freely("app:main", "appx.y:z"));
+        assert!(!runs_freely("apps.alice:main", "apps.bob:store"));
+        assert!(!runs_freely("a:atk", "b:store"));
+        // Ids without a namespace never reach one that has one.
+        assert!(!runs_freely("main", "app:x"));
+        assert_eq!(namespace_of("app.users:get"), "app.users");
+        assert_eq!(namespace_of("nons"), "");
     }
 }

@@ -22,6 +22,7 @@ pub mod hostcall;
 pub mod item;
 pub mod lane;
 pub mod limits;
+pub mod logline;
 pub mod mailbox;
 pub mod msgpack;
 pub mod payload;

@@ -340,12 +340,21 @@ impl HostQuota {
 /// many senders).
 pub const MAX_CANCEL_REASON: usize = 16 << 10;
 
-/// Payloads one message may carry. Each is its own allocation on the
-/// host (and a value slot in a Lua receiver), which its bytes do not
-/// count: a component's 40 messages of 1,000,000 one-byte payloads held
-/// 2 GB of host memory against 40 MB counted, and each send held the
-/// worker 100 ms.
+/// Payloads one message may carry, and arguments one spawn may pass.
+/// Each is its own allocation on the host (and a value slot in a Lua
+/// receiver), which its bytes do not count: a component's 40 messages of
+/// 1,000,000 one-byte payloads held 2 GB of host memory against 40 MB
+/// counted, and each send held the worker 100 ms; a spawn of 170,000
+/// arguments held it 47 ms decoding them.
 pub const MAX_PAYLOADS_PER_MESSAGE: usize = 4096;
+
+/// Cases one `select` may wait on, in every front-end. A select is walked
+/// whole on each try and on each wake-up, in one host call no preemption
+/// reaches: a component's 90,000 cases on a listen channel held its
+/// worker 45 ms per call, and 80 such processes left a neighbour 4 s
+/// without the CPU; its lifted case list (4 MB) was host memory no limit
+/// counted while it waited.
+pub const MAX_SELECT_CASES: usize = 4096;
 
 /// Host bytes a message's payload holds beyond its encoded size (its
 /// allocation and its place in the message), counted with the bytes held

@@ -39,14 +39,26 @@ pub struct Mailbox {
     events: VecDeque<(Event, u64)>,
     /// The host the events are counted against (none: not counted).
     quota: Option<Arc<HostQuota>>,
-    /// Listened topics: how many listen handles hold each, and the
+    /// Listened topics: each one's listen (see [`Listen`]) and the
     /// payloads that arrived for it.
-    topics: FxHashMap<String, (u32, VecDeque<Payload>)>,
+    topics: FxHashMap<String, (Listen, VecDeque<Payload>)>,
+    /// The number the next new listen gets.
+    next_listen: u64,
     fired: FxHashSet<u64>,
     /// Senders with a CANCEL waiting in `events` (see `deliver_event`).
     cancelling: FxHashSet<Pid>,
     /// Messages taken (or dropped unread) since the core last asked.
     taken: u32,
+}
+
+/// One listen of a topic: from the first handle made while the topic was
+/// not listened to, until the last is dropped or one unlistens it.
+#[derive(Debug)]
+struct Listen {
+    /// Which listen (a number the mailbox never gives twice).
+    id: u64,
+    /// Its handles still open.
+    handles: u32,
 }
 
 impl Mailbox {
@@ -149,44 +161,62 @@ impl Mailbox {
     }
 
     /// Starts routing messages on `topic` to their own queue, for one more
-    /// listen handle (the queue is kept when it already is).
-    pub fn listen(&mut self, topic: &str) {
-        match self.topics.get_mut(topic) {
-            Some((handles, _)) => *handles = handles.saturating_add(1),
-            None => {
-                self.topics.insert(topic.to_owned(), (1, VecDeque::new()));
-            }
+    /// listen handle (the queue is kept when it already is); answers the
+    /// listen the handle belongs to, which its later calls name.
+    pub fn listen(&mut self, topic: &str) -> u64 {
+        if let Some((listen, _)) = self.topics.get_mut(topic) {
+            listen.handles = listen.handles.saturating_add(1);
+            return listen.id;
         }
+        let id = self.next_listen;
+        self.next_listen += 1;
+        let listen = Listen { id, handles: 1 };
+        self.topics
+            .insert(topic.to_owned(), (listen, VecDeque::new()));
+        id
     }
 
-    /// Takes the oldest payload that arrived for a listened `topic`; `None`
-    /// as the outer value when the topic is not listened to.
-    pub fn take_topic(&mut self, topic: &str) -> Option<Option<Payload>> {
-        let v = self.topics.get_mut(topic)?.1.pop_front();
+    /// Takes the oldest payload that arrived for `topic` while listen `id`
+    /// holds it; `None` as the outer value when it does not (never
+    /// listened, unlistened, or listened again since: a handle of an
+    /// earlier listen reads as closed).
+    pub fn take_topic(&mut self, topic: &str, id: u64) -> Option<Option<Payload>> {
+        let (listen, queue) = self.topics.get_mut(topic)?;
+        if listen.id != id {
+            return None;
+        }
+        let v = queue.pop_front();
         if v.is_some() {
             self.taken = self.taken.saturating_add(1);
         }
         Some(v)
     }
 
-    /// Stops listening to `topic`, for every handle; what it still buffers
-    /// is dropped (and counted as taken).
-    pub fn unlisten(&mut self, topic: &str) {
-        if let Some((_, queue)) = self.topics.remove(topic) {
+    /// Stops listen `id` of `topic`, for every handle; what it still
+    /// buffers is dropped (and counted as taken). A handle of an earlier
+    /// listen of the topic stops nothing.
+    pub fn unlisten(&mut self, topic: &str, id: u64) {
+        if self.topics.get(topic).is_some_and(|(l, _)| l.id == id)
+            && let Some((_, queue)) = self.topics.remove(topic)
+        {
             let n = u32::try_from(queue.len()).unwrap_or(u32::MAX);
             self.taken = self.taken.saturating_add(n);
         }
     }
 
-    /// One listen handle of `topic` is gone (dropped unclosed): the topic
-    /// is unlistened when it was the last. Without this, a loop of listens
-    /// whose handles were dropped kept every topic: 5,000,000 of 1 KiB held
-    /// 5.5 GB no limit counted, and the map's growth held the worker 2 s.
-    pub fn release(&mut self, topic: &str) {
+    /// One handle of listen `id` of `topic` is gone (dropped unclosed): the
+    /// topic is unlistened when it was the last. Without this, a loop of
+    /// listens whose handles were dropped kept every topic: 5,000,000 of
+    /// 1 KiB held 5.5 GB no limit counted, and the map's growth held the
+    /// worker 2 s. A handle of an earlier listen (stopped since, the topic
+    /// listened again) changes nothing: its drop took the new listen's
+    /// count down, unlistened it and dropped messages its senders had been
+    /// told were sent (red team M).
+    pub fn release(&mut self, topic: &str, id: u64) {
         match self.topics.get_mut(topic) {
-            Some((handles, _)) if *handles > 1 => *handles -= 1,
-            Some(_) => self.unlisten(topic),
-            None => {}
+            Some((listen, _)) if listen.id == id && listen.handles > 1 => listen.handles -= 1,
+            Some((listen, _)) if listen.id == id => self.unlisten(topic, id),
+            _ => {}
         }
     }
 

@@ -78,7 +78,7 @@ fn sink(tx: Sender<Report>) -> crate::frontend::Program {
         let mut state = state.lock().expect("lock");
         let (phase, rest) = &mut *state;
         if *phase == 0 {
-            let Some(Some(Some(topic))) = core.with_mailbox(me, |mb| mb.take_topic("t")) else {
+            let Some(Some(Some(topic))) = core.with_mailbox(me, |mb| mb.take_topic("t", 0)) else {
                 return false;
             };
             let first = core

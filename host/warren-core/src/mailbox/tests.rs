@@ -60,13 +60,17 @@ fn messages_keep_their_order_and_each_taken_one_is_counted_once() {
 #[test]
 fn a_listened_topic_gets_its_payloads_and_the_inbox_the_rest() {
     let mut mb = Mailbox::default();
-    mb.listen("news");
-    mb.listen("news"); // again: the queue is kept, not replaced
+    let id = mb.listen("news");
+    assert_eq!(
+        mb.listen("news"),
+        id,
+        "again: the same listen, its queue kept"
+    );
     mb.deliver(msg("news", &[1])).expect("filed");
     mb.deliver(msg("other", &[2])).expect("filed");
     mb.deliver(msg("news", &[3, 4])).expect("filed");
     mb.deliver(msg("news", &[])).expect("filed");
-    let got = |mb: &mut Mailbox| mb.take_topic("news").flatten().map(Payload::into_value);
+    let got = |mb: &mut Mailbox| mb.take_topic("news", id).flatten().map(Payload::into_value);
     assert_eq!(got(&mut mb), Some(Value::Int(1)), "one payload as itself");
     let both = Value::Array(vec![Value::Int(3), Value::Int(4)]);
     assert_eq!(got(&mut mb), Some(both), "several as an array");
@@ -75,8 +79,8 @@ fn a_listened_topic_gets_its_payloads_and_the_inbox_the_rest() {
         Some(Value::Array(vec![])),
         "none as an empty array"
     );
-    assert_eq!(mb.take_topic("news").map(|v| v.is_none()), Some(true));
-    assert!(mb.take_topic("other").is_none(), "not listened to");
+    assert_eq!(mb.take_topic("news", id).map(|v| v.is_none()), Some(true));
+    assert!(mb.take_topic("other", id).is_none(), "not listened to");
     let inbox = mb.take_message().expect("the other topic's message");
     assert_eq!(&*inbox.topic, "other");
     assert_eq!(mb.take_taken(), 4);
@@ -85,35 +89,35 @@ fn a_listened_topic_gets_its_payloads_and_the_inbox_the_rest() {
 #[test]
 fn unlistening_drops_what_was_buffered_and_counts_it_as_taken() {
     let mut mb = Mailbox::default();
-    mb.listen("t");
+    let id = mb.listen("t");
     for n in 0..5 {
         mb.deliver(msg("t", &[n])).expect("filed");
     }
-    mb.unlisten("t");
+    mb.unlisten("t", id);
     assert_eq!(mb.take_taken(), 5);
-    assert!(mb.take_topic("t").is_none());
+    assert!(mb.take_topic("t", id).is_none());
     mb.deliver(msg("t", &[9])).expect("filed");
     assert!(
         mb.take_message().is_some(),
         "no longer listened: the inbox's"
     );
-    mb.unlisten("never");
+    mb.unlisten("never", id);
     assert_eq!(mb.take_taken(), 1);
 }
 
 #[test]
 fn a_topic_is_unlistened_when_its_last_handle_is_released() {
     let mut mb = Mailbox::default();
-    mb.listen("t");
+    let id = mb.listen("t");
     mb.listen("t");
     mb.deliver(msg("t", &[1])).expect("filed");
-    mb.release("t");
-    assert!(mb.take_topic("t").is_some(), "one handle still listens");
+    mb.release("t", id);
+    assert!(mb.take_topic("t", id).is_some(), "one handle still listens");
     mb.deliver(msg("t", &[2])).expect("filed");
-    mb.release("t");
-    assert!(mb.take_topic("t").is_none(), "the last handle is gone");
+    mb.release("t", id);
+    assert!(mb.take_topic("t", id).is_none(), "the last handle is gone");
     assert_eq!(mb.take_taken(), 2, "what it buffered is counted as taken");
-    mb.release("t");
+    mb.release("t", id);
     mb.deliver(msg("t", &[3])).expect("filed");
     assert!(mb.take_message().is_some(), "the inbox's again");
 }
@@ -179,4 +183,35 @@ fn events_hold_their_size_against_the_host_until_taken_or_dropped() {
     mb.deliver(big(3)).expect("filed");
     drop(mb);
     assert_eq!(quota.memory_used(), 0, "the rest back with the mailbox");
+}
+
+#[test]
+fn a_handle_of_an_earlier_listen_neither_reads_nor_stops_a_later_one() {
+    // Two handles listen; one unlistens the topic (for both); a new listen
+    // begins. The stale handle's drop, read and unlisten leave it alone:
+    // its drop used to take the new listen's count to zero and drop what
+    // it had buffered, which its senders had been told was sent.
+    let mut mb = Mailbox::default();
+    let old = mb.listen("t");
+    mb.listen("t");
+    mb.unlisten("t", old);
+    let new = mb.listen("t");
+    assert_ne!(old, new, "a new listen, a new number");
+    mb.deliver(msg("t", &[1])).expect("filed");
+    mb.release("t", old);
+    mb.unlisten("t", old);
+    assert!(
+        mb.take_topic("t", old).is_none(),
+        "the stale handle reads closed"
+    );
+    let got = mb.take_topic("t", new).flatten().map(Payload::into_value);
+    assert_eq!(got, Some(Value::Int(1)), "the live listen kept its payload");
+    mb.deliver(msg("t", &[2])).expect("filed");
+    assert!(mb.take_message().is_none(), "still routed to the listen");
+    mb.release("t", new);
+    mb.deliver(msg("t", &[3])).expect("filed");
+    assert!(
+        mb.take_message().is_some(),
+        "its last handle gone: the inbox's"
+    );
 }
