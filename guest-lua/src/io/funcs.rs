@@ -11,17 +11,12 @@
 use std::time::Duration;
 
 use mlua::{IntoLuaMulti, Lua, LuaString, Table, Value as LuaValue, Variadic};
-use warren_core::grants::FUNCS_CALL;
+use warren_core::grants::{FUNCS_CALL, namespace_of};
 use warren_core::{CoreRef, FunctionCall, Pid, ProcError, Value};
 
 use super::{denied, granted, invalid, pid, started};
 use crate::convert::{Budget, Converter};
 use crate::host::convert_all;
-
-/// The namespace of entry id `id` (`app.users:get` → `app.users`).
-fn namespace(id: &str) -> &str {
-    id.rsplit_once(':').map_or("", |(ns, _)| ns)
-}
 
 /// Starts a call of `target` for `me`, whose entry is `entry`.
 fn start(
@@ -43,7 +38,7 @@ fn start(
             "funcs: the function id '{target}' must be \"namespace:name\""
         )));
     }
-    if ns != namespace(entry) && !granted(&core.borrow(), me, entry, FUNCS_CALL, target) {
+    if ns != namespace_of(entry) && !granted(&core.borrow(), me, entry, FUNCS_CALL, target) {
         return Err(denied(FUNCS_CALL, target));
     }
     let budget = core.borrow().function_budget(me, target)?;

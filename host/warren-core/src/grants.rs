@@ -95,10 +95,12 @@ pub fn entry_kinds(action: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-/// The namespace of entry id `id` (`app.users:get` → `app.users`; `""`
-/// for an id without one).
+/// The namespace of entry id `id`: what comes before its first `:`
+/// (`app.users:get` → `app.users`, as `funcs` reads an id; `""` for an id
+/// without one). Entries added at run time may have more colons in their
+/// name (`bench:cold:0:1` is of `bench`).
 pub fn namespace_of(id: &str) -> &str {
-    id.rsplit_once(':').map_or("", |(ns, _)| ns)
+    id.split_once(':').map_or("", |(ns, _)| ns)
 }
 
 /// Whether code of entry `caller` may run entry `target` as a process
@@ -907,6 +909,9 @@ mod tests {
         // Ids without a namespace never reach one that has one.
         assert!(!runs_freely("main", "app:x"));
         assert_eq!(namespace_of("app.users:get"), "app.users");
+        assert_eq!(namespace_of("bench:cold:0:1"), "bench");
+        assert!(runs_freely("bench:spawner", "bench:cold:0:1"));
+        assert!(!runs_freely("a:x", "b:a:x"));
         assert_eq!(namespace_of("nons"), "");
     }
 }
