@@ -100,7 +100,10 @@ pub fn entry_kinds(action: &str) -> Option<&'static [&'static str]> {
 /// without one). Entries added at run time may have more colons in their
 /// name (`bench:cold:0:1` is of `bench`).
 pub fn namespace_of(id: &str) -> &str {
-    id.split_once(':').map_or("", |(ns, _)| ns)
+    // A byte loop: `split_once`'s searcher cost about 100 instructions on
+    // an id this short, four times per spawn.
+    let at = id.bytes().position(|b| b == b':');
+    at.and_then(|at| id.get(..at)).unwrap_or("")
 }
 
 /// Whether code of entry `caller` may run entry `target` as a process
@@ -111,6 +114,9 @@ pub fn namespace_of(id: &str) -> &str {
 /// its own grants, so without this rule a tenant ran another namespace's
 /// entry on its own host and reached through it that entry's volumes.
 pub fn runs_freely(caller: &str, target: &str) -> bool {
+    if caller == target {
+        return true;
+    }
     let (own, other) = (namespace_of(caller), namespace_of(target));
     other == own
         || other
