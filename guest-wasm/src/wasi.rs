@@ -204,11 +204,14 @@ struct LineBuffer {
 impl LineBuffer {
     fn emit(&mut self) {
         let text = String::from_utf8_lossy(&self.bytes);
+        // A `\r` inside the line is written out, as every process line's
+        // breaks are (`warren_core::logline`).
+        let line = warren_core::logline::log_line(&text);
         let pid = self.pid;
         match self.stream {
-            Stream::Stdout => tracing::info!(target: "warren::stdout", %pid, "{text}"),
+            Stream::Stdout => tracing::info!(target: "warren::stdout", %pid, "{line}"),
             Stream::Stderr => {
-                tracing::warn!(target: "warren::stderr", %pid, "{text}");
+                tracing::warn!(target: "warren::stderr", %pid, "{line}");
                 if self.tail.len() == STDERR_TAIL_LINES {
                     self.tail.pop_front();
                 }
