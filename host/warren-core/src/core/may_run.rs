@@ -15,8 +15,6 @@
 //! quoted in the refusal is bounded ([`quoted_id`]); a process this core
 //! does not run (gone, or not a process) runs nothing.
 
-use std::sync::Arc;
-
 use super::Core;
 use crate::error::{ErrorKind, ProcError, quoted_id};
 use crate::frontend::Program;
@@ -27,11 +25,13 @@ impl Core {
     /// Whether the code of `me` may run entry `entry` as a process (see
     /// the module doc); `PERMISSION_DENIED` naming the grant if not.
     pub fn may_run(&self, me: Pid, entry: &str) -> Result<(), ProcError> {
-        let own = self.procs.get(&me).and_then(|p| p.program.clone());
+        // Borrowed, not cloned: an atomic count up and down per check, two
+        // checks per spawn.
+        let own = self.procs.get(&me).and_then(|p| p.program.as_deref());
         let allowed = own.is_some_and(|own| {
             runs_freely(&own.id, entry)
                 || self.quota_of(me).grants.allows(PROCESS_SPAWN, entry)
-                || self.own_grants(&own, PROCESS_SPAWN, entry)
+                || self.own_grants(own, PROCESS_SPAWN, entry)
         });
         if allowed {
             return Ok(());
@@ -58,9 +58,9 @@ impl Core {
 
     /// Whether `program`'s own grants (as its front-end reports them, for
     /// the entry as loaded now) allow `action` on `resource`.
-    fn own_grants(&self, program: &Arc<Program>, action: &str, resource: &str) -> bool {
+    fn own_grants(&self, program: &Program, action: &str, resource: &str) -> bool {
         let current = self.program(&program.id);
-        let program = current.as_ref().unwrap_or(program);
+        let program = current.as_deref().unwrap_or(program);
         self.shared
             .factories
             .iter()
