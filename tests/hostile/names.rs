@@ -21,21 +21,17 @@ const SQUATTER: &str = r#"return function()
 end"#;
 
 /// The victim's service and client in one, on `test:other`: registers
-/// `cache` while the squatter holds it, sends to it, and checks that the
-/// message came here; then ends the squatter and reports how it ended.
+/// `cache` while the squatter (its pid the argument, already holding the
+/// name) holds it, sends to it, and checks that the message came here;
+/// then ends the squatter and reports how it ended.
 const VICTIM: &str = r#"local time = require("time")
-return function()
+return function(squatter)
     local events = process.events()
-    local squatter = process.spawn_monitored("h:squatter", "test:host")
-    -- Held, but not seen from here: a refusal, not "not found".
-    local held = false
-    for _ = 1, 5000 do
-        local pid, e = process.registry.lookup("cache")
-        assert(pid == nil, "the squatter's name resolved here: " .. tostring(pid))
-        if e and e:kind() == "PermissionDenied" then held = true break end
-        time.sleep("1ms")
-    end
-    assert(held, "the squatter never registered")
+    assert(process.monitor(squatter))
+    -- Held, but not seen from here: it reads as a free name.
+    local pid, e = process.registry.lookup("cache")
+    assert(pid == nil, "the squatter's name resolved here: " .. tostring(pid))
+    assert(e and e:kind() == "NotFound", "not as a free name: " .. tostring(e))
     local ok, err = process.registry.register("cache")
     assert(ok, "register next to the squatter: " .. tostring(err))
     assert(process.registry.lookup("cache") == process.pid(), "the name resolves elsewhere")
@@ -54,9 +50,20 @@ fn a_tenant_that_reaches_no_one_can_neither_squat_a_name_nor_receive_under_it() 
         .entry("h:squatter", SQUATTER)
         .entry("h:victim", VICTIM)
         .start();
+    let squatter = runtime
+        .spawn(SpawnRequest::new("h:squatter", HOST, Vec::new()))
+        .expect("spawn the squatter");
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while runtime.lookup("cache") != Some(squatter) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the squatter never registered"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let exit = runtime
         .run(
-            SpawnRequest::new("h:victim", OTHER_HOST, Vec::new()),
+            SpawnRequest::new("h:victim", OTHER_HOST, vec![s(&squatter.to_string())]),
             DEADLINE,
         )
         .expect("spawn accepted")

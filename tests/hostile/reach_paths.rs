@@ -169,20 +169,30 @@ fn records(out: &Outcome) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Asserts every record is a `PERMISSION_DENIED` naming both hosts, and
-/// returns them.
+/// Asserts every record is refused: by pid, a `PERMISSION_DENIED` naming
+/// both hosts; by a name only the other host holds, what a name nobody
+/// holds gets (`NOT_FOUND`), which names no host. Returns
+/// the records.
 fn assert_denied(out: &Outcome) -> Vec<(String, String)> {
     let recs = records(out);
     assert!(!recs.is_empty());
     for (tag, answer) in &recs {
+        let denied = answer.starts_with("PermissionDenied: ")
+            && answer.contains(&format!("'{HOST}'"))
+            && answer.contains(&format!("'{OTHER_HOST}'"));
         assert!(
-            answer.starts_with("PermissionDenied: ")
-                && answer.contains(&format!("'{HOST}'"))
-                && answer.contains(&format!("'{OTHER_HOST}'")),
+            denied || is_free_name(answer),
             "{tag}: {answer}\nall: {recs:#?}"
         );
     }
     recs
+}
+
+/// Whether `answer` is what an operation on a name nobody holds gets.
+fn is_free_name(answer: &str) -> bool {
+    answer.starts_with("NotFound: ")
+        && answer.contains("no process is registered as \"")
+        && !answer.contains(OTHER_HOST)
 }
 
 /// Runs the Lua `body` (with `victim`, the foreign pid, and the `TRY`
@@ -413,7 +423,7 @@ fn the_reach_check_matches_host_names_exactly() {
 // ---------------------------------------------------------------------
 
 #[test]
-fn every_operation_on_a_foreign_name_is_denied_without_its_pid() {
+fn every_operation_on_a_foreign_name_reads_as_a_free_name() {
     let (runtime, victim, out) = lua_attack(
         app(),
         r#"
@@ -435,6 +445,7 @@ fn every_operation_on_a_foreign_name_is_denied_without_its_pid() {
     assert_eq!(recs.len(), 11);
     for (tag, answer) in &recs {
         assert!(!answer.contains(&victim), "{tag} leaked the pid: {answer}");
+        assert!(is_free_name(answer), "{tag}: {answer}");
         assert!(answer.contains("\"svc\""), "{tag}: {answer}");
     }
     assert_untouched(&runtime, &victim);
@@ -487,14 +498,10 @@ fn looking_up_a_foreign_name_does_not_tell_its_pid() {
     return done()
 "#,
     );
+    // As for a name nobody holds.
     let recs = assert_denied(&out);
-    for (tag, answer) in &recs {
-        assert!(answer.contains("look up"), "{tag}: {answer}");
-        assert!(
-            !answer.contains(&victim),
-            "{tag}: the holder's pid {victim} leaked: {answer}"
-        );
-    }
+    let free = "NotFound: no process is registered as \"svc\"";
+    assert_eq!(recs, [("lookup".to_owned(), free.to_owned())]);
     assert_untouched(&runtime, &victim);
 }
 
@@ -819,9 +826,11 @@ fn a_name_that_changes_hands_is_checked_at_each_use() {
     // The attacker's own process holds `shared`; the attacker sends to it
     // by name, then it ends and a process of the other host takes the
     // name while the attacker keeps sending by name and to the old pid:
-    // every send is delivered to its own host's holder, NOT_FOUND, or
-    // PERMISSION_DENIED; none reaches the new holder. Pids are never
-    // reused, so the old pid stays NOT_FOUND.
+    // every send after the first is NOT_FOUND (the new holder is out of
+    // sight, so the name reads as free), and none reaches the new holder.
+    // Pids are never reused, so the old pid stays NOT_FOUND. The test
+    // registers `taken` on the attacker's host once the name has changed
+    // hands; the attacker sends 50 more rounds after seeing it.
     let attacker = r#"local time = require("time")
     return function()
         local holder = process.spawn("h:victim", "test:host", "shared")
@@ -832,14 +841,13 @@ fn a_name_that_changes_hands_is_checked_at_each_use() {
         assert(process.registry.register("gap"))
         local kinds = {}
         local deadline = time.after("10s")
-        local denied = 0
-        while denied < 50 do
+        local after = 0
+        while after < 50 do
             for _, args in ipairs({ { "shared", "t" }, { "shared", "t", 1 }, { "shared", "t", 1, 2 }, { holder, "t", 1 } }) do
                 local _, err = process.send(table.unpack(args))
-                local k = err and err:kind() or "accepted"
-                kinds[k] = true
-                if k == "PermissionDenied" then denied = denied + 1 end
+                kinds[err and err:kind() or "accepted"] = true
             end
+            if process.registry.lookup("taken") then after = after + 1 end
             local r = channel.select({ deadline:case_receive(), default = true })
             assert(r.default, "the name never changed hands")
             time.sleep("1ms")
@@ -856,17 +864,16 @@ fn a_name_that_changes_hands_is_checked_at_each_use() {
     std::thread::scope(|scope| {
         let attack = scope.spawn(|| attack_on(&runtime, "h:attacker", Vec::new()));
         wait_for_name(&runtime, "gap");
-        runtime
+        let new_holder = runtime
             .spawn(SpawnRequest::new("h:victim", OTHER_HOST, vec![s("shared")]))
             .expect("spawn the new holder");
+        assert_eq!(wait_for_name(&runtime, "shared"), new_holder);
+        runtime
+            .spawn(SpawnRequest::new("h:victim", HOST, vec![s("taken")]))
+            .expect("spawn the signal");
         let out = attack.join().expect("attack thread");
         out.assert_neighbour_ticks();
-        let v = out.value();
-        assert!(
-            v.starts_with("NotFound,PermissionDenied,PermissionDenied,"),
-            "{v}"
-        );
-        assert!(!v.contains("seen:accepted"), "{v}");
+        assert_eq!(out.value(), "NotFound,NotFound,NotFound,seen:NotFound");
         assert_eq!(report_on(&runtime, OTHER_HOST, "shared"), "clean");
     });
 }
@@ -972,7 +979,8 @@ fn case(args: &[&str]) -> Vec<String> {
 #[test]
 fn a_component_is_denied_every_operation_by_pid_and_by_name() {
     let mut cases = Vec::new();
-    for dest in ["$victim", "svc"] {
+    // "nosuch" is held by no one: "svc" must answer as it does.
+    for dest in ["$victim", "svc", "nosuch"] {
         cases.push(case(&["send-to", dest]));
         cases.push(case(&["flood", dest, "#5"]));
         cases.push(case(&["flood-bytes", dest, "#3", "#100"]));
@@ -988,7 +996,13 @@ fn a_component_is_denied_every_operation_by_pid_and_by_name() {
     cases.push(case(&["huge-spawn", "h:marker", OTHER_HOST, "#1000"]));
     let (runtime, victim, answers) = component_answers(&cases);
     for (case, answer) in &answers {
-        assert_eq!(answer, "PermissionDenied:0", "{case:?}");
+        let by_name = case.iter().any(|a| a == "svc" || a == "nosuch");
+        let expected = if by_name {
+            "NotFound:0"
+        } else {
+            "PermissionDenied:0"
+        };
+        assert_eq!(answer, expected, "{case:?}");
     }
     assert_untouched(&runtime, &victim);
 }
@@ -1004,15 +1018,20 @@ fn a_components_cancel_and_payload_lists_are_denied() {
     let (runtime, victim, answers) = component_answers(&cases);
     for (case, answer) in &answers {
         assert!(
+            !answer.contains(&victim) || case[1] == "$victim",
+            "{case:?}: {answer}"
+        );
+        if case[1] == "svc" {
+            assert!(answer.starts_with("NotFound:"), "{case:?}: {answer}");
+            assert!(!answer.contains(OTHER_HOST), "{case:?}: {answer}");
+            continue;
+        }
+        assert!(
             answer.starts_with("PermissionDenied:"),
             "{case:?}: {answer}"
         );
         assert!(
             answer.contains("'test:host'") && answer.contains("'test:other'"),
-            "{case:?}: {answer}"
-        );
-        assert!(
-            !answer.contains(&victim) || case[1] == "$victim",
             "{case:?}: {answer}"
         );
     }
@@ -1031,9 +1050,17 @@ fn a_component_is_denied_before_its_payloads_are_judged() {
         case(&["huge-spawn", "h:marker", OTHER_HOST, "#100000"]),
     ];
     let (runtime, victim, answers) = component_answers(&cases);
+    // By name, the name is not found before the payload is looked at.
     let wrong: Vec<_> = answers
         .iter()
-        .filter(|(_, answer)| !answer.starts_with("PermissionDenied:"))
+        .filter(|(case, answer)| {
+            let refusal = if case[1] == "svc" {
+                "NotFound:"
+            } else {
+                "PermissionDenied:"
+            };
+            !answer.starts_with(refusal)
+        })
         .collect();
     assert!(wrong.is_empty(), "judged before the reach check: {wrong:?}");
     assert_untouched(&runtime, &victim);

@@ -465,8 +465,8 @@ impl Core {
     }
 
     /// The pid registered as `dest` that `me` sees (a holder whose host
-    /// and `me`'s reach each other, [`Self::see_each_other`]); refused
-    /// without the pid when every holder is on a host out of reach.
+    /// and `me`'s reach each other, [`Self::see_each_other`]); `NOT_FOUND`,
+    /// word for word as for a free name, when every holder is out of sight.
     fn resolve_name(&self, me: Pid, dest: &str) -> Result<Pid, ProcError> {
         let shown: String = dest.chars().take(64).collect();
         let cut = if shown.len() < dest.len() { "..." } else { "" };
@@ -488,24 +488,10 @@ impl Core {
                     ),
                 ))
             }
-            Some(Err(Miss::Hidden(pid))) => {
-                let (own, target) = (self.quota_of(me), self.quota_of(pid));
-                let message = if self.reaches(me, pid) {
-                    format!(
-                        "the name {shown:?}{cut} is held on host '{}', which may not reach \
-                         host '{}': names are seen only between hosts that reach each other",
-                        target.name, own.name
-                    )
-                } else {
-                    format!(
-                        "the name {shown:?}{cut} is held on host '{}', which host '{}' may not \
-                         reach: it lists only its allow_hosts",
-                        target.name, own.name
-                    )
-                };
-                Err(ProcError::new(ErrorKind::PermissionDenied, message))
-            }
-            None => Err(ProcError::new(
+            // A name held only out of sight reads exactly as a free one:
+            // a refusal naming the holder's host told a tenant which
+            // names another holds, and where (an oracle on names).
+            Some(Err(Miss::Hidden(_))) | None => Err(ProcError::new(
                 ErrorKind::NotFound,
                 format!("no process is registered as {shown:?}{cut}"),
             )),
@@ -796,11 +782,10 @@ impl Core {
         self.shared.registry.any_holder(name)
     }
 
-    /// The pid registered as `name`, as `me` may see it: a name held by a
-    /// process `me`'s host may not reach is `PERMISSION_DENIED`.
+    /// The pid registered as `name`, as `me` may see it: a name held only
+    /// by processes out of `me`'s sight is `None`, as a free name.
     pub fn lookup_for(&self, me: Pid, name: &str) -> Result<Option<Pid>, ProcError> {
-        // As `resolve`: a name held out of reach is refused without its
-        // pid (the reach check's message named it).
+        // As `resolve`: a name held out of sight reads as free.
         match self.resolve_name(me, name) {
             Ok(pid) => Ok(Some(pid)),
             Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
