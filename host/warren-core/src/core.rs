@@ -21,7 +21,7 @@ use crate::directory::{Admit, Bounds, Full, Queued, admit, release};
 use crate::error::{ErrorKind, ProcError, refused, too_large};
 use crate::frontend::Program;
 use crate::item::{Event, Exit, Item, LinkExit, Message, Reservation};
-use crate::limits::{HostQuota, check_payloads, check_values, wire_size};
+use crate::limits::{HostQuota, PEER_PAIR_BYTES, check_payloads, check_values, wire_size};
 use crate::mailbox::Mailbox;
 use crate::payload::Payload;
 use crate::pid::Pid;
@@ -30,6 +30,7 @@ use crate::registry::Miss;
 use crate::runtime::{Shared, SpawnRequest};
 use crate::value::Value;
 use crate::worker::Cmd;
+use peers::Peers;
 
 #[cfg(test)]
 mod bus_tests;
@@ -49,6 +50,9 @@ mod held_spawn_tests;
 mod mailbox_tests;
 mod may_run;
 mod ops;
+mod peers;
+#[cfg(test)]
+mod peers_tests;
 #[cfg(test)]
 mod placement_tests;
 mod programs;
@@ -103,22 +107,6 @@ struct ProcEntry {
     program: Option<Arc<Program>>,
 }
 
-/// A process's links and monitors, boxed: most processes have neither,
-/// and inline they made every process's entry 48 bytes larger.
-#[derive(Default)]
-struct Peers {
-    links: FxHashSet<Pid>,
-    /// Who monitors it: a set, so a process monitoring it again holds one
-    /// monitor (a loop of `monitor` calls grew a list by 8 bytes each).
-    watchers: FxHashSet<Pid>,
-    /// What it monitors, until that one's EXIT event reaches it: its exit
-    /// takes it off those targets' `watchers`. Without it a watcher that
-    /// ended stayed in every set it was in for as long as the targets
-    /// lived (200,000 short-lived processes monitoring 10 long-lived
-    /// ones held 24 MB in the core, counted against no host).
-    watching: FxHashSet<Pid>,
-}
-
 impl ProcEntry {
     /// It has nothing queued: gives its queue's buffer back (at least four
     /// items, 320 bytes, that an idle process would otherwise keep for
@@ -130,11 +118,6 @@ impl ProcEntry {
 
     fn peers(&mut self) -> &mut Peers {
         self.peers.get_or_insert_with(Box::default)
-    }
-
-    /// Removes the link to `other`; whether there was one.
-    fn unlink(&mut self, other: &Pid) -> bool {
-        self.peers.as_mut().is_some_and(|p| p.links.remove(other))
     }
 }
 
@@ -593,7 +576,24 @@ impl Core {
                 burst: &self.burst.placed,
             },
         };
-        let (cmd, worker) = self.shared.prepare_spawn(req, Some(parent), home)?;
+        // A link or monitor made with the spawn is charged as any other.
+        let pairs = if self.procs.contains_key(&parent) {
+            u64::from(link) + u64::from(monitor)
+        } else {
+            0
+        };
+        if pairs > 0 {
+            self.charge_peers(parent, pairs)?;
+        }
+        let (cmd, worker) = match self.shared.prepare_spawn(req, Some(parent), home) {
+            Ok(made) => made,
+            Err(err) => {
+                self.shared
+                    .quota(parent.host())
+                    .release_memory(PEER_PAIR_BYTES * pairs);
+                return Err(err.into());
+            }
+        };
         if let Some(n) = self.burst.placed.get_mut(worker) {
             *n = n.saturating_add(1);
         }
@@ -602,76 +602,13 @@ impl Core {
         }
         let pid = cmd.pid;
         if link && let Some(p) = self.procs.get_mut(&parent) {
-            p.peers().links.insert(pid);
+            p.peers().links.insert(pid, true);
         }
         if monitor && let Some(p) = self.procs.get_mut(&parent) {
             p.peers().watching.insert(pid);
         }
         self.dispatch(worker, Cmd::Spawn(cmd));
         Ok(pid)
-    }
-
-    /// Links `me` and `other`: an abnormal exit of either reaches the other.
-    pub fn link(&mut self, me: Pid, other: Pid) -> Result<(), ProcError> {
-        if me == other {
-            return Ok(());
-        }
-        self.check_reach("link", me, other)?;
-        if !self.post(Cmd::AddLink {
-            target: other,
-            peer: me,
-        }) {
-            return Err(not_alive(other));
-        }
-        if let Some(p) = self.procs.get_mut(&me) {
-            p.peers().links.insert(other);
-        }
-        Ok(())
-    }
-
-    /// Removes a link in both directions; refused, doing nothing, for a
-    /// process out of reach (as every operation naming one).
-    pub fn unlink(&mut self, me: Pid, other: Pid) -> Result<(), ProcError> {
-        self.check_reach("unlink", me, other)?;
-        if let Some(p) = self.procs.get_mut(&me) {
-            p.unlink(&other);
-        }
-        self.post(Cmd::RemoveLink {
-            target: other,
-            peer: me,
-        });
-        Ok(())
-    }
-
-    /// Makes `me` receive an EXIT event when `target` exits (its result
-    /// included, so a host may monitor only what it may reach); a second
-    /// monitor of the same target changes nothing.
-    pub fn monitor(&mut self, me: Pid, target: Pid) -> Result<(), ProcError> {
-        self.check_reach("monitor", me, target)?;
-        if !self.post(Cmd::AddMonitor {
-            target,
-            watcher: me,
-        }) {
-            return Err(not_alive(target));
-        }
-        if let Some(p) = self.procs.get_mut(&me) {
-            p.peers().watching.insert(target);
-        }
-        Ok(())
-    }
-
-    /// Removes `me`'s monitor of `target` (monitoring it twice made one);
-    /// refused, doing nothing, for a process out of reach.
-    pub fn unmonitor(&mut self, me: Pid, target: Pid) -> Result<(), ProcError> {
-        self.check_reach("unmonitor", me, target)?;
-        if let Some(peers) = self.procs.get_mut(&me).and_then(|p| p.peers.as_mut()) {
-            peers.watching.remove(&target);
-        }
-        self.post(Cmd::RemoveMonitor {
-            target,
-            watcher: me,
-        });
-        Ok(())
     }
 
     /// Delivers a CANCEL event to `target`; `INVALID` for a reason no
@@ -1094,8 +1031,9 @@ impl Core {
         drop(p.mailbox);
         drop(p.items);
         let peers = p.peers.map(|b| *b).unwrap_or_default();
+        self.shared.quota(me.host()).release_memory(peers.charged());
         let linked = is_callee || !peers.links.is_empty() || !peers.watchers.is_empty();
-        for peer in peers.links {
+        for peer in peers.links.into_keys() {
             let signal = LinkExit {
                 from: me,
                 result: fanout.copy(&result),
@@ -1505,43 +1443,12 @@ impl Core {
                 }
             }
             Cmd::LinkExit(pid, signal) => self.link_exit(pid, signal),
-            Cmd::AddLink { target, peer } => match self.procs.get_mut(&target) {
-                Some(p) => {
-                    p.peers().links.insert(peer);
-                }
-                None => {
-                    let result = Err(not_alive(target));
-                    self.post(Cmd::LinkExit(
-                        peer,
-                        LinkExit {
-                            from: target,
-                            result,
-                        },
-                    ));
-                }
-            },
+            Cmd::AddLink { target, peer } => self.add_link_here(target, peer),
             Cmd::RemoveLink { target, peer } => {
-                if let Some(p) = self.procs.get_mut(&target) {
-                    p.unlink(&peer);
-                }
+                self.drop_link(target, peer);
             }
-            Cmd::AddMonitor { target, watcher } => match self.procs.get_mut(&target) {
-                Some(p) => {
-                    p.peers().watchers.insert(watcher);
-                }
-                None => {
-                    let event = Event::Exit {
-                        from: target,
-                        result: Err(not_alive(target)),
-                    };
-                    self.post(Cmd::Deliver(watcher, Item::Event(event)));
-                }
-            },
-            Cmd::RemoveMonitor { target, watcher } => {
-                if let Some(peers) = self.procs.get_mut(&target).and_then(|p| p.peers.as_mut()) {
-                    peers.watchers.remove(&watcher);
-                }
-            }
+            Cmd::AddMonitor { target, watcher } => self.add_monitor_here(target, watcher),
+            Cmd::RemoveMonitor { target, watcher } => self.remove_monitor_here(target, watcher),
         }
     }
 
@@ -1563,7 +1470,10 @@ impl Core {
         };
         if spawn.link_to.is_some() || spawn.monitored_by.is_some() {
             let peers = entry.peers();
-            peers.links.extend(spawn.link_to);
+            // The parent made the link and pays for it.
+            peers
+                .links
+                .extend(spawn.link_to.map(|parent| (parent, false)));
             peers.watchers.extend(spawn.monitored_by);
         }
         let args = spawn.args;
@@ -1575,32 +1485,6 @@ impl Core {
         });
         self.procs.insert(spawn.pid, entry);
         self.queue(spawn.pid);
-    }
-
-    fn link_exit(&mut self, pid: Pid, signal: LinkExit) {
-        let Some(p) = self.procs.get_mut(&pid) else {
-            return;
-        };
-        if !p.unlink(&signal.from) {
-            return;
-        }
-        let Err(err) = signal.result else {
-            return;
-        };
-        if p.trap_links {
-            let event = Event::LinkDown {
-                from: signal.from,
-                result: Err(err),
-            };
-            self.push_local(pid, Item::Event(event));
-        } else {
-            let reason = ProcError {
-                message: format!("linked process {} failed: {}", signal.from, err.message),
-                ..err
-            };
-            p.kill.get_or_insert_with(|| Box::new(reason));
-            self.queue(pid);
-        }
     }
 
     /// Queues `item`, come from another worker, for `pid` if it is here
@@ -1626,8 +1510,12 @@ impl Core {
         };
         if let Item::Event(Event::Exit { from, .. }) = &item
             && let Some(peers) = p.peers.as_mut()
+            && peers.watching.remove(from)
         {
-            peers.watching.remove(from); // the monitor has done its work
+            // The monitor has done its work: its charge comes back.
+            self.shared
+                .quota(pid.host())
+                .release_memory(PEER_PAIR_BYTES);
         }
         // A mailbox the core keeps files what is its; the front-end only
         // learns that its process has something new (one wake-up queued

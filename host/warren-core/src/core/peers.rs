@@ -1,0 +1,255 @@
+//! Links and monitors: a process's peers, and what they cost its host.
+//!
+//! A link is two halves, one in each process's `links`; a monitor is the
+//! watcher's `watching` entry and the target's `watchers` entry. Either
+//! may span workers: the half on the other side is added and removed by
+//! a posted command.
+//!
+//! Guarantees: every relation is charged [`PEER_PAIR_BYTES`] to the
+//! `memory_total` of the host of the process that made it, never to the
+//! process it names (which may be another tenant's), and refused with
+//! `RATE_LIMITED` when that host has no room, before anything is posted.
+//! The charge lives with the maker's half (a link's `paid` flag, every
+//! `watching` entry) and comes back when that half goes: unlink or
+//! unmonitor (by either side), the other side's exit reaching it, or its
+//! own exit ([`Peers::charged`]).
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::{Core, not_alive};
+use crate::error::{ErrorKind, ProcError};
+use crate::item::{Event, Item, LinkExit};
+use crate::limits::PEER_PAIR_BYTES;
+use crate::pid::Pid;
+use crate::worker::Cmd;
+
+/// A process's links and monitors, boxed: most processes have neither,
+/// and inline they made every process's entry 48 bytes larger.
+#[derive(Default)]
+pub(super) struct Peers {
+    /// The processes linked to it, each with whether this side made the
+    /// link and pays for it (the other side's half is not charged).
+    pub(super) links: FxHashMap<Pid, bool>,
+    /// Who monitors it: a set, so a process monitoring it again holds one
+    /// monitor (a loop of `monitor` calls grew a list by 8 bytes each).
+    pub(super) watchers: FxHashSet<Pid>,
+    /// What it monitors, until that one's EXIT event reaches it: its exit
+    /// takes it off those targets' `watchers`. Without it a watcher that
+    /// ended stayed in every set it was in for as long as the targets
+    /// lived (200,000 short-lived processes monitoring 10 long-lived
+    /// ones held 24 MB in the core, counted against no host). Each one is
+    /// charged to this process's host.
+    pub(super) watching: FxHashSet<Pid>,
+}
+
+impl Peers {
+    /// The bytes its host was charged for the relations this side made.
+    pub(super) fn charged(&self) -> u64 {
+        let paid = self.links.values().filter(|paid| **paid).count() + self.watching.len();
+        PEER_PAIR_BYTES.saturating_mul(paid as u64)
+    }
+}
+
+impl Core {
+    fn peers_of(&mut self, pid: Pid) -> Option<&mut Peers> {
+        self.procs
+            .get_mut(&pid)
+            .and_then(|p| p.peers.as_deref_mut())
+    }
+
+    /// Charges `pairs` relations `me` makes to its host; `RATE_LIMITED`,
+    /// naming the host, when its `memory_total` has no room for them.
+    pub(super) fn charge_peers(&self, me: Pid, pairs: u64) -> Result<(), ProcError> {
+        let quota = self.quota_of(me);
+        if quota.reserve_memory(PEER_PAIR_BYTES * pairs) {
+            return Ok(());
+        }
+        let why = format!(
+            "host '{}' has no room left in its memory_total ({} bytes) for another link or \
+             monitor",
+            quota.name, quota.limits.memory_total
+        );
+        Err(ProcError::new(ErrorKind::RateLimited, why))
+    }
+
+    fn uncharge_peers(&self, me: Pid, pairs: u64) {
+        self.quota_of(me).release_memory(PEER_PAIR_BYTES * pairs);
+    }
+
+    /// Links `me` and `other`: an abnormal exit of either reaches the other.
+    pub fn link(&mut self, me: Pid, other: Pid) -> Result<(), ProcError> {
+        if me == other {
+            return Ok(());
+        }
+        self.check_reach("link", me, other)?;
+        let here = self.procs.contains_key(&me);
+        let new = here
+            && !self
+                .peers_of(me)
+                .is_some_and(|p| p.links.contains_key(&other));
+        if new {
+            self.charge_peers(me, 1)?;
+        }
+        let posted = self.post(Cmd::AddLink {
+            target: other,
+            peer: me,
+        });
+        if !posted {
+            if new {
+                self.uncharge_peers(me, 1);
+            }
+            return Err(not_alive(other));
+        }
+        if let Some(p) = self.procs.get_mut(&me) {
+            p.peers().links.entry(other).or_insert(new);
+        }
+        Ok(())
+    }
+
+    /// Removes `pid`'s half of its link to `other`, giving back its charge
+    /// if this side paid; whether there was one.
+    pub(super) fn drop_link(&mut self, pid: Pid, other: Pid) -> bool {
+        let Some(paid) = self.peers_of(pid).and_then(|p| p.links.remove(&other)) else {
+            return false;
+        };
+        if paid {
+            self.uncharge_peers(pid, 1);
+        }
+        true
+    }
+
+    /// Removes a link in both directions; refused, doing nothing, for a
+    /// process out of reach (as every operation naming one).
+    pub fn unlink(&mut self, me: Pid, other: Pid) -> Result<(), ProcError> {
+        self.check_reach("unlink", me, other)?;
+        self.drop_link(me, other);
+        self.post(Cmd::RemoveLink {
+            target: other,
+            peer: me,
+        });
+        Ok(())
+    }
+
+    /// Makes `me` receive an EXIT event when `target` exits (its result
+    /// included, so a host may monitor only what it may reach); a second
+    /// monitor of the same target changes nothing.
+    pub fn monitor(&mut self, me: Pid, target: Pid) -> Result<(), ProcError> {
+        self.check_reach("monitor", me, target)?;
+        let here = self.procs.contains_key(&me);
+        let new = here
+            && !self
+                .peers_of(me)
+                .is_some_and(|p| p.watching.contains(&target));
+        if new {
+            self.charge_peers(me, 1)?;
+        }
+        let posted = self.post(Cmd::AddMonitor {
+            target,
+            watcher: me,
+        });
+        if !posted {
+            if new {
+                self.uncharge_peers(me, 1);
+            }
+            return Err(not_alive(target));
+        }
+        if new && let Some(p) = self.procs.get_mut(&me) {
+            p.peers().watching.insert(target);
+        }
+        Ok(())
+    }
+
+    /// Takes `target` off what `pid` monitors, giving back its charge.
+    pub(super) fn drop_watching(&mut self, pid: Pid, target: Pid) {
+        if self
+            .peers_of(pid)
+            .is_some_and(|p| p.watching.remove(&target))
+        {
+            self.uncharge_peers(pid, 1);
+        }
+    }
+
+    /// Removes `me`'s monitor of `target` (monitoring it twice made one);
+    /// refused, doing nothing, for a process out of reach.
+    pub fn unmonitor(&mut self, me: Pid, target: Pid) -> Result<(), ProcError> {
+        self.check_reach("unmonitor", me, target)?;
+        self.drop_watching(me, target);
+        self.post(Cmd::RemoveMonitor {
+            target,
+            watcher: me,
+        });
+        Ok(())
+    }
+
+    /// The other half of a link `peer` made to `target`, here; a target
+    /// that is gone sends its EXIT back at once.
+    pub(super) fn add_link_here(&mut self, target: Pid, peer: Pid) {
+        match self.procs.get_mut(&target) {
+            // This side pays only if it made the link first itself.
+            Some(p) => {
+                p.peers().links.entry(peer).or_insert(false);
+            }
+            None => {
+                let result = Err(not_alive(target));
+                let signal = LinkExit {
+                    from: target,
+                    result,
+                };
+                self.post(Cmd::LinkExit(peer, signal));
+            }
+        }
+    }
+
+    /// The other half of a monitor `watcher` made of `target`, here; a
+    /// target that is gone sends its EXIT event back at once.
+    pub(super) fn add_monitor_here(&mut self, target: Pid, watcher: Pid) {
+        match self.procs.get_mut(&target) {
+            Some(p) => {
+                p.peers().watchers.insert(watcher);
+            }
+            None => {
+                let event = Event::Exit {
+                    from: target,
+                    result: Err(not_alive(target)),
+                };
+                self.post(Cmd::Deliver(watcher, Item::Event(event)));
+            }
+        }
+    }
+
+    /// Takes `watcher` off `target`'s watchers (the watcher's half and its
+    /// charge went on its own side).
+    pub(super) fn remove_monitor_here(&mut self, target: Pid, watcher: Pid) {
+        if let Some(peers) = self.peers_of(target) {
+            peers.watchers.remove(&watcher);
+        }
+    }
+
+    /// A linked process's exit reaching `pid`: a failure ends `pid` too,
+    /// or is a LINK_DOWN event if it traps links.
+    pub(super) fn link_exit(&mut self, pid: Pid, signal: LinkExit) {
+        if !self.drop_link(pid, signal.from) {
+            return;
+        }
+        let Err(err) = signal.result else {
+            return;
+        };
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if p.trap_links {
+            let event = Event::LinkDown {
+                from: signal.from,
+                result: Err(err),
+            };
+            self.push_local(pid, Item::Event(event));
+        } else {
+            let reason = ProcError {
+                message: format!("linked process {} failed: {}", signal.from, err.message),
+                ..err
+            };
+            p.kill.get_or_insert_with(|| Box::new(reason));
+            self.queue(pid);
+        }
+    }
+}
