@@ -358,13 +358,13 @@ pub const MAX_SELECT_CASES: usize = 4096;
 
 /// Host bytes one link or monitor is charged, against the `memory_total`
 /// of the host of the process that made it, until it ends: its two halves
-/// (an entry in each process's set, about 18 bytes each with the sets'
-/// slack, as measured) and room to spare. Uncounted, 5,000 processes each
+/// (an entry in each process's set or map, 9 to 17 bytes each before the
+/// tables' slack, which can double it). Uncounted, 5,000 processes each
 /// monitoring the 4,999 others held 690–920 MB of host memory with a
 /// `memory_total` of 256 MiB; charged to the maker (never to the process
 /// linked to or monitored, which may be another tenant's), so a tenant
 /// pays for the relations it makes.
-pub const PEER_PAIR_BYTES: u64 = 48;
+pub const PEER_PAIR_BYTES: u64 = 64;
 
 /// Host bytes a message's payload holds beyond its encoded size (its
 /// allocation and its place in the message), counted with the bytes held
