@@ -612,3 +612,26 @@ fn processes_running_at_once_on_several_workers_share_the_hosts_room() {
     );
     out.assert_neighbour_ticks();
 }
+
+#[test]
+fn a_tenants_pids_tell_nothing_of_another_tenants_spawns() {
+    // Serials are counted per host: with one counter for every host, the
+    // gap between two of a tenant's own pids was how many processes every
+    // other tenant had started in between.
+    let runtime = app().entry("h:idle", IDLE).start();
+    let spawn = |host: &str| {
+        runtime
+            .spawn(SpawnRequest::new("h:idle", host, Vec::new()))
+            .expect("spawn")
+    };
+    let first = spawn("test:host");
+    let others: Vec<_> = (0..20).map(|_| spawn(OTHER_HOST)).collect();
+    let second = spawn("test:host");
+    assert_eq!(second.serial(), first.serial() + 1, "{first} then {second}");
+    assert!(
+        others
+            .windows(2)
+            .all(|w| w[1].serial() == w[0].serial() + 1)
+    );
+    assert!(others.iter().all(|p| *p != first && *p != second));
+}

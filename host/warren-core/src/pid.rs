@@ -1,7 +1,9 @@
 //! Process identifiers.
 //!
 //! A [`Pid`] is unique for the life of a runtime (serials are never reused)
-//! and renders as `<host.serial>`, the string form Lua code sees. Parsing is
+//! and renders as `<host.serial>`, the string form Lua code sees. Serials
+//! are counted per host, so a tenant's pids say nothing about how fast
+//! other tenants spawn. Parsing is
 //! strict so that a registered name can never be mistaken for a pid.
 
 use std::fmt;
@@ -9,7 +11,7 @@ use std::fmt;
 const SERIAL_BITS: u32 = 48;
 const SERIAL_MASK: u64 = (1 << SERIAL_BITS) - 1;
 
-/// A process identifier: the host (tenant) index and a runtime-wide serial.
+/// A process identifier: the host (tenant) index and that host's serial.
 #[derive(Copy, Clone, Eq, PartialEq, Hash, Ord, PartialOrd, Debug)]
 pub struct Pid(u64);
 
@@ -29,7 +31,7 @@ impl Pid {
         u16::try_from(self.0 >> SERIAL_BITS).unwrap_or(u16::MAX)
     }
 
-    /// The runtime-wide serial number.
+    /// The serial number within its host.
     pub fn serial(self) -> u64 {
         self.0 & SERIAL_MASK
     }

@@ -120,6 +120,10 @@ pub(crate) struct HostInfo {
     first_worker: usize,
     workers: usize,
     next: AtomicUsize,
+    /// The serial of this host's next pid. One counter per host: with a
+    /// runtime-wide one, the gaps between a tenant's own pids told it how
+    /// fast every other tenant spawned.
+    next_serial: AtomicU64,
 }
 
 /// Called once with the pid and its exit.
@@ -147,7 +151,6 @@ pub(crate) struct Shared {
     /// worker's copies of entries are of one count (see
     /// `core::programs`).
     pub(crate) programs_generation: AtomicU64,
-    next_serial: AtomicU64,
     watchers: Mutex<Watchers>,
     live: Mutex<usize>,
     idle: Condvar,
@@ -366,7 +369,7 @@ impl Shared {
         let held = self.check_spawn(&req, &host.quota, parent)?;
         let worker = self.place(host, home);
         self.workers[worker].load.fetch_add(1, Ordering::Relaxed);
-        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+        let serial = host.next_serial.fetch_add(1, Ordering::Relaxed);
         let pid = Pid::new(u16::try_from(host_index).unwrap_or(u16::MAX), serial);
         *self
             .live
@@ -490,6 +493,7 @@ impl RuntimeBuilder {
                 first_worker,
                 workers,
                 next: AtomicUsize::new(0),
+                next_serial: AtomicU64::new(1),
             });
             first_worker += workers;
         }
@@ -514,7 +518,6 @@ impl RuntimeBuilder {
             hosts,
             programs: RwLock::new(programs),
             programs_generation: AtomicU64::new(0),
-            next_serial: AtomicU64::new(1),
             watchers: Mutex::default(),
             live: Mutex::new(0),
             idle: Condvar::new(),
