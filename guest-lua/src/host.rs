@@ -28,6 +28,7 @@ use crate::quota::{Accounts, Verdict};
 use crate::step::Stepper;
 use crate::watchdog::Slot;
 use crate::{json, timefmt};
+use tracing::Level;
 
 const KERNEL: &str = crate::kernel::SOURCE;
 
@@ -1262,14 +1263,26 @@ fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let c = core.clone();
     let log = lua.create_function(move |_, (me, level, msg): (i64, LuaString, LuaString)| {
         let pid = pid_of(me);
-        let host = c.borrow().host_name(pid).to_owned();
+        let level = match &*level.to_str()? {
+            "error" => Level::ERROR,
+            "warn" => Level::WARN,
+            "debug" => Level::DEBUG,
+            _ => Level::INFO,
+        };
         let msg = msg.to_string_lossy();
-        // Cut and without line breaks (`warren_core::logline`).
+        // Cut and without line breaks (`warren_core::logline`), within its
+        // host's log budget.
         let msg = warren_core::logline::log_line(&msg);
-        match &*level.to_str()? {
-            "error" => tracing::error!(target: "warren::lua", %pid, %host, "{msg}"),
-            "warn" => tracing::warn!(target: "warren::lua", %pid, %host, "{msg}"),
-            "debug" => tracing::debug!(target: "warren::lua", %pid, %host, "{msg}"),
+        let core = c.borrow();
+        let quota = core.quota_of(pid);
+        if !quota.admit_log(level, msg.len()) {
+            return Ok(());
+        }
+        let host = &quota.name;
+        match level {
+            Level::ERROR => tracing::error!(target: "warren::lua", %pid, %host, "{msg}"),
+            Level::WARN => tracing::warn!(target: "warren::lua", %pid, %host, "{msg}"),
+            Level::DEBUG => tracing::debug!(target: "warren::lua", %pid, %host, "{msg}"),
             _ => tracing::info!(target: "warren::lua", %pid, %host, "{msg}"),
         }
         Ok(())

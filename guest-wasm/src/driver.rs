@@ -143,7 +143,8 @@ impl WasmDriver {
             self.core.borrow_mut().exit(pid, Err(err));
             return;
         };
-        let (wasi, stderr) = match crate::wasi::WasiSlot::new(&code.grants, pid) {
+        let quota = self.core.borrow().quota().clone();
+        let (wasi, stderr) = match crate::wasi::WasiSlot::new(&code.grants, &quota, pid) {
             Ok(made) => made,
             Err(e) => {
                 let err = ProcError::new(ErrorKind::Unavailable, format!("{}: {e}", program.id));
@@ -151,7 +152,6 @@ impl WasmDriver {
                 return;
             }
         };
-        let quota = self.core.borrow().quota().clone();
         // The host's share of the engine's pool, taken before anything
         // is instantiated: held by the future, so given back when the
         // process ends however it ends, after its store is dropped.

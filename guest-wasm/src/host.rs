@@ -515,6 +515,16 @@ impl Host for ProcState {
         let pid = self.pid;
         // Cut and without line breaks (`warren_core::logline`).
         let text = warren_core::logline::log_line(&text);
+        let at = match level {
+            Level::Error => tracing::Level::ERROR,
+            Level::Warn => tracing::Level::WARN,
+            Level::Debug => tracing::Level::DEBUG,
+            Level::Info => tracing::Level::INFO,
+        };
+        // Within its host's log budget.
+        if !self.limits.quota().admit_log(at, text.len()) {
+            return;
+        }
         match level {
             Level::Error => tracing::error!(target: "warren::wasm", %pid, "{text}"),
             Level::Warn => tracing::warn!(target: "warren::wasm", %pid, "{text}"),

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use warren_core::Pid;
+use warren_core::{HostQuota, Pid};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
@@ -127,11 +127,15 @@ pub(crate) struct WasiSlot {
 }
 
 impl WasiSlot {
-    /// The slot of process `pid` under `grants`, and the tail of its
+    /// The slot of process `pid` of host `quota` under `grants`, and the tail of its
     /// stderr; fails when an eager context cannot be built.
-    pub(crate) fn new(grants: &Arc<Grants>, pid: Pid) -> Result<(Self, StderrTail), String> {
-        let out = LogStream::new(pid, Stream::Stdout);
-        let err = LogStream::new(pid, Stream::Stderr);
+    pub(crate) fn new(
+        grants: &Arc<Grants>,
+        quota: &Arc<HostQuota>,
+        pid: Pid,
+    ) -> Result<(Self, StderrTail), String> {
+        let out = LogStream::new(pid, quota.clone(), Stream::Stdout);
+        let err = LogStream::new(pid, quota.clone(), Stream::Stderr);
         let tail = StderrTail(err.line.clone());
         let ctx = if grants.dirs.is_empty() {
             None
@@ -195,6 +199,8 @@ struct LogStream {
 
 struct LineBuffer {
     pid: Pid,
+    /// Its host's: lines are written within its log budget.
+    quota: Arc<HostQuota>,
     stream: Stream,
     bytes: Vec<u8>,
     /// For stderr: the last lines, for trap messages.
@@ -208,10 +214,18 @@ impl LineBuffer {
         // breaks are (`warren_core::logline`).
         let line = warren_core::logline::log_line(&text);
         let pid = self.pid;
+        let level = match self.stream {
+            Stream::Stdout => tracing::Level::INFO,
+            Stream::Stderr => tracing::Level::WARN,
+        };
+        let write = self.quota.admit_log(level, line.len());
         match self.stream {
-            Stream::Stdout => tracing::info!(target: "warren::stdout", %pid, "{line}"),
+            Stream::Stdout if write => tracing::info!(target: "warren::stdout", %pid, "{line}"),
+            Stream::Stdout => {}
             Stream::Stderr => {
-                tracing::warn!(target: "warren::stderr", %pid, "{line}");
+                if write {
+                    tracing::warn!(target: "warren::stderr", %pid, "{line}");
+                }
                 if self.tail.len() == STDERR_TAIL_LINES {
                     self.tail.pop_front();
                 }
@@ -251,9 +265,10 @@ impl Drop for LineBuffer {
 }
 
 impl LogStream {
-    fn new(pid: Pid, stream: Stream) -> Self {
+    fn new(pid: Pid, quota: Arc<HostQuota>, stream: Stream) -> Self {
         let line = LineBuffer {
             pid,
+            quota,
             stream,
             bytes: Vec::new(),
             tail: VecDeque::new(),

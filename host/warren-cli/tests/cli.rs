@@ -587,3 +587,77 @@ fn a_log_nobody_reads_does_not_stop_the_program() {
         &err[..err.len().min(400)]
     );
 }
+
+#[test]
+fn a_hosts_log_flood_is_held_to_its_budget_and_another_hosts_lines_all_get_out() {
+    // One host prints 1 KB lines as fast as it can while another prints
+    // 40 numbered lines: the flood gets its budget (1 MiB a second and
+    // 1 MiB of burst, about 930 such lines a second) and a notice of what
+    // was dropped; every quiet line is written.
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - { name: main_host, kind: process.host }
+  - { name: loud, kind: process.host }
+  - { name: calm, kind: process.host }
+  - { name: main, kind: process.lua, source: file://main.lua }
+  - { name: flood, kind: process.lua, source: file://flood.lua }
+  - { name: quiet, kind: process.lua, source: file://quiet.lua, modules: [time] }
+"#;
+    let main = r#"return function()
+    local f = assert(process.spawn("app:flood", "app:loud"))
+    local q = assert(process.spawn_monitored("app:quiet", "app:calm"))
+    local ev = process.events():receive()
+    assert(ev.kind == process.event.EXIT and ev.from == q, tostring(ev.kind))
+    assert(ev.result.error == nil, tostring(ev.result.error))
+    process.terminate(f)
+    print("all done")
+end"#;
+    let flood = r#"return function()
+    local line = string.rep("x", 1000)
+    while true do print("flood", line) end
+end"#;
+    let quiet = r#"local time = require("time")
+return function()
+    for i = 1, 40 do print("quiet line " .. i .. ";") time.sleep("10ms") end
+end"#;
+    let dir = app(
+        "logbudget",
+        &[
+            ("_index.yaml", index),
+            ("main.lua", main),
+            ("flood.lua", flood),
+            ("quiet.lua", quiet),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let path = dir.to_str().expect("utf-8 path");
+    let out = warren(&["run", path, "-x", "app:main", "--host", "app:main_host"]);
+    let secs = started.elapsed().as_secs_f64();
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        &err[err.len().saturating_sub(2000)..]
+    );
+    assert!(err.contains("all done"));
+    for i in 1..=40 {
+        assert!(
+            err.contains(&format!("quiet line {i};")),
+            "quiet line {i} lost"
+        );
+    }
+    let flooded = err.lines().filter(|l| l.contains("flood\txxx")).count();
+    // The burst, the rate for as long as the program ran, and slack.
+    let most = (1_048_576.0 * (1.0 + secs) / 1_128.0) as usize + 200;
+    assert!(
+        flooded <= most,
+        "{flooded} flood lines in {secs:.2} s (at most {most})"
+    );
+    assert!(flooded >= 500, "the flood got out: {flooded}");
+    assert!(
+        err.contains("log lines of host 'app:loud' were dropped"),
+        "no notice of the dropped lines"
+    );
+}

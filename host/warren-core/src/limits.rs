@@ -164,6 +164,8 @@ pub struct HostQuota {
     pooled: AtomicU32,
     /// Runs of its Lua processes in progress, on all its workers.
     runs: AtomicUsize,
+    /// How many log lines its processes may write ([`crate::logline`]).
+    log: crate::logline::LogBudget,
 }
 
 /// Adds one to `counter` unless it is at `max`: `false` (and no change)
@@ -196,7 +198,15 @@ impl HostQuota {
             handles: AtomicUsize::new(0),
             pooled: AtomicU32::new(0),
             runs: AtomicUsize::new(0),
+            log: crate::logline::LogBudget::default(),
         }
+    }
+
+    /// Whether one of its processes writes a log line of `bytes` bytes at
+    /// `level` (its [`LogBudget`](crate::logline::LogBudget); see
+    /// [`crate::logline::admit`]).
+    pub fn admit_log(&self, level: tracing::Level, bytes: usize) -> bool {
+        crate::logline::admit(&self.log, &self.name, level, bytes)
     }
 
     /// Starts a run of one of its Lua processes: the share of what is left
