@@ -5,6 +5,8 @@
 //! every copy out of a process is bounded by that process's limits.
 
 use mlua::{Lua, LuaString, Table, Value as LuaValue};
+use tracing::Level;
+use warren_core::logline::log_line;
 use warren_core::{CoreRef, ErrorKind, ProcError};
 
 use crate::convert::{Budget, from_lua, to_lua};
@@ -53,19 +55,34 @@ fn register_logger(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     type Args = (i64, LuaString, LuaString, LuaString, LuaString);
     let log = move |_: &Lua, (me, level, line, name, location): Args| {
         let pid = pid_of(me);
-        let host = c.borrow().host_name(pid).to_owned();
+        let level = match &*level.to_str()? {
+            "error" => Level::ERROR,
+            "warn" => Level::WARN,
+            "debug" => Level::DEBUG,
+            _ => Level::INFO,
+        };
+        // Each piece cut and without line breaks, and the whole line
+        // within its host's log budget, as `print`'s (`H.log`).
         let (line, name) = (line.to_string_lossy(), name.to_string_lossy());
         let location = location.to_string_lossy();
+        let (line, name) = (log_line(&line), log_line(&name));
+        let location = log_line(&location);
+        let core = c.borrow();
+        let quota = core.quota_of(pid);
+        if !quota.admit_log(level, line.len() + name.len() + location.len()) {
+            return Ok(());
+        }
+        let host = &quota.name;
         // The root logger has no name: the field is left out.
         let logger = (!name.is_empty()).then(|| tracing::field::display(&*name));
-        match &*level.to_str()? {
-            "error" => {
+        match level {
+            Level::ERROR => {
                 tracing::error!(target: "warren::lua", %pid, %host, logger, %location, "{line}")
             }
-            "warn" => {
+            Level::WARN => {
                 tracing::warn!(target: "warren::lua", %pid, %host, logger, %location, "{line}")
             }
-            "debug" => {
+            Level::DEBUG => {
                 tracing::debug!(target: "warren::lua", %pid, %host, logger, %location, "{line}")
             }
             _ => {

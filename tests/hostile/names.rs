@@ -138,7 +138,7 @@ const NAMED_VICTIM: &str = r#"return function()
 end"#;
 
 #[test]
-fn names_registered_for_another_tenants_process_count_against_the_registrant() {
+fn another_tenants_process_cannot_be_named_and_keeps_its_own_share_of_names() {
     let runtime = app()
         .entry("h:victim", NAMED_VICTIM)
         .entry(
@@ -170,10 +170,11 @@ fn names_registered_for_another_tenants_process_count_against_the_registrant() {
         )
         .expect("spawn accepted")
         .expect("finished");
-    let cap = warren_core::registry::MAX_NAMES_PER_PROCESS;
+    // Names given to another host's process counted against the giver
+    // (its share ran out at MAX_NAMES_PER_PROCESS); now none may be given.
     assert_eq!(
         warren_tests::strings(exit.expect("ran")),
-        [cap.to_string(), "RateLimited".into(), "registered".into()],
+        ["0", "PermissionDenied", "registered"],
         "the named process kept its own share of names"
     );
 }
@@ -351,4 +352,48 @@ fn a_process_holding_many_names_is_released_without_holding_up_the_registry() {
     let out = crate::harness::attack(app, "h:attacker", Vec::new());
     assert_eq!(out.value(), "true true");
     out.assert_neighbour_ticks();
+}
+
+#[test]
+fn a_name_may_be_given_only_to_a_process_of_the_givers_own_host() {
+    // Which names a process of another host holds is that host's view:
+    // from a hub, registering a candidate name for a hub process answered
+    // ALREADY_EXISTS when a tenant the registrant cannot see held it, and
+    // a name a third tenant gave that process made the register a silent
+    // no-op (red team N). Now it is refused before any name is looked at:
+    // held or free, the answer is the same.
+    let runtime = app()
+        .entry("h:holder", HOLDER)
+        .entry(
+            "h:giver",
+            r#"return function(target)
+                local out = {}
+                for _, name in ipairs({ "billing", "free-name" }) do
+                    local ok, e = process.registry.register(name, target)
+                    out[#out + 1] = ok and "accepted" or e:kind() .. ": " .. e:message()
+                end
+                assert(process.registry.register("own", process.pid()))
+                return out
+            end"#,
+        )
+        .start();
+    let holder = runtime
+        .spawn(SpawnRequest::new("h:holder", HOST, Vec::new()))
+        .expect("holder");
+    wait_for_name(&runtime, "billing");
+    let exit = runtime
+        .run(
+            SpawnRequest::new("h:giver", OTHER_HOST, vec![s(&holder.to_string())]),
+            DEADLINE,
+        )
+        .expect("spawn accepted")
+        .expect("finished");
+    let out = warren_tests::strings(exit.expect("ran"));
+    let want = format!(
+        "PermissionDenied: register a name for {holder}: a process may name only processes of \
+         its own host '{OTHER_HOST}', and {holder} is of host '{HOST}'"
+    );
+    assert_eq!(out, [want.clone(), want]);
+    assert_eq!(runtime.lookup("billing"), Some(holder));
+    assert_eq!(runtime.lookup("free-name"), None);
 }

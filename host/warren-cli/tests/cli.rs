@@ -590,10 +590,12 @@ fn a_log_nobody_reads_does_not_stop_the_program() {
 
 #[test]
 fn a_hosts_log_flood_is_held_to_its_budget_and_another_hosts_lines_all_get_out() {
-    // One host prints 1 KB lines as fast as it can while another prints
-    // 40 numbered lines: the flood gets its budget (1 MiB a second and
-    // 1 MiB of burst, about 930 such lines a second) and a notice of what
-    // was dropped; every quiet line is written.
+    // One host logs 1 KB lines as fast as it can (by `print`, by the
+    // `logger` module, by processes failing with nobody watching) while
+    // another prints 40 numbered lines: the flood gets its budget (1 MiB
+    // a second and 1 MiB of burst, about 930 such lines a second) and a
+    // notice of what was dropped; every quiet line is written, and a line
+    // break in the flood's text forges no line.
     let index = r#"version: "1.0"
 namespace: app
 entries:
@@ -601,11 +603,12 @@ entries:
   - { name: loud, kind: process.host }
   - { name: calm, kind: process.host }
   - { name: main, kind: process.lua, source: file://main.lua }
-  - { name: flood, kind: process.lua, source: file://flood.lua }
+  - { name: flood, kind: process.lua, source: file://flood.lua, modules: [logger] }
+  - { name: crasher, kind: process.lua, source: file://crasher.lua }
   - { name: quiet, kind: process.lua, source: file://quiet.lua, modules: [time] }
 "#;
-    let main = r#"return function()
-    local f = assert(process.spawn("app:flood", "app:loud"))
+    let main = r#"return function(mode)
+    local f = assert(process.spawn("app:flood", "app:loud", mode))
     local q = assert(process.spawn_monitored("app:quiet", "app:calm"))
     local ev = process.events():receive()
     assert(ev.kind == process.event.EXIT and ev.from == q, tostring(ev.kind))
@@ -613,10 +616,16 @@ entries:
     process.terminate(f)
     print("all done")
 end"#;
-    let flood = r#"return function()
-    local line = string.rep("x", 1000)
-    while true do print("flood", line) end
+    let flood = r#"return function(mode)
+    local line = "flood\txxx\n INFO forged " .. string.rep("x", 1000)
+    local log = require("logger"):named("flood")
+    while true do
+        if mode == "print" then print(line)
+        elseif mode == "logger" then log:info(line, { field = "a\nb" })
+        else process.spawn("app:crasher", "app:loud", line) end
+    end
 end"#;
+    let crasher = "return function(line) error(line, 0) end";
     let quiet = r#"local time = require("time")
 return function()
     for i = 1, 40 do print("quiet line " .. i .. ";") time.sleep("10ms") end
@@ -627,37 +636,50 @@ end"#;
             ("_index.yaml", index),
             ("main.lua", main),
             ("flood.lua", flood),
+            ("crasher.lua", crasher),
             ("quiet.lua", quiet),
         ],
     );
-    let started = std::time::Instant::now();
     let path = dir.to_str().expect("utf-8 path");
-    let out = warren(&["run", path, "-x", "app:main", "--host", "app:main_host"]);
-    let secs = started.elapsed().as_secs_f64();
-    let err = stderr(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        &err[err.len().saturating_sub(2000)..]
-    );
-    assert!(err.contains("all done"));
-    for i in 1..=40 {
+    for mode in ["print", "logger", "crash"] {
+        let started = std::time::Instant::now();
+        let args = [
+            "run",
+            path,
+            "-x",
+            "app:main",
+            "--host",
+            "app:main_host",
+            mode,
+        ];
+        let out = warren(&args);
+        let secs = started.elapsed().as_secs_f64();
+        let err = stderr(&out);
+        let tail = &err[err.floor_char_boundary(err.len().saturating_sub(2000))..];
+        assert_eq!(out.status.code(), Some(0), "{mode}: {tail}");
+        assert!(err.contains("all done"), "{mode}: {tail}");
+        for i in 1..=40 {
+            assert!(
+                err.contains(&format!("quiet line {i};")),
+                "{mode}: quiet line {i} lost"
+            );
+        }
+        let flooded = err.lines().filter(|l| l.contains("flood\txxx")).count();
+        // The burst, the rate for as long as the program ran, and slack.
+        let most = (1_048_576.0 * (1.0 + secs) / 1_128.0) as usize + 200;
         assert!(
-            err.contains(&format!("quiet line {i};")),
-            "quiet line {i} lost"
+            flooded <= most,
+            "{mode}: {flooded} flood lines in {secs:.2} s (at most {most})"
+        );
+        assert!(flooded >= 300, "{mode}: the flood got out: {flooded}");
+        assert!(
+            err.contains("log lines of host 'app:loud' were dropped"),
+            "{mode}: no notice of the dropped lines"
+        );
+        assert!(
+            !err.lines()
+                .any(|l| l.starts_with(" INFO forged") || l.starts_with("b ")),
+            "{mode}: a line break in the text forged a line"
         );
     }
-    let flooded = err.lines().filter(|l| l.contains("flood\txxx")).count();
-    // The burst, the rate for as long as the program ran, and slack.
-    let most = (1_048_576.0 * (1.0 + secs) / 1_128.0) as usize + 200;
-    assert!(
-        flooded <= most,
-        "{flooded} flood lines in {secs:.2} s (at most {most})"
-    );
-    assert!(flooded >= 500, "the flood got out: {flooded}");
-    assert!(
-        err.contains("log lines of host 'app:loud' were dropped"),
-        "no notice of the dropped lines"
-    );
 }

@@ -199,10 +199,30 @@ struct Index {
     hosts: FxHashMap<u16, Buckets>,
     by_id: FxHashMap<u64, Held>,
     by_pid: FxHashMap<Pid, Vec<u64>>,
-    next_id: u64,
+    /// The last subscription number of each host: ids are counted per
+    /// host (one runtime-wide count told a tenant how often every other
+    /// tenant subscribed), the host's index above [`ID_HOST_SHIFT`].
+    last: FxHashMap<u16, u64>,
 }
 
+/// Bits of a subscription id below its host's index: 2^40 subscriptions
+/// a host, and any host's ids stay positive Lua integers.
+const ID_HOST_SHIFT: u32 = 40;
+
 impl Index {
+    /// A new subscription id of `host`: its next number, skipping any
+    /// still held once the numbers have gone round (after 2^40).
+    fn next_id(&mut self, host: u16) -> u64 {
+        loop {
+            let n = self.last.entry(host).or_default();
+            *n = n.wrapping_add(1);
+            let id = (u64::from(host) << ID_HOST_SHIFT) | (*n & ((1 << ID_HOST_SHIFT) - 1));
+            if !self.by_id.contains_key(&id) && id != 0 {
+                return id;
+            }
+        }
+    }
+
     fn bucket(&mut self, host: u16, pattern: &Pattern) -> &mut Subs {
         let b = self.hosts.entry(host).or_default();
         match pattern {
@@ -304,8 +324,7 @@ impl Bus {
                 ),
             ));
         }
-        index.next_id += 1;
-        let id = index.next_id;
+        let id = index.next_id(pid.host());
         let sub = Sub {
             pid,
             kind: kind.map(Into::into),
@@ -480,6 +499,25 @@ mod tests {
         assert!(bus.is_empty());
         let index = bus.read();
         assert!(index.hosts.is_empty() && index.by_pid.is_empty());
+    }
+
+    #[test]
+    fn subscription_ids_are_counted_per_host() {
+        // One runtime-wide count told a tenant how often others subscribed.
+        let bus = Bus::default();
+        let (a, b) = (Pid::new(0, 1), Pid::new(3, 1));
+        let sub = |pid| bus.subscribe(pid, "*", None, |_| true).expect("subscribed");
+        let first = sub(a);
+        let theirs: Vec<u64> = (0..37).map(|_| sub(b)).collect();
+        let second = sub(a);
+        assert_eq!(second, first + 1, "{first} then {second}");
+        assert!(theirs.windows(2).all(|w| w[1] == w[0] + 1));
+        assert!(theirs.iter().all(|id| *id != first && *id != second));
+        assert!(i64::try_from(theirs[36]).is_ok(), "a Lua integer");
+        // Once the numbers go round, an id still held is skipped.
+        bus.write().last.insert(0, (1 << ID_HOST_SHIFT) - 1);
+        let wrapped = sub(a);
+        assert_eq!(wrapped, first + 2, "1 and 2 are held: the next free one");
     }
 
     #[test]

@@ -412,6 +412,7 @@ impl Supervisor {
         let from = self.svcs[n].state.name();
         let to = state.name();
         if from != to {
+            // Any text of the service's went through `log_line` (`fail`).
             tracing::info!(service = %self.ids[n], "{from} -> {to}: {reason}");
         }
         self.svcs[n].state = state;
@@ -548,6 +549,9 @@ impl Supervisor {
     }
 
     fn fail(&mut self, n: usize, reason: String, now: Duration, out: &mut Vec<Action>) {
+        // The service's own text, logged below in several lines: cut and
+        // without line breaks once, here.
+        let reason = warren_core::logline::log_line(&reason).into_owned();
         if self.shutting_down {
             self.set(
                 n,

@@ -42,7 +42,36 @@ pub(super) struct Peers {
     pub(super) watching: FxHashSet<Pid>,
 }
 
+/// Entries a peer table keeps room for, however few it holds: shrinking
+/// below this would reallocate a table that churns around a few entries.
+const KEEP_ROOM: usize = 16;
+
 impl Peers {
+    /// Whether it holds nothing (its box may go).
+    pub(super) fn is_empty(&self) -> bool {
+        self.links.is_empty() && self.watchers.is_empty() && self.watching.is_empty()
+    }
+
+    /// Gives back the room of tables that hold a quarter of it or less: a
+    /// table never shrinks by itself, so 3,000 watchers that each made and
+    /// dropped 3,000 relations kept 146 MB (monitors) to 402 MB (links)
+    /// of host memory whose charge had been given back.
+    pub(super) fn tidy(&mut self) {
+        /// The room to shrink a table of `len` in `room` to, if any.
+        fn spare(len: usize, room: usize) -> Option<usize> {
+            (room > KEEP_ROOM && len * 4 <= room).then(|| (len * 2).max(KEEP_ROOM))
+        }
+        if let Some(n) = spare(self.links.len(), self.links.capacity()) {
+            self.links.shrink_to(n);
+        }
+        if let Some(n) = spare(self.watchers.len(), self.watchers.capacity()) {
+            self.watchers.shrink_to(n);
+        }
+        if let Some(n) = spare(self.watching.len(), self.watching.capacity()) {
+            self.watching.shrink_to(n);
+        }
+    }
+
     /// The bytes its host was charged for the relations this side made.
     pub(super) fn charged(&self) -> u64 {
         let paid = self.links.values().filter(|paid| **paid).count() + self.watching.len();
@@ -55,6 +84,19 @@ impl Core {
         self.procs
             .get_mut(&pid)
             .and_then(|p| p.peers.as_deref_mut())
+    }
+
+    /// After a removal from `pid`'s peers: their tables' spare room given
+    /// back, and the box itself once empty.
+    pub(super) fn tidy_peers(&mut self, pid: Pid) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        match p.peers.as_deref_mut() {
+            Some(peers) if peers.is_empty() => p.peers = None,
+            Some(peers) => peers.tidy(),
+            None => {}
+        }
     }
 
     /// Charges `pairs` relations `me` makes to its host; `RATE_LIMITED`,
@@ -115,6 +157,7 @@ impl Core {
         if paid {
             self.uncharge_peers(pid, 1);
         }
+        self.tidy_peers(pid);
         true
     }
 
@@ -220,8 +263,11 @@ impl Core {
     /// Takes `watcher` off `target`'s watchers (the watcher's half and its
     /// charge went on its own side).
     pub(super) fn remove_monitor_here(&mut self, target: Pid, watcher: Pid) {
-        if let Some(peers) = self.peers_of(target) {
-            peers.watchers.remove(&watcher);
+        if self
+            .peers_of(target)
+            .is_some_and(|p| p.watchers.remove(&watcher))
+        {
+            self.tidy_peers(target);
         }
     }
 

@@ -74,6 +74,15 @@ fn maker(tx: Sender<Report>, refusals: Arc<Mutex<Vec<String>>>) -> crate::fronte
                     note(core.unmonitor(me, targets[0]));
                     note(core.unlink(me, targets[1]));
                 }
+                "drop-all" => {
+                    for &t in targets.iter() {
+                        note(core.unmonitor(me, t));
+                        note(core.unlink(me, t));
+                    }
+                    // Nothing left: the peers' box is gone.
+                    let left = core.procs.get(&me).map(|p| p.peers.is_some());
+                    did.push((left != Some(false)).then_some(ErrorKind::Internal));
+                }
                 "spawn" => {
                     let mut req = SpawnRequest::new("t:idle", "app", Vec::new());
                     (req.link, req.monitor) = (true, true);
@@ -238,4 +247,52 @@ fn a_relation_past_the_makers_memory_total_is_refused_and_room_made_is_used() {
     assert_eq!(w.used("app"), 3 * PAIR);
     assert_eq!(w.ask("spawn"), vec![None]);
     assert_eq!(w.used("app"), 5 * PAIR);
+}
+
+#[test]
+fn peer_tables_give_back_their_room_as_they_empty() {
+    // A table never shrinks by itself: a watcher that once held 3,000
+    // relations kept their room after dropping them, while its host had
+    // been given their charge back.
+    use super::peers::Peers;
+    let mut peers = Peers::default();
+    for i in 0..3_000 {
+        let pid = Pid::new(1, i);
+        peers.links.insert(pid, true);
+        peers.watchers.insert(pid);
+        peers.watching.insert(pid);
+    }
+    for i in 3..3_000 {
+        let pid = Pid::new(1, i);
+        peers.links.remove(&pid);
+        peers.watchers.remove(&pid);
+        peers.watching.remove(&pid);
+        peers.tidy();
+    }
+    assert!(peers.links.capacity() <= 64, "{}", peers.links.capacity());
+    assert!(
+        peers.watchers.capacity() <= 64,
+        "{}",
+        peers.watchers.capacity()
+    );
+    assert!(
+        peers.watching.capacity() <= 64,
+        "{}",
+        peers.watching.capacity()
+    );
+    assert_eq!(
+        peers.charged(),
+        6 * PAIR,
+        "three links and three monitors left"
+    );
+    assert!(!peers.is_empty());
+}
+
+#[test]
+fn a_maker_that_drops_every_relation_keeps_no_table() {
+    let w = World::start(HostLimits::default().memory_total);
+    let app = w.used("app");
+    assert_eq!(w.ask("make"), vec![None; 12]);
+    assert_eq!(w.ask("drop-all"), vec![None; 7]);
+    assert_eq!(w.used("app"), app);
 }
