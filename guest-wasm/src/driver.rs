@@ -294,8 +294,17 @@ fn guest_ended(e: &wasmtime::Error, stderr: &StderrTail) -> Exit {
     if let Some(quota) = e.downcast_ref::<QuotaExceeded>() {
         return Err(quota.reason());
     }
-    if let Some(full) = e.downcast_ref::<TooManyHandles>() {
-        return Err(ProcError::new(ErrorKind::RateLimited, full.to_string()));
+    // A handle past the table's cap, made by this crate or by
+    // wasmtime-wasi's own code (a file, a stream), ends it the same way.
+    let wasi_full = matches!(
+        e.downcast_ref::<wasmtime::component::ResourceTableError>(),
+        Some(wasmtime::component::ResourceTableError::Full)
+    );
+    if e.downcast_ref::<TooManyHandles>().is_some() || wasi_full {
+        return Err(ProcError::new(
+            ErrorKind::RateLimited,
+            TooManyHandles.to_string(),
+        ));
     }
     let (kind, what) = match e.downcast_ref::<I32Exit>() {
         Some(I32Exit(0)) => return Ok(Value::Nil),

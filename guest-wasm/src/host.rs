@@ -6,6 +6,7 @@ use std::future::poll_fn;
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use warren_core::limits::Values;
 use warren_core::msgpack::scan;
 use warren_core::{
     ErrorKind, Event, Exit, Message, Packed, Payload, Pid, ProcError, SpawnRequest, Value,
@@ -68,7 +69,7 @@ fn decode_all<T: From<Value>>(
     what: &str,
     max: usize,
 ) -> Result<Vec<T>, WitError> {
-    check_raw(payloads, "spawn arguments", max)?;
+    check_raw(payloads, Values::SpawnArguments, max)?;
     payloads
         .iter()
         .enumerate()
@@ -82,7 +83,7 @@ fn decode_all<T: From<Value>>(
 /// receiver builds its tables straight from them); any others are decoded,
 /// so their errors and the core's checks are the decoded value's.
 fn payloads_of(payloads: Vec<Vec<u8>>, max: usize) -> Result<Vec<Payload>, WitError> {
-    check_raw(&payloads, "message payloads", max)?;
+    check_raw(&payloads, Values::Payloads, max)?;
     payloads
         .into_iter()
         .enumerate()
@@ -98,19 +99,18 @@ fn payloads_of(payloads: Vec<Vec<u8>>, max: usize) -> Result<Vec<Payload>, WitEr
 /// Refuses values whose bytes together pass `max` (`max_message_bytes`)
 /// before any is decoded: a component may send any bytes, and a decoded
 /// tree can be some 30 times its encoding (an array of nils).
-fn check_raw(values: &[Vec<u8>], what: &str, max: usize) -> Result<(), WitError> {
+fn check_raw(values: &[Vec<u8>], counted: Values, max: usize) -> Result<(), WitError> {
     // Counted before anything is decoded, in the core's words.
-    let most = warren_core::limits::MAX_PAYLOADS_PER_MESSAGE;
-    if values.len() > most {
-        let n = values.len();
-        let why = match what {
-            "spawn arguments" => format!("a spawn of {n} arguments: at most {most}"),
-            _ => format!("a message of {n} payloads: at most {most}"),
-        };
+    if values.len() > warren_core::limits::MAX_PAYLOADS_PER_MESSAGE {
+        let why = warren_core::limits::too_many_values(counted, values.len());
         return Err(wit_error(&ProcError::new(ErrorKind::Invalid, why)));
     }
     let bytes = values.iter().map(Vec::len).fold(0, usize::saturating_add);
     if bytes > max {
+        let what = match counted {
+            Values::SpawnArguments => "spawn arguments",
+            Values::Payloads => "message payloads",
+        };
         return Err(too_many_bytes(what, bytes, max));
     }
     Ok(())

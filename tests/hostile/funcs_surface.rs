@@ -905,6 +905,54 @@ fn a_full_static_pool_refuses_more_calls_and_serves_again_once_they_end() {
     );
 }
 
+/// A function's pool is each host's own (its callee runs on the caller's
+/// host): with one pool for every host, a tenant that filled a static pool
+/// had another tenant's calls refused, and with a lazy one made them wait
+/// behind its own queue (3.4 s for a trivial function, red team O).
+#[test]
+fn another_hosts_full_pool_neither_refuses_nor_delays_a_call() {
+    let hog = format!(
+        "{PRELUDE}\nreturn function()
+            local held = {{}}
+            for i = 1, 3 do held[i] = assert(funcs.async(\"t:snap\", 3000)) end
+            local f, e = funcs.async(\"t:snap\", 3000)
+            assert(f == nil and e:kind() == errors.RATE_LIMITED, tostring(e))
+            assert(process.registry.register(\"hogging\"))
+            process.inbox():receive()
+        end"
+    );
+    let app = functions(app(), Pool::default(), 2).granted("t:hogger", &hog, Grants::new());
+    let rt = app
+        .granted(
+            "t:main",
+            &src(r#"local t0 = time.now()
+    local f, e = funcs.async("t:snap", 10)
+    if not f then return k(f, e) end
+    local v = f:response():receive():data()
+    return "ok " .. tostring(v) .. " " .. tostring(time.now():sub(t0):milliseconds() < 2500)"#),
+            Grants::new(),
+        )
+        .start();
+    let hog = rt
+        .spawn(warren_core::SpawnRequest::new(
+            "t:hogger",
+            warren_tests::OTHER_HOST,
+            Vec::new(),
+        ))
+        .expect("spawn the hog");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rt.lookup("hogging").is_none() {
+        assert!(Instant::now() < deadline, "the hog never filled its pool");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let out = attack_on(&rt, "t:main", Vec::new());
+    out.assert_neighbour_ticks();
+    assert_eq!(out.value(), "ok 10 true");
+    rt.kill(hog, warren_core::ProcError::terminated())
+        .expect("kill the hog");
+    settles(&rt);
+}
+
 /// Calls canceled or timed out while they wait for a turn must leave the
 /// queue: at 44c7374 (fixed by 1d1a6ab) they stayed and counted against
 /// the buffer, so one process, with its calls canceled, refused everyone.

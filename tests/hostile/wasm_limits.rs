@@ -699,3 +699,34 @@ fn one_host_cannot_hold_the_whole_instance_pool() {
         "{report}"
     );
 }
+
+#[test]
+fn holding_more_wasi_handles_than_allowed_ends_the_component_naming_the_bound() {
+    // 20,000 pollables from `wasi:clocks` (wasmtime-wasi's own handles,
+    // not the process interface's): past MAX_RESOURCES the component ends
+    // RATE_LIMITED with the bound's name, as for its channels and timers,
+    // where wasmtime said only "resource table has no free keys".
+    let mut parts = Parts::new();
+    parts.defs = r#"(import "wasi:io/poll@0.2.0" (instance $poll
+            (export "pollable" (type (sub resource)))))
+        (alias export $poll "pollable" (type $pollable))
+        (import "wasi:clocks/monotonic-clock@0.2.0" (instance $clock
+            (alias outer 1 $pollable (type $p))
+            (export "pollable" (type (eq $p)))
+            (export "subscribe-duration" (func (param "when" u64) (result (own $p))))))
+        (core func $sub (canon lower (func $clock "subscribe-duration")))
+        (core instance $wasi (export "subscribe" (func $sub)))"#
+        .to_owned();
+    parts.imports =
+        r#"(import "wasi" "subscribe" (func $sub (param i64) (result i32)))"#.to_owned();
+    parts.with = r#"(with "wasi" (instance $wasi))"#.to_owned();
+    parts.run = r#"(local $i i32)
+        (loop $more
+            (drop (call $sub (i64.const 1000000000)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $more (i32.lt_u (local.get $i) (i32.const 20000))))"#
+        .to_owned();
+    let out = attack_parts(&parts, Grants::default());
+    out.assert_ended(ErrorKind::RateLimited, "at most 10000 channels, timers");
+    assert!(out.error().message.contains("MAX_RESOURCES"), "{out:?}");
+}

@@ -332,9 +332,9 @@ impl Core {
             .limits
             .max_message_bytes
             .min(self.quota_of(to).limits.max_message_bytes);
-        let most = crate::limits::MAX_PAYLOADS_PER_MESSAGE;
-        if payloads.len() > most {
-            let why = format!("a message of {} payloads: at most {most}", payloads.len());
+        if payloads.len() > crate::limits::MAX_PAYLOADS_PER_MESSAGE {
+            let what = crate::limits::Values::Payloads;
+            let why = crate::limits::too_many_values(what, payloads.len());
             return Err(ProcError::new(ErrorKind::Invalid, why));
         }
         let bytes = payloads.iter().map(Payload::wire_size).sum();

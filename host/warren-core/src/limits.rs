@@ -358,6 +358,27 @@ pub const MAX_CANCEL_REASON: usize = 16 << 10;
 /// arguments held it 47 ms decoding them.
 pub const MAX_PAYLOADS_PER_MESSAGE: usize = 4096;
 
+/// What [`too_many_values`] counts: a message's payloads or a spawn's
+/// arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Values {
+    /// A message's payloads.
+    Payloads,
+    /// A spawn's arguments.
+    SpawnArguments,
+}
+
+/// The refusal of `n` such values, more than
+/// [`MAX_PAYLOADS_PER_MESSAGE`]: one text for every front-end, which
+/// count before they decode anything.
+pub fn too_many_values(what: Values, n: usize) -> String {
+    let most = MAX_PAYLOADS_PER_MESSAGE;
+    match what {
+        Values::Payloads => format!("a message of {n} payloads: at most {most}"),
+        Values::SpawnArguments => format!("a spawn of {n} arguments: at most {most}"),
+    }
+}
+
 /// Cases one `select` may wait on, in every front-end. A select is walked
 /// whole on each try and on each wake-up, in one host call no preemption
 /// reaches: a component's 90,000 cases on a listen channel held its

@@ -269,9 +269,9 @@ impl Shared {
             self.may_spawn_on(own, target)?;
             limit = limit.min(own.limits.max_message_bytes);
         }
-        let most = crate::limits::MAX_PAYLOADS_PER_MESSAGE;
-        if req.args.len() > most {
-            let why = format!("a spawn of {} arguments: at most {most}", req.args.len());
+        if req.args.len() > crate::limits::MAX_PAYLOADS_PER_MESSAGE {
+            let what = crate::limits::Values::SpawnArguments;
+            let why = crate::limits::too_many_values(what, req.args.len());
             return Err(SpawnError::Unholdable(why));
         }
         let bytes = wire_size(&req.args) + wire_size(std::slice::from_ref(&req.context));

@@ -24,7 +24,7 @@ pub struct ServiceInfo {
 }
 
 /// What a process may ask of a service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ServiceCommand {
     /// Start it (and what it requires).
     Start,

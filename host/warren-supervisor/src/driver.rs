@@ -6,6 +6,7 @@
 //! time passes through the channel's receive timeout, so the policy itself
 //! stays in the clock-free state machine.
 
+use std::collections::HashSet;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -44,6 +45,21 @@ pub struct Outcome {
 pub struct Control {
     events: mpsc::Sender<Event>,
     statuses: Mutex<Vec<ServiceStatus>>,
+    /// Commands sent and not yet taken by the driver: the same command
+    /// for the same service again is merged into the one queued. One
+    /// driver serves every tenant, and a tenant looping `services.start`
+    /// on its own service queued commands without bound (22 MB in 7 s)
+    /// ahead of other tenants' exits, whose restarts then waited up to
+    /// 3 s (red team O); now at most three a service wait.
+    queued: Mutex<HashSet<(String, ServiceCommand)>>,
+}
+
+impl Control {
+    fn queued(&self) -> std::sync::MutexGuard<'_, HashSet<(String, ServiceCommand)>> {
+        self.queued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl ServiceControl for Control {
@@ -76,6 +92,9 @@ impl ServiceControl for Control {
                 format!("no service {id:?}"),
             ));
         }
+        if !self.queued().insert((id.to_owned(), command)) {
+            return Ok(()); // the same command waits already
+        }
         self.events
             .send(Event::Command(id.to_owned(), command))
             .map_err(|_| ProcError::new(ErrorKind::Unavailable, "the supervisor has stopped"))
@@ -99,6 +118,7 @@ impl Driver {
         let control = Arc::new(Control {
             events: sender.clone(),
             statuses: Mutex::new(sup.statuses()),
+            queued: Mutex::default(),
         });
         runtime.set_services(control.clone());
         Driver {
@@ -142,6 +162,10 @@ impl Driver {
             let actions = match event {
                 Ok(Event::Exit(pid, exit)) => self.sup.exited(pid, &exit, now),
                 Ok(Event::Command(id, command)) => {
+                    // Taken: the same command may be queued again.
+                    let key = (id, command);
+                    self.control.queued().remove(&key);
+                    let (id, command) = key;
                     let result = match command {
                         ServiceCommand::Start => self.sup.start(&id, now),
                         ServiceCommand::Stop => self.sup.stop(&id, now),
@@ -198,5 +222,64 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control() -> (Control, mpsc::Receiver<Event>) {
+        let (events, rx) = mpsc::channel();
+        let status = ServiceStatus {
+            id: "app:svc".into(),
+            state: "running",
+            pid: None,
+            restarts: 0,
+            reason: String::new(),
+            host: "app:h".into(),
+        };
+        let control = Control {
+            events,
+            statuses: Mutex::new(vec![status]),
+            queued: Mutex::default(),
+        };
+        (control, rx)
+    }
+
+    fn commands(rx: &mpsc::Receiver<Event>) -> Vec<ServiceCommand> {
+        rx.try_iter()
+            .filter_map(|e| match e {
+                Event::Command(_, c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_command_already_waiting_is_merged_and_the_queue_stays_bounded() {
+        let (control, rx) = control();
+        for _ in 0..10_000 {
+            for c in [ServiceCommand::Start, ServiceCommand::Restart] {
+                control.command("app:svc", c).expect("known service");
+            }
+        }
+        let want = [ServiceCommand::Start, ServiceCommand::Restart];
+        assert_eq!(commands(&rx), want, "one of each waits");
+        // Taken by the driver: the same command is queued again.
+        control
+            .queued()
+            .remove(&("app:svc".to_owned(), ServiceCommand::Start));
+        control
+            .command("app:svc", ServiceCommand::Start)
+            .expect("known");
+        control
+            .command("app:svc", ServiceCommand::Restart)
+            .expect("known");
+        assert_eq!(commands(&rx), [ServiceCommand::Start]);
+        let err = control
+            .command("app:other", ServiceCommand::Stop)
+            .expect_err("unknown");
+        assert_eq!(err.kind, ErrorKind::NotFound);
     }
 }

@@ -134,12 +134,12 @@ impl Core {
                     }
                 }
                 // Abandoned while it waited: its turn goes on.
-                Ok(None) => next = call.gate.release(),
+                Ok(None) => next = call.gate.release(call.caller.host()),
                 Err(err) => {
                     if let Some(cmd) = call.end(Some(Err(err)), |_| {}) {
                         self.post(cmd);
                     }
-                    next = call.gate.release();
+                    next = call.gate.release(call.caller.host());
                 }
             }
         }
@@ -151,7 +151,7 @@ impl Core {
         if let Some(cmd) = call.end(Some(Call::result_of(result)), |_| {}) {
             self.post(cmd);
         }
-        if let Some(next) = call.gate.release() {
+        if let Some(next) = call.gate.release(call.caller.host()) {
             self.start_call(next);
         }
     }
