@@ -209,6 +209,7 @@ impl Core {
             .is_some_and(|p| p.watching.remove(&target))
         {
             self.uncharge_peers(pid, 1);
+            self.tidy_peers(pid);
         }
     }
 

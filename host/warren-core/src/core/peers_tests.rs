@@ -75,9 +75,13 @@ fn maker(tx: Sender<Report>, refusals: Arc<Mutex<Vec<String>>>) -> crate::fronte
                     note(core.unlink(me, targets[1]));
                 }
                 "drop-all" => {
+                    // Links first, monitors last: each kind's removal
+                    // must give the table back by itself.
+                    for &t in targets.iter() {
+                        note(core.unlink(me, t));
+                    }
                     for &t in targets.iter() {
                         note(core.unmonitor(me, t));
-                        note(core.unlink(me, t));
                     }
                     // Nothing left: the peers' box is gone.
                     let left = core.procs.get(&me).map(|p| p.peers.is_some());
