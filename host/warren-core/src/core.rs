@@ -21,7 +21,9 @@ use crate::directory::{Admit, Bounds, Full, Queued, admit, release};
 use crate::error::{ErrorKind, ProcError, refused, too_large};
 use crate::frontend::Program;
 use crate::item::{Event, Exit, Item, LinkExit, Message, Reservation};
-use crate::limits::{HostQuota, PEER_PAIR_BYTES, check_payloads, check_values, wire_size};
+use crate::limits::{
+    HostQuota, PEER_PAIR_BYTES, TIMER_BYTES, check_payloads, check_values, wire_size,
+};
 use crate::mailbox::Mailbox;
 use crate::payload::Payload;
 use crate::pid::Pid;
@@ -57,6 +59,8 @@ mod peers_tests;
 mod placement_tests;
 mod programs;
 mod table;
+#[cfg(test)]
+mod timer_tests;
 mod unread;
 
 /// Below this many armed timers a worker never scans its heap for timers of
@@ -923,6 +927,8 @@ impl Core {
         self.timer_seq += 1;
         let at = Instant::now() + delay;
         self.timers.push(Reverse((at, self.timer_seq, me, id)));
+        // Charged while its entry is in the heap (`timer_left`, `purge_timers`).
+        self.shared.quota(me.host()).add_memory(TIMER_BYTES);
         if self.procs.contains_key(&me) {
             let n = self.timer_counts.entry(me).or_default();
             *n = n.saturating_add(1);
@@ -932,8 +938,10 @@ impl Core {
         self.publish_timers();
     }
 
-    /// Counts one timer entry of `pid` out of the heap.
+    /// Counts one timer entry of `pid` out of the heap, giving back its
+    /// charge.
     fn timer_left(&mut self, pid: Pid) {
+        self.shared.quota(pid.host()).release_memory(TIMER_BYTES);
         match self.timer_counts.get_mut(&pid) {
             Some(1) => {
                 self.timer_counts.remove(&pid);
@@ -1309,8 +1317,17 @@ impl Core {
     fn purge_timers(&mut self) {
         if self.dead_timers > TIMER_PURGE_FLOOR && 2 * self.dead_timers > self.timers.len() {
             let procs = &self.procs;
-            self.timers
-                .retain(|Reverse((_, _, pid, _))| procs.contains_key(pid));
+            let mut gone: FxHashMap<u16, u64> = FxHashMap::default();
+            self.timers.retain(|Reverse((_, _, pid, _))| {
+                let keep = procs.contains_key(pid);
+                if !keep {
+                    *gone.entry(pid.host()).or_default() += 1;
+                }
+                keep
+            });
+            for (host, n) in gone {
+                self.shared.quota(host).release_memory(TIMER_BYTES * n);
+            }
             self.cancelled.retain(|(pid, _)| procs.contains_key(pid));
             self.dead_timers = 0;
             self.publish_timers();

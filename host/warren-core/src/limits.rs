@@ -397,6 +397,14 @@ pub const MAX_SELECT_CASES: usize = 4096;
 /// pays for the relations it makes.
 pub const PEER_PAIR_BYTES: u64 = 64;
 
+/// Host bytes one armed timer is charged, against its process's host's
+/// `memory_total`, from when it is armed until its entry leaves the
+/// worker's timer heap (it fires, or a cancelled or orphaned entry is
+/// swept out): the entry (40 bytes), its share of the heap's slack and of
+/// the set of cancelled ones. Uncounted, a component's 10,000 timers held
+/// about six times the memory its smallest linear memory is charged.
+pub const TIMER_BYTES: u64 = 64;
+
 /// Host bytes a message's payload holds beyond its encoded size (its
 /// allocation and its place in the message), counted with the bytes held
 /// against the sending host's `memory_total` while the message waits.
