@@ -80,6 +80,28 @@ fn a_tenant_that_reaches_no_one_can_neither_squat_a_name_nor_receive_under_it() 
     );
 }
 
+/// Starts `h:holder` on the attacker's host and, once it holds `billing`,
+/// runs `entry` on `host` with its pid: the holder and what `entry`
+/// returned, as strings.
+fn against_holder(
+    runtime: &warren_core::Runtime,
+    entry: &str,
+    host: &str,
+) -> (warren_core::Pid, Vec<String>) {
+    let holder = runtime
+        .spawn(SpawnRequest::new("h:holder", HOST, Vec::new()))
+        .expect("holder");
+    wait_for_name(runtime, "billing");
+    let exit = runtime
+        .run(
+            SpawnRequest::new(entry, host, vec![s(&holder.to_string())]),
+            DEADLINE,
+        )
+        .expect("spawn accepted")
+        .expect("finished");
+    (holder, warren_tests::strings(exit.expect("ran")))
+}
+
 /// Holds `billing` and waits.
 const HOLDER: &str = r#"local time = require("time")
 return function()
@@ -109,18 +131,7 @@ fn a_name_can_be_unregistered_only_by_its_holder_or_its_registrant() {
             end"#,
         )
         .start();
-    let holder = runtime
-        .spawn(SpawnRequest::new("h:holder", HOST, Vec::new()))
-        .expect("holder");
-    wait_for_name(&runtime, "billing");
-    let exit = runtime
-        .run(
-            SpawnRequest::new("h:taker", HOST, vec![s(&holder.to_string())]),
-            DEADLINE,
-        )
-        .expect("spawn accepted")
-        .expect("finished");
-    let out = warren_tests::strings(exit.expect("ran"));
+    let (holder, out) = against_holder(&runtime, "h:taker", HOST);
     assert_eq!(
         out,
         ["false", "true", "false", "AlreadyExists", "true", "true"]
@@ -377,18 +388,7 @@ fn a_name_may_be_given_only_to_a_process_of_the_givers_own_host() {
             end"#,
         )
         .start();
-    let holder = runtime
-        .spawn(SpawnRequest::new("h:holder", HOST, Vec::new()))
-        .expect("holder");
-    wait_for_name(&runtime, "billing");
-    let exit = runtime
-        .run(
-            SpawnRequest::new("h:giver", OTHER_HOST, vec![s(&holder.to_string())]),
-            DEADLINE,
-        )
-        .expect("spawn accepted")
-        .expect("finished");
-    let out = warren_tests::strings(exit.expect("ran"));
+    let (holder, out) = against_holder(&runtime, "h:giver", OTHER_HOST);
     let want = format!(
         "PermissionDenied: register a name for {holder}: a process may name only processes of \
          its own host '{OTHER_HOST}', and {holder} is of host '{HOST}'"

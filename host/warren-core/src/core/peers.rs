@@ -118,30 +118,45 @@ impl Core {
         self.quota_of(me).release_memory(PEER_PAIR_BYTES * pairs);
     }
 
+    /// Posts `add`, the other half of a relation `me` makes with
+    /// `target`, charging `me` for it unless it was `made` already (or
+    /// `me` is not here): whether it was charged. `RATE_LIMITED` before
+    /// anything is posted when `me`'s host has no room; `NOT_FOUND`, the
+    /// charge given back, when `target` is gone.
+    fn post_charged(
+        &mut self,
+        me: Pid,
+        made: bool,
+        target: Pid,
+        add: Cmd,
+    ) -> Result<bool, ProcError> {
+        let new = !made && self.procs.contains_key(&me);
+        if new {
+            self.charge_peers(me, 1)?;
+        }
+        if !self.post(add) {
+            if new {
+                self.uncharge_peers(me, 1);
+            }
+            return Err(not_alive(target));
+        }
+        Ok(new)
+    }
+
     /// Links `me` and `other`: an abnormal exit of either reaches the other.
     pub fn link(&mut self, me: Pid, other: Pid) -> Result<(), ProcError> {
         if me == other {
             return Ok(());
         }
         self.check_reach("link", me, other)?;
-        let here = self.procs.contains_key(&me);
-        let new = here
-            && !self
-                .peers_of(me)
-                .is_some_and(|p| p.links.contains_key(&other));
-        if new {
-            self.charge_peers(me, 1)?;
-        }
-        let posted = self.post(Cmd::AddLink {
+        let made = self
+            .peers_of(me)
+            .is_some_and(|p| p.links.contains_key(&other));
+        let add = Cmd::AddLink {
             target: other,
             peer: me,
-        });
-        if !posted {
-            if new {
-                self.uncharge_peers(me, 1);
-            }
-            return Err(not_alive(other));
-        }
+        };
+        let new = self.post_charged(me, made, other, add)?;
         if let Some(p) = self.procs.get_mut(&me) {
             p.peers().links.entry(other).or_insert(new);
         }
@@ -178,24 +193,14 @@ impl Core {
     /// monitor of the same target changes nothing.
     pub fn monitor(&mut self, me: Pid, target: Pid) -> Result<(), ProcError> {
         self.check_reach("monitor", me, target)?;
-        let here = self.procs.contains_key(&me);
-        let new = here
-            && !self
-                .peers_of(me)
-                .is_some_and(|p| p.watching.contains(&target));
-        if new {
-            self.charge_peers(me, 1)?;
-        }
-        let posted = self.post(Cmd::AddMonitor {
+        let made = self
+            .peers_of(me)
+            .is_some_and(|p| p.watching.contains(&target));
+        let add = Cmd::AddMonitor {
             target,
             watcher: me,
-        });
-        if !posted {
-            if new {
-                self.uncharge_peers(me, 1);
-            }
-            return Err(not_alive(target));
-        }
+        };
+        let new = self.post_charged(me, made, target, add)?;
         if new && let Some(p) = self.procs.get_mut(&me) {
             p.peers().watching.insert(target);
         }
