@@ -354,6 +354,45 @@ fn sql_get_probe(g: Option<Grants>) -> Vec<String> {
     parts(&attack_on(&a.start(), "h:attacker", Vec::new()))
 }
 
+/// What a call copies out of its process is held against its host's
+/// `memory_total`, not only the process's own room: counted per process
+/// only, processes that queued SQL parameters behind an open transaction
+/// and exited made the host hold 3.5 GB under a 64 MiB `memory_total` (red
+/// team Q). Five copies of a 12 MiB string (60 MiB, within what the
+/// process may hold) do not fit beside the string on a 64 MiB host; a
+/// small parameter does. A host of its own: the string is made in a run
+/// that has the host's room to itself.
+#[test]
+fn a_calls_copies_take_room_from_its_hosts_memory_total() {
+    let dir = TempDir::new("hostroom");
+    let limits = warren_core::HostLimits {
+        memory_total: 64 << 20,
+        memory_per_process: 64 << 20,
+        ..crate::harness::limits()
+    };
+    let source = r#"local sql = require("sql")
+return function()
+    local db = assert(sql.get("app.db:main"))
+    local s = string.rep("x", 12 << 20)
+    require("time").sleep("1ms") -- the string counted in the host's total
+    local ok, err = db:execute("SELECT ?, ?, ?, ?, ?", { s, s, s, s, s })
+    local small = db:execute("SELECT ?", { "x" })
+    return tostring(ok) .. " " .. tostring(err and err:kind()) .. " "
+        .. tostring(err and err:message()) .. " | " .. tostring(small ~= nil)
+end"#;
+    let runtime = App::new()
+        .limits(limits)
+        .databases(sqlite_dbs(&dir, &["main"]))
+        .granted("h:caller", source, grants(&[("db.get", "app.db:main")]))
+        .start();
+    let v = match run_on(&runtime, "h:caller", Vec::new()) {
+        Ok(v) => v.as_str().map(str::to_owned).expect("text"),
+        Err(e) => panic!("the caller failed: {e}"),
+    };
+    assert!(v.starts_with("nil RateLimited sql: host 'test:host' has no room left in its memory_total (67108864 bytes)"), "{v}");
+    assert!(v.ends_with(" | true"), "{v}");
+}
+
 /// The message of a refusal with the id it names replaced by `<id>`.
 fn shape(got: &str, id: &str) -> String {
     got.replace(id, "<id>")

@@ -135,13 +135,18 @@ pub(crate) struct CopyBudget {
     limit: u64,
     counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
     module: &'static str,
+    /// The process's host, whose `memory_total` holds what is taken
+    /// (`charged` bytes so far, given back if the call is not made).
+    quota: std::sync::Arc<warren_core::HostQuota>,
+    charged: u64,
 }
 
 impl CopyBudget {
     /// The budget of one call of `module` by `me`.
     pub(crate) fn of(core: &CoreRef, me: Pid, module: &'static str) -> Self {
         let mut core = core.borrow_mut();
-        let limit = core.quota_of(me).limits.memory_per_process;
+        let quota = core.quota_of(me).clone();
+        let limit = quota.limits.memory_per_process;
         let counter = core.copied_counter(me);
         let held = counter.load(std::sync::atomic::Ordering::Acquire);
         CopyBudget {
@@ -150,6 +155,8 @@ impl CopyBudget {
             limit,
             counter,
             module,
+            quota,
+            charged: 0,
         }
     }
 
@@ -183,14 +190,39 @@ impl CopyBudget {
             err.retryable = true;
             return Err(err);
         }
+        if !self.quota.reserve_memory(n) {
+            let mut err = ProcError::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "{}: host '{}' has no room left in its memory_total ({} bytes) for the \
+                     call's arguments",
+                    self.module, self.quota.name, self.quota.limits.memory_total
+                ),
+            );
+            err.retryable = true;
+            return Err(err);
+        }
+        self.charged += n;
         self.taken = taken;
         Ok(())
     }
 
-    /// The bytes taken, counted in the process's total in flight until the
-    /// returned value is dropped (moved into the call's work).
-    pub(crate) fn hold(self) -> warren_core::Copied {
-        warren_core::Copied::hold(self.counter, self.taken)
+    /// The bytes taken, counted in the process's total in flight and held
+    /// against its host's `memory_total` until the returned value is
+    /// dropped (moved into the call's work).
+    pub(crate) fn hold(mut self) -> warren_core::Copied {
+        let charged = std::mem::take(&mut self.charged);
+        debug_assert_eq!(charged, self.taken);
+        let (counter, quota) = (self.counter.clone(), self.quota.clone());
+        warren_core::Copied::hold(counter, charged, Some(quota))
+    }
+}
+
+impl Drop for CopyBudget {
+    /// A budget dropped unheld (the call was refused, or its arguments did
+    /// not convert) gives its host back what it reserved.
+    fn drop(&mut self) {
+        self.quota.release_memory(self.charged);
     }
 }
 

@@ -38,6 +38,8 @@ use peers::Peers;
 mod bus_tests;
 mod calls;
 #[cfg(test)]
+mod calls_tests;
+#[cfg(test)]
 mod early_tests;
 #[cfg(test)]
 mod entry_tests;

@@ -8,7 +8,8 @@ use super::{Core, not_alive};
 use crate::error::{ErrorKind, ProcError};
 use crate::funcs::{Call, FunctionCall, kill};
 use crate::hostcall::{OpRun, OpSlot, io_runtime, timed_out};
-use crate::item::Exit;
+use crate::item::{Exit, Reservation};
+use crate::limits::{HostQuota, wire_size};
 use crate::pid::Pid;
 use crate::placement::Home;
 use crate::runtime::SpawnRequest;
@@ -72,9 +73,16 @@ impl Core {
                 "funcs.call: host '{host}' already has max_ops_per_host ({max}) calls in flight"
             )));
         }
+        let held = match queued_bytes(&quota, &req) {
+            Ok(held) => held,
+            Err(err) => {
+                quota.release_op();
+                return Err(err);
+            }
+        };
         let op = io.next_id();
         let slot = OpSlot(quota);
-        let state = Arc::new(Call::new((me, op, worker), gate.clone(), req, slot));
+        let state = Arc::new(Call::new((me, op, worker), gate.clone(), (req, held), slot));
         let now = gate.admit(&state, &call.entry)?;
         io.ops.insert(op, OpRun::Call(state.clone()));
         if let Some(after) = call.timeout {
@@ -155,4 +163,24 @@ impl Core {
             self.start_call(next);
         }
     }
+}
+
+/// The caller's host's `memory_total` held for what a call's callee is
+/// spawned with while the call waits for its turn (see `funcs::Phase`);
+/// `RATE_LIMITED` when the host has no room for it.
+fn queued_bytes(quota: &Arc<HostQuota>, req: &SpawnRequest) -> Result<Reservation, ProcError> {
+    let bytes = wire_size(&req.args) + wire_size(std::slice::from_ref(&req.context));
+    let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+    if !quota.reserve_memory(bytes) {
+        let why = format!(
+            "funcs.call: host '{}' has no room left in its memory_total ({} bytes) for a call's \
+             {bytes} bytes of arguments",
+            quota.name, quota.limits.memory_total
+        );
+        return Err(super::ops::rate_limited(why));
+    }
+    Ok(Reservation {
+        quota: quota.clone(),
+        bytes,
+    })
 }
