@@ -140,12 +140,18 @@ impl Driver {
         let now = self.started.elapsed();
         let actions = self.sup.boot(now);
         self.apply(runtime, actions);
+        let mut shown = None;
         loop {
-            *self
-                .control
-                .statuses
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = self.sup.statuses();
+            // Copied again only when something changed (every command
+            // copied all of them: O(services) per no-op command).
+            if shown != Some(self.sup.changes()) {
+                shown = Some(self.sup.changes());
+                *self
+                    .control
+                    .statuses
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = self.sup.statuses();
+            }
             if self.sup.is_idle() {
                 break;
             }

@@ -137,6 +137,9 @@ pub struct Supervisor {
     groups: BTreeMap<String, VecDeque<Duration>>,
     rng: fastrand::Rng,
     seq: u64,
+    /// How many times a service's state (with its reason and restarts)
+    /// changed: what [`Supervisor::changes`] reports.
+    changes: u64,
     shutting_down: bool,
     escalation: Option<String>,
     terminated: bool,
@@ -180,6 +183,7 @@ impl Supervisor {
             groups: BTreeMap::new(),
             rng: fastrand::Rng::with_seed(seed),
             seq: 0,
+            changes: 0,
             shutting_down: false,
             escalation: None,
             terminated: false,
@@ -266,12 +270,25 @@ impl Supervisor {
     /// Starts service `id` (and what it requires).
     pub fn start(&mut self, id: &str, now: Duration) -> Result<Vec<Action>, ProcError> {
         let n = self.find(id)?;
+        let (before, wanted) = (self.changes, self.svcs[n].wanted);
         if matches!(self.svcs[n].state, State::Failed | State::Exited) {
             self.svcs[n].attempts = 0;
             self.set(n, State::Stopped, "start requested".into());
         }
         self.want(n);
+        if wanted && self.changes == before {
+            // Already wanted, nothing changed: no step over every service
+            // (a tenant looping `services.start` on its running service
+            // kept the one supervisor thread busy for everyone).
+            return Ok(Vec::new());
+        }
         Ok(self.step(now))
+    }
+
+    /// A count that moves whenever a service's state, reason or restarts
+    /// change: the statuses need copying again only when it moved.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Stops service `id` and the services that require it.
@@ -409,6 +426,7 @@ impl Supervisor {
     }
 
     fn set(&mut self, n: usize, state: State, reason: String) {
+        self.changes += 1;
         let from = self.svcs[n].state.name();
         let to = state.name();
         if from != to {
@@ -595,6 +613,7 @@ impl Supervisor {
         }
         let until = now + backoff::delay(&policy, attempts, &mut self.rng);
         self.svcs[n].restarts += 1;
+        self.changes += 1;
         self.set(
             n,
             State::Backoff(until),
@@ -612,6 +631,7 @@ impl Supervisor {
         for j in siblings {
             if matches!(self.svcs[j].state, State::Running(..)) {
                 self.svcs[j].restarts += 1;
+                self.changes += 1;
                 let why = format!(
                     "{} restart after {} failed",
                     policy.strategy.name(),

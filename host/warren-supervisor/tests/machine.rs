@@ -491,3 +491,22 @@ fn a_required_service_given_up_fails_the_application_but_an_optional_one_does_no
     assert_eq!(h.state(0), "failed");
     assert!(!h.sup.failed_any());
 }
+
+#[test]
+fn the_change_count_moves_only_when_a_status_does() {
+    // The driver copies the statuses again only when the count moved, and
+    // a start of a running service moves nothing (it skips the step: a
+    // tenant looping `services.start` stepped every service per command).
+    let mut h = group_of_three(Strategy::OneForOne);
+    let before = h.sup.changes();
+    for t in 1..1_000 {
+        let actions = h.sup.start("g:b", ms(t)).expect("known");
+        assert!(actions.is_empty());
+    }
+    assert_eq!(h.sup.changes(), before, "nothing changed");
+    assert_eq!(h.state(1), "running");
+    // A real change still moves the count.
+    h.exit(1, failed(), ms(2_000));
+    assert!(h.sup.changes() > before);
+    assert_ne!(h.state(1), "running");
+}
