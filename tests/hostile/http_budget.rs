@@ -524,3 +524,29 @@ end"#;
         assert_eq!(files, 0, "something was written to app.fs:{name}");
     }
 }
+
+#[test]
+fn a_query_past_the_url_bound_is_refused_before_any_thread_encodes_it() {
+    // (1 MiB here, within the process's 8 MiB.) An 8 MiB query was encoded and parsed on the two shared I/O threads
+    // (148 ms each, its caller charged 2 ms): a tenant looping on it held
+    // another tenant's requests for seconds (red team R). Refused now on
+    // the caller's worker, at once, naming the bound; a form is encoded
+    // there too, and reaches the server as before.
+    let server = Server::start();
+    let source = r#"
+return function(url)
+    local _, err = http.get(url, { query = { q = string.rep("\0", 1 << 20) } })
+    local sent = assert(http.post(url, { form = { ["a b"] = "c&d" } }))
+    local typed = sent.body:lower():find("content-type=application/x-www-form-urlencoded", 1, true)
+    return tostring(err and err:kind()) .. " | " .. tostring(err and err:message())
+        .. " | " .. tostring(sent.status_code) .. " | " .. tostring(typed ~= nil)
+        .. " | " .. sent.body:match("[^\n]*$")
+end"#;
+    let args = vec![Value::str(server.url("/echo"))];
+    let out = attack(with_attacker(source, local_grants()), "h:attacker", args);
+    out.assert_neighbour_ticks();
+    let r = parts(&out);
+    assert_eq!(r[0], "Invalid", "{r:?}");
+    assert!(r[1].contains("more than 65536"), "{r:?}");
+    assert_eq!(r[2..], ["200", "true", "a+b=c%26d"], "{r:?}");
+}

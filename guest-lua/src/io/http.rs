@@ -291,6 +291,8 @@ fn request(
         req.unix_socket = Some(text(&socket, "unix_socket", budget)?);
     }
     req.validate_cheaply()?;
+    // Here, in the caller's run, not on the shared I/O threads.
+    req.encode_form();
     Ok(req)
 }
 

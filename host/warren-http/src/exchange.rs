@@ -83,9 +83,11 @@ pub(crate) async fn exchange(
     grants: &Grants,
 ) -> Result<(reqwest::Response, Url), ProcError> {
     let mut hop = Hop::first(p.url.clone(), req.method()?);
+    // One copy of the body for every hop (each took a copy of its own).
+    let body = req.body.clone().map(bytes::Bytes::from);
     let mut redirects = 0;
     loop {
-        let resp = build(&p.client, req, &hop)?
+        let resp = build(&p.client, req, &hop, body.as_ref())?
             .send()
             .await
             .map_err(|e| from_reqwest(&e, &hop.url))?;
@@ -109,7 +111,12 @@ pub(crate) async fn exchange(
 }
 
 /// The reqwest request of `hop`.
-fn build(client: &Client, req: &Request, hop: &Hop) -> Result<RequestBuilder, ProcError> {
+fn build(
+    client: &Client,
+    req: &Request,
+    hop: &Hop,
+    body: Option<&bytes::Bytes>,
+) -> Result<RequestBuilder, ProcError> {
     let mut url = hop.url.clone();
     if !hop.with_credentials {
         // reqwest would turn userinfo into an Authorization header.
@@ -133,7 +140,7 @@ fn build(client: &Client, req: &Request, hop: &Hop) -> Result<RequestBuilder, Pr
         }
     }
     if hop.with_body {
-        rb = with_body(rb, req)?;
+        rb = with_body(rb, req, body)?;
     }
     Ok(rb)
 }
@@ -146,8 +153,12 @@ fn cookie_header(cookies: &[(String, String)]) -> String {
         .join("; ")
 }
 
-fn with_body(rb: RequestBuilder, req: &Request) -> Result<RequestBuilder, ProcError> {
-    if let Some(body) = &req.body {
+fn with_body(
+    rb: RequestBuilder,
+    req: &Request,
+    body: Option<&bytes::Bytes>,
+) -> Result<RequestBuilder, ProcError> {
+    if let Some(body) = body {
         return Ok(rb.body(body.clone()));
     }
     if !req.files.is_empty() {
@@ -156,12 +167,7 @@ fn with_body(rb: RequestBuilder, req: &Request) -> Result<RequestBuilder, ProcEr
     if req.form.is_empty() {
         return Ok(rb);
     }
-    let body = req
-        .form
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode_uri(k.as_bytes()), encode_uri(v.as_bytes())))
-        .collect::<Vec<_>>()
-        .join("&");
+    let body = form_body(&req.form);
     let typed = req
         .headers
         .iter()
@@ -172,6 +178,14 @@ fn with_body(rb: RequestBuilder, req: &Request) -> Result<RequestBuilder, ProcEr
         rb.header(CONTENT_TYPE, "application/x-www-form-urlencoded")
     };
     Ok(rb.body(body))
+}
+
+/// `form` as an `application/x-www-form-urlencoded` body.
+pub(crate) fn form_body(form: &[(String, String)]) -> String {
+    form.iter()
+        .map(|(k, v)| format!("{}={}", encode_uri(k.as_bytes()), encode_uri(v.as_bytes())))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn multipart(req: &Request) -> Result<reqwest::multipart::Form, ProcError> {
