@@ -594,9 +594,7 @@ impl Core {
         let (cmd, worker) = match self.shared.prepare_spawn(req, Some(parent), home) {
             Ok(made) => made,
             Err(err) => {
-                self.shared
-                    .quota(parent.host())
-                    .release_memory(PEER_PAIR_BYTES * pairs);
+                self.uncharge_peers(parent, pairs);
                 return Err(err.into());
             }
         };

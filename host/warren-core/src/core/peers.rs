@@ -114,7 +114,8 @@ impl Core {
         Err(ProcError::new(ErrorKind::RateLimited, why))
     }
 
-    fn uncharge_peers(&self, me: Pid, pairs: u64) {
+    /// Gives back what [`Core::charge_peers`] took for `pairs` relations.
+    pub(super) fn uncharge_peers(&self, me: Pid, pairs: u64) {
         self.quota_of(me).release_memory(PEER_PAIR_BYTES * pairs);
     }
 
