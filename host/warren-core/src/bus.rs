@@ -55,6 +55,14 @@ pub const BUS_TOPIC: &str = "@bus";
 /// into a flood. Past it `bus_subscribe` fails with `RATE_LIMITED`.
 pub const MAX_SUBSCRIPTIONS_PER_PROCESS: usize = 64;
 
+/// Subscriptions all the processes of one host may hold at once. Every
+/// publish by a host that sees it walks each of them that matches (a `*`
+/// matches all): one tenant's 3,000 idle processes, 64 `*` subscriptions
+/// each, made another tenant's every `events.send` walk 192,000 of them
+/// in its own call, 0.7–1.2 s a round trip (red team S). Past it
+/// `bus_subscribe` fails with `RATE_LIMITED`.
+pub const MAX_SUBSCRIPTIONS_PER_HOST: usize = 4096;
+
 /// Longest pattern, system, kind or path, in bytes: they are kept in (or
 /// looked up in) the shared registry and copied into every delivered
 /// event, so a process may not make them megabytes long. Longer ones are
@@ -199,6 +207,9 @@ struct Index {
     hosts: FxHashMap<u16, Buckets>,
     by_id: FxHashMap<u64, Held>,
     by_pid: FxHashMap<Pid, Vec<u64>>,
+    /// Subscriptions each host's processes hold (at most
+    /// [`MAX_SUBSCRIPTIONS_PER_HOST`]).
+    per_host: FxHashMap<u16, usize>,
     /// The last subscription number of each host: ids are counted per
     /// host (one runtime-wide count told a tenant how often every other
     /// tenant subscribed), the host's index above [`ID_HOST_SHIFT`].
@@ -239,6 +250,12 @@ impl Index {
             return 0;
         };
         let host = held.pid.host();
+        if let Some(n) = self.per_host.get_mut(&host) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_host.remove(&host);
+            }
+        }
         let Some(b) = self.hosts.get_mut(&host) else {
             return held.cost;
         };
@@ -287,7 +304,8 @@ impl Bus {
     /// Subscribes `pid` to `pattern`, optionally only to events of `kind`
     /// (an empty kind filters nothing, as in Wippy); returns the
     /// subscription's id, unique in the runtime. `INVALID` for a malformed
-    /// pattern or kind, `RATE_LIMITED` past [`MAX_SUBSCRIPTIONS_PER_PROCESS`].
+    /// pattern or kind, `RATE_LIMITED` past [`MAX_SUBSCRIPTIONS_PER_PROCESS`]
+    /// or [`MAX_SUBSCRIPTIONS_PER_HOST`].
     /// `reserve(cost)` takes its [`subscription_cost`] from the host
     /// (false: `RATE_LIMITED`, nothing subscribed); the cost comes back
     /// from [`Self::unsubscribe`] and [`Self::release`].
@@ -315,6 +333,16 @@ impl Bus {
                 ),
             ));
         }
+        let host_held = index.per_host.get(&pid.host()).copied().unwrap_or(0);
+        if host_held >= MAX_SUBSCRIPTIONS_PER_HOST {
+            return Err(ProcError::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "the processes of {pid}'s host already hold {MAX_SUBSCRIPTIONS_PER_HOST} \
+                     event subscriptions (the most one host may hold); close one first"
+                ),
+            ));
+        }
         if !reserve(cost) {
             return Err(ProcError::new(
                 ErrorKind::RateLimited,
@@ -324,6 +352,7 @@ impl Bus {
                 ),
             ));
         }
+        *index.per_host.entry(pid.host()).or_default() += 1;
         let id = index.next_id(pid.host());
         let sub = Sub {
             pid,
@@ -499,6 +528,31 @@ mod tests {
         assert!(bus.is_empty());
         let index = bus.read();
         assert!(index.hosts.is_empty() && index.by_pid.is_empty());
+    }
+
+    #[test]
+    fn a_host_holds_at_most_its_share_of_subscriptions_and_gets_room_back() {
+        let bus = Bus::default();
+        let sub = |pid| bus.subscribe(pid, "*", None, |_| true);
+        let per = MAX_SUBSCRIPTIONS_PER_PROCESS;
+        let procs = MAX_SUBSCRIPTIONS_PER_HOST / per;
+        for p in 0..procs {
+            for _ in 0..per {
+                sub(Pid::new(2, 1 + p as u64)).expect("within the host's share");
+            }
+        }
+        let extra = Pid::new(2, 100_000);
+        let err = sub(extra).expect_err("past the host's share");
+        assert_eq!(err.kind, ErrorKind::RateLimited);
+        assert!(
+            err.message.contains("the most one host may hold"),
+            "{}",
+            err.message
+        );
+        // Another host is not held back, and a release makes room.
+        sub(Pid::new(3, 1)).expect("another host");
+        bus.release(Pid::new(2, 1));
+        sub(extra).expect("room again");
     }
 
     #[test]
