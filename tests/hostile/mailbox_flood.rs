@@ -259,3 +259,83 @@ fn exit_events_never_read_count_against_the_watcher() {
         );
     }
 }
+
+/// Reads its inbox for good.
+const READER: &str = r#"return function()
+    local inbox = process.inbox()
+    while true do inbox:receive() end
+end"#;
+
+/// Sends tiny messages round-robin to `pids` as fast as it can.
+const SENDER: &str = r#"return function(pids)
+    while true do for i = 1, #pids do process.send(pids[i], "t", 1) end end
+end"#;
+
+/// Sleeps 10 ms 100 times; the worst overshoot, in ms.
+const SLEEPER: &str = r#"local time = require("time")
+return function()
+    local worst = 0
+    for _ = 1, 100 do
+        local t0 = time.now()
+        time.sleep("10ms")
+        local d = time.now():sub(t0):nanoseconds() / 1e6 - 10
+        if d > worst then worst = d end
+    end
+    return math.floor(worst)
+end"#;
+
+#[test]
+fn another_hosts_flood_into_readers_leaves_their_neighbours_the_worker() {
+    // Another host sending tiny messages to 30 processes of this host that
+    // read them: every message was taken in, and converted, before
+    // anything else ran, and a process's whole queue before the next
+    // process's, so this host's other processes waited 0.7–1.8 s (red
+    // team S). Items now come one a turn per process and at most 256 a
+    // drain; a sleeping neighbour overshoots by milliseconds.
+    use std::time::Duration;
+    use warren_core::SpawnRequest;
+    // The default mailbox_limit: the harness's 100 pushes back long before.
+    let limits = warren_core::HostLimits {
+        mailbox_limit: warren_core::limits::DEFAULT_MAILBOX_LIMIT,
+        ..crate::harness::limits()
+    };
+    let runtime = app()
+        .limits(limits)
+        .entry("h:reader", READER)
+        .entry("h:sender", SENDER)
+        .entry("h:sleeper", SLEEPER)
+        .start();
+    let readers: Vec<_> = (0..30)
+        .map(|_| {
+            let pid = runtime
+                .spawn(SpawnRequest::new("h:reader", "test:host", Vec::new()))
+                .expect("a reader");
+            s(&pid.to_string())
+        })
+        .collect();
+    let list = warren_core::Value::Array(readers);
+    let sender = runtime
+        .spawn(SpawnRequest::new(
+            "h:sender",
+            warren_tests::OTHER_HOST,
+            vec![list],
+        ))
+        .expect("the sender");
+    std::thread::sleep(Duration::from_millis(200));
+    let exit = runtime
+        .run(
+            SpawnRequest::new("h:sleeper", "test:host", Vec::new()),
+            Duration::from_secs(30),
+        )
+        .expect("spawned")
+        .expect("the sleeper ended");
+    let _ = runtime.kill(sender, warren_core::ProcError::terminated());
+    let worst = match exit {
+        Ok(warren_core::Value::Int(ms)) => ms,
+        other => panic!("the sleeper: {other:?}"),
+    };
+    assert!(
+        worst < 300,
+        "a 10 ms sleep overshot by {worst} ms under the flood"
+    );
+}

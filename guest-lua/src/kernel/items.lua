@@ -174,7 +174,10 @@ local function handle(more, id, kind, ...)
 end
 
 local function run(budget)
-    local done, left = 0, 0
+    -- `taken`: the host's items converted in this run, at most `budget`;
+    -- the rest wait, counted in their processes' mailboxes (so a flood
+    -- meets its receiver's mailbox_limit), while what they woke runs.
+    local done, left, taken = 0, 0, 0
     while true do
         if left <= 0 then
             -- Take the host's items (drain, in C: a host call's value for a
@@ -191,7 +194,14 @@ local function run(budget)
                     local p = procs[H.overdue()]
                     if p then finish_one(nil, p, true, true, BLOCK) end
                     left = drain()
-                elseif handle(H_next()) then left = drain() else left = rq_len() end
+                elseif taken >= budget then
+                    left = rq_len()
+                    if left <= 0 then return true end
+                    break
+                elseif handle(H_next()) then
+                    taken = taken + 1
+                    left = drain()
+                else left = rq_len() end
             end
             if preempted then
                 -- Queued behind what the host's items woke, unless its

@@ -1125,10 +1125,18 @@ impl Core {
                     }
                 }
                 // Its last item: it leaves the ready queue now, so that
-                // `has_ready` is exact for the caller.
-                if p.items.is_empty() && p.kill.is_none() {
+                // `has_ready` is exact for the caller. Else it goes to the
+                // back: one item a turn, so a process whose queue another
+                // keeps filling (a flood from another host) cannot hold
+                // every other ready process behind it.
+                let last = p.items.is_empty() && p.kill.is_none();
+                if last {
                     p.unqueue();
-                    self.ready[frontend].pop_front();
+                }
+                let ready = &mut self.ready[frontend];
+                ready.pop_front();
+                if !last {
+                    ready.push_back(pid);
                 }
                 return Some((pid, item));
             }
