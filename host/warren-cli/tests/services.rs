@@ -553,3 +553,76 @@ entries:
     let victim_stopped = position(&log, "stop requested service=app:victim");
     assert!(rogue_gone < victim_stopped, "{log}");
 }
+
+#[test]
+fn a_tenants_service_commands_are_held_to_its_budget_and_another_tenants_are_not() {
+    // app:loud restarts its own service in a loop: past its burst (256)
+    // the supervisor refuses with RATE_LIMITED naming the host, so the
+    // one supervisor thread does not churn for it; app:calm restarts its
+    // own service all the while, and none of its commands is refused.
+    let loud = r#"local services = require("services")
+local time = require("time")
+return function()
+    local n = 0
+    while n < 100000 do
+        local ok, err = services.restart("app:loud_svc")
+        if not ok then
+            assert(errors.is(err, errors.RATE_LIMITED), tostring(err))
+            print("loud refused after " .. n .. ": " .. tostring(err))
+            break
+        end
+        n = n + 1
+        time.sleep("1ms")
+    end
+    process.events():receive()
+end"#;
+    let calm = r#"local services = require("services")
+local time = require("time")
+return function()
+    for _ = 1, 40 do
+        assert(services.restart("app:calm_svc"))
+        time.sleep("25ms")
+    end
+    print("calm restarted its service 40 times")
+    process.events():receive()
+end"#;
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - { name: loud, kind: process.host }
+  - { name: calm, kind: process.host }
+  - { name: loud_proc, kind: process.lua, source: file://loud.lua, modules: [services, time] }
+  - { name: calm_proc, kind: process.lua, source: file://calm.lua, modules: [services, time] }
+  - { name: idle_proc, kind: process.lua, source: file://idle.lua }
+  - { name: loud_svc, kind: process.service, process: app:idle_proc, host: app:loud }
+  - { name: calm_svc, kind: process.service, process: app:idle_proc, host: app:calm }
+  - { name: loud_ctl, kind: process.service, process: app:loud_proc, host: app:loud }
+  - { name: calm_ctl, kind: process.service, process: app:calm_proc, host: app:calm }
+"#;
+    let dir = app(
+        "servicebudget",
+        &[
+            ("_index.yaml", index),
+            ("loud.lua", loud),
+            ("calm.lua", calm),
+            ("idle.lua", POLITE),
+        ],
+    );
+    let mut run = Running::start(&dir);
+    run.wait_for("loud refused after");
+    run.wait_for("calm restarted its service 40 times");
+    run.signal("-INT");
+    let (status, log) = run.finish();
+    assert_eq!(status, Some(0), "{log}");
+    let line = &log[position(&log, "loud refused after")..];
+    let line = line.lines().next().unwrap_or_default();
+    let n: usize = line["loud refused after ".len()..]
+        .split(':')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"));
+    // The burst, what the rate refilled while the loop ran, and commands
+    // merged into one still waiting (which cost nothing).
+    assert!((256..5_000).contains(&n), "{line}");
+    assert!(line.contains("host 'app:loud'"), "{line}");
+}

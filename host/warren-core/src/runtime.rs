@@ -694,6 +694,16 @@ impl Runtime {
             .map(|h| h.quota.memory_used())
     }
 
+    /// The quota of host `name` (its limits, counters and log budget), or
+    /// `None` for an unknown host.
+    pub fn host_quota(&self, name: &str) -> Option<Arc<HostQuota>> {
+        self.shared
+            .hosts
+            .iter()
+            .find(|h| h.quota.name == name)
+            .map(|h| h.quota.clone())
+    }
+
     /// The pid registered as `name`.
     pub fn lookup(&self, name: &str) -> Option<Pid> {
         self.shared.registry.any_holder(name)

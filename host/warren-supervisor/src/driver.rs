@@ -6,16 +6,17 @@
 //! time passes through the channel's receive timeout, so the policy itself
 //! stays in the clock-free state machine.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use warren_core::{
-    ErrorKind, Exit, Pid, ProcError, Runtime, ServiceCommand, ServiceControl, ServiceInfo,
-    SpawnRequest, Value,
+    ErrorKind, Exit, HostQuota, Pid, ProcError, Runtime, ServiceCommand, ServiceControl,
+    ServiceInfo, SpawnRequest, Value,
 };
 
+use crate::budget::{COMMAND_BURST, COMMANDS_PER_SEC, CommandBudget};
 use crate::{Action, ServiceStatus, Supervisor};
 
 /// Something the driver must react to.
@@ -52,6 +53,8 @@ pub struct Control {
     /// ahead of other tenants' exits, whose restarts then waited up to
     /// 3 s (red team O); now at most three a service wait.
     queued: Mutex<HashSet<(String, ServiceCommand)>>,
+    /// Each host's commands (see [`crate::budget`]).
+    budget: Mutex<CommandBudget>,
 }
 
 impl Control {
@@ -80,25 +83,49 @@ impl ServiceControl for Control {
     }
 
     fn command(&self, id: &str, command: ServiceCommand) -> Result<(), ProcError> {
-        let known = self
+        let host = self
             .statuses
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .any(|s| s.id == id);
-        if !known {
+            .find(|s| s.id == id)
+            .map(|s| s.host.clone());
+        let Some(host) = host else {
             return Err(ProcError::new(
                 ErrorKind::NotFound,
                 format!("no service {id:?}"),
             ));
+        };
+        if self.queued().contains(&(id.to_owned(), command)) {
+            return Ok(()); // the same command waits already
+        }
+        let spent = (self.budget.lock())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(&host, Instant::now());
+        if !spent {
+            let why = format!(
+                "{command:?} service {id:?}: host '{host}' made more than {COMMAND_BURST} \
+                 service commands at once or {COMMANDS_PER_SEC} a second"
+            );
+            return Err(ProcError::new(ErrorKind::RateLimited, why));
         }
         if !self.queued().insert((id.to_owned(), command)) {
-            return Ok(()); // the same command waits already
+            return Ok(()); // queued by another process meanwhile
         }
         self.events
             .send(Event::Command(id.to_owned(), command))
             .map_err(|_| ProcError::new(ErrorKind::Unavailable, "the supervisor has stopped"))
     }
+}
+
+/// The supervisor's lines about a service held to its host's log budget
+/// (a host the runtime does not know, which validation rules out, logs
+/// freely).
+fn log_gate(runtime: &Runtime, sup: &Supervisor) -> crate::LogGate {
+    let quotas: HashMap<String, Arc<HostQuota>> = (sup.statuses().into_iter())
+        .filter_map(|s| Some((s.host.clone(), runtime.host_quota(&s.host)?)))
+        .collect();
+    Box::new(move |host, level, bytes| quotas.get(host).is_none_or(|q| q.admit_log(level, bytes)))
 }
 
 /// A supervisor wired to a runtime: create it, hand [`Driver::sender`] to
@@ -113,12 +140,14 @@ pub struct Driver {
 
 impl Driver {
     /// Wires `sup` to `runtime` (installing the `services` control).
-    pub fn new(sup: Supervisor, runtime: &Runtime) -> Self {
+    pub fn new(mut sup: Supervisor, runtime: &Runtime) -> Self {
+        sup.set_log_gate(log_gate(runtime, &sup));
         let (sender, events) = mpsc::channel();
         let control = Arc::new(Control {
             events: sender.clone(),
             statuses: Mutex::new(sup.statuses()),
             queued: Mutex::default(),
+            budget: Mutex::default(),
         });
         runtime.set_services(control.clone());
         Driver {
@@ -249,6 +278,7 @@ mod tests {
             events,
             statuses: Mutex::new(vec![status]),
             queued: Mutex::default(),
+            budget: Mutex::default(),
         };
         (control, rx)
     }
@@ -287,5 +317,46 @@ mod tests {
             .command("app:other", ServiceCommand::Stop)
             .expect_err("unknown");
         assert_eq!(err.kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_hosts_commands_past_its_budget_are_refused_and_another_hosts_are_not() {
+        let (control, rx) = control();
+        let mut statuses = control.statuses.lock().expect("statuses");
+        let other = ServiceStatus {
+            id: "app:other".into(),
+            host: "app:h2".into(),
+            ..statuses[0].clone()
+        };
+        statuses.push(other);
+        drop(statuses);
+        let mut refused = None;
+        for i in 0..=COMMAND_BURST {
+            // Each taken at once, as the driver would: nothing merges.
+            let _ = commands(&rx);
+            control.queued().clear();
+            if let Err(err) = control.command("app:svc", ServiceCommand::Restart) {
+                refused = Some((i, err));
+                break;
+            }
+        }
+        let (at, err) = refused.expect("refused past the burst");
+        // The refill over the loop may let a command or two more in.
+        assert!((COMMAND_BURST..COMMAND_BURST + 5).contains(&at), "{at}");
+        assert_eq!(err.kind, ErrorKind::RateLimited);
+        assert!(err.message.contains("host 'app:h'"), "{}", err.message);
+        assert!(commands(&rx).is_empty(), "a refused command is not queued");
+        // The same command already waiting is still merged, at no cost.
+        control
+            .queued()
+            .insert(("app:svc".into(), ServiceCommand::Stop));
+        control
+            .command("app:svc", ServiceCommand::Stop)
+            .expect("merged");
+        // Another host's bucket is full.
+        control
+            .command("app:other", ServiceCommand::Restart)
+            .expect("another host");
+        assert_eq!(commands(&rx), [ServiceCommand::Restart]);
     }
 }

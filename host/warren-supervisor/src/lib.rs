@@ -6,7 +6,8 @@
 //! the `services` control that Lua processes use.
 
 pub mod backoff;
+pub mod budget;
 pub mod driver;
 mod machine;
 
-pub use machine::{Action, ServiceStatus, State, Supervisor, Then};
+pub use machine::{Action, LogGate, ServiceStatus, State, Supervisor, Then};

@@ -510,3 +510,73 @@ fn the_change_count_moves_only_when_a_status_does() {
     assert!(h.sup.changes() > before);
     assert_ne!(h.state(1), "running");
 }
+
+/// The log lines written while `f` runs, by this thread.
+fn lines_written(f: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("sink").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = sink.0.lock().expect("sink").clone();
+    String::from_utf8(bytes).expect("utf-8 log")
+}
+
+#[test]
+fn lines_about_a_service_pass_its_hosts_log_gate() {
+    // The gate sees each line's host, level and size; what it refuses is
+    // not written, and the policy goes on as before.
+    use std::sync::{Arc, Mutex};
+    let mut quiet = svc("q", Strategy::OneForOne, &[]);
+    quiet.host = "app:quiet".into();
+    let mut loud = svc("l", Strategy::OneForOne, &[]);
+    loud.host = "app:loud".into();
+    let mut h = Harness::new(vec![("app:quiet_svc", quiet), ("app:loud_svc", loud)]);
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    h.sup.set_log_gate(Box::new(move |host, level, bytes| {
+        seen.lock()
+            .expect("gate")
+            .push((host.to_owned(), level, bytes));
+        host != "app:loud"
+    }));
+    let log = lines_written(|| {
+        h.boot(ms(0));
+        h.exit(1, failed(), ms(10));
+        h.exit(0, failed(), ms(10));
+    });
+    assert!(log.contains("service=app:quiet_svc"), "{log}");
+    assert!(!log.contains("app:loud_svc"), "{log}");
+    // The loud service was started and restarted all the same.
+    assert_eq!(h.take_spawned(), vec![0, 1]);
+    h.tick(ms(200));
+    let mut again = h.take_spawned();
+    again.sort_unstable();
+    assert_eq!(again, vec![0, 1]);
+    assert_eq!(h.state(1), "running");
+    let asked = asked.lock().expect("gate");
+    let loud: Vec<_> = asked
+        .iter()
+        .filter(|(host, ..)| host == "app:loud")
+        .collect();
+    assert!(loud.len() >= 3, "{asked:?}");
+    // A line's size counts the service's id and the reason.
+    assert!(
+        loud.iter()
+            .all(|(_, _, bytes)| *bytes > "app:loud_svc".len())
+    );
+}
