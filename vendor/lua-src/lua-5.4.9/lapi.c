@@ -1766,8 +1766,11 @@ LUA_API void warren_newarray (lua_State *L, int n, int mt) {
   t = luaH_new(L);
   sethvalue2s(L, L->top.p, t);  /* anchored while its array is allocated */
   api_incr_top(L);
-  if (n > 0)
-    luaH_resize(L, t, cast_uint(n), 0);  /* may raise: 't' stays empty */
+  if (n > 0) {  /* the array at its final size, as 'warren_clonetable' */
+    TValue *array = luaM_newvector(L, n, TValue);  /* may raise: 't' stays empty */
+    t->array = array;
+    t->alimit = cast_uint(n);  /* the real size (luaH_new left 'isrealasize') */
+  }
   for (i = 0; i < n; i++) {  /* a barrier only if an emergency collection
                                in the resize made 't' black */
     setobj2t(L, &t->array[i], s2v(L->top.p - 1 - n + i));
