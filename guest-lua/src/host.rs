@@ -1017,6 +1017,11 @@ fn register_mailbox(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
         ok_or_failure(lua, admitted.map(|()| true))
     })?;
     h.set("admit", admit)?;
+    let c = core.clone();
+    let waiting = lua.create_function(move |_, to: i64| {
+        Ok(c.try_borrow().map_or(true, |core| core.items_waiting(pid_of(to))))
+    })?;
+    h.set("items_waiting", waiting)?;
     let limit = core.borrow().quota().limits.max_message_bytes;
     h.set(
         "max_message_bytes",

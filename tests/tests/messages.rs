@@ -643,3 +643,46 @@ fn a_scalar_payload_is_measured_alike_on_the_native_path() {
         .expect("ok");
     assert_eq!(v, s("995 Invalid nil false 42 1.5"));
 }
+
+#[test]
+fn messages_to_a_child_that_has_not_started_keep_their_order_with_later_ones() {
+    // Sent before the child starts, messages wait in the host's queue for
+    // it; the kernel converts a bounded number of such items per turn and
+    // runs what is ready between turns, so the sender can run again while
+    // some still wait. Its later sends go straight into the child's inbox
+    // (same VM) and must not overtake them.
+    let v = App::new()
+        .workers(1)
+        .entry(
+            "t:main",
+            r#"return function()
+            local sink = process.spawn("t:sink", "test:host", process.pid())
+            local name = "sink"
+            assert(process.registry.register(name, sink))
+            for i = 1, 3000 do assert(process.send(sink, "m", i)) end
+            -- A wait that the run queue ends, not a host item.
+            local ch = channel.new()
+            coroutine.spawn(function() ch:send(true) end)
+            ch:receive()
+            -- By pid (the native send), then by name (the kernel's Lua).
+            for i = 3001, 3500 do assert(process.send(sink, "m", i)) end
+            for i = 3501, 4000 do assert(process.send(name, "m", i)) end
+            return process.inbox():receive():payload():data()
+        end"#,
+        )
+        .entry(
+            "t:sink",
+            r#"return function(parent)
+            local inbox, bad, expect = process.inbox(), 0, 1
+            for _ = 1, 4000 do
+                local n = inbox:receive():payload():data()
+                if n ~= expect then bad = bad + 1 end
+                expect = n + 1
+            end
+            process.send(parent, "done", bad)
+        end"#,
+        )
+        .run("t:main", vec![])
+        .expect("ok");
+    assert_eq!(v, Value::Int(0), "messages out of order");
+}

@@ -210,7 +210,9 @@ local function send_slow(dest, topic, ...)
         local pid = H.lookup(p.id, dest)
         target = pid and bypid[pid]
     end
-    if target then
+    -- Behind items for the target still waiting in the host (messages
+    -- sent before it started), a send goes through the host too.
+    if target and not H.items_waiting(target.id) then
         return send_local(p, target, topic, select("#", ...), ...)
     end
     return ok_or_err(h_send(p.id, dest, topic, ...))

@@ -119,22 +119,40 @@ unsafe fn reserved(l: *mut lua_State, topic: c_int) -> bool {
     }
 }
 
+/// What the host said to a same-VM message ([`admit`]).
+enum Admitted {
+    /// Counted in the target's mailbox: deliver it here.
+    Yes,
+    /// Refused (or the host is busy): the kernel's Lua path decides.
+    No,
+    /// Items for the target wait in the host: send it through the host.
+    Behind,
+}
+
 /// Asks the host to admit one more message, of `bytes` by wire size, to
-/// the mailbox of the process record at `target`: false when refused (or
-/// the host is busy).
+/// the mailbox of the process record at `target`.
 ///
 /// # Safety
 ///
 /// As [`late`]; the context is the VM's `Stepper`.
-unsafe fn admit(l: *mut lua_State, ctx: &crate::step::Stepper, target: c_int, bytes: u64) -> bool {
+unsafe fn admit(
+    l: *mut lua_State,
+    ctx: &crate::step::Stepper,
+    target: c_int,
+    bytes: u64,
+) -> Admitted {
     // SAFETY: see above.
     unsafe {
         let id = raw::int(l, target, Key::Id);
         let Ok(mut core) = ctx.core().try_borrow_mut() else {
-            return false;
+            return Admitted::No;
         };
         let bytes = bytes.saturating_add(warren_core::limits::PAYLOAD_OVERHEAD as u64);
-        core.admit_local(crate::host::pid_of(id), bytes).is_ok()
+        match core.admit_direct(crate::host::pid_of(id), bytes) {
+            Ok(true) => Admitted::Yes,
+            Ok(false) => Admitted::Behind,
+            Err(_) => Admitted::No,
+        }
     }
 }
 
@@ -171,6 +189,7 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
             Parties::Remote(id) => return send_remote(l, ctx, id, args),
             Parties::Neither => return 0,
         }
+
         let mut bytes = 0;
         if payload != Payload::None {
             let Some(copied) = copy(l, 3, ctx.max_message_bytes()) else {
@@ -180,8 +199,13 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
             ffi::lua_replace(l, 3); // the copy in place of the payload
             raw::settop(l, 5); // and the error metatable the copy used gone
         }
-        if !admit(l, ctx, 5, bytes) {
-            return 0;
+        match admit(l, ctx, 5, bytes) {
+            Admitted::Yes => {}
+            Admitted::No => return 0,
+            // Items for the target still wait in the core (messages sent
+            // before it started): this one goes behind them, through the
+            // core (the copy in the payload's place: the same data).
+            Admitted::Behind => return send_remote(l, ctx, raw::int(l, 4, Key::Id), args),
         }
         raw::get(l, 4, Key::Pid); // 6: the sender's pid
         let send = late(l, Late::Send); // 7

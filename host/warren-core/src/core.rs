@@ -392,6 +392,36 @@ impl Core {
         }
     }
 
+    /// [`Core::admit_local`] for a message its sender's front-end will
+    /// deliver itself (Lua's same-VM send): `Ok(false)`, and nothing
+    /// counted, when items for `to` wait in this core (see
+    /// [`Core::items_waiting`]), so the message must go through the core.
+    pub fn admit_direct(&mut self, to: Pid, bytes: u64) -> Result<bool, ProcError> {
+        let bounds = self.bounds_of(to);
+        let p = self.procs.get_mut(&to).ok_or_else(|| not_alive(to))?;
+        if !p.items.is_empty() {
+            return Ok(false);
+        }
+        match admit(&p.unread, bounds, bytes) {
+            Ok(()) => {
+                p.sizes.add(bytes);
+                Ok(true)
+            }
+            Err(full) => Err(mailbox_full(to, full, bounds)),
+        }
+    }
+
+    /// Whether items for `to`, a process of this worker, wait in this core
+    /// for its front-end to take them. A front-end that delivers messages
+    /// inside its own VM (Lua's same-VM send) must then send through the
+    /// core instead, behind them: messages sent to a child before it
+    /// started wait here, its front-end takes a bounded number a turn, and
+    /// a later same-VM send that went straight to the child's inbox
+    /// overtook the ones still waiting (a sender's messages out of order).
+    pub fn items_waiting(&self, to: Pid) -> bool {
+        self.procs.get(&to).is_some_and(|p| !p.items.is_empty())
+    }
+
     /// The bounds of `to`'s mailbox.
     fn bounds_of(&self, to: Pid) -> Bounds {
         let limits = &self.quota_of(to).limits;
