@@ -1019,7 +1019,8 @@ fn register_mailbox(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     h.set("admit", admit)?;
     let c = core.clone();
     let waiting = lua.create_function(move |_, to: i64| {
-        Ok(c.try_borrow().map_or(true, |core| core.items_waiting(pid_of(to))))
+        Ok(c.try_borrow()
+            .map_or(true, |core| core.items_waiting(pid_of(to))))
     })?;
     h.set("items_waiting", waiting)?;
     let limit = core.borrow().quota().limits.max_message_bytes;

@@ -35,6 +35,8 @@ use crate::worker::Cmd;
 use peers::Peers;
 
 #[cfg(test)]
+mod accounting_tests;
+#[cfg(test)]
 mod bus_tests;
 mod calls;
 #[cfg(test)]
@@ -730,7 +732,19 @@ impl Core {
             .registry
             .register(name, entry, |h| self.see_each_other(pid, h));
         match registered {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                // The holder may have exited between the check above and
+                // the entry (its exit releases its names after leaving the
+                // directory): take the entry back, and its cost, if the
+                // exit's release did not.
+                let gone =
+                    !self.procs.contains_key(&pid) && self.shared.directory.get(pid).is_none();
+                if gone && self.shared.registry.withdraw(name, entry) {
+                    quota.release_memory(cost);
+                    return Err(not_alive(pid));
+                }
+                Ok(())
+            }
             Ok(false) => {
                 quota.release_memory(cost);
                 Ok(())

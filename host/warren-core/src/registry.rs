@@ -214,6 +214,12 @@ impl Registry {
         Some(e)
     }
 
+    /// Removes `name` from `e` if `e` still holds it; whether it did (a
+    /// registration that raced its holder's exit takes itself back).
+    pub fn withdraw(&self, name: &str, e: Entry) -> bool {
+        self.lock().remove(name, e)
+    }
+
     /// Releases every name held by `pid`: each with its registrant, to
     /// give its [`name_cost`] back to the right host.
     pub fn release(&self, pid: Pid) -> Vec<(Entry, u64)> {

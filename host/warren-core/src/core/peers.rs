@@ -150,16 +150,20 @@ impl Core {
             return Ok(());
         }
         self.check_reach("link", me, other)?;
-        let made = self
+        // A half this side holds unpaid was made by the other side, which
+        // may have dropped its own since (a link made from both sides while
+        // one unlinks): linking now, this side pays for its half.
+        let paid = self
             .peers_of(me)
-            .is_some_and(|p| p.links.contains_key(&other));
+            .is_some_and(|p| p.links.get(&other) == Some(&true));
         let add = Cmd::AddLink {
             target: other,
             peer: me,
         };
-        let new = self.post_charged(me, made, other, add)?;
+        let new = self.post_charged(me, paid, other, add)?;
         if let Some(p) = self.procs.get_mut(&me) {
-            p.peers().links.entry(other).or_insert(new);
+            let half = p.peers().links.entry(other).or_insert(false);
+            *half |= new;
         }
         Ok(())
     }
