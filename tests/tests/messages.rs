@@ -2,6 +2,8 @@
 
 use warren_core::Value;
 use warren_tests::*;
+#[path = "messages/ordering.rs"]
+mod ordering;
 
 const ECHO: &str = r#"return function()
     local inbox = process.inbox()

@@ -571,9 +571,14 @@ impl Core {
                 Ok(())
             }
             Admit::Worker(_) => {
-                // Accepted but not started here yet: not reachable until it is.
-                self.shared.directory.unadmit(to, bytes);
-                Err(not_alive(to))
+                // Placed here, its spawn not here yet (it comes from
+                // another worker, and a pid learnt through a third can
+                // overtake it): the message waits for the spawn, as
+                // commands from other workers do (`apply_incoming`). It was
+                // NOT_FOUND for a process that lives.
+                let cmd = Cmd::Deliver(to, Item::Msg(msg));
+                self.early.entry(to).or_default().push(cmd);
+                Ok(())
             }
             Admit::Full(full) => Err(mailbox_full(to, full, bounds)),
             Admit::Gone => Err(not_alive(to)),
@@ -1478,7 +1483,12 @@ impl Core {
                 self.queue_for(worker, cmd);
                 true
             }
-            _ => false,
+            // Placed here, its spawn not here yet: see `enqueue`.
+            Some(_) => {
+                self.early.entry(target).or_default().push(cmd);
+                true
+            }
+            None => false,
         }
     }
 

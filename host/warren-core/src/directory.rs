@@ -146,13 +146,6 @@ impl Directory {
         }
     }
 
-    /// Takes back one message of `bytes` counted by [`admit`](Self::admit).
-    pub(crate) fn unadmit(&self, pid: Pid, bytes: u64) {
-        if let Some(slot) = self.shard(pid).get(&pid) {
-            release(&slot.queued, 1, bytes);
-        }
-    }
-
     /// Forgets `pid` (it exited).
     pub fn remove(&self, pid: Pid) {
         self.shard(pid).remove(&pid);

@@ -114,3 +114,56 @@ fn a_kill_that_overtakes_the_spawn_ends_the_process() {
         "the killed process received a message"
     );
 }
+
+/// A process that places a recorder on its own worker without handing
+/// the spawn over yet, sends it a message from here (a pid it could have
+/// learnt through a third worker before the spawn came), then hands the
+/// spawn to its worker; it reports the send's outcome.
+fn sender_ahead(outcome: Sender<String>) -> Program {
+    let outcome = Mutex::new(outcome);
+    program("ahead", move |core, me, item| {
+        if matches!(item, Item::Start { .. }) {
+            let req = SpawnRequest::new("recorder", "app", vec![]);
+            let (spawn, worker) = core
+                .shared
+                .prepare_spawn(req, Some(me), Home::Parent(core.worker))
+                .expect("placed");
+            assert_eq!(worker, core.worker, "placed on the sender's worker");
+            let sent = core.send(me, spawn.pid, "early", vec![Value::Int(1).into()]);
+            core.shared.workers[worker].push_all([Cmd::Spawn(spawn)]);
+            let said = match sent {
+                Ok(()) => "sent".to_owned(),
+                Err(e) => format!("{:?}: {}", e.kind, e.message),
+            };
+            outcome
+                .lock()
+                .expect("lock")
+                .send(said)
+                .expect("test alive");
+        }
+        false
+    })
+}
+
+#[test]
+fn a_send_from_the_same_worker_ahead_of_the_spawn_is_received_after_the_start() {
+    let (tx, rx) = channel();
+    let (said, outcome) = channel();
+    let rt = RuntimeBuilder::new()
+        .host(host("app", 2, HostLimits::default()))
+        .frontend(Arc::new(Factory))
+        .program(recorder(tx))
+        .program(sender_ahead(said))
+        .start()
+        .expect("runtime");
+    rt.spawn(SpawnRequest::new("ahead", "app", vec![]))
+        .expect("spawn");
+    assert_eq!(
+        outcome.recv_timeout(WAIT).expect("the send's outcome"),
+        "sent"
+    );
+    let got: Vec<String> = (0..2)
+        .map(|_| rx.recv_timeout(WAIT).expect("the recorder reports"))
+        .collect();
+    assert_eq!(got, ["start", "early"]);
+}
