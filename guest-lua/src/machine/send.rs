@@ -189,7 +189,6 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
             Parties::Remote(id) => return send_remote(l, ctx, id, args),
             Parties::Neither => return 0,
         }
-
         let mut bytes = 0;
         if payload != Payload::None {
             let Some(copied) = copy(l, 3, ctx.max_message_bytes()) else {

@@ -12,7 +12,11 @@
 //! The charge lives with the maker's half (a link's `paid` flag, every
 //! `watching` entry) and comes back when that half goes: unlink or
 //! unmonitor (by either side), the other side's exit reaching it, or its
-//! own exit ([`Peers::charged`]).
+//! own exit ([`Peers::charged`]). A process that links over a half it
+//! holds unpaid (the other side made the link) pays for its half then:
+//! the other side may have dropped its own meanwhile (a link made from
+//! both sides while one unlinks leaves such a half, which lasts until
+//! this process exits or unlinks), and a link must not come free.
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
