@@ -1549,9 +1549,8 @@ impl Core {
             }
             Cmd::LinkExit(pid, signal) => self.link_exit(pid, signal),
             Cmd::AddLink { target, peer } => self.add_link_here(target, peer),
-            Cmd::RemoveLink { target, peer } => {
-                self.drop_link(target, peer);
-            }
+            Cmd::RemoveLink { target, peer } => self.remove_link_here(target, peer),
+            Cmd::UnlinkAck { target, peer } => self.unlink_acked(target, peer),
             Cmd::AddMonitor { target, watcher } => self.add_monitor_here(target, watcher),
             Cmd::RemoveMonitor { target, watcher } => self.remove_monitor_here(target, watcher),
         }

@@ -52,10 +52,27 @@ pub(crate) enum Cmd {
     Deliver(Pid, Item),
     Kill(Pid, ProcError),
     LinkExit(Pid, LinkExit),
-    AddLink { target: Pid, peer: Pid },
-    RemoveLink { target: Pid, peer: Pid },
-    AddMonitor { target: Pid, watcher: Pid },
-    RemoveMonitor { target: Pid, watcher: Pid },
+    AddLink {
+        target: Pid,
+        peer: Pid,
+    },
+    RemoveLink {
+        target: Pid,
+        peer: Pid,
+    },
+    /// `peer` took its half of a link down on `target`'s unlink.
+    UnlinkAck {
+        target: Pid,
+        peer: Pid,
+    },
+    AddMonitor {
+        target: Pid,
+        watcher: Pid,
+    },
+    RemoveMonitor {
+        target: Pid,
+        watcher: Pid,
+    },
 }
 
 impl Cmd {
@@ -65,6 +82,7 @@ impl Cmd {
             Cmd::Deliver(pid, _) | Cmd::Kill(pid, _) | Cmd::LinkExit(pid, _) => *pid,
             Cmd::AddLink { target, .. }
             | Cmd::RemoveLink { target, .. }
+            | Cmd::UnlinkAck { target, .. }
             | Cmd::AddMonitor { target, .. }
             | Cmd::RemoveMonitor { target, .. } => *target,
         }

@@ -527,9 +527,11 @@ fn accounting_both_sides_exiting_at_once() {
         let b = w.used("b") - w.base[1];
         assert!(b == PAIR || b == 2 * PAIR, "b holds {b}");
         match round % 3 {
+            // The second kill may find its process gone already: the
+            // first one's exit reached it through the link.
             0 => {
                 w.rt.kill(a1, ProcError::terminated()).expect("test set-up");
-                w.rt.kill(b1, ProcError::terminated()).expect("test set-up");
+                let _ = w.rt.kill(b1, ProcError::terminated());
             }
             1 => {
                 w.jobs
@@ -546,8 +548,7 @@ fn accounting_both_sides_exiting_at_once() {
             }
             _ => {
                 w.rt.kill(b1, ProcError::terminated()).expect("test set-up");
-                w.rt.kill(a1, ProcError::new(ErrorKind::Internal, "boom"))
-                    .expect("test set-up");
+                let _ = w.rt.kill(a1, ProcError::new(ErrorKind::Internal, "boom"));
             }
         }
         assert!(w.rt.wait_idle(WAIT));
@@ -767,11 +768,10 @@ fn accounting_a_link_made_from_both_sides_at_once_stays_paid_for() {
         }
         // Which halves are left depends on the timing (b1's link may come
         // after a1's unlink reached it, and then it is a link b1 made);
-        // each host pays exactly for the halves it holds paid. One state
-        // is left open: b1's AddLink arriving after a1's unlink leaves a1
-        // an unpaid half b1 no longer holds (Erlang settles this with
-        // unlink ids; here it lasts until a1 exits or unlinks), so a1's
-        // next link must be paid for, not taken as made.
+        // each host pays exactly for the halves it holds paid, the two
+        // sides agree, and a link that is left is paid for by someone:
+        // b1's AddLink arriving after a1's unlink is ignored until b1 has
+        // acknowledged that unlink (`Peers::unlinking`).
         std::thread::sleep(Duration::from_millis(5));
         let half = |pid: Pid, other: Pid| {
             w.on(pid, move |c, me| {
@@ -784,6 +784,17 @@ fn accounting_a_link_made_from_both_sides_at_once_stays_paid_for() {
         let pays = |h: &str| if h == "Some(true)" { PAIR } else { 0 };
         w.settles("a", pays(&ha), &format!("round {round}: a1's half {ha}"));
         w.settles("b", pays(&hb), &format!("round {round}: b1's half {hb}"));
+        assert_eq!(
+            ha == "None",
+            hb == "None",
+            "round {round}: halves {ha} and {hb}"
+        );
+        if ha != "None" {
+            assert!(
+                pays(&ha) + pays(&hb) > 0,
+                "round {round}: {ha} {hb} paid by nobody"
+            );
+        }
         // a1 links (again): a1 pays for its half, whatever was left.
         assert_eq!(w.op(a1, move |c, me| c.link(me, b1)), "ok");
         w.settles("a", PAIR, &format!("round {round}: a1 linked"));

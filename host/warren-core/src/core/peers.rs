@@ -13,10 +13,12 @@
 //! `watching` entry) and comes back when that half goes: unlink or
 //! unmonitor (by either side), the other side's exit reaching it, or its
 //! own exit ([`Peers::charged`]). A process that links over a half it
-//! holds unpaid (the other side made the link) pays for its half then:
-//! the other side may have dropped its own meanwhile (a link made from
-//! both sides while one unlinks leaves such a half, which lasts until
-//! this process exits or unlinks), and a link must not come free.
+//! holds unpaid (the other side made the link) pays for its own half.
+//!
+//! An unlink is acknowledged by the other side ([`Cmd::UnlinkAck`]); until
+//! then a link that side made before the unlink reached it is ignored,
+//! so the two halves agree (a link made from both sides while one side
+//! unlinked left that side a half the other no longer had).
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -44,6 +46,12 @@ pub(super) struct Peers {
     /// ones held 24 MB in the core, counted against no host). Each one is
     /// charged to this process's host.
     pub(super) watching: FxHashSet<Pid>,
+    /// The processes it unlinked whose acknowledgement has not come back
+    /// yet: a link they made before our unlink reached them is ignored
+    /// when it arrives meanwhile (as Erlang's unlink ids do). Without it
+    /// a link made from both sides while one side unlinked left that side
+    /// a half the other no longer had, paid for by nobody.
+    pub(super) unlinking: FxHashSet<Pid>,
 }
 
 /// Entries a peer table keeps room for, however few it holds: shrinking
@@ -53,7 +61,10 @@ const KEEP_ROOM: usize = 16;
 impl Peers {
     /// Whether it holds nothing (its box may go).
     pub(super) fn is_empty(&self) -> bool {
-        self.links.is_empty() && self.watchers.is_empty() && self.watching.is_empty()
+        self.links.is_empty()
+            && self.watchers.is_empty()
+            && self.watching.is_empty()
+            && self.unlinking.is_empty()
     }
 
     /// Gives back the room of tables that hold a quarter of it or less: a
@@ -73,6 +84,9 @@ impl Peers {
         }
         if let Some(n) = spare(self.watching.len(), self.watching.capacity()) {
             self.watching.shrink_to(n);
+        }
+        if let Some(n) = spare(self.unlinking.len(), self.unlinking.capacity()) {
+            self.unlinking.shrink_to(n);
         }
     }
 
@@ -190,11 +204,41 @@ impl Core {
     pub fn unlink(&mut self, me: Pid, other: Pid) -> Result<(), ProcError> {
         self.check_reach("unlink", me, other)?;
         self.drop_link(me, other);
-        self.post(Cmd::RemoveLink {
+        // Until `other` acknowledges, a link it made before this reached
+        // it is ignored (see `Peers::unlinking`); set first, as a target
+        // of this worker acknowledges within the post.
+        if let Some(p) = self.procs.get_mut(&me) {
+            p.peers().unlinking.insert(other);
+        }
+        let posted = self.post(Cmd::RemoveLink {
             target: other,
             peer: me,
         });
+        if !posted {
+            self.unlink_acked(me, other);
+        }
         Ok(())
+    }
+
+    /// `peer`'s half of a link to `target` removed, here (its unlink), and
+    /// acknowledged to `peer` even when `target` is gone.
+    pub(super) fn remove_link_here(&mut self, target: Pid, peer: Pid) {
+        self.drop_link(target, peer);
+        self.post(Cmd::UnlinkAck {
+            target: peer,
+            peer: target,
+        });
+    }
+
+    /// `peer` acknowledged `target`'s unlink: links it makes count again.
+    pub(super) fn unlink_acked(&mut self, target: Pid, peer: Pid) {
+        let Some(p) = self.procs.get_mut(&target) else {
+            return;
+        };
+        if let Some(peers) = p.peers.as_deref_mut() {
+            peers.unlinking.remove(&peer);
+        }
+        self.tidy_peers(target);
     }
 
     /// Makes `me` receive an EXIT event when `target` exits (its result
@@ -243,6 +287,12 @@ impl Core {
     /// that is gone sends its EXIT back at once.
     pub(super) fn add_link_here(&mut self, target: Pid, peer: Pid) {
         match self.procs.get_mut(&target) {
+            // Made before `target`'s unlink of it reached `peer`: that
+            // unlink took `peer`'s half down, so this one is not made.
+            Some(p)
+                if p.peers
+                    .as_deref()
+                    .is_some_and(|x| x.unlinking.contains(&peer)) => {}
             // This side pays only if it made the link first itself.
             Some(p) => {
                 p.peers().links.entry(peer).or_insert(false);

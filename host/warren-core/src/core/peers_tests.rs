@@ -83,7 +83,10 @@ fn maker(tx: Sender<Report>, refusals: Arc<Mutex<Vec<String>>>) -> crate::fronte
                     for &t in targets.iter() {
                         note(core.unmonitor(me, t));
                     }
-                    // Nothing left: the peers' box is gone.
+                }
+                "box?" => {
+                    // Nothing left once every unlink is acknowledged: the
+                    // peers' box is gone.
                     let left = core.procs.get(&me).map(|p| p.peers.is_some());
                     did.push((left != Some(false)).then_some(ErrorKind::Internal));
                 }
@@ -297,6 +300,11 @@ fn a_maker_that_drops_every_relation_keeps_no_table() {
     let w = World::start(HostLimits::default().memory_total);
     let app = w.used("app");
     assert_eq!(w.ask("make"), vec![None; 12]);
-    assert_eq!(w.ask("drop-all"), vec![None; 7]);
+    assert_eq!(w.ask("drop-all"), vec![None; 6]);
     assert_eq!(w.used("app"), app);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while w.ask("box?") != vec![None] {
+        assert!(std::time::Instant::now() < deadline, "the peers' box stays");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
