@@ -383,15 +383,7 @@ impl Core {
     /// process of this worker, unless its mailbox is full (`RATE_LIMITED`).
     /// For senders in the same VM that queue the message themselves.
     pub fn admit_local(&mut self, to: Pid, bytes: u64) -> Result<(), ProcError> {
-        let bounds = self.bounds_of(to);
-        let p = self.procs.get_mut(&to).ok_or_else(|| not_alive(to))?;
-        match admit(&p.unread, bounds, bytes) {
-            Ok(()) => {
-                p.sizes.add(bytes);
-                Ok(())
-            }
-            Err(full) => Err(mailbox_full(to, full, bounds)),
-        }
+        self.admit_here(to, bytes, false).map(drop)
     }
 
     /// [`Core::admit_local`] for a message its sender's front-end will
@@ -399,9 +391,16 @@ impl Core {
     /// counted, when items for `to` wait in this core (see
     /// [`Core::items_waiting`]), so the message must go through the core.
     pub fn admit_direct(&mut self, to: Pid, bytes: u64) -> Result<bool, ProcError> {
+        self.admit_here(to, bytes, true)
+    }
+
+    /// Counts a message for `to`, a process of this worker (see
+    /// [`Core::admit_local`]); with `behind`, nothing when items for it
+    /// wait here (`Ok(false)`).
+    fn admit_here(&mut self, to: Pid, bytes: u64, behind: bool) -> Result<bool, ProcError> {
         let bounds = self.bounds_of(to);
         let p = self.procs.get_mut(&to).ok_or_else(|| not_alive(to))?;
-        if !p.items.is_empty() {
+        if behind && !p.items.is_empty() {
             return Ok(false);
         }
         match admit(&p.unread, bounds, bytes) {
