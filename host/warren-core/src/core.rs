@@ -153,11 +153,13 @@ pub struct Core {
     cancelled: FxHashSet<(Pid, u64)>,
     /// Entries of the timer heap of each live process that has some
     /// (armed, or cancelled and not yet taken out); kept apart from
-    /// `ProcEntry`, which must stay small. At its exit a process's count
-    /// moves to `dead_timers`.
+    /// `ProcEntry`, which must stay small. Each is charged [`TIMER_BYTES`]
+    /// to the process's host; at its exit the charge is given back and
+    /// the count moves to `dead_timers`.
     timer_counts: FxHashMap<Pid, u32>,
-    /// Entries of the timer heap whose process has exited (see
-    /// `purge_timers`).
+    /// Entries of the timer heap whose process has exited, charged to
+    /// nobody (see `purge_timers`, which keeps them to at most half the
+    /// heap past a floor).
     dead_timers: usize,
     /// Deadlines of the blocking operations in flight here (see
     /// `start_blocking_op`); an entry leaves with its operation.
@@ -975,9 +977,10 @@ impl Core {
         self.timer_seq += 1;
         let at = Instant::now() + delay;
         self.timers.push(Reverse((at, self.timer_seq, me, id)));
-        // Charged while its entry is in the heap (`timer_left`, `purge_timers`).
-        self.shared.quota(me.host()).add_memory(TIMER_BYTES);
+        // Charged while its entry is in the heap and its process lives
+        // (`timer_left`, `exit`).
         if self.procs.contains_key(&me) {
+            self.shared.quota(me.host()).add_memory(TIMER_BYTES);
             let n = self.timer_counts.entry(me).or_default();
             *n = n.saturating_add(1);
         } else {
@@ -987,16 +990,19 @@ impl Core {
     }
 
     /// Counts one timer entry of `pid` out of the heap, giving back its
-    /// charge.
+    /// charge if `pid` lives (an exited process's went back at its exit).
     fn timer_left(&mut self, pid: Pid) {
-        self.shared.quota(pid.host()).release_memory(TIMER_BYTES);
         match self.timer_counts.get_mut(&pid) {
             Some(1) => {
                 self.timer_counts.remove(&pid);
             }
             Some(n) => *n -= 1,
-            None => self.dead_timers = self.dead_timers.saturating_sub(1),
+            None => {
+                self.dead_timers = self.dead_timers.saturating_sub(1);
+                return;
+            }
         }
+        self.shared.quota(pid.host()).release_memory(TIMER_BYTES);
     }
 
     /// Cancels timer `id` of `me`: it will not fire, and a fire already
@@ -1065,7 +1071,14 @@ impl Core {
         let Some(p) = self.procs.remove(&me) else {
             return;
         };
-        self.dead_timers += self.timer_counts.remove(&me).unwrap_or(0) as usize;
+        // Its timers' entries stay until they come due or are swept, on
+        // no host's account: a few hundred hour-long timers held their
+        // charge for the hour.
+        let armed = self.timer_counts.remove(&me).unwrap_or(0);
+        self.shared
+            .quota(me.host())
+            .release_memory(TIMER_BYTES * u64::from(armed));
+        self.dead_timers += armed as usize;
         self.burst.parent = None;
         let max_bytes = self.quota_of(me).limits.max_message_bytes;
         let result = deliverable(result, max_bytes);
@@ -1373,17 +1386,9 @@ impl Core {
     fn purge_timers(&mut self) {
         if self.dead_timers > TIMER_PURGE_FLOOR && 2 * self.dead_timers > self.timers.len() {
             let procs = &self.procs;
-            let mut gone: FxHashMap<u16, u64> = FxHashMap::default();
-            self.timers.retain(|Reverse((_, _, pid, _))| {
-                let keep = procs.contains_key(pid);
-                if !keep {
-                    *gone.entry(pid.host()).or_default() += 1;
-                }
-                keep
-            });
-            for (host, n) in gone {
-                self.shared.quota(host).release_memory(TIMER_BYTES * n);
-            }
+            // Their charges went back at their processes' exits.
+            self.timers
+                .retain(|Reverse((_, _, pid, _))| procs.contains_key(pid));
             self.cancelled.retain(|(pid, _)| procs.contains_key(pid));
             self.dead_timers = 0;
             self.publish_timers();

@@ -647,14 +647,15 @@ fn accounting_short_timers_fired_cancelled_and_outliving_their_process() {
         5 * TIMER_BYTES,
         "five armed, a cancelled one still in the heap",
     );
-    // a2 arms and ends before they fire; its entries fire with no process.
+    // a2 arms and ends before they fire: its charge goes back at its
+    // exit, and its entries fire later with no process (nothing more).
     w.on(a2, move |c, me| {
         c.start_timer(me, 1, ms(150));
         c.start_timer(me, 1, ms(150));
         c.cancel_timer(me, 1);
         (String::new(), Then::End)
     });
-    w.settles("a", 7 * TIMER_BYTES, "a2's two");
+    w.settles("a", 5 * TIMER_BYTES, "a2 ended with its two");
     w.settles("a", 0, "all fired");
     w.finish(&[a1]);
 }

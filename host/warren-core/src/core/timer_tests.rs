@@ -1,8 +1,8 @@
 //! What armed timers cost their host (`Core::start_timer`,
 //! [`TIMER_BYTES`]): each is charged while its entry is in the worker's
-//! heap and given back when it fires, when a cancelled one is swept out,
-//! and when the entries of an ended process are; through a real runtime
-//! with a scripted process (its host holds nothing else).
+//! heap and its process lives, and given back when it fires, when a
+//! cancelled one is swept out, and when its process ends; through a real
+//! runtime with a scripted process (its host holds nothing else).
 
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -115,4 +115,23 @@ fn the_timers_of_an_ended_process_are_given_back_when_swept() {
         .expect("kill");
     // Its exit sweeps them: more than 256, and all of the heap.
     settles_at(&rt, 0);
+}
+
+#[test]
+fn the_timers_of_an_ended_process_are_given_back_at_its_exit_however_few() {
+    // Ten hour-long timers, all cancelled, then the process is killed: too
+    // few to be swept (the floor is 256), they stayed charged for the
+    // hour; now their charge goes back with the process.
+    let (rt, rx) = start();
+    let args = vec![Value::Int(10), Value::Bool(true)];
+    let pid = rt
+        .spawn(SpawnRequest::new("t:armer", "app", args))
+        .expect("spawn");
+    assert_eq!(rx.recv_timeout(WAIT), Ok("armed"));
+    assert_eq!(rx.recv_timeout(WAIT), Ok("cancelled"));
+    assert_eq!(used(&rt), 10 * TIMER_BYTES, "cancelled, not swept yet");
+    rt.kill(pid, crate::error::ProcError::terminated())
+        .expect("kill");
+    settles_at(&rt, 0);
+    assert_eq!(rt.armed_timers(), 10, "the entries wait in the heap");
 }
