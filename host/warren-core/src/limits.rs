@@ -399,9 +399,10 @@ pub const PEER_PAIR_BYTES: u64 = 64;
 
 /// Host bytes one armed timer is charged, against its process's host's
 /// `memory_total`, from when it is armed until its entry leaves the
-/// worker's timer heap (it fires, or a cancelled or orphaned entry is
-/// swept out): the entry (40 bytes), its share of the heap's slack and of
-/// the set of cancelled ones. Uncounted, a component's 10,000 timers held
+/// worker's timer heap (it fires, or a cancelled entry is swept out) or
+/// its process ends (what an ended process leaves in the heap is swept
+/// once it is half of it): the entry (40 bytes), its share of the heap's
+/// slack and of the set of cancelled ones. Uncounted, a component's 10,000 timers held
 /// about six times the memory its smallest linear memory is charged.
 pub const TIMER_BYTES: u64 = 64;
 
