@@ -511,9 +511,12 @@ fn the_change_count_moves_only_when_a_status_does() {
     assert_ne!(h.state(1), "running");
 }
 
-/// The log lines written while `f` runs, by this thread.
-fn lines_written(f: impl FnOnce()) -> String {
-    use std::sync::{Arc, Mutex};
+/// Every log line the tests of this binary write, from the process-wide
+/// subscriber installed on first use. (A subscriber for one thread,
+/// `with_default`, missed lines when another test's thread had met the
+/// same call sites first: tracing caches their interest process-wide.)
+fn all_lines() -> String {
+    use std::sync::{Arc, Mutex, OnceLock};
     #[derive(Clone, Default)]
     struct Sink(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Sink {
@@ -525,13 +528,17 @@ fn lines_written(f: impl FnOnce()) -> String {
             Ok(())
         }
     }
-    let sink = Sink::default();
-    let writer = sink.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, f);
+    static SINK: OnceLock<Sink> = OnceLock::new();
+    let sink = SINK.get_or_init(|| {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        sink
+    });
     let bytes = sink.0.lock().expect("sink").clone();
     String::from_utf8(bytes).expect("utf-8 log")
 }
@@ -554,11 +561,11 @@ fn lines_about_a_service_pass_its_hosts_log_gate() {
             .push((host.to_owned(), level, bytes));
         host != "app:loud"
     }));
-    let log = lines_written(|| {
-        h.boot(ms(0));
-        h.exit(1, failed(), ms(10));
-        h.exit(0, failed(), ms(10));
-    });
+    all_lines(); // the subscriber is in place before the lines
+    h.boot(ms(0));
+    h.exit(1, failed(), ms(10));
+    h.exit(0, failed(), ms(10));
+    let log = all_lines();
     assert!(log.contains("service=app:quiet_svc"), "{log}");
     assert!(!log.contains("app:loud_svc"), "{log}");
     // The loud service was started and restarted all the same.
