@@ -28,6 +28,7 @@ pub mod msgpack;
 pub mod payload;
 pub mod pid;
 mod placement;
+pub mod rate;
 pub mod readfile;
 pub mod registry;
 pub mod rest;

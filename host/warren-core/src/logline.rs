@@ -20,6 +20,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tracing::Level;
+
+use crate::rate::Bucket;
 use tracing::level_filters::LevelFilter;
 
 /// Bytes of log lines one host's processes may write per second, on
@@ -39,14 +41,22 @@ pub const LOG_LINE_COST: u64 = 128;
 pub const NOTICE_EVERY: Duration = Duration::from_secs(1);
 
 /// A host's log budget (see the module doc).
-#[derive(Debug, Default)]
-pub struct LogBudget(Mutex<Bucket>);
+#[derive(Debug)]
+pub struct LogBudget(Mutex<State>);
 
-#[derive(Debug, Default)]
-struct Bucket {
-    /// Bytes left; refilled from `at` on.
-    spent: u64,
-    at: Option<Instant>,
+impl Default for LogBudget {
+    fn default() -> Self {
+        LogBudget(Mutex::new(State {
+            bytes: Bucket::new(LOG_BYTES_PER_SEC, LOG_BURST_BYTES),
+            dropped: 0,
+            noticed: None,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    bytes: Bucket,
     /// Lines dropped since the last notice.
     dropped: u64,
     noticed: Option<Instant>,
@@ -67,22 +77,13 @@ impl LogBudget {
     /// The verdict on a line of `bytes` bytes at `now`.
     pub fn take(&self, bytes: usize, now: Instant) -> Verdict {
         let mut b = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let since =
-            b.at.map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
-        let refill = u64::try_from(since.as_micros()).unwrap_or(u64::MAX);
-        let refill = refill.saturating_mul(LOG_BYTES_PER_SEC) / 1_000_000;
-        if refill > 0 || b.at.is_none() {
-            b.spent = b.spent.saturating_sub(refill);
-            b.at = Some(now);
-        }
         let cost = u64::try_from(bytes)
             .unwrap_or(u64::MAX)
             .saturating_add(LOG_LINE_COST);
-        if b.spent.saturating_add(cost) > LOG_BURST_BYTES {
+        if !b.bytes.take(cost, now) {
             b.dropped = b.dropped.saturating_add(1);
             return Verdict::Drop;
         }
-        b.spent += cost;
         let due = b
             .noticed
             .is_none_or(|t| now.saturating_duration_since(t) >= NOTICE_EVERY);

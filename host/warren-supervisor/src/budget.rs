@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use warren_core::rate::Bucket;
+
 /// Commands a host may make per second, on average.
 pub const COMMANDS_PER_SEC: u32 = 100;
 
@@ -26,43 +28,15 @@ pub struct CommandBudget {
     hosts: HashMap<String, Bucket>,
 }
 
-#[derive(Debug)]
-struct Bucket {
-    /// Commands left in the bucket, in thousandths.
-    left: u64,
-    at: Instant,
-}
-
-const MILLI: u64 = 1000;
-
 impl CommandBudget {
     /// Takes one command of `host` at `now`: false when its bucket is
     /// empty.
     pub fn take(&mut self, host: &str, now: Instant) -> bool {
-        let full = u64::from(COMMAND_BURST) * MILLI;
         if !self.hosts.contains_key(host) {
-            let bucket = Bucket {
-                left: full,
-                at: now,
-            };
-            self.hosts.insert(host.to_owned(), bucket);
+            let full = Bucket::new(u64::from(COMMANDS_PER_SEC), u64::from(COMMAND_BURST));
+            self.hosts.insert(host.to_owned(), full);
         }
-        let Some(b) = self.hosts.get_mut(host) else {
-            return false;
-        };
-        let since = now.saturating_duration_since(b.at);
-        let refill = u64::try_from(since.as_millis())
-            .unwrap_or(u64::MAX)
-            .saturating_mul(u64::from(COMMANDS_PER_SEC));
-        if refill > 0 {
-            b.left = b.left.saturating_add(refill).min(full);
-            b.at = now;
-        }
-        if b.left < MILLI {
-            return false;
-        }
-        b.left -= MILLI;
-        true
+        self.hosts.get_mut(host).is_some_and(|b| b.take(1, now))
     }
 }
 
