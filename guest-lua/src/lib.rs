@@ -36,6 +36,8 @@ mod timefmt;
 mod timeparse;
 mod traceback;
 mod types;
+#[cfg(test)]
+mod vm_index_tests;
 mod watchdog;
 
 pub use convert::{Budget, ConvertError, Converter, MAX_DEPTH, from_lua, to_lua};

@@ -576,8 +576,7 @@ pub(super) unsafe fn wait_ext(l: *mut lua_State, cr: c_int) {
     unsafe {
         raw::set_bool(l, cr, Key::Ext, true);
         raw::get(l, cr, Key::P);
-        let n = raw::int(l, -1, Key::Ext);
-        raw::set_int(l, ffi::lua_gettop(l), Key::Ext, n + 1);
+        raw::add_int(l, ffi::lua_gettop(l), Key::Ext, 1);
         raw::pop(l, 1);
     }
 }

@@ -148,8 +148,7 @@ unsafe fn exit_main(l: *mut lua_State, stepper: &Stepper, nres: c_int) -> bool {
         };
         raw::settop(l, keys - 1);
         raw::set_bool(l, CR, Key::Th, false);
-        let live = raw::int(l, P, Key::Live);
-        raw::set_int(l, P, Key::Live, live - 1);
+        raw::add_int(l, P, Key::Live, -1);
         forget(l, id);
         close_all(l);
         stepper.remove_account(id);

@@ -364,7 +364,16 @@ unsafe extern "C-unwind" {
     fn warren_intn(l: *mut lua_State, idx: c_int, n: c_int) -> ffi::lua_Integer;
     fn warren_setn(l: *mut lua_State, idx: c_int, n: c_int);
     fn warren_setintn(l: *mut lua_State, idx: c_int, n: c_int, v: ffi::lua_Integer);
+    fn warren_addintn(
+        l: *mut lua_State,
+        idx: c_int,
+        n: c_int,
+        d: ffi::lua_Integer,
+    ) -> ffi::lua_Integer;
     fn warren_settop(l: *mut lua_State, idx: c_int);
+    fn warren_qlen(l: *mut lua_State, idx: c_int, kh: c_int, kt: c_int) -> ffi::lua_Integer;
+    fn warren_qpush(l: *mut lua_State, idx: c_int, v: c_int, kt: c_int) -> c_int;
+    fn warren_qpop(l: *mut lua_State, idx: c_int, kh: c_int, kt: c_int, keep: c_uint) -> c_int;
     fn warren_tagged(l: *mut lua_State, idx: c_int, mtidx: c_int) -> c_int;
     fn warren_checkstack(l: *mut lua_State, n: c_int);
     fn warren_rawtake(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
@@ -510,6 +519,18 @@ pub(super) unsafe fn set_int(l: *mut lua_State, t: c_int, key: Key, n: i64) {
     unsafe { warren_setintn(l, t, key as c_int, n) }
 }
 
+/// `t[key] = int(t, key) + d` in one lookup; the new value. As
+/// [`set_int`]: allocation-free when the field exists, and `t` not a
+/// relative index.
+///
+/// # Safety
+///
+/// As [`set_int`].
+pub(super) unsafe fn add_int(l: *mut lua_State, t: c_int, key: Key, d: i64) -> i64 {
+    // SAFETY: see above.
+    unsafe { warren_addintn(l, t, key as c_int, d) }
+}
+
 /// `t[k]` as an integer (0 when it is not one), the key being the value
 /// at index `k` (any type, as `lua_rawget`).
 ///
@@ -556,7 +577,7 @@ pub(super) unsafe fn set_bool(l: *mut lua_State, t: c_int, key: Key, b: bool) {
 /// As [`get`], `q` a queue.
 pub(super) unsafe fn q_empty(l: *mut lua_State, q: c_int) -> bool {
     // SAFETY: see above.
-    unsafe { int(l, q, Key::H) > int(l, q, Key::T) }
+    unsafe { q_len(l, q) <= 0 }
 }
 
 /// Items in queue `q`.
@@ -566,7 +587,7 @@ pub(super) unsafe fn q_empty(l: *mut lua_State, q: c_int) -> bool {
 /// As [`get`], `q` a queue.
 pub(super) unsafe fn q_len(l: *mut lua_State, q: c_int) -> i64 {
     // SAFETY: see above.
-    unsafe { int(l, q, Key::T) - int(l, q, Key::H) + 1 }
+    unsafe { warren_qlen(l, q, Key::H as c_int, Key::T as c_int) }
 }
 
 /// Pushes the head of queue `q`, taken out of it (nil when it is empty).
@@ -578,22 +599,11 @@ pub(super) unsafe fn q_len(l: *mut lua_State, q: c_int) -> i64 {
 ///
 /// As [`get`], `q` an absolute index of a queue.
 pub(super) unsafe fn q_pop(l: *mut lua_State, q: c_int) {
-    // SAFETY: see above; the writes are to fields and slots that exist.
+    // SAFETY: see above; the writes are to fields and slots that exist
+    // (the vendored Lua's `warren_qpop`).
     unsafe {
-        let (h, t) = (int(l, q, Key::H), int(l, q, Key::T));
-        if h > t {
-            ffi::lua_pushnil(l);
-            return;
-        }
-        take(l, q, h, 1);
-        if h == t {
-            set_int(l, q, Key::H, 1);
-            set_int(l, q, Key::T, 0);
-            if warren_arraysize(l, q) > Q_KEEP {
-                resize_array(l, q, Q_FIRST);
-            }
-        } else {
-            set_int(l, q, Key::H, h + 1);
+        if warren_qpop(l, q, Key::H as c_int, Key::T as c_int, Q_KEEP) != 0 {
+            resize_array(l, q, Q_FIRST);
         }
     }
 }
@@ -617,6 +627,11 @@ pub(super) unsafe fn q_pop(l: *mut lua_State, q: c_int) {
 pub(super) unsafe fn q_push(l: *mut lua_State, q: c_int, v: c_int) {
     // SAFETY: see above.
     unsafe {
+        // The store itself when there is room (the vendored Lua's
+        // `warren_qpush`), else room first as below.
+        if warren_qpush(l, q, v, Key::T as c_int) != 0 {
+            return;
+        }
         let mut t = int(l, q, Key::T) + 1;
         let cap = i64::from(warren_arraysize(l, q));
         if t > cap {
@@ -843,14 +858,14 @@ mod tests {
     use super::*;
 
     /// Runs `f` on `lua`'s stack with the table `t` at index 1 and the
-    /// names of [`Key::Env`] and [`Key::V`] registered, and returns what
-    /// `f` pushed (one string).
+    /// names of [`Key::Env`], [`Key::V`], [`Key::H`] and [`Key::T`]
+    /// registered, and returns what `f` pushed (one string).
     fn with_keys(lua: &Lua, t: &mlua::Table, f: impl FnOnce(*mut lua_State)) -> String {
         // SAFETY: the closure gets a state with the table at 1 and room
         // for the pushes below (LUA_MINSTACK).
         unsafe {
             lua.exec_raw::<String>(t.clone(), |l| {
-                for key in [Key::Env, Key::V] {
+                for key in [Key::Env, Key::V, Key::H, Key::T] {
                     let name = key.name();
                     ffi::lua_pushlstring(l, name.as_ptr().cast(), name.len());
                     register_key(l, key);
@@ -974,6 +989,77 @@ mod tests {
         );
         assert_eq!(t.raw_get::<String>("env").expect("env"), "x");
         assert_eq!(t.raw_get::<i64>("v").expect("v"), 40);
+    }
+
+    #[test]
+    fn add_int_adds_in_place_and_reads_a_missing_or_other_field_as_zero() {
+        let lua = Lua::new();
+        let t: mlua::Table = lua
+            .load("return setmetatable({ env = 7, v = 'x' }, { __index = function() error('ran') end, __newindex = function() error('ran') end })")
+            .eval()
+            .expect("table");
+        let seen = with_keys(&lua, &t, |l| unsafe {
+            let up = add_int(l, 1, Key::Env, 3);
+            let down = add_int(l, 1, Key::Env, -11);
+            let from_string = add_int(l, 1, Key::V, 5); // not an integer: 0
+            let made = add_int(l, 1, Key::H, -2); // a new field
+            let wrapped = add_int(l, 1, Key::T, i64::MAX);
+            let wrapped = (wrapped, add_int(l, 1, Key::T, 1));
+            let out = format!("{up} {down} {from_string} {made} {wrapped:?}");
+            push_str(l, &out);
+        });
+        assert_eq!(seen, format!("10 -1 5 -2 ({}, {})", i64::MAX, i64::MIN));
+        assert_eq!(t.raw_get::<i64>("env").expect("env"), -1);
+        assert_eq!(t.raw_get::<i64>("h").expect("h"), -2);
+    }
+
+    #[test]
+    fn a_queue_keeps_order_across_its_growth_and_resets_and_shrinks_when_emptied() {
+        let lua = Lua::new();
+        let q: mlua::Table = lua
+            .load("return setmetatable({ false, h = 1, t = 0 }, { __index = function() error('ran') end, __newindex = function() error('ran') end })")
+            .eval()
+            .expect("queue");
+        let seen = with_keys(&lua, &q, |l| unsafe {
+            let mut out = Vec::new();
+            // Pushes past the first slot grow it (the slow path), the
+            // later ones are stores (the fused path); pops interleave.
+            for round in 0..3 {
+                for i in 0..100 {
+                    ffi::lua_pushinteger(l, round * 1000 + i);
+                    q_push(l, 1, ffi::lua_gettop(l));
+                    ffi::lua_pop(l, 1);
+                    if i % 3 == 0 {
+                        q_pop(l, 1);
+                        out.push(ffi::lua_tointegerx(l, -1, std::ptr::null_mut()));
+                        ffi::lua_pop(l, 1);
+                    }
+                }
+                out.push(-q_len(l, 1));
+                while !q_empty(l, 1) {
+                    q_pop(l, 1);
+                    out.push(ffi::lua_tointegerx(l, -1, std::ptr::null_mut()));
+                    ffi::lua_pop(l, 1);
+                }
+                q_pop(l, 1); // empty: nil
+                out.push(i64::from(ffi::lua_type(l, -1) == ffi::LUA_TNIL));
+                ffi::lua_pop(l, 1);
+                out.push(i64::from(warren_arraysize(l, 1)));
+            }
+            let want = (0..3)
+                .flat_map(|r: i64| {
+                    let mut w: Vec<i64> = (0..34).map(|k| r * 1000 + k).collect();
+                    w.push(-66);
+                    w.extend((34..100).map(|k| r * 1000 + k));
+                    w.extend([1, i64::from(Q_FIRST)]);
+                    w
+                })
+                .collect::<Vec<_>>();
+            push_str(l, &format!("{}", out == want));
+        });
+        assert_eq!(seen, "true");
+        assert_eq!(q.raw_get::<i64>("h").expect("h"), 1);
+        assert_eq!(q.raw_get::<i64>("t").expect("t"), 0);
     }
 
     #[test]

@@ -185,11 +185,9 @@ pub(super) unsafe fn wake(l: *mut lua_State, cr: c_int, vals: [c_int; 3]) {
         if raw::truthy(l, cr, Key::Ext) {
             ffi::lua_pushnil(l);
             raw::set(l, cr, Key::Ext);
-            let n = raw::int(l, p, Key::Ext);
-            raw::set_int(l, p, Key::Ext, n - 1);
+            raw::add_int(l, p, Key::Ext, -1);
         }
-        let n = raw::int(l, p, Key::Nready);
-        raw::set_int(l, p, Key::Nready, n + 1);
+        raw::add_int(l, p, Key::Nready, 1);
         raw::pop(l, 1);
     }
 }
@@ -466,8 +464,7 @@ unsafe fn resume_taken(l: *mut lua_State, stepper: &crate::step::Stepper, at: &L
         if stepper.parked(id) {
             return Taken::Kernel(hold(l));
         }
-        let n = raw::int(l, 5, Key::Nready);
-        raw::set_int(l, 5, Key::Nready, n - 1);
+        raw::add_int(l, 5, Key::Nready, -1);
         set_current(l, at, 1);
         raw::get(l, 1, Key::Th); // 6: th
         ffi::lua_pushvalue(l, 5); // 7: p

@@ -1536,7 +1536,10 @@ LUA_API void warren_rawsetkint (lua_State *L, int idx, int k, lua_Integer n) {
 */
 static const TValue wabsent = {ABSTKEYCONSTANT};
 
-static const TValue *wfield (lua_State *L, int idx, int n) {
+#if defined(__GNUC__)
+__attribute__((always_inline))  /* one lookup per accessor, not a call */
+#endif
+l_sinline const TValue *wfield (lua_State *L, int idx, int n) {
   Table *t = gettable(L, idx);
   TString *key;
   Node *nd;
@@ -1637,6 +1640,22 @@ LUA_API void warren_setintn (lua_State *L, int idx, int n, lua_Integer v) {
 }
 
 
+LUA_API lua_Integer warren_addintn (lua_State *L, int idx, int n,
+                                    lua_Integer d) {
+  const TValue *slot = wfield(L, idx, n);
+  lua_Integer v = intop(+, ttisinteger(slot) ? ivalue(slot) : 0, d);
+  if (!isabstkey(slot)) {  /* existing field */
+    Table *t = gettable(L, idx);
+    checkwritable(L, t);  /* WARREN */
+    setivalue(cast(TValue *, slot), v);
+    invalidateTMcache(t);
+    return v;
+  }
+  warren_setintn(L, idx, n, v);
+  return v;
+}
+
+
 /* lua_settop, with a cut that closes nothing done in place */
 LUA_API void warren_settop (lua_State *L, int idx) {
   StkId newtop = (idx >= 0) ? L->ci->func.p + 1 + idx : L->top.p + (idx + 1);
@@ -1683,6 +1702,69 @@ LUA_API void warren_rawtake (lua_State *L, int idx, lua_Integer at, int n) {
     api_incr_top(L);
   }
   lua_unlock(L);
+}
+
+
+/* WARREN: the embedder's queues (see lwarren.h) */
+static lua_Integer wqint (const TValue *v) {
+  return ttisinteger(v) ? ivalue(v) : 0;
+}
+
+
+/* field 'kn' of the table at 'idx' := 'v', in place when it exists */
+static void wqset (lua_State *L, int idx, const TValue *slot, int kn,
+                   lua_Integer v) {
+  if (!isabstkey(slot)) {
+    setivalue(cast(TValue *, slot), v);
+    invalidateTMcache(gettable(L, idx));
+  }
+  else
+    warren_setintn(L, idx, kn, v);
+}
+
+
+LUA_API lua_Integer warren_qlen (lua_State *L, int idx, int kh, int kt) {
+  return wqint(wfield(L, idx, kt)) - wqint(wfield(L, idx, kh)) + 1;
+}
+
+
+LUA_API int warren_qpush (lua_State *L, int idx, int v, int kt) {
+  Table *t = gettable(L, idx);
+  const TValue *tv = wfield(L, idx, kt);
+  lua_Integer tail = wqint(tv);
+  const TValue *val = index2value(L, v);
+  checkwritable(L, t);  /* WARREN */
+  if (isabstkey(tv) || tail < 0
+      || l_castS2U(tail) >= cast(lua_Unsigned, luaH_realasize(t)))
+    return 0;  /* slot tail + 1 is not in the array part */
+  setobj2t(L, &t->array[tail], val);
+  luaC_barrierback(L, obj2gco(t), val);
+  setivalue(cast(TValue *, tv), tail + 1);
+  invalidateTMcache(t);
+  return 1;
+}
+
+
+LUA_API int warren_qpop (lua_State *L, int idx, int kh, int kt,
+                         unsigned int keep) {
+  Table *t;
+  const TValue *hv;
+  idx = lua_absindex(L, idx);  /* the take below pushes */
+  t = gettable(L, idx);
+  hv = wfield(L, idx, kh);
+  lua_Integer h = wqint(hv), tail = wqint(wfield(L, idx, kt));
+  if (h > tail) {
+    lua_pushnil(L);
+    return 0;
+  }
+  warren_rawtake(L, idx, h, 1);  /* checks that it may write */
+  if (h == tail) {
+    wqset(L, idx, hv, kh, 1);
+    wqset(L, idx, wfield(L, idx, kt), kt, 0);
+    return luaH_realasize(t) > keep;
+  }
+  wqset(L, idx, hv, kh, h + 1);
+  return 0;
 }
 
 

@@ -287,6 +287,37 @@ static int floatforloop (StkId ra) {
 ** if 'slot' is NULL, 't' is not a table; otherwise, 'slot' points to
 ** t[k] entry (which must be empty).
 */
+/*
+** WARREN: 'o.key' or 'o:key(...)' where 'o' has no field 'key' of its
+** own and its metatable's '__index' is a table holding 'key' (a global
+** read through a sandbox's environment, a channel's or a message's
+** method, a string's): the value, found as the first round of
+** 'luaV_finishget' finds it, without that function's call and loop
+** (OP_GETTABUP, OP_GETFIELD, OP_SELF). True with '*slot' the value;
+** false with '*slot' untouched (what 'luaV_fastget' left for
+** 'luaV_finishget') otherwise. No metamethod runs here.
+*/
+static int warren_method (lua_State *L, const TValue *o, TString *key,
+                          const TValue **slot) {
+  Table *mt;
+  const TValue *tm;
+  switch (ttype(o)) {
+    case LUA_TTABLE: mt = hvalue(o)->metatable; break;
+    case LUA_TUSERDATA: mt = uvalue(o)->metatable; break;  /* full */
+    default: mt = G(L)->mt[ttype(o)];
+  }
+  tm = fasttm(L, mt, TM_INDEX);
+  if (tm != NULL && ttistable(tm)) {
+    const TValue *v = luaH_getstr(hvalue(tm), key);
+    if (!isempty(v)) {
+      *slot = v;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+
 void luaV_finishget (lua_State *L, const TValue *t, TValue *key, StkId val,
                       const TValue *slot) {
   int loop;  /* counter to avoid infinite loops */
@@ -1270,6 +1301,9 @@ void luaV_execute (lua_State *L, CallInfo *ci) {
         if (luaV_fastget(L, upval, key, slot, luaH_getshortstr)) {
           setobj2s(L, ra, slot);
         }
+        else if (warren_method(L, upval, key, &slot)) {  /* WARREN */
+          setobj2s(L, ra, slot);
+        }
         else
           Protect(luaV_finishget(L, upval, rc, ra, slot));
         vmbreak;
@@ -1311,6 +1345,9 @@ void luaV_execute (lua_State *L, CallInfo *ci) {
         TValue *rc = KC(i);
         TString *key = tsvalue(rc);  /* key must be a short string */
         if (luaV_fastget(L, rb, key, slot, luaH_getshortstr)) {
+          setobj2s(L, ra, slot);
+        }
+        else if (warren_method(L, rb, key, &slot)) {  /* WARREN */
           setobj2s(L, ra, slot);
         }
         else
@@ -1400,6 +1437,9 @@ void luaV_execute (lua_State *L, CallInfo *ci) {
         TString *key = tsvalue(rc);  /* key must be a string */
         setobj2s(L, ra + 1, rb);
         if (luaV_fastget(L, rb, key, slot, luaH_getstr)) {
+          setobj2s(L, ra, slot);
+        }
+        else if (warren_method(L, rb, key, &slot)) {  /* WARREN */
           setobj2s(L, ra, slot);
         }
         else

@@ -182,7 +182,10 @@ LUA_API void (warren_rawsetkint) (lua_State *L, int idx, int k,
 **   string or n is out of range;
 ** - warren_getn, warren_truthyn, warren_intn, warren_setn, warren_setintn:
 **   as warren_rawgetk, warren_rawtruthy, warren_rawint, warren_rawsetk,
-**   warren_rawsetkint (a write to an existing field never allocates).
+**   warren_rawsetkint (a write to an existing field never allocates);
+** - warren_addintn: t[k] := (t[k] as warren_intn reads it) + d, one
+**   lookup where warren_intn and warren_setintn made two; returns the
+**   new value (wrapping as Lua's integer addition does).
 */
 #define WARREN_NKEYS	64
 
@@ -192,6 +195,8 @@ LUA_API int (warren_truthyn) (lua_State *L, int idx, int n);
 LUA_API lua_Integer (warren_intn) (lua_State *L, int idx, int n);
 LUA_API void (warren_setn) (lua_State *L, int idx, int n);
 LUA_API void (warren_setintn) (lua_State *L, int idx, int n, lua_Integer v);
+LUA_API lua_Integer (warren_addintn) (lua_State *L, int idx, int n,
+                                      lua_Integer d);
 
 /*
 ** 'lua_settop' for the embedder's machinery, which cuts its stack many
@@ -215,6 +220,26 @@ LUA_API void (warren_settop) (lua_State *L, int idx);
 */
 LUA_API void (warren_rawtake) (lua_State *L, int idx, lua_Integer at, int n);
 LUA_API void (warren_rawput) (lua_State *L, int idx, lua_Integer at, int n);
+
+/*
+** The embedder's FIFO queues: a table whose items are in its array part
+** at t[h] .. t[t], with 'h' and 't' integer fields under key numbers 'kh'
+** and 'kt' (see warren_getn), both 1 and 0 when it is empty. Each is one
+** call where field reads, a slot access and field writes were five:
+** - warren_qlen: t - h + 1 (a missing field reads as 0);
+** - warren_qpush: stores the value at 'v' in slot t + 1 and sets t, when
+**   that slot is in the array part (nothing allocates): 1; else 0 and
+**   nothing changed (the caller makes room first);
+** - warren_qpop: pushes the item at h, taken out (nil when the queue is
+**   empty), and moves h on, or sets h, t = 1, 0 when it took the last;
+**   returns 1 when that left an array part of more than 'keep' slots
+**   (the caller may cut it back), else 0. Never allocates while both
+**   fields exist.
+*/
+LUA_API lua_Integer (warren_qlen) (lua_State *L, int idx, int kh, int kt);
+LUA_API int (warren_qpush) (lua_State *L, int idx, int v, int kt);
+LUA_API int (warren_qpop) (lua_State *L, int idx, int kh, int kt,
+                           unsigned int keep);
 
 /*
 ** 'luaH_resizearray' for the embedder's ring buffers: the table at 'idx'
