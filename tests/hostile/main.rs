@@ -6,6 +6,7 @@
 mod c_call_loops;
 mod c_loops;
 mod cross_tenant;
+mod exit_telling;
 mod fast_paths;
 mod foreign_entries;
 mod forged_handles;

@@ -20,7 +20,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::directory::{Admit, Bounds, Full, Queued, admit, release};
 use crate::error::{ErrorKind, ProcError, refused, too_large};
 use crate::frontend::Program;
-use crate::item::{Event, Exit, Item, LinkExit, Message, Reservation};
+use crate::item::{Event, Exit, Item, Message, Reservation};
 use crate::limits::{
     HostQuota, PEER_PAIR_BYTES, TIMER_BYTES, check_payloads, check_values, wire_size,
 };
@@ -63,6 +63,9 @@ mod peers_tests;
 mod placement_tests;
 mod programs;
 mod table;
+mod telling;
+#[cfg(test)]
+mod telling_tests;
 #[cfg(test)]
 mod timer_tests;
 mod unread;
@@ -175,6 +178,9 @@ pub struct Core {
     /// Commands that came from another worker before the spawn of their
     /// target, held until it arrives (see [`Core::apply_incoming`]).
     early: FxHashMap<Pid, Vec<Cmd>>,
+    /// Exits whose links and watchers are still being told, oldest first
+    /// (see [`telling`]).
+    tellings: VecDeque<telling::Telling>,
     /// The entries this worker has looked up (see [`programs`]).
     programs: RefCell<programs::ProgramCache>,
     /// The current burst of spawns here.
@@ -266,6 +272,7 @@ impl Core {
             outbox_queued: false,
             incoming: Vec::new(),
             early: FxHashMap::default(),
+            tellings: VecDeque::new(),
             programs: RefCell::default(),
             burst: Burst {
                 parent: None,
@@ -1116,25 +1123,15 @@ impl Core {
         let peers = p.peers.map(|b| *b).unwrap_or_default();
         self.shared.quota(me.host()).release_memory(peers.charged());
         let linked = is_callee || !peers.links.is_empty() || !peers.watchers.is_empty();
-        for peer in peers.links.into_keys() {
-            let signal = LinkExit {
-                from: me,
-                result: fanout.copy(&result),
-            };
-            self.post(Cmd::LinkExit(peer, signal));
-        }
-        for watcher in peers.watchers {
-            let event = Event::Exit {
-                from: me,
-                result: fanout.copy(&result),
-            };
-            self.post(Cmd::Deliver(watcher, Item::Event(event)));
-        }
-        for target in peers.watching {
-            self.post(Cmd::RemoveMonitor {
-                target,
-                watcher: me,
-            });
+        // Told now when no earlier exit is still being told (`telling`),
+        // [`telling::TELL_STEP`] at a time.
+        if !peers.links.is_empty() || !peers.watchers.is_empty() || !peers.watching.is_empty() {
+            let telling = telling::Telling::new(me, result.clone(), fanout, peers);
+            if self.tellings.is_empty() {
+                self.tell(telling, telling::TELL_STEP);
+            } else {
+                self.tellings.push_back(telling);
+            }
         }
         let failure = result.as_ref().err().map(|e| e.message.clone());
         let watched = self.shared.process_exited(self.worker, me, result);

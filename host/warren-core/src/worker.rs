@@ -183,6 +183,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         let mut c = core.borrow_mut();
         c.take_incoming();
         c.fire_timers(Instant::now());
+        c.tell_exits();
         drop(c);
         for (i, frontend) in frontends.iter_mut().enumerate() {
             if unfinished[i] || core.borrow().has_ready(i) {
@@ -194,7 +195,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         for (worker, cmds) in c.take_outbox() {
             shared.workers[worker].push_all(cmds);
         }
-        if more || c.any_ready() {
+        if more || c.any_ready() || c.telling() {
             continue;
         }
         let deadline = c.next_deadline();
