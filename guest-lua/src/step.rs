@@ -79,6 +79,13 @@ pub(crate) struct Stepper {
     /// Messages taken (by process id) while the core was borrowed, which
     /// no call holds across the VM's: reported when a step ends.
     unreported: RefCell<Vec<(i64, u32)>>,
+    /// The process a same-VM message is being delivered to, from its
+    /// admission to its mailbox until it lands (0: none): a delivery that
+    /// raised part-way (a memory error) leaves it set, and the kernel then
+    /// reports that message as taken, so the core's count stays true (see
+    /// `machine/send.rs`, the kernel's `finish_one`). A field here, where
+    /// it was the kernel's `SEND.owed`, written twice per message.
+    owed: std::cell::Cell<i64>,
 }
 
 /// Resumptions between two exchanges with the other workers inside a
@@ -107,6 +114,7 @@ impl Stepper {
             index,
             lua: std::cell::Cell::new(ptr::null()),
             open: std::cell::Cell::new(None),
+            owed: std::cell::Cell::new(0),
             last_from: std::cell::Cell::new(None),
             resumed: std::cell::Cell::new(0),
             unreported: RefCell::new(Vec::new()),
@@ -293,6 +301,22 @@ impl Stepper {
     /// see `Accounts::is_parked`).
     pub(crate) fn parked(&self, id: i64) -> bool {
         self.accounts.try_borrow().is_ok_and(|a| a.is_parked(id))
+    }
+
+    /// Marks a delivery to process `id` under way (0: none); see the
+    /// field.
+    pub(crate) fn set_owed(&self, id: i64) {
+        self.owed.set(id);
+    }
+
+    /// The process a delivery was left owed to (0: none).
+    pub(crate) fn owed(&self) -> i64 {
+        self.owed.get()
+    }
+
+    /// Takes the mark [`set_owed`](Self::set_owed) left (0: none).
+    pub(crate) fn take_owed(&self) -> i64 {
+        self.owed.replace(0)
     }
 
     /// The process whose account a step left open, if any.

@@ -11,12 +11,12 @@ local RQ = {} -- the run queue: four slots per entry (machine/runq.rs)
 local current -- the coroutine record being run
 
 -- The message a process is sending within this VM: the `bytes` it counts
--- as so far (the host's wire_size rules), and `owed`, the receiver the
--- host counted it for (H.admit) until it is delivered. A delivery that
--- fails on the sender's memory limit leaves `owed` set, and finish_one
--- reports that message as taken from the receiver's mailbox, so the
--- host's count of it stays true.
-local SEND = { bytes = 0, owed = false, slots = 0 }
+-- as so far (the host's wire_size rules). The receiver the host counted
+-- it for (H.admit) is marked owed (M.owe, the step's mark) until it is
+-- delivered: a delivery that fails on the sender's memory limit leaves
+-- the mark, and finish_one reports that message as taken from the
+-- receiver's mailbox (M.take_owed), so the host's count of it stays true.
+local SEND = { bytes = 0, slots = 0 }
 
 -- Mailbox depth: every message sent to a process was counted by the host
 -- (mailbox_limit); taking one out of its inbox or a listen channel is

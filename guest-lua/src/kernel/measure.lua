@@ -70,10 +70,9 @@ local function finish_one(cr, p, ok, kind, r1, r2, r3)
     elseif kind == false then
         kind, why = H.verdict()
     end
-    local owed = SEND.owed
-    if owed then -- a send failed between H.admit and its delivery
-        SEND.owed = false
-        if owed.env then note_taken(owed) end
+    local owed = M.take_owed()
+    if owed and owed.env then -- a send failed between H.admit and its delivery
+        note_taken(owed)
     end
     if kind == true then -- the walk's CPU time is charged to p (H.measured)
         H.measure_start()

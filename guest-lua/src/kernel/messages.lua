@@ -178,18 +178,18 @@ local function send_local(from, target, topic, n, ...)
         if c == COPY_FAIL then return nil, mkerr("INVALID", reason) end
         local ok, kind, msg, retryable = H.admit(target.id, SEND.bytes)
         if not ok then return nil, mkerr(kind, msg, retryable) end
-        SEND.owed = target
+        M.owe(target.id)
         on_msg1(target, topic, from.pid, c)
-        SEND.owed = false
+        M.owe(0)
         return true
     end
     local out, reason = copy_many(n, ...)
     if out == COPY_FAIL then return nil, mkerr("INVALID", reason) end
     local ok, kind, msg, retryable = H.admit(target.id, SEND.bytes)
     if not ok then return nil, mkerr(kind, msg, retryable) end
-    SEND.owed = target
+    M.owe(target.id)
     on_msg(target, topic, from.pid, t_unpack(out, 1, n))
-    SEND.owed = false
+    M.owe(0)
     return true
 end
 

@@ -207,7 +207,7 @@ now_value = time.now
 -- the time section for TimeMT). start: the machine starts a process with
 -- it when the host's entry table for its program is made (H.entries) and
 -- it has no context values.
-M.bind(ErrMT, MsgMT, SEND, procs, mkerr, PayloadMT, payload_list, start, H.entries, TimeMT, bypid)
+M.bind(ErrMT, MsgMT, procs, mkerr, PayloadMT, payload_list, start, H.entries, TimeMT, bypid)
 function time.parse_duration(s)
     check_str(s, "time.parse_duration: argument", 2)
     -- Durations are short; a huge one would be quoted whole in the error.

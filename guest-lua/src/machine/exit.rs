@@ -52,7 +52,7 @@ pub(super) unsafe fn end_normally(l: *mut lua_State, stepper: &Stepper, nres: c_
             || ffi::lua_type(l, VERDICT) != ffi::LUA_TNIL
             || stepper.open_id().is_some()
             || !returned(l)
-            || super::runq::owed(l)
+            || super::runq::owed(stepper)
         {
             return false;
         }

@@ -11,7 +11,7 @@
 //! builds them once per VM and returns a table of them: `cur` is a kernel
 //! function whose first upvalue is the kernel's `current` (the coroutine
 //! record being run), which the blocking methods read. What the kernel
-//! makes later is given with `bind(ErrMT, MsgMT, SEND, procs, mkerr,
+//! makes later is given with `bind(ErrMT, MsgMT, procs, mkerr,
 //! PayloadMT, payload_list, start, entries, TimeMT, bypid)`, and later
 //! `bind_start(ENV_MT, proc_main, value_of)`.
 //!
@@ -46,10 +46,12 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 42] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 44] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
+    (c"owe", runq::lua_owe),
+    (c"take_owed", runq::lua_take_owed),
     (c"resume_next", runq::lua_resume_next),
     (c"try_recv", chan::lua_try_recv),
     (c"try_send", chan::lua_try_send),
@@ -95,20 +97,19 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 42] = [
 /// up to `cur`.
 const ARGS: c_int = raw::CURRENT - 1;
 
-/// `bind(ErrMT, MsgMT, SEND, procs, mkerr, PayloadMT, payload_list,
-/// start, entries, TimeMT, bypid)`: what the kernel makes after the
-/// machine.
+/// `bind(ErrMT, MsgMT, procs, mkerr, PayloadMT, payload_list, start,
+/// entries, TimeMT, bypid)`: what the kernel makes after the machine.
 ///
 /// # Safety
 ///
 /// Called by Lua as a machine C closure.
 unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
-    // SAFETY: four tables, a function, a table, two functions and three
+    // SAFETY: three tables, a function, a table, two functions and three
     // tables, checked, into the slots `raw::Late` names.
     unsafe {
-        raw::settop(l, 11);
-        for i in 1..=11 {
-            let want = if matches!(i, 5 | 7 | 8) {
+        raw::settop(l, 10);
+        for i in 1..=10 {
+            let want = if matches!(i, 4 | 6 | 7) {
                 ffi::LUA_TFUNCTION
             } else {
                 ffi::LUA_TTABLE
@@ -120,7 +121,6 @@ unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
         let late = [
             raw::Late::ErrorMt,
             raw::Late::MsgMt,
-            raw::Late::Send,
             raw::Late::Procs,
             raw::Late::Mkerr,
             raw::Late::PayloadMt,
@@ -543,7 +543,7 @@ mod tests {
                 local function mkerr(kind, msg, retryable)
                     return { kind = kind, msg = msg, retryable = retryable }
                 end
-                M.bind({}, {}, {}, {}, mkerr, {}, function() end, function() end, {}, {}, {})
+                M.bind({}, {}, {}, mkerr, {}, function() end, function() end, {}, {}, {})
                 local out = {}
                 -- Not in a coroutine: refused, nothing started.
                 local started = false

@@ -44,9 +44,6 @@ pub(super) enum Late {
     ErrorMt = 1,
     /// The metatable of message records.
     MsgMt = 2,
-    /// The kernel's `SEND` record (`owed` names the receiver of a delivery
-    /// under way).
-    Send = 3,
     /// The kernel's process records by pid integer (`procs`).
     Procs = 4,
     /// The kernel's `mkerr(kind, message, retryable)`.
@@ -149,7 +146,6 @@ pub(super) enum Key {
     Noyield,
     Id,
     Pid,
-    Owed,
     Listens,
     Msgs,
     Inbox,
@@ -187,7 +183,7 @@ pub(super) enum Key {
 
 impl Key {
     /// Every key, in upvalue order (each at its discriminant).
-    pub(super) const ALL: [Key; 50] = [
+    pub(super) const ALL: [Key; 49] = [
         Key::Buf,
         Key::H,
         Key::T,
@@ -209,7 +205,6 @@ impl Key {
         Key::Noyield,
         Key::Id,
         Key::Pid,
-        Key::Owed,
         Key::Listens,
         Key::Msgs,
         Key::Inbox,
@@ -264,7 +259,6 @@ impl Key {
             Key::Noyield => "noyield",
             Key::Id => "id",
             Key::Pid => "pid",
-            Key::Owed => "owed",
             Key::Listens => "listens",
             Key::Msgs => "msgs",
             Key::Inbox => "inbox",

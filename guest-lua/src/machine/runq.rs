@@ -475,7 +475,7 @@ unsafe fn resume_taken(l: *mut lua_State, stepper: &crate::step::Stepper, at: &L
         let keep = |_: *mut lua_State, co, nres| waits(co, nres, at.block);
         let nres = crate::step::step_at(l, stepper, 5, &keep);
         set_current(l, at, 0);
-        if settled(l, nres, at.block) || super::exit::end_normally(l, stepper, nres) {
+        if settled(l, stepper, nres, at.block) || super::exit::end_normally(l, stepper, nres) {
             return Taken::Settled;
         }
         if stepper.open_id().is_some() {
@@ -579,18 +579,52 @@ unsafe fn waits(co: *mut lua_State, nres: c_int, block: *const c_void) -> bool {
 }
 
 /// Whether a send failed between its admission and its delivery (the
-/// kernel must settle the host's count: `SEND.owed`).
+/// kernel must settle the host's count: the step's owed mark, see
+/// [`Stepper::set_owed`](crate::step::Stepper::set_owed)).
+pub(super) fn owed(stepper: &crate::step::Stepper) -> bool {
+    stepper.owed() != 0
+}
+
+/// `owe(id)`: the kernel's Lua marks its own delivery to process `id`
+/// under way (0: done), as [`super::send`] marks its own.
 ///
 /// # Safety
 ///
-/// As [`wake`].
-pub(super) unsafe fn owed(l: *mut lua_State) -> bool {
-    // SAFETY: see above; reads only.
+/// Called by Lua as a machine C closure; raises in a VM without a step.
+pub(super) unsafe extern "C-unwind" fn lua_owe(l: *mut lua_State) -> c_int {
+    // SAFETY: the context, when not null, is the VM's `Stepper`, which
+    // outlives the VM's calls.
     unsafe {
-        ffi::lua_rawgeti(l, uv(raw::LATE), raw::Late::Send as i64);
-        let owed = raw::truthy(l, -1, Key::Owed);
-        raw::pop(l, 1);
-        owed
+        let id = ffi::luaL_checkinteger(l, 1);
+        match ffi::lua_touserdata(l, uv(raw::CTX))
+            .cast::<crate::step::Stepper>()
+            .as_ref()
+        {
+            Some(stepper) => stepper.set_owed(id),
+            None => raw::raise(l, 1, "owe: no step in this VM", None),
+        }
+        0
+    }
+}
+
+/// `take_owed()`: the record of the process a delivery was left owed to
+/// (`procs[id]`), the mark cleared; nil when there is none (or that
+/// process has no record any more).
+///
+/// # Safety
+///
+/// Called by Lua as a machine C closure.
+pub(super) unsafe extern "C-unwind" fn lua_take_owed(l: *mut lua_State) -> c_int {
+    // SAFETY: as `lua_owe`; a raw read of the kernel's `procs`.
+    unsafe {
+        let id = ffi::lua_touserdata(l, uv(raw::CTX))
+            .cast::<crate::step::Stepper>()
+            .as_ref()
+            .map_or(0, crate::step::Stepper::take_owed);
+        if id == 0 || super::send::push_proc(l, id).is_none() {
+            ffi::lua_pushnil(l);
+        }
+        1
     }
 }
 
@@ -620,7 +654,12 @@ unsafe extern "C-unwind" {
 /// # Safety
 ///
 /// As [`wake`].
-unsafe fn settled(l: *mut lua_State, nres: c_int, block: *const c_void) -> bool {
+unsafe fn settled(
+    l: *mut lua_State,
+    stepper: &crate::step::Stepper,
+    nres: c_int,
+    block: *const c_void,
+) -> bool {
     // SAFETY: see above; reads only.
     unsafe {
         if nres < 3
@@ -630,7 +669,7 @@ unsafe fn settled(l: *mut lua_State, nres: c_int, block: *const c_void) -> bool 
         {
             return false;
         }
-        if owed(l) {
+        if owed(stepper) {
             return false;
         }
         // A ready coroutine first: a ping-pong's other side is queued.

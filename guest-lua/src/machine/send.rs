@@ -24,9 +24,10 @@
 //! data).
 //!
 //! Guarantees: the copy and the routing allocate under the sender's memory
-//! limit; while a delivery is under way the kernel's `SEND.owed` names the
-//! receiver, so a memory error part-way is reported as a message taken
-//! from its mailbox (as in the Lua path); raw access only.
+//! limit; while a delivery is under way the step's owed mark names the
+//! receiver ([`Stepper::set_owed`](crate::step::Stepper::set_owed)), so a
+//! memory error part-way is reported as a message taken from its mailbox
+//! (as in the Lua path); raw access only.
 
 use std::ffi::c_int;
 
@@ -130,29 +131,16 @@ enum Admitted {
 }
 
 /// Asks the host to admit one more message, of `bytes` by wire size, to
-/// the mailbox of the process record at `target`.
-///
-/// # Safety
-///
-/// As [`late`]; the context is the VM's `Stepper`.
-unsafe fn admit(
-    l: *mut lua_State,
-    ctx: &crate::step::Stepper,
-    target: c_int,
-    bytes: u64,
-) -> Admitted {
-    // SAFETY: see above.
-    unsafe {
-        let id = raw::int(l, target, Key::Id);
-        let Ok(mut core) = ctx.core().try_borrow_mut() else {
-            return Admitted::No;
-        };
-        let bytes = bytes.saturating_add(warren_core::limits::PAYLOAD_OVERHEAD as u64);
-        match core.admit_direct(crate::host::pid_of(id), bytes) {
-            Ok(true) => Admitted::Yes,
-            Ok(false) => Admitted::Behind,
-            Err(_) => Admitted::No,
-        }
+/// the mailbox of process `id`.
+fn admit(ctx: &crate::step::Stepper, id: i64, bytes: u64) -> Admitted {
+    let Ok(mut core) = ctx.core().try_borrow_mut() else {
+        return Admitted::No;
+    };
+    let bytes = bytes.saturating_add(warren_core::limits::PAYLOAD_OVERHEAD as u64);
+    match core.admit_direct(crate::host::pid_of(id), bytes) {
+        Ok(true) => Admitted::Yes,
+        Ok(false) => Admitted::Behind,
+        Err(_) => Admitted::No,
     }
 }
 
@@ -198,7 +186,8 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
             ffi::lua_replace(l, 3); // the copy in place of the payload
             raw::settop(l, 5); // and the error metatable the copy used gone
         }
-        match admit(l, ctx, 5, bytes) {
+        let target = raw::int(l, 5, Key::Id);
+        match admit(ctx, target, bytes) {
             Admitted::Yes => {}
             Admitted::No => return 0,
             // Items for the target still wait in the core (messages sent
@@ -207,12 +196,10 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
             Admitted::Behind => return send_remote(l, ctx, raw::int(l, 4, Key::Id), args),
         }
         raw::get(l, 4, Key::Pid); // 6: the sender's pid
-        let send = late(l, Late::Send); // 7
-        ffi::lua_pushvalue(l, 5);
-        raw::set(l, send, Key::Owed);
+        // Owed until it lands: a memory error in `route` leaves the mark.
+        ctx.set_owed(target);
         route(l, 5, 2, 6, payload);
-        ffi::lua_pushboolean(l, 0);
-        raw::set(l, send, Key::Owed);
+        ctx.set_owed(0);
         ffi::lua_pushboolean(l, 1);
         1
     }
