@@ -1749,10 +1749,12 @@ LUA_API int warren_qpop (lua_State *L, int idx, int kh, int kt,
                          unsigned int keep) {
   Table *t;
   const TValue *hv;
+  lua_Integer h, tail;
   idx = lua_absindex(L, idx);  /* the take below pushes */
   t = gettable(L, idx);
   hv = wfield(L, idx, kh);
-  lua_Integer h = wqint(hv), tail = wqint(wfield(L, idx, kt));
+  h = wqint(hv);
+  tail = wqint(wfield(L, idx, kt));
   if (h > tail) {
     lua_pushnil(L);
     return 0;
