@@ -508,11 +508,60 @@ pub(super) unsafe fn deliver_at(l: *mut lua_State, s: c_int, v: c_int) {
                 note_taken(l, top + 2);
             }
         } else {
-            raw::q_of(l, s, Key::Buf);
-            push_queued(l, v);
-            raw::q_push(l, top + 2, top + 3);
+            buffer_at(l, s, v);
         }
         raw::settop(l, top);
+    }
+}
+
+/// Puts the value at `v` into the buffer of channel state `s`, where no
+/// receiver waits (as [`deliver_at`] does then). May allocate.
+///
+/// # Safety
+///
+/// As [`cr_of`]; `s` and `v` absolute.
+pub(super) unsafe fn buffer_at(l: *mut lua_State, s: c_int, v: c_int) {
+    // SAFETY: see above.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        raw::q_of(l, s, Key::Buf);
+        push_queued(l, v);
+        raw::q_push(l, top + 1, top + 2);
+        raw::settop(l, top);
+    }
+}
+
+/// Whether a receiver (perhaps a stale one, see [`side_pop`]) waits on
+/// channel state `s`.
+///
+/// # Safety
+///
+/// As [`cr_of`].
+pub(super) unsafe fn receiver_waiting(l: *mut lua_State, s: c_int) -> bool {
+    // SAFETY: see above.
+    unsafe { side_waiting(l, s, RECEIVERS) }
+}
+
+/// Hands the value at `v` to the receiver waiting on channel state `s`
+/// as [`deliver_at`] does, but counts nothing taken: the same-VM send
+/// that calls it counted nothing in the receiver's mailbox
+/// (`Core::may_hand_over`). False, with nothing delivered, when every
+/// waiter was stale (they are taken off).
+///
+/// # Safety
+///
+/// As [`cr_of`]; `s` and `v` absolute.
+pub(super) unsafe fn hand_to(l: *mut lua_State, s: c_int, v: c_int) -> bool {
+    // SAFETY: see above; `room` first, as in `deliver_at`.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        runq::room(l);
+        let kind = side_pop(l, s, RECEIVERS);
+        if let Some(kind) = kind {
+            wake_waiter(l, top + 1, kind, s, v, true);
+        }
+        raw::settop(l, top);
+        kind.is_some()
     }
 }
 

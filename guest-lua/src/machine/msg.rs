@@ -91,11 +91,13 @@ pub(super) unsafe extern "C-unwind" fn payload(l: *mut lua_State) -> c_int {
         let one = ffi::lua_isinteger(l, 2) != 0 && ffi::lua_tointegerx(l, 2, ptr::null_mut()) == 1;
         raw::settop(l, 1);
         if one {
-            ffi::lua_createtable(l, 1, 0);
+            // `{ value }` with the payload metatable, in one call.
+            let mt = match ffi::lua_rawgeti(l, uv(LATE), Late::PayloadMt as i64) {
+                ffi::LUA_TTABLE => 2,
+                _ => 0,
+            };
             ffi::lua_rawgeti(l, 1, 4);
-            ffi::lua_rawseti(l, -2, 1);
-            ffi::lua_rawgeti(l, uv(LATE), Late::PayloadMt as i64);
-            ffi::lua_setmetatable(l, -2);
+            raw::new_array(l, 1, mt);
             return 1;
         }
         ffi::lua_rawgeti(l, uv(LATE), Late::PayloadList as i64);

@@ -9,10 +9,14 @@
 //! ([`crate::plain::send_at`]), and `send1` answers as that does (`true`,
 //! or `false, kind, message, retryable`). For a process of this VM it
 //! copies `v` (as the kernel's copy: the same data model and size rules,
-//! see [`crate::copy`]), asks the host to admit it to the target's mailbox
-//! (`mailbox_limit`), and routes it as the kernel's `on_msg1` does: to the
-//! channel listening on `topic`, else as a message record into the inbox,
-//! else into the messages waiting for a subscriber, and answers `true`.
+//! see [`crate::copy`]), and routes it as the kernel's `on_msg1` does: to
+//! the channel listening on `topic`, else as a message record into the
+//! inbox, else into the messages waiting for a subscriber, and answers
+//! `true`. A receiver waiting on that channel takes it at once, counted
+//! nowhere, when the host says its mailbox would have admitted it
+//! (`Core::may_hand_over`: admitted and taken at once, the count would
+//! not change); else the host admits it to the target's mailbox
+//! (`mailbox_limit`) first.
 //! A send of no payload (`process.send(pid, "stop")`) takes the same
 //! path, its message carrying none. It answers nothing when the kernel's
 //! Lua path must decide (arguments that are not two strings and at most
@@ -144,6 +148,16 @@ fn admit(ctx: &crate::step::Stepper, id: i64, bytes: u64) -> Admitted {
     }
 }
 
+/// Whether the host lets a message of `bytes` by wire size for process
+/// `id` go straight to a receiver of it that waits (see
+/// `Core::may_hand_over`); false when the core is busy.
+fn may_hand_over(ctx: &crate::step::Stepper, id: i64, bytes: u64) -> bool {
+    let bytes = bytes.saturating_add(warren_core::limits::PAYLOAD_OVERHEAD as u64);
+    ctx.core()
+        .try_borrow()
+        .is_ok_and(|core| core.may_hand_over(crate::host::pid_of(id), bytes))
+}
+
 /// `send1(dest, topic, ...)`; see the module's documentation.
 ///
 /// # Safety
@@ -187,6 +201,15 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
             raw::settop(l, 5); // and the error metatable the copy used gone
         }
         let target = raw::int(l, 5, Key::Id);
+        raw::get(l, 4, Key::Pid); // 6: the sender's pid
+        let dest = dest_of(l, 5, 2); // 7: its channel (none for `pending`)
+        // A receiver that waits for it takes it as it lands: counted
+        // nowhere, as a message admitted and taken at once would be.
+        let handed = hand_over(l, dest, 2, 6, payload, || may_hand_over(ctx, target, bytes));
+        if handed == Handed::Yes {
+            ffi::lua_pushboolean(l, 1);
+            return 1;
+        }
         match admit(ctx, target, bytes) {
             Admitted::Yes => {}
             Admitted::No => return 0,
@@ -195,10 +218,16 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
             // core (the copy in the payload's place: the same data).
             Admitted::Behind => return send_remote(l, ctx, raw::int(l, 4, Key::Id), args),
         }
-        raw::get(l, 4, Key::Pid); // 6: the sender's pid
         // Owed until it lands: a memory error in `route` leaves the mark.
         ctx.set_owed(target);
-        route(l, 5, 2, 6, payload);
+        let item = item_for(l, dest, 2, 6, payload);
+        match dest {
+            // Nothing changed since `hand_over` saw no receiver there.
+            Dest::Listen { s, .. } | Dest::Inbox(s) if handed == Handed::NoReceiver => {
+                chan::buffer_at(l, s, item);
+            }
+            _ => deliver(l, 5, dest, item),
+        }
         ctx.set_owed(0);
         ffi::lua_pushboolean(l, 1);
         1
@@ -376,6 +405,138 @@ unsafe fn message(l: *mut lua_State, topic: c_int, from: c_int, v: Payload) -> c
     }
 }
 
+/// Where [`route`] puts a message for a process record.
+#[derive(Clone, Copy)]
+enum Dest {
+    /// A listen channel's state (pushed): it takes the payload itself, or
+    /// the message record when it listens with `message = true` (`msgs`).
+    Listen { s: c_int, msgs: bool },
+    /// The inbox channel's state (pushed): it takes the message record.
+    Inbox(c_int),
+    /// No inbox yet (nothing pushed): the message record waits in the
+    /// record's `pending` queue.
+    Pending,
+}
+
+/// Finds where a message on `topic` goes in process record `p`, as the
+/// kernel's `on_msg1` and `on_msg` do: the channel listening on `topic`,
+/// else the inbox, else `pending`.
+///
+/// # Safety
+///
+/// As [`late`], with room for two values; indices absolute.
+#[inline(always)]
+unsafe fn dest_of(l: *mut lua_State, p: c_int, topic: c_int) -> Dest {
+    // SAFETY: see above.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        if raw::get(l, p, Key::Listens) == ffi::LUA_TTABLE {
+            ffi::lua_pushvalue(l, topic);
+            if ffi::lua_rawget(l, top + 1) == ffi::LUA_TTABLE {
+                ffi::lua_replace(l, top + 1); // the channel for the listens
+                let msgs = raw::truthy(l, top + 1, Key::Msgs);
+                return Dest::Listen { s: top + 1, msgs };
+            }
+        }
+        raw::settop(l, top);
+        if raw::get(l, p, Key::Inbox) == ffi::LUA_TTABLE {
+            return Dest::Inbox(top + 1);
+        }
+        raw::settop(l, top);
+        Dest::Pending
+    }
+}
+
+/// What `dest` is handed (its index): the message record `{ topic, from,
+/// ... }`, or for a listen channel without `message = true` the payload
+/// itself (not pushed), or for none an empty list.
+///
+/// # Safety
+///
+/// As [`late`]; indices absolute.
+#[inline(always)]
+unsafe fn item_for(l: *mut lua_State, dest: Dest, topic: c_int, from: c_int, v: Payload) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        match (dest, v) {
+            (Dest::Listen { msgs: false, .. }, Payload::One(v)) => v,
+            (Dest::Listen { msgs: false, .. }, Payload::None) => {
+                ffi::lua_createtable(l, 0, 0);
+                ffi::lua_gettop(l)
+            }
+            _ => message(l, topic, from, v),
+        }
+    }
+}
+
+/// Delivers `item` to `dest` of process record `p`: to a receiver that
+/// waits on its channel, else into the channel's buffer or `pending`.
+///
+/// # Safety
+///
+/// As [`late`]; indices absolute.
+#[inline(always)]
+unsafe fn deliver(l: *mut lua_State, p: c_int, dest: Dest, item: c_int) {
+    // SAFETY: see above.
+    unsafe {
+        match dest {
+            Dest::Listen { s, .. } | Dest::Inbox(s) => chan::deliver_at(l, s, item),
+            Dest::Pending => {
+                raw::q_of(l, p, Key::Pending);
+                raw::q_push(l, ffi::lua_gettop(l), item);
+            }
+        }
+    }
+}
+
+/// What [`hand_over`] did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Handed {
+    /// The message went to a receiver waiting for it.
+    Yes,
+    /// No receiver waits on its channel (nor was one woken).
+    NoReceiver,
+    /// Not handed: `allowed()` said no, every waiter was stale, or it
+    /// goes to `pending`.
+    No,
+}
+
+/// Hands a message of one payload or none to a receiver waiting on the
+/// channel of `dest`, counting nothing taken (see [`chan::hand_to`]),
+/// when one waits there and `allowed()` (asked only then) says so.
+/// Otherwise, the stack as it was and nothing delivered, says why.
+///
+/// # Safety
+///
+/// As [`late`]; indices absolute.
+#[inline(always)]
+unsafe fn hand_over(
+    l: *mut lua_State,
+    dest: Dest,
+    topic: c_int,
+    from: c_int,
+    v: Payload,
+    allowed: impl FnOnce() -> bool,
+) -> Handed {
+    // SAFETY: see above; the item is made only for a waiting receiver.
+    unsafe {
+        let (Dest::Listen { s, .. } | Dest::Inbox(s)) = dest else {
+            return Handed::No;
+        };
+        if !chan::receiver_waiting(l, s) {
+            return Handed::NoReceiver;
+        }
+        if !allowed() {
+            return Handed::No;
+        }
+        let top = ffi::lua_gettop(l);
+        let item = item_for(l, dest, topic, from, v);
+        let done = chan::hand_to(l, s, item);
+        raw::settop(l, top);
+        if done { Handed::Yes } else { Handed::No }
+    }
+}
+
 /// Routes a message of one payload or none to process record `p` as the
 /// kernel's `on_msg1` and `on_msg` do: a listen channel without
 /// `message = true` gets the payload itself, or for none an empty list.
@@ -387,32 +548,9 @@ pub(super) unsafe fn route(l: *mut lua_State, p: c_int, topic: c_int, from: c_in
     // SAFETY: see above.
     unsafe {
         let top = ffi::lua_gettop(l);
-        if raw::get(l, p, Key::Listens) == ffi::LUA_TTABLE {
-            ffi::lua_pushvalue(l, topic);
-            if ffi::lua_rawget(l, top + 1) == ffi::LUA_TTABLE {
-                let listen = top + 2;
-                let item = if raw::truthy(l, listen, Key::Msgs) {
-                    message(l, topic, from, v)
-                } else if let Payload::One(v) = v {
-                    v
-                } else {
-                    ffi::lua_createtable(l, 0, 0);
-                    ffi::lua_gettop(l)
-                };
-                chan::deliver_at(l, listen, item);
-                raw::settop(l, top);
-                return;
-            }
-        }
-        raw::settop(l, top);
-        let m = message(l, topic, from, v);
-        if raw::get(l, p, Key::Inbox) == ffi::LUA_TTABLE {
-            chan::deliver_at(l, m + 1, m);
-        } else {
-            raw::pop(l, 1);
-            raw::q_of(l, p, Key::Pending);
-            raw::q_push(l, m + 1, m);
-        }
+        let dest = dest_of(l, p, topic);
+        let item = item_for(l, dest, topic, from, v);
+        deliver(l, p, dest, item);
         raw::settop(l, top);
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::directory::{Admit, Bounds, Full, Queued, admit, release};
+use crate::directory::{Admit, Bounds, Full, Queued, admit, fits, release};
 use crate::error::{ErrorKind, ProcError, refused, too_large};
 use crate::frontend::Program;
 use crate::item::{Event, Exit, Item, Message, Reservation};
@@ -430,6 +430,19 @@ impl Core {
     /// overtook the ones still waiting (a sender's messages out of order).
     pub fn items_waiting(&self, to: Pid) -> bool {
         self.procs.get(&to).is_some_and(|p| !p.items.is_empty())
+    }
+
+    /// Whether a message of `bytes` (by wire size, with its overhead) for
+    /// `to`, a process of this worker, may go straight to a receiver of
+    /// `to` that waits for it, counted nowhere: `to` is here, no items for
+    /// it wait in this core (it would overtake them), and its mailbox
+    /// would admit it now. The same answer as [`Core::admit_direct`]
+    /// followed at once by the receiver's [`Core::consumed`], without the
+    /// two updates of the count that cancel out.
+    pub fn may_hand_over(&self, to: Pid, bytes: u64) -> bool {
+        self.procs
+            .get(&to)
+            .is_some_and(|p| p.items.is_empty() && fits(&p.unread, self.bounds_of(to), bytes))
     }
 
     /// The bounds of `to`'s mailbox.

@@ -74,20 +74,33 @@ pub(crate) fn admit(queued: &AtomicU64, bounds: Bounds, bytes: u64) -> Result<()
     let mut full = Full::Messages;
     queued
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
-            let (n, held) = split(word);
-            if n >= bounds.messages {
-                full = Full::Messages;
-                return None;
-            }
-            let held = if n == 0 { 0 } else { held };
-            if n > 0 && held.saturating_add(bytes) > bounds.bytes {
-                full = Full::Bytes;
-                return None;
-            }
-            Some(join(n + 1, held.saturating_add(bytes)))
+            with_one_more(word, bounds, bytes)
+                .map_err(|f| full = f)
+                .ok()
         })
         .map(|_| ())
         .map_err(|_| full)
+}
+
+/// Whether [`admit`] would count a message of `bytes` in `queued` now,
+/// counting nothing.
+pub(crate) fn fits(queued: &AtomicU64, bounds: Bounds, bytes: u64) -> bool {
+    let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+    with_one_more(queued.load(Ordering::Acquire), bounds, bytes).is_ok()
+}
+
+/// The count `word` with one more message of `bytes`, or the bound it
+/// would pass (see [`admit`]).
+fn with_one_more(word: u64, bounds: Bounds, bytes: u32) -> Result<u64, Full> {
+    let (n, held) = split(word);
+    if n >= bounds.messages {
+        return Err(Full::Messages);
+    }
+    let held = if n == 0 { 0 } else { held };
+    if n > 0 && held.saturating_add(bytes) > bounds.bytes {
+        return Err(Full::Bytes);
+    }
+    Ok(join(n + 1, held.saturating_add(bytes)))
 }
 
 /// Takes `n` messages holding about `bytes` off `queued` (an emptied
@@ -183,5 +196,36 @@ impl Directory {
     /// Whether no process is alive.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `fits` answers as `admit` would, changing nothing, whatever the
+    /// count, the bytes held and the message's size.
+    #[test]
+    fn fits_answers_as_admit_and_counts_nothing() {
+        let bounds = Bounds {
+            messages: 3,
+            bytes: 100,
+        };
+        for n in 0..=4 {
+            for held in [0, 40, 99, 100] {
+                for bytes in [0, 1, 60, 101, u64::MAX] {
+                    let queued = AtomicU64::new(join(n, held));
+                    let fit = fits(&queued, bounds, bytes);
+                    assert_eq!(queued.load(Ordering::Relaxed), join(n, held));
+                    let admitted = admit(&queued, bounds, bytes).is_ok();
+                    assert_eq!(fit, admitted, "{n} messages, {held} held, {bytes} more");
+                }
+            }
+        }
+        // The bounds bite: a full count, and bytes over the bound behind
+        // other messages (an empty mailbox takes any size).
+        assert!(!fits(&AtomicU64::new(join(3, 0)), bounds, 1));
+        assert!(!fits(&AtomicU64::new(join(1, 40)), bounds, 61));
+        assert!(fits(&AtomicU64::new(join(0, 0)), bounds, 1_000));
     }
 }
