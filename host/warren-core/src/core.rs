@@ -1420,13 +1420,16 @@ impl Core {
         self.outbox_queued = true;
     }
 
-    pub(crate) fn take_outbox(&mut self) -> impl Iterator<Item = (usize, Vec<Cmd>)> + '_ {
+    /// The outboxes that hold commands, by worker: the caller hands each
+    /// one's commands over, emptying it ([`Remote::hand_all`]).
+    ///
+    /// [`Remote::hand_all`]: crate::worker::Remote::hand_all
+    pub(crate) fn outboxes(&mut self) -> impl Iterator<Item = (usize, &mut Vec<Cmd>)> + '_ {
         self.outbox_queued = false;
         self.outbox
             .iter_mut()
             .enumerate()
             .filter(|(_, cmds)| !cmds.is_empty())
-            .map(|(worker, cmds)| (worker, std::mem::take(cmds)))
     }
 
     /// What a front-end does between batches of resumptions: hands over
@@ -1478,7 +1481,7 @@ impl Core {
             if self.shared.workers[worker].busy() {
                 left = true;
             } else {
-                self.shared.workers[worker].push_all(std::mem::take(cmds));
+                self.shared.workers[worker].hand_all(cmds);
             }
         }
         self.outbox_queued = left;

@@ -31,6 +31,11 @@ use spin::{Peers, SpinPermits, Spinner};
 /// busy front-end.
 const RUN_BUDGET: u32 = 256;
 
+/// The most commands a worker's outbox keeps room for once handed over
+/// ([`Remote::hand_all`]): one burst of a million messages to another
+/// worker does not leave its buffer held for the rest of the run.
+const KEEP_CAPACITY: usize = 1024;
+
 /// A new process for a worker.
 pub(crate) struct SpawnCmd {
     pub pid: Pid,
@@ -121,6 +126,26 @@ impl Remote {
         self.wake_if_sleeping();
     }
 
+    /// Moves all of `cmds` (a worker's outbox) onto the queue, leaving
+    /// `cmds` empty. An empty queue and the outbox trade buffers instead,
+    /// so the outbox keeps the capacity the queue's last taker left: a
+    /// steady exchange between two workers allocates nothing.
+    pub(crate) fn hand_all(&self, cmds: &mut Vec<Cmd>) {
+        {
+            let mut queue = self.lock();
+            if queue.is_empty() {
+                std::mem::swap(&mut *queue, cmds);
+            } else {
+                queue.append(cmds);
+            }
+        }
+        if cmds.capacity() > KEEP_CAPACITY {
+            *cmds = Vec::new();
+        }
+        self.pending.store(true, Ordering::Release);
+        self.wake_if_sleeping();
+    }
+
     /// Whether commands were pushed since the worker last took its queue.
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.load(Ordering::Acquire)
@@ -192,8 +217,8 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         }
         let more = unfinished.iter().any(|u| *u);
         let mut c = core.borrow_mut();
-        for (worker, cmds) in c.take_outbox() {
-            shared.workers[worker].push_all(cmds);
+        for (worker, cmds) in c.outboxes() {
+            shared.workers[worker].hand_all(cmds);
         }
         if more || c.any_ready() || c.telling() {
             continue;
@@ -254,3 +279,6 @@ impl Peers for WorkerPeers<'_> {
         self.busy_count() > 0
     }
 }
+
+#[cfg(test)]
+mod tests;
