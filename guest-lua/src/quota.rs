@@ -188,10 +188,15 @@ impl Running {
     /// read per resume: wall time, capped by the CPU time the watchdog saw
     /// the worker have (`slot`), so a wait for a core is not counted.
     fn cpu_used(&self, slot: Option<&Slot>) -> Duration {
+        self.cpu_used_at(Instant::now(), slot)
+    }
+
+    /// [`cpu_used`](Self::cpu_used) with the clock read at `now`.
+    fn cpu_used_at(&self, now: Instant, slot: Option<&Slot>) -> Duration {
         let used = match self.cpu_at {
             Some(at) => thread_cpu_time().saturating_sub(at),
             None => {
-                let wall = self.since.elapsed();
+                let wall = now.saturating_duration_since(self.since);
                 slot.map_or(wall, |s| s.cap(wall))
             }
         };
@@ -316,6 +321,10 @@ pub(crate) struct Accounts {
     /// (its only wait never ends, its events never read) would otherwise
     /// hold what it is sent unmeasured.
     overdue: Vec<i64>,
+    /// The time the last [`leave`](Self::leave) read, which a chained
+    /// [`enter`](Self::enter) takes as its own (one clock read per resume
+    /// instead of two).
+    left_at: Option<Instant>,
 }
 
 impl Accounts {
@@ -332,6 +341,7 @@ impl Accounts {
             grown: Grown(std::ptr::null_mut()),
             parked: FxHashSet::default(),
             overdue: Vec::new(),
+            left_at: None,
         }
     }
 
@@ -378,7 +388,12 @@ impl Accounts {
     }
 
     /// Before process `id` runs: sets the VM's ceiling to its room.
-    pub(crate) fn enter(&mut self, lua: &Lua, id: i64) {
+    /// `chained`: the machine resumes it right after another process's
+    /// resume left, with only its own bookkeeping between (no exit, no
+    /// exchange with the core): its run starts at the time that leave
+    /// read, that bookkeeping charged to it, and the clock is not read
+    /// again.
+    pub(crate) fn enter(&mut self, lua: &Lua, id: i64, chained: bool) {
         let used = lua.used_memory();
         self.sync(used);
         let base = self.accounts.entry(id).or_default().base;
@@ -395,7 +410,11 @@ impl Accounts {
         self.running = Some(Running {
             id,
             used_at: used,
-            since: Instant::now(),
+            since: self
+                .left_at
+                .take()
+                .filter(|_| chained)
+                .unwrap_or_else(Instant::now),
             cpu_at: self.quota.limits.cpu_budget.map(|_| thread_cpu_time()),
             gc_at: crate::gctime::total(),
             host_bound: host_room < own_room,
@@ -410,6 +429,7 @@ impl Accounts {
     /// process too when its code replaced it (see
     /// [`Grown::memory_errors`]).
     pub(crate) fn leave(&mut self, lua: &Lua, id: i64, oom: bool) -> Verdict {
+        self.left_at = None;
         let _ = lua.set_memory_limit(0);
         crate::emergency::set_running(0);
         let used = lua.used_memory();
@@ -427,7 +447,9 @@ impl Accounts {
         let Some(account) = self.accounts.get_mut(&id) else {
             return Verdict::Fine; // it exited while it ran
         };
-        account.cpu += run.cpu_used(self.slot.as_deref());
+        let now = Instant::now();
+        self.left_at = Some(now);
+        account.cpu += run.cpu_used_at(now, self.slot.as_deref());
         let grown = i64::try_from(used).unwrap_or(i64::MAX)
             - i64::try_from(run.used_at).unwrap_or(i64::MAX);
         account.charge = account.charge.saturating_add_signed(grown);
@@ -759,7 +781,7 @@ mod tests {
         let lua = Lua::new();
         let mut accounts = counting(&lua);
         accounts.open(1);
-        accounts.enter(&lua, 1);
+        accounts.enter(&lua, 1, false);
         let fine: String = lua
             .load(r#"return tostring(pcall(error, "caught"))"#)
             .eval()
@@ -769,7 +791,7 @@ mod tests {
         assert!(matches!(accounts.leave(&lua, 1, false), Verdict::Fine));
         // Run again: a memory error its code replaced, and a resume that
         // did not raise (`oom` false).
-        accounts.enter(&lua, 1);
+        accounts.enter(&lua, 1, false);
         let caught: String = lua.load(SWALLOWED).eval().expect("ran");
         assert_eq!(caught, "false swallowed");
         assert!(
@@ -787,9 +809,43 @@ mod tests {
         }
         // Between processes, and in its next run, nothing is left of it.
         assert!(!accounts.doomed());
-        accounts.enter(&lua, 1);
+        accounts.enter(&lua, 1, false);
         assert!(!accounts.doomed());
         assert!(matches!(accounts.leave(&lua, 1, false), Verdict::Fine));
+    }
+
+    /// A chained enter starts the run where the last leave read the
+    /// clock (the gap between is charged to it); an unchained one reads
+    /// the clock itself, and also drops what a leave left for a chain, so
+    /// a later chained enter cannot start a run at a stale time.
+    #[test]
+    fn only_a_chained_enter_starts_its_run_where_the_last_leave_did() {
+        let lua = Lua::new();
+        let mut accounts = counting(&lua);
+        accounts.open(1);
+        accounts.open(2);
+        let gap = Duration::from_millis(30);
+        let charged = |accounts: &Accounts, id| accounts.accounts[&id].cpu;
+        accounts.enter(&lua, 1, false);
+        assert!(matches!(accounts.leave(&lua, 1, false), Verdict::Fine));
+        std::thread::sleep(gap);
+        accounts.enter(&lua, 2, true);
+        assert!(matches!(accounts.leave(&lua, 2, false), Verdict::Fine));
+        assert!(charged(&accounts, 2) >= gap, "{:?}", charged(&accounts, 2));
+        // Unchained: the gap is no one's.
+        std::thread::sleep(gap);
+        accounts.enter(&lua, 1, false);
+        assert!(matches!(accounts.leave(&lua, 1, false), Verdict::Fine));
+        assert!(charged(&accounts, 1) < gap, "{:?}", charged(&accounts, 1));
+        // A leave's time, dropped by an unchained enter, is not taken later.
+        std::thread::sleep(gap);
+        accounts.enter(&lua, 1, false);
+        std::thread::sleep(gap);
+        accounts.enter(&lua, 2, true); // (a run never left: as the host)
+        assert!(
+            accounts.running.as_ref().expect("running").since.elapsed() < gap,
+            "a chained enter took a dropped leave's time"
+        );
     }
 
     #[test]

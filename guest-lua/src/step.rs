@@ -189,16 +189,19 @@ impl Stepper {
     /// workers over and takes in what was sent here
     /// ([`warren_core::Core::between_batches`]); nothing while the core
     /// is borrowed.
-    pub(crate) fn after_batch(&self, n: i64) {
+    /// Whether it made that exchange.
+    pub(crate) fn after_batch(&self, n: i64) -> bool {
         let resumed = self.resumed.get().saturating_add(n);
         if resumed < EXCHANGE_EVERY {
             self.resumed.set(resumed);
-            return;
+            return false;
         }
         if let Ok(mut core) = self.core.try_borrow_mut() {
             self.resumed.set(0);
             core.between_batches();
+            return true;
         }
+        false
     }
 
     /// The VM's `Lua` for its state `l`.
@@ -275,12 +278,12 @@ impl Stepper {
 
     /// Before the resume: false if the accounts are in use (a bug; the
     /// step then raises instead of resuming).
-    fn enter(&self, lua: &Lua, id: i64) -> bool {
+    fn enter(&self, lua: &Lua, id: i64, chained: bool) -> bool {
         let Ok(mut accounts) = self.accounts.try_borrow_mut() else {
             return false;
         };
         self.slot.enter();
-        accounts.enter(lua, id);
+        accounts.enter(lua, id, chained);
         true
     }
 
@@ -364,7 +367,8 @@ impl Stepper {
 /// see to its verdict) before any other process's step, before the
 /// kernel's Lua runs, and before the same process's next step if that
 /// step's coroutine has no stack room for its values (growing it could
-/// fail under the ceiling in code that must not).
+/// fail under the ceiling in code that must not). `chained`: see
+/// [`Accounts::enter`](crate::quota::Accounts::enter).
 ///
 /// # Safety
 ///
@@ -374,6 +378,7 @@ pub(crate) unsafe fn step_at(
     stepper: &Stepper,
     base: c_int,
     keep: &dyn Fn(*mut lua_State, *mut lua_State, c_int) -> bool,
+    chained: bool,
 ) -> c_int {
     // SAFETY: every Lua call below follows lcorolib.c's `auxresume`, as
     // `resume::resume` does. The Rust values alive across a call that may
@@ -404,7 +409,7 @@ pub(crate) unsafe fn step_at(
             ffi::lua_xmove(l, co, narg);
             narg
         };
-        if !open_for(stepper, lua, id) && !stepper.enter(lua, id) {
+        if !open_for(stepper, lua, id) && !stepper.enter(lua, id, chained) {
             ffi::luaL_error(l, c"step: the VM's accounts are in use".as_ptr());
         }
         let (status, nres) = crate::resume::resume_tracked(l, co, narg);

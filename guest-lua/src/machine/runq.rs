@@ -351,9 +351,14 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
         };
         let mut taken = 0;
         let mut counted = 0;
+        // Whether the last step settled plainly in this loop: the next one
+        // then starts its run at the time that one's account closed.
+        let mut chained = false;
         loop {
             if left <= 0 {
-                stepper.after_batch(taken - counted);
+                if stepper.after_batch(taken - counted) {
+                    chained = false; // the exchange with the core is no one's
+                }
                 counted = taken;
                 if taken >= limit || stepper.has_items() {
                     break;
@@ -368,8 +373,8 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
                 left = 0;
                 break;
             }
-            match resume_taken(l, stepper, &at) {
-                Taken::Settled => {}
+            match resume_taken(l, stepper, &at, chained) {
+                Taken::Settled(plain) => chained = plain,
                 Taken::Kernel(n) => {
                     stepper.count_resumed(taken + 1 - counted);
                     return answer(l, taken + 1, left - 1, n);
@@ -421,8 +426,9 @@ struct Loop {
 
 /// What [`resume_taken`] did with the wake-up at 1..=4.
 enum Taken {
-    /// Nothing is left for the kernel.
-    Settled,
+    /// Nothing is left for the kernel; `true` when the step ended in a
+    /// plain wait (no exit, nothing skipped), the step after it chained.
+    Settled(bool),
     /// The kernel must finish its outcome, these many values on the stack.
     Kernel(c_int),
     /// Put back (not resumed): the kernel must first finish the outcome
@@ -432,17 +438,23 @@ enum Taken {
 
 /// Resumes the wake-up `lua_next` took (`cr` and its values at 1..=4).
 /// `Kernel(n)` leaves `cr, p, ok, verdict, r1, r2, r3` (as many as the
-/// step answered) on the stack.
+/// step answered) on the stack. `chained`: the step before it in this
+/// loop settled plainly (see `Accounts::enter`).
 ///
 /// # Safety
 ///
 /// Called from [`lua_resume_next`], the wake-up at 1..=4 and nothing
 /// above it; `stepper` is the VM's.
-unsafe fn resume_taken(l: *mut lua_State, stepper: &crate::step::Stepper, at: &Loop) -> Taken {
+unsafe fn resume_taken(
+    l: *mut lua_State,
+    stepper: &crate::step::Stepper,
+    at: &Loop,
+    chained: bool,
+) -> Taken {
     // SAFETY: see above.
     unsafe {
         if !raw::truthy(l, 1, Key::Th) {
-            return Taken::Settled;
+            return Taken::Settled(false);
         }
         raw::get(l, 1, Key::P); // 5
         let id = raw::int(l, 5, Key::Id);
@@ -473,10 +485,13 @@ unsafe fn resume_taken(l: *mut lua_State, stepper: &crate::step::Stepper, at: &L
             ffi::lua_pushvalue(l, v); // 9..11
         }
         let keep = |_: *mut lua_State, co, nres| waits(co, nres, at.block);
-        let nres = crate::step::step_at(l, stepper, 5, &keep);
+        let nres = crate::step::step_at(l, stepper, 5, &keep, chained);
         set_current(l, at, 0);
-        if settled(l, stepper, nres, at.block) || super::exit::end_normally(l, stepper, nres) {
-            return Taken::Settled;
+        if settled(l, stepper, nres, at.block) {
+            return Taken::Settled(true);
+        }
+        if super::exit::end_normally(l, stepper, nres) {
+            return Taken::Settled(false);
         }
         if stepper.open_id().is_some() {
             // A kept step the kernel must see after all (a send that
