@@ -70,7 +70,11 @@ impl Frontend for Broken {
 
 impl Frontend for LuaVm {
     fn run(&mut self, budget: u32) -> bool {
-        match self.run.call::<bool>(budget) {
+        let ran = self.run.call::<bool>(budget);
+        if let Ok(mut accounts) = self.accounts.try_borrow_mut() {
+            accounts.end_host_run();
+        }
+        match ran {
             Ok(more) => {
                 if !more {
                     self.collect_if_grown();

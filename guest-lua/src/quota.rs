@@ -321,10 +321,27 @@ pub(crate) struct Accounts {
     /// (its only wait never ends, its events never read) would otherwise
     /// hold what it is sent unmeasured.
     overdue: Vec<i64>,
+    /// Whether this VM holds a run in its host's count of runs in progress
+    /// (`HostQuota::begin_run`, which splits what is left of
+    /// `memory_total` among them): taken by the first resume of a
+    /// front-end run and held until the run ends ([`end_host_run`]),
+    /// rather than taken and given back around every resume (two atomic
+    /// updates of a count every worker of the host shares).
+    ///
+    /// [`end_host_run`]: Self::end_host_run
+    host_run: bool,
     /// The time the last [`leave`](Self::leave) read, which a chained
     /// [`enter`](Self::enter) takes as its own (one clock read per resume
     /// instead of two).
     left_at: Option<Instant>,
+}
+
+impl Drop for Accounts {
+    /// A VM that goes away mid-run (its worker stopping) leaves no run
+    /// counted against its host.
+    fn drop(&mut self) {
+        self.end_host_run();
+    }
 }
 
 impl Accounts {
@@ -341,6 +358,7 @@ impl Accounts {
             grown: Grown(std::ptr::null_mut()),
             parked: FxHashSet::default(),
             overdue: Vec::new(),
+            host_run: false,
             left_at: None,
         }
     }
@@ -387,6 +405,14 @@ impl Accounts {
         self.synced = used;
     }
 
+    /// After the front-end's run (its resumes): gives back the run
+    /// [`enter`](Self::enter) took in the host's count, if it took one.
+    pub(crate) fn end_host_run(&mut self) {
+        if std::mem::take(&mut self.host_run) {
+            self.quota.end_run();
+        }
+    }
+
     /// Before process `id` runs: sets the VM's ceiling to its room.
     /// `chained`: the machine resumes it right after another process's
     /// resume left, with only its own bookkeeping between (no exit, no
@@ -398,10 +424,12 @@ impl Accounts {
         self.sync(used);
         let base = self.accounts.entry(id).or_default().base;
         let own_room = self.limit().saturating_sub(base);
-        if self.running.is_some() {
-            self.quota.end_run(); // a run never left (it cannot happen)
-        }
-        let host_room = self.quota.begin_run();
+        let host_room = if self.host_run {
+            self.quota.room_in_run()
+        } else {
+            self.host_run = true;
+            self.quota.begin_run()
+        };
         let room = own_room.min(host_room);
         let ceiling = used.saturating_add(usize::try_from(room).unwrap_or(usize::MAX));
         // A zero limit means "none" to mlua: keep at least one byte of it.
@@ -436,9 +464,6 @@ impl Accounts {
         self.sync(used);
         let doomed = self.doomed.take();
         let run = self.running.take();
-        if run.is_some() {
-            self.quota.end_run();
-        }
         let Some(run) = run.filter(|r| r.id == id) else {
             return Verdict::Fine;
         };
@@ -846,6 +871,39 @@ mod tests {
             accounts.running.as_ref().expect("running").since.elapsed() < gap,
             "a chained enter took a dropped leave's time"
         );
+    }
+
+    /// A front-end run holds one run in its host's count from its first
+    /// resume to its end, whatever resumes it makes: another worker's
+    /// run meanwhile gets half of what is left, and the whole once the
+    /// run ended (or the VM went away mid-run).
+    #[test]
+    fn a_front_end_run_holds_one_host_run_until_it_ends() {
+        let lua = Lua::new();
+        let quota = Arc::new(HostQuota::default());
+        // What another worker's run may grow into, that run then ended.
+        let other = || {
+            let room = quota.begin_run();
+            quota.end_run();
+            room
+        };
+        let mut accounts = Accounts::new(quota.clone());
+        accounts.open(1);
+        accounts.open(2);
+        assert_eq!(other(), quota.memory_room());
+        for id in [1, 2, 1] {
+            accounts.enter(&lua, id, false);
+            assert_eq!(other(), quota.memory_room() / 2, "in a resume of {id}");
+            assert!(matches!(accounts.leave(&lua, id, false), Verdict::Fine));
+            assert_eq!(other(), quota.memory_room() / 2, "between resumes");
+        }
+        accounts.end_host_run();
+        assert_eq!(other(), quota.memory_room());
+        accounts.end_host_run(); // nothing more to give back
+        assert_eq!(other(), quota.memory_room());
+        accounts.enter(&lua, 2, false);
+        drop(accounts);
+        assert_eq!(other(), quota.memory_room(), "a VM gone mid-run");
     }
 
     #[test]

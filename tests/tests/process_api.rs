@@ -845,3 +845,51 @@ fn a_started_process_sees_the_same_fresh_world_whichever_path_started_it() {
         format!("{} | {} | {}", round(1), round(2), round(3))
     );
 }
+
+/// A worker's front-end holds a run in its host's count (which splits
+/// what is left of `memory_total` among the runs in progress) from its
+/// first resume to the end of its run, and no longer: once every process
+/// of one worker waits, a process on the other may grow into the whole
+/// room. (Held after the run, the waiting worker's share halved it, and
+/// a run needing 40 MiB of 64 did not fit.)
+#[test]
+fn a_worker_whose_processes_all_wait_leaves_the_whole_room_to_another() {
+    let v = App::new()
+        .workers(2)
+        .limits(warren_core::HostLimits {
+            memory_per_process: 48 << 20,
+            memory_total: 64 << 20,
+            ..warren_core::HostLimits::default()
+        })
+        .entry(
+            "t:idle",
+            r#"return function() process.inbox():receive() end"#,
+        )
+        .entry(
+            "t:big",
+            r#"return function()
+    process.inbox():receive() -- "go": handed over once main's worker ran out
+    -- One C call holding 40 MiB at its peak (a buffer and the string made
+    -- from it), in one resume: its ceiling is the room it was resumed
+    -- with.
+    return #string.rep("x", 20 << 20)
+end"#,
+        )
+        .entry(
+            "t:main",
+            r#"return function()
+    local events = process.events()
+    -- A parent's first child stays on its worker, the second goes to the
+    -- other (placement.rs).
+    local here = process.spawn("t:idle", "test:host")
+    local big = process.spawn_monitored("t:big", "test:host")
+    process.send(big, "go")
+    local ev = events:receive()
+    process.terminate(here)
+    return ev.result.value or tostring(ev.result.error)
+end"#,
+        )
+        .run("t:main", vec![])
+        .expect("main ran");
+    assert_eq!(v, Value::Int(20 << 20));
+}

@@ -221,6 +221,14 @@ impl HostQuota {
         self.memory_room() / u64::try_from(runs).unwrap_or(u64::MAX)
     }
 
+    /// The room a run [`begin_run`](Self::begin_run) started and not yet
+    /// ended may grow into now: what is left of `memory_total`, split
+    /// among the runs in progress as `begin_run` splits it.
+    pub fn room_in_run(&self) -> u64 {
+        let runs = self.runs.load(Ordering::Acquire).max(1);
+        self.memory_room() / u64::try_from(runs).unwrap_or(u64::MAX)
+    }
+
     /// Ends a run [`begin_run`](Self::begin_run) started.
     pub fn end_run(&self) {
         count_down(&self.runs, 1);
