@@ -493,24 +493,16 @@ pub(super) unsafe fn deliver_at(l: *mut lua_State, s: c_int, v: c_int) {
     // SAFETY: see above; `room` first, so that a receiver taken off the
     // channel is always woken.
     unsafe {
-        let top = ffi::lua_gettop(l);
-        let kind = if side_waiting(l, s, RECEIVERS) {
-            runq::room(l);
-            side_pop(l, s, RECEIVERS)
-        } else {
-            ffi::lua_pushnil(l);
-            None
-        };
-        let w = top + 1;
-        if let Some(kind) = kind {
-            wake_waiter(l, w, kind, s, v, true);
+        if side_waiting(l, s, RECEIVERS) && hand_to(l, s, v) {
+            // Taken as it arrived: the host counted it, so it is reported.
+            let top = ffi::lua_gettop(l);
             if raw::get(l, s, Key::Mb) != ffi::LUA_TNIL {
-                note_taken(l, top + 2);
+                note_taken(l, top + 1);
             }
+            raw::settop(l, top);
         } else {
             buffer_at(l, s, v);
         }
-        raw::settop(l, top);
     }
 }
 
@@ -542,10 +534,10 @@ pub(super) unsafe fn receiver_waiting(l: *mut lua_State, s: c_int) -> bool {
     unsafe { side_waiting(l, s, RECEIVERS) }
 }
 
-/// Hands the value at `v` to the receiver waiting on channel state `s`
-/// as [`deliver_at`] does, but counts nothing taken: the same-VM send
-/// that calls it counted nothing in the receiver's mailbox
-/// (`Core::may_hand_over`). False, with nothing delivered, when every
+/// Hands the value at `v` to the receiver waiting on channel state `s`,
+/// counting nothing taken ([`deliver_at`] reports the take of what the
+/// host counted; the same-VM send that calls it directly counted nothing,
+/// `Core::may_hand_over`). False, with nothing delivered, when every
 /// waiter was stale (they are taken off).
 ///
 /// # Safety

@@ -140,8 +140,7 @@ fn admit(ctx: &crate::step::Stepper, id: i64, bytes: u64) -> Admitted {
     let Ok(mut core) = ctx.core().try_borrow_mut() else {
         return Admitted::No;
     };
-    let bytes = bytes.saturating_add(warren_core::limits::PAYLOAD_OVERHEAD as u64);
-    match core.admit_direct(crate::host::pid_of(id), bytes) {
+    match core.admit_direct(crate::host::pid_of(id), counted(bytes)) {
         Ok(true) => Admitted::Yes,
         Ok(false) => Admitted::Behind,
         Err(_) => Admitted::No,
@@ -152,10 +151,14 @@ fn admit(ctx: &crate::step::Stepper, id: i64, bytes: u64) -> Admitted {
 /// `id` go straight to a receiver of it that waits (see
 /// `Core::may_hand_over`); false when the core is busy.
 fn may_hand_over(ctx: &crate::step::Stepper, id: i64, bytes: u64) -> bool {
-    let bytes = bytes.saturating_add(warren_core::limits::PAYLOAD_OVERHEAD as u64);
     ctx.core()
         .try_borrow()
-        .is_ok_and(|core| core.may_hand_over(crate::host::pid_of(id), bytes))
+        .is_ok_and(|core| core.may_hand_over(crate::host::pid_of(id), counted(bytes)))
+}
+
+/// The size a message of `bytes` by wire size counts for in a mailbox.
+fn counted(bytes: u64) -> u64 {
+    bytes.saturating_add(warren_core::limits::PAYLOAD_OVERHEAD as u64)
 }
 
 /// `send1(dest, topic, ...)`; see the module's documentation.
