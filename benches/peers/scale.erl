@@ -68,7 +68,20 @@ run(fan_out, N) ->
     Leaves = [spawn(fun() -> fan_leaf(Self, N) end) || _ <- lists:seq(1, 10000)],
     [[L ! {m, R} || L <- Leaves] || R <- lists:seq(1, N)],
     [receive done -> ok end || _ <- Leaves],
-    now_ns() - T0.
+    now_ns() - T0;
+%% Savina's Big: 400 processes, each pinging a random one N times.
+run(big, N) ->
+    Self = self(),
+    T0 = now_ns(),
+    Actors = [spawn(fun() -> big_loop(Self, N, I, {}, 0) end) || I <- lists:seq(1, 400)],
+    Peers = list_to_tuple(Actors),
+    [A ! {peers, Peers} || A <- Actors],
+    [receive done -> ok end || _ <- Actors],
+    Ns = now_ns() - T0,
+    [A ! stop || A <- Actors],
+    Answered = lists:sum([receive {answered, K} -> K end || _ <- Actors]),
+    Answered = 400 * N,
+    Ns.
 
 wait_waiting(P) ->
     case erlang:process_info(P, status) of
@@ -128,3 +141,25 @@ ring_loop(Driver, Next) ->
 
 fan_leaf(Driver, 0) -> Driver ! done;
 fan_leaf(Driver, K) -> receive {m, _} -> fan_leaf(Driver, K - 1) end.
+
+%% A Big actor (scale.rs's BIG_ACTOR): Left pongs to go, X its generator.
+big_loop(Driver, Left, X, Peers, Answered) ->
+    receive
+        {ping, From} ->
+            From ! pong,
+            big_loop(Driver, Left, X, Peers, Answered + 1);
+        pong when Left =:= 1 ->
+            Driver ! done,
+            big_loop(Driver, 0, X, Peers, Answered);
+        pong ->
+            big_loop(Driver, Left - 1, big_ping(Peers, X), Peers, Answered);
+        {peers, P} ->
+            big_loop(Driver, Left, big_ping(P, X), P, Answered);
+        stop ->
+            Driver ! {answered, Answered}
+    end.
+
+big_ping(Peers, X) ->
+    X1 = (X * 69069 + 1) band 16#FFFFFFFF,
+    element((X1 bsr 16) rem tuple_size(Peers) + 1, Peers) ! {ping, self()},
+    X1.

@@ -45,6 +45,7 @@ var scenarios = map[string]func(int) time.Duration{
 	"skynet":    skynet,
 	"ring":      ring,
 	"fan_out":   fanOut,
+	"big":       big,
 }
 
 // n goroutines started until each waits on its channel.
@@ -191,4 +192,62 @@ func fanOut(n int) time.Duration {
 		<-done
 	}
 	return time.Since(t0)
+}
+
+// Savina's Big (scale.rs's BIG_ACTOR): 400 goroutines, each pinging a
+// random one n times and answering the others' pings meanwhile. A
+// message is the pinger's index, or bigPong or bigStop.
+func big(n int) time.Duration {
+	const width = 400
+	const bigPong, bigStop = -1, -2
+	// At most one ping per goroutine, one pong and a stop are ever queued.
+	inboxes := make([]chan int, width)
+	for i := range inboxes {
+		inboxes[i] = make(chan int, width+2)
+	}
+	done := make(chan struct{}, width)
+	answered := make(chan int, width)
+	t0 := time.Now()
+	for i := 0; i < width; i++ {
+		go func(me int) {
+			x, left, count := uint32(me+1), n, 0
+			ping := func() {
+				x = x*69069 + 1
+				inboxes[int(x>>16)%width] <- me
+			}
+			ping()
+			for m := range inboxes[me] {
+				switch {
+				case m >= 0:
+					count++
+					inboxes[m] <- bigPong
+				case m == bigPong:
+					left--
+					if left == 0 {
+						done <- struct{}{}
+					} else {
+						ping()
+					}
+				default:
+					answered <- count
+					return
+				}
+			}
+		}(i)
+	}
+	for i := 0; i < width; i++ {
+		<-done
+	}
+	took := time.Since(t0)
+	total := 0
+	for _, in := range inboxes {
+		in <- bigStop
+	}
+	for i := 0; i < width; i++ {
+		total += <-answered
+	}
+	if total != width*n {
+		panic(fmt.Sprint("big answered ", total))
+	}
+	return took
 }

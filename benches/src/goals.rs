@@ -75,6 +75,9 @@ pub struct Sizes {
     pub ring_hops: u64,
     /// Messages to each of the fan-out's 10,000 processes.
     pub fan_depth: u64,
+    /// Pings each of Savina Big's 400 processes sends (Savina's own 20,000
+    /// would take a minute a run here).
+    pub big_pings: u64,
 }
 
 impl Sizes {
@@ -89,6 +92,7 @@ impl Sizes {
         skynet: 1_000_000,
         ring_hops: 1_000_000,
         fan_depth: 100,
+        big_pings: 2_500,
     };
 }
 
@@ -310,7 +314,7 @@ struct Whole {
     run: fn(&Runtime, u64) -> Option<Duration>,
 }
 
-/// Skynet, the thread ring and the fan-out, each on one worker against
+/// Skynet, the thread ring, the fan-out and Savina Big, each on one worker against
 /// BEAM `+S 1`, and on two workers against one.
 fn scale_rows(s: Sizes, peers: Option<&Peers>, rows: &mut Vec<Row>) {
     let scenarios = [
@@ -331,6 +335,12 @@ fn scale_rows(s: Sizes, peers: Option<&Peers>, rows: &mut Vec<Row>) {
             scenario: "fan_out",
             n: s.fan_depth,
             run: |rt, n| scale::fan_out(rt, 10_000, n),
+        },
+        Whole {
+            metric: "Savina Big, 400 processes pinging at random (one worker)",
+            scenario: "big",
+            n: s.big_pings,
+            run: |rt, n| scale::big(rt, 400, n),
         },
     ];
     for w in scenarios {

@@ -1,7 +1,8 @@
 //! Whole-program scenarios at scale, the ones BEAM and Go are usually
 //! compared on: Skynet (a tree of processes summing back up), Savina's
-//! thread ring (a token passed around a ring of processes) and a fan-out
-//! (one process feeding many). Each driver times itself with `time.now()`
+//! thread ring (a token passed around a ring of processes), Savina's Big
+//! (processes pinging one another at random) and a fan-out (one process
+//! feeding many). Each driver times itself with `time.now()`
 //! and returns the nanoseconds; [`crate::peers`] runs the same programs on
 //! BEAM and Go.
 
@@ -100,6 +101,55 @@ return function(width, depth)
     return time.now():sub(t0):nanoseconds()
 end"#;
 
+/// A Savina Big actor: once it has the group's pids, pings a random one
+/// (its own generator, seeded by the driver, so every language sends the
+/// same traffic) and waits for the pong, `n` times, answering the others'
+/// pings throughout; says `done` after its last pong, and on `stop` answers
+/// how many pings it answered. A ping that comes before the pids is
+/// answered as any other.
+const BIG_ACTOR: &str = r#"return function(driver, n, seed)
+    local inbox, peers, x, left, answered = process.inbox(), nil, seed, n, 0
+    local function ping()
+        x = (x * 69069 + 1) & 0xffffffff
+        process.send(peers[(x >> 16) % #peers + 1], "ping", true)
+    end
+    while true do
+        local msg = inbox:receive()
+        local topic = msg:topic()
+        if topic == "ping" then
+            answered = answered + 1
+            process.send(msg:from(), "pong", true)
+        elseif topic == "pong" then
+            left = left - 1
+            if left == 0 then process.send(driver, "done", true) else ping() end
+        elseif topic == "peers" then
+            peers = msg:payload():data()
+            ping()
+        else
+            process.send(driver, "answered", answered)
+            return
+        end
+    end
+end"#;
+
+/// Spawns `width` Big actors, sends each the group, and times it all until
+/// every actor has had its `n` pongs; fails unless the actors answered
+/// `width * n` pings in all.
+const BIG: &str = r#"local time = require("time")
+return function(width, n)
+    local me, actors, inbox = process.pid(), {}, process.inbox()
+    local t0 = time.now()
+    for i = 1, width do actors[i] = process.spawn("bench:big_actor", "bench:host", me, n, i) end
+    for i = 1, width do process.send(actors[i], "peers", actors) end
+    for _ = 1, width do inbox:receive() end
+    local ns = time.now():sub(t0):nanoseconds()
+    for i = 1, width do process.send(actors[i], "stop", true) end
+    local answered = 0
+    for _ = 1, width do answered = answered + inbox:receive():payload():data() end
+    if answered ~= width * n then error("big answered " .. answered .. " pings") end
+    return ns
+end"#;
+
 /// A runtime with the scale entries on one host of `workers` workers.
 pub fn runtime(workers: usize) -> Runtime {
     crate::lua::build(
@@ -112,6 +162,8 @@ pub fn runtime(workers: usize) -> Runtime {
             ("bench:ring", RING),
             ("bench:fan_leaf", FAN_LEAF),
             ("bench:fan_out", FAN_OUT),
+            ("bench:big_actor", BIG_ACTOR),
+            ("bench:big", BIG),
         ],
     )
 }
@@ -151,7 +203,34 @@ pub fn ring(rt: &Runtime, size: u64, hops: u64) -> Option<Duration> {
     timed(rt, "bench:ring", vec![int(size), int(hops)])
 }
 
+/// Savina's Big: `width` processes, each pinging a random one of them and
+/// waiting for its pong `n` times (at least once).
+pub fn big(rt: &Runtime, width: u64, n: u64) -> Option<Duration> {
+    timed(rt, "bench:big", vec![int(width), int(n.max(1))])
+}
+
 /// One process feeding `depth` messages to each of `width` processes.
 pub fn fan_out(rt: &Runtime, width: u64, depth: u64) -> Option<Duration> {
     timed(rt, "bench:fan_out", vec![int(width), int(depth)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each scenario finishes and checks its own result (Skynet's sum,
+    /// Big's count of answered pings) on one worker and on two.
+    #[test]
+    fn every_scenario_finishes_small_on_one_and_two_workers() {
+        for workers in [1, 2] {
+            let rt = runtime(workers);
+            assert!(skynet(&rt, 1_000).is_some(), "skynet, {workers} workers");
+            assert!(ring(&rt, 50, 500).is_some(), "ring, {workers} workers");
+            assert!(
+                fan_out(&rt, 100, 10).is_some(),
+                "fan-out, {workers} workers"
+            );
+            assert!(big(&rt, 20, 30).is_some(), "big, {workers} workers");
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! goals table of `shared/spec/performance.md` and issue #17 with a
 //! measured column; `--peers` measures BEAM and Go in the same run,
 //! `--whole` adds the whole-program scenarios (Skynet, the thread ring, the
-//! fan-out; minutes), and `scenario` times one of those alone.
+//! fan-out, Savina Big; minutes), and `scenario` times one of those alone.
 
 use std::time::Instant;
 
@@ -20,8 +20,9 @@ struct Args {
     /// Also run the same scenarios on BEAM (escript) and Go, when installed.
     #[arg(long)]
     peers: bool,
-    /// Also run Skynet 1M, a 503-process thread ring and a 10,000 × 100
-    /// fan-out, on one worker and on two (several minutes).
+    /// Also run Skynet 1M, a 503-process thread ring, a 10,000 × 100
+    /// fan-out and Savina Big (400 processes, 2,500 pings each), on one
+    /// worker and on two (several minutes).
     #[arg(long)]
     whole: bool,
     #[command(subcommand)]
@@ -35,7 +36,8 @@ enum Command {
     Scenario {
         which: Which,
         /// Skynet's leaves, the ring's hops, the fan-out's messages per
-        /// process, each pair's messages, or the cold spawns.
+        /// process, Big's pings per process, each pair's messages, or the
+        /// cold spawns.
         n: u64,
         #[arg(long, default_value_t = 1)]
         workers: usize,
@@ -47,6 +49,8 @@ enum Which {
     Skynet,
     Ring,
     FanOut,
+    /// Savina Big: 400 processes pinging one another at random.
+    Big,
     /// The scaling row's eight sender/sink pairs.
     Pairs,
     /// Spawns of entries never spawned before, each compiled on its first
@@ -71,6 +75,7 @@ fn main() {
             Which::Skynet => scale::skynet(&scale::runtime(workers), n),
             Which::Ring => scale::ring(&scale::runtime(workers), 503, n),
             Which::FanOut => scale::fan_out(&scale::runtime(workers), 10_000, n),
+            Which::Big => scale::big(&scale::runtime(workers), 400, n),
             Which::Pairs => Some(lua::pairs(&lua::runtime(workers), 8, n)),
             Which::Cold => Some(lua::spawn_cold(&lua::runtime(workers), n)),
         };
