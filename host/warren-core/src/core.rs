@@ -68,6 +68,8 @@ mod telling;
 mod telling_tests;
 #[cfg(test)]
 mod timer_tests;
+#[cfg(test)]
+mod topic_tests;
 mod unread;
 
 /// Below this many armed timers a worker never scans its heap for timers of
@@ -175,6 +177,9 @@ pub struct Core {
     /// The buffer [`Core::take_incoming`] swaps the worker's queue into
     /// (kept, so taking allocates nothing once warm).
     incoming: Vec<Cmd>,
+    /// The topic of the last message sent through this core, shared by
+    /// the next one on the same topic ([`Core::topic_of`]).
+    last_topic: Option<Arc<str>>,
     /// Commands that came from another worker before the spawn of their
     /// target, held until it arrives (see [`Core::apply_incoming`]).
     early: FxHashMap<Pid, Vec<Cmd>>,
@@ -271,6 +276,7 @@ impl Core {
             outbox: (0..workers).map(|_| Vec::new()).collect(),
             outbox_queued: false,
             incoming: Vec::new(),
+            last_topic: None,
             early: FxHashMap::default(),
             tellings: VecDeque::new(),
             programs: RefCell::default(),
@@ -368,7 +374,7 @@ impl Core {
     /// queued for `to` until it is delivered (so a tenant cannot fill
     /// another's memory with messages nobody reads); `RATE_LIMITED`
     /// (retryable) when the host has no room left.
-    fn hold(&self, from: Pid, to: Pid, bytes: usize) -> Result<Arc<Reservation>, ProcError> {
+    fn hold(&self, from: Pid, to: Pid, bytes: usize) -> Result<Reservation, ProcError> {
         let quota = self.quota_of(from);
         let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
         if !quota.reserve_memory(bytes) {
@@ -382,10 +388,10 @@ impl Core {
             err.retryable = true;
             return Err(err);
         }
-        Ok(Arc::new(Reservation {
+        Ok(Reservation {
             quota: quota.clone(),
             bytes,
-        }))
+        })
     }
 
     /// Counts a message of about `bytes` (its wire size) for `to`, a
@@ -568,11 +574,26 @@ impl Core {
         let held = self.hold(from, to, bytes.saturating_add(overhead))?;
         let msg = Message {
             from,
-            topic: topic.into(),
+            topic: self.topic_of(topic),
             payloads,
             held: Some(held),
         };
         self.enqueue(to, msg)
+    }
+
+    /// `topic` as a message holds it: the last message's string when it is
+    /// the same, so a stream of messages on one topic allocates (and its
+    /// receiving worker frees) no string per message. Keeps one topic
+    /// alive, at most [`crate::limits::MAX_TOPIC_BYTES`].
+    fn topic_of(&mut self, topic: &str) -> Arc<str> {
+        match &self.last_topic {
+            Some(last) if **last == *topic => last.clone(),
+            _ => {
+                let new: Arc<str> = topic.into();
+                self.last_topic = Some(new.clone());
+                new
+            }
+        }
     }
 
     /// Queues `msg` for `to` unless it is not alive (`NOT_FOUND`) or its

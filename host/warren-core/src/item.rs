@@ -13,8 +13,9 @@ use crate::value::Value;
 /// How a process ended: what its main returned, or the error it failed with.
 pub type Exit = Result<Value, ProcError>;
 
-/// A message in a mailbox.
-#[derive(Clone, Debug)]
+/// A message in a mailbox. Not `Clone`: its reservation is given back
+/// once, when it is dropped.
+#[derive(Debug)]
 pub struct Message {
     /// The sender.
     pub from: Pid,
@@ -23,7 +24,7 @@ pub struct Message {
     /// Zero or more payloads, copied from the sender.
     pub payloads: Vec<Payload>,
     /// The sender host's `memory_total` held for it while it is queued.
-    pub(crate) held: Option<Arc<Reservation>>,
+    pub(crate) held: Option<Reservation>,
 }
 
 impl Message {
@@ -116,7 +117,7 @@ impl Event {
 }
 
 /// Something queued for a process, in arrival order.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Item {
     /// Start running `program` with `args` (always the first item).
     Start {
