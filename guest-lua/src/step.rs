@@ -414,6 +414,11 @@ pub(crate) unsafe fn step_at(
         }
         let (status, nres) = crate::resume::resume_tracked(l, co, narg);
         if status != ffi::LUA_OK && status != ffi::LUA_YIELD {
+            // The kernel's Lua closes this account (`H.leave` in
+            // `finish_one`, which charges what it allocated meanwhile):
+            // the frames it needs to get there must not fail under the
+            // process's ceiling (a first call at a new depth allocates).
+            let _ = lua.set_memory_limit(0);
             ffi::lua_settop(l, base);
             ffi::lua_pushboolean(l, 0);
             ffi::lua_xmove(co, l, 1); // the error

@@ -173,56 +173,12 @@ local function handle(more, id, kind, ...)
     return more
 end
 
-local function run(budget)
-    -- `taken`: the host's items converted in this run, at most `budget`;
-    -- the rest wait, counted in their processes' mailboxes (so a flood
-    -- meets its receiver's mailbox_limit), while what they woke runs.
-    local done, left, taken = 0, 0, 0
-    while true do
-        if left <= 0 then
-            -- Take the host's items (drain, in C: a host call's value for a
-            -- coroutine in `await`, a message, a start or an event goes to
-            -- its process there, as done_next does); -1 when the next one
-            -- needs the kernel (H.next converts it into Lua values), else
-            -- how many wake-ups are queued.
-            left = drain()
-            while left < 0 do
-                if left == -2 then
-                    -- A process was sent more than its limit between its
-                    -- resumes (events it never reads): measured now, as
-                    -- after a resume whose charge passed it (finish_one).
-                    local p = procs[H.overdue()]
-                    if p then finish_one(nil, p, true, true, BLOCK) end
-                    left = drain()
-                elseif taken >= budget then
-                    left = rq_len()
-                    if left <= 0 then return true end
-                    break
-                elseif handle(H_next()) then
-                    taken = taken + 1
-                    left = drain()
-                else left = rq_len() end
-            end
-            if preempted then
-                -- Queued behind what the host's items woke, unless its
-                -- process ended or dropped it meanwhile (see `preempted`).
-                local cr = preempted
-                local p = cr.p
-                preempted = false
-                if cr.th and p.env then
-                    p.nready = p.nready - 1 -- counted when preempted; wake counts it
-                    wake(cr)
-                    left = rq_len()
-                end
-            end
-            if left <= 0 then return false end
-        end
-        -- The wake-ups queued now, resumed in C batch after batch until
-        -- one needs the kernel, the host has an item, or the budget is
-        -- spent at the end of a batch.
-        local n, rest, cr, p, ok, kind, r1, r2, r3 = resume_next(budget - done, left)
-        done, left = done + n, rest
-        if ok == nil and cr ~= nil then
+do -- (in a block: the chunk's main function is at Lua's 200 locals)
+    -- What run does with a wake-up resume_next left to the kernel: parks it,
+    -- or finishes it; true when the run must end there (a preempted process
+    -- waits for the host's items).
+    local function settle(cr, p, ok, kind, r1, r2, r3)
+        if ok == nil then
             -- Its process is parked (see finish_one's measure): the wake-up
             -- waits in `p.held`, four slots each (values may be nil: `n`
             -- counts them), until timer 0 fires (handle).
@@ -230,11 +186,74 @@ local function run(budget)
             local i = held.n
             held[i + 1], held[i + 2], held[i + 3], held[i + 4] = cr, r1, r2, r3
             held.n, p.held = i + 4, held
-        elseif cr ~= nil then
-            finish_one(cr, p, ok, kind, r1, r2, r3)
-            if preempted then return true end
+            return false
         end
-        if left <= 0 and done >= budget then return true end
+        finish_one(cr, p, ok, kind, r1, r2, r3)
+        return preempted and true or false
     end
+
+    -- The run loop, from where the machine's run (machine/run.rs, the loop
+    -- for what a run usually is, in C) stopped: `done` wake-ups resumed so
+    -- far, `left` of the current batch (0: drain first), and `cr ...` what
+    -- resume_next left to the kernel, if anything.
+    local function run(budget, done, left, cr, p, ok, kind, r1, r2, r3)
+        if cr ~= nil then
+            if settle(cr, p, ok, kind, r1, r2, r3) then return true end
+            if left <= 0 and done >= budget then return true end
+        end
+        -- `taken`: the host's items converted in this run, at most `budget`;
+        -- the rest wait, counted in their processes' mailboxes (so a flood
+        -- meets its receiver's mailbox_limit), while what they woke runs.
+        local taken = 0
+        while true do
+            if left <= 0 then
+                -- Take the host's items (drain, in C: a host call's value for a
+                -- coroutine in `await`, a message, a start or an event goes to
+                -- its process there, as done_next does); -1 when the next one
+                -- needs the kernel (H.next converts it into Lua values), else
+                -- how many wake-ups are queued.
+                left = drain()
+                while left < 0 do
+                    if left == -2 then
+                        -- A process was sent more than its limit between its
+                        -- resumes (events it never reads): measured now, as
+                        -- after a resume whose charge passed it (finish_one).
+                        local p = procs[H.overdue()]
+                        if p then finish_one(nil, p, true, true, BLOCK) end
+                        left = drain()
+                    elseif taken >= budget then
+                        left = rq_len()
+                        if left <= 0 then return true end
+                        break
+                    elseif handle(H_next()) then
+                        taken = taken + 1
+                        left = drain()
+                    else left = rq_len() end
+                end
+                if preempted then
+                    -- Queued behind what the host's items woke, unless its
+                    -- process ended or dropped it meanwhile (see `preempted`).
+                    local cr = preempted
+                    local p = cr.p
+                    preempted = false
+                    if cr.th and p.env then
+                        p.nready = p.nready - 1 -- counted when preempted; wake counts it
+                        wake(cr)
+                        left = rq_len()
+                    end
+                end
+                if left <= 0 then return false end
+            end
+            -- The wake-ups queued now, resumed in C batch after batch until
+            -- one needs the kernel, the host has an item, or the budget is
+            -- spent at the end of a batch.
+            local n, rest
+            n, rest, cr, p, ok, kind, r1, r2, r3 = resume_next(budget - done, left)
+            done, left = done + n, rest
+            if cr ~= nil and settle(cr, p, ok, kind, r1, r2, r3) then return true end
+            if left <= 0 and done >= budget then return true end
+        end
+    end
+    M.bind_run(run, function() return preempted end)
 end
 

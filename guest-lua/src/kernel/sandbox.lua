@@ -249,7 +249,7 @@ end
 H.kernel_tables(RQ, TAKEN, UPGRADES, CASE, TIMERS, WRAPPED, HELD,
     ERRSET, procs, bypid, NOT_OWNED, INWAIT)
 
-return { run = run, new_entry = new_entry, error_mt = ErrMT, module_names = function()
+return { run = M.run, new_entry = new_entry, error_mt = ErrMT, module_names = function()
     local names = {}
     for k in pairs(MODULES) do names[#names + 1] = k end
     return names

@@ -32,6 +32,7 @@ mod mailbox;
 mod msg;
 mod protect;
 pub(crate) mod raw;
+mod run;
 mod runq;
 mod select;
 mod send;
@@ -46,7 +47,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 44] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 46] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -91,6 +92,8 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 44] = [
     (c"xpcall", protect::lua_xpcall),
     (c"bind_protect", protect::bind_protect),
     (c"measure", walk::lua_measure),
+    (c"run", run::lua_run),
+    (c"bind_run", run::bind_run),
 ];
 
 /// Arguments `H.machine` takes: the upvalues after the run queue's state,

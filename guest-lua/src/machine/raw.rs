@@ -98,6 +98,11 @@ pub(super) enum Late {
     /// The kernel's `resume_tick(ticker)`: re-arms a ticker whose last
     /// tick waited unread (`bind_select`'s third argument).
     ResumeTick = 28,
+    /// The kernel's Lua run loop, going on from where the machine's
+    /// `run` stopped, and a function whose first upvalue is the kernel's
+    /// `preempted` (`bind_run`).
+    RunFrom = 29,
+    Preempted = 30,
 }
 /// The bytes of the string at `idx`, or `None` when it is not a string
 /// (a number is not converted: the type is read first).
