@@ -5,8 +5,6 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use warren_core::Runtime;
-
 use crate::peers::{Peer, Peers};
 use crate::{lua, scale, wasm};
 
@@ -305,13 +303,13 @@ pub fn measure(s: Sizes, peers: Option<&Peers>, whole: bool) -> Vec<Row> {
     rows
 }
 
-/// One whole-program scenario: `run` on one worker and on two, against
-/// BEAM with one scheduler (`+S 1`) on the same program.
+/// One whole-program scenario ([`scale::by_name`]) on one worker and on
+/// two, each in a process of its own, against BEAM with one scheduler
+/// (`+S 1`) on the same program.
 struct Whole {
     metric: &'static str,
     scenario: &'static str,
     n: u64,
-    run: fn(&Runtime, u64) -> Option<Duration>,
 }
 
 /// Skynet, the thread ring, the fan-out and Savina Big, each on one worker against
@@ -322,30 +320,26 @@ fn scale_rows(s: Sizes, peers: Option<&Peers>, rows: &mut Vec<Row>) {
             metric: "Skynet (one worker)",
             scenario: "skynet",
             n: s.skynet,
-            run: scale::skynet,
         },
         Whole {
             metric: "thread ring, 503 processes (one worker)",
             scenario: "ring",
             n: s.ring_hops,
-            run: |rt, n| scale::ring(rt, 503, n),
         },
         Whole {
             metric: "fan-out to 10,000 processes (one worker)",
             scenario: "fan_out",
             n: s.fan_depth,
-            run: |rt, n| scale::fan_out(rt, 10_000, n),
         },
         Whole {
             metric: "Savina Big, 400 processes pinging at random (one worker)",
             scenario: "big",
             n: s.big_pings,
-            run: |rt, n| scale::big(rt, 400, n),
         },
     ];
     for w in scenarios {
-        let one = (w.run)(&scale::runtime(1), w.n);
-        let two = (w.run)(&scale::runtime(2), w.n);
+        let one = scale::in_child(w.scenario, 1, w.n);
+        let two = scale::in_child(w.scenario, 2, w.n);
         let beam = peers
             .filter(|p| p.has(Peer::Beam))
             .and_then(|p| p.time(Peer::Beam, w.scenario, w.n, 1));

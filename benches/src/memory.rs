@@ -44,6 +44,12 @@ const ANSWER: &str = "warren-bench-child:";
 /// scenario freed, so a scenario measured after another would see little
 /// growth: each gets a process of its own.
 pub fn in_child(what: &str, n: u64) -> Vec<u64> {
+    answer_of(what, n).unwrap_or_else(|status| panic!("child {what}:{n} gave no answer ({status})"))
+}
+
+/// Runs scenario `what` with `n` in a fresh copy of this binary: the
+/// numbers it reports, or how it ended when it reported none.
+pub(crate) fn answer_of(what: &str, n: u64) -> Result<Vec<u64>, std::process::ExitStatus> {
     let exe = std::env::current_exe().expect("this binary's path");
     let out = std::process::Command::new(exe)
         .env(CHILD_VAR, format!("{what}:{n}"))
@@ -54,10 +60,11 @@ pub fn in_child(what: &str, n: u64) -> Vec<u64> {
     let line = stdout
         .lines()
         .find_map(|l| l.strip_prefix(ANSWER))
-        .unwrap_or_else(|| panic!("child {what}:{n} gave no answer ({})", out.status));
-    line.split_whitespace()
+        .ok_or(out.status)?;
+    Ok(line
+        .split_whitespace()
         .map(|v| v.parse().expect("a number"))
-        .collect()
+        .collect())
 }
 
 /// In a bench binary's `main`, first: when this process is a measuring
@@ -70,6 +77,7 @@ pub fn child_main() {
     let n: u64 = n.parse().expect("a count");
     let got = match what {
         "wasm" => crate::wasm::blocked_in_child(n),
+        whole if whole.contains('@') => crate::scale::timed_in_child(whole, n),
         other => crate::lua::held_in_child(other, n)
             .map(|v| vec![v])
             .unwrap_or_else(|| panic!("unknown scenario {other}")),

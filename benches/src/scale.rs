@@ -214,6 +214,47 @@ pub fn fan_out(rt: &Runtime, width: u64, depth: u64) -> Option<Duration> {
     timed(rt, "bench:fan_out", vec![int(width), int(depth)])
 }
 
+/// Whole-program scenario `name` (`skynet`, `ring`, `fan_out`, `big`) with
+/// `n` on a fresh runtime of `workers` workers; `None` for another name.
+pub fn by_name(name: &str, workers: usize, n: u64) -> Option<Option<Duration>> {
+    let rt = runtime(workers);
+    Some(match name {
+        "skynet" => skynet(&rt, n),
+        "ring" => ring(&rt, 503, n),
+        "fan_out" => fan_out(&rt, 10_000, n),
+        "big" => big(&rt, 400, n),
+        _ => return None,
+    })
+}
+
+/// [`by_name`] in a fresh copy of this binary: a scenario run after
+/// another in one process paid for what that one left (the ring's one
+/// worker took 23% longer right after Skynet 1M than alone), and the
+/// comparison of one worker with two depended on the order. `None` when
+/// it did not finish (said on standard error).
+pub fn in_child(name: &str, workers: usize, n: u64) -> Option<Duration> {
+    match crate::memory::answer_of(&format!("{name}@{workers}"), n) {
+        Ok(ns) => ns
+            .first()
+            .copied()
+            .filter(|&ns| ns > 0)
+            .map(Duration::from_nanos),
+        Err(status) => {
+            eprintln!("warren-bench: {name} on {workers} workers ended with {status}");
+            None
+        }
+    }
+}
+
+/// The child's side of [`in_child`]: `what` is `name@workers`; answers
+/// the nanoseconds, 0 when it did not finish.
+pub(crate) fn timed_in_child(what: &str, n: u64) -> Vec<u64> {
+    let (name, workers) = what.split_once('@').expect("name@workers");
+    let workers = workers.parse().expect("a worker count");
+    let took = by_name(name, workers, n).unwrap_or_else(|| panic!("unknown scenario {name}"));
+    vec![took.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

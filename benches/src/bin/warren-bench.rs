@@ -72,10 +72,10 @@ fn main() {
     if let Some(Command::Scenario { which, n, workers }) = args.command {
         let workers = workers.max(1);
         let took = match which {
-            Which::Skynet => scale::skynet(&scale::runtime(workers), n),
-            Which::Ring => scale::ring(&scale::runtime(workers), 503, n),
-            Which::FanOut => scale::fan_out(&scale::runtime(workers), 10_000, n),
-            Which::Big => scale::big(&scale::runtime(workers), 400, n),
+            Which::Skynet => scale::by_name("skynet", workers, n).flatten(),
+            Which::Ring => scale::by_name("ring", workers, n).flatten(),
+            Which::FanOut => scale::by_name("fan_out", workers, n).flatten(),
+            Which::Big => scale::by_name("big", workers, n).flatten(),
             Which::Pairs => Some(lua::pairs(&lua::runtime(workers), 8, n)),
             Which::Cold => Some(lua::spawn_cold(&lua::runtime(workers), n)),
         };

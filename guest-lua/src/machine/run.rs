@@ -36,7 +36,8 @@ pub(super) unsafe extern "C-unwind" fn bind_run(l: *mut lua_State) -> c_int {
     }
 }
 
-/// Whether the kernel holds a preempted coroutine to queue again.
+/// Whether the kernel holds a preempted coroutine to queue again (true,
+/// so that the Lua loop is called, when `bind_run` has not run).
 ///
 /// # Safety
 ///
@@ -46,7 +47,10 @@ unsafe fn preempted(l: *mut lua_State) -> bool {
     // SAFETY: the slot holds the kernel's function (bind_run checked it).
     unsafe {
         ffi::lua_rawgeti(l, uv(LATE), Late::Preempted as i64);
-        ffi::lua_getupvalue(l, -1, 1);
+        if ffi::lua_getupvalue(l, -1, 1).is_null() {
+            raw::pop(l, 1); // not bound: the Lua loop's call will say so
+            return true;
+        }
         let held = ffi::lua_toboolean(l, -1) != 0;
         raw::pop(l, 2);
         held
