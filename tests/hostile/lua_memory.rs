@@ -691,3 +691,33 @@ fn a_chain_of_weak_keyed_entries_does_not_stall_the_collector() {
     assert_eq!(out.value(), "quick 20000");
     out.assert_neighbour_ticks();
 }
+
+/// The first thing a fresh runtime runs raises a memory error at its
+/// process's ceiling, in user code and in kernel code (a forged payload
+/// count, `payload_list`'s loop): the kernel's frames that finish it are
+/// then called for the first time at their depth, and allocated with the
+/// ceiling lifted, so the process ends with its reason and the runtime
+/// goes on. Under the ceiling the kernel's run failed, the exit was never
+/// reported, and the worker retried the same run forever.
+#[test]
+fn a_memory_error_in_a_fresh_runtime_s_first_resume_is_finished() {
+    let bombs = [
+        r#"return function()
+            local t = {}
+            while true do t[#t + 1] = { 1, 2, 3, 4 } end
+        end"#,
+        r#"return function()
+            process.send(process.pid(), "t", 1)
+            local m = process.inbox():receive()
+            return #m.payload({ "x", "y", 1 << 40 })
+        end"#,
+    ];
+    for bomb in bombs {
+        let out = harness::app()
+            .entry("h:bomb", bomb)
+            .run("h:bomb", Vec::new());
+        let err = out.expect_err("the bomb ended");
+        assert_eq!(err.kind, ErrorKind::RateLimited, "{err}");
+        assert!(err.message.contains("memory limit exceeded"), "{err}");
+    }
+}
