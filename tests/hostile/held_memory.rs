@@ -14,9 +14,10 @@
 //! nowhere, kept until the target ended; now each end takes the process
 //! off the sets it is in).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use warren_core::{ErrorKind, HostLimits, Value};
+use warren_core::{ErrorKind, HostLimits, SpawnRequest, Value};
+use warren_tests::HOST;
 
 use crate::harness::{self, alone, app, attack, attack_on, n};
 
@@ -93,29 +94,42 @@ fn names_held_by_time_zones_count() {
 }
 
 #[test]
-fn timers_never_read_count() {
-    // Each armed `time.after` is a kernel record (and a 40-byte entry of
-    // the worker's timer heap) until it fires, an hour on: the records
-    // (about 200 bytes each) are the process's, so it ends with some
-    // 40,000 armed, the heap a fifth of what it is charged. Measuring
-    // 40,000 records takes time: a budget its measures fit in.
-    let limits = HostLimits {
-        cpu_budget: Some(Duration::from_secs(10)),
-        ..harness::limits()
-    };
-    let app = app().limits(limits).entry(
+fn timers_never_read_are_swept() {
+    // Each `time.after` dropped unread (an hour-long one, armed a
+    // thousand at a time) is collected with its channel, and its timer
+    // cancelled and swept out of the worker's heap. The process held each
+    // channel until its timer fired: it grew to its memory limit (some
+    // 40,000 armed), and the heap with it. Now, once 30,000 are armed and
+    // dropped, the heap holds a few sweeps' worth.
+    let app = app().entry(
         "h:attacker",
         r#"local time = require("time")
         return function()
-            local n = 0
-            while true do
-                for _ = 1, 1000 do time.after("1h"); n = n + 1 end
+            for _ = 1, 30 do
+                for _ = 1, 1000 do time.after("1h") end
                 time.sleep("1ms")
             end
+            assert(process.registry.register("swept"))
+            process.inbox():receive()
         end"#,
     );
-    let out = attack(app, "h:attacker", Vec::new());
-    out.assert_ended(ErrorKind::RateLimited, "memory_per_process");
+    let runtime = app.start();
+    runtime
+        .spawn(SpawnRequest::new("h:attacker", HOST, Vec::new()))
+        .expect("spawned");
+    let deadline = Instant::now() + warren_tests::DEADLINE;
+    while runtime.lookup("swept").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the attacker did not arm its timers"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let left = runtime.armed_timers();
+    assert!(
+        left < 10_000,
+        "{left} of 30,000 dropped timers still in the heap"
+    );
 }
 
 #[test]

@@ -700,3 +700,60 @@ fn a_channel_is_a_value_of_its_own_type() {
         ))
     );
 }
+
+/// A `time.after` channel is held by its timer only weakly (see the next
+/// test): while a coroutine waits on it, in a select whose cases table is
+/// nowhere else or in a plain receive, the waiting keeps it alive, and it
+/// fires, however much garbage the process makes (and collects) meanwhile.
+#[test]
+fn a_waited_time_after_channel_fires_through_collections() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local stop = false
+        coroutine.spawn(function()
+            while not stop do
+                for _ = 1, 2000 do local _ = { {}, {}, {} } end
+                time.sleep("0s")
+            end
+        end)
+        local fired = 0
+        for i = 1, 100 do
+            if i % 2 == 0 then
+                local r = channel.select({ time.after("1ms"):case_receive() })
+                if r.ok then fired = fired + 1 end
+            else
+                local _, ok = time.after("1ms"):receive()
+                if ok then fired = fired + 1 end
+            end
+        end
+        stop = true
+        return fired
+    end"#);
+    assert_eq!(v, Value::Int(100));
+}
+
+/// The usual receive with a timeout, where the message always comes first:
+/// each round's `time.after` channel is dropped unread, and its timer is
+/// swept with it, so the process holds no more after 200,000 rounds of a
+/// 30 s timeout than after a few (it held each round's channel for the 30
+/// s and ended at its memory limit, 64 MiB, after 300,000).
+#[test]
+fn dropped_time_after_channels_are_swept_with_their_timers() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local inbox = process.inbox()
+        local function rounds(n)
+            for i = 1, n do
+                process.send(process.pid(), "m", i)
+                local r = channel.select({ inbox:case_receive(), time.after("30s"):case_receive() })
+                assert(r.channel == inbox)
+            end
+        end
+        rounds(1000)
+        local before = collectgarbage("count")
+        rounds(200000)
+        local after = collectgarbage("count")
+        return after - before < 4096 -- KiB
+    end"#);
+    assert_eq!(v, Value::Bool(true));
+}

@@ -642,7 +642,9 @@ pub(super) unsafe extern "C-unwind" fn receive(l: *mut lua_State) -> c_int {
         if raw::truthy(l, s, Key::Ext) {
             wait_ext(l, cr);
         }
-        raw::settop(l, 0);
+        // The channel stays on the waiting coroutine's stack: what sends
+        // on it may hold it only weakly (time.after's timer, kernel/time.lua).
+        raw::settop(l, 1);
         ffi::lua_pushvalue(l, uv(BLOCK));
         ffi::lua_yield(l, 1)
     }

@@ -322,9 +322,19 @@ unsafe fn wait(l: *mut lua_State, base: c_int, n: c_int) -> c_int {
         if ext {
             chan::wait_ext(l, cr);
         }
-        raw::settop(l, 0);
+        // The cases' records (each holding its channel) stay on the
+        // waiting coroutine's stack, below the resumed values: what sends
+        // on a channel may hold it only weakly (time.after's timer,
+        // kernel/time.lua), and the cases table itself may not be held.
+        let kept = base + n;
+        raw::settop(l, kept);
         ffi::lua_pushvalue(l, uv(BLOCK));
-        ffi::lua_yieldk(l, 1, 0, Some(selected))
+        ffi::lua_yieldk(
+            l,
+            1,
+            ffi::lua_KContext::try_from(kept).unwrap_or(0),
+            Some(selected),
+        )
     }
 }
 
@@ -333,15 +343,20 @@ unsafe fn wait(l: *mut lua_State, base: c_int, n: c_int) -> c_int {
 ///
 /// # Safety
 ///
-/// Lua's continuation of [`wait`].
+/// Lua's continuation of [`wait`], `ctx` the count of values it kept.
 unsafe extern "C-unwind" fn selected(
     l: *mut lua_State,
     _status: c_int,
-    _ctx: ffi::lua_KContext,
+    ctx: ffi::lua_KContext,
 ) -> c_int {
-    // SAFETY: the stack holds only the values it was resumed with.
+    // SAFETY: the stack holds the `ctx` values `wait` kept, then the
+    // values it was resumed with.
     unsafe {
         raw::reserve(l);
+        let kept = c_int::try_from(ctx).unwrap_or(0);
+        let top = ffi::lua_gettop(l);
+        ffi::lua_rotate(l, 1, top - kept); // the resumed values first
+        raw::settop(l, top - kept);
         raw::settop(l, 3);
         if ffi::lua_rawequal(l, 1, uv(CLOSED)) != 0 {
             raw::raise(l, 1, "send on closed channel", None);
