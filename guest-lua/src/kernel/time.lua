@@ -226,33 +226,37 @@ local function nonpositive(what, ns)
 end
 
 do -- (in a block: the chunk's main function is at Lua's 200 locals)
-    -- time.after's channel states by timer id, held weakly: a channel
-    -- nothing can receive from any more (the usual select with a timeout
-    -- that another case won) is collected, and its timer cancelled by a
-    -- sweep, instead of both being kept until the timer fires (a loop
-    -- receiving with a 30 s timeout held every channel it made for 30 s
-    -- and ended at its memory limit after 300,000 rounds).
-    local AFTER = setmetatable({}, { __mode = "v" })
-    H.kernel_tables(AFTER)
+    -- time.after's channel states by timer id, in `p.timers.after`, held
+    -- weakly: a channel nothing can receive from any more (the usual
+    -- select with a timeout that another case won) is collected, and its
+    -- timer cancelled by a sweep, instead of both being kept until the
+    -- timer fires (a loop receiving with a 30 s timeout held every
+    -- channel it made for 30 s and ended at its memory limit after
+    -- 300,000 rounds). The table is the process's own, and counted so.
+    local WEAK_VALUES = { __mode = "v", __metatable = false }
+    NOT_OWNED[WEAK_VALUES] = true
     -- A process's after-timers are swept once more than this many are
-    -- armed, and then once twice as many as the sweep left are.
+    -- armed, and then once more than twice as many as the sweep left.
     local AFTER_SWEEP = 64
     -- Every after-timer's fire (`handle` took it out of `p.timers`).
     local function after_fire(p, id)
-        local s = AFTER[id]
-        AFTER[id] = nil
         local timers = p.timers
-        if timers then timers.afters = timers.afters - 1 end
+        local states = timers and timers.after
+        local s = states and states[id]
+        if states then
+            states[id] = nil
+            timers.afters = timers.afters - 1
+        end
         if s then deliver(s, tm(H.now())) end
     end
     NOT_OWNED[after_fire] = true
     -- Cancels the after-timers of `p` whose channels were collected, and
     -- sets when to sweep next.
-    local function sweep(p, timers)
+    local function sweep(p, timers, states)
         local left = 0
         for id, fire in next, timers do
             if fire == after_fire then
-                if AFTER[id] == nil then
+                if states[id] == nil then
                     timers[id] = nil
                     H.cancel_timer(p.id, id)
                 else
@@ -268,11 +272,16 @@ do -- (in a block: the chunk's main function is at Lua's 200 locals)
         local p = me()
         local s = chan_state(1, true)
         local id = arm(p, ns, after_fire)
-        AFTER[id] = s
         local timers = p.timers
-        local n = (timers.afters or 0) + 1
+        local states = timers.after
+        if not states then
+            states = setmetatable({}, WEAK_VALUES)
+            timers.after, timers.afters = states, 0
+        end
+        states[id] = s
+        local n = timers.afters + 1
         timers.afters = n
-        if n > (timers.sweep or AFTER_SWEEP) then sweep(p, timers) end
+        if n > (timers.sweep or AFTER_SWEEP) then sweep(p, timers, states) end
         return s.proxy
     end
 end
