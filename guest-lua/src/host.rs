@@ -1120,22 +1120,7 @@ fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
         }
         Ok(c.borrow().trap_links(pid_of(me)))
     })?;
-    h.set("trap", trap)?;
-    let c = core.clone();
-    let timer = lua.create_function(move |_, (me, id, ns): (i64, i64, i64)| {
-        let delay = Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
-        c.borrow_mut()
-            .start_timer(pid_of(me), u64::try_from(id).unwrap_or(0), delay);
-        Ok(())
-    })?;
-    h.set("timer", timer)?;
-    let c = core.clone();
-    let cancel = lua.create_function(move |_, (me, id): (i64, i64)| {
-        c.borrow_mut()
-            .cancel_timer(pid_of(me), u64::try_from(id).unwrap_or(0));
-        Ok(())
-    })?;
-    h.set("cancel_timer", cancel)
+    h.set("trap", trap)
 }
 
 /// A process's exit as the kernel reports it; the result and details are

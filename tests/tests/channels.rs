@@ -757,3 +757,44 @@ fn dropped_time_after_channels_are_swept_with_their_timers() {
     end"#);
     assert_eq!(v, Value::Bool(true));
 }
+
+/// Durations given as text are parsed once and kept by their text (at
+/// most 64, then the kept ones are dropped): each text still means its
+/// own duration, through more distinct texts than are kept, the same the
+/// second time, and a text that is no duration is refused every time.
+#[test]
+fn durations_as_text_mean_the_same_however_often_they_are_used() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        local t0 = time.unix(0, 0)
+        for round = 1, 2 do
+            for i = 1, 200 do
+                local got = t0:add(i .. "ms"):unix_nano()
+                assert(got == i * 1000000, round .. ": " .. i .. "ms gave " .. got)
+                assert(t0:add("1h"):unix_nano() == 3600 * 1000000000)
+            end
+            for _ = 1, 2 do
+                assert(not pcall(t0.add, t0, "12 parsecs"))
+            end
+        end
+        local long = string.rep("1", 40) .. "ns"
+        assert(not pcall(t0.add, t0, long))
+        return "ok"
+    end"#);
+    assert_eq!(v, s("ok"));
+}
+
+/// A fired timer leaves nothing behind in its process: 20,000 sleeps hold
+/// no more than the first hundred did (the fire, handed over in C, takes
+/// the kernel's record of the timer out as it calls it).
+#[test]
+fn sleeping_often_holds_nothing_per_sleep() {
+    let v = ok(r#"local time = require("time")
+    return function()
+        for _ = 1, 100 do time.sleep("0s") end
+        local before = collectgarbage("count")
+        for _ = 1, 20000 do time.sleep("0s") end
+        return collectgarbage("count") - before < 256 -- KiB
+    end"#);
+    assert_eq!(v, Value::Bool(true));
+}

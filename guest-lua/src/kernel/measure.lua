@@ -81,7 +81,7 @@ local function finish_one(cr, p, ok, kind, r1, r2, r3)
         -- Measured again before its neighbours had three times the walks'
         -- time (quota.rs, park_for): its wake-ups wait `park` ns (kept in
         -- `p.held` by run, given back by handle when timer 0 fires).
-        if park then H.timer(p.id, 0, park) end
+        if park then M.timer(p.id, 0, park) end
     end
     if kind then
         exit_proc(p, false, mkerr(kind, why))

@@ -46,7 +46,7 @@ do
         return H_send(me, dest, topic, ...)
     end
 end
--- H.timer, H.admit, H.measured, H.leave and H.verdict (rarer calls) are looked up in H where
+-- H.admit, H.measured, H.leave and H.verdict (rarer calls) are looked up in H where
 -- used: the main chunk is at Lua's limit of 200 locals.
 local H_log = H.log
 -- The error Lua raises when an allocation does not fit under the ceiling

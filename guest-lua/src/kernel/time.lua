@@ -32,20 +32,40 @@ function DurMethods:microseconds() return ns_of(self, 2) // 1000 end
 function DurMethods:minutes() return ns_of(self, 2) / 6e10 end
 function DurMethods:hours() return ns_of(self, 2) / 3.6e12 end
 
-local function to_ns(d, level)
-    local t = type(d)
-    if t == "number" then
-        if math_type(d) == "integer" then return d end
-        if d ~= d or d >= 0x1p63 or d < -0x1p63 then error("invalid duration: " .. describe(d), level + 1) end
-        return floor(d)
-    elseif t == "string" then
-        local ns, err = H.parse_duration(d)
-        if not ns then error(err, level + 1) end
-        return ns
+local to_ns
+do -- (in a block: the chunk's main function is at Lua's 200 locals)
+    -- Durations written as text, by their text: a process that sleeps or
+    -- waits with the same "100ms" each time has it parsed once (the host
+    -- call cost about 700 instructions). At most PARSED of at most
+    -- PARSED_TEXT bytes, then emptied: the kernel's, counted to no process.
+    local PARSED, PARSED_TEXT = 64, 32
+    local parsed, count = {}, 0
+    H.kernel_tables(parsed)
+    function to_ns(d, level)
+        local t = type(d)
+        if t == "number" then
+            if math_type(d) == "integer" then return d end
+            if d ~= d or d >= 0x1p63 or d < -0x1p63 then error("invalid duration: " .. describe(d), level + 1) end
+            return floor(d)
+        elseif t == "string" then
+            local ns = parsed[d]
+            if ns then return ns end
+            local err
+            ns, err = H.parse_duration(d)
+            if not ns then error(err, level + 1) end
+            if #d <= PARSED_TEXT then
+                if count >= PARSED then
+                    for k in next, parsed do parsed[k] = nil end
+                    count = 0
+                end
+                parsed[d], count = ns, count + 1
+            end
+            return ns
+        end
+        local ns = t == "table" and rawget(d, "ns")
+        if math_type(ns) == "integer" then return ns end
+        error("expected a duration (\"150ms\", nanoseconds, or a duration value), got " .. t, level + 1)
     end
-    local ns = t == "table" and rawget(d, "ns")
-    if math_type(ns) == "integer" then return ns end
-    error("expected a duration (\"150ms\", nanoseconds, or a duration value), got " .. t, level + 1)
 end
 
 TimeMT.__tostring = function(t) return H.format_time(ns_of(t, 2), "2006-01-02T15:04:05.999999999Z07:00") end
@@ -90,7 +110,7 @@ local function arm(p, ns, fire)
     next_timer = next_timer + 1
     local id = next_timer
     lazy_table(p, "timers")[id] = fire
-    H.timer(p.id, id, ns < 0 and 0 or ns)
+    M.timer(p.id, id, ns < 0 and 0 or ns)
     return id
 end
 
@@ -258,7 +278,7 @@ do -- (in a block: the chunk's main function is at Lua's 200 locals)
             if fire == after_fire then
                 if states[id] == nil then
                     timers[id] = nil
-                    H.cancel_timer(p.id, id)
+                    M.cancel_timer(p.id, id)
                 else
                     left = left + 1
                 end
@@ -326,7 +346,7 @@ function TimerMethods:stop()
     if st.id and timers then timers[st.id] = nil end
     -- Nor is its entry kept in the host's heap until the deadline (a
     -- reset loop would grow it without bound).
-    if pending then H.cancel_timer(st.p.id, st.id) end
+    if pending then M.cancel_timer(st.p.id, st.id) end
     st.id = nil
     return pending
 end

@@ -235,6 +235,7 @@ unsafe fn done_next(l: *mut lua_State) -> c_int {
             if super::inbox::msg_next(l, ctx)
                 || super::start::start_next(l, ctx)
                 || super::event::event_next(l, ctx)
+                || super::fire::timer_next(l, ctx)
             {
                 ffi::lua_pushboolean(l, 1);
                 return 1;

@@ -25,6 +25,7 @@ mod chan;
 mod done;
 mod event;
 mod exit;
+mod fire;
 mod frozen;
 mod inbox;
 mod kthread;
@@ -38,6 +39,7 @@ mod select;
 mod send;
 mod spawn;
 mod start;
+mod timer;
 mod walk;
 
 use std::ffi::{CStr, c_int};
@@ -47,7 +49,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 46] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 48] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -94,6 +96,8 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 46] = [
     (c"measure", walk::lua_measure),
     (c"run", run::lua_run),
     (c"bind_run", run::bind_run),
+    (c"timer", timer::lua_timer),
+    (c"cancel_timer", timer::lua_cancel_timer),
 ];
 
 /// Arguments `H.machine` takes: the upvalues after the run queue's state,

@@ -1304,6 +1304,25 @@ impl Core {
         })
     }
 
+    /// The process and timer of the item [`Core::next_item`] would take
+    /// next for `frontend` when that item is a timer's fire; `None` for
+    /// any other next item.
+    pub fn peek_timer(&self, frontend: usize) -> Option<(Pid, u64)> {
+        match self.front_item(frontend)? {
+            (pid, Item::Timer(id)) => Some((pid, *id)),
+            _ => None,
+        }
+    }
+
+    /// Takes the fire [`Core::peek_timer`] names, when there is one.
+    pub fn take_timer(&mut self, frontend: usize) -> Option<(Pid, u64)> {
+        let peeked = self.peek_timer(frontend).is_some();
+        self.take_peeked(frontend, peeked, |pid, item| match item {
+            Item::Timer(id) => Some((pid, id)),
+            _ => None,
+        })
+    }
+
     /// The process whose item [`Core::next_item`] would take next for
     /// `frontend` when that item is its start with no context values (the
     /// usual spawn), with the entry it runs and how many arguments it has;
