@@ -2,6 +2,8 @@
 
 use warren_core::Value;
 use warren_tests::*;
+#[path = "messages/bursts.rs"]
+mod bursts;
 #[path = "messages/handoff.rs"]
 mod handoff;
 #[path = "messages/ordering.rs"]

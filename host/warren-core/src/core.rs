@@ -36,6 +36,7 @@ use peers::Peers;
 
 #[cfg(test)]
 mod accounting_tests;
+mod burst;
 #[cfg(test)]
 mod bus_tests;
 mod calls;
@@ -142,6 +143,8 @@ struct Burst {
     /// How many of the burst's children went to each worker of the
     /// runtime (saturating; as many entries as workers).
     placed: Vec<u16>,
+    /// Its children not placed yet, in spawn order (see `burst`).
+    waiting: Vec<crate::worker::SpawnCmd>,
 }
 
 /// Worker-local process state; see the module docs.
@@ -283,6 +286,7 @@ impl Core {
             burst: Burst {
                 parent: None,
                 placed: vec![0; workers],
+                waiting: Vec::new(),
             },
         }
     }
@@ -650,16 +654,23 @@ impl Core {
         self.may_run(parent, &req.entry)?;
         let (link, monitor) = (req.link, req.monitor);
         if self.burst.parent != Some(parent) {
+            self.place_burst();
             self.burst.parent = Some(parent);
             self.burst.placed.fill(0);
         }
+        let waits = self.waits_for_burst(parent, &req);
         let home = match self.procs.get(&parent).map(|p| p.last_child) {
+            _ if waits => Home::Wait(self.worker),
             None => Home::None,
             Some(NO_CHILD) => Home::Parent(self.worker),
-            Some(w) => Home::Sibling {
-                worker: usize::from(w),
-                burst: &self.burst.placed,
-            },
+            Some(w) => {
+                let children = self.burst.placed.iter().map(|n| usize::from(*n)).sum();
+                Home::Sibling {
+                    worker: usize::from(w),
+                    burst: &self.burst.placed,
+                    run: crate::placement::online_run(children),
+                }
+            }
         };
         // A link or monitor made with the spawn is charged as any other.
         let pairs = if self.procs.contains_key(&parent) {
@@ -677,12 +688,6 @@ impl Core {
                 return Err(err.into());
             }
         };
-        if let Some(n) = self.burst.placed.get_mut(worker) {
-            *n = n.saturating_add(1);
-        }
-        if let Some(p) = self.procs.get_mut(&parent) {
-            p.last_child = u16::try_from(worker).unwrap_or(NO_CHILD);
-        }
         let pid = cmd.pid;
         if link && let Some(p) = self.procs.get_mut(&parent) {
             p.peers().links.insert(pid, true);
@@ -690,7 +695,12 @@ impl Core {
         if monitor && let Some(p) = self.procs.get_mut(&parent) {
             p.peers().watching.insert(pid);
         }
-        self.dispatch(worker, Cmd::Spawn(cmd));
+        if waits {
+            self.burst.waiting.push(cmd);
+        } else {
+            self.count_child(Some(parent), worker);
+            self.dispatch(worker, Cmd::Spawn(cmd));
+        }
         Ok(pid)
     }
 
@@ -759,7 +769,7 @@ impl Core {
             );
             return Err(ProcError::new(ErrorKind::PermissionDenied, why));
         }
-        if !self.procs.contains_key(&pid) && self.shared.directory.get(pid).is_none() {
+        if !self.procs.contains_key(&pid) && self.shared.directory.owner(pid).is_none() {
             return Err(not_alive(pid));
         }
         // Held against the registrant's host until it is released: naming
@@ -785,7 +795,7 @@ impl Core {
                 // directory): take the entry back, and its cost, if the
                 // exit's release did not.
                 let gone =
-                    !self.procs.contains_key(&pid) && self.shared.directory.get(pid).is_none();
+                    !self.procs.contains_key(&pid) && self.shared.directory.owner(pid).is_none();
                 if gone && self.shared.registry.withdraw(name, entry) {
                     quota.release_memory(cost);
                     return Err(not_alive(pid));
@@ -1109,6 +1119,9 @@ impl Core {
 
     /// Ends `me` with `result`, notifying links, monitors and watchers.
     pub fn exit(&mut self, me: Pid, result: Exit) {
+        // A burst ends with an exit here; its children are placed while
+        // their parent is still known (it may be this one).
+        self.place_burst();
         let Some(p) = self.procs.remove(&me) else {
             return;
         };
@@ -1478,6 +1491,7 @@ impl Core {
     /// ([`Core::take_incoming`]).
     #[inline]
     pub fn between_batches(&mut self) {
+        self.place_burst();
         if self.outbox_queued {
             self.hand_over_to_idle();
         }
@@ -1574,21 +1588,30 @@ impl Core {
             cmd => cmd,
         };
         let target = cmd.target();
-        let early = !matches!(cmd, Cmd::Spawn(_))
-            && !self.procs.contains_key(&target)
-            && self.shared.directory.get(target) == Some(self.worker);
-        if early {
-            self.early.entry(target).or_default().push(cmd);
-        } else {
-            self.apply(cmd);
+        if matches!(cmd, Cmd::Spawn(_)) || self.procs.contains_key(&target) {
+            return self.apply(cmd);
+        }
+        match self.shared.directory.owner(target) {
+            Some(worker) if worker == self.worker => {
+                self.early.entry(target).or_default().push(cmd);
+            }
+            // It moved on before it started (`burst`): a command routed
+            // here first cannot be left behind. `Directory::relocate`
+            // moves none with one still on its way, so this is a guard.
+            Some(worker) => self.queue_for(worker, cmd),
+            None => self.apply(cmd),
         }
     }
 
     pub(crate) fn apply(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Spawn(spawn) => {
+            Cmd::Spawn(mut spawn) => {
                 let pid = spawn.pid;
+                let carried = std::mem::take(&mut spawn.carried);
                 self.spawn_here(spawn);
+                for cmd in carried {
+                    self.apply(cmd);
+                }
                 if !self.early.is_empty() {
                     for cmd in self.early.remove(&pid).unwrap_or_default() {
                         self.apply(cmd);

@@ -6,6 +6,15 @@
 //! exact for the sender. Each pid also carries its mailbox depth, in
 //! messages and in bytes, so a sender on any worker can refuse to overfill
 //! it (`mailbox_limit`, [`HostLimits::mailbox_bytes`](crate::HostLimits::mailbox_bytes)).
+//!
+//! A pid can move to another worker once, before it starts: a burst's
+//! children wait on their parent's worker until the burst is placed
+//! (`core/burst.rs`). The move must not let a sender's later command
+//! overtake its earlier one, so each pid counts the commands routed to
+//! it ([`Directory::admit`], [`Directory::get`]; under the shard's lock,
+//! as the move is): [`Directory::relocate`] moves it only when every one
+//! of them has reached its worker, and a later one is routed to the new
+//! worker. Counting more than were routed only keeps a pid where it is.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -27,6 +36,9 @@ pub(crate) type Queued = Arc<AtomicU64>;
 struct Slot {
     worker: usize,
     queued: Queued,
+    /// Commands routed to `worker` for it (wrapping: only a burst's
+    /// children, a few commands old, are ever compared).
+    routed: u32,
 }
 
 /// The outcome of trying to queue one message for a pid.
@@ -144,19 +156,43 @@ impl Directory {
 
     /// Records that `pid` lives on `worker` with mailbox depth `queued`.
     pub(crate) fn insert(&self, pid: Pid, worker: usize, queued: Queued) {
-        self.shard(pid).insert(pid, Slot { worker, queued });
+        let slot = Slot {
+            worker,
+            queued,
+            routed: 0,
+        };
+        self.shard(pid).insert(pid, slot);
     }
 
     /// Counts a message of `bytes` for `pid` if its mailbox has room
     /// under `bounds`.
     pub(crate) fn admit(&self, pid: Pid, bounds: Bounds, bytes: u64) -> Admit {
-        match self.shard(pid).get(&pid) {
+        match self.shard(pid).get_mut(&pid) {
             None => Admit::Gone,
             Some(slot) => match admit(&slot.queued, bounds, bytes) {
-                Ok(()) => Admit::Worker(slot.worker),
+                Ok(()) => {
+                    slot.routed = slot.routed.wrapping_add(1);
+                    Admit::Worker(slot.worker)
+                }
                 Err(full) => Admit::Full(full),
             },
         }
+    }
+
+    /// Moves `pid` from worker `from` to worker `to` if exactly
+    /// `arrived` commands were routed to it and it is still on `from`;
+    /// whether it moved.
+    pub(crate) fn relocate(&self, pid: Pid, from: usize, to: usize, arrived: usize) -> bool {
+        let mut shard = self.shard(pid);
+        let Some(slot) = shard.get_mut(&pid) else {
+            return false;
+        };
+        let all_here = usize::try_from(slot.routed).is_ok_and(|n| n == arrived);
+        if slot.worker != from || !all_here {
+            return false;
+        }
+        slot.worker = to;
+        true
     }
 
     /// Forgets `pid` (it exited).
@@ -164,8 +200,17 @@ impl Directory {
         self.shard(pid).remove(&pid);
     }
 
-    /// The worker owning `pid`, if it is alive.
+    /// The worker owning `pid`, if it is alive, for a command routed
+    /// there (counted: see the module docs).
     pub fn get(&self, pid: Pid) -> Option<usize> {
+        self.shard(pid).get_mut(&pid).map(|slot| {
+            slot.routed = slot.routed.wrapping_add(1);
+            slot.worker
+        })
+    }
+
+    /// The worker owning `pid`, if it is alive, routing nothing.
+    pub(crate) fn owner(&self, pid: Pid) -> Option<usize> {
         self.shard(pid).get(&pid).map(|slot| slot.worker)
     }
 
@@ -227,5 +272,42 @@ mod tests {
         assert!(!fits(&AtomicU64::new(join(3, 0)), bounds, 1));
         assert!(!fits(&AtomicU64::new(join(1, 40)), bounds, 61));
         assert!(fits(&AtomicU64::new(join(0, 0)), bounds, 1_000));
+    }
+
+    /// A pid moves only when every command routed to it has arrived
+    /// where it was, and only from where it is; what is routed after the
+    /// move goes to its new worker.
+    #[test]
+    fn a_pid_moves_only_with_nothing_on_its_way() {
+        let dir = Directory::default();
+        let pid = Pid::new(0, 7);
+        let bounds = Bounds {
+            messages: 10,
+            bytes: 1_000,
+        };
+        dir.insert(pid, 0, Queued::default());
+        assert!(dir.relocate(pid, 0, 1, 0), "nothing routed");
+        assert_eq!(dir.owner(pid), Some(1));
+        // Not from where it is not.
+        assert!(!dir.relocate(pid, 0, 1, 0));
+        assert!(matches!(dir.admit(pid, bounds, 10), Admit::Worker(1)));
+        assert_eq!(dir.get(pid), Some(1));
+        assert_eq!(dir.owner(pid), Some(1));
+        // Two commands routed: one arrived is not enough.
+        assert!(!dir.relocate(pid, 1, 0, 1));
+        assert!(!dir.relocate(pid, 1, 0, 3));
+        assert_eq!(dir.owner(pid), Some(1));
+        assert!(dir.relocate(pid, 1, 0, 2));
+        assert_eq!(dir.owner(pid), Some(0));
+        // A refused admission routed nothing; a look-up by `owner` neither.
+        let full = Pid::new(0, 8);
+        dir.insert(full, 0, Queued::new(AtomicU64::new(join(10, 0))));
+        assert!(matches!(
+            dir.admit(full, bounds, 1),
+            Admit::Full(Full::Messages)
+        ));
+        assert_eq!(dir.owner(full), Some(0));
+        assert!(dir.relocate(full, 0, 1, 0));
+        assert!(!dir.relocate(Pid::new(0, 9), 0, 1, 0), "no such pid");
     }
 }

@@ -12,15 +12,20 @@
 //! exit, on its worker in between (`Core::spawn` keeps the count). A child
 //! goes where its previous sibling went while that worker has fewer than a
 //! run more of the burst's children than the worker with the fewest; then
-//! to the next worker in turn (the least loaded, if that one is crowded). A
-//! run is a quarter of the burst's children so far, up to [`SIBLING_RUN`]:
-//! a burst's first few children alternate, as spawns from outside do (eight
-//! pairs spawned by one driver spread four and four); hundreds are placed
-//! 32 at a time. Siblings often talk to their neighbours (a ring, a
-//! pipeline, a tree's subtrees): in runs, a 503-node ring crosses workers
-//! about 16 times a lap on two workers instead of at every hop, while
-//! independent work (a fan-out of 10,000) still spreads, evenly to within a
-//! run.
+//! to the next worker in turn (the least loaded, if that one is crowded).
+//!
+//! A child of a process of a host of several workers waits on its
+//! parent's worker until its burst is placed, all at once
+//! (`core/burst.rs`; [`Home::Wait`]), so the run is an equal share of the
+//! burst per worker ([`burst_run`]): one block per worker, in spawn
+//! order. Siblings often talk to their neighbours (a ring, a pipeline, a
+//! tree's subtrees): a 503-node ring crosses workers twice a lap on two
+//! workers (it crossed 18 times with the runs below), eight pairs spawned
+//! by one driver spread four and four, and independent work (a fan-out of
+//! 10,000, placed a preemption's share at a time) spreads evenly. A child
+//! placed as it is spawned (its host is not its parent's) cannot know
+//! its burst's size: its run is a quarter of the burst's children so
+//! far, up to [`SIBLING_RUN`] ([`online_run`]).
 //!
 //! Runs are counted in the burst's own children, not in the workers'
 //! loads, for two reasons. Loads lag: a sibling placed on another worker
@@ -52,8 +57,31 @@ pub(crate) enum Home<'a> {
     /// Its parent's worker: it is the parent's first child.
     Parent(usize),
     /// The worker of its parent's previous child; `burst[w]` is how many of
-    /// the parent's current burst went to worker `w` (absolute index).
-    Sibling { worker: usize, burst: &'a [u16] },
+    /// the parent's current burst went to worker `w` (absolute index), and
+    /// `run` how many more than the worker with the fewest the previous
+    /// child's worker may take.
+    Sibling {
+        worker: usize,
+        burst: &'a [u16],
+        run: usize,
+    },
+    /// Its parent's worker, where it waits until its burst is placed
+    /// (`core/burst.rs`).
+    Wait(usize),
+}
+
+/// The run of a child placed as it is spawned (its burst's size not yet
+/// known): a quarter of the burst's `children` so far, up to
+/// [`SIBLING_RUN`].
+pub(crate) fn online_run(children: usize) -> usize {
+    SIBLING_RUN.min(children / 4)
+}
+
+/// The run of a burst of `n` children placed at once over `workers`
+/// workers: an equal share each, so a burst comes in one block per
+/// worker.
+pub(crate) fn burst_run(n: usize, workers: usize) -> usize {
+    n.div_ceil(workers.max(1))
 }
 
 /// The worker of `workers` for a new process. `load(w)` is how many
@@ -77,11 +105,14 @@ pub(crate) fn choose(
     }
     match home {
         Home::Parent(h) if workers.contains(&h) && uncrowded(load(h), min) => h,
-        Home::Sibling { worker: h, burst } if workers.contains(&h) => {
+        Home::Wait(h) if workers.contains(&h) => h,
+        Home::Sibling {
+            worker: h,
+            burst,
+            run,
+        } if workers.contains(&h) => {
             let placed = |w: usize| usize::from(burst.get(w).copied().unwrap_or(0));
-            let children: usize = workers.clone().map(placed).sum();
             let fewest = workers.clone().map(placed).min().unwrap_or(0);
-            let run = SIBLING_RUN.min(children / 4);
             if placed(h) < fewest + run && uncrowded(load(h), min) {
                 return h;
             }
@@ -149,7 +180,9 @@ mod tests {
     }
 
     fn sibling(worker: usize, burst: &[u16]) -> Home<'_> {
-        Home::Sibling { worker, burst }
+        let children = burst.iter().map(|n| usize::from(*n)).sum();
+        let run = online_run(children);
+        Home::Sibling { worker, burst, run }
     }
 
     #[test]

@@ -190,6 +190,13 @@ impl Shared {
         &self.hosts[index].quota
     }
 
+    /// The workers of host number `host`.
+    pub(crate) fn host_workers(&self, host: u16) -> std::ops::Range<usize> {
+        let index = usize::from(host).min(self.hosts.len().saturating_sub(1));
+        let h = &self.hosts[index];
+        h.first_worker..h.first_worker + h.workers
+    }
+
     /// The host of worker `worker`.
     pub(crate) fn host_of_worker(&self, worker: usize) -> u16 {
         let index = self
@@ -388,6 +395,7 @@ impl Shared {
             link_to: parent.filter(|_| req.link),
             monitored_by: parent.filter(|_| req.monitor),
             call: None,
+            carried: Vec::new(),
         };
         Ok((cmd, worker))
     }

@@ -49,6 +49,10 @@ pub(crate) struct SpawnCmd {
     pub monitored_by: Option<Pid>,
     /// The function call the process runs, if it is a callee.
     pub call: Option<Arc<crate::funcs::Call>>,
+    /// Commands for it that reached the worker it waited on before it
+    /// moved here (see `core/burst.rs`), applied in order right after it
+    /// is made and before any that came here first.
+    pub carried: Vec<Cmd>,
 }
 
 /// A command for the worker that owns the target process.
@@ -217,6 +221,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         }
         let more = unfinished.iter().any(|u| *u);
         let mut c = core.borrow_mut();
+        c.place_burst();
         for (worker, cmds) in c.outboxes() {
             shared.workers[worker].hand_all(cmds);
         }

@@ -1,19 +1,20 @@
 //! Placement through the real runtime: a parent's children are counted
 //! in bursts, so a long-lived spawner's later rounds spread as its first
 //! did, and siblings that start at once and spawn helpers of their own do
-//! not tilt the parent's later choices.
+//! not tilt the parent's later choices. Each child says where it runs
+//! once it starts (a burst's children wait on their parent's worker until
+//! the burst is placed, see `burst`).
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::core::Core;
 use crate::frontend::Program;
 use crate::item::Item;
 use crate::limits::HostLimits;
-use crate::pid::Pid;
 use crate::runtime::{Runtime, RuntimeBuilder, SpawnRequest};
 use crate::testkit::{Factory, host, program};
+use crate::value::Value;
 
 /// How long the test waits for a report before failing.
 const WAIT: Duration = Duration::from_secs(10);
@@ -24,14 +25,21 @@ const ROUND: usize = 8;
 /// Rounds the spawner makes.
 const ROUNDS: usize = 6;
 
-fn worker_of(core: &Core, pid: Pid) -> usize {
-    core.shared.directory.get(pid).expect("placed")
+/// Reports the worker it starts on, then exits.
+fn quick(report: Sender<usize>) -> Program {
+    let report = Mutex::new(report);
+    program("quick", move |core, _, item| {
+        if matches!(item, Item::Start { .. }) {
+            let sent = report.lock().expect("lock").send(core.worker);
+            sent.expect("test alive");
+        }
+        true
+    })
 }
 
-/// Spawns `ROUND` monitored children of `child`, reports their workers,
-/// and spawns the next round once all of them have exited.
-fn rounds(child: &'static str, report: Sender<Vec<usize>>) -> Program {
-    let report = Mutex::new(report);
+/// Spawns `ROUND` monitored children of `child` and spawns the next
+/// round once all of them have exited.
+fn rounds(child: &'static str) -> Program {
     let left = Mutex::new(0usize);
     program("rounds", move |core, me, item| {
         let mut left = left.lock().expect("lock");
@@ -45,34 +53,38 @@ fn rounds(child: &'static str, report: Sender<Vec<usize>>) -> Program {
             }
             _ => return false,
         }
-        let workers = (0..ROUND)
-            .map(|_| {
-                let mut req = SpawnRequest::new(child, "app", vec![]);
-                req.monitor = true;
-                let pid = core.spawn(me, req).expect("spawn");
-                worker_of(core, pid)
-            })
-            .collect();
+        for _ in 0..ROUND {
+            let mut req = SpawnRequest::new(child, "app", vec![]);
+            req.monitor = true;
+            core.spawn(me, req).expect("spawn");
+        }
         *left = ROUND;
-        report
-            .lock()
-            .expect("lock")
-            .send(workers)
-            .expect("test alive");
         false
     })
 }
 
-/// Spawns a helper as its first child and reports its own worker and the
-/// helper's; then waits for good.
-fn pair(report: Sender<(usize, usize)>) -> Program {
-    let report = Mutex::new(report);
+/// Spawns a helper as its first child, telling it its own worker; then
+/// waits for good.
+fn pair() -> Program {
     program("pair", move |core, me, item| {
         if matches!(item, Item::Start { .. }) {
-            let helper = core
-                .spawn(me, SpawnRequest::new("idle", "app", vec![]))
+            let worker = Value::Int(i64::try_from(core.worker).expect("small"));
+            core.spawn(me, SpawnRequest::new("helper", "app", vec![worker]))
                 .expect("spawn");
-            let placed = (core.worker, worker_of(core, helper));
+        }
+        false
+    })
+}
+
+/// Reports its pair's worker and its own; then waits for good.
+fn helper(report: Sender<(usize, usize)>) -> Program {
+    let report = Mutex::new(report);
+    program("helper", move |core, _, item| {
+        if let Item::Start { args, .. } = item {
+            let Some(Value::Int(pair)) = args.first() else {
+                panic!("helper started with {args:?}");
+            };
+            let placed = (usize::try_from(*pair).expect("a worker"), core.worker);
             report
                 .lock()
                 .expect("lock")
@@ -99,9 +111,7 @@ fn driver() -> Program {
 fn runtime(programs: Vec<Program>) -> Runtime {
     let mut builder = RuntimeBuilder::new()
         .host(host("app", 2, HostLimits::default()))
-        .frontend(Arc::new(Factory))
-        .program(program("quick", |_, _, _| true))
-        .program(program("idle", |_, _, _| false));
+        .frontend(Arc::new(Factory));
     for p in programs {
         builder = builder.program(p);
     }
@@ -120,11 +130,11 @@ fn next<T>(rx: &Receiver<T>) -> T {
 #[test]
 fn every_round_of_a_long_lived_spawner_spreads_like_its_first() {
     let (tx, rx) = channel();
-    let rt = runtime(vec![rounds("quick", tx)]);
+    let rt = runtime(vec![rounds("quick"), quick(tx)]);
     rt.spawn(SpawnRequest::new("rounds", "app", vec![]))
         .expect("spawn");
     for round in 0..ROUNDS {
-        let workers = next(&rx);
+        let workers: Vec<usize> = (0..ROUND).map(|_| next(&rx)).collect();
         assert_eq!(on_each(&workers), [4, 4], "round {round}: {workers:?}");
     }
 }
@@ -132,7 +142,7 @@ fn every_round_of_a_long_lived_spawner_spreads_like_its_first() {
 #[test]
 fn eight_pairs_spawned_at_once_split_four_and_four_each_pair_together() {
     let (tx, rx) = channel();
-    let rt = runtime(vec![pair(tx), driver()]);
+    let rt = runtime(vec![pair(), helper(tx), driver()]);
     rt.spawn(SpawnRequest::new("driver", "app", vec![]))
         .expect("spawn");
     let placed: Vec<(usize, usize)> = (0..ROUND).map(|_| next(&rx)).collect();
@@ -141,4 +151,59 @@ fn eight_pairs_spawned_at_once_split_four_and_four_each_pair_together() {
     }
     let pairs: Vec<usize> = placed.iter().map(|p| p.0).collect();
     assert_eq!(on_each(&pairs), [4, 4], "{placed:?}");
+}
+
+/// Spawns `n` children of `numbered` at once, each told its place in
+/// the burst; then waits for good.
+fn burst(n: usize) -> Program {
+    program("burst", move |core, me, item| {
+        if matches!(item, Item::Start { .. }) {
+            for i in 0..n {
+                let place = Value::Int(i64::try_from(i).expect("small"));
+                core.spawn(me, SpawnRequest::new("numbered", "app", vec![place]))
+                    .expect("spawn");
+            }
+        }
+        false
+    })
+}
+
+/// Reports its place in its burst and its worker; then waits for good.
+fn numbered(report: Sender<(usize, usize)>) -> Program {
+    let report = Mutex::new(report);
+    program("numbered", move |core, _, item| {
+        if let Item::Start { args, .. } = item {
+            let Some(Value::Int(i)) = args.first() else {
+                panic!("started with {args:?}");
+            };
+            let placed = (usize::try_from(*i).expect("a place"), core.worker);
+            report
+                .lock()
+                .expect("lock")
+                .send(placed)
+                .expect("test alive");
+        }
+        false
+    })
+}
+
+#[test]
+fn a_ring_sized_burst_is_placed_in_one_block_per_worker() {
+    const N: usize = 503;
+    let (tx, rx) = channel();
+    let rt = runtime(vec![burst(N), numbered(tx)]);
+    rt.spawn(SpawnRequest::new("burst", "app", vec![]))
+        .expect("spawn");
+    let mut workers = vec![usize::MAX; N];
+    for _ in 0..N {
+        let (i, w) = next(&rx);
+        workers[i] = w;
+    }
+    // Around the ring, back to the first.
+    let crossings = (0..N)
+        .filter(|i| workers[*i] != workers[(i + 1) % N])
+        .count();
+    assert_eq!(crossings, 2, "{workers:?}");
+    let [on_0, on_1] = on_each(&workers);
+    assert!(on_0.abs_diff(on_1) <= 1, "{on_0} and {on_1}");
 }
