@@ -233,6 +233,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         remote.busy.store(false, Ordering::Relaxed);
         if !spinner.spin(remote, deadline, &peers) {
             park(remote, deadline);
+            spinner.woke(remote.has_pending());
         }
         remote.busy.store(true, Ordering::Relaxed);
     }

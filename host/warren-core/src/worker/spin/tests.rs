@@ -61,10 +61,7 @@ fn nothing(_: u32) {}
 
 /// A spinner whose watches with a permit last as long as their script.
 fn patient() -> Spinner {
-    Spinner {
-        peer_watch: std::time::Duration::from_secs(10),
-        ..Spinner::default()
-    }
+    Spinner::watching(std::time::Duration::from_secs(10))
 }
 
 #[test]
@@ -161,4 +158,38 @@ fn permits_are_at_most_the_busy_peers_and_the_cores_they_leave() {
     // Giving back more than was taken leaves none out, not a wrap.
     one.give_back();
     assert_eq!(one.out.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_near_miss_lengthens_the_next_watch_and_a_far_one_resets_it() {
+    let remote = Remote::default();
+    let base = std::time::Duration::from_millis(2);
+    let mut spinner = Spinner::watching(base);
+    let peers = Scripted::new(true, true, &nothing);
+    // A watch with a permit runs out; a command wakes the sleep at once.
+    let start = Instant::now();
+    assert!(!spinner.spin(&remote, None, &peers));
+    assert!(start.elapsed() >= base, "the whole watch");
+    assert_eq!(spinner.misses, 1);
+    spinner.woke(true);
+    assert_eq!(spinner.watch, base * 2, "a near miss doubles it");
+    assert_eq!(spinner.misses, 0, "and does not count toward a rest");
+    // Woken by nothing (a timer): back to the base.
+    assert!(!spinner.spin(&remote, None, &peers));
+    spinner.woke(false);
+    assert_eq!(spinner.watch, base);
+    assert_eq!(spinner.misses, 1);
+    // Near misses in a row grow it to its bound, no further.
+    for _ in 0..4 {
+        assert!(!spinner.spin(&remote, None, &peers));
+        spinner.woke(true);
+    }
+    assert_eq!(spinner.watch, base * SPIN_PEER_GROWTH);
+    // A watch that ended with no permit grows nothing.
+    let refused = Scripted::new(false, true, &nothing);
+    let mut short = Spinner::watching(base);
+    assert!(!short.spin(&remote, None, &refused));
+    short.woke(true);
+    assert_eq!(short.watch, base);
+    assert_eq!(short.misses, 1);
 }
