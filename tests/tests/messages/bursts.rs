@@ -70,3 +70,72 @@ fn a_sender_that_finds_a_waiting_child_keeps_its_order_through_the_placement() {
         assert_eq!(v, Value::Int(0), "round {round}: messages out of order");
     }
 }
+
+/// Waits on its inbox for good.
+const IDLE: &str = "return function() process.inbox():receive() end";
+
+#[test]
+fn children_terminated_before_their_burst_is_placed_end_and_are_reported() {
+    // Each kill, and each monitor made with the spawn, reaches a child
+    // while it waits; both go wherever it is placed.
+    let v = App::new()
+        .workers(2)
+        .entry(
+            "t:main",
+            r#"local time = require("time")
+return function(n)
+    local events = process.events()
+    local kids = {}
+    for i = 1, n do kids[i] = process.spawn_monitored("t:idle", "test:host") end
+    for i = 1, n do assert(process.terminate(kids[i])) end
+    local ended, deadline = 0, time.after("10s")
+    while ended < n do
+        local r = channel.select({ events:case_receive(), deadline:case_receive() })
+        if r.channel == deadline then break end
+        if r.value.kind == process.event.EXIT then ended = ended + 1 end
+    end
+    return ended
+end"#,
+        )
+        .entry("t:idle", IDLE)
+        .run("t:main", vec![Value::Int(64)])
+        .expect("ok");
+    assert_eq!(v, Value::Int(64));
+}
+
+#[test]
+fn linked_children_of_a_parent_that_fails_before_they_are_placed_end_with_it() {
+    // The parent's exit places its burst first, then tells its links.
+    let v = App::new()
+        .workers(2)
+        .entry(
+            "t:main",
+            r#"local time = require("time")
+return function(n)
+    process.spawn("t:parent", "test:host", process.pid(), n)
+    local kids = process.inbox():receive():payload():data()
+    -- Every child ends: a send to it is NOT_FOUND (bounded wait).
+    local t0 = time.now()
+    for i = 1, n do
+        while process.send(kids[i], "still there?") do
+            if time.now():sub(t0):seconds() > 10 then return "child " .. i .. " lives on" end
+            time.sleep("1ms")
+        end
+    end
+    return "all ended"
+end"#,
+        )
+        .entry(
+            "t:parent",
+            r#"return function(main, n)
+    local kids = {}
+    for i = 1, n do kids[i] = process.spawn_linked("t:idle", "test:host") end
+    process.send(main, "kids", kids)
+    error("the parent fails mid-burst")
+end"#,
+        )
+        .entry("t:idle", IDLE)
+        .run("t:main", vec![Value::Int(64)])
+        .expect("ok");
+    assert_eq!(v, s("all ended"));
+}
