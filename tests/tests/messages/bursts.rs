@@ -74,15 +74,9 @@ fn a_sender_that_finds_a_waiting_child_keeps_its_order_through_the_placement() {
 /// Waits on its inbox for good.
 const IDLE: &str = "return function() process.inbox():receive() end";
 
-#[test]
-fn children_terminated_before_their_burst_is_placed_end_and_are_reported() {
-    // Each kill, and each monitor made with the spawn, reaches a child
-    // while it waits; both go wherever it is placed.
-    let v = App::new()
-        .workers(2)
-        .entry(
-            "t:main",
-            r#"local time = require("time")
+/// Spawns `n` monitored children, terminates each at once, and counts
+/// the EXIT events that come within 10 s.
+const TERMINATES: &str = r#"local time = require("time")
 return function(n)
     local events = process.events()
     local kids = {}
@@ -95,26 +89,14 @@ return function(n)
         if r.value.kind == process.event.EXIT then ended = ended + 1 end
     end
     return ended
-end"#,
-        )
-        .entry("t:idle", IDLE)
-        .run("t:main", vec![Value::Int(64)])
-        .expect("ok");
-    assert_eq!(v, Value::Int(64));
-}
+end"#;
 
-#[test]
-fn linked_children_of_a_parent_that_fails_before_they_are_placed_end_with_it() {
-    // The parent's exit places its burst first, then tells its links.
-    let v = App::new()
-        .workers(2)
-        .entry(
-            "t:main",
-            r#"local time = require("time")
+/// Has `t:parent` spawn `n` linked children and fail; then waits (10 s
+/// at most) until a send to each is NOT_FOUND.
+const OUTLIVES: &str = r#"local time = require("time")
 return function(n)
     process.spawn("t:parent", "test:host", process.pid(), n)
     local kids = process.inbox():receive():payload():data()
-    -- Every child ends: a send to it is NOT_FOUND (bounded wait).
     local t0 = time.now()
     for i = 1, n do
         while process.send(kids[i], "still there?") do
@@ -123,18 +105,40 @@ return function(n)
         end
     end
     return "all ended"
-end"#,
-        )
-        .entry(
-            "t:parent",
-            r#"return function(main, n)
+end"#;
+
+/// Spawns `n` linked children, tells `main` their pids and fails, all in
+/// one resumption.
+const FAILING_PARENT: &str = r#"return function(main, n)
     local kids = {}
     for i = 1, n do kids[i] = process.spawn_linked("t:idle", "test:host") end
     process.send(main, "kids", kids)
     error("the parent fails mid-burst")
-end"#,
-        )
+end"#;
+
+/// An application on two workers whose `t:main` is `main`, with `t:idle`.
+fn on_two_workers(main: &str) -> App {
+    App::new()
+        .workers(2)
+        .entry("t:main", main)
         .entry("t:idle", IDLE)
+}
+
+#[test]
+fn children_terminated_before_their_burst_is_placed_end_and_are_reported() {
+    // Each kill, and each monitor made with the spawn, reaches a child
+    // while it waits; both go wherever it is placed.
+    let v = on_two_workers(TERMINATES)
+        .run("t:main", vec![Value::Int(64)])
+        .expect("ok");
+    assert_eq!(v, Value::Int(64));
+}
+
+#[test]
+fn linked_children_of_a_parent_that_fails_before_they_are_placed_end_with_it() {
+    // The parent's exit places its burst first, then tells its links.
+    let v = on_two_workers(OUTLIVES)
+        .entry("t:parent", FAILING_PARENT)
         .run("t:main", vec![Value::Int(64)])
         .expect("ok");
     assert_eq!(v, s("all ended"));

@@ -68,23 +68,22 @@ fn rounds(child: &'static str) -> Program {
 fn pair() -> Program {
     program("pair", move |core, me, item| {
         if matches!(item, Item::Start { .. }) {
-            let worker = Value::Int(i64::try_from(core.worker).expect("small"));
-            core.spawn(me, SpawnRequest::new("helper", "app", vec![worker]))
-                .expect("spawn");
+            core.spawn(me, told("helper", core.worker)).expect("spawn");
         }
         false
     })
 }
 
-/// Reports its pair's worker and its own; then waits for good.
-fn helper(report: Sender<(usize, usize)>) -> Program {
+/// A process of entry `name` that reports the number it was started
+/// with and its own worker; then waits for good.
+fn reporter(name: &'static str, report: Sender<(usize, usize)>) -> Program {
     let report = Mutex::new(report);
-    program("helper", move |core, _, item| {
+    program(name, move |core, _, item| {
         if let Item::Start { args, .. } = item {
-            let Some(Value::Int(pair)) = args.first() else {
-                panic!("helper started with {args:?}");
+            let Some(Value::Int(told)) = args.first() else {
+                panic!("{name} started with {args:?}");
             };
-            let placed = (usize::try_from(*pair).expect("a worker"), core.worker);
+            let placed = (usize::try_from(*told).expect("small"), core.worker);
             report
                 .lock()
                 .expect("lock")
@@ -93,6 +92,12 @@ fn helper(report: Sender<(usize, usize)>) -> Program {
         }
         false
     })
+}
+
+/// A spawn request of `entry` told `n`.
+fn told(entry: &str, n: usize) -> SpawnRequest {
+    let n = Value::Int(i64::try_from(n).expect("small"));
+    SpawnRequest::new(entry, "app", vec![n])
 }
 
 /// Spawns `ROUND` pairs at once, then waits for good.
@@ -142,7 +147,7 @@ fn every_round_of_a_long_lived_spawner_spreads_like_its_first() {
 #[test]
 fn eight_pairs_spawned_at_once_split_four_and_four_each_pair_together() {
     let (tx, rx) = channel();
-    let rt = runtime(vec![pair(), helper(tx), driver()]);
+    let rt = runtime(vec![pair(), reporter("helper", tx), driver()]);
     rt.spawn(SpawnRequest::new("driver", "app", vec![]))
         .expect("spawn");
     let placed: Vec<(usize, usize)> = (0..ROUND).map(|_| next(&rx)).collect();
@@ -159,29 +164,8 @@ fn burst(n: usize) -> Program {
     program("burst", move |core, me, item| {
         if matches!(item, Item::Start { .. }) {
             for i in 0..n {
-                let place = Value::Int(i64::try_from(i).expect("small"));
-                core.spawn(me, SpawnRequest::new("numbered", "app", vec![place]))
-                    .expect("spawn");
+                core.spawn(me, told("numbered", i)).expect("spawn");
             }
-        }
-        false
-    })
-}
-
-/// Reports its place in its burst and its worker; then waits for good.
-fn numbered(report: Sender<(usize, usize)>) -> Program {
-    let report = Mutex::new(report);
-    program("numbered", move |core, _, item| {
-        if let Item::Start { args, .. } = item {
-            let Some(Value::Int(i)) = args.first() else {
-                panic!("started with {args:?}");
-            };
-            let placed = (usize::try_from(*i).expect("a place"), core.worker);
-            report
-                .lock()
-                .expect("lock")
-                .send(placed)
-                .expect("test alive");
         }
         false
     })
@@ -191,7 +175,7 @@ fn numbered(report: Sender<(usize, usize)>) -> Program {
 fn a_ring_sized_burst_is_placed_in_one_block_per_worker() {
     const N: usize = 503;
     let (tx, rx) = channel();
-    let rt = runtime(vec![burst(N), numbered(tx)]);
+    let rt = runtime(vec![burst(N), reporter("numbered", tx)]);
     rt.spawn(SpawnRequest::new("burst", "app", vec![]))
         .expect("spawn");
     let mut workers = vec![usize::MAX; N];
