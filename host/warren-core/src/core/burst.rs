@@ -26,9 +26,9 @@
 //! no sender's later command overtakes its earlier one; otherwise it
 //! starts where it waited.
 
-use crate::Pid;
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::Pid;
 use crate::placement::{self, Home};
 use crate::runtime::SpawnRequest;
 use crate::worker::{Cmd, SpawnCmd};
