@@ -27,6 +27,7 @@
 #include "lstate.h"
 #include "lstring.h"
 #include "ltable.h"
+#include "lwarren.h"  /* WARREN: WARREN_PARSER_NAMES */
 
 
 
@@ -1950,6 +1951,9 @@ LClosure *luaY_parser (lua_State *L, ZIO *z, Mbuffer *buff,
   lexstate.h = luaH_new(L);  /* create table for scanner */
   sethvalue2s(L, L->top.p, lexstate.h);  /* anchor it */
   luaD_inctop(L);
+  /* WARREN: sized once for a small chunk's names and constants, where it
+     grew 1, 2, 4, 8, 16 (a rehash and an allocation each) */
+  luaH_resize(L, lexstate.h, 0, WARREN_PARSER_NAMES);
   funcstate.f = cl->p = luaF_newproto(L);
   luaC_objbarrier(L, cl, cl->p);
   funcstate.f->source = luaS_new(L, name);  /* create and anchor TString */
