@@ -37,6 +37,7 @@
 use std::ffi::{c_int, c_uint, c_void};
 use std::ptr;
 
+use crate::machine::fast;
 use mlua::ffi::{self, lua_State};
 
 use crate::convert::entry::{Entries, Slot};
@@ -169,16 +170,16 @@ pub(crate) unsafe extern "C-unwind" fn copy(l: *mut lua_State) -> c_int {
     // SAFETY: `l` is the calling thread and every index used is checked
     // or made by this function; raw accessors run no Lua code.
     unsafe {
-        ffi::lua_settop(l, 4);
-        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+        fast::settop(l, 4);
+        if fast::type_of(l, 1) != ffi::LUA_TTABLE {
             return 0;
         }
-        let bytes = ffi::lua_tointegerx(l, 2, ptr::null_mut());
-        let max = ffi::lua_tointegerx(l, 3, ptr::null_mut());
+        let bytes = fast::tointeger(l, 2);
+        let max = fast::tointeger(l, 3);
         let Some(bytes) = copy_at(l, 1, bytes, max, 4) else {
             return 0;
         };
-        ffi::lua_pushinteger(l, bytes);
+        fast::pushinteger(l, bytes);
         2
     }
 }
@@ -193,12 +194,12 @@ pub(crate) unsafe extern "C-unwind" fn copy(l: *mut lua_State) -> c_int {
 pub(crate) unsafe extern "C-unwind" fn table_slots(l: *mut lua_State) -> c_int {
     // SAFETY: the type is checked before the table is read; nothing raises.
     unsafe {
-        let n = if ffi::lua_type(l, 1) == ffi::LUA_TTABLE {
+        let n = if fast::type_of(l, 1) == ffi::LUA_TTABLE {
             warren_tableslots(l, 1)
         } else {
             0
         };
-        ffi::lua_pushinteger(l, i64::from(n));
+        fast::pushinteger(l, i64::from(n));
         1
     }
 }
@@ -240,11 +241,11 @@ unsafe fn table(l: *mut lua_State, src: c_int, depth: usize, w: &mut Walk) -> bo
     // SAFETY: as `copy`: raw accessors on checked indices, the stack grown
     // by `lua_checkstack` before each level.
     unsafe {
-        let me = ffi::lua_topointer(l, src);
+        let me = fast::topointer(l, src);
         if depth >= MAX_DEPTH || w.open[..depth].contains(&me) {
             return false;
         }
-        if ffi::lua_checkstack(l, SLOTS_PER_LEVEL) == 0 {
+        if fast::has_room(l, SLOTS_PER_LEVEL) == 0 {
             return false;
         }
         let Some(keep_mt) = metatable(l, src, w.error_mt) else {
@@ -259,7 +260,7 @@ unsafe fn table(l: *mut lua_State, src: c_int, depth: usize, w: &mut Walk) -> bo
         match flat(l, src, w) {
             Flat::Cloned => {
                 if keep_mt {
-                    ffi::lua_pushvalue(l, w.error_mt);
+                    fast::pushvalue(l, w.error_mt);
                     ffi::lua_setmetatable(l, -2);
                 }
                 return true;
@@ -269,7 +270,7 @@ unsafe fn table(l: *mut lua_State, src: c_int, depth: usize, w: &mut Walk) -> bo
         }
         let (narr, nrec) = presize(l, src);
         ffi::lua_createtable(l, narr, nrec);
-        let out = ffi::lua_gettop(l);
+        let out = fast::gettop(l);
         let mut keys = Keys::of(src);
         let mut entries = Entries::new(src);
         while entries.next(l) {
@@ -282,7 +283,7 @@ unsafe fn table(l: *mut lua_State, src: c_int, depth: usize, w: &mut Walk) -> bo
             return false;
         }
         if keep_mt {
-            ffi::lua_pushvalue(l, w.error_mt);
+            fast::pushvalue(l, w.error_mt);
             ffi::lua_setmetatable(l, out);
         }
         true
@@ -386,7 +387,7 @@ unsafe fn entry(
             return false;
         }
         entries.push(l);
-        let value = ffi::lua_gettop(l);
+        let value = fast::gettop(l);
         if entries.value.is_table() {
             if !table(l, value, depth + 1, w) {
                 return false;
@@ -429,8 +430,8 @@ unsafe fn metatable(l: *mut lua_State, src: c_int, error_mt: c_int) -> Option<bo
         // its message, which ran a table tag's `__concat` there.
         let tag = ffi::lua_rawget(l, -2);
         let tagged = tag == ffi::LUA_TSTRING || tag == ffi::LUA_TNUMBER;
-        let keep = ffi::lua_rawequal(l, -2, error_mt) != 0;
-        ffi::lua_pop(l, 2);
+        let keep = fast::rawequal(l, -2, error_mt) != 0;
+        fast::pop(l, 2);
         (!tagged).then_some(keep)
     }
 }

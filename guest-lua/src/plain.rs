@@ -32,6 +32,7 @@
 use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use crate::machine::fast;
 use mlua::ffi::{self, lua_State};
 use warren_core::{CoreRef, ErrorKind, Payload, PidText, ProcError, SpawnRequest};
 
@@ -51,7 +52,7 @@ pub(crate) unsafe extern "C-unwind" fn spawn_plain(l: *mut lua_State) -> c_int {
     // SAFETY: upvalue 1 is the VM's `Stepper`, which outlives every call
     // of the VM.
     unsafe {
-        let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
+        let ctx = &*fast::touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
         spawn_at(l, ctx)
     }
 }
@@ -70,10 +71,10 @@ pub(crate) unsafe fn spawn_at(l: *mut lua_State, ctx: &Stepper) -> c_int {
     // Rust value exists; the arguments stay on the stack for the call.
     let result = unsafe {
         crate::machine::raw::room(l, 5);
-        let n = ffi::lua_gettop(l);
+        let n = fast::gettop(l);
         // A table argument is walked where it lies, with the table of
         // field names above the arguments (as `send_at`).
-        if (6..=n).any(|i| ffi::lua_type(l, i) == ffi::LUA_TTABLE) {
+        if (6..=n).any(|i| fast::type_of(l, i) == ffi::LUA_TTABLE) {
             crate::convert::push_keys(l);
         }
         guarded_with(ctx, l, "spawn", |core, args| plain(core, args, l, n))
@@ -178,7 +179,7 @@ pub(crate) unsafe extern "C-unwind" fn send_plain(l: *mut lua_State) -> c_int {
     // SAFETY: upvalue 1 is the VM's `Stepper`, which outlives every call
     // of the VM.
     unsafe {
-        let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
+        let ctx = &*fast::touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
         send_at(l, ctx)
     }
 }
@@ -198,13 +199,13 @@ pub(crate) unsafe fn send_at(l: *mut lua_State, ctx: &Stepper) -> c_int {
     // exists; the arguments stay on the stack for the call, below the
     // table of field names, and the walk of the payloads raises nothing.
     let result = unsafe {
-        let n = ffi::lua_gettop(l);
+        let n = fast::gettop(l);
         crate::machine::raw::room(l, 5);
         crate::convert::push_keys(l);
         guarded_with(ctx, l, "send", |core, args| send(core, args, l, n))
     };
     // SAFETY: as above.
-    unsafe { answer(l, result, |l, ()| ffi::lua_pushboolean(l, 1)) }
+    unsafe { answer(l, result, |l, ()| fast::pushboolean(l, 1)) }
 }
 
 /// Runs `f` on the core of the VM whose `Stepper` is `ctx` and the

@@ -15,6 +15,7 @@ use std::cell::Cell;
 use std::ffi::c_int;
 use std::ptr;
 
+use crate::machine::fast;
 use mlua::ffi::{self, lua_State};
 
 use crate::watchdog::CURRENT;
@@ -76,31 +77,31 @@ pub(crate) unsafe extern "C-unwind" fn resume(l: *mut lua_State) -> c_int {
     // lcorolib.c's `auxresume`. Nothing on this frame needs dropping when
     // `luaL_argerror` raises.
     unsafe {
-        let co = ffi::lua_tothread(l, 1);
+        let co = fast::tothread(l, 1);
         if co.is_null() {
             ffi::luaL_argerror(l, 1, c"coroutine expected".as_ptr());
         }
-        let narg = ffi::lua_gettop(l) - 1;
-        if ffi::lua_checkstack(co, narg) == 0 {
+        let narg = fast::gettop(l) - 1;
+        if fast::has_room(co, narg) == 0 {
             return fail(l, c"too many arguments to resume");
         }
         ffi::lua_xmove(l, co, narg);
         let (status, nres) = resume_tracked(l, co, narg);
         if status != ffi::LUA_OK && status != ffi::LUA_YIELD {
-            ffi::lua_pushboolean(l, 0);
+            fast::pushboolean(l, 0);
             ffi::lua_xmove(co, l, 1); // the error
             return 2;
         }
         if status == ffi::LUA_YIELD && nres == 0 && take_preempted(co) {
-            ffi::lua_pushboolean(l, 1);
+            fast::pushboolean(l, 1);
             ffi::lua_pushlightuserdata(l, marker().0);
             return 2;
         }
-        if ffi::lua_checkstack(l, nres + 1) == 0 {
-            ffi::lua_pop(co, nres);
+        if fast::has_room(l, nres + 1) == 0 {
+            fast::pop(co, nres);
             return fail(l, c"too many results to resume");
         }
-        ffi::lua_pushboolean(l, 1);
+        fast::pushboolean(l, 1);
         ffi::lua_xmove(co, l, nres);
         nres + 1
     }
@@ -118,7 +119,7 @@ pub(crate) unsafe extern "C-unwind" fn close(l: *mut lua_State) -> c_int {
     // `luaB_close` and `auxstatus`. Nothing on this frame needs dropping
     // when `luaL_argerror` or `luaL_error` raises.
     unsafe {
-        let co = ffi::lua_tothread(l, 1);
+        let co = fast::tothread(l, 1);
         if co.is_null() {
             ffi::luaL_argerror(l, 1, c"coroutine expected".as_ptr());
         }
@@ -134,10 +135,10 @@ pub(crate) unsafe extern "C-unwind" fn close(l: *mut lua_State) -> c_int {
         let status = ffi::lua_closethread(co, l);
         CURRENT.set(outer);
         if status == ffi::LUA_OK {
-            ffi::lua_pushboolean(l, 1);
+            fast::pushboolean(l, 1);
             return 1;
         }
-        ffi::lua_pushboolean(l, 0);
+        fast::pushboolean(l, 0);
         ffi::lua_xmove(co, l, 1); // the error
         2
     }
@@ -173,7 +174,7 @@ unsafe fn unclosable(l: *mut lua_State, co: *mut lua_State) -> Option<&'static s
 unsafe fn fail(l: *mut lua_State, message: &std::ffi::CStr) -> c_int {
     // SAFETY: see above.
     unsafe {
-        ffi::lua_pushboolean(l, 0);
+        fast::pushboolean(l, 0);
         ffi::lua_pushstring(l, message.as_ptr());
     }
     2

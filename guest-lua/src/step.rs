@@ -44,6 +44,7 @@ use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::machine::fast;
 use mlua::Lua;
 use mlua::ffi::{self, lua_State};
 use warren_core::{CoreRef, ErrorKind};
@@ -370,6 +371,11 @@ impl Stepper {
 /// fail under the ceiling in code that must not). `chained`: see
 /// [`Accounts::enter`](crate::quota::Accounts::enter).
 ///
+/// `quiet(l)`, asked right after `keep` said yes: whether the step's
+/// outcome needs nothing more from the caller. Then the yielded values are
+/// dropped, nothing is left above `base` and the answer is [`SETTLED`]:
+/// the caller would have read `true, nil, <first value>` and dropped them.
+///
 /// # Safety
 ///
 /// `l` is a running state; `stepper` is its VM's.
@@ -378,6 +384,7 @@ pub(crate) unsafe fn step_at(
     stepper: &Stepper,
     base: c_int,
     keep: &dyn Fn(*mut lua_State, *mut lua_State, c_int) -> bool,
+    quiet: &dyn Fn(*mut lua_State) -> bool,
     chained: bool,
 ) -> c_int {
     // SAFETY: every Lua call below follows lcorolib.c's `auxresume`, as
@@ -385,25 +392,25 @@ pub(crate) unsafe fn step_at(
     // raise (`luaL_argerror`, `luaL_error`, `lua_resume`'s caller frame
     // never raises) are plain references and integers.
     unsafe {
-        let co = ffi::lua_tothread(l, base + 1);
+        let co = fast::tothread(l, base + 1);
         if co.is_null() {
             ffi::luaL_argerror(l, 1, c"coroutine expected".as_ptr());
         }
-        let id = ffi::lua_tointegerx(l, base + 3, ptr::null_mut());
+        let id = fast::tointeger(l, base + 3);
         let lua = stepper.lua(l);
         let narg = if is_primed(l, base + 4, co) {
             // A first resume with its values already on the coroutine's
             // stack (`prime`): all of them above its function.
-            ffi::lua_settop(l, base + 3);
-            ffi::lua_gettop(co) - 1
+            fast::settop(l, base + 3);
+            fast::gettop(co) - 1
         } else {
-            let narg = if ffi::lua_type(l, base + 6) <= ffi::LUA_TNIL {
+            let narg = if fast::type_of(l, base + 6) <= ffi::LUA_TNIL {
                 2
             } else {
                 3
             };
-            ffi::lua_settop(l, base + 3 + narg);
-            if ffi::lua_checkstack(co, narg) == 0 {
+            fast::settop(l, base + 3 + narg);
+            if fast::has_room(co, narg) == 0 {
                 ffi::luaL_error(l, c"too many arguments to resume".as_ptr());
             }
             ffi::lua_xmove(l, co, narg);
@@ -419,34 +426,43 @@ pub(crate) unsafe fn step_at(
             // the frames it needs to get there must not fail under the
             // process's ceiling (a first call at a new depth allocates).
             let _ = lua.set_memory_limit(0);
-            ffi::lua_settop(l, base);
-            ffi::lua_pushboolean(l, 0);
+            fast::settop(l, base);
+            fast::pushboolean(l, 0);
             ffi::lua_xmove(co, l, 1); // the error
             return 2;
         }
         let kept = status == ffi::LUA_YIELD && nres > 0 && !stepper.doomed() && keep(l, co, nres);
         let verdict = if kept {
             stepper.keep_open(id);
+            if quiet(l) {
+                fast::settop(co, -nres - 1);
+                fast::settop(l, base);
+                return SETTLED;
+            }
             None
         } else {
             stepper.leave(lua, id)
         };
-        ffi::lua_settop(l, base);
-        ffi::lua_pushboolean(l, 1);
+        fast::settop(l, base);
+        fast::pushboolean(l, 1);
         match verdict {
-            None => ffi::lua_pushnil(l),
-            Some(measure) => ffi::lua_pushboolean(l, c_int::from(measure)),
+            None => fast::pushnil(l),
+            Some(measure) => fast::pushboolean(l, c_int::from(measure)),
         }
         if status == ffi::LUA_YIELD && nres == 0 && crate::resume::take_preempted(co) {
             ffi::lua_pushlightuserdata(l, crate::resume::marker().0);
             return 3;
         }
         let keep = nres.min(3);
-        ffi::lua_pop(co, nres - keep);
+        fast::pop(co, nres - keep);
         ffi::lua_xmove(co, l, keep);
         2 + keep
     }
 }
+
+/// What [`step_at`] answers for a step whose account stays open and whose
+/// outcome `quiet` found needs nothing more: no values.
+pub(crate) const SETTLED: c_int = -1;
 
 /// The value a wake-up is queued with (alone) to resume a coroutine that
 /// has not started with the values [`prime`] put on its stack.
@@ -468,11 +484,11 @@ pub(crate) fn primed_marker() -> *mut std::ffi::c_void {
 unsafe fn is_primed(l: *mut lua_State, a: c_int, co: *mut lua_State) -> bool {
     // SAFETY: reads only.
     unsafe {
-        ffi::lua_type(l, a) == ffi::LUA_TLIGHTUSERDATA
-            && ffi::lua_touserdata(l, a) == primed_marker()
+        fast::type_of(l, a) == ffi::LUA_TLIGHTUSERDATA
+            && fast::touserdata(l, a) == primed_marker()
             && ffi::lua_status(co) == ffi::LUA_OK
-            && ffi::lua_gettop(co) >= 1
-            && ffi::lua_type(co, 1) == ffi::LUA_TFUNCTION
+            && fast::gettop(co) >= 1
+            && fast::type_of(co, 1) == ffi::LUA_TFUNCTION
     }
 }
 
@@ -494,11 +510,11 @@ pub(crate) unsafe extern "C-unwind" fn prime(l: *mut lua_State) -> c_int {
     // SAFETY: the thread is checked; `lua_checkstack` makes room on it
     // before the move (it never raises).
     unsafe {
-        let th = ffi::lua_tothread(l, 1);
-        if th.is_null() || ffi::lua_status(th) != ffi::LUA_OK || ffi::lua_gettop(th) != 1 {
+        let th = fast::tothread(l, 1);
+        if th.is_null() || ffi::lua_status(th) != ffi::LUA_OK || fast::gettop(th) != 1 {
             ffi::luaL_argerror(l, 1, c"a coroutine that has not started".as_ptr());
         }
-        prime_onto(l, th, ffi::lua_gettop(l) - 1);
+        prime_onto(l, th, fast::gettop(l) - 1);
         0
     }
 }
@@ -514,7 +530,7 @@ pub(crate) unsafe fn prime_onto(l: *mut lua_State, th: *mut lua_State, n: c_int)
     // SAFETY: see above; `lua_checkstack` makes room on `th` before the
     // move (it never raises).
     unsafe {
-        if n > PRIME_SLOTS || ffi::lua_checkstack(th, n) == 0 {
+        if n > PRIME_SLOTS || fast::has_room(th, n) == 0 {
             ffi::luaL_error(l, c"prime: more values than a new coroutine holds".as_ptr());
         }
         ffi::lua_xmove(l, th, n);

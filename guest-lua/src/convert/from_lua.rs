@@ -13,6 +13,7 @@
 
 use std::ffi::{c_int, c_void};
 
+use crate::machine::fast;
 use mlua::ffi::{self, lua_State};
 use mlua::{Lua, Value as LuaValue};
 use warren_core::Value;
@@ -77,7 +78,7 @@ pub(super) fn walk(
                 wide: Vec::new(),
             };
             out = Some(raw.value(1));
-            ffi::lua_settop(l, 0);
+            fast::settop(l, 0);
         })?;
     }
     Ok(out.unwrap_or_else(|| Err(Failure::new("the value could not be read"))))
@@ -132,7 +133,7 @@ pub(crate) unsafe fn push_keys_made(l: *mut lua_State) -> bool {
         if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, at) == ffi::LUA_TTABLE {
             return true;
         }
-        ffi::lua_pop(l, 1);
+        fast::pop(l, 1);
         false
     }
 }
@@ -148,13 +149,13 @@ unsafe fn keys(l: *mut lua_State) {
     unsafe {
         let at = std::ptr::from_ref(&KEYS).cast::<c_void>();
         if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, at) != ffi::LUA_TTABLE {
-            ffi::lua_pop(l, 1);
+            fast::pop(l, 1);
             ffi::lua_createtable(l, 7, 0);
             for (i, name) in (1..).zip(NAMES) {
                 ffi::lua_pushstring(l, name.as_ptr());
                 ffi::lua_rawseti(l, -2, i);
             }
-            ffi::lua_pushvalue(l, -1);
+            fast::pushvalue(l, -1);
             ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, at);
         }
     }
@@ -176,19 +177,19 @@ impl Raw<'_> {
         // SAFETY: type tests and reads of the slot `idx`, which holds a value.
         unsafe {
             let l = self.l;
-            Ok(match ffi::lua_type(l, idx) {
+            Ok(match fast::type_of(l, idx) {
                 ffi::LUA_TNIL => {
                     self.walk.count(1)?;
                     Value::Nil
                 }
                 ffi::LUA_TBOOLEAN => {
                     self.walk.count(1)?;
-                    Value::Bool(ffi::lua_toboolean(l, idx) != 0)
+                    Value::Bool(fast::toboolean(l, idx) != 0)
                 }
                 ffi::LUA_TNUMBER => {
                     self.walk.count(9)?;
                     if ffi::lua_isinteger(l, idx) != 0 {
-                        Value::Int(ffi::lua_tointegerx(l, idx, std::ptr::null_mut()))
+                        Value::Int(fast::tointeger(l, idx))
                     } else {
                         Value::Float(ffi::lua_tonumberx(l, idx, std::ptr::null_mut()))
                     }
@@ -210,7 +211,7 @@ impl Raw<'_> {
     unsafe fn userdata(&mut self, idx: c_int) -> Failure {
         // SAFETY: `metatable` pushes and pops at most three values.
         unsafe {
-            if ffi::lua_checkstack(self.l, 3) != 0
+            if fast::has_room(self.l, 3) != 0
                 && let Err(name) = self.metatable(idx)
             {
                 return Failure::new(format!("{name} cannot be sent"));
@@ -241,7 +242,7 @@ impl Raw<'_> {
     unsafe fn count_key(&mut self, k: c_int, index: bool) -> Result<(), Failure> {
         // SAFETY: type tests and a string's length.
         unsafe {
-            match ffi::lua_type(self.l, k) {
+            match fast::type_of(self.l, k) {
                 ffi::LUA_TSTRING => self.walk.count(5 + string(self.l, k).len()),
                 ffi::LUA_TBOOLEAN => self.walk.count(1),
                 _ if index => Ok(()),
@@ -258,13 +259,11 @@ impl Raw<'_> {
     unsafe fn enter(&mut self, idx: c_int) -> Result<bool, Failure> {
         // SAFETY: as `value`.
         unsafe {
-            let ptr = ffi::lua_topointer(self.l, idx);
+            let ptr = fast::topointer(self.l, idx);
             if self.walk.open.contains(ptr) {
                 return Err(Failure::new("cycle: the table contains itself"));
             }
-            if self.walk.open.len() >= MAX_DEPTH
-                || ffi::lua_checkstack(self.l, SLOTS_PER_LEVEL) == 0
-            {
+            if self.walk.open.len() >= MAX_DEPTH || fast::has_room(self.l, SLOTS_PER_LEVEL) == 0 {
                 return Err(Failure::new(format!(
                     "nesting deeper than {MAX_DEPTH} levels cannot be sent"
                 )));
@@ -306,17 +305,17 @@ impl Raw<'_> {
             let name = match tag {
                 ffi::LUA_TSTRING => std::str::from_utf8(string(l, -1)).ok().map(str::to_owned),
                 ffi::LUA_TNUMBER if ffi::lua_isinteger(l, -1) != 0 => {
-                    Some(ffi::lua_tointegerx(l, -1, std::ptr::null_mut()).to_string())
+                    Some(fast::tointeger(l, -1).to_string())
                 }
                 ffi::LUA_TNUMBER => {
                     Some(ffi::lua_tonumberx(l, -1, std::ptr::null_mut()).to_string())
                 }
                 _ => None,
             };
-            ffi::lua_pop(l, 1);
+            fast::pop(l, 1);
             let is_error =
-                field(l, self.keys, K_ERROR_TAG) != ffi::LUA_TNIL && ffi::lua_toboolean(l, -1) != 0;
-            ffi::lua_pop(l, 2);
+                field(l, self.keys, K_ERROR_TAG) != ffi::LUA_TNIL && fast::toboolean(l, -1) != 0;
+            fast::pop(l, 2);
             name.map_or(Ok(is_error), Err)
         }
     }
@@ -343,12 +342,12 @@ impl Raw<'_> {
                     continue;
                 }
                 entries.push(l);
-                let (k, v) = (ffi::lua_gettop(l) - 1, ffi::lua_gettop(l));
+                let (k, v) = (fast::gettop(l) - 1, fast::gettop(l));
                 let index = index_key(l, k, len);
                 self.count_key(k, index.is_some())?;
                 let value = self.value(v).map_err(|f| f.at(segment(l, k)))?;
                 self.place(&mut placed, index, value, || key_value(l, k))?;
-                ffi::lua_pop(l, 2);
+                fast::pop(l, 2);
             }
             let Placed {
                 mut items,
@@ -408,7 +407,7 @@ impl Raw<'_> {
                     ffi::LUA_TSTRING => string(l, -1).to_vec(),
                     _ => Vec::new(),
                 };
-                ffi::lua_pop(l, 1);
+                fast::pop(l, 1);
                 bytes
             };
             let (kind, message) = (host_kind(text(K_KIND)), text(K_MESSAGE));
@@ -418,13 +417,13 @@ impl Raw<'_> {
             // `details` 12.
             self.walk.count(70 + kind.len() + message.len())?;
             let retryable = match raw_field(l, keys, idx, K_RETRYABLE) {
-                ffi::LUA_TBOOLEAN => Value::Bool(ffi::lua_toboolean(l, -1) != 0),
+                ffi::LUA_TBOOLEAN => Value::Bool(fast::toboolean(l, -1) != 0),
                 _ => Value::Nil,
             };
-            ffi::lua_pop(l, 1);
+            fast::pop(l, 1);
             raw_field(l, keys, idx, K_DETAILS);
-            let details = self.value(ffi::lua_gettop(l));
-            ffi::lua_pop(l, 1);
+            let details = self.value(fast::gettop(l));
+            fast::pop(l, 1);
             let mut map = vec![
                 (Value::str(ERROR_KEY), Value::Bool(true)),
                 (Value::str("kind"), Value::Str(kind)),
@@ -436,7 +435,7 @@ impl Raw<'_> {
                 ffi::LUA_TSTRING => Some(string(l, -1).to_vec()),
                 _ => None,
             };
-            ffi::lua_pop(l, 1);
+            fast::pop(l, 1);
             if let Some(chain) = chain {
                 self.walk.count(14 + chain.len())?; // `text` 9, its string 5
                 map.push((Value::str("text"), Value::Str(chain)));
@@ -544,7 +543,7 @@ unsafe fn index_key(l: *mut lua_State, k: c_int, len: usize) -> Option<i64> {
         if ffi::lua_isinteger(l, k) == 0 {
             return None;
         }
-        let i = ffi::lua_tointegerx(l, k, std::ptr::null_mut());
+        let i = fast::tointeger(l, k);
         (i >= 1 && usize::try_from(i).is_ok_and(|i| i <= len)).then_some(i)
     }
 }
@@ -558,13 +557,11 @@ unsafe fn index_key(l: *mut lua_State, k: c_int, len: usize) -> Option<i64> {
 unsafe fn key_value(l: *mut lua_State, k: c_int) -> Result<Value, Failure> {
     // SAFETY: type tests and reads of `k`.
     unsafe {
-        Ok(match ffi::lua_type(l, k) {
+        Ok(match fast::type_of(l, k) {
             ffi::LUA_TSTRING => Value::Str(string(l, k).to_vec()),
-            ffi::LUA_TNUMBER if ffi::lua_isinteger(l, k) != 0 => {
-                Value::Int(ffi::lua_tointegerx(l, k, std::ptr::null_mut()))
-            }
+            ffi::LUA_TNUMBER if ffi::lua_isinteger(l, k) != 0 => Value::Int(fast::tointeger(l, k)),
             ffi::LUA_TNUMBER => Value::Float(ffi::lua_tonumberx(l, k, std::ptr::null_mut())),
-            ffi::LUA_TBOOLEAN => Value::Bool(ffi::lua_toboolean(l, k) != 0),
+            ffi::LUA_TBOOLEAN => Value::Bool(fast::toboolean(l, k) != 0),
             t => {
                 return Err(Failure::new(format!(
                     "a {} key cannot be sent",
@@ -585,7 +582,7 @@ unsafe fn at_entry(l: *mut lua_State, entries: &Entries, f: Failure) -> Failure 
     // SAFETY: see above.
     unsafe {
         entries.push(l);
-        f.at(segment(l, ffi::lua_gettop(l) - 1))
+        f.at(segment(l, fast::gettop(l) - 1))
     }
 }
 
@@ -597,7 +594,7 @@ unsafe fn at_entry(l: *mut lua_State, entries: &Entries, f: Failure) -> Failure 
 unsafe fn segment(l: *mut lua_State, k: c_int) -> String {
     // SAFETY: type tests and reads of `k`.
     unsafe {
-        match ffi::lua_type(l, k) {
+        match fast::type_of(l, k) {
             ffi::LUA_TSTRING => {
                 let key = String::from_utf8_lossy(string(l, k));
                 if is_identifier(&key) {
@@ -607,10 +604,10 @@ unsafe fn segment(l: *mut lua_State, k: c_int) -> String {
                 }
             }
             ffi::LUA_TNUMBER if ffi::lua_isinteger(l, k) != 0 => {
-                format!("[{}]", ffi::lua_tointegerx(l, k, std::ptr::null_mut()))
+                format!("[{}]", fast::tointeger(l, k))
             }
             ffi::LUA_TNUMBER => format!("[{}]", ffi::lua_tonumberx(l, k, std::ptr::null_mut())),
-            ffi::LUA_TBOOLEAN => format!("[{}]", ffi::lua_toboolean(l, k) != 0),
+            ffi::LUA_TBOOLEAN => format!("[{}]", fast::toboolean(l, k) != 0),
             t => format!("[{}]", type_name(t)),
         }
     }

@@ -17,6 +17,7 @@
 //! which mlua returns as an error; nothing on these Rust frames needs
 //! dropping, so that error unwinding through them leaks nothing.
 
+use crate::machine::fast;
 use std::ffi::c_int;
 
 use mlua::{Lua, Table, Value as LuaValue, ffi};
@@ -74,12 +75,12 @@ pub(crate) unsafe fn push_protected(l: *mut ffi::lua_State, v: &Value, error_mt:
     // raised inside stays inside the protected call.
     unsafe {
         ffi::lua_pushcfunction(l, push_entry);
-        ffi::lua_pushvalue(l, error_mt);
+        fast::pushvalue(l, error_mt);
         ffi::lua_pushlightuserdata(l, std::ptr::from_ref(v).cast_mut().cast());
         if ffi::lua_pcall(l, 2, 1, 0) == ffi::LUA_OK {
             true
         } else {
-            ffi::lua_pop(l, 1);
+            fast::pop(l, 1);
             false
         }
     }
@@ -98,9 +99,9 @@ pub(crate) unsafe fn push_payload(l: *mut ffi::lua_State, p: &Payload, error_mt:
     unsafe {
         match p {
             Payload::Packed(packed) => return unpack::push_packed(l, packed.bytes(), error_mt),
-            Payload::Value(Value::Nil) => ffi::lua_pushnil(l),
-            Payload::Value(Value::Bool(b)) => ffi::lua_pushboolean(l, c_int::from(*b)),
-            Payload::Value(Value::Int(i)) => ffi::lua_pushinteger(l, *i),
+            Payload::Value(Value::Nil) => fast::pushnil(l),
+            Payload::Value(Value::Bool(b)) => fast::pushboolean(l, c_int::from(*b)),
+            Payload::Value(Value::Int(i)) => fast::pushinteger(l, *i),
             Payload::Value(Value::Float(f)) => ffi::lua_pushnumber(l, *f),
             Payload::Value(v) => return push_protected(l, v, error_mt),
         }
@@ -119,8 +120,8 @@ unsafe extern "C-unwind" fn push_entry(l: *mut ffi::lua_State) -> c_int {
     // it borrows for the whole call; a C function has 20 free slots, and
     // `push` grows the stack for every level past the first.
     unsafe {
-        let v = &*ffi::lua_touserdata(l, 2).cast::<Value>();
-        ffi::lua_settop(l, 1);
+        let v = &*fast::touserdata(l, 2).cast::<Value>();
+        fast::settop(l, 1);
         push(l, v, 0);
         1
     }
@@ -136,9 +137,9 @@ unsafe fn push(l: *mut ffi::lua_State, v: &Value, depth: usize) {
     // and raw sets are the C API's own, on indices this function made.
     unsafe {
         match v {
-            Value::Nil => ffi::lua_pushnil(l),
-            Value::Bool(b) => ffi::lua_pushboolean(l, c_int::from(*b)),
-            Value::Int(i) => ffi::lua_pushinteger(l, *i),
+            Value::Nil => fast::pushnil(l),
+            Value::Bool(b) => fast::pushboolean(l, c_int::from(*b)),
+            Value::Int(i) => fast::pushinteger(l, *i),
             Value::Float(f) => ffi::lua_pushnumber(l, *f),
             Value::Str(s) => {
                 ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
@@ -153,7 +154,7 @@ unsafe fn push(l: *mut ffi::lua_State, v: &Value, depth: usize) {
             }
             Value::Map(entries) => {
                 grow(l, depth);
-                if ffi::lua_type(l, 1) == ffi::LUA_TTABLE
+                if fast::type_of(l, 1) == ffi::LUA_TTABLE
                     && v.get(ERROR_KEY) == Some(&Value::Bool(true))
                 {
                     revive(l, v, depth);
@@ -195,7 +196,7 @@ unsafe fn revive(l: *mut ffi::lua_State, v: &Value, depth: usize) {
         set_bytes(l, error_field::KIND, lua_kind(text("kind")));
         set_bytes(l, error_field::MESSAGE, text("message"));
         if let Some(Value::Bool(b)) = v.get("retryable") {
-            ffi::lua_pushboolean(l, c_int::from(*b));
+            fast::pushboolean(l, c_int::from(*b));
             ffi::lua_setfield(l, -2, error_field::RETRYABLE.as_ptr());
         }
         if let Some(Value::Str(chain)) = v.get("text") {
@@ -206,7 +207,7 @@ unsafe fn revive(l: *mut ffi::lua_State, v: &Value, depth: usize) {
             ffi::lua_setfield(l, -2, error_field::DETAILS.as_ptr());
         }
         set_bytes(l, error_field::STACK, b"");
-        ffi::lua_pushvalue(l, 1);
+        fast::pushvalue(l, 1);
         ffi::lua_setmetatable(l, -2);
     }
 }
@@ -233,7 +234,7 @@ unsafe fn set_bytes(l: *mut ffi::lua_State, name: &std::ffi::CStr, bytes: &[u8])
 unsafe fn grow(l: *mut ffi::lua_State, depth: usize) {
     // SAFETY: `luaL_error` raises inside the protected call.
     unsafe {
-        if depth >= MAX_PUSH_DEPTH || ffi::lua_checkstack(l, SLOTS_PER_LEVEL) == 0 {
+        if depth >= MAX_PUSH_DEPTH || fast::has_room(l, SLOTS_PER_LEVEL) == 0 {
             ffi::luaL_error(l, c"a value nested too deeply to convert".as_ptr());
         }
     }

@@ -21,6 +21,7 @@
 use std::ffi::{c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use crate::machine::fast;
 use mlua::ffi::{self, lua_State};
 use mlua::{Function, Lua};
 use warren_core::{ErrorKind, ProcError};
@@ -55,8 +56,8 @@ pub(crate) enum Arg<'a> {
 unsafe fn arg_at<'a>(l: *mut lua_State, i: c_int) -> Arg<'a> {
     // SAFETY: see above; no call here converts or allocates.
     unsafe {
-        match ffi::lua_type(l, i) {
-            ffi::LUA_TBOOLEAN => Arg::Bool(ffi::lua_toboolean(l, i) != 0),
+        match fast::type_of(l, i) {
+            ffi::LUA_TBOOLEAN => Arg::Bool(fast::toboolean(l, i) != 0),
             ffi::LUA_TNUMBER if ffi::lua_isinteger(l, i) != 0 => Arg::Int(ffi::lua_tointeger(l, i)),
             ffi::LUA_TNUMBER => Arg::Float(ffi::lua_tonumber(l, i)),
             ffi::LUA_TSTRING => {
@@ -105,12 +106,12 @@ impl Args {
         // `lua_rawgeti` neither allocates nor runs code, and the entry is
         // popped after `read`, the only user of its borrow.
         unsafe {
-            if ffi::lua_type(self.l, i) != ffi::LUA_TTABLE {
+            if fast::type_of(self.l, i) != ffi::LUA_TTABLE {
                 return read(Arg::Nil);
             }
             ffi::lua_rawgeti(self.l, i, n);
             let out = read(arg_at(self.l, -1));
-            ffi::lua_pop(self.l, 1);
+            fast::pop(self.l, 1);
             out
         }
     }
@@ -168,7 +169,7 @@ pub(crate) unsafe fn start(
     // for the call.
     let result = unsafe {
         crate::machine::raw::room(l, 4);
-        let ctx = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
+        let ctx = &*fast::touserdata(l, ffi::lua_upvalueindex(1)).cast::<Stepper>();
         let args = Args { l, name };
         catch_unwind(AssertUnwindSafe(|| start(ctx, &args))).unwrap_or_else(|_| {
             Err(ProcError::new(
@@ -181,8 +182,8 @@ pub(crate) unsafe fn start(
     unsafe {
         match result {
             Ok(op) => {
-                ffi::lua_pushboolean(l, 1);
-                ffi::lua_pushinteger(l, i64::try_from(op).unwrap_or(i64::MAX));
+                fast::pushboolean(l, 1);
+                fast::pushinteger(l, i64::try_from(op).unwrap_or(i64::MAX));
                 2
             }
             Err(err) => refuse(l, err),
@@ -220,12 +221,12 @@ unsafe extern "C-unwind" fn push_refusal(l: *mut lua_State) -> c_int {
     // SAFETY: argument 1 points to the `ProcError` `refuse` keeps alive;
     // only references to it are alive across the pushes that may raise.
     unsafe {
-        let err = &*ffi::lua_touserdata(l, 1).cast::<ProcError>();
-        ffi::lua_pushboolean(l, 0);
+        let err = &*fast::touserdata(l, 1).cast::<ProcError>();
+        fast::pushboolean(l, 0);
         let kind = err.kind.name();
         ffi::lua_pushlstring(l, kind.as_ptr().cast(), kind.len());
         ffi::lua_pushlstring(l, err.message.as_ptr().cast(), err.message.len());
-        ffi::lua_pushboolean(l, c_int::from(err.retryable));
+        fast::pushboolean(l, c_int::from(err.retryable));
         4
     }
 }
@@ -284,7 +285,7 @@ mod tests {
                     .map(|b| String::from_utf8_lossy(b).into_owned()),
             ),
             // SAFETY: slot 1 exists (the test passes it).
-            unsafe { ffi::lua_type(l, 1) }.to_string(),
+            unsafe { fast::type_of(l, 1) }.to_string(),
             args.item(3, 1, item),
             args.item(3, 2, item),
             args.item(1, 1, item),

@@ -22,6 +22,7 @@
 
 use std::ffi::c_int;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 use super::raw::{self, BLOCK, CHAN_MT, CLOSED, CTX, CURRENT, Key, NIL, TAKEN, uv};
@@ -37,7 +38,7 @@ unsafe fn cr_of(l: *mut lua_State, w: c_int) {
     unsafe {
         if raw::get(l, w, Key::Cr) == ffi::LUA_TNIL {
             raw::pop(l, 1);
-            ffi::lua_pushvalue(l, w);
+            fast::pushvalue(l, w);
         }
     }
 }
@@ -61,7 +62,7 @@ unsafe fn push_cr(l: *mut lua_State, w: c_int, kind: Waiter) {
     // SAFETY: see above; a select's record always has its `cr`.
     unsafe {
         match kind {
-            Waiter::Plain => ffi::lua_pushvalue(l, w),
+            Waiter::Plain => fast::pushvalue(l, w),
             Waiter::Select => {
                 raw::get(l, w, Key::Cr);
             }
@@ -84,7 +85,7 @@ unsafe fn claim(l: *mut lua_State, w: c_int) -> Option<Waiter> {
         } else {
             Waiter::Plain
         };
-        let sel = ffi::lua_gettop(l);
+        let sel = fast::gettop(l);
         push_cr(l, w, kind);
         let dead = !raw::truthy(l, sel + 1, Key::Th);
         let ok = if dead {
@@ -138,7 +139,7 @@ unsafe fn push_waiter(l: *mut lua_State, q: c_int, w: c_int) {
     unsafe {
         while !raw::q_empty(l, q) {
             ffi::lua_rawgeti(l, q, raw::int(l, q, Key::H));
-            let stale = sel_done(l, ffi::lua_gettop(l));
+            let stale = sel_done(l, fast::gettop(l));
             raw::pop(l, 1);
             if !stale {
                 break;
@@ -186,7 +187,7 @@ pub(super) const SENDERS: Side = Side {
 unsafe fn stale(l: *mut lua_State, w: c_int) -> bool {
     // SAFETY: see above.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         cr_of(l, w);
         let dead = !raw::truthy(l, top + 1, Key::Th);
         raw::pop(l, 1);
@@ -209,12 +210,12 @@ unsafe fn stale(l: *mut lua_State, w: c_int) -> bool {
 pub(super) unsafe fn side_push(l: *mut lua_State, s: c_int, w: c_int, side: Side) {
     // SAFETY: see above.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         let free = raw::get(l, s, side.slot) == ffi::LUA_TNIL;
         let has_queue = !free && raw::get(l, s, side.queue) == ffi::LUA_TTABLE;
         let queued = has_queue && !raw::q_empty(l, top + 2);
         if free || (!queued && stale(l, top + 1)) {
-            ffi::lua_pushvalue(l, w);
+            fast::pushvalue(l, w);
             raw::set(l, s, side.slot);
         } else {
             if !has_queue {
@@ -242,11 +243,11 @@ unsafe fn side_pop(l: *mut lua_State, s: c_int, side: Side) -> Option<Waiter> {
             if raw::get(l, s, side.slot) == ffi::LUA_TNIL {
                 return None; // no waiter: the field's nil is the answer
             }
-            let w = ffi::lua_gettop(l);
+            let w = fast::gettop(l);
             if raw::get(l, s, side.queue) == ffi::LUA_TTABLE {
                 raw::q_pop(l, w + 1);
             } else {
-                ffi::lua_pushnil(l);
+                fast::pushnil(l);
             }
             raw::set(l, s, side.slot);
             raw::settop(l, w);
@@ -282,9 +283,9 @@ unsafe fn side_waiting(l: *mut lua_State, s: c_int, side: Side) -> bool {
 unsafe fn wake_waiter(l: *mut lua_State, w: c_int, kind: Waiter, s: c_int, v: c_int, ok: bool) {
     // SAFETY: see above.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         push_cr(l, w, kind);
-        ffi::lua_pushboolean(l, c_int::from(ok));
+        fast::pushboolean(l, c_int::from(ok));
         let proxy = if kind == Waiter::Select {
             raw::get(l, s, Key::Proxy);
             top + 3
@@ -310,7 +311,7 @@ unsafe fn note_taken(l: *mut lua_State, mb: c_int) {
     // SAFETY: the context, when there is one, is the VM's `Stepper`,
     // which outlives the VM's calls (as `send::lua_send1`).
     unsafe {
-        let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
+        let ctx = fast::touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
         if let Some(ctx) = ctx.as_ref() {
             ctx.consumed(raw::int(l, mb, Key::Id), 1);
             return;
@@ -333,7 +334,7 @@ unsafe fn take_value(l: *mut lua_State, w: c_int, kind: Waiter) {
     unsafe {
         raw::get(l, w, Key::V);
         if kind == Waiter::Plain {
-            ffi::lua_pushnil(l);
+            fast::pushnil(l);
             raw::set(l, w, Key::V);
         }
     }
@@ -347,9 +348,9 @@ unsafe fn take_value(l: *mut lua_State, w: c_int, kind: Waiter) {
 unsafe fn untoken(l: *mut lua_State) {
     // SAFETY: see above.
     unsafe {
-        if ffi::lua_rawequal(l, -1, uv(NIL)) != 0 {
+        if fast::rawequal(l, -1, uv(NIL)) != 0 {
             raw::pop(l, 1);
-            ffi::lua_pushnil(l);
+            fast::pushnil(l);
         }
     }
 }
@@ -363,9 +364,9 @@ pub(super) unsafe fn push_queued(l: *mut lua_State, v: c_int) {
     // SAFETY: see above.
     unsafe {
         if ffi::lua_isnil(l, v) != 0 {
-            ffi::lua_pushvalue(l, uv(NIL));
+            fast::pushvalue(l, uv(NIL));
         } else {
-            ffi::lua_pushvalue(l, v);
+            fast::pushvalue(l, v);
         }
     }
 }
@@ -379,7 +380,7 @@ pub(super) unsafe fn push_queued(l: *mut lua_State, v: c_int) {
 pub(super) unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
     // SAFETY: see above.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         let buf = top + 1;
         if raw::get(l, s, Key::Buf) == ffi::LUA_TTABLE && !raw::q_empty(l, buf) {
             resume_tick(l, s);
@@ -400,7 +401,7 @@ pub(super) unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
             raw::settop(l, top + 2);
             untoken(l);
             ffi::lua_remove(l, buf);
-            ffi::lua_pushboolean(l, 1);
+            fast::pushboolean(l, 1);
             return true;
         }
         raw::settop(l, top);
@@ -411,13 +412,13 @@ pub(super) unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
             untoken(l);
             ffi::lua_replace(l, top + 1);
             raw::settop(l, top + 1);
-            ffi::lua_pushboolean(l, 1);
+            fast::pushboolean(l, 1);
             return true;
         }
         raw::settop(l, top);
         if raw::truthy(l, s, Key::Closed) {
-            ffi::lua_pushnil(l);
-            ffi::lua_pushboolean(l, 0);
+            fast::pushnil(l);
+            fast::pushboolean(l, 0);
             return true;
         }
         false
@@ -459,7 +460,7 @@ pub(super) unsafe fn try_send(l: *mut lua_State, s: c_int, v: c_int, level: c_in
         if raw::truthy(l, s, Key::Closed) {
             raw::raise(l, level, "send on closed channel", None);
         }
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         if let Some(kind) = side_pop(l, s, RECEIVERS) {
             wake_waiter(l, top + 1, kind, s, v, true);
             raw::settop(l, top);
@@ -495,7 +496,7 @@ pub(super) unsafe fn deliver_at(l: *mut lua_State, s: c_int, v: c_int) {
     unsafe {
         if side_waiting(l, s, RECEIVERS) && hand_to(l, s, v) {
             // Taken as it arrived: the host counted it, so it is reported.
-            let top = ffi::lua_gettop(l);
+            let top = fast::gettop(l);
             if raw::get(l, s, Key::Mb) != ffi::LUA_TNIL {
                 note_taken(l, top + 1);
             }
@@ -515,7 +516,7 @@ pub(super) unsafe fn deliver_at(l: *mut lua_State, s: c_int, v: c_int) {
 pub(super) unsafe fn buffer_at(l: *mut lua_State, s: c_int, v: c_int) {
     // SAFETY: see above.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         raw::q_of(l, s, Key::Buf);
         push_queued(l, v);
         raw::q_push(l, top + 1, top + 2);
@@ -546,7 +547,7 @@ pub(super) unsafe fn receiver_waiting(l: *mut lua_State, s: c_int) -> bool {
 pub(super) unsafe fn hand_to(l: *mut lua_State, s: c_int, v: c_int) -> bool {
     // SAFETY: see above; `room` first, as in `deliver_at`.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         runq::room(l);
         let kind = side_pop(l, s, RECEIVERS);
         if let Some(kind) = kind {
@@ -567,7 +568,7 @@ pub(super) unsafe fn state_of(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
         if !raw::chan_state(l, 1) {
-            let got = ffi::lua_typename(l, ffi::lua_type(l, 1));
+            let got = ffi::lua_typename(l, fast::type_of(l, 1));
             raw::raise(
                 l,
                 1,
@@ -575,7 +576,7 @@ pub(super) unsafe fn state_of(l: *mut lua_State) -> c_int {
                 Some(std::ffi::CStr::from_ptr(got)),
             );
         }
-        ffi::lua_gettop(l)
+        fast::gettop(l)
     }
 }
 
@@ -596,14 +597,14 @@ pub(super) unsafe fn waiter_here(l: *mut lua_State) -> c_int {
     // SAFETY: see above; upvalue CURRENT is a Lua function whose first
     // upvalue is the kernel's `current` (checked when it was built).
     unsafe {
-        ffi::lua_getupvalue(l, uv(CURRENT), 1);
-        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+        fast::push_upvalue1(l, uv(CURRENT));
+        if fast::type_of(l, -1) != ffi::LUA_TTABLE {
             raw::raise(l, 1, "not inside a process", None);
         }
         if ffi::lua_isyieldable(l) == 0 || raw::truthy(l, -1, Key::Noyield) {
             raw::raise(l, 1, CANNOT_WAIT, None);
         }
-        ffi::lua_gettop(l)
+        fast::gettop(l)
     }
 }
 
@@ -617,7 +618,7 @@ pub(super) unsafe fn wait_ext(l: *mut lua_State, cr: c_int) {
     unsafe {
         raw::set_bool(l, cr, Key::Ext, true);
         raw::get(l, cr, Key::P);
-        raw::add_int(l, ffi::lua_gettop(l), Key::Ext, 1);
+        raw::add_int(l, fast::gettop(l), Key::Ext, 1);
         raw::pop(l, 1);
     }
 }
@@ -645,7 +646,7 @@ pub(super) unsafe extern "C-unwind" fn receive(l: *mut lua_State) -> c_int {
         // The channel stays on the waiting coroutine's stack: what sends
         // on it may hold it only weakly (time.after's timer, kernel/time.lua).
         raw::settop(l, 1);
-        ffi::lua_pushvalue(l, uv(BLOCK));
+        fast::pushvalue(l, uv(BLOCK));
         ffi::lua_yield(l, 1)
     }
 }
@@ -663,7 +664,7 @@ pub(super) unsafe extern "C-unwind" fn send(l: *mut lua_State) -> c_int {
         raw::settop(l, 2);
         let s = state_of(l);
         if try_send(l, s, 2, 1) {
-            ffi::lua_pushboolean(l, 1);
+            fast::pushboolean(l, 1);
             return 1;
         }
         // A plain send waits as its coroutine record, holding the value
@@ -676,7 +677,7 @@ pub(super) unsafe extern "C-unwind" fn send(l: *mut lua_State) -> c_int {
             wait_ext(l, cr);
         }
         raw::settop(l, 0);
-        ffi::lua_pushvalue(l, uv(BLOCK));
+        fast::pushvalue(l, uv(BLOCK));
         ffi::lua_yieldk(l, 1, 0, Some(sent))
     }
 }
@@ -694,11 +695,11 @@ unsafe extern "C-unwind" fn sent(
 ) -> c_int {
     // SAFETY: see above; the stack holds only the values it was resumed with.
     unsafe {
-        if ffi::lua_gettop(l) >= 1 && ffi::lua_rawequal(l, 1, uv(CLOSED)) != 0 {
+        if fast::gettop(l) >= 1 && fast::rawequal(l, 1, uv(CLOSED)) != 0 {
             raw::raise(l, 1, "send on closed channel", None);
         }
         raw::settop(l, 0);
-        ffi::lua_pushboolean(l, 1);
+        fast::pushboolean(l, 1);
         1
     }
 }
@@ -713,11 +714,11 @@ pub(super) unsafe extern "C-unwind" fn lua_try_recv(l: *mut lua_State) -> c_int 
     unsafe {
         raw::args(l, 1, 1, "try_recv");
         if try_recv(l, 1) {
-            ffi::lua_pushboolean(l, 1);
+            fast::pushboolean(l, 1);
             ffi::lua_replace(l, 1);
             return 3;
         }
-        ffi::lua_pushboolean(l, 0);
+        fast::pushboolean(l, 0);
         1
     }
 }
@@ -734,9 +735,9 @@ pub(super) unsafe extern "C-unwind" fn lua_try_send(l: *mut lua_State) -> c_int 
         raw::args(l, 3, 1, "try_send");
         // Lua's level counts from the Lua function's callee (this one):
         // `luaL_where`'s level 1 is the Lua function itself.
-        let level = ffi::lua_tointegerx(l, 3, std::ptr::null_mut()).clamp(1, 100);
+        let level = fast::tointeger(l, 3).clamp(1, 100);
         let done = try_send(l, 1, 2, c_int::try_from(level).unwrap_or(1));
-        ffi::lua_pushboolean(l, c_int::from(done));
+        fast::pushboolean(l, c_int::from(done));
         1
     }
 }
@@ -825,11 +826,11 @@ pub(super) unsafe extern "C-unwind" fn lua_new_chan(l: *mut lua_State) -> c_int 
     unsafe {
         raw::args(l, 1, 1, "new_chan");
         ffi::lua_newuserdatauv(l, 0, 1);
-        ffi::lua_pushvalue(l, 1);
+        fast::pushvalue(l, 1);
         ffi::lua_setiuservalue(l, 2, 1);
-        ffi::lua_pushvalue(l, uv(CHAN_MT));
+        fast::pushvalue(l, uv(CHAN_MT));
         ffi::lua_setmetatable(l, 2);
-        ffi::lua_pushvalue(l, 2);
+        fast::pushvalue(l, 2);
         raw::set(l, 1, Key::Proxy);
         1
     }

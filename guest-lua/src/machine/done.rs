@@ -37,6 +37,7 @@
 
 use std::ffi::c_int;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 use warren_core::{ErrorKind, Pid, ProcError};
 
@@ -85,7 +86,7 @@ unsafe fn insert_caller(l: *mut lua_State, n: c_int) {
         if raw::get(l, p, Key::Main) != ffi::LUA_TTABLE
             || raw::get(l, -1, Key::Entry) != ffi::LUA_TTABLE
         {
-            ffi::lua_pushnil(l);
+            fast::pushnil(l);
         } else {
             raw::get(l, -1, Key::Id);
         }
@@ -105,17 +106,17 @@ unsafe fn call(l: *mut lua_State, as_caller: bool) -> c_int {
     // alive across the calls that may raise (`start`, `mkerr`).
     unsafe {
         raw::reserve(l);
-        let n = ffi::lua_gettop(l);
-        if n < 1 || ffi::lua_type(l, 1) != ffi::LUA_TFUNCTION {
+        let n = fast::gettop(l);
+        if n < 1 || fast::type_of(l, 1) != ffi::LUA_TFUNCTION {
             raw::raise(l, 1, "call", Some(c": expected the host function to start"));
         }
-        ffi::lua_getupvalue(l, uv(CURRENT), 1);
-        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+        fast::push_upvalue1(l, uv(CURRENT));
+        if fast::type_of(l, -1) != ffi::LUA_TTABLE {
             raw::raise(l, 1, "not inside a process", None);
         }
         if ffi::lua_isyieldable(l) == 0 || raw::truthy(l, -1, Key::Noyield) {
             raw::settop(l, 0);
-            ffi::lua_pushnil(l);
+            fast::pushnil(l);
             late(l, Late::Mkerr);
             ffi::lua_pushstring(l, c"INVALID".as_ptr());
             ffi::lua_pushlstring(l, CANNOT_WAIT.as_ptr().cast(), CANNOT_WAIT.len());
@@ -129,11 +130,11 @@ unsafe fn call(l: *mut lua_State, as_caller: bool) -> c_int {
         }
         ffi::lua_insert(l, 1); // 1: cr, 2: start, then its arguments
         ffi::lua_call(l, args, 4); // 2: ok, 3: op, 4: message, 5: retryable
-        if ffi::lua_toboolean(l, 2) == 0 {
+        if fast::toboolean(l, 2) == 0 {
             late(l, Late::Mkerr);
             ffi::lua_insert(l, 3);
             ffi::lua_call(l, 3, 1); // 3: the error object
-            ffi::lua_pushnil(l);
+            fast::pushnil(l);
             ffi::lua_replace(l, 2);
             return 2;
         }
@@ -142,15 +143,15 @@ unsafe fn call(l: *mut lua_State, as_caller: bool) -> c_int {
             // 7: the process's first call makes its table of them.
             raw::pop(l, 1);
             ffi::lua_createtable(l, 0, 0);
-            ffi::lua_pushvalue(l, -1);
+            fast::pushvalue(l, -1);
             raw::set(l, 6, Key::Ops);
         }
-        ffi::lua_pushvalue(l, 3);
-        ffi::lua_pushvalue(l, 1);
+        fast::pushvalue(l, 3);
+        fast::pushvalue(l, 1);
         ffi::lua_rawset(l, 7);
         wait_ext(l, 1);
         raw::settop(l, 0);
-        ffi::lua_pushvalue(l, uv(BLOCK));
+        fast::pushvalue(l, uv(BLOCK));
         ffi::lua_yield(l, 1)
     }
 }
@@ -187,9 +188,9 @@ pub(super) unsafe extern "C-unwind" fn lua_drain(l: *mut lua_State) -> c_int {
         let mut taken = 0;
         loop {
             raw::settop(l, 0);
-            let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
+            let ctx = fast::touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
             if !ctx.is_null() && (*ctx).has_overdue() {
-                ffi::lua_pushinteger(l, OVERDUE);
+                fast::pushinteger(l, OVERDUE);
                 return 1;
             }
             if taken >= MOST_PER_DRAIN || (!ctx.is_null() && !(*ctx).has_items()) {
@@ -198,7 +199,7 @@ pub(super) unsafe extern "C-unwind" fn lua_drain(l: *mut lua_State) -> c_int {
             taken += 1;
             if done_next(l) == 0 {
                 raw::settop(l, 0);
-                ffi::lua_pushinteger(l, -1);
+                fast::pushinteger(l, -1);
                 return 1;
             }
         }
@@ -220,7 +221,7 @@ unsafe fn done_next(l: *mut lua_State) -> c_int {
     unsafe {
         raw::reserve(l);
         raw::settop(l, 0);
-        let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
+        let ctx = fast::touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
         if ctx.is_null() {
             return 0;
         }
@@ -237,7 +238,7 @@ unsafe fn done_next(l: *mut lua_State) -> c_int {
                 || super::event::event_next(l, ctx)
                 || super::fire::timer_next(l, ctx)
             {
-                ffi::lua_pushboolean(l, 1);
+                fast::pushboolean(l, 1);
                 return 1;
             }
             return 0;
@@ -272,11 +273,11 @@ unsafe fn done_next(l: *mut lua_State) -> c_int {
         if !built {
             undeliverable(ctx, pid);
         } else {
-            ffi::lua_pushnil(l);
+            fast::pushnil(l);
             ffi::lua_rawseti(l, 3, key); // an existing key: no allocation
             runq::wake(l, 4, [6, 0, 0]);
         }
-        ffi::lua_pushboolean(l, 1);
+        fast::pushboolean(l, 1);
         1
     }
 }

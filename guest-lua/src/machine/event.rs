@@ -27,6 +27,7 @@
 
 use std::ffi::c_int;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 use warren_core::{Event, Pid};
 
@@ -86,7 +87,7 @@ pub(super) unsafe fn event_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
     // conversions of its value or its error's parts (`push_error` drops
     // them before its call of `mkerr`).
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         let Some(p) = push_proc(l, id) else {
             return false;
         }; // top + 2
@@ -97,7 +98,7 @@ pub(super) unsafe fn event_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
         let waiter = top + 4;
         if !(exit && exec_waiter(l, p, from_at)) {
             raw::settop(l, from_at);
-            ffi::lua_pushnil(l); // top + 4: no waiter
+            fast::pushnil(l); // top + 4: no waiter
             if raw::get(l, p, Key::Events) != ffi::LUA_TTABLE {
                 raw::settop(l, top);
                 return false;
@@ -153,7 +154,7 @@ unsafe fn exec_waiter(l: *mut lua_State, p: c_int, from: c_int) -> bool {
         if raw::get(l, p, Key::Exec) != ffi::LUA_TTABLE {
             return false;
         }
-        ffi::lua_pushvalue(l, from);
+        fast::pushvalue(l, from);
         ffi::lua_rawget(l, -2) != ffi::LUA_TNIL && {
             ffi::lua_replace(l, from + 1);
             raw::settop(l, from + 1);
@@ -182,7 +183,7 @@ unsafe fn push_error(l: *mut lua_State, err: warren_core::ProcError, mt: c_int) 
     // SAFETY: see above; `parts` (which holds all of `err` that needs
     // dropping) is dropped before `mkerr` is called.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         late(l, Late::Mkerr);
         let built = parts
             .iter()
@@ -215,11 +216,11 @@ unsafe fn wake_exec(
     // `from`, so clearing it allocates nothing.
     unsafe {
         raw::get(l, p, Key::Exec);
-        ffi::lua_pushvalue(l, from);
-        ffi::lua_pushnil(l);
+        fast::pushvalue(l, from);
+        fast::pushnil(l);
         ffi::lua_rawset(l, -3);
-        ffi::lua_pushboolean(l, c_int::from(ok));
-        let flag = ffi::lua_gettop(l);
+        fast::pushboolean(l, c_int::from(ok));
+        let flag = fast::gettop(l);
         runq::wake(l, waiter, [flag, value, 0]);
     }
 }
@@ -244,7 +245,7 @@ unsafe fn deliver_event(
         let event = raw::clone_of(l, Late::EventTpl, 4);
         ffi::lua_pushlstring(l, kind.as_ptr().cast(), kind.len());
         raw::set(l, event, Key::Kind);
-        ffi::lua_pushvalue(l, from);
+        fast::pushvalue(l, from);
         raw::set(l, event, Key::From);
         let result = if matches!(field, Key::Value) {
             Late::ValueTpl
@@ -252,11 +253,11 @@ unsafe fn deliver_event(
             Late::ErrorTpl
         };
         raw::clone_of(l, result, 1);
-        ffi::lua_pushvalue(l, value);
+        fast::pushvalue(l, value);
         raw::set(l, event + 1, field);
         raw::set(l, event, Key::Result);
         raw::clone_of(l, Late::TimeTpl, 1);
-        ffi::lua_pushinteger(l, crate::host::unix_nanos());
+        fast::pushinteger(l, crate::host::unix_nanos());
         raw::set(l, event + 1, Key::Ns);
         late(l, Late::TimeMt);
         ffi::lua_setmetatable(l, event + 1);

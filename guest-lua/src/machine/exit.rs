@@ -19,6 +19,7 @@
 
 use std::ffi::c_int;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 use warren_core::{ErrorKind, ProcError, Value};
 
@@ -47,9 +48,9 @@ pub(super) unsafe fn end_normally(l: *mut lua_State, stepper: &Stepper, nres: c_
     // SAFETY: see above.
     unsafe {
         if nres < 2
-            || ffi::lua_checkstack(l, 6) == 0
-            || ffi::lua_toboolean(l, OK) == 0
-            || ffi::lua_type(l, VERDICT) != ffi::LUA_TNIL
+            || fast::has_room(l, 6) == 0
+            || fast::toboolean(l, OK) == 0
+            || fast::type_of(l, VERDICT) != ffi::LUA_TNIL
             || stepper.open_id().is_some()
             || !returned(l)
             || super::runq::owed(stepper)
@@ -57,7 +58,7 @@ pub(super) unsafe fn end_normally(l: *mut lua_State, stepper: &Stepper, nres: c_
             return false;
         }
         raw::get(l, P, Key::Main);
-        let main = ffi::lua_rawequal(l, -1, CR) != 0;
+        let main = fast::rawequal(l, -1, CR) != 0;
         raw::pop(l, 1);
         if main {
             exit_main(l, stepper, nres)
@@ -77,8 +78,8 @@ unsafe fn returned(l: *mut lua_State) -> bool {
     // SAFETY: reads only.
     unsafe {
         raw::get(l, CR, Key::Th);
-        let co = ffi::lua_tothread(l, -1);
-        let dead = !co.is_null() && ffi::lua_status(co) == ffi::LUA_OK && ffi::lua_gettop(co) == 0;
+        let co = fast::tothread(l, -1);
+        let dead = !co.is_null() && ffi::lua_status(co) == ffi::LUA_OK && fast::gettop(co) == 0;
         raw::pop(l, 1);
         dead
     }
@@ -105,8 +106,8 @@ unsafe fn end_other(l: *mut lua_State) -> bool {
         }
         raw::set_bool(l, CR, Key::Th, false);
         if raw::get(l, P, Key::Crs) == ffi::LUA_TTABLE {
-            ffi::lua_pushvalue(l, CR);
-            ffi::lua_pushnil(l);
+            fast::pushvalue(l, CR);
+            fast::pushnil(l);
             ffi::lua_rawset(l, -3);
         }
         raw::pop(l, 1);
@@ -126,8 +127,8 @@ unsafe fn exit_main(l: *mut lua_State, stepper: &Stepper, nres: c_int) -> bool {
     // allocate nothing.
     unsafe {
         let (r1, r2) = (nres >= 3, nres >= 4);
-        let r1_nil = !r1 || ffi::lua_type(l, R1) == ffi::LUA_TNIL;
-        if r1_nil && r2 && ffi::lua_type(l, R1 + 1) != ffi::LUA_TNIL {
+        let r1_nil = !r1 || fast::type_of(l, R1) == ffi::LUA_TNIL;
+        if r1_nil && r2 && fast::type_of(l, R1 + 1) != ffi::LUA_TNIL {
             return false; // `nil, err`: a failure
         }
         if !raw::truthy(l, P, Key::Env) || stepper.core().try_borrow_mut().is_err() {
@@ -136,7 +137,7 @@ unsafe fn exit_main(l: *mut lua_State, stepper: &Stepper, nres: c_int) -> bool {
         if !crate::convert::push_keys_made(l) {
             return false;
         }
-        let keys = ffi::lua_gettop(l);
+        let keys = fast::gettop(l);
         let id = raw::int(l, P, Key::Id);
         let max = usize::try_from(stepper.max_message_bytes()).unwrap_or(usize::MAX);
         let result = if r1 {
@@ -170,15 +171,15 @@ unsafe fn forget(l: *mut lua_State, id: i64) {
     // allocates nothing.
     unsafe {
         raw::set_bool(l, P, Key::Env, false);
-        ffi::lua_pushvalue(l, P);
-        ffi::lua_pushnil(l);
+        fast::pushvalue(l, P);
+        fast::pushnil(l);
         ffi::lua_rawset(l, uv(TAKEN));
         let procs = late(l, Late::Procs);
-        ffi::lua_pushnil(l);
+        fast::pushnil(l);
         ffi::lua_rawseti(l, procs, id);
         let bypid = late(l, Late::Bypid);
         raw::get(l, P, Key::Pid);
-        ffi::lua_pushnil(l);
+        fast::pushnil(l);
         ffi::lua_rawset(l, bypid);
         raw::settop(l, procs - 1);
     }
@@ -198,11 +199,11 @@ unsafe fn close_all(l: *mut lua_State) {
         raw::set_bool(l, -1, Key::Th, false);
         raw::pop(l, 1);
         if raw::get(l, P, Key::Crs) == ffi::LUA_TTABLE {
-            let crs = ffi::lua_gettop(l);
-            ffi::lua_pushnil(l);
+            let crs = fast::gettop(l);
+            fast::pushnil(l);
             while ffi::lua_next(l, crs) != 0 {
                 raw::pop(l, 1);
-                if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+                if fast::type_of(l, -1) == ffi::LUA_TTABLE {
                     raw::set_bool(l, -1, Key::Th, false);
                 }
             }
@@ -223,7 +224,7 @@ unsafe fn clear(l: *mut lua_State, key: Key) {
     // SAFETY: clearing a present field allocates nothing.
     unsafe {
         if raw::truthy(l, P, key) {
-            ffi::lua_pushnil(l);
+            fast::pushnil(l);
             raw::set(l, P, key);
         }
     }

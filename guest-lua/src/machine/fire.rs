@@ -11,6 +11,7 @@
 //! writes `p.timers`), run where `handle` ran it, outside every process's
 //! resume.
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 use super::raw::{self, Key};
@@ -42,7 +43,7 @@ pub(super) unsafe fn timer_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
     // SAFETY: see above; raw reads and writes of the kernel's records, and
     // a call of the kernel's own function for the timer.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         let Some(p) = push_proc(l, pid) else {
             return false;
         };
@@ -56,12 +57,12 @@ pub(super) unsafe fn timer_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
             return false;
         }
         if raw::get(l, p, Key::Timers) == ffi::LUA_TTABLE {
-            let timers = ffi::lua_gettop(l);
+            let timers = fast::gettop(l);
             if ffi::lua_rawgeti(l, timers, id) == ffi::LUA_TFUNCTION {
-                ffi::lua_pushnil(l);
+                fast::pushnil(l);
                 ffi::lua_rawseti(l, timers, id);
-                ffi::lua_pushvalue(l, p);
-                ffi::lua_pushinteger(l, id);
+                fast::pushvalue(l, p);
+                fast::pushinteger(l, id);
                 ffi::lua_call(l, 2, 0);
             }
         }

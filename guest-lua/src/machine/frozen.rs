@@ -18,6 +18,7 @@
 
 use std::ffi::c_int;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 unsafe extern "C-unwind" {
@@ -55,11 +56,11 @@ pub(super) unsafe extern "C-unwind" fn lua_setmetatable(l: *mut lua_State) -> c_
     // SAFETY: as `luaB_setmetatable`; the `__gc` field is read raw, and
     // the errors are raised before anything changes.
     unsafe {
-        let t = ffi::lua_type(l, 2);
+        let t = fast::type_of(l, 2);
         if t == ffi::LUA_TTABLE {
             ffi::lua_pushstring(l, c"__gc".as_ptr());
             let gc = ffi::lua_rawget(l, 2);
-            ffi::lua_pop(l, 1);
+            fast::pop(l, 1);
             if gc != ffi::LUA_TNIL {
                 ffi::luaL_error(
                     l,
@@ -74,7 +75,7 @@ pub(super) unsafe extern "C-unwind" fn lua_setmetatable(l: *mut lua_State) -> c_
         if ffi::luaL_getmetafield(l, 1, c"__metatable".as_ptr()) != ffi::LUA_TNIL {
             ffi::luaL_error(l, c"cannot change a protected metatable".as_ptr());
         }
-        ffi::lua_settop(l, 2);
+        fast::settop(l, 2);
         ffi::lua_setmetatable(l, 1);
         1
     }

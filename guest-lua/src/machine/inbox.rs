@@ -25,6 +25,7 @@
 //! copied to the stack first); raw access only, no metamethod, no user
 //! code.
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 use super::done::undeliverable;
@@ -69,7 +70,7 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
     // across calls that may raise are plain bytes and integers, and the
     // message itself is alive only across the protected conversion.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         let Some(p) = push_proc(l, id) else {
             return false;
         }; // top + 2
@@ -91,7 +92,7 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
                 Payload::One(top + 4),
             ),
             None => {
-                ffi::lua_pushnil(l); // top + 4: no payload
+                fast::pushnil(l); // top + 4: no payload
                 (true, Payload::None)
             }
         };
@@ -128,7 +129,7 @@ unsafe fn push_topic(l: *mut lua_State, topic: &[u8]) {
         }
         raw::pop(l, 1);
         ffi::lua_pushlstring(l, topic.as_ptr().cast(), topic.len());
-        ffi::lua_pushvalue(l, -1);
+        fast::pushvalue(l, -1);
         ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::LastTopic as i64);
     }
 }
@@ -152,7 +153,7 @@ unsafe fn push_from(l: *mut lua_State, ctx: &crate::step::Stepper, from: warren_
         let text = from.text();
         let text = text.as_bytes();
         ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
-        ffi::lua_pushvalue(l, -1);
+        fast::pushvalue(l, -1);
         ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::LastFrom as i64);
         ctx.set_last_from(Some(from));
     }

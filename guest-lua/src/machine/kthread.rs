@@ -15,6 +15,7 @@
 
 use std::ffi::c_int;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 unsafe extern "C-unwind" {
@@ -33,7 +34,7 @@ pub(super) unsafe extern "C-unwind" fn lua_kthread(l: *mut lua_State) -> c_int {
     // `warren_newkthread` takes it.
     unsafe {
         ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
-        ffi::lua_settop(l, 1);
+        fast::settop(l, 1);
         warren_newkthread(l);
         1
     }
@@ -48,7 +49,7 @@ pub(super) unsafe extern "C-unwind" fn lua_is_kthread(l: *mut lua_State) -> c_in
     // SAFETY: index 1 is valid or none; `warren_iskthread` reads it only.
     unsafe {
         let marked = warren_iskthread(l, 1);
-        ffi::lua_pushboolean(l, marked);
+        fast::pushboolean(l, marked);
         1
     }
 }

@@ -20,6 +20,7 @@
 
 use std::ffi::c_int;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 use super::raw::{self, CHAN_MT, Key, uv};
@@ -40,22 +41,22 @@ unsafe fn make(l: *mut lua_State, p: c_int, key: Key, inbox: bool) -> c_int {
     // record last.
     unsafe {
         ffi::lua_createtable(l, 0, HOST_CHAN_FIELDS);
-        let s = ffi::lua_gettop(l);
-        ffi::lua_pushboolean(l, 1);
+        let s = fast::gettop(l);
+        fast::pushboolean(l, 1);
         raw::set(l, s, Key::Ext);
         ffi::lua_newuserdatauv(l, 0, 1);
         let proxy = s + 1;
-        ffi::lua_pushvalue(l, s);
+        fast::pushvalue(l, s);
         ffi::lua_setiuservalue(l, proxy, 1);
-        ffi::lua_pushvalue(l, uv(CHAN_MT));
+        fast::pushvalue(l, uv(CHAN_MT));
         ffi::lua_setmetatable(l, proxy);
-        ffi::lua_pushvalue(l, proxy);
+        fast::pushvalue(l, proxy);
         raw::set(l, s, Key::Proxy);
         if inbox {
-            ffi::lua_pushvalue(l, p);
+            fast::pushvalue(l, p);
             raw::set(l, s, Key::Mb);
         }
-        ffi::lua_pushvalue(l, s);
+        fast::pushvalue(l, s);
         raw::set(l, p, key);
         proxy
     }
@@ -75,7 +76,7 @@ unsafe fn host_chan(l: *mut lua_State, key: Key) -> c_int {
         if !raw::running(l) {
             return 0;
         }
-        let p = ffi::lua_gettop(l);
+        let p = fast::gettop(l);
         if raw::get(l, p, key) == ffi::LUA_TTABLE {
             raw::get(l, p + 1, Key::Proxy);
             return 1;

@@ -5,7 +5,9 @@
 //! call's value handed to the coroutine awaiting it, as C closures on the
 //! raw Lua API over the kernel's own tables. The kernel calls them where
 //! it had Lua functions of the same names; a blocking `receive`/`send`
-//! yields the kernel's `BLOCK` token from C.
+//! yields the kernel's `BLOCK` token from C. The API calls they make most
+//! are inline ([`fast`]: the vendored Lua's structures read in place at
+//! offsets its build asserts).
 //!
 //! `H.machine(rq, NIL, BLOCK, CLOSED, ChanMT, TAKEN, cur)`
 //! builds them once per VM and returns a table of them: `cur` is a kernel
@@ -25,6 +27,7 @@ mod chan;
 mod done;
 mod event;
 mod exit;
+pub(crate) mod fast;
 mod fire;
 mod frozen;
 mod inbox;
@@ -121,7 +124,7 @@ unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
             } else {
                 ffi::LUA_TTABLE
             };
-            if ffi::lua_type(l, i) != want {
+            if fast::type_of(l, i) != want {
                 ffi::luaL_argerror(l, i, c"wrong type".as_ptr());
             }
         }
@@ -138,7 +141,7 @@ unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
             raw::Late::Bypid,
         ];
         for (i, slot) in late.into_iter().enumerate() {
-            ffi::lua_pushvalue(l, c_int::try_from(i).unwrap_or(0) + 1);
+            fast::pushvalue(l, c_int::try_from(i).unwrap_or(0) + 1);
             ffi::lua_rawseti(l, raw::uv(raw::LATE), slot as i64);
         }
         0
@@ -180,7 +183,7 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
             } else {
                 ffi::LUA_TTABLE
             };
-            if ffi::lua_type(l, i) != want {
+            if fast::type_of(l, i) != want {
                 ffi::luaL_argerror(l, i, c"wrong type".as_ptr());
             }
         }
@@ -197,7 +200,7 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
         // upvalue of every machine closure.
         let current = ffi::lua_upvalueid(l, ARGS, 1);
         let upvalues = raw::LEADING + c_int::try_from(Key::ALL.len()).unwrap_or(0);
-        if ffi::lua_checkstack(l, 2 * upvalues + 4) == 0 {
+        if fast::has_room(l, 2 * upvalues + 4) == 0 {
             ffi::luaL_error(l, c"H.machine: stack overflow".as_ptr());
         }
         runq::presize(l, 1);
@@ -210,19 +213,19 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
         ffi::lua_insert(l, 1); // the state is upvalue 1, the arguments follow
         ffi::lua_createtable(l, raw::Late::LastTopic as c_int, 0); // LATE: its last slot
         // CTX: the builder's own upvalue (none in a test VM: null).
-        ffi::lua_pushlightuserdata(l, ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)));
+        ffi::lua_pushlightuserdata(l, fast::touserdata(l, ffi::lua_upvalueindex(1)));
         for (i, key) in Key::ALL.into_iter().enumerate() {
             debug_assert_eq!(key as usize, i, "Key::ALL is in discriminant order");
             let name = key.name();
             ffi::lua_pushlstring(l, name.as_ptr().cast(), name.len());
-            ffi::lua_pushvalue(l, -1);
+            fast::pushvalue(l, -1);
             raw::register_key(l, key);
         }
         ffi::lua_createtable(l, 0, 16);
-        let out = ffi::lua_gettop(l);
+        let out = fast::gettop(l);
         for (name, f) in FUNCTIONS {
             for i in 1..=upvalues {
-                ffi::lua_pushvalue(l, i);
+                fast::pushvalue(l, i);
             }
             ffi::lua_pushcclosure(l, f, upvalues);
             ffi::lua_setfield(l, out, name.as_ptr());

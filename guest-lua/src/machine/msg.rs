@@ -15,8 +15,8 @@
 //! no count a process could forge (the kernel's Lua does, preemptibly).
 
 use std::ffi::c_int;
-use std::ptr;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 use super::raw::{self, Key, LATE, Late, uv};
@@ -34,7 +34,7 @@ unsafe fn check_self(l: *mut lua_State) {
     // rawget's name; a C function has no position to prefix.
     unsafe {
         raw::settop(l, 1);
-        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+        if fast::type_of(l, 1) != ffi::LUA_TTABLE {
             ffi::lua_pushfstring(
                 l,
                 c"bad argument #1 to 'rawget' (table expected, got %s)".as_ptr(),
@@ -88,7 +88,7 @@ pub(super) unsafe extern "C-unwind" fn payload(l: *mut lua_State) -> c_int {
     unsafe {
         check_self(l);
         ffi::lua_rawgeti(l, 1, 3);
-        let one = ffi::lua_isinteger(l, 2) != 0 && ffi::lua_tointegerx(l, 2, ptr::null_mut()) == 1;
+        let one = ffi::lua_isinteger(l, 2) != 0 && fast::tointeger(l, 2) == 1;
         raw::settop(l, 1);
         if one {
             // `{ value }` with the payload metatable, in one call.
@@ -129,6 +129,6 @@ pub(super) unsafe extern "C-unwind" fn data(l: *mut lua_State) -> c_int {
         ffi::lua_rawgeti(l, uv(LATE), Late::PayloadValue as i64);
         ffi::lua_insert(l, 1);
         ffi::lua_call(l, 1, ffi::LUA_MULTRET);
-        ffi::lua_gettop(l)
+        fast::gettop(l)
     }
 }

@@ -21,6 +21,7 @@
 
 use std::ffi::c_int;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 use super::raw::{self, LATE, Late, uv};
@@ -42,15 +43,15 @@ pub(super) unsafe extern "C-unwind" fn bind_protect(l: *mut lua_State) -> c_int 
     unsafe {
         ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
         ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
-        ffi::lua_settop(l, 2);
-        ffi::lua_pushvalue(l, 1);
+        fast::settop(l, 2);
+        fast::pushvalue(l, 1);
         ffi::lua_rawseti(l, uv(LATE), Late::ErrorCheck as i64);
         if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"_LOADED".as_ptr()) != ffi::LUA_TTABLE {
             return 0;
         }
-        ffi::lua_pushnil(l);
+        fast::pushnil(l);
         while ffi::lua_next(l, 2) != 0 {
-            ffi::lua_pushvalue(l, -2); // the name
+            fast::pushvalue(l, -2); // the name
             ffi::lua_insert(l, -2);
             ffi::lua_rawset(l, 3);
         }
@@ -77,16 +78,16 @@ unsafe extern "C-unwind" fn finish(
     unsafe {
         if status != ffi::LUA_OK && status != ffi::LUA_YIELD {
             if ffi::lua_rawgeti(l, uv(LATE), Late::ErrorCheck as i64) == ffi::LUA_TFUNCTION {
-                ffi::lua_pushvalue(l, -2);
+                fast::pushvalue(l, -2);
                 ffi::lua_call(l, 1, 0);
             } else {
                 raw::pop(l, 1);
             }
-            ffi::lua_pushboolean(l, 0);
-            ffi::lua_pushvalue(l, -2);
+            fast::pushboolean(l, 0);
+            fast::pushvalue(l, -2);
             return 2;
         }
-        ffi::lua_gettop(l) - c_int::try_from(extra).unwrap_or(0)
+        fast::gettop(l) - c_int::try_from(extra).unwrap_or(0)
     }
 }
 
@@ -100,9 +101,9 @@ pub(super) unsafe extern "C-unwind" fn lua_pcall(l: *mut lua_State) -> c_int {
     // pushed.
     unsafe {
         ffi::luaL_checkany(l, 1);
-        ffi::lua_pushboolean(l, 1); // the first result, without an error
+        fast::pushboolean(l, 1); // the first result, without an error
         ffi::lua_insert(l, 1);
-        let n = ffi::lua_gettop(l) - 2;
+        let n = fast::gettop(l) - 2;
         let status = ffi::lua_pcallk(l, n, ffi::LUA_MULTRET, 0, 0, Some(finish));
         finish(l, status, 0)
     }
@@ -118,10 +119,10 @@ pub(super) unsafe extern "C-unwind" fn lua_xpcall(l: *mut lua_State) -> c_int {
     // SAFETY: as `luaB_xpcall`; `luaL_checktype` raises before anything
     // is pushed.
     unsafe {
-        let n = ffi::lua_gettop(l);
+        let n = fast::gettop(l);
         ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
-        ffi::lua_pushboolean(l, 1); // the first result
-        ffi::lua_pushvalue(l, 1); // the function
+        fast::pushboolean(l, 1); // the first result
+        fast::pushvalue(l, 1); // the function
         ffi::lua_rotate(l, 3, 2); // both below the function's arguments
         let status = ffi::lua_pcallk(l, n - 2, ffi::LUA_MULTRET, 2, 2, Some(finish));
         finish(l, status, 2)

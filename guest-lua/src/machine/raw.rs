@@ -9,6 +9,7 @@
 
 use std::ffi::{c_int, c_uint};
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 /// Upvalue 1: the run queue's head and tail (a two-integer userdata).
@@ -114,7 +115,7 @@ pub(super) enum Late {
 pub(super) unsafe fn bytes_at<'a>(l: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
     // SAFETY: see above; a string's pointer and length come from Lua.
     unsafe {
-        if ffi::lua_type(l, idx) != ffi::LUA_TSTRING {
+        if fast::type_of(l, idx) != ffi::LUA_TSTRING {
             return None;
         }
         let mut len = 0;
@@ -319,6 +320,7 @@ pub(super) unsafe fn register_key(l: *mut lua_State, key: Key) {
 }
 
 /// The pseudo-index of upvalue `n`.
+#[inline(always)]
 pub(super) fn uv(n: c_int) -> c_int {
     ffi::lua_upvalueindex(n)
 }
@@ -334,8 +336,8 @@ pub(super) fn uv(n: c_int) -> c_int {
 pub(super) unsafe fn running(l: *mut lua_State) -> bool {
     // SAFETY: see above; raw reads of the kernel's `current` record.
     unsafe {
-        ffi::lua_getupvalue(l, uv(CURRENT), 1);
-        ffi::lua_type(l, -1) == ffi::LUA_TTABLE && get(l, -1, Key::P) == ffi::LUA_TTABLE
+        fast::push_upvalue1(l, uv(CURRENT));
+        fast::type_of(l, -1) == ffi::LUA_TTABLE && get(l, -1, Key::P) == ffi::LUA_TTABLE
     }
 }
 
@@ -347,9 +349,10 @@ pub(super) unsafe fn running(l: *mut lua_State) -> bool {
 /// # Safety
 ///
 /// Called from a machine C function with a free stack slot.
+#[inline(always)]
 pub(super) unsafe fn chan_state(l: *mut lua_State, idx: c_int) -> bool {
     // SAFETY: see above; `warren_tagged` only reads.
-    unsafe { warren_tagged(l, idx, uv(CHAN_MT)) != 0 }
+    unsafe { fast::tagged(l, idx, uv(CHAN_MT)) != 0 }
 }
 
 // The vendored Lua's fused raw field access (lwarren.h): one call per
@@ -358,23 +361,9 @@ unsafe extern "C-unwind" {
     fn warren_rawint(l: *mut lua_State, idx: c_int, k: c_int) -> ffi::lua_Integer;
     fn warren_rawsetkint(l: *mut lua_State, idx: c_int, k: c_int, n: ffi::lua_Integer);
     fn warren_setkey(l: *mut lua_State, n: c_int) -> c_int;
-    fn warren_getn(l: *mut lua_State, idx: c_int, n: c_int) -> c_int;
-    fn warren_truthyn(l: *mut lua_State, idx: c_int, n: c_int) -> c_int;
-    fn warren_intn(l: *mut lua_State, idx: c_int, n: c_int) -> ffi::lua_Integer;
-    fn warren_setn(l: *mut lua_State, idx: c_int, n: c_int);
-    fn warren_setintn(l: *mut lua_State, idx: c_int, n: c_int, v: ffi::lua_Integer);
-    fn warren_addintn(
-        l: *mut lua_State,
-        idx: c_int,
-        n: c_int,
-        d: ffi::lua_Integer,
-    ) -> ffi::lua_Integer;
-    fn warren_settop(l: *mut lua_State, idx: c_int);
     fn warren_qlen(l: *mut lua_State, idx: c_int, kh: c_int, kt: c_int) -> ffi::lua_Integer;
     fn warren_qpush(l: *mut lua_State, idx: c_int, v: c_int, kt: c_int) -> c_int;
     fn warren_qpop(l: *mut lua_State, idx: c_int, kh: c_int, kt: c_int, keep: c_uint) -> c_int;
-    fn warren_tagged(l: *mut lua_State, idx: c_int, mtidx: c_int) -> c_int;
-    fn warren_checkstack(l: *mut lua_State, n: c_int);
     fn warren_rawtake(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
     fn warren_rawput(l: *mut lua_State, idx: c_int, at: ffi::lua_Integer, n: c_int);
     fn warren_clonetable(l: *mut lua_State, idx: c_int);
@@ -417,7 +406,7 @@ pub(super) unsafe fn clone_of(l: *mut lua_State, which: Late, fields: c_int) -> 
             pop(l, 1);
             ffi::lua_createtable(l, 0, fields);
         }
-        ffi::lua_gettop(l)
+        fast::gettop(l)
     }
 }
 
@@ -427,9 +416,10 @@ pub(super) unsafe fn clone_of(l: *mut lua_State, which: Late, fields: c_int) -> 
 /// # Safety
 ///
 /// As `lua_settop`.
+#[inline(always)]
 pub(super) unsafe fn settop(l: *mut lua_State, idx: c_int) {
     // SAFETY: see above.
-    unsafe { warren_settop(l, idx) }
+    unsafe { fast::settop(l, idx) }
 }
 
 /// `lua_pop`, through [`settop`].
@@ -437,9 +427,10 @@ pub(super) unsafe fn settop(l: *mut lua_State, idx: c_int) {
 /// # Safety
 ///
 /// As `lua_pop`.
+#[inline(always)]
 pub(super) unsafe fn pop(l: *mut lua_State, n: c_int) {
     // SAFETY: see above.
-    unsafe { warren_settop(l, -n - 1) }
+    unsafe { fast::settop(l, -n - 1) }
 }
 
 /// Pushes `t[at] ..= t[at + n - 1]` and sets each to nil (never
@@ -471,9 +462,10 @@ pub(super) unsafe fn put(l: *mut lua_State, t: c_int, at: i64, n: c_int) {
 /// # Safety
 ///
 /// Called from a machine C function with room for one value.
+#[inline(always)]
 pub(super) unsafe fn get(l: *mut lua_State, t: c_int, key: Key) -> c_int {
     // SAFETY: see above; `t` is a table (the caller's record).
-    unsafe { warren_getn(l, t, key as c_int) }
+    unsafe { fast::getn(l, t, key as c_int) }
 }
 
 /// `t[key] = <top>` (raw), popping the value (`t` counted with the value
@@ -483,9 +475,10 @@ pub(super) unsafe fn get(l: *mut lua_State, t: c_int, key: Key) -> c_int {
 /// # Safety
 ///
 /// As [`get`], with the value on top.
+#[inline(always)]
 pub(super) unsafe fn set(l: *mut lua_State, t: c_int, key: Key) {
     // SAFETY: see above.
-    unsafe { warren_setn(l, t, key as c_int) }
+    unsafe { fast::setn(l, t, key as c_int) }
 }
 
 /// Whether `t[key]` is neither nil nor false.
@@ -493,9 +486,10 @@ pub(super) unsafe fn set(l: *mut lua_State, t: c_int, key: Key) {
 /// # Safety
 ///
 /// As [`get`].
+#[inline(always)]
 pub(super) unsafe fn truthy(l: *mut lua_State, t: c_int, key: Key) -> bool {
     // SAFETY: see above; nothing is pushed.
-    unsafe { warren_truthyn(l, t, key as c_int) != 0 }
+    unsafe { fast::truthyn(l, t, key as c_int) }
 }
 
 /// `t[key]` as an integer (0 when it is not one).
@@ -503,9 +497,10 @@ pub(super) unsafe fn truthy(l: *mut lua_State, t: c_int, key: Key) -> bool {
 /// # Safety
 ///
 /// As [`get`].
+#[inline(always)]
 pub(super) unsafe fn int(l: *mut lua_State, t: c_int, key: Key) -> i64 {
     // SAFETY: see above; nothing is pushed.
-    unsafe { warren_intn(l, t, key as c_int) }
+    unsafe { fast::intn(l, t, key as c_int) }
 }
 
 /// `t[key] = n`; `t` not a relative index.
@@ -513,9 +508,10 @@ pub(super) unsafe fn int(l: *mut lua_State, t: c_int, key: Key) -> i64 {
 /// # Safety
 ///
 /// As [`set`] (without the value); allocation-free when the field exists.
+#[inline(always)]
 pub(super) unsafe fn set_int(l: *mut lua_State, t: c_int, key: Key, n: i64) {
     // SAFETY: see above.
-    unsafe { warren_setintn(l, t, key as c_int, n) }
+    unsafe { fast::setintn(l, t, key as c_int, n) }
 }
 
 /// `t[key] = int(t, key) + d` in one lookup; the new value. As
@@ -525,9 +521,10 @@ pub(super) unsafe fn set_int(l: *mut lua_State, t: c_int, key: Key, n: i64) {
 /// # Safety
 ///
 /// As [`set_int`].
+#[inline(always)]
 pub(super) unsafe fn add_int(l: *mut lua_State, t: c_int, key: Key, d: i64) -> i64 {
     // SAFETY: see above.
-    unsafe { warren_addintn(l, t, key as c_int, d) }
+    unsafe { fast::addintn(l, t, key as c_int, d) }
 }
 
 /// `t[k]` as an integer (0 when it is not one), the key being the value
@@ -557,11 +554,12 @@ pub(super) unsafe fn set_int_at(l: *mut lua_State, t: c_int, k: c_int, n: i64) {
 /// # Safety
 ///
 /// As [`set`] (without the value).
+#[inline(always)]
 pub(super) unsafe fn set_bool(l: *mut lua_State, t: c_int, key: Key, b: bool) {
     // SAFETY: see above.
     unsafe {
         let t = ffi::lua_absindex(l, t);
-        ffi::lua_pushboolean(l, c_int::from(b));
+        fast::pushboolean(l, c_int::from(b));
         set(l, t, key);
     }
 }
@@ -636,7 +634,7 @@ pub(super) unsafe fn q_push(l: *mut lua_State, q: c_int, v: c_int) {
         if t > cap {
             t = q_room(l, q, t, cap);
         }
-        ffi::lua_pushvalue(l, v);
+        fast::pushvalue(l, v);
         ffi::lua_rawseti(l, q, t);
         set_int(l, q, Key::T, t);
     }
@@ -673,7 +671,7 @@ pub(super) unsafe fn q_compact(
         let mut kept = 0;
         for i in h..=t {
             ffi::lua_rawgeti(l, q, i);
-            if dead(l, ffi::lua_gettop(l)) {
+            if dead(l, fast::gettop(l)) {
                 pop(l, 1);
             } else {
                 kept += 1;
@@ -681,7 +679,7 @@ pub(super) unsafe fn q_compact(
             }
         }
         for i in kept + 1..=t {
-            ffi::lua_pushnil(l);
+            fast::pushnil(l);
             ffi::lua_rawseti(l, q, i);
         }
         set_int(l, q, Key::H, 1);
@@ -763,12 +761,12 @@ pub(super) unsafe fn q_of(l: *mut lua_State, s: c_int, key: Key) {
         }
         pop(l, 1);
         ffi::lua_createtable(l, 1, 2);
-        let q = ffi::lua_gettop(l);
-        ffi::lua_pushboolean(l, 0);
+        let q = fast::gettop(l);
+        fast::pushboolean(l, 0);
         ffi::lua_rawseti(l, q, 1);
         set_int(l, q, Key::H, 1);
         set_int(l, q, Key::T, 0);
-        ffi::lua_pushvalue(l, q);
+        fast::pushvalue(l, q);
         set(l, s, key);
     }
 }
@@ -785,9 +783,10 @@ const SLOTS: c_int = 40;
 /// # Safety
 ///
 /// `l` is a running thread, in a C function.
+#[inline(always)]
 pub(crate) unsafe fn room(l: *mut lua_State, n: c_int) {
     // SAFETY: as this function's.
-    unsafe { warren_checkstack(l, n) }
+    unsafe { fast::checkstack(l, n) }
 }
 
 /// Makes room for [`SLOTS`] values, raising when the stack cannot grow:
@@ -799,9 +798,10 @@ pub(crate) unsafe fn room(l: *mut lua_State, n: c_int) {
 /// # Safety
 ///
 /// Called first in a machine C function.
+#[inline(always)]
 pub(super) unsafe fn reserve(l: *mut lua_State) {
     // SAFETY: see above; either error needs only Lua's spare slots.
-    unsafe { warren_checkstack(l, SLOTS) }
+    unsafe { fast::checkstack(l, SLOTS) }
 }
 
 /// The prologue of a machine function the kernel calls with its own
@@ -816,7 +816,7 @@ pub(super) unsafe fn args(l: *mut lua_State, n: c_int, tables: c_int, what: &str
     unsafe {
         reserve(l);
         settop(l, n);
-        if (1..=tables).any(|i| ffi::lua_type(l, i) != ffi::LUA_TTABLE) {
+        if (1..=tables).any(|i| fast::type_of(l, i) != ffi::LUA_TTABLE) {
             raise(l, 1, what, Some(c": expected the kernel's records"));
         }
     }
@@ -871,7 +871,7 @@ mod tests {
                 }
                 f(l);
                 ffi::lua_replace(l, 1);
-                ffi::lua_settop(l, 1);
+                fast::settop(l, 1);
             })
         }
         .expect("exec")
@@ -881,14 +881,14 @@ mod tests {
     /// reserves its room.
     unsafe extern "C-unwind" fn wants_room(l: *mut lua_State) -> c_int {
         // SAFETY: called by Lua as a C function.
-        unsafe { warren_checkstack(l, 100_000) };
+        unsafe { fast::checkstack(l, 100_000) };
         0
     }
 
     /// Asks for more slots than any Lua stack may have.
     unsafe extern "C-unwind" fn wants_too_much(l: *mut lua_State) -> c_int {
         // SAFETY: as above.
-        unsafe { warren_checkstack(l, 2_000_000) };
+        unsafe { fast::checkstack(l, 2_000_000) };
         0
     }
 
@@ -972,13 +972,13 @@ mod tests {
             let dead = int(l, 1, Key::Env);
             let had_v = truthy(l, 1, Key::V);
             let v_type = get(l, 1, Key::V);
-            ffi::lua_pop(l, 1);
+            fast::pop(l, 1);
             set_int(l, 1, Key::Env, dead + 1); // an existing field
             set_int(l, 1, Key::V, 40); // a new one
             push_str(l, "x");
             set(l, 1, Key::Env); // an integer replaced by a string
             let dead_type = get(l, 1, Key::Env);
-            ffi::lua_pop(l, 1);
+            fast::pop(l, 1);
             let out = format!("{dead} {had_v} {v_type} {} {dead_type}", int(l, 1, Key::V));
             push_str(l, &out);
         });
@@ -1025,24 +1025,24 @@ mod tests {
             // later ones are stores (the fused path); pops interleave.
             for round in 0..3 {
                 for i in 0..100 {
-                    ffi::lua_pushinteger(l, round * 1000 + i);
-                    q_push(l, 1, ffi::lua_gettop(l));
-                    ffi::lua_pop(l, 1);
+                    fast::pushinteger(l, round * 1000 + i);
+                    q_push(l, 1, fast::gettop(l));
+                    fast::pop(l, 1);
                     if i % 3 == 0 {
                         q_pop(l, 1);
-                        out.push(ffi::lua_tointegerx(l, -1, std::ptr::null_mut()));
-                        ffi::lua_pop(l, 1);
+                        out.push(fast::tointeger(l, -1));
+                        fast::pop(l, 1);
                     }
                 }
                 out.push(-q_len(l, 1));
                 while !q_empty(l, 1) {
                     q_pop(l, 1);
-                    out.push(ffi::lua_tointegerx(l, -1, std::ptr::null_mut()));
-                    ffi::lua_pop(l, 1);
+                    out.push(fast::tointeger(l, -1));
+                    fast::pop(l, 1);
                 }
                 q_pop(l, 1); // empty: nil
-                out.push(i64::from(ffi::lua_type(l, -1) == ffi::LUA_TNIL));
-                ffi::lua_pop(l, 1);
+                out.push(i64::from(fast::type_of(l, -1) == ffi::LUA_TNIL));
+                fast::pop(l, 1);
                 out.push(i64::from(warren_arraysize(l, 1)));
             }
             let want = (0..3)
@@ -1066,23 +1066,20 @@ mod tests {
         let lua = Lua::new();
         let t: mlua::Table = lua.load("return { [42] = 'n' }").eval().expect("table");
         let seen = with_keys(&lua, &t, |l| unsafe {
-            ffi::lua_pushinteger(l, 42);
+            fast::pushinteger(l, 42);
             let number = warren_setkey(l, Key::Cap as c_int);
             let long = "a name longer than Lua's forty-byte limit for short strings";
             push_str(l, long);
             let long_ok = warren_setkey(l, Key::Cap as c_int);
             push_str(l, "cap");
             let range = warren_setkey(l, 64);
-            let top = ffi::lua_gettop(l);
+            let top = fast::gettop(l);
             // Key::Cap was never registered: absent, and a write is dropped.
             let cap = get(l, 1, Key::Cap);
-            ffi::lua_pop(l, 1);
+            fast::pop(l, 1);
             push_str(l, "dropped");
             set(l, 1, Key::Cap);
-            let out = format!(
-                "{number} {long_ok} {range} {cap} {}",
-                ffi::lua_gettop(l) - top
-            );
+            let out = format!("{number} {long_ok} {range} {cap} {}", fast::gettop(l) - top);
             push_str(l, &out);
         });
         assert_eq!(seen, format!("0 0 0 {} 0", ffi::LUA_TNIL));

@@ -12,6 +12,7 @@
 
 use std::ffi::c_int;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 use super::raw::{self, LATE, Late, uv};
@@ -29,7 +30,7 @@ pub(super) unsafe extern "C-unwind" fn bind_run(l: *mut lua_State) -> c_int {
     unsafe {
         ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
         ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
-        ffi::lua_settop(l, 2);
+        fast::settop(l, 2);
         ffi::lua_rawseti(l, uv(LATE), Late::Preempted as i64);
         ffi::lua_rawseti(l, uv(LATE), Late::RunFrom as i64);
         0
@@ -51,7 +52,7 @@ unsafe fn preempted(l: *mut lua_State) -> bool {
             raw::pop(l, 1); // not bound: the Lua loop's call will say so
             return true;
         }
-        let held = ffi::lua_toboolean(l, -1) != 0;
+        let held = fast::toboolean(l, -1) != 0;
         raw::pop(l, 2);
         held
     }
@@ -70,7 +71,7 @@ pub(super) unsafe extern "C-unwind" fn lua_run(l: *mut lua_State) -> c_int {
     // the Lua loop calls them; only integers live in Rust across them.
     unsafe {
         raw::reserve(l);
-        let budget = ffi::lua_tointegerx(l, 1, std::ptr::null_mut());
+        let budget = fast::tointeger(l, 1);
         let (mut done, mut left) = (0, 0);
         if preempted(l) {
             return run_from(l, budget, done, 0, false);
@@ -79,26 +80,26 @@ pub(super) unsafe extern "C-unwind" fn lua_run(l: *mut lua_State) -> c_int {
             if left <= 0 {
                 raw::settop(l, 0);
                 done::lua_drain(l);
-                left = ffi::lua_tointegerx(l, -1, std::ptr::null_mut());
+                left = fast::tointeger(l, -1);
                 if left < 0 {
                     return run_from(l, budget, done, 0, false);
                 }
                 if left == 0 {
-                    ffi::lua_pushboolean(l, 0);
+                    fast::pushboolean(l, 0);
                     return 1;
                 }
             }
             raw::settop(l, 0);
-            ffi::lua_pushinteger(l, budget - done);
-            ffi::lua_pushinteger(l, left);
+            fast::pushinteger(l, budget - done);
+            fast::pushinteger(l, left);
             let n = runq::lua_resume_next(l);
-            done += ffi::lua_tointegerx(l, 1, std::ptr::null_mut());
-            left = ffi::lua_tointegerx(l, 2, std::ptr::null_mut());
+            done += fast::tointeger(l, 1);
+            left = fast::tointeger(l, 2);
             if n > 2 {
                 return run_from(l, budget, done, left, true);
             }
             if left <= 0 && done >= budget {
-                ffi::lua_pushboolean(l, 1);
+                fast::pushboolean(l, 1);
                 return 1;
             }
         }
@@ -123,11 +124,11 @@ unsafe fn run_from(l: *mut lua_State, budget: i64, done: i64, left: i64, outcome
         } else {
             raw::settop(l, 0);
         }
-        let args = ffi::lua_gettop(l);
+        let args = fast::gettop(l);
         ffi::lua_rawgeti(l, uv(LATE), Late::RunFrom as i64);
-        ffi::lua_pushinteger(l, budget);
-        ffi::lua_pushinteger(l, done);
-        ffi::lua_pushinteger(l, left);
+        fast::pushinteger(l, budget);
+        fast::pushinteger(l, done);
+        fast::pushinteger(l, left);
         ffi::lua_rotate(l, 1, 4); // the function and counts below the outcome
         ffi::lua_call(l, args + 3, 1);
         1

@@ -18,8 +18,8 @@
 //! empties, so a burst does not keep its memory for the VM's life.
 
 use std::ffi::{c_int, c_uint, c_void};
-use std::ptr;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 use super::raw::{self, Key, RQ, STATE, uv};
@@ -61,7 +61,7 @@ const KEEP_ENTRIES: i64 = 1024;
 unsafe fn ring(l: *mut lua_State) -> *mut Ring {
     // SAFETY: see above; the userdata is a `RunState` (see `new_state`),
     // whose first field this is.
-    unsafe { ffi::lua_touserdata(l, uv(STATE)).cast() }
+    unsafe { fast::touserdata(l, uv(STATE)).cast() }
 }
 
 /// The id of the kernel's `current` upvalue (see [`RunState`]).
@@ -71,7 +71,7 @@ unsafe fn ring(l: *mut lua_State) -> *mut Ring {
 /// As [`ring`].
 unsafe fn current_id(l: *mut lua_State) -> *mut c_void {
     // SAFETY: see above.
-    unsafe { (*ffi::lua_touserdata(l, uv(STATE)).cast::<RunState>()).current }
+    unsafe { (*fast::touserdata(l, uv(STATE)).cast::<RunState>()).current }
 }
 
 /// The first slot of the entry at ring position `pos`.
@@ -170,20 +170,20 @@ pub(super) unsafe fn wake(l: *mut lua_State, cr: c_int, vals: [c_int; 3]) {
         room(l);
         let r = ring(l);
         let pos = after(&*r, (*r).head, (*r).len);
-        ffi::lua_pushvalue(l, cr);
+        fast::pushvalue(l, cr);
         for v in vals {
             if v == 0 {
-                ffi::lua_pushnil(l);
+                fast::pushnil(l);
             } else {
-                ffi::lua_pushvalue(l, v);
+                fast::pushvalue(l, v);
             }
         }
         raw::put(l, uv(RQ), slot(pos), 4);
         (*r).len += 1;
         raw::get(l, cr, Key::P);
-        let p = ffi::lua_gettop(l);
+        let p = fast::gettop(l);
         if raw::truthy(l, cr, Key::Ext) {
-            ffi::lua_pushnil(l);
+            fast::pushnil(l);
             raw::set(l, cr, Key::Ext);
             raw::add_int(l, p, Key::Ext, -1);
         }
@@ -300,7 +300,7 @@ unsafe fn trim(l: *mut lua_State, r: *mut Ring) {
 pub(super) unsafe extern "C-unwind" fn lua_len(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
-        ffi::lua_pushinteger(l, (*ring(l)).len);
+        fast::pushinteger(l, (*ring(l)).len);
         1
     }
 }
@@ -336,17 +336,17 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
     // SAFETY: the context is the VM's `Stepper` (checked not null), which
     // outlives the VM's calls; the step runs on this stack above `p`.
     unsafe {
-        let limit = ffi::lua_tointegerx(l, 1, ptr::null_mut());
-        let mut left = ffi::lua_tointegerx(l, 2, ptr::null_mut());
+        let limit = fast::tointeger(l, 1);
+        let mut left = fast::tointeger(l, 2);
         raw::reserve(l);
-        let ctx = ffi::lua_touserdata(l, uv(raw::CTX)).cast::<crate::step::Stepper>();
+        let ctx = fast::touserdata(l, uv(raw::CTX)).cast::<crate::step::Stepper>();
         if ctx.is_null() {
             raw::raise(l, 1, "resume_next: no step in this VM", None);
         }
         let stepper = &*ctx;
         let at = Loop {
             ring: ring(l),
-            block: ffi::lua_topointer(l, uv(raw::BLOCK)),
+            block: fast::topointer(l, uv(raw::BLOCK)),
             current: current_id(l),
         };
         let mut taken = 0;
@@ -391,8 +391,8 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
         if let Some(n) = close_kept(l, stepper) {
             return answer(l, taken, left.max(0), n);
         }
-        ffi::lua_pushinteger(l, taken);
-        ffi::lua_pushinteger(l, left.max(0));
+        fast::pushinteger(l, taken);
+        fast::pushinteger(l, left.max(0));
         2
     }
 }
@@ -406,9 +406,9 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
 unsafe fn answer(l: *mut lua_State, taken: i64, left: i64, n: c_int) -> c_int {
     // SAFETY: see above.
     unsafe {
-        ffi::lua_pushinteger(l, taken);
+        fast::pushinteger(l, taken);
         ffi::lua_insert(l, 1);
-        ffi::lua_pushinteger(l, left);
+        fast::pushinteger(l, left);
         ffi::lua_insert(l, 2);
         n + 2
     }
@@ -479,15 +479,16 @@ unsafe fn resume_taken(
         raw::add_int(l, 5, Key::Nready, -1);
         set_current(l, at, 1);
         raw::get(l, 1, Key::Th); // 6: th
-        ffi::lua_pushvalue(l, 5); // 7: p
-        ffi::lua_pushinteger(l, id); // 8: id
+        fast::pushvalue(l, 5); // 7: p
+        fast::pushinteger(l, id); // 8: id
         for v in 2..=4 {
-            ffi::lua_pushvalue(l, v); // 9..11
+            fast::pushvalue(l, v); // 9..11
         }
         let keep = |_: *mut lua_State, co, nres| waits(co, nres, at.block);
-        let nres = crate::step::step_at(l, stepper, 5, &keep, chained);
+        let quiet = |l: *mut lua_State| quiet(l, stepper);
+        let nres = crate::step::step_at(l, stepper, 5, &keep, &quiet, chained);
         set_current(l, at, 0);
-        if settled(l, stepper, nres, at.block) {
+        if nres == crate::step::SETTLED || settled(l, stepper, nres, at.block) {
             return Taken::Settled(true);
         }
         if super::exit::end_normally(l, stepper, nres) {
@@ -498,7 +499,7 @@ unsafe fn resume_taken(
             // failed part-way, a possible deadlock): its account closes
             // now, its verdict in the step's answer.
             if let Some(measure) = stepper.close_open(stepper.lua(l)) {
-                ffi::lua_pushboolean(l, c_int::from(measure));
+                fast::pushboolean(l, c_int::from(measure));
                 ffi::lua_replace(l, 7);
             }
         }
@@ -521,8 +522,8 @@ unsafe fn hold(l: *mut lua_State) -> c_int {
     unsafe {
         raw::settop(l, 5);
         ffi::lua_rotate(l, 2, 1); // cr, p, a, b, c
-        ffi::lua_pushnil(l);
-        ffi::lua_pushnil(l);
+        fast::pushnil(l);
+        fast::pushnil(l);
         ffi::lua_rotate(l, 3, 2); // cr, p, nil, nil, a, b, c
         7
     }
@@ -540,8 +541,8 @@ unsafe fn room_to_resume(l: *mut lua_State) -> bool {
     // SAFETY: see above; `lua_checkstack` never raises.
     unsafe {
         raw::get(l, 1, Key::Th);
-        let th = ffi::lua_tothread(l, -1);
-        let room = th.is_null() || ffi::lua_checkstack(th, 3) != 0;
+        let th = fast::tothread(l, -1);
+        let room = th.is_null() || fast::has_room(th, 3) != 0;
         raw::pop(l, 1);
         room
     }
@@ -561,9 +562,9 @@ unsafe fn close_kept(l: *mut lua_State, stepper: &crate::step::Stepper) -> Optio
     unsafe {
         let id = stepper.open_id()?;
         let measure = stepper.close_open(stepper.lua(l))?;
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         ffi::lua_rawgeti(l, uv(raw::LATE), raw::Late::Procs as i64);
-        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE || ffi::lua_rawgeti(l, -1, id) != ffi::LUA_TTABLE
+        if fast::type_of(l, -1) != ffi::LUA_TTABLE || ffi::lua_rawgeti(l, -1, id) != ffi::LUA_TTABLE
         {
             raw::settop(l, top);
             return None;
@@ -571,12 +572,12 @@ unsafe fn close_kept(l: *mut lua_State, stepper: &crate::step::Stepper) -> Optio
         ffi::lua_remove(l, top + 1); // p
         if raw::get(l, top + 1, Key::Main) != ffi::LUA_TTABLE {
             raw::pop(l, 1);
-            ffi::lua_pushvalue(l, top + 1);
+            fast::pushvalue(l, top + 1);
         }
         ffi::lua_insert(l, top + 1); // cr, p
-        ffi::lua_pushboolean(l, 1);
-        ffi::lua_pushboolean(l, c_int::from(measure));
-        ffi::lua_pushvalue(l, uv(raw::BLOCK));
+        fast::pushboolean(l, 1);
+        fast::pushboolean(l, c_int::from(measure));
+        fast::pushvalue(l, uv(raw::BLOCK));
         Some(5)
     }
 }
@@ -590,7 +591,7 @@ unsafe fn close_kept(l: *mut lua_State, stepper: &crate::step::Stepper) -> Optio
 unsafe fn waits(co: *mut lua_State, nres: c_int, block: *const c_void) -> bool {
     // SAFETY: see above; reads only (a function's pointer is its identity,
     // and no other value has BLOCK's).
-    unsafe { ffi::lua_topointer(co, -nres) == block }
+    unsafe { fast::topointer(co, -nres) == block }
 }
 
 /// Whether a send failed between its admission and its delivery (the
@@ -611,7 +612,7 @@ pub(super) unsafe extern "C-unwind" fn lua_owe(l: *mut lua_State) -> c_int {
     // outlives the VM's calls.
     unsafe {
         let id = ffi::luaL_checkinteger(l, 1);
-        match ffi::lua_touserdata(l, uv(raw::CTX))
+        match fast::touserdata(l, uv(raw::CTX))
             .cast::<crate::step::Stepper>()
             .as_ref()
         {
@@ -632,12 +633,12 @@ pub(super) unsafe extern "C-unwind" fn lua_owe(l: *mut lua_State) -> c_int {
 pub(super) unsafe extern "C-unwind" fn lua_take_owed(l: *mut lua_State) -> c_int {
     // SAFETY: as `lua_owe`; a raw read of the kernel's `procs`.
     unsafe {
-        let id = ffi::lua_touserdata(l, uv(raw::CTX))
+        let id = fast::touserdata(l, uv(raw::CTX))
             .cast::<crate::step::Stepper>()
             .as_ref()
             .map_or(0, crate::step::Stepper::take_owed);
         if id == 0 || super::send::push_proc(l, id).is_none() {
-            ffi::lua_pushnil(l);
+            fast::pushnil(l);
         }
         1
     }
@@ -678,12 +679,26 @@ unsafe fn settled(
     // SAFETY: see above; reads only.
     unsafe {
         if nres < 3
-            || ffi::lua_toboolean(l, 6) == 0
-            || ffi::lua_type(l, 7) != ffi::LUA_TNIL
-            || ffi::lua_topointer(l, 8) != block
+            || fast::toboolean(l, 6) == 0
+            || fast::type_of(l, 7) != ffi::LUA_TNIL
+            || fast::topointer(l, 8) != block
         {
             return false;
         }
+        quiet(l, stepper)
+    }
+}
+
+/// Whether a step that waits leaves nothing for the kernel (see
+/// [`settled`]): no delivery failed part-way, and its process (its record
+/// at 5) is not deadlocked.
+///
+/// # Safety
+///
+/// As [`wake`].
+unsafe fn quiet(l: *mut lua_State, stepper: &crate::step::Stepper) -> bool {
+    // SAFETY: see above; reads only.
+    unsafe {
         if owed(stepper) {
             return false;
         }

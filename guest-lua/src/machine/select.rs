@@ -21,6 +21,7 @@
 
 use std::ffi::c_int;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 use super::chan::{self, RECEIVERS, SENDERS};
@@ -45,7 +46,7 @@ pub(super) unsafe extern "C-unwind" fn bind_select(l: *mut lua_State) -> c_int {
         ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
         ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
         ffi::luaL_checktype(l, 3, ffi::LUA_TFUNCTION);
-        ffi::lua_settop(l, 3);
+        fast::settop(l, 3);
         ffi::lua_rawseti(l, uv(LATE), Late::ResumeTick as i64);
         ffi::lua_rawseti(l, uv(LATE), Late::CaseMt as i64);
         ffi::lua_rawseti(l, uv(LATE), Late::Case as i64);
@@ -65,18 +66,18 @@ unsafe fn new_case(l: *mut lua_State, s: c_int, send: bool, v: c_int) -> c_int {
     // kernel's (locked: `__metatable = false`).
     unsafe {
         ffi::lua_createtable(l, 0, 0);
-        let c = ffi::lua_gettop(l);
+        let c = fast::gettop(l);
         ffi::lua_rawgeti(l, uv(LATE), Late::CaseMt as i64);
         ffi::lua_setmetatable(l, c);
         ffi::lua_rawgeti(l, uv(LATE), Late::Case as i64); // c + 1
-        ffi::lua_pushvalue(l, c);
+        fast::pushvalue(l, c);
         ffi::lua_createtable(l, if send { 3 } else { 2 }, 0); // c + 3
-        ffi::lua_pushvalue(l, s);
+        fast::pushvalue(l, s);
         ffi::lua_rawseti(l, c + 3, 1);
-        ffi::lua_pushboolean(l, c_int::from(send));
+        fast::pushboolean(l, c_int::from(send));
         ffi::lua_rawseti(l, c + 3, 2);
         if v != 0 {
-            ffi::lua_pushvalue(l, v);
+            fast::pushvalue(l, v);
             ffi::lua_rawseti(l, c + 3, 3);
         }
         ffi::lua_rawset(l, c + 1);
@@ -104,7 +105,7 @@ pub(super) unsafe extern "C-unwind" fn case_receive(l: *mut lua_State) -> c_int 
         }
         raw::pop(l, 1);
         let c = new_case(l, s, false, 0);
-        ffi::lua_pushvalue(l, c);
+        fast::pushvalue(l, c);
         raw::set(l, s, Key::Rcase);
         1
     }
@@ -136,7 +137,7 @@ unsafe fn not_a_case(l: *mut lua_State, i: c_int) -> ! {
     unsafe {
         ffi::luaL_where(l, 1);
         ffi::lua_pushstring(l, c"channel.select: case ".as_ptr());
-        ffi::lua_pushinteger(l, ffi::lua_Integer::from(i));
+        fast::pushinteger(l, ffi::lua_Integer::from(i));
         ffi::lua_pushstring(l, c" is not a channel case".as_ptr());
         ffi::lua_concat(l, 4);
         ffi::lua_error(l)
@@ -153,7 +154,7 @@ unsafe fn records(l: *mut lua_State, n: c_int) -> c_int {
     // SAFETY: raw reads of the cases table and of the kernel's CASE.
     unsafe {
         ffi::lua_rawgeti(l, uv(LATE), Late::Case as i64);
-        let case = ffi::lua_gettop(l);
+        let case = fast::gettop(l);
         for i in 1..=n {
             ffi::lua_rawgeti(l, 1, ffi::lua_Integer::from(i));
             if ffi::lua_rawget(l, case) != ffi::LUA_TTABLE {
@@ -184,11 +185,11 @@ unsafe fn result(l: *mut lua_State, base: c_int, ch: c_int, v: c_int, ok: bool) 
     // SAFETY: a fresh table without a metatable, written raw.
     unsafe {
         ffi::lua_createtable(l, 0, 3);
-        let t = ffi::lua_gettop(l);
-        ffi::lua_pushvalue(l, ch);
+        let t = fast::gettop(l);
+        fast::pushvalue(l, ch);
         raw::set(l, t, Key::Channel);
         if v != 0 {
-            ffi::lua_pushvalue(l, v);
+            fast::pushvalue(l, v);
             raw::set(l, t, Key::Value);
         }
         raw::set_bool(l, t, Key::Ok, ok);
@@ -208,10 +209,10 @@ unsafe fn result(l: *mut lua_State, base: c_int, ch: c_int, v: c_int, ok: bool) 
 unsafe fn try_case(l: *mut lua_State, rec: c_int) -> bool {
     // SAFETY: the record is the kernel's: its channel state at 1.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         let send = {
             field(l, rec, 2);
-            ffi::lua_toboolean(l, -1) != 0
+            fast::toboolean(l, -1) != 0
         };
         field(l, rec, 1); // top + 2: the state
         let s = top + 2;
@@ -225,7 +226,7 @@ unsafe fn try_case(l: *mut lua_State, rec: c_int) -> bool {
             sent
         } else if chan::try_recv(l, s) {
             // top + 4, top + 5: the value and whether it is one.
-            let ok = ffi::lua_toboolean(l, top + 5) != 0;
+            let ok = fast::toboolean(l, top + 5) != 0;
             result(l, top, top + 3, top + 4, ok);
             true
         } else {
@@ -251,7 +252,7 @@ pub(super) unsafe extern "C-unwind" fn select(l: *mut lua_State) -> c_int {
     unsafe {
         raw::reserve(l);
         raw::settop(l, 2);
-        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+        if fast::type_of(l, 1) != ffi::LUA_TTABLE {
             raw::raise(l, 1, "channel.select: expected a table of cases", None);
         }
         let len = ffi::lua_rawlen(l, 1);
@@ -269,7 +270,7 @@ pub(super) unsafe extern "C-unwind" fn select(l: *mut lua_State) -> c_int {
                 return 1;
             }
         }
-        let nonblocking = ffi::lua_type(l, 2) == ffi::LUA_TBOOLEAN && ffi::lua_toboolean(l, 2) != 0;
+        let nonblocking = fast::type_of(l, 2) == ffi::LUA_TBOOLEAN && fast::toboolean(l, 2) != 0;
         if nonblocking || raw::truthy(l, 1, Key::Default) {
             raw::settop(l, 0);
             ffi::lua_createtable(l, 0, 2);
@@ -292,22 +293,22 @@ unsafe fn wait(l: *mut lua_State, base: c_int, n: c_int) -> c_int {
     unsafe {
         let cr = chan::waiter_here(l);
         ffi::lua_createtable(l, 0, 1);
-        let sel = ffi::lua_gettop(l);
+        let sel = fast::gettop(l);
         raw::set_bool(l, sel, Key::Done, false);
         let mut ext = false;
         for k in 1..=n {
             let rec = base + k;
             let send = {
                 field(l, rec, 2);
-                ffi::lua_toboolean(l, -1) != 0
+                fast::toboolean(l, -1) != 0
             };
             field(l, rec, 1);
             let s = sel + 2;
             ffi::lua_createtable(l, 0, 3);
             let w = sel + 3;
-            ffi::lua_pushvalue(l, cr);
+            fast::pushvalue(l, cr);
             raw::set(l, w, Key::Cr);
-            ffi::lua_pushvalue(l, sel);
+            fast::pushvalue(l, sel);
             raw::set(l, w, Key::Sel);
             if send {
                 field(l, rec, 3);
@@ -328,7 +329,7 @@ unsafe fn wait(l: *mut lua_State, base: c_int, n: c_int) -> c_int {
         // kernel/time.lua), and the cases table itself may not be held.
         let kept = base + n;
         raw::settop(l, kept);
-        ffi::lua_pushvalue(l, uv(BLOCK));
+        fast::pushvalue(l, uv(BLOCK));
         ffi::lua_yieldk(
             l,
             1,
@@ -354,14 +355,14 @@ unsafe extern "C-unwind" fn selected(
     unsafe {
         raw::reserve(l);
         let kept = c_int::try_from(ctx).unwrap_or(0);
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         ffi::lua_rotate(l, 1, top - kept); // the resumed values first
         raw::settop(l, top - kept);
         raw::settop(l, 3);
-        if ffi::lua_rawequal(l, 1, uv(CLOSED)) != 0 {
+        if fast::rawequal(l, 1, uv(CLOSED)) != 0 {
             raw::raise(l, 1, "send on closed channel", None);
         }
-        let ok = ffi::lua_toboolean(l, 2) != 0;
+        let ok = fast::toboolean(l, 2) != 0;
         result(l, 0, 3, 1, ok)
     }
 }

@@ -35,6 +35,7 @@
 
 use std::ffi::c_int;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 use super::chan;
@@ -49,7 +50,7 @@ pub(super) unsafe fn late(l: *mut lua_State, which: Late) -> c_int {
     // SAFETY: see above.
     unsafe {
         ffi::lua_rawgeti(l, uv(LATE), which as i64);
-        ffi::lua_gettop(l)
+        fast::gettop(l)
     }
 }
 
@@ -62,7 +63,7 @@ pub(super) unsafe fn late(l: *mut lua_State, which: Late) -> c_int {
 pub(super) unsafe fn push_proc(l: *mut lua_State, id: i64) -> Option<c_int> {
     // SAFETY: see above.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         let procs = late(l, Late::Procs);
         if ffi::lua_rawgeti(l, procs, id) != ffi::LUA_TTABLE {
             raw::settop(l, top);
@@ -82,7 +83,7 @@ pub(super) unsafe fn push_proc(l: *mut lua_State, id: i64) -> Option<c_int> {
 unsafe fn copy(l: *mut lua_State, v: c_int, max: i64) -> Option<u64> {
     // SAFETY: see above.
     unsafe {
-        match ffi::lua_type(l, v) {
+        match fast::type_of(l, v) {
             ffi::LUA_TTABLE => {
                 let error_mt = late(l, Late::ErrorMt);
                 let bytes = crate::copy::copy_at(l, v, 0, max, error_mt)?;
@@ -90,15 +91,15 @@ unsafe fn copy(l: *mut lua_State, v: c_int, max: i64) -> Option<u64> {
             }
             ffi::LUA_TSTRING => {
                 let bytes = (ffi::lua_rawlen(l, v) as u64).saturating_add(5);
-                ffi::lua_pushvalue(l, v);
+                fast::pushvalue(l, v);
                 (bytes <= max.max(0).cast_unsigned()).then_some(bytes)
             }
             ffi::LUA_TNUMBER => {
-                ffi::lua_pushvalue(l, v);
+                fast::pushvalue(l, v);
                 Some(9)
             }
             ffi::LUA_TBOOLEAN | ffi::LUA_TNIL => {
-                ffi::lua_pushvalue(l, v);
+                fast::pushvalue(l, v);
                 Some(1)
             }
             _ => None,
@@ -170,12 +171,12 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
     // SAFETY: the context, when there is one, is the VM's `Stepper`, which
     // outlives the VM's calls; the arguments' types are checked first.
     unsafe {
-        let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
-        let args = ffi::lua_gettop(l);
+        let ctx = fast::touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
+        let args = fast::gettop(l);
         if ctx.is_null()
             || !(2..=3).contains(&args)
-            || ffi::lua_type(l, 1) != ffi::LUA_TSTRING
-            || ffi::lua_type(l, 2) != ffi::LUA_TSTRING
+            || fast::type_of(l, 1) != ffi::LUA_TSTRING
+            || fast::type_of(l, 2) != ffi::LUA_TSTRING
             || reserved(l, 2)
         {
             return 0;
@@ -210,7 +211,7 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
         // nowhere, as a message admitted and taken at once would be.
         let handed = hand_over(l, dest, 2, 6, payload, || may_hand_over(ctx, target, bytes));
         if handed == Handed::Yes {
-            ffi::lua_pushboolean(l, 1);
+            fast::pushboolean(l, 1);
             return 1;
         }
         match admit(ctx, target, bytes) {
@@ -232,7 +233,7 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
             _ => deliver(l, 5, dest, item),
         }
         ctx.set_owed(0);
-        ffi::lua_pushboolean(l, 1);
+        fast::pushboolean(l, 1);
         1
     }
 }
@@ -264,7 +265,7 @@ unsafe fn send_remote(
     // SAFETY: see above.
     unsafe {
         raw::settop(l, args);
-        ffi::lua_pushinteger(l, id);
+        fast::pushinteger(l, id);
         ffi::lua_rotate(l, 1, 1); // me, dest, topic[, v]
         let n = crate::plain::send_at(l, ctx);
         if n == 0 {
@@ -292,17 +293,17 @@ pub(super) unsafe extern "C-unwind" fn lua_send(l: *mut lua_State) -> c_int {
     // nothing (only above them otherwise); the kernel's functions are
     // bound (checked by `bind_send`, and `mkerr` by `bind`).
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         let n = lua_send1(l);
         if n > 0 {
-            let first = ffi::lua_gettop(l) - n + 1;
-            if ffi::lua_toboolean(l, first) != 0 {
+            let first = fast::gettop(l) - n + 1;
+            if fast::toboolean(l, first) != 0 {
                 return n;
             }
             late(l, Late::Mkerr);
             ffi::lua_rotate(l, first + 1, 1); // false, mkerr, kind, message, retryable
             ffi::lua_call(l, n - 1, 1);
-            ffi::lua_pushnil(l);
+            fast::pushnil(l);
             ffi::lua_replace(l, first);
             return 2;
         }
@@ -310,7 +311,7 @@ pub(super) unsafe extern "C-unwind" fn lua_send(l: *mut lua_State) -> c_int {
         late(l, Late::SendSlow);
         ffi::lua_insert(l, 1);
         ffi::lua_callk(l, top, ffi::LUA_MULTRET, 0, Some(slow_done));
-        ffi::lua_gettop(l)
+        fast::gettop(l)
     }
 }
 
@@ -322,7 +323,7 @@ pub(super) unsafe extern "C-unwind" fn lua_send(l: *mut lua_State) -> c_int {
 /// Called by Lua as a continuation.
 unsafe extern "C-unwind" fn slow_done(l: *mut lua_State, _: c_int, _: ffi::lua_KContext) -> c_int {
     // SAFETY: the results are the whole stack.
-    unsafe { ffi::lua_gettop(l) }
+    unsafe { fast::gettop(l) }
 }
 
 /// `bind_send(send_slow)`: the kernel's Lua path of `process.send`.
@@ -334,7 +335,7 @@ pub(super) unsafe extern "C-unwind" fn bind_send(l: *mut lua_State) -> c_int {
     // SAFETY: a function, checked, into its slot.
     unsafe {
         ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
-        ffi::lua_settop(l, 1);
+        fast::settop(l, 1);
         ffi::lua_rawseti(l, uv(LATE), Late::SendSlow as i64);
         0
     }
@@ -367,7 +368,7 @@ unsafe fn parties(l: *mut lua_State) -> Parties {
         }
         ffi::lua_replace(l, 4);
         let bypid = late(l, Late::Bypid);
-        ffi::lua_pushvalue(l, 1);
+        fast::pushvalue(l, 1);
         if ffi::lua_rawget(l, bypid) == ffi::LUA_TTABLE {
             ffi::lua_replace(l, 5);
             return Parties::Local;
@@ -393,11 +394,11 @@ unsafe fn message(l: *mut lua_State, topic: c_int, from: c_int, v: Payload) -> c
     // them with it in the metatable's place.
     unsafe {
         let m = late(l, Late::MsgMt);
-        ffi::lua_pushvalue(l, topic);
-        ffi::lua_pushvalue(l, from);
-        ffi::lua_pushinteger(l, i64::from(v != Payload::None));
+        fast::pushvalue(l, topic);
+        fast::pushvalue(l, from);
+        fast::pushinteger(l, i64::from(v != Payload::None));
         let n = if let Payload::One(v) = v {
-            ffi::lua_pushvalue(l, v);
+            fast::pushvalue(l, v);
             4
         } else {
             3
@@ -432,9 +433,9 @@ enum Dest {
 unsafe fn dest_of(l: *mut lua_State, p: c_int, topic: c_int) -> Dest {
     // SAFETY: see above.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         if raw::get(l, p, Key::Listens) == ffi::LUA_TTABLE {
-            ffi::lua_pushvalue(l, topic);
+            fast::pushvalue(l, topic);
             if ffi::lua_rawget(l, top + 1) == ffi::LUA_TTABLE {
                 ffi::lua_replace(l, top + 1); // the channel for the listens
                 let msgs = raw::truthy(l, top + 1, Key::Msgs);
@@ -465,7 +466,7 @@ unsafe fn item_for(l: *mut lua_State, dest: Dest, topic: c_int, from: c_int, v: 
             (Dest::Listen { msgs: false, .. }, Payload::One(v)) => v,
             (Dest::Listen { msgs: false, .. }, Payload::None) => {
                 ffi::lua_createtable(l, 0, 0);
-                ffi::lua_gettop(l)
+                fast::gettop(l)
             }
             _ => message(l, topic, from, v),
         }
@@ -486,7 +487,7 @@ unsafe fn deliver(l: *mut lua_State, p: c_int, dest: Dest, item: c_int) {
             Dest::Listen { s, .. } | Dest::Inbox(s) => chan::deliver_at(l, s, item),
             Dest::Pending => {
                 raw::q_of(l, p, Key::Pending);
-                raw::q_push(l, ffi::lua_gettop(l), item);
+                raw::q_push(l, fast::gettop(l), item);
             }
         }
     }
@@ -532,7 +533,7 @@ unsafe fn hand_over(
         if !allowed() {
             return Handed::No;
         }
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         let item = item_for(l, dest, topic, from, v);
         let done = chan::hand_to(l, s, item);
         raw::settop(l, top);
@@ -550,7 +551,7 @@ unsafe fn hand_over(
 pub(super) unsafe fn route(l: *mut lua_State, p: c_int, topic: c_int, from: c_int, v: Payload) {
     // SAFETY: see above.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         let dest = dest_of(l, p, topic);
         let item = item_for(l, dest, topic, from, v);
         deliver(l, p, dest, item);

@@ -17,6 +17,7 @@
 
 use std::ffi::c_int;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 use super::raw::{self, CTX, Key, uv};
@@ -32,12 +33,12 @@ pub(super) unsafe extern "C-unwind" fn lua_spawn1(l: *mut lua_State) -> c_int {
     // outlives the VM's calls; the arguments' types are checked first, and
     // what is pushed to find the spawner is cut before the spawn.
     unsafe {
-        let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
-        let n = ffi::lua_gettop(l);
+        let ctx = fast::touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
+        let n = fast::gettop(l);
         if ctx.is_null()
             || n < 4
-            || ffi::lua_type(l, 1) != ffi::LUA_TSTRING
-            || ffi::lua_type(l, 2) != ffi::LUA_TSTRING
+            || fast::type_of(l, 1) != ffi::LUA_TSTRING
+            || fast::type_of(l, 2) != ffi::LUA_TSTRING
         {
             return 0;
         }
@@ -48,7 +49,7 @@ pub(super) unsafe extern "C-unwind" fn lua_spawn1(l: *mut lua_State) -> c_int {
         }
         let me = raw::int(l, n + 2, Key::Id);
         raw::settop(l, n);
-        ffi::lua_pushinteger(l, me);
+        fast::pushinteger(l, me);
         ffi::lua_rotate(l, 1, 1); // me, entry, host, link, monitor, ...
         crate::plain::spawn_at(l, &*ctx)
     }

@@ -25,6 +25,7 @@
 
 use std::ffi::c_int;
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 
 use super::done::undeliverable;
@@ -64,7 +65,7 @@ pub(super) unsafe fn start_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
     // key and the pid's text (a plain array); the arguments are alive only
     // across their protected conversions.
     unsafe {
-        let top = ffi::lua_gettop(l);
+        let top = fast::gettop(l);
         let entries = late(l, Late::Entries); // top + 1
         if ffi::lua_rawgetp(l, entries, key) != ffi::LUA_TTABLE {
             raw::settop(l, top);
@@ -75,12 +76,12 @@ pub(super) unsafe fn start_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
         crate::machine::raw::room(l, 9 + nargs);
         let mt = late(l, Late::ErrorMt); // top + 3
         late(l, Late::Start); // top + 4
-        ffi::lua_pushinteger(l, id); // top + 5
+        fast::pushinteger(l, id); // top + 5
         let text = pid.text();
         let text = text.as_bytes();
         ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len()); // top + 6
-        ffi::lua_pushvalue(l, top + 2); // top + 7: the entry
-        ffi::lua_pushnil(l); // top + 8: no context
+        fast::pushvalue(l, top + 2); // top + 7: the entry
+        fast::pushnil(l); // top + 8: no context
         let taken = ctx
             .core()
             .try_borrow_mut()
@@ -123,15 +124,15 @@ pub(super) unsafe extern "C-unwind" fn bind_start(l: *mut lua_State) -> c_int {
     unsafe {
         raw::args(l, 3, 1, "bind_start");
         for i in [2, 3] {
-            if ffi::lua_type(l, i) != ffi::LUA_TFUNCTION {
+            if fast::type_of(l, i) != ffi::LUA_TFUNCTION {
                 ffi::luaL_argerror(l, i, c"wrong type".as_ptr());
             }
         }
-        ffi::lua_pushvalue(l, 1);
+        fast::pushvalue(l, 1);
         ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::EnvMt as i64);
-        ffi::lua_pushvalue(l, 2);
+        fast::pushvalue(l, 2);
         ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::ProcMain as i64);
-        ffi::lua_pushvalue(l, 3);
+        fast::pushvalue(l, 3);
         ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::PayloadValue as i64);
         templates(l);
         0
@@ -151,11 +152,11 @@ unsafe fn templates(l: *mut lua_State) {
     // SAFETY: new tables, set raw, into the machine's own table.
     unsafe {
         ffi::lua_createtable(l, 0, 1);
-        ffi::lua_pushboolean(l, 0);
+        fast::pushboolean(l, 0);
         ffi::lua_setfield(l, -2, c"_G".as_ptr()); // no metatable: raw
         ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::EnvTpl as i64);
         template(l, Late::ProcTpl, 7, &[Key::Id, Key::Pid, Key::Env]);
-        let p = ffi::lua_gettop(l);
+        let p = fast::gettop(l);
         for key in [Key::Live, Key::Nready, Key::Ext] {
             raw::set_int(l, p, key, 0);
         }
@@ -170,7 +171,7 @@ unsafe fn templates(l: *mut lua_State) {
             raw::pop(l, 1);
         }
         template(l, Late::TimeTpl, 1, &[]);
-        raw::set_int(l, ffi::lua_gettop(l), Key::Ns, 0);
+        raw::set_int(l, fast::gettop(l), Key::Ns, 0);
         raw::pop(l, 1);
     }
 }
@@ -185,12 +186,12 @@ unsafe fn template(l: *mut lua_State, which: Late, fields: c_int, keys: &[Key]) 
     // SAFETY: see above.
     unsafe {
         ffi::lua_createtable(l, 0, fields);
-        let t = ffi::lua_gettop(l);
+        let t = fast::gettop(l);
         for &key in keys {
-            ffi::lua_pushboolean(l, 0);
+            fast::pushboolean(l, 0);
             raw::set(l, t, key);
         }
-        ffi::lua_pushvalue(l, t);
+        fast::pushvalue(l, t);
         ffi::lua_rawseti(l, raw::uv(raw::LATE), which as i64);
     }
 }
@@ -227,48 +228,48 @@ unsafe fn start_here(l: *mut lua_State, base: c_int, nargs: c_int) {
         crate::machine::raw::room(l, 8 + nargs);
         // env = setmetatable({ _G = env }, ENV_MT)
         let env = raw::clone_of(l, Late::EnvTpl, 1);
-        ffi::lua_pushvalue(l, env);
+        fast::pushvalue(l, env);
         ffi::lua_setfield(l, env, c"_G".as_ptr()); // no metatable yet: raw
         late(l, Late::EnvMt);
         ffi::lua_setmetatable(l, env);
         // p = { id, pid, env, live = 0, nready = 0, ext = 0 } (and main)
         let p = raw::clone_of(l, Late::ProcTpl, 7);
-        ffi::lua_pushvalue(l, id);
+        fast::pushvalue(l, id);
         raw::set(l, p, Key::Id);
-        ffi::lua_pushvalue(l, pid);
+        fast::pushvalue(l, pid);
         raw::set(l, p, Key::Pid);
-        ffi::lua_pushvalue(l, env);
+        fast::pushvalue(l, env);
         raw::set(l, p, Key::Env);
         for key in [Key::Live, Key::Nready, Key::Ext] {
             raw::set_int(l, p, key, 0); // as in the template, and in a fallback table
         }
         let procs = late(l, Late::Procs);
-        ffi::lua_pushvalue(l, p);
-        ffi::lua_rawseti(l, procs, ffi::lua_tointegerx(l, id, std::ptr::null_mut()));
+        fast::pushvalue(l, p);
+        ffi::lua_rawseti(l, procs, fast::tointeger(l, id));
         let bypid = late(l, Late::Bypid);
-        ffi::lua_pushvalue(l, pid);
-        ffi::lua_pushvalue(l, p);
+        fast::pushvalue(l, pid);
+        fast::pushvalue(l, p);
         ffi::lua_rawset(l, bypid);
         raw::settop(l, p);
         // cr = { th = kthread(proc_main), p = p, entry = entry }
         late(l, Late::ProcMain);
         let th = warren_newkthread(l);
-        let thread = ffi::lua_gettop(l);
+        let thread = fast::gettop(l);
         let cr = raw::clone_of(l, Late::CrTpl, 3);
-        ffi::lua_pushvalue(l, thread);
+        fast::pushvalue(l, thread);
         raw::set(l, cr, Key::Th);
-        ffi::lua_pushvalue(l, p);
+        fast::pushvalue(l, p);
         raw::set(l, cr, Key::P);
-        ffi::lua_pushvalue(l, entry);
+        fast::pushvalue(l, entry);
         raw::set(l, cr, Key::Entry);
         raw::set_int(l, p, Key::Live, 1);
-        ffi::lua_pushvalue(l, cr);
+        fast::pushvalue(l, cr);
         raw::set(l, p, Key::Main);
         // M.prime(th, p, entry, ...): a fresh thread holds them unmoved.
-        ffi::lua_pushvalue(l, p);
-        ffi::lua_pushvalue(l, entry);
+        fast::pushvalue(l, p);
+        fast::pushvalue(l, entry);
         for i in 0..nargs {
-            ffi::lua_pushvalue(l, base + 4 + i);
+            fast::pushvalue(l, base + 4 + i);
         }
         crate::step::prime_onto(l, th, 2 + nargs);
         ffi::lua_pushlightuserdata(l, crate::step::primed_marker());

@@ -10,10 +10,10 @@
 //! not reachable (a VM without a host, or the core in use).
 
 use std::ffi::c_int;
-use std::ptr;
 use std::time::Duration;
 
-use mlua::ffi::{self, lua_State};
+use super::fast;
+use mlua::ffi::lua_State;
 
 use super::raw::{self, CTX, uv};
 use crate::host::pid_of;
@@ -29,7 +29,7 @@ unsafe fn with_core(l: *mut lua_State, what: &str, f: impl FnOnce(&mut warren_co
     // which outlives the VM's calls (as `send::lua_send1`); the borrow
     // ends before anything may raise.
     unsafe {
-        let ctx = ffi::lua_touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
+        let ctx = fast::touserdata(l, uv(CTX)).cast::<crate::step::Stepper>();
         let done = ctx.as_ref().is_some_and(|ctx| {
             ctx.core()
                 .try_borrow_mut()
@@ -50,7 +50,7 @@ unsafe fn with_core(l: *mut lua_State, what: &str, f: impl FnOnce(&mut warren_co
 /// Called from a machine C function.
 unsafe fn int_arg(l: *mut lua_State, i: c_int) -> i64 {
     // SAFETY: see above.
-    unsafe { ffi::lua_tointegerx(l, i, ptr::null_mut()) }
+    unsafe { fast::tointeger(l, i) }
 }
 
 /// `timer(me, id, ns)`: arms timer `id` of process `me` to fire in `ns`

@@ -39,6 +39,7 @@
 
 use std::ffi::{c_int, c_uint, c_void};
 
+use super::fast;
 use mlua::ffi::{self, lua_State};
 use rustc_hash::FxHashSet;
 
@@ -139,7 +140,7 @@ pub(super) unsafe extern "C-unwind" fn lua_measure(l: *mut lua_State) -> c_int {
     // alive) for the walk; the source string stays at SOURCE.
     unsafe {
         raw::args(l, 9, 6, "measure");
-        let enough = ffi::lua_tointegerx(l, ENOUGH, std::ptr::null_mut());
+        let enough = fast::tointeger(l, ENOUGH);
         let mut len = 0;
         let source = ffi::lua_tolstring(l, SOURCE, &raw mut len);
         let kernel = if source.is_null() {
@@ -157,15 +158,15 @@ pub(super) unsafe extern "C-unwind" fn lua_measure(l: *mut lua_State) -> c_int {
             full: false,
             kernel,
         };
-        walk.seen.insert(ffi::lua_topointer(l, ENTRY) as usize);
-        ffi::lua_pushvalue(l, P);
+        walk.seen.insert(fast::topointer(l, ENTRY) as usize);
+        fast::pushvalue(l, P);
         walk.keep(l);
         walk.run(l, enough);
         let (total, exact) = (walk.total, walk.exact);
         drop(walk);
         raw::settop(l, 0);
-        ffi::lua_pushinteger(l, total);
-        ffi::lua_pushboolean(l, c_int::from(exact));
+        fast::pushinteger(l, total);
+        fast::pushboolean(l, c_int::from(exact));
         2
     }
 }
@@ -185,7 +186,7 @@ impl Walk<'_> {
                 ffi::lua_xmove(self.work, l, 1);
                 self.pending -= 1;
                 let v = WORK + 1;
-                match ffi::lua_type(l, v) {
+                match fast::type_of(l, v) {
                     ffi::LUA_TSTRING => {
                         let n = i64::try_from(ffi::lua_rawlen(l, v)).unwrap_or(i64::MAX);
                         self.total = self.total.saturating_add(SIZE_STRING + n);
@@ -219,7 +220,7 @@ impl Walk<'_> {
         // SAFETY: see above; reads raw; growing the work thread's stack is
         // checked (a failure ends the walk, not exact).
         unsafe {
-            let t = ffi::lua_type(l, -1);
+            let t = fast::type_of(l, -1);
             let wanted = matches!(
                 t,
                 ffi::LUA_TTABLE
@@ -228,14 +229,14 @@ impl Walk<'_> {
                     | ffi::LUA_TTHREAD
                     | ffi::LUA_TUSERDATA
             );
-            let at = ffi::lua_topointer(l, -1) as usize;
+            let at = fast::topointer(l, -1) as usize;
             // Only tables and functions are ever marked NOT_OWNED.
             let shareable = matches!(t, ffi::LUA_TTABLE | ffi::LUA_TFUNCTION);
             if !wanted || self.seen.contains(&at) || (shareable && self.not_owned(l)) {
                 raw::pop(l, 1);
                 return;
             }
-            if ffi::lua_checkstack(self.work, 1) == 0 {
+            if fast::has_room(self.work, 1) == 0 {
                 raw::pop(l, 1);
                 self.exact = false;
                 self.full = true;
@@ -255,7 +256,7 @@ impl Walk<'_> {
     unsafe fn not_owned(&self, l: *mut lua_State) -> bool {
         // SAFETY: see above; a raw read.
         unsafe {
-            ffi::lua_pushvalue(l, -1);
+            fast::pushvalue(l, -1);
             let found = ffi::lua_rawget(l, NOT_OWNED) != ffi::LUA_TNIL;
             raw::pop(l, 1);
             found
@@ -283,7 +284,7 @@ impl Walk<'_> {
     unsafe fn kept_for(&mut self, l: *mut lua_State, kt: c_int, v: c_int) {
         // SAFETY: see above; a raw read.
         unsafe {
-            ffi::lua_pushvalue(l, v);
+            fast::pushvalue(l, v);
             ffi::lua_rawget(l, kt);
             self.keep(l);
         }
@@ -306,10 +307,10 @@ impl Walk<'_> {
             if self.total > enough {
                 return;
             }
-            ffi::lua_pushnil(l);
+            fast::pushnil(l);
             while ffi::lua_next(l, v) != 0 {
                 self.keep(l); // the value
-                ffi::lua_pushvalue(l, -1);
+                fast::pushvalue(l, -1);
                 self.keep(l); // the key
             }
             // The kernel keeps records only for its own objects (a case,
@@ -337,7 +338,7 @@ impl Walk<'_> {
             self.total += SIZE_FUNCTION;
             self.kept_for(l, WRAPPED, v);
             let mut ar: ffi::lua_Debug = std::mem::zeroed();
-            ffi::lua_pushvalue(l, v);
+            fast::pushvalue(l, v);
             ffi::lua_getinfo(l, c">S".as_ptr(), &raw mut ar);
             let source = if ar.source.is_null() {
                 &[][..]
@@ -373,7 +374,7 @@ impl Walk<'_> {
         // for them is checked, and moved to `l` at once.
         unsafe {
             self.total += SIZE_THREAD;
-            let th = ffi::lua_tothread(l, v);
+            let th = fast::tothread(l, v);
             if th.is_null() || th == l {
                 return;
             }
@@ -383,7 +384,7 @@ impl Walk<'_> {
                 return;
             }
             loop {
-                if ffi::lua_checkstack(th, 1) == 0 {
+                if fast::has_room(th, 1) == 0 {
                     self.exact = false;
                     return;
                 }
@@ -392,7 +393,7 @@ impl Walk<'_> {
                 self.counted(l, SIZE_FRAME);
                 for dir in [1, -1] {
                     let mut i = dir;
-                    while ffi::lua_checkstack(th, 1) != 0
+                    while fast::has_room(th, 1) != 0
                         && !ffi::lua_getlocal(th, &raw const ar, i).is_null()
                     {
                         ffi::lua_xmove(th, l, 1);
@@ -416,12 +417,12 @@ impl Walk<'_> {
     unsafe fn unstarted(&mut self, l: *mut lua_State, th: *mut lua_State) {
         // SAFETY: see above.
         unsafe {
-            for i in 1..=ffi::lua_gettop(th) {
-                if ffi::lua_checkstack(th, 1) == 0 {
+            for i in 1..=fast::gettop(th) {
+                if fast::has_room(th, 1) == 0 {
                     self.exact = false;
                     return;
                 }
-                ffi::lua_pushvalue(th, i);
+                fast::pushvalue(th, i);
                 ffi::lua_xmove(th, l, 1);
                 self.counted(l, SIZE_LOCAL);
             }

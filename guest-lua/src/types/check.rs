@@ -2,6 +2,7 @@
 //! reads only, depth capped, the budget polled, failure details built only
 //! on failure.
 
+use crate::machine::fast;
 use mlua::{Lua, Table, Value};
 use warren_lua_dialect::ty::{Lit, Ty, TyRef, TypeTable, Validator, ValidatorArg};
 
@@ -213,7 +214,7 @@ impl<'a> Checker<'a> {
         let n: mlua::Result<i64> = unsafe {
             self.lua.exec_raw(t, |l| {
                 let n = warren_tableslots(l, -1);
-                mlua::ffi::lua_pushinteger(l, i64::from(n));
+                fast::pushinteger(l, i64::from(n));
             })
         };
         n.ok().and_then(|n| usize::try_from(n).ok()).unwrap_or(0)

@@ -18,6 +18,7 @@
 
 use std::ffi::c_int;
 
+use crate::machine::fast;
 use mlua::ffi;
 use warren_lua_dialect::ty::{Ty, TypeTable};
 
@@ -179,10 +180,10 @@ pub(super) unsafe extern "C-unwind" fn fast_check(state: *mut ffi::lua_State) ->
     // `lua_pushboolean` stay within the frame); each leaves the frame at 3
     // values before the one boolean result.
     unsafe {
-        ffi::lua_settop(state, 3);
+        fast::settop(state, 3);
         let ok = check_frame(state);
-        ffi::lua_settop(state, 0);
-        ffi::lua_pushboolean(state, c_int::from(ok));
+        fast::settop(state, 0);
+        fast::pushboolean(state, c_int::from(ok));
     }
     1
 }
@@ -197,7 +198,7 @@ unsafe fn check_frame(state: *mut ffi::lua_State) -> bool {
     // SAFETY: see `fast_check`. The slot bytes are read while the string
     // stays at index 3, which keeps it alive and unmoved.
     unsafe {
-        if ffi::lua_type(state, 3) != ffi::LUA_TSTRING {
+        if fast::type_of(state, 3) != ffi::LUA_TSTRING {
             return false;
         }
         let mut len = 0usize;
@@ -207,16 +208,16 @@ unsafe fn check_frame(state: *mut ffi::lua_State) -> bool {
         }
         let bytes = std::slice::from_raw_parts(p.cast::<u8>(), len);
         let slots = bytes.chunks_exact(2).map(|c| decode([c[0], c[1]]));
-        match ffi::lua_type(state, 2) {
+        match fast::type_of(state, 2) {
             ffi::LUA_TTABLE => {
-                if ffi::lua_type(state, 1) != ffi::LUA_TTABLE {
+                if fast::type_of(state, 1) != ffi::LUA_TTABLE {
                     return false;
                 }
                 for (i, s) in (1..).zip(slots) {
                     ffi::lua_rawgeti(state, 2, i);
                     let tag = ffi::lua_rawget(state, 1);
                     let ok = accepts(state, s, tag);
-                    ffi::lua_settop(state, 3);
+                    fast::settop(state, 3);
                     if !ok {
                         return false;
                     }
@@ -228,9 +229,9 @@ unsafe fn check_frame(state: *mut ffi::lua_State) -> bool {
                 let (Some(s), None) = (slots.next(), slots.next()) else {
                     return false;
                 };
-                ffi::lua_pushvalue(state, 1);
-                let ok = accepts(state, s, ffi::lua_type(state, -1));
-                ffi::lua_settop(state, 3);
+                fast::pushvalue(state, 1);
+                let ok = accepts(state, s, fast::type_of(state, -1));
+                fast::settop(state, 3);
                 ok
             }
             _ => false,

@@ -183,3 +183,56 @@ LUA_API size_t warren_grown (lua_State *L) {
 LUA_API size_t warren_memerrs (lua_State *L) {
   return G(L)->warren_memerrs;
 }
+
+
+/*
+** The layout the embedder's inline stack accessors read (Warren's
+** guest-lua/src/machine/fast.rs, which names the same numbers): a change
+** of Lua's structures fails this build rather than those readers.
+** LP64 only (x86_64, aarch64): the only targets Warren builds for.
+*/
+#if defined(__LP64__)
+_Static_assert(offsetof(lua_State, top) == 16, "lua_State.top");
+_Static_assert(offsetof(lua_State, ci) == 32, "lua_State.ci");
+_Static_assert(offsetof(lua_State, tbclist) == 64, "lua_State.tbclist");
+_Static_assert(offsetof(CallInfo, func) == 0, "CallInfo.func");
+_Static_assert(sizeof(StackValue) == 16, "StackValue");
+_Static_assert(sizeof(TValue) == 16, "TValue");
+_Static_assert(offsetof(TValue, tt_) == 8, "TValue.tt_");
+_Static_assert(offsetof(CClosure, nupvalues) == 10, "CClosure.nupvalues");
+_Static_assert(offsetof(CClosure, upvalue) == 32, "CClosure.upvalue");
+_Static_assert(LUA_VNIL == 0x00, "LUA_VNIL");
+_Static_assert(LUA_VFALSE == 0x01, "LUA_VFALSE");
+_Static_assert(LUA_VTRUE == 0x11, "LUA_VTRUE");
+_Static_assert(LUA_VNUMINT == 0x03, "LUA_VNUMINT");
+_Static_assert(LUA_VLIGHTUSERDATA == 0x02, "LUA_VLIGHTUSERDATA");
+_Static_assert(ctb(LUA_VCCL) == 0x66, "C closure tag");
+_Static_assert(LUA_REGISTRYINDEX == -1001000, "LUA_REGISTRYINDEX");
+_Static_assert(offsetof(lua_State, l_G) == 24, "lua_State.l_G");
+_Static_assert(offsetof(lua_State, stack_last) == 40, "lua_State.stack_last");
+_Static_assert(offsetof(CallInfo, top) == 8, "CallInfo.top");
+_Static_assert(offsetof(global_State, warren_keys) == 1416, "warren_keys");
+_Static_assert(WARREN_NKEYS == 64, "WARREN_NKEYS");
+_Static_assert(offsetof(Table, lsizenode) == 11, "Table.lsizenode");
+_Static_assert(offsetof(Table, node) == 24, "Table.node");
+_Static_assert(sizeof(Node) == 24, "Node");
+_Static_assert(offsetof(struct NodeKey, key_tt) == 9, "NodeKey.key_tt");
+_Static_assert(offsetof(struct NodeKey, next) == 12, "NodeKey.next");
+_Static_assert(offsetof(struct NodeKey, key_val) == 16, "NodeKey.key_val");
+_Static_assert(offsetof(TString, hash) == 12, "TString.hash");
+_Static_assert(ctb(LUA_VSHRSTR) == 0x44, "short string tag");
+_Static_assert(ctb(LUA_VTHREAD) == 0x48, "thread tag");
+_Static_assert(ctb(LUA_VUSERDATA) == 0x47, "full userdata tag");
+_Static_assert(ctb(LUA_VTABLE) == 0x45, "table tag");
+_Static_assert(ctb(LUA_VLCL) == 0x46, "Lua closure tag");
+_Static_assert(LUA_VLCF == 0x16, "light C function tag");
+_Static_assert(offsetof(Udata, nuvalue) == 10, "Udata.nuvalue");
+_Static_assert(offsetof(Udata, metatable) == 24, "Udata.metatable");
+_Static_assert(offsetof(Udata, uv) == 40, "Udata.uv");
+_Static_assert(sizeof(UValue) == 16, "UValue");
+_Static_assert(offsetof(Udata0, bindata) == 32, "Udata0.bindata");
+_Static_assert(offsetof(LClosure, upvals) == 32, "LClosure.upvals");
+_Static_assert(offsetof(UpVal, v) == 16, "UpVal.v");
+_Static_assert(offsetof(LClosure, p) == 24, "LClosure.p");
+_Static_assert(offsetof(Proto, sizeupvalues) == 16, "Proto.sizeupvalues");
+#endif

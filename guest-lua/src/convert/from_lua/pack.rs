@@ -32,6 +32,7 @@
 
 use std::ffi::c_int;
 
+use crate::machine::fast;
 use mlua::ffi::{self, lua_State};
 use warren_core::msgpack as w;
 
@@ -73,13 +74,13 @@ pub(in crate::convert) unsafe fn pack_at(
 unsafe fn write_key(l: *mut lua_State, k: c_int, out: &mut Vec<u8>) -> Result<(), Failure> {
     // SAFETY: type tests and reads of `k`.
     unsafe {
-        match ffi::lua_type(l, k) {
+        match fast::type_of(l, k) {
             ffi::LUA_TSTRING => w::write_bytes(out, string(l, k)),
             ffi::LUA_TNUMBER if ffi::lua_isinteger(l, k) != 0 => {
-                w::write_int(out, ffi::lua_tointegerx(l, k, std::ptr::null_mut()));
+                w::write_int(out, fast::tointeger(l, k));
             }
             ffi::LUA_TNUMBER => w::write_float(out, ffi::lua_tonumberx(l, k, std::ptr::null_mut())),
-            ffi::LUA_TBOOLEAN => w::write_bool(out, ffi::lua_toboolean(l, k) != 0),
+            ffi::LUA_TBOOLEAN => w::write_bool(out, fast::toboolean(l, k) != 0),
             _ => return key_value(l, k).map(drop),
         }
         Ok(())
@@ -154,19 +155,19 @@ impl Raw<'_> {
         // SAFETY: type tests and reads of the slot `idx`, which holds a value.
         unsafe {
             let l = self.l;
-            match ffi::lua_type(l, idx) {
+            match fast::type_of(l, idx) {
                 ffi::LUA_TNIL => {
                     self.walk.count(1)?;
                     w::write_nil(out);
                 }
                 ffi::LUA_TBOOLEAN => {
                     self.walk.count(1)?;
-                    w::write_bool(out, ffi::lua_toboolean(l, idx) != 0);
+                    w::write_bool(out, fast::toboolean(l, idx) != 0);
                 }
                 ffi::LUA_TNUMBER => {
                     self.walk.count(9)?;
                     if ffi::lua_isinteger(l, idx) != 0 {
-                        w::write_int(out, ffi::lua_tointegerx(l, idx, std::ptr::null_mut()));
+                        w::write_int(out, fast::tointeger(l, idx));
                     } else {
                         w::write_float(out, ffi::lua_tonumberx(l, idx, std::ptr::null_mut()));
                     }
@@ -253,9 +254,9 @@ impl Raw<'_> {
                     continue;
                 }
                 entries.push(l);
-                let k = ffi::lua_gettop(l) - 1;
+                let k = fast::gettop(l) - 1;
                 self.pack(k + 1, out).map_err(|f| f.at(segment(l, k)))?;
-                ffi::lua_pop(l, 2);
+                fast::pop(l, 2);
             }
             Ok(())
         }
@@ -367,12 +368,12 @@ impl Raw<'_> {
         unsafe {
             let l = self.l;
             entries.push(l);
-            let (k, v) = (ffi::lua_gettop(l) - 1, ffi::lua_gettop(l));
+            let (k, v) = (fast::gettop(l) - 1, fast::gettop(l));
             let index = index_key(l, k, len);
             self.count_key(k, index.is_some())?;
             let key = write_key(l, k, out);
             self.pack(v, out).map_err(|f| f.at(segment(l, k)))?;
-            ffi::lua_pop(l, 2);
+            fast::pop(l, 2);
             Ok((index, key))
         }
     }

@@ -16,6 +16,7 @@
 
 use std::ffi::c_int;
 
+use crate::machine::fast;
 use mlua::ffi;
 use warren_core::msgpack::{self, Item, Reader};
 
@@ -44,16 +45,16 @@ pub(crate) unsafe fn push_packed(l: *mut ffi::lua_State, bytes: &[u8], error_mt:
     // the light userdata only while this frame, which borrows them, waits
     // in `lua_pcall`.
     unsafe {
-        if ffi::lua_type(l, error_mt) == ffi::LUA_TTABLE && may_hold_error(bytes) {
+        if fast::type_of(l, error_mt) == ffi::LUA_TTABLE && may_hold_error(bytes) {
             return msgpack::decode(bytes).is_ok_and(|v| push_protected(l, &v, error_mt));
         }
         ffi::lua_pushcfunction(l, unpack_entry);
-        ffi::lua_pushvalue(l, error_mt);
+        fast::pushvalue(l, error_mt);
         ffi::lua_pushlightuserdata(l, std::ptr::from_ref(&bytes).cast_mut().cast());
         if ffi::lua_pcall(l, 2, 1, 0) == ffi::LUA_OK {
             true
         } else {
-            ffi::lua_pop(l, 1);
+            fast::pop(l, 1);
             false
         }
     }
@@ -81,8 +82,8 @@ unsafe extern "C-unwind" fn unpack_entry(l: *mut ffi::lua_State) -> c_int {
     // the whole call; a C function has 20 free slots, and `unpack` grows
     // the stack for every level.
     unsafe {
-        let bytes = *ffi::lua_touserdata(l, 2).cast::<&[u8]>();
-        ffi::lua_settop(l, 1);
+        let bytes = *fast::touserdata(l, 2).cast::<&[u8]>();
+        fast::settop(l, 1);
         let mut r = Reader::new(bytes);
         unpack(l, &mut r, 0);
         if r.remaining() != 0 {
@@ -125,7 +126,7 @@ unsafe fn unpack(l: *mut ffi::lua_State, r: &mut Reader<'_>, depth: usize) {
                     if holdable_key(l) {
                         ffi::lua_rawset(l, -3);
                     } else {
-                        ffi::lua_pop(l, 2);
+                        fast::pop(l, 2);
                     }
                 }
             }
@@ -146,9 +147,9 @@ unsafe fn push_scalar(l: *mut ffi::lua_State, item: Item<'_>) -> bool {
     // SAFETY: see above; none of these pushes allocates.
     unsafe {
         match item {
-            Item::Nil => ffi::lua_pushnil(l),
-            Item::Bool(b) => ffi::lua_pushboolean(l, c_int::from(b)),
-            Item::Int(i) => ffi::lua_pushinteger(l, i),
+            Item::Nil => fast::pushnil(l),
+            Item::Bool(b) => fast::pushboolean(l, c_int::from(b)),
+            Item::Int(i) => fast::pushinteger(l, i),
             Item::Float(f) => ffi::lua_pushnumber(l, f),
             Item::Str(_) | Item::Bin(_) | Item::Array(_) | Item::Map(_) => return false,
         }
@@ -165,7 +166,7 @@ unsafe fn push_scalar(l: *mut ffi::lua_State, item: Item<'_>) -> bool {
 unsafe fn holdable_key(l: *mut ffi::lua_State) -> bool {
     // SAFETY: index -2 exists (see above).
     unsafe {
-        match ffi::lua_type(l, -2) {
+        match fast::type_of(l, -2) {
             ffi::LUA_TNIL => false,
             ffi::LUA_TNUMBER => {
                 ffi::lua_isinteger(l, -2) != 0 || !ffi::lua_tonumber(l, -2).is_nan()
