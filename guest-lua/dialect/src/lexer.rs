@@ -222,7 +222,19 @@ impl<'a> Lexer<'a> {
     }
 
     /// The `n`-th token ahead (0 = current).
+    #[inline]
     pub(crate) fn peek(&mut self, n: usize) -> Token {
+        // The parser asks for the current token many times over; only the
+        // first ask scans (out of line: the scanner is large).
+        match self.buf.get(n) {
+            Some(t) => *t,
+            None => self.scan_to(n),
+        }
+    }
+
+    /// Scans until the `n`-th token ahead is buffered, and answers it.
+    #[inline(never)]
+    fn scan_to(&mut self, n: usize) -> Token {
         while self.buf.len() <= n {
             let t = self.scan();
             self.buf.push_back(t);
