@@ -392,7 +392,7 @@ unsafe fn entry(
             if !table(l, value, depth + 1, w) {
                 return false;
             }
-            ffi::lua_replace(l, value); // key, copy
+            fast::replace(l, value); // key, copy
         } else if entries.value.is_scalar() {
             w.bytes = w.bytes.saturating_add(wire(entries.value.count(false)));
         } else {

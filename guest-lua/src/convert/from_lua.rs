@@ -514,7 +514,7 @@ unsafe fn string<'s>(l: *mut lua_State, idx: c_int) -> &'s [u8] {
 unsafe fn field(l: *mut lua_State, keys: c_int, key: i64) -> c_int {
     // SAFETY: raw gets; the name is a string already in the VM.
     unsafe {
-        ffi::lua_rawgeti(l, keys, key);
+        fast::rawgeti(l, keys, key);
         ffi::lua_rawget(l, -2)
     }
 }
@@ -527,7 +527,7 @@ unsafe fn field(l: *mut lua_State, keys: c_int, key: i64) -> c_int {
 unsafe fn raw_field(l: *mut lua_State, keys: c_int, idx: c_int, key: i64) -> c_int {
     // SAFETY: as `field`.
     unsafe {
-        ffi::lua_rawgeti(l, keys, key);
+        fast::rawgeti(l, keys, key);
         ffi::lua_rawget(l, idx)
     }
 }

@@ -51,7 +51,7 @@ pub(super) fn to_lua_in(lua: &Lua, v: &Value, error_mt: Option<&Table>) -> mlua:
             unsafe {
                 lua.exec_raw(error_mt, |l| {
                     push(l, v, 0);
-                    ffi::lua_replace(l, 1);
+                    fast::replace(l, 1);
                 })
             }
         }

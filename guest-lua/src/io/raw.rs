@@ -109,7 +109,7 @@ impl Args {
             if fast::type_of(self.l, i) != ffi::LUA_TTABLE {
                 return read(Arg::Nil);
             }
-            ffi::lua_rawgeti(self.l, i, n);
+            fast::rawgeti(self.l, i, n);
             let out = read(arg_at(self.l, -1));
             fast::pop(self.l, 1);
             out

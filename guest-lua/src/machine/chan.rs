@@ -138,7 +138,7 @@ unsafe fn push_waiter(l: *mut lua_State, q: c_int, w: c_int) {
     // (it writes `done` on a select record, a field every one has).
     unsafe {
         while !raw::q_empty(l, q) {
-            ffi::lua_rawgeti(l, q, raw::int(l, q, Key::H));
+            fast::rawgeti(l, q, raw::int(l, q, Key::H));
             let stale = sel_done(l, fast::gettop(l));
             raw::pop(l, 1);
             if !stale {
@@ -400,7 +400,7 @@ pub(super) unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
             }
             raw::settop(l, top + 2);
             untoken(l);
-            ffi::lua_remove(l, buf);
+            fast::remove(l, buf);
             fast::pushboolean(l, 1);
             return true;
         }
@@ -410,7 +410,7 @@ pub(super) unsafe fn try_recv(l: *mut lua_State, s: c_int) -> bool {
             wake_waiter(l, w, kind, s, 0, true);
             take_value(l, w, kind);
             untoken(l);
-            ffi::lua_replace(l, top + 1);
+            fast::replace(l, top + 1);
             raw::settop(l, top + 1);
             fast::pushboolean(l, 1);
             return true;
@@ -439,8 +439,8 @@ unsafe fn resume_tick(l: *mut lua_State, s: c_int) {
     // SAFETY: see above; the function is the kernel's (`bind_select`).
     unsafe {
         if raw::get(l, s, Key::Tick) == ffi::LUA_TTABLE {
-            ffi::lua_rawgeti(l, uv(raw::LATE), raw::Late::ResumeTick as i64);
-            ffi::lua_insert(l, -2);
+            fast::rawgeti(l, uv(raw::LATE), raw::Late::ResumeTick as i64);
+            fast::insert(l, -2);
             ffi::lua_call(l, 1, 0);
         } else {
             raw::pop(l, 1);
@@ -715,7 +715,7 @@ pub(super) unsafe extern "C-unwind" fn lua_try_recv(l: *mut lua_State) -> c_int 
         raw::args(l, 1, 1, "try_recv");
         if try_recv(l, 1) {
             fast::pushboolean(l, 1);
-            ffi::lua_replace(l, 1);
+            fast::replace(l, 1);
             return 3;
         }
         fast::pushboolean(l, 0);

@@ -81,7 +81,7 @@ unsafe fn insert_caller(l: *mut lua_State, n: c_int) {
     unsafe {
         raw::get(l, n + 1, Key::P); // n + 2
         raw::get(l, n + 2, Key::Id);
-        ffi::lua_insert(l, 2); // the record and `p` move up one
+        fast::insert(l, 2); // the record and `p` move up one
         let p = n + 3;
         if raw::get(l, p, Key::Main) != ffi::LUA_TTABLE
             || raw::get(l, -1, Key::Entry) != ffi::LUA_TTABLE
@@ -90,7 +90,7 @@ unsafe fn insert_caller(l: *mut lua_State, n: c_int) {
         } else {
             raw::get(l, -1, Key::Id);
         }
-        ffi::lua_insert(l, 3); // now the record is at n + 3
+        fast::insert(l, 3); // now the record is at n + 3
         raw::settop(l, n + 3);
     }
 }
@@ -128,14 +128,14 @@ unsafe fn call(l: *mut lua_State, as_caller: bool) -> c_int {
             insert_caller(l, n);
             args += 2;
         }
-        ffi::lua_insert(l, 1); // 1: cr, 2: start, then its arguments
+        fast::insert(l, 1); // 1: cr, 2: start, then its arguments
         ffi::lua_call(l, args, 4); // 2: ok, 3: op, 4: message, 5: retryable
         if fast::toboolean(l, 2) == 0 {
             late(l, Late::Mkerr);
-            ffi::lua_insert(l, 3);
+            fast::insert(l, 3);
             ffi::lua_call(l, 3, 1); // 3: the error object
             fast::pushnil(l);
-            ffi::lua_replace(l, 2);
+            fast::replace(l, 2);
             return 2;
         }
         raw::get(l, 1, Key::P); // 6
@@ -247,9 +247,9 @@ unsafe fn done_next(l: *mut lua_State) -> c_int {
             return 0;
         };
         let procs = late(l, Late::Procs); // 1
-        if ffi::lua_rawgeti(l, procs, id) != ffi::LUA_TTABLE // 2: p
+        if fast::rawgeti(l, procs, id) != ffi::LUA_TTABLE // 2: p
             || raw::get(l, 2, Key::Ops) != ffi::LUA_TTABLE // 3: p.ops
-            || ffi::lua_rawgeti(l, 3, key) != ffi::LUA_TTABLE
+            || fast::rawgeti(l, 3, key) != ffi::LUA_TTABLE
         // 4: the coroutine record (a function is a module's watcher)
         {
             return 0;

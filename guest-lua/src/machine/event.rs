@@ -156,7 +156,7 @@ unsafe fn exec_waiter(l: *mut lua_State, p: c_int, from: c_int) -> bool {
         }
         fast::pushvalue(l, from);
         ffi::lua_rawget(l, -2) != ffi::LUA_TNIL && {
-            ffi::lua_replace(l, from + 1);
+            fast::replace(l, from + 1);
             raw::settop(l, from + 1);
             true
         }

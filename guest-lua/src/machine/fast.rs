@@ -46,6 +46,8 @@ const NKEYS: usize = 64;
 // A table: log2 of its hash part's size, the hash part; a hash node: its
 // value (a `TValue`), its key's tag, the offset to the next node of its
 // chain, its key; a string's hash.
+const T_ALIMIT: usize = 12;
+const T_ARRAY: usize = 16;
 const T_FLAGS: usize = 10;
 const T_LSIZENODE: usize = 11;
 // A table's flags: read-only (`BITRO`), and its metamethod cache, which a
@@ -158,6 +160,160 @@ unsafe fn slot(l: *mut lua_State, idx: c_int) -> Slot {
         } else {
             Slot::Slow
         }
+    }
+}
+
+/// The stack slot of index `idx` (from either end), `None` for a
+/// pseudo-index or 0.
+///
+/// # Safety
+///
+/// `l` is a live thread running a C function; `idx` acceptable.
+#[inline(always)]
+unsafe fn stack_slot(l: *mut lua_State, idx: c_int) -> Option<*mut u8> {
+    // SAFETY: see above.
+    unsafe {
+        if idx > 0 {
+            Some(func(l).add(idx as usize * SLOT))
+        } else if idx < 0 && idx > ffi::LUA_REGISTRYINDEX {
+            Some((*top_at(l)).sub(idx.unsigned_abs() as usize * SLOT))
+        } else {
+            None
+        }
+    }
+}
+
+/// Copies the value and tag of slot `from` to slot `to` (a stack slot,
+/// or a table's array slot for a non-collectable value: no barrier).
+///
+/// # Safety
+///
+/// Both are live slots.
+#[inline(always)]
+unsafe fn copy_slot(from: *const u8, to: *mut u8) {
+    // SAFETY: see above.
+    unsafe {
+        to.cast::<u64>()
+            .write_unaligned(from.cast::<u64>().read_unaligned());
+        *to.add(TAG) = *from.add(TAG);
+    }
+}
+
+/// `lua_replace`: the value on top moved to stack index `idx`; an upvalue
+/// or the registry (which need a write barrier) by Lua.
+///
+/// # Safety
+///
+/// As `lua_replace`.
+#[inline(always)]
+pub(crate) unsafe fn replace(l: *mut lua_State, idx: c_int) {
+    // SAFETY: see above; a stack slot needs no barrier.
+    unsafe {
+        match stack_slot(l, idx) {
+            Some(to) => {
+                let top = (*top_at(l)).sub(SLOT);
+                copy_slot(top, to);
+                *top_at(l) = top;
+            }
+            None => ffi::lua_replace(l, idx),
+        }
+    }
+}
+
+/// `lua_insert`: the value on top moved to stack index `idx`, the values
+/// from there up shifted one slot.
+///
+/// # Safety
+///
+/// As `lua_insert`.
+#[inline(always)]
+pub(crate) unsafe fn insert(l: *mut lua_State, idx: c_int) {
+    // SAFETY: see above; every slot moved is below the top.
+    unsafe {
+        let Some(p) = stack_slot(l, idx) else {
+            return ffi::lua_insert(l, idx);
+        };
+        let last = (*top_at(l)).sub(SLOT);
+        let (value, tag) = (last.cast::<u64>().read_unaligned(), *last.add(TAG));
+        let mut at = last;
+        while at > p {
+            copy_slot(at.sub(SLOT), at);
+            at = at.sub(SLOT);
+        }
+        p.cast::<u64>().write_unaligned(value);
+        *p.add(TAG) = tag;
+    }
+}
+
+/// `lua_remove`: the value at stack index `idx` removed, the values above
+/// it shifted down one slot.
+///
+/// # Safety
+///
+/// As `lua_remove`.
+#[inline(always)]
+pub(crate) unsafe fn remove(l: *mut lua_State, idx: c_int) {
+    // SAFETY: see above; every slot moved is below the top.
+    unsafe {
+        let Some(mut at) = stack_slot(l, idx) else {
+            return ffi::lua_remove(l, idx);
+        };
+        let top = (*top_at(l)).sub(SLOT);
+        while at < top {
+            copy_slot(at.add(SLOT), at);
+            at = at.add(SLOT);
+        }
+        *top_at(l) = top;
+    }
+}
+
+/// `lua_absindex`.
+///
+/// # Safety
+///
+/// As `lua_absindex`.
+#[inline(always)]
+pub(crate) unsafe fn absindex(l: *mut lua_State, idx: c_int) -> c_int {
+    // SAFETY: see above.
+    unsafe {
+        if idx > 0 || idx <= ffi::LUA_REGISTRYINDEX {
+            idx
+        } else {
+            gettop(l) + idx + 1
+        }
+    }
+}
+
+/// `lua_rawgeti`: an index in the table's array part (below `alimit`)
+/// read in place; any other by Lua.
+///
+/// # Safety
+///
+/// As `lua_rawgeti`.
+#[inline(always)]
+pub(crate) unsafe fn rawgeti(l: *mut lua_State, idx: c_int, n: ffi::lua_Integer) -> c_int {
+    // SAFETY: see above; the slot is within the array part.
+    unsafe {
+        if let Slot::At(o) = slot(l, idx)
+            && *o.add(TAG) == TABLE
+        {
+            let t = o.cast::<*const u8>().read_unaligned();
+            let limit = u64::from(t.add(T_ALIMIT).cast::<u32>().read_unaligned());
+            let at = (n as u64).wrapping_sub(1);
+            if at < limit {
+                let array = t.add(T_ARRAY).cast::<*const u8>().read_unaligned();
+                let v = array.add(at as usize * SLOT);
+                let top = *top_at(l);
+                if *v.add(TAG) & 0x0f == VNIL {
+                    *top.add(TAG) = VNIL;
+                } else {
+                    copy_slot(v, top);
+                }
+                *top_at(l) = top.add(SLOT);
+                return c_int::from(*top.add(TAG) & 0x0f);
+            }
+        }
+        ffi::lua_rawgeti(l, idx, n)
     }
 }
 

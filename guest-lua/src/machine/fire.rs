@@ -58,7 +58,7 @@ pub(super) unsafe fn timer_next(l: *mut lua_State, ctx: &crate::step::Stepper) -
         }
         if raw::get(l, p, Key::Timers) == ffi::LUA_TTABLE {
             let timers = fast::gettop(l);
-            if ffi::lua_rawgeti(l, timers, id) == ffi::LUA_TFUNCTION {
+            if fast::rawgeti(l, timers, id) == ffi::LUA_TFUNCTION {
                 fast::pushnil(l);
                 ffi::lua_rawseti(l, timers, id);
                 fast::pushvalue(l, p);

@@ -210,7 +210,7 @@ pub(crate) unsafe extern "C-unwind" fn build(l: *mut lua_State) -> c_int {
         crate::convert::push_keys(l);
         raw::pop(l, 1);
         runq::new_state(l, current);
-        ffi::lua_insert(l, 1); // the state is upvalue 1, the arguments follow
+        fast::insert(l, 1); // the state is upvalue 1, the arguments follow
         ffi::lua_createtable(l, raw::Late::LastTopic as c_int, 0); // LATE: its last slot
         // CTX: the builder's own upvalue (none in a test VM: null).
         ffi::lua_pushlightuserdata(l, fast::touserdata(l, ffi::lua_upvalueindex(1)));

@@ -54,7 +54,7 @@ pub(super) unsafe extern "C-unwind" fn topic(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
         check_self(l);
-        ffi::lua_rawgeti(l, 1, 1);
+        fast::rawgeti(l, 1, 1);
         1
     }
 }
@@ -68,7 +68,7 @@ pub(super) unsafe extern "C-unwind" fn from(l: *mut lua_State) -> c_int {
     // SAFETY: see above.
     unsafe {
         check_self(l);
-        ffi::lua_rawgeti(l, 1, 2);
+        fast::rawgeti(l, 1, 2);
         1
     }
 }
@@ -87,21 +87,21 @@ pub(super) unsafe extern "C-unwind" fn payload(l: *mut lua_State) -> c_int {
     // function) and raises only as the Lua method did.
     unsafe {
         check_self(l);
-        ffi::lua_rawgeti(l, 1, 3);
+        fast::rawgeti(l, 1, 3);
         let one = ffi::lua_isinteger(l, 2) != 0 && fast::tointeger(l, 2) == 1;
         raw::settop(l, 1);
         if one {
             // `{ value }` with the payload metatable, in one call.
-            let mt = match ffi::lua_rawgeti(l, uv(LATE), Late::PayloadMt as i64) {
+            let mt = match fast::rawgeti(l, uv(LATE), Late::PayloadMt as i64) {
                 ffi::LUA_TTABLE => 2,
                 _ => 0,
             };
-            ffi::lua_rawgeti(l, 1, 4);
+            fast::rawgeti(l, 1, 4);
             raw::new_array(l, 1, mt);
             return 1;
         }
-        ffi::lua_rawgeti(l, uv(LATE), Late::PayloadList as i64);
-        ffi::lua_insert(l, 1);
+        fast::rawgeti(l, uv(LATE), Late::PayloadList as i64);
+        fast::insert(l, 1);
         ffi::lua_call(l, 1, 1);
         1
     }
@@ -122,12 +122,12 @@ pub(super) unsafe extern "C-unwind" fn data(l: *mut lua_State) -> c_int {
     unsafe {
         check_self(l);
         if raw::get(l, 1, Key::Format) != ffi::LUA_TSTRING {
-            ffi::lua_rawgeti(l, 1, 1);
+            fast::rawgeti(l, 1, 1);
             return 1;
         }
         raw::settop(l, 1);
-        ffi::lua_rawgeti(l, uv(LATE), Late::PayloadValue as i64);
-        ffi::lua_insert(l, 1);
+        fast::rawgeti(l, uv(LATE), Late::PayloadValue as i64);
+        fast::insert(l, 1);
         ffi::lua_call(l, 1, ffi::LUA_MULTRET);
         fast::gettop(l)
     }

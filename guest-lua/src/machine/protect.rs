@@ -52,7 +52,7 @@ pub(super) unsafe extern "C-unwind" fn bind_protect(l: *mut lua_State) -> c_int 
         fast::pushnil(l);
         while ffi::lua_next(l, 2) != 0 {
             fast::pushvalue(l, -2); // the name
-            ffi::lua_insert(l, -2);
+            fast::insert(l, -2);
             ffi::lua_rawset(l, 3);
         }
         0
@@ -77,7 +77,7 @@ unsafe extern "C-unwind" fn finish(
     // function (`bind_protect`) or absent, when any error passes.
     unsafe {
         if status != ffi::LUA_OK && status != ffi::LUA_YIELD {
-            if ffi::lua_rawgeti(l, uv(LATE), Late::ErrorCheck as i64) == ffi::LUA_TFUNCTION {
+            if fast::rawgeti(l, uv(LATE), Late::ErrorCheck as i64) == ffi::LUA_TFUNCTION {
                 fast::pushvalue(l, -2);
                 ffi::lua_call(l, 1, 0);
             } else {
@@ -102,7 +102,7 @@ pub(super) unsafe extern "C-unwind" fn lua_pcall(l: *mut lua_State) -> c_int {
     unsafe {
         ffi::luaL_checkany(l, 1);
         fast::pushboolean(l, 1); // the first result, without an error
-        ffi::lua_insert(l, 1);
+        fast::insert(l, 1);
         let n = fast::gettop(l) - 2;
         let status = ffi::lua_pcallk(l, n, ffi::LUA_MULTRET, 0, 0, Some(finish));
         finish(l, status, 0)

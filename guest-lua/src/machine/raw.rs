@@ -399,9 +399,9 @@ pub(super) unsafe fn new_array(l: *mut lua_State, n: c_int, mt: c_int) {
 pub(super) unsafe fn clone_of(l: *mut lua_State, which: Late, fields: c_int) -> c_int {
     // SAFETY: see above; a template is cloned only when it is a table.
     unsafe {
-        if ffi::lua_rawgeti(l, uv(LATE), which as i64) == ffi::LUA_TTABLE {
+        if fast::rawgeti(l, uv(LATE), which as i64) == ffi::LUA_TTABLE {
             warren_clonetable(l, -1);
-            ffi::lua_replace(l, -2);
+            fast::replace(l, -2);
         } else {
             pop(l, 1);
             ffi::lua_createtable(l, 0, fields);
@@ -558,7 +558,7 @@ pub(super) unsafe fn set_int_at(l: *mut lua_State, t: c_int, k: c_int, n: i64) {
 pub(super) unsafe fn set_bool(l: *mut lua_State, t: c_int, key: Key, b: bool) {
     // SAFETY: see above.
     unsafe {
-        let t = ffi::lua_absindex(l, t);
+        let t = fast::absindex(l, t);
         fast::pushboolean(l, c_int::from(b));
         set(l, t, key);
     }
@@ -670,7 +670,7 @@ pub(super) unsafe fn q_compact(
         }
         let mut kept = 0;
         for i in h..=t {
-            ffi::lua_rawgeti(l, q, i);
+            fast::rawgeti(l, q, i);
             if dead(l, fast::gettop(l)) {
                 pop(l, 1);
             } else {
@@ -870,7 +870,7 @@ mod tests {
                     register_key(l, key);
                 }
                 f(l);
-                ffi::lua_replace(l, 1);
+                fast::replace(l, 1);
                 fast::settop(l, 1);
             })
         }

@@ -47,7 +47,7 @@ pub(super) unsafe extern "C-unwind" fn bind_run(l: *mut lua_State) -> c_int {
 unsafe fn preempted(l: *mut lua_State) -> bool {
     // SAFETY: the slot holds the kernel's function (bind_run checked it).
     unsafe {
-        ffi::lua_rawgeti(l, uv(LATE), Late::Preempted as i64);
+        fast::rawgeti(l, uv(LATE), Late::Preempted as i64);
         if ffi::lua_getupvalue(l, -1, 1).is_null() {
             raw::pop(l, 1); // not bound: the Lua loop's call will say so
             return true;
@@ -125,7 +125,7 @@ unsafe fn run_from(l: *mut lua_State, budget: i64, done: i64, left: i64, outcome
             raw::settop(l, 0);
         }
         let args = fast::gettop(l);
-        ffi::lua_rawgeti(l, uv(LATE), Late::RunFrom as i64);
+        fast::rawgeti(l, uv(LATE), Late::RunFrom as i64);
         fast::pushinteger(l, budget);
         fast::pushinteger(l, done);
         fast::pushinteger(l, left);

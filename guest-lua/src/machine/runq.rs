@@ -407,9 +407,9 @@ unsafe fn answer(l: *mut lua_State, taken: i64, left: i64, n: c_int) -> c_int {
     // SAFETY: see above.
     unsafe {
         fast::pushinteger(l, taken);
-        ffi::lua_insert(l, 1);
+        fast::insert(l, 1);
         fast::pushinteger(l, left);
-        ffi::lua_insert(l, 2);
+        fast::insert(l, 2);
         n + 2
     }
 }
@@ -500,7 +500,7 @@ unsafe fn resume_taken(
             // now, its verdict in the step's answer.
             if let Some(measure) = stepper.close_open(stepper.lua(l)) {
                 fast::pushboolean(l, c_int::from(measure));
-                ffi::lua_replace(l, 7);
+                fast::replace(l, 7);
             }
         }
         ffi::lua_rotate(l, 2, -3); // cr, p, results..., a, b, c
@@ -563,18 +563,17 @@ unsafe fn close_kept(l: *mut lua_State, stepper: &crate::step::Stepper) -> Optio
         let id = stepper.open_id()?;
         let measure = stepper.close_open(stepper.lua(l))?;
         let top = fast::gettop(l);
-        ffi::lua_rawgeti(l, uv(raw::LATE), raw::Late::Procs as i64);
-        if fast::type_of(l, -1) != ffi::LUA_TTABLE || ffi::lua_rawgeti(l, -1, id) != ffi::LUA_TTABLE
-        {
+        fast::rawgeti(l, uv(raw::LATE), raw::Late::Procs as i64);
+        if fast::type_of(l, -1) != ffi::LUA_TTABLE || fast::rawgeti(l, -1, id) != ffi::LUA_TTABLE {
             raw::settop(l, top);
             return None;
         }
-        ffi::lua_remove(l, top + 1); // p
+        fast::remove(l, top + 1); // p
         if raw::get(l, top + 1, Key::Main) != ffi::LUA_TTABLE {
             raw::pop(l, 1);
             fast::pushvalue(l, top + 1);
         }
-        ffi::lua_insert(l, top + 1); // cr, p
+        fast::insert(l, top + 1); // cr, p
         fast::pushboolean(l, 1);
         fast::pushboolean(l, c_int::from(measure));
         fast::pushvalue(l, uv(raw::BLOCK));

@@ -67,9 +67,9 @@ unsafe fn new_case(l: *mut lua_State, s: c_int, send: bool, v: c_int) -> c_int {
     unsafe {
         ffi::lua_createtable(l, 0, 0);
         let c = fast::gettop(l);
-        ffi::lua_rawgeti(l, uv(LATE), Late::CaseMt as i64);
+        fast::rawgeti(l, uv(LATE), Late::CaseMt as i64);
         ffi::lua_setmetatable(l, c);
-        ffi::lua_rawgeti(l, uv(LATE), Late::Case as i64); // c + 1
+        fast::rawgeti(l, uv(LATE), Late::Case as i64); // c + 1
         fast::pushvalue(l, c);
         ffi::lua_createtable(l, if send { 3 } else { 2 }, 0); // c + 3
         fast::pushvalue(l, s);
@@ -153,10 +153,10 @@ unsafe fn not_a_case(l: *mut lua_State, i: c_int) -> ! {
 unsafe fn records(l: *mut lua_State, n: c_int) -> c_int {
     // SAFETY: raw reads of the cases table and of the kernel's CASE.
     unsafe {
-        ffi::lua_rawgeti(l, uv(LATE), Late::Case as i64);
+        fast::rawgeti(l, uv(LATE), Late::Case as i64);
         let case = fast::gettop(l);
         for i in 1..=n {
-            ffi::lua_rawgeti(l, 1, ffi::lua_Integer::from(i));
+            fast::rawgeti(l, 1, ffi::lua_Integer::from(i));
             if ffi::lua_rawget(l, case) != ffi::LUA_TTABLE {
                 not_a_case(l, i);
             }
@@ -172,7 +172,7 @@ unsafe fn records(l: *mut lua_State, n: c_int) -> c_int {
 /// `rec` a table.
 unsafe fn field(l: *mut lua_State, rec: c_int, i: ffi::lua_Integer) -> c_int {
     // SAFETY: a raw read.
-    unsafe { ffi::lua_rawgeti(l, rec, i) }
+    unsafe { fast::rawgeti(l, rec, i) }
 }
 
 /// Replaces everything above `base` with a new result table: `channel`
@@ -193,7 +193,7 @@ unsafe fn result(l: *mut lua_State, base: c_int, ch: c_int, v: c_int, ok: bool) 
             raw::set(l, t, Key::Value);
         }
         raw::set_bool(l, t, Key::Ok, ok);
-        ffi::lua_replace(l, base + 1);
+        fast::replace(l, base + 1);
         raw::settop(l, base + 1);
         1
     }
@@ -265,7 +265,7 @@ pub(super) unsafe extern "C-unwind" fn select(l: *mut lua_State) -> c_int {
         raw::reserve(l); // the helpers' slots, above the records
         for k in 1..=n {
             if try_case(l, base + k) {
-                ffi::lua_replace(l, 1);
+                fast::replace(l, 1);
                 raw::settop(l, 1);
                 return 1;
             }

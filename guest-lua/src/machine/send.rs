@@ -49,7 +49,7 @@ use super::raw::{self, CTX, Key, LATE, Late, uv};
 pub(super) unsafe fn late(l: *mut lua_State, which: Late) -> c_int {
     // SAFETY: see above.
     unsafe {
-        ffi::lua_rawgeti(l, uv(LATE), which as i64);
+        fast::rawgeti(l, uv(LATE), which as i64);
         fast::gettop(l)
     }
 }
@@ -65,7 +65,7 @@ pub(super) unsafe fn push_proc(l: *mut lua_State, id: i64) -> Option<c_int> {
     unsafe {
         let top = fast::gettop(l);
         let procs = late(l, Late::Procs);
-        if ffi::lua_rawgeti(l, procs, id) != ffi::LUA_TTABLE {
+        if fast::rawgeti(l, procs, id) != ffi::LUA_TTABLE {
             raw::settop(l, top);
             return None;
         }
@@ -201,7 +201,7 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
                 return 0;
             };
             bytes = copied;
-            ffi::lua_replace(l, 3); // the copy in place of the payload
+            fast::replace(l, 3); // the copy in place of the payload
             raw::settop(l, 5); // and the error metatable the copy used gone
         }
         let target = raw::int(l, 5, Key::Id);
@@ -304,12 +304,12 @@ pub(super) unsafe extern "C-unwind" fn lua_send(l: *mut lua_State) -> c_int {
             ffi::lua_rotate(l, first + 1, 1); // false, mkerr, kind, message, retryable
             ffi::lua_call(l, n - 1, 1);
             fast::pushnil(l);
-            ffi::lua_replace(l, first);
+            fast::replace(l, first);
             return 2;
         }
         raw::settop(l, top);
         late(l, Late::SendSlow);
-        ffi::lua_insert(l, 1);
+        fast::insert(l, 1);
         ffi::lua_callk(l, top, ffi::LUA_MULTRET, 0, Some(slow_done));
         fast::gettop(l)
     }
@@ -366,11 +366,11 @@ unsafe fn parties(l: *mut lua_State) -> Parties {
         if !raw::running(l) {
             return Parties::Neither;
         }
-        ffi::lua_replace(l, 4);
+        fast::replace(l, 4);
         let bypid = late(l, Late::Bypid);
         fast::pushvalue(l, 1);
         if ffi::lua_rawget(l, bypid) == ffi::LUA_TTABLE {
-            ffi::lua_replace(l, 5);
+            fast::replace(l, 5);
             return Parties::Local;
         }
         let mut len = 0;
@@ -404,7 +404,7 @@ unsafe fn message(l: *mut lua_State, topic: c_int, from: c_int, v: Payload) -> c
             3
         };
         raw::new_array(l, n, m);
-        ffi::lua_replace(l, m);
+        fast::replace(l, m);
         m
     }
 }
@@ -437,7 +437,7 @@ unsafe fn dest_of(l: *mut lua_State, p: c_int, topic: c_int) -> Dest {
         if raw::get(l, p, Key::Listens) == ffi::LUA_TTABLE {
             fast::pushvalue(l, topic);
             if ffi::lua_rawget(l, top + 1) == ffi::LUA_TTABLE {
-                ffi::lua_replace(l, top + 1); // the channel for the listens
+                fast::replace(l, top + 1); // the channel for the listens
                 let msgs = raw::truthy(l, top + 1, Key::Msgs);
                 return Dest::Listen { s: top + 1, msgs };
             }

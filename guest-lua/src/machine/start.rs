@@ -204,8 +204,7 @@ unsafe fn template(l: *mut lua_State, which: Late, fields: c_int, keys: &[Key]) 
 unsafe fn bound(l: *mut lua_State) -> bool {
     // SAFETY: a raw read of the machine's own table.
     unsafe {
-        let ok =
-            ffi::lua_rawgeti(l, raw::uv(raw::LATE), Late::ProcMain as i64) == ffi::LUA_TFUNCTION;
+        let ok = fast::rawgeti(l, raw::uv(raw::LATE), Late::ProcMain as i64) == ffi::LUA_TFUNCTION;
         raw::pop(l, 1);
         ok
     }

@@ -214,7 +214,7 @@ unsafe fn check_frame(state: *mut ffi::lua_State) -> bool {
                     return false;
                 }
                 for (i, s) in (1..).zip(slots) {
-                    ffi::lua_rawgeti(state, 2, i);
+                    fast::rawgeti(state, 2, i);
                     let tag = ffi::lua_rawget(state, 1);
                     let ok = accepts(state, s, tag);
                     fast::settop(state, 3);

@@ -567,3 +567,88 @@ fn a_first_upvalue_is_read_as_lua_reads_it() {
         .expect("runs");
     assert!(same);
 }
+
+/// `op(inline, what, idx, ...)`: applies `what` at `idx` to the values
+/// `...`, inline or by Lua, and returns the stack that is left.
+unsafe extern "C-unwind" fn stack_op(l: *mut lua_State) -> c_int {
+    // SAFETY: called by Lua as a C function; the indices are acceptable
+    // ones (the test's), with room for one more value.
+    unsafe {
+        let inline = ffi::lua_toboolean(l, 1) != 0;
+        let what = ffi::lua_tointeger(l, 2);
+        let idx = c_int::try_from(ffi::lua_tointeger(l, 3)).unwrap_or(1);
+        for _ in 0..3 {
+            ffi::lua_remove(l, 1);
+        }
+        match (what, inline) {
+            (0, true) => {
+                ffi::lua_pushinteger(l, 777);
+                replace(l, idx);
+            }
+            (0, false) => {
+                ffi::lua_pushinteger(l, 777);
+                ffi::lua_replace(l, idx);
+            }
+            (1, true) => {
+                ffi::lua_pushinteger(l, 777);
+                insert(l, idx);
+            }
+            (1, false) => {
+                ffi::lua_pushinteger(l, 777);
+                ffi::lua_insert(l, idx);
+            }
+            (2, true) => remove(l, idx),
+            (2, false) => ffi::lua_remove(l, idx),
+            (3, true) => ffi::lua_pushinteger(l, absindex(l, idx).into()),
+            (3, false) => ffi::lua_pushinteger(l, ffi::lua_absindex(l, idx).into()),
+            (4, true) => {
+                let t = rawgeti(l, 1, idx.into());
+                ffi::lua_pushinteger(l, t.into());
+            }
+            _ => {
+                let t = ffi::lua_rawgeti(l, 1, idx.into());
+                ffi::lua_pushinteger(l, t.into());
+            }
+        }
+        ffi::lua_gettop(l)
+    }
+}
+
+#[test]
+fn stack_moves_and_array_reads_leave_what_lua_leaves() {
+    let lua = Lua::new();
+    // SAFETY: a plain C function.
+    let op = unsafe { lua.create_c_function(stack_op) }.expect("fn");
+    lua.globals().set("op", op).expect("set");
+    let differences: i64 = lua
+        .load(
+            "local t = { 10, nil, 'x', false, 5.5 }
+             t[100] = 'far'
+             t.key = 1
+             for i = 20, 6, -1 do t[i] = 'high' .. i end
+             local values = { t, 1, 'a', false, {}, 2.5, print }
+             local n, bad = #values, 0
+             local function same(a, b)
+                 if a.n ~= b.n then return false end
+                 for i = 1, a.n do
+                     if not rawequal(a[i], b[i]) then return false end
+                 end
+                 return true
+             end
+             for what = 0, 4 do
+                 local first, last = -n, n
+                 if what == 4 then first, last = -2, 102 end
+                 for idx = first, last do
+                     if idx ~= 0 then
+                         local a = table.pack(op(true, what, idx, table.unpack(values, 1, n)))
+                         local b = table.pack(op(false, what, idx, table.unpack(values, 1, n)))
+                         if not same(a, b) then bad = bad + 1 end
+                     end
+                 end
+             end
+             return bad",
+        )
+        .eval()
+        .expect("runs");
+    assert_eq!(differences, 0);
+}
