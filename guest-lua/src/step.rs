@@ -52,6 +52,12 @@ use warren_core::{CoreRef, ErrorKind};
 use crate::quota::{Accounts, Verdict};
 use crate::watchdog::Slot;
 
+/// Senders whose pid texts a VM keeps, one slot each by serial number
+/// (`machine/inbox.rs`): a process that hears from many others on other
+/// workers (Savina's Big: 200) made and interned each sender's text for
+/// each message, a tenth of the message's cost on its receiving worker.
+pub(crate) const FROM_CACHE: usize = 256;
+
 /// What `step` reaches of its VM. Owned by the VM's [`crate::host::LuaVm`],
 /// declared after the VM so it outlives every call.
 pub(crate) struct Stepper {
@@ -72,9 +78,9 @@ pub(crate) struct Stepper {
     /// which resumes another coroutine of the same process (see
     /// [`step_at`]'s `keep`).
     open: std::cell::Cell<Option<i64>>,
-    /// The pid whose text is in the machine's `Late::LastFrom` slot (see
-    /// `machine/inbox.rs`); set only after the slot is.
-    last_from: std::cell::Cell<Option<warren_core::Pid>>,
+    /// The pids whose texts are in the machine's `Late::LastFrom` table,
+    /// by slot (see `machine/inbox.rs`); each set only after its slot is.
+    from_cache: [std::cell::Cell<Option<warren_core::Pid>>; FROM_CACHE],
     /// Resumptions since the last exchange with the other workers.
     resumed: std::cell::Cell<i64>,
     /// Messages taken (by process id) while the core was borrowed, which
@@ -116,7 +122,7 @@ impl Stepper {
             lua: std::cell::Cell::new(ptr::null()),
             open: std::cell::Cell::new(None),
             owed: std::cell::Cell::new(0),
-            last_from: std::cell::Cell::new(None),
+            from_cache: std::array::from_fn(|_| std::cell::Cell::new(None)),
             resumed: std::cell::Cell::new(0),
             unreported: RefCell::new(Vec::new()),
         }
@@ -222,15 +228,18 @@ impl Stepper {
         unsafe { &*lua }
     }
 
-    /// The pid whose text the machine's `Late::LastFrom` slot holds.
-    pub(crate) fn last_from(&self) -> Option<warren_core::Pid> {
-        self.last_from.get()
+    /// The pid whose text slot `slot` (below [`FROM_CACHE`]) of the
+    /// machine's `Late::LastFrom` table holds.
+    pub(crate) fn cached_from(&self, slot: usize) -> Option<warren_core::Pid> {
+        self.from_cache.get(slot).and_then(std::cell::Cell::get)
     }
 
-    /// Records whose text the `Late::LastFrom` slot holds (`None`: the
-    /// slot is about to change).
-    pub(crate) fn set_last_from(&self, pid: Option<warren_core::Pid>) {
-        self.last_from.set(pid);
+    /// Records whose text slot `slot` holds (`None`: it is about to
+    /// change).
+    pub(crate) fn set_cached_from(&self, slot: usize, pid: Option<warren_core::Pid>) {
+        if let Some(cell) = self.from_cache.get(slot) {
+            cell.set(pid);
+        }
     }
 
     /// This VM's front-end index in its worker (its ready queue).

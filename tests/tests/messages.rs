@@ -8,6 +8,8 @@ mod bursts;
 mod handoff;
 #[path = "messages/ordering.rs"]
 mod ordering;
+#[path = "messages/senders.rs"]
+mod senders;
 
 const ECHO: &str = r#"return function()
     local inbox = process.inbox()

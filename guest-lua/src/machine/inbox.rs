@@ -25,7 +25,10 @@
 //! copied to the stack first); raw access only, no metamethod, no user
 //! code.
 
+use std::ffi::c_int;
+
 use super::fast;
+use crate::step::FROM_CACHE;
 use mlua::ffi::{self, lua_State};
 
 use super::done::undeliverable;
@@ -134,27 +137,53 @@ unsafe fn push_topic(l: *mut lua_State, topic: &[u8]) {
     }
 }
 
-/// Pushes the text of `from`: the last sender's string when it is the
-/// same pid (`Late::LastFrom`), else a new one, kept there for the next.
+/// Pushes the text of `from`: the string kept for it in its slot of the
+/// `Late::LastFrom` table (see [`FROM_CACHE`]) when it is there, else a
+/// new one, kept in that slot for the next.
 ///
 /// # Safety
 ///
-/// As [`push_topic`].
+/// As [`push_topic`], with room for three values.
 unsafe fn push_from(l: *mut lua_State, ctx: &crate::step::Stepper, from: warren_core::Pid) {
     // SAFETY: see above; the pid recorded in `ctx` is forgotten before
     // the slot changes and set only after its text is in it, so a raise
     // in between leaves a miss, never a wrong text.
     unsafe {
-        if ctx.last_from() == Some(from) {
-            late(l, Late::LastFrom);
+        let slot = usize::try_from(from.serial() % FROM_CACHE as u64).unwrap_or(0);
+        let at = i64::try_from(slot).unwrap_or(0) + 1;
+        let cache = from_cache(l);
+        if ctx.cached_from(slot) == Some(from) {
+            fast::rawgeti(l, cache, at);
+            fast::remove(l, cache);
             return;
         }
-        ctx.set_last_from(None);
+        ctx.set_cached_from(slot, None);
         let text = from.text();
         let text = text.as_bytes();
         ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
         fast::pushvalue(l, -1);
-        ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::LastFrom as i64);
-        ctx.set_last_from(Some(from));
+        ffi::lua_rawseti(l, cache, at);
+        fast::remove(l, cache);
+        ctx.set_cached_from(slot, Some(from));
+    }
+}
+
+/// Pushes the table of senders' texts (`Late::LastFrom`), made at its
+/// full size on first use, and answers its index.
+///
+/// # Safety
+///
+/// As [`push_topic`]; may raise a memory error (the table's first use).
+unsafe fn from_cache(l: *mut lua_State) -> c_int {
+    // SAFETY: see above; the slot holds nothing or the table made here.
+    unsafe {
+        let at = late(l, Late::LastFrom);
+        if fast::type_of(l, at) != ffi::LUA_TTABLE {
+            raw::pop(l, 1);
+            ffi::lua_createtable(l, c_int::try_from(FROM_CACHE).unwrap_or(0), 0);
+            fast::pushvalue(l, -1);
+            ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::LastFrom as i64);
+        }
+        fast::gettop(l)
     }
 }
