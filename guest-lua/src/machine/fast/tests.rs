@@ -164,12 +164,6 @@ fn a_cut_past_a_to_be_closed_slot_closes_it() {
     assert_eq!(top, 0);
 }
 
-unsafe extern "C-unwind" {
-    fn warren_getn(l: *mut lua_State, idx: c_int, n: c_int) -> c_int;
-    fn warren_truthyn(l: *mut lua_State, idx: c_int, n: c_int) -> c_int;
-    fn warren_intn(l: *mut lua_State, idx: c_int, n: c_int) -> ffi::lua_Integer;
-}
-
 /// Compares the keyed reads of every key number (registered or not, and
 /// out of range) on the table at 1.
 ///
@@ -287,10 +281,6 @@ fn thread_and_integer_reads_and_the_room_check_agree_with_lua() {
     assert!(same);
 }
 
-unsafe extern "C-unwind" {
-    fn warren_tagged(l: *mut lua_State, idx: c_int, mtidx: c_int) -> c_int;
-}
-
 /// Compares pointers, raw equality of every pair, and `tagged` of every
 /// value against the metatable at 1, over the stack.
 unsafe extern "C-unwind" fn probe_pairs(l: *mut lua_State) -> c_int {
@@ -376,14 +366,6 @@ fn pointers_equality_and_tagged_userdata_agree_with_lua() {
 }
 
 unsafe extern "C-unwind" {
-    fn warren_setn(l: *mut lua_State, idx: c_int, n: c_int);
-    fn warren_setintn(l: *mut lua_State, idx: c_int, n: c_int, v: ffi::lua_Integer);
-    fn warren_addintn(
-        l: *mut lua_State,
-        idx: c_int,
-        n: c_int,
-        d: ffi::lua_Integer,
-    ) -> ffi::lua_Integer;
     fn warren_freeze(l: *mut lua_State, idx: c_int);
 }
 
