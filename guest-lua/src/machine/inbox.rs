@@ -114,8 +114,15 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
     }
 }
 
-/// Pushes `topic`: the string of the last message's topic when it is the
-/// same (`Late::LastTopic`), else a new one, kept there for the next.
+/// Topics whose strings a VM keeps (`Late::LastTopic`), one slot each by
+/// a hash of their bytes: a process that hears on a few topics from
+/// another worker (Big's `ping` and `pong`, one after the other) made a
+/// string for each message when only the last topic was kept.
+const TOPIC_CACHE: usize = 8;
+
+/// Pushes `topic`: the string kept in its slot of the `Late::LastTopic`
+/// table when it is the same bytes, else a new one, kept there for the
+/// next.
 ///
 /// # Safety
 ///
@@ -123,17 +130,24 @@ pub(super) unsafe fn msg_next(l: *mut lua_State, ctx: &crate::step::Stepper) -> 
 /// (nothing of Rust's needs dropping: `topic` is borrowed from a buffer
 /// on the caller's stack).
 unsafe fn push_topic(l: *mut lua_State, topic: &[u8]) {
-    // SAFETY: see above; the slot holds nothing or a string the machine
-    // put there (the table is the machine's own).
+    // SAFETY: see above; the table's slots hold nothing or strings the
+    // machine put there (the table is the machine's own).
     unsafe {
-        let last = late(l, Late::LastTopic);
-        if raw::bytes_at(l, last) == Some(topic) {
+        let hash = topic.iter().fold(topic.len(), |h, &b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        let at = i64::try_from(hash % TOPIC_CACHE).unwrap_or(0) + 1;
+        let cache = cache_table(l, Late::LastTopic, TOPIC_CACHE);
+        fast::rawgeti(l, cache, at);
+        if raw::bytes_at(l, -1) == Some(topic) {
+            fast::remove(l, cache);
             return;
         }
         raw::pop(l, 1);
         ffi::lua_pushlstring(l, topic.as_ptr().cast(), topic.len());
         fast::pushvalue(l, -1);
-        ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::LastTopic as i64);
+        ffi::lua_rawseti(l, cache, at);
+        fast::remove(l, cache);
     }
 }
 
@@ -151,7 +165,7 @@ unsafe fn push_from(l: *mut lua_State, ctx: &crate::step::Stepper, from: warren_
     unsafe {
         let slot = usize::try_from(from.serial() % FROM_CACHE as u64).unwrap_or(0);
         let at = i64::try_from(slot).unwrap_or(0) + 1;
-        let cache = from_cache(l);
+        let cache = cache_table(l, Late::LastFrom, FROM_CACHE);
         if ctx.cached_from(slot) == Some(from) {
             fast::rawgeti(l, cache, at);
             fast::remove(l, cache);
@@ -168,21 +182,22 @@ unsafe fn push_from(l: *mut lua_State, ctx: &crate::step::Stepper, from: warren_
     }
 }
 
-/// Pushes the table of senders' texts (`Late::LastFrom`), made at its
-/// full size on first use, and answers its index.
+/// Pushes the table of kept strings in slot `which` (`Late::LastFrom`,
+/// `Late::LastTopic`), made at its full size (`slots`) on first use, and
+/// answers its index.
 ///
 /// # Safety
 ///
 /// As [`push_topic`]; may raise a memory error (the table's first use).
-unsafe fn from_cache(l: *mut lua_State) -> c_int {
+unsafe fn cache_table(l: *mut lua_State, which: Late, slots: usize) -> c_int {
     // SAFETY: see above; the slot holds nothing or the table made here.
     unsafe {
-        let at = late(l, Late::LastFrom);
+        let at = late(l, which);
         if fast::type_of(l, at) != ffi::LUA_TTABLE {
             raw::pop(l, 1);
-            ffi::lua_createtable(l, c_int::try_from(FROM_CACHE).unwrap_or(0), 0);
+            ffi::lua_createtable(l, c_int::try_from(slots).unwrap_or(0), 0);
             fast::pushvalue(l, -1);
-            ffi::lua_rawseti(l, raw::uv(raw::LATE), Late::LastFrom as i64);
+            ffi::lua_rawseti(l, raw::uv(raw::LATE), which as i64);
         }
         fast::gettop(l)
     }

@@ -80,10 +80,11 @@ pub(super) enum Late {
     /// The kernel's `value_of(payload)`: a payload's value decoded from its
     /// format, for `payload:data()` (bound by `bind_start`).
     PayloadValue = 21,
-    /// The senders' pid texts kept by slot (`inbox.rs`, a table of
-    /// `FROM_CACHE` slots) and the topic of the last message handed over
-    /// from outside the VM: a process that hears from the same senders
-    /// on one topic gets both without a string made each time.
+    /// The senders' pid texts and the topics kept by slot for messages
+    /// handed over from outside the VM (`inbox.rs`, tables of
+    /// `FROM_CACHE` and `TOPIC_CACHE` slots): a process that hears from
+    /// the same senders on a few topics gets both without a string made
+    /// each time.
     LastFrom = 22,
     LastTopic = 23,
     /// The kernel's check of an error a process's `pcall` caught
