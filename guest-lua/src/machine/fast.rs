@@ -204,6 +204,23 @@ unsafe fn copy_slot(from: *const u8, to: *mut u8) {
     }
 }
 
+/// Pushes a copy of slot `from` (its value and tag; a stack slot needs
+/// no barrier).
+///
+/// # Safety
+///
+/// `from` is a live slot other than the top; `l` has room for one more
+/// value.
+#[inline(always)]
+unsafe fn push_copy(l: *mut lua_State, from: *const u8) {
+    // SAFETY: see above.
+    unsafe {
+        let top = *top_at(l);
+        copy_slot(from, top);
+        *top_at(l) = top.add(SLOT);
+    }
+}
+
 // The C functions every accessor falls back to.
 unsafe extern "C-unwind" {
     fn warren_checkstack(l: *mut lua_State, n: c_int);

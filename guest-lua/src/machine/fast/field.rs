@@ -26,14 +26,12 @@ pub(crate) unsafe fn rawgeti(l: *mut lua_State, idx: c_int, n: ffi::lua_Integer)
             if at < limit {
                 let array = t.add(T_ARRAY).cast::<*const u8>().read_unaligned();
                 let v = array.add(at as usize * SLOT);
-                let top = *top_at(l);
                 if *v.add(TAG) & 0x0f == VNIL {
-                    *top.add(TAG) = VNIL;
-                } else {
-                    copy_slot(v, top);
+                    pushnil(l);
+                    return ffi::LUA_TNIL;
                 }
-                *top_at(l) = top.add(SLOT);
-                return c_int::from(*top.add(TAG) & 0x0f);
+                push_copy(l, v);
+                return c_int::from(*v.add(TAG) & 0x0f);
             }
         }
         ffi::lua_rawgeti(l, idx, n)
@@ -130,11 +128,7 @@ pub(crate) unsafe fn getn(l: *mut lua_State, idx: c_int, n: c_int) -> c_int {
     unsafe {
         match field(l, idx, n) {
             Ok(Some(v)) if *v.add(TAG) & 0x0f != VNIL => {
-                let top = *top_at(l);
-                top.cast::<u64>()
-                    .write_unaligned(v.cast::<u64>().read_unaligned());
-                *top.add(TAG) = *v.add(TAG);
-                *top_at(l) = top.add(SLOT);
+                push_copy(l, v);
                 c_int::from(*v.add(TAG) & 0x0f)
             }
             Ok(_) => {
@@ -200,9 +194,7 @@ pub(crate) unsafe fn setn(l: *mut lua_State, idx: c_int, n: c_int) {
         if *v.add(TAG) & COLLECTABLE == 0
             && let Some(node) = writable(l, idx, n)
         {
-            node.cast::<u64>()
-                .write_unaligned(v.cast::<u64>().read_unaligned());
-            *node.add(TAG) = *v.add(TAG);
+            copy_slot(v, node);
             *top_at(l) = v;
             return;
         }

@@ -112,12 +112,7 @@ pub(crate) unsafe fn push_upvalue1(l: *mut lua_State, funcidx: c_int) {
                 >= 1
             {
                 let upval = closure.add(LCL_UPVALS).cast::<*const u8>().read_unaligned();
-                let v = upval.add(UPVAL_V).cast::<*const u8>().read_unaligned();
-                let top = *top_at(l);
-                top.cast::<u64>()
-                    .write_unaligned(v.cast::<u64>().read_unaligned());
-                *top.add(TAG) = *v.add(TAG);
-                *top_at(l) = top.add(SLOT);
+                push_copy(l, upval.add(UPVAL_V).cast::<*const u8>().read_unaligned());
                 return;
             }
         }
@@ -209,12 +204,7 @@ pub(crate) unsafe fn tagged(l: *mut lua_State, idx: c_int, mtidx: c_int) -> c_in
         {
             return 0;
         }
-        let v = u.add(U_UV);
-        let top = *top_at(l);
-        top.cast::<u64>()
-            .write_unaligned(v.cast::<u64>().read_unaligned());
-        *top.add(TAG) = *v.add(TAG);
-        *top_at(l) = top.add(SLOT);
+        push_copy(l, u.add(U_UV));
         1
     }
 }

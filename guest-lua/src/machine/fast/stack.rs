@@ -209,13 +209,7 @@ pub(crate) unsafe fn pushvalue(l: *mut lua_State, idx: c_int) {
     // source is below the top or an upvalue).
     unsafe {
         match slot(l, idx) {
-            Slot::At(o) => {
-                let top = *top_at(l);
-                top.cast::<u64>()
-                    .write_unaligned(o.cast::<u64>().read_unaligned());
-                *top.add(TAG) = *o.add(TAG);
-                *top_at(l) = top.add(SLOT);
-            }
+            Slot::At(o) => push_copy(l, o),
             Slot::Absent => pushnil(l),
             Slot::Slow => ffi::lua_pushvalue(l, idx),
         }
