@@ -211,6 +211,7 @@ impl LuaVm {
             | StdLib::UTF8
             | StdLib::MATH
             | StdLib::OS;
+        crate::alloc::install();
         // SAFETY: the debug library is loaded only so that the kernel can keep
         // `debug.getmetatable`, to see through protected metatables when
         // copying, and the readers of frames and upvalues its measure walks

@@ -8,6 +8,7 @@
 //! `rawset`/`setmetatable`/`load` are guarded, and kernel state is held in
 //! upvalues no process can reach. See `docs/architecture.md`.
 
+mod alloc;
 mod convert;
 #[cfg(test)]
 mod convert_props;

@@ -28,6 +28,7 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
 
+pub mod block;
 mod large;
 
 pub use large::{LARGE_BYTES, map_large_blocks_here};

@@ -1332,6 +1332,8 @@ LUA_API void lua_setallocf (lua_State *L, lua_Alloc f, void *ud) {
   lua_lock(L);
   G(L)->ud = ud;
   G(L)->frealloc = f;
+  G(L)->warren_alloc = f;  /* WARREN: a new allocator is used as given */
+  G(L)->warren_smallblocks = 0;
   lua_unlock(L);
 }
 

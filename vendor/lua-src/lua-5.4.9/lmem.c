@@ -44,7 +44,9 @@
 /*
 ** Macro to call the allocation function.
 */
-#define callfrealloc(g,block,os,ns)    ((*g->frealloc)(g->ud, block, os, ns))
+/* WARREN: 'warren_alloc', 'frealloc' or its stand-in (lwarren.h,
+   warren_set_alloc) */
+#define callfrealloc(g,block,os,ns)    ((*g->warren_alloc)(g->ud, block, os, ns))
 
 
 /*
@@ -145,12 +147,35 @@ l_noret luaM_toobig (lua_State *L) {
 
 
 /*
+** WARREN: a new small block of a state whose 'ud' is a budget
+** (lwarren.h, warren_set_alloc), by the budget's rule; NULL when it does
+** not fit or the embedder has no memory.
+*/
+static void *warren_smallalloc (global_State *g, size_t size) {
+  warren_Budget *b = cast(warren_Budget *, g->ud);
+  ptrdiff_t n = cast(ptrdiff_t, size);  /* below 'warren_small.below' */
+  void *p;
+  if (b->limit > 0 && b->used > b->limit - n && !b->ignore)
+    return NULL;
+  p = warren_small.alloc(size);
+  if (p != NULL)
+    b->used += n;
+  return p;
+}
+
+
+/*
 ** Free memory
 */
 void luaM_free_ (lua_State *L, void *block, size_t osize) {
   global_State *g = G(L);
   lua_assert((osize == 0) == (block == NULL));
-  callfrealloc(g, block, osize, 0);
+  if (g->warren_smallblocks && osize < warren_small.below) {  /* WARREN */
+    cast(warren_Budget *, g->ud)->used -= cast(ptrdiff_t, osize);
+    warren_small.free(block);
+  }
+  else
+    callfrealloc(g, block, osize, 0);
   g->GCdebt -= osize;
 }
 
@@ -210,7 +235,10 @@ void *luaM_malloc_ (lua_State *L, size_t size, int tag) {
     return NULL;  /* that's all */
   else {
     global_State *g = G(L);
-    void *newblock = firsttry(g, NULL, tag, size);
+    /* WARREN: small blocks made here (lwarren.h, warren_set_alloc) */
+    void *newblock = (g->warren_smallblocks && size < warren_small.below)
+                   ? warren_smallalloc(g, size)
+                   : firsttry(g, NULL, tag, size);
     if (l_unlikely(newblock == NULL)) {
       newblock = tryagain(L, NULL, tag, size);
       if (newblock == NULL)

@@ -290,7 +290,8 @@ static void close_state (lua_State *L) {
   luaM_freearray(L, G(L)->strt.hash, G(L)->strt.size);
   freestack(L);
   lua_assert(gettotalbytes(g) == sizeof(LG));
-  (*g->frealloc)(g->ud, fromstate(L), sizeof(LG), 0);  /* free main block */
+  /* WARREN: freed by what allocated it */
+  (*g->warren_alloc)(g->ud, fromstate(L), sizeof(LG), 0);  /* free main block */
 }
 
 
@@ -373,7 +374,9 @@ LUA_API lua_State *lua_newstate (lua_Alloc f, void *ud) {
   int i;
   lua_State *L;
   global_State *g;
-  LG *l = cast(LG *, (*f)(ud, NULL, LUA_TTHREAD, sizeof(LG)));
+  /* WARREN: the embedder's stand-in for 'f', if any (lwarren.h) */
+  lua_Alloc alloc = warren_alloc_for(f);
+  LG *l = cast(LG *, (*alloc)(ud, NULL, LUA_TTHREAD, sizeof(LG)));
   if (l == NULL) return NULL;
   L = &l->l.l;
   g = &l->g;
@@ -385,6 +388,8 @@ LUA_API lua_State *lua_newstate (lua_Alloc f, void *ud) {
   L->next = NULL;
   incnny(L);  /* main thread is always non yieldable */
   g->frealloc = f;
+  g->warren_alloc = alloc;  /* WARREN */
+  g->warren_smallblocks = (alloc != f);  /* WARREN: 'ud' is a budget */
   g->ud = ud;
   g->warnf = NULL;
   g->ud_warn = NULL;

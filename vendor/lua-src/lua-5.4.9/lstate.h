@@ -306,6 +306,8 @@ typedef struct global_State {
   TString *warren_keys[WARREN_NKEYS];  /* WARREN: keys by number (lwarren.h) */
   size_t warren_grown;  /* WARREN: bytes ever allocated (lwarren.h) */
   size_t warren_memerrs;  /* WARREN: memory errors raised (lwarren.h) */
+  lua_Alloc warren_alloc;  /* WARREN: what allocates (lwarren.h) */
+  lu_byte warren_smallblocks;  /* WARREN: lmem.c makes small blocks */
 } global_State;
 
 

@@ -9,6 +9,7 @@
 
 #include "lprefix.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "lua.h"
@@ -38,6 +39,40 @@ void warren_pollfn_call (lua_State *L) {
   warren_poll_fn f = warren_pollfn;
   if (f != NULL)
     f(L);  /* may raise an error (longjmp) */
+}
+
+
+/*
+** Set once, but possibly while other threads create states: read and
+** written atomically ('expect' last, so a reader that sees it sees 'use').
+*/
+static _Atomic(lua_Alloc) warren_allocexpect = NULL;
+static _Atomic(lua_Alloc) warren_allocuse = NULL;
+
+/* written before 'warren_allocexpect' is published, read only by states
+   that saw it (so after it) */
+warren_Small warren_small = {0, NULL, NULL};
+
+
+LUA_API void warren_set_alloc (lua_Alloc expect, lua_Alloc use,
+                               const warren_Small *small) {
+  warren_small = *small;
+  atomic_store_explicit(&warren_allocuse, use, memory_order_relaxed);
+  atomic_store_explicit(&warren_allocexpect, expect, memory_order_release);
+}
+
+
+lua_Alloc warren_alloc_for (lua_Alloc f) {
+  lua_Alloc expect = atomic_load_explicit(&warren_allocexpect,
+                                          memory_order_acquire);
+  if (f == NULL || f != expect)
+    return f;
+  return atomic_load_explicit(&warren_allocuse, memory_order_relaxed);
+}
+
+
+LUA_API lua_Alloc warren_getalloc (lua_State *L) {
+  return G(L)->warren_alloc;
 }
 
 

@@ -111,6 +111,53 @@ LUA_API void warren_set_emergency_hook (warren_emergency_fn f);
 LUAI_FUNC int warren_emergency_call (lua_State *L, int what);
 
 /*
+** The allocator of new states (lstate.c, 'lua_newstate'): a state created
+** with allocator 'expect' allocates through 'use' instead, with the same
+** 'ud' and the same contract, from its first block to its last, while
+** 'lua_getallocf' still answers 'expect' (so an embedder that recognises
+** its states by their allocator still does). A state created with any
+** other allocator, or before this is set, keeps the one it was given; so
+** does one given a new allocator by 'lua_setallocf'. Set once per
+** process; it may be set while states exist (each new state reads it
+** once, atomically). Used by guest-lua/src/alloc.rs.
+**
+** Such a state's 'ud' is a 'warren_Budget', and lmem.c makes and frees
+** its blocks under 'small.below' bytes itself, with 'small.alloc' and
+** 'small.free' and the budget's rule ('warren_smallalloc'): the
+** allocations of a running program, without the call to 'use' (whose
+** frame was half of its cost). 'use' must follow the same rule and make
+** and free such blocks with the same two functions.
+*/
+typedef struct warren_Small {
+  size_t below;  /* blocks of fewer bytes are 'small' */
+  void *(*alloc) (size_t n);  /* a block of 'n' bytes, or NULL */
+  void (*free) (void *p);  /* frees a block of 'alloc' */
+} warren_Small;
+
+/*
+** The 'ud' of 'use': the bytes its state holds; growth past 'limit'
+** (unless 0 or 'ignore') fails. The layout of mlua's memory state
+** (guest-lua/src/alloc.rs checks it against mlua).
+*/
+typedef struct warren_Budget {
+  ptrdiff_t used;
+  ptrdiff_t limit;
+  unsigned char ignore;
+} warren_Budget;
+
+LUA_API void warren_set_alloc (lua_Alloc expect, lua_Alloc use,
+                               const warren_Small *small);
+
+/* the small blocks' functions, valid for states with 'warren_small' set */
+LUAI_DDEC(warren_Small) warren_small;
+
+/* what a state created with allocator 'f' allocates through */
+LUAI_FUNC lua_Alloc warren_alloc_for (lua_Alloc f);
+
+/* what the state of 'L' allocates through */
+LUA_API lua_Alloc (warren_getalloc) (lua_State *L);
+
+/*
 ** 'luaD_shrinkstack' of a suspended coroutine (see ldo.c): the stack is
 ** cut to what its frames use once that saves more than this many slots.
 ** Every idle process and blocked coroutine is such a thread, so its stack
