@@ -147,36 +147,18 @@ l_noret luaM_toobig (lua_State *L) {
 
 
 /*
-** WARREN: a new small block of a state whose 'ud' is a budget
-** (lwarren.h, warren_set_alloc), by the budget's rule; NULL when it does
-** not fit or the embedder has no memory.
-*/
-static void *warren_smallalloc (global_State *g, size_t size) {
-  warren_Budget *b = cast(warren_Budget *, g->ud);
-  ptrdiff_t n = cast(ptrdiff_t, size);  /* below 'warren_small.below' */
-  void *p;
-  if (b->limit > 0 && b->used > b->limit - n && !b->ignore)
-    return NULL;
-  p = warren_small.alloc(size);
-  if (p != NULL)
-    b->used += n;
-  return p;
-}
-
-
-/*
 ** Free memory
 */
 void luaM_free_ (lua_State *L, void *block, size_t osize) {
   global_State *g = G(L);
   lua_assert((osize == 0) == (block == NULL));
-  if (g->warren_smallblocks && osize < warren_small.below) {  /* WARREN */
+  g->GCdebt -= osize;  /* WARREN: first, so that the free is a tail call */
+  if (l_likely(g->warren_smallblocks && osize < warren_small.below)) {
     cast(warren_Budget *, g->ud)->used -= cast(ptrdiff_t, osize);
     warren_small.free(block);
   }
   else
     callfrealloc(g, block, osize, 0);
-  g->GCdebt -= osize;
 }
 
 
@@ -230,22 +212,51 @@ void *luaM_saferealloc_ (lua_State *L, void *block, size_t osize,
 }
 
 
+/*
+** WARREN: 'luaM_malloc_' as Lua has it, for every block it does not make
+** itself, out of its line: its frame was half of the cost of a small
+** block's allocation.
+*/
+static WARREN_NOINLINE void *warren_mallocplain (lua_State *L, size_t size,
+                                                 int tag) {
+  global_State *g = G(L);
+  void *newblock = firsttry(g, NULL, tag, size);
+  if (l_unlikely(newblock == NULL)) {
+    newblock = tryagain(L, NULL, tag, size);
+    if (newblock == NULL)
+      luaM_error(L);
+  }
+  g->GCdebt += size;
+  g->warren_grown += size;  /* WARREN: count growth (warren_grown) */
+  return newblock;
+}
+
+
 void *luaM_malloc_ (lua_State *L, size_t size, int tag) {
   if (size == 0)
     return NULL;  /* that's all */
   else {
+    /* WARREN: a small block made here (lwarren.h, warren_set_alloc), as
+       'warren_mallocplain' with the embedder's 'use' would: counted first
+       so that nothing but the arguments is kept across the call */
     global_State *g = G(L);
-    /* WARREN: small blocks made here (lwarren.h, warren_set_alloc) */
-    void *newblock = (g->warren_smallblocks && size < warren_small.below)
-                   ? warren_smallalloc(g, size)
-                   : firsttry(g, NULL, tag, size);
-    if (l_unlikely(newblock == NULL)) {
-      newblock = tryagain(L, NULL, tag, size);
-      if (newblock == NULL)
-        luaM_error(L);
+    if (l_likely(g->warren_smallblocks && size < warren_small.below)) {
+      warren_Budget *b = cast(warren_Budget *, g->ud);
+      ptrdiff_t n = cast(ptrdiff_t, size);
+      if (l_likely(b->limit <= 0 || b->used <= b->limit - n || b->ignore)) {
+        void *newblock;
+        b->used += n;
+        g->GCdebt += size;
+        g->warren_grown += size;
+        newblock = warren_small.alloc(size);
+        if (l_likely(newblock != NULL))
+          return newblock;
+        g = G(L);  /* no memory: uncounted, and Lua's way below */
+        cast(warren_Budget *, g->ud)->used -= n;
+        g->GCdebt -= size;
+        g->warren_grown -= size;
+      }
     }
-    g->GCdebt += size;
-    g->warren_grown += size;  /* WARREN: count growth (warren_grown) */
-    return newblock;
+    return warren_mallocplain(L, size, tag);
   }
 }

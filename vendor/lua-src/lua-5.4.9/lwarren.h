@@ -123,11 +123,18 @@ LUAI_FUNC int warren_emergency_call (lua_State *L, int what);
 **
 ** Such a state's 'ud' is a 'warren_Budget', and lmem.c makes and frees
 ** its blocks under 'small.below' bytes itself, with 'small.alloc' and
-** 'small.free' and the budget's rule ('warren_smallalloc'): the
+** 'small.free' and the budget's rule ('luaM_malloc_', 'luaM_free_'): the
 ** allocations of a running program, without the call to 'use' (whose
 ** frame was half of its cost). 'use' must follow the same rule and make
 ** and free such blocks with the same two functions.
 */
+/* keeps a cold path out of its caller's frame */
+#if defined(__GNUC__)
+#define WARREN_NOINLINE	__attribute__((noinline))
+#else
+#define WARREN_NOINLINE	/* empty */
+#endif
+
 typedef struct warren_Small {
   size_t below;  /* blocks of fewer bytes are 'small' */
   void *(*alloc) (size_t n);  /* a block of 'n' bytes, or NULL */
