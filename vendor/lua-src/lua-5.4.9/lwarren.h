@@ -110,6 +110,13 @@ LUA_API void warren_set_emergency_hook (warren_emergency_fn f);
 /* calls the embedder's emergency hook, if any (1 when there is none) */
 LUAI_FUNC int warren_emergency_call (lua_State *L, int what);
 
+/* keeps a cold path out of its caller's frame */
+#if defined(__GNUC__)
+#define WARREN_NOINLINE	__attribute__((noinline))
+#else
+#define WARREN_NOINLINE	/* empty */
+#endif
+
 /*
 ** The allocator of new states (lstate.c, 'lua_newstate'): a state created
 ** with allocator 'expect' allocates through 'use' instead, with the same
@@ -128,13 +135,6 @@ LUAI_FUNC int warren_emergency_call (lua_State *L, int what);
 ** frame was half of its cost). 'use' must follow the same rule and make
 ** and free such blocks with the same two functions.
 */
-/* keeps a cold path out of its caller's frame */
-#if defined(__GNUC__)
-#define WARREN_NOINLINE	__attribute__((noinline))
-#else
-#define WARREN_NOINLINE	/* empty */
-#endif
-
 typedef struct warren_Small {
   size_t below;  /* blocks of fewer bytes are 'small' */
   void *(*alloc) (size_t n);  /* a block of 'n' bytes, or NULL */
@@ -143,8 +143,8 @@ typedef struct warren_Small {
 
 /*
 ** The 'ud' of 'use': the bytes its state holds; growth past 'limit'
-** (unless 0 or 'ignore') fails. The layout of mlua's memory state
-** (guest-lua/src/alloc.rs checks it against mlua).
+** fails, unless the limit is 0 (none) or 'ignore' is set. The layout of
+** mlua's memory state (guest-lua/src/alloc.rs checks it against mlua).
 */
 typedef struct warren_Budget {
   ptrdiff_t used;
@@ -155,7 +155,7 @@ typedef struct warren_Budget {
 LUA_API void warren_set_alloc (lua_Alloc expect, lua_Alloc use,
                                const warren_Small *small);
 
-/* the small blocks' functions, valid for states with 'warren_small' set */
+/* the small blocks' functions, for states with 'warren_smallblocks' set */
 LUAI_DDEC(warren_Small) warren_small;
 
 /* what a state created with allocator 'f' allocates through */
