@@ -151,3 +151,27 @@ fn small_blocks_past_the_limit_fail_as_a_memory_error_and_the_vm_goes_on() {
     let n: usize = fill.call(10_000).expect("without a limit");
     assert_eq!(n, 10_000);
 }
+
+#[test]
+fn an_array_grown_past_the_limit_fails_as_a_memory_error() {
+    // Integers only: the one block that grows is the array's, resized in
+    // place (small blocks up to a megabyte) until it does not fit.
+    let (lua, _, _, _) = vm();
+    let fill = lua
+        .load("local t = {} ; for i = 1, ... do t[i] = i end ; return #t")
+        .into_function()
+        .expect("chunk");
+    let ceiling = lua.used_memory() + 200 * 1024;
+    lua.set_memory_limit(ceiling).expect("limit");
+    let err = fill.call::<usize>(60_000).expect_err("past the limit");
+    assert!(matches!(err, mlua::Error::MemoryError(_)), "{err}");
+    assert!(
+        lua.used_memory() <= ceiling,
+        "{} past {ceiling}",
+        lua.used_memory()
+    );
+    let n: usize = fill.call(4_000).expect("under the limit");
+    assert_eq!(n, 4_000);
+    lua.set_memory_limit(0).expect("limit");
+    assert_eq!(lua.used_memory(), lua_count(&lua));
+}

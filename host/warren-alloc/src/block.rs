@@ -34,6 +34,9 @@ pub struct Small {
     pub alloc: unsafe extern "C" fn(usize) -> *mut c_void,
     /// Frees a block of `alloc`.
     pub free: unsafe extern "C" fn(*mut c_void),
+    /// A block of `alloc` (or null) resized to that many bytes (not 0),
+    /// its bytes kept; or null, the block as it was.
+    pub realloc: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void,
 }
 
 /// This module's small blocks: mimalloc's below [`LARGE_BYTES`].
@@ -41,6 +44,7 @@ pub const SMALL: Small = Small {
     below: LARGE_BYTES,
     alloc: mi_malloc,
     free: mi_free,
+    realloc: mi_realloc,
 };
 
 /// The layout of a large block of `size` bytes.
@@ -182,9 +186,16 @@ mod tests {
             unsafe {
                 let p = (SMALL.alloc)(size).cast::<u8>();
                 fill(p, size, 9);
-                let q = realloc(p, size, size + 1);
-                assert!(holds(q, size, 9), "{size}");
-                free(q, size + 1);
+                // Resized by the C function within the small blocks,
+                // then by `realloc` across the line and back.
+                let n = (size + 1).min(SMALL.below - 1);
+                let q = (SMALL.realloc)(p.cast(), n).cast::<u8>();
+                assert!(holds(q, size.min(n), 9), "{size}");
+                let q = realloc(q, n, LARGE_BYTES + 2);
+                assert!(holds(q, size.min(n), 9), "{size}");
+                let q = realloc(q, LARGE_BYTES + 2, n);
+                assert!(holds(q, size.min(n), 9), "{size}");
+                free(q, n);
                 let r = alloc(size);
                 (SMALL.free)(r.cast());
             }

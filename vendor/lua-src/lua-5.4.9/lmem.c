@@ -183,13 +183,43 @@ static void *tryagain (lua_State *L, void *block,
 
 
 /*
+** WARREN: small block 'block' of 'osize' bytes (or none: NULL and 0)
+** resized to 'nsize' (0: freed) with the embedder's functions, by the
+** budget's rule (lwarren.h, warren_set_alloc); NULL when growth does not
+** fit or there is no memory ('block' then as it was), as 'firsttry'.
+*/
+static void *warren_smallrealloc (global_State *g, void *block,
+                                  size_t osize, size_t nsize) {
+  warren_Budget *b = cast(warren_Budget *, g->ud);
+  ptrdiff_t grows = cast(ptrdiff_t, nsize) - cast(ptrdiff_t, osize);
+  void *newblock;
+  if (nsize == 0) {
+    b->used -= cast(ptrdiff_t, osize);
+    warren_small.free(block);
+    return NULL;
+  }
+  if (grows > 0 && b->limit > 0 && b->used > b->limit - grows && !b->ignore)
+    return NULL;
+  newblock = (block == NULL) ? warren_small.alloc(nsize)  /* the cheaper */
+                             : warren_small.realloc(block, nsize);
+  if (newblock != NULL)
+    b->used += grows;
+  return newblock;
+}
+
+
+/*
 ** Generic allocation routine.
 */
 void *luaM_realloc_ (lua_State *L, void *block, size_t osize, size_t nsize) {
   void *newblock;
   global_State *g = G(L);
   lua_assert((osize == 0) == (block == NULL));
-  newblock = firsttry(g, block, osize, nsize);
+  /* WARREN: a small block resized here (lwarren.h, warren_set_alloc) */
+  newblock = (g->warren_smallblocks && osize < warren_small.below &&
+              nsize < warren_small.below)
+           ? warren_smallrealloc(g, block, osize, nsize)
+           : firsttry(g, block, osize, nsize);
   if (l_unlikely(newblock == NULL && nsize > 0)) {
     newblock = tryagain(L, block, osize, nsize);
     if (newblock == NULL)  /* still no memory? */

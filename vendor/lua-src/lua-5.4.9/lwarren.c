@@ -51,7 +51,7 @@ static _Atomic(lua_Alloc) warren_allocuse = NULL;
 
 /* written before 'warren_allocexpect' is published, read only by states
    that saw it (so after it) */
-warren_Small warren_small = {0, NULL, NULL};
+warren_Small warren_small = {0, NULL, NULL, NULL};
 
 
 LUA_API void warren_set_alloc (lua_Alloc expect, lua_Alloc use,

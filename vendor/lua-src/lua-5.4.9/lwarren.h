@@ -128,17 +128,21 @@ LUAI_FUNC int warren_emergency_call (lua_State *L, int what);
 ** process; it may be set while states exist (each new state reads it
 ** once, atomically). Used by guest-lua/src/alloc.rs.
 **
-** Such a state's 'ud' is a 'warren_Budget', and lmem.c makes and frees
-** its blocks under 'small.below' bytes itself, with 'small.alloc' and
-** 'small.free' and the budget's rule ('luaM_malloc_', 'luaM_free_'): the
+** Such a state's 'ud' is a 'warren_Budget', and lmem.c makes, resizes
+** and frees its blocks under 'small.below' bytes itself, with the
+** functions of 'small' and the budget's rule ('luaM_malloc_',
+** 'luaM_free_', 'luaM_realloc_' through 'warren_smallrealloc'): the
 ** allocations of a running program, without the call to 'use' (whose
-** frame was half of its cost). 'use' must follow the same rule and make
-** and free such blocks with the same two functions.
+** frame was half of its cost). 'use' must follow the same rule and
+** make, resize and free such blocks with the same functions.
 */
 typedef struct warren_Small {
   size_t below;  /* blocks of fewer bytes are 'small' */
   void *(*alloc) (size_t n);  /* a block of 'n' bytes, or NULL */
   void (*free) (void *p);  /* frees a block of 'alloc' */
+  /* block 'p' of 'alloc' (or NULL) resized to 'n' bytes, its bytes kept,
+     or NULL ('p' as it was); 'n' is not 0 */
+  void *(*realloc) (void *p, size_t n);
 } warren_Small;
 
 /*
