@@ -15,8 +15,8 @@
 //! [`Budget`]), so mlua's `used_memory` and `set_memory_limit` are
 //! unchanged, and the block straight from mimalloc
 //! ([`warren_alloc::block`]). Blocks under a megabyte, nearly all of
-//! them, Lua's `luaM_malloc_` and `luaM_free_` make and free themselves
-//! by the same rule, with mimalloc's functions
+//! them, Lua's `luaM_malloc_`, `luaM_realloc_` and `luaM_free_` make,
+//! resize and free themselves by the same rule, with mimalloc's functions
 //! ([`warren_alloc::block::SMALL`]), without a call to [`allocate`].
 //! mlua still finds its state by its own hook, which `lua_getallocf`
 //! still answers. A VM allocates this way or mlua's for its whole life,
