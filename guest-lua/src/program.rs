@@ -131,12 +131,49 @@ pub(crate) fn chunk_text(
     };
     let translation =
         warren_lua_dialect::translate(&source).map_err(|d| format!("{chunk_name}:{d}"))?;
-    let body = translation.lua;
-    if translation.needs_types {
-        let text = format!("local _ENV, __warren_types = ...; {body}");
-        Ok((text, Some(translation.types)))
+    let (prefix, types) = if translation.needs_types {
+        (
+            "local _ENV, __warren_types = ...; ",
+            Some(translation.types),
+        )
     } else {
-        Ok((format!("local _ENV = ...; {body}"), None))
+        ("local _ENV = ...; ", None)
+    };
+    Ok((prefixed(prefix, &translation.lua), types))
+}
+
+/// `prefix` then `text`, in one allocation (`format!`'s machinery was
+/// about a thousand instructions of each cold spawn's compile).
+fn prefixed(prefix: &str, text: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + text.len());
+    out.push_str(prefix);
+    out.push_str(text);
+    out
+}
+
+/// A chunk's text and its name, for mlua: a chunk loaded without a name
+/// had mlua format a default one (`@file:line` of the call), then
+/// replaced by `set_name`'s.
+struct Named<'a> {
+    /// The name Lua gives it (`@` and the file).
+    name: String,
+    text: &'a str,
+}
+
+impl mlua::chunk::AsChunk for Named<'_> {
+    fn name(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
+
+    fn mode(&self) -> Option<ChunkMode> {
+        Some(ChunkMode::Text)
+    }
+
+    fn source<'b>(&self) -> std::io::Result<std::borrow::Cow<'b, [u8]>>
+    where
+        Self: 'b,
+    {
+        Ok(std::borrow::Cow::Borrowed(self.text.as_bytes()))
     }
 }
 
@@ -148,9 +185,10 @@ fn compile_chunk(lua: &Lua, chunk_name: &str, source: &str) -> mlua::Result<Comp
             incomplete_input: false,
         })?;
     let chunk = lua
-        .load(text)
-        .set_name(format!("@{chunk_name}"))
-        .set_mode(ChunkMode::Text)
+        .load(Named {
+            name: prefixed("@", chunk_name),
+            text: &text,
+        })
         .into_function()?;
     Ok(Compiled { chunk, types })
 }
