@@ -130,48 +130,40 @@ fn the_budget_counts_every_block_lua_counts_small_and_large() {
     assert_eq!(lua.used_memory(), lua_count(&lua), "after freeing");
 }
 
-#[test]
-fn small_blocks_past_the_limit_fail_as_a_memory_error_and_the_vm_goes_on() {
+/// Runs `fill(n)` (the chunk `source`, returning `#t`) under a ceiling
+/// `room` bytes above the VM's use and asserts it fails as a memory error
+/// without passing it; then that `fill(small)` fits under the ceiling and
+/// the VM's count still agrees with Lua's once the limit is lifted.
+fn fails_past_the_limit(source: &str, room: usize, n: usize, small: usize) {
     let (lua, _, _, _) = vm();
-    let fill = lua
-        .load("local t = {} ; for i = 1, ... do t[i] = { i } end ; return #t")
-        .into_function()
-        .expect("chunk");
-    let ceiling = lua.used_memory() + 256 * 1024;
+    let fill = lua.load(source).into_function().expect("chunk");
+    let ceiling = lua.used_memory() + room;
     lua.set_memory_limit(ceiling).expect("limit");
-    let err = fill.call::<usize>(1_000_000).expect_err("past the limit");
+    let err = fill.call::<usize>(n).expect_err("past the limit");
     assert!(matches!(err, mlua::Error::MemoryError(_)), "{err}");
     assert!(
         lua.used_memory() <= ceiling,
         "{} past {ceiling}",
         lua.used_memory()
     );
-    lua.set_memory_limit(0).expect("limit");
     lua.gc_collect().expect("collect");
-    let n: usize = fill.call(10_000).expect("without a limit");
-    assert_eq!(n, 10_000);
+    let got: usize = fill.call(small).expect("under the limit");
+    assert_eq!(got, small);
+    lua.set_memory_limit(0).expect("limit");
+    assert_eq!(lua.used_memory(), lua_count(&lua));
+}
+
+#[test]
+fn small_blocks_past_the_limit_fail_as_a_memory_error_and_the_vm_goes_on() {
+    // A new table per item: small blocks made by `luaM_malloc_`.
+    let source = "local t = {} ; for i = 1, ... do t[i] = { i } end ; return #t";
+    fails_past_the_limit(source, 256 * 1024, 1_000_000, 1_000);
 }
 
 #[test]
 fn an_array_grown_past_the_limit_fails_as_a_memory_error() {
     // Integers only: the one block that grows is the array's, resized in
     // place (small blocks up to a megabyte) until it does not fit.
-    let (lua, _, _, _) = vm();
-    let fill = lua
-        .load("local t = {} ; for i = 1, ... do t[i] = i end ; return #t")
-        .into_function()
-        .expect("chunk");
-    let ceiling = lua.used_memory() + 200 * 1024;
-    lua.set_memory_limit(ceiling).expect("limit");
-    let err = fill.call::<usize>(60_000).expect_err("past the limit");
-    assert!(matches!(err, mlua::Error::MemoryError(_)), "{err}");
-    assert!(
-        lua.used_memory() <= ceiling,
-        "{} past {ceiling}",
-        lua.used_memory()
-    );
-    let n: usize = fill.call(4_000).expect("under the limit");
-    assert_eq!(n, 4_000);
-    lua.set_memory_limit(0).expect("limit");
-    assert_eq!(lua.used_memory(), lua_count(&lua));
+    let source = "local t = {} ; for i = 1, ... do t[i] = i end ; return #t";
+    fails_past_the_limit(source, 200 * 1024, 60_000, 4_000);
 }
