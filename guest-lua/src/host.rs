@@ -116,6 +116,8 @@ struct Entries {
     last_topic: Option<(Arc<str>, LuaString)>,
     /// The kernel's error metatable (error objects are revived with it).
     error_mt: Option<Table>,
+    /// The kernel's `new_entry` (looked up by name once, not per entry).
+    new_entry: Option<Function>,
 }
 
 impl Entries {
@@ -125,6 +127,16 @@ impl Entries {
             self.error_mt = lua.named_registry_value("warren.error_mt").ok();
         }
         self.error_mt.clone()
+    }
+
+    /// The kernel's `new_entry`, which makes an entry's record.
+    fn new_entry(&mut self, lua: &Lua) -> mlua::Result<Function> {
+        if let Some(f) = &self.new_entry {
+            return Ok(f.clone());
+        }
+        let f: Function = lua.named_registry_value("warren.new_entry")?;
+        self.new_entry = Some(f.clone());
+        Ok(f)
     }
 
     fn kind(&mut self, lua: &Lua, name: &'static str) -> mlua::Result<LuaValue> {
@@ -491,6 +503,7 @@ fn register_next(
         last_from: None,
         last_topic: None,
         error_mt: None,
+        new_entry: None,
     }));
     let (core_for_entry, entries_for_entry) = (core.clone(), entries.clone());
     let core_for_upgraded = core.clone();
@@ -762,8 +775,9 @@ fn entry_table(
         other => other.to_string(),
     })?;
     let build = || -> Result<Table, String> {
-        let new_entry: Function = lua
-            .named_registry_value("warren.new_entry")
+        let new_entry = entries
+            .borrow_mut()
+            .new_entry(lua)
             .map_err(|e| e.to_string())?;
         let imports = library_tables(lua, entries, &new_entry, &code.imports, 0)?;
         let types = type_values(lua, compiled.types.as_ref())?;

@@ -1,7 +1,7 @@
 //! Lua entries: their source, the function to run and the modules allowed,
 //! plus the factory that puts a Lua VM on every worker.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use mlua::{Function, Lua, chunk::ChunkMode};
 use warren_core::{CoreRef, Frontend, FrontendFactory, Program};
@@ -45,6 +45,9 @@ pub struct LuaProgram {
     pub imports: Vec<(String, Arc<LuaLibrary>)>,
     /// The entry's own grants (its host's are added at each check).
     pub grants: Arc<warren_core::grants::Grants>,
+    /// The text mlua compiles, made once for every worker's VM
+    /// ([`Prepared`]).
+    prepared: OnceLock<Arc<Prepared>>,
 }
 
 /// A `library.lua` entry: code other entries import. It runs inside the
@@ -74,6 +77,7 @@ impl LuaProgram {
             modules: Vec::new(),
             imports: Vec::new(),
             grants: Arc::default(),
+            prepared: OnceLock::new(),
         }
     }
 
@@ -83,8 +87,12 @@ impl LuaProgram {
         self
     }
 
-    /// Wraps it as a host [`Program`] with entry id `id`.
+    /// Wraps it as a host [`Program`] with entry id `id`, its chunk text
+    /// made now (translated once here, not in every worker's VM on its
+    /// first spawn there; a source the dialect refuses keeps its error for
+    /// the spawn, as before).
     pub fn into_program(self, id: impl Into<String>) -> Program {
+        self.prepared();
         Program {
             id: id.into(),
             frontend: FRONTEND_NAME,
@@ -94,14 +102,63 @@ impl LuaProgram {
 
     /// Compiles the program in `lua` (text only; binary chunks are refused).
     pub(crate) fn compile(&self, lua: &Lua) -> mlua::Result<Compiled> {
-        compile_chunk(lua, &self.chunk_name, &self.source)
+        let prepared = self.prepared();
+        if prepared.made_from(&self.chunk_name, &self.source) {
+            compile_text(lua, &self.chunk_name, &prepared.text)
+        } else {
+            // Its public fields changed since: made again, not kept.
+            compile_text(
+                lua,
+                &self.chunk_name,
+                &chunk_text(&self.chunk_name, &self.source),
+            )
+        }
+    }
+
+    /// Its [`Prepared`] text, made on first use.
+    fn prepared(&self) -> &Prepared {
+        self.prepared
+            .get_or_init(|| Arc::new(Prepared::new(&self.chunk_name, &self.source)))
+    }
+}
+
+/// A chunk's text as mlua compiles it ([`chunk_text`]): the dialect's
+/// translation depends on the source alone, so one made for a program
+/// serves every worker's VM. It holds while the program's source is still
+/// the `Arc` it was made from and its chunk name the same.
+#[derive(Debug)]
+struct Prepared {
+    source: Arc<str>,
+    chunk_name: String,
+    text: ChunkText,
+}
+
+/// [`chunk_text`]'s answer.
+type ChunkText = Result<(String, Option<Arc<TypeTable>>), String>;
+
+impl Prepared {
+    fn new(chunk_name: &str, source: &Arc<str>) -> Self {
+        Prepared {
+            source: source.clone(),
+            chunk_name: chunk_name.to_owned(),
+            text: chunk_text(chunk_name, source),
+        }
+    }
+
+    /// Whether it was made from `source` named `chunk_name`.
+    fn made_from(&self, chunk_name: &str, source: &Arc<str>) -> bool {
+        Arc::ptr_eq(&self.source, source) && self.chunk_name == chunk_name
     }
 }
 
 impl LuaLibrary {
     /// Compiles the library as an entry's source is compiled.
     pub(crate) fn compile(&self, lua: &Lua) -> mlua::Result<Compiled> {
-        compile_chunk(lua, &self.chunk_name, &self.source)
+        compile_text(
+            lua,
+            &self.chunk_name,
+            &chunk_text(&self.chunk_name, &self.source),
+        )
     }
 }
 
@@ -177,20 +234,23 @@ impl mlua::chunk::AsChunk for Named<'_> {
     }
 }
 
-/// Compiles `source` as a chunk named after its file (text only).
-fn compile_chunk(lua: &Lua, chunk_name: &str, source: &str) -> mlua::Result<Compiled> {
-    let (text, types) =
-        chunk_text(chunk_name, source).map_err(|message| mlua::Error::SyntaxError {
-            message,
-            incomplete_input: false,
-        })?;
+/// Compiles chunk text `text` ([`chunk_text`]'s) as a chunk named after
+/// its file (text only).
+fn compile_text(lua: &Lua, chunk_name: &str, text: &ChunkText) -> mlua::Result<Compiled> {
+    let (text, types) = text.as_ref().map_err(|message| mlua::Error::SyntaxError {
+        message: message.clone(),
+        incomplete_input: false,
+    })?;
     let chunk = lua
         .load(Named {
             name: prefixed("@", chunk_name),
-            text: &text,
+            text,
         })
         .into_function()?;
-    Ok(Compiled { chunk, types })
+    Ok(Compiled {
+        chunk,
+        types: types.clone(),
+    })
 }
 
 /// The type diagnostics (T codes) of `program`'s source, one line each:
@@ -267,4 +327,68 @@ impl FrontendFactory for Factory {
 /// The Lua front-end, to register with a `RuntimeBuilder`.
 pub fn lua_frontend() -> Arc<dyn FrontendFactory> {
     Arc::new(Factory)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `chunk` returns when called with an empty `_ENV`.
+    fn run(compiled: &Compiled, lua: &Lua) -> i64 {
+        let env = lua.create_table().expect("table");
+        compiled.chunk.call(env).expect("runs")
+    }
+
+    #[test]
+    fn into_program_makes_the_text_every_vm_compiles() {
+        let program = LuaProgram::new("a.lua", "local x: integer = 41 return x + 1");
+        let p = program.into_program("a");
+        let code = p.code.downcast_ref::<LuaProgram>().expect("lua");
+        let made = code.prepared.get().expect("made by into_program");
+        assert!(made.made_from("a.lua", &code.source));
+        for _ in 0..2 {
+            let lua = Lua::new();
+            assert_eq!(run(&code.compile(&lua).expect("compiles"), &lua), 42);
+        }
+    }
+
+    #[test]
+    fn a_compile_uses_the_kept_text() {
+        let program = LuaProgram::new("a.lua", "return 1");
+        let kept = Prepared {
+            source: program.source.clone(),
+            chunk_name: "a.lua".into(),
+            text: Ok(("local _ENV = ...; return 7".into(), None)),
+        };
+        program.prepared.set(Arc::new(kept)).expect("empty");
+        let lua = Lua::new();
+        assert_eq!(run(&program.compile(&lua).expect("compiles"), &lua), 7);
+    }
+
+    #[test]
+    fn a_changed_source_is_compiled_not_the_kept_text() {
+        let mut program = LuaProgram::new("a.lua", "return 1");
+        let lua = Lua::new();
+        assert_eq!(run(&program.compile(&lua).expect("compiles"), &lua), 1);
+        program.source = "return 2".into();
+        assert_eq!(run(&program.compile(&lua).expect("compiles"), &lua), 2);
+        program.chunk_name = "b.lua".into();
+        program.source = "return (".into();
+        let Err(mlua::Error::SyntaxError { message, .. }) = program.compile(&lua) else {
+            panic!("a syntax error expected");
+        };
+        assert!(message.starts_with("b.lua:1:"), "{message}");
+    }
+
+    #[test]
+    fn a_refused_source_keeps_its_error_for_each_compile() {
+        let program = LuaProgram::new("bad.lua", "local x: = 1").into_program("bad");
+        let code = program.code.downcast_ref::<LuaProgram>().expect("lua");
+        for _ in 0..2 {
+            let Err(mlua::Error::SyntaxError { message, .. }) = code.compile(&Lua::new()) else {
+                panic!("a syntax error expected");
+            };
+            assert!(message.starts_with("bad.lua:1:"), "{message}");
+        }
+    }
 }
