@@ -45,9 +45,8 @@ pub struct LuaProgram {
     pub imports: Vec<(String, Arc<LuaLibrary>)>,
     /// The entry's own grants (its host's are added at each check).
     pub grants: Arc<warren_core::grants::Grants>,
-    /// The text mlua compiles, made once for every worker's VM
-    /// ([`Prepared`]).
-    prepared: OnceLock<Arc<Prepared>>,
+    /// The text mlua compiles, made once for every worker's VM.
+    prepared: TextCell,
 }
 
 /// A `library.lua` entry: code other entries import. It runs inside the
@@ -65,6 +64,9 @@ pub struct LuaLibrary {
     pub modules: Vec<String>,
     /// The libraries its `require(alias)` loads.
     pub imports: Vec<(String, Arc<LuaLibrary>)>,
+    /// The text mlua compiles, made on the first import for every
+    /// worker's VM.
+    prepared: TextCell,
 }
 
 impl LuaProgram {
@@ -77,7 +79,7 @@ impl LuaProgram {
             modules: Vec::new(),
             imports: Vec::new(),
             grants: Arc::default(),
-            prepared: OnceLock::new(),
+            prepared: TextCell::default(),
         }
     }
 
@@ -92,7 +94,7 @@ impl LuaProgram {
     /// first spawn there; a source the dialect refuses keeps its error for
     /// the spawn, as before).
     pub fn into_program(self, id: impl Into<String>) -> Program {
-        self.prepared();
+        self.prepared.get(&self.chunk_name, &self.source);
         Program {
             id: id.into(),
             frontend: FRONTEND_NAME,
@@ -102,30 +104,14 @@ impl LuaProgram {
 
     /// Compiles the program in `lua` (text only; binary chunks are refused).
     pub(crate) fn compile(&self, lua: &Lua) -> mlua::Result<Compiled> {
-        let prepared = self.prepared();
-        if prepared.made_from(&self.chunk_name, &self.source) {
-            compile_text(lua, &self.chunk_name, &prepared.text)
-        } else {
-            // Its public fields changed since: made again, not kept.
-            compile_text(
-                lua,
-                &self.chunk_name,
-                &chunk_text(&self.chunk_name, &self.source),
-            )
-        }
-    }
-
-    /// Its [`Prepared`] text, made on first use.
-    fn prepared(&self) -> &Prepared {
-        self.prepared
-            .get_or_init(|| Arc::new(Prepared::new(&self.chunk_name, &self.source)))
+        self.prepared.compile(lua, &self.chunk_name, &self.source)
     }
 }
 
 /// A chunk's text as mlua compiles it ([`chunk_text`]): the dialect's
-/// translation depends on the source alone, so one made for a program
-/// serves every worker's VM. It holds while the program's source is still
-/// the `Arc` it was made from and its chunk name the same.
+/// translation depends on the source alone, so one made for a program or
+/// library serves every worker's VM. It holds while the owner's source is
+/// still the `Arc` it was made from and its chunk name the same.
 #[derive(Debug)]
 struct Prepared {
     source: Arc<str>,
@@ -152,13 +138,50 @@ impl Prepared {
 }
 
 impl LuaLibrary {
+    /// A library `id` from `source`, named `chunk_name` in errors.
+    pub fn new(
+        id: impl Into<String>,
+        chunk_name: impl Into<String>,
+        source: impl Into<Arc<str>>,
+        modules: Vec<String>,
+        imports: Vec<(String, Arc<LuaLibrary>)>,
+    ) -> Self {
+        LuaLibrary {
+            id: id.into(),
+            chunk_name: chunk_name.into(),
+            source: source.into(),
+            modules,
+            imports,
+            prepared: TextCell::default(),
+        }
+    }
+
     /// Compiles the library as an entry's source is compiled.
     pub(crate) fn compile(&self, lua: &Lua) -> mlua::Result<Compiled> {
-        compile_text(
-            lua,
-            &self.chunk_name,
-            &chunk_text(&self.chunk_name, &self.source),
-        )
+        self.prepared.compile(lua, &self.chunk_name, &self.source)
+    }
+}
+
+/// Where a program or library keeps its [`Prepared`] text.
+#[derive(Clone, Debug, Default)]
+struct TextCell(OnceLock<Arc<Prepared>>);
+
+impl TextCell {
+    /// The text made for `source` named `chunk_name`, made on first use.
+    fn get(&self, chunk_name: &str, source: &Arc<str>) -> &Prepared {
+        self.0
+            .get_or_init(|| Arc::new(Prepared::new(chunk_name, source)))
+    }
+
+    /// Compiles `source` named `chunk_name` in `lua` from the kept text, or
+    /// from one made again when the owner's fields changed since.
+    fn compile(&self, lua: &Lua, chunk_name: &str, source: &Arc<str>) -> mlua::Result<Compiled> {
+        let prepared = self.get(chunk_name, source);
+        if prepared.made_from(chunk_name, source) {
+            compile_text(lua, chunk_name, &prepared.text)
+        } else {
+            compile_text(lua, chunk_name, &chunk_text(chunk_name, source))
+        }
     }
 }
 
@@ -344,7 +367,7 @@ mod tests {
         let program = LuaProgram::new("a.lua", "local x: integer = 41 return x + 1");
         let p = program.into_program("a");
         let code = p.code.downcast_ref::<LuaProgram>().expect("lua");
-        let made = code.prepared.get().expect("made by into_program");
+        let made = code.prepared.0.get().expect("made by into_program");
         assert!(made.made_from("a.lua", &code.source));
         for _ in 0..2 {
             let lua = Lua::new();
@@ -360,9 +383,30 @@ mod tests {
             chunk_name: "a.lua".into(),
             text: Ok(("local _ENV = ...; return 7".into(), None)),
         };
-        program.prepared.set(Arc::new(kept)).expect("empty");
+        program.prepared.0.set(Arc::new(kept)).expect("empty");
         let lua = Lua::new();
         assert_eq!(run(&program.compile(&lua).expect("compiles"), &lua), 7);
+    }
+
+    #[test]
+    fn a_library_keeps_the_text_its_first_compile_made() {
+        let lib = LuaLibrary::new("l", "l.lua", "return 1", Vec::new(), Vec::new());
+        assert!(lib.prepared.0.get().is_none());
+        let lua = Lua::new();
+        assert_eq!(run(&lib.compile(&lua).expect("compiles"), &lua), 1);
+        let made = lib.prepared.0.get().expect("made by the compile");
+        assert!(made.made_from("l.lua", &lib.source));
+        // A second VM compiles the kept text, not the source again.
+        let kept = LuaLibrary::new("l", "l.lua", "return 1", Vec::new(), Vec::new());
+        let text = Ok(("local _ENV = ...; return 3".into(), None));
+        let prepared = Prepared {
+            source: kept.source.clone(),
+            chunk_name: "l.lua".into(),
+            text,
+        };
+        kept.prepared.0.set(Arc::new(prepared)).expect("empty");
+        let lua = Lua::new();
+        assert_eq!(run(&kept.compile(&lua).expect("compiles"), &lua), 3);
     }
 
     #[test]

@@ -1632,13 +1632,13 @@ end"#
 // ---------------------------------------------------------------------------
 
 fn library(id: &str, source: &str, imports: Vec<(String, Arc<LuaLibrary>)>) -> Arc<LuaLibrary> {
-    Arc::new(LuaLibrary {
-        id: id.into(),
-        chunk_name: format!("{id}.lua"),
-        source: source.into(),
-        modules: MODULES.iter().map(|m| (*m).to_owned()).collect(),
+    Arc::new(LuaLibrary::new(
+        id,
+        format!("{id}.lua"),
+        source,
+        MODULES.iter().map(|m| (*m).to_owned()).collect(),
         imports,
-    })
+    ))
 }
 
 /// Runs `main` as the attacker, importing `lib` as "lib"; `h:check` (also

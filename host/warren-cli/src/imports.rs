@@ -39,13 +39,13 @@ impl Libraries {
             return None;
         };
         let imports = self.resolve(app, &entry.imports);
-        let lib = Arc::new(LuaLibrary {
-            id: id.to_owned(),
-            chunk_name: entry.path.display().to_string(),
-            source: entry.source.as_str().into(),
-            modules: entry.modules.clone(),
+        let lib = Arc::new(LuaLibrary::new(
+            id,
+            entry.path.display().to_string(),
+            entry.source.as_str(),
+            entry.modules.clone(),
             imports,
-        });
+        ));
         self.built.insert(id.to_owned(), lib.clone());
         Some(lib)
     }
