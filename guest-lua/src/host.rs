@@ -1062,7 +1062,9 @@ fn register_mailbox(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
 /// conversion's own error named neither the call nor the value).
 fn name_text(s: &LuaString) -> Result<mlua::BorrowedStr, ProcError> {
     s.to_str().map_err(|_| {
-        let shown: String = s.to_string_lossy().chars().take(64).collect();
+        let bytes = s.as_bytes();
+        let head = &bytes[..bytes.len().min(256)]; // not the whole string
+        let shown: String = String::from_utf8_lossy(head).chars().take(64).collect();
         ProcError::new(
             ErrorKind::Invalid,
             format!("{shown:?} is not valid UTF-8: no process name or pid is"),
@@ -1186,6 +1188,9 @@ fn register_registry(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     h.set("register", register)?;
     let c = core.clone();
     let lookup = lua.create_function(move |lua, (me, name): (i64, LuaString)| {
+        if name.as_bytes().len() > warren_core::registry::MAX_NAME_BYTES {
+            return LuaValue::Nil.into_lua_multi(lua); // no name is this long: not read
+        }
         let Ok(name) = name.to_str() else {
             return LuaValue::Nil.into_lua_multi(lua); // no name is not UTF-8
         };

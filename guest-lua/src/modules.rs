@@ -36,6 +36,8 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
     // Topics: the core's one rule (reserved, too long) for the kernel's
     // same-VM sends and listens.
     h.set("max_topic_bytes", warren_core::limits::MAX_TOPIC_BYTES)?;
+    // Pids: the longest text, for the kernel's lookups by text.
+    h.set("pid_text_max", warren_core::pid::TEXT_MAX)?;
     h.set(
         "max_payloads",
         warren_core::limits::MAX_PAYLOADS_PER_MESSAGE,

@@ -893,6 +893,28 @@ fn duration_strings_are_bounded_before_parsing() {
     bounded_call(r#"string.rep("0s", 32 << 20)"#, "time.unix(0):add(s)");
 }
 
+// A destination is a pid's text or a name, at most 256 bytes either way:
+// a longer string is answered without being hashed (`bypid`'s lookup in
+// C and in the kernel, the registry's under its shared lock) or quoted
+// whole (`registry.lookup`'s error quoted it with `%q`, 400 ms for 96 MiB).
+#[test]
+fn a_send_to_a_huge_pid_like_destination_is_quick() {
+    bounded_call(r#"string.rep("<<", 48 << 20)"#, "process.send(s, 't', 1)");
+}
+
+#[test]
+fn a_send_to_a_huge_name_is_quick() {
+    bounded_call(r#"string.rep("nn", 48 << 20)"#, "process.send(s, 't', 1)");
+}
+
+#[test]
+fn a_lookup_of_a_huge_name_is_quick() {
+    bounded_call(
+        r#"string.rep("nn", 48 << 20)"#,
+        "process.registry.lookup(s)",
+    );
+}
+
 #[test]
 fn encode_uri_of_a_huge_string_is_refused_or_quick() {
     bounded_call(r#"string.rep("\1", 48 << 20)"#, "#http.encode_uri(s)");

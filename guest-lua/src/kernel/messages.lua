@@ -205,7 +205,8 @@ local function send_slow(dest, topic, ...)
     local cr = current
     if not cr then error("not inside a process", 3) end
     local p = cr.p
-    local target = bypid[dest]
+    -- A longer string is no pid text (bypid's keys): not hashed.
+    local target = #dest <= H.pid_text_max and bypid[dest]
     if not target and s_byte(dest, 1) ~= 60 then -- a name: resolve it first, so every send to one process takes one path
         local pid = H.lookup(p.id, dest)
         target = pid and bypid[pid]
@@ -365,7 +366,8 @@ function process.registry.lookup(name)
     local pid, kind, msg = H.lookup(me().id, name)
     if pid then return pid end
     if kind then return nil, mkerr(kind, msg) end
-    return nil, mkerr("NOT_FOUND", "no process is registered as " .. s_format("%q", name))
+    local shown = #name > 64 and s_format("%q...", s_sub(name, 1, 64)) or s_format("%q", name)
+    return nil, mkerr("NOT_FOUND", "no process is registered as " .. shown)
 end
 
 -- true when released; false when `name` is neither held by this process

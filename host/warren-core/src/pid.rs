@@ -50,6 +50,9 @@ impl Pid {
     /// byte (a component's every send names its target by this text; the
     /// `str` splitting and `parse` took about 230 instructions).
     pub fn parse(text: &str) -> Option<Pid> {
+        if text.len() > MAX_SPELLING_BYTES {
+            return None;
+        }
         let inner = text.as_bytes().strip_prefix(b"<")?.strip_suffix(b">")?;
         let dot = inner.iter().position(|&b| b == b'.')?;
         let host = u16::try_from(number(inner.get(..dot)?)?).ok()?;
@@ -70,8 +73,15 @@ fn number(text: &[u8]) -> Option<u64> {
 }
 
 /// The longest text of a pid: `<`, 5 digits of host, `.`, 15 of serial
-/// (48 bits), `>`.
-const TEXT_MAX: usize = 23;
+/// (48 bits), `>`. A front-end that keeps its processes by their text
+/// looks up no longer string: a long string's hash reads every byte.
+pub const TEXT_MAX: usize = 23;
+
+/// The longest text [`Pid::parse`] reads: leading zeros spell the same
+/// pid (`<01.7>`), up to this many bytes in all; a longer text is no pid
+/// (nor a name: `registry::MAX_NAME_BYTES`), refused before it is
+/// scanned (a 12 MiB `<000…` took milliseconds to read).
+pub const MAX_SPELLING_BYTES: usize = 256;
 
 /// A pid's `<host.serial>` text, made without allocating or the formatting
 /// machinery (front-ends hand it to their languages on every spawn and
@@ -182,6 +192,18 @@ mod tests {
             assert_eq!(Pid::parse(bad), None, "{bad}");
         }
         assert_eq!(Pid::parse("<99999999.1>"), None);
+    }
+
+    #[test]
+    fn leading_zeros_spell_the_pid_up_to_the_longest_spelling() {
+        let pid = Pid::new(1, 7);
+        let spelled = |n: usize| format!("<1.{}7>", "0".repeat(n));
+        let longest = spelled(MAX_SPELLING_BYTES - "<1.7>".len());
+        assert_eq!(longest.len(), MAX_SPELLING_BYTES);
+        assert_eq!(Pid::parse(&longest), Some(pid));
+        let longer = spelled(MAX_SPELLING_BYTES + 1 - "<1.7>".len());
+        assert_eq!(Pid::parse(&longer), None, "{} bytes read", longer.len());
+        assert!(Pid::new(u16::MAX, SERIAL_MASK).text().as_bytes().len() <= TEXT_MAX);
     }
 
     /// The parser before it went byte by byte: `str` splitting and `parse`.

@@ -23,7 +23,9 @@ use crate::error::{ErrorKind, ProcError};
 use crate::pid::Pid;
 
 /// Longest accepted name, in bytes; longer names are refused so that a
-/// process cannot grow the shared registry with megabyte keys.
+/// process cannot grow the shared registry with megabyte keys. A longer
+/// name is not looked up either: hashing a 64 MiB one held the registry's
+/// lock, which every worker takes, for tens of milliseconds.
 pub const MAX_NAME_BYTES: usize = 256;
 
 /// Most names one process may register (for itself or for others): a
@@ -189,6 +191,9 @@ impl Registry {
     /// oldest, as before) let a tenant take another's messages, by
     /// holding the name while the other's holder restarted.
     pub fn lookup(&self, name: &str, sees: impl Fn(Pid) -> bool) -> Option<Result<Pid, Miss>> {
+        if name.len() > MAX_NAME_BYTES {
+            return None; // never registered: not hashed under the lock
+        }
         let names = self.lock();
         let list = names.by_name.get(name)?;
         let mut seen = list.iter().filter(|x| sees(x.pid) && sees(x.by));
@@ -201,12 +206,18 @@ impl Registry {
 
     /// The oldest holder of `name`, whoever may see it.
     pub fn any_holder(&self, name: &str) -> Option<Pid> {
+        if name.len() > MAX_NAME_BYTES {
+            return None;
+        }
         self.lock().by_name.get(name).map(|list| list[0].pid)
     }
 
     /// Removes the entry of `name` that `me` holds or registered: it, or
     /// `None` if there is none.
     pub fn unregister(&self, me: Pid, name: &str) -> Option<Entry> {
+        if name.len() > MAX_NAME_BYTES {
+            return None;
+        }
         let mut names = self.lock();
         let list = names.by_name.get(name)?;
         let e = *list.iter().find(|x| x.pid == me || x.by == me)?;
@@ -371,5 +382,29 @@ mod tests {
                 Err(ErrorKind::Invalid)
             );
         }
+    }
+
+    #[test]
+    fn a_name_no_entry_can_have_is_answered_without_the_lock() {
+        let reg = std::sync::Arc::new(Registry::default());
+        let pid = Pid::new(0, 1);
+        reg.register("svc", own(pid), all).expect("named");
+        let held = reg.lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let r = reg.clone();
+        let asker = std::thread::spawn(move || {
+            let long = "x".repeat(MAX_NAME_BYTES + 1);
+            let answers = (
+                r.lookup(&long, all),
+                r.any_holder(&long),
+                r.unregister(pid, &long).is_none(),
+            );
+            tx.send(answers).expect("send");
+        });
+        let answers = rx.recv_timeout(std::time::Duration::from_secs(10));
+        drop(held);
+        asker.join().expect("the asker");
+        assert_eq!(answers, Ok((None, None, true)), "waited for the lock");
+        assert_eq!(reg.any_holder("svc"), Some(pid));
     }
 }
