@@ -39,6 +39,8 @@ mod traceback;
 mod types;
 #[cfg(test)]
 mod vm_index_tests;
+#[cfg(test)]
+mod vm_string_tests;
 mod watchdog;
 
 pub use convert::{Budget, ConvertError, Converter, MAX_DEPTH, from_lua, to_lua};

@@ -473,3 +473,72 @@ fn a_loop_of_json_encodes_is_preempted_not_ended() {
 fn a_loop_of_json_decodes_is_preempted_not_ended() {
     preempted_not_ended("json.decode(js)");
 }
+
+/// Runs `case` and `reference` (Lua functions of no argument, each given
+/// its own fresh inputs by `setup`) three times each under room for
+/// strings of tens of MiB, alone, and returns the best microseconds of
+/// each: the same loaded machine times both.
+fn best_pair(setup: &str, case: &str, reference: &str) -> (f64, f64) {
+    let source = format!(
+        r#"local time = require("time")
+return function()
+    {setup}
+    local function best(f)
+        local b = math.huge
+        for i = 1, 3 do
+            local t0 = time.now()
+            f(i)
+            b = math.min(b, time.now():sub(t0):microseconds())
+        end
+        return b
+    end
+    return best({case}) .. " " .. best({reference})
+end"#
+    );
+    let out = alone(|| {
+        let app = crate::harness::app().limits(crate::lua_cpu::roomy());
+        crate::harness::attack(app.entry("h:attacker", &source), "h:attacker", Vec::new())
+    });
+    let v = out.value();
+    let mut parts = v.split(' ').map(|p| p.parse::<f64>().unwrap_or(f64::MAX));
+    let pair = (
+        parts.next().unwrap_or(f64::MAX),
+        parts.next().unwrap_or(f64::MAX),
+    );
+    assert!(pair.0 < f64::MAX && pair.1 < f64::MAX, "{v}");
+    pair
+}
+
+#[test]
+fn q_of_control_characters_is_as_quick_as_of_plain_ones() {
+    // Each control character's escape was an `l_sprintf`: 12 MiB of them
+    // held the worker 490 ms, six times plain text's %q.
+    let (ctrl, plain) = best_pair(
+        r#"local ctrl, plain = string.rep("\1", 8 << 20), string.rep("a", 8 << 20)"#,
+        r#"function() return #string.format("%q", ctrl) end"#,
+        r#"function() return #string.format("%q", plain) end"#,
+    );
+    assert!(
+        ctrl < 3.0 * plain,
+        "%q of control characters {ctrl} us, of plain {plain} us"
+    );
+}
+
+#[test]
+fn a_long_table_key_is_hashed_quicker_than_it_is_upper_cased() {
+    // A long string's hash read one byte a step, 1.2 ns each: a 64 MiB
+    // key held the worker 75 ms in a call that cannot poll. Each key is a
+    // fresh string (a string keeps its hash once made).
+    let (hash, upper) = best_pair(
+        r#"local base = string.rep("k", 12 << 20)
+    local keys = {}
+    for i = 1, 3 do keys[i] = base .. i end
+    base = nil"#,
+        r#"function(i) local t = {} t[keys[i]] = true end"#,
+        r#"function(i) return #keys[i]:upper() end"#,
+    );
+    assert!(
+        hash < 0.7 * upper,
+        "hashing {hash} us, upper-casing {upper} us"
+    );
+}

@@ -916,6 +916,14 @@ fn a_lookup_of_a_huge_name_is_quick() {
 }
 
 #[test]
+fn a_registry_get_of_a_huge_id_is_quick() {
+    bounded_call(
+        r#"string.rep("nn", 48 << 20)"#,
+        "require('registry').get(s)",
+    );
+}
+
+#[test]
 fn encode_uri_of_a_huge_string_is_refused_or_quick() {
     bounded_call(r#"string.rep("\1", 48 << 20)"#, "#http.encode_uri(s)");
 }

@@ -149,6 +149,7 @@ impl Request {
     /// client parses it once per request, not once per check).
     pub(crate) fn validated_url(&self) -> Result<Url, ProcError> {
         self.method()?;
+        self.url_size()?;
         let url = self.full_url()?;
         self.validate_rest()?;
         Ok(url)
@@ -161,6 +162,7 @@ impl Request {
     /// garbage fails at once while a well-formed URL is parsed once.
     pub fn validate_cheaply(&self) -> Result<(), ProcError> {
         self.method()?;
+        self.url_size()?;
         if !self.plausible_url() {
             self.full_url()?; // the precise error
         }
@@ -196,8 +198,10 @@ impl Request {
         })
     }
 
-    /// Everything [`Request::validate`] checks after the method and URL.
-    fn validate_rest(&self) -> Result<(), ProcError> {
+    /// `INVALID` when the URL with its query passes [`MAX_URL_BYTES`]:
+    /// checked before the URL is parsed or quoted (parsing 12 MiB of a
+    /// bad one took 28 ms of the caller's worker, which cannot preempt it).
+    fn url_size(&self) -> Result<(), ProcError> {
         let url = (self.query.iter()).fold(self.url.len(), |n, (k, v)| {
             n.saturating_add(k.len())
                 .saturating_add(v.len())
@@ -208,6 +212,11 @@ impl Request {
                 "the URL with its query takes {url} bytes, more than {MAX_URL_BYTES}"
             )));
         }
+        Ok(())
+    }
+
+    /// Everything [`Request::validate`] checks after the method and URL.
+    fn validate_rest(&self) -> Result<(), ProcError> {
         self.validate_headers()?;
         self.validate_body()?;
         self.validate_credentials()?;
@@ -367,6 +376,12 @@ mod tests {
         assert!(req.validate_cheaply().is_ok());
         let long = format!("http://example.com/{}", "a".repeat(MAX_URL_BYTES));
         assert!(Request::new("GET", long).validate_cheaply().is_err());
+        // A bad URL past the bound is refused for its size, unparsed.
+        let garbage = Request::new("GET", "%".repeat(MAX_URL_BYTES + 1));
+        for err in [garbage.validate_cheaply(), garbage.validate()] {
+            let message = err.expect_err("too long").message;
+            assert!(message.contains("more than 65536"), "{message}");
+        }
     }
 
     #[test]
