@@ -366,8 +366,7 @@ function process.registry.lookup(name)
     local pid, kind, msg = H.lookup(me().id, name)
     if pid then return pid end
     if kind then return nil, mkerr(kind, msg) end
-    local shown = #name > 64 and s_format("%q...", s_sub(name, 1, 64)) or s_format("%q", name)
-    return nil, mkerr("NOT_FOUND", "no process is registered as " .. shown)
+    return nil, mkerr("NOT_FOUND", "no process is registered as " .. quoted_name(name))
 end
 
 -- true when released; false when `name` is neither held by this process

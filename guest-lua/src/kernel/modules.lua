@@ -210,8 +210,7 @@ local function get_in(list, id)
         local e = rawget(list, i)
         if type(e) == "table" and rawequal(rawget(e, "id"), id) then return e end
     end
-    local shown = #id > 64 and s_format("%q...", s_sub(id, 1, 64)) or s_format("%q", id)
-    return nil, mkerr("NOT_FOUND", "registry: no entry " .. shown)
+    return nil, mkerr("NOT_FOUND", "registry: no entry " .. quoted_name(id))
 end
 local VersionMethods = {}
 local VersionMT = { __index = VersionMethods, __metatable = false,
