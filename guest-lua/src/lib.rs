@@ -38,6 +38,8 @@ mod timeparse;
 mod traceback;
 mod types;
 #[cfg(test)]
+mod vm_gc_tests;
+#[cfg(test)]
 mod vm_index_tests;
 #[cfg(test)]
 mod vm_string_tests;

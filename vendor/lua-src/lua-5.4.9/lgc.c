@@ -10,6 +10,7 @@
 #include "lprefix.h"
 
 #include <stdio.h>
+#include <stdlib.h>  /* WARREN: 'abort' (WARREN_GC_VERIFY) */
 #include <string.h>
 
 
@@ -620,6 +621,41 @@ static int traverseLclosure (global_State *g, LClosure *cl) {
 
 
 /*
+** WARREN: whether a young collection may leave old thread 'th' as it
+** is. Generational mode keeps every old thread gray and traversed it in
+** each young collection, since stacks have no write barrier: with a
+** million processes suspended, every young collection marked a million
+** stacks. A thread suspended in a yield with no open upvalues changes
+** only through the API on it ('lua_lock', 'lua_unlock' and so
+** 'lua_resume' mark it, WARREN_DIRTY in llimits.h); once two young
+** collections have traversed it unchanged, everything on its stack has
+** been marked twice since it was put there, so it is old, and a young
+** collection frees no old object. Its dead slice was cleared by those
+** traversals, and a major or full collection traverses it as before.
+*/
+static int warren_keep (global_State *g, lua_State *th) {
+  if (!g->warren_young || !isold(th) || th->status != LUA_YIELD ||
+      th->openupval != NULL)
+    return 0;
+  if (th->wdirty > 0) {
+    th->wdirty--;
+    return 0;
+  }
+#if defined(WARREN_GC_VERIFY)
+  {  /* checks the claim: the stack, dead slice included, holds old values */
+    StkId o;
+    for (o = th->stack.p; o < th->stack_last.p + EXTRA_STACK; o++) {
+      TValue *v = s2v(o);
+      if (iscollectable(v) && (!isold(gcvalue(v)) || iswhite(gcvalue(v))))
+        abort();
+    }
+  }
+#endif
+  return 1;
+}
+
+
+/*
 ** Traverse a thread, marking the elements in the stack up to its top
 ** and cleaning the rest of the stack in the final traversal. That
 ** ensures that the entire stack have valid (non-dead) objects.
@@ -638,6 +674,8 @@ static int traversethread (global_State *g, lua_State *th) {
     linkgclist(th, g->grayagain);  /* insert into 'grayagain' list */
   if (o == NULL)
     return 1;  /* stack not completely built yet */
+  if (warren_keep(g, th))  /* WARREN */
+    return 1;
   lua_assert(g->gcstate == GCSatomic ||
              th->openupval == NULL || isintwups(th));
   for (; o < th->top.p; o++)  /* mark live elements in the stack */
@@ -1285,7 +1323,9 @@ static void youngcollection (lua_State *L, global_State *g) {
   }
   markold(g, g->finobj, g->finobjrold);
   markold(g, g->tobefnz, NULL);
+  g->warren_young = 1;  /* WARREN: see 'warren_keep' */
   atomic(L);
+  g->warren_young = 0;
 
   /* sweep nursery and get a pointer to its last live element */
   g->gcstate = GCSswpallgc;
@@ -1357,6 +1397,7 @@ static lu_mem entergen (lua_State *L, global_State *g) {
   lu_mem numobjs;
   luaC_runtilstate(L, bitmask(GCSpause));  /* prepare to start a new cycle */
   luaC_runtilstate(L, bitmask(GCSpropagate));  /* start new cycle */
+  g->warren_young = 0;  /* WARREN: a full traversal (see 'warren_keep') */
   numobjs = atomic(L);  /* propagates all and then do the atomic stuff */
   atomic2gen(L, g);
   setminordebt(g);  /* set debt assuming next cycle will be minor */
@@ -1432,6 +1473,7 @@ static void stepgenfull (lua_State *L, global_State *g) {
   if (g->gckind == KGC_GEN)  /* still in generational mode? */
     enterinc(g);  /* enter incremental mode */
   luaC_runtilstate(L, bitmask(GCSpropagate));  /* start new cycle */
+  g->warren_young = 0;  /* WARREN: a full traversal (see 'warren_keep') */
   newatomic = atomic(L);  /* mark everybody */
   if (newatomic < lastatomic + (lastatomic >> 3)) {  /* good collection? */
     atomic2gen(L, g);  /* return to generational mode */
@@ -1631,6 +1673,7 @@ static lu_mem singlestep (lua_State *L) {
       break;
     }
     case GCSenteratomic: {
+      g->warren_young = 0;  /* WARREN: a full traversal ('warren_keep') */
       work = atomic(L);  /* work is what was traversed by 'atomic' */
       entersweep(L);
       g->GCestimate = gettotalbytes(g);  /* first estimate */

@@ -261,8 +261,17 @@ typedef l_uint32 Instruction;
 ** ('lua_lock') and leaves the core ('lua_unlock')
 */
 #if !defined(lua_lock)
-#define lua_lock(L)	((void) 0)
-#define lua_unlock(L)	((void) 0)
+/*
+** WARREN: entering and leaving the core through the API on a thread, and
+** resuming it ('lua_resume' enters and leaves), mark it changed: a young
+** collection traverses a suspended old thread only while it is marked
+** (lgc.c's 'traversethread'). WARREN_DIRTY is how many young collections
+** must still traverse it: an object it was handed is new at the first,
+** a survivor at the second (each must mark it), and old from then on.
+*/
+#define WARREN_DIRTY	2  /* a new object survives two young collections */
+#define lua_lock(L)	((L)->wdirty = WARREN_DIRTY)
+#define lua_unlock(L)	((L)->wdirty = WARREN_DIRTY)
 #endif
 
 /*

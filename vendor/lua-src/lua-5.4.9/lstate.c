@@ -260,6 +260,7 @@ static void preinit_thread (lua_State *L, global_State *g) {
   L->ci = NULL;
   L->nci = 0;
   L->wkernel = 0;  /* WARREN: see 'warren_newkthread' */
+  L->wdirty = WARREN_DIRTY;  /* WARREN: see lgc.c's 'traversethread' */
   L->twups = L;  /* thread has no upvalues */
   L->nCcalls = 0;
   L->errorJmp = NULL;
@@ -424,6 +425,7 @@ LUA_API lua_State *lua_newstate (lua_Alloc f, void *ud) {
   for (i=0; i < WARREN_NKEYS; i++) g->warren_keys[i] = NULL;  /* WARREN */
   g->warren_grown = 0;  /* WARREN */
   g->warren_memerrs = 0;  /* WARREN */
+  g->warren_young = 0;  /* WARREN */
   if (luaD_rawrunprotected(L, f_luaopen, NULL) != LUA_OK) {
     /* memory allocation error: free partial state */
     close_state(L);

@@ -308,6 +308,7 @@ typedef struct global_State {
   size_t warren_memerrs;  /* WARREN: memory errors raised (lwarren.h) */
   lua_Alloc warren_alloc;  /* WARREN: what allocates (lwarren.h) */
   lu_byte warren_smallblocks;  /* WARREN: lmem.c makes small blocks */
+  lu_byte warren_young;  /* WARREN: a young collection's atomic phase runs */
 } global_State;
 
 
@@ -320,6 +321,7 @@ struct lua_State {
   lu_byte allowhook;
   unsigned short nci;  /* number of items in 'ci' list */
   lu_byte wkernel;  /* WARREN: scheduled by the embedder (lwarren.h) */
+  lu_byte wdirty;  /* WARREN: young collections left to traverse it (lgc.c) */
   StkIdRel top;  /* first free slot in the stack */
   global_State *l_G;
   CallInfo *ci;  /* call info for current function */

@@ -212,6 +212,15 @@ impl Build {
             config.define("LUA_UCID", None);
         }
 
+        // WARREN: `WARREN_LUA_VERIFY=1` at build time checks, in every
+        // young collection, the claim behind the threads it leaves
+        // untraversed (lgc.c, `warren_keep`): their stacks hold old values
+        // only; a violation aborts. For a test run, never for a release.
+        println!("cargo:rerun-if-env-changed=WARREN_LUA_VERIFY");
+        if env::var("WARREN_LUA_VERIFY").is_ok_and(|v| v == "1") {
+            config.define("WARREN_GC_VERIFY", None);
+        }
+
         let debug = self.debug.unwrap_or(cfg!(debug_assertions));
         if debug {
             config.define("LUA_USE_APICHECK", None);
