@@ -3,7 +3,8 @@
 //! `addquoted`), byte for byte as `l_sprintf` wrote it, and a long
 //! string's hash (`lstring.c`, `warren_hashlong`) reads eight bytes a
 //! step; equal long strings must still meet as table keys and distinct
-//! ones stay apart.
+//! ones stay apart; a plain `find` (`lmemfind`) searches window by window
+//! and finds what it found before.
 
 use mlua::Lua;
 
@@ -93,4 +94,49 @@ fn equal_long_strings_meet_as_table_keys_and_distinct_ones_stay_apart() {
         .expect("chunk runs");
     assert_eq!(distinct, 80 * 4);
     assert!(all_met, "a second object of the same bytes missed its key");
+}
+
+/// A plain `string.find` (`lstrlib.c`, `lmemfind`) searches a window of
+/// 1 MiB (or the needle's length) at a time: a match straddling a
+/// window's edge, at either end of the text, after an `init`, or with a
+/// needle longer than a window is found where it is, and a missing one
+/// is not (each text holds the needle at most once, at `at`).
+#[test]
+fn a_plain_find_finds_across_its_windows_as_before() {
+    let lua = Lua::new();
+    let failures: String = lua
+        .load(
+            r##"
+            local W = 1 << 20
+            local bad = {}
+            local function check(s, p, init, want)
+                local got = s:find(p, init, true)
+                if got ~= want then
+                    bad[#bad + 1] = ("#s=%d #p=%d init=%d: %s, want %s"):format(#s, #p, init, tostring(got), tostring(want))
+                end
+            end
+            local needle = "xyz"
+            for _, at in ipairs({ 1, W - 3, W - 2, W - 1, W, W + 1, 2 * W - 2, 3 * W - 2 }) do
+                local s = ("a"):rep(at - 1) .. needle .. ("a"):rep(5)
+                check(s, needle, 1, at)
+                check(s, needle, math.max(1, at - 1), at)
+                check(s, needle, at, at)
+                check(s, needle, at + 1, nil)
+                check(s:sub(1, -7), needle, 1, nil) -- cut one byte short of it
+            end
+            -- A needle longer than a window, found at the text's end, and
+            -- one byte short of a match.
+            local long = ("b"):rep(W + 17) .. "c"
+            check(("a"):rep(W + 5) .. long, long, 1, W + 6)
+            check(("a"):rep(W + 5) .. long:sub(1, -2), long, 1, nil)
+            check(long:sub(2), long, 1, nil)
+            -- Every byte a near match: the quadratic case.
+            check(("a"):rep(2 * W + 9) .. "b", ("a"):rep(120) .. "b", 1, 2 * W + 9 - 119)
+            check(("a"):rep(2 * W + 9), ("a"):rep(120) .. "b", 1, nil)
+            return table.concat(bad, "; ")
+            "##,
+        )
+        .eval()
+        .expect("chunk runs");
+    assert_eq!(failures, "");
 }
