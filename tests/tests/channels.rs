@@ -798,3 +798,37 @@ fn sleeping_often_holds_nothing_per_sleep() {
     end"#);
     assert_eq!(v, Value::Bool(true));
 }
+
+#[test]
+fn a_yield_with_no_coroutine_to_take_it_is_an_error_pcall_catches() {
+    // In a process's main function and in a coroutine.spawn, as Lua's
+    // yield in a main thread: before, the yield reached the scheduler,
+    // which ended the process. isyieldable stays true there: a process
+    // may block (library code asks it before a blocking call).
+    let v = ok(r#"return function()
+        local out = {}
+        local ok, e = pcall(coroutine.yield, 1)
+        out[#out + 1] = tostring(ok) .. " " .. e:kind() .. " " .. e:message()
+        out[#out + 1] = tostring(coroutine.isyieldable())
+        local done = channel.new(1)
+        coroutine.spawn(function()
+            local ok2, e2 = pcall(coroutine.yield)
+            done:send(tostring(ok2) .. " " .. e2:message() .. " " .. tostring(coroutine.isyieldable()))
+        end)
+        out[#out + 1] = done:receive()
+        local co = coroutine.wrap(function(a)
+            local b = coroutine.yield(a + 1, coroutine.isyieldable())
+            return b * 2
+        end)
+        local x, y = co(1)
+        out[#out + 1] = x .. " " .. tostring(y) .. " " .. co(10)
+        return table.concat(out, "|")
+    end"#);
+    assert_eq!(
+        v,
+        s(
+            "false Invalid attempt to yield from outside a coroutine|true|\
+           false attempt to yield from outside a coroutine true|2 true 20"
+        )
+    );
+}

@@ -252,3 +252,36 @@ fn coroutine_close_behaves_as_luas() {
         )
     );
 }
+
+#[test]
+fn os_date_and_os_time_errors_name_the_callers_line() {
+    // Raised inside the kernel's wrappers, these named "warren-kernel:N".
+    for (call, text) in [
+        ("os.date('%c', math.maxinteger)", "cannot be represented"),
+        (
+            "os.time({ year = math.maxinteger, month = 1, day = 1 })",
+            "out-of-bound",
+        ),
+        ("os.date('%c', 0/0)", "bad argument #2"),
+        ("os.time('x')", "bad argument #1"),
+    ] {
+        let e = fails(&format!("return function()\n  local x = 1\n  {call}\nend"));
+        assert!(
+            e.message.contains("t:main.lua:3: "),
+            "{call}: {}",
+            e.message
+        );
+        assert!(e.message.contains(text), "{call}: {}", e.message);
+        assert!(
+            !e.message.contains("warren-kernel"),
+            "{call}: {}",
+            e.message
+        );
+    }
+    // Their answers are unchanged.
+    let v = ok(r#"return function()
+        return os.date("!%Y-%m-%d", 86400) .. " " .. os.time({ year = 2020, month = 1, day = 1, hour = 12 })
+            - os.time({ year = 2020, month = 1, day = 1, hour = 0 })
+    end"#);
+    assert_eq!(v, s("1970-01-02 43200"));
+}

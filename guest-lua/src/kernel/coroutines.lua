@@ -72,7 +72,10 @@ end
 local user_coroutine = {
     create = co_create,
     resume = user_resume,
-    yield = co_yield,
+    -- Raises where only the kernel would get the values (a process's
+    -- main function, a coroutine.spawn), as Lua's does in a main thread.
+    -- isyieldable stays Lua's: true there, where a process may block.
+    yield = M.user_yield,
     status = co_status,
     running = coroutine.running,
     isyieldable = coroutine.isyieldable,

@@ -126,23 +126,33 @@ do
     local MAX_DATE_FORMAT = 1024
     local os_date, os_time, H_clock = os.date, os.time, H.clock
     local TIME_FIELDS = { "year", "month", "day", "hour", "min", "sec", "isdst" }
+    -- What os.date or os.time answers, or the error it raised, raised
+    -- again at the caller's line: raised inside this wrapper, it named the
+    -- kernel's chunk and line ("warren-kernel:2886: ...") instead. The
+    -- process's own end (its memory, the stuck limit) passes as it is.
+    local function at_caller(ok, ...)
+        if ok then return ... end
+        local e = ...
+        if is_memerr(e) or H_doomed() then error(e, 0) end
+        error(e, 2)
+    end
     os_subset = {
         -- The fields are read raw here: os.time would run their __index
         -- from C, where a loop cannot be preempted.
         time = function(t)
-            if type(t) ~= "table" then return os_time(t) end
+            if type(t) ~= "table" then return at_caller(pcall(os_time, t)) end
             local plain = {}
             for i = 1, #TIME_FIELDS do
                 local k = TIME_FIELDS[i]
                 plain[k] = rawget(t, k)
             end
-            return os_time(plain)
+            return at_caller(pcall(os_time, plain))
         end,
         date = function(fmt, t)
             if type(fmt) == "string" and #fmt > MAX_DATE_FORMAT then
                 error("os.date: format longer than " .. MAX_DATE_FORMAT .. " bytes", 2)
             end
-            return os_date(fmt, t)
+            return at_caller(pcall(os_date, fmt, t))
         end,
         -- The process's own run time, not the whole OS process's CPU time
         -- (which would tell it how busy other tenants are).
@@ -150,6 +160,8 @@ do
         difftime = os.difftime,
     }
 
+end
+do
     -- math with a generator per process (a shared one could be seeded by
     -- one process to predict what another draws).
     local H_random, H_randomseed = H.random, H.randomseed

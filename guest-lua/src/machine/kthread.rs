@@ -16,6 +16,7 @@
 use std::ffi::c_int;
 
 use super::fast;
+use super::raw::Late;
 use mlua::ffi::{self, lua_State};
 
 unsafe extern "C-unwind" {
@@ -37,6 +38,71 @@ pub(super) unsafe extern "C-unwind" fn lua_kthread(l: *mut lua_State) -> c_int {
         fast::settop(l, 1);
         warren_newkthread(l);
         1
+    }
+}
+
+/// Whether the running thread is one `kthread` made.
+///
+/// # Safety
+///
+/// Called from a C function with room for one value.
+unsafe fn running_is_kthread(l: *mut lua_State) -> bool {
+    // SAFETY: the pushed thread is read and popped.
+    unsafe {
+        ffi::lua_pushthread(l);
+        let marked = warren_iskthread(l, -1) != 0;
+        fast::pop(l, 1);
+        marked
+    }
+}
+
+/// `coroutine.yield(...)` as process code has it: Lua's, except in a
+/// thread the kernel schedules (a process's main function, a function
+/// given to `coroutine.spawn`), where no coroutine of the process waits
+/// for the values. There it raises "attempt to yield from outside a
+/// coroutine", which `pcall` catches, as Lua's yield in a main thread
+/// does; the yield reached the kernel before, which ended the process
+/// with that message and no place.
+///
+/// # Safety
+///
+/// Called by Lua as a C function.
+pub(super) unsafe extern "C-unwind" fn lua_user_yield(l: *mut lua_State) -> c_int {
+    // SAFETY: `lua_yield` from a C function with its values on top, as
+    // `coroutine.yield` does (it does not return here); the error raised
+    // before it needs only Lua's spare slots.
+    unsafe {
+        if ffi::lua_checkstack(l, 4) == 0 || running_is_kthread(l) {
+            return outside(l);
+        }
+        ffi::lua_yield(l, fast::gettop(l))
+    }
+}
+
+/// Raises the kernel's `INVALID` error "attempt to yield from outside a
+/// coroutine" (what a process whose main yielded ended with), or that
+/// text where the kernel's `mkerr` is not bound.
+///
+/// # Safety
+///
+/// Called from a machine C function; raises.
+unsafe fn outside(l: *mut lua_State) -> c_int {
+    const WHY: &std::ffi::CStr = c"attempt to yield from outside a coroutine";
+    // SAFETY: `mkerr` is the kernel's function (a table back, raising
+    // only a memory error); the stack has room (checked, or Lua's spare
+    // slots for the plain error).
+    unsafe {
+        if ffi::lua_checkstack(l, 4) == 0 {
+            return ffi::luaL_error(l, WHY.as_ptr());
+        }
+        super::send::late(l, Late::Mkerr);
+        if ffi::lua_type(l, -1) != ffi::LUA_TFUNCTION {
+            return ffi::luaL_error(l, WHY.as_ptr());
+        }
+        ffi::lua_pushstring(l, c"INVALID".as_ptr());
+        ffi::lua_pushstring(l, WHY.as_ptr());
+        ffi::lua_call(l, 2, 1);
+        ffi::lua_error(l)
     }
 }
 

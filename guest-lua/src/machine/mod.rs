@@ -52,7 +52,7 @@ use mlua::ffi::{self, lua_State};
 use raw::Key;
 
 /// The C functions, by the names the kernel gives them.
-const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 48] = [
+const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 49] = [
     (c"wake", runq::lua_wake),
     (c"rq_next", runq::lua_next),
     (c"rq_len", runq::lua_len),
@@ -90,6 +90,7 @@ const FUNCTIONS: [(&CStr, ffi::lua_CFunction); 48] = [
     (c"payload_data", msg::data),
     (c"kthread", kthread::lua_kthread),
     (c"is_kthread", kthread::lua_is_kthread),
+    (c"user_yield", kthread::lua_user_yield),
     (c"prime", crate::step::prime),
     (c"freeze", frozen::lua_freeze),
     (c"setmetatable", frozen::lua_setmetatable),
