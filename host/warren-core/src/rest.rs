@@ -73,6 +73,7 @@ impl Rest {
 }
 
 /// A worker's count of its runs: started plus ended, odd while one runs.
+/// Written only by its worker's thread; read by the helper.
 #[derive(Debug, Default)]
 pub struct Runs(AtomicU64);
 
@@ -91,9 +92,15 @@ impl Runs {
         }
     }
 
-    /// The run has ended.
+    /// The run has ended. A plain store, not a locked add: only the
+    /// worker that owns the count writes it (`enter` and `leave` come from
+    /// its thread), and nothing is read after it that the helper's rest
+    /// depends on (a helper that reads the odd count a moment longer only
+    /// stays awake one tick more). It was one of the two locked
+    /// instructions each resumption of a process paid.
     pub fn leave(&self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        let count = self.0.load(Ordering::Relaxed);
+        self.0.store(count.wrapping_add(1), Ordering::Release);
     }
 
     /// The count: runs started plus ended.
