@@ -122,7 +122,10 @@ end
 -- 0); nil, nil at the end; nil, err on failure.
 function StreamMethods:read(n)
     check_stream(self, "stream:read")
-    if n ~= nil and math.type(n) ~= "integer" then return invalid("stream:read: n must be an integer") end
+    -- A negative n read as 0 (everything available); file:read refuses it.
+    if n ~= nil and (math.type(n) ~= "integer" or n < 0) then
+        return invalid("stream:read: n must be a non-negative integer")
+    end
     local me = entry_id()
     local data, err = call(H_read, me, hid(self), n or 0)
     if data == false then return nil, nil end

@@ -150,6 +150,11 @@ fn streams_and_batches() {
         assert(sc:err() == nil)
         r.stream:close()
         local r2 = assert(http.get(base .. "/json", { stream = true }))
+        -- A size that is no non-negative integer is refused, and reads nothing.
+        for _, bad in ipairs({ -1, math.mininteger, 1.5, "4" }) do
+            local none, e = r2.stream:read(bad)
+            assert(none == nil and e:kind() == "Invalid" and e:message():find("non-negative integer", 1, true), tostring(bad))
+        end
         local all = {}
         while true do
             local chunk, err = r2.stream:read(4)
