@@ -69,10 +69,11 @@ unsafe fn running_is_kthread(l: *mut lua_State) -> bool {
 /// Called by Lua as a C function.
 pub(super) unsafe extern "C-unwind" fn lua_user_yield(l: *mut lua_State) -> c_int {
     // SAFETY: `lua_yield` from a C function with its values on top, as
-    // `coroutine.yield` does (it does not return here); the error raised
-    // before it needs only Lua's spare slots.
+    // `coroutine.yield` does (it does not return here); the thread
+    // `running_is_kthread` pushes fits in the LUA_MINSTACK slots every C
+    // function gets above its arguments.
     unsafe {
-        if ffi::lua_checkstack(l, 4) == 0 || running_is_kthread(l) {
+        if running_is_kthread(l) {
             return outside(l);
         }
         ffi::lua_yield(l, fast::gettop(l))
