@@ -48,6 +48,9 @@ use warren_sql::EngineMeter;
 use crate::random::Rng;
 use crate::watchdog::Slot;
 
+mod lend;
+pub(crate) use lend::Lent;
+
 /// How far the host's count of a VM's memory may lag behind the VM: the
 /// count is shared by every worker of the host, and updating it at every
 /// resume made the workers fight over its cache line (a process's room is

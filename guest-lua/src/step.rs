@@ -265,6 +265,20 @@ impl Stepper {
             .is_ok_and(|accounts| accounts.has_overdue())
     }
 
+    /// Before kernel work inside the running process's resume (see
+    /// `quota/lend.rs`); `None` when the accounts are in use (no caller
+    /// is), and the work must then not be done.
+    pub(crate) fn lend(&self, lua: &Lua) -> Option<crate::quota::Lent> {
+        self.accounts.try_borrow().ok().map(|a| a.lend(lua))
+    }
+
+    /// After that work: see `Accounts::repay`.
+    pub(crate) fn repay(&self, lua: &Lua, lent: crate::quota::Lent) {
+        if let Ok(mut accounts) = self.accounts.try_borrow_mut() {
+            accounts.repay(lua, lent);
+        }
+    }
+
     /// Opens process `id`'s account as `H.next` does when it starts one
     /// (nothing when the accounts are in use, which no caller is).
     pub(crate) fn open_account(&self, id: i64) {

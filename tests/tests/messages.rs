@@ -10,6 +10,8 @@ mod handoff;
 mod ordering;
 #[path = "messages/senders.rs"]
 mod senders;
+#[path = "messages/starts.rs"]
+mod starts;
 
 const ECHO: &str = r#"return function()
     local inbox = process.inbox()

@@ -4,7 +4,9 @@
 //! `process.send` is [`lua_send`]: `send1(dest, topic[, v])` with its
 //! arguments, and the kernel's Lua when that cannot decide. `send1` finds
 //! the sender (the record of the kernel's `current` coroutine) and
-//! the target (`bypid[dest]`). A pid of no process of this VM is the
+//! the target (`bypid[dest]`). A child spawned here whose start is the
+//! host's next item for this VM is started first and is then the
+//! target (`start::start_for_send`). A pid of no process of this VM is the
 //! host's: the message goes as `H.send_plain` sends it
 //! ([`crate::plain::send_at`]), and `send1` answers as that does (`true`,
 //! or `false, kind, message, retryable`). For a process of this VM it
@@ -192,6 +194,16 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
         let ctx = &*ctx;
         match parties(l) {
             Parties::Local => {}
+            // A child spawned here, not started yet, whose start is the
+            // host's next item: started now, it takes this message direct.
+            Parties::Remote(_) if super::start::start_for_send(l, ctx, 1) => {
+                raw::settop(l, 3);
+                match parties(l) {
+                    Parties::Local => {}
+                    Parties::Remote(id) => return send_remote(l, ctx, id, args),
+                    Parties::Neither => return 0,
+                }
+            }
             Parties::Remote(id) => return send_remote(l, ctx, id, args),
             Parties::Neither => return 0,
         }
