@@ -196,15 +196,11 @@ pub(super) unsafe extern "C-unwind" fn lua_send1(l: *mut lua_State) -> c_int {
             Parties::Local => {}
             // A child spawned here, not started yet, whose start is the
             // host's next item: started now, it takes this message direct.
-            Parties::Remote(_) if super::start::start_for_send(l, ctx, 1) => {
-                raw::settop(l, 3);
-                match parties(l) {
-                    Parties::Local => {}
-                    Parties::Remote(id) => return send_remote(l, ctx, id, args),
-                    Parties::Neither => return 0,
+            Parties::Remote(id) => {
+                if !super::start::start_for_send(l, ctx, 1) || !started_target(l) {
+                    return send_remote(l, ctx, id, args);
                 }
             }
-            Parties::Remote(id) => return send_remote(l, ctx, id, args),
             Parties::Neither => return 0,
         }
         let mut bytes = 0;
@@ -397,6 +393,31 @@ unsafe fn parties(l: *mut lua_State) -> Parties {
         } else {
             Parties::Neither
         }
+    }
+}
+
+/// After [`parties`] answered `Remote` and the target's start was taken
+/// (`start::start_for_send`): puts the target's new record at 5, as
+/// `parties` puts a local one, and answers true; false when it has none
+/// (its start could not build its arguments). Out of line: `parties`,
+/// called once, stays inlined in `send1`.
+///
+/// # Safety
+///
+/// As [`parties`], with the sender's record at 4.
+#[inline(never)]
+unsafe fn started_target(l: *mut lua_State) -> bool {
+    // SAFETY: raw reads of the kernel's own table, the key a string.
+    unsafe {
+        raw::settop(l, 4);
+        let bypid = late(l, Late::Bypid);
+        fast::pushvalue(l, 1);
+        if ffi::lua_rawget(l, bypid) == ffi::LUA_TTABLE {
+            fast::replace(l, 5);
+            return true;
+        }
+        raw::settop(l, 4);
+        false
     }
 }
 
