@@ -420,3 +420,83 @@ fn names_registered_for_processes_that_ended_leave_nothing_behind() {
         after.saturating_sub(before)
     );
 }
+
+/// A child that keeps its argument until a message ends it.
+const HOLDER: &str = r#"return function(blob)
+    process.inbox():receive()
+    return #blob
+end"#;
+
+/// Spawns holders of a `bytes` argument until a spawn is refused (at most
+/// `most`), sending each a message at once when `send` is true: a child
+/// whose start is the VM's next item is then started inside this resume
+/// (`guest-lua/src/machine/start.rs`). Answers how many were spawned and
+/// the refusal, after stopping them.
+const SPAWN_AND_SEND: &str = r#"return function(send, bytes, most)
+    local me, events = process.pid(), process.events()
+    -- One holder first: its entry compiled, as the start path needs.
+    process.send(process.spawn_monitored("h:holder", "test:host", ""), "stop")
+    events:receive()
+    local blob, kids, refused = string.rep("x", bytes), {}, "none"
+    for _ = 1, most do
+        local c, err = process.spawn("h:holder", "test:host", blob)
+        if not c then refused = err:message() break end
+        kids[#kids + 1] = c
+        if send then process.send(c, "go", 1) end
+    end
+    for _, c in ipairs(kids) do process.send(c, "stop") end
+    return #kids .. " " .. refused
+end"#;
+
+#[test]
+fn children_started_by_a_send_count_against_memory_total_at_once() {
+    // Each start gives back the hold on its argument and makes it again in
+    // the VM; until the host's count followed, the next spawn found that
+    // room free again, and one resume (a 2 s slice) put 300 arguments of
+    // a megabyte under a 32 MiB total. Sent to or not, the spawns are
+    // refused once the total is held, the host's count stays within it,
+    // and the neighbour lives on. The spawner may itself be ended by the
+    // total it filled (without the sends, its next resume's room is what
+    // its children left: none), never by another's.
+    let total: u64 = 32 << 20;
+    let bytes = 1_000_000;
+    for send in [true, false] {
+        let limits = HostLimits {
+            max_processes: 2_000,
+            max_message_bytes: 1 << 20,
+            memory_total: total,
+            cpu_slice: Duration::from_secs(2),
+            cpu_budget: Some(Duration::from_secs(10)),
+            ..harness::limits()
+        };
+        let runtime = app()
+            .limits(limits)
+            .entry("h:holder", HOLDER)
+            .entry("h:attacker", SPAWN_AND_SEND)
+            .start();
+        let args = vec![Value::Bool(send), n(bytes), n(300)];
+        let out = attack_on(&runtime, "h:attacker", args);
+        match &out.exit {
+            Ok(_) => {
+                let v = out.value();
+                let (spawned, refused) = v.split_once(' ').expect("count and refusal");
+                let spawned: u64 = spawned.parse().expect("a count");
+                assert!(refused.contains("memory_total"), "send {send}: {v}");
+                assert!(
+                    spawned * bytes.unsigned_abs() <= total,
+                    "send {send}: {spawned} arguments of {bytes} bytes under a total of {total}"
+                );
+            }
+            Err(e) => {
+                assert_eq!(e.kind, ErrorKind::RateLimited, "send {send}: {e}");
+                assert!(e.message.contains("memory_total"), "send {send}: {e}");
+            }
+        }
+        let used = runtime.memory_used("test:host").expect("the host");
+        assert!(
+            used <= total + (1 << 20),
+            "send {send}: the host counts {used} bytes under a total of {total}"
+        );
+        out.assert_neighbour_ticks();
+    }
+}

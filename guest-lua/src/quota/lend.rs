@@ -11,8 +11,11 @@
 //!
 //! Guarantees: the running process is charged neither the memory the
 //! work left nor what it allocated, and its room afterwards is what it
-//! was; what the work allocates is bounded by the kernel's records of
-//! one start and its arguments, which the spawner's host already holds.
+//! was, or what is left of its host's `memory_total` for the run if
+//! that is less; the host's count includes what the work left (to within
+//! the count's granule, as between resumes); what the work allocates is
+//! bounded by the kernel's records of one start and its arguments,
+//! whose bytes the spawner's host held until the start.
 //! The note is integers only, so a memory error raised in between (only a
 //! block the allocator cannot give, with no ceiling) drops nothing; the
 //! ceiling then stays lifted until the resume ends, when `leave` sets
@@ -52,19 +55,33 @@ impl Accounts {
         }
     }
 
-    /// After it: the ceiling back, moved by what the work left in the
-    /// VM, and the running process's marks moved by the same amounts, so
-    /// its charge and its count of allocations leave the work out.
+    /// After it: the host's count of the VM brought up to date, the
+    /// running process's marks moved by what the work left and allocated,
+    /// so its charge and its count of allocations leave the work out, and
+    /// its ceiling back, moved by the same, but never past what is left
+    /// of the host's `memory_total` for this run.
+    ///
+    /// The count matters: a start gives back the hold on its arguments
+    /// and makes them again in the VM, and until the count followed, the
+    /// next spawn found that room free again. A loop of spawns of 1 MB
+    /// arguments, each sent to at once, put 1 GB under a 64 MiB
+    /// `memory_total` in one resume, and the host's other processes were
+    /// ended for memory at the next count.
     pub(crate) fn repay(&mut self, lua: &Lua, lent: Lent) {
         let used = lua.used_memory();
+        self.sync(used);
         let grown = self.grown.get().saturating_sub(lent.grown);
+        let host =
+            used.saturating_add(usize::try_from(self.quota.room_in_run()).unwrap_or(usize::MAX));
+        let kept = moved(lent.ceiling, used, lent.used);
         if let Some(run) = self.running.as_mut() {
             run.used_at = moved(run.used_at, used, lent.used);
             run.grown_at = run.grown_at.saturating_add(grown);
+            run.host_bound |= lent.ceiling != 0 && host < kept;
         }
         if lent.ceiling != 0 {
             // A zero limit means "none" to mlua: keep at least one byte.
-            let _ = lua.set_memory_limit(moved(lent.ceiling, used, lent.used).max(1));
+            let _ = lua.set_memory_limit(kept.min(host).max(1));
         }
     }
 }
