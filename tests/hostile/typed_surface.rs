@@ -286,6 +286,40 @@ fn deep_and_cyclic_values_stop_at_depth_64() {
     has(&got[4], &["expected N, got table"]);
 }
 
+/// Types that reach themselves through unions only: each union doubles
+/// the alias chains, 2^64 of them at the depth cap.
+const SELF_UNIONS: &str = "type A = A | A
+type B = string | B | B
+type C = D | C
+type D = C | D
+type R = { f: A }
+type G<T> = G<T> | G<T> | T
+type GI = G<integer>";
+
+#[test]
+fn types_that_are_unions_of_themselves_fail_at_once_in_a_loop() {
+    // One check of A held the worker until the stuck limit ended the
+    // process (250 ms each); a loop of them must run to its end, each
+    // failing as too deep, with the neighbour ticking throughout.
+    let got = results(
+        SELF_UNIONS,
+        r#"local fails = 0
+        for _ = 1, 200 do
+            if A:is(1) == nil then fails = fails + 1 end
+            if C:is(true) == nil then fails = fails + 1 end
+            if R:is({ f = 1 }) == nil then fails = fails + 1 end
+            if GI:is("x") == nil then fails = fails + 1 end
+        end
+        local _, e = A:is(1)
+        local function bar(text) return (text:gsub("|", "or")) end
+        return table.concat({ fails, tostring(B:is("s")), bar(e:message()), bar(raised(A, 1)) }, " | ")"#,
+    );
+    assert_eq!(got[0], "800");
+    assert_eq!(got[1], "s");
+    assert_eq!(got[2], "expected A or A, got number");
+    has(&got[3], &["expected A, got number"]);
+}
+
 #[test]
 fn a_shared_dag_is_cut_off_by_the_budget_poll() {
     // 2^40 paths through 40 shared tables: depth stays under 64, so only

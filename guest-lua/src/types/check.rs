@@ -12,6 +12,16 @@ use crate::convert::entry::warren_tableslots;
 /// How often (in visited values) the budget is asked.
 pub(super) const POLL_EVERY: u32 = 4096;
 
+/// Alias hops (a named type or a generic's instance followed) a
+/// validation may take per value position it has reached, whatever their
+/// depth. `type A = A | A` has no depth past 64 hops on any one chain,
+/// but each union doubles the chains: 2^64 of them held a worker until
+/// the stuck limit ended the process (250 ms, its error blaming a long
+/// library call). Past this the hop fails as too deep, at once, and so
+/// does every later one of the run: a type that reaches a value through
+/// this many aliases is one that recurses through itself.
+const HOPS_PER_VALUE: u64 = 4096;
+
 /// Work (bytes a pattern scans or a field name costs, slots a map's
 /// traversal reads) after which the budget is asked too, whatever the
 /// count of values: one visit can be far more than one value's work (a
@@ -153,6 +163,10 @@ pub(super) struct Checker<'a> {
     pub table: &'a TypeTable,
     pub budget: &'a dyn Fn() -> Option<String>,
     visits: u32,
+    /// Value positions reached (checks at the start of an alias chain)
+    /// and alias hops taken, for [`HOPS_PER_VALUE`].
+    positions: u64,
+    hops: u64,
     /// Work since the budget was last asked (see [`WORK_PER_POLL`]).
     work: u64,
     error_mt: Option<Option<Table>>,
@@ -169,6 +183,8 @@ impl<'a> Checker<'a> {
             table,
             budget,
             visits: 0,
+            positions: 0,
+            hops: 0,
             work: 0,
             error_mt: None,
         }
@@ -179,6 +195,13 @@ impl<'a> Checker<'a> {
     /// nothing. `hint` names the type in a top-level mismatch.
     pub(super) fn run(&mut self, ty: &TyRef, v: &Value, hint: Option<&Ty>, detail: bool) -> Check {
         self.check(ty, &[], v, (0, 0), hint, detail)
+    }
+
+    /// Counts an alias hop; false once the run has taken more than
+    /// [`HOPS_PER_VALUE`] per value position it reached.
+    fn hop(&mut self) -> bool {
+        self.hops = self.hops.saturating_add(1);
+        self.hops <= HOPS_PER_VALUE.saturating_mul(self.positions)
     }
 
     fn tick(&mut self) -> Check {
@@ -282,6 +305,9 @@ impl<'a> Checker<'a> {
         let here = (depth, hops);
         let below = (depth + 1, 0);
         self.tick()?;
+        if hops == 0 {
+            self.positions = self.positions.saturating_add(1);
+        }
         let ok = match ty {
             Ty::Any | Ty::Unknown | Ty::Opaque(_) => true,
             Ty::Never => false,
@@ -334,7 +360,7 @@ impl<'a> Checker<'a> {
                 return Ok(());
             }
             Ty::Named { decl, .. } => {
-                if hops >= MAX_DEPTH {
+                if hops >= MAX_DEPTH || !self.hop() {
                     return Err(self.too_deep(ty, hint.or(Some(ty)), detail));
                 }
                 let Some(d) = self.table.get(*decl) else {
@@ -353,7 +379,7 @@ impl<'a> Checker<'a> {
                 );
             }
             Ty::Inst { base, args } => {
-                if hops >= MAX_DEPTH {
+                if hops >= MAX_DEPTH || !self.hop() {
                     return Err(self.too_deep(ty, hint.or(Some(ty)), detail));
                 }
                 let Some(d) = self.table.get(*base) else {

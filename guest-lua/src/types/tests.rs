@@ -416,6 +416,45 @@ fn recursive_types_and_cyclic_tables() {
     );
 }
 
+#[test]
+fn a_type_that_is_a_union_of_itself_fails_at_once() {
+    // type A = A | A; type B = string | B | B. Each union doubles the
+    // alias chains (2^64 of them at the depth cap): the hops a run may
+    // take per value position are capped, so A fails as too deep, and B
+    // still takes a string, long before a budget that stops after 64
+    // polls (262,144 visits) would be reached: a few thousand checks
+    // each.
+    let polls = Rc::new(Cell::new(0u32));
+    let counted = polls.clone();
+    let budget: Rc<dyn Fn() -> Option<String>> = Rc::new(move || {
+        counted.set(counted.get() + 1);
+        (counted.get() > 64).then(|| "stopped by the test".to_owned())
+    });
+    let lua = setup_with(
+        table(vec![
+            ("A", Ty::Union(vec![t(named("A", 0)), t(named("A", 0))])),
+            (
+                "B",
+                Ty::Union(vec![t(Ty::String), t(named("B", 1)), t(named("B", 1))]),
+            ),
+        ]),
+        budget,
+    );
+    let out = run(
+        &lua,
+        r#"local _, e = T.A:is(1)
+        local okb = T.B:is("s") ~= nil
+        local _, e2 = T.B:is(1)
+        return show(e:message(), okb, e2:message())"#,
+    );
+    assert!(!out.contains("stopped by the test"), "{out}");
+    assert_eq!(
+        out,
+        "expected A | A, got number\ttrue\texpected string | B | B, got number"
+    );
+    assert!(polls.get() <= 16, "{} polls", polls.get());
+}
+
 fn shapes_table() -> TypeTable {
     // type Status = "queued" | "done"
     // type Job = {id: integer, status: Status, tags?: {string}}
