@@ -323,7 +323,8 @@ fn run_app(app: &App, entry: &str, host: Option<String>, args: Vec<Value>) -> Re
         && !app.wasm_entries().any(|(id, _)| id == entry)
     {
         let msg = anyhow!(
-            "entry '{entry}' not found, or not a process entry, in {}",
+            "entry {} not found, or not a process entry, in {}",
+            quoted(entry),
             app.root.display()
         );
         return Err(Failure::bad_input(msg));
@@ -341,6 +342,26 @@ fn run_app(app: &App, entry: &str, host: Option<String>, args: Vec<Value>) -> Re
 /// else the only host (or the default host of an app that declares none).
 fn main_host(app: &App, host: Option<String>) -> Result<String, Failure> {
     if let Some(host) = host {
+        // Checked before anything starts: the services of an application
+        // ran first, and a `--host` naming nothing failed only after them.
+        let hosts: Vec<&str> = app.hosts().map(|(id, _)| id).collect();
+        let known = if hosts.is_empty() {
+            host == DEFAULT_HOST
+        } else {
+            hosts.contains(&host.as_str())
+        };
+        if !known {
+            let known = if hosts.is_empty() {
+                DEFAULT_HOST.to_owned()
+            } else {
+                hosts.join(", ")
+            };
+            return Err(Failure::bad_input(anyhow!(
+                "--host {}: no such host in {} (its hosts: {known})",
+                quoted(&host),
+                app.root.display()
+            )));
+        }
         return Ok(host);
     }
     let terminals: Vec<&str> = app.terminal_hosts().map(|(id, _)| id).collect();
@@ -358,6 +379,20 @@ fn main_host(app: &App, host: Option<String>) -> Result<String, Failure> {
         ))),
     }
 }
+
+/// `text` quoted, cut to [`MAX_QUOTED`] characters: a name from the
+/// command line may be of any length.
+fn quoted(text: &str) -> String {
+    let cut: String = text.chars().take(MAX_QUOTED).collect();
+    if cut.len() < text.len() {
+        format!("'{cut}...'")
+    } else {
+        format!("'{cut}'")
+    }
+}
+
+/// The most characters of a command-line name an error quotes.
+const MAX_QUOTED: usize = 120;
 
 /// Runs the main process to its end. With `propagate` (an application's
 /// `-x` entry), an integer it returns is the exit status, as in Wippy.

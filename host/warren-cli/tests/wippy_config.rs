@@ -528,3 +528,42 @@ end"#;
         &long[..200.min(long.len())]
     );
 }
+
+#[test]
+fn a_host_flag_naming_no_host_is_refused_before_any_service_starts() {
+    let dir = with_services("wx-badhost", MAIN);
+    let long = "h".repeat(5_000);
+    for (host, shown) in [
+        ("app:nope", "'app:nope'".to_owned()),
+        ("app:main", "'app:main'".to_owned()),
+        (long.as_str(), format!("'{}...'", &long[..120])),
+    ] {
+        let out = warren(&[
+            "run",
+            &dir.display().to_string(),
+            "-x",
+            "app:main",
+            "--host",
+            host,
+        ]);
+        let log = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{log}");
+        assert!(
+            log.contains(&format!("--host {shown}: no such host in")),
+            "{log}"
+        );
+        assert!(
+            log.contains("its hosts: app:processes, app:terminal"),
+            "{log}"
+        );
+        assert!(
+            !log.contains("service up"),
+            "a service started first: {log}"
+        );
+        assert!(
+            log.len() < 2_000,
+            "the name quoted in full: {} bytes",
+            log.len()
+        );
+    }
+}

@@ -267,6 +267,13 @@ struct RestartYaml {
 /// generated tree cannot keep the loader walking.
 pub const MAX_FOLDER_DEPTH: usize = 32;
 
+/// Folders the search for `_index.yaml` files reads at most: a link to a
+/// large tree (`ext -> /usr`) walked 5.5 GB of files' folders before
+/// answering, and one to `/` the whole filesystem. Linked folders are
+/// read (an application may share a library folder by a link), so the
+/// walk is bounded by count as well as by depth.
+pub const MAX_FOLDERS: usize = 10_000;
+
 /// Collects every `_index.yaml` under `dir` (hidden folders are skipped).
 /// A folder reached twice (through a symlink back up the tree, or two
 /// symlinks to one folder) is read once: two symlinks to `.` made the walk
@@ -288,6 +295,14 @@ fn walk(
     };
     if !seen.insert(dir.canonicalize().map_err(io)?) {
         return Ok(());
+    }
+    if seen.len() > MAX_FOLDERS {
+        return Err(file_error(
+            dir,
+            format!(
+                "more than {MAX_FOLDERS} folders below the application folder (a link to a large tree?)"
+            ),
+        ));
     }
     if depth > MAX_FOLDER_DEPTH {
         return Err(file_error(
@@ -375,7 +390,11 @@ fn read_index(file: &Path) -> Result<IndexYaml, ConfigError> {
     let index: IndexYaml = crate::yaml::parse(file, &text)?;
     let version = match &index.version {
         Yaml::String(s) => s.clone(),
-        Yaml::Number(n) => format!("{n:?}").trim_end_matches(".0").to_owned() + ".0",
+        // `version: 1.0` (or `1`) unquoted reads as a number: its text.
+        Yaml::Number(n) => match n.to_string() {
+            t if t.contains('.') => t,
+            t => t + ".0",
+        },
         _ => String::new(),
     };
     if version != VERSION {

@@ -40,7 +40,7 @@ pub use database::{DatabaseEntry, DatabaseKind, PoolConfig, REDACTED, SqliteFile
 pub use error::ConfigError;
 pub use function::{MAX_POOL_BUFFER, MAX_POOL_SIZE};
 pub use hosts::{MAX_APP_WORKERS, MAX_HOST_WORKERS, default_workers};
-pub use index::{MAX_FOLDER_DEPTH, MAX_INDEX_BYTES, MAX_SOURCE_BYTES};
+pub use index::{MAX_FOLDER_DEPTH, MAX_FOLDERS, MAX_INDEX_BYTES, MAX_SOURCE_BYTES};
 pub use nesting::MAX_YAML_DEPTH;
 pub use service::{RestartPolicy, ServiceEntry, Startup, Strategy};
 pub use units::{MAX_SIZE, parse_size};

@@ -10,7 +10,9 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use common::{index, write_and_load};
-use warren_config::{App, ConfigError, MAX_FOLDER_DEPTH, MAX_INDEX_BYTES, MAX_SOURCE_BYTES};
+use warren_config::{
+    App, ConfigError, MAX_FOLDER_DEPTH, MAX_FOLDERS, MAX_INDEX_BYTES, MAX_SOURCE_BYTES,
+};
 
 const GROUP: &str = "warren-config-files";
 
@@ -183,4 +185,52 @@ fn folders_deeper_than_the_bound_are_refused_with_the_folder_named() {
         "{text}"
     );
     assert!(text.contains(&format!("d{MAX_FOLDER_DEPTH}")), "{text}");
+}
+
+#[test]
+fn a_link_to_a_large_tree_is_refused_past_the_folder_bound() {
+    // A linked folder is read (a shared library's), but a link to a tree
+    // of more folders than the bound (`ext -> /usr` walked 5.5 GB's worth)
+    // is refused with the folder it stopped at named.
+    let tree = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(GROUP)
+        .join("large-tree");
+    let _ = std::fs::remove_dir_all(&tree);
+    for i in 0..=MAX_FOLDERS {
+        std::fs::create_dir_all(tree.join(format!("d{}/e{i}", i % 100))).expect("mkdir");
+    }
+    let target = tree.to_str().expect("utf-8").to_owned();
+    let errors = with_links("large-link", &[("ext", target)]).expect_err("refused");
+    let text = text(&errors);
+    assert!(
+        text.contains(&format!("more than {MAX_FOLDERS} folders")),
+        "{text}"
+    );
+    assert!(text.contains("large-link/ext/"), "{text}");
+}
+
+#[test]
+fn an_unquoted_version_reads_as_its_text() {
+    let entries =
+        "  - name: main\n    kind: process.lua\n    source: file://main.lua\n    method: main\n";
+    for (version, ok) in [("1.0", true), ("1", true), ("2.5", false)] {
+        let index = format!("version: {version}\nnamespace: app\nentries:\n{entries}");
+        let (_, loaded) = write_and_load(
+            GROUP,
+            &format!("version-{version}"),
+            &[("_index.yaml", &index), ("main.lua", "return {}")],
+            &[],
+        );
+        match loaded {
+            Ok(_) => assert!(ok, "version {version} was accepted"),
+            Err(e) => {
+                let text = text(&e);
+                assert!(!ok, "version {version}: {text}");
+                assert!(
+                    text.contains(&format!("version \"{version}\" is not supported")),
+                    "{text}"
+                );
+            }
+        }
+    }
 }
