@@ -128,13 +128,38 @@ pub(crate) fn wasm_engine(app: Option<&App>) -> Result<std::sync::Arc<WasmEngine
         })?,
         Err(_) => DEFAULT_POOL_SIZE,
     };
-    let config = EngineConfig {
+    let mut config = EngineConfig {
         cache_dir: cache,
         pool_size,
         max_memory: largest.max(DEFAULT_MAX_MEMORY),
         perf_map: std::env::var_os("WARREN_WASM_PERFMAP").is_some_and(|v| v == "1"),
     };
-    WasmEngine::new(&config).map_err(|e| Failure::failed(e.into()))
+    // The entry whose `limits.memory` sized the pool's slots, to name.
+    let sizing = app
+        .into_iter()
+        .flat_map(|a| a.wasm_entries())
+        .find(|(_, w)| w.memory == Some(largest) && largest > DEFAULT_MAX_MEMORY)
+        .map(|(id, _)| id.to_owned());
+    match WasmEngine::new(&config) {
+        Ok(engine) => Ok(engine),
+        // A pool of slots that large may not fit in the address space
+        // (`limits.memory: 2GiB` times the pool did not, and the whole
+        // application failed to start): instances are then made on demand.
+        Err(e) if config.pool_size > 0 && sizing.is_some() => {
+            let entry = sizing.unwrap_or_default();
+            tracing::warn!(
+                "entry '{entry}': limits.memory of {largest} bytes for {} pooled instances cannot be reserved ({e}); instances are allocated on demand",
+                config.pool_size
+            );
+            config.pool_size = 0;
+            WasmEngine::new(&config).map_err(|e| {
+                Failure::bad_input(anyhow!(
+                    "entry '{entry}': limits.memory of {largest} bytes cannot be reserved: {e}"
+                ))
+            })
+        }
+        Err(e) => Err(Failure::failed(e.into())),
+    }
 }
 
 /// What a `process.wasm` entry grants its component.

@@ -400,3 +400,46 @@ fn the_httpd_component_serves_json_beside_a_running_lua_process_and_stops() {
         "still listening"
     );
 }
+
+#[test]
+fn a_memory_limit_too_large_to_pool_still_runs_the_application() {
+    // The pool's slots are sized by the largest `limits.memory`; 4 GiB
+    // times the pool does not fit in this machine's address space, and the
+    // whole application (its Lua entries too) failed to start with an
+    // error naming no entry. Instances are then made on demand, and the
+    // warning names the entry.
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - name: crash
+    kind: process.wasm
+    source: file://crasher.wasm
+    limits: { memory: 4GiB }
+  - name: main
+    kind: process.lua
+    source: file://main.lua
+"#;
+    let dir = app(
+        "wasm-huge-memory",
+        &[
+            ("_index.yaml", index),
+            ("main.lua", "return function() print('lua ran') end"),
+        ],
+    );
+    std::fs::copy(warren_tests::component("crasher"), dir.join("crasher.wasm")).expect("copy");
+    let d = dir.display().to_string();
+    for args in [
+        &["run", &d, "-x", "app:main"][..],
+        &["run", &d, "-x", "app:crash", "fine"],
+    ] {
+        let out = warren(args);
+        let log = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        if log.contains("cannot be reserved") {
+            assert!(
+                log.contains("entry 'app:crash': limits.memory of 4294967296 bytes"),
+                "{log}"
+            );
+        }
+    }
+}
