@@ -26,7 +26,7 @@ pub enum ConfigError {
         source: warren_core::readfile::ReadError,
     },
     /// The file is not valid YAML or misses top-level keys.
-    #[error("{}: {message}", file.display())]
+    #[error("{}: {}", file.display(), Cut(message))]
     File {
         /// The `_index.yaml`.
         file: PathBuf,
@@ -34,7 +34,7 @@ pub enum ConfigError {
         message: String,
     },
     /// An entry is malformed.
-    #[error("{}: entry '{entry}': {message}", file.display())]
+    #[error("{}: entry '{}': {}", file.display(), Cut(entry), Cut(message))]
     Entry {
         /// The `_index.yaml`.
         file: PathBuf,
@@ -44,7 +44,7 @@ pub enum ConfigError {
         message: String,
     },
     /// One key of an entry is wrong.
-    #[error("{}: entry '{entry}': key '{key}': {message}", file.display())]
+    #[error("{}: entry '{}': key '{}': {}", file.display(), Cut(entry), Cut(key), Cut(message))]
     Key {
         /// The `_index.yaml`.
         file: PathBuf,
@@ -69,4 +69,53 @@ pub enum ConfigError {
         /// Where it was first declared.
         first: PathBuf,
     },
+}
+
+/// The most bytes of one message (or name) a configuration error shows:
+/// messages quote the values they refuse, and a 10 MB scalar made a 10 MB
+/// error line.
+pub const MAX_SHOWN: usize = 1024;
+
+/// Shows a text cut to [`MAX_SHOWN`] bytes (at a character boundary),
+/// saying how long it was.
+struct Cut<'a>(&'a str);
+
+impl std::fmt::Display for Cut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0;
+        if text.len() <= MAX_SHOWN {
+            return f.write_str(text);
+        }
+        let mut end = MAX_SHOWN;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{}... ({} bytes in all)", &text[..end], text.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_message_is_cut_at_a_character_boundary_with_its_length() {
+        let message = "é".repeat(MAX_SHOWN);
+        let err = ConfigError::File {
+            file: PathBuf::from("app/_index.yaml"),
+            message: message.clone(),
+        };
+        let text = err.to_string();
+        assert!(text.starts_with("app/_index.yaml: éé"), "{text}");
+        assert!(
+            text.ends_with(&format!("... ({} bytes in all)", message.len())),
+            "{text}"
+        );
+        assert!(text.len() < MAX_SHOWN + 64, "{} bytes", text.len());
+        let short = ConfigError::File {
+            file: PathBuf::from("f"),
+            message: "short".into(),
+        };
+        assert_eq!(short.to_string(), "f: short");
+    }
 }
