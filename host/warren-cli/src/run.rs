@@ -382,7 +382,7 @@ fn main_host(app: &App, host: Option<String>) -> Result<String, Failure> {
                 hosts.join(", ")
             };
             return Err(Failure::bad_input(anyhow!(
-                "--host {}: no such host in {} (its hosts: {known})",
+                "--host: host {} not found in {} (its hosts: {known})",
                 quoted(&host),
                 app.root.display()
             )));

@@ -549,7 +549,7 @@ fn a_host_flag_naming_no_host_is_refused_before_any_service_starts() {
         let log = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{log}");
         assert!(
-            log.contains(&format!("--host {shown}: no such host in")),
+            log.contains(&format!("--host: host {shown} not found in")),
             "{log}"
         );
         assert!(
