@@ -348,8 +348,8 @@ fn run_app(app: &App, entry: &str, host: Option<String>, args: Vec<Value>) -> Re
         && !app.wasm_entries().any(|(id, _)| id == entry)
     {
         let msg = anyhow!(
-            "entry {} not found, or not a process entry, in {}",
-            quoted(entry),
+            "entry '{}' not found, or not a process entry, in {}",
+            warren_core::error::quoted_id(entry),
             app.root.display()
         );
         return Err(Failure::bad_input(msg));
@@ -382,8 +382,8 @@ fn main_host(app: &App, host: Option<String>) -> Result<String, Failure> {
                 hosts.join(", ")
             };
             return Err(Failure::bad_input(anyhow!(
-                "--host: host {} not found in {} (its hosts: {known})",
-                quoted(&host),
+                "--host: host '{}' not found in {} (its hosts: {known})",
+                warren_core::error::quoted_id(&host),
                 app.root.display()
             )));
         }
@@ -404,20 +404,6 @@ fn main_host(app: &App, host: Option<String>) -> Result<String, Failure> {
         ))),
     }
 }
-
-/// `text` quoted, cut to [`MAX_QUOTED`] characters: a name from the
-/// command line may be of any length.
-fn quoted(text: &str) -> String {
-    let cut: String = text.chars().take(MAX_QUOTED).collect();
-    if cut.len() < text.len() {
-        format!("'{cut}...'")
-    } else {
-        format!("'{cut}'")
-    }
-}
-
-/// The most characters of a command-line name an error quotes.
-const MAX_QUOTED: usize = 120;
 
 /// Runs the main process to its end. With `propagate` (an application's
 /// `-x` entry), an integer it returns is the exit status, as in Wippy.

@@ -536,7 +536,7 @@ fn a_host_flag_naming_no_host_is_refused_before_any_service_starts() {
     for (host, shown) in [
         ("app:nope", "'app:nope'".to_owned()),
         ("app:main", "'app:main'".to_owned()),
-        (long.as_str(), format!("'{}...'", &long[..120])),
+        (long.as_str(), format!("'{}...'", &long[..64])),
     ] {
         let out = warren(&[
             "run",
