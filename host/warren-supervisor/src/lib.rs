@@ -9,5 +9,6 @@ pub mod backoff;
 pub mod budget;
 pub mod driver;
 mod machine;
+mod work;
 
 pub use machine::{Action, LogGate, ServiceStatus, State, Supervisor, Then};

@@ -12,13 +12,14 @@
 //! never to another tenant's other services; a stopping service gets
 //! CANCEL, then is terminated once its `stop_timeout` has passed.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use warren_config::{ServiceEntry, Startup, Strategy};
 use warren_core::{ErrorKind, Exit, Pid, ProcError};
 
 use crate::backoff;
+use crate::work::Work;
 
 /// What to do once a stopping service is down.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -141,7 +142,18 @@ pub struct Supervisor {
     svcs: Vec<Svc>,
     requires: Vec<Vec<usize>>,
     dependents: Vec<Vec<usize>>,
-    topo: Vec<usize>,
+    /// What a step visits, the deadlines, and how many are busy.
+    work: Work,
+    /// Each service by its id (the first, were one repeated).
+    index: HashMap<String, usize>,
+    /// The service whose process each pid is.
+    by_pid: HashMap<Pid, usize>,
+    /// Each restart group's services.
+    members: HashMap<String, Vec<usize>>,
+    /// Services whose status changed since [`Supervisor::take_noted`].
+    noted: Vec<usize>,
+    /// Whether each service is in `noted`.
+    is_noted: Vec<bool>,
     groups: BTreeMap<String, VecDeque<Duration>>,
     rng: fastrand::Rng,
     seq: u64,
@@ -160,10 +172,20 @@ impl Supervisor {
     /// `requires` are ignored). `seed` drives the jitter.
     pub fn new(services: Vec<(String, ServiceEntry)>, seed: u64) -> Self {
         let ids: Vec<String> = services.iter().map(|(id, _)| id.clone()).collect();
-        let index = |id: &String| ids.iter().position(|x| x == id);
+        let mut index = HashMap::with_capacity(ids.len());
+        let mut members: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, (id, spec)) in services.iter().enumerate() {
+            index.entry(id.clone()).or_insert(i);
+            members.entry(spec.group.clone()).or_default().push(i);
+        }
         let requires: Vec<Vec<usize>> = services
             .iter()
-            .map(|(_, s)| s.requires.iter().filter_map(index).collect())
+            .map(|(_, s)| {
+                s.requires
+                    .iter()
+                    .filter_map(|r| index.get(r).copied())
+                    .collect()
+            })
             .collect();
         let mut dependents = vec![Vec::new(); ids.len()];
         for (i, deps) in requires.iter().enumerate() {
@@ -171,7 +193,8 @@ impl Supervisor {
                 dependents[d].push(i);
             }
         }
-        let topo = topological(&requires);
+        let work = Work::new(topological(&requires));
+        let ids_len = ids.len();
         let svcs = ids
             .iter()
             .map(|_| Svc {
@@ -189,7 +212,12 @@ impl Supervisor {
             svcs,
             requires,
             dependents,
-            topo,
+            work,
+            index,
+            by_pid: HashMap::new(),
+            members,
+            noted: Vec::new(),
+            is_noted: vec![false; ids_len],
             groups: BTreeMap::new(),
             rng: fastrand::Rng::with_seed(seed),
             seq: 0,
@@ -261,10 +289,10 @@ impl Supervisor {
     /// Reports that `pid` exited with `result`.
     pub fn exited(&mut self, pid: Pid, result: &Exit, now: Duration) -> Vec<Action> {
         let mut out = Vec::new();
-        let Some(n) = self.svcs.iter().position(|s| s.state.pid() == Some(pid)) else {
+        let Some(&n) = self.by_pid.get(&pid) else {
             return out;
         };
-        match self.svcs[n].state.clone() {
+        match self.svcs[n].state {
             State::Stopping { then, .. } => {
                 let (state, why) = match then {
                     Then::Stop => (State::Stopped, "stopped".to_owned()),
@@ -340,8 +368,9 @@ impl Supervisor {
     /// Stops everything in reverse dependency order.
     pub fn shutdown(&mut self, now: Duration) -> Vec<Action> {
         self.shutting_down = true;
-        for s in &mut self.svcs {
-            s.wanted = false;
+        for n in 0..self.svcs.len() {
+            self.svcs[n].wanted = false;
+            self.work.mark(n);
         }
         self.step(now)
     }
@@ -350,43 +379,57 @@ impl Supervisor {
     pub fn kill_all(&mut self) -> Vec<Action> {
         self.shutting_down = true;
         let mut out = Vec::new();
-        for s in &mut self.svcs {
-            s.wanted = false;
-            if let Some(pid) = s.state.pid() {
+        for n in 0..self.svcs.len() {
+            self.svcs[n].wanted = false;
+            if let Some(pid) = self.svcs[n].state.pid() {
                 out.push(Action::Terminate(pid));
                 self.terminated = true;
             }
+            self.settle(n);
         }
         out
     }
 
     /// The earliest time at which [`tick`](Self::tick) has something to do.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.svcs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match &s.state {
-                State::Backoff(until) => Some(*until),
-                State::Stopping {
-                    deadline,
-                    terminated: false,
-                    ..
-                } => Some(*deadline),
-                State::Waiting(since) => Some(*since + self.specs[i].start_timeout),
-                State::Running(_, since) if s.attempts > 0 => {
-                    Some(*since + self.specs[i].stable_threshold)
-                }
-                _ => None,
-            })
-            .min()
+        self.work.next_deadline()
+    }
+
+    /// The time at which service `n` has something to do unless an
+    /// event comes first.
+    fn deadline_of(&self, n: usize) -> Option<Duration> {
+        let s = &self.svcs[n];
+        match s.state {
+            State::Backoff(until) => Some(until),
+            State::Stopping {
+                deadline,
+                terminated: false,
+                ..
+            } => Some(deadline),
+            State::Waiting(since) => Some(since + self.specs[n].start_timeout),
+            State::Running(_, since) if s.attempts > 0 => {
+                Some(since + self.specs[n].stable_threshold)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether service `n` runs or is about to.
+    fn busy(&self, n: usize) -> bool {
+        let s = &self.svcs[n];
+        !matches!(s.state, State::Stopped | State::Failed | State::Exited)
+            || (s.wanted && !self.shutting_down)
+    }
+
+    /// Files service `n`'s deadline and whether it is busy with the work.
+    fn settle(&mut self, n: usize) {
+        let (deadline, busy) = (self.deadline_of(n), self.busy(n));
+        self.work.settle(n, deadline, busy);
     }
 
     /// Whether nothing runs or is about to.
     pub fn is_idle(&self) -> bool {
-        self.svcs.iter().all(|s| {
-            matches!(s.state, State::Stopped | State::Failed | State::Exited)
-                && (!s.wanted || self.shutting_down)
-        })
+        self.work.idle()
     }
 
     /// Why the application failed, if a group exceeded its intensity.
@@ -410,25 +453,58 @@ impl Supervisor {
 
     /// Every service's status.
     pub fn statuses(&self) -> Vec<ServiceStatus> {
-        self.svcs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| ServiceStatus {
-                id: self.ids[i].clone(),
-                state: s.state.name(),
-                pid: s.state.pid(),
-                restarts: s.restarts,
-                reason: s.reason.clone(),
-                host: self.specs[i].host.clone(),
-            })
-            .collect()
+        (0..self.svcs.len()).map(|n| self.status(n)).collect()
+    }
+
+    /// Service `n`'s status (as [`statuses`](Self::statuses) lists it).
+    pub fn status(&self, n: usize) -> ServiceStatus {
+        let s = &self.svcs[n];
+        ServiceStatus {
+            id: self.ids[n].clone(),
+            state: s.state.name(),
+            pid: s.state.pid(),
+            restarts: s.restarts,
+            reason: s.reason.clone(),
+            host: self.specs[n].host.clone(),
+        }
+    }
+
+    /// The services whose status changed since the last call, each once
+    /// (a copy of the statuses is kept up to date with them, instead of
+    /// copying every service's after every event).
+    pub fn take_noted(&mut self) -> Vec<usize> {
+        for &n in &self.noted {
+            self.is_noted[n] = false;
+        }
+        std::mem::take(&mut self.noted)
+    }
+
+    /// Service `n`'s status changed.
+    fn note(&mut self, n: usize) {
+        self.changes += 1;
+        if !self.is_noted[n] {
+            self.is_noted[n] = true;
+            self.noted.push(n);
+        }
     }
 
     fn find(&self, id: &str) -> Result<usize, ProcError> {
-        self.ids
-            .iter()
-            .position(|x| x == id)
+        self.index
+            .get(id)
+            .copied()
             .ok_or_else(|| ProcError::new(ErrorKind::NotFound, format!("no service {id:?}")))
+    }
+
+    /// Service `n`'s state or wish changed: it and its neighbours, whose
+    /// next move reads them, are visited by the next step.
+    fn touch(&mut self, n: usize) {
+        self.work.mark(n);
+        for &d in &self.requires[n] {
+            self.work.mark(d);
+        }
+        for &d in &self.dependents[n] {
+            self.work.mark(d);
+        }
     }
 
     fn want(&mut self, n: usize) {
@@ -436,6 +512,7 @@ impl Supervisor {
             return;
         }
         self.svcs[n].wanted = true;
+        self.touch(n);
         for d in self.requires[n].clone() {
             self.want(d);
         }
@@ -446,13 +523,21 @@ impl Supervisor {
             return;
         }
         self.svcs[n].wanted = false;
+        self.touch(n);
         for d in self.dependents[n].clone() {
             self.unwant(d);
         }
     }
 
     fn set(&mut self, n: usize, state: State, reason: String) {
-        self.changes += 1;
+        self.note(n);
+        self.touch(n);
+        if let Some(old) = self.svcs[n].state.pid() {
+            self.by_pid.remove(&old);
+        }
+        if let Some(new) = state.pid() {
+            self.by_pid.insert(new, n);
+        }
         let from = self.svcs[n].state.name();
         let to = state.name();
         let bytes = from.len() + to.len() + reason.len();
@@ -490,17 +575,16 @@ impl Supervisor {
         }
     }
 
+    /// Visits the services marked since the last step and those whose
+    /// deadline came (see [`crate::work`]), until none is marked.
     fn step(&mut self, now: Duration) -> Vec<Action> {
         let mut out = Vec::new();
-        loop {
-            let mut changed = false;
-            for k in 0..self.topo.len() {
-                changed |= self.step_one(self.topo[k], now, &mut out);
-            }
-            if !changed {
-                return out;
-            }
+        self.work.begin(now);
+        while let Some(n) = self.work.next() {
+            self.step_one(n, now, &mut out);
+            self.settle(n);
         }
+        out
     }
 
     fn step_one(&mut self, n: usize, now: Duration, out: &mut Vec<Action>) -> bool {
@@ -644,15 +728,14 @@ impl Supervisor {
         }
         let until = now + backoff::delay(&policy, attempts, &mut self.rng);
         self.svcs[n].restarts += 1;
-        self.changes += 1;
         self.set(
             n,
             State::Backoff(until),
             format!("failed ({reason}); restart attempt {attempts} at {until:?}"),
         );
         let order = self.svcs[n].order;
-        let siblings: Vec<usize> = (0..self.ids.len())
-            .filter(|&j| j != n && self.specs[j].group == group)
+        let siblings: Vec<usize> = (self.members.get(&group).into_iter().flatten().copied())
+            .filter(|&j| j != n)
             .filter(|&j| match policy.strategy {
                 Strategy::OneForOne => false,
                 Strategy::OneForAll => true,
@@ -662,7 +745,7 @@ impl Supervisor {
         for j in siblings {
             if matches!(self.svcs[j].state, State::Running(..)) {
                 self.svcs[j].restarts += 1;
-                self.changes += 1;
+                self.note(j);
                 let why = format!(
                     "{} restart after {} failed",
                     policy.strategy.name(),
@@ -737,3 +820,7 @@ fn topological(requires: &[Vec<usize>]) -> Vec<usize> {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "settled_tests.rs"]
+mod settled_tests;
