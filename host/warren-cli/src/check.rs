@@ -144,6 +144,9 @@ pub(crate) struct TypeOptions {
 }
 
 pub(crate) fn check(path: &Path, opts: &TypeOptions) -> Result<(), Failure> {
+    if let Some(result) = crate::check_file::check(path, opts) {
+        return result;
+    }
     let app = App::load(path, &MODULES).map_err(|problems| {
         for problem in &problems {
             eprintln!("error: {problem}");

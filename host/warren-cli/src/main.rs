@@ -6,6 +6,7 @@
 //! normally (1 for a failed process, 2 for bad input).
 
 mod check;
+mod check_file;
 mod databases;
 mod exec;
 mod imports;
@@ -60,9 +61,10 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Validate an application folder and compile every Lua source.
+    /// Validate an application folder and compile every Lua source (or
+    /// check one .lua script or .wasm component as `run` would).
     Check {
-        /// The application folder.
+        /// The application folder, a .lua script or a .wasm component.
         path: PathBuf,
         /// Fail when a type diagnostic is an error (as `wippy lint`).
         #[arg(long)]

@@ -25,8 +25,15 @@ pub(crate) struct Found {
 
 /// Every type diagnostic of `app`'s Lua sources, entry by entry.
 pub(crate) fn collect(app: &App) -> Vec<Found> {
+    collect_texts(crate::check::lua_texts(app))
+}
+
+/// Every type diagnostic of `texts`: `(entry, file, source)`.
+pub(crate) fn collect_texts<'a>(
+    texts: impl IntoIterator<Item = (&'a str, &'a std::path::Path, &'a str)>,
+) -> Vec<Found> {
     let mut out = Vec::new();
-    for (id, path, source) in crate::check::lua_texts(app) {
+    for (id, path, source) in texts {
         let file = path.display().to_string();
         let program = LuaProgram::new(file.clone(), source);
         for diag in warren_lua::type_check(&program) {

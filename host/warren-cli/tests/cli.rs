@@ -115,6 +115,43 @@ fn a_syntax_error_prints_file_and_line() {
 }
 
 #[test]
+fn check_takes_a_single_script_as_run_does_without_running_it() {
+    let dir = app(
+        "check-script",
+        &[
+            (
+                "good.lua",
+                "print(\"ran\")\nreturn function() return 0 end\n",
+            ),
+            ("bad.lua", "return function()\n  local = 1\nend\n"),
+            (
+                "typed.lua",
+                "local x: integer = \"a\"\nreturn function() return x end\n",
+            ),
+        ],
+    );
+    let path = |f: &str| dir.join(f).display().to_string();
+    let out = warren(&["check", &path("good.lua")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("ran"),
+        "check ran the script: {}",
+        stderr(&out)
+    );
+    let out = warren(&["check", &path("bad.lua")]);
+    assert_clean_failure(&out, 2, &["cannot compile", "bad.lua:2:"]);
+    // A type error is printed; it fails the check with --types, as in an
+    // application.
+    let out = warren(&["check", &path("typed.lua")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("typed.lua:1:20"), "{}", stderr(&out));
+    let out = warren(&["check", "--types", &path("typed.lua")]);
+    assert_clean_failure(&out, 1, &["1 type error(s)", "typed.lua"]);
+    let out = warren(&["check", &path("missing.lua")]);
+    assert_clean_failure(&out, 2, &["cannot read", "missing.lua"]);
+}
+
+#[test]
 fn an_application_with_a_syntax_error_starts_nothing() {
     let index = r#"version: "1.0"
 namespace: app

@@ -46,6 +46,17 @@ entries:
     let d = dir.display().to_string();
     let out = warren(&["check", &d]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // One component checked alone, as `run` would load it.
+    let out = warren(&["check", &dir.join("crasher.wasm").display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let wrong = dir.join("wrong.wasm").display().to_string();
+    let out = warren(&["check", &wrong]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("wrong.wasm") && stderr(&out).contains("warren:process@0.1.0"),
+        "{}",
+        stderr(&out)
+    );
     let out = warren(&["run", &d, "-x", "app:crash", "fine"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
