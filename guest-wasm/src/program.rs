@@ -318,7 +318,7 @@ impl WasmEngine {
             } else {
                 WasmError::NotComponent {
                     path: path.to_path_buf(),
-                    message,
+                    message: one_line(&message),
                 }
             }
         })?;
@@ -329,7 +329,7 @@ impl WasmEngine {
         }
         let link = |e: wasmtime::Error| WasmError::Link {
             path: path.to_path_buf(),
-            message: format!("{e:#}"),
+            message: one_line(&format!("{e:#}")),
         };
         let pre = self.linker.instantiate_pre(&component).map_err(link)?;
         let pre = ProcessPre::new(pre).map_err(link)?;
@@ -348,6 +348,16 @@ impl WasmEngine {
 /// requirements`). Such a component is valid, only too large for a
 /// process here. (`tests/hostile/wasm_limits.rs` checks these messages,
 /// so a wasmtime upgrade that rewords them fails a test.)
+/// `message` on one line: the validator prints some values over many
+/// (`expected=[\n    0x0,\n ...`), which broke the `error:` line in two
+/// dozen.
+fn one_line(message: &str) -> String {
+    if !message.contains('\n') {
+        return message.to_owned();
+    }
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn refused_by_pool(message: &str) -> bool {
     message.contains("pooling allocator")
 }

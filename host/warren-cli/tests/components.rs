@@ -57,6 +57,19 @@ entries:
         "{}",
         stderr(&out)
     );
+    // Bytes that are no component: one line naming the file.
+    std::fs::write(dir.join("junk.wasm"), b"junk").expect("write");
+    let out = warren(&["check", &dir.join("junk.wasm").display().to_string()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let line = stderr(&out)
+        .lines()
+        .find(|l| l.contains("junk.wasm: not a WebAssembly component"))
+        .map(str::to_owned);
+    assert!(
+        line.is_some_and(|l| l.contains("magic") && l.contains("actual=[")),
+        "{}",
+        stderr(&out)
+    );
     let out = warren(&["run", &d, "-x", "app:crash", "fine"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
