@@ -46,6 +46,9 @@ pub struct Outcome {
 pub struct Control {
     events: mpsc::Sender<Event>,
     statuses: Mutex<Vec<ServiceStatus>>,
+    /// Each service's host, by its id: a command's host was found by a
+    /// walk of every status under their lock.
+    hosts: HashMap<String, String>,
     /// Commands sent and not yet taken by the driver: the same command
     /// for the same service again is merged into the one queued. One
     /// driver serves every tenant, and a tenant looping `services.start`
@@ -58,6 +61,20 @@ pub struct Control {
 }
 
 impl Control {
+    fn new(events: mpsc::Sender<Event>, statuses: Vec<ServiceStatus>) -> Self {
+        let mut hosts = HashMap::with_capacity(statuses.len());
+        for s in &statuses {
+            hosts.entry(s.id.clone()).or_insert_with(|| s.host.clone());
+        }
+        Control {
+            events,
+            statuses: Mutex::new(statuses),
+            hosts,
+            queued: Mutex::default(),
+            budget: Mutex::default(),
+        }
+    }
+
     fn queued(&self) -> std::sync::MutexGuard<'_, HashSet<(String, ServiceCommand)>> {
         self.queued
             .lock()
@@ -83,14 +100,7 @@ impl ServiceControl for Control {
     }
 
     fn command(&self, id: &str, command: ServiceCommand) -> Result<(), ProcError> {
-        let host = self
-            .statuses
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .find(|s| s.id == id)
-            .map(|s| s.host.clone());
-        let Some(host) = host else {
+        let Some(host) = self.hosts.get(id) else {
             return Err(ProcError::new(
                 ErrorKind::NotFound,
                 format!("no service {id:?}"),
@@ -101,7 +111,7 @@ impl ServiceControl for Control {
         }
         let spent = (self.budget.lock())
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take(&host, Instant::now());
+            .take(host, Instant::now());
         if !spent {
             let why = format!(
                 "{command:?} service {id:?}: host '{host}' made more than {COMMAND_BURST} \
@@ -143,12 +153,7 @@ impl Driver {
     pub fn new(mut sup: Supervisor, runtime: &Runtime) -> Self {
         sup.set_log_gate(log_gate(runtime, &sup));
         let (sender, events) = mpsc::channel();
-        let control = Arc::new(Control {
-            events: sender.clone(),
-            statuses: Mutex::new(sup.statuses()),
-            queued: Mutex::default(),
-            budget: Mutex::default(),
-        });
+        let control = Arc::new(Control::new(sender.clone(), sup.statuses()));
         runtime.set_services(control.clone());
         Driver {
             sup,
@@ -278,13 +283,12 @@ mod tests {
             reason: String::new(),
             host: "app:h".into(),
         };
-        let control = Control {
-            events,
-            statuses: Mutex::new(vec![status]),
-            queued: Mutex::default(),
-            budget: Mutex::default(),
+        let other = ServiceStatus {
+            id: "app:other".into(),
+            host: "app:h2".into(),
+            ..status.clone()
         };
-        (control, rx)
+        (Control::new(events, vec![status, other]), rx)
     }
 
     fn commands(rx: &mpsc::Receiver<Event>) -> Vec<ServiceCommand> {
@@ -318,7 +322,7 @@ mod tests {
             .expect("known");
         assert_eq!(commands(&rx), [ServiceCommand::Start]);
         let err = control
-            .command("app:other", ServiceCommand::Stop)
+            .command("app:nosuch", ServiceCommand::Stop)
             .expect_err("unknown");
         assert_eq!(err.kind, ErrorKind::NotFound);
     }
@@ -326,14 +330,6 @@ mod tests {
     #[test]
     fn a_hosts_commands_past_its_budget_are_refused_and_another_hosts_are_not() {
         let (control, rx) = control();
-        let mut statuses = control.statuses.lock().expect("statuses");
-        let other = ServiceStatus {
-            id: "app:other".into(),
-            host: "app:h2".into(),
-            ..statuses[0].clone()
-        };
-        statuses.push(other);
-        drop(statuses);
         let mut refused = None;
         for i in 0..=COMMAND_BURST {
             // Each taken at once, as the driver would: nothing merges.

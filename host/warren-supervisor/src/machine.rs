@@ -530,6 +530,13 @@ impl Supervisor {
     }
 
     fn set(&mut self, n: usize, state: State, reason: String) {
+        let warn = state == State::Failed;
+        self.set_at(n, state, reason, warn);
+    }
+
+    /// [`set`](Self::set), the line at WARN with `warn` (a failure, and a
+    /// restart after one), else at INFO.
+    fn set_at(&mut self, n: usize, state: State, reason: String, warn: bool) {
         self.note(n);
         self.touch(n);
         if let Some(old) = self.svcs[n].state.pid() {
@@ -541,9 +548,18 @@ impl Supervisor {
         let from = self.svcs[n].state.name();
         let to = state.name();
         let bytes = from.len() + to.len() + reason.len();
-        if from != to && self.may_log(n, tracing::Level::INFO, bytes) {
+        let level = if warn {
+            tracing::Level::WARN
+        } else {
+            tracing::Level::INFO
+        };
+        if (from != to || warn) && self.may_log(n, level, bytes) {
             // Any text of the service's went through `log_line` (`fail`).
-            tracing::info!(service = %self.ids[n], "{from} -> {to}: {reason}");
+            if warn {
+                tracing::warn!(service = %self.ids[n], "{from} -> {to}: {reason}");
+            } else {
+                tracing::info!(service = %self.ids[n], "{from} -> {to}: {reason}");
+            }
         }
         self.svcs[n].state = state;
         self.svcs[n].reason = reason;
@@ -728,10 +744,11 @@ impl Supervisor {
         }
         let until = now + backoff::delay(&policy, attempts, &mut self.rng);
         self.svcs[n].restarts += 1;
-        self.set(
+        self.set_at(
             n,
             State::Backoff(until),
             format!("failed ({reason}); restart attempt {attempts} at {until:?}"),
+            true,
         );
         let order = self.svcs[n].order;
         let siblings: Vec<usize> = (self.members.get(&group).into_iter().flatten().copied())

@@ -581,6 +581,18 @@ fn lines_about_a_service_pass_its_hosts_log_gate() {
         .filter(|(host, ..)| host == "app:loud")
         .collect();
     assert!(loud.len() >= 3, "{asked:?}");
+    // A failure, and the restart it brings, is a warning; the rest is
+    // information.
+    let quiet: Vec<_> = (asked.iter())
+        .filter(|(host, ..)| host == "app:quiet")
+        .map(|(_, level, _)| *level)
+        .collect();
+    assert!(quiet.contains(&tracing::Level::WARN), "{quiet:?}");
+    assert!(quiet.contains(&tracing::Level::INFO), "{quiet:?}");
+    assert!(
+        log.contains("WARN") && log.contains("restart attempt 1"),
+        "{log}"
+    );
     // A line's size counts the service's id and the reason.
     assert!(
         loud.iter()
