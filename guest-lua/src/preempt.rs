@@ -260,9 +260,16 @@ unsafe fn fail_when_safe(
 }
 
 /// What a long host walk (type validation) asks now and then: the reason
-/// the running process must stop — past its CPU budget, or past the stuck
-/// limit — if any. The reason is recorded, so the process's error cannot
-/// be caught.
+/// it must stop, if any.
+///
+/// - Past its CPU budget, or past the stuck limit, the process must end:
+///   the reason is recorded, so its error cannot be caught.
+/// - Past its `cpu_slice`, the walk stops (`validation stopped: cpu budget
+///   exceeded`, typed-lua.md §3.5), an error the process may catch, and
+///   the hook the watchdog armed preempts it at its next instruction. A
+///   validation cannot be suspended half-way as Lua code can, and one
+///   check of a union that doubles its work at every level held the
+///   worker (and every neighbour on it) until the stuck limit, 250 ms.
 pub(crate) fn budget_check(
     accounts: Rc<RefCell<Accounts>>,
     slice: Duration,
@@ -271,8 +278,11 @@ pub(crate) fn budget_check(
     let stuck_limit = STUCK_LIMIT.max(slice * STUCK_SLICES);
     Rc::new(move || {
         let mut accounts = accounts.try_borrow_mut().ok()?;
-        let ran = accounts.ran(Instant::now())?;
-        accounts.check_running(slot.cap(ran), stuck_limit)
+        let ran = slot.cap(accounts.ran(Instant::now())?);
+        if let Some(reason) = accounts.check_running(ran, stuck_limit) {
+            return Some(reason);
+        }
+        (ran >= slice).then(|| "cpu budget exceeded".to_owned())
     })
 }
 

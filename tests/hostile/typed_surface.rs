@@ -107,6 +107,19 @@ fn stopped(out: &Outcome) {
     out.assert_neighbour_ticks();
 }
 
+/// The validation was stopped at the attacker's `cpu_slice` with the
+/// error typed-lua.md §3.5 gives (the attacker caught it and returned its
+/// text), in well under the stuck limit a check used to hold the worker
+/// for, and the neighbour ticked.
+fn stopped_at_slice(out: &Outcome) {
+    let got = out.value();
+    assert!(
+        got.contains("validation stopped: cpu budget exceeded"),
+        "{got}"
+    );
+    out.assert_neighbour_ticks();
+}
+
 /// The harness's limits with more memory per process (for attacks that
 /// need big strings of their own) and optionally no cpu budget.
 fn roomy(budget: Option<Duration>) -> HostLimits {
@@ -323,7 +336,8 @@ fn types_that_are_unions_of_themselves_fail_at_once_in_a_loop() {
 #[test]
 fn a_shared_dag_is_cut_off_by_the_budget_poll() {
     // 2^40 paths through 40 shared tables: depth stays under 64, so only
-    // the budget poll (every 4,096 values) can stop it.
+    // the budget poll (every 4,096 values) can stop it, once the slice is
+    // over.
     let out = typed(
         RECURSIVE,
         r#"local dag = {}
@@ -331,7 +345,38 @@ fn a_shared_dag_is_cut_off_by_the_budget_poll() {
         local v, err = T2:is(dag)
         return tostring(v) .. " " .. tostring(err)"#,
     );
-    stopped(&out);
+    stopped_at_slice(&out);
+}
+
+#[test]
+fn checks_that_each_outlast_a_slice_let_the_neighbour_run_between_them() {
+    // A union that tries both branches at every level doubles its work
+    // per level: each check of a 20-deep chain takes seconds. Each used to
+    // hold the worker until the stuck limit ended the process, 250 ms
+    // with the neighbour stopped; now each fails at the slice, the process
+    // is preempted, and the neighbour runs between the checks.
+    let body = r#"local t = { x = 5 }
+        for _ = 1, 20 do t = { x = t } end
+        local stopped = 0
+        for _ = 1, 40 do
+            local ok, e = U:is(t)
+            if ok == nil and e:kind() == errors.RATE_LIMITED and e:message() == "validation stopped: cpu budget exceeded" then
+                stopped = stopped + 1
+            end
+        end
+        return tostring(stopped)"#;
+    let out = attack(
+        app().limits(roomy(None)).entry(
+            "h:attacker",
+            &source("type U = {x: U} | {x: U, y: number}", body),
+        ),
+        "h:attacker",
+        Vec::new(),
+    );
+    assert_eq!(out.value(), "40", "{out:?}");
+    // 40 checks of a slice (2 ms) each, with the neighbour's 1 ms timer
+    // taken between them.
+    out.assert_progress_during(10);
 }
 
 #[test]
@@ -382,21 +427,22 @@ fn one_visit_of_much_work_is_counted_by_its_work() {
             "h:attacker",
             Vec::new(),
         );
-        stopped(&out);
+        stopped_at_slice(&out);
         assert!(out.took < Duration::from_secs(4), "{out:?}");
     }
 }
 
 #[test]
-fn a_lying_border_is_walked_only_until_the_stuck_limit() {
+fn a_lying_border_is_walked_only_until_the_slice_is_over() {
     // 45 keys with a border of 2^44: the array check walks 1..2^44 raw,
-    // polling the budget every 4,096 values, until the stuck limit ends it.
+    // polling the budget every 4,096 values, until the process's slice is
+    // over and the check fails.
     let out = typed(
         RECURSIVE,
         r#"local v, err = L:is(lying())
         return tostring(v) .. " " .. tostring(err and err:message())"#,
     );
-    stopped(&out);
+    stopped_at_slice(&out);
     assert!(out.took < Duration::from_secs(5), "{out:?}");
     // Validators and maps look at the raw length / the 45 pairs only.
     let got = results(
@@ -411,7 +457,7 @@ fn a_lying_border_is_walked_only_until_the_stuck_limit() {
         "type V = {integer} @max_len(3)",
         "local a, e = V:is(lying()) return tostring(e)",
     );
-    stopped(&out);
+    stopped_at_slice(&out);
 }
 
 // ---------------------------------------------------------------------------
