@@ -34,7 +34,7 @@ enum Signal {
 
 /// Runs `req` once `app`'s services have started; the entry's outcome.
 pub(crate) fn run(app: &App, runtime: &Runtime, req: SpawnRequest) -> Result<(), Failure> {
-    let driver = crate::services::driver(app, runtime);
+    let driver = crate::services::driver(app, runtime).serve_until_shutdown();
     let events = driver.sender();
     let expected = crate::services::boot_set(app).len();
     let (signal, signals) = mpsc::channel();

@@ -33,6 +33,11 @@ pub(crate) fn driver(app: &App, runtime: &Runtime) -> Driver {
 /// The services the supervisor starts when it boots: the auto-start ones
 /// and, transitively, the services they require.
 pub(crate) fn boot_set(app: &App) -> BTreeSet<String> {
+    // By id: a walk of every service per wanted one was quadratic.
+    let mut requires = std::collections::HashMap::new();
+    for (id, svc) in app.services() {
+        requires.entry(id).or_insert(&svc.requires);
+    }
     let mut wanted = BTreeSet::new();
     let mut todo: Vec<String> = app
         .services()
@@ -40,12 +45,13 @@ pub(crate) fn boot_set(app: &App) -> BTreeSet<String> {
         .map(|(id, _)| id.to_owned())
         .collect();
     while let Some(id) = todo.pop() {
-        if !wanted.insert(id.clone()) {
+        if wanted.contains(&id) {
             continue;
         }
-        if let Some((_, svc)) = app.services().find(|(other, _)| *other == id) {
-            todo.extend(svc.requires.iter().cloned());
+        if let Some(reqs) = requires.get(id.as_str()) {
+            todo.extend(reqs.iter().cloned());
         }
+        wanted.insert(id);
     }
     wanted
 }

@@ -273,6 +273,63 @@ entries:
 }
 
 #[test]
+fn a_main_process_starts_a_service_that_does_not_start_with_the_application() {
+    // Under -x with no service wanted at boot, the supervisor stopped at
+    // once and `services.start` answered "the supervisor has stopped".
+    let main = r#"local time = require("time")
+local services = require("services")
+return function()
+    assert(services.start("app:lazy"))
+    local s
+    for _ = 1, 200 do
+        s = services.status("app:lazy")
+        if s.state == "running" then break end
+        time.sleep("10ms")
+    end
+    print("lazy is " .. s.state)
+    assert(services.stop("app:lazy"))
+    for _ = 1, 200 do
+        s = services.status("app:lazy")
+        if s.state == "stopped" then break end
+        time.sleep("10ms")
+    end
+    print("lazy is " .. s.state)
+    assert(services.start("app:lazy"))
+end"#;
+    let index = r#"version: "1.0"
+namespace: app
+entries:
+  - name: host
+    kind: process.host
+  - name: main
+    kind: process.lua
+    source: file://main.lua
+    modules: [time, services]
+  - name: echo_proc
+    kind: process.lua
+    source: file://echo.lua
+  - name: lazy
+    kind: process.service
+    process: app:echo_proc
+    host: app:host
+    lifecycle: { auto_start: false, stop_timeout: 5s }
+"#;
+    let dir = app(
+        "lazyservice",
+        &[
+            ("_index.yaml", index),
+            ("main.lua", main),
+            ("echo.lua", POLITE),
+        ],
+    );
+    let out = warren(&["run", &dir.display().to_string(), "-x", "app:main"]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let running = position(&log, "lazy is running");
+    assert!(running < position(&log, "lazy is stopped"), "{log}");
+}
+
+#[test]
 fn the_services_module_is_unavailable_without_a_supervisor() {
     let dir = app(
         "noservices",

@@ -124,7 +124,12 @@ impl ServiceControl for Control {
         }
         self.events
             .send(Event::Command(id.to_owned(), command))
-            .map_err(|_| ProcError::new(ErrorKind::Unavailable, "the supervisor has stopped"))
+            .map_err(|_| {
+                // Not queued after all: the same command again must not be
+                // answered as merged into it.
+                self.queued().remove(&(id.to_owned(), command));
+                ProcError::new(ErrorKind::Unavailable, "the supervisor has stopped")
+            })
     }
 }
 
@@ -146,6 +151,9 @@ pub struct Driver {
     sender: mpsc::Sender<Event>,
     control: Arc<Control>,
     started: Instant,
+    /// Whether it serves until [`Event::Shutdown`] even with nothing
+    /// wanted (see [`Driver::serve_until_shutdown`]).
+    until_shutdown: bool,
 }
 
 impl Driver {
@@ -161,7 +169,19 @@ impl Driver {
             sender,
             control,
             started: Instant::now(),
+            until_shutdown: false,
         }
+    }
+
+    /// Serves the `services` module until [`Event::Shutdown`] (or
+    /// [`Event::Kill`]) comes, not only while a service is wanted: under
+    /// `warren run <app> -x`, the main process may start a service that
+    /// does not start with the application, or one after every other has
+    /// ended (the module answered "the supervisor has stopped").
+    #[must_use]
+    pub fn serve_until_shutdown(mut self) -> Self {
+        self.until_shutdown = true;
+        self
     }
 
     /// Where interrupts (and tests) send events.
@@ -190,7 +210,7 @@ impl Driver {
                     }
                 }
             }
-            if self.sup.is_idle() {
+            if self.sup.is_idle() && (!self.until_shutdown || self.sup.shutting_down()) {
                 break;
             }
             let event = match self.sup.next_deadline() {
@@ -325,6 +345,20 @@ mod tests {
             .command("app:nosuch", ServiceCommand::Stop)
             .expect_err("unknown");
         assert_eq!(err.kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_command_the_stopped_supervisor_cannot_take_is_refused_every_time() {
+        // The first was refused, and the next, found queued, was answered
+        // as merged into it: `true`, with nothing done.
+        let (control, rx) = control();
+        drop(rx);
+        for _ in 0..2 {
+            let err = control
+                .command("app:svc", ServiceCommand::Stop)
+                .expect_err("nobody takes it");
+            assert_eq!(err.kind, ErrorKind::Unavailable);
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use warren_config::{ServiceEntry, Startup, Strategy};
 use warren_core::{ErrorKind, Exit, Pid, ProcError};
 
 use crate::backoff;
-use crate::work::Work;
+use crate::work::{Work, topological};
 
 /// What to do once a stopping service is down.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -150,6 +150,14 @@ pub struct Supervisor {
     by_pid: HashMap<Pid, usize>,
     /// Each restart group's services.
     members: HashMap<String, Vec<usize>>,
+    /// How many of the services requiring each one are active (starting,
+    /// running or stopping): a service stops only once none is, and a
+    /// service ten thousand others require counted them at every visit.
+    active_dependents: Vec<usize>,
+    /// A stop each running service owes once nothing requiring it is
+    /// active (a group restart, a `restart` command, an escalation), with
+    /// why: see [`Supervisor::stop_after_dependents`].
+    pending: Vec<Option<(Then, String)>>,
     /// Services whose status changed since [`Supervisor::take_noted`].
     noted: Vec<usize>,
     /// Whether each service is in `noted`.
@@ -216,6 +224,8 @@ impl Supervisor {
             index,
             by_pid: HashMap::new(),
             members,
+            active_dependents: vec![0; ids_len],
+            pending: vec![None; ids_len],
             noted: Vec::new(),
             is_noted: vec![false; ids_len],
             groups: BTreeMap::new(),
@@ -280,7 +290,7 @@ impl Supervisor {
     pub fn spawn_failed(&mut self, n: usize, error: &ProcError, now: Duration) -> Vec<Action> {
         let mut out = Vec::new();
         if self.svcs[n].state == State::Starting {
-            self.fail(n, format!("cannot spawn: {}", error.message), now, &mut out);
+            self.fail(n, format!("cannot spawn: {}", error.message), now);
         }
         out.extend(self.step(now));
         out
@@ -293,6 +303,15 @@ impl Supervisor {
             return out;
         };
         match self.svcs[n].state {
+            State::Stopping {
+                then: Then::Stop,
+                terminated: false,
+                ..
+            } if crashed(result) => {
+                let why = result.as_ref().err().map_or("", |e| e.message.as_str());
+                let why = warren_core::logline::log_line(why).into_owned();
+                self.set(n, State::Failed, format!("failed while stopping: {why}"));
+            }
             State::Stopping { then, .. } => {
                 let (state, why) = match then {
                     Then::Stop => (State::Stopped, "stopped".to_owned()),
@@ -309,7 +328,7 @@ impl Supervisor {
                     self.svcs[n].wanted = false;
                     self.set(n, State::Exited, "its process ended normally".into());
                 }
-                Err(err) => self.fail(n, err.message.clone(), now, &mut out),
+                Err(err) => self.fail(n, err.message.clone(), now),
             },
         }
         out.extend(self.step(now));
@@ -325,10 +344,7 @@ impl Supervisor {
     pub fn start(&mut self, id: &str, now: Duration) -> Result<Vec<Action>, ProcError> {
         let n = self.find(id)?;
         let (before, wanted) = (self.changes, self.svcs[n].wanted);
-        if matches!(self.svcs[n].state, State::Failed | State::Exited) {
-            self.svcs[n].attempts = 0;
-            self.set(n, State::Stopped, "start requested".into());
-        }
+        self.revive(n);
         self.want(n);
         if wanted && self.changes == before {
             // Already wanted, nothing changed: no step over every service
@@ -358,7 +374,7 @@ impl Supervisor {
         let mut out = Vec::new();
         if matches!(self.svcs[n].state, State::Running(..)) {
             self.svcs[n].wanted = true;
-            self.begin_stop(n, Then::Stop, now, "restart requested", &mut out);
+            self.stop_after_dependents(n, Then::Stop, "restart requested");
             out.extend(self.step(now));
             return Ok(out);
         }
@@ -425,6 +441,11 @@ impl Supervisor {
     fn settle(&mut self, n: usize) {
         let (deadline, busy) = (self.deadline_of(n), self.busy(n));
         self.work.settle(n, deadline, busy);
+    }
+
+    /// Whether a shutdown (or a kill) was asked for.
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down
     }
 
     /// Whether nothing runs or is about to.
@@ -507,25 +528,48 @@ impl Supervisor {
         }
     }
 
-    fn want(&mut self, n: usize) {
-        if self.svcs[n].wanted {
-            return;
-        }
-        self.svcs[n].wanted = true;
-        self.touch(n);
-        for d in self.requires[n].clone() {
-            self.want(d);
+    /// Makes `n` and, transitively, what it requires startable again where
+    /// they failed or ended (a start of a service whose requirement had
+    /// been given up on failed it again at once).
+    fn revive(&mut self, n: usize) {
+        let mut todo = vec![n];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(n) = todo.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            if matches!(self.svcs[n].state, State::Failed | State::Exited) {
+                self.svcs[n].attempts = 0;
+                self.set(n, State::Stopped, "start requested".into());
+            }
+            todo.extend_from_slice(&self.requires[n]);
         }
     }
 
-    fn unwant(&mut self, n: usize) {
-        if !self.svcs[n].wanted && !self.svcs[n].state.active() {
-            return;
+    /// Wants `n` and, transitively, what it requires (a loop, not a
+    /// recursion: a chain of 100,000 requirements is one call).
+    fn want(&mut self, n: usize) {
+        let mut todo = vec![n];
+        while let Some(n) = todo.pop() {
+            if self.svcs[n].wanted {
+                continue;
+            }
+            self.svcs[n].wanted = true;
+            self.touch(n);
+            todo.extend_from_slice(&self.requires[n]);
         }
-        self.svcs[n].wanted = false;
-        self.touch(n);
-        for d in self.dependents[n].clone() {
-            self.unwant(d);
+    }
+
+    /// No longer wants `n` and, transitively, what requires it.
+    fn unwant(&mut self, n: usize) {
+        let mut todo = vec![n];
+        while let Some(n) = todo.pop() {
+            if !self.svcs[n].wanted && !self.svcs[n].state.active() {
+                continue;
+            }
+            self.svcs[n].wanted = false;
+            self.touch(n);
+            todo.extend_from_slice(&self.dependents[n]);
         }
     }
 
@@ -544,6 +588,31 @@ impl Supervisor {
         }
         if let Some(new) = state.pid() {
             self.by_pid.insert(new, n);
+        }
+        if !matches!(state, State::Starting | State::Running(..)) {
+            self.pending[n] = None;
+        }
+        let (was, is) = (self.svcs[n].state.active(), state.active());
+        if was != is {
+            for &r in &self.requires[n] {
+                if is {
+                    self.active_dependents[r] += 1;
+                } else {
+                    self.active_dependents[r] -= 1;
+                }
+            }
+        }
+        if state == State::Failed {
+            // Given up on: it is no longer wanted (the application ends
+            // once nothing is), and what requires it cannot run without
+            // it: the running ones stop, in dependency order; the waiting
+            // ones fail when they next look (`try_start`).
+            self.svcs[n].wanted = false;
+            for d in self.dependents[n].clone() {
+                if self.svcs[d].state.active() {
+                    self.unwant(d);
+                }
+            }
         }
         let from = self.svcs[n].state.name();
         let to = state.name();
@@ -565,6 +634,36 @@ impl Supervisor {
         self.svcs[n].reason = reason;
     }
 
+    /// Stops `n`, then `then`, once no service requiring it is going
+    /// down ([`Supervisor::going_down`]): a group restart, a `restart`
+    /// command and an escalation asked for every stop at once, and a
+    /// service was stopped (and restarted) under services that required it
+    /// and were themselves stopping. One already stopping does `then` once
+    /// down; one starting owes the stop once it runs. Services requiring it
+    /// that stay up are not waited for (a `restart` of a service others
+    /// use restarts it under them, as before).
+    fn stop_after_dependents(&mut self, n: usize, then: Then, why: &str) {
+        match &mut self.svcs[n].state {
+            State::Stopping { then: t, .. } => *t = then,
+            State::Starting | State::Running(..) => {
+                self.pending[n] = Some((then, why.to_owned()));
+                self.touch(n);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether service `d` is active and on its way down: it owes a stop,
+    /// is stopping, or is no longer wanted.
+    fn going_down(&self, d: usize) -> bool {
+        let s = &self.svcs[d];
+        s.state.active()
+            && (self.pending[d].is_some()
+                || matches!(s.state, State::Stopping { .. })
+                || !s.wanted
+                || self.shutting_down)
+    }
+
     fn begin_stop(
         &mut self,
         n: usize,
@@ -574,6 +673,8 @@ impl Supervisor {
         out: &mut Vec<Action>,
     ) {
         if let State::Running(pid, _) = self.svcs[n].state {
+            #[cfg(test)]
+            self.check_order(&Action::Cancel(pid));
             out.push(Action::Cancel(pid));
             let deadline = now + self.specs[n].stop_timeout;
             self.set(
@@ -615,10 +716,15 @@ impl Supervisor {
             State::Stopped if wanted => self.set(n, State::Waiting(now), "wanted".into()),
             State::Waiting(since) => return self.try_start(n, since, now, out),
             State::Running(_, since) => {
-                let dependents_down = self.dependents[n]
-                    .iter()
-                    .all(|&d| !self.svcs[d].state.active());
-                if !wanted && dependents_down {
+                if let Some((then, why)) = self.pending[n].clone() {
+                    // Read per visit: only a service owing a stop looks.
+                    if self.dependents[n].iter().any(|&d| self.going_down(d)) {
+                        return false;
+                    }
+                    self.begin_stop(n, then, now, &why, out);
+                    return true;
+                }
+                if !wanted && self.active_dependents[n] == 0 {
                     self.begin_stop(n, Then::Stop, now, "stop requested", out);
                     return true;
                 }
@@ -674,10 +780,9 @@ impl Supervisor {
             self.set(n, State::Failed, why);
             return true;
         }
-        if let Some(&d) = deps
-            .iter()
-            .find(|&&d| !matches!(self.svcs[d].state, State::Running(..)))
-        {
+        if let Some(&d) = deps.iter().find(|&&d| {
+            !matches!(self.svcs[d].state, State::Running(..)) || self.pending[d].is_some()
+        }) {
             if now >= since + self.specs[n].start_timeout {
                 let why = format!(
                     "required service {} not running after {:?}",
@@ -690,12 +795,14 @@ impl Supervisor {
         }
         self.seq += 1;
         self.svcs[n].order = self.seq;
+        #[cfg(test)]
+        self.check_order(&Action::Spawn(n));
         out.push(Action::Spawn(n));
         self.set(n, State::Starting, "dependencies running".into());
         true
     }
 
-    fn fail(&mut self, n: usize, reason: String, now: Duration, out: &mut Vec<Action>) {
+    fn fail(&mut self, n: usize, reason: String, now: Duration) {
         // The service's own text, logged below in several lines: cut and
         // without line breaks once, here.
         let reason = warren_core::logline::log_line(&reason).into_owned();
@@ -728,7 +835,7 @@ impl Supervisor {
                 self.set(n, State::Failed, why);
                 return;
             }
-            self.escalate(n, &group, why, now, out);
+            self.escalate(n, &group, why);
             return;
         }
         self.svcs[n].attempts += 1;
@@ -768,7 +875,7 @@ impl Supervisor {
                     policy.strategy.name(),
                     self.ids[n]
                 );
-                self.begin_stop(j, Then::Restart(until), now, &why, out);
+                self.stop_after_dependents(j, Then::Restart(until), &why);
             }
         }
     }
@@ -779,14 +886,7 @@ impl Supervisor {
     /// services that require one of them are stopped. Other tenants run
     /// on: one tenant's crash loop cannot shut the application down under
     /// them. The application ends, failed, once nothing else is wanted.
-    fn escalate(
-        &mut self,
-        n: usize,
-        group: &str,
-        why: String,
-        now: Duration,
-        out: &mut Vec<Action>,
-    ) {
+    fn escalate(&mut self, n: usize, group: &str, why: String) {
         let hosts: BTreeSet<&str> = (self.specs.iter())
             .filter(|s| s.group == group)
             .map(|s| s.host.as_str())
@@ -808,7 +908,7 @@ impl Supervisor {
             }
             match self.svcs[j].state {
                 State::Running(..) | State::Stopping { .. } => {
-                    self.begin_stop(j, Then::Fail, now, "its group failed", out)
+                    self.stop_after_dependents(j, Then::Fail, "its group failed");
                 }
                 State::Stopped | State::Exited => {}
                 _ => self.set(j, State::Failed, "its group failed".into()),
@@ -818,24 +918,12 @@ impl Supervisor {
     }
 }
 
-/// Indices with every service after the services it requires.
-fn topological(requires: &[Vec<usize>]) -> Vec<usize> {
-    fn visit(n: usize, requires: &[Vec<usize>], seen: &mut [bool], out: &mut Vec<usize>) {
-        if seen[n] {
-            return;
-        }
-        seen[n] = true;
-        for &d in &requires[n] {
-            visit(d, requires, seen, out);
-        }
-        out.push(n);
-    }
-    let mut seen = vec![false; requires.len()];
-    let mut out = Vec::new();
-    for n in 0..requires.len() {
-        visit(n, requires, &mut seen, &mut out);
-    }
-    out
+/// Whether `result` is a failure of the process's own (not the end a
+/// CANCEL or a terminate asked for).
+fn crashed(result: &Exit) -> bool {
+    result
+        .as_ref()
+        .is_err_and(|e| e.kind != ErrorKind::Canceled)
 }
 
 #[cfg(test)]

@@ -131,6 +131,41 @@ impl Drive {
 }
 
 impl Supervisor {
+    /// The order the module docs promise, as each action is asked for: a
+    /// service is started only once everything it requires runs (and is
+    /// not about to stop), and asked to stop only once nothing requiring
+    /// it is on its way down (what stays up, a `restart` or a group restart
+    /// does not wait for). Called by the machine in tests.
+    pub(super) fn check_order(&self, action: &Action) {
+        match *action {
+            Action::Spawn(n) => {
+                for &r in &self.requires[n] {
+                    assert!(
+                        matches!(self.svcs[r].state, State::Running(..))
+                            && self.pending[r].is_none(),
+                        "{} started before {} ran: {:?}",
+                        self.ids[n],
+                        self.ids[r],
+                        self.svcs[r].state
+                    );
+                }
+            }
+            Action::Cancel(pid) => {
+                let n = self.by_pid[&pid];
+                for &d in &self.dependents[n] {
+                    assert!(
+                        !self.going_down(d),
+                        "{} asked to stop before {}, which requires it: {:?}",
+                        self.ids[n],
+                        self.ids[d],
+                        self.svcs[d].state
+                    );
+                }
+            }
+            Action::Terminate(_) => {}
+        }
+    }
+
     /// What walking every service says: a full walk changes nothing and
     /// asks for nothing, and the deadline and idleness match.
     fn check_settled(&mut self, now: Duration, seed: u64) {
@@ -144,6 +179,15 @@ impl Supervisor {
             .filter_map(|n| self.svcs[n].state.pid().map(|p| (p, n)))
             .collect::<std::collections::HashMap<_, _>>();
         assert_eq!(pids, self.by_pid, "seed {seed}");
+        let mut active = vec![0; self.svcs.len()];
+        for n in 0..self.svcs.len() {
+            if self.svcs[n].state.active() {
+                for &r in &self.requires[n] {
+                    active[r] += 1;
+                }
+            }
+        }
+        assert_eq!(active, self.active_dependents, "seed {seed}");
         let states: Vec<State> = self.svcs.iter().map(|s| s.state.clone()).collect();
         let mut out = Vec::new();
         for n in self.work.order().to_vec() {
@@ -204,6 +248,45 @@ fn booting_many_independent_services_visits_each_a_few_times() {
     assert!(
         sup.work.visits <= 5 * 20_000,
         "{} visits for 20,000 services",
+        sup.work.visits
+    );
+}
+
+#[test]
+fn a_service_twenty_thousand_require_is_not_walked_for_each_of_them() {
+    let hub = application(&mut fastrand::Rng::with_seed(1))
+        .swap_remove(0)
+        .1;
+    let mut services = vec![("app:hub".to_owned(), hub.clone())];
+    for i in 0..20_000 {
+        let mut entry = hub.clone();
+        entry.requires = vec!["app:hub".into()];
+        entry.auto_start = true;
+        services.push((format!("app:s{i}"), entry));
+    }
+    let mut sup = Supervisor::new(services, 7);
+    let mut pending: std::collections::VecDeque<Action> = sup.boot(Duration::ZERO).into();
+    let mut pid = 0;
+    let mut pids = Vec::new();
+    while let Some(action) = pending.pop_front() {
+        if let Action::Spawn(n) = action {
+            pid += 1;
+            pids.push(Pid::new(0, pid));
+            pending.extend(sup.started(n, Pid::new(0, pid), Duration::ZERO));
+        }
+    }
+    assert_eq!(pid, 20_001);
+    // Stopped in order: every dependent's CANCEL, then the hub's once the
+    // last is down.
+    let mut cancels = sup.shutdown(Duration::ZERO);
+    assert_eq!(cancels.len(), 20_000, "the dependents first");
+    for &p in &pids[1..] {
+        cancels.extend(sup.exited(p, &Ok(warren_core::Value::Nil), Duration::ZERO));
+    }
+    assert_eq!(cancels.last(), Some(&Action::Cancel(pids[0])));
+    assert!(
+        sup.work.visits <= 12 * 20_000,
+        "{} visits for 20,001 services",
         sup.work.visits
     );
 }

@@ -161,6 +161,28 @@ fn one_for_all_restarts_every_service_of_the_group() {
 }
 
 #[test]
+fn a_group_restart_stops_a_service_only_after_the_siblings_requiring_it() {
+    // web requires db; both restart with the crasher's group. db got its
+    // CANCEL with web's, and was restarted while web was still stopping.
+    let mut h = Harness::new(vec![
+        ("g:db", svc("g", Strategy::OneForAll, &[])),
+        ("g:web", svc("g", Strategy::OneForAll, &["g:db"])),
+        ("g:crasher", svc("g", Strategy::OneForAll, &[])),
+    ]);
+    h.boot(ms(0));
+    h.take_spawned();
+    h.exit(2, failed(), ms(10));
+    assert_eq!(h.cancelled, vec![1], "web first");
+    h.exit(1, Ok(Value::Nil), ms(20));
+    assert_eq!(h.cancelled, vec![1, 0], "then db");
+    h.exit(0, Ok(Value::Nil), ms(30));
+    h.tick(ms(110));
+    let spawned = h.take_spawned();
+    let at = |n| spawned.iter().position(|&s| s == n).expect("restarted");
+    assert!(at(0) < at(1), "db before web: {spawned:?}");
+}
+
+#[test]
 fn rest_for_one_restarts_the_failed_service_and_those_started_after_it() {
     let mut h = group_of_three(Strategy::RestForOne);
     h.exit(1, failed(), ms(10));
@@ -387,6 +409,82 @@ fn a_dependency_that_never_runs_fails_its_dependents_after_start_timeout() {
 }
 
 #[test]
+fn a_service_that_failed_to_start_is_no_longer_wanted_so_the_application_ends() {
+    // Before, web stayed wanted in `failed`: nothing ran, and the
+    // application never ended.
+    let mut db = svc("app", Strategy::OneForOne, &[]);
+    db.restart.max_attempts = 1;
+    let mut h = Harness::new(vec![
+        ("app:web", svc("app", Strategy::OneForOne, &["app:db"])),
+        ("app:db", db),
+    ]);
+    h.failing.push(1);
+    h.boot(ms(0));
+    h.tick(ms(100)); // db's second spawn fails too: given up
+    assert_eq!((h.state(0), h.state(1)), ("failed", "failed"));
+    assert!(h.sup.statuses()[0].reason.contains("app:db failed"));
+    assert!(h.sup.is_idle(), "nothing runs or is about to");
+    assert!(h.sup.failed_any());
+    // Started again on request, as any failed service.
+    h.failing.clear();
+    let a = h.sup.start("app:web", ms(200)).expect("known");
+    h.apply(a, ms(200));
+    assert_eq!((h.state(0), h.state(1)), ("running", "running"));
+}
+
+#[test]
+fn what_requires_a_service_given_up_on_is_stopped_and_the_application_ends() {
+    // Before, web ran on without db, and the application ran until
+    // Ctrl-C.
+    let mut db = svc("app", Strategy::OneForOne, &[]);
+    db.restart.max_attempts = 1;
+    let mut h = Harness::new(vec![
+        ("app:web", svc("app", Strategy::OneForOne, &["app:db"])),
+        ("app:db", db),
+    ]);
+    h.boot(ms(0));
+    assert_eq!(h.take_spawned(), vec![1, 0]);
+    h.exit(1, failed(), ms(10));
+    h.tick(ms(110));
+    assert_eq!(h.take_spawned(), vec![1]);
+    assert!(h.cancelled.is_empty());
+    h.exit(1, failed(), ms(120));
+    assert_eq!(h.state(1), "failed");
+    assert_eq!(h.cancelled, vec![0], "web is stopped");
+    h.exit(0, Ok(Value::Nil), ms(130));
+    assert_eq!(h.state(0), "stopped");
+    assert!(h.sup.is_idle());
+    assert!(h.sup.failed_any());
+}
+
+#[test]
+fn a_service_that_fails_while_stopping_is_failed_not_stopped() {
+    let mut h = Harness::new(vec![
+        ("app:a", svc("app", Strategy::OneForOne, &[])),
+        ("app:b", svc("app", Strategy::OneForOne, &[])),
+    ]);
+    h.boot(ms(0));
+    let a = h.sup.shutdown(ms(10));
+    h.apply(a, ms(10));
+    assert_eq!(h.cancelled, vec![0, 1]);
+    let crash = Err(ProcError::new(ErrorKind::Unknown, "boom on cancel"));
+    h.exit(0, crash, ms(20));
+    // Ending as a CANCEL asks (an error of kind CANCELED) is a stop.
+    let canceled = Err(ProcError::new(ErrorKind::Canceled, "canceled"));
+    h.exit(1, canceled, ms(20));
+    assert_eq!((h.state(0), h.state(1)), ("failed", "stopped"));
+    assert!(
+        h.sup.statuses()[0]
+            .reason
+            .contains("failed while stopping: boom on cancel"),
+        "{}",
+        h.sup.statuses()[0].reason
+    );
+    assert!(h.sup.is_idle());
+    assert!(h.sup.failed_any(), "the program's status says so");
+}
+
+#[test]
 fn commands_start_stop_and_restart_services() {
     let mut off = svc("app", Strategy::OneForOne, &[]);
     off.auto_start = false;
@@ -412,7 +510,9 @@ fn commands_start_stop_and_restart_services() {
     assert_eq!(h.take_spawned(), vec![1, 0]);
     let a = h.sup.restart("app:db", ms(5)).expect("known");
     h.apply(a, ms(5));
+    // Restarted under web, which stays up.
     assert_eq!(h.cancelled.last(), Some(&1));
+    assert_eq!(h.state(0), "running");
     h.exit(1, Ok(Value::Nil), ms(6));
     assert_eq!(h.take_spawned(), vec![1], "restarted");
     assert_eq!(
