@@ -5,8 +5,13 @@
 //! the backoff schedule testable with a controllable clock.
 //!
 //! Guarantees: a service starts only once every service it requires is
-//! running, and stops only once every service requiring it has stopped;
-//! a failure restarts exactly the services its group's strategy names; a
+//! running (and owes no stop); one no longer wanted stops only once every
+//! service requiring it has stopped, and a restart (a group's, or a
+//! `restart` command) or an escalation stops a service only once none of
+//! the services requiring it is still on its way down (those that stay up
+//! are not waited for); a service given up on is no longer wanted, and the
+//! services running on it stop; a failure restarts exactly the services
+//! its group's strategy names; a
 //! group restarting more than its intensity allows fails and escalates to
 //! its tenant (every service on its services' hosts) and what requires it,
 //! never to another tenant's other services; a stopping service gets
