@@ -1221,22 +1221,29 @@ fn register_services(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
         let Some(control) = c.borrow().services() else {
             return Ok(LuaValue::Nil);
         };
-        let core = c.borrow();
-        let own = core.host_name(pid_of(me));
-        let out = lua.create_table()?;
-        let mine = control.list().into_iter().filter(|s| s.host == own);
-        for (i, info) in mine.enumerate() {
-            let t = lua.create_table_with_capacity(0, 5)?;
-            t.raw_set("id", info.id)?;
-            t.raw_set("state", info.state)?;
-            t.raw_set("pid", info.pid.map(|p| p.to_string()))?;
-            t.raw_set("restarts", info.restarts)?;
-            t.raw_set("reason", info.reason)?;
-            out.raw_set(i + 1, t)?;
+        let own = c.borrow().host_name(pid_of(me)).to_owned();
+        let mine = control.list_host(&own);
+        let out = lua.create_table_with_capacity(mine.len().min(1 << 16), 0)?;
+        for (i, info) in mine.into_iter().enumerate() {
+            out.raw_set(i + 1, service_table(lua, info)?)?;
         }
         Ok(LuaValue::Table(out))
     })?;
     h.set("services_list", list)?;
+    // One service's status by id: `false` when the caller's host has no
+    // such service (it walked every status, 66 ms at 20,000 services).
+    let c = core.clone();
+    let status = lua.create_function(move |lua, (me, id): (i64, LuaString)| {
+        let Some(control) = c.borrow().services() else {
+            return Ok(LuaValue::Nil);
+        };
+        let own = c.borrow().host_name(pid_of(me)).to_owned();
+        match control.status(&id.to_str()?).filter(|s| s.host == own) {
+            Some(info) => Ok(LuaValue::Table(service_table(lua, info)?)),
+            None => Ok(LuaValue::Boolean(false)),
+        }
+    })?;
+    h.set("services_status", status)?;
     let c = core.clone();
     let command = lua.create_function(move |lua, (me, id, cmd): (i64, LuaString, LuaString)| {
         let result = (|| -> Result<bool, Wrapped> {
@@ -1249,11 +1256,7 @@ fn register_services(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
             let id_text = id.to_str()?;
             let core = c.borrow();
             let own = core.host_name(pid_of(me));
-            if !control
-                .list()
-                .iter()
-                .any(|s| s.id == *id_text && s.host == own)
-            {
+            if control.status(&id_text).is_none_or(|s| s.host != own) {
                 return Err(ProcError::new(
                     ErrorKind::NotFound,
                     format!("no service {:?} on host '{own}'", &*id_text),
@@ -1272,6 +1275,17 @@ fn register_services(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
         ok_or_failure(lua, result)
     })?;
     h.set("services_command", command)
+}
+
+/// A service's status as the `services` module returns it.
+fn service_table(lua: &Lua, info: warren_core::ServiceInfo) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(0, 5)?;
+    t.raw_set("id", info.id)?;
+    t.raw_set("state", info.state)?;
+    t.raw_set("pid", info.pid.map(|p| p.to_string()))?;
+    t.raw_set("restarts", info.restarts)?;
+    t.raw_set("reason", info.reason)?;
+    Ok(t)
 }
 
 fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {

@@ -69,12 +69,10 @@ function services.list()
 end
 function services.status(id)
     check_str(id, "services.status: id", 2)
-    local list, err = services.list()
-    if not list then return nil, err end
-    for _, s in ipairs(list) do
-        if s.id == id then return s end
-    end
-    return nil, mkerr("NOT_FOUND", s_format("no service %q", id))
+    local s = H.services_status(me().id, id)
+    if s == nil then return nil, mkerr("UNAVAILABLE", "no services: the application runs without a supervisor") end
+    if not s then return nil, mkerr("NOT_FOUND", s_format("no service %q", id)) end
+    return s
 end
 for _, name in ipairs({ "start", "stop", "restart" }) do
     services[name] = function(id)

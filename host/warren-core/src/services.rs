@@ -38,6 +38,17 @@ pub enum ServiceCommand {
 pub trait ServiceControl: Send + Sync {
     /// Every service's status.
     fn list(&self) -> Vec<ServiceInfo>;
+    /// The statuses of host `host`'s services (the default filters
+    /// [`list`](Self::list); a supervisor of many services keeps them by
+    /// host, so a tenant's list costs its own services, not everyone's).
+    fn list_host(&self, host: &str) -> Vec<ServiceInfo> {
+        self.list().into_iter().filter(|s| s.host == host).collect()
+    }
+    /// Service `id`'s status, if there is such a service (the default
+    /// searches [`list`](Self::list); a supervisor keeps them by id).
+    fn status(&self, id: &str) -> Option<ServiceInfo> {
+        self.list().into_iter().find(|s| s.id == id)
+    }
     /// Queues a command; `NOT_FOUND` for an unknown service. The state
     /// changes asynchronously: callers watch `list` or the log.
     fn command(&self, id: &str, command: ServiceCommand) -> Result<(), ProcError>;

@@ -46,9 +46,13 @@ pub struct Outcome {
 pub struct Control {
     events: mpsc::Sender<Event>,
     statuses: Mutex<Vec<ServiceStatus>>,
-    /// Each service's host, by its id: a command's host was found by a
-    /// walk of every status under their lock.
-    hosts: HashMap<String, String>,
+    /// Each service's place in `statuses`, by its id: a command's host
+    /// (and `services.status`) was found by a walk of every status under
+    /// their lock.
+    index: HashMap<String, usize>,
+    /// The places of each host's services: a tenant's list costs its own
+    /// services.
+    by_host: HashMap<String, Vec<usize>>,
     /// Commands sent and not yet taken by the driver: the same command
     /// for the same service again is merged into the one queued. One
     /// driver serves every tenant, and a tenant looping `services.start`
@@ -62,17 +66,26 @@ pub struct Control {
 
 impl Control {
     fn new(events: mpsc::Sender<Event>, statuses: Vec<ServiceStatus>) -> Self {
-        let mut hosts = HashMap::with_capacity(statuses.len());
-        for s in &statuses {
-            hosts.entry(s.id.clone()).or_insert_with(|| s.host.clone());
+        let mut index = HashMap::with_capacity(statuses.len());
+        let mut by_host: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, s) in statuses.iter().enumerate() {
+            index.entry(s.id.clone()).or_insert(i);
+            by_host.entry(s.host.clone()).or_default().push(i);
         }
         Control {
             events,
             statuses: Mutex::new(statuses),
-            hosts,
+            index,
+            by_host,
             queued: Mutex::default(),
             budget: Mutex::default(),
         }
+    }
+
+    fn statuses(&self) -> std::sync::MutexGuard<'_, Vec<ServiceStatus>> {
+        self.statuses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn queued(&self) -> std::sync::MutexGuard<'_, HashSet<(String, ServiceCommand)>> {
@@ -82,25 +95,41 @@ impl Control {
     }
 }
 
+/// What a process sees of `s`.
+fn info(s: &ServiceStatus) -> ServiceInfo {
+    ServiceInfo {
+        id: s.id.clone(),
+        state: s.state.to_owned(),
+        pid: s.pid,
+        restarts: s.restarts,
+        reason: s.reason.clone(),
+        host: s.host.clone(),
+    }
+}
+
 impl ServiceControl for Control {
     fn list(&self) -> Vec<ServiceInfo> {
-        self.statuses
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.statuses().iter().map(info).collect()
+    }
+
+    fn list_host(&self, host: &str) -> Vec<ServiceInfo> {
+        let statuses = self.statuses();
+        let places = self.by_host.get(host).map_or(&[][..], Vec::as_slice);
+        places
             .iter()
-            .map(|s| ServiceInfo {
-                id: s.id.clone(),
-                state: s.state.to_owned(),
-                pid: s.pid,
-                restarts: s.restarts,
-                reason: s.reason.clone(),
-                host: s.host.clone(),
-            })
+            .filter_map(|&i| statuses.get(i).map(info))
             .collect()
     }
 
+    fn status(&self, id: &str) -> Option<ServiceInfo> {
+        let i = *self.index.get(id)?;
+        self.statuses().get(i).map(info)
+    }
+
     fn command(&self, id: &str, command: ServiceCommand) -> Result<(), ProcError> {
-        let Some(host) = self.hosts.get(id) else {
+        let place = self.index.get(id).copied();
+        let host = place.and_then(|i| self.statuses().get(i).map(|s| s.host.clone()));
+        let Some(host) = host else {
             return Err(ProcError::new(
                 ErrorKind::NotFound,
                 format!("no service {id:?}"),
@@ -111,7 +140,7 @@ impl ServiceControl for Control {
         }
         let spent = (self.budget.lock())
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take(host, Instant::now());
+            .take(&host, Instant::now());
         if !spent {
             let why = format!(
                 "{command:?} service {id:?}: host '{host}' made more than {COMMAND_BURST} \
@@ -345,6 +374,20 @@ mod tests {
             .command("app:nosuch", ServiceCommand::Stop)
             .expect_err("unknown");
         assert_eq!(err.kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_status_and_a_hosts_list_are_found_by_id_and_host() {
+        let (control, _rx) = control();
+        let svc = control.status("app:svc").expect("known");
+        assert_eq!((svc.id.as_str(), svc.host.as_str()), ("app:svc", "app:h"));
+        assert_eq!(control.status("app:nope"), None);
+        let ids = |host: &str| -> Vec<String> {
+            control.list_host(host).into_iter().map(|s| s.id).collect()
+        };
+        assert_eq!(ids("app:h"), ["app:svc"]);
+        assert_eq!(ids("app:h2"), ["app:other"]);
+        assert!(ids("app:h3").is_empty());
     }
 
     #[test]
