@@ -333,6 +333,11 @@ impl Supervisor {
                     self.svcs[n].wanted = false;
                     self.set(n, State::Exited, "its process ended normally".into());
                 }
+                Err(err) if self.shutting_down && err.kind == ErrorKind::Canceled => {
+                    // Terminated by a second interrupt: not a failure of its own.
+                    let why = format!("ended during shutdown: {}", err.message);
+                    self.set(n, State::Stopped, why);
+                }
                 Err(err) => self.fail(n, err.message.clone(), now),
             },
         }
@@ -726,7 +731,12 @@ impl Supervisor {
                     if self.dependents[n].iter().any(|&d| self.going_down(d)) {
                         return false;
                     }
-                    self.begin_stop(n, then, now, &why, out);
+                    if self.shutting_down {
+                        // The restart it owed is moot: it stops for good.
+                        self.begin_stop(n, Then::Stop, now, "shutting down", out);
+                    } else {
+                        self.begin_stop(n, then, now, &why, out);
+                    }
                     return true;
                 }
                 if !wanted && self.active_dependents[n] == 0 {

@@ -538,6 +538,32 @@ fn a_second_interrupt_terminates_everything_at_once() {
 }
 
 #[test]
+fn a_service_terminated_by_a_second_interrupt_before_its_stop_is_stopped_not_failed() {
+    // db waits for web to stop when the second interrupt terminates both.
+    let mut h = Harness::new(vec![
+        ("app:db", svc("app", Strategy::OneForOne, &[])),
+        ("app:web", svc("app", Strategy::OneForOne, &["app:db"])),
+    ]);
+    h.boot(ms(0));
+    let a = h.sup.shutdown(ms(1));
+    h.apply(a, ms(1));
+    assert_eq!(h.cancelled, vec![1]);
+    let a = h.sup.kill_all();
+    h.apply(a, ms(2));
+    for n in [0, 1] {
+        h.exit(n, Err(ProcError::terminated()), ms(3));
+    }
+    assert_eq!((h.state(0), h.state(1)), ("stopped", "stopped"));
+    assert!(
+        h.sup.statuses()[0].reason.contains("ended during shutdown"),
+        "{}",
+        h.sup.statuses()[0].reason
+    );
+    assert!(!h.sup.failed_any());
+    assert!(h.sup.is_idle());
+}
+
+#[test]
 fn a_normal_exit_is_not_restarted() {
     let mut h = group_of_three(Strategy::OneForAll);
     h.exit(0, Ok(Value::Nil), ms(5));
