@@ -5,7 +5,7 @@
 //! the backoff schedule testable with a controllable clock.
 //!
 //! Guarantees: a service starts only once every service it requires is
-//! running (and owes no stop); one no longer wanted stops only once every
+//! running (and owes no stop) or has ended normally; one no longer wanted stops only once every
 //! service requiring it has stopped, and a restart (a group's, or a
 //! `restart` command) or an escalation stops a service only once none of
 //! the services requiring it is still on its way down (those that stay up
@@ -795,9 +795,7 @@ impl Supervisor {
             self.set(n, State::Failed, why);
             return true;
         }
-        if let Some(&d) = deps.iter().find(|&&d| {
-            !matches!(self.svcs[d].state, State::Running(..)) || self.pending[d].is_some()
-        }) {
+        if let Some(&d) = deps.iter().find(|&&d| !self.ready(d)) {
             if now >= since + self.specs[n].start_timeout {
                 let why = format!(
                     "required service {} not running after {:?}",
@@ -815,6 +813,18 @@ impl Supervisor {
         out.push(Action::Spawn(n));
         self.set(n, State::Starting, "dependencies running".into());
         true
+    }
+
+    /// Whether service `d` lets the services requiring it start: it runs
+    /// and owes no stop, or it ended normally (its work is done: a
+    /// dependent restarting after a one-shot requirement had ended waited
+    /// for it to run again until its `start_timeout` failed it).
+    fn ready(&self, d: usize) -> bool {
+        match self.svcs[d].state {
+            State::Running(..) => self.pending[d].is_none(),
+            State::Exited => true,
+            _ => false,
+        }
     }
 
     fn fail(&mut self, n: usize, reason: String, now: Duration) {

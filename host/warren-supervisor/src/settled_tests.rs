@@ -133,7 +133,7 @@ impl Drive {
 impl Supervisor {
     /// The order the module docs promise, as each action is asked for: a
     /// service is started only once everything it requires runs (and is
-    /// not about to stop), and asked to stop only once nothing requiring
+    /// not about to stop) or ended normally, and asked to stop only once nothing requiring
     /// it is on its way down (what stays up, a `restart` or a group restart
     /// does not wait for). Called by the machine in tests.
     pub(super) fn check_order(&self, action: &Action) {
@@ -141,8 +141,9 @@ impl Supervisor {
             Action::Spawn(n) => {
                 for &r in &self.requires[n] {
                     assert!(
-                        matches!(self.svcs[r].state, State::Running(..))
-                            && self.pending[r].is_none(),
+                        (matches!(self.svcs[r].state, State::Running(..))
+                            && self.pending[r].is_none())
+                            || self.svcs[r].state == State::Exited,
                         "{} started before {} ran: {:?}",
                         self.ids[n],
                         self.ids[r],

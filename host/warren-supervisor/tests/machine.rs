@@ -564,6 +564,24 @@ fn a_service_terminated_by_a_second_interrupt_before_its_stop_is_stopped_not_fai
 }
 
 #[test]
+fn a_dependent_restarts_after_its_requirement_ended_normally() {
+    // A one-shot requirement (a migration) ends; its dependent crashes
+    // later and restarts without waiting for it to run again.
+    let mut h = Harness::new(vec![
+        ("app:migrate", svc("app", Strategy::OneForOne, &[])),
+        ("app:web", svc("app", Strategy::OneForOne, &["app:migrate"])),
+    ]);
+    h.boot(ms(0));
+    assert_eq!(h.take_spawned(), vec![0, 1]);
+    h.exit(0, Ok(Value::Nil), ms(5));
+    assert_eq!(h.state(0), "exited");
+    h.exit(1, failed(), ms(10));
+    h.tick(ms(110));
+    assert_eq!(h.take_spawned(), vec![1], "web again, migrate not");
+    assert_eq!(h.state(1), "running");
+}
+
+#[test]
 fn a_normal_exit_is_not_restarted() {
     let mut h = group_of_three(Strategy::OneForAll);
     h.exit(0, Ok(Value::Nil), ms(5));
