@@ -4,18 +4,21 @@
 //! actions (spawn, cancel, terminate) and a next deadline. That is what makes
 //! the backoff schedule testable with a controllable clock.
 //!
-//! Guarantees: a service starts only once every service it requires is
-//! running (and owes no stop) or has ended normally; one no longer wanted stops only once every
-//! service requiring it has stopped, and a restart (a group's, or a
-//! `restart` command) or an escalation stops a service only once none of
-//! the services requiring it is still on its way down (those that stay up
-//! are not waited for); a service given up on is no longer wanted, and the
-//! services running on it stop; a failure restarts exactly the services
-//! its group's strategy names; a
-//! group restarting more than its intensity allows fails and escalates to
-//! its tenant (every service on its services' hosts) and what requires it,
-//! never to another tenant's other services; a stopping service gets
-//! CANCEL, then is terminated once its `stop_timeout` has passed.
+//! Guarantees:
+//! - a service starts only once every service it requires is running (and
+//!   owes no stop) or has ended normally;
+//! - one no longer wanted stops only once every service requiring it has
+//!   stopped; a restart (a group's, or a `restart` command) or an
+//!   escalation stops a service only once none of the services requiring
+//!   it is still on its way down (those that stay up are not waited for);
+//! - a service given up on is no longer wanted, and the services running
+//!   on it stop;
+//! - a failure restarts exactly the services its group's strategy names; a
+//!   group restarting more than its intensity allows fails and escalates
+//!   to its tenant (every service on its services' hosts) and what
+//!   requires it, never to another tenant's other services;
+//! - a stopping service gets CANCEL, then is terminated once its
+//!   `stop_timeout` has passed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
@@ -159,9 +162,9 @@ pub struct Supervisor {
     /// running or stopping): a service stops only once none is, and a
     /// service ten thousand others require counted them at every visit.
     active_dependents: Vec<usize>,
-    /// A stop each running service owes once nothing requiring it is
-    /// active (a group restart, a `restart` command, an escalation), with
-    /// why: see [`Supervisor::stop_after_dependents`].
+    /// A stop each running service owes once no service requiring it is
+    /// on its way down (a group restart, a `restart` command, an
+    /// escalation), with why: see [`Supervisor::stop_after_dependents`].
     pending: Vec<Option<(Then, String)>>,
     /// Services whose status changed since [`Supervisor::take_noted`].
     noted: Vec<usize>,
@@ -570,11 +573,20 @@ impl Supervisor {
         }
     }
 
-    /// No longer wants `n` and, transitively, what requires it.
+    /// No longer wants `n` and, transitively, what requires it (each
+    /// once: a service reached by many paths was expanded again for each,
+    /// exponentially many in a layered graph).
     fn unwant(&mut self, n: usize) {
-        let mut todo = vec![n];
+        self.unwant_all(&[n]);
+    }
+
+    /// [`unwant`](Self::unwant) of each of `roots`, each service looked at
+    /// once over all of them (an escalation unwants a whole tenant).
+    fn unwant_all(&mut self, roots: &[usize]) {
+        let mut todo = roots.to_vec();
+        let mut seen = std::collections::HashSet::new();
         while let Some(n) = todo.pop() {
-            if !self.svcs[n].wanted && !self.svcs[n].state.active() {
+            if !seen.insert(n) || (!self.svcs[n].wanted && !self.svcs[n].state.active()) {
                 continue;
             }
             self.svcs[n].wanted = false;
@@ -924,10 +936,10 @@ impl Supervisor {
         let hosts = hosts.into_iter().collect::<Vec<_>>().join(", ");
         tracing::error!("{why}; stopping every service on {hosts}");
         self.set(n, State::Failed, why.clone());
+        // Unwanted, with what requires it (in another tenant too): the step
+        // stops them in dependency order. The group's own fail.
+        self.unwant_all(&tenant);
         for &j in &tenant {
-            // Unwanted, with what requires it (in another tenant too): the
-            // step stops them in dependency order. The group's own fail.
-            self.unwant(j);
             if j == n || self.specs[j].group != group {
                 continue;
             }

@@ -291,3 +291,48 @@ fn a_service_twenty_thousand_require_is_not_walked_for_each_of_them() {
         sup.work.visits
     );
 }
+
+#[test]
+fn stopping_under_a_layered_graph_looks_at_each_service_once() {
+    // 40 layers of two services, each requiring both of the layer below:
+    // 2^40 paths from the bottom. Each path was expanded on its own.
+    let base = application(&mut fastrand::Rng::with_seed(3))
+        .swap_remove(0)
+        .1;
+    let mut services = Vec::new();
+    for layer in 0..40 {
+        for k in 0..2 {
+            let mut entry = base.clone();
+            entry.auto_start = true;
+            entry.requires = if layer == 0 {
+                Vec::new()
+            } else {
+                vec![
+                    format!("app:l{}k0", layer - 1),
+                    format!("app:l{}k1", layer - 1),
+                ]
+            };
+            services.push((format!("app:l{layer}k{k}"), entry));
+        }
+    }
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sup = Supervisor::new(services, 5);
+        let mut pending: std::collections::VecDeque<Action> = sup.boot(Duration::ZERO).into();
+        let mut pid = 0;
+        while let Some(action) = pending.pop_front() {
+            if let Action::Spawn(n) = action {
+                pid += 1;
+                pending.extend(sup.started(n, Pid::new(0, pid), Duration::ZERO));
+            }
+        }
+        let cancels = sup.stop("app:l0k0", Duration::ZERO).expect("known");
+        let _ = done.send((pid, cancels));
+    });
+    let (spawned, cancels) = finished
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the stop came back");
+    assert_eq!(spawned, 80);
+    // Only the top layer has nothing running on it.
+    assert_eq!(cancels.len(), 2, "{cancels:?}");
+}
