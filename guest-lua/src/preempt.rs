@@ -259,17 +259,32 @@ unsafe fn fail_when_safe(
     }
 }
 
+thread_local! {
+    /// When the running validation first asked its budget (`None` until
+    /// it does): see [`budget_check`].
+    static VALIDATION_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// A type validation begins (its first budget poll starts its clock).
+pub(crate) fn validation_begins() {
+    VALIDATION_SINCE.set(None);
+}
+
 /// What a long host walk (type validation) asks now and then: the reason
 /// it must stop, if any.
 ///
 /// - Past its CPU budget, or past the stuck limit, the process must end:
 ///   the reason is recorded, so its error cannot be caught.
-/// - Past its `cpu_slice`, the walk stops (`validation stopped: cpu budget
-///   exceeded`, typed-lua.md §3.5), an error the process may catch, and
-///   the hook the watchdog armed preempts it at its next instruction. A
-///   validation cannot be suspended half-way as Lua code can, and one
-///   check of a union that doubles its work at every level held the
-///   worker (and every neighbour on it) until the stuck limit, 250 ms.
+/// - Once the walk has itself run a `cpu_slice` (from its first poll) and
+///   its process is past its slice, the walk stops (`validation stopped:
+///   cpu budget exceeded`, typed-lua.md §3.5), an error the process may
+///   catch, and the hook the watchdog armed preempts it at its next
+///   instruction. A validation cannot be suspended half-way as Lua code
+///   can, and one check of a union that doubles its work at every level
+///   held the worker (and every neighbour on it) until the stuck limit,
+///   250 ms. The walk's own slice keeps a short check that starts just
+///   as its process's slice ends (before the hook has preempted it) from
+///   failing for time that was not its own.
 pub(crate) fn budget_check(
     accounts: Rc<RefCell<Accounts>>,
     slice: Duration,
@@ -278,11 +293,17 @@ pub(crate) fn budget_check(
     let stuck_limit = STUCK_LIMIT.max(slice * STUCK_SLICES);
     Rc::new(move || {
         let mut accounts = accounts.try_borrow_mut().ok()?;
-        let ran = slot.cap(accounts.ran(Instant::now())?);
+        let now = Instant::now();
+        let ran = slot.cap(accounts.ran(now)?);
         if let Some(reason) = accounts.check_running(ran, stuck_limit) {
             return Some(reason);
         }
-        (ran >= slice).then(|| "cpu budget exceeded".to_owned())
+        let since = VALIDATION_SINCE.get().unwrap_or_else(|| {
+            VALIDATION_SINCE.set(Some(now));
+            now
+        });
+        let own = now.saturating_duration_since(since);
+        (ran >= slice && own >= slice).then(|| "cpu budget exceeded".to_owned())
     })
 }
 

@@ -178,6 +178,7 @@ impl<'a> Checker<'a> {
         table: &'a TypeTable,
         budget: &'a dyn Fn() -> Option<String>,
     ) -> Self {
+        crate::preempt::validation_begins();
         Self {
             lua,
             table,
