@@ -223,6 +223,20 @@ fn each_event_leaves_nothing_a_full_walk_would_do() {
     }
 }
 
+/// Boots `sup`, each spawn starting at once: the pids, in spawn order.
+fn boot_all(sup: &mut Supervisor) -> Vec<Pid> {
+    let mut pending: std::collections::VecDeque<Action> = sup.boot(Duration::ZERO).into();
+    let mut pids = Vec::new();
+    while let Some(action) = pending.pop_front() {
+        if let Action::Spawn(n) = action {
+            let pid = Pid::new(0, pids.len() as u64 + 1);
+            pids.push(pid);
+            pending.extend(sup.started(n, pid, Duration::ZERO));
+        }
+    }
+    pids
+}
+
 #[test]
 fn booting_many_independent_services_visits_each_a_few_times() {
     let services: Vec<(String, ServiceEntry)> = (0..20_000)
@@ -235,15 +249,11 @@ fn booting_many_independent_services_visits_each_a_few_times() {
         })
         .collect();
     let mut sup = Supervisor::new(services, 7);
-    let mut pending: std::collections::VecDeque<Action> = sup.boot(Duration::ZERO).into();
-    let mut pid = 0;
-    while let Some(action) = pending.pop_front() {
-        if let Action::Spawn(n) = action {
-            pid += 1;
-            pending.extend(sup.started(n, Pid::new(0, pid), Duration::ZERO));
-        }
-    }
-    assert_eq!(pid, 20_000, "every service was spawned once");
+    assert_eq!(
+        boot_all(&mut sup).len(),
+        20_000,
+        "every service was spawned once"
+    );
     // Stopped -> Waiting -> Starting, then Running and a last look: each
     // service is visited a handful of times, not once per event.
     assert!(
@@ -266,17 +276,8 @@ fn a_service_twenty_thousand_require_is_not_walked_for_each_of_them() {
         services.push((format!("app:s{i}"), entry));
     }
     let mut sup = Supervisor::new(services, 7);
-    let mut pending: std::collections::VecDeque<Action> = sup.boot(Duration::ZERO).into();
-    let mut pid = 0;
-    let mut pids = Vec::new();
-    while let Some(action) = pending.pop_front() {
-        if let Action::Spawn(n) = action {
-            pid += 1;
-            pids.push(Pid::new(0, pid));
-            pending.extend(sup.started(n, Pid::new(0, pid), Duration::ZERO));
-        }
-    }
-    assert_eq!(pid, 20_001);
+    let pids = boot_all(&mut sup);
+    assert_eq!(pids.len(), 20_001);
     // Stopped in order: every dependent's CANCEL, then the hub's once the
     // last is down.
     let mut cancels = sup.shutdown(Duration::ZERO);
@@ -318,14 +319,7 @@ fn stopping_under_a_layered_graph_looks_at_each_service_once() {
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut sup = Supervisor::new(services, 5);
-        let mut pending: std::collections::VecDeque<Action> = sup.boot(Duration::ZERO).into();
-        let mut pid = 0;
-        while let Some(action) = pending.pop_front() {
-            if let Action::Spawn(n) = action {
-                pid += 1;
-                pending.extend(sup.started(n, Pid::new(0, pid), Duration::ZERO));
-            }
-        }
+        let pid = boot_all(&mut sup).len();
         let cancels = sup.stop("app:l0k0", Duration::ZERO).expect("known");
         let _ = done.send((pid, cancels));
     });
