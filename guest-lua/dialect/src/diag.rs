@@ -29,6 +29,9 @@ pub const T_DROPPED: &str = "T005";
 pub const T_GLOBAL: &str = "T006";
 /// Run-time use of a type not declared at the chunk's top level.
 pub const T_NESTED: &str = "T007";
+/// An alias defined through itself with no structure in between
+/// (`type T = T`): checks against it recurse to the depth limit.
+pub const T_CYCLE: &str = "T008";
 /// A constant definitely not assignable to its annotation.
 pub const T_MISMATCH: &str = "T010";
 /// Literal `nil` to a non-optional annotation (error); an annotated local

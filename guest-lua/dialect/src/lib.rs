@@ -21,6 +21,7 @@
 //! [`MAX_SOURCE_BYTES`], IR at [`MAX_IR_NODES`], and it never panics.
 
 mod check;
+mod cycles;
 mod diag;
 mod emit;
 mod facts;
@@ -60,7 +61,7 @@ pub struct Translation {
     /// declaration order ([`ty::Decl::top_level`] marks the chunk-level
     /// ones, which have run-time values).
     pub types: std::sync::Arc<TypeTable>,
-    /// Type diagnostics (T001–T007, T010–T016, T050, T051, T060), by
+    /// Type diagnostics (T001–T008, T010–T016, T050, T051, T060), by
     /// position. They never stop the translation.
     pub diagnostics: Vec<Diagnostic>,
 }

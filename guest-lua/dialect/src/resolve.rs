@@ -1,6 +1,6 @@
 //! Name resolution (§3.4), once the whole chunk is read: type expressions
 //! become IR ([`Ty`]), declarations fill the [`TypeTable`], type
-//! diagnostics (T001–T007, T050, T051, T060) are collected, and the reads
+//! diagnostics (T001–T008, T050, T051, T060) are collected, and the reads
 //! of global names that are run-time type references become rewrites
 //! (§3.3 rule 4).
 //!
@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::cycles;
 use crate::diag::{self, Diagnostic, Severity};
 use crate::parser::Parser;
 use crate::syn::{
@@ -95,6 +96,7 @@ pub(crate) fn run(p: &mut Parser<'_>) -> Resolved {
     for i in 0..p.decls.len() {
         r.decl(i);
     }
+    r.cycles();
     let inserts = r.references(&p.refs);
     r.counting = false;
     r.quiet = true;
@@ -198,6 +200,33 @@ impl<'a> Resolver<'_, 'a> {
         }
         self.diags
             .push(Diagnostic::with(code, sev, at.line, at.col, message));
+    }
+
+    /// T008 on every declaration of an alias cycle with no structure in
+    /// between ([`crate::cycles`]).
+    fn cycles(&mut self) {
+        for cycle in crate::cycles::on_cycles(&self.out) {
+            let decls = self.decls;
+            let mut names: Vec<String> = (cycle.iter().take(cycles::MAX_NAMED))
+                .map(|&i| format!("`{}`", decls[i].name))
+                .collect();
+            if cycle.len() > cycles::MAX_NAMED {
+                names.push(format!("and {} more", cycle.len() - cycles::MAX_NAMED));
+            }
+            let through = if cycle.len() > 1 {
+                format!(" (a cycle of {})", names.join(", "))
+            } else {
+                String::new()
+            };
+            for &i in &cycle {
+                let message = format!(
+                    "type `{}` is defined through itself with no table or function type \
+                     in between{through}: a check against it recurses to the depth limit",
+                    decls[i].name
+                );
+                self.diag(diag::T_CYCLE, Severity::Warning, decls[i].pos, message);
+            }
+        }
     }
 
     /// A new IR node (counted for declarations).

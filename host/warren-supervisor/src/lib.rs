@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod budget;
 pub mod driver;
+mod hold;
 mod machine;
 mod work;
 

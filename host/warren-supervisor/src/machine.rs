@@ -27,6 +27,7 @@ use warren_config::{ServiceEntry, Startup, Strategy};
 use warren_core::{ErrorKind, Exit, Pid, ProcError};
 
 use crate::backoff;
+use crate::hold::Holds;
 use crate::work::{Work, topological};
 
 /// What to do once a stopping service is down.
@@ -166,6 +167,9 @@ pub struct Supervisor {
     /// on its way down (a group restart, a `restart` command, an
     /// escalation), with why: see [`Supervisor::stop_after_dependents`].
     pending: Vec<Option<(Then, String)>>,
+    /// Per group, the services on their way down for a group restart,
+    /// which its failed service waits for ([`crate::hold`]).
+    holds: Holds,
     /// Services whose status changed since [`Supervisor::take_noted`].
     noted: Vec<usize>,
     /// Whether each service is in `noted`.
@@ -234,6 +238,7 @@ impl Supervisor {
             members,
             active_dependents: vec![0; ids_len],
             pending: vec![None; ids_len],
+            holds: Holds::new(ids_len),
             noted: Vec::new(),
             is_noted: vec![false; ids_len],
             groups: BTreeMap::new(),
@@ -429,7 +434,7 @@ impl Supervisor {
     fn deadline_of(&self, n: usize) -> Option<Duration> {
         let s = &self.svcs[n];
         match s.state {
-            State::Backoff(until) => Some(until),
+            State::Backoff(until) => (!self.held(n)).then_some(until),
             State::Stopping {
                 deadline,
                 terminated: false,
@@ -452,8 +457,37 @@ impl Supervisor {
 
     /// Files service `n`'s deadline and whether it is busy with the work.
     fn settle(&mut self, n: usize) {
+        let group = &self.specs[n].group;
+        if self.holds.file(n, group, self.down_to_restart(n)) {
+            // Its services in backoff wait for it, or no longer.
+            for &j in self.members.get(group).into_iter().flatten() {
+                if matches!(self.svcs[j].state, State::Backoff(_)) {
+                    self.work.mark(j);
+                }
+            }
+        }
         let (deadline, busy) = (self.deadline_of(n), self.busy(n));
         self.work.settle(n, deadline, busy);
+    }
+
+    /// Whether service `n` is on its way down for a group restart: it
+    /// stops, or owes a stop, to restart.
+    fn down_to_restart(&self, n: usize) -> bool {
+        matches!(
+            self.svcs[n].state,
+            State::Stopping {
+                then: Then::Restart(_),
+                ..
+            }
+        ) || matches!(self.pending[n], Some((Then::Restart(_), _)))
+    }
+
+    /// Whether service `n`, in backoff, waits past its restart time for a
+    /// sibling going down for its group's restart (not in a `one_for_one`
+    /// group, whose services restart alone).
+    fn held(&self, n: usize) -> bool {
+        self.specs[n].restart.strategy != Strategy::OneForOne
+            && self.holds.holds(&self.specs[n].group)
     }
 
     /// Whether a shutdown (or a kill) was asked for.
@@ -732,7 +766,7 @@ impl Supervisor {
             State::Backoff(_) | State::Waiting(_) if !wanted => {
                 self.set(n, State::Stopped, "no longer wanted".into())
             }
-            State::Backoff(until) if until <= now => {
+            State::Backoff(until) if until <= now && !self.held(n) => {
                 self.set(n, State::Waiting(now), "restart delay over".into())
             }
             State::Stopped if wanted => self.set(n, State::Waiting(now), "wanted".into()),

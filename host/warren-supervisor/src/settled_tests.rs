@@ -189,6 +189,10 @@ impl Supervisor {
             }
         }
         assert_eq!(active, self.active_dependents, "seed {seed}");
+        for (group, members) in &self.members {
+            let down = members.iter().filter(|&&n| self.down_to_restart(n)).count();
+            assert_eq!(down, self.holds.count(group), "seed {seed}: group {group}");
+        }
         let states: Vec<State> = self.svcs.iter().map(|s| s.state.clone()).collect();
         let mut out = Vec::new();
         for n in self.work.order().to_vec() {

@@ -183,6 +183,69 @@ fn a_group_restart_stops_a_service_only_after_the_siblings_requiring_it() {
 }
 
 #[test]
+fn a_group_restart_starts_the_failed_service_only_once_its_siblings_are_down() {
+    // As OTP: a sibling that ignores CANCEL for 400 ms holds the failed
+    // service past its 100 ms backoff; both start once it is down. Before,
+    // the failed service restarted at 110 ms beside the stopping sibling.
+    for strategy in [Strategy::OneForAll, Strategy::RestForOne] {
+        let mut h = group_of_three(strategy);
+        h.exit(0, failed(), ms(10));
+        assert_eq!(h.cancelled, vec![1, 2], "{strategy:?}");
+        h.exit(1, Ok(Value::Nil), ms(20));
+        h.tick(ms(110));
+        h.tick(ms(300));
+        assert!(
+            h.take_spawned().is_empty(),
+            "{strategy:?}: c is still stopping"
+        );
+        assert_eq!(h.state(0), "starting", "{strategy:?}");
+        assert_eq!(
+            h.sup.next_deadline(),
+            Some(ms(510)),
+            "{strategy:?}: c's stop timeout only"
+        );
+        h.exit(2, Ok(Value::Nil), ms(410));
+        let mut spawned = h.take_spawned();
+        spawned.sort_unstable();
+        assert_eq!(
+            spawned,
+            vec![0, 1, 2],
+            "{strategy:?}: all at once, past the delay"
+        );
+    }
+}
+
+#[test]
+fn a_sibling_that_never_stops_holds_the_group_only_until_it_is_terminated() {
+    let mut h = group_of_three(Strategy::OneForAll);
+    h.exit(1, failed(), ms(10));
+    h.exit(0, Ok(Value::Nil), ms(20));
+    // c ignores CANCEL: terminated at its 500 ms stop timeout, then down.
+    h.tick(ms(510));
+    assert_eq!(h.terminated, vec![2]);
+    assert!(h.take_spawned().is_empty(), "c is not down yet");
+    h.exit(
+        2,
+        Err(ProcError::new(ErrorKind::Canceled, "terminated")),
+        ms(515),
+    );
+    let mut spawned = h.take_spawned();
+    spawned.sort_unstable();
+    assert_eq!(spawned, vec![0, 1, 2]);
+}
+
+#[test]
+fn a_one_for_one_service_restarts_on_its_own_while_a_sibling_restarts_for_a_command() {
+    let mut h = group_of_three(Strategy::OneForOne);
+    h.exit(1, failed(), ms(10));
+    let a = h.sup.restart("g:a", ms(20)).expect("known");
+    h.apply(a, ms(20));
+    assert_eq!(h.cancelled, vec![0]);
+    h.tick(ms(110));
+    assert_eq!(h.take_spawned(), vec![1], "not held by a's stop");
+}
+
+#[test]
 fn rest_for_one_restarts_the_failed_service_and_those_started_after_it() {
     let mut h = group_of_three(Strategy::RestForOne);
     h.exit(1, failed(), ms(10));

@@ -828,3 +828,63 @@ fn field_checks_of_huge_records_stop_at_their_budget() {
     let warned = t.diagnostics.iter().filter(|d| d.code == "T014").count();
     assert!(warned > 1_000 && warned < 5_000, "{warned} warnings");
 }
+
+#[test]
+fn t008_an_alias_through_itself_with_no_structure_between() {
+    let w = Severity::Warning;
+    // Alone, through `?` and `|`, and a cycle of two: a warning on each
+    // declaration of the cycle, at its name.
+    let t = tr("type T = T\ntype C = C | number\ntype A = B | string\ntype B = A?\n");
+    assert_eq!(
+        codes(&t),
+        vec![
+            ("T008", w, 1, 6),
+            ("T008", w, 2, 6),
+            ("T008", w, 3, 6),
+            ("T008", w, 4, 6)
+        ]
+    );
+    let m = &t.diagnostics[2].message;
+    assert!(
+        m.contains("type `A`") && m.contains("(a cycle of `A`, `B`)"),
+        "{m}"
+    );
+    // Through validators and `&` too.
+    assert!(!t.diagnostics[0].message.contains("cycle"));
+    let t = tr("type V = V @min(1)\ntype I = {x: number} & I\n");
+    assert_eq!(codes(&t), vec![("T008", w, 1, 6), ("T008", w, 2, 6)]);
+    // Structure in between is a recursive type as usual; a type that only
+    // uses a cyclic one is not itself on the cycle.
+    for src in [
+        "type L = {next: L?}\n",
+        "type E = E[]\n",
+        "type M = {[string]: M}\n",
+        "type F = (F) -> F\n",
+        "type J = number | {J}\n",
+        "type T = T\ntype U = T | string\n",
+        "type Box<X> = {v: X}\ntype G = Box<G>\n",
+    ] {
+        let t = tr(src);
+        let n = usize::from(src.starts_with("type T = T"));
+        let got: Vec<_> = t.diagnostics.iter().filter(|d| d.code == "T008").collect();
+        assert_eq!(got.len(), n, "{src}: {got:#?}");
+    }
+}
+
+#[test]
+fn t008_a_long_cycle_is_one_warning_per_declaration_naming_five() {
+    // 2,000 aliases in one cycle: found without deep recursion, and each
+    // message names five of them and the count of the rest.
+    let n = 2000;
+    let src: String = (0..n)
+        .map(|i| format!("type A{i} = A{} | nil\n", (i + 1) % n))
+        .collect();
+    let t = tr(&src);
+    let got: Vec<_> = t.diagnostics.iter().filter(|d| d.code == "T008").collect();
+    assert_eq!(got.len(), n);
+    assert!(
+        got[0].message.contains("and 1995 more"),
+        "{}",
+        got[0].message
+    );
+}
