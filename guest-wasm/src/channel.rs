@@ -60,10 +60,12 @@ pub enum ChannelRes {
         buffer: VecDeque<Vec<u8>>,
         closed: bool,
     },
-    /// Inbox messages.
-    Inbox,
-    /// Lifecycle events.
-    Events,
+    /// Inbox messages; once `closed`, a receive takes what is there and
+    /// then answers `none` instead of waiting (the channel's own close:
+    /// the mailbox keeps feeding the process's other handles).
+    Inbox { closed: bool },
+    /// Lifecycle events; `closed` as for the inbox.
+    Events { closed: bool },
     /// Payloads of messages with this topic, while this handle's listen
     /// (the mailbox's number for it) holds it.
     Topic { topic: String, listen: u64 },
@@ -109,10 +111,17 @@ fn try_receive(chan: &mut ChannelRes, pid: Pid, limits: &mut ProcLimiter) -> Try
 
 /// [`try_receive`] on a channel the mailbox feeds.
 fn try_mailbox(chan: &mut ChannelRes, mb: &mut Mailbox) -> Try {
+    let mut closed = false;
     let taken = match chan {
         ChannelRes::Local { .. } => return Try::Blocked { live: false },
-        ChannelRes::Inbox => mb.take_message().map(|m| Item::Message(wit_message(m))),
-        ChannelRes::Events => mb.take_event().map(|e| Item::Event(wit_event(e))),
+        ChannelRes::Inbox { closed: c } => {
+            closed = *c;
+            mb.take_message().map(|m| Item::Message(wit_message(m)))
+        }
+        ChannelRes::Events { closed: c } => {
+            closed = *c;
+            mb.take_event().map(|e| Item::Event(wit_event(e)))
+        }
         ChannelRes::Topic { topic, listen } => match mb.take_topic(topic, *listen) {
             Some(v) => v.map(|v| Item::Value(v.into_packed())),
             None => return Try::Ready(None),
@@ -131,6 +140,7 @@ fn try_mailbox(chan: &mut ChannelRes, mb: &mut Mailbox) -> Try {
     };
     match taken {
         Some(item) => Try::Ready(Some(item)),
+        None if closed => Try::Ready(None),
         None => Try::Blocked { live: true },
     }
 }
@@ -307,7 +317,8 @@ impl HostChannel for ProcState {
             ChannelRes::Local { closed, .. } => *closed = true,
             ChannelRes::Topic { .. } => unlisten(pid, chan, &mut self.limits),
             ChannelRes::Timer { id, done } => stop_timer(pid, *id, done),
-            ChannelRes::Inbox | ChannelRes::Events | ChannelRes::Unlistened => {}
+            ChannelRes::Inbox { closed } | ChannelRes::Events { closed } => *closed = true,
+            ChannelRes::Unlistened => {}
         }
     }
 

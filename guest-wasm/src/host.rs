@@ -363,11 +363,11 @@ impl Host for ProcState {
     }
 
     async fn inbox(&mut self) -> wasmtime::Result<Resource<ChannelRes>> {
-        self.push_channel(ChannelRes::Inbox)
+        self.push_channel(ChannelRes::Inbox { closed: false })
     }
 
     async fn events(&mut self) -> wasmtime::Result<Resource<ChannelRes>> {
-        self.push_channel(ChannelRes::Events)
+        self.push_channel(ChannelRes::Events { closed: false })
     }
 
     async fn listen(&mut self, topic: String) -> Result<Resource<ChannelRes>, WitError> {

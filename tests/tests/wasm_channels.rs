@@ -32,6 +32,7 @@ const EXPECTED: &[&str] = &[
     "macro-message:ping",
     "macro-exit:true",
     "macro-timeout:true",
+    "closed-feeds:Some(\"self\"):None:true:true",
 ];
 
 #[test]

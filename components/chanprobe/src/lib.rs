@@ -124,6 +124,27 @@ fn macro_select(seen: &mut Vec<String>, echo: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The inbox and events channels once closed: what is there is still
+/// taken, then `none` at once instead of a wait; another inbox handle
+/// still waits.
+fn closed_feeds(seen: &mut Vec<String>) -> Result<(), Error> {
+    warren_sdk::send(&warren_sdk::pid(), "self", &1_i64)?;
+    let inbox = warren_sdk::inbox();
+    inbox.close();
+    let first = inbox.recv_message()?.map(|m| m.topic);
+    let then = inbox.recv_message()?.map(|m| m.topic);
+    let events = warren_sdk::events();
+    events.close();
+    let no_event = events.recv_item()?.is_none();
+    let other = warren_sdk::inbox();
+    let waits = warren_sdk::select! {
+        recv(other) -> _item => false,
+        timeout(Duration::from_millis(5)) => true,
+    }?;
+    seen.push(format!("closed-feeds:{first:?}:{then:?}:{no_event}:{waits}"));
+    Ok(())
+}
+
 impl Process for ChanProbe {
     fn run(args: Args) -> Result<Payload, Error> {
         let host: String = args.get(0)?;
@@ -133,6 +154,7 @@ impl Process for ChanProbe {
         let echo = warren_sdk::spawn("t:echo", &host, &[])?;
         topics(&mut seen, &echo)?;
         macro_select(&mut seen, &echo)?;
+        closed_feeds(&mut seen)?;
         warren_sdk::payload(&seen)
     }
 }
