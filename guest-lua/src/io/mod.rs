@@ -281,11 +281,17 @@ pub(crate) fn reach<T>(
         return Err(denied(action, id));
     }
     find(&core)
-        .ok_or_else(|| ProcError::new(ErrorKind::NotFound, format!("{what} '{id}' not found")))
+        .ok_or_else(|| {
+            let id = warren_core::error::quoted_id(id);
+            ProcError::new(ErrorKind::NotFound, format!("{what} '{id}' not found"))
+        })
 }
 
-/// `PERMISSION_DENIED` naming the action and the resource.
+/// `PERMISSION_DENIED` naming the action and the resource (cut as
+/// [`warren_core::error::quoted_id`] cuts an id: a 1 MiB id made a 1 MiB
+/// message).
 pub(crate) fn denied(action: &str, resource: &str) -> ProcError {
+    let resource = warren_core::error::quoted_id(resource);
     ProcError::new(
         ErrorKind::PermissionDenied,
         format!("{action} on '{resource}' is not granted to this entry or its host"),

@@ -618,6 +618,34 @@ fn bad_ids_unknown_functions_and_process_entries() {
     );
 }
 
+#[test]
+fn an_id_of_a_megabyte_is_cut_in_the_error_that_names_it() {
+    // Each refusal quoted the whole id: a 1 MiB message per call.
+    let v = run_main(
+        app(&["add"]),
+        r#"return function()
+        local fs, sql = require("fs"), require("sql")
+        local big = string.rep("a", 1 << 20)
+        for _, f in ipairs({
+            function() return funcs.call("t:" .. big) end,
+            function() return funcs.call(big .. ":x") end,
+            function() return fs.get(big) end,
+            function() return sql.get("t:" .. big) end,
+        }) do
+            local _, e = f()
+            local m = e:message()
+            k(tostring(e:kind()) .. ":" .. tostring(#m < 200 and m:find("aaa...'", 1, true) ~= nil))
+        end
+        return done()
+    end"#,
+        none(),
+    );
+    assert_eq!(
+        text(v),
+        "NotFound:true PermissionDenied:true PermissionDenied:true PermissionDenied:true"
+    );
+}
+
 /// An app with `t:fn`, `other:fn`, `t.sub:fn` (echo), a process entry
 /// `other:proc`, and relays `other:relay` (no grants).
 fn namespaces() -> App {

@@ -33,7 +33,7 @@ impl Core {
                     format!("entry '{entry}' is not a function.lua entry"),
                 ),
                 None => {
-                    ProcError::new(ErrorKind::NotFound, format!("function '{entry}' not found"))
+                    ProcError::new(ErrorKind::NotFound, format!("function '{}' not found", crate::error::quoted_id(entry)))
                 }
             });
         }
