@@ -280,11 +280,10 @@ pub(crate) fn reach<T>(
     if !granted(&core, me, entry, action, id) {
         return Err(denied(action, id));
     }
-    find(&core)
-        .ok_or_else(|| {
-            let id = warren_core::error::quoted_id(id);
-            ProcError::new(ErrorKind::NotFound, format!("{what} '{id}' not found"))
-        })
+    find(&core).ok_or_else(|| {
+        let id = warren_core::error::quoted_id(id);
+        ProcError::new(ErrorKind::NotFound, format!("{what} '{id}' not found"))
+    })
 }
 
 /// `PERMISSION_DENIED` naming the action and the resource (cut as

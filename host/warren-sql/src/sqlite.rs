@@ -11,8 +11,10 @@
 //! `BEGIN` is rolled back when the call ends).
 
 mod error;
+mod functions;
 mod guard;
 mod lease;
+mod pattern;
 pub(crate) mod queue;
 mod run;
 mod tx;

@@ -274,6 +274,48 @@ fn query_timeout_interrupts_the_statement() {
 }
 
 #[test]
+fn query_timeout_interrupts_a_long_like_glob_or_instr() {
+    // Each is one step of SQLite's machine, which its progress handler
+    // never saw: a 4 MB LIKE ran 50 s past its process's end, holding
+    // the entry. The ported functions stop at the timeout.
+    let dir = TempDir::new("like_timeout");
+    let source = r#"local sql = require("sql")
+    local time = require("time")
+    return function()
+        local db = assert(sql.get("app.db:main"))
+        local out = {}
+        local long = "replace(hex(zeroblob(4000000)), '0', 'a')"
+        local pattern = "replace(hex(zeroblob(400)), '0', 'a')"
+        for _, q in ipairs({
+            "SELECT " .. long .. " LIKE ('%' || " .. pattern .. " || 'b') AS r",
+            "SELECT " .. long .. " GLOB ('*' || " .. pattern .. " || 'b') AS r",
+        }) do
+            local t0 = time.now()
+            local _, err = db:query(q)
+            local ms = time.now():sub(t0):milliseconds()
+            out[#out + 1] = tostring(err and err:kind()) .. ":" .. tostring(ms < 3000)
+        end
+        -- instr is linear: 8 MB against 4 MB answers at once.
+        local rows = assert(db:query("SELECT instr(replace(hex(zeroblob(4000000)), '0', 'a'), "
+            .. "replace(hex(zeroblob(2000000)), '0', 'a') || 'b') AS n"))
+        out[#out + 1] = tostring(rows[1].n)
+        local ok = db:query("SELECT 'abc' LIKE 'A_C' AS y")
+        out[#out + 1] = tostring(ok and ok[1].y)
+        return table.concat(out, " ")
+    end"#;
+    let v = App::new()
+        .databases(sqlite_dbs(
+            &dir,
+            &["main"],
+            Some(Duration::from_millis(200)),
+        ))
+        .granted("t:main", source, db_grant())
+        .run("t:main", Vec::new())
+        .expect("runs");
+    assert_eq!(v, s("Timeout:true Timeout:true 0 1"));
+}
+
+#[test]
 fn engine_time_shows_in_os_clock_under_a_budget() {
     // A statement's CPU time in the engine is its process's own (the
     // hostile suite's `sql_cpu` shows a budget ending it).

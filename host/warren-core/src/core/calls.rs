@@ -32,9 +32,10 @@ impl Core {
                     ErrorKind::Invalid,
                     format!("entry '{entry}' is not a function.lua entry"),
                 ),
-                None => {
-                    ProcError::new(ErrorKind::NotFound, format!("function '{}' not found", crate::error::quoted_id(entry)))
-                }
+                None => ProcError::new(
+                    ErrorKind::NotFound,
+                    format!("function '{}' not found", crate::error::quoted_id(entry)),
+                ),
             });
         }
         Ok(self.quota_of(me).limits.max_message_bytes)

@@ -11,8 +11,10 @@
 //!   [`take_refusal`]); plain `VACUUM`, reading any pragma and setting the
 //!   harmless ones (`user_version`, `application_id`, `table_info(t)`,
 //!   `wal_checkpoint`, `optimize` ...) still work;
-//! - per-connection limits ([`MAX_VALUE_BYTES`], [`MAX_SQL_BYTES`], one
-//!   attached database, no worker threads) and page caps on the temporary
+//! - per-connection limits ([`MAX_VALUE_BYTES`], [`MAX_SQL_BYTES`],
+//!   [`MAX_PATTERN_BYTES`], one attached database, no worker threads),
+//!   and `like`, `glob` and `instr` that a statement's bounds interrupt
+//!   ([`super::functions`]) and page caps on the temporary
 //!   database ([`TEMP_DB_MAX_BYTES`]) and an in-memory entry
 //!   ([`MEMORY_DB_MAX_BYTES`]);
 //! - once per process, a heap limit for the whole SQLite library
@@ -59,6 +61,12 @@ pub(crate) const MAX_VALUE_BYTES: usize = 16 << 20;
 /// data, and megabytes of it would only make the parser work for an
 /// attacker.
 pub const MAX_SQL_BYTES: usize = 1 << 20;
+
+/// Longest `LIKE` or `GLOB` pattern, in bytes
+/// (`SQLITE_LIMIT_LIKE_PATTERN_LENGTH`; SQLite's default is 50,000). The
+/// matcher ([`super::pattern`]) recurses once per wildcard run, and
+/// SQLite advises a small bound where patterns come from untrusted code.
+pub(crate) const MAX_PATTERN_BYTES: usize = 1024;
 
 /// Attached databases a connection may hold (`SQLITE_LIMIT_ATTACHED`): the
 /// one `VACUUM` attaches for its scratch copy (0 would break `VACUUM`).
@@ -350,6 +358,9 @@ pub(crate) fn install(conn: &mut Connection, in_memory: bool) -> rusqlite::Resul
     let max_sql = i32::try_from(MAX_SQL_BYTES).unwrap_or(i32::MAX);
     conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, max_sql)?;
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, MAX_ATTACHED)?;
+    let max_pattern = i32::try_from(MAX_PATTERN_BYTES).unwrap_or(i32::MAX);
+    conn.set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, max_pattern)?;
+    super::functions::install(conn)?;
     conn.set_limit(Limit::SQLITE_LIMIT_WORKER_THREADS, 0)?;
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     cap_pages(conn, "temp", TEMP_DB_MAX_BYTES)?;

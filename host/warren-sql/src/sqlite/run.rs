@@ -128,7 +128,12 @@ fn with_deadline<R>(
         conn.progress_handler(PROGRESS_STEPS, Some(handler))
             .map_err(|e| super::error::map(&e))?;
     }
-    let out = f(conn);
+    let out = if watched {
+        let check = watcher(bounds, hit.clone(), cpu_at);
+        super::functions::bounded(Box::new(check), || f(conn))
+    } else {
+        f(conn)
+    };
     if let Some(m) = &bounds.meter {
         m.charge(meter::thread_cpu_time().saturating_sub(cpu_at));
     }
