@@ -141,7 +141,9 @@ fn closed_feeds(seen: &mut Vec<String>) -> Result<(), Error> {
         recv(other) -> _item => false,
         timeout(Duration::from_millis(5)) => true,
     }?;
-    seen.push(format!("closed-feeds:{first:?}:{then:?}:{no_event}:{waits}"));
+    seen.push(format!(
+        "closed-feeds:{first:?}:{then:?}:{no_event}:{waits}"
+    ));
     Ok(())
 }
 
