@@ -19,6 +19,7 @@ use warren_core::{
     CoreRef, ErrorKind, Handle, Keep, OpValue, Pid, ProcError, Resource, Room, Value,
 };
 use warren_fs::{File, OpenMode, Volume, Whence, WriteMode};
+use warren_sql::EngineMeter;
 
 use super::{CopyBudget, handle_id, invalid, pid, reach, refused, started, take_if};
 
@@ -79,20 +80,33 @@ fn text(v: &LuaString) -> String {
 
 /// Runs `work` on the blocking lane as an operation of `me`; the bytes
 /// `budget` took stay counted until the work ends or is dropped unrun.
+/// With a `meter` (the host has a `cpu_budget`), the work's CPU time is
+/// the process's, as its SQL statements' is, and a process past its
+/// budget starts no more: a copy of a sparse terabyte ran on the lane
+/// for minutes under a 1 s budget, charged to no one.
 fn blocking<F>(
     core: &CoreRef,
     me: Pid,
-    what: &'static str,
+    (what, meter): (&'static str, Option<Arc<EngineMeter>>),
     budget: CopyBudget,
     work: F,
 ) -> Result<u64, ProcError>
 where
     F: FnOnce() -> Result<OpValue, ProcError> + Send + 'static,
 {
+    if meter.as_ref().is_some_and(|m| m.exhausted()) {
+        return Err(ProcError::new(
+            ErrorKind::RateLimited,
+            format!("{what}: the process's cpu budget is spent"),
+        ));
+    }
     let held = budget.hold();
     let work = move || {
         let _held = held;
-        work()
+        match meter {
+            Some(m) => m.metered(work),
+            None => work(),
+        }
     };
     core.borrow_mut()
         .start_blocking_op(me, what, FS_CALL_DEADLINE, work)
@@ -273,7 +287,8 @@ fn op_start(stepper: &crate::step::Stepper, args: &super::raw::Args) -> Result<u
         usize::try_from(core.borrow().quota_of(me).limits.memory_per_process).unwrap_or(usize::MAX);
     let room = read_room(core, me);
     let work = volume_work(vol, cwd.to_owned(), op, path, data, mode, max, room)?;
-    blocking(core, me, "fs call", budget, work)
+    let meter = stepper.engine_meter(args.int(1)?)?;
+    blocking(core, me, ("fs call", meter), budget, work)
 }
 
 fn file_of(core: &CoreRef, me: Pid, hid: i64) -> Result<Arc<Mutex<File>>, ProcError> {
@@ -302,15 +317,16 @@ pub(crate) fn register(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()>
 fn register_files(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let c = core.clone();
     type OpenArgs = (i64, String, String, String, LuaString, String);
-    let open = move |lua: &Lua, (me, entry, id, cwd, p, mode): OpenArgs| {
-        let me = pid(me);
+    let open = move |lua: &Lua, (raw, entry, id, cwd, p, mode): OpenArgs| {
+        let me = pid(raw);
         let start = || -> Result<u64, ProcError> {
             let vol = volume(&c, me, &entry, &id)?;
             let mode = OpenMode::parse(&mode)?;
             let mut budget = CopyBudget::of(&c, me, "fs");
             budget.take(p.as_bytes().len().saturating_add(cwd.len()))?;
             let p = text(&p);
-            blocking(&c, me, "fs open", budget, move || {
+            let meter = crate::quota::engine_meter(lua, raw)?;
+            blocking(&c, me, ("fs open", meter), budget, move || {
                 let file = vol.open_file(&cwd, &p, mode)?;
                 Ok(OpValue::Handle(Handle(Arc::new(FileHandle(Arc::new(
                     Mutex::new(file),
@@ -321,8 +337,8 @@ fn register_files(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     };
     h.set("fs_open", lua.create_function(open)?)?;
     let c = core.clone();
-    let file_op = move |lua: &Lua, (me, hid, op, a, b): (i64, i64, String, LuaValue, LuaValue)| {
-        let me = pid(me);
+    let file_op = move |lua: &Lua, (raw, hid, op, a, b): (i64, i64, String, LuaValue, LuaValue)| {
+        let me = pid(raw);
         let start = || -> Result<u64, ProcError> {
             let file = file_of(&c, me, hid)?;
             let mut budget = CopyBudget::of(&c, me, "fs");
@@ -330,7 +346,8 @@ fn register_files(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
                 budget.take(data.as_bytes().len())?;
             }
             let work = file_call(file, &op, &a, &b)?;
-            blocking(&c, me, "fs file call", budget, work)
+            let meter = crate::quota::engine_meter(lua, raw)?;
+            blocking(&c, me, ("fs file call", meter), budget, work)
         };
         started(lua, start())
     };

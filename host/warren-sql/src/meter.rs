@@ -80,6 +80,21 @@ impl EngineMeter {
         spent.saturating_add(nanos(running)) >= self.allowance.load(Ordering::Acquire)
     }
 
+    /// Runs `f` on this thread and charges its CPU time: host work a
+    /// caller asked for outside the engine (a file copied on the blocking
+    /// lane), which counts against its budget as its statements do.
+    pub fn metered<R>(&self, f: impl FnOnce() -> R) -> R {
+        let at = thread_cpu_time();
+        let out = f();
+        self.charge(thread_cpu_time().saturating_sub(at));
+        out
+    }
+
+    /// Whether the allowance is spent already.
+    pub fn exhausted(&self) -> bool {
+        self.exhausted_with(Duration::ZERO)
+    }
+
     /// Adds a statement's CPU time.
     pub(crate) fn charge(&self, used: Duration) {
         self.spent.fetch_add(nanos(used), Ordering::AcqRel);
@@ -118,8 +133,21 @@ mod tests {
         assert!(!m.exhausted_with(Duration::from_millis(9)));
         assert!(m.exhausted_with(Duration::from_millis(10)));
         m.charge(Duration::from_millis(10));
-        assert!(m.exhausted_with(Duration::ZERO));
+        assert!(m.exhausted_with(Duration::ZERO) && m.exhausted());
         assert_eq!(m.spent(), Duration::from_millis(50));
+    }
+
+    #[test]
+    fn metered_work_is_charged() {
+        let m = EngineMeter::new();
+        let x = m.metered(|| {
+            let mut x = 0u64;
+            for i in 0..5_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            x
+        });
+        assert!(m.spent() > Duration::ZERO, "{x}");
     }
 
     #[test]

@@ -246,6 +246,43 @@ fn writefile_refuses_before_it_creates_or_overwrites_anything() {
 }
 
 #[test]
+fn a_copy_on_the_blocking_lane_counts_against_the_cpu_budget() {
+    // A sparse file of 256 GiB (one byte written past a seek) copied with
+    // `writefile`: the copy's reads and writes run on the blocking lane,
+    // and were charged to no one, so a 1 s budget let it write gigabytes
+    // for as long as it liked. Now the process ends at its budget.
+    let dir = TempDir::new("fs-copy-budget");
+    let limits = warren_core::HostLimits {
+        cpu_budget: Some(std::time::Duration::from_millis(300)),
+        ..warren_core::HostLimits::default()
+    };
+    let exit = App::new()
+        .limits(limits)
+        .extension(volumes(&dir, &[("data", 0o755)]))
+        .granted(
+            "t:main",
+            r#"local fs = require("fs")
+    return function()
+        local vol = assert(fs.get("app.fs:data"))
+        local w = assert(vol:open("sparse.bin", "w"))
+        assert(w:seek(fs.seek.SET, 256 * 1024 * 1024 * 1024))
+        assert(w:write("x"))
+        w:close()
+        return vol:writefile("copy.bin", assert(vol:open("sparse.bin", "r")))
+    end"#,
+            grants(&[("fs.get", "app.fs:data")]),
+        )
+        .run("t:main", Vec::new());
+    let err = exit.expect_err("ended at its budget");
+    assert!(err.message.contains("cpu budget"), "{err:?}");
+    let copied = std::fs::metadata(dir.0.join("data/copy.bin")).map_or(0, |m| m.len());
+    assert!(
+        copied < 512 << 20,
+        "{copied} bytes copied under a 300 ms budget"
+    );
+}
+
+#[test]
 fn writefile_from_a_file_copies_what_it_held_past_its_position() {
     let dir = TempDir::new("fs-copy");
     std::fs::create_dir_all(dir.0.join("data")).expect("root");
