@@ -1100,7 +1100,7 @@ pub(crate) fn ok_or_failure<T: IntoLua>(
 
 fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     type Op = fn(&Lua, &mut warren_core::Core, Pid, Pid, LuaValue) -> Result<(), ProcError>;
-    let ops: [(&str, Op); 6] = [
+    let ops: [(&str, Op); 7] = [
         ("link", |_, c, me, pid, _| c.link(me, pid)),
         ("unlink", |_, c, me, pid, _| c.unlink(me, pid)),
         ("monitor", |_, c, me, pid, _| c.monitor(me, pid)),
@@ -1114,6 +1114,11 @@ fn register_lifecycle(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> 
         }),
         ("terminate", |_, c, me, pid, _| {
             c.terminate(me, pid, ProcError::terminated())
+        }),
+        // `process.exec`'s child: terminated if its caller ends first.
+        ("exec_waits_on", |_, c, me, pid, _| {
+            c.exec_waits_on(me, pid);
+            Ok(())
         }),
     ];
     for (name, op) in ops {

@@ -308,6 +308,12 @@ impl Host for ProcState {
         let mut req = SpawnRequest::new(entry, host, args);
         req.monitor = true;
         let child = self.core_call(|c, me| c.spawn(me, req))?;
+        // Terminated if this process ends while it waits (see
+        // `Core::exec_waits_on`).
+        self.core_call(|c, me| {
+            c.exec_waits_on(me, child);
+            Ok(())
+        })?;
         let exit = self
             .wait_for(None, |mb| {
                 let exit = |e: &Event| matches!(e, Event::Exit { from, .. } if *from == child);

@@ -208,6 +208,52 @@ fn exec_of_a_failing_entry_returns_nil_err() {
     );
 }
 
+/// Ends the process `caller` waits in (from Lua and from a component), and
+/// answers how the `exec` child it waited on ended: as a function call's
+/// callee, it is terminated with its caller; before, it ran on for ever.
+const EXEC_WATCH: &str = r#"local time = require("time")
+return function(caller, ...)
+    process.registry.register("watch")
+    local parent = process.spawn(caller, "test:host", ...)
+    local child = process.inbox():receive():payload():data()
+    local events = process.events()
+    process.monitor(child)
+    process.terminate(parent)
+    local late = time.after("10s")
+    local r = channel.select({ events:case_receive(), late:case_receive() })
+    if r.channel == late then return "the child still runs" end
+    local e = r.value.result.error
+    return tostring(r.value.from == child) .. " " .. e:kind() .. " "
+        .. tostring(e:message():find("exec waited on it", 1, true) ~= nil)
+end"#;
+
+/// An `exec` child: says its pid, then waits for ever.
+const EXEC_KID: &str = r#"return function()
+    process.send("watch", "pid", process.pid())
+    process.inbox():receive()
+end"#;
+
+#[test]
+fn an_exec_child_is_terminated_when_its_caller_ends_first() {
+    let v = App::new()
+        .entry("t:main", EXEC_WATCH)
+        .entry("t:kid", EXEC_KID)
+        .entry(
+            "t:caller",
+            r#"return function() return process.exec("t:kid", "test:host") end"#,
+        )
+        .component("t:hostile", "hostile")
+        .start();
+    let lua = run_on(&v, "t:main", vec![s("t:caller")]);
+    assert_eq!(lua, Ok(s("true Canceled true")));
+    let wasm = run_on(
+        &v,
+        "t:main",
+        vec![s("t:hostile"), s("exec-on"), s("t:kid"), s("test:host")],
+    );
+    assert_eq!(wasm, Ok(s("true Canceled true")));
+}
+
 #[test]
 fn spawn_of_unknown_entry_or_host_returns_not_found() {
     let v = app(r#"return function()

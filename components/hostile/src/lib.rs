@@ -353,6 +353,13 @@ impl Process for Hostile {
                     warren_sdk::spawn(&entry, &host, &[]).map(|_| ()),
                 ))
             }
+            "exec-on" => {
+                // Waits on an exec of `entry` on `host` (with no arguments).
+                let (entry, host): (String, String) = (args.get(1)?, args.get(2)?);
+                outcome(std::iter::once(
+                    warren_sdk::exec(&entry, &host, &[]).map(|_| ()),
+                ))
+            }
             "send-to" => {
                 let to: String = args.get(1)?;
                 outcome(std::iter::once(warren_sdk::send(&to, "hello", &1)))

@@ -162,6 +162,9 @@ function process.exec(id, host, ...)
     if cannot_wait(current) then return nil, mkerr("INVALID", CANNOT_WAIT) end
     local child, kind, msg = h_spawn(p.id, id, host, false, true, nil, ...)
     if not child then return nil, mkerr(kind, msg) end
+    -- Terminated if this process ends while it waits (as a function
+    -- call's callee): nothing runs on for a caller that no longer waits.
+    H.exec_waits_on(p.id, child)
     p.exec = p.exec or {}
     p.exec[child] = current
     local ok, v = block(current, true)

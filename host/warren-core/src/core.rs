@@ -1169,6 +1169,13 @@ impl Core {
         drop(p.items);
         let peers = p.peers.map(|b| *b).unwrap_or_default();
         self.shared.quota(me.host()).release_memory(peers.charged());
+        for &child in &peers.execs {
+            let why = ProcError::new(
+                ErrorKind::Canceled,
+                format!("terminated: {me}, whose exec waited on it, ended"),
+            );
+            self.post(Cmd::Kill(child, why));
+        }
         let linked = is_callee || !peers.links.is_empty() || !peers.watchers.is_empty();
         // Told now when no earlier exit is still being told (`telling`),
         // [`telling::TELL_STEP`] at a time.
@@ -1696,6 +1703,7 @@ impl Core {
             && let Some(peers) = p.peers.as_mut()
             && peers.watching.remove(from)
         {
+            peers.execs.remove(from);
             // The monitor has done its work: its charge and its room come
             // back (see `Peers::tidy`).
             self.shared

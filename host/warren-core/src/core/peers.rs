@@ -52,6 +52,12 @@ pub(super) struct Peers {
     /// a link made from both sides while one side unlinked left that side
     /// a half the other no longer had, paid for by nobody.
     pub(super) unlinking: FxHashSet<Pid>,
+    /// Which of `watching` an `exec` of this process waits on
+    /// ([`Core::exec_waits_on`]): terminated if this process ends first,
+    /// as a function call's callee is when its caller ends. Without it a
+    /// terminated `exec` caller left its child running, and a recursive
+    /// `exec` filled the host with a chain nobody waited on.
+    pub(super) execs: FxHashSet<Pid>,
 }
 
 /// Entries a peer table keeps room for, however few it holds: shrinking
@@ -260,12 +266,23 @@ impl Core {
         Ok(())
     }
 
+    /// Marks `child`, which `me` monitors, as the process an `exec` of
+    /// `me` waits on (see [`Peers::execs`]); nothing for a child `me` does
+    /// not monitor (its EXIT already came).
+    pub fn exec_waits_on(&mut self, me: Pid, child: Pid) {
+        if let Some(p) = self.procs.get_mut(&me).and_then(|p| p.peers.as_deref_mut())
+            && p.watching.contains(&child)
+        {
+            p.execs.insert(child);
+        }
+    }
+
     /// Takes `target` off what `pid` monitors, giving back its charge.
     pub(super) fn drop_watching(&mut self, pid: Pid, target: Pid) {
-        if self
-            .peers_of(pid)
-            .is_some_and(|p| p.watching.remove(&target))
-        {
+        if self.peers_of(pid).is_some_and(|p| {
+            p.execs.remove(&target);
+            p.watching.remove(&target)
+        }) {
             self.uncharge_peers(pid, 1);
             self.tidy_peers(pid);
         }
