@@ -700,7 +700,12 @@ impl Supervisor {
     /// use restarts it under them, as before).
     fn stop_after_dependents(&mut self, n: usize, then: Then, why: &str) {
         match &mut self.svcs[n].state {
-            State::Stopping { then: t, .. } => *t = then,
+            State::Stopping { then: t, .. } => {
+                *t = then;
+                // Whether it goes down to restart may have changed (its
+                // group's hold, see `settle`).
+                self.touch(n);
+            }
             State::Starting | State::Running(..) => {
                 self.pending[n] = Some((then, why.to_owned()));
                 self.touch(n);
