@@ -23,11 +23,12 @@ pub(crate) const MAX_NAMED: usize = 5;
 /// its declarations in ascending order (`decls[i]`: declaration `i`'s IR,
 /// `None` when unresolved).
 pub(crate) fn on_cycles(decls: &[Option<TyRef>]) -> Vec<Vec<usize>> {
-    let edges: Vec<Vec<usize>> = decls
-        .iter()
-        .map(|t| {
+    // `seen[d] == i + 1`: declaration `i` already has an edge to `d`.
+    let mut seen = vec![0usize; decls.len()];
+    let edges: Vec<Vec<usize>> = (decls.iter().enumerate())
+        .map(|(i, t)| {
             t.as_ref()
-                .map(|t| unguarded(t, decls.len()))
+                .map(|t| unguarded(t, i + 1, &mut seen))
                 .unwrap_or_default()
         })
         .collect();
@@ -37,8 +38,9 @@ pub(crate) fn on_cycles(decls: &[Option<TyRef>]) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// The declarations referred to unguarded from `t` (each below `n`).
-fn unguarded(t: &TyRef, n: usize) -> Vec<usize> {
+/// The declarations referred to unguarded from `t`, each once (`seen`
+/// marks those found with `mark`; each one below `seen.len()`).
+fn unguarded(t: &TyRef, mark: usize, seen: &mut [usize]) -> Vec<usize> {
     let mut out = Vec::new();
     let mut todo: Vec<&Ty> = vec![t];
     while let Some(t) = todo.pop() {
@@ -48,7 +50,10 @@ fn unguarded(t: &TyRef, n: usize) -> Vec<usize> {
             Ty::Union(ts) | Ty::Inter(ts) => todo.extend(ts.iter().map(|t| &**t)),
             Ty::Named { decl, .. } => {
                 let d = decl.0 as usize;
-                if d < n && !out.contains(&d) {
+                if let Some(m) = seen.get_mut(d)
+                    && *m != mark
+                {
+                    *m = mark;
                     out.push(d);
                 }
             }
