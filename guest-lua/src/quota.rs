@@ -49,6 +49,7 @@ use crate::random::Rng;
 use crate::watchdog::Slot;
 
 mod lend;
+pub(crate) mod turn;
 pub(crate) use lend::Lent;
 
 /// How far the host's count of a VM's memory may lag behind the VM: the
@@ -337,6 +338,8 @@ pub(crate) struct Accounts {
     /// [`enter`](Self::enter) takes as its own (one clock read per resume
     /// instead of two).
     left_at: Option<Instant>,
+    /// The turn of the process that ran last (see [`turn`]).
+    turn: turn::Turn,
 }
 
 impl Drop for Accounts {
@@ -363,6 +366,7 @@ impl Accounts {
             overdue: Vec::new(),
             host_run: false,
             left_at: None,
+            turn: turn::Turn::default(),
         }
     }
 
@@ -438,6 +442,7 @@ impl Accounts {
         // A zero limit means "none" to mlua: keep at least one byte of it.
         let _ = lua.set_memory_limit(ceiling.max(1));
         crate::emergency::set_running(id);
+        self.turn.enter(id);
         self.running = Some(Running {
             id,
             used_at: used,
@@ -477,7 +482,9 @@ impl Accounts {
         };
         let now = Instant::now();
         self.left_at = Some(now);
-        account.cpu += run.cpu_used_at(now, self.slot.as_deref());
+        let ran = run.cpu_used_at(now, self.slot.as_deref());
+        account.cpu += ran;
+        self.turn.ran(id, ran);
         let grown = i64::try_from(used).unwrap_or(i64::MAX)
             - i64::try_from(run.used_at).unwrap_or(i64::MAX);
         account.charge = account.charge.saturating_add_signed(grown);
@@ -505,6 +512,13 @@ impl Accounts {
             return Verdict::Measure;
         }
         Verdict::Fine
+    }
+
+    /// What to do with a wake-up of process `id`, `queued` others behind
+    /// it: once its turn on the worker took its `cpu_slice`, it goes to
+    /// the back of the run queue (see [`turn`]).
+    pub(crate) fn turn_next(&mut self, id: i64, queued: usize) -> turn::Next {
+        self.turn.next(id, self.quota.limits.cpu_slice, queued)
     }
 
     /// How long the running process has run since it was resumed, less

@@ -330,6 +330,16 @@ impl Stepper {
         self.accounts.try_borrow().is_ok_and(|a| a.is_parked(id))
     }
 
+    /// What to do with a wake-up of process `id`, `queued` others behind
+    /// it (see `quota/turn.rs`).
+    pub(crate) fn turn_next(&self, id: i64, queued: usize) -> crate::quota::turn::Next {
+        self.accounts
+            .try_borrow_mut()
+            .map_or(crate::quota::turn::Next::Run, |mut a| {
+                a.turn_next(id, queued)
+            })
+    }
+
     /// Marks a delivery to process `id` under way (0: none); see the
     /// field.
     pub(crate) fn set_owed(&self, id: i64) {

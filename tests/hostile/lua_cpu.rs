@@ -91,6 +91,73 @@ fn busy_spawned_coroutines() {
     );
 }
 
+/// Many runnable coroutines of one process share its slice: each got a
+/// slice of its own in a row (a preempted one went back on the queue and
+/// the next began afresh), so the neighbour waited one slice per
+/// coroutine: 2,000 looping coroutines held a worker 11.6 s under the
+/// default 5 ms slice, 20,000 short ones 40 s (quota/turn.rs).
+#[test]
+fn many_busy_coroutines_share_their_process_slice() {
+    let out = lua(
+        r#"return function()
+            for _ = 1, 300 do coroutine.spawn(function() while true do end end) end
+            while true do end
+        end"#,
+        Vec::new(),
+    );
+    out.assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
+    // 300 ms of the attacker at 2 ms a turn: a neighbour's tick after
+    // each turn (about 150), where one slice per coroutine let it tick
+    // once in 600 ms.
+    out.assert_progress_during(30);
+}
+
+/// The same with coroutines that each run briefly and end, woken all at
+/// once: a batch of short runs was as long as all of them together.
+#[test]
+fn a_mass_wake_up_of_one_process_shares_its_slice() {
+    let out = lua(
+        r#"return function()
+            local ch = channel.new()
+            for _ = 1, 3000 do
+                coroutine.spawn(function()
+                    ch:receive()
+                    local x = 0
+                    for j = 1, 100000 do x = x + j end
+                end)
+            end
+            ch:close()
+            while true do end
+        end"#,
+        Vec::new(),
+    );
+    out.assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
+    out.assert_progress_during(30);
+}
+
+/// An error's traceback is the process's to rewrite, and
+/// `errors.call_stack` parses it in kernel code no preemption reaches:
+/// 100,000 newlines before a long line held the worker 490 ms (a quadratic
+/// match) until the process was ended as stuck. It reads the first 64 KiB,
+/// line by line.
+#[test]
+fn a_rewritten_traceback_is_parsed_in_bounded_time() {
+    let out = lua(
+        r#"return function()
+            local e = errors.new("x")
+            rawset(e, "_stack", ("\n"):rep(100000) .. ("a"):rep(100000))
+            local none = #errors.call_stack(e).frames
+            rawset(e, "_stack", ("\n\ta.lua:1: in x"):rep(100000))
+            local frames = errors.call_stack(e).frames
+            return none .. " " .. tostring(#frames > 4000 and #frames < 5000)
+                .. " " .. frames[1].source .. ":" .. frames[1].line
+        end"#,
+        Vec::new(),
+    );
+    assert_eq!(out.value(), "0 true a.lua:1");
+    out.assert_neighbour_ticks();
+}
+
 /// Coroutines of one process that hand work to each other forever: each
 /// hop is a new resume of the same process, which the kernel runs in one
 /// account (a span of its resumes, see guest-lua/src/step.rs); the span

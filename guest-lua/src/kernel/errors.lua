@@ -115,12 +115,20 @@ end
 -- errors.call_stack(err): the frames of an error's stack as a table,
 -- `{ thread = "main", frames = { { source =, line =, name = }, ... } }`,
 -- parsed from its traceback; nil for anything but an error object.
+-- The traceback is the process's to rewrite (`rawset(err, "_stack", s)`)
+-- and is parsed here, in kernel code no preemption reaches: at most its
+-- first MAX_STACK_TEXT bytes, line by line (`%s*` also took newlines, and
+-- 100,000 of them before a long line made the match quadratic: 490 ms
+-- until the process was ended as stuck). Lua's own tracebacks are a few
+-- KiB at most.
+local MAX_STACK_TEXT = 65536
 function errors.call_stack(err)
     if not is_err(err) then return nil end
     local stack = rawget(err, "_stack")
     if type(stack) ~= "string" then return nil end
+    if #stack > MAX_STACK_TEXT then stack = s_sub(stack, 1, MAX_STACK_TEXT) end
     local frames = {}
-    for source, line, what in stack:gmatch("\n%s*([^\n]-):(%d+): in ([^\n]*)") do
+    for source, line, what in stack:gmatch("\n[ \t]*([^\n]-):(%d+): in ([^\n]*)") do
         frames[#frames + 1] = { source = source, line = tonumber(line), name = what:match("'([^']+)'") or what }
     end
     return { thread = "main", frames = frames }

@@ -23,6 +23,7 @@ use super::fast;
 use mlua::ffi::{self, lua_State};
 
 use super::raw::{self, Key, RQ, STATE, uv};
+use crate::quota::turn::Next;
 
 /// The run queue's place in its table: entry `head` is the oldest, `len`
 /// entries follow it (wrapping at `cap`, a power of two).
@@ -272,6 +273,32 @@ unsafe fn put_back(l: *mut lua_State, r: *mut Ring) {
     }
 }
 
+/// Moves the wake-up on top (four values, popped) to the back of the
+/// queue, behind every other: `take_next` just took it, so the ring has
+/// room and nothing allocates.
+///
+/// # Safety
+///
+/// As [`put_back`].
+unsafe fn to_back(l: *mut lua_State, r: *mut Ring) {
+    // SAFETY: see above.
+    unsafe {
+        let at = *r;
+        raw::put(l, uv(RQ), slot(after(&at, at.head, at.len)), 4);
+        (*r).len = at.len + 1;
+    }
+}
+
+/// How many wake-ups the ring holds.
+///
+/// # Safety
+///
+/// `r` is the machine's ring.
+unsafe fn queued(r: *mut Ring) -> usize {
+    // SAFETY: see above.
+    usize::try_from(unsafe { (*r).len }).unwrap_or(0)
+}
+
 /// Cuts an empty ring grown past [`KEEP_ENTRIES`] back to
 /// [`FIRST_ENTRIES`] (its slots are all nil: nothing moves, and a smaller
 /// array is a shrinking reallocation, which the allocator never refuses).
@@ -375,6 +402,19 @@ pub(super) unsafe extern "C-unwind" fn lua_resume_next(l: *mut lua_State) -> c_i
             }
             match resume_taken(l, stepper, &at, chained) {
                 Taken::Settled(plain) => chained = plain,
+                Taken::Moved(false) => {
+                    chained = false;
+                    left -= 1;
+                    continue;
+                }
+                Taken::Moved(true) => {
+                    // The run ends as a spent budget ends it: the worker
+                    // fires its timers and takes its items, then runs again.
+                    stepper.after_batch(taken - counted);
+                    taken = taken.max(limit);
+                    left = 0;
+                    break;
+                }
                 Taken::Kernel(n) => {
                     stepper.count_resumed(taken + 1 - counted);
                     return answer(l, taken + 1, left - 1, n);
@@ -434,6 +474,10 @@ enum Taken {
     /// Put back (not resumed): the kernel must first finish the outcome
     /// of the account the step before left open, these many values.
     Put(c_int),
+    /// Moved to the back of the queue, not resumed: its process's turn
+    /// took its slice (`quota/turn.rs`); `true` when the run must end,
+    /// so that the worker fires its timers first.
+    Moved(bool),
 }
 
 /// Resumes the wake-up `lua_next` took (`cr` and its values at 1..=4).
@@ -475,6 +519,14 @@ unsafe fn resume_taken(
         }
         if stepper.parked(id) {
             return Taken::Kernel(hold(l));
+        }
+        if stepper.open_id().is_none() {
+            let next = stepper.turn_next(id, queued(at.ring));
+            if next != Next::Run {
+                raw::settop(l, 4);
+                to_back(l, at.ring);
+                return Taken::Moved(next == Next::Yield);
+            }
         }
         raw::add_int(l, 5, Key::Nready, -1);
         set_current(l, at, 1);
