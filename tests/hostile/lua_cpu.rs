@@ -9,9 +9,15 @@ use warren_core::{ErrorKind, HostLimits};
 use crate::harness::{self, Outcome, app, attack, lua};
 
 fn killed_by_budget(source: &str) {
+    killed_by_budget_ticking(source, 5);
+}
+
+/// [`killed_by_budget`], the neighbour ticking at least `ticks` times
+/// meanwhile.
+fn killed_by_budget_ticking(source: &str, ticks: i64) {
     let out = lua(source, Vec::new());
     out.assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
-    out.assert_progress_during(5);
+    out.assert_progress_during(ticks);
 }
 
 #[test]
@@ -98,25 +104,23 @@ fn busy_spawned_coroutines() {
 /// default 5 ms slice, 20,000 short ones 40 s (quota/turn.rs).
 #[test]
 fn many_busy_coroutines_share_their_process_slice() {
-    let out = lua(
+    // 300 ms of the attacker at 2 ms a turn: a neighbour's tick after
+    // each turn (about 150), where one slice per coroutine let it tick
+    // once in 600 ms.
+    killed_by_budget_ticking(
         r#"return function()
             for _ = 1, 300 do coroutine.spawn(function() while true do end end) end
             while true do end
         end"#,
-        Vec::new(),
+        30,
     );
-    out.assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
-    // 300 ms of the attacker at 2 ms a turn: a neighbour's tick after
-    // each turn (about 150), where one slice per coroutine let it tick
-    // once in 600 ms.
-    out.assert_progress_during(30);
 }
 
 /// The same with coroutines that each run briefly and end, woken all at
 /// once: a batch of short runs was as long as all of them together.
 #[test]
 fn a_mass_wake_up_of_one_process_shares_its_slice() {
-    let out = lua(
+    killed_by_budget_ticking(
         r#"return function()
             local ch = channel.new()
             for _ = 1, 3000 do
@@ -129,10 +133,8 @@ fn a_mass_wake_up_of_one_process_shares_its_slice() {
             ch:close()
             while true do end
         end"#,
-        Vec::new(),
+        30,
     );
-    out.assert_ended(ErrorKind::RateLimited, "cpu budget exceeded");
-    out.assert_progress_during(30);
 }
 
 /// An error's traceback is the process's to rewrite, and
