@@ -536,6 +536,71 @@ end"#,
     assert!((120..=134).contains(&rows), "{rows} rows of 1 MB");
 }
 
+/// A series long enough that its distinct 1,000-byte blobs (or their sort)
+/// would take gigabytes of the engine's heap.
+const SERIES: &str = "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c \
+    WHERE i < 10000000)";
+
+#[test]
+fn one_statement_cannot_fill_the_engine_heap_every_tenant_shares() {
+    // Sorts, DISTINCT and GROUP BY b-trees live in SQLite's one heap, shared
+    // by every database of the runtime: `count(DISTINCT randomblob(1000))`
+    // over a long series held all of its 1 GiB for seconds, and other
+    // tenants' statements on other databases failed meanwhile. Each form,
+    // plain, sorted, grouped and in a transaction, now stops at the
+    // statement's share (sqlite/heap.rs), and the engine serves the next
+    // statement and another tenant's database at once.
+    let dir = TempDir::new("sqlheap");
+    let dbs = dbs(&dir);
+    let roomy = HostLimits {
+        cpu_budget: Some(Duration::from_secs(60)),
+        ..limits()
+    };
+    let out = run_under(
+        roomy,
+        dbs.clone(),
+        &format!(
+            r#"
+return function()
+    local out = {{}}
+    out[1] = res(db:query("{SERIES} SELECT count(DISTINCT randomblob(1000)) AS v FROM c"))
+    out[2] = res(db:query("{SERIES} SELECT i AS v FROM c ORDER BY randomblob(1000) \
+        LIMIT 1 OFFSET 9999990"))
+    out[3] = res(db:query("{SERIES} SELECT count(*) AS v FROM (SELECT randomblob(1000) AS b \
+        FROM c GROUP BY b)"))
+    local tx = assert(db:begin())
+    out[4] = res(tx:query("{SERIES} SELECT count(DISTINCT randomblob(1000)) AS v FROM c"))
+    tx:rollback()
+    out[5] = res(db:query("{SERIES} SELECT count(DISTINCT i % 10) AS v FROM c WHERE i < 1000"))
+    return table.concat(out, " | ")
+end"#
+        ),
+        Vec::new(),
+    );
+    let r = parts(&out);
+    for (i, got) in r[..4].iter().enumerate() {
+        assert!(
+            got.starts_with("RateLimited:")
+                && got.contains("the statement needed more than 67108864 bytes"),
+            "form {i}: {got}"
+        );
+    }
+    assert_eq!(r[4], "v=10");
+    // Another tenant's statement that needs some 23 MiB of the heap runs
+    // (a distinct 1,000-byte blob takes an overflow page of its own).
+    let other = dbs.get("app.db:other").expect("other").clone();
+    let rows = warren_core::io_runtime()
+        .block_on(other.query(
+            0,
+            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 5000) \
+             SELECT count(DISTINCT randomblob(1000)) AS v FROM c",
+            Vec::new(),
+            &Default::default(),
+        ))
+        .expect("the other tenant's statement");
+    assert!(format!("{rows:?}").contains("5000"), "{rows:?}");
+}
+
 #[test]
 fn hoarded_statements_count_against_their_process() {
     // Each handle keeps its 1 MiB of SQL text: under an 8 MiB process, at

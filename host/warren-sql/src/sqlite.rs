@@ -13,6 +13,7 @@
 mod error;
 mod functions;
 mod guard;
+mod heap;
 mod lease;
 mod pattern;
 pub(crate) mod queue;
@@ -120,11 +121,11 @@ impl Sqlite {
         query: Option<ResultLimits>,
         done: impl FnOnce(Result<Value, ProcError>) + Send + 'static,
     ) -> Result<queue::Stop, ProcError> {
-        let timeout = self.shared.query_timeout;
+        let (timeout, host) = (self.shared.query_timeout, Pid::from_u64(owner).host());
         self.call_then(
             owner,
             move |c, stop| {
-                let bounds = run::Bounds::stoppable(timeout, stop, meter);
+                let bounds = run::Bounds::stoppable(host, timeout, stop, meter);
                 match query {
                     Some(limits) => run::query(c, &bounds, &sql, &params, &limits),
                     None => run::execute(c, &bounds, &sql, &params).map(|r| r.to_value()),
@@ -142,8 +143,9 @@ impl Sqlite {
         limits: &ResultLimits,
     ) -> Result<Value, ProcError> {
         let (sql, limits, timeout) = (sql.to_owned(), limits.clone(), self.shared.query_timeout);
+        let host = Pid::from_u64(owner).host();
         self.call(owner, move |c, stop| {
-            let bounds = run::Bounds::stoppable(timeout, stop, None);
+            let bounds = run::Bounds::stoppable(host, timeout, stop, None);
             run::query(c, &bounds, &sql, &params, &limits)
         })
         .await
@@ -156,8 +158,9 @@ impl Sqlite {
         params: Vec<Param>,
     ) -> Result<ExecResult, ProcError> {
         let (sql, timeout) = (sql.to_owned(), self.shared.query_timeout);
+        let host = Pid::from_u64(owner).host();
         self.call(owner, move |c, stop| {
-            let bounds = run::Bounds::stoppable(timeout, stop, None);
+            let bounds = run::Bounds::stoppable(host, timeout, stop, None);
             run::execute(c, &bounds, &sql, &params)
         })
         .await
@@ -231,6 +234,7 @@ impl Tx {
         limits: &ResultLimits,
     ) -> Result<Value, ProcError> {
         let bounds = run::Bounds {
+            host: self.host(),
             timeout: self.timeout(),
             stop: Some(self.stop_flag()),
             meter: self.meter(),
@@ -248,6 +252,7 @@ impl Tx {
         params: Vec<Param>,
     ) -> Result<ExecResult, ProcError> {
         let bounds = run::Bounds {
+            host: self.host(),
             timeout: self.timeout(),
             stop: Some(self.stop_flag()),
             meter: self.meter(),

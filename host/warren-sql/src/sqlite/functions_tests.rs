@@ -10,6 +10,7 @@ use rusqlite::types::Value;
 /// SQLite's built-ins, and the ports (on a connection with the same
 /// pattern length bound).
 fn connections() -> (Connection, Connection) {
+    super::super::heap::install();
     let builtin = Connection::open_in_memory().expect("open");
     let ported = Connection::open_in_memory().expect("open");
     for c in [&builtin, &ported] {

@@ -18,7 +18,8 @@
 //!   database ([`TEMP_DB_MAX_BYTES`]) and an in-memory entry
 //!   ([`MEMORY_DB_MAX_BYTES`]);
 //! - once per process, a heap limit for the whole SQLite library
-//!   ([`HEAP_HARD_LIMIT`], [`HEAP_SOFT_LIMIT`]) as the backstop.
+//!   ([`HEAP_HARD_LIMIT`], [`HEAP_SOFT_LIMIT`]) as the backstop, of which
+//!   one statement and one host take their shares ([`super::heap`]).
 //!
 //! How `VACUUM` is told from `VACUUM INTO`: both run an internal `ATTACH` of
 //! their scratch database while the statement steps, plain `VACUUM` with the
@@ -401,6 +402,7 @@ mod tests {
     use super::*;
 
     fn guarded() -> Connection {
+        super::super::heap::install();
         let mut conn = Connection::open_in_memory().expect("open");
         install(&mut conn, true).expect("install");
         conn
@@ -538,6 +540,7 @@ mod tests {
         // A file entry's temporary database is capped too.
         let dir = std::env::temp_dir().join(format!("warren-guard-t-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
+        super::super::heap::install();
         let mut file = Connection::open(dir.join("f.db")).expect("open");
         install(&mut file, false).expect("install");
         let _engine = engine();

@@ -264,6 +264,9 @@ fn set_current(shared: &Shared, id: Option<u64>) {
 /// then bounded and guarded ([`super::guard::install`]: no SQL reaches
 /// another file, nor changes what every caller of the entry shares).
 fn open(file: &SqliteFile) -> Result<Connection, ProcError> {
+    if !super::heap::install() {
+        tracing::warn!("sqlite: the engine started before its heap could be counted per host");
+    }
     let mut conn = match file {
         SqliteFile::Memory => Connection::open_in_memory(),
         SqliteFile::Path(p) => Connection::open(p),

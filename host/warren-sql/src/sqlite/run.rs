@@ -18,7 +18,7 @@ use rusqlite::{Connection, Statement};
 use warren_core::{ProcError, Value};
 
 use super::error::{Interrupted, map_run};
-use super::guard;
+use super::{guard, heap};
 use crate::config::ResultLimits;
 use crate::error::invalid;
 use crate::meter::{self, EngineMeter};
@@ -52,20 +52,25 @@ impl rusqlite::ToSql for Param {
 /// once the caller's engine CPU time reaches its allowance, and its own CPU
 /// time is charged to the meter however it ends.
 pub(crate) struct Bounds {
+    /// The caller's host, whose share of the engine's heap the statement
+    /// takes ([`heap::Window`]).
+    pub(crate) host: u16,
     pub(crate) timeout: Option<Duration>,
     pub(crate) stop: Option<Arc<AtomicBool>>,
     pub(crate) meter: Option<Arc<EngineMeter>>,
 }
 
 impl Bounds {
-    /// A queued call's bounds: `timeout`, its stop flag and its caller's
-    /// meter.
+    /// A queued call's bounds: its caller's host, `timeout`, its stop flag
+    /// and its caller's meter.
     pub(crate) fn stoppable(
+        host: u16,
         timeout: Option<Duration>,
         stop: Arc<AtomicBool>,
         meter: Option<Arc<EngineMeter>>,
     ) -> Bounds {
         Bounds {
+            host,
             timeout,
             stop: Some(stop),
             meter,
@@ -109,14 +114,17 @@ fn watcher(
     }
 }
 
-/// Runs `f` within `bounds`; errors interrupted by the deadline become
-/// `TIMEOUT`, by the meter `RATE_LIMITED`.
+/// Runs `f` within `bounds`, its heap counted for its host ([`heap`]);
+/// errors interrupted by the deadline become `TIMEOUT`, by the meter or a
+/// heap bound `RATE_LIMITED`.
 fn with_deadline<R>(
     conn: &mut Connection,
     bounds: &Bounds,
     f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
 ) -> Result<R, ProcError> {
     guard::clear_refusal();
+    let in_memory = conn.path().is_none_or(str::is_empty);
+    let window = heap::Window::open(bounds.host, heap::statement_cap(in_memory));
     let hit = Arc::new(AtomicU8::new(HIT_NONE));
     let watched = bounds.timeout.is_some() || bounds.stop.is_some() || bounds.meter.is_some();
     let cpu_at = bounds
@@ -134,6 +142,8 @@ fn with_deadline<R>(
     } else {
         f(conn)
     };
+    drop(window);
+    let refused = heap::take_refusal();
     if let Some(m) = &bounds.meter {
         m.charge(meter::thread_cpu_time().saturating_sub(cpu_at));
     }
@@ -149,7 +159,20 @@ fn with_deadline<R>(
             .map(|m| Interrupted::Budget(m.spent())),
         _ => None,
     };
-    out.map_err(|e| map_run(&e, hit))
+    out.map_err(|e| match refused {
+        Some(bound) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OutOfMemory) => {
+            heap_refused(bound)
+        }
+        _ => map_run(&e, hit),
+    })
+}
+
+/// The error of a statement a heap bound of [`heap`] failed.
+fn heap_refused(bound: heap::Refusal) -> ProcError {
+    crate::error::with_code(
+        crate::error::err(warren_core::ErrorKind::RateLimited, false, bound.text()),
+        Value::Int(i64::from(rusqlite::ffi::SQLITE_NOMEM)),
+    )
 }
 
 fn check_count(stmt: &Statement<'_>, given: usize) -> Result<(), ProcError> {
@@ -305,6 +328,7 @@ mod tests {
 
     fn bounds(stopped: bool) -> Bounds {
         Bounds {
+            host: 0,
             timeout: None,
             stop: Some(Arc::new(AtomicBool::new(stopped))),
             meter: None,
@@ -313,6 +337,7 @@ mod tests {
 
     #[test]
     fn a_stop_that_lands_before_the_statement_starts_still_ends_it() {
+        heap::install();
         let mut conn = Connection::open_in_memory().expect("open");
         let limits = ResultLimits::default();
         let t0 = Instant::now();

@@ -153,6 +153,11 @@ impl Tx {
         self.core.closed.clone()
     }
 
+    /// The host of the process that began it.
+    pub(crate) fn host(&self) -> u16 {
+        self.core.host
+    }
+
     /// The meter of the process that began it.
     pub(crate) fn meter(&self) -> Option<Arc<EngineMeter>> {
         self.core.meter.clone()
