@@ -585,3 +585,46 @@ fn pbkdf2_counts_the_salt_it_hashes_once_per_block() {
     }
     out.assert_neighbour_ticks();
 }
+
+#[test]
+fn a_large_send_made_past_the_slice_is_not_ended_as_stuck() {
+    // A payload past the native copy's 64 KiB goes through the kernel's
+    // Lua copy, which cannot be preempted. Made after the sender's slice
+    // ran out, the preemption hook looked at every return inside that
+    // copy (four a value), each reading the clock and walking the stack:
+    // a valid send of 100,000 values (900 KB, under the 1 MiB
+    // max_message_bytes) took 330 ms instead of 6, its neighbour waited
+    // as long, and the sender was ended as stuck. Each shape: an array,
+    // a map, an array of small tables.
+    for shape in [
+        "t[i] = 1",
+        "if i <= 40000 then t[\"k\" .. i] = i end",
+        "if i <= 25000 then t[i] = { i } end",
+    ] {
+        let source = format!(
+            r#"return function()
+            local t = {{}}
+            for i = 1, 100000 do {shape} end
+            local sink = assert(process.spawn("h:sink", "test:host"))
+            local c = os.clock()
+            while os.clock() - c < 0.01 do end -- past the 2 ms slice
+            local ok, err = process.send(sink, "t", t)
+            assert(ok, tostring(err))
+            process.terminate(sink)
+            return "sent"
+        end"#
+        );
+        let limits = HostLimits {
+            max_message_bytes: 1 << 20,
+            cpu_budget: Some(Duration::from_secs(20)),
+            ..roomy()
+        };
+        let app = app()
+            .limits(limits)
+            .entry("h:sink", "return function() process.inbox():receive() end")
+            .entry("h:attacker", &source);
+        let out = attack(app, "h:attacker", Vec::new());
+        assert_eq!(out.value(), "sent", "{shape}");
+        out.assert_neighbour_ticks();
+    }
+}

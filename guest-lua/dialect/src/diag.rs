@@ -182,18 +182,52 @@ impl Diagnostic {
         while !text.is_char_boundary(end) {
             end += 1;
         }
-        let prefix: String = text
-            .get(..start)
-            .unwrap_or("")
+        let (lo, hi) = excerpt(text, start);
+        let end = end.min(hi);
+        let (before, after) = (
+            if lo > 0 { "…" } else { "" },
+            if hi < text.len() { "…" } else { "" },
+        );
+        let prefix: String = before
             .chars()
+            .chain(text.get(lo..start).unwrap_or("").chars())
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
         let carets = "^".repeat(text.get(start..end).map_or(0, |s| s.chars().count()).max(1));
+        let shown = text.get(lo..hi).unwrap_or("");
         out.push_str(&format!(
-            "\n{pad} |\n{num} | {text}\n{pad} | {prefix}{carets}"
+            "\n{pad} |\n{num} | {before}{shown}{after}\n{pad} | {prefix}{carets}"
         ));
         out
     }
+}
+
+/// Most bytes of a source line a rendered diagnostic shows. A line longer
+/// than this is cut around the span (marked `…`): a one-line source of
+/// thousands of diagnostics printed the whole line with each, gigabytes
+/// of output for a few hundred kilobytes of source.
+pub const MAX_EXCERPT_BYTES: usize = 240;
+
+/// Bytes shown before the span's start on a cut line.
+const EXCERPT_BEFORE: usize = 80;
+
+/// The byte range of `text` (char boundaries) a diagnostic whose span
+/// starts at `start` shows: all of it when short, else at most
+/// [`MAX_EXCERPT_BYTES`] from [`EXCERPT_BEFORE`] before the span (so the
+/// span's start is always shown).
+fn excerpt(text: &str, start: usize) -> (usize, usize) {
+    if text.len() <= MAX_EXCERPT_BYTES {
+        return (0, text.len());
+    }
+    let mut lo = start.saturating_sub(EXCERPT_BEFORE);
+    while !text.is_char_boundary(lo) {
+        lo -= 1;
+    }
+    let mut hi = (lo + MAX_EXCERPT_BYTES).min(text.len());
+    while !text.is_char_boundary(hi) {
+        hi -= 1;
+    }
+    (lo, hi)
 }
 
 /// Where the lines of a source start, split as Lua splits them (`\n`,

@@ -3,6 +3,8 @@
 //! line and a caret), the one-line form or JSON, and counted so that
 //! `warren check --types` and strict mode can refuse on a type error.
 
+use std::sync::Arc;
+
 use warren_config::App;
 use warren_lua::{LuaProgram, Severity, TypeDiagnostic};
 
@@ -19,7 +21,9 @@ pub(crate) enum Format {
 pub(crate) struct Found {
     entry: String,
     file: String,
-    source: String,
+    /// The source, shared by its diagnostics: a copy each made a 174 KB
+    /// file of 4,000 diagnostics hold 700 MB.
+    source: Arc<str>,
     diag: TypeDiagnostic,
 }
 
@@ -36,11 +40,12 @@ pub(crate) fn collect_texts<'a>(
     for (id, path, source) in texts {
         let file = path.display().to_string();
         let program = LuaProgram::new(file.clone(), source);
+        let shared: Arc<str> = Arc::from(source);
         for diag in warren_lua::type_check(&program) {
             out.push(Found {
                 entry: id.to_owned(),
                 file: file.clone(),
-                source: source.to_owned(),
+                source: shared.clone(),
                 diag,
             });
         }

@@ -415,6 +415,52 @@ fn spans_end_line_and_column() {
 }
 
 #[test]
+fn a_diagnostic_on_a_long_line_shows_a_bounded_cut_of_it() {
+    // Thousands of diagnostics on one line each printed the whole line:
+    // a 174 KB source made 1 GB of output. The cut keeps the span's start
+    // and its carets in place, marked with an ellipsis on each cut side.
+    let pad = "a = 1 ".repeat(200);
+    let src = format!("{pad}local function f(x: Strng) end {pad}\n");
+    let t = tr(&src);
+    let d = &t.diagnostics[0];
+    assert_eq!(d.code, "T001");
+    let out = d.render("f.lua", &src);
+    let shown = out.lines().nth(3).expect("the source line");
+    assert!(
+        shown.len() <= 4 + 2 * 3 + 240,
+        "{} bytes shown",
+        shown.len()
+    );
+    assert!(
+        shown.starts_with("1 | …") && shown.ends_with('…'),
+        "{shown}"
+    );
+    let carets = out.lines().nth(4).expect("the carets");
+    let at = |line: &str, what: &str| line.find(what).expect(what);
+    // Both lines start with the gutter `1 | ` / `  | `; the ellipsis is one
+    // character of three bytes, drawn as one space under it.
+    assert_eq!(
+        shown[..at(shown, "Strng")].chars().count(),
+        carets[..at(carets, "^^^^^")].chars().count(),
+        "{shown}\n{carets}"
+    );
+    for n in [1usize, 5_000] {
+        let many = "function g(y: Unk) end ".repeat(n);
+        let t = tr(&many);
+        let longest = t
+            .diagnostics
+            .iter()
+            .map(|d| d.render("m.lua", &many).len())
+            .max()
+            .expect("diagnostics");
+        assert!(
+            longest < 400,
+            "{n} diagnostics: a render of {longest} bytes"
+        );
+    }
+}
+
+#[test]
 fn render_human_and_short_forms() {
     let src = "local function f(x: Strng): number return 1 end\nprint(f(\"a\"))\n";
     let t = tr(src);
