@@ -588,14 +588,17 @@ impl Accounts {
             }
             park = park_for(account, walk, Instant::now());
         }
-        // A walk cut short (its work list could not grow) is at least what
-        // it counted and what the process last measured: not its charge,
-        // which is past the limit whenever a measure runs, so falling back
-        // to it ended every such process.
+        // A walk cut short (its work list could not grow: a table of more
+        // than a million tables) is at least what it counted, what the
+        // process last measured, and its charge since: what it cannot
+        // measure it cannot show it has freed. Taken as its last size
+        // only, such a walk reset the charge at every measure, and a
+        // process holding a million strings went on to hold 3 GB under a
+        // 64 MiB limit.
         let bytes = if exact {
             bytes
         } else {
-            bytes.max(account.base)
+            bytes.max(account.base).max(account.charge)
         };
         account.base = bytes;
         account.charge = bytes;

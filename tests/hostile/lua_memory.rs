@@ -721,3 +721,51 @@ fn a_memory_error_in_a_fresh_runtime_s_first_resume_is_finished() {
         assert!(err.message.contains("memory limit exceeded"), "{err}");
     }
 }
+
+/// A process that first fills one table with `n` of `item` (a million or
+/// more: past what the measuring walk's work list held), then adds 1 MiB
+/// strings to it until it holds four times its limit.
+fn past_a_wide_table(n: u32, item: &str, per_process: u64) {
+    let source = format!(
+        r#"return function()
+            local wide = {{}}
+            for i = 1, {n} do wide[i] = {item} end
+            -- Into the same table, behind what fills the walk's work list.
+            for i = 1, 4 * {per_process} // (1024 * 1024) do
+                wide[#wide + 1] = string.rep("x", 1024 * 1024) .. i
+                require("time").sleep("1ms")
+            end
+            return "held " .. #wide
+        end"#
+    );
+    let limits = HostLimits {
+        memory_per_process: per_process,
+        memory_total: 8 * per_process,
+        cpu_budget: Some(std::time::Duration::from_secs(30)),
+        ..harness::limits()
+    };
+    let app = app().limits(limits).entry("h:attacker", &source);
+    let out = attack(app, "h:attacker", Vec::new());
+    out.assert_ended(ErrorKind::RateLimited, "memory limit exceeded");
+    let message = &out.error().message;
+    assert!(
+        message.contains("memory_per_process"),
+        "ended by its own limit, not the host's total: {message}"
+    );
+}
+
+#[test]
+fn a_million_strings_in_one_table_do_not_blind_the_measure() {
+    // The measuring walk queued every string it met; a table of more than
+    // a million filled its work list, the walk was cut short and counted
+    // as the process's last size, and the process went on to hold 3 GB
+    // under a 64 MiB limit (and its host's whole memory_total).
+    past_a_wide_table(1_050_000, r#""s" .. i"#, 64 << 20);
+}
+
+#[test]
+fn a_million_tables_in_one_table_do_not_blind_the_measure() {
+    // Tables are queued: such a walk is still cut short, and is now taken
+    // as no less than the process's charge.
+    past_a_wide_table(1_050_000, "{}", 128 << 20);
+}

@@ -236,6 +236,16 @@ impl Walk<'_> {
                 raw::pop(l, 1);
                 return;
             }
+            if t == ffi::LUA_TSTRING {
+                // A leaf: counted now, never queued, so a table of a
+                // million strings does not fill the work list (a walk cut
+                // short let its process grow past its limit).
+                self.seen.insert(at);
+                let n = i64::try_from(ffi::lua_rawlen(l, -1)).unwrap_or(i64::MAX);
+                self.total = self.total.saturating_add(SIZE_STRING + n);
+                raw::pop(l, 1);
+                return;
+            }
             if fast::has_room(self.work, 1) == 0 {
                 raw::pop(l, 1);
                 self.exact = false;
