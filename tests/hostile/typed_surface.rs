@@ -1149,3 +1149,35 @@ fn an_intersection_of_intersections_is_checked_in_bounded_time() {
     );
     assert_eq!(r, ["nil", "z"], "the deep chunk loads and runs");
 }
+
+#[test]
+fn a_pattern_with_word_boundaries_over_a_long_non_ascii_string_is_one_quick_pass() {
+    // `\b` was a Unicode word boundary, beyond the regex crate's fast
+    // engines on a non-ASCII string: `(\w\b){5}Z` over 30 MB of "é" held
+    // a worker 1.4-2 s in one call, and the process was ended as stuck.
+    // As in Go's RE2, `\b` is now an ASCII boundary and the match stays
+    // on the lazy DFA. A string that is not UTF-8 is matched as bytes
+    // (it was copied, lossily, at up to three times its size).
+    let body = r#"local s = string.rep("é", 12 << 20)
+        local bad = string.rep("\xff", 1 << 20) .. "Z"
+        local function passes(T, v) return T:is(v) ~= nil end
+        return tostring(passes(P, s)) .. " | " .. tostring(passes(Z, bad)) .. " | "
+            .. tostring(passes(B, "café")) .. " | " .. tostring(passes(B, "cafe"))"#;
+    let out = attack(
+        app().limits(roomy(Some(Duration::from_secs(20)))).entry(
+            "h:attacker",
+            &source(
+                "type P = string @pattern(\"(\\\\w\\\\b){5}Z\")\n\
+                 type Z = string @pattern(\"Z$\")\n\
+                 type B = string @pattern(\"^caf\\\\b\")",
+                body,
+            ),
+        ),
+        "h:attacker",
+        Vec::new(),
+    );
+    out.assert_neighbour_ticks();
+    // As in Go, "é" is not a word character to `\b`: "caf" ends a word in
+    // "café" (a Unicode boundary would say it does not), not in "cafe".
+    assert_eq!(out.value(), "false | true | true | false");
+}

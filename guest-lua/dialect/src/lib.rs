@@ -35,7 +35,9 @@ pub mod ty;
 mod typesyn;
 
 pub use diag::{Diagnostic, Severity};
-pub use resolve::{MAX_INSTANTIATION_DEPTH, MAX_IR_NODES, MAX_PATTERNS, TYPE_METHODS};
+pub use resolve::{
+    MAX_INSTANTIATION_DEPTH, MAX_IR_NODES, MAX_PATTERNS, TYPE_METHODS, compile_pattern,
+};
 pub use ty::TypeTable;
 
 /// Deepest nesting of statements, expressions and types (P0002 beyond).

@@ -76,7 +76,9 @@ pub struct Validator {
     /// Its arguments.
     pub args: Vec<ValidatorArg>,
     /// For `pattern`: the compiled regex, or `None` if it did not compile.
-    pub regex: Option<Arc<regex::Regex>>,
+    /// It matches bytes, so a string that is not UTF-8 is matched as it
+    /// is, with no copy (see [`crate::resolve::compile_pattern`]).
+    pub regex: Option<Arc<regex::bytes::Regex>>,
 }
 
 impl PartialEq for Validator {

@@ -573,12 +573,7 @@ fn validator_failure(val: &Validator, v: &Value) -> Option<&'static str> {
             let Some(re) = &val.regex else {
                 return Some("invalid regex");
             };
-            let bytes = s.as_bytes();
-            let found = match std::str::from_utf8(&bytes) {
-                Ok(text) => re.is_match(text),
-                Err(_) => re.is_match(&String::from_utf8_lossy(&bytes)),
-            };
-            (!found).then_some("pattern mismatch")
+            (!re.is_match(&s.as_bytes()[..])).then_some("pattern mismatch")
         }
         _ => None,
     }

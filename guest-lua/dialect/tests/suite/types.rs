@@ -323,7 +323,7 @@ fn s18_validator_diagnostics() {
         panic!()
     };
     let re = validators[0].regex.as_ref().expect("compiled");
-    assert!(re.is_match("ab@c") && !re.is_match("AB@"));
+    assert!(re.is_match(b"ab@c") && !re.is_match(b"AB@"));
     assert_eq!(
         codes(&t),
         vec![
@@ -887,4 +887,23 @@ fn t008_a_long_cycle_is_one_warning_per_declaration_naming_five() {
         "{}",
         got[0].message
     );
+}
+
+#[test]
+fn a_pattern_reads_word_boundaries_as_go_does_and_matches_bytes() {
+    use warren_lua_dialect::compile_pattern;
+    // `\b` is ASCII, as in Go's RE2: "é" is no word character to it.
+    let re = compile_pattern(r"^caf\b").expect("compiles");
+    assert!(re.is_match("café".as_bytes()) && !re.is_match(b"cafe"));
+    let re = compile_pattern(r"^caf\B").expect("compiles");
+    assert!(!re.is_match("café".as_bytes()) && re.is_match(b"cafe"));
+    // An escaped backslash before a `b` stays a literal backslash and `b`.
+    let re = compile_pattern(r"^a\\b$").expect("compiles");
+    assert!(re.is_match(br"a\b") && !re.is_match(b"a b"));
+    // A string that is not UTF-8 is matched as its bytes.
+    let re = compile_pattern("Z$").expect("compiles");
+    assert!(re.is_match(b"\xff\xfeZ") && !re.is_match(b"\xffZ\xff"));
+    // `\w` stays Unicode (what `\b` does not change).
+    let re = compile_pattern(r"^\w+$").expect("compiles");
+    assert!(re.is_match("été".as_bytes()));
 }
