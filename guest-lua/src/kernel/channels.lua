@@ -176,7 +176,7 @@ local channel = {}
 
 function channel.new(n)
     if n ~= nil and (math_type(n) ~= "integer" or n < 0) then
-        error("channel.new: capacity must be a non-negative integer, got " .. describe(n), 2)
+        error("channel.new: capacity must be a non-negative integer, got " .. describe_cut(n), 2)
     end
     return chan_state(n or 0, false).proxy
 end

@@ -80,7 +80,7 @@ function errors.new(spec, message2)
         retryable, details = rawget(spec, "retryable"), rawget(spec, "details")
         if kind == nil then kind = "" end
         if type(kind) ~= "string" or #kind > MAX_KIND then
-            error("errors.new: kind must be a string of at most " .. MAX_KIND .. " bytes, got " .. describe(kind), 2)
+            error("errors.new: kind must be a string of at most " .. MAX_KIND .. " bytes, got " .. describe_cut(kind), 2)
         end
         kind = LUA_KIND[kind] or kind
         if message == nil then message = "error" end

@@ -140,7 +140,7 @@ local function forget(op)
     if ops then ops[op] = nil end
 end
 local function new_channel() return chan_state(1, true) end
-local KAPI = { await = await, call = call, call_as = M.call_as, entry_id = entry_id, mkerr = mkerr, is_err = is_err, describe = describe,
+local KAPI = { await = await, call = call, call_as = M.call_as, entry_id = entry_id, mkerr = mkerr, is_err = is_err, describe = describe, describe_cut = describe_cut,
     raw_getmetatable = raw_getmetatable, freeze = freeze, watch = watch, forget = forget, start_watched = start_watched,
     new_channel = new_channel, deliver = deliver, close_channel = close_state, payload = EXTRA.payload.new }
 -- What every I/O module's functions keep as upvalues, shared by every

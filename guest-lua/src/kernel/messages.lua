@@ -15,10 +15,11 @@ end
 local function segment(k)
     local t = type(k)
     if t == "string" then
+        if #k > 64 then return "[" .. quoted_name(k) .. "]" end
         if k:match("^[%a_][%w_]*$") then return "." .. k end
         return "[" .. s_format("%q", k) .. "]"
     end
-    return "[" .. describe(k) .. "]"
+    return "[" .. describe_cut(k) .. "]"
 end
 
 local function copy_value(v, depth, open)
@@ -318,7 +319,7 @@ function process.set_options(opts)
     if type(opts) ~= "table" then error("process.set_options: expected a table", 2) end
     for k, v in next, opts do
         if k ~= "trap_links" then
-            return false, mkerr("INVALID", "process.set_options: unknown option " .. describe(k))
+            return false, mkerr("INVALID", "process.set_options: unknown option " .. describe_cut(k))
         end
         if type(v) ~= "boolean" then
             return false, mkerr("INVALID", "process.set_options: trap_links must be a boolean")
@@ -344,7 +345,7 @@ local function local_scope(scope, what)
     for k, v in next, SCOPES do if v == scope then name = k end end
     return nil, mkerr("INVALID", s_format(
         "%s: scope %s (%s) needs a cluster; names on Warren are node-local (process.registry.LOCAL)",
-        what, describe(scope), name))
+        what, describe_cut(scope), name))
 end
 
 -- Who may unregister a name (its holder, or the process that registered

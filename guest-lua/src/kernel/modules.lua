@@ -19,7 +19,7 @@ local function freeze(real, name)
         if type(v) == "table" and not FROZEN[v] then real[k] = freeze(v, name .. "." .. k) end
     end
     local function refuse(_, k)
-        error(s_format("attempt to modify read-only table '%s' (key %s)", name, describe(k)), 2)
+        error(s_format("attempt to modify read-only table '%s' (key %s)", name, describe_cut(k)), 2)
     end
     -- `pairs` hands out an iterator of keys and values, not the table.
     local function iterate()
@@ -213,7 +213,7 @@ end
 local VersionMethods = {}
 local VersionMT = { __index = VersionMethods, __metatable = false,
     __newindex = function(_, k)
-        error(s_format("attempt to modify read-only table 'registry version' (key %s)", describe(k)), 2)
+        error(s_format("attempt to modify read-only table 'registry version' (key %s)", describe_cut(k)), 2)
     end }
 function VersionMethods.id() return 1 end
 function VersionMethods.string() return "1" end
@@ -330,7 +330,7 @@ do
 local LoggerMethods = {}
 local LoggerMT = { __index = LoggerMethods, __metatable = false, __warren = "logger",
     __newindex = function(_, k)
-        error(s_format("attempt to modify read-only table 'logger' (key %s)", describe(k)), 2)
+        error(s_format("attempt to modify read-only table 'logger' (key %s)", describe_cut(k)), 2)
     end }
 local MAX_FIELDS, MAX_LINE = 64, 16384
 local function make(name, fields)

@@ -84,6 +84,14 @@ local function describe(v)
     return "(" .. t .. " value)"
 end
 
+-- describe(v) for a value a process chose that an error message quotes: a
+-- string cut at 64 bytes (set_options, errors.new and channel.new quoted
+-- a megabyte key or argument whole, a megabyte error each).
+local function describe_cut(v)
+    if type(v) == "string" and #v > 64 then return s_sub(v, 1, 64) .. "..." end
+    return describe(v)
+end
+
 -- A name a process gave, quoted as `%q` does, cut at 64 bytes: an error
 -- that quoted a 96 MiB name whole took 300 ms in C.
 local function quoted_name(s)

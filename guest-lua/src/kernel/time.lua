@@ -196,7 +196,7 @@ end
 function time.load_location(name)
     if name == "UTC" or name == "" then return time.utc end
     if name == "Local" then return time.localtz end
-    return nil, mkerr("NOT_FOUND", s_format("time.load_location: unknown time zone %s (only UTC and Local)", describe(name)))
+    return nil, mkerr("NOT_FOUND", s_format("time.load_location: unknown time zone %s (only UTC and Local)", describe_cut(name)))
 end
 local function offset_of(loc, what)
     if loc == nil then return 0 end

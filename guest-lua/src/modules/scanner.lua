@@ -183,7 +183,7 @@ function Methods:err() return rawget(self, "error") end
 return function(read, split, what)
     split = split or "lines"
     if type(split) ~= "string" or not SPLITS[split] then
-        return nil, K.mkerr("INVALID", what .. ": unknown split " .. K.describe(split))
+        return nil, K.mkerr("INVALID", what .. ": unknown split " .. K.describe_cut(split))
     end
     return setmetatable({ read = read, split = split, what = what, buf = "", pos = 1, parts = {}, held = 0,
         eof = false, done = false }, MT)

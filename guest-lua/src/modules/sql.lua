@@ -174,7 +174,7 @@ function DbMethods:begin(opts)
         local iso, ro = rawget(opts, "isolation"), rawget(opts, "read_only")
         if iso ~= nil then
             if type(iso) ~= "string" or not ISOLATIONS[iso] then
-                return invalid("db:begin: unknown isolation level " .. K.describe(iso))
+                return invalid("db:begin: unknown isolation level " .. K.describe_cut(iso))
             end
             isolation = iso
         end
@@ -229,7 +229,7 @@ local function tx_call(self, action, name)
     check(self, TxMT, "tx:" .. action)
     if name ~= nil or action == "savepoint" or action == "rollback_to" or action == "release" then
         if type(name) ~= "string" or not s_match(name, "^[A-Za-z0-9_]+$") then
-            return invalid(s_format("tx:%s: savepoint name %s must match [A-Za-z0-9_]+", action, K.describe(name)))
+            return invalid(s_format("tx:%s: savepoint name %s must match [A-Za-z0-9_]+", action, K.describe_cut(name)))
         end
     end
     local me = entry_id()
