@@ -19,6 +19,7 @@ use warren_lua::{Budget, from_lua, to_lua};
 const BUDGET: Budget = Budget {
     bytes: 1 << 16,
     name: "fuzz budget",
+    floor: 1,
 };
 
 fn component_bytes(lua: &Lua, data: &[u8]) {

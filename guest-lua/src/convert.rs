@@ -137,6 +137,12 @@ pub struct Budget {
     pub bytes: usize,
     /// The limit's name, quoted in the error (`max_message_bytes`).
     pub name: &'static str,
+    /// Least bytes one count (a value, a key, a table) takes of the
+    /// budget: 1 for a message, whose size is its wire size; more where
+    /// each value costs more than its wire bytes (`json.encode` builds two
+    /// trees and its text: a boolean counted as 1 byte let two million of
+    /// them take some 190 MB of host memory under a 2 MiB limit).
+    pub floor: usize,
 }
 
 impl Budget {
@@ -145,6 +151,7 @@ impl Budget {
         Budget {
             bytes,
             name: "max_message_bytes",
+            floor: 1,
         }
     }
 }
@@ -417,6 +424,8 @@ impl Walk {
 
     /// Counts `bytes` more; fails once past the budget.
     fn count(&mut self, bytes: usize) -> Result<(), Failure> {
+        // An array index counts nothing: the floor is for what is counted.
+        let bytes = if bytes == 0 { 0 } else { bytes.max(self.budget.floor) };
         self.used = self.used.saturating_add(bytes);
         if self.used > self.budget.bytes {
             let mut failure = Failure::new(format!(
@@ -468,6 +477,7 @@ mod tests {
     pub(super) const BIG: Budget = Budget {
         bytes: 1 << 20,
         name: "test budget",
+        floor: 1,
     };
 
     /// The value `src` returns.

@@ -16,6 +16,7 @@ fn budget(bytes: usize) -> Budget {
     Budget {
         bytes,
         name: "test budget",
+        floor: 1,
     }
 }
 

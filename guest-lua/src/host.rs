@@ -1358,6 +1358,7 @@ fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let json_budget = Budget {
         bytes: usize::try_from(per_process.min(MAX_JSON_BYTES)).unwrap_or(usize::MAX),
         name: "the JSON limit",
+        floor: JSON_VALUE_FLOOR,
     };
     h.set(
         "json_encode",
@@ -1410,6 +1411,12 @@ fn register_util(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
 /// hostile table (one that shares a sub-table exponentially often, say) can
 /// hold the worker, as well as the host memory the copy takes.
 const MAX_JSON_BYTES: u64 = 2 << 20;
+
+/// Least bytes of [`MAX_JSON_BYTES`] a value (or key) of `json.encode`
+/// counts for: a boolean or nil counts as a number does, so at most about
+/// 230,000 values, each of which takes some 70 bytes of host memory while
+/// it is encoded (two trees and its text).
+const JSON_VALUE_FLOOR: usize = 9;
 
 /// Host bytes `json.decode` holds per byte of text while its tree exists:
 /// a value of two or three bytes of text (`[],`) is a 32-byte `Value`

@@ -312,6 +312,7 @@ fn register_msgpack(lua: &Lua, h: &Table, core: &CoreRef) -> mlua::Result<()> {
     let budget = Budget {
         bytes: usize::try_from(per_process.min(MAX_MSGPACK_BYTES)).unwrap_or(usize::MAX),
         name: "the MessagePack limit",
+        floor: 1,
     };
     let encode = move |lua: &Lua, v: LuaValue| {
         let result = from_lua(lua, &v, "value", budget)

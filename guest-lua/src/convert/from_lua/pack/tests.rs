@@ -28,6 +28,7 @@ fn both_counted(lua: &Lua, v: &LuaValue, bytes: usize) -> (Answer, Answer, usize
     let budget = Budget {
         bytes,
         name: "test budget",
+        floor: 1,
     };
     let mut answers = None;
     // SAFETY: in mlua's protected call with `v` at 1; `push_keys` (which
