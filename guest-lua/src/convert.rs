@@ -425,7 +425,11 @@ impl Walk {
     /// Counts `bytes` more; fails once past the budget.
     fn count(&mut self, bytes: usize) -> Result<(), Failure> {
         // An array index counts nothing: the floor is for what is counted.
-        let bytes = if bytes == 0 { 0 } else { bytes.max(self.budget.floor) };
+        let bytes = if bytes == 0 {
+            0
+        } else {
+            bytes.max(self.budget.floor)
+        };
         self.used = self.used.saturating_add(bytes);
         if self.used > self.budget.bytes {
             let mut failure = Failure::new(format!(

@@ -509,11 +509,19 @@ pub(super) struct Side<'a> {
 /// Structural equality and subtyping between types of (possibly) two
 /// tables. Recursive types compare coinductively: a pair of declarations
 /// already being compared is assumed related.
+///
+/// A pair of nodes found related with no assumption open is remembered
+/// (by the nodes' addresses, which the compared types keep alive), so a
+/// type built at run time, a graph, is compared once per pair of nodes,
+/// not once per path: two equal `Pair(P, P)` nested 15 times were
+/// compared as trees, ran out of [`MAX_RELATE_STEPS`], and were unequal.
 pub(super) struct Relate<'a> {
     a: Side<'a>,
     b: Side<'a>,
     assumed: Vec<(DeclId, DeclId, bool)>,
     steps: usize,
+    /// Pairs found equal (`false`) or `a <= b` (`true`).
+    proven: std::collections::HashSet<(usize, usize, bool)>,
 }
 
 impl<'a> Relate<'a> {
@@ -523,7 +531,38 @@ impl<'a> Relate<'a> {
             b,
             assumed: Vec::new(),
             steps: 0,
+            proven: std::collections::HashSet::new(),
         }
+    }
+
+    /// `relate(a, b)` (`eq_node` or `sub_node`), remembered when it holds
+    /// with no assumption open.
+    fn memo(
+        &mut self,
+        a: &TyRef,
+        b: &TyRef,
+        sub: bool,
+        relate: impl FnOnce(&mut Self) -> bool,
+    ) -> bool {
+        let key = (Arc::as_ptr(a) as usize, Arc::as_ptr(b) as usize, sub);
+        if self.proven.contains(&key) {
+            return true;
+        }
+        let held = relate(self);
+        if held && self.assumed.is_empty() {
+            self.proven.insert(key);
+        }
+        held
+    }
+
+    /// `a == b`, structurally.
+    pub(super) fn eq(&mut self, a: &TyRef, b: &TyRef, depth: usize) -> bool {
+        self.memo(a, b, false, |r| r.eq_node(a, b, depth))
+    }
+
+    /// `a <= b`: every value of `a` is a value of `b` (§3.5's rules).
+    pub(super) fn sub(&mut self, a: &TyRef, b: &TyRef, depth: usize) -> bool {
+        self.memo(a, b, true, |r| r.sub_node(a, b, depth))
     }
 
     fn same_table(&self) -> bool {
@@ -577,8 +616,7 @@ impl<'a> Relate<'a> {
         Ok(Some((na, nb, None)))
     }
 
-    /// `a == b`, structurally.
-    pub(super) fn eq(&mut self, a: &TyRef, b: &TyRef, depth: usize) -> bool {
+    fn eq_node(&mut self, a: &TyRef, b: &TyRef, depth: usize) -> bool {
         if !self.tick(depth) {
             return false;
         }
@@ -706,7 +744,7 @@ impl<'a> Relate<'a> {
     }
 
     /// `a <= b`: every value of `a` is a value of `b` (§3.5's rules).
-    pub(super) fn sub(&mut self, a: &TyRef, b: &TyRef, depth: usize) -> bool {
+    fn sub_node(&mut self, a: &TyRef, b: &TyRef, depth: usize) -> bool {
         if !self.tick(depth) {
             return false;
         }

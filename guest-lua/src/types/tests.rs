@@ -1314,3 +1314,22 @@ fn records_relate_by_field_name_in_any_order() {
         "true\ttrue\ttrue\tfalse\tfalse"
     );
 }
+
+#[test]
+fn deep_shared_instances_compare_once_per_pair_of_nodes() {
+    // `Pair(P, P)` nested 15 times, compared as a tree, ran out of the
+    // relation's steps and was unequal to an equal copy; a pair of nodes
+    // found related is remembered, so 40 levels answer, and a difference
+    // at the bottom is still found.
+    let lua = setup(generic_table());
+    let out = run(
+        &lua,
+        r#"local P, Q, R = T.Pair(T.string, T.integer), T.Pair(T.string, T.integer), T.Pair(T.string, T.number)
+local shallow = show(P <= R, R <= P)
+for _ = 1, 40 do P, Q, R = T.Pair(P, P), T.Pair(Q, Q), T.Pair(R, R) end
+return show(P == Q, P <= Q, Q <= P, P == R) .. "\t" .. show(P <= R, R <= P) .. "\t" .. shallow"#,
+    );
+    // Record fields are invariant (§3.5): neither side is below the other,
+    // at one level or forty.
+    assert_eq!(out, "true\ttrue\ttrue\tfalse\tfalse\tfalse\tfalse\tfalse");
+}
