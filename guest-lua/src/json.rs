@@ -178,10 +178,21 @@ fn to_json_object(v: &Value, entries: &[(Value, Value)]) -> Result<serde_json::V
             );
             continue;
         }
+        // A key is text as a value is (a lossy copy turned two binary keys
+        // into one), and two keys that name one field are refused: `1` and
+        // `"1"`, or `true` and `"true"`, kept only the last, silently.
         let key = match k {
-            Value::Str(s) => String::from_utf8_lossy(s).into_owned(),
+            Value::Str(s) => String::from_utf8(s.clone()).map_err(|_| {
+                Unencodable::new("binary string key cannot be encoded as JSON".to_owned())
+            })?,
             other => other.describe(),
         };
+        if map.contains_key(&key) {
+            let shown: String = key.chars().take(64).collect();
+            return Err(Unencodable::new(format!(
+                "two keys are both encoded as {shown:?} (a number or boolean key and its text)"
+            )));
+        }
         let child = to_json(item).map_err(|e| e.at(format!(".{key}")))?;
         map.insert(key, child);
     }
@@ -190,8 +201,33 @@ fn to_json_object(v: &Value, entries: &[(Value, Value)]) -> Result<serde_json::V
 
 #[cfg(test)]
 mod tests {
-    use super::decode;
+    use super::{decode, to_json};
     use warren_core::Value;
+
+    #[test]
+    fn keys_that_name_one_field_and_binary_keys_are_refused() {
+        let map = |entries: Vec<(Value, Value)>| Value::Map(entries);
+        for (k1, k2, text) in [
+            (Value::Int(1), Value::str("1"), "\"1\""),
+            (Value::Bool(true), Value::str("true"), "\"true\""),
+        ] {
+            let v = map(vec![(k1, Value::Int(1)), (k2, Value::Int(2))]);
+            let e = to_json(&v).map_err(super::Unencodable::message);
+            let e = e.expect_err("two keys of one name");
+            assert!(e.contains("both encoded as") && e.contains(text), "{e}");
+        }
+        let v = map(vec![(Value::Str(vec![0xff]), Value::Int(1))]);
+        let e = to_json(&v).map_err(super::Unencodable::message);
+        assert!(e.expect_err("binary key").contains("binary string key"));
+        let v = map(vec![
+            (Value::Int(1), Value::Int(1)),
+            (Value::str("2"), Value::Int(2)),
+        ]);
+        assert_eq!(
+            to_json(&v).ok().map(|j| j.to_string()).as_deref(),
+            Some(r#"{"1":1,"2":2}"#)
+        );
+    }
 
     #[test]
     fn numbers_keep_integers_apart_from_floats() {
