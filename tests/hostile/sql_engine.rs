@@ -650,3 +650,54 @@ end"#,
         assert_eq!(r[4], "v=1", "{n} statements leave room for a row");
     }
 }
+
+#[test]
+fn what_statements_leave_on_the_connection_stays_bounded() {
+    // A statement's window closed with its net forgotten, and `prepare`
+    // ran outside any window: 16 cached statements of a megabyte `IN`
+    // list (some 30 MiB each once compiled), on a few databases of one
+    // host, held the shared heap full, and other tenants' statements
+    // failed after the attacker had ended. Now `prepare` takes the same
+    // bounds as a run, and a statement that leaves more than 1 MiB on its
+    // connection empties the connection's cache of prepared statements.
+    let dir = TempDir::new("sqlretain");
+    let dbs = dbs(&dir);
+    let roomy = HostLimits {
+        memory_per_process: 64 << 20,
+        memory_total: 512 << 20,
+        cpu_budget: Some(Duration::from_secs(60)),
+        max_message_bytes: 1 << 20,
+        ..limits()
+    };
+    let before = warren_sql::engine_heap_bytes();
+    let out = run_under(
+        roomy,
+        dbs.clone(),
+        r#"
+return function()
+    local huge = "SELECT 1 AS v WHERE 7 IN (" .. string.rep("1,", 520000) .. "1)"
+    local out = { res(db:prepare(huge)) }
+    local list = string.rep("1,", 150000) .. "1"
+    for q = 1, 16 do
+        out[#out + 1] = res(db:query("SELECT " .. q .. " AS v WHERE 1 IN (" .. list .. ")"))
+    end
+    return table.concat(out, " | ")
+end"#,
+        Vec::new(),
+    );
+    let after = warren_sql::engine_heap_bytes();
+    let r = parts(&out);
+    refused(
+        &r[0],
+        "RateLimited",
+        &["the statement needed more than 67108864 bytes"],
+    );
+    for (q, got) in r[1..].iter().enumerate() {
+        assert_eq!(got, &format!("v={}", q + 1));
+    }
+    let kept = after - before;
+    assert!(
+        kept < 64 << 20,
+        "the engine kept {kept} bytes after the statements ended"
+    );
+}

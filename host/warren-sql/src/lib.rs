@@ -27,7 +27,7 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 use warren_core::{ProcError, Value};
 
-pub use sqlite::MAX_SQL_BYTES;
+pub use sqlite::{MAX_SQL_BYTES, engine_heap_bytes};
 
 pub use config::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_OPEN, DbConfig, Isolation, PgConfig,

@@ -35,8 +35,16 @@ use crate::param::Param;
 use crate::result::ExecResult;
 use crate::stats::{self, Snapshot};
 pub use guard::MAX_SQL_BYTES;
+
 use lease::Shared;
 pub(crate) use tx::Tx;
+
+/// Bytes the SQLite library holds now, over every connection of this
+/// process (`sqlite3_memory_used`): what its heap limits bound.
+pub fn engine_heap_bytes() -> i64 {
+    // SAFETY: reads the library's memory statistic; callable at any time.
+    unsafe { rusqlite::ffi::sqlite3_memory_used() }
+}
 
 /// An SQLite entry.
 pub(crate) struct Sqlite {
@@ -168,7 +176,9 @@ impl Sqlite {
 
     pub(crate) async fn prepare_check(&self, owner: u64, sql: &str) -> Result<(), ProcError> {
         let sql = sql.to_owned();
-        self.call(owner, move |c, _| run::check(c, &sql)).await
+        let host = Pid::from_u64(owner).host();
+        self.call(owner, move |c, _| run::check(c, host, &sql))
+            .await
     }
 
     pub(crate) async fn begin(
@@ -264,7 +274,8 @@ impl Tx {
 
     pub(crate) async fn prepare_check(&self, sql: &str) -> Result<(), ProcError> {
         let sql = sql.to_owned();
-        self.call(false, move |c| run::check(c, &sql)).await
+        let host = self.host();
+        self.call(false, move |c| run::check(c, host, &sql)).await
     }
 
     pub(crate) async fn commit(&self) -> Result<(), ProcError> {

@@ -142,8 +142,7 @@ fn with_deadline<R>(
     } else {
         f(conn)
     };
-    drop(window);
-    let refused = heap::take_refusal();
+    let refused = close_window(conn, window);
     if let Some(m) = &bounds.meter {
         m.charge(meter::thread_cpu_time().saturating_sub(cpu_at));
     }
@@ -165,6 +164,16 @@ fn with_deadline<R>(
         }
         _ => map_run(&e, hit),
     })
+}
+
+/// Closes a statement's heap window, emptying the connection's cache of
+/// prepared statements when the statement left more than
+/// [`heap::STATEMENT_RETAIN_MAX`] allocated; the refusal, if any.
+fn close_window(conn: &Connection, window: heap::Window) -> Option<heap::Refusal> {
+    if window.close() > heap::STATEMENT_RETAIN_MAX {
+        conn.flush_prepared_statement_cache();
+    }
+    heap::take_refusal()
 }
 
 /// The error of a statement a heap bound of [`heap`] failed.
@@ -304,12 +313,20 @@ fn step_all(
     })
 }
 
-/// Prepares `sql` to check it (syntax, tables, columns).
-pub(crate) fn check(conn: &mut Connection, sql: &str) -> Result<(), ProcError> {
+/// Prepares `sql` for a process of `host` to check it (syntax, tables,
+/// columns), under the statement's heap bounds as a run is.
+pub(crate) fn check(conn: &mut Connection, host: u16, sql: &str) -> Result<(), ProcError> {
     guard::clear_refusal();
-    conn.prepare_cached(sql)
-        .map(|_| ())
-        .map_err(|e| super::error::map(&e))
+    let in_memory = conn.path().is_none_or(str::is_empty);
+    let window = heap::Window::open(host, heap::statement_cap(in_memory));
+    let out = conn.prepare_cached(sql).map(|_| ());
+    let refused = close_window(conn, window);
+    out.map_err(|e| match refused {
+        Some(bound) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OutOfMemory) => {
+            heap_refused(bound)
+        }
+        _ => super::error::map(&e),
+    })
 }
 
 /// Runs SQL the engine itself issues (BEGIN, COMMIT, SAVEPOINT ...).
