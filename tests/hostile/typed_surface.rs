@@ -1155,11 +1155,13 @@ fn a_pattern_with_word_boundaries_over_a_long_non_ascii_string_is_one_quick_pass
     // `\b` was a Unicode word boundary, beyond the regex crate's fast
     // engines on a non-ASCII string: `(\w\b){5}Z` over 30 MB of "é" held
     // a worker 1.4-2 s in one call, and the process was ended as stuck.
-    // As in Go's RE2, `\b` is now an ASCII boundary and the match stays
-    // on the lazy DFA. A string that is not UTF-8 is matched as bytes
-    // (it was copied, lossily, at up to three times its size).
+    // As in Go's RE2, `\b` is now an ASCII boundary and the match runs on
+    // a lazy DFA, asking the budget as it goes (the 24 MB check fails,
+    // stopped at the slice or not matching). A string that is not UTF-8 is
+    // matched as bytes (it was copied, lossily, at up to three times its
+    // size).
     let body = r#"local s = string.rep("é", 12 << 20)
-        local bad = string.rep("\xff", 1 << 20) .. "Z"
+        local bad = string.rep("\xff", 64 << 10) .. "Z"
         local function passes(T, v) return T:is(v) ~= nil end
         return tostring(passes(P, s)) .. " | " .. tostring(passes(Z, bad)) .. " | "
             .. tostring(passes(B, "café")) .. " | " .. tostring(passes(B, "cafe"))"#;
@@ -1180,4 +1182,34 @@ fn a_pattern_with_word_boundaries_over_a_long_non_ascii_string_is_one_quick_pass
     // As in Go, "é" is not a word character to `\b`: "caf" ends a word in
     // "café" (a Unicode boundary would say it does not), not in "cafe".
     assert_eq!(out.value(), "false | true | true | false");
+}
+
+#[test]
+fn a_pattern_whose_automaton_thrashes_is_stopped_at_the_slice() {
+    // `[01]*1[01]{N}[^01]` needs a DFA state per window of N bits: the
+    // regex crate's lazy DFA gave up and its slower engine ran the whole
+    // string in one call (12.5 MiB with N = 300: 21 s of the worker, seven
+    // times the process's budget; 64 KiB with N = 3000: 1 s). The match
+    // now asks the budget every KiB and stops at the slice, as every long
+    // validation does.
+    for (n, kib) in [(300, 1024), (3000, 64)] {
+        let body = format!(
+            r#"local s = string.rep("01", {kib} * 512)
+            local ok, e = P:is(s)
+            return tostring(ok) .. " " .. tostring(e)"#
+        );
+        let out = attack(
+            app().limits(roomy(Some(Duration::from_secs(20)))).entry(
+                "h:attacker",
+                &source(
+                    &format!("type P = string @pattern(\"[01]*1[01]{{{n}}}[^01]\")"),
+                    &body,
+                ),
+            ),
+            "h:attacker",
+            Vec::new(),
+        );
+        stopped_at_slice(&out);
+        assert!(out.took < Duration::from_secs(3), "{n}: {out:?}");
+    }
 }

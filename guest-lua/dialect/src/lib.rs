@@ -28,6 +28,7 @@ mod facts;
 mod lexer;
 mod lit;
 mod parser;
+mod pattern;
 mod resolve;
 mod scope;
 mod syn;
@@ -35,6 +36,7 @@ pub mod ty;
 mod typesyn;
 
 pub use diag::{Diagnostic, Severity};
+pub use pattern::{POLL_BYTES, Pattern, PatternError, Unanswered};
 pub use resolve::{
     MAX_INSTANTIATION_DEPTH, MAX_IR_NODES, MAX_PATTERNS, TYPE_METHODS, compile_pattern,
 };

@@ -158,7 +158,7 @@ pub(crate) struct Resolver<'r, 'a> {
     /// Diagnostics are dropped (the checks re-resolve annotations).
     quiet: bool,
     /// `@pattern` regexes compiled in this chunk, by text (or why not).
-    patterns: HashMap<String, Result<Arc<regex::bytes::Regex>, &'static str>>,
+    patterns: HashMap<String, Result<Arc<crate::Pattern>, &'static str>>,
 }
 
 /// Where [`Resolver::prims`] keeps a primitive type.
@@ -722,7 +722,7 @@ impl<'a> Resolver<'_, 'a> {
     /// The compiled regex of `@pattern(s)`, once per text per chunk, at
     /// most [`MAX_PATTERNS`] distinct texts; `None` (with an error) for
     /// one that cannot be compiled or is one too many.
-    fn pattern(&mut self, s: &str, at: Pos) -> Option<Arc<regex::bytes::Regex>> {
+    fn pattern(&mut self, s: &str, at: Pos) -> Option<Arc<crate::Pattern>> {
         let compiled = match self.patterns.get(s) {
             Some(done) => done.clone(),
             None if self.patterns.len() >= MAX_PATTERNS => {
@@ -736,8 +736,8 @@ impl<'a> Resolver<'_, 'a> {
             }
             None => {
                 let compiled = compile_pattern(s).map(Arc::new).map_err(|e| match e {
-                    regex::Error::CompiledTooBig(_) => "too big",
-                    _ => "syntax error",
+                    crate::PatternError::TooBig => "too big",
+                    crate::PatternError::Syntax => "syntax error",
                 });
                 self.patterns.insert(s.to_owned(), compiled.clone());
                 compiled
@@ -1114,41 +1114,9 @@ fn category(t: &Ty) -> Option<u8> {
     })
 }
 
-/// Compiles `@pattern(s)` as Go's RE2 reads it, over bytes: `\b` and `\B`
-/// are ASCII word boundaries, as in Go. The `regex` crate's Unicode word
-/// boundary is beyond its fast engines on a non-ASCII string, and one
-/// validation of a 30 MB string held a worker 1.4-2 s (9 s for 200 MB)
-/// in one call; ASCII boundaries keep every match on the lazy DFA. Over
-/// bytes, a string that is not UTF-8 is matched with no copy (a lossy
-/// copy took up to three times the string's size of host memory no
-/// quota counted).
-pub fn compile_pattern(s: &str) -> Result<regex::bytes::Regex, regex::Error> {
-    regex::bytes::RegexBuilder::new(&ascii_word_boundaries(s))
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-}
-
-/// `s` with each `\b` and `\B` escape written `(?-u:\b)`, `(?-u:\B)`.
-fn ascii_word_boundaries(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some(b @ ('b' | 'B')) => {
-                out.push_str("(?-u:\\");
-                out.push(b);
-                out.push(')');
-            }
-            Some(other) => {
-                out.push('\\');
-                out.push(other);
-            }
-            None => out.push('\\'),
-        }
-    }
-    out
+/// Compiles `@pattern(s)` ([`crate::Pattern`]: Go RE2's syntax over bytes,
+/// ASCII word boundaries, a match that can be stopped), its automaton at
+/// most [`REGEX_SIZE_LIMIT`].
+pub fn compile_pattern(s: &str) -> Result<crate::Pattern, crate::PatternError> {
+    crate::Pattern::new(s, REGEX_SIZE_LIMIT)
 }

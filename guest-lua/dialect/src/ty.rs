@@ -77,8 +77,9 @@ pub struct Validator {
     pub args: Vec<ValidatorArg>,
     /// For `pattern`: the compiled regex, or `None` if it did not compile.
     /// It matches bytes, so a string that is not UTF-8 is matched as it
-    /// is, with no copy (see [`crate::resolve::compile_pattern`]).
-    pub regex: Option<Arc<regex::bytes::Regex>>,
+    /// is, with no copy, and a long match can be stopped
+    /// ([`crate::Pattern`]).
+    pub regex: Option<Arc<crate::Pattern>>,
 }
 
 impl PartialEq for Validator {

@@ -5,6 +5,7 @@
 use crate::machine::fast;
 use mlua::{Lua, Table, Value};
 use warren_lua_dialect::ty::{Lit, Ty, TyRef, TypeTable, Validator, ValidatorArg};
+use warren_lua_dialect::{Pattern, Unanswered};
 
 use super::shape::{self, MAX_DEPTH};
 use crate::convert::entry::warren_tableslots;
@@ -230,6 +231,28 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
+    /// `@pattern`'s verdict on `text`: its bytes count as work, and the
+    /// budget is asked every [`warren_lua_dialect::POLL_BYTES`] of the
+    /// match, which stops there when told to (one match of a pattern whose
+    /// DFA thrashes held a worker 21 s).
+    fn pattern(&mut self, re: &Pattern, text: &[u8]) -> Result<Option<&'static str>, Stop> {
+        self.charge(text.len())?;
+        let budget = self.budget;
+        let mut reason = None;
+        let found = re.find_in(text, &mut || match budget() {
+            Some(r) => {
+                reason = Some(r);
+                false
+            }
+            None => true,
+        });
+        match found {
+            Ok(true) => Ok(None),
+            Ok(false) | Err(Unanswered::GaveUp) => Ok(Some("pattern mismatch")),
+            Err(Unanswered::Stopped) => Err(Stop::Budget(reason.unwrap_or_default())),
+        }
+    }
+
     /// The slots table `t` has (array part and node array): what a
     /// traversal of it reads, empty ones too.
     fn slots(&self, t: &Table) -> usize {
@@ -400,10 +423,11 @@ impl<'a> Checker<'a> {
             Ty::Annotated { inner, validators } => {
                 self.check(inner, env, v, here, hint, detail)?;
                 for val in validators {
-                    if let (Some(_), Value::String(text)) = (&val.regex, v) {
-                        self.charge(text.as_bytes().len())?;
-                    }
-                    if let Some(msg) = validator_failure(val, v) {
+                    let failed = match (&val.regex, v) {
+                        (Some(re), Value::String(text)) => self.pattern(re, &text.as_bytes())?,
+                        _ => validator_failure(val, v),
+                    };
+                    if let Some(msg) = failed {
                         if !detail {
                             return Err(Stop::Quiet);
                         }
@@ -573,6 +597,7 @@ fn validator_failure(val: &Validator, v: &Value) -> Option<&'static str> {
             let Some(re) = &val.regex else {
                 return Some("invalid regex");
             };
+            // Strings go through `Checker::pattern`, which can stop a match.
             (!re.is_match(&s.as_bytes()[..])).then_some("pattern mismatch")
         }
         _ => None,
