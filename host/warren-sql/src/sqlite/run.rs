@@ -158,12 +158,7 @@ fn with_deadline<R>(
             .map(|m| Interrupted::Budget(m.spent())),
         _ => None,
     };
-    out.map_err(|e| match refused {
-        Some(bound) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OutOfMemory) => {
-            heap_refused(bound)
-        }
-        _ => map_run(&e, hit),
-    })
+    out.map_err(|e| heap_refused(&e, refused).unwrap_or_else(|| map_run(&e, hit)))
 }
 
 /// Closes a statement's heap window, emptying the connection's cache of
@@ -176,12 +171,15 @@ fn close_window(conn: &Connection, window: heap::Window) -> Option<heap::Refusal
     heap::take_refusal()
 }
 
-/// The error of a statement a heap bound of [`heap`] failed.
-fn heap_refused(bound: heap::Refusal) -> ProcError {
-    crate::error::with_code(
+/// The error of a statement that failed out of memory because a heap
+/// bound of [`heap`] refused it (`refused`); `None` for any other error.
+fn heap_refused(e: &rusqlite::Error, refused: Option<heap::Refusal>) -> Option<ProcError> {
+    let out_of_memory = e.sqlite_error_code() == Some(rusqlite::ErrorCode::OutOfMemory);
+    let bound = refused.filter(|_| out_of_memory)?;
+    Some(crate::error::with_code(
         crate::error::err(warren_core::ErrorKind::RateLimited, false, bound.text()),
         Value::Int(i64::from(rusqlite::ffi::SQLITE_NOMEM)),
-    )
+    ))
 }
 
 fn check_count(stmt: &Statement<'_>, given: usize) -> Result<(), ProcError> {
@@ -321,12 +319,7 @@ pub(crate) fn check(conn: &mut Connection, host: u16, sql: &str) -> Result<(), P
     let window = heap::Window::open(host, heap::statement_cap(in_memory));
     let out = conn.prepare_cached(sql).map(|_| ());
     let refused = close_window(conn, window);
-    out.map_err(|e| match refused {
-        Some(bound) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OutOfMemory) => {
-            heap_refused(bound)
-        }
-        _ => super::error::map(&e),
-    })
+    out.map_err(|e| heap_refused(&e, refused).unwrap_or_else(|| super::error::map(&e)))
 }
 
 /// Runs SQL the engine itself issues (BEGIN, COMMIT, SAVEPOINT ...).
